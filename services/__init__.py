@@ -1,0 +1,1 @@
+"""Shoal: find and fix problems in machine-learning datasets."""

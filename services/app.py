@@ -1,0 +1,53 @@
+"""Composes services into a server: all four in one process (``shoal serve``), or one
+(``shoal serve --service NAME``). The services stay separate: each is built by its own factory
+and only shares the process, the port and the stores."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from shoal.common.errors import ConfigurationError
+from shoal.common.server import ServiceSpec, ShoalServer
+from shoal.common.settings import SERVICE_NAMES, ShoalSettings
+from shoal.common.stores import Stores, open_stores
+
+log = logging.getLogger(__name__)
+
+Factory = Callable[[ShoalSettings, Stores], ServiceSpec]
+
+
+def factories() -> dict[str, Factory]:
+    from shoal.analysis.service import create_service as analysis
+    from shoal.ingest.service import create_service as ingest
+    from shoal.labeling_bridge.service import create_service as labeling_bridge
+    from shoal.sampler.service import create_service as sampler
+
+    return {"ingest": ingest, "analysis": analysis, "sampler": sampler, "labeling_bridge": labeling_bridge}
+
+
+def check_external_stores(settings: ShoalSettings, service: str) -> None:
+    """A single service runs as a pod would: against external stores, never embedded ones
+    (they cannot be shared between processes)."""
+    missing = []
+    if not settings.metrics_url.startswith(("http://", "https://")):
+        missing.append("SHOAL_METRICS_URL=http(s)://clickhouse:8123")
+    if not settings.vectors_url.startswith(("http://", "https://")):
+        missing.append("SHOAL_VECTORS_URL=http(s)://milvus:19530")
+    if not settings.kafka_bootstrap_servers:
+        missing.append("SHOAL_KAFKA_BOOTSTRAP_SERVERS=kafka:9092")
+    if missing:
+        raise ConfigurationError(
+            f"`shoal serve --service {service}` runs against external servers; set " + ", ".join(missing)
+            + " (or run `shoal serve` without --service for the embedded all-in-one mode)"
+        )
+
+
+def build_server(settings: ShoalSettings, services: Sequence[str] = SERVICE_NAMES, stores: Stores | None = None) -> ShoalServer:
+    known = factories()
+    for name in services:
+        if name not in known:
+            raise ConfigurationError(f"unknown service {name!r}; choose from {', '.join(SERVICE_NAMES)}")
+    stores = stores if stores is not None else open_stores(settings)
+    specs = [known[name](settings, stores) for name in services]
+    return ShoalServer(settings, specs, stores)

@@ -1,0 +1,228 @@
+"""The two server interceptors every Shoal service runs, outermost first:
+
+1. :class:`ErrorInterceptor` turns a typed :class:`~shoal.common.errors.ShoalError` into its
+   status code, message and ``shoal-error-bin`` detail; anything else becomes INTERNAL with a
+   generic message and a request id, and the traceback goes to the log.
+2. :class:`AuthInterceptor` authenticates the API key and checks the project the request names.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from shoal.common.auth import DEV_PRINCIPAL, KeyStore, Principal, reset_principal, set_principal
+from shoal.common.errors import (
+    Datapoint,
+    InternalError,
+    InvalidArgument,
+    PermissionDenied,
+    ShoalError,
+    Unauthenticated,
+    Unavailable,
+)
+from shoal.common.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+ERROR_DETAIL_KEY = "shoal-error-bin"
+REQUEST_ID_KEY = "x-request-id"
+
+# Services reachable without a key: health checks and reflection (grpcurl, kubelet probes).
+OPEN_SERVICES = frozenset(
+    {
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    }
+)
+
+
+def _wrap(handler: grpc.RpcMethodHandler, wrapper: Callable[[Callable[..., Any], bool, bool], Callable[..., Any]]) -> grpc.RpcMethodHandler:
+    """A copy of ``handler`` whose behaviour is ``wrapper(behaviour, request_streaming, response_streaming)``."""
+    rq, rs = handler.request_streaming, handler.response_streaming
+    if rq and rs:
+        return grpc.stream_stream_rpc_method_handler(
+            wrapper(handler.stream_stream, rq, rs), handler.request_deserializer, handler.response_serializer
+        )
+    if rq:
+        return grpc.stream_unary_rpc_method_handler(
+            wrapper(handler.stream_unary, rq, rs), handler.request_deserializer, handler.response_serializer
+        )
+    if rs:
+        return grpc.unary_stream_rpc_method_handler(
+            wrapper(handler.unary_stream, rq, rs), handler.request_deserializer, handler.response_serializer
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        wrapper(handler.unary_unary, rq, rs), handler.request_deserializer, handler.response_serializer
+    )
+
+
+def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
+    return {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+def error_detail(exc: ShoalError) -> common_pb2.ErrorDetail:
+    detail = common_pb2.ErrorDetail(reason=exc.reason, field=exc.field, message=exc.message)
+    if exc.datapoint is not None:
+        dp: Datapoint = exc.datapoint
+        detail.datapoint.dataset = dp.dataset
+        detail.datapoint.frame_id = dp.frame_id
+        detail.datapoint.object_id = dp.object_id
+    return detail
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Maps exceptions to status codes, in one place."""
+
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+
+        def wrapper(behaviour: Callable[..., Any], _rq: bool, rs: bool) -> Callable[..., Any]:
+            if rs:
+
+                def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    try:
+                        yield from behaviour(request, context)
+                    except Exception as exc:  # noqa: BLE001 - this is the one place that maps them
+                        self._abort(exc, context, method)
+
+                return streaming
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                try:
+                    return behaviour(request, context)
+                except Exception as exc:  # noqa: BLE001
+                    self._abort(exc, context, method)
+
+            return unary
+
+        return _wrap(handler, wrapper)
+
+    @staticmethod
+    def _abort(exc: Exception, context: grpc.ServicerContext, method: str) -> None:
+        # Servicers never call context.abort(): they raise, and this is where it is turned into
+        # a status.
+        if not isinstance(exc, ShoalError):
+            request_id = _metadata(context).get(REQUEST_ID_KEY) or uuid.uuid4().hex
+            log.error("%s failed (request %s)", method, request_id, exc_info=exc)
+            exc = InternalError(f"internal error; request id {request_id}")
+        elif isinstance(exc, Unavailable):
+            log.warning("%s: %s", method, exc.describe())
+        context.set_trailing_metadata(((ERROR_DETAIL_KEY, error_detail(exc).SerializeToString()),))
+        context.abort(exc.code, exc.describe())
+
+
+@dataclass(frozen=True)
+class MethodPolicy:
+    """How the auth interceptor treats the methods of the registered services."""
+
+    #: full method names ("/shoal.ingest.v1.IngestService/CreateProject") that need an admin key
+    admin: frozenset[str] = field(default_factory=frozenset)
+    #: methods whose request names no project; the servicer filters by the caller's scopes
+    unscoped: frozenset[str] = field(default_factory=frozenset)
+
+
+def request_project(request: Any) -> str | None:
+    """The project a request names in its top-level ``project`` field (a name, or a message
+    with a ``name``), or None when the message has no such field."""
+    descriptor = getattr(request, "DESCRIPTOR", None)
+    if descriptor is None or "project" not in descriptor.fields_by_name:
+        return None
+    value = request.project
+    if isinstance(value, str):
+        return value
+    return getattr(value, "name", None)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Authenticates every call but health and reflection, and checks its project scope before
+    the servicer runs (for client streams: every message)."""
+
+    def __init__(self, keys: KeyStore | None, policy: MethodPolicy, *, insecure_dev_mode: bool = False) -> None:
+        if keys is None and not insecure_dev_mode:
+            raise ValueError("a KeyStore is needed unless insecure_dev_mode is on")
+        self.keys = keys
+        self.policy = policy
+        self.insecure_dev_mode = insecure_dev_mode
+
+    def _authenticate(self, context: grpc.ServicerContext) -> Principal:
+        if self.insecure_dev_mode:
+            return DEV_PRINCIPAL
+        md = _metadata(context)
+        key = md.get("x-api-key", "")
+        auth = md.get("authorization", "")
+        if not key and auth:
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() != "bearer" or not value:
+                raise Unauthenticated("authorization metadata must be 'Bearer <API key>'")
+            key = value
+        if not key:
+            raise Unauthenticated("missing API key: send 'authorization: Bearer <key>' or 'x-api-key: <key>'")
+        assert self.keys is not None
+        return self.keys.authenticate(key)
+
+    def _check(self, method: str, principal: Principal, request: Any) -> None:
+        if method in self.policy.admin:
+            principal.require_admin(method.rsplit("/", 1)[-1])
+            return
+        if method in self.policy.unscoped:
+            return
+        project = request_project(request)
+        if project is None:
+            # A method that names no project and is not declared unscoped: refuse rather than
+            # guess. tests/unit/test_api_conventions.py keeps this from happening.
+            raise PermissionDenied(f"{method} declares no project scope")
+        if not project:
+            raise InvalidArgument("is empty: name the project", field="project")
+        principal.require(project)
+
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        service = method.lstrip("/").split("/", 1)[0]
+        if service in OPEN_SERVICES:
+            return handler
+
+        def wrapper(behaviour: Callable[..., Any], rq: bool, rs: bool) -> Callable[..., Any]:
+            def call(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
+                principal = self._authenticate(context)
+                if rq:
+                    request_or_iterator = self._checked_stream(method, principal, request_or_iterator)
+                else:
+                    self._check(method, principal, request_or_iterator)
+                token = set_principal(principal)
+                try:
+                    result = behaviour(request_or_iterator, context)
+                    if rs:
+                        return _with_principal(result, principal)
+                    return result
+                finally:
+                    reset_principal(token)
+
+            return call
+
+        return _wrap(handler, wrapper)
+
+    def _checked_stream(self, method: str, principal: Principal, requests: Iterator[Any]) -> Iterator[Any]:
+        for request in requests:
+            self._check(method, principal, request)
+            yield request
+
+
+def _with_principal(results: Iterator[Any], principal: Principal) -> Iterator[Any]:
+    token = set_principal(principal)
+    try:
+        yield from results
+    finally:
+        reset_principal(token)

@@ -1,0 +1,303 @@
+"""Bootstrap shared by every Shoal service: one gRPC server, standard health whose status
+follows the stores, reflection, the error and auth interceptors, TLS, message-size limits and a
+graceful SIGTERM.
+
+A service contributes a :class:`ServiceSpec`; ``shoal serve`` passes all four to one
+:class:`ShoalServer` (one process, one port), ``shoal serve --service NAME`` passes one.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shoal.common import auth, jobs
+from shoal.common.auth import KeyStore
+from shoal.common.errors import ShoalError
+from shoal.common.interceptors import AuthInterceptor, ErrorInterceptor, MethodPolicy
+from shoal.common.settings import ShoalSettings
+from shoal.common.stores import Stores
+from shoal.common.stores.metrics import Migration
+from shoal.common.topics import Topics
+
+log = logging.getLogger(__name__)
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+STORE_ROLES = ("metrics", "vectors", "events")
+
+
+class BackgroundWorker(Protocol):
+    """Something a service runs beside its RPCs (a Kafka consumer, a job runner)."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout_seconds: float) -> None:
+        """Stops taking new work, finishes or abandons the current item, commits, returns."""
+
+    def healthy(self) -> bool: ...
+
+
+@dataclass
+class ServiceSpec:
+    """What a service brings to a server."""
+
+    #: short name: ingest, analysis, sampler, labeling_bridge
+    name: str
+    #: full gRPC service name, from the descriptor
+    full_name: str
+    #: adds the servicer to a grpc.Server
+    register: Callable[[grpc.Server], None]
+    #: which stores must answer for the service to be SERVING
+    stores: tuple[str, ...] = STORE_ROLES
+    policy: MethodPolicy = field(default_factory=MethodPolicy)
+    migrations: tuple[Migration, ...] = ()
+    workers: list[BackgroundWorker] = field(default_factory=list)
+    #: an extra readiness check; raise to report NOT_SERVING
+    check: Callable[[], None] | None = None
+
+
+class ShoalServer:
+    """A gRPC server hosting one or more services. Build it, ``start()`` it, ``stop()`` it, or
+    ``serve()`` until SIGTERM."""
+
+    def __init__(self, settings: ShoalSettings, specs: Sequence[ServiceSpec], stores: Stores) -> None:
+        if not specs:
+            raise ValueError("a server needs at least one service")
+        self.settings = settings
+        self.specs = list(specs)
+        self.stores = stores
+        self.keys = KeyStore(stores.metrics)
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.port: int | None = None
+        self._server: grpc.Server | None = None
+        self._stop_event = threading.Event()
+        self._stopped = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self._prepared = False
+        self._workers_started = False
+        self._status: dict[str, int] = {}
+        self._store_errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+        for name in self._health_names():
+            self.health.set(name, NOT_SERVING)
+
+    def _health_names(self) -> list[str]:
+        return ["", *[s.full_name for s in self.specs]]
+
+    # -- start ---------------------------------------------------------------------------
+    def build(self) -> grpc.Server:
+        """The unstarted grpc.Server with every servicer, health and reflection."""
+        policy = MethodPolicy(
+            admin=frozenset().union(*(s.policy.admin for s in self.specs)),
+            unscoped=frozenset().union(*(s.policy.unscoped for s in self.specs)),
+        )
+        if self.settings.insecure_dev_mode:
+            log.warning(
+                "INSECURE DEVELOPMENT MODE: every call is accepted without an API key, as an administrator. "
+                "Never run like this outside a laptop; unset SHOAL_INSECURE_DEV_MODE."
+            )
+        interceptors = [
+            ErrorInterceptor(),
+            AuthInterceptor(self.keys, policy, insecure_dev_mode=self.settings.insecure_dev_mode),
+        ]
+        size = self.settings.max_message_bytes
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self.settings.worker_threads, thread_name_prefix="shoal-rpc"),
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", size),
+                ("grpc.max_send_message_length", size),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=self.settings.worker_threads * 8,
+        )
+        for spec in self.specs:
+            spec.register(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = [s.full_name for s in self.specs]
+        names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, server)
+        return server
+
+    def _bind(self, server: grpc.Server) -> int:
+        address = f"{self.settings.host}:{self.settings.port}"
+        if self.settings.tls_enabled:
+            assert self.settings.tls_cert_file and self.settings.tls_key_file
+            cert = self.settings.tls_cert_file.read_bytes()
+            key = self.settings.tls_key_file.read_bytes()
+            ca = self.settings.tls_client_ca_file.read_bytes() if self.settings.tls_client_ca_file else None
+            creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+            port = server.add_secure_port(address, creds)
+        else:
+            port = server.add_insecure_port(address)
+        if port == 0:
+            raise OSError(f"could not bind {address}: is the port in use?")
+        return port
+
+    def start(self) -> int:
+        """Binds and starts serving; returns the port. Health stays NOT_SERVING until the stores
+        answer and the schema is migrated."""
+        server = self.build()
+        self.port = self._bind(server)
+        server.start()
+        self._server = server
+        log.info(
+            "serving %s on %s:%d (%s)",
+            ", ".join(s.full_name for s in self.specs),
+            self.settings.host,
+            self.port,
+            "TLS" if self.settings.tls_enabled else "plaintext",
+        )
+        self._refresh()
+        self._monitor = threading.Thread(target=self._watch, name="shoal-readiness", daemon=True)
+        self._monitor.start()
+        return self.port
+
+    # -- readiness -----------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Once the stores answer: schema migrations, topics, the bootstrap admin key."""
+        if self._prepared:
+            return
+        migrations = [*auth.MIGRATIONS, *jobs.MIGRATIONS, *(m for s in self.specs for m in s.migrations)]
+        self.stores.metrics.migrate(migrations)
+        if any("events" in s.stores for s in self.specs):
+            topics = Topics(self.settings.topic_prefix)
+            self.stores.events.ensure_topics(
+                topics.specs(self.settings.topic_partitions, self.settings.topic_replication_factor)
+            )
+        if self.settings.admin_api_key is not None:
+            key_id = self.keys.ensure(
+                self.settings.admin_api_key.get_secret_value(), [auth.ADMIN_SCOPE], description="SHOAL_ADMIN_API_KEY"
+            )
+            log.info("administrator key %s from SHOAL_ADMIN_API_KEY is registered", key_id)
+        self._prepared = True
+
+    def _check_stores(self) -> dict[str, str]:
+        errors = {}
+        needed = {role for s in self.specs for role in s.stores}
+        for role in STORE_ROLES:
+            if role not in needed:
+                continue
+            try:
+                getattr(self.stores, role).ping()
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                errors[role] = str(exc) if isinstance(exc, ShoalError) else f"{type(exc).__name__}: {exc}"
+        return errors
+
+    def _refresh(self) -> None:
+        if self._stop_event.is_set():
+            return
+        errors = self._check_stores()
+        if not errors:
+            try:
+                self._prepare()
+            except Exception as exc:  # noqa: BLE001
+                errors["metrics"] = f"preparing stores failed: {exc}"
+        if not errors and self._prepared and not self._workers_started:
+            for spec in self.specs:
+                for worker in spec.workers:
+                    worker.start()
+            self._workers_started = True
+        for role in STORE_ROLES:
+            old, new = self._store_errors.get(role), errors.get(role)
+            if new and new != old:
+                log.warning("%s store is not reachable: %s", role, new)
+            elif old and not new:
+                log.info("%s store is reachable again", role)
+        self._store_errors = errors
+        all_ok = True
+        for spec in self.specs:
+            ok = self._prepared and not any(role in errors for role in spec.stores)
+            if ok and spec.check is not None:
+                try:
+                    spec.check()
+                except Exception as exc:  # noqa: BLE001
+                    ok = False
+                    log.warning("%s is not ready: %s", spec.name, exc)
+            if ok and self._workers_started:
+                ok = all(w.healthy() for w in spec.workers)
+            self._set(spec.full_name, SERVING if ok else NOT_SERVING)
+            all_ok = all_ok and ok
+        self._set("", SERVING if all_ok else NOT_SERVING)
+
+    def _set(self, name: str, status: int) -> None:
+        with self._lock:
+            if self._stop_event.is_set():
+                return
+            if self._status.get(name) != status:
+                log.info(
+                    "health %s: %s", name or "(server)", health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+                )
+                self._status[name] = status
+                self.health.set(name, status)
+
+    def _watch(self) -> None:
+        while not self._stop_event.wait(self.settings.readiness_interval_seconds):
+            try:
+                self._refresh()
+            except Exception:  # noqa: BLE001 - the monitor must not die
+                log.exception("readiness check failed")
+
+    def status(self) -> dict[str, str]:
+        with self._lock:
+            return {k: health_pb2.HealthCheckResponse.ServingStatus.Name(v) for k, v in self._status.items()}
+
+    # -- stop ----------------------------------------------------------------------------
+    def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING first, a drain pause, then stop the workers, then the server with a
+        grace period, then close the stores. Safe to call twice."""
+        if self._stop_event.is_set():
+            self._stopped.wait()
+            return
+        grace = self.settings.grace_seconds if grace is None else grace
+        with self._lock:
+            self._stop_event.set()
+            self.health.enter_graceful_shutdown()
+        log.info("shutting down: health is NOT_SERVING; draining for %.1fs", self.settings.drain_seconds)
+        time.sleep(self.settings.drain_seconds)
+        for spec in self.specs:
+            for worker in spec.workers:
+                try:
+                    worker.stop(timeout_seconds=grace)
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping worker %s failed", worker.name)
+        if self._server is not None:
+            log.info("stopping the gRPC server (grace %.1fs)", grace)
+            self._server.stop(grace).wait()
+        self.stores.close()
+        log.info("stopped")
+        self._stopped.set()
+
+    def serve(self) -> None:
+        """Starts, then blocks until SIGTERM or SIGINT and stops gracefully."""
+        received = threading.Event()
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            log.info("received %s", signal.Signals(signum).name)
+            received.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self.start()
+            received.wait()
+        finally:
+            self.stop()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def all_ok(statuses: Iterable[str]) -> bool:
+    return all(s == "SERVING" for s in statuses)

@@ -1,0 +1,154 @@
+"""Settings of a Shoal process, read once at start from ``SHOAL_*`` environment variables.
+
+Every field below is a setting; its environment variable is ``SHOAL_`` + the upper-cased field
+name (``port`` -> ``SHOAL_PORT``). Unknown fields passed in code are refused, values are parsed
+strictly, and secrets are :class:`pydantic.SecretStr` so they never appear in logs or reprs.
+The README's settings table is generated from this model (``shoal settings --markdown``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SHOAL_"
+# Environment variables with the prefix that are read by the tooling around the settings
+# (scripts and the test harness), not by the services.
+NON_SETTING_ENV = frozenset({"SHOAL_CACHE_DIR", "SHOAL_TEST_CLICKHOUSE_URL", "SHOAL_TEST_KAFKA", "SHOAL_TEST_MILVUS_URI"})
+
+SERVICE_NAMES = ("ingest", "analysis", "sampler", "labeling_bridge")
+
+
+class ShoalSettings(BaseSettings):
+    """Settings shared by every service; a service reads the ones it needs."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", strict=True, validate_default=True)
+
+    # --- serving -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds; `0.0.0.0` in a pod.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one and logs it).")
+    data_dir: Path = Field(Path("shoal-data"), description="Where the embedded stores keep their files.")
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest gRPC message accepted or sent, in bytes."
+    )
+    worker_threads: int = Field(16, ge=1, le=1024, description="Threads serving RPCs concurrently.")
+    grace_seconds: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long in-flight RPCs may finish before being cancelled."
+    )
+    drain_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="On SIGTERM, how long health reports NOT_SERVING before the server stops accepting "
+        "calls, so load balancers take the pod out first.",
+    )
+    readiness_interval_seconds: float = Field(
+        2.0, gt=0, description="How often the stores are probed to keep the health status current."
+    )
+
+    # --- security ------------------------------------------------------------------------
+    tls_cert_file: Path | None = Field(None, description="PEM certificate chain; with tls_key_file turns TLS on.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."
+    )
+    insecure_dev_mode: bool = Field(
+        False,
+        description="Accept every call without an API key, as an administrator. For a laptop only; "
+        "logged as a warning at start.",
+    )
+    admin_api_key: SecretStr | None = Field(
+        None,
+        description="An administrator API key (scope `*`) registered at start, e.g. from a Kubernetes "
+        "Secret. Create more keys with `shoal keys create`.",
+    )
+
+    # --- stores --------------------------------------------------------------------------
+    metrics_url: str = Field(
+        "",
+        description="ClickHouse: `chdb:///PATH` (embedded, the default under data_dir) or "
+        "`http(s)://host:8123` for a server.",
+    )
+    clickhouse_database: str = Field("shoal", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", description="Database of every Shoal table.")
+    clickhouse_username: str = Field("default", description="ClickHouse server user.")
+    clickhouse_password: SecretStr | None = Field(None, description="ClickHouse server password.")
+    clickhouse_verify_tls: bool = Field(True, description="Verify the ClickHouse server's certificate.")
+    vectors_url: str = Field(
+        "",
+        description="Milvus: a file path for Milvus Lite (embedded, the default under data_dir) or "
+        "`http(s)://host:19530` for a server.",
+    )
+    milvus_token: SecretStr | None = Field(None, description="Milvus server token (`user:password` or an API key).")
+    milvus_db_name: str = Field("", description="Milvus database; empty is the server's default.")
+    store_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of every store call.")
+
+    # --- events --------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "",
+        description="Comma-separated Kafka brokers. Empty: the embedded in-process bus under data_dir.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="Kafka SASL mechanism."
+    )
+    kafka_sasl_username: str | None = Field(None, description="Kafka SASL user.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="Kafka SASL password.")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle to verify the Kafka brokers.")
+    topic_prefix: str = Field(
+        "shoal", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Prefix of every Kafka topic Shoal uses."
+    )
+    topic_partitions: int = Field(12, ge=1, le=1000, description="Partitions of topics Shoal creates.")
+    topic_replication_factor: int = Field(1, ge=1, le=10, description="Replication of topics Shoal creates.")
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["text", "json"] = Field("text", description="`json` for one JSON object per line.")
+
+    @model_validator(mode="after")
+    def _check_tls_pair(self) -> ShoalSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both SHOAL_TLS_CERT_FILE and SHOAL_TLS_KEY_FILE to turn TLS on, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("SHOAL_TLS_CLIENT_CA_FILE needs SHOAL_TLS_CERT_FILE and SHOAL_TLS_KEY_FILE")
+        if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError("SHOAL_KAFKA_SASL_MECHANISM needs SHOAL_KAFKA_SASL_USERNAME and SHOAL_KAFKA_SASL_PASSWORD")
+        return self
+
+    # Resolved locations -------------------------------------------------------------------
+    @property
+    def resolved_metrics_url(self) -> str:
+        return self.metrics_url or f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def resolved_vectors_url(self) -> str:
+        return self.vectors_url or str((self.data_dir / "milvus.db").resolve())
+
+    @property
+    def embedded_bus_dir(self) -> Path:
+        return (self.data_dir / "bus").resolve()
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+
+def unknown_env_settings(environ: dict[str, str] | None = None) -> list[str]:
+    """``SHOAL_*`` variables that are no setting (most likely typos), sorted."""
+    env = os.environ if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in ShoalSettings.model_fields} | NON_SETTING_ENV
+    return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def settings_markdown() -> str:
+    """The settings as a Markdown table, for the README."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in ShoalSettings.model_fields.items():
+        default = field.default
+        shown = "" if default in (None, "") else f"`{default}`"
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows)

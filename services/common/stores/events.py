@@ -1,0 +1,807 @@
+"""The event bus: Apache Kafka, or an in-process bus with the same interface for one machine.
+
+Semantics both implementations keep (and ``tests/integration/test_events_suite.py`` checks):
+
+- a topic has a fixed number of partitions; a message's key picks its partition (Kafka's
+  murmur2, so a customer's producer with the default partitioner agrees), and messages of one
+  key are delivered in order;
+- ``publish`` returns a future that resolves once the message is durable (Kafka ``acks=all``;
+  the embedded bus after ``fsync``); ``flush`` waits for every outstanding publish;
+- consumers join a group; each partition of a subscribed topic is read by one member of the
+  group; offsets are committed only by an explicit ``commit`` (never automatically), and a member
+  that joins later, or after a crash, resumes at the committed offset, so everything not
+  committed is delivered again (at least once);
+- when a rebalance takes partitions from a member, its ``on_revoke`` callback runs on its own
+  thread before the partitions move, so it can commit what it finished.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import logging
+import os
+import struct
+import threading
+import time
+import uuid
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoal.common.errors import ConfigurationError, InvalidArgument, Unavailable
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, order=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 1
+    replication_factor: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Published:
+    topic: str
+    partition: int
+    offset: int
+
+
+RebalanceCallback = Callable[[set[TopicPartition]], None]
+
+
+class Consumer(abc.ABC):
+    """A member of a consumer group. Not thread-safe: use it from one thread."""
+
+    @abc.abstractmethod
+    def poll(self, timeout_seconds: float, max_records: int = 500) -> list[Event]:
+        """Up to ``max_records`` events, waiting at most ``timeout_seconds`` for the first."""
+
+    @abc.abstractmethod
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commits, per partition, the offset of the next event to read. ``None`` commits the
+        position after everything returned by ``poll`` so far."""
+
+    @abc.abstractmethod
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset of a partition, or None."""
+
+    @abc.abstractmethod
+    def assignment(self) -> set[TopicPartition]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Leaves the group without committing."""
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus(abc.ABC):
+    kind: str
+
+    @abc.abstractmethod
+    def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
+        """Creates the topics that do not exist; existing ones are left as they are."""
+
+    @abc.abstractmethod
+    def publish(self, topic: str, *, key: bytes, value: bytes, headers: Headers = ()) -> Future[Published]:
+        """Sends one message; the future resolves when it is durable."""
+
+    @abc.abstractmethod
+    def flush(self, timeout_seconds: float = 30.0) -> None:
+        """Waits until every message published so far is durable; raises Unavailable if not."""
+
+    @abc.abstractmethod
+    def consumer(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+    ) -> Consumer: ...
+
+    @abc.abstractmethod
+    def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        """The offset after the last message of each partition of a topic."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raises :class:`Unavailable` unless the bus answers."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+# --- partitioning: Kafka's murmur2, so keys land where a Java or Python producer puts them ---
+def murmur2(data: bytes) -> int:
+    length = len(data)
+    seed = 0x9747B28C
+    m = 0x5BD1E995
+    r = 24
+    h = (seed ^ length) & 0xFFFFFFFF
+    length4 = length // 4
+    for i in range(length4):
+        i4 = i * 4
+        k = (data[i4] & 0xFF) + ((data[i4 + 1] & 0xFF) << 8) + ((data[i4 + 2] & 0xFF) << 16) + ((data[i4 + 3] & 0xFF) << 24)
+        k = (k * m) & 0xFFFFFFFF
+        k ^= (k % 0x100000000) >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h = (h ^ k) & 0xFFFFFFFF
+    extra = length % 4
+    if extra >= 3:
+        h = (h ^ ((data[(length & ~3) + 2] & 0xFF) << 16)) & 0xFFFFFFFF
+    if extra >= 2:
+        h = (h ^ ((data[(length & ~3) + 1] & 0xFF) << 8)) & 0xFFFFFFFF
+    if extra >= 1:
+        h = (h ^ (data[length & ~3] & 0xFF)) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+    h ^= (h % 0x100000000) >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= (h % 0x100000000) >> 15
+    return h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+# --- the embedded bus ----------------------------------------------------------------------
+_HEADER = struct.Struct("<IqiiI")  # total length, timestamp, key length (-1: none), value length, header count
+
+
+def _encode(key: bytes | None, value: bytes, headers: Headers, ts: int) -> bytes:
+    parts = [b"" if key is None else key, value]
+    for name, hv in headers:
+        nb = name.encode()
+        parts.append(struct.pack("<II", len(nb), len(hv)) + nb + hv)
+    body = b"".join(parts)
+    return _HEADER.pack(_HEADER.size + len(body), ts, -1 if key is None else len(key), len(value), len(headers)) + body
+
+
+def _decode(buf: bytes) -> tuple[bytes | None, bytes, tuple[tuple[str, bytes], ...], int]:
+    _total, ts, klen, vlen, nh = _HEADER.unpack_from(buf, 0)
+    pos = _HEADER.size
+    key = None
+    if klen >= 0:
+        key = bytes(buf[pos : pos + klen])
+        pos += klen
+    value = bytes(buf[pos : pos + vlen])
+    pos += vlen
+    headers = []
+    for _ in range(nh):
+        nlen, hlen = struct.unpack_from("<II", buf, pos)
+        pos += 8
+        name = bytes(buf[pos : pos + nlen]).decode()
+        pos += nlen
+        headers.append((name, bytes(buf[pos : pos + hlen])))
+        pos += hlen
+    return key, value, tuple(headers), ts
+
+
+class _PartitionLog:
+    """An append-only log of one partition: in memory, or in a file with an in-memory index of
+    record positions (8 bytes per record), read back on demand."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._records: list[bytes] = []
+        self._positions = array("q")
+        self._fd: int | None = None
+        self._size = 0
+        self._dirty = False
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            self._recover()
+
+    def _recover(self) -> None:
+        assert self._fd is not None and self.path is not None
+        size = os.fstat(self._fd).st_size
+        pos = 0
+        while pos + _HEADER.size <= size:
+            head = os.pread(self._fd, _HEADER.size, pos)
+            total = struct.unpack_from("<I", head, 0)[0]
+            if total < _HEADER.size or pos + total > size:
+                break
+            self._positions.append(pos)
+            pos += total
+        if pos < size:  # a torn write at the end: never acknowledged, cut it off
+            log.warning("embedded bus: truncating %d torn bytes at the end of %s", size - pos, self.path)
+            os.ftruncate(self._fd, pos)
+        self._size = pos
+
+    def __len__(self) -> int:
+        return len(self._positions) if self._fd is not None else len(self._records)
+
+    def append(self, record: bytes) -> int:
+        offset = len(self)
+        if self._fd is None:
+            self._records.append(record)
+        else:
+            os.write(self._fd, record)
+            self._positions.append(self._size)
+            self._size += len(record)
+            self._dirty = True
+        return offset
+
+    def sync(self) -> None:
+        if self._fd is not None and self._dirty:
+            os.fsync(self._fd)
+            self._dirty = False
+
+    def read(self, offset: int) -> bytes:
+        if self._fd is None:
+            return self._records[offset]
+        pos = self._positions[offset]
+        end = self._positions[offset + 1] if offset + 1 < len(self._positions) else self._size
+        return os.pread(self._fd, end - pos, pos)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            self.sync()
+            os.close(self._fd)
+            self._fd = None
+
+
+class _Group:
+    def __init__(self) -> None:
+        self.members: dict[str, _EmbeddedConsumer] = {}
+        self.generation = 0
+        self.assignments: dict[str, set[TopicPartition]] = {}
+
+
+class EmbeddedEventBus(EventBus):
+    """Kafka's semantics inside one process. With ``directory`` the log and the committed
+    offsets are files (``fsync`` on flush), so acknowledged messages survive a restart."""
+
+    kind = "embedded"
+
+    def __init__(self, directory: Path | None = None, *, default_partitions: int = 4) -> None:
+        self.directory = directory.resolve() if directory is not None else None
+        self.default_partitions = default_partitions
+        self._lock = threading.RLock()
+        self._data = threading.Condition(self._lock)
+        self._topics: dict[str, list[_PartitionLog]] = {}
+        self._groups: dict[str, _Group] = {}
+        self._offsets: dict[str, dict[TopicPartition, int]] = {}
+        self._closed = False
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._load()
+
+    # persistence
+    def _load(self) -> None:
+        assert self.directory is not None
+        meta = self.directory / "topics.json"
+        if meta.exists():
+            for name, partitions in json.loads(meta.read_text()).items():
+                self._topics[name] = [self._open_log(name, p) for p in range(partitions)]
+        offsets = self.directory / "offsets.json"
+        if offsets.exists():
+            for group, entries in json.loads(offsets.read_text()).items():
+                self._offsets[group] = {TopicPartition(t, int(p)): int(o) for t, p, o in entries}
+
+    def _open_log(self, topic: str, partition: int) -> _PartitionLog:
+        path = None if self.directory is None else self.directory / "topics" / topic / f"{partition:05d}.log"
+        return _PartitionLog(path)
+
+    def _write_json(self, name: str, data: Any) -> None:
+        if self.directory is None:
+            return
+        tmp = self.directory / f".{name}.{uuid.uuid4().hex}"
+        with open(tmp, "w") as fh:
+            json.dump(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.directory / name)
+
+    def _save_topics(self) -> None:
+        self._write_json("topics.json", {t: len(p) for t, p in self._topics.items()})
+
+    def _save_offsets(self) -> None:
+        self._write_json(
+            "offsets.json",
+            {g: [[tp.topic, tp.partition, o] for tp, o in sorted(offs.items())] for g, offs in self._offsets.items()},
+        )
+
+    # EventBus
+    def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
+        with self._lock:
+            changed = False
+            for spec in specs:
+                if spec.name not in self._topics:
+                    self._topics[spec.name] = [self._open_log(spec.name, p) for p in range(spec.partitions)]
+                    changed = True
+            if changed:
+                self._save_topics()
+                for group in self._groups.values():
+                    self._rebalance(group)
+
+    def _logs(self, topic: str) -> list[_PartitionLog]:
+        logs = self._topics.get(topic)
+        if logs is None:
+            raise InvalidArgument(f"topic {topic!r} does not exist", field="topic")
+        return logs
+
+    def publish(self, topic: str, *, key: bytes, value: bytes, headers: Headers = ()) -> Future[Published]:
+        fut: Future[Published] = Future()
+        with self._data:
+            if self._closed:
+                raise Unavailable("the event bus is closed")
+            logs = self._logs(topic)
+            partition = partition_for(key, len(logs))
+            offset = logs[partition].append(_encode(key, value, headers, int(time.time() * 1000)))
+            self._data.notify_all()
+        fut.set_result(Published(topic, partition, offset))
+        return fut
+
+    def flush(self, timeout_seconds: float = 30.0) -> None:
+        with self._lock:
+            for logs in self._topics.values():
+                for plog in logs:
+                    plog.sync()
+
+    def consumer(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+    ) -> Consumer:
+        with self._lock:
+            for t in topics:
+                self._logs(t)
+            member = _EmbeddedConsumer(self, group_id, tuple(topics), on_assign, on_revoke)
+            group = self._groups.setdefault(group_id, _Group())
+            group.members[member.member_id] = member
+            self._rebalance(group)
+            return member
+
+    def _rebalance(self, group: _Group) -> None:
+        """Range-free round robin of every subscribed partition over the members, by member id."""
+        group.generation += 1
+        members = sorted(group.members)
+        assignments: dict[str, set[TopicPartition]] = {m: set() for m in members}
+        if members:
+            all_tps = sorted(
+                {
+                    TopicPartition(t, p)
+                    for m in members
+                    for t in group.members[m].topics
+                    for p in range(len(self._topics.get(t, [])))
+                }
+            )
+            i = 0
+            for tp in all_tps:
+                # the next member (in order) that subscribes to this topic
+                for _ in range(len(members)):
+                    candidate = members[i % len(members)]
+                    i += 1
+                    if tp.topic in group.members[candidate].topics:
+                        assignments[candidate].add(tp)
+                        break
+        group.assignments = assignments
+        self._data.notify_all()
+
+    def _leave(self, member: _EmbeddedConsumer) -> None:
+        with self._lock:
+            group = self._groups.get(member.group_id)
+            if group and group.members.pop(member.member_id, None) is not None:
+                self._rebalance(group)
+
+    def _commit(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None:
+        with self._lock:
+            self._offsets.setdefault(group_id, {}).update(offsets)
+            self._save_offsets()
+
+    def committed_offset(self, group_id: str, tp: TopicPartition) -> int | None:
+        with self._lock:
+            return self._offsets.get(group_id, {}).get(tp)
+
+    def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        with self._lock:
+            return {TopicPartition(topic, p): len(plog) for p, plog in enumerate(self._logs(topic))}
+
+    def ping(self) -> None:
+        if self._closed:
+            raise Unavailable("the event bus is closed")
+
+    def close(self) -> None:
+        with self._data:
+            self._closed = True
+            for logs in self._topics.values():
+                for plog in logs:
+                    plog.close()
+            self._data.notify_all()
+
+
+class _EmbeddedConsumer(Consumer):
+    def __init__(
+        self,
+        bus: EmbeddedEventBus,
+        group_id: str,
+        topics: tuple[str, ...],
+        on_assign: RebalanceCallback | None,
+        on_revoke: RebalanceCallback | None,
+    ) -> None:
+        self.bus = bus
+        self.group_id = group_id
+        self.topics = topics
+        self.member_id = f"{group_id}-{uuid.uuid4().hex}"
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._generation = -1
+        self._assigned: set[TopicPartition] = set()
+        self._positions: dict[TopicPartition, int] = {}
+        self._closed = False
+
+    def _sync_assignment(self) -> None:
+        """Runs on the consumer's thread, like Kafka's rebalance listener."""
+        bus = self.bus
+        with bus._lock:
+            group = bus._groups[self.group_id]
+            if self._generation == group.generation:
+                return
+            target = set(group.assignments.get(self.member_id, set()))
+            generation = group.generation
+        lost = self._assigned - target
+        if lost and self._on_revoke:
+            self._on_revoke(set(lost))
+        gained = target - self._assigned
+        for tp in lost:
+            self._positions.pop(tp, None)
+        for tp in gained:
+            self._positions[tp] = bus.committed_offset(self.group_id, tp) or 0
+        self._assigned = target
+        self._generation = generation
+        if gained and self._on_assign:
+            self._on_assign(set(gained))
+
+    def poll(self, timeout_seconds: float, max_records: int = 500) -> list[Event]:
+        if self._closed:
+            raise Unavailable("consumer is closed")
+        deadline = time.monotonic() + max(0.0, timeout_seconds)
+        bus = self.bus
+        while True:
+            self._sync_assignment()
+            out: list[Event] = []
+            with bus._data:
+                if bus._closed:
+                    raise Unavailable("the event bus is closed")
+                for tp in sorted(self._assigned):
+                    plog = bus._topics[tp.topic][tp.partition]
+                    pos = self._positions[tp]
+                    while pos < len(plog) and len(out) < max_records:
+                        key, value, headers, ts = _decode(plog.read(pos))
+                        out.append(Event(tp.topic, tp.partition, pos, key, value, headers, ts))
+                        pos += 1
+                    self._positions[tp] = pos
+                    if len(out) >= max_records:
+                        break
+                if out:
+                    return out
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                group = bus._groups[self.group_id]
+                if group.generation == self._generation:
+                    bus._data.wait(min(remaining, 0.5))
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        if offsets is None:
+            offsets = {tp: pos for tp, pos in self._positions.items() if tp in self._assigned}
+        self.bus._commit(self.group_id, dict(offsets))
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        return self.bus.committed_offset(self.group_id, tp)
+
+    def assignment(self) -> set[TopicPartition]:
+        self._sync_assignment()
+        return set(self._assigned)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.bus._leave(self)
+
+
+# --- Kafka -----------------------------------------------------------------------------------
+class KafkaEventBus(EventBus):
+    """Apache Kafka through kafka-python: idempotent producer with ``acks=all``, consumer groups
+    with manual commits."""
+
+    kind = "kafka"
+
+    def __init__(self, bootstrap_servers: str, *, client_config: Mapping[str, Any] | None = None,
+                 request_timeout_seconds: float = 30.0) -> None:
+        if not bootstrap_servers.strip():
+            raise ConfigurationError("SHOAL_KAFKA_BOOTSTRAP_SERVERS is empty")
+        self.bootstrap_servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
+        self._config = dict(client_config or {})
+        self._timeout = request_timeout_seconds
+        self._producer: Any = None
+        self._admin: Any = None
+        self._lock = threading.Lock()
+
+    def _common(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.bootstrap_servers, "client_id": "shoal", **self._config}
+
+    def _get_producer(self) -> Any:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        with self._lock:
+            if self._producer is None:
+                try:
+                    self._producer = KafkaProducer(
+                        acks="all",
+                        enable_idempotence=True,
+                        linger_ms=5,
+                        max_request_size=16 * 1024 * 1024,
+                        request_timeout_ms=int(self._timeout * 1000),
+                        max_block_ms=int(self._timeout * 1000),
+                        **self._common(),
+                    )
+                except KafkaError as exc:
+                    raise Unavailable(f"Kafka unreachable at {','.join(self.bootstrap_servers)}: {exc}") from exc
+            return self._producer
+
+    def _get_admin(self) -> Any:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        with self._lock:
+            if self._admin is None:
+                try:
+                    self._admin = KafkaAdminClient(request_timeout_ms=int(min(self._timeout, 10) * 1000), **self._common())
+                except KafkaError as exc:
+                    raise Unavailable(f"Kafka unreachable at {','.join(self.bootstrap_servers)}: {exc}") from exc
+            return self._admin
+
+    def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
+        from kafka.admin import NewTopic
+        from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+        admin = self._get_admin()
+        try:
+            existing = set(admin.list_topics())
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka unreachable: {exc}") from exc
+        for spec in specs:
+            if spec.name in existing:
+                continue
+            try:
+                admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=dict(spec.config))]
+                )
+                log.info("created Kafka topic %s (%d partitions)", spec.name, spec.partitions)
+            except TopicAlreadyExistsError:
+                pass
+            except KafkaError as exc:
+                raise Unavailable(f"could not create Kafka topic {spec.name}: {exc}") from exc
+        self._wait_for_metadata([s.name for s in specs])
+
+    def _wait_for_metadata(self, topics: Sequence[str]) -> None:
+        producer = self._get_producer()
+        deadline = time.monotonic() + self._timeout
+        for t in topics:
+            while not producer.partitions_for(t):
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"Kafka topic {t} has no partitions after {self._timeout}s")
+                time.sleep(0.1)
+
+    def publish(self, topic: str, *, key: bytes, value: bytes, headers: Headers = ()) -> Future[Published]:
+        from kafka.errors import KafkaError
+
+        producer = self._get_producer()
+        out: Future[Published] = Future()
+        try:
+            kfut = producer.send(topic, key=key, value=value, headers=list(headers))
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka publish to {topic} failed: {exc}") from exc
+
+        def done(md: Any) -> None:
+            out.set_result(Published(md.topic, md.partition, md.offset))
+
+        def failed(exc: BaseException) -> None:
+            out.set_exception(Unavailable(f"Kafka publish to {topic} failed: {exc}"))
+
+        kfut.add_callback(done)
+        kfut.add_errback(failed)
+        return out
+
+    def flush(self, timeout_seconds: float = 30.0) -> None:
+        from kafka.errors import KafkaError
+
+        if self._producer is None:
+            return
+        try:
+            self._producer.flush(timeout=timeout_seconds)
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka flush failed: {exc}") from exc
+
+    def consumer(
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+    ) -> Consumer:
+        return _KafkaConsumer(self, group_id, topics, on_assign, on_revoke)
+
+    def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
+        from kafka import KafkaConsumer
+        from kafka.structs import TopicPartition as KTP
+
+        consumer = KafkaConsumer(**self._common())
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            ends = consumer.end_offsets([KTP(topic, p) for p in sorted(parts)])
+            return {TopicPartition(k.topic, k.partition): v for k, v in ends.items()}
+        finally:
+            consumer.close()
+
+    def ping(self) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            admin = self._get_admin()
+            admin.describe_cluster()
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka unreachable at {','.join(self.bootstrap_servers)}: {exc}") from exc
+        except Unavailable:
+            raise
+        except Exception as exc:  # socket errors surface raw from the admin client
+            raise Unavailable(f"Kafka unreachable: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+            admin, self._admin = self._admin, None
+        if producer is not None:
+            try:
+                producer.flush(timeout=self._timeout)
+            finally:
+                producer.close(timeout=5)
+        if admin is not None:
+            admin.close()
+
+
+class _KafkaConsumer(Consumer):
+    def __init__(
+        self,
+        bus: KafkaEventBus,
+        group_id: str,
+        topics: Sequence[str],
+        on_assign: RebalanceCallback | None,
+        on_revoke: RebalanceCallback | None,
+    ) -> None:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+        from kafka.errors import KafkaError
+
+        outer = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                tps = {TopicPartition(t.topic, t.partition) for t in revoked}
+                if tps and on_revoke:
+                    on_revoke(tps)
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                tps = {TopicPartition(t.topic, t.partition) for t in assigned}
+                if tps and on_assign:
+                    on_assign(tps)
+
+        try:
+            self._consumer = KafkaConsumer(
+                group_id=group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_partition_fetch_bytes=16 * 1024 * 1024,
+                session_timeout_ms=10000,
+                heartbeat_interval_ms=3000,
+                **bus._common(),
+            )
+            self._consumer.subscribe(list(topics), listener=Listener())
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka unreachable: {exc}") from exc
+        self._outer = outer
+        self._timeout = bus._timeout
+
+    def poll(self, timeout_seconds: float, max_records: int = 500) -> list[Event]:
+        from kafka.errors import KafkaError
+
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_seconds * 1000), max_records=max_records)
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka poll failed: {exc}") from exc
+        out = []
+        for ktp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
+            for r in records:
+                out.append(
+                    Event(
+                        ktp.topic,
+                        ktp.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        tuple((h[0], h[1]) for h in (r.headers or [])),
+                        r.timestamp,
+                    )
+                )
+        return out
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+        from kafka.structs import TopicPartition as KTP
+
+        try:
+            if offsets is None:
+                self._consumer.commit(timeout_ms=int(self._timeout * 1000))
+            elif offsets:
+                self._consumer.commit(
+                    {KTP(tp.topic, tp.partition): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()},
+                    timeout_ms=int(self._timeout * 1000),
+                )
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka commit failed: {exc}") from exc
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        from kafka.structs import TopicPartition as KTP
+
+        return self._consumer.committed(KTP(tp.topic, tp.partition))
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition(t.topic, t.partition) for t in self._consumer.assignment()}
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+def kafka_client_config(settings: Any) -> dict[str, Any]:
+    """kafka-python security options from :class:`shoal.common.settings.ShoalSettings`."""
+    cfg: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl_mechanism:
+        cfg["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        cfg["sasl_plain_username"] = settings.kafka_sasl_username
+        cfg["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile:
+        cfg["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    return cfg

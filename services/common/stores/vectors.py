@@ -1,0 +1,556 @@
+"""The vector store: Milvus, embedded as a Milvus Lite file or a Milvus server over gRPC.
+
+Vocabulary: a *collection* holds the vectors of one (project, embedding space); a *partition*
+holds one dataset's vectors inside it, so a dataset can be searched, counted or dropped alone.
+Primary keys are strings chosen by the caller (derived from dataset, frame and object), so a
+redelivered upsert overwrites in place.
+
+Every call passes ``timeout=``. Filters are built from typed conditions by :func:`expr_eq` and
+friends, which check field names and escape values: Milvus Lite does not bind filter
+parameters, so the escaping here is what keeps a value from becoming an expression.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import logging
+import math
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from shoal.common.errors import ConfigurationError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+Metric = Literal["COSINE", "L2", "IP"]
+ScalarType = Literal["string", "int64", "double", "bool"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+_PK_FIELD = "pk"
+_VECTOR_FIELD = "vector"
+_PK_MAX = 512
+_STRING_MAX = 1024
+_MILVUS_TYPES = {
+    "string": DataType.VARCHAR,
+    "int64": DataType.INT64,
+    "double": DataType.DOUBLE,
+    "bool": DataType.BOOL,
+}
+
+
+@dataclass(frozen=True)
+class ScalarField:
+    name: str
+    type: ScalarType
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """Shape of a collection: ``dimension``-d float vectors under ``metric``, a string primary
+    key, and typed scalar fields usable in filters."""
+
+    name: str
+    dimension: int
+    metric: Metric = "COSINE"
+    scalar_fields: tuple[ScalarField, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_identifier(self.name, what="collection name")
+        if not 1 <= self.dimension <= 32768:
+            raise InvalidArgument(f"must be in [1, 32768], got {self.dimension}", field="dimension")
+        if self.metric not in ("COSINE", "L2", "IP"):
+            raise InvalidArgument(f"must be COSINE, L2 or IP, got {self.metric!r}", field="metric")
+        for f in self.scalar_fields:
+            check_identifier(f.name, what="field name")
+            if f.name in (_PK_FIELD, _VECTOR_FIELD):
+                raise InvalidArgument(f"{f.name!r} is reserved", field="scalar_fields")
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    distance: float
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VectorBatch:
+    ids: list[str]
+    vectors: np.ndarray  # (N, D) float32; (N, 0) when vectors were not asked for
+    fields: dict[str, list[Any]]
+
+
+# --- names and filters -------------------------------------------------------------------
+def check_identifier(name: str, *, what: str) -> str:
+    if not _IDENT.match(name):
+        raise InvalidArgument(f"{what} {name!r} must match {_IDENT.pattern}")
+    return name
+
+
+def collection_name(project: str, space: str) -> str:
+    """Collection of (project, embedding space): readable and collision-free."""
+    readable = re.sub(r"[^A-Za-z0-9_]", "_", f"{project}__{space}")[:180]
+    digest = hashlib.sha1(f"{project}\x00{space}".encode()).hexdigest()[:10]
+    return f"shoal_{readable}_{digest}"
+
+
+def partition_name(dataset: str) -> str:
+    """Partition of a dataset inside a collection."""
+    readable = re.sub(r"[^A-Za-z0-9_]", "_", dataset)[:180]
+    digest = hashlib.sha1(dataset.encode()).hexdigest()[:10]
+    return f"p_{readable}_{digest}"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"filter value must be finite, got {value}")
+        return repr(float(value))
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidArgument("filter value must not contain NUL")
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+        return f'"{escaped}"'
+    raise InvalidArgument(f"unsupported filter value type {type(value).__name__}")
+
+
+def expr_eq(field_name: str, value: Any) -> str:
+    """``field == value`` with the name checked and the value escaped."""
+    return f"{check_identifier(field_name, what='field name')} == {_literal(value)}"
+
+
+def expr_in(field_name: str, values: Sequence[Any]) -> str:
+    """``field in [values]``; an empty list matches nothing."""
+    check_identifier(field_name, what="field name")
+    if not values:
+        return f"{field_name} in []"
+    return f"{field_name} in [{', '.join(_literal(v) for v in values)}]"
+
+
+def expr_not_in(field_name: str, values: Sequence[Any]) -> str:
+    check_identifier(field_name, what="field name")
+    if not values:
+        return ""
+    return f"{field_name} not in [{', '.join(_literal(v) for v in values)}]"
+
+
+def expr_and(*exprs: str) -> str:
+    parts = [f"({e})" for e in exprs if e]
+    return " and ".join(parts)
+
+
+# --- the store ---------------------------------------------------------------------------
+class VectorStore(abc.ABC):
+    """Vectors of a Shoal deployment in Milvus."""
+
+    kind: str
+
+    def __init__(self, *, timeout_seconds: float) -> None:
+        self.timeout = timeout_seconds
+        self._client_lock = threading.Lock()
+        self._milvus: MilvusClient | None = None
+        self._known: dict[str, CollectionSpec] = {}
+        self._partitions: set[tuple[str, str]] = set()
+
+    @abc.abstractmethod
+    def _connect(self) -> MilvusClient: ...
+
+    @abc.abstractmethod
+    def _index_params(self, client: MilvusClient, spec: CollectionSpec) -> Any: ...
+
+    def _client(self) -> MilvusClient:
+        with self._client_lock:
+            if self._milvus is None:
+                try:
+                    self._milvus = self._connect()
+                except MilvusException as exc:
+                    raise Unavailable(f"Milvus unreachable: {exc.message}") from exc
+                except Exception as exc:
+                    raise Unavailable(f"Milvus unreachable: {type(exc).__name__}: {exc}") from exc
+            return self._milvus
+
+    def _call(self, what: str, fn: Any) -> Any:
+        client = self._client()
+        try:
+            return fn(client)
+        except MilvusException as exc:
+            if _is_unavailable(exc):
+                raise Unavailable(f"Milvus unreachable during {what}: {exc.message}") from exc
+            raise
+        except Exception as exc:
+            if "unavailable" in str(exc).lower() or "deadline" in str(exc).lower():
+                raise Unavailable(f"Milvus unreachable during {what}: {exc}") from exc
+            raise
+
+    # -- collections ---------------------------------------------------------------------
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        """Creates the collection if missing. An existing one with another dimension or metric
+        is refused with FAILED_PRECONDITION: vectors of different shapes never share one."""
+        known = self._known.get(spec.name)
+        if known is not None:
+            self._check_same(spec, known)
+            return
+        if self.has_collection(spec.name):
+            existing = self._describe(spec.name)
+            self._check_same(spec, existing)
+            self._known[spec.name] = existing
+            return
+
+        def create(c: MilvusClient) -> None:
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=spec.description)
+            schema.add_field(_PK_FIELD, DataType.VARCHAR, is_primary=True, max_length=_PK_MAX)
+            schema.add_field(_VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=spec.dimension)
+            for f in spec.scalar_fields:
+                kwargs = {"max_length": _STRING_MAX} if f.type == "string" else {}
+                schema.add_field(f.name, _MILVUS_TYPES[f.type], **kwargs)
+            c.create_collection(
+                spec.name,
+                schema=schema,
+                index_params=self._index_params(c, spec),
+                consistency_level="Strong",
+                timeout=self.timeout,
+            )
+
+        self._call("create_collection", create)
+        self._known[spec.name] = spec
+        log.info("created vector collection %s (%d-d, %s)", spec.name, spec.dimension, spec.metric)
+
+    def _describe(self, name: str) -> CollectionSpec:
+        desc = self._call("describe_collection", lambda c: c.describe_collection(name, timeout=self.timeout))
+        dim, fields = 0, []
+        rev = {v: k for k, v in _MILVUS_TYPES.items()}
+        for f in desc["fields"]:
+            if f["name"] == _VECTOR_FIELD:
+                dim = int(f["params"]["dim"])
+            elif f["name"] != _PK_FIELD:
+                fields.append(ScalarField(f["name"], rev.get(f["type"], "string")))
+        indexes = self._call("list_indexes", lambda c: c.list_indexes(name, timeout=self.timeout))
+        metric: Metric = "COSINE"
+        for idx in indexes:
+            info = self._call("describe_index", lambda c, idx=idx: c.describe_index(name, idx, timeout=self.timeout))
+            if info and info.get("metric_type"):
+                metric = info["metric_type"]
+        return CollectionSpec(name=name, dimension=dim, metric=metric, scalar_fields=tuple(fields))
+
+    @staticmethod
+    def _check_same(wanted: CollectionSpec, existing: CollectionSpec) -> None:
+        if (wanted.dimension, wanted.metric) != (existing.dimension, existing.metric):
+            raise FailedPrecondition(
+                f"collection {wanted.name} holds {existing.dimension}-d {existing.metric} vectors, "
+                f"not {wanted.dimension}-d {wanted.metric}"
+            )
+
+    def has_collection(self, name: str) -> bool:
+        return bool(self._call("has_collection", lambda c: c.has_collection(name, timeout=self.timeout)))
+
+    def list_collections(self) -> list[str]:
+        return sorted(self._call("list_collections", lambda c: c.list_collections(timeout=self.timeout)))
+
+    def drop_collection(self, name: str) -> None:
+        self._call("drop_collection", lambda c: c.drop_collection(name, timeout=self.timeout))
+        self._known.pop(name, None)
+        self._partitions = {p for p in self._partitions if p[0] != name}
+
+    def _spec(self, name: str) -> CollectionSpec:
+        spec = self._known.get(name)
+        if spec is None:
+            if not self.has_collection(name):
+                raise NotFound(f"vector collection {name} does not exist")
+            spec = self._describe(name)
+            self._known[name] = spec
+        return spec
+
+    def ensure_partition(self, collection: str, partition: str) -> str:
+        """Creates the partition of a dataset if missing; returns its Milvus name."""
+        pname = partition_name(partition)
+        if (collection, pname) in self._partitions:
+            return pname
+        if not self._call(
+            "has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)
+        ):
+            self._call("create_partition", lambda c: c.create_partition(collection, pname, timeout=self.timeout))
+            # A new partition of a loaded collection must be loaded to be searched.
+            self._call("load_partitions", lambda c: c.load_partitions(collection, [pname], timeout=self.timeout))
+        self._partitions.add((collection, pname))
+        return pname
+
+    def drop_partition(self, collection: str, partition: str) -> None:
+        pname = partition_name(partition)
+        if self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)):
+            self._call("release_partitions", lambda c: c.release_partitions(collection, [pname], timeout=self.timeout))
+            self._call("drop_partition", lambda c: c.drop_partition(collection, pname, timeout=self.timeout))
+        self._partitions.discard((collection, pname))
+
+    # -- data ----------------------------------------------------------------------------
+    def upsert(
+        self,
+        collection: str,
+        *,
+        partition: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        fields: Mapping[str, Sequence[Any]] | None = None,
+    ) -> int:
+        """Writes vectors by primary key, replacing any with the same key; returns the count."""
+        spec = self._spec(collection)
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.ndim != 2 or vecs.shape[1] != spec.dimension:
+            raise InvalidArgument(
+                f"expected shape (N, {spec.dimension}), got {vecs.shape}", field="vectors"
+            )
+        if len(ids) != vecs.shape[0]:
+            raise InvalidArgument(f"{len(ids)} ids for {vecs.shape[0]} vectors", field="ids")
+        if not np.isfinite(vecs).all():
+            raise InvalidArgument("vectors must be finite (no NaN or infinity)", field="vectors")
+        fields = dict(fields or {})
+        declared = {f.name for f in spec.scalar_fields}
+        if set(fields) != declared:
+            raise InvalidArgument(
+                f"collection {collection} needs fields {sorted(declared)}, got {sorted(fields)}", field="fields"
+            )
+        if len(ids) == 0:
+            return 0
+        pname = self.ensure_partition(collection, partition)
+        rows = []
+        as_lists = {k: list(v) for k, v in fields.items()}
+        vec_lists = vecs.tolist()
+        for i, pk in enumerate(ids):
+            row: dict[str, Any] = {_PK_FIELD: pk, _VECTOR_FIELD: vec_lists[i]}
+            for name, values in as_lists.items():
+                row[name] = values[i]
+            rows.append(row)
+        self._call(
+            "upsert",
+            lambda c: c.upsert(collection, rows, partition_name=pname, timeout=self.timeout),
+        )
+        return len(rows)
+
+    def delete(self, collection: str, *, ids: Sequence[str], partition: str | None = None) -> None:
+        if not ids:
+            return
+        kwargs: dict[str, Any] = {}
+        if partition is not None:
+            kwargs["partition_name"] = partition_name(partition)
+        self._call(
+            "delete",
+            lambda c: c.delete(collection, filter=expr_in(_PK_FIELD, list(ids)), timeout=self.timeout, **kwargs),
+        )
+
+    def get(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> VectorBatch:
+        """The records with these primary keys that exist, in the order asked."""
+        spec = self._spec(collection)
+        out = [f.name for f in spec.scalar_fields] + ([_VECTOR_FIELD] if with_vectors else [])
+        rows = (
+            self._call(
+                "get",
+                lambda c: c.query(
+                    collection,
+                    filter=expr_in(_PK_FIELD, list(ids)),
+                    output_fields=[_PK_FIELD, *out],
+                    timeout=self.timeout,
+                ),
+            )
+            if ids
+            else []
+        )
+        by_id = {r[_PK_FIELD]: r for r in rows}
+        ordered = [by_id[i] for i in ids if i in by_id]
+        return _batch(ordered, spec, with_vectors)
+
+    def count(self, collection: str, *, partition: str | None = None) -> int:
+        spec = self._spec(collection)
+        kwargs: dict[str, Any] = {}
+        if partition is not None:
+            pname = partition_name(partition)
+            if (collection, pname) not in self._partitions and not self._call(
+                "has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)
+            ):
+                return 0
+            kwargs["partition_names"] = [pname]
+        res = self._call(
+            "count",
+            lambda c: c.query(spec.name, filter="", output_fields=["count(*)"], timeout=self.timeout, **kwargs),
+        )
+        return int(res[0]["count(*)"]) if res else 0
+
+    def search(
+        self,
+        collection: str,
+        vectors: np.ndarray,
+        *,
+        k: int,
+        partitions: Sequence[str] | None = None,
+        filter: str = "",
+        output_fields: Sequence[str] = (),
+    ) -> list[list[Hit]]:
+        """The ``k`` nearest records of each query vector, nearest first. ``distance`` is the
+        metric's value as Milvus reports it (for COSINE and IP: a similarity, larger is nearer)."""
+        spec = self._spec(collection)
+        q = np.asarray(vectors, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != spec.dimension:
+            raise InvalidArgument(f"expected shape (Q, {spec.dimension}), got {q.shape}", field="vectors")
+        if not 1 <= k <= 16384:
+            raise InvalidArgument(f"must be in [1, 16384], got {k}", field="k")
+        kwargs: dict[str, Any] = {}
+        if partitions is not None:
+            kwargs["partition_names"] = [partition_name(p) for p in partitions]
+        res = self._call(
+            "search",
+            lambda c: c.search(
+                collection,
+                data=q.tolist(),
+                limit=k,
+                filter=filter,
+                output_fields=[_PK_FIELD, *output_fields],
+                search_params={"metric_type": spec.metric},
+                timeout=self.timeout,
+                **kwargs,
+            ),
+        )
+        out: list[list[Hit]] = []
+        for hits in res:
+            row = []
+            for h in hits:
+                entity = dict(h.get("entity") or {})
+                pk = entity.pop(_PK_FIELD, None) or h.get("id") or h.get(_PK_FIELD)
+                entity.pop(_VECTOR_FIELD, None)
+                row.append(Hit(id=str(pk), distance=float(h["distance"]), fields=entity))
+            out.append(row)
+        return out
+
+    def iterate(
+        self,
+        collection: str,
+        *,
+        partition: str | None = None,
+        batch_size: int = 1000,
+        with_vectors: bool = True,
+        filter: str = "",
+    ) -> Iterator[VectorBatch]:
+        """Every record, in batches of at most ``batch_size``, in bounded memory."""
+        spec = self._spec(collection)
+        out = [_PK_FIELD, *[f.name for f in spec.scalar_fields]] + ([_VECTOR_FIELD] if with_vectors else [])
+        kwargs: dict[str, Any] = {}
+        if partition is not None:
+            kwargs["partition_names"] = [partition_name(partition)]
+        it = self._call(
+            "query_iterator",
+            lambda c: c.query_iterator(
+                collection, batch_size=batch_size, filter=filter, output_fields=out, timeout=self.timeout, **kwargs
+            ),
+        )
+        try:
+            while True:
+                rows = self._call("query_iterator.next", lambda _c: it.next())
+                if not rows:
+                    break
+                yield _batch(rows, spec, with_vectors)
+        finally:
+            it.close()
+
+    def ping(self) -> None:
+        """Raises :class:`Unavailable` unless Milvus answers."""
+        self.list_collections()
+
+    def close(self) -> None:
+        with self._client_lock:
+            client, self._milvus = self._milvus, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                log.debug("closing the Milvus client failed", exc_info=True)
+
+
+def _batch(rows: Sequence[Mapping[str, Any]], spec: CollectionSpec, with_vectors: bool) -> VectorBatch:
+    ids = [str(r[_PK_FIELD]) for r in rows]
+    if with_vectors and rows:
+        vecs = np.asarray([r[_VECTOR_FIELD] for r in rows], dtype=np.float32)
+    else:
+        vecs = np.zeros((len(rows), spec.dimension if with_vectors else 0), dtype=np.float32)
+    fields = {f.name: [r.get(f.name) for r in rows] for f in spec.scalar_fields}
+    return VectorBatch(ids=ids, vectors=vecs, fields=fields)
+
+
+def _is_unavailable(exc: MilvusException) -> bool:
+    text = f"{exc.code} {exc.message}".lower()
+    return any(s in text for s in ("unavailable", "connect", "deadline", "timeout", "not ready", "closed"))
+
+
+class EmbeddedVectorStore(VectorStore):
+    """Milvus Lite: a local file, served by a helper process pymilvus starts. One process may
+    open a given file at a time."""
+
+    kind = "embedded"
+
+    def __init__(self, *, path: Path, timeout_seconds: float = 30.0) -> None:
+        super().__init__(timeout_seconds=timeout_seconds)
+        self.path = path.resolve()
+        if self.path.suffix != ".db":
+            raise ConfigurationError(f"SHOAL_VECTORS_URL {path}: a Milvus Lite file must end in .db")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _connect(self) -> MilvusClient:
+        return MilvusClient(uri=str(self.path), timeout=self.timeout)
+
+    def _index_params(self, client: MilvusClient, spec: CollectionSpec) -> Any:
+        params = client.prepare_index_params()
+        params.add_index(_VECTOR_FIELD, index_type="FLAT", metric_type=spec.metric)
+        return params
+
+    def __repr__(self) -> str:
+        return f"EmbeddedVectorStore(path={str(self.path)!r})"
+
+
+class ServerVectorStore(VectorStore):
+    """A Milvus server or cluster (``http(s)://host:19530``)."""
+
+    kind = "server"
+
+    def __init__(self, *, url: str, token: str | None = None, db_name: str = "", timeout_seconds: float = 30.0) -> None:
+        super().__init__(timeout_seconds=timeout_seconds)
+        if not url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"SHOAL_VECTORS_URL {url!r}: expected http(s)://host:19530")
+        self.url = url
+        self._token = token or ""
+        self._db = db_name
+
+    def _connect(self) -> MilvusClient:
+        kwargs: dict[str, Any] = {"uri": self.url, "timeout": self.timeout}
+        if self._token:
+            kwargs["token"] = self._token
+        if self._db:
+            kwargs["db_name"] = self._db
+        return MilvusClient(**kwargs)
+
+    def _index_params(self, client: MilvusClient, spec: CollectionSpec) -> Any:
+        params = client.prepare_index_params()
+        params.add_index(
+            _VECTOR_FIELD, index_type="HNSW", metric_type=spec.metric, params={"M": 16, "efConstruction": 200}
+        )
+        return params
+
+    def __repr__(self) -> str:  # never the token
+        return f"ServerVectorStore(url={self.url!r})"
+
+
+def open_vector_store(url: str, *, token: str | None = None, db_name: str = "", timeout_seconds: float = 30.0) -> VectorStore:
+    """``http(s)://`` -> a Milvus server; anything else is the path of a Milvus Lite file."""
+    if url.startswith(("http://", "https://")):
+        return ServerVectorStore(url=url, token=token, db_name=db_name, timeout_seconds=timeout_seconds)
+    if "://" in url:
+        raise ConfigurationError(f"SHOAL_VECTORS_URL {url!r}: use a .db file path or http(s)://host:19530")
+    return EmbeddedVectorStore(path=Path(url), timeout_seconds=timeout_seconds)

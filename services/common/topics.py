@@ -1,0 +1,38 @@
+"""Names of the Kafka topics Shoal uses; every name starts with ``SHOAL_TOPIC_PREFIX``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shoal.common.stores.events import TopicSpec
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "shoal"
+
+    @property
+    def uploads(self) -> str:
+        """Upload events (frames, labels, inferences, embeddings), keyed by dataset."""
+        return f"{self.prefix}.uploads.v1"
+
+    @property
+    def dead_letter(self) -> str:
+        """Events that failed validation, with the reason in the headers."""
+        return f"{self.prefix}.uploads.dlq.v1"
+
+    @property
+    def ingested(self) -> str:
+        """Notifications that data was written, for the other services."""
+        return f"{self.prefix}.ingested.v1"
+
+    @property
+    def labeling_requests(self) -> str:
+        """Requests to send frames to a labeling platform."""
+        return f"{self.prefix}.labeling.requests.v1"
+
+    def all(self) -> list[str]:
+        return [self.uploads, self.dead_letter, self.ingested, self.labeling_requests]
+
+    def specs(self, partitions: int, replication_factor: int) -> list[TopicSpec]:
+        return [TopicSpec(name, partitions, replication_factor) for name in self.all()]

@@ -1,0 +1,276 @@
+"""The project catalog: projects, their class ontology and embedding spaces.
+
+Transport-free: takes and returns the dataclasses below, raises typed errors. Stored in the
+``projects`` table (ReplacingMergeTree by write version: the latest write of a name wins).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from shoal.common.pagination import Page
+from shoal.common.stores.metrics import MetricsStore, Migration
+
+TASK_TYPES = ("CLASSIFICATION", "OBJECT_DETECTION_2D", "CUBOIDS_3D", "KEYPOINTS", "SEGMENTATION")
+METRICS = ("COSINE", "L2", "INNER_PRODUCT")
+LEVELS = ("FRAME", "OBJECT")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+MIGRATIONS = (
+    Migration(
+        component="ingest",
+        version=1,
+        name="projects",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS projects ("
+            " name String, display_name String, description String, task_type LowCardinality(String),"
+            " classes Array(Tuple(id Int32, name String)),"
+            " embedding_spaces Array(Tuple(name String, dimension UInt32, metric String, level String,"
+            " model_name String, model_version String)),"
+            " create_time DateTime64(3, 'UTC'), update_time DateTime64(3, 'UTC'), revision UInt64,"
+            " version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY name",
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ClassDef:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    name: str
+    dimension: int
+    metric: str
+    level: str
+    model_name: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    task_type: str
+    display_name: str = ""
+    description: str = ""
+    classes: tuple[ClassDef, ...] = ()
+    embedding_spaces: tuple[EmbeddingSpace, ...] = ()
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+    revision: int = 0
+
+
+UPDATABLE = ("display_name", "description", "classes", "embedding_spaces")
+
+
+def validate_project(p: Project, *, prefix: str = "project") -> None:
+    if not NAME_RE.match(p.name):
+        raise InvalidArgument(
+            f"{p.name!r} is not a project name: use lower-case letters, digits, '-' and '_', "
+            "starting with a letter, at most 63 characters",
+            field=f"{prefix}.name",
+        )
+    if p.task_type not in TASK_TYPES:
+        raise InvalidArgument(f"must be one of {', '.join(TASK_TYPES)}", field=f"{prefix}.task_type")
+    if len(p.display_name) > 200:
+        raise InvalidArgument("is longer than 200 characters", field=f"{prefix}.display_name")
+    if len(p.description) > 10_000:
+        raise InvalidArgument("is longer than 10000 characters", field=f"{prefix}.description")
+    validate_classes(p.classes, prefix=prefix)
+    validate_spaces(p.embedding_spaces, prefix=prefix)
+
+
+def validate_classes(classes: Sequence[ClassDef], *, prefix: str) -> None:
+    ids: set[int] = set()
+    names: set[str] = set()
+    for i, c in enumerate(classes):
+        f = f"{prefix}.classes[{i}]"
+        if c.id < 0 or c.id > 1_000_000:
+            raise InvalidArgument(f"id must be in [0, 1000000], got {c.id}", field=f"{f}.id")
+        if not c.name or len(c.name) > 200 or c.name != c.name.strip():
+            raise InvalidArgument("must be 1 to 200 characters without surrounding spaces", field=f"{f}.name")
+        if c.id in ids:
+            raise InvalidArgument(f"class id {c.id} appears twice", field=f"{f}.id")
+        if c.name in names:
+            raise InvalidArgument(f"class name {c.name!r} appears twice", field=f"{f}.name")
+        ids.add(c.id)
+        names.add(c.name)
+
+
+def validate_spaces(spaces: Sequence[EmbeddingSpace], *, prefix: str) -> None:
+    names: set[str] = set()
+    for i, s in enumerate(spaces):
+        f = f"{prefix}.embedding_spaces[{i}]"
+        if not NAME_RE.match(s.name):
+            raise InvalidArgument(f"{s.name!r} is not a valid embedding space name", field=f"{f}.name")
+        if s.name in names:
+            raise InvalidArgument(f"embedding space {s.name!r} appears twice", field=f"{f}.name")
+        names.add(s.name)
+        if not 1 <= s.dimension <= 32768:
+            raise InvalidArgument(f"must be in [1, 32768], got {s.dimension}", field=f"{f}.dimension")
+        if s.metric not in METRICS:
+            raise InvalidArgument(f"must be one of {', '.join(METRICS)}", field=f"{f}.metric")
+        if s.level not in LEVELS:
+            raise InvalidArgument(f"must be one of {', '.join(LEVELS)}", field=f"{f}.level")
+        if not s.model_name or not s.model_version:
+            raise InvalidArgument(
+                "model_name and model_version are required: they are the lineage that keeps vectors of "
+                "different models apart",
+                field=f"{f}.model_name" if not s.model_name else f"{f}.model_version",
+            )
+
+
+_COLUMNS = (
+    "name",
+    "display_name",
+    "description",
+    "task_type",
+    "classes",
+    "embedding_spaces",
+    "create_time",
+    "update_time",
+    "revision",
+    "version",
+)
+
+
+class ProjectCatalog:
+    def __init__(self, metrics: MetricsStore) -> None:
+        self.metrics = metrics
+        self._write_lock = threading.Lock()
+
+    def _write(self, p: Project) -> Project:
+        self.metrics.insert(
+            "projects",
+            [
+                [
+                    p.name,
+                    p.display_name,
+                    p.description,
+                    p.task_type,
+                    [(c.id, c.name) for c in p.classes],
+                    [
+                        (s.name, s.dimension, s.metric, s.level, s.model_name, s.model_version)
+                        for s in p.embedding_spaces
+                    ],
+                    p.create_time,
+                    p.update_time,
+                    p.revision,
+                    time.time_ns(),
+                ]
+            ],
+            _COLUMNS,
+        )
+        return p
+
+    def create(self, project: Project) -> Project:
+        validate_project(project)
+        with self._write_lock:
+            if self.find(project.name) is not None:
+                raise AlreadyExists(f"project {project.name!r} already exists", field="project.name")
+            now = datetime.now(UTC)
+            return self._write(replace(project, create_time=now, update_time=now, revision=1))
+
+    def find(self, name: str) -> Project | None:
+        rows = self.metrics.query(
+            "SELECT " + ", ".join(_COLUMNS[:-1]) + " FROM projects FINAL WHERE name = {name:String}",
+            {"name": name},
+        ).rows
+        return _project(rows[0]) if rows else None
+
+    def get(self, name: str) -> Project:
+        if not name:
+            raise InvalidArgument("is empty", field="project")
+        p = self.find(name)
+        if p is None:
+            raise NotFound(f"project {name!r} does not exist", field="project")
+        return p
+
+    def list(self, *, page: Page, only: frozenset[str] | None = None) -> tuple[list[Project], int]:
+        """Projects by name; ``only`` restricts to these names (the caller's scopes)."""
+        where, params = "1", {}
+        if only is not None:
+            where = "name IN {only:Array(String)}"
+            params["only"] = sorted(only)
+        total = int(self.metrics.query(f"SELECT count() FROM projects FINAL WHERE {where}", params).scalar() or 0)
+        rows = self.metrics.query(
+            "SELECT " + ", ".join(_COLUMNS[:-1]) + f" FROM projects FINAL WHERE {where}"
+            " ORDER BY name LIMIT {limit:UInt32} OFFSET {offset:UInt64}",
+            {**params, "limit": page.size, "offset": page.offset},
+        ).rows
+        return [_project(r) for r in rows], total
+
+    def update(self, name: str, update: Project, paths: Sequence[str]) -> Project:
+        if not paths:
+            raise InvalidArgument(f"name at least one of {', '.join(UPDATABLE)}", field="update_mask")
+        for path in paths:
+            if path not in UPDATABLE:
+                raise InvalidArgument(
+                    f"{path!r} cannot be updated; allowed: {', '.join(UPDATABLE)}", field="update_mask"
+                )
+        with self._write_lock:
+            current = self.get(name)
+            changes: dict[str, object] = {}
+            if "display_name" in paths:
+                changes["display_name"] = update.display_name
+            if "description" in paths:
+                changes["description"] = update.description
+            if "classes" in paths:
+                _check_append_only(
+                    {c.id: c for c in current.classes}, {c.id: c for c in update.classes}, "update.classes", "class id"
+                )
+                changes["classes"] = tuple(update.classes)
+            if "embedding_spaces" in paths:
+                _check_append_only(
+                    {s.name: s for s in current.embedding_spaces},
+                    {s.name: s for s in update.embedding_spaces},
+                    "update.embedding_spaces",
+                    "embedding space",
+                )
+                changes["embedding_spaces"] = tuple(update.embedding_spaces)
+            new = replace(current, **changes, update_time=datetime.now(UTC), revision=current.revision + 1)  # type: ignore[arg-type]
+            validate_project(new, prefix="update")
+            return self._write(new)
+
+
+def _check_append_only(old: dict[object, object], new: dict[object, object], field_name: str, what: str) -> None:
+    for key, value in old.items():
+        if key not in new:
+            raise FailedPrecondition(f"{what} {key!r} cannot be removed: stored data refers to it", field=field_name)
+        if new[key] != value:
+            raise FailedPrecondition(
+                f"{what} {key!r} cannot be redefined: stored data refers to it", field=field_name
+            )
+
+
+def _project(row: Sequence[object]) -> Project:
+    name, display, desc, task, classes, spaces, ct, ut, rev = row
+    return Project(
+        name=str(name),
+        task_type=str(task),
+        display_name=str(display),
+        description=str(desc),
+        classes=tuple(ClassDef(int(c[0]), str(c[1])) for c in classes),  # type: ignore[attr-defined]
+        embedding_spaces=tuple(
+            EmbeddingSpace(str(s[0]), int(s[1]), str(s[2]), str(s[3]), str(s[4]), str(s[5]))
+            for s in spaces  # type: ignore[attr-defined]
+        ),
+        create_time=_utc(ct),
+        update_time=_utc(ut),
+        revision=int(rev),  # type: ignore[call-overload]
+    )
+
+
+def _utc(value: object) -> datetime:
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
