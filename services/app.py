@@ -27,23 +27,26 @@ def factories() -> dict[str, Factory]:
 
 
 def check_external_stores(settings: ShoalSettings, service: str) -> None:
-    """A single service runs as a pod would: against external stores, never embedded ones
-    (they cannot be shared between processes)."""
+    """A single service runs as a pod would: against stores named explicitly, never the embedded
+    defaults under data_dir (those cannot be shared between processes)."""
     missing = []
-    if not settings.metrics_url.startswith(("http://", "https://")):
+    if not settings.metrics_url:
         missing.append("SHOAL_METRICS_URL=http(s)://clickhouse:8123")
-    if not settings.vectors_url.startswith(("http://", "https://")):
+    if not settings.vectors_url:
         missing.append("SHOAL_VECTORS_URL=http(s)://milvus:19530")
     if not settings.kafka_bootstrap_servers:
         missing.append("SHOAL_KAFKA_BOOTSTRAP_SERVERS=kafka:9092")
     if missing:
         raise ConfigurationError(
-            f"`shoal serve --service {service}` runs against external servers; set " + ", ".join(missing)
+            f"`shoal serve --service {service}` runs against external servers; set "
+            + ", ".join(missing)
             + " (or run `shoal serve` without --service for the embedded all-in-one mode)"
         )
 
 
-def build_server(settings: ShoalSettings, services: Sequence[str] = SERVICE_NAMES, stores: Stores | None = None) -> ShoalServer:
+def build_server(
+    settings: ShoalSettings, services: Sequence[str] = SERVICE_NAMES, stores: Stores | None = None
+) -> ShoalServer:
     known = factories()
     for name in services:
         if name not in known:

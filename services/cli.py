@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
-
 from shoal.common import logs
 from shoal.common.errors import ConfigurationError, ShoalError
 from shoal.common.settings import SERVICE_NAMES, ShoalSettings, settings_markdown, unknown_env_settings

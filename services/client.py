@@ -16,7 +16,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from shoal.analysis.v1 import analysis_pb2_grpc
 from shoal.common.interceptors import ERROR_DETAIL_KEY
 from shoal.common.v1 import common_pb2
@@ -25,14 +24,20 @@ from shoal.labeling_bridge.v1 import labeling_bridge_pb2_grpc
 from shoal.sampler.v1 import sampler_pb2_grpc
 
 
-class _KeyInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                      grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+class _KeyInterceptor(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
     def __init__(self, api_key: str) -> None:
         self._md = (("authorization", f"Bearer {api_key}"),)
 
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
         md = list(details.metadata or ()) + list(self._md)
-        return _Details(details.method, details.timeout, md, details.credentials, details.wait_for_ready, details.compression)
+        return _Details(
+            details.method, details.timeout, md, details.credentials, details.wait_for_ready, details.compression
+        )
 
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return continuation(self._details(details), request)
@@ -48,8 +53,15 @@ class _KeyInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIn
 
 
 class _Details(grpc.ClientCallDetails):
-    def __init__(self, method: str, timeout: float | None, metadata: Sequence[tuple[str, str]], credentials: Any,
-                 wait_for_ready: bool | None, compression: Any) -> None:
+    def __init__(
+        self,
+        method: str,
+        timeout: float | None,
+        metadata: Sequence[tuple[str, str]],
+        credentials: Any,
+        wait_for_ready: bool | None,
+        compression: Any,
+    ) -> None:
         self.method = method
         self.timeout = timeout
         self.metadata = metadata
@@ -74,7 +86,10 @@ def open_channel(
     ca_file: Path | None = None,
     max_message_bytes: int = 64 * 1024 * 1024,
 ) -> grpc.Channel:
-    options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+    options = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
     if tls or ca_file is not None:
         creds = grpc.ssl_channel_credentials(root_certificates=ca_file.read_bytes() if ca_file else None)
         channel = grpc.secure_channel(target, creds, options=options)
@@ -86,7 +101,9 @@ def open_channel(
 
 
 class Client:
-    def __init__(self, target: str, *, api_key: str | None = None, tls: bool = False, ca_file: Path | None = None) -> None:
+    def __init__(
+        self, target: str, *, api_key: str | None = None, tls: bool = False, ca_file: Path | None = None
+    ) -> None:
         self.target = target
         self.channel = open_channel(target, api_key=api_key, tls=tls, ca_file=ca_file)
         self.ingest = ingest_pb2_grpc.IngestServiceStub(self.channel)
@@ -120,7 +137,9 @@ def list_services(channel: grpc.Channel, timeout: float = 10.0) -> list[str]:
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=timeout)
+    responses = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=timeout
+    )
     names: list[str] = []
     for resp in responses:
         names.extend(s.name for s in resp.list_services_response.service)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from shoal.analysis.v1 import analysis_pb2, analysis_pb2_grpc
 from shoal.common.jobs import JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
-from shoal.analysis.v1 import analysis_pb2, analysis_pb2_grpc
 
 NAME = "analysis"
 FULL_NAME = analysis_pb2.DESCRIPTOR.services_by_name["AnalysisService"].full_name

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-
 from shoal.common.auth import DEV_PRINCIPAL, KeyStore, Principal, reset_principal, set_principal
 from shoal.common.errors import (
     Datapoint,
@@ -43,7 +42,9 @@ OPEN_SERVICES = frozenset(
 )
 
 
-def _wrap(handler: grpc.RpcMethodHandler, wrapper: Callable[[Callable[..., Any], bool, bool], Callable[..., Any]]) -> grpc.RpcMethodHandler:
+def _wrap(
+    handler: grpc.RpcMethodHandler, wrapper: Callable[[Callable[..., Any], bool, bool], Callable[..., Any]]
+) -> grpc.RpcMethodHandler:
     """A copy of ``handler`` whose behaviour is ``wrapper(behaviour, request_streaming, response_streaming)``."""
     rq, rs = handler.request_streaming, handler.response_streaming
     if rq and rs:

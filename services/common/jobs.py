@@ -14,11 +14,12 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.timeutil import as_utc, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,8 @@ class Job:
     progress: float = 0.0
     message: str = ""
     params: Mapping[str, str] = field(default_factory=dict)
-    create_time: datetime = field(default_factory=lambda: datetime.now(UTC))
-    update_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    create_time: datetime = field(default_factory=now_ms)
+    update_time: datetime = field(default_factory=now_ms)
     finish_time: datetime | None = None
 
     @property
@@ -128,7 +129,7 @@ class JobStore:
         existing = self.find(project, job_id)
         if existing is not None and existing.state not in (FAILED, CANCELLED):
             return existing, False
-        now = datetime.now(UTC)
+        now = now_ms()
         job = Job(project, self.service, job_id, kind, PENDING, "queued", 0.0, "", dict(params), now, now, None)
         return self._write(job), True
 
@@ -166,7 +167,7 @@ class JobStore:
         return [_job(r) for r in rows], total
 
     def update(self, job: Job, **changes: object) -> Job:
-        now = datetime.now(UTC)
+        now = now_ms()
         new = replace(job, update_time=now, **changes)  # type: ignore[arg-type]
         if new.state in TERMINAL and new.finish_time is None:
             new = replace(new, finish_time=now)
@@ -195,12 +196,7 @@ def _job(row: Sequence[object]) -> Job:
         float(progress),  # type: ignore[arg-type]
         str(message),
         dict(params),  # type: ignore[call-overload]
-        _utc(ct),
-        _utc(ut),
-        _utc(ft) if ft is not None else None,
+        as_utc(ct),
+        as_utc(ut),
+        as_utc(ft) if ft is not None else None,
     )
-
-
-def _utc(value: object) -> datetime:
-    assert isinstance(value, datetime)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

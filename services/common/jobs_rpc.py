@@ -17,10 +17,10 @@ class JobRpcs:
     ListJobsResponse: Any
     CancelJobResponse: Any
 
-    def GetJob(self, request: Any, context: Any) -> Any:  # noqa: N802 - gRPC method name
+    def GetJob(self, request: Any, context: Any) -> Any:
         return self.GetJobResponse(job=job_to_proto(self.jobs.get(request.project, request.job_id)))
 
-    def ListJobs(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def ListJobs(self, request: Any, context: Any) -> Any:
         states = job_states(list(request.states))
         scope = f"jobs|{request.project}|{','.join(sorted(states))}"
         page = page_of(request.page, scope=scope)
@@ -29,5 +29,5 @@ class JobRpcs:
             jobs=[job_to_proto(j) for j in found], page=page_response(page, len(found), total, scope=scope)
         )
 
-    def CancelJob(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def CancelJob(self, request: Any, context: Any) -> Any:
         return self.CancelJobResponse(job=job_to_proto(self.jobs.cancel(request.project, request.job_id)))

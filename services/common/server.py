@@ -9,10 +9,11 @@ A service contributes a :class:`ServiceSpec`; ``shoal serve`` passes all four to
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,7 +21,6 @@ from typing import Any, Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from shoal.common import auth, jobs
 from shoal.common.auth import KeyStore
 from shoal.common.errors import ShoalError
@@ -238,9 +238,7 @@ class ShoalServer:
             if self._stop_event.is_set():
                 return
             if self._status.get(name) != status:
-                log.info(
-                    "health %s: %s", name or "(server)", health_pb2.HealthCheckResponse.ServingStatus.Name(status)
-                )
+                log.info("health %s: %s", name or "(server)", health_pb2.HealthCheckResponse.ServingStatus.Name(status))
                 self._status[name] = status
                 self.health.set(name, status)
 
@@ -248,7 +246,7 @@ class ShoalServer:
         while not self._stop_event.wait(self.settings.readiness_interval_seconds):
             try:
                 self._refresh()
-            except Exception:  # noqa: BLE001 - the monitor must not die
+            except Exception:
                 log.exception("readiness check failed")
 
     def status(self) -> dict[str, str]:
@@ -272,7 +270,7 @@ class ShoalServer:
             for worker in spec.workers:
                 try:
                     worker.stop(timeout_seconds=grace)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("stopping worker %s failed", worker.name)
         if self._server is not None:
             log.info("stopping the gRPC server (grace %.1fs)", grace)
@@ -294,10 +292,19 @@ class ShoalServer:
             self.start()
             received.wait()
         finally:
+            # If a store or worker hangs on the way out, the process still ends: the kubelet
+            # would SIGKILL it at terminationGracePeriodSeconds anyway.
+            limit = self.settings.drain_seconds + 2 * self.settings.grace_seconds + 10
+            watchdog = threading.Timer(limit, _force_exit, args=(limit,))
+            watchdog.daemon = True
+            watchdog.start()
             self.stop()
+            watchdog.cancel()
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
 
-def all_ok(statuses: Iterable[str]) -> bool:
-    return all(s == "SERVING" for s in statuses)
+def _force_exit(limit: float) -> None:
+    log.error("shutdown did not finish within %.0fs; exiting now", limit)
+    logging.shutdown()
+    os._exit(1)

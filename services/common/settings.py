@@ -18,7 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "SHOAL_"
 # Environment variables with the prefix that are read by the tooling around the settings
 # (scripts and the test harness), not by the services.
-NON_SETTING_ENV = frozenset({"SHOAL_CACHE_DIR", "SHOAL_TEST_CLICKHOUSE_URL", "SHOAL_TEST_KAFKA", "SHOAL_TEST_MILVUS_URI"})
+NON_SETTING_ENV = frozenset(
+    {"SHOAL_CACHE_DIR", "SHOAL_TEST_CLICKHOUSE_URL", "SHOAL_TEST_KAFKA", "SHOAL_TEST_MILVUS_URI"}
+)
 
 SERVICE_NAMES = ("ingest", "analysis", "sampler", "labeling_bridge")
 
@@ -72,7 +74,9 @@ class ShoalSettings(BaseSettings):
         description="ClickHouse: `chdb:///PATH` (embedded, the default under data_dir) or "
         "`http(s)://host:8123` for a server.",
     )
-    clickhouse_database: str = Field("shoal", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", description="Database of every Shoal table.")
+    clickhouse_database: str = Field(
+        "shoal", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", description="Database of every Shoal table."
+    )
     clickhouse_username: str = Field("default", description="ClickHouse server user.")
     clickhouse_password: SecretStr | None = Field(None, description="ClickHouse server password.")
     clickhouse_verify_tls: bool = Field(True, description="Verify the ClickHouse server's certificate.")

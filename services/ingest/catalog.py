@@ -10,12 +10,13 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.timeutil import as_utc, now_ms
 
 TASK_TYPES = ("CLASSIFICATION", "OBJECT_DETECTION_2D", "CUBOIDS_3D", "KEYPOINTS", "SEGMENTATION")
 METRICS = ("COSINE", "L2", "INNER_PRODUCT")
@@ -178,7 +179,7 @@ class ProjectCatalog:
         with self._write_lock:
             if self.find(project.name) is not None:
                 raise AlreadyExists(f"project {project.name!r} already exists", field="project.name")
-            now = datetime.now(UTC)
+            now = now_ms()
             return self._write(replace(project, create_time=now, update_time=now, revision=1))
 
     def find(self, name: str) -> Project | None:
@@ -238,7 +239,7 @@ class ProjectCatalog:
                     "embedding space",
                 )
                 changes["embedding_spaces"] = tuple(update.embedding_spaces)
-            new = replace(current, **changes, update_time=datetime.now(UTC), revision=current.revision + 1)  # type: ignore[arg-type]
+            new = replace(current, **changes, update_time=now_ms(), revision=current.revision + 1)  # type: ignore[arg-type]
             validate_project(new, prefix="update")
             return self._write(new)
 
@@ -248,9 +249,7 @@ def _check_append_only(old: dict[object, object], new: dict[object, object], fie
         if key not in new:
             raise FailedPrecondition(f"{what} {key!r} cannot be removed: stored data refers to it", field=field_name)
         if new[key] != value:
-            raise FailedPrecondition(
-                f"{what} {key!r} cannot be redefined: stored data refers to it", field=field_name
-            )
+            raise FailedPrecondition(f"{what} {key!r} cannot be redefined: stored data refers to it", field=field_name)
 
 
 def _project(row: Sequence[object]) -> Project:
@@ -260,17 +259,33 @@ def _project(row: Sequence[object]) -> Project:
         task_type=str(task),
         display_name=str(display),
         description=str(desc),
-        classes=tuple(ClassDef(int(c[0]), str(c[1])) for c in classes),  # type: ignore[attr-defined]
+        classes=tuple(ClassDef(int(c["id"]), str(c["name"])) for c in map(_named, classes)),  # type: ignore[call-overload]
         embedding_spaces=tuple(
-            EmbeddingSpace(str(s[0]), int(s[1]), str(s[2]), str(s[3]), str(s[4]), str(s[5]))
-            for s in spaces  # type: ignore[attr-defined]
+            EmbeddingSpace(
+                str(s["name"]),
+                int(s["dimension"]),
+                str(s["metric"]),
+                str(s["level"]),
+                str(s["model_name"]),
+                str(s["model_version"]),
+            )
+            for s in map(_named, spaces)  # type: ignore[call-overload]
         ),
-        create_time=_utc(ct),
-        update_time=_utc(ut),
+        create_time=as_utc(ct),
+        update_time=as_utc(ut),
         revision=int(rev),  # type: ignore[call-overload]
     )
 
 
-def _utc(value: object) -> datetime:
-    assert isinstance(value, datetime)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+_TUPLE_FIELDS = {
+    2: ("id", "name"),
+    6: ("name", "dimension", "metric", "level", "model_name", "model_version"),
+}
+
+
+def _named(value: object) -> dict[str, object]:
+    """A named ClickHouse tuple as a dict (clickhouse-connect returns dicts or tuples)."""
+    if isinstance(value, dict):
+        return value
+    items = tuple(value)  # type: ignore[call-overload]
+    return dict(zip(_TUPLE_FIELDS[len(items)], items, strict=True))

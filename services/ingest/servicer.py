@@ -15,7 +15,9 @@ pb = ingest_pb2
 
 def _enum_name(enum: Any, value: int, prefix: str, field: str) -> str:
     if value == 0 or value not in enum.values():
-        raise InvalidArgument(f"must be set to one of {', '.join(n for n in enum.keys() if n != enum.Name(0))}", field=field)
+        raise InvalidArgument(
+            f"must be set to one of {', '.join(n for n in enum.keys() if n != enum.Name(0))}", field=field
+        )
     return enum.Name(value).removeprefix(prefix)
 
 
@@ -76,14 +78,14 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def __init__(self, catalog: ProjectCatalog) -> None:
         self.catalog = catalog
 
-    def CreateProject(self, request: pb.CreateProjectRequest, context: Any) -> pb.CreateProjectResponse:  # noqa: N802
+    def CreateProject(self, request: pb.CreateProjectRequest, context: Any) -> pb.CreateProjectResponse:
         project = self.catalog.create(project_from_proto(request.project))
         return pb.CreateProjectResponse(project=project_to_proto(project))
 
-    def GetProject(self, request: pb.GetProjectRequest, context: Any) -> pb.GetProjectResponse:  # noqa: N802
+    def GetProject(self, request: pb.GetProjectRequest, context: Any) -> pb.GetProjectResponse:
         return pb.GetProjectResponse(project=project_to_proto(self.catalog.get(request.project)))
 
-    def ListProjects(self, request: pb.ListProjectsRequest, context: Any) -> pb.ListProjectsResponse:  # noqa: N802
+    def ListProjects(self, request: pb.ListProjectsRequest, context: Any) -> pb.ListProjectsResponse:
         principal = current_principal()
         only = None if principal.is_admin else frozenset(principal.projects)
         scope = f"projects|{principal.key_id}"
@@ -93,7 +95,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             projects=[project_to_proto(p) for p in found], page=page_response(page, len(found), total, scope=scope)
         )
 
-    def UpdateProject(self, request: pb.UpdateProjectRequest, context: Any) -> pb.UpdateProjectResponse:  # noqa: N802
+    def UpdateProject(self, request: pb.UpdateProjectRequest, context: Any) -> pb.UpdateProjectResponse:
         update = project_from_proto(request.update, prefix="update", need_task=False)
         project = self.catalog.update(request.project, update, list(request.update_mask.paths))
         return pb.UpdateProjectResponse(project=project_to_proto(project))

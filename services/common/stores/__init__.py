@@ -21,7 +21,7 @@ from shoal.common.stores.vectors import VectorStore, open_vector_store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stores", "open_stores", "MetricsStore", "VectorStore", "EventBus"]
+__all__ = ["EventBus", "MetricsStore", "Stores", "VectorStore", "open_stores"]
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Stores:
         for name in ("events", "vectors", "metrics"):
             try:
                 getattr(self, name).close()
-            except Exception:  # noqa: BLE001 - closing on the way out must not mask the rest
+            except Exception:
                 log.warning("closing the %s store failed", name, exc_info=True)
 
 

@@ -20,7 +20,6 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
-
 from shoal.common.errors import ConfigurationError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ class MetricsStore(abc.ABC):
                     self._clients.remove(client)
             try:
                 client.close()
-            except Exception:  # noqa: BLE001 - closing a broken client
+            except Exception:
                 log.debug("closing a broken ClickHouse client failed", exc_info=True)
 
     def create_database(self) -> None:
@@ -122,8 +121,8 @@ class MetricsStore(abc.ABC):
         """Runs a SELECT and returns its columns as numpy arrays, by name."""
 
         def run(c: Client) -> dict[str, Any]:
-            df = c.query_np(sql, parameters=dict(parameters or {}))
-            return {name: df[name] for name in df.dtype.names} if df.dtype.names else {}
+            table = c.query_arrow(sql, parameters=dict(parameters or {}))
+            return {name: table.column(name).to_numpy() for name in table.column_names}
 
         return self._run(run)
 
@@ -181,9 +180,7 @@ class MetricsStore(abc.ABC):
             " name String, applied_at DateTime64(3) DEFAULT now64(3))"
             " ENGINE = ReplacingMergeTree ORDER BY (component, version)"
         )
-        done = {
-            (row[0], row[1]) for row in self.query("SELECT component, version FROM schema_migrations FINAL").rows
-        }
+        done = {(row[0], row[1]) for row in self.query("SELECT component, version FROM schema_migrations FINAL").rows}
         applied = []
         for m in sorted(migrations, key=lambda m: (m.component, m.version)):
             if (m.component, m.version) in done:
@@ -210,7 +207,7 @@ class MetricsStore(abc.ABC):
         for client in clients:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("closing a ClickHouse client failed", exc_info=True)
 
 

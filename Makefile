@@ -1,0 +1,44 @@
+# The two commands of a new user: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: demo test test-unit test-integration venv kafka-jars protos check-protos clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"' \
+	  || { echo "make: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+kafka-jars:
+	bash scripts/ensure-java.sh
+	bash scripts/fetch-kafka.sh
+
+demo: venv
+	$(BIN)/shoal demo --out demo-out
+
+test: venv kafka-jars
+	$(BIN)/python -m pytest -m "not integration" tests
+	$(BIN)/python -m pytest -m integration tests
+
+test-unit: venv
+	$(BIN)/python -m pytest -m "not integration" tests
+
+test-integration: venv kafka-jars
+	$(BIN)/python -m pytest -m integration tests
+
+protos: venv
+	$(BIN)/python scripts/gen_protos.py
+
+check-protos: venv
+	$(BIN)/python scripts/gen_protos.py --check
+
+clean:
+	rm -rf $(VENV) .cache demo-out shoal-data .pytest_cache

@@ -1,0 +1,154 @@
+"""Session fixtures: the real servers the tests need, started on free ports and stopped after.
+
+- chDB: one data directory per test session (chDB opens one per process); each test gets its
+  own database in it, so tests never see each other's tables.
+- Milvus Lite: one file per test.
+- Milvus server: one standalone server per session (the `milvus` wheel).
+- Kafka: one Apache Kafka 4 broker per session (jars from scripts/fetch-kafka.sh).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from shoal.common.settings import ShoalSettings
+from shoal.common.stores.events import EmbeddedEventBus, EventBus, KafkaEventBus
+from shoal.common.stores.metrics import EmbeddedMetricsStore, MetricsStore, ServerMetricsStore
+from shoal.common.stores.vectors import EmbeddedVectorStore, ServerVectorStore, VectorStore
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+log = logging.getLogger("shoal.tests")
+
+
+# --- chDB --------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def database() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+def _metrics_params() -> list[str]:
+    params = ["chdb"]
+    if os.environ.get("SHOAL_TEST_CLICKHOUSE_URL"):
+        params.append("clickhouse-server")
+    return params
+
+
+@pytest.fixture(params=_metrics_params())
+def metrics_store(request: pytest.FixtureRequest, chdb_path: pathlib.Path, database: str) -> Iterator[MetricsStore]:
+    """The metrics behaviour suite runs on chDB, and on a ClickHouse server when
+    SHOAL_TEST_CLICKHOUSE_URL names one (none can be installed on the CI machines)."""
+    store: MetricsStore
+    if request.param == "chdb":
+        store = EmbeddedMetricsStore(path=chdb_path, database=database)
+    else:
+        store = ServerMetricsStore(url=os.environ["SHOAL_TEST_CLICKHOUSE_URL"], database=database)
+    yield store
+    try:
+        store.command(f"DROP DATABASE IF EXISTS `{database}`")
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def embedded_metrics(chdb_path: pathlib.Path, database: str) -> Iterator[EmbeddedMetricsStore]:
+    store = EmbeddedMetricsStore(path=chdb_path, database=database)
+    yield store
+    store.close()
+
+
+# --- Milvus ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URI of a real Milvus standalone server for the whole session."""
+    from tests.harness.milvus_server import MilvusTestServer
+
+    server = MilvusTestServer(work_dir=tmp_path_factory.mktemp("milvus-server"))
+    log.info("starting the Milvus server")
+    server.start()
+    print(f"\n[harness] Milvus server started at {server.uri}", flush=True)
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture(params=["milvus-lite", pytest.param("milvus-server", marks=pytest.mark.integration)])
+def vector_store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[VectorStore]:
+    store: VectorStore
+    if request.param == "milvus-lite":
+        store = EmbeddedVectorStore(path=tmp_path / "vectors.db", timeout_seconds=30)
+    else:
+        store = ServerVectorStore(url=request.getfixturevalue("milvus_server"), timeout_seconds=30)
+    yield store
+    try:
+        for name in store.list_collections():
+            if name.startswith("t_"):
+                store.drop_collection(name)
+    finally:
+        store.close()
+
+
+# --- Kafka -------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real Apache Kafka 4 broker (KRaft, one node) for the whole session."""
+    from tests.harness.kafka_broker import KafkaBroker, default_libs_dir
+
+    broker = KafkaBroker(libs_dir=default_libs_dir(REPO), work_dir=tmp_path_factory.mktemp("kafka"))
+    log.info("starting the Kafka broker")
+    broker.start()
+    print(f"\n[harness] Kafka broker started at {broker.bootstrap_servers}", flush=True)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(params=["embedded-memory", "embedded-file", pytest.param("kafka", marks=pytest.mark.integration)])
+def bus_factory(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[object]:
+    """Builds event buses of one kind. For the file-backed embedded bus, a second bus on the same
+    directory is the same bus after a restart."""
+    made: list[EventBus] = []
+    directory = tmp_path / "bus"
+
+    def make() -> EventBus:
+        bus: EventBus
+        if request.param == "embedded-memory":
+            bus = made[0] if made else EmbeddedEventBus(None)
+        elif request.param == "embedded-file":
+            bus = EmbeddedEventBus(directory)
+        else:
+            broker = request.getfixturevalue("kafka_broker")
+            bus = KafkaEventBus(broker.bootstrap_servers, request_timeout_seconds=30)  # type: ignore[attr-defined]
+        made.append(bus)
+        return bus
+
+    make.kind = request.param  # type: ignore[attr-defined]
+    yield make
+    for bus in made:
+        try:
+            bus.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+# --- settings for in-process servers ------------------------------------------------------
+@pytest.fixture
+def embedded_settings(tmp_path: pathlib.Path, chdb_path: pathlib.Path, database: str) -> ShoalSettings:
+    """Settings of an all-in-one server on a free port, on the session's chDB path."""
+    return ShoalSettings(
+        port=0,
+        data_dir=tmp_path / "data",
+        metrics_url=f"chdb://{chdb_path}",
+        clickhouse_database=database,
+        readiness_interval_seconds=0.2,
+        drain_seconds=0.0,
+        grace_seconds=2.0,
+    )

@@ -1,0 +1,174 @@
+"""`shoal serve` as a real process: reflection, SIGTERM behaviour, one service as a pod."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from shoal.client import Client, list_services
+from shoal.common.auth import generate_key
+from shoal.ingest.v1 import ingest_pb2 as pb
+
+from tests.server.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+ALL = {
+    "shoal.ingest.v1.IngestService",
+    "shoal.analysis.v1.AnalysisService",
+    "shoal.sampler.v1.SamplerService",
+    "shoal.labeling_bridge.v1.LabelingBridgeService",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "shoal.cli", *args],
+        env={**clean, **env},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _serving(target: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    with Client(target) as c:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"server exited early:\n{log.read_text()[-3000:]}"
+            if c.health_status(timeout=2) == "SERVING":
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"not SERVING after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def test_sigterm_turns_health_not_serving_before_the_port_closes(tmp_path: Path) -> None:
+    port = _free_port()
+    target = f"127.0.0.1:{port}"
+    grace, drain = 3.0, 1.5
+    log = tmp_path / "serve.log"
+    proc = _spawn(
+        ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        {"SHOAL_GRACE_SECONDS": str(grace), "SHOAL_DRAIN_SECONDS": str(drain)},
+        log,
+    )
+    try:
+        _serving(target, proc, log)
+        with Client(target) as c:
+            assert ALL | {"grpc.health.v1.Health"} <= set(list_services(c.channel))
+
+        # Watch health as a load balancer would, on a stream opened before SIGTERM.
+        seen: list[tuple[float, int]] = []
+        channel = grpc.insecure_channel(target)
+        stream = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+
+        def watch() -> None:
+            try:
+                for resp in stream:
+                    seen.append((time.monotonic(), resp.status))
+            except grpc.RpcError:
+                pass
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        wait_for(
+            lambda: bool(seen) and seen[-1][1] == health_pb2.HealthCheckResponse.SERVING, what="SERVING on the watch"
+        )
+
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: seen[-1][1] == health_pb2.HealthCheckResponse.NOT_SERVING, timeout=10, what="NOT_SERVING")
+        t_not_serving = seen[-1][0]
+        # The port still answers, and says NOT_SERVING: load balancers can take the pod out.
+        with Client(target) as c:
+            assert c.health_status(timeout=2) == "NOT_SERVING"
+        code = proc.wait(timeout=drain + grace + 10)
+        t_exit = time.monotonic()
+        assert code == 0
+        assert t_not_serving - t0 < drain
+        assert t_exit - t0 < drain + grace + 5
+        with Client(target) as c:
+            assert c.health_status(timeout=1) == "UNAVAILABLE"
+        channel.close()
+        text = log.read_text()
+        assert text.index("health is NOT_SERVING") < text.index("stopping the gRPC server") < text.index("stopped")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_one_service_runs_against_external_servers_as_a_pod_would(
+    tmp_path: Path,
+    kafka_broker,
+    milvus_server: str,
+    chdb_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    port = _free_port()
+    target = f"127.0.0.1:{port}"
+    _, key = generate_key()
+    log = tmp_path / "ingest.log"
+    proc = _spawn(
+        ["serve", "--service", "ingest", "--port", str(port)],
+        {
+            # chDB stands in for a ClickHouse server (none can be installed here): same engine and
+            # client; it is a separate data directory, not the embedded default.
+            "SHOAL_METRICS_URL": f"chdb://{tmp_path / 'clickhouse'}",
+            "SHOAL_VECTORS_URL": milvus_server,
+            "SHOAL_KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap_servers,
+            "SHOAL_TOPIC_PREFIX": "pod-test",
+            "SHOAL_TOPIC_PARTITIONS": "2",
+            "SHOAL_ADMIN_API_KEY": key,
+            "SHOAL_DRAIN_SECONDS": "0",
+            "SHOAL_GRACE_SECONDS": "2",
+        },
+        log,
+    )
+    try:
+        _serving(target, proc, log)
+        with Client(target, api_key=key) as c:
+            services = set(list_services(c.channel))
+            assert "shoal.ingest.v1.IngestService" in services
+            assert not (ALL - {"shoal.ingest.v1.IngestService"}) & services
+            c.ingest.CreateProject(
+                pb.CreateProjectRequest(project=pb.Project(name="pod", task_type=pb.TASK_TYPE_CLASSIFICATION))
+            )
+            assert c.ingest.GetProject(pb.GetProjectRequest(project="pod")).project.name == "pod"
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap_servers)
+        assert {"pod-test.uploads.v1", "pod-test.uploads.dlq.v1", "pod-test.ingested.v1"} <= set(admin.list_topics())
+        admin.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "demo-out"
+    result = subprocess.run(
+        [sys.executable, "-m", "shoal.cli", "demo", "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["services"] == {name: "SERVING" for name in ("ingest", "analysis", "sampler", "labeling_bridge")}
+    report = (out / "report.html").read_text()
+    assert "shoal.ingest.v1.IngestService" in report and "SERVING" in report

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from shoal.app import build_server
+from shoal.client import Client
+from shoal.common.server import ShoalServer
+from shoal.common.settings import ShoalSettings
+
+
+@dataclass
+class Running:
+    server: ShoalServer
+    target: str
+    admin_key: str
+
+    def client(self, key: str | None = None) -> Client:
+        return Client(self.target, api_key=key)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def start_server(settings: ShoalSettings) -> Running:
+    server = build_server(settings)
+    port = server.start()
+    target = f"127.0.0.1:{port}"
+    with Client(target) as c:
+        wait_for(lambda: c.health_status() == "SERVING", what="the server to be SERVING")
+    _, admin = server.keys.create(["*"], description="test admin")
+    return Running(server, target, admin)
+
+
+@pytest.fixture
+def running(embedded_settings: ShoalSettings) -> Iterator[Running]:
+    r = start_server(embedded_settings)
+    yield r
+    r.server.stop(grace=1)
