@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test test-unit test-integration venv kafka-jars protos check-protos clean
+.PHONY: lint demo test test-unit test-integration venv kafka-jars protos check-protos clean
 
 venv: $(STAMP)
 
@@ -24,15 +24,15 @@ kafka-jars:
 demo: venv
 	$(BIN)/shoal demo --out demo-out
 
-test: venv kafka-jars
-	$(BIN)/python -m pytest -m "not integration" tests
-	$(BIN)/python -m pytest -m integration tests
+test: venv kafka-jars lint
+	$(BIN)/python -m pytest -v -m "not integration" tests
+	$(BIN)/python -m pytest -v -m integration tests
 
 test-unit: venv
-	$(BIN)/python -m pytest -m "not integration" tests
+	$(BIN)/python -m pytest -v -m "not integration" tests
 
 test-integration: venv kafka-jars
-	$(BIN)/python -m pytest -m integration tests
+	$(BIN)/python -m pytest -v -m integration tests
 
 protos: venv
 	$(BIN)/python scripts/gen_protos.py
@@ -42,3 +42,7 @@ check-protos: venv
 
 clean:
 	rm -rf $(VENV) .cache demo-out shoal-data .pytest_cache
+
+lint: venv
+	$(BIN)/ruff check services tests scripts bench
+	$(BIN)/ruff format --check services tests scripts bench

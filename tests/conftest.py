@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores.events import EmbeddedEventBus, EventBus, KafkaEventBus
 from shoal.common.stores.metrics import EmbeddedMetricsStore, MetricsStore, ServerMetricsStore
@@ -24,6 +25,15 @@ from shoal.common.stores.vectors import EmbeddedVectorStore, ServerVectorStore, 
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 log = logging.getLogger("shoal.tests")
+
+
+def announce(config: pytest.Config, message: str) -> None:
+    """Writes a line to the test log even while output is captured, so the log shows which real
+    servers ran."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    with capman.global_and_fixture_disabled():
+        sys.stderr.write(f"\n[harness] {message}\n")
+        sys.stderr.flush()
 
 
 # --- chDB --------------------------------------------------------------------------------
@@ -69,16 +79,18 @@ def embedded_metrics(chdb_path: pathlib.Path, database: str) -> Iterator[Embedde
 
 # --- Milvus ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def milvus_server(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[str]:
     """URI of a real Milvus standalone server for the whole session."""
     from tests.harness.milvus_server import MilvusTestServer
 
     server = MilvusTestServer(work_dir=tmp_path_factory.mktemp("milvus-server"))
-    log.info("starting the Milvus server")
+    announce(pytestconfig, "starting a Milvus standalone server (milvus wheel)")
+    t0 = time.monotonic()
     server.start()
-    print(f"\n[harness] Milvus server started at {server.uri}", flush=True)
+    announce(pytestconfig, f"Milvus server ready at {server.uri} after {time.monotonic() - t0:.1f}s")
     yield server.uri
     server.stop()
+    announce(pytestconfig, "Milvus server stopped")
 
 
 @pytest.fixture(params=["milvus-lite", pytest.param("milvus-server", marks=pytest.mark.integration)])
@@ -99,16 +111,18 @@ def vector_store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iter
 
 # --- Kafka -------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[object]:
     """A real Apache Kafka 4 broker (KRaft, one node) for the whole session."""
     from tests.harness.kafka_broker import KafkaBroker, default_libs_dir
 
     broker = KafkaBroker(libs_dir=default_libs_dir(REPO), work_dir=tmp_path_factory.mktemp("kafka"))
-    log.info("starting the Kafka broker")
+    announce(pytestconfig, "starting an Apache Kafka broker (KRaft, jars from Maven Central)")
+    t0 = time.monotonic()
     broker.start()
-    print(f"\n[harness] Kafka broker started at {broker.bootstrap_servers}", flush=True)
+    announce(pytestconfig, f"Kafka broker ready at {broker.bootstrap_servers} after {time.monotonic() - t0:.1f}s")
     yield broker
     broker.stop()
+    announce(pytestconfig, "Kafka broker stopped")
 
 
 @pytest.fixture(params=["embedded-memory", "embedded-file", pytest.param("kafka", marks=pytest.mark.integration)])
@@ -135,8 +149,8 @@ def bus_factory(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Itera
     for bus in made:
         try:
             bus.close()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:
+            log.warning("closing a test bus failed", exc_info=True)
 
 
 # --- settings for in-process servers ------------------------------------------------------

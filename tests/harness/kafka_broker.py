@@ -141,8 +141,7 @@ def _java_major_version(java: str) -> int:
     match = re.search(r'version "([^"]+)"', result.stdout)
     if result.returncode != 0 or match is None:
         raise RuntimeError(
-            f"could not determine the version of {java} "
-            f"(exit {result.returncode}): {result.stdout.strip()[:500]}"
+            f"could not determine the version of {java} (exit {result.returncode}): {result.stdout.strip()[:500]}"
         )
     parts = re.split(r"[.\-+_]", match.group(1))
     if parts[0] == "1" and len(parts) > 1:  # "1.8.0_292" style
@@ -474,8 +473,7 @@ class KafkaBroker:
             except _PortInUseError:
                 if attempt == _MAX_START_ATTEMPTS:
                     raise RuntimeError(
-                        f"Kafka broker could not bind its ports after {attempt} attempts:\n"
-                        + self._log_tail()
+                        f"Kafka broker could not bind its ports after {attempt} attempts:\n" + self._log_tail()
                     ) from None
                 logger.warning("Kafka broker port was taken; retrying on new ports")
                 continue
@@ -511,8 +509,7 @@ class KafkaBroker:
             self._launch_and_wait(java, deadline, what="restart")
         except _PortInUseError:
             raise RuntimeError(
-                f"Kafka broker could not re-bind {self.bootstrap_servers} on restart:\n"
-                + self._log_tail()
+                f"Kafka broker could not re-bind {self.bootstrap_servers} on restart:\n" + self._log_tail()
             ) from None
         logger.info(
             "Kafka broker restarted on %s in %.1fs",
@@ -573,8 +570,7 @@ class KafkaBroker:
     def _check_libs(self) -> None:
         if not self.libs_dir.is_dir() or not any(self.libs_dir.glob("*.jar")):
             raise RuntimeError(
-                f"Kafka jars not found in {self.libs_dir}: "
-                "run scripts/fetch-kafka.sh (make test does this)"
+                f"Kafka jars not found in {self.libs_dir}: run scripts/fetch-kafka.sh (make test does this)"
             )
 
     def _resolve_java(self) -> str:
@@ -675,13 +671,9 @@ class KafkaBroker:
                     check=False,
                 )
             except subprocess.TimeoutExpired:
-                raise RuntimeError(
-                    "timed out formatting Kafka storage:\n" + self._log_tail()
-                ) from None
+                raise RuntimeError("timed out formatting Kafka storage:\n" + self._log_tail()) from None
         if result.returncode != 0:
-            raise RuntimeError(
-                f"formatting Kafka storage failed (exit {result.returncode}):\n" + self._log_tail()
-            )
+            raise RuntimeError(f"formatting Kafka storage failed (exit {result.returncode}):\n" + self._log_tail())
 
     def _launch_and_wait(self, java: str, deadline: float, *, what: str) -> None:
         command = [
@@ -733,9 +725,7 @@ class KafkaBroker:
         ports = (self.port, self.controller_port)
         while not all(_port_is_bindable(p) for p in ports):
             if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"ports {ports} of the Kafka broker are still in use; cannot restart"
-                )
+                raise RuntimeError(f"ports {ports} of the Kafka broker are still in use; cannot restart")
             time.sleep(0.2)
 
     def _signal(self, signum: signal.Signals) -> None:

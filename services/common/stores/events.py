@@ -1,6 +1,6 @@
 """The event bus: Apache Kafka, or an in-process bus with the same interface for one machine.
 
-Semantics both implementations keep (and ``tests/integration/test_events_suite.py`` checks):
+Semantics both implementations keep (and ``tests/stores/test_event_bus.py`` checks):
 
 - a topic has a fixed number of partitions; a message's key picks its partition (Kafka's
   murmur2, so a customer's producer with the default partitioner agrees), and messages of one
@@ -155,7 +155,12 @@ def murmur2(data: bytes) -> int:
     length4 = length // 4
     for i in range(length4):
         i4 = i * 4
-        k = (data[i4] & 0xFF) + ((data[i4 + 1] & 0xFF) << 8) + ((data[i4 + 2] & 0xFF) << 16) + ((data[i4 + 3] & 0xFF) << 24)
+        k = (
+            (data[i4] & 0xFF)
+            + ((data[i4 + 1] & 0xFF) << 8)
+            + ((data[i4 + 2] & 0xFF) << 16)
+            + ((data[i4 + 3] & 0xFF) << 24)
+        )
         k = (k * m) & 0xFFFFFFFF
         k ^= (k % 0x100000000) >> r
         k = (k * m) & 0xFFFFFFFF
@@ -212,6 +217,20 @@ def _decode(buf: bytes) -> tuple[bytes | None, bytes, tuple[tuple[str, bytes], .
     return key, value, tuple(headers), ts
 
 
+def _fsync_dir(path: Path) -> None:
+    """Makes a new or renamed directory entry durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class _PartitionLog:
     """An append-only log of one partition: in memory, or in a file with an in-memory index of
     record positions (8 bytes per record), read back on demand."""
@@ -222,10 +241,15 @@ class _PartitionLog:
         self._positions = array("q")
         self._fd: int | None = None
         self._size = 0
-        self._dirty = False
+        self._synced = 0  # bytes known to be on disk
+        self._sync_lock = threading.Lock()
         if path is not None:
+            created = not path.exists()
             path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            if created:
+                _fsync_dir(path.parent)
+                _fsync_dir(path.parent.parent)
             self._recover()
 
     def _recover(self) -> None:
@@ -242,30 +266,60 @@ class _PartitionLog:
         if pos < size:  # a torn write at the end: never acknowledged, cut it off
             log.warning("embedded bus: truncating %d torn bytes at the end of %s", size - pos, self.path)
             os.ftruncate(self._fd, pos)
+            os.fsync(self._fd)
         self._size = pos
+        self._synced = pos
+
+    @property
+    def persistent(self) -> bool:
+        return self.path is not None
 
     def __len__(self) -> int:
-        return len(self._positions) if self._fd is not None else len(self._records)
+        return len(self._positions) if self.path is not None else len(self._records)
 
     def append(self, record: bytes) -> int:
+        """Appends one record; returns (offset). The caller holds the bus lock."""
         offset = len(self)
-        if self._fd is None:
+        if self.path is None:
             self._records.append(record)
-        else:
-            os.write(self._fd, record)
-            self._positions.append(self._size)
-            self._size += len(record)
-            self._dirty = True
+            return offset
+        if self._fd is None:
+            raise Unavailable("the event bus is closed")
+        try:
+            written = os.write(self._fd, record)
+            if written != len(record):
+                raise OSError(f"short write to {self.path}: {written} of {len(record)} bytes")
+        except OSError as exc:
+            # never leave a partial record in the middle of the log: later appends would follow it
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
+            raise Unavailable(f"could not write to {self.path}: {exc}") from exc
+        self._positions.append(self._size)
+        self._size += len(record)
         return offset
 
-    def sync(self) -> None:
-        if self._fd is not None and self._dirty:
-            os.fsync(self._fd)
-            self._dirty = False
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def sync(self, upto: int | None = None) -> None:
+        """Makes the log durable up to byte ``upto`` (default: everything appended so far)."""
+        if self.path is None:
+            return
+        with self._sync_lock:
+            target = self._size if upto is None else upto
+            if self._synced >= target or self._fd is None:
+                return
+            os.fsync(self._fd)  # covers every byte written before it, so at least ``target``
+            self._synced = max(self._synced, target)
 
     def read(self, offset: int) -> bytes:
-        if self._fd is None:
+        if self.path is None:
             return self._records[offset]
+        if self._fd is None:
+            raise Unavailable("the event bus is closed")
         pos = self._positions[offset]
         end = self._positions[offset + 1] if offset + 1 < len(self._positions) else self._size
         return os.pread(self._fd, end - pos, pos)
@@ -273,8 +327,9 @@ class _PartitionLog:
     def close(self) -> None:
         if self._fd is not None:
             self.sync()
-            os.close(self._fd)
-            self._fd = None
+            with self._sync_lock:
+                os.close(self._fd)
+                self._fd = None
 
 
 class _Group:
@@ -282,23 +337,45 @@ class _Group:
         self.members: dict[str, _EmbeddedConsumer] = {}
         self.generation = 0
         self.assignments: dict[str, set[TopicPartition]] = {}
+        # who holds a partition right now: a member gives a partition up (after its on_revoke)
+        # before the member it is assigned to next may read it, as in Kafka
+        self.owners: dict[TopicPartition, str] = {}
 
 
 class EmbeddedEventBus(EventBus):
     """Kafka's semantics inside one process. With ``directory`` the log and the committed
-    offsets are files (``fsync`` on flush), so acknowledged messages survive a restart."""
+    offsets are files: a publish is acknowledged once its record is fsynced (records published
+    close together share one fsync), so acknowledged messages survive a crash or a restart.
+
+    A member that holds partitions another member should get gives them up in its next
+    ``poll`` (running ``on_revoke`` first); a member that does not poll for
+    ``max_poll_interval_seconds`` is removed from its group, like Kafka's
+    ``max.poll.interval.ms``."""
 
     kind = "embedded"
 
-    def __init__(self, directory: Path | None = None, *, default_partitions: int = 4) -> None:
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        default_partitions: int = 4,
+        max_poll_interval_seconds: float = 300.0,
+    ) -> None:
         self.directory = directory.resolve() if directory is not None else None
         self.default_partitions = default_partitions
+        self.max_poll_interval_seconds = max_poll_interval_seconds
         self._lock = threading.RLock()
         self._data = threading.Condition(self._lock)
         self._topics: dict[str, list[_PartitionLog]] = {}
         self._groups: dict[str, _Group] = {}
         self._offsets: dict[str, dict[TopicPartition, int]] = {}
         self._closed = False
+        # group commit of publishes: (future, result, log, bytes to sync) waiting for an fsync
+        self._sync_cond = threading.Condition(threading.Lock())
+        self._unsynced: list[tuple[Future[Published], Published, _PartitionLog, int]] = []
+        self._syncing: list[Future[Published]] = []
+        self._syncer: threading.Thread | None = None
+        self._stop_syncer = False
         if self.directory is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._load()
@@ -328,6 +405,7 @@ class EmbeddedEventBus(EventBus):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.directory / name)
+        _fsync_dir(self.directory)
 
     def _save_topics(self) -> None:
         self._write_json("topics.json", {t: len(p) for t, p in self._topics.items()})
@@ -341,6 +419,8 @@ class EmbeddedEventBus(EventBus):
     # EventBus
     def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
         with self._lock:
+            if self._closed:
+                raise Unavailable("the event bus is closed")
             changed = False
             for spec in specs:
                 if spec.name not in self._topics:
@@ -364,16 +444,65 @@ class EmbeddedEventBus(EventBus):
                 raise Unavailable("the event bus is closed")
             logs = self._logs(topic)
             partition = partition_for(key, len(logs))
-            offset = logs[partition].append(_encode(key, value, headers, int(time.time() * 1000)))
+            plog = logs[partition]
+            offset = plog.append(_encode(key, value, headers, int(time.time() * 1000)))
+            result = Published(topic, partition, offset)
+            if plog.persistent:
+                # acknowledged by the syncer thread once the record is on disk
+                with self._sync_cond:
+                    self._unsynced.append((fut, result, plog, plog.size))
+                    if self._syncer is None:
+                        self._syncer = threading.Thread(target=self._sync_loop, name="embedded-bus-fsync", daemon=True)
+                        self._syncer.start()
+                    self._sync_cond.notify_all()
             self._data.notify_all()
-        fut.set_result(Published(topic, partition, offset))
+        if not plog.persistent:
+            fut.set_result(result)
         return fut
 
+    def _sync_loop(self) -> None:
+        while True:
+            with self._sync_cond:
+                while not self._unsynced and not self._stop_syncer:
+                    self._sync_cond.wait()
+                if not self._unsynced:
+                    return
+                batch, self._unsynced = self._unsynced, []
+                self._syncing = [f for f, _, _, _ in batch]
+            upto: dict[int, tuple[_PartitionLog, int]] = {}
+            for _, _, plog, end in batch:
+                upto[id(plog)] = (plog, max(end, upto.get(id(plog), (plog, 0))[1]))
+            failed: dict[int, BaseException] = {}
+            for key, (plog, end) in upto.items():
+                try:
+                    plog.sync(end)
+                except Exception as exc:  # noqa: BLE001 - reported through the futures
+                    failed[key] = exc
+            for fut, result, plog, _ in batch:
+                exc = failed.get(id(plog))
+                if exc is None:
+                    fut.set_result(result)
+                else:
+                    fut.set_exception(Unavailable(f"could not fsync {plog.path}: {exc}"))
+            with self._sync_cond:
+                self._syncing = []
+                self._sync_cond.notify_all()
+
     def flush(self, timeout_seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        with self._sync_cond:
+            while self._unsynced or self._syncing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Unavailable(f"published messages not durable after {timeout_seconds}s")
+                self._sync_cond.wait(remaining)
         with self._lock:
             for logs in self._topics.values():
                 for plog in logs:
-                    plog.sync()
+                    try:
+                        plog.sync()
+                    except OSError as exc:
+                        raise Unavailable(f"could not fsync {plog.path}: {exc}") from exc
 
     def consumer(
         self,
@@ -384,13 +513,19 @@ class EmbeddedEventBus(EventBus):
         on_revoke: RebalanceCallback | None = None,
     ) -> Consumer:
         with self._lock:
+            if self._closed:
+                raise Unavailable("the event bus is closed")
             for t in topics:
                 self._logs(t)
             member = _EmbeddedConsumer(self, group_id, tuple(topics), on_assign, on_revoke)
-            group = self._groups.setdefault(group_id, _Group())
+            self._join(member)
+            return member
+
+    def _join(self, member: _EmbeddedConsumer) -> None:
+        with self._lock:
+            group = self._groups.setdefault(member.group_id, _Group())
             group.members[member.member_id] = member
             self._rebalance(group)
-            return member
 
     def _rebalance(self, group: _Group) -> None:
         """Range-free round robin of every subscribed partition over the members, by member id."""
@@ -418,10 +553,20 @@ class EmbeddedEventBus(EventBus):
         group.assignments = assignments
         self._data.notify_all()
 
+    def _release(self, group: _Group, member_id: str, tps: Iterable[TopicPartition]) -> None:
+        with self._lock:
+            for tp in tps:
+                if group.owners.get(tp) == member_id:
+                    del group.owners[tp]
+            self._data.notify_all()
+
     def _leave(self, member: _EmbeddedConsumer) -> None:
         with self._lock:
             group = self._groups.get(member.group_id)
-            if group and group.members.pop(member.member_id, None) is not None:
+            if group is None:
+                return
+            self._release(group, member.member_id, [tp for tp, m in group.owners.items() if m == member.member_id])
+            if group.members.pop(member.member_id, None) is not None:
                 self._rebalance(group)
 
     def _commit(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> None:
@@ -443,7 +588,17 @@ class EmbeddedEventBus(EventBus):
 
     def close(self) -> None:
         with self._data:
-            self._closed = True
+            if self._closed:
+                return
+            self._closed = True  # no new publishes from here on
+            self._data.notify_all()
+        with self._sync_cond:
+            self._stop_syncer = True
+            self._sync_cond.notify_all()
+            syncer = self._syncer
+        if syncer is not None:
+            syncer.join()  # acknowledges (or fails) everything published before close
+        with self._data:
             for logs in self._topics.values():
                 for plog in logs:
                     plog.close()
@@ -467,28 +622,66 @@ class _EmbeddedConsumer(Consumer):
         self._on_revoke = on_revoke
         self._generation = -1
         self._assigned: set[TopicPartition] = set()
+        self._waiting: set[TopicPartition] = set()  # assigned, still held by their previous member
         self._positions: dict[TopicPartition, int] = {}
         self._closed = False
+        self.last_poll = time.monotonic()
 
     def _sync_assignment(self) -> None:
-        """Runs on the consumer's thread, like Kafka's rebalance listener."""
+        """Runs on the consumer's thread, like Kafka's rebalance listener: gives up the
+        partitions the group moved away (after ``on_revoke``), then takes the ones assigned to
+        it as soon as their previous member has given them up."""
         bus = self.bus
         with bus._lock:
-            group = bus._groups[self.group_id]
-            if self._generation == group.generation:
+            group = bus._groups.get(self.group_id)
+            if group is None or self.member_id not in group.members:
+                if self._closed:
+                    return
+                # removed from the group for not polling: the partitions are lost, not revoked
+                log.warning(
+                    "embedded bus: member %s of group %s rejoins after a timeout", self.member_id, self.group_id
+                )
+                self._assigned.clear()
+                self._positions.clear()
+                bus._join(self)
+                group = bus._groups[self.group_id]
+            if self._generation == group.generation and not self._waiting:
                 return
             target = set(group.assignments.get(self.member_id, set()))
             generation = group.generation
         lost = self._assigned - target
-        if lost and self._on_revoke:
-            self._on_revoke(set(lost))
-        gained = target - self._assigned
-        for tp in lost:
-            self._positions.pop(tp, None)
-        for tp in gained:
-            self._positions[tp] = bus.committed_offset(self.group_id, tp) or 0
-        self._assigned = target
-        self._generation = generation
+        if lost:
+            if self._on_revoke:
+                self._on_revoke(set(lost))  # the partitions are still ours: it may commit
+            self._assigned -= lost
+            for tp in lost:
+                self._positions.pop(tp, None)
+            bus._release(group, self.member_id, lost)
+        gained: set[TopicPartition] = set()
+        with bus._lock:
+            now = time.monotonic()
+            for tp in sorted(target - self._assigned):
+                holder_id = group.owners.get(tp)
+                holder = group.members.get(holder_id) if holder_id is not None else None
+                if holder is not None and holder is not self:
+                    if now - holder.last_poll <= bus.max_poll_interval_seconds:
+                        continue  # still held: its member gives it up in its next poll
+                    log.warning(
+                        "embedded bus: removing member %s from group %s: no poll for %.0fs",
+                        holder_id,
+                        self.group_id,
+                        now - holder.last_poll,
+                    )
+                    bus._leave(holder)
+                    generation = -1  # the group changed: sync again
+                    break
+                group.owners[tp] = self.member_id
+                committed = bus.committed_offset(self.group_id, tp)
+                self._positions[tp] = committed if committed is not None else 0
+                gained.add(tp)
+            self._assigned |= gained
+            self._waiting = target - self._assigned
+            self._generation = generation
         if gained and self._on_assign:
             self._on_assign(set(gained))
 
@@ -498,6 +691,9 @@ class _EmbeddedConsumer(Consumer):
         deadline = time.monotonic() + max(0.0, timeout_seconds)
         bus = self.bus
         while True:
+            self.last_poll = time.monotonic()
+            if bus._closed:
+                raise Unavailable("the event bus is closed")
             self._sync_assignment()
             out: list[Event] = []
             with bus._data:
@@ -518,8 +714,9 @@ class _EmbeddedConsumer(Consumer):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return []
-                group = bus._groups[self.group_id]
-                if group.generation == self._generation:
+                group = bus._groups.get(self.group_id)
+                if group is not None and group.generation == self._generation:
+                    # woken by a publish, a rebalance, or a member giving up a partition we wait for
                     bus._data.wait(min(remaining, 0.5))
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
@@ -541,14 +738,39 @@ class _EmbeddedConsumer(Consumer):
 
 
 # --- Kafka -----------------------------------------------------------------------------------
+def _new_client(cls: Any, **config: Any) -> Any:
+    """``cls(**config)`` for a kafka-python client. kafka-python 3 starts the client's IO thread
+    before it bootstraps, and a constructor that fails (broker unreachable) leaves that thread
+    running and reconnecting forever: stop it."""
+    client = cls.__new__(cls)
+    try:
+        client.__init__(**config)
+    except BaseException:
+        for name in ("_client", "_net"):
+            part = getattr(client, name, None)
+            stop = getattr(part, "close" if name == "_client" else "stop", None)
+            if stop is not None:
+                try:
+                    stop()
+                except Exception:  # best effort cleanup of a client that failed to start
+                    log.debug("could not clean up a failed %s", cls.__name__, exc_info=True)
+        raise
+    return client
+
+
 class KafkaEventBus(EventBus):
     """Apache Kafka through kafka-python: idempotent producer with ``acks=all``, consumer groups
     with manual commits."""
 
     kind = "kafka"
 
-    def __init__(self, bootstrap_servers: str, *, client_config: Mapping[str, Any] | None = None,
-                 request_timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_config: Mapping[str, Any] | None = None,
+        request_timeout_seconds: float = 30.0,
+    ) -> None:
         if not bootstrap_servers.strip():
             raise ConfigurationError("SHOAL_KAFKA_BOOTSTRAP_SERVERS is empty")
         self.bootstrap_servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
@@ -559,7 +781,13 @@ class KafkaEventBus(EventBus):
         self._lock = threading.Lock()
 
     def _common(self) -> dict[str, Any]:
-        return {"bootstrap_servers": self.bootstrap_servers, "client_id": "shoal", **self._config}
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "client_id": "shoal",
+            # kafka-python waits 30 s by default for the first connection, whatever the request timeout
+            "bootstrap_timeout_ms": int(self._timeout * 1000),
+            **self._config,
+        }
 
     def _get_producer(self) -> Any:
         from kafka import KafkaProducer
@@ -568,7 +796,8 @@ class KafkaEventBus(EventBus):
         with self._lock:
             if self._producer is None:
                 try:
-                    self._producer = KafkaProducer(
+                    self._producer = _new_client(
+                        KafkaProducer,
                         acks="all",
                         enable_idempotence=True,
                         linger_ms=5,
@@ -588,7 +817,9 @@ class KafkaEventBus(EventBus):
         with self._lock:
             if self._admin is None:
                 try:
-                    self._admin = KafkaAdminClient(request_timeout_ms=int(min(self._timeout, 10) * 1000), **self._common())
+                    self._admin = _new_client(
+                        KafkaAdminClient, request_timeout_ms=int(min(self._timeout, 10) * 1000), **self._common()
+                    )
                 except KafkaError as exc:
                     raise Unavailable(f"Kafka unreachable at {','.join(self.bootstrap_servers)}: {exc}") from exc
             return self._admin
@@ -667,13 +898,19 @@ class KafkaEventBus(EventBus):
 
     def end_offsets(self, topic: str) -> dict[TopicPartition, int]:
         from kafka import KafkaConsumer
-        from kafka.structs import TopicPartition as KTP
+        from kafka.errors import KafkaError
+        from kafka.structs import TopicPartition as KafkaTP
 
-        consumer = KafkaConsumer(**self._common())
+        try:
+            consumer = _new_client(KafkaConsumer, **self._common())
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka unreachable: {exc}") from exc
         try:
             parts = consumer.partitions_for_topic(topic) or set()
-            ends = consumer.end_offsets([KTP(topic, p) for p in sorted(parts)])
+            ends = consumer.end_offsets([KafkaTP(topic, p) for p in sorted(parts)])
             return {TopicPartition(k.topic, k.partition): v for k, v in ends.items()}
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka end offsets of {topic} failed: {exc}") from exc
         finally:
             consumer.close()
 
@@ -703,7 +940,34 @@ class KafkaEventBus(EventBus):
             admin.close()
 
 
+class _RevokeOnPollThread(Exception):
+    """Raised by the rebalance listener to hand a revocation back to the thread in ``poll``."""
+
+
+class _HideRevokeHandOff(logging.Filter):
+    """kafka-python logs a listener's exception with its traceback; the hand-off is not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _RevokeOnPollThread)
+
+
+_hand_off_filter = _HideRevokeHandOff()
+
+
 class _KafkaConsumer(Consumer):
+    """A Kafka consumer whose rebalance callbacks run on the thread that calls ``poll``.
+
+    kafka-python 3 calls rebalance listeners on its IO thread, where a blocking call such as
+    ``commit`` raises ("Cannot block on net.run() from the IO thread itself"). So the listener
+    only hands over: before a rebalance it records the partitions to revoke and raises, which
+    aborts that poll *before* the JoinGroup is sent (the partitions have not moved); ``poll``
+    then runs ``on_revoke`` on the caller's thread (where it can commit) and polls again, and
+    kafka-python retries the rebalance, this time with the listener letting it through.
+    ``on_assign`` runs on the caller's thread before ``poll`` returns. ``close`` does not call
+    ``on_revoke`` (it leaves without committing); partitions lost by an expired membership are
+    not revoked either (a commit would fail): their uncommitted messages are delivered again."""
+
     def __init__(
         self,
         bus: KafkaEventBus,
@@ -715,21 +979,43 @@ class _KafkaConsumer(Consumer):
         from kafka import ConsumerRebalanceListener, KafkaConsumer
         from kafka.errors import KafkaError
 
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._closing = False
+        self._revoke_pending: set[TopicPartition] | None = None  # set on the IO thread
+        self._revoke_done: set[TopicPartition] | None = None  # on_revoke ran for these
+        self._assigned_pending: list[set[TopicPartition]] = []
+        self._timeout = bus._timeout
         outer = self
+
+        def ours(tps: Any) -> set[TopicPartition]:
+            return {TopicPartition(t.topic, t.partition) for t in tps}
 
         class Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked: Any) -> None:
-                tps = {TopicPartition(t.topic, t.partition) for t in revoked}
-                if tps and on_revoke:
-                    on_revoke(tps)
+                tps = ours(revoked)
+                if not tps or outer._on_revoke is None or outer._closing:
+                    return
+                if outer._revoke_done == tps:  # the retry after on_revoke ran: go ahead
+                    outer._revoke_done = None
+                    return
+                outer._revoke_pending = tps
+                raise _RevokeOnPollThread()
+
+            def on_partitions_lost(self, lost: Any) -> None:
+                outer._revoke_done = None
+                log.warning("Kafka consumer of group %s lost %s (membership expired)", group_id, sorted(ours(lost)))
 
             def on_partitions_assigned(self, assigned: Any) -> None:
-                tps = {TopicPartition(t.topic, t.partition) for t in assigned}
-                if tps and on_assign:
-                    on_assign(tps)
+                outer._revoke_done = None
+                tps = ours(assigned)
+                if tps and outer._on_assign is not None:
+                    outer._assigned_pending.append(tps)
 
+        logging.getLogger("kafka.coordinator.consumer").addFilter(_hand_off_filter)
         try:
-            self._consumer = KafkaConsumer(
+            self._consumer = _new_client(
+                KafkaConsumer,
                 group_id=group_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
@@ -738,19 +1024,39 @@ class _KafkaConsumer(Consumer):
                 heartbeat_interval_ms=3000,
                 **bus._common(),
             )
-            self._consumer.subscribe(list(topics), listener=Listener())
         except KafkaError as exc:
             raise Unavailable(f"Kafka unreachable: {exc}") from exc
-        self._outer = outer
-        self._timeout = bus._timeout
+        try:
+            self._consumer.subscribe(list(topics), listener=Listener())
+        except KafkaError as exc:
+            self._consumer.close(autocommit=False)
+            raise Unavailable(f"Kafka subscribe to {list(topics)} failed: {exc}") from exc
+
+    def _run_assigned(self) -> None:
+        while self._assigned_pending:
+            tps = self._assigned_pending.pop(0)
+            if self._on_assign is not None:
+                self._on_assign(tps)
 
     def poll(self, timeout_seconds: float, max_records: int = 500) -> list[Event]:
         from kafka.errors import KafkaError
 
-        try:
-            batches = self._consumer.poll(timeout_ms=int(timeout_seconds * 1000), max_records=max_records)
-        except KafkaError as exc:
-            raise Unavailable(f"Kafka poll failed: {exc}") from exc
+        deadline = time.monotonic() + max(0.0, timeout_seconds)
+        while True:
+            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            try:
+                batches = self._consumer.poll(timeout_ms=remaining_ms, max_records=max_records)
+            except KafkaError as exc:
+                revoked, self._revoke_pending = self._revoke_pending, None
+                if revoked is None or not isinstance(exc.__cause__, _RevokeOnPollThread):
+                    raise Unavailable(f"Kafka poll failed: {exc}") from exc
+                self._run_assigned()
+                assert self._on_revoke is not None
+                self._on_revoke(revoked)  # this thread, the partitions still ours: it may commit
+                self._revoke_done = revoked
+                continue
+            break
+        self._run_assigned()
         out = []
         for ktp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
             for r in records:
@@ -770,29 +1076,40 @@ class _KafkaConsumer(Consumer):
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
-        from kafka.structs import TopicPartition as KTP
+        from kafka.structs import TopicPartition as KafkaTP
 
         try:
             if offsets is None:
                 self._consumer.commit(timeout_ms=int(self._timeout * 1000))
             elif offsets:
                 self._consumer.commit(
-                    {KTP(tp.topic, tp.partition): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()},
+                    {KafkaTP(tp.topic, tp.partition): OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()},
                     timeout_ms=int(self._timeout * 1000),
                 )
         except KafkaError as exc:
             raise Unavailable(f"Kafka commit failed: {exc}") from exc
 
     def committed(self, tp: TopicPartition) -> int | None:
-        from kafka.structs import TopicPartition as KTP
+        from kafka.errors import KafkaError
+        from kafka.structs import TopicPartition as KafkaTP
 
-        return self._consumer.committed(KTP(tp.topic, tp.partition))
+        try:
+            offset = self._consumer.committed(KafkaTP(tp.topic, tp.partition), timeout_ms=int(self._timeout * 1000))
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka committed offsets of {tp.topic} failed: {exc}") from exc
+        return None if offset is None or offset < 0 else int(offset)
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(t.topic, t.partition) for t in self._consumer.assignment()}
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        from kafka.errors import KafkaError
+
+        self._closing = True
+        try:
+            self._consumer.close(autocommit=False, timeout_ms=int(self._timeout * 1000))
+        except KafkaError as exc:  # the group notices the member is gone after the session timeout
+            log.warning("Kafka consumer did not leave its group cleanly: %s", exc)
 
 
 def kafka_client_config(settings: Any) -> dict[str, Any]:

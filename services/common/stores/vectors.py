@@ -25,7 +25,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
-
 from shoal.common.errors import ConfigurationError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -99,14 +98,14 @@ def check_identifier(name: str, *, what: str) -> str:
 def collection_name(project: str, space: str) -> str:
     """Collection of (project, embedding space): readable and collision-free."""
     readable = re.sub(r"[^A-Za-z0-9_]", "_", f"{project}__{space}")[:180]
-    digest = hashlib.sha1(f"{project}\x00{space}".encode()).hexdigest()[:10]
+    digest = hashlib.sha1(f"{project}\x00{space}".encode(), usedforsecurity=False).hexdigest()[:10]
     return f"shoal_{readable}_{digest}"
 
 
 def partition_name(dataset: str) -> str:
     """Partition of a dataset inside a collection."""
     readable = re.sub(r"[^A-Za-z0-9_]", "_", dataset)[:180]
-    digest = hashlib.sha1(dataset.encode()).hexdigest()[:10]
+    digest = hashlib.sha1(dataset.encode(), usedforsecurity=False).hexdigest()[:10]
     return f"p_{readable}_{digest}"
 
 
@@ -157,6 +156,7 @@ class VectorStore(abc.ABC):
     """Vectors of a Shoal deployment in Milvus."""
 
     kind: str
+    _count_needs_filter = False
 
     def __init__(self, *, timeout_seconds: float) -> None:
         self.timeout = timeout_seconds
@@ -278,19 +278,43 @@ class VectorStore(abc.ABC):
         pname = partition_name(partition)
         if (collection, pname) in self._partitions:
             return pname
-        if not self._call(
-            "has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)
-        ):
+        if not self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)):
             self._call("create_partition", lambda c: c.create_partition(collection, pname, timeout=self.timeout))
-            # A new partition of a loaded collection must be loaded to be searched.
-            self._call("load_partitions", lambda c: c.load_partitions(collection, [pname], timeout=self.timeout))
+            self._load_partition(collection, pname)
         self._partitions.add((collection, pname))
         return pname
+
+    def _load_partition(self, collection: str, pname: str) -> None:
+        """Makes a new partition of a loaded collection searchable."""
+        # A new partition of a loaded collection must be loaded to be searched.
+        self._call("load_partitions", lambda c: c.load_partitions(collection, [pname], timeout=self.timeout))
+
+    def _release_partition(self, collection: str, pname: str) -> None:
+        """Unloads a partition: the server drops only released partitions."""
+        self._call("release_partitions", lambda c: c.release_partitions(collection, [pname], timeout=self.timeout))
+
+    def _has_partition(self, collection: str, pname: str) -> bool:
+        if (collection, pname) in self._partitions:
+            return True
+        found = bool(self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)))
+        if found:
+            self._partitions.add((collection, pname))
+        return found
+
+    def _existing_partitions(self, collection: str, partitions: Sequence[str]) -> list[str]:
+        """Milvus names of the datasets' partitions that exist: a dataset never written has none,
+        and is searched, iterated or deleted from as an empty one (Milvus would refuse the name)."""
+        out: list[str] = []
+        for p in dict.fromkeys(partitions):
+            pname = partition_name(p)
+            if self._has_partition(collection, pname):
+                out.append(pname)
+        return out
 
     def drop_partition(self, collection: str, partition: str) -> None:
         pname = partition_name(partition)
         if self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)):
-            self._call("release_partitions", lambda c: c.release_partitions(collection, [pname], timeout=self.timeout))
+            self._release_partition(collection, pname)
             self._call("drop_partition", lambda c: c.drop_partition(collection, pname, timeout=self.timeout))
         self._partitions.discard((collection, pname))
 
@@ -306,11 +330,10 @@ class VectorStore(abc.ABC):
     ) -> int:
         """Writes vectors by primary key, replacing any with the same key; returns the count."""
         spec = self._spec(collection)
-        vecs = np.asarray(vectors, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow becomes inf, refused below
+            vecs = np.asarray(vectors, dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[1] != spec.dimension:
-            raise InvalidArgument(
-                f"expected shape (N, {spec.dimension}), got {vecs.shape}", field="vectors"
-            )
+            raise InvalidArgument(f"expected shape (N, {spec.dimension}), got {vecs.shape}", field="vectors")
         if len(ids) != vecs.shape[0]:
             raise InvalidArgument(f"{len(ids)} ids for {vecs.shape[0]} vectors", field="ids")
         if not np.isfinite(vecs).all():
@@ -321,13 +344,27 @@ class VectorStore(abc.ABC):
             raise InvalidArgument(
                 f"collection {collection} needs fields {sorted(declared)}, got {sorted(fields)}", field="fields"
             )
+        as_lists = {k: list(v) for k, v in fields.items()}
+        for name, values in as_lists.items():
+            if len(values) != len(ids):
+                raise InvalidArgument(f"{len(values)} values for {len(ids)} ids", field=f"fields.{name}")
+        for i, pk in enumerate(ids):
+            if not isinstance(pk, str):
+                raise InvalidArgument(f"must be a string, got {type(pk).__name__}", field=f"ids[{i}]")
+            if len(pk.encode()) > _PK_MAX:
+                raise InvalidArgument(f"must be at most {_PK_MAX} bytes in UTF-8", field=f"ids[{i}]")
+        for f in spec.scalar_fields:
+            for i, value in enumerate(as_lists[f.name]):
+                _check_value(f, value, f"fields.{f.name}[{i}]")
         if len(ids) == 0:
             return 0
         pname = self.ensure_partition(collection, partition)
+        # One record per key, the last one given winning as in a sequence of upserts: the server
+        # (2.3) would otherwise store every duplicate of a batch and return the first.
+        last = {pk: i for i, pk in enumerate(ids)}
         rows = []
-        as_lists = {k: list(v) for k, v in fields.items()}
         vec_lists = vecs.tolist()
-        for i, pk in enumerate(ids):
+        for pk, i in last.items():
             row: dict[str, Any] = {_PK_FIELD: pk, _VECTOR_FIELD: vec_lists[i]}
             for name, values in as_lists.items():
                 row[name] = values[i]
@@ -339,15 +376,25 @@ class VectorStore(abc.ABC):
         return len(rows)
 
     def delete(self, collection: str, *, ids: Sequence[str], partition: str | None = None) -> None:
+        """Deletes the records with these keys (only those of dataset ``partition`` if given)."""
         if not ids:
             return
         kwargs: dict[str, Any] = {}
         if partition is not None:
+            if not self._existing_partitions(collection, [partition]):
+                return
             kwargs["partition_name"] = partition_name(partition)
+            ids = self._scope_to_partition(collection, kwargs["partition_name"], ids)
+            if not ids:
+                return
         self._call(
             "delete",
             lambda c: c.delete(collection, filter=expr_in(_PK_FIELD, list(ids)), timeout=self.timeout, **kwargs),
         )
+
+    def _scope_to_partition(self, collection: str, pname: str, ids: Sequence[str]) -> Sequence[str]:
+        """The ids to delete from partition ``pname`` (the server honours partition_name)."""
+        return ids
 
     def get(self, collection: str, ids: Sequence[str], *, with_vectors: bool = True) -> VectorBatch:
         """The records with these primary keys that exist, in the order asked."""
@@ -375,14 +422,15 @@ class VectorStore(abc.ABC):
         kwargs: dict[str, Any] = {}
         if partition is not None:
             pname = partition_name(partition)
-            if (collection, pname) not in self._partitions and not self._call(
-                "has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)
-            ):
+            if not self._has_partition(collection, pname):
                 return 0
             kwargs["partition_names"] = [pname]
+        # Milvus Lite ignores partition_names in a count(*) without a filter (it counts the whole
+        # collection); a filter every primary key matches makes it honour them.
+        flt = f'{_PK_FIELD} >= ""' if partition is not None and self._count_needs_filter else ""
         res = self._call(
             "count",
-            lambda c: c.query(spec.name, filter="", output_fields=["count(*)"], timeout=self.timeout, **kwargs),
+            lambda c: c.query(spec.name, filter=flt, output_fields=["count(*)"], timeout=self.timeout, **kwargs),
         )
         return int(res[0]["count(*)"]) if res else 0
 
@@ -399,14 +447,20 @@ class VectorStore(abc.ABC):
         """The ``k`` nearest records of each query vector, nearest first. ``distance`` is the
         metric's value as Milvus reports it (for COSINE and IP: a similarity, larger is nearer)."""
         spec = self._spec(collection)
-        q = np.asarray(vectors, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow becomes inf, refused below
+            q = np.asarray(vectors, dtype=np.float32)
         if q.ndim != 2 or q.shape[1] != spec.dimension:
             raise InvalidArgument(f"expected shape (Q, {spec.dimension}), got {q.shape}", field="vectors")
+        if not np.isfinite(q).all():
+            raise InvalidArgument("query vectors must be finite (no NaN or infinity)", field="vectors")
         if not 1 <= k <= 16384:
             raise InvalidArgument(f"must be in [1, 16384], got {k}", field="k")
         kwargs: dict[str, Any] = {}
         if partitions is not None:
-            kwargs["partition_names"] = [partition_name(p) for p in partitions]
+            # An empty list selects no dataset (to Milvus it would mean every partition).
+            kwargs["partition_names"] = self._existing_partitions(collection, partitions)
+            if not kwargs["partition_names"]:
+                return [[] for _ in range(q.shape[0])]
         res = self._call(
             "search",
             lambda c: c.search(
@@ -425,7 +479,9 @@ class VectorStore(abc.ABC):
             row = []
             for h in hits:
                 entity = dict(h.get("entity") or {})
-                pk = entity.pop(_PK_FIELD, None) or h.get("id") or h.get(_PK_FIELD)
+                pk = entity.pop(_PK_FIELD, None)
+                if pk is None:  # the server reports the key as 'id', Milvus Lite as 'pk'
+                    pk = h.get("id") if h.get("id") is not None else h.get(_PK_FIELD)
                 entity.pop(_VECTOR_FIELD, None)
                 row.append(Hit(id=str(pk), distance=float(h["distance"]), fields=entity))
             out.append(row)
@@ -445,7 +501,9 @@ class VectorStore(abc.ABC):
         out = [_PK_FIELD, *[f.name for f in spec.scalar_fields]] + ([_VECTOR_FIELD] if with_vectors else [])
         kwargs: dict[str, Any] = {}
         if partition is not None:
-            kwargs["partition_names"] = [partition_name(partition)]
+            kwargs["partition_names"] = self._existing_partitions(collection, [partition])
+            if not kwargs["partition_names"]:
+                return
         it = self._call(
             "query_iterator",
             lambda c: c.query_iterator(
@@ -471,7 +529,7 @@ class VectorStore(abc.ABC):
         if client is not None:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("closing the Milvus client failed", exc_info=True)
 
 
@@ -485,6 +543,26 @@ def _batch(rows: Sequence[Mapping[str, Any]], spec: CollectionSpec, with_vectors
     return VectorBatch(ids=ids, vectors=vecs, fields=fields)
 
 
+def _check_value(f: ScalarField, value: Any, where: str) -> None:
+    """Refuses a scalar value Milvus would refuse (or would store as something else)."""
+    if f.type == "string":
+        if not isinstance(value, str):
+            raise InvalidArgument(f"must be a string, got {type(value).__name__}", field=where)
+        if len(value.encode()) > _STRING_MAX:
+            raise InvalidArgument(f"must be at most {_STRING_MAX} bytes in UTF-8", field=where)
+    elif f.type == "int64":
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise InvalidArgument(f"must be an integer, got {type(value).__name__}", field=where)
+        if not -(2**63) <= int(value) < 2**63:
+            raise InvalidArgument("must fit in 64 bits", field=where)
+    elif f.type == "double":
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise InvalidArgument(f"must be a number, got {type(value).__name__}", field=where)
+    elif f.type == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidArgument(f"must be a boolean, got {type(value).__name__}", field=where)
+
+
 def _is_unavailable(exc: MilvusException) -> bool:
     text = f"{exc.code} {exc.message}".lower()
     return any(s in text for s in ("unavailable", "connect", "deadline", "timeout", "not ready", "closed"))
@@ -495,6 +573,7 @@ class EmbeddedVectorStore(VectorStore):
     open a given file at a time."""
 
     kind = "embedded"
+    _count_needs_filter = True
 
     def __init__(self, *, path: Path, timeout_seconds: float = 30.0) -> None:
         super().__init__(timeout_seconds=timeout_seconds)
@@ -510,6 +589,30 @@ class EmbeddedVectorStore(VectorStore):
         params = client.prepare_index_params()
         params.add_index(_VECTOR_FIELD, index_type="FLAT", metric_type=spec.metric)
         return params
+
+    def _load_partition(self, collection: str, pname: str) -> None:
+        # Milvus Lite loads whole collections only (LoadPartitions is UNIMPLEMENTED there) and a
+        # partition created in a loaded collection is searchable at once.
+        return None
+
+    def _release_partition(self, collection: str, pname: str) -> None:
+        # ReleasePartitions is UNIMPLEMENTED in Milvus Lite, which drops a loaded partition.
+        return None
+
+    def _scope_to_partition(self, collection: str, pname: str, ids: Sequence[str]) -> Sequence[str]:
+        # Milvus Lite ignores partition_name in a delete: keep the ids that are in that
+        # partition (a key is unique in a Lite collection, so deleting it is then exact).
+        rows = self._call(
+            "delete.scope",
+            lambda c: c.query(
+                collection,
+                filter=expr_in(_PK_FIELD, list(ids)),
+                output_fields=[_PK_FIELD],
+                partition_names=[pname],
+                timeout=self.timeout,
+            ),
+        )
+        return [r[_PK_FIELD] for r in rows]
 
     def __repr__(self) -> str:
         return f"EmbeddedVectorStore(path={str(self.path)!r})"
@@ -547,7 +650,9 @@ class ServerVectorStore(VectorStore):
         return f"ServerVectorStore(url={self.url!r})"
 
 
-def open_vector_store(url: str, *, token: str | None = None, db_name: str = "", timeout_seconds: float = 30.0) -> VectorStore:
+def open_vector_store(
+    url: str, *, token: str | None = None, db_name: str = "", timeout_seconds: float = 30.0
+) -> VectorStore:
     """``http(s)://`` -> a Milvus server; anything else is the path of a Milvus Lite file."""
     if url.startswith(("http://", "https://")):
         return ServerVectorStore(url=url, token=token, db_name=db_name, timeout_seconds=timeout_seconds)

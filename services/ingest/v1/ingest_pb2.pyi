@@ -33,6 +33,28 @@ class EmbeddingLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EMBEDDING_LEVEL_UNSPECIFIED: _ClassVar[EmbeddingLevel]
     EMBEDDING_LEVEL_FRAME: _ClassVar[EmbeddingLevel]
     EMBEDDING_LEVEL_OBJECT: _ClassVar[EmbeddingLevel]
+
+class DatasetKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DATASET_KIND_UNSPECIFIED: _ClassVar[DatasetKind]
+    DATASET_KIND_LABELED: _ClassVar[DatasetKind]
+    DATASET_KIND_UNLABELED_POOL: _ClassVar[DatasetKind]
+
+class MediaType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MEDIA_TYPE_UNSPECIFIED: _ClassVar[MediaType]
+    MEDIA_TYPE_IMAGE: _ClassVar[MediaType]
+    MEDIA_TYPE_VIDEO_FRAME: _ClassVar[MediaType]
+    MEDIA_TYPE_AUDIO: _ClassVar[MediaType]
+    MEDIA_TYPE_TEXT: _ClassVar[MediaType]
+    MEDIA_TYPE_POINT_CLOUD: _ClassVar[MediaType]
+
+class UploadState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    UPLOAD_STATE_UNSPECIFIED: _ClassVar[UploadState]
+    UPLOAD_STATE_PROCESSING: _ClassVar[UploadState]
+    UPLOAD_STATE_COMPLETED: _ClassVar[UploadState]
+    UPLOAD_STATE_COMPLETED_WITH_ERRORS: _ClassVar[UploadState]
 TASK_TYPE_UNSPECIFIED: TaskType
 TASK_TYPE_CLASSIFICATION: TaskType
 TASK_TYPE_OBJECT_DETECTION_2D: TaskType
@@ -46,6 +68,19 @@ DISTANCE_METRIC_INNER_PRODUCT: DistanceMetric
 EMBEDDING_LEVEL_UNSPECIFIED: EmbeddingLevel
 EMBEDDING_LEVEL_FRAME: EmbeddingLevel
 EMBEDDING_LEVEL_OBJECT: EmbeddingLevel
+DATASET_KIND_UNSPECIFIED: DatasetKind
+DATASET_KIND_LABELED: DatasetKind
+DATASET_KIND_UNLABELED_POOL: DatasetKind
+MEDIA_TYPE_UNSPECIFIED: MediaType
+MEDIA_TYPE_IMAGE: MediaType
+MEDIA_TYPE_VIDEO_FRAME: MediaType
+MEDIA_TYPE_AUDIO: MediaType
+MEDIA_TYPE_TEXT: MediaType
+MEDIA_TYPE_POINT_CLOUD: MediaType
+UPLOAD_STATE_UNSPECIFIED: UploadState
+UPLOAD_STATE_PROCESSING: UploadState
+UPLOAD_STATE_COMPLETED: UploadState
+UPLOAD_STATE_COMPLETED_WITH_ERRORS: UploadState
 
 class ClassDef(_message.Message):
     __slots__ = ("id", "name")
@@ -146,3 +181,387 @@ class UpdateProjectResponse(_message.Message):
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     project: Project
     def __init__(self, project: _Optional[_Union[Project, _Mapping]] = ...) -> None: ...
+
+class Dataset(_message.Message):
+    __slots__ = ("project", "name", "kind", "splits", "description", "create_time", "update_time", "revision")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SPLITS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    kind: DatasetKind
+    splits: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    revision: int
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[_Union[DatasetKind, str]] = ..., splits: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class CreateDatasetRequest(_message.Message):
+    __slots__ = ("project", "dataset")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: Dataset
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+
+class CreateDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: Dataset
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+
+class GetDatasetRequest(_message.Message):
+    __slots__ = ("project", "dataset")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ...) -> None: ...
+
+class GetDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: Dataset
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+
+class ListDatasetsRequest(_message.Message):
+    __slots__ = ("project", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListDatasetsResponse(_message.Message):
+    __slots__ = ("datasets", "page")
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
+    page: _common_pb2.PageResponse
+    def __init__(self, datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class UpdateDatasetRequest(_message.Message):
+    __slots__ = ("project", "dataset", "update", "update_mask")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    update: Dataset
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., update: _Optional[_Union[Dataset, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateDatasetResponse(_message.Message):
+    __slots__ = ("dataset",)
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    dataset: Dataset
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+
+class InferenceSet(_message.Message):
+    __slots__ = ("project", "name", "dataset", "model_name", "model_version", "description", "create_time")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    dataset: str
+    model_name: str
+    model_version: str
+    description: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., dataset: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., description: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateInferenceSetRequest(_message.Message):
+    __slots__ = ("project", "inference_set")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: InferenceSet
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[_Union[InferenceSet, _Mapping]] = ...) -> None: ...
+
+class CreateInferenceSetResponse(_message.Message):
+    __slots__ = ("inference_set",)
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    inference_set: InferenceSet
+    def __init__(self, inference_set: _Optional[_Union[InferenceSet, _Mapping]] = ...) -> None: ...
+
+class GetInferenceSetRequest(_message.Message):
+    __slots__ = ("project", "inference_set")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ...) -> None: ...
+
+class GetInferenceSetResponse(_message.Message):
+    __slots__ = ("inference_set",)
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    inference_set: InferenceSet
+    def __init__(self, inference_set: _Optional[_Union[InferenceSet, _Mapping]] = ...) -> None: ...
+
+class ListInferenceSetsRequest(_message.Message):
+    __slots__ = ("project", "dataset", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListInferenceSetsResponse(_message.Message):
+    __slots__ = ("inference_sets", "page")
+    INFERENCE_SETS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    inference_sets: _containers.RepeatedCompositeFieldContainer[InferenceSet]
+    page: _common_pb2.PageResponse
+    def __init__(self, inference_sets: _Optional[_Iterable[_Union[InferenceSet, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = ("frame_id", "split", "media_uri", "media_type", "width", "height", "metadata", "capture_time")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _common_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.Value, _Mapping]] = ...) -> None: ...
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    split: str
+    media_uri: str
+    media_type: MediaType
+    width: int
+    height: int
+    metadata: _containers.MessageMap[str, _common_pb2.Value]
+    capture_time: _timestamp_pb2.Timestamp
+    def __init__(self, frame_id: _Optional[str] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., media_type: _Optional[_Union[MediaType, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Box(_message.Message):
+    __slots__ = ("x", "y", "width", "height")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    width: float
+    height: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ...) -> None: ...
+
+class LabelObject(_message.Message):
+    __slots__ = ("object_id", "class_id", "box", "is_crowd", "attributes", "annotation_uri")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _common_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_common_pb2.Value, _Mapping]] = ...) -> None: ...
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    IS_CROWD_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATION_URI_FIELD_NUMBER: _ClassVar[int]
+    object_id: str
+    class_id: int
+    box: Box
+    is_crowd: bool
+    attributes: _containers.MessageMap[str, _common_pb2.Value]
+    annotation_uri: str
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., is_crowd: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, _common_pb2.Value]] = ..., annotation_uri: _Optional[str] = ...) -> None: ...
+
+class Provenance(_message.Message):
+    __slots__ = ("source", "author", "reason", "time")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    author: str
+    reason: str
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, source: _Optional[str] = ..., author: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class FrameLabels(_message.Message):
+    __slots__ = ("frame_id", "class_id", "objects", "provenance")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    class_id: int
+    objects: _containers.RepeatedCompositeFieldContainer[LabelObject]
+    provenance: Provenance
+    def __init__(self, frame_id: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
+
+class PredictedObject(_message.Message):
+    __slots__ = ("object_id", "class_id", "score", "box", "class_probabilities")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    CLASS_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    object_id: str
+    class_id: int
+    score: float
+    box: Box
+    class_probabilities: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., class_probabilities: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class FrameInference(_message.Message):
+    __slots__ = ("frame_id", "class_probabilities", "objects")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    class_probabilities: _containers.RepeatedScalarFieldContainer[float]
+    objects: _containers.RepeatedCompositeFieldContainer[PredictedObject]
+    def __init__(self, frame_id: _Optional[str] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., objects: _Optional[_Iterable[_Union[PredictedObject, _Mapping]]] = ...) -> None: ...
+
+class EmbeddingBlock(_message.Message):
+    __slots__ = ("space", "frame_ids", "object_ids", "vectors_f32")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_F32_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    object_ids: _containers.RepeatedScalarFieldContainer[str]
+    vectors_f32: bytes
+    def __init__(self, space: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ..., object_ids: _Optional[_Iterable[str]] = ..., vectors_f32: _Optional[bytes] = ...) -> None: ...
+
+class UploadChunk(_message.Message):
+    __slots__ = ("frames", "labels", "inference_set", "inferences", "embeddings")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[Frame]
+    labels: _containers.RepeatedCompositeFieldContainer[FrameLabels]
+    inference_set: str
+    inferences: _containers.RepeatedCompositeFieldContainer[FrameInference]
+    embeddings: _containers.RepeatedCompositeFieldContainer[EmbeddingBlock]
+    def __init__(self, frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[FrameLabels, _Mapping]]] = ..., inference_set: _Optional[str] = ..., inferences: _Optional[_Iterable[_Union[FrameInference, _Mapping]]] = ..., embeddings: _Optional[_Iterable[_Union[EmbeddingBlock, _Mapping]]] = ...) -> None: ...
+
+class UploadRequest(_message.Message):
+    __slots__ = ("project", "dataset", "upload_id", "chunk_index", "chunk")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    upload_id: str
+    chunk_index: int
+    chunk: UploadChunk
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., chunk: _Optional[_Union[UploadChunk, _Mapping]] = ...) -> None: ...
+
+class UploadResponse(_message.Message):
+    __slots__ = ("upload_id", "chunks", "accepted")
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    chunks: int
+    accepted: UploadCounts
+    def __init__(self, upload_id: _Optional[str] = ..., chunks: _Optional[int] = ..., accepted: _Optional[_Union[UploadCounts, _Mapping]] = ...) -> None: ...
+
+class UploadCounts(_message.Message):
+    __slots__ = ("frames", "labels", "inferences", "embeddings")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    labels: int
+    inferences: int
+    embeddings: int
+    def __init__(self, frames: _Optional[int] = ..., labels: _Optional[int] = ..., inferences: _Optional[int] = ..., embeddings: _Optional[int] = ...) -> None: ...
+
+class UploadEvent(_message.Message):
+    __slots__ = ("schema_version", "upload_id", "chunk_index", "idempotency_key", "project", "dataset", "chunk", "produced_time", "total_chunks")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    PRODUCED_TIME_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    schema_version: int
+    upload_id: str
+    chunk_index: int
+    idempotency_key: str
+    project: str
+    dataset: str
+    chunk: UploadChunk
+    produced_time: _timestamp_pb2.Timestamp
+    total_chunks: int
+    def __init__(self, schema_version: _Optional[int] = ..., upload_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., project: _Optional[str] = ..., dataset: _Optional[str] = ..., chunk: _Optional[_Union[UploadChunk, _Mapping]] = ..., produced_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., total_chunks: _Optional[int] = ...) -> None: ...
+
+class UploadError(_message.Message):
+    __slots__ = ("chunk_index", "detail")
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    chunk_index: int
+    detail: _common_pb2.ErrorDetail
+    def __init__(self, chunk_index: _Optional[int] = ..., detail: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
+
+class UploadStatus(_message.Message):
+    __slots__ = ("upload_id", "dataset", "state", "chunks_total", "chunks_processed", "accepted", "written", "rejected", "errors")
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_PROCESSED_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    dataset: str
+    state: UploadState
+    chunks_total: int
+    chunks_processed: int
+    accepted: UploadCounts
+    written: UploadCounts
+    rejected: UploadCounts
+    errors: _containers.RepeatedCompositeFieldContainer[UploadError]
+    def __init__(self, upload_id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[UploadState, str]] = ..., chunks_total: _Optional[int] = ..., chunks_processed: _Optional[int] = ..., accepted: _Optional[_Union[UploadCounts, _Mapping]] = ..., written: _Optional[_Union[UploadCounts, _Mapping]] = ..., rejected: _Optional[_Union[UploadCounts, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[UploadError, _Mapping]]] = ...) -> None: ...
+
+class GetUploadStatusRequest(_message.Message):
+    __slots__ = ("project", "upload_id")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    upload_id: str
+    def __init__(self, project: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
+
+class GetUploadStatusResponse(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: UploadStatus
+    def __init__(self, status: _Optional[_Union[UploadStatus, _Mapping]] = ...) -> None: ...

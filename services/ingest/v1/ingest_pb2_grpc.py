@@ -54,6 +54,51 @@ class IngestServiceStub:
                 request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateProjectRequest.SerializeToString,
                 response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateProjectResponse.FromString,
                 _registered_method=True)
+        self.CreateDataset = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/CreateDataset',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateDatasetRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateDatasetResponse.FromString,
+                _registered_method=True)
+        self.GetDataset = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/GetDataset',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetDatasetRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetDatasetResponse.FromString,
+                _registered_method=True)
+        self.ListDatasets = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/ListDatasets',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListDatasetsRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListDatasetsResponse.FromString,
+                _registered_method=True)
+        self.UpdateDataset = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/UpdateDataset',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateDatasetRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateDatasetResponse.FromString,
+                _registered_method=True)
+        self.CreateInferenceSet = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/CreateInferenceSet',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateInferenceSetRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateInferenceSetResponse.FromString,
+                _registered_method=True)
+        self.GetInferenceSet = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/GetInferenceSet',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetInferenceSetRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetInferenceSetResponse.FromString,
+                _registered_method=True)
+        self.ListInferenceSets = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/ListInferenceSets',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsResponse.FromString,
+                _registered_method=True)
+        self.Upload = channel.stream_unary(
+                '/shoal.ingest.v1.IngestService/Upload',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UploadRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UploadResponse.FromString,
+                _registered_method=True)
+        self.GetUploadStatus = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/GetUploadStatus',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -87,6 +132,67 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateDataset(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDataset(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDatasets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDataset(self, request, context):
+        """Updates description or splits (splits can be added, not removed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateInferenceSet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInferenceSet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInferenceSets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Upload(self, request_iterator, context):
+        """Streams chunks of frames, labels, inferences and embeddings of one dataset. Each chunk is
+        validated as a whole (INVALID_ARGUMENT names the field and the frame; nothing of that chunk
+        is sent) and published as one UploadEvent to Kafka; the response comes once every chunk is
+        durably in Kafka (acks=all). Writing to ClickHouse and Milvus follows asynchronously: poll
+        GetUploadStatus, or wait with the SDK.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUploadStatus(self, request, context):
+        """Accepted, written and rejected counts of an upload, and its first errors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +215,51 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.UpdateProject,
                     request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateProjectRequest.FromString,
                     response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateProjectResponse.SerializeToString,
+            ),
+            'CreateDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDataset,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateDatasetRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateDatasetResponse.SerializeToString,
+            ),
+            'GetDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataset,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetDatasetRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetDatasetResponse.SerializeToString,
+            ),
+            'ListDatasets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasets,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListDatasetsRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListDatasetsResponse.SerializeToString,
+            ),
+            'UpdateDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDataset,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateDatasetRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateDatasetResponse.SerializeToString,
+            ),
+            'CreateInferenceSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateInferenceSet,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateInferenceSetRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateInferenceSetResponse.SerializeToString,
+            ),
+            'GetInferenceSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInferenceSet,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetInferenceSetRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetInferenceSetResponse.SerializeToString,
+            ),
+            'ListInferenceSets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInferenceSets,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsResponse.SerializeToString,
+            ),
+            'Upload': grpc.stream_unary_rpc_method_handler(
+                    servicer.Upload,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UploadRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UploadResponse.SerializeToString,
+            ),
+            'GetUploadStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUploadStatus,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +370,249 @@ class IngestService:
             '/shoal.ingest.v1.IngestService/UpdateProject',
             shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateProjectRequest.SerializeToString,
             shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/CreateDataset',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateDatasetRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/GetDataset',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetDatasetRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDatasets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/ListDatasets',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListDatasetsRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListDatasetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/UpdateDataset',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateDatasetRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateInferenceSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/CreateInferenceSet',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateInferenceSetRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateInferenceSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInferenceSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/GetInferenceSet',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetInferenceSetRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetInferenceSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInferenceSets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/ListInferenceSets',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Upload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/shoal.ingest.v1.IngestService/Upload',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.UploadRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.UploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUploadStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/GetUploadStatus',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
