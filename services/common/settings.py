@@ -109,6 +109,15 @@ class ShoalSettings(BaseSettings):
     topic_partitions: int = Field(12, ge=1, le=1000, description="Partitions of topics Shoal creates.")
     topic_replication_factor: int = Field(1, ge=1, le=10, description="Replication of topics Shoal creates.")
 
+    # --- ingest ----------------------------------------------------------------------------
+    ingest_consumer_group: str = Field("shoal-ingest", description="Kafka consumer group of the ingest workers.")
+    ingest_consumers: int = Field(
+        1, ge=0, le=64, description="Upload consumers per ingest process (0: this process only accepts uploads)."
+    )
+    ingest_max_chunk_items: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most frames, labels, inferences or embeddings in one upload chunk."
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="`json` for one JSON object per line.")

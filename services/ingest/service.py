@@ -6,7 +6,9 @@ from shoal.common.interceptors import MethodPolicy
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
-from shoal.ingest import catalog
+from shoal.common.topics import Topics
+from shoal.ingest import catalog, datasets, writer
+from shoal.ingest.pipeline import ContextLoader, IngestConsumer, UploadProcessor, UploadPublisher
 from shoal.ingest.servicer import IngestServicer
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -19,12 +21,28 @@ def _method(rpc: str) -> str:
 
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
-    servicer = IngestServicer(catalog.ProjectCatalog(stores.metrics))
+    projects = catalog.ProjectCatalog(stores.metrics)
+    sets = datasets.DatasetCatalog(stores.metrics, projects)
+    contexts = ContextLoader(stores.metrics, projects, sets)
+    topics = Topics(settings.topic_prefix)
+    limit = settings.ingest_max_chunk_items
+    publisher = UploadPublisher(stores.events, topics, contexts, stores.metrics, limit)
+    processor = UploadProcessor(
+        stores.events, topics, contexts, writer.IngestWriter(stores.metrics, stores.vectors), limit
+    )
+    workers = [
+        IngestConsumer(
+            stores.events, topics, processor, group_id=settings.ingest_consumer_group, name=f"ingest-consumer-{i}"
+        )
+        for i in range(settings.ingest_consumers)
+    ]
+    servicer = IngestServicer(projects, sets, publisher)
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,
         register=lambda server: ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors", "events"),
         policy=MethodPolicy(admin=frozenset({_method("CreateProject")}), unscoped=frozenset({_method("ListProjects")})),
-        migrations=catalog.MIGRATIONS,
+        migrations=(*catalog.MIGRATIONS, *datasets.MIGRATIONS, *writer.MIGRATIONS),
+        workers=list(workers),
     )

@@ -8,6 +8,9 @@ from shoal.common.auth import current_principal
 from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.errors import InvalidArgument
 from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project, ProjectCatalog
+from shoal.ingest.datasets import Dataset, DatasetCatalog, InferenceSet
+from shoal.ingest.pipeline import UploadPublisher, new_upload_id
+from shoal.ingest.status import KINDS, upload_status
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 pb = ingest_pb2
@@ -74,9 +77,41 @@ def project_to_proto(p: Project) -> ingest_pb2.Project:
     )
 
 
+def dataset_to_proto(d: Dataset) -> ingest_pb2.Dataset:
+    return pb.Dataset(
+        project=d.project,
+        name=d.name,
+        kind=pb.DatasetKind.Value(f"DATASET_KIND_{d.kind}"),
+        splits=list(d.splits),
+        description=d.description,
+        create_time=timestamp(d.create_time),
+        update_time=timestamp(d.update_time),
+        revision=d.revision,
+    )
+
+
+def inference_set_to_proto(s: InferenceSet) -> ingest_pb2.InferenceSet:
+    return pb.InferenceSet(
+        project=s.project,
+        name=s.name,
+        dataset=s.dataset,
+        model_name=s.model_name,
+        model_version=s.model_version,
+        description=s.description,
+        create_time=timestamp(s.create_time),
+    )
+
+
+def _counts(values: dict[str, int]) -> ingest_pb2.UploadCounts:
+    return pb.UploadCounts(**{k: values[k] for k in KINDS})
+
+
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, catalog: ProjectCatalog) -> None:
+    def __init__(self, catalog: ProjectCatalog, datasets: DatasetCatalog, publisher: UploadPublisher) -> None:
         self.catalog = catalog
+        self.datasets = datasets
+        self.publisher = publisher
+        self.publish_timeout = 60.0
 
     def CreateProject(self, request: pb.CreateProjectRequest, context: Any) -> pb.CreateProjectResponse:
         project = self.catalog.create(project_from_proto(request.project))
@@ -99,3 +134,109 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         update = project_from_proto(request.update, prefix="update", need_task=False)
         project = self.catalog.update(request.project, update, list(request.update_mask.paths))
         return pb.UpdateProjectResponse(project=project_to_proto(project))
+
+    # -- datasets -----------------------------------------------------------------------------
+    def CreateDataset(self, request: pb.CreateDatasetRequest, context: Any) -> pb.CreateDatasetResponse:
+        d = request.dataset
+        kind = _enum_name(pb.DatasetKind, d.kind, "DATASET_KIND_", "dataset.kind")
+        created = self.datasets.create(
+            Dataset(project=request.project, name=d.name, kind=kind, splits=tuple(d.splits), description=d.description)
+        )
+        return pb.CreateDatasetResponse(dataset=dataset_to_proto(created))
+
+    def GetDataset(self, request: pb.GetDatasetRequest, context: Any) -> pb.GetDatasetResponse:
+        return pb.GetDatasetResponse(dataset=dataset_to_proto(self.datasets.get(request.project, request.dataset)))
+
+    def ListDatasets(self, request: pb.ListDatasetsRequest, context: Any) -> pb.ListDatasetsResponse:
+        scope = f"datasets|{request.project}"
+        page = page_of(request.page, scope=scope)
+        found, total = self.datasets.list(request.project, page=page)
+        return pb.ListDatasetsResponse(
+            datasets=[dataset_to_proto(d) for d in found], page=page_response(page, len(found), total, scope=scope)
+        )
+
+    def UpdateDataset(self, request: pb.UpdateDatasetRequest, context: Any) -> pb.UpdateDatasetResponse:
+        u = request.update
+        update = Dataset(
+            project=request.project, name=request.dataset, kind="", splits=tuple(u.splits), description=u.description
+        )
+        d = self.datasets.update(request.project, request.dataset, update, list(request.update_mask.paths))
+        return pb.UpdateDatasetResponse(dataset=dataset_to_proto(d))
+
+    # -- inference sets -----------------------------------------------------------------------
+    def CreateInferenceSet(self, request: pb.CreateInferenceSetRequest, context: Any) -> pb.CreateInferenceSetResponse:
+        s = request.inference_set
+        created = self.datasets.create_inference_set(
+            InferenceSet(request.project, s.name, s.dataset, s.model_name, s.model_version, s.description)
+        )
+        return pb.CreateInferenceSetResponse(inference_set=inference_set_to_proto(created))
+
+    def GetInferenceSet(self, request: pb.GetInferenceSetRequest, context: Any) -> pb.GetInferenceSetResponse:
+        s = self.datasets.get_inference_set(request.project, request.inference_set)
+        return pb.GetInferenceSetResponse(inference_set=inference_set_to_proto(s))
+
+    def ListInferenceSets(self, request: pb.ListInferenceSetsRequest, context: Any) -> pb.ListInferenceSetsResponse:
+        scope = f"inference_sets|{request.project}|{request.dataset}"
+        page = page_of(request.page, scope=scope)
+        found, total = self.datasets.list_inference_sets(request.project, dataset=request.dataset, page=page)
+        return pb.ListInferenceSetsResponse(
+            inference_sets=[inference_set_to_proto(s) for s in found],
+            page=page_response(page, len(found), total, scope=scope),
+        )
+
+    # -- uploads ------------------------------------------------------------------------------
+    def Upload(self, request_iterator: Any, context: Any) -> pb.UploadResponse:
+        project = dataset = upload_id = ""
+        futures = []
+        checked = []
+        for position, request in enumerate(request_iterator):
+            if position == 0:
+                project, dataset = request.project, request.dataset
+                upload_id = request.upload_id or new_upload_id()
+                if not dataset:
+                    raise InvalidArgument("is empty", field="dataset")
+            elif (request.project, request.dataset) != (project, dataset):
+                raise InvalidArgument(
+                    f"an upload goes to one dataset: message {position} names {request.project}/{request.dataset}, "
+                    f"the first named {project}/{dataset}",
+                    field="dataset",
+                )
+            elif request.upload_id and request.upload_id != upload_id:
+                raise InvalidArgument(f"message {position} changes the upload id", field="upload_id")
+            index = request.chunk_index if request.HasField("chunk_index") else position
+            checked.append(self.publisher.check(project, dataset, request.chunk, index))
+            futures.append(self.publisher.publish(project, dataset, upload_id, index, request.chunk))
+        if not futures:
+            raise InvalidArgument("an upload needs at least one chunk", field="chunk")
+        for fut in futures:
+            fut.result(timeout=self.publish_timeout)  # Unavailable if Kafka did not take it
+        self.publisher.record_accepted(project, dataset, upload_id, checked)
+        accepted = {
+            "frames": sum(len(c.frames) for c in checked),
+            "labels": sum(len(c.labels) for c in checked),
+            "inferences": sum(len(c.inferences) for c in checked),
+            "embeddings": sum(c.embedding_count for c in checked),
+        }
+        return pb.UploadResponse(upload_id=upload_id, chunks=len(futures), accepted=_counts(accepted))
+
+    def GetUploadStatus(self, request: pb.GetUploadStatusRequest, context: Any) -> pb.GetUploadStatusResponse:
+        st = upload_status(self.publisher.metrics, request.project, request.upload_id)
+        msg = pb.UploadStatus(
+            upload_id=st.upload_id,
+            dataset=st.dataset,
+            state=pb.UploadState.Value(f"UPLOAD_STATE_{st.state}"),
+            chunks_total=st.chunks_total,
+            chunks_processed=st.chunks_processed,
+            accepted=_counts(st.accepted),
+            written=_counts(st.written),
+            rejected=_counts(st.rejected),
+        )
+        for index, (reason, field, frame_id, object_id, message) in st.errors:
+            err = msg.errors.add(chunk_index=index)
+            err.detail.reason = reason
+            err.detail.field = field
+            err.detail.message = message
+            err.detail.datapoint.dataset = st.dataset
+            err.detail.datapoint.frame_id = frame_id
+            err.detail.datapoint.object_id = object_id
+        return pb.GetUploadStatusResponse(status=msg)

@@ -565,3 +565,21 @@ class GetUploadStatusResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     status: UploadStatus
     def __init__(self, status: _Optional[_Union[UploadStatus, _Mapping]] = ...) -> None: ...
+
+class IngestedEvent(_message.Message):
+    __slots__ = ("project", "dataset", "upload_id", "chunk_index", "written", "rejected", "written_time")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    upload_id: str
+    chunk_index: int
+    written: UploadCounts
+    rejected: UploadCounts
+    written_time: _timestamp_pb2.Timestamp
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., written: _Optional[_Union[UploadCounts, _Mapping]] = ..., rejected: _Optional[_Union[UploadCounts, _Mapping]] = ..., written_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,444 @@
+"""The upload pipeline: chunks become UploadEvents on Kafka; consumer-group workers validate them,
+write ClickHouse and Milvus, dead-letter what is invalid, record the chunk's status and commit the
+offsets only after all of that.
+
+Processing is at-least-once with idempotent writes: a crash between the writes and the commit
+makes the events come again, and writing them again changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound, ShoalError, Unavailable
+from shoal.common.stores.events import Event, EventBus, Published, TopicPartition
+from shoal.common.stores.metrics import MetricsStore
+from shoal.common.timeutil import now_ms
+from shoal.common.topics import Topics
+from shoal.ingest.catalog import ProjectCatalog
+from shoal.ingest.datasets import DatasetCatalog
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.ingest.validate import CheckedChunk, Context, check_chunk, check_chunk_size, referenced_frames
+from shoal.ingest.writer import EventMeta, IngestWriter, Written
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MAX_ERRORS_PER_CHUNK = 20
+_STATUS_COLUMNS = (
+    "project",
+    "upload_id",
+    "chunk_index",
+    "stage",
+    "dataset",
+    "total_chunks",
+    "frames",
+    "labels",
+    "inferences",
+    "embeddings",
+    "rejected_frames",
+    "rejected_labels",
+    "rejected_inferences",
+    "rejected_embeddings",
+    "errors",
+    "updated_at",
+    "version",
+)
+
+
+def event_key(project: str, dataset: str) -> bytes:
+    return f"{project}/{dataset}".encode()
+
+
+class ContextLoader:
+    """Loads what chunks are checked against, with a short cache (catalog rows change rarely)."""
+
+    def __init__(self, metrics: MetricsStore, projects: ProjectCatalog, datasets: DatasetCatalog, ttl: float = 5.0):
+        self.metrics = metrics
+        self.projects = projects
+        self.datasets = datasets
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str, str], tuple[float, Context]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, project: str, dataset: str, inference_set: str, chunk: pb.UploadChunk, max_items: int) -> Context:
+        key = (project, dataset, inference_set)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is None or now - hit[0] > self.ttl:
+            p = self.projects.get(project)
+            d = self.datasets.get(project, dataset)
+            s = None
+            if inference_set:
+                s = self.datasets.get_inference_set(project, inference_set)
+                if s.dataset != dataset:
+                    raise InvalidArgument(
+                        f"inference set {inference_set!r} belongs to dataset {s.dataset!r}, not {dataset!r}",
+                        field="chunk.inference_set",
+                    )
+            base = Context(project=p, dataset=d, inference_set=s, max_items=max_items)
+            with self._lock:
+                self._cache[key] = (now, base)
+        else:
+            base = hit[1]
+        refs = referenced_frames(chunk)
+        known = self.known_frames(project, dataset, refs) if refs else {}
+        return Context(base.project, base.dataset, base.inference_set, known, max_items)
+
+    def known_frames(self, project: str, dataset: str, frame_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        rows = self.metrics.query(
+            "SELECT frame_id, argMax(width, version), argMax(height, version) FROM frames"
+            " WHERE project = {project:String} AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}"
+            " GROUP BY frame_id",
+            {"project": project, "dataset": dataset, "ids": sorted(frame_ids)},
+        ).rows
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+def _error_tuple(err: ShoalError) -> tuple[str, str, str, str, str]:
+    dp = err.datapoint
+    return (err.reason, err.field, dp.frame_id if dp else "", dp.object_id if dp else "", err.message)
+
+
+class UploadPublisher:
+    """The RPC side: checks chunks and publishes them as events."""
+
+    def __init__(self, bus: EventBus, topics: Topics, contexts: ContextLoader, metrics: MetricsStore, max_items: int):
+        self.bus = bus
+        self.topics = topics
+        self.contexts = contexts
+        self.metrics = metrics
+        self.max_items = max_items
+
+    def check(self, project: str, dataset: str, chunk: pb.UploadChunk, index: int) -> CheckedChunk:
+        """Raises InvalidArgument for the first problem of the chunk (with how many more there are)."""
+        try:
+            check_chunk_size(chunk, self.max_items)
+            ctx = self.contexts.load(project, dataset, chunk.inference_set, chunk, self.max_items)
+        except NotFound as err:
+            raise InvalidArgument(err.message, field=err.field or "dataset") from None
+        checked = check_chunk(chunk, ctx)
+        if checked.rejections:
+            first = checked.rejections[0].error
+            more = len(checked.rejections) - 1
+            suffix = f"; {more} more problems in chunk {index}" if more else f" (chunk {index})"
+            raise InvalidArgument(first.message + suffix, field=first.field, datapoint=first.datapoint)
+        return checked
+
+    def publish(
+        self, project: str, dataset: str, upload_id: str, index: int, chunk: pb.UploadChunk
+    ) -> Future[Published]:
+        event = pb.UploadEvent(
+            schema_version=SCHEMA_VERSION,
+            upload_id=upload_id,
+            chunk_index=index,
+            idempotency_key=f"{upload_id}/{index}",
+            project=project,
+            dataset=dataset,
+            chunk=chunk,
+        )
+        event.produced_time.GetCurrentTime()
+        return self.bus.publish(
+            self.topics.uploads,
+            key=event_key(project, dataset),
+            value=event.SerializeToString(),
+            headers=(("shoal-schema-version", str(SCHEMA_VERSION).encode()),),
+        )
+
+    def record_accepted(self, project: str, dataset: str, upload_id: str, checked: Sequence[CheckedChunk]) -> None:
+        now = now_ms()
+        rows = [
+            [project, upload_id, i, "accepted", dataset, len(checked),
+             len(c.frames), len(c.labels), len(c.inferences), c.embedding_count, 0, 0, 0, 0, [], now, time.time_ns()]
+            for i, c in enumerate(checked)
+        ]  # fmt: skip
+        self.metrics.insert("upload_chunks", rows, _STATUS_COLUMNS)
+
+
+@dataclass
+class _Item:
+    event: Event
+    upload: pb.UploadEvent | None
+    meta: EventMeta | None = None
+    checked: CheckedChunk | None = None
+    failure: ShoalError | None = None
+
+
+class UploadProcessor:
+    """The consumer side, transport-free but for the bus it dead-letters to: turns a batch of
+    upload events into writes, dead letters and status rows."""
+
+    def __init__(self, bus: EventBus, topics: Topics, contexts: ContextLoader, writer: IngestWriter, max_items: int):
+        self.bus = bus
+        self.topics = topics
+        self.contexts = contexts
+        self.writer = writer
+        self.max_items = max_items
+
+    def process(self, events: Sequence[Event]) -> None:
+        """Handles a batch. Raises Unavailable when a store is down (nothing must be committed)."""
+        items = [self._prepare(e) for e in events]
+        good = [(it.meta, it.checked) for it in items if it.checked is not None]
+        written = self.writer.write(good) if good else []  # type: ignore[arg-type]
+        results = iter(written)
+        status_rows = []
+        now = now_ms()
+        futures = []
+        for it in items:
+            if it.checked is None:
+                futures.append(self._dead_letter(it, [it.failure] if it.failure else []))
+                if it.upload is not None and it.meta is not None:
+                    status_rows.append(self._status_row(it, Written(0, 0, 0, 0), now))
+                continue
+            w = next(results)
+            if it.checked.rejections:
+                futures.append(self._dead_letter(it, [r.error for r in it.checked.rejections]))
+            status_rows.append(self._status_row(it, w, now))
+            futures.append(self._notify(it, w))
+        if status_rows:
+            self.writer.metrics.insert("upload_chunks", status_rows, _STATUS_COLUMNS)
+        self.bus.flush()
+        for fut in futures:
+            fut.result(timeout=60)
+
+    def _prepare(self, event: Event) -> _Item:
+        try:
+            upload = pb.UploadEvent.FromString(event.value)
+        except DecodeError as exc:
+            return _Item(event, None, failure=InvalidArgument(f"not an UploadEvent: {exc}", field="value"))
+        item = _Item(event, upload)
+        if upload.schema_version != SCHEMA_VERSION:
+            item.failure = InvalidArgument(
+                f"schema_version {upload.schema_version} is not supported (expected {SCHEMA_VERSION})",
+                field="schema_version",
+            )
+            return item
+        if not upload.project or not upload.dataset:
+            item.failure = InvalidArgument("project and dataset are required", field="project")
+            return item
+        upload_id = upload.upload_id or f"kafka-{event.topic}-{event.partition}-{event.offset}"
+        key = upload.idempotency_key or f"{upload_id}/{upload.chunk_index}"
+        produced = (
+            upload.produced_time.ToNanoseconds() if upload.HasField("produced_time") else event.timestamp_ms * 1_000_000
+        )
+        item.meta = EventMeta(
+            upload.project, upload.dataset, upload_id, upload.chunk_index, key, upload.chunk.inference_set, produced
+        )
+        try:
+            check_chunk_size(upload.chunk, self.max_items)
+            ctx = self.contexts.load(
+                upload.project, upload.dataset, upload.chunk.inference_set, upload.chunk, self.max_items
+            )
+        except (InvalidArgument, NotFound, FailedPrecondition) as err:
+            item.failure = err
+            return item
+        item.checked = check_chunk(upload.chunk, ctx)
+        return item
+
+    def _status_row(self, it: _Item, w: Written, now: object) -> list[object]:
+        assert it.upload is not None and it.meta is not None
+        errors: list[ShoalError] = []
+        rejected = {"frame": 0, "labels": 0, "inference": 0, "embedding": 0}
+        if it.checked is not None:
+            for r in it.checked.rejections:
+                rejected[r.kind] += 1
+                errors.append(r.error)
+        else:
+            chunk = it.upload.chunk
+            rejected = {
+                "frame": len(chunk.frames),
+                "labels": len(chunk.labels),
+                "inference": len(chunk.inferences),
+                "embedding": sum(len(b.frame_ids) for b in chunk.embeddings),
+            }
+            if it.failure:
+                errors.append(it.failure)
+        return [
+            it.meta.project, it.meta.upload_id, it.meta.chunk_index, "processed", it.meta.dataset,
+            it.upload.total_chunks, w.frames, w.labels, w.inferences, w.embeddings,
+            rejected["frame"], rejected["labels"], rejected["inference"], rejected["embedding"],
+            [_error_tuple(e) for e in errors[:MAX_ERRORS_PER_CHUNK]], now, time.time_ns(),
+        ]  # fmt: skip
+
+    def _dead_letter(self, it: _Item, errors: Sequence[ShoalError]) -> Future[Published]:
+        """The rejected part of an event (or all of it) with the reasons in headers."""
+        value = it.event.value
+        if it.upload is not None and it.checked is not None:
+            value = _rejected_part(it.upload, it.checked).SerializeToString()
+        reasons = [{"reason": e.reason, "field": e.field, "message": e.describe()} for e in errors[:100]]
+        headers = (
+            ("shoal-reason", (errors[0].describe() if errors else "unknown").encode()),
+            ("shoal-errors", json.dumps(reasons).encode()),
+            ("shoal-source", f"{it.event.topic}/{it.event.partition}/{it.event.offset}".encode()),
+        )
+        log.info("dead-lettering %d problem(s) of %s/%d/%d: %s", len(errors), it.event.topic,
+                 it.event.partition, it.event.offset, errors[0].describe() if errors else "")  # fmt: skip
+        return self.bus.publish(self.topics.dead_letter, key=it.event.key or b"", value=value, headers=headers)
+
+    def _notify(self, it: _Item, w: Written) -> Future[Published]:
+        assert it.meta is not None
+        note = pb.IngestedEvent(
+            project=it.meta.project,
+            dataset=it.meta.dataset,
+            upload_id=it.meta.upload_id,
+            chunk_index=it.meta.chunk_index,
+            written=pb.UploadCounts(frames=w.frames, labels=w.labels, inferences=w.inferences, embeddings=w.embeddings),
+        )
+        note.written_time.GetCurrentTime()
+        return self.bus.publish(
+            self.topics.ingested, key=event_key(it.meta.project, it.meta.dataset), value=note.SerializeToString()
+        )
+
+
+def _rejected_part(upload: pb.UploadEvent, checked: CheckedChunk) -> pb.UploadEvent:
+    out = pb.UploadEvent()
+    out.CopyFrom(upload)
+    chunk = upload.chunk
+    del out.chunk.frames[:]
+    del out.chunk.labels[:]
+    del out.chunk.inferences[:]
+    del out.chunk.embeddings[:]
+    by_kind: dict[str, set[int]] = {"frame": set(), "labels": set(), "inference": set()}
+    rows: dict[int, list[int]] = {}
+    for r in checked.rejections:
+        if r.kind == "embedding":
+            rows.setdefault(r.index, []).append(r.row)
+        else:
+            by_kind[r.kind].add(r.index)
+    out.chunk.frames.extend(chunk.frames[i] for i in sorted(by_kind["frame"]))
+    out.chunk.labels.extend(chunk.labels[i] for i in sorted(by_kind["labels"]))
+    out.chunk.inferences.extend(chunk.inferences[i] for i in sorted(by_kind["inference"]))
+    for b, rs in sorted(rows.items()):
+        block = chunk.embeddings[b]
+        n = len(block.frame_ids)
+        dim = len(block.vectors_f32) // 4 // n if n else 0
+        part = out.chunk.embeddings.add(space=block.space)
+        keep = [r for r in sorted(set(rs)) if r < n]
+        part.frame_ids.extend(block.frame_ids[r] for r in keep)
+        if block.object_ids:
+            part.object_ids.extend(block.object_ids[r] for r in keep)
+        if dim * n * 4 == len(block.vectors_f32):
+            part.vectors_f32 = b"".join(block.vectors_f32[r * dim * 4 : (r + 1) * dim * 4] for r in keep)
+        else:
+            part.vectors_f32 = block.vectors_f32
+    return out
+
+
+class IngestConsumer:
+    """A consumer-group member on the uploads topic, on its own thread. Offsets are committed only
+    after a batch is fully handled; a store outage makes it retry the same batch with backoff."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        topics: Topics,
+        processor: UploadProcessor,
+        *,
+        group_id: str,
+        max_records: int = 64,
+        name: str = "ingest-consumer",
+    ) -> None:
+        self.name = name
+        self.bus = bus
+        self.topics = topics
+        self.processor = processor
+        self.group_id = group_id
+        self.max_records = max_records
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_poll = 0.0
+        self._failing: str | None = None
+        self.processed_events = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def healthy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._failing is None
+
+    def stop(self, timeout_seconds: float) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_seconds)
+
+    def _run(self) -> None:
+        consumer = None
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if consumer is None:
+                    consumer = self.bus.consumer(self.group_id, [self.topics.uploads])
+                events = consumer.poll(1.0, max_records=self.max_records)
+                self._last_poll = time.monotonic()
+                if not events:
+                    continue
+                self._handle(events)
+                consumer.commit(_next_offsets(events))
+                self.processed_events += len(events)
+                self._failing = None
+                backoff = 0.5
+            except Unavailable as exc:
+                self._failing = str(exc)
+                log.warning("%s: %s; the batch will come again (retry in %.1fs)", self.name, exc, backoff)
+                if consumer is not None:
+                    _close_quietly(consumer)
+                    consumer = None  # rejoin: uncommitted events are delivered again
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+            except Exception:
+                log.exception("%s: unexpected failure; rejoining", self.name)
+                self._failing = "unexpected failure; see the log"
+                if consumer is not None:
+                    _close_quietly(consumer)
+                    consumer = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        if consumer is not None:
+            _close_quietly(consumer)
+
+    def _handle(self, events: Sequence[Event]) -> None:
+        try:
+            self.processor.process(events)
+        except Unavailable:
+            raise
+        except Exception:  # noqa: BLE001
+            # A poison event must not block its partition: handle one by one, dead-letter the culprit.
+            for event in events:
+                try:
+                    self.processor.process([event])
+                except Unavailable:
+                    raise
+                except Exception as exc:
+                    log.exception("dead-lettering an event that could not be processed")
+                    err = InvalidArgument(f"could not be processed: {type(exc).__name__}: {exc}", field="value")
+                    self.processor._dead_letter(_Item(event, None), [err]).result(timeout=60)
+
+
+def _next_offsets(events: Sequence[Event]) -> dict[TopicPartition, int]:
+    out: dict[TopicPartition, int] = {}
+    for e in events:
+        tp = e.tp
+        out[tp] = max(out.get(tp, 0), e.offset + 1)
+    return out
+
+
+def _close_quietly(consumer: object) -> None:
+    try:
+        consumer.close()  # type: ignore[attr-defined]
+    except Exception:
+        log.debug("closing a consumer failed", exc_info=True)
+
+
+def new_upload_id() -> str:
+    return f"up-{uuid.uuid4().hex}"

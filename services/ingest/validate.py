@@ -1,0 +1,391 @@
+"""Validation of upload chunks: every rule a frame, label, inference or embedding must meet.
+
+The same rules serve both paths: the Upload RPC refuses a chunk with any error
+(INVALID_ARGUMENT naming the first field and frame), and the Kafka consumer writes the good items
+of an event and dead-letters the bad ones with their reasons. Each item is judged on its own: a
+bad label does not reject the frame it belongs to.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from shoal.common.errors import Datapoint, InvalidArgument, ShoalError
+from shoal.common.v1 import common_pb2
+from shoal.ingest.catalog import EmbeddingSpace, Project
+from shoal.ingest.datasets import Dataset, InferenceSet
+from shoal.ingest.v1 import ingest_pb2 as pb
+
+PROBABILITY_TOLERANCE = 1e-3
+MAX_ID_LENGTH = 256
+MAX_METADATA_KEYS = 64
+_ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
+_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a chunk is checked against."""
+
+    project: Project
+    dataset: Dataset
+    inference_set: InferenceSet | None = None
+    #: (width, height) of frames stored before, for boxes of frames not in the chunk
+    known_frames: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    max_items: int = 10_000
+
+    @property
+    def classes(self) -> dict[int, int]:
+        """class id -> position in the ontology (the order of probability vectors)."""
+        return {c.id: i for i, c in enumerate(self.project.classes)}
+
+    @property
+    def spaces(self) -> dict[str, EmbeddingSpace]:
+        return {s.name: s for s in self.project.embedding_spaces}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    #: "frame", "labels", "inference" or "embedding"
+    kind: str
+    #: position of the item in its list (for embeddings: block index)
+    index: int
+    #: for embeddings: row within the block
+    row: int
+    error: ShoalError
+
+
+@dataclass
+class EmbeddingRows:
+    space: EmbeddingSpace
+    frame_ids: list[str]
+    object_ids: list[str]
+    vectors: np.ndarray  # (N, D) float32
+
+
+@dataclass
+class CheckedChunk:
+    frames: list[pb.Frame] = field(default_factory=list)
+    labels: list[pb.FrameLabels] = field(default_factory=list)
+    inferences: list[pb.FrameInference] = field(default_factory=list)
+    embeddings: list[EmbeddingRows] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def embedding_count(self) -> int:
+        return sum(len(e.frame_ids) for e in self.embeddings)
+
+
+def referenced_frames(chunk: pb.UploadChunk) -> set[str]:
+    """Frame ids that labels and inferences of a chunk refer to but the chunk does not carry."""
+    own = {f.frame_id for f in chunk.frames}
+    refs = {lab.frame_id for lab in chunk.labels} | {inf.frame_id for inf in chunk.inferences}
+    for block in chunk.embeddings:
+        refs.update(block.frame_ids)
+    return refs - own
+
+
+def check_chunk_size(chunk: pb.UploadChunk, max_items: int) -> None:
+    """Refuses chunks too large to be one event."""
+    sizes = {
+        "chunk.frames": len(chunk.frames),
+        "chunk.labels": len(chunk.labels),
+        "chunk.inferences": len(chunk.inferences),
+        "chunk.embeddings": sum(len(b.frame_ids) for b in chunk.embeddings),
+    }
+    for name, n in sizes.items():
+        if n > max_items:
+            raise InvalidArgument(
+                f"{n} items is more than the {max_items} a chunk may carry; split the upload into smaller chunks",
+                field=name,
+            )
+
+
+def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
+    """The chunk's valid items, and a rejection for each invalid one."""
+    out = CheckedChunk()
+    ds = ctx.dataset.name
+    dims: dict[str, tuple[int, int]] = dict(ctx.known_frames)
+
+    counts = Counter(f.frame_id for f in chunk.frames)
+    for i, frame in enumerate(chunk.frames):
+        where = f"chunk.frames[{i}]"
+        try:
+            _check_frame(frame, ctx, where)
+            if counts[frame.frame_id] > 1:
+                raise InvalidArgument(
+                    f"frame id {frame.frame_id!r} appears {counts[frame.frame_id]} times in one chunk",
+                    field=f"{where}.frame_id",
+                )
+        except ShoalError as err:
+            out.rejections.append(Rejection("frame", i, 0, _at(err, ds, frame.frame_id)))
+            continue
+        out.frames.append(frame)
+        dims[frame.frame_id] = (frame.width, frame.height)
+
+    counts = Counter(lab.frame_id for lab in chunk.labels)
+    for i, labels in enumerate(chunk.labels):
+        where = f"chunk.labels[{i}]"
+        try:
+            if counts[labels.frame_id] > 1:
+                raise InvalidArgument(
+                    f"labels for frame {labels.frame_id!r} appear {counts[labels.frame_id]} times in one chunk",
+                    field=f"{where}.frame_id",
+                )
+            _check_labels(labels, ctx, dims, where)
+        except ShoalError as err:
+            out.rejections.append(Rejection("labels", i, 0, _at(err, ds, labels.frame_id)))
+            continue
+        out.labels.append(labels)
+
+    if chunk.inferences:
+        counts = Counter(inf.frame_id for inf in chunk.inferences)
+        for i, inference in enumerate(chunk.inferences):
+            where = f"chunk.inferences[{i}]"
+            try:
+                if ctx.inference_set is None:
+                    raise InvalidArgument("inferences need chunk.inference_set", field="chunk.inference_set")
+                if counts[inference.frame_id] > 1:
+                    raise InvalidArgument(
+                        f"inference for frame {inference.frame_id!r} appears {counts[inference.frame_id]} times",
+                        field=f"{where}.frame_id",
+                    )
+                _check_inference(inference, ctx, dims, where)
+            except ShoalError as err:
+                out.rejections.append(Rejection("inference", i, 0, _at(err, ds, inference.frame_id)))
+                continue
+            out.inferences.append(inference)
+
+    for b, block in enumerate(chunk.embeddings):
+        _check_block(block, b, ctx, dims, out)
+    return out
+
+
+def _at(err: ShoalError, dataset: str, frame_id: str, object_id: str = "") -> ShoalError:
+    if err.datapoint is None:
+        err.datapoint = Datapoint(dataset, frame_id, object_id)
+    return err
+
+
+def _check_id(value: str, where: str, what: str) -> None:
+    if not value:
+        raise InvalidArgument(f"{what} is empty", field=where)
+    if not _ID_RE.match(value):
+        raise InvalidArgument(f"{what} must be 1 to {MAX_ID_LENGTH} characters without control characters", field=where)
+
+
+def _check_value(v: common_pb2.Value, where: str) -> None:
+    kind = v.WhichOneof("kind")
+    if kind is None:
+        raise InvalidArgument("value is not set", field=where)
+    if kind == "number_value" and not math.isfinite(v.number_value):
+        raise InvalidArgument(f"must be finite, got {v.number_value}", field=where)
+    if kind == "string_value" and len(v.string_value) > 4096:
+        raise InvalidArgument("is longer than 4096 characters", field=where)
+
+
+def _check_map(values: Mapping[str, common_pb2.Value], where: str) -> None:
+    if len(values) > MAX_METADATA_KEYS:
+        raise InvalidArgument(f"{len(values)} keys is more than {MAX_METADATA_KEYS}", field=where)
+    for key, value in values.items():
+        if not _KEY_RE.match(key):
+            raise InvalidArgument(f"key {key!r} must match {_KEY_RE.pattern}", field=where)
+        _check_value(value, f"{where}[{key!r}]")
+
+
+def _check_frame(frame: pb.Frame, ctx: Context, where: str) -> None:
+    _check_id(frame.frame_id, f"{where}.frame_id", "frame id")
+    if frame.split and frame.split not in ctx.dataset.splits:
+        raise InvalidArgument(
+            f"split {frame.split!r} is not one of dataset {ctx.dataset.name!r}'s splits "
+            f"({', '.join(ctx.dataset.splits) or 'none declared'})",
+            field=f"{where}.split",
+        )
+    if frame.width < 0 or frame.height < 0:
+        raise InvalidArgument(f"image size {frame.width}x{frame.height} is negative", field=f"{where}.width")
+    if len(frame.media_uri) > 4096:
+        raise InvalidArgument("is longer than 4096 characters", field=f"{where}.media_uri")
+    _check_map(frame.metadata, f"{where}.metadata")
+
+
+def _check_box(box: pb.Box, size: tuple[int, int] | None, where: str) -> None:
+    values = (box.x, box.y, box.width, box.height)
+    if not all(math.isfinite(v) for v in values):
+        raise InvalidArgument(f"box {values} must be finite", field=where)
+    if box.width <= 0 or box.height <= 0:
+        raise InvalidArgument(f"box size {box.width}x{box.height} must be positive", field=where)
+    if box.x < 0 or box.y < 0:
+        raise InvalidArgument(f"box corner ({box.x}, {box.y}) is outside the image", field=where)
+    if size is not None and size[0] > 0 and size[1] > 0:
+        w, h = size
+        # half a pixel of slack for rounding in exporters
+        if box.x + box.width > w + 0.5 or box.y + box.height > h + 0.5:
+            raise InvalidArgument(
+                f"box ({box.x}, {box.y}, {box.width}, {box.height}) extends outside the {w}x{h} image", field=where
+            )
+
+
+def _frame_size(frame_id: str, dims: Mapping[str, tuple[int, int]], where: str) -> tuple[int, int]:
+    if frame_id not in dims:
+        raise InvalidArgument(
+            f"frame {frame_id!r} is not in this chunk nor stored before; upload the frame first", field=where
+        )
+    return dims[frame_id]
+
+
+def _check_labels(labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str) -> None:
+    _check_id(labels.frame_id, f"{where}.frame_id", "frame id")
+    size = _frame_size(labels.frame_id, dims, f"{where}.frame_id")
+    classes = ctx.classes
+    task = ctx.project.task_type
+    if task == "CLASSIFICATION":
+        if not labels.HasField("class_id"):
+            raise InvalidArgument("a classification label needs class_id", field=f"{where}.class_id")
+        if labels.objects:
+            raise InvalidArgument("a classification project takes no objects", field=f"{where}.objects")
+    elif labels.HasField("class_id") and task == "OBJECT_DETECTION_2D":
+        raise InvalidArgument("a detection project labels objects, not frames", field=f"{where}.class_id")
+    if labels.HasField("class_id") and labels.class_id not in classes:
+        raise InvalidArgument(f"unknown class id {labels.class_id}", field=f"{where}.class_id")
+    seen: set[str] = set()
+    for j, obj in enumerate(labels.objects):
+        ow = f"{where}.objects[{j}]"
+        try:
+            _check_id(obj.object_id, f"{ow}.object_id", "object id")
+            if obj.object_id in seen:
+                raise InvalidArgument(f"object id {obj.object_id!r} appears twice", field=f"{ow}.object_id")
+            seen.add(obj.object_id)
+            if obj.class_id not in classes:
+                raise InvalidArgument(f"unknown class id {obj.class_id}", field=f"{ow}.class_id")
+            if task == "OBJECT_DETECTION_2D" or obj.HasField("box"):
+                _check_box(obj.box, size, f"{ow}.box")
+            _check_map(obj.attributes, f"{ow}.attributes")
+        except ShoalError as err:
+            raise _at(err, ctx.dataset.name, labels.frame_id, obj.object_id) from None
+
+
+def _check_probabilities(probs: list[float] | np.ndarray, k: int, where: str) -> None:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.shape != (k,):
+        raise InvalidArgument(f"has {p.size} probabilities for {k} classes", field=where)
+    if not np.isfinite(p).all():
+        raise InvalidArgument("probabilities must be finite", field=where)
+    if (p < 0).any() or (p > 1).any():
+        raise InvalidArgument("probabilities must lie in [0, 1]", field=where)
+    total = float(p.sum())
+    if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+        raise InvalidArgument(
+            f"probabilities sum to {total:.6f}, not 1 (tolerance {PROBABILITY_TOLERANCE})", field=where
+        )
+
+
+def _check_inference(inf: pb.FrameInference, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str) -> None:
+    _check_id(inf.frame_id, f"{where}.frame_id", "frame id")
+    size = _frame_size(inf.frame_id, dims, f"{where}.frame_id")
+    k = len(ctx.project.classes)
+    task = ctx.project.task_type
+    if task == "CLASSIFICATION":
+        _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
+        if inf.objects:
+            raise InvalidArgument("a classification project takes no predicted objects", field=f"{where}.objects")
+    elif inf.class_probabilities:
+        _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
+    classes = ctx.classes
+    seen: set[str] = set()
+    for j, obj in enumerate(inf.objects):
+        ow = f"{where}.objects[{j}]"
+        try:
+            _check_id(obj.object_id, f"{ow}.object_id", "object id")
+            if obj.object_id in seen:
+                raise InvalidArgument(f"object id {obj.object_id!r} appears twice", field=f"{ow}.object_id")
+            seen.add(obj.object_id)
+            if obj.class_id not in classes:
+                raise InvalidArgument(f"unknown class id {obj.class_id}", field=f"{ow}.class_id")
+            if not (math.isfinite(obj.score) and 0.0 <= obj.score <= 1.0):
+                raise InvalidArgument(f"score {obj.score} must lie in [0, 1]", field=f"{ow}.score")
+            _check_box(obj.box, size, f"{ow}.box")
+            if obj.class_probabilities:
+                _check_probabilities(obj.class_probabilities, k, f"{ow}.class_probabilities")
+        except ShoalError as err:
+            raise _at(err, ctx.dataset.name, inf.frame_id, obj.object_id) from None
+
+
+def _check_block(
+    block: pb.EmbeddingBlock, b: int, ctx: Context, dims: Mapping[str, tuple[int, int]], out: CheckedChunk
+) -> None:
+    where = f"chunk.embeddings[{b}]"
+    ds = ctx.dataset.name
+
+    def reject_all(err: ShoalError) -> None:
+        for r, fid in enumerate(block.frame_ids or [""]):
+            out.rejections.append(Rejection("embedding", b, r, _at(err, ds, fid)))
+
+    space = ctx.spaces.get(block.space)
+    if space is None:
+        known = ", ".join(ctx.spaces) or "none"
+        reject_all(
+            InvalidArgument(f"unknown embedding space {block.space!r} (project has: {known})", field=f"{where}.space")
+        )
+        return
+    n = len(block.frame_ids)
+    if space.level == "OBJECT" and len(block.object_ids) != n:
+        reject_all(
+            InvalidArgument(
+                f"space {space.name!r} holds object embeddings: give one object id per row", field=f"{where}.object_ids"
+            )
+        )
+        return
+    if space.level == "FRAME" and block.object_ids:
+        reject_all(
+            InvalidArgument(
+                f"space {space.name!r} holds frame embeddings: leave object_ids empty", field=f"{where}.object_ids"
+            )
+        )
+        return
+    expected = n * space.dimension * 4
+    if len(block.vectors_f32) != expected:
+        got = len(block.vectors_f32) / 4 / max(n, 1)
+        reject_all(
+            InvalidArgument(
+                f"wrong embedding dimension: {n} rows need {n} x {space.dimension} float32 values, got {got:g} per row",
+                field=f"{where}.vectors_f32",
+            )
+        )
+        return
+    vectors = np.frombuffer(block.vectors_f32, dtype="<f4").reshape(n, space.dimension)
+    finite = np.isfinite(vectors).all(axis=1)
+    object_ids = list(block.object_ids) if block.object_ids else [""] * n
+    keys = Counter(zip(block.frame_ids, object_ids, strict=True))
+    keep: list[int] = []
+    for r in range(n):
+        fid, oid = block.frame_ids[r], object_ids[r]
+        try:
+            _check_id(fid, f"{where}.frame_ids[{r}]", "frame id")
+            if oid:
+                _check_id(oid, f"{where}.object_ids[{r}]", "object id")
+            _frame_size(fid, dims, f"{where}.frame_ids[{r}]")
+            if keys[(fid, oid)] > 1:
+                raise InvalidArgument(
+                    "this embedding appears more than once in the block", field=f"{where}.frame_ids[{r}]"
+                )
+            if not finite[r]:
+                raise InvalidArgument("embedding has NaN or infinite values", field=f"{where}.vectors_f32[{r}]")
+        except ShoalError as err:
+            out.rejections.append(Rejection("embedding", b, r, _at(err, ds, fid, oid)))
+            continue
+        keep.append(r)
+    if keep:
+        idx = np.asarray(keep)
+        out.embeddings.append(
+            EmbeddingRows(
+                space=space,
+                frame_ids=[block.frame_ids[r] for r in keep],
+                object_ids=[object_ids[r] for r in keep],
+                vectors=np.ascontiguousarray(vectors[idx]),
+            )
+        )

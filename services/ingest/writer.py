@@ -1,0 +1,363 @@
+"""Idempotent writes of checked chunks into ClickHouse and Milvus.
+
+Every row's key is derived from the event (project, dataset, frame, object; label versions from
+the event's idempotency key), so a redelivered event writes the same rows again: ReplacingMergeTree
+keeps one, and a Milvus upsert overwrites in place. Reads use ``FINAL`` (or ``argMax``) so a
+duplicate that is not merged yet is never counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.stores.vectors import CollectionSpec, ScalarField, VectorStore, collection_name
+from shoal.common.v1 import common_pb2
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.ingest.validate import CheckedChunk
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = (
+    Migration(
+        component="ingest",
+        version=3,
+        name="frames, labels, inferences, uploads",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS frames ("
+            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
+            " split LowCardinality(String), media_uri String, media_type LowCardinality(String),"
+            " width UInt32, height UInt32,"
+            " meta_str Map(LowCardinality(String), String), meta_num Map(LowCardinality(String), Float64),"
+            " meta_bool Map(LowCardinality(String), UInt8),"
+            " meta_time Map(LowCardinality(String), DateTime64(3, 'UTC')),"
+            " capture_time Nullable(DateTime64(3, 'UTC')), upload_id String, version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, dataset, frame_id)",
+            # one row per label version of a frame; the latest version_time wins in analyses
+            "CREATE TABLE IF NOT EXISTS label_versions ("
+            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
+            " label_version String, version_time DateTime64(6, 'UTC'), class_id Nullable(Int32),"
+            " num_objects UInt32, source LowCardinality(String), author String, reason String, upload_id String)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, frame_id, label_version)",
+            "CREATE TABLE IF NOT EXISTS label_objects ("
+            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
+            " label_version String, object_id String, class_id Int32,"
+            " x Float32, y Float32, w Float32, h Float32, is_crowd UInt8, annotation_uri String,"
+            " attr_str Map(LowCardinality(String), String), attr_num Map(LowCardinality(String), Float64))"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, frame_id, label_version, object_id)",
+            "CREATE TABLE IF NOT EXISTS inferences ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " frame_id String, pred_class Int32, confidence Float32, probs Array(Float32), num_objects UInt32,"
+            " upload_id String, version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, inference_set, frame_id)",
+            "CREATE TABLE IF NOT EXISTS predicted_objects ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " frame_id String, object_id String, class_id Int32, score Float32,"
+            " x Float32, y Float32, w Float32, h Float32, probs Array(Float32), version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, inference_set, frame_id, object_id)",
+            # per upload chunk: what the RPC accepted, and what the consumer wrote or rejected
+            "CREATE TABLE IF NOT EXISTS upload_chunks ("
+            " project String, upload_id String, chunk_index Int64, stage LowCardinality(String),"
+            " dataset String, total_chunks Int64,"
+            " frames UInt64, labels UInt64, inferences UInt64, embeddings UInt64,"
+            " rejected_frames UInt64, rejected_labels UInt64, rejected_inferences UInt64, rejected_embeddings UInt64,"
+            " errors Array(Tuple(reason String, field String, frame_id String, object_id String, message String)),"
+            " updated_at DateTime64(3, 'UTC'), version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, upload_id, chunk_index, stage)",
+        ),
+    ),
+)
+
+_METRIC = {"COSINE": "COSINE", "L2": "L2", "INNER_PRODUCT": "IP"}
+EMBEDDING_FIELDS = (
+    ScalarField("dataset", "string"),
+    ScalarField("frame_id", "string"),
+    ScalarField("object_id", "string"),
+)
+
+
+def vector_pk(dataset: str, frame_id: str, object_id: str) -> str:
+    """Primary key of an embedding: stable for (dataset, frame, object), so a rewrite replaces it."""
+    return f"{dataset}\x1f{frame_id}\x1f{object_id}"
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    project: str
+    dataset: str
+    upload_id: str
+    chunk_index: int
+    idempotency_key: str
+    inference_set: str
+    produced_ns: int
+
+
+@dataclass(frozen=True)
+class Written:
+    frames: int
+    labels: int
+    inferences: int
+    embeddings: int
+
+
+def _split_metadata(values: Mapping[str, common_pb2.Value]) -> tuple[dict, dict, dict, dict]:  # type: ignore[type-arg]
+    s, n, b, t = {}, {}, {}, {}
+    for key, v in values.items():
+        kind = v.WhichOneof("kind")
+        if kind == "string_value":
+            s[key] = v.string_value
+        elif kind == "number_value":
+            n[key] = v.number_value
+        elif kind == "bool_value":
+            b[key] = int(v.bool_value)
+        elif kind == "timestamp_value":
+            t[key] = v.timestamp_value.ToDatetime(tzinfo=UTC)
+    return s, n, b, t
+
+
+class IngestWriter:
+    def __init__(self, metrics: MetricsStore, vectors: VectorStore) -> None:
+        self.metrics = metrics
+        self.vectors = vectors
+
+    def write(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> list[Written]:
+        """Writes the valid items of several events, batched per table; ClickHouse first, then Milvus."""
+        frames, versions, objects, inferences, predicted = [], [], [], [], []
+        vectors: dict[tuple[str, str], list[tuple[EventMeta, object]]] = defaultdict(list)
+        out = []
+        for meta, chunk in batch:
+            for f in chunk.frames:
+                s, n, b, t = _split_metadata(f.metadata)
+                capture = f.capture_time.ToDatetime(tzinfo=UTC) if f.HasField("capture_time") else None
+                frames.append(
+                    [
+                        meta.project,
+                        meta.dataset,
+                        f.frame_id,
+                        f.split,
+                        f.media_uri,
+                        pb.MediaType.Name(f.media_type).removeprefix("MEDIA_TYPE_") if f.media_type else "",
+                        f.width,
+                        f.height,
+                        s,
+                        n,
+                        b,
+                        t,
+                        capture,
+                        meta.upload_id,
+                        meta.produced_ns,
+                    ]
+                )
+            for lab in chunk.labels:
+                prov = lab.provenance
+                when = (
+                    prov.time.ToDatetime(tzinfo=UTC)
+                    if prov.HasField("time")
+                    else datetime.fromtimestamp(meta.produced_ns / 1e9, UTC)
+                )
+                version = meta.idempotency_key
+                versions.append(
+                    [
+                        meta.project,
+                        meta.dataset,
+                        lab.frame_id,
+                        version,
+                        when,
+                        lab.class_id if lab.HasField("class_id") else None,
+                        len(lab.objects),
+                        prov.source or "sdk",
+                        prov.author,
+                        prov.reason,
+                        meta.upload_id,
+                    ]
+                )
+                for o in lab.objects:
+                    s, n, _b, _t = _split_metadata(o.attributes)
+                    box = o.box
+                    objects.append(
+                        [
+                            meta.project,
+                            meta.dataset,
+                            lab.frame_id,
+                            version,
+                            o.object_id,
+                            o.class_id,
+                            box.x,
+                            box.y,
+                            box.width,
+                            box.height,
+                            int(o.is_crowd),
+                            o.annotation_uri,
+                            s,
+                            n,
+                        ]
+                    )
+            for inf in chunk.inferences:
+                probs = list(inf.class_probabilities)
+                pred, conf = (int(np.argmax(probs)), float(max(probs))) if probs else (-1, 0.0)
+                inferences.append(
+                    [
+                        meta.project,
+                        meta.inference_set,
+                        meta.dataset,
+                        inf.frame_id,
+                        pred,
+                        conf,
+                        probs,
+                        len(inf.objects),
+                        meta.upload_id,
+                        meta.produced_ns,
+                    ]
+                )
+                for o in inf.objects:
+                    box = o.box
+                    predicted.append(
+                        [
+                            meta.project,
+                            meta.inference_set,
+                            meta.dataset,
+                            inf.frame_id,
+                            o.object_id,
+                            o.class_id,
+                            o.score,
+                            box.x,
+                            box.y,
+                            box.width,
+                            box.height,
+                            list(o.class_probabilities),
+                            meta.produced_ns,
+                        ]
+                    )
+            for rows in chunk.embeddings:
+                vectors[(meta.project, rows.space.name)].append((meta, rows))
+            out.append(Written(len(chunk.frames), len(chunk.labels), len(chunk.inferences), chunk.embedding_count))
+
+        m = self.metrics
+        m.insert(
+            "frames",
+            frames,
+            (
+                "project",
+                "dataset",
+                "frame_id",
+                "split",
+                "media_uri",
+                "media_type",
+                "width",
+                "height",
+                "meta_str",
+                "meta_num",
+                "meta_bool",
+                "meta_time",
+                "capture_time",
+                "upload_id",
+                "version",
+            ),
+        )
+        m.insert(
+            "label_versions",
+            versions,
+            (
+                "project",
+                "dataset",
+                "frame_id",
+                "label_version",
+                "version_time",
+                "class_id",
+                "num_objects",
+                "source",
+                "author",
+                "reason",
+                "upload_id",
+            ),
+        )
+        m.insert(
+            "label_objects",
+            objects,
+            (
+                "project",
+                "dataset",
+                "frame_id",
+                "label_version",
+                "object_id",
+                "class_id",
+                "x",
+                "y",
+                "w",
+                "h",
+                "is_crowd",
+                "annotation_uri",
+                "attr_str",
+                "attr_num",
+            ),
+        )
+        m.insert(
+            "inferences",
+            inferences,
+            (
+                "project",
+                "inference_set",
+                "dataset",
+                "frame_id",
+                "pred_class",
+                "confidence",
+                "probs",
+                "num_objects",
+                "upload_id",
+                "version",
+            ),
+        )
+        m.insert(
+            "predicted_objects",
+            predicted,
+            (
+                "project",
+                "inference_set",
+                "dataset",
+                "frame_id",
+                "object_id",
+                "class_id",
+                "score",
+                "x",
+                "y",
+                "w",
+                "h",
+                "probs",
+                "version",
+            ),
+        )
+        for (project, space_name), items in vectors.items():
+            space = items[0][1].space  # type: ignore[attr-defined]
+            name = collection_name(project, space_name)
+            self.vectors.ensure_collection(
+                CollectionSpec(
+                    name=name,
+                    dimension=space.dimension,
+                    metric=_METRIC[space.metric],  # type: ignore[arg-type]
+                    scalar_fields=EMBEDDING_FIELDS,
+                    description=f"{project}/{space_name} {space.model_name}@{space.model_version}",
+                )
+            )
+            by_dataset: dict[str, list[object]] = defaultdict(list)
+            for meta, rows in items:
+                by_dataset[meta.dataset].append(rows)
+            for dataset, blocks in by_dataset.items():
+                ids, fids, oids, vecs = [], [], [], []
+                for rows in blocks:
+                    fids += rows.frame_ids  # type: ignore[attr-defined]
+                    oids += rows.object_ids  # type: ignore[attr-defined]
+                    vecs.append(rows.vectors)  # type: ignore[attr-defined]
+                    ids += [vector_pk(dataset, f, o) for f, o in zip(rows.frame_ids, rows.object_ids, strict=True)]  # type: ignore[attr-defined]
+                self.vectors.upsert(
+                    name,
+                    partition=dataset,
+                    ids=ids,
+                    vectors=np.concatenate(vecs),
+                    fields={"dataset": [dataset] * len(ids), "frame_id": fids, "object_id": oids},
+                )
+        return out

@@ -1,0 +1,230 @@
+"""Uploads end to end on the embedded stores: the Upload RPC, the consumer, both stores, status,
+dead letters and idempotent redelivery."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import numpy as np
+import pytest
+from shoal.common.stores.vectors import collection_name
+from shoal.common.topics import Topics
+from shoal.ingest.v1 import ingest_pb2 as pb
+
+from tests.server.conftest import Running, wait_for
+
+DIM = 8
+K = 3
+
+
+def _setup(c) -> None:  # type: ignore[no-untyped-def]
+    c.ingest.CreateProject(
+        pb.CreateProjectRequest(
+            project=pb.Project(
+                name="digits",
+                task_type=pb.TASK_TYPE_CLASSIFICATION,
+                classes=[pb.ClassDef(id=i, name=f"c{i}") for i in range(K)],
+                embedding_spaces=[
+                    pb.EmbeddingSpace(name="feat", dimension=DIM, metric=pb.DISTANCE_METRIC_COSINE,
+                                      level=pb.EMBEDDING_LEVEL_FRAME, model_name="m", model_version="1")
+                ],
+            )
+        )
+    )  # fmt: skip
+    c.ingest.CreateDataset(
+        pb.CreateDatasetRequest(
+            project="digits", dataset=pb.Dataset(name="train", kind=pb.DATASET_KIND_LABELED, splits=["train", "test"])
+        )
+    )
+    c.ingest.CreateInferenceSet(
+        pb.CreateInferenceSetRequest(
+            project="digits",
+            inference_set=pb.InferenceSet(name="m1", dataset="train", model_name="m", model_version="1"),
+        )
+    )
+
+
+def _chunk(ids: list[str], rng: np.random.Generator) -> tuple[pb.UploadChunk, np.ndarray]:
+    vecs = rng.normal(size=(len(ids), DIM)).astype("<f4")
+    probs = rng.dirichlet(np.ones(K), size=len(ids))
+    chunk = pb.UploadChunk(inference_set="m1")
+    for i, fid in enumerate(ids):
+        chunk.frames.add(frame_id=fid, split="train", media_uri=f"file:///{fid}.png", media_type=pb.MEDIA_TYPE_IMAGE,
+                         width=8, height=8).metadata["camera"].string_value = "front"  # fmt: skip
+        chunk.labels.add(frame_id=fid, class_id=i % K)
+        chunk.inferences.add(frame_id=fid, class_probabilities=probs[i].tolist())
+    chunk.embeddings.add(space="feat", frame_ids=ids, vectors_f32=vecs.tobytes())
+    return chunk, vecs
+
+
+def _requests(chunks: list[pb.UploadChunk], upload_id: str = "") -> list[pb.UploadRequest]:
+    return [pb.UploadRequest(project="digits", dataset="train", upload_id=upload_id, chunk=c) for c in chunks]
+
+
+def _counts(running: Running) -> dict[str, int]:
+    m = running.server.stores.metrics
+    q = lambda sql: int(m.query(sql).scalar())  # noqa: E731
+    vec = running.server.stores.vectors
+    name = collection_name("digits", "feat")
+    return {
+        "frames": q("SELECT count() FROM frames FINAL WHERE project = 'digits'"),
+        "labels": q("SELECT count() FROM label_versions FINAL WHERE project = 'digits'"),
+        "inferences": q("SELECT count() FROM inferences FINAL WHERE project = 'digits'"),
+        "embeddings": vec.count(name, partition="train") if vec.has_collection(name) else 0,
+    }
+
+
+def _wait_done(c, upload_id: str) -> pb.UploadStatus:  # type: ignore[no-untyped-def]
+    def done() -> bool:
+        try:
+            st = c.ingest.GetUploadStatus(pb.GetUploadStatusRequest(project="digits", upload_id=upload_id)).status
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:  # a producer's events not consumed yet
+                return False
+            raise
+        return st.state in (pb.UPLOAD_STATE_COMPLETED, pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS)
+
+    wait_for(done, timeout=60, what=f"upload {upload_id} to complete")
+    return c.ingest.GetUploadStatus(pb.GetUploadStatusRequest(project="digits", upload_id=upload_id)).status
+
+
+def test_upload_lands_in_both_stores_exactly_once(running: Running) -> None:
+    rng = np.random.default_rng(0)
+    with running.client(running.admin_key) as c:
+        _setup(c)
+        chunks, vecs = zip(*[_chunk([f"f{j * 50 + i}" for i in range(50)], rng) for j in range(4)], strict=True)
+        resp = c.ingest.Upload(iter(_requests(list(chunks))))
+        assert resp.chunks == 4 and resp.accepted.frames == 200 and resp.accepted.embeddings == 200
+        st = _wait_done(c, resp.upload_id)
+        assert st.state == pb.UPLOAD_STATE_COMPLETED and st.chunks_processed == 4 and st.chunks_total == 4
+        assert (st.written.frames, st.written.labels, st.written.inferences, st.written.embeddings) == (
+            200,
+            200,
+            200,
+            200,
+        )
+        assert _counts(running) == {"frames": 200, "labels": 200, "inferences": 200, "embeddings": 200}
+
+        # values read back
+        m = running.server.stores.metrics
+        row = m.query("SELECT split, media_uri, meta_str['camera'], width FROM frames FINAL WHERE frame_id = 'f7'").rows
+        assert row == [("train", "file:///f7.png", "front", 8)]
+        got = running.server.stores.vectors.get(collection_name("digits", "feat"), ["train\x1ff7\x1f"])
+        np.testing.assert_array_equal(got.vectors[0], vecs[0][7])
+
+        # the same upload again (a client retry with the same id): nothing doubles
+        again = c.ingest.Upload(iter(_requests(list(chunks), upload_id=resp.upload_id)))
+        assert again.upload_id == resp.upload_id
+        workers = [w for spec in running.server.specs for w in spec.workers]
+        wait_for(lambda: sum(w.processed_events for w in workers) >= 8, what="the redelivered chunks to be processed")
+        assert _counts(running) == {"frames": 200, "labels": 200, "inferences": 200, "embeddings": 200}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "words"),
+    [
+        (lambda ch: setattr(ch.labels[3], "class_id", 7), "chunk.labels[3].class_id", "unknown class id 7"),
+        (
+            lambda ch: ch.embeddings[0].__setattr__("vectors_f32", ch.embeddings[0].vectors_f32[:-4]),
+            "chunk.embeddings[0].vectors_f32",
+            "wrong embedding dimension",
+        ),
+        (
+            lambda ch: ch.inferences[2].class_probabilities.__setitem__(0, float("nan")),
+            "chunk.inferences[2].class_probabilities",
+            "finite",
+        ),
+        (
+            lambda ch: ch.inferences[1].class_probabilities.__setitem__(0, 5.0),
+            "chunk.inferences[1].class_probabilities",
+            "[0, 1]",
+        ),
+        (lambda ch: ch.frames[4].__setattr__("split", "holdout"), "chunk.frames[4].split", "not one of"),
+        (lambda ch: ch.frames[1].__setattr__("frame_id", "f0"), "chunk.frames[0].frame_id", "appears 2 times"),
+    ],
+)
+def test_bad_chunks_are_refused_naming_field_and_frame(running: Running, mutate, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(1)
+    with running.client(running.admin_key) as c:
+        _setup(c)
+        chunk, _ = _chunk([f"f{i}" for i in range(10)], rng)
+        mutate(chunk)
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.Upload(iter(_requests([chunk])))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith(field) and words in info.value.details()
+    assert "dataset 'train', frame 'f" in info.value.details()
+    assert _counts(running)["frames"] == 0
+
+
+def test_upload_to_unknown_dataset_or_class_layout(running: Running) -> None:
+    with running.client(running.admin_key) as c:
+        _setup(c)
+        chunk, _ = _chunk(["a"], np.random.default_rng(2))
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.Upload(iter([pb.UploadRequest(project="digits", dataset="nope", chunk=chunk)]))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'nope' does not exist" in info.value.details()
+        big = pb.UploadChunk(frames=[pb.Frame(frame_id=f"x{i}") for i in range(10_001)])
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.Upload(iter([pb.UploadRequest(project="digits", dataset="train", chunk=big)]))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "chunk.frames" in info.value.details()
+
+
+def test_kafka_path_dead_letters_bad_items_and_writes_the_good_ones(running: Running) -> None:
+    """A customer's producer writes UploadEvents straight to the topic."""
+    rng = np.random.default_rng(3)
+    with running.client(running.admin_key) as c:
+        _setup(c)
+    chunk, _ = _chunk([f"k{i}" for i in range(20)], rng)
+    chunk.labels[5].class_id = 9  # unknown class
+    chunk.inferences[6].class_probabilities[:] = [0.5, 0.5, 0.5]  # sums to 1.5
+    chunk.frames[7].split = "nope"
+    bad_vec = np.frombuffer(chunk.embeddings[0].vectors_f32, dtype="<f4").copy()
+    bad_vec[8 * DIM] = np.inf
+    chunk.embeddings[0].vectors_f32 = bad_vec.tobytes()
+    event = pb.UploadEvent(
+        schema_version=1, upload_id="producer-1", chunk_index=0, project="digits", dataset="train", chunk=chunk
+    )
+    bus = running.server.stores.events
+    topics = Topics("shoal")
+    bus.publish(topics.uploads, key=b"digits/train", value=event.SerializeToString()).result(timeout=10)
+    bus.publish(topics.uploads, key=b"digits/train", value=b"\xff\xffnot protobuf").result(timeout=10)
+
+    with running.client(running.admin_key) as c:
+        st = _wait_done(c, "producer-1")
+    assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
+    # k7's frame is refused, so are its labels, inference and embedding: they would point at nothing
+    assert (st.rejected.frames, st.rejected.labels, st.rejected.inferences, st.rejected.embeddings) == (1, 2, 2, 2)
+    assert (st.written.frames, st.written.labels, st.written.inferences, st.written.embeddings) == (19, 18, 18, 18)
+    fields = sorted(e.detail.field for e in st.errors)
+    assert fields == [
+        "chunk.embeddings[0].frame_ids[7]", "chunk.embeddings[0].vectors_f32[8]", "chunk.frames[7].split",
+        "chunk.inferences[6].class_probabilities", "chunk.inferences[7].frame_id", "chunk.labels[5].class_id",
+        "chunk.labels[7].frame_id",
+    ]  # fmt: skip
+    assert {e.detail.datapoint.frame_id for e in st.errors} == {"k5", "k6", "k7", "k8"}
+
+    dlq = bus.consumer("test-dlq", [topics.dead_letter])
+    got = []
+    wait_for(lambda: got.extend(dlq.poll(0.5)) or len(got) >= 2, what="two dead letters")
+    dlq.close()
+    by_source = {dict(e.headers)["shoal-source"].decode().split("/")[-1]: e for e in got}
+    assert len(by_source) == 2
+    rejected = [e for e in got if b"producer-1" in e.value]
+    assert len(rejected) == 1
+    part = pb.UploadEvent.FromString(rejected[0].value)
+    assert [f.frame_id for f in part.chunk.frames] == ["k7"] and [lab.frame_id for lab in part.chunk.labels] == [
+        "k5",
+        "k7",
+    ]
+    assert (
+        list(part.chunk.embeddings[0].frame_ids) == ["k7", "k8"]
+        and len(part.chunk.embeddings[0].vectors_f32) == 2 * DIM * 4
+    )
+    reasons = json.loads(dict(rejected[0].headers)["shoal-errors"])
+    assert len(reasons) == 7 and all(r["reason"] == "INVALID_ARGUMENT" for r in reasons)
+    garbage = [e for e in got if e is not rejected[0]][0]
+    assert b"not an UploadEvent" in dict(garbage.headers)["shoal-reason"]
+    counts = _counts(running)
+    assert counts == {"frames": 19, "labels": 18, "inferences": 18, "embeddings": 18}
