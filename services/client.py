@@ -122,6 +122,19 @@ class Client:
             return "UNAVAILABLE"
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
+    # -- high-level helpers --------------------------------------------------------------------
+    def upload(self, project: str, dataset: str, columns: Any, **kwargs: Any) -> Any:
+        """Uploads :class:`shoal.sdk.UploadColumns` in chunks; see :func:`shoal.sdk.upload`."""
+        from shoal.sdk import upload
+
+        return upload(self.ingest, project, dataset, columns, **kwargs)
+
+    def wait_for_upload(self, project: str, upload_id: str, **kwargs: Any) -> Any:
+        """Waits until an upload is written; returns its ``UploadStatus``."""
+        from shoal.sdk import wait_for_upload
+
+        return wait_for_upload(self.ingest, project, upload_id, **kwargs)
+
     def close(self) -> None:
         self.channel.close()
 

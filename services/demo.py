@@ -2,7 +2,9 @@
 
 Starts ``shoal serve`` (all four services, embedded stores) as a separate process, as a user
 would, with a fresh administrator key; checks every service over gRPC (health and reflection);
-writes ``summary.json`` and ``report.html``; stops the server with SIGTERM.
+builds the digits dataset (images, out-of-fold predictions, embeddings, flipped labels with the
+truth kept in ``truth.json``), uploads it through the SDK and reads the counts back from both
+stores; writes ``summary.json`` and ``report.html``; stops the server with SIGTERM.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def run_demo(out: Path) -> int:
                 startup = time.monotonic() - t0
                 services = {name: client.health_status(full) for name, full in SERVICES.items()}
                 reflected = list_services(client.channel)
+                ingest = _ingest_digits(client, out, data_dir)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -83,15 +86,113 @@ def run_demo(out: Path) -> int:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "services": services,
         "reflection": reflected,
+        "ingest": ingest,
         "server": {"port": port, "startup_seconds": round(startup, 2), "exit_code": code, "admin_key_id": key_id},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "report.html").write_text(_report(summary))
-    ok = all(s == "SERVING" for s in services.values()) and code == 0
+    expected = ingest["expected"]
+    ok = (
+        all(s == "SERVING" for s in services.values())
+        and code == 0
+        and all(ingest[k] == expected[k] for k in ("frames", "labels", "inferences", "embeddings"))
+    )
     for name, status in services.items():
         log.info("%-16s %s", name, status)
     log.info("wrote %s and %s", out / "summary.json", out / "report.html")
     return 0 if ok else 1
+
+
+PROJECT = "digits"
+DATASET = "digits"
+SPACE = "mlp-hidden"
+INFERENCE_SET = "mlp-oof"
+
+
+def _ingest_digits(client: Client, out: Path, data_dir: Path) -> dict[str, Any]:
+    """Builds the digits dataset, uploads it and returns the counts read back from both stores."""
+    import grpc
+    from shoal.digits import build_digits
+    from shoal.ingest.v1 import ingest_pb2 as pb
+    from shoal.sdk import UploadColumns
+
+    t0 = time.monotonic()
+    digits = build_digits(data_dir / "media" / "digits")
+    log.info(
+        "built digits: %d frames, %d labels flipped (%.1fs)",
+        len(digits.frame_ids),
+        digits.flipped.sum(),
+        time.monotonic() - t0,
+    )
+    truth = {
+        fid: {"true": int(t), "given": int(g), "flipped": bool(f)}
+        for fid, t, g, f in zip(digits.frame_ids, digits.true_labels, digits.given_labels, digits.flipped, strict=True)
+    }
+    (out / "truth.json").write_text(json.dumps(truth) + "\n")
+    dim = digits.embeddings.shape[1]
+    try:
+        client.ingest.CreateProject(
+            pb.CreateProjectRequest(
+                project=pb.Project(
+                    name=PROJECT,
+                    display_name="scikit-learn digits",
+                    task_type=pb.TASK_TYPE_CLASSIFICATION,
+                    classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
+                    embedding_spaces=[
+                        pb.EmbeddingSpace(name=SPACE, dimension=dim, metric=pb.DISTANCE_METRIC_COSINE,
+                                          level=pb.EMBEDDING_LEVEL_FRAME, model_name="sklearn-mlp", model_version="1")
+                    ],
+                )
+            )
+        )  # fmt: skip
+        client.ingest.CreateDataset(
+            pb.CreateDatasetRequest(
+                project=PROJECT,
+                dataset=pb.Dataset(name=DATASET, kind=pb.DATASET_KIND_LABELED, splits=["train", "test"]),
+            )
+        )
+        client.ingest.CreateInferenceSet(
+            pb.CreateInferenceSetRequest(
+                project=PROJECT,
+                inference_set=pb.InferenceSet(
+                    name=INFERENCE_SET, dataset=DATASET, model_name="sklearn-mlp", model_version="1"
+                ),
+            )
+        )
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.ALREADY_EXISTS:  # a second run on the same data dir
+            raise
+    columns = UploadColumns(
+        frame_ids=digits.frame_ids,
+        splits=digits.splits,
+        media_uris=digits.media_uris,
+        sizes=[(8, 8)] * len(digits.frame_ids),
+        metadata=[{"source": "sklearn-digits", "row": i} for i in range(len(digits.frame_ids))],
+        class_ids=digits.given_labels,
+        provenance=pb.Provenance(source="import", author="shoal demo", reason="digits with 10% labels flipped"),
+        inference_set=INFERENCE_SET,
+        probabilities=digits.probabilities,
+        embeddings={SPACE: digits.embeddings},
+    )
+    t0 = time.monotonic()
+    result = client.upload(PROJECT, DATASET, columns, chunk_size=500, progress=False)
+    status = client.wait_for_upload(PROJECT, result.upload_id, timeout=300)
+    seconds = time.monotonic() - t0
+    stats = client.ingest.GetDataset(pb.GetDatasetRequest(project=PROJECT, dataset=DATASET, include_stats=True)).stats
+    n = len(digits.frame_ids)
+    log.info("uploaded %d frames in %.1fs (%s)", n, seconds, pb.UploadState.Name(status.state))
+    return {
+        "frames": stats.frames,
+        "labels": stats.labeled_frames,
+        "inferences": stats.inferences,
+        "embeddings": stats.embeddings[SPACE],
+        "expected": {"frames": n, "labels": n, "inferences": n, "embeddings": n},
+        "flipped_labels": int(digits.flipped.sum()),
+        "model_accuracy_vs_truth": round(float((digits.probabilities.argmax(1) == digits.true_labels).mean()), 4),
+        "upload_id": result.upload_id,
+        "upload_state": pb.UploadState.Name(status.state).removeprefix("UPLOAD_STATE_"),
+        "upload_seconds": round(seconds, 2),
+    }
 
 
 def _report(summary: dict[str, Any]) -> str:
@@ -101,6 +202,12 @@ def _report(summary: dict[str, Any]) -> str:
         for name, status in summary["services"].items()
     )
     reflected = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in summary["reflection"])
+    ing = summary["ingest"]
+    ingest_rows = "\n".join(
+        f"<tr><td>{k}</td><td>{ing['expected'][k]}</td>"
+        f"<td class='{'ok' if ing[k] == ing['expected'][k] else 'bad'}'>{ing[k]}</td></tr>"
+        for k in ("frames", "labels", "inferences", "embeddings")
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Shoal demo report</title>
 <style>
@@ -116,6 +223,12 @@ td, th {{ padding: .4rem .8rem; border-bottom: 1px solid #dde3ea; text-align: le
 <h2>Services</h2>
 <table><tr><th>service</th><th>gRPC name</th><th>health</th></tr>
 {rows}
+</table>
+<h2>Ingest</h2>
+<p>The digits dataset ({summary["ingest"]["expected"]["frames"]} frames, {summary["ingest"]["flipped_labels"]}
+labels flipped on purpose) was uploaded through the SDK in {summary["ingest"]["upload_seconds"]} s and read back:</p>
+<table><tr><th></th><th>expected</th><th>read back</th></tr>
+{ingest_rows}
 </table>
 <h2>Reflection</h2><ul>{reflected}</ul>
 </body></html>

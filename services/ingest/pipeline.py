@@ -154,12 +154,14 @@ class UploadPublisher:
             headers=(("shoal-schema-version", str(SCHEMA_VERSION).encode()),),
         )
 
-    def record_accepted(self, project: str, dataset: str, upload_id: str, checked: Sequence[CheckedChunk]) -> None:
+    def record_accepted(
+        self, project: str, dataset: str, upload_id: str, checked: Sequence[tuple[int, CheckedChunk]], total: int
+    ) -> None:
         now = now_ms()
         rows = [
-            [project, upload_id, i, "accepted", dataset, len(checked),
+            [project, upload_id, i, "accepted", dataset, total,
              len(c.frames), len(c.labels), len(c.inferences), c.embedding_count, 0, 0, 0, 0, [], now, time.time_ns()]
-            for i, c in enumerate(checked)
+            for i, c in checked
         ]  # fmt: skip
         self.metrics.insert("upload_chunks", rows, _STATUS_COLUMNS)
 

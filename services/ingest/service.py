@@ -36,7 +36,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         )
         for i in range(settings.ingest_consumers)
     ]
-    servicer = IngestServicer(projects, sets, publisher)
+    servicer = IngestServicer(projects, sets, publisher, stores.vectors)
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,

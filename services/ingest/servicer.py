@@ -7,10 +7,11 @@ from typing import Any
 from shoal.common.auth import current_principal
 from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.errors import InvalidArgument
+from shoal.common.stores.vectors import VectorStore
 from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import Dataset, DatasetCatalog, InferenceSet
 from shoal.ingest.pipeline import UploadPublisher, new_upload_id
-from shoal.ingest.status import KINDS, upload_status
+from shoal.ingest.status import KINDS, dataset_stats, upload_status
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 pb = ingest_pb2
@@ -107,8 +108,11 @@ def _counts(values: dict[str, int]) -> ingest_pb2.UploadCounts:
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    def __init__(self, catalog: ProjectCatalog, datasets: DatasetCatalog, publisher: UploadPublisher) -> None:
+    def __init__(
+        self, catalog: ProjectCatalog, datasets: DatasetCatalog, publisher: UploadPublisher, vectors: VectorStore
+    ) -> None:
         self.catalog = catalog
+        self.vectors = vectors
         self.datasets = datasets
         self.publisher = publisher
         self.publish_timeout = 60.0
@@ -145,7 +149,20 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         return pb.CreateDatasetResponse(dataset=dataset_to_proto(created))
 
     def GetDataset(self, request: pb.GetDatasetRequest, context: Any) -> pb.GetDatasetResponse:
-        return pb.GetDatasetResponse(dataset=dataset_to_proto(self.datasets.get(request.project, request.dataset)))
+        d = self.datasets.get(request.project, request.dataset)
+        resp = pb.GetDatasetResponse(dataset=dataset_to_proto(d))
+        if request.include_stats:
+            st = dataset_stats(self.publisher.metrics, self.vectors, self.catalog.get(request.project), d.name)
+            resp.stats.CopyFrom(
+                pb.DatasetStats(
+                    frames=st.frames,
+                    labeled_frames=st.labeled_frames,
+                    label_versions=st.label_versions,
+                    inferences=st.inferences,
+                    embeddings=st.embeddings,
+                )
+            )
+        return resp
 
     def ListDatasets(self, request: pb.ListDatasetsRequest, context: Any) -> pb.ListDatasetsResponse:
         scope = f"datasets|{request.project}"
@@ -189,6 +206,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         project = dataset = upload_id = ""
         futures = []
         checked = []
+        indices: list[int] = []
+        declared_total = 0
         for position, request in enumerate(request_iterator):
             if position == 0:
                 project, dataset = request.project, request.dataset
@@ -204,13 +223,18 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             elif request.upload_id and request.upload_id != upload_id:
                 raise InvalidArgument(f"message {position} changes the upload id", field="upload_id")
             index = request.chunk_index if request.HasField("chunk_index") else position
+            if index < 0:
+                raise InvalidArgument(f"must be >= 0, got {index}", field="chunk_index")
+            declared_total = max(declared_total, request.total_chunks)
             checked.append(self.publisher.check(project, dataset, request.chunk, index))
+            indices.append(index)
             futures.append(self.publisher.publish(project, dataset, upload_id, index, request.chunk))
         if not futures:
             raise InvalidArgument("an upload needs at least one chunk", field="chunk")
         for fut in futures:
             fut.result(timeout=self.publish_timeout)  # Unavailable if Kafka did not take it
-        self.publisher.record_accepted(project, dataset, upload_id, checked)
+        total = max(declared_total, max(indices) + 1)
+        self.publisher.record_accepted(project, dataset, upload_id, list(zip(indices, checked, strict=True)), total)
         accepted = {
             "frames": sum(len(c.frames) for c in checked),
             "labels": sum(len(c.labels) for c in checked),

@@ -71,3 +71,31 @@ def upload_status(metrics: MetricsStore, project: str, upload_id: str, *, max_er
     else:
         state = "COMPLETED"
     return UploadStatus(upload_id, dataset, state, total, len(processed_chunks), accepted, written, rejected, errors)
+
+
+@dataclass
+class DatasetStats:
+    frames: int
+    labeled_frames: int
+    label_versions: int
+    inferences: int
+    embeddings: dict[str, int]
+
+
+def dataset_stats(metrics: MetricsStore, vectors: object, project: object, dataset: str) -> DatasetStats:
+    """Counts read back from both stores (``FINAL``: a redelivered row is never counted twice)."""
+    from shoal.common.stores.vectors import VectorStore, collection_name
+
+    assert isinstance(vectors, VectorStore)
+    params = {"project": project.name, "dataset": dataset}  # type: ignore[attr-defined]
+    where = "project = {project:String} AND dataset = {dataset:String}"
+    frames = int(metrics.query(f"SELECT count() FROM frames FINAL WHERE {where}", params).scalar() or 0)
+    labeled, versions = metrics.query(
+        f"SELECT uniqExact(frame_id), count() FROM label_versions FINAL WHERE {where}", params
+    ).rows[0]
+    inferences = int(metrics.query(f"SELECT count() FROM inferences FINAL WHERE {where}", params).scalar() or 0)
+    embeddings = {}
+    for space in project.embedding_spaces:  # type: ignore[attr-defined]
+        name = collection_name(project.name, space.name)  # type: ignore[attr-defined]
+        embeddings[space.name] = vectors.count(name, partition=dataset) if vectors.has_collection(name) else 0
+    return DatasetStats(frames, int(labeled), int(versions), inferences, embeddings)

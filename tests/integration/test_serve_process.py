@@ -170,5 +170,20 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["services"] == {name: "SERVING" for name in ("ingest", "analysis", "sampler", "labeling_bridge")}
+    ingest = summary["ingest"]
+    assert {k: ingest[k] for k in ("frames", "labels", "inferences", "embeddings")} == {
+        "frames": 1797, "labels": 1797, "inferences": 1797, "embeddings": 1797
+    }  # fmt: skip
+    truth = json.loads((out / "truth.json").read_text())
+    assert sum(t["flipped"] for t in truth.values()) == ingest["flipped_labels"] == 180
+    assert all(t["given"] != t["true"] for t in truth.values() if t["flipped"])
+    pngs = list((out / "shoal-data" / "media" / "digits").glob("*.png"))
+    assert len(pngs) == 1797 and pngs[0].read_bytes().startswith(b"\x89PNG")
+    # running it again on the same data reuses the project and still adds up
+    again = subprocess.run(
+        [sys.executable, "-m", "shoal.cli", "demo", "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["ingest"]["frames"] == 1797
     report = (out / "report.html").read_text()
     assert "shoal.ingest.v1.IngestService" in report and "SERVING" in report

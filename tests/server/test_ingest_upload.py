@@ -105,6 +105,9 @@ def test_upload_lands_in_both_stores_exactly_once(running: Running) -> None:
             200,
         )
         assert _counts(running) == {"frames": 200, "labels": 200, "inferences": 200, "embeddings": 200}
+        stats = c.ingest.GetDataset(pb.GetDatasetRequest(project="digits", dataset="train", include_stats=True)).stats
+        assert (stats.frames, stats.labeled_frames, stats.label_versions, stats.inferences) == (200, 200, 200, 200)
+        assert dict(stats.embeddings) == {"feat": 200}
 
         # values read back
         m = running.server.stores.metrics
@@ -224,7 +227,7 @@ def test_kafka_path_dead_letters_bad_items_and_writes_the_good_ones(running: Run
     )
     reasons = json.loads(dict(rejected[0].headers)["shoal-errors"])
     assert len(reasons) == 7 and all(r["reason"] == "INVALID_ARGUMENT" for r in reasons)
-    garbage = [e for e in got if e is not rejected[0]][0]
+    garbage = next(e for e in got if e is not rejected[0])
     assert b"not an UploadEvent" in dict(garbage.headers)["shoal-reason"]
     counts = _counts(running)
     assert counts == {"frames": 19, "labels": 18, "inferences": 18, "embeddings": 18}

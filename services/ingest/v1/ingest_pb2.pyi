@@ -217,18 +217,43 @@ class CreateDatasetResponse(_message.Message):
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
 
 class GetDatasetRequest(_message.Message):
-    __slots__ = ("project", "dataset")
+    __slots__ = ("project", "dataset", "include_stats")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_STATS_FIELD_NUMBER: _ClassVar[int]
     project: str
     dataset: str
-    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ...) -> None: ...
+    include_stats: bool
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., include_stats: _Optional[bool] = ...) -> None: ...
 
 class GetDatasetResponse(_message.Message):
-    __slots__ = ("dataset",)
+    __slots__ = ("dataset", "stats")
     DATASET_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
     dataset: Dataset
-    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ...) -> None: ...
+    stats: DatasetStats
+    def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., stats: _Optional[_Union[DatasetStats, _Mapping]] = ...) -> None: ...
+
+class DatasetStats(_message.Message):
+    __slots__ = ("frames", "labeled_frames", "label_versions", "inferences", "embeddings")
+    class EmbeddingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    LABELED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    labeled_frames: int
+    label_versions: int
+    inferences: int
+    embeddings: _containers.ScalarMap[str, int]
+    def __init__(self, frames: _Optional[int] = ..., labeled_frames: _Optional[int] = ..., label_versions: _Optional[int] = ..., inferences: _Optional[int] = ..., embeddings: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
     __slots__ = ("project", "page")
@@ -465,18 +490,20 @@ class UploadChunk(_message.Message):
     def __init__(self, frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[FrameLabels, _Mapping]]] = ..., inference_set: _Optional[str] = ..., inferences: _Optional[_Iterable[_Union[FrameInference, _Mapping]]] = ..., embeddings: _Optional[_Iterable[_Union[EmbeddingBlock, _Mapping]]] = ...) -> None: ...
 
 class UploadRequest(_message.Message):
-    __slots__ = ("project", "dataset", "upload_id", "chunk_index", "chunk")
+    __slots__ = ("project", "dataset", "upload_id", "chunk_index", "chunk", "total_chunks")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     project: str
     dataset: str
     upload_id: str
     chunk_index: int
     chunk: UploadChunk
-    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., chunk: _Optional[_Union[UploadChunk, _Mapping]] = ...) -> None: ...
+    total_chunks: int
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., chunk: _Optional[_Union[UploadChunk, _Mapping]] = ..., total_chunks: _Optional[int] = ...) -> None: ...
 
 class UploadResponse(_message.Message):
     __slots__ = ("upload_id", "chunks", "accepted")

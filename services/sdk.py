@@ -1,0 +1,246 @@
+"""Typed objects and the upload machinery of the Python SDK (used through :class:`shoal.client.Client`).
+
+Uploads are built from columns: frame ids, then optional per-frame arrays (class ids, class
+probabilities, embeddings per space) and per-frame objects (boxes). They are cut into chunks,
+sent over several streams (each retried on UNAVAILABLE with the same upload id and chunk
+indices, so a retry writes nothing twice) and can be waited for until written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import grpc
+import numpy as np
+from shoal.common.v1 import common_pb2
+from shoal.ingest.v1 import ingest_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
+
+
+@dataclass(frozen=True)
+class Box:
+    """Pixels, origin top-left."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class LabeledObject:
+    object_id: str
+    class_id: int
+    box: Box
+    is_crowd: bool = False
+
+
+@dataclass(frozen=True)
+class PredictedObject:
+    object_id: str
+    class_id: int
+    score: float
+    box: Box
+
+
+@dataclass
+class UploadResult:
+    upload_id: str
+    chunks: int
+    accepted: dict[str, int] = field(default_factory=dict)
+
+
+class UploadFailed(Exception):
+    """An upload that could not be completed: the message says what and how far it got."""
+
+
+def _value(v: Any) -> common_pb2.Value:
+    if isinstance(v, bool | np.bool_):
+        return common_pb2.Value(bool_value=bool(v))
+    if isinstance(v, int | float | np.integer | np.floating):
+        return common_pb2.Value(number_value=float(v))
+    if isinstance(v, datetime):
+        out = common_pb2.Value()
+        out.timestamp_value.FromDatetime(v)
+        return out
+    return common_pb2.Value(string_value=str(v))
+
+
+def _box(b: Box) -> pb.Box:
+    return pb.Box(x=b.x, y=b.y, width=b.width, height=b.height)
+
+
+@dataclass
+class UploadColumns:
+    """Everything to upload, column by column; every sequence has one entry per frame."""
+
+    frame_ids: Sequence[str]
+    splits: Sequence[str] | None = None
+    media_uris: Sequence[str] | None = None
+    media_type: int = pb.MEDIA_TYPE_IMAGE
+    sizes: Sequence[tuple[int, int]] | np.ndarray | None = None
+    metadata: Sequence[Mapping[str, Any]] | None = None
+    class_ids: Sequence[int] | np.ndarray | None = None
+    objects: Sequence[Sequence[LabeledObject]] | None = None
+    provenance: pb.Provenance | None = None
+    inference_set: str = ""
+    probabilities: np.ndarray | None = None
+    predictions: Sequence[Sequence[PredictedObject]] | None = None
+    embeddings: Mapping[str, np.ndarray] | None = None
+    #: frames already uploaded: send only labels / inferences / embeddings for them
+    skip_frames: bool = False
+
+    def __post_init__(self) -> None:
+        n = len(self.frame_ids)
+        for name in (
+            "splits",
+            "media_uris",
+            "sizes",
+            "metadata",
+            "class_ids",
+            "objects",
+            "probabilities",
+            "predictions",
+        ):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValueError(f"{name} has {len(value)} entries for {n} frame ids")
+        for space, arr in (self.embeddings or {}).items():
+            if np.ndim(arr) != 2 or len(arr) != n:
+                raise ValueError(f"embeddings[{space!r}] must be an (N, D) array with N = {n}, got {np.shape(arr)}")
+        if (self.probabilities is not None or self.predictions is not None) and not self.inference_set:
+            raise ValueError("predictions need inference_set")
+
+    def chunks(self, size: int) -> Iterator[pb.UploadChunk]:
+        n = len(self.frame_ids)
+        probs = None if self.probabilities is None else np.asarray(self.probabilities, dtype=np.float32)
+        embs = {k: np.ascontiguousarray(v, dtype="<f4") for k, v in (self.embeddings or {}).items()}
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            chunk = pb.UploadChunk(inference_set=self.inference_set)
+            ids = list(self.frame_ids[start:stop])
+            for i in range(start, stop):
+                fid = self.frame_ids[i]
+                if not self.skip_frames:
+                    frame = chunk.frames.add(frame_id=fid, media_type=self.media_type)
+                    if self.splits is not None:
+                        frame.split = self.splits[i]
+                    if self.media_uris is not None:
+                        frame.media_uri = self.media_uris[i]
+                    if self.sizes is not None:
+                        frame.width, frame.height = int(self.sizes[i][0]), int(self.sizes[i][1])
+                    if self.metadata is not None:
+                        for key, value in self.metadata[i].items():
+                            frame.metadata[key].CopyFrom(_value(value))
+                if self.class_ids is not None or self.objects is not None:
+                    labels = chunk.labels.add(frame_id=fid)
+                    if self.class_ids is not None:
+                        labels.class_id = int(self.class_ids[i])
+                    for o in self.objects[i] if self.objects is not None else ():
+                        labels.objects.add(
+                            object_id=o.object_id, class_id=o.class_id, box=_box(o.box), is_crowd=o.is_crowd
+                        )
+                    if self.provenance is not None:
+                        labels.provenance.CopyFrom(self.provenance)
+                if probs is not None or self.predictions is not None:
+                    inf = chunk.inferences.add(frame_id=fid)
+                    if probs is not None:
+                        inf.class_probabilities.extend(probs[i].tolist())
+                    for p in self.predictions[i] if self.predictions is not None else ():
+                        inf.objects.add(object_id=p.object_id, class_id=p.class_id, score=p.score, box=_box(p.box))
+            for space, arr in embs.items():
+                chunk.embeddings.add(space=space, frame_ids=ids, vectors_f32=arr[start:stop].tobytes())
+            yield chunk
+
+
+def upload(
+    stub: Any,
+    project: str,
+    dataset: str,
+    columns: UploadColumns,
+    *,
+    chunk_size: int = 1000,
+    chunks_per_stream: int = 16,
+    upload_id: str | None = None,
+    deadline_seconds: float = 600.0,
+    progress: bool = True,
+) -> UploadResult:
+    """Sends ``columns``; returns once every chunk is durably in Kafka. Retries UNAVAILABLE
+    within ``deadline_seconds``; raises :class:`UploadFailed` otherwise."""
+    from tqdm import tqdm
+
+    upload_id = upload_id or f"up-{uuid.uuid4().hex}"
+    n = len(columns.frame_ids)
+    total = (n + chunk_size - 1) // chunk_size
+    deadline = time.monotonic() + deadline_seconds
+    accepted = {"frames": 0, "labels": 0, "inferences": 0, "embeddings": 0}
+    bar = tqdm(total=n, unit="frame", desc=f"upload {dataset}", disable=not progress, leave=False)
+    chunks = columns.chunks(chunk_size)
+    index = 0
+    try:
+        while index < total:
+            batch = []
+            for _ in range(chunks_per_stream):
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                batch.append(chunk)
+            requests = [
+                pb.UploadRequest(project=project, dataset=dataset, upload_id=upload_id, chunk_index=index + j,
+                                 total_chunks=total, chunk=c)
+                for j, c in enumerate(batch)
+            ]  # fmt: skip
+            resp = _send(stub, requests, deadline, first=index)
+            for k in accepted:
+                accepted[k] += getattr(resp.accepted, k)
+            index += len(batch)
+            bar.update(min(len(batch) * chunk_size, n - bar.n))
+    finally:
+        bar.close()
+    return UploadResult(upload_id=upload_id, chunks=total, accepted=accepted)
+
+
+def _send(stub: Any, requests: list[pb.UploadRequest], deadline: float, *, first: int) -> Any:
+    delay = 0.5
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise UploadFailed(f"chunks from {first} not accepted before the deadline; retry with the same upload id")
+        try:
+            return stub.Upload(iter(requests), timeout=remaining)
+        except grpc.RpcError as err:
+            if err.code() not in RETRYABLE:
+                raise
+            log.warning(
+                "upload chunks %d..%d: %s; retrying in %.1fs", first, first + len(requests) - 1, err.code().name, delay
+            )
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 10.0)
+
+
+def wait_for_upload(stub: Any, project: str, upload_id: str, *, timeout: float = 600.0, poll: float = 0.5) -> Any:
+    """Polls GetUploadStatus until every chunk is processed; returns the final status."""
+    deadline = time.monotonic() + timeout
+    done = (pb.UPLOAD_STATE_COMPLETED, pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS)
+    while True:
+        try:
+            status = stub.GetUploadStatus(
+                pb.GetUploadStatusRequest(project=project, upload_id=upload_id), timeout=30
+            ).status
+            if status.state in done:
+                return status
+        except grpc.RpcError as err:
+            if err.code() not in RETRYABLE and err.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        if time.monotonic() > deadline:
+            raise UploadFailed(f"upload {upload_id} was not written within {timeout:.0f}s")
+        time.sleep(poll)
