@@ -54,7 +54,7 @@ def build_digits(media_dir: Path, *, flip_fraction: float = 0.1, seed: int = 0, 
     n = len(y)
     rng = np.random.default_rng(seed)
     flipped = np.zeros(n, dtype=bool)
-    flipped[rng.choice(n, size=int(round(flip_fraction * n)), replace=False)] = True
+    flipped[rng.choice(n, size=round(flip_fraction * n), replace=False)] = True
     given = y.copy()
     given[flipped] = (y[flipped] + rng.integers(1, 10, size=flipped.sum())) % 10
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,6 +145,7 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
 
     if chunk.inferences:
         counts = Counter(inf.frame_id for inf in chunk.inferences)
+        probs_ok = _probabilities_ok(chunk.inferences, len(ctx.project.classes))
         for i, inference in enumerate(chunk.inferences):
             where = f"chunk.inferences[{i}]"
             try:
@@ -155,7 +156,7 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
                         f"inference for frame {inference.frame_id!r} appears {counts[inference.frame_id]} times",
                         field=f"{where}.frame_id",
                     )
-                _check_inference(inference, ctx, dims, where)
+                _check_inference(inference, ctx, dims, where, probs_ok=bool(probs_ok[i]))
             except ShoalError as err:
                 out.rejections.append(Rejection("inference", i, 0, _at(err, ds, inference.frame_id)))
                 continue
@@ -284,16 +285,35 @@ def _check_probabilities(probs: list[float] | np.ndarray, k: int, where: str) ->
         )
 
 
-def _check_inference(inf: pb.FrameInference, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str) -> None:
+def _probabilities_ok(inferences: Sequence[pb.FrameInference], k: int) -> np.ndarray:
+    """Per inference: its frame-level probabilities pass every check (computed for the whole
+    chunk at once; only failures are looked at one by one, to name what is wrong)."""
+    n = len(inferences)
+    lengths = np.fromiter((len(inf.class_probabilities) for inf in inferences), dtype=np.int64, count=n)
+    ok = lengths == k
+    if k == 0 or not ok.any():
+        return ok
+    rows = np.flatnonzero(ok)
+    p = np.array([inferences[int(i)].class_probabilities for i in rows], dtype=np.float64).reshape(len(rows), k)
+    good = np.isfinite(p).all(axis=1) & (p >= 0).all(axis=1) & (p <= 1).all(axis=1)
+    good &= np.abs(p.sum(axis=1) - 1.0) <= PROBABILITY_TOLERANCE
+    ok[rows] = good
+    return ok
+
+
+def _check_inference(
+    inf: pb.FrameInference, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str, *, probs_ok: bool = False
+) -> None:
     _check_id(inf.frame_id, f"{where}.frame_id", "frame id")
     size = _frame_size(inf.frame_id, dims, f"{where}.frame_id")
     k = len(ctx.project.classes)
     task = ctx.project.task_type
     if task == "CLASSIFICATION":
-        _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
+        if not probs_ok:
+            _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
         if inf.objects:
             raise InvalidArgument("a classification project takes no predicted objects", field=f"{where}.objects")
-    elif inf.class_probabilities:
+    elif inf.class_probabilities and not probs_ok:
         _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
     classes = ctx.classes
     seen: set[str] = set()

@@ -199,7 +199,8 @@ class IngestWriter:
                     )
             for inf in chunk.inferences:
                 probs = list(inf.class_probabilities)
-                pred, conf = (int(np.argmax(probs)), float(max(probs))) if probs else (-1, 0.0)
+                conf = max(probs) if probs else 0.0
+                pred = probs.index(conf) if probs else -1
                 inferences.append(
                     [
                         meta.project,
