@@ -34,5 +34,12 @@ class Topics:
     def all(self) -> list[str]:
         return [self.uploads, self.dead_letter, self.ingested, self.labeling_requests]
 
-    def specs(self, partitions: int, replication_factor: int) -> list[TopicSpec]:
-        return [TopicSpec(name, partitions, replication_factor) for name in self.all()]
+    def specs(
+        self, partitions: int, replication_factor: int, *, max_message_bytes: int = 16 * 1024 * 1024
+    ) -> list[TopicSpec]:
+        # upload events carry whole chunks: allow messages larger than Kafka's 1 MB default
+        big = {"max.message.bytes": str(max_message_bytes)}
+        return [
+            TopicSpec(name, partitions, replication_factor, big if name in (self.uploads, self.dead_letter) else {})
+            for name in self.all()
+        ]

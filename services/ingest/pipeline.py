@@ -32,6 +32,8 @@ from shoal.ingest.writer import EventMeta, IngestWriter, Written
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: Largest upload event; the uploads topic is created to take messages this large.
+MAX_EVENT_BYTES = 15 * 1024 * 1024
 MAX_ERRORS_PER_CHUNK = 20
 _STATUS_COLUMNS = (
     "project",
@@ -147,10 +149,17 @@ class UploadPublisher:
             chunk=chunk,
         )
         event.produced_time.GetCurrentTime()
+        value = event.SerializeToString()
+        if len(value) > MAX_EVENT_BYTES:
+            raise InvalidArgument(
+                f"chunk {index} is {len(value) / 2**20:.1f} MiB as an event, more than {MAX_EVENT_BYTES / 2**20:.0f} MiB; "
+                "send fewer frames per chunk",
+                field="chunk",
+            )
         return self.bus.publish(
             self.topics.uploads,
             key=event_key(project, dataset),
-            value=event.SerializeToString(),
+            value=value,
             headers=(("shoal-schema-version", str(SCHEMA_VERSION).encode()),),
         )
 

@@ -206,6 +206,7 @@ class VectorStore(abc.ABC):
         if self.has_collection(spec.name):
             existing = self._describe(spec.name)
             self._check_same(spec, existing)
+            self._ensure_loaded(spec.name)
             self._known[spec.name] = existing
             return
 
@@ -270,8 +271,21 @@ class VectorStore(abc.ABC):
             if not self.has_collection(name):
                 raise NotFound(f"vector collection {name} does not exist")
             spec = self._describe(name)
+            self._ensure_loaded(name)
             self._known[name] = spec
         return spec
+
+    def _ensure_loaded(self, name: str) -> None:
+        """A collection created by an earlier process (or before a Milvus restart) may be
+        released; reads need it loaded."""
+        try:
+            state = self._call("get_load_state", lambda c: c.get_load_state(name, timeout=self.timeout))
+            loaded = "Loaded" in str(state.get("state", "")) and "NotLoad" not in str(state.get("state", ""))
+        except MilvusException:
+            loaded = False
+        if not loaded:
+            log.info("loading vector collection %s", name)
+            self._call("load_collection", lambda c: c.load_collection(name, timeout=self.timeout))
 
     def ensure_partition(self, collection: str, partition: str) -> str:
         """Creates the partition of a dataset if missing; returns its Milvus name."""
