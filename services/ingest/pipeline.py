@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -27,7 +27,7 @@ from shoal.ingest.catalog import ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk, Context, check_chunk, check_chunk_size, referenced_frames
-from shoal.ingest.writer import EventMeta, IngestWriter, Written
+from shoal.ingest.writer import EventMeta, IngestWriter, VectorWork, Written
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ class UploadPublisher:
         value = event.SerializeToString()
         if len(value) > MAX_EVENT_BYTES:
             raise InvalidArgument(
-                f"chunk {index} is {len(value) / 2**20:.1f} MiB as an event, more than {MAX_EVENT_BYTES / 2**20:.0f} MiB; "
-                "send fewer frames per chunk",
+                f"chunk {index} is {len(value) / 2**20:.1f} MiB as an event, more than "
+                f"{MAX_EVENT_BYTES / 2**20:.0f} MiB; send fewer frames per chunk",
                 field="chunk",
             )
         return self.bus.publish(
@@ -184,6 +184,13 @@ class _Item:
     failure: ShoalError | None = None
 
 
+@dataclass
+class Staged:
+    items: list[_Item]
+    written: list[Written]
+    vectors: VectorWork
+
+
 class UploadProcessor:
     """The consumer side, transport-free but for the bus it dead-letters to: turns a batch of
     upload events into writes, dead letters and status rows."""
@@ -197,14 +204,24 @@ class UploadProcessor:
 
     def process(self, events: Sequence[Event]) -> None:
         """Handles a batch. Raises Unavailable when a store is down (nothing must be committed)."""
+        self.finish(self.stage(events))
+
+    def stage(self, events: Sequence[Event]) -> Staged:
+        """First half: decode, validate and write the ClickHouse rows."""
         items = [self._prepare(e) for e in events]
         good = [(it.meta, it.checked) for it in items if it.checked is not None]
-        written = self.writer.write(good) if good else []  # type: ignore[arg-type]
-        results = iter(written)
+        written, vectors = self.writer.write_tables(good) if good else ([], {})  # type: ignore[arg-type]
+        return Staged(items, written, vectors)
+
+    def finish(self, staged: Staged) -> None:
+        """Second half: upsert the vectors, then record status, dead letters and notifications.
+        The batch may be committed once this returns."""
+        self.writer.write_vectors(staged.vectors)
+        results = iter(staged.written)
         status_rows = []
         now = now_ms()
         futures = []
-        for it in items:
+        for it in staged.items:
             if it.checked is None:
                 futures.append(self._dead_letter(it, [it.failure] if it.failure else []))
                 if it.upload is not None and it.meta is not None:
@@ -384,56 +401,99 @@ class IngestConsumer:
             self._thread.join(timeout_seconds)
 
     def _run(self) -> None:
+        """Two batches in flight: while the vectors of one are upserted (and its status and dead
+        letters written) on a helper thread, the next is validated and written to ClickHouse. A
+        batch is committed only when all of its writes are done, in order."""
         consumer = None
         backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                if consumer is None:
-                    consumer = self.bus.consumer(self.group_id, [self.topics.uploads])
-                events = consumer.poll(1.0, max_records=self.max_records)
-                self._last_poll = time.monotonic()
-                if not events:
-                    continue
-                self._handle(events)
-                consumer.commit(_next_offsets(events))
-                self.processed_events += len(events)
-                self._failing = None
-                backoff = 0.5
-            except Unavailable as exc:
-                self._failing = str(exc)
-                log.warning("%s: %s; the batch will come again (retry in %.1fs)", self.name, exc, backoff)
-                if consumer is not None:
-                    _close_quietly(consumer)
-                    consumer = None  # rejoin: uncommitted events are delivered again
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-            except Exception:
-                log.exception("%s: unexpected failure; rejoining", self.name)
-                self._failing = "unexpected failure; see the log"
-                if consumer is not None:
-                    _close_quietly(consumer)
-                    consumer = None
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-        if consumer is not None:
-            _close_quietly(consumer)
+        pending: tuple[dict[TopicPartition, int], Future[None], int] | None = None
+        finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-finish")
 
-    def _handle(self, events: Sequence[Event]) -> None:
+        def settle() -> None:
+            nonlocal pending
+            if pending is not None:
+                offsets, fut, n = pending
+                pending = None
+                fut.result()  # raises Unavailable: nothing of that batch is committed
+                assert consumer is not None
+                consumer.commit(offsets)
+                self.processed_events += n
+
+        def on_revoke(_partitions: set[TopicPartition]) -> None:
+            # Partitions are about to move: finish and commit what is in flight first.
+            try:
+                settle()
+            except Exception:  # noqa: BLE001 - not committed: the next owner gets it again
+                log.warning("%s: in-flight batch failed during a rebalance; it will be redelivered", self.name)
+
         try:
-            self.processor.process(events)
+            while not self._stop.is_set():
+                try:
+                    if consumer is None:
+                        consumer = self.bus.consumer(self.group_id, [self.topics.uploads], on_revoke=on_revoke)
+                    events = consumer.poll(0.5 if pending is None else 0.0, max_records=self.max_records)
+                    self._last_poll = time.monotonic()
+                    staged = self._stage(events) if events else None
+                    settle()
+                    if staged is not None:
+                        pending = (_next_offsets(events), finisher.submit(self._finish, staged, events), len(events))
+                    self._failing = None
+                    backoff = 0.5
+                except Unavailable as exc:
+                    pending = None
+                    self._failing = str(exc)
+                    log.warning("%s: %s; uncommitted batches will come again (retry in %.1fs)", self.name, exc, backoff)
+                    consumer = _rejoin(consumer)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                except Exception:
+                    pending = None
+                    log.exception("%s: unexpected failure; rejoining", self.name)
+                    self._failing = "unexpected failure; see the log"
+                    consumer = _rejoin(consumer)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+            if consumer is not None:
+                try:
+                    settle()
+                except Exception:  # noqa: BLE001
+                    log.warning("%s: the last batch was not finished; it will be redelivered", self.name)
+        finally:
+            finisher.shutdown(wait=True)
+            if consumer is not None:
+                _close_quietly(consumer)
+
+    def _stage(self, events: Sequence[Event]) -> Staged | None:
+        try:
+            return self.processor.stage(events)
         except Unavailable:
             raise
         except Exception:  # noqa: BLE001
-            # A poison event must not block its partition: handle one by one, dead-letter the culprit.
-            for event in events:
-                try:
-                    self.processor.process([event])
-                except Unavailable:
-                    raise
-                except Exception as exc:
-                    log.exception("dead-lettering an event that could not be processed")
-                    err = InvalidArgument(f"could not be processed: {type(exc).__name__}: {exc}", field="value")
-                    self.processor._dead_letter(_Item(event, None), [err]).result(timeout=60)
+            self._one_by_one(events)
+            return None
+
+    def _finish(self, staged: Staged | None, events: Sequence[Event]) -> None:
+        if staged is None:
+            return  # handled one by one already
+        try:
+            self.processor.finish(staged)
+        except Unavailable:
+            raise
+        except Exception:  # noqa: BLE001
+            self._one_by_one(events)
+
+    def _one_by_one(self, events: Sequence[Event]) -> None:
+        """A poison event must not block its partition: handle the batch one event at a time and
+        dead-letter the culprit."""
+        for event in events:
+            try:
+                self.processor.process([event])
+            except Unavailable:
+                raise
+            except Exception as exc:
+                log.exception("dead-lettering an event that could not be processed")
+                err = InvalidArgument(f"could not be processed: {type(exc).__name__}: {exc}", field="value")
+                self.processor._dead_letter(_Item(event, None), [err]).result(timeout=60)
 
 
 def _next_offsets(events: Sequence[Event]) -> dict[TopicPartition, int]:
@@ -442,6 +502,12 @@ def _next_offsets(events: Sequence[Event]) -> dict[TopicPartition, int]:
         tp = e.tp
         out[tp] = max(out.get(tp, 0), e.offset + 1)
     return out
+
+
+def _rejoin(consumer: object | None) -> None:
+    """Leaves the group so that everything uncommitted is delivered again."""
+    if consumer is not None:
+        _close_quietly(consumer)
 
 
 def _close_quietly(consumer: object) -> None:

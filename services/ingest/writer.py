@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -81,6 +82,9 @@ EMBEDDING_FIELDS = (
 )
 
 
+VectorWork = dict[tuple[str, str], list[tuple["EventMeta", Any]]]
+
+
 def vector_pk(dataset: str, frame_id: str, object_id: str) -> str:
     """Primary key of an embedding: stable for (dataset, frame, object), so a rewrite replaces it."""
     return f"{dataset}\x1f{frame_id}\x1f{object_id}"
@@ -126,7 +130,14 @@ class IngestWriter:
         self.vectors = vectors
 
     def write(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> list[Written]:
-        """Writes the valid items of several events, batched per table; ClickHouse first, then Milvus."""
+        """Writes the valid items of several events: ClickHouse, then Milvus."""
+        written, vectors = self.write_tables(batch)
+        self.write_vectors(vectors)
+        return written
+
+    def write_tables(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> tuple[list[Written], VectorWork]:
+        """Writes the ClickHouse rows of several events, batched per table; returns what each
+        event wrote and the vectors still to upsert (:meth:`write_vectors`)."""
         frames, versions, objects, inferences, predicted = [], [], [], [], []
         vectors: dict[tuple[str, str], list[tuple[EventMeta, object]]] = defaultdict(list)
         out = []
@@ -332,6 +343,10 @@ class IngestWriter:
                 "version",
             ),
         )
+        return out, vectors
+
+    def write_vectors(self, vectors: VectorWork) -> None:
+        """Upserts the vectors of :meth:`write_tables`, per collection and dataset partition."""
         for (project, space_name), items in vectors.items():
             space = items[0][1].space  # type: ignore[attr-defined]
             name = collection_name(project, space_name)
@@ -361,4 +376,3 @@ class IngestWriter:
                     vectors=np.concatenate(vecs),
                     fields={"dataset": [dataset] * len(ids), "frame_id": fids, "object_id": oids},
                 )
-        return out

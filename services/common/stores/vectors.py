@@ -599,6 +599,26 @@ class EmbeddedVectorStore(VectorStore):
     def _connect(self) -> MilvusClient:
         return MilvusClient(uri=str(self.path), timeout=self.timeout)
 
+    def _ensure_loaded(self, name: str) -> None:
+        """Milvus Lite writes its index sidecar files without a rename: a process killed while
+        writing one leaves a torn file that fails every later load. The sidecars are derived from
+        the stored vectors, so a damaged one is removed and rebuilt."""
+        try:
+            super()._ensure_loaded(name)
+        except MilvusException as exc:
+            sidecars = sorted((self.path / "collections" / name / "partitions").glob("*/indexes/*.idx"))
+            if not sidecars:
+                raise
+            log.warning(
+                "loading %s from Milvus Lite failed (%s); rebuilding its %d index file(s) from the stored vectors",
+                name,
+                exc.message,
+                len(sidecars),
+            )
+            for sidecar in sidecars:
+                sidecar.unlink(missing_ok=True)
+            super()._ensure_loaded(name)
+
     def _index_params(self, client: MilvusClient, spec: CollectionSpec) -> Any:
         params = client.prepare_index_params()
         params.add_index(_VECTOR_FIELD, index_type="FLAT", metric_type=spec.metric)
