@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -100,6 +101,86 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if status == "SERVING" else 1
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    import grpc
+    from shoal.client import Client
+    from shoal.importers import load_coco, load_table
+    from shoal.ingest.v1 import ingest_pb2 as pb
+
+    logs.configure("INFO")
+    key = args.api_key or os.environ.get("SHOAL_API_KEY")
+    if not key:
+        raise ConfigurationError("pass --api-key or set SHOAL_API_KEY")
+    with Client(args.target, api_key=key, tls=args.tls, ca_file=Path(args.ca_file) if args.ca_file else None) as c:
+        try:
+            project = c.ingest.GetProject(pb.GetProjectRequest(project=args.project)).project
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.NOT_FOUND or args.kind != "coco" or not args.create:
+                raise ConfigurationError(f"project {args.project!r}: {err.details()}") from None
+            project = None
+        if args.kind == "coco":
+            data = load_coco(
+                Path(args.annotations),
+                results=Path(args.results) if args.results else None,
+                inference_set=args.inference_set or "",
+                media_root=args.media_root,
+                split=args.split,
+            )
+            if project is None:
+                classes = [pb.ClassDef(id=i, name=n) for i, n in sorted(data.categories.items())]
+                project = c.ingest.CreateProject(
+                    pb.CreateProjectRequest(
+                        project=pb.Project(
+                            name=args.project, task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D, classes=classes
+                        )
+                    )
+                ).project
+            columns = data.columns
+            log.info("COCO: %d images, %d annotations, %d detections", data.images, data.annotations, data.detections)
+        else:
+            classes_by_name = {cl.name: cl.id for cl in project.classes}
+            columns = load_table(
+                Path(args.table),
+                classes=classes_by_name,
+                embeddings=Path(args.embeddings) if args.embeddings else None,
+                space=args.space or "",
+                inference_set=args.inference_set or "",
+            )
+        if args.create:
+            splits = [args.split] if args.kind == "coco" and args.split else []
+            dataset = pb.Dataset(name=args.dataset, kind=pb.DATASET_KIND_LABELED, splits=splits)
+            _ensure(c, pb.CreateDatasetRequest(project=args.project, dataset=dataset))
+            if columns.inference_set:
+                inference_set = pb.InferenceSet(
+                    name=columns.inference_set,
+                    dataset=args.dataset,
+                    model_name=args.model_name or columns.inference_set,
+                    model_version=args.model_version,
+                )
+                _ensure(c, pb.CreateInferenceSetRequest(project=args.project, inference_set=inference_set))
+        result = c.upload(args.project, args.dataset, columns, chunk_size=args.chunk_size)
+        print(f"upload {result.upload_id}: {result.chunks} chunks accepted {result.accepted}")
+        if args.wait:
+            st = c.wait_for_upload(args.project, result.upload_id)
+            print(f"{pb.UploadState.Name(st.state)}: written {st.written}".replace("\n", " "))
+            for e in st.errors[:10]:
+                frame = e.detail.datapoint.frame_id
+                print(f"  chunk {e.chunk_index}: {e.detail.field}: {e.detail.message} (frame {frame})")
+            return 0 if st.state == pb.UPLOAD_STATE_COMPLETED else 1
+    return 0
+
+
+def _ensure(client, request) -> None:  # type: ignore[no-untyped-def]
+    import grpc
+
+    method = client.ingest.CreateDataset if hasattr(request, "dataset") else client.ingest.CreateInferenceSet
+    try:
+        method(request)
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -147,6 +228,31 @@ def parser() -> argparse.ArgumentParser:
     health.add_argument("--timeout", type=float, default=5.0)
     health.set_defaults(fn=cmd_health)
 
+    imp = sub.add_parser("import", help="upload a COCO detection file or a table (CSV/Parquet + .npy)")
+    imp.add_argument("kind", choices=["coco", "table"])
+    imp.add_argument("--target", default=os.environ.get("SHOAL_TARGET", "localhost:50051"))
+    imp.add_argument("--api-key", help="API key (default: SHOAL_API_KEY)")
+    imp.add_argument("--tls", action="store_true")
+    imp.add_argument("--ca-file")
+    imp.add_argument("--project", required=True)
+    imp.add_argument("--dataset", required=True)
+    imp.add_argument("--create", action="store_true", help="create the dataset (and a COCO project) when missing")
+    imp.add_argument("--annotations", help="coco: the instances JSON (ground truth)")
+    imp.add_argument("--results", help="coco: a results JSON of detections")
+    imp.add_argument(
+        "--media-root", default="", help="coco: prefix of the images' file names, e.g. s3://bucket/val2017"
+    )
+    imp.add_argument("--split", default="", help="coco: split of every image")
+    imp.add_argument("--table", help="table: a .csv or .parquet file")
+    imp.add_argument("--embeddings", help="table: a .npy of (rows, D) vectors")
+    imp.add_argument("--space", help="table: the embedding space of --embeddings")
+    imp.add_argument("--inference-set", help="the inference set of the predictions")
+    imp.add_argument("--model-name", default="", help="with --create: model of the inference set")
+    imp.add_argument("--model-version", default="1", help="with --create: model version of the inference set")
+    imp.add_argument("--chunk-size", type=int, default=1000)
+    imp.add_argument("--wait", action="store_true", help="wait until written; exit 1 if anything was rejected")
+    imp.set_defaults(fn=cmd_import)
+
     st = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     st.add_argument("--markdown", action="store_true", help="the settings reference as a Markdown table")
     st.set_defaults(fn=cmd_settings)
@@ -161,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.fn(args))
-    except ConfigurationError as exc:
+    except (ConfigurationError, ValueError, FileNotFoundError) as exc:
         print(f"shoal: {exc}", file=sys.stderr)
         return 2
     except ShoalError as exc:

@@ -1,0 +1,154 @@
+"""Importers: COCO detection JSON (ground truth and results files) and tables (CSV or Parquet,
+with a .npy of embeddings), turned into :class:`shoal.sdk.UploadColumns`.
+
+Both are plain functions over files; the CLI (``shoal import coco|table``) and user code call them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shoal.sdk import Box, LabeledObject, PredictedObject, UploadColumns
+
+
+@dataclass
+class CocoImport:
+    columns: UploadColumns
+    #: category id -> name, to create or check the project's classes
+    categories: dict[int, str]
+    images: int
+    annotations: int
+    detections: int
+
+
+def load_coco(
+    annotations: Path,
+    *,
+    results: Path | None = None,
+    inference_set: str = "",
+    media_root: str = "",
+    split: str = "",
+) -> CocoImport:
+    """Reads a COCO ``instances`` file (and optionally a results file of detections).
+
+    Frame ids are the image ids as strings; object ids are the annotation ids; detections get ids
+    ``det-<n>`` in file order. Detected boxes are clipped to the image (models emit boxes that
+    overhang it); ground-truth boxes are kept as they are, so an out-of-image box is reported.
+    """
+    gt = json.loads(Path(annotations).read_text())
+    images = gt.get("images")
+    if not isinstance(images, list):
+        raise ValueError(f"{annotations}: not a COCO instances file (no 'images' list)")
+    categories = {int(c["id"]): str(c["name"]) for c in gt.get("categories", [])}
+    by_image: dict[int, list[LabeledObject]] = defaultdict(list)
+    for a in gt.get("annotations", []):
+        x, y, w, h = (float(v) for v in a["bbox"])
+        by_image[int(a["image_id"])].append(
+            LabeledObject(str(a["id"]), int(a["category_id"]), Box(x, y, w, h), bool(a.get("iscrowd", 0)))
+        )
+    detections: dict[int, list[PredictedObject]] = defaultdict(list)
+    n_det = 0
+    sizes = {int(im["id"]): (int(im.get("width", 0)), int(im.get("height", 0))) for im in images}
+    if results is not None:
+        if not inference_set:
+            raise ValueError("a results file needs an inference set name")
+        dets = json.loads(Path(results).read_text())
+        if not isinstance(dets, list):
+            raise ValueError(f"{results}: a COCO results file is a list of detections")
+        for d in dets:
+            image_id = int(d["image_id"])
+            if image_id not in sizes:
+                raise ValueError(f"{results}: detection {n_det} refers to image {image_id}, not in {annotations}")
+            w_img, h_img = sizes[image_id]
+            x, y, w, h = (float(v) for v in d["bbox"])
+            x0, y0 = max(0.0, x), max(0.0, y)
+            x1 = min(float(w_img), x + w) if w_img else x + w
+            y1 = min(float(h_img), y + h) if h_img else y + h
+            if x1 > x0 and y1 > y0:
+                detections[image_id].append(
+                    PredictedObject(
+                        f"det-{n_det}", int(d["category_id"]), float(d["score"]), Box(x0, y0, x1 - x0, y1 - y0)
+                    )
+                )
+            n_det += 1
+    ids = [int(im["id"]) for im in images]
+    root = media_root.rstrip("/")
+    columns = UploadColumns(
+        frame_ids=[str(i) for i in ids],
+        splits=[split] * len(ids) if split else None,
+        media_uris=[f"{root}/{im['file_name']}" if root else str(im.get("file_name", "")) for im in images],
+        sizes=[sizes[i] for i in ids],
+        objects=[by_image.get(i, []) for i in ids],
+        inference_set=inference_set if results is not None else "",
+        predictions=[detections.get(i, []) for i in ids] if results is not None else None,
+    )
+    n_ann = sum(len(v) for v in by_image.values())
+    return CocoImport(columns, categories, len(ids), n_ann, n_det)
+
+
+RESERVED = {"frame_id", "split", "media_uri", "width", "height", "label", "class_id"}
+
+
+def load_table(
+    table: Path,
+    *,
+    classes: dict[str, int],
+    embeddings: Path | None = None,
+    space: str = "",
+    inference_set: str = "",
+) -> UploadColumns:
+    """Reads a CSV or Parquet table: one row per frame.
+
+    Columns: ``frame_id`` (required); ``split``, ``media_uri``, ``width``, ``height`` (optional);
+    ``label`` (a class name) or ``class_id``; ``prob_<class name>`` for every class (an inference,
+    needs ``inference_set``); every other column becomes typed metadata. ``embeddings`` is a .npy
+    of shape (rows, D) in row order, for the embedding space ``space``.
+    """
+    import pandas as pd
+
+    path = Path(table)
+    df = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    if "frame_id" not in df.columns:
+        raise ValueError(f"{path}: needs a frame_id column")
+    n = len(df)
+    kw: dict[str, Any] = {"frame_ids": df["frame_id"].astype(str).tolist()}
+    if "split" in df.columns:
+        kw["splits"] = df["split"].fillna("").astype(str).tolist()
+    if "media_uri" in df.columns:
+        kw["media_uris"] = df["media_uri"].fillna("").astype(str).tolist()
+    if "width" in df.columns and "height" in df.columns:
+        kw["sizes"] = list(zip(df["width"].astype(int), df["height"].astype(int), strict=True))
+    if "class_id" in df.columns:
+        kw["class_ids"] = df["class_id"].astype(int).to_numpy()
+    elif "label" in df.columns:
+        unknown = sorted(set(df["label"].astype(str)) - set(classes))
+        if unknown:
+            raise ValueError(f"{path}: labels {unknown[:5]} are not classes of the project")
+        kw["class_ids"] = np.array([classes[v] for v in df["label"].astype(str)])
+    prob_cols = [c for c in df.columns if c.startswith("prob_")]
+    if prob_cols:
+        if not inference_set:
+            raise ValueError(f"{path}: prob_* columns need an inference set")
+        order = sorted(classes, key=classes.get)  # type: ignore[arg-type]
+        missing = [f"prob_{c}" for c in order if f"prob_{c}" not in df.columns]
+        if missing:
+            raise ValueError(f"{path}: missing probability columns {missing[:5]}")
+        kw["probabilities"] = df[[f"prob_{c}" for c in order]].to_numpy(dtype=np.float32)
+        kw["inference_set"] = inference_set
+    meta_cols = [c for c in df.columns if c not in RESERVED and not c.startswith("prob_")]
+    if meta_cols:
+        records = df[meta_cols].to_dict("records")
+        kw["metadata"] = [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))} for r in records]
+    if embeddings is not None:
+        if not space:
+            raise ValueError("embeddings need the name of their embedding space")
+        vectors = np.load(embeddings, mmap_mode="r")
+        if vectors.ndim != 2 or len(vectors) != n:
+            raise ValueError(f"{embeddings}: expected ({n}, D) vectors for {n} rows, got {vectors.shape}")
+        kw["embeddings"] = {space: vectors}
+    return UploadColumns(**kw)
