@@ -239,6 +239,18 @@ def _frame_size(frame_id: str, dims: Mapping[str, tuple[int, int]], where: str) 
     return dims[frame_id]
 
 
+def _check_object_identity(
+    obj: pb.LabelObject | pb.PredictedObject, seen: set[str], classes: Mapping[int, int], where: str
+) -> None:
+    """An object's id is valid and unique in its frame, and its class is in the ontology."""
+    _check_id(obj.object_id, f"{where}.object_id", "object id")
+    if obj.object_id in seen:
+        raise InvalidArgument(f"object id {obj.object_id!r} appears twice", field=f"{where}.object_id")
+    seen.add(obj.object_id)
+    if obj.class_id not in classes:
+        raise InvalidArgument(f"unknown class id {obj.class_id}", field=f"{where}.class_id")
+
+
 def _check_labels(labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str) -> None:
     _check_id(labels.frame_id, f"{where}.frame_id", "frame id")
     size = _frame_size(labels.frame_id, dims, f"{where}.frame_id")
@@ -257,12 +269,7 @@ def _check_labels(labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple
     for j, obj in enumerate(labels.objects):
         ow = f"{where}.objects[{j}]"
         try:
-            _check_id(obj.object_id, f"{ow}.object_id", "object id")
-            if obj.object_id in seen:
-                raise InvalidArgument(f"object id {obj.object_id!r} appears twice", field=f"{ow}.object_id")
-            seen.add(obj.object_id)
-            if obj.class_id not in classes:
-                raise InvalidArgument(f"unknown class id {obj.class_id}", field=f"{ow}.class_id")
+            _check_object_identity(obj, seen, classes, ow)
             if task == "OBJECT_DETECTION_2D" or obj.HasField("box"):
                 _check_box(obj.box, size, f"{ow}.box")
             _check_map(obj.attributes, f"{ow}.attributes")
@@ -320,12 +327,7 @@ def _check_inference(
     for j, obj in enumerate(inf.objects):
         ow = f"{where}.objects[{j}]"
         try:
-            _check_id(obj.object_id, f"{ow}.object_id", "object id")
-            if obj.object_id in seen:
-                raise InvalidArgument(f"object id {obj.object_id!r} appears twice", field=f"{ow}.object_id")
-            seen.add(obj.object_id)
-            if obj.class_id not in classes:
-                raise InvalidArgument(f"unknown class id {obj.class_id}", field=f"{ow}.class_id")
+            _check_object_identity(obj, seen, classes, ow)
             if not (math.isfinite(obj.score) and 0.0 <= obj.score <= 1.0):
                 raise InvalidArgument(f"score {obj.score} must lie in [0, 1]", field=f"{ow}.score")
             _check_box(obj.box, size, f"{ow}.box")
