@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+
 from shoal.common import logs
 from shoal.common.errors import ConfigurationError, ShoalError
 from shoal.common.settings import SERVICE_NAMES, ShoalSettings, settings_markdown, unknown_env_settings
@@ -103,6 +104,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     import grpc
+
     from shoal.client import Client
     from shoal.importers import load_coco, load_table
     from shoal.ingest.v1 import ingest_pb2 as pb

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from shoal.analysis.v1 import analysis_pb2_grpc
 from shoal.common.interceptors import ERROR_DETAIL_KEY
 from shoal.common.v1 import common_pb2

@@ -112,6 +112,7 @@ INFERENCE_SET = "mlp-oof"
 def _ingest_digits(client: Client, out: Path, data_dir: Path) -> dict[str, Any]:
     """Builds the digits dataset, uploads it and returns the counts read back from both stores."""
     import grpc
+
     from shoal.digits import build_digits
     from shoal.ingest.v1 import ingest_pb2 as pb
     from shoal.sdk import UploadColumns

@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+
 from shoal.common.v1 import common_pb2
 from shoal.ingest.v1 import ingest_pb2 as pb
 

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores.events import EmbeddedEventBus, EventBus, KafkaEventBus
 from shoal.common.stores.metrics import EmbeddedMetricsStore, MetricsStore, ServerMetricsStore

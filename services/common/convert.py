@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from shoal.common import jobs
 from shoal.common.errors import InvalidArgument
 from shoal.common.pagination import Page, next_token, read_page

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+
 from shoal.common.auth import DEV_PRINCIPAL, KeyStore, Principal, reset_principal, set_principal
 from shoal.common.errors import (
     Datapoint,

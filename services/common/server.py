@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from shoal.common import auth, jobs
 from shoal.common.auth import KeyStore
 from shoal.common.errors import ShoalError

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
+
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound, ShoalError, Unavailable
 from shoal.common.stores.events import Event, EventBus, Published, TopicPartition
 from shoal.common.stores.metrics import MetricsStore

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import CollectionSpec, ScalarField, VectorStore, collection_name
 from shoal.common.v1 import common_pb2

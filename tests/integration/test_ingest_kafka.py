@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+
 from shoal.client import Client
 from shoal.common.auth import generate_key
 from shoal.common.settings import ShoalSettings
@@ -33,7 +34,6 @@ from shoal.common.topics import Topics
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.writer import vector_pk
 from shoal.sdk import UploadColumns, UploadFailed
-
 from tests.conftest import REPO
 from tests.server.conftest import Running, start_server, wait_for
 from tests.server.test_ingest_upload import check_dead_letters

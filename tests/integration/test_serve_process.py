@@ -14,10 +14,10 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
 from shoal.ingest.v1 import ingest_pb2 as pb
-
 from tests.server.conftest import wait_for
 
 pytestmark = pytest.mark.integration

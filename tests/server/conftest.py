@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+
 from shoal.app import build_server
 from shoal.client import Client
 from shoal.common.server import ShoalServer

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from shoal.analysis.v1 import analysis_pb2
 from shoal.client import Client, error_detail, list_services
 from shoal.common.settings import ShoalSettings
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.v1 import ingest_pb2_grpc
-
 from tests.server.conftest import Running, start_server
 
 CLASSIFICATION = pb.TASK_TYPE_CLASSIFICATION
@@ -140,6 +140,7 @@ def test_dev_mode_is_explicit_and_logged(embedded_settings: ShoalSettings, caplo
 
 def test_admin_key_from_settings_is_registered(embedded_settings: ShoalSettings) -> None:
     from pydantic import SecretStr
+
     from shoal.common.auth import generate_key
 
     _, key = generate_key()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from shoal.client import error_detail
 from shoal.common.errors import InvalidArgument
 from shoal.ingest.v1 import ingest_pb2 as pb
-
 from tests.server.conftest import Running
 
 

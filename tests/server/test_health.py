@@ -7,11 +7,11 @@ import socket
 
 import grpc
 import pytest
+
 from shoal.app import build_server
 from shoal.client import Client
 from shoal.common.settings import ShoalSettings
 from shoal.ingest.v1 import ingest_pb2 as pb
-
 from tests.server.conftest import start_server, wait_for
 
 

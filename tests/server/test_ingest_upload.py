@@ -9,10 +9,10 @@ import uuid
 import grpc
 import numpy as np
 import pytest
+
 from shoal.common.stores.vectors import collection_name
 from shoal.common.topics import Topics
 from shoal.ingest.v1 import ingest_pb2 as pb
-
 from tests.server.conftest import Running, wait_for
 
 DIM = 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+
 from shoal.analysis.v1 import analysis_pb2
 from shoal.common import jobs
 from shoal.common.errors import FailedPrecondition, NotFound
@@ -12,7 +13,6 @@ from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
 from shoal.sampler.v1 import sampler_pb2
-
 from tests.server.conftest import Running
 
 

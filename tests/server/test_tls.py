@@ -13,9 +13,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 from shoal.client import Client
 from shoal.common.settings import ShoalSettings
-
 from tests.server.conftest import Running
 
 

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+
 from shoal.common.errors import Unavailable
 from shoal.common.stores.events import (
     Consumer,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+
 from shoal.common.errors import ConfigurationError, Unavailable
 from shoal.common.stores.metrics import (
     EmbeddedMetricsStore,

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from shoal.common.stores.vectors import (
     CollectionSpec,

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
+
 from shoal.app import factories
 from shoal.common.settings import ShoalSettings
 

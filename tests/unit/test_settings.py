@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
+
 from shoal.cli import main
 from shoal.common.settings import ShoalSettings, unknown_env_settings
 

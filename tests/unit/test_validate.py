@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project
 from shoal.ingest.datasets import Dataset, InferenceSet
 from shoal.ingest.v1 import ingest_pb2 as pb

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
+
 from shoal.common.errors import ConfigurationError, Unavailable
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
+
 from shoal.common.errors import ConfigurationError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
