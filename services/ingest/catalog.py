@@ -108,10 +108,11 @@ def validate_classes(classes: Sequence[ClassDef], *, prefix: str) -> None:
         names.add(c.name)
 
 
-def validate_spaces(spaces: Sequence[EmbeddingSpace], *, prefix: str) -> None:
+def validate_spaces(spaces: Sequence[EmbeddingSpace], *, prefix: str, indexed: bool = True) -> None:
+    """``indexed=False`` for one space given on its own: fields are named ``<prefix>.dimension``."""
     names: set[str] = set()
     for i, s in enumerate(spaces):
-        f = f"{prefix}.embedding_spaces[{i}]"
+        f = f"{prefix}.embedding_spaces[{i}]" if indexed else prefix
         if not NAME_RE.match(s.name):
             raise InvalidArgument(f"{s.name!r} is not a valid embedding space name", field=f"{f}.name")
         if s.name in names:
@@ -242,6 +243,24 @@ class ProjectCatalog:
             new = replace(current, **changes, update_time=now_ms(), revision=current.revision + 1)  # type: ignore[arg-type]
             validate_project(new, prefix="update")
             return self._write(new)
+
+    def add_embedding_space(self, project: str, space: EmbeddingSpace) -> EmbeddingSpace:
+        """Adds a space to a project; an existing name is refused (spaces never change)."""
+        current = self.get(project)
+        if any(s.name == space.name for s in current.embedding_spaces):
+            raise AlreadyExists(
+                f"project {project!r} already has an embedding space {space.name!r}", field="embedding_space.name"
+            )
+        validate_spaces([space], prefix="embedding_space", indexed=False)
+        update = replace(current, embedding_spaces=(*current.embedding_spaces, space))
+        self.update(project, update, ["embedding_spaces"])
+        return space
+
+    def get_embedding_space(self, project: str, name: str) -> EmbeddingSpace:
+        for space in self.get(project).embedding_spaces:
+            if space.name == name:
+                return space
+        raise NotFound(f"project {project!r} has no embedding space {name!r}", field="embedding_space")
 
 
 def _check_append_only(old: dict[object, object], new: dict[object, object], field_name: str, what: str) -> None:

@@ -188,24 +188,31 @@ class DatasetCatalog:
         with self._lock:
             if self.find_inference_set(s.project, s.name) is not None:
                 raise AlreadyExists(f"inference set {s.name!r} already exists", field="inference_set.name")
-            s = replace(s, create_time=now_ms())
-            self.metrics.insert(
-                "inference_sets",
-                [
-                    [
-                        s.project,
-                        s.name,
-                        s.dataset,
-                        s.model_name,
-                        s.model_version,
-                        s.description,
-                        s.create_time,
-                        time.time_ns(),
-                    ]
-                ],
-                _IS_COLUMNS,
+            return self._write_inference_set(replace(s, create_time=now_ms()))
+
+    def _write_inference_set(self, s: InferenceSet) -> InferenceSet:
+        row = [
+            s.project,
+            s.name,
+            s.dataset,
+            s.model_name,
+            s.model_version,
+            s.description,
+            s.create_time,
+            time.time_ns(),
+        ]
+        self.metrics.insert("inference_sets", [row], _IS_COLUMNS)
+        return s
+
+    def update_inference_set(self, project: str, name: str, description: str, paths: Sequence[str]) -> InferenceSet:
+        if list(paths) != ["description"]:
+            raise InvalidArgument(
+                "only description can be updated: the dataset and the model lineage never change", field="update_mask"
             )
-            return s
+        if len(description) > 10_000:
+            raise InvalidArgument("is longer than 10000 characters", field="update.description")
+        with self._lock:
+            return self._write_inference_set(replace(self.get_inference_set(project, name), description=description))
 
     def find_inference_set(self, project: str, name: str) -> InferenceSet | None:
         rows = self.metrics.query(

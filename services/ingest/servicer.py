@@ -25,25 +25,35 @@ def _enum_name(enum: Any, value: int, prefix: str, field: str) -> str:
     return enum.Name(value).removeprefix(prefix)
 
 
+def space_from_proto(s: ingest_pb2.EmbeddingSpace, field: str) -> EmbeddingSpace:
+    return EmbeddingSpace(
+        name=s.name,
+        dimension=s.dimension,
+        metric=_enum_name(pb.DistanceMetric, s.metric, "DISTANCE_METRIC_", f"{field}.metric"),
+        level=_enum_name(pb.EmbeddingLevel, s.level, "EMBEDDING_LEVEL_", f"{field}.level"),
+        model_name=s.model_name,
+        model_version=s.model_version,
+    )
+
+
+def space_to_proto(s: EmbeddingSpace) -> ingest_pb2.EmbeddingSpace:
+    return pb.EmbeddingSpace(
+        name=s.name,
+        dimension=s.dimension,
+        metric=pb.DistanceMetric.Value(f"DISTANCE_METRIC_{s.metric}"),
+        level=pb.EmbeddingLevel.Value(f"EMBEDDING_LEVEL_{s.level}"),
+        model_name=s.model_name,
+        model_version=s.model_version,
+    )
+
+
 def project_from_proto(msg: ingest_pb2.Project, *, prefix: str = "project", need_task: bool = True) -> Project:
     task = (
         _enum_name(pb.TaskType, msg.task_type, "TASK_TYPE_", f"{prefix}.task_type")
         if need_task or msg.task_type
         else ""
     )
-    spaces = []
-    for i, s in enumerate(msg.embedding_spaces):
-        f = f"{prefix}.embedding_spaces[{i}]"
-        spaces.append(
-            EmbeddingSpace(
-                name=s.name,
-                dimension=s.dimension,
-                metric=_enum_name(pb.DistanceMetric, s.metric, "DISTANCE_METRIC_", f"{f}.metric"),
-                level=_enum_name(pb.EmbeddingLevel, s.level, "EMBEDDING_LEVEL_", f"{f}.level"),
-                model_name=s.model_name,
-                model_version=s.model_version,
-            )
-        )
+    spaces = [space_from_proto(s, f"{prefix}.embedding_spaces[{i}]") for i, s in enumerate(msg.embedding_spaces)]
     return Project(
         name=msg.name,
         task_type=task,
@@ -61,17 +71,7 @@ def project_to_proto(p: Project) -> ingest_pb2.Project:
         description=p.description,
         task_type=pb.TaskType.Value(f"TASK_TYPE_{p.task_type}"),
         classes=[pb.ClassDef(id=c.id, name=c.name) for c in p.classes],
-        embedding_spaces=[
-            pb.EmbeddingSpace(
-                name=s.name,
-                dimension=s.dimension,
-                metric=pb.DistanceMetric.Value(f"DISTANCE_METRIC_{s.metric}"),
-                level=pb.EmbeddingLevel.Value(f"EMBEDDING_LEVEL_{s.level}"),
-                model_name=s.model_name,
-                model_version=s.model_version,
-            )
-            for s in p.embedding_spaces
-        ],
+        embedding_spaces=[space_to_proto(s) for s in p.embedding_spaces],
         create_time=timestamp(p.create_time),
         update_time=timestamp(p.update_time),
         revision=p.revision,
@@ -200,6 +200,31 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             inference_sets=[inference_set_to_proto(s) for s in found],
             page=page_response(page, len(found), total, scope=scope),
         )
+
+    def UpdateInferenceSet(self, request: pb.UpdateInferenceSetRequest, context: Any) -> pb.UpdateInferenceSetResponse:
+        s = self.datasets.update_inference_set(
+            request.project, request.inference_set, request.update.description, list(request.update_mask.paths)
+        )
+        return pb.UpdateInferenceSetResponse(inference_set=inference_set_to_proto(s))
+
+    # -- embedding spaces ---------------------------------------------------------------------
+    def CreateEmbeddingSpace(
+        self, request: pb.CreateEmbeddingSpaceRequest, context: Any
+    ) -> pb.CreateEmbeddingSpaceResponse:
+        space = self.catalog.add_embedding_space(
+            request.project, space_from_proto(request.embedding_space, "embedding_space")
+        )
+        return pb.CreateEmbeddingSpaceResponse(embedding_space=space_to_proto(space))
+
+    def GetEmbeddingSpace(self, request: pb.GetEmbeddingSpaceRequest, context: Any) -> pb.GetEmbeddingSpaceResponse:
+        space = self.catalog.get_embedding_space(request.project, request.embedding_space)
+        return pb.GetEmbeddingSpaceResponse(embedding_space=space_to_proto(space))
+
+    def ListEmbeddingSpaces(
+        self, request: pb.ListEmbeddingSpacesRequest, context: Any
+    ) -> pb.ListEmbeddingSpacesResponse:
+        spaces = self.catalog.get(request.project).embedding_spaces
+        return pb.ListEmbeddingSpacesResponse(embedding_spaces=[space_to_proto(s) for s in spaces])
 
     # -- uploads ------------------------------------------------------------------------------
     def Upload(self, request_iterator: Any, context: Any) -> pb.UploadResponse:

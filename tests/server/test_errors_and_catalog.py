@@ -206,3 +206,69 @@ def test_error_messages_name_field_and_datapoint() -> None:
 
     err = InvalidArgument("must be finite", field="frames[3].embedding", datapoint=Datapoint("train", "f-17"))
     assert err.describe() == "frames[3].embedding: must be finite (dataset 'train', frame 'f-17')"
+
+
+def test_embedding_space_rpcs_are_append_only(running: Running) -> None:
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project()))
+        created = c.ingest.CreateEmbeddingSpace(
+            pb.CreateEmbeddingSpaceRequest(project="cones", embedding_space=_space("dino", 384))
+        ).embedding_space
+        assert (created.name, created.dimension, created.model_name) == ("dino", 384, "clip-vit-b32")
+        got = c.ingest.GetEmbeddingSpace(pb.GetEmbeddingSpaceRequest(project="cones", embedding_space="dino"))
+        assert got.embedding_space == created
+        listed = c.ingest.ListEmbeddingSpaces(pb.ListEmbeddingSpacesRequest(project="cones")).embedding_spaces
+        assert [s.name for s in listed] == ["clip", "dino"]
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.CreateEmbeddingSpace(
+                pb.CreateEmbeddingSpaceRequest(project="cones", embedding_space=_space("dino", 128))
+            )
+        assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.CreateEmbeddingSpace(
+                pb.CreateEmbeddingSpaceRequest(project="cones", embedding_space=_space("x", 0))
+            )
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert (
+            info.value.details().startswith("embedding_space.embedding_spaces[0].dimension")
+            or "dimension" in info.value.details()
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.GetEmbeddingSpace(pb.GetEmbeddingSpaceRequest(project="cones", embedding_space="nope"))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_datasets_and_inference_sets(running: Running) -> None:
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project()))
+        ds = c.ingest.CreateDataset(pb.CreateDatasetRequest(
+            project="cones", dataset=pb.Dataset(name="night", kind=pb.DATASET_KIND_UNLABELED_POOL, splits=["a"]))).dataset  # fmt: skip
+        assert ds.kind == pb.DATASET_KIND_UNLABELED_POOL and list(ds.splits) == ["a"]
+        req = pb.UpdateDatasetRequest(project="cones", dataset="night", update=pb.Dataset(splits=["a", "b"]))
+        req.update_mask.paths.append("splits")
+        assert list(c.ingest.UpdateDataset(req).dataset.splits) == ["a", "b"]
+        req = pb.UpdateDatasetRequest(project="cones", dataset="night", update=pb.Dataset(splits=["b"]))
+        req.update_mask.paths.append("splits")
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.UpdateDataset(req)
+        assert (
+            info.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "'a' cannot be removed" in info.value.details()
+        )
+        s = pb.InferenceSet(name="v1", dataset="night", model_name="detr", model_version="1")
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=s))
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(
+                project="cones", inference_set=pb.InferenceSet(name="v2", dataset="nope", model_name="m", model_version="1")))  # fmt: skip
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        upd = pb.UpdateInferenceSetRequest(
+            project="cones", inference_set="v1", update=pb.InferenceSet(description="night run")
+        )
+        upd.update_mask.paths.append("description")
+        assert c.ingest.UpdateInferenceSet(upd).inference_set.description == "night run"
+        upd.update_mask.paths.append("model_version")
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.UpdateInferenceSet(upd)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "lineage" in info.value.details()
+        listed = c.ingest.ListInferenceSets(pb.ListInferenceSetsRequest(project="cones", dataset="night"))
+        assert [s.name for s in listed.inference_sets] == ["v1"] and listed.inference_sets[0].model_name == "detr"
+        assert [d.name for d in c.ingest.ListDatasets(pb.ListDatasetsRequest(project="cones")).datasets] == ["night"]

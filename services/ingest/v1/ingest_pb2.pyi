@@ -353,6 +353,64 @@ class ListInferenceSetsResponse(_message.Message):
     page: _common_pb2.PageResponse
     def __init__(self, inference_sets: _Optional[_Iterable[_Union[InferenceSet, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
+class UpdateInferenceSetRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "update", "update_mask")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    update: InferenceSet
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., update: _Optional[_Union[InferenceSet, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateInferenceSetResponse(_message.Message):
+    __slots__ = ("inference_set",)
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    inference_set: InferenceSet
+    def __init__(self, inference_set: _Optional[_Union[InferenceSet, _Mapping]] = ...) -> None: ...
+
+class CreateEmbeddingSpaceRequest(_message.Message):
+    __slots__ = ("project", "embedding_space")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    embedding_space: EmbeddingSpace
+    def __init__(self, project: _Optional[str] = ..., embedding_space: _Optional[_Union[EmbeddingSpace, _Mapping]] = ...) -> None: ...
+
+class CreateEmbeddingSpaceResponse(_message.Message):
+    __slots__ = ("embedding_space",)
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    embedding_space: EmbeddingSpace
+    def __init__(self, embedding_space: _Optional[_Union[EmbeddingSpace, _Mapping]] = ...) -> None: ...
+
+class GetEmbeddingSpaceRequest(_message.Message):
+    __slots__ = ("project", "embedding_space")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    embedding_space: str
+    def __init__(self, project: _Optional[str] = ..., embedding_space: _Optional[str] = ...) -> None: ...
+
+class GetEmbeddingSpaceResponse(_message.Message):
+    __slots__ = ("embedding_space",)
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    embedding_space: EmbeddingSpace
+    def __init__(self, embedding_space: _Optional[_Union[EmbeddingSpace, _Mapping]] = ...) -> None: ...
+
+class ListEmbeddingSpacesRequest(_message.Message):
+    __slots__ = ("project",)
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    def __init__(self, project: _Optional[str] = ...) -> None: ...
+
+class ListEmbeddingSpacesResponse(_message.Message):
+    __slots__ = ("embedding_spaces",)
+    EMBEDDING_SPACES_FIELD_NUMBER: _ClassVar[int]
+    embedding_spaces: _containers.RepeatedCompositeFieldContainer[EmbeddingSpace]
+    def __init__(self, embedding_spaces: _Optional[_Iterable[_Union[EmbeddingSpace, _Mapping]]] = ...) -> None: ...
+
 class Frame(_message.Message):
     __slots__ = ("frame_id", "split", "media_uri", "media_type", "width", "height", "metadata", "capture_time")
     class MetadataEntry(_message.Message):

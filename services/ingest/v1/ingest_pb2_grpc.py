@@ -89,6 +89,26 @@ class IngestServiceStub:
                 request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsRequest.SerializeToString,
                 response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsResponse.FromString,
                 _registered_method=True)
+        self.UpdateInferenceSet = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/UpdateInferenceSet',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateInferenceSetRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateInferenceSetResponse.FromString,
+                _registered_method=True)
+        self.CreateEmbeddingSpace = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/CreateEmbeddingSpace',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateEmbeddingSpaceRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateEmbeddingSpaceResponse.FromString,
+                _registered_method=True)
+        self.GetEmbeddingSpace = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/GetEmbeddingSpace',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetEmbeddingSpaceRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetEmbeddingSpaceResponse.FromString,
+                _registered_method=True)
+        self.ListEmbeddingSpaces = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/ListEmbeddingSpaces',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListEmbeddingSpacesRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListEmbeddingSpacesResponse.FromString,
+                _registered_method=True)
         self.Upload = channel.stream_unary(
                 '/shoal.ingest.v1.IngestService/Upload',
                 request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UploadRequest.SerializeToString,
@@ -175,6 +195,33 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateInferenceSet(self, request, context):
+        """Updates the description; the dataset and the model lineage never change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEmbeddingSpace(self, request, context):
+        """Adds an embedding space to a project (the same as adding it with UpdateProject). A space is
+        never changed or removed: its vectors and their model lineage depend on it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEmbeddingSpace(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEmbeddingSpaces(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Upload(self, request_iterator, context):
         """Streams chunks of frames, labels, inferences and embeddings of one dataset. Each chunk is
         validated as a whole (INVALID_ARGUMENT names the field and the frame; nothing of that chunk
@@ -250,6 +297,26 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.ListInferenceSets,
                     request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsRequest.FromString,
                     response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsResponse.SerializeToString,
+            ),
+            'UpdateInferenceSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateInferenceSet,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateInferenceSetRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateInferenceSetResponse.SerializeToString,
+            ),
+            'CreateEmbeddingSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEmbeddingSpace,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateEmbeddingSpaceRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateEmbeddingSpaceResponse.SerializeToString,
+            ),
+            'GetEmbeddingSpace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEmbeddingSpace,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetEmbeddingSpaceRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetEmbeddingSpaceResponse.SerializeToString,
+            ),
+            'ListEmbeddingSpaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEmbeddingSpaces,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListEmbeddingSpacesRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListEmbeddingSpacesResponse.SerializeToString,
             ),
             'Upload': grpc.stream_unary_rpc_method_handler(
                     servicer.Upload,
@@ -559,6 +626,114 @@ class IngestService:
             '/shoal.ingest.v1.IngestService/ListInferenceSets',
             shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsRequest.SerializeToString,
             shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListInferenceSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateInferenceSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/UpdateInferenceSet',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateInferenceSetRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.UpdateInferenceSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEmbeddingSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/CreateEmbeddingSpace',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateEmbeddingSpaceRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.CreateEmbeddingSpaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEmbeddingSpace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/GetEmbeddingSpace',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetEmbeddingSpaceRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetEmbeddingSpaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEmbeddingSpaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/ListEmbeddingSpaces',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListEmbeddingSpacesRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListEmbeddingSpacesResponse.FromString,
             options,
             channel_credentials,
             insecure,
