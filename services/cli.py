@@ -58,19 +58,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _keystore(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from shoal.common import auth, jobs
     from shoal.common.auth import KeyStore
-    from shoal.common.stores.metrics import open_metrics_store
+    from shoal.common.stores import metrics_store
 
     settings = _settings({"data_dir": Path(args.data_dir) if args.data_dir else None})
     logs.configure("WARNING", settings.log_format)
-    password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
-    metrics = open_metrics_store(
-        settings.resolved_metrics_url,
-        database=settings.clickhouse_database,
-        username=settings.clickhouse_username,
-        password=password,
-        verify_tls=settings.clickhouse_verify_tls,
-        timeout_seconds=settings.store_timeout_seconds,
-    )
+    metrics = metrics_store(settings)
     metrics.migrate([*auth.MIGRATIONS, *jobs.MIGRATIONS])
     return KeyStore(metrics, cache_seconds=0)
 

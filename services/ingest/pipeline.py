@@ -97,6 +97,12 @@ class ContextLoader:
         known = self.known_frames(project, dataset, refs) if refs else {}
         return Context(base.project, base.dataset, base.inference_set, known, max_items)
 
+    def check(self, project: str, dataset: str, chunk: pb.UploadChunk, max_items: int) -> CheckedChunk:
+        """The chunk checked against its project, dataset and inference set. Raises when the chunk
+        cannot be judged at all (too large, unknown dataset or inference set)."""
+        check_chunk_size(chunk, max_items)
+        return check_chunk(chunk, self.load(project, dataset, chunk.inference_set, chunk, max_items))
+
     def known_frames(self, project: str, dataset: str, frame_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         rows = self.metrics.query(
             "SELECT frame_id, argMax(width, version), argMax(height, version) FROM frames"
@@ -125,11 +131,9 @@ class UploadPublisher:
     def check(self, project: str, dataset: str, chunk: pb.UploadChunk, index: int) -> CheckedChunk:
         """Raises InvalidArgument for the first problem of the chunk (with how many more there are)."""
         try:
-            check_chunk_size(chunk, self.max_items)
-            ctx = self.contexts.load(project, dataset, chunk.inference_set, chunk, self.max_items)
+            checked = self.contexts.check(project, dataset, chunk, self.max_items)
         except NotFound as err:
             raise InvalidArgument(err.message, field=err.field or "dataset") from None
-        checked = check_chunk(chunk, ctx)
         if checked.rejections:
             first = checked.rejections[0].error
             more = len(checked.rejections) - 1
@@ -170,7 +174,7 @@ class UploadPublisher:
         now = now_ms()
         rows = [
             [project, upload_id, i, "accepted", dataset, total,
-             len(c.frames), len(c.labels), len(c.inferences), c.embedding_count, 0, 0, 0, 0, [], now, time.time_ns()]
+             *c.counts(), 0, 0, 0, 0, [], now, time.time_ns()]
             for i, c in checked
         ]  # fmt: skip
         self.metrics.insert("upload_chunks", rows, _STATUS_COLUMNS)
@@ -263,14 +267,9 @@ class UploadProcessor:
             upload.project, upload.dataset, upload_id, upload.chunk_index, key, upload.chunk.inference_set, produced
         )
         try:
-            check_chunk_size(upload.chunk, self.max_items)
-            ctx = self.contexts.load(
-                upload.project, upload.dataset, upload.chunk.inference_set, upload.chunk, self.max_items
-            )
+            item.checked = self.contexts.check(upload.project, upload.dataset, upload.chunk, self.max_items)
         except (InvalidArgument, NotFound, FailedPrecondition) as err:
             item.failure = err
-            return item
-        item.checked = check_chunk(upload.chunk, ctx)
         return item
 
     def _status_row(self, it: _Item, w: Written, now: object) -> list[object]:

@@ -260,12 +260,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             fut.result(timeout=self.publish_timeout)  # Unavailable if Kafka did not take it
         total = max(declared_total, max(indices) + 1)
         self.publisher.record_accepted(project, dataset, upload_id, list(zip(indices, checked, strict=True)), total)
-        accepted = {
-            "frames": sum(len(c.frames) for c in checked),
-            "labels": sum(len(c.labels) for c in checked),
-            "inferences": sum(len(c.inferences) for c in checked),
-            "embeddings": sum(c.embedding_count for c in checked),
-        }
+        totals = [sum(column) for column in zip(*(c.counts() for c in checked), strict=True)]
+        accepted = dict(zip(KINDS, totals, strict=True))
         return pb.UploadResponse(upload_id=upload_id, chunks=len(futures), accepted=_counts(accepted))
 
     def GetUploadStatus(self, request: pb.GetUploadStatusRequest, context: Any) -> pb.GetUploadStatusResponse:

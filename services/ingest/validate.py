@@ -81,6 +81,10 @@ class CheckedChunk:
     def embedding_count(self) -> int:
         return sum(len(e.frame_ids) for e in self.embeddings)
 
+    def counts(self) -> tuple[int, int, int, int]:
+        """Valid frames, labels, inferences and embeddings, in that order."""
+        return len(self.frames), len(self.labels), len(self.inferences), self.embedding_count
+
 
 def referenced_frames(chunk: pb.UploadChunk) -> set[str]:
     """Frame ids that labels and inferences of a chunk refer to but the chunk does not carry."""

@@ -248,7 +248,7 @@ class IngestWriter:
                     )
             for rows in chunk.embeddings:
                 vectors[(meta.project, rows.space.name)].append((meta, rows))
-            out.append(Written(len(chunk.frames), len(chunk.labels), len(chunk.inferences), chunk.embedding_count))
+            out.append(Written(*chunk.counts()))
 
         m = self.metrics
         m.insert(

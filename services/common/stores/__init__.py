@@ -38,11 +38,10 @@ class Stores:
                 log.warning("closing the %s store failed", name, exc_info=True)
 
 
-def open_stores(settings: ShoalSettings) -> Stores:
-    """Opens (lazily connects) the stores the settings name. Nothing is reached yet: a store
-    that is down shows in health, it does not stop the process from starting."""
+def metrics_store(settings: ShoalSettings) -> MetricsStore:
+    """The metrics store the settings name (not connected yet)."""
     password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else None
-    metrics = open_metrics_store(
+    return open_metrics_store(
         settings.resolved_metrics_url,
         database=settings.clickhouse_database,
         username=settings.clickhouse_username,
@@ -50,6 +49,12 @@ def open_stores(settings: ShoalSettings) -> Stores:
         verify_tls=settings.clickhouse_verify_tls,
         timeout_seconds=settings.store_timeout_seconds,
     )
+
+
+def open_stores(settings: ShoalSettings) -> Stores:
+    """Opens (lazily connects) the stores the settings name. Nothing is reached yet: a store
+    that is down shows in health, it does not stop the process from starting."""
+    metrics = metrics_store(settings)
     token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
     vectors = open_vector_store(
         settings.resolved_vectors_url,
