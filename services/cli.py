@@ -243,7 +243,7 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--inference-set", help="the inference set of the predictions")
     imp.add_argument("--model-name", default="", help="with --create: model of the inference set")
     imp.add_argument("--model-version", default="1", help="with --create: model version of the inference set")
-    imp.add_argument("--chunk-size", type=int, default=1000)
+    imp.add_argument("--chunk-size", type=int, default=None, help="frames per chunk (default: about 4 MiB per chunk)")
     imp.add_argument("--wait", action="store_true", help="wait until written; exit 1 if anything was rejected")
     imp.set_defaults(fn=cmd_import)
 

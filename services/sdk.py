@@ -121,7 +121,30 @@ class UploadColumns:
         if (self.probabilities is not None or self.predictions is not None) and not self.inference_set:
             raise ValueError("predictions need inference_set")
 
+    @property
+    def columnar(self) -> bool:
+        """Whether the upload travels as columnar blocks (``UploadChunk.columns``): anything but
+        per-frame objects does, and metadata whose keys keep one type."""
+        if self.objects is not None or self.predictions is not None:
+            return False
+        return self.metadata is None or _metadata_columns(self.metadata) is not None
+
+    def auto_chunk_size(self, target_bytes: int = 4 << 20, largest: int = 5000) -> int:
+        """Frames per chunk: about ``target_bytes`` per chunk (well under the event size limit), at
+        most ``largest`` (columnar chunks), or 1,000 when frames travel one message each."""
+        if not self.columnar:
+            return 1000
+        per_frame = 64 + sum(len(str(v)) for v in self.frame_ids[:1])
+        if self.probabilities is not None:
+            per_frame += 4 * int(np.shape(self.probabilities)[1])
+        per_frame += sum(4 * int(np.shape(v)[1]) for v in (self.embeddings or {}).values())
+        per_frame += 48 * len(self.metadata[0]) if self.metadata else 0
+        return int(max(100, min(largest, target_bytes // per_frame)))
+
     def chunks(self, size: int) -> Iterator[pb.UploadChunk]:
+        if self.columnar:
+            yield from self._column_chunks(size)
+            return
         n = len(self.frame_ids)
         probs = None if self.probabilities is None else np.asarray(self.probabilities, dtype=np.float32)
         embs = {k: np.ascontiguousarray(v, dtype="<f4") for k, v in (self.embeddings or {}).items()}
@@ -162,6 +185,88 @@ class UploadColumns:
                 chunk.embeddings.add(space=space, frame_ids=ids, vectors_f32=arr[start:stop].tobytes())
             yield chunk
 
+    def _column_chunks(self, size: int) -> Iterator[pb.UploadChunk]:
+        n = len(self.frame_ids)
+        ids_all = list(self.frame_ids)
+        probs = None if self.probabilities is None else np.ascontiguousarray(self.probabilities, dtype="<f4")
+        classes = None if self.class_ids is None else np.asarray(self.class_ids, dtype="<i4")
+        sizes = None if self.sizes is None else np.asarray(self.sizes, dtype="<i4").reshape(n, 2)
+        meta = _metadata_columns(self.metadata) if self.metadata is not None else {}
+        embs = {k: np.ascontiguousarray(v, dtype="<f4") for k, v in (self.embeddings or {}).items()}
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            ids = ids_all[start:stop]
+            chunk = pb.UploadChunk(inference_set=self.inference_set)
+            cols = chunk.columns
+            cols.frame_ids.extend(ids)
+            if self.skip_frames:
+                cols.frames_stored = True
+            else:
+                cols.media_type = self.media_type
+                if self.splits is not None:
+                    cols.splits.extend(self.splits[start:stop])
+                if self.media_uris is not None:
+                    cols.media_uris.extend(self.media_uris[start:stop])
+                if sizes is not None:
+                    cols.widths_i32 = np.ascontiguousarray(sizes[start:stop, 0]).tobytes()
+                    cols.heights_i32 = np.ascontiguousarray(sizes[start:stop, 1]).tobytes()
+                for key, (kind, values) in meta.items():
+                    mc = cols.metadata.add(key=key)
+                    if kind == "strings":
+                        mc.strings.values.extend(values[start:stop])
+                    else:
+                        setattr(mc, kind, values[start:stop].tobytes())
+            if classes is not None:
+                cols.label_class_ids_i32 = classes[start:stop].tobytes()
+                if self.provenance is not None:
+                    cols.label_provenance.CopyFrom(self.provenance)
+            if probs is not None:
+                cols.probabilities_f32 = probs[start:stop].tobytes()
+            for space, arr in embs.items():
+                chunk.embeddings.add(space=space, frame_ids=ids, vectors_f32=arr[start:stop].tobytes())
+            yield chunk
+
+
+_NO_TIME = np.iinfo(np.int64).min
+
+
+def _metadata_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, Any]] | None:
+    """Per-row metadata as typed columns (key -> (kind, values)); None when a key mixes types."""
+    kinds: dict[str, str] = {}
+    for row in rows:
+        for key, v in row.items():
+            if v is None:
+                continue
+            if isinstance(v, bool | np.bool_):
+                kind = "bools_u8"
+            elif isinstance(v, int | float | np.integer | np.floating):
+                kind = "numbers_f64"
+            elif isinstance(v, datetime):
+                kind = "timestamps_ms_i64"
+            else:
+                kind = "strings"
+            if kinds.setdefault(key, kind) != kind:
+                return None
+    out: dict[str, tuple[str, Any]] = {}
+    for key, kind in kinds.items():
+        if kind == "strings":
+            if any(row.get(key) is None for row in rows):
+                return None  # a string column has no "no value"
+            out[key] = (kind, [str(row[key]) for row in rows])
+        elif kind == "numbers_f64":
+            out[key] = (kind, np.array([row.get(key, np.nan) for row in rows], dtype="<f8"))
+        elif kind == "bools_u8":
+            out[key] = (kind, np.array([255 if row.get(key) is None else int(row[key]) for row in rows], dtype="u1"))
+        else:
+            out[key] = (
+                kind,
+                np.array(
+                    [_NO_TIME if row.get(key) is None else int(row[key].timestamp() * 1000) for row in rows],
+                    dtype="<i8",
+                ),
+            )
+    return out
+
 
 def upload(
     stub: Any,
@@ -169,7 +274,7 @@ def upload(
     dataset: str,
     columns: UploadColumns,
     *,
-    chunk_size: int = 1000,
+    chunk_size: int | None = None,
     chunks_per_stream: int = 16,
     upload_id: str | None = None,
     deadline_seconds: float = 600.0,
@@ -181,6 +286,7 @@ def upload(
 
     upload_id = upload_id or f"up-{uuid.uuid4().hex}"
     n = len(columns.frame_ids)
+    chunk_size = chunk_size or columns.auto_chunk_size()
     total = (n + chunk_size - 1) // chunk_size
     deadline = time.monotonic() + deadline_seconds
     accepted = {"frames": 0, "labels": 0, "inferences": 0, "embeddings": 0}

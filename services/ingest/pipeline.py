@@ -25,6 +25,7 @@ from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import now_ms
 from shoal.common.topics import Topics
 from shoal.ingest.catalog import ProjectCatalog
+from shoal.ingest.columns import column_sizes, take_rows
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk, Context, check_chunk, check_chunk_size, referenced_frames
@@ -282,10 +283,11 @@ class UploadProcessor:
                 errors.append(r.error)
         else:
             chunk = it.upload.chunk
+            block = column_sizes(chunk.columns)
             rejected = {
-                "frame": len(chunk.frames),
-                "labels": len(chunk.labels),
-                "inference": len(chunk.inferences),
+                "frame": len(chunk.frames) + block["frames"],
+                "labels": len(chunk.labels) + block["labels"],
+                "inference": len(chunk.inferences) + block["inferences"],
                 "embedding": sum(len(b.frame_ids) for b in chunk.embeddings),
             }
             if it.failure:
@@ -335,16 +337,22 @@ def _rejected_part(upload: pb.UploadEvent, checked: CheckedChunk) -> pb.UploadEv
     del out.chunk.labels[:]
     del out.chunk.inferences[:]
     del out.chunk.embeddings[:]
+    out.chunk.ClearField("columns")
     by_kind: dict[str, set[int]] = {"frame": set(), "labels": set(), "inference": set()}
     rows: dict[int, list[int]] = {}
+    column_rows: set[int] = set()
     for r in checked.rejections:
-        if r.kind == "embedding":
+        if r.columns:
+            column_rows.add(r.index)
+        elif r.kind == "embedding":
             rows.setdefault(r.index, []).append(r.row)
         else:
             by_kind[r.kind].add(r.index)
     out.chunk.frames.extend(chunk.frames[i] for i in sorted(by_kind["frame"]))
     out.chunk.labels.extend(chunk.labels[i] for i in sorted(by_kind["labels"]))
     out.chunk.inferences.extend(chunk.inferences[i] for i in sorted(by_kind["inference"]))
+    if column_rows:
+        out.chunk.columns.CopyFrom(take_rows(chunk.columns, sorted(column_rows)))
     for b, rs in sorted(rows.items()):
         block = chunk.embeddings[b]
         n = len(block.frame_ids)
@@ -468,7 +476,9 @@ class IngestConsumer:
             return self.processor.stage(events)
         except Unavailable:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
+            log.warning("%s: a batch of %d events failed; handling them one by one", self.name, len(events),
+                        exc_info=True)  # fmt: skip
             self._one_by_one(events)
             return None
 
@@ -479,7 +489,9 @@ class IngestConsumer:
             self.processor.finish(staged)
         except Unavailable:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
+            log.warning("%s: finishing a batch of %d events failed; handling them one by one", self.name,
+                        len(events), exc_info=True)  # fmt: skip
             self._one_by_one(events)
 
     def _one_by_one(self, events: Sequence[Event]) -> None:

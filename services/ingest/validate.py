@@ -19,10 +19,10 @@ import numpy as np
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project
+from shoal.ingest.columns import PROBABILITY_TOLERANCE, CheckedColumns, check_columns, column_frame_ids
 from shoal.ingest.datasets import Dataset, InferenceSet
 from shoal.ingest.v1 import ingest_pb2 as pb
 
-PROBABILITY_TOLERANCE = 1e-3
 MAX_ID_LENGTH = 256
 MAX_METADATA_KEYS = 64
 _ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
@@ -59,6 +59,8 @@ class Rejection:
     #: for embeddings: row within the block
     row: int
     error: ShoalError
+    #: the item is a row of the chunk's columnar block (``index`` is the row)
+    columns: bool = False
 
 
 @dataclass
@@ -75,7 +77,10 @@ class CheckedChunk:
     labels: list[pb.FrameLabels] = field(default_factory=list)
     inferences: list[pb.FrameInference] = field(default_factory=list)
     embeddings: list[EmbeddingRows] = field(default_factory=list)
+    columns: CheckedColumns | None = None
     rejections: list[Rejection] = field(default_factory=list)
+    #: class id of each position of a probability vector (the project's classes, in order)
+    ontology: list[int] = field(default_factory=list)
 
     @property
     def embedding_count(self) -> int:
@@ -83,13 +88,18 @@ class CheckedChunk:
 
     def counts(self) -> tuple[int, int, int, int]:
         """Valid frames, labels, inferences and embeddings, in that order."""
-        return len(self.frames), len(self.labels), len(self.inferences), self.embedding_count
+        f, lab, inf = self.columns.counts() if self.columns is not None else (0, 0, 0)
+        return len(self.frames) + f, len(self.labels) + lab, len(self.inferences) + inf, self.embedding_count
 
 
 def referenced_frames(chunk: pb.UploadChunk) -> set[str]:
     """Frame ids that labels and inferences of a chunk refer to but the chunk does not carry."""
     own = {f.frame_id for f in chunk.frames}
     refs = {lab.frame_id for lab in chunk.labels} | {inf.frame_id for inf in chunk.inferences}
+    if chunk.HasField("columns"):
+        brings, stored = column_frame_ids(chunk.columns)
+        own.update(brings)
+        refs.update(stored)
     for block in chunk.embeddings:
         refs.update(block.frame_ids)
     return refs - own
@@ -102,6 +112,7 @@ def check_chunk_size(chunk: pb.UploadChunk, max_items: int) -> None:
         "chunk.labels": len(chunk.labels),
         "chunk.inferences": len(chunk.inferences),
         "chunk.embeddings": sum(len(b.frame_ids) for b in chunk.embeddings),
+        "chunk.columns.frame_ids": len(chunk.columns.frame_ids),
     }
     for name, n in sizes.items():
         if n > max_items:
@@ -113,7 +124,7 @@ def check_chunk_size(chunk: pb.UploadChunk, max_items: int) -> None:
 
 def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
     """The chunk's valid items, and a rejection for each invalid one."""
-    out = CheckedChunk()
+    out = CheckedChunk(ontology=[c.id for c in ctx.project.classes])
     ds = ctx.dataset.name
     dims: dict[str, tuple[int, int]] = dict(ctx.known_frames)
 
@@ -132,6 +143,18 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
             continue
         out.frames.append(frame)
         dims[frame.frame_id] = (frame.width, frame.height)
+
+    if chunk.HasField("columns"):
+        out.columns = check_columns(
+            chunk.columns,
+            ctx,
+            taken=set(counts),
+            dims=dims,
+            record_sizes=bool(chunk.labels or chunk.inferences or chunk.embeddings),
+            rejections=out.rejections,
+            make_rejection=Rejection,
+            inference_set=ctx.inference_set is not None,
+        )
 
     counts = Counter(lab.frame_id for lab in chunk.labels)
     for i, labels in enumerate(chunk.labels):

@@ -20,6 +20,7 @@ import numpy as np
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import CollectionSpec, ScalarField, VectorStore, collection_name
 from shoal.common.v1 import common_pb2
+from shoal.ingest import columns as columnar
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk
 
@@ -140,6 +141,7 @@ class IngestWriter:
         """Writes the ClickHouse rows of several events, batched per table; returns what each
         event wrote and the vectors still to upsert (:meth:`write_vectors`)."""
         frames, versions, objects, inferences, predicted = [], [], [], [], []
+        frame_blocks, label_blocks, inference_blocks = [], [], []
         vectors: dict[tuple[str, str], list[tuple[EventMeta, object]]] = defaultdict(list)
         out = []
         for meta, chunk in batch:
@@ -209,10 +211,19 @@ class IngestWriter:
                             n,
                         ]
                     )
+            if chunk.columns is not None:
+                block = columnar.BlockMeta(
+                    meta.project, meta.dataset, meta.inference_set, meta.upload_id,
+                    meta.idempotency_key, meta.produced_ns,
+                )  # fmt: skip
+                frame_blocks.append(columnar.frame_table(block, chunk.columns))
+                label_blocks.append(columnar.label_table(block, chunk.columns))
+                inference_blocks.append(columnar.inference_table(block, chunk.columns))
             for inf in chunk.inferences:
                 probs = list(inf.class_probabilities)
                 conf = max(probs) if probs else 0.0
-                pred = probs.index(conf) if probs else -1
+                # the predicted class id: probabilities are in the order of the ontology
+                pred = chunk.ontology[probs.index(conf)] if probs else -1
                 inferences.append(
                     [
                         meta.project,
@@ -251,6 +262,9 @@ class IngestWriter:
             out.append(Written(*chunk.counts()))
 
         m = self.metrics
+        m.insert_arrow("frames", columnar.concat(frame_blocks))
+        m.insert_arrow("label_versions", columnar.concat(label_blocks))
+        m.insert_arrow("inferences", columnar.concat(inference_blocks))
         m.insert(
             "frames",
             frames,

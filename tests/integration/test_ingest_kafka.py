@@ -36,7 +36,7 @@ from shoal.ingest.writer import vector_pk
 from shoal.sdk import UploadColumns, UploadFailed
 from tests.conftest import REPO
 from tests.server.conftest import Running, start_server, wait_for
-from tests.server.test_ingest_upload import check_dead_letters
+from tests.server.test_ingest_upload import check_column_dead_letters, check_dead_letters
 
 pytestmark = pytest.mark.integration
 
@@ -323,5 +323,6 @@ def test_bad_events_on_kafka_are_dead_lettered_and_good_frames_written(
     r: Running = start_server(settings)
     try:
         check_dead_letters(r)
+        check_column_dead_letters(r)
     finally:
         r.server.stop(grace=1)

@@ -237,3 +237,122 @@ def check_dead_letters(running: Running) -> None:
     assert b"not an UploadEvent" in dict(garbage.headers)["shoal-reason"]
     counts = _counts(running)
     assert counts == {"frames": 19, "labels": 18, "inferences": 18, "embeddings": 18}
+
+
+def test_columnar_upload_through_the_sdk_reads_back_values(running: Running) -> None:
+    from datetime import UTC, datetime
+
+    from shoal.sdk import UploadColumns
+
+    rng = np.random.default_rng(5)
+    n = 2_500
+    taken = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [f"c{i}" for i in range(n)]
+    probs = rng.dirichlet(np.ones(K), size=n).astype(np.float32)
+    vecs = rng.normal(size=(n, DIM)).astype(np.float32)
+    cols = UploadColumns(
+        frame_ids=ids,
+        splits=["train" if i % 5 else "test" for i in range(n)],
+        media_uris=[f"file:///d/{f}.png" for f in ids],
+        sizes=np.tile([8, 8], (n, 1)),
+        metadata=[
+            {"camera": "front" if i % 2 else "rear", "lux": float(i), "night": i % 3 == 0, "taken": taken}
+            for i in range(n)
+        ],
+        class_ids=np.arange(n) % K,
+        provenance=pb.Provenance(source="import", author="ana", reason="first labels"),
+        inference_set="m1",
+        probabilities=probs,
+        embeddings={"feat": vecs},
+    )
+    assert cols.columnar
+    with running.client(running.admin_key) as c:
+        _setup(c)
+        result = c.upload("digits", "train", cols, chunk_size=1000, progress=False)
+        assert result.accepted == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
+        st = c.wait_for_upload("digits", result.upload_id, timeout=60)
+        assert st.state == pb.UPLOAD_STATE_COMPLETED and st.chunks_processed == 3
+        assert _counts(running) == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
+
+        m = running.server.stores.metrics
+        row = m.query(
+            "SELECT split, media_uri, width, meta_str['camera'], meta_num['lux'], meta_bool['night'],"
+            " toUnixTimestamp(meta_time['taken']) FROM frames FINAL WHERE frame_id = 'c1234'"
+        ).rows
+        assert row == [("train", "file:///d/c1234.png", 8, "rear", 1234.0, 0, 1767225600)]
+        lab = m.query("SELECT class_id, source, author, reason FROM label_versions FINAL WHERE frame_id = 'c1234'").rows
+        assert lab == [(1234 % K, "import", "ana", "first labels")]
+        inf = m.query("SELECT pred_class, confidence, probs FROM inferences FINAL WHERE frame_id = 'c1234'").rows
+        assert inf[0][0] == int(probs[1234].argmax()) and inf[0][1] == pytest.approx(float(probs[1234].max()))
+        np.testing.assert_allclose(inf[0][2], probs[1234], rtol=1e-6)
+        got = running.server.stores.vectors.get(collection_name("digits", "feat"), ["train\x1fc1234\x1f"])
+        np.testing.assert_array_equal(got.vectors[0], vecs[1234])
+
+        # a retry of the whole upload with the same id doubles nothing
+        c.upload("digits", "train", cols, chunk_size=1000, progress=False, upload_id=result.upload_id)
+        workers = [w for spec in running.server.specs for w in spec.workers]
+        wait_for(lambda: sum(w.processed_events for w in workers) >= 6, what="the retried chunks to be processed")
+        assert _counts(running) == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
+
+        # a bad row refuses the chunk over RPC, naming the column, the row and the frame
+        probs[1500, 0] = 2.0
+        with pytest.raises(grpc.RpcError) as info:
+            c.upload("digits", "train", cols, chunk_size=1000, progress=False)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details().startswith("chunk.columns.probabilities_f32[500]")
+        assert "frame 'c1500'" in info.value.details() and "[0, 1]" in info.value.details()
+
+
+def test_kafka_path_dead_letters_bad_rows_of_a_columnar_block(running: Running) -> None:
+    check_column_dead_letters(running)
+
+
+def check_column_dead_letters(running: Running) -> None:
+    """A producer's event with a columnar block: bad rows go to the dead-letter topic as a block of
+    just those rows, the good rows are written."""
+    rng = np.random.default_rng(4)
+    with running.client(running.admin_key) as c:
+        _setup(c)
+    n = 30
+    ids = [f"q{i}" for i in range(n)]
+    chunk = pb.UploadChunk(inference_set="m1")
+    cols = chunk.columns
+    cols.frame_ids.extend(ids)
+    cols.splits.extend(["train"] * n)
+    cols.splits[3] = "nope"  # frame (and its label and inference) refused
+    classes = (np.arange(n) % K).astype("<i4")
+    classes[4] = 11  # label refused
+    cols.label_class_ids_i32 = classes.tobytes()
+    probs = rng.dirichlet(np.ones(K), size=n).astype("<f4")
+    probs[5] = [np.nan, 0.5, 0.5]  # inference refused
+    cols.probabilities_f32 = probs.tobytes()
+    event = pb.UploadEvent(
+        schema_version=1, upload_id="producer-cols", chunk_index=0, project="digits", dataset="train", chunk=chunk
+    )
+    bus = running.server.stores.events
+    topics = Topics(running.server.settings.topic_prefix)
+    bus.publish(topics.uploads, key=b"digits/train", value=event.SerializeToString()).result(timeout=10)
+    with running.client(running.admin_key) as c:
+        st = _wait_done(c, "producer-cols")
+    assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
+    assert (st.rejected.frames, st.rejected.labels, st.rejected.inferences) == (1, 2, 2)
+    assert (st.written.frames, st.written.labels, st.written.inferences) == (n - 1, n - 2, n - 2)
+    assert sorted(e.detail.field for e in st.errors) == [
+        "chunk.columns.label_class_ids_i32[4]", "chunk.columns.probabilities_f32[5]",
+        "chunk.columns.splits[3]", "chunk.columns.splits[3]", "chunk.columns.splits[3]",
+    ]  # fmt: skip
+    dlq = bus.consumer(f"test-dlq-{uuid.uuid4().hex}", [topics.dead_letter])
+    got: list = []  # type: ignore[type-arg]
+    wait_for(
+        lambda: got.extend(e for e in dlq.poll(0.5) if b"producer-cols" in e.value) or len(got) >= 1,
+        timeout=60,
+        what="the dead letter",
+    )
+    dlq.close()
+    part = pb.UploadEvent.FromString(got[0].value).chunk.columns
+    assert list(part.frame_ids) == ["q3", "q4", "q5"]
+    assert np.frombuffer(part.label_class_ids_i32, "<i4").tolist() == [0, 11, 2]
+    assert np.isnan(np.frombuffer(part.probabilities_f32, "<f4").reshape(3, K)[2, 0])
+    m = running.server.stores.metrics
+    written = m.query("SELECT frame_id FROM inferences FINAL WHERE project = 'digits' ORDER BY frame_id").rows
+    assert {r[0] for r in written} == set(ids) - {"q3", "q5"}

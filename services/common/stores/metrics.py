@@ -145,6 +145,14 @@ class MetricsStore(abc.ABC):
         )
         return len(columns[0])
 
+    def insert_arrow(self, table: str, data: Any) -> int:
+        """Inserts a pyarrow Table whose column names are the table's (the fast path for large
+        columnar batches: no per-row Python work)."""
+        if data is None or data.num_rows == 0:
+            return 0
+        self._run(lambda c: c.insert_arrow(table, data, database=self.database))
+        return int(data.num_rows)
+
     def _run(self, fn: Any) -> Any:
         client = self._client()
         try:

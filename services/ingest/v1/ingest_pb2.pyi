@@ -533,19 +533,69 @@ class EmbeddingBlock(_message.Message):
     vectors_f32: bytes
     def __init__(self, space: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ..., object_ids: _Optional[_Iterable[str]] = ..., vectors_f32: _Optional[bytes] = ...) -> None: ...
 
+class MetadataColumn(_message.Message):
+    __slots__ = ("key", "strings", "numbers_f64", "bools_u8", "timestamps_ms_i64")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STRINGS_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_F64_FIELD_NUMBER: _ClassVar[int]
+    BOOLS_U8_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_MS_I64_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    strings: StringValues
+    numbers_f64: bytes
+    bools_u8: bytes
+    timestamps_ms_i64: bytes
+    def __init__(self, key: _Optional[str] = ..., strings: _Optional[_Union[StringValues, _Mapping]] = ..., numbers_f64: _Optional[bytes] = ..., bools_u8: _Optional[bytes] = ..., timestamps_ms_i64: _Optional[bytes] = ...) -> None: ...
+
+class StringValues(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FrameColumns(_message.Message):
+    __slots__ = ("frame_ids", "frames_stored", "splits", "media_uris", "media_type", "widths_i32", "heights_i32", "metadata", "capture_times_ms_i64", "label_class_ids_i32", "label_provenance", "probabilities_f32")
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_STORED_FIELD_NUMBER: _ClassVar[int]
+    SPLITS_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URIS_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    WIDTHS_I32_FIELD_NUMBER: _ClassVar[int]
+    HEIGHTS_I32_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_TIMES_MS_I64_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CLASS_IDS_I32_FIELD_NUMBER: _ClassVar[int]
+    LABEL_PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_F32_FIELD_NUMBER: _ClassVar[int]
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    frames_stored: bool
+    splits: _containers.RepeatedScalarFieldContainer[str]
+    media_uris: _containers.RepeatedScalarFieldContainer[str]
+    media_type: MediaType
+    widths_i32: bytes
+    heights_i32: bytes
+    metadata: _containers.RepeatedCompositeFieldContainer[MetadataColumn]
+    capture_times_ms_i64: bytes
+    label_class_ids_i32: bytes
+    label_provenance: Provenance
+    probabilities_f32: bytes
+    def __init__(self, frame_ids: _Optional[_Iterable[str]] = ..., frames_stored: _Optional[bool] = ..., splits: _Optional[_Iterable[str]] = ..., media_uris: _Optional[_Iterable[str]] = ..., media_type: _Optional[_Union[MediaType, str]] = ..., widths_i32: _Optional[bytes] = ..., heights_i32: _Optional[bytes] = ..., metadata: _Optional[_Iterable[_Union[MetadataColumn, _Mapping]]] = ..., capture_times_ms_i64: _Optional[bytes] = ..., label_class_ids_i32: _Optional[bytes] = ..., label_provenance: _Optional[_Union[Provenance, _Mapping]] = ..., probabilities_f32: _Optional[bytes] = ...) -> None: ...
+
 class UploadChunk(_message.Message):
-    __slots__ = ("frames", "labels", "inference_set", "inferences", "embeddings")
+    __slots__ = ("frames", "labels", "inference_set", "inferences", "embeddings", "columns")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     INFERENCES_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     frames: _containers.RepeatedCompositeFieldContainer[Frame]
     labels: _containers.RepeatedCompositeFieldContainer[FrameLabels]
     inference_set: str
     inferences: _containers.RepeatedCompositeFieldContainer[FrameInference]
     embeddings: _containers.RepeatedCompositeFieldContainer[EmbeddingBlock]
-    def __init__(self, frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[FrameLabels, _Mapping]]] = ..., inference_set: _Optional[str] = ..., inferences: _Optional[_Iterable[_Union[FrameInference, _Mapping]]] = ..., embeddings: _Optional[_Iterable[_Union[EmbeddingBlock, _Mapping]]] = ...) -> None: ...
+    columns: FrameColumns
+    def __init__(self, frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[FrameLabels, _Mapping]]] = ..., inference_set: _Optional[str] = ..., inferences: _Optional[_Iterable[_Union[FrameInference, _Mapping]]] = ..., embeddings: _Optional[_Iterable[_Union[EmbeddingBlock, _Mapping]]] = ..., columns: _Optional[_Union[FrameColumns, _Mapping]] = ...) -> None: ...
 
 class UploadRequest(_message.Message):
     __slots__ = ("project", "dataset", "upload_id", "chunk_index", "chunk", "total_chunks")
