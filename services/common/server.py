@@ -177,7 +177,12 @@ class ShoalServer:
         if any("events" in s.stores for s in self.specs):
             topics = Topics(self.settings.topic_prefix)
             self.stores.events.ensure_topics(
-                topics.specs(self.settings.topic_partitions, self.settings.topic_replication_factor)
+                topics.specs(
+                    self.settings.topic_partitions,
+                    self.settings.topic_replication_factor,
+                    retention_hours=self.settings.topic_retention_hours,
+                    dead_letter_retention_hours=self.settings.dead_letter_retention_hours,
+                )
             )
         if self.settings.admin_api_key is not None:
             key_id = self.keys.ensure(

@@ -108,6 +108,12 @@ class ShoalSettings(BaseSettings):
     )
     topic_partitions: int = Field(12, ge=1, le=1000, description="Partitions of topics Shoal creates.")
     topic_replication_factor: int = Field(1, ge=1, le=10, description="Replication of topics Shoal creates.")
+    topic_retention_hours: float = Field(
+        168.0, gt=0, description="Hours topics keep events (`retention.ms` in Kafka and the embedded bus)."
+    )
+    dead_letter_retention_hours: float = Field(
+        720.0, gt=0, description="How long the dead-letter topic keeps rejected events, for inspection and replay."
+    )
 
     # --- ingest ----------------------------------------------------------------------------
     ingest_consumer_group: str = Field("shoal-ingest", description="Kafka consumer group of the ingest workers.")

@@ -35,11 +35,20 @@ class Topics:
         return [self.uploads, self.dead_letter, self.ingested, self.labeling_requests]
 
     def specs(
-        self, partitions: int, replication_factor: int, *, max_message_bytes: int = 16 * 1024 * 1024
+        self,
+        partitions: int,
+        replication_factor: int,
+        *,
+        retention_hours: float = 168.0,
+        dead_letter_retention_hours: float = 720.0,
+        max_message_bytes: int = 16 * 1024 * 1024,
     ) -> list[TopicSpec]:
-        # upload events carry whole chunks: allow messages larger than Kafka's 1 MB default
-        big = {"max.message.bytes": str(max_message_bytes)}
-        return [
-            TopicSpec(name, partitions, replication_factor, big if name in (self.uploads, self.dead_letter) else {})
-            for name in self.all()
-        ]
+        out = []
+        for name in self.all():
+            hours = dead_letter_retention_hours if name == self.dead_letter else retention_hours
+            config = {"retention.ms": str(int(hours * 3600 * 1000))}
+            if name in (self.uploads, self.dead_letter):
+                # upload events carry whole chunks: allow messages larger than Kafka's 1 MB default
+                config["max.message.bytes"] = str(max_message_bytes)
+            out.append(TopicSpec(name, partitions, replication_factor, config))
+        return out

@@ -381,6 +381,7 @@ class IngestConsumer:
         *,
         group_id: str,
         max_records: int = 64,
+        batch_bytes: int = 32 * 1024 * 1024,
         name: str = "ingest-consumer",
     ) -> None:
         self.name = name
@@ -389,6 +390,9 @@ class IngestConsumer:
         self.processor = processor
         self.group_id = group_id
         self.max_records = max_records
+        #: a batch holds about this many bytes of events (so many small chunks or a few large ones)
+        self.batch_bytes = batch_bytes
+        self._take = max_records
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_poll = 0.0
@@ -439,7 +443,10 @@ class IngestConsumer:
                 try:
                     if consumer is None:
                         consumer = self.bus.consumer(self.group_id, [self.topics.uploads], on_revoke=on_revoke)
-                    events = consumer.poll(0.5 if pending is None else 0.0, max_records=self.max_records)
+                    events = consumer.poll(0.5 if pending is None else 0.0, max_records=self._take)
+                    if events:
+                        mean = sum(len(e.value) for e in events) / len(events)
+                        self._take = int(min(self.max_records, max(1, self.batch_bytes // max(mean, 1))))
                     self._last_poll = time.monotonic()
                     staged = self._stage(events) if events else None
                     settle()

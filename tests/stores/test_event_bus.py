@@ -573,8 +573,8 @@ def test_embedded_file_bus_keeps_topics_messages_and_offsets_across_restart(tmp_
 
 
 def _log_files(directory: Path, topic: str) -> list[Path]:
-    files = sorted((directory / "topics" / topic).glob("*"))
-    assert len(files) == PARTITIONS, f"one log file per partition expected, found {files}"
+    files = sorted((directory / "topics" / topic).glob("*/*.log"))
+    assert len(files) == PARTITIONS, f"one segment file per partition expected, found {files}"
     return files
 
 
@@ -718,3 +718,98 @@ def test_embedded_ping_raises_unavailable_after_close(tmp_path: Path) -> None:
     bus.close()
     with pytest.raises(Unavailable):
         bus.ping()
+
+
+# --- 9. retention of the embedded bus ---------------------------------------------------------
+def _segments(directory: Path, topic: str, partition: int = 0) -> list[str]:
+    return sorted(f.name for f in (directory / "topics" / topic / f"{partition:05d}").glob("*.log"))
+
+
+def test_embedded_bus_rolls_segments_and_deletes_expired_ones_like_kafka(tmp_path: Path) -> None:
+    bus = EmbeddedEventBus(tmp_path)
+    topic = _name("t")
+    bus.ensure_topics([TopicSpec(topic, partitions=1, config={"retention.ms": "3600000", "segment.bytes": "1000"})])
+    values = [f"{i:04d}".encode() * 50 for i in range(12)]  # 200 bytes each: 5 records per segment
+    for v in values:
+        bus.publish(topic, key=b"k", value=v).result(5)
+    assert _segments(tmp_path, topic) == [f"{b:020d}.log" for b in (0, 5, 10)]
+    group = _name("g")
+    with bus.consumer(group, [topic]) as c:
+        (got,) = _poll_until([c], lambda got: len(got[0]) >= 3, what="the first records")
+        assert [e.value for e in got[:3]] == values[:3]
+        c.commit({TopicPartition(topic, 0): 3})
+    plog = bus._topics[topic][0]
+    # an hour later the two closed segments have expired; the one being written stays
+    assert plog.apply_retention(now_ms=int(time.time() * 1000) + 3_600_001) == 10
+    assert _segments(tmp_path, topic) == [f"{10:020d}.log"]
+    assert bus.end_offsets(topic) == {TopicPartition(topic, 0): 12}  # offsets keep counting
+    # the group's committed offset (3) was deleted: it resumes at the oldest record still held
+    with bus.consumer(group, [topic]) as c:
+        (rest,) = _poll_until([c], lambda got: len(got[0]) >= 2, what="the records still held")
+    assert [(e.offset, e.value) for e in rest] == [(10, values[10]), (11, values[11])]
+    bus.close()
+
+    bus = EmbeddedEventBus(tmp_path)  # a restart keeps the offsets of what is left
+    try:
+        pub = bus.publish(topic, key=b"k", value=b"after").result(5)
+        assert pub.offset == 12 and bus._topics[topic][0].start == 10
+    finally:
+        bus.close()
+
+
+def test_embedded_bus_retention_bytes_and_a_new_retention_for_an_existing_topic(tmp_path: Path) -> None:
+    bus = EmbeddedEventBus(tmp_path)
+    try:
+        topic = _name("t")
+        bus.ensure_topics([TopicSpec(topic, partitions=1, config={"segment.bytes": "1000"})])
+        for i in range(20):
+            bus.publish(topic, key=b"k", value=bytes([i]) * 200).result(5)
+        assert len(_segments(tmp_path, topic)) == 4  # nothing expires within the default week
+        # retention.bytes: keep at most ~2 segments' worth; applied when the config changes
+        bus.ensure_topics([TopicSpec(topic, partitions=1, config={"segment.bytes": "1000", "retention.bytes": "2000"})])
+        assert _segments(tmp_path, topic) == [f"{b:020d}.log" for b in (10, 15)]
+        assert bus._topics[topic][0].start == 10
+    finally:
+        bus.close()
+
+
+def test_embedded_bus_opens_a_bus_written_with_one_file_per_partition(tmp_path: Path) -> None:
+    bus = EmbeddedEventBus(tmp_path)
+    topic = _new_topic(bus)
+    messages = _spread(2, "legacy")
+    _publish(bus, topic, messages)
+    bus.close()
+    # the layout before segments: topics/<topic>/<partition>.log and {"topic": partitions}
+    base = tmp_path / "topics" / topic
+    for part in range(PARTITIONS):
+        (seg,) = (base / f"{part:05d}").glob("*.log")
+        seg.rename(base / f"{part:05d}.log")
+        (base / f"{part:05d}").rmdir()
+    (tmp_path / "topics.json").write_text(f'{{"{topic}": {PARTITIONS}}}')
+    bus = EmbeddedEventBus(tmp_path)
+    try:
+        events = _read_all(bus, topic, len(messages))
+        assert sorted(e.value for e in events) == sorted(v for _, v in messages)
+        assert len(_log_files(tmp_path, topic)) == PARTITIONS
+    finally:
+        bus.close()
+
+
+def test_shoal_topics_carry_their_retention(tmp_path: Path) -> None:
+    from shoal.common.topics import Topics
+
+    topics = Topics("rt")
+    specs = {s.name: s for s in topics.specs(2, 1, retention_hours=24, dead_letter_retention_hours=48)}
+    assert specs[topics.uploads].config["retention.ms"] == str(24 * 3600 * 1000)
+    assert specs[topics.dead_letter].config["retention.ms"] == str(48 * 3600 * 1000)
+    bus = EmbeddedEventBus(tmp_path)
+    try:
+        bus.ensure_topics(specs.values())
+        assert bus._topics[topics.dead_letter][0].retention.ms == 48 * 3600 * 1000
+    finally:
+        bus.close()
+    bus = EmbeddedEventBus(tmp_path)  # the config is kept with the topic
+    try:
+        assert bus._topics[topics.uploads][1].retention.ms == 24 * 3600 * 1000
+    finally:
+        bus.close()

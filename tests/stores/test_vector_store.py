@@ -270,6 +270,24 @@ def test_upsert_count_redelivery_and_get(vector_store: VectorStore, rng: np.rand
     assert got.fields["frame"] == [3, 1]
 
 
+def test_a_large_upsert_goes_in_several_requests_and_lands_whole(
+    vector_store: VectorStore, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shoal.common.stores import vectors as vector_module
+
+    monkeypatch.setattr(vector_module, "_UPSERT_BYTES", 40 * (DIM * 4 + 256))  # 40 records per request
+    spec = _spec()
+    vector_store.ensure_collection(spec)
+    ids = _ids("ds-big", 130)
+    vecs = rng.standard_normal((130, DIM)).astype(np.float32)
+    # a key given twice, in different requests: the last one wins, as in one request
+    ids[120] = ids[5]
+    assert vector_store.upsert(spec.name, partition="ds-big", ids=ids, vectors=vecs, fields=_fields(130)) == 129
+    assert vector_store.count(spec.name, partition="ds-big") == 129
+    got = vector_store.get(spec.name, [ids[0], ids[5], ids[129]])
+    assert np.array_equal(got.vectors, vecs[[0, 120, 129]])
+
+
 # --- 3. search -------------------------------------------------------------------------------
 @pytest.mark.parametrize("metric", ["COSINE", "L2"])
 def test_search_matches_brute_force(vector_store: VectorStore, rng: np.random.Generator, metric: str) -> None:

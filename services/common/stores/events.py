@@ -231,105 +231,232 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class _PartitionLog:
-    """An append-only log of one partition: in memory, or in a file with an in-memory index of
-    record positions (8 bytes per record), read back on demand."""
+@dataclass(frozen=True)
+class Retention:
+    """How long a partition keeps its records, as Kafka's topic configs ``retention.ms``,
+    ``retention.bytes`` (per partition) and ``segment.bytes``: records go a whole segment at a
+    time, never the segment being written, whether or not a group has read them."""
 
-    def __init__(self, path: Path | None) -> None:
+    ms: int = 7 * 24 * 3600 * 1000
+    bytes: int = -1  # no size limit
+    segment_bytes: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, str], default: Retention) -> Retention:
+        try:
+            return cls(
+                ms=int(config.get("retention.ms", default.ms)),
+                bytes=int(config.get("retention.bytes", default.bytes)),
+                segment_bytes=max(1, int(config.get("segment.bytes", default.segment_bytes))),
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"topic config {dict(config)}: {exc}") from exc
+
+
+class _Segment:
+    """Records from offset ``base`` on: a file (with an in-memory index of record positions, 8
+    bytes per record) or, for a bus without a directory, a list in memory."""
+
+    def __init__(self, base: int, path: Path | None) -> None:
+        self.base = base
         self.path = path
-        self._records: list[bytes] = []
-        self._positions = array("q")
-        self._fd: int | None = None
-        self._size = 0
-        self._synced = 0  # bytes known to be on disk
-        self._sync_lock = threading.Lock()
+        self.records: list[bytes] = []
+        self.positions = array("q")
+        self.fd: int | None = None
+        self.size = 0
+        self.last_ts = 0  # timestamp (ms) of the newest record
         if path is not None:
             created = not path.exists()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
             if created:
                 _fsync_dir(path.parent)
-                _fsync_dir(path.parent.parent)
             self._recover()
+        if self.last_ts == 0:
+            self.last_ts = int(time.time() * 1000)
 
     def _recover(self) -> None:
-        assert self._fd is not None and self.path is not None
-        size = os.fstat(self._fd).st_size
+        assert self.fd is not None
+        size = os.fstat(self.fd).st_size
         pos = 0
         while pos + _HEADER.size <= size:
-            head = os.pread(self._fd, _HEADER.size, pos)
-            total = struct.unpack_from("<I", head, 0)[0]
+            head = os.pread(self.fd, _HEADER.size, pos)
+            total, ts = struct.unpack_from("<Iq", head, 0)
             if total < _HEADER.size or pos + total > size:
                 break
-            self._positions.append(pos)
+            self.positions.append(pos)
+            self.last_ts = max(self.last_ts, ts)
             pos += total
         if pos < size:  # a torn write at the end: never acknowledged, cut it off
             log.warning("embedded bus: truncating %d torn bytes at the end of %s", size - pos, self.path)
-            os.ftruncate(self._fd, pos)
-            os.fsync(self._fd)
-        self._size = pos
-        self._synced = pos
+            os.ftruncate(self.fd, pos)
+            os.fsync(self.fd)
+        self.size = pos
+
+    def __len__(self) -> int:
+        return len(self.positions) if self.path is not None else len(self.records)
+
+    def append(self, record: bytes, ts: int) -> None:
+        if self.path is None:
+            self.records.append(record)
+        else:
+            if self.fd is None:
+                raise Unavailable("the event bus is closed")
+            try:
+                written = os.write(self.fd, record)
+                if written != len(record):
+                    raise OSError(f"short write to {self.path}: {written} of {len(record)} bytes")
+            except OSError as exc:
+                # never leave a partial record in the middle of the log: later appends would follow it
+                try:
+                    os.ftruncate(self.fd, self.size)
+                except OSError:
+                    pass
+                raise Unavailable(f"could not write to {self.path}: {exc}") from exc
+            self.positions.append(self.size)
+        self.size += len(record)
+        self.last_ts = max(self.last_ts, ts)
+
+    def read(self, offset: int) -> bytes:
+        i = offset - self.base
+        if self.path is None:
+            return self.records[i]
+        if self.fd is None:
+            raise Unavailable("the event bus is closed")
+        pos = self.positions[i]
+        end = self.positions[i + 1] if i + 1 < len(self.positions) else self.size
+        return os.pread(self.fd, end - pos, pos)
+
+    def fsync(self) -> None:
+        if self.fd is not None:
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def delete(self) -> None:
+        self.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+class _PartitionLog:
+    """The log of one partition: segments of records, the last one written to. Offsets count
+    from the partition's creation; records before ``start`` were removed by retention."""
+
+    def __init__(self, directory: Path | None, retention: Retention) -> None:
+        self.directory = directory
+        self.retention = retention
+        self._segments: list[_Segment] = []
+        self._appended = 0  # bytes appended by this process (the unit of sync targets)
+        self._synced = 0
+        self._sync_lock = threading.Lock()
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            bases = sorted(int(f.stem) for f in directory.glob("*.log") if f.stem.isdigit())
+            self._segments = [_Segment(b, self._segment_path(b)) for b in bases]
+        if not self._segments:
+            self._segments.append(_Segment(0, self._segment_path(0)))
+        self._checked = time.monotonic()
+
+    def _segment_path(self, base: int) -> Path | None:
+        return None if self.directory is None else self.directory / f"{base:020d}.log"
 
     @property
     def persistent(self) -> bool:
-        return self.path is not None
+        return self.directory is not None
+
+    @property
+    def start(self) -> int:
+        """The oldest offset still held."""
+        return self._segments[0].base
 
     def __len__(self) -> int:
-        return len(self._positions) if self.path is not None else len(self._records)
-
-    def append(self, record: bytes) -> int:
-        """Appends one record; returns (offset). The caller holds the bus lock."""
-        offset = len(self)
-        if self.path is None:
-            self._records.append(record)
-            return offset
-        if self._fd is None:
-            raise Unavailable("the event bus is closed")
-        try:
-            written = os.write(self._fd, record)
-            if written != len(record):
-                raise OSError(f"short write to {self.path}: {written} of {len(record)} bytes")
-        except OSError as exc:
-            # never leave a partial record in the middle of the log: later appends would follow it
-            try:
-                os.ftruncate(self._fd, self._size)
-            except OSError:
-                pass
-            raise Unavailable(f"could not write to {self.path}: {exc}") from exc
-        self._positions.append(self._size)
-        self._size += len(record)
-        return offset
+        """The end offset: the offset the next record gets."""
+        last = self._segments[-1]
+        return last.base + len(last)
 
     @property
     def size(self) -> int:
-        return self._size
+        return self._appended
+
+    @property
+    def bytes_held(self) -> int:
+        return sum(seg.size for seg in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def append(self, record: bytes, ts: int) -> int:
+        """Appends one record; returns its offset. The caller holds the bus lock."""
+        active = self._segments[-1]
+        if active.size >= self.retention.segment_bytes and len(active):
+            active = self._roll()
+        offset = active.base + len(active)
+        active.append(record, ts)
+        self._appended += len(record)
+        return offset
+
+    def _roll(self) -> _Segment:
+        old = self._segments[-1]
+        with self._sync_lock:
+            old.fsync()  # everything before the new segment is durable
+            self._synced = self._appended
+        seg = _Segment(old.base + len(old), self._segment_path(old.base + len(old)))
+        self._segments.append(seg)
+        self.apply_retention()
+        return seg
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Removes the closed segments retention lets go; returns how many records went."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self._checked = time.monotonic()
+        dropped = 0
+        keep = self.retention
+        while len(self._segments) > 1:
+            oldest = self._segments[0]
+            expired = keep.ms >= 0 and oldest.last_ts < now_ms - keep.ms
+            too_big = keep.bytes >= 0 and self.bytes_held - oldest.size >= keep.bytes
+            if not (expired or too_big):
+                break
+            self._segments.pop(0)
+            dropped += len(oldest)
+            oldest.delete()
+        return dropped
+
+    def due_for_retention(self, every_seconds: float = 60.0) -> bool:
+        return time.monotonic() - self._checked >= every_seconds
 
     def sync(self, upto: int | None = None) -> None:
-        """Makes the log durable up to byte ``upto`` (default: everything appended so far)."""
-        if self.path is None:
+        """Makes the log durable up to ``upto`` appended bytes (default: everything so far)."""
+        if self.directory is None:
             return
         with self._sync_lock:
-            target = self._size if upto is None else upto
-            if self._synced >= target or self._fd is None:
+            target = self._appended if upto is None else upto
+            if self._synced >= target:
                 return
-            os.fsync(self._fd)  # covers every byte written before it, so at least ``target``
+            # earlier segments were synced when the log rolled past them
+            self._segments[-1].fsync()
             self._synced = max(self._synced, target)
 
     def read(self, offset: int) -> bytes:
-        if self.path is None:
-            return self._records[offset]
-        if self._fd is None:
-            raise Unavailable("the event bus is closed")
-        pos = self._positions[offset]
-        end = self._positions[offset + 1] if offset + 1 < len(self._positions) else self._size
-        return os.pread(self._fd, end - pos, pos)
+        segs = self._segments
+        lo, hi = 0, len(segs) - 1
+        while lo < hi:  # the last segment whose base is <= offset
+            mid = (lo + hi + 1) // 2
+            if segs[mid].base <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return segs[lo].read(offset)
 
     def close(self) -> None:
-        if self._fd is not None:
-            self.sync()
-            with self._sync_lock:
-                os.close(self._fd)
-                self._fd = None
+        self.sync()
+        with self._sync_lock:
+            for seg in self._segments:
+                seg.close()
 
 
 class _Group:
@@ -350,7 +477,12 @@ class EmbeddedEventBus(EventBus):
     A member that holds partitions another member should get gives them up in its next
     ``poll`` (running ``on_revoke`` first); a member that does not poll for
     ``max_poll_interval_seconds`` is removed from its group, like Kafka's
-    ``max.poll.interval.ms``."""
+    ``max.poll.interval.ms``.
+
+    Each partition is a series of segment files; records older than the topic's ``retention.ms``
+    (or beyond its ``retention.bytes``) are deleted a segment at a time, as Kafka does (see
+    :class:`Retention`). A group whose committed offset was deleted resumes at the oldest record
+    still held, like Kafka's ``auto.offset.reset=earliest``."""
 
     kind = "embedded"
 
@@ -360,9 +492,12 @@ class EmbeddedEventBus(EventBus):
         *,
         default_partitions: int = 4,
         max_poll_interval_seconds: float = 300.0,
+        retention: Retention | None = None,
     ) -> None:
         self.directory = directory.resolve() if directory is not None else None
         self.default_partitions = default_partitions
+        self.retention = retention or Retention()
+        self._configs: dict[str, dict[str, str]] = {}
         self.max_poll_interval_seconds = max_poll_interval_seconds
         self._lock = threading.RLock()
         self._data = threading.Condition(self._lock)
@@ -385,16 +520,29 @@ class EmbeddedEventBus(EventBus):
         assert self.directory is not None
         meta = self.directory / "topics.json"
         if meta.exists():
-            for name, partitions in json.loads(meta.read_text()).items():
+            for name, entry in json.loads(meta.read_text()).items():
+                # {"partitions": n, "config": {...}}, or just n (a bus written before topic configs)
+                partitions = entry if isinstance(entry, int) else int(entry["partitions"])
+                self._configs[name] = {} if isinstance(entry, int) else dict(entry.get("config", {}))
                 self._topics[name] = [self._open_log(name, p) for p in range(partitions)]
+                for plog in self._topics[name]:
+                    plog.apply_retention()
         offsets = self.directory / "offsets.json"
         if offsets.exists():
             for group, entries in json.loads(offsets.read_text()).items():
                 self._offsets[group] = {TopicPartition(t, int(p)): int(o) for t, p, o in entries}
 
     def _open_log(self, topic: str, partition: int) -> _PartitionLog:
-        path = None if self.directory is None else self.directory / "topics" / topic / f"{partition:05d}.log"
-        return _PartitionLog(path)
+        retention = Retention.from_config(self._configs.get(topic, {}), self.retention)
+        if self.directory is None:
+            return _PartitionLog(None, retention)
+        folder = self.directory / "topics" / topic / f"{partition:05d}"
+        single = folder.with_suffix(".log")  # one file per partition, before segments
+        if single.exists() and not folder.exists():
+            folder.mkdir(parents=True)
+            os.replace(single, folder / f"{0:020d}.log")
+            _fsync_dir(folder.parent)
+        return _PartitionLog(folder, retention)
 
     def _write_json(self, name: str, data: Any) -> None:
         if self.directory is None:
@@ -408,7 +556,10 @@ class EmbeddedEventBus(EventBus):
         _fsync_dir(self.directory)
 
     def _save_topics(self) -> None:
-        self._write_json("topics.json", {t: len(p) for t, p in self._topics.items()})
+        self._write_json(
+            "topics.json",
+            {t: {"partitions": len(p), "config": self._configs.get(t, {})} for t, p in self._topics.items()},
+        )
 
     def _save_offsets(self) -> None:
         self._write_json(
@@ -423,8 +574,18 @@ class EmbeddedEventBus(EventBus):
                 raise Unavailable("the event bus is closed")
             changed = False
             for spec in specs:
+                config = {k: str(v) for k, v in spec.config.items()}
                 if spec.name not in self._topics:
+                    self._configs[spec.name] = config
                     self._topics[spec.name] = [self._open_log(spec.name, p) for p in range(spec.partitions)]
+                    changed = True
+                elif config != self._configs.get(spec.name, {}):
+                    # like kafka-configs --alter: a new retention applies from now on
+                    self._configs[spec.name] = config
+                    retention = Retention.from_config(config, self.retention)
+                    for plog in self._topics[spec.name]:
+                        plog.retention = retention
+                        plog.apply_retention()
                     changed = True
             if changed:
                 self._save_topics()
@@ -445,7 +606,10 @@ class EmbeddedEventBus(EventBus):
             logs = self._logs(topic)
             partition = partition_for(key, len(logs))
             plog = logs[partition]
-            offset = plog.append(_encode(key, value, headers, int(time.time() * 1000)))
+            ts = int(time.time() * 1000)
+            offset = plog.append(_encode(key, value, headers, ts), ts)
+            if plog.due_for_retention():
+                plog.apply_retention(ts)
             result = Published(topic, partition, offset)
             if plog.persistent:
                 # acknowledged by the syncer thread once the record is on disk
@@ -702,6 +866,13 @@ class _EmbeddedConsumer(Consumer):
                 for tp in sorted(self._assigned):
                     plog = bus._topics[tp.topic][tp.partition]
                     pos = self._positions[tp]
+                    if pos < plog.start:
+                        log.warning(
+                            "embedded bus: group %s: offsets %d..%d of %s/%d were removed by retention before "
+                            "they were consumed; resuming at %d",
+                            self.group_id, pos, plog.start - 1, tp.topic, tp.partition, plog.start,
+                        )  # fmt: skip
+                        pos = plog.start
                     while pos < len(plog) and len(out) < max_records:
                         key, value, headers, ts = _decode(plog.read(pos))
                         out.append(Event(tp.topic, tp.partition, pos, key, value, headers, ts))

@@ -37,6 +37,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _PK_FIELD = "pk"
 _VECTOR_FIELD = "vector"
 _PK_MAX = 512
+_UPSERT_BYTES = 16 * 1024 * 1024
 _STRING_MAX = 1024
 _MILVUS_TYPES = {
     "string": DataType.VARCHAR,
@@ -376,19 +377,23 @@ class VectorStore(abc.ABC):
         pname = self.ensure_partition(collection, partition)
         # One record per key, the last one given winning as in a sequence of upserts: the server
         # (2.3) would otherwise store every duplicate of a batch and return the first.
-        last = {pk: i for i, pk in enumerate(ids)}
-        rows = []
-        vec_lists = vecs.tolist()
-        for pk, i in last.items():
-            row: dict[str, Any] = {_PK_FIELD: pk, _VECTOR_FIELD: vec_lists[i]}
-            for name, values in as_lists.items():
-                row[name] = values[i]
-            rows.append(row)
-        self._call(
-            "upsert",
-            lambda c: c.upsert(collection, rows, partition_name=pname, timeout=self.timeout),
-        )
-        return len(rows)
+        last = list({pk: i for i, pk in enumerate(ids)}.items())
+        # requests of about _UPSERT_BYTES each: bounded memory and gRPC message size for any batch
+        step = max(1, _UPSERT_BYTES // (spec.dimension * 4 + 256))
+        for start in range(0, len(last), step):
+            part = last[start : start + step]
+            vec_lists = vecs[[i for _, i in part]].tolist()
+            rows = []
+            for (pk, i), vec in zip(part, vec_lists, strict=True):
+                row: dict[str, Any] = {_PK_FIELD: pk, _VECTOR_FIELD: vec}
+                for name, values in as_lists.items():
+                    row[name] = values[i]
+                rows.append(row)
+            self._call(
+                "upsert",
+                lambda c, rows=rows: c.upsert(collection, rows, partition_name=pname, timeout=self.timeout),
+            )
+        return len(last)
 
     def delete(self, collection: str, *, ids: Sequence[str], partition: str | None = None) -> None:
         """Deletes the records with these keys (only those of dataset ``partition`` if given)."""
