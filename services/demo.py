@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
 
@@ -75,6 +76,7 @@ def run_demo(out: Path) -> int:
                 services = {name: client.health_status(full) for name, full in SERVICES.items()}
                 reflected = list_services(client.channel)
                 ingest = _ingest_digits(client, out, data_dir)
+                metrics = _digits_metrics(client)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -87,6 +89,7 @@ def run_demo(out: Path) -> int:
         "services": services,
         "reflection": reflected,
         "ingest": ingest,
+        "metrics": metrics,
         "server": {"port": port, "startup_seconds": round(startup, 2), "exit_code": code, "admin_key_id": key_id},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -196,6 +199,53 @@ def _ingest_digits(client: Client, out: Path, data_dir: Path) -> dict[str, Any]:
     }
 
 
+def _digits_metrics(client: Client) -> dict[str, Any]:
+    """The model's metrics against the dataset's labels (the flipped ones included), as the
+    analysis service computes them."""
+    m = client.analysis.GetClassificationMetrics(
+        apb.GetClassificationMetricsRequest(project=PROJECT, inference_set=INFERENCE_SET)
+    ).metrics
+    k = len(m.confusion.class_ids)
+    counts = list(m.confusion.counts)
+    per_class = {
+        c.class_name: {"precision": round(c.precision, 4), "recall": round(c.recall, 4), "f1": round(c.f1, 4),
+                       "support": c.support}
+        for c in m.per_class
+    }  # fmt: skip
+    worst = sorted(m.per_class, key=lambda c: c.f1)[:3]
+    log.info("accuracy %.4f over %d frames; worst classes by F1: %s", m.accuracy, m.frames,
+             ", ".join(f"{c.class_name} ({c.f1:.3f})" for c in worst))  # fmt: skip
+    return {
+        "inference_set": m.inference_set,
+        "frames": m.frames,
+        "accuracy": round(m.accuracy, 4),
+        "macro_f1": round(m.macro_f1, 4),
+        "top_k": m.top_k,
+        "top_k_accuracy": round(m.top_k_accuracy, 4),
+        "expected_calibration_error": round(m.expected_calibration_error, 4),
+        "classes": [c.class_name for c in m.per_class],
+        # rows: labeled class, columns: predicted class (the abstention column is empty at threshold 0)
+        "confusion_matrix": [counts[i * (k + 1) : i * (k + 1) + k] for i in range(k)],
+        "per_class": per_class,
+        "worst_classes": [c.class_name for c in worst],
+    }
+
+
+def _heat_map(metrics: dict[str, Any]) -> str:
+    names = metrics["classes"]
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = []
+    for name, row in zip(names, metrics["confusion_matrix"], strict=True):
+        total = sum(row) or 1
+        cells = []
+        for j, v in enumerate(row):
+            share = v / total
+            hue = 140 if names[j] == name else 0  # green diagonal, red confusions
+            cells.append(f"<td style='background: hsla({hue}, 70%, 45%, {share:.3f})' title='{share:.1%}'>{v}</td>")
+        body.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    return f"<table class='heat'><tr><th>label ↓ predicted →</th>{head}</tr>{''.join(body)}</table>"
+
+
 def _report(summary: dict[str, Any]) -> str:
     rows = "\n".join(
         f"<tr><td>{html.escape(name)}</td><td><code>{html.escape(SERVICES[name])}</code></td>"
@@ -216,6 +266,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 56rem;
 table {{ border-collapse: collapse; }}
 td, th {{ padding: .4rem .8rem; border-bottom: 1px solid #dde3ea; text-align: left; }}
 .ok {{ color: #1a7f37; font-weight: 600; }} .bad {{ color: #cf222e; font-weight: 600; }}
+table.heat td {{ text-align: right; font-variant-numeric: tabular-nums; border: 1px solid #eef1f4; }}
 </style></head><body>
 <h1>Shoal demo report</h1>
 <p>Generated {html.escape(summary["generated_at"])}. The all-in-one server started in
@@ -231,6 +282,13 @@ labels flipped on purpose) was uploaded through the SDK in {summary["ingest"]["u
 <table><tr><th></th><th>expected</th><th>read back</th></tr>
 {ingest_rows}
 </table>
+<h2>Model performance</h2>
+<p>The classifier's out-of-fold predictions against the dataset's labels (flipped ones included):
+accuracy {summary["metrics"]["accuracy"]}, macro F1 {summary["metrics"]["macro_f1"]}, top-{summary["metrics"]["top_k"]}
+accuracy {summary["metrics"]["top_k_accuracy"]}, expected calibration error
+{summary["metrics"]["expected_calibration_error"]}. Worst classes by F1:
+{html.escape(", ".join(summary["metrics"]["worst_classes"]))}.</p>
+{_heat_map(summary["metrics"])}
 <h2>Reflection</h2><ul>{reflected}</ul>
 </body></html>
 """

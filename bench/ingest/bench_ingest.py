@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import socket
@@ -202,7 +201,8 @@ def raw_child(n: int, dim: int, vectors_url: str | None, chunk: int, work: Path,
         "clickhouse_rows_per_s": round(n / t_ch),
         "milvus_vectors_per_s": round(n / t_vec) if t_vec else None,
         "seconds": round(total, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        # VmHWM of this process image (ru_maxrss would include the parent's RSS at fork, kept across exec)
+        "peak_rss_mib": round(peak_rss_mib(os.getpid())),
     }
 
 

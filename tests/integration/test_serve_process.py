@@ -177,6 +177,14 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     truth = json.loads((out / "truth.json").read_text())
     assert sum(t["flipped"] for t in truth.values()) == ingest["flipped_labels"] == 180
     assert all(t["given"] != t["true"] for t in truth.values() if t["flipped"])
+    # the model's metrics against the given labels, as the analysis service computed them
+    m = summary["metrics"]
+    cm = m["confusion_matrix"]
+    assert len(m["classes"]) == 10 and sum(map(sum, cm)) == m["frames"] == 1797
+    assert m["accuracy"] == round(sum(cm[i][i] for i in range(10)) / 1797, 4)
+    given = [t["given"] for t in truth.values()]
+    assert sorted(c["support"] for c in m["per_class"].values()) == sorted(given.count(c) for c in set(given))
+    assert 0.7 < m["accuracy"] < 0.95 and len(m["worst_classes"]) == 3
     pngs = list((out / "shoal-data" / "media" / "digits").glob("*.png"))
     assert len(pngs) == 1797 and pngs[0].read_bytes().startswith(b"\x89PNG")
     # running it again on the same data reuses the project and still adds up
@@ -187,3 +195,4 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert json.loads((out / "summary.json").read_text())["ingest"]["frames"] == 1797
     report = (out / "report.html").read_text()
     assert "shoal.ingest.v1.IngestService" in report and "SERVING" in report
+    assert "Model performance" in report and "class='heat'" in report

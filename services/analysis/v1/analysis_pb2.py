@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from shoal.common.v1 import common_pb2 as shoal_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n shoal/analysis/v1/analysis.proto\x12\x11shoal.analysis.v1\x1a\x1cshoal/common/v1/common.proto\"0\n\rGetJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"y\n\x0fListJobsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.shoal.common.v1.JobState\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"c\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.shoal.common.v1.Job\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"3\n\x10\x43\x61ncelJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x11\x43\x61ncelJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job2\x8d\x02\n\x0f\x41nalysisService\x12M\n\x06GetJob\x12 .shoal.analysis.v1.GetJobRequest\x1a!.shoal.analysis.v1.GetJobResponse\x12S\n\x08ListJobs\x12\".shoal.analysis.v1.ListJobsRequest\x1a#.shoal.analysis.v1.ListJobsResponse\x12V\n\tCancelJob\x12#.shoal.analysis.v1.CancelJobRequest\x1a$.shoal.analysis.v1.CancelJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n shoal/analysis/v1/analysis.proto\x12\x11shoal.analysis.v1\x1a\x1cshoal/common/v1/common.proto\"0\n\rGetJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"y\n\x0fListJobsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.shoal.common.v1.JobState\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"c\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.shoal.common.v1.Job\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"3\n\x10\x43\x61ncelJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x11\x43\x61ncelJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"\xb9\x01\n\x1fGetClassificationMetricsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x15\n\rinference_set\x18\x02 \x01(\t\x12\x1c\n\x14\x63onfidence_threshold\x18\x03 \x01(\x01\x12\'\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x17.shoal.common.v1.Filter\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12\x18\n\x10\x63\x61libration_bins\x18\x06 \x01(\x05\"]\n GetClassificationMetricsResponse\x12\x39\n\x07metrics\x18\x01 \x01(\x0b\x32(.shoal.analysis.v1.ClassificationMetrics\"\x87\x01\n\x0c\x43lassMetrics\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x05\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\x11\n\tprecision\x18\x03 \x01(\x01\x12\x0e\n\x06recall\x18\x04 \x01(\x01\x12\n\n\x02\x66\x31\x18\x05 \x01(\x01\x12\x0f\n\x07support\x18\x06 \x01(\x03\x12\x11\n\tpredicted\x18\x07 \x01(\x03\"4\n\x0f\x43onfusionMatrix\x12\x11\n\tclass_ids\x18\x01 \x03(\x05\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x03\"h\n\x0e\x43\x61librationBin\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\x12\x17\n\x0fmean_confidence\x18\x04 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x05 \x01(\x01\"\x8b\x04\n\x15\x43lassificationMetrics\x12\x15\n\rinference_set\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06\x66rames\x18\x03 \x01(\x03\x12\x11\n\tabstained\x18\x04 \x01(\x03\x12\x1c\n\x14\x63onfidence_threshold\x18\x05 \x01(\x01\x12\x10\n\x08\x61\x63\x63uracy\x18\x06 \x01(\x01\x12\r\n\x05top_k\x18\x07 \x01(\x05\x12\x16\n\x0etop_k_accuracy\x18\x08 \x01(\x01\x12\x17\n\x0fmacro_precision\x18\t \x01(\x01\x12\x14\n\x0cmacro_recall\x18\n \x01(\x01\x12\x10\n\x08macro_f1\x18\x0b \x01(\x01\x12\x1a\n\x12weighted_precision\x18\x0c \x01(\x01\x12\x17\n\x0fweighted_recall\x18\r \x01(\x01\x12\x13\n\x0bweighted_f1\x18\x0e \x01(\x01\x12\x32\n\tper_class\x18\x0f \x03(\x0b\x32\x1f.shoal.analysis.v1.ClassMetrics\x12\x35\n\tconfusion\x18\x10 \x01(\x0b\x32\".shoal.analysis.v1.ConfusionMatrix\x12\"\n\x1a\x65xpected_calibration_error\x18\x11 \x01(\x01\x12\x36\n\x0breliability\x18\x12 \x03(\x0b\x32!.shoal.analysis.v1.CalibrationBin\",\n\x07SortKey\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x12\n\ndescending\x18\x02 \x01(\x08\"\xee\x01\n\x16QueryDatapointsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x15\n\rinference_set\x18\x03 \x01(\t\x12\'\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x17.shoal.common.v1.Filter\x12\x1c\n\x14\x63onfidence_threshold\x18\x05 \x01(\x01\x12(\n\x04sort\x18\x06 \x03(\x0b\x32\x1a.shoal.analysis.v1.SortKey\x12*\n\x04page\x18\x07 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"\xbd\x03\n\tDatapoint\x12*\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\r\n\x05split\x18\x02 \x01(\t\x12\x11\n\tmedia_uri\x18\x03 \x01(\t\x12\x18\n\x0blabel_class\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0fpredicted_class\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x17\n\nconfidence\x18\x06 \x01(\x01H\x02\x88\x01\x01\x12\x11\n\x04loss\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x13\n\x06margin\x18\x08 \x01(\x01H\x04\x88\x01\x01\x12\x1b\n\x13\x63lass_probabilities\x18\t \x03(\x02\x12<\n\x08metadata\x18\n \x03(\x0b\x32*.shoal.analysis.v1.Datapoint.MetadataEntry\x1aG\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.shoal.common.v1.Value:\x02\x38\x01\x42\x0e\n\x0c_label_classB\x12\n\x10_predicted_classB\r\n\x0b_confidenceB\x07\n\x05_lossB\t\n\x07_margin\"x\n\x17QueryDatapointsResponse\x12\x30\n\ndatapoints\x18\x01 \x03(\x0b\x32\x1c.shoal.analysis.v1.Datapoint\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse2\xfd\x03\n\x0f\x41nalysisService\x12\x83\x01\n\x18GetClassificationMetrics\x12\x32.shoal.analysis.v1.GetClassificationMetricsRequest\x1a\x33.shoal.analysis.v1.GetClassificationMetricsResponse\x12h\n\x0fQueryDatapoints\x12).shoal.analysis.v1.QueryDatapointsRequest\x1a*.shoal.analysis.v1.QueryDatapointsResponse\x12M\n\x06GetJob\x12 .shoal.analysis.v1.GetJobRequest\x1a!.shoal.analysis.v1.GetJobResponse\x12S\n\x08ListJobs\x12\".shoal.analysis.v1.ListJobsRequest\x1a#.shoal.analysis.v1.ListJobsResponse\x12V\n\tCancelJob\x12#.shoal.analysis.v1.CancelJobRequest\x1a$.shoal.analysis.v1.CancelJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.analysis.v1.analysis_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_DATAPOINT_METADATAENTRY']._loaded_options = None
+  _globals['_DATAPOINT_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_GETJOBREQUEST']._serialized_start=85
   _globals['_GETJOBREQUEST']._serialized_end=133
   _globals['_GETJOBRESPONSE']._serialized_start=135
@@ -44,6 +46,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELJOBREQUEST']._serialized_end=463
   _globals['_CANCELJOBRESPONSE']._serialized_start=465
   _globals['_CANCELJOBRESPONSE']._serialized_end=519
-  _globals['_ANALYSISSERVICE']._serialized_start=522
-  _globals['_ANALYSISSERVICE']._serialized_end=791
+  _globals['_GETCLASSIFICATIONMETRICSREQUEST']._serialized_start=522
+  _globals['_GETCLASSIFICATIONMETRICSREQUEST']._serialized_end=707
+  _globals['_GETCLASSIFICATIONMETRICSRESPONSE']._serialized_start=709
+  _globals['_GETCLASSIFICATIONMETRICSRESPONSE']._serialized_end=802
+  _globals['_CLASSMETRICS']._serialized_start=805
+  _globals['_CLASSMETRICS']._serialized_end=940
+  _globals['_CONFUSIONMATRIX']._serialized_start=942
+  _globals['_CONFUSIONMATRIX']._serialized_end=994
+  _globals['_CALIBRATIONBIN']._serialized_start=996
+  _globals['_CALIBRATIONBIN']._serialized_end=1100
+  _globals['_CLASSIFICATIONMETRICS']._serialized_start=1103
+  _globals['_CLASSIFICATIONMETRICS']._serialized_end=1626
+  _globals['_SORTKEY']._serialized_start=1628
+  _globals['_SORTKEY']._serialized_end=1672
+  _globals['_QUERYDATAPOINTSREQUEST']._serialized_start=1675
+  _globals['_QUERYDATAPOINTSREQUEST']._serialized_end=1913
+  _globals['_DATAPOINT']._serialized_start=1916
+  _globals['_DATAPOINT']._serialized_end=2361
+  _globals['_DATAPOINT_METADATAENTRY']._serialized_start=2219
+  _globals['_DATAPOINT_METADATAENTRY']._serialized_end=2290
+  _globals['_QUERYDATAPOINTSRESPONSE']._serialized_start=2363
+  _globals['_QUERYDATAPOINTSRESPONSE']._serialized_end=2483
+  _globals['_ANALYSISSERVICE']._serialized_start=2486
+  _globals['_ANALYSISSERVICE']._serialized_end=2995
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,16 @@ class AnalysisServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetClassificationMetrics = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetClassificationMetrics',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetClassificationMetricsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetClassificationMetricsResponse.FromString,
+                _registered_method=True)
+        self.QueryDatapoints = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryDatapoints',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetJob',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetJobRequest.SerializeToString,
@@ -53,6 +63,24 @@ class AnalysisServiceStub:
 
 class AnalysisServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def GetClassificationMetrics(self, request, context):
+        """Classification metrics of an inference set against the latest labels of its dataset:
+        accuracy, per-class precision/recall/F1/support, macro and weighted averages, the confusion
+        matrix, top-k accuracy and calibration, computed by aggregations in ClickHouse.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryDatapoints(self, request, context):
+        """The datapoints of a dataset (with an inference set: with their predictions) that match a
+        typed filter, sorted, one page at a time, with the total count. Open any confusion cell with
+        the conditions label_class = A and predicted_class = B.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetJob(self, request, context):
         """The state, stage and progress of one job of this service.
@@ -79,6 +107,16 @@ class AnalysisServiceServicer:
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetClassificationMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClassificationMetrics,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetClassificationMetricsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetClassificationMetricsResponse.SerializeToString,
+            ),
+            'QueryDatapoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryDatapoints,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.SerializeToString,
+            ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetJobRequest.FromString,
@@ -104,6 +142,60 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AnalysisService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def GetClassificationMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetClassificationMetrics',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetClassificationMetricsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetClassificationMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryDatapoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryDatapoints',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetJob(request,

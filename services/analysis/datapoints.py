@@ -1,0 +1,143 @@
+"""Drill-down: the datapoints of a dataset that match a typed filter, sorted, with keyset paging.
+
+A page token holds the sort values of the last row returned (and a fingerprint of the query), and
+the next page starts strictly after them: pages neither skip nor repeat rows, even when rows are
+added between two pages, and the cost of a page does not grow with its depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shoal.analysis.query import (
+    SETTINGS,
+    Params,
+    Sort,
+    View,
+    after,
+    compile_filter,
+    compile_sort,
+    decode_cursor,
+    encode_cursor,
+    metadata_key,
+    order_by,
+    presence,
+    view_sql,
+)
+from shoal.common.errors import InvalidArgument
+from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from shoal.common.stores.metrics import MetricsStore
+from shoal.common.v1 import common_pb2
+
+_COLUMNS = (
+    "frame_id, split, media_uri, label_class, predicted_class, confidence, loss, margin, probs,"
+    " meta_str, meta_num, meta_bool, meta_time"
+)
+
+
+@dataclass
+class Row:
+    frame_id: str
+    split: str
+    media_uri: str
+    label_class: int | None
+    predicted_class: int | None
+    confidence: float | None
+    loss: float | None
+    margin: float | None
+    probabilities: list[float]
+    #: key -> (kind, value), kind one of string, number, bool, timestamp
+    metadata: dict[str, tuple[str, Any]]
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    next_token: str
+    total: int
+
+
+def _metadata_kinds(metrics: MetricsStore, view: View, keys: Sequence[str]) -> dict[str, str]:
+    """For each metadata key to sort by: the type its values have in the dataset."""
+    out: dict[str, str] = {}
+    for key in keys:
+        row = metrics.query(
+            "SELECT countIf(mapContains(meta_num, {k:String})), countIf(mapContains(meta_str, {k:String})),"
+            " countIf(mapContains(meta_time, {k:String})), countIf(mapContains(meta_bool, {k:String}))"
+            " FROM frames WHERE project = {project:String} AND dataset = {dataset:String}",
+            {"k": key, "project": view.project, "dataset": view.dataset},
+        ).rows[0]
+        for kind, n in zip(("number", "string", "timestamp", "bool"), row, strict=True):
+            if n:
+                out[key] = kind
+                break
+    return out
+
+
+def query_datapoints(
+    metrics: MetricsStore,
+    view: View,
+    flt: common_pb2.Filter,
+    sort: Sequence[Any],
+    page_size: int,
+    page_token: str,
+    *,
+    scope: str,
+) -> Page:
+    if page_size < 0:
+        raise InvalidArgument(f"must be >= 0, got {page_size}", field="page.page_size")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    params = Params()
+    source = view_sql(view, params)
+    where = compile_filter(flt, view, params)
+    meta_keys = [
+        metadata_key(k.field, f"sort[{i}].field") for i, k in enumerate(sort) if k.field.startswith("metadata.")
+    ]
+    sorts: list[Sort] = compile_sort(sort, view, _metadata_kinds(metrics, view, meta_keys), params)
+    base = f"FROM ({source}) WHERE {where} AND {presence(sorts)}"
+    total = int(metrics.query(f"SELECT count() {base}{SETTINGS}", params.values).scalar())
+    last = decode_cursor(page_token, sorts, scope)
+    page_where = f" AND {after(sorts, last, params)}" if last is not None else ""
+    keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
+    limit = params.add(size + 1, "UInt32")
+    result = metrics.query(
+        f"SELECT {_COLUMNS}, {keys} {base}{page_where} ORDER BY {order_by(sorts)} LIMIT {limit}{SETTINGS}",
+        params.values,
+    ).rows
+    more = len(result) > size
+    result = result[:size]
+    rows = []
+    for r in result:
+        meta: dict[str, tuple[str, Any]] = {}
+        for kind, m in zip(("string", "number", "bool", "timestamp"), r[9:13], strict=True):
+            meta.update((k, (kind, v)) for k, v in m.items())
+        rows.append(
+            Row(
+                frame_id=r[0],
+                split=r[1],
+                media_uri=r[2],
+                label_class=None if r[3] is None else int(r[3]),
+                predicted_class=None if r[4] is None else int(r[4]),
+                confidence=None if r[5] is None else float(r[5]),
+                loss=None if r[6] is None else float(r[6]),
+                margin=None if r[7] is None else float(r[7]),
+                probabilities=[float(x) for x in r[8]],
+                metadata=meta,
+            )
+        )
+    token = ""
+    if more and result:
+        values = list(result[-1][13 : 13 + len(sorts)])
+        token = encode_cursor([_plain(v) for v in values], scope)
+    return Page(rows, token, total)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v
+    if isinstance(v, bool):
+        return int(v)
+    return v

@@ -1,0 +1,355 @@
+"""Typed filters and sorts compiled to parameterised ClickHouse SQL over one dataset's datapoints.
+
+The view a query reads is built per request: the latest version of each frame of the dataset, its
+latest label version and, with an inference set, its prediction, with the derived fields
+(predicted class at a confidence threshold, loss, margin, correctness). Every value a client sends
+travels as a server-side parameter; field names are looked up in a fixed table, never pasted; and
+every subquery is restricted to the caller's project.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shoal.common.errors import InvalidArgument
+from shoal.common.v1 import common_pb2
+
+_META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+#: a probability this small or smaller counts as this for the loss (no infinite losses)
+MIN_PROBABILITY = 1e-12
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    sql: str
+    #: "string", "number", "int", "bool", "timestamp"
+    kind: str
+    #: the view needs the inference set for it
+    needs_inference: bool = False
+    #: may be NULL (sorting by it leaves those rows out)
+    nullable: bool = False
+
+
+FIELDS: dict[str, FieldDef] = {
+    "frame_id": FieldDef("frame_id", "string"),
+    "split": FieldDef("split", "string"),
+    "media_type": FieldDef("media_type", "string"),
+    "capture_time": FieldDef("capture_time", "timestamp", nullable=True),
+    "label_class": FieldDef("label_class", "int", nullable=True),
+    "labeled": FieldDef("label_class IS NOT NULL", "bool"),
+    "predicted_class": FieldDef("predicted_class", "int", needs_inference=True, nullable=True),
+    "confidence": FieldDef("confidence", "number", needs_inference=True, nullable=True),
+    "loss": FieldDef("loss", "number", needs_inference=True, nullable=True),
+    "margin": FieldDef("margin", "number", needs_inference=True, nullable=True),
+    "correct": FieldDef("correct", "bool", needs_inference=True, nullable=True),
+}
+SORTABLE = ("loss", "confidence", "margin", "capture_time", "frame_id", "label_class", "predicted_class")
+_MAPS = {"string": "meta_str", "number": "meta_num", "bool": "meta_bool", "timestamp": "meta_time"}
+_CH_TYPE = {
+    "string": "String",
+    "number": "Float64",
+    "int": "Int64",
+    "bool": "UInt8",
+    "timestamp": "DateTime64(3, 'UTC')",
+}
+
+
+@dataclass
+class Params:
+    """Collects server-side parameters: each value gets a fresh ``{pN:Type}`` placeholder."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, value: Any, ch_type: str) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{ch_type}}}"
+
+
+@dataclass(frozen=True)
+class View:
+    """What a query reads: one dataset, optionally one inference set's predictions."""
+
+    project: str
+    dataset: str
+    inference_set: str = ""
+    #: class ids in the order of probability vectors
+    ontology: tuple[int, ...] = ()
+    class_names: Mapping[str, int] = field(default_factory=dict)
+    confidence_threshold: float = 0.0
+
+
+_FRAME_COLUMNS = ", ".join(
+    f"f.{c} AS {c}"
+    for c in ("frame_id", "split", "media_uri", "media_type", "capture_time", "meta_str", "meta_num", "meta_bool",
+              "meta_time")
+)  # fmt: skip
+#: to append to every statement that reads :func:`view_sql` (unmatched joins give NULL, not 0)
+SETTINGS = " SETTINGS join_use_nulls = 1"
+
+
+def view_sql(view: View, params: Params) -> str:
+    """A subquery with one row per frame of the dataset and every field of :data:`FIELDS`;
+    statements reading it end with :data:`SETTINGS`."""
+    project = params.add(view.project, "String")
+    dataset = params.add(view.dataset, "String")
+    frames = (
+        "SELECT frame_id, argMax(split, version) AS split, argMax(media_uri, version) AS media_uri,"
+        " argMax(media_type, version) AS media_type, argMax(capture_time, version) AS capture_time,"
+        " argMax(meta_str, version) AS meta_str, argMax(meta_num, version) AS meta_num,"
+        " argMax(meta_bool, version) AS meta_bool, argMax(meta_time, version) AS meta_time"
+        f" FROM frames WHERE project = {project} AND dataset = {dataset} GROUP BY frame_id"
+    )
+    # a tuple is never skipped as NULL: a latest version without a class means "unlabeled"
+    labels = (
+        "SELECT frame_id, argMax(tuple(class_id), (version_time, label_version)).1 AS label_class"
+        f" FROM label_versions WHERE project = {project} AND dataset = {dataset} GROUP BY frame_id"
+    )
+    if view.inference_set:
+        inference_set = params.add(view.inference_set, "String")
+        preds = (
+            "SELECT frame_id, argMax(pred_class, version) AS pred_raw, argMax(confidence, version) AS conf_raw,"
+            " argMax(probs, version) AS probs"
+            f" FROM inferences WHERE project = {project} AND inference_set = {inference_set} GROUP BY frame_id"
+        )
+        threshold = params.add(float(view.confidence_threshold), "Float64")
+        ontology = params.add(list(view.ontology), "Array(Int32)")
+        joined = (
+            f"SELECT {_FRAME_COLUMNS}, l.label_class AS label_class, p.pred_raw AS pred_raw,"
+            f" toFloat64(p.conf_raw) AS confidence, p.probs AS probs"
+            f" FROM ({frames}) AS f LEFT JOIN ({labels}) AS l ON l.frame_id = f.frame_id"
+            f" LEFT JOIN ({preds}) AS p ON p.frame_id = f.frame_id"
+        )
+        return (
+            "SELECT *,"
+            f" if(pred_raw IS NULL, NULL, if(confidence >= {threshold}, pred_raw, -1)) AS predicted_class,"
+            f" indexOf({ontology}, label_class) AS true_pos,"
+            " if(true_pos > 0 AND length(probs) >= true_pos, toFloat64(probs[true_pos]), NULL) AS p_true,"
+            f" if(p_true IS NULL, NULL, -log(greatest(p_true, {MIN_PROBABILITY!r}))) AS loss,"
+            " if(length(probs) >= 2, toFloat64(arrayReverseSort(probs)[1] - arrayReverseSort(probs)[2]), NULL)"
+            " AS margin,"
+            " if(label_class IS NULL OR pred_raw IS NULL, NULL, label_class = predicted_class) AS correct"
+            f" FROM ({joined})"
+        )
+    joined = (
+        f"SELECT {_FRAME_COLUMNS}, l.label_class AS label_class FROM ({frames}) AS f"
+        f" LEFT JOIN ({labels}) AS l ON l.frame_id = f.frame_id"
+    )
+    return (
+        "SELECT *, CAST(NULL AS Nullable(Int32)) AS pred_raw, CAST(NULL AS Nullable(Float64)) AS confidence,"
+        " CAST([] AS Array(Float32)) AS probs, CAST(NULL AS Nullable(Int32)) AS predicted_class,"
+        " CAST(NULL AS Nullable(Float64)) AS loss, CAST(NULL AS Nullable(Float64)) AS margin,"
+        " CAST(NULL AS Nullable(UInt8)) AS correct"
+        f" FROM ({joined})"
+    )
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+def _value(v: common_pb2.Value, kind: str, where: str, view: View) -> Any:
+    """A condition's value as the field's type; refuses a value of another kind."""
+    got = v.WhichOneof("kind")
+    if got is None:
+        raise InvalidArgument("value is not set", field=where)
+    if kind == "int" and got == "string_value" and view.class_names:
+        name = v.string_value
+        if name not in view.class_names:
+            raise InvalidArgument(f"unknown class {name!r}", field=where)
+        return view.class_names[name]
+    expected = {"string": "string_value", "number": "number_value", "int": "number_value",
+                "bool": "bool_value", "timestamp": "timestamp_value"}[kind]  # fmt: skip
+    if got != expected:
+        raise InvalidArgument(f"expects a {kind} value, got {got.removesuffix('_value')}", field=where)
+    if got == "string_value":
+        return v.string_value
+    if got == "bool_value":
+        return int(v.bool_value)
+    if got == "timestamp_value":
+        return v.timestamp_value.ToDatetime(tzinfo=UTC)
+    number = v.number_value
+    if kind == "int":
+        if number != int(number):
+            raise InvalidArgument(f"expects a whole number, got {number}", field=where)
+        return int(number)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidArgument(f"must be finite, got {number}", field=where)
+    return number
+
+
+def _condition_kind(c: common_pb2.Condition) -> str | None:
+    """The value kind a metadata condition names (None for ``exists``)."""
+    op = c.WhichOneof("op")
+    if op == "equals":
+        values = [c.equals]
+    elif op == "in":
+        values = list(getattr(c, "in").values)
+    elif op == "range":
+        values = [v for v in (c.range.min, c.range.max) if v.WhichOneof("kind")]
+    else:
+        return None
+    kinds = {v.WhichOneof("kind") for v in values}
+    if len(kinds) != 1 or None in kinds:
+        return "invalid"
+    return {"string_value": "string", "number_value": "number", "bool_value": "bool",
+            "timestamp_value": "timestamp"}[kinds.pop()]  # fmt: skip
+
+
+def metadata_key(name: str, where: str) -> str:
+    key = name.removeprefix("metadata.")
+    if not _META_KEY.match(key):
+        raise InvalidArgument(f"metadata key {key!r} must match {_META_KEY.pattern}", field=where)
+    return key
+
+
+def compile_condition(c: common_pb2.Condition, view: View, params: Params, where: str) -> str:
+    op = c.WhichOneof("op")
+    if op is None:
+        raise InvalidArgument("needs one of equals, in, range or exists", field=where)
+    name = c.field
+    if name.startswith("metadata."):
+        key = params.add(metadata_key(name, f"{where}.field"), "String")
+        kind = _condition_kind(c)
+        if kind == "invalid":
+            raise InvalidArgument("values of one metadata condition must share one type", field=f"{where}.{op}")
+        if kind is None:  # exists: in any of the typed maps
+            sql = " OR ".join(f"mapContains({m}, {key})" for m in _MAPS.values())
+            sql = f"({sql})" if c.exists else f"NOT ({sql})"
+            return f"NOT ({sql})" if c.negate else sql
+        column = _MAPS[kind]
+        fdef = FieldDef(f"{column}[{key}]", kind)
+        present = f"mapContains({column}, {key})"
+    else:
+        known = FIELDS.get(name)
+        if known is None:
+            raise InvalidArgument(
+                f"unknown field {name!r}; fields: {', '.join(FIELDS)}, metadata.<key>", field=f"{where}.field"
+            )
+        if known.needs_inference and not view.inference_set:
+            raise InvalidArgument(f"field {name!r} needs an inference set", field=f"{where}.field")
+        fdef = known
+        present = f"{fdef.sql} IS NOT NULL" if fdef.nullable else "1"
+    ch = _CH_TYPE[fdef.kind]
+    if op == "exists":
+        sql = present if c.exists else f"NOT ({present})"
+    elif op == "equals":
+        sql = f"{present} AND {fdef.sql} = {params.add(_value(c.equals, fdef.kind, f'{where}.equals', view), ch)}"
+    elif op == "in":
+        values = [_value(v, fdef.kind, f"{where}.in.values[{i}]", view) for i, v in enumerate(getattr(c, "in").values)]
+        if not values:
+            raise InvalidArgument("needs at least one value", field=f"{where}.in")
+        sql = f"{present} AND {fdef.sql} IN {params.add(values, f'Array({ch})')}"
+    else:
+        r = c.range
+        parts = [present]
+        if r.min.WhichOneof("kind"):
+            lo = params.add(_value(r.min, fdef.kind, f"{where}.range.min", view), ch)
+            parts.append(f"{fdef.sql} {'>' if r.min_exclusive else '>='} {lo}")
+        if r.max.WhichOneof("kind"):
+            hi = params.add(_value(r.max, fdef.kind, f"{where}.range.max", view), ch)
+            parts.append(f"{fdef.sql} {'<' if r.max_exclusive else '<='} {hi}")
+        if len(parts) == 1:
+            raise InvalidArgument("needs min or max", field=f"{where}.range")
+        sql = " AND ".join(parts)
+    # a condition on a missing value is false, and its negation true
+    sql = f"ifNull(({sql}), 0)"
+    return f"NOT {sql}" if c.negate else sql
+
+
+def compile_filter(f: common_pb2.Filter, view: View, params: Params, where: str = "filter") -> str:
+    """The WHERE clause of a filter (``1`` for an empty one)."""
+    parts = [compile_condition(c, view, params, f"{where}.all[{i}]") for i, c in enumerate(f.all)]
+    return " AND ".join(parts) if parts else "1"
+
+
+# -- sorting and keyset paging -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sort:
+    sql: str
+    kind: str
+    descending: bool
+    nullable: bool
+
+
+def compile_sort(keys: Sequence[Any], view: View, metadata_kinds: Mapping[str, str], params: Params) -> list[Sort]:
+    """The sort keys, then frame_id as the tie-break that makes every position unique."""
+    out: list[Sort] = []
+    for i, k in enumerate(keys):
+        where = f"sort[{i}].field"
+        if k.field.startswith("metadata."):
+            key = metadata_key(k.field, where)
+            kind = metadata_kinds.get(key)
+            if kind is None:
+                raise InvalidArgument(f"no frame of the dataset has metadata key {key!r}", field=where)
+            column = _MAPS[kind]
+            p = params.add(key, "String")
+            out.append(Sort(f"if(mapContains({column}, {p}), {column}[{p}], NULL)", kind, k.descending, True))
+            continue
+        if k.field not in SORTABLE:
+            raise InvalidArgument(f"cannot sort by {k.field!r}; sortable: {', '.join(SORTABLE)}, metadata.<key>",
+                                  field=where)  # fmt: skip
+        fdef = FIELDS[k.field]
+        if fdef.needs_inference and not view.inference_set:
+            raise InvalidArgument(f"sorting by {k.field!r} needs an inference set", field=where)
+        out.append(Sort(fdef.sql, fdef.kind, k.descending, fdef.nullable))
+    if not any(s.sql == "frame_id" for s in out):
+        out.append(Sort("frame_id", "string", False, False))
+    return out
+
+
+def order_by(sorts: Sequence[Sort]) -> str:
+    return ", ".join(f"{s.sql} {'DESC' if s.descending else 'ASC'}" for s in sorts)
+
+
+def presence(sorts: Sequence[Sort]) -> str:
+    """Rows lacking a sort key's value are left out."""
+    parts = [f"{s.sql} IS NOT NULL" for s in sorts if s.nullable]
+    return " AND ".join(parts) if parts else "1"
+
+
+def after(sorts: Sequence[Sort], last: Sequence[Any], params: Params) -> str:
+    """Rows strictly after ``last`` in the sort order (lexicographic over the keys)."""
+    ors = []
+    for i, s in enumerate(sorts):
+        ands = [f"{p.sql} = {params.add(v, _CH_TYPE[p.kind])}" for p, v in zip(sorts[:i], last[:i], strict=True)]
+        op = "<" if s.descending else ">"
+        ands.append(f"{s.sql} {op} {params.add(last[i], _CH_TYPE[s.kind])}")
+        ors.append("(" + " AND ".join(ands) + ")")
+    return "(" + " OR ".join(ors) + ")"
+
+
+def encode_cursor(values: Sequence[Any], scope: str) -> str:
+    raw = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    data = json.dumps({"k": raw, "f": _fingerprint(scope)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def decode_cursor(token: str, sorts: Sequence[Sort], scope: str) -> list[Any] | None:
+    if not token:
+        return None
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token.encode() + b"==="))
+        values, fp = list(raw["k"]), str(raw["f"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument("is not a token this server issued", field="page.page_token") from exc
+    if fp != _fingerprint(scope) or len(values) != len(sorts):
+        raise InvalidArgument("belongs to a different query", field="page.page_token")
+    out = []
+    for s, v in zip(sorts, values, strict=True):
+        if s.kind == "timestamp" and isinstance(v, str):
+            v = datetime.fromisoformat(v)
+        out.append(v)
+    return out
+
+
+def _fingerprint(scope: str) -> str:
+    return hashlib.sha256(scope.encode()).hexdigest()[:16]

@@ -1,0 +1,319 @@
+"""Classification metrics and drill-down on a real server (chDB), checked against scikit-learn and
+brute-force numpy on the same data."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.settings import ShoalSettings
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.sdk import UploadColumns
+from tests.server.conftest import Running, start_server
+
+CLASSES = [(7, "cat"), (2, "dog"), (11, "fox"), (5, "owl")]  # ids are not positions
+IDS = np.array([c for c, _ in CLASSES])
+N = 3000
+
+
+class Data:
+    def __init__(self, seed: int = 7) -> None:
+        rng = np.random.default_rng(seed)
+        k = len(CLASSES)
+        self.frame_ids = [f"img-{i:05d}" for i in range(N)]
+        true_pos = rng.integers(0, k, N)
+        # a model that is right ~70% of the time, with varied confidence
+        logits = rng.normal(size=(N, k)) * 1.5
+        logits[np.arange(N), true_pos] += rng.uniform(0, 3, N)
+        probs = np.exp(logits)
+        self.probs = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+        self.labels = IDS[true_pos].astype(np.int64)
+        self.unlabeled = rng.random(N) < 0.05
+        self.labels_sent = np.where(self.unlabeled, -1, self.labels)
+        self.splits = np.where(rng.random(N) < 0.3, "val", "train")
+        self.camera = np.where(rng.random(N) < 0.5, "front", "rear")
+        self.lux = rng.uniform(0, 1000, N)
+        # a second label version for some frames: analyses must read the latest
+        self.relabeled = rng.choice(np.flatnonzero(~self.unlabeled), 200, replace=False)
+        self.labels[self.relabeled] = IDS[rng.integers(0, k, 200)]
+
+    @property
+    def labeled(self) -> np.ndarray:
+        return ~self.unlabeled
+
+    def pred(self, threshold: float = 0.0) -> np.ndarray:
+        top = IDS[self.probs.argmax(axis=1)]
+        return np.where(self.probs.max(axis=1) >= np.float32(threshold), top, -1)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[tuple[Running, Data]]:
+    settings = ShoalSettings(
+        port=0,
+        data_dir=tmp_path_factory.mktemp("analysis") / "data",
+        metrics_url=f"chdb://{chdb_path}",
+        clickhouse_database=f"t_{uuid.uuid4().hex[:12]}",
+        readiness_interval_seconds=0.2,
+        drain_seconds=0.0,
+        grace_seconds=2.0,
+    )
+    running = start_server(settings)
+    data = Data()
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="pets", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            classes=[pb.ClassDef(id=i, name=n) for i, n in CLASSES])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(
+            project="pets", dataset=pb.Dataset(name="photos", kind=pb.DATASET_KIND_LABELED, splits=["train", "val"])))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(
+            project="pets", inference_set=pb.InferenceSet(name="resnet", dataset="photos", model_name="resnet",
+                                                          model_version="1")))  # fmt: skip
+        first = UploadColumns(
+            frame_ids=data.frame_ids,
+            splits=list(data.splits),
+            media_uris=[f"s3://b/{f}.jpg" for f in data.frame_ids],
+            metadata=[{"camera": str(cam), "lux": float(lux)} for cam, lux in zip(data.camera, data.lux, strict=True)],
+            class_ids=data.labels_sent,
+            inference_set="resnet",
+            probabilities=data.probs,
+        )
+        r1 = c.upload("pets", "photos", first, progress=False)
+        assert c.wait_for_upload("pets", r1.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        relabel = UploadColumns(
+            frame_ids=[data.frame_ids[i] for i in data.relabeled],
+            class_ids=data.labels[data.relabeled],
+            skip_frames=True,
+            provenance=pb.Provenance(source="review", author="ana", reason="fixed"),
+        )
+        r2 = c.upload("pets", "photos", relabel, progress=False)
+        assert c.wait_for_upload("pets", r2.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        # frames with neither label nor prediction
+        extra = UploadColumns(frame_ids=[f"bare-{i}" for i in range(50)], splits=["train"] * 50)
+        r3 = c.upload("pets", "photos", extra, progress=False)
+        assert c.wait_for_upload("pets", r3.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+    yield running, data
+    running.server.stop(grace=1)
+
+
+def _metrics(running: Running, **kwargs) -> apb.ClassificationMetrics:  # type: ignore[no-untyped-def]
+    with running.client(running.admin_key) as c:
+        return c.analysis.GetClassificationMetrics(
+            apb.GetClassificationMetricsRequest(project="pets", inference_set="resnet", **kwargs)
+        ).metrics
+
+
+def _reference_ece(conf: np.ndarray, right: np.ndarray, bins: int) -> float:
+    idx = np.minimum((conf * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(right[m].mean() - conf[m].mean())
+    return ece
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.55])
+def test_classification_metrics_equal_scikit_learn(served, threshold: float) -> None:  # type: ignore[no-untyped-def]
+    running, data = served
+    m = _metrics(running, confidence_threshold=threshold, top_k=2, calibration_bins=15)
+    keep = data.labeled
+    y_true, y_pred = data.labels[keep], data.pred(threshold)[keep]
+    labels = list(IDS)
+    assert m.frames == keep.sum() and m.abstained == (y_pred == -1).sum()
+    assert m.accuracy == pytest.approx(accuracy_score(y_true, y_pred), abs=1e-12)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    assert [c.class_id for c in m.per_class] == labels
+    assert [c.class_name for c in m.per_class] == [n for _, n in CLASSES]
+    np.testing.assert_allclose([c.precision for c in m.per_class], p, atol=1e-12)
+    np.testing.assert_allclose([c.recall for c in m.per_class], r, atol=1e-12)
+    np.testing.assert_allclose([c.f1 for c in m.per_class], f, atol=1e-12)
+    assert [c.support for c in m.per_class] == list(s)
+    for avg, got in (("macro", (m.macro_precision, m.macro_recall, m.macro_f1)),
+                     ("weighted", (m.weighted_precision, m.weighted_recall, m.weighted_f1))):  # fmt: skip
+        want = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=avg, zero_division=0)[:3]
+        np.testing.assert_allclose(got, want, atol=1e-12)
+    k = len(labels)
+    cm = np.array(m.confusion.counts).reshape(k, k + 1)
+    assert list(m.confusion.class_ids) == labels
+    np.testing.assert_array_equal(cm[:, :k], confusion_matrix(y_true, y_pred, labels=labels))
+    np.testing.assert_array_equal(cm[:, k], [((y_true == c) & (y_pred == -1)).sum() for c in labels])
+    probs = data.probs[keep]
+    assert m.top_k == 2
+    assert m.top_k_accuracy == pytest.approx(
+        top_k_accuracy_score(y_true, probs[:, np.argsort(IDS)], k=2, labels=np.sort(IDS)), abs=1e-12
+    )
+    conf = probs.max(axis=1).astype(np.float64)
+    right = IDS[probs.argmax(axis=1)] == y_true
+    assert m.expected_calibration_error == pytest.approx(_reference_ece(conf, right, 15), abs=1e-9)
+    assert len(m.reliability) == 15 and sum(b.count for b in m.reliability) == keep.sum()
+
+
+def test_metrics_of_a_filtered_slice(served) -> None:  # type: ignore[no-untyped-def]
+    running, data = served
+    flt = cpb.Filter(all=[
+        cpb.Condition(field="split", equals=cpb.Value(string_value="val")),
+        cpb.Condition(field="metadata.camera", equals=cpb.Value(string_value="front")),
+        cpb.Condition(field="metadata.lux", range=cpb.Range(min=cpb.Value(number_value=200.0))),
+    ])  # fmt: skip
+    m = _metrics(running, filter=flt)
+    keep = data.labeled & (data.splits == "val") & (data.camera == "front") & (data.lux >= 200)
+    assert m.frames == keep.sum() > 100
+    assert m.accuracy == pytest.approx(accuracy_score(data.labels[keep], data.pred()[keep]), abs=1e-12)
+
+
+def _query(running: Running, **kwargs) -> apb.QueryDatapointsResponse:  # type: ignore[no-untyped-def]
+    with running.client(running.admin_key) as c:
+        return c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(project="pets", **kwargs))
+
+
+def _all_pages(running: Running, page_size: int, **kwargs) -> list[apb.Datapoint]:  # type: ignore[no-untyped-def]
+    out: list[apb.Datapoint] = []
+    token = ""
+    while True:
+        resp = _query(running, page=cpb.PageRequest(page_size=page_size, page_token=token), **kwargs)
+        out.extend(resp.datapoints)
+        token = resp.page.next_page_token
+        if not token:
+            return out
+
+
+def test_a_confusion_cell_opens_to_exactly_its_frames_sorted_by_loss(served) -> None:  # type: ignore[no-untyped-def]
+    running, data = served
+    truth, predicted = 2, 7  # dogs taken for cats
+    cell = cpb.Filter(all=[
+        cpb.Condition(field="label_class", equals=cpb.Value(number_value=truth)),
+        cpb.Condition(field="predicted_class", equals=cpb.Value(string_value="cat")),  # by name works too
+    ])  # fmt: skip
+    sort = [apb.SortKey(field="loss", descending=True)]
+    got = _all_pages(running, 7, inference_set="resnet", filter=cell, sort=sort)
+    want = np.flatnonzero(data.labeled & (data.labels == truth) & (data.pred() == predicted))
+    assert len(want) > 20
+    order = {c: i for i, c in enumerate(IDS)}
+    loss = -np.log(np.maximum(data.probs[want, order[truth]].astype(np.float64), 1e-12))
+    want_sorted = [data.frame_ids[i] for i in want[np.lexsort((np.array(data.frame_ids)[want], -loss))]]
+    assert [d.ref.frame_id for d in got] == want_sorted  # no row lost, none repeated, in loss order
+    first = got[0]
+    assert first.label_class == truth and first.predicted_class == predicted
+    assert first.media_uri == f"s3://b/{first.ref.frame_id}.jpg" and first.ref.dataset == "photos"
+    assert first.loss == pytest.approx(loss.max(), rel=1e-6)
+    assert len(first.class_probabilities) == len(CLASSES)
+    assert first.metadata["camera"].string_value in ("front", "rear")
+    assert _query(running, inference_set="resnet", filter=cell).page.total_count == len(want)
+
+
+def test_paging_is_stable_when_rows_arrive_between_pages(served) -> None:  # type: ignore[no-untyped-def]
+    running, _ = served
+    # a dataset of its own, since this test adds a frame mid-way
+    rng = np.random.default_rng(11)
+    n = 300
+    ids = [f"s-{i:04d}" for i in range(n)]
+    probs = rng.dirichlet(np.ones(len(CLASSES)), n).astype(np.float32)
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(
+            project="pets", dataset=pb.Dataset(name="stream", kind=pb.DATASET_KIND_LABELED, splits=["val"])))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="pets", inference_set=pb.InferenceSet(
+            name="stream-model", dataset="stream", model_name="m", model_version="1")))  # fmt: skip
+        r = c.upload("pets", "stream", UploadColumns(frame_ids=ids, splits=["val"] * n, class_ids=IDS[np.arange(n) % 4],
+                                                     inference_set="stream-model", probabilities=probs), progress=False)  # fmt: skip
+        c.wait_for_upload("pets", r.upload_id, timeout=60)
+    sort = [apb.SortKey(field="confidence", descending=True)]
+    page1 = _query(running, inference_set="stream-model", sort=sort, page=cpb.PageRequest(page_size=50))
+    # a new, very confident frame that sorts before the cursor arrives between the two pages
+    with running.client(running.admin_key) as c:
+        extra = UploadColumns(frame_ids=["late-1"], splits=["val"], class_ids=[7], inference_set="stream-model",
+                              probabilities=np.array([[0.997, 0.001, 0.001, 0.001]], dtype=np.float32))  # fmt: skip
+        r = c.upload("pets", "stream", extra, progress=False)
+        c.wait_for_upload("pets", r.upload_id, timeout=60)
+    page2 = _query(running, inference_set="stream-model", sort=sort,
+                   page=cpb.PageRequest(page_size=50, page_token=page1.page.next_page_token))  # fmt: skip
+    ids1 = [d.ref.frame_id for d in page1.datapoints]
+    ids2 = [d.ref.frame_id for d in page2.datapoints]
+    assert not set(ids1) & set(ids2) and "late-1" not in ids2
+    ranked = [ids[i] for i in np.lexsort((np.array(ids), -probs.max(axis=1)))]
+    assert ids1 + ids2 == ranked[:100]
+    assert page1.page.total_count == n and page2.page.total_count == n + 1  # the count sees the new frame
+
+
+def test_filters_are_values_never_sql(served) -> None:  # type: ignore[no-untyped-def]
+    running, _ = served
+    before = _query(running, dataset="photos").page.total_count
+    evil = "front' OR 1=1 --"
+    resp = _query(running, dataset="photos", filter=cpb.Filter(all=[
+        cpb.Condition(field="metadata.camera", equals=cpb.Value(string_value=evil))]))  # fmt: skip
+    assert resp.page.total_count == 0 and not resp.datapoints
+    resp = _query(running, dataset="photos", filter=cpb.Filter(all=[
+        cpb.Condition(field="frame_id", **{"in": cpb.ValueList(values=[cpb.Value(string_value="x') OR ('1'='1")])})]))  # fmt: skip
+    assert resp.page.total_count == 0
+    for field in ("split = '' OR 1=1", "metadata.x'] OR 1=1 --", "frames.frame_id"):
+        with pytest.raises(grpc.RpcError) as info:
+            _query(running, dataset="photos",
+                   filter=cpb.Filter(all=[cpb.Condition(field=field, exists=True)]))  # fmt: skip
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details().startswith("filter.all[0].field")
+    # the data is all still there
+    assert _query(running, dataset="photos").page.total_count == before == N + 50
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "field", "words"),
+    [
+        ({"inference_set": "resnet", "confidence_threshold": 1.5}, "confidence_threshold", "[0, 1]"),
+        ({"dataset": "photos", "filter": cpb.Filter(all=[cpb.Condition(field="loss", exists=True)])},
+         "filter.all[0].field", "needs an inference set"),
+        ({"inference_set": "resnet", "filter": cpb.Filter(all=[
+            cpb.Condition(field="confidence", equals=cpb.Value(string_value="high"))])},
+         "filter.all[0].equals", "expects a number value"),
+        ({"inference_set": "resnet", "filter": cpb.Filter(all=[
+            cpb.Condition(field="label_class", equals=cpb.Value(string_value="unicorn"))])},
+         "filter.all[0].equals", "unknown class 'unicorn'"),
+        ({"inference_set": "resnet", "sort": [apb.SortKey(field="media_uri")]}, "sort[0].field", "cannot sort by"),
+        ({"inference_set": "resnet", "page": cpb.PageRequest(page_token="garbage")}, "page.page_token", "not a token"),
+        ({}, "dataset", "give a dataset or an inference set"),
+    ],
+)  # fmt: skip
+def test_bad_queries_name_the_field(served, request_kwargs, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
+    running, _ = served
+    with pytest.raises(grpc.RpcError) as info:
+        _query(running, **request_kwargs)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith(field) and words in info.value.details()
+
+
+def test_a_token_of_another_query_is_refused_and_unknown_sets_are_not_found(served) -> None:  # type: ignore[no-untyped-def]
+    running, _ = served
+    first = _query(running, inference_set="resnet", page=cpb.PageRequest(page_size=5))
+    with pytest.raises(grpc.RpcError) as info:
+        _query(running, inference_set="resnet", confidence_threshold=0.3,
+               page=cpb.PageRequest(page_size=5, page_token=first.page.next_page_token))  # fmt: skip
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "different query" in info.value.details()
+    with pytest.raises(grpc.RpcError) as info:
+        _query(running, inference_set="nope")
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_sorting_by_metadata_and_unlabeled_frames(served) -> None:  # type: ignore[no-untyped-def]
+    running, data = served
+    got = _query(running, dataset="photos", sort=[apb.SortKey(field="metadata.lux")],
+                 page=cpb.PageRequest(page_size=10)).datapoints  # fmt: skip
+    assert [d.ref.frame_id for d in got] == [data.frame_ids[i] for i in np.argsort(data.lux)[:10]]
+    unlabeled = _query(running, dataset="photos", filter=cpb.Filter(all=[
+        cpb.Condition(field="labeled", equals=cpb.Value(bool_value=False))]))  # fmt: skip
+    assert unlabeled.page.total_count == data.unlabeled.sum() + 50
+    # a key scoped to another project sees nothing of this one
+    _, other = running.server.keys.create(["other"])
+    with running.client(other) as c, pytest.raises(grpc.RpcError) as info:
+        c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(project="pets", dataset="photos"))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
