@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import grpc
 from pydantic import ValidationError
 
 from shoal.common import logs
@@ -175,6 +176,32 @@ def _ensure(client, request) -> None:  # type: ignore[no-untyped-def]
             raise
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Evaluates an inference set against every regression gate: exit 0 when all pass, 1 when any
+    fails, so a CI pipeline can gate a model release on it."""
+    from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.client import Client
+
+    key = args.api_key or os.environ.get("SHOAL_API_KEY")
+    if not key:
+        raise ConfigurationError("pass --api-key or set SHOAL_API_KEY")
+    with Client(args.target, api_key=key, tls=args.tls, ca_file=Path(args.ca_file) if args.ca_file else None) as c:
+        resp = c.analysis.EvaluateGates(
+            apb.EvaluateGatesRequest(
+                project=args.project, inference_set=args.inference_set, confidence_threshold=args.confidence_threshold
+            )
+        )
+    if not resp.results:
+        print(f"no regression gates apply to inference set {args.inference_set!r}: nothing to check")
+        return 0
+    for r in resp.results:
+        what = r.gate.metric + (f"[class {r.gate.class_id}]" if r.gate.HasField("class_id") else "")
+        verdict = "PASS" if r.passed else "FAIL"
+        print(f"{verdict}  {r.segment}: {what} = {r.value:.4f} (minimum {r.gate.minimum:g}, {r.frames} frames)")
+    print(f"{len(resp.results) - len(resp.failed)} of {len(resp.results)} gates passed")
+    return 1 if resp.failed else 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -247,6 +274,16 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--wait", action="store_true", help="wait until written; exit 1 if anything was rejected")
     imp.set_defaults(fn=cmd_import)
 
+    check = sub.add_parser("check", help="evaluate an inference set against the regression gates (exit 1 on failure)")
+    check.add_argument("--target", default=os.environ.get("SHOAL_TARGET", "localhost:50051"))
+    check.add_argument("--api-key", help="API key (default: SHOAL_API_KEY)")
+    check.add_argument("--tls", action="store_true")
+    check.add_argument("--ca-file")
+    check.add_argument("--project", required=True)
+    check.add_argument("--inference-set", required=True)
+    check.add_argument("--confidence-threshold", type=float, default=0.0)
+    check.set_defaults(fn=cmd_check)
+
     st = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     st.add_argument("--markdown", action="store_true", help="the settings reference as a Markdown table")
     st.set_defaults(fn=cmd_settings)
@@ -267,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     except ShoalError as exc:
         print(f"shoal: {exc.describe()}", file=sys.stderr)
         return 1
+    except grpc.RpcError as exc:  # the server's answer: status and message, no traceback
+        print(f"shoal: {exc.code().name}: {exc.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -51,6 +51,7 @@ class Row:
     probabilities: list[float]
     #: key -> (kind, value), kind one of string, number, bool, timestamp
     metadata: dict[str, tuple[str, Any]]
+    baseline_predicted_class: int | None = None
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Page:
     total: int
 
 
-def _metadata_kinds(metrics: MetricsStore, view: View, keys: Sequence[str]) -> dict[str, str]:
+def metadata_kinds(metrics: MetricsStore, view: View, keys: Sequence[str]) -> dict[str, str]:
     """For each metadata key to sort by: the type its values have in the dataset."""
     out: dict[str, str] = {}
     for key in keys:
@@ -96,15 +97,16 @@ def query_datapoints(
     meta_keys = [
         metadata_key(k.field, f"sort[{i}].field") for i, k in enumerate(sort) if k.field.startswith("metadata.")
     ]
-    sorts: list[Sort] = compile_sort(sort, view, _metadata_kinds(metrics, view, meta_keys), params)
+    sorts: list[Sort] = compile_sort(sort, view, metadata_kinds(metrics, view, meta_keys), params)
     base = f"FROM ({source}) WHERE {where} AND {presence(sorts)}"
     total = int(metrics.query(f"SELECT count() {base}{SETTINGS}", params.values).scalar())
     last = decode_cursor(page_token, sorts, scope)
     page_where = f" AND {after(sorts, last, params)}" if last is not None else ""
     keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
+    baseline = "baseline_predicted_class" if view.baseline_inference_set else "CAST(NULL AS Nullable(Int32))"
     limit = params.add(size + 1, "UInt32")
     result = metrics.query(
-        f"SELECT {_COLUMNS}, {keys} {base}{page_where} ORDER BY {order_by(sorts)} LIMIT {limit}{SETTINGS}",
+        f"SELECT {_COLUMNS}, {baseline}, {keys} {base}{page_where} ORDER BY {order_by(sorts)} LIMIT {limit}{SETTINGS}",
         params.values,
     ).rows
     more = len(result) > size
@@ -126,11 +128,12 @@ def query_datapoints(
                 margin=None if r[7] is None else float(r[7]),
                 probabilities=[float(x) for x in r[8]],
                 metadata=meta,
+                baseline_predicted_class=None if r[13] is None else int(r[13]),
             )
         )
     token = ""
     if more and result:
-        values = list(result[-1][13 : 13 + len(sorts)])
+        values = list(result[-1][14 : 14 + len(sorts)])
         token = encode_cursor([_plain(v) for v in values], scope)
     return Page(rows, token, total)
 

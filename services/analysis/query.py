@@ -50,6 +50,12 @@ FIELDS: dict[str, FieldDef] = {
     "margin": FieldDef("margin", "number", needs_inference=True, nullable=True),
     "correct": FieldDef("correct", "bool", needs_inference=True, nullable=True),
 }
+#: with a baseline inference set
+BASELINE_FIELDS: dict[str, FieldDef] = {
+    "baseline_predicted_class": FieldDef("baseline_predicted_class", "int", needs_inference=True, nullable=True),
+    "baseline_correct": FieldDef("baseline_correct", "bool", needs_inference=True, nullable=True),
+    "change": FieldDef("change", "string", needs_inference=True, nullable=True),
+}
 SORTABLE = ("loss", "confidence", "margin", "capture_time", "frame_id", "label_class", "predicted_class")
 _MAPS = {"string": "meta_str", "number": "meta_num", "bool": "meta_bool", "timestamp": "meta_time"}
 _CH_TYPE = {
@@ -84,6 +90,8 @@ class View:
     ontology: tuple[int, ...] = ()
     class_names: Mapping[str, int] = field(default_factory=dict)
     confidence_threshold: float = 0.0
+    #: another inference set of the dataset, for the comparison fields
+    baseline_inference_set: str = ""
 
 
 _FRAME_COLUMNS = ", ".join(
@@ -113,21 +121,36 @@ def view_sql(view: View, params: Params) -> str:
         f" FROM label_versions WHERE project = {project} AND dataset = {dataset} GROUP BY frame_id"
     )
     if view.inference_set:
-        inference_set = params.add(view.inference_set, "String")
-        preds = (
-            "SELECT frame_id, argMax(pred_class, version) AS pred_raw, argMax(confidence, version) AS conf_raw,"
-            " argMax(probs, version) AS probs"
-            f" FROM inferences WHERE project = {project} AND inference_set = {inference_set} GROUP BY frame_id"
-        )
+
+        def preds(name: str) -> str:
+            return (
+                "SELECT frame_id, argMax(pred_class, version) AS pred_raw, argMax(confidence, version) AS conf_raw,"
+                " argMax(probs, version) AS probs FROM inferences"
+                f" WHERE project = {project} AND inference_set = {params.add(name, 'String')} GROUP BY frame_id"
+            )
+
         threshold = params.add(float(view.confidence_threshold), "Float64")
         ontology = params.add(list(view.ontology), "Array(Int32)")
+        baseline_columns = baseline_join = baseline_fields = ""
+        if view.baseline_inference_set:
+            baseline_columns = ", b.pred_raw AS base_pred_raw, toFloat64(b.conf_raw) AS base_confidence"
+            baseline_join = f" LEFT JOIN ({preds(view.baseline_inference_set)}) AS b ON b.frame_id = f.frame_id"
+            baseline_fields = (
+                f", if(base_pred_raw IS NULL, NULL, if(base_confidence >= {threshold}, base_pred_raw, -1))"
+                " AS baseline_predicted_class,"
+                " if(label_class IS NULL OR base_pred_raw IS NULL, NULL, label_class = baseline_predicted_class)"
+                " AS baseline_correct,"
+                " multiIf(correct IS NULL OR baseline_correct IS NULL, NULL,"
+                " correct AND NOT baseline_correct, 'improved', baseline_correct AND NOT correct, 'regressed',"
+                " 'unchanged') AS change"
+            )
         joined = (
             f"SELECT {_FRAME_COLUMNS}, l.label_class AS label_class, p.pred_raw AS pred_raw,"
-            f" toFloat64(p.conf_raw) AS confidence, p.probs AS probs"
+            f" toFloat64(p.conf_raw) AS confidence, p.probs AS probs{baseline_columns}"
             f" FROM ({frames}) AS f LEFT JOIN ({labels}) AS l ON l.frame_id = f.frame_id"
-            f" LEFT JOIN ({preds}) AS p ON p.frame_id = f.frame_id"
+            f" LEFT JOIN ({preds(view.inference_set)}) AS p ON p.frame_id = f.frame_id{baseline_join}"
         )
-        return (
+        inner = (
             "SELECT *,"
             f" if(pred_raw IS NULL, NULL, if(confidence >= {threshold}, pred_raw, -1)) AS predicted_class,"
             f" indexOf({ontology}, label_class) AS true_pos,"
@@ -138,6 +161,7 @@ def view_sql(view: View, params: Params) -> str:
             " if(label_class IS NULL OR pred_raw IS NULL, NULL, label_class = predicted_class) AS correct"
             f" FROM ({joined})"
         )
+        return f"SELECT *{baseline_fields} FROM ({inner})" if baseline_fields else inner
     joined = (
         f"SELECT {_FRAME_COLUMNS}, l.label_class AS label_class FROM ({frames}) AS f"
         f" LEFT JOIN ({labels}) AS l ON l.frame_id = f.frame_id"
@@ -214,6 +238,8 @@ def compile_condition(c: common_pb2.Condition, view: View, params: Params, where
     if op is None:
         raise InvalidArgument("needs one of equals, in, range or exists", field=where)
     name = c.field
+    if name == "segment":
+        return _segment_condition(c, view, params, where)
     if name.startswith("metadata."):
         key = params.add(metadata_key(name, f"{where}.field"), "String")
         kind = _condition_kind(c)
@@ -227,10 +253,12 @@ def compile_condition(c: common_pb2.Condition, view: View, params: Params, where
         fdef = FieldDef(f"{column}[{key}]", kind)
         present = f"mapContains({column}, {key})"
     else:
-        known = FIELDS.get(name)
+        known = FIELDS.get(name) or (BASELINE_FIELDS.get(name) if view.baseline_inference_set else None)
         if known is None:
             raise InvalidArgument(
-                f"unknown field {name!r}; fields: {', '.join(FIELDS)}, metadata.<key>", field=f"{where}.field"
+                f"unknown field {name!r}; fields: {', '.join(FIELDS)}, segment, metadata.<key>"
+                + (f", {', '.join(BASELINE_FIELDS)}" if view.baseline_inference_set else ""),
+                field=f"{where}.field",
             )
         if known.needs_inference and not view.inference_set:
             raise InvalidArgument(f"field {name!r} needs an inference set", field=f"{where}.field")
@@ -261,6 +289,24 @@ def compile_condition(c: common_pb2.Condition, view: View, params: Params, where
     # a condition on a missing value is false, and its negation true
     sql = f"ifNull(({sql}), 0)"
     return f"NOT {sql}" if c.negate else sql
+
+
+def _segment_condition(c: common_pb2.Condition, view: View, params: Params, where: str) -> str:
+    """Membership in one of the named segments of the dataset."""
+    op = c.WhichOneof("op")
+    if op == "equals":
+        names = [_value(c.equals, "string", f"{where}.equals", view)]
+    elif op == "in":
+        names = [_value(v, "string", f"{where}.in.values[{i}]", view) for i, v in enumerate(getattr(c, "in").values)]
+    else:
+        raise InvalidArgument("segment takes equals or in (segment names)", field=f"{where}.{op}")
+    members = (
+        "SELECT frame_id FROM segment_members FINAL"
+        f" WHERE project = {params.add(view.project, 'String')} AND dataset = {params.add(view.dataset, 'String')}"
+        f" AND segment IN {params.add(names, 'Array(String)')} AND removed = 0"
+    )
+    sql = f"frame_id IN ({members})"
+    return f"NOT ({sql})" if c.negate else sql
 
 
 def compile_filter(f: common_pb2.Filter, view: View, params: Params, where: str = "filter") -> str:

@@ -6,12 +6,16 @@ import math
 from datetime import UTC
 from typing import Any
 
-from shoal.analysis.classification import DEFAULT_BINS, classification_report
+from shoal.analysis import segments as seg_store
+from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
+from shoal.analysis.compare import compare
 from shoal.analysis.datapoints import Row, query_datapoints
+from shoal.analysis.gates import evaluate_gates
 from shoal.analysis.query import View
+from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
-from shoal.common.convert import timestamp
+from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.errors import FailedPrecondition, InvalidArgument
 from shoal.common.jobs import JobStore
 from shoal.common.jobs_rpc import JobRpcs
@@ -44,8 +48,17 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         self.metrics = metrics
         self.projects = ProjectCatalog(metrics)
         self.datasets = DatasetCatalog(metrics, self.projects)
+        self.segments = seg_store.SegmentStore(metrics)
 
-    def _view(self, project: str, dataset: str, inference_set: str, threshold: float) -> View:
+    def _classification_project(self, name: str) -> Any:
+        project = self.projects.get(name)
+        if project.task_type != "CLASSIFICATION":
+            raise FailedPrecondition(
+                f"project {project.name!r} is {project.task_type}, not a classification project", field="project"
+            )
+        return project
+
+    def _view(self, project: str, dataset: str, inference_set: str, threshold: float, baseline: str = "") -> View:
         p = self.projects.get(project)
         if inference_set:
             s = self.datasets.get_inference_set(project, inference_set)
@@ -55,6 +68,13 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                     field="dataset",
                 )
             dataset = s.dataset
+            if baseline:
+                b = self.datasets.get_inference_set(project, baseline)
+                if b.dataset != dataset:
+                    raise InvalidArgument(
+                        f"inference set {baseline!r} belongs to dataset {b.dataset!r}, not {dataset!r}",
+                        field="baseline_inference_set",
+                    )
         elif not dataset:
             raise InvalidArgument("give a dataset or an inference set", field="dataset")
         else:
@@ -66,6 +86,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             ontology=tuple(c.id for c in p.classes),
             class_names={c.name: c.id for c in p.classes},
             confidence_threshold=threshold,
+            baseline_inference_set=baseline,
         )
 
     def GetClassificationMetrics(
@@ -79,12 +100,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         if not 0 <= request.calibration_bins <= MAX_BINS:
             raise InvalidArgument(f"must lie in [0, {MAX_BINS}], got {request.calibration_bins}",
                                   field="calibration_bins")  # fmt: skip
-        project = self.projects.get(request.project)
-        if project.task_type != "CLASSIFICATION":
-            raise FailedPrecondition(
-                f"project {project.name!r} is {project.task_type}, not a classification project",
-                field="project",
-            )
+        project = self._classification_project(request.project)
         view = self._view(request.project, "", request.inference_set, threshold)
         report = classification_report(
             self.metrics,
@@ -112,16 +128,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             weighted_f1=report.weighted[2],
             expected_calibration_error=report.ece,
         )
-        for c in report.per_class:
-            out.per_class.add(
-                class_id=c.class_id,
-                class_name=names.get(c.class_id, ""),
-                precision=c.precision,
-                recall=c.recall,
-                f1=c.f1,
-                support=c.support,
-                predicted=c.predicted,
-            )
+        out.per_class.extend(_class_metrics(c, names) for c in report.per_class)
         out.confusion.class_ids.extend(report.class_ids)
         out.confusion.counts.extend(int(x) for x in report.confusion.reshape(k * (k + 1)))
         for b in report.bins:
@@ -132,7 +139,11 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
 
     def QueryDatapoints(self, request: pb.QueryDatapointsRequest, context: Any) -> pb.QueryDatapointsResponse:
         threshold = _threshold(request.confidence_threshold, "confidence_threshold")
-        view = self._view(request.project, request.dataset, request.inference_set, threshold)
+        if request.baseline_inference_set and not request.inference_set:
+            raise InvalidArgument("a baseline needs an inference set to compare with", field="inference_set")
+        view = self._view(
+            request.project, request.dataset, request.inference_set, threshold, request.baseline_inference_set
+        )
         scoped = pb.QueryDatapointsRequest()
         scoped.CopyFrom(request)
         scoped.ClearField("page")
@@ -151,6 +162,185 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             page=common_pb2.PageResponse(next_page_token=page.next_token, total_count=page.total),
         )
 
+    def GetSlices(self, request: pb.GetSlicesRequest, context: Any) -> pb.GetSlicesResponse:
+        if not request.inference_set:
+            raise InvalidArgument("is empty", field="inference_set")
+        if request.min_support < 0:
+            raise InvalidArgument(f"must be >= 0, got {request.min_support}", field="min_support")
+        threshold = _threshold(request.confidence_threshold, "confidence_threshold")
+        self._classification_project(request.project)
+        view = self._view(request.project, "", request.inference_set, threshold)
+        overall, frames, every, worst = slices(
+            self.metrics,
+            view,
+            request.filter,
+            group_by=request.group_by,
+            time_bucket=request.time_bucket,
+            min_support=request.min_support or DEFAULT_MIN_SUPPORT,
+            level=request.confidence_level or DEFAULT_LEVEL,
+        )
+        return pb.GetSlicesResponse(
+            overall_accuracy=overall,
+            frames=frames,
+            slices=[_slice(x) for x in every],
+            worst=[_slice(x) for x in worst],
+        )
+
+    def CompareInferenceSets(
+        self, request: pb.CompareInferenceSetsRequest, context: Any
+    ) -> pb.CompareInferenceSetsResponse:
+        for name in ("baseline_inference_set", "candidate_inference_set"):
+            if not getattr(request, name):
+                raise InvalidArgument("is empty", field=name)
+        threshold = _threshold(request.confidence_threshold, "confidence_threshold")
+        project = self._classification_project(request.project)
+        view = self._view(
+            request.project, "", request.candidate_inference_set, threshold, request.baseline_inference_set
+        )
+        result = compare(self.metrics, view, request.filter)
+        names = {c.id: c.name for c in project.classes}
+        out = pb.CompareInferenceSetsResponse(
+            frames=result.frames,
+            baseline_accuracy=result.baseline_accuracy,
+            candidate_accuracy=result.candidate_accuracy,
+            improved=result.improved,
+            regressed=result.regressed,
+        )
+        for b, c in zip(result.baseline, result.candidate, strict=True):
+            out.per_class.add(
+                class_id=c.class_id,
+                class_name=names.get(c.class_id, ""),
+                baseline=_class_metrics(b, names),
+                candidate=_class_metrics(c, names),
+                precision_delta=c.precision - b.precision,
+                recall_delta=c.recall - b.recall,
+                f1_delta=c.f1 - b.f1,
+            )
+        return out
+
+    # -- segments and gates ---------------------------------------------------------------------
+    def CreateSegment(self, request: pb.CreateSegmentRequest, context: Any) -> pb.CreateSegmentResponse:
+        project = self.projects.get(request.project)
+        spec = request.segment
+        if not spec.dataset:
+            raise InvalidArgument("is empty", field="segment.dataset")
+        self.datasets.get(request.project, spec.dataset)
+        created = self.segments.create(
+            seg_store.Segment(
+                project=request.project,
+                name=spec.name,
+                dataset=spec.dataset,
+                kind=_kind(spec.kind),
+                reason=spec.reason,
+                author=spec.author,
+                gates=[_gate(g) for g in spec.gates],
+            ),
+            project,
+            list(request.frame_ids),
+        )
+        return pb.CreateSegmentResponse(segment=_segment(created))
+
+    def GetSegment(self, request: pb.GetSegmentRequest, context: Any) -> pb.GetSegmentResponse:
+        return pb.GetSegmentResponse(segment=_segment(self.segments.get(request.project, request.name)))
+
+    def ListSegments(self, request: pb.ListSegmentsRequest, context: Any) -> pb.ListSegmentsResponse:
+        kinds = [_kind(k, field=f"kinds[{i}]") for i, k in enumerate(request.kinds)]
+        scope = f"segments|{request.project}|{','.join(sorted(kinds))}"
+        page = page_of(request.page, scope=scope)
+        found, total = self.segments.list(request.project, kinds=kinds, page=page)
+        return pb.ListSegmentsResponse(
+            segments=[_segment(s) for s in found], page=page_response(page, len(found), total, scope=scope)
+        )
+
+    def UpdateSegment(self, request: pb.UpdateSegmentRequest, context: Any) -> pb.UpdateSegmentResponse:
+        project = self.projects.get(request.project)
+        if request.gates and not request.replace_gates:
+            raise InvalidArgument("set replace_gates to replace the gates", field="replace_gates")
+        updated = self.segments.update(
+            project,
+            request.name,
+            reason=request.reason if request.HasField("reason") else None,
+            gates=[_gate(g) for g in request.gates] if request.replace_gates else None,
+            add=list(request.add_frame_ids),
+            remove=list(request.remove_frame_ids),
+        )
+        return pb.UpdateSegmentResponse(segment=_segment(updated))
+
+    def ListSegmentMembers(self, request: pb.ListSegmentMembersRequest, context: Any) -> pb.ListSegmentMembersResponse:
+        scope = f"members|{request.project}|{request.name}"
+        page = page_of(request.page, scope=scope)
+        members, total = self.segments.members(request.project, request.name, page=page)
+        return pb.ListSegmentMembersResponse(
+            members=[common_pb2.DatapointRef(dataset=d, frame_id=f, object_id=o) for d, f, o in members],
+            page=page_response(page, len(members), total, scope=scope),
+        )
+
+    def EvaluateGates(self, request: pb.EvaluateGatesRequest, context: Any) -> pb.EvaluateGatesResponse:
+        if not request.inference_set:
+            raise InvalidArgument("is empty", field="inference_set")
+        threshold = _threshold(request.confidence_threshold, "confidence_threshold")
+        self._classification_project(request.project)
+        view = self._view(request.project, "", request.inference_set, threshold)
+        out = pb.EvaluateGatesResponse()
+        for o in evaluate_gates(self.metrics, self.segments, view):
+            result = pb.GateResult(segment=o.segment, gate=_gate_proto(o.gate), value=o.value, frames=o.frames,
+                                   passed=o.passed)  # fmt: skip
+            out.results.append(result)
+            if not o.passed:
+                out.failed.append(result)
+        return out
+
+
+def _class_metrics(c: PerClass, names: dict[int, str]) -> pb.ClassMetrics:
+    return pb.ClassMetrics(
+        class_id=c.class_id,
+        class_name=names.get(c.class_id, ""),
+        precision=c.precision,
+        recall=c.recall,
+        f1=c.f1,
+        support=c.support,
+        predicted=c.predicted,
+    )
+
+
+def _slice(x: SliceStats) -> pb.Slice:
+    return pb.Slice(value=x.value, frames=x.frames, correct=x.correct, accuracy=x.accuracy,
+                    interval_lower=x.lower, interval_upper=x.upper, drop=x.drop)  # fmt: skip
+
+
+def _kind(value: int, field: str = "segment.kind") -> str:
+    if value == pb.SEGMENT_KIND_UNSPECIFIED or value not in pb.SegmentKind.values():
+        raise InvalidArgument("set a kind (issue, regression test, collection seed or other)", field=field)
+    return pb.SegmentKind.Name(value).removeprefix("SEGMENT_KIND_")
+
+
+def _gate(g: pb.Gate) -> seg_store.Gate:
+    return seg_store.Gate(g.metric, g.class_id if g.HasField("class_id") else None, g.minimum)
+
+
+def _gate_proto(g: seg_store.Gate) -> pb.Gate:
+    out = pb.Gate(metric=g.metric, minimum=g.minimum)
+    if g.class_id is not None:
+        out.class_id = g.class_id
+    return out
+
+
+def _segment(s: seg_store.Segment) -> pb.Segment:
+    out = pb.Segment(
+        name=s.name,
+        dataset=s.dataset,
+        kind=pb.SegmentKind.Value(f"SEGMENT_KIND_{s.kind}"),
+        reason=s.reason,
+        author=s.author,
+        gates=[_gate_proto(g) for g in s.gates],
+        size=s.size,
+    )
+    if s.create_time is not None:
+        out.create_time.CopyFrom(timestamp(s.create_time))
+    if s.update_time is not None:
+        out.update_time.CopyFrom(timestamp(s.update_time))
+    return out
+
 
 def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
     d = pb.Datapoint(split=r.split, media_uri=r.media_uri)
@@ -166,6 +356,8 @@ def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
         d.loss = r.loss
     if r.margin is not None:
         d.margin = r.margin
+    if r.baseline_predicted_class is not None:
+        d.baseline_predicted_class = r.baseline_predicted_class
     d.class_probabilities.extend(r.probabilities)
     for key, (kind, value) in r.metadata.items():
         v = d.metadata[key]
@@ -187,4 +379,5 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         full_name=FULL_NAME,
         register=lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors"),
+        migrations=seg_store.MIGRATIONS,
     )

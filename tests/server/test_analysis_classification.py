@@ -35,9 +35,10 @@ class Data:
         k = len(CLASSES)
         self.frame_ids = [f"img-{i:05d}" for i in range(N)]
         true_pos = rng.integers(0, k, N)
-        # a model that is right ~70% of the time, with varied confidence
+        self.site = np.array([f"s{i}" for i in rng.integers(0, 8, N)])
+        # a model that is right ~70% of the time, with varied confidence, and guesses at site s7
         logits = rng.normal(size=(N, k)) * 1.5
-        logits[np.arange(N), true_pos] += rng.uniform(0, 3, N)
+        logits[np.arange(N), true_pos] += rng.uniform(0, 3, N) * (self.site != "s7")
         probs = np.exp(logits)
         self.probs = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
         self.labels = IDS[true_pos].astype(np.int64)
@@ -49,14 +50,19 @@ class Data:
         # a second label version for some frames: analyses must read the latest
         self.relabeled = rng.choice(np.flatnonzero(~self.unlabeled), 200, replace=False)
         self.labels[self.relabeled] = IDS[rng.integers(0, k, 200)]
+        # a worse model: every frame labeled dog (2) at first is predicted fox (11)
+        self.bad_probs = self.probs.copy()
+        dogs = self.labels_sent == 2
+        self.bad_probs[dogs] = np.array([0.05, 0.05, 0.85, 0.05], dtype=np.float32)
 
     @property
     def labeled(self) -> np.ndarray:
         return ~self.unlabeled
 
-    def pred(self, threshold: float = 0.0) -> np.ndarray:
-        top = IDS[self.probs.argmax(axis=1)]
-        return np.where(self.probs.max(axis=1) >= np.float32(threshold), top, -1)
+    def pred(self, threshold: float = 0.0, probs: np.ndarray | None = None) -> np.ndarray:
+        probs = self.probs if probs is None else probs
+        top = IDS[probs.argmax(axis=1)]
+        return np.where(probs.max(axis=1) >= np.float32(threshold), top, -1)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +91,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterato
             frame_ids=data.frame_ids,
             splits=list(data.splits),
             media_uris=[f"s3://b/{f}.jpg" for f in data.frame_ids],
-            metadata=[{"camera": str(cam), "lux": float(lux)} for cam, lux in zip(data.camera, data.lux, strict=True)],
+            metadata=[
+                {"camera": str(cam), "lux": float(lux), "site": str(site)}
+                for cam, lux, site in zip(data.camera, data.lux, data.site, strict=True)
+            ],
             class_ids=data.labels_sent,
             inference_set="resnet",
             probabilities=data.probs,
@@ -100,6 +109,13 @@ def served(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterato
         )
         r2 = c.upload("pets", "photos", relabel, progress=False)
         assert c.wait_for_upload("pets", r2.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(
+            project="pets", inference_set=pb.InferenceSet(name="resnet-bad", dataset="photos", model_name="resnet",
+                                                          model_version="2")))  # fmt: skip
+        bad = UploadColumns(frame_ids=data.frame_ids, skip_frames=True, inference_set="resnet-bad",
+                            probabilities=data.bad_probs)  # fmt: skip
+        r4 = c.upload("pets", "photos", bad, progress=False)
+        assert c.wait_for_upload("pets", r4.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         # frames with neither label nor prediction
         extra = UploadColumns(frame_ids=[f"bare-{i}" for i in range(50)], splits=["train"] * 50)
         r3 = c.upload("pets", "photos", extra, progress=False)
@@ -317,3 +333,133 @@ def test_sorting_by_metadata_and_unlabeled_frames(served) -> None:  # type: igno
     with running.client(other) as c, pytest.raises(grpc.RpcError) as info:
         c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(project="pets", dataset="photos"))
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_slices_rank_the_site_where_the_model_guesses(served) -> None:  # type: ignore[no-untyped-def]
+    from scipy.stats import binomtest
+
+    running, data = served
+    with running.client(running.admin_key) as c:
+        resp = c.analysis.GetSlices(apb.GetSlicesRequest(project="pets", inference_set="resnet",
+                                                         group_by="metadata.site", min_support=50))  # fmt: skip
+    keep = data.labeled
+    right = data.pred()[keep] == data.labels[keep]
+    assert resp.frames == keep.sum() and resp.overall_accuracy == pytest.approx(right.mean(), abs=1e-12)
+    assert [x.value for x in resp.slices] == [f"s{i}" for i in range(8)]
+    for x in resp.slices:
+        m = data.site[keep] == x.value
+        assert (x.frames, x.correct) == (m.sum(), right[m].sum())
+        ci = binomtest(int(right[m].sum()), int(m.sum())).proportion_ci(confidence_level=0.95, method="wilson")
+        assert (x.interval_lower, x.interval_upper) == pytest.approx((ci.low, ci.high), abs=1e-9)
+        assert x.drop == pytest.approx(right.mean() - right[m].mean(), abs=1e-12)
+    assert [x.value for x in resp.worst][:1] == ["s7"]
+    assert all(x.interval_upper < resp.overall_accuracy for x in resp.worst)
+    with running.client(running.admin_key) as c:
+        by_split = c.analysis.GetSlices(apb.GetSlicesRequest(project="pets", inference_set="resnet", group_by="split"))
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.GetSlices(apb.GetSlicesRequest(project="pets", inference_set="resnet", group_by="media_uri"))
+    assert {x.value: x.frames for x in by_split.slices} == {
+        v: int((data.splits[keep] == v).sum()) for v in ("train", "val")
+    }
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and info.value.details().startswith("group_by")
+
+
+def test_model_comparison_and_the_regressed_frames(served) -> None:  # type: ignore[no-untyped-def]
+    running, data = served
+    with running.client(running.admin_key) as c:
+        resp = c.analysis.CompareInferenceSets(apb.CompareInferenceSetsRequest(
+            project="pets", baseline_inference_set="resnet", candidate_inference_set="resnet-bad"))  # fmt: skip
+    keep = data.labeled
+    y = data.labels[keep]
+    base, cand = data.pred()[keep], data.pred(probs=data.bad_probs)[keep]
+    assert resp.frames == keep.sum()
+    assert resp.baseline_accuracy == pytest.approx(accuracy_score(y, base), abs=1e-12)
+    assert resp.candidate_accuracy == pytest.approx(accuracy_score(y, cand), abs=1e-12)
+    assert resp.improved == ((cand == y) & (base != y)).sum() and resp.regressed == ((base == y) & (cand != y)).sum()
+    p0, r0, f0, _ = precision_recall_fscore_support(y, base, labels=list(IDS), zero_division=0)
+    p1, r1, f1, _ = precision_recall_fscore_support(y, cand, labels=list(IDS), zero_division=0)
+    np.testing.assert_allclose([d.recall_delta for d in resp.per_class], r1 - r0, atol=1e-12)
+    np.testing.assert_allclose([d.f1_delta for d in resp.per_class], f1 - f0, atol=1e-12)
+    np.testing.assert_allclose([d.baseline.precision for d in resp.per_class], p0, atol=1e-12)
+    np.testing.assert_allclose([d.candidate.precision for d in resp.per_class], p1, atol=1e-12)
+    dog = next(d for d in resp.per_class if d.class_name == "dog")
+    assert dog.recall_delta < -0.4 and dog.candidate.recall < 0.05
+    # the regressed frames, drillable like a confusion cell
+    regressed = _all_pages(
+        running, 200, inference_set="resnet-bad", baseline_inference_set="resnet",
+        filter=cpb.Filter(all=[cpb.Condition(field="change", equals=cpb.Value(string_value="regressed"))]),
+    )  # fmt: skip
+    want = {data.frame_ids[i] for i in np.flatnonzero(keep)[(base == y) & (cand != y)]}
+    assert {d.ref.frame_id for d in regressed} == want
+    assert all(d.baseline_predicted_class == d.label_class != d.predicted_class for d in regressed)
+
+
+def _segment(c, name: str, kind: int, frame_ids, gates=()):  # type: ignore[no-untyped-def]
+    return c.analysis.CreateSegment(apb.CreateSegmentRequest(project="pets", frame_ids=list(frame_ids), segment=apb.Segment(
+        name=name, dataset="photos", kind=kind, reason="dogs must stay dogs", author="ana", gates=list(gates))))  # fmt: skip
+
+
+def test_segments_membership_and_errors(served) -> None:  # type: ignore[no-untyped-def]
+    running, data = served
+    members = data.frame_ids[:40]
+    with running.client(running.admin_key) as c:
+        seg = _segment(c, "night-shift", apb.SEGMENT_KIND_ISSUE, members).segment
+        assert (seg.name, seg.size, seg.kind, seg.author) == ("night-shift", 40, apb.SEGMENT_KIND_ISSUE, "ana")
+        got = _query(running, dataset="photos", filter=cpb.Filter(all=[
+            cpb.Condition(field="segment", equals=cpb.Value(string_value="night-shift"))]), page=cpb.PageRequest(page_size=100))  # fmt: skip
+        assert sorted(d.ref.frame_id for d in got.datapoints) == sorted(members)
+        upd = c.analysis.UpdateSegment(apb.UpdateSegmentRequest(
+            project="pets", name="night-shift", reason="seen at night", add_frame_ids=["bare-1"],
+            remove_frame_ids=members[:10])).segment  # fmt: skip
+        assert (upd.size, upd.reason) == (31, "seen at night")
+        listed = c.analysis.ListSegmentMembers(apb.ListSegmentMembersRequest(
+            project="pets", name="night-shift", page=cpb.PageRequest(page_size=20)))  # fmt: skip
+        assert listed.page.total_count == 31 and len(listed.members) == 20 and listed.page.next_page_token
+        issues = c.analysis.ListSegments(apb.ListSegmentsRequest(project="pets", kinds=[apb.SEGMENT_KIND_ISSUE]))
+        assert "night-shift" in [s.name for s in issues.segments]
+        for args, code, field in (
+            (("Bad Name", apb.SEGMENT_KIND_ISSUE, members), grpc.StatusCode.INVALID_ARGUMENT, "segment.name"),
+            (("night-shift", apb.SEGMENT_KIND_ISSUE, members), grpc.StatusCode.ALREADY_EXISTS, "segment.name"),
+            (("x", apb.SEGMENT_KIND_ISSUE, ["img-00001", "nope"]), grpc.StatusCode.INVALID_ARGUMENT, "frame_ids[1]"),
+            (("y", apb.SEGMENT_KIND_ISSUE, members, [apb.Gate(metric="accuracy", minimum=0.5)]),
+             grpc.StatusCode.INVALID_ARGUMENT, "segment.gates"),
+            (("z", apb.SEGMENT_KIND_REGRESSION_TEST, members, [apb.Gate(metric="recall", minimum=0.5)]),
+             grpc.StatusCode.INVALID_ARGUMENT, "segment.gates[0].class_id"),
+        ):  # fmt: skip
+            with pytest.raises(grpc.RpcError) as info:
+                _segment(c, *args)
+            assert info.value.code() == code and info.value.details().startswith(field), info.value.details()
+
+
+def test_regression_gates_and_shoal_check(served) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    running, data = served
+    dogs = [data.frame_ids[i] for i in np.flatnonzero(data.labeled & (data.labels == 2))]
+    gates = [apb.Gate(metric="recall", class_id=2, minimum=0.4), apb.Gate(metric="accuracy", minimum=0.4)]
+    with running.client(running.admin_key) as c:
+        _segment(c, "dogs-rt", apb.SEGMENT_KIND_REGRESSION_TEST, dogs, gates)
+        good = c.analysis.EvaluateGates(apb.EvaluateGatesRequest(project="pets", inference_set="resnet"))
+        bad = c.analysis.EvaluateGates(apb.EvaluateGatesRequest(project="pets", inference_set="resnet-bad"))
+    idx = np.flatnonzero(data.labeled & (data.labels == 2))
+    recall = (data.pred()[idx] == 2).mean()
+    assert len(good.results) == 2 and not good.failed
+    assert good.results[0].value == pytest.approx(recall, abs=1e-12) and good.results[0].frames == len(dogs)
+    assert len(bad.failed) == 2 and all(r.value < 0.4 for r in bad.failed)
+
+    env = {**os.environ, "SHOAL_API_KEY": running.admin_key}
+
+    def check(inference_set: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shoal.cli", "check", "--target", running.target, "--project", "pets",
+             "--inference-set", inference_set], capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+
+    passed, failed = check("resnet"), check("resnet-bad")
+    assert passed.returncode == 0, passed.stderr
+    assert "PASS  dogs-rt: recall[class 2]" in passed.stdout and "2 of 2 gates passed" in passed.stdout
+    assert failed.returncode == 1 and "FAIL  dogs-rt: accuracy" in failed.stdout
+    missing = check("nope")
+    assert missing.returncode == 2 and "NOT_FOUND" in missing.stderr

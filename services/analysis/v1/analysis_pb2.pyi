@@ -1,11 +1,28 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SegmentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEGMENT_KIND_UNSPECIFIED: _ClassVar[SegmentKind]
+    SEGMENT_KIND_ISSUE: _ClassVar[SegmentKind]
+    SEGMENT_KIND_REGRESSION_TEST: _ClassVar[SegmentKind]
+    SEGMENT_KIND_COLLECTION_SEED: _ClassVar[SegmentKind]
+    SEGMENT_KIND_OTHER: _ClassVar[SegmentKind]
+SEGMENT_KIND_UNSPECIFIED: SegmentKind
+SEGMENT_KIND_ISSUE: SegmentKind
+SEGMENT_KIND_REGRESSION_TEST: SegmentKind
+SEGMENT_KIND_COLLECTION_SEED: SegmentKind
+SEGMENT_KIND_OTHER: SegmentKind
 
 class GetJobRequest(_message.Message):
     __slots__ = ("project", "job_id")
@@ -164,7 +181,7 @@ class SortKey(_message.Message):
     def __init__(self, field: _Optional[str] = ..., descending: _Optional[bool] = ...) -> None: ...
 
 class QueryDatapointsRequest(_message.Message):
-    __slots__ = ("project", "dataset", "inference_set", "filter", "confidence_threshold", "sort", "page")
+    __slots__ = ("project", "dataset", "inference_set", "filter", "confidence_threshold", "sort", "page", "baseline_inference_set")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +189,7 @@ class QueryDatapointsRequest(_message.Message):
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     SORT_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     project: str
     dataset: str
     inference_set: str
@@ -179,10 +197,11 @@ class QueryDatapointsRequest(_message.Message):
     confidence_threshold: float
     sort: _containers.RepeatedCompositeFieldContainer[SortKey]
     page: _common_pb2.PageRequest
-    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., confidence_threshold: _Optional[float] = ..., sort: _Optional[_Iterable[_Union[SortKey, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+    baseline_inference_set: str
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., confidence_threshold: _Optional[float] = ..., sort: _Optional[_Iterable[_Union[SortKey, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., baseline_inference_set: _Optional[str] = ...) -> None: ...
 
 class Datapoint(_message.Message):
-    __slots__ = ("ref", "split", "media_uri", "label_class", "predicted_class", "confidence", "loss", "margin", "class_probabilities", "metadata")
+    __slots__ = ("ref", "split", "media_uri", "label_class", "predicted_class", "confidence", "loss", "margin", "class_probabilities", "metadata", "baseline_predicted_class")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +219,7 @@ class Datapoint(_message.Message):
     MARGIN_FIELD_NUMBER: _ClassVar[int]
     CLASS_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     split: str
     media_uri: str
@@ -210,7 +230,8 @@ class Datapoint(_message.Message):
     margin: float
     class_probabilities: _containers.RepeatedScalarFieldContainer[float]
     metadata: _containers.MessageMap[str, _common_pb2.Value]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., confidence: _Optional[float] = ..., loss: _Optional[float] = ..., margin: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ...) -> None: ...
+    baseline_predicted_class: int
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., confidence: _Optional[float] = ..., loss: _Optional[float] = ..., margin: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., baseline_predicted_class: _Optional[int] = ...) -> None: ...
 
 class QueryDatapointsResponse(_message.Message):
     __slots__ = ("datapoints", "page")
@@ -219,3 +240,255 @@ class QueryDatapointsResponse(_message.Message):
     datapoints: _containers.RepeatedCompositeFieldContainer[Datapoint]
     page: _common_pb2.PageResponse
     def __init__(self, datapoints: _Optional[_Iterable[_Union[Datapoint, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class GetSlicesRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "group_by", "time_bucket", "confidence_threshold", "min_support", "confidence_level", "filter")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    TIME_BUCKET_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    group_by: str
+    time_bucket: str
+    confidence_threshold: float
+    min_support: int
+    confidence_level: float
+    filter: _common_pb2.Filter
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., group_by: _Optional[str] = ..., time_bucket: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., min_support: _Optional[int] = ..., confidence_level: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class Slice(_message.Message):
+    __slots__ = ("value", "frames", "correct", "accuracy", "interval_lower", "interval_upper", "drop")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_LOWER_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_UPPER_FIELD_NUMBER: _ClassVar[int]
+    DROP_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    frames: int
+    correct: int
+    accuracy: float
+    interval_lower: float
+    interval_upper: float
+    drop: float
+    def __init__(self, value: _Optional[str] = ..., frames: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., interval_lower: _Optional[float] = ..., interval_upper: _Optional[float] = ..., drop: _Optional[float] = ...) -> None: ...
+
+class GetSlicesResponse(_message.Message):
+    __slots__ = ("overall_accuracy", "frames", "slices", "worst")
+    OVERALL_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SLICES_FIELD_NUMBER: _ClassVar[int]
+    WORST_FIELD_NUMBER: _ClassVar[int]
+    overall_accuracy: float
+    frames: int
+    slices: _containers.RepeatedCompositeFieldContainer[Slice]
+    worst: _containers.RepeatedCompositeFieldContainer[Slice]
+    def __init__(self, overall_accuracy: _Optional[float] = ..., frames: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., worst: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ...) -> None: ...
+
+class CompareInferenceSetsRequest(_message.Message):
+    __slots__ = ("project", "baseline_inference_set", "candidate_inference_set", "confidence_threshold", "filter")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    baseline_inference_set: str
+    candidate_inference_set: str
+    confidence_threshold: float
+    filter: _common_pb2.Filter
+    def __init__(self, project: _Optional[str] = ..., baseline_inference_set: _Optional[str] = ..., candidate_inference_set: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class ClassDelta(_message.Message):
+    __slots__ = ("class_id", "class_name", "baseline", "candidate", "precision_delta", "recall_delta", "f1_delta")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_DELTA_FIELD_NUMBER: _ClassVar[int]
+    RECALL_DELTA_FIELD_NUMBER: _ClassVar[int]
+    F1_DELTA_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    baseline: ClassMetrics
+    candidate: ClassMetrics
+    precision_delta: float
+    recall_delta: float
+    f1_delta: float
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., baseline: _Optional[_Union[ClassMetrics, _Mapping]] = ..., candidate: _Optional[_Union[ClassMetrics, _Mapping]] = ..., precision_delta: _Optional[float] = ..., recall_delta: _Optional[float] = ..., f1_delta: _Optional[float] = ...) -> None: ...
+
+class CompareInferenceSetsResponse(_message.Message):
+    __slots__ = ("frames", "baseline_accuracy", "candidate_accuracy", "per_class", "improved", "regressed")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    IMPROVED_FIELD_NUMBER: _ClassVar[int]
+    REGRESSED_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    baseline_accuracy: float
+    candidate_accuracy: float
+    per_class: _containers.RepeatedCompositeFieldContainer[ClassDelta]
+    improved: int
+    regressed: int
+    def __init__(self, frames: _Optional[int] = ..., baseline_accuracy: _Optional[float] = ..., candidate_accuracy: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassDelta, _Mapping]]] = ..., improved: _Optional[int] = ..., regressed: _Optional[int] = ...) -> None: ...
+
+class Gate(_message.Message):
+    __slots__ = ("metric", "class_id", "minimum")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    class_id: int
+    minimum: float
+    def __init__(self, metric: _Optional[str] = ..., class_id: _Optional[int] = ..., minimum: _Optional[float] = ...) -> None: ...
+
+class Segment(_message.Message):
+    __slots__ = ("name", "dataset", "kind", "reason", "author", "gates", "size", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    GATES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dataset: str
+    kind: SegmentKind
+    reason: str
+    author: str
+    gates: _containers.RepeatedCompositeFieldContainer[Gate]
+    size: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., dataset: _Optional[str] = ..., kind: _Optional[_Union[SegmentKind, str]] = ..., reason: _Optional[str] = ..., author: _Optional[str] = ..., gates: _Optional[_Iterable[_Union[Gate, _Mapping]]] = ..., size: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateSegmentRequest(_message.Message):
+    __slots__ = ("project", "segment", "frame_ids")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    segment: Segment
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project: _Optional[str] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateSegmentResponse(_message.Message):
+    __slots__ = ("segment",)
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    segment: Segment
+    def __init__(self, segment: _Optional[_Union[Segment, _Mapping]] = ...) -> None: ...
+
+class GetSegmentRequest(_message.Message):
+    __slots__ = ("project", "name")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetSegmentResponse(_message.Message):
+    __slots__ = ("segment",)
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    segment: Segment
+    def __init__(self, segment: _Optional[_Union[Segment, _Mapping]] = ...) -> None: ...
+
+class ListSegmentsRequest(_message.Message):
+    __slots__ = ("project", "kinds", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    kinds: _containers.RepeatedScalarFieldContainer[SegmentKind]
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., kinds: _Optional[_Iterable[_Union[SegmentKind, str]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListSegmentsResponse(_message.Message):
+    __slots__ = ("segments", "page")
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    segments: _containers.RepeatedCompositeFieldContainer[Segment]
+    page: _common_pb2.PageResponse
+    def __init__(self, segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class UpdateSegmentRequest(_message.Message):
+    __slots__ = ("project", "name", "reason", "gates", "replace_gates", "add_frame_ids", "remove_frame_ids")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    GATES_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_GATES_FIELD_NUMBER: _ClassVar[int]
+    ADD_FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    reason: str
+    gates: _containers.RepeatedCompositeFieldContainer[Gate]
+    replace_gates: bool
+    add_frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    remove_frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ..., gates: _Optional[_Iterable[_Union[Gate, _Mapping]]] = ..., replace_gates: _Optional[bool] = ..., add_frame_ids: _Optional[_Iterable[str]] = ..., remove_frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UpdateSegmentResponse(_message.Message):
+    __slots__ = ("segment",)
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    segment: Segment
+    def __init__(self, segment: _Optional[_Union[Segment, _Mapping]] = ...) -> None: ...
+
+class ListSegmentMembersRequest(_message.Message):
+    __slots__ = ("project", "name", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListSegmentMembersResponse(_message.Message):
+    __slots__ = ("members", "page")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatapointRef]
+    page: _common_pb2.PageResponse
+    def __init__(self, members: _Optional[_Iterable[_Union[_common_pb2.DatapointRef, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class EvaluateGatesRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "confidence_threshold")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    confidence_threshold: float
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
+
+class GateResult(_message.Message):
+    __slots__ = ("segment", "gate", "value", "frames", "passed")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    GATE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    segment: str
+    gate: Gate
+    value: float
+    frames: int
+    passed: bool
+    def __init__(self, segment: _Optional[str] = ..., gate: _Optional[_Union[Gate, _Mapping]] = ..., value: _Optional[float] = ..., frames: _Optional[int] = ..., passed: _Optional[bool] = ...) -> None: ...
+
+class EvaluateGatesResponse(_message.Message):
+    __slots__ = ("results", "failed")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[GateResult]
+    failed: _containers.RepeatedCompositeFieldContainer[GateResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ..., failed: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ...) -> None: ...

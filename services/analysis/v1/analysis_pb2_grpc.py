@@ -44,6 +44,46 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.FromString,
                 _registered_method=True)
+        self.GetSlices = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetSlices',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesResponse.FromString,
+                _registered_method=True)
+        self.CompareInferenceSets = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/CompareInferenceSets',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CompareInferenceSetsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CompareInferenceSetsResponse.FromString,
+                _registered_method=True)
+        self.CreateSegment = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/CreateSegment',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateSegmentRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateSegmentResponse.FromString,
+                _registered_method=True)
+        self.GetSegment = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetSegment',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentResponse.FromString,
+                _registered_method=True)
+        self.ListSegments = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/ListSegments',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentsResponse.FromString,
+                _registered_method=True)
+        self.UpdateSegment = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/UpdateSegment',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateSegmentRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateSegmentResponse.FromString,
+                _registered_method=True)
+        self.ListSegmentMembers = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/ListSegmentMembers',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentMembersRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentMembersResponse.FromString,
+                _registered_method=True)
+        self.EvaluateGates = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/EvaluateGates',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.EvaluateGatesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.EvaluateGatesResponse.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetJob',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetJobRequest.SerializeToString,
@@ -77,6 +117,63 @@ class AnalysisServiceServicer:
         """The datapoints of a dataset (with an inference set: with their predictions) that match a
         typed filter, sorted, one page at a time, with the total count. Open any confusion cell with
         the conditions label_class = A and predicted_class = B.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSlices(self, request, context):
+        """Accuracy per value of a field (a metadata key, the split, or capture time in buckets), and
+        the slices that fall furthest below the overall accuracy, with a confidence interval.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareInferenceSets(self, request, context):
+        """Two inference sets on one dataset: per-class metric deltas and how many frames improved or
+        regressed (open them with QueryDatapoints and baseline_inference_set).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSegment(self, request, context):
+        """Segments: named collections of frames of one dataset (issues, regression tests, seeds of
+        collection campaigns), with a reason and an author.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSegment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSegments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSegment(self, request, context):
+        """Changes a segment's reason or gates, and adds or removes members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSegmentMembers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateGates(self, request, context):
+        """Evaluates an inference set against the gates of every regression-test segment of its
+        dataset: each gate passes when the metric on the segment's frames reaches its minimum.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -116,6 +213,46 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QueryDatapoints,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.SerializeToString,
+            ),
+            'GetSlices': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSlices,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesResponse.SerializeToString,
+            ),
+            'CompareInferenceSets': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareInferenceSets,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CompareInferenceSetsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CompareInferenceSetsResponse.SerializeToString,
+            ),
+            'CreateSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSegment,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateSegmentRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateSegmentResponse.SerializeToString,
+            ),
+            'GetSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSegment,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentResponse.SerializeToString,
+            ),
+            'ListSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSegments,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentsResponse.SerializeToString,
+            ),
+            'UpdateSegment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSegment,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateSegmentRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateSegmentResponse.SerializeToString,
+            ),
+            'ListSegmentMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSegmentMembers,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentMembersRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentMembersResponse.SerializeToString,
+            ),
+            'EvaluateGates': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateGates,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.EvaluateGatesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.EvaluateGatesResponse.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
@@ -187,6 +324,222 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QueryDatapoints',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSlices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetSlices',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareInferenceSets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/CompareInferenceSets',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.CompareInferenceSetsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.CompareInferenceSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/CreateSegment',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateSegmentRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetSegment',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/ListSegments',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSegment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/UpdateSegment',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateSegmentRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateSegmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSegmentMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/ListSegmentMembers',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentMembersRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListSegmentMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateGates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/EvaluateGates',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.EvaluateGatesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.EvaluateGatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,55 @@
+"""Model comparison: two inference sets on the same labeled frames, aggregated in ClickHouse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from shoal.analysis.classification import PerClass, from_confusion
+from shoal.analysis.query import SETTINGS, Params, View, compile_filter, view_sql
+from shoal.common.stores.metrics import MetricsStore
+from shoal.common.v1 import common_pb2
+
+
+@dataclass
+class Comparison:
+    frames: int
+    baseline_accuracy: float
+    candidate_accuracy: float
+    baseline: list[PerClass]
+    candidate: list[PerClass]
+    improved: int
+    regressed: int
+
+
+def compare(metrics: MetricsStore, view: View, flt: common_pb2.Filter) -> Comparison:
+    """``view`` reads the candidate as its inference set and the baseline as its baseline."""
+    class_ids = list(view.ontology)
+    k = len(class_ids)
+    params = Params()
+    source = view_sql(view, params)
+    where = compile_filter(flt, view, params)
+    rows = metrics.query(
+        f"SELECT label_class, predicted_class, baseline_predicted_class, count() FROM ({source})"
+        f" WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND base_pred_raw IS NOT NULL AND {where}"
+        f" GROUP BY label_class, predicted_class, baseline_predicted_class{SETTINGS}",
+        params.values,
+    ).rows
+    position = {c: i for i, c in enumerate(class_ids)}
+    cand = np.zeros((k, k + 1), dtype=np.int64)
+    base = np.zeros((k, k + 1), dtype=np.int64)
+    improved = regressed = 0
+    for label, pred, base_pred, n in rows:
+        row = position.get(int(label))
+        if row is None:
+            continue
+        n = int(n)
+        cand[row, k if int(pred) == -1 else position.get(int(pred), k)] += n
+        base[row, k if int(base_pred) == -1 else position.get(int(base_pred), k)] += n
+        right_now, right_before = int(pred) == int(label), int(base_pred) == int(label)
+        improved += n if right_now and not right_before else 0
+        regressed += n if right_before and not right_now else 0
+    base_classes, _, _, base_acc = from_confusion(base, class_ids)
+    cand_classes, _, _, cand_acc = from_confusion(cand, class_ids)
+    return Comparison(int(cand.sum()), base_acc, cand_acc, base_classes, cand_classes, improved, regressed)

@@ -1,0 +1,258 @@
+"""Segments: named collections of frames of one dataset, with a kind, a reason and an author.
+
+Regression-test segments carry gates (a metric, optionally of one class, and a minimum) that an
+inference set must pass on the segment's frames. Members are rows of ``segment_members``; removing
+one writes a newer row marked removed, so the history of a segment's membership is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shoal.common.errors import AlreadyExists, InvalidArgument, NotFound
+from shoal.common.pagination import Page
+from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.ingest.catalog import Project
+
+MIGRATIONS = (
+    Migration(
+        component="analysis",
+        version=1,
+        name="segments",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS segments ("
+            " project LowCardinality(String), name String, dataset String, kind LowCardinality(String),"
+            " reason String, author String,"
+            " gates Array(Tuple(metric String, class_id Nullable(Int32), minimum Float64)),"
+            " create_time DateTime64(3, 'UTC'), update_time DateTime64(3, 'UTC'), version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, name)",
+            "CREATE TABLE IF NOT EXISTS segment_members ("
+            " project LowCardinality(String), segment String, dataset String, frame_id String, object_id String,"
+            " removed UInt8, version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, segment, dataset, frame_id, object_id)",
+        ),
+    ),
+)
+
+KINDS = ("ISSUE", "REGRESSION_TEST", "COLLECTION_SEED", "OTHER")
+FRAME_METRICS = ("accuracy", "macro_f1")
+CLASS_METRICS = ("precision", "recall", "f1")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+MAX_MEMBERS_PER_CALL = 100_000
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    class_id: int | None
+    minimum: float
+
+
+@dataclass
+class Segment:
+    project: str
+    name: str
+    dataset: str
+    kind: str
+    reason: str = ""
+    author: str = ""
+    gates: list[Gate] = field(default_factory=list)
+    size: int = 0
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+def check_gates(gates: Sequence[Gate], project: Project, where: str = "segment.gates") -> None:
+    classes = {c.id for c in project.classes}
+    for i, g in enumerate(gates):
+        at = f"{where}[{i}]"
+        if g.metric in FRAME_METRICS:
+            if g.class_id is not None:
+                raise InvalidArgument(f"{g.metric} is over all classes; leave class_id unset", field=f"{at}.class_id")
+        elif g.metric in CLASS_METRICS:
+            if g.class_id is None:
+                raise InvalidArgument(f"{g.metric} is per class: set class_id", field=f"{at}.class_id")
+            if g.class_id not in classes:
+                raise InvalidArgument(f"unknown class id {g.class_id}", field=f"{at}.class_id")
+        else:
+            raise InvalidArgument(
+                f"unknown metric {g.metric!r}; one of {', '.join(FRAME_METRICS + CLASS_METRICS)}", field=f"{at}.metric"
+            )
+        if not (math.isfinite(g.minimum) and 0.0 <= g.minimum <= 1.0):
+            raise InvalidArgument(f"must lie in [0, 1], got {g.minimum}", field=f"{at}.minimum")
+
+
+class SegmentStore:
+    def __init__(self, metrics: MetricsStore) -> None:
+        self.metrics = metrics
+
+    def _write(self, s: Segment) -> None:
+        now = datetime.now(UTC)
+        self.metrics.insert(
+            "segments",
+            [[s.project, s.name, s.dataset, s.kind, s.reason, s.author,
+              [(g.metric, g.class_id, g.minimum) for g in s.gates],
+              s.create_time or now, now, time.time_ns()]],
+            ["project", "name", "dataset", "kind", "reason", "author", "gates", "create_time", "update_time",
+             "version"],
+        )  # fmt: skip
+
+    def find(self, project: str, name: str) -> Segment | None:
+        rows = self.metrics.query(
+            "SELECT name, dataset, kind, reason, author, gates, create_time, update_time FROM segments FINAL"
+            " WHERE project = {project:String} AND name = {name:String}",
+            {"project": project, "name": name},
+        ).rows
+        if not rows:
+            return None
+        seg = _segment(project, rows[0])
+        seg.size = self.size(project, name)
+        return seg
+
+    def get(self, project: str, name: str) -> Segment:
+        seg = self.find(project, name)
+        if seg is None:
+            raise NotFound(f"project {project!r} has no segment {name!r}", field="name")
+        return seg
+
+    def size(self, project: str, name: str) -> int:
+        return int(
+            self.metrics.query(
+                "SELECT count() FROM segment_members FINAL"
+                " WHERE project = {project:String} AND segment = {name:String} AND removed = 0",
+                {"project": project, "name": name},
+            ).scalar()
+        )
+
+    def create(self, seg: Segment, project: Project, frame_ids: Sequence[str]) -> Segment:
+        if not _NAME.match(seg.name):
+            raise InvalidArgument(f"{seg.name!r} must match {_NAME.pattern}", field="segment.name")
+        if seg.kind not in KINDS:
+            raise InvalidArgument("set a kind (issue, regression test, collection seed or other)", field="segment.kind")
+        if seg.gates and seg.kind != "REGRESSION_TEST":
+            raise InvalidArgument("only regression-test segments carry gates", field="segment.gates")
+        check_gates(seg.gates, project)
+        if self.find(seg.project, seg.name) is not None:
+            raise AlreadyExists(f"project {seg.project!r} already has a segment {seg.name!r}", field="segment.name")
+        self._check_frames(seg, frame_ids, "frame_ids")
+        self._write(seg)
+        self._members(seg, frame_ids, removed=False)
+        return self.get(seg.project, seg.name)
+
+    def update(
+        self,
+        project: Project,
+        name: str,
+        *,
+        reason: str | None,
+        gates: list[Gate] | None,
+        add: Sequence[str],
+        remove: Sequence[str],
+    ) -> Segment:
+        seg = self.get(project.name, name)
+        if reason is not None:
+            seg.reason = reason
+        if gates is not None:
+            if gates and seg.kind != "REGRESSION_TEST":
+                raise InvalidArgument("only regression-test segments carry gates", field="gates")
+            check_gates(gates, project, where="gates")
+            seg.gates = gates
+        self._check_frames(seg, add, "add_frame_ids")
+        if len(remove) > MAX_MEMBERS_PER_CALL:
+            raise InvalidArgument(f"at most {MAX_MEMBERS_PER_CALL} per call", field="remove_frame_ids")
+        if reason is not None or gates is not None:
+            self._write(seg)
+        self._members(seg, add, removed=False)
+        self._members(seg, remove, removed=True)
+        return self.get(project.name, name)
+
+    def _check_frames(self, seg: Segment, frame_ids: Sequence[str], where: str) -> None:
+        if len(frame_ids) > MAX_MEMBERS_PER_CALL:
+            raise InvalidArgument(f"at most {MAX_MEMBERS_PER_CALL} per call", field=where)
+        if not frame_ids:
+            return
+        found = {
+            r[0]
+            for r in self.metrics.query(
+                "SELECT DISTINCT frame_id FROM frames WHERE project = {project:String} AND dataset = {dataset:String}"
+                " AND frame_id IN {ids:Array(String)}",
+                {"project": seg.project, "dataset": seg.dataset, "ids": list(set(frame_ids))},
+            ).rows
+        }
+        for i, fid in enumerate(frame_ids):
+            if fid not in found:
+                raise InvalidArgument(f"frame {fid!r} is not in dataset {seg.dataset!r}", field=f"{where}[{i}]")
+
+    def _members(self, seg: Segment, frame_ids: Sequence[str], *, removed: bool) -> None:
+        if not frame_ids:
+            return
+        version = time.time_ns()
+        n = len(frame_ids)
+        self.metrics.insert_columns(
+            "segment_members",
+            [[seg.project] * n, [seg.name] * n, [seg.dataset] * n, list(frame_ids), [""] * n, [int(removed)] * n,
+             [version] * n],
+            ["project", "segment", "dataset", "frame_id", "object_id", "removed", "version"],
+        )  # fmt: skip
+
+    def list(self, project: str, *, kinds: Sequence[str], page: Page, dataset: str = "") -> tuple[list[Segment], int]:
+        where = "project = {project:String}"
+        params: dict[str, object] = {"project": project}
+        if kinds:
+            where += " AND kind IN {kinds:Array(String)}"
+            params["kinds"] = list(kinds)
+        if dataset:
+            where += " AND dataset = {dataset:String}"
+            params["dataset"] = dataset
+        total = int(self.metrics.query(f"SELECT count() FROM segments FINAL WHERE {where}", params).scalar())
+        rows = self.metrics.query(
+            "SELECT name, dataset, kind, reason, author, gates, create_time, update_time FROM segments FINAL"
+            f" WHERE {where} ORDER BY name LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}",
+            {**params, "limit": page.size, "offset": page.offset},
+        ).rows
+        out = [_segment(project, r) for r in rows]
+        for s in out:
+            s.size = self.size(project, s.name)
+        return out, total
+
+    def members(self, project: str, name: str, *, page: Page) -> tuple[list[tuple[str, str, str]], int]:
+        seg = self.get(project, name)
+        rows = self.metrics.query(
+            "SELECT dataset, frame_id, object_id FROM segment_members FINAL"
+            " WHERE project = {project:String} AND segment = {name:String} AND removed = 0"
+            " ORDER BY dataset, frame_id, object_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
+            {"project": project, "name": name, "limit": page.size, "offset": page.offset},
+        ).rows
+        return [(r[0], r[1], r[2]) for r in rows], seg.size
+
+
+def _segment(project: str, row: Sequence[object]) -> Segment:
+    name, dataset, kind, reason, author, gates, created, updated = row
+    return Segment(
+        project=project,
+        name=str(name),
+        dataset=str(dataset),
+        kind=str(kind),
+        reason=str(reason),
+        author=str(author),
+        gates=[_gate(g) for g in gates],  # type: ignore[attr-defined]
+        create_time=_utc(created),
+        update_time=_utc(updated),
+    )
+
+
+def _gate(row: object) -> Gate:
+    """A gate read back: a named tuple comes as a dict, an unnamed one as a tuple."""
+    m, c, v = (row["metric"], row["class_id"], row["minimum"]) if isinstance(row, dict) else row  # type: ignore[misc]
+    return Gate(str(m), None if c is None else int(c), float(v))
+
+
+def _utc(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
