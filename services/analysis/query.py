@@ -1,10 +1,11 @@
 """Typed filters and sorts compiled to parameterised ClickHouse SQL over one dataset's datapoints.
 
-The view a query reads is built per request: the latest version of each frame of the dataset, its
-latest label version and, with an inference set, its prediction, with the derived fields
-(predicted class at a confidence threshold, loss, margin, correctness). Every value a client sends
-travels as a server-side parameter; field names are looked up in a fixed table, never pasted; and
-every subquery is restricted to the caller's project.
+A query reads the ``evaluations`` rows of one inference set (or of ``""``, every frame without
+predictions): the frame's current fields, its latest label and the set's prediction, kept current
+by the ingest service. The fields that depend on the request (predicted class at a confidence
+threshold, correctness, a baseline's prediction) are derived in the query. Every value a client
+sends travels as a server-side parameter; field names are looked up in a fixed table, never
+pasted; and every subquery is restricted to the caller's project.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from shoal.common.errors import InvalidArgument
 from shoal.common.v1 import common_pb2
 
 _META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-#: a probability this small or smaller counts as this for the loss (no infinite losses)
-MIN_PROBABILITY = 1e-12
 
 
 @dataclass(frozen=True)
@@ -94,84 +93,58 @@ class View:
     baseline_inference_set: str = ""
 
 
-_FRAME_COLUMNS = ", ".join(
-    f"f.{c} AS {c}"
-    for c in ("frame_id", "split", "media_uri", "media_type", "capture_time", "meta_str", "meta_num", "meta_bool",
-              "meta_time")
+_ROW_COLUMNS = (
+    "frame_id", "split", "media_uri", "media_type", "capture_time", "meta_str", "meta_num", "meta_bool", "meta_time",
+    "label_class", "pred_raw", "probs", "loss", "margin",
 )  # fmt: skip
 #: to append to every statement that reads :func:`view_sql` (unmatched joins give NULL, not 0)
 SETTINGS = " SETTINGS join_use_nulls = 1"
 
 
 def view_sql(view: View, params: Params) -> str:
-    """A subquery with one row per frame of the dataset and every field of :data:`FIELDS`;
-    statements reading it end with :data:`SETTINGS`."""
+    """A subquery with one row per frame of the dataset and every field of :data:`FIELDS`, read
+    from the ``evaluations`` table the ingest service keeps current; statements reading it end
+    with :data:`SETTINGS`."""
     project = params.add(view.project, "String")
     dataset = params.add(view.dataset, "String")
-    frames = (
-        "SELECT frame_id, argMax(split, version) AS split, argMax(media_uri, version) AS media_uri,"
-        " argMax(media_type, version) AS media_type, argMax(capture_time, version) AS capture_time,"
-        " argMax(meta_str, version) AS meta_str, argMax(meta_num, version) AS meta_num,"
-        " argMax(meta_bool, version) AS meta_bool, argMax(meta_time, version) AS meta_time"
-        f" FROM frames WHERE project = {project} AND dataset = {dataset} GROUP BY frame_id"
+    inference_set = params.add(view.inference_set, "String")
+    threshold = params.add(float(view.confidence_threshold), "Float64")
+    ontology = params.add(list(view.ontology), "Array(Int32)")
+    rows = (
+        f"SELECT {', '.join(_ROW_COLUMNS)}, toFloat64(confidence) AS confidence"
+        f" FROM evaluations FINAL WHERE project = {project} AND inference_set = {inference_set}"
+        f" AND dataset = {dataset}"
     )
-    # a tuple is never skipped as NULL: a latest version without a class means "unlabeled"
-    labels = (
-        "SELECT frame_id, argMax(tuple(class_id), (version_time, label_version)).1 AS label_class"
-        f" FROM label_versions WHERE project = {project} AND dataset = {dataset} GROUP BY frame_id"
-    )
-    if view.inference_set:
-
-        def preds(name: str) -> str:
-            return (
-                "SELECT frame_id, argMax(pred_class, version) AS pred_raw, argMax(confidence, version) AS conf_raw,"
-                " argMax(probs, version) AS probs FROM inferences"
-                f" WHERE project = {project} AND inference_set = {params.add(name, 'String')} GROUP BY frame_id"
-            )
-
-        threshold = params.add(float(view.confidence_threshold), "Float64")
-        ontology = params.add(list(view.ontology), "Array(Int32)")
-        baseline_columns = baseline_join = baseline_fields = ""
-        if view.baseline_inference_set:
-            baseline_columns = ", b.pred_raw AS base_pred_raw, toFloat64(b.conf_raw) AS base_confidence"
-            baseline_join = f" LEFT JOIN ({preds(view.baseline_inference_set)}) AS b ON b.frame_id = f.frame_id"
-            baseline_fields = (
-                f", if(base_pred_raw IS NULL, NULL, if(base_confidence >= {threshold}, base_pred_raw, -1))"
-                " AS baseline_predicted_class,"
-                " if(label_class IS NULL OR base_pred_raw IS NULL, NULL, label_class = baseline_predicted_class)"
-                " AS baseline_correct,"
-                " multiIf(correct IS NULL OR baseline_correct IS NULL, NULL,"
-                " correct AND NOT baseline_correct, 'improved', baseline_correct AND NOT correct, 'regressed',"
-                " 'unchanged') AS change"
-            )
-        joined = (
-            f"SELECT {_FRAME_COLUMNS}, l.label_class AS label_class, p.pred_raw AS pred_raw,"
-            f" toFloat64(p.conf_raw) AS confidence, p.probs AS probs{baseline_columns}"
-            f" FROM ({frames}) AS f LEFT JOIN ({labels}) AS l ON l.frame_id = f.frame_id"
-            f" LEFT JOIN ({preds(view.inference_set)}) AS p ON p.frame_id = f.frame_id{baseline_join}"
+    if view.baseline_inference_set:
+        baseline = params.add(view.baseline_inference_set, "String")
+        base_rows = (
+            "SELECT frame_id, pred_raw, toFloat64(confidence) AS confidence FROM evaluations FINAL"
+            f" WHERE project = {project} AND inference_set = {baseline} AND dataset = {dataset}"
         )
-        inner = (
-            "SELECT *,"
-            f" if(pred_raw IS NULL, NULL, if(confidence >= {threshold}, pred_raw, -1)) AS predicted_class,"
-            f" indexOf({ontology}, label_class) AS true_pos,"
-            " if(true_pos > 0 AND length(probs) >= true_pos, toFloat64(probs[true_pos]), NULL) AS p_true,"
-            f" if(p_true IS NULL, NULL, -log(greatest(p_true, {MIN_PROBABILITY!r}))) AS loss,"
-            " if(length(probs) >= 2, toFloat64(arrayReverseSort(probs)[1] - arrayReverseSort(probs)[2]), NULL)"
-            " AS margin,"
-            " if(label_class IS NULL OR pred_raw IS NULL, NULL, label_class = predicted_class) AS correct"
-            f" FROM ({joined})"
+        rows = (
+            f"SELECT {', '.join(f'r.{c} AS {c}' for c in (*_ROW_COLUMNS, 'confidence'))},"
+            " b.pred_raw AS base_pred_raw, b.confidence AS base_confidence"
+            f" FROM ({rows}) AS r LEFT JOIN ({base_rows}) AS b ON b.frame_id = r.frame_id"
         )
-        return f"SELECT *{baseline_fields} FROM ({inner})" if baseline_fields else inner
-    joined = (
-        f"SELECT {_FRAME_COLUMNS}, l.label_class AS label_class FROM ({frames}) AS f"
-        f" LEFT JOIN ({labels}) AS l ON l.frame_id = f.frame_id"
+    derived = (
+        "SELECT *,"
+        f" if(pred_raw IS NULL, NULL, if(confidence >= {threshold}, pred_raw, -1)) AS predicted_class,"
+        f" indexOf({ontology}, label_class) AS true_pos,"
+        " if(true_pos > 0 AND length(probs) >= true_pos, toFloat64(probs[true_pos]), NULL) AS p_true,"
+        " if(label_class IS NULL OR pred_raw IS NULL, NULL, label_class = predicted_class) AS correct"
+        f" FROM ({rows})"
     )
+    if not view.baseline_inference_set:
+        return derived
     return (
-        "SELECT *, CAST(NULL AS Nullable(Int32)) AS pred_raw, CAST(NULL AS Nullable(Float64)) AS confidence,"
-        " CAST([] AS Array(Float32)) AS probs, CAST(NULL AS Nullable(Int32)) AS predicted_class,"
-        " CAST(NULL AS Nullable(Float64)) AS loss, CAST(NULL AS Nullable(Float64)) AS margin,"
-        " CAST(NULL AS Nullable(UInt8)) AS correct"
-        f" FROM ({joined})"
+        "SELECT *,"
+        f" if(base_pred_raw IS NULL, NULL, if(base_confidence >= {threshold}, base_pred_raw, -1))"
+        " AS baseline_predicted_class,"
+        " if(label_class IS NULL OR base_pred_raw IS NULL, NULL, label_class = baseline_predicted_class)"
+        " AS baseline_correct,"
+        " multiIf(correct IS NULL OR baseline_correct IS NULL, NULL, correct AND NOT baseline_correct, 'improved',"
+        " baseline_correct AND NOT correct, 'regressed', 'unchanged') AS change"
+        f" FROM ({derived})"
     )
 
 

@@ -195,6 +195,7 @@ class Staged:
     items: list[_Item]
     written: list[Written]
     vectors: VectorWork
+    touched: dict[tuple[str, str], tuple[set[str], list[int]]]
 
 
 class UploadProcessor:
@@ -216,12 +217,16 @@ class UploadProcessor:
         """First half: decode, validate and write the ClickHouse rows."""
         items = [self._prepare(e) for e in events]
         good = [(it.meta, it.checked) for it in items if it.checked is not None]
-        written, vectors = self.writer.write_tables(good) if good else ([], {})  # type: ignore[arg-type]
-        return Staged(items, written, vectors)
+        if not good:
+            return Staged(items, [], {}, {})
+        done = self.writer.write_tables(good)  # type: ignore[arg-type]
+        return Staged(items, done.written, done.vectors, done.touched)
 
     def finish(self, staged: Staged) -> None:
-        """Second half: upsert the vectors, then record status, dead letters and notifications.
+        """Second half (on a helper thread, while the next batch is staged): refresh the rows
+        analyses read, upsert the vectors, then record status, dead letters and notifications.
         The batch may be committed once this returns."""
+        self.writer.refresh_evaluations(staged.touched)
         self.writer.write_vectors(staged.vectors)
         results = iter(staged.written)
         status_rows = []

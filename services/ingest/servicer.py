@@ -10,6 +10,7 @@ from shoal.common.errors import InvalidArgument
 from shoal.common.stores.vectors import VectorStore
 from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import Dataset, DatasetCatalog, InferenceSet
+from shoal.ingest.evaluations import EvaluationRefresher
 from shoal.ingest.pipeline import UploadPublisher, new_upload_id
 from shoal.ingest.status import KINDS, dataset_stats, upload_status
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -109,8 +110,14 @@ def _counts(values: dict[str, int]) -> ingest_pb2.UploadCounts:
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def __init__(
-        self, catalog: ProjectCatalog, datasets: DatasetCatalog, publisher: UploadPublisher, vectors: VectorStore
+        self,
+        catalog: ProjectCatalog,
+        datasets: DatasetCatalog,
+        publisher: UploadPublisher,
+        vectors: VectorStore,
+        evaluations: EvaluationRefresher,
     ) -> None:
+        self.evaluations = evaluations
         self.catalog = catalog
         self.vectors = vectors
         self.datasets = datasets
@@ -186,6 +193,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         created = self.datasets.create_inference_set(
             InferenceSet(request.project, s.name, s.dataset, s.model_name, s.model_version, s.description)
         )
+        self.evaluations.backfill(created.project, created.dataset, created.name)
         return pb.CreateInferenceSetResponse(inference_set=inference_set_to_proto(created))
 
     def GetInferenceSet(self, request: pb.GetInferenceSetRequest, context: Any) -> pb.GetInferenceSetResponse:

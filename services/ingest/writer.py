@@ -21,6 +21,7 @@ from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import CollectionSpec, ScalarField, VectorStore, collection_name
 from shoal.common.v1 import common_pb2
 from shoal.ingest import columns as columnar
+from shoal.ingest.evaluations import EvaluationRefresher
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk
 
@@ -87,6 +88,18 @@ EMBEDDING_FIELDS = (
 VectorWork = dict[tuple[str, str], list[tuple["EventMeta", Any]]]
 
 
+@dataclass
+class TableWrites:
+    """What :meth:`IngestWriter.write_tables` wrote, and the work that follows from it."""
+
+    written: list[Written]
+    #: the vectors still to upsert (:meth:`IngestWriter.write_vectors`)
+    vectors: VectorWork
+    #: (project, dataset) -> (frame ids touched, the project's class ids in order), for
+    #: :meth:`IngestWriter.refresh_evaluations`
+    touched: dict[tuple[str, str], tuple[set[str], list[int]]]
+
+
 def vector_pk(dataset: str, frame_id: str, object_id: str) -> str:
     """Primary key of an embedding: stable for (dataset, frame, object), so a rewrite replaces it."""
     return f"{dataset}\x1f{frame_id}\x1f{object_id}"
@@ -130,21 +143,39 @@ class IngestWriter:
     def __init__(self, metrics: MetricsStore, vectors: VectorStore) -> None:
         self.metrics = metrics
         self.vectors = vectors
+        self.evaluations = EvaluationRefresher(metrics)
 
     def write(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> list[Written]:
-        """Writes the valid items of several events: ClickHouse, then Milvus."""
-        written, vectors = self.write_tables(batch)
-        self.write_vectors(vectors)
-        return written
+        """Writes the valid items of several events: ClickHouse, the evaluation rows, Milvus."""
+        done = self.write_tables(batch)
+        self.refresh_evaluations(done.touched)
+        self.write_vectors(done.vectors)
+        return done.written
 
-    def write_tables(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> tuple[list[Written], VectorWork]:
-        """Writes the ClickHouse rows of several events, batched per table; returns what each
-        event wrote and the vectors still to upsert (:meth:`write_vectors`)."""
+    def refresh_evaluations(self, touched: dict[tuple[str, str], tuple[set[str], list[int]]]) -> None:
+        """Recomputes the ``evaluations`` rows of the frames a batch touched."""
+        for (project, dataset), (ids, ontology) in touched.items():
+            self.evaluations.refresh(project, dataset, ids, ontology)
+
+    def write_tables(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> TableWrites:
+        """Writes the ClickHouse rows of several events, batched per table."""
         frames, versions, objects, inferences, predicted = [], [], [], [], []
         frame_blocks, label_blocks, inference_blocks = [], [], []
+        touched: dict[tuple[str, str], set[str]] = defaultdict(set)
+        ontologies: dict[tuple[str, str], list[int]] = {}
         vectors: dict[tuple[str, str], list[tuple[EventMeta, object]]] = defaultdict(list)
         out = []
         for meta, chunk in batch:
+            key = (meta.project, meta.dataset)
+            ontologies[key] = chunk.ontology
+            seen = touched[key]
+            seen.update(f.frame_id for f in chunk.frames)
+            seen.update(lab.frame_id for lab in chunk.labels)
+            seen.update(inf.frame_id for inf in chunk.inferences)
+            if chunk.columns is not None:
+                c = chunk.columns
+                rows = c.frame_ok | c.label_ok | c.inference_ok
+                seen.update(c.frame_ids if rows.all() else (c.frame_ids[r] for r in np.flatnonzero(rows).tolist()))
             for f in chunk.frames:
                 s, n, b, t = _split_metadata(f.metadata)
                 capture = f.capture_time.ToDatetime(tzinfo=UTC) if f.HasField("capture_time") else None
@@ -358,7 +389,7 @@ class IngestWriter:
                 "version",
             ),
         )
-        return out, vectors
+        return TableWrites(out, vectors, {key: (ids, ontologies[key]) for key, ids in touched.items() if ids})
 
     def write_vectors(self, vectors: VectorWork) -> None:
         """Upserts the vectors of :meth:`write_tables`, per collection and dataset partition."""

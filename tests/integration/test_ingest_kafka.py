@@ -146,6 +146,12 @@ def _read_chdb(path: Path, database: str, project: str, sample: list[str]) -> di
             {{"p": {project!r}, "ids": {sample!r}}},
         ).rows
         out["sample"] = [[r[0], r[1], list(r[2])] for r in rows]
+        m.command("OPTIMIZE TABLE evaluations FINAL")
+        out["evaluations"] = m.query(
+            "SELECT inference_set, count(), uniqExact(frame_id), countIf(label_class IS NULL),"
+            " countIf(inference_set != '' AND pred_raw IS NULL) FROM evaluations"
+            " WHERE project = {{p:String}} GROUP BY inference_set ORDER BY inference_set", {{"p": {project!r}}}
+        ).rows
         print(json.dumps(out))
         """
     )
@@ -234,6 +240,8 @@ def test_200k_frames_land_exactly_through_three_consumer_kills(tmp_path: Path, k
     got = _read_chdb(chdb_dir, "shoal", project, sample)
     for table in ("frames", "label_versions", "inferences"):
         assert got[table] == [N, N], f"{table}: rows and distinct frames after OPTIMIZE FINAL"
+    # the rows analyses read: one per frame and inference set, each with its label and prediction
+    assert got["evaluations"] == [["", N, N, 0, 0], ["i", N, N, 0, 0]]
     by_id = {r[0]: r for r in got["sample"]}
     for fid in sample:
         i = ids.index(fid)

@@ -463,3 +463,23 @@ def test_regression_gates_and_shoal_check(served) -> None:  # type: ignore[no-un
     assert failed.returncode == 1 and "FAIL  dogs-rt: accuracy" in failed.stdout
     missing = check("nope")
     assert missing.returncode == 2 and "NOT_FOUND" in missing.stderr
+
+
+def test_an_inference_set_created_later_covers_every_frame(served) -> None:  # type: ignore[no-untyped-def]
+    running, data = served
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="pets", inference_set=pb.InferenceSet(
+            name="late-model", dataset="photos", model_name="m", model_version="9")))  # fmt: skip
+        m = c.analysis.GetClassificationMetrics(
+            apb.GetClassificationMetricsRequest(project="pets", inference_set="late-model")
+        ).metrics
+    assert m.frames == 0  # nothing predicted yet
+    every = _query(running, inference_set="late-model")
+    assert every.page.total_count == _query(running, dataset="photos").page.total_count
+    predicted = _query(running, inference_set="late-model", filter=cpb.Filter(all=[
+        cpb.Condition(field="predicted_class", exists=True)]))  # fmt: skip
+    assert predicted.page.total_count == 0
+    # labels are there: the rows carry the frames' current labels
+    labeled = _query(running, inference_set="late-model", filter=cpb.Filter(all=[
+        cpb.Condition(field="label_class", equals=cpb.Value(string_value="dog"))]))  # fmt: skip
+    assert labeled.page.total_count == (data.labeled & (data.labels == 2)).sum()

@@ -1,0 +1,150 @@
+"""The ``evaluations`` table: one row per (inference set, frame) with the frame's current fields,
+its latest label and the set's prediction, ready for analyses to filter, sort and aggregate
+without joins or de-duplication at read time.
+
+Rows are derived, never written by clients: after the consumer writes a batch, the frames it
+touched are recomputed from ``frames``, ``label_versions`` and ``inferences`` for every inference
+set of their dataset (and for the pseudo inference set ``""``, which holds every frame without
+predictions). Recomputing from the current state, with a newer ``version``, makes the refresh
+idempotent and order-proof: a redelivered or late batch rewrites the same current state.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+
+from shoal.common.stores.metrics import MetricsStore, Migration
+
+MIGRATIONS = (
+    Migration(
+        component="ingest",
+        version=4,
+        name="evaluations",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS evaluations ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " frame_id String, split LowCardinality(String), media_uri String, media_type LowCardinality(String),"
+            " capture_time Nullable(DateTime64(3, 'UTC')),"
+            " meta_str Map(LowCardinality(String), String), meta_num Map(LowCardinality(String), Float64),"
+            " meta_bool Map(LowCardinality(String), UInt8),"
+            " meta_time Map(LowCardinality(String), DateTime64(3, 'UTC')),"
+            " label_class Nullable(Int32), pred_raw Nullable(Int32), confidence Nullable(Float32),"
+            " probs Array(Float32), loss Nullable(Float64), margin Nullable(Float64), version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, inference_set, dataset, frame_id)",
+            # the frame ids of one refresh, joined by the refresh statements (a table reads far faster
+            # than a large array parameter); expired by TTL
+            "CREATE TABLE IF NOT EXISTS refresh_keys (batch UInt64, frame_id String,"
+            " inserted DateTime DEFAULT now()) ENGINE = MergeTree PARTITION BY toStartOfHour(inserted)"
+            " ORDER BY (batch, frame_id) TTL inserted + INTERVAL 1 HOUR",
+        ),
+    ),
+)
+
+#: a probability this small or smaller counts as this for the loss (no infinite losses)
+MIN_PROBABILITY = 1e-12
+COLUMNS = (
+    "project, inference_set, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str, meta_num,"
+    " meta_bool, meta_time, label_class, pred_raw, confidence, probs, loss, margin, version"
+)
+#: frame ids per statement (an IN set this large still uses the primary key)
+STEP = 50_000
+
+
+class EvaluationRefresher:
+    def __init__(self, metrics: MetricsStore) -> None:
+        self.metrics = metrics
+
+    def inference_sets(self, project: str, dataset: str) -> list[str]:
+        rows = self.metrics.query(
+            "SELECT DISTINCT name FROM inference_sets FINAL WHERE project = {project:String}"
+            " AND dataset = {dataset:String}",
+            {"project": project, "dataset": dataset},
+        ).rows
+        return ["", *sorted(str(r[0]) for r in rows)]
+
+    def refresh(self, project: str, dataset: str, frame_ids: Iterable[str], ontology: Sequence[int]) -> None:
+        """Recomputes the rows of these frames for every inference set of the dataset."""
+        ids = sorted(set(frame_ids))
+        if not ids:
+            return
+        sets = self.inference_sets(project, dataset)
+        for start in range(0, len(ids), STEP):
+            part = ids[start : start + STEP]
+            batch = secrets.randbits(63)
+            self.metrics.insert_arrow(
+                "refresh_keys",
+                pa.table(
+                    {"batch": pa.array([batch] * len(part), pa.uint64()), "frame_id": pa.array(part, pa.string())}
+                ),
+            )
+            for name in sets:
+                self._refresh(project, dataset, name, batch, ontology)
+
+    def _refresh(self, project: str, dataset: str, inference_set: str, batch: int, ontology: Sequence[int]) -> None:
+        keys = "SELECT frame_id FROM refresh_keys WHERE batch = {batch:UInt64}"
+        scope = f"project = {{project:String}} AND dataset = {{dataset:String}} AND frame_id IN ({keys})"
+        # FINAL keeps the newest version of each key: a merge of sorted parts, far cheaper than
+        # aggregating the metadata maps
+        frames = (
+            "SELECT frame_id, split, media_uri, media_type, capture_time, meta_str, meta_num, meta_bool, meta_time"
+            f" FROM frames FINAL WHERE {scope}"
+        )
+        # a tuple is never skipped as NULL: a latest version without a class means "unlabeled"
+        labels = (
+            "SELECT frame_id, argMax(tuple(class_id), (version_time, label_version)).1 AS label_class"
+            f" FROM label_versions WHERE {scope} GROUP BY frame_id"
+        )
+        params = {
+            "project": project,
+            "dataset": dataset,
+            "batch": batch,
+            "set": inference_set,
+            "ontology": list(ontology),
+            "version": time.time_ns(),
+        }
+        if inference_set:
+            preds = (
+                "SELECT frame_id, pred_class AS pred_raw, confidence, probs FROM inferences FINAL"
+                f" WHERE project = {{project:String}} AND inference_set = {{set:String}} AND frame_id IN ({keys})"
+            )
+            pred_join = f" LEFT JOIN ({preds}) AS p ON p.frame_id = f.frame_id"
+            pred_cols = "p.pred_raw AS pred_raw, p.confidence AS confidence, p.probs AS probs"
+        else:
+            pred_join = ""
+            pred_cols = (
+                "CAST(NULL AS Nullable(Int32)) AS pred_raw, CAST(NULL AS Nullable(Float32)) AS confidence,"
+                " CAST([] AS Array(Float32)) AS probs"
+            )
+        self.metrics.command(
+            f"INSERT INTO evaluations ({COLUMNS})"
+            " SELECT project, inference_set, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str,"
+            " meta_num, meta_bool, meta_time, label_class, pred_raw, confidence, probs,"
+            " if(pos > 0 AND length(probs) >= pos,"
+            f" -log(greatest(toFloat64(probs[pos]), {MIN_PROBABILITY!r})), NULL) AS loss,"
+            " if(length(probs) >= 2, toFloat64(arrayReverseSort(probs)[1] - arrayReverseSort(probs)[2]), NULL)"
+            " AS margin, version"
+            " FROM (SELECT {project:String} AS project, {set:String} AS inference_set, {dataset:String} AS dataset,"
+            " f.frame_id AS frame_id, f.split AS split, f.media_uri AS media_uri, f.media_type AS media_type,"
+            " f.capture_time AS capture_time, f.meta_str AS meta_str, f.meta_num AS meta_num,"
+            " f.meta_bool AS meta_bool, f.meta_time AS meta_time, l.label_class AS label_class,"
+            f" {pred_cols}, indexOf({{ontology:Array(Int32)}}, l.label_class) AS pos, {{version:UInt64}} AS version"
+            f" FROM ({frames}) AS f LEFT JOIN ({labels}) AS l ON l.frame_id = f.frame_id{pred_join})"
+            " SETTINGS join_use_nulls = 1",
+            params,
+        )
+
+    def backfill(self, project: str, dataset: str, inference_set: str) -> None:
+        """Rows of a new inference set for the frames the dataset already holds (no predictions
+        yet), so that its queries cover every frame. Predictions written later are newer."""
+        self.metrics.command(
+            f"INSERT INTO evaluations ({COLUMNS})"
+            " SELECT project, {set:String}, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str,"
+            " meta_num, meta_bool, meta_time, label_class, NULL, NULL, CAST([] AS Array(Float32)), NULL, NULL,"
+            " {version:UInt64} FROM evaluations FINAL"
+            " WHERE project = {project:String} AND inference_set = '' AND dataset = {dataset:String}",
+            {"project": project, "dataset": dataset, "set": inference_set, "version": time.time_ns()},
+        )
