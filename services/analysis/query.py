@@ -91,12 +91,16 @@ class View:
     confidence_threshold: float = 0.0
     #: another inference set of the dataset, for the comparison fields
     baseline_inference_set: str = ""
+    #: without an inference set: the set whose rows describe the frames (see
+    #: :func:`shoal.ingest.evaluations.frame_rows_set`)
+    frames_from: str = ""
 
 
 _ROW_COLUMNS = (
     "frame_id", "split", "media_uri", "media_type", "capture_time", "meta_str", "meta_num", "meta_bool", "meta_time",
     "label_class", "pred_raw", "probs", "loss", "margin",
 )  # fmt: skip
+_PREDICTION_COLUMNS = ("pred_raw", "probs", "loss", "margin")
 #: to append to every statement that reads :func:`view_sql` (unmatched joins give NULL, not 0)
 SETTINGS = " SETTINGS join_use_nulls = 1"
 
@@ -110,9 +114,18 @@ def view_sql(view: View, params: Params) -> str:
     inference_set = params.add(view.inference_set, "String")
     threshold = params.add(float(view.confidence_threshold), "Float64")
     ontology = params.add(list(view.ontology), "Array(Int32)")
+    if view.inference_set:
+        columns = f"{', '.join(_ROW_COLUMNS)}, toFloat64(confidence) AS confidence"
+    else:  # the frames alone: another set's rows, without their predictions
+        inference_set = params.add(view.frames_from, "String")
+        columns = (
+            f"{', '.join(c for c in _ROW_COLUMNS if c not in _PREDICTION_COLUMNS)},"
+            " CAST(NULL AS Nullable(Int32)) AS pred_raw, CAST([] AS Array(Float32)) AS probs,"
+            " CAST(NULL AS Nullable(Float64)) AS loss, CAST(NULL AS Nullable(Float64)) AS margin,"
+            " CAST(NULL AS Nullable(Float64)) AS confidence"
+        )
     rows = (
-        f"SELECT {', '.join(_ROW_COLUMNS)}, toFloat64(confidence) AS confidence"
-        f" FROM evaluations FINAL WHERE project = {project} AND inference_set = {inference_set}"
+        f"SELECT {columns} FROM evaluations FINAL WHERE project = {project} AND inference_set = {inference_set}"
         f" AND dataset = {dataset}"
     )
     if view.baseline_inference_set:

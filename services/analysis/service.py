@@ -10,6 +10,7 @@ from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
 from shoal.analysis.datapoints import Row, query_datapoints
+from shoal.analysis.detection import detection_report
 from shoal.analysis.gates import evaluate_gates
 from shoal.analysis.query import View
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
@@ -26,6 +27,7 @@ from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog
+from shoal.ingest.evaluations import frame_rows_set
 
 NAME = "analysis"
 FULL_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
@@ -60,6 +62,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
 
     def _view(self, project: str, dataset: str, inference_set: str, threshold: float, baseline: str = "") -> View:
         p = self.projects.get(project)
+        frames_from = ""
         if inference_set:
             s = self.datasets.get_inference_set(project, inference_set)
             if dataset and dataset != s.dataset:
@@ -79,6 +82,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             raise InvalidArgument("give a dataset or an inference set", field="dataset")
         else:
             self.datasets.get(project, dataset)
+            frames_from = frame_rows_set(self.metrics, project, dataset)
         return View(
             project=project,
             dataset=dataset,
@@ -87,6 +91,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             class_names={c.name: c.id for c in p.classes},
             confidence_threshold=threshold,
             baseline_inference_set=baseline,
+            frames_from=frames_from,
         )
 
     def GetClassificationMetrics(
@@ -161,6 +166,52 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             datapoints=[_datapoint(view.dataset, r) for r in page.rows],
             page=common_pb2.PageResponse(next_page_token=page.next_token, total_count=page.total),
         )
+
+    def GetDetectionMetrics(
+        self, request: pb.GetDetectionMetricsRequest, context: Any
+    ) -> pb.GetDetectionMetricsResponse:
+        if not request.inference_set:
+            raise InvalidArgument("is empty", field="inference_set")
+        project = self.projects.get(request.project)
+        if project.task_type != "OBJECT_DETECTION_2D":
+            raise FailedPrecondition(
+                f"project {project.name!r} is {project.task_type}, not a 2-D detection project", field="project"
+            )
+        s = self.datasets.get_inference_set(request.project, request.inference_set)
+        report = detection_report(self.metrics, request.project, s.dataset, s.name, [c.id for c in project.classes])
+        st = report.result.stats
+        out = pb.DetectionMetrics(
+            inference_set=s.name,
+            dataset=s.dataset,
+            frames=report.frames,
+            ground_truth_objects=report.ground_truth,
+            predicted_objects=report.predicted,
+            ap=st["AP"],
+            ap50=st["AP50"],
+            ap75=st["AP75"],
+            ap_small=st["AP_small"],
+            ap_medium=st["AP_medium"],
+            ap_large=st["AP_large"],
+            ar1=st["AR1"],
+            ar10=st["AR10"],
+            ar100=st["AR100"],
+            ar_small=st["AR_small"],
+            ar_medium=st["AR_medium"],
+            ar_large=st["AR_large"],
+        )
+        for c in project.classes:
+            pc = report.result.per_class[c.id]
+            out.per_class.add(
+                class_id=c.id,
+                class_name=c.name,
+                ap=pc["AP"],
+                ap50=pc["AP50"],
+                ap75=pc["AP75"],
+                ar100=pc["AR100"],
+                ground_truth=report.gt_per_class.get(c.id, 0),
+                predicted=report.dt_per_class.get(c.id, 0),
+            )
+        return pb.GetDetectionMetricsResponse(metrics=out)
 
     def GetSlices(self, request: pb.GetSlicesRequest, context: Any) -> pb.GetSlicesResponse:
         if not request.inference_set:

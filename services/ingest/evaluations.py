@@ -4,9 +4,11 @@ without joins or de-duplication at read time.
 
 Rows are derived, never written by clients: after the consumer writes a batch, the frames it
 touched are recomputed from ``frames``, ``label_versions`` and ``inferences`` for every inference
-set of their dataset (and for the pseudo inference set ``""``, which holds every frame without
-predictions). Recomputing from the current state, with a newer ``version``, makes the refresh
-idempotent and order-proof: a redelivered or late batch rewrites the same current state.
+set of their dataset. Every set holds a row for every frame of its dataset (a new set is
+backfilled), so the rows of any set also answer questions about the frames alone; a dataset
+without inference sets keeps its rows under the pseudo set ``""``. Recomputing from the current
+state, with a newer ``version``, makes the refresh idempotent and order-proof: a redelivered or
+late batch rewrites the same current state.
 """
 
 from __future__ import annotations
@@ -59,12 +61,8 @@ class EvaluationRefresher:
         self.metrics = metrics
 
     def inference_sets(self, project: str, dataset: str) -> list[str]:
-        rows = self.metrics.query(
-            "SELECT DISTINCT name FROM inference_sets FINAL WHERE project = {project:String}"
-            " AND dataset = {dataset:String}",
-            {"project": project, "dataset": dataset},
-        ).rows
-        return ["", *sorted(str(r[0]) for r in rows)]
+        """The sets whose rows are kept: the dataset's inference sets, or ``""`` when it has none."""
+        return rows_sets(self.metrics, project, dataset) or [""]
 
     def refresh(self, project: str, dataset: str, frame_ids: Iterable[str], ontology: Sequence[int]) -> None:
         """Recomputes the rows of these frames for every inference set of the dataset."""
@@ -139,12 +137,37 @@ class EvaluationRefresher:
 
     def backfill(self, project: str, dataset: str, inference_set: str) -> None:
         """Rows of a new inference set for the frames the dataset already holds (no predictions
-        yet), so that its queries cover every frame. Predictions written later are newer."""
+        yet), copied from another set's rows, so that its queries cover every frame. Predictions
+        written later are newer."""
+        others = [s for s in rows_sets(self.metrics, project, dataset) if s != inference_set]
         self.metrics.command(
             f"INSERT INTO evaluations ({COLUMNS})"
             " SELECT project, {set:String}, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str,"
             " meta_num, meta_bool, meta_time, label_class, NULL, NULL, CAST([] AS Array(Float32)), NULL, NULL,"
             " {version:UInt64} FROM evaluations FINAL"
-            " WHERE project = {project:String} AND inference_set = '' AND dataset = {dataset:String}",
-            {"project": project, "dataset": dataset, "set": inference_set, "version": time.time_ns()},
+            " WHERE project = {project:String} AND inference_set = {source:String} AND dataset = {dataset:String}",
+            {
+                "project": project,
+                "dataset": dataset,
+                "set": inference_set,
+                "source": others[0] if others else "",
+                "version": time.time_ns(),
+            },
         )
+
+
+def rows_sets(metrics: MetricsStore, project: str, dataset: str) -> list[str]:
+    """The dataset's inference sets, by name."""
+    rows = metrics.query(
+        "SELECT DISTINCT name FROM inference_sets FINAL WHERE project = {project:String} AND dataset = {dataset:String}"
+        " ORDER BY name",
+        {"project": project, "dataset": dataset},
+    ).rows
+    return [str(r[0]) for r in rows]
+
+
+def frame_rows_set(metrics: MetricsStore, project: str, dataset: str) -> str:
+    """The set whose rows describe the dataset's frames (any set holds them all; the first by
+    name, or ``""`` for a dataset without inference sets)."""
+    sets = rows_sets(metrics, project, dataset)
+    return sets[0] if sets else ""

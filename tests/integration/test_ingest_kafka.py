@@ -241,7 +241,7 @@ def test_200k_frames_land_exactly_through_three_consumer_kills(tmp_path: Path, k
     for table in ("frames", "label_versions", "inferences"):
         assert got[table] == [N, N], f"{table}: rows and distinct frames after OPTIMIZE FINAL"
     # the rows analyses read: one per frame and inference set, each with its label and prediction
-    assert got["evaluations"] == [["", N, N, 0, 0], ["i", N, N, 0, 0]]
+    assert got["evaluations"] == [["i", N, N, 0, 0]]
     by_id = {r[0]: r for r in got["sample"]}
     for fid in sample:
         i = ids.index(fid)

@@ -483,3 +483,25 @@ def test_an_inference_set_created_later_covers_every_frame(served) -> None:  # t
     labeled = _query(running, inference_set="late-model", filter=cpb.Filter(all=[
         cpb.Condition(field="label_class", equals=cpb.Value(string_value="dog"))]))  # fmt: skip
     assert labeled.page.total_count == (data.labeled & (data.labels == 2)).sum()
+
+
+def test_a_dataset_without_inference_sets_and_its_first_set(served) -> None:  # type: ignore[no-untyped-def]
+    running, _ = served
+    ids = [f"p-{i}" for i in range(120)]
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(
+            project="pets", dataset=pb.Dataset(name="plain", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+        r = c.upload("pets", "plain", UploadColumns(frame_ids=ids, class_ids=IDS[np.arange(120) % 4]), progress=False)
+        c.wait_for_upload("pets", r.upload_id, timeout=60)
+        assert _query(running, dataset="plain").page.total_count == 120
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="pets", inference_set=pb.InferenceSet(
+            name="first", dataset="plain", model_name="m", model_version="1")))  # fmt: skip
+        more = UploadColumns(frame_ids=["p-late"], class_ids=[7])
+        r = c.upload("pets", "plain", more, progress=False)
+        c.wait_for_upload("pets", r.upload_id, timeout=60)
+    # the new set covers the frames from before it and after it, and so do frame-only queries
+    assert _query(running, inference_set="first").page.total_count == 121
+    assert _query(running, dataset="plain").page.total_count == 121
+    cats = _query(running, dataset="plain", filter=cpb.Filter(all=[
+        cpb.Condition(field="label_class", equals=cpb.Value(string_value="cat"))]))  # fmt: skip
+    assert cats.page.total_count == 30 + 1

@@ -293,12 +293,12 @@ def test_columnar_upload_through_the_sdk_reads_back_values(running: Running) -> 
         workers = [w for spec in running.server.specs for w in spec.workers]
         wait_for(lambda: sum(w.processed_events for w in workers) >= 6, what="the retried chunks to be processed")
         assert _counts(running) == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
-        # nor in the rows analyses read: one per frame for the inference set and for ""
+        # nor in the rows analyses read: one per frame of the inference set
         ev = m.query(
             "SELECT inference_set, count(), countIf(pred_raw IS NOT NULL), countIf(label_class IS NOT NULL)"
             " FROM evaluations FINAL WHERE project = 'digits' GROUP BY inference_set ORDER BY inference_set"
         ).rows
-        assert ev == [("", n, 0, n), ("m1", n, n, n)]
+        assert ev == [("m1", n, n, n)]
         loss = m.query("SELECT loss FROM evaluations FINAL WHERE inference_set = 'm1' AND frame_id = 'c1234'").scalar()
         assert loss == pytest.approx(-np.log(probs[1234][1234 % K]), rel=1e-6)
 

@@ -492,3 +492,77 @@ class EvaluateGatesResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[GateResult]
     failed: _containers.RepeatedCompositeFieldContainer[GateResult]
     def __init__(self, results: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ..., failed: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ...) -> None: ...
+
+class GetDetectionMetricsRequest(_message.Message):
+    __slots__ = ("project", "inference_set")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ...) -> None: ...
+
+class DetectionClassMetrics(_message.Message):
+    __slots__ = ("class_id", "class_name", "ap", "ap50", "ap75", "ar100", "ground_truth", "predicted")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    AP_FIELD_NUMBER: _ClassVar[int]
+    AP50_FIELD_NUMBER: _ClassVar[int]
+    AP75_FIELD_NUMBER: _ClassVar[int]
+    AR100_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    ap: float
+    ap50: float
+    ap75: float
+    ar100: float
+    ground_truth: int
+    predicted: int
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ap: _Optional[float] = ..., ap50: _Optional[float] = ..., ap75: _Optional[float] = ..., ar100: _Optional[float] = ..., ground_truth: _Optional[int] = ..., predicted: _Optional[int] = ...) -> None: ...
+
+class DetectionMetrics(_message.Message):
+    __slots__ = ("inference_set", "dataset", "frames", "ground_truth_objects", "predicted_objects", "ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large", "per_class")
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    AP_FIELD_NUMBER: _ClassVar[int]
+    AP50_FIELD_NUMBER: _ClassVar[int]
+    AP75_FIELD_NUMBER: _ClassVar[int]
+    AP_SMALL_FIELD_NUMBER: _ClassVar[int]
+    AP_MEDIUM_FIELD_NUMBER: _ClassVar[int]
+    AP_LARGE_FIELD_NUMBER: _ClassVar[int]
+    AR1_FIELD_NUMBER: _ClassVar[int]
+    AR10_FIELD_NUMBER: _ClassVar[int]
+    AR100_FIELD_NUMBER: _ClassVar[int]
+    AR_SMALL_FIELD_NUMBER: _ClassVar[int]
+    AR_MEDIUM_FIELD_NUMBER: _ClassVar[int]
+    AR_LARGE_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    inference_set: str
+    dataset: str
+    frames: int
+    ground_truth_objects: int
+    predicted_objects: int
+    ap: float
+    ap50: float
+    ap75: float
+    ap_small: float
+    ap_medium: float
+    ap_large: float
+    ar1: float
+    ar10: float
+    ar100: float
+    ar_small: float
+    ar_medium: float
+    ar_large: float
+    per_class: _containers.RepeatedCompositeFieldContainer[DetectionClassMetrics]
+    def __init__(self, inference_set: _Optional[str] = ..., dataset: _Optional[str] = ..., frames: _Optional[int] = ..., ground_truth_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., ap: _Optional[float] = ..., ap50: _Optional[float] = ..., ap75: _Optional[float] = ..., ap_small: _Optional[float] = ..., ap_medium: _Optional[float] = ..., ap_large: _Optional[float] = ..., ar1: _Optional[float] = ..., ar10: _Optional[float] = ..., ar100: _Optional[float] = ..., ar_small: _Optional[float] = ..., ar_medium: _Optional[float] = ..., ar_large: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[DetectionClassMetrics, _Mapping]]] = ...) -> None: ...
+
+class GetDetectionMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: DetectionMetrics
+    def __init__(self, metrics: _Optional[_Union[DetectionMetrics, _Mapping]] = ...) -> None: ...

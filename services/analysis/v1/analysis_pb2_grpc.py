@@ -44,6 +44,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.FromString,
                 _registered_method=True)
+        self.GetDetectionMetrics = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetDetectionMetrics',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.FromString,
+                _registered_method=True)
         self.GetSlices = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetSlices',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.SerializeToString,
@@ -117,6 +122,15 @@ class AnalysisServiceServicer:
         """The datapoints of a dataset (with an inference set: with their predictions) that match a
         typed filter, sorted, one page at a time, with the total count. Open any confusion cell with
         the conditions label_class = A and predicted_class = B.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDetectionMetrics(self, request, context):
+        """COCO-style detection metrics of an inference set against the latest labels of its dataset:
+        AP over IoU .50:.95, AP50, AP75, AR at 1/10/100 detections, per area range and per class,
+        with crowd regions, as the reference COCO evaluation computes them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -213,6 +227,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QueryDatapoints,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.SerializeToString,
+            ),
+            'GetDetectionMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDetectionMetrics,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.SerializeToString,
             ),
             'GetSlices': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSlices,
@@ -324,6 +343,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QueryDatapoints',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDatapointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDetectionMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetDetectionMetrics',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,
