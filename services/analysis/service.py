@@ -6,11 +6,12 @@ import math
 from datetime import UTC
 from typing import Any
 
+from shoal.analysis import detection
 from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
 from shoal.analysis.datapoints import Row, query_datapoints
-from shoal.analysis.detection import detection_report
+from shoal.analysis.detection import detection_confusion, detection_report, query_matches
 from shoal.analysis.gates import evaluate_gates
 from shoal.analysis.query import View
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
@@ -172,11 +173,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
     ) -> pb.GetDetectionMetricsResponse:
         if not request.inference_set:
             raise InvalidArgument("is empty", field="inference_set")
-        project = self.projects.get(request.project)
-        if project.task_type != "OBJECT_DETECTION_2D":
-            raise FailedPrecondition(
-                f"project {project.name!r} is {project.task_type}, not a 2-D detection project", field="project"
-            )
+        project = self._detection_project(request.project)
         s = self.datasets.get_inference_set(request.project, request.inference_set)
         report = detection_report(self.metrics, request.project, s.dataset, s.name, [c.id for c in project.classes])
         st = report.result.stats
@@ -212,6 +209,64 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 predicted=report.dt_per_class.get(c.id, 0),
             )
         return pb.GetDetectionMetricsResponse(metrics=out)
+
+    def _detection_project(self, name: str) -> Any:
+        project = self.projects.get(name)
+        if project.task_type != "OBJECT_DETECTION_2D":
+            raise FailedPrecondition(
+                f"project {project.name!r} is {project.task_type}, not a 2-D detection project", field="project"
+            )
+        return project
+
+    def GetDetectionConfusion(
+        self, request: pb.GetDetectionConfusionRequest, context: Any
+    ) -> pb.GetDetectionConfusionResponse:
+        if not request.inference_set:
+            raise InvalidArgument("is empty", field="inference_set")
+        iou = request.iou_threshold or 0.5
+        if not (math.isfinite(iou) and 0.0 < iou <= 1.0):
+            raise InvalidArgument(f"must lie in (0, 1], got {iou}", field="iou_threshold")
+        threshold = _threshold(request.confidence_threshold, "confidence_threshold")
+        project = self._detection_project(request.project)
+        s = self.datasets.get_inference_set(request.project, request.inference_set)
+        run = detection_confusion(
+            self.metrics, request.project, s.dataset, s.name, [c.id for c in project.classes],
+            iou_threshold=iou, confidence_threshold=threshold,
+        )  # fmt: skip
+        out = pb.DetectionConfusion(
+            run_id=run.run_id,
+            inference_set=s.name,
+            iou_threshold=iou,
+            confidence_threshold=threshold,
+            class_ids=run.class_ids,
+            counts=[int(x) for x in run.counts.ravel()],
+            ignored_predictions=run.ignored,
+        )
+        return pb.GetDetectionConfusionResponse(confusion=out)
+
+    def QueryDetectionMatches(
+        self, request: pb.QueryDetectionMatchesRequest, context: Any
+    ) -> pb.QueryDetectionMatchesResponse:
+        if not request.run_id:
+            raise InvalidArgument("is empty", field="run_id")
+        label = request.label_class if request.HasField("label_class") else -1
+        predicted = request.predicted_class if request.HasField("predicted_class") else -1
+        if label == -1 and predicted == -1:
+            raise InvalidArgument("the false-positive row and the missed column do not meet", field="label_class")
+        scope = f"matches|{request.project}|{request.run_id}|{label}|{predicted}"
+        page = page_of(request.page, scope=scope)
+        rows, total = query_matches(self.metrics, request.project, request.run_id, label, predicted, page.offset,
+                                    page.size)  # fmt: skip
+        out = pb.QueryDetectionMatchesResponse(page=page_response(page, len(rows), total, scope=scope))
+        for frame, lo, po, lc, pc, iou, score in rows:
+            m = out.matches.add(frame_id=frame, label_object_id=lo, predicted_object_id=po, iou=float(iou))
+            if lc != -1:
+                m.label_class = int(lc)
+            if pc != -1:
+                m.predicted_class = int(pc)
+            if score is not None:
+                m.score = float(score)
+        return out
 
     def GetSlices(self, request: pb.GetSlicesRequest, context: Any) -> pb.GetSlicesResponse:
         if not request.inference_set:
@@ -430,5 +485,5 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         full_name=FULL_NAME,
         register=lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors"),
-        migrations=seg_store.MIGRATIONS,
+        migrations=(*seg_store.MIGRATIONS, *detection.MIGRATIONS),
     )

@@ -566,3 +566,79 @@ class GetDetectionMetricsResponse(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     metrics: DetectionMetrics
     def __init__(self, metrics: _Optional[_Union[DetectionMetrics, _Mapping]] = ...) -> None: ...
+
+class GetDetectionConfusionRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "iou_threshold", "confidence_threshold")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    iou_threshold: float
+    confidence_threshold: float
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
+
+class DetectionConfusion(_message.Message):
+    __slots__ = ("run_id", "inference_set", "iou_threshold", "confidence_threshold", "class_ids", "counts", "ignored_predictions")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    inference_set: str
+    iou_threshold: float
+    confidence_threshold: float
+    class_ids: _containers.RepeatedScalarFieldContainer[int]
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    ignored_predictions: int
+    def __init__(self, run_id: _Optional[str] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., class_ids: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., ignored_predictions: _Optional[int] = ...) -> None: ...
+
+class GetDetectionConfusionResponse(_message.Message):
+    __slots__ = ("confusion",)
+    CONFUSION_FIELD_NUMBER: _ClassVar[int]
+    confusion: DetectionConfusion
+    def __init__(self, confusion: _Optional[_Union[DetectionConfusion, _Mapping]] = ...) -> None: ...
+
+class DetectionMatch(_message.Message):
+    __slots__ = ("frame_id", "label_object_id", "predicted_object_id", "label_class", "predicted_class", "iou", "score")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    IOU_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    label_object_id: str
+    predicted_object_id: str
+    label_class: int
+    predicted_class: int
+    iou: float
+    score: float
+    def __init__(self, frame_id: _Optional[str] = ..., label_object_id: _Optional[str] = ..., predicted_object_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., iou: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
+
+class QueryDetectionMatchesRequest(_message.Message):
+    __slots__ = ("project", "run_id", "label_class", "predicted_class", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    run_id: str
+    label_class: int
+    predicted_class: int
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., run_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class QueryDetectionMatchesResponse(_message.Message):
+    __slots__ = ("matches", "page")
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[DetectionMatch]
+    page: _common_pb2.PageResponse
+    def __init__(self, matches: _Optional[_Iterable[_Union[DetectionMatch, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...

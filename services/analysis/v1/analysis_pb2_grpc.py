@@ -49,6 +49,16 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.FromString,
                 _registered_method=True)
+        self.GetDetectionConfusion = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetDetectionConfusion',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionResponse.FromString,
+                _registered_method=True)
+        self.QueryDetectionMatches = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryDetectionMatches',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesResponse.FromString,
+                _registered_method=True)
         self.GetSlices = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetSlices',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.SerializeToString,
@@ -131,6 +141,23 @@ class AnalysisServiceServicer:
         """COCO-style detection metrics of an inference set against the latest labels of its dataset:
         AP over IoU .50:.95, AP50, AP75, AR at 1/10/100 detections, per area range and per class,
         with crowd regions, as the reference COCO evaluation computes them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDetectionConfusion(self, request, context):
+        """The confusion matrix of a detection inference set with global matching across classes at an
+        IoU and a confidence threshold: rows are labeled classes then "false positive" (predictions
+        matching no labeled box), columns predicted classes then "missed" (labeled boxes no prediction
+        matched). Every match is recorded under the returned run id, so any cell can be opened.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryDetectionMatches(self, request, context):
+        """The match records of one cell of a detection confusion run, highest score first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +259,16 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.GetDetectionMetrics,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.SerializeToString,
+            ),
+            'GetDetectionConfusion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDetectionConfusion,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionResponse.SerializeToString,
+            ),
+            'QueryDetectionMatches': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryDetectionMatches,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesResponse.SerializeToString,
             ),
             'GetSlices': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSlices,
@@ -370,6 +407,60 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/GetDetectionMetrics',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDetectionConfusion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetDetectionConfusion',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryDetectionMatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryDetectionMatches',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesResponse.FromString,
             options,
             channel_credentials,
             insecure,
