@@ -1,0 +1,237 @@
+"""COCO detection metrics and the detection confusion matrix on N frames in chDB, beside pycocotools on the same boxes.
+
+Three processes, so that each peak memory is its own:
+
+1. a loader writes N frames with about 8 labeled and 8 predicted boxes each into chDB (Arrow inserts into Shoal's
+   tables);
+2. Shoal: `detection_report` (the twelve COCO numbers and per-class AP), `detection_confusion` (global matching at
+   IoU 0.5, records stored) and one page of a confusion cell, on that chDB;
+3. the peer: pycocotools' COCOeval (evaluate, accumulate, summarize) on the same boxes in memory.
+
+    python bench/analysis_metrics/bench_detection.py --frames 10000 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+CLASSES = list(range(1, 11))
+PROJECT, DATASET, INFERENCE_SET = "bench", "d", "m"
+SIZE = 1024
+
+
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def data(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Boxes of n frames: ground truth (some crowd), and detections near them or anywhere, with
+    scores in 0.01 steps (so ties occur). Coordinates are half pixels (exact in float32)."""
+    rng = np.random.default_rng(seed)
+    per = rng.integers(0, 16, n)
+    g = int(per.sum())
+    g_frame = np.repeat(np.arange(n), per)
+    side = np.exp(rng.uniform(np.log(6), np.log(400), (g, 2)))
+    g_xy = rng.uniform(0, 1, (g, 2)) * (SIZE - side)
+    g_box = np.floor(np.concatenate([g_xy, side], axis=1) * 2) / 2
+    g_cls = rng.choice(CLASSES, g)
+    g_crowd = rng.random(g) < 0.03
+    # detections: most ground truth seen once (some twice), jittered, sometimes the wrong class; plus noise
+    seen = rng.random(g) < 0.8
+    src = np.flatnonzero(seen)
+    src = np.concatenate([src, src[rng.random(len(src)) < 0.1]])
+    jitter = rng.normal(0, 0.08, (len(src), 4)) * np.repeat(g_box[src, 2:], 2, axis=1)
+    d_box = g_box[src] + jitter
+    d_cls = np.where(rng.random(len(src)) < 0.9, g_cls[src], rng.choice(CLASSES, len(src)))
+    d_frame = g_frame[src]
+    noise = int(0.3 * g)
+    n_side = np.exp(rng.uniform(np.log(6), np.log(300), (noise, 2)))
+    n_box = np.concatenate([rng.uniform(0, 1, (noise, 2)) * (SIZE - n_side), n_side], axis=1)
+    d_box = np.concatenate([d_box, n_box])
+    d_cls = np.concatenate([d_cls, rng.choice(CLASSES, noise)])
+    d_frame = np.concatenate([d_frame, rng.integers(0, n, noise)])
+    d_box[:, 2:] = np.clip(d_box[:, 2:], 1, None)
+    d_box[:, :2] = np.clip(d_box[:, :2], 0, SIZE - 1)
+    d_box[:, 2] = np.minimum(d_box[:, 2], SIZE - d_box[:, 0])
+    d_box[:, 3] = np.minimum(d_box[:, 3], SIZE - d_box[:, 1])
+    d_box = np.floor(d_box * 2) / 2
+    d_box[:, 2:] = np.clip(d_box[:, 2:], 0.5, None)
+    d_score = rng.integers(1, 100, len(d_box)) / 100
+    # in frame order, then input order: object ids follow it (they break score ties)
+    order = np.argsort(d_frame, kind="stable")
+    return {
+        "g_frame": g_frame, "g_box": g_box, "g_cls": g_cls, "g_crowd": g_crowd,
+        "d_frame": d_frame[order], "d_box": d_box[order], "d_cls": d_cls[order], "d_score": d_score[order],
+    }  # fmt: skip
+
+
+def frame_name(i: np.ndarray) -> list[str]:
+    return [f"f{v:08d}" for v in i.tolist()]
+
+
+def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
+    import pyarrow as pa
+
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+    from shoal.ingest import writer
+
+    d = data(n)
+    m = EmbeddedMetricsStore(path=Path(path), database="bench")
+    m.create_database()
+    m.migrate(writer.MIGRATIONS)
+
+    def const(value: str, k: int) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(k, dtype=np.int32)), pa.array([value]))
+
+    t0 = time.perf_counter()
+    frames = pa.array(frame_name(np.arange(n)))
+    m.insert_arrow("frames", pa.table({"project": const(PROJECT, n), "dataset": const(DATASET, n), "frame_id": frames,
+                                       "width": pa.array(np.full(n, SIZE, np.uint32)),
+                                       "height": pa.array(np.full(n, SIZE, np.uint32)),
+                                       "version": pa.array(np.ones(n, np.uint64))}))  # fmt: skip
+    m.insert_arrow("label_versions", pa.table({"project": const(PROJECT, n), "dataset": const(DATASET, n),
+                                               "frame_id": frames, "label_version": const("v1", n)}))  # fmt: skip
+    g = len(d["g_frame"])
+    m.insert_arrow("label_objects", pa.table({
+        "project": const(PROJECT, g), "dataset": const(DATASET, g), "frame_id": pa.array(frame_name(d["g_frame"])),
+        "label_version": const("v1", g), "object_id": pa.array([f"g{i:09d}" for i in range(g)]),
+        "class_id": pa.array(d["g_cls"].astype(np.int32)),
+        **{c: pa.array(d["g_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
+        "is_crowd": pa.array(d["g_crowd"].astype(np.uint8))}))  # fmt: skip
+    k = len(d["d_frame"])
+    m.insert_arrow("predicted_objects", pa.table({
+        "project": const(PROJECT, k), "inference_set": const(INFERENCE_SET, k), "dataset": const(DATASET, k),
+        "frame_id": pa.array(frame_name(d["d_frame"])), "object_id": pa.array([f"d{i:09d}" for i in range(k)]),
+        "class_id": pa.array(d["d_cls"].astype(np.int32)), "score": pa.array(d["d_score"].astype(np.float32)),
+        **{c: pa.array(d["d_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
+        "version": pa.array(np.ones(k, np.uint64))}))  # fmt: skip
+    return {"load_seconds": round(time.perf_counter() - t0, 1), "ground_truth": g, "predicted": k}
+
+
+def shoal_side(path: str) -> dict:  # type: ignore[type-arg]
+    from shoal.analysis import detection
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+    m = EmbeddedMetricsStore(path=Path(path), database="bench")
+    m.migrate(detection.MIGRATIONS)
+    t = time.perf_counter()
+    report = detection.detection_report(m, PROJECT, DATASET, INFERENCE_SET, CLASSES)
+    coco = time.perf_counter() - t
+    t = time.perf_counter()
+    run = detection.detection_confusion(m, PROJECT, DATASET, INFERENCE_SET, CLASSES, iou_threshold=0.5,
+                                        confidence_threshold=0.0)  # fmt: skip
+    confusion = time.perf_counter() - t
+    t = time.perf_counter()
+    rows, total = detection.query_matches(m, PROJECT, run.run_id, 1, 2, 0, 50)
+    assert len(rows) == min(50, total)
+    page = time.perf_counter() - t
+    return {
+        "coco_seconds": round(coco, 2),
+        "confusion_seconds": round(confusion, 2),
+        "page_seconds": round(page, 3),
+        "peak_rss_mib": round(peak_rss_mib()),
+        "stats": report.result.stats,
+        "cell_total": total,
+    }
+
+
+def peer_side(n: int) -> dict:  # type: ignore[type-arg]
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    d = data(n)
+    t = time.perf_counter()
+    gt = {
+        "images": [{"id": i, "width": SIZE, "height": SIZE} for i in range(n)],
+        "annotations": [
+            {"id": i + 1, "image_id": int(f), "category_id": int(c), "bbox": [float(v) for v in b],
+             "area": float(b[2] * b[3]), "iscrowd": int(cr)}
+            for i, (f, c, b, cr) in enumerate(zip(d["g_frame"], d["g_cls"], d["g_box"].astype(np.float32), d["g_crowd"], strict=True))
+        ],
+        "categories": [{"id": c, "name": str(c)} for c in CLASSES],
+    }  # fmt: skip
+    dts = [
+        {"image_id": int(f), "category_id": int(c), "bbox": [float(v) for v in b], "score": float(s)}
+        for f, c, b, s in zip(d["d_frame"], d["d_cls"], d["d_box"].astype(np.float32),
+                              d["d_score"].astype(np.float32), strict=True)
+    ]  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = gt
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(dts)
+        ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {"coco_seconds": round(time.perf_counter() - t, 2), "peak_rss_mib": round(peak_rss_mib()),
+            "stats": [float(x) for x in ev.stats]}  # fmt: skip
+
+
+def child(fn: str, *args: object) -> dict:  # type: ignore[type-arg]
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(REPO)!r})\n"
+        f"from bench.analysis_metrics.bench_detection import {fn}\n"
+        f"print(json.dumps({fn}(*{args!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "analysis_metrics" / "results_detection.json")
+    args = ap.parse_args()
+    names = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+             "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]  # fmt: skip
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, Python {platform.python_version()}",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "runs": {},
+    }
+    for n in args.frames:
+        work = Path(tempfile.mkdtemp(prefix="bench-detection-"))
+        try:
+            print(f"[{n}] loading ...", flush=True)
+            loaded = child("load", n, str(work / "ch"))
+            print(f"[{n}] {loaded}; shoal ...", flush=True)
+            shoal = child("shoal_side", str(work / "ch"))
+            print(f"[{n}] pycocotools ...", flush=True)
+            peer = child("peer_side", n)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        for name, value in zip(names, peer["stats"], strict=True):  # the same answers, or the timings mean nothing
+            assert abs(shoal["stats"][name] - value) <= 1e-6, (name, shoal["stats"][name], value)
+        summary = {"load": loaded, "shoal": {k: v for k, v in shoal.items() if k != "stats"},
+                   "pycocotools": {k: v for k, v in peer.items() if k != "stats"}, "AP": shoal["stats"]["AP"]}  # fmt: skip
+        results["runs"][str(n)] = summary
+        print(f"[{n}] {json.dumps(summary)}", flush=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
