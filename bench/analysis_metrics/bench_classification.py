@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,16 +28,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import machine, peak_rss_mib, run_child  # noqa: E402
+
+MODULE = "bench.analysis_metrics.bench_classification"
+
 K = 10
 PROJECT, DATASET, INFERENCE_SET = "bench", "d", "m"
 CELL = (3, 5)  # labeled 3, predicted 5
-
-
-def peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -195,16 +189,6 @@ def peer_side(n: int, repeats: int) -> dict:  # type: ignore[type-arg]
     }
 
 
-def child(fn: str, *args: object) -> dict:  # type: ignore[type-arg]
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(REPO)!r})\n"
-        f"from bench.analysis_metrics.bench_classification import {fn}\n"
-        f"print(json.dumps({fn}(*{args!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -213,8 +197,7 @@ def main() -> None:
     args = ap.parse_args()
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, Python {platform.python_version()}",
+        "machine": machine(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "runs": {},
     }
@@ -222,11 +205,11 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="bench-analysis-"))
         try:
             print(f"[{n}] loading ...", flush=True)
-            loaded = child("load", n, str(work / "ch"))
+            loaded = run_child(MODULE, "load", n, str(work / "ch"))
             print(f"[{n}] {loaded}; shoal ...", flush=True)
-            shoal = child("shoal_side", str(work / "ch"), args.repeats)
+            shoal = run_child(MODULE, "shoal_side", str(work / "ch"), args.repeats)
             print(f"[{n}] peers ...", flush=True)
-            peer = child("peer_side", n, args.repeats)
+            peer = run_child(MODULE, "peer_side", n, args.repeats)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         # the same answers, or the timings mean nothing

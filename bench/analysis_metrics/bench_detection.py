@@ -17,10 +17,7 @@ import argparse
 import contextlib
 import io
 import json
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,16 +29,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import machine, peak_rss_mib, run_child  # noqa: E402
+
+MODULE = "bench.analysis_metrics.bench_detection"
+
 CLASSES = list(range(1, 11))
 PROJECT, DATASET, INFERENCE_SET = "bench", "d", "m"
 SIZE = 1024
-
-
-def peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def data(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -188,16 +182,6 @@ def peer_side(n: int) -> dict:  # type: ignore[type-arg]
             "stats": [float(x) for x in ev.stats]}  # fmt: skip
 
 
-def child(fn: str, *args: object) -> dict:  # type: ignore[type-arg]
-    code = (
-        f"import json, sys; sys.path.insert(0, {str(REPO)!r})\n"
-        f"from bench.analysis_metrics.bench_detection import {fn}\n"
-        f"print(json.dumps({fn}(*{args!r})))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, nargs="+", default=[10_000, 100_000])
@@ -207,8 +191,7 @@ def main() -> None:
              "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]  # fmt: skip
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, Python {platform.python_version()}",
+        "machine": machine(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "runs": {},
     }
@@ -216,11 +199,11 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="bench-detection-"))
         try:
             print(f"[{n}] loading ...", flush=True)
-            loaded = child("load", n, str(work / "ch"))
+            loaded = run_child(MODULE, "load", n, str(work / "ch"))
             print(f"[{n}] {loaded}; shoal ...", flush=True)
-            shoal = child("shoal_side", str(work / "ch"))
+            shoal = run_child(MODULE, "shoal_side", str(work / "ch"))
             print(f"[{n}] pycocotools ...", flush=True)
-            peer = child("peer_side", n)
+            peer = run_child(MODULE, "peer_side", n)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         for name, value in zip(names, peer["stats"], strict=True):  # the same answers, or the timings mean nothing

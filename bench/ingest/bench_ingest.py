@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -32,6 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import machine, peak_rss_mib  # noqa: E402
 from shoal.client import Client  # noqa: E402
 from shoal.common.auth import generate_key  # noqa: E402
 from shoal.ingest.v1 import ingest_pb2 as pb  # noqa: E402
@@ -44,13 +44,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def data(n: int, dim: int, seed: int = 0) -> dict:  # type: ignore[type-arg]
@@ -223,7 +216,7 @@ def main() -> None:
     args = ap.parse_args()
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, Python {platform.python_version()}",
+        "machine": machine(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "frames": args.frames,
         "runs": {},

@@ -53,13 +53,20 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         self.datasets = DatasetCatalog(metrics, self.projects)
         self.segments = seg_store.SegmentStore(metrics)
 
-    def _classification_project(self, name: str) -> Any:
+    def _project(self, name: str, task_type: str) -> Any:
+        """The project, which must be of ``task_type`` for the metrics asked."""
         project = self.projects.get(name)
-        if project.task_type != "CLASSIFICATION":
-            raise FailedPrecondition(
-                f"project {project.name!r} is {project.task_type}, not a classification project", field="project"
-            )
+        if project.task_type != task_type:
+            what = {"CLASSIFICATION": "a classification", "OBJECT_DETECTION_2D": "a 2-D detection"}[task_type]
+            raise FailedPrecondition(f"project {project.name!r} is {project.task_type}, not {what} project",
+                                     field="project")  # fmt: skip
         return project
+
+    def _classification_project(self, name: str) -> Any:
+        return self._project(name, "CLASSIFICATION")
+
+    def _detection_project(self, name: str) -> Any:
+        return self._project(name, "OBJECT_DETECTION_2D")
 
     def _view(self, project: str, dataset: str, inference_set: str, threshold: float, baseline: str = "") -> View:
         p = self.projects.get(project)
@@ -209,14 +216,6 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 predicted=report.dt_per_class.get(c.id, 0),
             )
         return pb.GetDetectionMetricsResponse(metrics=out)
-
-    def _detection_project(self, name: str) -> Any:
-        project = self.projects.get(name)
-        if project.task_type != "OBJECT_DETECTION_2D":
-            raise FailedPrecondition(
-                f"project {project.name!r} is {project.task_type}, not a 2-D detection project", field="project"
-            )
-        return project
 
     def GetDetectionConfusion(
         self, request: pb.GetDetectionConfusionRequest, context: Any
