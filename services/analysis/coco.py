@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -80,123 +81,179 @@ def iou_matrix(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
-class _ImageEval:
-    scores: np.ndarray  # (D,)
-    matched: np.ndarray  # (T, D) bool
-    dt_ignore: np.ndarray  # (T, D) bool
-    gt_ignore: np.ndarray  # (G,) bool
-
-
-def _evaluate_image(
-    ious: np.ndarray,
-    dt_scores: np.ndarray,
-    dt_area: np.ndarray,
+@numba.njit(cache=True, nogil=True)
+def _match_groups(
+    gt_start: np.ndarray,
+    gt_end: np.ndarray,
+    dt_start: np.ndarray,
+    dt_end: np.ndarray,
+    gt_box: np.ndarray,
     gt_area: np.ndarray,
     gt_crowd: np.ndarray,
-    area_range: tuple[float, float],
-    max_det: int,
-) -> _ImageEval:
-    """One image and class at one area range; ``ious`` rows are detections already in score order
-    (and cut at the largest max detections), columns ground truth in input order."""
-    lo, hi = area_range
-    g_ignore = gt_crowd | (gt_area < lo) | (gt_area > hi)
-    gorder = np.argsort(g_ignore, kind="mergesort")
-    g_ignore = g_ignore[gorder]
-    crowd = gt_crowd[gorder]
-    d = min(max_det, len(dt_scores))
-    ious = ious[:d][:, gorder]
-    t_count = len(IOU_THRESHOLDS)
-    g = len(gorder)
-    gt_matched = np.zeros((t_count, g), dtype=bool)
-    matched = np.zeros((t_count, d), dtype=bool)
-    dt_ignore = np.zeros((t_count, d), dtype=bool)
-    if g and d:
-        for ti, t in enumerate(IOU_THRESHOLDS):
-            taken = gt_matched[ti]
-            for di in range(d):
-                best = min(t, 1 - 1e-10)
-                m = -1
-                row = ious[di]
-                for gi in range(g):
-                    if taken[gi] and not crowd[gi]:
+    dt_box: np.ndarray,
+    dt_area: np.ndarray,
+    areas: np.ndarray,
+    thresholds: np.ndarray,
+    matched: np.ndarray,
+    dt_ignored: np.ndarray,
+    gt_ignored: np.ndarray,
+) -> None:
+    """COCO's evaluateImg for every (class, image) group and area range at once. Detections of a
+    group are already in score order and cut at the largest max detections; ground truth in input
+    order. Writes matched and dt_ignored (A, T, D) and gt_ignored (A, G)."""
+    n_groups = gt_start.shape[0]
+    for a in range(areas.shape[0]):
+        lo, hi = areas[a, 0], areas[a, 1]
+        for grp in range(n_groups):
+            g0, g1, d0, d1 = gt_start[grp], gt_end[grp], dt_start[grp], dt_end[grp]
+            ng, nd = g1 - g0, d1 - d0
+            # ground truth order: regular first, then ignored (stable)
+            order = np.empty(ng, dtype=np.int64)
+            ign = np.empty(ng, dtype=np.bool_)
+            k = 0
+            for flag in range(2):
+                for j in range(ng):
+                    gi = g0 + j
+                    is_ign = gt_crowd[gi] or gt_area[gi] < lo or gt_area[gi] > hi
+                    if is_ign == (flag == 1):
+                        order[k] = gi
+                        ign[k] = is_ign
+                        k += 1
+            for j in range(ng):
+                gt_ignored[a, order[j]] = ign[j]
+            if nd == 0:
+                continue
+            ious = np.zeros((nd, ng))
+            for i in range(nd):
+                di = d0 + i
+                dx1, dy1 = dt_box[di, 0], dt_box[di, 1]
+                dx2, dy2 = dx1 + dt_box[di, 2], dy1 + dt_box[di, 3]
+                da = dt_box[di, 2] * dt_box[di, 3]
+                for j in range(ng):
+                    gi = order[j]
+                    gx1, gy1 = gt_box[gi, 0], gt_box[gi, 1]
+                    gx2, gy2 = gx1 + gt_box[gi, 2], gy1 + gt_box[gi, 3]
+                    iw = min(dx2, gx2) - max(dx1, gx1)
+                    ih = min(dy2, gy2) - max(dy1, gy1)
+                    if iw <= 0 or ih <= 0:
                         continue
-                    if m > -1 and not g_ignore[m] and g_ignore[gi]:
-                        break
-                    if row[gi] < best:
+                    inter = iw * ih
+                    union = da if gt_crowd[gi] else da + gt_box[gi, 2] * gt_box[gi, 3] - inter
+                    if union > 0:
+                        ious[i, j] = inter / union
+            for t in range(thresholds.shape[0]):
+                taken = np.zeros(ng, dtype=np.bool_)
+                for i in range(nd):
+                    di = d0 + i
+                    best = min(thresholds[t], 1 - 1e-10)
+                    m = -1
+                    for j in range(ng):
+                        if taken[j] and not gt_crowd[order[j]]:
+                            continue
+                        if m > -1 and not ign[m] and ign[j]:
+                            break
+                        if ious[i, j] < best:
+                            continue
+                        best = ious[i, j]
+                        m = j
+                    if m == -1:
+                        if dt_area[di] < lo or dt_area[di] > hi:
+                            dt_ignored[a, t, di] = True
                         continue
-                    best = row[gi]
-                    m = gi
-                if m == -1:
-                    continue
-                dt_ignore[ti, di] = g_ignore[m]
-                matched[ti, di] = True
-                taken[m] = True
-    outside = (dt_area[:d] < lo) | (dt_area[:d] > hi)
-    dt_ignore |= ~matched & outside[None, :]
-    return _ImageEval(dt_scores[:d], matched, dt_ignore, g_ignore)
+                    matched[a, t, di] = True
+                    dt_ignored[a, t, di] = ign[m]
+                    taken[m] = True
+
+
+def positions(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Position of each value in ``order`` (integer codes), -1 where absent."""
+    values = np.asarray(values, dtype=np.int64)
+    order = np.asarray(order, dtype=np.int64)
+    if len(order) == 0 or len(values) == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    lo = min(int(order.min()), int(values.min()))
+    hi = max(int(order.max()), int(values.max()))
+    lut = np.full(hi - lo + 1, -1, dtype=np.int64)
+    lut[order - lo] = np.arange(len(order))
+    return lut[values - lo]
 
 
 def evaluate(gt: Boxes, dt: Boxes, images: np.ndarray, categories: list[int]) -> CocoResult:
-    """COCO evaluation of ``dt`` against ``gt`` over ``images`` (codes, in evaluation order) and
-    ``categories`` (in order)."""
-    assert dt.score is not None and gt.crowd is not None
+    """COCO evaluation of ``dt`` against ``gt`` over ``images`` (integer codes, in evaluation
+    order) and ``categories`` (in order)."""
+    assert dt.score is not None and gt.crowd is not None and gt.area is not None and dt.area is not None
     t_count, r_count = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
-    areas = list(AREA_RANGES.values())
+    areas = np.array(list(AREA_RANGES.values()), dtype=np.float64)
     k_count, a_count, m_count = len(categories), len(areas), len(MAX_DETECTIONS)
     precision = -np.ones((t_count, r_count, k_count, a_count, m_count))
     recall = -np.ones((t_count, k_count, a_count, m_count))
-    max_det = MAX_DETECTIONS[-1]
-    image_pos = {int(im): i for i, im in enumerate(images)}
+    n_images = max(len(images), 1)
 
-    # group object indices by (category, image), keeping input order
-    def groups(b: Boxes) -> dict[tuple[int, int], np.ndarray]:
-        if len(b) == 0:
-            return {}
-        key = np.stack([np.asarray(b.category, dtype=np.int64), np.asarray(b.image, dtype=np.int64)], axis=1)
-        order = np.lexsort((np.arange(len(b)), key[:, 1], key[:, 0]))
-        key = key[order]
-        cuts = np.flatnonzero(np.any(np.diff(key, axis=0) != 0, axis=1)) + 1
-        out = {}
-        for part in np.split(order, cuts):
-            out[(int(b.category[part[0]]), int(b.image[part[0]]))] = part
-        return out
+    # ground truth by (class, image), input order within; detections by (class, image), score order
+    g_cat, g_img = positions(gt.category, np.asarray(categories)), positions(gt.image, images)
+    g_keep = np.flatnonzero((g_cat >= 0) & (g_img >= 0))
+    g_key = g_cat[g_keep] * n_images + g_img[g_keep]
+    g_sorted = g_keep[np.argsort(g_key, kind="stable")]
+    g_key = np.sort(g_key, kind="stable")
+    d_cat, d_img = positions(dt.category, np.asarray(categories)), positions(dt.image, images)
+    d_keep = np.flatnonzero((d_cat >= 0) & (d_img >= 0))
+    d_key = d_cat[d_keep] * n_images + d_img[d_keep]
+    d_order = np.lexsort((np.arange(len(d_keep)), -dt.score[d_keep], d_key))
+    d_sorted, d_key = d_keep[d_order], d_key[d_order]
+    # rank of each detection in its group; only the first max detections count
+    starts = np.searchsorted(d_key, d_key, side="left")
+    rank = np.arange(len(d_key)) - starts
+    top = rank < MAX_DETECTIONS[-1]
+    d_sorted, d_key, rank = d_sorted[top], d_key[top], rank[top]
 
-    gt_groups, dt_groups = groups(gt), groups(dt)
-    for ki, cat in enumerate(categories):
-        imgs = sorted(
-            {im for (c, im) in gt_groups if c == cat} | {im for (c, im) in dt_groups if c == cat},
-            key=lambda im: image_pos.get(im, len(image_pos)),
-        )
-        per_image = []
-        for im in imgs:
-            gi = gt_groups.get((cat, im), np.zeros(0, dtype=np.int64))
-            di = dt_groups.get((cat, im), np.zeros(0, dtype=np.int64))
-            di = di[np.argsort(-dt.score[di], kind="mergesort")][:max_det]
-            ious = iou_matrix(dt.box[di], gt.box[gi], gt.crowd[gi].astype(bool))
-            per_image.append((ious, dt.score[di], dt.area[di], gt.area[gi], gt.crowd[gi].astype(bool)))  # type: ignore[index]
-        for ai, area_range in enumerate(areas):
-            evals = [_evaluate_image(*args, area_range, max_det) for args in per_image]
+    keys = np.union1d(g_key, d_key)
+    gt_start = np.searchsorted(g_key, keys, side="left")
+    gt_end = np.searchsorted(g_key, keys, side="right")
+    dt_start = np.searchsorted(d_key, keys, side="left")
+    dt_end = np.searchsorted(d_key, keys, side="right")
+    g_box = np.ascontiguousarray(gt.box[g_sorted])
+    d_box = np.ascontiguousarray(dt.box[d_sorted])
+    matched = np.zeros((a_count, t_count, len(d_sorted)), dtype=np.bool_)
+    dt_ignored = np.zeros((a_count, t_count, len(d_sorted)), dtype=np.bool_)
+    gt_ignored = np.zeros((a_count, len(g_sorted)), dtype=np.bool_)
+    g_area = np.ascontiguousarray(gt.area[g_sorted], dtype=np.float64)
+    g_crowd = np.ascontiguousarray(gt.crowd[g_sorted], dtype=np.bool_)
+    d_area = np.ascontiguousarray(dt.area[d_sorted], dtype=np.float64)
+    _match_groups(
+        gt_start, gt_end, dt_start, dt_end, g_box, g_area, g_crowd, d_box, d_area,
+        areas, IOU_THRESHOLDS, matched, dt_ignored, gt_ignored,
+    )  # fmt: skip
+
+    d_score = dt.score[d_sorted]
+    g_class = g_key // n_images
+    d_class = d_key // n_images
+    for ki in range(k_count):
+        gs, ge = np.searchsorted(g_class, [ki, ki + 1])
+        ds, de = np.searchsorted(d_class, [ki, ki + 1])
+        if gs == ge and ds == de:
+            continue
+        for ai in range(a_count):
+            npig = int(np.count_nonzero(~gt_ignored[ai, gs:ge]))
+            if npig == 0:
+                continue
             for mi, m in enumerate(MAX_DETECTIONS):
-                if not evals:
-                    continue
-                scores = np.concatenate([e.scores[:m] for e in evals])
-                order = np.argsort(-scores, kind="mergesort")
-                matched = np.concatenate([e.matched[:, :m] for e in evals], axis=1)[:, order]
-                ignored = np.concatenate([e.dt_ignore[:, :m] for e in evals], axis=1)[:, order]
-                npig = int(sum(np.count_nonzero(~e.gt_ignore) for e in evals))
-                if npig == 0:
-                    continue
-                tps = np.cumsum(matched & ~ignored, axis=1, dtype=np.float64)
-                fps = np.cumsum(~matched & ~ignored, axis=1, dtype=np.float64)
+                sel = np.flatnonzero(rank[ds:de] < m) + ds
+                # the reference's order: images in order, each in score order, then a stable sort by score
+                order = sel[np.argsort(-d_score[sel], kind="mergesort")]
+                hit = matched[ai][:, order]
+                ign = dt_ignored[ai][:, order]
+                tps = np.cumsum(hit & ~ign, axis=1, dtype=np.float64)
+                fps = np.cumsum(~hit & ~ign, axis=1, dtype=np.float64)
+                nd = len(order)
                 for ti in range(t_count):
                     tp, fp = tps[ti], fps[ti]
-                    nd = len(tp)
                     rc = tp / npig
                     pr = tp / (fp + tp + np.spacing(1))
                     recall[ti, ki, ai, mi] = rc[-1] if nd else 0
-                    # monotone from the right
-                    pr = np.maximum.accumulate(pr[::-1])[::-1] if nd else pr
+                    if not nd:
+                        precision[ti, :, ki, ai, mi] = 0.0
+                        continue
+                    pr = np.maximum.accumulate(pr[::-1])[::-1]  # monotone from the right
                     inds = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
                     q = np.zeros(r_count)
                     valid = inds < nd
@@ -204,7 +261,7 @@ def evaluate(gt: Boxes, dt: Boxes, images: np.ndarray, categories: list[int]) ->
                     stop = int(np.argmin(valid)) if not valid.all() else r_count
                     q[:stop] = pr[inds[:stop]]
                     precision[ti, :, ki, ai, mi] = q
-    result = CocoResult(categories, precision, recall)
+    result = CocoResult(list(categories), precision, recall)
     result.stats = summarize(precision, recall)
     for ki, cat in enumerate(categories):
         result.per_class[cat] = summarize(precision[:, :, ki : ki + 1], recall[:, ki : ki + 1])

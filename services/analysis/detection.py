@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis.coco import Boxes, CocoResult, evaluate, iou_matrix
+from shoal.analysis.coco import Boxes, CocoResult, evaluate, positions
 from shoal.common.errors import NotFound
 from shoal.common.stores.metrics import MetricsStore, Migration
 
@@ -122,6 +123,57 @@ class ConfusionRun:
     ignored: int
 
 
+@numba.njit(cache=True, nogil=True)
+def _global_match(
+    gt_start: np.ndarray,
+    gt_end: np.ndarray,
+    dt_start: np.ndarray,
+    dt_end: np.ndarray,
+    gt_box: np.ndarray,
+    gt_crowd: np.ndarray,
+    dt_box: np.ndarray,
+    threshold: float,
+    dt_match: np.ndarray,
+    dt_state: np.ndarray,
+    dt_iou: np.ndarray,
+    gt_taken: np.ndarray,
+) -> None:
+    """Greedy matching across classes, frame by frame; detections of a frame come in score
+    order. dt_state: 0 matched, 1 ignored (only a crowd region), 2 false positive."""
+    for f in range(gt_start.shape[0]):
+        for di in range(dt_start[f], dt_end[f]):
+            dx1, dy1 = dt_box[di, 0], dt_box[di, 1]
+            dx2, dy2 = dx1 + dt_box[di, 2], dy1 + dt_box[di, 3]
+            da = dt_box[di, 2] * dt_box[di, 3]
+            best, best_j, top, crowd_hit = -1.0, -1, 0.0, False
+            for gj in range(gt_start[f], gt_end[f]):
+                gx1, gy1 = gt_box[gj, 0], gt_box[gj, 1]
+                gx2, gy2 = gx1 + gt_box[gj, 2], gy1 + gt_box[gj, 3]
+                iw = min(dx2, gx2) - max(dx1, gx1)
+                ih = min(dy2, gy2) - max(dy1, gy1)
+                iou = 0.0
+                if iw > 0 and ih > 0:
+                    inter = iw * ih
+                    union = da if gt_crowd[gj] else da + gt_box[gj, 2] * gt_box[gj, 3] - inter
+                    if union > 0:
+                        iou = inter / union
+                if iou > top:
+                    top = iou
+                if gt_crowd[gj]:
+                    if iou >= threshold:
+                        crowd_hit = True
+                    continue
+                if not gt_taken[gj] and iou > best:  # the first of equal IoUs: the lower object id
+                    best, best_j = iou, gj
+            if best_j >= 0 and best >= threshold:
+                gt_taken[best_j] = True
+                dt_match[di], dt_state[di], dt_iou[di] = best_j, 0, best
+            elif crowd_hit:
+                dt_state[di] = 1
+            else:
+                dt_state[di], dt_iou[di] = 2, top
+
+
 def detection_confusion(
     metrics: MetricsStore,
     project: str,
@@ -140,82 +192,67 @@ def detection_confusion(
     data = load_boxes(metrics, project, dataset, inference_set)
     gt, dt = data.gt, data.dt
     k = len(classes)
-    pos = {c: i for i, c in enumerate(classes)}
-    counts = np.zeros((k + 1, k + 1), dtype=np.int64)
-    gt_box, dt_box = _box_array(gt), _box_array(dt)
-    gt_frame = np.asarray(gt["frame_id"], dtype=object)
-    dt_frame = np.asarray(dt["frame_id"], dtype=object)
-    keep = np.asarray(dt["score"], dtype=np.float64) >= confidence_threshold if len(dt_frame) else np.zeros(0, bool)
-    dt_idx = np.flatnonzero(keep)
-    gt_starts = np.searchsorted(gt_frame, data.frames, side="left") if len(gt_frame) else None
-    gt_ends = np.searchsorted(gt_frame, data.frames, side="right") if len(gt_frame) else None
-    kept_frames = dt_frame[dt_idx]
-    dt_starts = np.searchsorted(kept_frames, data.frames, side="left") if len(dt_idx) else None
-    dt_ends = np.searchsorted(kept_frames, data.frames, side="right") if len(dt_idx) else None
-    rec: dict[str, list] = {k_: [] for k_ in ("frame_id", "label_object_id", "predicted_object_id", "label_class",
-                                             "predicted_class", "iou", "score")}  # type: ignore[type-arg]  # fmt: skip
-    ignored = 0
+    g_frame = np.searchsorted(data.frames, np.asarray(gt["frame_id"], dtype=object)).astype(np.int64)
+    d_frame_all = np.searchsorted(data.frames, np.asarray(dt["frame_id"], dtype=object)).astype(np.int64)
+    d_score_all = np.asarray(dt["score"], dtype=np.float64)
+    kept = np.flatnonzero(d_score_all >= confidence_threshold)
+    d_idx = kept[np.lexsort((kept, -d_score_all[kept], d_frame_all[kept]))]  # frame, then score, then object id
+    d_frame = d_frame_all[d_idx]
+    n_frames = np.arange(len(data.frames))
+    gt_start, gt_end = np.searchsorted(g_frame, n_frames, "left"), np.searchsorted(g_frame, n_frames, "right")
+    dt_start, dt_end = np.searchsorted(d_frame, n_frames, "left"), np.searchsorted(d_frame, n_frames, "right")
+    g_crowd = np.asarray(gt["crowd"], dtype=np.bool_)
+    dt_match = np.full(len(d_idx), -1, dtype=np.int64)
+    dt_state = np.zeros(len(d_idx), dtype=np.int8)
+    dt_iou = np.zeros(len(d_idx))
+    gt_taken = np.zeros(len(g_frame), dtype=np.bool_)
+    _global_match(
+        gt_start, gt_end, dt_start, dt_end, np.ascontiguousarray(_box_array(gt)), g_crowd,
+        np.ascontiguousarray(_box_array(dt)[d_idx]), float(iou_threshold), dt_match, dt_state, dt_iou, gt_taken,
+    )  # fmt: skip
+
     g_cls = np.asarray(gt["class_id"], dtype=np.int64)
-    g_crowd = np.asarray(gt["crowd"], dtype=bool)
-    d_cls = np.asarray(dt["class_id"], dtype=np.int64)
-    d_score = np.asarray(dt["score"], dtype=np.float64)
-
-    def record(frame: str, gi: int | None, di: int | None, iou: float) -> None:
-        lc = int(g_cls[gi]) if gi is not None else -1
-        pc = int(d_cls[di]) if di is not None else -1
-        counts[pos.get(lc, k) if gi is not None else k, pos.get(pc, k) if di is not None else k] += 1
-        rec["frame_id"].append(frame)
-        rec["label_object_id"].append(str(gt["object_id"][gi]) if gi is not None else "")
-        rec["predicted_object_id"].append(str(dt["object_id"][di]) if di is not None else "")
-        rec["label_class"].append(lc)
-        rec["predicted_class"].append(pc)
-        rec["iou"].append(iou)
-        rec["score"].append(float(d_score[di]) if di is not None else None)
-
-    for f, frame in enumerate(data.frames):
-        g = np.arange(gt_starts[f], gt_ends[f]) if gt_starts is not None else np.zeros(0, np.int64)
-        d = dt_idx[dt_starts[f] : dt_ends[f]] if dt_starts is not None else np.zeros(0, np.int64)
-        if not len(g) and not len(d):
-            continue
-        d = d[np.argsort(-d_score[d], kind="mergesort")]
-        crowd = g_crowd[g]
-        ious = iou_matrix(dt_box[d], gt_box[g], crowd)
-        taken = np.zeros(len(g), dtype=bool)
-        for row, di in enumerate(d):
-            free = ~crowd & ~taken
-            cand = np.where(free, ious[row], -1.0)
-            j = int(np.argmax(cand)) if len(g) else -1
-            if j >= 0 and cand[j] >= iou_threshold:
-                taken[j] = True
-                record(str(frame), int(g[j]), int(di), float(cand[j]))
-            elif len(g) and np.any(crowd & (ious[row] >= iou_threshold)):
-                ignored += 1
-            else:
-                record(str(frame), None, int(di), float(ious[row].max()) if len(g) else 0.0)
-        for j in np.flatnonzero(~crowd & ~taken):
-            record(str(frame), int(g[j]), None, 0.0)
+    d_cls = np.asarray(dt["class_id"], dtype=np.int64)[d_idx]
+    hit = dt_state == 0
+    fp = dt_state == 2
+    missed = np.flatnonzero(~g_crowd & ~gt_taken)
+    # one record per outcome: matches, false positives, missed boxes
+    g_of = np.concatenate([dt_match[hit], np.full(int(fp.sum()), -1), missed])
+    d_of = np.concatenate([np.flatnonzero(hit), np.flatnonzero(fp), np.full(len(missed), -1)])
+    label_class = np.where(g_of >= 0, g_cls[np.maximum(g_of, 0)] if len(g_cls) else -1, -1)
+    predicted_class = np.where(d_of >= 0, d_cls[np.maximum(d_of, 0)] if len(d_cls) else -1, -1)
+    lpos = np.where(label_class >= 0, positions(label_class, np.asarray(classes)), -1)
+    ppos = np.where(predicted_class >= 0, positions(predicted_class, np.asarray(classes)), -1)
+    counts = np.zeros((k + 1, k + 1), dtype=np.int64)
+    np.add.at(counts, (np.where(lpos >= 0, lpos, k), np.where(ppos >= 0, ppos, k)), 1)
+    frame_of = np.where(g_of >= 0, g_frame[np.maximum(g_of, 0)] if len(g_frame) else 0,
+                        d_frame[np.maximum(d_of, 0)] if len(d_frame) else 0)  # fmt: skip
     run_id = f"run-{uuid.uuid4().hex[:16]}"
-    n = len(rec["frame_id"])
+    n = len(g_of)
     if n:
+        g_ids = np.append(np.asarray(gt["object_id"], dtype=object), "")  # index -1: no object
+        d_ids = np.append(np.asarray(dt["object_id"], dtype=object)[d_idx], "")
+        d_scores = np.append(d_score_all[d_idx], 0.0)
+        d_ious = np.append(dt_iou, 0.0)
         table = pa.table(
             {
                 "project": pa.array([project] * n),
                 "run_id": pa.array([run_id] * n),
                 "inference_set": pa.array([inference_set] * n),
                 "dataset": pa.array([dataset] * n),
-                "iou_threshold": pa.array([iou_threshold] * n, pa.float64()),
-                "confidence_threshold": pa.array([confidence_threshold] * n, pa.float64()),
-                "frame_id": pa.array(rec["frame_id"], pa.string()),
-                "label_object_id": pa.array(rec["label_object_id"], pa.string()),
-                "predicted_object_id": pa.array(rec["predicted_object_id"], pa.string()),
-                "label_class": pa.array(rec["label_class"], pa.int32()),
-                "predicted_class": pa.array(rec["predicted_class"], pa.int32()),
-                "iou": pa.array(rec["iou"], pa.float32()),
-                "score": pa.array(rec["score"], pa.float32()),
+                "iou_threshold": pa.array(np.full(n, iou_threshold)),
+                "confidence_threshold": pa.array(np.full(n, confidence_threshold)),
+                "frame_id": pa.array(data.frames[frame_of], pa.string()),
+                "label_object_id": pa.array(g_ids[g_of], pa.string()),
+                "predicted_object_id": pa.array(d_ids[d_of], pa.string()),
+                "label_class": pa.array(label_class.astype(np.int32)),
+                "predicted_class": pa.array(predicted_class.astype(np.int32)),
+                "iou": pa.array(d_ious[d_of].astype(np.float32)),
+                "score": pa.array(d_scores[d_of].astype(np.float32), mask=d_of < 0),
             }
         )
         metrics.insert_arrow("detection_matches", table)
-    return ConfusionRun(run_id, list(classes), counts, ignored)
+    return ConfusionRun(run_id, list(classes), counts, int((dt_state == 1).sum()))
 
 
 def query_matches(
