@@ -1197,6 +1197,17 @@ class _KafkaConsumer(Consumer):
             )
         except KafkaError as exc:
             raise Unavailable(f"Kafka unreachable: {exc}") from exc
+        # Know the topics' partitions before joining: a group whose first assignment found no
+        # partition metadata must rebalance again, and that second round can stall.
+        deadline = time.monotonic() + min(self._timeout, 30.0)
+        for topic in topics:
+            while time.monotonic() < deadline:
+                try:
+                    if self._consumer.partitions_for_topic(topic):
+                        break
+                except KafkaError:
+                    pass
+                time.sleep(0.1)
         try:
             self._consumer.subscribe(list(topics), listener=Listener())
         except KafkaError as exc:
