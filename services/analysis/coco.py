@@ -61,23 +61,26 @@ class CocoResult:
     per_class: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
-def iou_matrix(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
-    """IoU of every detection with every ground truth box (xywh); against a crowd region the
-    union is the detection's own area."""
-    if len(dt) == 0 or len(gt) == 0:
-        return np.zeros((len(dt), len(gt)))
-    dx1, dy1 = dt[:, 0:1], dt[:, 1:2]
-    dx2, dy2 = dx1 + dt[:, 2:3], dy1 + dt[:, 3:4]
-    gx1, gy1 = gt[:, 0], gt[:, 1]
-    gx2, gy2 = gx1 + gt[:, 2], gy1 + gt[:, 3]
-    iw = np.clip(np.minimum(dx2, gx2) - np.maximum(dx1, gx1), 0, None)
-    ih = np.clip(np.minimum(dy2, gy2) - np.maximum(dy1, gy1), 0, None)
+@numba.njit(cache=True, nogil=True)
+def box_iou(d: np.ndarray, g: np.ndarray, crowd: bool) -> float:
+    """IoU of two xywh boxes; against a crowd region the union is the detection's own area."""
+    iw = min(d[0] + d[2], g[0] + g[2]) - max(d[0], g[0])
+    ih = min(d[1] + d[3], g[1] + g[3]) - max(d[1], g[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
     inter = iw * ih
-    da = dt[:, 2:3] * dt[:, 3:4]
-    ga = gt[:, 2] * gt[:, 3]
-    union = np.where(crowd[None, :], da, da + ga - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(union > 0, inter / union, 0.0)
+    da = d[2] * d[3]
+    union = da if crowd else da + g[2] * g[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+@numba.njit(cache=True)
+def iou_matrix(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """:func:`box_iou` of every detection with every ground truth box."""
+    out = np.zeros((dt.shape[0], gt.shape[0]))
+    for i in range(dt.shape[0]):
+        for j in range(gt.shape[0]):
+            out[i, j] = box_iou(dt[i], gt[j], crowd[j])
     return out
 
 
@@ -125,22 +128,8 @@ def _match_groups(
                 continue
             ious = np.zeros((nd, ng))
             for i in range(nd):
-                di = d0 + i
-                dx1, dy1 = dt_box[di, 0], dt_box[di, 1]
-                dx2, dy2 = dx1 + dt_box[di, 2], dy1 + dt_box[di, 3]
-                da = dt_box[di, 2] * dt_box[di, 3]
                 for j in range(ng):
-                    gi = order[j]
-                    gx1, gy1 = gt_box[gi, 0], gt_box[gi, 1]
-                    gx2, gy2 = gx1 + gt_box[gi, 2], gy1 + gt_box[gi, 3]
-                    iw = min(dx2, gx2) - max(dx1, gx1)
-                    ih = min(dy2, gy2) - max(dy1, gy1)
-                    if iw <= 0 or ih <= 0:
-                        continue
-                    inter = iw * ih
-                    union = da if gt_crowd[gi] else da + gt_box[gi, 2] * gt_box[gi, 3] - inter
-                    if union > 0:
-                        ious[i, j] = inter / union
+                    ious[i, j] = box_iou(dt_box[d0 + i], gt_box[order[j]], gt_crowd[order[j]])
             for t in range(thresholds.shape[0]):
                 taken = np.zeros(ng, dtype=np.bool_)
                 for i in range(nd):

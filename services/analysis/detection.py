@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis.coco import Boxes, CocoResult, evaluate, positions
+from shoal.analysis.coco import Boxes, CocoResult, box_iou, evaluate, positions
 from shoal.common.errors import NotFound
 from shoal.common.stores.metrics import MetricsStore, Migration
 
@@ -142,21 +142,9 @@ def _global_match(
     order. dt_state: 0 matched, 1 ignored (only a crowd region), 2 false positive."""
     for f in range(gt_start.shape[0]):
         for di in range(dt_start[f], dt_end[f]):
-            dx1, dy1 = dt_box[di, 0], dt_box[di, 1]
-            dx2, dy2 = dx1 + dt_box[di, 2], dy1 + dt_box[di, 3]
-            da = dt_box[di, 2] * dt_box[di, 3]
             best, best_j, top, crowd_hit = -1.0, -1, 0.0, False
             for gj in range(gt_start[f], gt_end[f]):
-                gx1, gy1 = gt_box[gj, 0], gt_box[gj, 1]
-                gx2, gy2 = gx1 + gt_box[gj, 2], gy1 + gt_box[gj, 3]
-                iw = min(dx2, gx2) - max(dx1, gx1)
-                ih = min(dy2, gy2) - max(dy1, gy1)
-                iou = 0.0
-                if iw > 0 and ih > 0:
-                    inter = iw * ih
-                    union = da if gt_crowd[gj] else da + gt_box[gj, 2] * gt_box[gj, 3] - inter
-                    if union > 0:
-                        iou = inter / union
+                iou = box_iou(dt_box[di], gt_box[gj], gt_crowd[gj])
                 if iou > top:
                     top = iou
                 if gt_crowd[gj]:
