@@ -12,11 +12,12 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shoal.common.errors import AlreadyExists, InvalidArgument, NotFound
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.timeutil import as_utc, now_ms
 from shoal.ingest.catalog import Project
 
 MIGRATIONS = (
@@ -92,7 +93,7 @@ class SegmentStore:
         self.metrics = metrics
 
     def _write(self, s: Segment) -> None:
-        now = datetime.now(UTC)
+        now = now_ms()
         self.metrics.insert(
             "segments",
             [[s.project, s.name, s.dataset, s.kind, s.reason, s.author,
@@ -241,8 +242,8 @@ def _segment(project: str, row: Sequence[object]) -> Segment:
         reason=str(reason),
         author=str(author),
         gates=[_gate(g) for g in gates],  # type: ignore[attr-defined]
-        create_time=_utc(created),
-        update_time=_utc(updated),
+        create_time=as_utc(created),
+        update_time=as_utc(updated),
     )
 
 
@@ -250,9 +251,3 @@ def _gate(row: object) -> Gate:
     """A gate read back: a named tuple comes as a dict, an unnamed one as a tuple."""
     m, c, v = (row["metric"], row["class_id"], row["minimum"]) if isinstance(row, dict) else row  # type: ignore[misc]
     return Gate(str(m), None if c is None else int(c), float(v))
-
-
-def _utc(value: object) -> datetime | None:
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC
 from typing import Any
 
 from shoal.analysis import detection
@@ -25,8 +24,9 @@ from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
 from shoal.common.stores.metrics import MetricsStore
+from shoal.common.timeutil import as_utc
 from shoal.common.v1 import common_pb2
-from shoal.ingest.catalog import ProjectCatalog
+from shoal.ingest.catalog import Project, ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.evaluations import frame_rows_set
 
@@ -53,7 +53,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         self.datasets = DatasetCatalog(metrics, self.projects)
         self.segments = seg_store.SegmentStore(metrics)
 
-    def _project(self, name: str, task_type: str) -> Any:
+    def _project(self, name: str, task_type: str) -> Project:
         """The project, which must be of ``task_type`` for the metrics asked."""
         project = self.projects.get(name)
         if project.task_type != task_type:
@@ -62,14 +62,15 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                                      field="project")  # fmt: skip
         return project
 
-    def _classification_project(self, name: str) -> Any:
+    def _classification_project(self, name: str) -> Project:
         return self._project(name, "CLASSIFICATION")
 
-    def _detection_project(self, name: str) -> Any:
+    def _detection_project(self, name: str) -> Project:
         return self._project(name, "OBJECT_DETECTION_2D")
 
-    def _view(self, project: str, dataset: str, inference_set: str, threshold: float, baseline: str = "") -> View:
-        p = self.projects.get(project)
+    def _view(self, p: Project, dataset: str, inference_set: str, threshold: float, baseline: str = "") -> View:
+        """What a request reads, for project ``p`` (loaded once by the caller)."""
+        project = p.name
         frames_from = ""
         if inference_set:
             s = self.datasets.get_inference_set(project, inference_set)
@@ -80,12 +81,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 )
             dataset = s.dataset
             if baseline:
-                b = self.datasets.get_inference_set(project, baseline)
-                if b.dataset != dataset:
-                    raise InvalidArgument(
-                        f"inference set {baseline!r} belongs to dataset {b.dataset!r}, not {dataset!r}",
-                        field="baseline_inference_set",
-                    )
+                self.datasets.get_inference_set(project, baseline, dataset=dataset, field="baseline_inference_set")
         elif not dataset:
             raise InvalidArgument("give a dataset or an inference set", field="dataset")
         else:
@@ -114,7 +110,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             raise InvalidArgument(f"must lie in [0, {MAX_BINS}], got {request.calibration_bins}",
                                   field="calibration_bins")  # fmt: skip
         project = self._classification_project(request.project)
-        view = self._view(request.project, "", request.inference_set, threshold)
+        view = self._view(project, "", request.inference_set, threshold)
         report = classification_report(
             self.metrics,
             view,
@@ -155,7 +151,11 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         if request.baseline_inference_set and not request.inference_set:
             raise InvalidArgument("a baseline needs an inference set to compare with", field="inference_set")
         view = self._view(
-            request.project, request.dataset, request.inference_set, threshold, request.baseline_inference_set
+            self.projects.get(request.project),
+            request.dataset,
+            request.inference_set,
+            threshold,
+            request.baseline_inference_set,
         )
         scoped = pb.QueryDatapointsRequest()
         scoped.CopyFrom(request)
@@ -273,8 +273,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         if request.min_support < 0:
             raise InvalidArgument(f"must be >= 0, got {request.min_support}", field="min_support")
         threshold = _threshold(request.confidence_threshold, "confidence_threshold")
-        self._classification_project(request.project)
-        view = self._view(request.project, "", request.inference_set, threshold)
+        view = self._view(self._classification_project(request.project), "", request.inference_set, threshold)
         overall, frames, every, worst = slices(
             self.metrics,
             view,
@@ -299,9 +298,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 raise InvalidArgument("is empty", field=name)
         threshold = _threshold(request.confidence_threshold, "confidence_threshold")
         project = self._classification_project(request.project)
-        view = self._view(
-            request.project, "", request.candidate_inference_set, threshold, request.baseline_inference_set
-        )
+        view = self._view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
         result = compare(self.metrics, view, request.filter)
         names = {c.id: c.name for c in project.classes}
         out = pb.CompareInferenceSetsResponse(
@@ -384,8 +381,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         if not request.inference_set:
             raise InvalidArgument("is empty", field="inference_set")
         threshold = _threshold(request.confidence_threshold, "confidence_threshold")
-        self._classification_project(request.project)
-        view = self._view(request.project, "", request.inference_set, threshold)
+        view = self._view(self._classification_project(request.project), "", request.inference_set, threshold)
         out = pb.EvaluateGatesResponse()
         for o in evaluate_gates(self.metrics, self.segments, view):
             result = pb.GateResult(segment=o.segment, gate=_gate_proto(o.gate), value=o.value, frames=o.frames,
@@ -473,7 +469,7 @@ def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
         elif kind == "bool":
             v.bool_value = bool(value)
         else:
-            v.timestamp_value.CopyFrom(timestamp(value if value.tzinfo else value.replace(tzinfo=UTC)))
+            v.timestamp_value.CopyFrom(timestamp(as_utc(value)))
     return d
 
 

@@ -222,12 +222,18 @@ class DatasetCatalog:
         ).rows
         return _inference_set(rows[0]) if rows else None
 
-    def get_inference_set(self, project: str, name: str) -> InferenceSet:
+    def get_inference_set(
+        self, project: str, name: str, *, dataset: str = "", field: str = "inference_set"
+    ) -> InferenceSet:
+        """The inference set; with ``dataset``, it must belong to that dataset. Errors name ``field``."""
         if not name:
-            raise InvalidArgument("is empty", field="inference_set")
+            raise InvalidArgument("is empty", field=field)
         s = self.find_inference_set(project, name)
         if s is None:
-            raise NotFound(f"inference set {name!r} does not exist in project {project!r}", field="inference_set")
+            raise NotFound(f"inference set {name!r} does not exist in project {project!r}", field=field)
+        if dataset and s.dataset != dataset:
+            raise InvalidArgument(f"inference set {name!r} belongs to dataset {s.dataset!r}, not {dataset!r}",
+                                  field=field)  # fmt: skip
         return s
 
     def list_inference_sets(self, project: str, *, dataset: str = "", page: Page) -> tuple[list[InferenceSet], int]:

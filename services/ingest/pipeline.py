@@ -83,12 +83,9 @@ class ContextLoader:
             d = self.datasets.get(project, dataset)
             s = None
             if inference_set:
-                s = self.datasets.get_inference_set(project, inference_set)
-                if s.dataset != dataset:
-                    raise InvalidArgument(
-                        f"inference set {inference_set!r} belongs to dataset {s.dataset!r}, not {dataset!r}",
-                        field="chunk.inference_set",
-                    )
+                s = self.datasets.get_inference_set(
+                    project, inference_set, dataset=dataset, field="chunk.inference_set"
+                )
             base = Context(project=p, dataset=d, inference_set=s, max_items=max_items)
             with self._lock:
                 self._cache[key] = (now, base)
