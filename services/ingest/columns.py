@@ -118,6 +118,29 @@ class _Rejector:
                 self.out.append(self.make(kind, r, 0, err, columns=True))
 
 
+def probability_rows_ok(p: np.ndarray) -> np.ndarray:
+    """Per row of a (rows, classes) float64 matrix: finite, each in [0, 1], summing to 1 within
+    :data:`PROBABILITY_TOLERANCE`."""
+    finite = np.isfinite(p).all(axis=1)
+    in_range = ((p >= 0) & (p <= 1)).all(axis=1)
+    total = np.where(finite, p.sum(axis=1), np.nan)
+    return finite & in_range & (np.abs(total - 1.0) <= PROBABILITY_TOLERANCE)
+
+
+def probability_problem(p: np.ndarray, where: str) -> InvalidArgument | None:
+    """What is wrong with one row of probabilities (checked in the order users read them)."""
+    if not np.isfinite(p).all():
+        return InvalidArgument("probabilities must be finite", field=where)
+    if (p < 0).any() or (p > 1).any():
+        return InvalidArgument("probabilities must lie in [0, 1]", field=where)
+    total = float(p.sum())
+    if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+        return InvalidArgument(
+            f"probabilities sum to {total:.6f}, not 1 (tolerance {PROBABILITY_TOLERANCE})", field=where
+        )
+    return None
+
+
 def _bytes_column(data: bytes, dtype: str, n: int, name: str) -> np.ndarray:
     width = np.dtype(dtype).itemsize
     if len(data) != n * width:
@@ -321,22 +344,13 @@ def check_columns(
     # -- probabilities ---------------------------------------------------------------------
     if out.probabilities is not None:
         p = out.probabilities.astype(np.float64)
-        finite = np.isfinite(p).all(axis=1)
-        in_range = ((p >= 0) & (p <= 1)).all(axis=1)
-        total = np.where(finite, p.sum(axis=1), np.nan)
-        sums = np.abs(total - 1.0) <= PROBABILITY_TOLERANCE
-        good = finite & in_range & sums
+        good = probability_rows_ok(p)
         bad = np.flatnonzero(row_ok & ~good)
 
         def prob_error(r: int) -> ShoalError:
-            where = f"{WHERE}.probabilities_f32[{r}]"
-            if not finite[r]:
-                return InvalidArgument("probabilities must be finite", field=where)
-            if not in_range[r]:
-                return InvalidArgument("probabilities must lie in [0, 1]", field=where)
-            return InvalidArgument(
-                f"probabilities sum to {total[r]:.6f}, not 1 (tolerance {PROBABILITY_TOLERANCE})", field=where
-            )
+            problem = probability_problem(p[r], f"{WHERE}.probabilities_f32[{r}]")
+            assert problem is not None  # the row failed probability_rows_ok
+            return problem
 
         rej.reject(bad.tolist(), ["inference"], prob_error)
         out.inference_ok = row_ok & good
@@ -455,7 +469,8 @@ def take_rows(cols: pb.FrameColumns, rows: Sequence[int]) -> pb.FrameColumns:
 # -- Arrow tables for ClickHouse ---------------------------------------------------------------
 
 
-def _const(value: str, n: int) -> pa.Array:
+def constant(value: str, n: int) -> pa.Array:
+    """A column of ``n`` times the same string, dictionary-encoded (one value, n small indices)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
 
 
@@ -541,19 +556,19 @@ def frame_table(meta: BlockMeta, cols: CheckedColumns) -> pa.Table | None:
     else:
         capture = pa.nulls(n, pa.timestamp("ms", tz="UTC"))
     columns = {
-        "project": _const(meta.project, n),
-        "dataset": _const(meta.dataset, n),
+        "project": constant(meta.project, n),
+        "dataset": constant(meta.dataset, n),
         "frame_id": pa.array(ids, pa.string()),
-        "split": pa.array([cols.splits[r] for r in rows.tolist()]) if cols.splits is not None else _const("", n),
+        "split": pa.array([cols.splits[r] for r in rows.tolist()]) if cols.splits is not None else constant("", n),
         "media_uri": (
-            pa.array([cols.media_uris[r] for r in rows.tolist()]) if cols.media_uris is not None else _const("", n)
+            pa.array([cols.media_uris[r] for r in rows.tolist()]) if cols.media_uris is not None else constant("", n)
         ),
-        "media_type": _const(cols.media_type, n),
+        "media_type": constant(cols.media_type, n),
         "width": pa.array(cols.widths[rows].astype(np.uint32)) if cols.widths is not None else pa.array(zeros),
         "height": pa.array(cols.heights[rows].astype(np.uint32)) if cols.heights is not None else pa.array(zeros),
         **_metadata_maps(cols, rows),
         "capture_time": capture,
-        "upload_id": _const(meta.upload_id, n),
+        "upload_id": constant(meta.upload_id, n),
         "version": pa.array(np.full(n, meta.produced_ns, dtype=np.uint64)),
     }
     return pa.table(columns)
@@ -568,17 +583,17 @@ def label_table(meta: BlockMeta, cols: CheckedColumns) -> pa.Table | None:
     when_us = prov.time.ToMicroseconds() if prov.HasField("time") else meta.produced_ns // 1000
     return pa.table(
         {
-            "project": _const(meta.project, n),
-            "dataset": _const(meta.dataset, n),
+            "project": constant(meta.project, n),
+            "dataset": constant(meta.dataset, n),
             "frame_id": pa.array([cols.frame_ids[r] for r in rows.tolist()], pa.string()),
-            "label_version": _const(meta.label_version, n),
+            "label_version": constant(meta.label_version, n),
             "version_time": pa.array(np.full(n, when_us, dtype=np.int64), pa.timestamp("us", tz="UTC")),
             "class_id": pa.array(cols.class_ids[rows].astype(np.int32)),
             "num_objects": pa.array(np.zeros(n, dtype=np.uint32)),
-            "source": _const(prov.source or "sdk", n),
-            "author": _const(prov.author, n),
-            "reason": _const(prov.reason, n),
-            "upload_id": _const(meta.upload_id, n),
+            "source": constant(prov.source or "sdk", n),
+            "author": constant(prov.author, n),
+            "reason": constant(prov.reason, n),
+            "upload_id": constant(meta.upload_id, n),
         }
     )
 
@@ -594,15 +609,15 @@ def inference_table(meta: BlockMeta, cols: CheckedColumns) -> pa.Table | None:
     probs = pa.ListArray.from_arrays(pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32)), pa.array(p.ravel()))
     return pa.table(
         {
-            "project": _const(meta.project, n),
-            "inference_set": _const(meta.inference_set, n),
-            "dataset": _const(meta.dataset, n),
+            "project": constant(meta.project, n),
+            "inference_set": constant(meta.inference_set, n),
+            "dataset": constant(meta.dataset, n),
             "frame_id": pa.array([cols.frame_ids[r] for r in rows.tolist()], pa.string()),
             "pred_class": pa.array(cols.ontology[top]),
             "confidence": pa.array(p[np.arange(n), top]),
             "probs": probs,
             "num_objects": pa.array(np.zeros(n, dtype=np.uint32)),
-            "upload_id": _const(meta.upload_id, n),
+            "upload_id": constant(meta.upload_id, n),
             "version": pa.array(np.full(n, meta.produced_ns, dtype=np.uint64)),
         }
     )

@@ -19,7 +19,13 @@ import numpy as np
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project
-from shoal.ingest.columns import PROBABILITY_TOLERANCE, CheckedColumns, check_columns, column_frame_ids
+from shoal.ingest.columns import (
+    CheckedColumns,
+    check_columns,
+    column_frame_ids,
+    probability_problem,
+    probability_rows_ok,
+)
 from shoal.ingest.datasets import Dataset, InferenceSet
 from shoal.ingest.v1 import ingest_pb2 as pb
 
@@ -309,15 +315,9 @@ def _check_probabilities(probs: list[float] | np.ndarray, k: int, where: str) ->
     p = np.asarray(probs, dtype=np.float64)
     if p.shape != (k,):
         raise InvalidArgument(f"has {p.size} probabilities for {k} classes", field=where)
-    if not np.isfinite(p).all():
-        raise InvalidArgument("probabilities must be finite", field=where)
-    if (p < 0).any() or (p > 1).any():
-        raise InvalidArgument("probabilities must lie in [0, 1]", field=where)
-    total = float(p.sum())
-    if abs(total - 1.0) > PROBABILITY_TOLERANCE:
-        raise InvalidArgument(
-            f"probabilities sum to {total:.6f}, not 1 (tolerance {PROBABILITY_TOLERANCE})", field=where
-        )
+    problem = probability_problem(p, where)
+    if problem is not None:
+        raise problem
 
 
 def _probabilities_ok(inferences: Sequence[pb.FrameInference], k: int) -> np.ndarray:
@@ -330,9 +330,7 @@ def _probabilities_ok(inferences: Sequence[pb.FrameInference], k: int) -> np.nda
         return ok
     rows = np.flatnonzero(ok)
     p = np.array([inferences[int(i)].class_probabilities for i in rows], dtype=np.float64).reshape(len(rows), k)
-    good = np.isfinite(p).all(axis=1) & (p >= 0).all(axis=1) & (p <= 1).all(axis=1)
-    good &= np.abs(p.sum(axis=1) - 1.0) <= PROBABILITY_TOLERANCE
-    ok[rows] = good
+    ok[rows] = probability_rows_ok(p)
     return ok
 
 
