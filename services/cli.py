@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 from pydantic import ValidationError
@@ -95,18 +96,31 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if status == "SERVING" else 1
 
 
+def _client(args: argparse.Namespace) -> Any:
+    """A client of the server named by the connection arguments (see :func:`_connection_args`)."""
+    from shoal.client import Client
+
+    key = args.api_key or os.environ.get("SHOAL_API_KEY")
+    if not key:
+        raise ConfigurationError("pass --api-key or set SHOAL_API_KEY")
+    return Client(args.target, api_key=key, tls=args.tls, ca_file=Path(args.ca_file) if args.ca_file else None)
+
+
+def _connection_args(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--target", default=os.environ.get("SHOAL_TARGET", "localhost:50051"))
+    sub.add_argument("--api-key", help="API key (default: SHOAL_API_KEY)")
+    sub.add_argument("--tls", action="store_true")
+    sub.add_argument("--ca-file")
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     import grpc
 
-    from shoal.client import Client
     from shoal.importers import load_coco, load_table
     from shoal.ingest.v1 import ingest_pb2 as pb
 
     logs.configure("INFO")
-    key = args.api_key or os.environ.get("SHOAL_API_KEY")
-    if not key:
-        raise ConfigurationError("pass --api-key or set SHOAL_API_KEY")
-    with Client(args.target, api_key=key, tls=args.tls, ca_file=Path(args.ca_file) if args.ca_file else None) as c:
+    with _client(args) as c:
         try:
             project = c.ingest.GetProject(pb.GetProjectRequest(project=args.project)).project
         except grpc.RpcError as err:
@@ -180,12 +194,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Evaluates an inference set against every regression gate: exit 0 when all pass, 1 when any
     fails, so a CI pipeline can gate a model release on it."""
     from shoal.analysis.v1 import analysis_pb2 as apb
-    from shoal.client import Client
 
-    key = args.api_key or os.environ.get("SHOAL_API_KEY")
-    if not key:
-        raise ConfigurationError("pass --api-key or set SHOAL_API_KEY")
-    with Client(args.target, api_key=key, tls=args.tls, ca_file=Path(args.ca_file) if args.ca_file else None) as c:
+    with _client(args) as c:
         resp = c.analysis.EvaluateGates(
             apb.EvaluateGatesRequest(
                 project=args.project, inference_set=args.inference_set, confidence_threshold=args.confidence_threshold
@@ -251,10 +261,7 @@ def parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="upload a COCO detection file or a table (CSV/Parquet + .npy)")
     imp.add_argument("kind", choices=["coco", "table"])
-    imp.add_argument("--target", default=os.environ.get("SHOAL_TARGET", "localhost:50051"))
-    imp.add_argument("--api-key", help="API key (default: SHOAL_API_KEY)")
-    imp.add_argument("--tls", action="store_true")
-    imp.add_argument("--ca-file")
+    _connection_args(imp)
     imp.add_argument("--project", required=True)
     imp.add_argument("--dataset", required=True)
     imp.add_argument("--create", action="store_true", help="create the dataset (and a COCO project) when missing")
@@ -275,10 +282,7 @@ def parser() -> argparse.ArgumentParser:
     imp.set_defaults(fn=cmd_import)
 
     check = sub.add_parser("check", help="evaluate an inference set against the regression gates (exit 1 on failure)")
-    check.add_argument("--target", default=os.environ.get("SHOAL_TARGET", "localhost:50051"))
-    check.add_argument("--api-key", help="API key (default: SHOAL_API_KEY)")
-    check.add_argument("--tls", action="store_true")
-    check.add_argument("--ca-file")
+    _connection_args(check)
     check.add_argument("--project", required=True)
     check.add_argument("--inference-set", required=True)
     check.add_argument("--confidence-threshold", type=float, default=0.0)

@@ -64,12 +64,24 @@ class UploadFailed(Exception):
     """An upload that could not be completed: the message says what and how far it got."""
 
 
-def _value(v: Any) -> common_pb2.Value:
+def _kind(v: Any) -> str:
+    """The metadata type of a Python value: bool, number, timestamp, or string (anything else)."""
     if isinstance(v, bool | np.bool_):
-        return common_pb2.Value(bool_value=bool(v))
+        return "bool"
     if isinstance(v, int | float | np.integer | np.floating):
-        return common_pb2.Value(number_value=float(v))
+        return "number"
     if isinstance(v, datetime):
+        return "timestamp"
+    return "string"
+
+
+def _value(v: Any) -> common_pb2.Value:
+    kind = _kind(v)
+    if kind == "bool":
+        return common_pb2.Value(bool_value=bool(v))
+    if kind == "number":
+        return common_pb2.Value(number_value=float(v))
+    if kind == "timestamp":
         out = common_pb2.Value()
         out.timestamp_value.FromDatetime(v)
         return out
@@ -228,6 +240,8 @@ class UploadColumns:
 
 
 _NO_TIME = np.iinfo(np.int64).min
+#: the MetadataColumn field of each metadata type
+_COLUMN_OF = {"bool": "bools_u8", "number": "numbers_f64", "timestamp": "timestamps_ms_i64", "string": "strings"}
 
 
 def _metadata_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, Any]] | None:
@@ -237,14 +251,7 @@ def _metadata_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str,
         for key, v in row.items():
             if v is None:
                 continue
-            if isinstance(v, bool | np.bool_):
-                kind = "bools_u8"
-            elif isinstance(v, int | float | np.integer | np.floating):
-                kind = "numbers_f64"
-            elif isinstance(v, datetime):
-                kind = "timestamps_ms_i64"
-            else:
-                kind = "strings"
+            kind = _COLUMN_OF[_kind(v)]
             if kinds.setdefault(key, kind) != kind:
                 return None
     out: dict[str, tuple[str, Any]] = {}
