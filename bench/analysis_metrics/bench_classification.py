@@ -57,6 +57,7 @@ def load(n: int, path: str, batch: int = 500_000) -> dict:  # type: ignore[type-
 
     from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.ingest import catalog, datasets, evaluations, writer
+    from shoal.ingest.columns import constant
     from shoal.ingest.evaluations import EvaluationRefresher
 
     labels, probs = data(n)
@@ -72,23 +73,20 @@ def load(n: int, path: str, batch: int = 500_000) -> dict:  # type: ignore[type-
     sets.create(datasets.Dataset(PROJECT, DATASET, "LABELED", ("train",)))
     sets.create_inference_set(datasets.InferenceSet(PROJECT, INFERENCE_SET, DATASET, "model", "1"))
 
-    def const(value: str, k: int) -> pa.Array:
-        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(k, dtype=np.int32)), pa.array([value]))
-
     t0 = time.perf_counter()
     for s in range(0, n, batch):
         e = min(s + batch, n)
         k = e - s
         fid = pa.array(ids[s:e], pa.string())
         one = pa.array(np.ones(k, dtype=np.uint64))
-        m.insert_arrow("frames", pa.table({"project": const(PROJECT, k), "dataset": const(DATASET, k), "frame_id": fid,
-                                           "split": const("train", k), "version": one}))  # fmt: skip
+        m.insert_arrow("frames", pa.table({"project": constant(PROJECT, k), "dataset": constant(DATASET, k), "frame_id": fid,
+                                           "split": constant("train", k), "version": one}))  # fmt: skip
         m.insert_arrow("label_versions", pa.table({
-            "project": const(PROJECT, k), "dataset": const(DATASET, k), "frame_id": fid, "label_version": const("v", k),
+            "project": constant(PROJECT, k), "dataset": constant(DATASET, k), "frame_id": fid, "label_version": constant("v", k),
             "class_id": pa.array(labels[s:e])}))  # fmt: skip
         p = np.ascontiguousarray(probs[s:e])
         m.insert_arrow("inferences", pa.table({
-            "project": const(PROJECT, k), "inference_set": const(INFERENCE_SET, k), "dataset": const(DATASET, k),
+            "project": constant(PROJECT, k), "inference_set": constant(INFERENCE_SET, k), "dataset": constant(DATASET, k),
             "frame_id": fid, "pred_class": pa.array(p.argmax(1).astype(np.int32)), "confidence": pa.array(p.max(1)),
             "probs": pa.ListArray.from_arrays(pa.array(np.arange(0, (k + 1) * K, K, dtype=np.int32)), pa.array(p.ravel())),
             "version": one}))  # fmt: skip

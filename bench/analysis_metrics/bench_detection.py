@@ -88,33 +88,31 @@ def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
 
     from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.ingest import writer
+    from shoal.ingest.columns import constant
 
     d = data(n)
     m = EmbeddedMetricsStore(path=Path(path), database="bench")
     m.create_database()
     m.migrate(writer.MIGRATIONS)
 
-    def const(value: str, k: int) -> pa.Array:
-        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(k, dtype=np.int32)), pa.array([value]))
-
     t0 = time.perf_counter()
     frames = pa.array(frame_name(np.arange(n)))
-    m.insert_arrow("frames", pa.table({"project": const(PROJECT, n), "dataset": const(DATASET, n), "frame_id": frames,
+    m.insert_arrow("frames", pa.table({"project": constant(PROJECT, n), "dataset": constant(DATASET, n), "frame_id": frames,
                                        "width": pa.array(np.full(n, SIZE, np.uint32)),
                                        "height": pa.array(np.full(n, SIZE, np.uint32)),
                                        "version": pa.array(np.ones(n, np.uint64))}))  # fmt: skip
-    m.insert_arrow("label_versions", pa.table({"project": const(PROJECT, n), "dataset": const(DATASET, n),
-                                               "frame_id": frames, "label_version": const("v1", n)}))  # fmt: skip
+    m.insert_arrow("label_versions", pa.table({"project": constant(PROJECT, n), "dataset": constant(DATASET, n),
+                                               "frame_id": frames, "label_version": constant("v1", n)}))  # fmt: skip
     g = len(d["g_frame"])
     m.insert_arrow("label_objects", pa.table({
-        "project": const(PROJECT, g), "dataset": const(DATASET, g), "frame_id": pa.array(frame_name(d["g_frame"])),
-        "label_version": const("v1", g), "object_id": pa.array([f"g{i:09d}" for i in range(g)]),
+        "project": constant(PROJECT, g), "dataset": constant(DATASET, g), "frame_id": pa.array(frame_name(d["g_frame"])),
+        "label_version": constant("v1", g), "object_id": pa.array([f"g{i:09d}" for i in range(g)]),
         "class_id": pa.array(d["g_cls"].astype(np.int32)),
         **{c: pa.array(d["g_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
         "is_crowd": pa.array(d["g_crowd"].astype(np.uint8))}))  # fmt: skip
     k = len(d["d_frame"])
     m.insert_arrow("predicted_objects", pa.table({
-        "project": const(PROJECT, k), "inference_set": const(INFERENCE_SET, k), "dataset": const(DATASET, k),
+        "project": constant(PROJECT, k), "inference_set": constant(INFERENCE_SET, k), "dataset": constant(DATASET, k),
         "frame_id": pa.array(frame_name(d["d_frame"])), "object_id": pa.array([f"d{i:09d}" for i in range(k)]),
         "class_id": pa.array(d["d_cls"].astype(np.int32)), "score": pa.array(d["d_score"].astype(np.float32)),
         **{c: pa.array(d["d_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},

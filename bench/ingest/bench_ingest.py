@@ -135,14 +135,12 @@ def raw_child(n: int, dim: int, vectors_url: str | None, chunk: int, work: Path,
     from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.common.stores.vectors import CollectionSpec, ScalarField, open_vector_store
     from shoal.ingest import writer
+    from shoal.ingest.columns import constant
 
     d = data(n, dim)
     m = EmbeddedMetricsStore(path=work / "raw-clickhouse", database="raw")
     m.migrate(writer.MIGRATIONS)
     ids = d["ids"]
-
-    def const(value: str, k: int) -> pa.Array:
-        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(k, dtype=np.int32)), pa.array([value]))
 
     # Arrow tables of the columns Shoal writes, in large batches: the fastest direct path into chDB
     t0 = time.perf_counter()
@@ -151,15 +149,15 @@ def raw_child(n: int, dim: int, vectors_url: str | None, chunk: int, work: Path,
         k = e - s
         fid = pa.array(ids[s:e], pa.string())
         version = pa.array(np.full(k, 1, dtype=np.uint64))
-        m.insert_arrow("frames", pa.table({"project": const("p", k), "dataset": const("d", k), "frame_id": fid,
+        m.insert_arrow("frames", pa.table({"project": constant("p", k), "dataset": constant("d", k), "frame_id": fid,
                                            "version": version}))  # fmt: skip
-        m.insert_arrow("label_versions", pa.table({"project": const("p", k), "dataset": const("d", k), "frame_id": fid,
-                                                   "label_version": const("v", k),
+        m.insert_arrow("label_versions", pa.table({"project": constant("p", k), "dataset": constant("d", k), "frame_id": fid,
+                                                   "label_version": constant("v", k),
                                                    "class_id": pa.array(d["classes"][s:e].astype(np.int32))}))  # fmt: skip
         p = np.ascontiguousarray(d["probs"][s:e])
         probs = pa.ListArray.from_arrays(pa.array(np.arange(0, (k + 1) * K, K, dtype=np.int32)), pa.array(p.ravel()))
-        m.insert_arrow("inferences", pa.table({"project": const("p", k), "inference_set": const("i", k),
-                                               "dataset": const("d", k), "frame_id": fid,
+        m.insert_arrow("inferences", pa.table({"project": constant("p", k), "inference_set": constant("i", k),
+                                               "dataset": constant("d", k), "frame_id": fid,
                                                "pred_class": pa.array(p.argmax(1).astype(np.int32)),
                                                "confidence": pa.array(p.max(1)), "probs": probs,
                                                "version": version}))  # fmt: skip

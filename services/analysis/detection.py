@@ -180,8 +180,8 @@ def detection_confusion(
     data = load_boxes(metrics, project, dataset, inference_set)
     gt, dt = data.gt, data.dt
     k = len(classes)
-    g_frame = np.searchsorted(data.frames, np.asarray(gt["frame_id"], dtype=object)).astype(np.int64)
-    d_frame_all = np.searchsorted(data.frames, np.asarray(dt["frame_id"], dtype=object)).astype(np.int64)
+    g_frame = _codes(np.asarray(gt["frame_id"], dtype=object), data.frames)
+    d_frame_all = _codes(np.asarray(dt["frame_id"], dtype=object), data.frames)
     d_score_all = np.asarray(dt["score"], dtype=np.float64)
     kept = np.flatnonzero(d_score_all >= confidence_threshold)
     d_idx = kept[np.lexsort((kept, -d_score_all[kept], d_frame_all[kept]))]  # frame, then score, then object id
