@@ -101,13 +101,22 @@ def classification_report(
     where = compile_filter(flt, view, params)
     scope = f"FROM ({source}) WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND {where}"
 
-    counts = metrics.query(
-        f"SELECT label_class, predicted_class, count() {scope} GROUP BY label_class, predicted_class{SETTINGS}",
+    # one aggregation gives both the confusion counts and the calibration bins
+    b = params.add(bins, "UInt32")
+    kk = params.add(top_k, "UInt32")
+    rows = metrics.query(
+        f"SELECT label_class, predicted_class, least(toUInt32(floor(confidence * {b})), {b} - 1) AS bin,"
+        f" count(), sum(confidence), sum(pred_raw = label_class),"
+        f" sum(true_pos > 0 AND arrayCount(x -> x > p_true, probs) < {kk})"
+        f" {scope} GROUP BY label_class, predicted_class, bin{SETTINGS}",
         params.values,
     ).rows
     position = {c: i for i, c in enumerate(class_ids)}
     confusion = np.zeros((k, k + 1), dtype=np.int64)
-    for label, pred, n in counts:
+    # per bin: count, sum of confidence, right, top-k hits
+    by_bin = np.zeros((bins, 4))
+    for label, pred, bin_, n, conf, right, hits in rows:
+        by_bin[int(bin_)] += (int(n), float(conf), int(right), int(hits))
         row = position.get(int(label))
         if row is None:
             continue  # a class no longer in the ontology
@@ -115,25 +124,14 @@ def classification_report(
         confusion[row, col] += int(n)
     per_class, macro, weighted, accuracy = from_confusion(confusion, class_ids)
 
-    b = params.add(bins, "UInt32")
-    kk = params.add(top_k, "UInt32")
-    rows = metrics.query(
-        f"SELECT least(toUInt32(floor(confidence * {b})), {b} - 1) AS bin, count(), sum(confidence),"
-        f" sum(pred_raw = label_class), sum(true_pos > 0 AND arrayCount(x -> x > p_true, probs) < {kk})"
-        f" {scope} GROUP BY bin ORDER BY bin{SETTINGS}",
-        params.values,
-    ).rows
     n_total = int(confusion.sum())
     out_bins = []
     ece = 0.0
-    top_hits = 0
-    by_bin = {int(r[0]): r for r in rows}
+    top_hits = int(by_bin[:, 3].sum())
     for i in range(bins):
-        r = by_bin.get(i)
-        count = int(r[1]) if r else 0
-        mean_conf = float(r[2]) / count if count else 0.0
-        acc = float(r[3]) / count if count else 0.0
-        top_hits += int(r[4]) if r else 0
+        count = int(by_bin[i, 0])
+        mean_conf = by_bin[i, 1] / count if count else 0.0
+        acc = by_bin[i, 2] / count if count else 0.0
         out_bins.append(Bin(i / bins, (i + 1) / bins, count, mean_conf, acc))
         if n_total:
             ece += count / n_total * abs(acc - mean_conf)
