@@ -4,9 +4,11 @@ Three processes, so that each peak memory is its own:
 
 1. a loader writes N frames with about 8 labeled and 8 predicted boxes each into chDB (Arrow inserts into Shoal's
    tables);
-2. Shoal: `detection_report` (the twelve COCO numbers and per-class AP), `detection_confusion` (global matching at
-   IoU 0.5, records stored) and one page of a confusion cell, on that chDB;
-3. the peer: pycocotools' COCOeval (evaluate, accumulate, summarize) on the same boxes in memory.
+2. Shoal, each step in its own process: the global matching at IoU 0.5 stored per frame (what the consumer does batch
+   by batch at ingest), then the requests: `detection_confusion` at two confidence thresholds, a page of a cell and a
+   filtered drill-down page; then `detection_report` (the twelve COCO numbers and per-class AP);
+3. the peers: pycocotools' COCOeval (evaluate, accumulate, summarize) on the same boxes in memory, and the confusion
+   matrix computed in memory (the same matching, then scikit-learn's `confusion_matrix`), which must equal Shoal's.
 
     python bench/analysis_metrics/bench_detection.py --frames 10000 100000
 """
@@ -120,31 +122,87 @@ def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
     return {"load_seconds": round(time.perf_counter() - t0, 1), "ground_truth": g, "predicted": k}
 
 
-def shoal_side(path: str) -> dict:  # type: ignore[type-arg]
-    from shoal.analysis import detection
+def _store(path: str):  # type: ignore[no-untyped-def]
     from shoal.common.stores.metrics import EmbeddedMetricsStore
 
-    m = EmbeddedMetricsStore(path=Path(path), database="bench")
-    m.migrate(detection.MIGRATIONS)
+    return EmbeddedMetricsStore(path=Path(path), database="bench")
+
+
+def shoal_match(path: str) -> dict:  # type: ignore[type-arg]
+    """Global matching of every frame at IoU 0.5, stored per frame: what the consumer does batch by
+    batch as uploads arrive (here all at once, in steps of 200k frames)."""
+    from shoal.ingest import outcomes
+
+    m = _store(path)
+    m.migrate(outcomes.MIGRATIONS)
+    t = time.perf_counter()
+    outcomes.OutcomeRefresher(m).materialize(PROJECT, DATASET, INFERENCE_SET, 0.5)
+    return {"match_seconds": round(time.perf_counter() - t, 2), "peak_rss_mib": round(peak_rss_mib())}
+
+
+def shoal_queries(path: str) -> dict:  # type: ignore[type-arg]
+    """What a user's requests cost once the outcomes are stored: the confusion matrix at two
+    confidence thresholds, one page of a cell, and one page of a filtered drill-down."""
+    from shoal.analysis import detection
+
+    m = _store(path)
+    out: dict = {}  # type: ignore[type-arg]
+    for conf in (0.0, 0.5):
+        t = time.perf_counter()
+        run = detection.detection_confusion(m, PROJECT, DATASET, INFERENCE_SET, CLASSES, iou_threshold=0.5,
+                                            confidence_threshold=conf)  # fmt: skip
+        out[f"confusion_seconds_conf{conf}"] = round(time.perf_counter() - t, 2)
+        if conf == 0.0:
+            out["counts"] = run.counts.tolist()
+    t = time.perf_counter()
+    rows, total = detection.query_matches(m, PROJECT, DATASET, detection.MatchQuery(INFERENCE_SET, 0.5, 0.5, 1, 2),
+                                          0, 50)  # fmt: skip
+    assert len(rows) == min(50, total)
+    out["page_seconds"] = round(time.perf_counter() - t, 3)
+    out["cell_total"] = total
+    t = time.perf_counter()
+    q = detection.MatchQuery(INFERENCE_SET, 0.5, 0.5, None, None, min_score=0.6, max_score=0.9, max_iou=0.7,
+                             order=detection.ORDERS[2])  # fmt: skip
+    rows, total = detection.query_matches(m, PROJECT, DATASET, q, 0, 50)
+    out["filtered_page_seconds"] = round(time.perf_counter() - t, 3)
+    out["peak_rss_mib"] = round(peak_rss_mib())
+    return out
+
+
+def shoal_coco(path: str) -> dict:  # type: ignore[type-arg]
+    from shoal.analysis import detection
+
+    m = _store(path)
     t = time.perf_counter()
     report = detection.detection_report(m, PROJECT, DATASET, INFERENCE_SET, CLASSES)
-    coco = time.perf_counter() - t
+    return {"coco_seconds": round(time.perf_counter() - t, 2), "peak_rss_mib": round(peak_rss_mib()),
+            "stats": report.result.stats}  # fmt: skip
+
+
+def peer_confusion(n: int) -> dict:  # type: ignore[type-arg]
+    """The in-memory alternative: the same boxes as arrays, the same global matching, then
+    scikit-learn's confusion_matrix over the (label, predicted) pairs."""
+    from sklearn.metrics import confusion_matrix
+
+    from shoal.ingest.outcomes import FALSE_POSITIVE, MATCHED, MISSED, match_frames
+
+    d = data(n)
     t = time.perf_counter()
-    run = detection.detection_confusion(m, PROJECT, DATASET, INFERENCE_SET, CLASSES, iou_threshold=0.5,
-                                        confidence_threshold=0.0)  # fmt: skip
-    confusion = time.perf_counter() - t
-    t = time.perf_counter()
-    rows, total = detection.query_matches(m, PROJECT, run.run_id, 1, 2, 0, 50)
-    assert len(rows) == min(50, total)
-    page = time.perf_counter() - t
-    return {
-        "coco_seconds": round(coco, 2),
-        "confusion_seconds": round(confusion, 2),
-        "page_seconds": round(page, 3),
-        "peak_rss_mib": round(peak_rss_mib()),
-        "stats": report.result.stats,
-        "cell_total": total,
-    }
+    frames = np.asarray(frame_name(np.arange(n)), dtype=object)
+    g = len(d["g_frame"])
+    k = len(d["d_frame"])
+    gt = {"frame_id": frames[d["g_frame"]], "object_id": np.asarray([f"g{i:09d}" for i in range(g)], dtype=object), "class_id": d["g_cls"],
+          "crowd": d["g_crowd"], **{c: d["g_box"][:, j].astype(np.float32) for j, c in enumerate("xywh")}}  # fmt: skip
+    dt = {"frame_id": frames[d["d_frame"]], "object_id": np.asarray([f"d{i:09d}" for i in range(k)], dtype=object), "class_id": d["d_cls"],
+          "score": d["d_score"].astype(np.float32), **{c: d["d_box"][:, j].astype(np.float32) for j, c in enumerate("xywh")}}  # fmt: skip
+    cols = match_frames(frames, gt, dt, 0.5)
+    kinds = cols["kinds"].flatten().to_numpy()
+    label = cols["label_classes"].flatten().to_numpy()
+    pred = cols["predicted_classes"].flatten().to_numpy()
+    keep = np.isin(kinds, (MATCHED, FALSE_POSITIVE, MISSED))
+    counts = confusion_matrix(label[keep], pred[keep], labels=[*CLASSES, -1])
+    return {"confusion_seconds": round(time.perf_counter() - t, 2), "peak_rss_mib": round(peak_rss_mib()),
+            "counts": counts.tolist()}  # fmt: skip
 
 
 def peer_side(n: int) -> dict:  # type: ignore[type-arg]
@@ -204,20 +262,35 @@ def main() -> None:
         try:
             print(f"[{n}] loading ...", flush=True)
             loaded = run_child(MODULE, "load", n, str(work / "ch"))
-            print(f"[{n}] {loaded}; shoal ...", flush=True)
-            shoal = run_child(MODULE, "shoal_side", str(work / "ch"))
-            peer = None
+            print(f"[{n}] {loaded}; matching ...", flush=True)
+            match = run_child(MODULE, "shoal_match", str(work / "ch"))
+            print(f"[{n}] {match}; queries ...", flush=True)
+            queries = run_child(MODULE, "shoal_queries", str(work / "ch"))
+            print(f"[{n}] COCO ...", flush=True)
+            coco = run_child(MODULE, "shoal_coco", str(work / "ch"))
+            peer = in_memory = None
             if n <= args.peer_max_frames:
                 print(f"[{n}] pycocotools ...", flush=True)
                 peer = run_child(MODULE, "peer_side", n)
+                print(f"[{n}] in-memory confusion with scikit-learn ...", flush=True)
+                in_memory = run_child(MODULE, "peer_confusion", n)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         if peer is not None:
             for name, value in zip(names, peer["stats"], strict=True):  # the same answers, or the timings mean nothing
-                assert abs(shoal["stats"][name] - value) <= 1e-6, (name, shoal["stats"][name], value)
-        summary = {"load": loaded, "shoal": {k: v for k, v in shoal.items() if k != "stats"},
-                   "pycocotools": {k: v for k, v in peer.items() if k != "stats"} if peer else "not run (memory)",
-                   "AP": shoal["stats"]["AP"]}  # fmt: skip
+                assert abs(coco["stats"][name] - value) <= 1e-6, (name, coco["stats"][name], value)
+        if in_memory is not None:
+            assert in_memory["counts"] == queries["counts"], "the stored and the in-memory confusion differ"
+        summary = {
+            "load": loaded,
+            "shoal": {"match_at_ingest": match, "queries": {k: v for k, v in queries.items() if k != "counts"},
+                      "coco": {k: v for k, v in coco.items() if k != "stats"}},
+            "pycocotools": {k: v for k, v in peer.items() if k != "stats"} if peer else "not run (memory)",
+            "in_memory_confusion_sklearn": (
+                {k: v for k, v in in_memory.items() if k != "counts"} if in_memory else "not run (memory)"
+            ),
+            "AP": coco["stats"]["AP"],
+        }  # fmt: skip
         results["runs"][str(n)] = summary
         print(f"[{n}] {json.dumps(summary)}", flush=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

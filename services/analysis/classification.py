@@ -59,13 +59,19 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def from_confusion(confusion: np.ndarray, class_ids: list[int]) -> tuple[list[PerClass], tuple, tuple, float]:
-    """Per-class, macro and weighted precision/recall/F1 and accuracy of a K x (K+1) matrix."""
+def from_confusion(
+    confusion: np.ndarray, class_ids: list[int], false_positives: np.ndarray | None = None
+) -> tuple[list[PerClass], tuple, tuple, float]:
+    """Per-class, macro and weighted precision/recall/F1 and accuracy of a K x (K+1) matrix;
+    ``false_positives`` (detection: predictions of each class that matched no labeled box) also
+    count as predictions."""
     k = len(class_ids)
     c = confusion.astype(np.float64)
     tp = np.diag(c[:, :k])
     support = c.sum(axis=1)
     predicted = c[:, :k].sum(axis=0)
+    if false_positives is not None:
+        predicted = predicted + np.asarray(false_positives, dtype=np.float64)
     precision = _div(tp, predicted)
     recall = _div(tp, support)
     f1 = _div(2 * precision * recall, precision + recall)

@@ -6,16 +6,15 @@ taken in object-id order, which is what breaks score ties."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
+from typing import Any
 
-import numba
 import numpy as np
-import pyarrow as pa
 
-from shoal.analysis.coco import Boxes, CocoResult, box_iou, evaluate, positions
-from shoal.common.errors import NotFound
+from shoal.analysis.classification import PerClass, from_confusion
+from shoal.analysis.coco import Boxes, CocoResult, evaluate
 from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.ingest.outcomes import OutcomeRefresher, iou_key
 
 MIGRATIONS = (
     Migration(
@@ -34,6 +33,12 @@ MIGRATIONS = (
             " ORDER BY (project, run_id, label_class, predicted_class, frame_id, label_object_id, predicted_object_id)"
             " TTL created + INTERVAL 7 DAY",
         ),
+    ),
+    Migration(
+        component="analysis",
+        version=3,
+        name="detection matches kept per frame at ingest (detection_outcomes)",
+        statements=("DROP TABLE IF EXISTS detection_matches",),
     ),
 )
 
@@ -115,51 +120,44 @@ def _box_array(cols: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @dataclass
-class ConfusionRun:
-    run_id: str
+class Confusion:
     class_ids: list[int]
     #: (K+1) x (K+1): last row "false positive", last column "missed"
     counts: np.ndarray
     ignored: int
 
 
-@numba.njit(cache=True, nogil=True)
-def _global_match(
-    gt_start: np.ndarray,
-    gt_end: np.ndarray,
-    dt_start: np.ndarray,
-    dt_end: np.ndarray,
-    gt_box: np.ndarray,
-    gt_crowd: np.ndarray,
-    dt_box: np.ndarray,
-    threshold: float,
-    dt_match: np.ndarray,
-    dt_state: np.ndarray,
-    dt_iou: np.ndarray,
-    gt_taken: np.ndarray,
-) -> None:
-    """Greedy matching across classes, frame by frame; detections of a frame come in score
-    order. dt_state: 0 matched, 1 ignored (only a crowd region), 2 false positive."""
-    for f in range(gt_start.shape[0]):
-        for di in range(dt_start[f], dt_end[f]):
-            best, best_j, top, crowd_hit = -1.0, -1, 0.0, False
-            for gj in range(gt_start[f], gt_end[f]):
-                iou = box_iou(dt_box[di], gt_box[gj], gt_crowd[gj])
-                if iou > top:
-                    top = iou
-                if gt_crowd[gj]:
-                    if iou >= threshold:
-                        crowd_hit = True
-                    continue
-                if not gt_taken[gj] and iou > best:  # the first of equal IoUs: the lower object id
-                    best, best_j = iou, gj
-            if best_j >= 0 and best >= threshold:
-                gt_taken[best_j] = True
-                dt_match[di], dt_state[di], dt_iou[di] = best_j, 0, best
-            elif crowd_hit:
-                dt_state[di] = 1
-            else:
-                dt_state[di], dt_iou[di] = 2, top
+#: the outcomes of a set at an IoU threshold, one row per object, as a confusion matrix at a
+#: confidence threshold counts them: label_class -2 marks a crowd-ignored prediction, -1 the
+#: false-positive row; predicted_class -1 the missed column
+_OUTCOMES = (
+    "SELECT (k = 0 AND score_ >= {conf:Float64}) AS m, frame_id, label_object_id,"
+    " if(m OR k = 2, predicted_object_id_, '') AS predicted_object_id,"
+    " if(k = 1, -2, label_class_) AS label_class, if(m OR k = 2, predicted_class_, -1) AS predicted_class,"
+    " if(m OR k = 2, iou_, 0) AS iou, if(m OR k = 2, score_, NULL) AS score"
+    " FROM (SELECT frame_id, kinds, label_object_ids, predicted_object_ids, label_classes, predicted_classes,"
+    " ious, scores FROM detection_outcomes FINAL WHERE project = {project:String} AND inference_set = {set:String}"
+    " AND iou_threshold = {iou:Float64}{frames})"
+    " ARRAY JOIN kinds AS k, label_object_ids AS label_object_id, predicted_object_ids AS predicted_object_id_,"
+    " label_classes AS label_class_, predicted_classes AS predicted_class_, ious AS iou_, scores AS score_"
+    # a match below the confidence threshold leaves its labeled box missed; other predictions
+    # below it drop out
+    " WHERE k IN (0, 3) OR score_ >= {conf:Float64}"
+)
+
+
+def _ensure_matched(metrics: MetricsStore, project: str, dataset: str, inference_set: str, iou: float) -> None:
+    refresher = OutcomeRefresher(metrics)
+    if not refresher.is_complete(project, dataset, inference_set, iou):
+        refresher.materialize(project, dataset, inference_set, iou)
+
+
+def _outcomes(frames_sql: str = "") -> str:
+    return _OUTCOMES.replace("{frames}", f" AND frame_id IN ({frames_sql})" if frames_sql else "")
+
+
+def _params(project: str, inference_set: str, iou: float, conf: float, extra: dict[str, Any] | None) -> dict[str, Any]:
+    return {"project": project, "set": inference_set, "iou": iou, "conf": float(conf), **(extra or {})}
 
 
 def detection_confusion(
@@ -171,99 +169,227 @@ def detection_confusion(
     *,
     iou_threshold: float,
     confidence_threshold: float,
-) -> ConfusionRun:
+    frames_sql: str = "",
+    frames_params: dict[str, Any] | None = None,
+) -> Confusion:
     """Global matching across classes, frame by frame: predictions at or above the confidence
     threshold, by descending score (ties by object id), each take the unmatched regular labeled
     box of any class with the highest IoU at or above the threshold (ties: the lower object id);
     one that takes none but overlaps a crowd region that much is ignored, else it is a false
-    positive; regular labeled boxes left unmatched are missed. Records every outcome."""
-    data = load_boxes(metrics, project, dataset, inference_set)
-    gt, dt = data.gt, data.dt
-    k = len(classes)
-    g_frame = _codes(np.asarray(gt["frame_id"], dtype=object), data.frames)
-    d_frame_all = _codes(np.asarray(dt["frame_id"], dtype=object), data.frames)
-    d_score_all = np.asarray(dt["score"], dtype=np.float64)
-    kept = np.flatnonzero(d_score_all >= confidence_threshold)
-    d_idx = kept[np.lexsort((kept, -d_score_all[kept], d_frame_all[kept]))]  # frame, then score, then object id
-    d_frame = d_frame_all[d_idx]
-    n_frames = np.arange(len(data.frames))
-    gt_start, gt_end = np.searchsorted(g_frame, n_frames, "left"), np.searchsorted(g_frame, n_frames, "right")
-    dt_start, dt_end = np.searchsorted(d_frame, n_frames, "left"), np.searchsorted(d_frame, n_frames, "right")
-    g_crowd = np.asarray(gt["crowd"], dtype=np.bool_)
-    dt_match = np.full(len(d_idx), -1, dtype=np.int64)
-    dt_state = np.zeros(len(d_idx), dtype=np.int8)
-    dt_iou = np.zeros(len(d_idx))
-    gt_taken = np.zeros(len(g_frame), dtype=np.bool_)
-    _global_match(
-        gt_start, gt_end, dt_start, dt_end, np.ascontiguousarray(_box_array(gt)), g_crowd,
-        np.ascontiguousarray(_box_array(dt)[d_idx]), float(iou_threshold), dt_match, dt_state, dt_iou, gt_taken,
-    )  # fmt: skip
+    positive; regular labeled boxes left unmatched are missed.
 
-    g_cls = np.asarray(gt["class_id"], dtype=np.int64)
-    d_cls = np.asarray(dt["class_id"], dtype=np.int64)[d_idx]
-    hit = dt_state == 0
-    fp = dt_state == 2
-    missed = np.flatnonzero(~g_crowd & ~gt_taken)
-    # one record per outcome: matches, false positives, missed boxes
-    g_of = np.concatenate([dt_match[hit], np.full(int(fp.sum()), -1), missed])
-    d_of = np.concatenate([np.flatnonzero(hit), np.flatnonzero(fp), np.full(len(missed), -1)])
-    label_class = np.where(g_of >= 0, g_cls[np.maximum(g_of, 0)] if len(g_cls) else -1, -1)
-    predicted_class = np.where(d_of >= 0, d_cls[np.maximum(d_of, 0)] if len(d_cls) else -1, -1)
-    lpos = np.where(label_class >= 0, positions(label_class, np.asarray(classes)), -1)
-    ppos = np.where(predicted_class >= 0, positions(predicted_class, np.asarray(classes)), -1)
+    Counted from the stored outcomes (``shoal.ingest.outcomes``): one aggregation. ``frames_sql``
+    (a SELECT of frame ids, with ``frames_params``) restricts it to those frames."""
+    iou = iou_key(iou_threshold)
+    _ensure_matched(metrics, project, dataset, inference_set, iou)
+    rows = metrics.query(
+        f"SELECT label_class, predicted_class, count() FROM ({_outcomes(frames_sql)})"
+        " GROUP BY label_class, predicted_class",
+        _params(project, inference_set, iou, confidence_threshold, frames_params),
+    ).rows
+    k = len(classes)
+    index = {c: i for i, c in enumerate(classes)}
     counts = np.zeros((k + 1, k + 1), dtype=np.int64)
-    np.add.at(counts, (np.where(lpos >= 0, lpos, k), np.where(ppos >= 0, ppos, k)), 1)
-    frame_of = np.where(g_of >= 0, g_frame[np.maximum(g_of, 0)] if len(g_frame) else 0,
-                        d_frame[np.maximum(d_of, 0)] if len(d_frame) else 0)  # fmt: skip
-    run_id = f"run-{uuid.uuid4().hex[:16]}"
-    n = len(g_of)
-    if n:
-        g_ids = np.append(np.asarray(gt["object_id"], dtype=object), "")  # index -1: no object
-        d_ids = np.append(np.asarray(dt["object_id"], dtype=object)[d_idx], "")
-        d_scores = np.append(d_score_all[d_idx], 0.0)
-        d_ious = np.append(dt_iou, 0.0)
-        table = pa.table(
-            {
-                "project": pa.array([project] * n),
-                "run_id": pa.array([run_id] * n),
-                "inference_set": pa.array([inference_set] * n),
-                "dataset": pa.array([dataset] * n),
-                "iou_threshold": pa.array(np.full(n, iou_threshold)),
-                "confidence_threshold": pa.array(np.full(n, confidence_threshold)),
-                "frame_id": pa.array(data.frames[frame_of], pa.string()),
-                "label_object_id": pa.array(g_ids[g_of], pa.string()),
-                "predicted_object_id": pa.array(d_ids[d_of], pa.string()),
-                "label_class": pa.array(label_class.astype(np.int32)),
-                "predicted_class": pa.array(predicted_class.astype(np.int32)),
-                "iou": pa.array(d_ious[d_of].astype(np.float32)),
-                "score": pa.array(d_scores[d_of].astype(np.float32), mask=d_of < 0),
-            }
-        )
-        metrics.insert_arrow("detection_matches", table)
-    return ConfusionRun(run_id, list(classes), counts, int((dt_state == 1).sum()))
+    ignored = 0
+    for label, predicted, n in rows:
+        if label == -2:
+            ignored += int(n)
+            continue
+        counts[index.get(int(label), k), index.get(int(predicted), k)] += int(n)
+    return Confusion(list(classes), counts, ignored)
+
+
+@dataclass
+class DetectionSummary:
+    """Per-class precision (false positives count against it), recall (missed boxes count) and
+    F1 of a detection confusion matrix; accuracy is the matches of the right class over every
+    outcome (matches, false positives and missed boxes)."""
+
+    frames: int
+    objects: int
+    accuracy: float
+    per_class: list[PerClass]
+    macro: tuple[float, float, float]
+    weighted: tuple[float, float, float]
+
+
+def summarize_confusion(c: Confusion, frames: int = 0) -> DetectionSummary:
+    k = len(c.class_ids)
+    per_class, macro, weighted, _ = from_confusion(c.counts[:k], c.class_ids, false_positives=c.counts[k, :k])
+    total = int(c.counts.sum())
+    accuracy = float(np.trace(c.counts[:k, :k]) / total) if total else 0.0
+    return DetectionSummary(frames, total, accuracy, per_class, macro, weighted)
+
+
+def outcome_frames(
+    metrics: MetricsStore,
+    project: str,
+    inference_set: str,
+    iou: float,
+    frames_sql: str = "",
+    frames_params: dict[str, Any] | None = None,
+) -> int:
+    """How many frames hold outcomes (any labeled or predicted box) in ``frames_sql``."""
+    return int(
+        metrics.query(
+            f"SELECT uniqExact(frame_id) FROM ({_outcomes(frames_sql)})",
+            _params(project, inference_set, iou_key(iou), 0.0, frames_params),
+        ).scalar()
+    )
+
+
+def slice_counts(
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    inference_set: str,
+    *,
+    iou_threshold: float,
+    confidence_threshold: float,
+    groups_sql: str,
+    groups_params: dict[str, Any],
+) -> list[tuple[str, int, int, int]]:
+    """(group, frames, outcomes, matches of the right class) per group of ``groups_sql`` (a
+    SELECT of frame_id and g)."""
+    iou = iou_key(iou_threshold)
+    _ensure_matched(metrics, project, dataset, inference_set, iou)
+    rows = metrics.query(
+        f"SELECT v.g, uniqExact(o.frame_id), count(), countIf(o.label_class = o.predicted_class)"
+        f" FROM ({_outcomes()}) AS o INNER JOIN ({groups_sql}) AS v ON v.frame_id = o.frame_id"
+        " WHERE o.label_class != -2 GROUP BY v.g ORDER BY v.g",
+        _params(project, inference_set, iou, confidence_threshold, groups_params),
+    ).rows
+    return [(str(g), int(f), int(n), int(c)) for g, f, n, c in rows]
+
+
+def _object_changes(frames_sql: str) -> str:
+    """SQL: per labeled box matched by both sets (``{set:String}``, the candidate, and
+    ``{baseline:String}``), whether each found it with its class (``cand``, ``base``)."""
+    one = "SELECT {{{name}:String}} AS s, frame_id, label_object_id, label_class = predicted_class AS ok FROM ({sql})"
+    cand = one.format(name="set", sql=_outcomes(frames_sql))
+    base = one.format(name="baseline", sql=_outcomes(frames_sql).replace("{set:String}", "{baseline:String}"))
+    return (
+        "SELECT frame_id, label_object_id, maxIf(ok, s = {set:String}) AS cand, maxIf(ok, s = {baseline:String})"
+        f" AS base, countIf(s = {{set:String}}) AS in_cand, countIf(s = {{baseline:String}}) AS in_base"
+        f" FROM ({cand} UNION ALL {base}) WHERE label_object_id != '' GROUP BY frame_id, label_object_id"
+        " HAVING in_cand > 0 AND in_base > 0"
+    )
+
+
+@dataclass
+class DetectionComparison:
+    baseline: DetectionSummary
+    candidate: DetectionSummary
+    #: labeled boxes both sets were matched against
+    objects: int
+    improved: int
+    regressed: int
+
+
+def compare_detection(
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    baseline: str,
+    candidate: str,
+    classes: list[int],
+    *,
+    iou_threshold: float,
+    confidence_threshold: float,
+    frames_sql: str = "",
+    frames_params: dict[str, Any] | None = None,
+) -> DetectionComparison:
+    """Both sets' per-class metrics on the same frames, and the labeled boxes the candidate finds
+    with their class and the baseline does not (improved), or the other way round (regressed)."""
+    iou = iou_key(iou_threshold)
+    summaries = []
+    for name in (baseline, candidate):
+        c = detection_confusion(metrics, project, dataset, name, classes, iou_threshold=iou,
+                                confidence_threshold=confidence_threshold, frames_sql=frames_sql,
+                                frames_params=frames_params)  # fmt: skip
+        summaries.append(summarize_confusion(c, outcome_frames(metrics, project, name, iou, frames_sql, frames_params)))
+    params = {**_params(project, candidate, iou, confidence_threshold, frames_params), "baseline": baseline}
+    objects, improved, regressed = metrics.query(
+        f"SELECT count(), countIf(cand AND NOT base), countIf(base AND NOT cand) FROM ({_object_changes(frames_sql)})",
+        params,
+    ).rows[0]
+    return DetectionComparison(summaries[0], summaries[1], int(objects), int(improved), int(regressed))
+
+
+@dataclass(frozen=True)
+class MatchQuery:
+    """Which objects of a confusion matrix to list (see ``QueryDetectionMatchesRequest``)."""
+
+    inference_set: str
+    iou_threshold: float
+    confidence_threshold: float
+    #: None: any; -1: the false-positive row (label) or the missed column (predicted)
+    label_class: int | None
+    predicted_class: int | None
+    min_score: float | None = None
+    max_score: float | None = None
+    min_iou: float | None = None
+    max_iou: float | None = None
+    order: str = "score DESC NULLS LAST"
+    #: with ``change`` ("improved" or "regressed"): the labeled boxes whose outcome changed against this set
+    baseline_inference_set: str = ""
+    change: str = ""
+
+
+ORDERS = {
+    0: "score DESC NULLS LAST",
+    1: "score ASC NULLS LAST",
+    2: "iou ASC",
+    3: "iou DESC",
+}
 
 
 def query_matches(
-    metrics: MetricsStore, project: str, run_id: str, label_class: int, predicted_class: int, offset: int, size: int
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    q: MatchQuery,
+    offset: int,
+    size: int,
+    frames_sql: str = "",
+    frames_params: dict[str, Any] | None = None,
 ) -> tuple[list[tuple], int]:  # type: ignore[type-arg]
-    """One cell's records (class -1: the false-positive row or the missed column), highest
-    score first, and their count."""
-    params = {"project": project, "run": run_id, "lc": label_class, "pc": predicted_class}
-    known = metrics.query(
-        "SELECT count() FROM detection_matches WHERE project = {project:String} AND run_id = {run:String}", params
-    ).scalar()
-    if not known:
-        raise NotFound(f"project {project!r} has no detection confusion run {run_id!r} (runs expire after 7 days)",
-                       field="run_id")  # fmt: skip
-    where = (
-        "project = {project:String} AND run_id = {run:String} AND label_class = {lc:Int32}"
-        " AND predicted_class = {pc:Int32}"
-    )
-    total = int(metrics.query(f"SELECT count() FROM detection_matches WHERE {where}", params).scalar())
+    """The objects ``q`` selects, in its order (ties: frame, labeled object, predicted object),
+    and their count. ``frames_sql`` (a SELECT of frame ids) narrows them to those frames."""
+    iou = iou_key(q.iou_threshold)
+    _ensure_matched(metrics, project, dataset, q.inference_set, iou)
+    params: dict[str, Any] = {
+        "project": project,
+        "set": q.inference_set,
+        "iou": iou,
+        "conf": float(q.confidence_threshold),
+        **(frames_params or {}),
+    }
+    where = ["label_class != -2"]
+    for name, column, op, value, kind in (
+        ("lc", "label_class", "=", q.label_class, "Int32"),
+        ("pc", "predicted_class", "=", q.predicted_class, "Int32"),
+        ("smin", "score", ">=", q.min_score, "Float64"),
+        ("smax", "score", "<=", q.max_score, "Float64"),
+        ("imin", "iou", ">=", q.min_iou, "Float64"),
+        ("imax", "iou", "<=", q.max_iou, "Float64"),
+    ):
+        if value is not None:
+            where.append(f"{column} {op} {{{name}:{kind}}}")
+            params[name] = value
+    if q.change:
+        _ensure_matched(metrics, project, dataset, q.baseline_inference_set, iou)
+        params["baseline"] = q.baseline_inference_set
+        which = "cand AND NOT base" if q.change == "improved" else "base AND NOT cand"
+        where.append(
+            f"(frame_id, label_object_id) IN (SELECT frame_id, label_object_id FROM ({_object_changes(frames_sql)})"
+            f" WHERE {which})"
+        )
+    selected = f"SELECT * FROM ({_outcomes(frames_sql)}) WHERE {' AND '.join(where)}"
+    total = int(metrics.query(f"SELECT count() FROM ({selected})", params).scalar())
     rows = metrics.query(
         "SELECT frame_id, label_object_id, predicted_object_id, label_class, predicted_class, iou, score"
-        f" FROM detection_matches WHERE {where}"
-        " ORDER BY score DESC NULLS LAST, frame_id, label_object_id, predicted_object_id"
+        f" FROM ({selected}) ORDER BY {q.order}, frame_id, label_object_id, predicted_object_id"
         " LIMIT {size:UInt32} OFFSET {offset:UInt32}",
         {**params, "size": size, "offset": offset},
     ).rows

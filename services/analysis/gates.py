@@ -1,11 +1,14 @@
 """Regression gates: every gate of every regression-test segment of a dataset, evaluated for one
-inference set on the segment's frames."""
+inference set on the segment's frames (classification: frame labels; detection: the confusion
+matrix of the segment's frames)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from shoal.analysis.classification import ClassificationReport, classification_report
+from shoal.analysis.classification import classification_report
 from shoal.analysis.query import View
 from shoal.analysis.segments import Gate, SegmentStore
 from shoal.common.pagination import Page
@@ -22,7 +25,8 @@ class GateOutcome:
     passed: bool
 
 
-def gate_value(report: ClassificationReport, gate: Gate) -> float:
+def gate_value(report: Any, gate: Gate) -> float:
+    """``report``: a ClassificationReport or a detection summary (the same field names)."""
     if gate.metric == "accuracy":
         return report.accuracy
     if gate.metric == "macro_f1":
@@ -32,7 +36,19 @@ def gate_value(report: ClassificationReport, gate: Gate) -> float:
     return 0.0 if c is None else float(getattr(c, gate.metric))
 
 
-def evaluate_gates(metrics: MetricsStore, segments: SegmentStore, view: View) -> list[GateOutcome]:
+def evaluate_gates(
+    metrics: MetricsStore,
+    segments: SegmentStore,
+    view: View,
+    measure: Callable[[common_pb2.Filter], Any] | None = None,
+) -> list[GateOutcome]:
+    """``measure`` turns a filter of a segment's members into what gates read (``frames``,
+    ``accuracy``, ``macro``, ``per_class``); by default the classification report."""
+    if measure is None:
+
+        def measure(members: common_pb2.Filter) -> Any:
+            return classification_report(metrics, view, members)
+
     found, _ = segments.list(view.project, kinds=["REGRESSION_TEST"], page=Page(0, 10_000), dataset=view.dataset)
     out = []
     for seg in found:
@@ -41,7 +57,7 @@ def evaluate_gates(metrics: MetricsStore, segments: SegmentStore, view: View) ->
         members = common_pb2.Filter(
             all=[common_pb2.Condition(field="segment", equals=common_pb2.Value(string_value=seg.name))]
         )
-        report = classification_report(metrics, view, members)
+        report = measure(members)
         for gate in seg.gates:
             value = gate_value(report, gate)
             # a gate on no frames cannot be passed: an emptied segment must not open the gate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -10,9 +11,18 @@ from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
 from shoal.analysis.datapoints import Row, query_datapoints
-from shoal.analysis.detection import detection_confusion, detection_report, query_matches
+from shoal.analysis.detection import (
+    ORDERS,
+    MatchQuery,
+    compare_detection,
+    detection_confusion,
+    detection_report,
+    outcome_frames,
+    query_matches,
+    summarize_confusion,
+)
 from shoal.analysis.gates import evaluate_gates
-from shoal.analysis.query import View
+from shoal.analysis.query import Params, View, compile_filter, view_sql
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
@@ -29,10 +39,13 @@ from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import Project, ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.evaluations import frame_rows_set
+from shoal.ingest.outcomes import iou_key
 
 NAME = "analysis"
 FULL_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 MAX_BINS = 1000
+#: fields of a detection drill-down's frame filter (besides metadata.<key>)
+FRAME_FIELDS = ("frame_id", "split", "media_type", "capture_time", "segment")
 
 
 def _threshold(value: float, field: str) -> float:
@@ -217,14 +230,20 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             )
         return pb.GetDetectionMetricsResponse(metrics=out)
 
+    def _iou(self, value: float, field: str) -> float:
+        iou = value or 0.5
+        if not (math.isfinite(iou) and 0.0 < iou <= 1.0):
+            raise InvalidArgument(f"must lie in (0, 1], got {iou}", field=field)
+        if abs(iou * 100 - round(iou * 100)) > 1e-9:
+            raise InvalidArgument(f"must be given in hundredths (0.5, 0.75, ...), got {iou}", field=field)
+        return iou_key(iou)
+
     def GetDetectionConfusion(
         self, request: pb.GetDetectionConfusionRequest, context: Any
     ) -> pb.GetDetectionConfusionResponse:
         if not request.inference_set:
             raise InvalidArgument("is empty", field="inference_set")
-        iou = request.iou_threshold or 0.5
-        if not (math.isfinite(iou) and 0.0 < iou <= 1.0):
-            raise InvalidArgument(f"must lie in (0, 1], got {iou}", field="iou_threshold")
+        iou = self._iou(request.iou_threshold, "iou_threshold")
         threshold = _threshold(request.confidence_threshold, "confidence_threshold")
         project = self._detection_project(request.project)
         s = self.datasets.get_inference_set(request.project, request.inference_set)
@@ -233,7 +252,6 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             iou_threshold=iou, confidence_threshold=threshold,
         )  # fmt: skip
         out = pb.DetectionConfusion(
-            run_id=run.run_id,
             inference_set=s.name,
             iou_threshold=iou,
             confidence_threshold=threshold,
@@ -246,19 +264,42 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
     def QueryDetectionMatches(
         self, request: pb.QueryDetectionMatchesRequest, context: Any
     ) -> pb.QueryDetectionMatchesResponse:
-        if not request.run_id:
-            raise InvalidArgument("is empty", field="run_id")
-        label = request.label_class if request.HasField("label_class") else -1
-        predicted = request.predicted_class if request.HasField("predicted_class") else -1
+        if not request.inference_set:
+            raise InvalidArgument("is empty", field="inference_set")
+        iou = self._iou(request.iou_threshold, "iou_threshold")
+        threshold = _threshold(request.confidence_threshold, "confidence_threshold")
+        label = None if request.any_label_class else (request.label_class if request.HasField("label_class") else -1)
+        predicted = (
+            None
+            if request.any_predicted_class
+            else (request.predicted_class if request.HasField("predicted_class") else -1)
+        )
         if label == -1 and predicted == -1:
             raise InvalidArgument("the false-positive row and the missed column do not meet", field="label_class")
-        scope = f"matches|{request.project}|{request.run_id}|{label}|{predicted}"
+        ranges = {}
+        for name in ("min_score", "max_score", "min_iou", "max_iou"):
+            if request.HasField(name):
+                ranges[name] = _threshold(getattr(request, name), name)
+        if request.order not in ORDERS:
+            raise InvalidArgument(f"unknown order {request.order}", field="order")
+        if request.change not in ("", "improved", "regressed"):
+            raise InvalidArgument(f"'improved' or 'regressed', not {request.change!r}", field="change")
+        if bool(request.change) != bool(request.baseline_inference_set):
+            field = "baseline_inference_set" if request.change else "change"
+            raise InvalidArgument("change and baseline_inference_set go together", field=field)
+        project = self._detection_project(request.project)
+        view = self._view(project, "", request.inference_set, 0.0, request.baseline_inference_set)
+        frames_sql, frames_params = _frames(view, request.frame_filter, "frame_filter")
+        q = MatchQuery(view.inference_set, iou, threshold, label, predicted, order=ORDERS[request.order],
+                       baseline_inference_set=request.baseline_inference_set, change=request.change,
+                       **ranges)  # fmt: skip
+        scope = f"matches|{request.project}|{q}|{request.frame_filter.SerializeToString().hex()}"
         page = page_of(request.page, scope=scope)
-        rows, total = query_matches(self.metrics, request.project, request.run_id, label, predicted, page.offset,
-                                    page.size)  # fmt: skip
+        rows, total = query_matches(self.metrics, request.project, view.dataset, q, page.offset, page.size,
+                                    frames_sql, frames_params)  # fmt: skip
         out = pb.QueryDetectionMatchesResponse(page=page_response(page, len(rows), total, scope=scope))
-        for frame, lo, po, lc, pc, iou, score in rows:
-            m = out.matches.add(frame_id=frame, label_object_id=lo, predicted_object_id=po, iou=float(iou))
+        for frame, lo, po, lc, pc, m_iou, score in rows:
+            m = out.matches.add(frame_id=frame, label_object_id=lo, predicted_object_id=po, iou=float(m_iou))
             if lc != -1:
                 m.label_class = int(lc)
             if pc != -1:
@@ -273,8 +314,14 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         if request.min_support < 0:
             raise InvalidArgument(f"must be >= 0, got {request.min_support}", field="min_support")
         threshold = _threshold(request.confidence_threshold, "confidence_threshold")
-        view = self._view(self._classification_project(request.project), "", request.inference_set, threshold)
-        overall, frames, every, worst = slices(
+        project = self.projects.get(request.project)
+        is_detection = project.task_type == "OBJECT_DETECTION_2D"
+        if is_detection:
+            _check_frame_fields(request.filter, "filter")
+        else:
+            project = self._classification_project(request.project)
+        view = self._view(project, "", request.inference_set, threshold)
+        overall, total, every, worst = slices(
             self.metrics,
             view,
             request.filter,
@@ -282,10 +329,12 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             time_bucket=request.time_bucket,
             min_support=request.min_support or DEFAULT_MIN_SUPPORT,
             level=request.confidence_level or DEFAULT_LEVEL,
+            detection_iou=self._iou(request.iou_threshold, "iou_threshold") if is_detection else None,
         )
         return pb.GetSlicesResponse(
             overall_accuracy=overall,
-            frames=frames,
+            frames=sum(x.frames for x in every) if is_detection else total,
+            objects=total if is_detection else 0,
             slices=[_slice(x) for x in every],
             worst=[_slice(x) for x in worst],
         )
@@ -297,18 +346,39 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             if not getattr(request, name):
                 raise InvalidArgument("is empty", field=name)
         threshold = _threshold(request.confidence_threshold, "confidence_threshold")
-        project = self._classification_project(request.project)
-        view = self._view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
-        result = compare(self.metrics, view, request.filter)
+        project = self.projects.get(request.project)
+        if project.task_type == "OBJECT_DETECTION_2D":
+            iou = self._iou(request.iou_threshold, "iou_threshold")
+            view = self._view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
+            frames_sql, frames_params = _frames(view, request.filter, "filter")
+            det = compare_detection(
+                self.metrics, project.name, view.dataset, request.baseline_inference_set,
+                request.candidate_inference_set, list(view.ontology), iou_threshold=iou, confidence_threshold=threshold,
+                frames_sql=frames_sql, frames_params=frames_params,
+            )  # fmt: skip
+            out = pb.CompareInferenceSetsResponse(
+                frames=det.candidate.frames,
+                baseline_accuracy=det.baseline.accuracy,
+                candidate_accuracy=det.candidate.accuracy,
+                improved=det.improved,
+                regressed=det.regressed,
+                objects=det.objects,
+            )
+            pairs = zip(det.baseline.per_class, det.candidate.per_class, strict=True)
+        else:
+            project = self._classification_project(request.project)
+            view = self._view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
+            result = compare(self.metrics, view, request.filter)
+            out = pb.CompareInferenceSetsResponse(
+                frames=result.frames,
+                baseline_accuracy=result.baseline_accuracy,
+                candidate_accuracy=result.candidate_accuracy,
+                improved=result.improved,
+                regressed=result.regressed,
+            )
+            pairs = zip(result.baseline, result.candidate, strict=True)
         names = {c.id: c.name for c in project.classes}
-        out = pb.CompareInferenceSetsResponse(
-            frames=result.frames,
-            baseline_accuracy=result.baseline_accuracy,
-            candidate_accuracy=result.candidate_accuracy,
-            improved=result.improved,
-            regressed=result.regressed,
-        )
-        for b, c in zip(result.baseline, result.candidate, strict=True):
+        for b, c in pairs:
             out.per_class.add(
                 class_id=c.class_id,
                 class_name=names.get(c.class_id, ""),
@@ -381,15 +451,50 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         if not request.inference_set:
             raise InvalidArgument("is empty", field="inference_set")
         threshold = _threshold(request.confidence_threshold, "confidence_threshold")
-        view = self._view(self._classification_project(request.project), "", request.inference_set, threshold)
+        project = self.projects.get(request.project)
+        measure = None
+        if project.task_type == "OBJECT_DETECTION_2D":
+            iou = self._iou(request.iou_threshold, "iou_threshold")
+            view = self._view(project, "", request.inference_set, threshold)
+
+            def measure(members: common_pb2.Filter) -> Any:
+                frames_sql, frames_params = _frames(view, members, "segment")
+                c = detection_confusion(
+                    self.metrics, project.name, view.dataset, view.inference_set, list(view.ontology),
+                    iou_threshold=iou, confidence_threshold=threshold, frames_sql=frames_sql,
+                    frames_params=frames_params,
+                )  # fmt: skip
+                frames = outcome_frames(self.metrics, project.name, view.inference_set, iou, frames_sql, frames_params)
+                return summarize_confusion(c, frames)
+        else:
+            view = self._view(self._classification_project(request.project), "", request.inference_set, threshold)
         out = pb.EvaluateGatesResponse()
-        for o in evaluate_gates(self.metrics, self.segments, view):
+        for o in evaluate_gates(self.metrics, self.segments, view, measure):
             result = pb.GateResult(segment=o.segment, gate=_gate_proto(o.gate), value=o.value, frames=o.frames,
                                    passed=o.passed)  # fmt: skip
             out.results.append(result)
             if not o.passed:
                 out.failed.append(result)
         return out
+
+
+def _check_frame_fields(flt: common_pb2.Filter, where: str) -> None:
+    """Detection filters take frame fields only (a detection frame has no single class)."""
+    for i, c in enumerate(flt.all):
+        if c.field not in FRAME_FIELDS and not c.field.startswith("metadata."):
+            raise InvalidArgument(f"{c.field!r} is not a frame field (one of {', '.join(FRAME_FIELDS)}"
+                                  " or metadata.<key>)", field=f"{where}.all[{i}].field")  # fmt: skip
+
+
+def _frames(view: View, flt: common_pb2.Filter, where: str) -> tuple[str, dict[str, Any]]:
+    """A detection request's filter of frame fields, as a SELECT of frame ids ("" for none)."""
+    if not flt.all:
+        return "", {}
+    _check_frame_fields(flt, where)
+    frames = dataclasses.replace(view, baseline_inference_set="")
+    params = Params()
+    condition = compile_filter(flt, frames, params, where)
+    return f"SELECT frame_id FROM ({view_sql(frames, params)}) WHERE {condition}", params.values
 
 
 def _class_metrics(c: PerClass, names: dict[int, str]) -> pb.ClassMetrics:
@@ -406,7 +511,7 @@ def _class_metrics(c: PerClass, names: dict[int, str]) -> pb.ClassMetrics:
 
 def _slice(x: SliceStats) -> pb.Slice:
     return pb.Slice(value=x.value, frames=x.frames, correct=x.correct, accuracy=x.accuracy,
-                    interval_lower=x.lower, interval_upper=x.upper, drop=x.drop)  # fmt: skip
+                    interval_lower=x.lower, interval_upper=x.upper, drop=x.drop, objects=x.objects)  # fmt: skip
 
 
 def _kind(value: int, field: str = "segment.kind") -> str:

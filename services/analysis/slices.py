@@ -29,6 +29,8 @@ class SliceStats:
     lower: float
     upper: float
     drop: float
+    #: detection: the outcomes counted (matches, false positives, missed boxes)
+    objects: int = 0
 
 
 def wilson(correct: int, n: int, level: float) -> tuple[float, float]:
@@ -62,6 +64,25 @@ def _group_expression(metrics: MetricsStore, view: View, group_by: str, bucket: 
     raise InvalidArgument(f"group by split, capture_time or metadata.<key>, not {group_by!r}", field="group_by")
 
 
+def _rank(
+    rows: list[tuple[str, int, int, int]], min_support: int, level: float, *, objects: bool
+) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+    """Slices from (value, frames, trials, successes), and the worst: enough trials and an
+    interval wholly below the overall proportion, largest drop first. ``objects``: the trials are
+    detection outcomes."""
+    total = sum(r[2] for r in rows)
+    right = sum(r[3] for r in rows)
+    overall = right / total if total else 0.0
+    out = []
+    for value, frames, n, correct in rows:
+        lo, hi = wilson(correct, n, level)
+        acc = correct / n if n else 0.0
+        out.append(SliceStats(value, frames, correct, acc, lo, hi, overall - acc, objects=n if objects else 0))
+    worst = [x for x in out if (x.objects if objects else x.frames) >= min_support and x.upper < overall]
+    worst.sort(key=lambda x: -x.drop)
+    return overall, total, out, worst
+
+
 def slices(
     metrics: MetricsStore,
     view: View,
@@ -71,27 +92,32 @@ def slices(
     time_bucket: str = "",
     min_support: int = DEFAULT_MIN_SUPPORT,
     level: float = DEFAULT_LEVEL,
+    detection_iou: float | None = None,
 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
-    """(overall accuracy, frames, every slice by value, the worst slices)."""
+    """(overall accuracy, frames, every slice by value, the worst slices).
+
+    With ``detection_iou``: per slice of frames, the matches of the right class over every outcome
+    of the detection confusion matrix at that IoU (matches, false positives, missed boxes); the
+    second value and the support then count outcomes."""
     if not 0 < level < 1:
         raise InvalidArgument(f"must lie in (0, 1), got {level}", field="confidence_level")
     params = Params()
     source = view_sql(view, params)
     group = _group_expression(metrics, view, group_by, time_bucket, params)
     where = compile_filter(flt, view, params)
+    if detection_iou is not None:
+        from shoal.analysis.detection import slice_counts
+
+        rows = slice_counts(
+            metrics, view.project, view.dataset, view.inference_set,
+            iou_threshold=detection_iou, confidence_threshold=view.confidence_threshold,
+            groups_sql=f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", groups_params=params.values,
+        )  # fmt: skip
+        return _rank(rows, min_support, level, objects=True)
     rows = metrics.query(
         f"SELECT {group} AS g, count(), countIf(label_class = predicted_class) FROM ({source})"
         f" WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND {where} GROUP BY g ORDER BY g{SETTINGS}",
         params.values,
     ).rows
-    total = sum(int(r[1]) for r in rows)
-    right = sum(int(r[2]) for r in rows)
-    overall = right / total if total else 0.0
-    out = []
-    for value, n, correct in rows:
-        n, correct = int(n), int(correct)
-        lo, hi = wilson(correct, n, level)
-        acc = correct / n if n else 0.0
-        out.append(SliceStats(str(value), n, correct, acc, lo, hi, overall - acc))
-    worst = sorted((s for s in out if s.frames >= min_support and s.upper < overall), key=lambda s: -s.drop)
-    return overall, total, out, worst
+    counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct in rows]
+    return _rank(counts, min_support, level, objects=False)

@@ -72,13 +72,7 @@ class EvaluationRefresher:
         sets = self.inference_sets(project, dataset)
         for start in range(0, len(ids), STEP):
             part = ids[start : start + STEP]
-            batch = secrets.randbits(63)
-            self.metrics.insert_arrow(
-                "refresh_keys",
-                pa.table(
-                    {"batch": pa.array([batch] * len(part), pa.uint64()), "frame_id": pa.array(part, pa.string())}
-                ),
-            )
+            batch = write_refresh_keys(self.metrics, part)
             for name in sets:
                 self._refresh(project, dataset, name, batch, ontology)
 
@@ -154,6 +148,14 @@ class EvaluationRefresher:
                 "version": time.time_ns(),
             },
         )
+
+
+def write_refresh_keys(metrics: MetricsStore, frame_ids: Sequence[str]) -> int:
+    """Writes the frame ids of one refresh under a new batch number, which it returns."""
+    batch = secrets.randbits(63)
+    keys = {"batch": pa.array([batch] * len(frame_ids), pa.uint64()), "frame_id": pa.array(frame_ids, pa.string())}
+    metrics.insert_arrow("refresh_keys", pa.table(keys))
+    return batch
 
 
 def rows_sets(metrics: MetricsStore, project: str, dataset: str) -> list[str]:

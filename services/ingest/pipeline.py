@@ -223,7 +223,7 @@ class UploadProcessor:
         """Second half (on a helper thread, while the next batch is staged): refresh the rows
         analyses read, upsert the vectors, then record status, dead letters and notifications.
         The batch may be committed once this returns."""
-        self.writer.refresh_evaluations(staged.touched)
+        self.writer.refresh_derived(staged.touched)
         self.writer.write_vectors(staged.vectors)
         results = iter(staged.written)
         status_rows = []

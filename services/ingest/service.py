@@ -7,7 +7,7 @@ from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
 from shoal.common.topics import Topics
-from shoal.ingest import catalog, datasets, evaluations, writer
+from shoal.ingest import catalog, datasets, evaluations, outcomes, writer
 from shoal.ingest.pipeline import ContextLoader, IngestConsumer, UploadProcessor, UploadPublisher
 from shoal.ingest.servicer import IngestServicer
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -37,7 +37,12 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         for i in range(settings.ingest_consumers)
     ]
     servicer = IngestServicer(
-        projects, sets, publisher, stores.vectors, evaluations.EvaluationRefresher(stores.metrics)
+        projects,
+        sets,
+        publisher,
+        stores.vectors,
+        evaluations.EvaluationRefresher(stores.metrics),
+        outcomes.OutcomeRefresher(stores.metrics),
     )
     return ServiceSpec(
         name=NAME,
@@ -45,6 +50,12 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         register=lambda server: ingest_pb2_grpc.add_IngestServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors", "events"),
         policy=MethodPolicy(admin=frozenset({_method("CreateProject")}), unscoped=frozenset({_method("ListProjects")})),
-        migrations=(*catalog.MIGRATIONS, *datasets.MIGRATIONS, *writer.MIGRATIONS, *evaluations.MIGRATIONS),
+        migrations=(
+            *catalog.MIGRATIONS,
+            *datasets.MIGRATIONS,
+            *writer.MIGRATIONS,
+            *evaluations.MIGRATIONS,
+            *outcomes.MIGRATIONS,
+        ),
         workers=list(workers),
     )

@@ -11,6 +11,7 @@ from shoal.common.stores.vectors import VectorStore
 from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import Dataset, DatasetCatalog, InferenceSet
 from shoal.ingest.evaluations import EvaluationRefresher
+from shoal.ingest.outcomes import OutcomeRefresher
 from shoal.ingest.pipeline import UploadPublisher, new_upload_id
 from shoal.ingest.status import KINDS, dataset_stats, upload_status
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -116,8 +117,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         publisher: UploadPublisher,
         vectors: VectorStore,
         evaluations: EvaluationRefresher,
+        outcomes: OutcomeRefresher,
     ) -> None:
         self.evaluations = evaluations
+        self.outcomes = outcomes
         self.catalog = catalog
         self.vectors = vectors
         self.datasets = datasets
@@ -194,6 +197,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             InferenceSet(request.project, s.name, s.dataset, s.model_name, s.model_version, s.description)
         )
         self.evaluations.backfill(created.project, created.dataset, created.name)
+        if self.catalog.get(created.project).task_type == "OBJECT_DETECTION_2D":
+            self.outcomes.create_set(created.project, created.dataset, created.name)
         return pb.CreateInferenceSetResponse(inference_set=inference_set_to_proto(created))
 
     def GetInferenceSet(self, request: pb.GetInferenceSetRequest, context: Any) -> pb.GetInferenceSetResponse:

@@ -22,6 +22,7 @@ from shoal.common.stores.vectors import CollectionSpec, ScalarField, VectorStore
 from shoal.common.v1 import common_pb2
 from shoal.ingest import columns as columnar
 from shoal.ingest.evaluations import EvaluationRefresher
+from shoal.ingest.outcomes import OutcomeRefresher
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk
 
@@ -96,7 +97,7 @@ class TableWrites:
     #: the vectors still to upsert (:meth:`IngestWriter.write_vectors`)
     vectors: VectorWork
     #: (project, dataset) -> (frame ids touched, the project's class ids in order), for
-    #: :meth:`IngestWriter.refresh_evaluations`
+    #: :meth:`IngestWriter.refresh_derived`
     touched: dict[tuple[str, str], tuple[set[str], list[int]]]
 
 
@@ -144,18 +145,21 @@ class IngestWriter:
         self.metrics = metrics
         self.vectors = vectors
         self.evaluations = EvaluationRefresher(metrics)
+        self.outcomes = OutcomeRefresher(metrics)
 
     def write(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> list[Written]:
         """Writes the valid items of several events: ClickHouse, the evaluation rows, Milvus."""
         done = self.write_tables(batch)
-        self.refresh_evaluations(done.touched)
+        self.refresh_derived(done.touched)
         self.write_vectors(done.vectors)
         return done.written
 
-    def refresh_evaluations(self, touched: dict[tuple[str, str], tuple[set[str], list[int]]]) -> None:
-        """Recomputes the ``evaluations`` rows of the frames a batch touched."""
+    def refresh_derived(self, touched: dict[tuple[str, str], tuple[set[str], list[int]]]) -> None:
+        """Recomputes the derived rows of the frames a batch touched: ``evaluations``, and the
+        ``detection_outcomes`` of detection sets."""
         for (project, dataset), (ids, ontology) in touched.items():
             self.evaluations.refresh(project, dataset, ids, ontology)
+            self.outcomes.refresh(project, dataset, ids)
 
     def write_tables(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> TableWrites:
         """Writes the ClickHouse rows of several events, batched per table."""

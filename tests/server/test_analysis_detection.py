@@ -60,6 +60,7 @@ def _upload(running: Running, seed: int) -> tuple[dict, list[dict]]:  # type: ig
         cols = UploadColumns(
             frame_ids=[f"img-{i:04d}" for i in images],
             sizes=[(SIZE, SIZE)] * len(images),
+            metadata=[{"camera": "rear" if i % 3 == 0 else "front"} for i in images],
             objects=[gts_by_image[i] for i in images],
             inference_set="detr",
             predictions=[dts_by_image[i] for i in images],
@@ -106,9 +107,15 @@ def _iou(d: list[float], g: list[float], crowd: bool) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _f32(v: float) -> float:
+    """As stored (scores and IoUs are float32) and compared by the server."""
+    return float(np.float32(v))
+
+
 def _brute_force(dataset: dict, dts: list[dict], iou_thr: float, conf_thr: float):  # type: ignore[no-untyped-def]
     """Global greedy matching written out plainly: (counts by (label, predicted) with None for the
-    false-positive row and the missed column, the records per cell, ignored predictions)."""
+    false-positive row and the missed column, the records per cell as (frame, label object,
+    predicted object, iou, score), ignored predictions)."""
     from collections import Counter, defaultdict
 
     counts: Counter = Counter()  # type: ignore[type-arg]
@@ -117,72 +124,270 @@ def _brute_force(dataset: dict, dts: list[dict], iou_thr: float, conf_thr: float
     for img in (i["id"] for i in dataset["images"]):
         frame = f"img-{img:04d}"
         gts = [a for a in dataset["annotations"] if a["image_id"] == img]
-        dets = [(k, d) for k, d in enumerate(dts) if d["image_id"] == img and d["score"] >= conf_thr]
+        dets = [(k, d) for k, d in enumerate(dts) if d["image_id"] == img and _f32(d["score"]) >= conf_thr]
         dets.sort(key=lambda kd: (-kd[1]["score"], kd[0]))
         taken: set[int] = set()
         for k, d in dets:
-            best, best_iou = None, -1.0
+            best, best_iou, top = None, -1.0, 0.0
             for a in gts:
+                iou = _iou(d["bbox"], a["bbox"], bool(a["iscrowd"]))
+                top = max(top, iou)
                 if a["iscrowd"] or a["id"] in taken:
                     continue
-                iou = _iou(d["bbox"], a["bbox"], False)
                 if iou >= iou_thr and iou > best_iou:
                     best, best_iou = a, iou
             if best is not None:
                 taken.add(best["id"])
                 key = (best["category_id"], d["category_id"])
-                cells[key].add((frame, f"g-{best['id']:06d}", f"d-{k:06d}"))
+                cells[key].add((frame, f"g-{best['id']:06d}", f"d-{k:06d}", _f32(best_iou), _f32(d["score"])))
             elif any(a["iscrowd"] and _iou(d["bbox"], a["bbox"], True) >= iou_thr for a in gts):
                 ignored += 1
                 continue
             else:
                 key = (None, d["category_id"])
-                cells[key].add((frame, "", f"d-{k:06d}"))
+                cells[key].add((frame, "", f"d-{k:06d}", _f32(top), _f32(d["score"])))
             counts[key] += 1
         for a in gts:
             if not a["iscrowd"] and a["id"] not in taken:
                 key = (a["category_id"], None)
                 counts[key] += 1
-                cells[key].add((frame, f"g-{a['id']:06d}", ""))
+                cells[key].add((frame, f"g-{a['id']:06d}", "", 0.0, None))
     return counts, cells, ignored
+
+
+def _grid(c, iou: float, conf: float, inference_set: str = "detr") -> tuple[list[int], np.ndarray, int]:  # type: ignore[no-untyped-def]
+    conf_msg = c.analysis.GetDetectionConfusion(apb.GetDetectionConfusionRequest(
+        project="cones", inference_set=inference_set, iou_threshold=iou, confidence_threshold=conf)).confusion  # fmt: skip
+    ids = list(conf_msg.class_ids)
+    return ids, np.array(conf_msg.counts).reshape(len(ids) + 1, len(ids) + 1), conf_msg.ignored_predictions
+
+
+def _assert_grid(c, dataset: dict, dts: list[dict], iou: float, conf: float, inference_set: str = "detr") -> None:  # type: ignore[no-untyped-def,type-arg]
+    counts, _, ignored = _brute_force(dataset, dts, iou, conf)
+    ids, grid, got_ignored = _grid(c, iou, conf, inference_set)
+    labels = [*ids, None]
+    for i, lc in enumerate(labels):
+        for j, pc in enumerate(labels):
+            assert grid[i, j] == counts.get((lc, pc), 0), (iou, conf, lc, pc)
+    assert got_ignored == ignored and grid[-1, -1] == 0
+
+
+def _open(c, req: apb.QueryDetectionMatchesRequest, page_size: int = 7) -> tuple[list[tuple], int]:  # type: ignore[no-untyped-def,type-arg]
+    """Every record a query selects, page by page, as (frame, label object, predicted object,
+    iou, score), and the total the last page reported."""
+    got, token = [], ""
+    while True:
+        req.page.CopyFrom(cpb.PageRequest(page_size=page_size, page_token=token))
+        resp = c.analysis.QueryDetectionMatches(req)
+        got += [(m.frame_id, m.label_object_id, m.predicted_object_id, m.iou,
+                 m.score if m.HasField("score") else None) for m in resp.matches]  # fmt: skip
+        token = resp.page.next_page_token
+        if not token:
+            return got, resp.page.total_count
+
+
+def _ids(records) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    return sorted(r[:3] for r in records)
 
 
 def test_detection_confusion_with_global_matching_opens_every_cell(running: Running) -> None:
     dataset, dts = _upload(running, 12)
-    counts, cells, ignored = _brute_force(dataset, dts, 0.5, 0.3)
     with running.client(running.admin_key) as c:
-        conf = c.analysis.GetDetectionConfusion(apb.GetDetectionConfusionRequest(
-            project="cones", inference_set="detr", iou_threshold=0.5, confidence_threshold=0.3)).confusion  # fmt: skip
-        ids = list(conf.class_ids)
-        k = len(ids)
-        grid = np.array(conf.counts).reshape(k + 1, k + 1)
-        labels = [*ids, None]
-        for i, lc in enumerate(labels):
-            for j, pc in enumerate(labels):
-                assert grid[i, j] == counts.get((lc, pc), 0), (lc, pc)
-        assert conf.ignored_predictions == ignored and grid[k, k] == 0
+        # one stored matching per IoU answers every confidence threshold; IoU 0.75 is matched on
+        # first request
+        for iou, conf in ((0.5, 0.3), (0.5, 0.0), (0.5, 0.75), (0.75, 0.3), (0.75, 0.55)):
+            _assert_grid(c, dataset, dts, iou, conf)
+        _, cells, _ = _brute_force(dataset, dts, 0.5, 0.3)
+        _, grid, _ = _grid(c, 0.5, 0.3)
+        k = grid.shape[0] - 1
         assert grid[:k, :k].trace() > 50 and grid[k].sum() > 10 and grid[:, k].sum() > 10  # every kind occurs
         # every cell opens to exactly its records, page by page
         for (lc, pc), want in cells.items():
-            got, token = [], ""
-            while True:
-                req = apb.QueryDetectionMatchesRequest(project="cones", run_id=conf.run_id,
-                                                       page=cpb.PageRequest(page_size=7, page_token=token))  # fmt: skip
-                if lc is not None:
-                    req.label_class = lc
-                if pc is not None:
-                    req.predicted_class = pc
-                resp = c.analysis.QueryDetectionMatches(req)
-                got += [(m.frame_id, m.label_object_id, m.predicted_object_id) for m in resp.matches]
-                token = resp.page.next_page_token
-                if not token:
-                    break
-            assert sorted(got) == sorted(want), (lc, pc)
-            assert resp.page.total_count == len(want)
-        scores = [m.score for m in c.analysis.QueryDetectionMatches(apb.QueryDetectionMatchesRequest(
-            project="cones", run_id=conf.run_id, label_class=1, predicted_class=1)).matches]  # fmt: skip
-        assert scores == sorted(scores, reverse=True)
+            req = apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", confidence_threshold=0.3)
+            if lc is not None:
+                req.label_class = lc
+            if pc is not None:
+                req.predicted_class = pc
+            got, total = _open(c, req)
+            assert _ids(got) == _ids(want), (lc, pc)
+            assert total == len(want)
+            assert [r[4] for r in got] == sorted((r[4] for r in got), key=lambda v: -1 if v is None else -v)
+        # matched below the confidence threshold: the labeled box is missed, with no prediction
+        _, cells_hi, _ = _brute_force(dataset, dts, 0.5, 0.75)
+        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr",
+                                                           confidence_threshold=0.75, label_class=1))  # fmt: skip
+        assert _ids(got) == _ids(cells_hi[(1, None)]) and all(r[2] == "" and r[4] is None for r in got)
+        for bad, field in (
+            (apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", label_class=1,
+                                              iou_threshold=0.555), "iou_threshold"),
+            (apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr"), "label_class"),
+            (apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", any_label_class=True,
+                                              min_score=1.5), "min_score"),
+            (apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", any_label_class=True,
+                                              frame_filter=cpb.Filter(all=[cpb.Condition(
+                                                  field="label_class", equals=cpb.Value(number_value=1))])),
+             "frame_filter.all[0].field"),
+        ):  # fmt: skip
+            with pytest.raises(grpc.RpcError) as info:
+                c.analysis.QueryDetectionMatches(bad)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+            assert field in info.value.details()
         with pytest.raises(grpc.RpcError) as info:
             c.analysis.QueryDetectionMatches(apb.QueryDetectionMatchesRequest(
-                project="cones", run_id="run-nope", label_class=1))  # fmt: skip
+                project="cones", inference_set="nope", label_class=1))  # fmt: skip
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_detection_drill_down_by_score_iou_and_frame_fields(running: Running) -> None:
+    dataset, dts = _upload(running, 13)
+    _, cells, _ = _brute_force(dataset, dts, 0.5, 0.2)
+    everything = [(lc, pc, r) for (lc, pc), records in cells.items() for r in records]
+    rear = {f"img-{i['id']:04d}" for i in dataset["images"] if i["id"] % 3 == 0}
+    with running.client(running.admin_key) as c:
+        # any cell, a score band, an IoU floor, frames of the rear camera: localization errors
+        req = apb.QueryDetectionMatchesRequest(
+            project="cones", inference_set="detr", confidence_threshold=0.2, any_label_class=True,
+            any_predicted_class=True, min_score=0.4, max_score=0.8, min_iou=0.3,
+            frame_filter=cpb.Filter(all=[cpb.Condition(field="metadata.camera",
+                                                       equals=cpb.Value(string_value="rear"))]),
+        )  # fmt: skip
+        got, total = _open(c, req, page_size=5)
+        want = [r for _, _, r in everything
+                if r[0] in rear and r[4] is not None and 0.4 <= r[4] <= 0.8 and r[3] >= 0.3]  # fmt: skip
+        assert _ids(got) == _ids(want) and total == len(want) and len(want) > 10
+        # false positives of class 2 that overlap something: wrong class or duplicate, worst IoU first
+        req = apb.QueryDetectionMatchesRequest(
+            project="cones", inference_set="detr", confidence_threshold=0.2, predicted_class=2, min_iou=0.1,
+            order=apb.DETECTION_MATCH_ORDER_IOU_ASCENDING,
+        )  # fmt: skip
+        got, total = _open(c, req)
+        want = [r for lc, pc, r in everything if lc is None and pc == 2 and r[3] >= 0.1]
+        assert _ids(got) == _ids(want) and len(want) > 0
+        assert [r[3] for r in got] == sorted(r[3] for r in got)
+        assert all(r[3] == pytest.approx(w[3], abs=1e-6) for r, w in zip(sorted(got), sorted(want), strict=True))
+        # the whole missed column, of every class
+        req = apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", confidence_threshold=0.2,
+                                               any_label_class=True)  # fmt: skip
+        got, total = _open(c, req, page_size=50)
+        want = [r for lc, pc, r in everything if pc is None]
+        assert _ids(got) == _ids(want)
+
+
+def test_detection_outcomes_follow_new_labels_predictions_and_sets(running: Running) -> None:
+    dataset, dts = _upload(running, 14)
+    with running.client(running.admin_key) as c:
+        _assert_grid(c, dataset, dts, 0.75, 0.3)  # kept current from now on
+        # relabel: frames 1-4 lose every box, frames 5-8 have their boxes' classes rotated
+        changed = {1, 2, 3, 4, 5, 6, 7, 8}
+        anns = [a for a in dataset["annotations"] if a["image_id"] not in (1, 2, 3, 4)]
+        for a in anns:
+            if a["image_id"] in changed:
+                a["category_id"] = {1: 2, 2: 3, 3: 1}[a["category_id"]]
+        dataset = {**dataset, "annotations": anns}
+        # new predictions for frames 9-12: scores halved
+        dts = [dict(d, score=d["score"] / 2) if 9 <= d["image_id"] <= 12 else d for d in dts]
+        frames = sorted(changed)
+        objects = [[LabeledObject(f"g-{a['id']:06d}", a["category_id"], Box(*a["bbox"]), is_crowd=bool(a["iscrowd"]))
+                    for a in anns if a["image_id"] == i] for i in frames]  # fmt: skip
+        r = c.upload("cones", "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in frames], objects=objects,
+                                                   skip_frames=True), progress=False)  # fmt: skip
+        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        frames = [9, 10, 11, 12]
+        preds = [[PredictedObject(f"d-{k:06d}", d["category_id"], d["score"], Box(*d["bbox"]))
+                  for k, d in enumerate(dts) if d["image_id"] == i] for i in frames]  # fmt: skip
+        r = c.upload("cones", "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in frames], inference_set="detr",
+                                                   predictions=preds, skip_frames=True), progress=False)  # fmt: skip
+        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        for iou, conf in ((0.5, 0.3), (0.75, 0.3), (0.75, 0.0)):
+            _assert_grid(c, dataset, dts, iou, conf)
+        # a set created after the labels: every labeled box is missed until its predictions arrive
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=pb.InferenceSet(
+            name="yolo", dataset="val", model_name="yolo", model_version="8")))  # fmt: skip
+        _assert_grid(c, dataset, [], 0.5, 0.0, inference_set="yolo")
+        yolo = [dict(d, score=round(1 - d["score"], 2)) for d in dts]
+        images = [i["id"] for i in dataset["images"]]
+        preds = [[PredictedObject(f"d-{k:06d}", d["category_id"], d["score"], Box(*d["bbox"]))
+                  for k, d in enumerate(yolo) if d["image_id"] == i] for i in images]  # fmt: skip
+        r = c.upload("cones", "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in images], inference_set="yolo",
+                                                   predictions=preds, skip_frames=True), progress=False)  # fmt: skip
+        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        _assert_grid(c, dataset, yolo, 0.5, 0.3, inference_set="yolo")
+
+
+def _per_class(counts, classes: list[int]) -> dict[int, tuple[float, float]]:  # type: ignore[no-untyped-def]
+    """(precision, recall) per class of a brute-force confusion: false positives count against
+    precision, missed boxes against recall."""
+    out = {}
+    for cl in classes:
+        tp = counts.get((cl, cl), 0)
+        predicted = sum(n for (lc, pc), n in counts.items() if pc == cl)
+        labeled = sum(n for (lc, pc), n in counts.items() if lc == cl)
+        out[cl] = (tp / predicted if predicted else 0.0, tp / labeled if labeled else 0.0)
+    return out
+
+
+def test_detection_slices_comparison_and_gates(running: Running) -> None:
+    dataset, dts = _upload(running, 15)
+    # a worse model: half of its class-1 predictions say class 2
+    worse = [dict(d, category_id=2) if d["category_id"] == 1 and k % 2 == 0 else d for k, d in enumerate(dts)]
+    images = [i["id"] for i in dataset["images"]]
+    classes = [cat["id"] for cat in dataset["categories"]]
+    rear = [f"img-{i:04d}" for i in images if i % 3 == 0]
+    camera = {f"img-{i:04d}": "rear" if i % 3 == 0 else "front" for i in images}
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=pb.InferenceSet(
+            name="worse", dataset="val", model_name="detr", model_version="2")))  # fmt: skip
+        preds = [[PredictedObject(f"d-{k:06d}", d["category_id"], d["score"], Box(*d["bbox"]))
+                  for k, d in enumerate(worse) if d["image_id"] == i] for i in images]  # fmt: skip
+        r = c.upload("cones", "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in images], inference_set="worse",
+                                                   predictions=preds, skip_frames=True), progress=False)  # fmt: skip
+        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        counts, cells, _ = _brute_force(dataset, dts, 0.5, 0.3)
+        w_counts, w_cells, _ = _brute_force(dataset, worse, 0.5, 0.3)
+
+        # slices by camera: right-class matches over every outcome, per slice
+        got = c.analysis.GetSlices(apb.GetSlicesRequest(project="cones", inference_set="detr",
+                                                        group_by="metadata.camera", confidence_threshold=0.3))  # fmt: skip
+        records = [(lc, pc, r) for (lc, pc), rs in cells.items() for r in rs]
+        for s in got.slices:
+            mine = [(lc, pc) for lc, pc, r in records if camera[r[0]] == s.value]
+            assert s.objects == len(mine) and s.correct == sum(lc == pc for lc, pc in mine), s.value
+            assert s.accuracy == pytest.approx(s.correct / s.objects)
+            assert s.frames == len({r[0] for lc, pc, r in records if camera[r[0]] == s.value})
+        assert {s.value for s in got.slices} == {"front", "rear"} and got.objects == len(records)
+
+        # comparison: per-class precision and recall of both, and the labeled boxes that changed
+        cmp = c.analysis.CompareInferenceSets(apb.CompareInferenceSetsRequest(
+            project="cones", baseline_inference_set="detr", candidate_inference_set="worse",
+            confidence_threshold=0.3))  # fmt: skip
+        base, cand = _per_class(counts, classes), _per_class(w_counts, classes)
+        for d in cmp.per_class:
+            assert (d.baseline.precision, d.baseline.recall) == pytest.approx(base[d.class_id]), d.class_id
+            assert (d.candidate.precision, d.candidate.recall) == pytest.approx(cand[d.class_id]), d.class_id
+        found = {r[:2] for (lc, pc), rs in cells.items() if lc == pc for r in rs}
+        w_found = {r[:2] for (lc, pc), rs in w_cells.items() if lc == pc for r in rs}
+        assert cmp.improved == len(w_found - found) and cmp.regressed == len(found - w_found) > 5
+        labeled = {r[:2] for (lc, pc), rs in cells.items() if lc is not None for r in rs}
+        assert cmp.objects == len(labeled)
+        req = apb.QueryDetectionMatchesRequest(project="cones", inference_set="worse", confidence_threshold=0.3,
+                                               any_label_class=True, any_predicted_class=True,
+                                               baseline_inference_set="detr", change="regressed")  # fmt: skip
+        got_rows, total = _open(c, req)
+        assert sorted(r[:2] for r in got_rows) == sorted(found - w_found) and total == len(found - w_found)
+
+        # gates on the rear camera's frames: recall of class 1 holds for detr, not for the worse model
+        rear_records = [(lc, pc, r) for lc, pc, r in records if r[0] in set(rear)]
+        w_rear = [(lc, pc, r) for (lc, pc), rs in w_cells.items() for r in rs if r[0] in set(rear)]
+
+        def recall(rs):  # type: ignore[no-untyped-def]
+            ones = [(lc, pc) for lc, pc, _ in rs if lc == 1]
+            return sum(pc == 1 for _, pc in ones) / len(ones)
+
+        minimum = (recall(rear_records) + recall(w_rear)) / 2
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project="cones", frame_ids=rear, segment=apb.Segment(
+            name="rear-rt", dataset="val", kind=apb.SEGMENT_KIND_REGRESSION_TEST, reason="rear camera",
+            author="ana", gates=[apb.Gate(metric="recall", class_id=1, minimum=minimum)])))  # fmt: skip
+        for name, want_value, passed in (("detr", recall(rear_records), True), ("worse", recall(w_rear), False)):
+            res = c.analysis.EvaluateGates(apb.EvaluateGatesRequest(project="cones", inference_set=name,
+                                                                    confidence_threshold=0.3)).results  # fmt: skip
+            assert len(res) == 1 and res[0].passed is passed and res[0].value == pytest.approx(want_value), name

@@ -18,11 +18,22 @@ class SegmentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEGMENT_KIND_REGRESSION_TEST: _ClassVar[SegmentKind]
     SEGMENT_KIND_COLLECTION_SEED: _ClassVar[SegmentKind]
     SEGMENT_KIND_OTHER: _ClassVar[SegmentKind]
+
+class DetectionMatchOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DETECTION_MATCH_ORDER_UNSPECIFIED: _ClassVar[DetectionMatchOrder]
+    DETECTION_MATCH_ORDER_SCORE_ASCENDING: _ClassVar[DetectionMatchOrder]
+    DETECTION_MATCH_ORDER_IOU_ASCENDING: _ClassVar[DetectionMatchOrder]
+    DETECTION_MATCH_ORDER_IOU_DESCENDING: _ClassVar[DetectionMatchOrder]
 SEGMENT_KIND_UNSPECIFIED: SegmentKind
 SEGMENT_KIND_ISSUE: SegmentKind
 SEGMENT_KIND_REGRESSION_TEST: SegmentKind
 SEGMENT_KIND_COLLECTION_SEED: SegmentKind
 SEGMENT_KIND_OTHER: SegmentKind
+DETECTION_MATCH_ORDER_UNSPECIFIED: DetectionMatchOrder
+DETECTION_MATCH_ORDER_SCORE_ASCENDING: DetectionMatchOrder
+DETECTION_MATCH_ORDER_IOU_ASCENDING: DetectionMatchOrder
+DETECTION_MATCH_ORDER_IOU_DESCENDING: DetectionMatchOrder
 
 class GetJobRequest(_message.Message):
     __slots__ = ("project", "job_id")
@@ -242,7 +253,7 @@ class QueryDatapointsResponse(_message.Message):
     def __init__(self, datapoints: _Optional[_Iterable[_Union[Datapoint, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class GetSlicesRequest(_message.Message):
-    __slots__ = ("project", "inference_set", "group_by", "time_bucket", "confidence_threshold", "min_support", "confidence_level", "filter")
+    __slots__ = ("project", "inference_set", "group_by", "time_bucket", "confidence_threshold", "min_support", "confidence_level", "filter", "iou_threshold")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +262,7 @@ class GetSlicesRequest(_message.Message):
     MIN_SUPPORT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     project: str
     inference_set: str
     group_by: str
@@ -259,10 +271,11 @@ class GetSlicesRequest(_message.Message):
     min_support: int
     confidence_level: float
     filter: _common_pb2.Filter
-    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., group_by: _Optional[str] = ..., time_bucket: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., min_support: _Optional[int] = ..., confidence_level: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ...) -> None: ...
+    iou_threshold: float
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., group_by: _Optional[str] = ..., time_bucket: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., min_support: _Optional[int] = ..., confidence_level: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., iou_threshold: _Optional[float] = ...) -> None: ...
 
 class Slice(_message.Message):
-    __slots__ = ("value", "frames", "correct", "accuracy", "interval_lower", "interval_upper", "drop")
+    __slots__ = ("value", "frames", "correct", "accuracy", "interval_lower", "interval_upper", "drop", "objects")
     VALUE_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     CORRECT_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +283,7 @@ class Slice(_message.Message):
     INTERVAL_LOWER_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_UPPER_FIELD_NUMBER: _ClassVar[int]
     DROP_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
     value: str
     frames: int
     correct: int
@@ -277,33 +291,38 @@ class Slice(_message.Message):
     interval_lower: float
     interval_upper: float
     drop: float
-    def __init__(self, value: _Optional[str] = ..., frames: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., interval_lower: _Optional[float] = ..., interval_upper: _Optional[float] = ..., drop: _Optional[float] = ...) -> None: ...
+    objects: int
+    def __init__(self, value: _Optional[str] = ..., frames: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., interval_lower: _Optional[float] = ..., interval_upper: _Optional[float] = ..., drop: _Optional[float] = ..., objects: _Optional[int] = ...) -> None: ...
 
 class GetSlicesResponse(_message.Message):
-    __slots__ = ("overall_accuracy", "frames", "slices", "worst")
+    __slots__ = ("overall_accuracy", "frames", "slices", "worst", "objects")
     OVERALL_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
     WORST_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
     overall_accuracy: float
     frames: int
     slices: _containers.RepeatedCompositeFieldContainer[Slice]
     worst: _containers.RepeatedCompositeFieldContainer[Slice]
-    def __init__(self, overall_accuracy: _Optional[float] = ..., frames: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., worst: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ...) -> None: ...
+    objects: int
+    def __init__(self, overall_accuracy: _Optional[float] = ..., frames: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., worst: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., objects: _Optional[int] = ...) -> None: ...
 
 class CompareInferenceSetsRequest(_message.Message):
-    __slots__ = ("project", "baseline_inference_set", "candidate_inference_set", "confidence_threshold", "filter")
+    __slots__ = ("project", "baseline_inference_set", "candidate_inference_set", "confidence_threshold", "filter", "iou_threshold")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     BASELINE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     project: str
     baseline_inference_set: str
     candidate_inference_set: str
     confidence_threshold: float
     filter: _common_pb2.Filter
-    def __init__(self, project: _Optional[str] = ..., baseline_inference_set: _Optional[str] = ..., candidate_inference_set: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ...) -> None: ...
+    iou_threshold: float
+    def __init__(self, project: _Optional[str] = ..., baseline_inference_set: _Optional[str] = ..., candidate_inference_set: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., iou_threshold: _Optional[float] = ...) -> None: ...
 
 class ClassDelta(_message.Message):
     __slots__ = ("class_id", "class_name", "baseline", "candidate", "precision_delta", "recall_delta", "f1_delta")
@@ -324,20 +343,22 @@ class ClassDelta(_message.Message):
     def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., baseline: _Optional[_Union[ClassMetrics, _Mapping]] = ..., candidate: _Optional[_Union[ClassMetrics, _Mapping]] = ..., precision_delta: _Optional[float] = ..., recall_delta: _Optional[float] = ..., f1_delta: _Optional[float] = ...) -> None: ...
 
 class CompareInferenceSetsResponse(_message.Message):
-    __slots__ = ("frames", "baseline_accuracy", "candidate_accuracy", "per_class", "improved", "regressed")
+    __slots__ = ("frames", "baseline_accuracy", "candidate_accuracy", "per_class", "improved", "regressed", "objects")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     BASELINE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     IMPROVED_FIELD_NUMBER: _ClassVar[int]
     REGRESSED_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
     frames: int
     baseline_accuracy: float
     candidate_accuracy: float
     per_class: _containers.RepeatedCompositeFieldContainer[ClassDelta]
     improved: int
     regressed: int
-    def __init__(self, frames: _Optional[int] = ..., baseline_accuracy: _Optional[float] = ..., candidate_accuracy: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassDelta, _Mapping]]] = ..., improved: _Optional[int] = ..., regressed: _Optional[int] = ...) -> None: ...
+    objects: int
+    def __init__(self, frames: _Optional[int] = ..., baseline_accuracy: _Optional[float] = ..., candidate_accuracy: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassDelta, _Mapping]]] = ..., improved: _Optional[int] = ..., regressed: _Optional[int] = ..., objects: _Optional[int] = ...) -> None: ...
 
 class Gate(_message.Message):
     __slots__ = ("metric", "class_id", "minimum")
@@ -462,14 +483,16 @@ class ListSegmentMembersResponse(_message.Message):
     def __init__(self, members: _Optional[_Iterable[_Union[_common_pb2.DatapointRef, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class EvaluateGatesRequest(_message.Message):
-    __slots__ = ("project", "inference_set", "confidence_threshold")
+    __slots__ = ("project", "inference_set", "confidence_threshold", "iou_threshold")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     project: str
     inference_set: str
     confidence_threshold: float
-    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
+    iou_threshold: float
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ...) -> None: ...
 
 class GateResult(_message.Message):
     __slots__ = ("segment", "gate", "value", "frames", "passed")
@@ -580,22 +603,20 @@ class GetDetectionConfusionRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
 
 class DetectionConfusion(_message.Message):
-    __slots__ = ("run_id", "inference_set", "iou_threshold", "confidence_threshold", "class_ids", "counts", "ignored_predictions")
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("inference_set", "iou_threshold", "confidence_threshold", "class_ids", "counts", "ignored_predictions")
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     IGNORED_PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
-    run_id: str
     inference_set: str
     iou_threshold: float
     confidence_threshold: float
     class_ids: _containers.RepeatedScalarFieldContainer[int]
     counts: _containers.RepeatedScalarFieldContainer[int]
     ignored_predictions: int
-    def __init__(self, run_id: _Optional[str] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., class_ids: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., ignored_predictions: _Optional[int] = ...) -> None: ...
+    def __init__(self, inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., class_ids: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., ignored_predictions: _Optional[int] = ...) -> None: ...
 
 class GetDetectionConfusionResponse(_message.Message):
     __slots__ = ("confusion",)
@@ -622,18 +643,42 @@ class DetectionMatch(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., label_object_id: _Optional[str] = ..., predicted_object_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., iou: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
 
 class QueryDetectionMatchesRequest(_message.Message):
-    __slots__ = ("project", "run_id", "label_class", "predicted_class", "page")
+    __slots__ = ("project", "label_class", "predicted_class", "page", "inference_set", "iou_threshold", "confidence_threshold", "any_label_class", "any_predicted_class", "min_score", "max_score", "min_iou", "max_iou", "frame_filter", "order", "baseline_inference_set", "change")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
-    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ANY_LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ANY_PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCORE_FIELD_NUMBER: _ClassVar[int]
+    MIN_IOU_FIELD_NUMBER: _ClassVar[int]
+    MAX_IOU_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FILTER_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     project: str
-    run_id: str
     label_class: int
     predicted_class: int
     page: _common_pb2.PageRequest
-    def __init__(self, project: _Optional[str] = ..., run_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+    inference_set: str
+    iou_threshold: float
+    confidence_threshold: float
+    any_label_class: bool
+    any_predicted_class: bool
+    min_score: float
+    max_score: float
+    min_iou: float
+    max_iou: float
+    frame_filter: _common_pb2.Filter
+    order: DetectionMatchOrder
+    baseline_inference_set: str
+    change: str
+    def __init__(self, project: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., any_label_class: _Optional[bool] = ..., any_predicted_class: _Optional[bool] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., min_iou: _Optional[float] = ..., max_iou: _Optional[float] = ..., frame_filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., order: _Optional[_Union[DetectionMatchOrder, str]] = ..., baseline_inference_set: _Optional[str] = ..., change: _Optional[str] = ...) -> None: ...
 
 class QueryDetectionMatchesResponse(_message.Message):
     __slots__ = ("matches", "page")

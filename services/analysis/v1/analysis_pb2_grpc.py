@@ -150,14 +150,16 @@ class AnalysisServiceServicer:
         """The confusion matrix of a detection inference set with global matching across classes at an
         IoU and a confidence threshold: rows are labeled classes then "false positive" (predictions
         matching no labeled box), columns predicted classes then "missed" (labeled boxes no prediction
-        matched). Every match is recorded under the returned run id, so any cell can be opened.
+        matched). The matching is kept per frame as uploads arrive, so this is an aggregation and any
+        cell can be opened with QueryDetectionMatches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def QueryDetectionMatches(self, request, context):
-        """The match records of one cell of a detection confusion run, highest score first.
+        """The objects behind a detection confusion matrix: a cell, row or column, by score and IoU
+        range and frame fields, highest score first or by IoU.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
