@@ -155,15 +155,15 @@ def shoal_queries(path: str) -> dict:  # type: ignore[type-arg]
         if conf == 0.0:
             out["counts"] = run.counts.tolist()
     t = time.perf_counter()
-    rows, total = detection.query_matches(m, PROJECT, DATASET, detection.MatchQuery(INFERENCE_SET, 0.5, 0.5, 1, 2),
-                                          0, 50)  # fmt: skip
+    rows, total, _ = detection.query_matches(m, PROJECT, DATASET, detection.MatchQuery(INFERENCE_SET, 0.5, 0.5, 1, 2),
+                                             50)  # fmt: skip
     assert len(rows) == min(50, total)
     out["page_seconds"] = round(time.perf_counter() - t, 3)
     out["cell_total"] = total
     t = time.perf_counter()
     q = detection.MatchQuery(INFERENCE_SET, 0.5, 0.5, None, None, min_score=0.6, max_score=0.9, max_iou=0.7,
-                             order=detection.ORDERS[2])  # fmt: skip
-    rows, total = detection.query_matches(m, PROJECT, DATASET, q, 0, 50)
+                             order=2)  # by IoU  # fmt: skip
+    rows, total, _ = detection.query_matches(m, PROJECT, DATASET, q, 50)
     out["filtered_page_seconds"] = round(time.perf_counter() - t, 3)
     out["peak_rss_mib"] = round(peak_rss_mib())
     return out

@@ -13,6 +13,7 @@ import numpy as np
 
 from shoal.analysis.classification import PerClass, from_confusion
 from shoal.analysis.coco import Boxes, CocoResult, evaluate
+from shoal.analysis.query import Params, Sort, after, order_by
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.ingest.outcomes import OutcomeRefresher, iou_key
 
@@ -330,18 +331,22 @@ class MatchQuery:
     max_score: float | None = None
     min_iou: float | None = None
     max_iou: float | None = None
-    order: str = "score DESC NULLS LAST"
+    #: a DetectionMatchOrder value
+    order: int = 0
     #: with ``change`` ("improved" or "regressed"): the labeled boxes whose outcome changed against this set
     baseline_inference_set: str = ""
     change: str = ""
 
 
+#: sort keys per DetectionMatchOrder, without NULLs (missed boxes have no score: they come last)
 ORDERS = {
-    0: "score DESC NULLS LAST",
-    1: "score ASC NULLS LAST",
-    2: "iou ASC",
-    3: "iou DESC",
+    0: (Sort("ifNull(score, -1)", "number", True, False),),
+    1: (Sort("ifNull(score, 2)", "number", False, False),),
+    2: (Sort("iou", "number", False, False),),
+    3: (Sort("iou", "number", True, False),),
 }
+#: after the order's key: every position unique
+MATCH_TIE_BREAK = tuple(Sort(c, "string", False, False) for c in ("frame_id", "label_object_id", "predicted_object_id"))
 
 
 def query_matches(
@@ -349,48 +354,47 @@ def query_matches(
     project: str,
     dataset: str,
     q: MatchQuery,
-    offset: int,
     size: int,
+    last: list[Any] | None = None,
     frames_sql: str = "",
     frames_params: dict[str, Any] | None = None,
-) -> tuple[list[tuple], int]:  # type: ignore[type-arg]
+) -> tuple[list[tuple], int, list[Any] | None]:  # type: ignore[type-arg]
     """The objects ``q`` selects, in its order (ties: frame, labeled object, predicted object),
-    and their count. ``frames_sql`` (a SELECT of frame ids) narrows them to those frames."""
+    strictly after the sort values ``last``; their count; and the sort values of the page's last
+    row when more follow. ``frames_sql`` (a SELECT of frame ids) narrows them to those frames."""
     iou = iou_key(q.iou_threshold)
     _ensure_matched(metrics, project, dataset, q.inference_set, iou)
-    params: dict[str, Any] = {
-        "project": project,
-        "set": q.inference_set,
-        "iou": iou,
-        "conf": float(q.confidence_threshold),
-        **(frames_params or {}),
-    }
+    params = Params(_params(project, q.inference_set, iou, q.confidence_threshold, frames_params))
     where = ["label_class != -2"]
-    for name, column, op, value, kind in (
-        ("lc", "label_class", "=", q.label_class, "Int32"),
-        ("pc", "predicted_class", "=", q.predicted_class, "Int32"),
-        ("smin", "score", ">=", q.min_score, "Float64"),
-        ("smax", "score", "<=", q.max_score, "Float64"),
-        ("imin", "iou", ">=", q.min_iou, "Float64"),
-        ("imax", "iou", "<=", q.max_iou, "Float64"),
+    for column, op, value, kind in (
+        ("label_class", "=", q.label_class, "Int32"),
+        ("predicted_class", "=", q.predicted_class, "Int32"),
+        ("score", ">=", q.min_score, "Float64"),
+        ("score", "<=", q.max_score, "Float64"),
+        ("iou", ">=", q.min_iou, "Float64"),
+        ("iou", "<=", q.max_iou, "Float64"),
     ):
         if value is not None:
-            where.append(f"{column} {op} {{{name}:{kind}}}")
-            params[name] = value
+            where.append(f"{column} {op} {params.add(value, kind)}")
     if q.change:
         _ensure_matched(metrics, project, dataset, q.baseline_inference_set, iou)
-        params["baseline"] = q.baseline_inference_set
+        params.values["baseline"] = q.baseline_inference_set
         which = "cand AND NOT base" if q.change == "improved" else "base AND NOT cand"
         where.append(
             f"(frame_id, label_object_id) IN (SELECT frame_id, label_object_id FROM ({_object_changes(frames_sql)})"
             f" WHERE {which})"
         )
     selected = f"SELECT * FROM ({_outcomes(frames_sql)}) WHERE {' AND '.join(where)}"
-    total = int(metrics.query(f"SELECT count() FROM ({selected})", params).scalar())
+    total = int(metrics.query(f"SELECT count() FROM ({selected})", params.values).scalar())
+    sorts = [*ORDERS[q.order], *MATCH_TIE_BREAK]
+    page_where = f" WHERE {after(sorts, last, params)}" if last is not None else ""
+    keys = ", ".join(f"{x.sql} AS _k{i}" for i, x in enumerate(sorts))
+    limit = params.add(size + 1, "UInt32")
     rows = metrics.query(
-        "SELECT frame_id, label_object_id, predicted_object_id, label_class, predicted_class, iou, score"
-        f" FROM ({selected}) ORDER BY {q.order}, frame_id, label_object_id, predicted_object_id"
-        " LIMIT {size:UInt32} OFFSET {offset:UInt32}",
-        {**params, "size": size, "offset": offset},
+        f"SELECT frame_id, label_object_id, predicted_object_id, label_class, predicted_class, iou, score, {keys}"
+        f" FROM ({selected}){page_where} ORDER BY {order_by(sorts)} LIMIT {limit}",
+        params.values,
     ).rows
-    return rows, total
+    more = len(rows) > size
+    rows = rows[:size]
+    return [tuple(r[:7]) for r in rows], total, (list(rows[-1][7:]) if more and rows else None)

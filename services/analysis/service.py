@@ -12,6 +12,7 @@ from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification
 from shoal.analysis.compare import compare
 from shoal.analysis.datapoints import Row, query_datapoints
 from shoal.analysis.detection import (
+    MATCH_TIE_BREAK,
     ORDERS,
     MatchQuery,
     compare_detection,
@@ -22,7 +23,7 @@ from shoal.analysis.detection import (
     summarize_confusion,
 )
 from shoal.analysis.gates import evaluate_gates
-from shoal.analysis.query import Params, View, compile_filter, view_sql
+from shoal.analysis.query import Params, View, compile_filter, decode_cursor, encode_cursor, view_sql
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
@@ -30,6 +31,7 @@ from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.errors import FailedPrecondition, InvalidArgument
 from shoal.common.jobs import JobStore
 from shoal.common.jobs_rpc import JobRpcs
+from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
@@ -290,14 +292,19 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         project = self._detection_project(request.project)
         view = self._view(project, "", request.inference_set, 0.0, request.baseline_inference_set)
         frames_sql, frames_params = _frames(view, request.frame_filter, "frame_filter")
-        q = MatchQuery(view.inference_set, iou, threshold, label, predicted, order=ORDERS[request.order],
+        q = MatchQuery(view.inference_set, iou, threshold, label, predicted, order=request.order,
                        baseline_inference_set=request.baseline_inference_set, change=request.change,
                        **ranges)  # fmt: skip
+        if request.page.page_size < 0:
+            raise InvalidArgument(f"must be >= 0, got {request.page.page_size}", field="page.page_size")
+        size = min(request.page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         scope = f"matches|{request.project}|{q}|{request.frame_filter.SerializeToString().hex()}"
-        page = page_of(request.page, scope=scope)
-        rows, total = query_matches(self.metrics, request.project, view.dataset, q, page.offset, page.size,
-                                    frames_sql, frames_params)  # fmt: skip
-        out = pb.QueryDetectionMatchesResponse(page=page_response(page, len(rows), total, scope=scope))
+        sorts = [*ORDERS[request.order], *MATCH_TIE_BREAK]
+        last = decode_cursor(request.page.page_token, sorts, scope)
+        rows, total, next_last = query_matches(self.metrics, request.project, view.dataset, q, size, last,
+                                               frames_sql, frames_params)  # fmt: skip
+        token = encode_cursor(next_last, scope) if next_last is not None else ""
+        out = pb.QueryDetectionMatchesResponse(page=common_pb2.PageResponse(next_page_token=token, total_count=total))
         for frame, lo, po, lc, pc, m_iou, score in rows:
             m = out.matches.add(frame_id=frame, label_object_id=lo, predicted_object_id=po, iou=float(m_iou))
             if lc != -1:

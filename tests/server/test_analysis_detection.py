@@ -173,9 +173,9 @@ def _assert_grid(c, dataset: dict, dts: list[dict], iou: float, conf: float, inf
 
 
 def _open(c, req: apb.QueryDetectionMatchesRequest, page_size: int = 7) -> tuple[list[tuple], int]:  # type: ignore[no-untyped-def,type-arg]
-    """Every record a query selects, page by page, as (frame, label object, predicted object,
-    iou, score), and the total the last page reported."""
-    got, token = [], ""
+    """Every record a query selects, page by page (from its page token on), as (frame, label
+    object, predicted object, iou, score), and the total the last page reported."""
+    got, token = [], req.page.page_token
     while True:
         req.page.CopyFrom(cpb.PageRequest(page_size=page_size, page_token=token))
         resp = c.analysis.QueryDetectionMatches(req)
@@ -271,6 +271,32 @@ def test_detection_drill_down_by_score_iou_and_frame_fields(running: Running) ->
         got, total = _open(c, req, page_size=50)
         want = [r for lc, pc, r in everything if pc is None]
         assert _ids(got) == _ids(want)
+        # a value that looks like SQL is only a value
+        req = apb.QueryDetectionMatchesRequest(
+            project="cones", inference_set="detr", any_label_class=True, any_predicted_class=True,
+            frame_filter=cpb.Filter(all=[cpb.Condition(field="metadata.camera",
+                                                       equals=cpb.Value(string_value="rear' OR 1=1 --"))]),
+        )  # fmt: skip
+        assert _open(c, req) == ([], 0)
+        # keyset pages: a frame arriving between two pages neither repeats nor hides a row
+        req = apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", confidence_threshold=0.2,
+                                               any_label_class=True, any_predicted_class=True,
+                                               page=cpb.PageRequest(page_size=25))  # fmt: skip
+        first = c.analysis.QueryDetectionMatches(req)
+        seen = [(m.frame_id, m.label_object_id, m.predicted_object_id) for m in first.matches]
+        boxes = [Box(10 + 50 * j, 10, 40, 40) for j in range(3)]
+        r = c.upload("cones", "val", UploadColumns(
+            frame_ids=["img-9999"], sizes=[(SIZE, SIZE)], metadata=[{"camera": "front"}],
+            objects=[[LabeledObject(f"g-new-{j}", 1, b) for j, b in enumerate(boxes)]], inference_set="detr",
+            predictions=[[PredictedObject(f"d-new-{j}", 1, 0.99, b) for j, b in enumerate(boxes)]]), progress=False)  # fmt: skip
+        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        req.page.page_token = first.page.next_page_token
+        rest, _ = _open(c, req, page_size=25)
+        seen += [r[:3] for r in rest]
+        assert len(seen) == len(set(seen)) and sorted(seen) == _ids(r for _, _, r in everything)
+        assert c.analysis.QueryDetectionMatches(apb.QueryDetectionMatchesRequest(
+            project="cones", inference_set="detr", confidence_threshold=0.2, label_class=1, predicted_class=1,
+            page=cpb.PageRequest(page_size=1))).matches[0].frame_id == "img-9999"  # fmt: skip
 
 
 def test_detection_outcomes_follow_new_labels_predictions_and_sets(running: Running) -> None:
