@@ -336,6 +336,8 @@ class MatchQuery:
     #: with ``change`` ("improved" or "regressed"): the labeled boxes whose outcome changed against this set
     baseline_inference_set: str = ""
     change: str = ""
+    #: only rows whose labeled or predicted object is a member of this segment
+    object_segment: str = ""
 
 
 #: sort keys per DetectionMatchOrder, without NULLs (missed boxes have no score: they come last)
@@ -384,6 +386,12 @@ def query_matches(
             f"(frame_id, label_object_id) IN (SELECT frame_id, label_object_id FROM ({_object_changes(frames_sql)})"
             f" WHERE {which})"
         )
+    if q.object_segment:
+        members = (
+            "SELECT frame_id, object_id FROM segment_members FINAL WHERE project = {project:String}"
+            f" AND segment = {params.add(q.object_segment, 'String')} AND object_id != '' AND removed = 0"
+        )
+        where.append(f"((frame_id, label_object_id) IN ({members}) OR (frame_id, predicted_object_id) IN ({members}))")
     selected = f"SELECT * FROM ({_outcomes(frames_sql)}) WHERE {' AND '.join(where)}"
     total = int(metrics.query(f"SELECT count() FROM ({selected})", params.values).scalar())
     sorts = [*ORDERS[q.order], *MATCH_TIE_BREAK]

@@ -130,7 +130,11 @@ class SegmentStore:
             ).scalar()
         )
 
-    def create(self, seg: Segment, project: Project, frame_ids: Sequence[str]) -> Segment:
+    def create(
+        self, seg: Segment, project: Project, frame_ids: Sequence[str], objects: Sequence[tuple[str, str]] = ()
+    ) -> Segment:
+        """A new segment with frames and objects ((frame id, object id) of a labeled or predicted
+        box) as members."""
         if not _NAME.match(seg.name):
             raise InvalidArgument(f"{seg.name!r} must match {_NAME.pattern}", field="segment.name")
         if seg.kind not in KINDS:
@@ -141,8 +145,10 @@ class SegmentStore:
         if self.find(seg.project, seg.name) is not None:
             raise AlreadyExists(f"project {seg.project!r} already has a segment {seg.name!r}", field="segment.name")
         self._check_frames(seg, frame_ids, "frame_ids")
+        self._check_objects(seg, objects, "objects")
         self._write(seg)
-        self._members(seg, frame_ids, removed=False)
+        self._members(seg, [(f, "") for f in frame_ids], removed=False)
+        self._members(seg, objects, removed=False)
         return self.get(seg.project, seg.name)
 
     def update(
@@ -154,6 +160,8 @@ class SegmentStore:
         gates: list[Gate] | None,
         add: Sequence[str],
         remove: Sequence[str],
+        add_objects: Sequence[tuple[str, str]] = (),
+        remove_objects: Sequence[tuple[str, str]] = (),
     ) -> Segment:
         seg = self.get(project.name, name)
         if reason is not None:
@@ -164,12 +172,16 @@ class SegmentStore:
             check_gates(gates, project, where="gates")
             seg.gates = gates
         self._check_frames(seg, add, "add_frame_ids")
-        if len(remove) > MAX_MEMBERS_PER_CALL:
-            raise InvalidArgument(f"at most {MAX_MEMBERS_PER_CALL} per call", field="remove_frame_ids")
+        self._check_objects(seg, add_objects, "add_objects")
+        for removing, where in ((remove, "remove_frame_ids"), (remove_objects, "remove_objects")):
+            if len(removing) > MAX_MEMBERS_PER_CALL:
+                raise InvalidArgument(f"at most {MAX_MEMBERS_PER_CALL} per call", field=where)
         if reason is not None or gates is not None:
             self._write(seg)
-        self._members(seg, add, removed=False)
-        self._members(seg, remove, removed=True)
+        self._members(seg, [(f, "") for f in add], removed=False)
+        self._members(seg, add_objects, removed=False)
+        self._members(seg, [(f, "") for f in remove], removed=True)
+        self._members(seg, remove_objects, removed=True)
         return self.get(project.name, name)
 
     def _check_frames(self, seg: Segment, frame_ids: Sequence[str], where: str) -> None:
@@ -189,15 +201,40 @@ class SegmentStore:
             if fid not in found:
                 raise InvalidArgument(f"frame {fid!r} is not in dataset {seg.dataset!r}", field=f"{where}[{i}]")
 
-    def _members(self, seg: Segment, frame_ids: Sequence[str], *, removed: bool) -> None:
-        if not frame_ids:
+    def _check_objects(self, seg: Segment, objects: Sequence[tuple[str, str]], where: str) -> None:
+        """Each (frame id, object id) names a labeled or predicted box of the segment's dataset."""
+        if len(objects) > MAX_MEMBERS_PER_CALL:
+            raise InvalidArgument(f"at most {MAX_MEMBERS_PER_CALL} per call", field=where)
+        if not objects:
+            return
+        for i, (fid, oid) in enumerate(objects):
+            if not fid or not oid:
+                raise InvalidArgument("needs a frame id and an object id", field=f"{where}[{i}]")
+        params = {"project": seg.project, "dataset": seg.dataset, "ids": sorted({f for f, _ in objects})}
+        scope = "project = {project:String} AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}"
+        found = {
+            (str(r[0]), str(r[1]))
+            for r in self.metrics.query(
+                f"SELECT DISTINCT frame_id, object_id FROM label_objects WHERE {scope}"
+                f" UNION DISTINCT SELECT DISTINCT frame_id, object_id FROM predicted_objects WHERE {scope}",
+                params,
+            ).rows
+        }
+        for i, ref in enumerate(objects):
+            if tuple(ref) not in found:
+                raise InvalidArgument(f"frame {ref[0]!r} of dataset {seg.dataset!r} has no labeled or predicted"
+                                      f" object {ref[1]!r}", field=f"{where}[{i}]")  # fmt: skip
+
+    def _members(self, seg: Segment, refs: Sequence[tuple[str, str]], *, removed: bool) -> None:
+        """Writes members: (frame id, "") for a frame, (frame id, object id) for an object."""
+        if not refs:
             return
         version = time.time_ns()
-        n = len(frame_ids)
+        n = len(refs)
         self.metrics.insert_columns(
             "segment_members",
-            [[seg.project] * n, [seg.name] * n, [seg.dataset] * n, list(frame_ids), [""] * n, [int(removed)] * n,
-             [version] * n],
+            [[seg.project] * n, [seg.name] * n, [seg.dataset] * n, [f for f, _ in refs], [o for _, o in refs],
+             [int(removed)] * n, [version] * n],
             ["project", "segment", "dataset", "frame_id", "object_id", "removed", "version"],
         )  # fmt: skip
 

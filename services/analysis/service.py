@@ -292,9 +292,14 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         project = self._detection_project(request.project)
         view = self._view(project, "", request.inference_set, 0.0, request.baseline_inference_set)
         frames_sql, frames_params = _frames(view, request.frame_filter, "frame_filter")
+        if request.object_segment:
+            seg = self.segments.get(project.name, request.object_segment)
+            if seg.dataset != view.dataset:
+                raise InvalidArgument(f"segment {seg.name!r} is of dataset {seg.dataset!r}, not {view.dataset!r}",
+                                      field="object_segment")  # fmt: skip
         q = MatchQuery(view.inference_set, iou, threshold, label, predicted, order=request.order,
                        baseline_inference_set=request.baseline_inference_set, change=request.change,
-                       **ranges)  # fmt: skip
+                       object_segment=request.object_segment, **ranges)  # fmt: skip
         if request.page.page_size < 0:
             raise InvalidArgument(f"must be >= 0, got {request.page.page_size}", field="page.page_size")
         size = min(request.page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -416,6 +421,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             ),
             project,
             list(request.frame_ids),
+            [(o.frame_id, o.object_id) for o in request.objects],
         )
         return pb.CreateSegmentResponse(segment=_segment(created))
 
@@ -442,6 +448,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             gates=[_gate(g) for g in request.gates] if request.replace_gates else None,
             add=list(request.add_frame_ids),
             remove=list(request.remove_frame_ids),
+            add_objects=[(o.frame_id, o.object_id) for o in request.add_objects],
+            remove_objects=[(o.frame_id, o.object_id) for o in request.remove_objects],
         )
         return pb.UpdateSegmentResponse(segment=_segment(updated))
 

@@ -298,6 +298,31 @@ def test_detection_drill_down_by_score_iou_and_frame_fields(running: Running) ->
             project="cones", inference_set="detr", confidence_threshold=0.2, label_class=1, predicted_class=1,
             page=cpb.PageRequest(page_size=1))).matches[0].frame_id == "img-9999"  # fmt: skip
 
+        # a segment of objects: the class-2 false positives, saved and opened again
+        fps = [r for lc, pc, r in everything if lc is None and pc == 2]
+        seg = c.analysis.CreateSegment(apb.CreateSegmentRequest(project="cones", segment=apb.Segment(
+            name="fp-c2", dataset="val", kind=apb.SEGMENT_KIND_ISSUE, reason="spurious class 2", author="ana"),
+            objects=[apb.ObjectRef(frame_id=r[0], object_id=r[2]) for r in fps])).segment  # fmt: skip
+        assert seg.size == len(fps)
+        members = c.analysis.ListSegmentMembers(apb.ListSegmentMembersRequest(
+            project="cones", name="fp-c2", page=cpb.PageRequest(page_size=1000))).members  # fmt: skip
+        assert sorted((m.frame_id, m.object_id) for m in members) == sorted((r[0], r[2]) for r in fps)
+        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr",
+                                                           confidence_threshold=0.2, any_label_class=True,
+                                                           any_predicted_class=True, object_segment="fp-c2"))  # fmt: skip
+        assert _ids(got) == _ids(fps)
+        c.analysis.UpdateSegment(apb.UpdateSegmentRequest(project="cones", name="fp-c2", remove_objects=[
+            apb.ObjectRef(frame_id=fps[0][0], object_id=fps[0][2])]))  # fmt: skip
+        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr",
+                                                           confidence_threshold=0.2, any_label_class=True,
+                                                           any_predicted_class=True, object_segment="fp-c2"))  # fmt: skip
+        assert _ids(got) == _ids(fps[1:])
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.UpdateSegment(apb.UpdateSegmentRequest(project="cones", name="fp-c2", add_objects=[
+                apb.ObjectRef(frame_id=fps[0][0], object_id="no-such-box")]))  # fmt: skip
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "add_objects[0]" in info.value.details() and "no-such-box" in info.value.details()
+
 
 def test_detection_outcomes_follow_new_labels_predictions_and_sets(running: Running) -> None:
     dataset, dts = _upload(running, 14)

@@ -392,15 +392,25 @@ class Segment(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     def __init__(self, name: _Optional[str] = ..., dataset: _Optional[str] = ..., kind: _Optional[_Union[SegmentKind, str]] = ..., reason: _Optional[str] = ..., author: _Optional[str] = ..., gates: _Optional[_Iterable[_Union[Gate, _Mapping]]] = ..., size: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class ObjectRef(_message.Message):
+    __slots__ = ("frame_id", "object_id")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    object_id: str
+    def __init__(self, frame_id: _Optional[str] = ..., object_id: _Optional[str] = ...) -> None: ...
+
 class CreateSegmentRequest(_message.Message):
-    __slots__ = ("project", "segment", "frame_ids")
+    __slots__ = ("project", "segment", "frame_ids", "objects")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
     project: str
     segment: Segment
     frame_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, project: _Optional[str] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectRef]
+    def __init__(self, project: _Optional[str] = ..., segment: _Optional[_Union[Segment, _Mapping]] = ..., frame_ids: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ...) -> None: ...
 
 class CreateSegmentResponse(_message.Message):
     __slots__ = ("segment",)
@@ -441,7 +451,7 @@ class ListSegmentsResponse(_message.Message):
     def __init__(self, segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class UpdateSegmentRequest(_message.Message):
-    __slots__ = ("project", "name", "reason", "gates", "replace_gates", "add_frame_ids", "remove_frame_ids")
+    __slots__ = ("project", "name", "reason", "gates", "replace_gates", "add_frame_ids", "remove_frame_ids", "add_objects", "remove_objects")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -449,6 +459,8 @@ class UpdateSegmentRequest(_message.Message):
     REPLACE_GATES_FIELD_NUMBER: _ClassVar[int]
     ADD_FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
     REMOVE_FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    ADD_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     project: str
     name: str
     reason: str
@@ -456,7 +468,9 @@ class UpdateSegmentRequest(_message.Message):
     replace_gates: bool
     add_frame_ids: _containers.RepeatedScalarFieldContainer[str]
     remove_frame_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ..., gates: _Optional[_Iterable[_Union[Gate, _Mapping]]] = ..., replace_gates: _Optional[bool] = ..., add_frame_ids: _Optional[_Iterable[str]] = ..., remove_frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    add_objects: _containers.RepeatedCompositeFieldContainer[ObjectRef]
+    remove_objects: _containers.RepeatedCompositeFieldContainer[ObjectRef]
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., reason: _Optional[str] = ..., gates: _Optional[_Iterable[_Union[Gate, _Mapping]]] = ..., replace_gates: _Optional[bool] = ..., add_frame_ids: _Optional[_Iterable[str]] = ..., remove_frame_ids: _Optional[_Iterable[str]] = ..., add_objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ..., remove_objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ...) -> None: ...
 
 class UpdateSegmentResponse(_message.Message):
     __slots__ = ("segment",)
@@ -643,7 +657,7 @@ class DetectionMatch(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., label_object_id: _Optional[str] = ..., predicted_object_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., iou: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
 
 class QueryDetectionMatchesRequest(_message.Message):
-    __slots__ = ("project", "label_class", "predicted_class", "page", "inference_set", "iou_threshold", "confidence_threshold", "any_label_class", "any_predicted_class", "min_score", "max_score", "min_iou", "max_iou", "frame_filter", "order", "baseline_inference_set", "change")
+    __slots__ = ("project", "label_class", "predicted_class", "page", "inference_set", "iou_threshold", "confidence_threshold", "any_label_class", "any_predicted_class", "min_score", "max_score", "min_iou", "max_iou", "frame_filter", "order", "baseline_inference_set", "change", "object_segment")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
@@ -661,6 +675,7 @@ class QueryDetectionMatchesRequest(_message.Message):
     ORDER_FIELD_NUMBER: _ClassVar[int]
     BASELINE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_SEGMENT_FIELD_NUMBER: _ClassVar[int]
     project: str
     label_class: int
     predicted_class: int
@@ -678,7 +693,8 @@ class QueryDetectionMatchesRequest(_message.Message):
     order: DetectionMatchOrder
     baseline_inference_set: str
     change: str
-    def __init__(self, project: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., any_label_class: _Optional[bool] = ..., any_predicted_class: _Optional[bool] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., min_iou: _Optional[float] = ..., max_iou: _Optional[float] = ..., frame_filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., order: _Optional[_Union[DetectionMatchOrder, str]] = ..., baseline_inference_set: _Optional[str] = ..., change: _Optional[str] = ...) -> None: ...
+    object_segment: str
+    def __init__(self, project: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., any_label_class: _Optional[bool] = ..., any_predicted_class: _Optional[bool] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., min_iou: _Optional[float] = ..., max_iou: _Optional[float] = ..., frame_filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., order: _Optional[_Union[DetectionMatchOrder, str]] = ..., baseline_inference_set: _Optional[str] = ..., change: _Optional[str] = ..., object_segment: _Optional[str] = ...) -> None: ...
 
 class QueryDetectionMatchesResponse(_message.Message):
     __slots__ = ("matches", "page")
