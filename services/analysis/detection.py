@@ -15,7 +15,7 @@ from shoal.analysis.classification import PerClass, from_confusion
 from shoal.analysis.coco import Boxes, CocoResult, evaluate
 from shoal.analysis.query import Params, Sort, after, order_by
 from shoal.common.stores.metrics import MetricsStore, Migration
-from shoal.ingest.outcomes import OutcomeRefresher, iou_key
+from shoal.ingest.outcomes import OutcomeRefresher, iou_key, latest_labels_sql
 
 MIGRATIONS = (
     Migration(
@@ -97,15 +97,7 @@ def load_boxes(metrics: MetricsStore, project: str, dataset: str, inference_set:
         " ORDER BY frame_id",
         params,
     )["frame_id"]
-    gt = metrics.query_columns(
-        "SELECT o.frame_id AS frame_id, o.object_id AS object_id, o.class_id AS class_id, o.x AS x, o.y AS y,"
-        " o.w AS w, o.h AS h, o.is_crowd AS crowd FROM label_objects AS o FINAL"
-        " INNER JOIN (SELECT frame_id, argMax(label_version, (version_time, label_version)) AS latest"
-        " FROM label_versions WHERE project = {project:String} AND dataset = {dataset:String} GROUP BY frame_id) AS l"
-        " ON l.frame_id = o.frame_id AND l.latest = o.label_version"
-        " WHERE o.project = {project:String} AND o.dataset = {dataset:String} ORDER BY o.frame_id, o.object_id",
-        params,
-    )
+    gt = metrics.query_columns(f"{latest_labels_sql('')} ORDER BY o.frame_id, o.object_id", params)
     dt = metrics.query_columns(
         "SELECT frame_id, object_id, class_id, score, x, y, w, h FROM predicted_objects FINAL"
         " WHERE project = {project:String} AND inference_set = {set:String} ORDER BY frame_id, object_id",
@@ -406,3 +398,38 @@ def query_matches(
     more = len(rows) > size
     rows = rows[:size]
     return [tuple(r[:7]) for r in rows], total, (list(rows[-1][7:]) if more and rows else None)
+
+
+@dataclass
+class MatchDetails:
+    """What a page of matches shows besides the outcome: each frame's media URI and split, and
+    the boxes (x, y, width, height) of its labeled and predicted objects."""
+
+    frames: dict[str, tuple[str, str]]
+    label_boxes: dict[tuple[str, str], tuple[float, float, float, float]]
+    predicted_boxes: dict[tuple[str, str], tuple[float, float, float, float]]
+
+
+def match_details(
+    metrics: MetricsStore, project: str, dataset: str, inference_set: str, frame_ids: list[str]
+) -> MatchDetails:
+    if not frame_ids:
+        return MatchDetails({}, {}, {})
+    params = {"project": project, "dataset": dataset, "set": inference_set, "ids": sorted(set(frame_ids))}
+    scope = "frame_id IN {ids:Array(String)}"
+    frames = metrics.query(
+        "SELECT frame_id, media_uri, split FROM frames FINAL"
+        f" WHERE project = {{project:String}} AND dataset = {{dataset:String}} AND {scope}",
+        params,
+    ).rows
+    labels = metrics.query(f"SELECT frame_id, object_id, x, y, w, h FROM ({latest_labels_sql(scope)})", params).rows
+    preds = metrics.query(
+        "SELECT frame_id, object_id, x, y, w, h FROM predicted_objects FINAL"
+        f" WHERE project = {{project:String}} AND inference_set = {{set:String}} AND {scope}",
+        params,
+    ).rows
+    return MatchDetails(
+        {str(f): (str(uri), str(split)) for f, uri, split in frames},
+        {(str(r[0]), str(r[1])): tuple(float(v) for v in r[2:]) for r in labels},  # type: ignore[misc]
+        {(str(r[0]), str(r[1])): tuple(float(v) for v in r[2:]) for r in preds},  # type: ignore[misc]
+    )

@@ -18,6 +18,7 @@ from shoal.analysis.detection import (
     compare_detection,
     detection_confusion,
     detection_report,
+    match_details,
     outcome_frames,
     query_matches,
     summarize_confusion,
@@ -310,14 +311,22 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                                                frames_sql, frames_params)  # fmt: skip
         token = encode_cursor(next_last, scope) if next_last is not None else ""
         out = pb.QueryDetectionMatchesResponse(page=common_pb2.PageResponse(next_page_token=token, total_count=total))
+        details = match_details(self.metrics, project.name, view.dataset, view.inference_set, [r[0] for r in rows])
         for frame, lo, po, lc, pc, m_iou, score in rows:
-            m = out.matches.add(frame_id=frame, label_object_id=lo, predicted_object_id=po, iou=float(m_iou))
+            uri, split = details.frames.get(frame, ("", ""))
+            m = out.matches.add(frame_id=frame, label_object_id=lo, predicted_object_id=po, iou=float(m_iou),
+                                media_uri=uri, split=split)  # fmt: skip
             if lc != -1:
                 m.label_class = int(lc)
             if pc != -1:
                 m.predicted_class = int(pc)
             if score is not None:
                 m.score = float(score)
+            if lo and (frame, lo) in details.label_boxes:
+                m.label_box.x, m.label_box.y, m.label_box.width, m.label_box.height = details.label_boxes[(frame, lo)]
+            if po and (frame, po) in details.predicted_boxes:
+                b = m.predicted_box
+                b.x, b.y, b.width, b.height = details.predicted_boxes[(frame, po)]
         return out
 
     def GetSlices(self, request: pb.GetSlicesRequest, context: Any) -> pb.GetSlicesResponse:

@@ -186,6 +186,22 @@ def match_frames(
     }
 
 
+def latest_labels_sql(scope: str) -> str:
+    """SQL of the regular and crowd boxes of each frame's latest label version, for frames in
+    ``scope`` (a condition on ``frame_id``; ``{project:String}`` and ``{dataset:String}`` bound)."""
+    where = f" AND {scope}" if scope else ""
+    mine = f"project = {{project:String}} AND dataset = {{dataset:String}}{where}"
+    return (
+        "SELECT o.frame_id AS frame_id, o.object_id AS object_id, o.class_id AS class_id, o.x AS x, o.y AS y,"
+        " o.w AS w, o.h AS h, o.is_crowd AS crowd"
+        " FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h, is_crowd"
+        f" FROM label_objects FINAL WHERE {mine}) AS o"
+        " INNER JOIN (SELECT frame_id, argMax(label_version, (version_time, label_version)) AS latest"
+        f" FROM label_versions WHERE {mine} GROUP BY frame_id) AS l"
+        " ON l.frame_id = o.frame_id AND l.latest = o.label_version"
+    )
+
+
 class OutcomeRefresher:
     def __init__(self, metrics: MetricsStore, default_ious: Iterable[float] = DEFAULT_IOU_THRESHOLDS) -> None:
         self.metrics = metrics
@@ -222,7 +238,7 @@ class OutcomeRefresher:
         every regular labeled box of the dataset is missed until predictions arrive."""
         for iou in self.default_ious:
             self._register(project, dataset, inference_set, iou, complete=False)
-        latest = self._latest_labels("")
+        latest = latest_labels_sql("")
         self.metrics.command(
             f"INSERT INTO detection_outcomes ({', '.join(COLUMNS)})"
             " SELECT {project:String}, {set:String}, {dataset:String}, iou, frame_id,"
@@ -281,20 +297,6 @@ class OutcomeRefresher:
         self._register(project, dataset, inference_set, iou, complete=True)
         log.info("matched inference set %r of project %r at IoU %.2f", inference_set, project, iou)
 
-    def _latest_labels(self, scope: str) -> str:
-        """SQL of the regular and crowd boxes of each frame's latest label version, in ``scope``."""
-        where = f" AND {scope}" if scope else ""
-        mine = f"project = {{project:String}} AND dataset = {{dataset:String}}{where}"
-        return (
-            "SELECT o.frame_id AS frame_id, o.object_id AS object_id, o.class_id AS class_id, o.x AS x, o.y AS y,"
-            " o.w AS w, o.h AS h, o.is_crowd AS crowd"
-            " FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h, is_crowd"
-            f" FROM label_objects FINAL WHERE {mine}) AS o"
-            " INNER JOIN (SELECT frame_id, argMax(label_version, (version_time, label_version)) AS latest"
-            f" FROM label_versions WHERE {mine} GROUP BY frame_id) AS l"
-            " ON l.frame_id = o.frame_id AND l.latest = o.label_version"
-        )
-
     def _match(
         self,
         project: str,
@@ -308,7 +310,7 @@ class OutcomeRefresher:
         None: the frames holding boxes) for each set and IoU, and writes their rows."""
         version = time.time_ns()  # before reading: a later refresh of the same frames wins
         params = {"project": project, "dataset": dataset, **scope_params}
-        gt = self.metrics.query_columns(f"{self._latest_labels(scope)} ORDER BY o.frame_id, o.object_id", params)
+        gt = self.metrics.query_columns(f"{latest_labels_sql(scope)} ORDER BY o.frame_id, o.object_id", params)
         for name, ious in sets.items():
             dt = self.metrics.query_columns(
                 "SELECT frame_id, object_id, class_id, score, x, y, w, h FROM predicted_objects FINAL"

@@ -54,13 +54,15 @@ def _upload(running: Running, seed: int) -> tuple[dict, list[dict]]:  # type: ig
             name="cones", task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D,
             classes=[pb.ClassDef(id=cat["id"], name=f"c{cat['id']}") for cat in dataset["categories"]])))  # fmt: skip
         c.ingest.CreateDataset(pb.CreateDatasetRequest(project="cones", dataset=pb.Dataset(
-            name="val", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+            name="val", kind=pb.DATASET_KIND_LABELED, splits=["val"])))  # fmt: skip
         c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=pb.InferenceSet(
             name="detr", dataset="val", model_name="detr", model_version="1")))  # fmt: skip
         cols = UploadColumns(
             frame_ids=[f"img-{i:04d}" for i in images],
             sizes=[(SIZE, SIZE)] * len(images),
             metadata=[{"camera": "rear" if i % 3 == 0 else "front"} for i in images],
+            splits=["val"] * len(images),
+            media_uris=[f"s3://cones/img-{i:04d}.jpg" for i in images],
             objects=[gts_by_image[i] for i in images],
             inference_set="detr",
             predictions=[dts_by_image[i] for i in images],
@@ -212,6 +214,22 @@ def test_detection_confusion_with_global_matching_opens_every_cell(running: Runn
             assert _ids(got) == _ids(want), (lc, pc)
             assert total == len(want)
             assert [r[4] for r in got] == sorted((r[4] for r in got), key=lambda v: -1 if v is None else -v)
+        # rows carry the frame's media and both boxes, as uploaded
+        boxes = {f"g-{a['id']:06d}": a["bbox"] for a in dataset["annotations"]}
+        boxes.update({f"d-{k:06d}": d["bbox"] for k, d in enumerate(dts)})
+        page = c.analysis.QueryDetectionMatches(apb.QueryDetectionMatchesRequest(
+            project="cones", inference_set="detr", confidence_threshold=0.3, label_class=1, any_predicted_class=True,
+            page=cpb.PageRequest(page_size=100))).matches  # fmt: skip
+        assert any(m.predicted_object_id for m in page) and any(not m.predicted_object_id for m in page)
+        for m in page:
+            assert m.media_uri == f"s3://cones/{m.frame_id}.jpg" and m.split == "val"
+            got_box = [m.label_box.x, m.label_box.y, m.label_box.width, m.label_box.height]
+            assert got_box == boxes[m.label_object_id]
+            if m.predicted_object_id:
+                assert [m.predicted_box.x, m.predicted_box.y, m.predicted_box.width,
+                        m.predicted_box.height] == boxes[m.predicted_object_id]  # fmt: skip
+            else:
+                assert not m.HasField("predicted_box")
         # matched below the confidence threshold: the labeled box is missed, with no prediction
         _, cells_hi, _ = _brute_force(dataset, dts, 0.5, 0.75)
         got, _ = _open(c, apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr",

@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.common.v1 import common_pb2 as _common_pb2
+from shoal.ingest.v1 import ingest_pb2 as _ingest_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -639,7 +640,7 @@ class GetDetectionConfusionResponse(_message.Message):
     def __init__(self, confusion: _Optional[_Union[DetectionConfusion, _Mapping]] = ...) -> None: ...
 
 class DetectionMatch(_message.Message):
-    __slots__ = ("frame_id", "label_object_id", "predicted_object_id", "label_class", "predicted_class", "iou", "score")
+    __slots__ = ("frame_id", "label_object_id", "predicted_object_id", "label_class", "predicted_class", "iou", "score", "media_uri", "split", "label_box", "predicted_box")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -647,6 +648,10 @@ class DetectionMatch(_message.Message):
     PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
     IOU_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_BOX_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_BOX_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     label_object_id: str
     predicted_object_id: str
@@ -654,7 +659,11 @@ class DetectionMatch(_message.Message):
     predicted_class: int
     iou: float
     score: float
-    def __init__(self, frame_id: _Optional[str] = ..., label_object_id: _Optional[str] = ..., predicted_object_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., iou: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
+    media_uri: str
+    split: str
+    label_box: _ingest_pb2.Box
+    predicted_box: _ingest_pb2.Box
+    def __init__(self, frame_id: _Optional[str] = ..., label_object_id: _Optional[str] = ..., predicted_object_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., iou: _Optional[float] = ..., score: _Optional[float] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ...) -> None: ...
 
 class QueryDetectionMatchesRequest(_message.Message):
     __slots__ = ("project", "label_class", "predicted_class", "page", "inference_set", "iou_threshold", "confidence_threshold", "any_label_class", "any_predicted_class", "min_score", "max_score", "min_iou", "max_iou", "frame_filter", "order", "baseline_inference_set", "change", "object_segment")
