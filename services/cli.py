@@ -198,7 +198,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     with _client(args) as c:
         resp = c.analysis.EvaluateGates(
             apb.EvaluateGatesRequest(
-                project=args.project, inference_set=args.inference_set, confidence_threshold=args.confidence_threshold
+                project=args.project,
+                inference_set=args.inference_set,
+                confidence_threshold=args.confidence_threshold,
+                iou_threshold=args.iou_threshold,
             )
         )
     if not resp.results:
@@ -286,6 +289,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--project", required=True)
     check.add_argument("--inference-set", required=True)
     check.add_argument("--confidence-threshold", type=float, default=0.0)
+    check.add_argument("--iou-threshold", type=float, default=0.5, help="detection projects: the matching IoU")
     check.set_defaults(fn=cmd_check)
 
     st = sub.add_parser("settings", help="print the effective settings (secrets hidden)")

@@ -3,6 +3,10 @@ evaluated, equal to pycocotools on the same boxes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import grpc
 import numpy as np
 import pytest
@@ -460,3 +464,13 @@ def test_detection_slices_comparison_and_gates(running: Running) -> None:
             res = c.analysis.EvaluateGates(apb.EvaluateGatesRequest(project="cones", inference_set=name,
                                                                     confidence_threshold=0.3)).results  # fmt: skip
             assert len(res) == 1 and res[0].passed is passed and res[0].value == pytest.approx(want_value), name
+    # the release gate in CI, at the same thresholds
+    env = {**os.environ, "SHOAL_API_KEY": running.admin_key}
+    for name, code in (("detr", 0), ("worse", 1)):
+        done = subprocess.run(
+            [sys.executable, "-m", "shoal.cli", "check", "--target", running.target, "--project", "cones",
+             "--inference-set", name, "--confidence-threshold", "0.3", "--iou-threshold", "0.5"],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == code, (name, done.stdout, done.stderr)
+        assert ("PASS" if code == 0 else "FAIL") + "  rear-rt: recall[class 1]" in done.stdout
