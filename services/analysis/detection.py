@@ -417,11 +417,7 @@ def match_details(
         return MatchDetails({}, {}, {})
     params = {"project": project, "dataset": dataset, "set": inference_set, "ids": sorted(set(frame_ids))}
     scope = "frame_id IN {ids:Array(String)}"
-    frames = metrics.query(
-        "SELECT frame_id, media_uri, split FROM frames FINAL"
-        f" WHERE project = {{project:String}} AND dataset = {{dataset:String}} AND {scope}",
-        params,
-    ).rows
+    frames = frame_media(metrics, project, dataset, frame_ids)
     labels = metrics.query(f"SELECT frame_id, object_id, x, y, w, h FROM ({latest_labels_sql(scope)})", params).rows
     preds = metrics.query(
         "SELECT frame_id, object_id, x, y, w, h FROM predicted_objects FINAL"
@@ -429,7 +425,19 @@ def match_details(
         params,
     ).rows
     return MatchDetails(
-        {str(f): (str(uri), str(split)) for f, uri, split in frames},
+        frames,
         {(str(r[0]), str(r[1])): tuple(float(v) for v in r[2:]) for r in labels},  # type: ignore[misc]
         {(str(r[0]), str(r[1])): tuple(float(v) for v in r[2:]) for r in preds},  # type: ignore[misc]
     )
+
+
+def frame_media(metrics: MetricsStore, project: str, dataset: str, frame_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Media URI and split of each of these frames."""
+    if not frame_ids:
+        return {}
+    rows = metrics.query(
+        "SELECT frame_id, media_uri, split FROM frames FINAL WHERE project = {project:String}"
+        " AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}",
+        {"project": project, "dataset": dataset, "ids": sorted(set(frame_ids))},
+    ).rows
+    return {str(f): (str(uri), str(split)) for f, uri, split in rows}

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
-from shoal.analysis import detection
+from shoal.analysis import detection, label_issues
 from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
@@ -18,6 +18,7 @@ from shoal.analysis.detection import (
     compare_detection,
     detection_confusion,
     detection_report,
+    frame_media,
     match_details,
     outcome_frames,
     query_matches,
@@ -28,9 +29,9 @@ from shoal.analysis.query import Params, View, compile_filter, decode_cursor, en
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
-from shoal.common.convert import page_of, page_response, timestamp
+from shoal.common.convert import job_to_proto, page_of, page_response, timestamp
 from shoal.common.errors import FailedPrecondition, InvalidArgument
-from shoal.common.jobs import JobStore
+from shoal.common.jobs import SUCCEEDED, JobContext, JobKind, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.server import ServiceSpec
@@ -61,6 +62,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
     GetJobResponse: Any = pb.GetJobResponse
     ListJobsResponse: Any = pb.ListJobsResponse
     CancelJobResponse: Any = pb.CancelJobResponse
+
+    runner: JobRunner
 
     def __init__(self, jobs: JobStore, metrics: MetricsStore) -> None:
         self.jobs = jobs
@@ -327,6 +330,68 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             if po and (frame, po) in details.predicted_boxes:
                 b = m.predicted_box
                 b.x, b.y, b.width, b.height = details.predicted_boxes[(frame, po)]
+        return out
+
+    # -- label issues ---------------------------------------------------------------------------
+    def StartLabelIssues(self, request: pb.StartLabelIssuesRequest, context: Any) -> pb.StartLabelIssuesResponse:
+        if not request.inference_set:
+            raise InvalidArgument("is empty", field="inference_set")
+        view = self._view(self._classification_project(request.project), "", request.inference_set, 0.0)
+        compile_filter(request.filter, view, Params())  # a bad filter fails now, not in the job
+        params = {"inference_set": view.inference_set, "filter": request.filter.SerializeToString().hex()}
+        job = self.runner.submit(request.project, label_issues.KIND, params, rerun=request.rerun)
+        return pb.StartLabelIssuesResponse(job=job_to_proto(job))
+
+    def run_label_issues(self, ctx: JobContext) -> None:
+        job = ctx.job
+        view = self._view(self._classification_project(job.project), "", job.params["inference_set"], 0.0)
+        flt = common_pb2.Filter.FromString(bytes.fromhex(job.params.get("filter", "")))
+        label_issues.find_label_issues(ctx, self.metrics, view, flt, job)
+
+    def QueryLabelIssues(self, request: pb.QueryLabelIssuesRequest, context: Any) -> pb.QueryLabelIssuesResponse:
+        job = self.jobs.get(request.project, request.job_id)
+        if job.kind != label_issues.KIND:
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a label-issues job", field="job_id")
+        if job.state != SUCCEEDED:
+            raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%})"
+                                     + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
+        if request.order not in label_issues.ORDERS:
+            raise InvalidArgument(f"unknown order {request.order}", field="order")
+        summary = label_issues.summary_of(self.metrics, request.project, job.job_id)
+        if summary is None:
+            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        scope = f"label-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+        page = page_of(request.page, scope=scope)
+        rows, total = label_issues.query_issues(self.metrics, request.project, job.job_id,
+                                                all_frames=request.all_frames, order=request.order,
+                                                offset=page.offset, size=page.size)  # fmt: skip
+        dataset = self.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
+        media = frame_media(self.metrics, request.project, dataset, [r[0] for r in rows])
+        out = pb.QueryLabelIssuesResponse(
+            summary=pb.LabelIssuesSummary(
+                frames=summary.frames,
+                issues=summary.issues,
+                class_ids=summary.class_ids,
+                thresholds=summary.thresholds,
+                confident_joint=[int(x) for row in summary.confident_joint for x in row],
+                joint=[float(x) for row in summary.joint for x in row],
+                noise_matrix=[float(x) for row in summary.noise_matrix for x in row],
+                issues_per_class=summary.issues_per_class,
+            ),
+            page=page_response(page, len(rows), total, scope=scope),
+        )
+        for frame, given, suggested, is_issue, conf, margin, entropy, p_suggested in rows:
+            out.issues.add(
+                ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
+                media_uri=media.get(frame, ("", ""))[0],
+                given_label=int(given),
+                suggested_label=int(suggested),
+                is_issue=bool(is_issue),
+                self_confidence=float(conf),
+                normalized_margin=float(margin),
+                weighted_entropy=float(entropy),
+                suggested_probability=float(p_suggested),
+            )
         return out
 
     def GetSlices(self, request: pb.GetSlicesRequest, context: Any) -> pb.GetSlicesResponse:
@@ -603,11 +668,23 @@ def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
 
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
-    servicer = AnalysisServicer(JobStore(stores.metrics, service=NAME), stores.metrics)
+    jobs = JobStore(stores.metrics, service=NAME)
+    servicer = AnalysisServicer(jobs, stores.metrics)
+    servicer.runner = JobRunner(
+        jobs,
+        {
+            label_issues.KIND: JobKind(
+                run=servicer.run_label_issues, discard=lambda job: label_issues.discard(stores.metrics, job)
+            )
+        },
+        heartbeat_seconds=settings.job_heartbeat_seconds,
+        stale_seconds=settings.job_stale_seconds,
+    )
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,
         register=lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors"),
-        migrations=(*seg_store.MIGRATIONS, *detection.MIGRATIONS),
+        migrations=(*seg_store.MIGRATIONS, *detection.MIGRATIONS, *label_issues.MIGRATIONS),
+        workers=[servicer.runner],
     )

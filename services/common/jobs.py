@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.pagination import Page
@@ -122,12 +124,14 @@ class JobStore:
         )
         return job
 
-    def submit(self, project: str, kind: str, params: Mapping[str, str]) -> tuple[Job, bool]:
-        """The job for (kind, params): the existing one unless it failed or was cancelled, in
-        which case it is queued again. Returns (job, created)."""
+    def submit(self, project: str, kind: str, params: Mapping[str, str], *, rerun: bool = False) -> tuple[Job, bool]:
+        """The job for (kind, params): the existing one unless it failed or was cancelled (or it
+        succeeded and ``rerun`` asks for a fresh result), in which case it is queued again.
+        Returns (job, created)."""
         job_id = job_id_for(kind, params)
         existing = self.find(project, job_id)
-        if existing is not None and existing.state not in (FAILED, CANCELLED):
+        again = (FAILED, CANCELLED, SUCCEEDED) if rerun else (FAILED, CANCELLED)
+        if existing is not None and existing.state not in again:
             return existing, False
         now = now_ms()
         job = Job(project, self.service, job_id, kind, PENDING, "queued", 0.0, "", dict(params), now, now, None)
@@ -173,6 +177,15 @@ class JobStore:
             new = replace(new, finish_time=now)
         return self._write(new)
 
+    def unfinished(self) -> list[Job]:
+        """Every job of this service, in any project, that is not finished."""
+        rows = self.metrics.query(
+            "SELECT " + ", ".join(_COLUMNS[:-1]) + " FROM jobs FINAL"
+            " WHERE service = {service:String} AND state IN ('PENDING', 'RUNNING', 'CANCELLING')",
+            {"service": self.service},
+        ).rows
+        return [_job(r) for r in rows]
+
     def cancel(self, project: str, job_id: str, *, reason: str = "cancelled by the user") -> Job:
         """Asks a job to stop: a pending job is cancelled at once, a running one is marked
         CANCELLING and its runner stops at its next check."""
@@ -200,3 +213,197 @@ def _job(row: Sequence[object]) -> Job:
         as_utc(ut),
         as_utc(ft) if ft is not None else None,
     )
+
+
+class Cancelled(Exception):
+    """Raised inside a job's run when it was cancelled (or its runner stops): the run stops and
+    its partial result is discarded."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    #: computes the job, reporting through the context; raises to fail
+    run: Callable[[JobContext], None]
+    #: removes whatever a run wrote, so a cancelled, failed or interrupted run keeps nothing
+    discard: Callable[[Job], None]
+
+
+class JobContext:
+    """What a running job sees: its parameters, progress reporting and cancellation."""
+
+    def __init__(self, runner: JobRunner, job: Job) -> None:
+        self._runner = runner
+        self.job = job
+        self._last_write = 0.0
+
+    @property
+    def params(self) -> Mapping[str, str]:
+        return self.job.params
+
+    def progress(self, stage: str, fraction: float) -> None:
+        """Reports the stage and the fraction done (written at most about once a second unless the
+        stage changes), and stops the run if the job was cancelled."""
+        self.check()
+        now = time.monotonic()
+        if stage != self.job.stage or now - self._last_write >= 1.0:
+            self.job = self._runner.store.update(self.job, stage=stage, progress=max(0.0, min(1.0, fraction)))
+            self._last_write = now
+
+    def check(self) -> None:
+        """Raises :class:`Cancelled` if the job was cancelled or the runner is stopping."""
+        if self._runner.stopping.is_set():
+            raise Cancelled("the service is stopping")
+        current = self._runner.store.find(self.job.project, self.job.job_id)
+        if current is not None and current.state == CANCELLING:
+            raise Cancelled(current.message or "cancelled")
+
+
+class JobRunner:
+    """Runs a service's jobs one at a time on a background thread.
+
+    Jobs are rows in the jobs table, so any replica can report them. A runner marks the jobs it
+    holds alive every ``heartbeat_seconds``; a job left unmarked for ``stale_seconds`` lost its
+    runner (a crash): a queued one is taken over and run, a running one is failed with the reason
+    and its partial result discarded. On a graceful stop the running job is interrupted, its
+    partial result discarded, and it goes back to the queue to resume when a runner is back."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        kinds: Mapping[str, JobKind],
+        *,
+        heartbeat_seconds: float = 5.0,
+        stale_seconds: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.kinds = dict(kinds)
+        self.name = f"{store.service}-jobs"
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_seconds = stale_seconds
+        self.stopping = threading.Event()
+        self._queue: queue.Queue[Job] = queue.Queue()
+        self._held: dict[tuple[str, str], Job] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # -- submitting --------------------------------------------------------------------------
+
+    def submit(self, project: str, kind: str, params: Mapping[str, str], *, rerun: bool = False) -> Job:
+        """The job for (kind, params), queued unless it already exists and did not fail (see
+        :meth:`JobStore.submit`)."""
+        if kind not in self.kinds:
+            raise InvalidArgument(f"unknown job kind {kind!r}", field="kind")
+        job, created = self.store.submit(project, kind, params, rerun=rerun)
+        if created:
+            self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
+        with self._lock:
+            self._held[(job.project, job.job_id)] = job
+        self._queue.put(job)
+
+    # -- BackgroundWorker ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.stopping.clear()
+        for target, name in ((self._work, self.name), (self._watch, f"{self.name}-heartbeat")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout_seconds: float) -> None:
+        self.stopping.set()
+        self._queue.put(None)  # type: ignore[arg-type]  # wakes the worker
+        deadline = time.monotonic() + timeout_seconds
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+
+    def healthy(self) -> bool:
+        return all(t.is_alive() for t in self._threads)
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            job = self._queue.get()
+            if job is None or self.stopping.is_set():
+                break
+            try:
+                self._run(job)
+            except Exception:  # the job store itself failed: keep the thread for the next job
+                log.exception("job %s of project %r could not be recorded", job.job_id, job.project)
+            finally:
+                with self._lock:
+                    self._held.pop((job.project, job.job_id), None)
+
+    def _run(self, job: Job) -> None:
+        current = self.store.find(job.project, job.job_id)
+        if current is None or current.state != PENDING:  # cancelled while queued, or taken over
+            return
+        kind = self.kinds[job.kind]
+        job = self.store.update(current, state=RUNNING, stage="starting", progress=0.0, message="")
+        with self._lock:
+            self._held[(job.project, job.job_id)] = job
+        ctx = JobContext(self, job)
+        started = time.monotonic()
+        try:
+            kind.run(ctx)
+            ctx.check()
+        except Cancelled as exc:
+            kind.discard(job)
+            latest = self.store.find(job.project, job.job_id) or job
+            if self.stopping.is_set() and latest.state == RUNNING:
+                note = "interrupted by a service stop; runs again when the service is back"
+                self.store.update(latest, state=PENDING, stage="queued", progress=0.0, message=note)
+                log.info("job %s interrupted by the stop; queued again", job.job_id)
+            else:
+                self.store.update(latest, state=CANCELLED, message=str(exc))
+                log.info("job %s cancelled after %.1fs", job.job_id, time.monotonic() - started)
+            return
+        except Exception as exc:
+            log.exception("job %s (%s) of project %r failed", job.job_id, job.kind, job.project)
+            kind.discard(job)
+            self.store.update(self.store.find(job.project, job.job_id) or job, state=FAILED,
+                              message=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return
+        self.store.update(self.store.find(job.project, job.job_id) or job, state=SUCCEEDED, stage="done", progress=1.0)
+        log.info("job %s (%s) of project %r succeeded in %.1fs", job.job_id, job.kind, job.project,
+                 time.monotonic() - started)  # fmt: skip
+
+    def _watch(self) -> None:
+        """Marks the held jobs alive and recovers the jobs whose runner is gone."""
+        while not self.stopping.is_set():
+            try:
+                self._heartbeat()
+                self.recover()
+            except Exception:
+                log.exception("job heartbeat failed; retrying")
+            self.stopping.wait(self.heartbeat_seconds)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            held = list(self._held.values())
+        for job in held:
+            current = self.store.find(job.project, job.job_id)
+            if current is not None and not current.done:
+                self.store.update(current)
+
+    def recover(self) -> None:
+        """Queued jobs nobody marked for ``stale_seconds`` are taken over; running ones are
+        failed (their runner stopped without a word) and their partial results discarded."""
+        cutoff = now_ms() - timedelta(seconds=self.stale_seconds)
+        with self._lock:
+            held = set(self._held)
+        for job in self.store.unfinished():
+            if (job.project, job.job_id) in held or job.update_time > cutoff or job.kind not in self.kinds:
+                continue
+            if job.state == PENDING:
+                log.info("taking over queued job %s of project %r", job.job_id, job.project)
+                self._enqueue(self.store.update(job))
+                continue
+            self.kinds[job.kind].discard(job)
+            self.store.update(job, state=FAILED if job.state == RUNNING else CANCELLED,
+                              message=f"the {self.store.service} service stopped while the job was {job.state}"
+                                      f" (no sign of life for {self.stale_seconds:.0f}s); start it again")  # fmt: skip

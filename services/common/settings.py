@@ -124,6 +124,16 @@ class ShoalSettings(BaseSettings):
         10_000, ge=1, le=1_000_000, description="Most frames, labels, inferences or embeddings in one upload chunk."
     )
 
+    # --- jobs ----------------------------------------------------------------------------
+    job_heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a job runner marks its running and queued jobs alive."
+    )
+    job_stale_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A job unmarked for this long lost its runner: a queued one is taken over, a running one failed.",
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="`json` for one JSON object per line.")

@@ -26,6 +26,12 @@ class DetectionMatchOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DETECTION_MATCH_ORDER_SCORE_ASCENDING: _ClassVar[DetectionMatchOrder]
     DETECTION_MATCH_ORDER_IOU_ASCENDING: _ClassVar[DetectionMatchOrder]
     DETECTION_MATCH_ORDER_IOU_DESCENDING: _ClassVar[DetectionMatchOrder]
+
+class LabelIssueOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LABEL_ISSUE_ORDER_UNSPECIFIED: _ClassVar[LabelIssueOrder]
+    LABEL_ISSUE_ORDER_MARGIN: _ClassVar[LabelIssueOrder]
+    LABEL_ISSUE_ORDER_WEIGHTED_ENTROPY: _ClassVar[LabelIssueOrder]
 SEGMENT_KIND_UNSPECIFIED: SegmentKind
 SEGMENT_KIND_ISSUE: SegmentKind
 SEGMENT_KIND_REGRESSION_TEST: SegmentKind
@@ -35,6 +41,9 @@ DETECTION_MATCH_ORDER_UNSPECIFIED: DetectionMatchOrder
 DETECTION_MATCH_ORDER_SCORE_ASCENDING: DetectionMatchOrder
 DETECTION_MATCH_ORDER_IOU_ASCENDING: DetectionMatchOrder
 DETECTION_MATCH_ORDER_IOU_DESCENDING: DetectionMatchOrder
+LABEL_ISSUE_ORDER_UNSPECIFIED: LabelIssueOrder
+LABEL_ISSUE_ORDER_MARGIN: LabelIssueOrder
+LABEL_ISSUE_ORDER_WEIGHTED_ENTROPY: LabelIssueOrder
 
 class GetJobRequest(_message.Message):
     __slots__ = ("project", "job_id")
@@ -712,3 +721,87 @@ class QueryDetectionMatchesResponse(_message.Message):
     matches: _containers.RepeatedCompositeFieldContainer[DetectionMatch]
     page: _common_pb2.PageResponse
     def __init__(self, matches: _Optional[_Iterable[_Union[DetectionMatch, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class StartLabelIssuesRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "filter", "rerun")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    filter: _common_pb2.Filter
+    rerun: bool
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., rerun: _Optional[bool] = ...) -> None: ...
+
+class StartLabelIssuesResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _common_pb2.Job
+    def __init__(self, job: _Optional[_Union[_common_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class LabelIssuesSummary(_message.Message):
+    __slots__ = ("frames", "issues", "class_ids", "thresholds", "confident_joint", "joint", "noise_matrix", "issues_per_class")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    ISSUES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENT_JOINT_FIELD_NUMBER: _ClassVar[int]
+    JOINT_FIELD_NUMBER: _ClassVar[int]
+    NOISE_MATRIX_FIELD_NUMBER: _ClassVar[int]
+    ISSUES_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    issues: int
+    class_ids: _containers.RepeatedScalarFieldContainer[int]
+    thresholds: _containers.RepeatedScalarFieldContainer[float]
+    confident_joint: _containers.RepeatedScalarFieldContainer[int]
+    joint: _containers.RepeatedScalarFieldContainer[float]
+    noise_matrix: _containers.RepeatedScalarFieldContainer[float]
+    issues_per_class: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, frames: _Optional[int] = ..., issues: _Optional[int] = ..., class_ids: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., confident_joint: _Optional[_Iterable[int]] = ..., joint: _Optional[_Iterable[float]] = ..., noise_matrix: _Optional[_Iterable[float]] = ..., issues_per_class: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class LabelIssue(_message.Message):
+    __slots__ = ("ref", "media_uri", "given_label", "suggested_label", "is_issue", "self_confidence", "normalized_margin", "weighted_entropy", "suggested_probability")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_LABEL_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_LABEL_FIELD_NUMBER: _ClassVar[int]
+    IS_ISSUE_FIELD_NUMBER: _ClassVar[int]
+    SELF_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZED_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTED_ENTROPY_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    given_label: int
+    suggested_label: int
+    is_issue: bool
+    self_confidence: float
+    normalized_margin: float
+    weighted_entropy: float
+    suggested_probability: float
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., given_label: _Optional[int] = ..., suggested_label: _Optional[int] = ..., is_issue: _Optional[bool] = ..., self_confidence: _Optional[float] = ..., normalized_margin: _Optional[float] = ..., weighted_entropy: _Optional[float] = ..., suggested_probability: _Optional[float] = ...) -> None: ...
+
+class QueryLabelIssuesRequest(_message.Message):
+    __slots__ = ("project", "job_id", "all_frames", "order", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ALL_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    all_frames: bool
+    order: LabelIssueOrder
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[_Union[LabelIssueOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class QueryLabelIssuesResponse(_message.Message):
+    __slots__ = ("summary", "issues", "page")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ISSUES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    summary: LabelIssuesSummary
+    issues: _containers.RepeatedCompositeFieldContainer[LabelIssue]
+    page: _common_pb2.PageResponse
+    def __init__(self, summary: _Optional[_Union[LabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[LabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...

@@ -59,6 +59,16 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesResponse.FromString,
                 _registered_method=True)
+        self.StartLabelIssues = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/StartLabelIssues',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartLabelIssuesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartLabelIssuesResponse.FromString,
+                _registered_method=True)
+        self.QueryLabelIssues = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryLabelIssues',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.FromString,
+                _registered_method=True)
         self.GetSlices = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetSlices',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.SerializeToString,
@@ -160,6 +170,22 @@ class AnalysisServiceServicer:
     def QueryDetectionMatches(self, request, context):
         """The objects behind a detection confusion matrix: a cell, row or column, by score and IoU
         range and frame fields, highest score first or by IoU.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartLabelIssues(self, request, context):
+        """Starts (or returns) the label-issues job of a classification inference set: confident
+        learning over its probabilities (use out-of-sample ones, e.g. cross-validated). Watch it
+        with GetJob; the same parameters give the same job unless rerun is set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryLabelIssues(self, request, context):
+        """The result of a finished label-issues job: its summary and a page of frames.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -271,6 +297,16 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QueryDetectionMatches,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesResponse.SerializeToString,
+            ),
+            'StartLabelIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartLabelIssues,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartLabelIssuesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartLabelIssuesResponse.SerializeToString,
+            ),
+            'QueryLabelIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryLabelIssues,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.SerializeToString,
             ),
             'GetSlices': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSlices,
@@ -463,6 +499,60 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QueryDetectionMatches',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartLabelIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/StartLabelIssues',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartLabelIssuesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartLabelIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryLabelIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryLabelIssues',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,279 @@
+"""Label issues in classification: confident learning over an inference set's out-of-sample
+probabilities, computed in ClickHouse with bounded memory.
+
+1. Per class ``k``, the threshold ``t_k`` is the mean probability of ``k`` over the frames
+   labeled ``k`` (the model's typical confidence in a correct ``k``).
+2. The confident joint counts, per given label, the frames whose probability reaches the
+   threshold of some class: its guess is that class (the most probable one when several reach
+   theirs). It is calibrated so that its rows sum to the class counts and the whole to the number
+   of frames, which estimates the joint of given and true labels.
+3. For each given class ``k`` and other class ``j``, the estimated number of frames labeled ``k``
+   that are truly ``j`` are the likely errors: the frames labeled ``k`` with the largest
+   ``p_j - p_k`` (prune by noise rate). Frames whose most probable class is their label are
+   never flagged.
+
+Steps 1 and 2 are two aggregations; step 3 keeps, per (k, j), only the top candidates
+(``groupArraySorted``), so memory grows with the number of issues, not of frames. Every frame
+also gets its scores: self-confidence (the probability of its label), the margin of its label
+over the most probable other class, and the normalized entropy of its prediction weighted by the
+inverse self-confidence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shoal.analysis.query import Params, View, compile_filter, view_sql
+from shoal.common.jobs import Job, JobContext
+from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.v1 import common_pb2
+from shoal.ingest.evaluations import write_refresh_keys
+
+KIND = "label_issues"
+SERVICE = "analysis"
+#: a class nobody is labeled with gets a threshold no probability reaches
+UNREACHABLE = 2.0
+#: slack of the threshold comparisons (probabilities are float32)
+SLACK = 1e-6
+
+MIGRATIONS = (
+    Migration(
+        component="analysis",
+        version=4,
+        name="label issues and job results",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS label_issue_frames ("
+            " project LowCardinality(String), job_id String, frame_id String, given_label Int32,"
+            " suggested_label Int32, is_issue UInt8, self_confidence Float32, normalized_margin Float32,"
+            " weighted_entropy Float32, suggested_probability Float32)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
+            "CREATE TABLE IF NOT EXISTS job_results ("
+            " project String, service LowCardinality(String), job_id String, result String, version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, service, job_id)",
+        ),
+    ),
+)
+
+
+def round_rows(m: np.ndarray) -> np.ndarray:
+    """Rounds each row to the nearest integers (halves to even), then restores the row's rounded
+    total by moving the entries that rounding moved furthest: up the ones rounded down most, down
+    the ones rounded up most."""
+    out = np.rint(m).astype(np.int64)
+    for i, row in enumerate(m):
+        short = round(float(row.sum())) - int(out[i].sum())
+        error = row - out[i]
+        order = np.argsort(error)  # numpy's default sort: equal errors ordered as other tools order them
+        if short > 0:
+            out[i, order[::-1][:short]] += 1
+        elif short < 0:
+            out[i, order[:-short]] -= 1
+    return out
+
+
+def estimate_joint(confident: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
+    """The confident joint (rows: given label, columns: guessed true label) calibrated to the
+    class counts (rows) and the number of frames (total), in whole frames."""
+    c = confident.astype(np.float64)
+    np.fill_diagonal(c, np.maximum(np.diag(c), 1))
+    rows = c.sum(axis=1, keepdims=True)
+    calibrated = c / np.maximum(rows, 1e-12) * class_counts[:, None]
+    calibrated = calibrated / max(calibrated.sum(), 1e-12) * class_counts.sum()
+    return round_rows(calibrated)
+
+
+def prune_counts(joint: np.ndarray, keep: int = 1) -> np.ndarray:
+    """Per given class k (row) and true class j (column): how many frames labeled k to flag as j,
+    leaving at least ``keep`` frames in every class: a diagonal raised to ``keep`` takes the
+    difference evenly from the other non-zero cells of its true-class column."""
+    m = joint.T.astype(np.float64)  # rows: true class, columns: given class
+    diag = np.diag(m).copy()
+    raised = np.maximum(diag, keep)
+    others = np.maximum(np.count_nonzero(m, axis=0) - 1.0, 1.0)
+    m = np.maximum(m - (raised - diag) / others, 0)
+    np.fill_diagonal(m, raised)
+    return round_rows(m).T  # rows: given class again
+
+
+@dataclass
+class Summary:
+    frames: int
+    issues: int
+    class_ids: list[int]
+    thresholds: list[float]
+    confident_joint: list[list[int]]
+    joint: list[list[float]]
+    noise_matrix: list[list[float]]
+    issues_per_class: list[int]
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @staticmethod
+    def from_json(text: str) -> Summary:
+        return Summary(**json.loads(text))
+
+
+def _source(view: View, flt: common_pb2.Filter, params: Params) -> str:
+    """The labeled frames with a full probability vector: frame_id, given (0-based position in
+    the ontology) and probs."""
+    k = len(view.ontology)
+    where = compile_filter(flt, view, params)
+    return (
+        f"SELECT frame_id, indexOf({params.add(list(view.ontology), 'Array(Int32)')}, label_class) - 1 AS given, probs"
+        f" FROM ({view_sql(view, params)}) WHERE label_class IS NOT NULL AND length(probs) = {k} AND {where}"
+        " AND given >= 0"
+    )
+
+
+def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View, flt: common_pb2.Filter,
+                      job: Job) -> Summary:  # fmt: skip
+    """Computes the label issues of the frames ``view`` and ``flt`` select and stores them under
+    the job; returns the summary (also stored)."""
+
+    def progress(stage: str, fraction: float) -> None:
+        if ctx is not None:
+            ctx.progress(stage, fraction)
+
+    k = len(view.ontology)
+    discard(metrics, job)
+    progress("per-class thresholds", 0.05)
+    params = Params()
+    src = _source(view, flt, params)
+    rows = metrics.query(f"SELECT given, count(), avgForEach(probs) FROM ({src}) GROUP BY given", params.values).rows
+    counts = np.zeros(k, dtype=np.int64)
+    thresholds = np.full(k, UNREACHABLE)
+    for given, n, means in rows:
+        counts[int(given)] = int(n)
+        thresholds[int(given)] = float(means[int(given)])
+    frames = int(counts.sum())
+
+    progress("confident joint", 0.2)
+    params = Params()
+    src = _source(view, flt, params)
+    thr = params.add([float(t) for t in thresholds], "Array(Float64)")
+    rows = metrics.query(
+        "SELECT given, guess, count() FROM (SELECT given,"
+        f" arrayMap((p, t) -> toFloat64(p) >= t - {SLACK!r}, probs, {thr}) AS confident, arraySum(confident) AS n,"
+        " if(n > 1, arrayFirstIndex(x -> x = arrayMax(probs), probs), arrayFirstIndex(x -> x, confident)) - 1 AS guess"
+        f" FROM ({src})) WHERE n > 0 GROUP BY given, guess",
+        params.values,
+    ).rows
+    confident = np.zeros((k, k), dtype=np.int64)
+    for given, guess, n in rows:
+        confident[int(given), int(guess)] = int(n)
+    joint = estimate_joint(confident, counts) if frames else np.zeros((k, k), dtype=np.int64)
+    prune = prune_counts(joint) if frames else np.zeros((k, k), dtype=np.int64)
+    np.fill_diagonal(prune, 0)
+
+    progress("choosing the likely errors", 0.45)
+    flagged: set[str] = set()
+    most = int(prune.max()) if prune.size else 0
+    if most > 0:
+        params = Params()
+        src = _source(view, flt, params)
+        pairs = [(g, j) for g in range(k) for j in range(k) if prune[g, j] > 0]
+        rows = metrics.query(
+            f"SELECT given, j, groupArraySorted({most})((toFloat64(probs[given + 1]) - toFloat64(probs[j + 1]),"
+            f" frame_id)) FROM ({src}) ARRAY JOIN {params.add(sorted({j for _, j in pairs}), 'Array(UInt16)')} AS j"
+            f" WHERE has({params.add(pairs, 'Array(Tuple(Int64, UInt16))')}, (given, j)) GROUP BY given, j",
+            params.values,
+        ).rows
+        for given, j, best in rows:
+            flagged.update(str(fid) for _, fid in best[: int(prune[int(given), int(j)])])
+
+    progress("scoring every frame", 0.6)
+    batch = write_refresh_keys(metrics, sorted(flagged)) if flagged else 0
+    params = Params()
+    src = _source(view, flt, params)
+    ontology = params.add(list(view.ontology), "Array(Int32)")
+    log_k = math.log(k) if k > 1 else 1.0
+    metrics.command(
+        "INSERT INTO label_issue_frames (project, job_id, frame_id, given_label, suggested_label, is_issue,"
+        " self_confidence, normalized_margin, weighted_entropy, suggested_probability)"
+        f" SELECT {params.add(job.project, 'String')}, {params.add(job.job_id, 'String')}, frame_id,"
+        f" {ontology}[given + 1], {ontology}[other], is_issue, p_given, p_given - p_other,"
+        f" least(-arraySum(arrayMap(p -> if(p > 0, p * log(p), 0), probs)) / {log_k!r} / greatest(p_given, 1e-6),"
+        " 1e6), p_other"
+        " FROM (SELECT frame_id, given, probs, toFloat64(probs[given + 1]) AS p_given,"
+        " arrayMap((p, i) -> if(i = given + 1, -1., toFloat64(p)), probs, arrayEnumerate(probs)) AS rest,"
+        " arrayFirstIndex(x -> x = arrayMax(rest), rest) AS other, rest[other] AS p_other,"
+        f" frame_id IN (SELECT frame_id FROM refresh_keys WHERE batch = {params.add(batch, 'UInt64')})"
+        # never flag a frame whose most probable class is its label
+        f" AND p_other > p_given + {SLACK!r} AS is_issue"
+        f" FROM ({src}))",
+        params.values,
+    )
+    progress("summarizing", 0.9)
+    issues_per_class = metrics.query(
+        "SELECT given_label, count() FROM label_issue_frames FINAL"
+        " WHERE project = {project:String} AND job_id = {job:String} AND is_issue GROUP BY given_label",
+        {"project": job.project, "job": job.job_id},
+    ).rows
+    per_class = dict((int(c), int(n)) for c, n in issues_per_class)
+    total = max(int(joint.sum()), 1)
+    true_totals = np.maximum(joint.sum(axis=0), 1)
+    summary = Summary(
+        frames=frames,
+        issues=sum(per_class.values()),
+        class_ids=list(view.ontology),
+        thresholds=[float(t) if t < UNREACHABLE else -1.0 for t in thresholds],
+        confident_joint=confident.tolist(),
+        joint=(joint / total).tolist(),
+        noise_matrix=(joint / true_totals[None, :]).tolist(),
+        issues_per_class=[per_class.get(c, 0) for c in view.ontology],
+    )
+    metrics.insert(
+        "job_results",
+        [[job.project, SERVICE, job.job_id, summary.to_json(), time.time_ns()]],
+        ["project", "service", "job_id", "result", "version"],
+    )
+    return summary
+
+
+def discard(metrics: MetricsStore, job: Job) -> None:
+    """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
+    params = {"project": job.project, "job": job.job_id}
+    metrics.command("DELETE FROM label_issue_frames WHERE project = {project:String} AND job_id = {job:String}", params)
+    metrics.command(
+        "DELETE FROM job_results WHERE project = {project:String} AND service = 'analysis' AND job_id = {job:String}",
+        params,
+    )
+
+
+def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
+    rows = metrics.query(
+        "SELECT result FROM job_results FINAL WHERE project = {project:String} AND service = 'analysis'"
+        " AND job_id = {job:String}",
+        {"project": project, "job": job_id},
+    ).rows
+    return Summary.from_json(rows[0][0]) if rows else None
+
+
+ORDERS = {
+    0: "self_confidence ASC",
+    1: "normalized_margin ASC",
+    2: "weighted_entropy DESC",
+}
+
+
+def query_issues(
+    metrics: MetricsStore, project: str, job_id: str, *, all_frames: bool, order: int, offset: int, size: int
+) -> tuple[list[tuple[Any, ...]], int]:
+    """A page of the job's frames (issues only unless ``all_frames``), in ``order`` then frame id."""
+    where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
+    params = {"project": project, "job": job_id}
+    total = int(metrics.query(f"SELECT count() FROM label_issue_frames FINAL WHERE {where}", params).scalar())
+    rows = metrics.query(
+        "SELECT frame_id, given_label, suggested_label, is_issue, self_confidence, normalized_margin,"
+        f" weighted_entropy, suggested_probability FROM label_issue_frames FINAL WHERE {where}"
+        f" ORDER BY {ORDERS[order]}, frame_id LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}",
+        {**params, "size": size, "offset": offset},
+    ).rows
+    return rows, total

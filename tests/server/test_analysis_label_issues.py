@@ -1,0 +1,144 @@
+"""Label issues through the server, against cleanlab's find_label_issues on the same out-of-fold
+probabilities: digits with 20 % uniform and 40 % class-conditional label noise."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from cleanlab.count import estimate_joint
+from cleanlab.filter import find_label_issues
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.sdk import UploadColumns
+from tests.server.conftest import Running, wait_for
+
+
+def noisy_digits(kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(true labels, given labels, out-of-fold probabilities as float32)."""
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(seed)
+    given = y.copy()
+    if kind == "uniform":  # 20 % of the labels replaced by another class, uniformly
+        flip = rng.random(len(y)) < 0.2
+        given[flip] = (y[flip] + rng.integers(1, 10, flip.sum())) % 10
+    else:  # 40 % of each class, mostly to one class-specific other class
+        flip = rng.random(len(y)) < 0.4
+        to = np.where(rng.random(len(y)) < 0.7, (y + 1) % 10, (y + 3) % 10)
+        given[flip] = to[flip]
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000))
+    probs = cross_val_predict(model, x, given, cv=5, method="predict_proba")
+    return y, given, probs.astype(np.float32)
+
+
+def _prf(found: set[int], truth: set[int]) -> tuple[float, float, float]:
+    tp = len(found & truth)
+    p = tp / len(found) if found else 0.0
+    r = tp / len(truth) if truth else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def _upload(running: Running, given: np.ndarray, probs: np.ndarray) -> list[str]:
+    ids = [f"d{i:05d}" for i in range(len(given))]
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
+            name="train", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="digits", inference_set=pb.InferenceSet(
+            name="oof", dataset="train", model_name="logreg", model_version="1")))  # fmt: skip
+        r = c.upload("digits", "train", UploadColumns(frame_ids=ids, media_uris=[f"s3://d/{i}.png" for i in ids],
+                                                      class_ids=given, inference_set="oof", probabilities=probs),
+                     progress=False)  # fmt: skip
+        assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+    return ids
+
+
+def _run(c, **kwargs) -> cpb.Job:  # type: ignore[no-untyped-def]
+    job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="digits", inference_set="oof",
+                                                                  **kwargs)).job  # fmt: skip
+
+    def done() -> bool:
+        nonlocal job
+        job = c.analysis.GetJob(apb.GetJobRequest(project="digits", job_id=job.job_id)).job
+        return job.state in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED, cpb.JOB_STATE_CANCELLED)
+
+    wait_for(done, timeout=120, what="the label-issues job")
+    assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
+    return job
+
+
+def _issues(c, job_id: str, **kwargs) -> list[apb.LabelIssue]:  # type: ignore[no-untyped-def]
+    out, token = [], ""
+    while True:
+        resp = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(
+            project="digits", job_id=job_id, page=cpb.PageRequest(page_size=500, page_token=token), **kwargs))  # fmt: skip
+        out += list(resp.issues)
+        token = resp.page.next_page_token
+        if not token:
+            return out
+
+
+@pytest.mark.parametrize("kind", ["uniform", "class-conditional"])
+def test_label_issues_match_cleanlab(running: Running, kind: str) -> None:
+    truth, given, probs = noisy_digits(kind)
+    ids = _upload(running, given, probs)
+    flipped = {i for i in range(len(given)) if given[i] != truth[i]}
+    with running.client(running.admin_key) as c:
+        job = _run(c)
+        found_rows = _issues(c, job.job_id)
+        summary = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project="digits", job_id=job.job_id)).summary
+    found = {ids.index(r.ref.frame_id) for r in found_rows}
+    reference = set(np.flatnonzero(find_label_issues(given, probs)).tolist())
+    ours, theirs = _prf(found, flipped), _prf(reference, flipped)
+    print(f"{kind}: shoal P/R/F1 {ours}, cleanlab {theirs}, {len(found)} vs {len(reference)} flagged")
+    assert ours[2] >= theirs[2] and ours[2] > 0.6
+    # the same algorithm: the same frames, up to ties between equal margins
+    assert len(found ^ reference) <= 0.01 * len(reference)
+    assert summary.frames == len(given) and summary.issues == len(found)
+    k = len(summary.class_ids)
+    joint = np.array(summary.joint).reshape(k, k)
+    assert np.allclose(joint, estimate_joint(given, probs), atol=1e-9)  # the same estimate of P(given, true)
+    noise = np.array(summary.noise_matrix).reshape(k, k)
+    assert np.allclose(noise.sum(axis=0), 1.0)  # P(given | true): a distribution per true class
+    # rows: lowest self-confidence first, each with the model's view of the given and suggested labels
+    confs = [r.self_confidence for r in found_rows]
+    assert confs == sorted(confs)
+    for r in found_rows[:50]:
+        i = ids.index(r.ref.frame_id)
+        assert r.given_label == given[i] and r.suggested_label != given[i]
+        assert r.self_confidence == pytest.approx(probs[i, given[i]], abs=1e-6)
+        assert r.suggested_probability == pytest.approx(np.delete(probs[i], given[i]).max(), abs=1e-6)
+        assert r.media_uri == f"s3://d/{r.ref.frame_id}.png" and r.is_issue
+
+
+def test_label_issue_jobs_are_idempotent_scoped_and_checked(running: Running) -> None:
+    _, given, probs = noisy_digits("uniform", seed=1)
+    _upload(running, given, probs)
+    with running.client(running.admin_key) as c:
+        job = _run(c)
+        again = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="digits", inference_set="oof")).job
+        assert again.job_id == job.job_id and again.state == cpb.JOB_STATE_SUCCEEDED
+        # a filter is part of the job: only the frames it selects are examined
+        some = cpb.Filter(all=[cpb.Condition(field="label_class", equals=cpb.Value(string_value="3"))])
+        part = _run(c, filter=some)
+        assert part.job_id != job.job_id
+        all_rows = _issues(c, part.job_id, all_frames=True)
+        assert len(all_rows) == int((given == 3).sum()) and {r.given_label for r in all_rows} == {3}
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="digits", inference_set="oof",
+                                                                    filter=cpb.Filter(all=[cpb.Condition(
+                                                                        field="nope", equals=cpb.Value(
+                                                                            string_value="x"))])))  # fmt: skip
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "filter.all[0]" in info.value.details()
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project="digits", job_id="label_issues-nope"))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND

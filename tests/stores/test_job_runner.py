@@ -1,0 +1,146 @@
+"""The job runner against a real metrics store (chDB): progress, cancellation midway with
+nothing kept, a failing job, a stop that requeues, and recovery of jobs whose runner died."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from shoal.common import jobs
+from shoal.common.jobs import Job, JobContext, JobKind, JobRunner, JobStore
+from shoal.common.stores.metrics import EmbeddedMetricsStore
+from shoal.common.timeutil import now_ms
+from tests.server.conftest import wait_for
+
+
+class Counting:
+    """A job that writes one row per step into a results table and waits between steps."""
+
+    def __init__(self, metrics: EmbeddedMetricsStore, steps: int = 50) -> None:
+        self.metrics = metrics
+        self.steps = steps
+        self.release = threading.Event()
+        self.started = threading.Event()
+        metrics.command(
+            "CREATE TABLE IF NOT EXISTS job_rows (job_id String, step UInt32) ENGINE = MergeTree ORDER BY job_id"
+        )
+
+    def run(self, ctx: JobContext) -> None:
+        if ctx.params.get("fail"):
+            raise ValueError("the input is broken")
+        self.started.set()
+        for i in range(self.steps):
+            self.metrics.insert("job_rows", [[ctx.job.job_id, i]], ["job_id", "step"])
+            ctx.progress("counting", (i + 1) / self.steps)
+            if i == 2:
+                self.release.wait(30)
+
+    def discard(self, job: Job) -> None:
+        self.metrics.command("DELETE FROM job_rows WHERE job_id = {job:String}", {"job": job.job_id})
+
+    def rows(self, job_id: str) -> int:
+        return int(self.metrics.query("SELECT count() FROM job_rows WHERE job_id = {job:String}",
+                                      {"job": job_id}).scalar())  # fmt: skip
+
+
+@pytest.fixture
+def store(embedded_metrics: EmbeddedMetricsStore) -> JobStore:
+    embedded_metrics.migrate(jobs.MIGRATIONS)
+    return JobStore(embedded_metrics, service="analysis")
+
+
+@pytest.fixture
+def work(embedded_metrics: EmbeddedMetricsStore) -> Counting:
+    return Counting(embedded_metrics)
+
+
+@pytest.fixture
+def runner(store: JobStore, work: Counting) -> Iterator[JobRunner]:
+    r = JobRunner(store, {"count": JobKind(work.run, work.discard)}, heartbeat_seconds=0.2, stale_seconds=1.5)
+    r.start()
+    yield r
+    work.release.set()
+    r.stop(10)
+
+
+def _state(store: JobStore, job: Job) -> str:
+    return store.get(job.project, job.job_id).state
+
+
+def test_a_job_runs_to_success_with_progress_and_is_idempotent(
+    runner: JobRunner, store: JobStore, work: Counting
+) -> None:
+    job = runner.submit("p", "count", {"n": "1"})
+    wait_for(lambda: work.started.is_set(), what="the job to start")
+    wait_for(lambda: store.get("p", job.job_id).progress > 0, what="progress")
+    running = store.get("p", job.job_id)
+    assert running.state == jobs.RUNNING and running.stage == "counting" and 0 < running.progress < 1
+    work.release.set()
+    wait_for(lambda: _state(store, job) == jobs.SUCCEEDED, what="success")
+    assert work.rows(job.job_id) == work.steps and store.get("p", job.job_id).progress == 1.0
+    again = runner.submit("p", "count", {"n": "1"})  # same parameters: the same finished job
+    assert again.job_id == job.job_id and again.state == jobs.SUCCEEDED
+
+
+def test_a_job_cancelled_midway_stops_and_keeps_nothing(runner: JobRunner, store: JobStore, work: Counting) -> None:
+    job = runner.submit("p", "count", {"n": "2"})
+    wait_for(lambda: work.rows(job.job_id) >= 3, what="the job to write")
+    assert store.cancel("p", job.job_id).state == jobs.CANCELLING
+    work.release.set()
+    wait_for(lambda: _state(store, job) == jobs.CANCELLED, what="the cancellation")
+    assert work.rows(job.job_id) == 0
+    assert store.get("p", job.job_id).message == "cancelled by the user"
+
+
+def test_a_failing_job_reports_why_and_keeps_nothing(runner: JobRunner, store: JobStore, work: Counting) -> None:
+    job = runner.submit("p", "count", {"fail": "yes"})
+    wait_for(lambda: _state(store, job) == jobs.FAILED, what="the failure")
+    assert "ValueError: the input is broken" in store.get("p", job.job_id).message
+    assert work.rows(job.job_id) == 0
+
+
+def test_a_stop_requeues_the_running_job_and_the_next_runner_finishes_it(store: JobStore, work: Counting) -> None:
+    first = JobRunner(store, {"count": JobKind(work.run, work.discard)}, heartbeat_seconds=0.2, stale_seconds=1.0)
+    first.start()
+    job = first.submit("p", "count", {"n": "3"})
+    wait_for(lambda: work.rows(job.job_id) >= 3, what="the job to write")
+    stopper = threading.Thread(target=first.stop, args=(10,))
+    stopper.start()
+    time.sleep(0.3)
+    work.release.set()
+    stopper.join()
+    interrupted = store.get("p", job.job_id)
+    assert interrupted.state == jobs.PENDING and "interrupted by a service stop" in interrupted.message
+    assert work.rows(job.job_id) == 0
+    second = JobRunner(store, {"count": JobKind(work.run, work.discard)}, heartbeat_seconds=0.2, stale_seconds=1.0)
+    second.start()
+    try:
+        wait_for(lambda: _state(store, job) == jobs.SUCCEEDED, timeout=30, what="the job to resume")
+        assert work.rows(job.job_id) == work.steps
+    finally:
+        second.stop(10)
+
+
+def test_a_job_whose_runner_died_is_reported_failed(store: JobStore, work: Counting) -> None:
+    # what a killed process leaves behind: a RUNNING job nobody marks any more, with partial rows
+    job, _ = store.submit("p", "count", {"n": "4"})
+    job = store.update(job, state=jobs.RUNNING, stage="counting", progress=0.4)
+    work.metrics.insert("job_rows", [[job.job_id, 0], [job.job_id, 1]], ["job_id", "step"])
+    runner = JobRunner(store, {"count": JobKind(work.run, work.discard)}, heartbeat_seconds=0.2, stale_seconds=1.0)
+    assert store.get("p", job.job_id).update_time > now_ms() - timedelta(seconds=1)
+    runner.start()
+    try:
+        wait_for(lambda: _state(store, job) == jobs.FAILED, timeout=30, what="the dead job to be failed")
+        failed = store.get("p", job.job_id)
+        assert "stopped while the job was RUNNING" in failed.message and work.rows(job.job_id) == 0
+        # started again, it runs from scratch
+        work.release.set()
+        rerun = runner.submit("p", "count", {"n": "4"})
+        assert rerun.job_id == job.job_id
+        wait_for(lambda: _state(store, job) == jobs.SUCCEEDED, what="the re-run")
+    finally:
+        runner.stop(10)
