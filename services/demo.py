@@ -77,6 +77,7 @@ def run_demo(out: Path) -> int:
                 reflected = list_services(client.channel)
                 ingest = _ingest_digits(client, out, data_dir)
                 metrics = _digits_metrics(client)
+                issues = _digits_label_issues(client, out)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -90,10 +91,11 @@ def run_demo(out: Path) -> int:
         "reflection": reflected,
         "ingest": ingest,
         "metrics": metrics,
+        "label_issues": {k: v for k, v in issues.items() if k != "gallery"},
         "server": {"port": port, "startup_seconds": round(startup, 2), "exit_code": code, "admin_key_id": key_id},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "report.html").write_text(_report(summary))
+    (out / "report.html").write_text(_report(summary, issues["gallery"]))
     expected = ingest["expected"]
     ok = (
         all(s == "SERVING" for s in services.values())
@@ -231,6 +233,89 @@ def _digits_metrics(client: Client) -> dict[str, Any]:
     }
 
 
+def _digits_label_issues(client: Client, out: Path) -> dict[str, Any]:
+    """Runs the label-issues job on the digits and scores what it found against the flips the
+    dataset was built with (``truth.json``)."""
+    from shoal.common.v1 import common_pb2 as cpb
+
+    t0 = time.monotonic()
+    job = client.analysis.StartLabelIssues(
+        apb.StartLabelIssuesRequest(project=PROJECT, inference_set=INFERENCE_SET, rerun=True)
+    ).job
+    while job.state not in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED, cpb.JOB_STATE_CANCELLED):
+        time.sleep(0.2)
+        job = client.analysis.GetJob(apb.GetJobRequest(project=PROJECT, job_id=job.job_id)).job
+        if time.monotonic() - t0 > 300:
+            raise RuntimeError(f"label-issues job {job.job_id} still {cpb.JobState.Name(job.state)} after 300 s")
+    if job.state != cpb.JOB_STATE_SUCCEEDED:
+        raise RuntimeError(f"label-issues job {job.job_id} ended {cpb.JobState.Name(job.state)}: {job.message}")
+    found, token = [], ""
+    while True:
+        resp = client.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(
+            project=PROJECT, job_id=job.job_id, page=cpb.PageRequest(page_size=1000, page_token=token)))  # fmt: skip
+        found += list(resp.issues)
+        token = resp.page.next_page_token
+        if not token:
+            break
+    truth = json.loads((out / "truth.json").read_text())
+    injected = {fid for fid, t in truth.items() if t["flipped"]}
+    hits = sum(1 for r in found if r.ref.frame_id in injected)
+    precision = hits / len(found) if found else 0.0
+    recall = hits / len(injected) if injected else 0.0
+    log.info("label issues: %d found, %d of the %d injected flips (precision %.3f, recall %.3f) in %.1fs",
+             len(found), hits, len(injected), precision, recall, time.monotonic() - t0)  # fmt: skip
+    gallery = [
+        {
+            "frame_id": r.ref.frame_id,
+            "media_uri": r.media_uri,
+            "given": r.given_label,
+            "suggested": r.suggested_label,
+            "self_confidence": round(r.self_confidence, 3),
+            "suggested_probability": round(r.suggested_probability, 3),
+            "injected": r.ref.frame_id in injected,
+            "true": truth[r.ref.frame_id]["true"],
+        }
+        for r in found[:36]
+    ]
+    return {
+        "job_id": job.job_id,
+        "injected": len(injected),
+        "found": len(found),
+        "correct": hits,
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(2 * precision * recall / (precision + recall), 4) if hits else 0.0,
+        "gallery": gallery,
+    }
+
+
+def _inline_image(uri: str) -> str:
+    """The image as a data: URI, so the report stands alone."""
+    import base64
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(uri).path))
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def _gallery(items: list[dict[str, Any]]) -> str:
+    cells = []
+    for it in items:
+        mark = "ok" if it["injected"] else "bad"
+        cells.append(
+            f"<figure><img src='{_inline_image(it['media_uri'])}' width='64' height='64'"
+            f" alt='{html.escape(it['frame_id'])}'>"
+            f"<figcaption>given <b>{it['given']}</b> → suggested <b>{it['suggested']}</b><br>"
+            f"p(given) {it['self_confidence']}, p(suggested) {it['suggested_probability']}<br>"
+            f"<span class='{mark}'>{'injected flip' if it['injected'] else 'not injected'}</span></figcaption></figure>"
+        )
+    return f"<div class='gallery'>{''.join(cells)}</div>"
+
+
 def _heat_map(metrics: dict[str, Any]) -> str:
     names = metrics["classes"]
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
@@ -246,7 +331,7 @@ def _heat_map(metrics: dict[str, Any]) -> str:
     return f"<table class='heat'><tr><th>label ↓ predicted →</th>{head}</tr>{''.join(body)}</table>"
 
 
-def _report(summary: dict[str, Any]) -> str:
+def _report(summary: dict[str, Any], gallery: list[dict[str, Any]]) -> str:
     rows = "\n".join(
         f"<tr><td>{html.escape(name)}</td><td><code>{html.escape(SERVICES[name])}</code></td>"
         f"<td class='{'ok' if status == 'SERVING' else 'bad'}'>{html.escape(status)}</td></tr>"
@@ -267,6 +352,9 @@ table {{ border-collapse: collapse; }}
 td, th {{ padding: .4rem .8rem; border-bottom: 1px solid #dde3ea; text-align: left; }}
 .ok {{ color: #1a7f37; font-weight: 600; }} .bad {{ color: #cf222e; font-weight: 600; }}
 table.heat td {{ text-align: right; font-variant-numeric: tabular-nums; border: 1px solid #eef1f4; }}
+.gallery {{ display: flex; flex-wrap: wrap; gap: .6rem; }}
+.gallery figure {{ margin: 0; width: 8.5rem; font-size: .75rem; }}
+.gallery img {{ image-rendering: pixelated; border: 1px solid #dde3ea; }}
 </style></head><body>
 <h1>Shoal demo report</h1>
 <p>Generated {html.escape(summary["generated_at"])}. The all-in-one server started in
@@ -289,6 +377,12 @@ accuracy {summary["metrics"]["top_k_accuracy"]}, expected calibration error
 {summary["metrics"]["expected_calibration_error"]}. Worst classes by F1:
 {html.escape(", ".join(summary["metrics"]["worst_classes"]))}.</p>
 {_heat_map(summary["metrics"])}
+<h2>Label issues</h2>
+<p>Confident learning over the out-of-fold probabilities flagged {summary["label_issues"]["found"]} frames;
+{summary["label_issues"]["correct"]} of them are among the {summary["label_issues"]["injected"]} labels flipped on
+purpose (precision {summary["label_issues"]["precision"]}, recall {summary["label_issues"]["recall"]}). The least
+self-confident first:</p>
+{_gallery(gallery)}
 <h2>Reflection</h2><ul>{reflected}</ul>
 </body></html>
 """

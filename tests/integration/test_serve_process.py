@@ -185,6 +185,11 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     given = [t["given"] for t in truth.values()]
     assert sorted(c["support"] for c in m["per_class"].values()) == sorted(given.count(c) for c in set(given))
     assert 0.7 < m["accuracy"] < 0.95 and len(m["worst_classes"]) == 3
+    # label issues found by the analysis job, scored against the injected flips
+    li = summary["label_issues"]
+    assert li["injected"] == 180 and li["found"] > 0 and 0 <= li["correct"] <= li["found"]
+    assert li["precision"] == round(li["correct"] / li["found"], 4) and li["recall"] == round(li["correct"] / 180, 4)
+    assert li["precision"] > 0.5 and li["recall"] > 0.5
     pngs = list((out / "shoal-data" / "media" / "digits").glob("*.png"))
     assert len(pngs) == 1797 and pngs[0].read_bytes().startswith(b"\x89PNG")
     # running it again on the same data reuses the project and still adds up
@@ -196,3 +201,4 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     report = (out / "report.html").read_text()
     assert "shoal.ingest.v1.IngestService" in report and "SERVING" in report
     assert "Model performance" in report and "class='heat'" in report
+    assert "Label issues" in report and report.count("src='data:image/png;base64,") >= 10
