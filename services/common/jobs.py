@@ -50,7 +50,21 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree(revision) ORDER BY (project, service, job_id)",
         ),
     ),
+    Migration(
+        component="common",
+        version=3,
+        name="job signals",
+        statements=(
+            # append-only: a runner's heartbeats and users' cancellation requests, which no state
+            # write of the job can overwrite
+            "CREATE TABLE IF NOT EXISTS job_signals ("
+            " project String, service LowCardinality(String), job_id String, signal LowCardinality(String),"
+            " at DateTime64(3, 'UTC'), note String)"
+            " ENGINE = MergeTree ORDER BY (project, service, job_id, signal) TTL toDateTime(at) + INTERVAL 7 DAY",
+        ),
+    ),
 )
+HEARTBEAT, CANCEL = "heartbeat", "cancel"
 
 _COLUMNS = (
     "project",
@@ -188,13 +202,41 @@ class JobStore:
 
     def cancel(self, project: str, job_id: str, *, reason: str = "cancelled by the user") -> Job:
         """Asks a job to stop: a pending job is cancelled at once, a running one is marked
-        CANCELLING and its runner stops at its next check."""
+        CANCELLING and its runner stops at its next check. The request is also recorded as a
+        signal, so a runner's concurrent write of the job cannot lose it."""
         job = self.get(project, job_id)
         if job.done:
             raise FailedPrecondition(f"job {job_id} already finished as {job.state}")
+        self.signal(job, CANCEL, reason)
         if job.state == PENDING:
             return self.update(job, state=CANCELLED, message=reason)
         return self.update(job, state=CANCELLING, message=reason)
+
+    def signal(self, job: Job, signal: str, note: str = "") -> None:
+        self.metrics.insert(
+            "job_signals",
+            [[job.project, self.service, job.job_id, signal, now_ms(), note]],
+            ["project", "service", "job_id", "signal", "at", "note"],
+        )
+
+    def cancel_request(self, job: Job) -> str | None:
+        """The reason of a cancellation asked since this submission of the job, if any."""
+        rows = self.metrics.query(
+            "SELECT note FROM job_signals WHERE project = {project:String} AND service = {service:String}"
+            " AND job_id = {job_id:String} AND signal = 'cancel' AND at >= {since:DateTime64(3, 'UTC')}"
+            " ORDER BY at LIMIT 1",
+            {"project": job.project, "service": self.service, "job_id": job.job_id, "since": job.create_time},
+        ).rows
+        return str(rows[0][0]) if rows else None
+
+    def last_heartbeats(self) -> dict[tuple[str, str], datetime]:
+        """The latest heartbeat of every job of this service that has one."""
+        rows = self.metrics.query(
+            "SELECT project, job_id, max(at) FROM job_signals WHERE service = {service:String}"
+            " AND signal = 'heartbeat' GROUP BY project, job_id",
+            {"service": self.service},
+        ).rows
+        return {(str(p), str(j)): as_utc(at) for p, j, at in rows}
 
 
 def _job(row: Sequence[object]) -> Job:
@@ -253,9 +295,9 @@ class JobContext:
         """Raises :class:`Cancelled` if the job was cancelled or the runner is stopping."""
         if self._runner.stopping.is_set():
             raise Cancelled("the service is stopping")
-        current = self._runner.store.find(self.job.project, self.job.job_id)
-        if current is not None and current.state == CANCELLING:
-            raise Cancelled(current.message or "cancelled")
+        reason = self._runner.store.cancel_request(self.job)
+        if reason is not None:
+            raise Cancelled(reason or "cancelled")
 
 
 class JobRunner:
@@ -342,6 +384,9 @@ class JobRunner:
         current = self.store.find(job.project, job.job_id)
         if current is None or current.state != PENDING:  # cancelled while queued, or taken over
             return
+        if self.store.cancel_request(current) is not None:
+            self.store.update(current, state=CANCELLED)
+            return
         kind = self.kinds[job.kind]
         job = self.store.update(current, state=RUNNING, stage="starting", progress=0.0, message="")
         with self._lock:
@@ -383,12 +428,12 @@ class JobRunner:
             self.stopping.wait(self.heartbeat_seconds)
 
     def _heartbeat(self) -> None:
+        """A signal per held job: never a write of the job itself, which could overwrite a
+        concurrent change of its state."""
         with self._lock:
             held = list(self._held.values())
         for job in held:
-            current = self.store.find(job.project, job.job_id)
-            if current is not None and not current.done:
-                self.store.update(current)
+            self.store.signal(job, HEARTBEAT)
 
     def recover(self) -> None:
         """Queued jobs nobody marked for ``stale_seconds`` are taken over; running ones are
@@ -396,8 +441,11 @@ class JobRunner:
         cutoff = now_ms() - timedelta(seconds=self.stale_seconds)
         with self._lock:
             held = set(self._held)
+        beats = self.store.last_heartbeats()
         for job in self.store.unfinished():
-            if (job.project, job.job_id) in held or job.update_time > cutoff or job.kind not in self.kinds:
+            key = (job.project, job.job_id)
+            alive = max(job.update_time, beats.get(key, job.update_time))
+            if key in held or alive > cutoff or job.kind not in self.kinds:
                 continue
             if job.state == PENDING:
                 log.info("taking over queued job %s of project %r", job.job_id, job.project)

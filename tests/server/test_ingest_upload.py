@@ -127,7 +127,7 @@ def test_upload_lands_in_both_stores_exactly_once(running: Running) -> None:
         # the same upload again (a client retry with the same id): nothing doubles
         again = c.ingest.Upload(iter(_requests(list(chunks), upload_id=resp.upload_id)))
         assert again.upload_id == resp.upload_id
-        workers = [w for spec in running.server.specs for w in spec.workers]
+        workers = [w for spec in running.server.specs if spec.name == "ingest" for w in spec.workers]
         wait_for(lambda: sum(w.processed_events for w in workers) >= 8, what="the redelivered chunks to be processed")
         assert _counts(running) == {"frames": 200, "labels": 200, "inferences": 200, "embeddings": 200}
 
@@ -297,7 +297,7 @@ def test_columnar_upload_through_the_sdk_reads_back_values(running: Running) -> 
 
         # a retry of the whole upload with the same id doubles nothing
         c.upload("digits", "train", cols, chunk_size=1000, progress=False, upload_id=result.upload_id)
-        workers = [w for spec in running.server.specs for w in spec.workers]
+        workers = [w for spec in running.server.specs if spec.name == "ingest" for w in spec.workers]
         wait_for(lambda: sum(w.processed_events for w in workers) >= 6, what="the retried chunks to be processed")
         assert _counts(running) == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
         # nor in the rows analyses read: one per frame of the inference set
