@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
-from shoal.analysis import detection, label_issues
+from shoal.analysis import detection, label_issues, neighbors
 from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
@@ -38,6 +38,7 @@ from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
 from shoal.common.stores.metrics import MetricsStore
+from shoal.common.stores.vectors import VectorStore
 from shoal.common.timeutil import as_utc
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import Project, ProjectCatalog
@@ -48,6 +49,7 @@ from shoal.ingest.outcomes import iou_key
 NAME = "analysis"
 FULL_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 MAX_BINS = 1000
+MAX_NEIGHBORS = 100
 #: fields of a detection drill-down's frame filter (besides metadata.<key>)
 FRAME_FIELDS = ("frame_id", "split", "media_type", "capture_time", "segment")
 
@@ -65,9 +67,10 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
 
     runner: JobRunner
 
-    def __init__(self, jobs: JobStore, metrics: MetricsStore) -> None:
+    def __init__(self, jobs: JobStore, metrics: MetricsStore, vectors: VectorStore) -> None:
         self.jobs = jobs
         self.metrics = metrics
+        self.vectors = vectors
         self.projects = ProjectCatalog(metrics)
         self.datasets = DatasetCatalog(metrics, self.projects)
         self.segments = seg_store.SegmentStore(metrics)
@@ -349,12 +352,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         label_issues.find_label_issues(ctx, self.metrics, view, flt, job)
 
     def QueryLabelIssues(self, request: pb.QueryLabelIssuesRequest, context: Any) -> pb.QueryLabelIssuesResponse:
-        job = self.jobs.get(request.project, request.job_id)
-        if job.kind != label_issues.KIND:
-            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a label-issues job", field="job_id")
-        if job.state != SUCCEEDED:
-            raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%})"
-                                     + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
+        job = self._finished(request.project, request.job_id, label_issues.KIND)
         if request.order not in label_issues.ORDERS:
             raise InvalidArgument(f"unknown order {request.order}", field="order")
         summary = label_issues.summary_of(self.metrics, request.project, job.job_id)
@@ -392,6 +390,98 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 weighted_entropy=float(entropy),
                 suggested_probability=float(p_suggested),
             )
+        return out
+
+    # -- neighbours: outliers, duplicates, leakage ----------------------------------------------
+    def StartNeighborAnalysis(
+        self, request: pb.StartNeighborAnalysisRequest, context: Any
+    ) -> pb.StartNeighborAnalysisResponse:
+        project = self.projects.get(request.project)
+        if not request.dataset:
+            raise InvalidArgument("is empty", field="dataset")
+        self.datasets.get(request.project, request.dataset)
+        spaces = {s.name: s for s in project.embedding_spaces}
+        if request.embedding_space not in spaces:
+            known = ", ".join(sorted(spaces)) or "none"
+            raise InvalidArgument(f"project {project.name!r} has no embedding space {request.embedding_space!r}"
+                                  f" (it has: {known})", field="embedding_space")  # fmt: skip
+        if not 0 <= request.k <= MAX_NEIGHBORS:
+            raise InvalidArgument(f"must lie in [0, {MAX_NEIGHBORS}], got {request.k}", field="k")
+        if not (math.isfinite(request.duplicate_distance) and request.duplicate_distance >= 0):
+            raise InvalidArgument(f"must be >= 0, got {request.duplicate_distance}", field="duplicate_distance")
+        params = {
+            "dataset": request.dataset,
+            "embedding_space": request.embedding_space,
+            "k": str(request.k or neighbors.DEFAULT_K),
+            "duplicate_distance": repr(request.duplicate_distance),
+        }
+        job = self.runner.submit(request.project, neighbors.KIND, params, rerun=request.rerun)
+        return pb.StartNeighborAnalysisResponse(job=job_to_proto(job))
+
+    def run_neighbors(self, ctx: JobContext) -> None:
+        job = ctx.job
+        project = self.projects.get(job.project)
+        space = {s.name: s for s in project.embedding_spaces}[job.params["embedding_space"]]
+        neighbors.build(ctx, self.metrics, self.vectors, job, dataset=job.params["dataset"], space=space.name,
+                        space_metric=space.metric, k=int(job.params["k"]),
+                        duplicate_distance=float(job.params["duplicate_distance"]))  # fmt: skip
+
+    def _finished(self, project: str, job_id: str, kind: str) -> Any:
+        """The finished job of this kind, or the error that says why there is no result yet."""
+        job = self.jobs.get(project, job_id)
+        if job.kind != kind:
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {kind} job", field="job_id")
+        if job.state != SUCCEEDED:
+            raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%})"
+                                     + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
+        return job
+
+    def _neighbor_summary(self, project: str, job_id: str) -> pb.NeighborSummary:
+        summary = neighbors.summary_of(self.metrics, project, job_id)
+        if summary is None:
+            raise FailedPrecondition(f"job {job_id} kept no result; start it again with rerun", field="job_id")
+        return pb.NeighborSummary(**summary.__dict__)
+
+    def QueryOutliers(self, request: pb.QueryOutliersRequest, context: Any) -> pb.QueryOutliersResponse:
+        job = self._finished(request.project, request.job_id, neighbors.KIND)
+        if request.order not in neighbors.OUTLIER_ORDERS:
+            raise InvalidArgument(f"unknown order {request.order}", field="order")
+        summary = self._neighbor_summary(request.project, job.job_id)
+        scope = f"outliers|{request.project}|{job.job_id}|{request.order}"
+        page = page_of(request.page, scope=scope)
+        rows, total = neighbors.query_outliers(self.metrics, request.project, job.job_id, order=request.order,
+                                               offset=page.offset, size=page.size)  # fmt: skip
+        dataset = job.params["dataset"]
+        media = frame_media(self.metrics, request.project, dataset, [r[0] for r in rows])
+        out = pb.QueryOutliersResponse(summary=summary, page=page_response(page, len(rows), total, scope=scope))
+        for frame, split, label, score, nearest, major, disagree, dups, near_ids, near_d in rows:
+            f = out.frames.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
+                               media_uri=media.get(frame, ("", ""))[0], split=split, outlier_score=float(score),
+                               nearest_distance=float(nearest), duplicates=int(dups))  # fmt: skip
+            if label is not None:
+                f.label_class = int(label)
+            if major is not None:
+                f.neighbor_label = int(major)
+            if disagree is not None:
+                f.label_disagreement = float(disagree)
+            for nid, d in zip(near_ids or [], near_d or [], strict=True):
+                f.neighbors.add(frame_id=nid, distance=float(d))
+        return out
+
+    def QueryDuplicates(self, request: pb.QueryDuplicatesRequest, context: Any) -> pb.QueryDuplicatesResponse:
+        job = self._finished(request.project, request.job_id, neighbors.KIND)
+        summary = self._neighbor_summary(request.project, job.job_id)
+        scope = f"duplicates|{request.project}|{job.job_id}|{request.cross_split_only}"
+        page = page_of(request.page, scope=scope)
+        rows, total = neighbors.query_duplicates(self.metrics, request.project, job.job_id,
+                                                 cross_split_only=request.cross_split_only, offset=page.offset,
+                                                 size=page.size)  # fmt: skip
+        dataset = job.params["dataset"]
+        out = pb.QueryDuplicatesResponse(summary=summary, page=page_response(page, len(rows), total, scope=scope))
+        for a, b, d, split_a, split_b, exact in rows:
+            out.pairs.add(a=common_pb2.DatapointRef(dataset=dataset, frame_id=a),
+                          b=common_pb2.DatapointRef(dataset=dataset, frame_id=b), distance=float(d),
+                          exact=bool(exact), split_a=split_a, split_b=split_b)  # fmt: skip
         return out
 
     def GetSlices(self, request: pb.GetSlicesRequest, context: Any) -> pb.GetSlicesResponse:
@@ -669,13 +759,16 @@ def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     jobs = JobStore(stores.metrics, service=NAME)
-    servicer = AnalysisServicer(jobs, stores.metrics)
+    servicer = AnalysisServicer(jobs, stores.metrics, stores.vectors)
     servicer.runner = JobRunner(
         jobs,
         {
             label_issues.KIND: JobKind(
                 run=servicer.run_label_issues, discard=lambda job: label_issues.discard(stores.metrics, job)
-            )
+            ),
+            neighbors.KIND: JobKind(
+                run=servicer.run_neighbors, discard=lambda job: neighbors.discard(stores.metrics, job)
+            ),
         },
         heartbeat_seconds=settings.job_heartbeat_seconds,
         stale_seconds=settings.job_stale_seconds,
@@ -685,6 +778,6 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         full_name=FULL_NAME,
         register=lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors"),
-        migrations=(*seg_store.MIGRATIONS, *detection.MIGRATIONS, *label_issues.MIGRATIONS),
+        migrations=(*seg_store.MIGRATIONS, *detection.MIGRATIONS, *label_issues.MIGRATIONS, *neighbors.MIGRATIONS),
         workers=[servicer.runner],
     )

@@ -32,6 +32,11 @@ class LabelIssueOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LABEL_ISSUE_ORDER_UNSPECIFIED: _ClassVar[LabelIssueOrder]
     LABEL_ISSUE_ORDER_MARGIN: _ClassVar[LabelIssueOrder]
     LABEL_ISSUE_ORDER_WEIGHTED_ENTROPY: _ClassVar[LabelIssueOrder]
+
+class OutlierOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTLIER_ORDER_UNSPECIFIED: _ClassVar[OutlierOrder]
+    OUTLIER_ORDER_LABEL_DISAGREEMENT: _ClassVar[OutlierOrder]
 SEGMENT_KIND_UNSPECIFIED: SegmentKind
 SEGMENT_KIND_ISSUE: SegmentKind
 SEGMENT_KIND_REGRESSION_TEST: SegmentKind
@@ -44,6 +49,8 @@ DETECTION_MATCH_ORDER_IOU_DESCENDING: DetectionMatchOrder
 LABEL_ISSUE_ORDER_UNSPECIFIED: LabelIssueOrder
 LABEL_ISSUE_ORDER_MARGIN: LabelIssueOrder
 LABEL_ISSUE_ORDER_WEIGHTED_ENTROPY: LabelIssueOrder
+OUTLIER_ORDER_UNSPECIFIED: OutlierOrder
+OUTLIER_ORDER_LABEL_DISAGREEMENT: OutlierOrder
 
 class GetJobRequest(_message.Message):
     __slots__ = ("project", "job_id")
@@ -805,3 +812,139 @@ class QueryLabelIssuesResponse(_message.Message):
     issues: _containers.RepeatedCompositeFieldContainer[LabelIssue]
     page: _common_pb2.PageResponse
     def __init__(self, summary: _Optional[_Union[LabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[LabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class StartNeighborAnalysisRequest(_message.Message):
+    __slots__ = ("project", "dataset", "embedding_space", "k", "duplicate_distance", "rerun")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    embedding_space: str
+    k: int
+    duplicate_distance: float
+    rerun: bool
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., k: _Optional[int] = ..., duplicate_distance: _Optional[float] = ..., rerun: _Optional[bool] = ...) -> None: ...
+
+class StartNeighborAnalysisResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _common_pb2.Job
+    def __init__(self, job: _Optional[_Union[_common_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class NeighborSummary(_message.Message):
+    __slots__ = ("frames", "k", "metric", "duplicate_distance", "median_nearest_distance", "exact_duplicate_pairs", "near_duplicate_pairs", "cross_split_pairs", "exact_search")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_NEAREST_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    EXACT_DUPLICATE_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    NEAR_DUPLICATE_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    CROSS_SPLIT_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    k: int
+    metric: str
+    duplicate_distance: float
+    median_nearest_distance: float
+    exact_duplicate_pairs: int
+    near_duplicate_pairs: int
+    cross_split_pairs: int
+    exact_search: bool
+    def __init__(self, frames: _Optional[int] = ..., k: _Optional[int] = ..., metric: _Optional[str] = ..., duplicate_distance: _Optional[float] = ..., median_nearest_distance: _Optional[float] = ..., exact_duplicate_pairs: _Optional[int] = ..., near_duplicate_pairs: _Optional[int] = ..., cross_split_pairs: _Optional[int] = ..., exact_search: _Optional[bool] = ...) -> None: ...
+
+class Neighbor(_message.Message):
+    __slots__ = ("frame_id", "distance")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    distance: float
+    def __init__(self, frame_id: _Optional[str] = ..., distance: _Optional[float] = ...) -> None: ...
+
+class OutlierFrame(_message.Message):
+    __slots__ = ("ref", "media_uri", "split", "label_class", "outlier_score", "nearest_distance", "neighbor_label", "label_disagreement", "duplicates", "neighbors")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_SCORE_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOR_LABEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_DISAGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    split: str
+    label_class: int
+    outlier_score: float
+    nearest_distance: float
+    neighbor_label: int
+    label_disagreement: float
+    duplicates: int
+    neighbors: _containers.RepeatedCompositeFieldContainer[Neighbor]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., label_class: _Optional[int] = ..., outlier_score: _Optional[float] = ..., nearest_distance: _Optional[float] = ..., neighbor_label: _Optional[int] = ..., label_disagreement: _Optional[float] = ..., duplicates: _Optional[int] = ..., neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ...) -> None: ...
+
+class QueryOutliersRequest(_message.Message):
+    __slots__ = ("project", "job_id", "order", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    order: OutlierOrder
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., order: _Optional[_Union[OutlierOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class QueryOutliersResponse(_message.Message):
+    __slots__ = ("summary", "frames", "page")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    summary: NeighborSummary
+    frames: _containers.RepeatedCompositeFieldContainer[OutlierFrame]
+    page: _common_pb2.PageResponse
+    def __init__(self, summary: _Optional[_Union[NeighborSummary, _Mapping]] = ..., frames: _Optional[_Iterable[_Union[OutlierFrame, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class DuplicatePair(_message.Message):
+    __slots__ = ("a", "b", "distance", "exact", "split_a", "split_b")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_A_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_B_FIELD_NUMBER: _ClassVar[int]
+    a: _common_pb2.DatapointRef
+    b: _common_pb2.DatapointRef
+    distance: float
+    exact: bool
+    split_a: str
+    split_b: str
+    def __init__(self, a: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., b: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., distance: _Optional[float] = ..., exact: _Optional[bool] = ..., split_a: _Optional[str] = ..., split_b: _Optional[str] = ...) -> None: ...
+
+class QueryDuplicatesRequest(_message.Message):
+    __slots__ = ("project", "job_id", "cross_split_only", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CROSS_SPLIT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    cross_split_only: bool
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., cross_split_only: _Optional[bool] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class QueryDuplicatesResponse(_message.Message):
+    __slots__ = ("summary", "pairs", "page")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    PAIRS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    summary: NeighborSummary
+    pairs: _containers.RepeatedCompositeFieldContainer[DuplicatePair]
+    page: _common_pb2.PageResponse
+    def __init__(self, summary: _Optional[_Union[NeighborSummary, _Mapping]] = ..., pairs: _Optional[_Iterable[_Union[DuplicatePair, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...

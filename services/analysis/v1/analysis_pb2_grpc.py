@@ -69,6 +69,21 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.FromString,
                 _registered_method=True)
+        self.StartNeighborAnalysis = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/StartNeighborAnalysis',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisResponse.FromString,
+                _registered_method=True)
+        self.QueryOutliers = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryOutliers',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryOutliersRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryOutliersResponse.FromString,
+                _registered_method=True)
+        self.QueryDuplicates = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryDuplicates',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesResponse.FromString,
+                _registered_method=True)
         self.GetSlices = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetSlices',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.SerializeToString,
@@ -191,6 +206,29 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartNeighborAnalysis(self, request, context):
+        """Starts (or returns) the neighbour job of a dataset in one embedding space: the k-nearest-
+        neighbour graph of its frames, with outlier scores, duplicates and neighbour labels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryOutliers(self, request, context):
+        """Frames of a finished neighbour job, most outlying first (or by label disagreement).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryDuplicates(self, request, context):
+        """Near and exact duplicate pairs of a finished neighbour job, closest first; cross_split_only
+        lists the leaks between splits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSlices(self, request, context):
         """Accuracy per value of a field (a metadata key, the split, or capture time in buckets), and
         the slices that fall furthest below the overall accuracy, with a confidence interval.
@@ -307,6 +345,21 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QueryLabelIssues,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.SerializeToString,
+            ),
+            'StartNeighborAnalysis': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartNeighborAnalysis,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisResponse.SerializeToString,
+            ),
+            'QueryOutliers': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryOutliers,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryOutliersRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryOutliersResponse.SerializeToString,
+            ),
+            'QueryDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryDuplicates,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesResponse.SerializeToString,
             ),
             'GetSlices': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSlices,
@@ -553,6 +606,87 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QueryLabelIssues',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartNeighborAnalysis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/StartNeighborAnalysis',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryOutliers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryOutliers',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryOutliersRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryOutliersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryDuplicates',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

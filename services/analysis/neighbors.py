@@ -1,0 +1,341 @@
+"""The k-nearest-neighbour graph of a dataset in one embedding space, and what it answers:
+outliers, near and exact duplicates, duplicates across splits (leakage), and what each frame's
+neighbours are labeled.
+
+The frame vectors are read from the vector store in chunks, the graph is built in process (exact
+search up to :data:`EXACT_LIMIT` frames, NN-descent from ``pynndescent`` above), and stored with
+the scores derived from it:
+
+- outlier score: the mean distance to the k nearest frames (higher: further from everything);
+- nearest distance, and the duplicate pairs: neighbours closer than ``duplicate_distance``
+  (default: a tenth of the median nearest distance of the dataset), exact when the distance is
+  within float error of 0;
+- the majority label of the labeled neighbours, and the share of them that disagree with the
+  frame's own label.
+
+Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in L2 spaces.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from shoal.common.jobs import Job, JobContext
+from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.stores.vectors import VectorStore, collection_name
+from shoal.ingest.evaluations import frame_rows_set
+
+KIND = "neighbors"
+DEFAULT_K = 10
+#: up to this many frames the graph is exact (brute force); above, NN-descent
+EXACT_LIMIT = 20_000
+#: distances this small are exact duplicates (float error of identical vectors)
+EXACT = 1e-6
+READ_BATCH = 10_000
+
+MIGRATIONS = (
+    Migration(
+        component="analysis",
+        version=5,
+        name="neighbour graphs, outlier scores and duplicates",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS knn_graph ("
+            " project LowCardinality(String), job_id String, frame_id String, neighbors Array(String),"
+            " distances Array(Float32)) ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
+            "CREATE TABLE IF NOT EXISTS neighbor_scores ("
+            " project LowCardinality(String), job_id String, frame_id String, split LowCardinality(String),"
+            " label_class Nullable(Int32), outlier_score Float32, nearest_distance Float32,"
+            " neighbor_label Nullable(Int32), label_disagreement Nullable(Float32), duplicates UInt32)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
+            "CREATE TABLE IF NOT EXISTS duplicate_pairs ("
+            " project LowCardinality(String), job_id String, frame_a String, frame_b String, distance Float32,"
+            " split_a LowCardinality(String), split_b LowCardinality(String), exact UInt8)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_a, frame_b)",
+        ),
+    ),
+)
+TABLES = ("knn_graph", "neighbor_scores", "duplicate_pairs")
+
+
+@dataclass
+class Summary:
+    frames: int
+    k: int
+    metric: str
+    duplicate_distance: float
+    median_nearest_distance: float
+    exact_duplicate_pairs: int
+    near_duplicate_pairs: int
+    cross_split_pairs: int
+    exact_search: bool
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @staticmethod
+    def from_json(text: str) -> Summary:
+        return Summary(**json.loads(text))
+
+
+def knn(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest other rows of each row: (indices, distances), nearest first."""
+    n = len(x)
+    k = min(k, n - 1)
+    if k < 1:
+        return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+    if n <= EXACT_LIMIT:
+        from sklearn.neighbors import NearestNeighbors
+
+        nn = NearestNeighbors(n_neighbors=k + 1, metric=metric, algorithm="brute").fit(x)
+        dist, idx = nn.kneighbors(x)
+    else:
+        from pynndescent import NNDescent
+
+        index = NNDescent(x, n_neighbors=k + 1, metric=metric, random_state=0, low_memory=True)
+        idx, dist = index.neighbor_graph
+    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k)
+
+
+@numba.njit(cache=True)
+def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row without itself (wherever a duplicate put it), k entries."""
+    n = idx.shape[0]
+    out_i = np.empty((n, k), dtype=np.int64)
+    out_d = np.empty((n, k), dtype=np.float32)
+    for r in range(n):
+        c = 0
+        for j in range(idx.shape[1]):
+            if idx[r, j] == r or idx[r, j] < 0 or c == k:
+                continue
+            out_i[r, c] = idx[r, j]
+            out_d[r, c] = max(dist[r, j], 0.0)
+            c += 1
+        while c < k:  # the row held neither itself nor enough others: repeat the furthest
+            out_i[r, c] = out_i[r, c - 1]
+            out_d[r, c] = out_d[r, c - 1]
+            c += 1
+    return out_i, out_d
+
+
+@numba.njit(cache=True)
+def _neighbor_labels(idx: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the most common label among its labeled neighbours (-1: none; ties: the lower
+    label) and the share of them that differ from the row's own label (-1: not defined)."""
+    n, k = idx.shape
+    major = np.full(n, -1, dtype=np.int64)
+    disagree = np.full(n, -1.0, dtype=np.float32)
+    vals = np.empty(k, dtype=np.int64)
+    for r in range(n):
+        m = 0
+        for j in range(k):
+            v = labels[idx[r, j]]
+            if v >= 0:
+                vals[m] = v
+                m += 1
+        if m == 0:
+            continue
+        s = np.sort(vals[:m])
+        best, best_n, run = s[0], 1, 1
+        for j in range(1, m):
+            run = run + 1 if s[j] == s[j - 1] else 1
+            if run > best_n:
+                best, best_n = s[j], run
+        major[r] = best
+        if labels[r] >= 0:
+            differ = 0
+            for j in range(m):
+                if vals[j] != labels[r]:
+                    differ += 1
+            disagree[r] = differ / m
+    return major, disagree
+
+
+def _frame_fields(metrics: MetricsStore, project: str, dataset: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Latest label class (-1: unlabeled) and split of each frame, in the order of ``ids``."""
+    labels = np.full(len(ids), -1, dtype=np.int64)
+    splits = np.full(len(ids), "", dtype=object)
+    if not ids:
+        return labels, splits
+    rows = metrics.query_columns(
+        "SELECT frame_id, split, ifNull(label_class, -1) AS label FROM evaluations FINAL WHERE project = {p:String}"
+        " AND inference_set = {s:String} AND dataset = {d:String}",
+        {"p": project, "s": frame_rows_set(metrics, project, dataset), "d": dataset},
+    )
+    where = {f: i for i, f in enumerate(ids)}
+    for f, split, label in zip(rows["frame_id"], rows["split"], rows["label"], strict=True):
+        i = where.get(str(f))
+        if i is not None:
+            labels[i], splits[i] = int(label), str(split)
+    return labels, splits
+
+
+def _read_vectors(
+    ctx: JobContext | None, vectors: VectorStore, project: str, dataset: str, space: str
+) -> tuple[list[str], np.ndarray]:
+    ids: list[str] = []
+    parts: list[np.ndarray] = []
+    name = collection_name(project, space)
+    total = vectors.count(name, partition=dataset) if vectors.has_collection(name) else 0
+    if total == 0:
+        return ids, np.zeros((0, 0), dtype=np.float32)
+    for batch in vectors.iterate(name, partition=dataset, batch_size=READ_BATCH, filter='object_id == ""'):
+        ids += [str(f) for f in batch.fields["frame_id"]]
+        parts.append(np.asarray(batch.vectors, dtype=np.float32))
+        if ctx is not None:
+            ctx.progress("reading vectors", 0.3 * min(1.0, len(ids) / max(total, 1)))
+    return ids, np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def build(
+    ctx: JobContext | None,
+    metrics: MetricsStore,
+    vectors: VectorStore,
+    job: Job,
+    *,
+    dataset: str,
+    space: str,
+    space_metric: str,
+    k: int = DEFAULT_K,
+    duplicate_distance: float = 0.0,
+) -> Summary:
+    """Builds and stores the graph and its scores under the job; returns the summary."""
+
+    def progress(stage: str, fraction: float) -> None:
+        if ctx is not None:
+            ctx.progress(stage, fraction)
+
+    discard(metrics, job)
+    ids, x = _read_vectors(ctx, vectors, job.project, dataset, space)
+    order = np.argsort(np.asarray(ids, dtype=object)) if ids else np.zeros(0, dtype=np.int64)
+    ids = [ids[i] for i in order]  # frame-id order: the same graph whatever order the store returns
+    x = x[order] if len(x) else x
+    metric = "euclidean" if space_metric == "L2" else "cosine"
+    progress("building the neighbour graph", 0.35)
+    idx, dist = knn(x, k, metric)
+    progress("scoring", 0.7)
+    labels, splits = _frame_fields(metrics, job.project, dataset, ids)
+    kk = idx.shape[1]
+    nearest = dist[:, 0] if kk else np.zeros(len(ids), np.float32)
+    score = dist.mean(axis=1) if kk else np.zeros(len(ids), np.float32)
+    major, disagree = _neighbor_labels(idx, labels) if kk else (np.full(len(ids), -1), np.full(len(ids), -1.0))
+    median_nearest = float(np.median(nearest)) if len(ids) else 0.0
+    threshold = duplicate_distance if duplicate_distance > 0 else 0.1 * median_nearest
+    close = np.argwhere(dist <= max(threshold, EXACT)) if kk else np.zeros((0, 2), dtype=np.int64)
+    a, b = close[:, 0], idx[close[:, 0], close[:, 1]] if len(close) else np.zeros(0, dtype=np.int64)
+    pair_d = dist[close[:, 0], close[:, 1]] if len(close) else np.zeros(0, np.float32)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    _, first = np.unique(lo * max(len(ids), 1) + hi, return_index=True)
+    lo, hi, pair_d = lo[first], hi[first], pair_d[first]
+    dup_count = np.bincount(np.concatenate([lo, hi]), minlength=len(ids)).astype(np.uint32)
+    exact = pair_d <= EXACT
+    cross = (splits[lo] != splits[hi]) & (splits[lo] != "") & (splits[hi] != "") if len(lo) else np.zeros(0, bool)
+
+    progress("writing", 0.8)
+    n = len(ids)
+    frame_ids = np.asarray(ids, dtype=object)
+    if n:
+        const = {"project": pa.array([job.project] * n), "job_id": pa.array([job.job_id] * n)}
+        offsets = pa.array((np.arange(n + 1) * kk).astype(np.int32))
+        metrics.insert_arrow("knn_graph", pa.table({
+            **const, "frame_id": pa.array(frame_ids, pa.string()),
+            "neighbors": pa.ListArray.from_arrays(offsets, pa.array(frame_ids[idx.reshape(-1)], pa.string())),
+            "distances": pa.ListArray.from_arrays(offsets, pa.array(dist.reshape(-1), pa.float32())),
+        }))  # fmt: skip
+        metrics.insert_arrow("neighbor_scores", pa.table({
+            **const, "frame_id": pa.array(frame_ids, pa.string()), "split": pa.array(splits, pa.string()),
+            "label_class": pa.array(labels.astype(np.int32), mask=labels < 0),
+            "outlier_score": pa.array(score.astype(np.float32)),
+            "nearest_distance": pa.array(nearest.astype(np.float32)),
+            "neighbor_label": pa.array(np.asarray(major).astype(np.int32), mask=np.asarray(major) < 0),
+            "label_disagreement": pa.array(np.asarray(disagree, np.float32), mask=np.asarray(disagree) < 0),
+            "duplicates": pa.array(dup_count),
+        }))  # fmt: skip
+    if len(lo):
+        m = len(lo)
+        metrics.insert_arrow("duplicate_pairs", pa.table({
+            "project": pa.array([job.project] * m), "job_id": pa.array([job.job_id] * m),
+            "frame_a": pa.array(frame_ids[lo], pa.string()), "frame_b": pa.array(frame_ids[hi], pa.string()),
+            "distance": pa.array(pair_d.astype(np.float32)), "split_a": pa.array(splits[lo], pa.string()),
+            "split_b": pa.array(splits[hi], pa.string()), "exact": pa.array(exact.astype(np.uint8)),
+        }))  # fmt: skip
+    summary = Summary(
+        frames=n,
+        k=kk,
+        metric=metric,
+        duplicate_distance=float(threshold),
+        median_nearest_distance=median_nearest,
+        exact_duplicate_pairs=int(exact.sum()),
+        near_duplicate_pairs=int((~exact).sum()),
+        cross_split_pairs=int(cross.sum()),
+        exact_search=n <= EXACT_LIMIT,
+    )
+    metrics.insert(
+        "job_results",
+        [[job.project, "analysis", job.job_id, summary.to_json(), time.time_ns()]],
+        ["project", "service", "job_id", "result", "version"],
+    )
+    return summary
+
+
+def discard(metrics: MetricsStore, job: Job) -> None:
+    params = {"project": job.project, "job": job.job_id}
+    for table in TABLES:
+        metrics.command(f"DELETE FROM {table} WHERE project = {{project:String}} AND job_id = {{job:String}}", params)
+    metrics.command(
+        "DELETE FROM job_results WHERE project = {project:String} AND service = 'analysis' AND job_id = {job:String}",
+        params,
+    )
+
+
+def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
+    rows = metrics.query(
+        "SELECT result FROM job_results FINAL WHERE project = {project:String} AND service = 'analysis'"
+        " AND job_id = {job:String}",
+        {"project": project, "job": job_id},
+    ).rows
+    return Summary.from_json(rows[0][0]) if rows else None
+
+
+#: sort of QueryOutliers ({t}: the table alias)
+OUTLIER_ORDERS = {0: "{t}outlier_score DESC", 1: "{t}label_disagreement DESC NULLS LAST"}
+
+
+def query_outliers(
+    metrics: MetricsStore, project: str, job_id: str, *, order: int, offset: int, size: int
+) -> tuple[list[tuple[Any, ...]], int]:
+    params = {"project": project, "job": job_id, "size": size, "offset": offset}
+    where = "project = {project:String} AND job_id = {job:String}"
+    total = int(metrics.query(f"SELECT count() FROM neighbor_scores FINAL WHERE {where}", params).scalar())
+    rows = metrics.query(
+        "SELECT s.frame_id, s.split, s.label_class, s.outlier_score, s.nearest_distance, s.neighbor_label,"
+        " s.label_disagreement, s.duplicates, g.neighbors, g.distances"
+        f" FROM (SELECT * FROM neighbor_scores FINAL WHERE {where}"
+        f" ORDER BY {OUTLIER_ORDERS[order].format(t='')}, frame_id LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}) AS s"
+        f" LEFT JOIN (SELECT frame_id, neighbors, distances FROM knn_graph FINAL WHERE {where}) AS g"
+        f" ON g.frame_id = s.frame_id ORDER BY {OUTLIER_ORDERS[order].format(t='s.')}, s.frame_id",
+        params,
+    ).rows
+    return rows, total
+
+
+def query_duplicates(
+    metrics: MetricsStore, project: str, job_id: str, *, cross_split_only: bool, offset: int, size: int
+) -> tuple[list[tuple[Any, ...]], int]:
+    where = "project = {project:String} AND job_id = {job:String}"
+    if cross_split_only:
+        where += " AND split_a != split_b AND split_a != '' AND split_b != ''"
+    params = {"project": project, "job": job_id, "size": size, "offset": offset}
+    total = int(metrics.query(f"SELECT count() FROM duplicate_pairs FINAL WHERE {where}", params).scalar())
+    rows = metrics.query(
+        "SELECT frame_a, frame_b, distance, split_a, split_b, exact FROM duplicate_pairs FINAL"
+        f" WHERE {where} ORDER BY distance, frame_a, frame_b LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}",
+        params,
+    ).rows
+    return rows, total

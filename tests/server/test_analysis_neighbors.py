@@ -1,0 +1,163 @@
+"""The neighbour job through the server, with vectors in Milvus Lite: outliers against cleanlab's
+OutOfDistribution and scikit-learn's IsolationForest, planted duplicates and leaks across splits,
+and neighbour labels."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from cleanlab.outlier import OutOfDistribution
+from sklearn.datasets import load_digits
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.sdk import UploadColumns
+from tests.server.conftest import Running, wait_for
+
+
+def planted() -> dict:  # type: ignore[type-arg]
+    """Digits 0-4 as the data, 5 % of digits 5-9 injected as outliers, 10 exact and 10 near
+    copies of data frames; the copies of 12 of them are in the test split (leaks)."""
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    inl = np.flatnonzero(y < 5)
+    out = rng.choice(np.flatnonzero(y >= 5), size=round(0.05 * len(inl)), replace=False)
+    base = np.concatenate([inl, out])
+    vecs = [x[base]]
+    ids = [f"f{i:05d}" for i in range(len(base))]
+    labels = list(y[base])
+    splits = ["train"] * len(base)
+    pairs = []
+    sources = rng.choice(len(inl), size=20, replace=False)
+    for j, src in enumerate(sources):
+        v = x[inl[src]].copy()
+        if j >= 10:  # near: a little noise
+            v = v + rng.normal(0, 0.02, v.shape)
+        vecs.append(v[None, :])
+        ids.append(f"dup{j:02d}")
+        labels.append(int(y[inl[src]]))
+        splits.append("test" if j % 10 < 6 else "train")
+        pairs.append((ids[src], f"dup{j:02d}", j < 10, splits[-1] != "train"))
+    return {
+        "x": np.concatenate(vecs).astype(np.float32),
+        "ids": ids,
+        "labels": np.array(labels),
+        "splits": splits,
+        "is_outlier": np.array([i >= len(inl) and i < len(base) for i in range(len(ids))]),
+        "pairs": pairs,
+    }
+
+
+def _upload(running: Running, d: dict) -> None:  # type: ignore[type-arg]
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
+            embedding_spaces=[pb.EmbeddingSpace(name="pixels", dimension=64, metric=pb.DISTANCE_METRIC_COSINE,
+                                                level=pb.EMBEDDING_LEVEL_FRAME, model_name="raw", model_version="1")])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
+            name="all", kind=pb.DATASET_KIND_LABELED, splits=["train", "test"])))  # fmt: skip
+        r = c.upload("digits", "all", UploadColumns(frame_ids=d["ids"], splits=d["splits"], class_ids=d["labels"],
+                                                    media_uris=[f"s3://d/{i}.png" for i in d["ids"]],
+                                                    embeddings={"pixels": d["x"]}), progress=False)  # fmt: skip
+        assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+
+
+def _finish(c, job: cpb.Job) -> cpb.Job:  # type: ignore[no-untyped-def]
+    def done() -> bool:
+        nonlocal job
+        job = c.analysis.GetJob(apb.GetJobRequest(project="digits", job_id=job.job_id)).job
+        return job.state in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED, cpb.JOB_STATE_CANCELLED)
+
+    wait_for(done, timeout=120, what="the neighbour job")
+    assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
+    return job
+
+
+def _all(call, request, field: str) -> list:  # type: ignore[no-untyped-def,type-arg]
+    out, token = [], ""
+    while True:
+        request.page.CopyFrom(cpb.PageRequest(page_size=500, page_token=token))
+        resp = call(request)
+        out += list(getattr(resp, field))
+        token = resp.page.next_page_token
+        if not token:
+            return out
+
+
+def test_outliers_duplicates_and_leaks(running: Running) -> None:
+    d = planted()
+    _upload(running, d)
+    with running.client(running.admin_key) as c:
+        job = _finish(c, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
+            project="digits", dataset="all", embedding_space="pixels")).job)  # fmt: skip
+        frames = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(project="digits", job_id=job.job_id), "frames")
+        pairs = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(project="digits", job_id=job.job_id),
+                     "pairs")  # fmt: skip
+        leaks = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(
+            project="digits", job_id=job.job_id, cross_split_only=True), "pairs")  # fmt: skip
+        summary = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project="digits", job_id=job.job_id)).summary
+
+    # outliers: the injected digits 5-9 rank high, at least as well as the peers on the same vectors
+    index = {f: i for i, f in enumerate(d["ids"])}
+    score = np.zeros(len(d["ids"]))
+    for f in frames:
+        score[index[f.ref.frame_id]] = f.outlier_score
+    assert len(frames) == len(d["ids"]) and summary.exact_search and summary.k == 10
+    truth = d["is_outlier"]
+    ours = roc_auc_score(truth, score)
+    ood = OutOfDistribution()
+    cleanlab_auc = roc_auc_score(truth, -ood.fit_score(features=d["x"]))
+    forest_auc = roc_auc_score(truth, -IsolationForest(random_state=0).fit(d["x"]).score_samples(d["x"]))
+    print(f"outlier AUROC: shoal {ours:.4f}, cleanlab {cleanlab_auc:.4f}, isolation forest {forest_auc:.4f}")
+    assert ours >= cleanlab_auc - 1e-9 and ours >= forest_auc and ours > 0.9
+    scores = [f.outlier_score for f in frames]
+    assert scores == sorted(scores, reverse=True)
+
+    # every planted duplicate is found (recall 1.0 at the default threshold), exact ones as exact
+    found = {(p.a.frame_id, p.b.frame_id): p for p in pairs}
+    for src, dup, exact, _ in d["pairs"]:
+        key = (min(src, dup), max(src, dup))
+        assert key in found, key
+        assert found[key].exact is exact and (found[key].distance <= 1e-6) is exact
+    assert summary.exact_duplicate_pairs >= 10 and summary.near_duplicate_pairs >= 10
+    # and every leak across splits
+    leak_keys = {(p.a.frame_id, p.b.frame_id) for p in leaks}
+    want = {(min(s, t), max(s, t)) for s, t, _, leak in d["pairs"] if leak}
+    assert want <= leak_keys and all(p.split_a != p.split_b for p in leaks) and summary.cross_split_pairs == len(leaks)
+
+    # neighbour labels: a frame's neighbours, their majority label and disagreement
+    by_id = {f.ref.frame_id: f for f in frames}
+    f = by_id[d["ids"][0]]
+    assert len(f.neighbors) == 10 and [n.distance for n in f.neighbors] == sorted(n.distance for n in f.neighbors)
+    labels = {fid: int(lab) for fid, lab in zip(d["ids"], d["labels"], strict=True)}
+    votes = [labels[n.frame_id] for n in f.neighbors]
+    assert f.neighbor_label == max(sorted(set(votes)), key=votes.count)
+    assert f.label_disagreement == pytest.approx(sum(v != labels[f.ref.frame_id] for v in votes) / 10)
+    assert f.media_uri == f"s3://d/{f.ref.frame_id}.png"
+
+
+def test_neighbor_job_checks_its_input(running: Running) -> None:
+    _upload(running, planted())
+    with running.client(running.admin_key) as c:
+        for req, field in (
+            (apb.StartNeighborAnalysisRequest(project="digits", dataset="all", embedding_space="nope"),
+             "embedding_space"),
+            (apb.StartNeighborAnalysisRequest(project="digits", dataset="all", embedding_space="pixels", k=1000), "k"),
+            (apb.StartNeighborAnalysisRequest(project="digits", dataset="", embedding_space="pixels"), "dataset"),
+        ):  # fmt: skip
+            with pytest.raises(grpc.RpcError) as info:
+                c.analysis.StartNeighborAnalysis(req)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in info.value.details()
+        job = c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
+            project="digits", dataset="all", embedding_space="pixels", k=5)).job  # fmt: skip
+        # a running or queued job has no result yet; a finished one of another kind is refused
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project="digits", job_id=job.job_id))
+        assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
+        _finish(c, job)
+        assert c.analysis.QueryOutliers(apb.QueryOutliersRequest(project="digits", job_id=job.job_id)).summary.k == 5
