@@ -339,3 +339,17 @@ def query_duplicates(
         params,
     ).rows
     return rows, total
+
+
+def neighbor_labels(
+    metrics: MetricsStore, project: str, job_id: str, frame_ids: list[str]
+) -> dict[str, tuple[int | None, float | None]]:
+    """Majority neighbour label and disagreement of these frames in a neighbour job."""
+    if not frame_ids:
+        return {}
+    rows = metrics.query(
+        "SELECT frame_id, neighbor_label, label_disagreement FROM neighbor_scores FINAL"
+        " WHERE project = {project:String} AND job_id = {job:String} AND frame_id IN {ids:Array(String)}",
+        {"project": project, "job": job_id, "ids": sorted(set(frame_ids))},
+    ).rows
+    return {str(f): (m, d) for f, m, d in rows}

@@ -365,6 +365,13 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                                                 offset=page.offset, size=page.size)  # fmt: skip
         dataset = self.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
         media = frame_media(self.metrics, request.project, dataset, [r[0] for r in rows])
+        near: dict[str, tuple[Any, Any]] = {}
+        if request.neighbor_job_id:
+            nj = self._finished(request.project, request.neighbor_job_id, neighbors.KIND)
+            if nj.params["dataset"] != dataset:
+                raise InvalidArgument(f"neighbour job {nj.job_id} is of dataset {nj.params['dataset']!r},"
+                                      f" not {dataset!r}", field="neighbor_job_id")  # fmt: skip
+            near = neighbors.neighbor_labels(self.metrics, request.project, nj.job_id, [r[0] for r in rows])
         out = pb.QueryLabelIssuesResponse(
             summary=pb.LabelIssuesSummary(
                 frames=summary.frames,
@@ -379,7 +386,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             page=page_response(page, len(rows), total, scope=scope),
         )
         for frame, given, suggested, is_issue, conf, margin, entropy, p_suggested in rows:
-            out.issues.add(
+            item = out.issues.add(
                 ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
                 media_uri=media.get(frame, ("", ""))[0],
                 given_label=int(given),
@@ -390,6 +397,11 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 weighted_entropy=float(entropy),
                 suggested_probability=float(p_suggested),
             )
+            major, disagree = near.get(frame, (None, None))
+            if major is not None:
+                item.neighbor_label = int(major)
+            if disagree is not None:
+                item.neighbor_disagreement = float(disagree)
         return out
 
     # -- neighbours: outliers, duplicates, leakage ----------------------------------------------

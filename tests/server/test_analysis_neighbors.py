@@ -141,6 +141,34 @@ def test_outliers_duplicates_and_leaks(running: Running) -> None:
     assert f.media_uri == f"s3://d/{f.ref.frame_id}.png"
 
 
+def test_label_issues_are_explained_by_neighbour_labels(running: Running) -> None:
+    d = planted()
+    _upload(running, d)
+    rng = np.random.default_rng(1)
+    # a model that is sure of the true digit, and 30 labels flipped after it predicted
+    probs = np.full((len(d["ids"]), 10), 0.02, dtype=np.float32)
+    probs[np.arange(len(d["ids"])), d["labels"]] = 0.82
+    flipped = rng.choice(len(d["ids"]), size=30, replace=False)
+    given = d["labels"].copy()
+    given[flipped] = (given[flipped] + 1) % 10
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="digits", inference_set=pb.InferenceSet(
+            name="oracle", dataset="all", model_name="oracle", model_version="1")))  # fmt: skip
+        r = c.upload("digits", "all", UploadColumns(frame_ids=d["ids"], class_ids=given, inference_set="oracle",
+                                                    probabilities=probs, skip_frames=True), progress=False)  # fmt: skip
+        assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        near = _finish(c, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
+            project="digits", dataset="all", embedding_space="pixels")).job)  # fmt: skip
+        issues = _finish(c, c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(
+            project="digits", inference_set="oracle")).job)  # fmt: skip
+        rows = _all(c.analysis.QueryLabelIssues, apb.QueryLabelIssuesRequest(
+            project="digits", job_id=issues.job_id, neighbor_job_id=near.job_id), "issues")  # fmt: skip
+    assert {r.ref.frame_id for r in rows} == {d["ids"][i] for i in flipped}
+    # the neighbours mostly carry the true digit, not the flipped label
+    agree = [r.neighbor_label == d["labels"][d["ids"].index(r.ref.frame_id)] for r in rows]
+    assert sum(agree) >= 0.8 * len(rows) and all(r.HasField("neighbor_disagreement") for r in rows)
+
+
 def test_neighbor_job_checks_its_input(running: Running) -> None:
     _upload(running, planted())
     with running.client(running.admin_key) as c:

@@ -768,7 +768,7 @@ class LabelIssuesSummary(_message.Message):
     def __init__(self, frames: _Optional[int] = ..., issues: _Optional[int] = ..., class_ids: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., confident_joint: _Optional[_Iterable[int]] = ..., joint: _Optional[_Iterable[float]] = ..., noise_matrix: _Optional[_Iterable[float]] = ..., issues_per_class: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class LabelIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "given_label", "suggested_label", "is_issue", "self_confidence", "normalized_margin", "weighted_entropy", "suggested_probability")
+    __slots__ = ("ref", "media_uri", "given_label", "suggested_label", "is_issue", "self_confidence", "normalized_margin", "weighted_entropy", "suggested_probability", "neighbor_label", "neighbor_disagreement")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     GIVEN_LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -778,6 +778,8 @@ class LabelIssue(_message.Message):
     NORMALIZED_MARGIN_FIELD_NUMBER: _ClassVar[int]
     WEIGHTED_ENTROPY_FIELD_NUMBER: _ClassVar[int]
     SUGGESTED_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOR_LABEL_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOR_DISAGREEMENT_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     given_label: int
@@ -787,21 +789,25 @@ class LabelIssue(_message.Message):
     normalized_margin: float
     weighted_entropy: float
     suggested_probability: float
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., given_label: _Optional[int] = ..., suggested_label: _Optional[int] = ..., is_issue: _Optional[bool] = ..., self_confidence: _Optional[float] = ..., normalized_margin: _Optional[float] = ..., weighted_entropy: _Optional[float] = ..., suggested_probability: _Optional[float] = ...) -> None: ...
+    neighbor_label: int
+    neighbor_disagreement: float
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., given_label: _Optional[int] = ..., suggested_label: _Optional[int] = ..., is_issue: _Optional[bool] = ..., self_confidence: _Optional[float] = ..., normalized_margin: _Optional[float] = ..., weighted_entropy: _Optional[float] = ..., suggested_probability: _Optional[float] = ..., neighbor_label: _Optional[int] = ..., neighbor_disagreement: _Optional[float] = ...) -> None: ...
 
 class QueryLabelIssuesRequest(_message.Message):
-    __slots__ = ("project", "job_id", "all_frames", "order", "page")
+    __slots__ = ("project", "job_id", "all_frames", "order", "page", "neighbor_job_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ALL_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOR_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     project: str
     job_id: str
     all_frames: bool
     order: LabelIssueOrder
     page: _common_pb2.PageRequest
-    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[_Union[LabelIssueOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+    neighbor_job_id: str
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[_Union[LabelIssueOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., neighbor_job_id: _Optional[str] = ...) -> None: ...
 
 class QueryLabelIssuesResponse(_message.Message):
     __slots__ = ("summary", "issues", "page")
