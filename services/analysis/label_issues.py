@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from shoal.analysis import results
 from shoal.analysis.query import Params, View, compile_filter, view_sql
 from shoal.common.jobs import Job, JobContext
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -229,31 +229,18 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
         noise_matrix=(joint / true_totals[None, :]).tolist(),
         issues_per_class=[per_class.get(c, 0) for c in view.ontology],
     )
-    metrics.insert(
-        "job_results",
-        [[job.project, SERVICE, job.job_id, summary.to_json(), time.time_ns()]],
-        ["project", "service", "job_id", "result", "version"],
-    )
+    results.save_summary(metrics, job, summary.to_json())
     return summary
 
 
 def discard(metrics: MetricsStore, job: Job) -> None:
     """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
-    params = {"project": job.project, "job": job.job_id}
-    metrics.command("DELETE FROM label_issue_frames WHERE project = {project:String} AND job_id = {job:String}", params)
-    metrics.command(
-        "DELETE FROM job_results WHERE project = {project:String} AND service = 'analysis' AND job_id = {job:String}",
-        params,
-    )
+    results.discard(metrics, job, ("label_issue_frames",))
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
-    rows = metrics.query(
-        "SELECT result FROM job_results FINAL WHERE project = {project:String} AND service = 'analysis'"
-        " AND job_id = {job:String}",
-        {"project": project, "job": job_id},
-    ).rows
-    return Summary.from_json(rows[0][0]) if rows else None
+    text = results.load_summary(metrics, project, job_id)
+    return Summary.from_json(text) if text is not None else None
 
 
 ORDERS = {

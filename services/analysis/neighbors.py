@@ -19,7 +19,6 @@ Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from shoal.analysis import results
 from shoal.common.jobs import Job, JobContext
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
@@ -157,7 +157,7 @@ def _neighbor_labels(idx: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     return major, disagree
 
 
-def _frame_fields(metrics: MetricsStore, project: str, dataset: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def frame_fields(metrics: MetricsStore, project: str, dataset: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Latest label class (-1: unlabeled) and split of each frame, in the order of ``ids``."""
     labels = np.full(len(ids), -1, dtype=np.int64)
     splits = np.full(len(ids), "", dtype=object)
@@ -176,9 +176,10 @@ def _frame_fields(metrics: MetricsStore, project: str, dataset: str, ids: list[s
     return labels, splits
 
 
-def _read_vectors(
+def read_vectors(
     ctx: JobContext | None, vectors: VectorStore, project: str, dataset: str, space: str
 ) -> tuple[list[str], np.ndarray]:
+    """The frame-level vectors of a dataset in a space, read in chunks, by frame id."""
     ids: list[str] = []
     parts: list[np.ndarray] = []
     name = collection_name(project, space)
@@ -190,7 +191,11 @@ def _read_vectors(
         parts.append(np.asarray(batch.vectors, dtype=np.float32))
         if ctx is not None:
             ctx.progress("reading vectors", 0.3 * min(1.0, len(ids) / max(total, 1)))
-    return ids, np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    if not parts:
+        return ids, np.zeros((0, 0), dtype=np.float32)
+    # frame-id order: the same result whatever order the store returns them in
+    order = np.argsort(np.asarray(ids, dtype=object))
+    return [ids[i] for i in order], np.concatenate(parts)[order]
 
 
 def build(
@@ -212,15 +217,12 @@ def build(
             ctx.progress(stage, fraction)
 
     discard(metrics, job)
-    ids, x = _read_vectors(ctx, vectors, job.project, dataset, space)
-    order = np.argsort(np.asarray(ids, dtype=object)) if ids else np.zeros(0, dtype=np.int64)
-    ids = [ids[i] for i in order]  # frame-id order: the same graph whatever order the store returns
-    x = x[order] if len(x) else x
+    ids, x = read_vectors(ctx, vectors, job.project, dataset, space)
     metric = "euclidean" if space_metric == "L2" else "cosine"
     progress("building the neighbour graph", 0.35)
     idx, dist = knn(x, k, metric)
     progress("scoring", 0.7)
-    labels, splits = _frame_fields(metrics, job.project, dataset, ids)
+    labels, splits = frame_fields(metrics, job.project, dataset, ids)
     kk = idx.shape[1]
     nearest = dist[:, 0] if kk else np.zeros(len(ids), np.float32)
     score = dist.mean(axis=1) if kk else np.zeros(len(ids), np.float32)
@@ -276,31 +278,18 @@ def build(
         cross_split_pairs=int(cross.sum()),
         exact_search=n <= EXACT_LIMIT,
     )
-    metrics.insert(
-        "job_results",
-        [[job.project, "analysis", job.job_id, summary.to_json(), time.time_ns()]],
-        ["project", "service", "job_id", "result", "version"],
-    )
+    results.save_summary(metrics, job, summary.to_json())
     return summary
 
 
 def discard(metrics: MetricsStore, job: Job) -> None:
-    params = {"project": job.project, "job": job.job_id}
-    for table in TABLES:
-        metrics.command(f"DELETE FROM {table} WHERE project = {{project:String}} AND job_id = {{job:String}}", params)
-    metrics.command(
-        "DELETE FROM job_results WHERE project = {project:String} AND service = 'analysis' AND job_id = {job:String}",
-        params,
-    )
+    """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
+    results.discard(metrics, job, TABLES)
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
-    rows = metrics.query(
-        "SELECT result FROM job_results FINAL WHERE project = {project:String} AND service = 'analysis'"
-        " AND job_id = {job:String}",
-        {"project": project, "job": job_id},
-    ).rows
-    return Summary.from_json(rows[0][0]) if rows else None
+    text = results.load_summary(metrics, project, job_id)
+    return Summary.from_json(text) if text is not None else None
 
 
 #: sort of QueryOutliers ({t}: the table alias)

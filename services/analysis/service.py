@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
-from shoal.analysis import detection, label_issues, neighbors
+from shoal.analysis import detection, embedding_map, label_issues, neighbors
 from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
@@ -408,15 +408,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
     def StartNeighborAnalysis(
         self, request: pb.StartNeighborAnalysisRequest, context: Any
     ) -> pb.StartNeighborAnalysisResponse:
-        project = self.projects.get(request.project)
-        if not request.dataset:
-            raise InvalidArgument("is empty", field="dataset")
-        self.datasets.get(request.project, request.dataset)
-        spaces = {s.name: s for s in project.embedding_spaces}
-        if request.embedding_space not in spaces:
-            known = ", ".join(sorted(spaces)) or "none"
-            raise InvalidArgument(f"project {project.name!r} has no embedding space {request.embedding_space!r}"
-                                  f" (it has: {known})", field="embedding_space")  # fmt: skip
+        self._space(request.project, request.dataset, request.embedding_space)
         if not 0 <= request.k <= MAX_NEIGHBORS:
             raise InvalidArgument(f"must lie in [0, {MAX_NEIGHBORS}], got {request.k}", field="k")
         if not (math.isfinite(request.duplicate_distance) and request.duplicate_distance >= 0):
@@ -430,13 +422,68 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         job = self.runner.submit(request.project, neighbors.KIND, params, rerun=request.rerun)
         return pb.StartNeighborAnalysisResponse(job=job_to_proto(job))
 
+    def _space(self, project_name: str, dataset: str, space_name: str) -> Any:
+        """The embedding space of a job on ``dataset`` (both must exist)."""
+        project = self.projects.get(project_name)
+        if not dataset:
+            raise InvalidArgument("is empty", field="dataset")
+        self.datasets.get(project_name, dataset)
+        spaces = {s.name: s for s in project.embedding_spaces}
+        if space_name not in spaces:
+            known = ", ".join(sorted(spaces)) or "none"
+            raise InvalidArgument(f"project {project.name!r} has no embedding space {space_name!r}"
+                                  f" (it has: {known})", field="embedding_space")  # fmt: skip
+        return spaces[space_name]
+
     def run_neighbors(self, ctx: JobContext) -> None:
         job = ctx.job
-        project = self.projects.get(job.project)
-        space = {s.name: s for s in project.embedding_spaces}[job.params["embedding_space"]]
+        space = self._space(job.project, job.params["dataset"], job.params["embedding_space"])
         neighbors.build(ctx, self.metrics, self.vectors, job, dataset=job.params["dataset"], space=space.name,
                         space_metric=space.metric, k=int(job.params["k"]),
                         duplicate_distance=float(job.params["duplicate_distance"]))  # fmt: skip
+
+    # -- embedding map ----------------------------------------------------------------------------
+    def StartEmbeddingMap(self, request: pb.StartEmbeddingMapRequest, context: Any) -> pb.StartEmbeddingMapResponse:
+        self._space(request.project, request.dataset, request.embedding_space)
+        if not 0 <= request.sample_size <= embedding_map.MAX_SAMPLE:
+            raise InvalidArgument(f"must lie in [0, {embedding_map.MAX_SAMPLE}], got {request.sample_size}",
+                                  field="sample_size")  # fmt: skip
+        params = {
+            "dataset": request.dataset,
+            "embedding_space": request.embedding_space,
+            "sample_size": str(request.sample_size or embedding_map.DEFAULT_SAMPLE),
+        }
+        job = self.runner.submit(request.project, embedding_map.KIND, params, rerun=request.rerun)
+        return pb.StartEmbeddingMapResponse(job=job_to_proto(job))
+
+    def run_embedding_map(self, ctx: JobContext) -> None:
+        job = ctx.job
+        space = self._space(job.project, job.params["dataset"], job.params["embedding_space"])
+        embedding_map.build(ctx, self.metrics, self.vectors, job, dataset=job.params["dataset"], space=space.name,
+                            space_metric=space.metric, sample=int(job.params["sample_size"]))  # fmt: skip
+
+    def GetMapViewport(self, request: pb.GetMapViewportRequest, context: Any) -> pb.GetMapViewportResponse:
+        job = self._finished(request.project, request.job_id, embedding_map.KIND)
+        summary = embedding_map.summary_of(self.metrics, request.project, job.job_id)
+        if summary is None:
+            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        corners = (request.min_x, request.min_y, request.max_x, request.max_y)
+        if not all(math.isfinite(v) for v in corners):
+            raise InvalidArgument("viewport corners must be finite", field="min_x")
+        if request.min_x > request.max_x or request.min_y > request.max_y:
+            raise InvalidArgument(f"min_x <= max_x and min_y <= max_y, got {corners}", field="min_x")
+        if not 0 <= request.max_points <= embedding_map.MAX_POINTS:
+            raise InvalidArgument(f"must lie in [0, {embedding_map.MAX_POINTS}], got {request.max_points}",
+                                  field="max_points")  # fmt: skip
+        box = None if not any(corners) else corners
+        rows, total = embedding_map.viewport(self.metrics, request.project, job.job_id, box=box,
+                                             max_points=request.max_points or embedding_map.DEFAULT_POINTS)  # fmt: skip
+        out = pb.GetMapViewportResponse(summary=pb.MapSummary(**summary.__dict__), total_in_viewport=total)
+        for frame, x, y, label, split in rows:
+            p = out.points.add(frame_id=frame, x=float(x), y=float(y), split=split)
+            if label is not None:
+                p.label_class = int(label)
+        return out
 
     def _finished(self, project: str, job_id: str, kind: str) -> Any:
         """The finished job of this kind, or the error that says why there is no result yet."""
@@ -781,6 +828,9 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             neighbors.KIND: JobKind(
                 run=servicer.run_neighbors, discard=lambda job: neighbors.discard(stores.metrics, job)
             ),
+            embedding_map.KIND: JobKind(
+                run=servicer.run_embedding_map, discard=lambda job: embedding_map.discard(stores.metrics, job)
+            ),
         },
         heartbeat_seconds=settings.job_heartbeat_seconds,
         stale_seconds=settings.job_stale_seconds,
@@ -790,6 +840,12 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         full_name=FULL_NAME,
         register=lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors"),
-        migrations=(*seg_store.MIGRATIONS, *detection.MIGRATIONS, *label_issues.MIGRATIONS, *neighbors.MIGRATIONS),
+        migrations=(
+            *seg_store.MIGRATIONS,
+            *detection.MIGRATIONS,
+            *label_issues.MIGRATIONS,
+            *neighbors.MIGRATIONS,
+            *embedding_map.MIGRATIONS,
+        ),
         workers=[servicer.runner],
     )

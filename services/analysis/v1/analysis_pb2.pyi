@@ -954,3 +954,83 @@ class QueryDuplicatesResponse(_message.Message):
     pairs: _containers.RepeatedCompositeFieldContainer[DuplicatePair]
     page: _common_pb2.PageResponse
     def __init__(self, summary: _Optional[_Union[NeighborSummary, _Mapping]] = ..., pairs: _Optional[_Iterable[_Union[DuplicatePair, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class StartEmbeddingMapRequest(_message.Message):
+    __slots__ = ("project", "dataset", "embedding_space", "sample_size", "rerun")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    embedding_space: str
+    sample_size: int
+    rerun: bool
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., sample_size: _Optional[int] = ..., rerun: _Optional[bool] = ...) -> None: ...
+
+class StartEmbeddingMapResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _common_pb2.Job
+    def __init__(self, job: _Optional[_Union[_common_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class MapSummary(_message.Message):
+    __slots__ = ("frames", "fitted_on", "metric", "min_x", "max_x", "min_y", "max_y")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FITTED_ON_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    MIN_X_FIELD_NUMBER: _ClassVar[int]
+    MAX_X_FIELD_NUMBER: _ClassVar[int]
+    MIN_Y_FIELD_NUMBER: _ClassVar[int]
+    MAX_Y_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    fitted_on: int
+    metric: str
+    min_x: float
+    max_x: float
+    min_y: float
+    max_y: float
+    def __init__(self, frames: _Optional[int] = ..., fitted_on: _Optional[int] = ..., metric: _Optional[str] = ..., min_x: _Optional[float] = ..., max_x: _Optional[float] = ..., min_y: _Optional[float] = ..., max_y: _Optional[float] = ...) -> None: ...
+
+class MapPoint(_message.Message):
+    __slots__ = ("frame_id", "x", "y", "label_class", "split")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    x: float
+    y: float
+    label_class: int
+    split: str
+    def __init__(self, frame_id: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., label_class: _Optional[int] = ..., split: _Optional[str] = ...) -> None: ...
+
+class GetMapViewportRequest(_message.Message):
+    __slots__ = ("project", "job_id", "min_x", "min_y", "max_x", "max_y", "max_points")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_X_FIELD_NUMBER: _ClassVar[int]
+    MIN_Y_FIELD_NUMBER: _ClassVar[int]
+    MAX_X_FIELD_NUMBER: _ClassVar[int]
+    MAX_Y_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    min_x: float
+    min_y: float
+    max_x: float
+    max_y: float
+    max_points: int
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., min_x: _Optional[float] = ..., min_y: _Optional[float] = ..., max_x: _Optional[float] = ..., max_y: _Optional[float] = ..., max_points: _Optional[int] = ...) -> None: ...
+
+class GetMapViewportResponse(_message.Message):
+    __slots__ = ("summary", "points", "total_in_viewport")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_IN_VIEWPORT_FIELD_NUMBER: _ClassVar[int]
+    summary: MapSummary
+    points: _containers.RepeatedCompositeFieldContainer[MapPoint]
+    total_in_viewport: int
+    def __init__(self, summary: _Optional[_Union[MapSummary, _Mapping]] = ..., points: _Optional[_Iterable[_Union[MapPoint, _Mapping]]] = ..., total_in_viewport: _Optional[int] = ...) -> None: ...

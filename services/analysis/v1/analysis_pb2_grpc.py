@@ -84,6 +84,16 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesResponse.FromString,
                 _registered_method=True)
+        self.StartEmbeddingMap = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/StartEmbeddingMap',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartEmbeddingMapRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartEmbeddingMapResponse.FromString,
+                _registered_method=True)
+        self.GetMapViewport = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetMapViewport',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.FromString,
+                _registered_method=True)
         self.GetSlices = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetSlices',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.SerializeToString,
@@ -229,6 +239,21 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartEmbeddingMap(self, request, context):
+        """Starts (or returns) the embedding-map job of a dataset in one embedding space: 2-D UMAP
+        coordinates for every frame (fitted on a sample, the rest placed into it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMapViewport(self, request, context):
+        """The points of a finished map inside a viewport, a uniform sample of at most max_points.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSlices(self, request, context):
         """Accuracy per value of a field (a metadata key, the split, or capture time in buckets), and
         the slices that fall furthest below the overall accuracy, with a confidence interval.
@@ -360,6 +385,16 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QueryDuplicates,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesResponse.SerializeToString,
+            ),
+            'StartEmbeddingMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartEmbeddingMap,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartEmbeddingMapRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartEmbeddingMapResponse.SerializeToString,
+            ),
+            'GetMapViewport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMapViewport,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.SerializeToString,
             ),
             'GetSlices': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSlices,
@@ -687,6 +722,60 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QueryDuplicates',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDuplicatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartEmbeddingMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/StartEmbeddingMap',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartEmbeddingMapRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartEmbeddingMapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMapViewport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetMapViewport',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.FromString,
             options,
             channel_credentials,
             insecure,

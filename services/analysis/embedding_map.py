@@ -1,0 +1,150 @@
+"""The 2-D map of a dataset's embeddings: UMAP fitted on a sample of the frames, every frame
+transformed into it, stored with the frame's label and split, and served by viewport with
+level-of-detail sampling.
+
+Each point gets a random priority; a viewport returns its points of lowest priority up to the
+budget, which is a uniform sample of what it contains, and a point shown at a coarse zoom stays
+shown when zooming in (its priority is still among the lowest of the smaller viewport).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from shoal.analysis import results
+from shoal.analysis.neighbors import frame_fields, read_vectors
+from shoal.common.jobs import Job, JobContext
+from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.stores.vectors import VectorStore
+
+KIND = "embedding_map"
+DEFAULT_SAMPLE = 20_000
+TRANSFORM_STEP = 50_000
+MAX_SAMPLE = 200_000
+MAX_POINTS = 100_000
+DEFAULT_POINTS = 10_000
+
+MIGRATIONS = (
+    Migration(
+        component="analysis",
+        version=6,
+        name="embedding map points",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS map_points ("
+            " project LowCardinality(String), job_id String, frame_id String, x Float32, y Float32,"
+            " priority Float32, label_class Nullable(Int32), split LowCardinality(String), fitted UInt8)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
+        ),
+    ),
+)
+
+
+@dataclass
+class Summary:
+    frames: int
+    fitted_on: int
+    metric: str
+    min_x: float
+    max_x: float
+    min_y: float
+    max_y: float
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    @staticmethod
+    def from_json(text: str) -> Summary:
+        return Summary(**json.loads(text))
+
+
+def build(
+    ctx: JobContext | None,
+    metrics: MetricsStore,
+    vectors: VectorStore,
+    job: Job,
+    *,
+    dataset: str,
+    space: str,
+    space_metric: str,
+    sample: int = DEFAULT_SAMPLE,
+) -> Summary:
+    """Fits UMAP on up to ``sample`` frames, places every frame, stores the points."""
+    import umap
+
+    def progress(stage: str, fraction: float) -> None:
+        if ctx is not None:
+            ctx.progress(stage, fraction)
+
+    discard(metrics, job)
+    ids, x = read_vectors(ctx, vectors, job.project, dataset, space)
+    n = len(ids)
+    metric = "euclidean" if space_metric == "L2" else "cosine"
+    rng = np.random.default_rng(0)
+    fit_rows = np.sort(rng.choice(n, size=min(n, sample), replace=False)) if n else np.zeros(0, dtype=np.int64)
+    coords = np.zeros((n, 2), dtype=np.float32)
+    if n >= 3:
+        progress("fitting the map", 0.35)
+        reducer = umap.UMAP(n_components=2, metric=metric, n_neighbors=min(15, len(fit_rows) - 1), random_state=0,
+                            low_memory=True)  # fmt: skip
+        coords[fit_rows] = reducer.fit_transform(x[fit_rows]).astype(np.float32)
+        rest = np.setdiff1d(np.arange(n), fit_rows)
+        for s in range(0, len(rest), TRANSFORM_STEP):
+            part = rest[s : s + TRANSFORM_STEP]
+            coords[part] = reducer.transform(x[part]).astype(np.float32)
+            progress("placing the other frames", 0.5 + 0.4 * (s + len(part)) / max(len(rest), 1))
+    progress("writing", 0.92)
+    labels, splits = frame_fields(metrics, job.project, dataset, ids)
+    fitted = np.zeros(n, dtype=np.uint8)
+    fitted[fit_rows] = 1
+    if n:
+        metrics.insert_arrow("map_points", pa.table({
+            "project": pa.array([job.project] * n), "job_id": pa.array([job.job_id] * n),
+            "frame_id": pa.array(ids, pa.string()), "x": pa.array(coords[:, 0]), "y": pa.array(coords[:, 1]),
+            "priority": pa.array(rng.random(n).astype(np.float32)),
+            "label_class": pa.array(labels.astype(np.int32), mask=labels < 0),
+            "split": pa.array(splits, pa.string()), "fitted": pa.array(fitted),
+        }))  # fmt: skip
+    lo = coords.min(axis=0) if n else np.zeros(2)
+    hi = coords.max(axis=0) if n else np.zeros(2)
+    summary = Summary(n, len(fit_rows), metric, float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+    results.save_summary(metrics, job, summary.to_json())
+    return summary
+
+
+def discard(metrics: MetricsStore, job: Job) -> None:
+    """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
+    results.discard(metrics, job, ("map_points",))
+
+
+def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
+    text = results.load_summary(metrics, project, job_id)
+    return Summary.from_json(text) if text is not None else None
+
+
+def viewport(
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    *,
+    box: tuple[float, float, float, float] | None,
+    max_points: int,
+) -> tuple[list[tuple[Any, ...]], int]:
+    """Up to ``max_points`` points inside ``box`` (min x, min y, max x, max y; None: all), the
+    lowest priorities first, and how many points the box holds."""
+    where = "project = {project:String} AND job_id = {job:String}"
+    params: dict[str, Any] = {"project": project, "job": job_id, "limit": max_points}
+    if box is not None:
+        where += " AND x >= {x0:Float64} AND x <= {x1:Float64} AND y >= {y0:Float64} AND y <= {y1:Float64}"
+        params.update(x0=box[0], y0=box[1], x1=box[2], y1=box[3])
+    total = int(metrics.query(f"SELECT count() FROM map_points FINAL WHERE {where}", params).scalar())
+    rows = metrics.query(
+        f"SELECT frame_id, x, y, label_class, split FROM map_points FINAL WHERE {where}"
+        " ORDER BY priority, frame_id LIMIT {limit:UInt32}",
+        params,
+    ).rows
+    return rows, total

@@ -1,0 +1,42 @@
+"""What the analysis jobs share about their results: a summary per job (JSON in ``job_results``)
+and rows keyed by (project, job_id) in their own tables, removed together when a run is
+discarded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from shoal.common.jobs import Job
+from shoal.common.stores.metrics import MetricsStore
+
+SERVICE = "analysis"
+
+
+def save_summary(metrics: MetricsStore, job: Job, summary_json: str) -> None:
+    metrics.insert(
+        "job_results",
+        [[job.project, SERVICE, job.job_id, summary_json, time.time_ns()]],
+        ["project", "service", "job_id", "result", "version"],
+    )
+
+
+def load_summary(metrics: MetricsStore, project: str, job_id: str) -> str | None:
+    rows = metrics.query(
+        "SELECT result FROM job_results FINAL WHERE project = {project:String} AND service = {service:String}"
+        " AND job_id = {job:String}",
+        {"project": project, "service": SERVICE, "job": job_id},
+    ).rows
+    return str(rows[0][0]) if rows else None
+
+
+def discard(metrics: MetricsStore, job: Job, tables: Sequence[str]) -> None:
+    """Removes a run's rows from ``tables`` and its summary (a cancelled or failed run keeps nothing)."""
+    params = {"project": job.project, "job": job.job_id, "service": SERVICE}
+    for table in tables:
+        metrics.command(f"DELETE FROM {table} WHERE project = {{project:String}} AND job_id = {{job:String}}", params)
+    metrics.command(
+        "DELETE FROM job_results WHERE project = {project:String} AND service = {service:String}"
+        " AND job_id = {job:String}",
+        params,
+    )

@@ -1,0 +1,80 @@
+"""The embedding map through the server: every frame placed, digits kept apart in 2-D, viewports
+that return exactly what they contain, and level-of-detail sampling that is stable when zooming."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.sdk import UploadColumns
+from tests.server.conftest import Running, wait_for
+
+
+def _upload(running: Running) -> tuple[list[str], np.ndarray]:
+    x, y = load_digits(return_X_y=True)
+    ids = [f"f{i:05d}" for i in range(len(y))]
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
+            embedding_spaces=[pb.EmbeddingSpace(name="pixels", dimension=64, metric=pb.DISTANCE_METRIC_COSINE,
+                                                level=pb.EMBEDDING_LEVEL_FRAME, model_name="raw", model_version="1")])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
+            name="all", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+        r = c.upload("digits", "all", UploadColumns(frame_ids=ids, class_ids=y, embeddings={"pixels": x.astype(np.float32)}),
+                     progress=False)  # fmt: skip
+        assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+    return ids, y
+
+
+def test_the_map_places_every_frame_and_serves_viewports(running: Running) -> None:
+    ids, y = _upload(running)
+    with running.client(running.admin_key) as c:
+        job = c.analysis.StartEmbeddingMap(apb.StartEmbeddingMapRequest(
+            project="digits", dataset="all", embedding_space="pixels", sample_size=1000)).job  # fmt: skip
+
+        def done() -> bool:
+            nonlocal job
+            job = c.analysis.GetJob(apb.GetJobRequest(project="digits", job_id=job.job_id)).job
+            return job.state in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED)
+
+        wait_for(done, timeout=300, what="the map job")
+        assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
+        whole = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project="digits", job_id=job.job_id,
+                                                                    max_points=5000))  # fmt: skip
+        s = whole.summary
+        assert s.frames == len(ids) == whole.total_in_viewport == len(whole.points) and s.fitted_on == 1000
+        pts = {p.frame_id: p for p in whole.points}
+        xy = np.array([[pts[f].x, pts[f].y] for f in ids])
+        assert np.isfinite(xy).all() and [pts[f].label_class for f in ids] == list(y)
+        # the 2-D map keeps the digits apart, for fitted and placed frames alike
+        acc = cross_val_score(KNeighborsClassifier(5), xy, y, cv=5).mean()
+        print(f"5-NN accuracy in the map: {acc:.3f}")
+        assert acc > 0.9
+
+        # a viewport returns exactly the points inside it
+        x0, x1 = np.quantile(xy[:, 0], [0.2, 0.6])
+        y0, y1 = np.quantile(xy[:, 1], [0.1, 0.9])
+        inside = {f for f, (px, py) in zip(ids, xy, strict=True) if x0 <= px <= x1 and y0 <= py <= y1}
+        view = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project="digits", job_id=job.job_id, min_x=x0,
+                                                                   max_x=x1, min_y=y0, max_y=y1, max_points=5000))  # fmt: skip
+        assert {p.frame_id for p in view.points} == inside and view.total_in_viewport == len(inside)
+        # level of detail: a budget gives a sample, and what the whole map shows stays when zooming in
+        coarse = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project="digits", job_id=job.job_id,
+                                                                     max_points=200))  # fmt: skip
+        assert len(coarse.points) == 200 and coarse.total_in_viewport == len(ids)
+        zoom = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project="digits", job_id=job.job_id, min_x=x0,
+                                                                   max_x=x1, min_y=y0, max_y=y1, max_points=200))  # fmt: skip
+        shown = {p.frame_id for p in coarse.points} & inside
+        assert shown <= {p.frame_id for p in zoom.points} and len(zoom.points) == min(200, len(inside))
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.GetMapViewport(apb.GetMapViewportRequest(project="digits", job_id=job.job_id, min_x=2,
+                                                                max_x=1, max_y=1))  # fmt: skip
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
