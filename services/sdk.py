@@ -102,6 +102,8 @@ class UploadColumns:
     media_type: int = pb.MEDIA_TYPE_IMAGE
     sizes: Sequence[tuple[int, int]] | np.ndarray | None = None
     metadata: Sequence[Mapping[str, Any]] | None = None
+    #: when each frame was captured (timezone-aware datetimes; None for unknown)
+    capture_times: Sequence[datetime | None] | None = None
     class_ids: Sequence[int] | np.ndarray | None = None
     objects: Sequence[Sequence[LabeledObject]] | None = None
     provenance: pb.Provenance | None = None
@@ -119,6 +121,7 @@ class UploadColumns:
             "media_uris",
             "sizes",
             "metadata",
+            "capture_times",
             "class_ids",
             "objects",
             "probabilities",
@@ -177,6 +180,8 @@ class UploadColumns:
                     if self.metadata is not None:
                         for key, value in self.metadata[i].items():
                             frame.metadata[key].CopyFrom(_value(value))
+                    if self.capture_times is not None and self.capture_times[i] is not None:
+                        frame.capture_time.FromDatetime(self.capture_times[i])
                 if self.class_ids is not None or self.objects is not None:
                     labels = chunk.labels.add(frame_id=fid)
                     if self.class_ids is not None:
@@ -204,6 +209,10 @@ class UploadColumns:
         classes = None if self.class_ids is None else np.asarray(self.class_ids, dtype="<i4")
         sizes = None if self.sizes is None else np.asarray(self.sizes, dtype="<i4").reshape(n, 2)
         meta = _metadata_columns(self.metadata) if self.metadata is not None else {}
+        captured = None
+        if self.capture_times is not None:
+            captured = np.array([_NO_TIME if t is None else int(t.timestamp() * 1000) for t in self.capture_times],
+                                dtype="<i8")  # fmt: skip
         embs = {k: np.ascontiguousarray(v, dtype="<f4") for k, v in (self.embeddings or {}).items()}
         for start in range(0, n, size):
             stop = min(start + size, n)
@@ -219,6 +228,8 @@ class UploadColumns:
                     cols.splits.extend(self.splits[start:stop])
                 if self.media_uris is not None:
                     cols.media_uris.extend(self.media_uris[start:stop])
+                if captured is not None:
+                    cols.capture_times_ms_i64 = captured[start:stop].tobytes()
                 if sizes is not None:
                     cols.widths_i32 = np.ascontiguousarray(sizes[start:stop, 0]).tobytes()
                     cols.heights_i32 = np.ascontiguousarray(sizes[start:stop, 1]).tobytes()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from datetime import UTC, datetime
 from typing import Any
 
-from shoal.analysis import detection, embedding_map, label_issues, neighbors
+from shoal.analysis import detection, drift, embedding_map, label_issues, neighbors
 from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
@@ -485,6 +486,57 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 p.label_class = int(label)
         return out
 
+    # -- drift --------------------------------------------------------------------------------------
+    def StartDrift(self, request: pb.StartDriftRequest, context: Any) -> pb.StartDriftResponse:
+        params = {"embedding_space": request.embedding_space}
+        for name in ("a", "b"):
+            side = getattr(request, name)
+            if not side.dataset:
+                raise InvalidArgument("is empty", field=f"{name}.dataset")
+            self._space(request.project, side.dataset, request.embedding_space)
+            params[f"{name}.dataset"] = side.dataset
+            for bound in ("since", "until"):
+                if side.HasField(bound):
+                    params[f"{name}.{bound}"] = str(getattr(side, bound).ToMilliseconds())
+            bounded = side.HasField("since") and side.HasField("until")
+            if bounded and side.since.ToMilliseconds() >= side.until.ToMilliseconds():
+                raise InvalidArgument("since must come before until", field=f"{name}.since")
+        if not 0 <= request.k <= MAX_NEIGHBORS:
+            raise InvalidArgument(f"must lie in [0, {MAX_NEIGHBORS}], got {request.k}", field="k")
+        if not 0 <= request.sample_size <= embedding_map.MAX_SAMPLE:
+            raise InvalidArgument(f"must lie in [0, {embedding_map.MAX_SAMPLE}], got {request.sample_size}",
+                                  field="sample_size")  # fmt: skip
+        params["k"] = str(request.k or drift.DEFAULT_K)
+        params["sample_size"] = str(request.sample_size or drift.DEFAULT_SAMPLE)
+        job = self.runner.submit(request.project, drift.KIND, params, rerun=request.rerun)
+        return pb.StartDriftResponse(job=job_to_proto(job))
+
+    def run_drift(self, ctx: JobContext) -> None:
+        job = ctx.job
+        p = job.params
+        space = self._space(job.project, p["a.dataset"], p["embedding_space"])
+
+        def side(name: str) -> drift.Side:
+            def at(bound: str) -> Any:
+                ms = p.get(f"{name}.{bound}")
+                return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+            return drift.Side(p[f"{name}.dataset"], at("since"), at("until"))
+
+        drift.build(ctx, self.metrics, self.vectors, job, a=side("a"), b=side("b"), space=space.name,
+                    space_metric=space.metric, k=int(p["k"]), sample=int(p["sample_size"]))  # fmt: skip
+
+    def GetDrift(self, request: pb.GetDriftRequest, context: Any) -> pb.GetDriftResponse:
+        job = self._finished(request.project, request.job_id, drift.KIND)
+        s = drift.summary_of(self.metrics, request.project, job.job_id)
+        if s is None:
+            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        return pb.GetDriftResponse(
+            frames_a=s.frames_a, frames_b=s.frames_b, k=s.k, metric=s.metric, statistic=s.statistic,
+            expected=s.expected, p_value=s.p_value, z_score=s.z_score,
+            regions=[pb.DriftRegion(**r.__dict__) for r in s.regions],
+        )  # fmt: skip
+
     def _finished(self, project: str, job_id: str, kind: str) -> Any:
         """The finished job of this kind, or the error that says why there is no result yet."""
         job = self.jobs.get(project, job_id)
@@ -831,6 +883,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             embedding_map.KIND: JobKind(
                 run=servicer.run_embedding_map, discard=lambda job: embedding_map.discard(stores.metrics, job)
             ),
+            drift.KIND: JobKind(run=servicer.run_drift, discard=lambda job: drift.discard(stores.metrics, job)),
         },
         heartbeat_seconds=settings.job_heartbeat_seconds,
         stale_seconds=settings.job_stale_seconds,

@@ -1034,3 +1034,85 @@ class GetMapViewportResponse(_message.Message):
     points: _containers.RepeatedCompositeFieldContainer[MapPoint]
     total_in_viewport: int
     def __init__(self, summary: _Optional[_Union[MapSummary, _Mapping]] = ..., points: _Optional[_Iterable[_Union[MapPoint, _Mapping]]] = ..., total_in_viewport: _Optional[int] = ...) -> None: ...
+
+class DriftSide(_message.Message):
+    __slots__ = ("dataset", "since", "until")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, dataset: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StartDriftRequest(_message.Message):
+    __slots__ = ("project", "a", "b", "embedding_space", "k", "sample_size", "rerun")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    a: DriftSide
+    b: DriftSide
+    embedding_space: str
+    k: int
+    sample_size: int
+    rerun: bool
+    def __init__(self, project: _Optional[str] = ..., a: _Optional[_Union[DriftSide, _Mapping]] = ..., b: _Optional[_Union[DriftSide, _Mapping]] = ..., embedding_space: _Optional[str] = ..., k: _Optional[int] = ..., sample_size: _Optional[int] = ..., rerun: _Optional[bool] = ...) -> None: ...
+
+class StartDriftResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _common_pb2.Job
+    def __init__(self, job: _Optional[_Union[_common_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class DriftRegion(_message.Message):
+    __slots__ = ("region", "frames_a", "frames_b", "shift", "score", "examples_a", "examples_b")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_A_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_B_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_A_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_B_FIELD_NUMBER: _ClassVar[int]
+    region: int
+    frames_a: int
+    frames_b: int
+    shift: float
+    score: float
+    examples_a: _containers.RepeatedScalarFieldContainer[str]
+    examples_b: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, region: _Optional[int] = ..., frames_a: _Optional[int] = ..., frames_b: _Optional[int] = ..., shift: _Optional[float] = ..., score: _Optional[float] = ..., examples_a: _Optional[_Iterable[str]] = ..., examples_b: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetDriftRequest(_message.Message):
+    __slots__ = ("project", "job_id")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class GetDriftResponse(_message.Message):
+    __slots__ = ("frames_a", "frames_b", "k", "metric", "statistic", "expected", "p_value", "z_score", "regions")
+    FRAMES_A_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_B_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    Z_SCORE_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    frames_a: int
+    frames_b: int
+    k: int
+    metric: str
+    statistic: float
+    expected: float
+    p_value: float
+    z_score: float
+    regions: _containers.RepeatedCompositeFieldContainer[DriftRegion]
+    def __init__(self, frames_a: _Optional[int] = ..., frames_b: _Optional[int] = ..., k: _Optional[int] = ..., metric: _Optional[str] = ..., statistic: _Optional[float] = ..., expected: _Optional[float] = ..., p_value: _Optional[float] = ..., z_score: _Optional[float] = ..., regions: _Optional[_Iterable[_Union[DriftRegion, _Mapping]]] = ...) -> None: ...

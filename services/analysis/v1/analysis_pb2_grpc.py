@@ -94,6 +94,16 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.FromString,
                 _registered_method=True)
+        self.StartDrift = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/StartDrift',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartDriftRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartDriftResponse.FromString,
+                _registered_method=True)
+        self.GetDrift = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetDrift',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftResponse.FromString,
+                _registered_method=True)
         self.GetSlices = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetSlices',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSlicesRequest.SerializeToString,
@@ -254,6 +264,22 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartDrift(self, request, context):
+        """Starts (or returns) a drift job: two datasets, or two capture-time windows, in one embedding
+        space -> a nearest-neighbour two-sample test with its significance, and the regions that
+        changed most.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDrift(self, request, context):
+        """The result of a finished drift job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSlices(self, request, context):
         """Accuracy per value of a field (a metadata key, the split, or capture time in buckets), and
         the slices that fall furthest below the overall accuracy, with a confidence interval.
@@ -395,6 +421,16 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.GetMapViewport,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.SerializeToString,
+            ),
+            'StartDrift': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartDrift,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartDriftRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartDriftResponse.SerializeToString,
+            ),
+            'GetDrift': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDrift,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftResponse.SerializeToString,
             ),
             'GetSlices': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSlices,
@@ -776,6 +812,60 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/GetMapViewport',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartDrift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/StartDrift',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartDriftRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartDriftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDrift(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetDrift',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,92 @@
+"""Drift through the server: no drift between two halves of one distribution, clear drift when
+new digits appear (between datasets and between capture-time windows), and the region that
+changed is where the new digits are."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+import numpy as np
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from sklearn.datasets import load_digits
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.sdk import UploadColumns
+from tests.server.conftest import Running, wait_for
+
+DAY1, DAY2 = datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 2, tzinfo=UTC)
+
+
+def _ts(d: datetime) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(d)
+    return t
+
+
+def _setup(running: Running) -> dict[str, int]:
+    x, y = load_digits(return_X_y=True)
+    x = x.astype(np.float32)
+    rng = np.random.default_rng(0)
+    old = rng.permutation(np.flatnonzero(y < 8))
+    new = np.flatnonzero(y >= 8)
+    half = len(old) // 2
+    sets = {"a": old[:half], "same": old[half:], "shifted": np.concatenate([old[half:], new])}
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
+            embedding_spaces=[pb.EmbeddingSpace(name="pixels", dimension=64, metric=pb.DISTANCE_METRIC_COSINE,
+                                                level=pb.EMBEDDING_LEVEL_FRAME, model_name="raw", model_version="1")])))  # fmt: skip
+        for name, rows in [*sets.items(), ("stream", np.concatenate([old[:half], old[half:], new]))]:
+            c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
+                name=name, kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+            times = None
+            if name == "stream":  # day 1: half of the old digits; day 2: the other half and the new ones
+                times = [DAY1 if i < half else DAY2 for i in range(len(rows))]
+            r = c.upload("digits", name, UploadColumns(
+                frame_ids=[f"f{i:05d}" for i in rows], class_ids=y[rows], capture_times=times,
+                embeddings={"pixels": x[rows]}), progress=False)  # fmt: skip
+            assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+    return {f"f{i:05d}": int(y[i]) for i in range(len(y))}
+
+
+def _drift(c, a: apb.DriftSide, b: apb.DriftSide) -> apb.GetDriftResponse:  # type: ignore[no-untyped-def]
+    job = c.analysis.StartDrift(apb.StartDriftRequest(project="digits", a=a, b=b, embedding_space="pixels")).job
+
+    def done() -> bool:
+        nonlocal job
+        job = c.analysis.GetJob(apb.GetJobRequest(project="digits", job_id=job.job_id)).job
+        return job.state in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED)
+
+    wait_for(done, timeout=120, what="the drift job")
+    assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
+    return c.analysis.GetDrift(apb.GetDriftRequest(project="digits", job_id=job.job_id))
+
+
+def test_drift_between_datasets_and_time_windows(running: Running) -> None:
+    truth = _setup(running)
+    with running.client(running.admin_key) as c:
+        same = _drift(c, apb.DriftSide(dataset="a"), apb.DriftSide(dataset="same"))
+        shifted = _drift(c, apb.DriftSide(dataset="a"), apb.DriftSide(dataset="shifted"))
+        window = _drift(c, apb.DriftSide(dataset="stream", until=_ts(DAY2)),
+                        apb.DriftSide(dataset="stream", since=_ts(DAY2)))  # fmt: skip
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.StartDrift(apb.StartDriftRequest(project="digits", a=apb.DriftSide(dataset="a"),
+                                                        b=apb.DriftSide(dataset=""), embedding_space="pixels"))  # fmt: skip
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "b.dataset" in info.value.details()
+    print(f"no drift: p={same.p_value:.3f} z={same.z_score:.2f}; new digits: p={shifted.p_value:.4f}"
+          f" z={shifted.z_score:.1f}; window: p={window.p_value:.4f} z={window.z_score:.1f}")  # fmt: skip
+    # two halves of one distribution: nothing to report
+    assert same.p_value > 0.05 and abs(same.statistic - same.expected) < 0.05
+    # new digits: significant, and the region that changed most is made of them
+    for result in (shifted, window):
+        assert result.p_value < 0.01 and result.statistic > result.expected
+        top = result.regions[0]
+        assert top.shift > 0 and top.frames_b > top.frames_a
+        assert sum(truth[f] >= 8 for f in top.examples_b) >= 0.8 * len(top.examples_b)
+    assert (shifted.frames_a, shifted.frames_b) == (len([1 for v in truth.values() if v < 8]) // 2,
+                                                    shifted.frames_b)  # fmt: skip
