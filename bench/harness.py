@@ -35,3 +35,20 @@ def run_child(module: str, fn: str, *args: object) -> dict:  # type: ignore[type
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def results_header() -> dict:  # type: ignore[type-arg]
+    """What every results file starts with: date, machine, the command that produced it."""
+    from datetime import UTC, datetime
+
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "runs": {},
+    }
+
+
+def write_results(path: Path, results: dict) -> None:  # type: ignore[type-arg]
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))

@@ -20,7 +20,6 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import machine, peak_rss_mib, run_child  # noqa: E402
+from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
 
 MODULE = "bench.analysis_metrics.bench_classification"
 
@@ -193,12 +192,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="each timing is the best of this many runs")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "analysis_metrics" / "results_classification.json")
     args = ap.parse_args()
-    results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "runs": {},
-    }
+    results = results_header()
     for n in args.frames:
         work = Path(tempfile.mkdtemp(prefix="bench-analysis-"))
         try:
@@ -221,8 +215,7 @@ def main() -> None:
         }
         results["runs"][str(n)] = summary
         print(f"[{n}] {json.dumps(summary)}", flush=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import machine, peak_rss_mib, run_child  # noqa: E402
+from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
 
 MODULE = "bench.analysis_metrics.bench_detection"
 
@@ -251,12 +250,7 @@ def main() -> None:
     args = ap.parse_args()
     names = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
              "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]  # fmt: skip
-    results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "runs": {},
-    }
+    results = results_header()
     for n in args.frames:
         work = Path(tempfile.mkdtemp(prefix="bench-detection-"))
         try:
@@ -293,8 +287,7 @@ def main() -> None:
         }  # fmt: skip
         results["runs"][str(n)] = summary
         print(f"[{n}] {json.dumps(summary)}", flush=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import machine, peak_rss_mib, run_child  # noqa: E402
+from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
 
 MODULE = "bench.analysis_quality.bench_label_issues"
 K = 10
@@ -147,12 +146,7 @@ def main() -> None:
     ap.add_argument("--peer-max-frames", type=int, default=10_000_000, help="run cleanlab only up to this size")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "analysis_quality" / "results_label_issues.json")
     args = ap.parse_args()
-    results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "runs": {},
-    }
+    results = results_header()
     for n in args.frames:
         work = Path(tempfile.mkdtemp(prefix="bench-label-issues-"))
         try:
@@ -172,8 +166,7 @@ def main() -> None:
         summary = {"load": loaded, "shoal": shoal, "cleanlab": peer or "not run"}
         results["runs"][str(n)] = summary
         print(f"[{n}] {json.dumps(summary)}", flush=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

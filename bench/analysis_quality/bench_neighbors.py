@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import machine, peak_rss_mib, run_child  # noqa: E402
+from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
 
 MODULE = "bench.analysis_quality.bench_neighbors"
 D, K, CLUSTERS, PLANTED = 128, 10, 1000, 1000
@@ -195,12 +194,7 @@ def main() -> None:
     ap.add_argument("--peer-frames", type=int, default=100_000, help="brute-force numpy up to this size")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "analysis_quality" / "results_neighbors.json")
     args = ap.parse_args()
-    results = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "runs": {},
-    }
+    results = results_header()
     for n in args.frames:
         work = Path(tempfile.mkdtemp(prefix="bench-neighbors-"))
         try:
@@ -218,8 +212,7 @@ def main() -> None:
         summary = {"load": loaded, "shoal": shoal, "numpy_exact": peer or f"not run (above {args.peer_frames})"}
         results["runs"][str(n)] = summary
         print(f"[{n}] {json.dumps(summary)}", flush=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ class Region:
 
 
 @dataclass
-class Summary:
+class Summary(results.JsonSummary):
     frames_a: int
     frames_b: int
     k: int
@@ -62,16 +62,11 @@ class Summary:
     z_score: float
     regions: list[Region] = field(default_factory=list)
 
-    def to_json(self) -> str:
-        d = dict(self.__dict__)
-        d["regions"] = [r.__dict__ for r in self.regions]
-        return json.dumps(d)
-
-    @staticmethod
-    def from_json(text: str) -> Summary:
+    @classmethod
+    def from_json(cls, text: str) -> Summary:
         d = json.loads(text)
         d["regions"] = [Region(**r) for r in d["regions"]]
-        return Summary(**d)
+        return cls(**d)
 
 
 def same_sample_share(idx: np.ndarray, side: np.ndarray) -> float:
@@ -202,5 +197,4 @@ def discard(metrics: MetricsStore, job: Job) -> None:
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
-    text = results.load_summary(metrics, project, job_id)
-    return Summary.from_json(text) if text is not None else None
+    return results.summary_of(metrics, project, job_id, Summary)  # type: ignore[no-any-return]

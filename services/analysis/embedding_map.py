@@ -13,7 +13,6 @@ shown when zooming in (its priority is still among the lowest of the smaller vie
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +50,7 @@ MIGRATIONS = (
 
 
 @dataclass
-class Summary:
+class Summary(results.JsonSummary):
     frames: int
     fitted_on: int
     metric: str
@@ -59,13 +58,6 @@ class Summary:
     max_x: float
     min_y: float
     max_y: float
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)
-
-    @staticmethod
-    def from_json(text: str) -> Summary:
-        return Summary(**json.loads(text))
 
 
 def build(
@@ -138,8 +130,7 @@ def discard(metrics: MetricsStore, job: Job) -> None:
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
-    text = results.load_summary(metrics, project, job_id)
-    return Summary.from_json(text) if text is not None else None
+    return results.summary_of(metrics, project, job_id, Summary)  # type: ignore[no-any-return]
 
 
 def viewport(

@@ -21,7 +21,6 @@ inverse self-confidence.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -102,7 +101,7 @@ def prune_counts(joint: np.ndarray, keep: int = 1) -> np.ndarray:
 
 
 @dataclass
-class Summary:
+class Summary(results.JsonSummary):
     frames: int
     issues: int
     class_ids: list[int]
@@ -111,13 +110,6 @@ class Summary:
     joint: list[list[float]]
     noise_matrix: list[list[float]]
     issues_per_class: list[int]
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)
-
-    @staticmethod
-    def from_json(text: str) -> Summary:
-        return Summary(**json.loads(text))
 
 
 def _source(view: View, flt: common_pb2.Filter, params: Params) -> str:
@@ -239,8 +231,7 @@ def discard(metrics: MetricsStore, job: Job) -> None:
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
-    text = results.load_summary(metrics, project, job_id)
-    return Summary.from_json(text) if text is not None else None
+    return results.summary_of(metrics, project, job_id, Summary)  # type: ignore[no-any-return]
 
 
 ORDERS = {

@@ -18,7 +18,6 @@ Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +64,7 @@ TABLES = ("knn_graph", "neighbor_scores", "duplicate_pairs")
 
 
 @dataclass
-class Summary:
+class Summary(results.JsonSummary):
     frames: int
     k: int
     metric: str
@@ -75,13 +74,6 @@ class Summary:
     near_duplicate_pairs: int
     cross_split_pairs: int
     exact_search: bool
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)
-
-    @staticmethod
-    def from_json(text: str) -> Summary:
-        return Summary(**json.loads(text))
 
 
 def knn(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -288,8 +280,7 @@ def discard(metrics: MetricsStore, job: Job) -> None:
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
-    text = results.load_summary(metrics, project, job_id)
-    return Summary.from_json(text) if text is not None else None
+    return results.summary_of(metrics, project, job_id, Summary)  # type: ignore[no-any-return]
 
 
 #: sort of QueryOutliers ({t}: the table alias)

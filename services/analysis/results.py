@@ -4,13 +4,34 @@ discarded."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from shoal.common.jobs import Job
 from shoal.common.stores.metrics import MetricsStore
 
 SERVICE = "analysis"
+T = TypeVar("T", bound="JsonSummary")
+
+
+class JsonSummary:
+    """A dataclass summary stored as JSON in ``job_results``."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls: type[T], text: str) -> T:
+        return cls(**json.loads(text))
+
+
+def summary_of(metrics: MetricsStore, project: str, job_id: str, kind: type[Any]) -> Any:
+    """A finished job's summary as ``kind`` (None when it kept none)."""
+    text = load_summary(metrics, project, job_id)
+    return kind.from_json(text) if text is not None else None
 
 
 def save_summary(metrics: MetricsStore, job: Job, summary_json: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def finish_job(c: Client, project: str, job: Any, timeout: float = 120.0) -> Any:
+    """Waits for an analysis job to end and returns it, which must have succeeded."""
+    from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.common.v1 import common_pb2 as cpb
+
+    ended = (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED, cpb.JOB_STATE_CANCELLED)
+
+    def done() -> bool:
+        nonlocal job
+        job = c.analysis.GetJob(apb.GetJobRequest(project=project, job_id=job.job_id)).job
+        return job.state in ended
+
+    wait_for(done, timeout=timeout, what=f"job {job.job_id}")
+    assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
+    return job
 
 
 def start_server(settings: ShoalSettings) -> Running:

@@ -13,10 +13,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sklearn.datasets import load_digits
 
 from shoal.analysis.v1 import analysis_pb2 as apb
-from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, wait_for
+from tests.server.conftest import Running, finish_job
 
 DAY1, DAY2 = datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 2, tzinfo=UTC)
 
@@ -56,14 +55,7 @@ def _setup(running: Running) -> dict[str, int]:
 
 def _drift(c, a: apb.DriftSide, b: apb.DriftSide) -> apb.GetDriftResponse:  # type: ignore[no-untyped-def]
     job = c.analysis.StartDrift(apb.StartDriftRequest(project="digits", a=a, b=b, embedding_space="pixels")).job
-
-    def done() -> bool:
-        nonlocal job
-        job = c.analysis.GetJob(apb.GetJobRequest(project="digits", job_id=job.job_id)).job
-        return job.state in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED)
-
-    wait_for(done, timeout=120, what="the drift job")
-    assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
+    job = finish_job(c, "digits", job)
     return c.analysis.GetDrift(apb.GetDriftRequest(project="digits", job_id=job.job_id))
 
 

@@ -18,7 +18,7 @@ from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, wait_for
+from tests.server.conftest import Running, finish_job
 
 
 def noisy_digits(kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,15 +65,7 @@ def _upload(running: Running, given: np.ndarray, probs: np.ndarray) -> list[str]
 def _run(c, **kwargs) -> cpb.Job:  # type: ignore[no-untyped-def]
     job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="digits", inference_set="oof",
                                                                   **kwargs)).job  # fmt: skip
-
-    def done() -> bool:
-        nonlocal job
-        job = c.analysis.GetJob(apb.GetJobRequest(project="digits", job_id=job.job_id)).job
-        return job.state in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED, cpb.JOB_STATE_CANCELLED)
-
-    wait_for(done, timeout=120, what="the label-issues job")
-    assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
-    return job
+    return finish_job(c, "digits", job)
 
 
 def _issues(c, job_id: str, **kwargs) -> list[apb.LabelIssue]:  # type: ignore[no-untyped-def]

@@ -11,10 +11,9 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from shoal.analysis.v1 import analysis_pb2 as apb
-from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, wait_for
+from tests.server.conftest import Running, finish_job
 
 
 def _upload(running: Running) -> tuple[list[str], np.ndarray]:
@@ -39,14 +38,7 @@ def test_the_map_places_every_frame_and_serves_viewports(running: Running) -> No
     with running.client(running.admin_key) as c:
         job = c.analysis.StartEmbeddingMap(apb.StartEmbeddingMapRequest(
             project="digits", dataset="all", embedding_space="pixels", sample_size=1000)).job  # fmt: skip
-
-        def done() -> bool:
-            nonlocal job
-            job = c.analysis.GetJob(apb.GetJobRequest(project="digits", job_id=job.job_id)).job
-            return job.state in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED)
-
-        wait_for(done, timeout=300, what="the map job")
-        assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
+        job = finish_job(c, "digits", job, timeout=300)
         whole = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project="digits", job_id=job.job_id,
                                                                     max_points=5000))  # fmt: skip
         s = whole.summary

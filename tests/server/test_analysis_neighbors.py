@@ -16,7 +16,7 @@ from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, wait_for
+from tests.server.conftest import Running, finish_job
 
 
 def planted() -> dict:  # type: ignore[type-arg]
@@ -68,14 +68,7 @@ def _upload(running: Running, d: dict) -> None:  # type: ignore[type-arg]
 
 
 def _finish(c, job: cpb.Job) -> cpb.Job:  # type: ignore[no-untyped-def]
-    def done() -> bool:
-        nonlocal job
-        job = c.analysis.GetJob(apb.GetJobRequest(project="digits", job_id=job.job_id)).job
-        return job.state in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED, cpb.JOB_STATE_CANCELLED)
-
-    wait_for(done, timeout=120, what="the neighbour job")
-    assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
-    return job
+    return finish_job(c, "digits", job)
 
 
 def _all(call, request, field: str) -> list:  # type: ignore[no-untyped-def,type-arg]
