@@ -49,6 +49,17 @@ def finish_job(c: Client, project: str, job: Any, timeout: float = 120.0) -> Any
     return job
 
 
+def create_pixel_digits(c: Client) -> None:
+    """The classification project "digits" (classes 0-9) with the 64-d cosine space "pixels"."""
+    from shoal.ingest.v1 import ingest_pb2 as pb
+
+    space = pb.EmbeddingSpace(name="pixels", dimension=64, metric=pb.DISTANCE_METRIC_COSINE,
+                              level=pb.EMBEDDING_LEVEL_FRAME, model_name="raw", model_version="1")  # fmt: skip
+    c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+        name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
+        embedding_spaces=[space])))  # fmt: skip
+
+
 def start_server(settings: ShoalSettings) -> Running:
     server = build_server(settings)
     port = server.start()

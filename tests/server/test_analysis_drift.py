@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, finish_job
+from tests.server.conftest import Running, create_pixel_digits, finish_job
 
 DAY1, DAY2 = datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 5, 2, tzinfo=UTC)
 
@@ -35,11 +35,7 @@ def _setup(running: Running) -> dict[str, int]:
     half = len(old) // 2
     sets = {"a": old[:half], "same": old[half:], "shifted": np.concatenate([old[half:], new])}
     with running.client(running.admin_key) as c:
-        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-            name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION,
-            classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
-            embedding_spaces=[pb.EmbeddingSpace(name="pixels", dimension=64, metric=pb.DISTANCE_METRIC_COSINE,
-                                                level=pb.EMBEDDING_LEVEL_FRAME, model_name="raw", model_version="1")])))  # fmt: skip
+        create_pixel_digits(c)
         for name, rows in [*sets.items(), ("stream", np.concatenate([old[:half], old[half:], new]))]:
             c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
                 name=name, kind=pb.DATASET_KIND_LABELED)))  # fmt: skip

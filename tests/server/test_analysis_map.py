@@ -13,18 +13,14 @@ from sklearn.neighbors import KNeighborsClassifier
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, finish_job
+from tests.server.conftest import Running, create_pixel_digits, finish_job
 
 
 def _upload(running: Running) -> tuple[list[str], np.ndarray]:
     x, y = load_digits(return_X_y=True)
     ids = [f"f{i:05d}" for i in range(len(y))]
     with running.client(running.admin_key) as c:
-        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-            name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION,
-            classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
-            embedding_spaces=[pb.EmbeddingSpace(name="pixels", dimension=64, metric=pb.DISTANCE_METRIC_COSINE,
-                                                level=pb.EMBEDDING_LEVEL_FRAME, model_name="raw", model_version="1")])))  # fmt: skip
+        create_pixel_digits(c)
         c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
             name="all", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
         r = c.upload("digits", "all", UploadColumns(frame_ids=ids, class_ids=y, embeddings={"pixels": x.astype(np.float32)}),
