@@ -119,9 +119,9 @@ def _sample(ids: list[str], x: np.ndarray, size: int, rng: np.random.Generator) 
 
 
 def _window(
-    metrics: MetricsStore, project: str, dataset: str, ids: list[str], since: datetime | None, until: datetime | None
+    metrics: MetricsStore, project: str, dataset: str, since: datetime | None, until: datetime | None
 ) -> set[str] | None:
-    """The frames of ``ids`` captured in [since, until) (None: no window)."""
+    """The dataset's frames captured in [since, until) (None: no window)."""
     if since is None and until is None:
         return None
     where = ["project = {p:String}", "dataset = {d:String}", "capture_time IS NOT NULL"]
@@ -166,7 +166,7 @@ def build(
     sides = []
     for side in (a, b):
         ids, x = read_vectors(ctx, vectors, job.project, side.dataset, space)
-        keep = _window(metrics, job.project, side.dataset, ids, side.since, side.until)
+        keep = _window(metrics, job.project, side.dataset, side.since, side.until)
         if keep is not None:
             rows = [i for i, f in enumerate(ids) if f in keep]
             ids, x = [ids[i] for i in rows], x[rows] if rows else x[:0]

@@ -35,7 +35,6 @@ from shoal.common.v1 import common_pb2
 from shoal.ingest.evaluations import write_refresh_keys
 
 KIND = "label_issues"
-SERVICE = "analysis"
 #: a class nobody is labeled with gets a threshold no probability reaches
 UNREACHABLE = 2.0
 #: slack of the threshold comparisons (probabilities are float32)

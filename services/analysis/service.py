@@ -356,9 +356,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         job = self._finished(request.project, request.job_id, label_issues.KIND)
         if request.order not in label_issues.ORDERS:
             raise InvalidArgument(f"unknown order {request.order}", field="order")
-        summary = label_issues.summary_of(self.metrics, request.project, job.job_id)
-        if summary is None:
-            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        summary = self._summary(label_issues, job)
         scope = f"label-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
         page = page_of(request.page, scope=scope)
         rows, total = label_issues.query_issues(self.metrics, request.project, job.job_id,
@@ -465,9 +463,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
 
     def GetMapViewport(self, request: pb.GetMapViewportRequest, context: Any) -> pb.GetMapViewportResponse:
         job = self._finished(request.project, request.job_id, embedding_map.KIND)
-        summary = embedding_map.summary_of(self.metrics, request.project, job.job_id)
-        if summary is None:
-            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        summary = self._summary(embedding_map, job)
         corners = (request.min_x, request.min_y, request.max_x, request.max_y)
         if not all(math.isfinite(v) for v in corners):
             raise InvalidArgument("viewport corners must be finite", field="min_x")
@@ -528,9 +524,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
 
     def GetDrift(self, request: pb.GetDriftRequest, context: Any) -> pb.GetDriftResponse:
         job = self._finished(request.project, request.job_id, drift.KIND)
-        s = drift.summary_of(self.metrics, request.project, job.job_id)
-        if s is None:
-            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        s = self._summary(drift, job)
         return pb.GetDriftResponse(
             frames_a=s.frames_a, frames_b=s.frames_b, k=s.k, metric=s.metric, statistic=s.statistic,
             expected=s.expected, p_value=s.p_value, z_score=s.z_score,
@@ -547,17 +541,18 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                                      + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
         return job
 
-    def _neighbor_summary(self, project: str, job_id: str) -> pb.NeighborSummary:
-        summary = neighbors.summary_of(self.metrics, project, job_id)
+    def _summary(self, module: Any, job: Any) -> Any:
+        """The stored summary of a finished job of ``module``'s kind (its ``summary_of``)."""
+        summary = module.summary_of(self.metrics, job.project, job.job_id)
         if summary is None:
-            raise FailedPrecondition(f"job {job_id} kept no result; start it again with rerun", field="job_id")
-        return pb.NeighborSummary(**summary.__dict__)
+            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        return summary
 
     def QueryOutliers(self, request: pb.QueryOutliersRequest, context: Any) -> pb.QueryOutliersResponse:
         job = self._finished(request.project, request.job_id, neighbors.KIND)
         if request.order not in neighbors.OUTLIER_ORDERS:
             raise InvalidArgument(f"unknown order {request.order}", field="order")
-        summary = self._neighbor_summary(request.project, job.job_id)
+        summary = pb.NeighborSummary(**self._summary(neighbors, job).__dict__)
         scope = f"outliers|{request.project}|{job.job_id}|{request.order}"
         page = page_of(request.page, scope=scope)
         rows, total = neighbors.query_outliers(self.metrics, request.project, job.job_id, order=request.order,
@@ -581,7 +576,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
 
     def QueryDuplicates(self, request: pb.QueryDuplicatesRequest, context: Any) -> pb.QueryDuplicatesResponse:
         job = self._finished(request.project, request.job_id, neighbors.KIND)
-        summary = self._neighbor_summary(request.project, job.job_id)
+        summary = pb.NeighborSummary(**self._summary(neighbors, job).__dict__)
         scope = f"duplicates|{request.project}|{job.job_id}|{request.cross_split_only}"
         page = page_of(request.page, scope=scope)
         rows, total = neighbors.query_duplicates(self.metrics, request.project, job.job_id,
