@@ -136,6 +136,16 @@ class Client:
 
         return wait_for_upload(self.ingest, project, upload_id, **kwargs)
 
+    def wait_for_job(self, project: str, job_id: str, *, service: str = "analysis", **kwargs: Any) -> Any:
+        """Waits until a job of ``service`` (analysis, sampler or labeling_bridge) ends; returns it
+        when it succeeded, raises :class:`shoal.sdk.JobFailed` otherwise."""
+        from shoal.sdk import wait_for_job
+
+        stubs = {"analysis": self.analysis, "sampler": self.sampler, "labeling_bridge": self.labeling_bridge}
+        if service not in stubs:
+            raise ValueError(f"service must be one of {', '.join(stubs)}, got {service!r}")
+        return wait_for_job(stubs[service], project, job_id, **kwargs)
+
     def close(self) -> None:
         self.channel.close()
 

@@ -8,6 +8,7 @@ indices, so a retry writes nothing twice) and can be waited for until written.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 import uuid
@@ -24,6 +25,8 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+#: items of one kind a chunk may carry (the server's default SHOAL_INGEST_MAX_CHUNK_ITEMS)
+CHUNK_ITEMS = 10_000
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED})
 
 
@@ -62,6 +65,14 @@ class UploadResult:
 
 class UploadFailed(Exception):
     """An upload that could not be completed: the message says what and how far it got."""
+
+
+class JobFailed(Exception):
+    """A job that ended FAILED or CANCELLED, or did not end in time; ``job`` is its last state."""
+
+    def __init__(self, message: str, job: Any) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 def _kind(v: Any) -> str:
@@ -149,6 +160,8 @@ class UploadColumns:
         most ``largest`` (columnar chunks), or 1,000 when frames travel one message each."""
         if not self.columnar:
             return 1000
+        # the server takes at most CHUNK_ITEMS items of a kind per chunk: one vector per frame and space
+        largest = min(largest, CHUNK_ITEMS // max(1, len(self.embeddings or {})))
         per_frame = 64 + sum(len(str(v)) for v in self.frame_ids[:1])
         if self.probabilities is not None:
             per_frame += 4 * int(np.shape(self.probabilities)[1])
@@ -369,3 +382,40 @@ def wait_for_upload(stub: Any, project: str, upload_id: str, *, timeout: float =
         if time.monotonic() > deadline:
             raise UploadFailed(f"upload {upload_id} was not written within {timeout:.0f}s")
         time.sleep(poll)
+
+
+def wait_for_job(
+    stub: Any, project: str, job_id: str, *, timeout: float = 3600.0, poll: float = 0.5, progress: bool = True
+) -> Any:
+    """Polls a service's GetJob (``stub``: the analysis, sampler or labeling-bridge stub) until the
+    job ends, showing its stage and progress; returns the job when it SUCCEEDED and raises
+    :class:`JobFailed` (with the job's message) when it FAILED or was CANCELLED."""
+    from tqdm import tqdm
+
+    # the stub's messages live beside it: shoal.<service>.v1.<service>_pb2
+    module = importlib.import_module(type(stub).__module__.removesuffix("_grpc"))
+    ended = (common_pb2.JOB_STATE_SUCCEEDED, common_pb2.JOB_STATE_FAILED, common_pb2.JOB_STATE_CANCELLED)
+    deadline = time.monotonic() + timeout
+    bar = tqdm(total=100, unit="%", desc=f"job {job_id}", disable=not progress, leave=False)
+    job = None
+    try:
+        while True:
+            try:
+                job = stub.GetJob(module.GetJobRequest(project=project, job_id=job_id), timeout=30).job
+            except grpc.RpcError as err:
+                if err.code() not in RETRYABLE:
+                    raise
+            if job is not None:
+                bar.set_description(f"job {job_id}: {job.stage or common_pb2.JobState.Name(job.state)}")
+                bar.update(round(100 * job.progress) - bar.n)
+                if job.state in ended:
+                    break
+            if time.monotonic() > deadline:
+                raise JobFailed(f"job {job_id} did not end within {timeout:.0f}s", job)
+            time.sleep(poll)
+    finally:
+        bar.close()
+    if job.state != common_pb2.JOB_STATE_SUCCEEDED:
+        state = common_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+        raise JobFailed(f"job {job_id} {state}" + (f": {job.message}" if job.message else ""), job)
+    return job
