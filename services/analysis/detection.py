@@ -192,6 +192,31 @@ def detection_confusion(
     return Confusion(list(classes), counts, ignored)
 
 
+def frame_errors_sql(
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    inference_set: str,
+    *,
+    iou_threshold: float,
+    confidence_threshold: float,
+    frames_sql: str = "",
+    frames_params: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A SELECT of (frame_id, is_error, pairs) over the frames holding outcomes: a frame is an
+    error when a labeled box is missed or matched with another class, or a prediction is a false
+    positive; ``pairs`` are its distinct wrong (label class, predicted class), -1 for none."""
+    iou = iou_key(iou_threshold)
+    _ensure_matched(metrics, project, dataset, inference_set, iou)
+    wrong = "label_class != -2 AND label_class != predicted_class"
+    sql = (
+        f"SELECT frame_id, toUInt8(countIf({wrong}) > 0) AS is_error,"
+        f" groupUniqArrayIf((toInt32(label_class), toInt32(predicted_class)), {wrong}) AS pairs"
+        f" FROM ({_outcomes(frames_sql)}) GROUP BY frame_id"
+    )
+    return sql, _params(project, inference_set, iou, confidence_threshold, frames_params)
+
+
 @dataclass
 class DetectionSummary:
     """Per-class precision (false positives count against it), recall (missed boxes count) and

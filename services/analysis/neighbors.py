@@ -11,7 +11,10 @@ the scores derived from it:
   (default: a tenth of the median nearest distance of the dataset), exact when the distance is
   within float error of 0;
 - the majority label of the labeled neighbours, and the share of them that disagree with the
-  frame's own label.
+  frame's own label;
+- the within-class outlier score: the mean distance to the k nearest frames of the same label,
+  from one graph per class (a frame unlike the rest of its class, even where it sits among
+  frames of another class).
 
 Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in L2 spaces.
 """
@@ -58,6 +61,12 @@ MIGRATIONS = (
             " split_a LowCardinality(String), split_b LowCardinality(String), exact UInt8)"
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_a, frame_b)",
         ),
+    ),
+    Migration(
+        component="analysis",
+        version=7,
+        name="within-class outlier scores",
+        statements=("ALTER TABLE neighbor_scores ADD COLUMN IF NOT EXISTS class_outlier_score Nullable(Float32)",),
     ),
 )
 TABLES = ("knn_graph", "neighbor_scores", "duplicate_pairs")
@@ -149,6 +158,23 @@ def _neighbor_labels(idx: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     return major, disagree
 
 
+def class_outlier_scores(x: np.ndarray, labels: np.ndarray, k: int, metric: str, progress: Any = None) -> np.ndarray:
+    """Per frame, the mean distance to its k nearest frames of the same label (NaN: unlabeled, or
+    alone in its class); each class's graph is built as the global one is."""
+    out = np.full(len(labels), np.nan, dtype=np.float32)
+    classes = np.unique(labels[labels >= 0])
+    done = 0
+    for cls in classes:
+        rows = np.flatnonzero(labels == cls)
+        if len(rows) >= 2:
+            _, dist = knn(x[rows], k, metric)
+            out[rows] = dist.mean(axis=1)
+        done += len(rows)
+        if progress is not None:
+            progress(done / max(int((labels >= 0).sum()), 1))
+    return out
+
+
 def frame_fields(metrics: MetricsStore, project: str, dataset: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Latest label class (-1: unlabeled) and split of each frame, in the order of ``ids``."""
     labels = np.full(len(ids), -1, dtype=np.int64)
@@ -213,12 +239,15 @@ def build(
     metric = "euclidean" if space_metric == "L2" else "cosine"
     progress("building the neighbour graph", 0.35)
     idx, dist = knn(x, k, metric)
-    progress("scoring", 0.7)
+    progress("scoring", 0.55)
     labels, splits = frame_fields(metrics, job.project, dataset, ids)
     kk = idx.shape[1]
     nearest = dist[:, 0] if kk else np.zeros(len(ids), np.float32)
     score = dist.mean(axis=1) if kk else np.zeros(len(ids), np.float32)
     major, disagree = _neighbor_labels(idx, labels) if kk else (np.full(len(ids), -1), np.full(len(ids), -1.0))
+    class_score = class_outlier_scores(
+        x, labels, k, metric, lambda f: progress("graphs within classes", 0.55 + 0.2 * f)
+    )
     median_nearest = float(np.median(nearest)) if len(ids) else 0.0
     threshold = duplicate_distance if duplicate_distance > 0 else 0.1 * median_nearest
     close = np.argwhere(dist <= max(threshold, EXACT)) if kk else np.zeros((0, 2), dtype=np.int64)
@@ -250,6 +279,7 @@ def build(
             "neighbor_label": pa.array(np.asarray(major).astype(np.int32), mask=np.asarray(major) < 0),
             "label_disagreement": pa.array(np.asarray(disagree, np.float32), mask=np.asarray(disagree) < 0),
             "duplicates": pa.array(dup_count),
+            "class_outlier_score": pa.array(class_score, mask=np.isnan(class_score)),
         }))  # fmt: skip
     if len(lo):
         m = len(lo)
@@ -284,7 +314,11 @@ def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | No
 
 
 #: sort of QueryOutliers ({t}: the table alias)
-OUTLIER_ORDERS = {0: "{t}outlier_score DESC", 1: "{t}label_disagreement DESC NULLS LAST"}
+OUTLIER_ORDERS = {
+    0: "{t}outlier_score DESC",
+    1: "{t}label_disagreement DESC NULLS LAST",
+    2: "{t}class_outlier_score DESC NULLS LAST",
+}
 
 
 def query_outliers(
@@ -295,7 +329,7 @@ def query_outliers(
     total = int(metrics.query(f"SELECT count() FROM neighbor_scores FINAL WHERE {where}", params).scalar())
     rows = metrics.query(
         "SELECT s.frame_id, s.split, s.label_class, s.outlier_score, s.nearest_distance, s.neighbor_label,"
-        " s.label_disagreement, s.duplicates, g.neighbors, g.distances"
+        " s.label_disagreement, s.duplicates, g.neighbors, g.distances, s.class_outlier_score"
         f" FROM (SELECT * FROM neighbor_scores FINAL WHERE {where}"
         f" ORDER BY {OUTLIER_ORDERS[order].format(t='')}, frame_id LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}) AS s"
         f" LEFT JOIN (SELECT frame_id, neighbors, distances FROM knn_graph FINAL WHERE {where}) AS g"

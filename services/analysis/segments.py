@@ -44,7 +44,13 @@ KINDS = ("ISSUE", "REGRESSION_TEST", "COLLECTION_SEED", "OTHER")
 FRAME_METRICS = ("accuracy", "macro_f1")
 CLASS_METRICS = ("precision", "recall", "f1")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
 MAX_MEMBERS_PER_CALL = 100_000
+
+
+def valid_name(name: str) -> bool:
+    return _NAME.match(name) is not None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from shoal.analysis import detection, drift, embedding_map, label_issues, neighbors
+from shoal.analysis import detection, detection_issues, drift, embedding_map, failure_clusters, label_issues, neighbors
 from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
@@ -31,7 +31,7 @@ from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
 from shoal.common.convert import job_to_proto, page_of, page_response, timestamp
-from shoal.common.errors import FailedPrecondition, InvalidArgument
+from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from shoal.common.jobs import SUCCEEDED, JobContext, JobKind, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -340,10 +340,17 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
     def StartLabelIssues(self, request: pb.StartLabelIssuesRequest, context: Any) -> pb.StartLabelIssuesResponse:
         if not request.inference_set:
             raise InvalidArgument("is empty", field="inference_set")
-        view = self._view(self._classification_project(request.project), "", request.inference_set, 0.0)
-        compile_filter(request.filter, view, Params())  # a bad filter fails now, not in the job
+        project = self.projects.get(request.project)
+        kind = label_issues.KIND
+        if project.task_type == "OBJECT_DETECTION_2D":
+            view = self._view(project, "", request.inference_set, 0.0)
+            _frames(view, request.filter, "filter")  # a bad filter fails now, not in the job
+            kind = detection_issues.KIND
+        else:
+            view = self._view(self._classification_project(request.project), "", request.inference_set, 0.0)
+            compile_filter(request.filter, view, Params())  # a bad filter fails now, not in the job
         params = {"inference_set": view.inference_set, "filter": request.filter.SerializeToString().hex()}
-        job = self.runner.submit(request.project, label_issues.KIND, params, rerun=request.rerun)
+        job = self.runner.submit(request.project, kind, params, rerun=request.rerun)
         return pb.StartLabelIssuesResponse(job=job_to_proto(job))
 
     def run_label_issues(self, ctx: JobContext) -> None:
@@ -401,6 +408,78 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 item.neighbor_label = int(major)
             if disagree is not None:
                 item.neighbor_disagreement = float(disagree)
+        return out
+
+    def run_detection_label_issues(self, ctx: JobContext) -> None:
+        job = ctx.job
+        view = self._view(self._detection_project(job.project), "", job.params["inference_set"], 0.0)
+        flt = common_pb2.Filter.FromString(bytes.fromhex(job.params.get("filter", "")))
+        frames_sql, frames_params = _frames(view, flt, "filter")
+        detection_issues.find_detection_issues(ctx, self.metrics, job, dataset=view.dataset,
+                                               inference_set=view.inference_set, frames_sql=frames_sql,
+                                               frames_params=frames_params)  # fmt: skip
+
+    def QueryDetectionLabelIssues(
+        self, request: pb.QueryDetectionLabelIssuesRequest, context: Any
+    ) -> pb.QueryDetectionLabelIssuesResponse:
+        job = self._finished(request.project, request.job_id, detection_issues.KIND)
+        if request.level not in pb.DetectionIssueLevel.values():
+            raise InvalidArgument(f"unknown level {request.level}", field="level")
+        types = list(request.issue_types)
+        for i, t in enumerate(types):
+            if t not in detection_issues.TYPE_NAMES:
+                raise InvalidArgument(f"unknown issue type {t}", field=f"issue_types[{i}]")
+        if request.order not in detection_issues.FRAME_ORDERS:
+            raise InvalidArgument(f"unknown order {request.order}", field="order")
+        frames = request.level == pb.DETECTION_ISSUE_LEVEL_FRAME
+        if frames and types and request.include_unflagged:
+            raise InvalidArgument("frames are chosen by their flagged objects' types; drop issue_types to list every"
+                                  " frame", field="include_unflagged")  # fmt: skip
+        s = self._summary(detection_issues, job)
+        summary = pb.DetectionIssuesSummary(
+            frames=s.frames, labeled_objects=s.labeled_objects, predicted_objects=s.predicted_objects,
+            flagged_frames=s.flagged_frames, missing_labels=s.issues["missing_label"],
+            spurious_labels=s.issues["spurious_label"], mislocalized=s.issues["mislocalized"],
+            class_swaps=s.issues["class_swap"], missing_label_threshold=s.thresholds["missing_label"],
+            spurious_label_threshold=s.thresholds["spurious_label"],
+            mislocalized_threshold=s.thresholds["mislocalized"], class_swap_threshold=s.thresholds["class_swap"],
+            match_iou=s.match_iou,
+        )  # fmt: skip
+        scope = (f"detection-label-issues|{request.project}|{job.job_id}|{request.level}|{sorted(types)}"
+                 f"|{request.include_unflagged}|{request.order}")  # fmt: skip
+        page = page_of(request.page, scope=scope)
+        query = detection_issues.query_frames if frames else detection_issues.query_objects
+        rows, total = query(self.metrics, request.project, job.job_id, types=types,
+                            include_unflagged=request.include_unflagged, order=request.order, offset=page.offset,
+                            size=page.size)  # fmt: skip
+        out = pb.QueryDetectionLabelIssuesResponse(summary=summary,
+                                                   page=page_response(page, len(rows), total, scope=scope))  # fmt: skip
+        inference_set = job.params["inference_set"]
+        dataset = self.datasets.get_inference_set(request.project, inference_set).dataset
+        if frames:
+            media = frame_media(self.metrics, request.project, dataset, [r[0] for r in rows])
+            for frame, score, is_issue, worst, objects, missing, spurious, misplaced, swapped in rows:
+                out.frames.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
+                               media_uri=media.get(frame, ("", ""))[0], score=float(score), is_issue=bool(is_issue),
+                               worst_type=int(worst), objects=int(objects), missing_labels=int(missing),
+                               spurious_labels=int(spurious), mislocalized=int(misplaced),
+                               class_swaps=int(swapped))  # fmt: skip
+            return out
+        details = match_details(self.metrics, request.project, dataset, inference_set, [r[0] for r in rows])
+        for frame, obj, predicted, kind, score, is_issue, given, suggested, partner, iou, conf in rows:
+            item = out.objects.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame, object_id=obj),
+                                   media_uri=details.frames.get(frame, ("", ""))[0], issue_type=int(kind),
+                                   score=float(score), is_issue=bool(is_issue), predicted=bool(predicted),
+                                   partner_object_id=partner, iou=float(iou), confidence=float(conf))  # fmt: skip
+            if given >= 0:
+                item.given_class = int(given)
+            if suggested >= 0:
+                item.suggested_class = int(suggested)
+            label_id, predicted_id = (partner, obj) if predicted else (obj, partner)
+            for box, boxes, key in ((item.label_box, details.label_boxes, label_id),
+                                    (item.predicted_box, details.predicted_boxes, predicted_id)):  # fmt: skip
+                if key and (frame, key) in boxes:
+                    box.x, box.y, box.width, box.height = boxes[(frame, key)]
         return out
 
     # -- neighbours: outliers, duplicates, leakage ----------------------------------------------
@@ -531,6 +610,123 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             regions=[pb.DriftRegion(**r.__dict__) for r in s.regions],
         )  # fmt: skip
 
+    # -- failure clusters ---------------------------------------------------------------------------
+    def StartFailureClusters(
+        self, request: pb.StartFailureClustersRequest, context: Any
+    ) -> pb.StartFailureClustersResponse:
+        if not request.inference_set:
+            raise InvalidArgument("is empty", field="inference_set")
+        threshold = _threshold(request.confidence_threshold, "confidence_threshold")
+        project = self.projects.get(request.project)
+        view = self._view(project, "", request.inference_set, threshold)
+        self._space(request.project, view.dataset, request.embedding_space)
+        if project.task_type == "OBJECT_DETECTION_2D":
+            _frames(view, request.filter, "filter")
+            iou = self._iou(request.iou_threshold, "iou_threshold")
+        else:
+            compile_filter(request.filter, view, Params())  # a bad filter fails now, not in the job
+            iou = 0.0
+        if not 0 <= request.max_clusters <= failure_clusters.MAX_CLUSTERS:
+            raise InvalidArgument(f"must lie in [0, {failure_clusters.MAX_CLUSTERS}], got {request.max_clusters}",
+                                  field="max_clusters")  # fmt: skip
+        if request.min_cluster_size < 0:
+            raise InvalidArgument(f"must be >= 0, got {request.min_cluster_size}", field="min_cluster_size")
+        params = {
+            "inference_set": view.inference_set,
+            "embedding_space": request.embedding_space,
+            "filter": request.filter.SerializeToString().hex(),
+            "confidence_threshold": repr(threshold),
+            "iou_threshold": repr(iou),
+            "max_clusters": str(request.max_clusters or failure_clusters.DEFAULT_MAX_CLUSTERS),
+            "min_cluster_size": str(request.min_cluster_size or failure_clusters.DEFAULT_MIN_SIZE),
+        }
+        job = self.runner.submit(request.project, failure_clusters.KIND, params, rerun=request.rerun)
+        return pb.StartFailureClustersResponse(job=job_to_proto(job))
+
+    def run_failure_clusters(self, ctx: JobContext) -> None:
+        job = ctx.job
+        p = job.params
+        project = self.projects.get(job.project)
+        view = self._view(project, "", p["inference_set"], float(p["confidence_threshold"]))
+        space = self._space(job.project, view.dataset, p["embedding_space"])
+        flt = common_pb2.Filter.FromString(bytes.fromhex(p.get("filter", "")))
+        if project.task_type == "OBJECT_DETECTION_2D":
+            frames_sql, frames_params = _frames(view, flt, "filter")
+            sql, params = detection.frame_errors_sql(
+                self.metrics, project.name, view.dataset, view.inference_set,
+                iou_threshold=float(p["iou_threshold"]), confidence_threshold=view.confidence_threshold,
+                frames_sql=frames_sql, frames_params=frames_params,
+            )  # fmt: skip
+            sql = failure_clusters.detection_errors_sql(sql)
+        else:
+            sql, params = failure_clusters.classification_errors_sql(view, flt)
+        failure_clusters.build(
+            ctx, self.metrics, self.vectors, job, dataset=view.dataset, space=space.name, space_metric=space.metric,
+            errors_sql=sql, errors_params=params, max_clusters=int(p["max_clusters"]),
+            min_size=int(p["min_cluster_size"]), class_names={c.id: c.name for c in project.classes},
+        )  # fmt: skip
+
+    def GetFailureClusters(self, request: pb.GetFailureClustersRequest, context: Any) -> pb.GetFailureClustersResponse:
+        job = self._finished(request.project, request.job_id, failure_clusters.KIND)
+        s = self._summary(failure_clusters, job)
+        out = pb.GetFailureClustersResponse(
+            summary=pb.FailureClusterSummary(
+                frames=s.frames, errors=s.errors, error_rate=s.error_rate, clusters=len(s.clusters),
+                clustered_errors=s.clustered_errors, metric=s.metric, frames_without_vectors=s.frames_without_vectors,
+            )
+        )  # fmt: skip
+        for c in s.clusters:
+            out.clusters.add(
+                cluster=c.cluster, errors=c.errors, frames=c.frames, error_rate=c.error_rate, lift=c.lift,
+                score=c.score, p_value=c.p_value, example_frame_ids=c.example_frame_ids, description=c.description,
+                class_pairs=[pb.ClassPair(label_class=a, predicted_class=b, errors=n, share=share)
+                             for a, b, n, share in c.class_pairs],
+                values=[pb.OverRepresentedValue(field=f, value=v, errors=n, share=share, overall_share=q, lift=lift)
+                        for f, v, n, share, q, lift in c.values],
+            )  # fmt: skip
+        return out
+
+    def SaveFailureClusters(
+        self, request: pb.SaveFailureClustersRequest, context: Any
+    ) -> pb.SaveFailureClustersResponse:
+        job = self._finished(request.project, request.job_id, failure_clusters.KIND)
+        s = self._summary(failure_clusters, job)
+        known = {c.cluster: c for c in s.clusters}
+        for i, number in enumerate(request.clusters):
+            if number not in known:
+                raise InvalidArgument(f"job {job.job_id} has no cluster {number} (it has {len(known)})",
+                                      field=f"clusters[{i}]")  # fmt: skip
+        if not request.name_prefix:
+            raise InvalidArgument("is empty", field="name_prefix")
+        chosen = [known[n] for n in dict.fromkeys(request.clusters)] if request.clusters else list(s.clusters)
+        project = self.projects.get(request.project)
+        dataset = self.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
+        for c in chosen:  # every name is checked (and must be free) before any segment is written
+            name = f"{request.name_prefix}{c.cluster}"
+            if not seg_store.valid_name(name):
+                raise InvalidArgument(f"{name!r} is not a valid segment name ([a-z0-9][a-z0-9_.-]{{0,62}})",
+                                      field="name_prefix")  # fmt: skip
+            if self.segments.find(request.project, name) is not None:
+                raise AlreadyExists(f"segment {name!r} already exists", field="name_prefix")
+        out = pb.SaveFailureClustersResponse()
+        for c in chosen:
+            frames = failure_clusters.cluster_frames(self.metrics, request.project, job.job_id, c.cluster,
+                                                     include_correct=request.include_correct)  # fmt: skip
+            step = seg_store.MAX_MEMBERS_PER_CALL
+            created = self.segments.create(
+                seg_store.Segment(
+                    project=request.project, name=f"{request.name_prefix}{c.cluster}", dataset=dataset, kind="ISSUE",
+                    reason=f"failure cluster {c.cluster} of job {job.job_id}: {c.description}",
+                    author=request.author,
+                ),
+                project, frames[:step], [],
+            )  # fmt: skip
+            for start in range(step, len(frames), step):  # a large region in calls of the store's size
+                created = self.segments.update(project, created.name, reason=None, gates=None,
+                                               add=frames[start : start + step], remove=[])  # fmt: skip
+            out.segments.append(_segment(created))
+        return out
+
     def _finished(self, project: str, job_id: str, kind: str) -> Any:
         """The finished job of this kind, or the error that says why there is no result yet."""
         job = self.jobs.get(project, job_id)
@@ -560,7 +756,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         dataset = job.params["dataset"]
         media = frame_media(self.metrics, request.project, dataset, [r[0] for r in rows])
         out = pb.QueryOutliersResponse(summary=summary, page=page_response(page, len(rows), total, scope=scope))
-        for frame, split, label, score, nearest, major, disagree, dups, near_ids, near_d in rows:
+        for frame, split, label, score, nearest, major, disagree, dups, near_ids, near_d, class_score in rows:
             f = out.frames.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
                                media_uri=media.get(frame, ("", ""))[0], split=split, outlier_score=float(score),
                                nearest_distance=float(nearest), duplicates=int(dups))  # fmt: skip
@@ -570,6 +766,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 f.neighbor_label = int(major)
             if disagree is not None:
                 f.label_disagreement = float(disagree)
+            if class_score is not None:
+                f.class_outlier_score = float(class_score)
             for nid, d in zip(near_ids or [], near_d or [], strict=True):
                 f.neighbors.add(frame_id=nid, distance=float(d))
         return out
@@ -872,6 +1070,10 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             label_issues.KIND: JobKind(
                 run=servicer.run_label_issues, discard=lambda job: label_issues.discard(stores.metrics, job)
             ),
+            detection_issues.KIND: JobKind(
+                run=servicer.run_detection_label_issues,
+                discard=lambda job: detection_issues.discard(stores.metrics, job),
+            ),
             neighbors.KIND: JobKind(
                 run=servicer.run_neighbors, discard=lambda job: neighbors.discard(stores.metrics, job)
             ),
@@ -879,6 +1081,9 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
                 run=servicer.run_embedding_map, discard=lambda job: embedding_map.discard(stores.metrics, job)
             ),
             drift.KIND: JobKind(run=servicer.run_drift, discard=lambda job: drift.discard(stores.metrics, job)),
+            failure_clusters.KIND: JobKind(
+                run=servicer.run_failure_clusters, discard=lambda job: failure_clusters.discard(stores.metrics, job)
+            ),
         },
         heartbeat_seconds=settings.job_heartbeat_seconds,
         stale_seconds=settings.job_stale_seconds,
@@ -892,8 +1097,10 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             *seg_store.MIGRATIONS,
             *detection.MIGRATIONS,
             *label_issues.MIGRATIONS,
+            *detection_issues.MIGRATIONS,
             *neighbors.MIGRATIONS,
             *embedding_map.MIGRATIONS,
+            *failure_clusters.MIGRATIONS,
         ),
         workers=[servicer.runner],
     )

@@ -172,7 +172,9 @@ class ShoalServer:
         """Once the stores answer: schema migrations, topics, the bootstrap admin key."""
         if self._prepared:
             return
-        migrations = [*auth.MIGRATIONS, *jobs.MIGRATIONS, *(m for s in self.specs for m in s.migrations)]
+        every = [*auth.MIGRATIONS, *jobs.MIGRATIONS, *(m for s in self.specs for m in s.migrations)]
+        # services that share tables declare the same migration; it is applied once
+        migrations = list({(m.component, m.version): m for m in every}.values())
         self.stores.metrics.migrate(migrations)
         if any("events" in s.stores for s in self.specs):
             topics = Topics(self.settings.topic_prefix)

@@ -130,6 +130,40 @@ def test_outliers_duplicates_and_leaks(running: Running) -> None:
     assert f.media_uri == f"s3://d/{f.ref.frame_id}.png"
 
 
+def test_within_class_outliers_are_found_where_the_global_score_misses_them(running: Running) -> None:
+    """15 images of other digits (three each of 1, 2, 6, 7 and 9) labeled 0 sit among their own
+    kind (not outlying globally) but far from every 0: the within-class score ranks them first;
+    unlabeled frames get none."""
+    x, y = load_digits(return_X_y=True)
+    rng = np.random.default_rng(3)
+    odd = np.concatenate([rng.choice(np.flatnonzero(y == v), size=3, replace=False) for v in (1, 2, 6, 7, 9)])
+    labels = y.copy()
+    labels[odd] = 0
+    unlabeled = rng.choice(np.setdiff1d(np.arange(len(y)), odd), size=20, replace=False)
+    ids = [f"f{i:05d}" for i in range(len(y))]
+    d = {"ids": ids, "splits": ["train"] * len(y), "labels": labels, "x": x.astype(np.float32)}
+    d["labels"] = np.where(np.isin(np.arange(len(y)), unlabeled), -1, labels)
+    _upload(running, d)
+    with running.client(running.admin_key) as c:
+        job = _finish(c, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
+            project="digits", dataset="all", embedding_space="pixels")).job)  # fmt: skip
+        by_class = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(
+            project="digits", job_id=job.job_id, order=apb.OUTLIER_ORDER_CLASS_OUTLIER), "frames")  # fmt: skip
+    truth = np.isin(np.arange(len(y)), odd)
+    index = {f: i for i, f in enumerate(ids)}
+    within, overall = np.zeros(len(y)), np.zeros(len(y))
+    for f in by_class:
+        i = index[f.ref.frame_id]
+        overall[i] = f.outlier_score
+        assert f.HasField("class_outlier_score") is (i not in set(unlabeled)), f.ref.frame_id
+        within[i] = f.class_outlier_score if f.HasField("class_outlier_score") else -1
+    ranks = sorted(i for i, f in enumerate(by_class) if truth[index[f.ref.frame_id]])
+    assert ranks[:10] == list(range(10))  # the first ten are planted (a few odd real zeros follow)
+    assert roc_auc_score(truth, within) > 0.99
+    assert roc_auc_score(truth, overall) < 0.7  # the global score cannot tell them
+    assert all(not f.HasField("class_outlier_score") for f in by_class[-20:])  # unlabeled last
+
+
 def test_label_issues_are_explained_by_neighbour_labels(running: Running) -> None:
     d = planted()
     _upload(running, d)

@@ -33,10 +33,30 @@ class LabelIssueOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LABEL_ISSUE_ORDER_MARGIN: _ClassVar[LabelIssueOrder]
     LABEL_ISSUE_ORDER_WEIGHTED_ENTROPY: _ClassVar[LabelIssueOrder]
 
+class DetectionIssueType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DETECTION_ISSUE_TYPE_UNSPECIFIED: _ClassVar[DetectionIssueType]
+    DETECTION_ISSUE_TYPE_MISSING_LABEL: _ClassVar[DetectionIssueType]
+    DETECTION_ISSUE_TYPE_SPURIOUS_LABEL: _ClassVar[DetectionIssueType]
+    DETECTION_ISSUE_TYPE_MISLOCALIZED: _ClassVar[DetectionIssueType]
+    DETECTION_ISSUE_TYPE_CLASS_SWAP: _ClassVar[DetectionIssueType]
+
+class DetectionIssueLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DETECTION_ISSUE_LEVEL_UNSPECIFIED: _ClassVar[DetectionIssueLevel]
+    DETECTION_ISSUE_LEVEL_OBJECT: _ClassVar[DetectionIssueLevel]
+    DETECTION_ISSUE_LEVEL_FRAME: _ClassVar[DetectionIssueLevel]
+
+class DetectionIssueOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DETECTION_ISSUE_ORDER_UNSPECIFIED: _ClassVar[DetectionIssueOrder]
+    DETECTION_ISSUE_ORDER_FRAME_ID: _ClassVar[DetectionIssueOrder]
+
 class OutlierOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     OUTLIER_ORDER_UNSPECIFIED: _ClassVar[OutlierOrder]
     OUTLIER_ORDER_LABEL_DISAGREEMENT: _ClassVar[OutlierOrder]
+    OUTLIER_ORDER_CLASS_OUTLIER: _ClassVar[OutlierOrder]
 SEGMENT_KIND_UNSPECIFIED: SegmentKind
 SEGMENT_KIND_ISSUE: SegmentKind
 SEGMENT_KIND_REGRESSION_TEST: SegmentKind
@@ -49,8 +69,19 @@ DETECTION_MATCH_ORDER_IOU_DESCENDING: DetectionMatchOrder
 LABEL_ISSUE_ORDER_UNSPECIFIED: LabelIssueOrder
 LABEL_ISSUE_ORDER_MARGIN: LabelIssueOrder
 LABEL_ISSUE_ORDER_WEIGHTED_ENTROPY: LabelIssueOrder
+DETECTION_ISSUE_TYPE_UNSPECIFIED: DetectionIssueType
+DETECTION_ISSUE_TYPE_MISSING_LABEL: DetectionIssueType
+DETECTION_ISSUE_TYPE_SPURIOUS_LABEL: DetectionIssueType
+DETECTION_ISSUE_TYPE_MISLOCALIZED: DetectionIssueType
+DETECTION_ISSUE_TYPE_CLASS_SWAP: DetectionIssueType
+DETECTION_ISSUE_LEVEL_UNSPECIFIED: DetectionIssueLevel
+DETECTION_ISSUE_LEVEL_OBJECT: DetectionIssueLevel
+DETECTION_ISSUE_LEVEL_FRAME: DetectionIssueLevel
+DETECTION_ISSUE_ORDER_UNSPECIFIED: DetectionIssueOrder
+DETECTION_ISSUE_ORDER_FRAME_ID: DetectionIssueOrder
 OUTLIER_ORDER_UNSPECIFIED: OutlierOrder
 OUTLIER_ORDER_LABEL_DISAGREEMENT: OutlierOrder
+OUTLIER_ORDER_CLASS_OUTLIER: OutlierOrder
 
 class GetJobRequest(_message.Message):
     __slots__ = ("project", "job_id")
@@ -819,6 +850,120 @@ class QueryLabelIssuesResponse(_message.Message):
     page: _common_pb2.PageResponse
     def __init__(self, summary: _Optional[_Union[LabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[LabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
+class DetectionIssuesSummary(_message.Message):
+    __slots__ = ("frames", "labeled_objects", "predicted_objects", "flagged_frames", "missing_labels", "spurious_labels", "mislocalized", "class_swaps", "missing_label_threshold", "spurious_label_threshold", "mislocalized_threshold", "class_swap_threshold", "match_iou")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    LABELED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_LABELS_FIELD_NUMBER: _ClassVar[int]
+    SPURIOUS_LABELS_FIELD_NUMBER: _ClassVar[int]
+    MISLOCALIZED_FIELD_NUMBER: _ClassVar[int]
+    CLASS_SWAPS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_LABEL_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SPURIOUS_LABEL_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MISLOCALIZED_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    CLASS_SWAP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MATCH_IOU_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    labeled_objects: int
+    predicted_objects: int
+    flagged_frames: int
+    missing_labels: int
+    spurious_labels: int
+    mislocalized: int
+    class_swaps: int
+    missing_label_threshold: float
+    spurious_label_threshold: float
+    mislocalized_threshold: float
+    class_swap_threshold: float
+    match_iou: float
+    def __init__(self, frames: _Optional[int] = ..., labeled_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ..., missing_label_threshold: _Optional[float] = ..., spurious_label_threshold: _Optional[float] = ..., mislocalized_threshold: _Optional[float] = ..., class_swap_threshold: _Optional[float] = ..., match_iou: _Optional[float] = ...) -> None: ...
+
+class DetectionObjectIssue(_message.Message):
+    __slots__ = ("ref", "media_uri", "issue_type", "score", "is_issue", "predicted", "given_class", "suggested_class", "partner_object_id", "iou", "confidence", "label_box", "predicted_box")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    ISSUE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    IS_ISSUE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PARTNER_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IOU_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_BOX_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_BOX_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    issue_type: DetectionIssueType
+    score: float
+    is_issue: bool
+    predicted: bool
+    given_class: int
+    suggested_class: int
+    partner_object_id: str
+    iou: float
+    confidence: float
+    label_box: _ingest_pb2.Box
+    predicted_box: _ingest_pb2.Box
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., issue_type: _Optional[_Union[DetectionIssueType, str]] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., predicted: _Optional[bool] = ..., given_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., partner_object_id: _Optional[str] = ..., iou: _Optional[float] = ..., confidence: _Optional[float] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ...) -> None: ...
+
+class DetectionFrameIssue(_message.Message):
+    __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_type", "objects", "missing_labels", "spurious_labels", "mislocalized", "class_swaps")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    IS_ISSUE_FIELD_NUMBER: _ClassVar[int]
+    WORST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_LABELS_FIELD_NUMBER: _ClassVar[int]
+    SPURIOUS_LABELS_FIELD_NUMBER: _ClassVar[int]
+    MISLOCALIZED_FIELD_NUMBER: _ClassVar[int]
+    CLASS_SWAPS_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    score: float
+    is_issue: bool
+    worst_type: DetectionIssueType
+    objects: int
+    missing_labels: int
+    spurious_labels: int
+    mislocalized: int
+    class_swaps: int
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_type: _Optional[_Union[DetectionIssueType, str]] = ..., objects: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ...) -> None: ...
+
+class QueryDetectionLabelIssuesRequest(_message.Message):
+    __slots__ = ("project", "job_id", "level", "issue_types", "include_unflagged", "order", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ISSUE_TYPES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_UNFLAGGED_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    level: DetectionIssueLevel
+    issue_types: _containers.RepeatedScalarFieldContainer[DetectionIssueType]
+    include_unflagged: bool
+    order: DetectionIssueOrder
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., level: _Optional[_Union[DetectionIssueLevel, str]] = ..., issue_types: _Optional[_Iterable[_Union[DetectionIssueType, str]]] = ..., include_unflagged: _Optional[bool] = ..., order: _Optional[_Union[DetectionIssueOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class QueryDetectionLabelIssuesResponse(_message.Message):
+    __slots__ = ("summary", "objects", "frames", "page")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    summary: DetectionIssuesSummary
+    objects: _containers.RepeatedCompositeFieldContainer[DetectionObjectIssue]
+    frames: _containers.RepeatedCompositeFieldContainer[DetectionFrameIssue]
+    page: _common_pb2.PageResponse
+    def __init__(self, summary: _Optional[_Union[DetectionIssuesSummary, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[DetectionObjectIssue, _Mapping]]] = ..., frames: _Optional[_Iterable[_Union[DetectionFrameIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
 class StartNeighborAnalysisRequest(_message.Message):
     __slots__ = ("project", "dataset", "embedding_space", "k", "duplicate_distance", "rerun")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -872,7 +1017,7 @@ class Neighbor(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., distance: _Optional[float] = ...) -> None: ...
 
 class OutlierFrame(_message.Message):
-    __slots__ = ("ref", "media_uri", "split", "label_class", "outlier_score", "nearest_distance", "neighbor_label", "label_disagreement", "duplicates", "neighbors")
+    __slots__ = ("ref", "media_uri", "split", "label_class", "outlier_score", "nearest_distance", "neighbor_label", "label_disagreement", "duplicates", "neighbors", "class_outlier_score")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
@@ -883,6 +1028,7 @@ class OutlierFrame(_message.Message):
     LABEL_DISAGREEMENT_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_OUTLIER_SCORE_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     split: str
@@ -893,7 +1039,8 @@ class OutlierFrame(_message.Message):
     label_disagreement: float
     duplicates: int
     neighbors: _containers.RepeatedCompositeFieldContainer[Neighbor]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., label_class: _Optional[int] = ..., outlier_score: _Optional[float] = ..., nearest_distance: _Optional[float] = ..., neighbor_label: _Optional[int] = ..., label_disagreement: _Optional[float] = ..., duplicates: _Optional[int] = ..., neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ...) -> None: ...
+    class_outlier_score: float
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., label_class: _Optional[int] = ..., outlier_score: _Optional[float] = ..., nearest_distance: _Optional[float] = ..., neighbor_label: _Optional[int] = ..., label_disagreement: _Optional[float] = ..., duplicates: _Optional[int] = ..., neighbors: _Optional[_Iterable[_Union[Neighbor, _Mapping]]] = ..., class_outlier_score: _Optional[float] = ...) -> None: ...
 
 class QueryOutliersRequest(_message.Message):
     __slots__ = ("project", "job_id", "order", "page")
@@ -1116,3 +1263,141 @@ class GetDriftResponse(_message.Message):
     z_score: float
     regions: _containers.RepeatedCompositeFieldContainer[DriftRegion]
     def __init__(self, frames_a: _Optional[int] = ..., frames_b: _Optional[int] = ..., k: _Optional[int] = ..., metric: _Optional[str] = ..., statistic: _Optional[float] = ..., expected: _Optional[float] = ..., p_value: _Optional[float] = ..., z_score: _Optional[float] = ..., regions: _Optional[_Iterable[_Union[DriftRegion, _Mapping]]] = ...) -> None: ...
+
+class StartFailureClustersRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "embedding_space", "filter", "confidence_threshold", "iou_threshold", "max_clusters", "min_cluster_size", "rerun")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    MIN_CLUSTER_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    embedding_space: str
+    filter: _common_pb2.Filter
+    confidence_threshold: float
+    iou_threshold: float
+    max_clusters: int
+    min_cluster_size: int
+    rerun: bool
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., embedding_space: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., confidence_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., max_clusters: _Optional[int] = ..., min_cluster_size: _Optional[int] = ..., rerun: _Optional[bool] = ...) -> None: ...
+
+class StartFailureClustersResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _common_pb2.Job
+    def __init__(self, job: _Optional[_Union[_common_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class FailureClusterSummary(_message.Message):
+    __slots__ = ("frames", "errors", "error_rate", "clusters", "clustered_errors", "metric", "frames_without_vectors")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERED_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_WITHOUT_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    errors: int
+    error_rate: float
+    clusters: int
+    clustered_errors: int
+    metric: str
+    frames_without_vectors: int
+    def __init__(self, frames: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., clusters: _Optional[int] = ..., clustered_errors: _Optional[int] = ..., metric: _Optional[str] = ..., frames_without_vectors: _Optional[int] = ...) -> None: ...
+
+class ClassPair(_message.Message):
+    __slots__ = ("label_class", "predicted_class", "errors", "share")
+    LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    label_class: int
+    predicted_class: int
+    errors: int
+    share: float
+    def __init__(self, label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., errors: _Optional[int] = ..., share: _Optional[float] = ...) -> None: ...
+
+class OverRepresentedValue(_message.Message):
+    __slots__ = ("field", "value", "errors", "share", "overall_share", "lift")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_SHARE_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    value: str
+    errors: int
+    share: float
+    overall_share: float
+    lift: float
+    def __init__(self, field: _Optional[str] = ..., value: _Optional[str] = ..., errors: _Optional[int] = ..., share: _Optional[float] = ..., overall_share: _Optional[float] = ..., lift: _Optional[float] = ...) -> None: ...
+
+class FailureCluster(_message.Message):
+    __slots__ = ("cluster", "errors", "frames", "error_rate", "lift", "score", "class_pairs", "values", "example_frame_ids", "description", "p_value")
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    cluster: int
+    errors: int
+    frames: int
+    error_rate: float
+    lift: float
+    score: float
+    class_pairs: _containers.RepeatedCompositeFieldContainer[ClassPair]
+    values: _containers.RepeatedCompositeFieldContainer[OverRepresentedValue]
+    example_frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    p_value: float
+    def __init__(self, cluster: _Optional[int] = ..., errors: _Optional[int] = ..., frames: _Optional[int] = ..., error_rate: _Optional[float] = ..., lift: _Optional[float] = ..., score: _Optional[float] = ..., class_pairs: _Optional[_Iterable[_Union[ClassPair, _Mapping]]] = ..., values: _Optional[_Iterable[_Union[OverRepresentedValue, _Mapping]]] = ..., example_frame_ids: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., p_value: _Optional[float] = ...) -> None: ...
+
+class GetFailureClustersRequest(_message.Message):
+    __slots__ = ("project", "job_id")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class GetFailureClustersResponse(_message.Message):
+    __slots__ = ("summary", "clusters")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    summary: FailureClusterSummary
+    clusters: _containers.RepeatedCompositeFieldContainer[FailureCluster]
+    def __init__(self, summary: _Optional[_Union[FailureClusterSummary, _Mapping]] = ..., clusters: _Optional[_Iterable[_Union[FailureCluster, _Mapping]]] = ...) -> None: ...
+
+class SaveFailureClustersRequest(_message.Message):
+    __slots__ = ("project", "job_id", "clusters", "name_prefix", "include_correct", "author")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    NAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    clusters: _containers.RepeatedScalarFieldContainer[int]
+    name_prefix: str
+    include_correct: bool
+    author: str
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., clusters: _Optional[_Iterable[int]] = ..., name_prefix: _Optional[str] = ..., include_correct: _Optional[bool] = ..., author: _Optional[str] = ...) -> None: ...
+
+class SaveFailureClustersResponse(_message.Message):
+    __slots__ = ("segments",)
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    segments: _containers.RepeatedCompositeFieldContainer[Segment]
+    def __init__(self, segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ...) -> None: ...

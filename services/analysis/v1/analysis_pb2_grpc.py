@@ -69,6 +69,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.FromString,
                 _registered_method=True)
+        self.QueryDetectionLabelIssues = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryDetectionLabelIssues',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesResponse.FromString,
+                _registered_method=True)
         self.StartNeighborAnalysis = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/StartNeighborAnalysis',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisRequest.SerializeToString,
@@ -103,6 +108,21 @@ class AnalysisServiceStub:
                 '/shoal.analysis.v1.AnalysisService/GetDrift',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftResponse.FromString,
+                _registered_method=True)
+        self.StartFailureClusters = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/StartFailureClusters',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartFailureClustersRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartFailureClustersResponse.FromString,
+                _registered_method=True)
+        self.GetFailureClusters = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetFailureClusters',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetFailureClustersRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetFailureClustersResponse.FromString,
+                _registered_method=True)
+        self.SaveFailureClusters = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/SaveFailureClusters',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.SaveFailureClustersRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.SaveFailureClustersResponse.FromString,
                 _registered_method=True)
         self.GetSlices = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetSlices',
@@ -211,16 +231,26 @@ class AnalysisServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StartLabelIssues(self, request, context):
-        """Starts (or returns) the label-issues job of a classification inference set: confident
-        learning over its probabilities (use out-of-sample ones, e.g. cross-validated). Watch it
-        with GetJob; the same parameters give the same job unless rerun is set.
+        """Starts (or returns) the label-issues job of an inference set. Classification: confident
+        learning over its probabilities (use out-of-sample ones, e.g. cross-validated); read it with
+        QueryLabelIssues. 2-D detection: every labeled and predicted box scored for missing labels,
+        spurious labels, mislocalized boxes and class swaps; read it with QueryDetectionLabelIssues.
+        Watch it with GetJob; the same parameters give the same job unless rerun is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def QueryLabelIssues(self, request, context):
-        """The result of a finished label-issues job: its summary and a page of frames.
+        """The result of a finished classification label-issues job: its summary and a page of frames.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryDetectionLabelIssues(self, request, context):
+        """The result of a finished detection label-issues job: its summary and a page of objects or
+        of frames, most likely issues first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -275,6 +305,30 @@ class AnalysisServiceServicer:
 
     def GetDrift(self, request, context):
         """The result of a finished drift job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartFailureClusters(self, request, context):
+        """Starts (or returns) a failure-cluster job: the errors of an inference set (misclassified
+        frames; in detection, frames with a missed, spurious or misclassified box) clustered in one
+        embedding space, each cluster described by its class pairs and over-represented metadata.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFailureClusters(self, request, context):
+        """The clusters of a finished failure-cluster job, most significant first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SaveFailureClusters(self, request, context):
+        """Saves clusters of a finished failure-cluster job as segments of kind ISSUE, named
+        <name_prefix><cluster>, with the cluster's description as their reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -397,6 +451,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.SerializeToString,
             ),
+            'QueryDetectionLabelIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryDetectionLabelIssues,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesResponse.SerializeToString,
+            ),
             'StartNeighborAnalysis': grpc.unary_unary_rpc_method_handler(
                     servicer.StartNeighborAnalysis,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisRequest.FromString,
@@ -431,6 +490,21 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.GetDrift,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftResponse.SerializeToString,
+            ),
+            'StartFailureClusters': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartFailureClusters,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartFailureClustersRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartFailureClustersResponse.SerializeToString,
+            ),
+            'GetFailureClusters': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFailureClusters,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetFailureClustersRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetFailureClustersResponse.SerializeToString,
+            ),
+            'SaveFailureClusters': grpc.unary_unary_rpc_method_handler(
+                    servicer.SaveFailureClusters,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.SaveFailureClustersRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.SaveFailureClustersResponse.SerializeToString,
             ),
             'GetSlices': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSlices,
@@ -688,6 +762,33 @@ class AnalysisService:
             _registered_method=True)
 
     @staticmethod
+    def QueryDetectionLabelIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryDetectionLabelIssues',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def StartNeighborAnalysis(request,
             target,
             options=(),
@@ -866,6 +967,87 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/GetDrift',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDriftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartFailureClusters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/StartFailureClusters',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartFailureClustersRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartFailureClustersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFailureClusters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetFailureClusters',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetFailureClustersRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetFailureClustersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SaveFailureClusters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/SaveFailureClusters',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.SaveFailureClustersRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.SaveFailureClustersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,518 @@
+"""Label issues in 2-D object detection: which labeled boxes and which unlabeled objects a model's
+predictions contradict, scored per object and per frame.
+
+Every score lies in [0, 1]; low means a likely issue. With ``m(iou) = min(1, iou / MATCH_IOU)`` (how
+well two boxes overlap, saturating at the IoU that counts as a match) and ``c`` a prediction's
+confidence, per frame:
+
+- **missing label** (per predicted box ``p``): ``1 - c_p * max(0, 1 - o_p / MATCH_IOU)`` where
+  ``o_p`` is the highest IoU of ``p`` with any labeled box (of any class, crowd regions included).
+  A confident prediction where nothing is labeled scores near 0.
+- **spurious label** (per labeled box ``g``): ``max_p c_p * m(iou(g, p))`` over predictions of any
+  class: no prediction anywhere near the box scores 0.
+- **mislocalized box** (per labeled box): the closest same-class prediction overlapping ``g`` at
+  least ``LOCALIZATION_MIN_IOU`` (ties: the more confident) gives ``1 - c * (1 - iou)``: a
+  confident prediction of the class that overlaps the box only partly scores low. 1 when no
+  same-class prediction overlaps (that box is spurious or swapped, not mislocalized).
+- **class swap** (per labeled box): ``1 - s_other * (1 - s_same)`` with ``s_other`` the largest
+  ``c * m(iou)`` over predictions of another class (whose class is the suggested one) and ``s_same``
+  the same over predictions of the box's class: a confident prediction of another class on the box
+  and none of its own class scores low.
+
+For mislocalization and swaps a prediction counts as evidence about ``g`` only if ``g`` is the
+labeled box it overlaps most, so a neighbour's prediction reaching over ``g`` does not count.
+
+Each raw score is flagged below the threshold of its type (:data:`THRESHOLDS`) and stored
+rescaled, piecewise linearly, so that every threshold maps to :data:`FLAG_BELOW`: scores of
+different types then compare. A frame's score is its worst object score and it is flagged when
+any object is. On the benchmark data the minimum ranks frames with errors as well as a soft minimum
+and better than a product or a mean, which lower a frame for having many objects.
+
+Frames (those with a label version) are read in chunks of :data:`CHUNK_FRAMES` in frame-id order,
+so memory grows with the chunk, not with the dataset; scores are written back per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import pyarrow as pa
+
+from shoal.analysis import results
+from shoal.analysis.coco import box_iou
+from shoal.common.jobs import Job, JobContext
+from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.ingest.outcomes import latest_labels_sql
+
+KIND = "detection_label_issues"
+
+#: issue types (the DetectionIssueType values of the API)
+MISSING, SPURIOUS, MISLOCALIZED, SWAP = 1, 2, 3, 4
+TYPE_NAMES = {MISSING: "missing_label", SPURIOUS: "spurious_label", MISLOCALIZED: "mislocalized", SWAP: "class_swap"}
+#: the IoU at which two boxes count as the same object
+MATCH_IOU = 0.5
+#: a same-class prediction overlapping a labeled box at least this much is taken as its localization
+LOCALIZATION_MIN_IOU = 0.1
+#: raw scores below these are issues; stored scores are rescaled so that each maps to :data:`FLAG_BELOW`
+THRESHOLDS = {MISSING: 0.45, SPURIOUS: 0.08, MISLOCALIZED: 0.65, SWAP: 0.3}
+#: objects (and frames) scoring below this are flagged
+FLAG_BELOW = 0.5
+#: frames read and scored at a time
+CHUNK_FRAMES = 20_000
+
+MIGRATIONS = (
+    Migration(
+        component="analysis",
+        version=9,
+        name="detection label issues",
+        statements=(
+            # one row per scored (object, issue type): labeled boxes get spurious, mislocalized and
+            # swap rows, predicted boxes a missing-label row; partner: the other box of the evidence
+            "CREATE TABLE IF NOT EXISTS detection_issue_objects ("
+            " project LowCardinality(String), job_id String, frame_id String, object_id String,"
+            " predicted UInt8, issue_type UInt8, score Float32, is_issue UInt8, given_class Int32,"
+            " suggested_class Int32, partner_object_id String, iou Float32, confidence Float32)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id, object_id, predicted, issue_type)",
+            "CREATE TABLE IF NOT EXISTS detection_issue_frames ("
+            " project LowCardinality(String), job_id String, frame_id String, score Float32, is_issue UInt8,"
+            " worst_type UInt8, objects UInt32, missing UInt32, spurious UInt32, mislocalized UInt32,"
+            " swapped UInt32)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
+        ),
+    ),
+)
+TABLES = ("detection_issue_objects", "detection_issue_frames")
+
+
+@numba.njit(cache=True, nogil=True)
+def _score_kernel(
+    g_start: np.ndarray,
+    g_end: np.ndarray,
+    d_start: np.ndarray,
+    d_end: np.ndarray,
+    g_box: np.ndarray,
+    g_cls: np.ndarray,
+    g_crowd: np.ndarray,
+    d_box: np.ndarray,
+    d_cls: np.ndarray,
+    d_conf: np.ndarray,
+    match_iou: float,
+    loc_min_iou: float,
+    g_score: np.ndarray,
+    g_partner: np.ndarray,
+    g_iou: np.ndarray,
+    d_score: np.ndarray,
+    d_partner: np.ndarray,
+    d_iou: np.ndarray,
+) -> None:
+    """Per frame f, labeled boxes [g_start[f], g_end[f]) against predictions [d_start[f], d_end[f]).
+    g_* are (G, 3): columns spurious, mislocalized, swap; partner -1 for none."""
+    for f in range(g_start.shape[0]):
+        for di in range(d_start[f], d_end[f]):
+            top, top_j = 0.0, -1
+            for gj in range(g_start[f], g_end[f]):
+                iou = box_iou(d_box[di], g_box[gj], g_crowd[gj])
+                if iou > top:
+                    top, top_j = iou, gj
+            d_score[di] = 1.0 - d_conf[di] * max(0.0, 1.0 - top / match_iou)
+            d_partner[di], d_iou[di] = top_j, top
+        for gj in range(g_start[f], g_end[f]):
+            if g_crowd[gj]:
+                continue
+            sup, sup_d, sup_iou = 0.0, -1, 0.0
+            loc, loc_d, loc_iou = 0.0, -1, 0.0
+            same = 0.0
+            other, other_d, other_iou = 0.0, -1, 0.0
+            for di in range(d_start[f], d_end[f]):
+                iou = box_iou(d_box[di], g_box[gj], False)
+                s = d_conf[di] * min(1.0, iou / match_iou)
+                if s > sup:
+                    sup, sup_d, sup_iou = s, di, iou
+                # a prediction is evidence about where, or what, this box is only if this is the
+                # labeled box it overlaps most (not a neighbour's prediction reaching over it)
+                own = d_partner[di] == gj
+                if d_cls[di] == g_cls[gj]:
+                    if s > same:
+                        same = s
+                    # the closest same-class box (ties: the more confident one)
+                    if own and iou >= loc_min_iou and (iou > loc_iou or (iou == loc_iou and d_conf[di] > loc)):
+                        loc, loc_d, loc_iou = d_conf[di], di, iou
+                elif own and s > other:
+                    other, other_d, other_iou = s, di, iou
+            g_score[gj, 0], g_partner[gj, 0], g_iou[gj, 0] = sup, sup_d, sup_iou
+            if loc_d >= 0:
+                g_score[gj, 1] = 1.0 - d_conf[loc_d] * (1.0 - loc_iou)
+            else:
+                g_score[gj, 1] = 1.0
+            g_partner[gj, 1], g_iou[gj, 1] = loc_d, loc_iou
+            g_score[gj, 2] = 1.0 - other * (1.0 - same)
+            g_partner[gj, 2], g_iou[gj, 2] = other_d, other_iou
+
+
+@dataclass
+class ObjectScores:
+    """Scores of a chunk's objects, one entry per (object, issue type), in frame order.
+
+    ``frame`` indexes the chunk's frames; ``predicted`` says whether ``obj`` indexes the predicted
+    boxes (else the labeled ones); ``partner`` indexes the other kind (-1: none)."""
+
+    frame: np.ndarray
+    obj: np.ndarray
+    predicted: np.ndarray
+    issue_type: np.ndarray
+    #: the score of the type's formula, and that score calibrated (see :func:`calibrate`)
+    raw: np.ndarray
+    partner: np.ndarray
+    iou: np.ndarray
+    score: np.ndarray
+
+
+def score_objects(
+    *,
+    n_frames: int,
+    g_frame: np.ndarray,
+    g_box: np.ndarray,
+    g_cls: np.ndarray,
+    g_crowd: np.ndarray,
+    d_frame: np.ndarray,
+    d_box: np.ndarray,
+    d_cls: np.ndarray,
+    d_conf: np.ndarray,
+) -> ObjectScores:
+    """Scores G labeled and D predicted boxes of ``n_frames`` frames.
+
+    Parameters
+    ----------
+    g_frame, d_frame : (G,), (D,) int, sorted
+        The frame (0 .. n_frames - 1) of each box.
+    g_box, d_box : (G, 4), (D, 4) float
+        Boxes as x, y, width, height.
+    g_cls, d_cls : (G,), (D,) int
+        Class ids.
+    g_crowd : (G,) bool
+        Crowd regions: never scored, but they cover predictions (no missing label there).
+    d_conf : (D,) float in [0, 1]
+        Prediction confidences.
+
+    Returns
+    -------
+    ObjectScores: one spurious, mislocalized and swap entry per regular labeled box and one missing
+    entry per predicted box; low scores are likely issues.
+    """
+    codes = np.arange(n_frames)
+    g_frame, d_frame = np.asarray(g_frame, np.int64), np.asarray(d_frame, np.int64)
+    g_crowd = np.asarray(g_crowd, np.bool_)
+    n_g, n_d = len(g_frame), len(d_frame)
+    g_score, g_partner, g_iou = np.ones((n_g, 3)), np.full((n_g, 3), -1, np.int64), np.zeros((n_g, 3))
+    d_score, d_partner, d_iou = np.ones(n_d), np.full(n_d, -1, np.int64), np.zeros(n_d)
+    _score_kernel(
+        np.searchsorted(g_frame, codes, "left"), np.searchsorted(g_frame, codes, "right"),
+        np.searchsorted(d_frame, codes, "left"), np.searchsorted(d_frame, codes, "right"),
+        np.ascontiguousarray(g_box, np.float64).reshape(-1, 4), np.asarray(g_cls, np.int64), g_crowd,
+        np.ascontiguousarray(d_box, np.float64).reshape(-1, 4), np.asarray(d_cls, np.int64),
+        np.clip(np.asarray(d_conf, np.float64), 0.0, 1.0), MATCH_IOU, LOCALIZATION_MIN_IOU,
+        g_score, g_partner, g_iou, d_score, d_partner, d_iou,
+    )  # fmt: skip
+    regular = np.flatnonzero(~g_crowd)
+    k = len(regular)
+    types = np.array([SPURIOUS, MISLOCALIZED, SWAP], np.uint8)
+    issue_type = np.concatenate([np.tile(types, k), np.full(n_d, MISSING, np.uint8)])
+    raw = np.clip(np.concatenate([g_score[regular].ravel(), d_score]), 0.0, 1.0)
+    return ObjectScores(
+        frame=np.concatenate([np.repeat(g_frame[regular], 3), d_frame]),
+        obj=np.concatenate([np.repeat(regular, 3), np.arange(n_d)]),
+        predicted=np.concatenate([np.zeros(3 * k, np.bool_), np.ones(n_d, np.bool_)]),
+        issue_type=issue_type,
+        raw=raw,
+        partner=np.concatenate([g_partner[regular].ravel(), d_partner]),
+        iou=np.concatenate([g_iou[regular].ravel(), d_iou]),
+        score=calibrate(issue_type, raw),
+    )
+
+
+def calibrate(issue_type: np.ndarray, raw: np.ndarray, thresholds: Mapping[int, float] = THRESHOLDS) -> np.ndarray:
+    """Raw scores rescaled, piecewise linearly and keeping their order within a type, so that the
+    threshold of each type maps to :data:`FLAG_BELOW` (0 and 1 stay): scores of different types
+    then compare, in a frame and across frames."""
+    limit = np.full(max(thresholds) + 1, FLAG_BELOW)
+    for t, v in thresholds.items():
+        limit[t] = v
+    t = limit[np.asarray(issue_type, np.int64)]
+    r = np.clip(np.asarray(raw, np.float64), 0.0, 1.0)
+    return np.where(r < t, FLAG_BELOW * r / t, FLAG_BELOW + (1 - FLAG_BELOW) * (r - t) / (1 - t))
+
+
+def pool_frames(n_frames: int, s: ObjectScores, is_issue: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame: the worst score (1 without objects), its type (0 without objects), the scored
+    objects and the flagged entries per type."""
+    score = np.ones(n_frames)
+    worst = np.zeros(n_frames, np.uint8)
+    if len(s.score):
+        order = np.lexsort((s.score, s.frame))  # per frame, lowest score first
+        first = np.flatnonzero(np.r_[True, s.frame[order][1:] != s.frame[order][:-1]])
+        score[s.frame[order][first]] = s.score[order][first]
+        worst[s.frame[order][first]] = s.issue_type[order][first]
+    objects = np.bincount(s.frame[s.predicted], minlength=n_frames) + np.bincount(
+        s.frame[~s.predicted & (s.issue_type == SPURIOUS)], minlength=n_frames
+    )
+    counts = {
+        name: np.bincount(s.frame[is_issue & (s.issue_type == t)], minlength=n_frames)
+        for t, name in ((MISSING, "missing"), (SPURIOUS, "spurious"), (MISLOCALIZED, "mislocalized"), (SWAP, "swapped"))
+    }
+    return {"score": score, "worst_type": worst, "objects": objects, **counts}
+
+
+@dataclass
+class Summary(results.JsonSummary):
+    frames: int
+    labeled_objects: int
+    predicted_objects: int
+    flagged_frames: int
+    #: flagged objects per issue type name
+    issues: dict[str, int]
+    #: flag thresholds per issue type name
+    thresholds: dict[str, float]
+    match_iou: float
+    localization_min_iou: float
+
+
+def _chunk_starts(metrics: MetricsStore, params: Mapping[str, Any], frames_where: str) -> list[str]:
+    return list(
+        metrics.query_columns(
+            "SELECT frame_id FROM (SELECT frame_id, row_number() OVER (ORDER BY frame_id) AS n"
+            " FROM (SELECT DISTINCT frame_id FROM label_versions WHERE project = {project:String}"
+            f" AND dataset = {{dataset:String}}{frames_where})) WHERE n % {{step:UInt64}} = 1 ORDER BY frame_id",
+            {**params, "step": CHUNK_FRAMES},
+        )["frame_id"]
+    )
+
+
+def find_detection_issues(
+    ctx: JobContext | None,
+    metrics: MetricsStore,
+    job: Job,
+    *,
+    dataset: str,
+    inference_set: str,
+    frames_sql: str = "",
+    frames_params: Mapping[str, Any] | None = None,
+) -> Summary:
+    """Scores every labeled frame of ``dataset`` (those ``frames_sql``, a SELECT of frame ids,
+    selects) against the predictions of ``inference_set`` and stores the rows under the job;
+    returns the summary (also stored)."""
+
+    def progress(stage: str, fraction: float) -> None:
+        if ctx is not None:
+            ctx.progress(stage, fraction)
+
+    discard(metrics, job)
+    params = {"project": job.project, "dataset": dataset, "set": inference_set, **(frames_params or {})}
+    frames_where = f" AND frame_id IN ({frames_sql})" if frames_sql else ""
+    progress("planning chunks", 0.02)
+    starts = _chunk_starts(metrics, params, frames_where)
+    totals = {"frames": 0, "labeled": 0, "predicted": 0, "flagged_frames": 0}
+    per_type = dict.fromkeys(TYPE_NAMES.values(), 0)
+    for i, lo in enumerate(starts):
+        hi = starts[i + 1] if i + 1 < len(starts) else None
+        scope = "frame_id >= {lo:String}" + (" AND frame_id < {hi:String}" if hi is not None else "") + frames_where
+        chunk = {**params, "lo": lo, "hi": hi or ""}
+        progress(f"scoring frames (chunk {i + 1} of {len(starts)})", 0.05 + 0.9 * i / len(starts))
+        _score_chunk(metrics, job, chunk, scope, totals, per_type, progress)
+    summary = Summary(
+        frames=totals["frames"],
+        labeled_objects=totals["labeled"],
+        predicted_objects=totals["predicted"],
+        flagged_frames=totals["flagged_frames"],
+        issues=per_type,
+        thresholds={TYPE_NAMES[t]: v for t, v in THRESHOLDS.items()},
+        match_iou=MATCH_IOU,
+        localization_min_iou=LOCALIZATION_MIN_IOU,
+    )
+    progress("summarizing", 0.97)
+    results.save_summary(metrics, job, summary.to_json())
+    return summary
+
+
+def _score_chunk(
+    metrics: MetricsStore,
+    job: Job,
+    params: Mapping[str, Any],
+    scope: str,
+    totals: dict[str, int],
+    per_type: dict[str, int],
+    progress: Callable[[str, float], None],
+) -> None:
+    frames = np.asarray(
+        metrics.query_columns(
+            "SELECT DISTINCT frame_id FROM label_versions WHERE project = {project:String}"
+            f" AND dataset = {{dataset:String}} AND {scope} ORDER BY frame_id",
+            params,
+        )["frame_id"],
+        dtype=object,
+    )
+    gt = metrics.query_columns(f"{latest_labels_sql(scope)} ORDER BY o.frame_id, o.object_id", params)
+    dt = metrics.query_columns(
+        "SELECT frame_id, object_id, class_id, score, x, y, w, h FROM predicted_objects FINAL"
+        f" WHERE project = {{project:String}} AND inference_set = {{set:String}} AND {scope}"
+        " ORDER BY frame_id, object_id",
+        params,
+    )
+    if len(frames) == 0:
+        return
+    # predictions on frames without a label version are not examined
+    d_frame = np.searchsorted(frames, np.asarray(dt["frame_id"], dtype=object)).astype(np.int64)
+    keep = np.flatnonzero(frames[np.minimum(d_frame, len(frames) - 1)] == np.asarray(dt["frame_id"], dtype=object))
+    dt = {k: np.asarray(v)[keep] for k, v in dt.items()}
+    d_frame = d_frame[keep]
+    g_frame = np.searchsorted(frames, np.asarray(gt["frame_id"], dtype=object)).astype(np.int64)
+
+    def boxes(cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        return (
+            np.stack([np.asarray(cols[c], np.float64) for c in "xywh"], axis=1) if len(cols["x"]) else np.zeros((0, 4))
+        )
+
+    s = score_objects(
+        n_frames=len(frames), g_frame=g_frame, g_box=boxes(gt), g_cls=np.asarray(gt["class_id"]),
+        g_crowd=np.asarray(gt["crowd"], np.bool_), d_frame=d_frame, d_box=boxes(dt), d_cls=np.asarray(dt["class_id"]),
+        d_conf=np.asarray(dt["score"], np.float64),
+    )  # fmt: skip
+    is_issue = s.score < FLAG_BELOW
+    pred = s.predicted
+    # index -1 (no such box) reads the appended sentinel
+    g_ids, d_ids = (
+        np.append(np.asarray(gt["object_id"], object), ""),
+        np.append(np.asarray(dt["object_id"], object), ""),
+    )
+    g_cls = np.append(np.asarray(gt["class_id"], np.int32), np.int32(-1))
+    d_cls = np.append(np.asarray(dt["class_id"], np.int32), np.int32(-1))
+    d_conf = np.append(np.asarray(dt["score"], np.float32), np.float32(0))
+    label_index = np.where(pred, s.partner, s.obj)
+    pred_index = np.where(pred, s.obj, s.partner)
+    obj_ids = np.where(pred, d_ids[pred_index], g_ids[label_index])
+    partner_ids = np.where(pred, g_ids[label_index], d_ids[pred_index])
+    given = np.where(pred, -1, g_cls[label_index])
+    # the suggested class: a missing label's and a swap's predicted class, none for a spurious box
+    suggested = np.where(
+        pred | (s.issue_type == SWAP), d_cls[pred_index], np.where(s.issue_type == SPURIOUS, -1, given)
+    )
+    confidence = d_conf[pred_index]
+    n = len(s.score)
+    if n:
+        metrics.insert_arrow(
+            "detection_issue_objects",
+            pa.table({
+                "project": pa.array([job.project] * n, pa.string()),
+                "job_id": pa.array([job.job_id] * n, pa.string()),
+                "frame_id": pa.array(frames[s.frame], pa.string()),
+                "object_id": pa.array(obj_ids.astype(object), pa.string()),
+                "predicted": pa.array(pred.astype(np.uint8)),
+                "issue_type": pa.array(s.issue_type.astype(np.uint8)),
+                "score": pa.array(s.score.astype(np.float32)),
+                "is_issue": pa.array(is_issue.astype(np.uint8)),
+                "given_class": pa.array(np.asarray(given, np.int32)),
+                "suggested_class": pa.array(np.asarray(suggested, np.int32)),
+                "partner_object_id": pa.array(partner_ids.astype(object), pa.string()),
+                "iou": pa.array(s.iou.astype(np.float32)),
+                "confidence": pa.array(np.asarray(confidence, np.float32)),
+            }),
+        )  # fmt: skip
+    pooled = pool_frames(len(frames), s, is_issue)
+    m = len(frames)
+    flagged_any = (pooled["missing"] + pooled["spurious"] + pooled["mislocalized"] + pooled["swapped"]) > 0
+    metrics.insert_arrow(
+        "detection_issue_frames",
+        pa.table({
+            "project": pa.array([job.project] * m, pa.string()),
+            "job_id": pa.array([job.job_id] * m, pa.string()),
+            "frame_id": pa.array(frames, pa.string()),
+            "score": pa.array(pooled["score"].astype(np.float32)),
+            "is_issue": pa.array(flagged_any.astype(np.uint8)),
+            "worst_type": pa.array(pooled["worst_type"]),
+            **{c: pa.array(pooled[c].astype(np.uint32)) for c in ("objects", "missing", "spurious", "mislocalized",
+                                                                   "swapped")},
+        }),
+    )  # fmt: skip
+    totals["frames"] += m
+    totals["labeled"] += int((~pred & (s.issue_type == SPURIOUS)).sum())
+    totals["predicted"] += int(pred.sum())
+    totals["flagged_frames"] += int(flagged_any.sum())
+    for t, name in TYPE_NAMES.items():
+        per_type[name] += int((is_issue & (s.issue_type == t)).sum())
+
+
+def discard(metrics: MetricsStore, job: Job) -> None:
+    """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
+    results.discard(metrics, job, TABLES)
+
+
+def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
+    return results.summary_of(metrics, project, job_id, Summary)  # type: ignore[no-any-return]
+
+
+#: row orders of a query (DetectionIssueOrder values)
+OBJECT_ORDERS = {0: "score ASC, frame_id, object_id, issue_type", 1: "frame_id, object_id, issue_type"}
+FRAME_ORDERS = {0: "score ASC, frame_id", 1: "frame_id"}
+#: per issue type, its column of flagged counts in detection_issue_frames
+COUNT_COLUMNS = {MISSING: "missing", SPURIOUS: "spurious", MISLOCALIZED: "mislocalized", SWAP: "swapped"}
+
+
+def query_objects(
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    *,
+    types: list[int],
+    include_unflagged: bool,
+    order: int,
+    offset: int,
+    size: int,
+) -> tuple[list[tuple[Any, ...]], int]:
+    """A page of the job's (object, issue type) rows of ``types`` (all when empty), flagged ones
+    only unless ``include_unflagged``, in ``order``; and their count."""
+    where = "project = {project:String} AND job_id = {job:String}"
+    where += "" if include_unflagged else " AND is_issue"
+    where += " AND has({types:Array(UInt8)}, issue_type)" if types else ""
+    params: dict[str, Any] = {"project": project, "job": job_id}
+    if types:
+        params["types"] = sorted(set(types))
+    total = int(metrics.query(f"SELECT count() FROM detection_issue_objects FINAL WHERE {where}", params).scalar())
+    rows = metrics.query(
+        "SELECT frame_id, object_id, predicted, issue_type, score, is_issue, given_class, suggested_class,"
+        f" partner_object_id, iou, confidence FROM detection_issue_objects FINAL WHERE {where}"
+        f" ORDER BY {OBJECT_ORDERS[order]} LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}",
+        {**params, "size": size, "offset": offset},
+    ).rows
+    return rows, total
+
+
+def query_frames(
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    *,
+    types: list[int],
+    include_unflagged: bool,
+    order: int,
+    offset: int,
+    size: int,
+) -> tuple[list[tuple[Any, ...]], int]:
+    """A page of the job's frames: flagged ones (with ``types``: those with a flagged object of one
+    of these types), or every frame with ``include_unflagged``, in ``order``; and their count."""
+    where = "project = {project:String} AND job_id = {job:String}"
+    if types:
+        where += " AND (" + " OR ".join(f"{COUNT_COLUMNS[t]} > 0" for t in sorted(set(types))) + ")"
+    elif not include_unflagged:
+        where += " AND is_issue"
+    params = {"project": project, "job": job_id}
+    total = int(metrics.query(f"SELECT count() FROM detection_issue_frames FINAL WHERE {where}", params).scalar())
+    rows = metrics.query(
+        "SELECT frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
+        f" FROM detection_issue_frames FINAL WHERE {where}"
+        f" ORDER BY {FRAME_ORDERS[order]} LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}",
+        {**params, "size": size, "offset": offset},
+    ).rows
+    return rows, total
