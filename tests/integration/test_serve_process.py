@@ -161,6 +161,9 @@ def test_one_service_runs_against_external_servers_as_a_pod_would(
 
 
 def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
+    """The demo end to end: every service serving, the digits and the planted outliers uploaded,
+    label issues scored against the injected flips, outliers against the planted images, and a
+    self-contained report with the galleries and the embedding map."""
     import json
 
     out = tmp_path / "demo-out"
@@ -171,10 +174,13 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["services"] == {name: "SERVING" for name in ("ingest", "analysis", "sampler", "labeling_bridge")}
     ingest = summary["ingest"]
-    assert {k: ingest[k] for k in ("frames", "labels", "inferences", "embeddings")} == {
-        "frames": 1797, "labels": 1797, "inferences": 1797, "embeddings": 1797
+    # 1,797 labeled digits with predictions, and 40 planted images without either
+    assert {k: ingest[k] for k in ("frames", "labels", "inferences", "embeddings", "pixel_embeddings")} == {
+        "frames": 1837, "labels": 1797, "inferences": 1797, "embeddings": 1837, "pixel_embeddings": 1837
     }  # fmt: skip
     truth = json.loads((out / "truth.json").read_text())
+    planted = json.loads((out / "outliers.json").read_text())
+    assert len(truth) == 1797 and len(planted) == ingest["planted_outliers"] == 40 and not set(planted) & set(truth)
     assert sum(t["flipped"] for t in truth.values()) == ingest["flipped_labels"] == 180
     assert all(t["given"] != t["true"] for t in truth.values() if t["flipped"])
     # the model's metrics against the given labels, as the analysis service computed them
@@ -190,15 +196,45 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert li["injected"] == 180 and li["found"] > 0 and 0 <= li["correct"] <= li["found"]
     assert li["precision"] == round(li["correct"] / li["found"], 4) and li["recall"] == round(li["correct"] / 180, 4)
     assert li["precision"] > 0.5 and li["recall"] > 0.5
+    # the neighbour job's outlier score ranks the planted images above the digits
+    ol = summary["outliers"]
+    assert ol["planted"] == 40 and ol["genuine"] == 1797 and ol["frames"] == 1837
+    assert ol["auroc"] >= 0.98 and ol["top_k_precision"] >= 0.8
+    assert ol["job_id"].startswith("neighbors-") and ol["embedding_space"] == "pixels"
+    assert summary["map"]["frames"] == 1837
+    fc = summary["failure_clusters"]  # the errors counted are the model's errors over the labeled digits
+    assert fc["job_id"].startswith("failure_clusters-") and fc["errors"] == 1797 - sum(cm[i][i] for i in range(10))
+    assert fc["clustered_errors"] == sum(c["errors"] for c in fc["clusters"])
+    assert all(c["segment"].startswith("failures-") and c["segment_size"] == c["errors"] for c in fc["clusters"])
+    assert "outliers: AUROC" in result.stdout and f"precision {li['precision']:.3f}" in result.stdout
     pngs = list((out / "shoal-data" / "media" / "digits").glob("*.png"))
-    assert len(pngs) == 1797 and pngs[0].read_bytes().startswith(b"\x89PNG")
+    assert len(pngs) == 1837 and pngs[0].read_bytes().startswith(b"\x89PNG")
     # running it again on the same data reuses the project and still adds up
     again = subprocess.run(
         [sys.executable, "-m", "shoal.cli", "demo", "--out", str(out)], capture_output=True, text=True, timeout=300
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    assert json.loads((out / "summary.json").read_text())["ingest"]["frames"] == 1797
+    assert json.loads((out / "summary.json").read_text())["ingest"]["frames"] == 1837
     report = (out / "report.html").read_text()
     assert "shoal.ingest.v1.IngestService" in report and "SERVING" in report
     assert "Model performance" in report and "class='heat'" in report
     assert "Label issues" in report and report.count("src='data:image/png;base64,") >= 10
+    assert "<h2>Failure clusters</h2>" in report and f"The model's {fc['errors']} errors" in report
+    # self-contained: nothing fetched from elsewhere
+    assert "http://" not in report.replace("http://www.w3.org/2000/svg", "") and "https://" not in report
+    # the outlier gallery: the top frames with their images, planted ones marked as such
+    gallery = _between(report, "id='outlier-gallery'", "</div>")
+    assert gallery.count("src='data:image/png;base64,") >= 20 and gallery.count("planted: ") >= 20
+    # the embedding map twice, every frame a point: by class (digits in their class colour, the
+    # planted images unlabeled) and by issue (the planted ones and the label issues marked)
+    by_class = _between(report, "id='map-by-class'", "</svg>")
+    by_issue = _between(report, "id='map-by-issue'", "</svg>")
+    assert by_class.count("<circle") == by_issue.count("<circle") == 1837
+    assert by_class.count(": no label</title>") == 40 and by_class.count(": label 3</title>") > 100
+    assert by_issue.count(": planted outlier</title>") == 40 and by_issue.count(": label issue</title>") == li["found"]
+
+
+def _between(text: str, start: str, end: str) -> str:
+    """The text from ``start`` to the next ``end``."""
+    i = text.index(start)
+    return text[i : text.index(end, i)]
