@@ -38,6 +38,8 @@ _PK_FIELD = "pk"
 _VECTOR_FIELD = "vector"
 _PK_MAX = 512
 _UPSERT_BYTES = 16 * 1024 * 1024
+#: the largest HNSW search list Milvus accepts
+HNSW_MAX_EF = 32_768
 _STRING_MAX = 1024
 _MILVUS_TYPES = {
     "string": DataType.VARCHAR,
@@ -172,6 +174,9 @@ class VectorStore(abc.ABC):
 
     @abc.abstractmethod
     def _index_params(self, client: MilvusClient, spec: CollectionSpec) -> Any: ...
+
+    def _search_params(self, spec: CollectionSpec, k: int) -> dict[str, Any]:
+        return {"metric_type": spec.metric}
 
     def _client(self) -> MilvusClient:
         with self._client_lock:
@@ -489,7 +494,7 @@ class VectorStore(abc.ABC):
                 limit=k,
                 filter=filter,
                 output_fields=[_PK_FIELD, *output_fields],
-                search_params={"metric_type": spec.metric},
+                search_params=self._search_params(spec, k),
                 timeout=self.timeout,
                 **kwargs,
             ),
@@ -698,6 +703,10 @@ class ServerVectorStore(VectorStore):
             _VECTOR_FIELD, index_type="HNSW", metric_type=spec.metric, params={"M": 16, "efConstruction": 200}
         )
         return params
+
+    def _search_params(self, spec: CollectionSpec, k: int) -> dict[str, Any]:
+        # HNSW's candidate list: at least k, and twice k (at least 64) for recall above 0.95 at k = 100
+        return {"metric_type": spec.metric, "params": {"ef": min(max(2 * k, 64), HNSW_MAX_EF)}}
 
     def __repr__(self) -> str:  # never the token
         return f"ServerVectorStore(url={self.url!r})"

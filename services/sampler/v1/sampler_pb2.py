@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from shoal.common.v1 import common_pb2 as shoal_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eshoal/sampler/v1/sampler.proto\x12\x10shoal.sampler.v1\x1a\x1cshoal/common/v1/common.proto\"0\n\rGetJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"y\n\x0fListJobsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.shoal.common.v1.JobState\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"c\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.shoal.common.v1.Job\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"3\n\x10\x43\x61ncelJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x11\x43\x61ncelJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job2\x86\x02\n\x0eSamplerService\x12K\n\x06GetJob\x12\x1f.shoal.sampler.v1.GetJobRequest\x1a .shoal.sampler.v1.GetJobResponse\x12Q\n\x08ListJobs\x12!.shoal.sampler.v1.ListJobsRequest\x1a\".shoal.sampler.v1.ListJobsResponse\x12T\n\tCancelJob\x12\".shoal.sampler.v1.CancelJobRequest\x1a#.shoal.sampler.v1.CancelJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eshoal/sampler/v1/sampler.proto\x12\x10shoal.sampler.v1\x1a\x1cshoal/common/v1/common.proto\"0\n\rGetJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"y\n\x0fListJobsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.shoal.common.v1.JobState\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"c\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.shoal.common.v1.Job\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"3\n\x10\x43\x61ncelJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x11\x43\x61ncelJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"h\n\x04Seed\x12,\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRefH\x00\x12*\n\x06vector\x18\x02 \x01(\x0b\x32\x18.shoal.sampler.v1.VectorH\x00\x42\x06\n\x04kind\"\xf1\x02\n\x14SearchSimilarRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x14\n\x0cpool_dataset\x18\x02 \x01(\t\x12\x17\n\x0f\x65mbedding_space\x18\x03 \x01(\t\x12%\n\x05seeds\x18\x04 \x03(\x0b\x32\x16.shoal.sampler.v1.Seed\x12\t\n\x01k\x18\x05 \x01(\x05\x12\'\n\x06\x66ilter\x18\x06 \x01(\x0b\x32\x17.shoal.common.v1.Filter\x12\x17\n\x0f\x65xclude_labeled\x18\x07 \x01(\x08\x12\x18\n\x10\x65xclude_segments\x18\x08 \x03(\t\x12\x32\n\x0b\x61ggregation\x18\t \x01(\x0e\x32\x1d.shoal.sampler.v1.Aggregation\x12\x1c\n\x14seed_embedding_space\x18\n \x01(\t\x12\x1a\n\x12vectors_model_name\x18\x0b \x01(\t\x12\x1d\n\x15vectors_model_version\x18\x0c \x01(\t\"\x95\x01\n\x0bSimilarItem\x12*\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x11\n\tmedia_uri\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x12\n\nsimilarity\x18\x04 \x01(\x01\x12\x10\n\x08\x64istance\x18\x05 \x01(\x01\x12\x12\n\nseed_index\x18\x06 \x01(\x05\"|\n\x15SearchSimilarResponse\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x1d.shoal.sampler.v1.SimilarItem\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x12\n\ncandidates\x18\x03 \x01(\x03\x12\x11\n\ttruncated\x18\x04 \x01(\x08*U\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41GGREGATION_MAX\x10\x01\x12\x14\n\x10\x41GGREGATION_MEAN\x10\x02\x32\xe8\x02\n\x0eSamplerService\x12K\n\x06GetJob\x12\x1f.shoal.sampler.v1.GetJobRequest\x1a .shoal.sampler.v1.GetJobResponse\x12Q\n\x08ListJobs\x12!.shoal.sampler.v1.ListJobsRequest\x1a\".shoal.sampler.v1.ListJobsResponse\x12T\n\tCancelJob\x12\".shoal.sampler.v1.CancelJobRequest\x1a#.shoal.sampler.v1.CancelJobResponse\x12`\n\rSearchSimilar\x12&.shoal.sampler.v1.SearchSimilarRequest\x1a\'.shoal.sampler.v1.SearchSimilarResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.sampler.v1.sampler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_AGGREGATION']._serialized_start=1300
+  _globals['_AGGREGATION']._serialized_end=1385
   _globals['_GETJOBREQUEST']._serialized_start=82
   _globals['_GETJOBREQUEST']._serialized_end=130
   _globals['_GETJOBRESPONSE']._serialized_start=132
@@ -44,6 +46,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELJOBREQUEST']._serialized_end=460
   _globals['_CANCELJOBRESPONSE']._serialized_start=462
   _globals['_CANCELJOBRESPONSE']._serialized_end=516
-  _globals['_SAMPLERSERVICE']._serialized_start=519
-  _globals['_SAMPLERSERVICE']._serialized_end=781
+  _globals['_VECTOR']._serialized_start=518
+  _globals['_VECTOR']._serialized_end=542
+  _globals['_SEED']._serialized_start=544
+  _globals['_SEED']._serialized_end=648
+  _globals['_SEARCHSIMILARREQUEST']._serialized_start=651
+  _globals['_SEARCHSIMILARREQUEST']._serialized_end=1020
+  _globals['_SIMILARITEM']._serialized_start=1023
+  _globals['_SIMILARITEM']._serialized_end=1172
+  _globals['_SEARCHSIMILARRESPONSE']._serialized_start=1174
+  _globals['_SEARCHSIMILARRESPONSE']._serialized_end=1298
+  _globals['_SAMPLERSERVICE']._serialized_start=1388
+  _globals['_SAMPLERSERVICE']._serialized_end=1748
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,11 @@ class SamplerServiceStub:
                 request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
+        self.SearchSimilar = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/SearchSimilar',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarResponse.FromString,
+                _registered_method=True)
 
 
 class SamplerServiceServicer:
@@ -76,6 +81,15 @@ class SamplerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchSimilar(self, request, context):
+        """The k frames (or objects, in an object-level space) of a pool dataset nearest to some seeds:
+        frames or objects of any dataset of the project, or raw vectors. Several seeds are combined by
+        the best or the mean similarity; each result says which seed it is nearest to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SamplerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +107,11 @@ def add_SamplerServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.CancelJobRequest.FromString,
                     response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'SearchSimilar': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchSimilar,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +195,33 @@ class SamplerService:
             '/shoal.sampler.v1.SamplerService/CancelJob',
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.CancelJobRequest.SerializeToString,
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchSimilar(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/SearchSimilar',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarResponse.FromString,
             options,
             channel_credentials,
             insecure,
