@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,3 +53,54 @@ def results_header() -> dict:  # type: ignore[type-arg]
 def write_results(path: Path, results: dict) -> None:  # type: ignore[type-arg]
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+
+
+def frame_name(i: Any) -> list[str]:
+    """Frame ids of row numbers, as the detection benchmarks name them."""
+    return [f"f{v:08d}" for v in i.tolist()]
+
+
+def load_boxes(
+    path: str, *, project: str, dataset: str, inference_set: str, n: int, boxes: dict[str, Any], size: tuple[int, int]
+) -> dict:  # type: ignore[type-arg]
+    """Writes a detection dataset into chDB's ingest tables as the consumer would: ``n`` frames of
+    ``size`` with one label version each, the labeled boxes (``g_frame``, ``g_box``, ``g_cls``, and
+    ``g_crowd`` when there are crowd regions) and the predicted ones (``d_frame``, ``d_box``,
+    ``d_cls``, ``d_score``). Returns the load time and the box counts."""
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+    from shoal.ingest import writer
+    from shoal.ingest.columns import constant
+
+    d = boxes
+    m = EmbeddedMetricsStore(path=Path(path), database="bench")
+    m.create_database()
+    m.migrate(writer.MIGRATIONS)
+    t0 = time.perf_counter()
+    frames = pa.array(frame_name(np.arange(n)))
+    m.insert_arrow("frames", pa.table({"project": constant(project, n), "dataset": constant(dataset, n),
+                                       "frame_id": frames, "width": pa.array(np.full(n, size[0], np.uint32)),
+                                       "height": pa.array(np.full(n, size[1], np.uint32)),
+                                       "version": pa.array(np.ones(n, np.uint64))}))  # fmt: skip
+    m.insert_arrow("label_versions", pa.table({"project": constant(project, n), "dataset": constant(dataset, n),
+                                               "frame_id": frames, "label_version": constant("v1", n)}))  # fmt: skip
+    g = len(d["g_frame"])
+    crowd = d.get("g_crowd", np.zeros(g))
+    m.insert_arrow("label_objects", pa.table({
+        "project": constant(project, g), "dataset": constant(dataset, g), "frame_id": pa.array(frame_name(d["g_frame"])),
+        "label_version": constant("v1", g), "object_id": pa.array([f"g{i:09d}" for i in range(g)]),
+        "class_id": pa.array(d["g_cls"].astype(np.int32)),
+        **{c: pa.array(d["g_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
+        "is_crowd": pa.array(np.asarray(crowd).astype(np.uint8))}))  # fmt: skip
+    k = len(d["d_frame"])
+    m.insert_arrow("predicted_objects", pa.table({
+        "project": constant(project, k), "inference_set": constant(inference_set, k), "dataset": constant(dataset, k),
+        "frame_id": pa.array(frame_name(d["d_frame"])), "object_id": pa.array([f"d{i:09d}" for i in range(k)]),
+        "class_id": pa.array(d["d_cls"].astype(np.int32)), "score": pa.array(d["d_score"].astype(np.float32)),
+        **{c: pa.array(d["d_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
+        "version": pa.array(np.ones(k, np.uint64))}))  # fmt: skip
+    return {"load_seconds": round(time.perf_counter() - t0, 1), "labeled": g, "predicted": k}

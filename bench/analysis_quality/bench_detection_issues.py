@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
+from bench.harness import load_boxes, peak_rss_mib, results_header, run_child, write_results  # noqa: E402
 
 MODULE = "bench.analysis_quality.bench_detection_issues"
 K = 5
@@ -111,44 +111,10 @@ def data(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     }  # fmt: skip
 
 
-def frame_name(i: np.ndarray) -> list[str]:
-    return [f"f{v:08d}" for v in i.tolist()]
-
-
 def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
-    import pyarrow as pa
-
-    from shoal.common.stores.metrics import EmbeddedMetricsStore
-    from shoal.ingest import writer
-    from shoal.ingest.columns import constant
-
     d = data(n)
-    m = EmbeddedMetricsStore(path=Path(path), database="bench")
-    m.create_database()
-    m.migrate(writer.MIGRATIONS)
-    t0 = time.perf_counter()
-    frames = pa.array(frame_name(np.arange(n)))
-    m.insert_arrow("frames", pa.table({"project": constant(PROJECT, n), "dataset": constant(DATASET, n), "frame_id": frames,
-                                       "width": pa.array(np.full(n, W, np.uint32)),
-                                       "height": pa.array(np.full(n, H, np.uint32)),
-                                       "version": pa.array(np.ones(n, np.uint64))}))  # fmt: skip
-    m.insert_arrow("label_versions", pa.table({"project": constant(PROJECT, n), "dataset": constant(DATASET, n),
-                                               "frame_id": frames, "label_version": constant("v1", n)}))  # fmt: skip
-    g = len(d["g_frame"])
-    m.insert_arrow("label_objects", pa.table({
-        "project": constant(PROJECT, g), "dataset": constant(DATASET, g), "frame_id": pa.array(frame_name(d["g_frame"])),
-        "label_version": constant("v1", g), "object_id": pa.array([f"g{i:09d}" for i in range(g)]),
-        "class_id": pa.array(d["g_cls"].astype(np.int32)),
-        **{c: pa.array(d["g_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
-        "is_crowd": pa.array(np.zeros(g, np.uint8))}))  # fmt: skip
-    k = len(d["d_frame"])
-    m.insert_arrow("predicted_objects", pa.table({
-        "project": constant(PROJECT, k), "inference_set": constant(INFERENCE_SET, k), "dataset": constant(DATASET, k),
-        "frame_id": pa.array(frame_name(d["d_frame"])), "object_id": pa.array([f"d{i:09d}" for i in range(k)]),
-        "class_id": pa.array(d["d_cls"].astype(np.int32)), "score": pa.array(d["d_conf"].astype(np.float32)),
-        **{c: pa.array(d["d_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
-        "version": pa.array(np.ones(k, np.uint64))}))  # fmt: skip
-    return {"load_seconds": round(time.perf_counter() - t0, 1), "labeled": g, "predicted": k}
+    return load_boxes(path, project=PROJECT, dataset=DATASET, inference_set=INFERENCE_SET, n=n,
+                      boxes={**d, "d_score": d["d_conf"]}, size=(W, H))  # fmt: skip
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float:
