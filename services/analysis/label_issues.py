@@ -51,9 +51,7 @@ MIGRATIONS = (
             " suggested_label Int32, is_issue UInt8, self_confidence Float32, normalized_margin Float32,"
             " weighted_entropy Float32, suggested_probability Float32)"
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
-            "CREATE TABLE IF NOT EXISTS job_results ("
-            " project String, service LowCardinality(String), job_id String, result String, version UInt64)"
-            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, service, job_id)",
+            results.JOB_RESULTS_TABLE,
         ),
     ),
 )

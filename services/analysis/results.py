@@ -1,6 +1,6 @@
-"""What the analysis jobs share about their results: a summary per job (JSON in ``job_results``)
-and rows keyed by (project, job_id) in their own tables, removed together when a run is
-discarded."""
+"""What the jobs of the analysis and sampler services share about their results: a summary per
+job (JSON in ``job_results``, keyed by service) and rows keyed by (project, job_id) in their own
+tables, removed together when a run is discarded."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ from shoal.common.stores.metrics import MetricsStore
 
 SERVICE = "analysis"
 T = TypeVar("T", bound="JsonSummary")
+#: the summaries table; every service that keeps job summaries declares it in a migration of its own
+JOB_RESULTS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS job_results ("
+    " project String, service LowCardinality(String), job_id String, result String, version UInt64)"
+    " ENGINE = ReplacingMergeTree(version) ORDER BY (project, service, job_id)"
+)
 
 
 class JsonSummary:
@@ -28,32 +34,32 @@ class JsonSummary:
         return cls(**json.loads(text))
 
 
-def summary_of(metrics: MetricsStore, project: str, job_id: str, kind: type[Any]) -> Any:
+def summary_of(metrics: MetricsStore, project: str, job_id: str, kind: type[Any], *, service: str = SERVICE) -> Any:
     """A finished job's summary as ``kind`` (None when it kept none)."""
-    text = load_summary(metrics, project, job_id)
+    text = load_summary(metrics, project, job_id, service=service)
     return kind.from_json(text) if text is not None else None
 
 
 def save_summary(metrics: MetricsStore, job: Job, summary_json: str) -> None:
     metrics.insert(
         "job_results",
-        [[job.project, SERVICE, job.job_id, summary_json, time.time_ns()]],
+        [[job.project, job.service, job.job_id, summary_json, time.time_ns()]],
         ["project", "service", "job_id", "result", "version"],
     )
 
 
-def load_summary(metrics: MetricsStore, project: str, job_id: str) -> str | None:
+def load_summary(metrics: MetricsStore, project: str, job_id: str, *, service: str = SERVICE) -> str | None:
     rows = metrics.query(
         "SELECT result FROM job_results FINAL WHERE project = {project:String} AND service = {service:String}"
         " AND job_id = {job:String}",
-        {"project": project, "service": SERVICE, "job": job_id},
+        {"project": project, "service": service, "job": job_id},
     ).rows
     return str(rows[0][0]) if rows else None
 
 
 def discard(metrics: MetricsStore, job: Job, tables: Sequence[str]) -> None:
     """Removes a run's rows from ``tables`` and its summary (a cancelled or failed run keeps nothing)."""
-    params = {"project": job.project, "job": job.job_id, "service": SERVICE}
+    params = {"project": job.project, "job": job.job_id, "service": job.service}
     for table in tables:
         metrics.command(f"DELETE FROM {table} WHERE project = {{project:String}} AND job_id = {{job:String}}", params)
     metrics.command(

@@ -244,6 +244,14 @@ class SegmentStore:
             ["project", "segment", "dataset", "frame_id", "object_id", "removed", "version"],
         )  # fmt: skip
 
+    def delete(self, project: str, name: str) -> None:
+        """Removes a segment and every row of its membership history (for a job that created the
+        segment and must keep nothing when it is cancelled or fails)."""
+        params = {"project": project, "name": name}
+        self.metrics.command("DELETE FROM segment_members WHERE project = {project:String} AND segment = {name:String}",
+                             params)  # fmt: skip
+        self.metrics.command("DELETE FROM segments WHERE project = {project:String} AND name = {name:String}", params)
+
     def list(self, project: str, *, kinds: Sequence[str], page: Page, dataset: str = "") -> tuple[list[Segment], int]:
         where = "project = {project:String}"
         params: dict[str, object] = {"project": project}

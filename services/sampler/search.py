@@ -167,8 +167,9 @@ def search(
     limit = min(SEARCH_LIMIT, k if pool_scope is None or pushed else k * OVERFETCH)
     queries = _queries(space.metric, np.asarray(seeds, dtype=np.float32), aggregation)
     while True:
+        # session consistency: an interactive search need not wait for the server's next time tick
         hits = vectors.search(collection, queries, k=limit, partitions=[pool], filter=expr,
-                              output_fields=("frame_id", "object_id"))  # fmt: skip
+                              output_fields=("frame_id", "object_id"), fresh=False)  # fmt: skip
         found: dict[str, tuple[str, str]] = {}
         for row in hits:
             for h in row:

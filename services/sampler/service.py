@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from shoal.analysis.detection import frame_media
-from shoal.analysis.query import View
+from shoal.analysis.query import Params, View, compile_filter
 from shoal.analysis.segments import MIGRATIONS as SEGMENT_MIGRATIONS
-from shoal.analysis.segments import SegmentStore
-from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from shoal.common.jobs import JobStore
+from shoal.analysis.segments import SegmentStore, valid_name
+from shoal.common.convert import job_to_proto, page_of, page_response
+from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from shoal.common.jobs import SUCCEEDED, Job, JobContext, JobKind, JobRunner, JobStore, job_id_for
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
@@ -22,7 +26,7 @@ from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.evaluations import frame_rows_set
-from shoal.sampler import search
+from shoal.sampler import campaign, search
 from shoal.sampler.v1 import sampler_pb2, sampler_pb2_grpc
 
 NAME = "sampler"
@@ -30,6 +34,12 @@ FULL_NAME = sampler_pb2.DESCRIPTOR.services_by_name["SamplerService"].full_name
 MAX_SEEDS = 1000
 AGGREGATIONS = {sampler_pb2.AGGREGATION_UNSPECIFIED: "max", sampler_pb2.AGGREGATION_MAX: "max",
                 sampler_pb2.AGGREGATION_MEAN: "mean"}  # fmt: skip
+METHODS = {sampler_pb2.DIVERSITY_METHOD_UNSPECIFIED: "mmr", sampler_pb2.DIVERSITY_METHOD_MMR: "mmr",
+           sampler_pb2.DIVERSITY_METHOD_K_CENTER: "k_center"}  # fmt: skip
+MEASURES = {sampler_pb2.UNCERTAINTY_MEASURE_UNSPECIFIED: "entropy", sampler_pb2.UNCERTAINTY_MEASURE_ENTROPY: "entropy",
+            sampler_pb2.UNCERTAINTY_MEASURE_MARGIN: "margin",
+            sampler_pb2.UNCERTAINTY_MEASURE_LEAST_CONFIDENCE: "least_confidence"}  # fmt: skip
+DEFAULT_DIVERSITY = 0.5
 
 
 def _lineage(s: EmbeddingSpace) -> str:
@@ -40,6 +50,8 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
     GetJobResponse: Any = sampler_pb2.GetJobResponse
     ListJobsResponse: Any = sampler_pb2.ListJobsResponse
     CancelJobResponse: Any = sampler_pb2.CancelJobResponse
+
+    runner: JobRunner
 
     def __init__(self, jobs: JobStore, metrics: MetricsStore, vectors: VectorStore) -> None:
         self.jobs = jobs
@@ -56,6 +68,46 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             raise InvalidArgument(f"project {project.name!r} has no embedding space {name!r} (it has: {known})",
                                   field=field)  # fmt: skip
         return spaces[name]
+
+    def _pool(self, project: Project, name: str) -> None:
+        if not name:
+            raise InvalidArgument("is empty", field="pool_dataset")
+        if self.datasets.find(project.name, name) is None:
+            raise NotFound(f"dataset {name!r} does not exist in project {project.name!r}", field="pool_dataset")
+
+    def _seed_space(self, project: Project, space: EmbeddingSpace, name: str) -> EmbeddingSpace:
+        """The space seeds are read from: ``space`` unless ``name`` names another one of the
+        same embedding model and version (anything else is refused)."""
+        if not name or name == space.name:
+            return space
+        seed_space = self._space(project, name, "seed_embedding_space")
+        if _lineage(seed_space) != _lineage(space) or seed_space.level != space.level:
+            raise FailedPrecondition(
+                f"the seeds are in space {seed_space.name!r} ({_lineage(seed_space)}) but the pool is searched in"
+                f" {space.name!r} ({_lineage(space)}): vectors of different embedding models or versions are"
+                " not comparable",
+                field="seed_embedding_space",
+            )
+        return seed_space
+
+    def _check_exclusions(self, project: Project, names: Sequence[str], pool: str) -> None:
+        for i, name in enumerate(names):
+            seg = self.segments.find(project.name, name)
+            if seg is None:
+                raise NotFound(f"project {project.name!r} has no segment {name!r}", field=f"exclude_segments[{i}]")
+            if seg.dataset != pool:
+                raise InvalidArgument(f"segment {name!r} is of dataset {seg.dataset!r}, not the pool {pool!r}",
+                                      field=f"exclude_segments[{i}]")  # fmt: skip
+
+    def _view(self, project: Project, pool: str) -> View:
+        """The pool's frames, for filters and exclusions."""
+        return View(
+            project=project.name,
+            dataset=pool,
+            ontology=tuple(c.id for c in project.classes),
+            class_names={c.name: c.id for c in project.classes},
+            frames_from=frame_rows_set(self.metrics, project.name, pool),
+        )
 
     def _seed_vectors(self, request: sampler_pb2.SearchSimilarRequest, project: Project, space: EmbeddingSpace,
                       seed_space: EmbeddingSpace) -> np.ndarray:  # fmt: skip
@@ -113,41 +165,16 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         self, request: sampler_pb2.SearchSimilarRequest, context: Any
     ) -> sampler_pb2.SearchSimilarResponse:
         project = self.projects.get(request.project)
-        if not request.pool_dataset:
-            raise InvalidArgument("is empty", field="pool_dataset")
-        if self.datasets.find(project.name, request.pool_dataset) is None:
-            raise NotFound(f"dataset {request.pool_dataset!r} does not exist in project {project.name!r}",
-                           field="pool_dataset")  # fmt: skip
+        self._pool(project, request.pool_dataset)
         space = self._space(project, request.embedding_space, "embedding_space")
-        seed_space = space
-        if request.seed_embedding_space and request.seed_embedding_space != space.name:
-            seed_space = self._space(project, request.seed_embedding_space, "seed_embedding_space")
-            if _lineage(seed_space) != _lineage(space) or seed_space.level != space.level:
-                raise FailedPrecondition(
-                    f"the seeds are in space {seed_space.name!r} ({_lineage(seed_space)}) but the pool is searched in"
-                    f" {space.name!r} ({_lineage(space)}): vectors of different embedding models or versions are"
-                    " not comparable",
-                    field="seed_embedding_space",
-                )
+        seed_space = self._seed_space(project, space, request.seed_embedding_space)
         if not 0 <= request.k <= search.MAX_K:
             raise InvalidArgument(f"must lie in [0, {search.MAX_K}], got {request.k}", field="k")
         if request.aggregation not in AGGREGATIONS:
             raise InvalidArgument(f"unknown aggregation {request.aggregation}", field="aggregation")
         seeds = self._seed_vectors(request, project, space, seed_space)
-        for i, name in enumerate(request.exclude_segments):
-            seg = self.segments.find(project.name, name)
-            if seg is None:
-                raise NotFound(f"project {project.name!r} has no segment {name!r}", field=f"exclude_segments[{i}]")
-            if seg.dataset != request.pool_dataset:
-                raise InvalidArgument(f"segment {name!r} is of dataset {seg.dataset!r}, not the pool"
-                                      f" {request.pool_dataset!r}", field=f"exclude_segments[{i}]")  # fmt: skip
-        view = View(
-            project=project.name,
-            dataset=request.pool_dataset,
-            ontology=tuple(c.id for c in project.classes),
-            class_names={c.name: c.id for c in project.classes},
-            frames_from=frame_rows_set(self.metrics, project.name, request.pool_dataset),
-        )
+        self._check_exclusions(project, request.exclude_segments, request.pool_dataset)
+        view = self._view(project, request.pool_dataset)
         pool_scope = search.scope(self.metrics, view, request.filter, exclude_labeled=request.exclude_labeled,
                                   exclude_segments=list(request.exclude_segments))  # fmt: skip
         result = search.search(
@@ -165,13 +192,191 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             )  # fmt: skip
         return out
 
+    # -- collection campaigns ------------------------------------------------------------------------
+    def StartCampaign(
+        self, request: sampler_pb2.StartCampaignRequest, context: Any
+    ) -> sampler_pb2.StartCampaignResponse:
+        project = self.projects.get(request.project)
+        if not request.name:
+            raise InvalidArgument("is empty: name the segment the sample is saved as", field="name")
+        if not valid_name(request.name):
+            raise InvalidArgument(f"{request.name!r} is not a segment name ([a-z0-9][a-z0-9_.-]{{0,62}})", field="name")
+        self._pool(project, request.pool_dataset)
+        space = self._space(project, request.embedding_space, "embedding_space")
+        if space.level != "FRAME" or space.metric != "COSINE":
+            raise FailedPrecondition(
+                f"space {space.name!r} is a {space.level.lower()}-level {space.metric} space;"
+                " campaigns compare frame-level vectors by cosine",
+                field="embedding_space",
+            )
+        seed_space = self._seed_space(project, space, request.seed_embedding_space)
+        if not 1 <= request.budget <= campaign.MAX_BUDGET:
+            raise InvalidArgument(f"must lie in [1, {campaign.MAX_BUDGET}], got {request.budget}", field="budget")
+        if request.diversity_method not in METHODS:
+            raise InvalidArgument(f"unknown diversity method {request.diversity_method}", field="diversity_method")
+        if request.uncertainty_measure not in MEASURES:
+            raise InvalidArgument(f"unknown uncertainty measure {request.uncertainty_measure}",
+                                  field="uncertainty_measure")  # fmt: skip
+        seeds = 0
+        if request.seed_segment:
+            seg = self.segments.find(project.name, request.seed_segment)
+            if seg is None:
+                raise NotFound(f"project {project.name!r} has no segment {request.seed_segment!r}",
+                               field="seed_segment")  # fmt: skip
+            frames = campaign.seed_frames(self.metrics, project.name, seg.name)
+            if not 1 <= len(frames) <= campaign.MAX_SEEDS:
+                raise InvalidArgument(f"segment {seg.name!r} has {len(frames)} frames; a campaign takes 1 to"
+                                      f" {campaign.MAX_SEEDS} seed frames", field="seed_segment")  # fmt: skip
+            seeds = len(campaign.seed_vectors(self.vectors, project.name, seed_space.name, frames)[0])
+            if seeds == 0:
+                raise FailedPrecondition(f"no frame of segment {seg.name!r} has a vector in space {seed_space.name!r}",
+                                         field="seed_segment")  # fmt: skip
+        if request.uncertainty_inference_set:
+            self.datasets.get_inference_set(
+                project.name, request.uncertainty_inference_set, dataset=request.pool_dataset,
+                field="uncertainty_inference_set",
+            )  # fmt: skip
+        strategy = self._strategy(request)
+        distance = request.duplicate_distance or campaign.DEFAULT_DUPLICATE_DISTANCE
+        if not math.isfinite(distance) or distance >= 2:
+            raise InvalidArgument(f"must be below 2 (a cosine distance), got {distance}", field="duplicate_distance")
+        labeled = request.labeled_dataset or (seg.dataset if request.seed_segment else "")
+        if request.labeled_dataset and self.datasets.find(project.name, request.labeled_dataset) is None:
+            raise NotFound(f"dataset {request.labeled_dataset!r} does not exist in project {project.name!r}",
+                           field="labeled_dataset")  # fmt: skip
+        compile_filter(request.filter, self._view(project, request.pool_dataset), Params())  # a bad filter fails now
+        self._check_exclusions(project, request.exclude_segments, request.pool_dataset)
+        params = {
+            "name": request.name,
+            "seed_segment": request.seed_segment,
+            "pool_dataset": request.pool_dataset,
+            "embedding_space": space.name,
+            "seed_embedding_space": seed_space.name,
+            "budget": str(request.budget),
+            "similarity": repr(strategy.similarity),
+            "uncertainty": repr(strategy.uncertainty),
+            "diversity": repr(strategy.diversity),
+            "balance": repr(strategy.balance),
+            "method": strategy.method,
+            "measure": strategy.measure,
+            "inference_set": request.uncertainty_inference_set,
+            "duplicate_distance": repr(distance),
+            "labeled_dataset": labeled,
+            "filter": request.filter.SerializeToString(deterministic=True).hex(),
+            "exclude_labeled": str(request.exclude_labeled),
+            "exclude_segments": json.dumps(list(request.exclude_segments)),
+        }
+        taken = self.segments.find(project.name, request.name)
+        if taken is not None and not campaign.owns_segment(
+            self.segments, project.name, request.name, job_id_for(campaign.KIND, params)
+        ):
+            raise AlreadyExists(f"project {project.name!r} already has a segment {request.name!r}", field="name")
+        job = self.runner.submit(project.name, campaign.KIND, params, rerun=request.rerun)
+        return sampler_pb2.StartCampaignResponse(job=job_to_proto(job))
+
+    def _strategy(self, request: sampler_pb2.StartCampaignRequest) -> campaign.Strategy:
+        """The weights, with their defaults, each checked against the inputs it needs."""
+        w = request.weights
+        has_seeds, has_set = bool(request.seed_segment), bool(request.uncertainty_inference_set)
+        values = {
+            "similarity": w.similarity if w.HasField("similarity") else float(has_seeds),
+            "uncertainty": w.uncertainty if w.HasField("uncertainty") else float(has_set),
+            "diversity": w.diversity if w.HasField("diversity") else DEFAULT_DIVERSITY,
+            "balance": w.balance if w.HasField("balance") else 0.0,
+        }
+        for name, value in values.items():
+            if not campaign.finite_weight(value):
+                raise InvalidArgument(f"must be a finite number >= 0, got {value}", field=f"weights.{name}")
+        if values["similarity"] > 0 and not has_seeds:
+            raise InvalidArgument(
+                "is above 0 but there is no seed_segment to be similar to", field="weights.similarity"
+            )
+        for name in ("uncertainty", "balance"):
+            if values[name] > 0 and not has_set:
+                raise InvalidArgument(f"is above 0 but no uncertainty_inference_set gives the model's {name}"
+                                      " (probabilities and predicted classes)", field=f"weights.{name}")  # fmt: skip
+        if not any(values.values()):
+            raise InvalidArgument("every weight is 0: nothing to choose by", field="weights")
+        return campaign.Strategy(**values, method=METHODS[request.diversity_method],
+                                 measure=MEASURES[request.uncertainty_measure])  # fmt: skip
+
+    def run_campaign(self, ctx: JobContext) -> None:
+        job = ctx.job
+        p = job.params
+        project = self.projects.get(job.project)
+        duplicate_distance = float(p["duplicate_distance"])
+        campaign.build(
+            ctx, self.metrics, self.vectors, job, project=project, view=self._view(project, p["pool_dataset"]),
+            name=p["name"], space=p["embedding_space"], seed_space=p["seed_embedding_space"],
+            seed_segment=p["seed_segment"], budget=int(p["budget"]),
+            strategy=campaign.Strategy(
+                similarity=float(p["similarity"]), uncertainty=float(p["uncertainty"]),
+                diversity=float(p["diversity"]), balance=float(p["balance"]), method=p["method"],
+                measure=p["measure"],
+            ),
+            inference_set=p["inference_set"], duplicate_distance=None if duplicate_distance < 0 else duplicate_distance,
+            labeled_dataset=p["labeled_dataset"], flt=common_pb2.Filter.FromString(bytes.fromhex(p["filter"])),
+            exclude_labeled=p["exclude_labeled"] == "True", exclude_segments=json.loads(p["exclude_segments"]),
+        )  # fmt: skip
+
+    def GetCampaign(self, request: sampler_pb2.GetCampaignRequest, context: Any) -> sampler_pb2.GetCampaignResponse:
+        job = self._finished_campaign(request.project, request.job_id)
+        s = campaign.summary_of(self.metrics, job.project, job.job_id)
+        if s is None:
+            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        scope = f"campaign|{request.project}|{job.job_id}"
+        page = page_of(request.page, scope=scope)
+        rows = campaign.query_items(self.metrics, job.project, job.job_id, offset=page.offset, size=page.size)
+        pool = job.params["pool_dataset"]
+        media = frame_media(self.metrics, job.project, pool, [str(r[1]) for r in rows])
+        out = sampler_pb2.GetCampaignResponse(
+            summary=sampler_pb2.CampaignSummary(
+                segment=s.segment, budget=s.budget, selected=s.selected, candidates=s.candidates,
+                preselected=s.preselected, skipped_duplicates_of_picked=s.skipped_duplicates_of_picked,
+                skipped_duplicates_of_labeled=s.skipped_duplicates_of_labeled, strategy=s.strategy, seeds=s.seeds,
+                duplicate_distance=s.duplicate_distance,
+                classes=[sampler_pb2.ClassCount(class_id=c, class_name=n, frames=k) for c, n, k in s.classes],
+            ),
+            page=page_response(page, len(rows), s.selected, scope=scope),
+        )  # fmt: skip
+        for rank, frame, score, sim, seed_dataset, seed_frame, unc, pred, gain, reason in rows:
+            item = out.items.add(ref=common_pb2.DatapointRef(dataset=pool, frame_id=str(frame)),
+                                 media_uri=media.get(str(frame), ("", ""))[0], rank=int(rank), score=float(score),
+                                 diversity_gain=float(gain), reason=str(reason))  # fmt: skip
+            if sim is not None:
+                item.similarity = float(sim)
+                item.nearest_seed.CopyFrom(common_pb2.DatapointRef(dataset=str(seed_dataset), frame_id=str(seed_frame)))
+            if unc is not None:
+                item.uncertainty = float(unc)
+            if pred is not None:
+                item.predicted_class = int(pred)
+        return out
+
+    def _finished_campaign(self, project: str, job_id: str) -> Job:
+        job = self.jobs.get(project, job_id)
+        if job.kind != campaign.KIND:
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a campaign", field="job_id")
+        if job.state != SUCCEEDED:
+            raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%})"
+                                     + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
+        return job
+
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
-    servicer = SamplerServicer(JobStore(stores.metrics, service=NAME), stores.metrics, stores.vectors)
+    jobs = JobStore(stores.metrics, service=NAME)
+    servicer = SamplerServicer(jobs, stores.metrics, stores.vectors)
+    servicer.runner = JobRunner(
+        jobs,
+        {campaign.KIND: JobKind(run=servicer.run_campaign, discard=lambda job: campaign.discard(stores.metrics, job))},
+        heartbeat_seconds=settings.job_heartbeat_seconds,
+        stale_seconds=settings.job_stale_seconds,
+    )
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,
         register=lambda server: sampler_pb2_grpc.add_SamplerServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors", "events"),
-        migrations=SEGMENT_MIGRATIONS,  # exclusions read segments, whichever service created them
+        # seeds and exclusions read segments, whichever service created them; campaigns write them
+        migrations=(*SEGMENT_MIGRATIONS, *campaign.MIGRATIONS),
+        workers=[servicer.runner],
     )

@@ -328,6 +328,22 @@ def test_search_matches_brute_force(vector_store: VectorStore, rng: np.random.Ge
     assert sorted(h.id for h in everything) == sorted(ids)
 
 
+def test_flush_seals_what_was_written_and_the_index_covers_it(
+    vector_store: VectorStore, rng: np.random.Generator
+) -> None:
+    spec = _spec()
+    vector_store.ensure_collection(spec)
+    data = rng.standard_normal((N, DIM)).astype(np.float32)
+    vector_store.upsert(spec.name, partition="ds", ids=_ids("ds", N), vectors=data, fields=_fields(N))
+    vector_store.flush(spec.name)
+    deadline = time.monotonic() + 120
+    while (progress := vector_store.index_progress(spec.name)) != (N, N) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert progress == (N, N)
+    hits = vector_store.search(spec.name, data[:5], k=1)
+    assert [h[0].id for h in hits] == _ids("ds", N)[:5]  # each vector finds itself once indexed
+
+
 def test_search_restricted_by_partition_and_filter(filled) -> None:
     store, name, d = filled
     data, ids, ids_a, ids_b = d["data"], d["ids"], d["ids_a"], d["ids_b"]

@@ -468,9 +468,15 @@ class VectorStore(abc.ABC):
         partitions: Sequence[str] | None = None,
         filter: str = "",
         output_fields: Sequence[str] = (),
+        fresh: bool = True,
     ) -> list[list[Hit]]:
         """The ``k`` nearest records of each query vector, nearest first. ``distance`` is the
-        metric's value as Milvus reports it (for COSINE and IP: a similarity, larger is nearer)."""
+        metric's value as Milvus reports it (for COSINE and IP: a similarity, larger is nearer).
+
+        ``fresh`` sees every write acknowledged before the call (Milvus's strong consistency: a
+        server search then waits for its next time tick, about 200 ms). Without it the search sees
+        this process's own writes, and other processes' up to a few seconds late, and does not
+        wait when this process has not just written (session consistency)."""
         spec = self._spec(collection)
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow becomes inf, refused below
             q = np.asarray(vectors, dtype=np.float32)
@@ -496,6 +502,7 @@ class VectorStore(abc.ABC):
                 output_fields=[_PK_FIELD, *output_fields],
                 search_params=self._search_params(spec, k),
                 timeout=self.timeout,
+                consistency_level="Strong" if fresh else "Session",
                 **kwargs,
             ),
         )
@@ -543,6 +550,16 @@ class VectorStore(abc.ABC):
                 yield _batch(rows, spec, with_vectors)
         finally:
             it.close()
+
+    def flush(self, collection: str) -> None:
+        """Seals what was written: Milvus searches vectors still in growing segments through a coarse
+        interim index (lower recall) until they are sealed and indexed."""
+        self._call("flush", lambda c: c.flush(collection, timeout=self.timeout))
+
+    def index_progress(self, collection: str) -> tuple[int, int]:
+        """(indexed rows, total rows) of the collection's vector index."""
+        info = self._call("describe_index", lambda c: c.describe_index(collection, _VECTOR_FIELD, timeout=self.timeout))
+        return int(info.get("indexed_rows", 0)), int(info.get("total_rows", 0))
 
     def ping(self) -> None:
         """Raises :class:`Unavailable` unless Milvus answers."""
@@ -705,8 +722,8 @@ class ServerVectorStore(VectorStore):
         return params
 
     def _search_params(self, spec: CollectionSpec, k: int) -> dict[str, Any]:
-        # HNSW's candidate list: at least k, and twice k (at least 64) for recall above 0.95 at k = 100
-        return {"metric_type": spec.metric, "params": {"ef": min(max(2 * k, 64), HNSW_MAX_EF)}}
+        # HNSW's candidate list: four times k (at least 64), for recall@100 above 0.95 on 1M vectors
+        return {"metric_type": spec.metric, "params": {"ef": min(max(4 * k, 64), HNSW_MAX_EF)}}
 
     def __repr__(self) -> str:  # never the token
         return f"ServerVectorStore(url={self.url!r})"

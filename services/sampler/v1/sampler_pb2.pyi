@@ -13,9 +13,29 @@ class Aggregation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AGGREGATION_UNSPECIFIED: _ClassVar[Aggregation]
     AGGREGATION_MAX: _ClassVar[Aggregation]
     AGGREGATION_MEAN: _ClassVar[Aggregation]
+
+class DiversityMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DIVERSITY_METHOD_UNSPECIFIED: _ClassVar[DiversityMethod]
+    DIVERSITY_METHOD_MMR: _ClassVar[DiversityMethod]
+    DIVERSITY_METHOD_K_CENTER: _ClassVar[DiversityMethod]
+
+class UncertaintyMeasure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    UNCERTAINTY_MEASURE_UNSPECIFIED: _ClassVar[UncertaintyMeasure]
+    UNCERTAINTY_MEASURE_ENTROPY: _ClassVar[UncertaintyMeasure]
+    UNCERTAINTY_MEASURE_MARGIN: _ClassVar[UncertaintyMeasure]
+    UNCERTAINTY_MEASURE_LEAST_CONFIDENCE: _ClassVar[UncertaintyMeasure]
 AGGREGATION_UNSPECIFIED: Aggregation
 AGGREGATION_MAX: Aggregation
 AGGREGATION_MEAN: Aggregation
+DIVERSITY_METHOD_UNSPECIFIED: DiversityMethod
+DIVERSITY_METHOD_MMR: DiversityMethod
+DIVERSITY_METHOD_K_CENTER: DiversityMethod
+UNCERTAINTY_MEASURE_UNSPECIFIED: UncertaintyMeasure
+UNCERTAINTY_MEASURE_ENTROPY: UncertaintyMeasure
+UNCERTAINTY_MEASURE_MARGIN: UncertaintyMeasure
+UNCERTAINTY_MEASURE_LEAST_CONFIDENCE: UncertaintyMeasure
 
 class GetJobRequest(_message.Message):
     __slots__ = ("project", "job_id")
@@ -132,3 +152,139 @@ class SearchSimilarResponse(_message.Message):
     candidates: int
     truncated: bool
     def __init__(self, items: _Optional[_Iterable[_Union[SimilarItem, _Mapping]]] = ..., metric: _Optional[str] = ..., candidates: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class CampaignWeights(_message.Message):
+    __slots__ = ("similarity", "uncertainty", "diversity", "balance")
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    UNCERTAINTY_FIELD_NUMBER: _ClassVar[int]
+    DIVERSITY_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    similarity: float
+    uncertainty: float
+    diversity: float
+    balance: float
+    def __init__(self, similarity: _Optional[float] = ..., uncertainty: _Optional[float] = ..., diversity: _Optional[float] = ..., balance: _Optional[float] = ...) -> None: ...
+
+class StartCampaignRequest(_message.Message):
+    __slots__ = ("project", "name", "seed_segment", "pool_dataset", "embedding_space", "seed_embedding_space", "budget", "weights", "diversity_method", "uncertainty_inference_set", "uncertainty_measure", "duplicate_distance", "labeled_dataset", "filter", "exclude_labeled", "exclude_segments", "rerun")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SEED_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_DATASET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    SEED_EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    DIVERSITY_METHOD_FIELD_NUMBER: _ClassVar[int]
+    UNCERTAINTY_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    UNCERTAINTY_MEASURE_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    LABELED_DATASET_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_LABELED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    seed_segment: str
+    pool_dataset: str
+    embedding_space: str
+    seed_embedding_space: str
+    budget: int
+    weights: CampaignWeights
+    diversity_method: DiversityMethod
+    uncertainty_inference_set: str
+    uncertainty_measure: UncertaintyMeasure
+    duplicate_distance: float
+    labeled_dataset: str
+    filter: _common_pb2.Filter
+    exclude_labeled: bool
+    exclude_segments: _containers.RepeatedScalarFieldContainer[str]
+    rerun: bool
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., seed_segment: _Optional[str] = ..., pool_dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., seed_embedding_space: _Optional[str] = ..., budget: _Optional[int] = ..., weights: _Optional[_Union[CampaignWeights, _Mapping]] = ..., diversity_method: _Optional[_Union[DiversityMethod, str]] = ..., uncertainty_inference_set: _Optional[str] = ..., uncertainty_measure: _Optional[_Union[UncertaintyMeasure, str]] = ..., duplicate_distance: _Optional[float] = ..., labeled_dataset: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., exclude_labeled: _Optional[bool] = ..., exclude_segments: _Optional[_Iterable[str]] = ..., rerun: _Optional[bool] = ...) -> None: ...
+
+class StartCampaignResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _common_pb2.Job
+    def __init__(self, job: _Optional[_Union[_common_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class GetCampaignRequest(_message.Message):
+    __slots__ = ("project", "job_id", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ClassCount(_message.Message):
+    __slots__ = ("class_id", "class_name", "frames")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    frames: int
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., frames: _Optional[int] = ...) -> None: ...
+
+class CampaignSummary(_message.Message):
+    __slots__ = ("segment", "budget", "selected", "candidates", "preselected", "skipped_duplicates_of_picked", "skipped_duplicates_of_labeled", "classes", "strategy", "seeds", "duplicate_distance")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    SELECTED_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    PRESELECTED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_DUPLICATES_OF_PICKED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_DUPLICATES_OF_LABELED_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    segment: str
+    budget: int
+    selected: int
+    candidates: int
+    preselected: int
+    skipped_duplicates_of_picked: int
+    skipped_duplicates_of_labeled: int
+    classes: _containers.RepeatedCompositeFieldContainer[ClassCount]
+    strategy: str
+    seeds: int
+    duplicate_distance: float
+    def __init__(self, segment: _Optional[str] = ..., budget: _Optional[int] = ..., selected: _Optional[int] = ..., candidates: _Optional[int] = ..., preselected: _Optional[int] = ..., skipped_duplicates_of_picked: _Optional[int] = ..., skipped_duplicates_of_labeled: _Optional[int] = ..., classes: _Optional[_Iterable[_Union[ClassCount, _Mapping]]] = ..., strategy: _Optional[str] = ..., seeds: _Optional[int] = ..., duplicate_distance: _Optional[float] = ...) -> None: ...
+
+class CampaignItem(_message.Message):
+    __slots__ = ("ref", "media_uri", "rank", "score", "similarity", "nearest_seed", "uncertainty", "predicted_class", "diversity_gain", "reason")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_SEED_FIELD_NUMBER: _ClassVar[int]
+    UNCERTAINTY_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    DIVERSITY_GAIN_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    rank: int
+    score: float
+    similarity: float
+    nearest_seed: _common_pb2.DatapointRef
+    uncertainty: float
+    predicted_class: int
+    diversity_gain: float
+    reason: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., rank: _Optional[int] = ..., score: _Optional[float] = ..., similarity: _Optional[float] = ..., nearest_seed: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., uncertainty: _Optional[float] = ..., predicted_class: _Optional[int] = ..., diversity_gain: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetCampaignResponse(_message.Message):
+    __slots__ = ("summary", "items", "page")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    summary: CampaignSummary
+    items: _containers.RepeatedCompositeFieldContainer[CampaignItem]
+    page: _common_pb2.PageResponse
+    def __init__(self, summary: _Optional[_Union[CampaignSummary, _Mapping]] = ..., items: _Optional[_Iterable[_Union[CampaignItem, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...

@@ -54,6 +54,16 @@ class SamplerServiceStub:
                 request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarRequest.SerializeToString,
                 response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarResponse.FromString,
                 _registered_method=True)
+        self.StartCampaign = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/StartCampaign',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartCampaignRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartCampaignResponse.FromString,
+                _registered_method=True)
+        self.GetCampaign = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/GetCampaign',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignResponse.FromString,
+                _registered_method=True)
 
 
 class SamplerServiceServicer:
@@ -90,6 +100,23 @@ class SamplerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartCampaign(self, request, context):
+        """Starts a collection campaign: a job that chooses up to `budget` frames of a pool for labeling,
+        by similarity to a seed segment, model uncertainty, diversity and class balance, without
+        near-duplicates, and saves them as a ranked sample and as a new segment. Without a seed
+        segment it is active learning: the most uncertain and diverse frames.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCampaign(self, request, context):
+        """The summary and the ranked items of a finished campaign.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SamplerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +139,16 @@ def add_SamplerServiceServicer_to_server(servicer, server):
                     servicer.SearchSimilar,
                     request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarRequest.FromString,
                     response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarResponse.SerializeToString,
+            ),
+            'StartCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartCampaign,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartCampaignRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartCampaignResponse.SerializeToString,
+            ),
+            'GetCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCampaign,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +259,60 @@ class SamplerService:
             '/shoal.sampler.v1.SamplerService/SearchSimilar',
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarRequest.SerializeToString,
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.SearchSimilarResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/StartCampaign',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartCampaignRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/GetCampaign',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,
