@@ -282,6 +282,16 @@ class SegmentStore:
         ).rows
         return [(r[0], r[1], r[2]) for r in rows], seg.size
 
+    def frame_ids(self, project: str, name: str) -> list[str]:
+        """The frames of a segment (an object member counts as its frame), each once, by id."""
+        self.get(project, name)
+        rows = self.metrics.query_columns(
+            "SELECT DISTINCT frame_id FROM segment_members FINAL"
+            " WHERE project = {project:String} AND segment = {name:String} AND removed = 0 ORDER BY frame_id",
+            {"project": project, "name": name},
+        )
+        return [str(f) for f in rows["frame_id"]]
+
 
 def _segment(project: str, row: Sequence[object]) -> Segment:
     name, dataset, kind, reason, author, gates, created, updated = row

@@ -385,6 +385,7 @@ def build(
     flt: common_pb2.Filter,
     exclude_labeled: bool,
     exclude_segments: list[str],
+    exclude_sent: bool = False,
 ) -> Summary:
     """Runs the campaign and stores its sample, summary and segment under the job."""
 
@@ -405,7 +406,8 @@ def build(
     x = unit_rows(np.ascontiguousarray(x, dtype=np.float32))
     progress("scoping", 0.3)
     keep = np.ones(len(ids), dtype=bool)
-    pool_scope = search.scope(metrics, view, flt, exclude_labeled=exclude_labeled, exclude_segments=exclude_segments)
+    pool_scope = search.scope(metrics, view, flt, exclude_labeled=exclude_labeled, exclude_segments=exclude_segments,
+                              exclude_sent=exclude_sent)  # fmt: skip
     if pool_scope is not None:
         keep = np.isin(ids, np.asarray(sorted(pool_scope.ids), dtype=str)) == pool_scope.inside
 

@@ -30,6 +30,7 @@ from shoal.common.stores.vectors import VectorStore, collection_name, expr_and, 
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace
 from shoal.ingest.writer import vector_pk
+from shoal.sampler.handoff import not_sent_sql
 
 DEFAULT_K = 100
 MAX_K = 10_000
@@ -78,6 +79,7 @@ def scope(
     *,
     exclude_labeled: bool,
     exclude_segments: list[str],
+    exclude_sent: bool = False,
 ) -> Scope | None:
     """The pool frames that pass ``flt`` and the exclusions, as the smaller side (see :class:`Scope`)."""
     params = Params()
@@ -92,6 +94,8 @@ def scope(
             f" WHERE project = {project} AND dataset = {dataset} GROUP BY frame_id"
             " HAVING argMax(class_id IS NOT NULL OR num_objects > 0, (version_time, label_version)))"
         )
+    if exclude_sent:
+        conditions.append(not_sent_sql(params.add(view.project, "String"), params.add(view.dataset, "String")))
     if conditions == ["1"]:
         return None
     passes = " AND ".join(f"({c})" for c in conditions)

@@ -20,13 +20,15 @@ from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
+from shoal.common.stores.events import EventBus
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore, collection_name
+from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.evaluations import frame_rows_set
-from shoal.sampler import campaign, search
+from shoal.sampler import campaign, handoff, search
 from shoal.sampler.v1 import sampler_pb2, sampler_pb2_grpc
 
 NAME = "sampler"
@@ -53,10 +55,14 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
 
     runner: JobRunner
 
-    def __init__(self, jobs: JobStore, metrics: MetricsStore, vectors: VectorStore) -> None:
+    def __init__(
+        self, jobs: JobStore, metrics: MetricsStore, vectors: VectorStore, bus: EventBus, topics: Topics
+    ) -> None:
         self.jobs = jobs
         self.metrics = metrics
         self.vectors = vectors
+        self.bus = bus
+        self.topics = topics
         self.projects = ProjectCatalog(metrics)
         self.datasets = DatasetCatalog(metrics, self.projects)
         self.segments = SegmentStore(metrics)
@@ -176,7 +182,8 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         self._check_exclusions(project, request.exclude_segments, request.pool_dataset)
         view = self._view(project, request.pool_dataset)
         pool_scope = search.scope(self.metrics, view, request.filter, exclude_labeled=request.exclude_labeled,
-                                  exclude_segments=list(request.exclude_segments))  # fmt: skip
+                                  exclude_segments=list(request.exclude_segments),
+                                  exclude_sent=request.exclude_sent_for_labeling)  # fmt: skip
         result = search.search(
             self.vectors, project.name, pool=request.pool_dataset, space=space, seeds=seeds,
             k=request.k or search.DEFAULT_K, pool_scope=pool_scope, aggregation=AGGREGATIONS[request.aggregation],
@@ -266,6 +273,8 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             "exclude_labeled": str(request.exclude_labeled),
             "exclude_segments": json.dumps(list(request.exclude_segments)),
         }
+        if request.exclude_sent_for_labeling:
+            params["exclude_sent"] = "True"
         taken = self.segments.find(project.name, request.name)
         if taken is not None and not campaign.owns_segment(
             self.segments, project.name, request.name, job_id_for(campaign.KIND, params)
@@ -317,6 +326,7 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             inference_set=p["inference_set"], duplicate_distance=None if duplicate_distance < 0 else duplicate_distance,
             labeled_dataset=p["labeled_dataset"], flt=common_pb2.Filter.FromString(bytes.fromhex(p["filter"])),
             exclude_labeled=p["exclude_labeled"] == "True", exclude_segments=json.loads(p["exclude_segments"]),
+            exclude_sent=p.get("exclude_sent") == "True",
         )  # fmt: skip
 
     def GetCampaign(self, request: sampler_pb2.GetCampaignRequest, context: Any) -> sampler_pb2.GetCampaignResponse:
@@ -352,6 +362,71 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
                 item.predicted_class = int(pred)
         return out
 
+    # -- hand-off for labeling -----------------------------------------------------------------------
+    def RequestLabeling(
+        self, request: sampler_pb2.RequestLabelingRequest, context: Any
+    ) -> sampler_pb2.RequestLabelingResponse:
+        project = self.projects.get(request.project)
+        kind = request.WhichOneof("source")
+        if kind is None:
+            raise InvalidArgument("set segment, campaign_job_id or frames", field="source")
+        if kind == "segment":
+            seg = self.segments.get(project.name, request.segment)
+            dataset, reason, source = seg.dataset, seg.reason, f"segment:{seg.name}"
+            frames = self.segments.frame_ids(project.name, seg.name)
+        elif kind == "campaign_job_id":
+            job = self._finished_campaign(project.name, request.campaign_job_id)
+            s = campaign.summary_of(self.metrics, job.project, job.job_id)
+            if s is None:
+                raise FailedPrecondition(f"job {job.job_id} kept no result", field="campaign_job_id")
+            dataset, source = job.params["pool_dataset"], f"campaign:{job.job_id}"
+            reason = f"collection campaign {job.job_id}: {s.strategy}"
+            items = campaign.query_items(self.metrics, job.project, job.job_id, offset=0, size=campaign.MAX_BUDGET)
+            frames = [str(row[1]) for row in items]  # by rank
+        else:
+            dataset, reason, source = request.frames.dataset, "", "frames"
+            if self.datasets.find(project.name, dataset) is None:
+                raise NotFound(f"dataset {dataset!r} does not exist in project {project.name!r}",
+                               field="frames.dataset")  # fmt: skip
+            frames = list(request.frames.frame_ids)
+            for i, f in enumerate(frames):
+                if not f:
+                    raise InvalidArgument("is empty", field=f"frames.frame_ids[{i}]")
+            if len(frames) > campaign.MAX_BUDGET:
+                raise InvalidArgument(f"at most {campaign.MAX_BUDGET} frames per request, got {len(frames)}",
+                                      field="frames.frame_ids")  # fmt: skip
+            missing = sorted(set(frames) - self._existing_frames(project.name, dataset, frames))
+            if missing:
+                raise NotFound(f"{len(missing)} frames are not in dataset {dataset!r}, e.g. {missing[0]!r}",
+                               field="frames.frame_ids")  # fmt: skip
+        if not frames:
+            raise FailedPrecondition(f"the {kind.replace('_', ' ')} holds no frames", field=kind)
+        if request.preannotation_inference_set:
+            self.datasets.get_inference_set(project.name, request.preannotation_inference_set, dataset=dataset,
+                                            field="preannotation_inference_set")  # fmt: skip
+        if request.request_id and not handoff.REQUEST_ID.match(request.request_id):
+            raise InvalidArgument(f"must match {handoff.REQUEST_ID.pattern}", field="request_id")
+        request_id = request.request_id or handoff.derive_request_id(project.name, source, dataset, frames)
+        repeated = handoff.recorded(self.metrics, project.name, request_id)
+        r = handoff.Request(
+            project=project.name, dataset=dataset, frame_ids=frames, reason=request.reason or reason, source=source,
+            platform=request.platform, preannotation_inference_set=request.preannotation_inference_set,
+            requested_by=request.requested_by, request_id=request_id,
+        )  # fmt: skip
+        n_events = handoff.send(self.bus, self.topics, self.metrics, r)
+        return sampler_pb2.RequestLabelingResponse(
+            request_id=request_id, dataset=dataset, frames=len(set(frames)), events=n_events,
+            topic=self.topics.labeling_requests, repeated_request=repeated,
+        )  # fmt: skip
+
+    def _existing_frames(self, project: str, dataset: str, frames: Sequence[str]) -> set[str]:
+        rows = self.metrics.query(
+            "SELECT DISTINCT frame_id FROM frames WHERE project = {p:String} AND dataset = {d:String}"
+            " AND frame_id IN {ids:Array(String)}",
+            {"p": project, "d": dataset, "ids": sorted(set(frames))},
+        ).rows
+        return {str(r[0]) for r in rows}
+
     def _finished_campaign(self, project: str, job_id: str) -> Job:
         job = self.jobs.get(project, job_id)
         if job.kind != campaign.KIND:
@@ -364,7 +439,7 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     jobs = JobStore(stores.metrics, service=NAME)
-    servicer = SamplerServicer(jobs, stores.metrics, stores.vectors)
+    servicer = SamplerServicer(jobs, stores.metrics, stores.vectors, stores.events, Topics(settings.topic_prefix))
     servicer.runner = JobRunner(
         jobs,
         {campaign.KIND: JobKind(run=servicer.run_campaign, discard=lambda job: campaign.discard(stores.metrics, job))},
@@ -377,6 +452,6 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         register=lambda server: sampler_pb2_grpc.add_SamplerServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors", "events"),
         # seeds and exclusions read segments, whichever service created them; campaigns write them
-        migrations=(*SEGMENT_MIGRATIONS, *campaign.MIGRATIONS),
+        migrations=(*SEGMENT_MIGRATIONS, *campaign.MIGRATIONS, *handoff.MIGRATIONS),
         workers=[servicer.runner],
     )

@@ -22,60 +22,69 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shoal.common.v1 import common_pb2 as shoal_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eshoal/sampler/v1/sampler.proto\x12\x10shoal.sampler.v1\x1a\x1cshoal/common/v1/common.proto\"0\n\rGetJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"y\n\x0fListJobsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.shoal.common.v1.JobState\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"c\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.shoal.common.v1.Job\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"3\n\x10\x43\x61ncelJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x11\x43\x61ncelJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"h\n\x04Seed\x12,\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRefH\x00\x12*\n\x06vector\x18\x02 \x01(\x0b\x32\x18.shoal.sampler.v1.VectorH\x00\x42\x06\n\x04kind\"\xf1\x02\n\x14SearchSimilarRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x14\n\x0cpool_dataset\x18\x02 \x01(\t\x12\x17\n\x0f\x65mbedding_space\x18\x03 \x01(\t\x12%\n\x05seeds\x18\x04 \x03(\x0b\x32\x16.shoal.sampler.v1.Seed\x12\t\n\x01k\x18\x05 \x01(\x05\x12\'\n\x06\x66ilter\x18\x06 \x01(\x0b\x32\x17.shoal.common.v1.Filter\x12\x17\n\x0f\x65xclude_labeled\x18\x07 \x01(\x08\x12\x18\n\x10\x65xclude_segments\x18\x08 \x03(\t\x12\x32\n\x0b\x61ggregation\x18\t \x01(\x0e\x32\x1d.shoal.sampler.v1.Aggregation\x12\x1c\n\x14seed_embedding_space\x18\n \x01(\t\x12\x1a\n\x12vectors_model_name\x18\x0b \x01(\t\x12\x1d\n\x15vectors_model_version\x18\x0c \x01(\t\"\x95\x01\n\x0bSimilarItem\x12*\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x11\n\tmedia_uri\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x12\n\nsimilarity\x18\x04 \x01(\x01\x12\x10\n\x08\x64istance\x18\x05 \x01(\x01\x12\x12\n\nseed_index\x18\x06 \x01(\x05\"|\n\x15SearchSimilarResponse\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x1d.shoal.sampler.v1.SimilarItem\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x12\n\ncandidates\x18\x03 \x01(\x03\x12\x11\n\ttruncated\x18\x04 \x01(\x08\"\xab\x01\n\x0f\x43\x61mpaignWeights\x12\x17\n\nsimilarity\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0buncertainty\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tdiversity\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07\x62\x61lance\x18\x04 \x01(\x01H\x03\x88\x01\x01\x42\r\n\x0b_similarityB\x0e\n\x0c_uncertaintyB\x0c\n\n_diversityB\n\n\x08_balance\"\x9f\x04\n\x14StartCampaignRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cseed_segment\x18\x03 \x01(\t\x12\x14\n\x0cpool_dataset\x18\x04 \x01(\t\x12\x17\n\x0f\x65mbedding_space\x18\x05 \x01(\t\x12\x1c\n\x14seed_embedding_space\x18\x06 \x01(\t\x12\x0e\n\x06\x62udget\x18\x07 \x01(\x05\x12\x32\n\x07weights\x18\x08 \x01(\x0b\x32!.shoal.sampler.v1.CampaignWeights\x12;\n\x10\x64iversity_method\x18\t \x01(\x0e\x32!.shoal.sampler.v1.DiversityMethod\x12!\n\x19uncertainty_inference_set\x18\n \x01(\t\x12\x41\n\x13uncertainty_measure\x18\x0b \x01(\x0e\x32$.shoal.sampler.v1.UncertaintyMeasure\x12\x1a\n\x12\x64uplicate_distance\x18\x0c \x01(\x01\x12\x17\n\x0flabeled_dataset\x18\r \x01(\t\x12\'\n\x06\x66ilter\x18\x0e \x01(\x0b\x32\x17.shoal.common.v1.Filter\x12\x17\n\x0f\x65xclude_labeled\x18\x0f \x01(\x08\x12\x18\n\x10\x65xclude_segments\x18\x10 \x03(\t\x12\r\n\x05rerun\x18\x11 \x01(\x08\":\n\x15StartCampaignResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"a\n\x12GetCampaignRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"B\n\nClassCount\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x05\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\x0e\n\x06\x66rames\x18\x03 \x01(\x05\"\xa6\x02\n\x0f\x43\x61mpaignSummary\x12\x0f\n\x07segment\x18\x01 \x01(\t\x12\x0e\n\x06\x62udget\x18\x02 \x01(\x05\x12\x10\n\x08selected\x18\x03 \x01(\x05\x12\x12\n\ncandidates\x18\x04 \x01(\x03\x12\x13\n\x0bpreselected\x18\x05 \x01(\x03\x12$\n\x1cskipped_duplicates_of_picked\x18\x06 \x01(\x03\x12%\n\x1dskipped_duplicates_of_labeled\x18\x07 \x01(\x03\x12-\n\x07\x63lasses\x18\x08 \x03(\x0b\x32\x1c.shoal.sampler.v1.ClassCount\x12\x10\n\x08strategy\x18\t \x01(\t\x12\r\n\x05seeds\x18\n \x01(\x05\x12\x1a\n\x12\x64uplicate_distance\x18\x0b \x01(\x01\"\xcb\x02\n\x0c\x43\x61mpaignItem\x12*\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x11\n\tmedia_uri\x18\x02 \x01(\t\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x17\n\nsimilarity\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x33\n\x0cnearest_seed\x18\x06 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x18\n\x0buncertainty\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x1c\n\x0fpredicted_class\x18\x08 \x01(\x05H\x02\x88\x01\x01\x12\x16\n\x0e\x64iversity_gain\x18\t \x01(\x01\x12\x0e\n\x06reason\x18\n \x01(\tB\r\n\x0b_similarityB\x0e\n\x0c_uncertaintyB\x12\n\x10_predicted_class\"\xa5\x01\n\x13GetCampaignResponse\x12\x32\n\x07summary\x18\x01 \x01(\x0b\x32!.shoal.sampler.v1.CampaignSummary\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.shoal.sampler.v1.CampaignItem\x12+\n\x04page\x18\x03 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse*U\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41GGREGATION_MAX\x10\x01\x12\x14\n\x10\x41GGREGATION_MEAN\x10\x02*l\n\x0f\x44iversityMethod\x12 \n\x1c\x44IVERSITY_METHOD_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44IVERSITY_METHOD_MMR\x10\x01\x12\x1d\n\x19\x44IVERSITY_METHOD_K_CENTER\x10\x02*\xa4\x01\n\x12UncertaintyMeasure\x12#\n\x1fUNCERTAINTY_MEASURE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bUNCERTAINTY_MEASURE_ENTROPY\x10\x01\x12\x1e\n\x1aUNCERTAINTY_MEASURE_MARGIN\x10\x02\x12(\n$UNCERTAINTY_MEASURE_LEAST_CONFIDENCE\x10\x03\x32\xa6\x04\n\x0eSamplerService\x12K\n\x06GetJob\x12\x1f.shoal.sampler.v1.GetJobRequest\x1a .shoal.sampler.v1.GetJobResponse\x12Q\n\x08ListJobs\x12!.shoal.sampler.v1.ListJobsRequest\x1a\".shoal.sampler.v1.ListJobsResponse\x12T\n\tCancelJob\x12\".shoal.sampler.v1.CancelJobRequest\x1a#.shoal.sampler.v1.CancelJobResponse\x12`\n\rSearchSimilar\x12&.shoal.sampler.v1.SearchSimilarRequest\x1a\'.shoal.sampler.v1.SearchSimilarResponse\x12`\n\rStartCampaign\x12&.shoal.sampler.v1.StartCampaignRequest\x1a\'.shoal.sampler.v1.StartCampaignResponse\x12Z\n\x0bGetCampaign\x12$.shoal.sampler.v1.GetCampaignRequest\x1a%.shoal.sampler.v1.GetCampaignResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eshoal/sampler/v1/sampler.proto\x12\x10shoal.sampler.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cshoal/common/v1/common.proto\"0\n\rGetJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"y\n\x0fListJobsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.shoal.common.v1.JobState\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"c\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.shoal.common.v1.Job\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"3\n\x10\x43\x61ncelJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x11\x43\x61ncelJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"h\n\x04Seed\x12,\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRefH\x00\x12*\n\x06vector\x18\x02 \x01(\x0b\x32\x18.shoal.sampler.v1.VectorH\x00\x42\x06\n\x04kind\"\x94\x03\n\x14SearchSimilarRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x14\n\x0cpool_dataset\x18\x02 \x01(\t\x12\x17\n\x0f\x65mbedding_space\x18\x03 \x01(\t\x12%\n\x05seeds\x18\x04 \x03(\x0b\x32\x16.shoal.sampler.v1.Seed\x12\t\n\x01k\x18\x05 \x01(\x05\x12\'\n\x06\x66ilter\x18\x06 \x01(\x0b\x32\x17.shoal.common.v1.Filter\x12\x17\n\x0f\x65xclude_labeled\x18\x07 \x01(\x08\x12!\n\x19\x65xclude_sent_for_labeling\x18\r \x01(\x08\x12\x18\n\x10\x65xclude_segments\x18\x08 \x03(\t\x12\x32\n\x0b\x61ggregation\x18\t \x01(\x0e\x32\x1d.shoal.sampler.v1.Aggregation\x12\x1c\n\x14seed_embedding_space\x18\n \x01(\t\x12\x1a\n\x12vectors_model_name\x18\x0b \x01(\t\x12\x1d\n\x15vectors_model_version\x18\x0c \x01(\t\"\x95\x01\n\x0bSimilarItem\x12*\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x11\n\tmedia_uri\x18\x02 \x01(\t\x12\r\n\x05split\x18\x03 \x01(\t\x12\x12\n\nsimilarity\x18\x04 \x01(\x01\x12\x10\n\x08\x64istance\x18\x05 \x01(\x01\x12\x12\n\nseed_index\x18\x06 \x01(\x05\"|\n\x15SearchSimilarResponse\x12,\n\x05items\x18\x01 \x03(\x0b\x32\x1d.shoal.sampler.v1.SimilarItem\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x12\n\ncandidates\x18\x03 \x01(\x03\x12\x11\n\ttruncated\x18\x04 \x01(\x08\"\xab\x01\n\x0f\x43\x61mpaignWeights\x12\x17\n\nsimilarity\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x18\n\x0buncertainty\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tdiversity\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07\x62\x61lance\x18\x04 \x01(\x01H\x03\x88\x01\x01\x42\r\n\x0b_similarityB\x0e\n\x0c_uncertaintyB\x0c\n\n_diversityB\n\n\x08_balance\"\xc2\x04\n\x14StartCampaignRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cseed_segment\x18\x03 \x01(\t\x12\x14\n\x0cpool_dataset\x18\x04 \x01(\t\x12\x17\n\x0f\x65mbedding_space\x18\x05 \x01(\t\x12\x1c\n\x14seed_embedding_space\x18\x06 \x01(\t\x12\x0e\n\x06\x62udget\x18\x07 \x01(\x05\x12\x32\n\x07weights\x18\x08 \x01(\x0b\x32!.shoal.sampler.v1.CampaignWeights\x12;\n\x10\x64iversity_method\x18\t \x01(\x0e\x32!.shoal.sampler.v1.DiversityMethod\x12!\n\x19uncertainty_inference_set\x18\n \x01(\t\x12\x41\n\x13uncertainty_measure\x18\x0b \x01(\x0e\x32$.shoal.sampler.v1.UncertaintyMeasure\x12\x1a\n\x12\x64uplicate_distance\x18\x0c \x01(\x01\x12\x17\n\x0flabeled_dataset\x18\r \x01(\t\x12\'\n\x06\x66ilter\x18\x0e \x01(\x0b\x32\x17.shoal.common.v1.Filter\x12\x17\n\x0f\x65xclude_labeled\x18\x0f \x01(\x08\x12!\n\x19\x65xclude_sent_for_labeling\x18\x12 \x01(\x08\x12\x18\n\x10\x65xclude_segments\x18\x10 \x03(\t\x12\r\n\x05rerun\x18\x11 \x01(\x08\":\n\x15StartCampaignResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"a\n\x12GetCampaignRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"B\n\nClassCount\x12\x10\n\x08\x63lass_id\x18\x01 \x01(\x05\x12\x12\n\nclass_name\x18\x02 \x01(\t\x12\x0e\n\x06\x66rames\x18\x03 \x01(\x05\"\xa6\x02\n\x0f\x43\x61mpaignSummary\x12\x0f\n\x07segment\x18\x01 \x01(\t\x12\x0e\n\x06\x62udget\x18\x02 \x01(\x05\x12\x10\n\x08selected\x18\x03 \x01(\x05\x12\x12\n\ncandidates\x18\x04 \x01(\x03\x12\x13\n\x0bpreselected\x18\x05 \x01(\x03\x12$\n\x1cskipped_duplicates_of_picked\x18\x06 \x01(\x03\x12%\n\x1dskipped_duplicates_of_labeled\x18\x07 \x01(\x03\x12-\n\x07\x63lasses\x18\x08 \x03(\x0b\x32\x1c.shoal.sampler.v1.ClassCount\x12\x10\n\x08strategy\x18\t \x01(\t\x12\r\n\x05seeds\x18\n \x01(\x05\x12\x1a\n\x12\x64uplicate_distance\x18\x0b \x01(\x01\"\xcb\x02\n\x0c\x43\x61mpaignItem\x12*\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x11\n\tmedia_uri\x18\x02 \x01(\t\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x17\n\nsimilarity\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x33\n\x0cnearest_seed\x18\x06 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x18\n\x0buncertainty\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x1c\n\x0fpredicted_class\x18\x08 \x01(\x05H\x02\x88\x01\x01\x12\x16\n\x0e\x64iversity_gain\x18\t \x01(\x01\x12\x0e\n\x06reason\x18\n \x01(\tB\r\n\x0b_similarityB\x0e\n\x0c_uncertaintyB\x12\n\x10_predicted_class\"\xa5\x01\n\x13GetCampaignResponse\x12\x32\n\x07summary\x18\x01 \x01(\x0b\x32!.shoal.sampler.v1.CampaignSummary\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.shoal.sampler.v1.CampaignItem\x12+\n\x04page\x18\x03 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"/\n\tFrameList\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tframe_ids\x18\x02 \x03(\t\"\x81\x02\n\x16RequestLabelingRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\x07segment\x18\x02 \x01(\tH\x00\x12\x19\n\x0f\x63\x61mpaign_job_id\x18\x03 \x01(\tH\x00\x12-\n\x06\x66rames\x18\x04 \x01(\x0b\x32\x1b.shoal.sampler.v1.FrameListH\x00\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08platform\x18\x06 \x01(\t\x12#\n\x1bpreannotation_inference_set\x18\x07 \x01(\t\x12\x14\n\x0crequested_by\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\tB\x08\n\x06source\"\x87\x01\n\x17RequestLabelingResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06\x66rames\x18\x03 \x01(\x03\x12\x0e\n\x06\x65vents\x18\x04 \x01(\x05\x12\r\n\x05topic\x18\x05 \x01(\t\x12\x18\n\x10repeated_request\x18\x06 \x01(\x08\"\xd0\x02\n\x14LabelingRequestEvent\x12\x16\n\x0eschema_version\x18\x01 \x01(\x05\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x0c\n\x04part\x18\x03 \x01(\x05\x12\r\n\x05parts\x18\x04 \x01(\x05\x12\x0f\n\x07project\x18\x05 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x06 \x01(\t\x12,\n\x05items\x18\x07 \x03(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06source\x18\t \x01(\t\x12\x10\n\x08platform\x18\n \x01(\t\x12#\n\x1bpreannotation_inference_set\x18\x0b \x01(\t\x12\x14\n\x0crequested_by\x18\x0c \x01(\t\x12\x32\n\x0erequested_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp*U\n\x0b\x41ggregation\x12\x1b\n\x17\x41GGREGATION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41GGREGATION_MAX\x10\x01\x12\x14\n\x10\x41GGREGATION_MEAN\x10\x02*l\n\x0f\x44iversityMethod\x12 \n\x1c\x44IVERSITY_METHOD_UNSPECIFIED\x10\x00\x12\x18\n\x14\x44IVERSITY_METHOD_MMR\x10\x01\x12\x1d\n\x19\x44IVERSITY_METHOD_K_CENTER\x10\x02*\xa4\x01\n\x12UncertaintyMeasure\x12#\n\x1fUNCERTAINTY_MEASURE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bUNCERTAINTY_MEASURE_ENTROPY\x10\x01\x12\x1e\n\x1aUNCERTAINTY_MEASURE_MARGIN\x10\x02\x12(\n$UNCERTAINTY_MEASURE_LEAST_CONFIDENCE\x10\x03\x32\x8e\x05\n\x0eSamplerService\x12K\n\x06GetJob\x12\x1f.shoal.sampler.v1.GetJobRequest\x1a .shoal.sampler.v1.GetJobResponse\x12Q\n\x08ListJobs\x12!.shoal.sampler.v1.ListJobsRequest\x1a\".shoal.sampler.v1.ListJobsResponse\x12T\n\tCancelJob\x12\".shoal.sampler.v1.CancelJobRequest\x1a#.shoal.sampler.v1.CancelJobResponse\x12`\n\rSearchSimilar\x12&.shoal.sampler.v1.SearchSimilarRequest\x1a\'.shoal.sampler.v1.SearchSimilarResponse\x12`\n\rStartCampaign\x12&.shoal.sampler.v1.StartCampaignRequest\x1a\'.shoal.sampler.v1.StartCampaignResponse\x12Z\n\x0bGetCampaign\x12$.shoal.sampler.v1.GetCampaignRequest\x1a%.shoal.sampler.v1.GetCampaignResponse\x12\x66\n\x0fRequestLabeling\x12(.shoal.sampler.v1.RequestLabelingRequest\x1a).shoal.sampler.v1.RequestLabelingResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.sampler.v1.sampler_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AGGREGATION']._serialized_start=3046
-  _globals['_AGGREGATION']._serialized_end=3131
-  _globals['_DIVERSITYMETHOD']._serialized_start=3133
-  _globals['_DIVERSITYMETHOD']._serialized_end=3241
-  _globals['_UNCERTAINTYMEASURE']._serialized_start=3244
-  _globals['_UNCERTAINTYMEASURE']._serialized_end=3408
-  _globals['_GETJOBREQUEST']._serialized_start=82
-  _globals['_GETJOBREQUEST']._serialized_end=130
-  _globals['_GETJOBRESPONSE']._serialized_start=132
-  _globals['_GETJOBRESPONSE']._serialized_end=183
-  _globals['_LISTJOBSREQUEST']._serialized_start=185
-  _globals['_LISTJOBSREQUEST']._serialized_end=306
-  _globals['_LISTJOBSRESPONSE']._serialized_start=308
-  _globals['_LISTJOBSRESPONSE']._serialized_end=407
-  _globals['_CANCELJOBREQUEST']._serialized_start=409
-  _globals['_CANCELJOBREQUEST']._serialized_end=460
-  _globals['_CANCELJOBRESPONSE']._serialized_start=462
-  _globals['_CANCELJOBRESPONSE']._serialized_end=516
-  _globals['_VECTOR']._serialized_start=518
-  _globals['_VECTOR']._serialized_end=542
-  _globals['_SEED']._serialized_start=544
-  _globals['_SEED']._serialized_end=648
-  _globals['_SEARCHSIMILARREQUEST']._serialized_start=651
-  _globals['_SEARCHSIMILARREQUEST']._serialized_end=1020
-  _globals['_SIMILARITEM']._serialized_start=1023
-  _globals['_SIMILARITEM']._serialized_end=1172
-  _globals['_SEARCHSIMILARRESPONSE']._serialized_start=1174
-  _globals['_SEARCHSIMILARRESPONSE']._serialized_end=1298
-  _globals['_CAMPAIGNWEIGHTS']._serialized_start=1301
-  _globals['_CAMPAIGNWEIGHTS']._serialized_end=1472
-  _globals['_STARTCAMPAIGNREQUEST']._serialized_start=1475
-  _globals['_STARTCAMPAIGNREQUEST']._serialized_end=2018
-  _globals['_STARTCAMPAIGNRESPONSE']._serialized_start=2020
-  _globals['_STARTCAMPAIGNRESPONSE']._serialized_end=2078
-  _globals['_GETCAMPAIGNREQUEST']._serialized_start=2080
-  _globals['_GETCAMPAIGNREQUEST']._serialized_end=2177
-  _globals['_CLASSCOUNT']._serialized_start=2179
-  _globals['_CLASSCOUNT']._serialized_end=2245
-  _globals['_CAMPAIGNSUMMARY']._serialized_start=2248
-  _globals['_CAMPAIGNSUMMARY']._serialized_end=2542
-  _globals['_CAMPAIGNITEM']._serialized_start=2545
-  _globals['_CAMPAIGNITEM']._serialized_end=2876
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=2879
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=3044
-  _globals['_SAMPLERSERVICE']._serialized_start=3411
-  _globals['_SAMPLERSERVICE']._serialized_end=3961
+  _globals['_AGGREGATION']._serialized_start=3935
+  _globals['_AGGREGATION']._serialized_end=4020
+  _globals['_DIVERSITYMETHOD']._serialized_start=4022
+  _globals['_DIVERSITYMETHOD']._serialized_end=4130
+  _globals['_UNCERTAINTYMEASURE']._serialized_start=4133
+  _globals['_UNCERTAINTYMEASURE']._serialized_end=4297
+  _globals['_GETJOBREQUEST']._serialized_start=115
+  _globals['_GETJOBREQUEST']._serialized_end=163
+  _globals['_GETJOBRESPONSE']._serialized_start=165
+  _globals['_GETJOBRESPONSE']._serialized_end=216
+  _globals['_LISTJOBSREQUEST']._serialized_start=218
+  _globals['_LISTJOBSREQUEST']._serialized_end=339
+  _globals['_LISTJOBSRESPONSE']._serialized_start=341
+  _globals['_LISTJOBSRESPONSE']._serialized_end=440
+  _globals['_CANCELJOBREQUEST']._serialized_start=442
+  _globals['_CANCELJOBREQUEST']._serialized_end=493
+  _globals['_CANCELJOBRESPONSE']._serialized_start=495
+  _globals['_CANCELJOBRESPONSE']._serialized_end=549
+  _globals['_VECTOR']._serialized_start=551
+  _globals['_VECTOR']._serialized_end=575
+  _globals['_SEED']._serialized_start=577
+  _globals['_SEED']._serialized_end=681
+  _globals['_SEARCHSIMILARREQUEST']._serialized_start=684
+  _globals['_SEARCHSIMILARREQUEST']._serialized_end=1088
+  _globals['_SIMILARITEM']._serialized_start=1091
+  _globals['_SIMILARITEM']._serialized_end=1240
+  _globals['_SEARCHSIMILARRESPONSE']._serialized_start=1242
+  _globals['_SEARCHSIMILARRESPONSE']._serialized_end=1366
+  _globals['_CAMPAIGNWEIGHTS']._serialized_start=1369
+  _globals['_CAMPAIGNWEIGHTS']._serialized_end=1540
+  _globals['_STARTCAMPAIGNREQUEST']._serialized_start=1543
+  _globals['_STARTCAMPAIGNREQUEST']._serialized_end=2121
+  _globals['_STARTCAMPAIGNRESPONSE']._serialized_start=2123
+  _globals['_STARTCAMPAIGNRESPONSE']._serialized_end=2181
+  _globals['_GETCAMPAIGNREQUEST']._serialized_start=2183
+  _globals['_GETCAMPAIGNREQUEST']._serialized_end=2280
+  _globals['_CLASSCOUNT']._serialized_start=2282
+  _globals['_CLASSCOUNT']._serialized_end=2348
+  _globals['_CAMPAIGNSUMMARY']._serialized_start=2351
+  _globals['_CAMPAIGNSUMMARY']._serialized_end=2645
+  _globals['_CAMPAIGNITEM']._serialized_start=2648
+  _globals['_CAMPAIGNITEM']._serialized_end=2979
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=2982
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=3147
+  _globals['_FRAMELIST']._serialized_start=3149
+  _globals['_FRAMELIST']._serialized_end=3196
+  _globals['_REQUESTLABELINGREQUEST']._serialized_start=3199
+  _globals['_REQUESTLABELINGREQUEST']._serialized_end=3456
+  _globals['_REQUESTLABELINGRESPONSE']._serialized_start=3459
+  _globals['_REQUESTLABELINGRESPONSE']._serialized_end=3594
+  _globals['_LABELINGREQUESTEVENT']._serialized_start=3597
+  _globals['_LABELINGREQUESTEVENT']._serialized_end=3933
+  _globals['_SAMPLERSERVICE']._serialized_start=4300
+  _globals['_SAMPLERSERVICE']._serialized_end=4954
 # @@protoc_insertion_point(module_scope)

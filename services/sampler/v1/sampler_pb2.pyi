@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -98,7 +101,7 @@ class Seed(_message.Message):
     def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
 
 class SearchSimilarRequest(_message.Message):
-    __slots__ = ("project", "pool_dataset", "embedding_space", "seeds", "k", "filter", "exclude_labeled", "exclude_segments", "aggregation", "seed_embedding_space", "vectors_model_name", "vectors_model_version")
+    __slots__ = ("project", "pool_dataset", "embedding_space", "seeds", "k", "filter", "exclude_labeled", "exclude_sent_for_labeling", "exclude_segments", "aggregation", "seed_embedding_space", "vectors_model_name", "vectors_model_version")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     POOL_DATASET_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +109,7 @@ class SearchSimilarRequest(_message.Message):
     K_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_LABELED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_SENT_FOR_LABELING_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     AGGREGATION_FIELD_NUMBER: _ClassVar[int]
     SEED_EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
@@ -118,12 +122,13 @@ class SearchSimilarRequest(_message.Message):
     k: int
     filter: _common_pb2.Filter
     exclude_labeled: bool
+    exclude_sent_for_labeling: bool
     exclude_segments: _containers.RepeatedScalarFieldContainer[str]
     aggregation: Aggregation
     seed_embedding_space: str
     vectors_model_name: str
     vectors_model_version: str
-    def __init__(self, project: _Optional[str] = ..., pool_dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., exclude_labeled: _Optional[bool] = ..., exclude_segments: _Optional[_Iterable[str]] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., seed_embedding_space: _Optional[str] = ..., vectors_model_name: _Optional[str] = ..., vectors_model_version: _Optional[str] = ...) -> None: ...
+    def __init__(self, project: _Optional[str] = ..., pool_dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., exclude_labeled: _Optional[bool] = ..., exclude_sent_for_labeling: _Optional[bool] = ..., exclude_segments: _Optional[_Iterable[str]] = ..., aggregation: _Optional[_Union[Aggregation, str]] = ..., seed_embedding_space: _Optional[str] = ..., vectors_model_name: _Optional[str] = ..., vectors_model_version: _Optional[str] = ...) -> None: ...
 
 class SimilarItem(_message.Message):
     __slots__ = ("ref", "media_uri", "split", "similarity", "distance", "seed_index")
@@ -166,7 +171,7 @@ class CampaignWeights(_message.Message):
     def __init__(self, similarity: _Optional[float] = ..., uncertainty: _Optional[float] = ..., diversity: _Optional[float] = ..., balance: _Optional[float] = ...) -> None: ...
 
 class StartCampaignRequest(_message.Message):
-    __slots__ = ("project", "name", "seed_segment", "pool_dataset", "embedding_space", "seed_embedding_space", "budget", "weights", "diversity_method", "uncertainty_inference_set", "uncertainty_measure", "duplicate_distance", "labeled_dataset", "filter", "exclude_labeled", "exclude_segments", "rerun")
+    __slots__ = ("project", "name", "seed_segment", "pool_dataset", "embedding_space", "seed_embedding_space", "budget", "weights", "diversity_method", "uncertainty_inference_set", "uncertainty_measure", "duplicate_distance", "labeled_dataset", "filter", "exclude_labeled", "exclude_sent_for_labeling", "exclude_segments", "rerun")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SEED_SEGMENT_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +187,7 @@ class StartCampaignRequest(_message.Message):
     LABELED_DATASET_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_LABELED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_SENT_FOR_LABELING_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     RERUN_FIELD_NUMBER: _ClassVar[int]
     project: str
@@ -199,9 +205,10 @@ class StartCampaignRequest(_message.Message):
     labeled_dataset: str
     filter: _common_pb2.Filter
     exclude_labeled: bool
+    exclude_sent_for_labeling: bool
     exclude_segments: _containers.RepeatedScalarFieldContainer[str]
     rerun: bool
-    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., seed_segment: _Optional[str] = ..., pool_dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., seed_embedding_space: _Optional[str] = ..., budget: _Optional[int] = ..., weights: _Optional[_Union[CampaignWeights, _Mapping]] = ..., diversity_method: _Optional[_Union[DiversityMethod, str]] = ..., uncertainty_inference_set: _Optional[str] = ..., uncertainty_measure: _Optional[_Union[UncertaintyMeasure, str]] = ..., duplicate_distance: _Optional[float] = ..., labeled_dataset: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., exclude_labeled: _Optional[bool] = ..., exclude_segments: _Optional[_Iterable[str]] = ..., rerun: _Optional[bool] = ...) -> None: ...
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., seed_segment: _Optional[str] = ..., pool_dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., seed_embedding_space: _Optional[str] = ..., budget: _Optional[int] = ..., weights: _Optional[_Union[CampaignWeights, _Mapping]] = ..., diversity_method: _Optional[_Union[DiversityMethod, str]] = ..., uncertainty_inference_set: _Optional[str] = ..., uncertainty_measure: _Optional[_Union[UncertaintyMeasure, str]] = ..., duplicate_distance: _Optional[float] = ..., labeled_dataset: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., exclude_labeled: _Optional[bool] = ..., exclude_sent_for_labeling: _Optional[bool] = ..., exclude_segments: _Optional[_Iterable[str]] = ..., rerun: _Optional[bool] = ...) -> None: ...
 
 class StartCampaignResponse(_message.Message):
     __slots__ = ("job",)
@@ -288,3 +295,79 @@ class GetCampaignResponse(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[CampaignItem]
     page: _common_pb2.PageResponse
     def __init__(self, summary: _Optional[_Union[CampaignSummary, _Mapping]] = ..., items: _Optional[_Iterable[_Union[CampaignItem, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class FrameList(_message.Message):
+    __slots__ = ("dataset", "frame_ids")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dataset: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RequestLabelingRequest(_message.Message):
+    __slots__ = ("project", "segment", "campaign_job_id", "frames", "reason", "platform", "preannotation_inference_set", "requested_by", "request_id")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    PREANNOTATION_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    segment: str
+    campaign_job_id: str
+    frames: FrameList
+    reason: str
+    platform: str
+    preannotation_inference_set: str
+    requested_by: str
+    request_id: str
+    def __init__(self, project: _Optional[str] = ..., segment: _Optional[str] = ..., campaign_job_id: _Optional[str] = ..., frames: _Optional[_Union[FrameList, _Mapping]] = ..., reason: _Optional[str] = ..., platform: _Optional[str] = ..., preannotation_inference_set: _Optional[str] = ..., requested_by: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RequestLabelingResponse(_message.Message):
+    __slots__ = ("request_id", "dataset", "frames", "events", "topic", "repeated_request")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    REPEATED_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    dataset: str
+    frames: int
+    events: int
+    topic: str
+    repeated_request: bool
+    def __init__(self, request_id: _Optional[str] = ..., dataset: _Optional[str] = ..., frames: _Optional[int] = ..., events: _Optional[int] = ..., topic: _Optional[str] = ..., repeated_request: _Optional[bool] = ...) -> None: ...
+
+class LabelingRequestEvent(_message.Message):
+    __slots__ = ("schema_version", "request_id", "part", "parts", "project", "dataset", "items", "reason", "source", "platform", "preannotation_inference_set", "requested_by", "requested_time")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    PREANNOTATION_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    schema_version: int
+    request_id: str
+    part: int
+    parts: int
+    project: str
+    dataset: str
+    items: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatapointRef]
+    reason: str
+    source: str
+    platform: str
+    preannotation_inference_set: str
+    requested_by: str
+    requested_time: _timestamp_pb2.Timestamp
+    def __init__(self, schema_version: _Optional[int] = ..., request_id: _Optional[str] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., project: _Optional[str] = ..., dataset: _Optional[str] = ..., items: _Optional[_Iterable[_Union[_common_pb2.DatapointRef, _Mapping]]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., platform: _Optional[str] = ..., preannotation_inference_set: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -64,6 +64,11 @@ class SamplerServiceStub:
                 request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignRequest.SerializeToString,
                 response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignResponse.FromString,
                 _registered_method=True)
+        self.RequestLabeling = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/RequestLabeling',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingResponse.FromString,
+                _registered_method=True)
 
 
 class SamplerServiceServicer:
@@ -117,6 +122,16 @@ class SamplerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestLabeling(self, request, context):
+        """Hands frames over for labeling: a segment, a finished campaign or a list of frames becomes a
+        LabelingRequestEvent on the labeling-requests topic, which the labeling bridge consumes, and
+        the frames are recorded as sent (see exclude_sent_for_labeling). The same request_id sends the
+        same request again without recording it twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SamplerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +164,11 @@ def add_SamplerServiceServicer_to_server(servicer, server):
                     servicer.GetCampaign,
                     request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignRequest.FromString,
                     response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignResponse.SerializeToString,
+            ),
+            'RequestLabeling': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestLabeling,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +333,33 @@ class SamplerService:
             '/shoal.sampler.v1.SamplerService/GetCampaign',
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignRequest.SerializeToString,
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestLabeling(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/RequestLabeling',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingResponse.FromString,
             options,
             channel_credentials,
             insecure,
