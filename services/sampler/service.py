@@ -28,7 +28,7 @@ from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.evaluations import frame_rows_set
-from shoal.sampler import campaign, handoff, search
+from shoal.sampler import campaign, feedback, handoff, search
 from shoal.sampler.v1 import sampler_pb2, sampler_pb2_grpc
 
 NAME = "sampler"
@@ -419,6 +419,64 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             topic=self.topics.labeling_requests, repeated_request=repeated,
         )  # fmt: skip
 
+    # -- relevance feedback ----------------------------------------------------------------------
+    def SubmitFeedback(
+        self, request: sampler_pb2.SubmitFeedbackRequest, context: Any
+    ) -> sampler_pb2.SubmitFeedbackResponse:
+        job = self._finished_campaign(request.project, request.job_id)
+        project = self.projects.get(job.project)
+        p = job.params
+        pool = p["pool_dataset"]
+        accepted, rejected = list(request.accepted), list(request.rejected)
+        if not accepted and not rejected:
+            raise InvalidArgument("judge at least one frame (accepted or rejected)", field="accepted")
+        if len(accepted) + len(rejected) > feedback.MAX_JUDGED_PER_ROUND:
+            raise InvalidArgument(f"at most {feedback.MAX_JUDGED_PER_ROUND} judgments per round", field="accepted")
+        for name, frames in (("accepted", accepted), ("rejected", rejected)):
+            for i, f in enumerate(frames):
+                if not f:
+                    raise InvalidArgument("is empty", field=f"{name}[{i}]")
+        both = sorted(set(accepted) & set(rejected))
+        if both:
+            raise InvalidArgument(f"frame {both[0]!r} is both accepted and rejected", field="rejected")
+        missing = sorted(set(accepted + rejected) - self._existing_frames(project.name, pool, accepted + rejected))
+        if missing:
+            raise NotFound(f"{len(missing)} judged frames are not in the pool {pool!r}, e.g. {missing[0]!r}",
+                           field="accepted" if missing[0] in set(accepted) else "rejected")  # fmt: skip
+        batch = request.next_batch_size or feedback.DEFAULT_BATCH
+        if not 0 <= request.next_batch_size <= feedback.MAX_BATCH:
+            raise InvalidArgument(f"must lie in [0, {feedback.MAX_BATCH}], got {request.next_batch_size}",
+                                  field="next_batch_size")  # fmt: skip
+        round_ = feedback.next_round(self.metrics, project.name, job.job_id)
+        feedback.record(self.metrics, project.name, job.job_id, round_,
+                        {**{f: True for f in accepted}, **{f: False for f in rejected}})  # fmt: skip
+        judged = feedback.judgments(self.metrics, project.name, job.job_id)
+        seeds = campaign.seed_frames(self.metrics, project.name, p["seed_segment"]) if p["seed_segment"] else []
+        pool_scope = search.scope(
+            self.metrics, self._view(project, pool), common_pb2.Filter.FromString(bytes.fromhex(p["filter"])),
+            exclude_labeled=p["exclude_labeled"] == "True", exclude_segments=json.loads(p["exclude_segments"]),
+            exclude_sent=p.get("exclude_sent") == "True",
+        )  # fmt: skip
+        try:
+            found = feedback.rerank(
+                self.vectors, project.name, pool=pool, space=self._space(project, p["embedding_space"], "job_id"),
+                seed_space=p["seed_embedding_space"], seeds=seeds, judged=judged, pool_scope=pool_scope, k=batch,
+            )  # fmt: skip
+        except ValueError as err:
+            raise FailedPrecondition(str(err), field="accepted") from err
+        media = frame_media(self.metrics, project.name, pool, [c.frame_id for c in found])
+        out = sampler_pb2.SubmitFeedbackResponse(
+            round=round_,
+            accepted_total=sum(judged.values()) + len(seeds),
+            rejected_total=sum(not v for v in judged.values()),
+        )
+        for r in feedback.rounds(self.metrics, project.name, job.job_id):
+            out.rounds.add(round=r.round, judged=r.judged, accepted=r.accepted, yield_rate=r.accepted / r.judged)
+        for c in found:
+            out.next.add(ref=common_pb2.DatapointRef(dataset=pool, frame_id=c.frame_id),
+                         media_uri=media.get(c.frame_id, ("", ""))[0], score=c.score)  # fmt: skip
+        return out
+
     def _existing_frames(self, project: str, dataset: str, frames: Sequence[str]) -> set[str]:
         rows = self.metrics.query(
             "SELECT DISTINCT frame_id FROM frames WHERE project = {p:String} AND dataset = {d:String}"
@@ -452,6 +510,6 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         register=lambda server: sampler_pb2_grpc.add_SamplerServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors", "events"),
         # seeds and exclusions read segments, whichever service created them; campaigns write them
-        migrations=(*SEGMENT_MIGRATIONS, *campaign.MIGRATIONS, *handoff.MIGRATIONS),
+        migrations=(*SEGMENT_MIGRATIONS, *campaign.MIGRATIONS, *handoff.MIGRATIONS, *feedback.MIGRATIONS),
         workers=[servicer.runner],
     )

@@ -371,3 +371,53 @@ class LabelingRequestEvent(_message.Message):
     requested_by: str
     requested_time: _timestamp_pb2.Timestamp
     def __init__(self, schema_version: _Optional[int] = ..., request_id: _Optional[str] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., project: _Optional[str] = ..., dataset: _Optional[str] = ..., items: _Optional[_Iterable[_Union[_common_pb2.DatapointRef, _Mapping]]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., platform: _Optional[str] = ..., preannotation_inference_set: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SubmitFeedbackRequest(_message.Message):
+    __slots__ = ("project", "job_id", "accepted", "rejected", "next_batch_size")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    accepted: _containers.RepeatedScalarFieldContainer[str]
+    rejected: _containers.RepeatedScalarFieldContainer[str]
+    next_batch_size: int
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., accepted: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[str]] = ..., next_batch_size: _Optional[int] = ...) -> None: ...
+
+class RoundYield(_message.Message):
+    __slots__ = ("round", "judged", "accepted", "yield_rate")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    JUDGED_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    YIELD_RATE_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    judged: int
+    accepted: int
+    yield_rate: float
+    def __init__(self, round: _Optional[int] = ..., judged: _Optional[int] = ..., accepted: _Optional[int] = ..., yield_rate: _Optional[float] = ...) -> None: ...
+
+class FeedbackCandidate(_message.Message):
+    __slots__ = ("ref", "media_uri", "score")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    score: float
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class SubmitFeedbackResponse(_message.Message):
+    __slots__ = ("round", "rounds", "next", "accepted_total", "rejected_total")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    rounds: _containers.RepeatedCompositeFieldContainer[RoundYield]
+    next: _containers.RepeatedCompositeFieldContainer[FeedbackCandidate]
+    accepted_total: int
+    rejected_total: int
+    def __init__(self, round: _Optional[int] = ..., rounds: _Optional[_Iterable[_Union[RoundYield, _Mapping]]] = ..., next: _Optional[_Iterable[_Union[FeedbackCandidate, _Mapping]]] = ..., accepted_total: _Optional[int] = ..., rejected_total: _Optional[int] = ...) -> None: ...

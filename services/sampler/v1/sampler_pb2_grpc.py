@@ -69,6 +69,11 @@ class SamplerServiceStub:
                 request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingRequest.SerializeToString,
                 response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingResponse.FromString,
                 _registered_method=True)
+        self.SubmitFeedback = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/SubmitFeedback',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class SamplerServiceServicer:
@@ -132,6 +137,15 @@ class SamplerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitFeedback(self, request, context):
+        """Relevance feedback on a finished campaign: the user's accepted and rejected frames train a
+        classifier over the embeddings (with the seeds as accepted), and the pool frames not judged
+        yet come back re-ranked by it, a batch for the next round. The yield of every round is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SamplerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +183,11 @@ def add_SamplerServiceServicer_to_server(servicer, server):
                     servicer.RequestLabeling,
                     request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingRequest.FromString,
                     response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingResponse.SerializeToString,
+            ),
+            'SubmitFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitFeedback,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -360,6 +379,33 @@ class SamplerService:
             '/shoal.sampler.v1.SamplerService/RequestLabeling',
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingRequest.SerializeToString,
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.RequestLabelingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/SubmitFeedback',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
