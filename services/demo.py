@@ -128,14 +128,19 @@ def run_demo(out: Path) -> int:
     for name, status in services.items():
         log.info("%-16s %s", name, status)
     log.info("wrote %s and %s", out / "summary.json", out / "report.html")
-    li, ol = summary["label_issues"], summary["outliers"]
+    li, ol, fc = summary["label_issues"], summary["outliers"], summary["failure_clusters"]
+    found = ", ".join(c["segment"] for c in fc["clusters"])
+    clusters = (
+        f"{len(fc['clusters'])} among the model's {fc['errors']} errors, saved as segments {found}"
+        if fc["clusters"]
+        else f"none of the model's {fc['errors']} errors gather more densely than chance"
+    )
     sys.stdout.write(
         f"label issues: {li['found']} found, {li['correct']} of the {li['injected']} injected flips:"
         f" precision {li['precision']:.3f}, recall {li['recall']:.3f}\n"
         f"outliers: AUROC {ol['auroc']} of the outlier score for the {ol['planted']} planted frames against the"
         f" {ol['genuine']} digits; {ol['top_k_precision']:.0%} of the top {ol['planted']} are planted\n"
-        f"failure clusters: {len(summary['failure_clusters']['clusters'])} in the model's space, saved as segments"
-        f" {', '.join(c['segment'] for c in summary['failure_clusters']['clusters']) or '(none)'}\n"
+        f"failure clusters: {clusters}\n"
         f"report: {out / 'report.html'}\n"
     )
     return 0 if ok else 1

@@ -202,6 +202,7 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert ol["auroc"] >= 0.98 and ol["top_k_precision"] >= 0.8
     assert ol["job_id"].startswith("neighbors-") and ol["embedding_space"] == "pixels"
     assert summary["map"]["frames"] == 1837
+    assert "failure clusters: " in result.stdout
     fc = summary["failure_clusters"]  # the errors counted are the model's errors over the labeled digits
     assert fc["job_id"].startswith("failure_clusters-") and fc["errors"] == 1797 - sum(cm[i][i] for i in range(10))
     assert fc["clustered_errors"] == sum(c["errors"] for c in fc["clusters"])
