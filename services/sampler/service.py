@@ -371,7 +371,9 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         if kind is None:
             raise InvalidArgument("set segment, campaign_job_id or frames", field="source")
         if kind == "segment":
-            seg = self.segments.get(project.name, request.segment)
+            seg = self.segments.find(project.name, request.segment)
+            if seg is None:
+                raise NotFound(f"project {project.name!r} has no segment {request.segment!r}", field="segment")
             dataset, reason, source = seg.dataset, seg.reason, f"segment:{seg.name}"
             frames = self.segments.frame_ids(project.name, seg.name)
         elif kind == "campaign_job_id":

@@ -98,7 +98,7 @@ def test_labeling_requests_check_their_input(running: Running) -> None:
     upload(running, data(pool=300, train=20))
     cases = [
         ({}, grpc.StatusCode.INVALID_ARGUMENT, "source"),
-        ({"segment": "nope"}, grpc.StatusCode.NOT_FOUND, "nope"),
+        ({"segment": "nope"}, grpc.StatusCode.NOT_FOUND, "segment: project 'shop' has no segment 'nope'"),
         ({"campaign_job_id": "campaign-nope"}, grpc.StatusCode.NOT_FOUND, "campaign-nope"),
         ({"frames": spb.FrameList(dataset="nope", frame_ids=["p00001"])}, grpc.StatusCode.NOT_FOUND,
          "frames.dataset"),
