@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from shoal.analysis import results
 from shoal.analysis.coco import box_iou
-from shoal.common.jobs import Job, JobContext
+from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.ingest.outcomes import latest_labels_sql
 
@@ -305,9 +305,7 @@ def find_detection_issues(
     selects) against the predictions of ``inference_set`` and stores the rows under the job;
     returns the summary (also stored)."""
 
-    def progress(stage: str, fraction: float) -> None:
-        if ctx is not None:
-            ctx.progress(stage, fraction)
+    progress = progress_of(ctx)
 
     discard(metrics, job)
     params = {"project": job.project, "dataset": dataset, "set": inference_set, **(frames_params or {})}

@@ -22,7 +22,7 @@ import numpy as np
 
 from shoal.analysis import results
 from shoal.analysis.neighbors import knn, read_vectors
-from shoal.common.jobs import Job, JobContext
+from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore
 
@@ -157,9 +157,7 @@ def build(
     sample: int = DEFAULT_SAMPLE,
     permutations: int = PERMUTATIONS,
 ) -> Summary:
-    def progress(stage: str, fraction: float) -> None:
-        if ctx is not None:
-            ctx.progress(stage, fraction)
+    progress = progress_of(ctx)
 
     discard(metrics, job)
     rng = np.random.default_rng(0)

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from shoal.analysis import results
 from shoal.analysis.neighbors import frame_fields, read_vectors
-from shoal.common.jobs import Job, JobContext
+from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore
 
@@ -74,9 +74,7 @@ def build(
     """Fits UMAP on up to ``sample`` frames, places every frame, stores the points."""
     import umap
 
-    def progress(stage: str, fraction: float) -> None:
-        if ctx is not None:
-            ctx.progress(stage, fraction)
+    progress = progress_of(ctx)
 
     discard(metrics, job)
     ids, x = read_vectors(ctx, vectors, job.project, dataset, space)

@@ -36,7 +36,7 @@ from scipy.stats import binom
 from shoal.analysis import results
 from shoal.analysis.neighbors import read_vectors
 from shoal.analysis.query import SETTINGS, Params, View, compile_filter, view_sql
-from shoal.common.jobs import Job, JobContext
+from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore
 from shoal.common.v1 import common_pb2
@@ -333,9 +333,7 @@ def build(
 ) -> Summary:
     """Clusters the errors that ``errors_sql`` selects and stores the result under the job."""
 
-    def progress(stage: str, fraction: float) -> None:
-        if ctx is not None:
-            ctx.progress(stage, fraction)
+    progress = progress_of(ctx)
 
     discard(metrics, job)
     progress("reading errors", 0.0)

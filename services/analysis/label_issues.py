@@ -29,7 +29,7 @@ import numpy as np
 
 from shoal.analysis import results
 from shoal.analysis.query import Params, View, compile_filter, view_sql
-from shoal.common.jobs import Job, JobContext
+from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.v1 import common_pb2
 from shoal.ingest.evaluations import write_refresh_keys
@@ -126,9 +126,7 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
     """Computes the label issues of the frames ``view`` and ``flt`` select and stores them under
     the job; returns the summary (also stored)."""
 
-    def progress(stage: str, fraction: float) -> None:
-        if ctx is not None:
-            ctx.progress(stage, fraction)
+    progress = progress_of(ctx)
 
     k = len(view.ontology)
     discard(metrics, job)

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from shoal.analysis import results
-from shoal.common.jobs import Job, JobContext
+from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.ingest.evaluations import frame_rows_set
@@ -230,9 +230,7 @@ def build(
 ) -> Summary:
     """Builds and stores the graph and its scores under the job; returns the summary."""
 
-    def progress(stage: str, fraction: float) -> None:
-        if ctx is not None:
-            ctx.progress(stage, fraction)
+    progress = progress_of(ctx)
 
     discard(metrics, job)
     ids, x = read_vectors(ctx, vectors, job.project, dataset, space)

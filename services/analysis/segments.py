@@ -19,6 +19,7 @@ from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
 from shoal.ingest.catalog import Project
+from shoal.ingest.datasets import existing_frames
 
 MIGRATIONS = (
     Migration(
@@ -195,14 +196,7 @@ class SegmentStore:
             raise InvalidArgument(f"at most {MAX_MEMBERS_PER_CALL} per call", field=where)
         if not frame_ids:
             return
-        found = {
-            r[0]
-            for r in self.metrics.query(
-                "SELECT DISTINCT frame_id FROM frames WHERE project = {project:String} AND dataset = {dataset:String}"
-                " AND frame_id IN {ids:Array(String)}",
-                {"project": seg.project, "dataset": seg.dataset, "ids": list(set(frame_ids))},
-            ).rows
-        }
+        found = existing_frames(self.metrics, seg.project, seg.dataset, frame_ids)
         for i, fid in enumerate(frame_ids):
             if fid not in found:
                 raise InvalidArgument(f"frame {fid!r} is not in dataset {seg.dataset!r}", field=f"{where}[{i}]")

@@ -32,7 +32,7 @@ from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
 from shoal.common.convert import job_to_proto, page_of, page_response, timestamp
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from shoal.common.jobs import SUCCEEDED, JobContext, JobKind, JobRunner, JobStore
+from shoal.common.jobs import JobContext, JobKind, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.server import ServiceSpec
@@ -360,10 +360,10 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         label_issues.find_label_issues(ctx, self.metrics, view, flt, job)
 
     def QueryLabelIssues(self, request: pb.QueryLabelIssuesRequest, context: Any) -> pb.QueryLabelIssuesResponse:
-        job = self._finished(request.project, request.job_id, label_issues.KIND)
+        job = self.finished_job(request.project, request.job_id, label_issues.KIND)
         if request.order not in label_issues.ORDERS:
             raise InvalidArgument(f"unknown order {request.order}", field="order")
-        summary = self._summary(label_issues, job)
+        summary = self.stored_summary(label_issues, job)
         scope = f"label-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
         page = page_of(request.page, scope=scope)
         rows, total = label_issues.query_issues(self.metrics, request.project, job.job_id,
@@ -373,7 +373,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         media = frame_media(self.metrics, request.project, dataset, [r[0] for r in rows])
         near: dict[str, tuple[Any, Any]] = {}
         if request.neighbor_job_id:
-            nj = self._finished(request.project, request.neighbor_job_id, neighbors.KIND)
+            nj = self.finished_job(request.project, request.neighbor_job_id, neighbors.KIND)
             if nj.params["dataset"] != dataset:
                 raise InvalidArgument(f"neighbour job {nj.job_id} is of dataset {nj.params['dataset']!r},"
                                       f" not {dataset!r}", field="neighbor_job_id")  # fmt: skip
@@ -422,7 +422,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
     def QueryDetectionLabelIssues(
         self, request: pb.QueryDetectionLabelIssuesRequest, context: Any
     ) -> pb.QueryDetectionLabelIssuesResponse:
-        job = self._finished(request.project, request.job_id, detection_issues.KIND)
+        job = self.finished_job(request.project, request.job_id, detection_issues.KIND)
         if request.level not in pb.DetectionIssueLevel.values():
             raise InvalidArgument(f"unknown level {request.level}", field="level")
         types = list(request.issue_types)
@@ -435,7 +435,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         if frames and types and request.include_unflagged:
             raise InvalidArgument("frames are chosen by their flagged objects' types; drop issue_types to list every"
                                   " frame", field="include_unflagged")  # fmt: skip
-        s = self._summary(detection_issues, job)
+        s = self.stored_summary(detection_issues, job)
         summary = pb.DetectionIssuesSummary(
             frames=s.frames, labeled_objects=s.labeled_objects, predicted_objects=s.predicted_objects,
             flagged_frames=s.flagged_frames, missing_labels=s.issues["missing_label"],
@@ -541,8 +541,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                             space_metric=space.metric, sample=int(job.params["sample_size"]))  # fmt: skip
 
     def GetMapViewport(self, request: pb.GetMapViewportRequest, context: Any) -> pb.GetMapViewportResponse:
-        job = self._finished(request.project, request.job_id, embedding_map.KIND)
-        summary = self._summary(embedding_map, job)
+        job = self.finished_job(request.project, request.job_id, embedding_map.KIND)
+        summary = self.stored_summary(embedding_map, job)
         corners = (request.min_x, request.min_y, request.max_x, request.max_y)
         if not all(math.isfinite(v) for v in corners):
             raise InvalidArgument("viewport corners must be finite", field="min_x")
@@ -602,8 +602,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                     space_metric=space.metric, k=int(p["k"]), sample=int(p["sample_size"]))  # fmt: skip
 
     def GetDrift(self, request: pb.GetDriftRequest, context: Any) -> pb.GetDriftResponse:
-        job = self._finished(request.project, request.job_id, drift.KIND)
-        s = self._summary(drift, job)
+        job = self.finished_job(request.project, request.job_id, drift.KIND)
+        s = self.stored_summary(drift, job)
         return pb.GetDriftResponse(
             frames_a=s.frames_a, frames_b=s.frames_b, k=s.k, metric=s.metric, statistic=s.statistic,
             expected=s.expected, p_value=s.p_value, z_score=s.z_score,
@@ -667,8 +667,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         )  # fmt: skip
 
     def GetFailureClusters(self, request: pb.GetFailureClustersRequest, context: Any) -> pb.GetFailureClustersResponse:
-        job = self._finished(request.project, request.job_id, failure_clusters.KIND)
-        s = self._summary(failure_clusters, job)
+        job = self.finished_job(request.project, request.job_id, failure_clusters.KIND)
+        s = self.stored_summary(failure_clusters, job)
         out = pb.GetFailureClustersResponse(
             summary=pb.FailureClusterSummary(
                 frames=s.frames, errors=s.errors, error_rate=s.error_rate, clusters=len(s.clusters),
@@ -689,8 +689,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
     def SaveFailureClusters(
         self, request: pb.SaveFailureClustersRequest, context: Any
     ) -> pb.SaveFailureClustersResponse:
-        job = self._finished(request.project, request.job_id, failure_clusters.KIND)
-        s = self._summary(failure_clusters, job)
+        job = self.finished_job(request.project, request.job_id, failure_clusters.KIND)
+        s = self.stored_summary(failure_clusters, job)
         known = {c.cluster: c for c in s.clusters}
         for i, number in enumerate(request.clusters):
             if number not in known:
@@ -727,28 +727,11 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             out.segments.append(_segment(created))
         return out
 
-    def _finished(self, project: str, job_id: str, kind: str) -> Any:
-        """The finished job of this kind, or the error that says why there is no result yet."""
-        job = self.jobs.get(project, job_id)
-        if job.kind != kind:
-            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {kind} job", field="job_id")
-        if job.state != SUCCEEDED:
-            raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%})"
-                                     + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
-        return job
-
-    def _summary(self, module: Any, job: Any) -> Any:
-        """The stored summary of a finished job of ``module``'s kind (its ``summary_of``)."""
-        summary = module.summary_of(self.metrics, job.project, job.job_id)
-        if summary is None:
-            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
-        return summary
-
     def QueryOutliers(self, request: pb.QueryOutliersRequest, context: Any) -> pb.QueryOutliersResponse:
-        job = self._finished(request.project, request.job_id, neighbors.KIND)
+        job = self.finished_job(request.project, request.job_id, neighbors.KIND)
         if request.order not in neighbors.OUTLIER_ORDERS:
             raise InvalidArgument(f"unknown order {request.order}", field="order")
-        summary = pb.NeighborSummary(**self._summary(neighbors, job).__dict__)
+        summary = pb.NeighborSummary(**self.stored_summary(neighbors, job).__dict__)
         scope = f"outliers|{request.project}|{job.job_id}|{request.order}"
         page = page_of(request.page, scope=scope)
         rows, total = neighbors.query_outliers(self.metrics, request.project, job.job_id, order=request.order,
@@ -773,8 +756,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         return out
 
     def QueryDuplicates(self, request: pb.QueryDuplicatesRequest, context: Any) -> pb.QueryDuplicatesResponse:
-        job = self._finished(request.project, request.job_id, neighbors.KIND)
-        summary = pb.NeighborSummary(**self._summary(neighbors, job).__dict__)
+        job = self.finished_job(request.project, request.job_id, neighbors.KIND)
+        summary = pb.NeighborSummary(**self.stored_summary(neighbors, job).__dict__)
         scope = f"duplicates|{request.project}|{job.job_id}|{request.cross_split_only}"
         page = page_of(request.page, scope=scope)
         rows, total = neighbors.query_duplicates(self.metrics, request.project, job.job_id,

@@ -300,6 +300,13 @@ class JobContext:
             raise Cancelled(reason or "cancelled")
 
 
+def progress_of(ctx: JobContext | None) -> Callable[[str, float], None]:
+    """``ctx.progress``, or nothing for a run without a job (a benchmark or a direct call)."""
+    if ctx is None:
+        return lambda stage, fraction: None
+    return ctx.progress
+
+
 class JobRunner:
     """Runs a service's jobs one at a time on a background thread.
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from shoal.common.convert import job_states, job_to_proto, page_of, page_response
-from shoal.common.jobs import JobStore
+from shoal.common.errors import FailedPrecondition, InvalidArgument
+from shoal.common.jobs import SUCCEEDED, Job, JobStore
+from shoal.common.stores.metrics import MetricsStore
 
 
 class JobRpcs:
     """Mix into a generated servicer; set ``self.jobs`` and the three response classes."""
 
     jobs: JobStore
+    metrics: MetricsStore
     GetJobResponse: Any
     ListJobsResponse: Any
     CancelJobResponse: Any
@@ -31,3 +34,20 @@ class JobRpcs:
 
     def CancelJob(self, request: Any, context: Any) -> Any:
         return self.CancelJobResponse(job=job_to_proto(self.jobs.cancel(request.project, request.job_id)))
+
+    def finished_job(self, project: str, job_id: str, kind: str) -> Job:
+        """The finished job of this kind, or the error that says why there is no result yet."""
+        job = self.jobs.get(project, job_id)
+        if job.kind != kind:
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {kind} job", field="job_id")
+        if job.state != SUCCEEDED:
+            raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%})"
+                                     + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
+        return job
+
+    def stored_summary(self, module: Any, job: Job, field: str = "job_id") -> Any:
+        """The stored summary of a finished job of ``module``'s kind (its ``summary_of``)."""
+        summary = module.summary_of(self.metrics, job.project, job.job_id)
+        if summary is None:
+            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field=field)
+        return summary

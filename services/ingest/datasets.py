@@ -268,3 +268,15 @@ def _dataset(row: Sequence[object]) -> Dataset:
 def _inference_set(row: Sequence[object]) -> InferenceSet:
     project, name, dataset, model, version, desc, ct = row
     return InferenceSet(str(project), str(name), str(dataset), str(model), str(version), str(desc), as_utc(ct))
+
+
+def existing_frames(metrics: MetricsStore, project: str, dataset: str, frame_ids: Sequence[str]) -> set[str]:
+    """Which of these frame ids the dataset holds."""
+    if not frame_ids:
+        return set()
+    rows = metrics.query(
+        "SELECT DISTINCT frame_id FROM frames WHERE project = {project:String} AND dataset = {dataset:String}"
+        " AND frame_id IN {ids:Array(String)}",
+        {"project": project, "dataset": dataset, "ids": sorted(set(frame_ids))},
+    ).rows
+    return {str(r[0]) for r in rows}

@@ -15,7 +15,7 @@ from shoal.analysis.segments import MIGRATIONS as SEGMENT_MIGRATIONS
 from shoal.analysis.segments import SegmentStore, valid_name
 from shoal.common.convert import job_to_proto, page_of, page_response
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from shoal.common.jobs import SUCCEEDED, Job, JobContext, JobKind, JobRunner, JobStore, job_id_for
+from shoal.common.jobs import JobContext, JobKind, JobRunner, JobStore, job_id_for
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
@@ -26,7 +26,7 @@ from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project, ProjectCatalog
-from shoal.ingest.datasets import DatasetCatalog
+from shoal.ingest.datasets import DatasetCatalog, existing_frames
 from shoal.ingest.evaluations import frame_rows_set
 from shoal.sampler import campaign, feedback, handoff, search
 from shoal.sampler.v1 import sampler_pb2, sampler_pb2_grpc
@@ -330,10 +330,8 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         )  # fmt: skip
 
     def GetCampaign(self, request: sampler_pb2.GetCampaignRequest, context: Any) -> sampler_pb2.GetCampaignResponse:
-        job = self._finished_campaign(request.project, request.job_id)
-        s = campaign.summary_of(self.metrics, job.project, job.job_id)
-        if s is None:
-            raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field="job_id")
+        job = self.finished_job(request.project, request.job_id, campaign.KIND)
+        s = self.stored_summary(campaign, job)
         scope = f"campaign|{request.project}|{job.job_id}"
         page = page_of(request.page, scope=scope)
         rows = campaign.query_items(self.metrics, job.project, job.job_id, offset=page.offset, size=page.size)
@@ -377,10 +375,8 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             dataset, reason, source = seg.dataset, seg.reason, f"segment:{seg.name}"
             frames = self.segments.frame_ids(project.name, seg.name)
         elif kind == "campaign_job_id":
-            job = self._finished_campaign(project.name, request.campaign_job_id)
-            s = campaign.summary_of(self.metrics, job.project, job.job_id)
-            if s is None:
-                raise FailedPrecondition(f"job {job.job_id} kept no result", field="campaign_job_id")
+            job = self.finished_job(project.name, request.campaign_job_id, campaign.KIND)
+            s = self.stored_summary(campaign, job, field="campaign_job_id")
             dataset, source = job.params["pool_dataset"], f"campaign:{job.job_id}"
             reason = f"collection campaign {job.job_id}: {s.strategy}"
             items = campaign.query_items(self.metrics, job.project, job.job_id, offset=0, size=campaign.MAX_BUDGET)
@@ -397,7 +393,7 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             if len(frames) > campaign.MAX_BUDGET:
                 raise InvalidArgument(f"at most {campaign.MAX_BUDGET} frames per request, got {len(frames)}",
                                       field="frames.frame_ids")  # fmt: skip
-            missing = sorted(set(frames) - self._existing_frames(project.name, dataset, frames))
+            missing = sorted(set(frames) - existing_frames(self.metrics, project.name, dataset, frames))
             if missing:
                 raise NotFound(f"{len(missing)} frames are not in dataset {dataset!r}, e.g. {missing[0]!r}",
                                field="frames.frame_ids")  # fmt: skip
@@ -425,7 +421,7 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
     def SubmitFeedback(
         self, request: sampler_pb2.SubmitFeedbackRequest, context: Any
     ) -> sampler_pb2.SubmitFeedbackResponse:
-        job = self._finished_campaign(request.project, request.job_id)
+        job = self.finished_job(request.project, request.job_id, campaign.KIND)
         project = self.projects.get(job.project)
         p = job.params
         pool = p["pool_dataset"]
@@ -441,7 +437,9 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         both = sorted(set(accepted) & set(rejected))
         if both:
             raise InvalidArgument(f"frame {both[0]!r} is both accepted and rejected", field="rejected")
-        missing = sorted(set(accepted + rejected) - self._existing_frames(project.name, pool, accepted + rejected))
+        missing = sorted(
+            set(accepted + rejected) - existing_frames(self.metrics, project.name, pool, accepted + rejected)
+        )
         if missing:
             raise NotFound(f"{len(missing)} judged frames are not in the pool {pool!r}, e.g. {missing[0]!r}",
                            field="accepted" if missing[0] in set(accepted) else "rejected")  # fmt: skip
@@ -478,23 +476,6 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             out.next.add(ref=common_pb2.DatapointRef(dataset=pool, frame_id=c.frame_id),
                          media_uri=media.get(c.frame_id, ("", ""))[0], score=c.score)  # fmt: skip
         return out
-
-    def _existing_frames(self, project: str, dataset: str, frames: Sequence[str]) -> set[str]:
-        rows = self.metrics.query(
-            "SELECT DISTINCT frame_id FROM frames WHERE project = {p:String} AND dataset = {d:String}"
-            " AND frame_id IN {ids:Array(String)}",
-            {"p": project, "d": dataset, "ids": sorted(set(frames))},
-        ).rows
-        return {str(r[0]) for r in rows}
-
-    def _finished_campaign(self, project: str, job_id: str) -> Job:
-        job = self.jobs.get(project, job_id)
-        if job.kind != campaign.KIND:
-            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a campaign", field="job_id")
-        if job.state != SUCCEEDED:
-            raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%})"
-                                     + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
-        return job
 
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
