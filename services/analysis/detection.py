@@ -15,6 +15,7 @@ from shoal.analysis.classification import PerClass, from_confusion
 from shoal.analysis.coco import Boxes, CocoResult, evaluate
 from shoal.analysis.query import Params, Sort, after, order_by
 from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.ingest.datasets import frame_media
 from shoal.ingest.outcomes import OutcomeRefresher, iou_key, latest_labels_sql
 
 MIGRATIONS = (
@@ -454,15 +455,3 @@ def match_details(
         {(str(r[0]), str(r[1])): tuple(float(v) for v in r[2:]) for r in labels},  # type: ignore[misc]
         {(str(r[0]), str(r[1])): tuple(float(v) for v in r[2:]) for r in preds},  # type: ignore[misc]
     )
-
-
-def frame_media(metrics: MetricsStore, project: str, dataset: str, frame_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """Media URI and split of each of these frames."""
-    if not frame_ids:
-        return {}
-    rows = metrics.query(
-        "SELECT frame_id, media_uri, split FROM frames FINAL WHERE project = {project:String}"
-        " AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}",
-        {"project": project, "dataset": dataset, "ids": sorted(set(frame_ids))},
-    ).rows
-    return {str(f): (str(uri), str(split)) for f, uri, split in rows}

@@ -19,7 +19,6 @@ from shoal.analysis.detection import (
     compare_detection,
     detection_confusion,
     detection_report,
-    frame_media,
     match_details,
     outcome_frames,
     query_matches,
@@ -43,7 +42,7 @@ from shoal.common.stores.vectors import VectorStore
 from shoal.common.timeutil import as_utc
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import Project, ProjectCatalog
-from shoal.ingest.datasets import DatasetCatalog
+from shoal.ingest.datasets import DatasetCatalog, frame_media
 from shoal.ingest.evaluations import frame_rows_set
 from shoal.ingest.outcomes import iou_key
 

@@ -280,3 +280,15 @@ def existing_frames(metrics: MetricsStore, project: str, dataset: str, frame_ids
         {"project": project, "dataset": dataset, "ids": sorted(set(frame_ids))},
     ).rows
     return {str(r[0]) for r in rows}
+
+
+def frame_media(metrics: MetricsStore, project: str, dataset: str, frame_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Media URI and split of each of these frames."""
+    if not frame_ids:
+        return {}
+    rows = metrics.query(
+        "SELECT frame_id, media_uri, split FROM frames FINAL WHERE project = {project:String}"
+        " AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}",
+        {"project": project, "dataset": dataset, "ids": sorted(set(frame_ids))},
+    ).rows
+    return {str(f): (str(uri), str(split)) for f, uri, split in rows}

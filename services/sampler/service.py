@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from shoal.analysis.detection import frame_media
 from shoal.analysis.query import Params, View, compile_filter
 from shoal.analysis.segments import MIGRATIONS as SEGMENT_MIGRATIONS
 from shoal.analysis.segments import SegmentStore, valid_name
@@ -26,7 +25,7 @@ from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project, ProjectCatalog
-from shoal.ingest.datasets import DatasetCatalog, existing_frames
+from shoal.ingest.datasets import DatasetCatalog, existing_frames, frame_media
 from shoal.ingest.evaluations import frame_rows_set
 from shoal.sampler import campaign, feedback, handoff, search
 from shoal.sampler.v1 import sampler_pb2, sampler_pb2_grpc
