@@ -1,21 +1,25 @@
-"""The two server interceptors every Shoal service runs, outermost first:
+"""The three server interceptors every Shoal service runs, outermost first:
 
-1. :class:`ErrorInterceptor` turns a typed :class:`~shoal.common.errors.ShoalError` into its
+1. :class:`TelemetryInterceptor` gives each RPC a request id (the caller's ``x-request-id`` or a
+   new one) that logs carry and the trailing metadata returns, and records the RPC's count and
+   latency by method and status code.
+2. :class:`ErrorInterceptor` turns a typed :class:`~shoal.common.errors.ShoalError` into its
    status code, message and ``shoal-error-bin`` detail; anything else becomes INTERNAL with a
-   generic message and a request id, and the traceback goes to the log.
-2. :class:`AuthInterceptor` authenticates the API key and checks the project the request names.
+   generic message and the request id, and the traceback goes to the log.
+3. :class:`AuthInterceptor` authenticates the API key and checks the project the request names.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
+from shoal.common import telemetry
 from shoal.common.auth import DEV_PRINCIPAL, KeyStore, Principal, reset_principal, set_principal
 from shoal.common.errors import (
     Datapoint,
@@ -26,12 +30,15 @@ from shoal.common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from shoal.common.telemetry import RequestContext
 from shoal.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
 ERROR_DETAIL_KEY = "shoal-error-bin"
 REQUEST_ID_KEY = "x-request-id"
+#: the longest caller-chosen request id taken as is; a longer one is replaced
+MAX_REQUEST_ID_LENGTH = 128
 
 # Services reachable without a key: health checks and reflection (grpcurl, kubelet probes).
 OPEN_SERVICES = frozenset(
@@ -114,13 +121,96 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         # Servicers never call context.abort(): they raise, and this is where it is turned into
         # a status.
         if not isinstance(exc, ShoalError):
-            request_id = _metadata(context).get(REQUEST_ID_KEY) or uuid.uuid4().hex
+            request = telemetry.current_request()
+            request_id = request.request_id if request else _request_id(context)
             log.error("%s failed (request %s)", method, request_id, exc_info=exc)
             exc = InternalError(f"internal error; request id {request_id}")
         elif isinstance(exc, Unavailable):
             log.warning("%s: %s", method, exc.describe())
-        context.set_trailing_metadata(((ERROR_DETAIL_KEY, error_detail(exc).SerializeToString()),))
+        # keeps what is set already (the request id) and adds the error detail
+        kept = tuple((k, v) for k, v in (context.trailing_metadata() or ()) if k != ERROR_DETAIL_KEY)
+        context.set_trailing_metadata((*kept, (ERROR_DETAIL_KEY, error_detail(exc).SerializeToString())))
         context.abort(exc.code, exc.describe())
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    """The caller's ``x-request-id`` when it is a sensible one, else a new id."""
+    given = _metadata(context).get(REQUEST_ID_KEY, "")
+    if 0 < len(given) <= MAX_REQUEST_ID_LENGTH and given.isprintable():
+        return given
+    return telemetry.new_request_id()
+
+
+class TelemetryInterceptor(grpc.ServerInterceptor):
+    """Request ids and RPC metrics. Outermost, so it sees the status the error interceptor set."""
+
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        service, name = telemetry.split_method(method)
+
+        def wrapper(behaviour: Callable[..., Any], rq: bool, rs: bool) -> Callable[..., Any]:
+            kind = telemetry.rpc_type(rq, rs)
+
+            def begin(context: grpc.ServicerContext) -> tuple[RequestContext, float]:
+                ctx = RequestContext(_request_id(context), method)
+                context.set_trailing_metadata(((REQUEST_ID_KEY, ctx.request_id),))
+                telemetry.RPC_STARTED.labels(service, name, kind).inc()
+                telemetry.RPC_IN_FLIGHT.labels(service).inc()
+                return ctx, time.perf_counter()
+
+            def end(ctx: RequestContext, started: float, context: grpc.ServicerContext, failed: bool) -> None:
+                elapsed = time.perf_counter() - started
+                code = context.code()
+                if code is None:  # nothing aborted: it ended by itself, by an uncaught error or by the caller
+                    if not context.is_active():
+                        code = grpc.StatusCode.CANCELLED
+                    elif failed:
+                        code = grpc.StatusCode.UNKNOWN
+                    else:
+                        code = grpc.StatusCode.OK
+                code_name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+                telemetry.RPC_IN_FLIGHT.labels(service).dec()
+                telemetry.RPC_HANDLED.labels(service, name, kind, code_name).inc()
+                telemetry.RPC_SECONDS.labels(service, name, kind, code_name).observe(elapsed)
+                log.debug("%s %s in %.1f ms", method, code_name, elapsed * 1000,
+                          extra={"request_id": ctx.request_id, "rpc": method})  # fmt: skip
+
+            if rs:
+
+                def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    ctx, started = begin(context)
+                    token = telemetry.set_request(ctx)
+                    failed = False
+                    try:
+                        yield from behaviour(request, context)
+                    except BaseException:
+                        failed = True
+                        raise
+                    finally:
+                        end(ctx, started, context, failed)
+                        telemetry.reset_request(token)
+
+                return streaming
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                ctx, started = begin(context)
+                token = telemetry.set_request(ctx)
+                failed = False
+                try:
+                    return behaviour(request, context)
+                except BaseException:
+                    failed = True
+                    raise
+                finally:
+                    end(ctx, started, context, failed)
+                    telemetry.reset_request(token)
+
+            return unary
+
+        return _wrap(handler, wrapper)
 
 
 @dataclass(frozen=True)

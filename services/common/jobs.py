@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from shoal.common import telemetry
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -400,6 +401,18 @@ class JobRunner:
             self._held[(job.project, job.job_id)] = job
         ctx = JobContext(self, job)
         started = time.monotonic()
+        service = self.store.service
+        outcome = "failed"
+        telemetry.JOBS_RUNNING.labels(service).inc()
+        try:
+            outcome = self._execute(kind, job, ctx, started)
+        finally:
+            telemetry.JOBS_RUNNING.labels(service).dec()
+            telemetry.JOB_SECONDS.labels(service, job.kind, outcome).observe(time.monotonic() - started)
+
+    def _execute(self, kind: JobKind, job: Job, ctx: JobContext, started: float) -> str:
+        """Runs a job that is RUNNING and records how it ended; returns the outcome for the
+        duration metric: succeeded, failed, cancelled or interrupted."""
         try:
             kind.run(ctx)
             ctx.check()
@@ -410,19 +423,20 @@ class JobRunner:
                 note = "interrupted by a service stop; runs again when the service is back"
                 self.store.update(latest, state=PENDING, stage="queued", progress=0.0, message=note)
                 log.info("job %s interrupted by the stop; queued again", job.job_id)
-            else:
-                self.store.update(latest, state=CANCELLED, message=str(exc))
-                log.info("job %s cancelled after %.1fs", job.job_id, time.monotonic() - started)
-            return
+                return "interrupted"
+            self.store.update(latest, state=CANCELLED, message=str(exc))
+            log.info("job %s cancelled after %.1fs", job.job_id, time.monotonic() - started)
+            return "cancelled"
         except Exception as exc:
             log.exception("job %s (%s) of project %r failed", job.job_id, job.kind, job.project)
             kind.discard(job)
             self.store.update(self.store.find(job.project, job.job_id) or job, state=FAILED,
                               message=f"{type(exc).__name__}: {exc}")  # fmt: skip
-            return
+            return "failed"
         self.store.update(self.store.find(job.project, job.job_id) or job, state=SUCCEEDED, stage="done", progress=1.0)
         log.info("job %s (%s) of project %r succeeded in %.1fs", job.job_id, job.kind, job.project,
                  time.monotonic() - started)  # fmt: skip
+        return "succeeded"
 
     def _watch(self) -> None:
         """Marks the held jobs alive and recovers the jobs whose runner is gone."""

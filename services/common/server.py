@@ -1,6 +1,6 @@
 """Bootstrap shared by every Shoal service: one gRPC server, standard health whose status
-follows the stores, reflection, the error and auth interceptors, TLS, message-size limits and a
-graceful SIGTERM.
+follows the stores, reflection, the telemetry, error and auth interceptors, TLS, message-size
+limits, a Prometheus endpoint and a graceful SIGTERM.
 
 A service contributes a :class:`ServiceSpec`; ``shoal serve`` passes all four to one
 :class:`ShoalServer` (one process, one port), ``shoal serve --service NAME`` passes one.
@@ -22,10 +22,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shoal.common import auth, jobs
+from shoal.common import auth, jobs, telemetry
 from shoal.common.auth import KeyStore
 from shoal.common.errors import ShoalError
-from shoal.common.interceptors import AuthInterceptor, ErrorInterceptor, MethodPolicy
+from shoal.common.interceptors import AuthInterceptor, ErrorInterceptor, MethodPolicy, TelemetryInterceptor
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
 from shoal.common.stores.metrics import Migration
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 STORE_ROLES = ("metrics", "vectors", "events")
+#: a health name that is SERVING from the moment the server runs until it stops, whatever the
+#: stores: what a liveness probe asks (a store outage must not restart the pod)
+LIVENESS = "liveness"
 
 
 class BackgroundWorker(Protocol):
@@ -83,7 +86,12 @@ class ShoalServer:
         self.keys = KeyStore(stores.metrics)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.port: int | None = None
+        #: the plaintext health-only port (``health_port``) and the metrics port, once started
+        self.health_port: int | None = None
+        self.metrics_port: int | None = None
         self._server: grpc.Server | None = None
+        self._health_server: grpc.Server | None = None
+        self._metrics_http: telemetry.MetricsHttpServer | None = None
         self._stop_event = threading.Event()
         self._stopped = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -96,7 +104,7 @@ class ShoalServer:
             self.health.set(name, NOT_SERVING)
 
     def _health_names(self) -> list[str]:
-        return ["", *[s.full_name for s in self.specs]]
+        return ["", LIVENESS, *[s.full_name for s in self.specs]]
 
     # -- start ---------------------------------------------------------------------------
     def build(self) -> grpc.Server:
@@ -111,6 +119,7 @@ class ShoalServer:
                 "Never run like this outside a laptop; unset SHOAL_INSECURE_DEV_MODE."
             )
         interceptors = [
+            TelemetryInterceptor(),
             ErrorInterceptor(),
             AuthInterceptor(self.keys, policy, insecure_dev_mode=self.settings.insecure_dev_mode),
         ]
@@ -148,13 +157,36 @@ class ShoalServer:
             raise OSError(f"could not bind {address}: is the port in use?")
         return port
 
+    def _start_health_server(self, port: int) -> int:
+        """A plaintext server with only the health service (the same statuses), for kubelet gRPC
+        probes when the main port speaks TLS."""
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="shoal-health"),
+            interceptors=[TelemetryInterceptor()],
+            options=[("grpc.so_reuseport", 0)],
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        bound = server.add_insecure_port(f"{self.settings.host}:{port}")
+        if bound == 0:
+            raise OSError(f"could not bind the health port {self.settings.host}:{port}: is it in use?")
+        server.start()
+        self._health_server = server
+        return bound
+
     def start(self) -> int:
         """Binds and starts serving; returns the port. Health stays NOT_SERVING until the stores
         answer and the schema is migrated."""
         server = self.build()
         self.port = self._bind(server)
+        if self.settings.metrics_port is not None:
+            self._metrics_http = telemetry.start_metrics_server(self.settings.host, self.settings.metrics_port)
+            self.metrics_port = self._metrics_http.port
+        if self.settings.health_port is not None:
+            self.health_port = self._start_health_server(self.settings.health_port)
+            log.info("health only, plaintext, on %s:%d", self.settings.host, self.health_port)
         server.start()
         self._server = server
+        self._set(LIVENESS, SERVING)
         log.info(
             "serving %s on %s:%d (%s)",
             ", ".join(s.full_name for s in self.specs),
@@ -283,6 +315,10 @@ class ShoalServer:
         if self._server is not None:
             log.info("stopping the gRPC server (grace %.1fs)", grace)
             self._server.stop(grace).wait()
+        if self._health_server is not None:
+            self._health_server.stop(0).wait()
+        if self._metrics_http is not None:
+            self._metrics_http.close()
         self.stores.close()
         log.info("stopped")
         self._stopped.set()

@@ -50,6 +50,23 @@ class ShoalSettings(BaseSettings):
     readiness_interval_seconds: float = Field(
         2.0, gt=0, description="How often the stores are probed to keep the health status current."
     )
+    health_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="A second, plaintext port serving only `grpc.health.v1` (0 picks a free one): for "
+        "kubelet gRPC probes, which cannot speak TLS, when TLS is on. Unset: none.",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus metrics endpoint (`http://HOST:PORT/metrics`, 0 picks a free "
+        "one). Unset: no endpoint.",
+    )
+    webhook_port: int = Field(
+        8090, ge=0, le=65535, description="HTTP port of the labeling bridge's webhooks (labeling_bridge only)."
+    )
 
     # --- security ------------------------------------------------------------------------
     tls_cert_file: Path | None = Field(None, description="PEM certificate chain; with tls_key_file turns TLS on.")
@@ -80,6 +97,9 @@ class ShoalSettings(BaseSettings):
     clickhouse_username: str = Field("default", description="ClickHouse server user.")
     clickhouse_password: SecretStr | None = Field(None, description="ClickHouse server password.")
     clickhouse_verify_tls: bool = Field(True, description="Verify the ClickHouse server's certificate.")
+    clickhouse_ca_file: Path | None = Field(
+        None, description="PEM CA bundle to verify an `https://` ClickHouse server (default: the system's)."
+    )
     vectors_url: str = Field(
         "",
         description="Milvus: a file path for Milvus Lite (embedded, the default under data_dir) or "
@@ -87,6 +107,9 @@ class ShoalSettings(BaseSettings):
     )
     milvus_token: SecretStr | None = Field(None, description="Milvus server token (`user:password` or an API key).")
     milvus_db_name: str = Field("", description="Milvus database; empty is the server's default.")
+    milvus_ca_file: Path | None = Field(
+        None, description="PEM CA bundle to verify an `https://` Milvus server (default: gRPC's roots)."
+    )
     store_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of every store call.")
 
     # --- events --------------------------------------------------------------------------

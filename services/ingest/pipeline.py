@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from shoal.common import telemetry
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound, ShoalError, Unavailable
-from shoal.common.stores.events import Event, EventBus, Published, TopicPartition
+from shoal.common.stores.events import Consumer, Event, EventBus, Published, TopicPartition
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import now_ms
 from shoal.common.topics import Topics
@@ -241,7 +242,8 @@ class UploadProcessor:
             status_rows.append(self._status_row(it, w, now))
             futures.append(self._notify(it, w))
         if status_rows:
-            self.writer.metrics.insert("upload_chunks", status_rows, _STATUS_COLUMNS)
+            written = self.writer.metrics.insert("upload_chunks", status_rows, _STATUS_COLUMNS)
+            telemetry.count_rows("upload_chunks", written)
         self.bus.flush()
         for fut in futures:
             fut.result(timeout=60)
@@ -314,6 +316,7 @@ class UploadProcessor:
         )
         log.info("dead-lettering %d problem(s) of %s/%d/%d: %s", len(errors), it.event.topic,
                  it.event.partition, it.event.offset, errors[0].describe() if errors else "")  # fmt: skip
+        telemetry.DEAD_LETTERS.inc()
         return self.bus.publish(self.topics.dead_letter, key=it.event.key or b"", value=value, headers=headers)
 
     def _notify(self, it: _Item, w: Written) -> Future[Published]:
@@ -400,6 +403,7 @@ class IngestConsumer:
         self._last_poll = 0.0
         self._failing: str | None = None
         self.processed_events = 0
+        self._lag = telemetry.LagTracker(group_id)
 
     def start(self) -> None:
         if self._thread is None:
@@ -432,6 +436,7 @@ class IngestConsumer:
                 assert consumer is not None
                 consumer.commit(offsets)
                 self.processed_events += n
+                telemetry.EVENTS_CONSUMED.labels(self.group_id, self.topics.uploads).inc(n)
 
         def on_revoke(_partitions: set[TopicPartition]) -> None:
             # Partitions are about to move: finish and commit what is in flight first.
@@ -454,6 +459,8 @@ class IngestConsumer:
                     settle()
                     if staged is not None:
                         pending = (_next_offsets(events), finisher.submit(self._finish, staged, events), len(events))
+                    if self._lag.due():
+                        self._report_lag(consumer)
                     self._failing = None
                     backoff = 0.5
                 except Unavailable as exc:
@@ -477,8 +484,19 @@ class IngestConsumer:
                     log.warning("%s: the last batch was not finished; it will be redelivered", self.name)
         finally:
             finisher.shutdown(wait=True)
+            self._lag.clear()
             if consumer is not None:
                 _close_quietly(consumer)
+
+    def _report_lag(self, consumer: Consumer) -> None:
+        """``shoal_consumer_lag`` of the partitions this consumer holds (on its own thread: the
+        clients are not thread-safe). A failure to read offsets only skips this report."""
+        try:
+            held = consumer.assignment()
+            ends = self.bus.end_offsets(self.topics.uploads) if held else {}
+            self._lag.update(ends, {tp: consumer.committed(tp) for tp in held})
+        except Exception:  # metrics must never stop the consumer
+            log.debug("%s: could not read offsets for the lag metric", self.name, exc_info=True)
 
     def _stage(self, events: Sequence[Event]) -> Staged | None:
         try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from shoal.common import telemetry
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import CollectionSpec, ScalarField, VectorStore, collection_name
 from shoal.common.v1 import common_pb2
@@ -297,10 +298,17 @@ class IngestWriter:
             out.append(Written(*chunk.counts()))
 
         m = self.metrics
-        m.insert_arrow("frames", columnar.concat(frame_blocks))
-        m.insert_arrow("label_versions", columnar.concat(label_blocks))
-        m.insert_arrow("inferences", columnar.concat(inference_blocks))
-        m.insert(
+
+        def insert_arrow(table: str, data: Any) -> None:
+            telemetry.count_rows(table, m.insert_arrow(table, data))
+
+        def insert(table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+            telemetry.count_rows(table, m.insert(table, rows, columns))
+
+        insert_arrow("frames", columnar.concat(frame_blocks))
+        insert_arrow("label_versions", columnar.concat(label_blocks))
+        insert_arrow("inferences", columnar.concat(inference_blocks))
+        insert(
             "frames",
             frames,
             (
@@ -321,7 +329,7 @@ class IngestWriter:
                 "version",
             ),
         )
-        m.insert(
+        insert(
             "label_versions",
             versions,
             (
@@ -338,7 +346,7 @@ class IngestWriter:
                 "upload_id",
             ),
         )
-        m.insert(
+        insert(
             "label_objects",
             objects,
             (
@@ -358,7 +366,7 @@ class IngestWriter:
                 "attr_num",
             ),
         )
-        m.insert(
+        insert(
             "inferences",
             inferences,
             (
@@ -374,7 +382,7 @@ class IngestWriter:
                 "version",
             ),
         )
-        m.insert(
+        insert(
             "predicted_objects",
             predicted,
             (
@@ -426,3 +434,4 @@ class IngestWriter:
                     vectors=np.concatenate(vecs),
                     fields={"dataset": [dataset] * len(ids), "frame_id": fids, "object_id": oids},
                 )
+                telemetry.VECTORS_WRITTEN.inc(len(ids))

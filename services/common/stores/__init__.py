@@ -47,6 +47,7 @@ def metrics_store(settings: ShoalSettings) -> MetricsStore:
         username=settings.clickhouse_username,
         password=password,
         verify_tls=settings.clickhouse_verify_tls,
+        ca_file=settings.clickhouse_ca_file,
         timeout_seconds=settings.store_timeout_seconds,
     )
 
@@ -60,6 +61,7 @@ def open_stores(settings: ShoalSettings) -> Stores:
         settings.resolved_vectors_url,
         token=token,
         db_name=settings.milvus_db_name,
+        ca_file=settings.milvus_ca_file,
         timeout_seconds=settings.store_timeout_seconds,
     )
     events: EventBus

@@ -262,6 +262,7 @@ class ServerMetricsStore(MetricsStore):
         username: str = "default",
         password: str | None = None,
         verify_tls: bool = True,
+        ca_file: Path | None = None,
         timeout_seconds: float = 30.0,
     ) -> None:
         super().__init__(database=database)
@@ -274,6 +275,7 @@ class ServerMetricsStore(MetricsStore):
         self._username = username
         self._password = password or ""
         self._verify = verify_tls
+        self._ca_file = str(ca_file) if ca_file else None
         self._timeout = timeout_seconds
 
     def _connect(self, database: str | None) -> Client:
@@ -285,6 +287,7 @@ class ServerMetricsStore(MetricsStore):
             database=database or "default",
             secure=self._secure,
             verify=self._verify,
+            ca_cert=self._ca_file,
             connect_timeout=min(self._timeout, 10.0),
             send_receive_timeout=self._timeout,
             # Sessions off: one client per thread, and queries of one thread never overlap.
@@ -303,6 +306,7 @@ def open_metrics_store(
     username: str = "default",
     password: str | None = None,
     verify_tls: bool = True,
+    ca_file: Path | None = None,
     timeout_seconds: float = 30.0,
 ) -> MetricsStore:
     """The store for ``url``: ``chdb:///PATH`` -> embedded, ``http(s)://`` -> server."""
@@ -318,6 +322,7 @@ def open_metrics_store(
             username=username,
             password=password,
             verify_tls=verify_tls,
+            ca_file=ca_file,
             timeout_seconds=timeout_seconds,
         )
     raise ConfigurationError(f"SHOAL_METRICS_URL {url!r}: use chdb:///PATH or http(s)://host:8123")

@@ -698,13 +698,22 @@ class ServerVectorStore(VectorStore):
 
     kind = "server"
 
-    def __init__(self, *, url: str, token: str | None = None, db_name: str = "", timeout_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        token: str | None = None,
+        db_name: str = "",
+        ca_file: Path | None = None,
+        timeout_seconds: float = 30.0,
+    ) -> None:
         super().__init__(timeout_seconds=timeout_seconds)
         if not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"SHOAL_VECTORS_URL {url!r}: expected http(s)://host:19530")
         self.url = url
         self._token = token or ""
         self._db = db_name
+        self._ca_file = ca_file
 
     def _connect(self) -> MilvusClient:
         kwargs: dict[str, Any] = {"uri": self.url, "timeout": self.timeout}
@@ -712,6 +721,8 @@ class ServerVectorStore(VectorStore):
             kwargs["token"] = self._token
         if self._db:
             kwargs["db_name"] = self._db
+        if self._ca_file is not None and self.url.startswith("https://"):
+            kwargs["server_pem_path"] = str(self._ca_file)
         return MilvusClient(**kwargs)
 
     def _index_params(self, client: MilvusClient, spec: CollectionSpec) -> Any:
@@ -730,11 +741,18 @@ class ServerVectorStore(VectorStore):
 
 
 def open_vector_store(
-    url: str, *, token: str | None = None, db_name: str = "", timeout_seconds: float = 30.0
+    url: str,
+    *,
+    token: str | None = None,
+    db_name: str = "",
+    ca_file: Path | None = None,
+    timeout_seconds: float = 30.0,
 ) -> VectorStore:
     """``http(s)://`` -> a Milvus server; anything else is the path of a Milvus Lite file."""
     if url.startswith(("http://", "https://")):
-        return ServerVectorStore(url=url, token=token, db_name=db_name, timeout_seconds=timeout_seconds)
+        return ServerVectorStore(
+            url=url, token=token, db_name=db_name, ca_file=ca_file, timeout_seconds=timeout_seconds
+        )
     if "://" in url:
         raise ConfigurationError(f"SHOAL_VECTORS_URL {url!r}: use a .db file path or http(s)://host:19530")
     return EmbeddedVectorStore(path=Path(url), timeout_seconds=timeout_seconds)
