@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration venv kafka-jars protos check-protos clean
+.PHONY: lint demo test test-unit test-integration venv kafka-jars label-studio protos check-protos clean
 
 venv: $(STAMP)
 
@@ -21,17 +21,21 @@ kafka-jars:
 	bash scripts/ensure-java.sh
 	bash scripts/fetch-kafka.sh
 
+# Label Studio for the labeling bridge's integration tests, in its own venv under .cache/.
+label-studio:
+	PYTHON=$(PYTHON) bash scripts/ensure-label-studio.sh
+
 demo: venv
 	$(BIN)/shoal demo --out demo-out
 
-test: venv kafka-jars lint
+test: venv kafka-jars label-studio lint
 	$(BIN)/python -m pytest -v -m "not integration" tests
 	$(BIN)/python -m pytest -v -m integration tests
 
 test-unit: venv
 	$(BIN)/python -m pytest -v -m "not integration" tests
 
-test-integration: venv kafka-jars
+test-integration: venv kafka-jars label-studio
 	$(BIN)/python -m pytest -v -m integration tests
 
 protos: venv

@@ -5,6 +5,7 @@
 - Milvus Lite: one file per test.
 - Milvus server: one standalone server per session (the `milvus` wheel).
 - Kafka: one Apache Kafka 4 broker per session (jars from scripts/fetch-kafka.sh).
+- Label Studio: one server per session (its own venv, from scripts/ensure-label-studio.sh).
 """
 
 from __future__ import annotations
@@ -152,6 +153,23 @@ def bus_factory(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Itera
             bus.close()
         except Exception:
             log.warning("closing a test bus failed", exc_info=True)
+
+
+# --- Label Studio --------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[object]:
+    """A real Label Studio server (SQLite, a loopback port) for the whole session, started only when a
+    test asks for it. It has `url`, `token` (the admin's personal access token), `log_file`, and
+    `restart()` / `stop()` / `start()` for outage tests."""
+    from tests.harness.label_studio_server import LabelStudioServer, default_venv_dir
+
+    server = LabelStudioServer(venv_dir=default_venv_dir(REPO), work_dir=tmp_path_factory.mktemp("label-studio"))
+    announce(pytestconfig, "starting a Label Studio server (label-studio from PyPI, SQLite)")
+    server.start()
+    announce(pytestconfig, f"Label Studio ready at {server.url} after {server.startup_seconds:.1f}s")
+    yield server
+    server.stop()
+    announce(pytestconfig, "Label Studio stopped")
 
 
 # --- settings for in-process servers ------------------------------------------------------
