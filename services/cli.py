@@ -215,6 +215,66 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if resp.failed else 0
 
 
+def cmd_campaign(args: argparse.Namespace) -> int:
+    """Runs a collection campaign and prints its summary and ranked sample (or JSON lines)."""
+    from google.protobuf.json_format import MessageToDict
+
+    with _client(args) as c:
+        campaign = c.run_campaign(
+            args.project,
+            args.name,
+            pool_dataset=args.pool,
+            embedding_space=args.space,
+            budget=args.budget,
+            seed_segment=args.seed_segment,
+            similarity=args.similarity,
+            uncertainty=args.uncertainty,
+            diversity=args.diversity,
+            balance=args.balance,
+            diversity_method=args.diversity_method,
+            uncertainty_inference_set=args.uncertainty_set,
+            uncertainty_measure=args.measure,
+            exclude_labeled=args.exclude_labeled,
+            exclude_sent_for_labeling=args.exclude_sent,
+            rerun=args.rerun,
+            progress=not args.json,
+        )
+    if args.json:
+        print(json.dumps({"job_id": campaign.job_id, "summary": MessageToDict(campaign.summary)}))
+        for item in campaign.items:
+            print(json.dumps(MessageToDict(item)))
+        return 0
+    s = campaign.summary
+    print(f"campaign {campaign.job_id}: {s.selected} of budget {s.budget} chosen from {s.candidates} candidates,"
+          f" saved as segment {s.segment!r} ({s.strategy})")  # fmt: skip
+    for item in campaign.items:
+        print(f"{item.rank:>6}  {item.ref.frame_id}  {item.score:.4f}  {item.reason}")
+    return 0
+
+
+def cmd_request_labeling(args: argparse.Namespace) -> int:
+    """Hands a segment or a finished campaign over to the labeling bridge."""
+    from shoal.sampler.v1 import sampler_pb2 as spb
+
+    source = {"segment": args.segment} if args.segment else {"campaign_job_id": args.campaign}
+    with _client(args) as c:
+        resp = c.sampler.RequestLabeling(
+            spb.RequestLabelingRequest(
+                project=args.project,
+                reason=args.reason,
+                platform=args.platform,
+                preannotation_inference_set=args.preannotations,
+                request_id=args.request_id,
+                requested_by=args.requested_by,
+                **source,
+            )
+        )
+    again = " (sent before: published again, recorded once)" if resp.repeated_request else ""
+    print(f"labeling request {resp.request_id}: {resp.frames} frames of {resp.dataset} in {resp.events} events"
+          f" on {resp.topic}{again}")  # fmt: skip
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -291,6 +351,40 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--confidence-threshold", type=float, default=0.0)
     check.add_argument("--iou-threshold", type=float, default=0.5, help="detection projects: the matching IoU")
     check.set_defaults(fn=cmd_check)
+
+    camp = sub.add_parser("campaign", help="choose pool frames for labeling within a budget (a collection campaign)")
+    _connection_args(camp)
+    camp.add_argument("--project", required=True)
+    camp.add_argument("--name", required=True, help="the segment the sample is saved as (must not exist)")
+    camp.add_argument("--pool", required=True, help="the pool dataset")
+    camp.add_argument("--space", required=True, help="the embedding space frames are compared in")
+    camp.add_argument("--budget", type=int, required=True)
+    camp.add_argument("--seed-segment", default="", help="frames like these are wanted; none: active learning")
+    camp.add_argument("--similarity", type=float, help="weight (default 1 with seeds)")
+    camp.add_argument("--uncertainty", type=float, help="weight (default 1 with --uncertainty-set)")
+    camp.add_argument("--diversity", type=float, help="weight (default 0.5)")
+    camp.add_argument("--balance", type=float, help="weight over predicted classes (default 0)")
+    camp.add_argument("--diversity-method", default="mmr", choices=["mmr", "k_center"])
+    camp.add_argument("--uncertainty-set", default="", help="inference set of the pool for uncertainty and balance")
+    camp.add_argument("--measure", default="entropy", choices=["entropy", "margin", "least_confidence"])
+    camp.add_argument("--exclude-labeled", action="store_true", help="leave out labeled pool frames")
+    camp.add_argument("--exclude-sent", action="store_true", help="leave out frames already sent for labeling")
+    camp.add_argument("--rerun", action="store_true", help="run again, replacing an earlier identical campaign")
+    camp.add_argument("--json", action="store_true", help="JSON lines: the summary, then each item")
+    camp.set_defaults(fn=cmd_campaign)
+
+    req = sub.add_parser("request-labeling", help="send a segment or a campaign's sample to the labeling bridge")
+    _connection_args(req)
+    req.add_argument("--project", required=True)
+    what = req.add_mutually_exclusive_group(required=True)
+    what.add_argument("--segment")
+    what.add_argument("--campaign", help="a finished campaign's job id")
+    req.add_argument("--reason", default="", help="shown to annotators (default: the segment's reason)")
+    req.add_argument("--platform", default="", help="labeling platform (default: the bridge's)")
+    req.add_argument("--preannotations", default="", help="inference set whose predictions pre-annotate")
+    req.add_argument("--request-id", default="", help="idempotency key (default: derived from the frames)")
+    req.add_argument("--requested-by", default=os.environ.get("USER", ""))
+    req.set_defaults(fn=cmd_request_labeling)
 
     st = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     st.add_argument("--markdown", action="store_true", help="the settings reference as a Markdown table")

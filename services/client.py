@@ -11,6 +11,7 @@ generated stub of that service, with the API key sent on every call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,72 @@ class Client:
             raise ValueError(f"service must be one of {', '.join(stubs)}, got {service!r}")
         return wait_for_job(stubs[service], project, job_id, **kwargs)
 
+    def run_campaign(
+        self,
+        project: str,
+        name: str,
+        *,
+        pool_dataset: str,
+        embedding_space: str,
+        budget: int,
+        seed_segment: str = "",
+        similarity: float | None = None,
+        uncertainty: float | None = None,
+        diversity: float | None = None,
+        balance: float | None = None,
+        diversity_method: str = "mmr",
+        uncertainty_inference_set: str = "",
+        uncertainty_measure: str = "entropy",
+        wait: bool = True,
+        timeout: float = 3600.0,
+        progress: bool = True,
+        **request: Any,
+    ) -> Any:
+        """Starts a collection campaign (see ``StartCampaignRequest``; further request fields,
+        e.g. ``exclude_labeled=True`` or ``rerun=True``, pass through ``request``) and, with
+        ``wait``, waits for it and returns its :class:`Campaign` (summary and every ranked item);
+        without ``wait`` returns the job. ``diversity_method`` is "mmr" or "k_center";
+        ``uncertainty_measure`` "entropy", "margin" or "least_confidence"."""
+        from shoal.sampler.v1 import sampler_pb2 as spb
+
+        weights = {"similarity": similarity, "uncertainty": uncertainty, "diversity": diversity, "balance": balance}
+        job = self.sampler.StartCampaign(
+            spb.StartCampaignRequest(
+                project=project,
+                name=name,
+                seed_segment=seed_segment,
+                pool_dataset=pool_dataset,
+                embedding_space=embedding_space,
+                budget=budget,
+                weights=spb.CampaignWeights(**{k: v for k, v in weights.items() if v is not None}),
+                diversity_method=_enum(spb.DiversityMethod, "DIVERSITY_METHOD_", diversity_method),
+                uncertainty_inference_set=uncertainty_inference_set,
+                uncertainty_measure=_enum(spb.UncertaintyMeasure, "UNCERTAINTY_MEASURE_", uncertainty_measure),
+                **request,
+            )
+        ).job
+        if not wait:
+            return job
+        self.wait_for_job(project, job.job_id, service="sampler", timeout=timeout, progress=progress)
+        return self.campaign(project, job.job_id)
+
+    def campaign(self, project: str, job_id: str) -> Campaign:
+        """A finished campaign's summary and all of its items, by rank."""
+        from shoal.sampler.v1 import sampler_pb2 as spb
+
+        items: list[Any] = []
+        token = ""
+        while True:
+            resp = self.sampler.GetCampaign(
+                spb.GetCampaignRequest(
+                    project=project, job_id=job_id, page=common_pb2.PageRequest(page_size=1000, page_token=token)
+                )
+            )
+            items += resp.items
+            token = resp.page.next_page_token
+            if not token:
+                return Campaign(job_id=job_id, summary=resp.summary, items=items)
+
     def close(self) -> None:
         self.channel.close()
 
@@ -154,6 +221,28 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class Campaign:
+    """A finished collection campaign: its ``CampaignSummary`` and its ``CampaignItem`` messages by rank."""
+
+    job_id: str
+    summary: Any
+    items: list[Any]
+
+    @property
+    def frame_ids(self) -> list[str]:
+        return [item.ref.frame_id for item in self.items]
+
+
+def _enum(enum: Any, prefix: str, name: str) -> int:
+    """The value of ``prefix + name.upper()`` in a proto enum, with a clear error otherwise."""
+    options = [n.removeprefix(prefix).lower() for n in enum.keys() if not n.endswith("UNSPECIFIED")]
+    key = prefix + name.upper().replace("-", "_")
+    if name.lower().replace("-", "_") not in options:
+        raise ValueError(f"{prefix.rstrip('_').lower()} must be one of {', '.join(options)}, got {name!r}")
+    return int(enum.Value(key))
 
 
 def list_services(channel: grpc.Channel, timeout: float = 10.0) -> list[str]:

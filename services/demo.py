@@ -78,12 +78,14 @@ def run_demo(out: Path) -> int:
                 startup = time.monotonic() - t0
                 services = {name: client.health_status(full) for name, full in SERVICES.items()}
                 reflected = list_services(client.channel)
-                ingest = _ingest_digits(client, out, data_dir)
+                ingest, digits = _ingest_digits(client, out, data_dir)
+                ingest["pool"] = _ingest_pool(client, out, data_dir, digits)
                 metrics = _digits_metrics(client)
                 issues = _digits_label_issues(client, out)
                 outliers = _digits_outliers(client, out)
                 points = _digits_map(client)
                 clusters = _digits_failure_clusters(client, out)
+                campaign = _digits_campaign(client, out, set(issues["frame_ids"]))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -100,6 +102,7 @@ def run_demo(out: Path) -> int:
         "label_issues": {k: v for k, v in issues.items() if k not in ("gallery", "frame_ids")},
         "outliers": {k: v for k, v in outliers.items() if k != "gallery"},
         "failure_clusters": {k: v for k, v in clusters.items() if k != "examples"},
+        "campaign": {k: v for k, v in campaign.items() if k != "gallery"},
         "map": {
             "job_id": points["job_id"],
             "frames": points["frames"],
@@ -116,6 +119,7 @@ def run_demo(out: Path) -> int:
             outliers["gallery"],
             _map_svgs(points["points"], issues["frame_ids"], out),
             clusters["examples"],
+            campaign["gallery"],
         )
     )
     expected = ingest["expected"]
@@ -124,11 +128,12 @@ def run_demo(out: Path) -> int:
         and code == 0
         and all(ingest[k] == expected[k] for k in expected)
         and points["frames"] == expected["frames"]
+        and ingest["pool"]["frames"] == ingest["pool"]["pixel_embeddings"] == ingest["pool"]["expected_frames"]
     )
     for name, status in services.items():
         log.info("%-16s %s", name, status)
     log.info("wrote %s and %s", out / "summary.json", out / "report.html")
-    li, ol, fc = summary["label_issues"], summary["outliers"], summary["failure_clusters"]
+    li, ol, fc, cp = summary["label_issues"], summary["outliers"], summary["failure_clusters"], summary["campaign"]
     found = ", ".join(c["segment"] for c in fc["clusters"])
     clusters = (
         f"{len(fc['clusters'])} among the model's {fc['errors']} errors, saved as segments {found}"
@@ -141,6 +146,8 @@ def run_demo(out: Path) -> int:
         f"outliers: AUROC {ol['auroc']} of the outlier score for the {ol['planted']} planted frames against the"
         f" {ol['genuine']} digits; {ol['top_k_precision']:.0%} of the top {ol['planted']} are planted\n"
         f"failure clusters: {clusters}\n"
+        f"campaign for '{cp['pattern']}': {cp['in_pattern']} of the {cp['selected']} pool frames chosen are in the"
+        f" pattern, precision {cp['precision']:.3f} against {cp['random_precision']:.3f} for a random sample\n"
         f"report: {out / 'report.html'}\n"
     )
     return 0 if ok else 1
@@ -156,9 +163,22 @@ PIXEL_SPACE = "pixels"
 INFERENCE_SET = "mlp-oof"
 
 
-def _ingest_digits(client: Client, out: Path, data_dir: Path) -> dict[str, Any]:
-    """Builds the digits dataset, uploads it and returns the counts read back from both stores."""
+def _create_all(creations: Any) -> None:
+    """Calls each (create RPC, request) in turn; what exists already (a second run on the same
+    data dir) is kept."""
     import grpc
+
+    for create, request in creations:
+        try:
+            create(request)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+
+
+def _ingest_digits(client: Client, out: Path, data_dir: Path) -> tuple[dict[str, Any], Any]:
+    """Builds the digits dataset, uploads it and returns the counts read back from both stores,
+    and the dataset."""
 
     from shoal.digits import build_digits, pixels
     from shoal.ingest.v1 import ingest_pb2 as pb
@@ -202,12 +222,7 @@ def _ingest_digits(client: Client, out: Path, data_dir: Path) -> dict[str, Any]:
         (client.ingest.CreateInferenceSet, pb.CreateInferenceSetRequest(project=PROJECT, inference_set=pb.InferenceSet(
             name=INFERENCE_SET, dataset=DATASET, model_name="sklearn-mlp", model_version="1"))),
     )  # fmt: skip
-    for create, request in creations:
-        try:
-            create(request)
-        except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.ALREADY_EXISTS:  # a second run on the same data dir
-                raise
+    _create_all(creations)
     columns = UploadColumns(
         frame_ids=digits.frame_ids,
         splits=digits.splits,
@@ -254,7 +269,7 @@ def _ingest_digits(client: Client, out: Path, data_dir: Path) -> dict[str, Any]:
         "upload_state": pb.UploadState.Name(status.state).removeprefix("UPLOAD_STATE_"),
         "planted_upload_state": pb.UploadState.Name(planted_status.state).removeprefix("UPLOAD_STATE_"),
         "upload_seconds": round(seconds, 2),
-    }
+    }, digits
 
 
 def _digits_metrics(client: Client) -> dict[str, Any]:
@@ -474,6 +489,134 @@ def _digits_failure_clusters(client: Client, out: Path) -> dict[str, Any]:
     }
 
 
+POOL = "digits-pool"
+POOL_INFERENCE_SET = "mlp-pool"
+#: frames a campaign may choose from the pool
+CAMPAIGN_BUDGET = 30
+#: a little diversity: more frames like the failure, not thirty redraws of the one nearest digit
+CAMPAIGN_DIVERSITY = 0.1
+
+
+def _ingest_pool(client: Client, out: Path, data_dir: Path, digits: Any) -> dict[str, Any]:
+    """Builds the unlabeled pool (noisy redraws of the test-split digits, see
+    :func:`shoal.digits.build_pool`) and uploads it with its pixel vectors and the pool model's
+    predictions; the true labels go to ``pool_truth.json``."""
+
+    from shoal.digits import build_pool, pixels
+    from shoal.ingest.v1 import ingest_pb2 as pb
+    from shoal.sdk import UploadColumns
+
+    t0 = time.monotonic()
+    pool = build_pool(data_dir / "media" / "pool", digits)
+    predicted = pool.probabilities.argmax(1)
+    truth = {
+        fid: {"true": int(t), "predicted": int(p), "source": src}
+        for fid, t, p, src in zip(pool.frame_ids, pool.true_labels, predicted, pool.sources, strict=True)
+    }
+    (out / "pool_truth.json").write_text(json.dumps(truth) + "\n")
+    creations = (
+        (client.ingest.CreateDataset, pb.CreateDatasetRequest(project=PROJECT, dataset=pb.Dataset(
+            name=POOL, kind=pb.DATASET_KIND_UNLABELED_POOL, splits=["pool"]))),
+        (client.ingest.CreateInferenceSet, pb.CreateInferenceSetRequest(project=PROJECT, inference_set=pb.InferenceSet(
+            name=POOL_INFERENCE_SET, dataset=POOL, model_name="sklearn-mlp-train-split", model_version="1"))),
+    )  # fmt: skip
+    _create_all(creations)
+    columns = UploadColumns(
+        frame_ids=pool.frame_ids,
+        splits=["pool"] * len(pool.frame_ids),
+        media_uris=pool.media_uris,
+        sizes=[(8, 8)] * len(pool.frame_ids),
+        metadata=[{"source": "redrawn-test-digit"}] * len(pool.frame_ids),
+        inference_set=POOL_INFERENCE_SET,
+        probabilities=pool.probabilities,
+        embeddings={PIXEL_SPACE: pixels(pool.images)},
+    )
+    result = client.upload(PROJECT, POOL, columns, progress=False)
+    status = client.wait_for_upload(PROJECT, result.upload_id, timeout=300)
+    log.info("uploaded the pool: %d unlabeled frames (%s) in %.1fs", len(pool.frame_ids),
+             pb.UploadState.Name(status.state), time.monotonic() - t0)  # fmt: skip
+    stats = client.ingest.GetDataset(pb.GetDatasetRequest(project=PROJECT, dataset=POOL, include_stats=True)).stats
+    return {
+        "frames": stats.frames,
+        "expected_frames": len(pool.frame_ids),
+        "pixel_embeddings": stats.embeddings[PIXEL_SPACE],
+        "upload_state": pb.UploadState.Name(status.state).removeprefix("UPLOAD_STATE_"),
+    }
+
+
+def _digits_campaign(client: Client, out: Path, flagged: set[str]) -> dict[str, Any]:
+    """The loop of a user who found a failure: the commonest confusion among the model's errors
+    on the train split (labeled a, predicted b, leaving out the frames flagged as label issues,
+    whose labels are suspect) becomes a seed segment, and a collection campaign chooses the
+    pool frames most like it. A chosen frame belongs to the pattern when it truly is an a that
+    the pool's model predicts as b; ``random_precision`` is the share of such frames in the whole
+    pool, the expected precision of a random sample of the same budget."""
+    from shoal.common.v1 import common_pb2 as cpb
+
+    t0 = time.monotonic()
+    errors = _pages(client.analysis.QueryDatapoints, apb.QueryDatapointsRequest(
+        project=PROJECT, inference_set=INFERENCE_SET, filter=cpb.Filter(all=[
+            cpb.Condition(field="correct", equals=cpb.Value(bool_value=False)),
+            cpb.Condition(field="split", equals=cpb.Value(string_value="train")),
+        ])), "datapoints")  # fmt: skip
+    cells: dict[tuple[int, int], list[str]] = {}
+    for d in errors:
+        if d.ref.frame_id not in flagged:
+            cells.setdefault((d.label_class, d.predicted_class), []).append(d.ref.frame_id)
+    (a, b), seeds = max(cells.items(), key=lambda kv: (len(kv[1]), -kv[0][0], -kv[0][1]))
+    suffix = datetime.now(UTC).strftime("%Y%m%d%H%M%S")  # a fresh name per run: the data folder stays
+    seed_segment = client.analysis.CreateSegment(apb.CreateSegmentRequest(
+        project=PROJECT, frame_ids=seeds, segment=apb.Segment(
+            name=f"seeds-{a}-as-{b}-{suffix}", dataset=DATASET, kind=apb.SEGMENT_KIND_COLLECTION_SEED,
+            reason=f"digits labeled {a} that the model predicts as {b} (label issues left out)", author="demo")),
+    ).segment  # fmt: skip
+    campaign = client.run_campaign(
+        PROJECT, f"campaign-{a}-as-{b}-{suffix}", pool_dataset=POOL, embedding_space=PIXEL_SPACE,
+        budget=CAMPAIGN_BUDGET, seed_segment=seed_segment.name, diversity=CAMPAIGN_DIVERSITY, progress=False,
+        timeout=600,
+    )  # fmt: skip
+    truth: dict[str, dict[str, Any]] = json.loads((out / "pool_truth.json").read_text())
+
+    def pattern(fid: str) -> bool:
+        return truth[fid]["true"] == a and truth[fid]["predicted"] == b
+
+    picked = campaign.frame_ids
+    hits = sum(pattern(f) for f in picked)
+    in_pool = sum(pattern(f) for f in truth)
+    of_class = sum(truth[f]["true"] == a for f in picked)
+    summary = {
+        "pattern": f"{a} predicted as {b}",
+        "seed_segment": seed_segment.name,
+        "seeds": len(seeds),
+        "pool": POOL,
+        "pool_frames": len(truth),
+        "pattern_frames_in_pool": in_pool,
+        "job_id": campaign.job_id,
+        "segment": campaign.summary.segment,
+        "strategy": campaign.summary.strategy,
+        "budget": CAMPAIGN_BUDGET,
+        "selected": len(picked),
+        "in_pattern": hits,
+        "precision": round(hits / len(picked), 4) if picked else 0.0,
+        "random_precision": round(in_pool / len(truth), 4),
+        "recall": round(hits / in_pool, 4) if in_pool else None,
+        # the looser target: any true a, the class the model fails on
+        "class_precision": round(of_class / len(picked), 4) if picked else 0.0,
+        "class_random_precision": round(sum(t["true"] == a for t in truth.values()) / len(truth), 4),
+    }
+    log.info("campaign for '%s' (%d seeds): %d of %d chosen pool frames are in the pattern (precision %.3f;"
+             " random %.3f; %d such frames in the pool of %d) in %.1fs", summary["pattern"], len(seeds), hits,
+             len(picked), summary["precision"], summary["random_precision"], in_pool, len(truth),
+             time.monotonic() - t0)  # fmt: skip
+    summary["gallery"] = [
+        {"frame_id": it.ref.frame_id, "media_uri": it.media_uri, "rank": it.rank, "reason": it.reason,
+         "true": truth[it.ref.frame_id]["true"], "predicted": truth[it.ref.frame_id]["predicted"],
+         "in_pattern": pattern(it.ref.frame_id)}
+        for it in campaign.items
+    ]  # fmt: skip
+    return summary
+
+
 def _clusters_found(fc: dict[str, Any]) -> str:
     if not fc["clusters"]:
         return (
@@ -611,6 +754,19 @@ def _gallery(items: list[dict[str, Any]]) -> str:
     return f"<div class='gallery' id='label-issue-gallery'>{''.join(cells)}</div>"
 
 
+def _campaign_gallery(items: list[dict[str, Any]]) -> str:
+    cells = []
+    for it in items:
+        mark, what = ("ok", "in the pattern") if it["in_pattern"] else ("muted", "not in the pattern")
+        cells.append(
+            f"<figure><img src='{_inline_image(it['media_uri'])}' width='64' height='64'"
+            f" alt='{html.escape(it['frame_id'])}'>"
+            f"<figcaption>#{it['rank']} truly <b>{it['true']}</b>, predicted <b>{it['predicted']}</b><br>"
+            f"<span class='{mark}'>{what}</span></figcaption></figure>"
+        )
+    return f"<div class='gallery' id='campaign-gallery'>{''.join(cells)}</div>"
+
+
 def _heat_map(metrics: dict[str, Any]) -> str:
     names = metrics["classes"]
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
@@ -632,8 +788,9 @@ def _report(
     outlier_gallery: list[dict[str, Any]],
     maps: str,
     cluster_examples: list[list[tuple[str, str, int, int]]],
+    campaign_gallery: list[dict[str, Any]],
 ) -> str:
-    fc = summary["failure_clusters"]
+    fc, cp = summary["failure_clusters"], summary["campaign"]
     rows = "\n".join(
         f"<tr><td>{html.escape(name)}</td><td><code>{html.escape(SERVICES[name])}</code></td>"
         f"<td class='{'ok' if status == 'SERVING' else 'bad'}'>{html.escape(status)}</td></tr>"
@@ -708,6 +865,16 @@ the analysis service serves it (hover a point for its frame):</p>
 own hidden-layer space, and a cluster is kept only where errors are denser than chance would make them.
 {_clusters_found(fc)}</p>
 {_cluster_gallery(fc["clusters"], cluster_examples)}
+<h2>Collection campaign</h2>
+<p>The commonest of the model's errors on the train split, labeled {html.escape(cp["pattern"])} (frames flagged as
+label issues left out), became the seed segment <code>{html.escape(cp["seed_segment"])}</code> of {cp["seeds"]}
+frames. A campaign ({html.escape(cp["strategy"])}) chose {cp["selected"]} frames of the unlabeled pool of
+{cp["pool_frames"]} noisy redraws of the test split's digits, which the model has not seen, and saved them as the
+segment <code>{html.escape(cp["segment"])}</code>. {cp["in_pattern"]} of them truly are a {html.escape(cp["pattern"])}
+(precision {cp["precision"]}, and {cp["in_pattern"]} of the {cp["pattern_frames_in_pool"]} such frames in the pool),
+where a random sample of the same budget would hold {cp["random_precision"]} of them; {cp["class_precision"]:.0%}
+of the chosen frames are of the seeds' class (random: {cp["class_random_precision"]:.0%}). In rank order:</p>
+{_campaign_gallery(campaign_gallery)}
 <h2>Reflection</h2><ul>{reflected}</ul>
 </body></html>
 """

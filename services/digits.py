@@ -166,3 +166,52 @@ def _write_images(media_dir: Path, prefix: str, images: np.ndarray) -> tuple[lis
         ids.append(fid)
         uris.append(path.resolve().as_uri())
     return ids, uris
+
+
+@dataclass
+class Pool:
+    """Unlabeled frames for the sampler to choose from: noisy redraws of the digits of the test
+    split, with their true labels kept aside and the probabilities of a model trained on the train
+    split (the model a user would run over an unlabeled pool)."""
+
+    frame_ids: list[str]
+    images: np.ndarray  # (M, 8, 8) uint8
+    true_labels: np.ndarray  # (M,)
+    probabilities: np.ndarray  # (M, 10)
+    sources: list[str]  # the digit frame each was redrawn from
+    media_uris: list[str]
+
+
+def build_pool(media_dir: Path, digits: Digits, *, copies: int = 3, seed: int = 2, hidden: int = 32) -> Pool:
+    """``copies`` redraws of every test-split digit, each with its own ink gain (0.8 to 1.2) and
+    Gaussian noise (standard deviation 40 of 255) on its intensities, and the probabilities of a
+    network trained on the train split's given labels. The seeds of the demo's campaign come from
+    the train split, so no pool frame is redrawn from a seed."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(seed)
+    splits = np.asarray(digits.splits)
+    test, train = np.flatnonzero(splits == "test"), np.flatnonzero(splits == "train")
+    source = digits.images[test].astype(np.float64)
+    images = np.concatenate([
+        np.clip(source * rng.uniform(0.8, 1.2, (len(test), 1, 1)) + rng.normal(0, 40, source.shape), 0, 255)
+        for _ in range(copies)
+    ]).round().astype(np.uint8)  # fmt: skip
+    # raw intensities, not standardised: the border pixels are almost always 0 in training, and
+    # standardising would blow the pool's noise there up
+    model = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=1.0, max_iter=400, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(pixels(digits.images[train]), digits.given_labels[train])
+    probs = model.predict_proba(pixels(images))
+    media_dir.mkdir(parents=True, exist_ok=True)
+    ids, uris = _write_images(media_dir, "pool", images)
+    return Pool(
+        ids,
+        images,
+        np.tile(digits.true_labels[test], copies),
+        probs.astype(np.float32),
+        [digits.frame_ids[i] for i in test] * copies,
+        uris,
+    )

@@ -208,6 +208,19 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert fc["clustered_errors"] == sum(c["errors"] for c in fc["clusters"])
     assert all(c["segment"].startswith("failures-") and c["segment_size"] == c["errors"] for c in fc["clusters"])
     assert "outliers: AUROC" in result.stdout and f"precision {li['precision']:.3f}" in result.stdout
+    # the campaign: seeds from the commonest confusion, frames chosen from the held-out pool and
+    # scored against the pool's hidden truth, well above a random sample of the same budget
+    cp = summary["campaign"]
+    pool_truth = json.loads((out / "pool_truth.json").read_text())
+    assert ingest["pool"]["frames"] == ingest["pool"]["pixel_embeddings"] == len(pool_truth) == 1080
+    assert not set(pool_truth) & set(truth) and {t["source"] for t in pool_truth.values()} <= set(truth)
+    a, b = (int(x) for x in cp["pattern"].split(" predicted as "))
+    assert cp["seeds"] > 0 and cp["budget"] == cp["selected"] == 30
+    assert cp["pattern_frames_in_pool"] == sum(t["true"] == a and t["predicted"] == b for t in pool_truth.values())
+    assert cp["random_precision"] == round(cp["pattern_frames_in_pool"] / 1080, 4)
+    assert cp["precision"] == round(cp["in_pattern"] / 30, 4) and cp["precision"] >= 3 * cp["random_precision"]
+    assert cp["class_precision"] >= 0.5 > cp["class_random_precision"]
+    assert f"campaign for '{cp['pattern']}'" in result.stdout
     pngs = list((out / "shoal-data" / "media" / "digits").glob("*.png"))
     assert len(pngs) == 1837 and pngs[0].read_bytes().startswith(b"\x89PNG")
     # running it again on the same data reuses the project and still adds up
@@ -221,6 +234,8 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert "Model performance" in report and "class='heat'" in report
     assert "Label issues" in report and report.count("src='data:image/png;base64,") >= 10
     assert "<h2>Failure clusters</h2>" in report and f"The model's {fc['errors']} errors" in report
+    campaign = _between(report, "id='campaign-gallery'", "</div>")
+    assert campaign.count("src='data:image/png;base64,") == 30 and campaign.count("in the pattern") == 30
     # self-contained: nothing fetched from elsewhere
     assert "http://" not in report.replace("http://www.w3.org/2000/svg", "") and "https://" not in report
     # the outlier gallery: the top frames with their images, planted ones marked as such

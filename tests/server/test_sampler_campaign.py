@@ -329,3 +329,41 @@ def test_a_cancelled_campaign_keeps_no_sample_and_no_segment(
             project="shop", name="cancelled", pool_dataset="pool", embedding_space="clip",
             seed_segment="cones-missed", budget=20)).job)  # fmt: skip
         assert len(_members(c, "cancelled")) == 20
+
+
+def test_sdk_and_cli_run_a_campaign_and_hand_it_to_labeling(
+    running: Running, shop: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``Client.run_campaign`` waits and returns every ranked item; ``shoal campaign --json``
+    runs the same request to the same sample, errors come back as the server's status and
+    message, and ``shoal request-labeling`` hands the sample over."""
+    import json
+
+    from shoal import cli
+
+    with running.client(running.admin_key) as c:
+        sample = c.run_campaign(
+            "shop", "sdk-sample", pool_dataset="pool", embedding_space="clip", budget=60,
+            seed_segment="cones-missed", progress=False,
+        )  # fmt: skip
+        assert sample.summary.selected == len(sample.items) == 60 and sample.summary.segment == "sdk-sample"
+        assert [i.rank for i in sample.items] == list(range(1, 61))  # every page, in rank order
+        assert _members(c, "sdk-sample") == set(sample.frame_ids)
+        with pytest.raises(ValueError, match="diversity_method must be one of mmr, k_center"):
+            c.run_campaign("shop", "x", pool_dataset="pool", embedding_space="clip", budget=5, diversity_method="dpp")
+
+    connect = ["--target", running.target, "--api-key", running.admin_key, "--project", "shop"]
+    args = ["--pool", "pool", "--space", "clip", "--budget", "60", "--seed-segment", "cones-missed"]
+    assert cli.main(["campaign", *connect, "--name", "cli-sample", *args, "--json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head, items = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+    assert head["summary"]["segment"] == "cli-sample" and int(head["summary"]["selected"]) == 60
+    assert [i["ref"]["frameId"] for i in items] == sample.frame_ids
+
+    assert cli.main(["campaign", *connect, "--name", "cli-missing", *args[2:], "--pool", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "NOT_FOUND" in err and "nope" in err
+
+    assert cli.main(["request-labeling", *connect, "--segment", "cli-sample", "--requested-by", "ana"]) == 0
+    out = capsys.readouterr().out
+    assert "60 frames of pool in 1 events" in out
