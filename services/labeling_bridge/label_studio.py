@@ -1,0 +1,764 @@
+"""Label Studio (1.23) behind :class:`~shoal.labeling_bridge.platforms.LabelingPlatform`, over its HTTP API.
+
+How Shoal's things map onto Label Studio:
+
+- A project's labeling interface is generated from the ontology: the image (``$image``), a header
+  showing why Shoal sent the frame (``$shoal_reason``), and one control named ``label`` —
+  ``<Choices>`` (one choice) for classification, ``<RectangleLabels>`` (no rotation) for detection.
+- A task's data holds the media URL, the Shoal frame id (``shoal_frame_id``, the idempotency key),
+  the reason and the image size; pre-annotations are the task's prediction, with the pre-annotations'
+  source as its model version.
+- Rectangles are stored in percent of the image size (``x, y, width, height`` in 0..100, with
+  ``original_width``/``original_height`` in pixels); :func:`result_from_labels` and
+  :func:`labels_from_result` convert to and from Shoal's pixel boxes.
+
+Authentication: Label Studio 1.23 turns legacy tokens off by default. A personal access token is a
+long-lived JWT refresh token; ``POST /api/token/refresh/`` exchanges it for an access token that lasts
+five minutes and is sent as ``Authorization: Bearer <access>``. The adapter refreshes it before it
+expires and once more on a 401. A legacy token (40 hex characters, ``Authorization: Token <token>``)
+still works where an organization enabled legacy tokens. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+from xml.sax.saxutils import quoteattr
+
+import requests
+
+from shoal.labeling_bridge.platforms import (
+    ANNOTATION_EVENTS,
+    Box,
+    Labels,
+    PlatformAnnotation,
+    PlatformError,
+    PlatformUnavailable,
+    ProjectRef,
+    ProjectSpec,
+    TaskSpec,
+    TaskType,
+)
+
+__all__ = [
+    "CONTROL_NAME",
+    "IMAGE_NAME",
+    "LabelStudioPlatform",
+    "MalformedResult",
+    "labeling_config",
+    "labels_from_result",
+    "parse_labeling_config",
+    "result_from_labels",
+]
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "label-studio"
+#: Names in the generated labeling interface; annotations' results refer to them.
+CONTROL_NAME = "label"
+IMAGE_NAME = "image"
+#: Keys of a task's data.
+DATA_IMAGE = "image"
+DATA_FRAME_ID = "shoal_frame_id"
+DATA_REASON = "shoal_reason"
+DATA_WIDTH = "shoal_image_width"
+DATA_HEIGHT = "shoal_image_height"
+
+_CONTROL_TAGS: dict[TaskType, str] = {"classification": "Choices", "detection": "RectangleLabels"}
+_RESULT_TYPES: dict[str, TaskType] = {"choices": "classification", "rectanglelabels": "detection"}
+_LS_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the data manager's datetime filter format, UTC
+_BODY_LIMIT = 2000
+_JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+
+
+class MalformedResult(ValueError):
+    """A Label Studio result cannot be read as Shoal labels; the message says what is wrong."""
+
+
+# --------------------------------------------------------------------------------------------
+# Labeling interface (XML)
+# --------------------------------------------------------------------------------------------
+
+
+def labeling_config(spec: ProjectSpec) -> str:
+    """The labeling interface of a Shoal project: the reason as a header, the image, one control."""
+    tag = _CONTROL_TAGS[spec.task_type]
+    item = "Choice" if spec.task_type == "classification" else "Label"
+    extra = ' choice="single-radio" required="true" showInline="true"' if tag == "Choices" else ' canRotate="false"'
+    items = "\n".join(f"    <{item} value={quoteattr(c)}/>" for c in spec.classes)
+    return (
+        "<View>\n"
+        f'  <Header value="${DATA_REASON}" size="5"/>\n'
+        f'  <Image name="{IMAGE_NAME}" value="${DATA_IMAGE}" zoom="true"/>\n'
+        f'  <{tag} name="{CONTROL_NAME}" toName="{IMAGE_NAME}"{extra}>\n'
+        f"{items}\n"
+        f"  </{tag}>\n"
+        "</View>\n"
+    )
+
+
+def parse_labeling_config(parsed: Mapping[str, Any]) -> tuple[TaskType, tuple[str, ...]] | None:
+    """The task type and classes of a project from Label Studio's ``parsed_label_config``, or ``None``
+    when the interface has no Shoal control (a project Shoal did not make)."""
+    control = parsed.get(CONTROL_NAME)
+    if not isinstance(control, Mapping):
+        return None
+    for task_type, tag in _CONTROL_TAGS.items():
+        if control.get("type") == tag:
+            return task_type, tuple(str(c) for c in control.get("labels") or ())
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Results <-> labels
+# --------------------------------------------------------------------------------------------
+
+
+def result_from_labels(
+    labels: Labels,
+    task_type: TaskType,
+    *,
+    classes: Sequence[str] | None = None,
+    image_width: int | None = None,
+    image_height: int | None = None,
+) -> list[dict[str, Any]]:
+    """Shoal labels as a Label Studio result (the ``result`` of a prediction or an annotation).
+
+    Boxes are converted from pixels to percent of ``image_width`` x ``image_height`` (those of
+    ``labels`` when not given).
+
+    Raises:
+        ValueError: a class not in ``classes``, boxes without the image size, a classification
+            without a class.
+    """
+    known = set(classes) if classes is not None else None
+
+    def check(name: str) -> str:
+        if known is not None and name not in known:
+            raise ValueError(f"class {name!r} is not in the project's classes {sorted(known)}")
+        return name
+
+    if task_type == "classification":
+        if labels.class_name is None:
+            raise ValueError("a classification label needs class_name")
+        return [
+            {
+                "from_name": CONTROL_NAME,
+                "to_name": IMAGE_NAME,
+                "type": "choices",
+                "value": {"choices": [check(labels.class_name)]},
+            }
+        ]
+    width = image_width or labels.image_width
+    height = image_height or labels.image_height
+    if labels.boxes and not (width and height and width > 0 and height > 0):
+        raise ValueError("boxes need the image size in pixels (image_width, image_height) to be placed")
+    result = []
+    for box in labels.boxes:
+        assert width and height
+        item: dict[str, Any] = {
+            "from_name": CONTROL_NAME,
+            "to_name": IMAGE_NAME,
+            "type": "rectanglelabels",
+            "original_width": int(width),
+            "original_height": int(height),
+            "image_rotation": 0,
+            "value": {
+                "x": box.x / width * 100.0,
+                "y": box.y / height * 100.0,
+                "width": box.width / width * 100.0,
+                "height": box.height / height * 100.0,
+                "rotation": 0,
+                "rectanglelabels": [check(box.class_name)],
+            },
+        }
+        if box.score is not None:
+            item["score"] = float(box.score)
+        result.append(item)
+    return result
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise MalformedResult(f"{what} is {value!r}, not a finite number")
+    return float(value)
+
+
+def labels_from_result(
+    result: Any,
+    *,
+    classes: Sequence[str] | None = None,
+    image_width: int | None = None,
+    image_height: int | None = None,
+    task_type: TaskType | None = None,
+) -> Labels:
+    """A Label Studio result as Shoal labels, read by the type of its items (``choices`` or
+    ``rectanglelabels``) from the Shoal control; items of other controls are ignored.
+
+    Rectangles are converted from percent to pixels of their ``original_width`` x ``original_height``,
+    or of ``image_width`` x ``image_height`` when the result lacks them. An empty result is a frame
+    with no object in a detection project (``task_type="detection"``).
+
+    Raises:
+        MalformedResult: not a list of result items, several task types, a class not in ``classes``,
+            not exactly one choice, a rotated rectangle, coordinates that are not numbers, boxes
+            without an image size.
+    """
+    if not isinstance(result, list):
+        raise MalformedResult(f"the result is a {type(result).__name__}, not a list of items")
+    known = set(classes) if classes is not None else None
+    items = []
+    for i, item in enumerate(result):
+        if not isinstance(item, Mapping):
+            raise MalformedResult(f"result item {i} is a {type(item).__name__}, not an object")
+        if item.get("from_name", CONTROL_NAME) != CONTROL_NAME:
+            continue
+        items.append((i, item))
+    types = {_RESULT_TYPES.get(str(item.get("type"))) for _, item in items}
+    if None in types:
+        odd = sorted({str(item.get("type")) for _, item in items if str(item.get("type")) not in _RESULT_TYPES})
+        raise MalformedResult(f"result items of type {odd}: expected 'choices' or 'rectanglelabels'")
+    if len(types) > 1:
+        raise MalformedResult("the result mixes choices and rectangles")
+    kind = types.pop() if types else task_type
+    if kind is None:
+        raise MalformedResult("the result is empty and the project's task type is unknown")
+
+    def check(name: Any, where: str) -> str:
+        if not isinstance(name, str) or not name:
+            raise MalformedResult(f"{where}: the class is {name!r}")
+        if known is not None and name not in known:
+            raise MalformedResult(f"{where}: class {name!r} is not in the project's classes {sorted(known)}")
+        return name
+
+    if kind == "classification":
+        choices = [c for i, item in items for c in _value(item, item_index=i)["choices_list"]]
+        if len(choices) != 1:
+            raise MalformedResult(f"expected exactly one choice, got {choices}")
+        return Labels(class_name=check(choices[0], "choice"))
+
+    boxes = []
+    width_seen: int | None = None
+    height_seen: int | None = None
+    for i, item in items:
+        value = _value(item, item_index=i)
+        where = f"rectangle {i}"
+        width = item.get("original_width", image_width)
+        height = item.get("original_height", image_height)
+        if width is None or height is None:
+            raise MalformedResult(f"{where}: no original_width/original_height and the image size is unknown")
+        width = _number(width, f"{where}: original_width")
+        height = _number(height, f"{where}: original_height")
+        if width <= 0 or height <= 0:
+            raise MalformedResult(f"{where}: image size {width}x{height}")
+        if abs(_number(value.get("rotation", 0), f"{where}: rotation")) > 1e-6:
+            raise MalformedResult(f"{where}: rotated by {value.get('rotation')} degrees; Shoal boxes are axis-aligned")
+        labels = value.get("rectanglelabels")
+        if not isinstance(labels, list) or len(labels) != 1:
+            raise MalformedResult(f"{where}: expected one label in rectanglelabels, got {labels!r}")
+        boxes.append(
+            Box(
+                class_name=check(labels[0], where),
+                x=_number(value.get("x"), f"{where}: x") * width / 100.0,
+                y=_number(value.get("y"), f"{where}: y") * height / 100.0,
+                width=_number(value.get("width"), f"{where}: width") * width / 100.0,
+                height=_number(value.get("height"), f"{where}: height") * height / 100.0,
+                score=float(item["score"]) if isinstance(item.get("score"), int | float) else None,
+            )
+        )
+        width_seen, height_seen = round(width), round(height)
+    return Labels(
+        boxes=tuple(boxes),
+        image_width=width_seen if width_seen is not None else image_width,
+        image_height=height_seen if height_seen is not None else image_height,
+    )
+
+
+def _value(item: Mapping[str, Any], *, item_index: int) -> dict[str, Any]:
+    value = item.get("value")
+    if not isinstance(value, Mapping):
+        raise MalformedResult(f"result item {item_index} has no value object")
+    out = dict(value)
+    if item.get("type") == "choices":
+        choices = value.get("choices")
+        if not isinstance(choices, list):
+            raise MalformedResult(f"result item {item_index}: choices is {choices!r}, not a list")
+        out["choices_list"] = choices
+    return out
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# The adapter
+# --------------------------------------------------------------------------------------------
+
+
+class LabelStudioPlatform:
+    """Label Studio over its HTTP API. Thread-safe for concurrent calls.
+
+    Args:
+        url: the server, e.g. ``http://label-studio:8080``.
+        token: a personal access token (a JWT refresh token, as 1.23 issues by default) or a legacy
+            token; never logged.
+        auth_scheme: ``"personal"``, ``"legacy"``, or ``"auto"`` (a JWT is a personal access token).
+        timeout_seconds: per HTTP request.
+        chunk_size: tasks per import request.
+        page_size: tasks per page when reading tasks back.
+    """
+
+    name = PLATFORM
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        auth_scheme: Literal["auto", "personal", "legacy"] = "auto",
+        timeout_seconds: float = 30.0,
+        chunk_size: int = 500,
+        page_size: int = 200,
+    ) -> None:
+        if not url:
+            raise ValueError("the Label Studio URL is empty")
+        if not token:
+            raise ValueError("the Label Studio token is empty: give a personal access token")
+        if chunk_size < 1 or page_size < 1:
+            raise ValueError("chunk_size and page_size must be at least 1")
+        self.url = url.rstrip("/")
+        self._token = token
+        kind = auth_scheme if auth_scheme != "auto" else ("personal" if _JWT.match(token) else "legacy")
+        self.auth_scheme: Literal["personal", "legacy"] = kind  # type: ignore[assignment]
+        self.timeout_seconds = timeout_seconds
+        self.chunk_size = chunk_size
+        self.page_size = page_size
+        self._session = requests.Session()
+        self._session.headers["Accept"] = "application/json"
+        self._lock = threading.Lock()
+        self._access: str | None = None
+        self._access_expires = 0.0
+        self._users: dict[int, str] = {}
+
+    def __repr__(self) -> str:  # no token in here
+        return f"<LabelStudioPlatform {self.url} ({self.auth_scheme} token)>"
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- projects ----------------------------------------------------------------------------
+
+    def ensure_project(self, spec: ProjectSpec) -> ProjectRef:
+        found = self._find_project(spec.name)
+        if found is None:
+            created = self._request(
+                "POST",
+                "/api/projects/",
+                json={"title": spec.name, "description": spec.description, "label_config": labeling_config(spec)},
+            )
+            log.info("created Label Studio project %r (id %s)", spec.name, created["id"])
+            return self._ref(created["id"], spec)
+        project_id = found["id"]
+        have = parse_labeling_config(found.get("parsed_label_config") or {})
+        if have is None:
+            raise PlatformError(
+                f"Label Studio project {spec.name!r} (id {project_id}) has no '{CONTROL_NAME}' control: it was not "
+                "made by Shoal; rename it or give Shoal's project another name"
+            )
+        task_type, classes = have
+        if task_type != spec.task_type:
+            raise PlatformError(
+                f"Label Studio project {spec.name!r} (id {project_id}) is a {task_type} project, "
+                f"not {spec.task_type}: give Shoal's project another name"
+            )
+        missing = [c for c in spec.classes if c not in classes]
+        # The asked-for classes first, then any the project had before (never drop a class annotations may use).
+        merged = ProjectSpec(
+            name=spec.name,
+            task_type=spec.task_type,
+            classes=[*spec.classes, *(c for c in classes if c not in spec.classes)],
+            description=spec.description,
+        )
+        if missing or DATA_REASON not in str(found.get("label_config", "")):
+            self._request("PATCH", f"/api/projects/{project_id}/", json={"label_config": labeling_config(merged)})
+            log.info("Label Studio project %r (id %s): added classes %s", spec.name, project_id, missing)
+        return self._ref(project_id, merged)
+
+    def _ref(self, project_id: Any, spec: ProjectSpec) -> ProjectRef:
+        return ProjectRef(
+            platform=PLATFORM, project_id=str(project_id), spec=spec, url=f"{self.url}/projects/{project_id}/"
+        )
+
+    def _find_project(self, title: str) -> dict[str, Any] | None:
+        page = 1
+        while True:
+            body = self._request("GET", "/api/projects/", params={"title": title, "page": page, "page_size": 100})
+            results = body.get("results", []) if isinstance(body, Mapping) else body
+            for project in results:
+                if project.get("title") == title:  # the filter matches substrings, case-insensitively
+                    return dict(project)
+            if not isinstance(body, Mapping) or not body.get("next"):
+                return None
+            page += 1
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def existing_tasks(self, project: ProjectRef, external_ids: Iterable[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(external_ids))
+        found: dict[str, str] = {}
+        # The data manager's filters: one equality per frame, OR-ed, a hundred frames a query.
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            query = {
+                "filters": {
+                    "conjunction": "or",
+                    "items": [
+                        {
+                            "filter": f"filter:tasks:data.{DATA_FRAME_ID}",
+                            "operator": "equal",
+                            "type": "String",
+                            "value": x,
+                        }
+                        for x in chunk
+                    ],
+                }
+            }
+            for task in self._tasks(project, query, fields="task_only"):
+                external = (task.get("data") or {}).get(DATA_FRAME_ID)
+                if external in chunk and external not in found:
+                    found[external] = str(task["id"])
+        return found
+
+    def import_tasks(self, project: ProjectRef, tasks: Sequence[TaskSpec]) -> dict[str, str]:
+        unique: dict[str, TaskSpec] = {}
+        for task in tasks:
+            unique.setdefault(task.external_id, task)
+        payloads = {x: self._task_payload(project, t) for x, t in unique.items()}  # ValueError before sending
+        ids = self.existing_tasks(project, unique)
+        todo = [x for x in unique if x not in ids]
+        if ids:
+            log.info("project %s: %d of %d frames already have a task", project.project_id, len(ids), len(unique))
+        for start in range(0, len(todo), self.chunk_size):
+            chunk = todo[start : start + self.chunk_size]
+            body = self._request(
+                "POST",
+                f"/api/projects/{project.project_id}/import",
+                params={"return_task_ids": "true"},
+                json=[payloads[x] for x in chunk],
+            )
+            task_ids = body.get("task_ids") if isinstance(body, Mapping) else None
+            if isinstance(task_ids, list) and len(task_ids) == len(chunk):
+                ids.update({x: str(t) for x, t in zip(chunk, task_ids, strict=True)})
+            else:  # an edition that imports in the background: read the tasks back
+                ids.update(self._await_tasks(project, chunk))
+            log.info("project %s: imported %d tasks", project.project_id, len(chunk))
+        return {x: ids[x] for x in unique if x in ids}
+
+    def _await_tasks(self, project: ProjectRef, external_ids: list[str], timeout: float = 300.0) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.existing_tasks(project, external_ids)
+            if len(found) == len(external_ids) or time.monotonic() > deadline:
+                return found
+            time.sleep(1.0)
+
+    def _task_payload(self, project: ProjectRef, task: TaskSpec) -> dict[str, Any]:
+        width = task.image_width or (task.prelabels.image_width if task.prelabels else None)
+        height = task.image_height or (task.prelabels.image_height if task.prelabels else None)
+        data: dict[str, Any] = {
+            DATA_IMAGE: task.media_url,
+            DATA_FRAME_ID: task.external_id,
+            DATA_REASON: task.reason,
+        }
+        if width and height:
+            data[DATA_WIDTH], data[DATA_HEIGHT] = int(width), int(height)
+        payload: dict[str, Any] = {"data": data, "meta": dict(task.meta)}
+        if task.prelabels is not None:
+            try:
+                result = result_from_labels(
+                    task.prelabels,
+                    project.spec.task_type,
+                    classes=project.spec.classes,
+                    image_width=width,
+                    image_height=height,
+                )
+            except ValueError as exc:
+                raise ValueError(f"pre-annotations of {task.external_id}: {exc}") from None
+            payload["predictions"] = [{"model_version": task.prelabel_source, "result": result}]
+        return payload
+
+    def _tasks(self, project: ProjectRef, query: Mapping[str, Any], *, fields: str) -> Iterator[dict[str, Any]]:
+        """Every task of the project that the data manager query selects, page by page, by task id."""
+        page, seen = 1, 0
+        while True:
+            body = self._request(
+                "GET",
+                "/api/tasks/",
+                params={
+                    "project": project.project_id,
+                    "query": json.dumps({**query, "ordering": ["tasks:id"]}),
+                    "fields": fields,
+                    "page": page,
+                    "page_size": self.page_size,
+                },
+            )
+            tasks = body.get("tasks", []) if isinstance(body, Mapping) else []
+            yield from tasks
+            seen += len(tasks)
+            total = int(body.get("total", 0)) if isinstance(body, Mapping) else 0
+            if not tasks or seen >= total:
+                return
+            page += 1
+
+    # -- annotations -------------------------------------------------------------------------
+
+    def annotations_since(self, project: ProjectRef, since: dt.datetime | None = None) -> list[PlatformAnnotation]:
+        items: list[dict[str, Any]] = [
+            {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}
+        ]
+        if since is not None:
+            if since.tzinfo is None:
+                raise ValueError("since must be timezone-aware (UTC)")
+            # A task's updated_at moves when one of its annotations is created or changed.
+            stamp = since.astimezone(dt.UTC).strftime(_LS_TIME)
+            items.append(
+                {
+                    "filter": "filter:tasks:updated_at",
+                    "operator": "greater_or_equal",
+                    "type": "Datetime",
+                    "value": stamp,
+                }
+            )
+        query = {"filters": {"conjunction": "and", "items": items}}
+        out: list[PlatformAnnotation] = []
+        for task in self._tasks(project, query, fields="all"):
+            for annotation in task.get("annotations") or []:
+                updated = _parse_time(annotation.get("updated_at")) if isinstance(annotation, Mapping) else None
+                if since is not None and updated is not None and updated < since:
+                    continue
+                out.append(self._convert(annotation, task, project.spec.classes, project.spec.task_type))
+        return out
+
+    def register_webhook(
+        self,
+        project: ProjectRef,
+        url: str,
+        actions: Sequence[str] = ANNOTATION_EVENTS,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        wanted = {
+            "project": int(project.project_id),
+            "url": url,
+            "send_payload": True,
+            "send_for_all_actions": False,
+            "actions": list(actions),
+            "headers": dict(headers or {}),
+            "is_active": True,
+        }
+        hooks = self._request("GET", "/api/webhooks/", params={"project": project.project_id})
+        for hook in hooks if isinstance(hooks, list) else []:
+            if hook.get("url") != url or str(hook.get("project")) != project.project_id:
+                continue
+            same = (
+                sorted(hook.get("actions") or []) == sorted(actions)
+                and (hook.get("headers") or {}) == wanted["headers"]
+                and hook.get("is_active")
+                and hook.get("send_payload")
+                and not hook.get("send_for_all_actions")
+            )
+            if not same:
+                self._request(
+                    "PATCH", f"/api/webhooks/{hook['id']}/", json={k: v for k, v in wanted.items() if k != "project"}
+                )
+                log.info("project %s: updated webhook %s", project.project_id, hook["id"])
+            return str(hook["id"])
+        created = self._request("POST", "/api/webhooks/", json=wanted)
+        log.info("project %s: registered webhook %s for %s", project.project_id, created["id"], list(actions))
+        return str(created["id"])
+
+    def parse_webhook(self, payload: Mapping[str, Any]) -> list[PlatformAnnotation]:
+        """Label Studio posts ``{"action", "annotation", "task", "project"}`` on ANNOTATION_CREATED and
+        ANNOTATION_UPDATED (a list under ``annotation`` on ANNOTATIONS_CREATED); other events carry no
+        annotation and give an empty list."""
+        action = payload.get("action")
+        if action not in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED"):
+            return []
+        task = payload.get("task") if isinstance(payload.get("task"), Mapping) else {}
+        project = payload.get("project") if isinstance(payload.get("project"), Mapping) else {}
+        have = parse_labeling_config(project.get("parsed_label_config") or {}) if project else None
+        task_type, classes = have if have else (None, None)
+        annotations = payload.get("annotation")
+        if isinstance(annotations, Mapping):
+            annotations = [annotations]
+        if not isinstance(annotations, list):
+            return [self._broken(payload, task, f"{action} carries no annotation object")]
+        return [self._convert(a, task, classes, task_type) for a in annotations]
+
+    # -- conversion of one annotation ----------------------------------------------------------
+
+    def _convert(
+        self,
+        annotation: Any,
+        task: Mapping[str, Any],
+        classes: Sequence[str] | None,
+        task_type: TaskType | None,
+    ) -> PlatformAnnotation:
+        if not isinstance(annotation, Mapping):
+            return self._broken(annotation, task, f"the annotation is a {type(annotation).__name__}, not an object")
+        data = task.get("data") if isinstance(task.get("data"), Mapping) else {}
+        task_id = annotation.get("task", task.get("id"))
+        base = {
+            "platform": PLATFORM,
+            "external_id": data.get(DATA_FRAME_ID) if isinstance(data.get(DATA_FRAME_ID), str) else None,
+            "task_id": str(task_id) if task_id is not None else "",
+            "annotation_id": str(annotation.get("id", "")),
+            "annotator": self._annotator(annotation),
+            "created_at": _parse_time(annotation.get("created_at")),
+            "updated_at": _parse_time(annotation.get("updated_at")),
+            "raw": dict(annotation),
+        }
+        if annotation.get("was_cancelled"):
+            return PlatformAnnotation(**base, labels=None, cancelled=True)
+        try:
+            labels = labels_from_result(
+                annotation.get("result"),
+                classes=classes,
+                image_width=_int_or_none(data.get(DATA_WIDTH)),
+                image_height=_int_or_none(data.get(DATA_HEIGHT)),
+                task_type=task_type,
+            )
+        except MalformedResult as exc:
+            return PlatformAnnotation(**base, labels=None, error=str(exc))
+        return PlatformAnnotation(**base, labels=labels)
+
+    def _broken(self, raw: Any, task: Mapping[str, Any], error: str) -> PlatformAnnotation:
+        data = task.get("data") if isinstance(task.get("data"), Mapping) else {}
+        external = data.get(DATA_FRAME_ID)
+        return PlatformAnnotation(
+            platform=PLATFORM,
+            external_id=external if isinstance(external, str) else None,
+            task_id=str(task.get("id", "")),
+            annotation_id="",
+            annotator="",
+            created_at=None,
+            updated_at=None,
+            labels=None,
+            error=error,
+            raw=dict(raw) if isinstance(raw, Mapping) else {"value": raw},
+        )
+
+    def _annotator(self, annotation: Mapping[str, Any]) -> str:
+        user = annotation.get("completed_by")
+        if isinstance(user, Mapping):  # some serializers expand the user
+            return str(user.get("email") or user.get("id", ""))
+        if not isinstance(user, int):
+            return ""
+        if user not in self._users:
+            try:
+                body = self._request("GET", f"/api/users/{user}/")
+                self._users[user] = str(body.get("email") or f"user {user}")
+            except (PlatformUnavailable, PlatformError):  # a name is not worth failing the annotation for
+                return f"user {user}"
+        return self._users[user]
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        for attempt in (1, 2):
+            response = self._send(method, path, self._auth_header(), **kwargs)
+            if response.status_code == 401 and self.auth_scheme == "personal" and attempt == 1:
+                self._refresh_access(force=True)  # revoked or expired early: one more try with a new one
+                continue
+            break
+        return self._answer(method, path, response)
+
+    def _send(self, method: str, path: str, auth: str | None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": auth} if auth else {}
+        try:
+            return self._session.request(
+                method, f"{self.url}{path}", headers=headers, timeout=self.timeout_seconds, **kwargs
+            )
+        except requests.RequestException as exc:
+            raise PlatformUnavailable(
+                f"Label Studio at {self.url} is unreachable ({method} {path}): {type(exc).__name__}: {exc}"
+            ) from None
+
+    def _answer(self, method: str, path: str, response: requests.Response) -> Any:
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise PlatformUnavailable(
+                f"Label Studio at {self.url} answered {status} to {method} {path}: {response.text[:_BODY_LIMIT]}"
+            )
+        if status >= 400:
+            hint = ""
+            if status == 401:
+                hint = " (the token was not accepted: is it revoked, or a legacy token where legacy tokens are off?)"
+            raise PlatformError(
+                f"Label Studio refused {method} {path} with {status}{hint}: {response.text[:_BODY_LIMIT]}",
+                status=status,
+                body=response.text[:_BODY_LIMIT],
+            )
+        if status == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise PlatformUnavailable(
+                f"Label Studio at {self.url} answered {method} {path} with something that is not JSON: "
+                f"{response.text[:200]!r}"
+            ) from None
+
+    def _auth_header(self) -> str:
+        if self.auth_scheme == "legacy":
+            return f"Token {self._token}"
+        return f"Bearer {self._refresh_access()}"
+
+    def _refresh_access(self, *, force: bool = False) -> str:
+        with self._lock:
+            if not force and self._access is not None and time.time() < self._access_expires - 30:
+                return self._access
+            response = self._send("POST", "/api/token/refresh/", None, json={"refresh": self._token})
+            if response.status_code in (400, 401, 403):
+                raise PlatformError(
+                    f"Label Studio at {self.url} did not accept the personal access token ({response.status_code}): "
+                    "it may be revoked or expired, or personal access tokens are off for the organization; "
+                    "create a new one under Account & Settings",
+                    status=response.status_code,
+                    body=response.text[:_BODY_LIMIT],
+                )
+            body = self._answer("POST", "/api/token/refresh/", response)
+            access = body.get("access") if isinstance(body, Mapping) else None
+            if not isinstance(access, str):
+                raise PlatformUnavailable(f"Label Studio at {self.url} gave no access token on refresh")
+            self._access = access
+            self._access_expires = _jwt_expiry(access) or time.time() + 60
+            return access
+
+
+def _jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT, read without checking the signature (only to refresh in time)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
