@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration venv kafka-jars label-studio protos check-protos clean
+.PHONY: lint demo test test-unit test-integration venv kafka-jars label-studio helm-tools protos check-protos clean
 
 venv: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# helm and kubectl for the chart checks (tests/unit/test_helm_chart.py), into .cache/helm-bin/
+helm-tools: venv
+	PYTHON=$(BIN)/python bash scripts/fetch-helm.sh
+
 kafka-jars:
 	bash scripts/ensure-java.sh
 	bash scripts/fetch-kafka.sh
@@ -28,11 +32,11 @@ label-studio:
 demo: venv
 	$(BIN)/shoal demo --out demo-out
 
-test: venv kafka-jars label-studio lint
+test: venv kafka-jars label-studio helm-tools lint
 	$(BIN)/python -m pytest -v -m "not integration" tests
 	$(BIN)/python -m pytest -v -m integration tests
 
-test-unit: venv
+test-unit: venv helm-tools
 	$(BIN)/python -m pytest -v -m "not integration" tests
 
 test-integration: venv kafka-jars label-studio

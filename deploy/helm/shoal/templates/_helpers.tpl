@@ -1,0 +1,234 @@
+{{/*
+Shared templates. Every per-service object is rendered from a "component": one entry of
+.Values.services merged over .Values.defaults (see shoal.components), so that each template
+ranges over the components and no service has its own copy of anything.
+*/}}
+
+{{- define "shoal.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "shoal.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "shoal.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "shoal.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "shoal.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object of the release. */}}
+{{- define "shoal.labels" -}}
+helm.sh/chart: {{ include "shoal.chart" . }}
+app.kubernetes.io/name: {{ include "shoal.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: shoal
+{{- end -}}
+
+{{/*
+The gRPC service of each Shoal service (its health-check name), as in the protos:
+tests/unit/test_helm_chart.py checks them against the generated descriptors.
+*/}}
+{{- define "shoal.grpcServices" -}}
+ingest: shoal.ingest.v1.IngestService
+analysis: shoal.analysis.v1.AnalysisService
+sampler: shoal.sampler.v1.SamplerService
+labeling_bridge: shoal.labeling_bridge.v1.LabelingBridgeService
+{{- end -}}
+
+{{/*
+The stores each service uses (its ServiceSpec.stores, checked by the same test), and so where
+its NetworkPolicy lets it connect.
+*/}}
+{{- define "shoal.egressTargets" -}}
+ingest: [kafka, clickhouse, milvus]
+analysis: [clickhouse, milvus]
+sampler: [kafka, clickhouse, milvus]
+labeling_bridge: [kafka, clickhouse, labelingPlatform]
+{{- end -}}
+
+{{/*
+The enabled components, as a JSON list of {service, name, fullname, grpcService, egress, values}:
+service is the key (labeling_bridge), name its DNS form (labeling-bridge), values the entry
+merged over .Values.defaults.
+*/}}
+{{- define "shoal.components" -}}
+{{- $grpc := include "shoal.grpcServices" . | fromYaml -}}
+{{- $egress := include "shoal.egressTargets" . | fromYaml -}}
+{{- $out := list -}}
+{{- range $service := keys .Values.services | sortAlpha -}}
+{{- $values := mergeOverwrite (deepCopy $.Values.defaults) (deepCopy (index $.Values.services $service)) -}}
+{{- if $values.enabled -}}
+{{- $name := $service | replace "_" "-" -}}
+{{- $fullname := printf "%s-%s" (include "shoal.fullname" $) $name | trunc 63 | trimSuffix "-" -}}
+{{- $out = append $out (dict "service" $service "name" $name "fullname" $fullname "grpcService" (index $grpc $service) "egress" (index $egress $service) "values" $values) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* Selector labels of a component; call with (dict "root" $ "c" $component). */}}
+{{- define "shoal.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "shoal.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .c.name }}
+{{- end -}}
+
+{{- define "shoal.componentLabels" -}}
+{{ include "shoal.labels" .root }}
+app.kubernetes.io/component: {{ .c.name }}
+{{- end -}}
+
+{{- define "shoal.serviceAccountName" -}}
+{{- if .c.values.serviceAccount.create -}}
+{{- default .c.fullname .c.values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .c.values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "shoal.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+terminationGracePeriodSeconds: longer than the server's own shutdown, which is at most
+drain + grace (consumers and jobs stopping) + grace (in-flight RPCs) and is cut by its watchdog
+at drain + 2 * grace + 10 seconds (services/common/server.py), plus 5 seconds of margin.
+*/}}
+{{- define "shoal.terminationGracePeriodSeconds" -}}
+{{- add (int .Values.shutdown.drainSeconds) (mul 2 (int .Values.shutdown.graceSeconds)) 15 -}}
+{{- end -}}
+
+{{/* The port kubelet gRPC probes use: the health-only plaintext port when TLS is on. */}}
+{{- define "shoal.probePort" -}}
+{{- if .Values.tls.enabled -}}{{ .Values.tls.healthPort }}{{- else -}}{{ .Values.ports.grpc }}{{- end -}}
+{{- end -}}
+
+{{- define "shoal.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .key }}
+{{- end -}}
+
+{{/* The container's environment: every name is a real setting of services/common/settings.py. */}}
+{{- define "shoal.env" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+{{- $v := $root.Values -}}
+- name: SHOAL_HOST
+  value: "0.0.0.0"
+- name: SHOAL_PORT
+  value: {{ $v.ports.grpc | quote }}
+- name: SHOAL_DATA_DIR
+  value: /var/lib/shoal
+- name: SHOAL_DRAIN_SECONDS
+  value: {{ $v.shutdown.drainSeconds | quote }}
+- name: SHOAL_GRACE_SECONDS
+  value: {{ $v.shutdown.graceSeconds | quote }}
+- name: SHOAL_LOG_LEVEL
+  value: {{ $v.logging.level | quote }}
+- name: SHOAL_LOG_FORMAT
+  value: {{ $v.logging.format | quote }}
+{{- if $v.metrics.enabled }}
+- name: SHOAL_METRICS_PORT
+  value: {{ $v.ports.metrics | quote }}
+{{- end }}
+{{- if eq $c.service "labeling_bridge" }}
+- name: SHOAL_WEBHOOK_PORT
+  value: {{ $v.ports.webhook | quote }}
+{{- end }}
+{{- if $v.tls.enabled }}
+- name: SHOAL_HEALTH_PORT
+  value: {{ $v.tls.healthPort | quote }}
+- name: SHOAL_TLS_CERT_FILE
+  value: /etc/shoal/tls/tls.crt
+- name: SHOAL_TLS_KEY_FILE
+  value: /etc/shoal/tls/tls.key
+{{- if $v.tls.clientCaKey }}
+- name: SHOAL_TLS_CLIENT_CA_FILE
+  value: /etc/shoal/tls/{{ $v.tls.clientCaKey }}
+{{- end }}
+{{- end }}
+- name: SHOAL_METRICS_URL
+  value: {{ required "set clickhouse.url, e.g. http://clickhouse.db:8123" $v.clickhouse.url | quote }}
+- name: SHOAL_CLICKHOUSE_DATABASE
+  value: {{ $v.clickhouse.database | quote }}
+- name: SHOAL_CLICKHOUSE_USERNAME
+  value: {{ $v.clickhouse.username | quote }}
+{{- if $v.clickhouse.existingSecret }}
+{{ include "shoal.secretEnv" (dict "name" "SHOAL_CLICKHOUSE_PASSWORD" "secret" $v.clickhouse.existingSecret "key" $v.clickhouse.passwordKey) }}
+{{- end }}
+- name: SHOAL_CLICKHOUSE_VERIFY_TLS
+  value: {{ $v.clickhouse.verifyTls | quote }}
+{{- if $v.clickhouse.tls.caSecret }}
+- name: SHOAL_CLICKHOUSE_CA_FILE
+  value: /etc/shoal/clickhouse-ca/{{ $v.clickhouse.tls.caKey }}
+{{- end }}
+{{- /* `shoal serve --service` wants all three stores named, also where a service never reaches one */}}
+- name: SHOAL_VECTORS_URL
+  value: {{ required "set milvus.url, e.g. http://milvus.db:19530" $v.milvus.url | quote }}
+{{- if has "milvus" $c.egress }}
+{{- if $v.milvus.dbName }}
+- name: SHOAL_MILVUS_DB_NAME
+  value: {{ $v.milvus.dbName | quote }}
+{{- end }}
+{{- if $v.milvus.existingSecret }}
+{{ include "shoal.secretEnv" (dict "name" "SHOAL_MILVUS_TOKEN" "secret" $v.milvus.existingSecret "key" $v.milvus.tokenKey) }}
+{{- end }}
+{{- if $v.milvus.tls.caSecret }}
+- name: SHOAL_MILVUS_CA_FILE
+  value: /etc/shoal/milvus-ca/{{ $v.milvus.tls.caKey }}
+{{- end }}
+{{- end }}
+- name: SHOAL_KAFKA_BOOTSTRAP_SERVERS
+  value: {{ required "set kafka.bootstrapServers, e.g. kafka-0.kafka:9092" $v.kafka.bootstrapServers | quote }}
+{{- if has "kafka" $c.egress }}
+- name: SHOAL_KAFKA_SECURITY_PROTOCOL
+  value: {{ $v.kafka.securityProtocol | quote }}
+{{- if $v.kafka.sasl.mechanism }}
+- name: SHOAL_KAFKA_SASL_MECHANISM
+  value: {{ $v.kafka.sasl.mechanism | quote }}
+- name: SHOAL_KAFKA_SASL_USERNAME
+  value: {{ required "set kafka.sasl.username with kafka.sasl.mechanism" $v.kafka.sasl.username | quote }}
+{{ include "shoal.secretEnv" (dict "name" "SHOAL_KAFKA_SASL_PASSWORD" "secret" (required "set kafka.sasl.existingSecret with kafka.sasl.mechanism" $v.kafka.sasl.existingSecret) "key" $v.kafka.sasl.passwordKey) }}
+{{- end }}
+{{- if $v.kafka.tls.caSecret }}
+- name: SHOAL_KAFKA_SSL_CAFILE
+  value: /etc/shoal/kafka-ca/{{ $v.kafka.tls.caKey }}
+{{- end }}
+- name: SHOAL_TOPIC_PREFIX
+  value: {{ $v.kafka.topicPrefix | quote }}
+- name: SHOAL_TOPIC_PARTITIONS
+  value: {{ $v.kafka.topicPartitions | quote }}
+- name: SHOAL_TOPIC_REPLICATION_FACTOR
+  value: {{ $v.kafka.topicReplicationFactor | quote }}
+{{- end }}
+{{- if $v.adminApiKey.existingSecret }}
+{{ include "shoal.secretEnv" (dict "name" "SHOAL_ADMIN_API_KEY" "secret" $v.adminApiKey.existingSecret "key" $v.adminApiKey.key) }}
+{{- end }}
+{{- range $name := keys $c.values.env | sortAlpha }}
+- name: {{ $name }}
+  value: {{ index $c.values.env $name | toString | quote }}
+{{- end }}
+{{- range $name := keys $c.values.secretEnv | sortAlpha }}
+{{- $ref := index $c.values.secretEnv $name }}
+{{ include "shoal.secretEnv" (dict "name" $name "secret" $ref.secret "key" $ref.key) }}
+{{- end }}
+- name: NUMBA_CACHE_DIR
+  value: /tmp/numba
+{{- end -}}
