@@ -30,7 +30,7 @@ UNCERTAIN = 30  # planted frames the model is most unsure about, all predicted a
 UNSURE_OTHERS = 40  # fairly uncertain frames predicted as class 1 or 2
 
 
-def _data(seed: int = 0) -> dict[str, Any]:
+def shop_data(seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     targets = rng.normal(0, 1, (5, D))  # what the seeds look like
     centres = targets[np.arange(GROUPS) % 5] + rng.normal(0, 0.3, (GROUPS, D))
@@ -63,41 +63,41 @@ def _data(seed: int = 0) -> dict[str, Any]:
     }
 
 
-def _upload(running: Running, d: dict[str, Any]) -> None:
+def upload_shop(running: Running, d: dict[str, Any], project: str = "shop") -> None:
     space = pb.EmbeddingSpace(name="clip", dimension=D, metric=pb.DISTANCE_METRIC_COSINE,
                               level=pb.EMBEDDING_LEVEL_FRAME, model_name="clip", model_version="1")  # fmt: skip
     other = pb.EmbeddingSpace(name="dino", dimension=D, metric=pb.DISTANCE_METRIC_COSINE,
                               level=pb.EMBEDDING_LEVEL_FRAME, model_name="dino", model_version="2")  # fmt: skip
     with running.client(running.admin_key) as c:
         c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-            name="shop", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            name=project, task_type=pb.TASK_TYPE_CLASSIFICATION,
             classes=[pb.ClassDef(id=i, name=n) for i, n in enumerate(("cone", "car", "sign"))],
             embedding_spaces=[space, other])))  # fmt: skip
         for name, kind in (("train", pb.DATASET_KIND_LABELED), ("pool", pb.DATASET_KIND_UNLABELED_POOL)):
-            c.ingest.CreateDataset(pb.CreateDatasetRequest(project="shop", dataset=pb.Dataset(name=name, kind=kind)))
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="shop", inference_set=pb.InferenceSet(
+            c.ingest.CreateDataset(pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(name=name, kind=kind)))
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=project, inference_set=pb.InferenceSet(
             name="model", dataset="pool", model_name="net", model_version="1")))  # fmt: skip
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="shop", inference_set=pb.InferenceSet(
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=project, inference_set=pb.InferenceSet(
             name="train-model", dataset="train", model_name="net", model_version="1")))  # fmt: skip
         n = len(d["train_ids"])
-        r = c.upload("shop", "train", UploadColumns(frame_ids=d["train_ids"], class_ids=[0] * n,
+        r = c.upload(project, "train", UploadColumns(frame_ids=d["train_ids"], class_ids=[0] * n,
                                                     embeddings={"clip": d["train_x"], "dino": d["train_x"]}),
                      progress=False)  # fmt: skip
-        assert c.wait_for_upload("shop", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
-        r = c.upload("shop", "pool", UploadColumns(
+        assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        r = c.upload(project, "pool", UploadColumns(
             frame_ids=d["ids"], media_uris=[f"s3://p/{f}.jpg" for f in d["ids"]],
             metadata=[{"weather": str(w)} for w in d["weather"]], inference_set="model", probabilities=d["probs"],
             embeddings={"clip": d["x"]}), progress=False)  # fmt: skip
-        assert c.wait_for_upload("shop", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
-        c.analysis.CreateSegment(apb.CreateSegmentRequest(project="shop", segment=apb.Segment(
+        assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project=project, segment=apb.Segment(
             name="cones-missed", dataset="train", kind=apb.SEGMENT_KIND_COLLECTION_SEED),
             frame_ids=d["train_ids"][:5]))  # fmt: skip
 
 
 @pytest.fixture
 def shop(running: Running) -> dict[str, Any]:
-    d = _data()
-    _upload(running, d)
+    d = shop_data()
+    upload_shop(running, d)
     return d
 
 
@@ -114,13 +114,14 @@ def _finish(c: Any, job: cpb.Job, timeout: float = 120.0) -> cpb.Job:
     return job
 
 
-def _campaign(c: Any, **kwargs: Any) -> tuple[spb.CampaignSummary, list[spb.CampaignItem]]:
+def run_campaign(c: Any, **kwargs: Any) -> tuple[spb.CampaignSummary, list[spb.CampaignItem]]:
     kwargs = {"project": "shop", "pool_dataset": "pool", "embedding_space": "clip", **kwargs}
-    job = _finish(c, c.sampler.StartCampaign(spb.StartCampaignRequest(**kwargs)).job)
+    job = c.sampler.StartCampaign(spb.StartCampaignRequest(**kwargs)).job
+    c.wait_for_job(kwargs["project"], job.job_id, service="sampler", timeout=120, progress=False)
     items: list[spb.CampaignItem] = []
     token = ""
     while True:
-        r = c.sampler.GetCampaign(spb.GetCampaignRequest(project="shop", job_id=job.job_id,
+        r = c.sampler.GetCampaign(spb.GetCampaignRequest(project=kwargs["project"], job_id=job.job_id,
                                                          page=cpb.PageRequest(page_size=40, page_token=token)))  # fmt: skip
         items += r.items
         token = r.page.next_page_token
@@ -128,13 +129,13 @@ def _campaign(c: Any, **kwargs: Any) -> tuple[spb.CampaignSummary, list[spb.Camp
             return r.summary, items
 
 
-def _members(c: Any, name: str) -> set[str]:
-    r = c.analysis.ListSegmentMembers(apb.ListSegmentMembersRequest(project="shop", name=name,
+def members(c: Any, name: str, project: str = "shop") -> set[str]:
+    r = c.analysis.ListSegmentMembers(apb.ListSegmentMembersRequest(project=project, name=name,
                                                                     page=cpb.PageRequest(page_size=1000)))  # fmt: skip
     return {m.frame_id for m in r.members}
 
 
-def _groups(items: list[spb.CampaignItem]) -> list[str]:
+def planted_groups(items: list[spb.CampaignItem]) -> list[str]:
     return [i.ref.frame_id[:3] for i in items if i.ref.frame_id.startswith("g")]
 
 
@@ -142,9 +143,9 @@ def test_diversity_removes_planted_near_duplicates_and_the_sample_is_a_segment(
     running: Running, shop: dict[str, Any]
 ) -> None:
     with running.client(running.admin_key) as c:
-        summary, items = _campaign(c, name="more-cones", seed_segment="cones-missed", budget=60,
+        summary, items = run_campaign(c, name="more-cones", seed_segment="cones-missed", budget=60,
                                    weights=spb.CampaignWeights(similarity=1, diversity=0.5))  # fmt: skip
-        groups = _groups(items)
+        groups = planted_groups(items)
         # at most one of each planted group (MMR fills the rest with frames unlike those picked)
         assert len(groups) == len(set(groups)) >= 40
         assert [i.rank for i in items] == list(range(1, 61)) and summary.selected == 60 and summary.budget == 60
@@ -158,31 +159,31 @@ def test_diversity_removes_planted_near_duplicates_and_the_sample_is_a_segment(
         assert first.reason.startswith(f"similar to seed train/{first.nearest_seed.frame_id} (")
         assert all(b.score <= a.score + 1e-9 for a, b in itertools.pairwise(items))  # greedy: gains fall
         # the sample is saved as a segment with exactly the chosen frames
-        assert _members(c, "more-cones") == {i.ref.frame_id for i in items}
+        assert members(c, "more-cones") == {i.ref.frame_id for i in items}
         seg = c.analysis.GetSegment(apb.GetSegmentRequest(project="shop", name="more-cones")).segment
         assert "collection campaign" in seg.reason and seg.dataset == "pool"
 
         # without diversity or de-duplication, the copies of the best groups crowd the sample
-        _, plain = _campaign(c, name="plain", seed_segment="cones-missed", budget=60, duplicate_distance=-1,
+        _, plain = run_campaign(c, name="plain", seed_segment="cones-missed", budget=60, duplicate_distance=-1,
                              weights=spb.CampaignWeights(similarity=1, diversity=0))  # fmt: skip
-        crowded = _groups(plain)
+        crowded = planted_groups(plain)
         assert len(crowded) >= 55 and len(set(crowded)) <= 60 // COPIES + 1  # whole groups
         assert "copy-of-t0005" in {i.ref.frame_id for i in plain}
 
         # k-center greedy spreads too, and de-duplication alone keeps one of each group
-        _, kc = _campaign(c, name="kcenter", seed_segment="cones-missed", budget=40,
+        _, kc = run_campaign(c, name="kcenter", seed_segment="cones-missed", budget=40,
                           diversity_method=spb.DIVERSITY_METHOD_K_CENTER)  # fmt: skip
-        assert len(_groups(kc)) == len(set(_groups(kc)))
-        _, dedup = _campaign(c, name="dedup", seed_segment="cones-missed", budget=40,
+        assert len(planted_groups(kc)) == len(set(planted_groups(kc)))
+        _, dedup = run_campaign(c, name="dedup", seed_segment="cones-missed", budget=40,
                              weights=spb.CampaignWeights(similarity=1, diversity=0))  # fmt: skip
-        assert len(_groups(dedup)) == len(set(_groups(dedup))) == 40
+        assert len(planted_groups(dedup)) == len(set(planted_groups(dedup))) == 40
 
         # a taken segment name is refused at the start; the same request again is the same job
         with pytest.raises(grpc.RpcError) as e:
             c.sampler.StartCampaign(spb.StartCampaignRequest(project="shop", name="more-cones", pool_dataset="pool",
                                                              embedding_space="clip", budget=10))  # fmt: skip
         assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS and "name" in e.value.details()
-        again, _ = _campaign(c, name="more-cones", seed_segment="cones-missed", budget=60,
+        again, _ = run_campaign(c, name="more-cones", seed_segment="cones-missed", budget=60,
                              weights=spb.CampaignWeights(similarity=1, diversity=0.5))  # fmt: skip
         assert again == summary
 
@@ -193,7 +194,7 @@ def test_budget_and_exclusions_hold(running: Running, shop: dict[str, Any]) -> N
         c.analysis.CreateSegment(apb.CreateSegmentRequest(project="shop", segment=apb.Segment(
             name="sent", dataset="pool", kind=apb.SEGMENT_KIND_OTHER), frame_ids=sent))  # fmt: skip
         sun = cpb.Filter(all=[cpb.Condition(field="metadata.weather", equals=cpb.Value(string_value="sun"))])
-        summary, items = _campaign(c, name="sunny", seed_segment="cones-missed", budget=25, filter=sun,
+        summary, items = run_campaign(c, name="sunny", seed_segment="cones-missed", budget=25, filter=sun,
                                    exclude_segments=["sent"])  # fmt: skip
         got = [i.ref.frame_id for i in items]
         assert len(got) == 25 and [i.rank for i in items] == list(range(1, 26))
@@ -208,7 +209,7 @@ def test_budget_and_exclusions_hold(running: Running, shop: dict[str, Any]) -> N
                 cpb.Condition(field="frame_id", equals=cpb.Value(string_value="b0003"), negate=True),
             ]
         )
-        small, rest = _campaign(c, name="all-fog", budget=5000, filter=few, weights=spb.CampaignWeights(diversity=1),
+        small, rest = run_campaign(c, name="all-fog", budget=5000, filter=few, weights=spb.CampaignWeights(diversity=1),
                                 duplicate_distance=-1)  # fmt: skip
         assert small.selected == len(rest) == small.candidates == len(fog) - ("b0003" in fog)
 
@@ -217,7 +218,7 @@ def test_active_learning_takes_the_most_uncertain_frames_spread_over_classes(
     running: Running, shop: dict[str, Any]
 ) -> None:
     with running.client(running.admin_key) as c:
-        summary, items = _campaign(c, name="unsure", budget=UNCERTAIN, uncertainty_inference_set="model",
+        summary, items = run_campaign(c, name="unsure", budget=UNCERTAIN, uncertainty_inference_set="model",
                                    weights=spb.CampaignWeights(diversity=0))  # fmt: skip
         assert {i.ref.frame_id for i in items} == set(shop["uncertain"])
         assert all(i.uncertainty > 0.99 and i.predicted_class == 0 for i in items)
@@ -225,7 +226,7 @@ def test_active_learning_takes_the_most_uncertain_frames_spread_over_classes(
         assert [(k.class_name, k.frames) for k in summary.classes] == [("cone", UNCERTAIN)]
         assert summary.seeds == 0 and "uncertainty 1 (entropy)" in summary.strategy
 
-        balanced, spread = _campaign(c, name="unsure-balanced", budget=UNCERTAIN, uncertainty_inference_set="model",
+        balanced, spread = run_campaign(c, name="unsure-balanced", budget=UNCERTAIN, uncertainty_inference_set="model",
                                      weights=spb.CampaignWeights(diversity=0, balance=1))  # fmt: skip
         counts = {k.class_name: k.frames for k in balanced.classes}
         assert set(counts) == {"cone", "car", "sign"} and min(counts.values()) >= UNCERTAIN // 3 - 1
@@ -235,7 +236,7 @@ def test_active_learning_takes_the_most_uncertain_frames_spread_over_classes(
 
         # margin and least confidence rank the same planted frames first
         for measure in (spb.UNCERTAINTY_MEASURE_MARGIN, spb.UNCERTAINTY_MEASURE_LEAST_CONFIDENCE):
-            _, got = _campaign(c, name=f"unsure-{measure}", budget=UNCERTAIN, uncertainty_inference_set="model",
+            _, got = run_campaign(c, name=f"unsure-{measure}", budget=UNCERTAIN, uncertainty_inference_set="model",
                                uncertainty_measure=measure, weights=spb.CampaignWeights(diversity=0))  # fmt: skip
             assert {i.ref.frame_id for i in got} == set(shop["uncertain"]), measure
 
@@ -328,7 +329,7 @@ def test_a_cancelled_campaign_keeps_no_sample_and_no_segment(
         job = _finish(c, c.sampler.StartCampaign(spb.StartCampaignRequest(
             project="shop", name="cancelled", pool_dataset="pool", embedding_space="clip",
             seed_segment="cones-missed", budget=20)).job)  # fmt: skip
-        assert len(_members(c, "cancelled")) == 20
+        assert len(members(c, "cancelled")) == 20
 
 
 def test_sdk_and_cli_run_a_campaign_and_hand_it_to_labeling(
@@ -348,7 +349,7 @@ def test_sdk_and_cli_run_a_campaign_and_hand_it_to_labeling(
         )  # fmt: skip
         assert sample.summary.selected == len(sample.items) == 60 and sample.summary.segment == "sdk-sample"
         assert [i.rank for i in sample.items] == list(range(1, 61))  # every page, in rank order
-        assert _members(c, "sdk-sample") == set(sample.frame_ids)
+        assert members(c, "sdk-sample") == set(sample.frame_ids)
         with pytest.raises(ValueError, match="diversity_method must be one of mmr, k_center"):
             c.run_campaign("shop", "x", pool_dataset="pool", embedding_space="clip", budget=5, diversity_method="dpp")
 
