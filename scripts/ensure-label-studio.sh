@@ -84,8 +84,12 @@ fi
 python="${LABEL_STUDIO_PYTHON:-${PYTHON:-python3}}"
 command -v "${python}" >/dev/null 2>&1 \
   || fail "no Python to install Label Studio with: '${python}' is not on PATH (set LABEL_STUDIO_PYTHON=/path/to/python3.11)"
-"${python}" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 13) else 1)' \
-  || fail "label-studio 1.23 needs Python 3.10 to 3.13, '${python}' is $("${python}" --version 2>&1); set LABEL_STUDIO_PYTHON=/path/to/python3.11"
+py_version="$("${python}" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+  || fail "could not run '${python}' (set LABEL_STUDIO_PYTHON=/path/to/python3.11)"
+case "${py_version}" in
+  3.10|3.11|3.12|3.13) ;;
+  *) fail "label-studio 1.23 needs Python 3.10 to 3.13, '${python}' is ${py_version} (set LABEL_STUDIO_PYTHON=/path/to/python3.11)" ;;
+esac
 "${python}" -c 'import venv, ensurepip' 2>/dev/null \
   || fail "'${python}' cannot create venvs (on Debian: apt-get install python3-venv)"
 

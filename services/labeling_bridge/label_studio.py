@@ -17,6 +17,14 @@ long-lived JWT refresh token; ``POST /api/token/refresh/`` exchanges it for an a
 five minutes and is sent as ``Authorization: Bearer <access>``. The adapter refreshes it before it
 expires and once more on a 401. A legacy token (40 hex characters, ``Authorization: Token <token>``)
 still works where an organization enabled legacy tokens. Tokens are never logged.
+
+Webhooks, as Label Studio 1.23 sends them: without Redis it posts inside the request that saved the
+annotation, ``{"action": "ANNOTATION_CREATED" | "ANNOTATION_UPDATED", "annotation": {...}, "task": {...,
+"data": {...}}, "project": {..., "parsed_label_config": {...}}}``, with the webhook's headers, waits one
+second (``WEBHOOK_TIMEOUT``) and never retries a failed call: a receiver answers at once and polling
+(:meth:`LabelStudioPlatform.annotations_since`) catches up what was lost. Its SSRF protection
+(``SSRF_PROTECTION_ENABLED``, on by default) refuses webhook URLs that resolve to private addresses,
+such as a Kubernetes service; such a deployment turns it off or registers a public address.
 """
 
 from __future__ import annotations
@@ -76,6 +84,7 @@ _CONTROL_TAGS: dict[TaskType, str] = {"classification": "Choices", "detection": 
 _RESULT_TYPES: dict[str, TaskType] = {"choices": "classification", "rectanglelabels": "detection"}
 _LS_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the data manager's datetime filter format, UTC
 _BODY_LIMIT = 2000
+_PATTERN_BUDGET = 3000  # characters of frame ids per lookup query
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
@@ -421,26 +430,27 @@ class LabelStudioPlatform:
     def existing_tasks(self, project: ProjectRef, external_ids: Iterable[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(external_ids))
         found: dict[str, str] = {}
-        # The data manager's filters: one equality per frame, OR-ed, a hundred frames a query.
-        for start in range(0, len(wanted), 100):
-            chunk = wanted[start : start + 100]
+        # One data manager filter per query: the frame id matches an alternation of the wanted ids,
+        # anchored and escaped (one SQL query for the lot; the URL stays within proxies' limits).
+        for chunk in _chunks_by_length(wanted, _PATTERN_BUDGET):
+            pattern = "^(" + "|".join(re.escape(x) for x in chunk) + ")$"
             query = {
                 "filters": {
-                    "conjunction": "or",
+                    "conjunction": "and",
                     "items": [
                         {
                             "filter": f"filter:tasks:data.{DATA_FRAME_ID}",
-                            "operator": "equal",
+                            "operator": "regex",
                             "type": "String",
-                            "value": x,
+                            "value": pattern,
                         }
-                        for x in chunk
                     ],
                 }
             }
+            members = set(chunk)
             for task in self._tasks(project, query, fields="task_only"):
                 external = (task.get("data") or {}).get(DATA_FRAME_ID)
-                if external in chunk and external not in found:
+                if external in members and external not in found:
                     found[external] = str(task["id"])
         return found
 
@@ -748,6 +758,20 @@ class LabelStudioPlatform:
             self._access = access
             self._access_expires = _jwt_expiry(access) or time.time() + 60
             return access
+
+
+def _chunks_by_length(items: list[str], budget: int) -> Iterator[list[str]]:
+    """Consecutive runs of ``items`` whose lengths add up to about ``budget`` (at least one item each)."""
+    chunk: list[str] = []
+    size = 0
+    for item in items:
+        if chunk and size + len(item) > budget:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item) + 1
+    if chunk:
+        yield chunk
 
 
 def _jwt_expiry(token: str) -> float | None:

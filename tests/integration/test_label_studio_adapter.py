@@ -130,7 +130,20 @@ def test_importing_twice_creates_no_duplicate_tasks(platform: LabelStudioPlatfor
     assert {x: second[x] for x in first} == first
     assert len(second) == 7
     assert api.task_count(project.project_id) == 7
+    tasks_now = api("GET", "/api/tasks/", params={"project": project.project_id, "page_size": 100})["tasks"]
+    assert {t["data"]["shoal_frame_id"]: str(t["id"]) for t in tasks_now} == second
     assert platform.existing_tasks(project, ["cams/frame-3", "cams/nope"]) == {"cams/frame-3": first["cams/frame-3"]}
+
+
+def test_frame_ids_with_special_characters_are_matched_exactly(platform: LabelStudioPlatform) -> None:
+    project = platform.ensure_project(ProjectSpec(_name("odd"), "classification", ["a"]))
+    odd = ["d/a.b+c(1)", "d/x|y", "d/[z]^$", "d/ünï cödé", "d/back\\slash", "d/f-1", "d/f-10", "d/*"]
+    ids = platform.import_tasks(project, [TaskSpec(x, "http://127.0.0.1:1/i.png") for x in odd])
+    assert len(set(ids.values())) == len(odd)
+    assert platform.existing_tasks(project, odd) == ids
+    near = ["d/aXb+c(1)", "d/x", "d/f-", "d/f-1 ", "d/.*", "d/"]
+    assert platform.existing_tasks(project, near) == {}
+    assert platform.existing_tasks(project, ["d/f-1"]) == {"d/f-1": ids["d/f-1"]}
 
 
 def test_prelabels_and_the_reason_are_on_the_task(platform: LabelStudioPlatform, api: Api) -> None:
