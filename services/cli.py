@@ -275,6 +275,69 @@ def cmd_request_labeling(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_send_for_labeling(args: argparse.Namespace) -> int:
+    """Sends a segment, a campaign, a label-issues job's issues or listed frames to the labeling platform."""
+    from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
+
+    if args.segment:
+        source: dict[str, Any] = {"segment": args.segment}
+    elif args.campaign:
+        source = {"campaign_job_id": args.campaign}
+    elif args.label_issues:
+        source = {"label_issues": lpb.LabelIssuesSource(job_id=args.label_issues, max_frames=args.max_frames)}
+    else:
+        source = {"frames": lpb.FrameList(dataset=args.dataset or "", frame_ids=args.frame)}
+    with _client(args) as c:
+        resp = c.labeling_bridge.SendForLabeling(
+            lpb.SendForLabelingRequest(
+                project=args.project,
+                reason=args.reason,
+                preannotation_inference_set=args.preannotations,
+                requested_by=args.requested_by,
+                request_id=args.request_id,
+                **source,
+            )
+        )
+    r = resp.request
+    again = " (sent before: recorded once)" if resp.repeated_request else ""
+    print(f"labeling request {r.request_id}: {r.frames} frames of {r.dataset}{again}; follow it with"
+          f" `shoal labeling-status --project {r.project} --request {r.request_id}`")  # fmt: skip
+    return 0
+
+
+def cmd_labeling_status(args: argparse.Namespace) -> int:
+    """A labeling request's state, its frames by state, and the frames in trouble."""
+    from shoal.common.v1 import common_pb2
+    from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
+
+    with _client(args) as c:
+        r = c.labeling_bridge.GetLabelingRequest(
+            lpb.GetLabelingRequestRequest(project=args.project, request_id=args.request)
+        ).request
+        trouble = c.labeling_bridge.ListLabelingItems(
+            lpb.ListLabelingItemsRequest(
+                project=args.project,
+                request_id=args.request,
+                states=[lpb.ITEM_STATE_CONFLICT, lpb.ITEM_STATE_FAILED],
+                page=common_pb2.PageRequest(page_size=20),
+            )
+        )
+    state = lpb.LabelingRequestState.Name(r.state).removeprefix("LABELING_REQUEST_STATE_")
+    n = r.counts
+    print(f"{r.request_id} ({r.source}, {r.frames} frames of {r.dataset}): {state}")
+    print(f"  pending {n.pending}, sent {n.sent}, annotated {n.annotated}, synced {n.synced},"
+          f" conflict {n.conflict}, failed {n.failed}")  # fmt: skip
+    if r.last_error:
+        print(f"  last error (attempt {r.attempts}): {r.last_error}")
+    if r.platform_project_url:
+        print(f"  {r.platform_project_url}")
+    for i in trouble.items:
+        print(
+            f"  {lpb.ItemState.Name(i.state).removeprefix('ITEM_STATE_')} {i.ref.dataset}/{i.ref.frame_id}: {i.error}"
+        )
+    return 1 if r.state == lpb.LABELING_REQUEST_STATE_FAILED else 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -385,6 +448,28 @@ def parser() -> argparse.ArgumentParser:
     req.add_argument("--request-id", default="", help="idempotency key (default: derived from the frames)")
     req.add_argument("--requested-by", default=os.environ.get("USER", ""))
     req.set_defaults(fn=cmd_request_labeling)
+
+    lab = sub.add_parser("send-for-labeling", help="send frames to the labeling platform (the labeling bridge)")
+    _connection_args(lab)
+    lab.add_argument("--project", required=True)
+    what = lab.add_mutually_exclusive_group(required=True)
+    what.add_argument("--segment")
+    what.add_argument("--campaign", help="a finished campaign's job id")
+    what.add_argument("--label-issues", help="a finished label-issues job's id: its flagged frames, worst first")
+    what.add_argument("--frame", action="append", help="a frame id of --dataset (repeat the option)")
+    lab.add_argument("--dataset", help="with --frame: the frames' dataset")
+    lab.add_argument("--max-frames", type=int, default=0, help="with --label-issues: at most this many")
+    lab.add_argument("--reason", default="", help="shown to annotators (default: the source's own)")
+    lab.add_argument("--preannotations", default="", help="inference set whose predictions pre-annotate")
+    lab.add_argument("--request-id", default="", help="idempotency key (default: derived from the frames)")
+    lab.add_argument("--requested-by", default=os.environ.get("USER", ""))
+    lab.set_defaults(fn=cmd_send_for_labeling)
+
+    ls = sub.add_parser("labeling-status", help="a labeling request's state and its frames in trouble")
+    _connection_args(ls)
+    ls.add_argument("--project", required=True)
+    ls.add_argument("--request", required=True, help="the request id SendForLabeling answered")
+    ls.set_defaults(fn=cmd_labeling_status)
 
     st = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     st.add_argument("--markdown", action="store_true", help="the settings reference as a Markdown table")

@@ -65,7 +65,11 @@ class ShoalSettings(BaseSettings):
         "one). Unset: no endpoint.",
     )
     webhook_port: int = Field(
-        8090, ge=0, le=65535, description="HTTP port of the labeling bridge's webhooks (labeling_bridge only)."
+        8090,
+        ge=0,
+        le=65535,
+        description="HTTP port of the labeling bridge's webhooks (`POST /webhooks/<platform>/<project>`), "
+        "served when a labeling platform is configured.",
     )
 
     # --- security ------------------------------------------------------------------------
@@ -145,6 +149,33 @@ class ShoalSettings(BaseSettings):
     )
     ingest_max_chunk_items: int = Field(
         10_000, ge=1, le=1_000_000, description="Most frames, labels, inferences or embeddings in one upload chunk."
+    )
+
+    # --- labeling bridge -------------------------------------------------------------------
+    label_studio_url: str = Field(
+        "",
+        description="Label Studio server the labeling bridge sends tasks to, e.g. `http://label-studio:8080`. "
+        "Empty: no platform; requests are recorded and wait.",
+    )
+    label_studio_token: SecretStr | None = Field(
+        None, description="Label Studio personal access token (or a legacy token where enabled)."
+    )
+    labeling_webhook_url: str = Field(
+        "",
+        description="Base URL under which the labeling platform reaches the bridge's webhook port, e.g. "
+        "`https://shoal.example.com`; empty: no webhooks, annotations come by polling only.",
+    )
+    labeling_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret the platform sends with each webhook call (header `X-Shoal-Webhook-Token`)."
+    )
+    labeling_consumer_group: str = Field(
+        "shoal-labeling-bridge", description="Kafka consumer group of the bridge's labeling-request consumer."
+    )
+    labeling_poll_seconds: float = Field(
+        30.0, gt=0, description="How often the bridge polls the platform for annotations (the webhook fallback)."
+    )
+    labeling_retry_max_seconds: float = Field(
+        300.0, gt=0, description="Longest wait between attempts to send to an unreachable platform."
     )
 
     # --- jobs ----------------------------------------------------------------------------

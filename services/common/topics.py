@@ -31,8 +31,13 @@ class Topics:
         """Requests to send frames to a labeling platform."""
         return f"{self.prefix}.labeling.requests.v1"
 
+    @property
+    def labeling_dead_letter(self) -> str:
+        """Labeling-request events the bridge could not understand, with the reason in the headers."""
+        return f"{self.prefix}.labeling.requests.dlq.v1"
+
     def all(self) -> list[str]:
-        return [self.uploads, self.dead_letter, self.ingested, self.labeling_requests]
+        return [self.uploads, self.dead_letter, self.ingested, self.labeling_requests, self.labeling_dead_letter]
 
     def specs(
         self,
@@ -45,7 +50,8 @@ class Topics:
     ) -> list[TopicSpec]:
         out = []
         for name in self.all():
-            hours = dead_letter_retention_hours if name == self.dead_letter else retention_hours
+            dead = name in (self.dead_letter, self.labeling_dead_letter)
+            hours = dead_letter_retention_hours if dead else retention_hours
             config = {"retention.ms": str(int(hours * 3600 * 1000))}
             if name in (self.uploads, self.dead_letter):
                 # upload events carry whole chunks: allow messages larger than Kafka's 1 MB default

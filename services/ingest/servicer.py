@@ -298,3 +298,42 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             err.detail.datapoint.frame_id = frame_id
             err.detail.datapoint.object_id = object_id
         return pb.GetUploadStatusResponse(status=msg)
+
+    def ListLabelVersions(self, request: pb.ListLabelVersionsRequest, context: Any) -> pb.ListLabelVersionsResponse:
+        self.datasets.get(request.project, request.dataset)
+        if not request.frame_id:
+            raise InvalidArgument("is empty", field="frame_id")
+        scope = f"label-versions/{request.project}/{request.dataset}/{request.frame_id}"
+        page = page_of(request.page, scope=scope)
+        metrics = self.publisher.metrics
+        params = {"p": request.project, "d": request.dataset, "f": request.frame_id, "o": page.offset, "n": page.size}
+        where = "project = {p:String} AND dataset = {d:String} AND frame_id = {f:String}"
+        total = int(metrics.query(f"SELECT count() FROM label_versions FINAL WHERE {where}", params).rows[0][0])
+        rows = metrics.query(
+            "SELECT label_version, class_id, source, author, reason, version_time, upload_id FROM label_versions FINAL"
+            f" WHERE {where} ORDER BY version_time DESC, label_version DESC LIMIT {{n:UInt32}} OFFSET {{o:UInt64}}",
+            params,
+        ).rows
+        objects: dict[str, list[pb.LabelObject]] = {}
+        if rows:
+            for version, oid, cid, x, y, w, h, crowd in metrics.query(
+                "SELECT label_version, object_id, class_id, x, y, w, h, is_crowd FROM label_objects FINAL"
+                f" WHERE {where} AND label_version IN {{v:Array(String)}} ORDER BY object_id",
+                {**params, "v": [r[0] for r in rows]},
+            ).rows:
+                objects.setdefault(str(version), []).append(
+                    pb.LabelObject(
+                        object_id=oid, class_id=cid, box=pb.Box(x=x, y=y, width=w, height=h), is_crowd=bool(crowd)
+                    )
+                )
+        versions = [
+            pb.LabelVersion(
+                label_version=version,
+                class_id=cid,
+                objects=objects.get(str(version), []),
+                upload_id=upload,
+                provenance=pb.Provenance(source=source, author=author, reason=reason, time=timestamp(when)),
+            )
+            for version, cid, source, author, reason, when, upload in rows
+        ]
+        return pb.ListLabelVersionsResponse(versions=versions, page=page_response(page, len(rows), total, scope=scope))

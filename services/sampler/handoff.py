@@ -99,6 +99,12 @@ def send(bus: EventBus, topics: Topics, metrics: MetricsStore, r: Request) -> in
     futures = [bus.publish(topic, key=key, value=e.SerializeToString(), headers=headers) for e in out]
     for f in futures:
         f.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+    record_sent(metrics, r)
+    return len(out)
+
+
+def record_sent(metrics: MetricsStore, r: Request) -> None:
+    """Records the request's frames as sent for labeling (what ``exclude_sent_for_labeling`` reads)."""
     frames = list(dict.fromkeys(r.frame_ids))
     n = len(frames)
     if n:
@@ -109,7 +115,6 @@ def send(bus: EventBus, topics: Topics, metrics: MetricsStore, r: Request) -> in
             "platform": pa.array([r.platform] * n), "reason": pa.array([r.reason] * n),
             "requested_by": pa.array([r.requested_by] * n), "requested_time": now,
         }))  # fmt: skip
-    return len(out)
 
 
 def not_sent_sql(project: str, dataset: str) -> str:

@@ -701,6 +701,40 @@ class GetUploadStatusResponse(_message.Message):
     status: UploadStatus
     def __init__(self, status: _Optional[_Union[UploadStatus, _Mapping]] = ...) -> None: ...
 
+class ListLabelVersionsRequest(_message.Message):
+    __slots__ = ("project", "dataset", "frame_id", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    frame_id: str
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., frame_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class LabelVersion(_message.Message):
+    __slots__ = ("label_version", "class_id", "objects", "provenance", "upload_id")
+    LABEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    label_version: str
+    class_id: int
+    objects: _containers.RepeatedCompositeFieldContainer[LabelObject]
+    provenance: Provenance
+    upload_id: str
+    def __init__(self, label_version: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., upload_id: _Optional[str] = ...) -> None: ...
+
+class ListLabelVersionsResponse(_message.Message):
+    __slots__ = ("versions", "page")
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[LabelVersion]
+    page: _common_pb2.PageResponse
+    def __init__(self, versions: _Optional[_Iterable[_Union[LabelVersion, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
 class IngestedEvent(_message.Message):
     __slots__ = ("project", "dataset", "upload_id", "chunk_index", "written", "rejected", "written_time")
     PROJECT_FIELD_NUMBER: _ClassVar[int]

@@ -119,6 +119,11 @@ class IngestServiceStub:
                 request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.SerializeToString,
                 response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.FromString,
                 _registered_method=True)
+        self.ListLabelVersions = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/ListLabelVersions',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListLabelVersionsRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListLabelVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -240,6 +245,14 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLabelVersions(self, request, context):
+        """The label versions of one frame, newest first, each with its provenance: who or what made it,
+        when and why (an import, the SDK, or an annotation that came back from a labeling platform).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -327,6 +340,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetUploadStatus,
                     request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.FromString,
                     response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.SerializeToString,
+            ),
+            'ListLabelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLabelVersions,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListLabelVersionsRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListLabelVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -788,6 +806,33 @@ class IngestService:
             '/shoal.ingest.v1.IngestService/GetUploadStatus',
             shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.SerializeToString,
             shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLabelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/ListLabelVersions',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListLabelVersionsRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListLabelVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

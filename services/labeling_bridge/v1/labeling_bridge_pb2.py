@@ -22,28 +22,63 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shoal.common.v1 import common_pb2 as shoal_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.shoal/labeling_bridge/v1/labeling_bridge.proto\x12\x18shoal.labeling_bridge.v1\x1a\x1cshoal/common/v1/common.proto\"0\n\rGetJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"y\n\x0fListJobsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.shoal.common.v1.JobState\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"c\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.shoal.common.v1.Job\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"3\n\x10\x43\x61ncelJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x11\x43\x61ncelJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job2\xbd\x02\n\x15LabelingBridgeService\x12[\n\x06GetJob\x12\'.shoal.labeling_bridge.v1.GetJobRequest\x1a(.shoal.labeling_bridge.v1.GetJobResponse\x12\x61\n\x08ListJobs\x12).shoal.labeling_bridge.v1.ListJobsRequest\x1a*.shoal.labeling_bridge.v1.ListJobsResponse\x12\x64\n\tCancelJob\x12*.shoal.labeling_bridge.v1.CancelJobRequest\x1a+.shoal.labeling_bridge.v1.CancelJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.shoal/labeling_bridge/v1/labeling_bridge.proto\x12\x18shoal.labeling_bridge.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cshoal/common/v1/common.proto\"/\n\tFrameList\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x11\n\tframe_ids\x18\x02 \x03(\t\"7\n\x11LabelIssuesSource\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\nmax_frames\x18\x02 \x01(\x05\"\xce\x02\n\x16SendForLabelingRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x11\n\x07segment\x18\x02 \x01(\tH\x00\x12\x19\n\x0f\x63\x61mpaign_job_id\x18\x03 \x01(\tH\x00\x12\x43\n\x0clabel_issues\x18\x04 \x01(\x0b\x32+.shoal.labeling_bridge.v1.LabelIssuesSourceH\x00\x12\x35\n\x06\x66rames\x18\x05 \x01(\x0b\x32#.shoal.labeling_bridge.v1.FrameListH\x00\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x10\n\x08platform\x18\x07 \x01(\t\x12#\n\x1bpreannotation_inference_set\x18\x08 \x01(\t\x12\x14\n\x0crequested_by\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\tB\x08\n\x06source\"p\n\nItemCounts\x12\x0f\n\x07pending\x18\x01 \x01(\x03\x12\x0c\n\x04sent\x18\x02 \x01(\x03\x12\x11\n\tannotated\x18\x03 \x01(\x03\x12\x0e\n\x06synced\x18\x04 \x01(\x03\x12\x10\n\x08\x63onflict\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\"\x85\x04\n\x0fLabelingRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12#\n\x1bpreannotation_inference_set\x18\x07 \x01(\t\x12\x14\n\x0crequested_by\x18\x08 \x01(\t\x12\x32\n\x0erequested_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x05state\x18\n \x01(\x0e\x32..shoal.labeling_bridge.v1.LabelingRequestState\x12\x0e\n\x06\x66rames\x18\x0b \x01(\x03\x12\x34\n\x06\x63ounts\x18\x0c \x01(\x0b\x32$.shoal.labeling_bridge.v1.ItemCounts\x12\x10\n\x08\x61ttempts\x18\r \x01(\x05\x12\x12\n\nlast_error\x18\x0e \x01(\t\x12\x35\n\x11next_attempt_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13platform_project_id\x18\x10 \x01(\t\x12\x1c\n\x14platform_project_url\x18\x11 \x01(\t\"o\n\x17SendForLabelingResponse\x12:\n\x07request\x18\x01 \x01(\x0b\x32).shoal.labeling_bridge.v1.LabelingRequest\x12\x18\n\x10repeated_request\x18\x02 \x01(\x08\"@\n\x19GetLabelingRequestRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"X\n\x1aGetLabelingRequestResponse\x12:\n\x07request\x18\x01 \x01(\x0b\x32).shoal.labeling_bridge.v1.LabelingRequest\"Z\n\x1bListLabelingRequestsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12*\n\x04page\x18\x02 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"\x88\x01\n\x1cListLabelingRequestsResponse\x12;\n\x08requests\x18\x01 \x03(\x0b\x32).shoal.labeling_bridge.v1.LabelingRequest\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"\xa0\x01\n\x18ListLabelingItemsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x33\n\x06states\x18\x03 \x03(\x0e\x32#.shoal.labeling_bridge.v1.ItemState\x12*\n\x04page\x18\x04 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"\xd9\x02\n\x0cLabelingItem\x12*\n\x03ref\x18\x01 \x01(\x0b\x32\x1d.shoal.common.v1.DatapointRef\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x32\n\x05state\x18\x03 \x01(\x0e\x32#.shoal.labeling_bridge.v1.ItemState\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x15\n\rannotation_id\x18\x05 \x01(\t\x12\x11\n\tannotator\x18\x06 \x01(\t\x12\x32\n\x0e\x61nnotated_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x15\n\rlabel_version\x18\t \x01(\t\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x30\n\x0cupdated_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x19ListLabelingItemsResponse\x12\x35\n\x05items\x18\x01 \x03(\x0b\x32&.shoal.labeling_bridge.v1.LabelingItem\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\")\n\x16SyncAnnotationsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\"m\n\x17SyncAnnotationsResponse\x12\x0c\n\x04read\x18\x01 \x01(\x03\x12\x0e\n\x06synced\x18\x02 \x01(\x03\x12\x11\n\tconflicts\x18\x03 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x03\x12\x11\n\tunchanged\x18\x05 \x01(\x03\"0\n\rGetJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"3\n\x0eGetJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job\"y\n\x0fListJobsRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12)\n\x06states\x18\x02 \x03(\x0e\x32\x19.shoal.common.v1.JobState\x12*\n\x04page\x18\x03 \x01(\x0b\x32\x1c.shoal.common.v1.PageRequest\"c\n\x10ListJobsResponse\x12\"\n\x04jobs\x18\x01 \x03(\x0b\x32\x14.shoal.common.v1.Job\x12+\n\x04page\x18\x02 \x01(\x0b\x32\x1d.shoal.common.v1.PageResponse\"3\n\x10\x43\x61ncelJobRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x11\x43\x61ncelJobResponse\x12!\n\x03job\x18\x01 \x01(\x0b\x32\x14.shoal.common.v1.Job*\xa6\x01\n\x14LabelingRequestState\x12&\n\"LABELING_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\"\n\x1eLABELING_REQUEST_STATE_PENDING\x10\x01\x12\x1f\n\x1bLABELING_REQUEST_STATE_SENT\x10\x02\x12!\n\x1dLABELING_REQUEST_STATE_FAILED\x10\x03*\xb5\x01\n\tItemState\x12\x1a\n\x16ITEM_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12ITEM_STATE_PENDING\x10\x01\x12\x13\n\x0fITEM_STATE_SENT\x10\x02\x12\x18\n\x14ITEM_STATE_ANNOTATED\x10\x03\x12\x15\n\x11ITEM_STATE_SYNCED\x10\x04\x12\x17\n\x13ITEM_STATE_CONFLICT\x10\x05\x12\x15\n\x11ITEM_STATE_FAILED\x10\x06\x32\xb4\x07\n\x15LabelingBridgeService\x12[\n\x06GetJob\x12\'.shoal.labeling_bridge.v1.GetJobRequest\x1a(.shoal.labeling_bridge.v1.GetJobResponse\x12\x61\n\x08ListJobs\x12).shoal.labeling_bridge.v1.ListJobsRequest\x1a*.shoal.labeling_bridge.v1.ListJobsResponse\x12\x64\n\tCancelJob\x12*.shoal.labeling_bridge.v1.CancelJobRequest\x1a+.shoal.labeling_bridge.v1.CancelJobResponse\x12v\n\x0fSendForLabeling\x12\x30.shoal.labeling_bridge.v1.SendForLabelingRequest\x1a\x31.shoal.labeling_bridge.v1.SendForLabelingResponse\x12\x7f\n\x12GetLabelingRequest\x12\x33.shoal.labeling_bridge.v1.GetLabelingRequestRequest\x1a\x34.shoal.labeling_bridge.v1.GetLabelingRequestResponse\x12\x85\x01\n\x14ListLabelingRequests\x12\x35.shoal.labeling_bridge.v1.ListLabelingRequestsRequest\x1a\x36.shoal.labeling_bridge.v1.ListLabelingRequestsResponse\x12|\n\x11ListLabelingItems\x12\x32.shoal.labeling_bridge.v1.ListLabelingItemsRequest\x1a\x33.shoal.labeling_bridge.v1.ListLabelingItemsResponse\x12v\n\x0fSyncAnnotations\x12\x30.shoal.labeling_bridge.v1.SyncAnnotationsRequest\x1a\x31.shoal.labeling_bridge.v1.SyncAnnotationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shoal.labeling_bridge.v1.labeling_bridge_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETJOBREQUEST']._serialized_start=106
-  _globals['_GETJOBREQUEST']._serialized_end=154
-  _globals['_GETJOBRESPONSE']._serialized_start=156
-  _globals['_GETJOBRESPONSE']._serialized_end=207
-  _globals['_LISTJOBSREQUEST']._serialized_start=209
-  _globals['_LISTJOBSREQUEST']._serialized_end=330
-  _globals['_LISTJOBSRESPONSE']._serialized_start=332
-  _globals['_LISTJOBSRESPONSE']._serialized_end=431
-  _globals['_CANCELJOBREQUEST']._serialized_start=433
-  _globals['_CANCELJOBREQUEST']._serialized_end=484
-  _globals['_CANCELJOBRESPONSE']._serialized_start=486
-  _globals['_CANCELJOBRESPONSE']._serialized_end=540
-  _globals['_LABELINGBRIDGESERVICE']._serialized_start=543
-  _globals['_LABELINGBRIDGESERVICE']._serialized_end=860
+  _globals['_LABELINGREQUESTSTATE']._serialized_start=2947
+  _globals['_LABELINGREQUESTSTATE']._serialized_end=3113
+  _globals['_ITEMSTATE']._serialized_start=3116
+  _globals['_ITEMSTATE']._serialized_end=3297
+  _globals['_FRAMELIST']._serialized_start=139
+  _globals['_FRAMELIST']._serialized_end=186
+  _globals['_LABELISSUESSOURCE']._serialized_start=188
+  _globals['_LABELISSUESSOURCE']._serialized_end=243
+  _globals['_SENDFORLABELINGREQUEST']._serialized_start=246
+  _globals['_SENDFORLABELINGREQUEST']._serialized_end=580
+  _globals['_ITEMCOUNTS']._serialized_start=582
+  _globals['_ITEMCOUNTS']._serialized_end=694
+  _globals['_LABELINGREQUEST']._serialized_start=697
+  _globals['_LABELINGREQUEST']._serialized_end=1214
+  _globals['_SENDFORLABELINGRESPONSE']._serialized_start=1216
+  _globals['_SENDFORLABELINGRESPONSE']._serialized_end=1327
+  _globals['_GETLABELINGREQUESTREQUEST']._serialized_start=1329
+  _globals['_GETLABELINGREQUESTREQUEST']._serialized_end=1393
+  _globals['_GETLABELINGREQUESTRESPONSE']._serialized_start=1395
+  _globals['_GETLABELINGREQUESTRESPONSE']._serialized_end=1483
+  _globals['_LISTLABELINGREQUESTSREQUEST']._serialized_start=1485
+  _globals['_LISTLABELINGREQUESTSREQUEST']._serialized_end=1575
+  _globals['_LISTLABELINGREQUESTSRESPONSE']._serialized_start=1578
+  _globals['_LISTLABELINGREQUESTSRESPONSE']._serialized_end=1714
+  _globals['_LISTLABELINGITEMSREQUEST']._serialized_start=1717
+  _globals['_LISTLABELINGITEMSREQUEST']._serialized_end=1877
+  _globals['_LABELINGITEM']._serialized_start=1880
+  _globals['_LABELINGITEM']._serialized_end=2225
+  _globals['_LISTLABELINGITEMSRESPONSE']._serialized_start=2227
+  _globals['_LISTLABELINGITEMSRESPONSE']._serialized_end=2354
+  _globals['_SYNCANNOTATIONSREQUEST']._serialized_start=2356
+  _globals['_SYNCANNOTATIONSREQUEST']._serialized_end=2397
+  _globals['_SYNCANNOTATIONSRESPONSE']._serialized_start=2399
+  _globals['_SYNCANNOTATIONSRESPONSE']._serialized_end=2508
+  _globals['_GETJOBREQUEST']._serialized_start=2510
+  _globals['_GETJOBREQUEST']._serialized_end=2558
+  _globals['_GETJOBRESPONSE']._serialized_start=2560
+  _globals['_GETJOBRESPONSE']._serialized_end=2611
+  _globals['_LISTJOBSREQUEST']._serialized_start=2613
+  _globals['_LISTJOBSREQUEST']._serialized_end=2734
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2736
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2835
+  _globals['_CANCELJOBREQUEST']._serialized_start=2837
+  _globals['_CANCELJOBREQUEST']._serialized_end=2888
+  _globals['_CANCELJOBRESPONSE']._serialized_start=2890
+  _globals['_CANCELJOBRESPONSE']._serialized_end=2944
+  _globals['_LABELINGBRIDGESERVICE']._serialized_start=3300
+  _globals['_LABELINGBRIDGESERVICE']._serialized_end=4248
 # @@protoc_insertion_point(module_scope)

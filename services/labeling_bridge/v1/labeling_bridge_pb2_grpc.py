@@ -49,6 +49,31 @@ class LabelingBridgeServiceStub:
                 request_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
+        self.SendForLabeling = channel.unary_unary(
+                '/shoal.labeling_bridge.v1.LabelingBridgeService/SendForLabeling',
+                request_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SendForLabelingRequest.SerializeToString,
+                response_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SendForLabelingResponse.FromString,
+                _registered_method=True)
+        self.GetLabelingRequest = channel.unary_unary(
+                '/shoal.labeling_bridge.v1.LabelingBridgeService/GetLabelingRequest',
+                request_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.GetLabelingRequestRequest.SerializeToString,
+                response_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.GetLabelingRequestResponse.FromString,
+                _registered_method=True)
+        self.ListLabelingRequests = channel.unary_unary(
+                '/shoal.labeling_bridge.v1.LabelingBridgeService/ListLabelingRequests',
+                request_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingRequestsRequest.SerializeToString,
+                response_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingRequestsResponse.FromString,
+                _registered_method=True)
+        self.ListLabelingItems = channel.unary_unary(
+                '/shoal.labeling_bridge.v1.LabelingBridgeService/ListLabelingItems',
+                request_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingItemsRequest.SerializeToString,
+                response_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingItemsResponse.FromString,
+                _registered_method=True)
+        self.SyncAnnotations = channel.unary_unary(
+                '/shoal.labeling_bridge.v1.LabelingBridgeService/SyncAnnotations',
+                request_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SyncAnnotationsRequest.SerializeToString,
+                response_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SyncAnnotationsResponse.FromString,
+                _registered_method=True)
 
 
 class LabelingBridgeServiceServicer:
@@ -76,6 +101,45 @@ class LabelingBridgeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendForLabeling(self, request, context):
+        """Sends frames for labeling: a segment, a finished campaign's sample, the label issues of a
+        finished label-issues job, or frames of one dataset. The request is recorded at once and sent
+        in the background, retried with backoff while the platform is unreachable; the same
+        request_id is the same request, and a frame that has a task already gets no second one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLabelingRequest(self, request, context):
+        """One request: its state and its frames counted by state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLabelingRequests(self, request, context):
+        """The requests of a project, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLabelingItems(self, request, context):
+        """The frames of a request (or of every request of the project), optionally in some states.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SyncAnnotations(self, request, context):
+        """Reads the platform's annotations now, as the periodic poll does: the catch-up after an outage
+        or a missed webhook. Webhooks bring annotations sooner.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LabelingBridgeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +157,31 @@ def add_LabelingBridgeServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.CancelJobRequest.FromString,
                     response_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'SendForLabeling': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendForLabeling,
+                    request_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SendForLabelingRequest.FromString,
+                    response_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SendForLabelingResponse.SerializeToString,
+            ),
+            'GetLabelingRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLabelingRequest,
+                    request_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.GetLabelingRequestRequest.FromString,
+                    response_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.GetLabelingRequestResponse.SerializeToString,
+            ),
+            'ListLabelingRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLabelingRequests,
+                    request_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingRequestsRequest.FromString,
+                    response_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingRequestsResponse.SerializeToString,
+            ),
+            'ListLabelingItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLabelingItems,
+                    request_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingItemsRequest.FromString,
+                    response_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingItemsResponse.SerializeToString,
+            ),
+            'SyncAnnotations': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncAnnotations,
+                    request_deserializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SyncAnnotationsRequest.FromString,
+                    response_serializer=shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SyncAnnotationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +265,141 @@ class LabelingBridgeService:
             '/shoal.labeling_bridge.v1.LabelingBridgeService/CancelJob',
             shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.CancelJobRequest.SerializeToString,
             shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendForLabeling(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.labeling_bridge.v1.LabelingBridgeService/SendForLabeling',
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SendForLabelingRequest.SerializeToString,
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SendForLabelingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLabelingRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.labeling_bridge.v1.LabelingBridgeService/GetLabelingRequest',
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.GetLabelingRequestRequest.SerializeToString,
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.GetLabelingRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLabelingRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.labeling_bridge.v1.LabelingBridgeService/ListLabelingRequests',
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingRequestsRequest.SerializeToString,
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLabelingItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.labeling_bridge.v1.LabelingBridgeService/ListLabelingItems',
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingItemsRequest.SerializeToString,
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.ListLabelingItemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncAnnotations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.labeling_bridge.v1.LabelingBridgeService/SyncAnnotations',
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SyncAnnotationsRequest.SerializeToString,
+            shoal_dot_labeling__bridge_dot_v1_dot_labeling__bridge__pb2.SyncAnnotationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

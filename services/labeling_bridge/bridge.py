@@ -1,0 +1,549 @@
+"""The round trip: requests are recorded, sent to the platform as tasks, and the annotations that
+come back (by webhook or by polling) are written through the ingest path as new label versions.
+
+- **Recording** is idempotent: a request id is recorded once, and each frame of it once, whatever
+  path (gRPC, a Kafka event, a redelivered event) brings it again. With each frame the bridge keeps
+  the label version the frame had then, to tell later whether Shoal's label moved meanwhile.
+- **Sending** runs on the bridge's worker. An unreachable platform leaves the request PENDING with
+  its error and the time of the next attempt (exponential backoff up to
+  ``labeling_retry_max_seconds``); the platform adapter skips frames that already have a task, so
+  an attempt cut off half-way creates every task exactly once when it is made again.
+- **Receiving** converts each annotation to a label, checks the frame's label in Shoal has not
+  changed since it was sent (otherwise the item is a CONFLICT and nothing is written), and
+  publishes it as an upload event whose id derives from the annotation and its revision, so a
+  repeated webhook, a poll that sees it again or a crash before it was marked applied write the
+  same label version, never a second one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shoal.common.errors import InvalidArgument, ShoalError
+from shoal.common.stores.metrics import MetricsStore
+from shoal.ingest.catalog import ProjectCatalog
+from shoal.ingest.pipeline import UploadPublisher
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.labeling_bridge import state as st
+from shoal.labeling_bridge.platforms import (
+    Box,
+    LabelingPlatform,
+    Labels,
+    PlatformAnnotation,
+    PlatformError,
+    PlatformUnavailable,
+    ProjectRef,
+    ProjectSpec,
+    TaskSpec,
+)
+
+log = logging.getLogger(__name__)
+
+#: frames per import call, so progress is recorded as it goes
+SEND_CHUNK = 500
+#: the poll reads back this far before its cursor: annotations saved at the same moment may commit
+#: out of order
+POLL_OVERLAP = dt.timedelta(seconds=5)
+FIRST_RETRY_SECONDS = 1.0
+PUBLISH_TIMEOUT_SECONDS = 60.0
+PLATFORMS = ("label_studio",)
+
+
+@dataclass
+class ApplyCounts:
+    read: int = 0
+    synced: int = 0
+    conflicts: int = 0
+    failed: int = 0
+    unchanged: int = 0
+
+    def add(self, other: ApplyCounts) -> None:
+        for k in vars(self):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+def task_type_of(project_task_type: str) -> str:
+    if project_task_type == "CLASSIFICATION":
+        return "classification"
+    if project_task_type == "OBJECT_DETECTION_2D":
+        return "detection"
+    raise InvalidArgument(
+        f"the labeling bridge sends classification and 2-D detection projects, not {project_task_type}",
+        field="project",
+    )
+
+
+def platform_project_name(project: str, dataset: str) -> str:
+    return f"Shoal {project}/{dataset}"
+
+
+def upload_id_of(platform: str, annotation_id: str, updated: dt.datetime | None) -> str:
+    """The same annotation revision always becomes the same upload (and label version)."""
+    stamp = updated.isoformat() if updated else ""
+    return "lb-" + hashlib.sha256(f"{platform}\x1f{annotation_id}\x1f{stamp}".encode()).hexdigest()[:24]
+
+
+def latest_labels(
+    metrics: MetricsStore, project: str, dataset: str, frame_ids: Sequence[str]
+) -> dict[str, tuple[str, str, str, dt.datetime]]:
+    """frame id -> (label version, source, author, time) of its latest label version."""
+    if not frame_ids:
+        return {}
+    rows = metrics.query(
+        "SELECT frame_id, argMax(tuple(label_version, source, author, version_time), (version_time, label_version))"
+        " FROM label_versions WHERE project = {p:String} AND dataset = {d:String} AND frame_id IN {f:Array(String)}"
+        " GROUP BY frame_id",
+        {"p": project, "d": dataset, "f": sorted(set(frame_ids))},
+    ).rows
+    return {str(f): (str(v[0]), str(v[1]), str(v[2]), v[3]) for f, v in rows}
+
+
+class Bridge:
+    def __init__(
+        self,
+        metrics: MetricsStore,
+        projects: ProjectCatalog,
+        publisher: UploadPublisher,
+        platform: Callable[[], LabelingPlatform | None],
+        *,
+        webhook_url: str = "",
+        webhook_secret: str = "",
+        retry_max_seconds: float = 300.0,
+    ) -> None:
+        self.metrics = metrics
+        self.state = st.BridgeState(metrics)
+        self.projects = projects
+        self.publisher = publisher
+        self._platform_factory = platform
+        self._platform: LabelingPlatform | None = None
+        self.webhook_url = webhook_url.rstrip("/")
+        self.webhook_secret = webhook_secret
+        self.retry_max_seconds = retry_max_seconds
+        self._lock = threading.RLock()
+        self._refs: dict[tuple[str, str], ProjectRef] = {}
+
+    # -- the platform -----------------------------------------------------------------------
+    def platform(self) -> LabelingPlatform | None:
+        if self._platform is None:
+            self._platform = self._platform_factory()
+        return self._platform
+
+    def close(self) -> None:
+        if self._platform is not None:
+            self._platform.close()
+
+    def project_ref(self, platform: LabelingPlatform, project: str, dataset: str) -> ProjectRef:
+        """The platform project of a Shoal dataset, with the project's classes (cached; made again
+        when the ontology grew)."""
+        p = self.projects.get(project)
+        classes = [c.name for c in sorted(p.classes, key=lambda c: c.id)]
+        key = (project, dataset)
+        ref = self._refs.get(key)
+        if ref is None or not set(classes) <= set(ref.spec.classes):
+            spec = ProjectSpec(
+                name=platform_project_name(project, dataset),
+                task_type=task_type_of(p.task_type),  # type: ignore[arg-type]
+                classes=classes,
+                description=f"Frames of the Shoal dataset {project}/{dataset}",
+            )
+            ref = platform.ensure_project(spec)
+            if self.webhook_url:
+                headers = {"X-Shoal-Webhook-Token": self.webhook_secret} if self.webhook_secret else {}
+                platform.register_webhook(
+                    ref, f"{self.webhook_url}/webhooks/{platform.name}/{project}", headers=headers
+                )
+            self._refs[key] = ref
+        return ref
+
+    # -- recording --------------------------------------------------------------------------
+    def record(
+        self,
+        request: st.Request,
+        frame_ids: Sequence[str],
+        reasons: Sequence[str] | None = None,
+        *,
+        first_position: int = 0,
+        missing: Sequence[str] = (),
+    ) -> tuple[st.Request, bool]:
+        """Records a request (or one part of it) and its frames, each once. ``missing`` frames (not
+        in the dataset) are recorded FAILED. Returns the request as stored and whether its id was
+        recorded before."""
+        with self._lock:
+            known = self.state.request(request.project, request.request_id)
+            frames = list(dict.fromkeys(frame_ids))
+            have, _ = self.state.items(request.project, request_id=request.request_id, frames=(request.dataset, frames))
+            seen = {i.frame_id for i in have}
+            base = latest_labels(self.metrics, request.project, request.dataset, frames)
+            gone = set(missing)
+            new = []
+            for pos, f in enumerate(frames):
+                if f in seen:
+                    continue
+                reason = (reasons[pos] if reasons else "") or request.reason
+                item = st.Item(
+                    request.project,
+                    request.request_id,
+                    request.dataset,
+                    f,
+                    first_position + pos,
+                    reason,
+                    base_label_version=base.get(f, ("",))[0],
+                )
+                if f in gone:
+                    item = st.with_state(item, st.FAILED, error=f"frame {f!r} is not in dataset {request.dataset!r}")
+                new.append(item)
+            self.state.put_items(new)
+            stored = known or request
+            if new or known is None:
+                total = sum(self.state.counts(request.project, request.request_id).values())
+                pending = any(i.state == st.PENDING for i in new)
+                stored = replace(
+                    stored,
+                    frames=total,
+                    state=st.PENDING if pending else stored.state,
+                    next_attempt_time=st._now() if pending else stored.next_attempt_time,
+                )
+                self.state.put_request(stored)
+            return stored, known is not None
+
+    # -- sending ----------------------------------------------------------------------------
+    def send_due(self) -> int:
+        """Makes an attempt at every request that is due; returns how many were attempted."""
+        due = self.state.due_requests(st._now())
+        for r in due:
+            self.send(r)
+        return len(due)
+
+    def send(self, r: st.Request) -> st.Request:
+        platform = self.platform()
+        if platform is None:
+            return self._retry_later(
+                r,
+                "no labeling platform is configured: set SHOAL_LABEL_STUDIO_URL and "
+                "SHOAL_LABEL_STUDIO_TOKEN on the labeling bridge",
+            )
+        try:
+            ref = self.project_ref(platform, r.project, r.dataset)
+            r = replace(r, platform_project_id=ref.project_id, platform_project_url=ref.url)
+            pending, _ = self.state.items(r.project, request_id=r.request_id, states=[st.PENDING])
+            for start in range(0, len(pending), SEND_CHUNK):
+                chunk = pending[start : start + SEND_CHUNK]
+                specs = self.task_specs(r, chunk, ref)
+                ids = platform.import_tasks(ref, list(specs.values())) if specs else {}
+                self.state.put_items(
+                    [
+                        st.with_state(i, st.SENT, task_id=ids[i.external_id])
+                        if i.external_id in ids
+                        else st.with_state(i, st.FAILED, error="the platform made no task for this frame")
+                        for i in chunk
+                        if i.external_id in specs
+                    ]
+                )
+        except PlatformUnavailable as exc:
+            return self._retry_later(r, f"{platform.name} is unreachable: {exc}")
+        except (PlatformError, ShoalError, ValueError) as exc:
+            msg = exc.describe() if isinstance(exc, ShoalError) else str(exc)
+            log.warning("labeling request %s/%s failed: %s", r.project, r.request_id, msg)
+            pending, _ = self.state.items(r.project, request_id=r.request_id, states=[st.PENDING])
+            self.state.put_items([st.with_state(i, st.FAILED, error=msg) for i in pending])
+            r = replace(r, state=st.FAILED, attempts=r.attempts + 1, last_error=msg)
+            self.state.put_request(r)
+            return r
+        r = replace(r, state=st.SENT, attempts=r.attempts + 1, last_error="")
+        self.state.put_request(r)
+        log.info(
+            "labeling request %s/%s: every frame has a task in %s project %s",
+            r.project,
+            r.request_id,
+            platform.name,
+            r.platform_project_id,
+        )
+        return r
+
+    def _retry_later(self, r: st.Request, error: str) -> st.Request:
+        wait = min(self.retry_max_seconds, FIRST_RETRY_SECONDS * 2 ** min(r.attempts, 20))
+        r = replace(
+            r, attempts=r.attempts + 1, last_error=error, next_attempt_time=st._now() + dt.timedelta(seconds=wait)
+        )
+        self.state.put_request(r)
+        log.warning(
+            "labeling request %s/%s stays pending (attempt %d): %s; next attempt in %.0fs",
+            r.project,
+            r.request_id,
+            r.attempts,
+            error,
+            wait,
+        )
+        return r
+
+    def task_specs(self, r: st.Request, items: Sequence[st.Item], ref: ProjectRef) -> dict[str, TaskSpec]:
+        """A task per item whose frame has media; the others are marked FAILED here."""
+        frames = [i.frame_id for i in items]
+        media = self._media(r.project, r.dataset, frames)
+        prelabels, source = self._prelabels(r, frames, ref.spec.task_type, ref.spec.classes, media)
+        out: dict[str, TaskSpec] = {}
+        broken = []
+        for i in items:
+            uri, width, height = media.get(i.frame_id, ("", 0, 0))
+            if not uri:
+                broken.append(st.with_state(i, st.FAILED, error="the frame has no media_uri to show the annotator"))
+                continue
+            out[i.external_id] = TaskSpec(
+                external_id=i.external_id,
+                media_url=uri,
+                reason=i.reason or r.reason,
+                prelabels=prelabels.get(i.frame_id),
+                prelabel_source=source,
+                image_width=width or None,
+                image_height=height or None,
+                meta={"project": r.project, "request_id": r.request_id, "source": r.source},
+            )
+        self.state.put_items(broken)
+        return out
+
+    def _media(self, project: str, dataset: str, frames: Sequence[str]) -> dict[str, tuple[str, int, int]]:
+        rows = self.metrics.query(
+            "SELECT frame_id, media_uri, width, height FROM frames FINAL WHERE project = {p:String}"
+            " AND dataset = {d:String} AND frame_id IN {f:Array(String)}",
+            {"p": project, "d": dataset, "f": sorted(set(frames))},
+        ).rows
+        return {str(f): (str(u), int(w), int(h)) for f, u, w, h in rows}
+
+    def _prelabels(
+        self,
+        r: st.Request,
+        frames: Sequence[str],
+        task_type: str,
+        classes: Sequence[str],
+        media: dict[str, tuple[str, int, int]],
+    ) -> tuple[dict[str, Labels], str]:
+        """The predictions of the request's inference set, or else the frames' current labels."""
+        names = {c.id: c.name for c in self.projects.get(r.project).classes}
+        params = {"p": r.project, "d": r.dataset, "f": sorted(set(frames)), "s": r.preannotation_inference_set}
+        out: dict[str, Labels] = {}
+
+        def size(f: str) -> dict[str, int | None]:
+            _, w, h = media.get(f, ("", 0, 0))
+            return {"image_width": w or None, "image_height": h or None}
+
+        if task_type == "classification":
+            if r.preannotation_inference_set:
+                sql = (
+                    "SELECT frame_id, pred_class FROM inferences FINAL WHERE project = {p:String}"
+                    " AND inference_set = {s:String} AND frame_id IN {f:Array(String)}"
+                )
+            else:
+                sql = (
+                    "SELECT frame_id, argMax(class_id, (version_time, label_version)) FROM label_versions"
+                    " WHERE project = {p:String} AND dataset = {d:String} AND frame_id IN {f:Array(String)}"
+                    " GROUP BY frame_id"
+                )
+            for f, c in self.metrics.query(sql, params).rows:
+                if c is not None and int(c) in names and names[int(c)] in classes:
+                    out[str(f)] = Labels(class_name=names[int(c)])
+        else:
+            if r.preannotation_inference_set:
+                sql = (
+                    "SELECT frame_id, class_id, x, y, w, h, score FROM predicted_objects FINAL"
+                    " WHERE project = {p:String} AND inference_set = {s:String} AND frame_id IN {f:Array(String)}"
+                    " ORDER BY frame_id, object_id"
+                )
+            else:
+                sql = (
+                    "SELECT o.frame_id, o.class_id, o.x, o.y, o.w, o.h, CAST(NULL AS Nullable(Float32))"
+                    " FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h FROM label_objects FINAL"
+                    " WHERE project = {p:String} AND dataset = {d:String} AND frame_id IN {f:Array(String)}) AS o"
+                    " INNER JOIN (SELECT frame_id, argMax(label_version, (version_time, label_version)) AS latest"
+                    " FROM label_versions WHERE project = {p:String} AND dataset = {d:String}"
+                    " AND frame_id IN {f:Array(String)} GROUP BY frame_id) AS l"
+                    " ON l.frame_id = o.frame_id AND l.latest = o.label_version ORDER BY o.frame_id, o.object_id"
+                )
+            boxes: dict[str, list[Box]] = {}
+            for f, c, x, y, w, h, score in self.metrics.query(sql, params).rows:
+                if int(c) in names and names[int(c)] in classes:
+                    boxes.setdefault(str(f), []).append(
+                        Box(
+                            names[int(c)],
+                            float(x),
+                            float(y),
+                            float(w),
+                            float(h),
+                            None if score is None else float(score),
+                        )
+                    )
+            for f, bs in boxes.items():
+                if all(size(f).values()):
+                    out[f] = Labels(boxes=tuple(bs), **size(f))  # type: ignore[arg-type]
+        return out, (
+            f"inference set {r.preannotation_inference_set}" if r.preannotation_inference_set else "current labels"
+        )
+
+    # -- receiving --------------------------------------------------------------------------
+    def poll(self, project: str | None = None) -> ApplyCounts:
+        """Reads the annotations of every platform project (of one Shoal project) since its cursor
+        and applies them."""
+        total = ApplyCounts()
+        platform = self.platform()
+        if platform is None:
+            return total
+        for proj, dataset, _platform, ppid in self.state.platform_projects():
+            if project is not None and proj != project:
+                continue
+            ref = self.project_ref(platform, proj, dataset)
+            since = self.state.cursor(proj, platform.name, ppid)
+            annotations = platform.annotations_since(ref, None if since is None else since - POLL_OVERLAP)
+            total.add(self.apply(proj, platform.name, annotations))
+            stamps = [a.updated_at for a in annotations if a.updated_at is not None]
+            if stamps and (since is None or max(stamps) > since):
+                self.state.set_cursor(proj, platform.name, ppid, max(stamps))
+        return total
+
+    def apply(self, project: str, platform: str, annotations: Sequence[PlatformAnnotation]) -> ApplyCounts:
+        """Applies annotations of one Shoal project: each new (annotation, revision) once."""
+        counts = ApplyCounts(read=len(annotations))
+        with self._lock:
+            keys = [(a.annotation_id, a.updated_at or dt.datetime.fromtimestamp(0, dt.UTC)) for a in annotations]
+            done = self.state.applied(project, platform, keys)
+            fresh = []
+            for a, (aid, upd) in zip(annotations, keys, strict=True):
+                if (aid, upd.isoformat()) in done or a.external_id is None or "/" not in a.external_id:
+                    counts.unchanged += 1
+                else:
+                    fresh.append((a, upd))
+            fresh.sort(key=lambda t: t[1])  # older revisions first: the newest label ends up latest
+            by_dataset: dict[str, list[tuple[PlatformAnnotation, dt.datetime]]] = {}
+            for a, upd in fresh:
+                by_dataset.setdefault(str(a.external_id).split("/", 1)[0], []).append((a, upd))
+            for dataset, group in by_dataset.items():
+                self._apply_dataset(project, platform, dataset, group, counts)
+        return counts
+
+    def _apply_dataset(
+        self,
+        project: str,
+        platform: str,
+        dataset: str,
+        group: list[tuple[PlatformAnnotation, dt.datetime]],
+        counts: ApplyCounts,
+    ) -> None:
+        frames = [str(a.external_id).split("/", 1)[1] for a, _ in group]
+        items, _ = self.state.items(project, frames=(dataset, frames))
+        by_frame: dict[str, list[st.Item]] = {}
+        for i in items:
+            by_frame.setdefault(i.frame_id, []).append(i)
+        latest = latest_labels(self.metrics, project, dataset, frames)
+        p = self.projects.get(project)
+        ids = {c.name: c.id for c in p.classes}
+        applied: list[tuple[str, dt.datetime, str]] = []
+        for (a, upd), frame in zip(group, frames, strict=True):
+            mine = by_frame.get(frame, [])
+            if not mine:
+                # a task of this project that no request of Shoal's made (or made by another Shoal)
+                counts.unchanged += 1
+                applied.append((a.annotation_id, upd, "unknown"))
+                continue
+            common = {
+                "annotation_id": a.annotation_id,
+                "annotator": a.annotator,
+                "annotated_time": a.updated_at,
+                "task_id": a.task_id,
+            }
+            if a.error is not None or (a.labels is None and not a.cancelled):
+                error = f"annotation {a.annotation_id} of task {a.task_id}: {a.error or 'no labels'}"
+                self.state.put_items([st.with_state(i, st.FAILED, error=error, **common) for i in mine])
+                counts.failed += 1
+                applied.append((a.annotation_id, upd, "failed"))
+                continue
+            if a.cancelled:
+                self.state.put_items(
+                    [st.with_state(i, st.ANNOTATED, error="skipped by the annotator", **common) for i in mine]
+                )
+                counts.unchanged += 1
+                applied.append((a.annotation_id, upd, "skipped"))
+                continue
+            own = {i.base_label_version for i in mine} | {i.label_version for i in mine if i.label_version}
+            now = latest.get(frame)
+            if now is not None and now[0] not in own:
+                version, source, author, when = now
+                error = (
+                    f"the frame's label changed in Shoal after it was sent: version {version} by"
+                    f" {author or source or 'unknown'} at {when}; the annotation was not written"
+                )
+                self.state.put_items(
+                    [st.with_state(i, st.CONFLICT, error=error, label_version=version, **common) for i in mine]
+                )
+                counts.conflicts += 1
+                applied.append((a.annotation_id, upd, "conflict"))
+                continue
+            try:
+                version = self._write_label(project, dataset, frame, a, p.task_type, ids, mine)
+            except ShoalError as exc:
+                error = f"annotation {a.annotation_id} of task {a.task_id}: {exc.describe()}"
+                self.state.put_items([st.with_state(i, st.FAILED, error=error, **common) for i in mine])
+                counts.failed += 1
+                applied.append((a.annotation_id, upd, "failed"))
+                continue
+            latest[frame] = (version, f"labeling:{platform}", a.annotator, upd)
+            synced = [st.with_state(i, st.SYNCED, error="", label_version=version, **common) for i in mine]
+            by_frame[frame] = synced
+            self.state.put_items(synced)
+            counts.synced += 1
+            applied.append((a.annotation_id, upd, "synced"))
+        self.state.mark_applied(project, platform, applied)
+
+    def _write_label(
+        self,
+        project: str,
+        dataset: str,
+        frame: str,
+        a: PlatformAnnotation,
+        task_type: str,
+        ids: dict[str, int],
+        items: Sequence[st.Item],
+    ) -> str:
+        """Publishes the annotation as a label upload and waits until it is durable; returns the
+        label version it becomes."""
+        assert a.labels is not None
+        reasons = sorted({i.reason for i in items if i.reason})
+        prov = pb.Provenance(
+            source=f"labeling:{a.platform}",
+            author=a.annotator,
+            reason=f"{a.platform} task {a.task_id}, annotation {a.annotation_id}"
+            + (f"; sent because: {'; '.join(reasons)}" if reasons else ""),
+        )
+        if a.updated_at is not None:
+            prov.time.FromDatetime(a.updated_at.astimezone(dt.UTC).replace(tzinfo=None))
+        labels = pb.FrameLabels(frame_id=frame, provenance=prov)
+        if task_type == "CLASSIFICATION":
+            if a.labels.class_name not in ids:
+                raise InvalidArgument(f"class {a.labels.class_name!r} is not in the project's ontology", field="class")
+            labels.class_id = ids[a.labels.class_name]
+        else:
+            for n, b in enumerate(a.labels.boxes):
+                if b.class_name not in ids:
+                    raise InvalidArgument(f"class {b.class_name!r} is not in the project's ontology", field="class")
+                labels.objects.add(
+                    object_id=f"{a.annotation_id}-{n}",
+                    class_id=ids[b.class_name],
+                    box=pb.Box(x=b.x, y=b.y, width=b.width, height=b.height),
+                )
+        chunk = pb.UploadChunk(labels=[labels])
+        upload_id = upload_id_of(a.platform, a.annotation_id, a.updated_at)
+        checked = self.publisher.check(project, dataset, chunk, 0)
+        self.publisher.publish(project, dataset, upload_id, 0, chunk).result(timeout=PUBLISH_TIMEOUT_SECONDS)
+        self.publisher.record_accepted(project, dataset, upload_id, [(0, checked)], 1)
+        return f"{upload_id}/0"
+
+
+def describe_error(exc: BaseException) -> str:
+    return exc.describe() if isinstance(exc, ShoalError) else str(exc)
+
+
+def as_dict(counts: ApplyCounts) -> dict[str, Any]:
+    return dict(vars(counts))

@@ -1,0 +1,277 @@
+"""The labeling bridge's background work: the consumer of labeling-request events, the loop that
+sends due requests and polls for annotations, and the HTTP endpoint of the platform's webhooks."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from shoal.common.errors import InvalidArgument, ShoalError, Unavailable
+from shoal.common.stores.events import Event, EventBus
+from shoal.common.topics import Topics
+from shoal.ingest.datasets import DatasetCatalog, existing_frames
+from shoal.labeling_bridge import state as st
+from shoal.labeling_bridge.bridge import PLATFORMS, Bridge
+from shoal.labeling_bridge.platforms import PlatformException
+from shoal.sampler.v1 import sampler_pb2
+
+log = logging.getLogger(__name__)
+
+#: events of this layout are understood
+SCHEMA_VERSION = 1
+WEBHOOK_TOKEN_HEADER = "X-Shoal-Webhook-Token"  # noqa: S105 - a header name
+#: largest webhook body read
+MAX_WEBHOOK_BYTES = 32 * 1024 * 1024
+
+
+class RequestConsumer:
+    """A consumer-group member on the labeling-requests topic: each event is recorded (its frames
+    once, whatever the redeliveries) before its offset is committed; an event that cannot be
+    understood goes to the labeling dead-letter topic with the reason."""
+
+    name = "labeling-request-consumer"
+
+    def __init__(self, bus: EventBus, topics: Topics, bridge: Bridge, datasets: DatasetCatalog, *, group_id: str):
+        self.bus = bus
+        self.topics = topics
+        self.bridge = bridge
+        self.datasets = datasets
+        self.group_id = group_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing: str | None = None
+        self.recorded_events = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_seconds: float) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_seconds)
+
+    def healthy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._failing is None
+
+    def _run(self) -> None:
+        consumer = None
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if consumer is None:
+                    consumer = self.bus.consumer(self.group_id, [self.topics.labeling_requests])
+                events = consumer.poll(0.5, max_records=50)
+                for e in events:
+                    self.handle(e)
+                if events:
+                    consumer.commit()
+                    self.recorded_events += len(events)
+                self._failing = None
+                backoff = 0.5
+            except Unavailable as exc:
+                self._failing = str(exc)
+                log.warning("%s: %s; uncommitted events will come again (retry in %.1fs)", self.name, exc, backoff)
+                if consumer is not None:
+                    try:
+                        consumer.close()
+                    except Exception:
+                        log.debug("closing a consumer failed", exc_info=True)
+                consumer = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+        if consumer is not None:
+            consumer.close()
+
+    def handle(self, event: Event) -> None:
+        """Records one event, or dead-letters it with the reason."""
+        try:
+            e = sampler_pb2.LabelingRequestEvent.FromString(event.value)
+        except DecodeError as exc:
+            self._dead_letter(event, f"not a LabelingRequestEvent: {exc}")
+            return
+        try:
+            self.record(e)
+        except InvalidArgument as exc:
+            self._dead_letter(event, exc.describe())
+        except ShoalError as exc:
+            if isinstance(exc, Unavailable):
+                raise
+            self._dead_letter(event, exc.describe())
+
+    def record(self, e: sampler_pb2.LabelingRequestEvent) -> None:
+        if e.schema_version != SCHEMA_VERSION:
+            raise InvalidArgument(f"schema_version {e.schema_version} is not {SCHEMA_VERSION}", field="schema_version")
+        for name in ("request_id", "project", "dataset"):
+            if not getattr(e, name):
+                raise InvalidArgument("is empty", field=name)
+        if e.platform and e.platform not in PLATFORMS:
+            raise InvalidArgument(f"is {e.platform!r}; the bridge knows {', '.join(PLATFORMS)}", field="platform")
+        self.datasets.get(e.project, e.dataset)  # NotFound: dead-lettered with the reason
+        frames = [ref.frame_id for ref in e.items if ref.frame_id and not ref.object_id]
+        present = existing_frames(self.bridge.metrics, e.project, e.dataset, frames)
+        request = st.Request(
+            project=e.project,
+            request_id=e.request_id,
+            dataset=e.dataset,
+            platform=e.platform or PLATFORMS[0],
+            source=e.source,
+            reason=e.reason,
+            preannotation_inference_set=e.preannotation_inference_set,
+            requested_by=e.requested_by,
+            requested_time=e.requested_time.ToDatetime(tzinfo=st.dt.UTC) if e.HasField("requested_time") else st._now(),
+            frames=len(frames),
+        )
+        self.bridge.record(
+            request, frames, first_position=e.part * 5000, missing=[f for f in frames if f not in present]
+        )
+
+    def _dead_letter(self, event: Event, reason: str) -> None:
+        log.warning(
+            "dead-lettering labeling request event %s/%d/%d: %s", event.topic, event.partition, event.offset, reason
+        )
+        headers = (
+            ("shoal-reason", reason.encode()),
+            ("shoal-source", f"{event.topic}/{event.partition}/{event.offset}".encode()),
+        )
+        self.bus.publish(
+            self.topics.labeling_dead_letter, key=event.key or b"", value=event.value, headers=headers
+        ).result(timeout=60)
+
+
+class BridgeLoop:
+    """Sends the requests that are due (every second) and polls the platform for annotations
+    (every ``poll_seconds``), on its own thread."""
+
+    name = "labeling-bridge-loop"
+
+    def __init__(self, bridge: Bridge, *, poll_seconds: float, tick_seconds: float = 1.0) -> None:
+        self.bridge = bridge
+        self.poll_seconds = poll_seconds
+        self.tick_seconds = tick_seconds
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing: str | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_seconds: float) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_seconds)
+        self.bridge.close()
+
+    def healthy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Makes the next send attempt now (a new request arrived)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        last_poll = 0.0
+        while not self._stop.is_set():
+            try:
+                self.bridge.send_due()
+                if time.monotonic() - last_poll >= self.poll_seconds:
+                    last_poll = time.monotonic()
+                    self.bridge.poll()
+                self._failing = None
+            except (PlatformException, ShoalError, OSError) as exc:
+                # the platform or a store failed between requests: the next tick tries again
+                self._failing = str(exc)
+                log.warning("%s: %s", self.name, exc)
+            self._wake.wait(self.tick_seconds)
+            self._wake.clear()
+
+
+class WebhookServer:
+    """``POST /webhooks/<platform>/<project>``: the platform's annotation events, applied at once.
+    With a secret set, a call without the matching ``X-Shoal-Webhook-Token`` is refused (401)."""
+
+    name = "labeling-webhooks"
+
+    def __init__(self, bridge: Bridge, *, host: str, port: int, secret: str = "") -> None:
+        self.bridge = bridge
+        self.host = host
+        self.requested_port = port
+        self.secret = secret
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        bridge, secret = self.bridge, self.secret
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("webhook %s", format % args)
+
+            def _answer(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                parts = self.path.split("?", 1)[0].strip("/").split("/")
+                if len(parts) != 3 or parts[0] != "webhooks":
+                    self._answer(404, {"error": "POST /webhooks/<platform>/<project>"})
+                    return
+                _, platform_name, project = parts
+                if secret and not hmac.compare_digest(self.headers.get(WEBHOOK_TOKEN_HEADER, ""), secret):
+                    self._answer(401, {"error": f"missing or wrong {WEBHOOK_TOKEN_HEADER}"})
+                    return
+                platform = bridge.platform()
+                if platform is None or platform.name != platform_name:
+                    self._answer(404, {"error": f"no platform {platform_name!r} is configured"})
+                    return
+                size = int(self.headers.get("Content-Length") or 0)
+                if size > MAX_WEBHOOK_BYTES:
+                    self._answer(413, {"error": "body too large"})
+                    return
+                try:
+                    payload = json.loads(self.rfile.read(size) or b"{}")
+                except ValueError as exc:
+                    self._answer(400, {"error": f"the body is not JSON: {exc}"})
+                    return
+                try:
+                    counts = bridge.apply(project, platform.name, platform.parse_webhook(payload))
+                except (ShoalError, PlatformException) as exc:
+                    # the poll picks the annotation up later
+                    log.warning("webhook for project %s not applied: %s", project, exc)
+                    self._answer(503, {"error": str(exc)})
+                    return
+                self._answer(200, dict(vars(counts)))
+
+        self._server = ThreadingHTTPServer((self.host, self.requested_port), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True)
+        self._thread.start()
+        log.info("labeling webhooks on http://%s:%d/webhooks/<platform>/<project>", self.host, self.port)
+
+    def stop(self, timeout_seconds: float) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout_seconds)
+
+    def healthy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

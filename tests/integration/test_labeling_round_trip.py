@@ -1,0 +1,505 @@
+"""The labeling round trip against a real Label Studio server (the `label_studio` session fixture)
+and a Shoal server on embedded stores: label issues found by the analysis are sent with
+pre-annotations and reasons; annotations submitted through Label Studio's own API come back by
+webhook and by polling and land as new label versions with provenance; the label issue is gone
+from the next analysis; sending twice creates no second task; a label changed in Shoal meanwhile
+is a conflict, not overwritten; a malformed annotation fails alone; and stopping Label Studio in
+the middle of a send ends, once it is back, with every task created exactly once."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from pydantic import SecretStr
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.settings import ShoalSettings
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
+from shoal.sampler.v1 import sampler_pb2 as spb
+from shoal.sdk import UploadColumns
+from tests.integration.test_label_studio_adapter import Api
+from tests.server.conftest import Running, start_server, wait_for
+
+pytestmark = pytest.mark.integration
+
+CLASSES = ("cat", "dog", "fox")
+N, FLIPS = 90, 10
+SECRET = "hook-secret-for-tests"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _settings(embedded_settings: ShoalSettings, label_studio: Any, *, webhooks: bool, poll: float) -> ShoalSettings:
+    port = _free_port()
+    return embedded_settings.model_copy(update={
+        "label_studio_url": label_studio.url, "label_studio_token": SecretStr(label_studio.token),
+        "webhook_port": port, "labeling_webhook_url": f"http://127.0.0.1:{port}" if webhooks else "",
+        "labeling_webhook_secret": SecretStr(SECRET), "labeling_poll_seconds": poll, "labeling_retry_max_seconds": 2.0,
+    })  # fmt: skip
+
+
+@pytest.fixture
+def with_webhooks(embedded_settings: ShoalSettings, label_studio: Any) -> Iterator[Running]:
+    running = start_server(_settings(embedded_settings, label_studio, webhooks=True, poll=3600))
+    yield running
+    running.server.stop(grace=1)
+
+
+@pytest.fixture
+def polling_only(embedded_settings: ShoalSettings, label_studio: Any) -> Iterator[Running]:
+    running = start_server(_settings(embedded_settings, label_studio, webhooks=False, poll=3600))
+    yield running
+    running.server.stop(grace=1)
+
+
+def _pets(running: Running, project: str, n: int = N) -> dict[str, Any]:
+    """A classification project whose model is right on every frame, and FLIPS labels flipped."""
+    rng = np.random.default_rng(0)
+    truth = np.arange(n) % 3
+    given = truth.copy()
+    flipped = rng.choice(n, FLIPS, replace=False) if n >= FLIPS else np.array([], dtype=int)
+    given[flipped] = (truth[flipped] + 1) % 3
+    probs = np.full((n, 3), 0.05, dtype=np.float32)
+    probs[np.arange(n), truth] = 0.9
+    ids = [f"img-{i:04d}" for i in range(n)]
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(
+            pb.CreateProjectRequest(
+                project=pb.Project(
+                    name=project,
+                    task_type=pb.TASK_TYPE_CLASSIFICATION,
+                    classes=[pb.ClassDef(id=i, name=name) for i, name in enumerate(CLASSES)],
+                )
+            )
+        )
+        c.ingest.CreateDataset(
+            pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(name="photos", kind=pb.DATASET_KIND_LABELED))
+        )
+        c.ingest.CreateInferenceSet(
+            pb.CreateInferenceSetRequest(
+                project=project,
+                inference_set=pb.InferenceSet(name="net", dataset="photos", model_name="net", model_version="1"),
+            )
+        )
+        r = c.upload(
+            project,
+            "photos",
+            UploadColumns(
+                frame_ids=ids,
+                media_uris=[f"http://127.0.0.1:1/photos/{f}.png" for f in ids],
+                sizes=[(64, 48)] * n,
+                class_ids=given,
+                provenance=pb.Provenance(source="import", author="vendor-a", reason="first pass"),
+                inference_set="net",
+                probabilities=probs,
+            ),
+            progress=False,
+        )
+        assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+    return {"ids": ids, "truth": truth, "given": given, "flipped": {ids[i] for i in flipped}}  # fmt: skip
+
+
+def _label_issues(c: Any, project: str) -> tuple[str, set[str]]:
+    job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=project, inference_set="net", rerun=True)).job
+    c.wait_for_job(project, job.job_id, progress=False, timeout=120)
+    found = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(
+        project=project, job_id=job.job_id, page=cpb.PageRequest(page_size=1000))).issues  # fmt: skip
+    return job.job_id, {i.ref.frame_id for i in found}
+
+
+def _await_request(c: Any, project: str, request_id: str, done: Callable[[lpb.LabelingRequest], bool],
+                   timeout: float = 120) -> lpb.LabelingRequest:  # fmt: skip
+    got: list[lpb.LabelingRequest] = []
+
+    def check() -> bool:
+        try:
+            got[:] = [c.labeling_bridge.GetLabelingRequest(lpb.GetLabelingRequestRequest(
+                project=project, request_id=request_id)).request]  # fmt: skip
+        except grpc.RpcError as err:  # a request sent as an event is recorded when the bridge consumes it
+            if err.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return False
+        return done(got[0])
+
+    wait_for(check, timeout=timeout, what=f"labeling request {request_id}")
+    return got[0]
+
+
+def _items(c: Any, project: str, request_id: str = "") -> dict[str, lpb.LabelingItem]:
+    r = c.labeling_bridge.ListLabelingItems(lpb.ListLabelingItemsRequest(
+        project=project, request_id=request_id, page=cpb.PageRequest(page_size=1000)))  # fmt: skip
+    return {i.ref.frame_id: i for i in r.items}
+
+
+def _choice(name: str) -> list[dict[str, Any]]:
+    return [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": [name]}}]
+
+
+def _tasks(api: Api, project_id: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    page = 1
+    while True:
+        r = api("GET", "/api/tasks/", params={"project": project_id, "page": page, "page_size": 100, "fields": "all"})
+        for t in r["tasks"]:
+            out[t["data"]["shoal_frame_id"]] = t
+        if len(out) >= r["total"] or not r["tasks"]:
+            return out
+        page += 1
+
+
+def test_label_issues_round_trip_by_webhook(with_webhooks: Running, label_studio: Any) -> None:
+    project = f"pets-{uuid.uuid4().hex[:6]}"
+    d = _pets(with_webhooks, project)
+    api = Api(label_studio)
+    with with_webhooks.client(with_webhooks.admin_key) as c:
+        job_id, flagged = _label_issues(c, project)
+        assert flagged == d["flipped"]  # the model is right everywhere: the flips are the issues
+
+        sent = c.labeling_bridge.SendForLabeling(lpb.SendForLabelingRequest(
+            project=project, label_issues=lpb.LabelIssuesSource(job_id=job_id), requested_by="ana"))  # fmt: skip
+        assert not sent.repeated_request and sent.request.frames == FLIPS and sent.request.source.endswith(job_id)
+        req = _await_request(
+            c, project, sent.request.request_id, lambda r: r.state != lpb.LABELING_REQUEST_STATE_PENDING
+        )
+        assert req.state == lpb.LABELING_REQUEST_STATE_SENT and req.counts.sent == FLIPS, req
+        assert req.platform_project_id and req.platform_project_url.startswith(label_studio.url)
+
+        # one task per flagged frame, with the current label as the pre-annotation and the reason shown
+        tasks = _tasks(api, req.platform_project_id)
+        assert set(tasks) == {f"photos/{f}" for f in flagged}
+        some = next(iter(flagged))
+        i = d["ids"].index(some)
+        task = tasks[f"photos/{some}"]
+        assert task["data"]["shoal_reason"] == (
+            f"label issue: labeled {CLASSES[d['given'][i]]}, the model suggests {CLASSES[d['truth'][i]]} (p 0.90)"
+        )
+        predictions = api("GET", "/api/predictions/", params={"task": task["id"]})
+        assert predictions[0]["result"][0]["value"]["choices"] == [CLASSES[d["given"][i]]]
+
+        # sending again: the same request, recorded once; the same frames from another source: no new task
+        again = c.labeling_bridge.SendForLabeling(lpb.SendForLabelingRequest(
+            project=project, label_issues=lpb.LabelIssuesSource(job_id=job_id), requested_by="ana"))  # fmt: skip
+        assert again.repeated_request and again.request.request_id == sent.request.request_id
+        other = c.labeling_bridge.SendForLabeling(
+            lpb.SendForLabelingRequest(
+                project=project, frames=lpb.FrameList(dataset="photos", frame_ids=sorted(flagged)), reason="second look"
+            )
+        )
+        _await_request(c, project, other.request.request_id, lambda r: r.state == lpb.LABELING_REQUEST_STATE_SENT)
+        assert len(_tasks(api, req.platform_project_id)) == FLIPS
+        assert {i.task_id for i in _items(c, project, other.request.request_id).values()} == {
+            str(t["id"]) for t in tasks.values()
+        }
+
+        # a label changed in Shoal after the frame was sent is not overwritten by the annotation
+        order = sorted(flagged)
+        changed, annotated, broken = order[0], order[1:8], order[8:]
+        j = d["ids"].index(changed)
+        r = c.upload(
+            project,
+            "photos",
+            UploadColumns(
+                frame_ids=[changed],
+                class_ids=[d["truth"][j]],
+                provenance=pb.Provenance(source="sdk", author="bob", reason="fixed by hand"),
+            ),
+            progress=False,
+        )
+        assert c.wait_for_upload(project, r.upload_id, timeout=60).state == pb.UPLOAD_STATE_COMPLETED
+
+        # annotators fix the labels in Label Studio: each annotation arrives by webhook at once
+        for f in [changed, *annotated]:
+            api.annotate(str(tasks[f"photos/{f}"]["id"]), _choice(CLASSES[d["truth"][d["ids"].index(f)]]))
+        # and one annotation names a class the project does not have
+        api.annotate(str(tasks[f"photos/{broken[0]}"]["id"]), _choice("zebra"))
+
+        def states() -> dict[str, int]:
+            items = _items(c, project, sent.request.request_id)
+            return {f: items[f].state for f in [changed, *annotated, broken[0]]}
+
+        wait_for(lambda: list(states().values()).count(lpb.ITEM_STATE_SYNCED) == len(annotated), timeout=60,
+                 what="the webhook annotations to be synced")  # fmt: skip
+        items = _items(c, project, sent.request.request_id)
+        assert items[changed].state == lpb.ITEM_STATE_CONFLICT and "changed in Shoal" in items[changed].error
+        assert items[broken[0]].state == lpb.ITEM_STATE_FAILED and "zebra" in items[broken[0]].error
+        assert items[broken[1]].state == lpb.ITEM_STATE_SENT
+        got = c.labeling_bridge.GetLabelingRequest(lpb.GetLabelingRequestRequest(
+            project=project, request_id=sent.request.request_id)).request.counts  # fmt: skip
+        assert (got.synced, got.conflict, got.failed, got.sent) == (len(annotated), 1, 1, 1)
+
+        # the corrected labels are new label versions with provenance
+        first = annotated[0]
+        wait_for(lambda: len(_versions(c, project, first)) == 2, timeout=60, what="the new label version")
+        newest, older = _versions(c, project, first)
+        assert newest.class_id == d["truth"][d["ids"].index(first)] and older.provenance.source == "import"
+        assert newest.provenance.source == "labeling:label-studio" and newest.provenance.author
+        task_id = items[first].task_id
+        assert f"task {task_id}" in newest.provenance.reason and "label issue: labeled" in newest.provenance.reason
+        assert newest.label_version == items[first].label_version and newest.provenance.time.seconds > 0
+        # the conflicting frame keeps the label set in Shoal
+        assert _versions(c, project, changed)[0].provenance.author == "bob"
+
+        # the next analysis no longer flags the corrected frames
+        def reanalysed() -> bool:
+            _, now = _label_issues(c, project)
+            return not now & set(annotated)
+
+        wait_for(reanalysed, timeout=60, what="the label issues to disappear")
+        _, now = _label_issues(c, project)
+        assert now == set(broken)
+
+        # a repeated webhook or a poll that reads the same annotations writes nothing twice
+        sync = c.labeling_bridge.SyncAnnotations(lpb.SyncAnnotationsRequest(project=project))
+        assert sync.read >= len(annotated) + 2 and sync.synced == 0 and sync.unchanged == sync.read
+        assert len(_versions(c, project, first)) == 2
+
+
+def _versions(c: Any, project: str, frame: str) -> list[pb.LabelVersion]:
+    return list(c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(
+        project=project, dataset="photos", frame_id=frame)).versions)  # fmt: skip
+
+
+def test_annotations_come_back_by_polling_and_requests_come_by_kafka_event_path(
+    polling_only: Running, label_studio: Any
+) -> None:
+    """Without webhooks the poll brings the annotations; a request made through the sampler's
+    hand-off (an event on the labeling-requests topic) is recorded and sent the same way."""
+    project = f"poll-{uuid.uuid4().hex[:6]}"
+    d = _pets(polling_only, project, n=30)
+    api = Api(label_studio)
+    with polling_only.client(polling_only.admin_key) as c:
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project=project, segment=apb.Segment(
+            name="check-these", dataset="photos", kind=apb.SEGMENT_KIND_ISSUE, reason="blurry night shots"),
+            frame_ids=d["ids"][:6]))  # fmt: skip
+        handed = c.sampler.RequestLabeling(spb.RequestLabelingRequest(project=project, segment="check-these"))
+        req = _await_request(c, project, handed.request_id, lambda r: r.state == lpb.LABELING_REQUEST_STATE_SENT)
+        assert req.source == "segment:check-these" and req.frames == 6 and req.reason == "blurry night shots"
+        tasks = _tasks(api, req.platform_project_id)
+        assert set(tasks) == {f"photos/{f}" for f in d["ids"][:6]}
+        for f in d["ids"][:3]:
+            api.annotate(str(tasks[f"photos/{f}"]["id"]), _choice("fox"))
+        time.sleep(1.0)
+        assert not any(i.state == lpb.ITEM_STATE_SYNCED for i in _items(c, project).values())  # no webhooks here
+        sync = c.labeling_bridge.SyncAnnotations(lpb.SyncAnnotationsRequest(project=project))
+        assert (sync.read, sync.synced) == (3, 3)
+        items = _items(c, project, handed.request_id)
+        assert [items[f].state for f in d["ids"][:6]] == [lpb.ITEM_STATE_SYNCED] * 3 + [lpb.ITEM_STATE_SENT] * 3
+        wait_for(lambda: _versions(c, project, d["ids"][0])[0].class_id == CLASSES.index("fox"), timeout=60,
+                 what="the polled label to be written")  # fmt: skip
+        # an annotator edits an annotation: a new revision, a new label version
+        first_task = tasks["photos/" + d["ids"][0]]["id"]
+        ann = api("GET", f"/api/tasks/{first_task}/annotations/")[0]
+        api("PATCH", f"/api/annotations/{ann['id']}/", json={"result": _choice("dog")})
+        assert c.labeling_bridge.SyncAnnotations(lpb.SyncAnnotationsRequest(project=project)).synced == 1
+        wait_for(lambda: _versions(c, project, d["ids"][0])[0].class_id == CLASSES.index("dog"), timeout=60,
+                 what="the edited label to be written")  # fmt: skip
+        assert len(_versions(c, project, d["ids"][0])) == 3
+
+
+def test_the_cli_sends_and_reports_and_bad_requests_are_refused_naming_the_field(
+    with_webhooks: Running, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shoal import cli
+
+    project = f"bad-{uuid.uuid4().hex[:6]}"
+    _pets(with_webhooks, project, n=12)
+    connect = ["--target", with_webhooks.target, "--api-key", with_webhooks.admin_key, "--project", project]
+    args = ["--dataset", "photos", "--frame", "img-0001", "--frame", "img-0002", "--request-id", "cli-1"]
+    assert cli.main(["send-for-labeling", *connect, *args, "--reason", "look again"]) == 0
+    assert "labeling request cli-1: 2 frames of photos" in capsys.readouterr().out
+    with with_webhooks.client(with_webhooks.admin_key) as c:
+        _await_request(c, project, "cli-1", lambda r: r.state == lpb.LABELING_REQUEST_STATE_SENT)
+    assert cli.main(["labeling-status", *connect, "--request", "cli-1"]) == 0
+    out = capsys.readouterr().out
+    assert "cli-1 (frames, 2 frames of photos): SENT" in out and "sent 2, annotated 0" in out
+    assert cli.main(["labeling-status", *connect, "--request", "nope"]) == 2
+    assert "NOT_FOUND" in capsys.readouterr().err
+    with with_webhooks.client(with_webhooks.admin_key) as c:
+
+        def refused(**kwargs: Any) -> grpc.RpcError:
+            with pytest.raises(grpc.RpcError) as e:
+                c.labeling_bridge.SendForLabeling(lpb.SendForLabelingRequest(project=project, **kwargs))
+            return e.value
+
+        e = refused()
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "source" in e.details()
+        e = refused(segment="nope")
+        assert e.code() == grpc.StatusCode.NOT_FOUND and "segment" in e.details()
+        e = refused(frames=lpb.FrameList(dataset="photos", frame_ids=["img-0000", "ghost"]))
+        assert e.code() == grpc.StatusCode.NOT_FOUND and "frames.frame_ids" in e.details() and "ghost" in e.details()
+        e = refused(frames=lpb.FrameList(dataset="photos", frame_ids=["img-0000"]), platform="cvat")
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "platform" in e.details()
+        e = refused(label_issues=lpb.LabelIssuesSource(job_id="no-such-job"))
+        assert e.code() == grpc.StatusCode.NOT_FOUND and "label_issues.job_id" in e.details()
+        e = refused(frames=lpb.FrameList(dataset="photos", frame_ids=["img-0000"]), request_id="bad id!")
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "request_id" in e.details()
+        with pytest.raises(grpc.RpcError) as err:
+            c.labeling_bridge.GetLabelingRequest(lpb.GetLabelingRequestRequest(project=project, request_id="nope"))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and "request_id" in err.value.details()
+
+
+def test_label_studio_stopped_mid_send_ends_with_every_task_created_once(
+    with_webhooks: Running, label_studio: Any
+) -> None:
+    project = f"outage-{uuid.uuid4().hex[:6]}"
+    n = 2400
+    d = _pets(with_webhooks, project, n=n)
+    api = Api(label_studio)
+    with with_webhooks.client(with_webhooks.admin_key) as c:
+        sent = c.labeling_bridge.SendForLabeling(lpb.SendForLabelingRequest(
+            project=project, frames=lpb.FrameList(dataset="photos", frame_ids=d["ids"])))  # fmt: skip
+        rid = sent.request.request_id
+        # stop Label Studio once the first chunks are in
+        wait_for(lambda: _counts(c, project, rid).sent > 0, timeout=120, what="the first tasks")
+        label_studio.stop()
+        try:
+            req = _await_request(c, project, rid, lambda r: r.attempts >= 1 and bool(r.last_error), timeout=120)
+            assert req.state == lpb.LABELING_REQUEST_STATE_PENDING and "unreachable" in req.last_error
+            assert 0 < req.counts.sent < n and req.counts.pending == n - req.counts.sent
+            assert req.HasField("next_attempt_time")
+        finally:
+            label_studio.restart()
+        req = _await_request(c, project, rid, lambda r: r.state == lpb.LABELING_REQUEST_STATE_SENT, timeout=300)
+        assert req.counts.sent == n and req.last_error == ""
+        api = Api(label_studio)
+        tasks = _tasks(api, req.platform_project_id)
+        assert len(tasks) == n == api.task_count(req.platform_project_id)  # each frame exactly once
+
+
+def _counts(c: Any, project: str, rid: str) -> lpb.ItemCounts:
+    return c.labeling_bridge.GetLabelingRequest(
+        lpb.GetLabelingRequestRequest(project=project, request_id=rid)
+    ).request.counts
+
+
+def test_request_events_on_kafka_are_recorded_once_and_bad_ones_dead_lettered(
+    embedded_settings: ShoalSettings, label_studio: Any, kafka_broker: Any
+) -> None:
+    """The bridge's consumer on a real Kafka broker: a hand-off published twice (a redelivery) is
+    one request with each frame once; an event that is not a request, and one naming a dataset
+    that does not exist, go to the labeling dead-letter topic with the reason; the good events
+    around them are recorded and sent."""
+    from shoal.common.topics import Topics
+    from shoal.sampler import handoff
+
+    settings = _settings(embedded_settings, label_studio, webhooks=False, poll=3600).model_copy(update={
+        "kafka_bootstrap_servers": kafka_broker.bootstrap_servers, "topic_prefix": f"lb-{uuid.uuid4().hex[:8]}",
+        "labeling_consumer_group": f"lb-{uuid.uuid4().hex[:8]}",
+    })  # fmt: skip
+    running = start_server(settings)
+    try:
+        project = f"kafka-{uuid.uuid4().hex[:6]}"
+        d = _pets(running, project, n=20)
+        bus, topics = running.server.stores.events, Topics(settings.topic_prefix)
+        request = handoff.Request(project=project, dataset="photos", frame_ids=d["ids"][:8], reason="from a script",
+                                  source="frames", platform="label_studio", preannotation_inference_set="net",
+                                  requested_by="pipeline", request_id="nightly-7")  # fmt: skip
+        key = f"{project}/nightly-7".encode()
+        bus.publish(topics.labeling_requests, key=key, value=b"\x08\xffnot a request").result(timeout=30)
+        ghost = handoff.events(handoff.Request(**{**vars(request), "dataset": "ghost", "request_id": "ghost-1"}))[0]
+        bus.publish(topics.labeling_requests, key=key, value=ghost.SerializeToString()).result(timeout=30)
+        handoff.send(bus, topics, running.server.stores.metrics, request)
+        handoff.send(bus, topics, running.server.stores.metrics, request)  # delivered again
+        with running.client(running.admin_key) as c:
+            req = _await_request(c, project, "nightly-7", lambda r: r.state == lpb.LABELING_REQUEST_STATE_SENT)
+            assert req.frames == 8 and req.counts.sent == 8 and req.preannotation_inference_set == "net"
+            assert len(_items(c, project, "nightly-7")) == 8
+            assert len(_tasks(Api(label_studio), req.platform_project_id)) == 8
+            with pytest.raises(grpc.RpcError) as e:
+                c.labeling_bridge.GetLabelingRequest(
+                    lpb.GetLabelingRequestRequest(project=project, request_id="ghost-1")
+                )
+            assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        dlq = bus.consumer(f"test-dlq-{uuid.uuid4().hex}", [topics.labeling_dead_letter])
+        got: list[Any] = []
+        wait_for(lambda: got.extend(dlq.poll(0.5)) or len(got) >= 2, timeout=60, what="two dead letters")
+        dlq.close()
+        reasons = sorted(dict(e.headers)["shoal-reason"].decode() for e in got)
+        assert len(got) == 2 and "not a LabelingRequestEvent" in reasons[1] and "ghost" in reasons[0], reasons
+    finally:
+        running.server.stop(grace=1)
+
+
+def test_detection_frames_round_trip_with_boxes_in_pixels(polling_only: Running, label_studio: Any) -> None:
+    """2-D detection: the model's boxes go out as rectangle pre-annotations, and the boxes an
+    annotator draws come back in pixels as a new label version with one object per box."""
+    from shoal.labeling_bridge.label_studio import result_from_labels
+    from shoal.labeling_bridge.platforms import Box, Labels
+    from shoal.sdk import Box as SdkBox
+    from shoal.sdk import LabeledObject, PredictedObject
+
+    project = f"cars-{uuid.uuid4().hex[:6]}"
+    ids = [f"cam-{i}" for i in range(4)]
+    with polling_only.client(polling_only.admin_key) as c:
+        c.ingest.CreateProject(
+            pb.CreateProjectRequest(
+                project=pb.Project(
+                    name=project,
+                    task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D,
+                    classes=[pb.ClassDef(id=1, name="car"), pb.ClassDef(id=2, name="truck")],
+                )
+            )
+        )
+        c.ingest.CreateDataset(
+            pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(name="road", kind=pb.DATASET_KIND_LABELED))
+        )
+        c.ingest.CreateInferenceSet(
+            pb.CreateInferenceSetRequest(
+                project=project,
+                inference_set=pb.InferenceSet(name="det", dataset="road", model_name="det", model_version="1"),
+            )
+        )
+        r = c.upload(
+            project,
+            "road",
+            UploadColumns(
+                frame_ids=ids,
+                media_uris=[f"http://127.0.0.1:1/road/{f}.jpg" for f in ids],
+                sizes=[(640, 480)] * 4,
+                objects=[[LabeledObject("o1", 1, SdkBox(10, 20, 100, 50))] for _ in ids],
+                inference_set="det",
+                predictions=[[PredictedObject("p1", 2, 0.8, SdkBox(12, 22, 98, 48))] for _ in ids],
+            ),
+            progress=False,
+        )
+        assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        sent = c.labeling_bridge.SendForLabeling(lpb.SendForLabelingRequest(
+            project=project, frames=lpb.FrameList(dataset="road", frame_ids=ids), reason="truck or car?",
+            preannotation_inference_set="det"))  # fmt: skip
+        req = _await_request(c, project, sent.request.request_id, lambda r: r.state == lpb.LABELING_REQUEST_STATE_SENT)
+        api = Api(label_studio)
+        tasks = _tasks(api, req.platform_project_id)
+        task = tasks["road/cam-0"]
+        pred = api("GET", "/api/predictions/", params={"task": task["id"]})[0]["result"][0]
+        assert pred["type"] == "rectanglelabels" and pred["value"]["rectanglelabels"] == ["truck"]
+        assert pred["value"]["x"] == pytest.approx(12 / 640 * 100) and pred["value"]["width"] == pytest.approx(
+            98 / 640 * 100
+        )
+
+        drawn = Labels(boxes=(Box("car", 50, 60, 200, 100), Box("truck", 300, 200, 120, 90)), image_width=640,
+                       image_height=480)  # fmt: skip
+        api.annotate(str(task["id"]), result_from_labels(drawn, "detection", classes=["car", "truck"]))
+        sync = c.labeling_bridge.SyncAnnotations(lpb.SyncAnnotationsRequest(project=project))
+        assert (sync.read, sync.synced) == (1, 1)
+
+        def newest() -> pb.LabelVersion:
+            return c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(
+                project=project, dataset="road", frame_id="cam-0")).versions[0]  # fmt: skip
+
+        wait_for(lambda: newest().provenance.source == "labeling:label-studio", timeout=60, what="the new boxes")
+        boxes = sorted((o.class_id, round(o.box.x), round(o.box.y), round(o.box.width), round(o.box.height))
+                       for o in newest().objects)  # fmt: skip
+        assert boxes == [(1, 50, 60, 200, 100), (2, 300, 200, 120, 90)]
