@@ -26,7 +26,7 @@ from shoal.common.stores import Stores
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import ProjectCatalog
-from shoal.ingest.datasets import DatasetCatalog, existing_frames
+from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.pipeline import ContextLoader, UploadPublisher
 from shoal.labeling_bridge import bridge as br
 from shoal.labeling_bridge import state as st
@@ -119,7 +119,8 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
                 "SHOAL_LABEL_STUDIO_URL and SHOAL_LABEL_STUDIO_TOKEN",
                 field="platform",
             )
-        dataset, frames, reasons, source, reason = self._resolve(project.name, request)
+        src = self._resolve(project.name, request)
+        dataset, frames, reasons, source, reason = src.dataset, src.frame_ids, src.reasons, src.source, src.reason
         if not frames:
             raise FailedPrecondition(
                 f"the {request.WhichOneof('source').replace('_', ' ')} holds no frames",
@@ -167,65 +168,37 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
         counts = self.bridge.state.counts(project.name, request_id)
         return lpb.SendForLabelingResponse(request=request_to_proto(stored, counts), repeated_request=repeated)
 
-    def _resolve(
-        self, project: str, request: lpb.SendForLabelingRequest
-    ) -> tuple[str, list[str], list[str] | None, str, str]:
-        """(dataset, frames, per-frame reasons or None, source, default reason) of the request's source."""
+    def _resolve(self, project: str, request: lpb.SendForLabelingRequest) -> handoff.Source:
         kind = request.WhichOneof("source")
         if kind is None:
             raise InvalidArgument("set segment, campaign_job_id, label_issues or frames", field="source")
         if kind == "segment":
-            seg = self.segments.find(project, request.segment)
-            if seg is None:
-                raise NotFound(f"project {project!r} has no segment {request.segment!r}", field="segment")
-            return seg.dataset, self.segments.frame_ids(project, seg.name), None, f"segment:{seg.name}", seg.reason
+            return handoff.segment_source(self.segments, project, request.segment)
         if kind == "campaign_job_id":
             job = self._finished(self.sampler_jobs, project, request.campaign_job_id, campaign.KIND, "campaign_job_id")
-            s = campaign.summary_of(self.metrics, project, job.job_id)
-            if s is None:
-                raise FailedPrecondition(f"job {job.job_id} kept no result", field="campaign_job_id")
-            items = campaign.query_items(self.metrics, project, job.job_id, offset=0, size=campaign.MAX_BUDGET)
-            return (
-                job.params["pool_dataset"],
-                [str(row[1]) for row in items],
-                None,
-                f"campaign:{job.job_id}",
-                f"collection campaign {job.job_id}: {s.strategy}",
-            )
+            return handoff.campaign_source(self.metrics, job)
         if kind == "label_issues":
-            li = request.label_issues
-            if li.max_frames < 0:
-                raise InvalidArgument(f"must be >= 0, got {li.max_frames}", field="label_issues.max_frames")
-            job = self._finished(self.analysis_jobs, project, li.job_id, label_issues.KIND, "label_issues.job_id")
-            size = li.max_frames or MAX_FRAMES
-            rows, _ = label_issues.query_issues(
-                self.metrics, project, job.job_id, all_frames=False, order=0, offset=0, size=size
-            )
-            names = {c.id: c.name for c in self.projects.get(project).classes}
-            reasons = [
-                f"label issue: labeled {names.get(int(given), given)}, the model suggests"
-                f" {names.get(int(suggested), suggested)} (p {float(p):.2f})"
-                for _f, given, suggested, _is, _sc, _nm, _we, p in rows
-            ]
-            dataset = (
-                job.params.get("dataset")
-                or self.datasets.get_inference_set(project, job.params["inference_set"]).dataset
-            )
-            return dataset, [str(r[0]) for r in rows], reasons, f"label_issues:{job.job_id}", ""
-        dataset = request.frames.dataset
-        self.datasets.get(project, dataset) if dataset else None
-        if not dataset:
-            raise InvalidArgument("is empty", field="frames.dataset")
-        frames = list(request.frames.frame_ids)
-        for i, f in enumerate(frames):
-            if not f:
-                raise InvalidArgument("is empty", field=f"frames.frame_ids[{i}]")
-        missing = sorted(set(frames) - existing_frames(self.metrics, project, dataset, frames))
-        if missing:
-            raise NotFound(
-                f"{len(missing)} frames are not in dataset {dataset!r}, e.g. {missing[0]!r}", field="frames.frame_ids"
-            )
-        return dataset, frames, None, "frames", ""
+            return self._label_issues(project, request.label_issues)
+        return handoff.frames_source(self.metrics, self.datasets, project, request.frames.dataset,
+                                     request.frames.frame_ids)  # fmt: skip
+
+    def _label_issues(self, project: str, li: lpb.LabelIssuesSource) -> handoff.Source:
+        """A finished label-issues job's flagged frames, worst first, each with its own reason."""
+        if li.max_frames < 0:
+            raise InvalidArgument(f"must be >= 0, got {li.max_frames}", field="label_issues.max_frames")
+        job = self._finished(self.analysis_jobs, project, li.job_id, label_issues.KIND, "label_issues.job_id")
+        rows, _ = label_issues.query_issues(self.metrics, project, job.job_id, all_frames=False, order=0, offset=0,
+                                            size=li.max_frames or MAX_FRAMES)  # fmt: skip
+        names = {c.id: c.name for c in self.projects.get(project).classes}
+        reasons = [
+            f"label issue: labeled {names.get(int(given), given)}, the model suggests"
+            f" {names.get(int(suggested), suggested)} (p {float(p):.2f})"
+            for _f, given, suggested, _is, _sc, _nm, _we, p in rows
+        ]
+        dataset = (
+            job.params.get("dataset") or self.datasets.get_inference_set(project, job.params["inference_set"]).dataset
+        )
+        return handoff.Source(dataset, [str(r[0]) for r in rows], "", f"label_issues:{job.job_id}", reasons)
 
     def _finished(self, jobs: JobStore, project: str, job_id: str, kind: str, field: str) -> Any:
         if not job_id:

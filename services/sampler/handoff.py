@@ -19,10 +19,14 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from shoal.analysis.segments import SegmentStore
+from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from shoal.common.jobs import Job
 from shoal.common.stores.events import EventBus
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
+from shoal.ingest.datasets import DatasetCatalog, existing_frames
 from shoal.sampler.v1 import sampler_pb2
 
 SCHEMA_VERSION = 1
@@ -57,6 +61,64 @@ class Request:
     preannotation_inference_set: str
     requested_by: str
     request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a labeling request sends: frames of one dataset, why, and where they came from."""
+
+    dataset: str
+    frame_ids: list[str]
+    #: shown to annotators unless the request gives its own
+    reason: str
+    #: "segment:<name>", "campaign:<job_id>", "label_issues:<job_id>" or "frames"
+    source: str
+    #: a reason per frame, when the source has them
+    reasons: list[str] | None = None
+
+
+def segment_source(segments: SegmentStore, project: str, name: str, *, field: str = "segment") -> Source:
+    seg = segments.find(project, name)
+    if seg is None:
+        raise NotFound(f"project {project!r} has no segment {name!r}", field=field)
+    return Source(seg.dataset, segments.frame_ids(project, seg.name), seg.reason, f"segment:{seg.name}")
+
+
+def campaign_source(metrics: MetricsStore, job: Job, *, field: str = "campaign_job_id") -> Source:
+    """A finished campaign's sample, by rank."""
+    from shoal.sampler import campaign  # campaign reads what was sent from here
+
+    s = campaign.summary_of(metrics, job.project, job.job_id)
+    if s is None:
+        raise FailedPrecondition(f"job {job.job_id} kept no result; start it again with rerun", field=field)
+    items = campaign.query_items(metrics, job.project, job.job_id, offset=0, size=campaign.MAX_BUDGET)
+    return Source(job.params["pool_dataset"], [str(row[1]) for row in items],
+                  f"collection campaign {job.job_id}: {s.strategy}", f"campaign:{job.job_id}")  # fmt: skip
+
+
+def frames_source(
+    metrics: MetricsStore, datasets: DatasetCatalog, project: str, dataset: str, frame_ids: Sequence[str],
+    *, field: str = "frames",
+) -> Source:  # fmt: skip
+    """Listed frames of one dataset, each of which must exist."""
+    from shoal.sampler.campaign import MAX_BUDGET
+
+    if not dataset:
+        raise InvalidArgument("is empty", field=f"{field}.dataset")
+    if datasets.find(project, dataset) is None:
+        raise NotFound(f"dataset {dataset!r} does not exist in project {project!r}", field=f"{field}.dataset")
+    frames = list(frame_ids)
+    for i, f in enumerate(frames):
+        if not f:
+            raise InvalidArgument("is empty", field=f"{field}.frame_ids[{i}]")
+    if len(frames) > MAX_BUDGET:
+        raise InvalidArgument(f"at most {MAX_BUDGET} frames per request, got {len(frames)}",
+                              field=f"{field}.frame_ids")  # fmt: skip
+    missing = sorted(set(frames) - existing_frames(metrics, project, dataset, frames))
+    if missing:
+        raise NotFound(f"{len(missing)} frames are not in dataset {dataset!r}, e.g. {missing[0]!r}",
+                       field=f"{field}.frame_ids")  # fmt: skip
+    return Source(dataset, frames, "", "frames")
 
 
 def derive_request_id(project: str, source: str, dataset: str, frame_ids: Sequence[str]) -> str:

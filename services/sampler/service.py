@@ -368,34 +368,14 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         if kind is None:
             raise InvalidArgument("set segment, campaign_job_id or frames", field="source")
         if kind == "segment":
-            seg = self.segments.find(project.name, request.segment)
-            if seg is None:
-                raise NotFound(f"project {project.name!r} has no segment {request.segment!r}", field="segment")
-            dataset, reason, source = seg.dataset, seg.reason, f"segment:{seg.name}"
-            frames = self.segments.frame_ids(project.name, seg.name)
+            src = handoff.segment_source(self.segments, project.name, request.segment)
         elif kind == "campaign_job_id":
-            job = self.finished_job(project.name, request.campaign_job_id, campaign.KIND)
-            s = self.stored_summary(campaign, job, field="campaign_job_id")
-            dataset, source = job.params["pool_dataset"], f"campaign:{job.job_id}"
-            reason = f"collection campaign {job.job_id}: {s.strategy}"
-            items = campaign.query_items(self.metrics, job.project, job.job_id, offset=0, size=campaign.MAX_BUDGET)
-            frames = [str(row[1]) for row in items]  # by rank
+            src = handoff.campaign_source(self.metrics, self.finished_job(project.name, request.campaign_job_id,
+                                                                          campaign.KIND))  # fmt: skip
         else:
-            dataset, reason, source = request.frames.dataset, "", "frames"
-            if self.datasets.find(project.name, dataset) is None:
-                raise NotFound(f"dataset {dataset!r} does not exist in project {project.name!r}",
-                               field="frames.dataset")  # fmt: skip
-            frames = list(request.frames.frame_ids)
-            for i, f in enumerate(frames):
-                if not f:
-                    raise InvalidArgument("is empty", field=f"frames.frame_ids[{i}]")
-            if len(frames) > campaign.MAX_BUDGET:
-                raise InvalidArgument(f"at most {campaign.MAX_BUDGET} frames per request, got {len(frames)}",
-                                      field="frames.frame_ids")  # fmt: skip
-            missing = sorted(set(frames) - existing_frames(self.metrics, project.name, dataset, frames))
-            if missing:
-                raise NotFound(f"{len(missing)} frames are not in dataset {dataset!r}, e.g. {missing[0]!r}",
-                               field="frames.frame_ids")  # fmt: skip
+            src = handoff.frames_source(self.metrics, self.datasets, project.name, request.frames.dataset,
+                                        request.frames.frame_ids)  # fmt: skip
+        dataset, frames, reason, source = src.dataset, src.frame_ids, src.reason, src.source
         if not frames:
             raise FailedPrecondition(f"the {kind.replace('_', ' ')} holds no frames", field=kind)
         if request.preannotation_inference_set:
