@@ -110,6 +110,16 @@ CONSUMER_LAG = Gauge(
     "per partition this process holds.",
     ["group", "topic", "partition"],
 )
+LABELING_TASKS = Counter(
+    "shoal_labeling_tasks_total",
+    "Frames the labeling bridge handed to a platform, by outcome (sent, failed).",
+    ["platform", "outcome"],
+)
+LABELING_ANNOTATIONS = Counter(
+    "shoal_labeling_annotations_total",
+    "Annotations the labeling bridge received, by how they were applied (synced, conflict, failed, unchanged).",
+    ["platform", "outcome"],
+)
 JOB_SECONDS = Histogram(
     "shoal_job_duration_seconds",
     "Run time of jobs, by service, kind and outcome (succeeded, failed, cancelled, interrupted).",

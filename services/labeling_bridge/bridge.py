@@ -23,8 +23,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
+from shoal.common import telemetry
 from shoal.common.errors import InvalidArgument, ShoalError
 from shoal.common.stores.metrics import MetricsStore
 from shoal.ingest.catalog import ProjectCatalog
@@ -236,6 +236,7 @@ class Bridge:
                 chunk = pending[start : start + SEND_CHUNK]
                 specs = self.task_specs(r, chunk, ref)
                 ids = platform.import_tasks(ref, list(specs.values())) if specs else {}
+                telemetry.LABELING_TASKS.labels(platform.name, "sent").inc(len(ids))
                 self.state.put_items(
                     [
                         st.with_state(i, st.SENT, task_id=ids[i.external_id])
@@ -255,7 +256,11 @@ class Bridge:
             r = replace(r, state=st.FAILED, attempts=r.attempts + 1, last_error=msg)
             self.state.put_request(r)
             return r
-        r = replace(r, state=st.SENT, attempts=r.attempts + 1, last_error="")
+        counts = self.state.counts(r.project, r.request_id)
+        if counts.get(st.FAILED, 0) and not any(counts.get(s, 0) for s in st.ITEM_STATES if s != st.FAILED):
+            r = replace(r, state=st.FAILED, attempts=r.attempts + 1, last_error="no frame of the request could be sent")
+        else:
+            r = replace(r, state=st.SENT, attempts=r.attempts + 1, last_error="")
         self.state.put_request(r)
         log.info(
             "labeling request %s/%s: every frame has a task in %s project %s",
@@ -496,6 +501,8 @@ class Bridge:
             counts.synced += 1
             applied.append((a.annotation_id, upd, "synced"))
         self.state.mark_applied(project, platform, applied)
+        for _a, _u, outcome in applied:
+            telemetry.LABELING_ANNOTATIONS.labels(platform, outcome).inc()
 
     def _write_label(
         self,
@@ -539,11 +546,3 @@ class Bridge:
         self.publisher.publish(project, dataset, upload_id, 0, chunk).result(timeout=PUBLISH_TIMEOUT_SECONDS)
         self.publisher.record_accepted(project, dataset, upload_id, [(0, checked)], 1)
         return f"{upload_id}/0"
-
-
-def describe_error(exc: BaseException) -> str:
-    return exc.describe() if isinstance(exc, ShoalError) else str(exc)
-
-
-def as_dict(counts: ApplyCounts) -> dict[str, Any]:
-    return dict(vars(counts))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import queue
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from shoal.common import telemetry
 from shoal.common.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.common.stores.events import Event, EventBus
 from shoal.common.topics import Topics
@@ -75,6 +77,7 @@ class RequestConsumer:
                 if events:
                     consumer.commit()
                     self.recorded_events += len(events)
+                    telemetry.EVENTS_CONSUMED.labels(self.group_id, self.topics.labeling_requests).inc(len(events))
                 self._failing = None
                 backoff = 0.5
             except Unavailable as exc:
@@ -100,11 +103,9 @@ class RequestConsumer:
             return
         try:
             self.record(e)
-        except InvalidArgument as exc:
-            self._dead_letter(event, exc.describe())
+        except Unavailable:
+            raise  # a store is down: the event stays uncommitted and comes again
         except ShoalError as exc:
-            if isinstance(exc, Unavailable):
-                raise
             self._dead_letter(event, exc.describe())
 
     def record(self, e: sampler_pb2.LabelingRequestEvent) -> None:
@@ -199,8 +200,11 @@ class BridgeLoop:
 
 
 class WebhookServer:
-    """``POST /webhooks/<platform>/<project>``: the platform's annotation events, applied at once.
-    With a secret set, a call without the matching ``X-Shoal-Webhook-Token`` is refused (401)."""
+    """``POST /webhooks/<platform>/<project>``: the platform's annotation events. A call is answered
+    as soon as its annotations are parsed (202; Label Studio waits for the answer while the annotator
+    saves, and gives up after a second), and a thread applies them in arrival order. What is
+    queued when the process stops is not lost: the poll reads it again. With a secret set, a call
+    without the matching ``X-Shoal-Webhook-Token`` is refused (401)."""
 
     name = "labeling-webhooks"
 
@@ -212,9 +216,23 @@ class WebhookServer:
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._queue: queue.Queue[tuple[str, str, list[Any]] | None] = queue.Queue()
+        self._applier: threading.Thread | None = None
+
+    def _apply(self) -> None:
+        while (work := self._queue.get()) is not None:
+            project, platform, annotations = work
+            try:
+                self.bridge.apply(project, platform, annotations)
+            except (ShoalError, PlatformException) as exc:
+                log.warning("webhook annotations of project %s not applied (the poll will): %s", project, exc)
 
     def start(self) -> None:
-        bridge, secret = self.bridge, self.secret
+        bridge, secret, pending = self.bridge, self.secret, self._queue
+        if not secret:
+            log.warning("labeling webhooks accept calls without a token: set SHOAL_LABELING_WEBHOOK_SECRET")
+        self._applier = threading.Thread(target=self._apply, name=f"{self.name}-apply", daemon=True)
+        self._applier.start()
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
@@ -250,14 +268,13 @@ class WebhookServer:
                 except ValueError as exc:
                     self._answer(400, {"error": f"the body is not JSON: {exc}"})
                     return
-                try:
-                    counts = bridge.apply(project, platform.name, platform.parse_webhook(payload))
-                except (ShoalError, PlatformException) as exc:
-                    # the poll picks the annotation up later
-                    log.warning("webhook for project %s not applied: %s", project, exc)
-                    self._answer(503, {"error": str(exc)})
+                if not isinstance(payload, dict):
+                    self._answer(400, {"error": "the body is not a JSON object"})
                     return
-                self._answer(200, dict(vars(counts)))
+                annotations = platform.parse_webhook(payload)
+                if annotations:
+                    pending.put((project, platform.name, annotations))
+                self._answer(202, {"queued": len(annotations)})
 
         self._server = ThreadingHTTPServer((self.host, self.requested_port), Handler)
         self._server.daemon_threads = True
@@ -272,6 +289,10 @@ class WebhookServer:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout_seconds)
+        self._queue.put(None)
+        if self._applier is not None:
+            self._applier.join(timeout_seconds)
 
     def healthy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        alive = [t for t in (self._thread, self._applier) if t is not None]
+        return len(alive) == 2 and all(t.is_alive() for t in alive)

@@ -228,7 +228,10 @@ def test_service_monitor_scrapes_the_metrics_port_of_every_service(helm: Path) -
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
     hpas = {d["metadata"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
     pdbs = {d["metadata"]["name"] for d in docs if d["kind"] == "PodDisruptionBudget"}
-    assert hpas == {"shoal-ingest", "shoal-sampler"} and len(pdbs) == 4
+    # the labeling bridge runs one pod, replaced by Recreate: a budget would only block node drains
+    assert hpas == {"shoal-ingest", "shoal-sampler"} and pdbs == {"shoal-ingest", "shoal-analysis", "shoal-sampler"}
+    (bridge,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "shoal-labeling-bridge"]
+    assert bridge["spec"]["replicas"] == 1 and bridge["spec"]["strategy"] == {"type": "Recreate"}
     for d in docs:  # a Deployment under an HPA leaves its replicas to it
         if d["kind"] == "Deployment":
             assert ("replicas" in d["spec"]) == (d["metadata"]["name"] not in hpas)
