@@ -213,6 +213,56 @@ class Client:
             if not token:
                 return Campaign(job_id=job_id, summary=resp.summary, items=items)
 
+    def send_for_labeling(
+        self,
+        project: str,
+        *,
+        segment: str = "",
+        campaign_job_id: str = "",
+        label_issues_job_id: str = "",
+        frames: Sequence[str] = (),
+        dataset: str = "",
+        wait: bool = True,
+        timeout: float = 3600.0,
+        **request: Any,
+    ) -> Any:
+        """Sends one source (a segment, a finished campaign, a finished label-issues job's issues,
+        or ``frames`` of ``dataset``) to the labeling platform; further ``SendForLabelingRequest``
+        fields (``reason``, ``preannotation_inference_set``, ``request_id``, ...) pass through.
+        With ``wait``, returns the ``LabelingRequest`` once every frame is on the platform (or the
+        request FAILED); a request still PENDING at ``timeout`` raises TimeoutError with its last
+        error."""
+        import time
+
+        from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
+
+        given = {"segment": segment, "campaign_job_id": campaign_job_id, "label_issues": label_issues_job_id,
+                 "frames": list(frames)}  # fmt: skip
+        chosen = [k for k, v in given.items() if v]
+        if len(chosen) != 1:
+            raise ValueError(
+                f"give exactly one of segment, campaign_job_id, label_issues_job_id or frames, got {chosen}"
+            )
+        source: dict[str, Any] = {"segment": segment, "campaign_job_id": campaign_job_id}
+        source = {k: v for k, v in source.items() if v}
+        if label_issues_job_id:
+            source["label_issues"] = lpb.LabelIssuesSource(job_id=label_issues_job_id)
+        if frames:
+            source["frames"] = lpb.FrameList(dataset=dataset, frame_ids=list(frames))
+        r = self.labeling_bridge.SendForLabeling(
+            lpb.SendForLabelingRequest(project=project, **source, **request)
+        ).request
+        deadline = time.monotonic() + timeout
+        while wait and r.state == lpb.LABELING_REQUEST_STATE_PENDING:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"labeling request {r.request_id} still pending after {timeout:.0f}s"
+                                   + (f": {r.last_error}" if r.last_error else ""))  # fmt: skip
+            time.sleep(0.5)
+            r = self.labeling_bridge.GetLabelingRequest(
+                lpb.GetLabelingRequestRequest(project=project, request_id=r.request_id)
+            ).request
+        return r
+
     def close(self) -> None:
         self.channel.close()
 

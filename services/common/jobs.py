@@ -278,6 +278,7 @@ class JobContext:
         self._runner = runner
         self.job = job
         self._last_write = 0.0
+        self._last_check = 0.0
 
     @property
     def params(self) -> Mapping[str, str]:
@@ -285,9 +286,12 @@ class JobContext:
 
     def progress(self, stage: str, fraction: float) -> None:
         """Reports the stage and the fraction done (written at most about once a second unless the
-        stage changes), and stops the run if the job was cancelled."""
-        self.check()
+        stage changes), and stops the run if the job was cancelled (asked at most twice a second, so
+        a tight loop may report as often as it likes)."""
         now = time.monotonic()
+        if stage != self.job.stage or now - self._last_check >= 0.5:
+            self.check()
+            self._last_check = now
         if stage != self.job.stage or now - self._last_write >= 1.0:
             self.job = self._runner.store.update(self.job, stage=stage, progress=max(0.0, min(1.0, fraction)))
             self._last_write = now

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from shoal.analysis import results
 from shoal.analysis.neighbors import frame_fields, read_vectors
 from shoal.analysis.query import View
 from shoal.analysis.segments import Segment, SegmentStore
-from shoal.common.jobs import Job, JobContext
+from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.v1 import common_pb2
@@ -389,15 +388,7 @@ def build(
 ) -> Summary:
     """Runs the campaign and stores its sample, summary and segment under the job."""
 
-    last = [0.0]
-
-    def progress(stage: str, fraction: float) -> None:
-        """Reports (and checks for cancellation) at most about twice a second within a stage."""
-        now = time.monotonic()
-        if ctx is not None and (stage != ctx.job.stage or now - last[0] >= 0.5):
-            ctx.progress(stage, fraction)
-            last[0] = now
-
+    progress = progress_of(ctx)
     segments = SegmentStore(metrics)
     discard(metrics, job)
     pool = view.dataset

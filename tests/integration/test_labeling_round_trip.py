@@ -476,10 +476,11 @@ def test_detection_frames_round_trip_with_boxes_in_pixels(polling_only: Running,
             progress=False,
         )
         assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
-        sent = c.labeling_bridge.SendForLabeling(lpb.SendForLabelingRequest(
-            project=project, frames=lpb.FrameList(dataset="road", frame_ids=ids), reason="truck or car?",
-            preannotation_inference_set="det"))  # fmt: skip
-        req = _await_request(c, project, sent.request.request_id, lambda r: r.state == lpb.LABELING_REQUEST_STATE_SENT)
+        with pytest.raises(ValueError, match="exactly one of"):
+            c.send_for_labeling(project, segment="x", frames=ids, dataset="road")
+        req = c.send_for_labeling(project, frames=ids, dataset="road", reason="truck or car?",
+                                  preannotation_inference_set="det", timeout=120)  # fmt: skip
+        assert req.state == lpb.LABELING_REQUEST_STATE_SENT and req.counts.sent == 4
         api = Api(label_studio)
         tasks = _tasks(api, req.platform_project_id)
         task = tasks["road/cam-0"]
