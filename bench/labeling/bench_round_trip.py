@@ -15,6 +15,7 @@ import argparse
 import json
 import pathlib
 import platform
+import sys
 import tempfile
 import time
 from typing import Any
@@ -27,24 +28,37 @@ from shoal.client import Client
 from shoal.common.settings import ShoalSettings
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.labeling_bridge.label_studio import LabelStudioPlatform
+from shoal.labeling_bridge.platforms import ProjectRef, ProjectSpec
 from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
 from shoal.sdk import UploadColumns
-from tests.harness.label_studio_server import LabelStudioServer, default_venv_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.harness.label_studio_server import LabelStudioServer, default_venv_dir  # noqa: E402
+
 CLASSES = ("cat", "dog", "fox")
 
 
 class Api:
+    """Label Studio's API with the personal access token, its 5-minute access token refreshed."""
+
     def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        access = requests.post(f"{url}/api/token/refresh/", json={"refresh": token}, timeout=30)
-        access.raise_for_status()
+        self.url, self.token = url, token
         self.s = requests.Session()
+        self._refresh()
+
+    def _refresh(self) -> None:
+        access = requests.post(f"{self.url}/api/token/refresh/", json={"refresh": self.token}, timeout=30)
+        access.raise_for_status()
         self.s.headers["Authorization"] = f"Bearer {access.json()['access']}"
 
     def __call__(self, method: str, path: str, **kw: Any) -> Any:
         r = self.s.request(method, f"{self.url}{path}", timeout=600, **kw)
+        if r.status_code == 401:
+            self._refresh()
+            r = self.s.request(method, f"{self.url}{path}", timeout=600, **kw)
         r.raise_for_status()
         return r.json() if r.content else None
 
@@ -63,7 +77,7 @@ def upload(c: Client, project: str, n: int) -> list[str]:
     return ids
 
 
-def run(c: Client, api: Api, n: int) -> dict[str, Any]:
+def run(c: Client, api: Api, reader: LabelStudioPlatform, n: int) -> dict[str, Any]:
     project = f"bench-{n}-{int(time.time())}"
     ids = upload(c, project, n)
     t0 = time.monotonic()
@@ -90,6 +104,13 @@ def run(c: Client, api: Api, n: int) -> dict[str, Any]:
     for i, tid in enumerate(tids):
         api("POST", f"/api/tasks/{tid}/annotations/", json={"result": [{"from_name": "label", "to_name": "image",
             "type": "choices", "value": {"choices": [CLASSES[(i + 1) % 3]]}}]})  # fmt: skip
+    # how much of the sync is reading the platform: the adapter's poll alone, on the same annotations
+    ref = ProjectRef("label-studio", str(req.platform_project_id), ProjectSpec(
+        name=f"Shoal {project}/photos", task_type="classification", classes=CLASSES))  # fmt: skip
+    t0 = time.monotonic()
+    read = len(reader.annotations_since(ref))
+    read_s = time.monotonic() - t0
+    assert read == n, read
     t0 = time.monotonic()
     sync = c.labeling_bridge.SyncAnnotations(lpb.SyncAnnotationsRequest(project=project))
     sync_s = time.monotonic() - t0
@@ -108,8 +129,8 @@ def run(c: Client, api: Api, n: int) -> dict[str, Any]:
     raw_export_s = time.monotonic() - t0
     assert len(exported) == n
     return {"frames": n, "send_seconds": round(send_s, 2), "raw_import_seconds": round(raw_send_s, 2),
-            "sync_seconds": round(sync_s, 2), "synced_and_recorded_seconds": round(landed_s, 2),
-            "raw_export_seconds": round(raw_export_s, 2)}  # fmt: skip
+            "platform_read_seconds": round(read_s, 2), "sync_seconds": round(sync_s, 2),
+            "synced_and_recorded_seconds": round(landed_s, 2), "raw_export_seconds": round(raw_export_s, 2)}  # fmt: skip
 
 
 def main() -> None:
@@ -133,8 +154,9 @@ def main() -> None:
         try:
             with Client(f"127.0.0.1:{port}", api_key=key) as c:
                 api = Api(ls.url, ls.token)
+                reader = LabelStudioPlatform(ls.url, ls.token)
                 for n in args.frames:
-                    out.append(run(c, api, n))
+                    out.append(run(c, api, reader, n))
                     print(json.dumps(out[-1]))
         finally:
             server.stop(grace=1)

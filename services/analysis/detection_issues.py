@@ -477,14 +477,10 @@ def query_objects(
     params: dict[str, Any] = {"project": project, "job": job_id}
     if types:
         params["types"] = sorted(set(types))
-    total = int(metrics.query(f"SELECT count() FROM detection_issue_objects FINAL WHERE {where}", params).scalar())
-    rows = metrics.query(
-        "SELECT frame_id, object_id, predicted, issue_type, score, is_issue, given_class, suggested_class,"
-        f" partner_object_id, iou, confidence FROM detection_issue_objects FINAL WHERE {where}"
-        f" ORDER BY {OBJECT_ORDERS[order]} LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}",
-        {**params, "size": size, "offset": offset},
-    ).rows
-    return rows, total
+    columns = ("frame_id, object_id, predicted, issue_type, score, is_issue, given_class, suggested_class,"
+               " partner_object_id, iou, confidence")  # fmt: skip
+    return metrics.page("detection_issue_objects FINAL", columns, where, OBJECT_ORDERS[order], params,
+                        offset=offset, size=size)  # fmt: skip
 
 
 def query_frames(
@@ -506,11 +502,6 @@ def query_frames(
     elif not include_unflagged:
         where += " AND is_issue"
     params = {"project": project, "job": job_id}
-    total = int(metrics.query(f"SELECT count() FROM detection_issue_frames FINAL WHERE {where}", params).scalar())
-    rows = metrics.query(
-        "SELECT frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
-        f" FROM detection_issue_frames FINAL WHERE {where}"
-        f" ORDER BY {FRAME_ORDERS[order]} LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}",
-        {**params, "size": size, "offset": offset},
-    ).rows
-    return rows, total
+    columns = "frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
+    return metrics.page("detection_issue_frames FINAL", columns, where, FRAME_ORDERS[order], params,
+                        offset=offset, size=size)  # fmt: skip

@@ -242,11 +242,7 @@ def query_issues(
     """A page of the job's frames (issues only unless ``all_frames``), in ``order`` then frame id."""
     where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
     params = {"project": project, "job": job_id}
-    total = int(metrics.query(f"SELECT count() FROM label_issue_frames FINAL WHERE {where}", params).scalar())
-    rows = metrics.query(
-        "SELECT frame_id, given_label, suggested_label, is_issue, self_confidence, normalized_margin,"
-        f" weighted_entropy, suggested_probability FROM label_issue_frames FINAL WHERE {where}"
-        f" ORDER BY {ORDERS[order]}, frame_id LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}",
-        {**params, "size": size, "offset": offset},
-    ).rows
-    return rows, total
+    columns = ("frame_id, given_label, suggested_label, is_issue, self_confidence, normalized_margin,"
+               " weighted_entropy, suggested_probability")  # fmt: skip
+    return metrics.page("label_issue_frames FINAL", columns, where, f"{ORDERS[order]}, frame_id", params,
+                        offset=offset, size=size)  # fmt: skip

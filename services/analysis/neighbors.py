@@ -343,14 +343,9 @@ def query_duplicates(
     where = "project = {project:String} AND job_id = {job:String}"
     if cross_split_only:
         where += " AND split_a != split_b AND split_a != '' AND split_b != ''"
-    params = {"project": project, "job": job_id, "size": size, "offset": offset}
-    total = int(metrics.query(f"SELECT count() FROM duplicate_pairs FINAL WHERE {where}", params).scalar())
-    rows = metrics.query(
-        "SELECT frame_a, frame_b, distance, split_a, split_b, exact FROM duplicate_pairs FINAL"
-        f" WHERE {where} ORDER BY distance, frame_a, frame_b LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}",
-        params,
-    ).rows
-    return rows, total
+    return metrics.page("duplicate_pairs FINAL", "frame_a, frame_b, distance, split_a, split_b, exact", where,
+                        "distance, frame_a, frame_b", {"project": project, "job": job_id}, offset=offset,
+                        size=size)  # fmt: skip
 
 
 def neighbor_labels(

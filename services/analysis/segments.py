@@ -255,12 +255,10 @@ class SegmentStore:
         if dataset:
             where += " AND dataset = {dataset:String}"
             params["dataset"] = dataset
-        total = int(self.metrics.query(f"SELECT count() FROM segments FINAL WHERE {where}", params).scalar())
-        rows = self.metrics.query(
-            "SELECT name, dataset, kind, reason, author, gates, create_time, update_time FROM segments FINAL"
-            f" WHERE {where} ORDER BY name LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}",
-            {**params, "limit": page.size, "offset": page.offset},
-        ).rows
+        rows, total = self.metrics.page(
+            "segments FINAL", "name, dataset, kind, reason, author, gates, create_time, update_time", where, "name",
+            params, offset=page.offset, size=page.size,
+        )  # fmt: skip
         out = [_segment(project, r) for r in rows]
         for s in out:
             s.size = self.size(project, s.name)

@@ -69,7 +69,7 @@ class ShoalSettings(BaseSettings):
         ge=0,
         le=65535,
         description="HTTP port of the labeling bridge's webhooks (`POST /webhooks/<platform>/<project>`), "
-        "served when a labeling platform is configured.",
+        "served when a labeling platform and SHOAL_LABELING_WEBHOOK_URL are set.",
     )
 
     # --- security ------------------------------------------------------------------------

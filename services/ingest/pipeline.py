@@ -170,10 +170,18 @@ class UploadPublisher:
     def record_accepted(
         self, project: str, dataset: str, upload_id: str, checked: Sequence[tuple[int, CheckedChunk]], total: int
     ) -> None:
+        self.record_accepted_many(project, dataset, [(upload_id, checked, total)])
+
+    def record_accepted_many(
+        self, project: str, dataset: str, uploads: Sequence[tuple[str, Sequence[tuple[int, CheckedChunk]], int]]
+    ) -> None:
+        """Records several uploads as accepted in one insert: (upload id, (chunk index, checked
+        chunk) pairs, total chunks) each."""
         now = now_ms()
         rows = [
             [project, upload_id, i, "accepted", dataset, total,
              *c.counts(), 0, 0, 0, 0, [], now, time.time_ns()]
+            for upload_id, checked, total in uploads
             for i, c in checked
         ]  # fmt: skip
         self.metrics.insert("upload_chunks", rows, _STATUS_COLUMNS)

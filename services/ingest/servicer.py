@@ -306,14 +306,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         scope = f"label-versions/{request.project}/{request.dataset}/{request.frame_id}"
         page = page_of(request.page, scope=scope)
         metrics = self.publisher.metrics
-        params = {"p": request.project, "d": request.dataset, "f": request.frame_id, "o": page.offset, "n": page.size}
+        params = {"p": request.project, "d": request.dataset, "f": request.frame_id}
         where = "project = {p:String} AND dataset = {d:String} AND frame_id = {f:String}"
-        total = int(metrics.query(f"SELECT count() FROM label_versions FINAL WHERE {where}", params).rows[0][0])
-        rows = metrics.query(
-            "SELECT label_version, class_id, source, author, reason, version_time, upload_id FROM label_versions FINAL"
-            f" WHERE {where} ORDER BY version_time DESC, label_version DESC LIMIT {{n:UInt32}} OFFSET {{o:UInt64}}",
-            params,
-        ).rows
+        rows, total = metrics.page(
+            "label_versions FINAL", "label_version, class_id, source, author, reason, version_time, upload_id", where,
+            "version_time DESC, label_version DESC", params, offset=page.offset, size=page.size,
+        )  # fmt: skip
         objects: dict[str, list[pb.LabelObject]] = {}
         if rows:
             for version, oid, cid, x, y, w, h, crowd in metrics.query(

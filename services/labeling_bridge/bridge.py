@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from shoal.common import telemetry
 from shoal.common.errors import InvalidArgument, ShoalError
@@ -437,6 +438,10 @@ class Bridge:
         group: list[tuple[PlatformAnnotation, dt.datetime]],
         counts: ApplyCounts,
     ) -> None:
+        """Decides each annotation's fate in order, then writes the batch: every label upload is
+        published and durable before anything is recorded, and the item states, upload statuses
+        and applied marks are one insert each. A bus failure raises before anything is recorded, so
+        the next poll applies the same annotations again (to the same label versions)."""
         frames = [str(a.external_id).split("/", 1)[1] for a, _ in group]
         items, _ = self.state.items(project, frames=(dataset, frames))
         by_frame: dict[str, list[st.Item]] = {}
@@ -446,6 +451,14 @@ class Bridge:
         p = self.projects.get(project)
         ids = {c.name: c.id for c in p.classes}
         applied: list[tuple[str, dt.datetime, str]] = []
+        updates: dict[tuple[str, str], st.Item] = {}  # the last state of each (request, frame)
+        uploads: list[tuple[str, pb.UploadChunk, Any]] = []  # (upload id, chunk, checked)
+
+        def settle(mine: list[st.Item], state: str, **changes: Any) -> list[st.Item]:
+            done = [st.with_state(i, state, **changes) for i in mine]
+            updates.update({(i.request_id, i.frame_id): i for i in done})
+            return done
+
         for (a, upd), frame in zip(group, frames, strict=True):
             mine = by_frame.get(frame, [])
             if not mine:
@@ -453,22 +466,16 @@ class Bridge:
                 counts.unchanged += 1
                 applied.append((a.annotation_id, upd, "unknown"))
                 continue
-            common = {
-                "annotation_id": a.annotation_id,
-                "annotator": a.annotator,
-                "annotated_time": a.updated_at,
-                "task_id": a.task_id,
-            }
+            common = {"annotation_id": a.annotation_id, "annotator": a.annotator, "annotated_time": a.updated_at,
+                      "task_id": a.task_id}  # fmt: skip
             if a.error is not None or (a.labels is None and not a.cancelled):
-                error = f"annotation {a.annotation_id} of task {a.task_id}: {a.error or 'no labels'}"
-                self.state.put_items([st.with_state(i, st.FAILED, error=error, **common) for i in mine])
+                settle(mine, st.FAILED, error=f"annotation {a.annotation_id} of task {a.task_id}: "
+                       f"{a.error or 'no labels'}", **common)  # fmt: skip
                 counts.failed += 1
                 applied.append((a.annotation_id, upd, "failed"))
                 continue
             if a.cancelled:
-                self.state.put_items(
-                    [st.with_state(i, st.ANNOTATED, error="skipped by the annotator", **common) for i in mine]
-                )
+                settle(mine, st.ANNOTATED, error="skipped by the annotator", **common)
                 counts.unchanged += 1
                 applied.append((a.annotation_id, upd, "skipped"))
                 continue
@@ -476,35 +483,36 @@ class Bridge:
             now = latest.get(frame)
             if now is not None and now[0] not in own:
                 version, source, author, when = now
-                error = (
-                    f"the frame's label changed in Shoal after it was sent: version {version} by"
-                    f" {author or source or 'unknown'} at {when}; the annotation was not written"
-                )
-                self.state.put_items(
-                    [st.with_state(i, st.CONFLICT, error=error, label_version=version, **common) for i in mine]
-                )
+                error = (f"the frame's label changed in Shoal after it was sent: version {version} by"
+                         f" {author or source or 'unknown'} at {when}; the annotation was not written")  # fmt: skip
+                settle(mine, st.CONFLICT, error=error, label_version=version, **common)
                 counts.conflicts += 1
                 applied.append((a.annotation_id, upd, "conflict"))
                 continue
             try:
-                version = self._write_label(project, dataset, frame, a, p.task_type, ids, mine)
+                upload_id, chunk, checked = self._label_upload(project, dataset, frame, a, p.task_type, ids, mine)
             except ShoalError as exc:
-                error = f"annotation {a.annotation_id} of task {a.task_id}: {exc.describe()}"
-                self.state.put_items([st.with_state(i, st.FAILED, error=error, **common) for i in mine])
+                settle(mine, st.FAILED, error=f"annotation {a.annotation_id} of task {a.task_id}: {exc.describe()}",
+                       **common)  # fmt: skip
                 counts.failed += 1
                 applied.append((a.annotation_id, upd, "failed"))
                 continue
+            uploads.append((upload_id, chunk, checked))
+            version = f"{upload_id}/0"  # the label version the ingest path gives chunk 0 of the upload
             latest[frame] = (version, f"labeling:{platform}", a.annotator, upd)
-            synced = [st.with_state(i, st.SYNCED, error="", label_version=version, **common) for i in mine]
-            by_frame[frame] = synced
-            self.state.put_items(synced)
+            by_frame[frame] = settle(mine, st.SYNCED, error="", label_version=version, **common)
             counts.synced += 1
             applied.append((a.annotation_id, upd, "synced"))
+        futures = [self.publisher.publish(project, dataset, uid, 0, chunk) for uid, chunk, _ in uploads]
+        for f in futures:
+            f.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+        self.publisher.record_accepted_many(project, dataset, [(uid, [(0, checked)], 1) for uid, _, checked in uploads])
+        self.state.put_items(list(updates.values()))
         self.state.mark_applied(project, platform, applied)
         for _a, _u, outcome in applied:
             telemetry.LABELING_ANNOTATIONS.labels(platform, outcome).inc()
 
-    def _write_label(
+    def _label_upload(
         self,
         project: str,
         dataset: str,
@@ -513,9 +521,9 @@ class Bridge:
         task_type: str,
         ids: dict[str, int],
         items: Sequence[st.Item],
-    ) -> str:
-        """Publishes the annotation as a label upload and waits until it is durable; returns the
-        label version it becomes."""
+    ) -> tuple[str, pb.UploadChunk, Any]:
+        """The annotation as a label upload: its id (from the annotation and its revision), its one
+        chunk, and the chunk as checked (InvalidArgument when it does not fit the project)."""
         assert a.labels is not None
         reasons = sorted({i.reason for i in items if i.reason})
         prov = pb.Provenance(
@@ -542,7 +550,4 @@ class Bridge:
                 )
         chunk = pb.UploadChunk(labels=[labels])
         upload_id = upload_id_of(a.platform, a.annotation_id, a.updated_at)
-        checked = self.publisher.check(project, dataset, chunk, 0)
-        self.publisher.publish(project, dataset, upload_id, 0, chunk).result(timeout=PUBLISH_TIMEOUT_SECONDS)
-        self.publisher.record_accepted(project, dataset, upload_id, [(0, checked)], 1)
-        return f"{upload_id}/0"
+        return upload_id, chunk, self.publisher.check(project, dataset, chunk, 0)

@@ -13,7 +13,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from shoal.analysis import label_issues
+from shoal.analysis import detection_issues, label_issues
 from shoal.analysis.segments import MIGRATIONS as SEGMENT_MIGRATIONS
 from shoal.analysis.segments import SegmentStore
 from shoal.common.convert import page_of, page_response
@@ -183,32 +183,47 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
                                      request.frames.frame_ids)  # fmt: skip
 
     def _label_issues(self, project: str, li: lpb.LabelIssuesSource) -> handoff.Source:
-        """A finished label-issues job's flagged frames, worst first, each with its own reason."""
+        """A finished label-issues job's flagged frames, worst first, each with its own reason
+        (classification: the given and the suggested class; detection: the kinds of box issues)."""
         if li.max_frames < 0:
             raise InvalidArgument(f"must be >= 0, got {li.max_frames}", field="label_issues.max_frames")
-        job = self._finished(self.analysis_jobs, project, li.job_id, label_issues.KIND, "label_issues.job_id")
-        rows, _ = label_issues.query_issues(self.metrics, project, job.job_id, all_frames=False, order=0, offset=0,
-                                            size=li.max_frames or MAX_FRAMES)  # fmt: skip
-        names = {c.id: c.name for c in self.projects.get(project).classes}
-        reasons = [
-            f"label issue: labeled {names.get(int(given), given)}, the model suggests"
-            f" {names.get(int(suggested), suggested)} (p {float(p):.2f})"
-            for _f, given, suggested, _is, _sc, _nm, _we, p in rows
-        ]
+        job = self._finished(self.analysis_jobs, project, li.job_id, (label_issues.KIND, detection_issues.KIND),
+                             "label_issues.job_id")  # fmt: skip
+        size = li.max_frames or MAX_FRAMES
+        if job.kind == detection_issues.KIND:
+            rows, _ = detection_issues.query_frames(
+                self.metrics, project, job.job_id, types=[], include_unflagged=False, order=0, offset=0, size=size
+            )
+            reasons = [
+                "label issues: " + ", ".join(f"{n} {what}" for n, what in ((missing, "missing box"),
+                    (spurious, "spurious box"), (mislocalized, "mislocalized box"), (swapped, "box of another class"))
+                    if n) + f" (frame score {float(score):.2f})"
+                for _f, score, _is, _worst, _objects, missing, spurious, mislocalized, swapped in rows
+            ]  # fmt: skip
+        else:
+            rows, _ = label_issues.query_issues(self.metrics, project, job.job_id, all_frames=False, order=0, offset=0,
+                                                size=size)  # fmt: skip
+            names = {c.id: c.name for c in self.projects.get(project).classes}
+            reasons = [
+                f"label issue: labeled {names.get(int(given), given)}, the model suggests"
+                f" {names.get(int(suggested), suggested)} (p {float(p):.2f})"
+                for _f, given, suggested, _is, _sc, _nm, _we, p in rows
+            ]
         dataset = (
             job.params.get("dataset") or self.datasets.get_inference_set(project, job.params["inference_set"]).dataset
         )
         return handoff.Source(dataset, [str(r[0]) for r in rows], "", f"label_issues:{job.job_id}", reasons)
 
-    def _finished(self, jobs: JobStore, project: str, job_id: str, kind: str, field: str) -> Any:
+    def _finished(self, jobs: JobStore, project: str, job_id: str, kind: str | tuple[str, ...], field: str) -> Any:
         if not job_id:
             raise InvalidArgument("is empty", field=field)
         try:
             job = jobs.get(project, job_id)
         except NotFound as exc:
             raise NotFound(exc.message, field=field) from None
-        if job.kind != kind:
-            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {kind} job", field=field)
+        kinds = (kind,) if isinstance(kind, str) else kind
+        if job.kind not in kinds:
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {' or '.join(kinds)} job", field=field)
         if job.state != "SUCCEEDED":
             raise FailedPrecondition(f"job {job.job_id} is {job.state}", field=field)
         return job
@@ -310,7 +325,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         RequestConsumer(stores.events, topics, bridge, datasets, group_id=settings.labeling_consumer_group),
     ]
     webhooks = None
-    if settings.label_studio_url:
+    if settings.label_studio_url and settings.labeling_webhook_url:
         webhooks = WebhookServer(bridge, host=settings.host, port=settings.webhook_port, secret=secret)
         workers.append(webhooks)
     servicer = LabelingBridgeServicer(JobStore(stores.metrics, service=NAME), bridge, projects, datasets, loop)

@@ -170,16 +170,11 @@ class BridgeState:
         return rows[0] if rows else None
 
     def requests(self, project: str, *, offset: int = 0, size: int = 100) -> tuple[list[Request], int]:
-        params = {"p": project, "o": offset, "n": size}
-        total = int(
-            self.metrics.query("SELECT count() FROM lb_requests FINAL WHERE project = {p:String}", params).rows[0][0]
-        )
-        rows = self._requests(
-            "project = {p:String}",
-            params,
-            tail=" ORDER BY requested_time DESC, request_id LIMIT {n:UInt32} OFFSET {o:UInt64}",
-        )
-        return rows, total
+        columns = ", ".join(_REQUEST_COLUMNS[:-1])
+        order = "requested_time DESC, request_id"
+        rows, total = self.metrics.page("lb_requests FINAL", columns, "project = {p:String}", order, {"p": project},
+                                        offset=offset, size=size)  # fmt: skip
+        return [Request(*[_utc(v) for v in row]) for row in rows], total
 
     def due_requests(self, now: dt.datetime) -> list[Request]:
         """Pending requests whose next attempt is due, oldest first."""
@@ -220,7 +215,7 @@ class BridgeState:
         """Items of the project (of one request, in some states, of some frames of a dataset), by
         request and position."""
         where = ["project = {p:String}"]
-        params: dict[str, Any] = {"p": project, "o": offset}
+        params: dict[str, Any] = {"p": project}
         if request_id:
             where.append("request_id = {r:String}")
             params["r"] = request_id
@@ -231,16 +226,8 @@ class BridgeState:
         if frames is not None:
             where.append("dataset = {d:String} AND frame_id IN {f:Array(String)}")
             params["d"], params["f"] = frames[0], sorted(set(frames[1]))
-        cond = " AND ".join(where)
-        total = int(self.metrics.query(f"SELECT count() FROM lb_items FINAL WHERE {cond}", params).rows[0][0])
-        limit = ""
-        if size is not None:
-            limit = " LIMIT {n:UInt32} OFFSET {o:UInt64}"
-            params["n"] = size
-        cols = ", ".join(_ITEM_COLUMNS[:-1])
-        rows = self.metrics.query(
-            f"SELECT {cols} FROM lb_items FINAL WHERE {cond} ORDER BY request_id, position{limit}", params
-        ).rows
+        rows, total = self.metrics.page("lb_items FINAL", ", ".join(_ITEM_COLUMNS[:-1]), " AND ".join(where),
+                                        "request_id, position", params, offset=offset, size=size)  # fmt: skip
         return [Item(*[_utc(v) for v in row]) for row in rows], total
 
     def counts(self, project: str, request_id: str) -> dict[str, int]:

@@ -434,15 +434,17 @@ def test_request_events_on_kafka_are_recorded_once_and_bad_ones_dead_lettered(
 
 
 def test_detection_frames_round_trip_with_boxes_in_pixels(polling_only: Running, label_studio: Any) -> None:
-    """2-D detection: the model's boxes go out as rectangle pre-annotations, and the boxes an
-    annotator draws come back in pixels as a new label version with one object per box."""
+    """2-D detection: the frames the detection label-issue job flags (a confident truck where the
+    label says car) go out with the model's boxes as rectangle pre-annotations and the kind of issue
+    as the reason, and the boxes an annotator draws come back in pixels as a new label version with
+    one object per box."""
     from shoal.labeling_bridge.label_studio import result_from_labels
     from shoal.labeling_bridge.platforms import Box, Labels
     from shoal.sdk import Box as SdkBox
     from shoal.sdk import LabeledObject, PredictedObject
 
     project = f"cars-{uuid.uuid4().hex[:6]}"
-    ids = [f"cam-{i}" for i in range(4)]
+    ids = [f"cam-{i}" for i in range(6)]
     with polling_only.client(polling_only.admin_key) as c:
         c.ingest.CreateProject(
             pb.CreateProjectRequest(
@@ -468,22 +470,29 @@ def test_detection_frames_round_trip_with_boxes_in_pixels(polling_only: Running,
             UploadColumns(
                 frame_ids=ids,
                 media_uris=[f"http://127.0.0.1:1/road/{f}.jpg" for f in ids],
-                sizes=[(640, 480)] * 4,
+                sizes=[(640, 480)] * 6,
                 objects=[[LabeledObject("o1", 1, SdkBox(10, 20, 100, 50))] for _ in ids],
                 inference_set="det",
-                predictions=[[PredictedObject("p1", 2, 0.8, SdkBox(12, 22, 98, 48))] for _ in ids],
+                # the model sees a truck on the first three, and agrees with the label on the rest
+                predictions=[
+                    [PredictedObject("p1", 2 if i < 3 else 1, 0.95, SdkBox(12, 22, 98, 48))] for i in range(6)
+                ],
             ),
             progress=False,
         )
         assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         with pytest.raises(ValueError, match="exactly one of"):
             c.send_for_labeling(project, segment="x", frames=ids, dataset="road")
-        req = c.send_for_labeling(project, frames=ids, dataset="road", reason="truck or car?",
-                                  preannotation_inference_set="det", timeout=120)  # fmt: skip
-        assert req.state == lpb.LABELING_REQUEST_STATE_SENT and req.counts.sent == 4
+        job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=project, inference_set="det")).job
+        c.wait_for_job(project, job.job_id, progress=False, timeout=120)
+        req = c.send_for_labeling(project, label_issues_job_id=job.job_id, preannotation_inference_set="det",
+                                  timeout=120)  # fmt: skip
+        assert req.state == lpb.LABELING_REQUEST_STATE_SENT and req.counts.sent == 3
         api = Api(label_studio)
         tasks = _tasks(api, req.platform_project_id)
+        assert set(tasks) == {"road/cam-0", "road/cam-1", "road/cam-2"}
         task = tasks["road/cam-0"]
+        assert task["data"]["shoal_reason"].startswith("label issues: 1 box of another class (frame score")
         pred = api("GET", "/api/predictions/", params={"task": task["id"]})[0]["result"][0]
         assert pred["type"] == "rectanglelabels" and pred["value"]["rectanglelabels"] == ["truck"]
         assert pred["value"]["x"] == pytest.approx(12 / 640 * 100) and pred["value"]["width"] == pytest.approx(

@@ -113,6 +113,28 @@ class MetricsStore(abc.ABC):
         """Runs a statement that returns no rows (DDL, INSERT ... SELECT, ALTER)."""
         self._run(lambda c: c.command(sql, parameters=dict(parameters or {})))
 
+    def page(
+        self,
+        source: str,
+        columns: str,
+        where: str,
+        order: str,
+        parameters: Mapping[str, Any],
+        *,
+        offset: int = 0,
+        size: int | None = None,
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """One page of ``SELECT columns FROM source WHERE where ORDER BY order`` (all of it when
+        ``size`` is None) and how many rows match in all. ``source``, ``columns``, ``where`` and
+        ``order`` are constant SQL fragments; values only through ``parameters``."""
+        total = int(self.query(f"SELECT count() FROM {source} WHERE {where}", parameters).rows[0][0])
+        limit = "" if size is None else " LIMIT {_size:UInt32} OFFSET {_offset:UInt64}"
+        rows = self.query(
+            f"SELECT {columns} FROM {source} WHERE {where} ORDER BY {order}{limit}",
+            {**parameters, "_size": size or 0, "_offset": offset},
+        ).rows
+        return rows, total
+
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Runs a SELECT; values only through ``parameters`` (``{name:Type}`` placeholders)."""
         result = self._run(lambda c: c.query(sql, parameters=dict(parameters or {})))
