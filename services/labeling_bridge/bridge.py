@@ -178,6 +178,7 @@ class Bridge:
         with self._lock:
             known = self.state.request(request.project, request.request_id)
             frames = list(dict.fromkeys(frame_ids))
+            reason_of = dict(zip(frame_ids, reasons, strict=True)) if reasons else {}
             have, _ = self.state.items(request.project, request_id=request.request_id, frames=(request.dataset, frames))
             seen = {i.frame_id for i in have}
             base = latest_labels(self.metrics, request.project, request.dataset, frames)
@@ -186,7 +187,7 @@ class Bridge:
             for pos, f in enumerate(frames):
                 if f in seen:
                     continue
-                reason = (reasons[pos] if reasons else "") or request.reason
+                reason = reason_of.get(f) or request.reason
                 item = st.Item(
                     request.project,
                     request.request_id,
@@ -252,17 +253,20 @@ class Bridge:
         except (PlatformError, ShoalError, ValueError) as exc:
             msg = exc.describe() if isinstance(exc, ShoalError) else str(exc)
             log.warning("labeling request %s/%s failed: %s", r.project, r.request_id, msg)
-            pending, _ = self.state.items(r.project, request_id=r.request_id, states=[st.PENDING])
-            self.state.put_items([st.with_state(i, st.FAILED, error=msg) for i in pending])
-            r = replace(r, state=st.FAILED, attempts=r.attempts + 1, last_error=msg)
-            self.state.put_request(r)
-            return r
-        counts = self.state.counts(r.project, r.request_id)
-        if counts.get(st.FAILED, 0) and not any(counts.get(s, 0) for s in st.ITEM_STATES if s != st.FAILED):
-            r = replace(r, state=st.FAILED, attempts=r.attempts + 1, last_error="no frame of the request could be sent")
-        else:
-            r = replace(r, state=st.SENT, attempts=r.attempts + 1, last_error="")
-        self.state.put_request(r)
+            with self._lock:
+                pending, _ = self.state.items(r.project, request_id=r.request_id, states=[st.PENDING])
+                self.state.put_items([st.with_state(i, st.FAILED, error=msg) for i in pending])
+                return self._update(r, state=st.FAILED, attempts=r.attempts + 1, last_error=msg)
+        with self._lock:  # frames recorded for the request meanwhile keep it pending
+            counts = self.state.counts(r.project, r.request_id)
+            if counts.get(st.PENDING, 0):
+                r = self._update(r, attempts=r.attempts + 1, next_attempt_time=st._now())
+                return r
+            if counts.get(st.FAILED, 0) and not any(counts.get(s, 0) for s in st.ITEM_STATES if s != st.FAILED):
+                r = self._update(r, state=st.FAILED, attempts=r.attempts + 1,
+                                 last_error="no frame of the request could be sent")  # fmt: skip
+            else:
+                r = self._update(r, state=st.SENT, attempts=r.attempts + 1, last_error="")
         log.info(
             "labeling request %s/%s: every frame has a task in %s project %s",
             r.project,
@@ -272,12 +276,24 @@ class Bridge:
         )
         return r
 
+    def _update(self, r: st.Request, **changes: Any) -> st.Request:
+        """Writes ``changes`` onto the request as stored now (a part recorded since ``r`` was read
+        keeps its frames count), with the platform project ``r`` reached; call under the lock."""
+        current = self.state.request(r.project, r.request_id) or r
+        updated = replace(
+            current,
+            platform_project_id=r.platform_project_id or current.platform_project_id,
+            platform_project_url=r.platform_project_url or current.platform_project_url,
+            **changes,
+        )
+        self.state.put_request(updated)
+        return updated
+
     def _retry_later(self, r: st.Request, error: str) -> st.Request:
         wait = min(self.retry_max_seconds, FIRST_RETRY_SECONDS * 2 ** min(r.attempts, 20))
-        r = replace(
-            r, attempts=r.attempts + 1, last_error=error, next_attempt_time=st._now() + dt.timedelta(seconds=wait)
-        )
-        self.state.put_request(r)
+        with self._lock:
+            r = self._update(r, attempts=r.attempts + 1, last_error=error,
+                             next_attempt_time=st._now() + dt.timedelta(seconds=wait))  # fmt: skip
         log.warning(
             "labeling request %s/%s stays pending (attempt %d): %s; next attempt in %.0fs",
             r.project,
