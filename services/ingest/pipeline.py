@@ -501,7 +501,7 @@ class IngestConsumer:
         clients are not thread-safe). A failure to read offsets only skips this report."""
         try:
             held = consumer.assignment()
-            ends = self.bus.end_offsets(self.topics.uploads) if held else {}
+            ends = consumer.end_offsets(held) if held else {}
             self._lag.update(ends, {tp: consumer.committed(tp) for tp in held})
         except Exception:  # metrics must never stop the consumer
             log.debug("%s: could not read offsets for the lag metric", self.name, exc_info=True)

@@ -95,6 +95,11 @@ class Consumer(abc.ABC):
         """The group's committed offset of a partition, or None."""
 
     @abc.abstractmethod
+    def end_offsets(self, tps: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset after the last event of each partition, read through this consumer's own
+        connection (so reading them opens and closes no client)."""
+
+    @abc.abstractmethod
     def assignment(self) -> set[TopicPartition]: ...
 
     @abc.abstractmethod
@@ -898,6 +903,12 @@ class _EmbeddedConsumer(Consumer):
     def committed(self, tp: TopicPartition) -> int | None:
         return self.bus.committed_offset(self.group_id, tp)
 
+    def end_offsets(self, tps: set[TopicPartition]) -> dict[TopicPartition, int]:
+        ends: dict[TopicPartition, int] = {}
+        for topic in {tp.topic for tp in tps}:
+            ends.update(self.bus.end_offsets(topic))
+        return {tp: ends[tp] for tp in tps if tp in ends}
+
     def assignment(self) -> set[TopicPartition]:
         self._sync_assignment()
         return set(self._assigned)
@@ -1280,6 +1291,16 @@ class _KafkaConsumer(Consumer):
         except KafkaError as exc:
             raise Unavailable(f"Kafka committed offsets of {tp.topic} failed: {exc}") from exc
         return None if offset is None or offset < 0 else int(offset)
+
+    def end_offsets(self, tps: set[TopicPartition]) -> dict[TopicPartition, int]:
+        from kafka.errors import KafkaError
+        from kafka.structs import TopicPartition as KafkaTP
+
+        try:
+            ends = self._consumer.end_offsets([KafkaTP(tp.topic, tp.partition) for tp in sorted(tps)])
+        except KafkaError as exc:
+            raise Unavailable(f"Kafka end offsets failed: {exc}") from exc
+        return {TopicPartition(k.topic, k.partition): int(v) for k, v in ends.items()}
 
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(t.topic, t.partition) for t in self._consumer.assignment()}
