@@ -11,12 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from shoal.analysis import detection_issues, label_issues
 from shoal.analysis.segments import MIGRATIONS as SEGMENT_MIGRATIONS
 from shoal.analysis.segments import SegmentStore
-from shoal.common.convert import page_of, page_response
+from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.jobs import JobStore
 from shoal.common.jobs_rpc import JobRpcs
@@ -44,13 +42,6 @@ FULL_NAME = lpb.DESCRIPTOR.services_by_name["LabelingBridgeService"].full_name
 MAX_FRAMES = 100_000
 
 
-def _ts(value: Any) -> Timestamp:
-    t = Timestamp()
-    if value is not None:
-        t.FromDatetime(value)
-    return t
-
-
 def request_to_proto(r: st.Request, counts: dict[str, int]) -> lpb.LabelingRequest:
     return lpb.LabelingRequest(
         request_id=r.request_id,
@@ -61,13 +52,13 @@ def request_to_proto(r: st.Request, counts: dict[str, int]) -> lpb.LabelingReque
         reason=r.reason,
         preannotation_inference_set=r.preannotation_inference_set,
         requested_by=r.requested_by,
-        requested_time=_ts(r.requested_time),
+        requested_time=timestamp(r.requested_time),
         state=lpb.LabelingRequestState.Value(f"LABELING_REQUEST_STATE_{r.state}"),
         frames=r.frames,
         counts=lpb.ItemCounts(**{s.lower(): counts.get(s, 0) for s in st.ITEM_STATES}),
         attempts=r.attempts,
         last_error=r.last_error,
-        next_attempt_time=_ts(r.next_attempt_time if r.state == st.PENDING else None),
+        next_attempt_time=timestamp(r.next_attempt_time if r.state == st.PENDING else None),
         platform_project_id=r.platform_project_id,
         platform_project_url=r.platform_project_url,
     )
@@ -81,11 +72,11 @@ def item_to_proto(i: st.Item) -> lpb.LabelingItem:
         task_id=i.task_id,
         annotation_id=i.annotation_id,
         annotator=i.annotator,
-        annotated_time=_ts(i.annotated_time) if i.annotated_time else None,
+        annotated_time=timestamp(i.annotated_time),
         error=i.error,
         label_version=i.label_version,
         reason=i.reason,
-        updated_time=_ts(i.updated_time),
+        updated_time=timestamp(i.updated_time),
     )
 
 
@@ -324,12 +315,9 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         loop,
         RequestConsumer(stores.events, topics, bridge, datasets, group_id=settings.labeling_consumer_group),
     ]
-    webhooks = None
     if settings.label_studio_url and settings.labeling_webhook_url:
-        webhooks = WebhookServer(bridge, host=settings.host, port=settings.webhook_port, secret=secret)
-        workers.append(webhooks)
+        workers.append(WebhookServer(bridge, host=settings.host, port=settings.webhook_port, secret=secret))
     servicer = LabelingBridgeServicer(JobStore(stores.metrics, service=NAME), bridge, projects, datasets, loop)
-    servicer.webhooks = webhooks  # type: ignore[attr-defined]
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,

@@ -22,6 +22,7 @@ from shoal.ingest.datasets import DatasetCatalog, existing_frames
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.bridge import PLATFORMS, Bridge
 from shoal.labeling_bridge.platforms import PlatformException
+from shoal.sampler import handoff
 from shoal.sampler.v1 import sampler_pb2
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,10 @@ class RequestConsumer:
             frames=len(frames),
         )
         self.bridge.record(
-            request, frames, first_position=e.part * 5000, missing=[f for f in frames if f not in present]
+            request,
+            frames,
+            first_position=e.part * handoff.EVENT_ITEMS,
+            missing=[f for f in frames if f not in present],
         )
 
     def _dead_letter(self, event: Event, reason: str) -> None:
