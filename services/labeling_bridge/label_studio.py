@@ -746,7 +746,8 @@ class LabelStudioPlatform:
             if response.status_code in (400, 401, 403):
                 raise PlatformError(
                     f"Label Studio at {self.url} did not accept the personal access token ({response.status_code}): "
-                    "it may be revoked or expired, or personal access tokens are off for the organization; "
+                    "it may be revoked or expired, Label Studio's SECRET_KEY may have changed since it was issued, "
+                    "or personal access tokens are off for the organization; "
                     "create a new one under Account & Settings",
                     status=response.status_code,
                     body=response.text[:_BODY_LIMIT],

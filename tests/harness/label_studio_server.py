@@ -111,6 +111,12 @@ class LabelStudioServer:
         self.log_file = self.work_dir / "label-studio.log"
         self.username = username
         self.password = secrets.token_urlsafe(16)
+        # Label Studio signs its JWTs with SECRET_KEY. Left unset, it generates one from a set of
+        # characters that includes "$" and appends it to data/.env; a key starting with "$" is read
+        # back on the next start as a reference to another variable, i.e. empty, so a new key is
+        # generated and every token issued before the restart is refused (401). URL-safe characters
+        # have no such meaning.
+        self.secret_key = secrets.token_urlsafe(48)
         self.port: int | None = None
         self.token: str | None = None
         self.startup_seconds: float | None = None
@@ -223,6 +229,7 @@ class LabelStudioServer:
             and key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "USERNAME", "PASSWORD")
         }
         env.update(_SERVER_ENV)
+        env["SECRET_KEY"] = self.secret_key
         env["LABEL_STUDIO_BASE_DATA_DIR"] = str(self.data_dir.resolve())
         env["LABEL_STUDIO_USERNAME"] = self.username
         env["LABEL_STUDIO_PASSWORD"] = self.password
