@@ -25,6 +25,7 @@ from shoal.common.stores.events import Consumer, Event, EventBus, Published, Top
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import now_ms
 from shoal.common.topics import Topics
+from shoal.common.workers import Backoff, ThreadWorker
 from shoal.ingest.catalog import ProjectCatalog
 from shoal.ingest.columns import column_sizes, take_rows
 from shoal.ingest.datasets import DatasetCatalog
@@ -382,7 +383,7 @@ def _rejected_part(upload: pb.UploadEvent, checked: CheckedChunk) -> pb.UploadEv
     return out
 
 
-class IngestConsumer:
+class IngestConsumer(ThreadWorker):
     """A consumer-group member on the uploads topic, on its own thread. Offsets are committed only
     after a batch is fully handled; a store outage makes it retry the same batch with backoff."""
 
@@ -397,6 +398,7 @@ class IngestConsumer:
         batch_bytes: int = 32 * 1024 * 1024,
         name: str = "ingest-consumer",
     ) -> None:
+        super().__init__()
         self.name = name
         self.bus = bus
         self.topics = topics
@@ -406,32 +408,16 @@ class IngestConsumer:
         #: a batch holds about this many bytes of events (so many small chunks or a few large ones)
         self.batch_bytes = batch_bytes
         self._take = max_records
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_poll = 0.0
-        self._failing: str | None = None
         self.processed_events = 0
         self._lag = telemetry.LagTracker(group_id)
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
-
-    def healthy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self._failing is None
-
-    def stop(self, timeout_seconds: float) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_seconds)
 
     def _run(self) -> None:
         """Two batches in flight: while the vectors of one are upserted (and its status and dead
         letters written) on a helper thread, the next is validated and written to ClickHouse. A
         batch is committed only when all of its writes are done, in order."""
         consumer = None
-        backoff = 0.5
+        backoff = Backoff()
         pending: tuple[dict[TopicPartition, int], Future[None], int] | None = None
         finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-finish")
 
@@ -470,21 +456,20 @@ class IngestConsumer:
                     if self._lag.due():
                         self._report_lag(consumer)
                     self._failing = None
-                    backoff = 0.5
+                    backoff.reset()
                 except Unavailable as exc:
                     pending = None
                     self._failing = str(exc)
-                    log.warning("%s: %s; uncommitted batches will come again (retry in %.1fs)", self.name, exc, backoff)
+                    log.warning("%s: %s; uncommitted batches will come again (retry in %.1fs)",
+                                self.name, exc, backoff.current)  # fmt: skip
                     consumer = _rejoin(consumer)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
+                    backoff.wait(self._stop)
                 except Exception:
                     pending = None
                     log.exception("%s: unexpected failure; rejoining", self.name)
                     self._failing = "unexpected failure; see the log"
                     consumer = _rejoin(consumer)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
+                    backoff.wait(self._stop)
             if consumer is not None:
                 try:
                     settle()

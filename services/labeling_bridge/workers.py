@@ -18,6 +18,7 @@ from shoal.common import telemetry
 from shoal.common.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.common.stores.events import Event, EventBus
 from shoal.common.topics import Topics
+from shoal.common.workers import Backoff, ThreadWorker
 from shoal.ingest.datasets import DatasetCatalog, existing_frames
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.bridge import PLATFORMS, Bridge
@@ -34,7 +35,7 @@ WEBHOOK_TOKEN_HEADER = "X-Shoal-Webhook-Token"  # noqa: S105 - a header name
 MAX_WEBHOOK_BYTES = 32 * 1024 * 1024
 
 
-class RequestConsumer:
+class RequestConsumer(ThreadWorker):
     """A consumer-group member on the labeling-requests topic: each event is recorded (its frames
     once, whatever the redeliveries) before its offset is committed; an event that cannot be
     understood goes to the labeling dead-letter topic with the reason."""
@@ -42,32 +43,17 @@ class RequestConsumer:
     name = "labeling-request-consumer"
 
     def __init__(self, bus: EventBus, topics: Topics, bridge: Bridge, datasets: DatasetCatalog, *, group_id: str):
+        super().__init__()
         self.bus = bus
         self.topics = topics
         self.bridge = bridge
         self.datasets = datasets
         self.group_id = group_id
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._failing: str | None = None
         self.recorded_events = 0
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout_seconds: float) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_seconds)
-
-    def healthy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and self._failing is None
 
     def _run(self) -> None:
         consumer = None
-        backoff = 0.5
+        backoff = Backoff()
         while not self._stop.is_set():
             try:
                 if consumer is None:
@@ -80,20 +66,21 @@ class RequestConsumer:
                     self.recorded_events += len(events)
                     telemetry.EVENTS_CONSUMED.labels(self.group_id, self.topics.labeling_requests).inc(len(events))
                 self._failing = None
-                backoff = 0.5
-            except Unavailable as exc:
-                self._failing = str(exc)
-                log.warning("%s: %s; uncommitted events will come again (retry in %.1fs)", self.name, exc, backoff)
+                backoff.reset()
+            except Exception as exc:  # the loop must outlive any failure
+                if isinstance(exc, Unavailable):
+                    self._failing = str(exc)
+                    log.warning("%s: %s; uncommitted events will come again (retry in %.1fs)",
+                                self.name, exc, backoff.current)  # fmt: skip
+                else:
+                    self._failing = "unexpected failure; see the log"
+                    log.exception("%s: unexpected failure; uncommitted events will come again", self.name)
                 if consumer is not None:
-                    try:
-                        consumer.close()
-                    except Exception:
-                        log.debug("closing a consumer failed", exc_info=True)
+                    _close_quietly(consumer)
                 consumer = None
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff.wait(self._stop)
         if consumer is not None:
-            consumer.close()
+            _close_quietly(consumer)
 
     def handle(self, event: Event) -> None:
         """Records one event, or dead-letters it with the reason."""
@@ -108,6 +95,9 @@ class RequestConsumer:
             raise  # a store is down: the event stays uncommitted and comes again
         except ShoalError as exc:
             self._dead_letter(event, exc.describe())
+        except Exception as exc:  # redelivering it would fail the same way, forever
+            log.exception("%s: recording request %r failed", self.name, e.request_id)
+            self._dead_letter(event, f"recording the request failed: {type(exc).__name__}: {exc}")
 
     def record(self, e: sampler_pb2.LabelingRequestEvent) -> None:
         if e.schema_version != SCHEMA_VERSION:
@@ -152,35 +142,28 @@ class RequestConsumer:
         ).result(timeout=60)
 
 
-class BridgeLoop:
+class BridgeLoop(ThreadWorker):
     """Sends the requests that are due (every second) and polls the platform for annotations
-    (every ``poll_seconds``), on its own thread."""
+    (every ``poll_seconds``), on its own thread. A platform or store failure is retried on the
+    next tick; it does not make the service unready (the status of each request shows it)."""
 
     name = "labeling-bridge-loop"
 
     def __init__(self, bridge: Bridge, *, poll_seconds: float, tick_seconds: float = 1.0) -> None:
+        super().__init__()
         self.bridge = bridge
         self.poll_seconds = poll_seconds
         self.tick_seconds = tick_seconds
-        self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._failing: str | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+        #: why the last tick failed, until one succeeds
+        self.last_error: str | None = None
 
     def stop(self, timeout_seconds: float) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_seconds)
+        super().stop(timeout_seconds)
         self.bridge.close()
 
-    def healthy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def _interrupt(self) -> None:
+        self._wake.set()
 
     def wake(self) -> None:
         """Makes the next send attempt now (a new request arrived)."""
@@ -194,11 +177,14 @@ class BridgeLoop:
                 if time.monotonic() - last_poll >= self.poll_seconds:
                     last_poll = time.monotonic()
                     self.bridge.poll()
-                self._failing = None
+                self.last_error = None
             except (PlatformException, ShoalError, OSError) as exc:
                 # the platform or a store failed between requests: the next tick tries again
-                self._failing = str(exc)
+                self.last_error = str(exc)
                 log.warning("%s: %s", self.name, exc)
+            except Exception as exc:  # the loop must outlive any failure
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("%s: unexpected failure; the next tick tries again", self.name)
             self._wake.wait(self.tick_seconds)
             self._wake.clear()
 
@@ -230,6 +216,8 @@ class WebhookServer:
                 self.bridge.apply(project, platform, annotations)
             except (ShoalError, PlatformException) as exc:
                 log.warning("webhook annotations of project %s not applied (the poll will): %s", project, exc)
+            except Exception:  # the applier must outlive any failure
+                log.exception("webhook annotations of project %s not applied (the poll will)", project)
 
     def start(self) -> None:
         bridge, secret, pending = self.bridge, self.secret, self._queue
@@ -300,3 +288,10 @@ class WebhookServer:
     def healthy(self) -> bool:
         alive = [t for t in (self._thread, self._applier) if t is not None]
         return len(alive) == 2 and all(t.is_alive() for t in alive)
+
+
+def _close_quietly(consumer: Any) -> None:
+    try:
+        consumer.close()
+    except Exception:
+        log.debug("closing a consumer failed", exc_info=True)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import errno
 import logging
 import os
 import pathlib
@@ -47,6 +46,8 @@ import uuid
 from collections.abc import Mapping
 from types import TracebackType
 from typing import IO
+
+from tests.harness._proc import HOST, LaunchLog, free_ports, port_is_bindable, signal_group
 
 __all__ = [
     "KAFKA_MAIN_CLASS",
@@ -69,7 +70,6 @@ MIN_JAVA_MAJOR = 17
 #: Node id of the single combined broker+controller.
 NODE_ID = 1
 
-HOST = "127.0.0.1"
 
 #: Heap for the broker: tests run Kafka next to other servers on 2 cores.
 BROKER_JVM_OPTS: tuple[str, ...] = (
@@ -202,33 +202,6 @@ def default_libs_dir(repo_root: pathlib.Path) -> pathlib.Path:
 # --------------------------------------------------------------------------- #
 # Small helpers
 # --------------------------------------------------------------------------- #
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ask the kernel for ``count`` distinct free TCP ports on the loopback."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _port_is_bindable(port: int) -> bool:
-    """True when a listener could bind ``HOST:port`` now (as Java would, with SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return False
-            raise
-        return True
 
 
 def _random_cluster_id() -> str:
@@ -381,7 +354,7 @@ class KafkaBroker:
         self._cluster_id: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
-        self._log_offset = 0
+        self._log = LaunchLog(self.log_file, _LOG_TAIL_LINES)
 
     # -- paths and properties ------------------------------------------------ #
 
@@ -464,7 +437,7 @@ class KafkaBroker:
         started_at = time.monotonic()
 
         for attempt in range(1, _MAX_START_ATTEMPTS + 1):
-            self._port, self._controller_port = _free_ports(2)
+            self._port, self._controller_port = free_ports(2)
             self._cluster_id = _random_cluster_id()
             self._write_config()
             self._format_storage(java, deadline)
@@ -473,7 +446,7 @@ class KafkaBroker:
             except _PortInUseError:
                 if attempt == _MAX_START_ATTEMPTS:
                     raise RuntimeError(
-                        f"Kafka broker could not bind its ports after {attempt} attempts:\n" + self._log_tail()
+                        f"Kafka broker could not bind its ports after {attempt} attempts:\n" + self._log.tail()
                     ) from None
                 logger.warning("Kafka broker port was taken; retrying on new ports")
                 continue
@@ -509,7 +482,7 @@ class KafkaBroker:
             self._launch_and_wait(java, deadline, what="restart")
         except _PortInUseError:
             raise RuntimeError(
-                f"Kafka broker could not re-bind {self.bootstrap_servers} on restart:\n" + self._log_tail()
+                f"Kafka broker could not re-bind {self.bootstrap_servers} on restart:\n" + self._log.tail()
             ) from None
         logger.info(
             "Kafka broker restarted on %s in %.1fs",
@@ -525,7 +498,7 @@ class KafkaBroker:
         process = self._process
         if process is not None and process.poll() is None:
             logger.info("stopping Kafka broker (pid %d)", process.pid)
-            self._signal(signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -534,7 +507,7 @@ class KafkaBroker:
                     process.pid,
                     timeout,
                 )
-                self._signal(signal.SIGKILL)
+                self._signal_group(signal.SIGKILL)
                 process.wait()
         self._reap()
 
@@ -543,7 +516,7 @@ class KafkaBroker:
         process = self._process
         if process is not None and process.poll() is None:
             logger.info("killing Kafka broker (pid %d)", process.pid)
-            self._signal(signal.SIGKILL)
+            self._signal_group(signal.SIGKILL)
             process.wait()
         self._reap()
 
@@ -649,7 +622,7 @@ class KafkaBroker:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
         self._append_marker(f"formatting {self.data_dir} (cluster id {self._cluster_id})")
-        self._log_offset = self.log_file.stat().st_size
+        self._log.mark()
         command = [
             *self._java_command(java, TOOL_JVM_OPTS, STORAGE_TOOL_MAIN_CLASS),
             "format",
@@ -671,9 +644,9 @@ class KafkaBroker:
                     check=False,
                 )
             except subprocess.TimeoutExpired:
-                raise RuntimeError("timed out formatting Kafka storage:\n" + self._log_tail()) from None
+                raise RuntimeError("timed out formatting Kafka storage:\n" + self._log.tail()) from None
         if result.returncode != 0:
-            raise RuntimeError(f"formatting Kafka storage failed (exit {result.returncode}):\n" + self._log_tail())
+            raise RuntimeError(f"formatting Kafka storage failed (exit {result.returncode}):\n" + self._log.tail())
 
     def _launch_and_wait(self, java: str, deadline: float, *, what: str) -> None:
         command = [
@@ -681,7 +654,7 @@ class KafkaBroker:
             str(self.config_file.resolve()),
         ]
         self._append_marker(f"{what} broker on {HOST}:{self.port}")
-        self._log_offset = self.log_file.stat().st_size
+        self._log.mark()
         logger.debug("launching Kafka broker: %s", command)
         self._log_handle = self.log_file.open("ab")
         self._process = subprocess.Popen(
@@ -705,58 +678,38 @@ class KafkaBroker:
         while True:
             returncode = self._process.poll()
             if returncode is not None:
-                if "Address already in use" in self._log_text():
+                if "Address already in use" in self._log.text():
                     raise _PortInUseError()
                 raise RuntimeError(
                     f"Kafka broker exited with code {returncode} during startup "
-                    f"(log: {self.log_file}):\n" + self._log_tail()
+                    f"(log: {self.log_file}):\n" + self._log.tail()
                 )
             if _broker_is_ready(self.port, NODE_ID):
                 return
             if time.monotonic() >= deadline:
                 raise RuntimeError(
                     f"Kafka broker on {self.bootstrap_servers} not ready in time "
-                    f"(log: {self.log_file}):\n" + self._log_tail()
+                    f"(log: {self.log_file}):\n" + self._log.tail()
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
 
     def _wait_ports_bindable(self, deadline: float) -> None:
         ports = (self.port, self.controller_port)
-        while not all(_port_is_bindable(p) for p in ports):
+        while not all(port_is_bindable(p) for p in ports):
             if time.monotonic() >= deadline:
                 raise RuntimeError(f"ports {ports} of the Kafka broker are still in use; cannot restart")
             time.sleep(0.2)
 
-    def _signal(self, signum: signal.Signals) -> None:
+    def _signal_group(self, signum: signal.Signals) -> None:
         assert self._process is not None
-        try:
-            os.killpg(self._process.pid, signum)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            self._process.send_signal(signum)
+        signal_group(self._process, signum)
 
     def _reap(self) -> None:
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None
         _LIVE_BROKERS.discard(self)
-
-    def _log_text(self) -> str:
-        try:
-            with self.log_file.open("rb") as log:
-                log.seek(self._log_offset)
-                return log.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
-
-    def _log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        """The last ``lines`` lines the broker or storage tool logged since the last launch."""
-        text = self._log_text()
-        if not text.strip():
-            return f"(nothing in {self.log_file})"
-        return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
 class _PortInUseError(Exception):

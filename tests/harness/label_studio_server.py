@@ -36,7 +36,6 @@ import os
 import pathlib
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -45,14 +44,14 @@ import urllib.request
 from types import TracebackType
 from typing import IO, Any
 
+from tests.harness._proc import HOST, LaunchLog, free_ports, port_is_bindable, signal_group
+
 __all__ = ["LabelStudioServer", "default_venv_dir"]
 
 logger = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 USERNAME = "admin@shoal.test"
 
-_LOG_TAIL_LINES = 40
 _MAX_START_ATTEMPTS = 3  # a fresh port when the picked one got taken meanwhile
 
 #: Environment of the server: nothing reaches the internet, webhooks may call loopback listeners.
@@ -88,12 +87,6 @@ def default_venv_dir(repo_root: pathlib.Path) -> pathlib.Path:
     return cache / "label-studio-venv"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 class LabelStudioServer:
     """One Label Studio server with an admin user and a personal access token.
 
@@ -122,7 +115,7 @@ class LabelStudioServer:
         self.startup_seconds: float | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
-        self._log_offset = 0
+        self._log = LaunchLog(self.log_file)
 
     @property
     def url(self) -> str:
@@ -156,14 +149,14 @@ class LabelStudioServer:
         started_at = time.monotonic()
         deadline = started_at + timeout
         for attempt in range(1, _MAX_START_ATTEMPTS + 1):
-            self.port = _free_port()
+            self.port = free_ports(1)[0]
             try:
                 self._launch_and_wait(deadline)
                 break
             except _PortTakenError:
                 logger.warning("port %d was taken before Label Studio bound it (attempt %d)", self.port, attempt)
                 if attempt == _MAX_START_ATTEMPTS:
-                    raise RuntimeError("Label Studio found every picked port taken:\n" + self._log_tail()) from None
+                    raise RuntimeError("Label Studio found every picked port taken:\n" + self._log.tail()) from None
         if self.token is None:
             self.token = self._create_personal_access_token()
         self.startup_seconds = time.monotonic() - started_at
@@ -184,12 +177,12 @@ class LabelStudioServer:
         process = self._process
         if process is not None and process.poll() is None:
             logger.info("stopping Label Studio (pid %d)", process.pid)
-            self._signal(signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 logger.warning("Label Studio (pid %d) did not stop within %.0fs; killing it", process.pid, timeout)
-                self._signal(signal.SIGKILL)
+                self._signal_group(signal.SIGKILL)
                 process.wait()
         if self._log_handle is not None:
             self._log_handle.close()
@@ -253,7 +246,7 @@ class LabelStudioServer:
         ]
         with self.log_file.open("ab") as log:
             log.write(f"===== shoal test harness: starting Label Studio on {HOST}:{self.port} =====\n".encode())
-        self._log_offset = self.log_file.stat().st_size
+        self._log.mark()
         self._log_handle = self.log_file.open("ab")
         self._process = subprocess.Popen(
             command,
@@ -279,17 +272,17 @@ class LabelStudioServer:
             if returncode is not None:
                 raise RuntimeError(
                     f"Label Studio exited with code {returncode} during start-up (log: {self.log_file}):\n"
-                    + self._log_tail()
+                    + self._log.tail()
                 )
             # When its port is taken, `label-studio start` silently moves to the next one.
-            if f"Port {self.port} is in use" in self._log_text():
+            if f"Port {self.port} is in use" in self._log.text():
                 raise _PortTakenError()
             if self._healthy():
                 return
             if time.monotonic() >= deadline:
                 raise RuntimeError(
                     f"Label Studio on {self.url} did not answer /health in time (log: {self.log_file}):\n"
-                    + self._log_tail()
+                    + self._log.tail()
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
@@ -319,7 +312,7 @@ class LabelStudioServer:
         with opener.open(request, timeout=30) as response:
             response.read()
         if not any(c.name == "sessionid" for c in jar):
-            raise RuntimeError(f"could not log in to Label Studio as {self.username}:\n" + self._log_tail())
+            raise RuntimeError(f"could not log in to Label Studio as {self.username}:\n" + self._log.tail())
         return opener
 
     def _call(self, opener: urllib.request.OpenerDirector, method: str, path: str, body: Any = None) -> Any:
@@ -351,39 +344,14 @@ class LabelStudioServer:
 
     def _wait_port_bindable(self, deadline: float) -> None:
         assert self.port is not None
-        while True:
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((HOST, self.port))
-                    return
-                except OSError:
-                    if time.monotonic() >= deadline:
-                        raise RuntimeError(f"port {self.port} of Label Studio is still in use") from None
+        while not port_is_bindable(self.port):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"port {self.port} of Label Studio is still in use")
             time.sleep(0.2)
 
-    def _signal(self, signum: signal.Signals) -> None:
+    def _signal_group(self, signum: signal.Signals) -> None:
         assert self._process is not None
-        try:
-            os.killpg(self._process.pid, signum)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            self._process.send_signal(signum)
-
-    def _log_text(self) -> str:
-        try:
-            with self.log_file.open("rb") as log:
-                log.seek(self._log_offset)
-                return log.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
-
-    def _log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        text = self._log_text()
-        if not text.strip():
-            return f"(nothing in {self.log_file})"
-        return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+        signal_group(self._process, signum)
 
 
 class _PortTakenError(Exception):
