@@ -90,16 +90,20 @@ def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
     import pyarrow as pa
 
     from shoal.common.stores.vectors import CollectionSpec, collection_name
-    from shoal.ingest import datasets, evaluations
+    from shoal.ingest import datasets, evaluations, writer
     from shoal.ingest.columns import constant
     from shoal.ingest.writer import EMBEDDING_FIELDS, vector_pk
 
     m, v = _stores(path)
     m.create_database()
-    m.migrate((*datasets.MIGRATIONS, *evaluations.MIGRATIONS))
+    m.migrate((*writer.MIGRATIONS, *datasets.MIGRATIONS, *evaluations.MIGRATIONS))
     x, ids, sp = all_vectors(n), frame_ids(n), splits(n)
     labels = np.random.default_rng(3).integers(0, 10, n).astype(np.int32)
     t0 = time.perf_counter()
+    m.insert_arrow("frames", pa.table({
+        "project": constant(PROJECT, n), "dataset": constant(DATASET, n), "frame_id": pa.array(ids, pa.string()),
+        "split": pa.array(sp, pa.string()), "version": pa.array(np.ones(n, np.uint64)),
+    }))  # fmt: skip
     m.insert_arrow("evaluations", pa.table({
         "project": constant(PROJECT, n), "inference_set": constant("", n), "dataset": constant(DATASET, n),
         "frame_id": pa.array(ids, pa.string()), "split": pa.array(sp, pa.string()), "label_class": pa.array(labels),

@@ -163,7 +163,7 @@ def build(
     rng = np.random.default_rng(0)
     sides = []
     for side in (a, b):
-        ids, x = read_vectors(ctx, vectors, job.project, side.dataset, space)
+        ids, x = read_vectors(ctx, metrics, vectors, job.project, side.dataset, space)
         keep = _window(metrics, job.project, side.dataset, side.since, side.until)
         if keep is not None:
             rows = [i for i, f in enumerate(ids) if f in keep]

@@ -77,7 +77,7 @@ def build(
     progress = progress_of(ctx)
 
     discard(metrics, job)
-    ids, x = read_vectors(ctx, vectors, job.project, dataset, space)
+    ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
     n = len(ids)
     metric = "euclidean" if space_metric == "L2" else "cosine"
     rng = np.random.default_rng(0)

@@ -339,7 +339,7 @@ def build(
     progress("reading errors", 0.0)
     cols = metrics.query_columns(errors_sql, errors_params)
     frame_ids = np.asarray([str(f) for f in cols["frame_id"]], dtype=object)
-    ids, x = read_vectors(ctx, vectors, job.project, dataset, space)
+    ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
     position = {f: i for i, f in enumerate(ids)}
     rows = np.fromiter((position.get(f, -1) for f in frame_ids), dtype=np.int64, count=len(frame_ids))
     have = rows >= 0

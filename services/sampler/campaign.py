@@ -392,7 +392,7 @@ def build(
     segments = SegmentStore(metrics)
     discard(metrics, job)
     pool = view.dataset
-    ids_list, x = read_vectors(ctx, vectors, project.name, pool, space)  # sorted by frame id
+    ids_list, x = read_vectors(ctx, metrics, vectors, project.name, pool, space)  # sorted by frame id
     ids = np.asarray(ids_list, dtype=str)
     x = unit_rows(np.ascontiguousarray(x, dtype=np.float32))
     progress("scoping", 0.3)
@@ -418,7 +418,7 @@ def build(
     labels, _ = frame_fields(metrics, project.name, pool, ids_list)
     labeled_parts = [x[labels >= 0]]
     if labeled_dataset and labeled_dataset != pool:
-        lids, lx = read_vectors(None, vectors, project.name, labeled_dataset, space)
+        lids, lx = read_vectors(None, metrics, vectors, project.name, labeled_dataset, space)
         if len(lids):
             llabels, _ = frame_fields(metrics, project.name, labeled_dataset, lids)
             labeled_parts.append(unit_rows(np.ascontiguousarray(lx[llabels >= 0], dtype=np.float32)))
