@@ -12,10 +12,12 @@ import pytest
 
 from shoal.common.errors import ConfigurationError, Unavailable
 from shoal.common.stores.metrics import (
+    IN_CHUNK,
     EmbeddedMetricsStore,
     MetricsStore,
     Migration,
     ServerMetricsStore,
+    in_chunks,
     open_metrics_store,
 )
 
@@ -155,3 +157,29 @@ def test_urls_pick_the_implementation(tmp_path, chdb_path) -> None:  # type: ign
         open_metrics_store("postgres://x", database="x")
     with pytest.raises(ConfigurationError, match="needs a path"):
         open_metrics_store("chdb://", database="x")
+
+
+def test_id_lists_longer_than_one_query_takes_are_answered_whole(metrics_store: MetricsStore) -> None:
+    """A labeling request or a segment of 100k frames: every id is looked up, across several queries."""
+    import pyarrow as pa
+
+    from shoal.ingest import datasets, writer
+    from shoal.ingest.columns import constant
+    from shoal.labeling_bridge.bridge import latest_labels
+
+    assert [len(c) for c in in_chunks(["b", "a", "b", "c"], size=2)] == [2, 1]  # repeats dropped, sorted
+    metrics_store.migrate((*writer.MIGRATIONS, *datasets.MIGRATIONS))
+    n = 2 * IN_CHUNK + 5
+    present = [f"f{i:06d}" for i in range(0, n, 2)]  # every other frame exists
+    metrics_store.insert_arrow("frames", pa.table({"project": constant("p", len(present)),
+                                                   "dataset": constant("d", len(present)),
+                                                   "frame_id": pa.array(present),
+                                                   "version": pa.array(np.ones(len(present), np.uint64))}))  # fmt: skip
+    metrics_store.insert_arrow("label_versions", pa.table({
+        "project": constant("p", len(present)), "dataset": constant("d", len(present)), "frame_id": pa.array(present),
+        "label_version": constant("v1", len(present)), "source": constant("upload", len(present)),
+    }))  # fmt: skip
+    asked = [f"f{i:06d}" for i in range(n)]
+    assert datasets.existing_frames(metrics_store, "p", "d", asked) == set(present)
+    assert sorted(latest_labels(metrics_store, "p", "d", asked)) == present
+    assert set(datasets.frame_media(metrics_store, "p", "d", asked)) == set(present)

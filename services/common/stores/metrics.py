@@ -25,6 +25,17 @@ from shoal.common.errors import ConfigurationError, Unavailable
 
 log = logging.getLogger(__name__)
 
+#: The most values one ``IN {ids:Array(String)}`` parameter should carry. On chDB, filtering a table by a
+#: 60k-id array took 0.2 s and by a 70k-id one 29 s (100k: 32 s), so longer lists go in several queries.
+IN_CHUNK = 20_000
+
+
+def in_chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterable[list[str]]:
+    """``values`` without repeats, sorted, in lists of at most ``size``: one query per list."""
+    unique = sorted(set(values))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
+
 
 @dataclass(frozen=True)
 class QueryResult:
