@@ -26,7 +26,8 @@ from bench.harness import peak_rss_mib, results_header, run_child, write_results
 MODULE = "bench.labeling.bench_record"
 
 
-def _store(path: str):  # type: ignore[no-untyped-def]
+def _store(path: str, n: int):  # type: ignore[no-untyped-def]
+    """chDB with the ingest and bridge tables, and ``n`` frames with one label version each; returns it and the ids."""
     import pyarrow as pa
 
     from shoal.common.stores.metrics import EmbeddedMetricsStore
@@ -37,19 +38,19 @@ def _store(path: str):  # type: ignore[no-untyped-def]
     m = EmbeddedMetricsStore(path=Path(path) / "ch", database="bench")
     m.create_database()
     m.migrate((*writer.MIGRATIONS, *datasets.MIGRATIONS, *state.MIGRATIONS))
-    return m, pa, constant
+    ids = [f"f{i:08d}" for i in range(n)]
+    m.insert_arrow("label_versions", pa.table({
+        "project": constant("p", n), "dataset": constant("d", n), "frame_id": pa.array(ids),
+        "label_version": constant("v1", n), "class_id": pa.array(np.zeros(n, np.int32)), "source": constant("up", n),
+    }))  # fmt: skip
+    return m, ids
 
 
 def shoal_side(n: int, path: str) -> dict:  # type: ignore[type-arg]
     from shoal.labeling_bridge import state
     from shoal.labeling_bridge.bridge import Bridge
 
-    m, pa, constant = _store(path)
-    ids = [f"f{i:08d}" for i in range(n)]
-    m.insert_arrow("label_versions", pa.table({
-        "project": constant("p", n), "dataset": constant("d", n), "frame_id": pa.array(ids),
-        "label_version": constant("v1", n), "class_id": pa.array(np.zeros(n, np.int32)), "source": constant("up", n),
-    }))  # fmt: skip
+    m, ids = _store(path, n)
     bridge = Bridge(m, None, None, lambda: None)  # type: ignore[arg-type]
     request = state.Request("p", "r1", "d", "label_studio", "segment:s", "why", "", "bench", state._now(), n)
     t = time.perf_counter()
@@ -65,12 +66,7 @@ def shoal_side(n: int, path: str) -> dict:  # type: ignore[type-arg]
 
 def one_query_side(n: int, path: str) -> dict:  # type: ignore[type-arg]
     """The label-version lookup of ``record`` as one query with all ``n`` ids in one array parameter."""
-    m, pa, constant = _store(path)
-    ids = [f"f{i:08d}" for i in range(n)]
-    m.insert_arrow("label_versions", pa.table({
-        "project": constant("p", n), "dataset": constant("d", n), "frame_id": pa.array(ids),
-        "label_version": constant("v1", n), "class_id": pa.array(np.zeros(n, np.int32)), "source": constant("up", n),
-    }))  # fmt: skip
+    m, ids = _store(path, n)
     t = time.perf_counter()
     rows = m.query(
         "SELECT frame_id, argMax(tuple(label_version, source, author, version_time), (version_time, label_version))"
