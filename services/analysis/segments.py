@@ -16,7 +16,7 @@ from datetime import datetime
 
 from shoal.common.errors import AlreadyExists, InvalidArgument, NotFound
 from shoal.common.pagination import Page
-from shoal.common.stores.metrics import MetricsStore, Migration, in_chunks
+from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
 from shoal.ingest.catalog import Project
 from shoal.ingest.datasets import existing_frames
@@ -213,12 +213,13 @@ class SegmentStore:
         scope = "project = {project:String} AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}"
         found = {
             (str(r[0]), str(r[1]))
-            for chunk in in_chunks([f for f, _ in objects])
-            for r in self.metrics.query(
+            for r in self.metrics.query_ids(
                 f"SELECT DISTINCT frame_id, object_id FROM label_objects WHERE {scope}"
                 f" UNION DISTINCT SELECT DISTINCT frame_id, object_id FROM predicted_objects WHERE {scope}",
-                {"project": seg.project, "dataset": seg.dataset, "ids": chunk},
-            ).rows
+                {"project": seg.project, "dataset": seg.dataset},
+                "ids",
+                [f for f, _ in objects],
+            )
         }
         for i, ref in enumerate(objects):
             if tuple(ref) not in found:

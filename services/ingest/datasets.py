@@ -13,7 +13,7 @@ from datetime import datetime
 
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.pagination import Page
-from shoal.common.stores.metrics import MetricsStore, Migration, in_chunks
+from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
 from shoal.ingest.catalog import NAME_RE, ProjectCatalog
 
@@ -272,25 +272,23 @@ def _inference_set(row: Sequence[object]) -> InferenceSet:
 
 def existing_frames(metrics: MetricsStore, project: str, dataset: str, frame_ids: Sequence[str]) -> set[str]:
     """Which of these frame ids the dataset holds."""
-    found: set[str] = set()
-    for chunk in in_chunks(frame_ids):
-        rows = metrics.query(
-            "SELECT DISTINCT frame_id FROM frames WHERE project = {project:String} AND dataset = {dataset:String}"
-            " AND frame_id IN {ids:Array(String)}",
-            {"project": project, "dataset": dataset, "ids": chunk},
-        ).rows
-        found.update(str(r[0]) for r in rows)
-    return found
+    rows = metrics.query_ids(
+        "SELECT DISTINCT frame_id FROM frames WHERE project = {project:String} AND dataset = {dataset:String}"
+        " AND frame_id IN {ids:Array(String)}",
+        {"project": project, "dataset": dataset},
+        "ids",
+        frame_ids,
+    )
+    return {str(r[0]) for r in rows}
 
 
 def frame_media(metrics: MetricsStore, project: str, dataset: str, frame_ids: list[str]) -> dict[str, tuple[str, str]]:
     """Media URI and split of each of these frames."""
-    out: dict[str, tuple[str, str]] = {}
-    for chunk in in_chunks(frame_ids):
-        rows = metrics.query(
-            "SELECT frame_id, media_uri, split FROM frames FINAL WHERE project = {project:String}"
-            " AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}",
-            {"project": project, "dataset": dataset, "ids": chunk},
-        ).rows
-        out.update({str(f): (str(uri), str(split)) for f, uri, split in rows})
-    return out
+    rows = metrics.query_ids(
+        "SELECT frame_id, media_uri, split FROM frames FINAL WHERE project = {project:String}"
+        " AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}",
+        {"project": project, "dataset": dataset},
+        "ids",
+        frame_ids,
+    )
+    return {str(f): (str(uri), str(split)) for f, uri, split in rows}

@@ -27,7 +27,7 @@ from typing import Any
 
 from shoal.common import telemetry
 from shoal.common.errors import InvalidArgument, ShoalError
-from shoal.common.stores.metrics import MetricsStore, in_chunks
+from shoal.common.stores.metrics import MetricsStore
 from shoal.ingest.catalog import ProjectCatalog
 from shoal.ingest.pipeline import UploadPublisher
 from shoal.ingest.v1 import ingest_pb2 as pb
@@ -94,16 +94,15 @@ def latest_labels(
     metrics: MetricsStore, project: str, dataset: str, frame_ids: Sequence[str]
 ) -> dict[str, tuple[str, str, str, dt.datetime]]:
     """frame id -> (label version, source, author, time) of its latest label version."""
-    out: dict[str, tuple[str, str, str, dt.datetime]] = {}
-    for chunk in in_chunks(frame_ids):
-        rows = metrics.query(
-            "SELECT frame_id, argMax(tuple(label_version, source, author, version_time), (version_time, label_version))"
-            " FROM label_versions WHERE project = {p:String} AND dataset = {d:String} AND frame_id IN {f:Array(String)}"
-            " GROUP BY frame_id",
-            {"p": project, "d": dataset, "f": chunk},
-        ).rows
-        out.update({str(f): (str(v[0]), str(v[1]), str(v[2]), v[3]) for f, v in rows})
-    return out
+    rows = metrics.query_ids(
+        "SELECT frame_id, argMax(tuple(label_version, source, author, version_time), (version_time, label_version))"
+        " FROM label_versions WHERE project = {p:String} AND dataset = {d:String} AND frame_id IN {f:Array(String)}"
+        " GROUP BY frame_id",
+        {"p": project, "d": dataset},
+        "f",
+        frame_ids,
+    )
+    return {str(f): (str(v[0]), str(v[1]), str(v[2]), v[3]) for f, v in rows}
 
 
 class Bridge:
@@ -180,12 +179,8 @@ class Bridge:
             known = self.state.request(request.project, request.request_id)
             frames = list(dict.fromkeys(frame_ids))
             reason_of = dict(zip(frame_ids, reasons, strict=True)) if reasons else {}
-            seen: set[str] = set()
-            for chunk in in_chunks(frames):
-                have, _ = self.state.items(
-                    request.project, request_id=request.request_id, frames=(request.dataset, chunk)
-                )
-                seen.update(i.frame_id for i in have)
+            have, _ = self.state.items(request.project, request_id=request.request_id, frames=(request.dataset, frames))
+            seen = {i.frame_id for i in have}
             base = latest_labels(self.metrics, request.project, request.dataset, frames)
             gone = set(missing)
             new = []

@@ -223,11 +223,17 @@ class BridgeState:
         if states:
             where.append("state IN {s:Array(String)}")
             params["s"] = states
-        if frames is not None:
+        columns = ", ".join(_ITEM_COLUMNS[:-1])
+        if frames is None:
+            rows, total = self.metrics.page("lb_items FINAL", columns, " AND ".join(where), "request_id, position",
+                                            params, offset=offset, size=size)  # fmt: skip
+        else:  # a request's frames may be many: asked for a chunk at a time, then ordered here
             where.append("dataset = {d:String} AND frame_id IN {f:Array(String)}")
-            params["d"], params["f"] = frames[0], sorted(set(frames[1]))
-        rows, total = self.metrics.page("lb_items FINAL", ", ".join(_ITEM_COLUMNS[:-1]), " AND ".join(where),
-                                        "request_id, position", params, offset=offset, size=size)  # fmt: skip
+            params["d"] = frames[0]
+            found = self.metrics.query_ids(f"SELECT {columns} FROM lb_items FINAL WHERE {' AND '.join(where)}",
+                                           params, "f", frames[1])  # fmt: skip
+            found.sort(key=lambda row: (row[_ITEM_COLUMNS.index("request_id")], row[_ITEM_COLUMNS.index("position")]))
+            rows, total = found[offset : None if size is None else offset + size], len(found)
         return [Item(*[_utc(v) for v in row]) for row in rows], total
 
     def counts(self, project: str, request_id: str) -> dict[str, int]:

@@ -146,6 +146,13 @@ class MetricsStore(abc.ABC):
         ).rows
         return rows, total
 
+    def query_ids(
+        self, sql: str, parameters: Mapping[str, Any], name: str, ids: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` for every id of ``ids``, bound as ``{name:Array(String)}`` at most IN_CHUNK at a time:
+        for queries whose rows each belong to one id (grouped or filtered by it)."""
+        return [row for chunk in in_chunks(ids) for row in self.query(sql, {**parameters, name: chunk}).rows]
+
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Runs a SELECT; values only through ``parameters`` (``{name:Type}`` placeholders)."""
         result = self._run(lambda c: c.query(sql, parameters=dict(parameters or {})))
