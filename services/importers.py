@@ -7,6 +7,7 @@ Both are plain functions over files; the CLI (``shoal import coco|table``) and u
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ import numpy as np
 
 from shoal.sdk import Box, LabeledObject, PredictedObject, UploadColumns
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class CocoImport:
@@ -24,6 +27,7 @@ class CocoImport:
     categories: dict[int, str]
     images: int
     annotations: int
+    #: detections imported (those without area are skipped)
     detections: int
 
 
@@ -38,8 +42,11 @@ def load_coco(
     """Reads a COCO ``instances`` file (and optionally a results file of detections).
 
     Frame ids are the image ids as strings; object ids are the annotation ids; detections get ids
-    ``det-<n>`` in file order. Detected boxes are clipped to the image (models emit boxes that
-    overhang it); ground-truth boxes are kept as they are, so an out-of-image box is reported.
+    ``det-<n>``, ``n`` their zero-padded position in the results file, so that object-id order is
+    file order (it breaks score ties, as file order does in pycocotools). Boxes are kept as given:
+    detected boxes may overhang the image, as in pycocotools' evaluation (the server refuses
+    ground-truth boxes outside their image). Detections without area (a width or height of zero or
+    less) are skipped, with a warning.
     """
     gt = json.loads(Path(annotations).read_text())
     images = gt.get("images")
@@ -53,7 +60,7 @@ def load_coco(
             LabeledObject(str(a["id"]), int(a["category_id"]), Box(x, y, w, h), bool(a.get("iscrowd", 0)))
         )
     detections: dict[int, list[PredictedObject]] = defaultdict(list)
-    n_det = 0
+    n_det = skipped = 0
     sizes = {int(im["id"]): (int(im.get("width", 0)), int(im.get("height", 0))) for im in images}
     if results is not None:
         if not inference_set:
@@ -61,22 +68,23 @@ def load_coco(
         dets = json.loads(Path(results).read_text())
         if not isinstance(dets, list):
             raise ValueError(f"{results}: a COCO results file is a list of detections")
+        digits = max(6, len(str(len(dets) - 1)))
         for d in dets:
             image_id = int(d["image_id"])
             if image_id not in sizes:
                 raise ValueError(f"{results}: detection {n_det} refers to image {image_id}, not in {annotations}")
-            w_img, h_img = sizes[image_id]
             x, y, w, h = (float(v) for v in d["bbox"])
-            x0, y0 = max(0.0, x), max(0.0, y)
-            x1 = min(float(w_img), x + w) if w_img else x + w
-            y1 = min(float(h_img), y + h) if h_img else y + h
-            if x1 > x0 and y1 > y0:
+            if w > 0 and h > 0:
                 detections[image_id].append(
                     PredictedObject(
-                        f"det-{n_det}", int(d["category_id"]), float(d["score"]), Box(x0, y0, x1 - x0, y1 - y0)
+                        f"det-{n_det:0{digits}d}", int(d["category_id"]), float(d["score"]), Box(x, y, w, h)
                     )
                 )
+            else:
+                skipped += 1
             n_det += 1
+        if skipped:
+            log.warning("%s: skipped %d detections without area (width or height 0 or less)", results, skipped)
     ids = [int(im["id"]) for im in images]
     root = media_root.rstrip("/")
     columns = UploadColumns(
@@ -89,7 +97,7 @@ def load_coco(
         predictions=[detections.get(i, []) for i in ids] if results is not None else None,
     )
     n_ann = sum(len(v) for v in by_image.values())
-    return CocoImport(columns, categories, len(ids), n_ann, n_det)
+    return CocoImport(columns, categories, len(ids), n_ann, n_det - skipped)
 
 
 RESERVED = {"frame_id", "split", "media_uri", "width", "height", "label", "class_id"}

@@ -7,8 +7,12 @@ order), each is matched greedily to the unmatched ground truth with the highest 
 threshold, preferring regular ground truth to ignored ones (crowd, or outside the area range); a
 crowd region may take any number of detections, with IoU measured against the detection's area;
 unmatched detections outside the area range are ignored. Precision is made monotone and sampled at
-101 recall points. Input order breaks score ties, as in the reference: callers give objects in a
-stable order (Shoal: frame id, then object id).
+101 recall points. Boxes are taken as given, as the reference takes them: one overhanging its image
+is neither clipped nor refused, and its area is its width times its height.
+
+Score ties are broken as in the reference: across images by the order of ``images`` (the reference's
+sorted integer image ids), within an image by input order (the reference's results-file order).
+Callers give objects in a stable order (Shoal: frame, then object id; see ``shoal.analysis.detection``).
 """
 
 from __future__ import annotations

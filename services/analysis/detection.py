@@ -1,8 +1,11 @@
 """Detection metrics: the latest labeled boxes and an inference set's predicted boxes, read from
 ClickHouse column by column (Arrow to numpy, no Python object per box), evaluated COCO-style.
 
-Frames are the dataset's frames in frame-id order (COCO's image order); objects of a frame are
-taken in object-id order, which is what breaks score ties."""
+Score ties are broken as pycocotools breaks them (its images in the order of their sorted integer
+ids, the detections of an image in results-file order): frames are taken in frame-id order, by
+integer value when every frame id of the dataset is an integer (``9`` before ``10``, as COCO's image
+ids) and as text otherwise; the objects of a frame in object-id order (as text), so ids that sort
+in upload order (zero-padded positions, as the COCO importer gives) keep the upload order."""
 
 from __future__ import annotations
 
@@ -60,6 +63,19 @@ def _codes(frame_ids: np.ndarray, order: np.ndarray) -> np.ndarray:
     return np.searchsorted(order, frame_ids).astype(np.int64)
 
 
+#: frame ids ordered by their integer value: an optional minus sign and at most 18 digits (Int64)
+INTEGER_ID = "^-?[0-9]{1,18}$"
+
+
+def evaluation_order(numbers: np.ndarray | None, n: int) -> np.ndarray:
+    """The order in which the ``n`` frames (sorted as text) are evaluated: by ``numbers`` (each
+    frame id's integer value, text order among equal values) when every frame id is an integer
+    (``numbers`` not None), else the text order."""
+    if numbers is None:
+        return np.arange(n, dtype=np.int64)
+    return np.lexsort((np.arange(n), np.asarray(numbers, dtype=np.int64))).astype(np.int64)
+
+
 def detection_report(
     metrics: MetricsStore, project: str, dataset: str, inference_set: str, classes: list[int]
 ) -> DetectionReport:
@@ -76,7 +92,7 @@ def detection_report(
         box=_box_array(data.dt),
         score=np.asarray(data.dt["score"], dtype=np.float64),
     )
-    result = evaluate(gt_boxes, dt_boxes, np.arange(len(data.frames)), list(classes))
+    result = evaluate(gt_boxes, dt_boxes, evaluation_order(data.numbers, len(data.frames)), list(classes))
     gt_counts = {c: int(n) for c, n in zip(*np.unique(gt_boxes.category, return_counts=True), strict=True)}
     dt_counts = {c: int(n) for c, n in zip(*np.unique(dt_boxes.category, return_counts=True), strict=True)}
     return DetectionReport(len(data.frames), len(gt_boxes), len(dt_boxes), result, gt_counts, dt_counts)
@@ -87,24 +103,31 @@ class Loaded:
     frames: np.ndarray  # sorted frame ids
     gt: dict[str, np.ndarray]
     dt: dict[str, np.ndarray]
+    #: the integer value of each frame id when all are integers, else None
+    numbers: np.ndarray | None = None
 
 
 def load_boxes(metrics: MetricsStore, project: str, dataset: str, inference_set: str) -> Loaded:
-    """The dataset's frames, its latest labeled boxes and the set's predicted boxes, as columns
-    sorted by frame id then object id."""
-    params = {"project": project, "dataset": dataset, "set": inference_set}
-    frames = metrics.query_columns(
-        "SELECT DISTINCT frame_id FROM frames WHERE project = {project:String} AND dataset = {dataset:String}"
+    """The dataset's frames (with their integer values when every frame id is an integer), its
+    latest labeled boxes and the set's predicted boxes, as columns sorted by frame id then object id."""
+    params = {"project": project, "dataset": dataset, "set": inference_set, "integer": INTEGER_ID}
+    cols = metrics.query_columns(
+        "SELECT frame_id, match(frame_id, {integer:String}) AS is_integer, toInt64OrZero(frame_id) AS number"
+        " FROM (SELECT DISTINCT frame_id FROM frames WHERE project = {project:String} AND dataset = {dataset:String})"
         " ORDER BY frame_id",
         params,
-    )["frame_id"]
+    )
+    frames = cols["frame_id"]
+    numbers = None
+    if len(frames) and np.asarray(cols["is_integer"], dtype=bool).all():
+        numbers = np.asarray(cols["number"], dtype=np.int64)
     gt = metrics.query_columns(f"{latest_labels_sql('')} ORDER BY o.frame_id, o.object_id", params)
     dt = metrics.query_columns(
         "SELECT frame_id, object_id, class_id, score, x, y, w, h FROM predicted_objects FINAL"
         " WHERE project = {project:String} AND inference_set = {set:String} ORDER BY frame_id, object_id",
         params,
     )
-    return Loaded(np.asarray(frames, dtype=object), gt, dt)
+    return Loaded(np.asarray(frames, dtype=object), gt, dt, numbers)
 
 
 def _box_array(cols: dict[str, np.ndarray]) -> np.ndarray:

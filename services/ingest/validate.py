@@ -248,12 +248,27 @@ def _check_frame(frame: pb.Frame, ctx: Context, where: str) -> None:
     _check_map(frame.metadata, f"{where}.metadata")
 
 
-def _check_box(box: pb.Box, size: tuple[int, int] | None, where: str) -> None:
+def _check_box(box: pb.Box, size: tuple[int, int] | None, where: str, *, predicted: bool = False) -> None:
+    """A labeled box lies in its image (half a pixel of slack). A predicted box may overhang it,
+    as detectors' boxes do, and is kept as given (COCO's evaluation takes it so); it only has to
+    lie within the image grown by the image's width and height on every side, which catches boxes
+    in the wrong units or of another image."""
     values = (box.x, box.y, box.width, box.height)
     if not all(math.isfinite(v) for v in values):
         raise InvalidArgument(f"box {values} must be finite", field=where)
     if box.width <= 0 or box.height <= 0:
         raise InvalidArgument(f"box size {box.width}x{box.height} must be positive", field=where)
+    if predicted:
+        if size is not None and size[0] > 0 and size[1] > 0:
+            w, h = size
+            if box.x < -w or box.y < -h or box.x + box.width > 2 * w or box.y + box.height > 2 * h:
+                raise InvalidArgument(
+                    f"box ({box.x}, {box.y}, {box.width}, {box.height}) lies far outside the {w}x{h} image (a"
+                    f" predicted box may overhang it by at most the image's size: x from {-w} to {2 * w}, y from"
+                    f" {-h} to {2 * h}); check the box's units and frame",
+                    field=where,
+                )
+        return
     if box.x < 0 or box.y < 0:
         raise InvalidArgument(f"box corner ({box.x}, {box.y}) is outside the image", field=where)
     if size is not None and size[0] > 0 and size[1] > 0:
@@ -356,7 +371,7 @@ def _check_inference(
             _check_object_identity(obj, seen, classes, ow)
             if not (math.isfinite(obj.score) and 0.0 <= obj.score <= 1.0):
                 raise InvalidArgument(f"score {obj.score} must lie in [0, 1]", field=f"{ow}.score")
-            _check_box(obj.box, size, f"{ow}.box")
+            _check_box(obj.box, size, f"{ow}.box", predicted=True)
             if obj.class_probabilities:
                 _check_probabilities(obj.class_probabilities, k, f"{ow}.class_probabilities")
         except ShoalError as err:

@@ -25,7 +25,7 @@ def _coco(tmp: Path) -> tuple[Path, Path]:
                          "bbox": [x, y, 100.0, 100.0], "iscrowd": int(rng.random() < 0.1), "area": 1e4})  # fmt: skip
         for _ in range(int(rng.integers(0, 3))):
             dets.append({"image_id": i, "category_id": 3, "score": float(rng.random()),
-                         "bbox": [600.0, 400.0, 100.0, 100.0]})  # overhangs the image: clipped  # fmt: skip
+                         "bbox": [600.0, 400.0, 100.0, 100.0]})  # overhangs the image: kept  # fmt: skip
     gt = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}]}
     (tmp / "instances.json").write_text(json.dumps(gt))
     (tmp / "results.json").write_text(json.dumps(dets))
@@ -48,11 +48,14 @@ def test_import_coco_ground_truth_and_results(
     assert m.query("SELECT count() FROM predicted_objects FINAL WHERE project = 'coco'").scalar() == len(dets)
     crowd = sum(a["iscrowd"] for a in gt["annotations"])
     assert m.query("SELECT sum(is_crowd) FROM label_objects FINAL WHERE project = 'coco'").scalar() == crowd
-    # clipped to the 640x480 image
+    # kept as given, overhanging the 640x480 image (as pycocotools evaluates them)
     assert m.query("SELECT max(x + w), max(y + h) FROM predicted_objects FINAL WHERE project = 'coco'").rows[0] == (
-        640.0,
-        480.0,
+        700.0,
+        500.0,
     )
+    # detection ids sort in file order
+    ids = m.query("SELECT object_id FROM predicted_objects FINAL WHERE project = 'coco'").rows
+    assert sorted(r[0] for r in ids) == [f"det-{k:06d}" for k in range(len(dets))]
     uri = m.query("SELECT media_uri FROM frames FINAL WHERE project = 'coco' AND frame_id = '7'").scalar()
     assert uri == "s3://bucket/val2017/000007.jpg"
     with running.client(running.admin_key) as c:

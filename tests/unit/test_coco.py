@@ -13,6 +13,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from shoal.analysis.coco import Boxes, evaluate, iou_matrix
+from shoal.analysis.detection import evaluation_order
 
 STAT_NAMES = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]  # fmt: skip
@@ -133,3 +134,30 @@ def test_iou_against_a_crowd_region_uses_the_detection_area() -> None:
     gt = np.array([[0.0, 0.0, 100.0, 100.0], [0.0, 0.0, 100.0, 100.0]])
     iou = iou_matrix(dt, gt, np.array([True, False]))
     assert iou[0, 0] == pytest.approx(1.0) and iou[0, 1] == pytest.approx(100 / 10000)
+
+
+def test_frames_with_integer_ids_are_evaluated_in_integer_order() -> None:
+    text_sorted = np.array(["1", "10", "2", "200", "9"], dtype=object)
+    numbers = np.array([int(v) for v in text_sorted])
+    assert list(text_sorted[evaluation_order(numbers, 5)]) == ["1", "2", "9", "10", "200"]
+    # one id that is not an integer: every frame in text order
+    assert list(evaluation_order(None, 5)) == [0, 1, 2, 3, 4]
+    # equal values ("07" and "7") keep their text order
+    assert list(evaluation_order(np.array([7, 7, 8]), 3)) == [0, 1, 2]
+
+
+def test_detections_overhanging_the_image_are_evaluated_as_given() -> None:
+    """pycocotools neither clips nor refuses boxes outside the image: IoU and area use them as they are."""
+    dataset = {
+        "images": [{"id": 1, "width": 100, "height": 100}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0.0, 0.0, 40.0, 40.0], "area": 1600.0,
+                         "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "1"}],
+    }  # fmt: skip
+    dts = [{"image_id": 1, "category_id": 1, "bbox": [-10.0, -10.0, 50.0, 50.0], "score": 0.9}]
+    ref = reference(dataset, dts)
+    got = ours(dataset, dts)
+    # IoU 1600 / 2500 = 0.64: a hit at .50, .55 and .60, a miss from .65 on (clipped it would match perfectly)
+    assert ref.stats[0] == pytest.approx(0.3)
+    assert got.stats["AP"] == pytest.approx(ref.stats[0], abs=1e-12)
+    assert got.stats["AP50"] == pytest.approx(ref.stats[1], abs=1e-12)
