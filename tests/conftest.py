@@ -24,6 +24,7 @@ from shoal.common.settings import ShoalSettings
 from shoal.common.stores.events import EmbeddedEventBus, EventBus, KafkaEventBus
 from shoal.common.stores.metrics import EmbeddedMetricsStore, MetricsStore, ServerMetricsStore
 from shoal.common.stores.vectors import EmbeddedVectorStore, ServerVectorStore, VectorStore
+from tests.harness._wait import wait_scale
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 log = logging.getLogger("shoal.tests")
@@ -36,6 +37,26 @@ def announce(config: pytest.Config, message: str) -> None:
     with capman.global_and_fixture_disabled():
         sys.stderr.write(f"\n[harness] {message}\n")
         sys.stderr.flush()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test's timeout (its ``timeout`` marker, else the ``timeout`` of pyproject.toml) is multiplied by
+    SHOAL_TEST_WAIT_SCALE, as the waits inside the tests are: a busy machine slows a test without failing it.
+    A timeout given with ``--timeout`` or ``PYTEST_TIMEOUT`` applies as given to tests without a marker."""
+    scale = wait_scale()
+    given = config.getoption("timeout", None) is not None or bool(os.environ.get("PYTEST_TIMEOUT"))
+    ini = float(config.getini("timeout") or 0)
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        if marker is not None:
+            base = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+            options = {k: v for k, v in marker.kwargs.items() if k != "timeout"}
+        elif given:
+            continue
+        else:
+            base, options = ini, {}
+        if base:
+            item.add_marker(pytest.mark.timeout(float(base) * scale, **options), append=False)
 
 
 # --- chDB --------------------------------------------------------------------------------

@@ -76,6 +76,13 @@ class LaunchLog:
         except OSError:
             return ""
 
+    def size(self) -> int:
+        """Bytes in the file (0 when it cannot be read): a server that is still starting usually adds some."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
     def tail(self, lines: int | None = None) -> str:
         """The last lines logged since the last :meth:`mark`, for an error message."""
         text = self.text()

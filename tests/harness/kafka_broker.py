@@ -48,6 +48,7 @@ from types import TracebackType
 from typing import IO
 
 from tests.harness._proc import HOST, LaunchLog, free_ports, port_is_bindable, signal_group
+from tests.harness._wait import scaled, tree_cpu_seconds, wait_until
 
 __all__ = [
     "KAFKA_MAIN_CLASS",
@@ -413,7 +414,7 @@ class KafkaBroker:
 
     # -- lifecycle ----------------------------------------------------------- #
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 150.0) -> None:
         """Start a brand-new single-node cluster and wait until clients can use it.
 
         Picks free ports for the client and controller listeners, writes
@@ -424,8 +425,10 @@ class KafkaBroker:
 
         Raises:
             RuntimeError: the jars or Java are missing, the broker is already
-                running, or it exited or was not ready within ``timeout``
-                seconds (the message includes the end of ``broker.log``).
+                running, or it exited, stopped making progress (no output and
+                no CPU time for a while) or was not ready within ``timeout``
+                seconds times ``SHOAL_TEST_WAIT_SCALE`` (the message includes
+                the end of ``broker.log``).
         """
         if self.is_running:
             raise RuntimeError(f"Kafka broker already running on {self.bootstrap_servers}")
@@ -433,16 +436,15 @@ class KafkaBroker:
         self._check_libs()
         java = self._resolve_java()
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout
         started_at = time.monotonic()
 
         for attempt in range(1, _MAX_START_ATTEMPTS + 1):
             self._port, self._controller_port = free_ports(2)
             self._cluster_id = _random_cluster_id()
             self._write_config()
-            self._format_storage(java, deadline)
+            self._format_storage(java, timeout)
             try:
-                self._launch_and_wait(java, deadline, what="start")
+                self._launch_and_wait(java, timeout, what="start")
             except _PortInUseError:
                 if attempt == _MAX_START_ATTEMPTS:
                     raise RuntimeError(
@@ -460,7 +462,7 @@ class KafkaBroker:
             time.monotonic() - started_at,
         )
 
-    def restart(self, timeout: float = 90.0) -> None:
+    def restart(self, timeout: float = 150.0) -> None:
         """Stop the broker if it is running and start it again on the same ports and data.
 
         The log directories are not re-formatted, so topics, records and
@@ -469,17 +471,16 @@ class KafkaBroker:
 
         Raises:
             RuntimeError: :meth:`start` was never called, or the broker did not
-                come back within ``timeout`` seconds.
+                come back (see :meth:`start`).
         """
         if self._port is None or self._controller_port is None:
             raise RuntimeError("KafkaBroker.restart() called before start()")
         started_at = time.monotonic()
         self.stop()
         java = self._resolve_java()
-        deadline = time.monotonic() + timeout
-        self._wait_ports_bindable(deadline)
+        self._wait_ports_bindable(timeout)
         try:
-            self._launch_and_wait(java, deadline, what="restart")
+            self._launch_and_wait(java, timeout, what="restart")
         except _PortInUseError:
             raise RuntimeError(
                 f"Kafka broker could not re-bind {self.bootstrap_servers} on restart:\n" + self._log.tail()
@@ -618,7 +619,7 @@ class KafkaBroker:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"===== [{stamp}] shoal test harness: {text} =====\n".encode())
 
-    def _format_storage(self, java: str, deadline: float) -> None:
+    def _format_storage(self, java: str, timeout: float) -> None:
         if self.data_dir.exists():
             shutil.rmtree(self.data_dir)
         self._append_marker(f"formatting {self.data_dir} (cluster id {self._cluster_id})")
@@ -640,7 +641,7 @@ class KafkaBroker:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    timeout=max(deadline - time.monotonic(), 1.0),
+                    timeout=scaled(timeout),
                     check=False,
                 )
             except subprocess.TimeoutExpired:
@@ -648,7 +649,7 @@ class KafkaBroker:
         if result.returncode != 0:
             raise RuntimeError(f"formatting Kafka storage failed (exit {result.returncode}):\n" + self._log.tail())
 
-    def _launch_and_wait(self, java: str, deadline: float, *, what: str) -> None:
+    def _launch_and_wait(self, java: str, timeout: float, *, what: str) -> None:
         command = [
             *self._java_command(java, BROKER_JVM_OPTS, KAFKA_MAIN_CLASS),
             str(self.config_file.resolve()),
@@ -667,39 +668,43 @@ class KafkaBroker:
         )
         _LIVE_BROKERS.add(self)
         try:
-            self._wait_ready(deadline)
+            self._wait_ready(timeout)
         except BaseException:
             self.kill()
             raise
 
-    def _wait_ready(self, deadline: float) -> None:
-        assert self._process is not None
-        delay = 0.1
-        while True:
-            returncode = self._process.poll()
-            if returncode is not None:
-                if "Address already in use" in self._log.text():
-                    raise _PortInUseError()
-                raise RuntimeError(
-                    f"Kafka broker exited with code {returncode} during startup "
-                    f"(log: {self.log_file}):\n" + self._log.tail()
-                )
-            if _broker_is_ready(self.port, NODE_ID):
-                return
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"Kafka broker on {self.bootstrap_servers} not ready in time "
-                    f"(log: {self.log_file}):\n" + self._log.tail()
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+    def _wait_ready(self, timeout: float) -> None:
+        """Until the broker lists itself in Metadata; ends early when it exits or, alive, neither logs nor
+        uses CPU for a third of ``timeout`` (all times ``SHOAL_TEST_WAIT_SCALE``)."""
+        process = self._process
+        assert process is not None
 
-    def _wait_ports_bindable(self, deadline: float) -> None:
+        def exited() -> str | None:
+            if process.poll() is None:
+                return None
+            if "Address already in use" in self._log.text():
+                raise _PortInUseError()
+            return f"the broker exited with code {process.returncode} (log: {self.log_file}):\n" + self._log.tail()
+
+        wait_until(
+            lambda: _broker_is_ready(self.port, NODE_ID),
+            what=f"the Kafka broker on {self.bootstrap_servers} to serve Metadata",
+            bound=timeout,
+            dead=exited,
+            progress=lambda: (self._log.size(), int(tree_cpu_seconds(process.pid))),
+            stall=timeout / 3,
+            interval=0.1,
+            max_interval=0.5,
+        )
+
+    def _wait_ports_bindable(self, timeout: float) -> None:
         ports = (self.port, self.controller_port)
-        while not all(port_is_bindable(p) for p in ports):
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"ports {ports} of the Kafka broker are still in use; cannot restart")
-            time.sleep(0.2)
+        wait_until(
+            lambda: all(port_is_bindable(p) for p in ports),
+            what=f"the ports {ports} of the stopped Kafka broker to be free again",
+            bound=timeout,
+            interval=0.2,
+        )
 
     def _signal_group(self, signum: signal.Signals) -> None:
         assert self._process is not None

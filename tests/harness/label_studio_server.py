@@ -45,6 +45,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from tests.harness._proc import HOST, LaunchLog, free_ports, port_is_bindable, signal_group
+from tests.harness._wait import scaled, tree_cpu_seconds, wait_until
 
 __all__ = ["LabelStudioServer", "default_venv_dir"]
 
@@ -132,9 +133,13 @@ class LabelStudioServer:
     def start(self, timeout: float = 240.0) -> None:
         """Start the server on a free port, wait until it answers, create the access token.
 
+        The wait ends when /health answers, when the server exits, or when it stops making progress (no
+        output and no CPU time for a third of ``timeout``); ``timeout`` is a last resort. Both are multiplied
+        by ``SHOAL_TEST_WAIT_SCALE``.
+
         Raises:
-            RuntimeError: Label Studio is not installed, exited, or did not answer within ``timeout``
-                seconds; the message quotes the server's log.
+            RuntimeError: Label Studio is not installed, exited, stopped making progress or did not answer
+                within the bound; the message quotes the server's log.
         """
         if self.is_running:
             return
@@ -147,11 +152,10 @@ class LabelStudioServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         started_at = time.monotonic()
-        deadline = started_at + timeout
         for attempt in range(1, _MAX_START_ATTEMPTS + 1):
             self.port = free_ports(1)[0]
             try:
-                self._launch_and_wait(deadline)
+                self._launch_and_wait(timeout)
                 break
             except _PortTakenError:
                 logger.warning("port %d was taken before Label Studio bound it (attempt %d)", self.port, attempt)
@@ -167,9 +171,9 @@ class LabelStudioServer:
         if self.port is None:
             raise RuntimeError("LabelStudioServer.restart() called before start()")
         self.stop()
-        self._wait_port_bindable(time.monotonic() + 30)
+        self._wait_port_bindable(30)
         started_at = time.monotonic()
-        self._launch_and_wait(started_at + timeout)
+        self._launch_and_wait(timeout)
         logger.info("Label Studio restarted on %s in %.1fs", self.url, time.monotonic() - started_at)
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -229,7 +233,7 @@ class LabelStudioServer:
         env["PATH"] = f"{self.venv_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         return env
 
-    def _launch_and_wait(self, deadline: float) -> None:
+    def _launch_and_wait(self, timeout: float) -> None:
         assert self.port is not None
         command = [
             str(self.venv_dir / "bin" / "label-studio"),
@@ -259,37 +263,37 @@ class LabelStudioServer:
         )
         _LIVE_SERVERS.add(self)
         try:
-            self._wait_ready(deadline)
+            self._wait_ready(timeout)
         except BaseException:
             self.stop(timeout=5)
             raise
 
-    def _wait_ready(self, deadline: float) -> None:
-        assert self._process is not None
-        delay = 0.2
-        while True:
-            returncode = self._process.poll()
-            if returncode is not None:
-                raise RuntimeError(
-                    f"Label Studio exited with code {returncode} during start-up (log: {self.log_file}):\n"
-                    + self._log.tail()
-                )
+    def _wait_ready(self, timeout: float) -> None:
+        process = self._process
+        assert process is not None
+
+        def gone() -> str | None:
             # When its port is taken, `label-studio start` silently moves to the next one.
             if f"Port {self.port} is in use" in self._log.text():
                 raise _PortTakenError()
-            if self._healthy():
-                return
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"Label Studio on {self.url} did not answer /health in time (log: {self.log_file}):\n"
-                    + self._log.tail()
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            if process.poll() is None:
+                return None
+            return f"Label Studio exited with code {process.returncode} (log: {self.log_file}):\n" + self._log.tail()
+
+        wait_until(
+            self._healthy,
+            what=f"Label Studio on {self.url} to answer /health",
+            bound=timeout,
+            dead=gone,
+            progress=lambda: (self._log.size(), int(tree_cpu_seconds(process.pid))),
+            stall=timeout / 3,
+            interval=0.2,
+            max_interval=1.0,
+        )
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(f"{self.url}/health", timeout=scaled(2)) as response:  # noqa: S310 (loopback)
                 return response.status == 200 and json.loads(response.read()).get("status") == "UP"
         except (OSError, ValueError):
             return False
@@ -298,7 +302,7 @@ class LabelStudioServer:
         """A session logged in through the login form, as a browser does."""
         jar = http.cookiejar.CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-        with opener.open(f"{self.url}/user/login/", timeout=30) as response:
+        with opener.open(f"{self.url}/user/login/", timeout=scaled(30)) as response:
             response.read()
         csrf = next((c.value for c in jar if c.name == "csrftoken"), "")
         form = urllib.parse.urlencode(
@@ -309,7 +313,7 @@ class LabelStudioServer:
             data=form,
             headers={"X-CSRFToken": csrf, "Referer": f"{self.url}/user/login/"},
         )
-        with opener.open(request, timeout=30) as response:
+        with opener.open(request, timeout=scaled(30)) as response:
             response.read()
         if not any(c.name == "sessionid" for c in jar):
             raise RuntimeError(f"could not log in to Label Studio as {self.username}:\n" + self._log.tail())
@@ -321,7 +325,7 @@ class LabelStudioServer:
             f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with opener.open(request, timeout=30) as response:
+            with opener.open(request, timeout=scaled(30)) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:500]
@@ -342,12 +346,15 @@ class LabelStudioServer:
             created = self._call(opener, "POST", "/api/token/", {})
         return str(created["token"])
 
-    def _wait_port_bindable(self, deadline: float) -> None:
+    def _wait_port_bindable(self, timeout: float) -> None:
         assert self.port is not None
-        while not port_is_bindable(self.port):
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"port {self.port} of Label Studio is still in use")
-            time.sleep(0.2)
+        port = self.port
+        wait_until(
+            lambda: port_is_bindable(port),
+            what=f"port {port} of the stopped Label Studio to be free again",
+            bound=timeout,
+            interval=0.2,
+        )
 
     def _signal_group(self, signum: signal.Signals) -> None:
         assert self._process is not None

@@ -7,10 +7,26 @@ import logging
 import pathlib
 import socket
 import time
+import urllib.request
+
+from tests.harness._proc import LaunchLog
+from tests.harness._wait import WaitFailed, process_exit, scaled, tree_cpu_seconds, wait_until
 
 log = logging.getLogger(__name__)
 
 ETCD_PEER_PORT = 2380
+
+
+def _healthy(health_port: int, proxy_port: int) -> bool:
+    """/healthz says OK and the proxy accepts connections."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/healthz", timeout=scaled(2)) as response:
+            if b"OK" not in response.read():
+                return False
+        with socket.create_connection(("127.0.0.1", proxy_port), timeout=scaled(2)):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def free_port() -> int:
@@ -30,6 +46,15 @@ class MilvusTestServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 180.0) -> None:
+        """Start the server on a free port and wait until its /healthz answers OK.
+
+        The wait ends early when the server exits or stops making progress (no output and no CPU time for a
+        third of ``timeout``); ``timeout`` is a last resort. Both are multiplied by ``SHOAL_TEST_WAIT_SCALE``.
+
+        Raises:
+            RuntimeError: the package is missing, the etcd port is taken, or the server exited, stalled or
+                did not answer within the bound; the message quotes the end of its log.
+        """
         try:
             from milvus import MilvusServer, MilvusServerConfig
         except ImportError as exc:
@@ -51,16 +76,26 @@ class MilvusTestServer:
         t0 = time.monotonic()
         server.start()
         self._server = server
+        logs = [self.work_dir / "logs" / f"milvus-{name}.log" for name in ("stdout", "stderr")]
+        process = server.server_proc
+
+        def tail() -> str:
+            return "\n".join(f"last lines of {path}:\n{LaunchLog(path, tail_lines=30).tail()}" for path in logs)
+
         try:
-            server.wait_started(timeout=int(timeout * 1000))
-        except Exception as exc:
-            logs = self.work_dir / "logs" / "milvus-stderr.log"
-            tail = logs.read_text(errors="replace").splitlines()[-30:] if logs.exists() else []
+            wait_until(
+                lambda: _healthy(server.webservice_port, self.port),
+                what=f"the Milvus server on {self.uri} to answer /healthz",
+                bound=timeout,
+                dead=process_exit(process, "the Milvus server", tail),
+                progress=lambda: (sum(LaunchLog(path).size() for path in logs), int(tree_cpu_seconds(process.pid))),
+                stall=timeout / 3,
+                interval=0.1,
+                max_interval=0.5,
+            )
+        except WaitFailed as exc:
             self.stop()
-            raise RuntimeError(
-                f"the Milvus server did not start within {timeout:.0f}s ({exc}); last lines of {logs}:\n"
-                + "\n".join(tail)
-            ) from exc
+            raise RuntimeError(f"{exc}\n{tail()}") from None
         log.info("Milvus server started on %s in %.1fs (data in %s)", self.uri, time.monotonic() - t0, self.work_dir)
 
     def stop(self) -> None:

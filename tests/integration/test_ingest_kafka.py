@@ -18,7 +18,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -35,6 +35,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.writer import vector_pk
 from shoal.sdk import UploadColumns, UploadFailed
 from tests.conftest import REPO
+from tests.harness._wait import process_exit
 from tests.server.conftest import Running, start_server, wait_for
 from tests.server.test_ingest_upload import check_column_dead_letters, check_dead_letters
 
@@ -102,13 +103,15 @@ class IngestProcess:
 
     def start(self) -> None:
         self.starts += 1
-        log = (self.tmp / f"ingest-{self.starts}.log").open("wb")
+        path = self.tmp / f"ingest-{self.starts}.log"
+        log = path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoal.cli", "serve", "--service", "ingest", "--port", str(self.port)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         with Client(self.target) as c:
-            wait_for(lambda: c.health_status(timeout=2) == "SERVING", timeout=120, what="the ingest process to serve")
+            wait_for(lambda: c.health_status(timeout=2) == "SERVING", timeout=120, what="the ingest process to serve",
+                     dead=process_exit(self.proc, "shoal serve --service ingest", path))  # fmt: skip
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -168,6 +171,7 @@ def vectors_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         yield request.getfixturevalue("milvus_server")
 
 
+@pytest.mark.timeout(1200)  # times SHOAL_TEST_WAIT_SCALE; the waits inside end on a stall long before
 def test_200k_frames_land_exactly_through_three_consumer_kills(tmp_path: Path, kafka_broker, vectors_url: str) -> None:  # type: ignore[no-untyped-def]
     prefix = f"kill-{uuid.uuid4().hex[:8]}"
     _, key = generate_key()
@@ -209,6 +213,8 @@ def test_200k_frames_land_exactly_through_three_consumer_kills(tmp_path: Path, k
             f.result(timeout=60)
         bus.close()
 
+        seen = {"chunks processed": 0, "frames written": 0}
+
         def processed() -> int:
             with Client(ingest.target, api_key=key) as c:
                 try:
@@ -217,15 +223,26 @@ def test_200k_frames_land_exactly_through_three_consumer_kills(tmp_path: Path, k
                     )
                 except grpc.RpcError:
                     return 0
+                seen.update(
+                    {"chunks processed": st.status.chunks_processed, "frames written": st.status.written.frames}
+                )
                 return st.status.chunks_processed
 
+        # Waits on progress: each ends when the rows written stop increasing for a stall period (the
+        # ingest process stuck), not when a clock meant for an idle machine runs out.
+        def written() -> tuple[int, int]:
+            return seen["chunks processed"], seen["frames written"]
+
+        def exited() -> Callable[[], str | None]:
+            return process_exit(ingest.proc, "the ingest process", tmp_path / f"ingest-{ingest.starts}.log")
+
         for threshold in (total // 6, total // 2, 5 * total // 6):
-            wait_for(
-                lambda threshold=threshold: processed() >= threshold, timeout=600, what=f"{threshold} chunks processed"
-            )
+            wait_for(lambda threshold=threshold: processed() >= threshold, timeout=1200,
+                     what=f"{threshold} chunks processed", progress=written, stall=120, dead=exited())  # fmt: skip
             ingest.kill()
             ingest.start()
-        wait_for(lambda: processed() >= total, timeout=900, what="every chunk processed")
+        wait_for(lambda: processed() >= total, timeout=1200, what="every chunk processed", progress=written,
+                 stall=120, dead=exited())  # fmt: skip
         with Client(ingest.target, api_key=key) as c:
             st = c.ingest.GetUploadStatus(pb.GetUploadStatusRequest(project=project, upload_id="bulk-1")).status
             assert st.state == pb.UPLOAD_STATE_COMPLETED

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
 from shoal.ingest.v1 import ingest_pb2 as pb
+from tests.harness._wait import process_exit
 from tests.server.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -48,13 +49,8 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 
 def _serving(target: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     with Client(target) as c:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"server exited early:\n{log.read_text()[-3000:]}"
-            if c.health_status(timeout=2) == "SERVING":
-                return
-            time.sleep(0.2)
-    raise AssertionError(f"not SERVING after {timeout}s:\n{log.read_text()[-3000:]}")
+        wait_for(lambda: c.health_status(timeout=2) == "SERVING", timeout=timeout, what=f"shoal serve on {target} to be SERVING",
+                 dead=process_exit(proc, "shoal serve", log))  # fmt: skip
 
 
 def test_sigterm_turns_health_not_serving_before_the_port_closes(tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +10,7 @@ from shoal.app import build_server
 from shoal.client import Client
 from shoal.common.server import ShoalServer
 from shoal.common.settings import ShoalSettings
+from tests.harness._wait import wait_until
 
 
 @dataclass
@@ -23,17 +23,35 @@ class Running:
         return Client(self.target, api_key=key)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout: float = 30.0,
+    what: str = "condition",
+    *,
+    progress: Callable[[], Hashable] | None = None,
+    stall: float | None = None,
+    dead: Callable[[], str | None] | None = None,
+) -> None:
+    """Polls ``predicate`` every 50 ms until it holds. ``timeout`` is the last-resort bound of an unloaded
+    machine, multiplied by SHOAL_TEST_WAIT_SCALE (4 by default); with ``progress`` (the state the awaited
+    thing reports) the error quotes the last state seen, and with ``stall`` the wait ends once that state has
+    not changed for ``stall`` seconds (scaled the same way). ``dead`` (e.g. ``process_exit`` of
+    tests.harness._wait) ends the wait at once when what would make the condition true has gone."""
+    wait_until(
+        predicate,
+        what=what,
+        bound=timeout,
+        progress=progress,
+        stall=stall,
+        dead=dead,
+        interval=0.05,
+        error=AssertionError,
+    )
 
 
-def finish_job(c: Client, project: str, job: Any, timeout: float = 120.0) -> Any:
-    """Waits for an analysis job to end and returns it, which must have succeeded."""
+def finish_job(c: Client, project: str, job: Any, timeout: float = 300.0, stall: float = 120.0) -> Any:
+    """Waits for an analysis job to end and returns it, which must have succeeded. The wait ends early
+    when the job's state, stage and progress stay the same for ``stall`` seconds (scaled: see ``wait_for``)."""
     from shoal.analysis.v1 import analysis_pb2 as apb
     from shoal.common.v1 import common_pb2 as cpb
 
@@ -44,7 +62,10 @@ def finish_job(c: Client, project: str, job: Any, timeout: float = 120.0) -> Any
         job = c.analysis.GetJob(apb.GetJobRequest(project=project, job_id=job.job_id)).job
         return job.state in ended
 
-    wait_for(done, timeout=timeout, what=f"job {job.job_id}")
+    def seen() -> tuple[str, str, float]:
+        return cpb.JobState.Name(job.state), job.stage, round(job.progress, 4)
+
+    wait_for(done, timeout=timeout, what=f"job {job.job_id} to end", progress=seen, stall=stall)
     assert job.state == cpb.JOB_STATE_SUCCEEDED, job.message
     return job
 
@@ -65,7 +86,11 @@ def start_server(settings: ShoalSettings) -> Running:
     port = server.start()
     target = f"127.0.0.1:{port}"
     with Client(target) as c:
-        wait_for(lambda: c.health_status() == "SERVING", what="the server to be SERVING")
+        wait_for(
+            lambda: c.health_status() == "SERVING",
+            what=f"the server on {target} to be SERVING",
+            progress=lambda: tuple(sorted(server.status().items())),
+        )
     _, admin = server.keys.create(["*"], description="test admin")
     return Running(server, target, admin)
 
