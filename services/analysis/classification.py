@@ -46,11 +46,14 @@ class ClassificationReport:
     macro: tuple[float, float, float]
     weighted: tuple[float, float, float]
     per_class: list[PerClass]
-    #: rows: labeled class, columns: predicted class then "abstained" (ontology order)
+    #: rows: labeled class, columns: predicted class then "abstained", for ``class_ids`` (ontology
+    #: order; see :meth:`Cells.matrix`)
     confusion: np.ndarray
     class_ids: list[int]
     ece: float
     bins: list[Bin] = field(default_factory=list)
+    #: classes of the ontology left out of ``confusion``
+    omitted_classes: int = 0
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,17 +62,89 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def from_confusion(
-    confusion: np.ndarray, class_ids: list[int], false_positives: np.ndarray | None = None
+#: the most classes a confusion matrix in a response has rows and columns for: a project with more
+#: gets the matrix of the classes its frames carry, and when those are more still, of the
+#: MAX_MATRIX_CLASSES with the most labeled and predicted frames (every cell stays reachable with
+#: QueryDatapoints)
+MAX_MATRIX_CLASSES = 1_000
+
+
+@dataclass
+class Cells:
+    """A K x (K+1) confusion matrix kept as its non-zero cells, so that its size follows the data,
+    not K squared: ``rows`` are positions of labeled classes, ``cols`` of predicted ones or K
+    (abstained, or in detection: missed)."""
+
+    k: int
+    rows: np.ndarray
+    cols: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_dense(cls, confusion: np.ndarray) -> Cells:
+        rows, cols = np.nonzero(confusion)
+        return cls(confusion.shape[0], rows, cols, confusion[rows, cols].astype(np.int64))
+
+    @classmethod
+    def from_pairs(cls, k: int, rows: list[int], cols: list[int], counts: list[int]) -> Cells:
+        """Cells summed over repeated (row, col) pairs."""
+        if not rows:
+            return cls(k, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        flat = np.asarray(rows, np.int64) * (k + 1) + np.asarray(cols, np.int64)
+        keys, inverse = np.unique(flat, return_inverse=True)
+        sums = np.bincount(inverse, weights=np.asarray(counts, np.float64)).astype(np.int64)
+        return cls(k, keys // (k + 1), keys % (k + 1), sums)
+
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def column(self, col: int) -> int:
+        return int(self.counts[self.cols == col].sum())
+
+    def matrix(self, class_ids: list[int]) -> tuple[list[int], np.ndarray, int]:
+        """The dense matrix of a response: (class ids of its rows, the (M x (M+1)) counts, how many
+        classes were left out). Every class when K <= MAX_MATRIX_CLASSES, else the classes that
+        occur, at most MAX_MATRIX_CLASSES of them (those with the most labeled plus predicted
+        frames); cells of a left-out predicted class count in no column."""
+        k = self.k
+        if k <= MAX_MATRIX_CLASSES:
+            keep = np.arange(k)
+            omitted = 0
+        else:
+            volume = np.bincount(self.rows, weights=self.counts, minlength=k)
+            predicted = self.cols < k
+            volume += np.bincount(self.cols[predicted], weights=self.counts[predicted], minlength=k + 1)[:k]
+            present = np.flatnonzero(volume > 0)
+            if len(present) > MAX_MATRIX_CLASSES:
+                order = np.argsort(-volume[present], kind="stable")[:MAX_MATRIX_CLASSES]
+                keep = np.sort(present[order])
+            else:
+                keep = present
+            omitted = k - len(keep)
+        m = len(keep)
+        position = np.full(k + 1, -1, np.int64)
+        position[keep] = np.arange(m)
+        position[k] = m
+        r, c = position[self.rows], position[self.cols]
+        inside = (r >= 0) & (c >= 0)
+        dense = np.zeros((m, m + 1), dtype=np.int64)
+        np.add.at(dense, (r[inside], c[inside]), self.counts[inside])
+        return [class_ids[i] for i in keep.tolist()], dense, omitted
+
+
+def per_class_metrics(
+    cells: Cells, class_ids: list[int], false_positives: np.ndarray | None = None
 ) -> tuple[list[PerClass], tuple, tuple, float]:
-    """Per-class, macro and weighted precision/recall/F1 and accuracy of a K x (K+1) matrix;
-    ``false_positives`` (detection: predictions of each class that matched no labeled box) also
-    count as predictions."""
+    """Per-class, macro and weighted precision/recall/F1 and accuracy of a K x (K+1) matrix given
+    by its cells; ``false_positives`` (detection: predictions of each class that matched no labeled
+    box) also count as predictions. O(cells + K): no K x K array is made."""
     k = len(class_ids)
-    c = confusion.astype(np.float64)
-    tp = np.diag(c[:, :k])
-    support = c.sum(axis=1)
-    predicted = c[:, :k].sum(axis=0)
+    w = cells.counts.astype(np.float64)
+    diagonal = cells.rows == cells.cols
+    tp = np.bincount(cells.rows[diagonal], weights=w[diagonal], minlength=k)[:k]
+    support = np.bincount(cells.rows, weights=w, minlength=k)[:k]
+    named = cells.cols < k
+    predicted = np.bincount(cells.cols[named], weights=w[named], minlength=k)[:k]
     if false_positives is not None:
         predicted = predicted + np.asarray(false_positives, dtype=np.float64)
     precision = _div(tp, predicted)
@@ -82,12 +157,19 @@ def from_confusion(
     total = support.sum()
     macro = (float(precision.mean()), float(recall.mean()), float(f1.mean())) if k else (0.0, 0.0, 0.0)
     if total > 0:
-        w = support / total
-        weighted = (float(precision @ w), float(recall @ w), float(f1 @ w))
+        share = support / total
+        weighted = (float(precision @ share), float(recall @ share), float(f1 @ share))
     else:
         weighted = (0.0, 0.0, 0.0)
     accuracy = float(tp.sum() / total) if total > 0 else 0.0
     return per_class, macro, weighted, accuracy
+
+
+def from_confusion(
+    confusion: np.ndarray, class_ids: list[int], false_positives: np.ndarray | None = None
+) -> tuple[list[PerClass], tuple, tuple, float]:
+    """:func:`per_class_metrics` of a dense K x (K+1) matrix."""
+    return per_class_metrics(Cells.from_dense(confusion), class_ids, false_positives)
 
 
 def classification_report(
@@ -118,19 +200,24 @@ def classification_report(
         params.values,
     ).rows
     position = {c: i for i, c in enumerate(class_ids)}
-    confusion = np.zeros((k, k + 1), dtype=np.int64)
     # per bin: count, sum of confidence, right, top-k hits
     by_bin = np.zeros((bins, 4))
+    cell_rows: list[int] = []
+    cell_cols: list[int] = []
+    cell_counts: list[int] = []
     for label, pred, bin_, n, conf, right, hits in rows:
         by_bin[int(bin_)] += (int(n), float(conf), int(right), int(hits))
         row = position.get(int(label))
         if row is None:
             continue  # a class no longer in the ontology
-        col = k if int(pred) == -1 else position.get(int(pred), k)
-        confusion[row, col] += int(n)
-    per_class, macro, weighted, accuracy = from_confusion(confusion, class_ids)
+        cell_rows.append(row)
+        cell_cols.append(k if int(pred) == -1 else position.get(int(pred), k))
+        cell_counts.append(int(n))
+    cells = Cells.from_pairs(k, cell_rows, cell_cols, cell_counts)
+    per_class, macro, weighted, accuracy = per_class_metrics(cells, class_ids)
+    matrix_ids, confusion, omitted = cells.matrix(class_ids)
 
-    n_total = int(confusion.sum())
+    n_total = cells.total()
     out_bins = []
     ece = 0.0
     top_hits = int(by_bin[:, 3].sum())
@@ -143,7 +230,7 @@ def classification_report(
             ece += count / n_total * abs(acc - mean_conf)
     return ClassificationReport(
         frames=n_total,
-        abstained=int(confusion[:, k].sum()),
+        abstained=cells.column(k),
         accuracy=accuracy,
         top_k=top_k,
         top_k_accuracy=top_hits / n_total if n_total else 0.0,
@@ -151,7 +238,8 @@ def classification_report(
         weighted=weighted,
         per_class=per_class,
         confusion=confusion,
-        class_ids=class_ids,
+        class_ids=matrix_ids,
+        omitted_classes=omitted,
         ece=ece,
         bins=out_bins,
     )

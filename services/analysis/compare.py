@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from shoal.analysis.classification import PerClass, from_confusion
+from shoal.analysis.classification import Cells, PerClass, per_class_metrics
 from shoal.analysis.query import SETTINGS, Params, View, compile_filter, view_sql
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
@@ -37,19 +35,25 @@ def compare(metrics: MetricsStore, view: View, flt: common_pb2.Filter) -> Compar
         params.values,
     ).rows
     position = {c: i for i, c in enumerate(class_ids)}
-    cand = np.zeros((k, k + 1), dtype=np.int64)
-    base = np.zeros((k, k + 1), dtype=np.int64)
+    label_rows: list[int] = []
+    cand_cols: list[int] = []
+    base_cols: list[int] = []
+    counts: list[int] = []
     improved = regressed = 0
     for label, pred, base_pred, n in rows:
         row = position.get(int(label))
         if row is None:
             continue
         n = int(n)
-        cand[row, k if int(pred) == -1 else position.get(int(pred), k)] += n
-        base[row, k if int(base_pred) == -1 else position.get(int(base_pred), k)] += n
+        label_rows.append(row)
+        cand_cols.append(k if int(pred) == -1 else position.get(int(pred), k))
+        base_cols.append(k if int(base_pred) == -1 else position.get(int(base_pred), k))
+        counts.append(n)
         right_now, right_before = int(pred) == int(label), int(base_pred) == int(label)
         improved += n if right_now and not right_before else 0
         regressed += n if right_before and not right_now else 0
-    base_classes, _, _, base_acc = from_confusion(base, class_ids)
-    cand_classes, _, _, cand_acc = from_confusion(cand, class_ids)
-    return Comparison(int(cand.sum()), base_acc, cand_acc, base_classes, cand_classes, improved, regressed)
+    cand = Cells.from_pairs(k, label_rows, cand_cols, counts)
+    base = Cells.from_pairs(k, label_rows, base_cols, counts)
+    base_classes, _, _, base_acc = per_class_metrics(base, class_ids)
+    cand_classes, _, _, cand_acc = per_class_metrics(cand, class_ids)
+    return Comparison(cand.total(), base_acc, cand_acc, base_classes, cand_classes, improved, regressed)

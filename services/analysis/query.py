@@ -13,13 +13,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shoal.common.errors import InvalidArgument
+from shoal.common.timeutil import time_in_range
 from shoal.common.v1 import common_pb2
 
 _META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -68,13 +70,21 @@ _CH_TYPE = {
 
 @dataclass
 class Params:
-    """Collects server-side parameters: each value gets a fresh ``{pN:Type}`` placeholder."""
+    """Collects server-side parameters: each distinct value of a type gets one ``{pN:Type}``
+    placeholder (conditions naming the same key or value share it, so a query's parameters grow
+    with the distinct values, not with every mention)."""
 
     values: dict[str, Any] = field(default_factory=dict)
+    _names: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def add(self, value: Any, ch_type: str) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
+        key = (ch_type, type(value).__name__, repr(value)) if isinstance(value, str | int | float) else None
+        name = self._names.get(key) if key is not None else None
+        if name is None:
+            name = f"p{len(self.values)}"
+            self.values[name] = value
+            if key is not None:
+                self._names[key] = name
         return f"{{{name}:{ch_type}}}"
 
 
@@ -183,14 +193,14 @@ def _value(v: common_pb2.Value, kind: str, where: str, view: View) -> Any:
     if got == "bool_value":
         return int(v.bool_value)
     if got == "timestamp_value":
-        return v.timestamp_value.ToDatetime(tzinfo=UTC)
+        return time_in_range(v.timestamp_value, where)
     number = v.number_value
-    if kind == "int":
-        if number != int(number):
-            raise InvalidArgument(f"expects a whole number, got {number}", field=where)
-        return int(number)
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise InvalidArgument(f"must be finite, got {number}", field=where)
+    if kind == "int":
+        if number != int(number) or abs(number) > 2**31:
+            raise InvalidArgument(f"expects a whole number of 32 bits, got {number}", field=where)
+        return int(number)
     return number
 
 
@@ -272,8 +282,10 @@ def compile_condition(c: common_pb2.Condition, view: View, params: Params, where
         if len(parts) == 1:
             raise InvalidArgument("needs min or max", field=f"{where}.range")
         sql = " AND ".join(parts)
-    # a condition on a missing value is false, and its negation true
-    sql = f"ifNull(({sql}), 0)"
+    if fdef.nullable:  # a condition on a missing value is false, and its negation true
+        sql = f"ifNull(({sql}), 0)"
+    else:
+        sql = f"({sql})"
     return f"NOT {sql}" if c.negate else sql
 
 

@@ -39,7 +39,7 @@ from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore
-from shoal.common.timeutil import as_utc
+from shoal.common.timeutil import as_utc, time_in_range
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import Project, ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog, frame_media
@@ -141,7 +141,6 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             bins=request.calibration_bins or DEFAULT_BINS,
         )
         names = {c.id: c.name for c in project.classes}
-        k = len(report.class_ids)
         out = pb.ClassificationMetrics(
             inference_set=view.inference_set,
             dataset=view.dataset,
@@ -161,7 +160,8 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         )
         out.per_class.extend(_class_metrics(c, names) for c in report.per_class)
         out.confusion.class_ids.extend(report.class_ids)
-        out.confusion.counts.extend(int(x) for x in report.confusion.reshape(k * (k + 1)))
+        out.confusion.counts.extend(report.confusion.ravel().tolist())
+        out.confusion.omitted_classes = report.omitted_classes
         for b in report.bins:
             out.reliability.add(
                 lower=b.lower, upper=b.upper, count=b.count, mean_confidence=b.mean_confidence, accuracy=b.accuracy
@@ -571,6 +571,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             params[f"{name}.dataset"] = side.dataset
             for bound in ("since", "until"):
                 if side.HasField(bound):
+                    time_in_range(getattr(side, bound), f"{name}.{bound}")
                     params[f"{name}.{bound}"] = str(getattr(side, bound).ToMilliseconds())
             bounded = side.HasField("since") and side.HasField("until")
             if bounded and side.since.ToMilliseconds() >= side.until.ToMilliseconds():

@@ -13,6 +13,19 @@ from dataclasses import dataclass
 
 import grpc
 
+#: the most characters of a caller's value that an error message quotes
+SHOWN_CHARACTERS = 100
+
+
+def shown(value: object, limit: int = SHOWN_CHARACTERS) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters with how long it was:
+    a message never echoes unbounded input back to the caller (or into the log)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, (str, bytes, list, tuple)) else len(text)
+    return f"{text[:limit]}… ({size} long)"
+
 
 @dataclass(frozen=True)
 class Datapoint:
@@ -25,11 +38,11 @@ class Datapoint:
     def describe(self) -> str:
         parts = []
         if self.dataset:
-            parts.append(f"dataset {self.dataset!r}")
+            parts.append(f"dataset {shown(self.dataset)}")
         if self.frame_id:
-            parts.append(f"frame {self.frame_id!r}")
+            parts.append(f"frame {shown(self.frame_id)}")
         if self.object_id:
-            parts.append(f"object {self.object_id!r}")
+            parts.append(f"object {shown(self.object_id)}")
         return ", ".join(parts)
 
 
@@ -103,6 +116,21 @@ class Aborted(ShoalError):
 
     code = grpc.StatusCode.ABORTED
     reason = "ABORTED"
+
+
+class DeadlineExceeded(ShoalError):
+    """The caller's deadline passed (or the server's own bound on a query) before the work ended;
+    the work was stopped."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+
+
+class Cancelled(ShoalError):
+    """The caller cancelled the RPC; the work was stopped."""
+
+    code = grpc.StatusCode.CANCELLED
+    reason = "CANCELLED"
 
 
 class ConfigurationError(Exception):

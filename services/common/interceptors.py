@@ -1,4 +1,4 @@
-"""The three server interceptors every Shoal service runs, outermost first:
+"""The four server interceptors every Shoal service runs, outermost first:
 
 1. :class:`TelemetryInterceptor` gives each RPC a request id (the caller's ``x-request-id`` or a
    new one) that logs carry and the trailing metadata returns, and records the RPC's count and
@@ -7,6 +7,8 @@
    status code, message and ``shoal-error-bin`` detail; anything else becomes INTERNAL with a
    generic message and the request id, and the traceback goes to the log.
 3. :class:`AuthInterceptor` authenticates the API key and checks the project the request names.
+4. :class:`LimitInterceptor` refuses a request any of whose strings or lists is longer than its
+   limit (:mod:`shoal.common.limits`), before the servicer does any work.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 
 import grpc
 
-from shoal.common import telemetry
+from shoal.common import limits, telemetry
 from shoal.common.auth import DEV_PRINCIPAL, KeyStore, Principal, reset_principal, set_principal
 from shoal.common.errors import (
     Datapoint,
     InternalError,
     InvalidArgument,
     PermissionDenied,
+    ResourceExhausted,
     ShoalError,
     Unauthenticated,
     Unavailable,
@@ -39,6 +42,8 @@ ERROR_DETAIL_KEY = "shoal-error-bin"
 REQUEST_ID_KEY = "x-request-id"
 #: the longest caller-chosen request id taken as is; a longer one is replaced
 MAX_REQUEST_ID_LENGTH = 128
+#: a remaining time longer than this (a year) means the caller set no deadline
+_NO_DEADLINE = 365 * 24 * 3600.0
 
 # Services reachable without a key: health checks and reflection (grpcurl, kubelet probes).
 OPEN_SERVICES = frozenset(
@@ -76,13 +81,25 @@ def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
     return {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
+#: the longest status message and error-detail text sent back: the trailers that carry them stay
+#: far below the 8-16 KiB clients accept, whatever the error quotes
+MAX_STATUS_MESSAGE = 2048
+_MAX_DETAIL_PART = 512
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 20]}… ({len(text)} characters)"
+
+
 def error_detail(exc: ShoalError) -> common_pb2.ErrorDetail:
-    detail = common_pb2.ErrorDetail(reason=exc.reason, field=exc.field, message=exc.message)
+    detail = common_pb2.ErrorDetail(
+        reason=exc.reason, field=_cut(exc.field, _MAX_DETAIL_PART), message=_cut(exc.message, MAX_STATUS_MESSAGE)
+    )
     if exc.datapoint is not None:
         dp: Datapoint = exc.datapoint
-        detail.datapoint.dataset = dp.dataset
-        detail.datapoint.frame_id = dp.frame_id
-        detail.datapoint.object_id = dp.object_id
+        detail.datapoint.dataset = _cut(dp.dataset, _MAX_DETAIL_PART)
+        detail.datapoint.frame_id = _cut(dp.frame_id, _MAX_DETAIL_PART)
+        detail.datapoint.object_id = _cut(dp.object_id, _MAX_DETAIL_PART)
     return detail
 
 
@@ -120,6 +137,12 @@ class ErrorInterceptor(grpc.ServerInterceptor):
     def _abort(exc: Exception, context: grpc.ServicerContext, method: str) -> None:
         # Servicers never call context.abort(): they raise, and this is where it is turned into
         # a status.
+        if isinstance(exc, MemoryError):
+            log.warning("%s ran out of memory: %s", method, exc)
+            exc = ResourceExhausted(
+                "the request needs more memory than the server can give it; narrow it (a filter, fewer classes, "
+                "a smaller page) or run it as a job"
+            )
         if not isinstance(exc, ShoalError):
             request = telemetry.current_request()
             request_id = request.request_id if request else _request_id(context)
@@ -130,7 +153,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         # keeps what is set already (the request id) and adds the error detail
         kept = tuple((k, v) for k, v in (context.trailing_metadata() or ()) if k != ERROR_DETAIL_KEY)
         context.set_trailing_metadata((*kept, (ERROR_DETAIL_KEY, error_detail(exc).SerializeToString())))
-        context.abort(exc.code, exc.describe())
+        context.abort(exc.code, _cut(exc.describe(), MAX_STATUS_MESSAGE))
 
 
 def _request_id(context: grpc.ServicerContext) -> str:
@@ -155,7 +178,9 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
             kind = telemetry.rpc_type(rq, rs)
 
             def begin(context: grpc.ServicerContext) -> tuple[RequestContext, float]:
-                ctx = RequestContext(_request_id(context), method)
+                remaining = context.time_remaining()  # a huge number when the caller set no deadline
+                deadline = None if remaining is None or remaining > _NO_DEADLINE else time.monotonic() + remaining
+                ctx = RequestContext(_request_id(context), method, deadline, context.is_active)
                 context.set_trailing_metadata(((REQUEST_ID_KEY, ctx.request_id),))
                 telemetry.RPC_STARTED.labels(service, name, kind).inc()
                 telemetry.RPC_IN_FLIGHT.labels(service).inc()
@@ -318,3 +343,33 @@ def _with_principal(results: Iterator[Any], principal: Principal) -> Iterator[An
         yield from results
     finally:
         reset_principal(token)
+
+
+class LimitInterceptor(grpc.ServerInterceptor):
+    """Checks every request message (for client streams: each one) against
+    :mod:`shoal.common.limits` before the servicer sees it."""
+
+    def intercept_service(self, continuation: Callable[..., Any], handler_call_details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        service = handler_call_details.method.lstrip("/").split("/", 1)[0]
+        if service in OPEN_SERVICES:
+            return handler
+
+        def wrapper(behaviour: Callable[..., Any], rq: bool, _rs: bool) -> Callable[..., Any]:
+            def call(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
+                if rq:
+                    return behaviour(_checked_messages(request_or_iterator), context)
+                limits.check(request_or_iterator)
+                return behaviour(request_or_iterator, context)
+
+            return call
+
+        return _wrap(handler, wrapper)
+
+
+def _checked_messages(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        limits.check(request)
+        yield request

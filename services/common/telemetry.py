@@ -17,7 +17,7 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,26 @@ class RequestContext:
     request_id: str
     #: full gRPC method, e.g. /shoal.ingest.v1.IngestService/Upload
     method: str
+    #: ``time.monotonic()`` at which the caller's deadline passes; None: the caller set none
+    deadline: float | None = None
+    #: False once the caller cancelled or went away (``grpc.ServicerContext.is_active``)
+    active: Callable[[], bool] | None = None
+
+    def remaining(self) -> float | None:
+        """Seconds until the caller's deadline (negative once passed); None without one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def check(self, what: str = "") -> None:
+        """Raises :class:`~shoal.common.errors.DeadlineExceeded` once the caller's deadline has
+        passed and :class:`~shoal.common.errors.Cancelled` once the caller cancelled, so that work
+        for a caller who no longer waits stops at the next check."""
+        from shoal.common.errors import Cancelled, DeadlineExceeded
+
+        doing = f" while {what}" if what else ""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise DeadlineExceeded(f"the caller's deadline passed{doing}; the work was stopped")
+        if self.active is not None and not self.active():
+            raise Cancelled(f"the caller cancelled{doing}; the work was stopped")
 
 
 _request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("shoal_request", default=None)
@@ -49,6 +69,14 @@ def current_request() -> RequestContext | None:
 
 def set_request(ctx: RequestContext | None) -> contextvars.Token[RequestContext | None]:
     return _request.set(ctx)
+
+
+def check_request(what: str = "") -> None:
+    """:meth:`RequestContext.check` of the RPC this thread serves; nothing outside an RPC (jobs
+    have their own cancellation)."""
+    ctx = _request.get()
+    if ctx is not None:
+        ctx.check(what)
 
 
 def reset_request(token: contextvars.Token[RequestContext | None]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from shoal.common import limits
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -87,6 +88,16 @@ def validate_project(p: Project, *, prefix: str = "project") -> None:
         raise InvalidArgument("is longer than 200 characters", field=f"{prefix}.display_name")
     if len(p.description) > 10_000:
         raise InvalidArgument("is longer than 10000 characters", field=f"{prefix}.description")
+    if len(p.classes) > limits.MAX_CLASSES:
+        raise InvalidArgument(
+            f"{len(p.classes):,} classes is more than the {limits.MAX_CLASSES:,} a project may have",
+            field=f"{prefix}.classes",
+        )
+    if len(p.embedding_spaces) > limits.MAX_SMALL_LIST:
+        raise InvalidArgument(
+            f"{len(p.embedding_spaces)} embedding spaces is more than the {limits.MAX_SMALL_LIST} a project may have",
+            field=f"{prefix}.embedding_spaces",
+        )
     validate_classes(p.classes, prefix=prefix)
     validate_spaces(p.embedding_spaces, prefix=prefix)
 

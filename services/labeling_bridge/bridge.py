@@ -53,7 +53,6 @@ SEND_CHUNK = 500
 POLL_OVERLAP = dt.timedelta(seconds=5)
 FIRST_RETRY_SECONDS = 1.0
 PUBLISH_TIMEOUT_SECONDS = 60.0
-PLATFORMS = ("label_studio",)
 
 
 @dataclass

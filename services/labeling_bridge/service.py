@@ -18,6 +18,7 @@ from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.jobs import JobStore
 from shoal.common.jobs_rpc import JobRpcs
+from shoal.common.labeling import platform_of
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
@@ -101,9 +102,7 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
     def SendForLabeling(self, request: lpb.SendForLabelingRequest, context: Any) -> lpb.SendForLabelingResponse:
         project = self.projects.get(request.project)
         br.task_type_of(project.task_type)  # classification or 2-D detection, else INVALID_ARGUMENT
-        platform = request.platform or br.PLATFORMS[0]
-        if platform not in br.PLATFORMS:
-            raise InvalidArgument(f"is {platform!r}; the bridge knows {', '.join(br.PLATFORMS)}", field="platform")
+        platform = platform_of(request.platform)
         if self.bridge.platform() is None:
             raise FailedPrecondition(
                 "no labeling platform is configured on the labeling bridge: set "

@@ -16,12 +16,13 @@ from google.protobuf.message import DecodeError
 
 from shoal.common import telemetry
 from shoal.common.errors import InvalidArgument, ShoalError, Unavailable
+from shoal.common.labeling import platform_of
 from shoal.common.stores.events import Event, EventBus
 from shoal.common.topics import Topics
 from shoal.common.workers import Backoff, ThreadWorker
 from shoal.ingest.datasets import DatasetCatalog, existing_frames
 from shoal.labeling_bridge import state as st
-from shoal.labeling_bridge.bridge import PLATFORMS, Bridge
+from shoal.labeling_bridge.bridge import Bridge
 from shoal.labeling_bridge.platforms import PlatformException
 from shoal.sampler import handoff
 from shoal.sampler.v1 import sampler_pb2
@@ -105,8 +106,7 @@ class RequestConsumer(ThreadWorker):
         for name in ("request_id", "project", "dataset"):
             if not getattr(e, name):
                 raise InvalidArgument("is empty", field=name)
-        if e.platform and e.platform not in PLATFORMS:
-            raise InvalidArgument(f"is {e.platform!r}; the bridge knows {', '.join(PLATFORMS)}", field="platform")
+        platform = platform_of(e.platform)
         self.datasets.get(e.project, e.dataset)  # NotFound: dead-lettered with the reason
         frames = [ref.frame_id for ref in e.items if ref.frame_id and not ref.object_id]
         present = existing_frames(self.bridge.metrics, e.project, e.dataset, frames)
@@ -114,7 +114,7 @@ class RequestConsumer(ThreadWorker):
             project=e.project,
             request_id=e.request_id,
             dataset=e.dataset,
-            platform=e.platform or PLATFORMS[0],
+            platform=platform,
             source=e.source,
             reason=e.reason,
             preannotation_inference_set=e.preannotation_inference_set,

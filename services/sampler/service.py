@@ -16,6 +16,7 @@ from shoal.common.convert import job_to_proto, page_of, page_response
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.jobs import JobContext, JobKind, JobRunner, JobStore, job_id_for
 from shoal.common.jobs_rpc import JobRpcs
+from shoal.common.labeling import platform_of
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
@@ -381,13 +382,14 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         if request.preannotation_inference_set:
             self.datasets.get_inference_set(project.name, request.preannotation_inference_set, dataset=dataset,
                                             field="preannotation_inference_set")  # fmt: skip
+        platform = platform_of(request.platform)
         if request.request_id and not handoff.REQUEST_ID.match(request.request_id):
             raise InvalidArgument(f"must match {handoff.REQUEST_ID.pattern}", field="request_id")
         request_id = request.request_id or handoff.derive_request_id(project.name, source, dataset, frames)
         repeated = handoff.recorded(self.metrics, project.name, request_id)
         r = handoff.Request(
             project=project.name, dataset=dataset, frame_ids=frames, reason=request.reason or reason, source=source,
-            platform=request.platform, preannotation_inference_set=request.preannotation_inference_set,
+            platform=platform, preannotation_inference_set=request.preannotation_inference_set,
             requested_by=request.requested_by, request_id=request_id,
         )  # fmt: skip
         n_events = handoff.send(self.bus, self.topics, self.metrics, r)

@@ -170,12 +170,14 @@ class ClassMetrics(_message.Message):
     def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., support: _Optional[int] = ..., predicted: _Optional[int] = ...) -> None: ...
 
 class ConfusionMatrix(_message.Message):
-    __slots__ = ("class_ids", "counts")
+    __slots__ = ("class_ids", "counts", "omitted_classes")
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_CLASSES_FIELD_NUMBER: _ClassVar[int]
     class_ids: _containers.RepeatedScalarFieldContainer[int]
     counts: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, class_ids: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ...) -> None: ...
+    omitted_classes: int
+    def __init__(self, class_ids: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., omitted_classes: _Optional[int] = ...) -> None: ...
 
 class CalibrationBin(_message.Message):
     __slots__ = ("lower", "upper", "count", "mean_confidence", "accuracy")

@@ -1,0 +1,221 @@
+"""No request can make the server do unbounded work: every size a caller controls has a limit,
+computations are sized by their data, work stops when its caller stops waiting, and an error never
+echoes unbounded input back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common import limits, telemetry
+from shoal.common.errors import Cancelled, DeadlineExceeded
+from shoal.common.telemetry import RequestContext
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.sampler.v1 import sampler_pb2 as spb
+from shoal.sdk import UploadColumns
+from tests.server.conftest import Running, start_server
+
+LARGE_K = 2_000
+USED = 6
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[Running]:
+    from shoal.common.settings import ShoalSettings
+
+    data = tmp_path_factory.mktemp("limits")
+    chdb = chdb_path  # chDB opens one data directory per process
+    settings = ShoalSettings(
+        port=0, data_dir=data, metrics_url=f"chdb://{chdb}", clickhouse_database="t_limits",
+        readiness_interval_seconds=0.2, drain_seconds=0.0, grace_seconds=1.0,
+    )  # fmt: skip
+    running = start_server(settings)
+    with running.client(running.admin_key) as c:
+        classes = [pb.ClassDef(id=i, name=f"c{i}") for i in range(LARGE_K)]
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="wide", task_type=pb.TASK_TYPE_CLASSIFICATION, classes=classes)))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="wide", dataset=pb.Dataset(
+            name="d", kind=pb.DATASET_KIND_LABELED, splits=["train"])))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="wide", inference_set=pb.InferenceSet(
+            name="m", dataset="d", model_name="m", model_version="1")))  # fmt: skip
+    yield running
+    running.server.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def wide_data(server: Running) -> tuple[np.ndarray, np.ndarray]:
+    """200 frames of a 2,000-class project, labeled and predicted with 6 of its classes."""
+    rng = np.random.default_rng(7)
+    n = 200
+    labels = rng.integers(0, USED, n)
+    probs = np.full((n, LARGE_K), 1e-6)
+    predicted = np.where(rng.random(n) < 0.7, labels, rng.integers(0, USED, n))
+    probs[np.arange(n), predicted] = 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    with server.client(server.admin_key) as c:
+        result = c.upload("wide", "d", UploadColumns(
+            frame_ids=[f"f{i}" for i in range(n)], splits=["train"] * n, class_ids=labels.tolist(),
+            inference_set="m", probabilities=probs.astype(np.float32)), progress=False)  # fmt: skip
+        c.wait_for_upload("wide", result.upload_id)
+    return labels, predicted
+
+
+def _code(call) -> grpc.RpcError:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value
+
+
+def test_a_project_key_cannot_declare_more_classes_than_the_limit(server: Running) -> None:
+    too_many = [pb.ClassDef(id=i, name=f"c{i}") for i in range(50_000)]
+    with server.client(server.admin_key) as c:
+        err = _code(lambda: c.ingest.UpdateProject(pb.UpdateProjectRequest(
+            project="wide", update=pb.Project(classes=too_many), update_mask={"paths": ["classes"]})))  # fmt: skip
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details().startswith("update.classes: has 50,000 items, more than the 10,000 allowed")
+        err = _code(lambda: c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="huge", task_type=pb.TASK_TYPE_CLASSIFICATION, classes=too_many[: limits.MAX_CLASSES + 1]))))  # fmt: skip
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "project.classes" in err.details()
+        # the project is unchanged
+        assert len(c.ingest.GetProject(pb.GetProjectRequest(project="wide")).project.classes) == LARGE_K
+
+
+def test_metrics_of_a_wide_ontology_are_sized_by_the_classes_its_frames_carry(
+    server: Running, wide_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    labels, predicted = wide_data
+    with server.client(server.admin_key) as c:
+        m = c.analysis.GetClassificationMetrics(
+            apb.GetClassificationMetricsRequest(project="wide", inference_set="m")
+        ).metrics
+    present = sorted(set(labels.tolist()) | set(predicted.tolist()))
+    assert list(m.confusion.class_ids) == present
+    assert m.confusion.omitted_classes == LARGE_K - len(present)
+    assert len(m.confusion.counts) == len(present) * (len(present) + 1)
+    counts = np.array(m.confusion.counts).reshape(len(present), len(present) + 1)
+    assert int(counts.sum()) == len(labels)
+    assert len(m.per_class) == LARGE_K
+    assert m.accuracy == pytest.approx(accuracy_score(labels, predicted))
+    macro = f1_score(labels, predicted, labels=list(range(LARGE_K)), average="macro", zero_division=0)
+    assert m.macro_f1 == pytest.approx(macro)
+
+
+def test_a_filter_has_at_most_the_documented_number_of_conditions(server: Running, wide_data: object) -> None:
+    def conditions(n: int) -> cpb.Filter:
+        return cpb.Filter(all=[cpb.Condition(field="label_class", range=cpb.Range(min=cpb.Value(number_value=-i)))
+                               for i in range(n)])  # fmt: skip
+
+    with server.client(server.admin_key) as c:
+        page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="wide", dataset="d", inference_set="m", filter=conditions(limits.MAX_CONDITIONS)))  # fmt: skip
+        assert page.page.total_count == 200
+        err = _code(lambda: c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="wide", dataset="d", inference_set="m", filter=conditions(limits.MAX_CONDITIONS + 1))))  # fmt: skip
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details().startswith("filter.all: has 65 items, more than the 64 allowed")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1e300])
+def test_a_class_filter_with_a_value_that_is_no_class_id_is_refused(server: Running, bad: float) -> None:
+    flt = cpb.Filter(all=[cpb.Condition(field="label_class", equals=cpb.Value(number_value=bad))])
+    with server.client(server.admin_key) as c:
+        err = _code(lambda: c.analysis.GetClassificationMetrics(
+            apb.GetClassificationMetricsRequest(project="wide", inference_set="m", filter=flt)))  # fmt: skip
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("filter.all[0].equals:")
+
+
+def test_drift_windows_outside_the_stored_times_are_refused(server: Running) -> None:
+    with server.client(server.admin_key) as c:
+        c.ingest.CreateEmbeddingSpace(pb.CreateEmbeddingSpaceRequest(project="wide", embedding_space=pb.EmbeddingSpace(
+            name="e", dimension=4, metric=pb.DISTANCE_METRIC_L2, level=pb.EMBEDDING_LEVEL_FRAME,
+            model_name="m", model_version="1")))  # fmt: skip
+        side = apb.DriftSide(dataset="d")
+        side.since.seconds = -70_000_000_000  # year -248
+        err = _code(lambda: c.analysis.StartDrift(apb.StartDriftRequest(
+            project="wide", embedding_space="e", a=side, b=apb.DriftSide(dataset="d"))))  # fmt: skip
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("a.since:") and "1900-01-01" in err.details()
+
+
+def test_a_long_name_is_refused_with_a_short_message(server: Running) -> None:
+    name = "n" * (4 * 1024 * 1024)
+    with server.client(server.admin_key) as c:
+        err = _code(lambda: c.ingest.CreateDataset(pb.CreateDatasetRequest(
+            project="wide", dataset=pb.Dataset(name=name, kind=pb.DATASET_KIND_LABELED))))  # fmt: skip
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details().startswith("dataset.name: is 4,194,304 characters long, more than the 256 allowed")
+        # an error that quotes a value (an unknown dataset) quotes a bounded part of it
+        err = _code(lambda: c.ingest.GetDataset(pb.GetDatasetRequest(project="wide", dataset="x" * 250)))
+        assert err.code() == grpc.StatusCode.NOT_FOUND
+        assert len(err.details()) < 400
+
+
+def test_labeling_requests_name_a_platform_the_bridge_serves(server: Running, wide_data: object) -> None:
+    with server.client(server.admin_key) as c:
+        err = _code(lambda: c.sampler.RequestLabeling(spb.RequestLabelingRequest(
+            project="wide", frames=spb.FrameList(dataset="d", frame_ids=["f1", "f2"]), platform="labelbox")))  # fmt: skip
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.details().startswith("platform: is 'labelbox'; the labeling bridge serves label_studio")
+
+
+# -- work stops with its caller ---------------------------------------------------------------
+
+_HEAVY = "SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) % 7 = 3"
+
+
+def test_a_query_for_an_rpc_stops_at_the_callers_deadline(embedded_metrics) -> None:  # type: ignore[no-untyped-def]
+    embedded_metrics.query("SELECT 1")
+    token = telemetry.set_request(RequestContext("r1", "/test/Heavy", deadline=time.monotonic() + 0.5))
+    try:
+        with pytest.raises(DeadlineExceeded, match="deadline passed"):
+            embedded_metrics.query(_HEAVY)
+    finally:
+        telemetry.reset_request(token)
+
+
+def test_no_query_starts_for_a_caller_who_cancelled(embedded_metrics) -> None:  # type: ignore[no-untyped-def]
+    gone = threading.Event()
+    gone.set()
+    token = telemetry.set_request(RequestContext("r2", "/test/Heavy", active=lambda: not gone.is_set()))
+    try:
+        with pytest.raises(Cancelled):
+            embedded_metrics.query(_HEAVY)
+    finally:
+        telemetry.reset_request(token)
+
+
+def test_a_heavy_rpc_ends_with_deadline_exceeded_on_the_server(server: Running, wide_data: object) -> None:
+    """The server's own record of the RPC says it stopped at the deadline, not that it ran on."""
+    from prometheus_client import REGISTRY
+
+    def handled(code: str) -> float:
+        return REGISTRY.get_sample_value(
+            "shoal_grpc_server_handled_total",
+            {"grpc_service": "shoal.analysis.v1.AnalysisService", "grpc_method": "QueryDatapoints",
+             "grpc_type": "unary", "grpc_code": code},
+        ) or 0.0  # fmt: skip
+
+    before = handled("DEADLINE_EXCEEDED")
+    with server.client(server.admin_key) as c:
+        err = _code(lambda: c.analysis.QueryDatapoints(
+            apb.QueryDatapointsRequest(project="wide", dataset="d", inference_set="m"), timeout=0.000_001))  # fmt: skip
+    assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    from tests.server.conftest import wait_for
+
+    wait_for(lambda: handled("DEADLINE_EXCEEDED") > before, what="the server to record the deadline")
+
+
+def test_the_limits_table_of_the_readme_is_current() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert limits.markdown() in readme, "README's Limits table differs from shoal.common.limits.markdown()"
