@@ -142,7 +142,7 @@ def result_from_labels(
     """Shoal labels as a Label Studio result (the ``result`` of a prediction or an annotation).
 
     Boxes are converted from pixels to percent of ``image_width`` x ``image_height`` (those of
-    ``labels`` when not given).
+    ``labels`` when not given), cut to the image.
 
     Raises:
         ValueError: a class not in ``classes``, boxes without the image size, a classification
@@ -173,6 +173,12 @@ def result_from_labels(
     result = []
     for box in labels.boxes:
         assert width and height
+        # predicted boxes may overhang the image (they are stored as given); Label Studio keeps a
+        # rectangle inside its image, so the part outside is cut off, and a box wholly outside is left out
+        x0, y0 = max(box.x, 0.0), max(box.y, 0.0)
+        x1, y1 = min(box.x + box.width, float(width)), min(box.y + box.height, float(height))
+        if x1 <= x0 or y1 <= y0:
+            continue
         item: dict[str, Any] = {
             "from_name": CONTROL_NAME,
             "to_name": IMAGE_NAME,
@@ -181,10 +187,10 @@ def result_from_labels(
             "original_height": int(height),
             "image_rotation": 0,
             "value": {
-                "x": box.x / width * 100.0,
-                "y": box.y / height * 100.0,
-                "width": box.width / width * 100.0,
-                "height": box.height / height * 100.0,
+                "x": x0 / width * 100.0,
+                "y": y0 / height * 100.0,
+                "width": (x1 - x0) / width * 100.0,
+                "height": (y1 - y0) / height * 100.0,
                 "rotation": 0,
                 "rectanglelabels": [check(box.class_name)],
             },

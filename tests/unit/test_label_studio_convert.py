@@ -35,6 +35,16 @@ def test_detection_boxes_round_trip_through_percent() -> None:
             assert a == pytest.approx(b, rel=1e-9, abs=1e-9)
 
 
+def test_prelabel_boxes_overhanging_the_image_are_cut_to_it() -> None:
+    """Predicted boxes are stored as given, edges past the image included; Label Studio gets the
+    part inside the image, and nothing for a box wholly outside."""
+    labels = Labels(boxes=(Box("car", -10, 90, 60, 40), Box("cone", 120, 10, 5, 5)), image_width=100, image_height=100)
+    result = result_from_labels(labels, "detection")
+    assert len(result) == 1
+    value = result[0]["value"]
+    assert (value["x"], value["y"], value["width"], value["height"]) == pytest.approx((0.0, 90.0, 50.0, 10.0))
+
+
 def test_percent_to_pixels_by_hand() -> None:
     result = [
         {
