@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration venv kafka-jars label-studio helm-tools protos check-protos clean
+.PHONY: lint demo test test-unit test-integration venv kafka-jars label-studio helm-tools ghz bench-load protos check-protos clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,14 @@ kafka-jars:
 # Label Studio for the labeling bridge's integration tests, in its own venv under .cache/.
 label-studio:
 	PYTHON=$(PYTHON) bash scripts/ensure-label-studio.sh
+
+# ghz, the gRPC load tool of the load benchmark, built with Go into .cache/ghz-bin/
+ghz:
+	bash scripts/fetch-ghz.sh
+
+# Load on a `shoal serve` process with 1, 8 and 32 clients (bench/load/bench_load.py); not part of `make test`.
+bench-load: venv ghz
+	$(BIN)/python -m bench.load.bench_load
 
 demo: venv
 	$(BIN)/shoal demo --out demo-out
