@@ -3,6 +3,10 @@
 Every record logged while an RPC is served carries its request id and method (``request_id``,
 ``rpc``): :class:`RequestContextFilter` takes them from :mod:`shoal.common.telemetry`'s request
 context, and both formats print them (JSON: one object per line, for log pipelines).
+
+grpc logs a traceback for every request whose bytes do not parse, before any Shoal code (or key
+check) runs: :class:`UnparsableRequestFilter` turns those into one line at most every ten seconds,
+with how many were left out, so garbage sent to the port cannot flood the log.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 
 from shoal.common import telemetry
@@ -58,6 +64,50 @@ class TextFormatter(logging.Formatter):
         return f"{text} [request {request_id}]" if request_id else text
 
 
+class UnparsableRequestFilter(logging.Filter):
+    """On grpc's loggers: "Exception deserializing message!" (logged with a traceback for each
+    request that is not a valid protobuf) becomes one line without the traceback, at most one
+    every ``interval_seconds``; the next says how many were left out. grpc logs these before
+    dispatch, so the record names no method; the caller gets INTERNAL from grpc."""
+
+    def __init__(self, interval_seconds: float = 10.0) -> None:
+        super().__init__()
+        self.interval_seconds = interval_seconds
+        self._lock = threading.Lock()
+        self._last = -float("inf")
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Exception deserializing"):
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.interval_seconds:
+                self._suppressed += 1
+                return False
+            self._last, suppressed, self._suppressed = now, self._suppressed, 0
+        cause = record.exc_info[1] if record.exc_info else None
+        why = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        more = f"; {suppressed} more in the last {self.interval_seconds:.0f}s not shown" if suppressed else ""
+        record.msg = "a request could not be parsed (not a valid protobuf message); grpc answered INTERNAL%s%s"
+        record.args = (str(why)[:200], more)
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_grpc_filter = UnparsableRequestFilter()
+
+
+def install_grpc_filters() -> None:
+    """Puts :class:`UnparsableRequestFilter` on grpc's loggers (once; any later call does nothing)."""
+    for name in ("grpc._common", "grpc._server"):
+        logger = logging.getLogger(name)
+        if _grpc_filter not in logger.filters:
+            logger.addFilter(_grpc_filter)
+
+
 def configure(level: str = "INFO", fmt: str = "text") -> None:
     """Sends logs to stderr, in text or one JSON object per line. Later calls do nothing."""
     global _configured
@@ -69,6 +119,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    install_grpc_filters()
     for noisy in ("kafka", "pymilvus", "urllib3", "clickhouse_connect"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     _configured = True

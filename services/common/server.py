@@ -16,19 +16,28 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shoal.common import auth, jobs, telemetry
+from shoal.common import auth, jobs, logs, telemetry
 from shoal.common.auth import KeyStore
-from shoal.common.errors import ShoalError
-from shoal.common.interceptors import AuthInterceptor, ErrorInterceptor, MethodPolicy, TelemetryInterceptor
+from shoal.common.errors import FailedPrecondition, ShoalError
+from shoal.common.interceptors import (
+    AuthInterceptor,
+    ErrorInterceptor,
+    LimitInterceptor,
+    MethodPolicy,
+    TelemetryInterceptor,
+)
 from shoal.common.settings import ShoalSettings
-from shoal.common.stores import Stores
-from shoal.common.stores.metrics import Migration
+from shoal.common.stores import Stores, disk
+from shoal.common.stores.events import EmbeddedEventBus
+from shoal.common.stores.metrics import EmbeddedMetricsStore, Migration
+from shoal.common.stores.vectors import EmbeddedVectorStore
 from shoal.common.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -122,6 +131,7 @@ class ShoalServer:
             TelemetryInterceptor(),
             ErrorInterceptor(),
             AuthInterceptor(self.keys, policy, insecure_dev_mode=self.settings.insecure_dev_mode),
+            LimitInterceptor(),
         ]
         size = self.settings.max_message_bytes
         server = grpc.server(
@@ -176,6 +186,7 @@ class ShoalServer:
     def start(self) -> int:
         """Binds and starts serving; returns the port. Health stays NOT_SERVING until the stores
         answer and the schema is migrated."""
+        logs.install_grpc_filters()
         server = self.build()
         self.port = self._bind(server)
         if self.settings.metrics_port is not None:
@@ -219,20 +230,38 @@ class ShoalServer:
                 )
             )
         if self.settings.admin_api_key is not None:
-            key_id = self.keys.ensure(
-                self.settings.admin_api_key.get_secret_value(), [auth.ADMIN_SCOPE], description="SHOAL_ADMIN_API_KEY"
-            )
-            log.info("administrator key %s from SHOAL_ADMIN_API_KEY is registered", key_id)
+            self._register_admin_key(self.settings.admin_api_key.get_secret_value())
         self._prepared = True
 
+    def _register_admin_key(self, key: str) -> None:
+        """Registers SHOAL_ADMIN_API_KEY, unless it was revoked: a revoked key stays revoked."""
+        try:
+            key_id = self.keys.ensure(key, [auth.ADMIN_SCOPE], description="SHOAL_ADMIN_API_KEY")
+        except FailedPrecondition:
+            log.error(
+                "SHOAL_ADMIN_API_KEY holds API key %s, which was revoked: it stays revoked and is not registered. "
+                "Rotate the Secret: put a new key in SHOAL_ADMIN_API_KEY (%s) and restart.",
+                auth.parse_key(key),
+                "shoal_<16 lowercase hex>_<secret>",
+            )
+            return
+        log.info("administrator key %s from SHOAL_ADMIN_API_KEY is registered", key_id)
+
     def _check_stores(self) -> dict[str, str]:
+        """The stores that cannot serve, with why: each must answer, and an embedded one's disk must
+        be writable with at least SHOAL_MIN_FREE_DISK_MB free (a server store owns its disk)."""
         errors = {}
         needed = {role for s in self.specs for role in s.stores}
+        min_free = self.settings.min_free_disk_mb * 2**20
         for role in STORE_ROLES:
             if role not in needed:
                 continue
+            store = getattr(self.stores, role)
             try:
-                getattr(self.stores, role).ping()
+                store.ping()
+                path = _embedded_path(store)
+                if path is not None:
+                    disk.check_writable(path, store=role, min_free_bytes=min_free)
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
                 errors[role] = str(exc) if isinstance(exc, ShoalError) else f"{type(exc).__name__}: {exc}"
         return errors
@@ -254,9 +283,9 @@ class ShoalServer:
         for role in STORE_ROLES:
             old, new = self._store_errors.get(role), errors.get(role)
             if new and new != old:
-                log.warning("%s store is not reachable: %s", role, new)
+                log.warning("%s store is not ready: %s", role, new)
             elif old and not new:
-                log.info("%s store is reachable again", role)
+                log.info("%s store is ready again", role)
         self._store_errors = errors
         all_ok = True
         for spec in self.specs:
@@ -346,6 +375,15 @@ class ShoalServer:
             watchdog.cancel()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+def _embedded_path(store: object) -> Path | None:
+    """Where an embedded store keeps its files; None for a server store or the in-memory bus."""
+    if isinstance(store, (EmbeddedMetricsStore, EmbeddedVectorStore)):
+        return store.path
+    if isinstance(store, EmbeddedEventBus):
+        return store.directory
+    return None
 
 
 def _force_exit(limit: float) -> None:

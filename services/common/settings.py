@@ -114,7 +114,17 @@ class ShoalSettings(BaseSettings):
     milvus_ca_file: Path | None = Field(
         None, description="PEM CA bundle to verify an `https://` Milvus server (default: gRPC's roots)."
     )
-    store_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of every store call.")
+    store_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Timeout of every store call (retries included; an RPC's own deadline shortens it).",
+    )
+    min_free_disk_mb: int = Field(
+        100,
+        ge=0,
+        description="Health turns NOT_SERVING when the disk of an embedded store (under data_dir) has less free "
+        "space than this, in MiB, or is read-only; SERVING again once it has.",
+    )
 
     # --- events --------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(

@@ -3,6 +3,7 @@ crashes it, and calls answer UNAVAILABLE until it is back."""
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import grpc
@@ -89,3 +90,26 @@ def test_kafka_going_down_and_up_flips_health(embedded_settings: ShoalSettings, 
             r.server.stop(grace=1)
     finally:
         broker.stop()
+
+
+def test_garbage_request_bytes_log_one_short_line_not_a_traceback_each(running, caplog) -> None:  # type: ignore[no-untyped-def]
+    """grpc logs a traceback for every request that is not a protobuf, before any key is checked:
+    200 of them must not flood the log."""
+    channel = grpc.insecure_channel(running.target)
+    call = channel.unary_unary("/shoal.ingest.v1.IngestService/GetProject")
+    codes = set()
+    try:
+        with caplog.at_level(logging.INFO):
+            for _ in range(200):
+                with pytest.raises(grpc.RpcError) as info:
+                    call(b"\xff\xff\xff\xff\xff", timeout=10)
+                codes.add(info.value.code())
+    finally:
+        channel.close()
+    assert codes == {grpc.StatusCode.INTERNAL}  # grpc's own answer to bytes that do not parse
+    lines = [r for r in caplog.records if r.name.startswith("grpc")]
+    assert len(lines) <= 3, [r.getMessage() for r in lines]  # at most one per 10 s
+    assert all(r.exc_info is None for r in lines)
+    assert "Traceback" not in caplog.text
+    with running.client() as c:
+        assert c.health_status() == "SERVING"

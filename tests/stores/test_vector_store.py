@@ -7,6 +7,7 @@ Data are small (a few hundred 16-d vectors) and drawn from a fixed seed.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import re
 import socket
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from shoal.common import telemetry
+from shoal.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from shoal.common.stores.vectors import (
     CollectionSpec,
     EmbeddedVectorStore,
@@ -759,6 +761,58 @@ def test_unreachable_server_is_unavailable_quickly() -> None:
             assert time.monotonic() - t0 < 8
         finally:
             store.close()
+
+
+def _large(store: VectorStore, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """A collection big enough that 50 queries at k=100 take far longer than a millisecond."""
+    name = _name()
+    store.ensure_collection(_spec(name, fields=(), dim=64))
+    n = 20_000
+    store.upsert(name, partition="d", ids=_ids("v", n), vectors=rng.normal(size=(n, 64)).astype(np.float32), fields={})
+    return name, rng.normal(size=(50, 64)).astype(np.float32)
+
+
+def test_a_timeout_is_reported_as_a_timeout_naming_the_operation(
+    vector_store: VectorStore, rng: np.random.Generator
+) -> None:
+    name, queries = _large(vector_store, rng)
+    configured = vector_store.timeout
+    vector_store.timeout = 0.001
+    try:
+        with pytest.raises(DeadlineExceeded) as info:
+            vector_store.search(name, queries, k=100)
+    finally:
+        vector_store.timeout = configured
+    message = str(info.value)
+    assert "search timed out after 0.001s" in message and "SHOAL_STORE_TIMEOUT_SECONDS" in message
+    assert "unreachable" not in message
+    assert len(vector_store.search(name, queries[:1], k=5)[0]) == 5  # the store itself is fine
+
+
+def test_a_call_for_an_rpc_ends_with_the_callers_deadline(vector_store: VectorStore, rng: np.random.Generator) -> None:
+    name, queries = _large(vector_store, rng)
+    ctx = telemetry.RequestContext(request_id="r", method="/m", deadline=time.monotonic() + 0.001)
+    token = telemetry.set_request(ctx)
+    try:
+        with pytest.raises(DeadlineExceeded) as info:
+            vector_store.search(name, queries, k=100)
+    finally:
+        telemetry.reset_request(token)
+    assert "caller's deadline" in str(info.value) and "search" in str(info.value)
+
+
+def test_creating_a_collection_on_milvus_lite_logs_no_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = EmbeddedVectorStore(path=tmp_path / "vectors.db", timeout_seconds=30)
+    try:
+        name = _name()
+        with caplog.at_level(logging.INFO):
+            store.ensure_collection(_spec(name))
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+        vectors = np.eye(DIM, dtype=np.float32)[:3]
+        store.upsert(name, partition="d", ids=["a", "b", "c"], vectors=vectors, fields=_fields(3))
+        assert store.search(name, vectors[1:2], k=1)[0][0].id == "b"  # indexed and loaded
+    finally:
+        store.close()
 
 
 # --- 9. names --------------------------------------------------------------------------------

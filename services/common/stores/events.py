@@ -18,6 +18,7 @@ Semantics both implementations keep (and ``tests/stores/test_event_bus.py`` chec
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import logging
 import os
@@ -32,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoal.common.errors import ConfigurationError, InvalidArgument, Unavailable
+from shoal.common.errors import ConfigurationError, InvalidArgument, ShoalError, Unavailable
+from shoal.common.stores.disk import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +224,12 @@ def _decode(buf: bytes) -> tuple[bytes | None, bytes, tuple[tuple[str, bytes], .
     return key, value, tuple(headers), ts
 
 
+def _write_error(exc: BaseException, what: str, path: Path | None) -> ShoalError:
+    """A failed write of the embedded bus: RESOURCE_EXHAUSTED when its disk is full, UNAVAILABLE
+    naming read-only storage when it is read-only, UNAVAILABLE otherwise."""
+    return storage_error(exc, "events", f"embedded bus {path}") or Unavailable(f"{what}: {exc}")
+
+
 def _fsync_dir(path: Path) -> None:
     """Makes a new or renamed directory entry durable (a no-op where directories cannot be opened)."""
     try:
@@ -316,7 +324,7 @@ class _Segment:
                     os.ftruncate(self.fd, self.size)
                 except OSError:
                     pass
-                raise Unavailable(f"could not write to {self.path}: {exc}") from exc
+                raise _write_error(exc, f"could not write to {self.path}", self.path) from exc
             self.positions.append(self.size)
         self.size += len(record)
         self.last_ts = max(self.last_ts, ts)
@@ -398,7 +406,10 @@ class _PartitionLog:
         """Appends one record; returns its offset. The caller holds the bus lock."""
         active = self._segments[-1]
         if active.size >= self.retention.segment_bytes and len(active):
-            active = self._roll()
+            try:
+                active = self._roll()
+            except OSError as exc:
+                raise _write_error(exc, f"could not start a segment in {self.directory}", self.directory) from exc
         offset = active.base + len(active)
         active.append(record, ts)
         self._appended += len(record)
@@ -553,11 +564,16 @@ class EmbeddedEventBus(EventBus):
         if self.directory is None:
             return
         tmp = self.directory / f".{name}.{uuid.uuid4().hex}"
-        with open(tmp, "w") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.directory / name)
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(data, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.directory / name)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise _write_error(exc, f"could not write {self.directory / name}", self.directory) from exc
         _fsync_dir(self.directory)
 
     def _save_topics(self) -> None:
@@ -652,7 +668,7 @@ class EmbeddedEventBus(EventBus):
                 if exc is None:
                     fut.set_result(result)
                 else:
-                    fut.set_exception(Unavailable(f"could not fsync {plog.path}: {exc}"))
+                    fut.set_exception(_write_error(exc, f"could not fsync {plog.directory}", plog.directory))
             with self._sync_cond:
                 self._syncing = []
                 self._sync_cond.notify_all()
@@ -671,7 +687,7 @@ class EmbeddedEventBus(EventBus):
                     try:
                         plog.sync()
                     except OSError as exc:
-                        raise Unavailable(f"could not fsync {plog.path}: {exc}") from exc
+                        raise _write_error(exc, f"could not fsync {plog.directory}", plog.directory) from exc
 
     def consumer(
         self,

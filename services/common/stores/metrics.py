@@ -9,7 +9,10 @@ gets its own client.
 from __future__ import annotations
 
 import abc
+import fcntl
 import logging
+import math
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +24,9 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from shoal.common.errors import ConfigurationError, Unavailable
+from shoal.common import telemetry
+from shoal.common.errors import ConfigurationError, DeadlineExceeded, Unavailable
+from shoal.common.stores.disk import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,8 @@ class MetricsStore(abc.ABC):
 
     #: ``"embedded"`` or ``"server"``.
     kind: str
+    #: where the tables are, for messages: the chDB data directory or the server's address
+    where: str
 
     def __init__(self, *, database: str) -> None:
         self.database = database
@@ -91,9 +98,11 @@ class MetricsStore(abc.ABC):
                     self._database_ready = True
                 client = self._connect(self.database)
             except ClickHouseError as exc:
-                raise Unavailable(f"ClickHouse unreachable: {exc}") from exc
+                unreachable = Unavailable(f"ClickHouse unreachable: {exc}")
+                raise storage_error(exc, "metrics", self.where) or unreachable from exc
             except Exception as exc:  # connection refused, DNS, TLS: all mean unreachable
-                raise Unavailable(f"ClickHouse unreachable: {type(exc).__name__}: {exc}") from exc
+                unreachable = Unavailable(f"ClickHouse unreachable: {type(exc).__name__}: {exc}")
+                raise storage_error(exc, "metrics", self.where) or unreachable from exc
             self._local.client = client
             with self._clients_lock:
                 self._clients.append(client)
@@ -155,14 +164,16 @@ class MetricsStore(abc.ABC):
 
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         """Runs a SELECT; values only through ``parameters`` (``{name:Type}`` placeholders)."""
-        result = self._run(lambda c: c.query(sql, parameters=dict(parameters or {})))
+        settings = _deadline_settings()
+        result = self._run(lambda c: c.query(sql, parameters=dict(parameters or {}), settings=settings))
         return QueryResult(tuple(result.column_names), list(result.result_rows))
 
     def query_columns(self, sql: str, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Runs a SELECT and returns its columns as numpy arrays, by name."""
+        settings = _deadline_settings()
 
         def run(c: Client) -> dict[str, Any]:
-            table = c.query_arrow(sql, parameters=dict(parameters or {}))
+            table = c.query_arrow(sql, parameters=dict(parameters or {}), settings=settings)
             return {name: table.column(name).to_numpy() for name in table.column_names}
 
         return self._run(run)
@@ -198,11 +209,20 @@ class MetricsStore(abc.ABC):
         try:
             return fn(client)
         except ClickHouseError as exc:
+            if "TIMEOUT_EXCEEDED" in str(exc) and telemetry.current_request() is not None:
+                raise DeadlineExceeded("the caller's deadline passed while reading the metrics store") from exc
+            # a full disk or read-only storage: the store's own words, not INTERNAL
+            storage = storage_error(exc, "metrics", self.where)
+            if storage is not None:
+                raise storage from exc
             if _is_connection_error(exc):
                 self._reset_thread_client()
                 raise Unavailable(f"ClickHouse unreachable: {exc}") from exc
             raise
         except OSError as exc:
+            storage = storage_error(exc, "metrics", self.where)
+            if storage is not None:
+                raise storage from exc
             self._reset_thread_client()
             raise Unavailable(f"ClickHouse unreachable: {exc}") from exc
 
@@ -260,6 +280,20 @@ class MetricsStore(abc.ABC):
                 log.debug("closing a ClickHouse client failed", exc_info=True)
 
 
+def _deadline_settings() -> dict[str, Any] | None:
+    """Query settings that stop a SELECT run for an RPC when its caller's deadline passes
+    (``max_execution_time``, whole seconds, at least one); raises at once when it has passed or
+    the caller cancelled. None outside an RPC or without a deadline."""
+    request = telemetry.current_request()
+    if request is None:
+        return None
+    request.check("reading the metrics store")
+    remaining = request.remaining()
+    if remaining is None:
+        return None
+    return {"max_execution_time": max(1, math.ceil(remaining))}
+
+
 def _is_connection_error(exc: ClickHouseError) -> bool:
     text = str(exc).lower()
     return any(s in text for s in ("connection", "timed out", "unreachable", "refused", "max retries"))
@@ -278,6 +312,25 @@ class EmbeddedMetricsStore(MetricsStore):
         super().__init__(database=database)
         self.path = path.resolve()
         self.path.mkdir(parents=True, exist_ok=True)
+        self.where = f"chDB data directory {self.path}"
+
+    def in_use_elsewhere(self) -> bool:
+        """Whether another process (a running ``shoal serve``) has the data directory open: chDB
+        locks its ``status`` file as clickhouse-server does, and this process could not open it.
+        Only meaningful before this process opened it."""
+        try:
+            fd = os.open(self.path / "status", os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
 
     def _connect(self, database: str | None) -> Client:
         kwargs: dict[str, Any] = {"dsn": f"chdb://{self.path}"}
@@ -317,6 +370,7 @@ class ServerMetricsStore(MetricsStore):
         self._verify = verify_tls
         self._ca_file = str(ca_file) if ca_file else None
         self._timeout = timeout_seconds
+        self.where = f"ClickHouse server {parsed.scheme}://{self._host}:{self._port}"
 
     def _connect(self, database: str | None) -> Client:
         return clickhouse_connect.get_client(

@@ -18,15 +18,27 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from shoal.common.errors import ConfigurationError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from shoal.common import telemetry
+from shoal.common.errors import (
+    ConfigurationError,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ShoalError,
+    Unavailable,
+)
+from shoal.common.stores.disk import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +172,8 @@ class VectorStore(abc.ABC):
     """Vectors of a Shoal deployment in Milvus."""
 
     kind: str
+    #: where the vectors are, for messages: the Milvus Lite file or the server's address
+    where: str
     _count_needs_filter = False
 
     def __init__(self, *, timeout_seconds: float) -> None:
@@ -168,6 +182,8 @@ class VectorStore(abc.ABC):
         self._milvus: MilvusClient | None = None
         self._known: dict[str, CollectionSpec] = {}
         self._partitions: set[tuple[str, str]] = set()
+        #: ``end``: the monotonic time the current thread's :meth:`_call` must finish by
+        self._attempt = threading.local()
 
     @abc.abstractmethod
     def _connect(self) -> MilvusClient: ...
@@ -189,18 +205,83 @@ class VectorStore(abc.ABC):
                     raise Unavailable(f"Milvus unreachable: {type(exc).__name__}: {exc}") from exc
             return self._milvus
 
+    def _timeout(self) -> float:
+        """The ``timeout=`` of a Milvus call: what is left of the budget of the :meth:`_call` it
+        runs in (never more than store_timeout_seconds, never past the caller's deadline)."""
+        end = getattr(self._attempt, "end", None)
+        if end is None:
+            return self.timeout
+        return max(end - time.monotonic(), 0.001)
+
+    def _budget(self, what: str) -> tuple[float, bool]:
+        """Seconds a call may take, retries included, and whether the caller's deadline (rather
+        than store_timeout_seconds) sets them."""
+        request = telemetry.current_request()
+        remaining = request.remaining() if request is not None else None
+        if remaining is None or remaining >= self.timeout:
+            return self.timeout, False
+        if remaining <= 0:
+            raise DeadlineExceeded(f"the caller's deadline passed before the vector store's {what}")
+        return remaining, True
+
     def _call(self, what: str, fn: Any) -> Any:
-        client = self._client()
+        """Runs ``fn(client)``, one Milvus call passing ``timeout=self._timeout()``.
+
+        A failure to reach Milvus is retried, with backoff, within the budget: the caller's
+        remaining deadline when an RPC is served, at most store_timeout_seconds. A timeout becomes
+        DEADLINE_EXCEEDED naming the operation and the time it had, a full disk
+        RESOURCE_EXHAUSTED and read-only storage UNAVAILABLE, naming the store."""
+        budget, by_caller = self._budget(what)
+        outer = getattr(self._attempt, "end", None)
+        end = time.monotonic() + budget
+        self._attempt.end = end if outer is None else min(end, outer)
+        backoff = 0.05
         try:
-            return fn(client)
-        except MilvusException as exc:
-            if _is_unavailable(exc):
-                raise Unavailable(f"Milvus unreachable during {what}: {exc.message}") from exc
-            raise
-        except Exception as exc:
-            if "unavailable" in str(exc).lower() or "deadline" in str(exc).lower():
-                raise Unavailable(f"Milvus unreachable during {what}: {exc}") from exc
-            raise
+            while True:
+                try:
+                    client = self._client()
+                except Unavailable:
+                    if self._attempt.end - time.monotonic() < backoff:
+                        raise
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                try:
+                    return fn(client)
+                except ShoalError:
+                    raise
+                except Exception as exc:
+                    error, retriable = self._error(what, exc, budget, by_caller)
+                    if error is None:
+                        raise
+                    left = self._attempt.end - time.monotonic()
+                    if not retriable or left < backoff:
+                        raise error from exc
+                    log.info("vector store %s failed (%s); retrying in %.2fs", what, error, backoff)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+        finally:
+            self._attempt.end = outer
+
+    def _error(self, what: str, exc: Exception, budget: float, by_caller: bool) -> tuple[ShoalError | None, bool]:
+        """The typed error for a failed call, and whether trying again may help; (None, False) for
+        a failure that is not about reaching or storing (the caller handles it)."""
+        storage = storage_error(exc, "vectors", self.where)
+        if storage is not None:
+            return storage, False
+        status = _status(exc)
+        message = exc.message if isinstance(exc, MilvusException) else str(exc)
+        if status == grpc.StatusCode.DEADLINE_EXCEEDED or (status is None and "deadline exceeded" in message.lower()):
+            if by_caller:
+                text = f"the caller's deadline passed during the vector store's {what} ({budget:.3g}s were left)"
+            else:
+                text = f"the vector store's {what} timed out after {budget:.3g}s (SHOAL_STORE_TIMEOUT_SECONDS)"
+            return DeadlineExceeded(text), False
+        if status == grpc.StatusCode.UNAVAILABLE or (isinstance(exc, MilvusException) and _is_unavailable(exc)):
+            return Unavailable(f"Milvus unreachable during {what}: {message}"), True
+        if status is None and not isinstance(exc, MilvusException) and "unavailable" in message.lower():
+            return Unavailable(f"Milvus unreachable during {what}: {message}"), True
+        return None, False
 
     # -- collections ---------------------------------------------------------------------
     def ensure_collection(self, spec: CollectionSpec) -> None:
@@ -224,20 +305,24 @@ class VectorStore(abc.ABC):
             for f in spec.scalar_fields:
                 kwargs = {"max_length": _STRING_MAX} if f.type == "string" else {}
                 schema.add_field(f.name, _MILVUS_TYPES[f.type], **kwargs)
-            c.create_collection(
-                spec.name,
-                schema=schema,
-                index_params=self._index_params(c, spec),
-                consistency_level="Strong",
-                timeout=self.timeout,
-            )
+            self._create_collection(c, spec, schema)
 
         self._call("create_collection", create)
         self._known[spec.name] = spec
         log.info("created vector collection %s (%d-d, %s)", spec.name, spec.dimension, spec.metric)
 
+    def _create_collection(self, client: MilvusClient, spec: CollectionSpec, schema: Any) -> None:
+        """Creates, indexes and loads a collection (pymilvus waits for the index to be built)."""
+        client.create_collection(
+            spec.name,
+            schema=schema,
+            index_params=self._index_params(client, spec),
+            consistency_level="Strong",
+            timeout=self._timeout(),
+        )
+
     def _describe(self, name: str) -> CollectionSpec:
-        desc = self._call("describe_collection", lambda c: c.describe_collection(name, timeout=self.timeout))
+        desc = self._call("describe_collection", lambda c: c.describe_collection(name, timeout=self._timeout()))
         dim, fields = 0, []
         rev = {v: k for k, v in _MILVUS_TYPES.items()}
         for f in desc["fields"]:
@@ -245,10 +330,10 @@ class VectorStore(abc.ABC):
                 dim = int(f["params"]["dim"])
             elif f["name"] != _PK_FIELD:
                 fields.append(ScalarField(f["name"], rev.get(f["type"], "string")))
-        indexes = self._call("list_indexes", lambda c: c.list_indexes(name, timeout=self.timeout))
+        indexes = self._call("list_indexes", lambda c: c.list_indexes(name, timeout=self._timeout()))
         metric: Metric = "COSINE"
         for idx in indexes:
-            info = self._call("describe_index", lambda c, idx=idx: c.describe_index(name, idx, timeout=self.timeout))
+            info = self._call("describe_index", lambda c, idx=idx: c.describe_index(name, idx, timeout=self._timeout()))
             if info and info.get("metric_type"):
                 metric = info["metric_type"]
         return CollectionSpec(name=name, dimension=dim, metric=metric, scalar_fields=tuple(fields))
@@ -262,13 +347,13 @@ class VectorStore(abc.ABC):
             )
 
     def has_collection(self, name: str) -> bool:
-        return bool(self._call("has_collection", lambda c: c.has_collection(name, timeout=self.timeout)))
+        return bool(self._call("has_collection", lambda c: c.has_collection(name, timeout=self._timeout())))
 
     def list_collections(self) -> list[str]:
-        return sorted(self._call("list_collections", lambda c: c.list_collections(timeout=self.timeout)))
+        return sorted(self._call("list_collections", lambda c: c.list_collections(timeout=self._timeout())))
 
     def drop_collection(self, name: str) -> None:
-        self._call("drop_collection", lambda c: c.drop_collection(name, timeout=self.timeout))
+        self._call("drop_collection", lambda c: c.drop_collection(name, timeout=self._timeout()))
         self._known.pop(name, None)
         self._partitions = {p for p in self._partitions if p[0] != name}
 
@@ -286,21 +371,21 @@ class VectorStore(abc.ABC):
         """A collection created by an earlier process (or before a Milvus restart) may be
         released; reads need it loaded."""
         try:
-            state = self._call("get_load_state", lambda c: c.get_load_state(name, timeout=self.timeout))
+            state = self._call("get_load_state", lambda c: c.get_load_state(name, timeout=self._timeout()))
             loaded = "Loaded" in str(state.get("state", "")) and "NotLoad" not in str(state.get("state", ""))
         except MilvusException:
             loaded = False
         if not loaded:
             log.info("loading vector collection %s", name)
-            self._call("load_collection", lambda c: c.load_collection(name, timeout=self.timeout))
+            self._call("load_collection", lambda c: c.load_collection(name, timeout=self._timeout()))
 
     def ensure_partition(self, collection: str, partition: str) -> str:
         """Creates the partition of a dataset if missing; returns its Milvus name."""
         pname = partition_name(partition)
         if (collection, pname) in self._partitions:
             return pname
-        if not self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)):
-            self._call("create_partition", lambda c: c.create_partition(collection, pname, timeout=self.timeout))
+        if not self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self._timeout())):
+            self._call("create_partition", lambda c: c.create_partition(collection, pname, timeout=self._timeout()))
             self._load_partition(collection, pname)
         self._partitions.add((collection, pname))
         return pname
@@ -308,16 +393,16 @@ class VectorStore(abc.ABC):
     def _load_partition(self, collection: str, pname: str) -> None:
         """Makes a new partition of a loaded collection searchable."""
         # A new partition of a loaded collection must be loaded to be searched.
-        self._call("load_partitions", lambda c: c.load_partitions(collection, [pname], timeout=self.timeout))
+        self._call("load_partitions", lambda c: c.load_partitions(collection, [pname], timeout=self._timeout()))
 
     def _release_partition(self, collection: str, pname: str) -> None:
         """Unloads a partition: the server drops only released partitions."""
-        self._call("release_partitions", lambda c: c.release_partitions(collection, [pname], timeout=self.timeout))
+        self._call("release_partitions", lambda c: c.release_partitions(collection, [pname], timeout=self._timeout()))
 
     def _has_partition(self, collection: str, pname: str) -> bool:
         if (collection, pname) in self._partitions:
             return True
-        found = bool(self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)))
+        found = bool(self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self._timeout())))
         if found:
             self._partitions.add((collection, pname))
         return found
@@ -334,9 +419,9 @@ class VectorStore(abc.ABC):
 
     def drop_partition(self, collection: str, partition: str) -> None:
         pname = partition_name(partition)
-        if self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self.timeout)):
+        if self._call("has_partition", lambda c: c.has_partition(collection, pname, timeout=self._timeout())):
             self._release_partition(collection, pname)
-            self._call("drop_partition", lambda c: c.drop_partition(collection, pname, timeout=self.timeout))
+            self._call("drop_partition", lambda c: c.drop_partition(collection, pname, timeout=self._timeout()))
         self._partitions.discard((collection, pname))
 
     # -- data ----------------------------------------------------------------------------
@@ -396,7 +481,7 @@ class VectorStore(abc.ABC):
                 rows.append(row)
             self._call(
                 "upsert",
-                lambda c, rows=rows: c.upsert(collection, rows, partition_name=pname, timeout=self.timeout),
+                lambda c, rows=rows: c.upsert(collection, rows, partition_name=pname, timeout=self._timeout()),
             )
         return len(last)
 
@@ -414,7 +499,7 @@ class VectorStore(abc.ABC):
                 return
         self._call(
             "delete",
-            lambda c: c.delete(collection, filter=expr_in(_PK_FIELD, list(ids)), timeout=self.timeout, **kwargs),
+            lambda c: c.delete(collection, filter=expr_in(_PK_FIELD, list(ids)), timeout=self._timeout(), **kwargs),
         )
 
     def _scope_to_partition(self, collection: str, pname: str, ids: Sequence[str]) -> Sequence[str]:
@@ -432,7 +517,7 @@ class VectorStore(abc.ABC):
                     collection,
                     filter=expr_in(_PK_FIELD, list(ids)),
                     output_fields=[_PK_FIELD, *out],
-                    timeout=self.timeout,
+                    timeout=self._timeout(),
                 ),
             )
             if ids
@@ -455,7 +540,7 @@ class VectorStore(abc.ABC):
         flt = f'{_PK_FIELD} >= ""' if partition is not None and self._count_needs_filter else ""
         res = self._call(
             "count",
-            lambda c: c.query(spec.name, filter=flt, output_fields=["count(*)"], timeout=self.timeout, **kwargs),
+            lambda c: c.query(spec.name, filter=flt, output_fields=["count(*)"], timeout=self._timeout(), **kwargs),
         )
         return int(res[0]["count(*)"]) if res else 0
 
@@ -501,7 +586,7 @@ class VectorStore(abc.ABC):
                 filter=filter,
                 output_fields=[_PK_FIELD, *output_fields],
                 search_params=self._search_params(spec, k),
-                timeout=self.timeout,
+                timeout=self._timeout(),
                 consistency_level="Strong" if fresh else "Session",
                 **kwargs,
             ),
@@ -539,7 +624,7 @@ class VectorStore(abc.ABC):
         it = self._call(
             "query_iterator",
             lambda c: c.query_iterator(
-                collection, batch_size=batch_size, filter=filter, output_fields=out, timeout=self.timeout, **kwargs
+                collection, batch_size=batch_size, filter=filter, output_fields=out, timeout=self._timeout(), **kwargs
             ),
         )
         try:
@@ -554,11 +639,13 @@ class VectorStore(abc.ABC):
     def flush(self, collection: str) -> None:
         """Seals what was written: Milvus searches vectors still in growing segments through a coarse
         interim index (lower recall) until they are sealed and indexed."""
-        self._call("flush", lambda c: c.flush(collection, timeout=self.timeout))
+        self._call("flush", lambda c: c.flush(collection, timeout=self._timeout()))
 
     def index_progress(self, collection: str) -> tuple[int, int]:
         """(indexed rows, total rows) of the collection's vector index."""
-        info = self._call("describe_index", lambda c: c.describe_index(collection, _VECTOR_FIELD, timeout=self.timeout))
+        info = self._call(
+            "describe_index", lambda c: c.describe_index(collection, _VECTOR_FIELD, timeout=self._timeout())
+        )
         return int(info.get("indexed_rows", 0)), int(info.get("total_rows", 0))
 
     def ping(self) -> None:
@@ -607,7 +694,16 @@ def _check_value(f: ScalarField, value: Any, where: str) -> None:
 
 def _is_unavailable(exc: MilvusException) -> bool:
     text = f"{exc.code} {exc.message}".lower()
-    return any(s in text for s in ("unavailable", "connect", "deadline", "timeout", "not ready", "closed"))
+    return any(s in text for s in ("unavailable", "connect", "not ready", "closed", "rate limit"))
+
+
+def _status(exc: BaseException) -> grpc.StatusCode | None:
+    """The gRPC status of a failed Milvus call: pymilvus raises the channel's RpcError, or a
+    MilvusException carrying the status as its code once its own retries ran out."""
+    if isinstance(exc, grpc.RpcError) and callable(getattr(exc, "code", None)):
+        return exc.code()  # type: ignore[no-any-return]
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, grpc.StatusCode) else None
 
 
 class EmbeddedVectorStore(VectorStore):
@@ -623,6 +719,7 @@ class EmbeddedVectorStore(VectorStore):
         if self.path.suffix != ".db":
             raise ConfigurationError(f"SHOAL_VECTORS_URL {path}: a Milvus Lite file must end in .db")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.where = f"Milvus Lite file {self.path}"
 
     def _connect(self) -> MilvusClient:
         return MilvusClient(uri=str(self.path), timeout=self.timeout)
@@ -632,12 +729,12 @@ class EmbeddedVectorStore(VectorStore):
         its partition statistics are exact and immediate."""
         self._spec(collection)
         if partition is None:
-            stats = self._call("stats", lambda c: c.get_collection_stats(collection, timeout=self.timeout))
+            stats = self._call("stats", lambda c: c.get_collection_stats(collection, timeout=self._timeout()))
         else:
             pname = partition_name(partition)
             if not self._has_partition(collection, pname):
                 return 0
-            stats = self._call("stats", lambda c: c.get_partition_stats(collection, pname, timeout=self.timeout))
+            stats = self._call("stats", lambda c: c.get_partition_stats(collection, pname, timeout=self._timeout()))
         return int(stats["row_count"])
 
     def _ensure_loaded(self, name: str) -> None:
@@ -665,6 +762,14 @@ class EmbeddedVectorStore(VectorStore):
         params.add_index(_VECTOR_FIELD, index_type="FLAT", metric_type=spec.metric)
         return params
 
+    def _create_collection(self, client: MilvusClient, spec: CollectionSpec, schema: Any) -> None:
+        # pymilvus waits for a new index by asking the server for a timestamp (AllocTimestamp),
+        # which Milvus Lite does not implement: it logs an ERROR with a traceback each time. Lite
+        # builds its FLAT index at once, so the index is created without waiting, then loaded.
+        client.create_collection(spec.name, schema=schema, consistency_level="Strong", timeout=self._timeout())
+        client.create_index(spec.name, self._index_params(client, spec), timeout=self._timeout(), sync=False)
+        client.load_collection(spec.name, timeout=self._timeout())
+
     def _load_partition(self, collection: str, pname: str) -> None:
         # Milvus Lite loads whole collections only (LoadPartitions is UNIMPLEMENTED there) and a
         # partition created in a loaded collection is searchable at once.
@@ -684,7 +789,7 @@ class EmbeddedVectorStore(VectorStore):
                 filter=expr_in(_PK_FIELD, list(ids)),
                 output_fields=[_PK_FIELD],
                 partition_names=[pname],
-                timeout=self.timeout,
+                timeout=self._timeout(),
             ),
         )
         return [r[_PK_FIELD] for r in rows]
@@ -714,6 +819,7 @@ class ServerVectorStore(VectorStore):
         self._token = token or ""
         self._db = db_name
         self._ca_file = ca_file
+        self.where = f"Milvus server {url}"
 
     def _connect(self) -> MilvusClient:
         kwargs: dict[str, Any] = {"uri": self.url, "timeout": self.timeout}
