@@ -61,10 +61,17 @@ def _keystore(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from shoal.common import auth, jobs
     from shoal.common.auth import KeyStore
     from shoal.common.stores import metrics_store
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
 
     settings = _settings({"data_dir": Path(args.data_dir) if args.data_dir else None})
     logs.configure("WARNING", settings.log_format)
     metrics = metrics_store(settings)
+    if isinstance(metrics, EmbeddedMetricsStore) and metrics.in_use_elsewhere():
+        # chDB opens a data directory from one process at a time
+        raise ConfigurationError(
+            f"the embedded data under {metrics.path} is in use by a running server: stop the server first, "
+            "or set SHOAL_ADMIN_API_KEY on the server to get an administrator key without the CLI"
+        )
     metrics.migrate([*auth.MIGRATIONS, *jobs.MIGRATIONS])
     return KeyStore(metrics, cache_seconds=0)
 

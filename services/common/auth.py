@@ -21,13 +21,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from shoal.common.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from shoal.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
+from shoal.common.settings import API_KEY_RE
 from shoal.common.stores.metrics import MetricsStore, Migration
 
 log = logging.getLogger(__name__)
 
 ADMIN_SCOPE = "*"
-_KEY_RE = re.compile(r"^shoal_([0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
+_KEY_RE = API_KEY_RE
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 MIGRATIONS = (
@@ -153,11 +154,14 @@ class KeyStore:
 
     def ensure(self, key: str, projects: Iterable[str], *, description: str = "") -> str:
         """Registers a known key (e.g. from a Secret) unless it is stored already with the same
-        scopes; returns its id."""
+        scopes; returns its id. A revoked key stays revoked: FailedPrecondition, nothing stored."""
+        key = key.strip()
         key_id = parse_key(key)
         record = self._load(key_id)
+        if record is not None and record.revoked:
+            raise FailedPrecondition(f"API key {key_id} was revoked; it is not registered again")
         scopes = frozenset(check_scopes(projects))
-        if record is None or record.revoked or record.key_hash != hash_key(key) or record.projects != scopes:
+        if record is None or record.key_hash != hash_key(key) or record.projects != scopes:
             self.create(scopes, description=description, key=key)
         return key_id
 

@@ -9,10 +9,11 @@ The README's settings table is generated from this model (``shoal settings --mar
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "SHOAL_"
@@ -24,11 +25,31 @@ NON_SETTING_ENV = frozenset(
 
 SERVICE_NAMES = ("ingest", "analysis", "sampler", "labeling_bridge")
 
+#: an API key: ``shoal_<key id>_<secret>``
+API_KEY_RE = re.compile(r"^shoal_([0-9a-f]{16})_([A-Za-z0-9_-]{20,128})$")
+API_KEY_RULE = "shoal_<16 lowercase hex>_<secret of 20 to 128 characters A-Za-z0-9_->"
+
+
+def api_key_problem(key: str) -> str | None:
+    """What is wrong with ``key`` as an API key, in words that never quote it; None if nothing."""
+    if API_KEY_RE.match(key):
+        return None
+    m = re.match(r"^shoal_[0-9a-f]{16}_(.*)$", key, re.DOTALL)
+    if m is None:
+        return f"it does not start with shoal_<16 lowercase hex>_ ({len(key)} characters in all)"
+    secret = m.group(1)
+    others = sum(1 for ch in secret if not (ch.isascii() and (ch.isalnum() or ch in "_-")))
+    if others:
+        return f"its secret has {len(secret)} characters, {others} of them not A-Za-z0-9_-"
+    return f"its secret has {len(secret)} characters"
+
 
 class ShoalSettings(BaseSettings):
     """Settings shared by every service; a service reads the ones it needs."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", strict=True, validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", strict=True, validate_default=True, hide_input_in_errors=True
+    )
 
     # --- serving -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address the gRPC server binds; `0.0.0.0` in a pod.")
@@ -85,8 +106,9 @@ class ShoalSettings(BaseSettings):
     )
     admin_api_key: SecretStr | None = Field(
         None,
-        description="An administrator API key (scope `*`) registered at start, e.g. from a Kubernetes "
-        "Secret. Create more keys with `shoal keys create`.",
+        description=f"An administrator API key (scope `*`) registered at start, e.g. from a Kubernetes "
+        f"Secret: `{API_KEY_RULE}` (a malformed one stops the process at start). Once revoked it stays revoked: "
+        "rotate the Secret. Create more keys with `shoal keys create`.",
     )
 
     # --- stores --------------------------------------------------------------------------
@@ -201,6 +223,17 @@ class ShoalSettings(BaseSettings):
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="`json` for one JSON object per line.")
+
+    @field_validator("admin_api_key", mode="after")
+    @classmethod
+    def _check_admin_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()  # a Secret file often ends in a newline
+        problem = api_key_problem(key)
+        if problem is not None:
+            raise ValueError(f"must be {API_KEY_RULE}, but {problem}; the key is not shown")
+        return SecretStr(key)
 
     @model_validator(mode="after")
     def _check_tls_pair(self) -> ShoalSettings:
