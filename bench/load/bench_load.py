@@ -349,6 +349,7 @@ def main() -> None:
                     flush=True,
                 )
         results["server_vmhwm_mib"] = round(_status_kib(proc.pid, "VmHWM") / 1024)
+        results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     except BaseException:
         sys.stderr.write("the end of the server's log:\n" + (work / "serve.log").read_text(errors="replace")[-4000:])
         raise
