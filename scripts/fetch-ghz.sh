@@ -45,5 +45,5 @@ mkdir -p "${bin_dir}"
 echo "fetch-ghz.sh: building ${GHZ_MODULE}@${GHZ_VERSION} into ${bin_dir}"
 GOBIN="${bin_dir}" GOFLAGS="${GOFLAGS:-} -trimpath" go install "${GHZ_MODULE}@${GHZ_VERSION}"
 printf '%s\n' "${GHZ_VERSION}" > "${stamp}"
-"${bin_dir}/ghz" --help >/dev/null
+"${bin_dir}/ghz" --version >/dev/null 2>&1
 echo "fetch-ghz.sh: ${bin_dir}/ghz is ready"
