@@ -35,7 +35,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.writer import vector_pk
 from shoal.sdk import UploadColumns, UploadFailed
 from tests.conftest import REPO
-from tests.harness._wait import process_exit
+from tests.harness._wait import process_exit, scaled
 from tests.server.conftest import Running, start_server, wait_for
 from tests.server.test_ingest_upload import check_column_dead_letters, check_dead_letters
 
@@ -158,7 +158,7 @@ def _read_chdb(path: Path, database: str, project: str, sample: list[str]) -> di
         print(json.dumps(out))
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=scaled(300))
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

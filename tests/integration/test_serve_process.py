@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
 from shoal.ingest.v1 import ingest_pb2 as pb
-from tests.harness._wait import process_exit
+from tests.harness._wait import process_exit, scaled
 from tests.server.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -164,7 +164,10 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
 
     out = tmp_path / "demo-out"
     result = subprocess.run(
-        [sys.executable, "-m", "shoal.cli", "demo", "--out", str(out)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "shoal.cli", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=scaled(300),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -221,7 +224,10 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert len(pngs) == 1837 and pngs[0].read_bytes().startswith(b"\x89PNG")
     # running it again on the same data reuses the project and still adds up
     again = subprocess.run(
-        [sys.executable, "-m", "shoal.cli", "demo", "--out", str(out)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "shoal.cli", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=scaled(300),
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["ingest"]["frames"] == 1837

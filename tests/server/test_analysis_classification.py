@@ -22,6 +22,7 @@ from shoal.common.settings import ShoalSettings
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
+from tests.harness._wait import scaled
 from tests.server.conftest import Running, start_server
 
 CLASSES = [(7, "cat"), (2, "dog"), (11, "fox"), (5, "owl")]  # ids are not positions
@@ -454,7 +455,7 @@ def test_regression_gates_and_shoal_check(served) -> None:  # type: ignore[no-un
     def check(inference_set: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "shoal.cli", "check", "--target", running.target, "--project", "pets",
-             "--inference-set", inference_set], capture_output=True, text=True, env=env, timeout=120,
+             "--inference-set", inference_set], capture_output=True, text=True, env=env, timeout=scaled(120),
         )  # fmt: skip
 
     passed, failed = check("resnet"), check("resnet-bad")

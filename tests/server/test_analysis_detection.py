@@ -15,6 +15,7 @@ from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import Box, LabeledObject, PredictedObject, UploadColumns
+from tests.harness._wait import scaled
 from tests.server.conftest import Running
 from tests.unit.test_coco import STAT_NAMES, generate, reference
 
@@ -470,7 +471,7 @@ def test_detection_slices_comparison_and_gates(running: Running) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "shoal.cli", "check", "--target", running.target, "--project", "cones",
              "--inference-set", name, "--confidence-threshold", "0.3", "--iou-threshold", "0.5"],
-            capture_output=True, text=True, env=env, timeout=120,
+            capture_output=True, text=True, env=env, timeout=scaled(120),
         )  # fmt: skip
         assert done.returncode == code, (name, done.stdout, done.stderr)
         assert ("PASS" if code == 0 else "FAIL") + "  rear-rt: recall[class 1]" in done.stdout
