@@ -271,7 +271,8 @@ class VectorStore(abc.ABC):
             return storage, False
         status = _status(exc)
         message = exc.message if isinstance(exc, MilvusException) else str(exc)
-        if status == grpc.StatusCode.DEADLINE_EXCEEDED or (status is None and "deadline exceeded" in message.lower()):
+        timed_out = status is None and any(w in message.lower() for w in _TIMEOUT_WORDS)
+        if status == grpc.StatusCode.DEADLINE_EXCEEDED or timed_out:
             if by_caller:
                 text = f"the caller's deadline passed during the vector store's {what} ({budget:.3g}s were left)"
             else:
@@ -695,6 +696,11 @@ def _check_value(f: ScalarField, value: Any, where: str) -> None:
 def _is_unavailable(exc: MilvusException) -> bool:
     text = f"{exc.code} {exc.message}".lower()
     return any(s in text for s in ("unavailable", "connect", "not ready", "closed", "rate limit"))
+
+
+#: how a timeout reads when it comes back as a MilvusException: pymilvus's own retry loop ran out of
+#: time ("[search] Retry timeout: 0.5s"), or the server's context ended ("proxy TaskCondition context Done")
+_TIMEOUT_WORDS = ("deadline exceeded", "retry timeout", "context done", "context deadline")
 
 
 def _status(exc: BaseException) -> grpc.StatusCode | None:
