@@ -73,27 +73,34 @@ MAX_MATRIX_CLASSES = 1_000
 class Cells:
     """A K x (K+1) confusion matrix kept as its non-zero cells, so that its size follows the data,
     not K squared: ``rows`` are positions of labeled classes, ``cols`` of predicted ones or K
-    (abstained, or in detection: missed)."""
+    (abstained, or in detection: missed). Detection adds a row K, "false positive"
+    (``false_positive_row``): its cells count as predictions of their column's class."""
 
     k: int
     rows: np.ndarray
     cols: np.ndarray
     counts: np.ndarray
+    false_positive_row: bool = False
 
     @classmethod
     def from_dense(cls, confusion: np.ndarray) -> Cells:
+        """Cells of a K x (K+1) matrix, or of a (K+1) x (K+1) one with the false-positive row."""
         rows, cols = np.nonzero(confusion)
-        return cls(confusion.shape[0], rows, cols, confusion[rows, cols].astype(np.int64))
+        k = confusion.shape[1] - 1
+        return cls(k, rows, cols, confusion[rows, cols].astype(np.int64), confusion.shape[0] > k)
 
     @classmethod
-    def from_pairs(cls, k: int, rows: list[int], cols: list[int], counts: list[int]) -> Cells:
+    def from_pairs(
+        cls, k: int, rows: list[int], cols: list[int], counts: list[int], *, false_positive_row: bool = False
+    ) -> Cells:
         """Cells summed over repeated (row, col) pairs."""
         if not rows:
-            return cls(k, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+            empty = np.zeros(0, np.int64)
+            return cls(k, empty, empty, empty, false_positive_row)
         flat = np.asarray(rows, np.int64) * (k + 1) + np.asarray(cols, np.int64)
         keys, inverse = np.unique(flat, return_inverse=True)
         sums = np.bincount(inverse, weights=np.asarray(counts, np.float64)).astype(np.int64)
-        return cls(k, keys // (k + 1), keys % (k + 1), sums)
+        return cls(k, keys // (k + 1), keys % (k + 1), sums, false_positive_row)
 
     def total(self) -> int:
         return int(self.counts.sum())
@@ -102,16 +109,17 @@ class Cells:
         return int(self.counts[self.cols == col].sum())
 
     def matrix(self, class_ids: list[int]) -> tuple[list[int], np.ndarray, int]:
-        """The dense matrix of a response: (class ids of its rows, the (M x (M+1)) counts, how many
-        classes were left out). Every class when K <= MAX_MATRIX_CLASSES, else the classes that
-        occur, at most MAX_MATRIX_CLASSES of them (those with the most labeled plus predicted
-        frames); cells of a left-out predicted class count in no column."""
+        """The dense matrix of a response: (class ids of its rows, the M x (M+1) counts (with the
+        false-positive row: (M+1) x (M+1)), how many classes were left out). Every class when
+        K <= MAX_MATRIX_CLASSES, else the classes that occur, at most MAX_MATRIX_CLASSES of them
+        (those with the most labeled plus predicted frames or objects); cells of a left-out class
+        count in no row or column."""
         k = self.k
         if k <= MAX_MATRIX_CLASSES:
             keep = np.arange(k)
             omitted = 0
         else:
-            volume = np.bincount(self.rows, weights=self.counts, minlength=k)
+            volume = np.bincount(self.rows, weights=self.counts, minlength=k + 1)[:k]
             predicted = self.cols < k
             volume += np.bincount(self.cols[predicted], weights=self.counts[predicted], minlength=k + 1)[:k]
             present = np.flatnonzero(volume > 0)
@@ -127,7 +135,7 @@ class Cells:
         position[k] = m
         r, c = position[self.rows], position[self.cols]
         inside = (r >= 0) & (c >= 0)
-        dense = np.zeros((m, m + 1), dtype=np.int64)
+        dense = np.zeros((m + int(self.false_positive_row), m + 1), dtype=np.int64)
         np.add.at(dense, (r[inside], c[inside]), self.counts[inside])
         return [class_ids[i] for i in keep.tolist()], dense, omitted
 
@@ -137,12 +145,13 @@ def per_class_metrics(
 ) -> tuple[list[PerClass], tuple, tuple, float]:
     """Per-class, macro and weighted precision/recall/F1 and accuracy of a K x (K+1) matrix given
     by its cells; ``false_positives`` (detection: predictions of each class that matched no labeled
-    box) also count as predictions. O(cells + K): no K x K array is made."""
+    box, unless the cells hold them as their false-positive row) also count as predictions.
+    O(cells + K): no K x K array is made."""
     k = len(class_ids)
     w = cells.counts.astype(np.float64)
     diagonal = cells.rows == cells.cols
-    tp = np.bincount(cells.rows[diagonal], weights=w[diagonal], minlength=k)[:k]
-    support = np.bincount(cells.rows, weights=w, minlength=k)[:k]
+    tp = np.bincount(cells.rows[diagonal], weights=w[diagonal], minlength=k + 1)[:k]
+    support = np.bincount(cells.rows, weights=w, minlength=k + 1)[:k]
     named = cells.cols < k
     predicted = np.bincount(cells.cols[named], weights=w[named], minlength=k)[:k]
     if false_positives is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from shoal.analysis.classification import PerClass, from_confusion
+from shoal.analysis.classification import Cells, PerClass, per_class_metrics
 from shoal.analysis.coco import Boxes, CocoResult, evaluate
 from shoal.analysis.query import Params, Sort, after, order_by
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -138,10 +138,18 @@ def _box_array(cols: dict[str, np.ndarray]) -> np.ndarray:
 
 @dataclass
 class Confusion:
+    #: the ontology, in order
     class_ids: list[int]
-    #: (K+1) x (K+1): last row "false positive", last column "missed"
-    counts: np.ndarray
+    #: the (K+1) x (K+1) matrix as its non-zero cells: last row "false positive", last column "missed"
+    cells: Cells
     ignored: int
+
+    @property
+    def counts(self) -> np.ndarray:
+        """The dense (K+1) x (K+1) matrix; for a large ontology use :meth:`Cells.matrix`."""
+        dense = np.zeros((self.cells.k + 1, self.cells.k + 1), dtype=np.int64)
+        np.add.at(dense, (self.cells.rows, self.cells.cols), self.cells.counts)
+        return dense
 
 
 #: the outcomes of a set at an IoU threshold, one row per object, as a confusion matrix at a
@@ -206,14 +214,19 @@ def detection_confusion(
     ).rows
     k = len(classes)
     index = {c: i for i, c in enumerate(classes)}
-    counts = np.zeros((k + 1, k + 1), dtype=np.int64)
+    cell_rows: list[int] = []
+    cell_cols: list[int] = []
+    cell_counts: list[int] = []
     ignored = 0
     for label, predicted, n in rows:
         if label == -2:
             ignored += int(n)
             continue
-        counts[index.get(int(label), k), index.get(int(predicted), k)] += int(n)
-    return Confusion(list(classes), counts, ignored)
+        cell_rows.append(index.get(int(label), k))
+        cell_cols.append(index.get(int(predicted), k))
+        cell_counts.append(int(n))
+    cells = Cells.from_pairs(k, cell_rows, cell_cols, cell_counts, false_positive_row=True)
+    return Confusion(list(classes), cells, ignored)
 
 
 def frame_errors_sql(
@@ -256,10 +269,11 @@ class DetectionSummary:
 
 
 def summarize_confusion(c: Confusion, frames: int = 0) -> DetectionSummary:
-    k = len(c.class_ids)
-    per_class, macro, weighted, _ = from_confusion(c.counts[:k], c.class_ids, false_positives=c.counts[k, :k])
-    total = int(c.counts.sum())
-    accuracy = float(np.trace(c.counts[:k, :k]) / total) if total else 0.0
+    cells = c.cells
+    per_class, macro, weighted, _ = per_class_metrics(cells, c.class_ids)
+    total = cells.total()
+    right = int(cells.counts[cells.rows == cells.cols].sum())
+    accuracy = right / total if total else 0.0
     return DetectionSummary(frames, total, accuracy, per_class, macro, weighted)
 
 

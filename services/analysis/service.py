@@ -260,13 +260,15 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             self.metrics, request.project, s.dataset, s.name, [c.id for c in project.classes],
             iou_threshold=iou, confidence_threshold=threshold,
         )  # fmt: skip
+        class_ids, counts, omitted = run.cells.matrix(run.class_ids)
         out = pb.DetectionConfusion(
             inference_set=s.name,
             iou_threshold=iou,
             confidence_threshold=threshold,
-            class_ids=run.class_ids,
-            counts=[int(x) for x in run.counts.ravel()],
+            class_ids=class_ids,
+            counts=counts.ravel().tolist(),
             ignored_predictions=run.ignored,
+            omitted_classes=omitted,
         )
         return pb.GetDetectionConfusionResponse(confusion=out)
 

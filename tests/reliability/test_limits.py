@@ -110,6 +110,40 @@ def test_metrics_of_a_wide_ontology_are_sized_by_the_classes_its_frames_carry(
     assert m.macro_f1 == pytest.approx(macro)
 
 
+def test_the_detection_confusion_of_a_wide_ontology_is_sized_by_the_classes_its_boxes_carry(server: Running) -> None:
+    from shoal.sdk import Box, LabeledObject, PredictedObject
+
+    with server.client(server.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="wide-boxes", task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D,
+            classes=[pb.ClassDef(id=i, name=f"c{i}") for i in range(LARGE_K)])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="wide-boxes", dataset=pb.Dataset(
+            name="d", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="wide-boxes", inference_set=pb.InferenceSet(
+            name="m", dataset="d", model_name="m", model_version="1")))  # fmt: skip
+        box = Box(10, 10, 20, 20)
+        # frame 0: a class-3 box found as class 3; frame 1: a class-5 box found as class 7; frame 2: a
+        # class-9 box missed and a spurious class-11 box
+        objects = [[LabeledObject("g0", 3, box)], [LabeledObject("g1", 5, box)], [LabeledObject("g2", 9, box)]]
+        predictions = [[PredictedObject("p0", 3, 0.9, box)], [PredictedObject("p1", 7, 0.8, box)],
+                       [PredictedObject("p2", 11, 0.7, Box(60, 60, 10, 10))]]  # fmt: skip
+        result = c.upload("wide-boxes", "d", UploadColumns(
+            frame_ids=["a", "b", "c"], sizes=[(100, 100)] * 3, objects=objects, inference_set="m",
+            predictions=predictions), progress=False)  # fmt: skip
+        c.wait_for_upload("wide-boxes", result.upload_id)
+        confusion = c.analysis.GetDetectionConfusion(apb.GetDetectionConfusionRequest(
+            project="wide-boxes", inference_set="m", iou_threshold=0.5)).confusion  # fmt: skip
+    assert list(confusion.class_ids) == [3, 5, 7, 9, 11]
+    assert confusion.omitted_classes == LARGE_K - 5
+    counts = np.array(confusion.counts).reshape(6, 6)
+    expected = np.zeros((6, 6), dtype=int)
+    expected[0, 0] = 1  # 3 -> 3
+    expected[1, 2] = 1  # 5 -> 7
+    expected[3, 5] = 1  # 9 missed
+    expected[5, 4] = 1  # a false positive of class 11
+    assert counts.tolist() == expected.tolist()
+
+
 def test_a_filter_has_at_most_the_documented_number_of_conditions(server: Running, wide_data: object) -> None:
     def conditions(n: int) -> cpb.Filter:
         return cpb.Filter(all=[cpb.Condition(field="label_class", range=cpb.Range(min=cpb.Value(number_value=-i)))

@@ -198,8 +198,9 @@ def test_environment_is_real_settings_and_parses(rendered: tuple[str, Path], tmp
         secrets = {k for k, v in shoal.items() if isinstance(v, dict)}
         assert not {"SHOAL_CLICKHOUSE_PASSWORD", "SHOAL_MILVUS_TOKEN", "SHOAL_KAFKA_SASL_PASSWORD",
                     "SHOAL_ADMIN_API_KEY"} & (set(shoal) - secrets)  # fmt: skip
-        # the values parse as the process would read them (secrets: any value)
-        parsed = {k: ("secret" if isinstance(v, dict) else v) for k, v in shoal.items()}
+        # the values parse as the process would read them (secrets: a value of their form)
+        example = {"SHOAL_ADMIN_API_KEY": "shoal_0123456789abcdef_" + "s" * 32}
+        parsed = {k: (example.get(k, "secret") if isinstance(v, dict) else v) for k, v in shoal.items()}
         mp = pytest.MonkeyPatch()
         try:
             for k in list(os.environ):

@@ -667,20 +667,22 @@ class GetDetectionConfusionRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
 
 class DetectionConfusion(_message.Message):
-    __slots__ = ("inference_set", "iou_threshold", "confidence_threshold", "class_ids", "counts", "ignored_predictions")
+    __slots__ = ("inference_set", "iou_threshold", "confidence_threshold", "class_ids", "counts", "ignored_predictions", "omitted_classes")
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     IGNORED_PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_CLASSES_FIELD_NUMBER: _ClassVar[int]
     inference_set: str
     iou_threshold: float
     confidence_threshold: float
     class_ids: _containers.RepeatedScalarFieldContainer[int]
     counts: _containers.RepeatedScalarFieldContainer[int]
     ignored_predictions: int
-    def __init__(self, inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., class_ids: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., ignored_predictions: _Optional[int] = ...) -> None: ...
+    omitted_classes: int
+    def __init__(self, inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., class_ids: _Optional[_Iterable[int]] = ..., counts: _Optional[_Iterable[int]] = ..., ignored_predictions: _Optional[int] = ..., omitted_classes: _Optional[int] = ...) -> None: ...
 
 class GetDetectionConfusionResponse(_message.Message):
     __slots__ = ("confusion",)
