@@ -35,6 +35,9 @@ from shoal.common.v1 import common_pb2
 from shoal.ingest.evaluations import write_refresh_keys
 
 KIND = "label_issues"
+#: the most classes of a project whose label issues are computed: the summary keeps three K x K
+#: matrices (the confident joint, the joint and the noise matrix)
+MAX_CLASSES = 1_000
 #: a class nobody is labeled with gets a threshold no probability reaches
 UNREACHABLE = 2.0
 #: slack of the threshold comparisons (probabilities are float32)

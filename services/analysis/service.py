@@ -350,6 +350,12 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         else:
             view = self._view(self._classification_project(request.project), "", request.inference_set, 0.0)
             compile_filter(request.filter, view, Params())  # a bad filter fails now, not in the job
+            if len(view.ontology) > label_issues.MAX_CLASSES:
+                raise FailedPrecondition(
+                    f"project {project.name!r} has {len(view.ontology):,} classes; label issues keep class-by-class "
+                    f"matrices and take at most {label_issues.MAX_CLASSES:,}",
+                    field="project",
+                )
         params = {"inference_set": view.inference_set, "filter": request.filter.SerializeToString().hex()}
         job = self.runner.submit(request.project, kind, params, rerun=request.rerun)
         return pb.StartLabelIssuesResponse(job=job_to_proto(job))

@@ -144,6 +144,13 @@ def test_the_detection_confusion_of_a_wide_ontology_is_sized_by_the_classes_its_
     assert counts.tolist() == expected.tolist()
 
 
+def test_label_issues_refuse_an_ontology_too_wide_for_their_matrices(server: Running) -> None:
+    with server.client(server.admin_key) as c:
+        err = _code(lambda: c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="wide", inference_set="m")))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "2,000 classes" in err.details() and "at most 1,000" in err.details()
+
+
 def test_a_filter_has_at_most_the_documented_number_of_conditions(server: Running, wide_data: object) -> None:
     def conditions(n: int) -> cpb.Filter:
         return cpb.Filter(all=[cpb.Condition(field="label_class", range=cpb.Range(min=cpb.Value(number_value=-i)))
