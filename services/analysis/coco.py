@@ -173,8 +173,16 @@ def positions(values: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 def evaluate(gt: Boxes, dt: Boxes, images: np.ndarray, categories: list[int]) -> CocoResult:
     """COCO evaluation of ``dt`` against ``gt`` over ``images`` (integer codes, in evaluation
-    order) and ``categories`` (in order)."""
+    order) and ``categories`` (in order).
+
+    Only the categories with a labeled or predicted box get precision and recall arrays (a
+    (T, R, K, A, M) array is about 100 KB per category, 1 GB for a 10,000-class ontology); the
+    others have neither, as in the reference, where their -1 entries are left out of every mean,
+    and their per-class results are those of a category without boxes."""
     assert dt.score is not None and gt.crowd is not None and gt.area is not None and dt.area is not None
+    everything = list(categories)
+    used = set(np.unique(gt.category).tolist()) | set(np.unique(dt.category).tolist())
+    categories = [c for c in everything if c in used]
     t_count, r_count = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
     areas = np.array(list(AREA_RANGES.values()), dtype=np.float64)
     k_count, a_count, m_count = len(categories), len(areas), len(MAX_DETECTIONS)
@@ -258,6 +266,10 @@ def evaluate(gt: Boxes, dt: Boxes, images: np.ndarray, categories: list[int]) ->
     result.stats = summarize(precision, recall)
     for ki, cat in enumerate(categories):
         result.per_class[cat] = summarize(precision[:, :, ki : ki + 1], recall[:, ki : ki + 1])
+    if len(categories) < len(everything):
+        empty = summarize(-np.ones((t_count, r_count, 1, a_count, m_count)), -np.ones((t_count, 1, a_count, m_count)))
+        for cat in everything:
+            result.per_class.setdefault(cat, dict(empty))
     return result
 
 

@@ -133,6 +133,12 @@ def test_the_detection_confusion_of_a_wide_ontology_is_sized_by_the_classes_its_
         c.wait_for_upload("wide-boxes", result.upload_id)
         confusion = c.analysis.GetDetectionConfusion(apb.GetDetectionConfusionRequest(
             project="wide-boxes", inference_set="m", iou_threshold=0.5)).confusion  # fmt: skip
+        metrics = c.analysis.GetDetectionMetrics(
+            apb.GetDetectionMetricsRequest(project="wide-boxes", inference_set="m")
+        ).metrics
+    # COCO evaluation over the classes with boxes: one of three labeled boxes found at every threshold
+    assert len(metrics.per_class) == LARGE_K
+    assert metrics.ap50 == pytest.approx(1 / 3)
     assert list(confusion.class_ids) == [3, 5, 7, 9, 11]
     assert confusion.omitted_classes == LARGE_K - 5
     counts = np.array(confusion.counts).reshape(6, 6)
