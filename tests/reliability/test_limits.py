@@ -208,6 +208,18 @@ def test_a_long_name_is_refused_with_a_short_message(server: Running) -> None:
         assert len(err.details()) < 400
 
 
+def test_free_text_has_a_limit_too(server: Running) -> None:
+    with server.client(server.admin_key) as c:
+        err = _code(lambda: c.analysis.CreateSegment(apb.CreateSegmentRequest(project="wide", segment=apb.Segment(
+            name="s", dataset="d", kind=apb.SEGMENT_KIND_ISSUE, reason="r" * (limits.MAX_TEXT + 1)))))  # fmt: skip
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details().startswith("segment.reason: is 4,097 characters long, more than the 4,096 allowed")
+        err = _code(lambda: c.sampler.RequestLabeling(spb.RequestLabelingRequest(
+            project="wide", frames=spb.FrameList(dataset="d", frame_ids=["f1"]), requested_by="x" * 5000)))  # fmt: skip
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details().startswith("requested_by: is 5,000 characters long")
+
+
 def test_labeling_requests_name_a_platform_the_bridge_serves(server: Running, wide_data: object) -> None:
     with server.client(server.admin_key) as c:
         err = _code(lambda: c.sampler.RequestLabeling(spb.RequestLabelingRequest(
