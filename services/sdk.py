@@ -64,7 +64,12 @@ class UploadResult:
 
 
 class UploadFailed(Exception):
-    """An upload that could not be completed: the message says what and how far it got."""
+    """An upload that could not be completed: the message says what and how far it got;
+    ``status`` is its last UploadStatus, when known."""
+
+    def __init__(self, message: str, status: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class JobFailed(Exception):
@@ -366,7 +371,10 @@ def _send(stub: Any, requests: list[pb.UploadRequest], deadline: float, *, first
 
 
 def wait_for_upload(stub: Any, project: str, upload_id: str, *, timeout: float = 600.0, poll: float = 0.5) -> Any:
-    """Polls GetUploadStatus until every chunk is processed; returns the final status."""
+    """Polls GetUploadStatus until every chunk is processed; returns the final status
+    (COMPLETED or COMPLETED_WITH_ERRORS). Raises :class:`UploadFailed` when the upload is
+    INCOMPLETE (a stream ended before all of its chunks arrived: the message names the missing
+    chunks; send them again with the same upload id) or not written within ``timeout``."""
     deadline = time.monotonic() + timeout
     done = (pb.UPLOAD_STATE_COMPLETED, pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS)
     while True:
@@ -376,6 +384,13 @@ def wait_for_upload(stub: Any, project: str, upload_id: str, *, timeout: float =
             ).status
             if status.state in done:
                 return status
+            if status.state == pb.UPLOAD_STATE_INCOMPLETE:
+                why = status.errors[0].detail.message if status.errors else "chunks are missing"
+                raise UploadFailed(
+                    f"upload {upload_id} is INCOMPLETE ({status.chunks_processed} of {status.chunks_total} chunks "
+                    f"processed): {why}",
+                    status=status,
+                )
         except grpc.RpcError as err:
             if err.code() not in RETRYABLE and err.code() != grpc.StatusCode.NOT_FOUND:
                 raise

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from shoal.common.errors import Datapoint, InvalidArgument, ShoalError
+from shoal.common.errors import Datapoint, InvalidArgument, ShoalError, shown
 from shoal.ingest.v1 import ingest_pb2 as pb
 
 if TYPE_CHECKING:
@@ -30,9 +30,69 @@ NO_BOOL = 255
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _FRAME_COLUMNS = ("splits", "media_uris", "widths_i32", "heights_i32", "metadata", "capture_times_ms_i64")
-_MAX_ID = 256
-_MAX_TEXT = 4096
+#: longest id or name of a chunk (frame, object and split ids, provenance source and author)
+MAX_ID = 256
+#: longest free text of a chunk (URIs, metadata and attribute strings, provenance reason)
+MAX_TEXT = 4096
 PROBABILITY_TOLERANCE = 1e-3
+
+#: The times ClickHouse's DateTime64 columns hold (capture times, metadata times, label version
+#: times): 1900-01-01T00:00:00Z to 2299-12-31T23:59:59.999999Z.
+MIN_TIME_S = -2_208_988_800
+END_TIME_S = 10_413_792_000  # 2300-01-01T00:00:00Z, excluded
+MIN_TIME_MS = MIN_TIME_S * 1000
+MAX_TIME_MS = END_TIME_S * 1000 - 1
+TIME_RANGE = "1900-01-01T00:00:00Z to 2299-12-31T23:59:59.999Z"
+
+#: the type of a metadata value, by Value oneof case and by MetadataColumn oneof case
+VALUE_TYPES = {"string_value": "string", "number_value": "number", "bool_value": "bool", "timestamp_value": "timestamp"}
+COLUMN_TYPES = {"strings": "string", "numbers_f64": "number", "bools_u8": "bool", "timestamps_ms_i64": "timestamp"}
+
+
+def time_problem(seconds: int, nanos: int, where: str) -> InvalidArgument | None:
+    """What is wrong with a timestamp a row carries (seconds and nanos since the Unix epoch),
+    for the store's DateTime64 columns."""
+    if not 0 <= nanos < 1_000_000_000:
+        return InvalidArgument(f"nanos {nanos} must lie in [0, 999999999]", field=where)
+    if not MIN_TIME_S <= seconds < END_TIME_S:
+        return InvalidArgument(
+            f"time {seconds} s since the Unix epoch is outside the range Shoal stores ({TIME_RANGE})", field=where
+        )
+    return None
+
+
+def ms_out_of_range(values: np.ndarray) -> np.ndarray:
+    """Per value of an int64 milliseconds column: set (not :data:`NO_TIME`) and outside the store's range."""
+    return (values != NO_TIME) & ((values < MIN_TIME_MS) | (values > MAX_TIME_MS))
+
+
+class KeyTypes:
+    """The type of each metadata key of a dataset ("string", "number", "bool" or "timestamp"):
+    the types stored before, and those a chunk gives keys it writes first. A key keeps the type it
+    was first written with."""
+
+    def __init__(self, stored: Mapping[str, str] | None = None) -> None:
+        self.stored = stored or {}
+        #: keys this chunk writes first, with their types
+        self.new: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.stored.get(key) or self.new.get(key)
+
+    def learn(self, key: str, kind: str) -> None:
+        if self.get(key) is None:
+            self.new[key] = kind
+
+    def conflict(self, key: str, kind: str, dataset: str, where: str) -> InvalidArgument | None:
+        """The error for a value of ``kind`` under ``key`` when the key holds another type."""
+        known = self.get(key)
+        if known is None or known == kind:
+            return None
+        return InvalidArgument(
+            f"metadata key {shown(key)} holds {known} values in dataset {shown(dataset)}; this value is a {kind}. "
+            f"A key keeps the type it was first written with: send a {known}, or use another key",
+            field=where,
+        )
 
 
 @dataclass
@@ -155,7 +215,7 @@ def _ids_ok(ids: Sequence[str]) -> np.ndarray:
     """Per id: 1 to 256 characters without control characters."""
     n = len(ids)
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
-    ok = (lengths >= 1) & (lengths <= _MAX_ID)
+    ok = (lengths >= 1) & (lengths <= MAX_ID)
     if _CONTROL.search("".join(ids)):
         ok &= np.fromiter((_CONTROL.search(s) is None for s in ids), dtype=bool, count=n)
     return ok
@@ -195,9 +255,9 @@ def _parse_structure(cols: pb.FrameColumns, ctx: Context, inference_set: bool) -
     for j, mc in enumerate(cols.metadata):
         where = f"{WHERE}.metadata[{j}]"
         if not _KEY_RE.match(mc.key):
-            raise InvalidArgument(f"key {mc.key!r} must match {_KEY_RE.pattern}", field=f"{where}.key")
+            raise InvalidArgument(f"key {shown(mc.key)} must match {_KEY_RE.pattern}", field=f"{where}.key")
         if mc.key in keys:
-            raise InvalidArgument(f"key {mc.key!r} appears twice", field=f"{where}.key")
+            raise InvalidArgument(f"key {shown(mc.key)} appears twice", field=f"{where}.key")
         keys.add(mc.key)
         kind = mc.WhichOneof("values")
         if kind is None:
@@ -248,13 +308,16 @@ def check_columns(
     rejections: list[Rejection],
     make_rejection: Callable[..., Rejection],
     inference_set: bool,
+    key_types: KeyTypes | None = None,
 ) -> CheckedColumns | None:
     """Checks a block; appends a rejection per failing (row, part) and returns what is written.
 
     ``taken`` holds the frame ids the chunk's frame list already brings; ``dims`` holds the sizes
     of the frames stored before and, with ``record_sizes`` (other items of the chunk refer to
-    frames), receives those of the block's frames.
+    frames), receives those of the block's frames. ``key_types`` holds the types of the dataset's
+    metadata keys and learns those of the keys the block writes first.
     """
+    key_types = key_types if key_types is not None else KeyTypes()
     n = len(cols.frame_ids)
     ids = list(cols.frame_ids)
     ds = ctx.dataset.name
@@ -283,7 +346,7 @@ def check_columns(
         bad.tolist(),
         parts_all,
         lambda r: InvalidArgument(
-            f"frame id must be 1 to {_MAX_ID} characters without control characters",
+            f"frame id must be 1 to {MAX_ID} characters without control characters",
             field=f"{WHERE}.frame_ids[{r}]",
         ),
     )
@@ -317,12 +380,15 @@ def check_columns(
         )
         row_ok &= known
     else:
-        problems = _frame_problems(out, ctx, n)
+        problems = _frame_problems(out, ctx, n, key_types)
         for r, err in sorted(problems.items()):
             if row_ok[r]:
                 rej.reject([r], parts_all, lambda _r, e=err: e)  # type: ignore[misc]
                 row_ok[r] = False
         out.frame_ok = row_ok.copy()
+        for mc in out.metadata:
+            if key_types.get(mc.key) is None and (_present(mc) & row_ok).any():
+                key_types.learn(mc.key, COLUMN_TYPES[mc.kind])
         if record_sizes:
             dims.update(out.sizes())
 
@@ -340,6 +406,10 @@ def check_columns(
             ),
         )
         out.label_ok = row_ok & has & known_class
+        problem = provenance_problem(cols.label_provenance, f"{WHERE}.label_provenance")
+        if problem is not None:
+            rej.reject(np.flatnonzero(out.label_ok).tolist(), ["labels"], lambda _r: _copy(problem))
+            out.label_ok[:] = False
 
     # -- probabilities ---------------------------------------------------------------------
     if out.probabilities is not None:
@@ -361,7 +431,29 @@ def _copy(err: InvalidArgument) -> InvalidArgument:
     return InvalidArgument(err.message, field=err.field)
 
 
-def _frame_problems(out: CheckedColumns, ctx: Context, n: int) -> dict[int, ShoalError]:
+def provenance_problem(prov: pb.Provenance, where: str) -> InvalidArgument | None:
+    """What is wrong with a label's provenance: lengths, and a time the store holds."""
+    for name, limit in (("source", MAX_ID), ("author", MAX_ID), ("reason", MAX_TEXT)):
+        if len(getattr(prov, name)) > limit:
+            return InvalidArgument(f"is longer than {limit} characters", field=f"{where}.{name}")
+    if prov.HasField("time"):
+        return time_problem(prov.time.seconds, prov.time.nanos, f"{where}.time")
+    return None
+
+
+def _present(mc: MetaColumn) -> np.ndarray:
+    """Per row: the column holds a value for that row."""
+    if mc.kind == "strings":
+        return np.ones(len(mc.values), dtype=bool)
+    v = np.asarray(mc.values)
+    if mc.kind == "numbers_f64":
+        return ~np.isnan(v)
+    if mc.kind == "bools_u8":
+        return v != NO_BOOL
+    return v != NO_TIME
+
+
+def _frame_problems(out: CheckedColumns, ctx: Context, n: int, key_types: KeyTypes) -> dict[int, ShoalError]:
     """The first problem of each bad frame row."""
     problems: dict[int, ShoalError] = {}
 
@@ -376,7 +468,7 @@ def _frame_problems(out: CheckedColumns, ctx: Context, n: int) -> dict[int, Shoa
             add(
                 (r for r, s in enumerate(out.splits) if s not in allowed),
                 lambda r: InvalidArgument(
-                    f"split {out.splits[r]!r} is not one of dataset {ctx.dataset.name!r}'s splits ({declared})",  # type: ignore[index]
+                    f"split {shown(out.splits[r])} is not one of dataset {ctx.dataset.name!r}'s splits ({declared})",  # type: ignore[index]
                     field=f"{WHERE}.splits[{r}]",
                 ),
             )
@@ -386,13 +478,39 @@ def _frame_problems(out: CheckedColumns, ctx: Context, n: int) -> dict[int, Shoa
             np.flatnonzero((w < 0) | (h < 0)).tolist(),
             lambda r: InvalidArgument(f"image size {w[r]}x{h[r]} is negative", field=f"{WHERE}.widths_i32[{r}]"),
         )
-    if out.media_uris is not None and max(map(len, out.media_uris), default=0) > _MAX_TEXT:
+    if out.capture_ms is not None:
+        cap = out.capture_ms
         add(
-            (r for r, u in enumerate(out.media_uris) if len(u) > _MAX_TEXT),
-            lambda r: InvalidArgument(f"is longer than {_MAX_TEXT} characters", field=f"{WHERE}.media_uris[{r}]"),
+            np.flatnonzero(ms_out_of_range(cap)).tolist(),
+            lambda r: InvalidArgument(
+                f"{cap[r]} ms since the Unix epoch is outside the range Shoal stores ({TIME_RANGE})",
+                field=f"{WHERE}.capture_times_ms_i64[{r}]",
+            ),
+        )
+    if out.media_uris is not None and max(map(len, out.media_uris), default=0) > MAX_TEXT:
+        add(
+            (r for r, u in enumerate(out.media_uris) if len(u) > MAX_TEXT),
+            lambda r: InvalidArgument(f"is longer than {MAX_TEXT} characters", field=f"{WHERE}.media_uris[{r}]"),
         )
     for j, mc in enumerate(out.metadata):
         where = f"{WHERE}.metadata[{j}]"
+        conflict = key_types.conflict(mc.key, COLUMN_TYPES[mc.kind], ctx.dataset.name, "")
+        if conflict is not None:
+            add(
+                np.flatnonzero(_present(mc)).tolist(),
+                lambda r, c=conflict, where=where, kind=mc.kind: InvalidArgument(
+                    c.message, field=f"{where}.{kind}[{r}]"
+                ),
+            )
+        if mc.kind == "timestamps_ms_i64":
+            v = mc.values
+            add(
+                np.flatnonzero(ms_out_of_range(v)).tolist(),  # type: ignore[arg-type]
+                lambda r, v=v, where=where: InvalidArgument(
+                    f"{v[r]} ms since the Unix epoch is outside the range Shoal stores ({TIME_RANGE})",
+                    field=f"{where}.timestamps_ms_i64[{r}]",
+                ),
+            )
         if mc.kind == "numbers_f64":
             v = mc.values
             add(
@@ -409,11 +527,11 @@ def _frame_problems(out: CheckedColumns, ctx: Context, n: int) -> dict[int, Shoa
                     f"must be 0, 1 or {NO_BOOL} (no value), got {v[r]}", field=f"{where}.bools_u8[{r}]"
                 ),
             )
-        elif mc.kind == "strings" and max(map(len, mc.values), default=0) > _MAX_TEXT:
+        elif mc.kind == "strings" and max(map(len, mc.values), default=0) > MAX_TEXT:
             add(
-                (r for r, s in enumerate(mc.values) if len(s) > _MAX_TEXT),
+                (r for r, s in enumerate(mc.values) if len(s) > MAX_TEXT),
                 lambda r, where=where: InvalidArgument(
-                    f"is longer than {_MAX_TEXT} characters", field=f"{where}.strings[{r}]"
+                    f"is longer than {MAX_TEXT} characters", field=f"{where}.strings[{r}]"
                 ),
             )
     return problems

@@ -13,14 +13,22 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
 from shoal.common import telemetry
-from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound, ShoalError, Unavailable
+from shoal.common.errors import (
+    Datapoint,
+    FailedPrecondition,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    ShoalError,
+    Unavailable,
+)
 from shoal.common.stores.events import Consumer, Event, EventBus, Published, TopicPartition
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import now_ms
@@ -39,6 +47,11 @@ SCHEMA_VERSION = 1
 #: Largest upload event; the uploads topic is created to take messages this large.
 MAX_EVENT_BYTES = 15 * 1024 * 1024
 MAX_ERRORS_PER_CHUNK = 20
+#: Chunks an upload may have: chunk indices lie in [0, MAX_CHUNKS) and total_chunks is at most this.
+MAX_CHUNKS = 1_000_000
+#: Writes tried per event when the store refuses part of it (the event is written in halves
+#: until the rows it refuses are found; past this, the parts still failing are rejected whole).
+MAX_WRITE_ATTEMPTS = 64
 _STATUS_COLUMNS = (
     "project",
     "upload_id",
@@ -64,6 +77,22 @@ def event_key(project: str, dataset: str) -> bytes:
     return f"{project}/{dataset}".encode()
 
 
+def check_position(index: int, total: int) -> None:
+    """A chunk index and a declared chunk count are within :data:`MAX_CHUNKS`."""
+    if not 0 <= index < MAX_CHUNKS:
+        raise InvalidArgument(
+            f"must lie in [0, {MAX_CHUNKS}), got {index}: an upload has at most {MAX_CHUNKS} chunks",
+            field="chunk_index",
+        )
+    if not 0 <= total <= MAX_CHUNKS:
+        raise InvalidArgument(
+            f"must lie in [0, {MAX_CHUNKS}], got {total}: an upload has at most {MAX_CHUNKS} chunks",
+            field="total_chunks",
+        )
+    if total and index >= total:
+        raise InvalidArgument(f"chunk {index} is not below total_chunks {total}", field="chunk_index")
+
+
 class ContextLoader:
     """Loads what chunks are checked against, with a short cache (catalog rows change rarely)."""
 
@@ -73,9 +102,45 @@ class ContextLoader:
         self.datasets = datasets
         self.ttl = ttl
         self._cache: dict[tuple[str, str, str], tuple[float, Context]] = {}
+        self._types: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
         self._lock = threading.Lock()
 
-    def load(self, project: str, dataset: str, inference_set: str, chunk: pb.UploadChunk, max_items: int) -> Context:
+    def key_types(self, project: str, dataset: str, *, fresh: bool = False) -> dict[str, str]:
+        """The type of each metadata key of a dataset, as the consumers recorded them (cached
+        for ``ttl`` seconds unless ``fresh``)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._types.get((project, dataset))
+        if not fresh and hit is not None and now - hit[0] <= self.ttl:
+            return hit[1]
+        rows = self.metrics.query(
+            "SELECT key, argMin(kind, version) FROM metadata_keys"
+            " WHERE project = {project:String} AND dataset = {dataset:String} GROUP BY key",
+            {"project": project, "dataset": dataset},
+        ).rows
+        types = {str(r[0]): str(r[1]) for r in rows}
+        with self._lock:
+            self._types[(project, dataset)] = (now, types)
+        return types
+
+    def learn(self, project: str, dataset: str, types: Mapping[str, str]) -> None:
+        """Adds key types just written to the cache."""
+        if not types:
+            return
+        with self._lock:
+            hit = self._types.get((project, dataset))
+            if hit is not None:
+                self._types[(project, dataset)] = (hit[0], {**types, **hit[1]})
+
+    def load(
+        self,
+        project: str,
+        dataset: str,
+        inference_set: str,
+        chunk: pb.UploadChunk,
+        max_items: int,
+        key_types: Mapping[str, str] | None = None,
+    ) -> Context:
         key = (project, dataset, inference_set)
         now = time.monotonic()
         with self._lock:
@@ -95,13 +160,23 @@ class ContextLoader:
             base = hit[1]
         refs = referenced_frames(chunk)
         known = self.known_frames(project, dataset, refs) if refs else {}
-        return Context(base.project, base.dataset, base.inference_set, known, max_items)
+        if key_types is None:
+            key_types = self.key_types(project, dataset) if _has_metadata(chunk) else {}
+        return Context(base.project, base.dataset, base.inference_set, known, max_items, key_types)
 
-    def check(self, project: str, dataset: str, chunk: pb.UploadChunk, max_items: int) -> CheckedChunk:
-        """The chunk checked against its project, dataset and inference set. Raises when the chunk
+    def check(
+        self,
+        project: str,
+        dataset: str,
+        chunk: pb.UploadChunk,
+        max_items: int,
+        key_types: Mapping[str, str] | None = None,
+    ) -> CheckedChunk:
+        """The chunk checked against its project, dataset and inference set (and ``key_types``,
+        the dataset's metadata key types, when given; else the cached ones). Raises when the chunk
         cannot be judged at all (too large, unknown dataset or inference set)."""
         check_chunk_size(chunk, max_items)
-        return check_chunk(chunk, self.load(project, dataset, chunk.inference_set, chunk, max_items))
+        return check_chunk(chunk, self.load(project, dataset, chunk.inference_set, chunk, max_items, key_types))
 
     def known_frames(self, project: str, dataset: str, frame_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         rows = self.metrics.query(
@@ -111,6 +186,10 @@ class ContextLoader:
             {"project": project, "dataset": dataset, "ids": sorted(frame_ids)},
         ).rows
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+def _has_metadata(chunk: pb.UploadChunk) -> bool:
+    return bool(chunk.columns.metadata) or any(f.metadata for f in chunk.frames)
 
 
 def _error_tuple(err: ShoalError) -> tuple[str, str, str, str, str]:
@@ -128,10 +207,16 @@ class UploadPublisher:
         self.metrics = metrics
         self.max_items = max_items
 
-    def check(self, project: str, dataset: str, chunk: pb.UploadChunk, index: int) -> CheckedChunk:
-        """Raises InvalidArgument for the first problem of the chunk (with how many more there are)."""
+    def check(
+        self, project: str, dataset: str, chunk: pb.UploadChunk, index: int, key_types: Mapping[str, str] | None = None
+    ) -> CheckedChunk:
+        """Raises InvalidArgument for the first problem of the chunk (with how many more there are).
+        ``key_types``: metadata key types that earlier chunks of the same stream give keys."""
         try:
-            checked = self.contexts.check(project, dataset, chunk, self.max_items)
+            types = None
+            if key_types and _has_metadata(chunk):
+                types = {**key_types, **self.contexts.key_types(project, dataset)}
+            checked = self.contexts.check(project, dataset, chunk, self.max_items, types)
         except NotFound as err:
             raise InvalidArgument(err.message, field=err.field or "dataset") from None
         if checked.rejections:
@@ -142,8 +227,9 @@ class UploadPublisher:
         return checked
 
     def publish(
-        self, project: str, dataset: str, upload_id: str, index: int, chunk: pb.UploadChunk
+        self, project: str, dataset: str, upload_id: str, index: int, chunk: pb.UploadChunk, total: int = 0
     ) -> Future[Published]:
+        """Publishes a checked chunk as an event; ``total``: the chunks of the upload, when declared."""
         event = pb.UploadEvent(
             schema_version=SCHEMA_VERSION,
             upload_id=upload_id,
@@ -152,6 +238,7 @@ class UploadPublisher:
             project=project,
             dataset=dataset,
             chunk=chunk,
+            total_chunks=total,
         )
         event.produced_time.GetCurrentTime()
         value = event.SerializeToString()
@@ -185,6 +272,30 @@ class UploadPublisher:
             for upload_id, checked, total in uploads
             for i, c in checked
         ]  # fmt: skip
+        self.metrics.insert("upload_chunks", rows, _STATUS_COLUMNS)
+
+    def record_interrupted(
+        self,
+        project: str,
+        dataset: str,
+        upload_id: str,
+        checked: Sequence[tuple[int, CheckedChunk]],
+        total: int,
+        reason: ShoalError,
+    ) -> None:
+        """Records the chunks a stream published before it failed as accepted, and that the
+        stream ended early (stage "interrupted", with the reason): the upload's status is
+        INCOMPLETE until the chunks it misses arrive."""
+        now = now_ms()
+        last = max(i for i, _ in checked)
+        rows = [
+            [project, upload_id, i, "accepted", dataset, total, *c.counts(), 0, 0, 0, 0, [], now, time.time_ns()]
+            for i, c in checked
+        ]
+        rows.append(
+            [project, upload_id, last, "interrupted", dataset, total, 0, 0, 0, 0, 0, 0, 0, 0,
+             [_error_tuple(reason)], now, time.time_ns()]
+        )  # fmt: skip
         self.metrics.insert("upload_chunks", rows, _STATUS_COLUMNS)
 
 
@@ -222,12 +333,75 @@ class UploadProcessor:
 
     def stage(self, events: Sequence[Event]) -> Staged:
         """First half: decode, validate and write the ClickHouse rows."""
-        items = [self._prepare(e) for e in events]
+        types: dict[tuple[str, str], dict[str, str]] = {}
+        items = [self._prepare(e, types) for e in events]
         good = [(it.meta, it.checked) for it in items if it.checked is not None]
         if not good:
             return Staged(items, [], {}, {})
         done = self.writer.write_tables(good)  # type: ignore[arg-type]
+        self._learn(items)
         return Staged(items, done.written, done.vectors, done.touched)
+
+    def _learn(self, items: Sequence[_Item]) -> None:
+        for it in items:
+            if it.checked is not None and it.checked.key_types and it.meta is not None:
+                self.contexts.learn(it.meta.project, it.meta.dataset, it.checked.key_types)
+
+    def process_alone(self, event: Event) -> None:
+        """Handles one event on its own (its batch failed). When the store refuses to write it,
+        it is written in halves, down to single frames, so that only the frames whose rows the
+        store refuses are rejected (with the store's reason), and the rest is written. Partial
+        writes of a refused frame's rows may remain: they are the same rows a resend writes."""
+        it = self._prepare(event, {})
+        if it.checked is None or it.meta is None:
+            self.finish(Staged([it], [], {}, {}))
+            return
+        written = self._write_in_parts(it)
+        self._learn([it])
+        self.finish(Staged([it], [written], {}, {}))
+
+    def _write_in_parts(self, it: _Item) -> Written:
+        assert it.checked is not None and it.meta is not None and it.upload is not None
+        checked, meta = it.checked, it.meta
+        totals = (0, 0, 0, 0)
+        attempts = 0
+        # (frame ids, the failure of the larger part they were in); the first holds every frame
+        pending: list[tuple[list[str], Exception | None]] = [(checked.frame_ids(), None)]
+        refused: list[tuple[list[str], Exception]] = []
+        while pending:
+            ids, inherited = pending.pop()
+            if inherited is not None and attempts >= MAX_WRITE_ATTEMPTS:
+                refused.append((ids, inherited))
+                continue
+            attempts += 1
+            try:
+                (w,) = self.writer.write([(meta, checked if inherited is None else checked.subset(set(ids)))])
+            except Unavailable:
+                raise
+            except Exception as exc:  # the store refused some row of this part
+                if not ids:
+                    raise
+                log.warning("the store refused part of %s (%d frames): %s", meta.idempotency_key, len(ids), exc)
+                if len(ids) == 1:
+                    refused.append((ids, exc))
+                else:
+                    half = len(ids) // 2
+                    pending += [(ids[half:], exc), (ids[:half], exc)]
+                continue
+            totals = tuple(a + b for a, b in zip(totals, (w.frames, w.labels, w.inferences, w.embeddings), strict=True))
+        for ids, exc in refused:
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())
+            text = text if len(text) <= 500 else text[:500] + "…"
+
+            def error(where: str, frame_id: str, text: str = text) -> ShoalError:
+                return InternalError(
+                    f"the store refused to write this row ({text}); the other rows of the chunk are written",
+                    field=where,
+                    datapoint=Datapoint(meta.dataset, frame_id),
+                )
+
+            checked.reject_frames(it.upload.chunk, set(ids), error)
+        return Written(*totals)
 
     def finish(self, staged: Staged) -> None:
         """Second half (on a helper thread, while the next batch is staged): refresh the rows
@@ -257,7 +431,10 @@ class UploadProcessor:
         for fut in futures:
             fut.result(timeout=60)
 
-    def _prepare(self, event: Event) -> _Item:
+    def _prepare(self, event: Event, key_types: dict[tuple[str, str], dict[str, str]]) -> _Item:
+        """Decodes and checks an event; ``key_types`` holds the metadata key types of each dataset
+        as of this event (read fresh for the first event of a dataset in a batch, then updated
+        with what each event writes first: the consumers decide a key's type)."""
         try:
             upload = pb.UploadEvent.FromString(event.value)
         except DecodeError as exc:
@@ -272,6 +449,11 @@ class UploadProcessor:
         if not upload.project or not upload.dataset:
             item.failure = InvalidArgument("project and dataset are required", field="project")
             return item
+        try:
+            check_position(upload.chunk_index, upload.total_chunks)
+        except InvalidArgument as err:
+            item.failure = err
+            return item
         upload_id = upload.upload_id or f"kafka-{event.topic}-{event.partition}-{event.offset}"
         key = upload.idempotency_key or f"{upload_id}/{upload.chunk_index}"
         produced = (
@@ -281,10 +463,41 @@ class UploadProcessor:
             upload.project, upload.dataset, upload_id, upload.chunk_index, key, upload.chunk.inference_set, produced
         )
         try:
-            item.checked = self.contexts.check(upload.project, upload.dataset, upload.chunk, self.max_items)
+            types = key_types.get((upload.project, upload.dataset))
+            if types is None:
+                types = key_types[(upload.project, upload.dataset)] = dict(
+                    self.contexts.key_types(upload.project, upload.dataset, fresh=True)
+                )
+            item.checked = self.contexts.check(upload.project, upload.dataset, upload.chunk, self.max_items, types)
+            for key, kind in item.checked.key_types.items():
+                types.setdefault(key, kind)
         except (InvalidArgument, NotFound, FailedPrecondition) as err:
             item.failure = err
         return item
+
+    def fail(self, event: Event, exc: Exception) -> None:
+        """Dead-letters an event that could not be processed, with the reason, and records its
+        chunk as processed with every item rejected and that reason as the error (when the event
+        names its upload), so its status never stays PROCESSING."""
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())
+        err = InternalError(f"could not be processed: {text if len(text) <= 500 else text[:500] + '…'}", field="value")
+        it = _Item(event, None)
+        try:
+            upload = pb.UploadEvent.FromString(event.value)
+        except DecodeError:
+            upload = None
+        if upload is not None and upload.project and upload.dataset:
+            upload_id = upload.upload_id or f"kafka-{event.topic}-{event.partition}-{event.offset}"
+            it = _Item(event, upload, failure=err)
+            it.meta = EventMeta(upload.project, upload.dataset, upload_id, upload.chunk_index, "", "", 0)
+            try:
+                row = self._status_row(it, Written(0, 0, 0, 0), now_ms())
+                self.writer.metrics.insert("upload_chunks", [row], _STATUS_COLUMNS)
+            except Unavailable:
+                raise
+            except Exception:
+                log.exception("could not record the status of a failed event")
+        self._dead_letter(_Item(event, None), [err]).result(timeout=60)
 
     def _status_row(self, it: _Item, w: Written, now: object) -> list[object]:
         assert it.upload is not None and it.meta is not None
@@ -305,9 +518,10 @@ class UploadProcessor:
             }
             if it.failure:
                 errors.append(it.failure)
+        total = it.upload.total_chunks if 0 <= it.upload.total_chunks <= MAX_CHUNKS else 0
         return [
             it.meta.project, it.meta.upload_id, it.meta.chunk_index, "processed", it.meta.dataset,
-            it.upload.total_chunks, w.frames, w.labels, w.inferences, w.embeddings,
+            total, w.frames, w.labels, w.inferences, w.embeddings,
             rejected["frame"], rejected["labels"], rejected["inference"], rejected["embedding"],
             [_error_tuple(e) for e in errors[:MAX_ERRORS_PER_CHUNK]], now, time.time_ns(),
         ]  # fmt: skip
@@ -515,17 +729,17 @@ class IngestConsumer(ThreadWorker):
             self._one_by_one(events)
 
     def _one_by_one(self, events: Sequence[Event]) -> None:
-        """A poison event must not block its partition: handle the batch one event at a time and
-        dead-letter the culprit."""
+        """A poison event must not block its partition: handle the batch one event at a time
+        (rows the store refuses are rejected alone, see :meth:`UploadProcessor.process_alone`),
+        and dead-letter an event that still fails, with its chunk's status saying why."""
         for event in events:
             try:
-                self.processor.process([event])
+                self.processor.process_alone(event)
             except Unavailable:
                 raise
             except Exception as exc:
                 log.exception("dead-lettering an event that could not be processed")
-                err = InvalidArgument(f"could not be processed: {type(exc).__name__}: {exc}", field="value")
-                self.processor._dead_letter(_Item(event, None), [err]).result(timeout=60)
+                self.processor.fail(event, exc)
 
 
 def _next_offsets(events: Sequence[Event]) -> dict[TopicPartition, int]:

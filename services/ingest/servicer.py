@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import grpc
 
 from shoal.common.auth import current_principal
 from shoal.common.convert import page_of, page_response, timestamp
-from shoal.common.errors import InvalidArgument
+from shoal.common.errors import Aborted, InternalError, InvalidArgument, ShoalError, shown
 from shoal.common.stores.vectors import VectorStore
 from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import Dataset, DatasetCatalog, InferenceSet
 from shoal.ingest.evaluations import EvaluationRefresher
 from shoal.ingest.outcomes import OutcomeRefresher
-from shoal.ingest.pipeline import UploadPublisher, new_upload_id
+from shoal.ingest.pipeline import UploadPublisher, check_position, new_upload_id
 from shoal.ingest.status import KINDS, dataset_stats, upload_status
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 pb = ingest_pb2
+log = logging.getLogger(__name__)
 
 
 def _enum_name(enum: Any, value: int, prefix: str, field: str) -> str:
@@ -246,36 +250,88 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         checked = []
         indices: list[int] = []
         declared_total = 0
-        for position, request in enumerate(request_iterator):
-            if position == 0:
-                project, dataset = request.project, request.dataset
-                upload_id = request.upload_id or new_upload_id()
-                if not dataset:
-                    raise InvalidArgument("is empty", field="dataset")
-            elif (request.project, request.dataset) != (project, dataset):
-                raise InvalidArgument(
-                    f"an upload goes to one dataset: message {position} names {request.project}/{request.dataset}, "
-                    f"the first named {project}/{dataset}",
-                    field="dataset",
+        #: metadata key types the stream's chunks give keys first
+        key_types: dict[str, str] = {}
+        try:
+            for position, request in enumerate(request_iterator):
+                if position == 0:
+                    project, dataset = request.project, request.dataset
+                    upload_id = request.upload_id or new_upload_id()
+                    if not dataset:
+                        raise InvalidArgument("is empty", field="dataset")
+                elif (request.project, request.dataset) != (project, dataset):
+                    raise InvalidArgument(
+                        f"an upload goes to one dataset: message {position} names "
+                        f"{shown(request.project)}/{shown(request.dataset)}, the first named {project}/{dataset}",
+                        field="dataset",
+                    )
+                elif request.upload_id and request.upload_id != upload_id:
+                    raise InvalidArgument(f"message {position} changes the upload id", field="upload_id")
+                index = request.chunk_index if request.HasField("chunk_index") else position
+                check_position(index, request.total_chunks)
+                declared_total = max(declared_total, request.total_chunks)
+                one = self.publisher.check(project, dataset, request.chunk, index, key_types)
+                futures.append(
+                    self.publisher.publish(project, dataset, upload_id, index, request.chunk, declared_total)
                 )
-            elif request.upload_id and request.upload_id != upload_id:
-                raise InvalidArgument(f"message {position} changes the upload id", field="upload_id")
-            index = request.chunk_index if request.HasField("chunk_index") else position
-            if index < 0:
-                raise InvalidArgument(f"must be >= 0, got {index}", field="chunk_index")
-            declared_total = max(declared_total, request.total_chunks)
-            checked.append(self.publisher.check(project, dataset, request.chunk, index))
-            indices.append(index)
-            futures.append(self.publisher.publish(project, dataset, upload_id, index, request.chunk))
-        if not futures:
-            raise InvalidArgument("an upload needs at least one chunk", field="chunk")
-        for fut in futures:
-            fut.result(timeout=self.publish_timeout)  # Unavailable if Kafka did not take it
+                checked.append(one)
+                indices.append(index)
+                for key, kind in one.key_types.items():
+                    key_types.setdefault(key, kind)
+            if not futures:
+                raise InvalidArgument("an upload needs at least one chunk", field="chunk")
+            for fut in futures:
+                fut.result(timeout=self.publish_timeout)  # Unavailable if Kafka did not take it
+        except Exception as exc:
+            reason = None
+            if futures:
+                reason = self._interrupted(project, dataset, upload_id, indices, checked, futures, declared_total, exc)
+            if isinstance(exc, grpc.RpcError) and reason is not None:
+                raise reason from exc  # the client went away: no traceback in the log
+            raise
         total = max(declared_total, max(indices) + 1)
         self.publisher.record_accepted(project, dataset, upload_id, list(zip(indices, checked, strict=True)), total)
         totals = [sum(column) for column in zip(*(c.counts() for c in checked), strict=True)]
         accepted = dict(zip(KINDS, totals, strict=True))
         return pb.UploadResponse(upload_id=upload_id, chunks=len(futures), accepted=_counts(accepted))
+
+    def _interrupted(
+        self,
+        project: str,
+        dataset: str,
+        upload_id: str,
+        indices: list[int],
+        checked: list[Any],
+        futures: list[Any],
+        declared_total: int,
+        exc: BaseException,
+    ) -> ShoalError | None:
+        """A stream failed after publishing chunks: records those Kafka took as accepted and
+        the stream as interrupted, so the status says which chunks are missing. Returns the
+        reason recorded (None when no chunk was published)."""
+        published = []
+        for index, one, fut in zip(indices, checked, futures, strict=True):
+            try:
+                fut.result(timeout=self.publish_timeout)
+            except Exception as err:  # noqa: BLE001 - not published: it is one of the missing chunks
+                log.info("upload %s chunk %d was not published: %s", upload_id, index, err)
+                continue
+            published.append((index, one))
+        if not published:
+            return None
+        # without a declared total, at least the chunk after the last one published was coming
+        total = declared_total or max(max(indices) + 1, max(i for i, _ in published) + 2)
+        if isinstance(exc, ShoalError):
+            reason: ShoalError = exc
+        elif isinstance(exc, grpc.RpcError):
+            reason = Aborted("the client cancelled the stream or its connection was lost")
+        else:
+            reason = InternalError(f"the stream failed: {type(exc).__name__}")
+        try:
+            self.publisher.record_interrupted(project, dataset, upload_id, published, total, reason)
+        except Exception:
+            log.exception("could not record the interrupted upload %s", upload_id)
+        return reason
 
     def GetUploadStatus(self, request: pb.GetUploadStatusRequest, context: Any) -> pb.GetUploadStatusResponse:
         st = upload_status(self.publisher.metrics, request.project, request.upload_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shoal.common.errors import InvalidArgument, NotFound
+from shoal.common.errors import InvalidArgument, NotFound, shown
 from shoal.common.stores.metrics import MetricsStore
 
 KINDS = ("frames", "labels", "inferences", "embeddings")
@@ -43,10 +43,13 @@ def upload_status(metrics: MetricsStore, project: str, upload_id: str, *, max_er
     total = 0
     dataset = ""
     errors: list[tuple[int, tuple[str, str, str, str, str]]] = []
+    interrupted: list[str] = []
     for index, stage, ds, total_chunks, f, lab, inf, emb, rf, rl, ri, re_, errs in rows:
         dataset = dataset or ds
         total = max(total, int(total_chunks))
-        if stage == "accepted":
+        if stage == "interrupted":
+            interrupted += [str(e["message"] if isinstance(e, dict) else e[4]) for e in errs]
+        elif stage == "accepted":
             accepted_chunks.add(index)
             for k, v in zip(KINDS, (f, lab, inf, emb), strict=True):
                 accepted[k] += int(v)
@@ -64,13 +67,47 @@ def upload_status(metrics: MetricsStore, project: str, upload_id: str, *, max_er
         accepted = {k: written[k] + rejected[k] for k in KINDS}
         total = total or len(processed_chunks)
     total = total or len(accepted_chunks)
-    if len(processed_chunks) < max(total, len(accepted_chunks)):
+    received = accepted_chunks | processed_chunks
+    gaps = missing_chunks(received, total)
+    if accepted_chunks - processed_chunks:
+        state = "PROCESSING"
+    elif gaps and interrupted:
+        state = "INCOMPLETE"
+        errors.insert(0, (gaps[0][0], _incomplete_error(upload_id, gaps, total, interrupted[-1])))
+        del errors[max_errors:]
+    elif len(processed_chunks) < max(total, len(accepted_chunks)):
         state = "PROCESSING"
     elif any(rejected.values()):
         state = "COMPLETED_WITH_ERRORS"
     else:
         state = "COMPLETED"
     return UploadStatus(upload_id, dataset, state, total, len(processed_chunks), accepted, written, rejected, errors)
+
+
+def missing_chunks(received: set[int], total: int) -> list[tuple[int, int]]:
+    """The chunk indices below ``total`` not in ``received``, as (first, last) ranges."""
+    gaps = []
+    expected = 0
+    for i in sorted(i for i in received if 0 <= i < total):
+        if i > expected:
+            gaps.append((expected, i - 1))
+        expected = i + 1
+    if expected < total:
+        gaps.append((expected, total - 1))
+    return gaps
+
+
+def _incomplete_error(
+    upload_id: str, gaps: list[tuple[int, int]], total: int, why: str
+) -> tuple[str, str, str, str, str]:
+    shown_gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in gaps[:10])
+    more = f" and {len(gaps) - 10} more ranges" if len(gaps) > 10 else ""
+    count = sum(b - a + 1 for a, b in gaps)
+    message = (
+        f"{count} of {total} chunks never arrived (chunks {shown_gaps}{more}): the upload stream ended before "
+        f"them ({why}); send them again with upload id {shown(upload_id)} and their chunk indices"
+    )
+    return ("INCOMPLETE", "chunk_index", "", "", message)
 
 
 @dataclass

@@ -11,25 +11,31 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from shoal.common.errors import Datapoint, InvalidArgument, ShoalError
+from shoal.common.errors import Datapoint, InvalidArgument, ShoalError, shown
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project
 from shoal.ingest.columns import (
+    MAX_ID,
+    MAX_TEXT,
+    VALUE_TYPES,
     CheckedColumns,
+    KeyTypes,
     check_columns,
     column_frame_ids,
     probability_problem,
     probability_rows_ok,
+    provenance_problem,
+    time_problem,
 )
 from shoal.ingest.datasets import Dataset, InferenceSet
 from shoal.ingest.v1 import ingest_pb2 as pb
 
-MAX_ID_LENGTH = 256
+MAX_ID_LENGTH = MAX_ID
 MAX_METADATA_KEYS = 64
 _ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -45,6 +51,8 @@ class Context:
     #: (width, height) of frames stored before, for boxes of frames not in the chunk
     known_frames: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     max_items: int = 10_000
+    #: the type of each metadata key the dataset stored before ("string", "number", "bool", "timestamp")
+    key_types: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def classes(self) -> dict[int, int]:
@@ -75,6 +83,20 @@ class EmbeddingRows:
     frame_ids: list[str]
     object_ids: list[str]
     vectors: np.ndarray  # (N, D) float32
+    #: position of the block in chunk.embeddings, and of each row in the block
+    block: int = 0
+    rows: list[int] = field(default_factory=list)
+
+    def take(self, keep: Sequence[int]) -> EmbeddingRows:
+        """These rows at positions ``keep``."""
+        return EmbeddingRows(
+            self.space,
+            [self.frame_ids[j] for j in keep],
+            [self.object_ids[j] for j in keep],
+            np.ascontiguousarray(self.vectors[list(keep)]),
+            self.block,
+            [self.rows[j] for j in keep] if self.rows else list(keep),
+        )
 
 
 @dataclass
@@ -87,10 +109,79 @@ class CheckedChunk:
     rejections: list[Rejection] = field(default_factory=list)
     #: class id of each position of a probability vector (the project's classes, in order)
     ontology: list[int] = field(default_factory=list)
+    #: metadata keys the chunk writes first in its dataset, with their types
+    key_types: dict[str, str] = field(default_factory=dict)
 
     @property
     def embedding_count(self) -> int:
         return sum(len(e.frame_ids) for e in self.embeddings)
+
+    def frame_ids(self) -> list[str]:
+        """The ids of the frames the valid items belong to, in order of first appearance."""
+        ids: dict[str, None] = {}
+        ids.update(dict.fromkeys(f.frame_id for f in self.frames))
+        if self.columns is not None:
+            c = self.columns
+            rows = np.flatnonzero(c.frame_ok | c.label_ok | c.inference_ok).tolist()
+            ids.update(dict.fromkeys(c.frame_ids[r] for r in rows))
+        ids.update(dict.fromkeys(lab.frame_id for lab in self.labels))
+        ids.update(dict.fromkeys(inf.frame_id for inf in self.inferences))
+        for e in self.embeddings:
+            ids.update(dict.fromkeys(e.frame_ids))
+        return list(ids)
+
+    def subset(self, frame_ids: set[str]) -> CheckedChunk:
+        """The valid items of ``frame_ids`` only (every item of a frame goes with it)."""
+        columns = None
+        if self.columns is not None:
+            c = self.columns
+            mask = np.fromiter((fid in frame_ids for fid in c.frame_ids), dtype=bool, count=len(c.frame_ids))
+            columns = replace(
+                c, frame_ok=c.frame_ok & mask, label_ok=c.label_ok & mask, inference_ok=c.inference_ok & mask
+            )
+        embeddings = []
+        for e in self.embeddings:
+            keep = [j for j, fid in enumerate(e.frame_ids) if fid in frame_ids]
+            if keep:
+                embeddings.append(e.take(keep))
+        return CheckedChunk(
+            frames=[f for f in self.frames if f.frame_id in frame_ids],
+            labels=[lab for lab in self.labels if lab.frame_id in frame_ids],
+            inferences=[inf for inf in self.inferences if inf.frame_id in frame_ids],
+            embeddings=embeddings,
+            columns=columns,
+            ontology=self.ontology,
+            key_types=self.key_types,
+        )
+
+    def reject_frames(self, chunk: pb.UploadChunk, frame_ids: set[str], make: Callable[[str, str], ShoalError]) -> None:
+        """Turns every valid item of ``frame_ids`` into a rejection (``make(field, frame_id)``
+        gives its error); ``chunk`` is the chunk these items were checked from."""
+        for kind, items, name in (
+            ("frame", chunk.frames, "frames"),
+            ("labels", chunk.labels, "labels"),
+            ("inference", chunk.inferences, "inferences"),
+        ):
+            # a valid item's frame id is unique in its list (items sharing an id are all refused)
+            mine = {"frame": self.frames, "labels": self.labels, "inference": self.inferences}[kind]
+            valid = {x.frame_id for x in mine} & frame_ids
+            for i, item in enumerate(items):
+                if item.frame_id in valid:
+                    self.rejections.append(Rejection(kind, i, 0, make(f"chunk.{name}[{i}]", item.frame_id)))
+        for e in self.embeddings:
+            for j, fid in enumerate(e.frame_ids):
+                if fid in frame_ids:
+                    row = e.rows[j] if e.rows else j
+                    err = make(f"chunk.embeddings[{e.block}].frame_ids[{row}]", fid)
+                    self.rejections.append(Rejection("embedding", e.block, row, err))
+        if self.columns is not None:
+            c = self.columns
+            for r, fid in enumerate(c.frame_ids):
+                if fid not in frame_ids:
+                    continue
+                for kind, ok in (("frame", c.frame_ok), ("labels", c.label_ok), ("inference", c.inference_ok)):
+                    if ok[r]:
+                        self.rejections.append(Rejection(kind, r, 0, make(f"chunk.columns.frame_ids[{r}]", fid), True))
 
     def counts(self) -> tuple[int, int, int, int]:
         """Valid frames, labels, inferences and embeddings, in that order."""
@@ -133,12 +224,13 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
     out = CheckedChunk(ontology=[c.id for c in ctx.project.classes])
     ds = ctx.dataset.name
     dims: dict[str, tuple[int, int]] = dict(ctx.known_frames)
+    types = KeyTypes(ctx.key_types)
 
     counts = Counter(f.frame_id for f in chunk.frames)
     for i, frame in enumerate(chunk.frames):
         where = f"chunk.frames[{i}]"
         try:
-            _check_frame(frame, ctx, where)
+            _check_frame(frame, ctx, where, types)
             if counts[frame.frame_id] > 1:
                 raise InvalidArgument(
                     f"frame id {frame.frame_id!r} appears {counts[frame.frame_id]} times in one chunk",
@@ -149,6 +241,8 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
             continue
         out.frames.append(frame)
         dims[frame.frame_id] = (frame.width, frame.height)
+        for key, value in frame.metadata.items():
+            types.learn(key, VALUE_TYPES[value.WhichOneof("kind")])
 
     if chunk.HasField("columns"):
         out.columns = check_columns(
@@ -160,7 +254,9 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
             rejections=out.rejections,
             make_rejection=Rejection,
             inference_set=ctx.inference_set is not None,
+            key_types=types,
         )
+    out.key_types = types.new
 
     counts = Counter(lab.frame_id for lab in chunk.labels)
     for i, labels in enumerate(chunk.labels):
@@ -220,8 +316,16 @@ def _check_value(v: common_pb2.Value, where: str) -> None:
         raise InvalidArgument("value is not set", field=where)
     if kind == "number_value" and not math.isfinite(v.number_value):
         raise InvalidArgument(f"must be finite, got {v.number_value}", field=where)
-    if kind == "string_value" and len(v.string_value) > 4096:
-        raise InvalidArgument("is longer than 4096 characters", field=where)
+    if kind == "string_value" and len(v.string_value) > MAX_TEXT:
+        raise InvalidArgument(f"is longer than {MAX_TEXT} characters", field=where)
+    if kind == "timestamp_value":
+        _check_time(v.timestamp_value, where)
+
+
+def _check_time(ts: object, where: str) -> None:
+    problem = time_problem(ts.seconds, ts.nanos, where)  # type: ignore[attr-defined]
+    if problem is not None:
+        raise problem
 
 
 def _check_map(values: Mapping[str, common_pb2.Value], where: str) -> None:
@@ -229,23 +333,32 @@ def _check_map(values: Mapping[str, common_pb2.Value], where: str) -> None:
         raise InvalidArgument(f"{len(values)} keys is more than {MAX_METADATA_KEYS}", field=where)
     for key, value in values.items():
         if not _KEY_RE.match(key):
-            raise InvalidArgument(f"key {key!r} must match {_KEY_RE.pattern}", field=where)
+            raise InvalidArgument(f"key {shown(key)} must match {_KEY_RE.pattern}", field=where)
         _check_value(value, f"{where}[{key!r}]")
 
 
-def _check_frame(frame: pb.Frame, ctx: Context, where: str) -> None:
+def _check_frame(frame: pb.Frame, ctx: Context, where: str, types: KeyTypes | None = None) -> None:
     _check_id(frame.frame_id, f"{where}.frame_id", "frame id")
     if frame.split and frame.split not in ctx.dataset.splits:
         raise InvalidArgument(
-            f"split {frame.split!r} is not one of dataset {ctx.dataset.name!r}'s splits "
+            f"split {shown(frame.split)} is not one of dataset {ctx.dataset.name!r}'s splits "
             f"({', '.join(ctx.dataset.splits) or 'none declared'})",
             field=f"{where}.split",
         )
     if frame.width < 0 or frame.height < 0:
         raise InvalidArgument(f"image size {frame.width}x{frame.height} is negative", field=f"{where}.width")
-    if len(frame.media_uri) > 4096:
-        raise InvalidArgument("is longer than 4096 characters", field=f"{where}.media_uri")
+    if len(frame.media_uri) > MAX_TEXT:
+        raise InvalidArgument(f"is longer than {MAX_TEXT} characters", field=f"{where}.media_uri")
+    if frame.HasField("capture_time"):
+        _check_time(frame.capture_time, f"{where}.capture_time")
     _check_map(frame.metadata, f"{where}.metadata")
+    if types is not None:
+        for key, value in frame.metadata.items():
+            conflict = types.conflict(
+                key, VALUE_TYPES[value.WhichOneof("kind")], ctx.dataset.name, f"{where}.metadata[{key!r}]"
+            )
+            if conflict is not None:
+                raise conflict
 
 
 def _check_box(box: pb.Box, size: tuple[int, int] | None, where: str, *, predicted: bool = False) -> None:
@@ -314,6 +427,9 @@ def _check_labels(labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple
         raise InvalidArgument("a detection project labels objects, not frames", field=f"{where}.class_id")
     if labels.HasField("class_id") and labels.class_id not in classes:
         raise InvalidArgument(f"unknown class id {labels.class_id}", field=f"{where}.class_id")
+    problem = provenance_problem(labels.provenance, f"{where}.provenance")
+    if problem is not None:
+        raise problem
     seen: set[str] = set()
     for j, obj in enumerate(labels.objects):
         ow = f"{where}.objects[{j}]"
@@ -322,6 +438,8 @@ def _check_labels(labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple
             if task == "OBJECT_DETECTION_2D" or obj.HasField("box"):
                 _check_box(obj.box, size, f"{ow}.box")
             _check_map(obj.attributes, f"{ow}.attributes")
+            if len(obj.annotation_uri) > MAX_TEXT:
+                raise InvalidArgument(f"is longer than {MAX_TEXT} characters", field=f"{ow}.annotation_uri")
         except ShoalError as err:
             raise _at(err, ctx.dataset.name, labels.frame_id, obj.object_id) from None
 
@@ -450,5 +568,7 @@ def _check_block(
                 frame_ids=[block.frame_ids[r] for r in keep],
                 object_ids=[object_ids[r] for r in keep],
                 vectors=np.ascontiguousarray(vectors[idx]),
+                block=b,
+                rows=keep,
             )
         )

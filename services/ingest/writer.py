@@ -77,6 +77,31 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree(version) ORDER BY (project, upload_id, chunk_index, stage)",
         ),
     ),
+    Migration(
+        component="ingest",
+        version=6,
+        name="one type per metadata key and dataset",
+        statements=(
+            # the type each metadata key of a dataset was first written with (the smallest version
+            # wins; written by the consumers, read by validation)
+            "CREATE TABLE IF NOT EXISTS metadata_keys ("
+            " project LowCardinality(String), dataset LowCardinality(String), key String,"
+            " kind LowCardinality(String), version UInt64)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, key, kind)",
+            # keys stored before: the type most of a key's frames hold it as
+            "INSERT INTO metadata_keys (project, dataset, key, kind, version)"
+            " SELECT project, dataset, key, argMax(kind, n), 0 FROM ("
+            "  SELECT project, dataset, k AS key, 'string' AS kind, count() AS n FROM frames FINAL"
+            "   ARRAY JOIN mapKeys(meta_str) AS k GROUP BY project, dataset, key"
+            "  UNION ALL SELECT project, dataset, k AS key, 'number' AS kind, count() AS n FROM frames FINAL"
+            "   ARRAY JOIN mapKeys(meta_num) AS k GROUP BY project, dataset, key"
+            "  UNION ALL SELECT project, dataset, k AS key, 'bool' AS kind, count() AS n FROM frames FINAL"
+            "   ARRAY JOIN mapKeys(meta_bool) AS k GROUP BY project, dataset, key"
+            "  UNION ALL SELECT project, dataset, k AS key, 'timestamp' AS kind, count() AS n FROM frames FINAL"
+            "   ARRAY JOIN mapKeys(meta_time) AS k GROUP BY project, dataset, key"
+            " ) GROUP BY project, dataset, key",
+        ),
+    ),
 )
 
 _METRIC = {"COSINE": "COSINE", "L2": "L2", "INNER_PRODUCT": "IP"}
@@ -164,7 +189,7 @@ class IngestWriter:
 
     def write_tables(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> TableWrites:
         """Writes the ClickHouse rows of several events, batched per table."""
-        frames, versions, objects, inferences, predicted = [], [], [], [], []
+        frames, versions, objects, inferences, predicted, key_types = [], [], [], [], [], []
         frame_blocks, label_blocks, inference_blocks = [], [], []
         touched: dict[tuple[str, str], set[str]] = defaultdict(set)
         ontologies: dict[tuple[str, str], list[int]] = {}
@@ -173,6 +198,9 @@ class IngestWriter:
         for meta, chunk in batch:
             key = (meta.project, meta.dataset)
             ontologies[key] = chunk.ontology
+            key_types += [
+                [meta.project, meta.dataset, k, kind, meta.produced_ns] for k, kind in chunk.key_types.items()
+            ]
             seen = touched[key]
             seen.update(f.frame_id for f in chunk.frames)
             seen.update(lab.frame_id for lab in chunk.labels)
@@ -305,6 +333,7 @@ class IngestWriter:
         def insert(table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
             telemetry.count_rows(table, m.insert(table, rows, columns))
 
+        insert("metadata_keys", key_types, ("project", "dataset", "key", "kind", "version"))
         insert_arrow("frames", columnar.concat(frame_blocks))
         insert_arrow("label_versions", columnar.concat(label_blocks))
         insert_arrow("inferences", columnar.concat(inference_blocks))

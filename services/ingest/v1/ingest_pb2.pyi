@@ -55,6 +55,7 @@ class UploadState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UPLOAD_STATE_PROCESSING: _ClassVar[UploadState]
     UPLOAD_STATE_COMPLETED: _ClassVar[UploadState]
     UPLOAD_STATE_COMPLETED_WITH_ERRORS: _ClassVar[UploadState]
+    UPLOAD_STATE_INCOMPLETE: _ClassVar[UploadState]
 TASK_TYPE_UNSPECIFIED: TaskType
 TASK_TYPE_CLASSIFICATION: TaskType
 TASK_TYPE_OBJECT_DETECTION_2D: TaskType
@@ -81,6 +82,7 @@ UPLOAD_STATE_UNSPECIFIED: UploadState
 UPLOAD_STATE_PROCESSING: UploadState
 UPLOAD_STATE_COMPLETED: UploadState
 UPLOAD_STATE_COMPLETED_WITH_ERRORS: UploadState
+UPLOAD_STATE_INCOMPLETE: UploadState
 
 class ClassDef(_message.Message):
     __slots__ = ("id", "name")

@@ -232,7 +232,8 @@ class IngestServiceServicer:
         validated as a whole (INVALID_ARGUMENT names the field and the frame; nothing of that chunk
         is sent) and published as one UploadEvent to Kafka; the response comes once every chunk is
         durably in Kafka (acks=all). Writing to ClickHouse and Milvus follows asynchronously: poll
-        GetUploadStatus, or wait with the SDK.
+        GetUploadStatus, or wait with the SDK. When the stream fails part-way, the chunks published
+        before stay published and the upload's state becomes INCOMPLETE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
