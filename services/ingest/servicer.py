@@ -21,6 +21,7 @@ from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 pb = ingest_pb2
 log = logging.getLogger(__name__)
+_CANCELLED = "the client cancelled the stream or its connection was lost"
 
 
 def _enum_name(enum: Any, value: int, prefix: str, field: str) -> str:
@@ -278,6 +279,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 indices.append(index)
                 for key, kind in one.key_types.items():
                     key_types.setdefault(key, kind)
+            if context is not None and not context.is_active():
+                # a cancelled stream can end like a finished one
+                raise Aborted(_CANCELLED)
             if not futures:
                 raise InvalidArgument("an upload needs at least one chunk", field="chunk")
             for fut in futures:
@@ -324,7 +328,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         if isinstance(exc, ShoalError):
             reason: ShoalError = exc
         elif isinstance(exc, grpc.RpcError):
-            reason = Aborted("the client cancelled the stream or its connection was lost")
+            reason = Aborted(_CANCELLED)
         else:
             reason = InternalError(f"the stream failed: {type(exc).__name__}")
         try:
