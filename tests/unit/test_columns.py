@@ -234,3 +234,43 @@ def test_metadata_that_mixes_types_falls_back_to_rows() -> None:
     assert not cols.columnar
     (chunk,) = list(cols.chunks(10))
     assert len(chunk.frames) == 2 and not chunk.HasField("columns")
+
+
+def test_times_outside_the_stored_range_reject_their_row_only() -> None:
+    chunk = _block(4)
+    cols = chunk.columns
+    times = np.array([columnar.MIN_TIME_MS, columnar.MIN_TIME_MS - 1, columnar.NO_TIME, columnar.MAX_TIME_MS], "<i8")
+    cols.capture_times_ms_i64 = times.tobytes()
+    seen = np.array([0, 0, columnar.MAX_TIME_MS + 1, columnar.NO_TIME], "<i8")
+    cols.metadata.add(key="seen", timestamps_ms_i64=seen.tobytes())
+    got = {(kind, field, fid) for kind, _i, field, fid, _m in _rejections(chunk)}
+    assert got == {
+        (kind, field, fid)
+        for kind in ("frame", "labels", "inference")
+        for field, fid in (
+            ("chunk.columns.capture_times_ms_i64[1]", "f1"),
+            ("chunk.columns.metadata[0].timestamps_ms_i64[2]", "f2"),
+        )
+    }
+
+
+def test_a_metadata_column_keeps_the_type_of_its_key() -> None:
+    ctx = Context(project=CLS, dataset=CTX.dataset, key_types={"camera": "string"})
+    chunk = pb.UploadChunk()
+    cols = chunk.columns
+    cols.frame_ids.extend(["a", "b", "c"])
+    cols.metadata.add(key="camera", numbers_f64=np.array([np.nan, 2.0, np.nan], "<f8").tobytes())
+    cols.metadata.add(key="lens", bools_u8=np.array([1, 255, 0], "u1").tobytes())
+    out = check_chunk(chunk, ctx)
+    assert [(r.error.field, r.error.datapoint.frame_id) for r in out.rejections] == [
+        ("chunk.columns.metadata[0].numbers_f64[1]", "b")
+    ]
+    assert out.key_types == {"lens": "bool"}
+
+
+def test_a_bad_label_provenance_rejects_the_labels_of_the_block_only() -> None:
+    chunk = _block(4)
+    chunk.columns.label_provenance.author = "a" * 257
+    out = check_chunk(chunk, CTX)
+    assert out.counts() == (4, 0, 4, 0)
+    assert {r.error.field for r in out.rejections} == {"chunk.columns.label_provenance.author"}

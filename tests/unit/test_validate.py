@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
@@ -135,3 +137,67 @@ def test_chunk_size_limit_and_references() -> None:
     chunk.labels.add(frame_id="x")
     chunk.embeddings.add(space="frame", frame_ids=["y", "1"])
     assert referenced_frames(chunk) == {"x", "y"}
+
+
+def test_times_outside_the_stored_range_reject_their_row_only() -> None:
+    chunk = pb.UploadChunk(frames=[_frame("a"), _frame("b"), _frame("c"), _frame("d")])
+    chunk.frames[0].capture_time.FromDatetime(datetime(1900, 1, 1, tzinfo=UTC))  # the first storable instant
+    chunk.frames[1].capture_time.FromDatetime(datetime(1899, 12, 31, 23, 59, 59, tzinfo=UTC))
+    chunk.frames[2].metadata["seen"].timestamp_value.FromDatetime(datetime(2300, 1, 1, tzinfo=UTC))
+    chunk.frames[3].capture_time.FromDatetime(datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC))
+    chunk.labels.add(frame_id="a").provenance.time.FromDatetime(datetime(3000, 1, 1, tzinfo=UTC))
+    out = check_chunk(chunk, CTX)
+    assert [f.frame_id for f in out.frames] == ["a", "d"]
+    got = sorted((r.error.field, r.error.datapoint.frame_id) for r in out.rejections)
+    assert got == [
+        ("chunk.frames[1].capture_time", "b"),
+        ("chunk.frames[2].metadata['seen']", "c"),
+        ("chunk.labels[0].provenance.time", "a"),
+    ]
+    assert all("1900-01-01" in r.error.message and "2299-12-31" in r.error.message for r in out.rejections)
+
+
+@pytest.mark.parametrize(
+    ("field", "mutate"),
+    [
+        ("provenance.source", lambda lab: setattr(lab.provenance, "source", "s" * 257)),
+        ("provenance.author", lambda lab: setattr(lab.provenance, "author", "a" * 257)),
+        ("provenance.reason", lambda lab: setattr(lab.provenance, "reason", "r" * 4097)),
+        ("objects[0].annotation_uri", lambda lab: setattr(lab.objects[0], "annotation_uri", "u" * 4097)),
+    ],
+)
+def test_free_text_is_bounded(field: str, mutate) -> None:  # type: ignore[no-untyped-def]
+    chunk = pb.UploadChunk(frames=[_frame()])
+    lab = chunk.labels.add(frame_id="a")
+    lab.objects.add(object_id="o1", class_id=1, box=pb.Box(x=1, y=1, width=5, height=5))
+    lab.provenance.reason = "r" * 4096
+    out = check_chunk(chunk, CTX)
+    assert not out.rejections
+    mutate(chunk.labels[0])
+    out = check_chunk(chunk, CTX)
+    assert [r.error.field for r in out.rejections] == [f"chunk.labels[0].{field}"]
+
+
+def test_a_metadata_key_keeps_its_type_stored_or_first_in_the_chunk() -> None:
+    ctx = Context(project=DET, dataset=CTX.dataset, key_types={"camera": "string"})
+    chunk = pb.UploadChunk(frames=[_frame("a"), _frame("b"), _frame("c"), _frame("d")])
+    chunk.frames[0].metadata["camera"].string_value = "front"
+    chunk.frames[1].metadata["camera"].number_value = 2
+    chunk.frames[2].metadata["lens"].bool_value = True
+    chunk.frames[3].metadata["lens"].string_value = "wide"
+    out = check_chunk(chunk, ctx)
+    assert [f.frame_id for f in out.frames] == ["a", "c"]
+    assert [r.error.field for r in out.rejections] == [
+        "chunk.frames[1].metadata['camera']",
+        "chunk.frames[3].metadata['lens']",
+    ]
+    assert "holds string values" in out.rejections[0].error.message and "is a number" in out.rejections[0].error.message
+    # only keys the chunk writes first are new
+    assert out.key_types == {"lens": "bool"}
+
+
+def test_an_echoed_split_is_cut() -> None:
+    chunk = pb.UploadChunk(frames=[_frame()])
+    chunk.frames[0].split = "x" * 100_000
+    (r,) = check_chunk(chunk, CTX).rejections
+    assert r.error.field == "chunk.frames[0].split" and len(r.error.message) < 400
