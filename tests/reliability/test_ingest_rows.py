@@ -246,6 +246,8 @@ def test_frames_at_the_ends_of_the_time_range_page_and_sort(running: Running) ->
     chunk.frames[0].capture_time.FromDatetime(datetime(1900, 1, 1, tzinfo=UTC))
     chunk.frames[1].capture_time.FromDatetime(datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC))
     chunk.frames[2].ClearField("capture_time")
+    chunk.frames[0].metadata["seen"].timestamp_value.FromDatetime(datetime(2299, 12, 31, tzinfo=UTC))
+    chunk.frames[1].metadata["seen"].timestamp_value.FromDatetime(datetime(1900, 1, 1, tzinfo=UTC))
     with running.client(running.admin_key) as c:
         resp = c.ingest.Upload(iter([pb.UploadRequest(project=PROJECT, dataset=dataset, chunk=chunk)]))
         assert _wait_settled(c, resp.upload_id).state == pb.UPLOAD_STATE_COMPLETED
@@ -260,6 +262,17 @@ def test_frames_at_the_ends_of_the_time_range_page_and_sort(running: Running) ->
             )
             assert page.datapoints[0].ref.frame_id == first
             assert page.page.total_count >= 3
+            by_seen = c.analysis.QueryDatapoints(
+                apb.QueryDatapointsRequest(
+                    project=PROJECT,
+                    dataset=dataset,
+                    sort=[apb.SortKey(field="metadata.seen", descending=descending)],
+                    page=cpb.PageRequest(page_size=1),
+                )
+            )
+            assert by_seen.datapoints[0].ref.frame_id == ("f0" if descending else "f1")
+            seen = by_seen.datapoints[0].metadata["seen"].timestamp_value.ToDatetime(tzinfo=UTC)
+            assert seen.year == (2299 if descending else 1900)
 
 
 # -- an upload stream that fails part-way ------------------------------------------------------
