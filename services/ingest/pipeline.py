@@ -35,7 +35,7 @@ from shoal.common.timeutil import now_ms
 from shoal.common.topics import Topics
 from shoal.common.workers import Backoff, ThreadWorker
 from shoal.ingest.catalog import ProjectCatalog
-from shoal.ingest.columns import column_sizes, take_rows
+from shoal.ingest.columns import MAX_ID, MAX_TEXT, column_sizes, take_rows
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk, Context, check_chunk, check_chunk_size, referenced_frames
@@ -193,8 +193,11 @@ def _has_metadata(chunk: pb.UploadChunk) -> bool:
 
 
 def _error_tuple(err: ShoalError) -> tuple[str, str, str, str, str]:
+    """An error as a status row stores it; ids and text cut to their limits (a rejected id may be
+    longer than any valid one)."""
     dp = err.datapoint
-    return (err.reason, err.field, dp.frame_id if dp else "", dp.object_id if dp else "", err.message)
+    frame_id, object_id = (dp.frame_id, dp.object_id) if dp else ("", "")
+    return (err.reason, err.field[:MAX_ID], frame_id[:MAX_ID], object_id[:MAX_ID], err.message[:MAX_TEXT])
 
 
 class UploadPublisher:

@@ -279,13 +279,15 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 indices.append(index)
                 for key, kind in one.key_types.items():
                     key_types.setdefault(key, kind)
-            if context is not None and not context.is_active():
-                # a cancelled stream can end like a finished one
-                raise Aborted(_CANCELLED)
+            self._check_active(context)
             if not futures:
                 raise InvalidArgument("an upload needs at least one chunk", field="chunk")
             for fut in futures:
                 fut.result(timeout=self.publish_timeout)  # Unavailable if Kafka did not take it
+            total = max(declared_total, max(indices) + 1)
+            self.publisher.record_accepted(project, dataset, upload_id, list(zip(indices, checked, strict=True)), total)
+            # checked again: the cancellation that ended the stream may be seen only now
+            self._check_active(context)
         except Exception as exc:
             reason = None
             if futures:
@@ -293,11 +295,16 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             if isinstance(exc, grpc.RpcError) and reason is not None:
                 raise reason from exc  # the client went away: no traceback in the log
             raise
-        total = max(declared_total, max(indices) + 1)
-        self.publisher.record_accepted(project, dataset, upload_id, list(zip(indices, checked, strict=True)), total)
         totals = [sum(column) for column in zip(*(c.counts() for c in checked), strict=True)]
         accepted = dict(zip(KINDS, totals, strict=True))
         return pb.UploadResponse(upload_id=upload_id, chunks=len(futures), accepted=_counts(accepted))
+
+    @staticmethod
+    def _check_active(context: Any) -> None:
+        """Raises when the client cancelled: a cancelled stream's requests can end as if the
+        client had finished sending them."""
+        if context is not None and not context.is_active():
+            raise Aborted(_CANCELLED)
 
     def _interrupted(
         self,

@@ -211,6 +211,8 @@ def check_chunk_size(chunk: pb.UploadChunk, max_items: int) -> None:
         "chunk.embeddings": sum(len(b.frame_ids) for b in chunk.embeddings),
         "chunk.columns.frame_ids": len(chunk.columns.frame_ids),
     }
+    if len(chunk.inference_set) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"is longer than {MAX_ID_LENGTH} characters", field="chunk.inference_set")
     for name, n in sizes.items():
         if n > max_items:
             raise InvalidArgument(
@@ -264,7 +266,7 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
         try:
             if counts[labels.frame_id] > 1:
                 raise InvalidArgument(
-                    f"labels for frame {labels.frame_id!r} appear {counts[labels.frame_id]} times in one chunk",
+                    f"labels for frame {shown(labels.frame_id)} appear {counts[labels.frame_id]} times in one chunk",
                     field=f"{where}.frame_id",
                 )
             _check_labels(labels, ctx, dims, where)
@@ -283,7 +285,7 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
                     raise InvalidArgument("inferences need chunk.inference_set", field="chunk.inference_set")
                 if counts[inference.frame_id] > 1:
                     raise InvalidArgument(
-                        f"inference for frame {inference.frame_id!r} appears {counts[inference.frame_id]} times",
+                        f"inference for frame {shown(inference.frame_id)} appears {counts[inference.frame_id]} times",
                         field=f"{where}.frame_id",
                     )
                 _check_inference(inference, ctx, dims, where, probs_ok=bool(probs_ok[i]))
@@ -510,7 +512,9 @@ def _check_block(
     if space is None:
         known = ", ".join(ctx.spaces) or "none"
         reject_all(
-            InvalidArgument(f"unknown embedding space {block.space!r} (project has: {known})", field=f"{where}.space")
+            InvalidArgument(
+                f"unknown embedding space {shown(block.space)} (project has: {known})", field=f"{where}.space"
+            )
         )
         return
     n = len(block.frame_ids)
