@@ -285,12 +285,14 @@ class UploadPublisher:
         checked: Sequence[tuple[int, CheckedChunk]],
         total: int,
         reason: ShoalError,
+        *,
+        last: int,
     ) -> None:
         """Records the chunks a stream published before it failed as accepted, and that the
         stream ended early (stage "interrupted", with the reason): the upload's status is
-        INCOMPLETE until the chunks it misses arrive."""
+        INCOMPLETE until the chunks it misses arrive. ``last``: the index the interruption row
+        is kept under (the last chunk the stream published, or read)."""
         now = now_ms()
-        last = max(i for i, _ in checked)
         rows = [
             [project, upload_id, i, "accepted", dataset, total, *c.counts(), 0, 0, 0, 0, [], now, time.time_ns()]
             for i, c in checked

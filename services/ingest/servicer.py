@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
 from shoal.common.auth import current_principal
 from shoal.common.convert import page_of, page_response, timestamp
-from shoal.common.errors import Aborted, InternalError, InvalidArgument, ShoalError, shown
+from shoal.common.errors import Aborted, InternalError, InvalidArgument, NotFound, ShoalError, shown
 from shoal.common.stores.vectors import VectorStore
 from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import Dataset, DatasetCatalog, InferenceSet
@@ -108,6 +109,21 @@ def inference_set_to_proto(s: InferenceSet) -> ingest_pb2.InferenceSet:
         description=s.description,
         create_time=timestamp(s.create_time),
     )
+
+
+@dataclass
+class _Stream:
+    """What an Upload stream sent before it failed."""
+
+    project: str
+    dataset: str
+    upload_id: str
+    indices: list[int]
+    checked: list[Any]
+    futures: list[Any]
+    declared_total: int
+    #: the index of the last chunk read
+    attempted: int
 
 
 def _counts(values: dict[str, int]) -> ingest_pb2.UploadCounts:
@@ -251,6 +267,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         checked = []
         indices: list[int] = []
         declared_total = 0
+        attempted = 0  # the index of the last chunk read
         #: metadata key types the stream's chunks give keys first
         key_types: dict[str, str] = {}
         try:
@@ -270,6 +287,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                     raise InvalidArgument(f"message {position} changes the upload id", field="upload_id")
                 index = request.chunk_index if request.HasField("chunk_index") else position
                 check_position(index, request.total_chunks)
+                attempted = index
                 declared_total = max(declared_total, request.total_chunks)
                 one = self.publisher.check(project, dataset, request.chunk, index, key_types)
                 futures.append(
@@ -290,8 +308,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             self._check_active(context)
         except Exception as exc:
             reason = None
-            if futures:
-                reason = self._interrupted(project, dataset, upload_id, indices, checked, futures, declared_total, exc)
+            if upload_id:
+                stream = _Stream(project, dataset, upload_id, indices, checked, futures, declared_total, attempted)
+                reason = self._interrupted(stream, exc)
             if isinstance(exc, grpc.RpcError) and reason is not None:
                 raise reason from exc  # the client went away: no traceback in the log
             raise
@@ -306,32 +325,23 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         if context is not None and not context.is_active():
             raise Aborted(_CANCELLED)
 
-    def _interrupted(
-        self,
-        project: str,
-        dataset: str,
-        upload_id: str,
-        indices: list[int],
-        checked: list[Any],
-        futures: list[Any],
-        declared_total: int,
-        exc: BaseException,
-    ) -> ShoalError | None:
-        """A stream failed after publishing chunks: records those Kafka took as accepted and
-        the stream as interrupted, so the status says which chunks are missing. Returns the
-        reason recorded (None when no chunk was published)."""
+    def _interrupted(self, stream: _Stream, exc: BaseException) -> ShoalError | None:
+        """A stream failed: records the chunks Kafka took as accepted and the stream as
+        interrupted, so the status says which chunks are missing (also when this stream published
+        nothing but continues an upload that exists). Returns the reason recorded, if any."""
         published = []
-        for index, one, fut in zip(indices, checked, futures, strict=True):
+        for index, one, fut in zip(stream.indices, stream.checked, stream.futures, strict=True):
             try:
                 fut.result(timeout=self.publish_timeout)
             except Exception as err:  # noqa: BLE001 - not published: it is one of the missing chunks
-                log.info("upload %s chunk %d was not published: %s", upload_id, index, err)
+                log.info("upload %s chunk %d was not published: %s", stream.upload_id, index, err)
                 continue
             published.append((index, one))
-        if not published:
+        if not published and not (stream.declared_total and self._exists(stream.project, stream.upload_id)):
             return None
         # without a declared total, at least the chunk after the last one published was coming
-        total = declared_total or max(max(indices) + 1, max(i for i, _ in published) + 2)
+        last = max((i for i, _ in published), default=stream.attempted)
+        total = stream.declared_total or max(stream.attempted + 1, last + 2)
         if isinstance(exc, ShoalError):
             reason: ShoalError = exc
         elif isinstance(exc, grpc.RpcError):
@@ -339,10 +349,19 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         else:
             reason = InternalError(f"the stream failed: {type(exc).__name__}")
         try:
-            self.publisher.record_interrupted(project, dataset, upload_id, published, total, reason)
+            self.publisher.record_interrupted(
+                stream.project, stream.dataset, stream.upload_id, published, total, reason, last=last
+            )
         except Exception:
-            log.exception("could not record the interrupted upload %s", upload_id)
+            log.exception("could not record the interrupted upload %s", stream.upload_id)
         return reason
+
+    def _exists(self, project: str, upload_id: str) -> bool:
+        try:
+            upload_status(self.publisher.metrics, project, upload_id, max_errors=0)
+        except (NotFound, InvalidArgument):
+            return False
+        return True
 
     def GetUploadStatus(self, request: pb.GetUploadStatusRequest, context: Any) -> pb.GetUploadStatusResponse:
         st = upload_status(self.publisher.metrics, request.project, request.upload_id)

@@ -406,3 +406,26 @@ def test_free_text_of_a_chunk_is_bounded(running: Running, field: str, mutate) -
     with running.client(running.admin_key) as c:
         err = _refused(c, dataset, chunk)
     assert field in err.details()
+
+
+def test_a_later_stream_refused_at_its_first_chunk_leaves_the_upload_incomplete(running: Running) -> None:
+    """As the SDK sends a large upload: several streams under one upload id, each declaring the total."""
+    dataset = _dataset(running)
+    upload_id = f"up-{uuid.uuid4().hex}"
+
+    def request(j: int, chunk: pb.UploadChunk) -> pb.UploadRequest:
+        return pb.UploadRequest(
+            project=PROJECT, dataset=dataset, upload_id=upload_id, chunk_index=j, total_chunks=4, chunk=chunk
+        )
+
+    bad = _frames(5, prefix="x")
+    bad.frames[0].split = "nope"
+    with running.client(running.admin_key) as c:
+        c.ingest.Upload(iter([request(j, _frames(5, prefix=f"s{j}-")) for j in (0, 1)]))
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.Upload(iter([request(2, bad), request(3, _frames(5, prefix="s3-"))]))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        st = _wait_settled(c, upload_id)
+        assert pb.UploadState.Name(st.state) == "UPLOAD_STATE_INCOMPLETE"
+        assert (st.chunks_processed, st.chunks_total, st.written.frames) == (2, 4, 10)
+        assert "chunks 2-3" in st.errors[0].detail.message and "split" in st.errors[0].detail.message
