@@ -317,7 +317,10 @@ def upload(
     progress: bool = True,
 ) -> UploadResult:
     """Sends ``columns``; returns once every chunk is durably in Kafka. Retries UNAVAILABLE
-    within ``deadline_seconds``; raises :class:`UploadFailed` otherwise."""
+    within ``deadline_seconds``; raises :class:`UploadFailed` otherwise, or the ``grpc.RpcError`` of
+    a refused chunk (INVALID_ARGUMENT naming the field and the frame). Chunks sent before a failure
+    stay accepted and the upload is INCOMPLETE: call again with the same ``upload_id`` once the
+    data is fixed (chunks sent twice are written once)."""
     from tqdm import tqdm
 
     upload_id = upload_id or f"up-{uuid.uuid4().hex}"
