@@ -35,7 +35,7 @@ from shoal.common.timeutil import now_ms
 from shoal.common.topics import Topics
 from shoal.common.workers import Backoff, ThreadWorker
 from shoal.ingest.catalog import ProjectCatalog
-from shoal.ingest.columns import MAX_ID, MAX_TEXT, column_sizes, take_rows
+from shoal.ingest.columns import MAX_ID, MAX_TEXT, column_sizes, take_rows, time_problem
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk, Context, check_chunk, check_chunk_size, referenced_frames
@@ -454,11 +454,6 @@ class UploadProcessor:
         if not upload.project or not upload.dataset:
             item.failure = InvalidArgument("project and dataset are required", field="project")
             return item
-        try:
-            check_position(upload.chunk_index, upload.total_chunks)
-        except InvalidArgument as err:
-            item.failure = err
-            return item
         upload_id = upload.upload_id or f"kafka-{event.topic}-{event.partition}-{event.offset}"
         key = upload.idempotency_key or f"{upload_id}/{upload.chunk_index}"
         produced = (
@@ -467,6 +462,19 @@ class UploadProcessor:
         item.meta = EventMeta(
             upload.project, upload.dataset, upload_id, upload.chunk_index, key, upload.chunk.inference_set, produced
         )
+        try:
+            check_position(upload.chunk_index, upload.total_chunks)
+            if upload.HasField("produced_time"):
+                # it versions the rows (UInt64 nanoseconds) and dates labels without a provenance time
+                t = upload.produced_time
+                problem = time_problem(t.seconds, t.nanos, "produced_time")
+                if problem is None and t.seconds < 0:
+                    problem = InvalidArgument("must not be before 1970-01-01T00:00:00Z", field="produced_time")
+                if problem is not None:
+                    raise problem
+        except InvalidArgument as err:
+            item.failure = err
+            return item
         try:
             types = key_types.get((upload.project, upload.dataset))
             if types is None:

@@ -429,3 +429,18 @@ def test_a_later_stream_refused_at_its_first_chunk_leaves_the_upload_incomplete(
         assert pb.UploadState.Name(st.state) == "UPLOAD_STATE_INCOMPLETE"
         assert (st.chunks_processed, st.chunks_total, st.written.frames) == (2, 4, 10)
         assert "chunks 2-3" in st.errors[0].detail.message and "split" in st.errors[0].detail.message
+
+
+def test_an_event_produced_at_an_impossible_time_is_refused_with_its_reason(running: Running) -> None:
+    dataset = _dataset(running)
+    upload_id = f"producer-{uuid.uuid4().hex[:8]}"
+    event = pb.UploadEvent(schema_version=1, upload_id=upload_id, project=PROJECT, dataset=dataset, chunk=_frames(3))
+    event.produced_time.FromDatetime(datetime(1950, 1, 1, tzinfo=UTC))
+    topics = Topics(running.server.settings.topic_prefix)
+    running.server.stores.events.publish(
+        topics.uploads, key=f"{PROJECT}/{dataset}".encode(), value=event.SerializeToString()
+    ).result(timeout=10)
+    with running.client(running.admin_key) as c:
+        st = _wait_settled(c, upload_id)
+    assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS and st.rejected.frames == 3
+    assert [e.detail.field for e in st.errors] == ["produced_time"]
