@@ -215,17 +215,31 @@ def test_rows_the_store_refuses_are_rejected_alone(running: Running) -> None:
     chunk.frames[61].frame_id = f"poison-{dataset}"
     upload_id = f"producer-{uuid.uuid4().hex[:8]}"
     _publish(running, dataset, upload_id, chunk, total_chunks=1)
+    # the same in the columnar form, with labels: the refused frame's label goes with it
+    cols = pb.UploadChunk()
+    cols.columns.frame_ids.extend(f"c{i}" for i in range(50))
+    cols.columns.frame_ids[7] = f"poison-{dataset}"
+    cols.columns.label_class_ids_i32 = np.full(50, 1, dtype="<i4").tobytes()
+    columnar_id = f"producer-{uuid.uuid4().hex[:8]}"
+    _publish(running, dataset, columnar_id, cols, total_chunks=1)
     with running.client(running.admin_key) as c:
         st = _wait_settled(c, upload_id)
+        by_columns = _wait_settled(c, columnar_id)
     running.server.stores.metrics.command(f"ALTER TABLE frames DROP CONSTRAINT refuse_{dataset}")
+    assert by_columns.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
+    assert (by_columns.written.frames, by_columns.written.labels) == (49, 49)
+    assert (by_columns.rejected.frames, by_columns.rejected.labels) == (1, 1)
+    assert {e.detail.field for e in by_columns.errors} == {"chunk.columns.frame_ids[7]"}
     assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
     assert (st.chunks_processed, st.chunks_total) == (1, 1)
     assert (st.written.frames, st.rejected.frames) == (99, 1)
     assert len(st.errors) == 1 and st.errors[0].detail.datapoint.frame_id == f"poison-{dataset}"
     assert "refuse_" in st.errors[0].detail.message
-    assert len(_frame_ids(running, dataset)) == 99
+    assert len(_frame_ids(running, dataset)) == 99 + 49
     (part,) = _dead_letters(running, upload_id)
     assert [f.frame_id for f in part.chunk.frames] == [f"poison-{dataset}"]
+    (part,) = _dead_letters(running, columnar_id)
+    assert list(part.chunk.columns.frame_ids) == [f"poison-{dataset}"]
 
 
 # -- chunk index bounds, extreme but storable times --------------------------------------------
