@@ -194,15 +194,24 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.
 
 
 # --- settings for in-process servers ------------------------------------------------------
-@pytest.fixture
-def embedded_settings(tmp_path: pathlib.Path, chdb_path: pathlib.Path, database: str) -> ShoalSettings:
-    """Settings of an all-in-one server on a free port, on the session's chDB path."""
+def server_settings(
+    data_dir: pathlib.Path, chdb_path: pathlib.Path, database: str = "", **more: object
+) -> ShoalSettings:
+    """Settings of an in-process all-in-one server on a free port, on the session's chDB path (chDB
+    opens one data directory per process) in a database of its own (a new one unless named)."""
     return ShoalSettings(
         port=0,
-        data_dir=tmp_path / "data",
+        data_dir=data_dir,
         metrics_url=f"chdb://{chdb_path}",
-        clickhouse_database=database,
+        clickhouse_database=database or f"t_{uuid.uuid4().hex[:12]}",
         readiness_interval_seconds=0.2,
         drain_seconds=0.0,
         grace_seconds=2.0,
+        **more,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: pathlib.Path, chdb_path: pathlib.Path, database: str) -> ShoalSettings:
+    """Settings of an all-in-one server on a free port, on the session's chDB path."""
+    return server_settings(tmp_path / "data", chdb_path, database)

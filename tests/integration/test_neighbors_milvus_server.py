@@ -19,11 +19,11 @@ from sklearn.metrics import roc_auc_score
 from shoal.analysis import neighbors
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.client import Client
-from shoal.common.settings import ShoalSettings
 from shoal.common.stores.vectors import ServerVectorStore, collection_name
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
+from tests.conftest import server_settings
 from tests.server.conftest import Running, finish_job, start_server
 from tests.server.test_analysis_neighbors import planted
 
@@ -43,16 +43,7 @@ def on_milvus_server(
     tmp_path: pathlib.Path, chdb_path: pathlib.Path, database: str, milvus_server: str, project: str
 ) -> Iterator[Running]:
     """The all-in-one server with its vectors in the Milvus server (metrics on chDB)."""
-    settings = ShoalSettings(
-        port=0,
-        data_dir=tmp_path / "data",
-        metrics_url=f"chdb://{chdb_path}",
-        clickhouse_database=database,
-        vectors_url=milvus_server,
-        readiness_interval_seconds=0.2,
-        drain_seconds=0.0,
-        grace_seconds=2.0,
-    )
+    settings = server_settings(tmp_path / "data", chdb_path, database, vectors_url=milvus_server)
     running = start_server(settings)
     yield running
     running.server.stop(grace=1)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from shoal.analysis.v1 import analysis_pb2 as apb
-from shoal.common.settings import ShoalSettings
 from shoal.common.stores.vectors import ServerVectorStore, collection_name
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.sampler.v1 import sampler_pb2 as spb
+from tests.conftest import server_settings
 from tests.server.conftest import Running, start_server
 from tests.server.test_sampler_campaign import COPIES, members, planted_groups, run_campaign, shop_data, upload_shop
 from tests.server.test_sampler_feedback import assert_feedback_helps, cones_data, feedback_precisions, upload_cones
@@ -38,9 +38,7 @@ def project() -> str:
 def on_milvus_server(
     tmp_path: pathlib.Path, chdb_path: pathlib.Path, database: str, milvus_server: str, project: str
 ) -> Iterator[Running]:
-    settings = ShoalSettings(port=0, data_dir=tmp_path / "data", metrics_url=f"chdb://{chdb_path}",
-                             clickhouse_database=database, vectors_url=milvus_server,
-                             readiness_interval_seconds=0.2, drain_seconds=0.0, grace_seconds=2.0)  # fmt: skip
+    settings = server_settings(tmp_path / "data", chdb_path, database, vectors_url=milvus_server)
     running = start_server(settings)
     yield running
     running.server.stop(grace=1)

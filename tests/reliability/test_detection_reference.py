@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from pycocotools.cocoeval import COCOeval
 
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.cli import main
-from shoal.common.settings import ShoalSettings
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import Box, LabeledObject, PredictedObject, UploadColumns, UploadFailed
+from tests.conftest import server_settings
 from tests.server.conftest import Running, start_server
 from tests.unit.test_coco import STAT_NAMES
 
@@ -33,15 +32,7 @@ FIELDS = ["ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[Running]:
-    settings = ShoalSettings(
-        port=0,
-        data_dir=tmp_path_factory.mktemp("reference") / "data",
-        metrics_url=f"chdb://{chdb_path}",
-        clickhouse_database=f"t_{uuid.uuid4().hex[:12]}",
-        readiness_interval_seconds=0.2,
-        drain_seconds=0.0,
-        grace_seconds=2.0,
-    )
+    settings = server_settings(tmp_path_factory.mktemp("reference") / "data", chdb_path)
     running = start_server(settings)
     yield running
     running.server.stop(grace=1)

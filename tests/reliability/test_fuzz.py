@@ -25,6 +25,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.labeling_bridge.v1 import labeling_bridge_pb2
 from shoal.sampler.v1 import sampler_pb2
 from shoal.sdk import UploadColumns
+from tests.conftest import server_settings
 from tests.server.conftest import Running, finish_job, start_server, wait_for
 
 #: the fixed seed of make test; SHOAL_FUZZ_SEED and SHOAL_FUZZ_MESSAGES explore further by hand
@@ -160,12 +161,8 @@ def _message_class(descriptor: Descriptor) -> type[Message]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[Running]:
-    from shoal.common.settings import ShoalSettings
 
-    settings = ShoalSettings(
-        port=0, data_dir=tmp_path_factory.mktemp("fuzz"), metrics_url=f"chdb://{chdb_path}",
-        clickhouse_database="t_fuzz", readiness_interval_seconds=0.2, drain_seconds=0.0, grace_seconds=1.0,
-    )  # fmt: skip
+    settings = server_settings(tmp_path_factory.mktemp("fuzz"), chdb_path, "t_fuzz")
     running = start_server(settings)
     with running.client(running.admin_key) as c:
         space = pb.EmbeddingSpace(name="e", dimension=4, metric=pb.DISTANCE_METRIC_L2,

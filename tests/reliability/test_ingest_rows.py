@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from shoal.analysis.v1 import analysis_pb2 as apb
-from shoal.common.settings import ShoalSettings
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
+from tests.conftest import server_settings
 from tests.server.conftest import Running, start_server, wait_for
 
 PROJECT = "rows"
@@ -28,15 +28,7 @@ K = 3
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory, chdb_path: pathlib.Path) -> Iterator[Running]:
-    settings = ShoalSettings(
-        port=0,
-        data_dir=tmp_path_factory.mktemp("rows-data"),
-        metrics_url=f"chdb://{chdb_path}",
-        clickhouse_database=f"t_{uuid.uuid4().hex[:12]}",
-        readiness_interval_seconds=0.2,
-        drain_seconds=0.0,
-        grace_seconds=2.0,
-    )
+    settings = server_settings(tmp_path_factory.mktemp("rows-data"), chdb_path)
     r = start_server(settings)
     with r.client(r.admin_key) as c:
         c.ingest.CreateProject(

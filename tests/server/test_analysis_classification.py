@@ -3,7 +3,6 @@ brute-force numpy on the same data."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from sklearn.metrics import (
 )
 
 from shoal.analysis.v1 import analysis_pb2 as apb
-from shoal.common.settings import ShoalSettings
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
+from tests.conftest import server_settings
 from tests.harness._wait import scaled
 from tests.server.conftest import Running, start_server
 
@@ -68,15 +67,7 @@ class Data:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[tuple[Running, Data]]:
-    settings = ShoalSettings(
-        port=0,
-        data_dir=tmp_path_factory.mktemp("analysis") / "data",
-        metrics_url=f"chdb://{chdb_path}",
-        clickhouse_database=f"t_{uuid.uuid4().hex[:12]}",
-        readiness_interval_seconds=0.2,
-        drain_seconds=0.0,
-        grace_seconds=2.0,
-    )
+    settings = server_settings(tmp_path_factory.mktemp("analysis") / "data", chdb_path)
     running = start_server(settings)
     data = Data()
     with running.client(running.admin_key) as c:
