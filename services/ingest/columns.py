@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError, shown
+from shoal.common.timeutil import END_TIME_S, MIN_TIME_S, TIME_RANGE, time_problem
 from shoal.ingest.v1 import ingest_pb2 as pb
 
 if TYPE_CHECKING:
@@ -36,29 +37,12 @@ MAX_ID = 256
 MAX_TEXT = 4096
 PROBABILITY_TOLERANCE = 1e-3
 
-#: The times ClickHouse's DateTime64 columns hold (capture times, metadata times, label version
-#: times): 1900-01-01T00:00:00Z to 2299-12-31T23:59:59.999999Z.
-MIN_TIME_S = -2_208_988_800
-END_TIME_S = 10_413_792_000  # 2300-01-01T00:00:00Z, excluded
 MIN_TIME_MS = MIN_TIME_S * 1000
 MAX_TIME_MS = END_TIME_S * 1000 - 1
-TIME_RANGE = "1900-01-01T00:00:00Z to 2299-12-31T23:59:59.999Z"
 
 #: the type of a metadata value, by Value oneof case and by MetadataColumn oneof case
 VALUE_TYPES = {"string_value": "string", "number_value": "number", "bool_value": "bool", "timestamp_value": "timestamp"}
 COLUMN_TYPES = {"strings": "string", "numbers_f64": "number", "bools_u8": "bool", "timestamps_ms_i64": "timestamp"}
-
-
-def time_problem(seconds: int, nanos: int, where: str) -> InvalidArgument | None:
-    """What is wrong with a timestamp a row carries (seconds and nanos since the Unix epoch),
-    for the store's DateTime64 columns."""
-    if not 0 <= nanos < 1_000_000_000:
-        return InvalidArgument(f"nanos {nanos} must lie in [0, 999999999]", field=where)
-    if not MIN_TIME_S <= seconds < END_TIME_S:
-        return InvalidArgument(
-            f"time {seconds} s since the Unix epoch is outside the range Shoal stores ({TIME_RANGE})", field=where
-        )
-    return None
 
 
 def ms_out_of_range(values: np.ndarray) -> np.ndarray:

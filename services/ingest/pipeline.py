@@ -31,11 +31,11 @@ from shoal.common.errors import (
 )
 from shoal.common.stores.events import Consumer, Event, EventBus, Published, TopicPartition
 from shoal.common.stores.metrics import MetricsStore
-from shoal.common.timeutil import now_ms
+from shoal.common.timeutil import now_ms, time_problem
 from shoal.common.topics import Topics
 from shoal.common.workers import Backoff, ThreadWorker
 from shoal.ingest.catalog import ProjectCatalog
-from shoal.ingest.columns import MAX_ID, MAX_TEXT, column_sizes, take_rows, time_problem
+from shoal.ingest.columns import MAX_ID, MAX_TEXT, column_sizes, take_rows
 from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk, Context, check_chunk, check_chunk_size, referenced_frames

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError, shown
+from shoal.common.timeutil import time_problem
 from shoal.common.v1 import common_pb2
 from shoal.ingest.catalog import EmbeddingSpace, Project
 from shoal.ingest.columns import (
@@ -30,7 +31,6 @@ from shoal.ingest.columns import (
     probability_problem,
     probability_rows_ok,
     provenance_problem,
-    time_problem,
 )
 from shoal.ingest.datasets import Dataset, InferenceSet
 from shoal.ingest.v1 import ingest_pb2 as pb
