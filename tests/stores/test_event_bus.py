@@ -712,6 +712,28 @@ def test_kafka_ping_raises_unavailable_quickly_when_nobody_listens() -> None:
     assert kafka_threads() <= before, "a failed ping left a Kafka client running (reconnecting forever)"
 
 
+@pytest.mark.integration
+def test_a_kafka_consumer_whose_group_join_stalls_gives_up_to_join_anew(kafka_broker) -> None:  # type: ignore[no-untyped-def]
+    """A member that cannot complete its join (here: the broker frozen with SIGSTOP) raises Unavailable
+    after the stall limit, so that its loop closes it and joins with a new consumer, instead of
+    holding no partition until the process restarts."""
+    import signal
+
+    bus = KafkaEventBus(kafka_broker.bootstrap_servers, request_timeout_seconds=10, rebalance_stall_seconds=3)
+    topic = _new_topic(bus, partitions=1)
+    consumer = bus.consumer(_name("g"), [topic])
+    kafka_broker._signal_group(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="has not completed in 3s"):
+            while time.monotonic() - started < 120:
+                consumer.poll(0.2)
+    finally:
+        kafka_broker._signal_group(signal.SIGCONT)
+        consumer.close()
+        bus.close()
+
+
 def test_embedded_ping_raises_unavailable_after_close(tmp_path: Path) -> None:
     bus = EmbeddedEventBus(tmp_path)
     bus.ping()

@@ -956,6 +956,12 @@ def _new_client(cls: Any, **config: Any) -> Any:
     return client
 
 
+#: How long a Kafka consumer may be out of a stable group membership (joining, or rebalancing)
+#: while it polls before it gives up, closes and joins anew: in loaded clean-clone runs a
+#: rebalance's SyncGroup once never completed, and the member held no partition until restarted.
+REBALANCE_STALL_SECONDS = 120.0
+
+
 class KafkaEventBus(EventBus):
     """Apache Kafka through kafka-python: idempotent producer with ``acks=all``, consumer groups
     with manual commits."""
@@ -968,12 +974,14 @@ class KafkaEventBus(EventBus):
         *,
         client_config: Mapping[str, Any] | None = None,
         request_timeout_seconds: float = 30.0,
+        rebalance_stall_seconds: float = REBALANCE_STALL_SECONDS,
     ) -> None:
         if not bootstrap_servers.strip():
             raise ConfigurationError("SHOAL_KAFKA_BOOTSTRAP_SERVERS is empty")
         self.bootstrap_servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
         self._config = dict(client_config or {})
         self._timeout = request_timeout_seconds
+        self.rebalance_stall_seconds = rebalance_stall_seconds
         self._producer: Any = None
         self._admin: Any = None
         self._lock = threading.Lock()
@@ -1184,6 +1192,10 @@ class _KafkaConsumer(Consumer):
         self._revoke_done: set[TopicPartition] | None = None  # on_revoke ran for these
         self._assigned_pending: list[set[TopicPartition]] = []
         self._timeout = bus._timeout
+        self._group_id = group_id
+        self._stall_limit = bus.rebalance_stall_seconds
+        #: when the membership was last seen not stable (None: stable at the last poll)
+        self._unstable_since: float | None = None
         outer = self
 
         def ours(tps: Any) -> set[TopicPartition]:
@@ -1266,6 +1278,7 @@ class _KafkaConsumer(Consumer):
                 continue
             break
         self._run_assigned()
+        self._check_membership()
         out = []
         for ktp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
             for r in records:
@@ -1281,6 +1294,23 @@ class _KafkaConsumer(Consumer):
                     )
                 )
         return out
+
+    def _check_membership(self) -> None:
+        """Raises Unavailable once the group membership has not been stable for the stall limit
+        (the caller's loop then closes this consumer and joins with a new one)."""
+        from kafka.structs import MemberState
+
+        state = getattr(getattr(self._consumer, "_coordinator", None), "state", MemberState.STABLE)
+        now = time.monotonic()
+        if state == MemberState.STABLE:
+            self._unstable_since = None
+        elif self._unstable_since is None:
+            self._unstable_since = now
+        elif now - self._unstable_since > self._stall_limit:
+            raise Unavailable(
+                f"Kafka group {self._group_id}: joining or rebalancing has not completed in {self._stall_limit:.0f}s "
+                f"({state}); leaving and joining again"
+            )
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         from kafka.errors import KafkaError
