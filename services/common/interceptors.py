@@ -315,7 +315,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
             def call(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
                 principal = self._authenticate(context)
                 if rq:
-                    request_or_iterator = self._checked_stream(method, principal, request_or_iterator)
+                    request_or_iterator = _each_checked(
+                        request_or_iterator, lambda r: self._check(method, principal, r)
+                    )
                 else:
                     self._check(method, principal, request_or_iterator)
                 token = set_principal(principal)
@@ -330,11 +332,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
             return call
 
         return _wrap(handler, wrapper)
-
-    def _checked_stream(self, method: str, principal: Principal, requests: Iterator[Any]) -> Iterator[Any]:
-        for request in requests:
-            self._check(method, principal, request)
-            yield request
 
 
 def _with_principal(results: Iterator[Any], principal: Principal) -> Iterator[Any]:
@@ -360,7 +357,7 @@ class LimitInterceptor(grpc.ServerInterceptor):
         def wrapper(behaviour: Callable[..., Any], rq: bool, _rs: bool) -> Callable[..., Any]:
             def call(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
                 if rq:
-                    return behaviour(_checked_messages(request_or_iterator), context)
+                    return behaviour(_each_checked(request_or_iterator, limits.check), context)
                 limits.check(request_or_iterator)
                 return behaviour(request_or_iterator, context)
 
@@ -369,7 +366,8 @@ class LimitInterceptor(grpc.ServerInterceptor):
         return _wrap(handler, wrapper)
 
 
-def _checked_messages(requests: Iterator[Any]) -> Iterator[Any]:
+def _each_checked(requests: Iterator[Any], check: Callable[[Any], None]) -> Iterator[Any]:
+    """The messages of a client stream, each passed to ``check`` (which raises) before the servicer sees it."""
     for request in requests:
-        limits.check(request)
+        check(request)
         yield request
