@@ -83,13 +83,6 @@ class Cells:
     false_positive_row: bool = False
 
     @classmethod
-    def from_dense(cls, confusion: np.ndarray) -> Cells:
-        """Cells of a K x (K+1) matrix, or of a (K+1) x (K+1) one with the false-positive row."""
-        rows, cols = np.nonzero(confusion)
-        k = confusion.shape[1] - 1
-        return cls(k, rows, cols, confusion[rows, cols].astype(np.int64), confusion.shape[0] > k)
-
-    @classmethod
     def from_pairs(
         cls, k: int, rows: list[int], cols: list[int], counts: list[int], *, false_positive_row: bool = False
     ) -> Cells:
@@ -172,13 +165,6 @@ def per_class_metrics(
         weighted = (0.0, 0.0, 0.0)
     accuracy = float(tp.sum() / total) if total > 0 else 0.0
     return per_class, macro, weighted, accuracy
-
-
-def from_confusion(
-    confusion: np.ndarray, class_ids: list[int], false_positives: np.ndarray | None = None
-) -> tuple[list[PerClass], tuple, tuple, float]:
-    """:func:`per_class_metrics` of a dense K x (K+1) matrix."""
-    return per_class_metrics(Cells.from_dense(confusion), class_ids, false_positives)
 
 
 def classification_report(
