@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration venv kafka-jars label-studio helm-tools ghz bench-load protos check-protos clean
+.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars label-studio helm-tools chromium ghz bench-load protos check-protos clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ kafka-jars:
 label-studio:
 	PYTHON=$(PYTHON) bash scripts/ensure-label-studio.sh
 
+# Chromium for the console's browser tests (tests/console/), from Debian's packages.
+chromium:
+	bash scripts/ensure-chromium.sh
+
 # ghz, the gRPC load tool of the load benchmark, built with Go into .cache/ghz-bin/
 ghz:
 	bash scripts/fetch-ghz.sh
@@ -40,15 +44,19 @@ bench-load: venv ghz
 demo: venv
 	$(BIN)/shoal demo --out demo-out
 
-test: venv kafka-jars label-studio helm-tools lint
-	$(BIN)/python -m pytest -v -m "not integration" tests
-	$(BIN)/python -m pytest -v -m integration tests
+test: venv kafka-jars label-studio helm-tools chromium lint
+	$(BIN)/python -m pytest -v -m "not integration and not browser" tests
+	$(BIN)/python -m pytest -v -m "integration or browser" tests
 
 test-unit: venv helm-tools
-	$(BIN)/python -m pytest -v -m "not integration" tests
+	$(BIN)/python -m pytest -v -m "not integration and not browser" tests
 
 test-integration: venv kafka-jars label-studio
 	$(BIN)/python -m pytest -v -m integration tests
+
+# The console in a real headless Chromium (screenshots of each page under test-artifacts/console/).
+test-console: venv chromium
+	$(BIN)/python -m pytest -v -m browser tests
 
 protos: venv
 	$(BIN)/python scripts/gen_protos.py

@@ -45,12 +45,23 @@ def check_external_stores(settings: ShoalSettings, service: str) -> None:
 
 
 def build_server(
-    settings: ShoalSettings, services: Sequence[str] = SERVICE_NAMES, stores: Stores | None = None
+    settings: ShoalSettings,
+    services: Sequence[str] = SERVICE_NAMES,
+    stores: Stores | None = None,
+    *,
+    console: bool = False,
 ) -> ShoalServer:
+    """The server of ``services``; with ``console``, the web console beside them on its own HTTP
+    port (``console_port``), calling them on this server's gRPC port."""
     known = factories()
     for name in services:
         if name not in known:
             raise ConfigurationError(f"unknown service {name!r}; choose from {', '.join(SERVICE_NAMES)}")
     stores = stores if stores is not None else open_stores(settings)
     specs = [known[name](settings, stores) for name in services]
-    return ShoalServer(settings, specs, stores)
+    server = ShoalServer(settings, specs, stores)
+    if console:
+        from shoal.console.server import ConsoleServer
+
+        server.companions.append(ConsoleServer.from_settings(settings, local_port=lambda: server.port))
+    return server

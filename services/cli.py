@@ -41,18 +41,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "host": args.host,
             "data_dir": Path(args.data_dir) if args.data_dir else None,
             "insecure_dev_mode": True if args.insecure_dev_mode else None,
+            "console_port": args.console_port,
+            "console_enabled": False if args.no_console else None,
         }
     )
     logs.configure(settings.log_level, settings.log_format)
     for name in unknown_env_settings():
         log.warning("ignoring %s: no such setting (see `shoal settings`)", name)
+    if args.service == "console":
+        from shoal.console.server import serve_console
+
+        serve_console(settings)
+        return 0
     services = SERVICE_NAMES
     if args.service:
         check_external_stores(settings, args.service)
         services = (args.service,)
     else:
         log.info("all-in-one mode with data under %s", settings.data_dir.resolve())
-    server = build_server(settings, services)
+    server = build_server(settings, services, console=not args.service and settings.console_enabled)
     server.serve()
     return 0
 
@@ -366,7 +373,16 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the services (all four, embedded stores) or one of them")
-    serve.add_argument("--service", choices=SERVICE_NAMES, help="run only this service, against external servers")
+    serve.add_argument(
+        "--service",
+        choices=(*SERVICE_NAMES, "console"),
+        help="run only this service, against external servers (console: only the web console, calling the services "
+        "named by SHOAL_CONSOLE_GRPC_TARGET / SHOAL_CONSOLE_SERVICE_TARGETS)",
+    )
+    serve.add_argument(
+        "--console-port", type=int, help="HTTP port of the web console (SHOAL_CONSOLE_PORT, default 8080; 0: any)"
+    )
+    serve.add_argument("--no-console", action="store_true", help="run the services without the web console")
     serve.add_argument("--port", type=int, help="gRPC port (SHOAL_PORT, default 50051)")
     serve.add_argument("--host", help="bind address (SHOAL_HOST, default 127.0.0.1)")
     serve.add_argument("--data-dir", help="where embedded stores keep data (SHOAL_DATA_DIR, default ./shoal-data)")

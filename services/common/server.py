@@ -107,6 +107,8 @@ class ShoalServer:
         self._prepared = False
         self._workers_started = False
         self._status: dict[str, int] = {}
+        #: started once the gRPC port is bound, stopped first (the console of the all-in-one server)
+        self.companions: list[BackgroundWorker] = []
         self._store_errors: dict[str, str] = {}
         self._lock = threading.Lock()
         for name in self._health_names():
@@ -197,6 +199,8 @@ class ShoalServer:
             log.info("health only, plaintext, on %s:%d", self.settings.host, self.health_port)
         server.start()
         self._server = server
+        for companion in self.companions:
+            companion.start()
         self._set(LIVENESS, SERVING)
         log.info(
             "serving %s on %s:%d (%s)",
@@ -335,6 +339,11 @@ class ShoalServer:
             self.health.enter_graceful_shutdown()
         log.info("shutting down: health is NOT_SERVING; draining for %.1fs", self.settings.drain_seconds)
         time.sleep(self.settings.drain_seconds)
+        for companion in self.companions:
+            try:
+                companion.stop(timeout_seconds=grace)
+            except Exception:
+                log.exception("stopping %s failed", companion.name)
         for spec in self.specs:
             for worker in spec.workers:
                 try:

@@ -93,6 +93,55 @@ class ShoalSettings(BaseSettings):
         "served when a labeling platform and SHOAL_LABELING_WEBHOOK_URL are set.",
     )
 
+    # --- console -------------------------------------------------------------------------
+    console_port: int = Field(
+        8080,
+        ge=0,
+        le=65535,
+        description="HTTP port of the web console, served by `shoal serve` beside the services and by "
+        "`shoal serve --service console` (0 picks a free one).",
+    )
+    console_enabled: bool = Field(True, description="Serve the web console in the all-in-one `shoal serve`.")
+    console_grpc_target: str = Field(
+        "",
+        description="Where the console reaches the services, `host:port`, when it runs on its own "
+        "(`--service console`); the all-in-one server uses its own port.",
+    )
+    console_service_targets: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per service, a target that replaces console_grpc_target, as JSON: `{"analysis": '
+        '"shoal-analysis:50051", ...}`.',
+    )
+    console_grpc_ca_file: Path | None = Field(
+        None,
+        description="PEM CA bundle that signed the services' certificate: the console then calls them over TLS. "
+        "The all-in-one server with TLS on uses tls_cert_file.",
+    )
+    console_grpc_server_name: str = Field(
+        "", description="Name the services' TLS certificate is checked against, when it is not the target's host."
+    )
+    console_media_roots: list[str] = Field(
+        default_factory=list,
+        description="Local folders (JSON list) the console may read frames' media from (`file://` URIs and plain "
+        "paths); anything outside them, through `..` or a symlink, is refused. Unset: `media` under data_dir.",
+    )
+    console_allow_private_http: bool = Field(
+        False,
+        description="Let the console fetch http(s) media from loopback, private and link-local addresses "
+        "(refused by default, so a media URI cannot reach internal services).",
+    )
+    console_media_max_mb: int = Field(64, ge=1, le=4096, description="Largest media file the console reads, in MiB.")
+    console_cache_dir: Path | None = Field(
+        None, description="Where the console keeps thumbnails; unset: `console-cache` under data_dir."
+    )
+    console_cache_max_mb: int = Field(
+        512, ge=1, description="Most disk the thumbnail cache may use, in MiB; the least recently used go first."
+    )
+    console_cookie_secure: bool | None = Field(
+        None,
+        description="Mark the console's cookies Secure; unset: when TLS is on. Set true behind an HTTPS ingress.",
+    )
+
     # --- security ------------------------------------------------------------------------
     tls_cert_file: Path | None = Field(None, description="PEM certificate chain; with tls_key_file turns TLS on.")
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")

@@ -1,0 +1,261 @@
+"""The console's side of the gRPC API: one channel per service, every call made with the signed-in
+person's API key, so the services' own authorisation decides what the console may show or do.
+
+The console holds no store. A browser's request names a service and a unary method; the request
+body is the method's request message in protobuf's JSON form, and the answer is the response
+message in the same form. Streaming methods (``Upload``) are not reachable through the console.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shoal.analysis.v1 import analysis_pb2
+from shoal.common.errors import ConfigurationError
+from shoal.common.interceptors import ERROR_DETAIL_KEY
+from shoal.common.settings import SERVICE_NAMES, ShoalSettings
+from shoal.common.v1 import common_pb2
+from shoal.ingest.v1 import ingest_pb2
+from shoal.labeling_bridge.v1 import labeling_bridge_pb2
+from shoal.sampler.v1 import sampler_pb2
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTORS: dict[str, ServiceDescriptor] = {
+    "ingest": ingest_pb2.DESCRIPTOR.services_by_name["IngestService"],
+    "analysis": analysis_pb2.DESCRIPTOR.services_by_name["AnalysisService"],
+    "sampler": sampler_pb2.DESCRIPTOR.services_by_name["SamplerService"],
+    "labeling_bridge": labeling_bridge_pb2.DESCRIPTOR.services_by_name["LabelingBridgeService"],
+}
+
+#: the longest a call made for a page may take; the services stop their work when it passes
+DEFAULT_TIMEOUT_SECONDS = 60.0
+
+#: gRPC status -> the HTTP status the console answers with
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.CANCELLED: 503,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+}
+
+
+@dataclass(frozen=True)
+class CallError(Exception):
+    """A call that did not succeed, as the browser is told about it: never a traceback."""
+
+    http_status: int
+    code: str
+    message: str
+    service: str
+    field: str = ""
+
+    def body(self) -> dict[str, str]:
+        out = {"error": self.message, "code": self.code, "service": self.service}
+        if self.field:
+            out["field"] = self.field
+        return out
+
+
+@dataclass(frozen=True)
+class Method:
+    service: str
+    name: str
+    path: str
+    request: type[Message]
+    response: type[Message]
+
+
+def _methods() -> dict[tuple[str, str], Method]:
+    out = {}
+    for service, desc in _DESCRIPTORS.items():
+        m: MethodDescriptor
+        for m in desc.methods:
+            if m.client_streaming or m.server_streaming:
+                continue
+            request, response = GetMessageClass(m.input_type), GetMessageClass(m.output_type)
+            out[(service, m.name)] = Method(service, m.name, f"/{desc.full_name}/{m.name}", request, response)
+    return out
+
+
+METHODS = _methods()
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+class Backend:
+    """Channels to the four services. ``targets`` maps a service to ``host:port``; a callable is
+    read at first use (the all-in-one server knows its port only once bound)."""
+
+    def __init__(
+        self,
+        targets: Mapping[str, str] | Callable[[], Mapping[str, str]],
+        *,
+        ca_file: Path | None = None,
+        server_name: str = "",
+        max_message_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self._targets_of = targets if callable(targets) else (lambda: targets)
+        self._targets: dict[str, str] | None = None
+        self._root_certs = ca_file.read_bytes() if ca_file is not None else None
+        self._server_name = server_name
+        self._options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        if server_name:
+            self._options.append(("grpc.ssl_target_name_override", server_name))
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+        self._ready_at = 0.0
+        self._ready: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: ShoalSettings, local_port: Callable[[], int | None] | None = None) -> Backend:
+        """The targets of ``settings``; with ``local_port`` (the all-in-one server), this process's
+        own port for every service not named in console_service_targets."""
+        ca_file = settings.console_grpc_ca_file
+        server_name = settings.console_grpc_server_name
+        if local_port is not None and settings.tls_enabled and ca_file is None:
+            ca_file = settings.tls_cert_file
+            server_name = server_name or "localhost"
+
+        def targets() -> dict[str, str]:
+            fallback = settings.console_grpc_target
+            if local_port is not None and not fallback:
+                port = local_port()
+                if port is None:
+                    raise ConfigurationError("the console started before the gRPC server was bound")
+                fallback = f"127.0.0.1:{port}"
+            out = {name: settings.console_service_targets.get(name, fallback) for name in SERVICE_NAMES}
+            missing = [name for name, target in out.items() if not target]
+            if missing:
+                raise ConfigurationError(
+                    "the console needs to know where the services are: set SHOAL_CONSOLE_GRPC_TARGET=host:port "
+                    f"or SHOAL_CONSOLE_SERVICE_TARGETS (missing: {', '.join(missing)})"
+                )
+            return out
+
+        unknown = sorted(set(settings.console_service_targets) - set(SERVICE_NAMES))
+        if unknown:
+            raise ConfigurationError(
+                f"SHOAL_CONSOLE_SERVICE_TARGETS names {', '.join(unknown)}; the services are {', '.join(SERVICE_NAMES)}"
+            )
+        return cls(targets, ca_file=ca_file, server_name=server_name, max_message_bytes=settings.max_message_bytes)
+
+    def targets(self) -> dict[str, str]:
+        if self._targets is None:
+            self._targets = dict(self._targets_of())
+        return self._targets
+
+    def channel(self, service: str) -> grpc.Channel:
+        target = self.targets()[service]
+        with self._lock:
+            channel = self._channels.get(target)
+            if channel is None:
+                if self._root_certs is not None:
+                    creds = grpc.ssl_channel_credentials(root_certificates=self._root_certs)
+                    channel = grpc.secure_channel(target, creds, options=self._options)
+                else:
+                    channel = grpc.insecure_channel(target, options=self._options)
+                self._channels[target] = channel
+            return channel
+
+    def call(
+        self, service: str, method: str, body: Mapping[str, Any], api_key: str, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Calls ``service.method`` with ``body`` (JSON form of its request) as the key's holder."""
+        return to_json(self.call_message(service, method, body, api_key, timeout=timeout))
+
+    def call_message(
+        self,
+        service: str,
+        method: str,
+        body: Mapping[str, Any] | Message,
+        api_key: str,
+        *,
+        timeout: float | None = None,
+    ) -> Message:
+        m = METHODS.get((service, method))
+        if m is None:
+            raise CallError(404, "NOT_FOUND", f"{service}.{method} is no method the console can call", service)
+        if isinstance(body, Message):
+            request = body
+        else:
+            try:
+                request = json_format.ParseDict(dict(body), m.request(), ignore_unknown_fields=False)
+            except json_format.ParseError as exc:
+                raise CallError(400, "INVALID_ARGUMENT", f"{m.request.DESCRIPTOR.name}: {exc}", service) from exc
+        stub = self.channel(service).unary_unary(
+            m.path, request_serializer=m.request.SerializeToString, response_deserializer=m.response.FromString
+        )
+        metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        try:
+            return stub(request, timeout=timeout or DEFAULT_TIMEOUT_SECONDS, metadata=metadata)
+        except grpc.RpcError as err:
+            raise _call_error(service, err) from None
+
+    def ready(self, cache_seconds: float = 2.0) -> dict[str, str]:
+        """Each service's health status (SERVING, NOT_SERVING, UNAVAILABLE), cached briefly."""
+        now = time.monotonic()
+        if now - self._ready_at < cache_seconds and self._ready:
+            return dict(self._ready)
+        out = {}
+        for service in SERVICE_NAMES:
+            full = _DESCRIPTORS[service].full_name
+            try:
+                resp = health_pb2_grpc.HealthStub(self.channel(service)).Check(
+                    health_pb2.HealthCheckRequest(service=full), timeout=2.0
+                )
+                out[service] = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+            except grpc.RpcError as err:
+                out[service] = "UNAVAILABLE" if err.code() != grpc.StatusCode.NOT_FOUND else "SERVICE_UNKNOWN"
+            except ConfigurationError:
+                out[service] = "UNAVAILABLE"
+        self._ready, self._ready_at = out, now
+        return dict(out)
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+
+
+def _call_error(service: str, err: grpc.RpcError) -> CallError:
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = (err.details() if hasattr(err, "details") else "") or ""
+    field = ""
+    for key, value in (err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else ():
+        if key == ERROR_DETAIL_KEY:
+            field = common_pb2.ErrorDetail.FromString(value).field
+    if code == grpc.StatusCode.UNAVAILABLE:
+        log.warning("the %s service is unavailable: %s", service, details)
+        details = f"the {service} service cannot be reached right now; try again, or ask an operator to check it"
+    elif code == grpc.StatusCode.UNAUTHENTICATED:
+        details = f"your API key was refused ({details}); sign in again"
+    return CallError(HTTP_STATUS.get(code, 502), code.name, details, service, field)

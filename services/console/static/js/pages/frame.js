@@ -1,0 +1,99 @@
+// One frame: the image with every label and prediction drawn, every label version with its
+// provenance, the metadata, and the frame's nearest neighbours.
+import { all, rpc } from "../api.js";
+import { fmt, h, href, objectsOf, projectInfo, thumbnail, time } from "../ui.js";
+
+export async function render(main, ctx) {
+  const { project } = ctx;
+  const { dataset, frame } = ctx.params;
+  const info = await projectInfo(project);
+  const inferenceSet = ctx.query.get("inference_set") || "";
+  const [found, versions] = await Promise.all([
+    rpc("analysis", "QueryDatapoints", {
+      project, dataset, inference_set: inferenceSet,
+      filter: { all: [{ field: "frame_id", equals: { string_value: frame } }] },
+      include_objects: info.detection ? true : undefined,
+      page: { page_size: 1 },
+    }),
+    all("ingest", "ListLabelVersions", { project, dataset, frame_id: frame }, "versions", 200),
+  ]);
+  const dp = (found.datapoints || [])[0];
+  if (!dp) {
+    main.replaceChildren(h("h1", {}, frame), h("p", { class: "error" }, `There is no frame ${frame} in ${dataset}, or this key may not see it.`));
+    return;
+  }
+  const facts = [
+    ["Dataset", dataset], ["Split", dp.split || "–"], ["Media", dp.media_uri || "–"],
+  ];
+  if (!info.detection) {
+    facts.push(["Label", info.className(dp.label_class)]);
+    if (inferenceSet) {
+      facts.push(["Prediction", info.className(dp.predicted_class)], ["Confidence", fmt(dp.confidence)],
+        ["Loss", fmt(dp.loss)], ["Margin", fmt(dp.margin)]);
+    }
+  }
+  const meta = Object.entries(dp.metadata || {}).map(([k, v]) => [k, Object.values(v)[0]]);
+  const probs = (dp.class_probabilities || []).map((p, i) => [i, p]).sort((a, b) => b[1] - a[1]).slice(0, 5);
+
+  const versionRows = versions.map((v, i) => h("tr", {},
+    h("td", {}, i === 0 ? h("strong", {}, "current") : ""),
+    h("td", {}, v.class_id !== undefined ? info.className(v.class_id) : `${(v.objects || []).length} boxes`),
+    h("td", {}, v.provenance?.source || "–"),
+    h("td", {}, v.provenance?.author || "–"),
+    h("td", {}, v.provenance?.reason || "–"),
+    h("td", {}, time(v.provenance?.time))));
+
+  const neighbours = h("div", { class: "grid", id: "neighbours" }, h("p", { class: "muted" }, "Looking for neighbours…"));
+  main.replaceChildren(
+    h("p", {}, h("a", { href: href(`/p/${encodeURIComponent(project)}/examples`, { dataset, inference_set: inferenceSet }) }, "← Examples")),
+    h("h1", {}, `Frame ${frame}`),
+    h("div", { class: "frame-view" },
+      thumbnail(project, dataset, frame, { size: "full", objects: objectsOf(dp), width: dp.width, height: dp.height, className: info.className }),
+      h("div", {},
+        h("table", { class: "data", id: "frame-facts" }, h("tbody", {}, facts.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))),
+        probs.length ? h("h2", {}, "Top probabilities") : null,
+        probs.length ? h("table", { class: "data" }, h("tbody", {}, probs.map(([c, p]) => h("tr", {}, h("td", {}, info.className(c)), h("td", { class: "num" }, fmt(p)))))) : null,
+        h("h2", {}, "Metadata"),
+        meta.length ? h("table", { class: "data", id: "frame-metadata" }, h("tbody", {}, meta.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v)))))) : h("p", { class: "muted" }, "None."))),
+    h("h2", {}, "Label versions"),
+    versions.length
+      ? h("table", { class: "data", id: "label-versions" },
+        h("thead", {}, h("tr", {}, ["", "Label", "Source", "Author", "Reason", "Time"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, versionRows))
+      : h("p", { class: "muted" }, "Unlabeled."),
+    info.detection && dp.predicted_objects?.length ? h("h2", {}, "Predictions") : null,
+    info.detection && dp.predicted_objects?.length ? h("table", { class: "data", id: "predictions" }, h("tbody", {},
+      dp.predicted_objects.map((o) => h("tr", {}, h("td", {}, info.className(o.class_id)), h("td", { class: "num" }, fmt(o.score)),
+        h("td", {}, `${fmt(o.box?.x, 1)}, ${fmt(o.box?.y, 1)}, ${fmt(o.box?.width, 1)} × ${fmt(o.box?.height, 1)}`))))) : null,
+    h("h2", {}, "Nearest neighbours"),
+    neighbours,
+  );
+  loadNeighbours(project, dataset, frame, info, neighbours);
+}
+
+// Neighbours come from the similarity search of the project's first frame-level embedding space.
+async function loadNeighbours(project, dataset, frame, info, root) {
+  const space = (info.project.embedding_spaces || []).find((s) => s.level !== "EMBEDDING_LEVEL_OBJECT");
+  if (!space) {
+    root.replaceChildren(h("p", { class: "muted" }, "The project has no frame embedding space."));
+    return;
+  }
+  try {
+    const resp = await rpc("sampler", "SearchSimilar", {
+      project, embedding_space: space.name, pool_dataset: dataset,
+      seeds: [{ ref: { dataset, frame_id: frame } }], k: 13,
+    });
+    const items = (resp.items || []).filter((r) => (r.ref?.frame_id || r.frame_id) !== frame).slice(0, 12);
+    root.replaceChildren(...items.map((r) => {
+      const fid = r.ref?.frame_id || r.frame_id;
+      const ds = r.ref?.dataset || dataset;
+      return thumbnail(project, ds, fid, {
+        caption: `${fid} · distance ${Number(r.distance || 0).toFixed(3)}`,
+        href: href(`/p/${encodeURIComponent(project)}/frame/${encodeURIComponent(ds)}/${encodeURIComponent(fid)}`),
+      });
+    }));
+    if (!items.length) root.replaceChildren(h("p", { class: "muted" }, "No neighbour found."));
+  } catch (err) {
+    root.replaceChildren(h("p", { class: "muted" }, `Neighbours unavailable: ${err.message}`));
+  }
+}

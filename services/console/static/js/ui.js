@@ -1,0 +1,176 @@
+// Small building blocks shared by the pages: DOM, colours, thumbnails with boxes, errors.
+import { all, mediaUrl, rpc } from "./api.js";
+
+// h("div", {class: "x", onclick: fn}, child, "text", [children]) -> Element
+export function h(tag, attrs = {}, ...children) {
+  const el = tag === "svg" || SVG_TAGS.has(tag)
+    ? document.createElementNS("http://www.w3.org/2000/svg", tag)
+    : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(el, children);
+  return el;
+}
+const SVG_TAGS = new Set(["rect", "text", "g", "line", "path", "polygon", "title", "circle"]);
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === undefined || c === null || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+// Okabe–Ito: distinguishable with the common colour-vision deficiencies.
+export const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+  "#7a5195", "#8c6d31", "#2f4b7c", "#a05195"];
+export const LABEL_COLOUR = "#0072B2";
+export const PREDICTION_COLOUR = "#D55E00";
+export function classColour(id) {
+  if (id === undefined || id === null || id < 0) return "#999999";
+  return PALETTE[id % PALETTE.length];
+}
+
+// Sequential scale (viridis stops), readable for colour-blind users; t in [0, 1].
+const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+export function sequential(t) {
+  const x = Math.max(0, Math.min(1, t)) * (VIRIDIS.length - 1);
+  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
+  const f = x - i;
+  const c = VIRIDIS[i].map((v, j) => Math.round(v + (VIRIDIS[i + 1][j] - v) * f));
+  return `rgb(${c[0]},${c[1]},${c[2]})`;
+}
+
+export function fmt(x, digits = 3) {
+  if (x === undefined || x === null || Number.isNaN(x)) return "–";
+  if (typeof x === "string") x = Number(x);
+  if (Number.isInteger(x)) return x.toLocaleString("en");
+  return x.toFixed(digits);
+}
+
+export function showError(root, err) {
+  const box = h("div", { class: "error", role: "alert" },
+    h("strong", {}, err.status === 403 ? "Not allowed. " : err.status === 404 ? "Not found. " : "Something went wrong. "),
+    err.message || String(err),
+    err.field ? h("span", { class: "muted" }, ` (field ${err.field})`) : null);
+  root.replaceChildren(box);
+  return box;
+}
+
+export function banner(message) {
+  const el = document.getElementById("banner");
+  if (!message) {
+    el.hidden = true;
+    el.textContent = "";
+    return;
+  }
+  el.textContent = message;
+  el.hidden = false;
+}
+
+// What a page needs to know about its project, read once per navigation.
+const projectCache = new Map();
+export async function projectInfo(project) {
+  if (projectCache.has(project)) return projectCache.get(project);
+  const promise = (async () => {
+    const [p, datasets, sets] = await Promise.all([
+      rpc("ingest", "GetProject", { project }),
+      all("ingest", "ListDatasets", { project }, "datasets"),
+      all("ingest", "ListInferenceSets", { project }, "inference_sets"),
+    ]);
+    const proj = p.project;
+    const names = new Map((proj.classes || []).map((c) => [c.id || 0, c.name]));
+    return {
+      project: proj,
+      datasets,
+      inferenceSets: sets,
+      detection: proj.task_type === "TASK_TYPE_DETECTION_2D" || (proj.task_type || "").includes("DETECTION"),
+      className: (id) => (id === undefined || id === null ? "–" : id < 0 ? "(none)" : names.get(id) ?? `class ${id}`),
+      classes: (proj.classes || []).map((c) => ({ id: c.id || 0, name: c.name })),
+    };
+  })();
+  projectCache.set(project, promise);
+  promise.catch(() => projectCache.delete(project));
+  return promise;
+}
+export function forgetProjects() {
+  projectCache.clear();
+}
+
+// A thumbnail with its boxes drawn over it: labels solid blue, predictions dashed vermilion.
+// objects: {labels: [{class_id, box, object_id}], predictions: [{class_id, box, score}]}
+export function thumbnail(project, dataset, frameId, opts = {}) {
+  const { caption, href, objects, width, height, className, size = "thumb", selectable } = opts;
+  const img = h("img", { src: mediaUrl(project, dataset, frameId, size), alt: `frame ${frameId}`, loading: "lazy", decoding: "async" });
+  const frame = h("div", { class: "thumb-image" }, img);
+  if (objects && width && height) {
+    const svg = h("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "xMidYMid meet", class: "boxes", "aria-hidden": "true" });
+    const stroke = Math.max(1, Math.round(Math.max(width, height) / 160));
+    const font = Math.max(8, Math.round(Math.max(width, height) / 22));
+    for (const [kind, list] of [["label", objects.labels || []], ["prediction", objects.predictions || []]]) {
+      for (const o of list) {
+        const b = o.box || {};
+        const x = b.x || 0, y = b.y || 0, w = b.width || 0, hgt = b.height || 0;
+        const colour = kind === "label" ? LABEL_COLOUR : PREDICTION_COLOUR;
+        const g = h("g", { class: `box ${kind}` });
+        g.append(h("rect", { x, y, width: w, height: hgt, fill: "none", stroke: colour, "stroke-width": stroke,
+          "stroke-dasharray": kind === "prediction" ? `${stroke * 3} ${stroke * 2}` : null }));
+        const text = `${className ? className(o.class_id ?? 0) : o.class_id}${o.score !== undefined ? " " + Number(o.score).toFixed(2) : ""}`;
+        g.append(h("text", { x: x + stroke, y: kind === "label" ? Math.max(font, y - stroke) : y + hgt - stroke, fill: colour,
+          "font-size": font, "paint-order": "stroke", stroke: "#fff", "stroke-width": Math.max(1, font / 6) }, text));
+        svg.append(g);
+      }
+    }
+    frame.append(svg);
+  }
+  const fig = h("figure", { class: "thumb", dataset: { frameId, dataset } }, frame, caption ? h("figcaption", {}, caption) : null);
+  if (selectable) {
+    const box = h("input", { type: "checkbox", class: "select", "aria-label": `select ${frameId}` });
+    fig.prepend(box);
+  }
+  if (href) {
+    const link = h("a", { href, class: "thumb-link" }, fig);
+    return link;
+  }
+  return fig;
+}
+
+// Objects of a QueryDatapoints row (include_objects) in the shape thumbnail() draws.
+export function objectsOf(dp) {
+  if (!dp.label_objects && !dp.predicted_objects) return null;
+  return { labels: dp.label_objects || [], predictions: dp.predicted_objects || [] };
+}
+
+export function link(href, text, attrs = {}) {
+  return h("a", { href, ...attrs }, text);
+}
+
+export function time(ts) {
+  if (!ts) return "–";
+  const d = new Date(ts);
+  return Number.isNaN(d.getTime()) ? ts : d.toISOString().replace("T", " ").slice(0, 19) + " UTC";
+}
+
+export function enumName(value, prefix) {
+  if (!value) return "–";
+  return String(value).replace(prefix, "").toLowerCase().replaceAll("_", " ");
+}
+
+// An <select> of options [{value, label}] with the current value chosen.
+export function select(name, options, value, onchange, label) {
+  const sel = h("select", { name, id: `sel-${name}`, onchange: (e) => onchange(e.target.value) },
+    options.map((o) => h("option", { value: o.value, selected: o.value === value ? true : null }, o.label)));
+  return label ? h("label", { class: "field" }, h("span", {}, label), sel) : sel;
+}
+
+// Builds a hash URL from a path and query parameters (empty ones dropped).
+export function href(path, params = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+  const s = q.toString();
+  return `#${path}${s ? "?" + s : ""}`;
+}

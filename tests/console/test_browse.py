@@ -1,0 +1,156 @@
+"""Signing in, the project list, the example grid and the frame view, in a real Chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.v1 import common_pb2 as cpb
+from tests.console.conftest import Console, sign_in
+from tests.console.data import Shapes, make_cones, make_shapes
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def shapes(console: Console) -> Shapes:
+    make_cones(console)
+    return make_shapes(console)
+
+
+def test_sign_in_shows_only_the_projects_of_the_key(console: Console, shapes: Shapes, page: Any) -> None:
+    key = console.key(["shapes"], description="shapes only")
+    sign_in(page, console, key)
+    names = page.locator("#projects tbody tr td:nth-child(2)").all_inner_texts()
+    assert names == ["shapes"]  # "cones" exists, but this key may not see it
+    cookies = {c["name"]: c for c in page.context.cookies()}
+    assert cookies["shoal_key"]["httpOnly"] and cookies["shoal_key"]["sameSite"] == "Strict"
+    assert key not in page.url and key not in page.content()
+    assert page.evaluate("() => document.cookie").find("shoal_key") == -1  # scripts cannot read it
+    # a foreign project is refused by the services, shown as a page, not a stack trace
+    page.goto(console.url + "/#/p/cones")
+    page.wait_for_selector("#main .error")
+    assert "Not allowed" in page.inner_text("#main .error")
+    # sign out: the key cookie is gone and pages ask to sign in again
+    page.click("#sign-out")
+    page.wait_for_selector("#signin-form")
+    assert "shoal_key" not in {c["name"] for c in page.context.cookies()}
+    page.goto(console.url + "/#/p/shapes/examples")
+    page.wait_for_selector("#signin-form")
+
+
+def test_a_wrong_key_is_refused_with_a_clear_message(console: Console, page: Any) -> None:
+    page.goto(console.url + "/#/signin")
+    page.fill("#api-key", "shoal_0000000000000000_" + "x" * 32)
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_selector("#signin-error:not([hidden])")
+    assert "refused" in page.inner_text("#signin-error")
+    page.fill("#api-key", "not a key")
+    page.click("#signin-form button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#signin-error').innerText.includes('not an API key')")
+    assert "shoal_key" not in {c["name"] for c in page.context.cookies()}
+
+
+def test_a_revoked_key_sends_the_browser_back_to_sign_in(console: Console, shapes: Shapes, page: Any) -> None:
+    key_id, key = console.server.keys.create(["shapes"], description="to revoke")
+    sign_in(page, console, key)
+    console.server.keys.revoke(key_id)
+    console.server.keys._forget(key_id)  # the services' key cache would keep it for 10 s more
+    page.goto(console.url + "/#/p/shapes/examples")
+    page.wait_for_selector("#signin-form")
+    assert "refused" in page.inner_text("#signin-error") or "sign in" in page.inner_text("#signin-error").lower()
+
+
+def _grid_ids(page: Any) -> list[str]:
+    return page.eval_on_selector_all("#grid figure.thumb", "els => els.map(e => e.dataset.frameId)")
+
+
+def test_filtered_grid_pages_through_every_matching_frame(console: Console, shapes: Shapes, page: Any) -> None:
+    sign_in(page, console)
+    # wrong predictions of squares on the val split, worst loss first
+    page.goto(
+        console.url
+        + "/#/p/shapes/examples?dataset=shapes&inference_set=cnn&split=val&label_class=1&sort=loss&desc=true"
+    )
+    page.wait_for_selector("#grid figure.thumb")
+    with console.client() as c:
+        want = []
+        token = ""
+        while True:
+            resp = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                project="shapes", dataset="shapes", inference_set="cnn",
+                filter=cpb.Filter(all=[
+                    cpb.Condition(field="split", equals=cpb.Value(string_value="val")),
+                    cpb.Condition(field="label_class", equals=cpb.Value(number_value=1)),
+                ]),
+                sort=[apb.SortKey(field="loss", descending=True)],
+                page=cpb.PageRequest(page_size=1000, page_token=token)))  # fmt: skip
+            want += [d.ref.frame_id for d in resp.datapoints]
+            token = resp.page.next_page_token
+            if not token:
+                break
+    assert 10 < len(want) < 60
+    # the grid loads more pages as it is scrolled, until the end of the results
+    page.wait_for_selector("#grid-status:has-text('End of results')")
+    assert _grid_ids(page) == want
+    assert page.inner_text("#result-count").startswith(f"{len(want)} frames")
+    # every thumbnail is a real image from the frame's file
+    ok = page.evaluate(
+        "async () => Promise.all([...document.querySelectorAll('#grid img')].slice(0, 6).map(async i => {"
+        " await i.decode(); return i.naturalWidth > 0; }))"
+    )
+    assert all(ok)
+
+
+def test_infinite_scroll_loads_pages_as_the_grid_is_scrolled(console: Console, shapes: Shapes, page: Any) -> None:
+    sign_in(page, console)
+    page.goto(console.url + "/#/p/shapes/examples?dataset=shapes&inference_set=cnn")
+    page.wait_for_selector("#grid figure.thumb")
+    first = len(_grid_ids(page))
+    assert first < len(shapes.frame_ids)  # not everything at once
+    for _ in range(20):
+        if page.locator("#grid-status:has-text('End of results')").count():
+            break
+        page.mouse.wheel(0, 4000)
+        page.wait_for_timeout(200)
+    page.wait_for_selector("#grid-status:has-text('End of results')")
+    assert _grid_ids(page) == sorted(shapes.frame_ids)
+
+
+def test_frame_view_shows_label_versions_metadata_and_neighbours(console: Console, shapes: Shapes, page: Any) -> None:
+    sign_in(page, console)
+    fid = shapes.flipped[0]
+    page.goto(console.url + f"/#/p/shapes/frame/shapes/{fid}?inference_set=cnn")
+    page.wait_for_selector("#label-versions")
+    facts = page.inner_text("#frame-facts")
+    i = shapes.frame_ids.index(fid)
+    assert f"Label\t{['circle', 'square', 'triangle'][shapes.labels[i]]}" in facts
+    assert "camera" in page.inner_text("#frame-metadata")
+    page.wait_for_selector("#neighbours figure.thumb")
+    neighbours = page.eval_on_selector_all("#neighbours figure.thumb", "els => els.map(e => e.dataset.frameId)")
+    assert fid not in neighbours and len(neighbours) == 12
+    # neighbours in the embedding space are mostly of the frame's true class
+    same = sum(shapes.truth[shapes.frame_ids.index(n)] == shapes.truth[i] for n in neighbours)
+    assert same >= 9
+
+
+def test_selected_frames_are_saved_as_a_segment(console: Console, shapes: Shapes, page: Any) -> None:
+    sign_in(page, console)
+    page.goto(
+        console.url + "/#/p/shapes/examples?dataset=shapes&inference_set=cnn&camera=&meta_key=camera&meta_value=rear"
+    )
+    page.wait_for_selector("#grid figure.thumb")
+    boxes = page.locator("#grid input.select")
+    chosen = _grid_ids(page)[:3]
+    for k in range(3):
+        boxes.nth(k).check()
+    assert page.inner_text("#selected-count") == "3 selected"
+    page.fill("#segment-name", "rear-picks")
+    page.click("#save-segment")
+    page.wait_for_selector("#save-message.ok")
+    with console.client() as c:
+        members = c.analysis.ListSegmentMembers(apb.ListSegmentMembersRequest(project="shapes", name="rear-picks"))
+    assert sorted(m.frame_id for m in members.members) == sorted(chosen)
+    assert all(shapes.cameras[shapes.frame_ids.index(f)] == "rear" for f in chosen)
