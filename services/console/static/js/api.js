@@ -60,11 +60,13 @@ export const session = {
 };
 
 // Follows a job until it finishes: onJob(job) on every change; resolves with the last state.
-export function followJob(service, project, jobId, onJob) {
+// An AbortSignal stops following (the page was left); the promise then resolves with the last state.
+export function followJob(service, project, jobId, onJob, signal) {
   return new Promise((resolve, reject) => {
     const url = `/api/jobs/${service}/${encodeURIComponent(project)}/${encodeURIComponent(jobId)}/events`;
     const source = new EventSource(url);
     let last = null;
+    if (signal) signal.addEventListener("abort", () => { source.close(); resolve(last); });
     source.addEventListener("job", (ev) => {
       last = JSON.parse(ev.data);
       if (onJob) onJob(last);
