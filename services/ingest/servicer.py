@@ -183,7 +183,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         d = self.datasets.get(request.project, request.dataset)
         resp = pb.GetDatasetResponse(dataset=dataset_to_proto(d))
         if request.include_stats:
-            st = dataset_stats(self.publisher.metrics, self.vectors, self.catalog.get(request.project), d.name)
+            st = dataset_stats(self.publisher.metrics, self.vectors, self.catalog.get(request.project), d)
             resp.stats.CopyFrom(
                 pb.DatasetStats(
                     frames=st.frames,
@@ -191,6 +191,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                     label_versions=st.label_versions,
                     inferences=st.inferences,
                     embeddings=st.embeddings,
+                    frames_per_split=st.frames_per_split,
+                    labeled_frames_per_class=st.labeled_frames_per_class,
+                    labeled_objects_per_class=st.labeled_objects_per_class,
                 )
             )
         return resp

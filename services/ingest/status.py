@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from shoal.common.errors import InvalidArgument, NotFound, shown
 from shoal.common.stores.metrics import MetricsStore
+from shoal.ingest.catalog import Project
+from shoal.ingest.datasets import Dataset
 
 KINDS = ("frames", "labels", "inferences", "embeddings")
 
@@ -117,22 +119,73 @@ class DatasetStats:
     label_versions: int
     inferences: int
     embeddings: dict[str, int]
+    #: frames by split ("" for frames without one)
+    frames_per_split: dict[str, int] = field(default_factory=dict)
+    #: class id -> frames whose latest label is the class (classification) or has an object of it
+    labeled_frames_per_class: dict[int, int] = field(default_factory=dict)
+    #: class id -> objects of the class in the frames' latest label versions (tasks labeling objects)
+    labeled_objects_per_class: dict[int, int] = field(default_factory=dict)
 
 
-def dataset_stats(metrics: MetricsStore, vectors: object, project: object, dataset: str) -> DatasetStats:
-    """Counts read back from both stores (``FINAL``: a redelivered row is never counted twice)."""
+#: the label versions that are not their frame's latest (the latest: the newest ``(version_time,
+#: label_version)``, the version analyses read), as (frame_id, label_version); few unless many frames
+#: were relabeled, so "all versions but these" counts the latest ones without joining every frame
+_SUPERSEDED = (
+    "SELECT frame_id, v.2 FROM (SELECT frame_id, arraySort(groupArray((version_time, label_version))) AS vs"
+    " FROM label_versions FINAL WHERE {where} GROUP BY frame_id HAVING length(vs) > 1)"
+    " ARRAY JOIN arrayPopBack(vs) AS v"
+)
+
+
+def dataset_stats(metrics: MetricsStore, vectors: object, project: Project, dataset: Dataset) -> DatasetStats:
+    """Counts read back from both stores (``FINAL``: a redelivered row is never counted twice).
+
+    Aggregated in ClickHouse, one grouped query each whatever the dataset's size: frames by split,
+    label versions by class (all of them, and the latest of each frame), and for tasks that label
+    objects the objects of the latest versions by class."""
     from shoal.common.stores.vectors import VectorStore, collection_name
 
     assert isinstance(vectors, VectorStore)
-    params = {"project": project.name, "dataset": dataset}  # type: ignore[attr-defined]
+    params = {"project": project.name, "dataset": dataset.name}
     where = "project = {project:String} AND dataset = {dataset:String}"
-    frames = int(metrics.query(f"SELECT count() FROM frames FINAL WHERE {where}", params).scalar() or 0)
-    labeled, versions = metrics.query(
-        f"SELECT uniqExact(frame_id), count() FROM label_versions FINAL WHERE {where}", params
-    ).rows[0]
+    latest = f"(frame_id, label_version) NOT IN ({_SUPERSEDED.format(where=where)})"
+    per_split = dict.fromkeys(dataset.splits, 0)
+    for split, n in metrics.query(f"SELECT split, count() FROM frames FINAL WHERE {where} GROUP BY split", params).rows:
+        per_split[str(split)] = int(n)
+    classes = [c.id for c in project.classes]
+    frames_per_class = dict.fromkeys(classes, 0)
+    labeled = versions = 0
+    # every labeled frame has one latest version: a class (classification) or none (objects)
+    for class_id, n_latest, n in metrics.query(
+        f"SELECT class_id, countIf({latest}), count() FROM label_versions FINAL WHERE {where} GROUP BY class_id",
+        params,
+    ).rows:
+        labeled += int(n_latest)
+        versions += int(n)
+        if class_id is not None:
+            frames_per_class[int(class_id)] = int(n_latest)
+    objects_per_class: dict[int, int] = {}
+    if project.task_type != "CLASSIFICATION":
+        objects_per_class = dict.fromkeys(classes, 0)
+        for class_id, n, frames in metrics.query(
+            "SELECT class_id, count(), uniqExact(frame_id) FROM label_objects FINAL"
+            f" WHERE {where} AND is_crowd = 0 AND {latest} GROUP BY class_id",
+            params,
+        ).rows:
+            objects_per_class[int(class_id)] = int(n)
+            frames_per_class[int(class_id)] = int(frames)
     inferences = int(metrics.query(f"SELECT count() FROM inferences FINAL WHERE {where}", params).scalar() or 0)
     embeddings = {}
-    for space in project.embedding_spaces:  # type: ignore[attr-defined]
-        name = collection_name(project.name, space.name)  # type: ignore[attr-defined]
-        embeddings[space.name] = vectors.count(name, partition=dataset) if vectors.has_collection(name) else 0
-    return DatasetStats(frames, int(labeled), int(versions), inferences, embeddings)
+    for space in project.embedding_spaces:
+        name = collection_name(project.name, space.name)
+        embeddings[space.name] = vectors.count(name, partition=dataset.name) if vectors.has_collection(name) else 0
+    return DatasetStats(
+        frames=sum(per_split.values()),
+        labeled_frames=labeled,
+        label_versions=versions,
+        inferences=inferences,
+        embeddings=embeddings,
+        frames_per_split=per_split,
+        labeled_frames_per_class=frames_per_class,
+        labeled_objects_per_class=objects_per_class,
+    )

@@ -237,7 +237,7 @@ class GetDatasetResponse(_message.Message):
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., stats: _Optional[_Union[DatasetStats, _Mapping]] = ...) -> None: ...
 
 class DatasetStats(_message.Message):
-    __slots__ = ("frames", "labeled_frames", "label_versions", "inferences", "embeddings")
+    __slots__ = ("frames", "labeled_frames", "label_versions", "inferences", "embeddings", "frames_per_split", "labeled_frames_per_class", "labeled_objects_per_class")
     class EmbeddingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -245,17 +245,44 @@ class DatasetStats(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class FramesPerSplitEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class LabeledFramesPerClassEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
+    class LabeledObjectsPerClassEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: int
+        value: int
+        def __init__(self, key: _Optional[int] = ..., value: _Optional[int] = ...) -> None: ...
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     LABELED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     LABEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     INFERENCES_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_PER_SPLIT_FIELD_NUMBER: _ClassVar[int]
+    LABELED_FRAMES_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    LABELED_OBJECTS_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     frames: int
     labeled_frames: int
     label_versions: int
     inferences: int
     embeddings: _containers.ScalarMap[str, int]
-    def __init__(self, frames: _Optional[int] = ..., labeled_frames: _Optional[int] = ..., label_versions: _Optional[int] = ..., inferences: _Optional[int] = ..., embeddings: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    frames_per_split: _containers.ScalarMap[str, int]
+    labeled_frames_per_class: _containers.ScalarMap[int, int]
+    labeled_objects_per_class: _containers.ScalarMap[int, int]
+    def __init__(self, frames: _Optional[int] = ..., labeled_frames: _Optional[int] = ..., label_versions: _Optional[int] = ..., inferences: _Optional[int] = ..., embeddings: _Optional[_Mapping[str, int]] = ..., frames_per_split: _Optional[_Mapping[str, int]] = ..., labeled_frames_per_class: _Optional[_Mapping[int, int]] = ..., labeled_objects_per_class: _Optional[_Mapping[int, int]] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
     __slots__ = ("project", "page")
