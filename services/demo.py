@@ -61,13 +61,29 @@ def run_demo(out: Path) -> int:
     data_dir = out / "shoal-data"
     port = _free_port()
     key_id, key = generate_key()
+    # The demo's administrator key, kept for signing in to the console over the demo's data afterwards
+    # (the server registered it; only this user may read the file).
+    key_file = out / "admin-key"
+    key_file.touch(mode=0o600)
+    key_file.chmod(0o600)
+    key_file.write_text(key + "\n")
     env = {**os.environ, "SHOAL_ADMIN_API_KEY": key, "SHOAL_LOG_LEVEL": "INFO"}
     server_log = out / "server.log"
     log.info("starting `shoal serve` on port %d with data under %s (log: %s)", port, data_dir, server_log)
     t0 = time.monotonic()
     with open(server_log, "wb") as log_fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shoal.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            [
+                sys.executable,
+                "-m",
+                "shoal.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+                "--no-console",
+            ],
             stdout=log_fh,
             stderr=subprocess.STDOUT,
             env=env,
@@ -149,6 +165,8 @@ def run_demo(out: Path) -> int:
         f"campaign for '{cp['pattern']}': {cp['in_pattern']} of the {cp['selected']} pool frames chosen are in the"
         f" pattern, precision {cp['precision']:.3f} against {cp['random_precision']:.3f} for a random sample\n"
         f"report: {out / 'report.html'}\n"
+        f"console: run `shoal serve --data-dir {data_dir}` (as `.venv/bin/shoal` from a checkout), open"
+        f" http://127.0.0.1:8080 and sign in with the key in {key_file}\n"
     )
     return 0 if ok else 1
 

@@ -27,6 +27,9 @@ from shoal.common.stores.vectors import EmbeddedVectorStore, ServerVectorStore, 
 from tests.harness._wait import wait_scale
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+# Every `shoal serve` the tests start picks a free port for its console unless told otherwise, so two
+# servers (or a developer's own on 8080) never collide.
+os.environ.setdefault("SHOAL_CONSOLE_PORT", "0")
 log = logging.getLogger("shoal.tests")
 
 

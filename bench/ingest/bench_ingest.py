@@ -67,7 +67,7 @@ def end_to_end(n: int, dim: int, vectors_url: str | None, chunk: int, work: Path
         env["SHOAL_VECTORS_URL"] = vectors_url
     log = (work / "serve.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shoal.cli", "serve", "--port", str(port), "--data-dir", str(work / "data")],
+        [sys.executable, "-m", "shoal.cli", "serve", "--port", str(port), "--data-dir", str(work / "data"), "--no-console"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

@@ -177,7 +177,7 @@ def start_server(work: Path, port: int) -> subprocess.Popen[bytes]:
     log = (work / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoal.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(work / "data")],
+         "--data-dir", str(work / "data"), "--no-console"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     with Client(f"127.0.0.1:{port}") as c:

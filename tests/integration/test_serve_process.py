@@ -41,7 +41,7 @@ def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
     return subprocess.Popen(
         [sys.executable, "-m", "shoal.cli", *args],
-        env={**clean, **env},
+        env={**clean, "SHOAL_CONSOLE_PORT": "0", **env},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
