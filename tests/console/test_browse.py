@@ -154,3 +154,21 @@ def test_selected_frames_are_saved_as_a_segment(console: Console, shapes: Shapes
         members = c.analysis.ListSegmentMembers(apb.ListSegmentMembersRequest(project="shapes", name="rear-picks"))
     assert sorted(m.frame_id for m in members.members) == sorted(chosen)
     assert all(shapes.cameras[shapes.frame_ids.index(f)] == "rear" for f in chosen)
+
+
+def test_overview_counts_per_split_and_class_and_the_model_lineage(console: Console, shapes: Shapes, page: Any) -> None:
+    sign_in(page, console)
+    page.goto(console.url + "/#/p/shapes")
+    page.wait_for_selector("#datasets .dataset .balance")
+    splits = page.inner_text("#datasets .splits")
+    assert f"train\t{shapes.splits.count('train')}" in splits and f"val\t{shapes.splits.count('val')}" in splits
+    bars = page.locator("#datasets .bar-row").all_inner_texts()
+    for k, name in enumerate(["circle", "square", "triangle"]):
+        assert f"{name}\n\n{shapes.labels.count(k)}" in bars or any(
+            b.startswith(name) and b.endswith(str(shapes.labels.count(k))) for b in bars
+        ), bars
+    assert "cnn" in page.inner_text("#inference-sets") and "pixels" in page.inner_text("#spaces")
+    # a class of the balance opens the grid of the frames labeled with it
+    page.click("#datasets .bar-row:has-text('square')")
+    page.wait_for_selector("#grid-status:has-text('End of results')")
+    assert page.inner_text("#result-count").startswith(f"{shapes.labels.count(1)} frames")

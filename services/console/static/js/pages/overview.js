@@ -14,7 +14,8 @@ export async function render(main, ctx) {
   const datasetCards = info.datasets.map((d, i) => {
     const s = stats[i];
     const perSplit = Object.entries(s.frames_per_split || {}).sort();
-    const perClass = Object.entries(s.labels_per_class || s.labeled_frames_per_class || {})
+    // detection: boxes per class; classification: frames per class
+    const perClass = Object.entries(info.detection ? s.labeled_objects_per_class || {} : s.labeled_frames_per_class || {})
       .map(([k, v]) => [Number(k), Number(v)]).sort((a, b) => a[0] - b[0]);
     const most = Math.max(1, ...perClass.map(([, v]) => v));
     return h("section", { class: "card dataset", dataset: { dataset: d.name } },
