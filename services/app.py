@@ -60,7 +60,13 @@ def build_server(
     stores = stores if stores is not None else open_stores(settings)
     specs = [known[name](settings, stores) for name in services]
     server = ShoalServer(settings, specs, stores)
-    if console:
+    if console and settings.tls_client_ca_file is not None:
+        log.warning(
+            "the console is not served: the services require client certificates (SHOAL_TLS_CLIENT_CA_FILE), "
+            "which the console has none of; run it with `shoal serve --service console` beside a TLS endpoint "
+            "without client certificates"
+        )
+    elif console:
         from shoal.console.server import ConsoleServer
 
         server.companions.append(ConsoleServer.from_settings(settings, local_port=lambda: server.port))
