@@ -3,8 +3,8 @@
 # chosen by the arguments, as the Helm chart does:
 #
 #   docker build -t shoal:0.1.0 .
-#   docker run shoal:0.1.0 serve --service ingest     # or analysis, sampler, labeling_bridge
-#   docker run -p 50051:50051 shoal:0.1.0             # all four on embedded stores (`shoal serve`)
+#   docker run shoal:0.1.0 serve --service ingest     # or analysis, sampler, labeling_bridge, console
+#   docker run -p 50051:50051 -p 8080:8080 shoal:0.1.0  # all four and the console on embedded stores
 #
 # Dependencies are installed at the exact versions of requirements.lock (regenerate it with
 # scripts/lock_requirements.py), then Shoal's own wheel without resolving anything again.
@@ -26,12 +26,14 @@ COPY services ./services
 RUN /opt/shoal/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/shoal/bin/pip install --no-deps /wheels/shoal-*.whl \
  && /opt/shoal/bin/pip check \
- && /opt/shoal/bin/shoal --help >/dev/null
+ && /opt/shoal/bin/shoal --help >/dev/null \
+ && /opt/shoal/bin/python -c "import importlib.resources as r; \
+assert r.files('shoal.console').joinpath('static/index.html').is_file(), 'the console web app is not in the wheel'"
 
 # --- runtime: the environment only, as an unprivileged user -----------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="shoal" \
-      org.opencontainers.image.description="Shoal's gRPC services: ingest, analysis, sampler, labeling bridge" \
+      org.opencontainers.image.description="Shoal's gRPC services (ingest, analysis, sampler, labeling bridge) and web console" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 shoal \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/shoal \
@@ -50,7 +52,7 @@ ENV PATH=/opt/shoal/bin:$PATH \
     SHOAL_DATA_DIR=/var/lib/shoal
 WORKDIR /var/lib/shoal
 USER 10001:10001
-# gRPC, Prometheus metrics (SHOAL_METRICS_PORT), the labeling bridge's webhooks
-EXPOSE 50051 9090 8090
+# gRPC, Prometheus metrics (SHOAL_METRICS_PORT), the labeling bridge's webhooks, the console
+EXPOSE 50051 9090 8090 8080
 ENTRYPOINT ["shoal"]
 CMD ["serve"]

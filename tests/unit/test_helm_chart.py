@@ -130,17 +130,23 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
-def test_every_service_runs_hardened_with_grpc_probes(rendered: tuple[str, Path]) -> None:
+def _values(name: str) -> dict[str, Any]:
+    return yaml.safe_load((CI / f"{name}-values.yaml").read_text()) or {}
+
+
+def _enabled(name: str) -> set[str]:
+    """The components ci/<name>-values.yaml renders: the four services and the console, less those disabled."""
+    services = _values(name).get("services") or {}
+    return {s for s in (*SERVICE_NAMES, "console") if (services.get(s) or {}).get("enabled", True)}
+
+
+def test_every_component_runs_hardened(rendered: tuple[str, Path]) -> None:
     from shoal.app import factories  # noqa: F401 - the services exist
 
     name, path = rendered
     docs = documents(path.read_text())
     containers = _containers(docs)
-    expected = {s.replace("_", "-") for s in SERVICE_NAMES}
-    if name == "tls":
-        expected.discard("sampler")  # disabled there
-    assert set(containers) == expected
-    tls = name == "tls"
+    assert set(containers) == {s.replace("_", "-") for s in _enabled(name)}
     for component, (pod, c) in containers.items():
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -150,10 +156,19 @@ def test_every_service_runs_hardened_with_grpc_probes(rendered: tuple[str, Path]
         assert sc["capabilities"] == {"drop": ["ALL"]}
         assert {"requests", "limits"} <= set(c["resources"])
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
-        env = _env(c)
-        assert {"/tmp", env["SHOAL_DATA_DIR"]} <= mounts
         volumes = {v["name"]: v for v in pod["volumes"]}
-        assert "emptyDir" in volumes["tmp"] and "emptyDir" in volumes["data"]
+        assert "/tmp" in mounts and "emptyDir" in volumes["tmp"], component
+
+
+def test_every_service_answers_grpc_probes(rendered: tuple[str, Path]) -> None:
+    _, path = rendered
+    for component, (pod, c) in _containers(documents(path.read_text())).items():
+        if component == "console":
+            continue
+        env = _env(c)
+        tls = "SHOAL_TLS_CERT_FILE" in env
+        assert env["SHOAL_DATA_DIR"] in {m["mountPath"] for m in c["volumeMounts"]}
+        assert "emptyDir" in {v["name"]: v for v in pod["volumes"]}["data"]
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         probe_port = int(env["SHOAL_HEALTH_PORT"]) if tls else int(env["SHOAL_PORT"])
         assert ports["grpc"] == int(env["SHOAL_PORT"]) and ports["metrics"] == int(env["SHOAL_METRICS_PORT"])
@@ -173,6 +188,8 @@ def test_readiness_asks_each_service_by_its_grpc_name(helm: Path, embedded_setti
         specs = {s.name: s for s in server.specs}
         docs = documents(render(helm, CI / "minimal-values.yaml"))
         for component, (_, c) in _containers(docs).items():
+            if component == "console":
+                continue
             spec = specs[component.replace("-", "_")]
             assert c["readinessProbe"]["grpc"]["service"] == spec.full_name
             # egress: the stores the service uses, and only those
@@ -211,7 +228,8 @@ def test_environment_is_real_settings_and_parses(rendered: tuple[str, Path], tmp
             settings = ShoalSettings()
         finally:
             mp.undo()
-        assert settings.host == "0.0.0.0" and settings.metrics_port is not None  # noqa: S104 - a pod binds all
+        assert settings.host == "0.0.0.0"  # noqa: S104 - a pod binds all
+        assert (settings.metrics_port is None) == (component == "console")  # the console serves no metrics
         args = parser().parse_args(c["args"])
         assert args.command == "serve" and args.service == component.replace("-", "_")
 
@@ -222,15 +240,18 @@ def test_service_monitor_scrapes_the_metrics_port_of_every_service(helm: Path) -
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     selector = monitor["spec"]["selector"]["matchLabels"]
     services = [d for d in docs if d["kind"] == "Service"]
-    assert len(services) == 4
+    assert len(services) == 5
     for svc in services:
         assert selector.items() <= svc["metadata"]["labels"].items()
-        assert "metrics" in {p["name"] for p in svc["spec"]["ports"]}
+        # the console serves no metrics: the monitor, which keeps only the metrics port, skips it
+        has_metrics = "metrics" in {p["name"] for p in svc["spec"]["ports"]}
+        assert has_metrics == (svc["metadata"]["name"] != "shoal-console")
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
     hpas = {d["metadata"]["name"] for d in docs if d["kind"] == "HorizontalPodAutoscaler"}
     pdbs = {d["metadata"]["name"] for d in docs if d["kind"] == "PodDisruptionBudget"}
     # the labeling bridge runs one pod, replaced by Recreate: a budget would only block node drains
-    assert hpas == {"shoal-ingest", "shoal-sampler"} and pdbs == {"shoal-ingest", "shoal-analysis", "shoal-sampler"}
+    assert hpas == {"shoal-ingest", "shoal-sampler", "shoal-console"}
+    assert pdbs == {"shoal-ingest", "shoal-analysis", "shoal-sampler", "shoal-console"}
     (bridge,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "shoal-labeling-bridge"]
     assert bridge["spec"]["replicas"] == 1 and bridge["spec"]["strategy"] == {"type": "Recreate"}
     for d in docs:  # a Deployment under an HPA leaves its replicas to it
@@ -246,6 +267,279 @@ def test_notes_show_a_grpcurl_health_check(helm: Path) -> None:
     assert "grpcurl -plaintext" in notes and "grpc.health.v1.Health/Check" in notes
 
 
+# -- the console ---------------------------------------------------------------------------------------
+
+#: settings that reach a store or hold an administrator's key: none belongs in the console's pod
+STORE_SETTINGS = ("SHOAL_METRICS_URL", "SHOAL_VECTORS_URL", "SHOAL_KAFKA_", "SHOAL_CLICKHOUSE_", "SHOAL_MILVUS_",
+                  "SHOAL_TOPIC_", "SHOAL_ADMIN_API_KEY")  # fmt: skip
+
+
+def _console(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _containers(docs)["console"]
+
+
+def _of(docs: list[dict[str, Any]], kind: str, component: str) -> list[dict[str, Any]]:
+    return [
+        d for d in docs if d["kind"] == kind and d["metadata"]["labels"].get("app.kubernetes.io/component") == component
+    ]
+
+
+def _mounted(pod: dict[str, Any], container: dict[str, Any], path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume mount holding ``path`` and its volume."""
+    mount = max(
+        (m for m in container["volumeMounts"] if path == m["mountPath"] or path.startswith(m["mountPath"] + "/")),
+        key=lambda m: len(m["mountPath"]),
+    )
+    return mount, next(v for v in pod["volumes"] if v["name"] == mount["name"])
+
+
+def _secrets_of(pod: dict[str, Any], container: dict[str, Any]) -> set[str]:
+    """Every Secret a pod reads: its volumes and its container's environment."""
+    names = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+    names |= {
+        e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    return names
+
+
+def test_console_runs_alone_and_calls_each_service_through_its_service(rendered: tuple[str, Path]) -> None:
+    name, path = rendered
+    docs = documents(path.read_text())
+    if "console" not in _enabled(name):
+        assert "console" not in _containers(docs) and not _of(docs, "Service", "console")
+        return
+    pod, c = _console(docs)
+    env = _env(c)
+    args = parser().parse_args(c["args"])
+    assert args.command == "serve" and args.service == "console"
+    # its one port is the console's, named http, and its Service publishes it
+    assert c["ports"] == [{"name": "http", "containerPort": int(env["SHOAL_CONSOLE_PORT"]), "protocol": "TCP"}]
+    (svc,) = _of(docs, "Service", "console")
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("http", 8080, "http")]
+    # probes on that port: liveness asks whether the process answers, readiness whether the services do
+    tls = "SHOAL_TLS_CERT_FILE" in env
+    for probe, route in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = c[probe]["httpGet"]
+        assert (get["path"], get["port"], get["scheme"]) == (route, "http", "HTTPS" if tls else "HTTP"), probe
+    # each service through its own Service's DNS name and gRPC port; one not in the release, where it is
+    targets = json.loads(env["SHOAL_CONSOLE_SERVICE_TARGETS"])
+    assert set(targets) == set(SERVICE_NAMES)
+    services = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in docs if d["kind"] == "Service"}
+    elsewhere = (_values(name).get("console") or {}).get("serviceTargets") or {}
+    for service, target in targets.items():
+        if service not in _enabled(name):
+            assert target == elsewhere[service], service
+            continue
+        own = services[service.replace("_", "-")]
+        (grpc_port,) = [p["port"] for p in own["spec"]["ports"] if p["name"] == "grpc"]
+        assert target == f"{own['metadata']['name']}.{NAMESPACE}.svc:{grpc_port}"
+        assert own["spec"]["selector"]["app.kubernetes.io/component"] == service.replace("_", "-")
+    # least privilege: no store address, credential, CA or administrator key
+    assert not [k for k in env if k.startswith(STORE_SETTINGS)]
+    others = set().union(*(_secrets_of(p, x) for comp, (p, x) in _containers(docs).items() if comp != "console"))
+    tls_secrets = {(_values(name).get("tls") or {}).get("existingSecret")}
+    assert not (_secrets_of(pod, c) & (others - tls_secrets)), "the console reads a store's Secret"
+    assert not [e for e in c["env"] if "valueFrom" in e]
+    # over TLS: the services checked against the CA of the chart's TLS Secret, mounted read-only
+    if tls:
+        for setting in ("SHOAL_CONSOLE_GRPC_CA_FILE", "SHOAL_TLS_CERT_FILE", "SHOAL_TLS_KEY_FILE"):
+            mount, volume = _mounted(pod, c, env[setting])
+            assert mount["readOnly"] is True
+            keys = {i["path"]: i["key"] for i in volume["secret"]["items"]}
+            assert env[setting].removeprefix(mount["mountPath"] + "/") in keys, setting
+        _, ca_volume = _mounted(pod, c, env["SHOAL_CONSOLE_GRPC_CA_FILE"])
+        assert ca_volume["secret"]["secretName"] == _values(name)["tls"]["existingSecret"]
+    else:
+        assert "SHOAL_CONSOLE_GRPC_CA_FILE" not in env
+    # the thumbnail cache: an emptyDir (the root filesystem is read-only) with room for its bound
+    _, cache = _mounted(pod, c, env["SHOAL_CONSOLE_CACHE_DIR"])
+    limit = cache["emptyDir"]["sizeLimit"]
+    assert limit.endswith("Mi") and int(limit.removesuffix("Mi")) > int(env["SHOAL_CONSOLE_CACHE_MAX_MB"])
+    # media folders: mounted read-only where the roots say
+    roots = json.loads(env.get("SHOAL_CONSOLE_MEDIA_ROOTS", "[]"))
+    assert len(roots) == len((_values(name).get("console") or {}).get("media", {}).get("volumes", []))
+    for root in roots:
+        mount, volume = _mounted(pod, c, root)
+        assert mount["mountPath"] == root and mount["readOnly"] is True
+        assert {"persistentVolumeClaim", "hostPath", "nfs"} & set(volume)
+
+
+def test_console_ingress_renders_only_when_enabled_and_with_tls(helm: Path, tmp_path: Path) -> None:
+    minimal = documents(render(helm, CI / "minimal-values.yaml"))
+    assert not _of(minimal, "Ingress", "console")
+    assert "SHOAL_CONSOLE_COOKIE_SECURE" not in _env(_console(minimal)[1])
+
+    docs = documents(render(helm, CI / "production-values.yaml"))
+    (ingress,) = _of(docs, "Ingress", "console")
+    ing = _values("production")["console"]["ingress"]
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == ing["className"]
+    assert spec["tls"] == [{"hosts": [ing["host"]], "secretName": ing["tlsSecret"]}]
+    (rule,) = spec["rules"]
+    assert rule["host"] == ing["host"]
+    (backend,) = [p["backend"]["service"] for p in rule["http"]["paths"]]
+    (svc,) = _of(docs, "Service", "console")
+    assert backend == {"name": svc["metadata"]["name"], "port": {"name": "http"}}
+    assert ingress["metadata"]["annotations"] == ing["annotations"]
+    # behind HTTPS the browser gets Secure cookies, though the console's own port is plain HTTP
+    assert _env(_console(docs)[1])["SHOAL_CONSOLE_COOKIE_SECURE"] == "true"
+
+    # an Ingress without a TLS Secret: plain HTTP, no tls section, cookies without Secure
+    plain = tmp_path / "plain-values.yaml"
+    plain.write_text(
+        (CI / "minimal-values.yaml").read_text() + "console:\n  ingress: {enabled: true, host: c.example}\n"
+    )
+    docs = documents(render(helm, plain))
+    (ingress,) = _of(docs, "Ingress", "console")
+    assert "tls" not in ingress["spec"]
+    assert "SHOAL_CONSOLE_COOKIE_SECURE" not in _env(_console(docs)[1])
+
+
+def test_console_network_policy_allows_what_it_needs_and_no_more(rendered: tuple[str, Path]) -> None:
+    name, path = rendered
+    docs = documents(path.read_text())
+    values = _values(name)
+    grpc_components = {s.replace("_", "-") for s in _enabled(name) if s != "console"}
+    policies = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    if "console" not in _enabled(name):
+        assert "console" not in policies
+        return
+    pod_labels = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "shoal-console")
+    pod_labels = pod_labels["spec"]["template"]["metadata"]["labels"]
+    spec = policies["console"]["spec"]
+    assert spec["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    # in: the console's port only, from the ingress controller behind an Ingress, else from the namespace
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    console_values = values.get("console") or {}
+    np_console = (values.get("networkPolicy") or {}).get("console") or {}
+    if (console_values.get("ingress") or {}).get("enabled"):
+        (peer,) = rule["from"]
+        assert peer["namespaceSelector"] == np_console.get(
+            "namespaceSelector", {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+        )
+    else:
+        assert rule["from"] == [{"podSelector": {}}]
+    # out: DNS, the release's services on their gRPC port, and the rules the values add; nothing else
+    extra = np_console.get("egress", [])
+    dns, services, *rest = spec["egress"]
+    assert rest == extra
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert services["ports"] == [{"port": 50051, "protocol": "TCP"}]
+    (to,) = services["to"]
+    assert set(to) == {"podSelector"}
+    assert to["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "shoal",
+        "app.kubernetes.io/instance": RELEASE,
+    }
+    (expr,) = to["podSelector"]["matchExpressions"]
+    assert expr["key"] == "app.kubernetes.io/component" and expr["operator"] == "In"
+    assert set(expr["values"]) == grpc_components
+    # and every service lets the console in on its gRPC port, also when its namespace peers are not allowed
+    for component in grpc_components:
+        (grpc_rule,) = [r for r in policies[component]["spec"]["ingress"] if r["ports"][0]["port"] == "grpc"]
+        assert any(
+            set(p) == {"podSelector"} and p["podSelector"].get("matchLabels", {}).items() <= pod_labels.items()
+            and p["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == "console"
+            for p in grpc_rule["from"]
+        ), component  # fmt: skip
+
+
+def test_console_process_answers_its_probes(helm: Path, tmp_path: Path) -> None:
+    """`shoal serve --service console` started with the container's arguments and environment answers the
+    probes' paths on the port they name: liveness 200 once it runs, readiness 503 while no service answers."""
+    import signal
+    import urllib.error
+    import urllib.request
+
+    from tests.harness._proc import free_ports
+    from tests.harness._wait import process_exit
+    from tests.server.conftest import wait_for
+
+    docs = documents(render(helm, CI / "minimal-values.yaml"))
+    _, c = _console(docs)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
+    env |= _env(c)
+    (port,) = free_ports(1)
+    # a free loopback port instead of the pod's, and the cache where the emptyDir would be
+    env |= {
+        "SHOAL_HOST": "127.0.0.1",
+        "SHOAL_CONSOLE_PORT": str(port),
+        "SHOAL_CONSOLE_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    named = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert named[c["livenessProbe"]["httpGet"]["port"]] == int(_env(c)["SHOAL_CONSOLE_PORT"])
+    log = tmp_path / "console.log"
+    shoal = Path(sys.executable).parent / "shoal"
+    with log.open("wb") as out:
+        process = subprocess.Popen([shoal, *c["args"]], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+
+        def status(probe: str) -> int | None:
+            url = f"http://127.0.0.1:{port}{c[probe]['httpGet']['path']}"
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    return response.status
+            except urllib.error.HTTPError as err:
+                return err.code
+            except OSError:
+                return None
+
+        wait_for(
+            lambda: status("startupProbe") == 200,
+            30,
+            "the console to answer",
+            dead=process_exit(process, "console", log),
+        )
+        assert status("livenessProbe") == 200
+        # the chart's targets name Services of a cluster this machine is not in: no service answers
+        assert status("readinessProbe") == 503
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log.read_text()
+
+
+def test_notes_say_how_to_open_the_console(helm: Path) -> None:
+    def notes(values: Path) -> str:
+        out = run(helm, "install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client", "-f", values)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split("NOTES:", 1)[1]
+
+    minimal = notes(CI / "minimal-values.yaml")
+    assert f"kubectl -n {NAMESPACE} port-forward svc/shoal-console 8080:8080" in minimal
+    assert "http://localhost:8080" in minimal
+    host = _values("production")["console"]["ingress"]["host"]
+    assert f"https://{host}/" in notes(CI / "production-values.yaml")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        # the console presents no client certificate: it cannot call services that require one
+        ("tls: {enabled: true, existingSecret: grpc-tls, clientCaKey: ca.crt}\n", "services.console.enabled"),
+        # a service the release does not run must be named where it runs
+        ("services:\n  sampler: {enabled: false}\n", "console.serviceTargets.sampler"),
+        # an Ingress with TLS needs the host its certificate is for
+        ("console:\n  ingress: {enabled: true, tlsSecret: web-tls}\n", "console.ingress.host"),
+    ],
+    ids=["mtls", "service-elsewhere", "tls-without-host"],
+)
+def test_a_console_it_cannot_serve_fails_with_what_to_set(
+    helm: Path, tmp_path: Path, values: str, message: str
+) -> None:
+    bad = tmp_path / "bad-values.yaml"
+    bad.write_text((CI / "minimal-values.yaml").read_text() + values)
+    out = run(helm, "template", RELEASE, CHART, "-f", bad)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
 # -- mistakes are caught ------------------------------------------------------------------------------
 
 
@@ -257,6 +551,13 @@ def test_notes_show_a_grpcurl_health_check(helm: Path) -> None:
         ("defaults:\n  replicas: two\n", "replicas"),  # wrong type
         ("defaults:\n  resources:\n    limits: {memroy: 1Gi}\n", "memroy"),
         ("services:\n  ingest:\n    env: {WORKER_THREADS: '8'}\n", "WORKER_THREADS"),  # not a SHOAL_ variable
+        ("console:\n  ingress: {enabled: true, hots: console.example.com}\n", "hots"),
+        ("services:\n  console: {replica: 2}\n", "replica"),
+        ("networkPolicy:\n  console: {podSelecter: {}}\n", "podSelecter"),
+        (
+            "console:\n  media:\n    volumes: [{name: images, mountPath: images, hostPath: {path: /data}}]\n",
+            "mountPath",
+        ),
     ],
 )
 def test_a_mistake_in_values_fails_lint_and_template(helm: Path, tmp_path: Path, values: str, message: str) -> None:
@@ -323,4 +624,9 @@ def test_dockerfile_entrypoint_and_user_agree_with_the_chart_and_cli(helm: Path)
         args = parser().parse_args(c["args"])
         assert args.fn.__name__ == "cmd_serve"
     assert "requirements.lock" in dockerfile and (REPO / "requirements.lock").exists()
+    # every port the chart names is one the image says it listens on, the console's too
+    exposed = {int(port) for port in instruction("EXPOSE").split()}
+    ports = yaml.safe_load((CHART / "values.yaml").read_text())["ports"]
+    assert set(ports.values()) <= exposed
+    assert ShoalSettings.model_fields["console_port"].default == ports["console"]
     assert parser().parse_args(json.loads(instruction("CMD"))).command == "serve"

@@ -55,9 +55,10 @@ labeling_bridge: [kafka, clickhouse, labelingPlatform]
 {{- end -}}
 
 {{/*
-The enabled components, as a JSON list of {service, name, fullname, grpcService, egress, values}:
-service is the key (labeling_bridge), name its DNS form (labeling-bridge), values the entry
-merged over .Values.defaults.
+The enabled components, as a JSON list of {service, name, fullname, grpc, grpcService, egress, values}:
+service is the key (labeling_bridge), name its DNS form (labeling-bridge), grpc true for the four gRPC
+services and false for the console (an HTTP server calling them), values the entry merged over
+.Values.defaults.
 */}}
 {{- define "shoal.components" -}}
 {{- $grpc := include "shoal.grpcServices" . | fromYaml -}}
@@ -68,8 +69,27 @@ merged over .Values.defaults.
 {{- if $values.enabled -}}
 {{- $name := $service | replace "_" "-" -}}
 {{- $fullname := printf "%s-%s" (include "shoal.fullname" $) $name | trunc 63 | trimSuffix "-" -}}
-{{- $out = append $out (dict "service" $service "name" $name "fullname" $fullname "grpcService" (index $grpc $service) "egress" (index $egress $service) "values" $values) -}}
+{{- $isGrpc := hasKey $grpc $service -}}
+{{- $out = append $out (dict "service" $service "name" $name "fullname" $fullname "grpc" $isGrpc "grpcService" (index $grpc $service | default "") "egress" (index $egress $service | default (list)) "values" $values) -}}
 {{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The enabled gRPC services alone (shoal.components without the console), as a JSON list. */}}
+{{- define "shoal.grpcComponents" -}}
+{{- $out := list -}}
+{{- range $c := include "shoal.components" . | fromJsonArray -}}
+{{- if $c.grpc }}{{ $out = append $out $c }}{{ end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The console's component as JSON when it is enabled, else {}. */}}
+{{- define "shoal.console" -}}
+{{- $out := dict -}}
+{{- range $c := include "shoal.components" . | fromJsonArray -}}
+{{- if eq $c.service "console" }}{{ $out = $c }}{{ end -}}
 {{- end -}}
 {{- toJson $out -}}
 {{- end -}}
@@ -231,4 +251,98 @@ at drain + 2 * grace + 10 seconds (services/common/server.py), plus 5 seconds of
 {{- end }}
 - name: NUMBA_CACHE_DIR
   value: /tmp/numba
+{{- end -}}
+
+
+{{/*
+Where the console reaches each service, as JSON {service: host:port}: the release's own Service
+(<fullname>.<namespace>.svc, the name the services' certificate is expected to carry), or
+console.serviceTargets for a service it does not run. Fails, saying what to set, when a service is
+nowhere or when the services require client certificates, which the console does not present.
+*/}}
+{{- define "shoal.consoleTargets" -}}
+{{- $v := .Values -}}
+{{- if and $v.tls.enabled $v.tls.clientCaKey -}}
+{{- fail "the console presents no client certificate, so it cannot call services that require one (tls.clientCaKey): set services.console.enabled=false, or leave tls.clientCaKey empty" -}}
+{{- end -}}
+{{- $targets := dict -}}
+{{- range $c := include "shoal.grpcComponents" . | fromJsonArray -}}
+{{- $_ := set $targets $c.service (printf "%s.%s.svc:%v" $c.fullname $.Release.Namespace $v.ports.grpc) -}}
+{{- end -}}
+{{- range $service, $target := $v.console.serviceTargets -}}
+{{- $_ := set $targets $service $target -}}
+{{- end -}}
+{{- range $service := keys (include "shoal.grpcServices" . | fromYaml) | sortAlpha -}}
+{{- if not (hasKey $targets $service) -}}
+{{- fail (printf "the console calls every service, and services.%s is disabled: set console.serviceTargets.%s to where it runs (host:port), or services.console.enabled=false" $service $service) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $targets -}}
+{{- end -}}
+
+{{/* HTTPS or HTTP: the console's own port serves TLS when tls.enabled. */}}
+{{- define "shoal.consoleScheme" -}}
+{{- if .Values.tls.enabled }}HTTPS{{ else }}HTTP{{ end -}}
+{{- end -}}
+
+{{/* The thumbnail cache's emptyDir: room for console.cacheMaxMb and a quarter more, since a file is
+written before older ones are evicted. */}}
+{{- define "shoal.consoleCacheSizeLimit" -}}
+{{- $mb := int .Values.console.cacheMaxMb -}}
+{{- printf "%dMi" (add $mb (div $mb 4) 64) -}}
+{{- end -}}
+
+{{/* The console's environment: where the services are and how to reach them, its port, its media and
+cache. No store address, no credential: it calls the services with each person's own API key. */}}
+{{- define "shoal.consoleEnv" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+{{- $v := $root.Values -}}
+{{- $cv := $v.console -}}
+- name: SHOAL_HOST
+  value: "0.0.0.0"
+- name: SHOAL_CONSOLE_PORT
+  value: {{ $v.ports.console | quote }}
+- name: SHOAL_LOG_LEVEL
+  value: {{ $v.logging.level | quote }}
+- name: SHOAL_LOG_FORMAT
+  value: {{ $v.logging.format | quote }}
+- name: SHOAL_CONSOLE_SERVICE_TARGETS
+  value: {{ include "shoal.consoleTargets" $root | quote }}
+{{- if $v.tls.enabled }}
+- name: SHOAL_CONSOLE_GRPC_CA_FILE
+  value: /etc/shoal/grpc-ca/{{ $v.tls.caKey }}
+{{- with $cv.grpcServerName }}
+- name: SHOAL_CONSOLE_GRPC_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+- name: SHOAL_TLS_CERT_FILE
+  value: /etc/shoal/tls/tls.crt
+- name: SHOAL_TLS_KEY_FILE
+  value: /etc/shoal/tls/tls.key
+{{- end }}
+{{- if and $cv.ingress.enabled $cv.ingress.tlsSecret }}
+- name: SHOAL_CONSOLE_COOKIE_SECURE
+  value: "true"
+{{- end }}
+{{- with $cv.media.volumes }}
+{{- $roots := list }}
+{{- range $m := . }}{{ $roots = append $roots $m.mountPath }}{{ end }}
+- name: SHOAL_CONSOLE_MEDIA_ROOTS
+  value: {{ toJson $roots | quote }}
+{{- end }}
+- name: SHOAL_CONSOLE_ALLOW_PRIVATE_HTTP
+  value: {{ $cv.allowPrivateHttp | quote }}
+- name: SHOAL_CONSOLE_CACHE_DIR
+  value: /var/cache/shoal-console
+- name: SHOAL_CONSOLE_CACHE_MAX_MB
+  value: {{ $cv.cacheMaxMb | quote }}
+{{- range $name := keys $c.values.env | sortAlpha }}
+- name: {{ $name }}
+  value: {{ index $c.values.env $name | toString | quote }}
+{{- end }}
+{{- range $name := keys $c.values.secretEnv | sortAlpha }}
+{{- $ref := index $c.values.secretEnv $name }}
+{{ include "shoal.secretEnv" (dict "name" $name "secret" $ref.secret "key" $ref.key) }}
+{{- end }}
 {{- end -}}
