@@ -145,12 +145,15 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 while any service answers: with one of them down the console still serves its pages and
+    says which service is missing; 503 only when it can reach none (then it can show nothing)."""
     console: Console = request.app.state.console
     from starlette.concurrency import run_in_threadpool
 
     status = await run_in_threadpool(console.backend.ready)
-    ok = all(s == "SERVING" for s in status.values())
-    return JSONResponse({"ready": ok, "services": status}, status_code=200 if ok else 503)
+    ok = any(s == "SERVING" for s in status.values())
+    every = all(s == "SERVING" for s in status.values())
+    return JSONResponse({"ready": ok, "all_serving": every, "services": status}, status_code=200 if ok else 503)
 
 
 async def session_get(request: Request) -> Response:

@@ -31,9 +31,10 @@ class Console:
     target: str
     admin_key: str
     media: pathlib.Path
+    ca_file: pathlib.Path | None = None
 
     def client(self, key: str | None = None) -> Client:
-        return Client(self.target, api_key=key or self.admin_key)
+        return Client(self.target, api_key=key or self.admin_key, ca_file=self.ca_file)
 
     def key(self, projects: list[str], description: str = "test") -> str:
         return self.server.keys.create(projects, description=description)[1]
@@ -42,15 +43,17 @@ class Console:
 def start_console(data_dir: pathlib.Path, chdb_path: pathlib.Path, **more: Any) -> Console:
     media = data_dir / "media"
     media.mkdir(parents=True, exist_ok=True)
-    settings = server_settings(data_dir, chdb_path, console_port=0, console_media_roots=[str(media)], **more)
+    more.setdefault("console_media_roots", [str(media)])
+    settings = server_settings(data_dir, chdb_path, console_port=0, **more)
     server = build_server(settings, console=True)
     port = server.start()
-    target = f"127.0.0.1:{port}"
+    ca = settings.console_grpc_ca_file
+    target = f"localhost:{port}" if ca else f"127.0.0.1:{port}"
     console = server.companions[0]
-    with Client(target) as c:
+    with Client(target, ca_file=ca) as c:
         wait_for(lambda: c.health_status() == "SERVING", what=f"the server on {target} to be SERVING")
     _, admin = server.keys.create(["*"], description="console test admin")
-    return Console(server, console.url, target, admin, media)
+    return Console(server, console.url, target, admin, media, ca)
 
 
 @pytest.fixture(scope="module")

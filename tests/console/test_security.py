@@ -23,6 +23,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
 from tests.console.conftest import Console, start_console
 from tests.server.conftest import wait_for
+from tests.server.test_tls import pki  # noqa: F401 - a fixture
 
 
 class Session:
@@ -251,3 +252,30 @@ def test_an_unreachable_service_is_a_clear_answer(tmp_path: pathlib.Path, consol
         assert "cannot be reached" in resp.json()["error"] and "Traceback" not in resp.text
     finally:
         server.stop()
+
+
+def test_with_tls_the_console_serves_https_calls_the_services_over_tls_and_marks_cookies_secure(
+    tmp_path: pathlib.Path,
+    chdb_path: pathlib.Path,
+    pki: pathlib.Path,  # noqa: F811 - the fixture
+) -> None:
+    tls = start_console(tmp_path / "data", chdb_path, tls_cert_file=pki / "server.crt", tls_key_file=pki / "server.key",
+                        console_grpc_ca_file=pki / "ca.crt")  # fmt: skip
+    try:
+        url = tls.url.replace("127.0.0.1", "localhost")
+        assert url.startswith("https://")
+        http = requests.Session()
+        http.trust_env = False  # REQUESTS_CA_BUNDLE would replace the CA given here
+        http.verify = str(pki / "ca.crt")
+        http.get(url + "/", timeout=60)
+        token = http.cookies["shoal_csrf"]
+        resp = http.post(
+            url + "/api/session", json={"api_key": tls.admin_key}, headers={"X-CSRF-Token": token}, timeout=60
+        )
+        assert resp.status_code == 200, resp.text
+        assert "Secure" in resp.headers["set-cookie"] and "HttpOnly" in resp.headers["set-cookie"]
+        assert http.get(url + "/readyz", timeout=60).json()["ready"] is True
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(url + "/healthz", timeout=60)  # not trusted without the CA
+    finally:
+        tls.server.stop(grace=1)
