@@ -12,12 +12,13 @@ from shoal.common.auth import current_principal
 from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.errors import Aborted, InternalError, InvalidArgument, NotFound, ShoalError, shown
 from shoal.common.stores.vectors import VectorStore
+from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project, ProjectCatalog
 from shoal.ingest.datasets import Dataset, DatasetCatalog, InferenceSet
 from shoal.ingest.evaluations import EvaluationRefresher
 from shoal.ingest.outcomes import OutcomeRefresher
 from shoal.ingest.pipeline import UploadPublisher, check_position, new_upload_id
-from shoal.ingest.status import KINDS, dataset_stats, upload_status
+from shoal.ingest.status import KINDS, UploadStatus, dataset_stats, list_uploads, upload_status
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
 pb = ingest_pb2
@@ -128,6 +129,30 @@ class _Stream:
 
 def _counts(values: dict[str, int]) -> ingest_pb2.UploadCounts:
     return pb.UploadCounts(**{k: values[k] for k in KINDS})
+
+
+def upload_status_to_proto(st: UploadStatus) -> ingest_pb2.UploadStatus:
+    msg = pb.UploadStatus(
+        upload_id=st.upload_id,
+        dataset=st.dataset,
+        state=pb.UploadState.Value(f"UPLOAD_STATE_{st.state}"),
+        chunks_total=st.chunks_total,
+        chunks_processed=st.chunks_processed,
+        accepted=_counts(st.accepted),
+        written=_counts(st.written),
+        rejected=_counts(st.rejected),
+        create_time=timestamp(st.create_time),
+        update_time=timestamp(st.update_time),
+    )
+    for index, (reason, field, frame_id, object_id, message) in st.errors:
+        err = msg.errors.add(chunk_index=index)
+        err.detail.reason = reason
+        err.detail.field = field
+        err.detail.message = message
+        err.detail.datapoint.dataset = st.dataset
+        err.detail.datapoint.frame_id = frame_id
+        err.detail.datapoint.object_id = object_id
+    return msg
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -368,25 +393,29 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     def GetUploadStatus(self, request: pb.GetUploadStatusRequest, context: Any) -> pb.GetUploadStatusResponse:
         st = upload_status(self.publisher.metrics, request.project, request.upload_id)
-        msg = pb.UploadStatus(
-            upload_id=st.upload_id,
-            dataset=st.dataset,
-            state=pb.UploadState.Value(f"UPLOAD_STATE_{st.state}"),
-            chunks_total=st.chunks_total,
-            chunks_processed=st.chunks_processed,
-            accepted=_counts(st.accepted),
-            written=_counts(st.written),
-            rejected=_counts(st.rejected),
+        return pb.GetUploadStatusResponse(status=upload_status_to_proto(st))
+
+    def ListUploads(self, request: pb.ListUploadsRequest, context: Any) -> pb.ListUploadsResponse:
+        self.catalog.get(request.project)
+        if request.dataset:
+            self.datasets.get(request.project, request.dataset)
+        states = []
+        for i, value in enumerate(request.states):
+            if value == pb.UPLOAD_STATE_UNSPECIFIED or value not in pb.UploadState.values():
+                raise InvalidArgument(f"unknown upload state {value}", field=f"states[{i}]")
+            states.append(pb.UploadState.Name(value).removeprefix("UPLOAD_STATE_"))
+        found, token, total = list_uploads(
+            self.publisher.metrics,
+            request.project,
+            dataset=request.dataset,
+            states=states,
+            page_size=request.page.page_size,
+            page_token=request.page.page_token,
         )
-        for index, (reason, field, frame_id, object_id, message) in st.errors:
-            err = msg.errors.add(chunk_index=index)
-            err.detail.reason = reason
-            err.detail.field = field
-            err.detail.message = message
-            err.detail.datapoint.dataset = st.dataset
-            err.detail.datapoint.frame_id = frame_id
-            err.detail.datapoint.object_id = object_id
-        return pb.GetUploadStatusResponse(status=msg)
+        return pb.ListUploadsResponse(
+            uploads=[upload_status_to_proto(st) for st in found],
+            page=cpb.PageResponse(next_page_token=token, total_count=total),
+        )
 
     def ListLabelVersions(self, request: pb.ListLabelVersionsRequest, context: Any) -> pb.ListLabelVersionsResponse:
         self.datasets.get(request.project, request.dataset)

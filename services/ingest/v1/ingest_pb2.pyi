@@ -695,7 +695,7 @@ class UploadError(_message.Message):
     def __init__(self, chunk_index: _Optional[int] = ..., detail: _Optional[_Union[_common_pb2.ErrorDetail, _Mapping]] = ...) -> None: ...
 
 class UploadStatus(_message.Message):
-    __slots__ = ("upload_id", "dataset", "state", "chunks_total", "chunks_processed", "accepted", "written", "rejected", "errors")
+    __slots__ = ("upload_id", "dataset", "state", "chunks_total", "chunks_processed", "accepted", "written", "rejected", "errors", "create_time", "update_time")
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -705,6 +705,8 @@ class UploadStatus(_message.Message):
     WRITTEN_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     upload_id: str
     dataset: str
     state: UploadState
@@ -714,7 +716,9 @@ class UploadStatus(_message.Message):
     written: UploadCounts
     rejected: UploadCounts
     errors: _containers.RepeatedCompositeFieldContainer[UploadError]
-    def __init__(self, upload_id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[UploadState, str]] = ..., chunks_total: _Optional[int] = ..., chunks_processed: _Optional[int] = ..., accepted: _Optional[_Union[UploadCounts, _Mapping]] = ..., written: _Optional[_Union[UploadCounts, _Mapping]] = ..., rejected: _Optional[_Union[UploadCounts, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[UploadError, _Mapping]]] = ...) -> None: ...
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, upload_id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[UploadState, str]] = ..., chunks_total: _Optional[int] = ..., chunks_processed: _Optional[int] = ..., accepted: _Optional[_Union[UploadCounts, _Mapping]] = ..., written: _Optional[_Union[UploadCounts, _Mapping]] = ..., rejected: _Optional[_Union[UploadCounts, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[UploadError, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetUploadStatusRequest(_message.Message):
     __slots__ = ("project", "upload_id")
@@ -729,6 +733,26 @@ class GetUploadStatusResponse(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     status: UploadStatus
     def __init__(self, status: _Optional[_Union[UploadStatus, _Mapping]] = ...) -> None: ...
+
+class ListUploadsRequest(_message.Message):
+    __slots__ = ("project", "dataset", "states", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    dataset: str
+    states: _containers.RepeatedScalarFieldContainer[UploadState]
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., states: _Optional[_Iterable[_Union[UploadState, str]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListUploadsResponse(_message.Message):
+    __slots__ = ("uploads", "page")
+    UPLOADS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    uploads: _containers.RepeatedCompositeFieldContainer[UploadStatus]
+    page: _common_pb2.PageResponse
+    def __init__(self, uploads: _Optional[_Iterable[_Union[UploadStatus, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class ListLabelVersionsRequest(_message.Message):
     __slots__ = ("project", "dataset", "frame_id", "page")

@@ -119,6 +119,11 @@ class IngestServiceStub:
                 request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.SerializeToString,
                 response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.FromString,
                 _registered_method=True)
+        self.ListUploads = channel.unary_unary(
+                '/shoal.ingest.v1.IngestService/ListUploads',
+                request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListUploadsRequest.SerializeToString,
+                response_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListUploadsResponse.FromString,
+                _registered_method=True)
         self.ListLabelVersions = channel.unary_unary(
                 '/shoal.ingest.v1.IngestService/ListLabelVersions',
                 request_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListLabelVersionsRequest.SerializeToString,
@@ -246,6 +251,14 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUploads(self, request, context):
+        """The uploads of a project, newest first, each with its status as GetUploadStatus reports it
+        (but at most its first 10 errors), optionally only those of one dataset or in some states.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListLabelVersions(self, request, context):
         """The label versions of one frame, newest first, each with its provenance: who or what made it,
         when and why (an import, the SDK, or an annotation that came back from a labeling platform).
@@ -341,6 +354,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetUploadStatus,
                     request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.FromString,
                     response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.SerializeToString,
+            ),
+            'ListUploads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUploads,
+                    request_deserializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListUploadsRequest.FromString,
+                    response_serializer=shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListUploadsResponse.SerializeToString,
             ),
             'ListLabelVersions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLabelVersions,
@@ -807,6 +825,33 @@ class IngestService:
             '/shoal.ingest.v1.IngestService/GetUploadStatus',
             shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusRequest.SerializeToString,
             shoal_dot_ingest_dot_v1_dot_ingest__pb2.GetUploadStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUploads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.ingest.v1.IngestService/ListUploads',
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListUploadsRequest.SerializeToString,
+            shoal_dot_ingest_dot_v1_dot_ingest__pb2.ListUploadsResponse.FromString,
             options,
             channel_credentials,
             insecure,
