@@ -60,11 +60,10 @@ def build_server(
     stores = stores if stores is not None else open_stores(settings)
     specs = [known[name](settings, stores) for name in services]
     server = ShoalServer(settings, specs, stores)
-    if console and settings.tls_client_ca_file is not None:
+    if console and settings.tls_client_ca_file is not None and settings.console_grpc_client_cert_file is None:
         log.warning(
-            "the console is not served: the services require client certificates (SHOAL_TLS_CLIENT_CA_FILE), "
-            "which the console has none of; run it with `shoal serve --service console` beside a TLS endpoint "
-            "without client certificates"
+            "the console is not served: the services require client certificates (SHOAL_TLS_CLIENT_CA_FILE); "
+            "give the console one with SHOAL_CONSOLE_GRPC_CLIENT_CERT_FILE and SHOAL_CONSOLE_GRPC_CLIENT_KEY_FILE"
         )
     elif console:
         from shoal.console.server import ConsoleServer

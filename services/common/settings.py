@@ -117,6 +117,14 @@ class ShoalSettings(BaseSettings):
         description="PEM CA bundle that signed the services' certificate: the console then calls them over TLS. "
         "The all-in-one server with TLS on uses tls_cert_file.",
     )
+    console_grpc_client_cert_file: Path | None = Field(
+        None,
+        description="PEM client certificate the console presents to the services when they require one "
+        "(SHOAL_TLS_CLIENT_CA_FILE), with console_grpc_client_key_file.",
+    )
+    console_grpc_client_key_file: Path | None = Field(
+        None, description="PEM private key of console_grpc_client_cert_file."
+    )
     console_grpc_server_name: str = Field(
         "", description="Name the services' TLS certificate is checked against, when it is not the target's host."
     )
@@ -290,6 +298,10 @@ class ShoalSettings(BaseSettings):
             raise ValueError("set both SHOAL_TLS_CERT_FILE and SHOAL_TLS_KEY_FILE to turn TLS on, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("SHOAL_TLS_CLIENT_CA_FILE needs SHOAL_TLS_CERT_FILE and SHOAL_TLS_KEY_FILE")
+        if (self.console_grpc_client_cert_file is None) != (self.console_grpc_client_key_file is None):
+            raise ValueError(
+                "set both SHOAL_CONSOLE_GRPC_CLIENT_CERT_FILE and SHOAL_CONSOLE_GRPC_CLIENT_KEY_FILE, or neither"
+            )
         if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ValueError("SHOAL_KAFKA_SASL_MECHANISM needs SHOAL_KAFKA_SASL_USERNAME and SHOAL_KAFKA_SASL_PASSWORD")
         return self
@@ -323,7 +335,7 @@ def settings_markdown() -> str:
     """The settings as a Markdown table, for the README."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in ShoalSettings.model_fields.items():
-        default = field.default
-        shown = "" if default in (None, "") else f"`{default}`"
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        shown = "" if default in (None, "", [], {}) else f"`{default}`"
         rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {field.description or ''} |")
     return "\n".join(rows)

@@ -117,11 +117,13 @@ class Backend:
         *,
         ca_file: Path | None = None,
         server_name: str = "",
+        client_cert: tuple[Path, Path] | None = None,
         max_message_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._targets_of = targets if callable(targets) else (lambda: targets)
         self._targets: dict[str, str] | None = None
         self._root_certs = ca_file.read_bytes() if ca_file is not None else None
+        self._client = (client_cert[1].read_bytes(), client_cert[0].read_bytes()) if client_cert else (None, None)
         self._server_name = server_name
         self._options = [
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -165,7 +167,16 @@ class Backend:
             raise ConfigurationError(
                 f"SHOAL_CONSOLE_SERVICE_TARGETS names {', '.join(unknown)}; the services are {', '.join(SERVICE_NAMES)}"
             )
-        return cls(targets, ca_file=ca_file, server_name=server_name, max_message_bytes=settings.max_message_bytes)
+        client_cert = None
+        if settings.console_grpc_client_cert_file and settings.console_grpc_client_key_file:
+            client_cert = (settings.console_grpc_client_cert_file, settings.console_grpc_client_key_file)
+        return cls(
+            targets,
+            ca_file=ca_file,
+            server_name=server_name,
+            client_cert=client_cert,
+            max_message_bytes=settings.max_message_bytes,
+        )
 
     def targets(self) -> dict[str, str]:
         if self._targets is None:
@@ -178,7 +189,11 @@ class Backend:
             channel = self._channels.get(target)
             if channel is None:
                 if self._root_certs is not None:
-                    creds = grpc.ssl_channel_credentials(root_certificates=self._root_certs)
+                    creds = grpc.ssl_channel_credentials(
+                        root_certificates=self._root_certs,
+                        private_key=self._client[0],
+                        certificate_chain=self._client[1],
+                    )
                     channel = grpc.secure_channel(target, creds, options=self._options)
                 else:
                     channel = grpc.insecure_channel(target, options=self._options)

@@ -50,8 +50,11 @@ def start_console(data_dir: pathlib.Path, chdb_path: pathlib.Path, **more: Any) 
     ca = settings.console_grpc_ca_file
     target = f"localhost:{port}" if ca else f"127.0.0.1:{port}"
     console = server.companions[0]
-    with Client(target, ca_file=ca) as c:
-        wait_for(lambda: c.health_status() == "SERVING", what=f"the server on {target} to be SERVING")
+    wait_for(
+        lambda: set(server.status().values()) == {"SERVING"},
+        what=f"the server on {target} to be SERVING",
+        progress=lambda: tuple(sorted(server.status().items())),
+    )
     _, admin = server.keys.create(["*"], description="console test admin")
     return Console(server, console.url, target, admin, media, ca)
 

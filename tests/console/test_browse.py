@@ -172,3 +172,26 @@ def test_overview_counts_per_split_and_class_and_the_model_lineage(console: Cons
     page.click("#datasets .bar-row:has-text('square')")
     page.wait_for_selector("#grid-status:has-text('End of results')")
     assert page.inner_text("#result-count").startswith(f"{shapes.labels.count(1)} frames")
+
+
+def test_upload_history_shows_states_and_the_first_rejected_rows(console: Console, shapes: Shapes, page: Any) -> None:
+    from shoal.common.topics import Topics
+    from shoal.ingest.v1 import ingest_pb2 as pb
+
+    # a producer's event with a label of an unknown class: that row is rejected, the other written
+    chunk = pb.UploadChunk(labels=[pb.FrameLabels(frame_id="s-0001", class_id=0),
+                                   pb.FrameLabels(frame_id="s-0002", class_id=7)])  # fmt: skip
+    event = pb.UploadEvent(schema_version=1, upload_id="producer-7", project="shapes", dataset="shapes", chunk=chunk)
+    topics = Topics(console.server.settings.topic_prefix)
+    console.server.stores.events.publish(topics.uploads, key=b"shapes/shapes", value=event.SerializeToString()).result(
+        timeout=10
+    )
+    with console.client() as c:
+        st = c.wait_for_upload("shapes", "producer-7", timeout=120)
+    assert st.rejected.labels == 1
+    sign_in(page, console)
+    page.goto(console.url + "/#/p/shapes")
+    page.wait_for_selector("#upload-history")
+    first = page.locator("#upload-history tbody tr").first.inner_text()
+    assert "producer-7" in first and "s-0002" in first and "class" in first
+    assert pb.UploadState.Name(st.state).replace("UPLOAD_STATE_", "").lower().replace("_", " ") in first

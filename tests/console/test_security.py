@@ -279,3 +279,22 @@ def test_with_tls_the_console_serves_https_calls_the_services_over_tls_and_marks
             requests.get(url + "/healthz", timeout=60)  # not trusted without the CA
     finally:
         tls.server.stop(grace=1)
+
+
+def test_with_mutual_tls_the_console_presents_its_client_certificate(
+    tmp_path: pathlib.Path,
+    chdb_path: pathlib.Path,
+    pki: pathlib.Path,  # noqa: F811 - the fixture
+) -> None:
+    mtls = start_console(tmp_path / "data", chdb_path, tls_cert_file=pki / "server.crt", tls_key_file=pki / "server.key",
+                         tls_client_ca_file=pki / "ca.crt", console_grpc_ca_file=pki / "ca.crt",
+                         console_grpc_client_cert_file=pki / "client.crt",
+                         console_grpc_client_key_file=pki / "client.key")  # fmt: skip
+    try:
+        http = requests.Session()
+        http.trust_env = False
+        http.verify = str(pki / "ca.crt")
+        url = mtls.url.replace("127.0.0.1", "localhost")
+        assert http.get(url + "/readyz", timeout=60).json()["all_serving"] is True
+    finally:
+        mtls.server.stop(grace=1)

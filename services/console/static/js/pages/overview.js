@@ -74,13 +74,16 @@ async function loadUploads(project, root) {
       return;
     }
     root.replaceChildren(h("table", { class: "data", id: "upload-history" },
-      h("thead", {}, h("tr", {}, ["Upload", "Dataset", "State", "Chunks", "Frames written", "Rejected", "First rejected rows", "Created"].map((t) => h("th", { scope: "col" }, t)))),
+      h("thead", {}, h("tr", {}, ["Upload", "Dataset", "State", "Chunks", "Rows written", "Rejected", "First rejected rows", "Created"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, list.map((u) => h("tr", {},
         h("td", {}, u.upload_id), h("td", {}, u.dataset), h("td", {}, enumName(u.state, "UPLOAD_STATE_")),
         h("td", { class: "num" }, `${fmt(Number(u.chunks_processed || 0))}/${fmt(Number(u.chunks_total || 0))}`),
-        h("td", { class: "num" }, fmt(Number(u.written?.frames || 0))),
+        h("td", { class: "num" }, fmt(Object.values(u.written || {}).reduce((a, b) => a + Number(b), 0))),
         h("td", { class: "num" }, fmt(Object.values(u.rejected || {}).reduce((a, b) => a + Number(b), 0))),
-        h("td", {}, (u.errors || []).slice(0, 3).map((e) => h("div", { class: "error-row" }, `${e.frame_id || e.datapoint?.frame_id || ""} ${e.field || ""}: ${e.message || ""}`))),
+        h("td", {}, (u.errors || []).slice(0, 3).map((e) => {
+          const d = e.detail || {};
+          return h("div", { class: "error-row" }, `${d.datapoint?.frame_id || ""} ${d.field || ""}: ${d.message || ""}`);
+        })),
         h("td", {}, time(u.create_time)))))));
   } catch (err) {
     root.replaceChildren(h("p", { class: "muted" }, `Upload history unavailable: ${err.message}`));
