@@ -3,12 +3,15 @@
 A page token holds the sort values of the last row returned (and a fingerprint of the query), and
 the next page starts strictly after them: pages neither skip nor repeat rows, even when rows are
 added between two pages, and the cost of a page does not grow with its depth.
+
+Each page's frame sizes, and on request its frames' boxes (the latest label version's objects and
+an inference set's predictions), are read for the whole page at once, keyed by its frame ids.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +34,7 @@ from shoal.common.errors import InvalidArgument
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
+from shoal.ingest.outcomes import latest_labels_sql
 
 _COLUMNS = (
     "frame_id, split, media_uri, label_class, predicted_class, confidence, loss, margin, probs,"
@@ -52,6 +56,22 @@ class Row:
     #: key -> (kind, value), kind one of string, number, bool, timestamp
     metadata: dict[str, tuple[str, Any]]
     baseline_predicted_class: int | None = None
+    width: int = 0
+    height: int = 0
+    #: with include_objects: the latest label version's objects and the inference set's, by object id
+    label_objects: list[FrameObject] = field(default_factory=list)
+    predicted_objects: list[FrameObject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FrameObject:
+    object_id: str
+    class_id: int
+    #: x, y, width, height in pixels
+    box: tuple[float, float, float, float]
+    #: predicted objects: the model's score
+    score: float | None = None
+    is_crowd: bool = False
 
 
 @dataclass
@@ -87,6 +107,7 @@ def query_datapoints(
     page_token: str,
     *,
     scope: str,
+    include_objects: bool = False,
 ) -> Page:
     if page_size < 0:
         raise InvalidArgument(f"must be >= 0, got {page_size}", field="page.page_size")
@@ -131,11 +152,51 @@ def query_datapoints(
                 baseline_predicted_class=None if r[13] is None else int(r[13]),
             )
         )
+    add_frame_details(metrics, view, rows, include_objects=include_objects)
     token = ""
     if more and result:
         values = list(result[-1][14 : 14 + len(sorts)])
         token = encode_cursor([_plain(v) for v in values], scope)
     return Page(rows, token, total)
+
+
+def add_frame_details(metrics: MetricsStore, view: View, rows: Sequence[Row], *, include_objects: bool) -> None:
+    """Sets each row's frame size and, with ``include_objects``, its boxes: one query for the sizes
+    and one for the objects of the whole page."""
+    ids = sorted({r.frame_id for r in rows})
+    if not ids:
+        return
+    params = {"project": view.project, "dataset": view.dataset, "set": view.inference_set}
+    found = metrics.query_ids(
+        "SELECT frame_id, width, height FROM frames FINAL WHERE project = {project:String}"
+        " AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}",
+        params,
+        "ids",
+        ids,
+    )
+    sizes = {str(f): (int(w), int(h)) for f, w, h in found}
+    labels: dict[str, list[FrameObject]] = {}
+    predicted: dict[str, list[FrameObject]] = {}
+    if include_objects:
+        scope = "frame_id IN {ids:Array(String)}"
+        sql = (
+            "SELECT 0 AS predicted, frame_id, object_id, class_id, x, y, w, h, crowd,"
+            f" CAST(NULL AS Nullable(Float32)) AS score FROM ({latest_labels_sql(scope)})"
+        )
+        if view.inference_set:
+            sql += (
+                " UNION ALL SELECT 1 AS predicted, frame_id, object_id, class_id, x, y, w, h, toUInt8(0) AS crowd,"
+                " toNullable(score) AS score FROM predicted_objects FINAL WHERE project = {project:String}"
+                " AND inference_set = {set:String} AND dataset = {dataset:String} AND " + scope
+            )
+        for kind, frame, obj, cls, x, y, w, h, crowd, score in metrics.query_ids(sql, params, "ids", ids):
+            o = FrameObject(str(obj), int(cls), (float(x), float(y), float(w), float(h)),
+                            None if score is None else float(score), bool(crowd))  # fmt: skip
+            (predicted if kind else labels).setdefault(str(frame), []).append(o)
+    for r in rows:
+        r.width, r.height = sizes.get(r.frame_id, (0, 0))
+        r.label_objects = sorted(labels.get(r.frame_id, []), key=lambda o: o.object_id)
+        r.predicted_objects = sorted(predicted.get(r.frame_id, []), key=lambda o: o.object_id)
 
 
 def _plain(v: Any) -> Any:

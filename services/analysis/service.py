@@ -11,7 +11,7 @@ from shoal.analysis import detection, detection_issues, drift, embedding_map, fa
 from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
-from shoal.analysis.datapoints import Row, query_datapoints
+from shoal.analysis.datapoints import FrameObject, Row, query_datapoints
 from shoal.analysis.detection import (
     MATCH_TIE_BREAK,
     ORDERS,
@@ -191,6 +191,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             request.page.page_size,
             request.page.page_token,
             scope=scope,
+            include_objects=request.include_objects,
         )
         return pb.QueryDatapointsResponse(
             datapoints=[_datapoint(view.dataset, r) for r in page.rows],
@@ -1022,8 +1023,18 @@ def _segment(s: seg_store.Segment) -> pb.Segment:
     return out
 
 
+def _object(o: FrameObject) -> pb.DatapointObject:
+    out = pb.DatapointObject(object_id=o.object_id, class_id=o.class_id, is_crowd=o.is_crowd)
+    out.box.x, out.box.y, out.box.width, out.box.height = o.box
+    if o.score is not None:
+        out.score = o.score
+    return out
+
+
 def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
-    d = pb.Datapoint(split=r.split, media_uri=r.media_uri)
+    d = pb.Datapoint(split=r.split, media_uri=r.media_uri, width=r.width, height=r.height,
+                     label_objects=[_object(o) for o in r.label_objects],
+                     predicted_objects=[_object(o) for o in r.predicted_objects])  # fmt: skip
     d.ref.dataset = dataset
     d.ref.frame_id = r.frame_id
     if r.label_class is not None:

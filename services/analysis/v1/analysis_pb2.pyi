@@ -242,7 +242,7 @@ class SortKey(_message.Message):
     def __init__(self, field: _Optional[str] = ..., descending: _Optional[bool] = ...) -> None: ...
 
 class QueryDatapointsRequest(_message.Message):
-    __slots__ = ("project", "dataset", "inference_set", "filter", "confidence_threshold", "sort", "page", "baseline_inference_set")
+    __slots__ = ("project", "dataset", "inference_set", "filter", "confidence_threshold", "sort", "page", "baseline_inference_set", "include_objects")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +251,7 @@ class QueryDatapointsRequest(_message.Message):
     SORT_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
     BASELINE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     project: str
     dataset: str
     inference_set: str
@@ -259,10 +260,25 @@ class QueryDatapointsRequest(_message.Message):
     sort: _containers.RepeatedCompositeFieldContainer[SortKey]
     page: _common_pb2.PageRequest
     baseline_inference_set: str
-    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., confidence_threshold: _Optional[float] = ..., sort: _Optional[_Iterable[_Union[SortKey, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., baseline_inference_set: _Optional[str] = ...) -> None: ...
+    include_objects: bool
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., confidence_threshold: _Optional[float] = ..., sort: _Optional[_Iterable[_Union[SortKey, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., baseline_inference_set: _Optional[str] = ..., include_objects: _Optional[bool] = ...) -> None: ...
+
+class DatapointObject(_message.Message):
+    __slots__ = ("object_id", "class_id", "box", "score", "is_crowd")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    IS_CROWD_FIELD_NUMBER: _ClassVar[int]
+    object_id: str
+    class_id: int
+    box: _ingest_pb2.Box
+    score: float
+    is_crowd: bool
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., score: _Optional[float] = ..., is_crowd: _Optional[bool] = ...) -> None: ...
 
 class Datapoint(_message.Message):
-    __slots__ = ("ref", "split", "media_uri", "label_class", "predicted_class", "confidence", "loss", "margin", "class_probabilities", "metadata", "baseline_predicted_class")
+    __slots__ = ("ref", "split", "media_uri", "label_class", "predicted_class", "confidence", "loss", "margin", "class_probabilities", "metadata", "baseline_predicted_class", "width", "height", "label_objects", "predicted_objects")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -281,6 +297,10 @@ class Datapoint(_message.Message):
     CLASS_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     BASELINE_PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     split: str
     media_uri: str
@@ -292,7 +312,11 @@ class Datapoint(_message.Message):
     class_probabilities: _containers.RepeatedScalarFieldContainer[float]
     metadata: _containers.MessageMap[str, _common_pb2.Value]
     baseline_predicted_class: int
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., confidence: _Optional[float] = ..., loss: _Optional[float] = ..., margin: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., baseline_predicted_class: _Optional[int] = ...) -> None: ...
+    width: int
+    height: int
+    label_objects: _containers.RepeatedCompositeFieldContainer[DatapointObject]
+    predicted_objects: _containers.RepeatedCompositeFieldContainer[DatapointObject]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., confidence: _Optional[float] = ..., loss: _Optional[float] = ..., margin: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., baseline_predicted_class: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., label_objects: _Optional[_Iterable[_Union[DatapointObject, _Mapping]]] = ..., predicted_objects: _Optional[_Iterable[_Union[DatapointObject, _Mapping]]] = ...) -> None: ...
 
 class QueryDatapointsResponse(_message.Message):
     __slots__ = ("datapoints", "page")
