@@ -42,7 +42,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis import results
+from shoal.analysis import dismissals, results
 from shoal.analysis.coco import box_iou
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -463,24 +463,29 @@ def query_objects(
     project: str,
     job_id: str,
     *,
+    dataset: str,
     types: list[int],
     include_unflagged: bool,
+    include_dismissed: bool,
     order: int,
     offset: int,
     size: int,
-) -> tuple[list[tuple[Any, ...]], int]:
+) -> tuple[list[tuple[Any, ...]], int, int]:
     """A page of the job's (object, issue type) rows of ``types`` (all when empty), flagged ones
-    only unless ``include_unflagged``, in ``order``; and their count."""
+    only unless ``include_unflagged``, dismissed ones (the object's or its frame's dismissal in
+    ``dataset``) only with ``include_dismissed``, in ``order``, each ending with whether it is
+    dismissed; their count; and how many of the rows matched are dismissed."""
     where = "project = {project:String} AND job_id = {job:String}"
     where += "" if include_unflagged else " AND is_issue"
     where += " AND has({types:Array(UInt8)}, issue_type)" if types else ""
-    params: dict[str, Any] = {"project": project, "job": job_id}
+    params: dict[str, Any] = {"project": project, "job": job_id, "dataset": dataset}
     if types:
         params["types"] = sorted(set(types))
     columns = ("frame_id, object_id, predicted, issue_type, score, is_issue, given_class, suggested_class,"
                " partner_object_id, iou, confidence")  # fmt: skip
-    return metrics.page("detection_issue_objects FINAL", columns, where, OBJECT_ORDERS[order], params,
-                        offset=offset, size=size)  # fmt: skip
+    return dismissals.page(metrics, "detection_issue_objects FINAL", columns, where, OBJECT_ORDERS[order], params,
+                           dismissed=dismissals.object_dismissed_sql(), include_dismissed=include_dismissed,
+                           offset=offset, size=size)  # fmt: skip
 
 
 def query_frames(
@@ -488,20 +493,43 @@ def query_frames(
     project: str,
     job_id: str,
     *,
+    dataset: str,
     types: list[int],
     include_unflagged: bool,
+    include_dismissed: bool,
     order: int,
     offset: int,
     size: int,
-) -> tuple[list[tuple[Any, ...]], int]:
+) -> tuple[list[tuple[Any, ...]], int, int]:
     """A page of the job's frames: flagged ones (with ``types``: those with a flagged object of one
-    of these types), or every frame with ``include_unflagged``, in ``order``; and their count."""
+    of these types), or every frame with ``include_unflagged``; frames dismissed as a whole in
+    ``dataset`` only with ``include_dismissed``; in ``order``, each ending with whether it is
+    dismissed; their count; and how many of the frames matched are dismissed."""
     where = "project = {project:String} AND job_id = {job:String}"
     if types:
         where += " AND (" + " OR ".join(f"{COUNT_COLUMNS[t]} > 0" for t in sorted(set(types))) + ")"
     elif not include_unflagged:
         where += " AND is_issue"
-    params = {"project": project, "job": job_id}
+    params = {"project": project, "job": job_id, "dataset": dataset}
     columns = "frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
-    return metrics.page("detection_issue_frames FINAL", columns, where, FRAME_ORDERS[order], params,
-                        offset=offset, size=size)  # fmt: skip
+    return dismissals.page(metrics, "detection_issue_frames FINAL", columns, where, FRAME_ORDERS[order], params,
+                           dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
+                           offset=offset, size=size)  # fmt: skip
+
+
+def scored(
+    metrics: MetricsStore, project: str, job_id: str, frame_ids: list[str], objects: list[tuple[str, str]]
+) -> tuple[set[str], set[tuple[str, str]]]:
+    """Which of these frames, and of these (frame, object) pairs, the job scored."""
+    params = {"project": project, "job": job_id}
+    frames = metrics.query_ids(
+        "SELECT DISTINCT frame_id FROM detection_issue_frames WHERE project = {project:String}"
+        " AND job_id = {job:String} AND frame_id IN {ids:Array(String)}",
+        params, "ids", sorted(set(frame_ids)),
+    )  # fmt: skip
+    pairs = metrics.query_ids(
+        "SELECT DISTINCT frame_id, object_id FROM detection_issue_objects WHERE project = {project:String}"
+        " AND job_id = {job:String} AND frame_id IN {ids:Array(String)}",
+        params, "ids", sorted({f for f, _ in objects}),
+    )  # fmt: skip
+    return {str(r[0]) for r in frames}, {(str(f), str(o)) for f, o in pairs}

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from shoal.analysis import results
+from shoal.analysis import dismissals, results
 from shoal.analysis.query import Params, View, compile_filter, view_sql
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -240,12 +240,36 @@ ORDERS = {
 
 
 def query_issues(
-    metrics: MetricsStore, project: str, job_id: str, *, all_frames: bool, order: int, offset: int, size: int
-) -> tuple[list[tuple[Any, ...]], int]:
-    """A page of the job's frames (issues only unless ``all_frames``), in ``order`` then frame id."""
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    *,
+    dataset: str,
+    all_frames: bool,
+    include_dismissed: bool,
+    order: int,
+    offset: int,
+    size: int,
+) -> tuple[list[tuple[Any, ...]], int, int]:
+    """A page of the job's frames (issues only unless ``all_frames``; dismissed ones of ``dataset``
+    only with ``include_dismissed``) in ``order`` then frame id, each row ending with whether it is
+    dismissed; their count; and how many of the frames matched are dismissed."""
     where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
-    params = {"project": project, "job": job_id}
+    params = {"project": project, "job": job_id, "dataset": dataset}
     columns = ("frame_id, given_label, suggested_label, is_issue, self_confidence, normalized_margin,"
                " weighted_entropy, suggested_probability")  # fmt: skip
-    return metrics.page("label_issue_frames FINAL", columns, where, f"{ORDERS[order]}, frame_id", params,
-                        offset=offset, size=size)  # fmt: skip
+    return dismissals.page(metrics, "label_issue_frames FINAL", columns, where, f"{ORDERS[order]}, frame_id", params,
+                           dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
+                           offset=offset, size=size)  # fmt: skip
+
+
+def examined(metrics: MetricsStore, project: str, job_id: str, frame_ids: list[str]) -> set[str]:
+    """Which of these frames the job examined."""
+    rows = metrics.query_ids(
+        "SELECT DISTINCT frame_id FROM label_issue_frames WHERE project = {project:String} AND job_id = {job:String}"
+        " AND frame_id IN {ids:Array(String)}",
+        {"project": project, "job": job_id},
+        "ids",
+        sorted(set(frame_ids)),
+    )
+    return {str(r[0]) for r in rows}

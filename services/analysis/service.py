@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
 
-from shoal.analysis import detection, detection_issues, drift, embedding_map, failure_clusters, label_issues, neighbors
+from shoal.analysis import (
+    detection,
+    detection_issues,
+    dismissals,
+    drift,
+    embedding_map,
+    failure_clusters,
+    label_issues,
+    neighbors,
+)
 from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
@@ -30,8 +40,8 @@ from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
 from shoal.common.convert import job_to_proto, page_of, page_response, timestamp
-from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from shoal.common.jobs import JobContext, JobKind, JobRunner, JobStore
+from shoal.common.errors import AlreadyExists, Datapoint, FailedPrecondition, InvalidArgument, NotFound
+from shoal.common.jobs import Job, JobContext, JobKind, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.server import ServiceSpec
@@ -45,6 +55,8 @@ from shoal.ingest.catalog import Project, ProjectCatalog
 from shoal.ingest.datasets import DatasetCatalog, frame_media
 from shoal.ingest.evaluations import frame_rows_set
 from shoal.ingest.outcomes import iou_key
+
+log = logging.getLogger(__name__)
 
 NAME = "analysis"
 FULL_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
@@ -372,12 +384,15 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
         if request.order not in label_issues.ORDERS:
             raise InvalidArgument(f"unknown order {request.order}", field="order")
         summary = self.stored_summary(label_issues, job)
-        scope = f"label-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+        scope = (f"label-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+                 f"|{request.include_dismissed}")  # fmt: skip
         page = page_of(request.page, scope=scope)
-        rows, total = label_issues.query_issues(self.metrics, request.project, job.job_id,
-                                                all_frames=request.all_frames, order=request.order,
-                                                offset=page.offset, size=page.size)  # fmt: skip
         dataset = self.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
+        rows, total, dismissed = label_issues.query_issues(self.metrics, request.project, job.job_id, dataset=dataset,
+                                                           all_frames=request.all_frames,
+                                                           include_dismissed=request.include_dismissed,
+                                                           order=request.order, offset=page.offset,
+                                                           size=page.size)  # fmt: skip
         media = frame_media(self.metrics, request.project, dataset, [r[0] for r in rows])
         near: dict[str, tuple[Any, Any]] = {}
         if request.neighbor_job_id:
@@ -398,8 +413,9 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 issues_per_class=summary.issues_per_class,
             ),
             page=page_response(page, len(rows), total, scope=scope),
+            dismissed_count=dismissed,
         )
-        for frame, given, suggested, is_issue, conf, margin, entropy, p_suggested in rows:
+        for frame, given, suggested, is_issue, conf, margin, entropy, p_suggested, is_dismissed in rows:
             item = out.issues.add(
                 ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
                 media_uri=media.get(frame, ("", ""))[0],
@@ -410,6 +426,7 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 normalized_margin=float(margin),
                 weighted_entropy=float(entropy),
                 suggested_probability=float(p_suggested),
+                dismissed=bool(is_dismissed),
             )
             major, disagree = near.get(frame, (None, None))
             if major is not None:
@@ -454,31 +471,34 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             match_iou=s.match_iou,
         )  # fmt: skip
         scope = (f"detection-label-issues|{request.project}|{job.job_id}|{request.level}|{sorted(types)}"
-                 f"|{request.include_unflagged}|{request.order}")  # fmt: skip
+                 f"|{request.include_unflagged}|{request.order}|{request.include_dismissed}")  # fmt: skip
         page = page_of(request.page, scope=scope)
-        query = detection_issues.query_frames if frames else detection_issues.query_objects
-        rows, total = query(self.metrics, request.project, job.job_id, types=types,
-                            include_unflagged=request.include_unflagged, order=request.order, offset=page.offset,
-                            size=page.size)  # fmt: skip
-        out = pb.QueryDetectionLabelIssuesResponse(summary=summary,
-                                                   page=page_response(page, len(rows), total, scope=scope))  # fmt: skip
         inference_set = job.params["inference_set"]
         dataset = self.datasets.get_inference_set(request.project, inference_set).dataset
+        query = detection_issues.query_frames if frames else detection_issues.query_objects
+        rows, total, dismissed = query(self.metrics, request.project, job.job_id, dataset=dataset, types=types,
+                                       include_unflagged=request.include_unflagged,
+                                       include_dismissed=request.include_dismissed, order=request.order,
+                                       offset=page.offset, size=page.size)  # fmt: skip
+        out = pb.QueryDetectionLabelIssuesResponse(summary=summary,
+                                                   page=page_response(page, len(rows), total, scope=scope),
+                                                   dismissed_count=dismissed)  # fmt: skip
         if frames:
             media = frame_media(self.metrics, request.project, dataset, [r[0] for r in rows])
-            for frame, score, is_issue, worst, objects, missing, spurious, misplaced, swapped in rows:
+            for frame, score, is_issue, worst, objects, missing, spurious, misplaced, swapped, is_dismissed in rows:
                 out.frames.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
                                media_uri=media.get(frame, ("", ""))[0], score=float(score), is_issue=bool(is_issue),
                                worst_type=int(worst), objects=int(objects), missing_labels=int(missing),
                                spurious_labels=int(spurious), mislocalized=int(misplaced),
-                               class_swaps=int(swapped))  # fmt: skip
+                               class_swaps=int(swapped), dismissed=bool(is_dismissed))  # fmt: skip
             return out
         details = match_details(self.metrics, request.project, dataset, inference_set, [r[0] for r in rows])
-        for frame, obj, predicted, kind, score, is_issue, given, suggested, partner, iou, conf in rows:
+        for frame, obj, predicted, kind, score, is_issue, given, suggested, partner, iou, conf, is_dismissed in rows:
             item = out.objects.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame, object_id=obj),
                                    media_uri=details.frames.get(frame, ("", ""))[0], issue_type=int(kind),
                                    score=float(score), is_issue=bool(is_issue), predicted=bool(predicted),
-                                   partner_object_id=partner, iou=float(iou), confidence=float(conf))  # fmt: skip
+                                   partner_object_id=partner, iou=float(iou), confidence=float(conf),
+                                   dismissed=bool(is_dismissed))  # fmt: skip
             if given >= 0:
                 item.given_class = int(given)
             if suggested >= 0:
@@ -489,6 +509,59 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
                 if key and (frame, key) in boxes:
                     box.x, box.y, box.width, box.height = boxes[(frame, key)]
         return out
+
+    def _label_issues_job(self, project: str, job_id: str) -> Job:
+        """A finished label-issues job, classification or detection."""
+        self.projects.get(project)
+        if not job_id:
+            raise InvalidArgument("is empty", field="job_id")
+        job = self.jobs.find(project, job_id)
+        if job is None:
+            raise NotFound(f"project {project!r} has no analysis job {job_id!r}", field="job_id")
+        if job.kind not in (label_issues.KIND, detection_issues.KIND):
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a label-issues job (StartLabelIssues)",
+                                  field="job_id")  # fmt: skip
+        return self.finished_job(project, job_id, job.kind)
+
+    def DismissLabelIssues(self, request: pb.DismissLabelIssuesRequest, context: Any) -> pb.DismissLabelIssuesResponse:
+        job = self._label_issues_job(request.project, request.job_id)
+        frames = list(dict.fromkeys(request.frame_ids))
+        objects = list(dict.fromkeys((o.frame_id, o.object_id) for o in request.objects))
+        is_detection = job.kind == detection_issues.KIND
+        if not frames and not objects:
+            raise InvalidArgument("name the frames (or, in a detection job, the objects) whose issues to "
+                                  + ("restore" if request.restore else "dismiss"), field="frame_ids")  # fmt: skip
+        if objects and not is_detection:
+            raise InvalidArgument(f"job {job.job_id} judges classification labels, whole frames: name frame_ids",
+                                  field="objects")  # fmt: skip
+        for i, f in enumerate(request.frame_ids):
+            if not f:
+                raise InvalidArgument("is empty", field=f"frame_ids[{i}]")
+        for i, o in enumerate(request.objects):
+            for name in ("frame_id", "object_id"):
+                if not getattr(o, name):
+                    raise InvalidArgument("is empty", field=f"objects[{i}].{name}")
+        dataset = self.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
+        if is_detection:
+            seen, seen_objects = detection_issues.scored(self.metrics, request.project, job.job_id, frames, objects)
+        else:
+            seen, seen_objects = label_issues.examined(self.metrics, request.project, job.job_id, frames), set()
+        for i, f in enumerate(request.frame_ids):
+            if f not in seen:
+                raise InvalidArgument(f"is not a frame that job {job.job_id} examined (a labeled frame of its dataset)",
+                                      field=f"frame_ids[{i}]", datapoint=Datapoint(dataset, f))  # fmt: skip
+        for i, o in enumerate(request.objects):
+            if (o.frame_id, o.object_id) not in seen_objects:
+                where = Datapoint(dataset, o.frame_id, o.object_id)
+                raise InvalidArgument(f"is not an object that job {job.job_id} scored", field=f"objects[{i}]",
+                                      datapoint=where)  # fmt: skip
+        dismissals.record(self.metrics, request.project, dataset, [(f, "") for f in frames] + objects,
+                          dismissed=not request.restore, job_id=job.job_id, reason=request.reason,
+                          dismissed_by=request.dismissed_by)  # fmt: skip
+        log.info("%s %d frames and %d objects of dataset %r (project %r, job %s)",
+                 "restored" if request.restore else "dismissed", len(frames), len(objects), dataset, request.project,
+                 job.job_id)  # fmt: skip
+        return pb.DismissLabelIssuesResponse(dataset=dataset, frames=len(frames), objects=len(objects))
 
     # -- neighbours: outliers, duplicates, leakage ----------------------------------------------
     def StartNeighborAnalysis(
@@ -1099,6 +1172,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             *seg_store.MIGRATIONS,
             *detection.MIGRATIONS,
             *label_issues.MIGRATIONS,
+            *dismissals.MIGRATIONS,
             *detection_issues.MIGRATIONS,
             *neighbors.MIGRATIONS,
             *embedding_map.MIGRATIONS,

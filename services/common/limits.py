@@ -84,6 +84,11 @@ FIELD_LIMITS: dict[str, Limit] = {
     "shoal.analysis.v1.UpdateSegmentRequest.remove_objects": Limit(MAX_IDS, "objects of one request"),
     "shoal.analysis.v1.SaveFailureClustersRequest.clusters": Limit(MAX_LIST, "clusters of one request"),
     "shoal.analysis.v1.SaveFailureClustersRequest.author": Limit(MAX_TEXT, "characters of an author"),
+    # label-issue dismissals
+    "shoal.analysis.v1.DismissLabelIssuesRequest.frame_ids": Limit(MAX_IDS, "frame ids of one request"),
+    "shoal.analysis.v1.DismissLabelIssuesRequest.objects": Limit(MAX_IDS, "objects of one request"),
+    "shoal.analysis.v1.DismissLabelIssuesRequest.reason": Limit(MAX_TEXT, "characters of a reason"),
+    "shoal.analysis.v1.DismissLabelIssuesRequest.dismissed_by": Limit(MAX_TEXT, "characters of an author"),
     # sampler
     "shoal.sampler.v1.SearchSimilarRequest.seeds": Limit(MAX_SEEDS, "seeds of a search"),
     "shoal.sampler.v1.Vector.values": Limit(MAX_DIMENSION, "values of a vector (its dimension)"),

@@ -180,28 +180,30 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
         job = self._finished(self.analysis_jobs, project, li.job_id, (label_issues.KIND, detection_issues.KIND),
                              "label_issues.job_id")  # fmt: skip
         size = li.max_frames or MAX_FRAMES
+        dataset = (
+            job.params.get("dataset") or self.datasets.get_inference_set(project, job.params["inference_set"]).dataset
+        )
+        # frames whose issue was dismissed (DismissLabelIssues) are not sent
         if job.kind == detection_issues.KIND:
-            rows, _ = detection_issues.query_frames(
-                self.metrics, project, job.job_id, types=[], include_unflagged=False, order=0, offset=0, size=size
-            )
+            rows, _, _ = detection_issues.query_frames(
+                self.metrics, project, job.job_id, dataset=dataset, types=[], include_unflagged=False,
+                include_dismissed=False, order=0, offset=0, size=size,
+            )  # fmt: skip
             reasons = [
                 "label issues: " + ", ".join(f"{n} {what}" for n, what in ((missing, "missing box"),
                     (spurious, "spurious box"), (mislocalized, "mislocalized box"), (swapped, "box of another class"))
                     if n) + f" (frame score {float(score):.2f})"
-                for _f, score, _is, _worst, _objects, missing, spurious, mislocalized, swapped in rows
+                for _f, score, _is, _worst, _objects, missing, spurious, mislocalized, swapped, _d in rows
             ]  # fmt: skip
         else:
-            rows, _ = label_issues.query_issues(self.metrics, project, job.job_id, all_frames=False, order=0, offset=0,
-                                                size=size)  # fmt: skip
+            rows, _, _ = label_issues.query_issues(self.metrics, project, job.job_id, dataset=dataset, all_frames=False,
+                                                   include_dismissed=False, order=0, offset=0, size=size)  # fmt: skip
             names = {c.id: c.name for c in self.projects.get(project).classes}
             reasons = [
                 f"label issue: labeled {names.get(int(given), given)}, the model suggests"
                 f" {names.get(int(suggested), suggested)} (p {float(p):.2f})"
-                for _f, given, suggested, _is, _sc, _nm, _we, p in rows
+                for _f, given, suggested, _is, _sc, _nm, _we, p, _d in rows
             ]
-        dataset = (
-            job.params.get("dataset") or self.datasets.get_inference_set(project, job.params["inference_set"]).dataset
-        )
         return handoff.Source(dataset, [str(r[0]) for r in rows], "", f"label_issues:{job.job_id}", reasons)
 
     def _finished(self, jobs: JobStore, project: str, job_id: str, kind: str | tuple[str, ...], field: str) -> Any:

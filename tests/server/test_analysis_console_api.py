@@ -1,4 +1,5 @@
-"""The analysis API the console reads: the boxes of each datapoint, to draw them."""
+"""The analysis API the console reads: label-issue dismissals that outlive reruns and follow label
+versions, and the boxes of each datapoint, to draw them."""
 
 from __future__ import annotations
 
@@ -6,16 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
 from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.limits import MAX_IDS
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
 from shoal.sdk import Box, LabeledObject, PredictedObject, UploadColumns
 from tests.conftest import server_settings
-from tests.server.conftest import Running, create_pixel_digits, start_server
+from tests.server.conftest import Running, create_pixel_digits, finish_job, start_server
+from tests.server.test_analysis_detection_issues import MISSING, PLANTED, SWAPPED
 from tests.server.test_analysis_detection_issues import _upload as upload_cones
 
 #: classification: frames n000..n059 labeled i % 3; these are labeled so but the model says the next class
@@ -100,6 +105,183 @@ def served(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterato
             inference_set="boxes-m", predictions=preds), progress=False))  # fmt: skip
     yield running
     running.server.stop(grace=1)
+
+
+def _error(call: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call()
+    return info.value
+
+
+def _label_issues(c: Any, job_id: str, **kwargs: Any) -> tuple[list[apb.LabelIssue], int, int]:
+    """Every issue of the job over pages of 4, with total_count and dismissed_count."""
+    out: list[apb.LabelIssue] = []
+    token = ""
+    while True:
+        resp = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(
+            project="digits", job_id=job_id, page=cpb.PageRequest(page_size=4, page_token=token), **kwargs))  # fmt: skip
+        out += list(resp.issues)
+        token = resp.page.next_page_token
+        if not token:
+            return out, resp.page.total_count, resp.dismissed_count
+
+
+def _start_digits(c: Any, rerun: bool = False) -> cpb.Job:
+    return c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="digits", inference_set="oof",
+                                                                   rerun=rerun)).job  # fmt: skip
+
+
+# -- dismissals ---------------------------------------------------------------------------------------
+
+
+def test_a_dismissed_label_issue_stays_dismissed_after_a_rerun_until_the_frame_is_relabeled(served: Running) -> None:
+    with served.client(served.admin_key) as c:
+        job = finish_job(c, "digits", _start_digits(c))
+        issues, total, dismissed = _label_issues(c, job.job_id)
+        flagged = [r.ref.frame_id for r in issues]
+        assert set(flagged) == {_frame(i) for i in NOISY} and total == len(NOISY) and dismissed == 0
+        target, other = _frame(NOISY[0]), _frame(NOISY[1])
+
+        resp = c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(
+            project="digits", job_id=job.job_id, frame_ids=[target, other], reason="the label is right",
+            dismissed_by="ana"))  # fmt: skip
+        assert (resp.dataset, resp.frames, resp.objects) == ("train", 2, 0)
+        # undo one of them
+        c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(project="digits", job_id=job.job_id,
+                                                                    frame_ids=[other], restore=True))  # fmt: skip
+        issues, total, dismissed = _label_issues(c, job.job_id)
+        assert target not in {r.ref.frame_id for r in issues} and other in {r.ref.frame_id for r in issues}
+        assert (total, dismissed, len(issues)) == (len(NOISY) - 1, 1, len(NOISY) - 1)
+        shown, total, dismissed = _label_issues(c, job.job_id, include_dismissed=True)
+        assert (total, dismissed) == (len(NOISY), 1)
+        assert {r.ref.frame_id: r.dismissed for r in shown} == {f: f == target for f in flagged}
+        # every examined frame (all_frames): the dismissed one is still left out
+        every, total, dismissed = _label_issues(c, job.job_id, all_frames=True)
+        assert (total, dismissed) == (FRAMES - 1, 1) and target not in {r.ref.frame_id for r in every}
+
+        # a rerun computes the issues again: the dismissed frame is flagged again, and stays dismissed
+        again = _start_digits(c, rerun=True)
+        assert again.job_id == job.job_id and again.state == cpb.JOB_STATE_PENDING
+        finish_job(c, "digits", again)
+        issues, total, dismissed = _label_issues(c, job.job_id)
+        assert target not in {r.ref.frame_id for r in issues}
+        assert (total, dismissed) == (len(NOISY) - 1, 1)
+        shown, _, _ = _label_issues(c, job.job_id, include_dismissed=True)
+        assert [r.dismissed for r in shown if r.ref.frame_id == target] == [True]
+        # nor is it sent for labeling with the job's issues
+        sent = c.labeling_bridge.SendForLabeling(lpb.SendForLabelingRequest(
+            project="digits", label_issues=lpb.LabelIssuesSource(job_id=job.job_id), requested_by="ana"))  # fmt: skip
+        assert sent.request.frames == len(NOISY) - 1
+
+        # a relabel (a new label version of the frame, here with the same class) opens the issue again
+        _wait_upload(c, "digits", c.upload("digits", "train", UploadColumns(
+            frame_ids=[target], class_ids=[NOISY[0] % 3], skip_frames=True,
+            provenance=pb.Provenance(source="review", author="ana", reason="checked again")), progress=False))  # fmt: skip
+        issues, total, dismissed = _label_issues(c, job.job_id)
+        assert target in {r.ref.frame_id for r in issues} and (total, dismissed) == (len(NOISY), 0)
+        assert not any(r.dismissed for r in _label_issues(c, job.job_id, include_dismissed=True)[0])
+        finish_job(c, "digits", _start_digits(c, rerun=True))
+        issues, _, dismissed = _label_issues(c, job.job_id)
+        assert target in {r.ref.frame_id for r in issues} and dismissed == 0
+        # dismissed on the new label version, it is left out again
+        c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(project="digits", job_id=job.job_id,
+                                                                    frame_ids=[target]))  # fmt: skip
+        issues, _, dismissed = _label_issues(c, job.job_id)
+        assert target not in {r.ref.frame_id for r in issues} and dismissed == 1
+
+
+def test_dismissals_check_their_job_and_frames(served: Running) -> None:
+    with served.client(served.admin_key) as c:
+        job = finish_job(c, "digits", _start_digits(c))
+
+        def dismiss(**kwargs: Any) -> grpc.RpcError:
+            kwargs.setdefault("job_id", job.job_id)
+            return _error(lambda: c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(project="digits",
+                                                                                              **kwargs)))  # fmt: skip
+
+        err = dismiss(job_id="", frame_ids=[_frame(1)])
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("job_id: ")
+        err = dismiss(job_id="no-such-job", frame_ids=[_frame(1)])
+        assert err.code() == grpc.StatusCode.NOT_FOUND and err.details().startswith("job_id: ")
+        err = dismiss()
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("frame_ids: ")
+        err = dismiss(frame_ids=[_frame(1), "o1"])  # a frame of another dataset of the project
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("frame_ids[1]: ")
+        assert "'train'" in err.details() and "'o1'" in err.details()
+        err = dismiss(frame_ids=[""])
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("frame_ids[0]: ")
+        err = dismiss(objects=[apb.ObjectRef(frame_id=_frame(1), object_id="a")])
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("objects: ")
+        err = dismiss(frame_ids=[f"x{i}" for i in range(MAX_IDS + 1)])
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.details().startswith(f"frame_ids: has {MAX_IDS + 1:,} items, more than the {MAX_IDS:,} allowed")
+        # a job of another kind
+        other = c.analysis.StartEmbeddingMap(apb.StartEmbeddingMapRequest(project="digits", dataset="all",
+                                                                          embedding_space="pixels")).job  # fmt: skip
+        err = dismiss(job_id=other.job_id, frame_ids=[_frame(1)])
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("job_id: ")
+        # the refused calls dismissed nothing
+        every = _label_issues(c, job.job_id, all_frames=True, include_dismissed=True)[0]
+        assert [r.dismissed for r in every if r.ref.frame_id == _frame(1)] == [False]
+        # the call is scoped to the key's projects
+        _, key = served.server.keys.create(["cones"], description="cones only")
+    with served.client(key) as c:
+        err = _error(lambda: c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(
+            project="digits", job_id=job.job_id, frame_ids=[_frame(1)])))  # fmt: skip
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def _detection(c: Any, job_id: str, **kwargs: Any) -> apb.QueryDetectionLabelIssuesResponse:
+    return c.analysis.QueryDetectionLabelIssues(apb.QueryDetectionLabelIssuesRequest(
+        project="cones", job_id=job_id, page=cpb.PageRequest(page_size=100), **kwargs))  # fmt: skip
+
+
+def test_detection_issues_are_dismissed_by_object_or_by_frame(served: Running) -> None:
+    frame_level = {"level": apb.DETECTION_ISSUE_LEVEL_FRAME}
+    missing, swapped = f"img-{MISSING:03d}", f"img-{SWAPPED:03d}"
+    with served.client(served.admin_key) as c:
+        start = apb.StartLabelIssuesRequest(project="cones", inference_set="detr")
+        job = finish_job(c, "cones", c.analysis.StartLabelIssues(start).job)
+        objects = {o.ref.frame_id: o for o in _detection(c, job.job_id).objects}
+        assert set(objects) == set(PLANTED)
+        swap = objects[swapped].ref
+        resp = c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(
+            project="cones", job_id=job.job_id, frame_ids=[missing],
+            objects=[apb.ObjectRef(frame_id=swap.frame_id, object_id=swap.object_id)], reason="fine"))  # fmt: skip
+        assert (resp.dataset, resp.frames, resp.objects) == ("val", 1, 1)
+
+        def check() -> None:
+            left = _detection(c, job.job_id)
+            assert {o.ref.frame_id for o in left.objects} == set(PLANTED) - {missing, swapped}
+            assert (left.page.total_count, left.dismissed_count) == (len(PLANTED) - 2, 2)
+            shown = _detection(c, job.job_id, include_dismissed=True)
+            assert {o.ref.frame_id: o.dismissed for o in shown.objects} == {f: f in (missing, swapped) for f in PLANTED}
+            # frames: only the frame dismissed as a whole is left out
+            frames = _detection(c, job.job_id, **frame_level)
+            assert {f.ref.frame_id for f in frames.frames} == set(PLANTED) - {missing} and frames.dismissed_count == 1
+            shown = _detection(c, job.job_id, include_dismissed=True, **frame_level)
+            assert {f.ref.frame_id: f.dismissed for f in shown.frames} == {f: f == missing for f in PLANTED}
+
+        check()
+        start.rerun = True
+        finish_job(c, "cones", c.analysis.StartLabelIssues(start).job)
+        check()
+
+        # the swapped frame's labels uploaded again, unchanged: a new label version opens its issue again
+        page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="cones", dataset="val", include_objects=True, filter=cpb.Filter(all=[cpb.Condition(
+                field="frame_id", equals=cpb.Value(string_value=swapped))])))  # fmt: skip
+        again = [LabeledObject(o.object_id, o.class_id, Box(o.box.x, o.box.y, o.box.width, o.box.height), o.is_crowd)
+                 for o in page.datapoints[0].label_objects]  # fmt: skip
+        assert swap.object_id in {o.object_id for o in again}
+        _wait_upload(c, "cones", c.upload("cones", "val", UploadColumns(frame_ids=[swapped], objects=[again],
+                                                                        skip_frames=True), progress=False))  # fmt: skip
+        left = _detection(c, job.job_id)
+        assert {o.ref.frame_id for o in left.objects} == set(PLANTED) - {missing} and left.dismissed_count == 1
+
+        err = _error(lambda: c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(
+            project="cones", job_id=job.job_id, objects=[apb.ObjectRef(frame_id=swapped, object_id="nope")])))  # fmt: skip
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("objects[0]: ")
 
 
 # -- objects of datapoints ---------------------------------------------------------------------------

@@ -827,7 +827,7 @@ class LabelIssuesSummary(_message.Message):
     def __init__(self, frames: _Optional[int] = ..., issues: _Optional[int] = ..., class_ids: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., confident_joint: _Optional[_Iterable[int]] = ..., joint: _Optional[_Iterable[float]] = ..., noise_matrix: _Optional[_Iterable[float]] = ..., issues_per_class: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class LabelIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "given_label", "suggested_label", "is_issue", "self_confidence", "normalized_margin", "weighted_entropy", "suggested_probability", "neighbor_label", "neighbor_disagreement")
+    __slots__ = ("ref", "media_uri", "given_label", "suggested_label", "is_issue", "self_confidence", "normalized_margin", "weighted_entropy", "suggested_probability", "neighbor_label", "neighbor_disagreement", "dismissed")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     GIVEN_LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -839,6 +839,7 @@ class LabelIssue(_message.Message):
     SUGGESTED_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOR_LABEL_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOR_DISAGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     given_label: int
@@ -850,33 +851,38 @@ class LabelIssue(_message.Message):
     suggested_probability: float
     neighbor_label: int
     neighbor_disagreement: float
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., given_label: _Optional[int] = ..., suggested_label: _Optional[int] = ..., is_issue: _Optional[bool] = ..., self_confidence: _Optional[float] = ..., normalized_margin: _Optional[float] = ..., weighted_entropy: _Optional[float] = ..., suggested_probability: _Optional[float] = ..., neighbor_label: _Optional[int] = ..., neighbor_disagreement: _Optional[float] = ...) -> None: ...
+    dismissed: bool
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., given_label: _Optional[int] = ..., suggested_label: _Optional[int] = ..., is_issue: _Optional[bool] = ..., self_confidence: _Optional[float] = ..., normalized_margin: _Optional[float] = ..., weighted_entropy: _Optional[float] = ..., suggested_probability: _Optional[float] = ..., neighbor_label: _Optional[int] = ..., neighbor_disagreement: _Optional[float] = ..., dismissed: _Optional[bool] = ...) -> None: ...
 
 class QueryLabelIssuesRequest(_message.Message):
-    __slots__ = ("project", "job_id", "all_frames", "order", "page", "neighbor_job_id")
+    __slots__ = ("project", "job_id", "all_frames", "order", "page", "neighbor_job_id", "include_dismissed")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ALL_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOR_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DISMISSED_FIELD_NUMBER: _ClassVar[int]
     project: str
     job_id: str
     all_frames: bool
     order: LabelIssueOrder
     page: _common_pb2.PageRequest
     neighbor_job_id: str
-    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[_Union[LabelIssueOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., neighbor_job_id: _Optional[str] = ...) -> None: ...
+    include_dismissed: bool
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[_Union[LabelIssueOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., neighbor_job_id: _Optional[str] = ..., include_dismissed: _Optional[bool] = ...) -> None: ...
 
 class QueryLabelIssuesResponse(_message.Message):
-    __slots__ = ("summary", "issues", "page")
+    __slots__ = ("summary", "issues", "page", "dismissed_count")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_COUNT_FIELD_NUMBER: _ClassVar[int]
     summary: LabelIssuesSummary
     issues: _containers.RepeatedCompositeFieldContainer[LabelIssue]
     page: _common_pb2.PageResponse
-    def __init__(self, summary: _Optional[_Union[LabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[LabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+    dismissed_count: int
+    def __init__(self, summary: _Optional[_Union[LabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[LabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., dismissed_count: _Optional[int] = ...) -> None: ...
 
 class DetectionIssuesSummary(_message.Message):
     __slots__ = ("frames", "labeled_objects", "predicted_objects", "flagged_frames", "missing_labels", "spurious_labels", "mislocalized", "class_swaps", "missing_label_threshold", "spurious_label_threshold", "mislocalized_threshold", "class_swap_threshold", "match_iou")
@@ -909,7 +915,7 @@ class DetectionIssuesSummary(_message.Message):
     def __init__(self, frames: _Optional[int] = ..., labeled_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ..., missing_label_threshold: _Optional[float] = ..., spurious_label_threshold: _Optional[float] = ..., mislocalized_threshold: _Optional[float] = ..., class_swap_threshold: _Optional[float] = ..., match_iou: _Optional[float] = ...) -> None: ...
 
 class DetectionObjectIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "issue_type", "score", "is_issue", "predicted", "given_class", "suggested_class", "partner_object_id", "iou", "confidence", "label_box", "predicted_box")
+    __slots__ = ("ref", "media_uri", "issue_type", "score", "is_issue", "predicted", "given_class", "suggested_class", "partner_object_id", "iou", "confidence", "label_box", "predicted_box", "dismissed")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     ISSUE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -923,6 +929,7 @@ class DetectionObjectIssue(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     LABEL_BOX_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_BOX_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     issue_type: DetectionIssueType
@@ -936,10 +943,11 @@ class DetectionObjectIssue(_message.Message):
     confidence: float
     label_box: _ingest_pb2.Box
     predicted_box: _ingest_pb2.Box
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., issue_type: _Optional[_Union[DetectionIssueType, str]] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., predicted: _Optional[bool] = ..., given_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., partner_object_id: _Optional[str] = ..., iou: _Optional[float] = ..., confidence: _Optional[float] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ...) -> None: ...
+    dismissed: bool
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., issue_type: _Optional[_Union[DetectionIssueType, str]] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., predicted: _Optional[bool] = ..., given_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., partner_object_id: _Optional[str] = ..., iou: _Optional[float] = ..., confidence: _Optional[float] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., dismissed: _Optional[bool] = ...) -> None: ...
 
 class DetectionFrameIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_type", "objects", "missing_labels", "spurious_labels", "mislocalized", "class_swaps")
+    __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_type", "objects", "missing_labels", "spurious_labels", "mislocalized", "class_swaps", "dismissed")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -950,6 +958,7 @@ class DetectionFrameIssue(_message.Message):
     SPURIOUS_LABELS_FIELD_NUMBER: _ClassVar[int]
     MISLOCALIZED_FIELD_NUMBER: _ClassVar[int]
     CLASS_SWAPS_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     score: float
@@ -960,10 +969,11 @@ class DetectionFrameIssue(_message.Message):
     spurious_labels: int
     mislocalized: int
     class_swaps: int
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_type: _Optional[_Union[DetectionIssueType, str]] = ..., objects: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ...) -> None: ...
+    dismissed: bool
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_type: _Optional[_Union[DetectionIssueType, str]] = ..., objects: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ..., dismissed: _Optional[bool] = ...) -> None: ...
 
 class QueryDetectionLabelIssuesRequest(_message.Message):
-    __slots__ = ("project", "job_id", "level", "issue_types", "include_unflagged", "order", "page")
+    __slots__ = ("project", "job_id", "level", "issue_types", "include_unflagged", "order", "page", "include_dismissed")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     LEVEL_FIELD_NUMBER: _ClassVar[int]
@@ -971,6 +981,7 @@ class QueryDetectionLabelIssuesRequest(_message.Message):
     INCLUDE_UNFLAGGED_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DISMISSED_FIELD_NUMBER: _ClassVar[int]
     project: str
     job_id: str
     level: DetectionIssueLevel
@@ -978,19 +989,50 @@ class QueryDetectionLabelIssuesRequest(_message.Message):
     include_unflagged: bool
     order: DetectionIssueOrder
     page: _common_pb2.PageRequest
-    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., level: _Optional[_Union[DetectionIssueLevel, str]] = ..., issue_types: _Optional[_Iterable[_Union[DetectionIssueType, str]]] = ..., include_unflagged: _Optional[bool] = ..., order: _Optional[_Union[DetectionIssueOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+    include_dismissed: bool
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., level: _Optional[_Union[DetectionIssueLevel, str]] = ..., issue_types: _Optional[_Iterable[_Union[DetectionIssueType, str]]] = ..., include_unflagged: _Optional[bool] = ..., order: _Optional[_Union[DetectionIssueOrder, str]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., include_dismissed: _Optional[bool] = ...) -> None: ...
 
 class QueryDetectionLabelIssuesResponse(_message.Message):
-    __slots__ = ("summary", "objects", "frames", "page")
+    __slots__ = ("summary", "objects", "frames", "page", "dismissed_count")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_COUNT_FIELD_NUMBER: _ClassVar[int]
     summary: DetectionIssuesSummary
     objects: _containers.RepeatedCompositeFieldContainer[DetectionObjectIssue]
     frames: _containers.RepeatedCompositeFieldContainer[DetectionFrameIssue]
     page: _common_pb2.PageResponse
-    def __init__(self, summary: _Optional[_Union[DetectionIssuesSummary, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[DetectionObjectIssue, _Mapping]]] = ..., frames: _Optional[_Iterable[_Union[DetectionFrameIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+    dismissed_count: int
+    def __init__(self, summary: _Optional[_Union[DetectionIssuesSummary, _Mapping]] = ..., objects: _Optional[_Iterable[_Union[DetectionObjectIssue, _Mapping]]] = ..., frames: _Optional[_Iterable[_Union[DetectionFrameIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., dismissed_count: _Optional[int] = ...) -> None: ...
+
+class DismissLabelIssuesRequest(_message.Message):
+    __slots__ = ("project", "job_id", "frame_ids", "objects", "reason", "dismissed_by", "restore")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_BY_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectRef]
+    reason: str
+    dismissed_by: str
+    restore: bool
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ..., objects: _Optional[_Iterable[_Union[ObjectRef, _Mapping]]] = ..., reason: _Optional[str] = ..., dismissed_by: _Optional[str] = ..., restore: _Optional[bool] = ...) -> None: ...
+
+class DismissLabelIssuesResponse(_message.Message):
+    __slots__ = ("dataset", "frames", "objects")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    frames: int
+    objects: int
+    def __init__(self, dataset: _Optional[str] = ..., frames: _Optional[int] = ..., objects: _Optional[int] = ...) -> None: ...
 
 class StartNeighborAnalysisRequest(_message.Message):
     __slots__ = ("project", "dataset", "embedding_space", "k", "duplicate_distance", "rerun")

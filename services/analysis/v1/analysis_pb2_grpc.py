@@ -74,6 +74,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesResponse.FromString,
                 _registered_method=True)
+        self.DismissLabelIssues = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/DismissLabelIssues',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.DismissLabelIssuesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.DismissLabelIssuesResponse.FromString,
+                _registered_method=True)
         self.StartNeighborAnalysis = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/StartNeighborAnalysis',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartNeighborAnalysisRequest.SerializeToString,
@@ -251,6 +256,18 @@ class AnalysisServiceServicer:
     def QueryDetectionLabelIssues(self, request, context):
         """The result of a finished detection label-issues job: its summary and a page of objects or
         of frames, most likely issues first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DismissLabelIssues(self, request, context):
+        """Dismisses the label issues a person judged to be no error (or, with restore, brings them
+        back): frames of a finished label-issues job, and for a 2-D detection job single objects. A
+        dismissal belongs to the frame's dataset, not to the job: QueryLabelIssues and
+        QueryDetectionLabelIssues leave it out of this job, its reruns and every other label-issues job
+        of the dataset for as long as the frame's latest label version is the one it was dismissed on
+        (a new label version opens the issue again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -455,6 +472,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QueryDetectionLabelIssues,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesResponse.SerializeToString,
+            ),
+            'DismissLabelIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.DismissLabelIssues,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.DismissLabelIssuesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.DismissLabelIssuesResponse.SerializeToString,
             ),
             'StartNeighborAnalysis': grpc.unary_unary_rpc_method_handler(
                     servicer.StartNeighborAnalysis,
@@ -778,6 +800,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QueryDetectionLabelIssues',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DismissLabelIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/DismissLabelIssues',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.DismissLabelIssuesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.DismissLabelIssuesResponse.FromString,
             options,
             channel_credentials,
             insecure,
