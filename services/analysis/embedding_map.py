@@ -9,10 +9,15 @@ cluster of the frames it resembles (measured in ``bench/analysis_quality/bench_m
 Each point gets a random priority; a viewport returns its points of lowest priority up to the
 budget, which is a uniform sample of what it contains, and a point shown at a coarse zoom stays
 shown when zooming in (its priority is still among the lowest of the smaller viewport).
+
+A region (a lasso) is a simple polygon; its frames are found by ClickHouse's ``pointInPolygon``
+over the stored points, in frame id order with keyset paging.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +26,8 @@ import pyarrow as pa
 
 from shoal.analysis import results
 from shoal.analysis.neighbors import frame_fields, read_vectors
+from shoal.common import limits
+from shoal.common.errors import InvalidArgument
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore
@@ -33,6 +40,11 @@ PLACE_NEIGHBORS = 10
 MAX_SAMPLE = 200_000
 MAX_POINTS = 100_000
 DEFAULT_POINTS = 10_000
+#: vertices of a region's polygon
+MIN_VERTICES = 3
+MAX_VERTICES = limits.MAX_VERTICES
+#: edges of a polygon compared with all the others at a time (bounds the memory of the check)
+EDGE_BLOCK = 128
 
 MIGRATIONS = (
     Migration(
@@ -153,3 +165,102 @@ def viewport(
         params,
     ).rows
     return rows, total
+
+
+def check_polygon(vertices: Sequence[tuple[float, float]], field: str = "polygon") -> list[tuple[float, float]]:
+    """The vertices of a simple polygon, without repeats (a vertex equal to the one before, a last
+    vertex equal to the first). Raises :class:`InvalidArgument` naming ``field`` for too few or too
+    many vertices, a coordinate that is not finite, or edges that cross or touch."""
+    if len(vertices) > MAX_VERTICES:
+        raise InvalidArgument(f"has {len(vertices):,} vertices, more than the {MAX_VERTICES:,} allowed", field=field)
+    for i, (x, y) in enumerate(vertices):
+        for name, value in (("x", x), ("y", y)):
+            if not math.isfinite(value):
+                raise InvalidArgument(f"must be finite, got {value}", field=f"{field}[{i}].{name}")
+    kept = [i for i in range(len(vertices)) if i == 0 or vertices[i] != vertices[i - 1]]
+    if len(kept) > 1 and vertices[kept[-1]] == vertices[kept[0]]:
+        kept.pop()
+    if len(kept) < MIN_VERTICES:
+        raise InvalidArgument(f"needs at least {MIN_VERTICES} distinct vertices, got {len(kept)}", field=field)
+    points = np.array([vertices[i] for i in kept], dtype=np.float64)
+    crossing = first_crossing(points)
+    if crossing is not None:
+        a, b = (kept[e] for e in crossing)
+        raise InvalidArgument(
+            f"crosses itself: the edge from vertex {a} crosses or touches the edge from vertex {b}; draw a polygon"
+            " whose edges meet only at the vertex two neighbouring edges share",
+            field=field,
+        )
+    return [(float(x), float(y)) for x, y in points]
+
+
+def first_crossing(points: np.ndarray) -> tuple[int, int] | None:
+    """A pair of edges (i, j), i < j, of the closed polygon ``points`` (N x 2, no two consecutive
+    vertices equal) that cross or touch anywhere but at the vertex two neighbouring edges share (a
+    neighbour folding back along an edge counts); None for a simple polygon. Edge i runs from
+    vertex i to vertex i + 1 (the last one to vertex 0). O(N^2) comparisons, EDGE_BLOCK edges
+    against all the others at a time."""
+    n = len(points)
+    a = points
+    d = np.roll(points, -1, axis=0) - a
+
+    def cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+    # neighbours (i, i + 1) overlap only when collinear and pointing back at each other
+    nd = np.roll(d, -1, axis=0)
+    folds = np.flatnonzero((cross(d, nd) == 0) & ((d * nd).sum(axis=1) < 0))
+    if len(folds):
+        i = int(folds[0])
+        return (i, i + 1) if i + 1 < n else (0, i)
+    j = np.arange(n)[None, :]
+    for start in range(0, n, EDGE_BLOCK):
+        i = np.arange(start, min(n, start + EDGE_BLOCK))[:, None]
+        apart = (j > i + 1) & ~((i == 0) & (j == n - 1))  # edges that share no vertex
+        ai, di, aj, dj = a[i], d[i], a[j], d[j]
+        d1, d2 = cross(dj, ai - aj), cross(dj, ai + di - aj)
+        d3, d4 = cross(di, aj - ai), cross(di, aj + dj - ai)
+        meet = (d1 * d2 <= 0) & (d3 * d4 <= 0)
+        collinear = (d1 == 0) & (d2 == 0) & (d3 == 0) & (d4 == 0)
+        if collinear.any():  # on one line: they meet when their extents overlap on both axes
+            lo_i, hi_i = np.minimum(ai, ai + di), np.maximum(ai, ai + di)
+            lo_j, hi_j = np.minimum(aj, aj + dj), np.maximum(aj, aj + dj)
+            meet = np.where(collinear, ((lo_i <= hi_j) & (lo_j <= hi_i)).all(axis=-1), meet)
+        hits = np.argwhere(meet & apart)
+        if len(hits):
+            return int(start + hits[0][0]), int(hits[0][1])
+    return None
+
+
+def region(
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    polygon: Sequence[tuple[float, float]],
+    *,
+    after: str | None,
+    size: int,
+) -> tuple[list[str], int]:
+    """Up to ``size`` frame ids of the job's points inside ``polygon`` (a simple polygon, see
+    :func:`check_polygon`), in frame id order after ``after``; and how many points it holds."""
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    params: dict[str, Any] = {"project": project, "job": job_id, "polygon": list(polygon), "x0": min(xs),
+                              "x1": max(xs), "y0": min(ys), "y1": max(ys), "limit": size}  # fmt: skip
+    # the bounding box first (cheap), then the polygon; it was checked simple by check_polygon, whose
+    # message names the edges, so ClickHouse's own check of it is off
+    where = (
+        "project = {project:String} AND job_id = {job:String} AND x >= {x0:Float64} AND x <= {x1:Float64}"
+        " AND y >= {y0:Float64} AND y <= {y1:Float64}"
+        " AND pointInPolygon((toFloat64(x), toFloat64(y)), {polygon:Array(Tuple(Float64, Float64))})"
+    )
+    settings = " SETTINGS validate_polygons = 0"
+    total = int(metrics.query(f"SELECT count() FROM map_points FINAL WHERE {where}{settings}", params).scalar())
+    page_where = where
+    if after is not None:
+        page_where += " AND frame_id > {after:String}"
+        params["after"] = after
+    rows = metrics.query(
+        f"SELECT frame_id FROM map_points FINAL WHERE {page_where} ORDER BY frame_id LIMIT {{limit:UInt32}}{settings}",
+        params,
+    ).rows
+    return [str(r[0]) for r in rows], total

@@ -35,7 +35,7 @@ from shoal.analysis.detection import (
     summarize_confusion,
 )
 from shoal.analysis.gates import evaluate_gates
-from shoal.analysis.query import Params, View, compile_filter, decode_cursor, encode_cursor, view_sql
+from shoal.analysis.query import Params, Sort, View, compile_filter, decode_cursor, encode_cursor, view_sql
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
@@ -641,6 +641,21 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             if label is not None:
                 p.label_class = int(label)
         return out
+
+    def QueryMapRegion(self, request: pb.QueryMapRegionRequest, context: Any) -> pb.QueryMapRegionResponse:
+        job = self.finished_job(request.project, request.job_id, embedding_map.KIND)
+        polygon = embedding_map.check_polygon([(v.x, v.y) for v in request.polygon])
+        if request.page.page_size < 0:
+            raise InvalidArgument(f"must be >= 0, got {request.page.page_size}", field="page.page_size")
+        size = min(request.page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        scope = f"map-region|{request.project}|{job.job_id}|{polygon!r}"
+        last = decode_cursor(request.page.page_token, [Sort("frame_id", "string", False, False)], scope)
+        ids, total = embedding_map.region(self.metrics, request.project, job.job_id, polygon,
+                                          after=None if last is None else str(last[0]), size=size + 1)  # fmt: skip
+        more, ids = len(ids) > size, ids[:size]
+        token = encode_cursor([ids[-1]], scope) if more else ""
+        page = common_pb2.PageResponse(next_page_token=token, total_count=total)
+        return pb.QueryMapRegionResponse(dataset=job.params["dataset"], frame_ids=ids, page=page)
 
     # -- drift --------------------------------------------------------------------------------------
     def StartDrift(self, request: pb.StartDriftRequest, context: Any) -> pb.StartDriftResponse:

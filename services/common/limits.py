@@ -45,6 +45,8 @@ MAX_DIMENSION = 32_768
 MAX_SEEDS = 1_000
 #: small enumerations and lists of names
 MAX_SMALL_LIST = 64
+#: vertices of a polygon (a lasso on the embedding map)
+MAX_VERTICES = 1_000
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,12 @@ FIELD_LIMITS: dict[str, Limit] = {
     "shoal.analysis.v1.UpdateSegmentRequest.remove_objects": Limit(MAX_IDS, "objects of one request"),
     "shoal.analysis.v1.SaveFailureClustersRequest.clusters": Limit(MAX_LIST, "clusters of one request"),
     "shoal.analysis.v1.SaveFailureClustersRequest.author": Limit(MAX_TEXT, "characters of an author"),
-    # label-issue dismissals
+    # label-issue dismissals and the map
     "shoal.analysis.v1.DismissLabelIssuesRequest.frame_ids": Limit(MAX_IDS, "frame ids of one request"),
     "shoal.analysis.v1.DismissLabelIssuesRequest.objects": Limit(MAX_IDS, "objects of one request"),
     "shoal.analysis.v1.DismissLabelIssuesRequest.reason": Limit(MAX_TEXT, "characters of a reason"),
     "shoal.analysis.v1.DismissLabelIssuesRequest.dismissed_by": Limit(MAX_TEXT, "characters of an author"),
+    "shoal.analysis.v1.QueryMapRegionRequest.polygon": Limit(MAX_VERTICES, "vertices of a polygon"),
     # sampler
     "shoal.sampler.v1.SearchSimilarRequest.seeds": Limit(MAX_SEEDS, "seeds of a search"),
     "shoal.sampler.v1.Vector.values": Limit(MAX_DIMENSION, "values of a vector (its dimension)"),

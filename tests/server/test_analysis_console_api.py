@@ -1,5 +1,5 @@
 """The analysis API the console reads: label-issue dismissals that outlive reruns and follow label
-versions, and the boxes of each datapoint, to draw them."""
+versions, lasso selection on the embedding map, and the boxes of each datapoint to draw."""
 
 from __future__ import annotations
 
@@ -282,6 +282,81 @@ def test_detection_issues_are_dismissed_by_object_or_by_frame(served: Running) -
         err = _error(lambda: c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(
             project="cones", job_id=job.job_id, objects=[apb.ObjectRef(frame_id=swapped, object_id="nope")])))  # fmt: skip
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("objects[0]: ")
+
+
+# -- lasso on the map --------------------------------------------------------------------------------
+
+
+def _inside(xy: np.ndarray, polygon: list[tuple[float, float]]) -> np.ndarray:
+    """Even-odd rule: a point is inside when a ray to its right crosses the edges an odd number of times."""
+    inside = np.zeros(len(xy), dtype=bool)
+    px, py = xy[:, 0], xy[:, 1]
+    for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1], strict=True):
+        spans = (y0 > py) != (y1 > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= spans & (px < cross)
+    return inside
+
+
+def test_a_lasso_selects_exactly_the_frames_inside_it_page_by_page(served: Running) -> None:
+    with served.client(served.admin_key) as c:
+        job = c.analysis.StartEmbeddingMap(apb.StartEmbeddingMapRequest(project="digits", dataset="all",
+                                                                        embedding_space="pixels")).job  # fmt: skip
+        job = finish_job(c, "digits", job)
+        whole = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project="digits", job_id=job.job_id,
+                                                                    max_points=MAP_FRAMES))  # fmt: skip
+        assert len(whole.points) == MAP_FRAMES
+        ids = [p.frame_id for p in whole.points]
+        xy = np.array([[p.x, p.y] for p in whole.points], dtype=np.float64)
+        # a concave region (an L with a notch) around the middle of the map
+        (x0, x1, x2), (y0, y1, y2) = np.quantile(xy[:, 0], [0.1, 0.5, 0.9]), np.quantile(xy[:, 1], [0.1, 0.5, 0.9])
+        polygon = [(x0, y0), (x2, y0), (x2, y1), (x1, y1), ((x0 + x1) / 2, (y1 + y2) / 2), (x1, y2), (x0, y2)]
+        expected = sorted(f for f, ok in zip(ids, _inside(xy, polygon), strict=True) if ok)
+        assert 60 < len(expected) < MAP_FRAMES - 60
+
+        request = apb.QueryMapRegionRequest(project="digits", job_id=job.job_id,
+                                            polygon=[apb.MapVertex(x=x, y=y) for x, y in polygon])  # fmt: skip
+        got: list[str] = []
+        tokens: list[str] = []
+        pages = 0
+        while True:
+            request.page.page_size = 25
+            resp = c.analysis.QueryMapRegion(request)
+            assert resp.dataset == "all" and resp.page.total_count == len(expected)
+            got += list(resp.frame_ids)
+            pages += 1
+            if not resp.page.next_page_token:
+                break
+            tokens.append(resp.page.next_page_token)
+            request.page.page_token = resp.page.next_page_token
+        assert got == expected and pages == -(-len(expected) // 25)
+        # the first vertex repeated at the end closes the same polygon
+        closed = apb.QueryMapRegionRequest(project="digits", job_id=job.job_id, page=cpb.PageRequest(page_size=1000),
+                                           polygon=[*request.polygon, request.polygon[0]])  # fmt: skip
+        assert list(c.analysis.QueryMapRegion(closed).frame_ids) == expected
+
+        def refused(polygon: list[apb.MapVertex], token: str = "") -> str:
+            err = _error(lambda: c.analysis.QueryMapRegion(apb.QueryMapRegionRequest(
+                project="digits", job_id=job.job_id, polygon=polygon, page=cpb.PageRequest(page_token=token))))  # fmt: skip
+            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+            return str(err.details())
+
+        v = [apb.MapVertex(x=x, y=y) for x, y in polygon]
+        assert refused(v[:2]).startswith("polygon: ")
+        assert refused([v[0], v[1], v[1], v[0]]).startswith("polygon: ")  # two distinct vertices
+        assert refused([v[0], apb.MapVertex(x=float("nan"), y=0.0), v[2]]).startswith("polygon[1].x: ")
+        assert refused([v[0], v[1], apb.MapVertex(x=1.0, y=float("inf"))]).startswith("polygon[2].y: ")
+        many = [apb.MapVertex(x=float(np.cos(t)), y=float(np.sin(t))) for t in np.linspace(0, 6, 1001)]
+        assert refused(many).startswith("polygon: has 1,001 items, more than the 1,000 allowed")
+        bow_tie = [apb.MapVertex(x=x0, y=y0), apb.MapVertex(x=x2, y=y2), apb.MapVertex(x=x2, y=y0),
+                   apb.MapVertex(x=x0, y=y2)]  # fmt: skip
+        assert "crosses" in refused(bow_tie)
+        # a page token of another polygon
+        assert refused(v[:3], token=tokens[0]).startswith("page.page_token: ")
+        err = _error(lambda: c.analysis.QueryMapRegion(apb.QueryMapRegionRequest(project="digits", job_id="",
+                                                                                 polygon=v)))  # fmt: skip
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("job_id: ")
 
 
 # -- objects of datapoints ---------------------------------------------------------------------------

@@ -1252,6 +1252,36 @@ class GetMapViewportResponse(_message.Message):
     total_in_viewport: int
     def __init__(self, summary: _Optional[_Union[MapSummary, _Mapping]] = ..., points: _Optional[_Iterable[_Union[MapPoint, _Mapping]]] = ..., total_in_viewport: _Optional[int] = ...) -> None: ...
 
+class MapVertex(_message.Message):
+    __slots__ = ("x", "y")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
+
+class QueryMapRegionRequest(_message.Message):
+    __slots__ = ("project", "job_id", "polygon", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    polygon: _containers.RepeatedCompositeFieldContainer[MapVertex]
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., polygon: _Optional[_Iterable[_Union[MapVertex, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class QueryMapRegionResponse(_message.Message):
+    __slots__ = ("dataset", "frame_ids", "page")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    page: _common_pb2.PageResponse
+    def __init__(self, dataset: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
 class DriftSide(_message.Message):
     __slots__ = ("dataset", "since", "until")
     DATASET_FIELD_NUMBER: _ClassVar[int]

@@ -104,6 +104,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.FromString,
                 _registered_method=True)
+        self.QueryMapRegion = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryMapRegion',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMapRegionRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMapRegionResponse.FromString,
+                _registered_method=True)
         self.StartDrift = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/StartDrift',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartDriftRequest.SerializeToString,
@@ -311,6 +316,14 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryMapRegion(self, request, context):
+        """The frames of a finished map inside a polygon (a lasso), in frame id order, one page at a time,
+        with how many it holds: select a region and save it with CreateSegment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StartDrift(self, request, context):
         """Starts (or returns) a drift job: two datasets, or two capture-time windows, in one embedding
         space -> a nearest-neighbour two-sample test with its significance, and the regions that
@@ -502,6 +515,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.GetMapViewport,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.SerializeToString,
+            ),
+            'QueryMapRegion': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryMapRegion,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMapRegionRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMapRegionResponse.SerializeToString,
             ),
             'StartDrift': grpc.unary_unary_rpc_method_handler(
                     servicer.StartDrift,
@@ -962,6 +980,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/GetMapViewport',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMapViewportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryMapRegion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryMapRegion',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMapRegionRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMapRegionResponse.FromString,
             options,
             channel_credentials,
             insecure,
