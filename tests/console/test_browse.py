@@ -195,3 +195,28 @@ def test_upload_history_shows_states_and_the_first_rejected_rows(console: Consol
     first = page.locator("#upload-history tbody tr").first.inner_text()
     assert "producer-7" in first and "s-0002" in first and "class" in first
     assert pb.UploadState.Name(st.state).replace("UPLOAD_STATE_", "").lower().replace("_", " ") in first
+
+
+def test_detection_grid_draws_labels_and_predictions_over_each_image(
+    console: Console, shapes: Shapes, page: Any
+) -> None:
+    sign_in(page, console)
+    page.goto(console.url + "/#/p/cones/examples?dataset=road&inference_set=yolo")
+    page.wait_for_selector("#grid-status:has-text('End of results')")
+    counts = page.eval_on_selector_all(
+        "#grid figure.thumb",
+        "els => els.map(e => [e.dataset.frameId, e.querySelectorAll('g.box.label').length,"
+        " e.querySelectorAll('g.box.prediction').length])",
+    )
+    got = {fid: (labels, preds) for fid, labels, preds in counts}
+    assert len(got) == 24
+    assert got["c-000"] == (1, 1) and got["c-001"] == (2, 2)
+    assert got["c-003"] == (2, 1)  # the model missed one of its two boxes
+    assert got["c-007"] == (2, 3)  # and saw one where nothing is
+    # the boxes sit where they were uploaded, in the image's pixel coordinates
+    rect = page.locator("#grid figure.thumb[data-frame-id='c-007'] g.box.prediction rect").last
+    assert [rect.get_attribute(a) for a in ("x", "y", "width", "height")] == ["120", "80", "30", "30"]
+    # the frame view lists the predictions with their scores
+    page.click("#grid figure.thumb[data-frame-id='c-005']")
+    page.wait_for_selector("#predictions")
+    assert "barrel" in page.inner_text("#predictions") or "sign" in page.inner_text("#predictions")
