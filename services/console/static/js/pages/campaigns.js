@@ -20,7 +20,11 @@ export async function render(main, ctx) {
   const cleanup = () => {
     stop.abort();
     for (const t of timers) clearTimeout(t);
+    window.removeEventListener("hashchange", left);
   };
+  // leaving the page while it still waits for its job stops following it
+  const left = () => { if (!ctx.isCurrent()) cleanup(); };
+  window.addEventListener("hashchange", left);
   const info = await projectInfo(ctx.project);
   const jobId = ctx.query.get("job");
   if (jobId) await renderCampaign(main, ctx, info, jobId, stop, timers);
