@@ -45,7 +45,8 @@ async function renderStart(main, ctx, info) {
   const spaces = (info.project.embedding_spaces || [])
     .filter((s) => s.metric === "DISTANCE_METRIC_COSINE" && s.level !== "EMBEDDING_LEVEL_OBJECT");
   const pools = info.datasets.filter((d) => String(d.kind || "").includes("UNLABELED"));
-  const seedSegment = segments.find((s) => s.name === q.get("seed_segment")) || segments[0] || null;
+  const wanted = q.get("seed_segment") || q.get("segment"); // links from the segments page and the map
+  const seedSegment = segments.find((s) => s.name === wanted) || segments[0] || null;
   const state = {
     seed: seedSegment ? seedSegment.name : "",
     pool: q.get("pool") || (pools[0] || {}).name || (seedSegment || {}).dataset || (info.datasets[0] || {}).name || "",
@@ -85,13 +86,14 @@ async function renderStart(main, ctx, info) {
     );
   }
   drawFields();
-  form.append(h("h2", {}, "New campaign"),
+  form.append(...[h("h2", {}, "New campaign"),
     spaces.length ? null : h("p", { class: "error" }, "This project has no frame-level cosine embedding space: campaigns compare frames by cosine."),
     fields,
     h("div", { class: "campaign-options" },
       h("label", {}, excludeLabeled, " leave out frames that have a label"),
       h("label", {}, excludeSent, " leave out frames already sent for labeling")),
-    h("p", {}, h("button", { type: "submit", class: "primary", id: "start-campaign", disabled: !spaces.length }, "Start the campaign"), " ", formMessage));
+    h("p", {}, h("button", { type: "submit", class: "primary", id: "start-campaign", disabled: !spaces.length }, "Start the campaign"), " ", formMessage),
+  ].filter(Boolean));
 
   async function start() {
     formMessage.textContent = "Starting…";
