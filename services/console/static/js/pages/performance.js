@@ -275,28 +275,19 @@ function canvasHeatMap(m) {
 
 // -- frames' sizes for drawing boxes -------------------------------------------------------------
 
-let sizesFromQuery = true;
-// Image sizes of a page of frames, by one QueryDatapoints call (frames whose row carries no size
-// are measured from their full image, which the thumbnail then shows).
+// Image sizes of a page of frames, by one QueryDatapoints call (a frame uploaded without its size
+// is measured from its full image, which its thumbnail then shows).
 async function frameSizes(project, dataset, frameIds) {
   const ids = [...new Set(frameIds)];
   const out = new Map();
   if (!ids.length) return out;
-  const request = {
+  const resp = await rpc("analysis", "QueryDatapoints", {
     project, dataset,
     filter: { all: [{ field: "frame_id", in: { values: ids.map((v) => ({ string_value: v })) } }] },
     page: { page_size: Math.min(1000, ids.length) },
-  };
-  if (sizesFromQuery) {
-    try {
-      const resp = await rpc("analysis", "QueryDatapoints", { ...request, include_objects: true });
-      for (const dp of resp.datapoints || []) {
-        if (dp.width && dp.height) out.set(dp.ref.frame_id, { width: dp.width, height: dp.height, size: "thumb" });
-      }
-    } catch (err) {
-      if (!/include_objects/.test(err.message || "")) throw err;
-      sizesFromQuery = false; // a server without the sizes in QueryDatapoints
-    }
+  });
+  for (const dp of resp.datapoints || []) {
+    if (dp.width && dp.height) out.set(dp.ref.frame_id, { width: dp.width, height: dp.height, size: "thumb" });
   }
   await Promise.all(ids.filter((id) => !out.has(id)).map(async (id) => {
     const img = new Image();
