@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars label-studio helm-tools chromium ghz bench-load protos check-protos clean
+.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars label-studio helm-tools chromium firefox ghz bench-load protos check-protos clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,11 @@ label-studio:
 chromium:
 	bash scripts/ensure-chromium.sh
 
+# Firefox ESR (Debian's packages) and geckodriver (built once with cargo into ~/.cache/shoal-tools/) for the
+# console's tests in Firefox (tests/console/test_firefox.py).
+firefox:
+	bash scripts/ensure-firefox.sh
+
 # ghz, the gRPC load tool of the load benchmark, built with Go into .cache/ghz-bin/
 ghz:
 	bash scripts/fetch-ghz.sh
@@ -44,7 +49,7 @@ bench-load: venv ghz
 demo: venv
 	$(BIN)/shoal demo --out demo-out
 
-test: venv kafka-jars label-studio helm-tools chromium lint
+test: venv kafka-jars label-studio helm-tools chromium firefox lint
 	$(BIN)/python -m pytest -v -m "not integration and not browser" tests
 	$(BIN)/python -m pytest -v -m "integration or browser" tests
 
@@ -55,7 +60,7 @@ test-integration: venv kafka-jars label-studio
 	$(BIN)/python -m pytest -v -m integration tests
 
 # The console in a real headless Chromium (screenshots of each page under test-artifacts/console/).
-test-console: venv chromium
+test-console: venv chromium firefox
 	$(BIN)/python -m pytest -v -m browser tests
 
 protos: venv
