@@ -604,7 +604,7 @@ async function openCell(page, want, mode) {
 // -- slices --------------------------------------------------------------------------------------
 
 async function metadataKeys(page) {
-  const resp = await rpc("analysis", "QueryDatapoints", { project: page.project, dataset: page.dataset, page: { page_size: 100 } });
+  const resp = await rpc("analysis", "QueryDatapoints", { project: page.project, dataset: page.dataset, page: { page_size: 50 } });
   const keys = new Map();
   for (const dp of resp.datapoints || []) {
     for (const [k, v] of Object.entries(dp.metadata || {})) if (!keys.has(k)) keys.set(k, Object.keys(v)[0]);
