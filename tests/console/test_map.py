@@ -10,10 +10,12 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.common.v1 import common_pb2 as cpb
+from shoal.sampler.v1 import sampler_pb2 as spb
 from tests.console.conftest import ARTIFACTS, Console, sign_in
 from tests.console.data import Shapes, make_shapes
 
@@ -29,18 +31,44 @@ def shapes(console: Console) -> Shapes:
     return make_shapes(console)
 
 
-def _open(page: Any, console: Console, extra: str = "") -> str:
-    """Opens the map of shapes/pixels and waits until it is drawn; returns the map's job id."""
+def _open(page: Any, console: Console, extra: str = "", where: str = "shapes/map?dataset=shapes&space=pixels") -> str:
+    """Opens a map (of shapes/pixels unless told) and waits until it is drawn; returns its job id."""
     sign_in(page, console)
-    page.goto(console.url + "/#/p/shapes/map?dataset=shapes&space=pixels" + extra)
+    page.goto(console.url + "/#/p/" + where + extra)
     page.wait_for_function(DRAWN)
     return str(page.evaluate("() => window.shoalMap.jobId"))
 
 
-def _points(console: Console, job_id: str) -> list[apb.MapPoint]:
+def _points(console: Console, job_id: str, project: str = "shapes") -> list[apb.MapPoint]:
     with console.client() as c:
-        resp = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project="shapes", job_id=job_id, max_points=100_000))
+        resp = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project=project, job_id=job_id, max_points=100_000))
     return list(resp.points)
+
+
+def _lasso(page: Any, outline: list[tuple[float, float]]) -> list[dict[str, float]]:
+    """Draws a lasso through the outline (page coordinates) and returns the polygon the page sent."""
+    page.focus("#map-canvas")
+    if page.get_attribute("#map-lasso", "aria-pressed") != "true":
+        page.keyboard.press("l")
+    page.mouse.move(*outline[0])
+    page.mouse.down()
+    for x, y in outline[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+    page.wait_for_selector("#region-count[data-count], #map-region .error")
+    assert not page.locator("#map-region .error").count(), page.inner_text("#map-region")
+    return list(page.evaluate("() => window.shoalMap.region().polygon"))
+
+
+def _around(page: Any, points: list[apb.MapPoint], share: float = 0.8) -> tuple[list[tuple[float, float]], float]:
+    """A decagon (page coordinates) around most of the points' screen positions, and its radius."""
+    screen = page.evaluate("ps => ps.map(([x, y]) => window.shoalMap.toScreen(x, y))", [[p.x, p.y] for p in points])
+    mx = sorted(s["x"] for s in screen)[len(screen) // 2]
+    my = sorted(s["y"] for s in screen)[len(screen) // 2]
+    radius = sorted(math.dist((s["x"], s["y"]), (mx, my)) for s in screen)[int(share * len(screen))] + 12
+    return [
+        (mx + radius * math.cos(a * math.pi / 5), my + radius * math.sin(a * math.pi / 5)) for a in range(10)
+    ], radius
 
 
 def _inside(x: float, y: float, polygon: list[dict[str, float]]) -> bool:
@@ -213,24 +241,17 @@ def test_a_lasso_saves_every_frame_inside_it_as_a_segment(console: Console, shap
     job_id = _open(page, console, "&points=40")
     points = _points(console, job_id)
     circles = [p for p in points if p.label_class == 0]
-    screen = page.evaluate("ps => ps.map(([x, y]) => window.shoalMap.toScreen(x, y))", [[p.x, p.y] for p in circles])
-    mx = sorted(s["x"] for s in screen)[len(screen) // 2]
-    my = sorted(s["y"] for s in screen)[len(screen) // 2]
-    radius = sorted(math.dist((s["x"], s["y"]), (mx, my)) for s in screen)[int(0.8 * len(screen))] + 12
-    outline = [(mx + radius * math.cos(a * math.pi / 5), my + radius * math.sin(a * math.pi / 5)) for a in range(10)]
-    page.focus("#map-canvas")
-    page.keyboard.press("l")
+    outline, radius = _around(page, circles)
+    mx, my = (sum(v) / len(outline) for v in zip(*outline, strict=True))
+    # the hand ends past the start, across the first edge: the page keeps the large loop
+    overshoot = (mx + 1.15 * radius * math.cos(math.pi / 10), my + 1.15 * radius * math.sin(math.pi / 10))
+    polygon = _lasso(page, [*outline, overshoot])
     assert page.get_attribute("#map-lasso", "aria-pressed") == "true"
-    page.mouse.move(*outline[0])
-    page.mouse.down()
-    for x, y in outline[1:] + outline[:1]:
-        page.mouse.move(x, y, steps=6)
-    page.mouse.up()
-    page.wait_for_selector("#region-count[data-count]")
-    polygon = page.evaluate("() => window.shoalMap.region().polygon")
-    # the polygon the page sent is the outline drawn, in map coordinates
-    corner = page.evaluate("([x, y]) => window.shoalMap.toMap(x, y)", list(outline[0]))
-    assert min(math.dist((v["x"], v["y"]), (corner["x"], corner["y"])) for v in polygon) < 1e-6 * radius
+    # the polygon the page sent is the outline drawn (to the pointer's sub-pixel precision), in map units
+    k = page.evaluate("() => window.shoalMap.view().k")
+    for corner in outline[2:9]:
+        at = page.evaluate("([x, y]) => window.shoalMap.toMap(x, y)", list(corner))
+        assert min(math.dist((v["x"], v["y"]), (at["x"], at["y"])) for v in polygon) < 0.1 / k
     want = sorted(p.frame_id for p in points if _inside(p.x, p.y, polygon))
     drawn = page.evaluate("() => window.shoalMap.held()")
     assert len(want) > len([p for p in drawn if _inside(p["x"], p["y"], polygon)])
@@ -246,3 +267,101 @@ def test_a_lasso_saves_every_frame_inside_it_as_a_segment(console: Console, shap
         segment = c.analysis.GetSegment(apb.GetSegmentRequest(project="shapes", name="lasso-circles")).segment
     assert sorted(m.frame_id for m in members.members) == want
     assert segment.dataset == "shapes" and segment.size == len(want)
+
+
+def test_any_hand_drawn_outline_becomes_a_polygon_the_server_takes(console: Console, shapes: Shapes, page: Any) -> None:
+    """Scribbles that cross themselves many times, fold back and repeat points are untangled into
+    simple polygons: QueryMapRegion refuses a polygon whose edges cross or touch."""
+    job_id = _open(page, console)
+    answers = page.evaluate(
+        """async (jobId) => {
+        const { untangle } = await import('/static/js/pages/map.js');
+        const { rpc } = await import('/static/js/api.js');
+        let seed = 7;
+        const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+        const out = [];
+        for (let s = 0; s < 12; s++) {
+          const walk = [{ x: 0, y: 0 }];
+          for (let i = 0; i < 150; i++) {
+            const last = walk[walk.length - 1];
+            if (i % 37 === 5) walk.push({ ...walk[walk.length - 2] });  // folds straight back
+            else if (i % 41 === 7) walk.push({ ...last });  // a repeated point
+            else walk.push({ x: last.x + Math.round((rand() - 0.5) * 8), y: last.y + Math.round((rand() - 0.5) * 8) });
+          }
+          const polygon = untangle(walk);
+          try {
+            const r = await rpc('analysis', 'QueryMapRegion', { project: 'shapes', job_id: jobId, polygon });
+            out.push({ vertices: polygon.length, ok: true, total: Number(r.page?.total_count || 0) });
+          } catch (err) {
+            out.push({ vertices: polygon.length, ok: false, error: err.message });
+          }
+        }
+        return out;
+      }""",
+        job_id,
+    )
+    assert all(a["ok"] for a in answers if a["vertices"] >= 3), answers
+    assert sum(a["vertices"] >= 3 for a in answers) >= 10, answers
+
+
+def make_blobs(console: Console, project: str = "blobs", n: int = 40) -> dict[str, list[str]]:
+    """Two labeled blobs ("seen") and an unlabeled pool of the same two blobs, in a COSINE space."""
+    from shoal.ingest.v1 import ingest_pb2 as pb
+    from shoal.sdk import UploadColumns
+
+    rng = np.random.default_rng(11)
+    centres = rng.normal(0, 1, (2, 8)) * 4
+    space = pb.EmbeddingSpace(name="clip", dimension=8, metric=pb.DISTANCE_METRIC_COSINE,
+                              level=pb.EMBEDDING_LEVEL_FRAME, model_name="clip", model_version="1")  # fmt: skip
+    frames: dict[str, list[str]] = {}
+    with console.client() as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name=project, task_type=pb.TASK_TYPE_CLASSIFICATION,
+            classes=[pb.ClassDef(id=0, name="a"), pb.ClassDef(id=1, name="b")], embedding_spaces=[space])))  # fmt: skip
+        for name, kind in (("seen", pb.DATASET_KIND_LABELED), ("pool", pb.DATASET_KIND_UNLABELED_POOL)):
+            c.ingest.CreateDataset(pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(
+                name=name, kind=kind, splits=["train"])))  # fmt: skip
+            blob = [i % 2 for i in range(n)]
+            ids = [f"{name}-{i:03d}" for i in range(n)]
+            cols = UploadColumns(
+                frame_ids=ids,
+                splits=["train"] * n,
+                media_uris=[f"file://{console.media / project / f}.png" for f in ids],
+                sizes=[(64, 64)] * n,
+                class_ids=blob if kind == pb.DATASET_KIND_LABELED else None,
+                embeddings={"clip": (centres[blob] + rng.normal(0, 0.4, (n, 8))).astype(np.float32)},
+            )
+            r = c.upload(project, name, cols, progress=False)
+            assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+            frames[name] = ids
+    return frames
+
+
+def test_a_lasso_seeds_a_campaign(console: Console, page: Any) -> None:
+    make_blobs(console)
+    job_id = _open(page, console, where="blobs/map?dataset=seen&space=clip")
+    blob = [p for p in _points(console, job_id, "blobs") if p.label_class == 0]
+    outline, _ = _around(page, blob, share=0.9)
+    polygon = _lasso(page, [*outline, outline[0]])
+    want = sorted(p.frame_id for p in _points(console, job_id, "blobs") if _inside(p.x, p.y, polygon))
+    assert want and page.get_attribute("#region-count", "data-count") == str(len(want))
+    page.fill("#segment-name", "blob-a")
+    page.click("#start-campaign")
+    # the pool defaults to the unlabeled dataset, the space to the map's own (a COSINE space)
+    assert page.input_value("#sel-campaign-pool") == "pool"
+    assert page.input_value("#sel-campaign-space") == "clip"
+    page.fill("#campaign-name", "blob-a-picks")
+    page.fill("#campaign-budget", "5")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "test_a_lasso_seeds_a_campaign-form.png"))
+    page.click("#campaign-submit")
+    page.wait_for_url("**/#/p/blobs/campaigns?job=*")
+    campaign = page.url.split("job=")[1]
+    with console.client() as c:
+        job = c.sampler.GetJob(spb.GetJobRequest(project="blobs", job_id=campaign)).job
+        members = c.analysis.ListSegmentMembers(
+            apb.ListSegmentMembersRequest(project="blobs", name="blob-a", page=cpb.PageRequest(page_size=1000))
+        )
+    assert job.kind == "campaign" and job.params["seed_segment"] == "blob-a" and job.params["pool_dataset"] == "pool"
+    assert job.params["embedding_space"] == "clip" and job.params["budget"] == "5"
+    assert sorted(m.frame_id for m in members.members) == want

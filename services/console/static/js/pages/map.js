@@ -21,7 +21,7 @@ const MAX_SEEDS = 1_000;
 const MAX_VERTICES = 1_000;
 const DEBOUNCE_MS = 120;
 const TAU = Math.PI * 2;
-const UNLABELED = "#999999";
+const NO_VALUE = "#999999";
 
 const enc = encodeURIComponent;
 
@@ -40,7 +40,7 @@ export async function render(main, ctx) {
     }
   }
   const params = (job && job.params) || {};
-  const labeled = info.datasets.filter((d) => d.kind !== "DATASET_KIND_UNLABELED");
+  const labeled = info.datasets.filter((d) => d.kind !== "DATASET_KIND_UNLABELED_POOL");
   const dataset = params.dataset || q.get("dataset") || (labeled[0] || info.datasets[0] || {}).name || "";
   const space = params.embedding_space || q.get("space") || (spaces[0] || {}).name || "";
   const colourBy = q.get("colour") === "split" ? "split" : "class";
@@ -134,8 +134,8 @@ function mapView(main, ctx, opts) {
   const { project } = ctx;
   const splitIndex = new Map((ds.splits || []).map((s, i) => [s, i]));
   const colourOf = colourBy === "split"
-    ? (p) => (splitIndex.has(p.split) ? PALETTE[splitIndex.get(p.split) % PALETTE.length] : UNLABELED)
-    : (p) => (p.label < 0 ? UNLABELED : classColour(p.label));
+    ? (p) => (splitIndex.has(p.split) ? PALETTE[splitIndex.get(p.split) % PALETTE.length] : NO_VALUE)
+    : (p) => (p.label < 0 ? NO_VALUE : classColour(p.label));
 
   const canvas = h("canvas", { id: "map-canvas", tabindex: "0", role: "img",
     "aria-label": "Embedding map. Drag or arrow keys pan, wheel or + and - zoom, 0 resets, l toggles the lasso, Escape clears it." });
@@ -166,7 +166,7 @@ function mapView(main, ctx, opts) {
   let lassoMode = false;
   let lasso = null; // {points: [{x, y}] in map units, open}
   let regionState = null; // {polygon, count, segment}
-  const stats = { drawn: 0, requests: 0, answers: 0, lastDrawMs: 0, draws: 0, inView: 0, viewport: null };
+  const stats = { drawn: 0, requests: 0, answers: 0, lastDrawMs: 0, lastAnswerMs: 0, draws: 0, inView: 0, viewport: null };
   const drawTimes = []; // the last 240 draws' durations (ms), for tests and the benchmark
   const g = canvas.getContext("2d");
 
@@ -272,9 +272,9 @@ function mapView(main, ctx, opts) {
     }
     const rows = colourBy === "split"
       ? (ds.splits || []).map((s, i) => [PALETTE[i % PALETTE.length], s || "(none)", counts.get(s) || 0])
-        .concat(counts.has("") ? [[UNLABELED, "(no split)", counts.get("")]] : [])
+        .concat(counts.has("") ? [[NO_VALUE, "(no split)", counts.get("")]] : [])
       : info.classes.map((c) => [classColour(c.id), c.name, counts.get(c.id) || 0])
-        .concat(counts.has(-1) ? [[UNLABELED, "(unlabeled)", counts.get(-1)]] : []);
+        .concat(counts.has(-1) ? [[NO_VALUE, "(unlabeled)", counts.get(-1)]] : []);
     legend.replaceChildren(h("h2", {}, colourBy === "split" ? "Split" : "Class"),
       h("ul", { class: "map-legend-list" }, rows.map(([colour, name, n]) => {
         const sw = h("span", { class: "swatch" });
@@ -311,6 +311,7 @@ function mapView(main, ctx, opts) {
       return;
     }
     if (mine !== seq || !ctx.isCurrent()) return;
+    const t0 = performance.now();
     summary = resp.summary || {};
     const fresh = new Map();
     for (const p of resp.points || []) {
@@ -338,6 +339,7 @@ function mapView(main, ctx, opts) {
       ? `The map is empty: no frame of ${dataset} has a vector in ${space}.`
       : `${fmt((resp.points || []).length)} of ${fmt(stats.inView)} frames in view shown · ${fmt(total)} in the map`;
     regroup();
+    stats.lastAnswerMs = performance.now() - t0;
     redraw();
   }
 
@@ -569,14 +571,15 @@ function mapView(main, ctx, opts) {
       title: n > MAX_SEEDS ? `a campaign takes at most ${fmt(MAX_SEEDS)} seed frames` : null,
       onclick: () => campaignForm(name, message, form) }, "Start campaign");
     const form = h("div", { id: "campaign-panel" });
-    region.replaceChildren(
+    name.addEventListener("input", () => { save.disabled = n === 0; });
+    region.replaceChildren(...[
       h("h2", {}, "Lasso"),
       h("p", {}, count, n === 1 ? " frame inside (the whole map, drawn or not)." : " frames inside (the whole map, drawn or not)."),
       h("label", { class: "field" }, h("span", {}, "Segment name"), name),
       h("div", { class: "map-region-actions" }, save, campaign,
         h("button", { type: "button", id: "clear-lasso", class: "link", onclick: clearRegion }, "Clear")),
       n > MAX_SEEDS ? h("p", { class: "muted map-note" }, `A campaign takes at most ${fmt(MAX_SEEDS)} seed frames: lasso a smaller region to start one.`) : null,
-      message, form);
+      message, form].filter(Boolean));
   }
 
   // Saves every frame inside the polygon, page by page (the server's pages are small): the first
@@ -637,7 +640,7 @@ function mapView(main, ctx, opts) {
     const mapSpace = (info.project.embedding_spaces || []).find((s) => s.name === space) || {};
     const same = cosine.find((s) => s.name === space)
       || cosine.find((s) => s.model_name === mapSpace.model_name && s.model_version === mapSpace.model_version) || cosine[0];
-    const unlabeled = info.datasets.find((d) => d.kind === "DATASET_KIND_UNLABELED");
+    const unlabeled = info.datasets.find((d) => d.kind === "DATASET_KIND_UNLABELED_POOL");
     const campaignName = h("input", { id: "campaign-name", value: `${nameInput.value.trim()}-picks`.slice(0, 63), required: true,
       pattern: "[a-z0-9][a-z0-9_.-]{0,62}" });
     const pool = select("campaign-pool", info.datasets.map((d) => ({ value: d.name, label: d.name })), (unlabeled || { name: dataset }).name, () => {}, "Pool dataset");
@@ -751,13 +754,27 @@ export function untangle(polygon) {
   return p.length >= 3 ? p : [];
 }
 
+// Without repeated vertices and spikes (a vertex where the outline turns straight back).
 function dedupe(p) {
-  const out = [];
+  let out = [];
   for (const v of p) {
     const last = out[out.length - 1];
     if (!last || last.x !== v.x || last.y !== v.y) out.push(v);
   }
   while (out.length > 1 && out[0].x === out[out.length - 1].x && out[0].y === out[out.length - 1].y) out.pop();
+  for (let changed = true; changed && out.length >= 3;) {
+    changed = false;
+    const n = out.length;
+    for (let i = 0; i < n; i++) {
+      const u = out[(i + n - 1) % n], v = out[i], w = out[(i + 1) % n];
+      const ax = v.x - u.x, ay = v.y - u.y, bx = w.x - v.x, by = w.y - v.y;
+      if (ax * by - ay * bx === 0 && ax * bx + ay * by < 0) {
+        out = dedupe(out.slice(0, i).concat(out.slice(i + 1)));
+        changed = true;
+        break;
+      }
+    }
+  }
   return out;
 }
 
