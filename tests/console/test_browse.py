@@ -220,3 +220,35 @@ def test_detection_grid_draws_labels_and_predictions_over_each_image(
     page.click("#grid figure.thumb[data-frame-id='c-005']")
     page.wait_for_selector("#predictions")
     assert "barrel" in page.inner_text("#predictions") or "sign" in page.inner_text("#predictions")
+
+
+def test_grid_opens_the_frames_that_regressed_against_a_baseline(console: Console, shapes: Shapes, page: Any) -> None:
+    import numpy as np
+
+    from shoal.ingest.v1 import ingest_pb2 as pb
+    from shoal.sdk import UploadColumns
+
+    n = len(shapes.frame_ids)
+    probs = np.full((n, 3), 0.1)
+    for i, k in enumerate(shapes.truth):
+        probs[i, (k + 1) % 3 if shapes.cameras[i] == "rear" else k] = 0.8  # wrong on every rear frame
+    with console.client() as c:
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="shapes", inference_set=pb.InferenceSet(
+            name="cnn2", dataset="shapes", model_name="cnn", model_version="2")))  # fmt: skip
+        r = c.upload("shapes", "shapes", UploadColumns(frame_ids=shapes.frame_ids, inference_set="cnn2",
+                                                       probabilities=probs, skip_frames=True), progress=False)  # fmt: skip
+        assert c.wait_for_upload("shapes", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        want = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="shapes", dataset="shapes", inference_set="cnn2", baseline_inference_set="cnn",
+            filter=cpb.Filter(all=[cpb.Condition(field="change", equals=cpb.Value(string_value="regressed"))]),
+            page=cpb.PageRequest(page_size=1000)))  # fmt: skip
+    regressed = [d.ref.frame_id for d in want.datapoints]
+    assert regressed and all(shapes.cameras[shapes.frame_ids.index(f)] == "rear" for f in regressed)
+    sign_in(page, console)
+    page.goto(
+        console.url
+        + "/#/p/shapes/examples?dataset=shapes&inference_set=cnn2&baseline_inference_set=cnn&change=regressed"
+    )
+    page.wait_for_selector("#grid-status:has-text('End of results')")
+    assert _grid_ids(page) == regressed
+    assert page.input_value("#sel-change") == "regressed"

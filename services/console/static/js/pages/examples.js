@@ -15,6 +15,7 @@ export function filterFromQuery(q) {
   if (q.get("correct")) eq("correct", q.get("correct") === "true", "bool_value");
   if (q.get("labeled")) eq("labeled", q.get("labeled") === "true", "bool_value");
   if (q.get("segment")) eq("segment", q.get("segment"));
+  if (q.get("change") && q.get("baseline_inference_set")) eq("change", q.get("change"));
   const range = (field, lo, hi, kind = "number_value", conv = Number) => {
     if (!q.get(lo) && !q.get(hi)) return;
     const r = {};
@@ -50,8 +51,17 @@ export async function render(main, ctx) {
     Object.assign(params, { dataset, inference_set: inferenceSet }, changes);
     ctx.navigate(href(`/p/${encodeURIComponent(ctx.project)}/examples`, params));
   };
+  // datetime-local inputs show local time without a zone; links may carry UTC instants ("...Z")
+  const shown = (name, type) => {
+    const v = q.get(name) || "";
+    if (type !== "datetime-local" || !v || !/[zZ]|[+-]\d\d:\d\d$/.test(v)) return v;
+    const d = new Date(v);
+    if (Number.isNaN(d.getTime())) return v;
+    const local = new Date(d.getTime() - d.getTimezoneOffset() * 60000);
+    return local.toISOString().slice(0, 16);
+  };
   const text = (name, label, type = "text", attrs = {}) => h("label", { class: "field" }, h("span", {}, label),
-    h("input", { type, name, id: `f-${name}`, value: q.get(name) || "", onchange: (e) => go({ [name]: e.target.value }), ...attrs }));
+    h("input", { type, name, id: `f-${name}`, value: shown(name, type), onchange: (e) => go({ [name]: e.target.value }), ...attrs }));
   const classOptions = [{ value: "", label: "any" }, ...info.classes.map((c) => ({ value: String(c.id), label: c.name }))];
   const ds = info.datasets.find((d) => d.name === dataset) || {};
 
@@ -65,6 +75,10 @@ export async function render(main, ctx) {
     info.detection ? null : text("conf_min", "Confidence ≥", "number", { step: "0.01", min: "0", max: "1" }),
     info.detection ? null : text("conf_max", "Confidence ≤", "number", { step: "0.01", min: "0", max: "1" }),
     info.detection ? null : text("loss_min", "Loss ≥", "number", { step: "0.1", min: "0" }),
+    info.detection ? null : text("confidence_threshold", "Abstain below", "number", { step: "0.01", min: "0", max: "1" }),
+    info.detection || !q.get("baseline_inference_set") ? null : select("change", [{ value: "", label: "any" },
+      { value: "improved", label: "improved" }, { value: "regressed", label: "regressed" }, { value: "unchanged", label: "unchanged" }],
+    q.get("change") || "", (v) => go({ change: v }), `Change vs ${q.get("baseline_inference_set")}`),
     text("segment", "Segment"),
     text("from", "Captured from", "datetime-local"),
     text("to", "Captured before", "datetime-local"),
@@ -119,6 +133,8 @@ export async function render(main, ctx) {
     filter: filterFromQuery(q),
     sort: [{ field: sort, descending }],
     include_objects: info.detection ? true : undefined,
+    confidence_threshold: q.get("confidence_threshold") ? Number(q.get("confidence_threshold")) : undefined,
+    baseline_inference_set: q.get("baseline_inference_set") || undefined,
   };
   let token = "";
   let done = false;
