@@ -133,6 +133,12 @@ def test_the_map_job_runs_from_the_page_and_every_point_is_drawn_where_the_page_
     page.select_option("#sel-colour", "split")
     page.wait_for_selector("#map-legend:has-text('train')")
     assert str(shapes.splits.count("val")) in page.inner_text("#map-legend")
+    # recompute: the map gives way to the job's progress, then comes back once
+    page.click("#map-rerun")
+    page.wait_for_selector("#map-job-progress")
+    page.wait_for_function(DRAWN)
+    assert page.locator("#map-canvas").count() == 1
+    assert page.get_attribute("#map-canvas", "data-drawn") == str(len(points))
 
 
 def test_hover_shows_the_frame_and_a_click_opens_it(console: Console, shapes: Shapes, page: Any) -> None:

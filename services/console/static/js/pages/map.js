@@ -58,7 +58,8 @@ export async function render(main, ctx) {
       (v) => go({ space: v, job: "" }), "Embedding space"),
     select("colour", [{ value: "class", label: "class" }, { value: "split", label: "split" }], colourBy, (v) => go({ colour: v }), "Colour by"),
   );
-  main.replaceChildren(h("h1", {}, "Embedding map"), toolbar, jobBox);
+  const host = h("div", { id: "map-host" });
+  main.replaceChildren(h("h1", {}, "Embedding map"), toolbar, jobBox, host);
   if (!dataset || !space) {
     jobBox.append(h("p", { class: "muted" }, !dataset ? "This project has no dataset yet."
       : "This project has no frame-level embedding space: upload frame embeddings to see a map."));
@@ -75,7 +76,15 @@ export async function render(main, ctx) {
       .sort((a, b) => String(b.finish_time || "").localeCompare(String(a.finish_time || "")))[0] || null;
   }
   if (!ctx.isCurrent()) return cleanup;
+  let closeMap = null;
+  const dropMap = () => {
+    if (closeMap) closeMap();
+    closeMap = null;
+    host.replaceChildren();
+  };
+  cleanups.push(() => { if (closeMap) closeMap(); });
   const startJob = async (rerun) => {
+    if (rerun) dropMap(); // a rerun replaces the points the map shows
     jobBox.replaceChildren(h("p", { class: "muted" }, "Starting the map…"));
     try {
       job = (await rpc("analysis", "StartEmbeddingMap", { project, dataset, embedding_space: space, rerun })).job;
@@ -119,8 +128,8 @@ export async function render(main, ctx) {
   };
   const showMap = () => {
     jobBox.replaceChildren();
-    const view = mapView(main, ctx, { info, dataset, space, ds, job, colourBy, maxPoints, jobBox, rerun: () => startJob(true) });
-    cleanups.push(view);
+    dropMap();
+    closeMap = mapView(host, ctx, { info, dataset, space, ds, job, colourBy, maxPoints, rerun: () => startJob(true) });
   };
   if (job && job.state === "JOB_STATE_SUCCEEDED") showMap();
   else if (job) follow();
@@ -129,7 +138,7 @@ export async function render(main, ctx) {
 }
 
 // Lasso, buttons, canvas, legend, tooltip; returns the cleanup.
-function mapView(main, ctx, opts) {
+function mapView(host, ctx, opts) {
   const { info, dataset, space, ds, job, colourBy, maxPoints } = opts;
   const { project } = ctx;
   const splitIndex = new Map((ds.splits || []).map((s, i) => [s, i]));
@@ -153,7 +162,7 @@ function mapView(main, ctx, opts) {
     h("button", { type: "button", id: "map-rerun", class: "link", title: "Compute the map again from the current vectors", onclick: opts.rerun }, "Recompute"),
     status);
   const region = h("div", { id: "map-region", class: "map-region card", hidden: true });
-  main.append(h("div", { class: "map-layout" }, h("div", { class: "map-main" }, tools, wrap), h("aside", { class: "map-side" }, legend, region)));
+  host.append(h("div", { class: "map-layout" }, h("div", { class: "map-main" }, tools, wrap), h("aside", { class: "map-side" }, legend, region)));
 
   // -- state --------------------------------------------------------------------------------------
   let W = 1, H = 1, dpr = window.devicePixelRatio || 1;
@@ -193,6 +202,7 @@ function mapView(main, ctx, opts) {
   function draw() {
     frameAsked = false;
     const t0 = performance.now();
+    if ((window.devicePixelRatio || 1) !== dpr) resize(); // moved to a screen of another density
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, W, H);
     const r = radius();
