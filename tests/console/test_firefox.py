@@ -1,9 +1,9 @@
 """The console in a real headless Firefox (Debian's `firefox-esr`, driven by Selenium through geckodriver;
 scripts/ensure-firefox.sh installs both): signing in, the project list, the example grid with its
-thumbnails and infinite scroll, the frame view, the performance heat map opening its frames, the
-embedding map drawn on its canvas and detection boxes drawn over the images. One Firefox serves the
-whole session; each test leaves a screenshot in test-artifacts/console/firefox-<test>.png and fails on
-errors the page's scripts throw."""
+thumbnails and infinite scroll, the frame view, the performance heat map opening its frames, label
+issues reviewed with the keyboard, the embedding map drawn on its canvas and detection boxes drawn over
+the images. One Firefox serves the whole session; each test leaves a screenshot in
+test-artifacts/console/firefox-<test>.png and fails on errors the page's scripts throw."""
 
 from __future__ import annotations
 
@@ -271,6 +271,33 @@ def test_a_heat_map_cell_opens_the_grid_of_its_frames(console: Console, shapes: 
         ]),
     )  # fmt: skip
     assert grid_ids(ff) == expected and len(expected) == count
+
+
+def test_label_issues_are_reviewed_with_the_keyboard(console: Console, shapes: Shapes, ff: WebDriver) -> None:
+    open_page(ff, console, "#/p/shapes/issues?inference_set=cnn")
+    element(ff, "#start-job, #rerun-job")
+    for start in ff.find_elements(*css("#start-job")):
+        start.click()
+
+    def current(driver: WebDriver) -> str:
+        return driver.find_element(*css("#issue-one")).get_attribute("data-frame-id")
+
+    element(ff, "#issue-one")
+    first = current(ff)
+    body = ff.find_element(*css("body"))
+    body.send_keys("j")  # the next issue
+    wait(ff, lambda d: current(d) != first, "j to move to the next issue")
+    target = current(ff)
+    body.send_keys("d")  # dismissed, and remembered by the analysis service
+    element(ff, "#issue-status.ok")
+    job_id = ff.execute_script("return new URLSearchParams(location.hash.split('?')[1]).get('job')")
+    with console.client() as c:
+        r = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(
+            project="shapes", job_id=job_id, include_dismissed=True, page=cpb.PageRequest(page_size=1000)))  # fmt: skip
+    assert [i.ref.frame_id for i in r.issues if i.dismissed] == [target]
+    body.send_keys("g")  # the grid of every issue, the dismissed one marked
+    element(ff, f"#issue-grid .issue-tile.dismissed[data-frame-id='{target}']")
+    assert all(w > 0 for w in decoded_widths(ff, "#issue-grid img"))
 
 
 def test_the_map_starts_its_job_and_draws_every_point_in_its_class_colour(
