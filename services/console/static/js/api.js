@@ -18,8 +18,9 @@ function cookie(name) {
   return "";
 }
 
-// Every request but GET carries the CSRF token of the cookie (double submit).
-async function send(method, url, body) {
+// Every request but GET carries the CSRF token of the cookie (double submit). An AbortSignal
+// cancels the request (a stale viewport, a page left).
+async function send(method, url, body, signal) {
   const headers = { "X-CSRF-Token": cookie("shoal_csrf") };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let resp;
@@ -29,8 +30,10 @@ async function send(method, url, body) {
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
+      signal,
     });
   } catch (err) {
+    if (err.name === "AbortError") throw err;
     throw new ApiError(0, { error: "the console's server cannot be reached; check your connection", code: "UNAVAILABLE" });
   }
   let data = {};
@@ -49,8 +52,8 @@ async function send(method, url, body) {
   return data;
 }
 
-export function rpc(service, method, request = {}) {
-  return send("POST", `/api/rpc/${service}/${method}`, request);
+export function rpc(service, method, request = {}, options = {}) {
+  return send("POST", `/api/rpc/${service}/${method}`, request, options.signal);
 }
 
 export const session = {

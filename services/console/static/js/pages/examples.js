@@ -39,7 +39,7 @@ export function filterFromQuery(q) {
 export async function render(main, ctx) {
   const info = await projectInfo(ctx.project);
   const q = ctx.query;
-  const labeled = info.datasets.filter((d) => d.kind !== "DATASET_KIND_UNLABELED");
+  const labeled = info.datasets.filter((d) => d.kind !== "DATASET_KIND_UNLABELED_POOL");
   const dataset = q.get("dataset") || (labeled[0] || info.datasets[0] || {}).name || "";
   const sets = info.inferenceSets.filter((s) => s.dataset === dataset);
   const inferenceSet = q.has("inference_set") ? q.get("inference_set") : (sets[0] || {}).name || "";
