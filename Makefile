@@ -59,7 +59,7 @@ test-unit: venv helm-tools
 test-integration: venv kafka-jars label-studio
 	$(BIN)/python -m pytest -v -m integration tests
 
-# The console in a real headless Chromium (screenshots of each page under test-artifacts/console/).
+# The console in real headless Chromium and Firefox ESR (screenshots of each page under test-artifacts/console/).
 test-console: venv chromium firefox
 	$(BIN)/python -m pytest -v -m browser tests
 
