@@ -252,3 +252,18 @@ def test_grid_opens_the_frames_that_regressed_against_a_baseline(console: Consol
     page.wait_for_selector("#grid-status:has-text('End of results')")
     assert _grid_ids(page) == regressed
     assert page.input_value("#sel-change") == "regressed"
+
+
+def test_no_page_shows_a_stray_null_or_undefined(console: Console, shapes: Shapes, page: Any) -> None:
+    sign_in(page, console)
+    for fragment, ready in [
+        ("#/p/shapes", "#upload-history"),
+        (f"#/p/shapes/frame/shapes/{shapes.frame_ids[0]}", "#label-versions"),
+        ("#/p/shapes/jobs", "#jobs, #no-jobs"),
+        ("#/p/shapes/segments", "#segments, #no-segments"),
+        ("#/p/shapes/examples", "#grid figure.thumb"),
+    ]:
+        page.goto(console.url + "/" + fragment)
+        page.wait_for_selector(ready)
+        text = page.inner_text("#main")
+        assert "null" not in text.split() and "undefined" not in text.split(), (fragment, text[:500])

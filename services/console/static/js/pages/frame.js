@@ -44,7 +44,7 @@ export async function render(main, ctx) {
     h("td", {}, time(v.provenance?.time))));
 
   const neighbours = h("div", { class: "grid", id: "neighbours" }, h("p", { class: "muted" }, "Looking for neighbours…"));
-  main.replaceChildren(
+  main.replaceChildren(...[
     h("p", {}, h("a", { href: href(`/p/${encodeURIComponent(project)}/examples`, { dataset, inference_set: inferenceSet }) }, "← Examples")),
     h("h1", {}, `Frame ${frame}`),
     h("div", { class: "frame-view" },
@@ -67,7 +67,7 @@ export async function render(main, ctx) {
         h("td", {}, `${fmt(o.box?.x, 1)}, ${fmt(o.box?.y, 1)}, ${fmt(o.box?.width, 1)} × ${fmt(o.box?.height, 1)}`))))) : null,
     h("h2", {}, "Nearest neighbours"),
     neighbours,
-  );
+  ].filter((x) => x !== null && x !== undefined && x !== false));
   loadNeighbours(project, dataset, frame, info, neighbours);
 }
 

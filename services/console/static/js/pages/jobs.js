@@ -102,12 +102,13 @@ export async function render(main, ctx) {
     }
     return row;
   });
-  main.replaceChildren(
+  main.replaceChildren(...[
     h("h1", {}, "Jobs"),
     jobs.length ? h("table", { class: "data", id: "jobs" },
       h("thead", {}, h("tr", {}, ["Job", "Kind", "Service", "State", "Stage", "Progress", "Created", ""].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows)) : h("p", { class: "muted", id: "no-jobs" }, "No job yet. Start one from the issues, map or findings pages."),
     jobs.filter((j) => !ENDED.has(j.state)).length > FOLLOW
-      ? h("p", { class: "muted" }, "More jobs are running than are followed live; reload to follow the others.") : null);
+      ? h("p", { class: "muted" }, "More jobs are running than are followed live; reload to follow the others.") : null,
+  ].filter(Boolean));
   return () => stop.abort();
 }

@@ -37,7 +37,7 @@ export async function render(main, ctx) {
   });
 
   const uploads = h("div", { id: "uploads" }, h("p", { class: "muted" }, "Loading uploads…"));
-  main.replaceChildren(
+  main.replaceChildren(...[
     h("h1", {}, p.display_name || p.name, " ", h("span", { class: "pill" }, enumName(p.task_type, "TASK_TYPE_"))),
     p.description ? h("p", {}, p.description) : null,
     h("div", { class: "cards", id: "datasets" }, datasetCards.length ? datasetCards : h("p", { class: "muted" }, "No dataset yet.")),
@@ -58,7 +58,7 @@ export async function render(main, ctx) {
     h("p", { class: "legend" }, info.classes.map((c) => h("span", {}, h("span", { class: "swatch", dataset: { colour: classColour(c.id) } }), c.name))),
     h("h2", {}, "Uploads"),
     uploads,
-  );
+  ].filter((x) => x !== null && x !== undefined && x !== false));
   // widths and colours set from script (the page's policy allows no inline styles in markup)
   for (const el of main.querySelectorAll(".bar-fill")) el.style.width = `${Math.round(Number(el.dataset.w) * 100)}%`;
   for (const el of main.querySelectorAll(".swatch[data-colour]")) el.style.background = el.dataset.colour;
