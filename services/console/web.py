@@ -19,17 +19,19 @@ sends one, naming this host.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -148,8 +150,6 @@ async def readyz(request: Request) -> Response:
     """200 while any service answers: with one of them down the console still serves its pages and
     says which service is missing; 503 only when it can reach none (then it can show nothing)."""
     console: Console = request.app.state.console
-    from starlette.concurrency import run_in_threadpool
-
     status = await run_in_threadpool(console.backend.ready)
     ok = any(s == "SERVING" for s in status.values())
     every = all(s == "SERVING" for s in status.values())
@@ -161,8 +161,6 @@ async def session_get(request: Request) -> Response:
     key = _key(request)
     if not key:
         return JSONResponse({"signed_in": False})
-    from starlette.concurrency import run_in_threadpool
-
     try:
         projects = await run_in_threadpool(console.backend.call, "ingest", "ListProjects", {}, key)
     except CallError as exc:
@@ -189,8 +187,6 @@ async def session_post(request: Request) -> Response:
     problem = api_key_problem(key)
     if problem is not None and not console.settings.insecure_dev_mode:
         return _error(400, f"this is not an API key: {problem}", field="api_key")
-    from starlette.concurrency import run_in_threadpool
-
     try:
         projects = await run_in_threadpool(console.backend.call, "ingest", "ListProjects", {}, key)
     except CallError as exc:
@@ -220,8 +216,6 @@ async def rpc(request: Request) -> Response:
     if service not in SERVICE_NAMES:
         return _error(404, f"no service {service!r}; the services are {', '.join(SERVICE_NAMES)}")
     body = await _json_body(request)
-    from starlette.concurrency import run_in_threadpool
-
     started = time.perf_counter()
     result = await run_in_threadpool(console.backend.call, service, method, body, key)
     elapsed = (time.perf_counter() - started) * 1000
@@ -237,14 +231,14 @@ async def job_events(request: Request) -> Response:
     project, job_id = request.path_params["project"], request.path_params["job_id"]
     if service not in ("analysis", "sampler", "labeling_bridge"):
         return _error(404, f"the {service} service runs no jobs")
-    from starlette.concurrency import run_in_threadpool
-
     # the first read answers errors (unknown job, foreign project) as a status, not as an event
     first = await run_in_threadpool(
         console.backend.call, service, "GetJob", {"project": project, "job_id": job_id}, key
     )
 
-    def events() -> Iterator[str]:
+    async def events() -> AsyncIterator[str]:
+        # waits on the event loop and takes a worker thread only to read: an open stream holds no
+        # thread between polls, so many open pages cost little
         job = first.get("job", {})
         last = None
         while True:
@@ -255,14 +249,17 @@ async def job_events(request: Request) -> Response:
             if job.get("state") in _TERMINAL:
                 yield "event: end\ndata: {}\n\n"
                 return
-            time.sleep(JOB_POLL_SECONDS)
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(JOB_POLL_SECONDS)
             try:
-                job = console.backend.call(service, "GetJob", {"project": project, "job_id": job_id}, key).get(
-                    "job", {}
+                resp = await run_in_threadpool(
+                    console.backend.call, service, "GetJob", {"project": project, "job_id": job_id}, key
                 )
             except CallError as exc:
                 yield f"event: error\ndata: {json.dumps(exc.body())}\n\n"
                 return
+            job = resp.get("job", {})
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -276,8 +273,6 @@ async def media(request: Request) -> Response:
         return _placeholder(401, "sign in first")
     project, dataset, frame_id = (request.path_params[k] for k in ("project", "dataset", "frame_id"))
     thumbnail = request.query_params.get("size", "thumb") != "full"
-    from starlette.concurrency import run_in_threadpool
-
     # The services decide whether the key may see the frame, and say where its media is.
     query = {
         "project": project,

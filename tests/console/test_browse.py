@@ -267,3 +267,19 @@ def test_no_page_shows_a_stray_null_or_undefined(console: Console, shapes: Shape
         page.wait_for_selector(ready)
         text = page.inner_text("#main")
         assert "null" not in text.split() and "undefined" not in text.split(), (fragment, text[:500])
+
+
+def test_jobs_page_follows_a_running_job_live_and_links_its_result(console: Console, shapes: Shapes, page: Any) -> None:
+    sign_in(page, console)
+    with console.client() as c:
+        job = c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
+            project="shapes", dataset="shapes", embedding_space="pixels", k=5, rerun=True)).job  # fmt: skip
+    page.goto(console.url + "/#/p/shapes/jobs")
+    row = f"#job-{job.job_id}"
+    page.wait_for_selector(row)
+    # the row turns succeeded without a reload (over the event stream while the job still runs)
+    page.wait_for_selector(f"{row} .state .pill.succeeded")
+    assert page.get_attribute(f"{row} [role=progressbar]", "aria-valuenow") == "100"
+    page.click(f"{row} a.result")
+    page.wait_for_selector("#outliers figure.thumb")
+    assert "/findings" in page.url
