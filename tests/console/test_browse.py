@@ -283,3 +283,31 @@ def test_jobs_page_follows_a_running_job_live_and_links_its_result(console: Cons
     page.click(f"{row} a.result")
     page.wait_for_selector("#outliers figure.thumb")
     assert "/findings" in page.url
+
+
+def test_the_loop_is_keyboard_navigable(console: Console, shapes: Shapes, page: Any) -> None:
+    page.goto(console.url + "/#/signin")
+    page.wait_for_selector("#api-key:focus")  # the key field has the focus on arrival
+    page.keyboard.type(console.admin_key)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#projects")
+
+    def tab_to(selector: str, limit: int = 60) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
+                return
+        raise AssertionError(f"Tab never reached {selector}")
+
+    tab_to("#projects a")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#datasets")
+    tab_to("#nav a[href$='/examples']")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#grid figure.thumb")
+    tab_to("#grid a.thumb-link")
+    # the focus is visible: the focused link draws an outline
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#label-versions")
