@@ -10,6 +10,12 @@ Each point gets a random priority; a viewport returns its points of lowest prior
 budget, which is a uniform sample of what it contains, and a point shown at a coarse zoom stays
 shown when zooming in (its priority is still among the lowest of the smaller viewport).
 
+A viewport's points can also carry what to colour them by (:class:`Colours`): an inference set's
+predicted class and correctness, a label-issues job's flags and a metadata key's values. They are
+read in the viewport's own statement, joined to its sampled points and looked up by their frame ids,
+so asking for them costs one lookup per point shown, not per frame of the map, and never changes
+which points are shown.
+
 A region (a lasso) is a simple polygon; its frames are found by ClickHouse's ``pointInPolygon``
 over the stored points, in frame id order with keyset paging.
 """
@@ -24,8 +30,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis import results
+from shoal.analysis import dismissals, results
 from shoal.analysis.neighbors import frame_fields, read_vectors
+from shoal.analysis.query import SETTINGS, Params, View, view_sql
 from shoal.common import limits
 from shoal.common.errors import InvalidArgument
 from shoal.common.jobs import Job, JobContext, progress_of
@@ -143,6 +150,44 @@ def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | No
     return results.summary_of(metrics, project, job_id, Summary)  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True)
+class Colours:
+    """What a viewport's points carry besides their label and split; each part is optional."""
+
+    #: the map's dataset
+    dataset: str
+    #: an inference set of the dataset (at its confidence threshold): predicted class, correctness
+    predictions: View | None = None
+    #: a finished label-issues job of the dataset: its flags (without the dismissed ones)
+    issues_job_id: str = ""
+    #: whether that job judged boxes (detection_issues) rather than classification labels
+    detection: bool = False
+    #: a checked metadata key (see :func:`shoal.analysis.query.metadata_key`)
+    metadata_key: str = ""
+
+
+@dataclass(frozen=True)
+class Point:
+    frame_id: str
+    x: float
+    y: float
+    label_class: int | None
+    split: str
+    predicted_class: int | None = None
+    #: None without a prediction or a label
+    correct: bool | None = None
+    label_issue: bool = False
+    #: classification label issues: the probability of the frame's label (None if not examined)
+    self_confidence: float | None = None
+    #: the metadata key's value: (kind, value), kind one of string, number, bool, timestamp
+    metadata: tuple[str, Any] | None = None
+
+
+#: a frame's value of a metadata key, from the typed map that holds it (a key has one type in a
+#: dataset; should a frame hold it in two maps, the later of these wins, as in QueryDatapoints)
+_META_KINDS = (("timestamp", "meta_time"), ("bool", "meta_bool"), ("number", "meta_num"), ("string", "meta_str"))
+
+
 def viewport(
     metrics: MetricsStore,
     project: str,
@@ -150,21 +195,73 @@ def viewport(
     *,
     box: tuple[float, float, float, float] | None,
     max_points: int,
-) -> tuple[list[tuple[Any, ...]], int]:
+    colours: Colours | None = None,
+) -> tuple[list[Point], int]:
     """Up to ``max_points`` points inside ``box`` (min x, min y, max x, max y; None: all), the
-    lowest priorities first, and how many points the box holds."""
+    lowest priorities first, and how many points the box holds. With ``colours``, each point also
+    carries what they ask for, joined in the same statement to the sampled points (which stay the
+    same whatever is asked) and looked up by their frame ids."""
     where = "project = {project:String} AND job_id = {job:String}"
     params: dict[str, Any] = {"project": project, "job": job_id, "limit": max_points}
     if box is not None:
         where += " AND x >= {x0:Float64} AND x <= {x1:Float64} AND y >= {y0:Float64} AND y <= {y1:Float64}"
         params.update(x0=box[0], y0=box[1], x1=box[2], y1=box[3])
     total = int(metrics.query(f"SELECT count() FROM map_points FINAL WHERE {where}", params).scalar())
-    rows = metrics.query(
-        f"SELECT frame_id, x, y, label_class, split FROM map_points FINAL WHERE {where}"
-        " ORDER BY priority, frame_id LIMIT {limit:UInt32}",
-        params,
-    ).rows
-    return rows, total
+    shown = (
+        f"SELECT frame_id, x, y, label_class, split, priority FROM map_points FINAL WHERE {where}"
+        " ORDER BY priority, frame_id LIMIT {limit:UInt32}"
+    )
+    colours = colours or Colours(dataset="")
+    ids = f"frame_id IN (SELECT frame_id FROM ({shown}))"  # the shown points' frames
+    columns = ["p.frame_id", "p.x", "p.y", "p.label_class", "p.split"]
+    joins: list[tuple[str, str]] = []  # (subquery, alias), each with one row per frame
+    if colours.predictions is not None:
+        shared = Params()
+        source = view_sql(colours.predictions, shared)
+        params.update(shared.values)
+        joins.append((f"SELECT frame_id, predicted_class, correct FROM ({source}) WHERE {ids}", "e"))
+        columns += ["e.predicted_class", "e.correct"]
+    else:
+        columns += ["CAST(NULL AS Nullable(Int32))", "CAST(NULL AS Nullable(UInt8))"]
+    if colours.issues_job_id:
+        if colours.detection:  # a frame is flagged when one of its boxes is; no self-confidence
+            table, confidence = "detection_issue_frames", "CAST(NULL AS Nullable(Float64))"
+        else:
+            table, confidence = "label_issue_frames", "toFloat64(self_confidence)"
+        params.update(dataset=colours.dataset, issues_job=colours.issues_job_id)
+        joins.append((
+            f"SELECT frame_id, is_issue AND NOT ({dismissals.frame_dismissed_sql()}) AS flagged,"
+            f" {confidence} AS self_confidence FROM {table} FINAL"
+            f" WHERE project = {{project:String}} AND job_id = {{issues_job:String}} AND {ids}", "i",
+        ))  # fmt: skip
+        columns += ["i.flagged", "i.self_confidence"]
+    else:
+        columns += ["CAST(NULL AS Nullable(UInt8))", "CAST(NULL AS Nullable(Float64))"]
+    if colours.metadata_key:
+        params.update(dataset=colours.dataset, key=colours.metadata_key)
+        kind = ", ".join(f"mapContains({m}, {{key:String}}), '{k}'" for k, m in _META_KINDS)
+        values = ", ".join(f"{m}[{{key:String}}] AS {k}_value" for k, m in _META_KINDS)
+        joins.append((
+            f"SELECT frame_id, multiIf({kind}, '') AS meta_kind, {values} FROM frames FINAL"
+            f" WHERE project = {{project:String}} AND dataset = {{dataset:String}} AND {ids}", "m",
+        ))  # fmt: skip
+        columns += ["m.meta_kind", *(f"m.{k}_value" for k, _ in _META_KINDS)]
+    sql = f"SELECT {', '.join(columns)} FROM ({shown}) AS p"
+    sql += "".join(f" LEFT JOIN ({sub}) AS {a} ON {a}.frame_id = p.frame_id" for sub, a in joins)
+    rows = metrics.query(f"{sql} ORDER BY p.priority, p.frame_id{SETTINGS}", params).rows
+    points = []
+    for r in rows:
+        frame, x, y, label, split, predicted, correct, flagged, confidence = r[:9]
+        metadata = None
+        if colours.metadata_key and r[9]:  # meta_kind, then the value in each typed map
+            metadata = (str(r[9]), r[10 + [k for k, _ in _META_KINDS].index(r[9])])
+        points.append(Point(
+            str(frame), float(x), float(y), None if label is None else int(label), str(split),
+            predicted_class=None if predicted is None else int(predicted),
+            correct=None if correct is None else bool(correct), label_issue=bool(flagged),
+            self_confidence=None if confidence is None else float(confidence), metadata=metadata,
+        ))  # fmt: skip
+    return points, total
 
 
 def check_polygon(vertices: Sequence[tuple[float, float]], field: str = "polygon") -> list[tuple[float, float]]:

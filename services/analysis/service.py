@@ -35,13 +35,22 @@ from shoal.analysis.detection import (
     summarize_confusion,
 )
 from shoal.analysis.gates import evaluate_gates
-from shoal.analysis.query import Params, Sort, View, compile_filter, decode_cursor, encode_cursor, view_sql
+from shoal.analysis.query import (
+    Params,
+    Sort,
+    View,
+    compile_filter,
+    decode_cursor,
+    encode_cursor,
+    metadata_key,
+    view_sql,
+)
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
 from shoal.common.convert import job_to_proto, page_of, page_response, timestamp
 from shoal.common.errors import AlreadyExists, Datapoint, FailedPrecondition, InvalidArgument, NotFound
-from shoal.common.jobs import Job, JobContext, JobKind, JobRunner, JobStore
+from shoal.common.jobs import SUCCEEDED, Job, JobContext, JobKind, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.server import ServiceSpec
@@ -633,14 +642,56 @@ class AnalysisServicer(JobRpcs, analysis_pb2_grpc.AnalysisServiceServicer):
             raise InvalidArgument(f"must lie in [0, {embedding_map.MAX_POINTS}], got {request.max_points}",
                                   field="max_points")  # fmt: skip
         box = None if not any(corners) else corners
-        rows, total = embedding_map.viewport(self.metrics, request.project, job.job_id, box=box,
-                                             max_points=request.max_points or embedding_map.DEFAULT_POINTS)  # fmt: skip
+        colours = self._map_colours(request, job.params["dataset"])
+        points, total = embedding_map.viewport(self.metrics, request.project, job.job_id, box=box,
+                                               max_points=request.max_points or embedding_map.DEFAULT_POINTS,
+                                               colours=colours)  # fmt: skip
         out = pb.GetMapViewportResponse(summary=pb.MapSummary(**summary.__dict__), total_in_viewport=total)
-        for frame, x, y, label, split in rows:
-            p = out.points.add(frame_id=frame, x=float(x), y=float(y), split=split)
-            if label is not None:
-                p.label_class = int(label)
+        for point in points:
+            p = out.points.add(frame_id=point.frame_id, x=point.x, y=point.y, split=point.split,
+                               label_issue=point.label_issue)  # fmt: skip
+            for name in ("label_class", "predicted_class", "correct", "self_confidence"):
+                if (value := getattr(point, name)) is not None:
+                    setattr(p, name, value)
+            if point.metadata is not None:
+                _set_value(p.metadata_value, *point.metadata)
         return out
+
+    def _map_colours(self, request: pb.GetMapViewportRequest, dataset: str) -> embedding_map.Colours | None:
+        """What a viewport's points are to carry besides label and split (None: nothing), checked
+        against the map's dataset."""
+        if not (request.inference_set or request.label_issue_job_id or request.metadata_key):
+            return None
+        predictions = None
+        if request.inference_set:
+            self.datasets.get_inference_set(request.project, request.inference_set, dataset=dataset)
+            predictions = self._view(self.projects.get(request.project), dataset, request.inference_set, 0.0)
+        issues = None
+        if request.label_issue_job_id:
+            issues = self._label_issues_job_of(request.project, request.label_issue_job_id, dataset,
+                                               "label_issue_job_id")  # fmt: skip
+        key = metadata_key(request.metadata_key, "metadata_key") if request.metadata_key else ""
+        return embedding_map.Colours(dataset=dataset, predictions=predictions,
+                                     issues_job_id=issues.job_id if issues else "",
+                                     detection=issues is not None and issues.kind == detection_issues.KIND,
+                                     metadata_key=key)  # fmt: skip
+
+    def _label_issues_job_of(self, project: str, job_id: str, dataset: str, field: str) -> Job:
+        """A finished label-issues job (classification or detection) of ``dataset``; errors name ``field``."""
+        job = self.jobs.find(project, job_id)
+        if job is None:
+            raise NotFound(f"project {project!r} has no analysis job {job_id!r}", field=field)
+        if job.kind not in (label_issues.KIND, detection_issues.KIND):
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a label-issues job (StartLabelIssues)",
+                                  field=field)  # fmt: skip
+        if job.state != SUCCEEDED:
+            raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%}); the map is"
+                                     " coloured by a label-issues job that has succeeded", field=field)  # fmt: skip
+        of = self.datasets.get_inference_set(project, job.params["inference_set"]).dataset
+        if of != dataset:
+            raise InvalidArgument(f"label-issues job {job.job_id} is of dataset {of!r}, not the map's dataset"
+                                  f" {dataset!r}", field=field)  # fmt: skip
+        return job
 
     def QueryMapRegion(self, request: pb.QueryMapRegionRequest, context: Any) -> pb.QueryMapRegionResponse:
         job = self.finished_job(request.project, request.job_id, embedding_map.KIND)
@@ -1119,6 +1170,18 @@ def _object(o: FrameObject) -> pb.DatapointObject:
     return out
 
 
+def _set_value(v: common_pb2.Value, kind: str, value: Any) -> None:
+    """Sets ``v`` to a metadata value of ``kind`` (string, number, bool, timestamp)."""
+    if kind == "string":
+        v.string_value = value
+    elif kind == "number":
+        v.number_value = value
+    elif kind == "bool":
+        v.bool_value = bool(value)
+    else:
+        v.timestamp_value.CopyFrom(timestamp(as_utc(value)))
+
+
 def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
     d = pb.Datapoint(split=r.split, media_uri=r.media_uri, width=r.width, height=r.height,
                      label_objects=[_object(o) for o in r.label_objects],
@@ -1139,15 +1202,7 @@ def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
         d.baseline_predicted_class = r.baseline_predicted_class
     d.class_probabilities.extend(r.probabilities)
     for key, (kind, value) in r.metadata.items():
-        v = d.metadata[key]
-        if kind == "string":
-            v.string_value = value
-        elif kind == "number":
-            v.number_value = value
-        elif kind == "bool":
-            v.bool_value = bool(value)
-        else:
-            v.timestamp_value.CopyFrom(timestamp(as_utc(value)))
+        _set_value(d.metadata[key], kind, value)
     return d
 
 

@@ -1211,21 +1211,31 @@ class MapSummary(_message.Message):
     def __init__(self, frames: _Optional[int] = ..., fitted_on: _Optional[int] = ..., metric: _Optional[str] = ..., min_x: _Optional[float] = ..., max_x: _Optional[float] = ..., min_y: _Optional[float] = ..., max_y: _Optional[float] = ...) -> None: ...
 
 class MapPoint(_message.Message):
-    __slots__ = ("frame_id", "x", "y", "label_class", "split")
+    __slots__ = ("frame_id", "x", "y", "label_class", "split", "predicted_class", "correct", "label_issue", "self_confidence", "metadata_value")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
     LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_ISSUE_FIELD_NUMBER: _ClassVar[int]
+    SELF_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_VALUE_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     x: float
     y: float
     label_class: int
     split: str
-    def __init__(self, frame_id: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., label_class: _Optional[int] = ..., split: _Optional[str] = ...) -> None: ...
+    predicted_class: int
+    correct: bool
+    label_issue: bool
+    self_confidence: float
+    metadata_value: _common_pb2.Value
+    def __init__(self, frame_id: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., label_class: _Optional[int] = ..., split: _Optional[str] = ..., predicted_class: _Optional[int] = ..., correct: _Optional[bool] = ..., label_issue: _Optional[bool] = ..., self_confidence: _Optional[float] = ..., metadata_value: _Optional[_Union[_common_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class GetMapViewportRequest(_message.Message):
-    __slots__ = ("project", "job_id", "min_x", "min_y", "max_x", "max_y", "max_points")
+    __slots__ = ("project", "job_id", "min_x", "min_y", "max_x", "max_y", "max_points", "inference_set", "label_issue_job_id", "metadata_key")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MIN_X_FIELD_NUMBER: _ClassVar[int]
@@ -1233,6 +1243,9 @@ class GetMapViewportRequest(_message.Message):
     MAX_X_FIELD_NUMBER: _ClassVar[int]
     MAX_Y_FIELD_NUMBER: _ClassVar[int]
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    LABEL_ISSUE_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_KEY_FIELD_NUMBER: _ClassVar[int]
     project: str
     job_id: str
     min_x: float
@@ -1240,7 +1253,10 @@ class GetMapViewportRequest(_message.Message):
     max_x: float
     max_y: float
     max_points: int
-    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., min_x: _Optional[float] = ..., min_y: _Optional[float] = ..., max_x: _Optional[float] = ..., max_y: _Optional[float] = ..., max_points: _Optional[int] = ...) -> None: ...
+    inference_set: str
+    label_issue_job_id: str
+    metadata_key: str
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., min_x: _Optional[float] = ..., min_y: _Optional[float] = ..., max_x: _Optional[float] = ..., max_y: _Optional[float] = ..., max_points: _Optional[int] = ..., inference_set: _Optional[str] = ..., label_issue_job_id: _Optional[str] = ..., metadata_key: _Optional[str] = ...) -> None: ...
 
 class GetMapViewportResponse(_message.Message):
     __slots__ = ("summary", "points", "total_in_viewport")
