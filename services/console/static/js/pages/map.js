@@ -8,7 +8,7 @@
 // Coordinates: the server's map has y pointing up; the canvas's y points down. view = {cx, cy, k}
 // is the map point at the canvas's centre and the CSS pixels per map unit; toScreen / toMap convert.
 import { all, followJob, rpc } from "../api.js";
-import { PALETTE, classColour, fmt, h, href, projectInfo, select, showError, thumbnail } from "../ui.js";
+import { PALETTE, classColour, fmt, h, href, projectInfo, select, sequential, showError, thumbnail } from "../ui.js";
 
 const KIND = "embedding_map";
 // Points per viewport the page asks for, and the most it ever holds.
@@ -22,6 +22,20 @@ const MAX_VERTICES = 1_000;
 const DEBOUNCE_MS = 120;
 const TAU = Math.PI * 2;
 const NO_VALUE = "#999999";
+const COLOUR_MODES = ["class", "split", "correct", "issue", "metadata"];
+// blue and vermilion (Okabe–Ito): apart for every common colour-vision deficiency
+const CORRECT = "#0072B2";
+const WRONG = "#D55E00";
+const ISSUE = "#D55E00";
+const NOT_ISSUE = "#56B4E9";
+
+// A typed metadata value (shoal.common.v1.Value in JSON) as a plain one.
+function metaValue(v) {
+  if ("number_value" in v) return Number(v.number_value);
+  if ("bool_value" in v) return Boolean(v.bool_value);
+  if ("timestamp_value" in v) return v.timestamp_value;
+  return v.string_value ?? "";
+}
 
 const enc = encodeURIComponent;
 
@@ -43,11 +57,16 @@ export async function render(main, ctx) {
   const labeled = info.datasets.filter((d) => d.kind !== "DATASET_KIND_UNLABELED_POOL");
   const dataset = params.dataset || q.get("dataset") || (labeled[0] || info.datasets[0] || {}).name || "";
   const space = params.embedding_space || q.get("space") || (spaces[0] || {}).name || "";
-  const colourBy = q.get("colour") === "split" ? "split" : "class";
+  const colourBy = COLOUR_MODES.includes(q.get("colour")) ? q.get("colour") : "class";
   const maxPoints = Math.max(1, Math.min(MAX_POINTS, Number(q.get("points")) || MAX_POINTS));
   const ds = info.datasets.find((d) => d.name === dataset) || { splits: [] };
   const path = `/p/${enc(project)}/map`;
+  // what the colours of "correct", "issue" and "metadata" are read from
+  const sets = info.inferenceSets.filter((s) => s.dataset === dataset);
+  const inferenceSet = q.get("inference_set") || (sets[0] || {}).name || "";
+  const metaKey = (q.get("meta_key") || "").trim();
   const urlParams = (changes = {}) => ({ dataset, space, colour: colourBy === "class" ? "" : colourBy, points: q.get("points") || "",
+    inference_set: q.get("inference_set") || "", meta_key: metaKey,
     job: job && job.state === "JOB_STATE_SUCCEEDED" ? job.job_id : "", ...changes });
   const go = (changes) => ctx.navigate(href(path, urlParams(changes)));
 
@@ -56,7 +75,15 @@ export async function render(main, ctx) {
     select("dataset", info.datasets.map((d) => ({ value: d.name, label: d.name })), dataset, (v) => go({ dataset: v, job: "" }), "Dataset"),
     select("space", spaces.map((s) => ({ value: s.name, label: `${s.name} (${s.model_name || "?"}, ${s.dimension}-d)` })), space,
       (v) => go({ space: v, job: "" }), "Embedding space"),
-    select("colour", [{ value: "class", label: "class" }, { value: "split", label: "split" }], colourBy, (v) => go({ colour: v }), "Colour by"),
+    select("colour", [{ value: "class", label: "class" }, { value: "split", label: "split" },
+      { value: "correct", label: "correct or not" }, { value: "issue", label: "label issue" },
+      { value: "metadata", label: "metadata key" }], colourBy, (v) => go({ colour: v }), "Colour by"),
+    ["correct", "issue"].includes(colourBy)
+      ? select("inference_set", sets.map((s) => ({ value: s.name, label: s.name })), inferenceSet, (v) => go({ inference_set: v }), "Inference set")
+      : null,
+    colourBy === "metadata" ? h("label", { class: "field" }, h("span", {}, "Metadata key"),
+      h("input", { id: "map-meta-key", name: "meta_key", value: metaKey, placeholder: "camera",
+        onchange: (e) => go({ meta_key: e.target.value.trim() }) })) : null,
   );
   const host = h("div", { id: "map-host" });
   main.replaceChildren(h("h1", {}, "Embedding map"), toolbar, jobBox, host);
@@ -126,10 +153,42 @@ export async function render(main, ctx) {
     history.replaceState(null, "", href(path, urlParams({ job: job.job_id })));
     showMap();
   };
-  const showMap = () => {
+  // The extra fields each viewport asks for, to colour by them (the points are the same either way).
+  const colouring = async () => {
+    if (colourBy === "correct") {
+      if (!inferenceSet) return { note: "The dataset has no inference set: nothing to be correct about." };
+      return { request: { inference_set: inferenceSet } };
+    }
+    if (colourBy === "issue") {
+      const jobs = await all("analysis", "ListJobs", { project, states: ["JOB_STATE_SUCCEEDED"] }, "jobs");
+      const issues = jobs.filter((j) => ["label_issues", "detection_label_issues"].includes(j.kind) && j.params?.inference_set === inferenceSet)
+        .sort((a, b) => String(b.finish_time || "").localeCompare(String(a.finish_time || "")))[0];
+      if (!issues) {
+        return { note: h("span", {}, `No finished label-issue job for ${inferenceSet || "this dataset"}: `,
+          h("a", { href: href(`/p/${enc(project)}/issues`, { inference_set: inferenceSet }) }, "find label issues"), " first.") };
+      }
+      return { request: { label_issue_job_id: issues.job_id } };
+    }
+    if (colourBy === "metadata") {
+      if (!metaKey) return { note: "Enter a metadata key to colour by." };
+      return { request: { metadata_key: metaKey } };
+    }
+    return { request: {} };
+  };
+  const showMap = async () => {
     jobBox.replaceChildren();
     dropMap();
-    closeMap = mapView(host, ctx, { info, dataset, space, ds, job, colourBy, maxPoints, rerun: () => startJob(true) });
+    let colours;
+    try {
+      colours = await colouring();
+    } catch (err) {
+      showError(jobBox, err);
+      return;
+    }
+    if (!ctx.isCurrent()) return;
+    if (colours.note) jobBox.replaceChildren(h("p", { class: "muted", id: "map-colour-note" }, colours.note));
+    closeMap = mapView(host, ctx, { info, dataset, space, ds, job, colourBy: colours.request ? colourBy : "class",
+      extra: colours.request || {}, maxPoints, rerun: () => startJob(true) });
   };
   if (job && job.state === "JOB_STATE_SUCCEEDED") showMap();
   else if (job) follow();
@@ -139,12 +198,28 @@ export async function render(main, ctx) {
 
 // Lasso, buttons, canvas, legend, tooltip; returns the cleanup.
 function mapView(host, ctx, opts) {
-  const { info, dataset, space, ds, job, colourBy, maxPoints } = opts;
+  const { info, dataset, space, ds, job, colourBy, maxPoints, extra = {} } = opts;
   const { project } = ctx;
   const splitIndex = new Map((ds.splits || []).map((s, i) => [s, i]));
-  const colourOf = colourBy === "split"
-    ? (p) => (splitIndex.has(p.split) ? PALETTE[splitIndex.get(p.split) % PALETTE.length] : NO_VALUE)
-    : (p) => (p.label < 0 ? NO_VALUE : classColour(p.label));
+  // metadata: text and booleans as categories in order of appearance, numbers on the sequential scale
+  const metaIndex = new Map();
+  let metaRange = [Infinity, -Infinity];
+  const metaColour = (v) => {
+    if (v === undefined || v === null) return NO_VALUE;
+    if (typeof v === "number") {
+      const [lo, hi] = metaRange;
+      return sequential(hi > lo ? (v - lo) / (hi - lo) : 0.5);
+    }
+    const key = String(v);
+    if (!metaIndex.has(key)) metaIndex.set(key, metaIndex.size);
+    return PALETTE[metaIndex.get(key) % PALETTE.length];
+  };
+  const colourOf = {
+    split: (p) => (splitIndex.has(p.split) ? PALETTE[splitIndex.get(p.split) % PALETTE.length] : NO_VALUE),
+    correct: (p) => (p.correct === undefined ? NO_VALUE : p.correct ? CORRECT : WRONG),
+    issue: (p) => (p.issue ? ISSUE : p.issue === false ? NOT_ISSUE : NO_VALUE),
+    metadata: (p) => metaColour(p.meta),
+  }[colourBy] || ((p) => (p.label < 0 ? NO_VALUE : classColour(p.label)));
 
   const canvas = h("canvas", { id: "map-canvas", tabindex: "0", role: "img",
     "aria-label": "Embedding map. Drag or arrow keys pan, wheel or + and - zoom, 0 resets, l toggles the lasso, Escape clears it." });
@@ -260,6 +335,10 @@ function mapView(host, ctx, opts) {
   }
 
   function regroup() {
+    if (colourBy === "metadata") {
+      const nums = points.map((p) => p.meta).filter((v) => typeof v === "number");
+      metaRange = nums.length ? [Math.min(...nums), Math.max(...nums)] : [Infinity, -Infinity];
+    }
     const byColour = new Map();
     for (const p of points) {
       const c = colourOf(p);
@@ -276,20 +355,41 @@ function mapView(host, ctx, opts) {
 
   function renderLegend() {
     const counts = new Map();
+    const keyOf = {
+      split: (p) => p.split || "",
+      correct: (p) => (p.correct === undefined ? "none" : String(p.correct)),
+      issue: (p) => (p.issue === undefined ? "none" : String(p.issue)),
+      metadata: (p) => (p.meta === undefined ? "\u0000none" : typeof p.meta === "number" ? "\u0000number" : String(p.meta)),
+    }[colourBy] || ((p) => p.label);
     for (const p of points) {
-      const key = colourBy === "split" ? p.split || "" : p.label;
+      const key = keyOf(p);
       counts.set(key, (counts.get(key) || 0) + 1);
     }
-    const rows = colourBy === "split"
-      ? (ds.splits || []).map((s, i) => [PALETTE[i % PALETTE.length], s || "(none)", counts.get(s) || 0])
-        .concat(counts.has("") ? [[NO_VALUE, "(no split)", counts.get("")]] : [])
-      : info.classes.map((c) => [classColour(c.id), c.name, counts.get(c.id) || 0])
-        .concat(counts.has(-1) ? [[NO_VALUE, "(unlabeled)", counts.get(-1)]] : []);
-    legend.replaceChildren(h("h2", {}, colourBy === "split" ? "Split" : "Class"),
-      h("ul", { class: "map-legend-list" }, rows.map(([colour, name, n]) => {
+    const n = (k) => counts.get(k) || 0;
+    let rows;
+    if (colourBy === "split") {
+      rows = (ds.splits || []).map((s, i) => [PALETTE[i % PALETTE.length], s || "(none)", n(s)])
+        .concat(counts.has("") ? [[NO_VALUE, "(no split)", n("")]] : []);
+    } else if (colourBy === "correct") {
+      rows = [[CORRECT, "correct", n("true")], [WRONG, "wrong", n("false")], [NO_VALUE, "(no label or prediction)", n("none")]];
+    } else if (colourBy === "issue") {
+      rows = [[ISSUE, "label issue", n("true")], [NOT_ISSUE, "no issue", n("false")], [NO_VALUE, "(not examined)", n("none")]];
+    } else if (colourBy === "metadata") {
+      rows = [...metaIndex.entries()].map(([k, i]) => [PALETTE[i % PALETTE.length], k, n(k)]);
+      if (counts.has("\u0000number")) {
+        rows.push([sequential(0), `${fmt(metaRange[0])} (low)`, ""], [sequential(1), `${fmt(metaRange[1])} (high)`, n("\u0000number")]);
+      }
+      rows.push([NO_VALUE, "(no value)", n("\u0000none")]);
+    } else {
+      rows = info.classes.map((c) => [classColour(c.id), c.name, n(c.id)])
+        .concat(counts.has(-1) ? [[NO_VALUE, "(unlabeled)", n(-1)]] : []);
+    }
+    const titles = { split: "Split", correct: "Correct", issue: "Label issue", metadata: `Metadata: ${extra.metadata_key || ""}` };
+    legend.replaceChildren(h("h2", {}, titles[colourBy] || "Class"),
+      h("ul", { class: "map-legend-list" }, rows.map(([colour, name, count]) => {
         const sw = h("span", { class: "swatch" });
         sw.style.background = colour;
-        return h("li", {}, sw, h("span", { class: "name" }, name), h("span", { class: "muted num" }, fmt(n)));
+        return h("li", {}, sw, h("span", { class: "name" }, name), h("span", { class: "muted num" }, count === "" ? "" : fmt(count)));
       })),
       h("p", { class: "muted map-note" }, "Counts of the points shown."));
   }
@@ -313,7 +413,7 @@ function mapView(host, ctx, opts) {
     let resp;
     try {
       // A stale answer is dropped: a newer viewport was asked for meanwhile.
-      resp = await rpc("analysis", "GetMapViewport", { project, job_id: job.job_id, max_points: maxPoints, ...(box || {}) }, { signal });
+      resp = await rpc("analysis", "GetMapViewport", { project, job_id: job.job_id, max_points: maxPoints, ...extra, ...(box || {}) }, { signal });
     } catch (err) {
       if (signal.aborted || mine !== seq || !ctx.isCurrent()) return;
       status.textContent = err.message;
@@ -325,7 +425,9 @@ function mapView(host, ctx, opts) {
     summary = resp.summary || {};
     const fresh = new Map();
     for (const p of resp.points || []) {
-      fresh.set(p.frame_id, { id: p.frame_id, x: p.x || 0, y: p.y || 0, label: p.label_class === undefined ? -1 : p.label_class, split: p.split || "" });
+      fresh.set(p.frame_id, { id: p.frame_id, x: p.x || 0, y: p.y || 0, label: p.label_class === undefined ? -1 : p.label_class, split: p.split || "",
+        correct: p.correct, issue: extra.label_issue_job_id ? Boolean(p.label_issue) : undefined,
+        meta: p.metadata_value ? metaValue(p.metadata_value) : undefined });
     }
     // Points outside the asked box stay (they are invisible now, and shown again at once when the
     // view comes back), as long as the page holds no more than one viewport's worth.
