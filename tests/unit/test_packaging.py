@@ -23,3 +23,33 @@ def test_dependencies_have_ranges() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     for dep in config["project"]["dependencies"]:
         assert ">=" in dep and "<" in dep, f"{dep}: give a version range"
+
+
+def test_every_file_of_the_console_web_app_is_package_data() -> None:
+    """The console ships its scripts, styles and icons in the package (nothing from a CDN): each file
+    under services/console/static must match a package-data pattern, or the wheel would lack it."""
+    import fnmatch
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["shoal.console"]
+    static = REPO / "services" / "console"
+    files = [p.relative_to(static).as_posix() for p in (static / "static").rglob("*") if p.is_file()]
+    assert files
+    missing = [
+        f for f in files if not any(fnmatch.fnmatch(f, pat) and f.count("/") == pat.count("/") for pat in patterns)
+    ]
+    assert not missing, f"not in the wheel: {missing}; add a pattern to [tool.setuptools.package-data] shoal.console"
+
+
+def test_the_console_loads_nothing_from_elsewhere() -> None:
+    """No script, style, font or image of the console names another host."""
+    import re
+
+    static = REPO / "services" / "console" / "static"
+    for path in static.rglob("*"):
+        if path.is_file() and path.suffix in (".js", ".css", ".html", ".svg"):
+            text = path.read_text()
+            # the SVG namespace is a name, not a place anything is loaded from
+            text = text.replace("http://www.w3.org/2000/svg", "")
+            found = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text)
+            assert not found, f"{path.relative_to(REPO)} names {found}"
