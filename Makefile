@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars label-studio helm-tools chromium firefox ghz bench-load protos check-protos clean
+.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars s3proxy label-studio helm-tools chromium firefox ghz bench-load protos check-protos clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ helm-tools: venv
 kafka-jars:
 	bash scripts/ensure-java.sh
 	bash scripts/fetch-kafka.sh
+
+# S3Proxy, the S3-compatible server of the console's object-store tests, into .cache/s3proxy/libs/
+s3proxy:
+	bash scripts/ensure-java.sh
+	bash scripts/fetch-s3proxy.sh
 
 # Label Studio for the labeling bridge's integration tests, in its own venv under .cache/.
 label-studio:
@@ -49,14 +54,14 @@ bench-load: venv ghz
 demo: venv
 	$(BIN)/shoal demo --out demo-out
 
-test: venv kafka-jars label-studio helm-tools chromium firefox lint
+test: venv kafka-jars s3proxy label-studio helm-tools chromium firefox lint
 	$(BIN)/python -m pytest -v -m "not integration and not browser" tests
 	$(BIN)/python -m pytest -v -m "integration or browser" tests
 
 test-unit: venv helm-tools
 	$(BIN)/python -m pytest -v -m "not integration and not browser" tests
 
-test-integration: venv kafka-jars label-studio
+test-integration: venv kafka-jars s3proxy label-studio
 	$(BIN)/python -m pytest -v -m integration tests
 
 # The console in real headless Chromium and Firefox ESR (screenshots of each page under test-artifacts/console/).

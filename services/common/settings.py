@@ -145,6 +145,28 @@ class ShoalSettings(BaseSettings):
     console_cache_max_mb: int = Field(
         512, ge=1, description="Most disk the thumbnail cache may use, in MiB; the least recently used go first."
     )
+    console_s3_endpoint_url: str = Field(
+        "",
+        description="S3-compatible store the console reads `s3://bucket/key` media from, e.g. `http://minio:9000` "
+        "(path-style URLs; MinIO, Ceph, `https://storage.googleapis.com` for GCS with HMAC keys). Empty: AWS S3's "
+        "regional endpoint `https://s3.<console_s3_region>.amazonaws.com`.",
+    )
+    console_s3_region: str = Field(
+        "us-east-1", min_length=1, description="Region of the console's S3 requests' SigV4 signature (and of AWS's)."
+    )
+    console_s3_access_key_id: str = Field(
+        "",
+        description="Access key id the console signs S3 requests with (AWS Signature Version 4), with "
+        "console_s3_secret_access_key; both unset: unsigned requests (buckets that allow anonymous reads).",
+    )
+    console_s3_secret_access_key: SecretStr | None = Field(
+        None, description="Secret access key of console_s3_access_key_id; never logged."
+    )
+    console_s3_buckets: list[str] = Field(
+        default_factory=list,
+        description="Buckets (JSON list) the console may read `s3://` media from; empty: none, so `s3://` media are "
+        "refused.",
+    )
     console_cookie_secure: bool | None = Field(
         None,
         description="Mark the console's cookies Secure; unset: when TLS is on. Set true behind an HTTPS ingress.",
@@ -292,6 +314,28 @@ class ShoalSettings(BaseSettings):
             raise ValueError(f"must be {API_KEY_RULE}, but {problem}; the key is not shown")
         return SecretStr(key)
 
+    @field_validator("console_s3_endpoint_url", mode="after")
+    @classmethod
+    def _check_s3_endpoint(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError("must be an http:// or https:// URL such as http://minio:9000, or empty for AWS S3")
+        return value
+
+    @field_validator("console_s3_buckets", mode="after")
+    @classmethod
+    def _check_s3_buckets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or "/" in name or name != name.strip():
+                raise ValueError(f'{name!r} is not a bucket name: name buckets only, as in ["frames"]')
+        return value
+
+    @field_validator("console_s3_secret_access_key", mode="after")
+    @classmethod
+    def _strip_s3_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # a Secret file often ends in a newline, which would break every signature
+        return None if value is None else SecretStr(value.get_secret_value().strip())
+
     @model_validator(mode="after")
     def _check_tls_pair(self) -> ShoalSettings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -304,6 +348,11 @@ class ShoalSettings(BaseSettings):
             )
         if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ValueError("SHOAL_KAFKA_SASL_MECHANISM needs SHOAL_KAFKA_SASL_USERNAME and SHOAL_KAFKA_SASL_PASSWORD")
+        if bool(self.console_s3_access_key_id) != bool(self.console_s3_secret_access_key):
+            raise ValueError(
+                "set both SHOAL_CONSOLE_S3_ACCESS_KEY_ID and SHOAL_CONSOLE_S3_SECRET_ACCESS_KEY, or neither "
+                "(unsigned requests)"
+            )
         return self
 
     # Resolved locations -------------------------------------------------------------------

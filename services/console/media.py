@@ -8,8 +8,12 @@ Allowed sources:
 - ``http(s)://`` URLs whose host resolves only to public addresses (loopback, private, link-local
   and other special addresses are refused unless ``console_allow_private_http``), fetched without
   following redirects;
+- ``s3://bucket/key`` objects of an S3-compatible store (AWS S3, MinIO, Ceph, GCS's interoperability
+  API), from the buckets named in ``console_s3_buckets`` only, read with SigV4-signed GETs from the
+  operator's endpoint (:mod:`shoal.console.objectstore`), with the size limit, timeout and no
+  redirects of http(s);
 
-anything else (other schemes, object stores that are not configured) is refused with the reason.
+anything else (other schemes, buckets that are not named) is refused with the reason.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 from PIL import Image, UnidentifiedImageError
+
+from shoal.console.objectstore import ObjectMissing, ObjectRefused, S3Reader
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +71,10 @@ class MediaReader:
         cache_dir: Path,
         cache_max_bytes: int = 512 * 1024 * 1024,
         timeout_seconds: float = 10.0,
+        s3: S3Reader | None = None,
     ) -> None:
         self.roots = [Path(r).resolve() for r in roots]
+        self.s3 = s3 if s3 is not None else S3Reader()  # no bucket named: s3:// is refused
         self.allow_private_http = allow_private_http
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
@@ -83,7 +91,9 @@ class MediaReader:
             return self._read_file(unquote(parts.path) if scheme == "file" else uri)
         if scheme in ("http", "https"):
             return self._read_http(uri, parts.hostname or "", parts.port or (443 if scheme == "https" else 80))
-        raise MediaRefused(f"media at {scheme}:// cannot be read by the console (local files and http(s) only)")
+        if scheme == "s3":
+            return self._read_s3(uri)
+        raise MediaRefused(f"media at {scheme}:// cannot be read by the console (local files, http(s) and s3:// only)")
 
     def local_path(self, path: str) -> Path:
         """``path`` resolved (symlinks too); MediaRefused unless it lies under an allowed root."""
@@ -135,6 +145,15 @@ class MediaReader:
                 return bytes(body)
         except requests.RequestException as exc:
             raise MediaMissing(f"the media URL cannot be fetched ({type(exc).__name__})") from exc
+
+    def _read_s3(self, uri: str) -> bytes:
+        # The endpoint is the operator's, so the private-address rule of http(s) does not apply to it.
+        try:
+            return self.s3.read(uri, max_bytes=self.max_bytes, timeout=self.timeout_seconds)
+        except ObjectRefused as exc:
+            raise MediaRefused(str(exc)) from exc
+        except ObjectMissing as exc:
+            raise MediaMissing(str(exc)) from exc
 
     # -- images ---------------------------------------------------------------------------
     def image(self, uri: str, *, thumbnail: bool) -> Media:

@@ -42,6 +42,7 @@ from starlette.staticfiles import StaticFiles
 from shoal.common.settings import SERVICE_NAMES, ShoalSettings, api_key_problem
 from shoal.console.backend import Backend, CallError
 from shoal.console.media import MediaMissing, MediaReader, MediaRefused
+from shoal.console.objectstore import S3Reader
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Console:
             max_bytes=settings.console_media_max_mb * 1024 * 1024,
             cache_dir=cache_dir,
             cache_max_bytes=settings.console_cache_max_mb * 1024 * 1024,
+            s3=S3Reader.from_settings(settings),
         )
         secure = settings.console_cookie_secure
         self.secure_cookies = settings.tls_enabled if secure is None else secure
