@@ -25,8 +25,11 @@ PAGES = [
     ("projects", "#/projects", "#projects"),
     ("overview", "#/p/digits", "#upload-history, #uploads p"),
     ("performance", "#/p/digits/performance?inference_set=mlp-oof", "#heatmap, #main svg, #main canvas"),
-    ("examples", "#/p/digits/examples?dataset=digits&inference_set=mlp-oof&correct=false&sort=loss&desc=true",
-     "#grid figure.thumb"),
+    (
+        "examples",
+        "#/p/digits/examples?dataset=digits&inference_set=mlp-oof&correct=false&sort=loss&desc=true",
+        "#grid figure.thumb",
+    ),
     ("frame", "#/p/digits/frame/digits/digit-0004?inference_set=mlp-oof", "#neighbours figure.thumb"),
     ("issues", "#/p/digits/issues?inference_set=mlp-oof", "#main img"),
     ("map", "#/p/digits/map?dataset=digits&space=pixels", "#map-canvas[data-drawn]:not([data-drawn='0'])"),
