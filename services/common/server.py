@@ -362,28 +362,34 @@ class ShoalServer:
         self._stopped.set()
 
     def serve(self) -> None:
-        """Starts, then blocks until SIGTERM or SIGINT and stops gracefully."""
-        received = threading.Event()
+        """Starts, then blocks until SIGTERM or SIGINT and stops gracefully. If a store or worker
+        hangs on the way out, the process still ends: the kubelet would SIGKILL it at
+        terminationGracePeriodSeconds anyway."""
+        limit = self.settings.drain_seconds + 2 * self.settings.grace_seconds + 10
+        serve_until_signal(self.start, self.stop, stop_limit_seconds=limit)
 
-        def on_signal(signum: int, _frame: Any) -> None:
-            log.info("received %s", signal.Signals(signum).name)
-            received.set()
 
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            self.start()
-            received.wait()
-        finally:
-            # If a store or worker hangs on the way out, the process still ends: the kubelet
-            # would SIGKILL it at terminationGracePeriodSeconds anyway.
-            limit = self.settings.drain_seconds + 2 * self.settings.grace_seconds + 10
-            watchdog = threading.Timer(limit, _force_exit, args=(limit,))
-            watchdog.daemon = True
-            watchdog.start()
-            self.stop()
-            watchdog.cancel()
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+def serve_until_signal(start: Callable[[], object], stop: Callable[[], object], *, stop_limit_seconds: float) -> None:
+    """Runs ``start``, waits for SIGTERM or SIGINT, then runs ``stop``; if stopping takes longer
+    than ``stop_limit_seconds`` the process exits anyway."""
+    received = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        received.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        start()
+        received.wait()
+    finally:
+        watchdog = threading.Timer(stop_limit_seconds, _force_exit, args=(stop_limit_seconds,))
+        watchdog.daemon = True
+        watchdog.start()
+        stop()
+        watchdog.cancel()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _embedded_path(store: object) -> Path | None:

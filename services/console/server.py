@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from shoal.common.errors import ConfigurationError
+from shoal.common.server import serve_until_signal
 from shoal.common.settings import ShoalSettings
 from shoal.console.backend import Backend
 from shoal.console.web import create_app
@@ -95,17 +95,4 @@ def serve_console(settings: ShoalSettings) -> None:
     """``shoal serve --service console``: only the console, until SIGTERM or SIGINT."""
     server = ConsoleServer.from_settings(settings)
     server.backend.targets()  # a missing target stops the process at start, with what to set
-    received = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        received.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        server.start()
-        received.wait()
-    finally:
-        server.stop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    serve_until_signal(server.start, server.stop, stop_limit_seconds=settings.grace_seconds + 10)
