@@ -60,11 +60,9 @@ IMAGES = 16
 RADIUS, SPREAD = 10.0, 1.6
 #: frames placed at another class's centre (as confused frames are)
 ASTRAY = 0.1
-#: panning: strokes of a drag there and back, with a pause between them (the map asks for the
-#: viewport after 120 ms without a move, so answers arrive while the next stroke runs)
-STROKE_SECONDS, PAUSE_SECONDS = 0.5, 0.25
-#: pointer moves a second while dragging (a mouse reports at 125 Hz)
-POINTER_HZ = 125
+#: panning: strokes of a drag there and back, with a pause between them (the map asks for the viewport 120 ms
+#: after the last move; its answer arrives while the next stroke runs, unless it takes more than about a second)
+STROKE_SECONDS, PAUSE_SECONDS = 0.75, 0.5
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"]
 
 
@@ -378,28 +376,31 @@ _TIMES = """(method) => {
            call_ms: call && call.duration, call_grpc_ms: grpc && grpc.duration, call_body_ms: call && call.responseEnd - call.responseStart };
 }"""
 # One stroke of a drag, in the page: requestAnimationFrame timestamps (a cross-check of the trace) between two marks
-# the trace shows, and, with ``hz``, the pointer moves dispatched to the map at that rate (with 0 the moves come from
-# page.mouse, and the stroke ends when the page is told to stop).
-_STROKE = """([cx, cy, ms, hz]) => {
+# the trace shows. With ``aligned``, one pointer move is dispatched to the map at the start of each animation frame,
+# as Chromium delivers a mouse's moves (coalesced, once a frame), and the stroke ends after ``ms``; otherwise the
+# moves come from page.mouse, and the stroke ends when the page is told to stop.
+_STROKE = """([cx, cy, ms, aligned]) => {
   const canvas = document.getElementById("map-canvas");
   const frames = [];
-  let on = true, moves = 0;
-  const tick = (t) => { if (!on) return; frames.push(t); requestAnimationFrame(tick); };
+  let on = true, moves = 0, t0 = null, resolve = null;
   const end = () => { on = false; performance.mark("bench-pan-end"); return { frames, moves }; };
-  performance.mark("bench-pan-start");
-  requestAnimationFrame(tick);
-  if (!hz) { window.__benchStroke = end; return null; }
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const timer = setInterval(() => {
-      const t = performance.now() - t0;
-      if (t >= ms) { clearInterval(timer); resolve(end()); return; }
-      const phase = 2 * Math.PI * t / ms;
+  const tick = (t) => {
+    if (!on) return;
+    frames.push(t);
+    if (aligned) {
+      if (t0 === null) t0 = t;
+      if (t - t0 >= ms) { resolve(end()); return; }
+      const phase = 2 * Math.PI * (t - t0) / ms;
       canvas.dispatchEvent(new PointerEvent("pointermove", { clientX: cx + 240 * Math.sin(phase), clientY: cy + 120 * Math.sin(2 * phase),
         pointerId: 1, pointerType: "mouse", isPrimary: true, buttons: 1, bubbles: true }));
       moves++;
-    }, 1000 / hz);
-  });
+    }
+    requestAnimationFrame(tick);
+  };
+  performance.mark("bench-pan-start");
+  requestAnimationFrame(tick);
+  if (!aligned) { window.__benchStroke = end; return null; }
+  return new Promise((r) => { resolve = r; });
 }"""
 
 
@@ -415,7 +416,7 @@ let on = false, t0 = 0, frames = [];
 function draw(t) {
   if (!on) return;
   frames.push(t);
-  const dx = 240 * Math.sin(2 * Math.PI * (t - t0) / 500), dy = 120 * Math.sin(4 * Math.PI * (t - t0) / 500);
+  const dx = 240 * Math.sin(2 * Math.PI * (t - t0) / %d), dy = 120 * Math.sin(4 * Math.PI * (t - t0) / %d);
   g.clearRect(0, 0, W, H);
   for (let k = 0; k < K; k++) {
     g.beginPath();
@@ -434,7 +435,8 @@ window.bench = {
 
 def _bare_canvas(browser: Any, seconds: float, width: int, height: int, points: int) -> dict:  # type: ignore[type-arg]
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_content(_BARE % (width, height, points, K))
+    stroke = round(STROKE_SECONDS * 1000)
+    page.set_content(_BARE % (width, height, points, K, stroke, stroke))
     browser.start_tracing(page=page, categories=["devtools.timeline", "disabled-by-default-devtools.timeline.frame",
                                                  "blink.user_timing"])  # fmt: skip
     page.evaluate("() => window.bench.start()")
@@ -531,9 +533,9 @@ def measure_browser(info: dict, loads: int, pan_seconds: float, trace_path: Path
                 if all(r.get(key) is not None for r in runs)
             }
             print(f"  {name} page (median of {loads} loads, ms): {json.dumps(out[f'{name}_page'])}", flush=True)
-        for name, hz in (("pan", POINTER_HZ), ("pan_playwright_mouse", 0)):
+        for name, aligned in (("pan", True), ("pan_playwright_mouse", False)):
             path = trace_path.with_name(f"{trace_path.stem}-{name}.json") if trace_path else None
-            out[name] = _pan(browser, page, map_url, pan_seconds, hz, path)
+            out[name] = _pan(browser, page, map_url, pan_seconds, aligned, path)
             print(f"  {name}: {json.dumps(out[name])}", flush=True)
         view = out["pan"]["canvas"]
         out["bare_canvas"] = _bare_canvas(
@@ -545,10 +547,10 @@ def measure_browser(info: dict, loads: int, pan_seconds: float, trace_path: Path
     return out
 
 
-def _pan(browser: Any, page: Any, map_url: str, seconds: float, hz: int, trace_path: Path | None) -> dict:  # type: ignore[type-arg]
+def _pan(browser: Any, page: Any, map_url: str, seconds: float, aligned: bool, trace_path: Path | None) -> dict:  # type: ignore[type-arg]
     """Drags the map in strokes for about ``seconds`` under Chromium's performance trace. Each stroke presses and
-    releases the mouse with page.mouse; the moves between come from page.mouse too (``hz`` 0), or are dispatched
-    in the page ``hz`` times a second."""
+    releases the mouse with page.mouse; the moves between are dispatched in the page once an animation frame
+    (``aligned``), or come from page.mouse too."""
     page.goto(map_url)
     page.wait_for_function(_READY, arg=["map", 0], polling="raf")
     held = page.evaluate("() => window.shoalMap.stats().held")
@@ -563,10 +565,10 @@ def _pan(browser: Any, page: Any, map_url: str, seconds: float, hz: int, trace_p
     while time.perf_counter() < end:
         page.mouse.move(cx, cy)
         page.mouse.down()
-        if hz:
-            strokes.append(page.evaluate(_STROKE, [cx, cy, STROKE_SECONDS * 1000, hz]))
+        if aligned:
+            strokes.append(page.evaluate(_STROKE, [cx, cy, STROKE_SECONDS * 1000, True]))
         else:
-            page.evaluate(_STROKE, [cx, cy, STROKE_SECONDS * 1000, 0])
+            page.evaluate(_STROKE, [cx, cy, STROKE_SECONDS * 1000, False])
             moves, t0 = 0, time.perf_counter()
             while (t := time.perf_counter() - t0) < STROKE_SECONDS:
                 # there and back: the view ends each stroke where it began, over the map
@@ -625,12 +627,13 @@ def main() -> None:
     ap.add_argument("--frames", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--repeats", type=int, default=5, help="each server time is the best of this many calls")
     ap.add_argument("--loads", type=int, default=5, help="page loads per page (the median is reported)")
-    ap.add_argument("--pan-seconds", type=float, default=3.0)
+    ap.add_argument("--pan-seconds", type=float, default=3.5, help="strokes start until this much time has passed")
     ap.add_argument("--no-browser", action="store_true", help="only the server's time")
     ap.add_argument("--trace-dir", type=Path, default=None, help="keep Chromium's trace of each pan here")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "console" / "results.json")
     args = ap.parse_args()
     results = results_header()
+    results["command"] = " ".join(["python -m", MODULE, *sys.argv[1:]])
     results["load_average_at_start"] = os.getloadavg()[0]
     if args.trace_dir:
         args.trace_dir.mkdir(parents=True, exist_ok=True)
