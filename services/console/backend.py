@@ -104,7 +104,59 @@ METHODS = _methods()
 
 
 def to_json(message: Message) -> dict[str, Any]:
+    """``message`` in protobuf's JSON form (proto field names), as the browser reads it."""
+    fast = _FAST_JSON.get(message.DESCRIPTOR.full_name)
+    if fast is not None:
+        return fast(message)
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _map_point(p: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"frame_id": p.frame_id, "x": p.x, "y": p.y}
+    if p.HasField("label_class"):
+        out["label_class"] = p.label_class
+    if p.split:
+        out["split"] = p.split
+    if p.HasField("predicted_class"):
+        out["predicted_class"] = p.predicted_class
+    if p.HasField("correct"):
+        out["correct"] = p.correct
+    if p.label_issue:
+        out["label_issue"] = True
+    if p.HasField("self_confidence"):
+        out["self_confidence"] = p.self_confidence
+    if p.HasField("metadata_value"):
+        out["metadata_value"] = json_format.MessageToDict(p.metadata_value, preserving_proto_field_name=True)
+    return out
+
+
+def _map_viewport(resp: Any) -> dict[str, Any]:
+    """GetMapViewport's answer: up to 100,000 points, which the generic conversion takes about 7 us
+    each to write; this one reads the fields of each point directly (the same JSON, a few times
+    faster). MAP_POINT_FIELDS lists the fields it knows; a test fails when MapPoint gains another."""
+    head = analysis_pb2.GetMapViewportResponse(summary=resp.summary, total_in_viewport=resp.total_in_viewport)
+    out = json_format.MessageToDict(head, preserving_proto_field_name=True)
+    out["points"] = [_map_point(p) for p in resp.points]
+    return out
+
+
+#: the fields of MapPoint and GetMapViewportResponse that _map_point and _map_viewport write
+MAP_POINT_FIELDS = frozenset(
+    {
+        "frame_id",
+        "x",
+        "y",
+        "label_class",
+        "split",
+        "predicted_class",
+        "correct",
+        "label_issue",
+        "self_confidence",
+        "metadata_value",
+    }
+)
+MAP_VIEWPORT_FIELDS = frozenset({"summary", "points", "total_in_viewport"})
+_FAST_JSON = {"shoal.analysis.v1.GetMapViewportResponse": _map_viewport}
 
 
 class Backend:

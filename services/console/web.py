@@ -373,6 +373,8 @@ def create_app(settings: ShoalSettings, backend: Backend) -> Starlette:
     ]
     # gzip: a map viewport of 20,000 points is 1.7 MB of JSON and 0.4 MB compressed (event streams
     # are left as they are)
-    app = Starlette(routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=2048), Middleware(Guard)])
+    app = Starlette(
+        routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=2048, compresslevel=4), Middleware(Guard)]
+    )
     app.state.console = console
     return app

@@ -311,3 +311,26 @@ def test_the_loop_is_keyboard_navigable(console: Console, shapes: Shapes, page: 
     assert outline not in ("", "none")
     page.keyboard.press("Enter")
     page.wait_for_selector("#label-versions")
+
+
+def test_a_segment_is_sent_to_labeling_without_a_platform_set_up(console: Console, shapes: Shapes, page: Any) -> None:
+    from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
+
+    with console.client() as c:
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project="shapes", segment=apb.Segment(
+            name="to-label", dataset="shapes", kind=apb.SEGMENT_KIND_OTHER, reason="looks odd"),
+            frame_ids=shapes.frame_ids[:4]))  # fmt: skip
+    sign_in(page, console)
+    page.goto(console.url + "/#/p/shapes/segments")
+    page.click("#segment-to-label button.send")
+    page.wait_for_selector("#segment-to-label .send-status.ok")
+    assert "4 frames" in page.inner_text("#segment-to-label .send-status")
+    with console.client() as c:
+
+        def items() -> list[str]:
+            resp = c.labeling_bridge.ListLabelingItems(lpb.ListLabelingItemsRequest(project="shapes"))
+            return sorted(i.ref.frame_id for i in resp.items)
+
+        from tests.server.conftest import wait_for
+
+        wait_for(lambda: set(shapes.frame_ids[:4]) <= set(items()), what="the segment's frames to be recorded")

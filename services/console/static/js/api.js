@@ -103,3 +103,17 @@ export async function all(service, method, request, field, maxItems = 5000) {
   } while (token && out.length < maxItems);
   return out;
 }
+
+// Sends frames to labeling (source: {segment} or {frames: {dataset, frame_ids}}): through the labeling
+// bridge, or, when no labeling platform is set up (the bridge refuses direct sends), through the
+// sampler's hand-off, which is recorded and waits for one. Resolves with {request_id, frames}.
+export async function sendToLabeling(project, source, fields = {}) {
+  try {
+    const r = await rpc("labeling_bridge", "SendForLabeling", { project, ...source, requested_by: "console", ...fields });
+    return { request_id: r.request.request_id, frames: Number(r.request.frames || 0) };
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 409 && err.field === "platform")) throw err;
+    const r = await rpc("sampler", "RequestLabeling", { project, ...source, requested_by: "console", ...fields });
+    return { request_id: r.request_id, frames: Number(r.frames || 0) };
+  }
+}

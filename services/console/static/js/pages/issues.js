@@ -3,7 +3,7 @@
 // the frame to labeling with the reason; dismiss is remembered by the analysis service, so the
 // issue does not come back in the next run. Keyboard: a accept, d dismiss, j/k or arrows next and
 // previous, u undo the last dismissal, g switch between one at a time and the grid.
-import { ApiError, all, followJob, rpc } from "../api.js";
+import { all, followJob, rpc, sendToLabeling } from "../api.js";
 import { LABEL_COLOUR, PREDICTION_COLOUR, enumName, fmt, h, href, projectInfo, select, showError, thumbnail, time } from "../ui.js";
 
 const PAGE_SIZE = 48;
@@ -268,20 +268,7 @@ export async function render(main, ctx) {
     const reason = reasonOf(it, info);
     message(`Sending ${it.frameId} to labeling…`);
     try {
-      let requestId;
-      try {
-        const r = await rpc("labeling_bridge", "SendForLabeling", {
-          project, frames: { dataset: it.dataset, frame_ids: [it.frameId] }, reason, requested_by: "console",
-        });
-        requestId = r.request.request_id;
-      } catch (err) {
-        // without a platform the bridge refuses direct sends; the sampler's hand-off is recorded and waits
-        if (!(err instanceof ApiError && err.status === 409 && err.field === "platform")) throw err;
-        const r = await rpc("sampler", "RequestLabeling", {
-          project, frames: { dataset: it.dataset, frame_ids: [it.frameId] }, reason, requested_by: "console",
-        });
-        requestId = r.request_id;
-      }
+      const { request_id: requestId } = await sendToLabeling(project, { frames: { dataset: it.dataset, frame_ids: [it.frameId] } }, { reason });
       it.status = "accepted";
       it.labeling = { request_id: requestId, state: "ITEM_STATE_PENDING", reason };
       message(`Sent ${it.frameId} to labeling (request ${requestId}): ${reason}`, "ok");

@@ -1,6 +1,6 @@
 // The project's segments: what each holds and why, its frames in the grid, a campaign from it,
 // or all of it sent to labeling.
-import { all, rpc } from "../api.js";
+import { all, sendToLabeling } from "../api.js";
 import { enumName, fmt, h, href, time } from "../ui.js";
 
 export async function render(main, ctx) {
@@ -13,9 +13,8 @@ export async function render(main, ctx) {
       send.disabled = true;
       status.textContent = "";
       try {
-        const r = await rpc("labeling_bridge", "SendForLabeling", { project, segment: s.name, requested_by: "console" });
-        const req = r.request || r.labeling_request || {};
-        status.textContent = `request ${req.request_id || ""} recorded (${fmt(Number(req.frames || 0))} frames)`;
+        const req = await sendToLabeling(project, { segment: s.name });
+        status.textContent = `request ${req.request_id} recorded (${fmt(req.frames)} frames)`;
         status.className = "ok send-status";
       } catch (err) {
         status.textContent = err.message;
