@@ -16,6 +16,9 @@ def test_every_package_folder_is_listed() -> None:
         for p in root.rglob("__init__.py")
         if "__pycache__" not in p.parts
     }
+    # the console's web app: folders of data, shipped as packages of their own
+    static = root / "console" / "static"
+    found |= {".".join(["shoal", *d.relative_to(root).parts]) for d in [static, *static.rglob("*")] if d.is_dir()}
     assert found == listed, f"missing: {sorted(found - listed)}, stale: {sorted(listed - found)}"
 
 
@@ -27,18 +30,21 @@ def test_dependencies_have_ranges() -> None:
 
 def test_every_file_of_the_console_web_app_is_package_data() -> None:
     """The console ships its scripts, styles and icons in the package (nothing from a CDN): each file
-    under services/console/static must match a package-data pattern, or the wheel would lack it."""
+    under services/console/static must match a package-data pattern of its folder's package, or the
+    wheel would lack it."""
     import fnmatch
 
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["shoal.console"]
-    static = REPO / "services" / "console"
-    files = [p.relative_to(static).as_posix() for p in (static / "static").rglob("*") if p.is_file()]
+    data = config["tool"]["setuptools"]["package-data"]
+    root = REPO / "services"
+    files = [p for p in (root / "console" / "static").rglob("*") if p.is_file()]
     assert files
-    missing = [
-        f for f in files if not any(fnmatch.fnmatch(f, pat) and f.count("/") == pat.count("/") for pat in patterns)
-    ]
-    assert not missing, f"not in the wheel: {missing}; add a pattern to [tool.setuptools.package-data] shoal.console"
+    missing = []
+    for f in files:
+        package = ".".join(["shoal", *f.parent.relative_to(root).parts])
+        if not any(fnmatch.fnmatch(f.name, pat) for pat in data.get(package, [])):
+            missing.append(f"{f.relative_to(REPO)} ({package})")
+    assert not missing, f"not in the wheel: {missing}; add a pattern to [tool.setuptools.package-data]"
 
 
 def test_the_console_loads_nothing_from_elsewhere() -> None:
