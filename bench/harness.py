@@ -72,6 +72,7 @@ def load_boxes(
     import numpy as np
     import pyarrow as pa
 
+    from shoal.common.data import frames as frame_tables
     from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.ingest import writer
     from shoal.ingest.columns import constant
@@ -79,7 +80,7 @@ def load_boxes(
     d = boxes
     m = EmbeddedMetricsStore(path=Path(path), database="bench")
     m.create_database()
-    m.migrate(writer.MIGRATIONS)
+    m.migrate((*frame_tables.MIGRATIONS, *writer.MIGRATIONS))
     t0 = time.perf_counter()
     frames = pa.array(frame_name(np.arange(n)))
     m.insert_arrow("frames", pa.table({"project": constant(project, n), "dataset": constant(dataset, n),

@@ -54,16 +54,18 @@ def frame_ids(n: int) -> list[str]:
 def load(n: int, path: str, batch: int = 500_000) -> dict:  # type: ignore[type-arg]
     import pyarrow as pa
 
+    from shoal.common.data import datasets, evaluations, frames
+    from shoal.common.data import projects as catalog
+    from shoal.common.data.evaluations import EvaluationRefresher
     from shoal.common.stores.metrics import EmbeddedMetricsStore
-    from shoal.ingest import catalog, datasets, evaluations, writer
+    from shoal.ingest import writer
     from shoal.ingest.columns import constant
-    from shoal.ingest.evaluations import EvaluationRefresher
 
     labels, probs = data(n)
     ids = frame_ids(n)
     m = EmbeddedMetricsStore(path=Path(path), database="bench")
     m.create_database()
-    m.migrate([*catalog.MIGRATIONS, *datasets.MIGRATIONS, *writer.MIGRATIONS, *evaluations.MIGRATIONS])
+    m.migrate([*catalog.MIGRATIONS, *datasets.MIGRATIONS, *frames.MIGRATIONS, *writer.MIGRATIONS, *evaluations.MIGRATIONS])
     projects = catalog.ProjectCatalog(m)
     projects.create(
         catalog.Project(PROJECT, "CLASSIFICATION", classes=tuple(catalog.ClassDef(i, str(i)) for i in range(K)))
@@ -118,8 +120,8 @@ def shoal_side(path: str, repeats: int) -> dict:  # type: ignore[type-arg]
 def _shoal_queries(path: str, repeats: int) -> dict:  # type: ignore[type-arg]
     from shoal.analysis.classification import classification_report
     from shoal.analysis.datapoints import query_datapoints
-    from shoal.analysis.query import View
     from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.common.data.query import View
     from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.common.v1 import common_pb2 as cpb
 

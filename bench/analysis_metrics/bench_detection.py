@@ -95,7 +95,7 @@ def _store(path: str):  # type: ignore[no-untyped-def]
 def shoal_match(path: str) -> dict:  # type: ignore[type-arg]
     """Global matching of every frame at IoU 0.5, stored per frame: what the consumer does batch by
     batch as uploads arrive (here all at once, in steps of 200k frames)."""
-    from shoal.ingest import outcomes
+    from shoal.common.data import outcomes
 
     m = _store(path)
     m.migrate(outcomes.MIGRATIONS)
@@ -148,7 +148,7 @@ def peer_confusion(n: int) -> dict:  # type: ignore[type-arg]
     scikit-learn's confusion_matrix over the (label, predicted) pairs."""
     from sklearn.metrics import confusion_matrix
 
-    from shoal.ingest.outcomes import FALSE_POSITIVE, MATCHED, MISSED, match_frames
+    from shoal.common.data.outcomes import FALSE_POSITIVE, MATCHED, MISSED, match_frames
 
     d = data(n)
     t = time.perf_counter()

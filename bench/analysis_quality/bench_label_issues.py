@@ -56,8 +56,8 @@ def data(n: int, start: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
 def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
     import pyarrow as pa
 
+    from shoal.common.data import evaluations
     from shoal.common.stores.metrics import EmbeddedMetricsStore
-    from shoal.ingest import evaluations
     from shoal.ingest.columns import constant
 
     m = EmbeddedMetricsStore(path=Path(path), database="bench")
@@ -100,13 +100,14 @@ def _scores(found: np.ndarray, flipped: np.ndarray) -> dict:  # type: ignore[typ
 
 def shoal_side(n: int, path: str) -> dict:  # type: ignore[type-arg]
     from shoal.analysis import label_issues
-    from shoal.analysis.query import View
+    from shoal.common.data import results
+    from shoal.common.data.query import View
     from shoal.common.jobs import Job
     from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.common.v1 import common_pb2
 
     m = EmbeddedMetricsStore(path=Path(path), database="bench")
-    m.migrate(label_issues.MIGRATIONS)
+    m.migrate((*results.MIGRATIONS, *label_issues.MIGRATIONS))
     view = View(PROJECT, DATASET, INFERENCE_SET, ontology=tuple(range(K)))
     job = Job(PROJECT, "analysis", "label_issues-bench", label_issues.KIND)
     t = time.perf_counter()

@@ -48,10 +48,11 @@ def purity(xy: np.ndarray, labels: np.ndarray, sample: int = 5000) -> float:
 
 def shoal_side(n: int, path: str) -> dict:  # type: ignore[type-arg]
     from shoal.analysis import embedding_map, label_issues
+    from shoal.common.data import results
     from shoal.common.jobs import Job
 
     m, v = data._stores(path)
-    m.migrate((*label_issues.MIGRATIONS, *embedding_map.MIGRATIONS))
+    m.migrate((*results.MIGRATIONS, *label_issues.MIGRATIONS, *embedding_map.MIGRATIONS))
     job = Job(data.PROJECT, "analysis", "map-bench", embedding_map.KIND)
     t = time.perf_counter()
     summary = embedding_map.build(None, m, v, job, dataset=data.DATASET, space=data.SPACE, space_metric="COSINE")

@@ -89,14 +89,15 @@ def _stores(path: str):  # type: ignore[no-untyped-def]
 def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
     import pyarrow as pa
 
+    from shoal.common.data import datasets, evaluations, frames
+    from shoal.common.data.embeddings import EMBEDDING_FIELDS, vector_pk
     from shoal.common.stores.vectors import CollectionSpec, collection_name
-    from shoal.ingest import datasets, evaluations, writer
+    from shoal.ingest import writer
     from shoal.ingest.columns import constant
-    from shoal.ingest.writer import EMBEDDING_FIELDS, vector_pk
 
     m, v = _stores(path)
     m.create_database()
-    m.migrate((*writer.MIGRATIONS, *datasets.MIGRATIONS, *evaluations.MIGRATIONS))
+    m.migrate((*frames.MIGRATIONS, *writer.MIGRATIONS, *datasets.MIGRATIONS, *evaluations.MIGRATIONS))
     x, ids, sp = all_vectors(n), frame_ids(n), splits(n)
     labels = np.random.default_rng(3).integers(0, 10, n).astype(np.int32)
     t0 = time.perf_counter()
@@ -135,10 +136,11 @@ def _exact(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 def shoal_side(n: int, path: str) -> dict:  # type: ignore[type-arg]
     from shoal.analysis import label_issues, neighbors
+    from shoal.common.data import results
     from shoal.common.jobs import Job
 
     m, v = _stores(path)
-    m.migrate((*label_issues.MIGRATIONS, *neighbors.MIGRATIONS))
+    m.migrate((*results.MIGRATIONS, *label_issues.MIGRATIONS, *neighbors.MIGRATIONS))
     job = Job(PROJECT, "analysis", "neighbors-bench", neighbors.KIND)
     t = time.perf_counter()
     summary = neighbors.build(None, m, v, job, dataset=DATASET, space=SPACE, space_metric="COSINE", k=K)

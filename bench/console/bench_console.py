@@ -99,19 +99,21 @@ def load(n: int, work: str, batch: int = 500_000) -> dict:  # type: ignore[type-
     loader's memory does not grow with N."""
     import pyarrow as pa
 
-    from shoal.analysis import embedding_map, label_issues, results
+    from shoal.analysis import embedding_map, label_issues
     from shoal.common import jobs
+    from shoal.common.data import datasets, evaluations, frames, results
+    from shoal.common.data import projects as catalog
+    from shoal.common.data.evaluations import EvaluationRefresher
     from shoal.common.stores.metrics import EmbeddedMetricsStore
-    from shoal.ingest import catalog, datasets, evaluations, writer
+    from shoal.ingest import writer
     from shoal.ingest.columns import constant
-    from shoal.ingest.evaluations import EvaluationRefresher
 
     root = Path(work)
     uris = np.array(write_images(root / "media"), dtype=object)
     m = EmbeddedMetricsStore(path=root / "ch", database=DATABASE)
     m.create_database()
-    m.migrate([*jobs.MIGRATIONS, *catalog.MIGRATIONS, *datasets.MIGRATIONS, *writer.MIGRATIONS,
-               *evaluations.MIGRATIONS, *label_issues.MIGRATIONS, *embedding_map.MIGRATIONS])  # fmt: skip
+    m.migrate([*jobs.MIGRATIONS, *catalog.MIGRATIONS, *datasets.MIGRATIONS, *frames.MIGRATIONS, *writer.MIGRATIONS,
+               *evaluations.MIGRATIONS, *results.MIGRATIONS, *label_issues.MIGRATIONS, *embedding_map.MIGRATIONS])  # fmt: skip
     projects = catalog.ProjectCatalog(m)
     space = catalog.EmbeddingSpace(SPACE, 128, "COSINE", "FRAME", "bench-encoder", "1")
     projects.create(catalog.Project(PROJECT, "CLASSIFICATION", classes=tuple(catalog.ClassDef(i, f"class-{i}") for i in range(K)),

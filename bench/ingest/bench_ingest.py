@@ -132,6 +132,7 @@ print(json.dumps(raw_child({n}, {dim}, {vectors_url!r}, {chunk or 5000}, Path({s
 def raw_child(n: int, dim: int, vectors_url: str | None, chunk: int, work: Path, batch: int = 50_000) -> dict:  # type: ignore[type-arg]
     import pyarrow as pa
 
+    from shoal.common.data import frames
     from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.common.stores.vectors import CollectionSpec, ScalarField, open_vector_store
     from shoal.ingest import writer
@@ -139,7 +140,7 @@ def raw_child(n: int, dim: int, vectors_url: str | None, chunk: int, work: Path,
 
     d = data(n, dim)
     m = EmbeddedMetricsStore(path=work / "raw-clickhouse", database="raw")
-    m.migrate(writer.MIGRATIONS)
+    m.migrate((*frames.MIGRATIONS, *writer.MIGRATIONS))
     ids = d["ids"]
 
     # Arrow tables of the columns Shoal writes, in large batches: the fastest direct path into chDB

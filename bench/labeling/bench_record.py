@@ -30,14 +30,15 @@ def _store(path: str, n: int):  # type: ignore[no-untyped-def]
     """chDB with the ingest and bridge tables, and ``n`` frames with one label version each; returns it and the ids."""
     import pyarrow as pa
 
+    from shoal.common.data import datasets, frames
     from shoal.common.stores.metrics import EmbeddedMetricsStore
-    from shoal.ingest import datasets, writer
+    from shoal.ingest import writer
     from shoal.ingest.columns import constant
     from shoal.labeling_bridge import state
 
     m = EmbeddedMetricsStore(path=Path(path) / "ch", database="bench")
     m.create_database()
-    m.migrate((*writer.MIGRATIONS, *datasets.MIGRATIONS, *state.MIGRATIONS))
+    m.migrate((*frames.MIGRATIONS, *writer.MIGRATIONS, *datasets.MIGRATIONS, *state.MIGRATIONS))
     ids = [f"f{i:08d}" for i in range(n)]
     m.insert_arrow("label_versions", pa.table({
         "project": constant("p", n), "dataset": constant("d", n), "frame_id": pa.array(ids),

@@ -52,18 +52,18 @@ def _stores(path: str):  # type: ignore[no-untyped-def]
 def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
     import pyarrow as pa
 
-    from shoal.analysis import segments
+    from shoal.common.data import datasets, evaluations, frames, results, segments
+    from shoal.common.data.embeddings import EMBEDDING_FIELDS, vector_pk
+    from shoal.common.data.projects import Project
     from shoal.common.stores.vectors import CollectionSpec, collection_name
-    from shoal.ingest import datasets, evaluations, writer
-    from shoal.ingest.catalog import Project
+    from shoal.ingest import writer
     from shoal.ingest.columns import constant
-    from shoal.ingest.writer import EMBEDDING_FIELDS, vector_pk
     from shoal.sampler import campaign
 
     m, v = _stores(path)
     m.create_database()
     m.migrate(
-        (*writer.MIGRATIONS, *datasets.MIGRATIONS, *evaluations.MIGRATIONS, *segments.MIGRATIONS, *campaign.MIGRATIONS)
+        (*frames.MIGRATIONS, *writer.MIGRATIONS, *datasets.MIGRATIONS, *evaluations.MIGRATIONS, *segments.MIGRATIONS, *results.MIGRATIONS, *campaign.MIGRATIONS)
     )
     ids = frame_ids(n)
     t0 = time.perf_counter()
@@ -88,10 +88,10 @@ def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
 
 
 def shoal_side(n: int, budget: int, path: str) -> dict:  # type: ignore[type-arg]
-    from shoal.analysis.query import View
+    from shoal.common.data.projects import Project
+    from shoal.common.data.query import View
     from shoal.common.jobs import Job
     from shoal.common.v1 import common_pb2
-    from shoal.ingest.catalog import Project
     from shoal.sampler import campaign
 
     m, v = _stores(path)

@@ -59,9 +59,9 @@ def _percentiles(times: list[float]) -> dict:  # type: ignore[type-arg]
 
 
 def store_side(n: int, n_queries: int, url: str) -> dict:  # type: ignore[type-arg]
+    from shoal.common.data.embeddings import EMBEDDING_FIELDS, vector_pk
+    from shoal.common.data.projects import EmbeddingSpace
     from shoal.common.stores.vectors import CollectionSpec, collection_name, open_vector_store
-    from shoal.ingest.catalog import EmbeddingSpace
-    from shoal.ingest.writer import EMBEDDING_FIELDS, vector_pk
     from shoal.sampler import search
 
     store = open_vector_store(url, timeout_seconds=600)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shoal.analysis.query import SETTINGS, Params, View, compile_filter, view_sql
+from shoal.common.data.query import SETTINGS, Params, View, compile_filter, view_sql
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shoal.analysis.classification import Cells, PerClass, per_class_metrics
-from shoal.analysis.query import SETTINGS, Params, View, compile_filter, view_sql
+from shoal.common.data.query import SETTINGS, Params, View, compile_filter, view_sql
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
 

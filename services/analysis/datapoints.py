@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shoal.analysis.query import (
+from shoal.common.data.frames import latest_labels_sql
+from shoal.common.data.query import (
     SETTINGS,
     Params,
     Sort,
@@ -34,7 +35,6 @@ from shoal.common.errors import InvalidArgument
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
-from shoal.ingest.outcomes import latest_labels_sql
 
 _COLUMNS = (
     "frame_id, split, media_uri, label_class, predicted_class, confidence, loss, margin, probs,"

@@ -16,10 +16,11 @@ import numpy as np
 
 from shoal.analysis.classification import Cells, PerClass, per_class_metrics
 from shoal.analysis.coco import Boxes, CocoResult, evaluate
-from shoal.analysis.query import Params, Sort, after, order_by
+from shoal.common.data.datasets import frame_media
+from shoal.common.data.frames import latest_labels_sql
+from shoal.common.data.outcomes import OutcomeRefresher, iou_key
+from shoal.common.data.query import Params, Sort, after, order_by
 from shoal.common.stores.metrics import MetricsStore, Migration
-from shoal.ingest.datasets import frame_media
-from shoal.ingest.outcomes import OutcomeRefresher, iou_key, latest_labels_sql
 
 MIGRATIONS = (
     Migration(
@@ -203,7 +204,7 @@ def detection_confusion(
     one that takes none but overlaps a crowd region that much is ignored, else it is a false
     positive; regular labeled boxes left unmatched are missed.
 
-    Counted from the stored outcomes (``shoal.ingest.outcomes``): one aggregation. ``frames_sql``
+    Counted from the stored outcomes (``shoal.common.data.outcomes``): one aggregation. ``frames_sql``
     (a SELECT of frame ids, with ``frames_params``) restricts it to those frames."""
     iou = iou_key(iou_threshold)
     _ensure_matched(metrics, project, dataset, inference_set, iou)

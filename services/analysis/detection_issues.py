@@ -42,11 +42,12 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis import dismissals, results
-from shoal.analysis.coco import box_iou
+from shoal.analysis import dismissals
+from shoal.common.boxes import box_iou
+from shoal.common.data import results
+from shoal.common.data.frames import latest_labels_sql
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
-from shoal.ingest.outcomes import latest_labels_sql
 
 KIND = "detection_label_issues"
 

@@ -20,8 +20,9 @@ from datetime import datetime
 
 import numpy as np
 
-from shoal.analysis import results
-from shoal.analysis.neighbors import knn, read_vectors
+from shoal.analysis.neighbors import knn
+from shoal.common.data import results
+from shoal.common.data.embeddings import read_vectors
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis import dismissals, results
-from shoal.analysis.neighbors import frame_fields, read_vectors
-from shoal.analysis.query import SETTINGS, Params, View, view_sql
+from shoal.analysis import dismissals
 from shoal.common import limits
+from shoal.common.data import results
+from shoal.common.data.embeddings import read_vectors
+from shoal.common.data.evaluations import frame_fields
+from shoal.common.data.query import SETTINGS, Params, View, view_sql
 from shoal.common.errors import InvalidArgument
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -162,7 +164,7 @@ class Colours:
     issues_job_id: str = ""
     #: whether that job judged boxes (detection_issues) rather than classification labels
     detection: bool = False
-    #: a checked metadata key (see :func:`shoal.analysis.query.metadata_key`)
+    #: a checked metadata key (see :func:`shoal.common.data.query.metadata_key`)
     metadata_key: str = ""
 
 

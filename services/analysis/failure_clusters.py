@@ -33,9 +33,9 @@ import numpy as np
 import pyarrow as pa
 from scipy.stats import binom
 
-from shoal.analysis import results
-from shoal.analysis.neighbors import read_vectors
-from shoal.analysis.query import SETTINGS, Params, View, compile_filter, view_sql
+from shoal.common.data import results
+from shoal.common.data.embeddings import read_vectors
+from shoal.common.data.query import SETTINGS, Params, View, compile_filter, view_sql
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore

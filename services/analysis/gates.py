@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoal.analysis.classification import classification_report
-from shoal.analysis.query import View
-from shoal.analysis.segments import Gate, SegmentStore
+from shoal.common.data.query import View
+from shoal.common.data.segments import Gate, SegmentStore
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2

@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from shoal.analysis import dismissals, results
-from shoal.analysis.query import Params, View, compile_filter, view_sql
+from shoal.analysis import dismissals
+from shoal.common.data import results
+from shoal.common.data.evaluations import write_refresh_keys
+from shoal.common.data.query import Params, View, compile_filter, view_sql
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.v1 import common_pb2
-from shoal.ingest.evaluations import write_refresh_keys
 
 KIND = "label_issues"
 #: the most classes of a project whose label issues are computed: the summary keeps three K x K
@@ -54,7 +55,6 @@ MIGRATIONS = (
             " suggested_label Int32, is_issue UInt8, self_confidence Float32, normalized_margin Float32,"
             " weighted_entropy Float32, suggested_probability Float32)"
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
-            results.JOB_RESULTS_TABLE,
         ),
     ),
 )

@@ -28,12 +28,12 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis import results
+from shoal.common.data import results
+from shoal.common.data.embeddings import read_vectors
+from shoal.common.data.evaluations import frame_fields
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
-from shoal.common.stores.vectors import VectorStore, collection_name
-from shoal.ingest.evaluations import frame_rows_set
-from shoal.ingest.writer import vector_pk
+from shoal.common.stores.vectors import VectorStore
 
 KIND = "neighbors"
 DEFAULT_K = 10
@@ -41,7 +41,6 @@ DEFAULT_K = 10
 EXACT_LIMIT = 20_000
 #: distances this small are exact duplicates (float error of identical vectors)
 EXACT = 1e-6
-READ_BATCH = 10_000
 
 MIGRATIONS = (
     Migration(
@@ -174,57 +173,6 @@ def class_outlier_scores(x: np.ndarray, labels: np.ndarray, k: int, metric: str,
         if progress is not None:
             progress(done / max(int((labels >= 0).sum()), 1))
     return out
-
-
-def frame_fields(metrics: MetricsStore, project: str, dataset: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Latest label class (-1: unlabeled) and split of each frame, in the order of ``ids``."""
-    labels = np.full(len(ids), -1, dtype=np.int64)
-    splits = np.full(len(ids), "", dtype=object)
-    if not ids:
-        return labels, splits
-    rows = metrics.query_columns(
-        "SELECT frame_id, split, ifNull(label_class, -1) AS label FROM evaluations FINAL WHERE project = {p:String}"
-        " AND inference_set = {s:String} AND dataset = {d:String}",
-        {"p": project, "s": frame_rows_set(metrics, project, dataset), "d": dataset},
-    )
-    where = {f: i for i, f in enumerate(ids)}
-    for f, split, label in zip(rows["frame_id"], rows["split"], rows["label"], strict=True):
-        i = where.get(str(f))
-        if i is not None:
-            labels[i], splits[i] = int(label), str(split)
-    return labels, splits
-
-
-def read_vectors(
-    ctx: JobContext | None, metrics: MetricsStore, vectors: VectorStore, project: str, dataset: str, space: str
-) -> tuple[list[str], np.ndarray]:
-    """The frame-level vectors of a dataset's frames in a space, in frame-id order.
-
-    The frame ids come from the metrics store, and their vectors are fetched by primary key, READ_BATCH at a
-    time: Milvus finds primary keys through its key index, while paging a partition with a query iterator
-    filters the whole partition once per page (500k frames in Milvus Lite: 30 s against 79 s)."""
-    name = collection_name(project, space)
-    if not vectors.has_collection(name) or vectors.count(name, partition=dataset) == 0:
-        return [], np.zeros((0, 0), dtype=np.float32)
-    frame_ids = sorted(
-        str(f)
-        for f in metrics.query_columns(
-            "SELECT DISTINCT frame_id FROM frames WHERE project = {p:String} AND dataset = {d:String}",
-            {"p": project, "d": dataset},
-        )["frame_id"]
-    )
-    ids: list[str] = []
-    parts: list[np.ndarray] = []
-    for start in range(0, len(frame_ids), READ_BATCH):
-        chunk = frame_ids[start : start + READ_BATCH]
-        batch = vectors.get(name, [vector_pk(dataset, f, "") for f in chunk])  # in the order asked
-        ids += [str(f) for f in batch.fields["frame_id"]]
-        parts.append(np.asarray(batch.vectors, dtype=np.float32))
-        if ctx is not None:
-            ctx.progress("reading vectors", 0.3 * min(1.0, (start + len(chunk)) / len(frame_ids)))
-    if not ids:
-        return ids, np.zeros((0, 0), dtype=np.float32)
-    return ids, np.concatenate(parts)
 
 
 def build(

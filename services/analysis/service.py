@@ -18,7 +18,6 @@ from shoal.analysis import (
     label_issues,
     neighbors,
 )
-from shoal.analysis import segments as seg_store
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.compare import compare
 from shoal.analysis.datapoints import FrameObject, Row, query_datapoints
@@ -35,7 +34,21 @@ from shoal.analysis.detection import (
     summarize_confusion,
 )
 from shoal.analysis.gates import evaluate_gates
-from shoal.analysis.query import (
+from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.analysis.v1 import analysis_pb2_grpc
+from shoal.common.convert import job_to_proto, page_of, page_response, timestamp
+from shoal.common.data import segments as seg_store
+from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
+from shoal.common.data.datasets import DatasetCatalog, frame_media
+from shoal.common.data.evaluations import MIGRATIONS as EVALUATION_MIGRATIONS
+from shoal.common.data.evaluations import frame_rows_set
+from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+from shoal.common.data.outcomes import MIGRATIONS as OUTCOME_MIGRATIONS
+from shoal.common.data.outcomes import iou_key
+from shoal.common.data.projects import MIGRATIONS as PROJECT_MIGRATIONS
+from shoal.common.data.projects import Project, ProjectCatalog
+from shoal.common.data.query import (
     Params,
     Sort,
     View,
@@ -45,10 +58,7 @@ from shoal.analysis.query import (
     metadata_key,
     view_sql,
 )
-from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
-from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.analysis.v1 import analysis_pb2_grpc
-from shoal.common.convert import job_to_proto, page_of, page_response, timestamp
+from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
 from shoal.common.errors import AlreadyExists, Datapoint, FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.jobs import SUCCEEDED, Job, JobContext, JobKind, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
@@ -60,10 +70,6 @@ from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore
 from shoal.common.timeutil import as_utc, time_in_range
 from shoal.common.v1 import common_pb2
-from shoal.ingest.catalog import Project, ProjectCatalog
-from shoal.ingest.datasets import DatasetCatalog, frame_media
-from shoal.ingest.evaluations import frame_rows_set
-from shoal.ingest.outcomes import iou_key
 
 log = logging.getLogger(__name__)
 
@@ -1239,7 +1245,13 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         register=lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors"),
         migrations=(
+            *PROJECT_MIGRATIONS,
+            *DATASET_MIGRATIONS,
+            *FRAME_MIGRATIONS,
+            *EVALUATION_MIGRATIONS,
+            *OUTCOME_MIGRATIONS,
             *seg_store.MIGRATIONS,
+            *RESULT_MIGRATIONS,
             *detection.MIGRATIONS,
             *label_issues.MIGRATIONS,
             *dismissals.MIGRATIONS,

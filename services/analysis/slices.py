@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 from shoal.analysis.datapoints import metadata_kinds
-from shoal.analysis.query import SETTINGS, Params, View, compile_filter, metadata_key, view_sql
+from shoal.common.data.query import SETTINGS, Params, View, compile_filter, metadata_key, view_sql
 from shoal.common.errors import InvalidArgument
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from shoal.common import telemetry
+from shoal.common.data.datasets import DatasetCatalog
+from shoal.common.data.projects import ProjectCatalog
 from shoal.common.errors import (
     Datapoint,
     FailedPrecondition,
@@ -34,9 +36,7 @@ from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import now_ms, time_problem
 from shoal.common.topics import Topics
 from shoal.common.workers import Backoff, ThreadWorker
-from shoal.ingest.catalog import ProjectCatalog
 from shoal.ingest.columns import MAX_ID, MAX_TEXT, column_sizes, take_rows
-from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk, Context, check_chunk, check_chunk_size, referenced_frames
 from shoal.ingest.writer import EventMeta, IngestWriter, VectorWork, Written

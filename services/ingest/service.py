@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from shoal.common.data import datasets, evaluations, frames, outcomes
+from shoal.common.data import projects as catalog
 from shoal.common.interceptors import MethodPolicy
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
 from shoal.common.topics import Topics
-from shoal.ingest import catalog, datasets, evaluations, outcomes, writer
+from shoal.ingest import writer
 from shoal.ingest.pipeline import ContextLoader, IngestConsumer, UploadProcessor, UploadPublisher
 from shoal.ingest.servicer import IngestServicer
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -53,9 +55,10 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         migrations=(
             *catalog.MIGRATIONS,
             *datasets.MIGRATIONS,
-            *writer.MIGRATIONS,
+            *frames.MIGRATIONS,
             *evaluations.MIGRATIONS,
             *outcomes.MIGRATIONS,
+            *writer.MIGRATIONS,
         ),
         workers=list(workers),
     )

@@ -10,13 +10,13 @@ import grpc
 
 from shoal.common.auth import current_principal
 from shoal.common.convert import page_of, page_response, timestamp
+from shoal.common.data.datasets import Dataset, DatasetCatalog, InferenceSet
+from shoal.common.data.evaluations import EvaluationRefresher
+from shoal.common.data.outcomes import OutcomeRefresher
+from shoal.common.data.projects import ClassDef, EmbeddingSpace, Project, ProjectCatalog
 from shoal.common.errors import Aborted, InternalError, InvalidArgument, NotFound, ShoalError, shown
 from shoal.common.stores.vectors import VectorStore
 from shoal.common.v1 import common_pb2 as cpb
-from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project, ProjectCatalog
-from shoal.ingest.datasets import Dataset, DatasetCatalog, InferenceSet
-from shoal.ingest.evaluations import EvaluationRefresher
-from shoal.ingest.outcomes import OutcomeRefresher
 from shoal.ingest.pipeline import UploadPublisher, check_position, new_upload_id
 from shoal.ingest.status import KINDS, UploadStatus, dataset_stats, list_uploads, upload_status
 from shoal.ingest.v1 import ingest_pb2, ingest_pb2_grpc

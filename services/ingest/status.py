@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shoal.common.data.datasets import Dataset
+from shoal.common.data.projects import Project
 from shoal.common.errors import InvalidArgument, NotFound, shown
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import as_utc
-from shoal.ingest.catalog import Project
-from shoal.ingest.datasets import Dataset
 
 KINDS = ("frames", "labels", "inferences", "embeddings")
 STATES = ("PROCESSING", "COMPLETED", "COMPLETED_WITH_ERRORS", "INCOMPLETE")

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from shoal.common.data.datasets import Dataset, InferenceSet
+from shoal.common.data.projects import EmbeddingSpace, Project
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError, shown
 from shoal.common.timeutil import time_problem
 from shoal.common.v1 import common_pb2
-from shoal.ingest.catalog import EmbeddingSpace, Project
 from shoal.ingest.columns import (
     MAX_ID,
     MAX_TEXT,
@@ -32,7 +33,6 @@ from shoal.ingest.columns import (
     probability_rows_ok,
     provenance_problem,
 )
-from shoal.ingest.datasets import Dataset, InferenceSet
 from shoal.ingest.v1 import ingest_pb2 as pb
 
 MAX_ID_LENGTH = MAX_ID

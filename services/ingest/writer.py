@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from shoal.common import telemetry
+from shoal.common.data.embeddings import EMBEDDING_FIELDS, vector_pk
+from shoal.common.data.evaluations import EvaluationRefresher
+from shoal.common.data.outcomes import OutcomeRefresher
 from shoal.common.stores.metrics import MetricsStore, Migration
-from shoal.common.stores.vectors import CollectionSpec, ScalarField, VectorStore, collection_name
+from shoal.common.stores.vectors import CollectionSpec, VectorStore, collection_name
 from shoal.common.v1 import common_pb2
 from shoal.ingest import columns as columnar
-from shoal.ingest.evaluations import EvaluationRefresher
-from shoal.ingest.outcomes import OutcomeRefresher
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk
 
@@ -32,40 +33,9 @@ log = logging.getLogger(__name__)
 MIGRATIONS = (
     Migration(
         component="ingest",
-        version=3,
-        name="frames, labels, inferences, uploads",
+        version=7,
+        name="upload chunks, declared apart from the shared frame tables",
         statements=(
-            "CREATE TABLE IF NOT EXISTS frames ("
-            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
-            " split LowCardinality(String), media_uri String, media_type LowCardinality(String),"
-            " width UInt32, height UInt32,"
-            " meta_str Map(LowCardinality(String), String), meta_num Map(LowCardinality(String), Float64),"
-            " meta_bool Map(LowCardinality(String), UInt8),"
-            " meta_time Map(LowCardinality(String), DateTime64(3, 'UTC')),"
-            " capture_time Nullable(DateTime64(3, 'UTC')), upload_id String, version UInt64)"
-            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, dataset, frame_id)",
-            # one row per label version of a frame; the latest version_time wins in analyses
-            "CREATE TABLE IF NOT EXISTS label_versions ("
-            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
-            " label_version String, version_time DateTime64(6, 'UTC'), class_id Nullable(Int32),"
-            " num_objects UInt32, source LowCardinality(String), author String, reason String, upload_id String)"
-            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, frame_id, label_version)",
-            "CREATE TABLE IF NOT EXISTS label_objects ("
-            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
-            " label_version String, object_id String, class_id Int32,"
-            " x Float32, y Float32, w Float32, h Float32, is_crowd UInt8, annotation_uri String,"
-            " attr_str Map(LowCardinality(String), String), attr_num Map(LowCardinality(String), Float64))"
-            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, frame_id, label_version, object_id)",
-            "CREATE TABLE IF NOT EXISTS inferences ("
-            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
-            " frame_id String, pred_class Int32, confidence Float32, probs Array(Float32), num_objects UInt32,"
-            " upload_id String, version UInt64)"
-            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, inference_set, frame_id)",
-            "CREATE TABLE IF NOT EXISTS predicted_objects ("
-            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
-            " frame_id String, object_id String, class_id Int32, score Float32,"
-            " x Float32, y Float32, w Float32, h Float32, probs Array(Float32), version UInt64)"
-            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, inference_set, frame_id, object_id)",
             # per upload chunk: what the RPC accepted, and what the consumer wrote or rejected
             "CREATE TABLE IF NOT EXISTS upload_chunks ("
             " project String, upload_id String, chunk_index Int64, stage LowCardinality(String),"
@@ -77,39 +47,9 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree(version) ORDER BY (project, upload_id, chunk_index, stage)",
         ),
     ),
-    Migration(
-        component="ingest",
-        version=6,
-        name="one type per metadata key and dataset",
-        statements=(
-            # the type each metadata key of a dataset was first written with (the smallest version
-            # wins; written by the consumers, read by validation)
-            "CREATE TABLE IF NOT EXISTS metadata_keys ("
-            " project LowCardinality(String), dataset LowCardinality(String), key String,"
-            " kind LowCardinality(String), version UInt64)"
-            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, key, kind)",
-            # keys stored before: the type most of a key's frames hold it as
-            "INSERT INTO metadata_keys (project, dataset, key, kind, version)"
-            " SELECT project, dataset, key, argMax(kind, n), 0 FROM ("
-            "  SELECT project, dataset, k AS key, 'string' AS kind, count() AS n FROM frames FINAL"
-            "   ARRAY JOIN mapKeys(meta_str) AS k GROUP BY project, dataset, key"
-            "  UNION ALL SELECT project, dataset, k AS key, 'number' AS kind, count() AS n FROM frames FINAL"
-            "   ARRAY JOIN mapKeys(meta_num) AS k GROUP BY project, dataset, key"
-            "  UNION ALL SELECT project, dataset, k AS key, 'bool' AS kind, count() AS n FROM frames FINAL"
-            "   ARRAY JOIN mapKeys(meta_bool) AS k GROUP BY project, dataset, key"
-            "  UNION ALL SELECT project, dataset, k AS key, 'timestamp' AS kind, count() AS n FROM frames FINAL"
-            "   ARRAY JOIN mapKeys(meta_time) AS k GROUP BY project, dataset, key"
-            " ) GROUP BY project, dataset, key",
-        ),
-    ),
 )
 
 _METRIC = {"COSINE": "COSINE", "L2": "L2", "INNER_PRODUCT": "IP"}
-EMBEDDING_FIELDS = (
-    ScalarField("dataset", "string"),
-    ScalarField("frame_id", "string"),
-    ScalarField("object_id", "string"),
-)
 
 
 VectorWork = dict[tuple[str, str], list[tuple["EventMeta", Any]]]
@@ -125,11 +65,6 @@ class TableWrites:
     #: (project, dataset) -> (frame ids touched, the project's class ids in order), for
     #: :meth:`IngestWriter.refresh_derived`
     touched: dict[tuple[str, str], tuple[set[str], list[int]]]
-
-
-def vector_pk(dataset: str, frame_id: str, object_id: str) -> str:
-    """Primary key of an embedding: stable for (dataset, frame, object), so a rewrite replaces it."""
-    return f"{dataset}\x1f{frame_id}\x1f{object_id}"
 
 
 @dataclass(frozen=True)

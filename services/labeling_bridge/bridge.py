@@ -26,9 +26,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shoal.common import telemetry
+from shoal.common.data.projects import ProjectCatalog
 from shoal.common.errors import InvalidArgument, ShoalError
 from shoal.common.stores.metrics import MetricsStore
-from shoal.ingest.catalog import ProjectCatalog
 from shoal.ingest.pipeline import UploadPublisher
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.labeling_bridge import state as st

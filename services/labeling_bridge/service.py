@@ -12,9 +12,15 @@ import logging
 from typing import Any
 
 from shoal.analysis import detection_issues, label_issues
-from shoal.analysis.segments import MIGRATIONS as SEGMENT_MIGRATIONS
-from shoal.analysis.segments import SegmentStore
 from shoal.common.convert import page_of, page_response, timestamp
+from shoal.common.data import labeling_requests
+from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
+from shoal.common.data.datasets import DatasetCatalog
+from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+from shoal.common.data.projects import MIGRATIONS as PROJECT_MIGRATIONS
+from shoal.common.data.projects import ProjectCatalog
+from shoal.common.data.segments import MIGRATIONS as SEGMENT_MIGRATIONS
+from shoal.common.data.segments import SegmentStore
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.jobs import JobStore
 from shoal.common.jobs_rpc import JobRpcs
@@ -24,8 +30,6 @@ from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
-from shoal.ingest.catalog import ProjectCatalog
-from shoal.ingest.datasets import DatasetCatalog
 from shoal.ingest.pipeline import ContextLoader, UploadPublisher
 from shoal.labeling_bridge import bridge as br
 from shoal.labeling_bridge import state as st
@@ -122,9 +126,9 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
             self.datasets.get_inference_set(
                 project.name, request.preannotation_inference_set, dataset=dataset, field="preannotation_inference_set"
             )
-        if request.request_id and not handoff.REQUEST_ID.match(request.request_id):
-            raise InvalidArgument(f"must match {handoff.REQUEST_ID.pattern}", field="request_id")
-        request_id = request.request_id or handoff.derive_request_id(project.name, source, dataset, frames)
+        if request.request_id and not labeling_requests.REQUEST_ID.match(request.request_id):
+            raise InvalidArgument(f"must match {labeling_requests.REQUEST_ID.pattern}", field="request_id")
+        request_id = request.request_id or labeling_requests.derive_request_id(project.name, source, dataset, frames)
         r = st.Request(
             project=project.name,
             request_id=request_id,
@@ -140,9 +144,9 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
         stored, repeated = self.bridge.record(r, frames, reasons)
         # the frames count as sent for labeling: searches and campaigns can leave them out
         if not repeated:
-            handoff.record_sent(
+            labeling_requests.record_sent(
                 self.metrics,
-                handoff.Request(
+                labeling_requests.Request(
                     project=project.name,
                     dataset=dataset,
                     frame_ids=frames,
@@ -158,21 +162,21 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
         counts = self.bridge.state.counts(project.name, request_id)
         return lpb.SendForLabelingResponse(request=request_to_proto(stored, counts), repeated_request=repeated)
 
-    def _resolve(self, project: str, request: lpb.SendForLabelingRequest) -> handoff.Source:
+    def _resolve(self, project: str, request: lpb.SendForLabelingRequest) -> labeling_requests.Source:
         kind = request.WhichOneof("source")
         if kind is None:
             raise InvalidArgument("set segment, campaign_job_id, label_issues or frames", field="source")
         if kind == "segment":
-            return handoff.segment_source(self.segments, project, request.segment)
+            return labeling_requests.segment_source(self.segments, project, request.segment)
         if kind == "campaign_job_id":
             job = self._finished(self.sampler_jobs, project, request.campaign_job_id, campaign.KIND, "campaign_job_id")
             return handoff.campaign_source(self.metrics, job)
         if kind == "label_issues":
             return self._label_issues(project, request.label_issues)
-        return handoff.frames_source(self.metrics, self.datasets, project, request.frames.dataset,
+        return labeling_requests.frames_source(self.metrics, self.datasets, project, request.frames.dataset,
                                      request.frames.frame_ids)  # fmt: skip
 
-    def _label_issues(self, project: str, li: lpb.LabelIssuesSource) -> handoff.Source:
+    def _label_issues(self, project: str, li: lpb.LabelIssuesSource) -> labeling_requests.Source:
         """A finished label-issues job's flagged frames, worst first, each with its own reason
         (classification: the given and the suggested class; detection: the kinds of box issues)."""
         if li.max_frames < 0:
@@ -204,7 +208,7 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
                 f" {names.get(int(suggested), suggested)} (p {float(p):.2f})"
                 for _f, given, suggested, _is, _sc, _nm, _we, p, _d in rows
             ]
-        return handoff.Source(dataset, [str(r[0]) for r in rows], "", f"label_issues:{job.job_id}", reasons)
+        return labeling_requests.Source(dataset, [str(r[0]) for r in rows], "", f"label_issues:{job.job_id}", reasons)
 
     def _finished(self, jobs: JobStore, project: str, job_id: str, kind: str | tuple[str, ...], field: str) -> Any:
         if not job_id:
@@ -324,6 +328,13 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         full_name=FULL_NAME,
         register=lambda server: labeling_bridge_pb2_grpc.add_LabelingBridgeServiceServicer_to_server(servicer, server),
         stores=("metrics", "events"),
-        migrations=(*SEGMENT_MIGRATIONS, *handoff.MIGRATIONS, *st.MIGRATIONS),
+        migrations=(
+            *PROJECT_MIGRATIONS,
+            *DATASET_MIGRATIONS,
+            *FRAME_MIGRATIONS,
+            *SEGMENT_MIGRATIONS,
+            *labeling_requests.MIGRATIONS,
+            *st.MIGRATIONS,
+        ),
         workers=workers,
     )

@@ -15,16 +15,16 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from shoal.common import telemetry
+from shoal.common.data import labeling_requests
+from shoal.common.data.datasets import DatasetCatalog, existing_frames
 from shoal.common.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.common.labeling import platform_of
 from shoal.common.stores.events import Event, EventBus
 from shoal.common.topics import Topics
 from shoal.common.workers import Backoff, ThreadWorker
-from shoal.ingest.datasets import DatasetCatalog, existing_frames
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.bridge import Bridge
 from shoal.labeling_bridge.platforms import PlatformException
-from shoal.sampler import handoff
 from shoal.sampler.v1 import sampler_pb2
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class RequestConsumer(ThreadWorker):
         self.bridge.record(
             request,
             frames,
-            first_position=e.part * handoff.EVENT_ITEMS,
+            first_position=e.part * labeling_requests.EVENT_ITEMS,
             missing=[f for f in frames if f not in present],
         )
 

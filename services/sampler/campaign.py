@@ -39,16 +39,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shoal.analysis import results
-from shoal.analysis.neighbors import frame_fields, read_vectors
-from shoal.analysis.query import View
-from shoal.analysis.segments import Segment, SegmentStore
+from shoal.common.data import results
+from shoal.common.data.embeddings import read_vectors, vector_pk
+from shoal.common.data.evaluations import frame_fields
+from shoal.common.data.projects import Project
+from shoal.common.data.query import View
+from shoal.common.data.segments import Segment, SegmentStore
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.v1 import common_pb2
-from shoal.ingest.catalog import Project
-from shoal.ingest.writer import vector_pk
 from shoal.sampler import search
 
 KIND = "campaign"
@@ -79,7 +79,6 @@ MIGRATIONS = (
             " similarity Nullable(Float32), seed_dataset String, seed_frame String, uncertainty Nullable(Float32),"
             " predicted_class Nullable(Int32), diversity_gain Float32, reason String)"
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, rank)",
-            results.JOB_RESULTS_TABLE,
         ),
     ),
 )

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from shoal.common.data.embeddings import vector_pk
+from shoal.common.data.projects import EmbeddingSpace
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
-from shoal.ingest.catalog import EmbeddingSpace
-from shoal.ingest.writer import vector_pk
 from shoal.sampler import search
 
 DEFAULT_BATCH = 50

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shoal.analysis.query import SETTINGS, Params, View, compile_filter, view_sql
+from shoal.common.data.embeddings import vector_pk
+from shoal.common.data.labeling_requests import not_sent_sql
+from shoal.common.data.projects import EmbeddingSpace
+from shoal.common.data.query import SETTINGS, Params, View, compile_filter, view_sql
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore, collection_name, expr_and, expr_in, expr_not_in
 from shoal.common.v1 import common_pb2
-from shoal.ingest.catalog import EmbeddingSpace
-from shoal.ingest.writer import vector_pk
-from shoal.sampler.handoff import not_sent_sql
 
 DEFAULT_K = 100
 MAX_K = 10_000

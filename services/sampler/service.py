@@ -9,10 +9,19 @@ from typing import Any
 
 import numpy as np
 
-from shoal.analysis.query import Params, View, compile_filter
-from shoal.analysis.segments import MIGRATIONS as SEGMENT_MIGRATIONS
-from shoal.analysis.segments import SegmentStore, valid_name
 from shoal.common.convert import job_to_proto, page_of, page_response
+from shoal.common.data import labeling_requests
+from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
+from shoal.common.data.datasets import DatasetCatalog, existing_frames, frame_media
+from shoal.common.data.evaluations import MIGRATIONS as EVALUATION_MIGRATIONS
+from shoal.common.data.evaluations import frame_rows_set
+from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+from shoal.common.data.projects import MIGRATIONS as PROJECT_MIGRATIONS
+from shoal.common.data.projects import EmbeddingSpace, Project, ProjectCatalog
+from shoal.common.data.query import Params, View, compile_filter
+from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
+from shoal.common.data.segments import MIGRATIONS as SEGMENT_MIGRATIONS
+from shoal.common.data.segments import SegmentStore, valid_name
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.jobs import JobContext, JobKind, JobRunner, JobStore, job_id_for
 from shoal.common.jobs_rpc import JobRpcs
@@ -25,9 +34,6 @@ from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
-from shoal.ingest.catalog import EmbeddingSpace, Project, ProjectCatalog
-from shoal.ingest.datasets import DatasetCatalog, existing_frames, frame_media
-from shoal.ingest.evaluations import frame_rows_set
 from shoal.sampler import campaign, feedback, handoff, search
 from shoal.sampler.v1 import sampler_pb2, sampler_pb2_grpc
 
@@ -369,12 +375,12 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         if kind is None:
             raise InvalidArgument("set segment, campaign_job_id or frames", field="source")
         if kind == "segment":
-            src = handoff.segment_source(self.segments, project.name, request.segment)
+            src = labeling_requests.segment_source(self.segments, project.name, request.segment)
         elif kind == "campaign_job_id":
             src = handoff.campaign_source(self.metrics, self.finished_job(project.name, request.campaign_job_id,
                                                                           campaign.KIND))  # fmt: skip
         else:
-            src = handoff.frames_source(self.metrics, self.datasets, project.name, request.frames.dataset,
+            src = labeling_requests.frames_source(self.metrics, self.datasets, project.name, request.frames.dataset,
                                         request.frames.frame_ids)  # fmt: skip
         dataset, frames, reason, source = src.dataset, src.frame_ids, src.reason, src.source
         if not frames:
@@ -383,11 +389,11 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             self.datasets.get_inference_set(project.name, request.preannotation_inference_set, dataset=dataset,
                                             field="preannotation_inference_set")  # fmt: skip
         platform = platform_of(request.platform)
-        if request.request_id and not handoff.REQUEST_ID.match(request.request_id):
-            raise InvalidArgument(f"must match {handoff.REQUEST_ID.pattern}", field="request_id")
-        request_id = request.request_id or handoff.derive_request_id(project.name, source, dataset, frames)
-        repeated = handoff.recorded(self.metrics, project.name, request_id)
-        r = handoff.Request(
+        if request.request_id and not labeling_requests.REQUEST_ID.match(request.request_id):
+            raise InvalidArgument(f"must match {labeling_requests.REQUEST_ID.pattern}", field="request_id")
+        request_id = request.request_id or labeling_requests.derive_request_id(project.name, source, dataset, frames)
+        repeated = labeling_requests.recorded(self.metrics, project.name, request_id)
+        r = labeling_requests.Request(
             project=project.name, dataset=dataset, frame_ids=frames, reason=request.reason or reason, source=source,
             platform=platform, preannotation_inference_set=request.preannotation_inference_set,
             requested_by=request.requested_by, request_id=request_id,
@@ -474,6 +480,16 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         register=lambda server: sampler_pb2_grpc.add_SamplerServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors", "events"),
         # seeds and exclusions read segments, whichever service created them; campaigns write them
-        migrations=(*SEGMENT_MIGRATIONS, *campaign.MIGRATIONS, *handoff.MIGRATIONS, *feedback.MIGRATIONS),
+        migrations=(
+            *PROJECT_MIGRATIONS,
+            *DATASET_MIGRATIONS,
+            *FRAME_MIGRATIONS,
+            *EVALUATION_MIGRATIONS,
+            *SEGMENT_MIGRATIONS,
+            *RESULT_MIGRATIONS,
+            *labeling_requests.MIGRATIONS,
+            *campaign.MIGRATIONS,
+            *feedback.MIGRATIONS,
+        ),
         workers=[servicer.runner],
     )

@@ -27,12 +27,12 @@ import pytest
 
 from shoal.client import Client
 from shoal.common.auth import generate_key
+from shoal.common.data.embeddings import vector_pk
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores.events import KafkaEventBus
 from shoal.common.stores.vectors import collection_name
 from shoal.common.topics import Topics
 from shoal.ingest.v1 import ingest_pb2 as pb
-from shoal.ingest.writer import vector_pk
 from shoal.sdk import UploadColumns, UploadFailed
 from tests.conftest import REPO
 from tests.harness._wait import process_exit, scaled

@@ -19,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 from shoal.analysis import neighbors
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.client import Client
+from shoal.common.data import embeddings
 from shoal.common.stores.vectors import ServerVectorStore, collection_name
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
@@ -174,7 +175,7 @@ def test_a_dataset_larger_than_one_read_batch_is_read_whole_from_the_milvus_serv
 ) -> None:
     """More frames than the job reads from the store at once (still an exact graph): every frame
     comes back once, with the exact copies across splits and the one far-away frame found."""
-    n = neighbors.READ_BATCH + 5_000
+    n = embeddings.READ_BATCH + 5_000
     assert n + 11 <= neighbors.EXACT_LIMIT
     rng = np.random.default_rng(3)
     x = rng.normal(size=(n, 16)).astype(np.float32)

@@ -174,7 +174,7 @@ def test_listing_pages_are_stable_and_tokens_are_checked(running: Running) -> No
 def test_unexpected_errors_are_internal_with_a_request_id_and_logged(
     running: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from shoal.ingest.catalog import ProjectCatalog
+    from shoal.common.data.projects import ProjectCatalog
 
     def boom(self, name):  # type: ignore[no-untyped-def]
         raise RuntimeError("secret internal detail")

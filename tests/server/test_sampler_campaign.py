@@ -14,8 +14,8 @@ import grpc
 import numpy as np
 import pytest
 
-from shoal.analysis import results
 from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.common.data import results
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sampler import campaign

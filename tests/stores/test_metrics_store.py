@@ -163,12 +163,13 @@ def test_id_lists_longer_than_one_query_takes_are_answered_whole(metrics_store: 
     """A labeling request or a segment of 100k frames: every id is looked up, across several queries."""
     import pyarrow as pa
 
-    from shoal.ingest import datasets, writer
+    from shoal.common.data import datasets, frames
+    from shoal.ingest import writer
     from shoal.ingest.columns import constant
     from shoal.labeling_bridge.bridge import latest_labels
 
     assert [len(c) for c in in_chunks(["b", "a", "b", "c"], size=2)] == [2, 1]  # repeats dropped, sorted
-    metrics_store.migrate((*writer.MIGRATIONS, *datasets.MIGRATIONS))
+    metrics_store.migrate((*frames.MIGRATIONS, *writer.MIGRATIONS, *datasets.MIGRATIONS))
     n = 2 * IN_CHUNK + 5
     present = [f"f{i:06d}" for i in range(0, n, 2)]  # every other frame exists
     metrics_store.insert_arrow("frames", pa.table({"project": constant("p", len(present)),

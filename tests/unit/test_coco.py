@@ -12,8 +12,9 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from shoal.analysis.coco import Boxes, evaluate, iou_matrix
+from shoal.analysis.coco import Boxes, evaluate
 from shoal.analysis.detection import evaluation_order
+from shoal.common.boxes import iou_matrix
 
 STAT_NAMES = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
               "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]  # fmt: skip

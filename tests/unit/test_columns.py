@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from shoal.common.data.datasets import Dataset, InferenceSet
+from shoal.common.data.projects import ClassDef, Project
 from shoal.ingest import columns as columnar
-from shoal.ingest.catalog import ClassDef, Project
-from shoal.ingest.datasets import Dataset, InferenceSet
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import Context, check_chunk, check_chunk_size, referenced_frames
 from shoal.sdk import UploadColumns

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from shoal.ingest.catalog import ClassDef, EmbeddingSpace, Project
-from shoal.ingest.datasets import Dataset, InferenceSet
+from shoal.common.data.datasets import Dataset, InferenceSet
+from shoal.common.data.projects import ClassDef, EmbeddingSpace, Project
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import Context, check_chunk, check_chunk_size, referenced_frames
 

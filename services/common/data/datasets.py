@@ -1,6 +1,6 @@
 """Datasets (labeled sets and unlabeled pools, with splits) and inference sets of a project.
 
-Transport-free, like :mod:`shoal.ingest.catalog`: dataclasses in and out, typed errors.
+Transport-free, like :mod:`shoal.common.data.projects`: dataclasses in and out, typed errors.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from shoal.common.data.projects import NAME_RE, ProjectCatalog
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
-from shoal.ingest.catalog import NAME_RE, ProjectCatalog
 
 DATASET_KINDS = ("LABELED", "UNLABELED_POOL")
 

@@ -28,9 +28,10 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis.coco import box_iou
+from shoal.common.boxes import box_iou
+from shoal.common.data.evaluations import STEP, write_refresh_keys
+from shoal.common.data.frames import latest_labels_sql
 from shoal.common.stores.metrics import MetricsStore, Migration
-from shoal.ingest.evaluations import STEP, write_refresh_keys
 
 log = logging.getLogger(__name__)
 
@@ -184,22 +185,6 @@ def match_frames(
         "ious": _list(offsets, d_ious[d_of], pa.float32()),
         "scores": _list(offsets, d_scores[d_of], pa.float32()),
     }
-
-
-def latest_labels_sql(scope: str) -> str:
-    """SQL of the regular and crowd boxes of each frame's latest label version, for frames in
-    ``scope`` (a condition on ``frame_id``; ``{project:String}`` and ``{dataset:String}`` bound)."""
-    where = f" AND {scope}" if scope else ""
-    mine = f"project = {{project:String}} AND dataset = {{dataset:String}}{where}"
-    return (
-        "SELECT o.frame_id AS frame_id, o.object_id AS object_id, o.class_id AS class_id, o.x AS x, o.y AS y,"
-        " o.w AS w, o.h AS h, o.is_crowd AS crowd"
-        " FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h, is_crowd"
-        f" FROM label_objects FINAL WHERE {mine}) AS o"
-        " INNER JOIN (SELECT frame_id, argMax(label_version, (version_time, label_version)) AS latest"
-        f" FROM label_versions WHERE {mine} GROUP BY frame_id) AS l"
-        " ON l.frame_id = o.frame_id AND l.latest = o.label_version"
-    )
 
 
 class OutcomeRefresher:

@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from shoal.common.stores.metrics import MetricsStore, Migration
@@ -173,3 +174,22 @@ def frame_rows_set(metrics: MetricsStore, project: str, dataset: str) -> str:
     name, or ``""`` for a dataset without inference sets)."""
     sets = rows_sets(metrics, project, dataset)
     return sets[0] if sets else ""
+
+
+def frame_fields(metrics: MetricsStore, project: str, dataset: str, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Latest label class (-1: unlabeled) and split of each frame, in the order of ``ids``."""
+    labels = np.full(len(ids), -1, dtype=np.int64)
+    splits = np.full(len(ids), "", dtype=object)
+    if not ids:
+        return labels, splits
+    rows = metrics.query_columns(
+        "SELECT frame_id, split, ifNull(label_class, -1) AS label FROM evaluations FINAL WHERE project = {p:String}"
+        " AND inference_set = {s:String} AND dataset = {d:String}",
+        {"p": project, "s": frame_rows_set(metrics, project, dataset), "d": dataset},
+    )
+    where = {f: i for i, f in enumerate(ids)}
+    for f, split, label in zip(rows["frame_id"], rows["split"], rows["label"], strict=True):
+        i = where.get(str(f))
+        if i is not None:
+            labels[i], splits[i] = int(label), str(split)
+    return labels, splits

@@ -102,7 +102,7 @@ class View:
     #: another inference set of the dataset, for the comparison fields
     baseline_inference_set: str = ""
     #: without an inference set: the set whose rows describe the frames (see
-    #: :func:`shoal.ingest.evaluations.frame_rows_set`)
+    #: :func:`shoal.common.data.evaluations.frame_rows_set`)
     frames_from: str = ""
 
 

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shoal.common.data.datasets import existing_frames
+from shoal.common.data.projects import Project
 from shoal.common.errors import AlreadyExists, InvalidArgument, NotFound
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
-from shoal.ingest.catalog import Project
-from shoal.ingest.datasets import existing_frames
 
 MIGRATIONS = (
     Migration(

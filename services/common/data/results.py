@@ -1,6 +1,11 @@
 """What the jobs of the analysis and sampler services share about their results: a summary per
 job (JSON in ``job_results``, keyed by service) and rows keyed by (project, job_id) in their own
-tables, removed together when a run is discarded."""
+tables, removed together when a run is discarded.
+
+``job_results`` was first created by the analysis service's migration 4 and the sampler's
+migration 1, each with the same ``CREATE TABLE IF NOT EXISTS``; it is now declared here alone, by a
+migration of its own (``common`` 4). A deployment that has the table applies it as a no-op.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,21 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from shoal.common.jobs import Job
-from shoal.common.stores.metrics import MetricsStore
+from shoal.common.stores.metrics import MetricsStore, Migration
 
 SERVICE = "analysis"
 T = TypeVar("T", bound="JsonSummary")
-#: the summaries table; every service that keeps job summaries declares it in a migration of its own
-JOB_RESULTS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS job_results ("
-    " project String, service LowCardinality(String), job_id String, result String, version UInt64)"
-    " ENGINE = ReplacingMergeTree(version) ORDER BY (project, service, job_id)"
+MIGRATIONS = (
+    Migration(
+        component="common",
+        version=4,
+        name="job results",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS job_results ("
+            " project String, service LowCardinality(String), job_id String, result String, version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, service, job_id)",
+        ),
+    ),
 )
 
 

@@ -1,0 +1,99 @@
+"""The tables of what clients upload: ``frames`` (with their metadata), ``label_versions`` and
+``label_objects`` (every label version of a frame and its boxes), ``inferences`` and
+``predicted_objects`` (an inference set's predictions), and ``metadata_keys`` (the type of each
+metadata key of a dataset).
+
+The ingest consumer writes them (:mod:`shoal.ingest.writer`); every service reads them. Writes are
+idempotent: every row's key derives from the upload event, and reads use ``FINAL`` or ``argMax``.
+
+The migrations keep the component and versions they were first recorded under (``ingest`` 3 and
+6), so a deployment that applied them applies nothing again. Upload progress (``upload_chunks``),
+which only the ingest service reads, was created by the same first migration; it is now declared by
+the ingest service (``ingest`` 7, ``CREATE TABLE IF NOT EXISTS``: a no-op where it exists).
+"""
+
+from __future__ import annotations
+
+from shoal.common.stores.metrics import Migration
+
+MIGRATIONS = (
+    Migration(
+        component="ingest",
+        version=3,
+        name="frames, labels, inferences, uploads",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS frames ("
+            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
+            " split LowCardinality(String), media_uri String, media_type LowCardinality(String),"
+            " width UInt32, height UInt32,"
+            " meta_str Map(LowCardinality(String), String), meta_num Map(LowCardinality(String), Float64),"
+            " meta_bool Map(LowCardinality(String), UInt8),"
+            " meta_time Map(LowCardinality(String), DateTime64(3, 'UTC')),"
+            " capture_time Nullable(DateTime64(3, 'UTC')), upload_id String, version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, dataset, frame_id)",
+            # one row per label version of a frame; the latest version_time wins in analyses
+            "CREATE TABLE IF NOT EXISTS label_versions ("
+            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
+            " label_version String, version_time DateTime64(6, 'UTC'), class_id Nullable(Int32),"
+            " num_objects UInt32, source LowCardinality(String), author String, reason String, upload_id String)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, frame_id, label_version)",
+            "CREATE TABLE IF NOT EXISTS label_objects ("
+            " project LowCardinality(String), dataset LowCardinality(String), frame_id String,"
+            " label_version String, object_id String, class_id Int32,"
+            " x Float32, y Float32, w Float32, h Float32, is_crowd UInt8, annotation_uri String,"
+            " attr_str Map(LowCardinality(String), String), attr_num Map(LowCardinality(String), Float64))"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, frame_id, label_version, object_id)",
+            "CREATE TABLE IF NOT EXISTS inferences ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " frame_id String, pred_class Int32, confidence Float32, probs Array(Float32), num_objects UInt32,"
+            " upload_id String, version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, inference_set, frame_id)",
+            "CREATE TABLE IF NOT EXISTS predicted_objects ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " frame_id String, object_id String, class_id Int32, score Float32,"
+            " x Float32, y Float32, w Float32, h Float32, probs Array(Float32), version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) ORDER BY (project, inference_set, frame_id, object_id)",
+        ),
+    ),
+    Migration(
+        component="ingest",
+        version=6,
+        name="one type per metadata key and dataset",
+        statements=(
+            # the type each metadata key of a dataset was first written with (the smallest version
+            # wins; written by the consumers, read by validation)
+            "CREATE TABLE IF NOT EXISTS metadata_keys ("
+            " project LowCardinality(String), dataset LowCardinality(String), key String,"
+            " kind LowCardinality(String), version UInt64)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, dataset, key, kind)",
+            # keys stored before: the type most of a key's frames hold it as
+            "INSERT INTO metadata_keys (project, dataset, key, kind, version)"
+            " SELECT project, dataset, key, argMax(kind, n), 0 FROM ("
+            "  SELECT project, dataset, k AS key, 'string' AS kind, count() AS n FROM frames FINAL"
+            "   ARRAY JOIN mapKeys(meta_str) AS k GROUP BY project, dataset, key"
+            "  UNION ALL SELECT project, dataset, k AS key, 'number' AS kind, count() AS n FROM frames FINAL"
+            "   ARRAY JOIN mapKeys(meta_num) AS k GROUP BY project, dataset, key"
+            "  UNION ALL SELECT project, dataset, k AS key, 'bool' AS kind, count() AS n FROM frames FINAL"
+            "   ARRAY JOIN mapKeys(meta_bool) AS k GROUP BY project, dataset, key"
+            "  UNION ALL SELECT project, dataset, k AS key, 'timestamp' AS kind, count() AS n FROM frames FINAL"
+            "   ARRAY JOIN mapKeys(meta_time) AS k GROUP BY project, dataset, key"
+            " ) GROUP BY project, dataset, key",
+        ),
+    ),
+)
+
+
+def latest_labels_sql(scope: str) -> str:
+    """SQL of the regular and crowd boxes of each frame's latest label version, for frames in
+    ``scope`` (a condition on ``frame_id``; ``{project:String}`` and ``{dataset:String}`` bound)."""
+    where = f" AND {scope}" if scope else ""
+    mine = f"project = {{project:String}} AND dataset = {{dataset:String}}{where}"
+    return (
+        "SELECT o.frame_id AS frame_id, o.object_id AS object_id, o.class_id AS class_id, o.x AS x, o.y AS y,"
+        " o.w AS w, o.h AS h, o.is_crowd AS crowd"
+        " FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h, is_crowd"
+        f" FROM label_objects FINAL WHERE {mine}) AS o"
+        " INNER JOIN (SELECT frame_id, argMax(label_version, (version_time, label_version)) AS latest"
+        f" FROM label_versions WHERE {mine} GROUP BY frame_id) AS l"
+        " ON l.frame_id = o.frame_id AND l.latest = o.label_version"
+    )
