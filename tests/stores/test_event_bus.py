@@ -11,9 +11,13 @@ names. Nothing sleeps to synchronize: consumers are polled in loops bounded by a
 
 from __future__ import annotations
 
-import os
+import json
+import logging
 import socket
+import sqlite3
+import struct
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -572,85 +576,109 @@ def test_embedded_file_bus_keeps_topics_messages_and_offsets_across_restart(tmp_
         bus.close()
 
 
-def _log_files(directory: Path, topic: str) -> list[Path]:
-    files = sorted((directory / "topics" / topic).glob("*/*.log"))
-    assert len(files) == PARTITIONS, f"one segment file per partition expected, found {files}"
-    return files
+def _crash_after_publishing(directory: Path, topic: str, count: int, group: str) -> list[tuple[int, int]]:
+    """Runs a process that publishes ``count`` messages to ``topic`` and commits offset 1 of
+    every partition for ``group``, printing each acknowledgement, then kills itself (SIGKILL: no
+    close, no flush, no checkpoint). Returns the acknowledged (partition, offset) pairs."""
+    code = f"""
+import os, signal, sys
+from pathlib import Path
+from shoal.common.stores.events import EmbeddedEventBus, TopicPartition
+bus = EmbeddedEventBus(Path({str(directory)!r}))
+for i in range({count}):
+    pub = bus.publish({topic!r}, key=f"crash-{{i}}".encode(), value=f"crash-value-{{i}}".encode()).result(30)
+    print(pub.partition, pub.offset, flush=True)
+with bus.consumer({group!r}, [{topic!r}]) as c:
+    c.commit({{TopicPartition({topic!r}, p): 1 for p in range({PARTITIONS})}})
+print("committed", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    lines = done.stdout.split()
+    assert lines[-1] == "committed", done.stdout
+    return [(int(p), int(o)) for p, o in zip(lines[:-1:2], lines[1:-1:2])]
 
 
-@pytest.mark.parametrize("tear", ["partial-record", "partial-header", "bogus-length"])
-def test_embedded_file_bus_cuts_a_torn_last_record_on_reopen(tmp_path: Path, tear: str) -> None:
+def test_embedded_file_bus_keeps_every_acknowledged_message_and_commit_across_a_crash(tmp_path: Path) -> None:
     bus = EmbeddedEventBus(tmp_path)
     topic = _new_topic(bus)
-    keys = _keys_by_partition(1, prefix="torn")
-    values = [f"value-{i}".encode() * 3 for i in range(3)]
-    for v in values:
-        bus.publish(topic, key=keys[0][0], value=v, headers=[("n", v[:7])]).result(5)
-    bus.publish(topic, key=keys[1][0], value=b"other").result(5)
     bus.close()
-
-    log_file = _log_files(tmp_path, topic)[0]
-    intact = log_file.read_bytes()
-    record_size = len(intact) // 3  # three records of the same size
-    last_record = intact[2 * record_size :]
-    if tear == "partial-record":  # the write of a 4th record stopped halfway
-        torn = last_record[: record_size // 2]
-    elif tear == "partial-header":
-        torn = last_record[:7]
-    else:  # a header whose length runs past the end of the file
-        torn = last_record[:-1]
-        torn = (len(torn) + 1000).to_bytes(4, "little") + torn[4:]
-    with open(log_file, "ab") as fh:
-        fh.write(torn)
-
+    group = _name("g")
+    acked = _crash_after_publishing(tmp_path, topic, 30, group)
+    assert len(acked) == 30
     bus = EmbeddedEventBus(tmp_path)
     try:
-        assert log_file.stat().st_size == len(intact), "the torn bytes are cut off"
-        assert bus.end_offsets(topic) == {
-            TopicPartition(topic, 0): 3,
-            TopicPartition(topic, 1): 1,
-            TopicPartition(topic, 2): 0,
-        }
-        events = _read_all(bus, topic, 4)
-        assert [e.value for e in events if e.partition == 0] == values
-        assert [e.headers for e in events if e.partition == 0] == [(("n", v[:7]),) for v in values]
-        # appending after the cut works, and survives another restart
-        pub = bus.publish(topic, key=keys[0][0], value=b"after the tear").result(5)
-        assert (pub.partition, pub.offset) == (0, 3)
-    finally:
-        bus.close()
-    bus = EmbeddedEventBus(tmp_path)
-    try:
-        events = _read_all(bus, topic, 5)
-        assert [e.value for e in events if e.partition == 0] == [*values, b"after the tear"]
+        ends = bus.end_offsets(topic)
+        assert sum(ends.values()) == 30, "every acknowledged message is there after the crash"
+        events = _read_all(bus, topic, 30)
+        assert sorted(_ids(events)) == sorted(acked)
+        assert sorted(e.value for e in events) == sorted(f"crash-value-{i}".encode() for i in range(30))
+        with bus.consumer(group, [topic]) as c:
+            assert all(c.committed(TopicPartition(topic, p)) == 1 for p in range(PARTITIONS))
+            (rest,) = _poll_until([c], lambda got: len(got[0]) >= 30 - PARTITIONS, what="the uncommitted messages")
+            _settle([c], [rest])
+        assert sorted(_ids(rest)) == sorted(i for i in acked if i[1] >= 1), "resumes at the committed offsets"
+        # a publish after the crash continues the partition's offsets
+        pub = bus.publish(topic, key=b"crash-0", value=b"after").result(5)
+        assert pub.offset == ends[TopicPartition(topic, pub.partition)]
     finally:
         bus.close()
 
 
-def test_embedded_file_bus_acknowledges_a_publish_only_once_it_is_fsynced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The promise of ``publish``: the future resolves when the message is durable (after fsync)."""
+def test_embedded_file_bus_drops_a_torn_last_write_whole_on_reopen(tmp_path: Path) -> None:
+    """A crash in the middle of writing the journal: the transaction cut short was never
+    acknowledged and goes whole; everything before it stays and new publishes follow it."""
+    bus = EmbeddedEventBus(tmp_path)
+    topic = _new_topic(bus)
+    bus.close()
+    acked = _crash_after_publishing(tmp_path, topic, 6, _name("g"))
+    wal = tmp_path / "events.sqlite3-wal"
+    intact = wal.read_bytes()
+    assert intact, "the crash left the journal to recover from"
+    with open(wal, "ab") as fh:  # half of a frame of a next transaction: a write stopped halfway
+        fh.write(intact[32 : 32 + 24 + 2000])
+    bus = EmbeddedEventBus(tmp_path)
+    try:
+        events = _read_all(bus, topic, 6)
+        assert sorted(_ids(events)) == sorted(acked)
+        key = _keys_by_partition(1, prefix="torn")[0][0]
+        end = bus.end_offsets(topic)[TopicPartition(topic, 0)]
+        pub = bus.publish(topic, key=key, value=b"after the tear").result(5)
+        assert (pub.partition, pub.offset) == (0, end)
+    finally:
+        bus.close()
+    bus = EmbeddedEventBus(tmp_path)
+    try:
+        events = _read_all(bus, topic, 7)
+        assert [e.value for e in events if e.partition == 0][-1] == b"after the tear"
+    finally:
+        bus.close()
+
+
+def test_embedded_file_bus_acknowledges_a_publish_only_once_it_is_committed_and_synced(tmp_path: Path) -> None:
+    """The promise of ``publish``: the future resolves when the message is durable. SQLite syncs
+    its journal at every commit with synchronous=FULL in WAL mode; the record is committed (seen
+    by another connection to the database) when its future resolves."""
     bus = EmbeddedEventBus(tmp_path)
     try:
         topic = _new_topic(bus)
-        synced: list[tuple[int, int]] = []  # (inode, size at fsync)
-        real_fsync = os.fsync
-
-        def spy(fd: int) -> None:
-            st = os.fstat(fd)  # what this fsync covers at least
-            real_fsync(fd)
-            synced.append((st.st_ino, st.st_size))
-
-        monkeypatch.setattr(os, "fsync", spy)
+        writer = bus._store.writer
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2, "FULL: the journal is synced at each commit"
         key = _keys_by_partition(1, prefix="sync")[1][0]
         for i in range(3):
             pub = bus.publish(topic, key=key, value=f"durable-{i}".encode()).result(5)
-            log_file = _log_files(tmp_path, topic)[pub.partition]
-            st = log_file.stat()
-            assert any(ino == st.st_ino and size >= st.st_size for ino, size in synced), (
-                f"publish #{i} was acknowledged before its partition log was fsynced"
-            )
+            other = sqlite3.connect(tmp_path / "events.sqlite3")
+            try:
+                row = other.execute(
+                    "SELECT r.value FROM records r JOIN partitions p ON r.id = (p.id << 40) | ? "
+                    "WHERE p.topic = ? AND p.partition = ?",
+                    (pub.offset, topic, pub.partition),
+                ).fetchone()
+            finally:
+                other.close()
+            assert row == (f"durable-{i}".encode(),), f"publish #{i} was acknowledged before its commit"
     finally:
         bus.close()
 
@@ -743,27 +771,48 @@ def test_embedded_ping_raises_unavailable_after_close(tmp_path: Path) -> None:
 
 
 # --- 9. retention of the embedded bus ---------------------------------------------------------
-def _segments(directory: Path, topic: str, partition: int = 0) -> list[str]:
-    return sorted(f.name for f in (directory / "topics" / topic / f"{partition:05d}").glob("*.log"))
+def _on_disk(directory: Path, sql: str, topic: str, partition: int = 0) -> list[tuple[int, ...]]:
+    """Rows of the bus's database for one partition, read through a connection of its own."""
+    conn = sqlite3.connect(directory / "events.sqlite3")
+    try:
+        (pid,) = conn.execute(
+            "SELECT id FROM partitions WHERE topic = ? AND partition = ?", (topic, partition)
+        ).fetchone()
+        return conn.execute(sql, {"lo": pid << 40, "hi": (pid + 1) << 40, "pid": pid}).fetchall()
+    finally:
+        conn.close()
+
+
+def _segments(directory: Path, topic: str, partition: int = 0) -> list[int]:
+    """The base offsets of a partition's segments, as stored."""
+    rows = _on_disk(directory, "SELECT base FROM segments WHERE pid = :pid ORDER BY base", topic, partition)
+    return [r[0] for r in rows]
+
+
+def _stored_offsets(directory: Path, topic: str, partition: int = 0) -> list[int]:
+    rows = _on_disk(
+        directory, "SELECT id - :lo FROM records WHERE id >= :lo AND id < :hi ORDER BY id", topic, partition
+    )
+    return [r[0] for r in rows]
 
 
 def test_embedded_bus_rolls_segments_and_deletes_expired_ones_like_kafka(tmp_path: Path) -> None:
     bus = EmbeddedEventBus(tmp_path)
     topic = _name("t")
     bus.ensure_topics([TopicSpec(topic, partitions=1, config={"retention.ms": "3600000", "segment.bytes": "1000"})])
-    values = [f"{i:04d}".encode() * 50 for i in range(12)]  # 200 bytes each: 5 records per segment
+    values = [f"{i:04d}".encode() * 50 for i in range(12)]  # 200 bytes each (and a 1-byte key): 5 per segment
     for v in values:
         bus.publish(topic, key=b"k", value=v).result(5)
-    assert _segments(tmp_path, topic) == [f"{b:020d}.log" for b in (0, 5, 10)]
+    assert _segments(tmp_path, topic) == [0, 5, 10]
     group = _name("g")
     with bus.consumer(group, [topic]) as c:
         (got,) = _poll_until([c], lambda got: len(got[0]) >= 3, what="the first records")
         assert [e.value for e in got[:3]] == values[:3]
         c.commit({TopicPartition(topic, 0): 3})
-    plog = bus._topics[topic][0]
     # an hour later the two closed segments have expired; the one being written stays
-    assert plog.apply_retention(now_ms=int(time.time() * 1000) + 3_600_001) == 10
-    assert _segments(tmp_path, topic) == [f"{10:020d}.log"]
+    assert bus.apply_retention(topic, now_ms=int(time.time() * 1000) + 3_600_001) == 10
+    assert _segments(tmp_path, topic) == [10]
+    assert _stored_offsets(tmp_path, topic) == [10, 11], "the expired records are deleted from disk"
     assert bus.end_offsets(topic) == {TopicPartition(topic, 0): 12}  # offsets keep counting
     # the group's committed offset (3) was deleted: it resumes at the oldest record still held
     with bus.consumer(group, [topic]) as c:
@@ -789,30 +838,95 @@ def test_embedded_bus_retention_bytes_and_a_new_retention_for_an_existing_topic(
         assert len(_segments(tmp_path, topic)) == 4  # nothing expires within the default week
         # retention.bytes: keep at most ~2 segments' worth; applied when the config changes
         bus.ensure_topics([TopicSpec(topic, partitions=1, config={"segment.bytes": "1000", "retention.bytes": "2000"})])
-        assert _segments(tmp_path, topic) == [f"{b:020d}.log" for b in (10, 15)]
+        assert _segments(tmp_path, topic) == [10, 15]
+        assert _stored_offsets(tmp_path, topic) == list(range(10, 20))
         assert bus._topics[topic][0].start == 10
     finally:
         bus.close()
 
 
-def test_embedded_bus_opens_a_bus_written_with_one_file_per_partition(tmp_path: Path) -> None:
-    bus = EmbeddedEventBus(tmp_path)
-    topic = _new_topic(bus)
-    messages = _spread(2, "legacy")
-    _publish(bus, topic, messages)
-    bus.close()
-    # the layout before segments: topics/<topic>/<partition>.log and {"topic": partitions}
-    base = tmp_path / "topics" / topic
-    for part in range(PARTITIONS):
-        (seg,) = (base / f"{part:05d}").glob("*.log")
-        seg.rename(base / f"{part:05d}.log")
-        (base / f"{part:05d}").rmdir()
-    (tmp_path / "topics.json").write_text(f'{{"{topic}": {PARTITIONS}}}')
-    bus = EmbeddedEventBus(tmp_path)
+# --- 10. a data directory written by the segment log before SQLite -------------------------------
+def _write_segment_log(
+    directory: Path,
+    topic: str,
+    records: dict[int, list[list[tuple[int, bytes, bytes]]]],
+    offsets: dict[str, list[list[object]]],
+    *,
+    one_file: bool = False,
+) -> None:
+    """The on-disk layout of the embedded bus before SQLite: ``topics.json``, ``offsets.json`` and,
+    per partition, segment files named by their base offset (or, older still, one file per
+    partition), each a series of records: a little-endian header (total length, timestamp, key
+    length, value length, header count), the key, the value, then each header as (name length,
+    value length, name, value). ``records``: per partition, the segments' (timestamp, key, value)."""
+    for partition, segments in records.items():
+        folder = directory / "topics" / topic / f"{partition:05d}"
+        folder.mkdir(parents=True)
+        base = 0
+        for segment in segments:
+            body = b""
+            for ts, key, value in segment:
+                header = struct.pack("<II", 1, 2) + b"h" + b"hv"
+                rest = key + value + header
+                body += struct.pack("<IqiiI", 24 + len(rest), ts, len(key), len(value), 1) + rest
+            (folder / f"{base:020d}.log").write_bytes(body)
+            base += len(segment)
+        if one_file:
+            (folder / f"{0:020d}.log").rename(folder.with_suffix(".log"))
+            folder.rmdir()
+    entry: object = len(records) if one_file else {"partitions": len(records), "config": {"retention.ms": "-1"}}
+    (directory / "topics.json").write_text(json.dumps({topic: entry}))
+    (directory / "offsets.json").write_text(json.dumps(offsets))
+
+
+@pytest.mark.parametrize("layout", ["segments", "one-file-per-partition"])
+def test_embedded_bus_copies_a_segment_log_data_directory_once_without_losing_unconsumed_events(
+    tmp_path: Path, layout: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = _name("t")
+    ts = int(time.time() * 1000) - 1000
+    one_file = layout == "one-file-per-partition"
+    # partition 0 in two segments, partition 1 in one, partition 2 empty; the group read 0 up to 4
+    p0 = [[(ts, b"a", f"p0-{i}".encode()) for i in range(3)], [(ts, b"a", f"p0-{i}".encode()) for i in range(3, 5)]]
+    p1 = [[(ts, b"b", f"p1-{i}".encode()) for i in range(2)]]
+    records = {0: [p0[0] + p0[1]] if one_file else p0, 1: p1, 2: [[]]}
+    group = _name("g")
+    _write_segment_log(tmp_path, topic, records, {group: [[topic, 0, 4]]}, one_file=one_file)
+    # a write torn by a crash at the end of partition 1: never acknowledged, not copied
+    torn = next((tmp_path / "topics" / topic).glob("00001*"))
+    torn = torn if torn.is_file() else next(torn.glob("*.log"))
+    with open(torn, "ab") as fh:
+        fh.write(struct.pack("<IqiiI", 500, ts, 1, 400, 0) + b"x" * 10)
+
+    with caplog.at_level(logging.INFO, logger="shoal.common.stores.events.embedded"):
+        bus = EmbeddedEventBus(tmp_path)
     try:
-        events = _read_all(bus, topic, len(messages))
-        assert sorted(e.value for e in events) == sorted(v for _, v in messages)
-        assert len(_log_files(tmp_path, topic)) == PARTITIONS
+        copied = [r.getMessage() for r in caplog.records if "from the segment log" in r.getMessage()]
+        assert len(copied) == 1 and "copied 7 records of 1 topics and the committed offsets of 1 groups" in copied[0]
+        assert not (tmp_path / "topics").exists() and not (tmp_path / "topics.json").exists()
+        assert (tmp_path / "segment-log.imported" / "topics.json").exists(), "the old files are kept aside"
+        assert bus.end_offsets(topic) == {TopicPartition(topic, 0): 5, TopicPartition(topic, 1): 2,
+                                          TopicPartition(topic, 2): 0}  # fmt: skip
+        with bus.consumer(group, [topic]) as c:
+            assert c.committed(TopicPartition(topic, 0)) == 4
+            (rest,) = _poll_until([c], lambda got: len(got[0]) >= 3, what="the unconsumed events")
+            _settle([c], [rest])
+        assert sorted((e.partition, e.offset, e.key, e.value) for e in rest) == [
+            (0, 4, b"a", b"p0-4"), (1, 0, b"b", b"p1-0"), (1, 1, b"b", b"p1-1")]  # fmt: skip
+        assert all(e.headers == (("h", b"hv"),) and e.timestamp_ms == ts for e in rest)
+        if not one_file:
+            assert _segments(tmp_path, topic) == [0, 3], "the segments are kept, for retention"
+            assert bus._topics[topic][0].retention.ms == -1, "the topic keeps its config"
+        # new events follow the old ones
+        assert bus.publish(topic, key=_keys_by_partition(1)[0][0], value=b"new").result(5).offset == 5
+    finally:
+        bus.close()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="shoal.common.stores.events.embedded"):
+        bus = EmbeddedEventBus(tmp_path)  # copied once
+    try:
+        assert not any("from the segment log" in r.getMessage() for r in caplog.records)
+        assert bus.end_offsets(topic)[TopicPartition(topic, 0)] == 6
     finally:
         bus.close()
 
