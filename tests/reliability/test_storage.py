@@ -141,3 +141,42 @@ def test_read_only_storage_makes_every_service_not_serving_and_writes_unavailabl
         wait_for(lambda: _statuses(c) == {"SERVING"}, what="every service SERVING with writable storage again")
         _create_dataset(c, "after-read-only")
     assert served.log.read_text().count("metrics store is not ready: storage is read-only") == 1
+
+
+def test_the_embedded_bus_on_a_full_disk_fails_publishes_as_disk_full_then_continues(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A publish that cannot be written because the disk is full fails with RESOURCE_EXHAUSTED naming
+    the bus; nothing half-written stays, and once there is space the partition continues after its
+    last acknowledged event, in the running bus and after a restart."""
+    from shoal.common.errors import ResourceExhausted
+    from shoal.common.stores.events import EmbeddedEventBus, TopicSpec
+
+    disk = tmp_path_factory.mktemp("bus-disk")
+    _mount("-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk))
+    try:
+        directory = disk / "bus"
+        bus = EmbeddedEventBus(directory)
+        try:
+            bus.ensure_topics([TopicSpec("t", partitions=1)])
+            bus.publish("t", key=b"k", value=b"before").result(10)
+            fill = disk / "fill"
+            _fill(fill)
+            with pytest.raises(ResourceExhausted) as info:
+                bus.publish("t", key=b"k", value=b"x" * (1 << 20)).result(30)
+            assert "disk full" in str(info.value) and str(directory) in str(info.value), info.value
+            fill.unlink()
+            assert bus.publish("t", key=b"k", value=b"after").result(10).offset == 1
+            with bus.consumer("g", ["t"]) as c:
+                values = [e.value for e in c.poll(5)]
+            assert values == [b"before", b"after"]
+        finally:
+            bus.close()
+        bus = EmbeddedEventBus(directory)
+        try:
+            with bus.consumer("g", ["t"]) as c:
+                assert [(e.offset, e.value) for e in c.poll(5)] == [(0, b"before"), (1, b"after")]
+        finally:
+            bus.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
