@@ -1,0 +1,245 @@
+"""The demo's report page, rendered from a fixed summary: what a reader sees in it."""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import tomllib
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shoal.demo.report import Figures, render_report
+from tests.conftest import REPO
+
+EVIL = "<script>alert(1)</script>"
+#: the smallest PNG: one transparent pixel
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABpfZFQAAAAABJRU5ErkJggg=="
+)
+
+
+class _Page(HTMLParser):
+    """The text a reader sees: headings, tables (rows of cell texts), images and map points."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: list[tuple[str, str]] = []
+        self.tables: list[list[list[str]]] = []
+        self.images: list[dict[str, str | None]] = []
+        self.svgs: dict[str, list[str]] = {}  # svg id -> the tooltips of its points
+        self.text: list[str] = []
+        self._open: list[str] = []
+        self._svg: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag in ("h1", "h2", "h3"):
+            self.headings.append((tag, ""))
+        elif tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.tables[-1][-1].append("")
+        elif tag == "img":
+            self.images.append(a)
+            return
+        elif tag == "svg" and a.get("id"):
+            self._svg = str(a["id"])
+            self.svgs[self._svg] = []
+        self._open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open and self._open.pop() != tag:
+            pass
+        if tag == "svg" and "svg" not in self._open:
+            self._svg = None
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if not self._open:
+            return
+        if {"h1", "h2", "h3"} & set(self._open):
+            tag, text = self.headings[-1]
+            self.headings[-1] = (tag, text + data)
+        if {"td", "th"} & set(self._open) and "table" in self._open:
+            self.tables[-1][-1][-1] += data
+        if self._svg and self._open[-1] == "title":
+            self.svgs[self._svg].append(data)
+
+
+def _summary() -> dict[str, Any]:
+    """A small summary as ``summary.json`` holds it: three classes, one of them named to be escaped."""
+    return {
+        "generated_at": "2026-01-02T03:04:05+00:00",
+        "services": {"ingest": "SERVING", "analysis": "SERVING", "sampler": "NOT_SERVING",
+                     "labeling_bridge": "SERVING"},
+        "reflection": ["grpc.health.v1.Health", "shoal.ingest.v1.IngestService"],
+        "ingest": {
+            "frames": 12, "labels": 9, "inferences": 10, "embeddings": 12, "pixel_embeddings": 12,
+            "expected": {"frames": 12, "labels": 10, "inferences": 10, "embeddings": 12, "pixel_embeddings": 12},
+            "flipped_labels": 2, "planted_outliers": 2, "model_accuracy_vs_truth": 0.8, "upload_id": "u1",
+            "upload_state": "COMPLETED", "planted_upload_state": "COMPLETED", "upload_seconds": 1.25,
+            "pool": {"frames": 5, "expected_frames": 5, "pixel_embeddings": 5, "upload_state": "COMPLETED"},
+        },
+        "metrics": {
+            "inference_set": "mlp-oof", "frames": 10, "accuracy": 0.7, "macro_f1": 0.6543, "top_k": 2,
+            "top_k_accuracy": 0.9, "expected_calibration_error": 0.0421, "classes": ["0", "1", EVIL],
+            "confusion_matrix": [[3, 1, 0], [0, 2, 1], [1, 0, 2]],
+            "per_class": {}, "worst_classes": [EVIL, "1", "0"],
+        },
+        "label_issues": {"job_id": "label_issues-1", "injected": 2, "found": 3, "correct": 2, "precision": 0.6667,
+                         "recall": 1.0, "f1": 0.8},
+        "outliers": {"job_id": "neighbors-1", "embedding_space": "pixels", "k": 5, "frames": 12, "planted": 2,
+                     "genuine": 10, "auroc": 0.95, "top_k_precision": 0.5, "exact_duplicate_pairs": 1,
+                     "near_duplicate_pairs": 4, "cross_split_pairs": 3},
+        "failure_clusters": {
+            "job_id": "failure_clusters-1", "embedding_space": "mlp-hidden", "errors": 3, "error_rate": 0.3,
+            "clustered_errors": 2,
+            "clusters": [{"cluster": 0, "errors": 2, "frames": 3, "error_rate": 0.667, "lift": 2.2, "p_value": 0.01,
+                          "description": f"labeled {EVIL}, mostly predicted 0", "segment": f"failures-{EVIL}",
+                          "segment_size": 2, "examples_with_flipped_labels": 1}],
+        },
+        "campaign": {
+            "pattern": "1 predicted as 2", "seed_segment": f"seeds-{EVIL}", "seeds": 2, "pool": "digits-pool",
+            "pool_frames": 5, "pattern_frames_in_pool": 2, "job_id": "campaign-1", "segment": "campaign-1-as-2",
+            "strategy": "similar", "budget": 2, "selected": 2, "in_pattern": 1, "precision": 0.5,
+            "random_precision": 0.4, "recall": 0.5, "class_precision": 0.5, "class_random_precision": 0.2,
+        },
+        "map": {"job_id": "embedding_map-1", "frames": 4, "fitted_on": 4, "embedding_space": "pixels"},
+        "server": {"port": 1234, "startup_seconds": 2.5, "exit_code": 0, "admin_key_id": "k1"},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> _Page:
+    png = tmp_path / "f1.png"
+    png.write_bytes(PNG)
+    uri = png.as_uri()
+    figures = Figures(
+        label_issues=[
+            {"frame_id": "f1", "media_uri": uri, "given": 1, "suggested": 2, "self_confidence": 0.05,
+             "suggested_probability": 0.9, "injected": True},
+            {"frame_id": EVIL, "media_uri": "file:///no/such/file.png", "given": 0, "suggested": 1,
+             "self_confidence": 0.1, "suggested_probability": 0.8, "injected": False},
+        ],
+        outliers=[{"frame_id": "p1", "media_uri": uri, "rank": 1, "score": 0.9, "label": None,
+                   "neighbor_label": None, "planted": "noise"}],
+        points=[("f1", 0.0, 0.0, 1), ("f2", 1.0, 1.0, 2), ("p1", 2.0, 0.5, None), (EVIL, 0.5, 2.0, 0)],
+        issue_ids=["f1", EVIL],
+        planted_ids={"p1"},
+        cluster_examples=[[("f1", uri, 1, 0)]],
+        campaign=[{"frame_id": "q1", "media_uri": uri, "rank": 1, "true": 1, "predicted": 2, "in_pattern": True},
+                  {"frame_id": "q2", "media_uri": uri, "rank": 2, "true": 7, "predicted": 2, "in_pattern": False}],
+    )  # fmt: skip
+    html = render_report(_summary(), figures)
+    assert EVIL not in html, "a name from the data reached the page unescaped"
+    parsed = _Page()
+    parsed.feed(html)
+    return parsed
+
+
+def test_the_report_has_every_section_in_order(page: _Page) -> None:
+    assert page.headings == [
+        ("h1", "Shoal demo report"),
+        ("h2", "Services"),
+        ("h2", "Ingest"),
+        ("h2", "Model performance"),
+        ("h2", "Label issues"),
+        ("h2", "Outliers"),
+        ("h2", "Embedding map"),
+        ("h2", "Failure clusters"),
+        ("h3", f"Cluster 0: segment failures-{EVIL}"),
+        ("h2", "Collection campaign"),
+        ("h2", "Reflection"),
+    ]
+
+
+def test_the_tables_hold_the_summary(page: _Page) -> None:
+    services, ingest, heat = page.tables
+    assert services == [
+        ["service", "gRPC name", "health"],
+        ["ingest", "shoal.ingest.v1.IngestService", "SERVING"],
+        ["analysis", "shoal.analysis.v1.AnalysisService", "SERVING"],
+        ["sampler", "shoal.sampler.v1.SamplerService", "NOT_SERVING"],
+        ["labeling_bridge", "shoal.labeling_bridge.v1.LabelingBridgeService", "SERVING"],
+    ]
+    assert ingest == [
+        ["", "expected", "read back"],
+        ["frames", "12", "12"],
+        ["labels", "10", "9"],
+        ["inferences", "10", "10"],
+        ["embeddings", "12", "12"],
+        ["pixel_embeddings", "12", "12"],
+    ]
+    # the confusion matrix, rows the labeled class and columns the predicted one; the escaped class
+    # name reads as it was given
+    assert heat == [
+        ["label ↓ predicted →", "0", "1", EVIL],
+        ["0", "3", "1", "0"],
+        ["1", "0", "2", "1"],
+        [EVIL, "1", "0", "2"],
+    ]
+
+
+def test_the_text_gives_the_figures(page: _Page) -> None:
+    text = " ".join("".join(page.text).split())
+    for phrase in (
+        "Generated 2026-01-02T03:04:05+00:00.",
+        "started in 2.5 s",
+        "exit code 0.",
+        "accuracy 0.7, macro F1 0.6543, top-2 accuracy 0.9, expected calibration error 0.0421.",
+        f"Worst classes by F1: {EVIL}, 1, 0.",
+        "flagged 3 frames; 2 of them are among the 2 labels flipped",
+        "(precision 0.6667, recall 1.0)",
+        "mean 5-nearest-neighbour cosine distance",
+        "AUROC of 0.95; 50% of the top 2 frames are planted",
+        "found 1 exact and 4 near-duplicate pairs (3 across the train and test splits)",
+        "fitted on 4 of the 4 frames",
+        "The model's 3 errors (error rate 0.3,",
+        "1 passed, holding 2 errors.",
+        f"labeled {EVIL}, mostly predicted 0",
+        f"seed segment seeds-{EVIL} of 2 frames",
+        "1 of them truly are a 1 predicted as 2 (precision 0.5, and 1 of the 2 such frames in the pool)",
+        "would hold 0.4 of them; 50% of the chosen frames are of the seeds' class (random: 20%)",
+    ):
+        assert phrase in text, phrase
+
+
+def test_the_galleries_inline_their_images(page: _Page) -> None:
+    inlined = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    by_alt = {}
+    for img in page.images:
+        by_alt.setdefault(img["alt"], []).append(img["src"])
+    # the label issue, the outlier, the cluster's example and the campaign's two frames
+    assert (
+        by_alt["f1"] == [inlined, inlined] and by_alt["p1"] == [inlined] and by_alt["q1"] == by_alt["q2"] == [inlined]
+    )
+    # a file that cannot be read leaves its figure without an image, not the page without a report
+    assert by_alt[EVIL] == [""]
+    assert not any(str(src).startswith(("http:", "https:", "file:")) for img in page.images for src in [img["src"]])
+
+
+def test_the_map_shows_every_point_twice(page: _Page) -> None:
+    assert sorted(page.svgs["map-by-class"]) == sorted(
+        ["f1: label 1", "f2: label 2", "p1: no label", f"{EVIL}: label 0"]
+    )
+    # by issue, the normal frames first and the issues drawn over them
+    assert page.svgs["map-by-issue"] == ["f2: normal", "f1: label issue", f"{EVIL}: label issue", "p1: planted outlier"]
+
+
+def test_the_template_is_package_data() -> None:
+    """Every file of the demo besides its modules, the page's template among them, ships in the
+    wheel: a package-data pattern of ``shoal.demo`` matches it."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "shoal.demo" in config["packages"]
+    patterns = config["package-data"].get("shoal.demo", [])
+    root = REPO / "services" / "demo"
+    files = [p.name for p in root.iterdir() if p.is_file() and p.suffix != ".py"]
+    assert "report.html" in files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (
+        files,
+        patterns,
+    )
