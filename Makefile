@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars s3proxy label-studio helm-tools chromium firefox ghz bench-load protos check-protos clean
+.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars s3proxy label-studio helm-tools chromium firefox ghz bench-load protos check-protos docs clean
 
 venv: $(STAMP)
 
@@ -73,6 +73,11 @@ protos: venv
 
 check-protos: venv
 	$(BIN)/python scripts/gen_protos.py --check
+
+# The generated reference under docs/reference/ (RPCs, tables, topics, metrics, settings, limits);
+# tests/unit/test_docs.py fails when a committed page differs from what this writes.
+docs: venv
+	$(BIN)/python scripts/gen_reference.py
 
 clean:
 	rm -rf $(VENV) .cache demo-out shoal-data .pytest_cache
