@@ -12,8 +12,8 @@ Each store runs in a process of its own (its own peak memory), on the same event
 Events: upload chunks as the SDK cuts them (``UploadColumns.auto_chunk_size``: 5,000 frames of a
 class label and 10-class probabilities, with 128-d embeddings about 3 MiB an event, without
 about 0.3 MiB), and the ``ingested`` notifications the consumer publishes (a few hundred bytes).
-The segment log is the module as it was before SQLite, kept beside this script
-(``segment_log.py``).
+The segment log is the module as it was at the last commit before SQLite (read from git history,
+so this needs a clone with history).
 
     python bench/event_bus/bench_event_bus.py --frames 1000000 --notifications 20000
 """
@@ -39,6 +39,8 @@ sys.path.insert(0, str(REPO))
 from bench.harness import machine, peak_rss_mib  # noqa: E402
 
 K = 10
+#: the last commit whose embedded bus is the hand-written segment log
+SEGMENT_LOG_COMMIT = "d597922c608a8cc595f6de4ca88ad74043ed012b"
 
 
 def upload_events(frames: int, dim: int) -> list[bytes]:
@@ -87,7 +89,14 @@ def bus_class(store: str) -> Any:
         from shoal.common.stores.events import EmbeddedEventBus
 
         return EmbeddedEventBus
-    spec = importlib.util.spec_from_file_location("segment_log", Path(__file__).with_name("segment_log.py"))
+    # the module as it was at the last commit with the segment log, read from git history
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{SEGMENT_LOG_COMMIT}:services/common/stores/events.py"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    path = Path(tempfile.mkdtemp(prefix="segment-log-")) / "segment_log.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("segment_log", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["segment_log"] = module  # its dataclasses look their module up
@@ -138,11 +147,15 @@ def child(store: str, events_file: str, work: str) -> dict[str, Any]:
     }
 
 
-def run(store: str, values: list[bytes], work: Path) -> dict[str, Any]:
+def save_events(values: list[bytes], work: Path) -> Path:
     events_file = work / "events.npy"
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
     np.save(events_file, arr, allow_pickle=True)
+    return events_file
+
+
+def run(store: str, events_file: Path, work: Path) -> dict[str, Any]:
     code = (
         f"import json, sys; sys.path.insert(0, {str(REPO)!r})\n"
         "from bench.event_bus.bench_event_bus import child\n"
@@ -160,6 +173,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=100_000, help="frames uploaded (in 5,000-frame chunks)")
     ap.add_argument("--notifications", type=int, default=20_000, help="small events published")
     ap.add_argument("--stores", nargs="+", default=["segment-log", "sqlite"], choices=["segment-log", "sqlite"])
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each store, alternating; the median is kept")
     ap.add_argument("--work", type=Path, default=None, help="directory for the buses (default: a temporary one)")
     args = ap.parse_args()
     cases = {
@@ -173,8 +187,13 @@ def main() -> None:
         for name, values in cases.items():
             size = sum(map(len, values))
             case: dict[str, Any] = {"events": len(values), "mean_event_bytes": size // len(values)}
-            for store in args.stores:
-                case[store] = run(store, values, work)
+            events_file = save_events(values, work)
+            runs: dict[str, list[dict[str, Any]]] = {store: [] for store in args.stores}
+            for i in range(args.repeat):
+                for store in args.stores if i % 2 == 0 else reversed(args.stores):
+                    runs[store].append(run(store, events_file, work))
+            for store, done in runs.items():  # the median of each figure
+                case[store] = {k: sorted(r[k] for r in done)[len(done) // 2] for k in done[0]}
             results["cases"][name] = case
             print(json.dumps({name: case}), flush=True)
     finally:

@@ -213,10 +213,13 @@ class _Store:
     @staticmethod
     def _connect(target: str) -> sqlite3.Connection:
         conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=30.0)
-        # every commit syncs the journal before a publish is acknowledged (the old log's fsync)
+        # 64 KiB pages (for a new database): an upload chunk of a few MiB is a chain of 16 times fewer
+        # pages than with the default 4 KiB, which doubled publish throughput (bench/event_bus)
+        conn.execute("PRAGMA page_size=65536")
+        # every commit syncs the journal before a publish is acknowledged
         conn.execute("PRAGMA synchronous=FULL")
-        # checkpoints copy the journal into the database every 16 MiB (4 KiB pages), not 4 MiB
-        conn.execute("PRAGMA wal_autocheckpoint=4096")
+        # the journal is copied into the database each 16 MiB, and cut back to 64 MiB after
+        conn.execute("PRAGMA wal_autocheckpoint=256")
         conn.execute("PRAGMA journal_size_limit=67108864")
         return conn
 
