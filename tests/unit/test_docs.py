@@ -72,3 +72,52 @@ def test_every_page_is_on_the_map(folder: str) -> None:
     linked = (REPO / "README.md").read_text() + (DOCS / "README.md").read_text()
     missing = [p.name for p in sorted((DOCS / folder).glob("*.md")) if f"{folder}/{p.name}" not in linked]
     assert not missing, f"docs/{folder}/ pages linked from neither README.md nor docs/README.md: {missing}"
+
+
+def _hand_written() -> list[Path]:
+    return [p for p in markdown_files() if "reference" not in p.relative_to(REPO).parts]
+
+
+def test_the_settings_make_targets_and_commands_the_docs_name_exist() -> None:
+    """A variable, a make target or a flag of `shoal` that the docs name and the code lacks sends a
+    newcomer nowhere. (The generated reference is right by construction.)"""
+    import argparse
+
+    from shoal.cli import parser
+    from shoal.common.settings import ShoalSettings
+
+    in_code = " ".join(
+        p.read_text(errors="replace")
+        for folder in ("services", "tests", "scripts", "bench", "deploy")
+        for p in (REPO / folder).rglob("*")
+        if p.is_file() and p.suffix in (".py", ".sh", ".yaml", ".yml", ".tpl", ".json", ".txt")
+    )
+    variables = {f"SHOAL_{n.upper()}" for n in ShoalSettings.model_fields} | set(
+        re.findall(r"SHOAL_[A-Z0-9_]+", in_code)
+    )
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (REPO / "Makefile").read_text(), re.MULTILINE))
+    commands = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    wrong = []
+    for path in _hand_written():
+        text = path.read_text().replace("\\\n", " ")
+        where = path.relative_to(REPO)
+        wrong += [f"{where}: {v}" for v in set(re.findall(r"SHOAL_[A-Z0-9_]*[A-Z0-9]", text)) - variables]
+        wrong += [f"{where}: make {t}" for t in set(re.findall(r"`make ([a-z][a-z-]*)", text)) - targets]
+        for m in re.finditer(
+            r"(?<![\w./-])shoal ([a-z][a-z-]*)((?: +(?:[a-z-]+|--[a-z-]+(?:[ =][^\s`-][^\s`]*)?|'[^']*'))*)", text
+        ):
+            if text[: m.start()].endswith(("-n ", "helm install ")):
+                continue  # kubectl -n shoal ..., helm install shoal <chart>
+            command = commands.get(m.group(1))
+            if command is None:
+                wrong.append(f"{where}: shoal {m.group(1)}")
+                continue
+            words = m.group(2).split()
+            nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+            if nested and words and words[0] in nested[0].choices:
+                command = nested[0].choices[words[0]]
+            options = {o for a in command._actions for o in a.option_strings}
+            wrong += [
+                f"{where}: shoal {m.group(1)} {f}" for f in re.findall(r"--[a-z-]+", m.group(2)) if f not in options
+            ]
+    assert not wrong, "the docs name what the code lacks:\n" + "\n".join(sorted(wrong))
