@@ -1,4 +1,4 @@
-"""Screenshots of the console's main pages over the demo's data, for the README (docs/console/*.png).
+"""Screenshots of the console's main pages over the demo's data, for the console guide (docs/console/*.png).
 
     make demo
     .venv/bin/python scripts/console_screenshots.py --demo demo-out

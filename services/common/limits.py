@@ -7,7 +7,8 @@ applies them to every message of every RPC, streams included, and answers INVALI
 the field, its size and the limit. Upload chunks are the exception: their items are judged row by
 row by the ingest validation, so that one bad row is rejected alone (:data:`PER_ROW_CHECKED`).
 
-The README's "Limits" table is :func:`markdown` (``tests/unit/test_limits.py`` keeps it current).
+docs/reference/limits.md is :func:`markdown` (``make docs`` writes it; ``tests/unit/test_docs.py``
+keeps it current).
 Limits that depend on more than a length (a probability vector's length, an embedding's dimension,
 a chunk's item count) are checked where the value is understood.
 """
@@ -139,7 +140,7 @@ def check(message: Message, path: str = "") -> None:
             limit = limit_of(field)
             if len(value) > limit:
                 raise InvalidArgument(
-                    f"has {len(value):,} items, more than the {limit:,} allowed (README: Limits)", field=where
+                    f"has {len(value):,} items, more than the {limit:,} allowed (docs/reference/limits.md)", field=where
                 )
             if field.type == _MESSAGE:
                 if field.message_type.GetOptions().map_entry:
@@ -176,7 +177,7 @@ def _check_string(field: FieldDescriptor, value: str | bytes, where: str) -> Non
 
 
 def markdown() -> str:
-    """The limits as a Markdown table, for the README."""
+    """The limits as a Markdown table, for docs/reference/limits.md."""
     rows = [
         "| what | limit |",
         "| --- | --- |",

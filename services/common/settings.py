@@ -3,7 +3,7 @@
 Every field below is a setting; its environment variable is ``SHOAL_`` + the upper-cased field
 name (``port`` -> ``SHOAL_PORT``). Unknown fields passed in code are refused, values are parsed
 strictly, and secrets are :class:`pydantic.SecretStr` so they never appear in logs or reprs.
-The README's settings table is generated from this model (``shoal settings --markdown``).
+docs/reference/settings.md is generated from this model (``make docs``; ``shoal settings --markdown`` prints a table).
 """
 
 from __future__ import annotations
@@ -381,7 +381,7 @@ def unknown_env_settings(environ: dict[str, str] | None = None) -> list[str]:
 
 
 def settings_markdown() -> str:
-    """The settings as a Markdown table, for the README."""
+    """The settings as a Markdown table (``shoal settings --markdown``)."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in ShoalSettings.model_fields.items():
         default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]

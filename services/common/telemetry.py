@@ -2,8 +2,8 @@
 
 The metrics are process-wide, like loggers: every server, consumer and job runner of the process
 records into the one registry that :class:`MetricsHttpServer` serves on ``SHOAL_METRICS_PORT``
-(``/metrics``, plain HTTP, the Prometheus text format). Their names and labels are listed in the
-README (Deployment, Metrics); labels never carry a project, dataset or frame, so the number of
+(``/metrics``, plain HTTP, the Prometheus text format). Their names and labels are listed in
+docs/reference/metrics.md (``make docs``); labels never carry a project, dataset or frame, so the number of
 series stays bounded whatever the data.
 
 The request context is a :mod:`contextvars` variable set for the duration of each RPC by the
