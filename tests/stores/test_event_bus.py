@@ -762,6 +762,69 @@ def test_a_kafka_consumer_whose_group_join_stalls_gives_up_to_join_anew(kafka_br
         bus.close()
 
 
+@pytest.mark.integration
+def test_a_kafka_rebalance_dropped_after_on_revoke_still_leaves_the_consumer_reading(kafka_broker) -> None:  # type: ignore[no-untyped-def]
+    """kafka-python starts a rebalance when the metadata of a subscribed topic changes (here: an answer
+    without the topic's partitions, as during a broker's restart) and drops it when the next answer
+    restores them. The consumer hands the revocation to the polling thread by stopping the first
+    attempt before its JoinGroup; if kafka-python then dropped the rebalance, the partitions stayed
+    marked as being revoked and the consumer fetched nothing more while its membership looked
+    stable. The rebalance it announced to on_revoke must happen."""
+    bus = KafkaEventBus(kafka_broker.bootstrap_servers, request_timeout_seconds=30)
+    try:
+        topic = _new_topic(bus, partitions=1)
+        revoked: list[set[TopicPartition]] = []
+        consumer = bus.consumer(_name("g"), [topic], on_revoke=lambda tps: (revoked.append(tps), restore()))
+        _publish(bus, topic, [(b"k", b"one")])
+        _poll_until([consumer], lambda got: len(got[0]) >= 1, what="the first message")
+        consumer.commit()
+        coordinator = consumer._consumer._coordinator  # type: ignore[attr-defined]
+        before = dict(coordinator._metadata_snapshot)
+
+        def restore() -> None:  # the next metadata answer has the partitions again
+            coordinator._metadata_snapshot = before
+
+        coordinator._metadata_snapshot = {topic: set()}
+        _publish(bus, topic, [(b"k", b"two")])
+        (more,) = _poll_until([consumer], lambda got: len(got[0]) >= 1, what="the message after the rebalance")
+        assert revoked == [{TopicPartition(topic, 0)}]
+        assert [e.value for e in more] == [b"two"]
+        consumer.close()
+    finally:
+        bus.close()
+
+
+def test_a_partition_given_back_after_on_revoke_resumes_at_its_committed_offset(bus_factory: BusFactory) -> None:
+    """A member whose on_revoke did not commit (its work failed) and that keeps the partition
+    through the rebalance reads its uncommitted messages again, as a new owner would: kafka-python
+    keeps the position of a partition a rebalance gives back, so without a seek they were skipped.
+    (The embedded bus revokes only partitions that move, so it has nothing to redeliver here.)"""
+    bus = bus_factory()
+    topic, other = _new_topic(bus, partitions=1), _new_topic(bus, partitions=1)
+    group = _name("g")
+    revoked: list[set[TopicPartition]] = []
+    first = bus.consumer(group, [topic], on_revoke=revoked.append)  # commits nothing
+    try:
+        _publish(bus, topic, [(b"k", b"one"), (b"k", b"two")])
+        _poll_until([first], lambda got: len(got[0]) >= 2, what="the messages")
+        first.commit({TopicPartition(topic, 0): 1})
+        with bus.consumer(group, [other]) as second:  # joins: a rebalance that leaves `topic` to `first`
+            again: list[Event] = []
+            deadline = time.monotonic() + DEADLINE_SECONDS
+            while second.assignment() != {TopicPartition(other, 0)} or first.assignment() != {TopicPartition(topic, 0)}:
+                assert time.monotonic() < deadline, "the group never settled"
+                again.extend(first.poll(POLL_SECONDS))
+                second.poll(POLL_SECONDS)
+            again.extend(first.poll(SETTLE_SECONDS))
+        if revoked:
+            assert revoked[0] == {TopicPartition(topic, 0)}
+            assert [(e.offset, e.value) for e in again] == [(1, b"two")], "resumes at the committed offset"
+        else:
+            assert again == [], "a partition that was never revoked keeps its position"
+    finally:
+        first.close()
+
+
 def test_embedded_ping_raises_unavailable_after_close(tmp_path: Path) -> None:
     bus = EmbeddedEventBus(tmp_path)
     bus.ping()

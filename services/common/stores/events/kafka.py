@@ -259,7 +259,17 @@ class _KafkaConsumer(Consumer):
     aborts that poll *before* the JoinGroup is sent (the partitions have not moved); ``poll``
     then runs ``on_revoke`` on the caller's thread (where it can commit) and polls again, and
     kafka-python retries the rebalance, this time with the listener letting it through.
-    ``on_assign`` runs on the caller's thread before ``poll`` returns. ``close`` does not call
+    ``on_assign`` runs on the caller's thread before ``poll`` returns.
+
+    Two gaps of kafka-python that this closes: it may drop a rebalance it had started (one
+    started by a change of the topics' metadata, when the next metadata answer changes it back)
+    after the listener stopped it, which left the partitions marked as being revoked, never
+    fetched again, with the membership still stable; so once ``on_revoke`` ran, the rebalance is
+    requested again. And it keeps the position of a partition that a rebalance gives back to the
+    same member, which skipped what ``on_revoke`` could not finish and commit; so such a
+    partition resumes at its committed offset, as it would on any other member.
+
+    ``close`` does not call
     ``on_revoke`` (it leaves without committing); partitions lost by an expired membership are
     not revoked either (a commit would fail): their uncommitted messages are delivered again."""
 
@@ -279,6 +289,8 @@ class _KafkaConsumer(Consumer):
         self._closing = False
         self._revoke_pending: set[TopicPartition] | None = None  # set on the IO thread
         self._revoke_done: set[TopicPartition] | None = None  # on_revoke ran for these
+        self._announced: set[TopicPartition] = set()  # passed to on_revoke, not assigned again yet
+        self._given_back: set[TopicPartition] = set()  # announced, then assigned to this member again
         self._assigned_pending: list[set[TopicPartition]] = []
         self._timeout = bus._timeout
         self._group_id = group_id
@@ -303,11 +315,14 @@ class _KafkaConsumer(Consumer):
 
             def on_partitions_lost(self, lost: Any) -> None:
                 outer._revoke_done = None
+                outer._announced = set()  # dropped with their positions: they resume at the committed offset
                 log.warning("Kafka consumer of group %s lost %s (membership expired)", group_id, sorted(ours(lost)))
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 outer._revoke_done = None
                 tps = ours(assigned)
+                outer._given_back |= tps & outer._announced
+                outer._announced = set()
                 if tps and outer._on_assign is not None:
                     outer._assigned_pending.append(tps)
 
@@ -364,9 +379,15 @@ class _KafkaConsumer(Consumer):
                 assert self._on_revoke is not None
                 self._on_revoke(revoked)  # this thread, the partitions still ours: it may commit
                 self._revoke_done = revoked
+                self._announced |= revoked
+                # the rebalance must now happen even if what started it has gone away
+                coordinator = getattr(self._consumer, "_coordinator", None)
+                if coordinator is not None:
+                    coordinator.request_rejoin()
                 continue
             break
         self._run_assigned()
+        self._resume_given_back(batches)
         self._check_membership()
         out = []
         for ktp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
@@ -383,6 +404,25 @@ class _KafkaConsumer(Consumer):
                     )
                 )
         return out
+
+    def _resume_given_back(self, batches: dict[Any, Any]) -> None:
+        """Puts the partitions a rebalance gave back after ``on_revoke`` at their committed offset,
+        dropping what this poll fetched of them from the old position."""
+        from kafka.errors import KafkaError
+        from kafka.structs import TopicPartition as KafkaTP
+
+        tps, self._given_back = self._given_back, set()
+        for tp in sorted(tps):
+            ktp = KafkaTP(tp.topic, tp.partition)
+            batches.pop(ktp, None)
+            try:
+                committed = self._consumer.committed(ktp, timeout_ms=int(self._timeout * 1000))
+                if committed is None or committed < 0:
+                    self._consumer.seek_to_beginning(ktp)
+                else:
+                    self._consumer.seek(ktp, committed)
+            except (KafkaError, ValueError) as exc:  # ValueError: no longer assigned
+                raise Unavailable(f"Kafka group {self._group_id}: could not resume {tp} at its commit: {exc}") from exc
 
     def _check_membership(self) -> None:
         """Raises Unavailable once the group membership has not been stable for the stall limit
