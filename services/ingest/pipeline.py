@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from shoal.common import telemetry
+from shoal.common import telemetry, uploads
 from shoal.common.data.datasets import DatasetCatalog
 from shoal.common.data.projects import ProjectCatalog
 from shoal.common.errors import (
@@ -35,6 +35,7 @@ from shoal.common.stores.events import Consumer, Event, EventBus, Published, Top
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import now_ms, time_problem
 from shoal.common.topics import Topics
+from shoal.common.uploads import SCHEMA_VERSION, event_key
 from shoal.common.workers import Backoff, ThreadWorker
 from shoal.ingest.columns import MAX_ID, MAX_TEXT, column_sizes, take_rows
 from shoal.ingest.v1 import ingest_pb2 as pb
@@ -43,9 +44,6 @@ from shoal.ingest.writer import EventMeta, IngestWriter, VectorWork, Written
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-#: Largest upload event; the uploads topic is created to take messages this large.
-MAX_EVENT_BYTES = 15 * 1024 * 1024
 MAX_ERRORS_PER_CHUNK = 20
 #: Chunks an upload may have: chunk indices lie in [0, MAX_CHUNKS) and total_chunks is at most this.
 MAX_CHUNKS = 1_000_000
@@ -71,10 +69,6 @@ _STATUS_COLUMNS = (
     "updated_at",
     "version",
 )
-
-
-def event_key(project: str, dataset: str) -> bytes:
-    return f"{project}/{dataset}".encode()
 
 
 def check_position(index: int, total: int) -> None:
@@ -233,30 +227,8 @@ class UploadPublisher:
         self, project: str, dataset: str, upload_id: str, index: int, chunk: pb.UploadChunk, total: int = 0
     ) -> Future[Published]:
         """Publishes a checked chunk as an event; ``total``: the chunks of the upload, when declared."""
-        event = pb.UploadEvent(
-            schema_version=SCHEMA_VERSION,
-            upload_id=upload_id,
-            chunk_index=index,
-            idempotency_key=f"{upload_id}/{index}",
-            project=project,
-            dataset=dataset,
-            chunk=chunk,
-            total_chunks=total,
-        )
-        event.produced_time.GetCurrentTime()
-        value = event.SerializeToString()
-        if len(value) > MAX_EVENT_BYTES:
-            raise InvalidArgument(
-                f"chunk {index} is {len(value) / 2**20:.1f} MiB as an event, more than "
-                f"{MAX_EVENT_BYTES / 2**20:.0f} MiB; send fewer frames per chunk",
-                field="chunk",
-            )
-        return self.bus.publish(
-            self.topics.uploads,
-            key=event_key(project, dataset),
-            value=value,
-            headers=(("shoal-schema-version", str(SCHEMA_VERSION).encode()),),
-        )
+        event = uploads.new_event(pb.UploadEvent, project, dataset, upload_id, index, chunk, total)
+        return uploads.publish(self.bus, self.topics, event)
 
     def record_accepted(
         self, project: str, dataset: str, upload_id: str, checked: Sequence[tuple[int, CheckedChunk]], total: int

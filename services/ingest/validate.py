@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from shoal.common.boxes import check_box
 from shoal.common.data.datasets import Dataset, InferenceSet
 from shoal.common.data.projects import EmbeddingSpace, Project
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError, shown
@@ -363,38 +364,6 @@ def _check_frame(frame: pb.Frame, ctx: Context, where: str, types: KeyTypes | No
                 raise conflict
 
 
-def _check_box(box: pb.Box, size: tuple[int, int] | None, where: str, *, predicted: bool = False) -> None:
-    """A labeled box lies in its image (half a pixel of slack). A predicted box may overhang it,
-    as detectors' boxes do, and is kept as given (COCO's evaluation takes it so); it only has to
-    lie within the image grown by the image's width and height on every side, which catches boxes
-    in the wrong units or of another image."""
-    values = (box.x, box.y, box.width, box.height)
-    if not all(math.isfinite(v) for v in values):
-        raise InvalidArgument(f"box {values} must be finite", field=where)
-    if box.width <= 0 or box.height <= 0:
-        raise InvalidArgument(f"box size {box.width}x{box.height} must be positive", field=where)
-    if predicted:
-        if size is not None and size[0] > 0 and size[1] > 0:
-            w, h = size
-            if box.x < -w or box.y < -h or box.x + box.width > 2 * w or box.y + box.height > 2 * h:
-                raise InvalidArgument(
-                    f"box ({box.x}, {box.y}, {box.width}, {box.height}) lies far outside the {w}x{h} image (a"
-                    f" predicted box may overhang it by at most the image's size: x from {-w} to {2 * w}, y from"
-                    f" {-h} to {2 * h}); check the box's units and frame",
-                    field=where,
-                )
-        return
-    if box.x < 0 or box.y < 0:
-        raise InvalidArgument(f"box corner ({box.x}, {box.y}) is outside the image", field=where)
-    if size is not None and size[0] > 0 and size[1] > 0:
-        w, h = size
-        # half a pixel of slack for rounding in exporters
-        if box.x + box.width > w + 0.5 or box.y + box.height > h + 0.5:
-            raise InvalidArgument(
-                f"box ({box.x}, {box.y}, {box.width}, {box.height}) extends outside the {w}x{h} image", field=where
-            )
-
-
 def _frame_size(frame_id: str, dims: Mapping[str, tuple[int, int]], where: str) -> tuple[int, int]:
     if frame_id not in dims:
         raise InvalidArgument(
@@ -438,7 +407,7 @@ def _check_labels(labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple
         try:
             _check_object_identity(obj, seen, classes, ow)
             if task == "OBJECT_DETECTION_2D" or obj.HasField("box"):
-                _check_box(obj.box, size, f"{ow}.box")
+                check_box(obj.box, size, f"{ow}.box")
             _check_map(obj.attributes, f"{ow}.attributes")
             if len(obj.annotation_uri) > MAX_TEXT:
                 raise InvalidArgument(f"is longer than {MAX_TEXT} characters", field=f"{ow}.annotation_uri")
@@ -491,7 +460,7 @@ def _check_inference(
             _check_object_identity(obj, seen, classes, ow)
             if not (math.isfinite(obj.score) and 0.0 <= obj.score <= 1.0):
                 raise InvalidArgument(f"score {obj.score} must lie in [0, 1]", field=f"{ow}.score")
-            _check_box(obj.box, size, f"{ow}.box", predicted=True)
+            check_box(obj.box, size, f"{ow}.box", predicted=True)
             if obj.class_probabilities:
                 _check_probabilities(obj.class_probabilities, k, f"{ow}.class_probabilities")
         except ShoalError as err:

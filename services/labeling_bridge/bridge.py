@@ -1,5 +1,6 @@
 """The round trip: requests are recorded, sent to the platform as tasks, and the annotations that
-come back (by webhook or by polling) are written through the ingest path as new label versions.
+come back (by webhook or by polling) are published as upload events, which the ingest consumer writes
+as new label versions.
 
 - **Recording** is idempotent: a request id is recorded once, and each frame of it once, whatever
   path (gRPC, a Kafka event, a redelivered event) brings it again. With each frame the bridge keeps
@@ -22,14 +23,15 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shoal.common import telemetry
+from shoal.common import telemetry, uploads
+from shoal.common.boxes import check_box
 from shoal.common.data.projects import ProjectCatalog
 from shoal.common.errors import InvalidArgument, ShoalError
 from shoal.common.stores.metrics import MetricsStore
-from shoal.ingest.pipeline import UploadPublisher
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.platforms import (
@@ -109,7 +111,7 @@ class Bridge:
         self,
         metrics: MetricsStore,
         projects: ProjectCatalog,
-        publisher: UploadPublisher,
+        publish: Callable[[pb.UploadEvent], Future[Any]],
         platform: Callable[[], LabelingPlatform | None],
         *,
         webhook_url: str = "",
@@ -119,7 +121,8 @@ class Bridge:
         self.metrics = metrics
         self.state = st.BridgeState(metrics)
         self.projects = projects
-        self.publisher = publisher
+        #: publishes an upload event on the uploads topic (:func:`shoal.common.uploads.publish`)
+        self.publish = publish
         self._platform_factory = platform
         self._platform: LabelingPlatform | None = None
         self.webhook_url = webhook_url.rstrip("/")
@@ -454,8 +457,9 @@ class Bridge:
         counts: ApplyCounts,
     ) -> None:
         """Decides each annotation's fate in order, then writes the batch: every label upload is
-        published and durable before anything is recorded, and the item states, upload statuses
-        and applied marks are one insert each. A bus failure raises before anything is recorded, so
+        published as an ordinary upload event (the ingest consumer validates, writes and records it
+        like any other) and durable before anything is recorded, and the item states and applied
+        marks are one insert each. A bus failure raises before anything is recorded, so
         the next poll applies the same annotations again (to the same label versions)."""
         frames = [str(a.external_id).split("/", 1)[1] for a, _ in group]
         items, _ = self.state.items(project, frames=(dataset, frames))
@@ -467,7 +471,8 @@ class Bridge:
         ids = {c.name: c.id for c in p.classes}
         applied: list[tuple[str, dt.datetime, str]] = []
         updates: dict[tuple[str, str], st.Item] = {}  # the last state of each (request, frame)
-        uploads: list[tuple[str, pb.UploadChunk, Any]] = []  # (upload id, chunk, checked)
+        events: list[pb.UploadEvent] = []  # one upload of one chunk per annotation
+        sizes = {f: (w, h) for f, (_uri, w, h) in self._media(project, dataset, frames).items()}
 
         def settle(mine: list[st.Item], state: str, **changes: Any) -> list[st.Item]:
             done = [st.with_state(i, state, **changes) for i in mine]
@@ -505,23 +510,22 @@ class Bridge:
                 applied.append((a.annotation_id, upd, "conflict"))
                 continue
             try:
-                upload_id, chunk, checked = self._label_upload(project, dataset, frame, a, p.task_type, ids, mine)
+                upload_id, chunk = self._label_upload(frame, a, p.task_type, ids, mine, sizes.get(frame))
             except ShoalError as exc:
                 settle(mine, st.FAILED, error=f"annotation {a.annotation_id} of task {a.task_id}: {exc.describe()}",
                        **common)  # fmt: skip
                 counts.failed += 1
                 applied.append((a.annotation_id, upd, "failed"))
                 continue
-            uploads.append((upload_id, chunk, checked))
-            version = f"{upload_id}/0"  # the label version the ingest path gives chunk 0 of the upload
+            events.append(uploads.new_event(pb.UploadEvent, project, dataset, upload_id, 0, chunk))
+            version = uploads.idempotency_key(upload_id, 0)  # the label version ingest gives the chunk
             latest[frame] = (version, f"labeling:{platform}", a.annotator, upd)
             by_frame[frame] = settle(mine, st.SYNCED, error="", label_version=version, **common)
             counts.synced += 1
             applied.append((a.annotation_id, upd, "synced"))
-        futures = [self.publisher.publish(project, dataset, uid, 0, chunk) for uid, chunk, _ in uploads]
+        futures = [self.publish(event) for event in events]
         for f in futures:
             f.result(timeout=PUBLISH_TIMEOUT_SECONDS)
-        self.publisher.record_accepted_many(project, dataset, [(uid, [(0, checked)], 1) for uid, _, checked in uploads])
         self.state.put_items(list(updates.values()))
         self.state.mark_applied(project, platform, applied)
         for _a, _u, outcome in applied:
@@ -529,16 +533,16 @@ class Bridge:
 
     def _label_upload(
         self,
-        project: str,
-        dataset: str,
         frame: str,
         a: PlatformAnnotation,
         task_type: str,
         ids: dict[str, int],
         items: Sequence[st.Item],
-    ) -> tuple[str, pb.UploadChunk, Any]:
-        """The annotation as a label upload: its id (from the annotation and its revision), its one
-        chunk, and the chunk as checked (InvalidArgument when it does not fit the project)."""
+        size: tuple[int, int] | None,
+    ) -> tuple[str, pb.UploadChunk]:
+        """The annotation as a label upload: its id (from the annotation and its revision) and its
+        one chunk. InvalidArgument when it does not fit the project: a class outside the ontology, a
+        box outside the frame's image (``size``, as stored)."""
         assert a.labels is not None
         reasons = sorted({i.reason for i in items if i.reason})
         prov = pb.Provenance(
@@ -558,11 +562,8 @@ class Bridge:
             for n, b in enumerate(a.labels.boxes):
                 if b.class_name not in ids:
                     raise InvalidArgument(f"class {b.class_name!r} is not in the project's ontology", field="class")
-                labels.objects.add(
-                    object_id=f"{a.annotation_id}-{n}",
-                    class_id=ids[b.class_name],
-                    box=pb.Box(x=b.x, y=b.y, width=b.width, height=b.height),
-                )
+                box = pb.Box(x=b.x, y=b.y, width=b.width, height=b.height)
+                check_box(box, size, f"box {n}")
+                labels.objects.add(object_id=f"{a.annotation_id}-{n}", class_id=ids[b.class_name], box=box)
         chunk = pb.UploadChunk(labels=[labels])
-        upload_id = upload_id_of(a.platform, a.annotation_id, a.updated_at)
-        return upload_id, chunk, self.publisher.check(project, dataset, chunk, 0)
+        return upload_id_of(a.platform, a.annotation_id, a.updated_at), chunk

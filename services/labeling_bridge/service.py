@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from shoal.analysis import detection_issues, label_issues
+from shoal.common import uploads
 from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.data import labeling_requests
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
@@ -30,7 +31,6 @@ from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
-from shoal.ingest.pipeline import ContextLoader, UploadPublisher
 from shoal.labeling_bridge import bridge as br
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.platforms import LabelingPlatform
@@ -298,18 +298,11 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     projects = ProjectCatalog(stores.metrics)
     datasets = DatasetCatalog(stores.metrics, projects)
     topics = Topics(settings.topic_prefix)
-    publisher = UploadPublisher(
-        stores.events,
-        topics,
-        ContextLoader(stores.metrics, projects, datasets),
-        stores.metrics,
-        settings.ingest_max_chunk_items,
-    )
     secret = settings.labeling_webhook_secret.get_secret_value() if settings.labeling_webhook_secret else ""
     bridge = br.Bridge(
         stores.metrics,
         projects,
-        publisher,
+        lambda event: uploads.publish(stores.events, topics, event),
         platform_factory(settings),
         webhook_url=settings.labeling_webhook_url,
         webhook_secret=secret,

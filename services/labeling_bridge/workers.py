@@ -21,11 +21,11 @@ from shoal.common.errors import InvalidArgument, ShoalError, Unavailable
 from shoal.common.labeling import platform_of
 from shoal.common.stores.events import Event, EventBus
 from shoal.common.topics import Topics
+from shoal.common.v1 import common_pb2
 from shoal.common.workers import Backoff, ThreadWorker
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.bridge import Bridge
 from shoal.labeling_bridge.platforms import PlatformException
-from shoal.sampler.v1 import sampler_pb2
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class RequestConsumer(ThreadWorker):
     def handle(self, event: Event) -> None:
         """Records one event, or dead-letters it with the reason."""
         try:
-            e = sampler_pb2.LabelingRequestEvent.FromString(event.value)
+            e = common_pb2.LabelingRequestEvent.FromString(event.value)
         except DecodeError as exc:
             self._dead_letter(event, f"not a LabelingRequestEvent: {exc}")
             return
@@ -100,7 +100,7 @@ class RequestConsumer(ThreadWorker):
             log.exception("%s: recording request %r failed", self.name, e.request_id)
             self._dead_letter(event, f"recording the request failed: {type(exc).__name__}: {exc}")
 
-    def record(self, e: sampler_pb2.LabelingRequestEvent) -> None:
+    def record(self, e: common_pb2.LabelingRequestEvent) -> None:
         if e.schema_version != SCHEMA_VERSION:
             raise InvalidArgument(f"schema_version {e.schema_version} is not {SCHEMA_VERSION}", field="schema_version")
         for name in ("request_id", "project", "dataset"):

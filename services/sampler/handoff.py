@@ -18,7 +18,6 @@ from shoal.common.stores.events import EventBus
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
-from shoal.sampler.v1 import sampler_pb2
 
 PUBLISH_TIMEOUT_SECONDS = 60.0
 
@@ -35,12 +34,12 @@ def campaign_source(metrics: MetricsStore, job: Job, *, field: str = "campaign_j
                   f"collection campaign {job.job_id}: {s.strategy}", f"campaign:{job.job_id}")  # fmt: skip
 
 
-def events(r: Request) -> list[sampler_pb2.LabelingRequestEvent]:
+def events(r: Request) -> list[common_pb2.LabelingRequestEvent]:
     frames = list(dict.fromkeys(r.frame_ids))  # each frame once, in the order given
     parts = [frames[i : i + EVENT_ITEMS] for i in range(0, len(frames), EVENT_ITEMS)] or [[]]
     out = []
     for n, part in enumerate(parts):
-        e = sampler_pb2.LabelingRequestEvent(
+        e = common_pb2.LabelingRequestEvent(
             schema_version=SCHEMA_VERSION, request_id=r.request_id, part=n, parts=len(parts), project=r.project,
             dataset=r.dataset, items=[common_pb2.DatapointRef(dataset=r.dataset, frame_id=f) for f in part],
             reason=r.reason, source=r.source, platform=r.platform,

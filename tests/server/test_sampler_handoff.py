@@ -11,20 +11,21 @@ import pytest
 
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.common.topics import Topics
+from shoal.common.v1 import common_pb2 as cpb
 from shoal.sampler import handoff
 from shoal.sampler.v1 import sampler_pb2 as spb
 from tests.server.conftest import Running
 from tests.server.test_sampler_search import cosine, data, exact_top, seed_ref, upload
 
 
-def _events(running: Running, group: str) -> list[spb.LabelingRequestEvent]:
+def _events(running: Running, group: str) -> list[cpb.LabelingRequestEvent]:
     """Every event on the labeling-requests topic, read by a consumer group of its own."""
     topic = Topics(running.server.settings.topic_prefix).labeling_requests
     out = []
     with running.server.stores.events.consumer(group, [topic]) as consumer:
         while batch := consumer.poll(2.0):
             for e in batch:
-                event = spb.LabelingRequestEvent.FromString(e.value)
+                event = cpb.LabelingRequestEvent.FromString(e.value)
                 assert e.key == f"{event.project}/{event.request_id}".encode()
                 assert dict(e.headers)["shoal-schema-version"] == b"1"
                 out.append(event)

@@ -13,9 +13,9 @@ from typing import Any
 
 from shoal.common.stores.events import EmbeddedEventBus
 from shoal.common.topics import Topics
+from shoal.common.v1 import common_pb2
 from shoal.common.workers import Backoff, ThreadWorker
 from shoal.labeling_bridge.workers import BridgeLoop, RequestConsumer, WebhookServer
-from shoal.sampler.v1 import sampler_pb2
 
 
 def _until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -132,13 +132,13 @@ def test_the_webhook_applier_survives_an_unexpected_error_and_applies_the_next_c
 
 def test_an_event_whose_recording_fails_unexpectedly_is_dead_lettered_not_retried_forever(tmp_path: Path) -> None:
     class Failing(RequestConsumer):
-        def record(self, e: sampler_pb2.LabelingRequestEvent) -> None:
+        def record(self, e: common_pb2.LabelingRequestEvent) -> None:
             raise RuntimeError("a bug")
 
     bus = EmbeddedEventBus(tmp_path)
     topics = Topics(prefix="t")
     bus.ensure_topics(topics.specs(1, 1))
-    event = sampler_pb2.LabelingRequestEvent(schema_version=1, request_id="r-1", project="p", dataset="d")
+    event = common_pb2.LabelingRequestEvent(schema_version=1, request_id="r-1", project="p", dataset="d")
     bus.publish(topics.labeling_requests, key=b"r-1", value=event.SerializeToString()).result(5)
     consumer = Failing(bus, topics, None, None, group_id="g")  # type: ignore[arg-type]
     consumer.start()

@@ -148,3 +148,33 @@ class ErrorDetail(_message.Message):
     datapoint: DatapointRef
     message: str
     def __init__(self, reason: _Optional[str] = ..., field: _Optional[str] = ..., datapoint: _Optional[_Union[DatapointRef, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
+
+class LabelingRequestEvent(_message.Message):
+    __slots__ = ("schema_version", "request_id", "part", "parts", "project", "dataset", "items", "reason", "source", "platform", "preannotation_inference_set", "requested_by", "requested_time")
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    PREANNOTATION_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    schema_version: int
+    request_id: str
+    part: int
+    parts: int
+    project: str
+    dataset: str
+    items: _containers.RepeatedCompositeFieldContainer[DatapointRef]
+    reason: str
+    source: str
+    platform: str
+    preannotation_inference_set: str
+    requested_by: str
+    requested_time: _timestamp_pb2.Timestamp
+    def __init__(self, schema_version: _Optional[int] = ..., request_id: _Optional[str] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., project: _Optional[str] = ..., dataset: _Optional[str] = ..., items: _Optional[_Iterable[_Union[DatapointRef, _Mapping]]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., platform: _Optional[str] = ..., preannotation_inference_set: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

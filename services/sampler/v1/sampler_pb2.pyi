@@ -1,6 +1,3 @@
-import datetime
-
-from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -341,36 +338,6 @@ class RequestLabelingResponse(_message.Message):
     topic: str
     repeated_request: bool
     def __init__(self, request_id: _Optional[str] = ..., dataset: _Optional[str] = ..., frames: _Optional[int] = ..., events: _Optional[int] = ..., topic: _Optional[str] = ..., repeated_request: _Optional[bool] = ...) -> None: ...
-
-class LabelingRequestEvent(_message.Message):
-    __slots__ = ("schema_version", "request_id", "part", "parts", "project", "dataset", "items", "reason", "source", "platform", "preannotation_inference_set", "requested_by", "requested_time")
-    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    PART_FIELD_NUMBER: _ClassVar[int]
-    PARTS_FIELD_NUMBER: _ClassVar[int]
-    PROJECT_FIELD_NUMBER: _ClassVar[int]
-    DATASET_FIELD_NUMBER: _ClassVar[int]
-    ITEMS_FIELD_NUMBER: _ClassVar[int]
-    REASON_FIELD_NUMBER: _ClassVar[int]
-    SOURCE_FIELD_NUMBER: _ClassVar[int]
-    PLATFORM_FIELD_NUMBER: _ClassVar[int]
-    PREANNOTATION_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
-    REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
-    REQUESTED_TIME_FIELD_NUMBER: _ClassVar[int]
-    schema_version: int
-    request_id: str
-    part: int
-    parts: int
-    project: str
-    dataset: str
-    items: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatapointRef]
-    reason: str
-    source: str
-    platform: str
-    preannotation_inference_set: str
-    requested_by: str
-    requested_time: _timestamp_pb2.Timestamp
-    def __init__(self, schema_version: _Optional[int] = ..., request_id: _Optional[str] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., project: _Optional[str] = ..., dataset: _Optional[str] = ..., items: _Optional[_Iterable[_Union[_common_pb2.DatapointRef, _Mapping]]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., platform: _Optional[str] = ..., preannotation_inference_set: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SubmitFeedbackRequest(_message.Message):
     __slots__ = ("project", "job_id", "accepted", "rejected", "next_batch_size")

@@ -129,9 +129,9 @@ class SamplerServiceServicer:
 
     def RequestLabeling(self, request, context):
         """Hands frames over for labeling: a segment, a finished campaign or a list of frames becomes a
-        LabelingRequestEvent on the labeling-requests topic, which the labeling bridge consumes, and
-        the frames are recorded as sent (see exclude_sent_for_labeling). The same request_id sends the
-        same request again without recording it twice.
+        shoal.common.v1.LabelingRequestEvent on the labeling-requests topic, which the labeling bridge
+        consumes, and the frames are recorded as sent (see exclude_sent_for_labeling). The same
+        request_id sends the same request again without recording it twice.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
