@@ -54,19 +54,25 @@ bench-load: venv ghz
 demo: venv
 	$(BIN)/shoal demo --out demo-out
 
+# The tests run in TEST_WORKERS processes (pytest-xdist). A test file is one unit of work, so its module's
+# server starts once; every test needing Kafka, the Milvus server or Label Studio runs in one process, so
+# each of those starts once (tests/harness/parallel.py). Much of a test is waiting on a server or a
+# browser, so three processes keep two cores busy. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 3
+PYTEST := $(BIN)/python -m pytest -v -n $(TEST_WORKERS) --dist loadgroup
+
 test: venv kafka-jars s3proxy label-studio helm-tools chromium firefox lint
-	$(BIN)/python -m pytest -v -m "not integration and not browser" tests
-	$(BIN)/python -m pytest -v -m "integration or browser" tests
+	$(PYTEST) tests
 
 test-unit: venv helm-tools
-	$(BIN)/python -m pytest -v -m "not integration and not browser" tests
+	$(PYTEST) -m "not integration and not browser" tests
 
 test-integration: venv kafka-jars s3proxy label-studio
-	$(BIN)/python -m pytest -v -m integration tests
+	$(PYTEST) -m integration tests
 
 # The console in real headless Chromium and Firefox ESR (screenshots of each page under test-artifacts/console/).
 test-console: venv chromium firefox
-	$(BIN)/python -m pytest -v -m browser tests
+	$(PYTEST) -m browser tests
 
 protos: venv
 	$(BIN)/python scripts/gen_protos.py

@@ -24,6 +24,7 @@ from shoal.common.settings import ShoalSettings
 from shoal.common.stores.events import EmbeddedEventBus, EventBus, KafkaEventBus
 from shoal.common.stores.metrics import EmbeddedMetricsStore, MetricsStore, ServerMetricsStore
 from shoal.common.stores.vectors import EmbeddedVectorStore, ServerVectorStore, VectorStore
+from tests.harness import parallel
 from tests.harness._wait import wait_scale
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -42,6 +43,14 @@ def announce(config: pytest.Config, message: str) -> None:
         sys.stderr.flush()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    parallel.configure(config)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    return parallel.make_scheduler(config, log) if config.getoption("dist") == "loadgroup" else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Each test's timeout (its ``timeout`` marker, else the ``timeout`` of pyproject.toml) is multiplied by
     SHOAL_TEST_WAIT_SCALE, as the waits inside the tests are: a busy machine slows a test without failing it.
@@ -49,6 +58,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     scale = wait_scale()
     given = config.getoption("timeout", None) is not None or bool(os.environ.get("PYTEST_TIMEOUT"))
     ini = float(config.getini("timeout") or 0)
+    parallel.record(config, items)
     for item in items:
         marker = item.get_closest_marker("timeout")
         if marker is not None:

@@ -1,0 +1,67 @@
+"""How ``make test`` spreads the tests over processes (pytest-xdist, ``-n N --dist loadgroup``).
+
+The unit of work is a test file, so a module's server starts once; except that every test needing a session
+server (Kafka, the Milvus server, Label Studio) runs in one process, so each of those starts once per run.
+Which tests need which server is known only once the tests are collected (a test's fixture closure), and
+the workers collect, not the controller that schedules: the first worker writes each test's group to a
+file the controller named in ``SHOAL_TEST_GROUPS`` (pytest-xdist's own ``xdist_group`` marker can't carry
+it: it rewrites a private node id that pytest 9.2 no longer reads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Session fixtures that start a real server, in the order a test needing several is grouped by.
+SESSION_SERVERS = ("label_studio", "kafka_broker", "milvus_server")
+ENV = "SHOAL_TEST_GROUPS"
+
+
+def group_of(item: pytest.Item) -> str:
+    """The unit of work of ``item``: the session server it needs, else its file."""
+    names = getattr(item, "fixturenames", ())
+    return next((f for f in SESSION_SERVERS if f in names), item.nodeid.split("::")[0])
+
+
+def configure(config: pytest.Config) -> None:
+    """In the controller of a parallel run: names the file the workers' groups go to (the workers start
+    after this and inherit the environment)."""
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        return
+    fd, path = tempfile.mkstemp(prefix="shoal-test-groups-", suffix=".json")
+    os.close(fd)
+    os.environ[ENV] = path
+    config.add_cleanup(lambda: Path(path).unlink(missing_ok=True))
+
+
+def record(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the first worker, once collected: each test's group, for the controller's scheduler."""
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    path = os.environ.get(ENV)
+    if worker != "gw0" or not path:
+        return
+    tmp = f"{path}.{os.getpid()}"
+    Path(tmp).write_text(json.dumps({item.nodeid: group_of(item) for item in items}))
+    os.replace(tmp, path)
+
+
+def make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """A scheduler that hands out whole groups (pytest-xdist's scope scheduling, by our groups)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups: dict[str, str] = {}
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if not groups:
+                # Scheduling starts once every worker has reported its collection, after gw0 wrote this.
+                groups.update(json.loads(Path(os.environ[ENV]).read_text() or "{}"))
+            return groups.get(nodeid) or nodeid.split("::")[0]
+
+    return ByGroup(config, log)
