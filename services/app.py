@@ -14,7 +14,8 @@ from shoal.common.stores import Stores, open_stores
 
 log = logging.getLogger(__name__)
 
-Factory = Callable[[ShoalSettings, Stores], ServiceSpec]
+#: a service's create_service(settings, stores); the labeling bridge's also takes where its peers run
+Factory = Callable[..., ServiceSpec]
 
 
 def factories() -> dict[str, Factory]:
@@ -58,7 +59,13 @@ def build_server(
         if name not in known:
             raise ConfigurationError(f"unknown service {name!r}; choose from {', '.join(SERVICE_NAMES)}")
     stores = stores if stores is not None else open_stores(settings)
-    specs = [known[name](settings, stores) for name in services]
+
+    def spec(name: str) -> ServiceSpec:
+        if name == "labeling_bridge":  # reaches analysis and the sampler on this server's port when they run here
+            return known[name](settings, stores, local_services=services, local_port=lambda: server.port)
+        return known[name](settings, stores)
+
+    specs = [spec(name) for name in services]
     server = ShoalServer(settings, specs, stores)
     if console and settings.tls_client_ca_file is not None and settings.console_grpc_client_cert_file is None:
         log.warning(

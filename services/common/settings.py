@@ -288,6 +288,19 @@ class ShoalSettings(BaseSettings):
     labeling_retry_max_seconds: float = Field(
         300.0, gt=0, description="Longest wait between attempts to send to an unreachable platform."
     )
+    analysis_target: str = Field(
+        "",
+        description="Where the labeling bridge reaches the analysis service, `host:port`, to read a label-issues "
+        "job that SendForLabeling names (with the caller's API key). Empty: this server's own port when it runs "
+        "analysis too; required for `shoal serve --service labeling_bridge`. TLS as console_grpc_ca_file, "
+        "console_grpc_client_cert_file and console_grpc_server_name say.",
+    )
+    sampler_target: str = Field(
+        "",
+        description="Where the labeling bridge reaches the sampler, `host:port`, to read a campaign that "
+        "SendForLabeling names (with the caller's API key). Empty: this server's own port when it runs the "
+        "sampler too; required for `shoal serve --service labeling_bridge`. TLS as for analysis_target.",
+    )
 
     # --- jobs ----------------------------------------------------------------------------
     job_heartbeat_seconds: float = Field(

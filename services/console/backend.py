@@ -9,7 +9,6 @@ message in the same form. Streaming methods (``Upload``) are not reachable throu
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shoal.analysis.v1 import analysis_pb2
+from shoal.common.channels import Channels, ClientTls, api_key_metadata, client_tls
 from shoal.common.errors import ConfigurationError
 from shoal.common.interceptors import ERROR_DETAIL_KEY
 from shoal.common.settings import SERVICE_NAMES, ShoalSettings
@@ -174,17 +174,10 @@ class Backend:
     ) -> None:
         self._targets_of = targets if callable(targets) else (lambda: targets)
         self._targets: dict[str, str] | None = None
-        self._root_certs = ca_file.read_bytes() if ca_file is not None else None
-        self._client = (client_cert[1].read_bytes(), client_cert[0].read_bytes()) if client_cert else (None, None)
-        self._server_name = server_name
-        self._options = [
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-        ]
-        if server_name:
-            self._options.append(("grpc.ssl_target_name_override", server_name))
-        self._channels: dict[str, grpc.Channel] = {}
-        self._lock = threading.Lock()
+        self._channels = Channels(
+            ClientTls(ca_file=ca_file, server_name=server_name, client_cert=client_cert),
+            max_message_bytes=max_message_bytes,
+        )
         self._ready_at = 0.0
         self._ready: dict[str, str] = {}
 
@@ -192,11 +185,7 @@ class Backend:
     def from_settings(cls, settings: ShoalSettings, local_port: Callable[[], int | None] | None = None) -> Backend:
         """The targets of ``settings``; with ``local_port`` (the all-in-one server), this process's
         own port for every service not named in console_service_targets."""
-        ca_file = settings.console_grpc_ca_file
-        server_name = settings.console_grpc_server_name
-        if local_port is not None and settings.tls_enabled and ca_file is None:
-            ca_file = settings.tls_cert_file
-            server_name = server_name or "localhost"
+        tls = client_tls(settings, local=local_port is not None)
 
         def targets() -> dict[str, str]:
             fallback = settings.console_grpc_target
@@ -219,14 +208,11 @@ class Backend:
             raise ConfigurationError(
                 f"SHOAL_CONSOLE_SERVICE_TARGETS names {', '.join(unknown)}; the services are {', '.join(SERVICE_NAMES)}"
             )
-        client_cert = None
-        if settings.console_grpc_client_cert_file and settings.console_grpc_client_key_file:
-            client_cert = (settings.console_grpc_client_cert_file, settings.console_grpc_client_key_file)
         return cls(
             targets,
-            ca_file=ca_file,
-            server_name=server_name,
-            client_cert=client_cert,
+            ca_file=tls.ca_file,
+            server_name=tls.server_name,
+            client_cert=tls.client_cert,
             max_message_bytes=settings.max_message_bytes,
         )
 
@@ -236,21 +222,7 @@ class Backend:
         return self._targets
 
     def channel(self, service: str) -> grpc.Channel:
-        target = self.targets()[service]
-        with self._lock:
-            channel = self._channels.get(target)
-            if channel is None:
-                if self._root_certs is not None:
-                    creds = grpc.ssl_channel_credentials(
-                        root_certificates=self._root_certs,
-                        private_key=self._client[0],
-                        certificate_chain=self._client[1],
-                    )
-                    channel = grpc.secure_channel(target, creds, options=self._options)
-                else:
-                    channel = grpc.insecure_channel(target, options=self._options)
-                self._channels[target] = channel
-            return channel
+        return self._channels.get(self.targets()[service])
 
     def call(
         self, service: str, method: str, body: Mapping[str, Any], api_key: str, *, timeout: float | None = None
@@ -280,9 +252,8 @@ class Backend:
         stub = self.channel(service).unary_unary(
             m.path, request_serializer=m.request.SerializeToString, response_deserializer=m.response.FromString
         )
-        metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         try:
-            return stub(request, timeout=timeout or DEFAULT_TIMEOUT_SECONDS, metadata=metadata)
+            return stub(request, timeout=timeout or DEFAULT_TIMEOUT_SECONDS, metadata=api_key_metadata(api_key))
         except grpc.RpcError as err:
             raise _call_error(service, err) from None
 
@@ -307,10 +278,7 @@ class Backend:
         return dict(out)
 
     def close(self) -> None:
-        with self._lock:
-            for channel in self._channels.values():
-                channel.close()
-            self._channels.clear()
+        self._channels.close()
 
 
 def _call_error(service: str, err: grpc.RpcError) -> CallError:

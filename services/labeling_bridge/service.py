@@ -9,10 +9,11 @@ by polling (``BridgeLoop``, or ``SyncAnnotations`` at once).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 from typing import Any
 
-from shoal.analysis import detection_issues, label_issues
 from shoal.common import uploads
+from shoal.common.channels import Channels, client_tls
 from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.data import labeling_requests
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
@@ -22,7 +23,7 @@ from shoal.common.data.projects import MIGRATIONS as PROJECT_MIGRATIONS
 from shoal.common.data.projects import ProjectCatalog
 from shoal.common.data.segments import MIGRATIONS as SEGMENT_MIGRATIONS
 from shoal.common.data.segments import SegmentStore
-from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from shoal.common.errors import ConfigurationError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from shoal.common.jobs import JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.labeling import platform_of
@@ -33,11 +34,11 @@ from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
 from shoal.labeling_bridge import bridge as br
 from shoal.labeling_bridge import state as st
+from shoal.labeling_bridge.owners import Owners
 from shoal.labeling_bridge.platforms import LabelingPlatform
 from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
 from shoal.labeling_bridge.v1 import labeling_bridge_pb2_grpc
 from shoal.labeling_bridge.workers import BridgeLoop, RequestConsumer, WebhookServer
-from shoal.sampler import campaign, handoff
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,13 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
     CancelJobResponse: Any = lpb.CancelJobResponse
 
     def __init__(
-        self, jobs: JobStore, bridge: br.Bridge, projects: ProjectCatalog, datasets: DatasetCatalog, loop: BridgeLoop
+        self,
+        jobs: JobStore,
+        bridge: br.Bridge,
+        projects: ProjectCatalog,
+        datasets: DatasetCatalog,
+        loop: BridgeLoop,
+        owners: Owners,
     ) -> None:
         self.jobs = jobs
         self.bridge = bridge
@@ -100,8 +107,7 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
         self.datasets = datasets
         self.segments = SegmentStore(bridge.metrics)
         self.loop = loop
-        self.analysis_jobs = JobStore(bridge.metrics, service="analysis")
-        self.sampler_jobs = JobStore(bridge.metrics, service="sampler")
+        self.owners = owners
 
     def SendForLabeling(self, request: lpb.SendForLabelingRequest, context: Any) -> lpb.SendForLabelingResponse:
         project = self.projects.get(request.project)
@@ -113,7 +119,7 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
                 "SHOAL_LABEL_STUDIO_URL and SHOAL_LABEL_STUDIO_TOKEN",
                 field="platform",
             )
-        src = self._resolve(project.name, request)
+        src = self._resolve(project.name, request, context)
         dataset, frames, reasons, source, reason = src.dataset, src.frame_ids, src.reasons, src.source, src.reason
         if not frames:
             raise FailedPrecondition(
@@ -162,67 +168,22 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
         counts = self.bridge.state.counts(project.name, request_id)
         return lpb.SendForLabelingResponse(request=request_to_proto(stored, counts), repeated_request=repeated)
 
-    def _resolve(self, project: str, request: lpb.SendForLabelingRequest) -> labeling_requests.Source:
+    def _resolve(self, project: str, request: lpb.SendForLabelingRequest, context: Any) -> labeling_requests.Source:
         kind = request.WhichOneof("source")
         if kind is None:
             raise InvalidArgument("set segment, campaign_job_id, label_issues or frames", field="source")
         if kind == "segment":
             return labeling_requests.segment_source(self.segments, project, request.segment)
         if kind == "campaign_job_id":
-            job = self._finished(self.sampler_jobs, project, request.campaign_job_id, campaign.KIND, "campaign_job_id")
-            return handoff.campaign_source(self.metrics, job)
+            # one frame more than a request may hold, so that a larger campaign is refused as such
+            return self.owners.campaign(project, request.campaign_job_id, MAX_FRAMES + 1, context)
         if kind == "label_issues":
-            return self._label_issues(project, request.label_issues)
+            li = request.label_issues
+            if li.max_frames < 0:
+                raise InvalidArgument(f"must be >= 0, got {li.max_frames}", field="label_issues.max_frames")
+            return self.owners.label_issues(project, li.job_id, li.max_frames or MAX_FRAMES, context)
         return labeling_requests.frames_source(self.metrics, self.datasets, project, request.frames.dataset,
                                      request.frames.frame_ids)  # fmt: skip
-
-    def _label_issues(self, project: str, li: lpb.LabelIssuesSource) -> labeling_requests.Source:
-        """A finished label-issues job's flagged frames, worst first, each with its own reason
-        (classification: the given and the suggested class; detection: the kinds of box issues)."""
-        if li.max_frames < 0:
-            raise InvalidArgument(f"must be >= 0, got {li.max_frames}", field="label_issues.max_frames")
-        job = self._finished(self.analysis_jobs, project, li.job_id, (label_issues.KIND, detection_issues.KIND),
-                             "label_issues.job_id")  # fmt: skip
-        size = li.max_frames or MAX_FRAMES
-        dataset = (
-            job.params.get("dataset") or self.datasets.get_inference_set(project, job.params["inference_set"]).dataset
-        )
-        # frames whose issue was dismissed (DismissLabelIssues) are not sent
-        if job.kind == detection_issues.KIND:
-            rows, _, _ = detection_issues.query_frames(
-                self.metrics, project, job.job_id, dataset=dataset, types=[], include_unflagged=False,
-                include_dismissed=False, order=0, offset=0, size=size,
-            )  # fmt: skip
-            reasons = [
-                "label issues: " + ", ".join(f"{n} {what}" for n, what in ((missing, "missing box"),
-                    (spurious, "spurious box"), (mislocalized, "mislocalized box"), (swapped, "box of another class"))
-                    if n) + f" (frame score {float(score):.2f})"
-                for _f, score, _is, _worst, _objects, missing, spurious, mislocalized, swapped, _d in rows
-            ]  # fmt: skip
-        else:
-            rows, _, _ = label_issues.query_issues(self.metrics, project, job.job_id, dataset=dataset, all_frames=False,
-                                                   include_dismissed=False, order=0, offset=0, size=size)  # fmt: skip
-            names = {c.id: c.name for c in self.projects.get(project).classes}
-            reasons = [
-                f"label issue: labeled {names.get(int(given), given)}, the model suggests"
-                f" {names.get(int(suggested), suggested)} (p {float(p):.2f})"
-                for _f, given, suggested, _is, _sc, _nm, _we, p, _d in rows
-            ]
-        return labeling_requests.Source(dataset, [str(r[0]) for r in rows], "", f"label_issues:{job.job_id}", reasons)
-
-    def _finished(self, jobs: JobStore, project: str, job_id: str, kind: str | tuple[str, ...], field: str) -> Any:
-        if not job_id:
-            raise InvalidArgument("is empty", field=field)
-        try:
-            job = jobs.get(project, job_id)
-        except NotFound as exc:
-            raise NotFound(exc.message, field=field) from None
-        kinds = (kind,) if isinstance(kind, str) else kind
-        if job.kind not in kinds:
-            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {' or '.join(kinds)} job", field=field)
-        if job.state != "SUCCEEDED":
-            raise FailedPrecondition(f"job {job.job_id} is {job.state}", field=field)
-        return job
 
     def GetLabelingRequest(
         self, request: lpb.GetLabelingRequestRequest, context: Any
@@ -294,7 +255,43 @@ def platform_factory(settings: ShoalSettings) -> Any:
     return make
 
 
-def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
+def owner_targets(
+    settings: ShoalSettings, local_services: Collection[str] = (), local_port: Callable[[], int | None] | None = None
+) -> Callable[[], dict[str, str]]:
+    """Where the bridge reaches analysis and the sampler: analysis_target and sampler_target, else
+    this server's own port for a service it runs too. A service that is nowhere stops the start."""
+    named = {"analysis": settings.analysis_target, "sampler": settings.sampler_target}
+    missing = [s for s, t in named.items() if not t and (local_port is None or s not in local_services)]
+    if missing:
+        raise ConfigurationError(
+            "the labeling bridge reads label-issues jobs from analysis and campaigns from the sampler; set "
+            + " and ".join(f"SHOAL_{s.upper()}_TARGET=host:port" for s in missing)
+            + " (or run them in the same `shoal serve`)"
+        )
+
+    def targets() -> dict[str, str]:
+        out = dict(named)
+        for service, target in named.items():
+            if not target:
+                port = local_port() if local_port is not None else None
+                if port is None:
+                    raise Unavailable(f"the {service} service is not bound yet", field="source")
+                out[service] = f"127.0.0.1:{port}"
+        return out
+
+    return targets
+
+
+def create_service(
+    settings: ShoalSettings,
+    stores: Stores,
+    *,
+    local_services: Collection[str] = (),
+    local_port: Callable[[], int | None] | None = None,
+) -> ServiceSpec:
+    """The bridge; ``local_services`` run in the same server, reached on ``local_port`` unless
+    analysis_target or sampler_target names where they are."""
+    targets = owner_targets(settings, local_services, local_port)
     projects = ProjectCatalog(stores.metrics)
     datasets = DatasetCatalog(stores.metrics, projects)
     topics = Topics(settings.topic_prefix)
@@ -315,7 +312,16 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     ]
     if settings.label_studio_url and settings.labeling_webhook_url:
         workers.append(WebhookServer(bridge, host=settings.host, port=settings.webhook_port, secret=secret))
-    servicer = LabelingBridgeServicer(JobStore(stores.metrics, service=NAME), bridge, projects, datasets, loop)
+    local = local_port is not None and not (settings.analysis_target and settings.sampler_target)
+    if local and settings.tls_client_ca_file is not None and settings.console_grpc_client_cert_file is None:
+        log.warning(
+            "SendForLabeling cannot read label-issues jobs and campaigns: the services require client certificates "
+            "(SHOAL_TLS_CLIENT_CA_FILE); give the bridge one with SHOAL_CONSOLE_GRPC_CLIENT_CERT_FILE and "
+            "SHOAL_CONSOLE_GRPC_CLIENT_KEY_FILE"
+        )
+    channels = Channels(client_tls(settings, local=local), max_message_bytes=settings.max_message_bytes)
+    owners = Owners(targets, channels, projects, datasets)
+    servicer = LabelingBridgeServicer(JobStore(stores.metrics, service=NAME), bridge, projects, datasets, loop, owners)
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,

@@ -1,0 +1,63 @@
+"""Comparing two inference sets of a dataset: what improved, what regressed, per class."""
+
+from __future__ import annotations
+
+from shoal.analysis.compare import compare
+from shoal.analysis.detection import compare_detection
+from shoal.analysis.rpc.classification import class_metrics
+from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.errors import InvalidArgument
+
+
+def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest) -> pb.CompareInferenceSetsResponse:
+    for name in ("baseline_inference_set", "candidate_inference_set"):
+        if not getattr(request, name):
+            raise InvalidArgument("is empty", field=name)
+    threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
+    project = ctx.projects.get(request.project)
+    if project.task_type == "OBJECT_DETECTION_2D":
+        iou = check_iou(request.iou_threshold, "iou_threshold")
+        view = ctx.view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
+        frames_sql, frames_params = frame_filter(view, request.filter, "filter")
+        det = compare_detection(
+            ctx.metrics, project.name, view.dataset, request.baseline_inference_set,
+            request.candidate_inference_set, list(view.ontology), iou_threshold=iou, confidence_threshold=threshold,
+            frames_sql=frames_sql, frames_params=frames_params,
+        )  # fmt: skip
+        out = pb.CompareInferenceSetsResponse(
+            frames=det.candidate.frames,
+            baseline_accuracy=det.baseline.accuracy,
+            candidate_accuracy=det.candidate.accuracy,
+            improved=det.improved,
+            regressed=det.regressed,
+            objects=det.objects,
+        )
+        pairs = zip(det.baseline.per_class, det.candidate.per_class, strict=True)
+    else:
+        project = ctx.classification_project(request.project)
+        view = ctx.view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
+        result = compare(ctx.metrics, view, request.filter)
+        out = pb.CompareInferenceSetsResponse(
+            frames=result.frames,
+            baseline_accuracy=result.baseline_accuracy,
+            candidate_accuracy=result.candidate_accuracy,
+            improved=result.improved,
+            regressed=result.regressed,
+        )
+        pairs = zip(result.baseline, result.candidate, strict=True)
+    names = {c.id: c.name for c in project.classes}
+    for b, c in pairs:
+        out.per_class.add(
+            class_id=c.class_id,
+            class_name=names.get(c.class_id, ""),
+            baseline=class_metrics(b, names),
+            candidate=class_metrics(c, names),
+            precision_delta=c.precision - b.precision,
+            recall_delta=c.recall - b.recall,
+            f1_delta=c.f1 - b.f1,
+        )
+    return out
+
+
+ANALYSIS = Analysis("compare", rpcs={"CompareInferenceSets": compare_inference_sets})

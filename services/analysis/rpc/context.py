@@ -1,0 +1,187 @@
+"""What every analysis module's RPC handlers share: the :class:`Context` (stores, job store and
+runner, project, dataset and segment catalogues, built once per server) and the checks and
+conversions that several analyses make.
+
+A handler is ``def handler(ctx: Context, request) -> response``; a job runner is
+``def run(ctx: Context, run: JobContext) -> None``. An analysis module lists them in an
+:class:`Analysis`, which the registry (:mod:`shoal.analysis.registry`) collects."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.convert import timestamp
+from shoal.common.data import segments as seg_store
+from shoal.common.data.datasets import DatasetCatalog
+from shoal.common.data.evaluations import frame_rows_set
+from shoal.common.data.outcomes import iou_key
+from shoal.common.data.projects import Project, ProjectCatalog
+from shoal.common.data.query import Params, View, compile_filter, view_sql
+from shoal.common.errors import FailedPrecondition, InvalidArgument
+from shoal.common.jobs import Job, JobContext, JobRunner, JobStore
+from shoal.common.jobs_rpc import JobRpcs
+from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.stores.vectors import VectorStore
+from shoal.common.timeutil import as_utc
+from shoal.common.v1 import common_pb2
+
+#: fields of a detection drill-down's frame filter (besides metadata.<key>)
+FRAME_FIELDS = ("frame_id", "split", "media_type", "capture_time", "segment")
+
+#: an RPC handler: the shared context and the request in, the response out
+Handler = Callable[["Context", Any], Any]
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How a job kind runs and how a cancelled, failed or interrupted run is undone."""
+
+    #: computes the job, reporting through ``run``; raises to fail
+    run: Callable[[Context, JobContext], None]
+    #: removes whatever a run of the kind wrote
+    discard: Callable[[MetricsStore, Job], None]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis as the service sees it: the RPCs it answers, the job kinds it runs and the
+    tables it owns."""
+
+    name: str
+    #: RPC name (as in ``AnalysisService``) -> handler
+    rpcs: Mapping[str, Handler]
+    #: job kind -> runner
+    jobs: Mapping[str, Runner] = field(default_factory=dict)
+    #: schema of the tables the analysis owns, applied in registry order
+    migrations: tuple[Migration, ...] = ()
+
+
+class Context(JobRpcs):
+    """The stores, jobs and catalogues every handler reads, built once per server. The job RPCs
+    and the finished-job checks come from :class:`~shoal.common.jobs_rpc.JobRpcs`."""
+
+    GetJobResponse: Any = pb.GetJobResponse
+    ListJobsResponse: Any = pb.ListJobsResponse
+    CancelJobResponse: Any = pb.CancelJobResponse
+
+    #: set once the job kinds are known (see ``service.create_service``)
+    runner: JobRunner
+
+    def __init__(self, jobs: JobStore, metrics: MetricsStore, vectors: VectorStore) -> None:
+        self.jobs = jobs
+        self.metrics = metrics
+        self.vectors = vectors
+        self.projects = ProjectCatalog(metrics)
+        self.datasets = DatasetCatalog(metrics, self.projects)
+        self.segments = seg_store.SegmentStore(metrics)
+
+    def project(self, name: str, task_type: str) -> Project:
+        """The project, which must be of ``task_type`` for the metrics asked."""
+        project = self.projects.get(name)
+        if project.task_type != task_type:
+            what = {"CLASSIFICATION": "a classification", "OBJECT_DETECTION_2D": "a 2-D detection"}[task_type]
+            raise FailedPrecondition(f"project {project.name!r} is {project.task_type}, not {what} project",
+                                     field="project")  # fmt: skip
+        return project
+
+    def classification_project(self, name: str) -> Project:
+        return self.project(name, "CLASSIFICATION")
+
+    def detection_project(self, name: str) -> Project:
+        return self.project(name, "OBJECT_DETECTION_2D")
+
+    def view(self, p: Project, dataset: str, inference_set: str, threshold: float, baseline: str = "") -> View:
+        """What a request reads, for project ``p`` (loaded once by the caller)."""
+        project = p.name
+        frames_from = ""
+        if inference_set:
+            s = self.datasets.get_inference_set(project, inference_set)
+            if dataset and dataset != s.dataset:
+                raise InvalidArgument(
+                    f"inference set {inference_set!r} belongs to dataset {s.dataset!r}, not {dataset!r}",
+                    field="dataset",
+                )
+            dataset = s.dataset
+            if baseline:
+                self.datasets.get_inference_set(project, baseline, dataset=dataset, field="baseline_inference_set")
+        elif not dataset:
+            raise InvalidArgument("give a dataset or an inference set", field="dataset")
+        else:
+            self.datasets.get(project, dataset)
+            frames_from = frame_rows_set(self.metrics, project, dataset)
+        return View(
+            project=project,
+            dataset=dataset,
+            inference_set=inference_set,
+            ontology=tuple(c.id for c in p.classes),
+            class_names={c.name: c.id for c in p.classes},
+            confidence_threshold=threshold,
+            baseline_inference_set=baseline,
+            frames_from=frames_from,
+        )
+
+    def space(self, project_name: str, dataset: str, space_name: str) -> Any:
+        """The embedding space of a job on ``dataset`` (both must exist)."""
+        project = self.projects.get(project_name)
+        if not dataset:
+            raise InvalidArgument("is empty", field="dataset")
+        self.datasets.get(project_name, dataset)
+        spaces = {s.name: s for s in project.embedding_spaces}
+        if space_name not in spaces:
+            known = ", ".join(sorted(spaces)) or "none"
+            raise InvalidArgument(f"project {project.name!r} has no embedding space {space_name!r}"
+                                  f" (it has: {known})", field="embedding_space")  # fmt: skip
+        return spaces[space_name]
+
+
+def check_threshold(value: float, field: str) -> float:
+    """A confidence (or other) threshold, which must lie in [0, 1]."""
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise InvalidArgument(f"must lie in [0, 1], got {value}", field=field)
+    return value
+
+
+def check_iou(value: float, field: str) -> float:
+    """A detection IoU threshold (0.5 when unset), as stored: in hundredths."""
+    iou = value or 0.5
+    if not (math.isfinite(iou) and 0.0 < iou <= 1.0):
+        raise InvalidArgument(f"must lie in (0, 1], got {iou}", field=field)
+    if abs(iou * 100 - round(iou * 100)) > 1e-9:
+        raise InvalidArgument(f"must be given in hundredths (0.5, 0.75, ...), got {iou}", field=field)
+    return iou_key(iou)
+
+
+def check_frame_fields(flt: common_pb2.Filter, where: str) -> None:
+    """Detection filters take frame fields only (a detection frame has no single class)."""
+    for i, c in enumerate(flt.all):
+        if c.field not in FRAME_FIELDS and not c.field.startswith("metadata."):
+            raise InvalidArgument(f"{c.field!r} is not a frame field (one of {', '.join(FRAME_FIELDS)}"
+                                  " or metadata.<key>)", field=f"{where}.all[{i}].field")  # fmt: skip
+
+
+def frame_filter(view: View, flt: common_pb2.Filter, where: str) -> tuple[str, dict[str, Any]]:
+    """A detection request's filter of frame fields, as a SELECT of frame ids ("" for none)."""
+    if not flt.all:
+        return "", {}
+    check_frame_fields(flt, where)
+    frames = dataclasses.replace(view, baseline_inference_set="")
+    params = Params()
+    condition = compile_filter(flt, frames, params, where)
+    return f"SELECT frame_id FROM ({view_sql(frames, params)}) WHERE {condition}", params.values
+
+
+def set_value(v: common_pb2.Value, kind: str, value: Any) -> None:
+    """Sets ``v`` to a metadata value of ``kind`` (string, number, bool, timestamp)."""
+    if kind == "string":
+        v.string_value = value
+    elif kind == "number":
+        v.number_value = value
+    elif kind == "bool":
+        v.bool_value = bool(value)
+    else:
+        v.timestamp_value.CopyFrom(timestamp(as_utc(value)))

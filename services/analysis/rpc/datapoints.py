@@ -1,0 +1,76 @@
+"""The datapoints explorer: one page of frames of a dataset or inference set, filtered and sorted."""
+
+from __future__ import annotations
+
+from shoal.analysis import datapoints
+from shoal.analysis.datapoints import FrameObject, Row
+from shoal.analysis.rpc.context import Analysis, Context, check_threshold, set_value
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.errors import InvalidArgument
+from shoal.common.v1 import common_pb2
+
+
+def query_datapoints(ctx: Context, request: pb.QueryDatapointsRequest) -> pb.QueryDatapointsResponse:
+    threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
+    if request.baseline_inference_set and not request.inference_set:
+        raise InvalidArgument("a baseline needs an inference set to compare with", field="inference_set")
+    view = ctx.view(
+        ctx.projects.get(request.project),
+        request.dataset,
+        request.inference_set,
+        threshold,
+        request.baseline_inference_set,
+    )
+    scoped = pb.QueryDatapointsRequest()
+    scoped.CopyFrom(request)
+    scoped.ClearField("page")
+    scope = scoped.SerializeToString(deterministic=True).hex()
+    page = datapoints.query_datapoints(
+        ctx.metrics,
+        view,
+        request.filter,
+        list(request.sort),
+        request.page.page_size,
+        request.page.page_token,
+        scope=scope,
+        include_objects=request.include_objects,
+    )
+    return pb.QueryDatapointsResponse(
+        datapoints=[_datapoint(view.dataset, r) for r in page.rows],
+        page=common_pb2.PageResponse(next_page_token=page.next_token, total_count=page.total),
+    )
+
+
+def _object(o: FrameObject) -> pb.DatapointObject:
+    out = pb.DatapointObject(object_id=o.object_id, class_id=o.class_id, is_crowd=o.is_crowd)
+    out.box.x, out.box.y, out.box.width, out.box.height = o.box
+    if o.score is not None:
+        out.score = o.score
+    return out
+
+
+def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
+    d = pb.Datapoint(split=r.split, media_uri=r.media_uri, width=r.width, height=r.height,
+                     label_objects=[_object(o) for o in r.label_objects],
+                     predicted_objects=[_object(o) for o in r.predicted_objects])  # fmt: skip
+    d.ref.dataset = dataset
+    d.ref.frame_id = r.frame_id
+    if r.label_class is not None:
+        d.label_class = r.label_class
+    if r.predicted_class is not None:
+        d.predicted_class = r.predicted_class
+    if r.confidence is not None:
+        d.confidence = r.confidence
+    if r.loss is not None:
+        d.loss = r.loss
+    if r.margin is not None:
+        d.margin = r.margin
+    if r.baseline_predicted_class is not None:
+        d.baseline_predicted_class = r.baseline_predicted_class
+    d.class_probabilities.extend(r.probabilities)
+    for key, (kind, value) in r.metadata.items():
+        set_value(d.metadata[key], kind, value)
+    return d
+
+
+ANALYSIS = Analysis("datapoints", rpcs={"QueryDatapoints": query_datapoints})

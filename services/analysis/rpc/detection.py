@@ -1,0 +1,160 @@
+"""2-D detection metrics: COCO AP and AR, the detection confusion matrix and its matches."""
+
+from __future__ import annotations
+
+from shoal.analysis import detection
+from shoal.analysis.detection import (
+    MATCH_TIE_BREAK,
+    ORDERS,
+    MatchQuery,
+    detection_confusion,
+    detection_report,
+    match_details,
+    query_matches,
+)
+from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.query import decode_cursor, encode_cursor
+from shoal.common.errors import InvalidArgument
+from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from shoal.common.v1 import common_pb2
+
+
+def get_detection_metrics(ctx: Context, request: pb.GetDetectionMetricsRequest) -> pb.GetDetectionMetricsResponse:
+    if not request.inference_set:
+        raise InvalidArgument("is empty", field="inference_set")
+    project = ctx.detection_project(request.project)
+    s = ctx.datasets.get_inference_set(request.project, request.inference_set)
+    report = detection_report(ctx.metrics, request.project, s.dataset, s.name, [c.id for c in project.classes])
+    st = report.result.stats
+    out = pb.DetectionMetrics(
+        inference_set=s.name,
+        dataset=s.dataset,
+        frames=report.frames,
+        ground_truth_objects=report.ground_truth,
+        predicted_objects=report.predicted,
+        ap=st["AP"],
+        ap50=st["AP50"],
+        ap75=st["AP75"],
+        ap_small=st["AP_small"],
+        ap_medium=st["AP_medium"],
+        ap_large=st["AP_large"],
+        ar1=st["AR1"],
+        ar10=st["AR10"],
+        ar100=st["AR100"],
+        ar_small=st["AR_small"],
+        ar_medium=st["AR_medium"],
+        ar_large=st["AR_large"],
+    )
+    for c in project.classes:
+        pc = report.result.per_class[c.id]
+        out.per_class.add(
+            class_id=c.id,
+            class_name=c.name,
+            ap=pc["AP"],
+            ap50=pc["AP50"],
+            ap75=pc["AP75"],
+            ar100=pc["AR100"],
+            ground_truth=report.gt_per_class.get(c.id, 0),
+            predicted=report.dt_per_class.get(c.id, 0),
+        )
+    return pb.GetDetectionMetricsResponse(metrics=out)
+
+
+def get_detection_confusion(ctx: Context, request: pb.GetDetectionConfusionRequest) -> pb.GetDetectionConfusionResponse:
+    if not request.inference_set:
+        raise InvalidArgument("is empty", field="inference_set")
+    iou = check_iou(request.iou_threshold, "iou_threshold")
+    threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
+    project = ctx.detection_project(request.project)
+    s = ctx.datasets.get_inference_set(request.project, request.inference_set)
+    run = detection_confusion(
+        ctx.metrics, request.project, s.dataset, s.name, [c.id for c in project.classes],
+        iou_threshold=iou, confidence_threshold=threshold,
+    )  # fmt: skip
+    class_ids, counts, omitted = run.cells.matrix(run.class_ids)
+    out = pb.DetectionConfusion(
+        inference_set=s.name,
+        iou_threshold=iou,
+        confidence_threshold=threshold,
+        class_ids=class_ids,
+        counts=counts.ravel().tolist(),
+        ignored_predictions=run.ignored,
+        omitted_classes=omitted,
+    )
+    return pb.GetDetectionConfusionResponse(confusion=out)
+
+
+def query_detection_matches(ctx: Context, request: pb.QueryDetectionMatchesRequest) -> pb.QueryDetectionMatchesResponse:
+    if not request.inference_set:
+        raise InvalidArgument("is empty", field="inference_set")
+    iou = check_iou(request.iou_threshold, "iou_threshold")
+    threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
+    label = None if request.any_label_class else (request.label_class if request.HasField("label_class") else -1)
+    predicted = (
+        None
+        if request.any_predicted_class
+        else (request.predicted_class if request.HasField("predicted_class") else -1)
+    )
+    if label == -1 and predicted == -1:
+        raise InvalidArgument("the false-positive row and the missed column do not meet", field="label_class")
+    ranges = {}
+    for name in ("min_score", "max_score", "min_iou", "max_iou"):
+        if request.HasField(name):
+            ranges[name] = check_threshold(getattr(request, name), name)
+    if request.order not in ORDERS:
+        raise InvalidArgument(f"unknown order {request.order}", field="order")
+    if request.change not in ("", "improved", "regressed"):
+        raise InvalidArgument(f"'improved' or 'regressed', not {request.change!r}", field="change")
+    if bool(request.change) != bool(request.baseline_inference_set):
+        field = "baseline_inference_set" if request.change else "change"
+        raise InvalidArgument("change and baseline_inference_set go together", field=field)
+    project = ctx.detection_project(request.project)
+    view = ctx.view(project, "", request.inference_set, 0.0, request.baseline_inference_set)
+    frames_sql, frames_params = frame_filter(view, request.frame_filter, "frame_filter")
+    if request.object_segment:
+        seg = ctx.segments.get(project.name, request.object_segment)
+        if seg.dataset != view.dataset:
+            raise InvalidArgument(f"segment {seg.name!r} is of dataset {seg.dataset!r}, not {view.dataset!r}",
+                                  field="object_segment")  # fmt: skip
+    q = MatchQuery(view.inference_set, iou, threshold, label, predicted, order=request.order,
+                   baseline_inference_set=request.baseline_inference_set, change=request.change,
+                   object_segment=request.object_segment, **ranges)  # fmt: skip
+    if request.page.page_size < 0:
+        raise InvalidArgument(f"must be >= 0, got {request.page.page_size}", field="page.page_size")
+    size = min(request.page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    scope = f"matches|{request.project}|{q}|{request.frame_filter.SerializeToString().hex()}"
+    sorts = [*ORDERS[request.order], *MATCH_TIE_BREAK]
+    last = decode_cursor(request.page.page_token, sorts, scope)
+    rows, total, next_last = query_matches(ctx.metrics, request.project, view.dataset, q, size, last,
+                                           frames_sql, frames_params)  # fmt: skip
+    token = encode_cursor(next_last, scope) if next_last is not None else ""
+    out = pb.QueryDetectionMatchesResponse(page=common_pb2.PageResponse(next_page_token=token, total_count=total))
+    details = match_details(ctx.metrics, project.name, view.dataset, view.inference_set, [r[0] for r in rows])
+    for frame, lo, po, lc, pc, m_iou, score in rows:
+        uri, split = details.frames.get(frame, ("", ""))
+        m = out.matches.add(frame_id=frame, label_object_id=lo, predicted_object_id=po, iou=float(m_iou),
+                            media_uri=uri, split=split)  # fmt: skip
+        if lc != -1:
+            m.label_class = int(lc)
+        if pc != -1:
+            m.predicted_class = int(pc)
+        if score is not None:
+            m.score = float(score)
+        if lo and (frame, lo) in details.label_boxes:
+            m.label_box.x, m.label_box.y, m.label_box.width, m.label_box.height = details.label_boxes[(frame, lo)]
+        if po and (frame, po) in details.predicted_boxes:
+            b = m.predicted_box
+            b.x, b.y, b.width, b.height = details.predicted_boxes[(frame, po)]
+    return out
+
+
+ANALYSIS = Analysis(
+    "detection",
+    rpcs={
+        "GetDetectionMetrics": get_detection_metrics,
+        "GetDetectionConfusion": get_detection_confusion,
+        "QueryDetectionMatches": query_detection_matches,
+    },
+    migrations=detection.MIGRATIONS,
+)

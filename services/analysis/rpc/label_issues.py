@@ -1,0 +1,111 @@
+"""Label issues: a job that scores every labeled frame (classification: confident learning;
+detection: see :mod:`shoal.analysis.rpc.detection_issues`) and the query of its classification result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shoal.analysis import detection_issues, label_issues, neighbors
+from shoal.analysis.rpc.context import Analysis, Context, Runner, frame_filter
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.convert import job_to_proto, page_of, page_response
+from shoal.common.data.datasets import frame_media
+from shoal.common.data.query import Params, compile_filter
+from shoal.common.errors import FailedPrecondition, InvalidArgument
+from shoal.common.jobs import JobContext
+from shoal.common.v1 import common_pb2
+
+
+def start_label_issues(ctx: Context, request: pb.StartLabelIssuesRequest) -> pb.StartLabelIssuesResponse:
+    if not request.inference_set:
+        raise InvalidArgument("is empty", field="inference_set")
+    project = ctx.projects.get(request.project)
+    kind = label_issues.KIND
+    if project.task_type == "OBJECT_DETECTION_2D":
+        view = ctx.view(project, "", request.inference_set, 0.0)
+        frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job
+        kind = detection_issues.KIND
+    else:
+        view = ctx.view(ctx.classification_project(request.project), "", request.inference_set, 0.0)
+        compile_filter(request.filter, view, Params())  # a bad filter fails now, not in the job
+        if len(view.ontology) > label_issues.MAX_CLASSES:
+            raise FailedPrecondition(
+                f"project {project.name!r} has {len(view.ontology):,} classes; label issues keep class-by-class "
+                f"matrices and take at most {label_issues.MAX_CLASSES:,}",
+                field="project",
+            )
+    params = {"inference_set": view.inference_set, "filter": request.filter.SerializeToString().hex()}
+    job = ctx.runner.submit(request.project, kind, params, rerun=request.rerun)
+    return pb.StartLabelIssuesResponse(job=job_to_proto(job))
+
+
+def run_label_issues(ctx: Context, run: JobContext) -> None:
+    job = run.job
+    view = ctx.view(ctx.classification_project(job.project), "", job.params["inference_set"], 0.0)
+    flt = common_pb2.Filter.FromString(bytes.fromhex(job.params.get("filter", "")))
+    label_issues.find_label_issues(run, ctx.metrics, view, flt, job)
+
+
+def query_label_issues(ctx: Context, request: pb.QueryLabelIssuesRequest) -> pb.QueryLabelIssuesResponse:
+    job = ctx.finished_job(request.project, request.job_id, label_issues.KIND)
+    if request.order not in label_issues.ORDERS:
+        raise InvalidArgument(f"unknown order {request.order}", field="order")
+    summary = ctx.stored_summary(label_issues, job)
+    scope = (f"label-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+             f"|{request.include_dismissed}")  # fmt: skip
+    page = page_of(request.page, scope=scope)
+    dataset = ctx.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
+    rows, total, dismissed = label_issues.query_issues(ctx.metrics, request.project, job.job_id, dataset=dataset,
+                                                       all_frames=request.all_frames,
+                                                       include_dismissed=request.include_dismissed,
+                                                       order=request.order, offset=page.offset,
+                                                       size=page.size)  # fmt: skip
+    media = frame_media(ctx.metrics, request.project, dataset, [r[0] for r in rows])
+    near: dict[str, tuple[Any, Any]] = {}
+    if request.neighbor_job_id:
+        nj = ctx.finished_job(request.project, request.neighbor_job_id, neighbors.KIND)
+        if nj.params["dataset"] != dataset:
+            raise InvalidArgument(f"neighbour job {nj.job_id} is of dataset {nj.params['dataset']!r},"
+                                  f" not {dataset!r}", field="neighbor_job_id")  # fmt: skip
+        near = neighbors.neighbor_labels(ctx.metrics, request.project, nj.job_id, [r[0] for r in rows])
+    out = pb.QueryLabelIssuesResponse(
+        summary=pb.LabelIssuesSummary(
+            frames=summary.frames,
+            issues=summary.issues,
+            class_ids=summary.class_ids,
+            thresholds=summary.thresholds,
+            confident_joint=[int(x) for row in summary.confident_joint for x in row],
+            joint=[float(x) for row in summary.joint for x in row],
+            noise_matrix=[float(x) for row in summary.noise_matrix for x in row],
+            issues_per_class=summary.issues_per_class,
+        ),
+        page=page_response(page, len(rows), total, scope=scope),
+        dismissed_count=dismissed,
+    )
+    for frame, given, suggested, is_issue, conf, margin, entropy, p_suggested, is_dismissed in rows:
+        item = out.issues.add(
+            ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
+            media_uri=media.get(frame, ("", ""))[0],
+            given_label=int(given),
+            suggested_label=int(suggested),
+            is_issue=bool(is_issue),
+            self_confidence=float(conf),
+            normalized_margin=float(margin),
+            weighted_entropy=float(entropy),
+            suggested_probability=float(p_suggested),
+            dismissed=bool(is_dismissed),
+        )
+        major, disagree = near.get(frame, (None, None))
+        if major is not None:
+            item.neighbor_label = int(major)
+        if disagree is not None:
+            item.neighbor_disagreement = float(disagree)
+    return out
+
+
+ANALYSIS = Analysis(
+    "label_issues",
+    rpcs={"StartLabelIssues": start_label_issues, "QueryLabelIssues": query_label_issues},
+    jobs={label_issues.KIND: Runner(run=run_label_issues, discard=label_issues.discard)},
+    migrations=label_issues.MIGRATIONS,
+)

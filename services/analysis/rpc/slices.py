@@ -1,0 +1,48 @@
+"""Slices: accuracy by the values of a field, with confidence intervals and the worst slices."""
+
+from __future__ import annotations
+
+from shoal.analysis.rpc.context import Analysis, Context, check_frame_fields, check_iou, check_threshold
+from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.errors import InvalidArgument
+
+
+def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesResponse:
+    if not request.inference_set:
+        raise InvalidArgument("is empty", field="inference_set")
+    if request.min_support < 0:
+        raise InvalidArgument(f"must be >= 0, got {request.min_support}", field="min_support")
+    threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
+    project = ctx.projects.get(request.project)
+    is_detection = project.task_type == "OBJECT_DETECTION_2D"
+    if is_detection:
+        check_frame_fields(request.filter, "filter")
+    else:
+        project = ctx.classification_project(request.project)
+    view = ctx.view(project, "", request.inference_set, threshold)
+    overall, total, every, worst = slices(
+        ctx.metrics,
+        view,
+        request.filter,
+        group_by=request.group_by,
+        time_bucket=request.time_bucket,
+        min_support=request.min_support or DEFAULT_MIN_SUPPORT,
+        level=request.confidence_level or DEFAULT_LEVEL,
+        detection_iou=check_iou(request.iou_threshold, "iou_threshold") if is_detection else None,
+    )
+    return pb.GetSlicesResponse(
+        overall_accuracy=overall,
+        frames=sum(x.frames for x in every) if is_detection else total,
+        objects=total if is_detection else 0,
+        slices=[_slice(x) for x in every],
+        worst=[_slice(x) for x in worst],
+    )
+
+
+def _slice(x: SliceStats) -> pb.Slice:
+    return pb.Slice(value=x.value, frames=x.frames, correct=x.correct, accuracy=x.accuracy,
+                    interval_lower=x.lower, interval_upper=x.upper, drop=x.drop, objects=x.objects)  # fmt: skip
+
+
+ANALYSIS = Analysis("slices", rpcs={"GetSlices": get_slices})

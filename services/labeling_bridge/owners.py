@@ -1,0 +1,193 @@
+"""The frames of a job that another service owns, read over gRPC with the caller's own API key: a
+finished label-issues job's flagged frames from the analysis service, a finished campaign's sample
+from the sampler. The owning service's authorisation decides what the caller may read; the
+caller's request id and deadline go along.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.analysis.v1 import analysis_pb2_grpc
+from shoal.common.channels import Channels, forwarded_metadata, forwarded_timeout
+from shoal.common.data.datasets import DatasetCatalog
+from shoal.common.data.labeling_requests import Source
+from shoal.common.data.projects import ProjectCatalog
+from shoal.common.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InternalError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    ShoalError,
+    Unauthenticated,
+    Unavailable,
+)
+from shoal.common.interceptors import ERROR_DETAIL_KEY
+from shoal.common.v1 import common_pb2
+from shoal.sampler.v1 import sampler_pb2 as spb
+from shoal.sampler.v1 import sampler_pb2_grpc
+
+#: the job kinds (common.v1.Job.kind) whose frames SendForLabeling takes
+LABEL_ISSUES_KIND = "label_issues"
+DETECTION_ISSUES_KIND = "detection_label_issues"
+CAMPAIGN_KIND = "campaign"
+#: the largest page the services give
+PAGE_SIZE = 1000
+#: the longest one call may take when the caller set no deadline
+CALL_TIMEOUT_SECONDS = 60.0
+
+#: an owner's answer that keeps its meaning for the caller, with the caller's field
+_AS_FIELD: dict[grpc.StatusCode, type[ShoalError]] = {
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+}
+#: an owner's answer passed on as it is
+_AS_IS: dict[grpc.StatusCode, type[ShoalError]] = {
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.CANCELLED: Cancelled,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+}
+
+
+def remote_error(service: str, target: str, err: grpc.RpcError, field: str) -> ShoalError:
+    """The error the bridge answers with when ``service`` at ``target`` refused a call made for the
+    request field ``field``."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = (err.details() if hasattr(err, "details") else "") or ""
+    message = details
+    for key, value in (err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else ():
+        if key == ERROR_DETAIL_KEY:
+            message = common_pb2.ErrorDetail.FromString(value).message or details
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(f"the {service} service at {target} cannot be reached: {details}", field=field)
+    if code in _AS_FIELD:
+        return _AS_FIELD[code](message, field=field)
+    if code in _AS_IS:
+        return _AS_IS[code](f"the {service} service answered: {details}")
+    return InternalError(f"the {service} service at {target} answered {code.name}: {details}")
+
+
+class Owners:
+    """Calls analysis and the sampler; ``targets`` gives their ``host:port`` (read at each call: the
+    all-in-one server knows its own port only once bound)."""
+
+    def __init__(
+        self,
+        targets: Callable[[], dict[str, str]],
+        channels: Channels,
+        projects: ProjectCatalog,
+        datasets: DatasetCatalog,
+    ) -> None:
+        self.targets = targets
+        self.channels = channels
+        self.projects = projects
+        self.datasets = datasets
+
+    def _call(self, service: str, method: str, request: Any, context: grpc.ServicerContext, field: str) -> Any:
+        target = self.targets()[service]
+        channel = self.channels.get(target)
+        stub: Any = (
+            analysis_pb2_grpc.AnalysisServiceStub(channel)
+            if service == "analysis"
+            else sampler_pb2_grpc.SamplerServiceStub(channel)
+        )
+        try:
+            return getattr(stub, method)(
+                request, timeout=forwarded_timeout(CALL_TIMEOUT_SECONDS), metadata=forwarded_metadata(context)
+            )
+        except grpc.RpcError as err:
+            raise remote_error(service, target, err, field) from None
+
+    def _finished(
+        self, service: str, project: str, job_id: str, kinds: tuple[str, ...], context: Any, field: str
+    ) -> common_pb2.Job:
+        if not job_id:
+            raise InvalidArgument("is empty", field=field)
+        request_type = apb.GetJobRequest if service == "analysis" else spb.GetJobRequest
+        job = self._call(service, "GetJob", request_type(project=project, job_id=job_id), context, field).job
+        if job.kind not in kinds:
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {' or '.join(kinds)} job", field=field)
+        if job.state != common_pb2.JOB_STATE_SUCCEEDED:
+            state = common_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+            raise FailedPrecondition(f"job {job.job_id} is {state}", field=field)
+        return job
+
+    def _pages(self, service: str, method: str, make: Callable[[common_pb2.PageRequest], Any], most: int,
+               context: Any, field: str) -> Iterator[Any]:  # fmt: skip
+        """The responses of ``method`` page by page until ``most`` items or the last page."""
+        token, left = "", most
+        while True:
+            size = min(PAGE_SIZE, left)
+            resp = self._call(service, method, make(common_pb2.PageRequest(page_size=size, page_token=token)),
+                              context, field)  # fmt: skip
+            yield resp
+            token, left = resp.page.next_page_token, left - size
+            if not token or left <= 0:
+                return
+
+    def label_issues(self, project: str, job_id: str, most: int, context: Any) -> Source:
+        """A finished label-issues job's flagged frames (at most ``most``), worst first, each with its
+        own reason (classification: the given and the suggested class; detection: the kinds of box
+        issues); frames whose issue was dismissed (DismissLabelIssues) are left out."""
+        field = "label_issues.job_id"
+        job = self._finished("analysis", project, job_id, (LABEL_ISSUES_KIND, DETECTION_ISSUES_KIND), context, field)
+        params = job.params
+        dataset = params.get("dataset") or self.datasets.get_inference_set(project, params["inference_set"]).dataset
+        frames: list[str] = []
+        reasons: list[str] = []
+        if job.kind == DETECTION_ISSUES_KIND:
+
+            def detection(page: common_pb2.PageRequest) -> apb.QueryDetectionLabelIssuesRequest:
+                return apb.QueryDetectionLabelIssuesRequest(project=project, job_id=job.job_id, page=page,
+                                                            level=apb.DETECTION_ISSUE_LEVEL_FRAME)  # fmt: skip
+
+            for resp in self._pages("analysis", "QueryDetectionLabelIssues", detection, most, context, field):
+                for f in resp.frames[: most - len(frames)]:
+                    frames.append(f.ref.frame_id)
+                    reasons.append(_detection_reason(f))
+        else:
+            names = {c.id: c.name for c in self.projects.get(project).classes}
+
+            def classification(page: common_pb2.PageRequest) -> apb.QueryLabelIssuesRequest:
+                return apb.QueryLabelIssuesRequest(project=project, job_id=job.job_id, page=page)
+
+            for resp in self._pages("analysis", "QueryLabelIssues", classification, most, context, field):
+                for i in resp.issues[: most - len(frames)]:
+                    frames.append(i.ref.frame_id)
+                    reasons.append(f"label issue: labeled {names.get(i.given_label, i.given_label)}, the model "
+                                   f"suggests {names.get(i.suggested_label, i.suggested_label)} "
+                                   f"(p {i.suggested_probability:.2f})")  # fmt: skip
+        return Source(dataset, frames, "", f"label_issues:{job.job_id}", reasons)
+
+    def campaign(self, project: str, job_id: str, most: int, context: Any) -> Source:
+        """A finished campaign's sample, by rank."""
+        field = "campaign_job_id"
+        job = self._finished("sampler", project, job_id, (CAMPAIGN_KIND,), context, field)
+        frames: list[str] = []
+        strategy = ""
+
+        def page_of(page: common_pb2.PageRequest) -> spb.GetCampaignRequest:
+            return spb.GetCampaignRequest(project=project, job_id=job.job_id, page=page)
+
+        for resp in self._pages("sampler", "GetCampaign", page_of, most, context, field):
+            strategy = resp.summary.strategy
+            frames += [item.ref.frame_id for item in resp.items[: most - len(frames)]]
+        return Source(job.params["pool_dataset"], frames, f"collection campaign {job.job_id}: {strategy}",
+                      f"campaign:{job.job_id}")  # fmt: skip
+
+
+def _detection_reason(f: apb.DetectionFrameIssue) -> str:
+    counts = ((f.missing_labels, "missing box"), (f.spurious_labels, "spurious box"),
+              (f.mislocalized, "mislocalized box"), (f.class_swaps, "box of another class"))  # fmt: skip
+    return "label issues: " + ", ".join(f"{n} {what}" for n, what in counts if n) + f" (frame score {f.score:.2f})"
