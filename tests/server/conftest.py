@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import pathlib
+import re
+import uuid
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +13,7 @@ from shoal.app import build_server
 from shoal.client import Client
 from shoal.common.server import ShoalServer
 from shoal.common.settings import ShoalSettings
+from tests.conftest import server_settings
 from tests.harness._wait import wait_until
 
 
@@ -70,14 +74,14 @@ def finish_job(c: Client, project: str, job: Any, timeout: float = 300.0, stall:
     return job
 
 
-def create_pixel_digits(c: Client) -> None:
-    """The classification project "digits" (classes 0-9) with the 64-d cosine space "pixels"."""
+def create_pixel_digits(c: Client, project: str = "digits") -> None:
+    """The classification project ``project`` (classes 0-9) with the 64-d cosine space "pixels"."""
     from shoal.ingest.v1 import ingest_pb2 as pb
 
     space = pb.EmbeddingSpace(name="pixels", dimension=64, metric=pb.DISTANCE_METRIC_COSINE,
                               level=pb.EMBEDDING_LEVEL_FRAME, model_name="raw", model_version="1")  # fmt: skip
     c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-        name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
+        name=project, task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)],
         embedding_spaces=[space])))  # fmt: skip
 
 
@@ -100,3 +104,24 @@ def running(embedded_settings: ShoalSettings) -> Iterator[Running]:
     r = start_server(embedded_settings)
     yield r
     r.server.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, chdb_path: pathlib.Path) -> Iterator[Running]:
+    """One all-in-one server for a whole test module, on its own chDB database and data dir. Its tests
+    keep apart by working each in a project of its own (the ``project`` fixture)."""
+    r = start_server(server_settings(tmp_path_factory.mktemp("server") / "data", chdb_path))
+    yield r
+    r.server.stop(grace=1)
+
+
+def project_name(name: str) -> str:
+    """A project name unique to one test: ``p_``, the test's name shortened, a random suffix."""
+    short = re.sub(r"[^a-z0-9]+", "_", name.lower().removeprefix("test_")).strip("_")[:40].rstrip("_")
+    return f"p_{short}_{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def project(request: pytest.FixtureRequest) -> str:
+    """The name of this test's own project on the module's ``shared`` server (not created yet)."""
+    return project_name(request.node.name)

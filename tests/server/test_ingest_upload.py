@@ -19,10 +19,10 @@ DIM = 8
 K = 3
 
 
-def _setup(c) -> None:  # type: ignore[no-untyped-def]
-    """The digits project, dataset and inference set (once per server: later calls find them)."""
+def _setup(c, p: str) -> None:  # type: ignore[no-untyped-def]
+    """The project ``p`` with its dataset and inference set (once: later calls find them)."""
     try:
-        c.ingest.GetProject(pb.GetProjectRequest(project="digits"))
+        c.ingest.GetProject(pb.GetProjectRequest(project=p))
         return
     except grpc.RpcError as err:
         if err.code() != grpc.StatusCode.NOT_FOUND:
@@ -30,7 +30,7 @@ def _setup(c) -> None:  # type: ignore[no-untyped-def]
     c.ingest.CreateProject(
         pb.CreateProjectRequest(
             project=pb.Project(
-                name="digits",
+                name=p,
                 task_type=pb.TASK_TYPE_CLASSIFICATION,
                 classes=[pb.ClassDef(id=i, name=f"c{i}") for i in range(K)],
                 embedding_spaces=[
@@ -42,12 +42,12 @@ def _setup(c) -> None:  # type: ignore[no-untyped-def]
     )  # fmt: skip
     c.ingest.CreateDataset(
         pb.CreateDatasetRequest(
-            project="digits", dataset=pb.Dataset(name="train", kind=pb.DATASET_KIND_LABELED, splits=["train", "test"])
+            project=p, dataset=pb.Dataset(name="train", kind=pb.DATASET_KIND_LABELED, splits=["train", "test"])
         )
     )
     c.ingest.CreateInferenceSet(
         pb.CreateInferenceSetRequest(
-            project="digits",
+            project=p,
             inference_set=pb.InferenceSet(name="m1", dataset="train", model_name="m", model_version="1"),
         )
     )
@@ -66,27 +66,27 @@ def _chunk(ids: list[str], rng: np.random.Generator) -> tuple[pb.UploadChunk, np
     return chunk, vecs
 
 
-def _requests(chunks: list[pb.UploadChunk], upload_id: str = "") -> list[pb.UploadRequest]:
-    return [pb.UploadRequest(project="digits", dataset="train", upload_id=upload_id, chunk=c) for c in chunks]
+def _requests(p: str, chunks: list[pb.UploadChunk], upload_id: str = "") -> list[pb.UploadRequest]:
+    return [pb.UploadRequest(project=p, dataset="train", upload_id=upload_id, chunk=c) for c in chunks]
 
 
-def _counts(running: Running) -> dict[str, int]:
+def _counts(running: Running, p: str) -> dict[str, int]:
     m = running.server.stores.metrics
     q = lambda sql: int(m.query(sql).scalar())  # noqa: E731
     vec = running.server.stores.vectors
-    name = collection_name("digits", "feat")
+    name = collection_name(p, "feat")
     return {
-        "frames": q("SELECT count() FROM frames FINAL WHERE project = 'digits'"),
-        "labels": q("SELECT count() FROM label_versions FINAL WHERE project = 'digits'"),
-        "inferences": q("SELECT count() FROM inferences FINAL WHERE project = 'digits'"),
+        "frames": q(f"SELECT count() FROM frames FINAL WHERE project = '{p}'"),
+        "labels": q(f"SELECT count() FROM label_versions FINAL WHERE project = '{p}'"),
+        "inferences": q(f"SELECT count() FROM inferences FINAL WHERE project = '{p}'"),
         "embeddings": vec.count(name, partition="train") if vec.has_collection(name) else 0,
     }
 
 
-def _wait_done(c, upload_id: str) -> pb.UploadStatus:  # type: ignore[no-untyped-def]
+def _wait_done(c, p: str, upload_id: str) -> pb.UploadStatus:  # type: ignore[no-untyped-def]
     def done() -> bool:
         try:
-            st = c.ingest.GetUploadStatus(pb.GetUploadStatusRequest(project="digits", upload_id=upload_id)).status
+            st = c.ingest.GetUploadStatus(pb.GetUploadStatusRequest(project=p, upload_id=upload_id)).status
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:  # a producer's events not consumed yet
                 return False
@@ -94,17 +94,24 @@ def _wait_done(c, upload_id: str) -> pb.UploadStatus:  # type: ignore[no-untyped
         return st.state in (pb.UPLOAD_STATE_COMPLETED, pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS)
 
     wait_for(done, timeout=60, what=f"upload {upload_id} to complete")
-    return c.ingest.GetUploadStatus(pb.GetUploadStatusRequest(project="digits", upload_id=upload_id)).status
+    return c.ingest.GetUploadStatus(pb.GetUploadStatusRequest(project=p, upload_id=upload_id)).status
 
 
-def test_upload_lands_in_both_stores_exactly_once(running: Running) -> None:
+def _processed(running: Running) -> int:
+    """Upload events the ingest workers have processed so far (for every project of the server)."""
+    return sum(w.processed_events for spec in running.server.specs if spec.name == "ingest" for w in spec.workers)
+
+
+def test_upload_lands_in_both_stores_exactly_once(shared: Running, project: str) -> None:
+    running, p = shared, project
     rng = np.random.default_rng(0)
     with running.client(running.admin_key) as c:
-        _setup(c)
+        _setup(c, p)
         chunks, vecs = zip(*[_chunk([f"f{j * 50 + i}" for i in range(50)], rng) for j in range(4)], strict=True)
-        resp = c.ingest.Upload(iter(_requests(list(chunks))))
+        resp = c.ingest.Upload(iter(_requests(p, list(chunks))))
         assert resp.chunks == 4 and resp.accepted.frames == 200 and resp.accepted.embeddings == 200
-        st = _wait_done(c, resp.upload_id)
+        st = _wait_done(c, p, resp.upload_id)
+        processed = _processed(running)
         assert st.state == pb.UPLOAD_STATE_COMPLETED and st.chunks_processed == 4 and st.chunks_total == 4
         assert (st.written.frames, st.written.labels, st.written.inferences, st.written.embeddings) == (
             200,
@@ -112,24 +119,26 @@ def test_upload_lands_in_both_stores_exactly_once(running: Running) -> None:
             200,
             200,
         )
-        assert _counts(running) == {"frames": 200, "labels": 200, "inferences": 200, "embeddings": 200}
-        stats = c.ingest.GetDataset(pb.GetDatasetRequest(project="digits", dataset="train", include_stats=True)).stats
+        assert _counts(running, p) == {"frames": 200, "labels": 200, "inferences": 200, "embeddings": 200}
+        stats = c.ingest.GetDataset(pb.GetDatasetRequest(project=p, dataset="train", include_stats=True)).stats
         assert (stats.frames, stats.labeled_frames, stats.label_versions, stats.inferences) == (200, 200, 200, 200)
         assert dict(stats.embeddings) == {"feat": 200}
 
         # values read back
         m = running.server.stores.metrics
-        row = m.query("SELECT split, media_uri, meta_str['camera'], width FROM frames FINAL WHERE frame_id = 'f7'").rows
+        row = m.query(
+            f"SELECT split, media_uri, meta_str['camera'], width FROM frames FINAL WHERE project = '{p}'"
+            " AND frame_id = 'f7'"
+        ).rows
         assert row == [("train", "file:///f7.png", "front", 8)]
-        got = running.server.stores.vectors.get(collection_name("digits", "feat"), ["train\x1ff7\x1f"])
+        got = running.server.stores.vectors.get(collection_name(p, "feat"), ["train\x1ff7\x1f"])
         np.testing.assert_array_equal(got.vectors[0], vecs[0][7])
 
         # the same upload again (a client retry with the same id): nothing doubles
-        again = c.ingest.Upload(iter(_requests(list(chunks), upload_id=resp.upload_id)))
+        again = c.ingest.Upload(iter(_requests(p, list(chunks), upload_id=resp.upload_id)))
         assert again.upload_id == resp.upload_id
-        workers = [w for spec in running.server.specs if spec.name == "ingest" for w in spec.workers]
-        wait_for(lambda: sum(w.processed_events for w in workers) >= 8, what="the redelivered chunks to be processed")
-        assert _counts(running) == {"frames": 200, "labels": 200, "inferences": 200, "embeddings": 200}
+        wait_for(lambda: _processed(running) >= processed + 4, what="the redelivered chunks to be processed")
+        assert _counts(running, p) == {"frames": 200, "labels": 200, "inferences": 200, "embeddings": 200}
 
 
 @pytest.mark.parametrize(
@@ -155,43 +164,47 @@ def test_upload_lands_in_both_stores_exactly_once(running: Running) -> None:
         (lambda ch: ch.frames[1].__setattr__("frame_id", "f0"), "chunk.frames[0].frame_id", "appears 2 times"),
     ],
 )
-def test_bad_chunks_are_refused_naming_field_and_frame(running: Running, mutate, field: str, words: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_chunks_are_refused_naming_field_and_frame(
+    shared: Running, project: str, mutate, field: str, words: str
+) -> None:  # type: ignore[no-untyped-def]
+    running, p = shared, project
     rng = np.random.default_rng(1)
     with running.client(running.admin_key) as c:
-        _setup(c)
+        _setup(c, p)
         chunk, _ = _chunk([f"f{i}" for i in range(10)], rng)
         mutate(chunk)
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.Upload(iter(_requests([chunk])))
+            c.ingest.Upload(iter(_requests(p, [chunk])))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details().startswith(field) and words in info.value.details()
     assert "dataset 'train', frame 'f" in info.value.details()
-    assert _counts(running)["frames"] == 0
+    assert _counts(running, p)["frames"] == 0
 
 
-def test_upload_to_unknown_dataset_or_class_layout(running: Running) -> None:
+def test_upload_to_unknown_dataset_or_class_layout(shared: Running, project: str) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
-        _setup(c)
+        _setup(c, p)
         chunk, _ = _chunk(["a"], np.random.default_rng(2))
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.Upload(iter([pb.UploadRequest(project="digits", dataset="nope", chunk=chunk)]))
+            c.ingest.Upload(iter([pb.UploadRequest(project=p, dataset="nope", chunk=chunk)]))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'nope' does not exist" in info.value.details()
         big = pb.UploadChunk(frames=[pb.Frame(frame_id=f"x{i}") for i in range(10_001)])
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.Upload(iter([pb.UploadRequest(project="digits", dataset="train", chunk=big)]))
+            c.ingest.Upload(iter([pb.UploadRequest(project=p, dataset="train", chunk=big)]))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "chunk.frames" in info.value.details()
 
 
-def test_kafka_path_dead_letters_bad_items_and_writes_the_good_ones(running: Running) -> None:
-    check_dead_letters(running)
+def test_kafka_path_dead_letters_bad_items_and_writes_the_good_ones(shared: Running, project: str) -> None:
+    check_dead_letters(shared, project)
 
 
-def check_dead_letters(running: Running) -> None:
+def check_dead_letters(running: Running, p: str) -> None:
     """A customer's producer writes UploadEvents straight to the topic: bad items go to the
     dead-letter topic with their reasons, the good ones of the same event are written."""
     rng = np.random.default_rng(3)
     with running.client(running.admin_key) as c:
-        _setup(c)
+        _setup(c, p)
     chunk, _ = _chunk([f"k{i}" for i in range(20)], rng)
     chunk.labels[5].class_id = 9  # unknown class
     chunk.inferences[6].class_probabilities[:] = [0.5, 0.5, 0.5]  # sums to 1.5
@@ -200,15 +213,16 @@ def check_dead_letters(running: Running) -> None:
     bad_vec[8 * DIM] = np.inf
     chunk.embeddings[0].vectors_f32 = bad_vec.tobytes()
     event = pb.UploadEvent(
-        schema_version=1, upload_id="producer-1", chunk_index=0, project="digits", dataset="train", chunk=chunk
+        schema_version=1, upload_id="producer-1", chunk_index=0, project=p, dataset="train", chunk=chunk
     )
     bus = running.server.stores.events
     topics = Topics(running.server.settings.topic_prefix)
-    bus.publish(topics.uploads, key=b"digits/train", value=event.SerializeToString()).result(timeout=10)
-    bus.publish(topics.uploads, key=b"digits/train", value=b"\xff\xffnot protobuf").result(timeout=10)
+    key = f"{p}/train".encode()
+    bus.publish(topics.uploads, key=key, value=event.SerializeToString()).result(timeout=10)
+    bus.publish(topics.uploads, key=key, value=b"\xff\xffnot protobuf").result(timeout=10)
 
     with running.client(running.admin_key) as c:
-        st = _wait_done(c, "producer-1")
+        st = _wait_done(c, p, "producer-1")
     assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
     # k7's frame is refused, so are its labels, inference and embedding: they would point at nothing
     assert (st.rejected.frames, st.rejected.labels, st.rejected.inferences, st.rejected.embeddings) == (1, 2, 2, 2)
@@ -222,8 +236,12 @@ def check_dead_letters(running: Running) -> None:
     assert {e.detail.datapoint.frame_id for e in st.errors} == {"k5", "k6", "k7", "k8"}
 
     dlq = bus.consumer(f"test-dlq-{uuid.uuid4().hex}", [topics.dead_letter])
-    got = []
-    wait_for(lambda: got.extend(dlq.poll(0.5)) or len(got) >= 2, timeout=60, what="two dead letters")
+    got = []  # this project's: the dead letters keep the events' keys
+    wait_for(
+        lambda: got.extend(e for e in dlq.poll(0.5) if e.key == key) or len(got) >= 2,
+        timeout=60,
+        what="two dead letters",
+    )
     dlq.close()
     by_source = {dict(e.headers)["shoal-source"].decode().split("/")[-1]: e for e in got}
     assert len(by_source) == 2
@@ -242,11 +260,12 @@ def check_dead_letters(running: Running) -> None:
     assert len(reasons) == 7 and all(r["reason"] == "INVALID_ARGUMENT" for r in reasons)
     garbage = next(e for e in got if e is not rejected[0])
     assert b"not an UploadEvent" in dict(garbage.headers)["shoal-reason"]
-    counts = _counts(running)
+    counts = _counts(running, p)
     assert counts == {"frames": 19, "labels": 18, "inferences": 18, "embeddings": 18}
 
 
-def test_columnar_upload_through_the_sdk_reads_back_values(running: Running) -> None:
+def test_columnar_upload_through_the_sdk_reads_back_values(shared: Running, project: str) -> None:
+    running, p = shared, project
     from datetime import UTC, datetime
 
     from shoal.sdk import UploadColumns
@@ -274,60 +293,67 @@ def test_columnar_upload_through_the_sdk_reads_back_values(running: Running) -> 
     )
     assert cols.columnar
     with running.client(running.admin_key) as c:
-        _setup(c)
-        result = c.upload("digits", "train", cols, chunk_size=1000, progress=False)
+        _setup(c, p)
+        result = c.upload(p, "train", cols, chunk_size=1000, progress=False)
         assert result.accepted == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
-        st = c.wait_for_upload("digits", result.upload_id, timeout=60)
+        st = c.wait_for_upload(p, result.upload_id, timeout=60)
+        processed = _processed(running)
         assert st.state == pb.UPLOAD_STATE_COMPLETED and st.chunks_processed == 3
-        assert _counts(running) == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
+        assert _counts(running, p) == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
 
         m = running.server.stores.metrics
         row = m.query(
             "SELECT split, media_uri, width, meta_str['camera'], meta_num['lux'], meta_bool['night'],"
-            " toUnixTimestamp(meta_time['taken']) FROM frames FINAL WHERE frame_id = 'c1234'"
+            f" toUnixTimestamp(meta_time['taken']) FROM frames FINAL WHERE project = '{p}' AND frame_id = 'c1234'"
         ).rows
         assert row == [("train", "file:///d/c1234.png", 8, "rear", 1234.0, 0, 1767225600)]
-        lab = m.query("SELECT class_id, source, author, reason FROM label_versions FINAL WHERE frame_id = 'c1234'").rows
+        lab = m.query(
+            "SELECT class_id, source, author, reason FROM label_versions FINAL"
+            f" WHERE project = '{p}' AND frame_id = 'c1234'"
+        ).rows
         assert lab == [(1234 % K, "import", "ana", "first labels")]
-        inf = m.query("SELECT pred_class, confidence, probs FROM inferences FINAL WHERE frame_id = 'c1234'").rows
+        inf = m.query(
+            f"SELECT pred_class, confidence, probs FROM inferences FINAL WHERE project = '{p}' AND frame_id = 'c1234'"
+        ).rows
         assert inf[0][0] == int(probs[1234].argmax()) and inf[0][1] == pytest.approx(float(probs[1234].max()))
         np.testing.assert_allclose(inf[0][2], probs[1234], rtol=1e-6)
-        got = running.server.stores.vectors.get(collection_name("digits", "feat"), ["train\x1fc1234\x1f"])
+        got = running.server.stores.vectors.get(collection_name(p, "feat"), ["train\x1fc1234\x1f"])
         np.testing.assert_array_equal(got.vectors[0], vecs[1234])
 
         # a retry of the whole upload with the same id doubles nothing
-        c.upload("digits", "train", cols, chunk_size=1000, progress=False, upload_id=result.upload_id)
-        workers = [w for spec in running.server.specs if spec.name == "ingest" for w in spec.workers]
-        wait_for(lambda: sum(w.processed_events for w in workers) >= 6, what="the retried chunks to be processed")
-        assert _counts(running) == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
+        c.upload(p, "train", cols, chunk_size=1000, progress=False, upload_id=result.upload_id)
+        wait_for(lambda: _processed(running) >= processed + 3, what="the retried chunks to be processed")
+        assert _counts(running, p) == {"frames": n, "labels": n, "inferences": n, "embeddings": n}
         # nor in the rows analyses read: one per frame of the inference set
         ev = m.query(
             "SELECT inference_set, count(), countIf(pred_raw IS NOT NULL), countIf(label_class IS NOT NULL)"
-            " FROM evaluations FINAL WHERE project = 'digits' GROUP BY inference_set ORDER BY inference_set"
+            f" FROM evaluations FINAL WHERE project = '{p}' GROUP BY inference_set ORDER BY inference_set"
         ).rows
         assert ev == [("m1", n, n, n)]
-        loss = m.query("SELECT loss FROM evaluations FINAL WHERE inference_set = 'm1' AND frame_id = 'c1234'").scalar()
+        loss = m.query(
+            f"SELECT loss FROM evaluations FINAL WHERE project = '{p}' AND inference_set = 'm1' AND frame_id = 'c1234'"
+        ).scalar()
         assert loss == pytest.approx(-np.log(probs[1234][1234 % K]), rel=1e-6)
 
         # a bad row refuses the chunk over RPC, naming the column, the row and the frame
         probs[1500, 0] = 2.0
         with pytest.raises(grpc.RpcError) as info:
-            c.upload("digits", "train", cols, chunk_size=1000, progress=False)
+            c.upload(p, "train", cols, chunk_size=1000, progress=False)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert info.value.details().startswith("chunk.columns.probabilities_f32[500]")
         assert "frame 'c1500'" in info.value.details() and "[0, 1]" in info.value.details()
 
 
-def test_kafka_path_dead_letters_bad_rows_of_a_columnar_block(running: Running) -> None:
-    check_column_dead_letters(running)
+def test_kafka_path_dead_letters_bad_rows_of_a_columnar_block(shared: Running, project: str) -> None:
+    check_column_dead_letters(shared, project)
 
 
-def check_column_dead_letters(running: Running) -> None:
+def check_column_dead_letters(running: Running, p: str) -> None:
     """A producer's event with a columnar block: bad rows go to the dead-letter topic as a block of
     just those rows, the good rows are written."""
     rng = np.random.default_rng(4)
     with running.client(running.admin_key) as c:
-        _setup(c)
+        _setup(c, p)
     n = 30
     ids = [f"q{i}" for i in range(n)]
     chunk = pb.UploadChunk(inference_set="m1")
@@ -342,13 +368,14 @@ def check_column_dead_letters(running: Running) -> None:
     probs[5] = [np.nan, 0.5, 0.5]  # inference refused
     cols.probabilities_f32 = probs.tobytes()
     event = pb.UploadEvent(
-        schema_version=1, upload_id="producer-cols", chunk_index=0, project="digits", dataset="train", chunk=chunk
+        schema_version=1, upload_id="producer-cols", chunk_index=0, project=p, dataset="train", chunk=chunk
     )
     bus = running.server.stores.events
     topics = Topics(running.server.settings.topic_prefix)
-    bus.publish(topics.uploads, key=b"digits/train", value=event.SerializeToString()).result(timeout=10)
+    key = f"{p}/train".encode()
+    bus.publish(topics.uploads, key=key, value=event.SerializeToString()).result(timeout=10)
     with running.client(running.admin_key) as c:
-        st = _wait_done(c, "producer-cols")
+        st = _wait_done(c, p, "producer-cols")
     assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
     assert (st.rejected.frames, st.rejected.labels, st.rejected.inferences) == (1, 2, 2)
     assert (st.written.frames, st.written.labels, st.written.inferences) == (n - 1, n - 2, n - 2)
@@ -359,7 +386,7 @@ def check_column_dead_letters(running: Running) -> None:
     dlq = bus.consumer(f"test-dlq-{uuid.uuid4().hex}", [topics.dead_letter])
     got: list = []  # type: ignore[type-arg]
     wait_for(
-        lambda: got.extend(e for e in dlq.poll(0.5) if b"producer-cols" in e.value) or len(got) >= 1,
+        lambda: got.extend(e for e in dlq.poll(0.5) if e.key == key and b"producer-cols" in e.value) or len(got) >= 1,
         timeout=60,
         what="the dead letter",
     )
@@ -370,6 +397,6 @@ def check_column_dead_letters(running: Running) -> None:
     assert np.isnan(np.frombuffer(part.probabilities_f32, "<f4").reshape(3, K)[2, 0])
     m = running.server.stores.metrics
     written = m.query(
-        "SELECT frame_id FROM inferences FINAL WHERE project = 'digits' AND startsWith(frame_id, 'q') ORDER BY frame_id"
+        f"SELECT frame_id FROM inferences FINAL WHERE project = '{p}' AND startsWith(frame_id, 'q') ORDER BY frame_id"
     ).rows
     assert {r[0] for r in written} == set(ids) - {"q3", "q5"}
