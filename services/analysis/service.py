@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from shoal.analysis import registry
 from shoal.analysis.rpc.context import Context, Handler
@@ -28,6 +28,8 @@ from shoal.common.stores import Stores
 NAME = "analysis"
 FULL_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 
+T = TypeVar("T")
+
 
 def _dispatch(name: str, handler: Handler) -> Callable[[Any, Any, Any], Any]:
     """The servicer method of RPC ``name``: the handler, given the servicer's shared context."""
@@ -35,21 +37,27 @@ def _dispatch(name: str, handler: Handler) -> Callable[[Any, Any, Any], Any]:
     def method(self: AnalysisServicer, request: Any, context: Any) -> Any:
         return handler(self.ctx, request)
 
-    method.__name__ = method.__qualname__ = name
+    method.__name__ = name
     method.__doc__ = handler.__doc__
     return method
 
 
+def _answering_every_rpc(cls: type[T]) -> type[T]:
+    """``cls`` with one method per RPC of the registry, each calling its analysis's handler."""
+    for name, handler in registry.handlers().items():
+        method = _dispatch(name, handler)
+        method.__qualname__ = f"{cls.__qualname__}.{name}"
+        setattr(cls, name, method)
+    return cls
+
+
+@_answering_every_rpc
 class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
-    """Every RPC of ``AnalysisService``, each sent to its analysis module's handler (the methods
-    are assigned from :func:`shoal.analysis.registry.handlers` below)."""
+    """Every RPC of ``AnalysisService``, each sent to the handler of the analysis that owns it
+    (:func:`shoal.analysis.registry.handlers`)."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-
-
-for _name, _handler in registry.handlers().items():
-    setattr(AnalysisServicer, _name, _dispatch(_name, _handler))
 
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
