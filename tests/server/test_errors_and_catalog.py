@@ -9,7 +9,7 @@ import pytest
 from shoal.client import error_detail
 from shoal.common.errors import InvalidArgument
 from shoal.ingest.v1 import ingest_pb2 as pb
-from tests.server.conftest import Running
+from tests.server.conftest import Running, start_server
 
 
 def _space(name: str = "clip", dim: int = 512) -> pb.EmbeddingSpace:
@@ -34,11 +34,14 @@ def _project(**kw) -> pb.Project:  # type: ignore[no-untyped-def]
     return pb.Project(**base)
 
 
-def test_project_round_trip(running: Running) -> None:
+def test_project_round_trip(shared: Running, project: str) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
-        created = c.ingest.CreateProject(pb.CreateProjectRequest(project=_project(display_name="Cones"))).project
+        created = c.ingest.CreateProject(
+            pb.CreateProjectRequest(project=_project(name=p, display_name="Cones"))
+        ).project
         assert created.revision == 1 and created.create_time.seconds > 0
-        got = c.ingest.GetProject(pb.GetProjectRequest(project="cones")).project
+        got = c.ingest.GetProject(pb.GetProjectRequest(project=p)).project
         assert got == created
         assert [cl.name for cl in got.classes] == ["cone", "car"]
         assert got.embedding_spaces[0].model_version == "2024-01"
@@ -84,8 +87,8 @@ def test_project_round_trip(running: Running) -> None:
         ),
     ],
 )
-def test_invalid_projects_name_the_field(running: Running, project: pb.Project, field: str, words: str) -> None:
-    with running.client(running.admin_key) as c:
+def test_invalid_projects_name_the_field(shared: Running, project: pb.Project, field: str, words: str) -> None:
+    with shared.client(shared.admin_key) as c:
         with pytest.raises(grpc.RpcError) as info:
             c.ingest.CreateProject(pb.CreateProjectRequest(project=project))
     err = info.value
@@ -95,23 +98,25 @@ def test_invalid_projects_name_the_field(running: Running, project: pb.Project, 
     assert detail is not None and detail.field == field and detail.reason == "INVALID_ARGUMENT"
 
 
-def test_not_found_and_already_exists(running: Running) -> None:
+def test_not_found_and_already_exists(shared: Running, project: str) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.GetProject(pb.GetProjectRequest(project="missing"))
-        assert info.value.code() == grpc.StatusCode.NOT_FOUND and "'missing' does not exist" in info.value.details()
-        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project()))
+            c.ingest.GetProject(pb.GetProjectRequest(project=p))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND and f"'{p}' does not exist" in info.value.details()
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project(name=p)))
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.CreateProject(pb.CreateProjectRequest(project=_project()))
+            c.ingest.CreateProject(pb.CreateProjectRequest(project=_project(name=p)))
         assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
-def test_classes_and_spaces_are_append_only(running: Running) -> None:
+def test_classes_and_spaces_are_append_only(shared: Running, project: str) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
-        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project()))
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project(name=p)))
 
         def update(paths: list[str], **fields) -> pb.Project:  # type: ignore[no-untyped-def]
-            req = pb.UpdateProjectRequest(project="cones", update=pb.Project(**fields))
+            req = pb.UpdateProjectRequest(project=p, update=pb.Project(**fields))
             req.update_mask.paths.extend(paths)
             return c.ingest.UpdateProject(req).project
 
@@ -150,10 +155,19 @@ def test_classes_and_spaces_are_append_only(running: Running) -> None:
         with pytest.raises(grpc.RpcError) as info:
             update(["task_type"], task_type=pb.TASK_TYPE_CLASSIFICATION)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "update_mask" in info.value.details()
-        assert c.ingest.GetProject(pb.GetProjectRequest(project="cones")).project.revision == 3
+        assert c.ingest.GetProject(pb.GetProjectRequest(project=p)).project.revision == 3
 
 
-def test_listing_pages_are_stable_and_tokens_are_checked(running: Running) -> None:
+def test_listing_pages_are_stable_and_tokens_are_checked(embedded_settings) -> None:  # type: ignore[no-untyped-def]
+    """On a server of its own: the listing must hold exactly this test's projects."""
+    running = start_server(embedded_settings)
+    try:
+        _check_listing_pages(running)
+    finally:
+        running.server.stop(grace=1)
+
+
+def _check_listing_pages(running: Running) -> None:
     with running.client(running.admin_key) as c:
         for i in range(7):
             c.ingest.CreateProject(pb.CreateProjectRequest(project=_project(name=f"p{i}")))
@@ -172,7 +186,7 @@ def test_listing_pages_are_stable_and_tokens_are_checked(running: Running) -> No
 
 
 def test_unexpected_errors_are_internal_with_a_request_id_and_logged(
-    running: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    shared: Running, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from shoal.common.data.projects import ProjectCatalog
 
@@ -180,7 +194,7 @@ def test_unexpected_errors_are_internal_with_a_request_id_and_logged(
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(ProjectCatalog, "get", boom)
-    with running.client(running.admin_key) as c:
+    with shared.client(shared.admin_key) as c:
         with pytest.raises(grpc.RpcError) as info:
             c.ingest.GetProject(pb.GetProjectRequest(project="x"), metadata=[("x-request-id", "req-42")])
     assert info.value.code() == grpc.StatusCode.INTERNAL
@@ -189,8 +203,6 @@ def test_unexpected_errors_are_internal_with_a_request_id_and_logged(
 
 
 def test_oversize_messages_are_refused(embedded_settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from tests.server.conftest import start_server
-
     r = start_server(embedded_settings.model_copy(update={"max_message_bytes": 4096}))
     try:
         with r.client(r.admin_key) as c:
@@ -208,46 +220,46 @@ def test_error_messages_name_field_and_datapoint() -> None:
     assert err.describe() == "frames[3].embedding: must be finite (dataset 'train', frame 'f-17')"
 
 
-def test_embedding_space_rpcs_are_append_only(running: Running) -> None:
+def test_embedding_space_rpcs_are_append_only(shared: Running, project: str) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
-        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project()))
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project(name=p)))
         created = c.ingest.CreateEmbeddingSpace(
-            pb.CreateEmbeddingSpaceRequest(project="cones", embedding_space=_space("dino", 384))
+            pb.CreateEmbeddingSpaceRequest(project=p, embedding_space=_space("dino", 384))
         ).embedding_space
         assert (created.name, created.dimension, created.model_name) == ("dino", 384, "clip-vit-b32")
-        got = c.ingest.GetEmbeddingSpace(pb.GetEmbeddingSpaceRequest(project="cones", embedding_space="dino"))
+        got = c.ingest.GetEmbeddingSpace(pb.GetEmbeddingSpaceRequest(project=p, embedding_space="dino"))
         assert got.embedding_space == created
-        listed = c.ingest.ListEmbeddingSpaces(pb.ListEmbeddingSpacesRequest(project="cones")).embedding_spaces
+        listed = c.ingest.ListEmbeddingSpaces(pb.ListEmbeddingSpacesRequest(project=p)).embedding_spaces
         assert [s.name for s in listed] == ["clip", "dino"]
         with pytest.raises(grpc.RpcError) as info:
             c.ingest.CreateEmbeddingSpace(
-                pb.CreateEmbeddingSpaceRequest(project="cones", embedding_space=_space("dino", 128))
+                pb.CreateEmbeddingSpaceRequest(project=p, embedding_space=_space("dino", 128))
             )
         assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.CreateEmbeddingSpace(
-                pb.CreateEmbeddingSpaceRequest(project="cones", embedding_space=_space("x", 0))
-            )
+            c.ingest.CreateEmbeddingSpace(pb.CreateEmbeddingSpaceRequest(project=p, embedding_space=_space("x", 0)))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert (
             info.value.details().startswith("embedding_space.embedding_spaces[0].dimension")
             or "dimension" in info.value.details()
         )
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.GetEmbeddingSpace(pb.GetEmbeddingSpaceRequest(project="cones", embedding_space="nope"))
+            c.ingest.GetEmbeddingSpace(pb.GetEmbeddingSpaceRequest(project=p, embedding_space="nope"))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_datasets_and_inference_sets(running: Running) -> None:
+def test_datasets_and_inference_sets(shared: Running, project: str) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
-        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project()))
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=_project(name=p)))
         ds = c.ingest.CreateDataset(pb.CreateDatasetRequest(
-            project="cones", dataset=pb.Dataset(name="night", kind=pb.DATASET_KIND_UNLABELED_POOL, splits=["a"]))).dataset  # fmt: skip
+            project=p, dataset=pb.Dataset(name="night", kind=pb.DATASET_KIND_UNLABELED_POOL, splits=["a"]))).dataset  # fmt: skip
         assert ds.kind == pb.DATASET_KIND_UNLABELED_POOL and list(ds.splits) == ["a"]
-        req = pb.UpdateDatasetRequest(project="cones", dataset="night", update=pb.Dataset(splits=["a", "b"]))
+        req = pb.UpdateDatasetRequest(project=p, dataset="night", update=pb.Dataset(splits=["a", "b"]))
         req.update_mask.paths.append("splits")
         assert list(c.ingest.UpdateDataset(req).dataset.splits) == ["a", "b"]
-        req = pb.UpdateDatasetRequest(project="cones", dataset="night", update=pb.Dataset(splits=["b"]))
+        req = pb.UpdateDatasetRequest(project=p, dataset="night", update=pb.Dataset(splits=["b"]))
         req.update_mask.paths.append("splits")
         with pytest.raises(grpc.RpcError) as info:
             c.ingest.UpdateDataset(req)
@@ -255,13 +267,13 @@ def test_datasets_and_inference_sets(running: Running) -> None:
             info.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "'a' cannot be removed" in info.value.details()
         )
         s = pb.InferenceSet(name="v1", dataset="night", model_name="detr", model_version="1")
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=s))
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=s))
         with pytest.raises(grpc.RpcError) as info:
             c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(
-                project="cones", inference_set=pb.InferenceSet(name="v2", dataset="nope", model_name="m", model_version="1")))  # fmt: skip
+                project=p, inference_set=pb.InferenceSet(name="v2", dataset="nope", model_name="m", model_version="1")))  # fmt: skip
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
         upd = pb.UpdateInferenceSetRequest(
-            project="cones", inference_set="v1", update=pb.InferenceSet(description="night run")
+            project=p, inference_set="v1", update=pb.InferenceSet(description="night run")
         )
         upd.update_mask.paths.append("description")
         assert c.ingest.UpdateInferenceSet(upd).inference_set.description == "night run"
@@ -269,6 +281,6 @@ def test_datasets_and_inference_sets(running: Running) -> None:
         with pytest.raises(grpc.RpcError) as info:
             c.ingest.UpdateInferenceSet(upd)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "lineage" in info.value.details()
-        listed = c.ingest.ListInferenceSets(pb.ListInferenceSetsRequest(project="cones", dataset="night"))
+        listed = c.ingest.ListInferenceSets(pb.ListInferenceSetsRequest(project=p, dataset="night"))
         assert [s.name for s in listed.inference_sets] == ["v1"] and listed.inference_sets[0].model_name == "detr"
-        assert [d.name for d in c.ingest.ListDatasets(pb.ListDatasetsRequest(project="cones")).datasets] == ["night"]
+        assert [d.name for d in c.ingest.ListDatasets(pb.ListDatasetsRequest(project=p)).datasets] == ["night"]
