@@ -25,8 +25,9 @@ def _code(fn) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
     return info.value.code()
 
 
-def test_calls_without_a_valid_key_are_unauthenticated(running: Running) -> None:
-    get = pb.GetProjectRequest(project="a")
+def test_calls_without_a_valid_key_are_unauthenticated(shared: Running, project: str) -> None:
+    running = shared
+    get = pb.GetProjectRequest(project=project)
     with running.client() as anonymous:
         assert _code(lambda: anonymous.ingest.GetProject(get)) == grpc.StatusCode.UNAUTHENTICATED
     with running.client("not-a-key") as malformed:
@@ -42,69 +43,76 @@ def test_calls_without_a_valid_key_are_unauthenticated(running: Running) -> None
         assert _code(lambda: forged.ingest.GetProject(get)) == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_wrong_authorization_scheme_is_explained(running: Running) -> None:
+def test_wrong_authorization_scheme_is_explained(shared: Running, project: str) -> None:
+    running = shared
     channel = grpc.insecure_channel(running.target)
     stub = ingest_pb2_grpc.IngestServiceStub(channel)
     with pytest.raises(grpc.RpcError) as info:
-        stub.GetProject(pb.GetProjectRequest(project="a"), metadata=[("authorization", f"Basic {running.admin_key}")])
+        stub.GetProject(
+            pb.GetProjectRequest(project=project), metadata=[("authorization", f"Basic {running.admin_key}")]
+        )
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "Bearer" in info.value.details()
     # x-api-key works as well as a bearer token.
     with pytest.raises(grpc.RpcError) as info:
-        stub.GetProject(pb.GetProjectRequest(project="nope"), metadata=[("x-api-key", running.admin_key)])
+        stub.GetProject(pb.GetProjectRequest(project=project), metadata=[("x-api-key", running.admin_key)])
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     channel.close()
 
 
-def test_a_key_scoped_to_project_a_cannot_touch_project_b(running: Running) -> None:
+def test_a_key_scoped_to_project_a_cannot_touch_project_b(shared: Running, project: str) -> None:
+    running = shared
+    proj_a, proj_b, proj_c = f"{project}-a", f"{project}-b", f"{project}-c"
     with running.client(running.admin_key) as admin:
-        _create(admin, "proj-a")
-        _create(admin, "proj-b")
-    _, key_a = running.server.keys.create(["proj-a"])
+        _create(admin, proj_a)
+        _create(admin, proj_b)
+    _, key_a = running.server.keys.create([proj_a])
     with running.client(key_a) as a:
-        assert a.ingest.GetProject(pb.GetProjectRequest(project="proj-a")).project.name == "proj-a"
+        assert a.ingest.GetProject(pb.GetProjectRequest(project=proj_a)).project.name == proj_a
         with pytest.raises(grpc.RpcError) as info:
-            a.ingest.GetProject(pb.GetProjectRequest(project="proj-b"))
+            a.ingest.GetProject(pb.GetProjectRequest(project=proj_b))
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        assert "not scoped to project 'proj-b'" in info.value.details()
+        assert f"not scoped to project '{proj_b}'" in info.value.details()
         assert error_detail(info.value).reason == "PERMISSION_DENIED"
-        update = pb.UpdateProjectRequest(project="proj-b", update=pb.Project(description="mine now"))
+        update = pb.UpdateProjectRequest(project=proj_b, update=pb.Project(description="mine now"))
         update.update_mask.paths.append("description")
         assert _code(lambda: a.ingest.UpdateProject(update)) == grpc.StatusCode.PERMISSION_DENIED
         # Other services enforce the same scopes.
-        jobs_b = analysis_pb2.ListJobsRequest(project="proj-b")
+        jobs_b = analysis_pb2.ListJobsRequest(project=proj_b)
         assert _code(lambda: a.analysis.ListJobs(jobs_b)) == grpc.StatusCode.PERMISSION_DENIED
-        assert len(a.analysis.ListJobs(analysis_pb2.ListJobsRequest(project="proj-a")).jobs) == 0
+        assert len(a.analysis.ListJobs(analysis_pb2.ListJobsRequest(project=proj_a)).jobs) == 0
         # Listing shows only what the key may see.
         listed = a.ingest.ListProjects(pb.ListProjectsRequest())
-        assert [p.name for p in listed.projects] == ["proj-a"] and listed.page.total_count == 1
+        assert [p.name for p in listed.projects] == [proj_a] and listed.page.total_count == 1
         # Creating projects needs an administrator key.
         with pytest.raises(grpc.RpcError) as info:
-            _create(a, "proj-c")
+            _create(a, proj_c)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "administrator" in info.value.details()
     with running.client(running.admin_key) as admin:
         names = [p.name for p in admin.ingest.ListProjects(pb.ListProjectsRequest()).projects]
-        assert names == ["proj-a", "proj-b"]
+        assert [n for n in names if n.startswith(project)] == [proj_a, proj_b]  # and not proj_c
         # the project B is untouched
-        assert admin.ingest.GetProject(pb.GetProjectRequest(project="proj-b")).project.description == ""
+        assert admin.ingest.GetProject(pb.GetProjectRequest(project=proj_b)).project.description == ""
 
 
-def test_a_revoked_key_stops_working(running: Running) -> None:
+def test_a_revoked_key_stops_working(shared: Running, project: str) -> None:
+    running = shared
     with running.client(running.admin_key) as admin:
-        _create(admin, "proj-a")
-    key_id, key = running.server.keys.create(["proj-a"])
+        _create(admin, project)
+    key_id, key = running.server.keys.create([project])
     with running.client(key) as c:
-        c.ingest.GetProject(pb.GetProjectRequest(project="proj-a"))
+        c.ingest.GetProject(pb.GetProjectRequest(project=project))
         running.server.keys.revoke(key_id)
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.GetProject(pb.GetProjectRequest(project="proj-a"))
+            c.ingest.GetProject(pb.GetProjectRequest(project=project))
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "revoked" in info.value.details()
 
 
-def test_keys_are_stored_hashed(running: Running) -> None:
-    key_id, key = running.server.keys.create(["proj-a"])
+def test_keys_are_stored_hashed(shared: Running, project: str) -> None:
+    running = shared
+    key_id, key = running.server.keys.create([project])
     stored = running.server.stores.metrics.query(
         "SELECT * FROM api_keys FINAL WHERE key_id = {k:String}", {"k": key_id}
     ).rows
@@ -112,7 +120,8 @@ def test_keys_are_stored_hashed(running: Running) -> None:
     assert stored and key not in repr(stored) and secret not in repr(stored)
 
 
-def test_health_and_reflection_need_no_key(running: Running) -> None:
+def test_health_and_reflection_need_no_key(shared: Running) -> None:
+    running = shared
     with running.client() as anonymous:
         assert anonymous.health_status() == "SERVING"
         assert anonymous.health_status("shoal.ingest.v1.IngestService") == "SERVING"
