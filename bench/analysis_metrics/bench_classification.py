@@ -65,7 +65,9 @@ def load(n: int, path: str, batch: int = 500_000) -> dict:  # type: ignore[type-
     ids = frame_ids(n)
     m = EmbeddedMetricsStore(path=Path(path), database="bench")
     m.create_database()
-    m.migrate([*catalog.MIGRATIONS, *datasets.MIGRATIONS, *frames.MIGRATIONS, *writer.MIGRATIONS, *evaluations.MIGRATIONS])
+    m.migrate(
+        [*catalog.MIGRATIONS, *datasets.MIGRATIONS, *frames.MIGRATIONS, *writer.MIGRATIONS, *evaluations.MIGRATIONS]
+    )
     projects = catalog.ProjectCatalog(m)
     projects.create(
         catalog.Project(PROJECT, "CLASSIFICATION", classes=tuple(catalog.ClassDef(i, str(i)) for i in range(K)))

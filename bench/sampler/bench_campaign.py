@@ -63,7 +63,15 @@ def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
     m, v = _stores(path)
     m.create_database()
     m.migrate(
-        (*frames.MIGRATIONS, *writer.MIGRATIONS, *datasets.MIGRATIONS, *evaluations.MIGRATIONS, *segments.MIGRATIONS, *results.MIGRATIONS, *campaign.MIGRATIONS)
+        (
+            *frames.MIGRATIONS,
+            *writer.MIGRATIONS,
+            *datasets.MIGRATIONS,
+            *evaluations.MIGRATIONS,
+            *segments.MIGRATIONS,
+            *results.MIGRATIONS,
+            *campaign.MIGRATIONS,
+        )
     )
     ids = frame_ids(n)
     t0 = time.perf_counter()
