@@ -72,12 +72,13 @@ def test_list_filters_by_state_and_pages(store: JobStore) -> None:
     assert total == 5 and len({j.job_id for j in first + rest}) == 5
 
 
-def test_job_rpcs(running: Running) -> None:
+def test_job_rpcs(shared: Running, project: str) -> None:
+    running = shared
     analysis_jobs = JobStore(running.server.stores.metrics, service="analysis")
-    job, _ = analysis_jobs.submit("proj", "label_issues", {"dataset": "train"})
+    job, _ = analysis_jobs.submit(project, "label_issues", {"dataset": "train"})
     analysis_jobs.update(job, state=jobs.RUNNING, stage="scoring", progress=0.25)
     with running.client(running.admin_key) as c:
-        got = c.analysis.GetJob(analysis_pb2.GetJobRequest(project="proj", job_id=job.job_id)).job
+        got = c.analysis.GetJob(analysis_pb2.GetJobRequest(project=project, job_id=job.job_id)).job
         assert (got.state, got.stage, got.progress, got.kind) == (
             common_pb2.JOB_STATE_RUNNING,
             "scoring",
@@ -86,15 +87,15 @@ def test_job_rpcs(running: Running) -> None:
         )
         assert got.params["dataset"] == "train"
         listed = c.analysis.ListJobs(
-            analysis_pb2.ListJobsRequest(project="proj", states=[common_pb2.JOB_STATE_RUNNING])
+            analysis_pb2.ListJobsRequest(project=project, states=[common_pb2.JOB_STATE_RUNNING])
         )
         assert [j.job_id for j in listed.jobs] == [job.job_id]
-        cancelled = c.analysis.CancelJob(analysis_pb2.CancelJobRequest(project="proj", job_id=job.job_id)).job
+        cancelled = c.analysis.CancelJob(analysis_pb2.CancelJobRequest(project=project, job_id=job.job_id)).job
         assert cancelled.state == common_pb2.JOB_STATE_CANCELLING
         # the sampler does not see analysis jobs
         with pytest.raises(grpc.RpcError) as info:
-            c.sampler.GetJob(sampler_pb2.GetJobRequest(project="proj", job_id=job.job_id))
+            c.sampler.GetJob(sampler_pb2.GetJobRequest(project=project, job_id=job.job_id))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.RpcError) as info:
-            c.analysis.ListJobs(analysis_pb2.ListJobsRequest(project="proj", states=[99]))
+            c.analysis.ListJobs(analysis_pb2.ListJobsRequest(project=project, states=[99]))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "states[0]" in info.value.details()
