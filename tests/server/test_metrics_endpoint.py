@@ -23,6 +23,7 @@ from shoal.common.server import LIVENESS
 from shoal.common.settings import ShoalSettings
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
+from tests.conftest import server_settings
 from tests.server.conftest import Running, finish_job, start_server
 from tests.server.test_tls import _cert
 
@@ -47,22 +48,24 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-@pytest.fixture
-def observed(embedded_settings: ShoalSettings) -> Iterator[Running]:
-    r = start_server(embedded_settings.model_copy(update={"metrics_port": 0}))
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[Running]:
+    """The module's server with a metrics port. Its tests count what moved between two scrapes, so none
+    of them leaves work running behind it."""
+    r = start_server(server_settings(tmp_path_factory.mktemp("observed") / "data", chdb_path, metrics_port=0))
     yield r
     r.server.stop(grace=1)
 
 
-def _upload(c: Client, n: int) -> None:
+def _upload(c: Client, p: str, n: int) -> None:
     c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-        name="obs", task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=i, name=f"c{i}") for i in range(3)],
+        name=p, task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=i, name=f"c{i}") for i in range(3)],
         embedding_spaces=[pb.EmbeddingSpace(name="feat", dimension=8, metric=pb.DISTANCE_METRIC_COSINE,
                                             level=pb.EMBEDDING_LEVEL_FRAME, model_name="m", model_version="1")])))  # fmt: skip
     c.ingest.CreateDataset(pb.CreateDatasetRequest(
-        project="obs", dataset=pb.Dataset(name="train", kind=pb.DATASET_KIND_LABELED, splits=["train"])))  # fmt: skip
+        project=p, dataset=pb.Dataset(name="train", kind=pb.DATASET_KIND_LABELED, splits=["train"])))  # fmt: skip
     c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(
-        project="obs", inference_set=pb.InferenceSet(name="m1", dataset="train", model_name="m", model_version="1")))  # fmt: skip
+        project=p, inference_set=pb.InferenceSet(name="m1", dataset="train", model_name="m", model_version="1")))  # fmt: skip
     rng = np.random.default_rng(7)
     ids = [f"f{i:04d}" for i in range(n)]
     columns = UploadColumns(
@@ -73,22 +76,22 @@ def _upload(c: Client, n: int) -> None:
         probabilities=rng.dirichlet(np.ones(3), size=n),
         embeddings={"feat": rng.normal(size=(n, 8)).astype("f4")},
     )
-    result = c.upload("obs", "train", columns, progress=False)
-    assert c.wait_for_upload("obs", result.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+    result = c.upload(p, "train", columns, progress=False)
+    assert c.wait_for_upload(p, result.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
 
 
-def test_uploads_move_the_rpc_and_rows_written_counters(observed: Running) -> None:
+def test_uploads_move_the_rpc_and_rows_written_counters(observed: Running, project: str) -> None:
     port = observed.server.metrics_port
     assert port
     before = scrape(port)
     n = 120
     with observed.client(observed.admin_key) as c:
-        _upload(c, n)
+        _upload(c, project, n)
         with pytest.raises(grpc.RpcError) as info:
-            c.ingest.GetProject(pb.GetProjectRequest(project="missing"))
+            c.ingest.GetProject(pb.GetProjectRequest(project=f"{project}-missing"))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
-        job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="obs", inference_set="m1")).job
-        finish_job(c, "obs", job)
+        job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=project, inference_set="m1")).job
+        finish_job(c, project, job)
     after = scrape(port)
 
     def moved(name: str, **labels: str) -> float:
@@ -136,8 +139,8 @@ def test_every_rpc_has_a_request_id_in_its_trailers_and_logs(
     assert line["request_id"] == "trace-42" and line["rpc"] == f"/{INGEST}/ListProjects"
 
 
-def test_metrics_are_off_unless_a_port_is_set(running: Running) -> None:
-    assert running.server.metrics_port is None
+def test_metrics_are_off_unless_a_port_is_set(shared: Running) -> None:
+    assert shared.server.metrics_port is None
 
 
 def test_health_port_answers_probes_in_plaintext_while_the_main_port_speaks_tls(
