@@ -33,43 +33,45 @@ def _coco(tmp: Path) -> tuple[Path, Path]:
 
 
 def test_import_coco_ground_truth_and_results(
-    running: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    shared: Running, project: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    running, p = shared, project
     ann, res = _coco(tmp_path)
     gt = json.loads(ann.read_text())
     dets = json.loads(res.read_text())
-    code = main(["import", "coco", "--target", running.target, "--api-key", running.admin_key, "--project", "coco",
+    code = main(["import", "coco", "--target", running.target, "--api-key", running.admin_key, "--project", p,
                  "--dataset", "val", "--create", "--annotations", str(ann), "--results", str(res),
                  "--inference-set", "detr", "--media-root", "s3://bucket/val2017", "--split", "val", "--wait"])  # fmt: skip
     assert code == 0, capsys.readouterr()
     m = running.server.stores.metrics
-    assert m.query("SELECT count() FROM frames FINAL WHERE project = 'coco'").scalar() == 30
-    assert m.query("SELECT count() FROM label_objects FINAL WHERE project = 'coco'").scalar() == len(gt["annotations"])
-    assert m.query("SELECT count() FROM predicted_objects FINAL WHERE project = 'coco'").scalar() == len(dets)
+    assert m.query(f"SELECT count() FROM frames FINAL WHERE project = '{p}'").scalar() == 30
+    assert m.query(f"SELECT count() FROM label_objects FINAL WHERE project = '{p}'").scalar() == len(gt["annotations"])
+    assert m.query(f"SELECT count() FROM predicted_objects FINAL WHERE project = '{p}'").scalar() == len(dets)
     crowd = sum(a["iscrowd"] for a in gt["annotations"])
-    assert m.query("SELECT sum(is_crowd) FROM label_objects FINAL WHERE project = 'coco'").scalar() == crowd
+    assert m.query(f"SELECT sum(is_crowd) FROM label_objects FINAL WHERE project = '{p}'").scalar() == crowd
     # kept as given, overhanging the 640x480 image (as pycocotools evaluates them)
-    assert m.query("SELECT max(x + w), max(y + h) FROM predicted_objects FINAL WHERE project = 'coco'").rows[0] == (
+    assert m.query(f"SELECT max(x + w), max(y + h) FROM predicted_objects FINAL WHERE project = '{p}'").rows[0] == (
         700.0,
         500.0,
     )
     # detection ids sort in file order
-    ids = m.query("SELECT object_id FROM predicted_objects FINAL WHERE project = 'coco'").rows
+    ids = m.query(f"SELECT object_id FROM predicted_objects FINAL WHERE project = '{p}'").rows
     assert sorted(r[0] for r in ids) == [f"det-{k:06d}" for k in range(len(dets))]
-    uri = m.query("SELECT media_uri FROM frames FINAL WHERE project = 'coco' AND frame_id = '7'").scalar()
+    uri = m.query(f"SELECT media_uri FROM frames FINAL WHERE project = '{p}' AND frame_id = '7'").scalar()
     assert uri == "s3://bucket/val2017/000007.jpg"
     with running.client(running.admin_key) as c:
-        project = c.ingest.GetProject(pb.GetProjectRequest(project="coco")).project
-        assert project.task_type == pb.TASK_TYPE_OBJECT_DETECTION_2D
-        assert [(cl.id, cl.name) for cl in project.classes] == [(1, "person"), (3, "car")]
+        got = c.ingest.GetProject(pb.GetProjectRequest(project=p)).project
+        assert got.task_type == pb.TASK_TYPE_OBJECT_DETECTION_2D
+        assert [(cl.id, cl.name) for cl in got.classes] == [(1, "person"), (3, "car")]
 
 
-def test_import_table_with_embeddings(running: Running, tmp_path: Path) -> None:
+def test_import_table_with_embeddings(shared: Running, project: str, tmp_path: Path) -> None:
+    running, p = shared, project
     import pandas as pd
 
     with running.client(running.admin_key) as c:
         c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-            name="tab", task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=0, name="cat"), pb.ClassDef(id=1, name="dog")],
+            name=p, task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=0, name="cat"), pb.ClassDef(id=1, name="dog")],
             embedding_spaces=[pb.EmbeddingSpace(name="clip", dimension=4, metric=pb.DISTANCE_METRIC_COSINE,
                                                 level=pb.EMBEDDING_LEVEL_FRAME, model_name="clip", model_version="1")])))  # fmt: skip
     n = 50
@@ -82,27 +84,28 @@ def test_import_table_with_embeddings(running: Running, tmp_path: Path) -> None:
     df.to_parquet(tmp_path / "frames.parquet")
     vecs = rng.normal(size=(n, 4)).astype(np.float32)
     np.save(tmp_path / "emb.npy", vecs)
-    code = main(["import", "table", "--target", running.target, "--api-key", running.admin_key, "--project", "tab",
+    code = main(["import", "table", "--target", running.target, "--api-key", running.admin_key, "--project", p,
                  "--dataset", "pets", "--create", "--table", str(tmp_path / "frames.parquet"), "--embeddings",
                  str(tmp_path / "emb.npy"), "--space", "clip", "--inference-set", "m1", "--wait"])  # fmt: skip
     assert code == 0
     m = running.server.stores.metrics
     rows = m.query(
-        "SELECT frame_id, meta_str['camera'], meta_num['speed'] FROM frames FINAL WHERE project = 'tab' ORDER BY frame_id"
+        f"SELECT frame_id, meta_str['camera'], meta_num['speed'] FROM frames FINAL WHERE project = '{p}' ORDER BY frame_id"
     ).rows
     assert len(rows) == n and {r[1] for r in rows} <= {"front", "rear"}
-    got = dict(m.query("SELECT frame_id, class_id FROM label_versions FINAL WHERE project = 'tab'").rows)
+    got = dict(m.query(f"SELECT frame_id, class_id FROM label_versions FINAL WHERE project = '{p}'").rows)
     assert got == {f"img{i}": {"cat": 0, "dog": 1}[df.label[i]] for i in range(n)}
-    assert running.server.stores.vectors.count(collection_name("tab", "clip"), partition="pets") == n
+    assert running.server.stores.vectors.count(collection_name(p, "clip"), partition="pets") == n
 
 
 def test_import_table_refuses_unknown_labels(
-    running: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    shared: Running, project: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
         c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-            name="tab2", task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=0, name="cat")])))  # fmt: skip
+            name=p, task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=0, name="cat")])))  # fmt: skip
     (tmp_path / "t.csv").write_text("frame_id,label\na,cat\nb,zebra\n")
-    code = main(["import", "table", "--target", running.target, "--api-key", running.admin_key, "--project", "tab2",
+    code = main(["import", "table", "--target", running.target, "--api-key", running.admin_key, "--project", p,
                  "--dataset", "x", "--create", "--table", str(tmp_path / "t.csv")])  # fmt: skip
     assert code == 2 and "labels ['zebra'] are not classes of the project" in capsys.readouterr().err
