@@ -365,6 +365,34 @@ def test_console_runs_alone_and_calls_each_service_through_its_service(rendered:
         assert {"persistentVolumeClaim", "hostPath", "nfs"} & set(volume)
 
 
+def test_the_labeling_bridge_calls_analysis_and_the_sampler_through_their_services(rendered: tuple[str, Path]) -> None:
+    name, path = rendered
+    docs = documents(path.read_text())
+    pod, c = _containers(docs)["labeling-bridge"]
+    env = _env(c)
+    services = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in docs if d["kind"] == "Service"}
+    elsewhere = (_values(name).get("labelingBridge") or {}).get("serviceTargets") or {}
+    for service in ("analysis", "sampler"):
+        target = env[f"SHOAL_{service.upper()}_TARGET"]
+        if service not in _enabled(name):
+            assert target == elsewhere[service], service
+            continue
+        own = services[service]
+        (grpc_port,) = [p["port"] for p in own["spec"]["ports"] if p["name"] == "grpc"]
+        assert target == f"{own['metadata']['name']}.{NAMESPACE}.svc:{grpc_port}"
+    # over TLS: checked against the CA of the chart's TLS Secret (mounted), presenting its own
+    # certificate when the services require one
+    tls = "SHOAL_TLS_CERT_FILE" in env
+    assert ("SHOAL_CONSOLE_GRPC_CA_FILE" in env) == tls
+    if tls:
+        _, volume = _mounted(pod, c, env["SHOAL_CONSOLE_GRPC_CA_FILE"])
+        assert volume["secret"]["secretName"] == _values(name)["tls"]["existingSecret"]
+    mtls = "SHOAL_TLS_CLIENT_CA_FILE" in env
+    assert (env.get("SHOAL_CONSOLE_GRPC_CLIENT_CERT_FILE"), env.get("SHOAL_CONSOLE_GRPC_CLIENT_KEY_FILE")) == (
+        (env["SHOAL_TLS_CERT_FILE"], env["SHOAL_TLS_KEY_FILE"]) if mtls else (None, None)
+    )
+
+
 def test_console_ingress_renders_only_when_enabled_and_with_tls(helm: Path, tmp_path: Path) -> None:
     minimal = documents(render(helm, CI / "minimal-values.yaml"))
     assert not _of(minimal, "Ingress", "console")

@@ -184,6 +184,27 @@ at drain + 2 * grace + 10 seconds (services/common/server.py), plus 5 seconds of
   value: /etc/shoal/tls/{{ $v.tls.clientCaKey }}
 {{- end }}
 {{- end }}
+{{- if eq $c.service "labeling_bridge" }}
+{{- $targets := include "shoal.bridgeTargets" $root | fromJson }}
+- name: SHOAL_ANALYSIS_TARGET
+  value: {{ $targets.analysis | quote }}
+- name: SHOAL_SAMPLER_TARGET
+  value: {{ $targets.sampler | quote }}
+{{- if $v.tls.enabled }}
+- name: SHOAL_CONSOLE_GRPC_CA_FILE
+  value: /etc/shoal/tls/{{ $v.tls.caKey }}
+{{- with $v.console.grpcServerName }}
+- name: SHOAL_CONSOLE_GRPC_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- if $v.tls.clientCaKey }}
+- name: SHOAL_CONSOLE_GRPC_CLIENT_CERT_FILE
+  value: /etc/shoal/tls/tls.crt
+- name: SHOAL_CONSOLE_GRPC_CLIENT_KEY_FILE
+  value: /etc/shoal/tls/tls.key
+{{- end }}
+{{- end }}
+{{- end }}
 - name: SHOAL_METRICS_URL
   value: {{ required "set clickhouse.url, e.g. http://clickhouse.db:8123" $v.clickhouse.url | quote }}
 - name: SHOAL_CLICKHOUSE_DATABASE
@@ -275,6 +296,30 @@ nowhere or when the services require client certificates, which the console does
 {{- range $service := keys (include "shoal.grpcServices" . | fromYaml) | sortAlpha -}}
 {{- if not (hasKey $targets $service) -}}
 {{- fail (printf "the console calls every service, and services.%s is disabled: set console.serviceTargets.%s to where it runs (host:port), or services.console.enabled=false" $service $service) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $targets -}}
+{{- end -}}
+
+{{/*
+Where the labeling bridge reaches analysis and the sampler, as JSON {service: host:port}: the
+release's own Service, or labelingBridge.serviceTargets for one it does not run. Fails, saying what
+to set, when one is nowhere.
+*/}}
+{{- define "shoal.bridgeTargets" -}}
+{{- $v := .Values -}}
+{{- $targets := dict -}}
+{{- range $c := include "shoal.grpcComponents" . | fromJsonArray -}}
+{{- if has $c.service (list "analysis" "sampler") -}}
+{{- $_ := set $targets $c.service (printf "%s.%s.svc:%v" $c.fullname $.Release.Namespace $v.ports.grpc) -}}
+{{- end -}}
+{{- end -}}
+{{- range $service, $target := $v.labelingBridge.serviceTargets -}}
+{{- $_ := set $targets $service $target -}}
+{{- end -}}
+{{- range $service := list "analysis" "sampler" -}}
+{{- if not (hasKey $targets $service) -}}
+{{- fail (printf "the labeling bridge reads label-issues jobs from analysis and campaigns from the sampler, and services.%s is disabled: set labelingBridge.serviceTargets.%s to where it runs (host:port)" $service $service) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $targets -}}
