@@ -13,7 +13,7 @@ from shoal.app import build_server
 from shoal.client import Client
 from shoal.common.settings import ShoalSettings
 from shoal.ingest.v1 import ingest_pb2 as pb
-from tests.server.conftest import start_server, wait_for
+from tests.server.conftest import Running, start_server, wait_for
 
 
 def _closed_port() -> int:
@@ -50,8 +50,8 @@ def test_unreachable_metrics_store_means_not_serving_and_unavailable(embedded_se
         server.stop(grace=1)
 
 
-def test_unknown_service_name_is_not_found(running) -> None:  # type: ignore[no-untyped-def]
-    with running.client() as c:
+def test_unknown_service_name_is_not_found(shared: Running) -> None:
+    with shared.client() as c:
         assert c.health_status("shoal.nope.v1.NopeService") == "SERVICE_UNKNOWN"
 
 
@@ -92,10 +92,10 @@ def test_kafka_going_down_and_up_flips_health(embedded_settings: ShoalSettings, 
         broker.stop()
 
 
-def test_garbage_request_bytes_log_one_short_line_not_a_traceback_each(running, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_garbage_request_bytes_log_one_short_line_not_a_traceback_each(shared: Running, caplog) -> None:  # type: ignore[no-untyped-def]
     """grpc logs a traceback for every request that is not a protobuf, before any key is checked:
     200 of them must not flood the log."""
-    channel = grpc.insecure_channel(running.target)
+    channel = grpc.insecure_channel(shared.target)
     call = channel.unary_unary("/shoal.ingest.v1.IngestService/GetProject")
     codes = set()
     try:
@@ -111,5 +111,5 @@ def test_garbage_request_bytes_log_one_short_line_not_a_traceback_each(running, 
     assert len(lines) <= 3, [r.getMessage() for r in lines]  # at most one per 10 s
     assert all(r.exc_info is None for r in lines)
     assert "Traceback" not in caplog.text
-    with running.client() as c:
+    with shared.client() as c:
         assert c.health_status() == "SERVING"
