@@ -40,7 +40,7 @@ def _dataset(seed: int) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
     return dataset, dts
 
 
-def _upload(running: Running, seed: int) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
+def _upload(running: Running, p: str, seed: int) -> tuple[dict, list[dict]]:  # type: ignore[type-arg]
     """A generated detection dataset, uploaded; returns it as the reference sees it."""
     dataset, dts = _dataset(seed)
     images = [i["id"] for i in dataset["images"]]
@@ -56,11 +56,11 @@ def _upload(running: Running, seed: int) -> tuple[dict, list[dict]]:  # type: ig
         dts_by_image[d["image_id"]].append(PredictedObject(f"d-{k:06d}", d["category_id"], d["score"], Box(x, y, w, h)))
     with running.client(running.admin_key) as c:
         c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-            name="cones", task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D,
+            name=p, task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D,
             classes=[pb.ClassDef(id=cat["id"], name=f"c{cat['id']}") for cat in dataset["categories"]])))  # fmt: skip
-        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="cones", dataset=pb.Dataset(
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project=p, dataset=pb.Dataset(
             name="val", kind=pb.DATASET_KIND_LABELED, splits=["val"])))  # fmt: skip
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=pb.InferenceSet(
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
             name="detr", dataset="val", model_name="detr", model_version="1")))  # fmt: skip
         cols = UploadColumns(
             frame_ids=[f"img-{i:04d}" for i in images],
@@ -72,23 +72,20 @@ def _upload(running: Running, seed: int) -> tuple[dict, list[dict]]:  # type: ig
             inference_set="detr",
             predictions=[dts_by_image[i] for i in images],
         )
-        r = c.upload("cones", "val", cols, progress=False)
-        st = c.wait_for_upload("cones", r.upload_id, timeout=120)
+        r = c.upload(p, "val", cols, progress=False)
+        st = c.wait_for_upload(p, r.upload_id, timeout=120)
         assert st.state == pb.UPLOAD_STATE_COMPLETED, st
     return dataset, dts
 
 
-def test_detection_metrics_equal_pycocotools(running: Running) -> None:
-    dataset, dts = _upload(running, 11)
+def test_detection_metrics_equal_pycocotools(shared: Running, project: str) -> None:
+    running, p = shared, project
+    dataset, dts = _upload(running, p, 11)
     images = [i["id"] for i in dataset["images"]]
     with running.client(running.admin_key) as c:
-        got = c.analysis.GetDetectionMetrics(
-            apb.GetDetectionMetricsRequest(project="cones", inference_set="detr")
-        ).metrics
+        got = c.analysis.GetDetectionMetrics(apb.GetDetectionMetricsRequest(project=p, inference_set="detr")).metrics
         with pytest.raises(grpc.RpcError) as info:  # classification metrics do not apply
-            c.analysis.GetClassificationMetrics(
-                apb.GetClassificationMetricsRequest(project="cones", inference_set="detr")
-            )
+            c.analysis.GetClassificationMetrics(apb.GetClassificationMetricsRequest(project=p, inference_set="detr"))
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     ref = reference(dataset, dts)
     fields = ["ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
@@ -162,16 +159,18 @@ def _brute_force(dataset: dict, dts: list[dict], iou_thr: float, conf_thr: float
     return counts, cells, ignored
 
 
-def _grid(c, iou: float, conf: float, inference_set: str = "detr") -> tuple[list[int], np.ndarray, int]:  # type: ignore[no-untyped-def]
+def _grid(c, p: str, iou: float, conf: float, inference_set: str = "detr") -> tuple[list[int], np.ndarray, int]:  # type: ignore[no-untyped-def]
     conf_msg = c.analysis.GetDetectionConfusion(apb.GetDetectionConfusionRequest(
-        project="cones", inference_set=inference_set, iou_threshold=iou, confidence_threshold=conf)).confusion  # fmt: skip
+        project=p, inference_set=inference_set, iou_threshold=iou, confidence_threshold=conf)).confusion  # fmt: skip
     ids = list(conf_msg.class_ids)
     return ids, np.array(conf_msg.counts).reshape(len(ids) + 1, len(ids) + 1), conf_msg.ignored_predictions
 
 
-def _assert_grid(c, dataset: dict, dts: list[dict], iou: float, conf: float, inference_set: str = "detr") -> None:  # type: ignore[no-untyped-def,type-arg]
+def _assert_grid(
+    c, p: str, dataset: dict, dts: list[dict], iou: float, conf: float, inference_set: str = "detr"
+) -> None:  # type: ignore[no-untyped-def,type-arg]
     counts, _, ignored = _brute_force(dataset, dts, iou, conf)
-    ids, grid, got_ignored = _grid(c, iou, conf, inference_set)
+    ids, grid, got_ignored = _grid(c, p, iou, conf, inference_set)
     labels = [*ids, None]
     for i, lc in enumerate(labels):
         for j, pc in enumerate(labels):
@@ -197,20 +196,21 @@ def _ids(records) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
     return sorted(r[:3] for r in records)
 
 
-def test_detection_confusion_with_global_matching_opens_every_cell(running: Running) -> None:
-    dataset, dts = _upload(running, 12)
+def test_detection_confusion_with_global_matching_opens_every_cell(shared: Running, project: str) -> None:
+    running, p = shared, project
+    dataset, dts = _upload(running, p, 12)
     with running.client(running.admin_key) as c:
         # one stored matching per IoU answers every confidence threshold; IoU 0.75 is matched on
         # first request
         for iou, conf in ((0.5, 0.3), (0.5, 0.0), (0.5, 0.75), (0.75, 0.3), (0.75, 0.55)):
-            _assert_grid(c, dataset, dts, iou, conf)
+            _assert_grid(c, p, dataset, dts, iou, conf)
         _, cells, _ = _brute_force(dataset, dts, 0.5, 0.3)
-        _, grid, _ = _grid(c, 0.5, 0.3)
+        _, grid, _ = _grid(c, p, 0.5, 0.3)
         k = grid.shape[0] - 1
         assert grid[:k, :k].trace() > 50 and grid[k].sum() > 10 and grid[:, k].sum() > 10  # every kind occurs
         # every cell opens to exactly its records, page by page
         for (lc, pc), want in cells.items():
-            req = apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", confidence_threshold=0.3)
+            req = apb.QueryDetectionMatchesRequest(project=p, inference_set="detr", confidence_threshold=0.3)
             if lc is not None:
                 req.label_class = lc
             if pc is not None:
@@ -223,7 +223,7 @@ def test_detection_confusion_with_global_matching_opens_every_cell(running: Runn
         boxes = {f"g-{a['id']:06d}": a["bbox"] for a in dataset["annotations"]}
         boxes.update({f"d-{k:06d}": d["bbox"] for k, d in enumerate(dts)})
         page = c.analysis.QueryDetectionMatches(apb.QueryDetectionMatchesRequest(
-            project="cones", inference_set="detr", confidence_threshold=0.3, label_class=1, any_predicted_class=True,
+            project=p, inference_set="detr", confidence_threshold=0.3, label_class=1, any_predicted_class=True,
             page=cpb.PageRequest(page_size=100))).matches  # fmt: skip
         assert any(m.predicted_object_id for m in page) and any(not m.predicted_object_id for m in page)
         for m in page:
@@ -237,16 +237,16 @@ def test_detection_confusion_with_global_matching_opens_every_cell(running: Runn
                 assert not m.HasField("predicted_box")
         # matched below the confidence threshold: the labeled box is missed, with no prediction
         _, cells_hi, _ = _brute_force(dataset, dts, 0.5, 0.75)
-        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr",
+        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project=p, inference_set="detr",
                                                            confidence_threshold=0.75, label_class=1))  # fmt: skip
         assert _ids(got) == _ids(cells_hi[(1, None)]) and all(r[2] == "" and r[4] is None for r in got)
         for bad, field in (
-            (apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", label_class=1,
+            (apb.QueryDetectionMatchesRequest(project=p, inference_set="detr", label_class=1,
                                               iou_threshold=0.555), "iou_threshold"),
-            (apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr"), "label_class"),
-            (apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", any_label_class=True,
+            (apb.QueryDetectionMatchesRequest(project=p, inference_set="detr"), "label_class"),
+            (apb.QueryDetectionMatchesRequest(project=p, inference_set="detr", any_label_class=True,
                                               min_score=1.5), "min_score"),
-            (apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", any_label_class=True,
+            (apb.QueryDetectionMatchesRequest(project=p, inference_set="detr", any_label_class=True,
                                               frame_filter=cpb.Filter(all=[cpb.Condition(
                                                   field="label_class", equals=cpb.Value(number_value=1))])),
              "frame_filter.all[0].field"),
@@ -257,19 +257,20 @@ def test_detection_confusion_with_global_matching_opens_every_cell(running: Runn
             assert field in info.value.details()
         with pytest.raises(grpc.RpcError) as info:
             c.analysis.QueryDetectionMatches(apb.QueryDetectionMatchesRequest(
-                project="cones", inference_set="nope", label_class=1))  # fmt: skip
+                project=p, inference_set="nope", label_class=1))  # fmt: skip
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_detection_drill_down_by_score_iou_and_frame_fields(running: Running) -> None:
-    dataset, dts = _upload(running, 13)
+def test_detection_drill_down_by_score_iou_and_frame_fields(shared: Running, project: str) -> None:
+    running, p = shared, project
+    dataset, dts = _upload(running, p, 13)
     _, cells, _ = _brute_force(dataset, dts, 0.5, 0.2)
     everything = [(lc, pc, r) for (lc, pc), records in cells.items() for r in records]
     rear = {f"img-{i['id']:04d}" for i in dataset["images"] if i["id"] % 3 == 0}
     with running.client(running.admin_key) as c:
         # any cell, a score band, an IoU floor, frames of the rear camera: localization errors
         req = apb.QueryDetectionMatchesRequest(
-            project="cones", inference_set="detr", confidence_threshold=0.2, any_label_class=True,
+            project=p, inference_set="detr", confidence_threshold=0.2, any_label_class=True,
             any_predicted_class=True, min_score=0.4, max_score=0.8, min_iou=0.3,
             frame_filter=cpb.Filter(all=[cpb.Condition(field="metadata.camera",
                                                        equals=cpb.Value(string_value="rear"))]),
@@ -280,7 +281,7 @@ def test_detection_drill_down_by_score_iou_and_frame_fields(running: Running) ->
         assert _ids(got) == _ids(want) and total == len(want) and len(want) > 10
         # false positives of class 2 that overlap something: wrong class or duplicate, worst IoU first
         req = apb.QueryDetectionMatchesRequest(
-            project="cones", inference_set="detr", confidence_threshold=0.2, predicted_class=2, min_iou=0.1,
+            project=p, inference_set="detr", confidence_threshold=0.2, predicted_class=2, min_iou=0.1,
             order=apb.DETECTION_MATCH_ORDER_IOU_ASCENDING,
         )  # fmt: skip
         got, total = _open(c, req)
@@ -289,68 +290,69 @@ def test_detection_drill_down_by_score_iou_and_frame_fields(running: Running) ->
         assert [r[3] for r in got] == sorted(r[3] for r in got)
         assert all(r[3] == pytest.approx(w[3], abs=1e-6) for r, w in zip(sorted(got), sorted(want), strict=True))
         # the whole missed column, of every class
-        req = apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", confidence_threshold=0.2,
+        req = apb.QueryDetectionMatchesRequest(project=p, inference_set="detr", confidence_threshold=0.2,
                                                any_label_class=True)  # fmt: skip
         got, total = _open(c, req, page_size=50)
         want = [r for lc, pc, r in everything if pc is None]
         assert _ids(got) == _ids(want)
         # a value that looks like SQL is only a value
         req = apb.QueryDetectionMatchesRequest(
-            project="cones", inference_set="detr", any_label_class=True, any_predicted_class=True,
+            project=p, inference_set="detr", any_label_class=True, any_predicted_class=True,
             frame_filter=cpb.Filter(all=[cpb.Condition(field="metadata.camera",
                                                        equals=cpb.Value(string_value="rear' OR 1=1 --"))]),
         )  # fmt: skip
         assert _open(c, req) == ([], 0)
         # keyset pages: a frame arriving between two pages neither repeats nor hides a row
-        req = apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr", confidence_threshold=0.2,
+        req = apb.QueryDetectionMatchesRequest(project=p, inference_set="detr", confidence_threshold=0.2,
                                                any_label_class=True, any_predicted_class=True,
                                                page=cpb.PageRequest(page_size=25))  # fmt: skip
         first = c.analysis.QueryDetectionMatches(req)
         seen = [(m.frame_id, m.label_object_id, m.predicted_object_id) for m in first.matches]
         boxes = [Box(10 + 50 * j, 10, 40, 40) for j in range(3)]
-        r = c.upload("cones", "val", UploadColumns(
+        r = c.upload(p, "val", UploadColumns(
             frame_ids=["img-9999"], sizes=[(SIZE, SIZE)], metadata=[{"camera": "front"}],
             objects=[[LabeledObject(f"g-new-{j}", 1, b) for j, b in enumerate(boxes)]], inference_set="detr",
             predictions=[[PredictedObject(f"d-new-{j}", 1, 0.99, b) for j, b in enumerate(boxes)]]), progress=False)  # fmt: skip
-        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         req.page.page_token = first.page.next_page_token
         rest, _ = _open(c, req, page_size=25)
         seen += [r[:3] for r in rest]
         assert len(seen) == len(set(seen)) and sorted(seen) == _ids(r for _, _, r in everything)
         assert c.analysis.QueryDetectionMatches(apb.QueryDetectionMatchesRequest(
-            project="cones", inference_set="detr", confidence_threshold=0.2, label_class=1, predicted_class=1,
+            project=p, inference_set="detr", confidence_threshold=0.2, label_class=1, predicted_class=1,
             page=cpb.PageRequest(page_size=1))).matches[0].frame_id == "img-9999"  # fmt: skip
 
         # a segment of objects: the class-2 false positives, saved and opened again
         fps = [r for lc, pc, r in everything if lc is None and pc == 2]
-        seg = c.analysis.CreateSegment(apb.CreateSegmentRequest(project="cones", segment=apb.Segment(
+        seg = c.analysis.CreateSegment(apb.CreateSegmentRequest(project=p, segment=apb.Segment(
             name="fp-c2", dataset="val", kind=apb.SEGMENT_KIND_ISSUE, reason="spurious class 2", author="ana"),
             objects=[apb.ObjectRef(frame_id=r[0], object_id=r[2]) for r in fps])).segment  # fmt: skip
         assert seg.size == len(fps)
         members = c.analysis.ListSegmentMembers(apb.ListSegmentMembersRequest(
-            project="cones", name="fp-c2", page=cpb.PageRequest(page_size=1000))).members  # fmt: skip
+            project=p, name="fp-c2", page=cpb.PageRequest(page_size=1000))).members  # fmt: skip
         assert sorted((m.frame_id, m.object_id) for m in members) == sorted((r[0], r[2]) for r in fps)
-        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr",
+        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project=p, inference_set="detr",
                                                            confidence_threshold=0.2, any_label_class=True,
                                                            any_predicted_class=True, object_segment="fp-c2"))  # fmt: skip
         assert _ids(got) == _ids(fps)
-        c.analysis.UpdateSegment(apb.UpdateSegmentRequest(project="cones", name="fp-c2", remove_objects=[
+        c.analysis.UpdateSegment(apb.UpdateSegmentRequest(project=p, name="fp-c2", remove_objects=[
             apb.ObjectRef(frame_id=fps[0][0], object_id=fps[0][2])]))  # fmt: skip
-        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project="cones", inference_set="detr",
+        got, _ = _open(c, apb.QueryDetectionMatchesRequest(project=p, inference_set="detr",
                                                            confidence_threshold=0.2, any_label_class=True,
                                                            any_predicted_class=True, object_segment="fp-c2"))  # fmt: skip
         assert _ids(got) == _ids(fps[1:])
         with pytest.raises(grpc.RpcError) as info:
-            c.analysis.UpdateSegment(apb.UpdateSegmentRequest(project="cones", name="fp-c2", add_objects=[
+            c.analysis.UpdateSegment(apb.UpdateSegmentRequest(project=p, name="fp-c2", add_objects=[
                 apb.ObjectRef(frame_id=fps[0][0], object_id="no-such-box")]))  # fmt: skip
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "add_objects[0]" in info.value.details() and "no-such-box" in info.value.details()
 
 
-def test_detection_outcomes_follow_new_labels_predictions_and_sets(running: Running) -> None:
-    dataset, dts = _upload(running, 14)
+def test_detection_outcomes_follow_new_labels_predictions_and_sets(shared: Running, project: str) -> None:
+    running, p = shared, project
+    dataset, dts = _upload(running, p, 14)
     with running.client(running.admin_key) as c:
-        _assert_grid(c, dataset, dts, 0.75, 0.3)  # kept current from now on
+        _assert_grid(c, p, dataset, dts, 0.75, 0.3)  # kept current from now on
         # relabel: frames 1-4 lose every box, frames 5-8 have their boxes' classes rotated
         changed = {1, 2, 3, 4, 5, 6, 7, 8}
         anns = [a for a in dataset["annotations"] if a["image_id"] not in (1, 2, 3, 4)]
@@ -363,29 +365,29 @@ def test_detection_outcomes_follow_new_labels_predictions_and_sets(running: Runn
         frames = sorted(changed)
         objects = [[LabeledObject(f"g-{a['id']:06d}", a["category_id"], Box(*a["bbox"]), is_crowd=bool(a["iscrowd"]))
                     for a in anns if a["image_id"] == i] for i in frames]  # fmt: skip
-        r = c.upload("cones", "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in frames], objects=objects,
+        r = c.upload(p, "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in frames], objects=objects,
                                                    skip_frames=True), progress=False)  # fmt: skip
-        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         frames = [9, 10, 11, 12]
         preds = [[PredictedObject(f"d-{k:06d}", d["category_id"], d["score"], Box(*d["bbox"]))
                   for k, d in enumerate(dts) if d["image_id"] == i] for i in frames]  # fmt: skip
-        r = c.upload("cones", "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in frames], inference_set="detr",
+        r = c.upload(p, "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in frames], inference_set="detr",
                                                    predictions=preds, skip_frames=True), progress=False)  # fmt: skip
-        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         for iou, conf in ((0.5, 0.3), (0.75, 0.3), (0.75, 0.0)):
-            _assert_grid(c, dataset, dts, iou, conf)
+            _assert_grid(c, p, dataset, dts, iou, conf)
         # a set created after the labels: every labeled box is missed until its predictions arrive
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=pb.InferenceSet(
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
             name="yolo", dataset="val", model_name="yolo", model_version="8")))  # fmt: skip
-        _assert_grid(c, dataset, [], 0.5, 0.0, inference_set="yolo")
+        _assert_grid(c, p, dataset, [], 0.5, 0.0, inference_set="yolo")
         yolo = [dict(d, score=round(1 - d["score"], 2)) for d in dts]
         images = [i["id"] for i in dataset["images"]]
         preds = [[PredictedObject(f"d-{k:06d}", d["category_id"], d["score"], Box(*d["bbox"]))
                   for k, d in enumerate(yolo) if d["image_id"] == i] for i in images]  # fmt: skip
-        r = c.upload("cones", "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in images], inference_set="yolo",
+        r = c.upload(p, "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in images], inference_set="yolo",
                                                    predictions=preds, skip_frames=True), progress=False)  # fmt: skip
-        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
-        _assert_grid(c, dataset, yolo, 0.5, 0.3, inference_set="yolo")
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        _assert_grid(c, p, dataset, yolo, 0.5, 0.3, inference_set="yolo")
 
 
 def _per_class(counts, classes: list[int]) -> dict[int, tuple[float, float]]:  # type: ignore[no-untyped-def]
@@ -400,8 +402,9 @@ def _per_class(counts, classes: list[int]) -> dict[int, tuple[float, float]]:  #
     return out
 
 
-def test_detection_slices_comparison_and_gates(running: Running) -> None:
-    dataset, dts = _upload(running, 15)
+def test_detection_slices_comparison_and_gates(shared: Running, project: str) -> None:
+    running, p = shared, project
+    dataset, dts = _upload(running, p, 15)
     # a worse model: half of its class-1 predictions say class 2
     worse = [dict(d, category_id=2) if d["category_id"] == 1 and k % 2 == 0 else d for k, d in enumerate(dts)]
     images = [i["id"] for i in dataset["images"]]
@@ -409,18 +412,18 @@ def test_detection_slices_comparison_and_gates(running: Running) -> None:
     rear = [f"img-{i:04d}" for i in images if i % 3 == 0]
     camera = {f"img-{i:04d}": "rear" if i % 3 == 0 else "front" for i in images}
     with running.client(running.admin_key) as c:
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=pb.InferenceSet(
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
             name="worse", dataset="val", model_name="detr", model_version="2")))  # fmt: skip
         preds = [[PredictedObject(f"d-{k:06d}", d["category_id"], d["score"], Box(*d["bbox"]))
                   for k, d in enumerate(worse) if d["image_id"] == i] for i in images]  # fmt: skip
-        r = c.upload("cones", "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in images], inference_set="worse",
+        r = c.upload(p, "val", UploadColumns(frame_ids=[f"img-{i:04d}" for i in images], inference_set="worse",
                                                    predictions=preds, skip_frames=True), progress=False)  # fmt: skip
-        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         counts, cells, _ = _brute_force(dataset, dts, 0.5, 0.3)
         w_counts, w_cells, _ = _brute_force(dataset, worse, 0.5, 0.3)
 
         # slices by camera: right-class matches over every outcome, per slice
-        got = c.analysis.GetSlices(apb.GetSlicesRequest(project="cones", inference_set="detr",
+        got = c.analysis.GetSlices(apb.GetSlicesRequest(project=p, inference_set="detr",
                                                         group_by="metadata.camera", confidence_threshold=0.3))  # fmt: skip
         records = [(lc, pc, r) for (lc, pc), rs in cells.items() for r in rs]
         for s in got.slices:
@@ -432,7 +435,7 @@ def test_detection_slices_comparison_and_gates(running: Running) -> None:
 
         # comparison: per-class precision and recall of both, and the labeled boxes that changed
         cmp = c.analysis.CompareInferenceSets(apb.CompareInferenceSetsRequest(
-            project="cones", baseline_inference_set="detr", candidate_inference_set="worse",
+            project=p, baseline_inference_set="detr", candidate_inference_set="worse",
             confidence_threshold=0.3))  # fmt: skip
         base, cand = _per_class(counts, classes), _per_class(w_counts, classes)
         for d in cmp.per_class:
@@ -443,7 +446,7 @@ def test_detection_slices_comparison_and_gates(running: Running) -> None:
         assert cmp.improved == len(w_found - found) and cmp.regressed == len(found - w_found) > 5
         labeled = {r[:2] for (lc, pc), rs in cells.items() if lc is not None for r in rs}
         assert cmp.objects == len(labeled)
-        req = apb.QueryDetectionMatchesRequest(project="cones", inference_set="worse", confidence_threshold=0.3,
+        req = apb.QueryDetectionMatchesRequest(project=p, inference_set="worse", confidence_threshold=0.3,
                                                any_label_class=True, any_predicted_class=True,
                                                baseline_inference_set="detr", change="regressed")  # fmt: skip
         got_rows, total = _open(c, req)
@@ -458,18 +461,18 @@ def test_detection_slices_comparison_and_gates(running: Running) -> None:
             return sum(pc == 1 for _, pc in ones) / len(ones)
 
         minimum = (recall(rear_records) + recall(w_rear)) / 2
-        c.analysis.CreateSegment(apb.CreateSegmentRequest(project="cones", frame_ids=rear, segment=apb.Segment(
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project=p, frame_ids=rear, segment=apb.Segment(
             name="rear-rt", dataset="val", kind=apb.SEGMENT_KIND_REGRESSION_TEST, reason="rear camera",
             author="ana", gates=[apb.Gate(metric="recall", class_id=1, minimum=minimum)])))  # fmt: skip
         for name, want_value, passed in (("detr", recall(rear_records), True), ("worse", recall(w_rear), False)):
-            res = c.analysis.EvaluateGates(apb.EvaluateGatesRequest(project="cones", inference_set=name,
+            res = c.analysis.EvaluateGates(apb.EvaluateGatesRequest(project=p, inference_set=name,
                                                                     confidence_threshold=0.3)).results  # fmt: skip
             assert len(res) == 1 and res[0].passed is passed and res[0].value == pytest.approx(want_value), name
     # the release gate in CI, at the same thresholds
     env = {**os.environ, "SHOAL_API_KEY": running.admin_key}
     for name, code in (("detr", 0), ("worse", 1)):
         done = subprocess.run(
-            [sys.executable, "-m", "shoal.cli", "check", "--target", running.target, "--project", "cones",
+            [sys.executable, "-m", "shoal.cli", "check", "--target", running.target, "--project", p,
              "--inference-set", name, "--confidence-threshold", "0.3", "--iou-threshold", "0.5"],
             capture_output=True, text=True, env=env, timeout=scaled(120),
         )  # fmt: skip
