@@ -31,6 +31,7 @@ from shoal.common.errors import (
     Unavailable,
 )
 from shoal.common.interceptors import ERROR_DETAIL_KEY
+from shoal.common.pagination import MAX_PAGE_SIZE
 from shoal.common.v1 import common_pb2
 from shoal.sampler.v1 import sampler_pb2 as spb
 from shoal.sampler.v1 import sampler_pb2_grpc
@@ -39,8 +40,8 @@ from shoal.sampler.v1 import sampler_pb2_grpc
 LABEL_ISSUES_KIND = "label_issues"
 DETECTION_ISSUES_KIND = "detection_label_issues"
 CAMPAIGN_KIND = "campaign"
-#: the largest page the services give
-PAGE_SIZE = 1000
+#: the page size asked for: the largest the services give
+PAGE_SIZE = MAX_PAGE_SIZE
 #: the longest one call may take when the caller set no deadline
 CALL_TIMEOUT_SECONDS = 60.0
 

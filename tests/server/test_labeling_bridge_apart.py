@@ -24,6 +24,7 @@ from shoal.common.server import ShoalServer
 from shoal.common.settings import ShoalSettings
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.labeling_bridge import owners
 from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
 from shoal.sampler.v1 import sampler_pb2 as spb
 from shoal.sdk import UploadColumns
@@ -87,9 +88,9 @@ def _upload(c: Client) -> None:
 
 
 class Apart:
-    def __init__(self, owners: tuple[ShoalServer, str], bridge: tuple[ShoalServer, str], keys: dict[str, str],
+    def __init__(self, owning: tuple[ShoalServer, str], bridge: tuple[ShoalServer, str], keys: dict[str, str],
                  settings: ShoalSettings) -> None:  # fmt: skip
-        (self.owners, self.owners_target), (self.bridge, self.bridge_target) = owners, bridge
+        (self.owners, self.owners_target), (self.bridge, self.bridge_target) = owning, bridge
         self.keys = keys
         self.settings = settings
 
@@ -98,22 +99,22 @@ class Apart:
 def apart(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterator[Apart]:
     database = f"t_{uuid.uuid4().hex[:12]}"
     root = tmp_path_factory.mktemp("apart")
-    owners = _start(server_settings(root / "owners", chdb_path, database), ["ingest", "analysis", "sampler"])
-    settings = server_settings(root / "bridge", chdb_path, database, analysis_target=owners[1],
-                               sampler_target=owners[1], **PLATFORM)  # fmt: skip
+    owning = _start(server_settings(root / "owners", chdb_path, database), ["ingest", "analysis", "sampler"])
+    settings = server_settings(root / "bridge", chdb_path, database, analysis_target=owning[1],
+                               sampler_target=owning[1], **PLATFORM)  # fmt: skip
     try:
         bridge = _start(settings, ["labeling_bridge"])
     except BaseException:
-        owners[0].stop(grace=1)
+        owning[0].stop(grace=1)
         raise
-    _, admin = owners[0].keys.create(["*"], description="test admin")
-    _, shop = owners[0].keys.create(["shop"], description="shop only")
-    _, other = owners[0].keys.create(["elsewhere"], description="another project")
-    with Client(owners[1], api_key=admin) as c:
+    _, admin = owning[0].keys.create(["*"], description="test admin")
+    _, shop = owning[0].keys.create(["shop"], description="shop only")
+    _, other = owning[0].keys.create(["elsewhere"], description="another project")
+    with Client(owning[1], api_key=admin) as c:
         _upload(c)
-    yield Apart(owners, bridge, {"admin": admin, "shop": shop, "other": other}, settings)
+    yield Apart(owning, bridge, {"admin": admin, "shop": shop, "other": other}, settings)
     bridge[0].stop(grace=1)
-    owners[0].stop(grace=1)
+    owning[0].stop(grace=1)
 
 
 def _refused(call: Any) -> tuple[grpc.StatusCode, str, str]:
@@ -125,7 +126,10 @@ def _refused(call: Any) -> tuple[grpc.StatusCode, str, str]:
     return err.code(), err.details(), field
 
 
-def test_a_bridge_on_its_own_reads_label_issues_with_the_callers_key(apart: Apart) -> None:
+def test_a_bridge_on_its_own_reads_label_issues_with_the_callers_key(
+    apart: Apart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(owners, "PAGE_SIZE", 2)  # the job's issues come over two pages
     with Client(apart.owners_target, api_key=apart.keys["admin"]) as c:
         job = finish_job(c, "shop", c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(
             project="shop", inference_set="oof")).job)  # fmt: skip
