@@ -93,7 +93,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, chdb_path: Path) -> Iterato
         _wait_upload(c, "digits", c.upload("digits", "all", UploadColumns(
             frame_ids=[f"f{i:04d}" for i in range(MAP_FRAMES)], class_ids=y[:MAP_FRAMES],
             embeddings={"pixels": x[:MAP_FRAMES].astype(np.float32)}), progress=False))  # fmt: skip
-    upload_cones(running)
+    upload_cones(running, "cones")
     with running.client(running.admin_key) as c:
         c.ingest.CreateDataset(pb.CreateDatasetRequest(project="cones", dataset=pb.Dataset(
             name="boxes", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip

@@ -39,7 +39,7 @@ def _scene(rng: np.random.Generator) -> list[tuple[int, tuple[float, float, floa
     return out
 
 
-def _upload(running: Running) -> dict[str, dict]:  # type: ignore[type-arg]
+def _upload(running: Running, p: str) -> dict[str, dict]:  # type: ignore[type-arg]
     """Uploads the dataset; returns per planted frame what was planted (object ids, classes, boxes)."""
     rng = np.random.default_rng(7)
     ids, labels, predictions, planted = [], [], [], {}
@@ -73,11 +73,11 @@ def _upload(running: Running) -> dict[str, dict]:  # type: ignore[type-arg]
         predictions.append(preds)
     with running.client(running.admin_key) as c:
         c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-            name="cones", task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D,
+            name=p, task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D,
             classes=[pb.ClassDef(id=k, name=f"c{k}") for k in CLASSES])))  # fmt: skip
-        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="cones", dataset=pb.Dataset(
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project=p, dataset=pb.Dataset(
             name="val", kind=pb.DATASET_KIND_LABELED, splits=["val"])))  # fmt: skip
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="cones", inference_set=pb.InferenceSet(
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
             name="detr", dataset="val", model_name="detr", model_version="1")))  # fmt: skip
         cols = UploadColumns(
             frame_ids=ids,
@@ -89,29 +89,30 @@ def _upload(running: Running) -> dict[str, dict]:  # type: ignore[type-arg]
             inference_set="detr",
             predictions=predictions,
         )
-        r = c.upload("cones", "val", cols, progress=False)
-        assert c.wait_for_upload("cones", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        r = c.upload(p, "val", cols, progress=False)
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
     return planted
 
 
-def _start(c, **kwargs) -> cpb.Job:  # type: ignore[no-untyped-def]
-    return c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="cones", inference_set="detr", **kwargs)).job
+def _start(c, p: str, **kwargs) -> cpb.Job:  # type: ignore[no-untyped-def]
+    return c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=p, inference_set="detr", **kwargs)).job
 
 
-def _query(c, job_id: str, **kwargs) -> apb.QueryDetectionLabelIssuesResponse:  # type: ignore[no-untyped-def]
+def _query(c, p: str, job_id: str, **kwargs) -> apb.QueryDetectionLabelIssuesResponse:  # type: ignore[no-untyped-def]
     return c.analysis.QueryDetectionLabelIssues(
-        apb.QueryDetectionLabelIssuesRequest(project="cones", job_id=job_id, **kwargs)
+        apb.QueryDetectionLabelIssuesRequest(project=p, job_id=job_id, **kwargs)
     )
 
 
-def test_planted_detection_label_errors_are_found_typed_and_ranked_first(running: Running) -> None:
-    planted = _upload(running)
+def test_planted_detection_label_errors_are_found_typed_and_ranked_first(shared: Running, project: str) -> None:
+    running, p = shared, project
+    planted = _upload(running, p)
     with running.client(running.admin_key) as c:
-        job = finish_job(c, "cones", _start(c))
+        job = finish_job(c, p, _start(c, p))
         assert job.kind == detection_issues.KIND
-        frames = _query(c, job.job_id, level=apb.DETECTION_ISSUE_LEVEL_FRAME, include_unflagged=True,
+        frames = _query(c, p, job.job_id, level=apb.DETECTION_ISSUE_LEVEL_FRAME, include_unflagged=True,
                         page=cpb.PageRequest(page_size=100))  # fmt: skip
-        objects = _query(c, job.job_id)
+        objects = _query(c, p, job.job_id)
 
     s = frames.summary
     assert (s.frames, s.labeled_objects, s.flagged_frames) == (FRAMES, 3 * FRAMES, len(PLANTED))
@@ -152,23 +153,25 @@ def test_planted_detection_label_errors_are_found_typed_and_ranked_first(running
     assert swapped.partner_object_id == "d0" and swapped.iou > 0.9
 
 
-def test_detection_issue_queries_filter_page_and_check_their_fields(running: Running) -> None:
-    _upload(running)
+def test_detection_issue_queries_filter_page_and_check_their_fields(shared: Running, project: str) -> None:
+    running, p = shared, project
+    _upload(running, p)
     with running.client(running.admin_key) as c:
-        job = finish_job(c, "cones", _start(c))
+        job = finish_job(c, p, _start(c, p))
         # the same request gives the same job; a frame filter makes another one over those frames only
-        assert _start(c).job_id == job.job_id
+        assert _start(c, p).job_id == job.job_id
         rear = cpb.Filter(all=[cpb.Condition(field="metadata.camera", equals=cpb.Value(string_value="rear"))])
-        part = finish_job(c, "cones", _start(c, filter=rear))
+        part = finish_job(c, p, _start(c, p, filter=rear))
         assert part.job_id != job.job_id
-        part_frames = _query(c, part.job_id, level=apb.DETECTION_ISSUE_LEVEL_FRAME, include_unflagged=True)
+        part_frames = _query(c, p, part.job_id, level=apb.DETECTION_ISSUE_LEVEL_FRAME, include_unflagged=True)
         assert part_frames.summary.frames == FRAMES // 2
         assert {int(r.ref.frame_id[4:]) % 2 for r in part_frames.frames} == {1}
 
-        swaps = _query(c, job.job_id, issue_types=[apb.DETECTION_ISSUE_TYPE_CLASS_SWAP])
+        swaps = _query(c, p, job.job_id, issue_types=[apb.DETECTION_ISSUE_TYPE_CLASS_SWAP])
         assert [o.ref.frame_id for o in swaps.objects] == [f"img-{SWAPPED:03d}"]
         by_type = _query(
             c,
+            p,
             job.job_id,
             level=apb.DETECTION_ISSUE_LEVEL_FRAME,
             issue_types=[apb.DETECTION_ISSUE_TYPE_MISSING_LABEL, apb.DETECTION_ISSUE_TYPE_MISLOCALIZED],
@@ -177,7 +180,7 @@ def test_detection_issue_queries_filter_page_and_check_their_fields(running: Run
         # every scored (object, type): three per labeled box, one per predicted box; pages of 50 cover them once
         seen, token = [], ""
         while True:
-            resp = _query(c, job.job_id, include_unflagged=True, order=apb.DETECTION_ISSUE_ORDER_FRAME_ID,
+            resp = _query(c, p, job.job_id, include_unflagged=True, order=apb.DETECTION_ISSUE_ORDER_FRAME_ID,
                           page=cpb.PageRequest(page_size=50, page_token=token))  # fmt: skip
             seen += [(o.ref.frame_id, o.ref.object_id, o.issue_type) for o in resp.objects]
             token = resp.page.next_page_token
@@ -194,27 +197,30 @@ def test_detection_issue_queries_filter_page_and_check_their_fields(running: Run
 
         invalid = grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as info:
-            _query(c, "detection_label_issues-nope")
+            _query(c, p, "detection_label_issues-nope")
         assert info.value.code() == grpc.StatusCode.NOT_FOUND and "detection_label_issues-nope" in info.value.details()
-        refused(invalid, "level", lambda: _query(c, job.job_id, level=7))
-        refused(invalid, "order", lambda: _query(c, job.job_id, order=9))
-        refused(invalid, "issue_types[1]", lambda: _query(c, job.job_id, issue_types=[1, 0]))
-        refused(invalid, "include_unflagged", lambda: _query(c, job.job_id, level=apb.DETECTION_ISSUE_LEVEL_FRAME,
+        refused(invalid, "level", lambda: _query(c, p, job.job_id, level=7))
+        refused(invalid, "order", lambda: _query(c, p, job.job_id, order=9))
+        refused(invalid, "issue_types[1]", lambda: _query(c, p, job.job_id, issue_types=[1, 0]))
+        refused(invalid, "include_unflagged", lambda: _query(c, p, job.job_id, level=apb.DETECTION_ISSUE_LEVEL_FRAME,
                                                              issue_types=[1], include_unflagged=True))  # fmt: skip
         # a detection filter takes frame fields only
         by_class = cpb.Filter(all=[cpb.Condition(field="label_class", equals=cpb.Value(string_value="1"))])
-        refused(invalid, "filter.all[0]", lambda: _start(c, filter=by_class))
+        refused(invalid, "filter.all[0]", lambda: _start(c, p, filter=by_class))
         # the classification query does not read a detection job, nor this query a classification job
         refused(invalid, "job_id", lambda: c.analysis.QueryLabelIssues(
-            apb.QueryLabelIssuesRequest(project="cones", job_id=job.job_id)))  # fmt: skip
-        other, _ = JobStore(running.server.stores.metrics, service="analysis").submit(
-            "cones", "label_issues", {"inference_set": "detr"}
-        )
-        refused(invalid, "job_id", lambda: _query(c, other.job_id))
+            apb.QueryLabelIssuesRequest(project=p, job_id=job.job_id)))  # fmt: skip
+        store = JobStore(running.server.stores.metrics, service="analysis")
+        other, _ = store.submit(p, "label_issues", {"inference_set": "detr"})
+        refused(invalid, "job_id", lambda: _query(c, p, other.job_id))
+        store.cancel(p, other.job_id)  # a job made by hand: it must not run on the module's server after the test
 
 
-def test_a_cancelled_detection_issue_job_keeps_nothing(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
-    _upload(running)
+def test_a_cancelled_detection_issue_job_keeps_nothing(
+    shared: Running, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, p = shared, project
+    _upload(running, p)
     metrics = running.server.stores.metrics
     monkeypatch.setattr(detection_issues, "CHUNK_FRAMES", 10)  # several chunks: rows are written before the end
     score_chunk = detection_issues._score_chunk
@@ -224,21 +230,24 @@ def test_a_cancelled_detection_issue_job_keeps_nothing(running: Running, monkeyp
         score_chunk(m, job, *args, **kwargs)
         if not cancelled:  # the first chunk is stored; cancel before the next one
             with running.client(running.admin_key) as c:
-                c.analysis.CancelJob(apb.CancelJobRequest(project="cones", job_id=job.job_id))
+                c.analysis.CancelJob(apb.CancelJobRequest(project=p, job_id=job.job_id))
             cancelled.append(job.job_id)
 
     monkeypatch.setattr(detection_issues, "_score_chunk", then_cancel)
     with running.client(running.admin_key) as c:
-        job = _start(c)
+        job = _start(c, p)
 
         def ended() -> bool:
-            state = c.analysis.GetJob(apb.GetJobRequest(project="cones", job_id=job.job_id)).job.state
+            state = c.analysis.GetJob(apb.GetJobRequest(project=p, job_id=job.job_id)).job.state
             return state == cpb.JOB_STATE_CANCELLED
 
         wait_for(ended, timeout=60, what="the job to be cancelled")
         for table in detection_issues.TABLES:
-            n = metrics.query(f"SELECT count() FROM {table} WHERE job_id = {{j:String}}", {"j": job.job_id}).scalar()
+            n = metrics.query(
+                f"SELECT count() FROM {table} WHERE project = {{p:String}} AND job_id = {{j:String}}",
+                {"p": p, "j": job.job_id},
+            ).scalar()
             assert n == 0, table
         with pytest.raises(grpc.RpcError) as info:
-            _query(c, job.job_id)
+            _query(c, p, job.job_id)
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "job_id" in info.value.details()
