@@ -55,7 +55,9 @@ def test_no_ok_flags_in_responses() -> None:
 def test_every_rpc_is_project_scoped_or_declared(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The auth interceptor checks the request's `project` field; an RPC without one must be
     declared admin-only or unscoped by its service, or it would be refused."""
-    settings = ShoalSettings(data_dir=tmp_path)
+    # each service built on its own, as a pod would be (the labeling bridge then needs to be told where
+    # analysis and the sampler are)
+    settings = ShoalSettings(data_dir=tmp_path, analysis_target="analysis:50051", sampler_target="sampler:50051")
 
     class _Stores:
         metrics = vectors = events = None
