@@ -26,7 +26,7 @@ def _ts(d: datetime) -> Timestamp:
     return t
 
 
-def _setup(running: Running) -> dict[str, int]:
+def _setup(running: Running, p: str) -> dict[str, int]:
     x, y = load_digits(return_X_y=True)
     x = x.astype(np.float32)
     rng = np.random.default_rng(0)
@@ -35,35 +35,36 @@ def _setup(running: Running) -> dict[str, int]:
     half = len(old) // 2
     sets = {"a": old[:half], "same": old[half:], "shifted": np.concatenate([old[half:], new])}
     with running.client(running.admin_key) as c:
-        create_pixel_digits(c)
+        create_pixel_digits(c, p)
         for name, rows in [*sets.items(), ("stream", np.concatenate([old[:half], old[half:], new]))]:
-            c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
+            c.ingest.CreateDataset(pb.CreateDatasetRequest(project=p, dataset=pb.Dataset(
                 name=name, kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
             times = None
             if name == "stream":  # day 1: half of the old digits; day 2: the other half and the new ones
                 times = [DAY1 if i < half else DAY2 for i in range(len(rows))]
-            r = c.upload("digits", name, UploadColumns(
+            r = c.upload(p, name, UploadColumns(
                 frame_ids=[f"f{i:05d}" for i in rows], class_ids=y[rows], capture_times=times,
                 embeddings={"pixels": x[rows]}), progress=False)  # fmt: skip
-            assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+            assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
     return {f"f{i:05d}": int(y[i]) for i in range(len(y))}
 
 
-def _drift(c, a: apb.DriftSide, b: apb.DriftSide) -> apb.GetDriftResponse:  # type: ignore[no-untyped-def]
-    job = c.analysis.StartDrift(apb.StartDriftRequest(project="digits", a=a, b=b, embedding_space="pixels")).job
-    job = finish_job(c, "digits", job)
-    return c.analysis.GetDrift(apb.GetDriftRequest(project="digits", job_id=job.job_id))
+def _drift(c, p: str, a: apb.DriftSide, b: apb.DriftSide) -> apb.GetDriftResponse:  # type: ignore[no-untyped-def]
+    job = c.analysis.StartDrift(apb.StartDriftRequest(project=p, a=a, b=b, embedding_space="pixels")).job
+    job = finish_job(c, p, job)
+    return c.analysis.GetDrift(apb.GetDriftRequest(project=p, job_id=job.job_id))
 
 
-def test_drift_between_datasets_and_time_windows(running: Running) -> None:
-    truth = _setup(running)
+def test_drift_between_datasets_and_time_windows(shared: Running, project: str) -> None:
+    running, p = shared, project
+    truth = _setup(running, p)
     with running.client(running.admin_key) as c:
-        same = _drift(c, apb.DriftSide(dataset="a"), apb.DriftSide(dataset="same"))
-        shifted = _drift(c, apb.DriftSide(dataset="a"), apb.DriftSide(dataset="shifted"))
-        window = _drift(c, apb.DriftSide(dataset="stream", until=_ts(DAY2)),
+        same = _drift(c, p, apb.DriftSide(dataset="a"), apb.DriftSide(dataset="same"))
+        shifted = _drift(c, p, apb.DriftSide(dataset="a"), apb.DriftSide(dataset="shifted"))
+        window = _drift(c, p, apb.DriftSide(dataset="stream", until=_ts(DAY2)),
                         apb.DriftSide(dataset="stream", since=_ts(DAY2)))  # fmt: skip
         with pytest.raises(grpc.RpcError) as info:
-            c.analysis.StartDrift(apb.StartDriftRequest(project="digits", a=apb.DriftSide(dataset="a"),
+            c.analysis.StartDrift(apb.StartDriftRequest(project=p, a=apb.DriftSide(dataset="a"),
                                                         b=apb.DriftSide(dataset=""), embedding_space="pixels"))  # fmt: skip
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "b.dataset" in info.value.details()
     print(f"no drift: p={same.p_value:.3f} z={same.z_score:.2f}; new digits: p={shifted.p_value:.4f}"
