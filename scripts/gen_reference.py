@@ -313,7 +313,9 @@ def tables_page() -> str:
 
     factories = load_services()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = ShoalSettings(data_dir=Path(tmp))
+        # each service built on its own, as a pod would be (the labeling bridge is then told where analysis
+        # and the sampler are)
+        settings = ShoalSettings(data_dir=Path(tmp), analysis_target="analysis:50051", sampler_target="sampler:50051")
         stores = open_stores(settings)
         try:
             every: dict[tuple[str, int], Any] = {}

@@ -114,19 +114,23 @@ class ShoalSettings(BaseSettings):
     )
     console_grpc_ca_file: Path | None = Field(
         None,
-        description="PEM CA bundle that signed the services' certificate: the console then calls them over TLS. "
-        "The all-in-one server with TLS on uses tls_cert_file.",
+        description="PEM CA bundle that signed the services' certificate: the console (and the labeling bridge, "
+        "calling analysis and the sampler) then calls them over TLS. The all-in-one server with TLS on uses "
+        "tls_cert_file.",
     )
     console_grpc_client_cert_file: Path | None = Field(
         None,
-        description="PEM client certificate the console presents to the services when they require one "
+        description="PEM client certificate the console and the labeling bridge present to the services when they "
+        "require one "
         "(SHOAL_TLS_CLIENT_CA_FILE), with console_grpc_client_key_file.",
     )
     console_grpc_client_key_file: Path | None = Field(
         None, description="PEM private key of console_grpc_client_cert_file."
     )
     console_grpc_server_name: str = Field(
-        "", description="Name the services' TLS certificate is checked against, when it is not the target's host."
+        "",
+        description="Name the services' TLS certificate is checked against by the console and the labeling "
+        "bridge, when it is not the target's host.",
     )
     console_media_roots: list[str] = Field(
         default_factory=list,
