@@ -45,34 +45,34 @@ def _prf(found: set[int], truth: set[int]) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def _upload(running: Running, given: np.ndarray, probs: np.ndarray) -> list[str]:
+def _upload(running: Running, p: str, given: np.ndarray, probs: np.ndarray) -> list[str]:
     ids = [f"d{i:05d}" for i in range(len(given))]
     with running.client(running.admin_key) as c:
         c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
-            name="digits", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            name=p, task_type=pb.TASK_TYPE_CLASSIFICATION,
             classes=[pb.ClassDef(id=i, name=str(i)) for i in range(10)])))  # fmt: skip
-        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project=p, dataset=pb.Dataset(
             name="train", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="digits", inference_set=pb.InferenceSet(
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
             name="oof", dataset="train", model_name="logreg", model_version="1")))  # fmt: skip
-        r = c.upload("digits", "train", UploadColumns(frame_ids=ids, media_uris=[f"s3://d/{i}.png" for i in ids],
+        r = c.upload(p, "train", UploadColumns(frame_ids=ids, media_uris=[f"s3://d/{i}.png" for i in ids],
                                                       class_ids=given, inference_set="oof", probabilities=probs),
                      progress=False)  # fmt: skip
-        assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
     return ids
 
 
-def _run(c, **kwargs) -> cpb.Job:  # type: ignore[no-untyped-def]
-    job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="digits", inference_set="oof",
+def _run(c, p: str, **kwargs) -> cpb.Job:  # type: ignore[no-untyped-def]
+    job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=p, inference_set="oof",
                                                                   **kwargs)).job  # fmt: skip
-    return finish_job(c, "digits", job)
+    return finish_job(c, p, job)
 
 
-def _issues(c, job_id: str, **kwargs) -> list[apb.LabelIssue]:  # type: ignore[no-untyped-def]
+def _issues(c, p: str, job_id: str, **kwargs) -> list[apb.LabelIssue]:  # type: ignore[no-untyped-def]
     out, token = [], ""
     while True:
         resp = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(
-            project="digits", job_id=job_id, page=cpb.PageRequest(page_size=500, page_token=token), **kwargs))  # fmt: skip
+            project=p, job_id=job_id, page=cpb.PageRequest(page_size=500, page_token=token), **kwargs))  # fmt: skip
         out += list(resp.issues)
         token = resp.page.next_page_token
         if not token:
@@ -80,14 +80,15 @@ def _issues(c, job_id: str, **kwargs) -> list[apb.LabelIssue]:  # type: ignore[n
 
 
 @pytest.mark.parametrize("kind", ["uniform", "class-conditional"])
-def test_label_issues_match_cleanlab(running: Running, kind: str) -> None:
+def test_label_issues_match_cleanlab(shared: Running, project: str, kind: str) -> None:
+    running, p = shared, project
     truth, given, probs = noisy_digits(kind)
-    ids = _upload(running, given, probs)
+    ids = _upload(running, p, given, probs)
     flipped = {i for i in range(len(given)) if given[i] != truth[i]}
     with running.client(running.admin_key) as c:
-        job = _run(c)
-        found_rows = _issues(c, job.job_id)
-        summary = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project="digits", job_id=job.job_id)).summary
+        job = _run(c, p)
+        found_rows = _issues(c, p, job.job_id)
+        summary = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=p, job_id=job.job_id)).summary
     found = {ids.index(r.ref.frame_id) for r in found_rows}
     reference = set(np.flatnonzero(find_label_issues(given, probs)).tolist())
     ours, theirs = _prf(found, flipped), _prf(reference, flipped)
@@ -112,25 +113,26 @@ def test_label_issues_match_cleanlab(running: Running, kind: str) -> None:
         assert r.media_uri == f"s3://d/{r.ref.frame_id}.png" and r.is_issue
 
 
-def test_label_issue_jobs_are_idempotent_scoped_and_checked(running: Running) -> None:
+def test_label_issue_jobs_are_idempotent_scoped_and_checked(shared: Running, project: str) -> None:
+    running, p = shared, project
     _, given, probs = noisy_digits("uniform", seed=1)
-    _upload(running, given, probs)
+    _upload(running, p, given, probs)
     with running.client(running.admin_key) as c:
-        job = _run(c)
-        again = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="digits", inference_set="oof")).job
+        job = _run(c, p)
+        again = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=p, inference_set="oof")).job
         assert again.job_id == job.job_id and again.state == cpb.JOB_STATE_SUCCEEDED
         # a filter is part of the job: only the frames it selects are examined
         some = cpb.Filter(all=[cpb.Condition(field="label_class", equals=cpb.Value(string_value="3"))])
-        part = _run(c, filter=some)
+        part = _run(c, p, filter=some)
         assert part.job_id != job.job_id
-        all_rows = _issues(c, part.job_id, all_frames=True)
+        all_rows = _issues(c, p, part.job_id, all_frames=True)
         assert len(all_rows) == int((given == 3).sum()) and {r.given_label for r in all_rows} == {3}
         with pytest.raises(grpc.RpcError) as info:
-            c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project="digits", inference_set="oof",
+            c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=p, inference_set="oof",
                                                                     filter=cpb.Filter(all=[cpb.Condition(
                                                                         field="nope", equals=cpb.Value(
                                                                             string_value="x"))])))  # fmt: skip
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "filter.all[0]" in info.value.details()
         with pytest.raises(grpc.RpcError) as info:
-            c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project="digits", job_id="label_issues-nope"))
+            c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=p, job_id="label_issues-nope"))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND

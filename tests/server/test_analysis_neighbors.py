@@ -52,19 +52,19 @@ def planted() -> dict:  # type: ignore[type-arg]
     }
 
 
-def _upload(running: Running, d: dict) -> None:  # type: ignore[type-arg]
+def _upload(running: Running, p: str, d: dict) -> None:  # type: ignore[type-arg]
     with running.client(running.admin_key) as c:
-        create_pixel_digits(c)
-        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="digits", dataset=pb.Dataset(
+        create_pixel_digits(c, p)
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project=p, dataset=pb.Dataset(
             name="all", kind=pb.DATASET_KIND_LABELED, splits=["train", "test"])))  # fmt: skip
-        r = c.upload("digits", "all", UploadColumns(frame_ids=d["ids"], splits=d["splits"], class_ids=d["labels"],
+        r = c.upload(p, "all", UploadColumns(frame_ids=d["ids"], splits=d["splits"], class_ids=d["labels"],
                                                     media_uris=[f"s3://d/{i}.png" for i in d["ids"]],
                                                     embeddings={"pixels": d["x"]}), progress=False)  # fmt: skip
-        assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
 
 
-def _finish(c, job: cpb.Job) -> cpb.Job:  # type: ignore[no-untyped-def]
-    return finish_job(c, "digits", job)
+def _finish(c, p: str, job: cpb.Job) -> cpb.Job:  # type: ignore[no-untyped-def]
+    return finish_job(c, p, job)
 
 
 def _all(call, request, field: str) -> list:  # type: ignore[no-untyped-def,type-arg]
@@ -78,18 +78,19 @@ def _all(call, request, field: str) -> list:  # type: ignore[no-untyped-def,type
             return out
 
 
-def test_outliers_duplicates_and_leaks(running: Running) -> None:
+def test_outliers_duplicates_and_leaks(shared: Running, project: str) -> None:
+    running, p = shared, project
     d = planted()
-    _upload(running, d)
+    _upload(running, p, d)
     with running.client(running.admin_key) as c:
-        job = _finish(c, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
-            project="digits", dataset="all", embedding_space="pixels")).job)  # fmt: skip
-        frames = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(project="digits", job_id=job.job_id), "frames")
-        pairs = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(project="digits", job_id=job.job_id),
+        job = _finish(c, p, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
+            project=p, dataset="all", embedding_space="pixels")).job)  # fmt: skip
+        frames = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(project=p, job_id=job.job_id), "frames")
+        pairs = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(project=p, job_id=job.job_id),
                      "pairs")  # fmt: skip
         leaks = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(
-            project="digits", job_id=job.job_id, cross_split_only=True), "pairs")  # fmt: skip
-        summary = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project="digits", job_id=job.job_id)).summary
+            project=p, job_id=job.job_id, cross_split_only=True), "pairs")  # fmt: skip
+        summary = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id)).summary
 
     # outliers: the injected digits 5-9 rank high, at least as well as the peers on the same vectors
     index = {f: i for i, f in enumerate(d["ids"])}
@@ -130,10 +131,11 @@ def test_outliers_duplicates_and_leaks(running: Running) -> None:
     assert f.media_uri == f"s3://d/{f.ref.frame_id}.png"
 
 
-def test_within_class_outliers_are_found_where_the_global_score_misses_them(running: Running) -> None:
+def test_within_class_outliers_are_found_where_the_global_score_misses_them(shared: Running, project: str) -> None:
     """15 images of other digits (three each of 1, 2, 6, 7 and 9) labeled 0 sit among their own
     kind (not outlying globally) but far from every 0: the within-class score ranks them first;
     unlabeled frames get none."""
+    running, p = shared, project
     x, y = load_digits(return_X_y=True)
     rng = np.random.default_rng(3)
     odd = np.concatenate([rng.choice(np.flatnonzero(y == v), size=3, replace=False) for v in (1, 2, 6, 7, 9)])
@@ -143,12 +145,12 @@ def test_within_class_outliers_are_found_where_the_global_score_misses_them(runn
     ids = [f"f{i:05d}" for i in range(len(y))]
     d = {"ids": ids, "splits": ["train"] * len(y), "labels": labels, "x": x.astype(np.float32)}
     d["labels"] = np.where(np.isin(np.arange(len(y)), unlabeled), -1, labels)
-    _upload(running, d)
+    _upload(running, p, d)
     with running.client(running.admin_key) as c:
-        job = _finish(c, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
-            project="digits", dataset="all", embedding_space="pixels")).job)  # fmt: skip
+        job = _finish(c, p, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
+            project=p, dataset="all", embedding_space="pixels")).job)  # fmt: skip
         by_class = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(
-            project="digits", job_id=job.job_id, order=apb.OUTLIER_ORDER_CLASS_OUTLIER), "frames")  # fmt: skip
+            project=p, job_id=job.job_id, order=apb.OUTLIER_ORDER_CLASS_OUTLIER), "frames")  # fmt: skip
     truth = np.isin(np.arange(len(y)), odd)
     index = {f: i for i, f in enumerate(ids)}
     within, overall = np.zeros(len(y)), np.zeros(len(y))
@@ -164,9 +166,10 @@ def test_within_class_outliers_are_found_where_the_global_score_misses_them(runn
     assert all(not f.HasField("class_outlier_score") for f in by_class[-20:])  # unlabeled last
 
 
-def test_label_issues_are_explained_by_neighbour_labels(running: Running) -> None:
+def test_label_issues_are_explained_by_neighbour_labels(shared: Running, project: str) -> None:
+    running, p = shared, project
     d = planted()
-    _upload(running, d)
+    _upload(running, p, d)
     rng = np.random.default_rng(1)
     # a model that is sure of the true digit, and 30 labels flipped after it predicted
     probs = np.full((len(d["ids"]), 10), 0.02, dtype=np.float32)
@@ -175,40 +178,41 @@ def test_label_issues_are_explained_by_neighbour_labels(running: Running) -> Non
     given = d["labels"].copy()
     given[flipped] = (given[flipped] + 1) % 10
     with running.client(running.admin_key) as c:
-        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="digits", inference_set=pb.InferenceSet(
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
             name="oracle", dataset="all", model_name="oracle", model_version="1")))  # fmt: skip
-        r = c.upload("digits", "all", UploadColumns(frame_ids=d["ids"], class_ids=given, inference_set="oracle",
+        r = c.upload(p, "all", UploadColumns(frame_ids=d["ids"], class_ids=given, inference_set="oracle",
                                                     probabilities=probs, skip_frames=True), progress=False)  # fmt: skip
-        assert c.wait_for_upload("digits", r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
-        near = _finish(c, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
-            project="digits", dataset="all", embedding_space="pixels")).job)  # fmt: skip
-        issues = _finish(c, c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(
-            project="digits", inference_set="oracle")).job)  # fmt: skip
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        near = _finish(c, p, c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
+            project=p, dataset="all", embedding_space="pixels")).job)  # fmt: skip
+        issues = _finish(c, p, c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(
+            project=p, inference_set="oracle")).job)  # fmt: skip
         rows = _all(c.analysis.QueryLabelIssues, apb.QueryLabelIssuesRequest(
-            project="digits", job_id=issues.job_id, neighbor_job_id=near.job_id), "issues")  # fmt: skip
+            project=p, job_id=issues.job_id, neighbor_job_id=near.job_id), "issues")  # fmt: skip
     assert {r.ref.frame_id for r in rows} == {d["ids"][i] for i in flipped}
     # the neighbours mostly carry the true digit, not the flipped label
     agree = [r.neighbor_label == d["labels"][d["ids"].index(r.ref.frame_id)] for r in rows]
     assert sum(agree) >= 0.8 * len(rows) and all(r.HasField("neighbor_disagreement") for r in rows)
 
 
-def test_neighbor_job_checks_its_input(running: Running) -> None:
-    _upload(running, planted())
+def test_neighbor_job_checks_its_input(shared: Running, project: str) -> None:
+    running, p = shared, project
+    _upload(running, p, planted())
     with running.client(running.admin_key) as c:
         for req, field in (
-            (apb.StartNeighborAnalysisRequest(project="digits", dataset="all", embedding_space="nope"),
+            (apb.StartNeighborAnalysisRequest(project=p, dataset="all", embedding_space="nope"),
              "embedding_space"),
-            (apb.StartNeighborAnalysisRequest(project="digits", dataset="all", embedding_space="pixels", k=1000), "k"),
-            (apb.StartNeighborAnalysisRequest(project="digits", dataset="", embedding_space="pixels"), "dataset"),
+            (apb.StartNeighborAnalysisRequest(project=p, dataset="all", embedding_space="pixels", k=1000), "k"),
+            (apb.StartNeighborAnalysisRequest(project=p, dataset="", embedding_space="pixels"), "dataset"),
         ):  # fmt: skip
             with pytest.raises(grpc.RpcError) as info:
                 c.analysis.StartNeighborAnalysis(req)
             assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in info.value.details()
         job = c.analysis.StartNeighborAnalysis(apb.StartNeighborAnalysisRequest(
-            project="digits", dataset="all", embedding_space="pixels", k=5)).job  # fmt: skip
+            project=p, dataset="all", embedding_space="pixels", k=5)).job  # fmt: skip
         # a running or queued job has no result yet; a finished one of another kind is refused
         with pytest.raises(grpc.RpcError) as info:
-            c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project="digits", job_id=job.job_id))
+            c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=p, job_id=job.job_id))
         assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
-        _finish(c, job)
-        assert c.analysis.QueryOutliers(apb.QueryOutliersRequest(project="digits", job_id=job.job_id)).summary.k == 5
+        _finish(c, p, job)
+        assert c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id)).summary.k == 5
