@@ -82,20 +82,21 @@ def assert_feedback_helps(precisions: list[float]) -> None:
     assert precisions == sorted(precisions) and precisions[-1] >= 0.95  # and no round loses ground
 
 
-def test_feedback_raises_the_precision_on_the_wanted_cluster_round_after_round(running: Running) -> None:
+def test_feedback_raises_the_precision_on_the_wanted_cluster_round_after_round(shared: Running, project: str) -> None:
     d = cones_data()
-    upload_cones(running, d)
-    assert_feedback_helps(feedback_precisions(running, d))
+    upload_cones(shared, d, project)
+    assert_feedback_helps(feedback_precisions(shared, d, project))
 
 
-def test_feedback_checks_its_input(running: Running) -> None:
+def test_feedback_checks_its_input(shared: Running, project: str) -> None:
+    running = shared
     d = cones_data()
-    upload_cones(running, d)
+    upload_cones(running, d, project)
     with running.client(running.admin_key) as c:
         job = c.sampler.StartCampaign(spb.StartCampaignRequest(
-            project="cones", name="s", seed_segment="green-cones", pool_dataset="pool", embedding_space="emb",
+            project=project, name="s", seed_segment="green-cones", pool_dataset="pool", embedding_space="emb",
             budget=5)).job  # fmt: skip
-        job = c.wait_for_job("cones", job.job_id, service="sampler", progress=False)
+        job = c.wait_for_job(project, job.job_id, service="sampler", progress=False)
         cases = [
             ({}, grpc.StatusCode.INVALID_ARGUMENT, "accepted"),
             ({"accepted": ["p00001"], "rejected": ["p00001"]}, grpc.StatusCode.INVALID_ARGUMENT, "both"),
@@ -105,9 +106,11 @@ def test_feedback_checks_its_input(running: Running) -> None:
             ({"job_id": "campaign-nope", "accepted": ["p00001"]}, grpc.StatusCode.NOT_FOUND, "campaign-nope"),
         ]  # fmt: skip
         for kwargs, code, needle in cases:
-            request = {"project": "cones", "job_id": job.job_id, **kwargs}
+            request = {"project": project, "job_id": job.job_id, **kwargs}
             with pytest.raises(grpc.RpcError) as e:
                 c.sampler.SubmitFeedback(spb.SubmitFeedbackRequest(**request))
             assert e.value.code() == code and needle in e.value.details(), (kwargs, e.value.details())
-        rows = running.server.stores.metrics.query("SELECT count() FROM campaign_feedback").rows
+        rows = running.server.stores.metrics.query(
+            "SELECT count() FROM campaign_feedback WHERE project = {p:String}", {"p": project}
+        ).rows
         assert rows[0][0] == 0  # refused rounds record nothing

@@ -81,28 +81,31 @@ def seed_ref(dataset: str, frame: str) -> spb.Seed:
     return spb.Seed(ref=cpb.DatapointRef(dataset=dataset, frame_id=frame))
 
 
-def _search(c, **kwargs) -> spb.SearchSimilarResponse:  # type: ignore[no-untyped-def]
+def _search(c, p: str, **kwargs) -> spb.SearchSimilarResponse:  # type: ignore[no-untyped-def]
     kwargs.setdefault("embedding_space", "clip")
-    return c.sampler.SearchSimilar(spb.SearchSimilarRequest(project="shop", pool_dataset="pool", **kwargs))
+    return c.sampler.SearchSimilar(spb.SearchSimilarRequest(project=p, pool_dataset="pool", **kwargs))
 
 
 @pytest.fixture
-def shop(running: Running) -> dict:  # type: ignore[type-arg]
+def shop(shared: Running, project: str) -> dict:  # type: ignore[type-arg]
+    """The data, uploaded into the test's own project on the module's server."""
     d = data()
-    upload(running, d)
+    upload(shared, d, project)
     return d
 
 
 def test_search_equals_exact_numpy_search_with_filters_and_exclusions(
-    running: Running,
+    shared: Running,
+    project: str,
     shop: dict,
     monkeypatch: pytest.MonkeyPatch,  # type: ignore[type-arg]
 ) -> None:
+    running, p = shared, project
     d = shop
     ids, x = d["pool_ids"], d["pool_x"]
     with running.client(running.admin_key) as c:
         # one frame seed: the 50 nearest pool frames, as exact search finds them, with their similarity
-        r = _search(c, seeds=[seed_ref("train", "t0007")], k=50)
+        r = _search(c, p, seeds=[seed_ref("train", "t0007")], k=50)
         sims = cosine(x, d["train_x"][7:8])[:, 0]
         assert r.metric == "cosine" and not r.truncated
         assert [i.ref.frame_id for i in r.items] == exact_top(sims, ids, 50)
@@ -115,14 +118,14 @@ def test_search_equals_exact_numpy_search_with_filters_and_exclusions(
 
         # a filter and both exclusions: nothing excluded comes back, and the rest is still exact
         near = [i.ref.frame_id for i in r.items[:20]]
-        c.analysis.CreateSegment(apb.CreateSegmentRequest(project="shop", segment=apb.Segment(
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project=p, segment=apb.Segment(
             name="sent", dataset="pool", kind=apb.SEGMENT_KIND_OTHER), frame_ids=near))  # fmt: skip
         fog = cpb.Filter(all=[cpb.Condition(field="metadata.weather", equals=cpb.Value(string_value="fog"))])
         keep = (d["weather"] == "fog") & ~d["labeled"] & ~np.isin(ids, near)
         want = exact_top(sims, ids, 40, keep)
         for limit in (search.PUSHDOWN_LIMIT, 5):  # the scope in the vector search's filter, then over-fetching
             monkeypatch.setattr(search, "PUSHDOWN_LIMIT", limit)
-            got = _search(c, seeds=[seed_ref("train", "t0007")], k=40, filter=fog, exclude_labeled=True,
+            got = _search(c, p, seeds=[seed_ref("train", "t0007")], k=40, filter=fog, exclude_labeled=True,
                           exclude_segments=["sent"])  # fmt: skip
             assert [i.ref.frame_id for i in got.items] == want, limit
             assert not set(near) & {i.ref.frame_id for i in got.items}
@@ -132,32 +135,33 @@ def test_search_equals_exact_numpy_search_with_filters_and_exclusions(
         seeds = [seed_ref("train", f"t{j:04d}") for j in (1, 2, 3)] + [spb.Seed(vector=spb.Vector(values=x[11]))]
         qs = np.concatenate([d["train_x"][1:4], x[11:12]])
         all_sims = cosine(x, qs)
-        best = _search(c, seeds=seeds, k=60)
+        best = _search(c, p, seeds=seeds, k=60)
         assert [i.ref.frame_id for i in best.items] == exact_top(all_sims.max(axis=1), ids, 60)
         assert best.items[0].ref.frame_id == ids[11] and best.items[0].seed_index == 3  # the vector seed's own frame
         for i in best.items:
             assert i.seed_index == int(all_sims[ids.index(i.ref.frame_id)].argmax())
-        mean = _search(c, seeds=seeds, k=60, aggregation=spb.AGGREGATION_MEAN)
+        mean = _search(c, p, seeds=seeds, k=60, aggregation=spb.AGGREGATION_MEAN)
         # the centre of the seeds finds the exact candidates in a cosine space
         assert [i.ref.frame_id for i in mean.items] == exact_top(all_sims.mean(axis=1), ids, 60)
         assert mean.items[0].similarity == pytest.approx(float(all_sims.mean(axis=1).max()), abs=1e-5)
 
         # an L2 space: similarity is minus the Euclidean distance
-        l2 = _search(c, seeds=[seed_ref("train", "t0007")], k=10, embedding_space="euclid")
+        l2 = _search(c, p, seeds=[seed_ref("train", "t0007")], k=10, embedding_space="euclid")
         dist = np.linalg.norm(x - d["train_x"][7], axis=1)
         assert l2.metric == "euclidean" and [i.ref.frame_id for i in l2.items] == exact_top(-dist, ids, 10)
         assert l2.items[0].distance == pytest.approx(dist.min(), rel=1e-4)
 
         # a seed space of the same model and version works; a filter nothing passes finds nothing
         same = _search(
-            c, seeds=[seed_ref("pool", ids[5])], k=5, embedding_space="clip", seed_embedding_space="clip-copy"
+            c, p, seeds=[seed_ref("pool", ids[5])], k=5, embedding_space="clip", seed_embedding_space="clip-copy"
         )
         assert same.items[0].ref.frame_id == ids[5]
         none = cpb.Filter(all=[cpb.Condition(field="metadata.weather", equals=cpb.Value(string_value="snow"))])
-        assert list(_search(c, seeds=[seed_ref("train", "t0007")], k=5, filter=none).items) == []
+        assert list(_search(c, p, seeds=[seed_ref("train", "t0007")], k=5, filter=none).items) == []
 
 
-def test_search_refuses_mixed_models_and_bad_input(running: Running, shop: dict) -> None:  # type: ignore[type-arg]
+def test_search_refuses_mixed_models_and_bad_input(shared: Running, project: str, shop: dict) -> None:  # type: ignore[type-arg]
+    running, p = shared, project
     good = [seed_ref("train", "t0001")]
     cases = [
         ({"seeds": good, "seed_embedding_space": "dino"}, grpc.StatusCode.FAILED_PRECONDITION,
@@ -181,7 +185,7 @@ def test_search_refuses_mixed_models_and_bad_input(running: Running, shop: dict)
     ]  # fmt: skip
     with running.client(running.admin_key) as c:
         for overrides, code, field, needle in cases:
-            kwargs = {"project": "shop", "pool_dataset": "pool", "embedding_space": "clip", **overrides}
+            kwargs = {"project": p, "pool_dataset": "pool", "embedding_space": "clip", **overrides}
             with pytest.raises(grpc.RpcError) as e:
                 c.sampler.SearchSimilar(spb.SearchSimilarRequest(**kwargs))
             assert e.value.code() == code, (overrides, e.value.details())
