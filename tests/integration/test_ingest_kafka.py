@@ -36,7 +36,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns, UploadFailed
 from tests.conftest import REPO
 from tests.harness._wait import process_exit, scaled
-from tests.server.conftest import Running, start_server, wait_for
+from tests.server.conftest import Running, project_name, start_server, wait_for
 from tests.server.test_ingest_upload import check_column_dead_letters, check_dead_letters
 
 pytestmark = pytest.mark.integration
@@ -347,7 +347,7 @@ def test_bad_events_on_kafka_are_dead_lettered_and_good_frames_written(
     )  # fmt: skip
     r: Running = start_server(settings)
     try:
-        check_dead_letters(r)
-        check_column_dead_letters(r)
+        check_dead_letters(r, project_name("dead_letters"))
+        check_column_dead_letters(r, project_name("column_dead_letters"))
     finally:
         r.server.stop(grace=1)
