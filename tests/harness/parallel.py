@@ -1,7 +1,9 @@
 """How ``make test`` spreads the tests over processes (pytest-xdist, ``-n N --dist loadgroup``).
 
 The unit of work is a test file, so a module's server starts once; except that every test needing a session
-server (Kafka, the Milvus server, Label Studio) runs in one process, so each of those starts once per run.
+server runs in that server's process: the Milvus server must (its embedded etcd takes port 2380, so one runs
+per machine), and Label Studio and the Kafka broker then start once each (a test needing two of them goes with
+the first in ``SESSION_SERVERS``, which starts the other beside it: a second Kafka broker on free ports).
 Which tests need which server is known only once the tests are collected (a test's fixture closure), and
 the workers collect, not the controller that schedules: the first worker writes each test's group to a
 file the controller named in ``SHOAL_TEST_GROUPS`` (pytest-xdist's own ``xdist_group`` marker can't carry
@@ -18,8 +20,9 @@ from typing import Any
 
 import pytest
 
-#: Session fixtures that start a real server, in the order a test needing several is grouped by.
-SESSION_SERVERS = ("label_studio", "kafka_broker", "milvus_server")
+#: Session fixtures that start a real server, in the order a test needing several is grouped by: the one that
+#: cannot run twice on a machine first.
+SESSION_SERVERS = ("milvus_server", "label_studio", "kafka_broker")
 ENV = "SHOAL_TEST_GROUPS"
 
 
