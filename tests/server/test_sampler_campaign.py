@@ -95,9 +95,10 @@ def upload_shop(running: Running, d: dict[str, Any], project: str = "shop") -> N
 
 
 @pytest.fixture
-def shop(running: Running) -> dict[str, Any]:
+def shop(shared: Running, project: str) -> dict[str, Any]:
+    """The shop's data, uploaded into the test's own project on the module's server."""
     d = shop_data()
-    upload_shop(running, d)
+    upload_shop(shared, d, project)
     return d
 
 
@@ -106,7 +107,7 @@ def _finish(c: Any, job: cpb.Job, timeout: float = 120.0) -> cpb.Job:
 
     def done() -> bool:
         nonlocal job
-        job = c.sampler.GetJob(spb.GetJobRequest(project="shop", job_id=job.job_id)).job
+        job = c.sampler.GetJob(spb.GetJobRequest(project=job.project, job_id=job.job_id)).job
         return job.state in ended
 
     wait_for(done, timeout=timeout, what=f"job {job.job_id}")
@@ -140,10 +141,11 @@ def planted_groups(items: list[spb.CampaignItem]) -> list[str]:
 
 
 def test_diversity_removes_planted_near_duplicates_and_the_sample_is_a_segment(
-    running: Running, shop: dict[str, Any]
+    shared: Running, project: str, shop: dict[str, Any]
 ) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
-        summary, items = run_campaign(c, name="more-cones", seed_segment="cones-missed", budget=60,
+        summary, items = run_campaign(c, project=p, name="more-cones", seed_segment="cones-missed", budget=60,
                                    weights=spb.CampaignWeights(similarity=1, diversity=0.5))  # fmt: skip
         groups = planted_groups(items)
         # at most one of each planted group (MMR fills the rest with frames unlike those picked)
@@ -159,42 +161,43 @@ def test_diversity_removes_planted_near_duplicates_and_the_sample_is_a_segment(
         assert first.reason.startswith(f"similar to seed train/{first.nearest_seed.frame_id} (")
         assert all(b.score <= a.score + 1e-9 for a, b in itertools.pairwise(items))  # greedy: gains fall
         # the sample is saved as a segment with exactly the chosen frames
-        assert members(c, "more-cones") == {i.ref.frame_id for i in items}
-        seg = c.analysis.GetSegment(apb.GetSegmentRequest(project="shop", name="more-cones")).segment
+        assert members(c, "more-cones", p) == {i.ref.frame_id for i in items}
+        seg = c.analysis.GetSegment(apb.GetSegmentRequest(project=p, name="more-cones")).segment
         assert "collection campaign" in seg.reason and seg.dataset == "pool"
 
         # without diversity or de-duplication, the copies of the best groups crowd the sample
-        _, plain = run_campaign(c, name="plain", seed_segment="cones-missed", budget=60, duplicate_distance=-1,
+        _, plain = run_campaign(c, project=p, name="plain", seed_segment="cones-missed", budget=60, duplicate_distance=-1,
                              weights=spb.CampaignWeights(similarity=1, diversity=0))  # fmt: skip
         crowded = planted_groups(plain)
         assert len(crowded) >= 55 and len(set(crowded)) <= 60 // COPIES + 1  # whole groups
         assert "copy-of-t0005" in {i.ref.frame_id for i in plain}
 
         # k-center greedy spreads too, and de-duplication alone keeps one of each group
-        _, kc = run_campaign(c, name="kcenter", seed_segment="cones-missed", budget=40,
+        _, kc = run_campaign(c, project=p, name="kcenter", seed_segment="cones-missed", budget=40,
                           diversity_method=spb.DIVERSITY_METHOD_K_CENTER)  # fmt: skip
         assert len(planted_groups(kc)) == len(set(planted_groups(kc)))
-        _, dedup = run_campaign(c, name="dedup", seed_segment="cones-missed", budget=40,
+        _, dedup = run_campaign(c, project=p, name="dedup", seed_segment="cones-missed", budget=40,
                              weights=spb.CampaignWeights(similarity=1, diversity=0))  # fmt: skip
         assert len(planted_groups(dedup)) == len(set(planted_groups(dedup))) == 40
 
         # a taken segment name is refused at the start; the same request again is the same job
         with pytest.raises(grpc.RpcError) as e:
-            c.sampler.StartCampaign(spb.StartCampaignRequest(project="shop", name="more-cones", pool_dataset="pool",
+            c.sampler.StartCampaign(spb.StartCampaignRequest(project=p, name="more-cones", pool_dataset="pool",
                                                              embedding_space="clip", budget=10))  # fmt: skip
         assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS and "name" in e.value.details()
-        again, _ = run_campaign(c, name="more-cones", seed_segment="cones-missed", budget=60,
+        again, _ = run_campaign(c, project=p, name="more-cones", seed_segment="cones-missed", budget=60,
                              weights=spb.CampaignWeights(similarity=1, diversity=0.5))  # fmt: skip
         assert again == summary
 
 
-def test_budget_and_exclusions_hold(running: Running, shop: dict[str, Any]) -> None:
+def test_budget_and_exclusions_hold(shared: Running, project: str, shop: dict[str, Any]) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
         sent = [f"g{g:02d}c{k}" for g in range(10) for k in range(COPIES)]
-        c.analysis.CreateSegment(apb.CreateSegmentRequest(project="shop", segment=apb.Segment(
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project=p, segment=apb.Segment(
             name="sent", dataset="pool", kind=apb.SEGMENT_KIND_OTHER), frame_ids=sent))  # fmt: skip
         sun = cpb.Filter(all=[cpb.Condition(field="metadata.weather", equals=cpb.Value(string_value="sun"))])
-        summary, items = run_campaign(c, name="sunny", seed_segment="cones-missed", budget=25, filter=sun,
+        summary, items = run_campaign(c, project=p, name="sunny", seed_segment="cones-missed", budget=25, filter=sun,
                                    exclude_segments=["sent"])  # fmt: skip
         got = [i.ref.frame_id for i in items]
         assert len(got) == 25 and [i.rank for i in items] == list(range(1, 26))
@@ -209,16 +212,17 @@ def test_budget_and_exclusions_hold(running: Running, shop: dict[str, Any]) -> N
                 cpb.Condition(field="frame_id", equals=cpb.Value(string_value="b0003"), negate=True),
             ]
         )
-        small, rest = run_campaign(c, name="all-fog", budget=5000, filter=few, weights=spb.CampaignWeights(diversity=1),
+        small, rest = run_campaign(c, project=p, name="all-fog", budget=5000, filter=few, weights=spb.CampaignWeights(diversity=1),
                                 duplicate_distance=-1)  # fmt: skip
         assert small.selected == len(rest) == small.candidates == len(fog) - ("b0003" in fog)
 
 
 def test_active_learning_takes_the_most_uncertain_frames_spread_over_classes(
-    running: Running, shop: dict[str, Any]
+    shared: Running, project: str, shop: dict[str, Any]
 ) -> None:
+    running, p = shared, project
     with running.client(running.admin_key) as c:
-        summary, items = run_campaign(c, name="unsure", budget=UNCERTAIN, uncertainty_inference_set="model",
+        summary, items = run_campaign(c, project=p, name="unsure", budget=UNCERTAIN, uncertainty_inference_set="model",
                                    weights=spb.CampaignWeights(diversity=0))  # fmt: skip
         assert {i.ref.frame_id for i in items} == set(shop["uncertain"])
         assert all(i.uncertainty > 0.99 and i.predicted_class == 0 for i in items)
@@ -226,7 +230,7 @@ def test_active_learning_takes_the_most_uncertain_frames_spread_over_classes(
         assert [(k.class_name, k.frames) for k in summary.classes] == [("cone", UNCERTAIN)]
         assert summary.seeds == 0 and "uncertainty 1 (entropy)" in summary.strategy
 
-        balanced, spread = run_campaign(c, name="unsure-balanced", budget=UNCERTAIN, uncertainty_inference_set="model",
+        balanced, spread = run_campaign(c, project=p, name="unsure-balanced", budget=UNCERTAIN, uncertainty_inference_set="model",
                                      weights=spb.CampaignWeights(diversity=0, balance=1))  # fmt: skip
         counts = {k.class_name: k.frames for k in balanced.classes}
         assert set(counts) == {"cone", "car", "sign"} and min(counts.values()) >= UNCERTAIN // 3 - 1
@@ -236,15 +240,18 @@ def test_active_learning_takes_the_most_uncertain_frames_spread_over_classes(
 
         # margin and least confidence rank the same planted frames first
         for measure in (spb.UNCERTAINTY_MEASURE_MARGIN, spb.UNCERTAINTY_MEASURE_LEAST_CONFIDENCE):
-            _, got = run_campaign(c, name=f"unsure-{measure}", budget=UNCERTAIN, uncertainty_inference_set="model",
+            _, got = run_campaign(c, project=p, name=f"unsure-{measure}", budget=UNCERTAIN, uncertainty_inference_set="model",
                                uncertainty_measure=measure, weights=spb.CampaignWeights(diversity=0))  # fmt: skip
             assert {i.ref.frame_id for i in got} == set(shop["uncertain"]), measure
 
 
-def test_bad_campaign_requests_are_refused_naming_the_field(running: Running, shop: dict[str, Any]) -> None:
+def test_bad_campaign_requests_are_refused_naming_the_field(
+    shared: Running, project: str, shop: dict[str, Any]
+) -> None:
+    running, p = shared, project
     inv, nf, fp = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION
     with running.client(running.admin_key) as c:
-        c.analysis.CreateSegment(apb.CreateSegmentRequest(project="shop", segment=apb.Segment(
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project=p, segment=apb.Segment(
             name="taken", dataset="pool", kind=apb.SEGMENT_KIND_OTHER), frame_ids=["b0001"]))  # fmt: skip
     cases = [
         ({"name": ""}, inv, "name", "empty"),
@@ -275,20 +282,21 @@ def test_bad_campaign_requests_are_refused_naming_the_field(running: Running, sh
     ]  # fmt: skip
     with running.client(running.admin_key) as c:
         for overrides, code, field, needle in cases:
-            kwargs = {"project": "shop", "name": "ok", "pool_dataset": "pool", "embedding_space": "clip",
+            kwargs = {"project": p, "name": "ok", "pool_dataset": "pool", "embedding_space": "clip",
                       "seed_segment": "cones-missed", "budget": 10, **overrides}  # fmt: skip
             with pytest.raises(grpc.RpcError) as e:
                 c.sampler.StartCampaign(spb.StartCampaignRequest(**kwargs))
             assert e.value.code() == code, (overrides, e.value.details())
             assert field in e.value.details() and needle in e.value.details(), (overrides, e.value.details())
         with pytest.raises(grpc.RpcError) as e:
-            c.sampler.GetCampaign(spb.GetCampaignRequest(project="shop", job_id="nope"))
+            c.sampler.GetCampaign(spb.GetCampaignRequest(project=p, job_id="nope"))
         assert e.value.code() == nf
 
 
 def test_a_cancelled_campaign_keeps_no_sample_and_no_segment(
-    running: Running, shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    shared: Running, project: str, shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    running, p = shared, project
     metrics = running.server.stores.metrics
     save = results.save_summary
     cancelled: list[str] = []
@@ -296,64 +304,72 @@ def test_a_cancelled_campaign_keeps_no_sample_and_no_segment(
     def cancel_then_save(m, job, text):  # type: ignore[no-untyped-def]
         """Cancels the job once its sample and segment are written, just before its summary."""
         with running.client(running.admin_key) as c:
-            c.sampler.CancelJob(spb.CancelJobRequest(project="shop", job_id=job.job_id))
+            c.sampler.CancelJob(spb.CancelJobRequest(project=p, job_id=job.job_id))
         cancelled.append(job.job_id)
         save(m, job, text)
 
     monkeypatch.setattr(results, "save_summary", cancel_then_save)
     with running.client(running.admin_key) as c:
         job = c.sampler.StartCampaign(spb.StartCampaignRequest(
-            project="shop", name="cancelled", pool_dataset="pool", embedding_space="clip",
+            project=p, name="cancelled", pool_dataset="pool", embedding_space="clip",
             seed_segment="cones-missed", budget=20)).job  # fmt: skip
 
         def ended() -> bool:
-            state = c.sampler.GetJob(spb.GetJobRequest(project="shop", job_id=job.job_id)).job.state
+            state = c.sampler.GetJob(spb.GetJobRequest(project=p, job_id=job.job_id)).job.state
             return state == cpb.JOB_STATE_CANCELLED
 
         wait_for(ended, timeout=60, what="the job to be cancelled")
         assert cancelled == [job.job_id]
         for table in campaign.TABLES:
-            n = metrics.query(f"SELECT count() FROM {table} WHERE job_id = {{j:String}}", {"j": job.job_id}).scalar()
+            n = metrics.query(
+                f"SELECT count() FROM {table} WHERE project = {{p:String}} AND job_id = {{j:String}}",
+                {"p": p, "j": job.job_id},
+            ).scalar()
             assert n == 0, table
         assert (
-            metrics.query("SELECT count() FROM job_results WHERE job_id = {j:String}", {"j": job.job_id}).scalar() == 0
+            metrics.query(
+                "SELECT count() FROM job_results WHERE project = {p:String} AND job_id = {j:String}",
+                {"p": p, "j": job.job_id},
+            ).scalar()
+            == 0
         )
         with pytest.raises(grpc.RpcError) as e:
-            c.analysis.GetSegment(apb.GetSegmentRequest(project="shop", name="cancelled"))
+            c.analysis.GetSegment(apb.GetSegmentRequest(project=p, name="cancelled"))
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.RpcError) as e:
-            c.sampler.GetCampaign(spb.GetCampaignRequest(project="shop", job_id=job.job_id))
+            c.sampler.GetCampaign(spb.GetCampaignRequest(project=p, job_id=job.job_id))
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "job_id" in e.value.details()
         # the name is free again: the campaign can be run anew
         monkeypatch.undo()
         job = _finish(c, c.sampler.StartCampaign(spb.StartCampaignRequest(
-            project="shop", name="cancelled", pool_dataset="pool", embedding_space="clip",
+            project=p, name="cancelled", pool_dataset="pool", embedding_space="clip",
             seed_segment="cones-missed", budget=20)).job)  # fmt: skip
-        assert len(members(c, "cancelled")) == 20
+        assert len(members(c, "cancelled", p)) == 20
 
 
 def test_sdk_and_cli_run_a_campaign_and_hand_it_to_labeling(
-    running: Running, shop: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    shared: Running, project: str, shop: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``Client.run_campaign`` waits and returns every ranked item; ``shoal campaign --json``
     runs the same request to the same sample, errors come back as the server's status and
     message, and ``shoal request-labeling`` hands the sample over."""
+    running, p = shared, project
     import json
 
     from shoal import cli
 
     with running.client(running.admin_key) as c:
         sample = c.run_campaign(
-            "shop", "sdk-sample", pool_dataset="pool", embedding_space="clip", budget=60,
+            p, "sdk-sample", pool_dataset="pool", embedding_space="clip", budget=60,
             seed_segment="cones-missed", progress=False,
         )  # fmt: skip
         assert sample.summary.selected == len(sample.items) == 60 and sample.summary.segment == "sdk-sample"
         assert [i.rank for i in sample.items] == list(range(1, 61))  # every page, in rank order
-        assert members(c, "sdk-sample") == set(sample.frame_ids)
+        assert members(c, "sdk-sample", p) == set(sample.frame_ids)
         with pytest.raises(ValueError, match="diversity_method must be one of mmr, k_center"):
-            c.run_campaign("shop", "x", pool_dataset="pool", embedding_space="clip", budget=5, diversity_method="dpp")
+            c.run_campaign(p, "x", pool_dataset="pool", embedding_space="clip", budget=5, diversity_method="dpp")
 
-    connect = ["--target", running.target, "--api-key", running.admin_key, "--project", "shop"]
+    connect = ["--target", running.target, "--api-key", running.admin_key, "--project", p]
     args = ["--pool", "pool", "--space", "clip", "--budget", "60", "--seed-segment", "cones-missed"]
     assert cli.main(["campaign", *connect, "--name", "cli-sample", *args, "--json"]) == 0
     lines = capsys.readouterr().out.splitlines()
