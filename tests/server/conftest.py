@@ -99,13 +99,6 @@ def start_server(settings: ShoalSettings) -> Running:
     return Running(server, target, admin)
 
 
-@pytest.fixture
-def running(embedded_settings: ShoalSettings) -> Iterator[Running]:
-    r = start_server(embedded_settings)
-    yield r
-    r.server.stop(grace=1)
-
-
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory, chdb_path: pathlib.Path) -> Iterator[Running]:
     """One all-in-one server for a whole test module, on its own chDB database and data dir. Its tests
