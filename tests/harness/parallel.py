@@ -26,9 +26,17 @@ SESSION_SERVERS = ("milvus_server", "label_studio", "kafka_broker")
 ENV = "SHOAL_TEST_GROUPS"
 
 
+#: Parameters of the store fixtures (tests/conftest.py) that start a session server with
+#: ``request.getfixturevalue``, which a test's fixture closure does not show.
+PARAM_SERVERS = {"milvus-server": "milvus_server", "kafka": "kafka_broker"}
+
+
 def group_of(item: pytest.Item) -> str:
     """The unit of work of ``item``: the session server it needs, else its file."""
-    names = getattr(item, "fixturenames", ())
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        names.update(PARAM_SERVERS[v] for v in callspec.params.values() if isinstance(v, str) and v in PARAM_SERVERS)
     return next((f for f in SESSION_SERVERS if f in names), item.nodeid.split("::")[0])
 
 
