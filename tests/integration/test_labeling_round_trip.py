@@ -230,8 +230,22 @@ def test_label_issues_round_trip_by_webhook(with_webhooks: Running, label_studio
             items = _items(c, project, sent.request.request_id)
             return {f: items[f].state for f in [changed, *annotated, broken[0]]}
 
-        wait_for(lambda: list(states().values()).count(lpb.ITEM_STATE_SYNCED) == len(annotated), timeout=60,
-                 what="the webhook annotations to be synced")  # fmt: skip
+        # every webhook dealt with: the annotated frames synced, the changed and the broken one settled (the
+        # webhooks may be applied in any order)
+        settled = {lpb.ITEM_STATE_SYNCED, lpb.ITEM_STATE_CONFLICT, lpb.ITEM_STATE_FAILED}
+
+        def all_dealt_with() -> bool:
+            now = states()
+            return [now[f] for f in annotated].count(lpb.ITEM_STATE_SYNCED) == len(annotated) and all(
+                now[f] in settled for f in (changed, broken[0])
+            )
+
+        wait_for(
+            all_dealt_with,
+            timeout=60,
+            what="the webhook annotations to be dealt with",
+            progress=lambda: tuple(sorted(states().items())),
+        )
         items = _items(c, project, sent.request.request_id)
         assert items[changed].state == lpb.ITEM_STATE_CONFLICT and "changed in Shoal" in items[changed].error
         assert items[broken[0]].state == lpb.ITEM_STATE_FAILED and "zebra" in items[broken[0]].error
