@@ -376,7 +376,9 @@ def test_on_revoke_runs_on_the_members_thread_and_its_commits_are_honoured(bus_f
         assert member.error is None, member.error
         assert sorted(_ids(member.events)) == sorted(first_ids)
         assert member.initial_assignment == {TopicPartition(topic, p) for p in range(PARTITIONS)}
-        assert revokes == [], "nothing to revoke while alone"
+        # alone, a member is revoked only by a rebalance Kafka starts on its own (a change of the topic's
+        # metadata, which a loaded machine may see while the topic is new); the second member's must follow
+        alone = len(revokes)
 
         # the second member joins and polls while the first one is busy (not polling): the
         # partitions must not move before the first member has run on_revoke
@@ -395,7 +397,7 @@ def test_on_revoke_runs_on_the_members_thread_and_its_commits_are_honoured(bus_f
             assert member.error is None, member.error
             with member.lock:
                 c1_assigned = set(member.assigned)
-            if revokes and _stable_split([c1_assigned, c2.assignment()], topic):
+            if len(revokes) > alone and _stable_split([c1_assigned, c2.assignment()], topic):
                 break
             if time.monotonic() > deadline:
                 pytest.fail(f"no rebalance in {DEADLINE_SECONDS}s: {c1_assigned}, {c2.assignment()}, {revokes}")
