@@ -80,19 +80,27 @@ def _upload(c: Client, p: str, n: int) -> None:
     assert c.wait_for_upload(p, result.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
 
 
-def test_uploads_move_the_rpc_and_rows_written_counters(observed: Running, project: str) -> None:
-    port = observed.server.metrics_port
-    assert port
-    before = scrape(port)
-    n = 120
-    with observed.client(observed.admin_key) as c:
-        _upload(c, project, n)
-        with pytest.raises(grpc.RpcError) as info:
-            c.ingest.GetProject(pb.GetProjectRequest(project=f"{project}-missing"))
-        assert info.value.code() == grpc.StatusCode.NOT_FOUND
-        job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=project, inference_set="m1")).job
-        finish_job(c, project, job)
-    after = scrape(port)
+def test_uploads_move_the_rpc_and_rows_written_counters(
+    tmp_path_factory: pytest.TempPathFactory, chdb_path: Path, project: str
+) -> None:
+    """On a server of its own: it counts exactly what its work moved, and the work of the module's other
+    tests (events still being consumed, a job ending) must not land between its two scrapes."""
+    own = start_server(server_settings(tmp_path_factory.mktemp("counted") / "data", chdb_path, metrics_port=0))
+    try:
+        port = own.server.metrics_port
+        assert port
+        before = scrape(port)
+        n = 120
+        with own.client(own.admin_key) as c:
+            _upload(c, project, n)
+            with pytest.raises(grpc.RpcError) as info:
+                c.ingest.GetProject(pb.GetProjectRequest(project=f"{project}-missing"))
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
+            job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=project, inference_set="m1")).job
+            finish_job(c, project, job)
+        after = scrape(port)
+    finally:
+        own.server.stop(grace=1)
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
