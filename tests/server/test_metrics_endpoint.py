@@ -24,7 +24,7 @@ from shoal.common.settings import ShoalSettings
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
 from tests.conftest import server_settings
-from tests.server.conftest import Running, finish_job, start_server
+from tests.server.conftest import Running, finish_job, start_server, wait_for
 from tests.server.test_tls import _cert
 
 INGEST = "shoal.ingest.v1.IngestService"
@@ -98,6 +98,11 @@ def test_uploads_move_the_rpc_and_rows_written_counters(
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
             job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=project, inference_set="m1")).job
             finish_job(c, project, job)
+        # the runner records the job's duration just after the job reads as ended
+        ran = {"service": "analysis", "kind": "label_issues", "outcome": "succeeded"}
+        was = value(before, "shoal_job_duration_seconds_count", **ran)
+        wait_for(lambda: value(scrape(port), "shoal_job_duration_seconds_count", **ran) > was,
+                 what="the job's duration to be recorded")  # fmt: skip
         after = scrape(port)
     finally:
         own.server.stop(grace=1)
