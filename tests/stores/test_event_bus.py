@@ -688,6 +688,39 @@ def test_embedded_file_bus_acknowledges_a_publish_only_once_it_is_committed_and_
         bus.close()
 
 
+def test_embedded_file_bus_journal_stays_bounded_while_publishes_never_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal is copied into the database off the write path; under publishes that leave the
+    writer no pause (where the journal could start over by itself) it still starts over once it
+    holds the limit, so a long upload does not keep its whole size twice on disk. Scaled down:
+    a 4 MiB limit, 256 KiB transactions, 48 MiB published."""
+    from shoal.common.stores.events import embedded
+
+    monkeypatch.setattr(embedded, "_CHECKPOINT_BYTES", 512 * 1024)
+    monkeypatch.setattr(embedded, "_JOURNAL_LIMIT_BYTES", 4 * 1024 * 1024)
+    monkeypatch.setattr(embedded, "_BATCH_BYTES", 256 * 1024)
+    values = [i.to_bytes(4, "big") * (16 * 1024) for i in range(768)]  # 64 KiB each
+    bus = EmbeddedEventBus(tmp_path)
+    try:
+        topic = _new_topic(bus, partitions=1)
+        futures = [bus.publish(topic, key=b"k", value=v) for v in values]
+        journal = tmp_path / "events.sqlite3-wal"
+        largest = 0
+        for f in futures:
+            f.result(DEADLINE_SECONDS)
+            largest = max(largest, journal.stat().st_size)
+        assert bus._store.checkpoints["restart"] >= 1, bus._store.checkpoints
+        assert largest < 16 * 1024 * 1024, f"the journal grew to {largest} bytes for a 4 MiB limit"
+    finally:
+        bus.close()
+    bus = EmbeddedEventBus(tmp_path)
+    try:
+        assert [e.value for e in _read_all(bus, topic, len(values))] == values
+    finally:
+        bus.close()
+
+
 def test_embedded_bus_takes_partitions_from_a_member_that_stopped_polling(tmp_path: Path) -> None:
     """Partitions wait for their previous member's on_revoke, but not forever: a member that does
     not poll within max_poll_interval_seconds is removed from the group (Kafka's max.poll.interval.ms)."""

@@ -5,7 +5,9 @@ With a directory, everything is in ``<directory>/events.sqlite3`` (WAL journal,
 offsets, each change a transaction. A publish is acknowledged once the transaction holding its
 record is committed and the journal synced; publishes close together share one transaction, so
 acknowledged messages survive a crash, a power loss or a restart, and a write cut short by a crash
-is rolled back whole by SQLite. Without a directory the database is in memory.
+is rolled back whole by SQLite. A thread of its own copies the journal into the database file
+(SQLite's checkpoint) while publishes go on, and starts the journal over each 128 MiB. Without a
+directory the database is in memory.
 
 Consumers read a partition up to its *high watermark*, the offset after its last committed
 record (Kafka's term for the same thing), so a record is delivered only once it is durable.
@@ -72,6 +74,13 @@ _SHIFT = 40  # offsets below 2**40 (a trillion records) per partition
 _BATCH_BYTES = 32 * 1024 * 1024
 #: publishers wait while this many bytes of published records are not written yet
 _BACKLOG_BYTES = 128 * 1024 * 1024
+#: a thread of its own copies the journal into the database (a checkpoint) each time this many
+#: bytes were committed, so a publish never waits for that copy
+_CHECKPOINT_BYTES = 16 * 1024 * 1024
+#: once the journal holds this much, the next checkpoint holds the writer back between two
+#: transactions until the journal is copied whole, so that it starts over (it cannot while writes
+#: keep coming); what was copied before is not copied again, so the wait is short
+_JOURNAL_LIMIT_BYTES = 128 * 1024 * 1024
 
 
 def _write_error(exc: BaseException, what: str, path: Path | None) -> ShoalError:
@@ -194,10 +203,17 @@ class _Pending:
 
 class _Store:
     """The SQLite database: one connection that writes (a transaction at a time, under
-    ``wlock``) and one that reads (under ``rlock``); in memory, one connection for both."""
+    ``wlock``) and one that reads (under ``rlock``); in memory, one connection for both. On disk
+    a third connection, on a thread of its own, checkpoints the journal (see :meth:`wrote`)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self._checkpoints = threading.Condition()
+        self._unchecked = 0  # bytes committed since the checkpointer was last woken
+        self._closing = False
+        self._checkpointer: threading.Thread | None = None
+        #: checkpoints run (passive ones, and those that started the journal over): for tests and logs
+        self.checkpoints = {"passive": 0, "restart": 0}
         if path is None:
             self.writer = self._connect(":memory:")
             self.reader = self.writer
@@ -218,10 +234,56 @@ class _Store:
         conn.execute("PRAGMA page_size=65536")
         # every commit syncs the journal before a publish is acknowledged
         conn.execute("PRAGMA synchronous=FULL")
-        # the journal is copied into the database each 16 MiB, and cut back to 64 MiB after
-        conn.execute("PRAGMA wal_autocheckpoint=256")
+        # no commit copies the journal into the database: the checkpointer does, off the write path;
+        # the journal is cut back to 64 MiB when it starts over
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA journal_size_limit=67108864")
         return conn
+
+    def wrote(self, nbytes: int) -> None:
+        """Counts bytes the writer committed; wakes the checkpointer each ``_CHECKPOINT_BYTES``."""
+        if self.path is None:
+            return
+        with self._checkpoints:
+            self._unchecked += nbytes
+            if self._unchecked < _CHECKPOINT_BYTES:
+                return
+            if self._checkpointer is None and not self._closing:
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoint_loop, name="embedded-bus-checkpointer", daemon=True
+                )
+                self._checkpointer.start()
+            self._checkpoints.notify_all()
+
+    def _checkpoint_loop(self) -> None:
+        """Copies the journal into the database while the writer goes on (a passive checkpoint).
+        The journal starts over only when a write begins with all of it copied, which steady writes
+        never leave time for; so once it holds ``_JOURNAL_LIMIT_BYTES`` a checkpoint that holds the
+        writer back (a restart) copies the little that is left and starts it over."""
+        assert self.path is not None
+        conn = self._connect(str(self.path))
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        try:
+            while True:
+                with self._checkpoints:
+                    while not self._closing and self._unchecked < _CHECKPOINT_BYTES:
+                        self._checkpoints.wait()
+                    if self._closing:
+                        return
+                    self._unchecked = 0
+                try:
+                    _, journal_pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoints["passive"] += 1
+                    if journal_pages * page >= _JOURNAL_LIMIT_BYTES:
+                        # between two of the writer's transactions: SQLite's own wait for the writer
+                        # loses every race to a writer that begins again as soon as it commits
+                        with self.wlock:
+                            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                        self.checkpoints["restart"] += 1
+                except sqlite3.Error as exc:  # the next one copies what this one could not
+                    log.warning("embedded bus: checkpoint of %s failed: %s", self.path, exc)
+        finally:
+            conn.close()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -259,6 +321,12 @@ class _Store:
         return [(i - base, ts, k, v, h) for i, ts, k, v, h in rows]
 
     def close(self) -> None:
+        with self._checkpoints:
+            self._closing = True
+            self._checkpoints.notify_all()
+            checkpointer = self._checkpointer
+        if checkpointer is not None:
+            checkpointer.join()
         with self.wlock:
             if self.reader is not self.writer:
                 with self.rlock:
@@ -538,6 +606,7 @@ class EmbeddedEventBus(EventBus):
                 for part, _ in touched.values():  # back to what the database holds
                     part.segments = store.segments(part.pid) or part.segments
                 raise
+        store.wrote(sum(p.size for p in batch))
 
     def _fail(self, batch: list[_Pending], error: ShoalError) -> None:
         """Fails a batch that could not be written and every publish queued behind it (their
