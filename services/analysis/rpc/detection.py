@@ -19,10 +19,25 @@ from shoal.common.errors import InvalidArgument
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.v1 import common_pb2
 
+_Matching = pb.GetDetectionConfusionRequest | pb.QueryDetectionMatchesRequest
 
-def get_detection_metrics(ctx: Context, request: pb.GetDetectionMetricsRequest) -> pb.GetDetectionMetricsResponse:
+
+def _require_inference_set(request: pb.GetDetectionMetricsRequest | _Matching) -> None:
     if not request.inference_set:
         raise InvalidArgument("is empty", field="inference_set")
+
+
+def _matching(request: _Matching) -> tuple[float, float]:
+    """The IoU and confidence thresholds a request matches boxes at, checked with its inference set."""
+    _require_inference_set(request)
+    return (
+        check_iou(request.iou_threshold, "iou_threshold"),
+        check_threshold(request.confidence_threshold, "confidence_threshold"),
+    )
+
+
+def get_detection_metrics(ctx: Context, request: pb.GetDetectionMetricsRequest) -> pb.GetDetectionMetricsResponse:
+    _require_inference_set(request)
     project = ctx.detection_project(request.project)
     s = ctx.datasets.get_inference_set(request.project, request.inference_set)
     report = detection_report(ctx.metrics, request.project, s.dataset, s.name, [c.id for c in project.classes])
@@ -62,10 +77,7 @@ def get_detection_metrics(ctx: Context, request: pb.GetDetectionMetricsRequest) 
 
 
 def get_detection_confusion(ctx: Context, request: pb.GetDetectionConfusionRequest) -> pb.GetDetectionConfusionResponse:
-    if not request.inference_set:
-        raise InvalidArgument("is empty", field="inference_set")
-    iou = check_iou(request.iou_threshold, "iou_threshold")
-    threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
+    iou, threshold = _matching(request)
     project = ctx.detection_project(request.project)
     s = ctx.datasets.get_inference_set(request.project, request.inference_set)
     run = detection_confusion(
@@ -86,10 +98,7 @@ def get_detection_confusion(ctx: Context, request: pb.GetDetectionConfusionReque
 
 
 def query_detection_matches(ctx: Context, request: pb.QueryDetectionMatchesRequest) -> pb.QueryDetectionMatchesResponse:
-    if not request.inference_set:
-        raise InvalidArgument("is empty", field="inference_set")
-    iou = check_iou(request.iou_threshold, "iou_threshold")
-    threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
+    iou, threshold = _matching(request)
     label = None if request.any_label_class else (request.label_class if request.HasField("label_class") else -1)
     predicted = (
         None
