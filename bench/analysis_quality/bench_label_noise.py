@@ -24,6 +24,8 @@ grid (seeds 0-4) does not use.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import platform
 import sys
@@ -157,6 +159,136 @@ def run(seeds: tuple[int, ...], alphas: tuple[float, ...], weighted: bool = True
     return {"seeds": list(seeds), "alphas": list(alphas), "cells": out}
 
 
+OUTLIER_RATES = (0.02, 0.05)
+
+
+def outliers(seeds: tuple[int, ...]) -> list[dict]:  # type: ignore[type-arg]
+    """Planted outliers: one class held out (class = seed mod K) and injected at 2 % and 5 % of the rest; scores on
+    the standardized features of the mixed set. AUROC and average precision, means over seeds."""
+    from cleanlab.outlier import OutOfDistribution
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+    from sklearn.preprocessing import StandardScaler
+
+    rows = []
+    for name in DATASETS:
+        x, y = load(name)
+        k_classes = int(y.max()) + 1
+        for rate in OUTLIER_RATES:
+            acc: dict[str, list[tuple[float, float]]] = {}
+            for seed in seeds:
+                rng = np.random.default_rng([seed, DATASETS.index(name), int(rate * 100)])
+                held = seed % k_classes
+                inside = np.flatnonzero(y != held)
+                out = rng.choice(np.flatnonzero(y == held), round(rate * len(inside)), replace=False)
+                z = StandardScaler().fit_transform(x[np.r_[inside, out]])
+                truth = np.r_[np.zeros(len(inside)), np.ones(len(out))]
+                dist, ind = NearestNeighbors(n_neighbors=K_NEIGHBORS + 1).fit(z).kneighbors(z)
+                dist, ind = dist[:, 1:], ind[:, 1:]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        ood = 1 - OutOfDistribution().fit_score(features=z)
+                lof = LocalOutlierFactor(n_neighbors=20).fit(z)
+                scores = {
+                    "knn_mean_distance": dist.mean(axis=1),
+                    # the frame's mean distance over its neighbours' mean distance (a one-step local outlier factor)
+                    "knn_relative": dist.mean(axis=1) / dist.mean(axis=1)[ind].mean(axis=1),
+                    "cleanlab_ood": ood,
+                    "lof": -lof.negative_outlier_factor_,
+                }
+                for method, sc in scores.items():
+                    acc.setdefault(method, []).append((roc_auc_score(truth, sc), average_precision_score(truth, sc)))
+            row: dict[str, object] = {"dataset": name, "rate": rate}
+            for method, vals in acc.items():
+                m = np.mean(vals, axis=0)
+                row[method] = {"auroc": round(float(m[0]), 4), "ap": round(float(m[1]), 4)}
+            rows.append(row)
+    return rows
+
+
+def _cell(m: dict) -> str:  # type: ignore[type-arg]
+    return f"{m['precision']:.3f} / {m['recall']:.3f} / **{m['f1']:.3f}**"
+
+
+def write_markdown(res: dict, command: str) -> None:  # type: ignore[type-arg]
+    key = f"combined@{res['alphas'][0]}"
+    cells = res["cells"]
+    gains = [c[key]["f1"] - c["cleanlab"]["f1"] for c in cells]
+    same = sum(bool(c["plain_equals_cleanlab"]) for c in cells)
+    lines = [
+        "## Analysis: label errors on planted noise (`bench/analysis_quality/bench_label_noise.py`)",
+        "",
+        f"- **Machine**: {res['machine']}, single process (`OMP_NUM_THREADS=1`), {res['seconds']} s in all.",
+        f"- **Command**: `{command}`; **date**: {res['date']}.",
+        "- **Data**: scikit-learn's digits (1797 x 64, 10 classes), wine (178 x 13, 3), breast cancer (569 x 30, 2),",
+        "  iris (150 x 4, 3). Noise at r = 10, 20, 40 %: *uniform* (round(r n) labels replaced by a random other",
+        "  class), *pair* (round(r n_c) labels of every class c set to its partner 0 <-> 1, 2 <-> 3, ...; an odd last",
+        "  class goes to 0), *asymmetric* (round(r n_c) labels of every even class c set to c + 1 mod K, odd classes",
+        "  untouched, so about r / 2 of all labels are wrong). Seeds 0-4, means over seeds.",
+        "- **Probabilities**: out-of-sample, `cross_val_predict` (5 stratified folds) of a logistic regression on",
+        "  standardized features, trained on the noisy labels. **Neighbours**: exact kNN (k = 10, Euclidean) on the",
+        "  standardized features, the frame itself excluded.",
+        "- **Methods**: cleanlab 2.9 `find_label_issues(labels, pred_probs)` with its defaults; Shoal's",
+        "  `score_labels` without neighbours (plain confident learning); and with the neighbours' labels: the",
+        f"  model's probabilities blended half and half (alpha = {res['alphas'][0]}, fixed before the grid was run and",
+        "  checked with `--tune` on seeds 100-104) with the neighbours' inverse-distance label shares, then confident",
+        "  learning on the blend.",
+        "",
+        "Precision / recall / **F1** of the flagged frames against the planted errors:",
+        "",
+        "| dataset | noise | r | planted | cleanlab | Shoal, plain CL | Shoal, with neighbours | F1 gain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        lines.append(
+            f"| {c['dataset']} | {c['noise']} | {c['rate']:.0%} | {c['planted_fraction']:.1%} | {_cell(c['cleanlab'])}"
+            f" | {_cell(c['plain'])} | {_cell(c[key])} | {c[key]['f1'] - c['cleanlab']['f1']:+.3f} |"
+        )
+    lines += [
+        "",
+        f"Reading: plain confident learning flags exactly cleanlab's frames in {same} of {len(cells)} cells (every",
+        f"seed). With the neighbours' labels, F1 is above cleanlab's in {sum(g > 0 for g in gains)} of {len(cells)}",
+        f"cells, by {min(gains):+.3f} at least and {max(gains):+.3f} at most ({np.mean(gains):+.3f} on average). Most",
+        "of the gain is precision: a frame the model doubts but whose neighbours carry its label is no longer",
+        "flagged. Recall rises too in most cells (most with pair noise, which the model partly learns while the",
+        "neighbours still vote for the true class); it falls slightly with asymmetric noise on digits and at 10 %",
+        "on iris and breast cancer, where precision gains more. The gain is smallest on breast cancer, whose two",
+        "classes overlap in feature space, so the vote is no surer than the model. On the tuning seeds (100-104,",
+        "`--tune`, run separately) the same setting was above cleanlab in 35 of 36 cells, 0.005 below it in one.",
+        "",
+        "### Outliers (same script)",
+        "",
+        "One class held out (class = seed mod K) and injected into the others at 2 % and 5 % of their count;",
+        "scores on the standardized features of the mixed set, seeds 0-4. AUROC / average precision:",
+        "",
+        "| dataset | injected | kNN mean distance (k = 10) | kNN distance / neighbours' | cleanlab OutOfDistribution"
+        " | LocalOutlierFactor (20) |",
+        "|---|---|---|---|---|---|",
+    ]
+    methods = ("knn_mean_distance", "knn_relative", "cleanlab_ood", "lof")
+    for r in res["outliers"]:
+        best = max(methods, key=lambda m: r[m]["ap"])
+        vals = [
+            (f"**{r[m]['auroc']:.3f} / {r[m]['ap']:.3f}**" if m == best else f"{r[m]['auroc']:.3f} / {r[m]['ap']:.3f}")
+            for m in methods
+        ]
+        lines.append(f"| {r['dataset']} | {r['rate']:.0%} | " + " | ".join(vals) + " |")
+    lines += [
+        "",
+        "Reading: the neighbour graph's own score, the mean distance to the 10 nearest frames, is the best or",
+        "close to it everywhere here; LocalOutlierFactor is the only close competitor (better AP on breast cancer).",
+        "Normalising by the neighbours' own mean distance (a one-step local outlier factor, computable from the",
+        "graph) loses: a held-out class injected at a few per cent forms a small cluster of its own, and its",
+        "members' neighbours are likely each other, which keeps the ratio near 1. cleanlab's OutOfDistribution",
+        "with its defaults is below both on every dataset, below chance on breast cancer. No outlier change",
+        "was added to `label_scoring.py`. Digits is hard for all four (an injected digit class is as compact as",
+        "the others).",
+        "",
+    ]
+    MARKDOWN.write_text("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tune", action="store_true", help="sweep the blend weight on the tuning seeds")
@@ -176,13 +308,15 @@ def main() -> None:
         print(f"{time.perf_counter() - t0:.0f} s")
         return
     res = run(SEEDS, (ALPHA,))
+    res["outliers"] = outliers(SEEDS)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["machine"] = (
         f"{platform.machine()} {platform.processor() or ''} {platform.system()}, Python {platform.python_version()}"
     )
     res["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
     RESULTS.write_text(json.dumps(res, indent=1) + "\n")
-    print(json.dumps(res["cells"][:2], indent=1), res["seconds"])
+    write_markdown(res, "OMP_NUM_THREADS=1 python bench/analysis_quality/bench_label_noise.py")
+    print(MARKDOWN.read_text())
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ distribution before confident learning::
 
     q = (1 - alpha) * p + alpha * v
 
-where ``v`` is the share of the neighbours' (inverse-distance) weight carried by each class; a
+where ``v`` is the share of the neighbours' weight (inverse distance) carried by each class; a
 frame without known neighbours keeps ``q = p``. Confident learning then runs on ``q`` unchanged:
 its thresholds, joint and pruning adapt to the blend, so the number of flags is still estimated
 from the data rather than fixed by a cut on the vote.
@@ -40,6 +40,8 @@ import numpy as np
 #: weight of the neighbours' label distribution in the blend (fixed a priori, checked on seeds the
 #: benchmark does not report)
 ALPHA = 0.5
+#: a neighbour's distance counts as at least this share of the frame's mean neighbour distance
+DUPLICATE_FLOOR = 0.1
 #: slack of the threshold comparisons, as cleanlab's
 SLACK = 1e-6
 #: a class nobody is labeled with gets a threshold no probability reaches
@@ -74,19 +76,21 @@ def _round_rows(m: np.ndarray) -> np.ndarray:
 
 
 def neighbor_votes(
-    neighbor_labels: np.ndarray, neighbor_distances: np.ndarray | None, n_classes: int, eps: float = 1e-12
+    neighbor_labels: np.ndarray, neighbor_distances: np.ndarray | None, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the share of its known neighbours' weight on each class (rows sum to 1) and whether
-    it has any known neighbour. A neighbour weighs the inverse of its distance, relative to the
-    frame's nearest one (weight 1 for the nearest); uniform without distances."""
+    it has any known neighbour. A neighbour weighs the inverse of its distance, the distance floored
+    at a tenth of the frame's mean neighbour distance so that an exact duplicate does not outvote
+    the rest; uniform without distances."""
     lab = np.asarray(neighbor_labels)
     known = lab >= 0
     if neighbor_distances is None:
         w = known.astype(np.float64)
     else:
-        d = np.where(known, np.maximum(np.asarray(neighbor_distances, dtype=np.float64), 0.0), np.inf)
-        nearest = d.min(axis=1, keepdims=True)
-        w = np.where(known, (nearest + eps) / (d + eps), 0.0)
+        d = np.where(known, np.maximum(np.asarray(neighbor_distances, dtype=np.float64), 0.0), 0.0)
+        mean = d.sum(axis=1, keepdims=True) / np.maximum(known.sum(axis=1, keepdims=True), 1)
+        floor = np.maximum(DUPLICATE_FLOOR * mean, 1e-12)
+        w = np.where(known, 1.0 / np.maximum(d, floor), 0.0)
     votes = np.zeros((lab.shape[0], n_classes))
     rows = np.repeat(np.arange(lab.shape[0]), lab.shape[1])
     np.add.at(votes, (rows[known.ravel()], lab.ravel()[known.ravel()]), w.ravel()[known.ravel()])
