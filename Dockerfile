@@ -29,6 +29,10 @@ RUN /opt/shoal/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/shoal/bin/shoal --help >/dev/null \
  && /opt/shoal/bin/python -c "import importlib.resources as r; \
 assert r.files('shoal.console').joinpath('static/index.html').is_file(), 'the console web app is not in the wheel'"
+# The jobs' compiled kernels, compiled now into a cache the services copy into NUMBA_CACHE_DIR as they start, so
+# that no pod compiles them (numba keys the cache by CPU model: on another model they compile once, on a
+# background thread, as the service starts).
+RUN NUMBA_CACHE_DIR=/opt/shoal/numba-cache /opt/shoal/bin/shoal warm-up
 
 # --- runtime: the environment only, as an unprivileged user -----------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -42,12 +46,14 @@ RUN groupadd --system --gid 10001 shoal \
  && chown 10001:10001 /var/lib/shoal
 COPY --from=builder /opt/shoal /opt/shoal
 # The root filesystem may be read-only (the chart mounts /tmp and /var/lib/shoal as emptyDirs):
-# numba's compiled-function cache and anything that writes under HOME go to /tmp.
+# numba's compiled-function cache (seeded from the one compiled at build) and anything that writes under HOME go
+# to /tmp.
 ENV PATH=/opt/shoal/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     NUMBA_CACHE_DIR=/tmp/numba \
+    SHOAL_NUMBA_CACHE_SEED=/opt/shoal/numba-cache \
     SHOAL_HOST=0.0.0.0 \
     SHOAL_DATA_DIR=/var/lib/shoal
 WORKDIR /var/lib/shoal

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from shoal.common import logs
 from shoal.common.errors import ConfigurationError, ShoalError
+from shoal.common.jit import seed_cache
 from shoal.common.settings import SERVICE_NAMES, ShoalSettings, settings_markdown, unknown_env_settings
 
 log = logging.getLogger("shoal")
@@ -361,6 +362,17 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warm_up(args: argparse.Namespace) -> int:
+    from shoal.analysis import warmup
+    from shoal.common.jit import Warmup
+
+    logs.configure("INFO")
+    worker = Warmup(warmup.KERNELS)
+    worker.run()
+    print(f"shoal: {len(worker.kernels)} kernel groups ready in {worker.seconds or 0:.1f}s")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shoal.demo import run_demo
 
@@ -498,6 +510,11 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--markdown", action="store_true", help="the settings reference as a Markdown table")
     st.set_defaults(fn=cmd_settings)
 
+    warm = sub.add_parser(
+        "warm-up", help="compile the jobs' kernels into numba's disk cache now (an image's build step), and exit"
+    )
+    warm.set_defaults(fn=cmd_warm_up)
+
     demo = sub.add_parser("demo", help="run the demo job on the embedded defaults")
     demo.add_argument("--out", default="demo-out")
     demo.set_defaults(fn=cmd_demo)
@@ -506,6 +523,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    seed_cache()  # before any kernel is loaded
     try:
         return int(args.fn(args))
     except (ConfigurationError, ValueError, FileNotFoundError) as exc:

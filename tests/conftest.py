@@ -242,7 +242,10 @@ def server_settings(
     data_dir: pathlib.Path, chdb_path: pathlib.Path, database: str = "", **more: object
 ) -> ShoalSettings:
     """Settings of an in-process all-in-one server on a free port, on the session's chDB path (chDB
-    opens one data directory per process) in a database of its own (a new one unless named)."""
+    opens one data directory per process) in a database of its own (a new one unless named). The
+    kernels are not warmed at start: the tests' servers share the process, whose kernels the first job
+    loads (tests/integration/test_cold_start.py covers the warm-up, on a server process of its own)."""
+    more.setdefault("warm_kernels", False)
     return ShoalSettings(
         port=0,
         data_dir=data_dir,

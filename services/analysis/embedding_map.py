@@ -23,6 +23,7 @@ over the stored points, in frame id order with keyset paging.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis import dismissals
+from shoal.analysis import dismissals, neighbors
 from shoal.common import limits
 from shoal.common.data import results
 from shoal.common.data.embeddings import read_vectors
@@ -42,6 +43,8 @@ from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore
 
 KIND = "embedding_map"
+#: neighbours of a fitted frame in UMAP's graph (itself included, as UMAP counts)
+UMAP_NEIGHBORS = 15
 DEFAULT_SAMPLE = 20_000
 TRANSFORM_STEP = 20_000
 #: fitted frames whose positions place each other frame
@@ -81,6 +84,34 @@ class Summary(results.JsonSummary):
     max_y: float
 
 
+def _umap() -> Any:
+    """umap-learn, its kernels kept in numba's disk cache (it compiles them without)."""
+    import umap
+    from umap import distances, layouts, sparse, umap_, utils
+
+    from shoal.common.jit import cache_compiled
+
+    cache_compiled((umap_, layouts, utils, sparse, distances))
+    return umap
+
+
+def fit(x: np.ndarray, metric: str) -> np.ndarray:
+    """UMAP's 2-D layout of the rows of ``x`` (at least 3), on the neighbour graph of
+    :func:`neighbors.knn` (UMAP's format: each row's own index first)."""
+    umap = _umap()
+    k = min(UMAP_NEIGHBORS, len(x) - 1)
+    idx, dist = neighbors.knn(x, k - 1, metric)
+    own = np.arange(len(x), dtype=np.int64)[:, None]
+    graph = (np.hstack([own, idx]), np.hstack([np.zeros_like(own, dtype=np.float32), dist]))
+    with warnings.catch_warnings():
+        # no search index: the layout is all it is asked for; one thread: the seed makes it reproducible
+        warnings.filterwarnings("ignore", message="precomputed_knn.2.", category=UserWarning)
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        reducer = umap.UMAP(n_components=2, metric=metric, n_neighbors=k, random_state=0, low_memory=True,
+                            precomputed_knn=graph)  # fmt: skip
+        return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
 def build(
     ctx: JobContext | None,
     metrics: MetricsStore,
@@ -93,8 +124,6 @@ def build(
     sample: int = DEFAULT_SAMPLE,
 ) -> Summary:
     """Fits UMAP on up to ``sample`` frames, places every frame, stores the points."""
-    import umap
-
     progress = progress_of(ctx)
 
     discard(metrics, job)
@@ -106,19 +135,13 @@ def build(
     coords = np.zeros((n, 2), dtype=np.float32)
     if n >= 3:
         progress("fitting the map", 0.35)
-        reducer = umap.UMAP(n_components=2, metric=metric, n_neighbors=min(15, len(fit_rows) - 1), random_state=0,
-                            low_memory=True)  # fmt: skip
-        coords[fit_rows] = reducer.fit_transform(x[fit_rows]).astype(np.float32)
+        coords[fit_rows] = fit(x[fit_rows], metric)
         rest = np.setdiff1d(np.arange(n), fit_rows)
         if len(rest):
-            from sklearn.neighbors import NearestNeighbors
-
-            nn = NearestNeighbors(n_neighbors=min(PLACE_NEIGHBORS, len(fit_rows)), metric=metric, algorithm="brute")
-            nn.fit(x[fit_rows])
-            fitted_xy = coords[fit_rows]
+            fitted_x, fitted_xy = x[fit_rows], coords[fit_rows]
             for s in range(0, len(rest), TRANSFORM_STEP):
                 part = rest[s : s + TRANSFORM_STEP]
-                dist, idx = nn.kneighbors(x[part])
+                idx, dist = neighbors.search(fitted_x, x[part], min(PLACE_NEIGHBORS, len(fit_rows)), metric)
                 w = 1.0 / (dist + 1e-6)
                 coords[part] = (np.einsum("nk,nkd->nd", w, fitted_xy[idx]) / w.sum(axis=1, keepdims=True)).astype(
                     np.float32

@@ -2,9 +2,9 @@
 outliers, near and exact duplicates, duplicates across splits (leakage), and what each frame's
 neighbours are labeled.
 
-The frame vectors are read from the vector store in chunks, the graph is built in process (exact
-search up to :data:`EXACT_LIMIT` frames, NN-descent from ``pynndescent`` above), and stored with
-the scores derived from it:
+The frame vectors are read from the vector store in chunks, the graph is built in process with
+faiss (exact search up to :data:`EXACT_LIMIT` frames, an HNSW graph above; both compiled ahead of
+time, so no request waits for a compiler), and stored with the scores derived from it:
 
 - outlier score: the mean distance to the k nearest frames (higher: further from everything);
 - nearest distance, and the duplicate pairs: neighbours closer than ``duplicate_distance``
@@ -37,8 +37,14 @@ from shoal.common.stores.vectors import VectorStore
 
 KIND = "neighbors"
 DEFAULT_K = 10
-#: up to this many frames the graph is exact (brute force); above, NN-descent
+#: up to this many frames the graph is exact (brute force); above, an HNSW graph
 EXACT_LIMIT = 20_000
+#: the HNSW graph: links per node, and the candidate lists of its construction and of its searches
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+#: queries searched at a time (progress is reported between blocks)
+SEARCH_BLOCK = 50_000
 #: distances this small are exact duplicates (float error of identical vectors)
 EXACT = 1e-6
 
@@ -85,23 +91,57 @@ class Summary(results.JsonSummary):
     exact_search: bool
 
 
-def knn(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (a zero row stays zero: cosine distance 1 to everything)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0).astype(np.float32)
+
+
+def search(
+    base: np.ndarray, queries: np.ndarray, k: int, metric: str, *, exact: bool = True, progress: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``base`` to each row of ``queries``: (indices, distances), nearest
+    first; cosine or Euclidean distances. Exact (brute force), or through an HNSW graph of ``base``."""
+    import faiss
+
+    cosine = metric == "cosine"
+    same = queries is base
+
+    def prepare(rows: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        return _unit(rows) if cosine else rows
+
+    base = prepare(base)
+    queries = base if same else prepare(queries)
+    d = base.shape[1]
+    kind = faiss.METRIC_INNER_PRODUCT if cosine else faiss.METRIC_L2
+    if exact:
+        index = faiss.IndexFlat(d, kind)
+    else:
+        index = faiss.IndexHNSWFlat(d, HNSW_M, kind)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+    index.add(base)
+    idx = np.empty((len(queries), k), dtype=np.int64)
+    dist = np.empty((len(queries), k), dtype=np.float32)
+    for s in range(0, len(queries), SEARCH_BLOCK):
+        sims, found = index.search(queries[s : s + SEARCH_BLOCK], k)
+        idx[s : s + len(found)] = found
+        # inner products of unit vectors to cosine distances; squared to plain Euclidean distances
+        dist[s : s + len(found)] = 1.0 - sims if cosine else np.sqrt(np.maximum(sims, 0.0))
+        if progress is not None:
+            progress((s + len(found)) / len(queries))
+    return idx, dist
+
+
+def knn(x: np.ndarray, k: int, metric: str, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest other rows of each row: (indices, distances), nearest first."""
     n = len(x)
     k = min(k, n - 1)
     if k < 1:
         return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
-    if n <= EXACT_LIMIT:
-        from sklearn.neighbors import NearestNeighbors
-
-        nn = NearestNeighbors(n_neighbors=k + 1, metric=metric, algorithm="brute").fit(x)
-        dist, idx = nn.kneighbors(x)
-    else:
-        from pynndescent import NNDescent
-
-        index = NNDescent(x, n_neighbors=k + 1, metric=metric, random_state=0, low_memory=True)
-        idx, dist = index.neighbor_graph
-    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k)
+    idx, dist = search(x, x, k + 1, metric, exact=n <= EXACT_LIMIT, progress=progress)
+    return _drop_self(idx, dist, k)
 
 
 @numba.njit(cache=True)
@@ -195,7 +235,7 @@ def build(
     ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
     metric = "euclidean" if space_metric == "L2" else "cosine"
     progress("building the neighbour graph", 0.35)
-    idx, dist = knn(x, k, metric)
+    idx, dist = knn(x, k, metric, lambda f: progress("building the neighbour graph", 0.35 + 0.2 * f))
     progress("scoring", 0.55)
     labels, splits = frame_fields(metrics, job.project, dataset, ids)
     kk = idx.shape[1]

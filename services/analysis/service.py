@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from shoal.analysis import registry
+from shoal.analysis import registry, warmup
 from shoal.analysis.rpc.context import Context, Handler
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
@@ -20,6 +20,7 @@ from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
 from shoal.common.data.outcomes import MIGRATIONS as OUTCOME_MIGRATIONS
 from shoal.common.data.projects import MIGRATIONS as PROJECT_MIGRATIONS
 from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
+from shoal.common.jit import Warmup, count_compilations
 from shoal.common.jobs import JobKind, JobRunner, JobStore
 from shoal.common.server import ServiceSpec
 from shoal.common.settings import ShoalSettings
@@ -72,6 +73,10 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         stale_seconds=settings.job_stale_seconds,
     )
     servicer = AnalysisServicer(ctx)
+    count_compilations()
+    workers: list[Any] = [ctx.runner]
+    if settings.warm_kernels:
+        workers.append(Warmup(warmup.KERNELS))
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,
@@ -87,5 +92,5 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             *RESULT_MIGRATIONS,
             *registry.migrations(),
         ),
-        workers=[ctx.runner],
+        workers=workers,
     )

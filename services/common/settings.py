@@ -20,7 +20,13 @@ ENV_PREFIX = "SHOAL_"
 # Environment variables with the prefix that are read by the tooling around the settings
 # (scripts and the test harness), not by the services.
 NON_SETTING_ENV = frozenset(
-    {"SHOAL_CACHE_DIR", "SHOAL_TEST_CLICKHOUSE_URL", "SHOAL_TEST_KAFKA", "SHOAL_TEST_MILVUS_URI"}
+    {
+        "SHOAL_CACHE_DIR",
+        "SHOAL_NUMBA_CACHE_SEED",
+        "SHOAL_TEST_CLICKHOUSE_URL",
+        "SHOAL_TEST_KAFKA",
+        "SHOAL_TEST_MILVUS_URI",
+    }
 )
 
 SERVICE_NAMES = ("ingest", "analysis", "sampler", "labeling_bridge")
@@ -314,6 +320,12 @@ class ShoalSettings(BaseSettings):
         30.0,
         gt=0,
         description="A job unmarked for this long lost its runner: a queued one is taken over, a running one failed.",
+    )
+
+    warm_kernels: bool = Field(
+        True,
+        description="Load (or, the first time on a machine, compile) the jobs' compiled kernels on a background "
+        "thread as a service starts, so that no job waits for a compiler.",
     )
 
     # --- logging -------------------------------------------------------------------------

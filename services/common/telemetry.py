@@ -159,6 +159,20 @@ JOBS_RUNNING = Gauge(
     "Jobs running right now in this process, by service.",
     ["service"],
 )
+KERNEL_COMPILATIONS = Counter(
+    "shoal_kernel_compilations_total",
+    "Kernels numba compiled in this process (not loaded from its disk cache); once the warm-up is done, each "
+    "is a job that waited for a compiler.",
+)
+KERNELS_WARM = Gauge(
+    "shoal_kernels_warm",
+    "1 once the warm-up has loaded every compiled kernel of this process's jobs (shoal_kernels_warm_seconds "
+    "after start).",
+)
+KERNELS_WARM_SECONDS = Gauge(
+    "shoal_kernels_warm_seconds",
+    "How long the warm-up took to load (or compile) the compiled kernels.",
+)
 
 
 def split_method(method: str) -> tuple[str, str]:

@@ -1,0 +1,40 @@
+"""The compiled kernels of the analysis jobs, each run once on a small input of the jobs' own
+types, so that a fresh service has them loaded before its first job (:class:`shoal.common.jit.Warmup`).
+``tests/integration/test_cold_start.py`` checks that a neighbour job and a map run after these
+compile nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from shoal.analysis import embedding_map, neighbors
+
+
+def _clusters(per_cluster: int, dim: int) -> np.ndarray:
+    """Two tight clusters far apart (so UMAP's graph has two components, as real data often does)."""
+    rng = np.random.default_rng(0)
+    centres = np.zeros((2, dim), dtype=np.float32)
+    centres[0, 0], centres[1, 1] = 10.0, 10.0
+    return (np.repeat(centres, per_cluster, axis=0) + rng.normal(scale=0.1, size=(2 * per_cluster, dim))).astype(
+        np.float32
+    )
+
+
+def neighbour_graph() -> None:
+    x = _clusters(32, 8)
+    labels = np.repeat(np.arange(2, dtype=np.int64), 32)
+    labels[0] = -1
+    for metric in ("cosine", "euclidean"):
+        idx, _ = neighbors.knn(x, neighbors.DEFAULT_K, metric)
+        neighbors._neighbor_labels(idx, labels)
+
+
+def map_layout() -> None:
+    x = _clusters(100, 8)
+    for metric in ("cosine", "euclidean"):
+        embedding_map.fit(x, metric)
+
+
+KERNELS: tuple[Callable[[], None], ...] = (neighbour_graph, map_layout)

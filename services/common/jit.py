@@ -1,0 +1,137 @@
+"""Compiled kernels without cold starts.
+
+Shoal's own numba kernels are compiled with ``cache=True``: the machine code is kept on disk and a
+new process loads it instead of compiling. Libraries compiled with numba without that (UMAP) get
+the same disk cache through :func:`cache_compiled`. A service then loads (or, the first time on a
+machine, compiles) every kernel its jobs call on a background thread as it starts
+(:class:`Warmup`), so no request waits for a compiler.
+
+Where the cache lives is numba's choice: beside the code when that is writable, else
+``NUMBA_CACHE_DIR``. A container whose code is read-only bakes the cache at build time into a
+directory named by ``SHOAL_NUMBA_CACHE_SEED`` and copies it into ``NUMBA_CACHE_DIR`` as it starts
+(:func:`seed_cache`): the code's paths and timestamps are those of the image, so every kernel is
+found there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from shoal.common.telemetry import KERNELS_WARM, KERNELS_WARM_SECONDS
+from shoal.common.workers import ThreadWorker
+
+__all__ = ["SEED_ENV", "Warmup", "cache_compiled", "count_compilations", "seed_cache"]
+
+log = logging.getLogger(__name__)
+
+#: the directory holding a cache compiled ahead of time (an image's build), copied at start
+SEED_ENV = "SHOAL_NUMBA_CACHE_SEED"
+
+
+def cache_compiled(modules: Sequence[ModuleType]) -> int:
+    """Turns numba's disk cache on for the kernels of ``modules`` compiled without it; returns how
+    many. Call it before their first use: a kernel compiled before keeps its code in memory only."""
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    turned = 0
+    for module in modules:
+        for value in vars(module).values():
+            if isinstance(value, Dispatcher) and value.__module__ == module.__name__:
+                if isinstance(value._cache, NullCache):
+                    value.enable_caching()
+                    turned += 1
+    return turned
+
+
+_counting = False
+_counting_lock = threading.Lock()
+
+
+def count_compilations() -> None:
+    """Counts every compilation numba does in this process in ``shoal_kernel_compilations_total``
+    (loading from the disk cache is no compilation); installed once."""
+    global _counting
+    from numba.core import event
+
+    from shoal.common.telemetry import KERNEL_COMPILATIONS
+
+    class _Count(event.Listener):
+        def on_start(self, ev: event.Event) -> None:
+            KERNEL_COMPILATIONS.inc()
+
+        def on_end(self, ev: event.Event) -> None:
+            pass
+
+    with _counting_lock:
+        if not _counting:
+            event.register("numba:compile", _Count())
+            _counting = True
+
+
+def seed_cache(environ: dict[str, str] | None = None) -> bool:
+    """Copies the cache compiled ahead of time (``SHOAL_NUMBA_CACHE_SEED``) into ``NUMBA_CACHE_DIR``
+    once, before any kernel is loaded; True when it copied. A missing seed is no error (the kernels
+    then compile on the warm-up thread)."""
+    env = os.environ if environ is None else environ
+    seed, target = env.get(SEED_ENV), env.get("NUMBA_CACHE_DIR")
+    if not seed or not target or not Path(seed).is_dir():
+        return False
+    marker = Path(target) / ".seeded"
+    if marker.exists():
+        return False
+    try:
+        shutil.copytree(seed, target, dirs_exist_ok=True)
+        marker.touch()
+    except OSError as exc:
+        log.warning("could not copy the compiled kernels from %s to %s: %s", seed, target, exc)
+        return False
+    return True
+
+
+class Warmup(ThreadWorker):
+    """Runs each of ``kernels`` once, on a thread of its own, as the service starts: each loads its
+    compiled code from the disk cache (or compiles it, the first time on a machine). It never holds
+    readiness back: a job that starts meanwhile only finds the kernel it needs still loading."""
+
+    name = "kernel-warmup"
+
+    def __init__(self, kernels: Sequence[Callable[[], object]]) -> None:
+        super().__init__()
+        self.kernels = list(kernels)
+        #: set once every kernel is loaded (or failed to, which is logged)
+        self.done = threading.Event()
+        self.seconds: float | None = None
+
+    def _run(self) -> None:
+        self.run()
+
+    def run(self) -> None:
+        """Runs the kernels on the calling thread (the worker's thread, or a build step's)."""
+        count_compilations()
+        start = time.monotonic()
+        failed = 0
+        for kernel in self.kernels:
+            if self._stop.is_set():
+                return
+            try:
+                kernel()
+            except Exception:  # a kernel that fails here compiles on first use instead
+                failed += 1
+                log.exception("warming %s failed; it compiles when first used", getattr(kernel, "__name__", kernel))
+        self.seconds = time.monotonic() - start
+        KERNELS_WARM_SECONDS.set(self.seconds)
+        KERNELS_WARM.set(1)
+        log.info("%d compiled kernels ready in %.1fs%s", len(self.kernels) - failed, self.seconds,
+                 f" ({failed} failed)" if failed else "")  # fmt: skip
+        self.done.set()
+
+    def healthy(self) -> bool:
+        return True

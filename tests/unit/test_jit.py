@@ -1,0 +1,41 @@
+"""The compiled-kernel cache's plumbing: the seed copied into NUMBA_CACHE_DIR once, and numba's disk
+cache turned on for a library's kernels compiled without it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from shoal.common.jit import SEED_ENV, cache_compiled, seed_cache
+
+
+def test_the_seed_cache_is_copied_once_and_a_missing_one_is_no_error(tmp_path: Path) -> None:
+    seed, target = tmp_path / "seed", tmp_path / "numba"
+    (seed / "shoal_analysis").mkdir(parents=True)
+    (seed / "shoal_analysis" / "neighbors._drop_self-1.py311.nbi").write_bytes(b"index")
+    env = {SEED_ENV: str(seed), "NUMBA_CACHE_DIR": str(target)}
+    assert seed_cache(env) is True
+    assert (target / "shoal_analysis" / "neighbors._drop_self-1.py311.nbi").read_bytes() == b"index"
+    # a restart of the container keeps what the process compiled since: not copied over again
+    (target / "shoal_analysis" / "neighbors._drop_self-1.py311.nbi").write_bytes(b"newer")
+    assert seed_cache(env) is False
+    assert (target / "shoal_analysis" / "neighbors._drop_self-1.py311.nbi").read_bytes() == b"newer"
+    assert seed_cache({SEED_ENV: str(tmp_path / "absent"), "NUMBA_CACHE_DIR": str(tmp_path / "other")}) is False
+    assert seed_cache({"NUMBA_CACHE_DIR": str(target)}) is False
+
+
+def test_a_librarys_kernels_compiled_without_the_disk_cache_get_it(tmp_path: Path) -> None:
+    source = tmp_path / "library_kernels.py"
+    source.write_text(  # a module as a library would write it: numba.njit without cache=True
+        "import numba\n\n@numba.njit\ndef double(x):\n    return 2 * x\n\n"
+        "@numba.njit(cache=True)\ndef triple(x):\n    return 3 * x\n"
+    )
+    spec = importlib.util.spec_from_file_location("library_kernels", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert type(module.double._cache).__name__ == "NullCache"
+    assert cache_compiled([module]) == 1, "only the kernel without a cache"
+    assert cache_compiled([module]) == 0, "idempotent"
+    assert module.double(21) == 42
+    assert list((tmp_path / "__pycache__").glob("library_kernels.double-*.nbi")), "its code is kept on disk"
