@@ -90,14 +90,15 @@ def estimate_joint(confident: np.ndarray, class_counts: np.ndarray) -> np.ndarra
 def prune_counts(joint: np.ndarray, keep: int = 1) -> np.ndarray:
     """Per given class k (row) and true class j (column): how many frames labeled k to flag as j,
     leaving at least ``keep`` frames in every class: a diagonal raised to ``keep`` takes the
-    difference evenly from the other non-zero cells of its true-class column."""
+    difference evenly from the other non-zero cells of its true-class column, whose shares are then
+    cut to whole frames (down, as cleanlab does: a share of a frame flags none)."""
     m = joint.T.astype(np.float64)  # rows: true class, columns: given class
     diag = np.diag(m).copy()
     raised = np.maximum(diag, keep)
     others = np.maximum(np.count_nonzero(m, axis=0) - 1.0, 1.0)
     m = np.maximum(m - (raised - diag) / others, 0)
     np.fill_diagonal(m, raised)
-    return round_rows(m).T  # rows: given class again
+    return np.trunc(m).astype(np.int64).T  # rows: given class again
 
 
 @dataclass
