@@ -12,6 +12,10 @@ probabilities, computed in ClickHouse with bounded memory.
    ``p_j - p_k`` (prune by noise rate). Frames whose most probable class is their label are
    never flagged.
 
+With a neighbour job's graph, each frame's probabilities are first blended with its neighbours'
+labels (:mod:`shoal.analysis.label_scoring` says why and how; :func:`_votes` computes the same
+blend in ClickHouse), and everything below runs on the blend.
+
 Steps 1 and 2 are two aggregations; step 3 keeps, per (k, j), only the top candidates
 (``groupArraySorted``), so memory grows with the number of issues, not of frames. Every frame
 also gets its scores: self-confidence (the probability of its label), the margin of its label
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from shoal.analysis import dismissals
+from shoal.analysis import dismissals, label_scoring
 from shoal.common.data import results
 from shoal.common.data.evaluations import write_refresh_keys
 from shoal.common.data.query import Params, View, compile_filter, view_sql
@@ -111,24 +115,74 @@ class Summary(results.JsonSummary):
     joint: list[list[float]]
     noise_matrix: list[list[float]]
     issues_per_class: list[int]
+    neighbor_job_id: str = ""
+    neighbor_weight: float = 0.0
 
 
-def _source(view: View, flt: common_pb2.Filter, params: Params) -> str:
+def _labeled(view: View, params: Params) -> str:
+    """Every labeled frame of the view, whatever the filter: frame_id, given (0-based position in
+    the ontology). They are the neighbours whose labels vote."""
+    return (
+        f"SELECT frame_id, indexOf({params.add(list(view.ontology), 'Array(Int32)')}, label_class) - 1 AS given"
+        f" FROM ({view_sql(view, params)}) WHERE label_class IS NOT NULL AND given >= 0"
+    )
+
+
+def _votes(view: View, params: Params, neighbors: Neighbors) -> str:
+    """Per frame of the neighbour job's graph: ``votes``, the share of its labeled neighbours'
+    weight on each class, and ``total`` (0: no labeled neighbour). A neighbour weighs the inverse of
+    its distance, floored at a tenth of the frame's mean distance to its labeled
+    neighbours so that an exact duplicate does not outvote the rest (as
+    :func:`shoal.analysis.label_scoring.neighbor_votes`)."""
+    k = len(view.ontology)
+    project, job_id = params.add(neighbors.project, "String"), params.add(neighbors.job_id, "String")
+    return (
+        "SELECT frame_id, arraySum(x -> x.2, kn) / length(kn) AS mean_d,"
+        f" greatest({label_scoring.DUPLICATE_FLOOR!r} * mean_d, 1e-12) AS floor_d,"
+        " arrayMap(x -> 1 / greatest(x.2, floor_d), kn) AS w, arraySum(w) AS total,"
+        f" arrayMap(c -> arraySum((x, y) -> if(x.1 = c, y, 0), kn, w) / total, range({k})) AS votes"
+        " FROM (SELECT g.frame_id AS frame_id, groupArray((l.given, greatest(toFloat64(g.d), 0))) AS kn"
+        " FROM (SELECT frame_id, nb, d FROM knn_graph FINAL ARRAY JOIN neighbors AS nb, distances AS d"
+        f" WHERE project = {project} AND job_id = {job_id})"
+        f" AS g INNER JOIN ({_labeled(view, params)}) AS l ON l.frame_id = g.nb GROUP BY g.frame_id)"
+    )
+
+
+def _source(view: View, flt: common_pb2.Filter, params: Params, neighbors: Neighbors | None = None) -> str:
     """The labeled frames with a full probability vector: frame_id, given (0-based position in
-    the ontology) and probs."""
+    the ontology) and probs; with ``neighbors``, probs blended with the neighbours' votes."""
     k = len(view.ontology)
     where = compile_filter(flt, view, params)
-    return (
+    frames = (
         f"SELECT frame_id, indexOf({params.add(list(view.ontology), 'Array(Int32)')}, label_class) - 1 AS given, probs"
         f" FROM ({view_sql(view, params)}) WHERE label_class IS NOT NULL AND length(probs) = {k} AND {where}"
         " AND given >= 0"
     )
+    if neighbors is None:
+        return frames
+    a = neighbors.weight
+    return (
+        "SELECT s.frame_id AS frame_id, s.given AS given, if(v.total > 0,"
+        f" arrayMap((p, x) -> {1 - a!r} * toFloat64(p) + {a!r} * x, s.probs, v.votes),"
+        " arrayMap(p -> toFloat64(p), s.probs)) AS probs"
+        f" FROM ({frames}) AS s LEFT JOIN ({_votes(view, params, neighbors)}) AS v ON v.frame_id = s.frame_id"
+    )
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """A neighbour job whose graph lends each frame its neighbours' labels, and their weight."""
+
+    project: str
+    job_id: str
+    weight: float = label_scoring.ALPHA
 
 
 def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View, flt: common_pb2.Filter,
-                      job: Job) -> Summary:  # fmt: skip
+                      job: Job, neighbors: Neighbors | None = None) -> Summary:  # fmt: skip
     """Computes the label issues of the frames ``view`` and ``flt`` select and stores them under
-    the job; returns the summary (also stored)."""
+    the job (on the model's probabilities blended with ``neighbors``' labels when given); returns
+    the summary (also stored)."""
 
     progress = progress_of(ctx)
 
@@ -136,18 +190,19 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
     discard(metrics, job)
     progress("per-class thresholds", 0.05)
     params = Params()
-    src = _source(view, flt, params)
+    src = _source(view, flt, params, neighbors)
     rows = metrics.query(f"SELECT given, count(), avgForEach(probs) FROM ({src}) GROUP BY given", params.values).rows
     counts = np.zeros(k, dtype=np.int64)
     thresholds = np.full(k, UNREACHABLE)
     for given, n, means in rows:
         counts[int(given)] = int(n)
-        thresholds[int(given)] = float(means[int(given)])
+        # a threshold of 0 would make every class confident for every frame (cleanlab's floor)
+        thresholds[int(given)] = max(float(means[int(given)]), 2 * SLACK)
     frames = int(counts.sum())
 
     progress("confident joint", 0.2)
     params = Params()
-    src = _source(view, flt, params)
+    src = _source(view, flt, params, neighbors)
     thr = params.add([float(t) for t in thresholds], "Array(Float64)")
     rows = metrics.query(
         "SELECT given, guess, count() FROM (SELECT given,"
@@ -168,7 +223,7 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
     most = int(prune.max()) if prune.size else 0
     if most > 0:
         params = Params()
-        src = _source(view, flt, params)
+        src = _source(view, flt, params, neighbors)
         pairs = [(g, j) for g in range(k) for j in range(k) if prune[g, j] > 0]
         rows = metrics.query(
             f"SELECT given, j, groupArraySorted({most})((toFloat64(probs[given + 1]) - toFloat64(probs[j + 1]),"
@@ -182,7 +237,7 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
     progress("scoring every frame", 0.6)
     batch = write_refresh_keys(metrics, sorted(flagged)) if flagged else 0
     params = Params()
-    src = _source(view, flt, params)
+    src = _source(view, flt, params, neighbors)
     ontology = params.add(list(view.ontology), "Array(Int32)")
     log_k = math.log(k) if k > 1 else 1.0
     metrics.command(
@@ -219,6 +274,8 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
         joint=(joint / total).tolist(),
         noise_matrix=(joint / true_totals[None, :]).tolist(),
         issues_per_class=[per_class.get(c, 0) for c in view.ontology],
+        neighbor_job_id=neighbors.job_id if neighbors else "",
+        neighbor_weight=neighbors.weight if neighbors else 0.0,
     )
     results.save_summary(metrics, job, summary.to_json())
     return summary

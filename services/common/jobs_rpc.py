@@ -35,14 +35,15 @@ class JobRpcs:
     def CancelJob(self, request: Any, context: Any) -> Any:
         return self.CancelJobResponse(job=job_to_proto(self.jobs.cancel(request.project, request.job_id)))
 
-    def finished_job(self, project: str, job_id: str, kind: str) -> Job:
-        """The finished job of this kind, or the error that says why there is no result yet."""
+    def finished_job(self, project: str, job_id: str, kind: str, field: str = "job_id") -> Job:
+        """The finished job of this kind, or the error (naming ``field``) that says why there is no
+        result yet."""
         job = self.jobs.get(project, job_id)
         if job.kind != kind:
-            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {kind} job", field="job_id")
+            raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a {kind} job", field=field)
         if job.state != SUCCEEDED:
             raise FailedPrecondition(f"job {job.job_id} is {job.state} ({job.stage}, {job.progress:.0%})"
-                                     + (f": {job.message}" if job.message else ""), field="job_id")  # fmt: skip
+                                     + (f": {job.message}" if job.message else ""), field=field)  # fmt: skip
         return job
 
     def stored_summary(self, module: Any, job: Job, field: str = "job_id") -> Any:

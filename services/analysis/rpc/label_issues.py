@@ -35,15 +35,32 @@ def start_label_issues(ctx: Context, request: pb.StartLabelIssuesRequest) -> pb.
                 field="project",
             )
     params = {"inference_set": view.inference_set, "filter": request.filter.SerializeToString().hex()}
+    if request.neighbor_job_id:
+        if kind != label_issues.KIND:
+            raise InvalidArgument("neighbour labels lend to classification label issues only", field="neighbor_job_id")
+        dataset = ctx.datasets.get_inference_set(request.project, view.inference_set).dataset
+        params["neighbor_job_id"] = _neighbour_job(ctx, request.project, request.neighbor_job_id, dataset).job_id
     job = ctx.runner.submit(request.project, kind, params, rerun=request.rerun)
     return pb.StartLabelIssuesResponse(job=job_to_proto(job))
+
+
+def _neighbour_job(ctx: Context, project: str, job_id: str, dataset: str) -> Any:
+    """The finished neighbour job ``job_id`` of ``dataset``, or the error naming neighbor_job_id."""
+    job = ctx.finished_job(project, job_id, neighbors.KIND, field="neighbor_job_id")
+    if job.params["dataset"] != dataset:
+        raise InvalidArgument(f"neighbour job {job.job_id} is of dataset {job.params['dataset']!r}, not {dataset!r}",
+                              field="neighbor_job_id")  # fmt: skip
+    return job
 
 
 def run_label_issues(ctx: Context, run: JobContext) -> None:
     job = run.job
     view = ctx.view(ctx.classification_project(job.project), "", job.params["inference_set"], 0.0)
     flt = common_pb2.Filter.FromString(bytes.fromhex(job.params.get("filter", "")))
-    label_issues.find_label_issues(run, ctx.metrics, view, flt, job)
+    near = None
+    if job.params.get("neighbor_job_id"):
+        near = label_issues.Neighbors(job.project, job.params["neighbor_job_id"])
+    label_issues.find_label_issues(run, ctx.metrics, view, flt, job, near)
 
 
 def query_label_issues(ctx: Context, request: pb.QueryLabelIssuesRequest) -> pb.QueryLabelIssuesResponse:
@@ -63,10 +80,7 @@ def query_label_issues(ctx: Context, request: pb.QueryLabelIssuesRequest) -> pb.
     media = frame_media(ctx.metrics, request.project, dataset, [r[0] for r in rows])
     near: dict[str, tuple[Any, Any]] = {}
     if request.neighbor_job_id:
-        nj = ctx.finished_job(request.project, request.neighbor_job_id, neighbors.KIND)
-        if nj.params["dataset"] != dataset:
-            raise InvalidArgument(f"neighbour job {nj.job_id} is of dataset {nj.params['dataset']!r},"
-                                  f" not {dataset!r}", field="neighbor_job_id")  # fmt: skip
+        nj = _neighbour_job(ctx, request.project, request.neighbor_job_id, dataset)
         near = neighbors.neighbor_labels(ctx.metrics, request.project, nj.job_id, [r[0] for r in rows])
     out = pb.QueryLabelIssuesResponse(
         summary=pb.LabelIssuesSummary(
@@ -78,6 +92,8 @@ def query_label_issues(ctx: Context, request: pb.QueryLabelIssuesRequest) -> pb.
             joint=[float(x) for row in summary.joint for x in row],
             noise_matrix=[float(x) for row in summary.noise_matrix for x in row],
             issues_per_class=summary.issues_per_class,
+            neighbor_job_id=summary.neighbor_job_id,
+            neighbor_weight=summary.neighbor_weight,
         ),
         page=page_response(page, len(rows), total, scope=scope),
         dismissed_count=dismissed,

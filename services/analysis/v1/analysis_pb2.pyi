@@ -789,16 +789,18 @@ class QueryDetectionMatchesResponse(_message.Message):
     def __init__(self, matches: _Optional[_Iterable[_Union[DetectionMatch, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class StartLabelIssuesRequest(_message.Message):
-    __slots__ = ("project", "inference_set", "filter", "rerun")
+    __slots__ = ("project", "inference_set", "filter", "rerun", "neighbor_job_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     RERUN_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOR_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     project: str
     inference_set: str
     filter: _common_pb2.Filter
     rerun: bool
-    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., rerun: _Optional[bool] = ...) -> None: ...
+    neighbor_job_id: str
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., rerun: _Optional[bool] = ..., neighbor_job_id: _Optional[str] = ...) -> None: ...
 
 class StartLabelIssuesResponse(_message.Message):
     __slots__ = ("job",)
@@ -807,7 +809,7 @@ class StartLabelIssuesResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[_common_pb2.Job, _Mapping]] = ...) -> None: ...
 
 class LabelIssuesSummary(_message.Message):
-    __slots__ = ("frames", "issues", "class_ids", "thresholds", "confident_joint", "joint", "noise_matrix", "issues_per_class")
+    __slots__ = ("frames", "issues", "class_ids", "thresholds", "confident_joint", "joint", "noise_matrix", "issues_per_class", "neighbor_job_id", "neighbor_weight")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -816,6 +818,8 @@ class LabelIssuesSummary(_message.Message):
     JOINT_FIELD_NUMBER: _ClassVar[int]
     NOISE_MATRIX_FIELD_NUMBER: _ClassVar[int]
     ISSUES_PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOR_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOR_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     frames: int
     issues: int
     class_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -824,7 +828,9 @@ class LabelIssuesSummary(_message.Message):
     joint: _containers.RepeatedScalarFieldContainer[float]
     noise_matrix: _containers.RepeatedScalarFieldContainer[float]
     issues_per_class: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, frames: _Optional[int] = ..., issues: _Optional[int] = ..., class_ids: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., confident_joint: _Optional[_Iterable[int]] = ..., joint: _Optional[_Iterable[float]] = ..., noise_matrix: _Optional[_Iterable[float]] = ..., issues_per_class: _Optional[_Iterable[int]] = ...) -> None: ...
+    neighbor_job_id: str
+    neighbor_weight: float
+    def __init__(self, frames: _Optional[int] = ..., issues: _Optional[int] = ..., class_ids: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., confident_joint: _Optional[_Iterable[int]] = ..., joint: _Optional[_Iterable[float]] = ..., noise_matrix: _Optional[_Iterable[float]] = ..., issues_per_class: _Optional[_Iterable[int]] = ..., neighbor_job_id: _Optional[str] = ..., neighbor_weight: _Optional[float] = ...) -> None: ...
 
 class LabelIssue(_message.Message):
     __slots__ = ("ref", "media_uri", "given_label", "suggested_label", "is_issue", "self_confidence", "normalized_margin", "weighted_entropy", "suggested_probability", "neighbor_label", "neighbor_disagreement", "dismissed")
