@@ -101,18 +101,19 @@ def search(
     base: np.ndarray, queries: np.ndarray, k: int, metric: str, *, exact: bool = True, progress: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``base`` to each row of ``queries``: (indices, distances), nearest
-    first; cosine or Euclidean distances. Exact (brute force), or through an HNSW graph of ``base``."""
+    first; cosine or Euclidean distances. Exact (brute force), or through an HNSW graph of ``base``.
+
+    faiss finds the neighbours in float32 through inner products, whose rounding puts an exact copy
+    up to about 1e-3 away; the distances to the neighbours found are computed again in float64
+    from the vectors themselves (a copy is then 0 away) and each row sorted by them."""
     import faiss
 
     cosine = metric == "cosine"
     same = queries is base
-
-    def prepare(rows: np.ndarray) -> np.ndarray:
-        rows = np.ascontiguousarray(rows, dtype=np.float32)
-        return _unit(rows) if cosine else rows
-
-    base = prepare(base)
-    queries = base if same else prepare(queries)
+    base = np.ascontiguousarray(base, dtype=np.float32)
+    queries = base if same else np.ascontiguousarray(queries, dtype=np.float32)
+    indexed = _unit(base) if cosine else base
+    asked = indexed if same else (_unit(queries) if cosine else queries)
     d = base.shape[1]
     kind = faiss.METRIC_INNER_PRODUCT if cosine else faiss.METRIC_L2
     if exact:
@@ -121,16 +122,44 @@ def search(
         index = faiss.IndexHNSWFlat(d, HNSW_M, kind)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
-    index.add(base)
+    index.add(indexed)
     idx = np.empty((len(queries), k), dtype=np.int64)
     dist = np.empty((len(queries), k), dtype=np.float32)
     for s in range(0, len(queries), SEARCH_BLOCK):
-        sims, found = index.search(queries[s : s + SEARCH_BLOCK], k)
-        idx[s : s + len(found)] = found
-        # inner products of unit vectors to cosine distances; squared to plain Euclidean distances
-        dist[s : s + len(found)] = 1.0 - sims if cosine else np.sqrt(np.maximum(sims, 0.0))
+        _, found = index.search(asked[s : s + SEARCH_BLOCK], k)
+        rows = slice(s, s + len(found))
+        idx[rows], dist[rows] = _exact_distances(base, queries[rows], found, cosine)
         if progress is not None:
             progress((s + len(found)) / len(queries))
+    return idx, dist
+
+
+#: query rows whose neighbours' distances are computed again at a time (bounds the float64 copies)
+_EXACT_BLOCK = 4_096
+
+
+def _exact_distances(
+    base: np.ndarray, queries: np.ndarray, found: np.ndarray, cosine: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``found`` (neighbours of ``queries`` in ``base``, -1: none) sorted by their distances, computed
+    in float64; a missing neighbour is infinitely far."""
+    idx = np.empty_like(found)
+    dist = np.empty(found.shape, dtype=np.float32)
+    for s in range(0, len(found), _EXACT_BLOCK):
+        f = found[s : s + _EXACT_BLOCK]
+        q = queries[s : s + _EXACT_BLOCK].astype(np.float64)
+        b = base[np.maximum(f, 0)].astype(np.float64)  # (rows, k, d)
+        if cosine:
+            qn, bn = np.linalg.norm(q, axis=1), np.linalg.norm(b, axis=2)
+            dots = np.einsum("rd,rkd->rk", q, b)
+            denom = qn[:, None] * bn
+            d = np.where(denom > 0, 1.0 - dots / np.where(denom > 0, denom, 1.0), 1.0)
+        else:
+            d = np.sqrt(np.einsum("rkd,rkd->rk", b - q[:, None, :], b - q[:, None, :]))
+        d = np.where(f < 0, np.inf, np.maximum(d, 0.0))
+        order = np.argsort(d, axis=1, kind="stable")
+        idx[s : s + len(f)] = np.take_along_axis(f, order, axis=1)
+        dist[s : s + len(f)] = np.take_along_axis(d, order, axis=1)
     return idx, dist
 
 
