@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from shoal.analysis import dismissals, label_scoring
+from shoal.analysis.label_scoring import prune_counts, round_rows
 from shoal.common.data import results
 from shoal.common.data.evaluations import write_refresh_keys
 from shoal.common.data.query import Params, View, compile_filter, view_sql
@@ -64,22 +65,6 @@ MIGRATIONS = (
 )
 
 
-def round_rows(m: np.ndarray) -> np.ndarray:
-    """Rounds each row to the nearest integers (halves to even), then restores the row's rounded
-    total by moving the entries that rounding moved furthest: up the ones rounded down most, down
-    the ones rounded up most."""
-    out = np.rint(m).astype(np.int64)
-    for i, row in enumerate(m):
-        short = round(float(row.sum())) - int(out[i].sum())
-        error = row - out[i]
-        order = np.argsort(error)  # numpy's default sort: equal errors ordered as other tools order them
-        if short > 0:
-            out[i, order[::-1][:short]] += 1
-        elif short < 0:
-            out[i, order[:-short]] -= 1
-    return out
-
-
 def estimate_joint(confident: np.ndarray, class_counts: np.ndarray) -> np.ndarray:
     """The confident joint (rows: given label, columns: guessed true label) calibrated to the
     class counts (rows) and the number of frames (total), in whole frames."""
@@ -89,20 +74,6 @@ def estimate_joint(confident: np.ndarray, class_counts: np.ndarray) -> np.ndarra
     calibrated = c / np.maximum(rows, 1e-12) * class_counts[:, None]
     calibrated = calibrated / max(calibrated.sum(), 1e-12) * class_counts.sum()
     return round_rows(calibrated)
-
-
-def prune_counts(joint: np.ndarray, keep: int = 1) -> np.ndarray:
-    """Per given class k (row) and true class j (column): how many frames labeled k to flag as j,
-    leaving at least ``keep`` frames in every class: a diagonal raised to ``keep`` takes the
-    difference evenly from the other non-zero cells of its true-class column, whose shares are then
-    cut to whole frames (down, as cleanlab does: a share of a frame flags none)."""
-    m = joint.T.astype(np.float64)  # rows: true class, columns: given class
-    diag = np.diag(m).copy()
-    raised = np.maximum(diag, keep)
-    others = np.maximum(np.count_nonzero(m, axis=0) - 1.0, 1.0)
-    m = np.maximum(m - (raised - diag) / others, 0)
-    np.fill_diagonal(m, raised)
-    return np.trunc(m).astype(np.int64).T  # rows: given class again
 
 
 @dataclass

@@ -61,9 +61,10 @@ class LabelScores:
     probs: np.ndarray
 
 
-def _round_rows(m: np.ndarray) -> np.ndarray:
+def round_rows(m: np.ndarray) -> np.ndarray:
     """Rounds each row to integers keeping its rounded total: after rounding to nearest (halves to
-    even), the entries rounded down most go up, or the ones rounded up most go down."""
+    even), the entries rounded down most go up, or the ones rounded up most go down (numpy's
+    default sort orders equal errors as cleanlab's does)."""
     out = np.rint(m).astype(np.int64)
     for i, row in enumerate(m):
         short = round(float(row.sum())) - int(out[i].sum())
@@ -73,6 +74,20 @@ def _round_rows(m: np.ndarray) -> np.ndarray:
         elif short < 0:
             out[i, order[:-short]] -= 1
     return out
+
+
+def prune_counts(joint: np.ndarray, keep: int = 1) -> np.ndarray:
+    """Per given class k (row) and true class j (column) of the calibrated joint: how many frames
+    labeled k to flag as j, leaving at least ``keep`` frames in every class: a diagonal raised to
+    ``keep`` takes the difference evenly from the other non-zero cells of its true-class column,
+    whose shares are then cut down to whole frames (as cleanlab does: a share of a frame flags none)."""
+    m = joint.T.astype(np.float64)  # rows: true class, columns: given class
+    diag = np.diag(m).copy()
+    raised = np.maximum(diag, keep)
+    others = np.maximum(np.count_nonzero(m, axis=0) - 1.0, 1.0)
+    m = np.maximum(m - (raised - diag) / others, 0)
+    np.fill_diagonal(m, raised)
+    return np.trunc(m).astype(np.int64).T  # rows: given class again
 
 
 def neighbor_votes(
@@ -119,16 +134,10 @@ def confident_learning(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     joint = joint.T
     np.fill_diagonal(joint, np.maximum(np.diag(joint), 1))
     cal = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1e-6) * counts[:, None]
-    cal = _round_rows(cal / max(cal.sum(), 1e-12) * counts.sum())
+    cal = round_rows(cal / max(cal.sum(), 1e-12) * counts.sum())
     # 3. prune by noise rate: per (given k, true j), that many frames labeled k with the largest p_j - p_k,
-    # leaving at least one frame in every class (a raised diagonal takes evenly from its column)
-    prune = cal.T.astype(np.float64)  # rows: true class, columns: given class
-    diag = np.diag(prune).copy()
-    raised = np.maximum(diag, 1)
-    others = np.maximum(np.count_nonzero(prune, axis=0) - 1.0, 1.0)
-    prune = np.maximum(prune - (raised - diag) / others, 0)
-    np.fill_diagonal(prune, raised)
-    prune = prune.astype(np.int64)  # truncated, as cleanlab does (a count of 0.5 prunes nothing)
+    # leaving at least one frame in every class
+    prune = prune_counts(cal).T  # rows: true class, columns: given class
     issue = np.zeros(n, dtype=bool)
     for g in range(k):
         idx = np.flatnonzero(labels == g)

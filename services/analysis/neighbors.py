@@ -40,9 +40,11 @@ DEFAULT_K = 10
 #: up to this many frames the graph is exact (brute force); above, an HNSW graph
 EXACT_LIMIT = 20_000
 #: the HNSW graph: links per node, and the candidate lists of its construction and of its searches
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 96
+#: (on 200k x 128-d clustered vectors: recall@10 0.9996 in 24 s, against 1.0 in 34 s at 32 / 80 / 96
+#: and 0.955 in 17 s at 16 / 40 / 48)
+HNSW_M = 24
+HNSW_EF_CONSTRUCTION = 60
+HNSW_EF_SEARCH = 64
 #: queries searched at a time (progress is reported between blocks)
 SEARCH_BLOCK = 50_000
 #: distances this small are exact duplicates (float error of identical vectors)

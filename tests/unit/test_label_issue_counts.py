@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from cleanlab.filter import _keep_at_least_n_per_class
 
-from shoal.analysis.label_issues import prune_counts
+from shoal.analysis.label_scoring import prune_counts
 
 
 def test_prune_counts_equal_cleanlabs_when_a_class_keeps_one_frame_by_force() -> None:
