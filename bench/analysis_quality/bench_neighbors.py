@@ -6,8 +6,8 @@ Three processes, so that each peak memory is its own:
 1. a loader upserts N vectors into Milvus Lite (as ingest writes them: one partition per dataset) and the frames'
    labels and splits into chDB. The vectors are a mixture of 1,000 Gaussian clusters, with 1,000 exact and 1,000
    near copies planted, a quarter of them in another split;
-2. Shoal: ``neighbors.build``, the whole job: vectors read from Milvus in chunks, the graph (faiss: exact up to
-   20k frames, HNSW above), scores, duplicates, everything written back. Then the recall of its graph against exact search on
+2. Shoal: ``neighbors.build``, the whole job: vectors read from Milvus in chunks, the graph (exact up to 20k
+   frames, NN-descent above), scores, duplicates, everything written back. Then the recall of its graph against exact search on
    1,000 sampled frames, and the recall of the planted duplicates;
 3. the peer: brute-force exact kNN with numpy (normalised vectors, one matrix product per block of rows, then
    ``argpartition``) on the first ``--peer-frames`` vectors, and its time per query.

@@ -2,9 +2,9 @@
 outliers, near and exact duplicates, duplicates across splits (leakage), and what each frame's
 neighbours are labeled.
 
-The frame vectors are read from the vector store in chunks, the graph is built in process with
-faiss (exact search up to :data:`EXACT_LIMIT` frames, an HNSW graph above; both compiled ahead of
-time, so no request waits for a compiler), and stored with the scores derived from it:
+The frame vectors are read from the vector store in chunks, the graph is built in process (exact
+search with faiss up to :data:`EXACT_LIMIT` frames, NN-descent from ``pynndescent`` above, its
+kernels loaded as the service starts), and stored with the scores derived from it:
 
 - outlier score: the mean distance to the k nearest frames (higher: further from everything);
 - nearest distance, and the duplicate pairs: neighbours closer than ``duplicate_distance``
@@ -37,14 +37,10 @@ from shoal.common.stores.vectors import VectorStore
 
 KIND = "neighbors"
 DEFAULT_K = 10
-#: up to this many frames the graph is exact (brute force); above, an HNSW graph
+#: up to this many frames the graph is exact (brute force, faiss); above, NN-descent (pynndescent).
+#: faiss's HNSW graph was measured in its place at 1M frames (bench/RESULTS.md): recall 0.95 to 0.99
+#: against 0.79, but 1.8 to 2.3 times the job's time and 5 to 38 of the 2,000 planted duplicates missed
 EXACT_LIMIT = 20_000
-#: the HNSW graph: links per node, and the candidate lists of its construction and of its searches
-#: (on 200k x 128-d clustered vectors: recall@10 0.9996 in 24 s, against 1.0 in 34 s at 32 / 80 / 96
-#: and 0.955 in 17 s at 16 / 40 / 48)
-HNSW_M = 24
-HNSW_EF_CONSTRUCTION = 60
-HNSW_EF_SEARCH = 64
 #: queries searched at a time (progress is reported between blocks)
 SEARCH_BLOCK = 50_000
 #: distances this small are exact duplicates (float error of identical vectors)
@@ -100,10 +96,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def search(
-    base: np.ndarray, queries: np.ndarray, k: int, metric: str, *, exact: bool = True, progress: Any = None
+    base: np.ndarray, queries: np.ndarray, k: int, metric: str, *, progress: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``base`` to each row of ``queries``: (indices, distances), nearest
-    first; cosine or Euclidean distances. Exact (brute force), or through an HNSW graph of ``base``.
+    first; cosine or Euclidean distances, exact (brute force).
 
     faiss finds the neighbours in float32 through inner products, whose rounding puts an exact copy
     up to about 1e-3 away; the distances to the neighbours found are computed again in float64
@@ -118,12 +114,7 @@ def search(
     asked = indexed if same else (_unit(queries) if cosine else queries)
     d = base.shape[1]
     kind = faiss.METRIC_INNER_PRODUCT if cosine else faiss.METRIC_L2
-    if exact:
-        index = faiss.IndexFlat(d, kind)
-    else:
-        index = faiss.IndexHNSWFlat(d, HNSW_M, kind)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = max(HNSW_EF_SEARCH, k)
+    index = faiss.IndexFlat(d, kind)
     index.add(indexed)
     idx = np.empty((len(queries), k), dtype=np.int64)
     dist = np.empty((len(queries), k), dtype=np.float32)
@@ -171,8 +162,20 @@ def knn(x: np.ndarray, k: int, metric: str, progress: Any = None) -> tuple[np.nd
     k = min(k, n - 1)
     if k < 1:
         return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
-    idx, dist = search(x, x, k + 1, metric, exact=n <= EXACT_LIMIT, progress=progress)
-    return _drop_self(idx, dist, k)
+    if n <= EXACT_LIMIT:
+        idx, dist = search(x, x, k + 1, metric, progress=progress)
+    else:
+        idx, dist = nn_descent(x, k + 1, metric)
+    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k)
+
+
+def nn_descent(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The approximate k nearest rows of each row (itself among them), by NN-descent."""
+    from pynndescent import NNDescent
+
+    index = NNDescent(x, n_neighbors=k, metric=metric, random_state=0, low_memory=True)
+    idx, dist = index.neighbor_graph
+    return idx, dist
 
 
 @numba.njit(cache=True)

@@ -29,6 +29,7 @@ def neighbour_graph() -> None:
     for metric in ("cosine", "euclidean"):
         idx, _ = neighbors.knn(x, neighbors.DEFAULT_K, metric)
         neighbors._neighbor_labels(idx, labels)
+        neighbors.nn_descent(x, neighbors.DEFAULT_K + 1, metric)  # the graph above EXACT_LIMIT frames
 
 
 def map_layout() -> None:
