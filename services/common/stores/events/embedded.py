@@ -77,9 +77,9 @@ _BACKLOG_BYTES = 128 * 1024 * 1024
 #: a thread of its own copies the journal into the database (a checkpoint) each time this many
 #: bytes were committed, so a publish never waits for that copy
 _CHECKPOINT_BYTES = 16 * 1024 * 1024
-#: once the journal holds this much, the next checkpoint holds the writer back between two
-#: transactions until the journal is copied whole, so that it starts over (it cannot while writes
-#: keep coming); what was copied before is not copied again, so the wait is short
+#: each time this much was written, the writer itself, between two transactions, finishes the copy
+#: and starts the journal over (SQLite starts it over only at a pause, which steady writes never
+#: leave); the checkpointer has copied most of it by then, so the pause is short
 _JOURNAL_LIMIT_BYTES = 128 * 1024 * 1024
 
 
@@ -210,6 +210,9 @@ class _Store:
         self.path = path
         self._checkpoints = threading.Condition()
         self._unchecked = 0  # bytes committed since the checkpointer was last woken
+        self._journal = 0  # bytes committed since the journal last started over
+        #: one checkpoint at a time (SQLite answers a second one BUSY instead of waiting)
+        self._checkpoint_lock = threading.Lock()
         self._closing = False
         self._checkpointer: threading.Thread | None = None
         #: checkpoints run (passive ones, and those that started the journal over): for tests and logs
@@ -241,28 +244,39 @@ class _Store:
         return conn
 
     def wrote(self, nbytes: int) -> None:
-        """Counts bytes the writer committed; wakes the checkpointer each ``_CHECKPOINT_BYTES``."""
+        """Counts bytes the writer committed (called by the writer after its transaction): wakes the
+        checkpointer each ``_CHECKPOINT_BYTES``, and starts the journal over each
+        ``_JOURNAL_LIMIT_BYTES``, so the journal stays bounded however fast the writes come."""
         if self.path is None:
             return
         with self._checkpoints:
             self._unchecked += nbytes
-            if self._unchecked < _CHECKPOINT_BYTES:
-                return
-            if self._checkpointer is None and not self._closing:
-                self._checkpointer = threading.Thread(
-                    target=self._checkpoint_loop, name="embedded-bus-checkpointer", daemon=True
-                )
-                self._checkpointer.start()
-            self._checkpoints.notify_all()
+            self._journal += nbytes
+            restart = self._journal >= _JOURNAL_LIMIT_BYTES
+            if restart:
+                self._journal = 0
+            if self._unchecked >= _CHECKPOINT_BYTES:
+                if self._checkpointer is None and not self._closing:
+                    self._checkpointer = threading.Thread(
+                        target=self._checkpoint_loop, name="embedded-bus-checkpointer", daemon=True
+                    )
+                    self._checkpointer.start()
+                self._checkpoints.notify_all()
+        if restart:
+            try:
+                with self.wlock, self._checkpoint_lock:
+                    busy, _, _ = self.writer.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                if busy:  # a reader held on past the busy timeout: the next restart tries again
+                    log.warning("embedded bus: the journal of %s could not start over (readers busy)", self.path)
+                else:
+                    self.checkpoints["restart"] += 1
+            except sqlite3.Error as exc:  # what is written stays written; the next restart tries again
+                log.warning("embedded bus: starting the journal of %s over failed: %s", self.path, exc)
 
     def _checkpoint_loop(self) -> None:
-        """Copies the journal into the database while the writer goes on (a passive checkpoint).
-        The journal starts over only when a write begins with all of it copied, which steady writes
-        never leave time for; so once it holds ``_JOURNAL_LIMIT_BYTES`` a checkpoint that holds the
-        writer back (a restart) copies the little that is left and starts it over."""
+        """Copies the journal into the database while the writer goes on (a passive checkpoint)."""
         assert self.path is not None
         conn = self._connect(str(self.path))
-        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
         try:
             while True:
                 with self._checkpoints:
@@ -272,14 +286,9 @@ class _Store:
                         return
                     self._unchecked = 0
                 try:
-                    _, journal_pages, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    with self._checkpoint_lock:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     self.checkpoints["passive"] += 1
-                    if journal_pages * page >= _JOURNAL_LIMIT_BYTES:
-                        # between two of the writer's transactions: SQLite's own wait for the writer
-                        # loses every race to a writer that begins again as soon as it commits
-                        with self.wlock:
-                            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                        self.checkpoints["restart"] += 1
                 except sqlite3.Error as exc:  # the next one copies what this one could not
                     log.warning("embedded bus: checkpoint of %s failed: %s", self.path, exc)
         finally:
