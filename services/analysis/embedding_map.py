@@ -23,6 +23,7 @@ over the stored points, in frame id order with keyset paging.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ KIND = "embedding_map"
 UMAP_NEIGHBORS = 15
 #: from this many fitted frames on, UMAP would build its graph by NN-descent; it is given ours
 UMAP_OWN_GRAPH = 4_096
+_UMAP_IMPORT = threading.Lock()
 DEFAULT_SAMPLE = 20_000
 TRANSFORM_STEP = 20_000
 #: fitted frames whose positions place each other frame
@@ -87,13 +89,16 @@ class Summary(results.JsonSummary):
 
 
 def _umap() -> Any:
-    """umap-learn, its kernels kept in numba's disk cache (it compiles them without)."""
-    import umap
-    from umap import distances, layouts, sparse, umap_, utils
+    """umap-learn, its kernels kept in numba's disk cache (it compiles them without). Imported under
+    a lock: the warm-up and a map job may import it at once, and a half-imported module has not
+    all its kernels yet."""
+    with _UMAP_IMPORT:
+        import umap
+        from umap import distances, layouts, sparse, umap_, utils
 
-    from shoal.common.jit import cache_compiled
+        from shoal.common.jit import cache_compiled
 
-    cache_compiled((umap_, layouts, utils, sparse, distances))
+        cache_compiled((umap_, layouts, utils, sparse, distances))
     return umap
 
 

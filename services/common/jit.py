@@ -42,17 +42,19 @@ def cache_compiled(modules: Sequence[ModuleType]) -> int:
     from numba.core.dispatcher import Dispatcher
 
     turned = 0
-    for module in modules:
-        for value in vars(module).values():
-            if isinstance(value, Dispatcher) and value.__module__ == module.__name__:
-                if isinstance(value._cache, NullCache):
-                    value.enable_caching()
-                    turned += 1
+    with _caching_lock:  # the warm-up and a job may ask at once
+        for module in modules:
+            for value in list(vars(module).values()):
+                if isinstance(value, Dispatcher) and value.__module__ == module.__name__:
+                    if isinstance(value._cache, NullCache):
+                        value.enable_caching()
+                        turned += 1
     return turned
 
 
 _counting = False
 _counting_lock = threading.Lock()
+_caching_lock = threading.Lock()
 
 
 def count_compilations() -> None:
