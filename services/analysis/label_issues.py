@@ -90,12 +90,12 @@ class Summary(results.JsonSummary):
     neighbor_weight: float = 0.0
 
 
-def _labeled(view: View, params: Params) -> str:
-    """Every labeled frame of the view, whatever the filter: frame_id, given (0-based position in
-    the ontology). They are the neighbours whose labels vote."""
+def _labeled(view: View, params: Params, where: str = "1") -> str:
+    """The view's labeled frames that ``where`` keeps: frame_id, given (0-based position in the
+    ontology) and probs."""
     return (
-        f"SELECT frame_id, indexOf({params.add(list(view.ontology), 'Array(Int32)')}, label_class) - 1 AS given"
-        f" FROM ({view_sql(view, params)}) WHERE label_class IS NOT NULL AND given >= 0"
+        f"SELECT frame_id, indexOf({params.add(list(view.ontology), 'Array(Int32)')}, label_class) - 1 AS given, probs"
+        f" FROM ({view_sql(view, params)}) WHERE label_class IS NOT NULL AND {where} AND given >= 0"
     )
 
 
@@ -115,6 +115,7 @@ def _votes(view: View, params: Params, neighbors: Neighbors) -> str:
         " FROM (SELECT g.frame_id AS frame_id, groupArray((l.given, greatest(toFloat64(g.d), 0))) AS kn"
         " FROM (SELECT frame_id, nb, d FROM knn_graph FINAL ARRAY JOIN neighbors AS nb, distances AS d"
         f" WHERE project = {project} AND job_id = {job_id})"
+        # every labeled frame votes, whatever the filter
         f" AS g INNER JOIN ({_labeled(view, params)}) AS l ON l.frame_id = g.nb GROUP BY g.frame_id)"
     )
 
@@ -124,11 +125,7 @@ def _source(view: View, flt: common_pb2.Filter, params: Params, neighbors: Neigh
     the ontology) and probs; with ``neighbors``, probs blended with the neighbours' votes."""
     k = len(view.ontology)
     where = compile_filter(flt, view, params)
-    frames = (
-        f"SELECT frame_id, indexOf({params.add(list(view.ontology), 'Array(Int32)')}, label_class) - 1 AS given, probs"
-        f" FROM ({view_sql(view, params)}) WHERE label_class IS NOT NULL AND length(probs) = {k} AND {where}"
-        " AND given >= 0"
-    )
+    frames = _labeled(view, params, f"length(probs) = {k} AND {where}")
     if neighbors is None:
         return frames
     a = neighbors.weight

@@ -117,7 +117,6 @@ class Warmup(ThreadWorker):
 
     def run(self) -> None:
         """Runs the kernels on the calling thread (the worker's thread, or a build step's)."""
-        count_compilations()
         start = time.monotonic()
         failed = 0
         for kernel in self.kernels:
