@@ -147,6 +147,13 @@ class Client:
             raise ValueError(f"service must be one of {', '.join(stubs)}, got {service!r}")
         return wait_for_job(stubs[service], project, job_id, **kwargs)
 
+    def export_job_result(self, project: str, job_id: str, **kwargs: Any) -> Any:
+        """Every frame's result of a finished analysis job as a pyarrow Table; see
+        :func:`shoal.sdk.export_job_result`."""
+        from shoal.sdk import export_job_result
+
+        return export_job_result(self.analysis, project, job_id, **kwargs)
+
     def run_campaign(
         self,
         project: str,

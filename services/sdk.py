@@ -9,6 +9,7 @@ indices, so a retry writes nothing twice) and can be waited for until written.
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import time
 import uuid
@@ -402,11 +403,16 @@ def wait_for_upload(stub: Any, project: str, upload_id: str, *, timeout: float =
         time.sleep(poll)
 
 
+#: seconds before a job's state is first asked again; it doubles up to the caller's ``poll``
+FIRST_POLL = 0.02
+
+
 def wait_for_job(
     stub: Any, project: str, job_id: str, *, timeout: float = 3600.0, poll: float = 0.5, progress: bool = True
 ) -> Any:
     """Polls a service's GetJob (``stub``: the analysis, sampler or labeling-bridge stub) until the
-    job ends, showing its stage and progress; returns the job when it SUCCEEDED and raises
+    job ends (after 20 ms, then twice as long each time, up to every ``poll`` seconds), showing its
+    stage and progress; returns the job when it SUCCEEDED and raises
     :class:`JobFailed` (with the job's message) when it FAILED or was CANCELLED."""
     from tqdm import tqdm
 
@@ -416,6 +422,7 @@ def wait_for_job(
     deadline = time.monotonic() + timeout
     bar = tqdm(total=100, unit="%", desc=f"job {job_id}", disable=not progress, leave=False)
     job = None
+    wait = min(poll, FIRST_POLL)
     try:
         while True:
             try:
@@ -430,10 +437,53 @@ def wait_for_job(
                     break
             if time.monotonic() > deadline:
                 raise JobFailed(f"job {job_id} did not end within {timeout:.0f}s", job)
-            time.sleep(poll)
+            time.sleep(wait)
+            wait = min(poll, wait * 2)  # a short job is seen done soon; a long one is asked every ``poll`` s
     finally:
         bar.close()
     if job.state != common_pb2.JOB_STATE_SUCCEEDED:
         state = common_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
         raise JobFailed(f"job {job_id} {state}" + (f": {job.message}" if job.message else ""), job)
     return job
+
+
+def export_job_result(stub: Any, project: str, job_id: str, *, batch_rows: int = 0, timeout: float = 3600.0) -> Any:
+    """Every frame's result of a finished job (label issues, the neighbour job's scores, the map's
+    points) as a pyarrow Table, in frame id order, read from the analysis service's ExportJobResult
+    stream as it arrives (``table.column("self_confidence").to_numpy()`` gives numpy)."""
+    import pyarrow as pa
+
+    from shoal.analysis.v1 import analysis_pb2
+
+    chunks = stub.ExportJobResult(
+        analysis_pb2.ExportJobResultRequest(project=project, job_id=job_id, batch_rows=batch_rows), timeout=timeout
+    )
+    with pa.ipc.open_stream(_StreamFile(c.arrow for c in chunks)) as reader:
+        return reader.read_all()
+
+
+class _StreamFile(io.RawIOBase):
+    """A readable file over an iterator of byte strings (a stream's messages); ``read(n)`` returns
+    ``n`` bytes unless the stream ends first, as Arrow's reader expects."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._rest = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not self._rest:
+                piece = next(self._pieces, None)
+                if piece is None:
+                    break
+                self._rest = memoryview(piece)
+            n = min(len(view) - filled, len(self._rest))
+            view[filled : filled + n] = self._rest[:n]
+            self._rest = self._rest[n:]
+            filled += n
+        return filled

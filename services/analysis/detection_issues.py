@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from shoal.analysis import dismissals
+from shoal.analysis.export import FrameTable
 from shoal.common.boxes import box_iou
 from shoal.common.data import results
 from shoal.common.data.frames import latest_labels_sql
@@ -64,6 +65,12 @@ THRESHOLDS = {MISSING: 0.45, SPURIOUS: 0.08, MISLOCALIZED: 0.65, SWAP: 0.3}
 FLAG_BELOW = 0.5
 #: frames read and scored at a time
 CHUNK_FRAMES = 20_000
+
+#: what ExportJobResult streams of a finished job: one row per frame
+FRAMES = FrameTable(
+    "detection_issue_frames",
+    "frame_id, score, toBool(is_issue) AS is_issue, worst_type, objects, missing, spurious, mislocalized, swapped",
+)
 
 MIGRATIONS = (
     Migration(
@@ -512,7 +519,9 @@ def query_frames(
     elif not include_unflagged:
         where += " AND is_issue"
     params = {"project": project, "job": job_id, "dataset": dataset}
-    columns = "frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
+    columns = (
+        "frame_id, score, toBool(is_issue) AS is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
+    )
     return dismissals.page(metrics, "detection_issue_frames FINAL", columns, where, FRAME_ORDERS[order], params,
                            dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
                            offset=offset, size=size)  # fmt: skip

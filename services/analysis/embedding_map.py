@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from shoal.analysis import dismissals, neighbors
+from shoal.analysis.export import FrameTable
 from shoal.common import limits
 from shoal.common.data import results
 from shoal.common.data.embeddings import read_vectors
@@ -61,6 +62,9 @@ MIN_VERTICES = 3
 MAX_VERTICES = limits.MAX_VERTICES
 #: edges of a polygon compared with all the others at a time (bounds the memory of the check)
 EDGE_BLOCK = 128
+
+#: what ExportJobResult streams of a finished job: one row per frame
+FRAMES = FrameTable("map_points", "frame_id, x, y, toBool(fitted) AS fitted, label_class, split")
 
 MIGRATIONS = (
     Migration(

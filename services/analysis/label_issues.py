@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from shoal.analysis import dismissals, label_scoring
+from shoal.analysis.export import FrameTable
 from shoal.analysis.label_scoring import prune_counts, round_rows
 from shoal.common.data import results
 from shoal.common.data.evaluations import write_refresh_keys
@@ -48,6 +49,13 @@ MAX_CLASSES = 1_000
 UNREACHABLE = 2.0
 #: slack of the threshold comparisons (probabilities are float32)
 SLACK = 1e-6
+
+#: what ExportJobResult streams of a finished job: one row per frame
+FRAMES = FrameTable(
+    "label_issue_frames",
+    "frame_id, given_label, suggested_label, toBool(is_issue) AS is_issue, self_confidence, normalized_margin,"
+    " weighted_entropy, suggested_probability",
+)
 
 MIGRATIONS = (
     Migration(

@@ -28,6 +28,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from shoal.analysis.export import FrameTable
 from shoal.common.data import results
 from shoal.common.data.embeddings import read_vectors
 from shoal.common.data.evaluations import frame_fields
@@ -45,6 +46,12 @@ EXACT_LIMIT = 20_000
 SEARCH_BLOCK = 50_000
 #: distances this small are exact duplicates (float error of identical vectors)
 EXACT = 1e-6
+
+#: what ExportJobResult streams of a finished job: one row per frame
+FRAMES = FrameTable(
+    "neighbor_scores",
+    "frame_id, split, label_class, outlier_score, nearest_distance, neighbor_label, label_disagreement, duplicates",
+)
 
 MIGRATIONS = (
     Migration(

@@ -35,6 +35,7 @@ from shoal.analysis.rpc import (
     dismissals,
     drift,
     embedding_map,
+    export,
     failure_clusters,
     gates,
     jobs,
@@ -63,6 +64,7 @@ ANALYSES: tuple[Analysis, ...] = (
     segments.ANALYSIS,
     gates.ANALYSIS,
     jobs.ANALYSIS,
+    export.ANALYSIS,
 )
 
 

@@ -138,6 +138,49 @@ def test_label_issue_jobs_are_idempotent_scoped_and_checked(shared: Running, pro
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_every_frame_s_scores_come_back_in_one_export_call(
+    shared: Running, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ExportJobResult streams the job's per-frame table as Arrow: every frame once, in frame id order, with
+    the scores QueryLabelIssues pages through; the same table however the stream is cut."""
+    from shoal.analysis import export
+
+    running, p = shared, project
+    _, given, probs = noisy_digits("uniform", seed=2)
+    ids = _upload(running, p, given, probs)
+    with running.client(running.admin_key) as c:
+        job = _run(c, p)
+        table = c.export_job_result(p, job.job_id)
+        flagged = {r.ref.frame_id for r in _issues(c, p, job.job_id)}
+        # small batches, and the stream cut into messages of 4 KiB: the same rows
+        monkeypatch.setattr(export, "MESSAGE_BYTES", 4096)
+        pieces = list(c.analysis.ExportJobResult(apb.ExportJobResultRequest(project=p, job_id=job.job_id,
+                                                                            batch_rows=100)))  # fmt: skip
+        again = c.export_job_result(p, job.job_id, batch_rows=100)
+        errors = {}
+        for request in (apb.ExportJobResultRequest(project=p, job_id=job.job_id, batch_rows=-1),
+                        apb.ExportJobResultRequest(project=p, job_id="label_issues-nope"),
+                        apb.ExportJobResultRequest(project=p)):  # fmt: skip
+            with pytest.raises(grpc.RpcError) as err:
+                list(c.analysis.ExportJobResult(request))
+            errors[request.job_id + str(request.batch_rows)] = (err.value.code(), err.value.details())
+    assert table.num_rows == len(ids)
+    assert table.column("frame_id").to_pylist() == sorted(ids)
+    order = np.argsort(ids)
+    assert np.array_equal(table.column("given_label").to_numpy(), given[order])
+    assert np.allclose(table.column("self_confidence").to_numpy(), probs[order, given[order]], atol=1e-6)
+    issues = table.filter(table.column("is_issue"))
+    assert set(issues.column("frame_id").to_pylist()) == flagged
+    assert pieces[0].total_rows == len(ids) and pieces[0].kind == "label_issues" and len(pieces) > 10
+    assert max(len(m.arrow) for m in pieces) <= 4096
+    assert again.equals(table)
+    code, details = errors[job.job_id + "-1"]
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "batch_rows" in details
+    assert errors["label_issues-nope0"][0] == grpc.StatusCode.NOT_FOUND
+    code, details = errors["0"]
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "job_id" in details
+
+
 def test_neighbour_labels_find_more_label_errors_than_the_model_alone(shared: Running, project: str) -> None:
     """20 % of every digit swapped with its partner (0 <-> 1, 2 <-> 3, ...), a model trained on the noisy
     labels, and the frames' standardized pixels as embeddings (L2): with a neighbour job's graph the job
@@ -185,6 +228,7 @@ def test_neighbour_labels_find_more_label_errors_than_the_model_alone(shared: Ru
             if not token:
                 break
 
+        scores = c.export_job_result(p, graph.job_id)
         # the neighbour job must be a finished neighbour job of this dataset
         for bad, code in ((job.job_id, grpc.StatusCode.INVALID_ARGUMENT), ("nope", grpc.StatusCode.NOT_FOUND)):
             with pytest.raises(grpc.RpcError) as err:
@@ -194,6 +238,10 @@ def test_neighbour_labels_find_more_label_errors_than_the_model_alone(shared: Ru
         assert "neighbor_job_id" in err.value.details() or code == grpc.StatusCode.NOT_FOUND
 
     assert summary.neighbor_job_id == graph.job_id and summary.neighbor_weight == ALPHA
+    # the neighbour job's scores in one call: those QueryOutliers pages through
+    assert scores.column("frame_id").to_pylist() == sorted(ids)
+    by_frame = dict(zip(scores.column("frame_id").to_pylist(), scores.column("outlier_score").to_pylist(), strict=True))
+    assert all(by_frame[f.ref.frame_id] == pytest.approx(f.outlier_score, rel=1e-6) for f in frames)
     index = {f: i for i, f in enumerate(ids)}
     neighbor_labels = np.full((len(ids), 10), -1)
     neighbor_distances = np.zeros((len(ids), 10))

@@ -83,6 +83,26 @@ OUTLIER_ORDER_UNSPECIFIED: OutlierOrder
 OUTLIER_ORDER_LABEL_DISAGREEMENT: OutlierOrder
 OUTLIER_ORDER_CLASS_OUTLIER: OutlierOrder
 
+class ExportJobResultRequest(_message.Message):
+    __slots__ = ("project", "job_id", "batch_rows")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    batch_rows: int
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., batch_rows: _Optional[int] = ...) -> None: ...
+
+class ExportJobResultResponse(_message.Message):
+    __slots__ = ("arrow", "total_rows", "kind")
+    ARROW_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    arrow: bytes
+    total_rows: int
+    kind: str
+    def __init__(self, arrow: _Optional[bytes] = ..., total_rows: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
+
 class GetJobRequest(_message.Message):
     __slots__ = ("project", "job_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]

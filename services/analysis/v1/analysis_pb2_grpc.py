@@ -189,6 +189,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CancelJobResponse.FromString,
                 _registered_method=True)
+        self.ExportJobResult = channel.unary_stream(
+                '/shoal.analysis.v1.AnalysisService/ExportJobResult',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultResponse.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
@@ -443,6 +448,17 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportJobResult(self, request, context):
+        """Every frame's result of a finished job in one call, for notebooks and pipelines (the Query
+        RPCs serve pages to people): label issues (classification and detection), the neighbour
+        job's scores, or the map's points. The answer is one Arrow IPC stream cut into messages:
+        join their `arrow` bytes in order and read them with pyarrow.ipc.open_stream (the SDK's
+        Client.export_job_result returns a pyarrow Table). Rows come in frame id order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -600,6 +616,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CancelJobRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CancelJobResponse.SerializeToString,
+            ),
+            'ExportJobResult': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportJobResult,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1439,6 +1460,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/CancelJob',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.CancelJobRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.CancelJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportJobResult(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/ExportJobResult',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultResponse.FromString,
             options,
             channel_credentials,
             insecure,

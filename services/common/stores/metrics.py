@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,15 +168,25 @@ class MetricsStore(abc.ABC):
         result = self._run(lambda c: c.query(sql, parameters=dict(parameters or {}), settings=settings))
         return QueryResult(tuple(result.column_names), list(result.result_rows))
 
+    def query_batches(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Runs a SELECT and yields its rows as pyarrow RecordBatches, a block at a time (from a server,
+        as they arrive: memory holds one block, not the whole answer)."""
+        settings = _deadline_settings()
+        stream = self._run(lambda c: c.query_arrow_stream(sql, parameters=dict(parameters or {}), settings=settings))
+        with stream:
+            blocks = iter(stream)
+            while (batch := self._run(lambda _c: next(blocks, None))) is not None:
+                yield batch
+
+    def query_arrow(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Runs a SELECT and returns its answer as a pyarrow Table."""
+        settings = _deadline_settings()
+        return self._run(lambda c: c.query_arrow(sql, parameters=dict(parameters or {}), settings=settings))
+
     def query_columns(self, sql: str, parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Runs a SELECT and returns its columns as numpy arrays, by name."""
-        settings = _deadline_settings()
-
-        def run(c: Client) -> dict[str, Any]:
-            table = c.query_arrow(sql, parameters=dict(parameters or {}), settings=settings)
-            return {name: table.column(name).to_numpy() for name in table.column_names}
-
-        return self._run(run)
+        table = self.query_arrow(sql, parameters)
+        return {name: table.column(name).to_numpy() for name in table.column_names}
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> int:
         """Inserts rows (row-major) into ``table`` of the Shoal database; returns the row count."""
