@@ -90,8 +90,6 @@ def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
     import pyarrow as pa
 
     from shoal.common.data import datasets, evaluations, frames
-    from shoal.common.data.embeddings import EMBEDDING_FIELDS, vector_pk
-    from shoal.common.stores.vectors import CollectionSpec, collection_name
     from shoal.ingest import writer
     from shoal.ingest.columns import constant
 
@@ -110,6 +108,17 @@ def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
         "frame_id": pa.array(ids, pa.string()), "split": pa.array(sp, pa.string()), "label_class": pa.array(labels),
         "version": pa.array(np.ones(n, np.uint64)),
     }))  # fmt: skip
+    upsert_vectors(v, ids, x)
+    return {"load_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def upsert_vectors(v, ids: np.ndarray | list[str], x: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    """Frame vectors ``x`` under the frame ids ``ids`` into the vector store ``v``, as ingest writes them: the
+    space's collection, one partition for the dataset, 5,000 rows per upsert."""
+    from shoal.common.data.embeddings import EMBEDDING_FIELDS, vector_pk
+    from shoal.common.stores.vectors import CollectionSpec, collection_name
+
+    n = len(ids)
     name = collection_name(PROJECT, SPACE)
     v.ensure_collection(CollectionSpec(name=name, dimension=D, metric="COSINE", scalar_fields=EMBEDDING_FIELDS))
     v.ensure_partition(name, DATASET)
@@ -117,7 +126,6 @@ def load(n: int, path: str) -> dict:  # type: ignore[type-arg]
         e = min(n, s + 5000)
         v.upsert(name, partition=DATASET, ids=[vector_pk(DATASET, f, "") for f in ids[s:e]], vectors=x[s:e],
                  fields={"dataset": [DATASET] * (e - s), "frame_id": list(ids[s:e]), "object_id": [""] * (e - s)})  # fmt: skip
-    return {"load_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _exact(x: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
