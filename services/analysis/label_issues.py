@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from shoal.analysis import dismissals, label_scoring
 from shoal.analysis.export import FrameTable
@@ -49,6 +50,9 @@ MAX_CLASSES = 1_000
 UNREACHABLE = 2.0
 #: slack of the threshold comparisons (probabilities are float32)
 SLACK = 1e-6
+#: frames x classes up to which the job reads the probabilities once and scores them in memory (160 MB
+#: of float64); above, every step is an aggregation in the store
+IN_MEMORY_CELLS = 20_000_000
 
 #: what ExportJobResult streams of a finished job: one row per frame
 FRAMES = FrameTable(
@@ -158,7 +162,12 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
                       job: Job, neighbors: Neighbors | None = None) -> Summary:  # fmt: skip
     """Computes the label issues of the frames ``view`` and ``flt`` select and stores them under
     the job (on the model's probabilities blended with ``neighbors``' labels when given); returns
-    the summary (also stored)."""
+    the summary (also stored).
+
+    The per-class thresholds are one aggregation in the store. Up to :data:`IN_MEMORY_CELLS`
+    probabilities the rest is computed on them in memory, read in one query and written in one
+    insert; above, every step is an aggregation in the store, whose memory follows the number of
+    issues rather than of frames. Both flag the same frames."""
 
     progress = progress_of(ctx)
 
@@ -175,7 +184,106 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
         # a threshold of 0 would make every class confident for every frame (cleanlab's floor)
         thresholds[int(given)] = max(float(means[int(given)]), 2 * SLACK)
     frames = int(counts.sum())
+    score = _in_memory if frames * k <= IN_MEMORY_CELLS else _in_store
+    confident, joint, per_class = score(progress, metrics, view, flt, job, neighbors, counts, thresholds)
 
+    total = max(int(joint.sum()), 1)
+    true_totals = np.maximum(joint.sum(axis=0), 1)
+    summary = Summary(
+        frames=frames,
+        issues=sum(per_class.values()),
+        class_ids=list(view.ontology),
+        thresholds=[float(t) if t < UNREACHABLE else -1.0 for t in thresholds],
+        confident_joint=confident.tolist(),
+        joint=(joint / total).tolist(),
+        noise_matrix=(joint / true_totals[None, :]).tolist(),
+        issues_per_class=[per_class.get(c, 0) for c in view.ontology],
+        neighbor_job_id=neighbors.job_id if neighbors else "",
+        neighbor_weight=neighbors.weight if neighbors else 0.0,
+    )
+    results.save_summary(metrics, job, summary.to_json())
+    return summary
+
+
+#: what :func:`find_label_issues` computes after the thresholds: the confident joint, its calibrated
+#: joint, and the issues per class id
+Scored = tuple[np.ndarray, np.ndarray, dict[int, int]]
+
+
+def _calibrated(confident: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The calibrated joint and, per (given, other class), how many frames to flag."""
+    k = len(counts)
+    if not counts.sum():
+        return np.zeros((k, k), dtype=np.int64), np.zeros((k, k), dtype=np.int64)
+    joint = estimate_joint(confident, counts)
+    prune = prune_counts(joint)
+    np.fill_diagonal(prune, 0)
+    return joint, prune
+
+
+def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2.Filter, job: Job,
+               neighbors: Neighbors | None, counts: np.ndarray, thresholds: np.ndarray) -> Scored:  # fmt: skip
+    """The steps after the thresholds on the probabilities read once, as the store computes them in
+    :func:`_in_store` (float64 arithmetic, ties between equal margins broken by frame id)."""
+    k = len(view.ontology)
+    progress("reading the probabilities", 0.15)
+    params = Params()
+    table = metrics.query_arrow(f"SELECT frame_id, given, probs FROM ({_source(view, flt, params, neighbors)})",
+                                params.values)  # fmt: skip
+    n = table.num_rows
+    ids = table.column("frame_id").to_numpy(zero_copy_only=False)
+    given = table.column("given").to_numpy().astype(np.int64)
+    probs = np.asarray(table.column("probs").combine_chunks().flatten(), dtype=np.float64).reshape(n, k)
+    del table
+
+    progress("confident joint", 0.4)
+    reached = probs >= thresholds - SLACK
+    many = reached.sum(axis=1)
+    guess = np.where(many > 1, probs.argmax(axis=1), reached.argmax(axis=1))
+    confident = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confident, (given[many > 0], guess[many > 0]), 1)
+    joint, prune = _calibrated(confident, counts)
+
+    progress("choosing the likely errors", 0.55)
+    flagged = np.zeros(n, dtype=bool)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(ids, kind="stable")] = np.arange(n)  # frame ids compare as the store compares them
+    for g, j in zip(*np.nonzero(prune), strict=True):
+        rows = np.flatnonzero(given == g)
+        order = np.lexsort((rank[rows], probs[rows, g] - probs[rows, j]))
+        flagged[rows[order[: prune[g, j]]]] = True
+
+    progress("scoring every frame", 0.7)
+    at = np.arange(n)
+    p_given = probs[at, given]
+    rest = probs.copy()
+    rest[at, given] = -1.0
+    other = rest.argmax(axis=1)
+    p_other = rest[at, other]
+    is_issue = flagged & (p_other > p_given + SLACK)  # never a frame whose most probable class is its label
+    log_k = math.log(k) if k > 1 else 1.0
+    entropy = -np.sum(np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0), axis=1)
+    ontology = np.asarray(view.ontology, dtype=np.int32)
+    progress("writing", 0.8)
+    metrics.insert_arrow("label_issue_frames", pa.table({
+        "project": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([job.project])),
+        "job_id": pa.array(np.full(n, job.job_id, dtype=object), pa.string()),
+        "frame_id": pa.array(ids, pa.string()), "given_label": pa.array(ontology[given]),
+        "suggested_label": pa.array(ontology[other]), "is_issue": pa.array(is_issue.astype(np.uint8)),
+        "self_confidence": pa.array(p_given.astype(np.float32)),
+        "normalized_margin": pa.array((p_given - p_other).astype(np.float32)),
+        "weighted_entropy": pa.array(np.minimum(entropy / log_k / np.maximum(p_given, 1e-6), 1e6).astype(np.float32)),
+        "suggested_probability": pa.array(p_other.astype(np.float32)),
+    }))  # fmt: skip
+    per_class = np.bincount(given[is_issue], minlength=k)
+    return confident, joint, {int(ontology[c]): int(per_class[c]) for c in np.flatnonzero(per_class)}
+
+
+def _in_store(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2.Filter, job: Job,
+              neighbors: Neighbors | None, counts: np.ndarray, thresholds: np.ndarray) -> Scored:  # fmt: skip
+    """The steps after the thresholds as aggregations in the store: the confident joint, the top
+    candidates per pair of classes, and every frame's scores written by INSERT ... SELECT."""
+    k = len(view.ontology)
     progress("confident joint", 0.2)
     params = Params()
     src = _source(view, flt, params, neighbors)
@@ -190,9 +298,7 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
     confident = np.zeros((k, k), dtype=np.int64)
     for given, guess, n in rows:
         confident[int(given), int(guess)] = int(n)
-    joint = estimate_joint(confident, counts) if frames else np.zeros((k, k), dtype=np.int64)
-    prune = prune_counts(joint) if frames else np.zeros((k, k), dtype=np.int64)
-    np.fill_diagonal(prune, 0)
+    joint, prune = _calibrated(confident, counts)
 
     progress("choosing the likely errors", 0.45)
     flagged: set[str] = set()
@@ -238,23 +344,7 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
         " WHERE project = {project:String} AND job_id = {job:String} AND is_issue GROUP BY given_label",
         {"project": job.project, "job": job.job_id},
     ).rows
-    per_class = dict((int(c), int(n)) for c, n in issues_per_class)
-    total = max(int(joint.sum()), 1)
-    true_totals = np.maximum(joint.sum(axis=0), 1)
-    summary = Summary(
-        frames=frames,
-        issues=sum(per_class.values()),
-        class_ids=list(view.ontology),
-        thresholds=[float(t) if t < UNREACHABLE else -1.0 for t in thresholds],
-        confident_joint=confident.tolist(),
-        joint=(joint / total).tolist(),
-        noise_matrix=(joint / true_totals[None, :]).tolist(),
-        issues_per_class=[per_class.get(c, 0) for c in view.ontology],
-        neighbor_job_id=neighbors.job_id if neighbors else "",
-        neighbor_weight=neighbors.weight if neighbors else 0.0,
-    )
-    results.save_summary(metrics, job, summary.to_json())
-    return summary
+    return confident, joint, {int(c): int(n) for c, n in issues_per_class}
 
 
 def discard(metrics: MetricsStore, job: Job) -> None:

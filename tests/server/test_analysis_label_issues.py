@@ -181,6 +181,33 @@ def test_every_frame_s_scores_come_back_in_one_export_call(
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "job_id" in details
 
 
+@pytest.mark.parametrize("kind", ["uniform", "class-conditional"])
+def test_in_memory_and_in_store_scoring_write_the_same_result(
+    shared: Running, project: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small job scores the probabilities in memory, a large one by aggregations in the store; forced
+    down the store's path, the same job writes the same rows and summary."""
+    from shoal.analysis import label_issues
+
+    running, p = shared, project
+    _, given, probs = noisy_digits(kind, seed=3)
+    _upload(running, p, given, probs)
+    with running.client(running.admin_key) as c:
+        job = _run(c, p)
+        memory = c.export_job_result(p, job.job_id)
+        memory_summary = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=p, job_id=job.job_id)).summary
+        monkeypatch.setattr(label_issues, "IN_MEMORY_CELLS", 0)
+        again = _run(c, p, rerun=True)
+        store = c.export_job_result(p, again.job_id)
+        store_summary = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=p, job_id=job.job_id)).summary
+    assert again.job_id == job.job_id and memory_summary.issues > 100
+    assert memory_summary == store_summary
+    for column in ("frame_id", "given_label", "suggested_label", "is_issue"):
+        assert memory.column(column).equals(store.column(column)), column
+    for column in ("self_confidence", "normalized_margin", "weighted_entropy", "suggested_probability"):
+        assert np.allclose(memory.column(column).to_numpy(), store.column(column).to_numpy(), rtol=1e-6), column
+
+
 def test_neighbour_labels_find_more_label_errors_than_the_model_alone(shared: Running, project: str) -> None:
     """20 % of every digit swapped with its partner (0 <-> 1, 2 <-> 3, ...), a model trained on the noisy
     labels, and the frames' standardized pixels as embeddings (L2): with a neighbour job's graph the job
