@@ -45,6 +45,8 @@ N = 200_000
 K = 10
 DIM = 128
 CHUNK = 1000
+#: upload events the customer's producer has in flight at once
+IN_FLIGHT = 10
 
 
 def _free_port() -> int:
@@ -208,9 +210,15 @@ def test_200k_frames_land_exactly_through_three_consumer_kills(tmp_path: Path, k
             event = pb.UploadEvent(schema_version=1, upload_id="bulk-1", chunk_index=index, total_chunks=total,
                                    project=project, dataset="d", chunk=chunk)  # fmt: skip
             futures.append(bus.publish(topics.uploads, key=f"{project}/d".encode(), value=event.SerializeToString()))
-        bus.flush(timeout_seconds=120)
+            if len(futures) == IN_FLIGHT:
+                # as a producer of 115 MB should: a few events in flight, so none waits in the producer's buffer
+                # past its delivery timeout (120 s from being buffered) on a machine busy enough to be slow
+                for f in futures:
+                    f.result(timeout=scaled(60))
+                futures = []
+        bus.flush(timeout_seconds=scaled(120))
         for f in futures:
-            f.result(timeout=60)
+            f.result(timeout=scaled(60))
         bus.close()
 
         seen = {"chunks processed": 0, "frames written": 0}
