@@ -21,6 +21,7 @@ Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,11 +177,27 @@ def knn(x: np.ndarray, k: int, metric: str, progress: Any = None) -> tuple[np.nd
     return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k)
 
 
+_PYNNDESCENT_IMPORT = threading.Lock()
+
+
+def _pynndescent() -> Any:
+    """pynndescent, with numba's disk cache turned on for the kernels it compiles without one (about 140 of
+    the 200 its NN-descent compiles; a restart then loads them). Two cannot be cached, ``nn_descent`` and
+    ``nn_descent_internal``: they take the distance as a function value, a dynamic global to numba, so
+    they and what they inline compile in every process, on the warm-up thread as the service starts."""
+    with _PYNNDESCENT_IMPORT:
+        import pynndescent
+        from pynndescent import distances, graph_utils, kernels, pynndescent_, rp_trees, threaded_rp_trees, utils
+
+        from shoal.common.jit import cache_compiled
+
+        cache_compiled((pynndescent_, utils, kernels, distances, rp_trees, threaded_rp_trees, graph_utils))
+    return pynndescent
+
+
 def nn_descent(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """The approximate k nearest rows of each row (itself among them), by NN-descent."""
-    from pynndescent import NNDescent
-
-    index = NNDescent(x, n_neighbors=k, metric=metric, random_state=0, low_memory=True)
+    index = _pynndescent().NNDescent(x, n_neighbors=k, metric=metric, random_state=0, low_memory=True)
     idx, dist = index.neighbor_graph
     return idx, dist
 
