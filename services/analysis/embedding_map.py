@@ -47,7 +47,7 @@ from shoal.common.stores.vectors import VectorStore
 KIND = "embedding_map"
 #: neighbours of a fitted frame in UMAP's graph (itself included, as UMAP counts)
 UMAP_NEIGHBORS = 15
-#: from this many fitted frames on, UMAP would build its graph by NN-descent; it is given ours
+#: from this many fitted frames on, UMAP would build its graph by NN-descent; it is given ours, also by NN-descent
 UMAP_OWN_GRAPH = 4_096
 _UMAP_IMPORT = threading.Lock()
 DEFAULT_SAMPLE = 20_000
@@ -107,16 +107,16 @@ def _umap() -> Any:
 
 
 def fit(x: np.ndarray, metric: str) -> np.ndarray:
-    """UMAP's 2-D layout of the rows of ``x`` (at least 3). From :data:`UMAP_OWN_GRAPH` rows on it
-    runs on the neighbour graph of :func:`neighbors.knn` (UMAP's format: each row's own index first)
-    instead of NN-descent's; below, UMAP computes its exact graph itself."""
+    """UMAP's 2-D layout of the rows of ``x`` (at least 3). Below :data:`UMAP_OWN_GRAPH` rows UMAP
+    computes its exact graph itself; from there on, as UMAP would, the graph is NN-descent's, built by
+    :func:`neighbors.nn_descent` (whose kernels the warm-up loads) and handed to UMAP. An exact graph
+    there took five times as long at 20k rows (bench/RESULTS.md) for a layout no better to look at."""
     umap = _umap()
     k = min(UMAP_NEIGHBORS, len(x) - 1)
     graph: tuple[Any, ...] = (None, None, None)
     if len(x) >= UMAP_OWN_GRAPH:
-        idx, dist = neighbors.knn(x, k - 1, metric)
-        own = np.arange(len(x), dtype=np.int64)[:, None]
-        graph = (np.hstack([own, idx]), np.hstack([np.zeros_like(own, dtype=np.float32), dist]))
+        idx, dist = neighbors.nn_descent(x, k, metric)  # each row's k nearest, itself among them
+        graph = (idx.astype(np.int64), dist.astype(np.float32))
     with warnings.catch_warnings():
         # no search index: the layout is all it is asked for; one thread: the seed makes it reproducible
         warnings.filterwarnings("ignore", message="precomputed_knn.2.", category=UserWarning)
