@@ -133,3 +133,25 @@ def test_a_dismissed_issue_stays_away_after_a_rerun(console: Console, shapes: Sh
             project="shapes", job_id=job_id, include_dismissed=True, page=cpb.PageRequest(page_size=1000)))  # fmt: skip
     flagged = {i.ref.frame_id: i for i in r.issues}
     assert target in flagged and flagged[target].is_issue and flagged[target].dismissed
+
+
+def test_a_job_can_weigh_the_neighbours_labels(console: Console, shapes: Shapes, page: Any) -> None:
+    """With a neighbour job of the dataset the toolbar offers the neighbours' labels; checked, the job started
+    is another one, given that neighbour job, and the page says so."""
+    with console.client() as c:
+        graph = c.analysis.StartNeighborAnalysis(
+            apb.StartNeighborAnalysisRequest(project="shapes", dataset="shapes", embedding_space="pixels")
+        ).job
+        c.wait_for_job("shapes", graph.job_id, timeout=120, progress=False)
+    _open_issues(page, console)
+    plain = page.evaluate("() => new URLSearchParams(location.hash.split('?')[1]).get('job')")
+    assert not page.is_checked("#use-neighbours")  # a plain job's rerun stays plain unless asked
+    page.check("#use-neighbours")
+    page.click("#rerun-job")
+    page.wait_for_selector("#issue-blended")
+    blended = page.evaluate("() => new URLSearchParams(location.hash.split('?')[1]).get('job')")
+    assert blended and blended != plain
+    with console.client() as c:
+        job = c.wait_for_job("shapes", blended, timeout=120, progress=False)
+    assert job.params["neighbor_job_id"] == graph.job_id
+    assert page.is_checked("#use-neighbours")  # and its rerun keeps the neighbours

@@ -78,21 +78,33 @@ export async function render(main, ctx) {
   const neighbourJob = jobs.find((j) => j.kind === "neighbors" && j.state === "JOB_STATE_SUCCEEDED" && (j.params || {}).dataset === dataset);
 
   // -- the toolbar: inference set, job, start or rerun -------------------------------------------
+  // with a neighbour job of the dataset, a classification job may also weigh the neighbours' labels;
+  // a rerun keeps the setting of the job shown unless it is changed here
+  const blended = Boolean(job && (job.params || {}).neighbor_job_id);
+  const useNeighbours = !info.detection && neighbourJob
+    ? h("input", { type: "checkbox", id: "use-neighbours", checked: blended ? true : null })
+    : null;
   const startButton = h("button", { type: "button", class: "primary", id: job ? "rerun-job" : "start-job", onclick: async (e) => {
     e.target.disabled = true;
     try {
-      const r = await rpc("analysis", "StartLabelIssues", { project, inference_set: inferenceSet, rerun: Boolean(job) });
+      const request = { project, inference_set: inferenceSet };
+      if (useNeighbours && useNeighbours.checked) request.neighbor_job_id = neighbourJob.job_id;
+      // the same setting as the job shown is its rerun; another setting is another job
+      request.rerun = Boolean(job) && Boolean(request.neighbor_job_id) === blended;
+      const r = await rpc("analysis", "StartLabelIssues", request);
       go({ job: r.job.job_id });
     } catch (err) {
       e.target.disabled = false;
       message(err.message, "error");
     }
   } }, job ? "Rerun" : "Find label issues");
-  const jobOptions = issueJobs.map((j) => ({ value: j.job_id, label: `${j.job_id.split("-").pop().slice(0, 8)} · ${enumName(j.state, "JOB_STATE_")} · ${time(j.create_time)}` }));
+  const jobOptions = issueJobs.map((j) => ({ value: j.job_id, label: `${j.job_id.split("-").pop().slice(0, 8)} · ${enumName(j.state, "JOB_STATE_")} · ${time(j.create_time)}${(j.params || {}).neighbor_job_id ? " · with neighbours" : ""}` }));
   const toolbar = h("div", { class: "toolbar", id: "issue-toolbar" },
     select("inference_set", sets.map((s) => ({ value: s.name, label: `${s.name} (${s.dataset})` })), inferenceSet, (v) => go({ inference_set: v, job: "" }), "Inference set"),
     jobOptions.length > 1 ? select("job", jobOptions, job ? job.job_id : "", (v) => go({ job: v }), "Job") : null,
     info.detection ? null : select("order", ORDERS, order, (v) => go({ job: job ? job.job_id : "", order: v }), "Order"),
+    useNeighbours ? h("label", { class: "field", title: "Blend the model's probabilities half and half with the labels of each frame's nearest neighbours (the dataset's neighbour job): fewer false alarms, more errors found" },
+      h("span", {}, "Neighbours' labels"), h("span", {}, useNeighbours, " weigh them")) : null,
     h("div", { class: "field" }, h("span", {}, "\u00a0"), startButton));
 
   const jobBar = h("span", {});
@@ -213,6 +225,7 @@ export async function render(main, ctx) {
     summary.replaceChildren(h("strong", {}, what), " · job ", h("code", {}, job.job_id), ` finished ${time(job.finish_time)}`,
       num(dismissed) ? ` · ${fmt(num(dismissed))} dismissed before, left out` : "",
       !detection ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
+      blended ? h("span", { id: "issue-blended" }, " · flagged on the model's probabilities and the neighbours' labels") : "",
     );
   }
 
