@@ -22,12 +22,14 @@ Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in 
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 import pyarrow as pa
+from numba.core.errors import NumbaWarning
 
 from shoal.analysis.export import FrameTable
 from shoal.common.data import results
@@ -192,6 +194,8 @@ def _pynndescent() -> Any:
         from shoal.common.jit import cache_compiled
 
         cache_compiled((pynndescent_, utils, kernels, distances, rp_trees, threaded_rp_trees, graph_utils))
+        # said once here instead of by numba at every start: these two compile in each process
+        warnings.filterwarnings("ignore", message='Cannot cache compiled function "nn_descent', category=NumbaWarning)
     return pynndescent
 
 
