@@ -277,22 +277,23 @@ class JobContext:
     def __init__(self, runner: JobRunner, job: Job) -> None:
         self._runner = runner
         self.job = job
-        self._last_write = 0.0
-        self._last_check = 0.0
+        # the runner has just written the job RUNNING and asked whether it was cancelled
+        self._last_write = self._last_check = time.monotonic()
 
     @property
     def params(self) -> Mapping[str, str]:
         return self.job.params
 
     def progress(self, stage: str, fraction: float) -> None:
-        """Reports the stage and the fraction done (written at most about once a second unless the
-        stage changes), and stops the run if the job was cancelled (asked at most twice a second, so
-        a tight loop may report as often as it likes)."""
+        """Reports the stage and the fraction done (written at most once a second, or four times a
+        second when the stage changes), and stops the run if the job was cancelled (asked at most
+        twice a second), so a loop may report as often as it likes and a job of a fraction of a
+        second spends no time telling of its stages."""
         now = time.monotonic()
-        if stage != self.job.stage or now - self._last_check >= 0.5:
+        if now - self._last_check >= CHECK_SECONDS:
             self.check()
             self._last_check = now
-        if stage != self.job.stage or now - self._last_write >= 1.0:
+        if now - self._last_write >= (STAGE_SECONDS if stage != self.job.stage else PROGRESS_SECONDS):
             self.job = self._runner.store.update(self.job, stage=stage, progress=max(0.0, min(1.0, fraction)))
             self._last_write = now
 
@@ -303,6 +304,12 @@ class JobContext:
         reason = self._runner.store.cancel_request(self.job)
         if reason is not None:
             raise Cancelled(reason or "cancelled")
+
+
+#: a running job asks whether it was cancelled at most this often
+CHECK_SECONDS = 0.5
+#: a running job writes its progress at most this often, or this often when its stage changes
+PROGRESS_SECONDS, STAGE_SECONDS = 1.0, 0.25
 
 
 def progress_of(ctx: JobContext | None) -> Callable[[str, float], None]:
