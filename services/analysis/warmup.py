@@ -29,7 +29,6 @@ def neighbour_graph() -> None:
     for metric in ("cosine", "euclidean"):
         idx, _ = neighbors.knn(x, neighbors.DEFAULT_K, metric)
         neighbors._neighbor_labels(idx, labels)
-        neighbors.nn_descent(x, neighbors.DEFAULT_K + 1, metric)  # the graph above EXACT_LIMIT frames
 
 
 def map_layout() -> None:
@@ -38,4 +37,14 @@ def map_layout() -> None:
         embedding_map.fit(x, metric)
 
 
-KERNELS: tuple[Callable[[], None], ...] = (neighbour_graph, map_layout)
+def nn_descent() -> None:
+    """NN-descent: the graph above EXACT_LIMIT frames, and the map's from UMAP_OWN_GRAPH fitted frames."""
+    x = _clusters(32, 8)
+    for metric in ("cosine", "euclidean"):
+        neighbors.nn_descent(x, neighbors.DEFAULT_K + 1, metric)
+
+
+#: loaded in this order: NN-descent last, because two of its kernels compile at every start (numba cannot
+#: cache them) and numba compiles one kernel at a time in a process: a small neighbour job or map started
+#: meanwhile then finds its own kernels loaded instead of queuing behind that compilation
+KERNELS: tuple[Callable[[], None], ...] = (neighbour_graph, map_layout, nn_descent)
