@@ -172,7 +172,6 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
     progress = progress_of(ctx)
 
     k = len(view.ontology)
-    discard(metrics, job)
     progress("per-class thresholds", 0.05)
     params = Params()
     src = _source(view, flt, params, neighbors)
@@ -184,8 +183,12 @@ def find_label_issues(ctx: JobContext | None, metrics: MetricsStore, view: View,
         # a threshold of 0 would make every class confident for every frame (cleanlab's floor)
         thresholds[int(given)] = max(float(means[int(given)]), 2 * SLACK)
     frames = int(counts.sum())
-    score = _in_memory if frames * k <= IN_MEMORY_CELLS else _in_store
-    confident, joint, per_class = score(progress, metrics, view, flt, job, neighbors, counts, thresholds)
+    if frames * k <= IN_MEMORY_CELLS:
+        scored = _in_memory(progress, metrics, view, flt, job, neighbors, counts, thresholds)
+    else:
+        discard(metrics, job)  # a rerun starts from nothing
+        scored = _in_store(progress, metrics, view, flt, job, neighbors, counts, thresholds)
+    confident, joint, per_class = scored
 
     total = max(int(joint.sum()), 1)
     true_totals = np.maximum(joint.sum(axis=0), 1)
@@ -265,7 +268,7 @@ def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2
     entropy = -np.sum(np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0), axis=1)
     ontology = np.asarray(view.ontology, dtype=np.int32)
     progress("writing", 0.8)
-    metrics.insert_arrow("label_issue_frames", pa.table({
+    rows = pa.table({
         "project": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([job.project])),
         "job_id": pa.array(np.full(n, job.job_id, dtype=object), pa.string()),
         "frame_id": pa.array(ids, pa.string()), "given_label": pa.array(ontology[given]),
@@ -274,9 +277,25 @@ def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2
         "normalized_margin": pa.array((p_given - p_other).astype(np.float32)),
         "weighted_entropy": pa.array(np.minimum(entropy / log_k / np.maximum(p_given, 1e-6), 1e6).astype(np.float32)),
         "suggested_probability": pa.array(p_other.astype(np.float32)),
-    }))  # fmt: skip
+    })  # fmt: skip
+    _write_over(metrics, job, rows)
     per_class = np.bincount(given[is_issue], minlength=k)
     return confident, joint, {int(ontology[c]): int(per_class[c]) for c in np.flatnonzero(per_class)}
+
+
+def _write_over(metrics: MetricsStore, job: Job, rows: pa.Table) -> None:
+    """Writes a run's rows over those of a previous run of the job: the table keeps the last row of each
+    frame, so a rerun needs no delete first (a delete is a mutation, the slowest step of a small rerun).
+    Only when the previous run scored frames this one did not (removed since, or unlabeled) are all
+    of the job's rows deleted and these written again."""
+    metrics.insert_arrow("label_issue_frames", rows)
+    kept = metrics.query(
+        "SELECT count() FROM label_issue_frames FINAL WHERE project = {project:String} AND job_id = {job:String}",
+        {"project": job.project, "job": job.job_id},
+    ).scalar()
+    if int(kept) != rows.num_rows:
+        discard(metrics, job)
+        metrics.insert_arrow("label_issue_frames", rows)
 
 
 def _in_store(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2.Filter, job: Job,

@@ -196,12 +196,24 @@ def test_in_memory_and_in_store_scoring_write_the_same_result(
         job = _run(c, p)
         memory = c.export_job_result(p, job.job_id)
         memory_summary = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=p, job_id=job.job_id)).summary
+        in_memory = label_issues.IN_MEMORY_CELLS
         monkeypatch.setattr(label_issues, "IN_MEMORY_CELLS", 0)
         again = _run(c, p, rerun=True)
         store = c.export_job_result(p, again.job_id)
         store_summary = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=p, job_id=job.job_id)).summary
+        # a rerun in memory writes over the rows in place; a row of a frame it no longer scores goes
+        monkeypatch.setattr(label_issues, "IN_MEMORY_CELLS", in_memory)
+        running.server.stores.metrics.insert(
+            "label_issue_frames", [(p, job.job_id, "gone", 0, 1, 1, 0.1, -0.5, 1.0, 0.6)],
+            ["project", "job_id", "frame_id", "given_label", "suggested_label", "is_issue", "self_confidence",
+             "normalized_margin", "weighted_entropy", "suggested_probability"],
+        )  # fmt: skip
+        _run(c, p, rerun=True)
+        third = c.export_job_result(p, job.job_id)
+        third_summary = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=p, job_id=job.job_id)).summary
     assert again.job_id == job.job_id and memory_summary.issues > 100
-    assert memory_summary == store_summary
+    assert memory_summary == store_summary == third_summary
+    assert third.equals(memory), "the rerun's rows, and no other"
     for column in ("frame_id", "given_label", "suggested_label", "is_issue"):
         assert memory.column(column).equals(store.column(column)), column
     for column in ("self_confidence", "normalized_margin", "weighted_entropy", "suggested_probability"):
