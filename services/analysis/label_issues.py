@@ -231,10 +231,13 @@ def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2
     k = len(view.ontology)
     progress("reading the probabilities", 0.15)
     params = Params()
-    table = metrics.query_arrow(f"SELECT frame_id, given, probs FROM ({_source(view, flt, params, neighbors)})",
-                                params.values)  # fmt: skip
+    # in frame id order, as the store compares them: ties between equal margins go to the lower frame id
+    table = metrics.query_arrow(
+        f"SELECT frame_id, given, probs FROM ({_source(view, flt, params, neighbors)}) ORDER BY frame_id",
+        params.values,
+    )
     n = table.num_rows
-    ids = table.column("frame_id").to_numpy(zero_copy_only=False)
+    ids = table.column("frame_id")
     given = table.column("given").to_numpy().astype(np.int64)
     probs = np.asarray(table.column("probs").combine_chunks().flatten(), dtype=np.float64).reshape(n, k)
     del table
@@ -249,11 +252,11 @@ def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2
 
     progress("choosing the likely errors", 0.55)
     flagged = np.zeros(n, dtype=bool)
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(ids, kind="stable")] = np.arange(n)  # frame ids compare as the store compares them
+    by_given = np.argsort(given, kind="stable")  # each class's rows, in frame id order
+    starts = np.searchsorted(given[by_given], np.arange(k + 1))
     for g, j in zip(*np.nonzero(prune), strict=True):
-        rows = np.flatnonzero(given == g)
-        order = np.lexsort((rank[rows], probs[rows, g] - probs[rows, j]))
+        rows = by_given[starts[g] : starts[g + 1]]
+        order = np.argsort(probs[rows, g] - probs[rows, j], kind="stable")  # smallest margin, then frame id
         flagged[rows[order[: prune[g, j]]]] = True
 
     progress("scoring every frame", 0.7)
@@ -270,8 +273,8 @@ def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2
     progress("writing", 0.8)
     rows = pa.table({
         "project": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([job.project])),
-        "job_id": pa.array(np.full(n, job.job_id, dtype=object), pa.string()),
-        "frame_id": pa.array(ids, pa.string()), "given_label": pa.array(ontology[given]),
+        "job_id": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([job.job_id])),
+        "frame_id": ids, "given_label": pa.array(ontology[given]),
         "suggested_label": pa.array(ontology[other]), "is_issue": pa.array(is_issue.astype(np.uint8)),
         "self_confidence": pa.array(p_given.astype(np.float32)),
         "normalized_margin": pa.array((p_given - p_other).astype(np.float32)),
