@@ -23,7 +23,6 @@ over the stored points, in frame id order with keyset paging.
 from __future__ import annotations
 
 import math
-import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from shoal.common.data.embeddings import read_vectors
 from shoal.common.data.evaluations import frame_fields
 from shoal.common.data.query import SETTINGS, Params, View, view_sql
 from shoal.common.errors import InvalidArgument
+from shoal.common.jit import import_cached
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore
@@ -49,7 +49,6 @@ KIND = "embedding_map"
 UMAP_NEIGHBORS = 15
 #: from this many fitted frames on, UMAP would build its graph by NN-descent; it is given ours, also by NN-descent
 UMAP_OWN_GRAPH = 4_096
-_UMAP_IMPORT = threading.Lock()
 DEFAULT_SAMPLE = 20_000
 TRANSFORM_STEP = 20_000
 #: fitted frames whose positions place each other frame
@@ -93,17 +92,8 @@ class Summary(results.JsonSummary):
 
 
 def _umap() -> Any:
-    """umap-learn, its kernels kept in numba's disk cache (it compiles them without). Imported under
-    a lock: the warm-up and a map job may import it at once, and a half-imported module has not
-    all its kernels yet."""
-    with _UMAP_IMPORT:
-        import umap
-        from umap import distances, layouts, sparse, umap_, utils
-
-        from shoal.common.jit import cache_compiled
-
-        cache_compiled((umap_, layouts, utils, sparse, distances))
-    return umap
+    """umap-learn, its kernels kept in numba's disk cache (it compiles them without)."""
+    return import_cached("umap", ("umap_", "layouts", "utils", "sparse", "distances"))
 
 
 def fit(x: np.ndarray, metric: str) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from shoal.analysis import dismissals, label_scoring
-from shoal.analysis.export import FrameTable
+from shoal.analysis.export import FrameTable, count
 from shoal.analysis.label_scoring import prune_counts, round_rows
 from shoal.common.data import results
 from shoal.common.data.evaluations import write_refresh_keys
@@ -292,11 +292,7 @@ def _write_over(metrics: MetricsStore, job: Job, rows: pa.Table) -> None:
     Only when the previous run scored frames this one did not (removed since, or unlabeled) are all
     of the job's rows deleted and these written again."""
     metrics.insert_arrow("label_issue_frames", rows)
-    kept = metrics.query(
-        "SELECT count() FROM label_issue_frames FINAL WHERE project = {project:String} AND job_id = {job:String}",
-        {"project": job.project, "job": job.job_id},
-    ).scalar()
-    if int(kept) != rows.num_rows:
+    if count(metrics, FRAMES, job.project, job.job_id) != rows.num_rows:
         discard(metrics, job)
         metrics.insert_arrow("label_issue_frames", rows)
 

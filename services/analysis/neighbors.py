@@ -21,7 +21,6 @@ Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in 
 
 from __future__ import annotations
 
-import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from shoal.analysis.export import FrameTable
 from shoal.common.data import results
 from shoal.common.data.embeddings import read_vectors
 from shoal.common.data.evaluations import frame_fields
+from shoal.common.jit import import_cached
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore
@@ -179,23 +179,16 @@ def knn(x: np.ndarray, k: int, metric: str, progress: Any = None) -> tuple[np.nd
     return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k)
 
 
-_PYNNDESCENT_IMPORT = threading.Lock()
-
-
 def _pynndescent() -> Any:
     """pynndescent, with numba's disk cache turned on for the kernels it compiles without one (about 140 of
     the 200 its NN-descent compiles; a restart then loads them). Two cannot be cached, ``nn_descent`` and
     ``nn_descent_internal``: they take the distance as a function value, a dynamic global to numba, so
     they and what they inline compile in every process, on the warm-up thread as the service starts."""
-    with _PYNNDESCENT_IMPORT:
-        import pynndescent
-        from pynndescent import distances, graph_utils, kernels, pynndescent_, rp_trees, threaded_rp_trees, utils
-
-        from shoal.common.jit import cache_compiled
-
-        cache_compiled((pynndescent_, utils, kernels, distances, rp_trees, threaded_rp_trees, graph_utils))
-        # said once here instead of by numba at every start: these two compile in each process
-        warnings.filterwarnings("ignore", message='Cannot cache compiled function "nn_descent', category=NumbaWarning)
+    pynndescent = import_cached(
+        "pynndescent", ("pynndescent_", "utils", "kernels", "distances", "rp_trees", "threaded_rp_trees", "graph_utils")
+    )
+    # said once here instead of by numba at every start: these two compile in each process
+    warnings.filterwarnings("ignore", message='Cannot cache compiled function "nn_descent', category=NumbaWarning)
     return pynndescent
 
 

@@ -15,6 +15,7 @@ found there.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
@@ -27,7 +28,7 @@ from types import ModuleType
 from shoal.common.telemetry import KERNELS_WARM, KERNELS_WARM_SECONDS
 from shoal.common.workers import ThreadWorker
 
-__all__ = ["SEED_ENV", "Warmup", "cache_compiled", "count_compilations", "seed_cache"]
+__all__ = ["SEED_ENV", "Warmup", "cache_compiled", "count_compilations", "import_cached", "seed_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,20 @@ def cache_compiled(modules: Sequence[ModuleType]) -> int:
     return turned
 
 
+def import_cached(package: str, submodules: Sequence[str]) -> ModuleType:
+    """``package`` with numba's disk cache turned on for the kernels of its ``submodules``, imported
+    under one lock: the warm-up and a job may import it at once, and a half-imported module has not
+    all its kernels yet."""
+    with _import_lock:
+        root = importlib.import_module(package)
+        cache_compiled([importlib.import_module(f"{package}.{name}") for name in submodules])
+    return root
+
+
 _counting = False
 _counting_lock = threading.Lock()
 _caching_lock = threading.Lock()
+_import_lock = threading.Lock()
 
 
 def count_compilations() -> None:
