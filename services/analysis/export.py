@@ -52,7 +52,7 @@ def record_batches(
             yield batch.slice(start, batch_rows)
     if schema is None:  # no rows: the schema of the empty answer
         empty = metrics.query_arrow(f"{sql} LIMIT 0", params)
-        yield _plain(pa.RecordBatch.from_arrays(empty.columns, schema=empty.schema))
+        yield _plain(pa.RecordBatch.from_pylist([], schema=empty.schema))
 
 
 def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -32,6 +32,8 @@ from tests.server.conftest import Running, finish_job, start_server, wait_for
 SEED = int(os.environ.get("SHOAL_FUZZ_SEED", "20261202"))
 MESSAGES_PER_METHOD = int(os.environ.get("SHOAL_FUZZ_MESSAGES", "50"))
 PROJECT = "fuzz"
+#: seconds a call may take
+TIMEOUT = float(os.environ.get("SHOAL_FUZZ_TIMEOUT", "60"))
 NAMES = ["d", "pool", "m", "e", "seg", "train", "f1", "f2", "missing"]
 FRAMES = [f"f{i}" for i in range(30)] + [f"p{i}" for i in range(10)]
 FIELD_NAMES = ["label_class", "predicted_class", "confidence", "capture_time", "frame_id", "split", "segment",
@@ -204,6 +206,7 @@ def test_no_generated_request_gets_internal_or_unknown(server: Running) -> None:
     gen = Generator(SEED, server.job_ids)  # type: ignore[attr-defined]
     seen: Counter[str] = Counter()
     failures: list[str] = []
+    slow: list[str] = []
     channel = grpc.insecure_channel(server.target)
     metadata = (("authorization", f"Bearer {server.admin_key}"),)
     sent = 0
@@ -213,6 +216,12 @@ def test_no_generated_request_gets_internal_or_unknown(server: Running) -> None:
         if descriptor.client_streaming:
             call = channel.stream_unary(method, request_serializer=lambda m: m.SerializeToString(),
                                         response_deserializer=response_class.FromString)  # fmt: skip
+        elif descriptor.server_streaming:
+            streamed = channel.unary_stream(method, request_serializer=lambda m: m.SerializeToString(),
+                                            response_deserializer=response_class.FromString)  # fmt: skip
+
+            def call(argument: Any, streamed: Any = streamed, **kwargs: Any) -> list[Any]:
+                return list(streamed(argument, **kwargs))
         else:
             call = channel.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
                                        response_deserializer=response_class.FromString)  # fmt: skip
@@ -223,14 +232,16 @@ def test_no_generated_request_gets_internal_or_unknown(server: Running) -> None:
             )
             sent += 1
             try:
-                call(argument, metadata=metadata, timeout=60)
+                call(argument, metadata=metadata, timeout=TIMEOUT)
                 seen["OK"] += 1
             except grpc.RpcError as err:
                 seen[err.code().name] += 1
+                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    slow.append(f"{method} #{i}")
                 if err.code() in BAD_CODES:
                     failures.append(f"{method} #{i}: {err.code().name} {err.details()} <- {request}")
     channel.close()
-    print("fuzz statuses:", dict(seen))
+    print("fuzz statuses:", dict(seen), "deadline exceeded:", slow)
     assert sent >= 63 * MESSAGES_PER_METHOD
     assert not failures, f"{len(failures)} of {sent} requests failed with INTERNAL/UNKNOWN:\n" + "\n".join(
         failures[:20]
