@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.query import (
     SETTINGS,
+    VIEW_TABLES,
     Params,
     Sort,
     View,
@@ -108,7 +110,11 @@ def query_datapoints(
     *,
     scope: str,
     include_objects: bool = False,
+    answers: AnswerCache | None = None,
 ) -> Page:
+    """A page of the view's frames that pass ``flt``, in ``sort`` order after ``page_token``.
+    ``scope`` names the query (every part of the request but the page); with ``answers``, the
+    count and the page's rows are kept until the tables they read change."""
     if page_size < 0:
         raise InvalidArgument(f"must be >= 0, got {page_size}", field="page.page_size")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -120,16 +126,27 @@ def query_datapoints(
     ]
     sorts: list[Sort] = compile_sort(sort, view, metadata_kinds(metrics, view, meta_keys), params)
     base = f"FROM ({source}) WHERE {where} AND {presence(sorts)}"
-    total = int(metrics.query(f"SELECT count() {base}{SETTINGS}", params.values).scalar())
     last = decode_cursor(page_token, sorts, scope)
+    count_sql, count_params = f"SELECT count() {base}{SETTINGS}", dict(params.values)
     page_where = f" AND {after(sorts, last, params)}" if last is not None else ""
     keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
     baseline = "baseline_predicted_class" if view.baseline_inference_set else "CAST(NULL AS Nullable(Int32))"
     limit = params.add(size + 1, "UInt32")
-    result = metrics.query(
-        f"SELECT {_COLUMNS}, {baseline}, {keys} {base}{page_where} ORDER BY {order_by(sorts)} LIMIT {limit}{SETTINGS}",
-        params.values,
-    ).rows
+    page_sql = (
+        f"SELECT {_COLUMNS}, {baseline}, {keys} {base}{page_where} ORDER BY {order_by(sorts)} LIMIT {limit}{SETTINGS}"
+    )
+
+    def count() -> int:
+        return int(metrics.query(count_sql, count_params).scalar())
+
+    def rows() -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in metrics.query(page_sql, params.values).rows]
+
+    if answers is None:
+        total, result = count(), rows()
+    else:
+        total = answers.get(VIEW_TABLES, ("datapoints.count", repr(view), scope), count)
+        result = answers.get(VIEW_TABLES, ("datapoints.page", repr(view), scope, size, page_token), rows)
     more = len(result) > size
     result = result[:size]
     rows = []

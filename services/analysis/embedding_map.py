@@ -37,7 +37,7 @@ from shoal.common import limits
 from shoal.common.data import results
 from shoal.common.data.embeddings import read_vectors
 from shoal.common.data.evaluations import frame_fields
-from shoal.common.data.query import SETTINGS, Params, View, view_sql
+from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
 from shoal.common.errors import InvalidArgument
 from shoal.common.jit import import_cached
 from shoal.common.jobs import Job, JobContext, progress_of
@@ -215,6 +215,19 @@ class Point:
 #: a frame's value of a metadata key, from the typed map that holds it (a key has one type in a
 #: dataset; should a frame hold it in two maps, the later of these wins, as in QueryDatapoints)
 _META_KINDS = (("timestamp", "meta_time"), ("bool", "meta_bool"), ("number", "meta_num"), ("string", "meta_str"))
+
+
+def viewport_tables(colours: Colours | None) -> tuple[str, ...]:
+    """The tables a :func:`viewport` with these colours reads."""
+    tables = ["map_points"]
+    if colours is not None and colours.predictions is not None:
+        tables += VIEW_TABLES
+    if colours is not None and colours.issues_job_id:
+        tables += ["detection_issue_frames" if colours.detection else "label_issue_frames",
+                   "label_issue_dismissals", "label_versions"]  # fmt: skip
+    if colours is not None and colours.metadata_key:
+        tables.append("frames")
+    return tuple(tables)
 
 
 def viewport(

@@ -497,3 +497,49 @@ def test_a_dataset_without_inference_sets_and_its_first_set(served) -> None:  # 
     cats = _query(running, dataset="plain", filter=cpb.Filter(all=[
         cpb.Condition(field="label_class", equals=cpb.Value(string_value="cat"))]))  # fmt: skip
     assert cats.page.total_count == 30 + 1
+
+
+def test_repeated_questions_follow_every_change_of_the_data(served) -> None:  # type: ignore[no-untyped-def]
+    # the heat map, a cell's count and its first page are kept between calls; a relabel must show at once
+    running, _ = served
+    n = 40
+    rng = np.random.default_rng(3)
+    probs = np.tile(np.array([0.9, 0.1], dtype=np.float32), (n, 1))
+    probs[:, 0] -= rng.uniform(0, 0.3, n).astype(np.float32)
+    probs[:, 1] = 1 - probs[:, 0]
+    ids = [f"h{i:02d}" for i in range(n)]
+    cell = cpb.Filter(all=[cpb.Condition(field="label_class", equals=cpb.Value(number_value=1))])
+    sort = [apb.SortKey(field="loss", descending=True)]
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="herd", task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=0, name="cow"),
+                                                                         pb.ClassDef(id=1, name="ox")])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="herd", dataset=pb.Dataset(
+            name="field", kind=pb.DATASET_KIND_LABELED, splits=["train"])))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="herd", inference_set=pb.InferenceSet(
+            name="m", dataset="field", model_name="m", model_version="1")))  # fmt: skip
+
+        def upload(columns: UploadColumns) -> None:
+            r = c.upload("herd", "field", columns, progress=False)
+            assert c.wait_for_upload("herd", r.upload_id, timeout=scaled(120)).state == pb.UPLOAD_STATE_COMPLETED
+
+        def confusion() -> list[int]:
+            request = apb.GetClassificationMetricsRequest(project="herd", inference_set="m")
+            return list(c.analysis.GetClassificationMetrics(request).metrics.confusion.counts)
+
+        def oxen() -> tuple[int, list[str]]:
+            page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                project="herd", inference_set="m", filter=cell, sort=sort, page=cpb.PageRequest(page_size=5)))  # fmt: skip
+            return page.page.total_count, [d.ref.frame_id for d in page.datapoints]
+
+        upload(UploadColumns(frame_ids=ids, splits=["train"] * n, class_ids=[0] * n, inference_set="m",
+                             probabilities=probs))  # fmt: skip
+        # rows: labeled cow, ox; columns: predicted cow, ox, abstained
+        assert confusion() == confusion() == [n, 0, 0, 0, 0, 0]
+        assert oxen() == oxen() == (0, [])
+        relabeled = [0, 3, 5, 8, 13, 21]
+        upload(UploadColumns(frame_ids=[ids[i] for i in relabeled], class_ids=[1] * len(relabeled),
+                             skip_frames=True))  # fmt: skip
+        assert confusion() == [n - len(relabeled), 0, 0, len(relabeled), 0, 0]
+        worst = sorted(relabeled, key=lambda i: (-probs[i, 0], ids[i]))  # labeled ox, so the loss is -log p(ox)
+        assert oxen() == (len(relabeled), [ids[i] for i in worst[:5]])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
 from shoal.analysis.rpc.context import Analysis, Context, check_threshold
 from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.query import VIEW_TABLES
 from shoal.common.errors import InvalidArgument
 
 MAX_BINS = 1000
@@ -23,13 +24,11 @@ def get_classification_metrics(
                               field="calibration_bins")  # fmt: skip
     project = ctx.classification_project(request.project)
     view = ctx.view(project, "", request.inference_set, threshold)
-    report = classification_report(
-        ctx.metrics,
-        view,
-        request.filter,
-        top_k=request.top_k,
-        bins=request.calibration_bins or DEFAULT_BINS,
-    )
+    bins = request.calibration_bins or DEFAULT_BINS
+    flt = request.filter.SerializeToString(deterministic=True)
+    key = ("classification_report", repr(view), flt, request.top_k, bins)
+    report = ctx.answers.get(VIEW_TABLES, key, lambda: classification_report(
+        ctx.metrics, view, request.filter, top_k=request.top_k, bins=bins))  # fmt: skip
     names = {c.id: c.name for c in project.classes}
     out = pb.ClassificationMetrics(
         inference_set=view.inference_set,

@@ -17,6 +17,7 @@ from typing import Any
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import timestamp
 from shoal.common.data import segments as seg_store
+from shoal.common.data.answers import AnswerCache
 from shoal.common.data.datasets import DatasetCatalog
 from shoal.common.data.evaluations import frame_rows_set
 from shoal.common.data.outcomes import iou_key
@@ -79,6 +80,8 @@ class Context(JobRpcs):
         self.projects = ProjectCatalog(metrics)
         self.datasets = DatasetCatalog(metrics, self.projects)
         self.segments = seg_store.SegmentStore(metrics)
+        #: answers of read RPCs, kept while the tables they read are unchanged
+        self.answers = AnswerCache(metrics)
 
     def project(self, name: str, task_type: str) -> Project:
         """The project, which must be of ``task_type`` for the metrics asked."""

@@ -34,6 +34,7 @@ def query_datapoints(ctx: Context, request: pb.QueryDatapointsRequest) -> pb.Que
         request.page.page_token,
         scope=scope,
         include_objects=request.include_objects,
+        answers=ctx.answers,
     )
     return pb.QueryDatapointsResponse(
         datapoints=[_datapoint(view.dataset, r) for r in page.rows],

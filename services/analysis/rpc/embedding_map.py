@@ -49,9 +49,14 @@ def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetM
                               field="max_points")  # fmt: skip
     box = None if not any(corners) else corners
     colours = _map_colours(ctx, request, job.params["dataset"])
-    points, total = embedding_map.viewport(ctx.metrics, request.project, job.job_id, box=box,
-                                           max_points=request.max_points or embedding_map.DEFAULT_POINTS,
-                                           colours=colours)  # fmt: skip
+    limit = request.max_points or embedding_map.DEFAULT_POINTS
+
+    def answer() -> tuple[list[embedding_map.Point], int]:
+        return embedding_map.viewport(ctx.metrics, request.project, job.job_id, box=box, max_points=limit,
+                                      colours=colours)  # fmt: skip
+
+    key = ("map_viewport", request.project, job.job_id, box, limit, repr(colours))
+    points, total = ctx.answers.get(embedding_map.viewport_tables(colours), key, answer)
     out = pb.GetMapViewportResponse(summary=pb.MapSummary(**summary.__dict__), total_in_viewport=total)
     for point in points:
         p = out.points.add(frame_id=point.frame_id, x=point.x, y=point.y, split=point.split,

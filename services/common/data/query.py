@@ -113,6 +113,9 @@ _ROW_COLUMNS = (
 _PREDICTION_COLUMNS = ("pred_raw", "probs", "loss", "margin")
 #: to append to every statement that reads :func:`view_sql` (unmatched joins give NULL, not 0)
 SETTINGS = " SETTINGS join_use_nulls = 1"
+#: the tables a statement over :func:`view_sql` and :func:`compile_filter` reads (an answer kept in
+#: :class:`shoal.common.data.answers.AnswerCache` holds while these are unchanged)
+VIEW_TABLES = ("evaluations", "segment_members")
 
 
 def view_sql(view: View, params: Params) -> str:

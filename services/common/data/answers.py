@@ -1,0 +1,72 @@
+"""Answers of read queries kept while the tables they read are unchanged.
+
+A page of the console asks the same question again and again (the heat map of an inference set, the
+first page of a confusion cell, the count of a filter) while the data under it changes only when an
+upload, a label or a job writes. At 10M frames such an answer costs a scan of the whole dataset; kept,
+it costs one look at the tables' parts.
+
+The version of a table is the set of its active parts: ClickHouse writes every insert, merge and
+mutation (a lightweight delete too) as new parts under new names, so any change of a table's rows
+changes its version, and a version seen again means the same rows. A background merge changes the
+version without changing the rows: the next call computes once more.
+
+An answer computed while a write lands may be kept under the version read before the write; it is
+an answer as of a moment during the call, as it would be without the cache, and the next call, which
+sees the new parts, computes afresh."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from shoal.common.stores.metrics import MetricsStore
+
+T = TypeVar("T")
+
+#: answers kept per process (the least recently used go first)
+MAX_ANSWERS = 512
+
+
+def table_versions(metrics: MetricsStore, tables: Sequence[str]) -> tuple[Any, ...]:
+    """One value per table that changes whenever the table's rows may have: its active parts."""
+    rows = metrics.query(
+        "SELECT table, groupBitXor(cityHash64(name)), count() FROM system.parts"
+        " WHERE database = currentDatabase() AND table IN {tables:Array(String)} AND active GROUP BY table",
+        {"tables": list(tables)},
+    ).rows
+    found = {str(t): (int(h), int(n)) for t, h, n in rows}
+    return tuple(found.get(t, (0, 0)) for t in tables)
+
+
+class AnswerCache:
+    """Computed answers by (tables, key, the tables' versions); at most ``max_answers`` kept."""
+
+    def __init__(self, metrics: MetricsStore, max_answers: int = MAX_ANSWERS) -> None:
+        self.metrics = metrics
+        self.max_answers = max_answers
+        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, tables: Sequence[str], key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``'s answer, computed again only when one of ``tables`` changed since it was
+        kept. ``key`` must name everything else the answer depends on (project, request, settings)."""
+        if self.max_answers <= 0:
+            return compute()
+        full = (tuple(tables), key, table_versions(self.metrics, tables))
+        with self._lock:
+            if full in self._answers:
+                self._answers.move_to_end(full)
+                self.hits += 1
+                return self._answers[full]  # type: ignore[no-any-return]
+            self.misses += 1
+        answer = compute()
+        with self._lock:
+            self._answers[full] = answer
+            self._answers.move_to_end(full)
+            while len(self._answers) > self.max_answers:
+                self._answers.popitem(last=False)
+        return answer

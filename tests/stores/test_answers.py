@@ -1,0 +1,73 @@
+"""Answers kept while their tables are unchanged (shoal.common.data.answers), on the metrics store:
+a kept answer is never served once a table it reads has changed, by an insert, a delete or a merge."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoal.common.data.answers import AnswerCache, table_versions
+from shoal.common.stores.metrics import MetricsStore, Migration
+
+TABLES = Migration(
+    component="test",
+    version=1,
+    name="answers",
+    statements=(
+        "CREATE TABLE IF NOT EXISTS scores (id String, v Int64, version UInt64)"
+        " ENGINE = ReplacingMergeTree(version) ORDER BY id",
+        "CREATE TABLE IF NOT EXISTS other (id String) ENGINE = MergeTree ORDER BY id",
+    ),
+)
+
+
+@pytest.fixture
+def store(metrics_store: MetricsStore) -> MetricsStore:
+    metrics_store.migrate([TABLES])
+    metrics_store.insert("scores", [["a", 1, 1], ["b", 2, 1]], ["id", "v", "version"])
+    return metrics_store
+
+
+def _total(store: MetricsStore, calls: list[int]) -> int:
+    calls.append(1)
+    return int(store.query("SELECT sum(v) FROM scores FINAL").scalar())
+
+
+def test_an_answer_is_kept_until_its_table_changes(store: MetricsStore) -> None:
+    cache = AnswerCache(store)
+    calls: list[int] = []
+    ask = lambda: cache.get(("scores",), "sum", lambda: _total(store, calls))  # noqa: E731
+    assert ask() == 3 and ask() == 3
+    assert len(calls) == 1 and cache.hits == 1
+
+    store.insert("other", [["x"]], ["id"])  # a table the answer does not read
+    assert ask() == 3 and len(calls) == 1
+
+    store.insert("scores", [["a", 10, 2]], ["id", "v", "version"])  # a newer version of a row
+    assert ask() == 12 and len(calls) == 2
+    store.command("DELETE FROM scores WHERE id = 'b'")
+    assert ask() == 10 and len(calls) == 3
+    store.command("OPTIMIZE TABLE scores FINAL")  # a merge: same rows, computed once more
+    assert ask() == 10 and ask() == 10 and len(calls) == 4
+
+
+def test_keys_keep_answers_apart_and_the_oldest_go_first(store: MetricsStore) -> None:
+    cache = AnswerCache(store, max_answers=2)
+    calls: list[str] = []
+
+    def ask(key: str) -> str:
+        return cache.get(("scores",), key, lambda: calls.append(key) or key.upper())
+
+    assert [ask("a"), ask("b"), ask("a"), ask("c")] == ["A", "B", "A", "C"]
+    assert calls == ["a", "b", "c"]
+    ask("a")  # kept: used after b
+    ask("b")  # b was the least recently used, so it went
+    assert calls == ["a", "b", "c", "b"]
+
+
+def test_errors_are_not_kept_and_an_absent_table_has_a_version(store: MetricsStore) -> None:
+    cache = AnswerCache(store)
+    with pytest.raises(ZeroDivisionError):
+        cache.get(("scores",), "bad", lambda: 1 // 0)
+    assert cache.get(("scores",), "bad", lambda: 7) == 7
+    assert table_versions(store, ["no_such_table"]) == ((0, 0),)
+    assert table_versions(store, ["scores", "other"])[0] != (0, 0)
