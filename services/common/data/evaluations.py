@@ -45,13 +45,22 @@ MIGRATIONS = (
             " ORDER BY (batch, frame_id) TTL inserted + INTERVAL 1 HOUR",
         ),
     ),
+    Migration(
+        component="ingest",
+        version=8,
+        name="evaluations.true_rank",
+        # how many classes the model ranked above the labeled one (NULL: no label or no probabilities),
+        # kept beside the loss so that top-k accuracy need not read every probability vector; rows
+        # written before it are NULL there, and read as before (see has_true_rank)
+        statements=("ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS true_rank Nullable(UInt16)",),
+    ),
 )
 
 #: a probability this small or smaller counts as this for the loss (no infinite losses)
 MIN_PROBABILITY = 1e-12
 COLUMNS = (
     "project, inference_set, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str, meta_num,"
-    " meta_bool, meta_time, label_class, pred_raw, confidence, probs, loss, margin, version"
+    " meta_bool, meta_time, label_class, pred_raw, confidence, probs, loss, margin, true_rank, version"
 )
 #: frame ids per statement (an IN set this large still uses the primary key)
 STEP = 50_000
@@ -119,7 +128,9 @@ class EvaluationRefresher:
             " if(pos > 0 AND length(probs) >= pos,"
             f" -log(greatest(toFloat64(probs[pos]), {MIN_PROBABILITY!r})), NULL) AS loss,"
             " if(length(probs) >= 2, toFloat64(arrayReverseSort(probs)[1] - arrayReverseSort(probs)[2]), NULL)"
-            " AS margin, version"
+            " AS margin,"
+            " if(pos > 0 AND length(probs) >= pos, toUInt16(arrayCount(x -> x > probs[pos], probs)), NULL)"
+            " AS true_rank, version"
             " FROM (SELECT {project:String} AS project, {set:String} AS inference_set, {dataset:String} AS dataset,"
             " f.frame_id AS frame_id, f.split AS split, f.media_uri AS media_uri, f.media_type AS media_type,"
             " f.capture_time AS capture_time, f.meta_str AS meta_str, f.meta_num AS meta_num,"
@@ -138,7 +149,7 @@ class EvaluationRefresher:
         self.metrics.command(
             f"INSERT INTO evaluations ({COLUMNS})"
             " SELECT project, {set:String}, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str,"
-            " meta_num, meta_bool, meta_time, label_class, NULL, NULL, CAST([] AS Array(Float32)), NULL, NULL,"
+            " meta_num, meta_bool, meta_time, label_class, NULL, NULL, CAST([] AS Array(Float32)), NULL, NULL, NULL,"
             " {version:UInt64} FROM evaluations FINAL"
             " WHERE project = {project:String} AND inference_set = {source:String} AND dataset = {dataset:String}",
             {
@@ -193,3 +204,18 @@ def frame_fields(metrics: MetricsStore, project: str, dataset: str, ids: list[st
         if i is not None:
             labels[i], splits[i] = int(label), str(split)
     return labels, splits
+
+
+def has_true_rank(
+    metrics: MetricsStore, project: str, inference_set: str, dataset: str, ontology: Sequence[int]
+) -> bool:
+    """Whether every row of the set whose labeled class has a probability also has its ``true_rank``
+    (rows written before that column have none until their frames are written again). Reads the null
+    map of ``true_rank``, the labels and the sizes of ``probs``; superseded rows count until merged."""
+    missing = metrics.query(
+        "SELECT count() FROM evaluations WHERE project = {p:String} AND inference_set = {s:String}"
+        " AND dataset = {d:String} AND true_rank IS NULL AND indexOf({o:Array(Int32)}, label_class) > 0"
+        " AND length(probs) >= indexOf({o:Array(Int32)}, label_class)",
+        {"p": project, "s": inference_set, "d": dataset, "o": list(ontology)},
+    ).scalar()
+    return int(missing) == 0

@@ -108,9 +108,9 @@ class View:
 
 _ROW_COLUMNS = (
     "frame_id", "split", "media_uri", "media_type", "capture_time", "meta_str", "meta_num", "meta_bool", "meta_time",
-    "label_class", "pred_raw", "probs", "loss", "margin",
+    "label_class", "pred_raw", "probs", "loss", "margin", "true_rank",
 )  # fmt: skip
-_PREDICTION_COLUMNS = ("pred_raw", "probs", "loss", "margin")
+_PREDICTION_COLUMNS = ("pred_raw", "probs", "loss", "margin", "true_rank")
 #: to append to every statement that reads :func:`view_sql` (unmatched joins give NULL, not 0)
 SETTINGS = " SETTINGS join_use_nulls = 1"
 #: the tables a statement over :func:`view_sql` and :func:`compile_filter` reads (an answer kept in
@@ -135,7 +135,7 @@ def view_sql(view: View, params: Params) -> str:
             f"{', '.join(c for c in _ROW_COLUMNS if c not in _PREDICTION_COLUMNS)},"
             " CAST(NULL AS Nullable(Int32)) AS pred_raw, CAST([] AS Array(Float32)) AS probs,"
             " CAST(NULL AS Nullable(Float64)) AS loss, CAST(NULL AS Nullable(Float64)) AS margin,"
-            " CAST(NULL AS Nullable(Float64)) AS confidence"
+            " CAST(NULL AS Nullable(UInt16)) AS true_rank, CAST(NULL AS Nullable(Float64)) AS confidence"
         )
     rows = (
         f"SELECT {columns} FROM evaluations FINAL WHERE project = {project} AND inference_set = {inference_set}"
