@@ -24,7 +24,9 @@ N = 400
 def _write(metrics: MetricsStore, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     metrics.migrate([*catalog.MIGRATIONS, *datasets.MIGRATIONS, *frames.MIGRATIONS, *evaluations.MIGRATIONS])
     projects = catalog.ProjectCatalog(metrics)
-    projects.create(catalog.Project("p", "CLASSIFICATION", classes=tuple(catalog.ClassDef(c, f"c{c}") for c in ONTOLOGY)))
+    projects.create(
+        catalog.Project("p", "CLASSIFICATION", classes=tuple(catalog.ClassDef(c, f"c{c}") for c in ONTOLOGY))
+    )
     sets = datasets.DatasetCatalog(metrics, projects)
     sets.create(datasets.Dataset("p", "d", "LABELED", ("train",)))
     sets.create_inference_set(datasets.InferenceSet("p", "m", "d", "model", "1"))
