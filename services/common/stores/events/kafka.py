@@ -46,8 +46,9 @@ def _new_client(cls: Any, **config: Any) -> Any:
 
 
 #: How long a Kafka consumer may be out of a stable group membership (joining, or rebalancing)
-#: while it polls before it gives up, closes and joins anew: in loaded clean-clone runs a
-#: rebalance's SyncGroup once never completed, and the member held no partition until restarted.
+#: while it polls before it gives up, closes and joins anew. A join that a poll's timeout left
+#: unfinished is resumed in place at the next poll (see ``_KafkaConsumer``); this is the last
+#: resort for a join that cannot complete at all (e.g. a coordinator that stopped answering).
 REBALANCE_STALL_SECONDS = 120.0
 
 
@@ -261,13 +262,20 @@ class _KafkaConsumer(Consumer):
     kafka-python retries the rebalance, this time with the listener letting it through.
     ``on_assign`` runs on the caller's thread before ``poll`` returns.
 
-    Two gaps of kafka-python that this closes: it may drop a rebalance it had started (one
+    Gaps of kafka-python that this closes: it may drop a rebalance it had started (one
     started by a change of the topics' metadata, when the next metadata answer changes it back)
     after the listener stopped it, which left the partitions marked as being revoked, never
     fetched again, with the membership still stable; so once ``on_revoke`` ran, the rebalance is
-    requested again. And it keeps the position of a partition that a rebalance gives back to the
+    requested again. It keeps the position of a partition that a rebalance gives back to the
     same member, which skipped what ``on_revoke`` could not finish and commit; so such a
-    partition resumes at its committed offset, as it would on any other member.
+    partition resumes at its committed offset, as it would on any other member. And when a
+    poll's timeout interrupts a rebalance started by changed topic metadata after the leader
+    computed the assignment, it stops waiting for that join and the member stays REBALANCING
+    with no partition; so each poll first asks for the rejoin again while the member is in that
+    state, which makes kafka-python finish the join. The consumer also waits, after subscribing
+    and before its first join, until the coordinator has the subscribed topics' partitions (it
+    asks for the metadata of those topics only): joining before that made the first metadata
+    answer start a second rebalance right after the first one.
 
     ``close`` does not call
     ``on_revoke`` (it leaves without committing); partitions lost by an expired membership are
@@ -340,22 +348,40 @@ class _KafkaConsumer(Consumer):
             )
         except KafkaError as exc:
             raise Unavailable(f"Kafka unreachable: {exc}") from exc
-        # Know the topics' partitions before joining: a group whose first assignment found no
-        # partition metadata must rebalance again, and that second round can stall.
-        deadline = time.monotonic() + min(self._timeout, 30.0)
-        for topic in topics:
-            while time.monotonic() < deadline:
-                try:
-                    if self._consumer.partitions_for_topic(topic):
-                        break
-                except KafkaError:
-                    pass
-                time.sleep(0.1)
         try:
             self._consumer.subscribe(list(topics), listener=Listener())
         except KafkaError as exc:
             self._consumer.close(autocommit=False)
             raise Unavailable(f"Kafka subscribe to {list(topics)} failed: {exc}") from exc
+        self._await_partition_metadata(list(topics), time.monotonic() + min(self._timeout, 30.0))
+
+    def _await_partition_metadata(self, topics: list[str], deadline: float) -> None:
+        """Waits (until ``deadline`` at most) for the first metadata answer about the subscribed topics
+        to reach the group coordinator, before the first join.
+
+        kafka-python's coordinator compares the partitions it assigned from against the latest
+        metadata answer and rebalances again when they differ. Its record of the partitions is only
+        refreshed by an answer that arrives after ``subscribe``, so a member that joined before any
+        such answer assigned from an empty record, and the first answer then started a second
+        rebalance right after the first one: needless, and the round in which a join could be left
+        unfinished (see ``_finish_interrupted_join``). Looking the partitions up before subscribing
+        (``partitions_for_topic``) did not help: the coordinator ignores an answer that arrives before
+        ``subscribe``, and for an unknown topic that call fetches every topic of the cluster. The
+        request made here is for the subscribed topics only."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        cluster = getattr(self._consumer, "_cluster", None)
+        if coordinator is None or cluster is None or not hasattr(coordinator, "_metadata_snapshot"):
+            return  # another kafka-python: join without waiting, the in-place recovery still applies
+        ask_again = 0.0
+        while time.monotonic() < deadline:
+            known = coordinator._metadata_snapshot
+            if all(known.get(t) for t in topics):
+                return
+            if time.monotonic() >= ask_again:  # subscribe asked already; ask again in case it was lost
+                cluster.request_update()
+                ask_again = time.monotonic() + 0.5
+            time.sleep(0.02)
+        log.debug("Kafka group %s: no partition metadata for %s yet; joining anyway", self._group_id, topics)
 
     def _run_assigned(self) -> None:
         while self._assigned_pending:
@@ -369,6 +395,7 @@ class _KafkaConsumer(Consumer):
         deadline = time.monotonic() + max(0.0, timeout_seconds)
         while True:
             remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            self._finish_interrupted_join()
             try:
                 batches = self._consumer.poll(timeout_ms=remaining_ms, max_records=max_records)
             except KafkaError as exc:
@@ -423,6 +450,28 @@ class _KafkaConsumer(Consumer):
                     self._consumer.seek(ktp, committed)
             except (KafkaError, ValueError) as exc:  # ValueError: no longer assigned
                 raise Unavailable(f"Kafka group {self._group_id}: could not resume {tp} at its commit: {exc}") from exc
+
+    def _finish_interrupted_join(self) -> None:
+        """Makes kafka-python finish a join that a poll's timeout interrupted.
+
+        kafka-python leaves a JoinGroup/SyncGroup round in flight when ``poll`` times out, and the
+        next ``poll`` waits for it only while the coordinator still says the member must (re)join.
+        For a rebalance started by changed topic metadata (not by the group) that stops being true
+        as soon as the leader has computed the assignment, which records the metadata it used. A
+        poll that timed out between that moment and the SyncGroup answer therefore left the member
+        REBALANCING for good: the answer went unread, no partition was fetched and no heartbeat
+        sent, until ``_check_membership`` closed the consumer. Asking for the rejoin again while the
+        member is in that state makes the next poll wait for the round in flight (or, if its answer
+        already arrived unread, join once more). It changes nothing in a normal join: completing the
+        join clears the request along with setting the membership stable."""
+        from kafka.structs import MemberState
+
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        if coordinator is None:
+            return
+        if coordinator.state == MemberState.REBALANCING and not getattr(coordinator, "rejoin_needed", True):
+            log.debug("Kafka group %s: resuming a join left unfinished by a poll's timeout", self._group_id)
+            coordinator.request_rejoin()
 
     def _check_membership(self) -> None:
         """Raises Unavailable once the group membership has not been stable for the stall limit
