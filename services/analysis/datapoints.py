@@ -146,7 +146,7 @@ def query_datapoints(
         total, result = count(), rows()
     else:
         total = answers.get(VIEW_TABLES, ("datapoints.count", repr(view), scope), count)
-        result = answers.get(VIEW_TABLES, ("datapoints.page", repr(view), scope, size, page_token), rows)
+        result = answers.get(VIEW_TABLES, ("datapoints.page", repr(view), scope, size, page_token), rows, len)
     more = len(result) > size
     result = result[:size]
     rows = []

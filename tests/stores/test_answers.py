@@ -71,3 +71,21 @@ def test_errors_are_not_kept_and_an_absent_table_has_a_version(store: MetricsSto
     assert cache.get(("scores",), "bad", lambda: 7) == 7
     assert table_versions(store, ["no_such_table"]) == ((0, 0),)
     assert table_versions(store, ["scores", "other"])[0] != (0, 0)
+
+
+def test_kept_answers_weigh_no_more_than_the_limit(store: MetricsStore) -> None:
+    # a viewport of 20,000 points weighs 20,000: however many are asked, the kept ones stay under the limit
+    cache = AnswerCache(store, max_weight=50)
+    calls: list[int] = []
+
+    def ask(n: int) -> list[int]:
+        return cache.get(("scores",), n, lambda: calls.append(n) or list(range(n)), len)
+
+    for n in (20, 20, 30, 25, 60):  # 60 is heavier than the limit: answered, never kept
+        assert len(ask(n)) == n
+    assert cache.weight <= 50 and calls == [20, 30, 25, 60]
+    ask(25)  # the most recent is still kept
+    ask(60)  # the heavy one is computed each time
+    assert calls == [20, 30, 25, 60, 60]
+    ask(20)  # 20 went to make room for 25
+    assert calls[-1] == 20 and cache.weight <= 50

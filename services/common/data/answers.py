@@ -27,6 +27,9 @@ T = TypeVar("T")
 
 #: answers kept per process (the least recently used go first)
 MAX_ANSWERS = 512
+#: and their total weight (rows or points: a 20,000-point viewport weighs 20,000, about 10 MB in memory), so
+#: that no sequence of requests can make the kept answers hold more than about 100 MB
+MAX_WEIGHT = 200_000
 
 
 def table_versions(metrics: MetricsStore, tables: Sequence[str]) -> tuple[Any, ...]:
@@ -41,19 +44,26 @@ def table_versions(metrics: MetricsStore, tables: Sequence[str]) -> tuple[Any, .
 
 
 class AnswerCache:
-    """Computed answers by (tables, key, the tables' versions); at most ``max_answers`` kept."""
+    """Computed answers by (tables, key, the tables' versions); at most ``max_answers`` kept, of at
+    most ``max_weight`` in all."""
 
-    def __init__(self, metrics: MetricsStore, max_answers: int = MAX_ANSWERS) -> None:
+    def __init__(self, metrics: MetricsStore, max_answers: int = MAX_ANSWERS, max_weight: int = MAX_WEIGHT) -> None:
         self.metrics = metrics
         self.max_answers = max_answers
-        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
+        self.max_weight = max_weight
+        self._answers: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._weight = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, tables: Sequence[str], key: Hashable, compute: Callable[[], T]) -> T:
+    def get(
+        self, tables: Sequence[str], key: Hashable, compute: Callable[[], T], weight: Callable[[T], int] | None = None
+    ) -> T:
         """``compute()``'s answer, computed again only when one of ``tables`` changed since it was
-        kept. ``key`` must name everything else the answer depends on (project, request, settings)."""
+        kept. ``key`` must name everything else the answer depends on (project, request, settings);
+        ``weight`` says what the answer holds (its rows or points; 1 without it). An answer heavier
+        than ``max_weight`` is not kept."""
         if self.max_answers <= 0:
             return compute()
         full = (tuple(tables), key, table_versions(self.metrics, tables))
@@ -61,12 +71,23 @@ class AnswerCache:
             if full in self._answers:
                 self._answers.move_to_end(full)
                 self.hits += 1
-                return self._answers[full]  # type: ignore[no-any-return]
+                return self._answers[full][0]  # type: ignore[no-any-return]
             self.misses += 1
         answer = compute()
+        heft = max(1, weight(answer)) if weight is not None else 1
+        if heft > self.max_weight:
+            return answer
         with self._lock:
-            self._answers[full] = answer
+            if full not in self._answers:
+                self._answers[full] = (answer, heft)
+                self._weight += heft
             self._answers.move_to_end(full)
-            while len(self._answers) > self.max_answers:
-                self._answers.popitem(last=False)
+            while len(self._answers) > self.max_answers or self._weight > self.max_weight:
+                _, (_, dropped) = self._answers.popitem(last=False)
+                self._weight -= dropped
         return answer
+
+    @property
+    def weight(self) -> int:
+        """The total weight of the answers kept."""
+        return self._weight
