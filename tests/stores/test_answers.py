@@ -89,3 +89,17 @@ def test_kept_answers_weigh_no_more_than_the_limit(store: MetricsStore) -> None:
     assert calls == [20, 30, 25, 60, 60]
     ask(20)  # 20 went to make room for 25
     assert calls[-1] == 20 and cache.weight <= 50
+
+
+def test_without_the_tables_versions_every_call_computes(store: MetricsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a database user that may not read system.parts: the answers are right, none is kept
+    from shoal.common.data import answers
+
+    def refused(*_: object) -> None:
+        raise PermissionError("Not enough privileges to read system.parts")
+
+    monkeypatch.setattr(answers, "table_versions", refused)
+    cache = AnswerCache(store)
+    calls: list[int] = []
+    assert [cache.get(("scores",), "sum", lambda: _total(store, calls)) for _ in range(3)] == [3, 3, 3]
+    assert len(calls) == 3 and cache.weight == 0

@@ -16,14 +16,17 @@ sees the new parts, computes afresh."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, TypeVar
 
+from shoal.common.errors import DeadlineExceeded, Unavailable
 from shoal.common.stores.metrics import MetricsStore
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: answers kept per process (the least recently used go first)
 MAX_ANSWERS = 512
@@ -56,6 +59,7 @@ class AnswerCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self._warned = False
 
     def get(
         self, tables: Sequence[str], key: Hashable, compute: Callable[[], T], weight: Callable[[T], int] | None = None
@@ -66,7 +70,15 @@ class AnswerCache:
         than ``max_weight`` is not kept."""
         if self.max_answers <= 0:
             return compute()
-        full = (tuple(tables), key, table_versions(self.metrics, tables))
+        try:
+            full = (tuple(tables), key, table_versions(self.metrics, tables))
+        except (Unavailable, DeadlineExceeded):
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a user that may not read system.parts: answer, keep nothing
+            if not self._warned:
+                self._warned = True
+                log.warning("answers are not kept between calls: the tables' versions cannot be read (%s)", exc)
+            return compute()
         with self._lock:
             if full in self._answers:
                 self._answers.move_to_end(full)
