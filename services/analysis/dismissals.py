@@ -73,6 +73,10 @@ def record(
     metrics.insert("label_issue_dismissals", rows, columns)
 
 
+#: the tables :func:`in_force_sql` reads
+IN_FORCE_TABLES = ("label_issue_dismissals", "label_versions")
+
+
 def in_force_sql() -> str:
     """SQL of the (frame_id, object_id) pairs dismissed in the dataset and still in force (their
     frame's latest label version is the one they were dismissed on); ``{project:String}`` and

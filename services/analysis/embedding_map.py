@@ -224,7 +224,7 @@ def viewport_tables(colours: Colours | None) -> tuple[str, ...]:
         tables += VIEW_TABLES
     if colours is not None and colours.issues_job_id:
         tables += ["detection_issue_frames" if colours.detection else "label_issue_frames",
-                   "label_issue_dismissals", "label_versions"]  # fmt: skip
+                   *dismissals.IN_FORCE_TABLES]  # fmt: skip
     if colours is not None and colours.metadata_key:
         tables.append("frames")
     return tuple(tables)
