@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from scipy.special import xlogy
 
 from shoal.analysis import dismissals, label_scoring
 from shoal.analysis.export import FrameTable, count
@@ -256,8 +257,7 @@ def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2
     starts = np.searchsorted(given[by_given], np.arange(k + 1))
     for g, j in zip(*np.nonzero(prune), strict=True):
         rows = by_given[starts[g] : starts[g + 1]]
-        order = np.argsort(probs[rows, g] - probs[rows, j], kind="stable")  # smallest margin, then frame id
-        flagged[rows[order[: prune[g, j]]]] = True
+        flagged[rows[smallest(probs[rows, g] - probs[rows, j], int(prune[g, j]))]] = True
 
     progress("scoring every frame", 0.7)
     at = np.arange(n)
@@ -268,7 +268,7 @@ def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2
     p_other = rest[at, other]
     is_issue = flagged & (p_other > p_given + SLACK)  # never a frame whose most probable class is its label
     log_k = math.log(k) if k > 1 else 1.0
-    entropy = -np.sum(np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0), axis=1)
+    entropy = -np.sum(xlogy(probs, probs), axis=1)  # p log p, 0 where p is 0
     ontology = np.asarray(view.ontology, dtype=np.int32)
     progress("writing", 0.8)
     rows = pa.table({
@@ -286,13 +286,30 @@ def _in_memory(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2
     return confident, joint, {int(ontology[c]): int(per_class[c]) for c in np.flatnonzero(per_class)}
 
 
+def smallest(values: np.ndarray, m: int) -> np.ndarray:
+    """The positions of the ``m`` smallest ``values``, ties broken by position: the first ``m`` of a
+    stable argsort, found by a partition (linear time) instead of a sort."""
+    if m <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if m >= len(values):
+        return np.arange(len(values))
+    cut = np.partition(values, m - 1)[m - 1]
+    below = np.flatnonzero(values < cut)
+    at = np.flatnonzero(values == cut)[: m - len(below)]
+    return np.sort(np.concatenate([below, at]))
+
+
 def _write_over(metrics: MetricsStore, job: Job, rows: pa.Table) -> None:
     """Writes a run's rows over those of a previous run of the job: the table keeps the last row of each
     frame, so a rerun needs no delete first (a delete is a mutation, the slowest step of a small rerun).
     Only when the previous run scored frames this one did not (removed since, or unlabeled) are all
     of the job's rows deleted and these written again."""
+    earlier = metrics.query(
+        "SELECT 1 FROM label_issue_frames WHERE project = {p:String} AND job_id = {j:String} LIMIT 1",
+        {"p": job.project, "j": job.job_id},
+    ).rows
     metrics.insert_arrow("label_issue_frames", rows)
-    if count(metrics, FRAMES, job.project, job.job_id) != rows.num_rows:
+    if earlier and count(metrics, FRAMES, job.project, job.job_id) != rows.num_rows:
         discard(metrics, job)
         metrics.insert_arrow("label_issue_frames", rows)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -22,7 +23,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
 from tests.conftest import server_settings
 from tests.harness._wait import scaled
-from tests.server.conftest import Running, start_server
+from tests.server.conftest import Running, start_server, wait_for
 
 CLASSES = [(7, "cat"), (2, "dog"), (11, "fox"), (5, "owl")]  # ids are not positions
 IDS = np.array([c for c, _ in CLASSES])
@@ -538,8 +539,17 @@ def test_repeated_questions_follow_every_change_of_the_data(served) -> None:  # 
         assert confusion() == confusion() == [n, 0, 0, 0, 0, 0]
         assert oxen() == oxen() == (0, [])
         relabeled = [0, 3, 5, 8, 13, 21]
+        before = _refreshed()
         upload(UploadColumns(frame_ids=[ids[i] for i in relabeled], class_ids=[1] * len(relabeled),
                              skip_frames=True))  # fmt: skip
+        # the questions just asked are computed again in the background once their tables changed
+        wait_for(lambda: _refreshed() > before, what="the kept answers to be refreshed after the relabel")
         assert confusion() == [n - len(relabeled), 0, 0, len(relabeled), 0, 0]
         worst = sorted(relabeled, key=lambda i: (-probs[i, 0], ids[i]))  # labeled ox, so the loss is -log p(ox)
         assert oxen() == (len(relabeled), [ids[i] for i in worst[:5]])
+
+
+def _refreshed() -> float:
+    """Answers the analysis services of this process computed again in the background."""
+    value = REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "refreshed"})
+    return value or 0.0

@@ -3,10 +3,14 @@ a kept answer is never served once a table it reads has changed, by an insert, a
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from shoal.common.data.answers import AnswerCache, table_versions
 from shoal.common.stores.metrics import MetricsStore, Migration
+from tests.harness._wait import wait_until
 
 TABLES = Migration(
     component="test",
@@ -89,6 +93,9 @@ def test_kept_answers_weigh_no_more_than_the_limit(store: MetricsStore) -> None:
     assert calls == [20, 30, 25, 60, 60]
     ask(20)  # 20 went to make room for 25
     assert calls[-1] == 20 and cache.weight <= 50
+    store.insert("scores", [["z", 1, 1]], ["id", "v", "version"])
+    cache.refresh(within_seconds=60)
+    assert 60 not in calls[5:]  # too heavy to keep, so not computed in the background either
 
 
 def test_without_the_tables_versions_every_call_computes(store: MetricsStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,3 +110,81 @@ def test_without_the_tables_versions_every_call_computes(store: MetricsStore, mo
     calls: list[int] = []
     assert [cache.get(("scores",), "sum", lambda: _total(store, calls)) for _ in range(3)] == [3, 3, 3]
     assert len(calls) == 3 and cache.weight == 0
+
+
+def test_the_questions_asked_lately_are_refreshed_when_their_tables_change(store: MetricsStore) -> None:
+    # after an upload, the refresh computes the answer once in the background: the next call finds it kept
+    cache = AnswerCache(store)
+    calls: list[int] = []
+    ask = lambda: cache.get(("scores",), "sum", lambda: _total(store, calls))  # noqa: E731
+    assert ask() == 3 and len(calls) == 1
+    assert cache.refresh(within_seconds=60) == 0  # nothing changed: nothing computed
+    store.insert("scores", [["c", 4, 1]], ["id", "v", "version"])
+    assert cache.refresh(within_seconds=60) == 1 and len(calls) == 2
+    assert ask() == 7 and len(calls) == 2 and cache.hits == 1  # kept by the refresh, with the new row
+    assert cache.refresh(within_seconds=60) == 0
+
+    store.insert("scores", [["d", 1, 1]], ["id", "v", "version"])
+    assert cache.refresh(within_seconds=0) == 0  # asked longer ago than the window: computed only when asked
+    assert ask() == 8 and len(calls) == 3
+
+
+def test_a_question_whose_refresh_fails_is_forgotten(store: MetricsStore) -> None:
+    cache = AnswerCache(store)
+    fail = {"now": False}
+
+    def compute() -> int:
+        if fail["now"]:
+            raise RuntimeError("the project was deleted")
+        return 1
+
+    assert cache.get(("scores",), "q", compute) == 1
+    fail["now"] = True
+    store.insert("scores", [["e", 1, 1]], ["id", "v", "version"])
+    assert cache.refresh(within_seconds=60) == 0  # failed, logged, forgotten
+    store.insert("scores", [["f", 1, 1]], ["id", "v", "version"])
+    fail["now"] = False
+    assert cache.refresh(within_seconds=60) == 0  # no longer among the questions to refresh
+    assert cache.get(("scores",), "q", compute) == 1
+
+
+def test_the_same_question_asked_at_once_is_computed_once(store: MetricsStore) -> None:
+    cache = AnswerCache(store)
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow() -> int:
+        calls.append(1)
+        started.set()
+        assert release.wait(30)
+        return 42
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get, ("scores",), "slow", slow)
+        assert started.wait(30)
+        second = pool.submit(cache.get, ("scores",), "slow", slow)
+        wait_until(lambda: cache.waiting == 1, what="the second call to wait for the first's answer", bound=30)
+        release.set()
+        assert first.result(30) == second.result(30) == 42
+    assert calls == [1] and cache.misses == 1 and cache.waiting == 0
+
+
+def test_a_failed_computation_is_not_shared(store: MetricsStore) -> None:
+    # the waiting call computes for itself when the one it waited for failed
+    cache = AnswerCache(store)
+    started, release = threading.Event(), threading.Event()
+
+    def failing() -> int:
+        started.set()
+        assert release.wait(30)
+        raise RuntimeError("the first caller's deadline passed")
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get, ("scores",), "q", failing)
+        assert started.wait(30)
+        second = pool.submit(cache.get, ("scores",), "q", lambda: 5)
+        wait_until(lambda: cache.waiting == 1, what="the second call to wait for the first's answer", bound=30)
+        release.set()
+        with pytest.raises(RuntimeError):
+            first.result(30)
+        assert second.result(30) == 5

@@ -79,3 +79,14 @@ def test_neighbour_labels_find_more_planted_errors_on_digits_with_pair_swaps() -
     # unknown neighbours fall back to the model alone
     unknown = score_labels(noisy, probs, np.full_like(neighbor_labels, -1), neighbor_distances)
     assert np.array_equal(unknown.is_issue, plain.is_issue)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_smallest_margins_are_those_a_stable_sort_puts_first(seed: int) -> None:
+    # the label-issue job picks, per pair of classes, the frames of smallest margin, ties by frame id order
+    from shoal.analysis.label_issues import smallest
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 20, 500).astype(np.float64) / 7  # many ties
+    for m in (0, 1, 3, 37, 250, 499, 500, 900):
+        assert smallest(values, m).tolist() == sorted(np.argsort(values, kind="stable")[:m].tolist())

@@ -12,18 +12,29 @@ version without changing the rows: the next call computes once more.
 
 An answer computed while a write lands may be kept under the version read before the write; it is
 an answer as of a moment during the call, as it would be without the cache, and the next call, which
-sees the new parts, computes afresh."""
+sees the new parts, computes afresh.
+
+The questions asked lately are refreshed in the background (:class:`AnswerRefresher`): when an upload,
+a relabel or a job changes a table, the last questions that read it are computed again under the new
+versions, so the next time a person asks, the answer is already kept. Two calls that ask the same
+question of the same versions at once compute it once: the second waits for the first's answer."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from prometheus_client import Counter
+
+from shoal.common import telemetry
 from shoal.common.errors import DeadlineExceeded, Unavailable
 from shoal.common.stores.metrics import MetricsStore
+from shoal.common.workers import ThreadWorker
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -33,6 +44,38 @@ MAX_ANSWERS = 512
 #: and their total weight (rows or points: a 20,000-point viewport weighs 20,000, about 10 MB in memory), so
 #: that no sequence of requests can make the kept answers hold more than about 100 MB
 MAX_WEIGHT = 200_000
+#: questions remembered for the refresher (the most recently asked)
+MAX_QUESTIONS = 64
+#: questions the refresher computes again per round at most, the most recently asked first: a round
+#: at 10M frames costs about a second per question
+MAX_REFRESH = 8
+
+ANSWERS = Counter(
+    "shoal_kept_answers_total",
+    "Answers of read RPCs by how they were found: hit (kept), computed (on the call), shared (another "
+    "call was computing it) or refreshed (computed in the background after the data changed).",
+    ["outcome"],
+)
+
+
+@dataclass
+class Question:
+    """A question asked lately: what it reads, how to compute it, and when it was last asked."""
+
+    tables: tuple[str, ...]
+    key: Hashable
+    compute: Callable[[], Any]
+    weight: Callable[[Any], int] | None
+    asked: float
+
+
+class _Pending:
+    """An answer being computed, which other calls of the same question wait for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.answer: Any = None
+        self.failed = False
 
 
 def table_versions(metrics: MetricsStore, tables: Sequence[str]) -> tuple[Any, ...]:
@@ -55,10 +98,15 @@ class AnswerCache:
         self.max_answers = max_answers
         self.max_weight = max_weight
         self._answers: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._pending: dict[Hashable, _Pending] = {}
+        #: the questions asked lately, the most recent last
+        self._questions: OrderedDict[Hashable, Question] = OrderedDict()
         self._weight = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        #: calls waiting now for another call's computation of their question
+        self.waiting = 0
         self._warned = False
 
     def get(
@@ -70,25 +118,81 @@ class AnswerCache:
         than ``max_weight`` is not kept."""
         if self.max_answers <= 0:
             return compute()
+        tables = tuple(tables)
+        versions = self._versions(tables)
+        if versions is None:
+            return compute()
+        with self._lock:
+            self._questions[(tables, key)] = Question(tables, key, compute, weight, time.monotonic())
+            self._questions.move_to_end((tables, key))
+            while len(self._questions) > MAX_QUESTIONS:
+                self._questions.popitem(last=False)
+        answer, outcome = self._answer((tables, key, versions), compute, weight)
+        ANSWERS.labels(outcome).inc()
+        return answer  # type: ignore[no-any-return]
+
+    def _versions(self, tables: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """The tables' versions; None (answer without keeping) when they cannot be read."""
         try:
-            full = (tuple(tables), key, table_versions(self.metrics, tables))
+            return table_versions(self.metrics, tables)
         except (Unavailable, DeadlineExceeded):
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a user that may not read system.parts: answer, keep nothing
             if not self._warned:
                 self._warned = True
                 log.warning("answers are not kept between calls: the tables' versions cannot be read (%s)", exc)
-            return compute()
+            return None
+
+    def _answer(
+        self, full: tuple[Any, ...], compute: Callable[[], Any], weight: Callable[[Any], int] | None
+    ) -> tuple[Any, str]:
+        """The kept answer of ``full``, the one another call is computing, or ours: (answer, outcome)."""
         with self._lock:
             if full in self._answers:
                 self._answers.move_to_end(full)
                 self.hits += 1
-                return self._answers[full][0]  # type: ignore[no-any-return]
-            self.misses += 1
-        answer = compute()
+                return self._answers[full][0], "hit"
+            pending = self._pending.get(full)
+            if pending is None:
+                pending = self._pending[full] = _Pending()
+                mine = True
+                self.misses += 1
+            else:
+                mine = False
+                self.waiting += 1
+        if not mine:
+            request = telemetry.current_request()
+            remaining = request.remaining() if request is not None else None
+            try:
+                shared = pending.done.wait(None if remaining is None else max(0.0, remaining))
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+            if shared and not pending.failed:
+                return pending.answer, "shared"
+            telemetry.check_request("waiting for the same question's answer")
+            return compute(), "computed"  # the other call failed: its error was its own
+        try:
+            answer = compute()
+        except BaseException:
+            pending.failed = True
+            with self._lock:
+                self._pending.pop(full, None)
+            pending.done.set()
+            raise
+        pending.answer = answer
+        self._keep(full, answer, weight)
+        with self._lock:
+            self._pending.pop(full, None)
+        pending.done.set()
+        return answer, "computed"
+
+    def _keep(self, full: tuple[Any, ...], answer: Any, weight: Callable[[Any], int] | None) -> None:
         heft = max(1, weight(answer)) if weight is not None else 1
-        if heft > self.max_weight:
-            return answer
+        if heft > self.max_weight:  # never kept, so not refreshed either
+            with self._lock:
+                self._questions.pop(full[:2], None)
+            return
         with self._lock:
             if full not in self._answers:
                 self._answers[full] = (answer, heft)
@@ -97,9 +201,67 @@ class AnswerCache:
             while len(self._answers) > self.max_answers or self._weight > self.max_weight:
                 _, (_, dropped) = self._answers.popitem(last=False)
                 self._weight -= dropped
-        return answer
+
+    def refresh(self, within_seconds: float, limit: int = MAX_REFRESH) -> int:
+        """Computes again the questions asked in the last ``within_seconds`` whose tables changed
+        since their answers were kept (at most ``limit``, the most recently asked first), so that
+        they are kept under the tables' new versions. Returns how many were computed. A question
+        whose computation fails is forgotten (its caller sees the error when asking again)."""
+        if self.max_answers <= 0:
+            return 0
+        since = time.monotonic() - within_seconds
+        with self._lock:
+            recent = [q for q in reversed(self._questions.values()) if q.asked >= since][:limit]
+        if not recent:
+            return 0
+        tables = sorted({t for q in recent for t in q.tables})
+        try:
+            by_table = dict(zip(tables, table_versions(self.metrics, tables), strict=True))
+        except Exception:  # the store is away: the next round tries again
+            log.debug("the tables' versions could not be read for the refresh", exc_info=True)
+            return 0
+        done = 0
+        for q in recent:
+            full = (q.tables, q.key, tuple(by_table[t] for t in q.tables))
+            with self._lock:
+                if full in self._answers or full in self._pending:
+                    continue
+            try:
+                self._answer(full, q.compute, q.weight)
+            except Exception:  # e.g. the project was deleted since it was asked
+                log.debug("refreshing a kept answer failed; the question is forgotten", exc_info=True)
+                with self._lock:
+                    self._questions.pop((q.tables, q.key), None)
+                continue
+            done += 1
+            ANSWERS.labels("refreshed").inc()
+        return done
 
     @property
     def weight(self) -> int:
         """The total weight of the answers kept."""
         return self._weight
+
+
+class AnswerRefresher(ThreadWorker):
+    """Every ``interval_seconds``, computes again the kept answers of the questions asked in the last
+    ``window_seconds`` whose tables changed (:meth:`AnswerCache.refresh`). After a round it rests at
+    least as long as the round took, so it never takes more than half of a core."""
+
+    name = "answer-refresher"
+
+    def __init__(self, cache: AnswerCache, interval_seconds: float, window_seconds: float) -> None:
+        super().__init__()
+        self.cache = cache
+        self.interval_seconds = interval_seconds
+        self.window_seconds = window_seconds
+
+    def _run(self) -> None:
+        rest = self.interval_seconds
+        while not self._stop.wait(rest):
+            start = time.monotonic()
+            try:
+                self.cache.refresh(self.window_seconds)
+            except Exception:  # one failed round must not end the loop
+                log.exception("refreshing kept answers failed")
+            rest = max(self.interval_seconds, time.monotonic() - start)
