@@ -190,6 +190,9 @@ def test_200k_frames_land_exactly_through_three_consumer_kills(tmp_path: Path, k
             "SHOAL_INGEST_CONSUMER_GROUP": f"{prefix}-ingest",
             "SHOAL_DRAIN_SECONDS": "0",
             "SHOAL_GRACE_SECONDS": "5",
+            # a store call's bound, scaled as the test's waits are: the stats of 200k vectors in Milvus Lite took
+            # longer than 30 s on a machine shared with two other test runs
+            "SHOAL_STORE_TIMEOUT_SECONDS": str(scaled(30)),
         },
     )
     project = f"bulk-{uuid.uuid4().hex[:6]}"

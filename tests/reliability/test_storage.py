@@ -121,8 +121,15 @@ def test_a_full_disk_makes_every_service_not_serving_and_writes_resource_exhaust
             fill.unlink()
         wait_for(lambda: _statuses(c) == {"SERVING"}, what="every service SERVING with space again")
         _create_dataset(c, "after-full")
-    log = served.log.read_text()
-    assert log.count("metrics store is not ready: disk full") == 1, log[-3000:]
+    _assert_logged_on_turns(served.log, "metrics store is not ready: disk full")
+
+
+def _assert_logged_on_turns(log: Path, reason: str) -> None:
+    """The reason is logged when readiness turns, not on every probe (five a second here). A busy
+    machine may make the store's check fail another way in between (a ping that times out), which is
+    a turn of its own and logged again: a few lines, never one per probe."""
+    turns = [line for line in log.read_text().splitlines() if "store is not ready" in line or "ready again" in line]
+    assert 1 <= sum(reason in line for line in turns) <= 3, "\n".join(turns)
 
 
 def test_read_only_storage_makes_every_service_not_serving_and_writes_unavailable(served: Served) -> None:
@@ -140,7 +147,7 @@ def test_read_only_storage_makes_every_service_not_serving_and_writes_unavailabl
             subprocess.run(["umount", "-l", data], check=True)
         wait_for(lambda: _statuses(c) == {"SERVING"}, what="every service SERVING with writable storage again")
         _create_dataset(c, "after-read-only")
-    assert served.log.read_text().count("metrics store is not ready: storage is read-only") == 1
+    _assert_logged_on_turns(served.log, "metrics store is not ready: storage is read-only")
 
 
 def test_the_embedded_bus_on_a_full_disk_fails_publishes_as_disk_full_then_continues(

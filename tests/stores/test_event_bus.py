@@ -779,6 +779,20 @@ def test_kafka_ping_raises_unavailable_quickly_when_nobody_listens() -> None:
 
 
 @pytest.mark.integration
+def test_a_kafka_bus_with_a_long_store_timeout_publishes_and_reads(kafka_broker) -> None:  # type: ignore[no-untyped-def]
+    """An operator who raises SHOAL_STORE_TIMEOUT_SECONDS to two minutes or more (a slow or distant
+    cluster) still gets a working producer: Kafka refuses a delivery bound shorter than one request."""
+    bus = KafkaEventBus(kafka_broker.bootstrap_servers, request_timeout_seconds=180)
+    try:
+        topic = _new_topic(bus, partitions=1)
+        sent = _publish(bus, topic, [(b"k", b"slow cluster")])
+        assert [(e.key, e.value) for e in _read_all(bus, topic, 1)] == [(b"k", b"slow cluster")]
+        assert len(sent) == 1
+    finally:
+        bus.close()
+
+
+@pytest.mark.integration
 def test_a_kafka_consumer_whose_group_join_stalls_gives_up_to_join_anew(kafka_broker) -> None:  # type: ignore[no-untyped-def]
     """A member that cannot complete its join (here: the broker frozen with SIGSTOP) raises Unavailable
     after the stall limit, so that its loop closes it and joins with a new consumer, instead of

@@ -25,10 +25,47 @@ from shoal.common.stores.events.base import (
 log = logging.getLogger(__name__)
 
 
+class _StrongRegistry(dict):  # type: ignore[type-arg]
+    """A response-class registry that holds its classes, not weak proxies of them."""
+
+    def __init__(self, entries: Mapping[Any, Any]) -> None:
+        super().__init__()
+        for key, cls in entries.items():
+            self[key] = cls
+
+    def __setitem__(self, key: Any, cls: Any) -> None:
+        try:
+            cls = cls.__mro__[0]  # a weak proxy of a class answers with the class itself
+        except ReferenceError:  # already gone: kept as it is, and kafka-python's own error names it
+            pass
+        super().__setitem__(key, cls)
+
+
+def _hold_response_classes() -> None:
+    """kafka-python 3 finds the class of each answer through a registry of weak proxies of its
+    response classes. Under load a proxy was once found dead: the connection's read task died
+    (``ReferenceError: weakly-referenced object no longer exists``) and the consumer on it received
+    nothing more. Holding the classes themselves costs nothing (they live for the process) and takes
+    that failure away; a kafka-python without this registry is left as it is."""
+    try:
+        from kafka.protocol.api_header import ResponseClassRegistry
+    except ImportError:
+        return
+    registry = getattr(ResponseClassRegistry, "_response_class_registry", None)
+    if isinstance(registry, dict) and not isinstance(registry, _StrongRegistry):
+        ResponseClassRegistry._response_class_registry = _StrongRegistry(registry)
+
+
+#: How long the producer holds records to batch them, and Kafka's default bound on delivering one.
+_LINGER_MS = 5
+_DELIVERY_TIMEOUT_MS = 120_000
+
+
 def _new_client(cls: Any, **config: Any) -> Any:
     """``cls(**config)`` for a kafka-python client. kafka-python 3 starts the client's IO thread
     before it bootstraps, and a constructor that fails (broker unreachable) leaves that thread
     running and reconnecting forever: stop it."""
+    _hold_response_classes()
     client = cls.__new__(cls)
     try:
         client.__init__(**config)
@@ -96,9 +133,12 @@ class KafkaEventBus(EventBus):
                         KafkaProducer,
                         acks="all",
                         enable_idempotence=True,
-                        linger_ms=5,
+                        linger_ms=_LINGER_MS,
                         max_request_size=16 * 1024 * 1024,
                         request_timeout_ms=int(self._timeout * 1000),
+                        # Kafka refuses a delivery bound below one request and the linger: a store timeout of two
+                        # minutes or more stretches it (two requests' worth, so a send is retried once)
+                        delivery_timeout_ms=max(_DELIVERY_TIMEOUT_MS, 2 * int(self._timeout * 1000) + _LINGER_MS),
                         max_block_ms=int(self._timeout * 1000),
                         **self._common(),
                     )
