@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars s3proxy label-studio helm-tools chromium firefox ghz bench-load protos check-protos docs clean
+.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars s3proxy label-studio helm-tools kubernetes chromium firefox ghz bench-load protos check-protos docs clean
 
 venv: $(STAMP)
 
@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml
 # helm and kubectl for the chart checks (tests/unit/test_helm_chart.py), into .cache/helm-bin/
 helm-tools: venv
 	PYTHON=$(BIN)/python bash scripts/fetch-helm.sh
+
+# etcd, the Kubernetes control plane and kwok, built once per machine from the Go module proxy into
+# ~/.cache/shoal-tools (SHOAL_TOOLS_DIR): about 25 CPU-minutes the first time, seconds after
+kubernetes:
+	bash scripts/ensure-kubernetes.sh build
 
 kafka-jars:
 	bash scripts/ensure-java.sh
@@ -61,13 +66,13 @@ demo: venv
 TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -v -n $(TEST_WORKERS) --dist loadgroup
 
-test: venv kafka-jars s3proxy label-studio helm-tools chromium firefox lint
+test: venv kafka-jars s3proxy label-studio helm-tools kubernetes chromium firefox lint
 	$(PYTEST) tests
 
 test-unit: venv helm-tools
 	$(PYTEST) -m "not integration and not browser" tests
 
-test-integration: venv kafka-jars s3proxy label-studio
+test-integration: venv kafka-jars s3proxy label-studio helm-tools kubernetes
 	$(PYTEST) -m integration tests
 
 # The console in real headless Chromium and Firefox ESR (screenshots of each page under test-artifacts/console/).

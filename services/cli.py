@@ -373,6 +373,51 @@ def cmd_warm_up(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exit codes of `shoal job run`: the job ended SUCCEEDED (or was not this process's to run: finished, or
+#: run by another runner), FAILED, or was cancelled or interrupted (queued again)
+JOB_EXIT = {"SUCCEEDED": 0, "FAILED": 1, "CANCELLED": 3, "PENDING": 3}
+
+
+def cmd_job_run(args: argparse.Namespace) -> int:
+    """Runs one queued job of a service in this process and exits: what a Kubernetes Job's Pod runs."""
+    import signal
+
+    from shoal.app import factories
+    from shoal.common import auth, jobs
+    from shoal.common.stores import open_stores
+
+    settings = _settings({"data_dir": Path(args.data_dir) if args.data_dir else None})
+    logs.configure(settings.log_level, settings.log_format)
+    stores = open_stores(settings)
+    try:
+        spec = factories()[args.service](settings, stores)
+        runner = next((w for w in spec.workers if isinstance(w, jobs.JobRunner)), None)
+        if runner is None:
+            raise ConfigurationError(f"the {args.service} service runs no jobs")
+        stores.metrics.migrate([*auth.MIGRATIONS, *jobs.MIGRATIONS, *spec.migrations])
+        # a Pod is stopped with SIGTERM: the job stops at its next check and goes back to the queue
+        signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
+        if args.shards:
+            shard = args.shard if args.shard is not None else os.environ.get("JOB_COMPLETION_INDEX")
+            if shard is None:
+                raise ConfigurationError("--shards needs --shard or JOB_COMPLETION_INDEX (an Indexed Job's Pod)")
+            ran = runner.run_shard(args.project, args.job_id, args.revision, int(shard), args.shards)
+            print(f"shoal: job {args.job_id}: shard {int(shard) + 1} of {args.shards} "
+                  + ("written" if ran else "not this Pod's to run (the job was queued again, cancelled or taken)"),
+                  file=sys.stderr)  # fmt: skip
+            return 0
+        before = runner.store.get(args.project, args.job_id)
+        job = runner.run_one(args.project, args.job_id, expect=args.revision, shards=args.after_shards or 0)
+        if job.state == before.state and job.update_time == before.update_time:
+            print(f"shoal: job {job.job_id} is {job.state}: nothing to run here", file=sys.stderr)
+            return 0
+        print(f"shoal: job {job.job_id} ({job.kind}) ended {job.state}"
+              + (f": {job.message}" if job.message else ""), file=sys.stderr)  # fmt: skip
+        return JOB_EXIT.get(job.state, 1)
+    finally:
+        stores.close()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shoal.demo import run_demo
 
@@ -514,6 +559,33 @@ def parser() -> argparse.ArgumentParser:
         "warm-up", help="compile the jobs' kernels into numba's disk cache now (an image's build step), and exit"
     )
     warm.set_defaults(fn=cmd_warm_up)
+
+    job = sub.add_parser("job", help="run jobs outside a server")
+    jsub = job.add_subparsers(dest="job_command", required=True)
+    run = jsub.add_parser(
+        "run",
+        help="run one queued job of a service in this process and exit (0 succeeded or nothing to do, "
+        "1 failed, 3 cancelled or interrupted): what the Pod of a Kubernetes Job runs",
+    )
+    run.add_argument("--service", choices=("analysis", "sampler"), required=True)
+    run.add_argument("--project", required=True)
+    run.add_argument("--job-id", required=True)
+    run.add_argument(
+        "--revision",
+        help="run it only if the job is still queued as this revision (the one a Kubernetes Job was made for)",
+    )
+    run.add_argument(
+        "--shards",
+        type=int,
+        help="run one shard of the job, of this many (the Pod of an Indexed Job): it writes its part and leaves the "
+        "job queued",
+    )
+    run.add_argument("--shard", type=int, help="which shard, from 0 (default: JOB_COMPLETION_INDEX, set by Kubernetes)")
+    run.add_argument(
+        "--after-shards", type=int, help="finish the job from the parts its shards wrote (this many of them)"
+    )
+    run.add_argument("--data-dir", help="the embedded stores' folder (default: SHOAL_DATA_DIR)")
+    run.set_defaults(fn=cmd_job_run)
 
     demo = sub.add_parser("demo", help="run the demo job on the embedded defaults")
     demo.add_argument("--out", default="demo-out")

@@ -45,6 +45,10 @@ DEFAULT_K = 10
 #: faiss's HNSW graph was measured in its place at 1M frames (bench/RESULTS.md): recall 0.95 to 0.99
 #: against 0.79, but 1.8 to 2.3 times the job's time and 5 to 38 of the 2,000 planted duplicates missed
 EXACT_LIMIT = 20_000
+#: up to this many frames a job allowed shards (SHOAL_KUBERNETES_JOB_SHARDS) builds the exact graph across them;
+#: exact search costs frames squared: 510 s of 2 cores in one process at 100k against NN-descent's 16 s (recall
+#: 0.99), so shards buy exact neighbours, not time (bench/RESULTS.md, "The neighbour graph in shards")
+SHARDED_EXACT_LIMIT = 100_000
 #: queries searched at a time (progress is reported between blocks)
 SEARCH_BLOCK = 50_000
 #: distances this small are exact duplicates (float error of identical vectors)
@@ -176,7 +180,33 @@ def knn(x: np.ndarray, k: int, metric: str, progress: Any = None) -> tuple[np.nd
         idx, dist = search(x, x, k + 1, metric, progress=progress)
     else:
         idx, dist = nn_descent(x, k + 1, metric)
-    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k)
+    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k, 0)
+
+
+def shard_rows(n: int, shard: int, shards: int) -> range:
+    """The rows of shard ``shard`` of ``shards``: contiguous, as even as can be, together every row once."""
+    return range(n * shard // shards, n * (shard + 1) // shards)
+
+
+def knn_shard(x: np.ndarray, rows: range, k: int, metric: str, progress: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The exact k nearest other rows of ``x`` to each row of ``rows`` (one shard of :func:`knn`'s
+    graph): (indices into ``x``, distances), nearest first. The shards of a graph together give the
+    exact graph, whatever their number."""
+    k = min(k, len(x) - 1)
+    if k < 1 or not len(rows):
+        return np.zeros((len(rows), max(k, 0)), dtype=np.int64), np.zeros((len(rows), max(k, 0)), dtype=np.float32)
+    idx, dist = search(x, x[rows.start : rows.stop], k + 1, metric, progress=progress)
+    return _drop_self(idx.astype(np.int64), dist.astype(np.float32), k, rows.start)
+
+
+def shards_for(frames: int, most: int) -> int:
+    """How many shards a neighbour graph of ``frames`` frames is split into, with ``most`` allowed:
+    one up to :data:`EXACT_LIMIT` (exact in one process is quick), one above :data:`SHARDED_EXACT_LIMIT`
+    (NN-descent in one process; exact search grows with the square of the frames), else a shard per
+    :data:`EXACT_LIMIT` frames, at most ``most``: the exact graph, its search spread over the shards."""
+    if most <= 1 or frames <= EXACT_LIMIT or frames > SHARDED_EXACT_LIMIT:
+        return 1
+    return max(1, min(most, -(-frames // EXACT_LIMIT)))
 
 
 def _pynndescent() -> Any:
@@ -200,15 +230,16 @@ def nn_descent(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarr
 
 
 @numba.njit(cache=True)
-def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row without itself (wherever a duplicate put it), k entries."""
+def _drop_self(idx: np.ndarray, dist: np.ndarray, k: int, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row (row r is row ``first`` + r of the vectors) without itself (wherever a duplicate put
+    it), k entries."""
     n = idx.shape[0]
     out_i = np.empty((n, k), dtype=np.int64)
     out_d = np.empty((n, k), dtype=np.float32)
     for r in range(n):
         c = 0
         for j in range(idx.shape[1]):
-            if idx[r, j] == r or idx[r, j] < 0 or c == k:
+            if idx[r, j] == r + first or idx[r, j] < 0 or c == k:
                 continue
             out_i[r, c] = idx[r, j]
             out_d[r, c] = max(dist[r, j], 0.0)
@@ -285,12 +316,18 @@ def build(
     """Builds and stores the graph and its scores under the job; returns the summary."""
 
     progress = progress_of(ctx)
+    sharded = ctx is not None and ctx.shards > 1
 
-    discard(metrics, job)
+    if not sharded:
+        discard(metrics, job)
     ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
     metric = "euclidean" if space_metric == "L2" else "cosine"
-    progress("building the neighbour graph", 0.35)
-    idx, dist = knn(x, k, metric, lambda f: progress("building the neighbour graph", 0.35 + 0.2 * f))
+    if sharded:  # the shards wrote the graph: read it back
+        progress("reading the shards' graph", 0.35)
+        idx, dist = _stored_graph(metrics, job, ids, min(k, max(len(ids) - 1, 0)))
+    else:
+        progress("building the neighbour graph", 0.35)
+        idx, dist = knn(x, k, metric, lambda f: progress("building the neighbour graph", 0.35 + 0.2 * f))
     progress("scoring", 0.55)
     labels, splits = frame_fields(metrics, job.project, dataset, ids)
     kk = idx.shape[1]
@@ -317,12 +354,8 @@ def build(
     frame_ids = np.asarray(ids, dtype=object)
     if n:
         const = {"project": pa.array([job.project] * n), "job_id": pa.array([job.job_id] * n)}
-        offsets = pa.array((np.arange(n + 1) * kk).astype(np.int32))
-        metrics.insert_arrow("knn_graph", pa.table({
-            **const, "frame_id": pa.array(frame_ids, pa.string()),
-            "neighbors": pa.ListArray.from_arrays(offsets, pa.array(frame_ids[idx.reshape(-1)], pa.string())),
-            "distances": pa.ListArray.from_arrays(offsets, pa.array(dist.reshape(-1), pa.float32())),
-        }))  # fmt: skip
+        if not sharded:
+            _write_graph(metrics, job, frame_ids, idx, dist)
         metrics.insert_arrow("neighbor_scores", pa.table({
             **const, "frame_id": pa.array(frame_ids, pa.string()), "split": pa.array(splits, pa.string()),
             "label_class": pa.array(labels.astype(np.int32), mask=labels < 0),
@@ -350,10 +383,84 @@ def build(
         exact_duplicate_pairs=int(exact.sum()),
         near_duplicate_pairs=int((~exact).sum()),
         cross_split_pairs=int(cross.sum()),
-        exact_search=n <= EXACT_LIMIT,
+        exact_search=n <= EXACT_LIMIT or sharded,
     )
     results.save_summary(metrics, job, summary.to_json())
     return summary
+
+
+def build_shard(
+    ctx: JobContext | None,
+    metrics: MetricsStore,
+    vectors: VectorStore,
+    job: Job,
+    *,
+    shard: int,
+    shards: int,
+    dataset: str,
+    space: str,
+    space_metric: str,
+    k: int = DEFAULT_K,
+) -> int:
+    """Shard ``shard`` of ``shards`` of the job's graph: the exact neighbours of its rows (of the
+    dataset's frames in frame-id order) among all frames, written to ``knn_graph``; run again, it writes
+    the same rows (the table keeps one per frame). :func:`build` with ``ctx.shards`` then scores the
+    whole graph. Returns the number of frames of the shard."""
+    progress = progress_of(ctx)
+    ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
+    rows = shard_rows(len(ids), shard, shards)
+    metric = "euclidean" if space_metric == "L2" else "cosine"
+    progress(f"building shard {shard + 1} of {shards} of the neighbour graph", 0.35)
+    idx, dist = knn_shard(x, rows, k, metric,
+                          lambda f: progress(f"building shard {shard + 1} of {shards}", 0.35 + 0.5 * f))  # fmt: skip
+    frame_ids = np.asarray(ids, dtype=object)
+    if len(rows):
+        progress("writing", 0.9)
+        _write_graph(metrics, job, frame_ids, idx, dist, rows=rows)
+    return len(rows)
+
+
+def _write_graph(
+    metrics: MetricsStore, job: Job, frame_ids: np.ndarray, idx: np.ndarray, dist: np.ndarray, rows: range | None = None
+) -> None:
+    """Writes the graph's rows (all, or ``rows``: idx and dist hold those rows alone)."""
+    own = frame_ids if rows is None else frame_ids[rows.start : rows.stop]
+    n, kk = idx.shape
+    offsets = pa.array((np.arange(n + 1) * kk).astype(np.int32))
+    metrics.insert_arrow("knn_graph", pa.table({
+        "project": pa.array([job.project] * n), "job_id": pa.array([job.job_id] * n),
+        "frame_id": pa.array(own, pa.string()),
+        "neighbors": pa.ListArray.from_arrays(offsets, pa.array(frame_ids[idx.reshape(-1)], pa.string())),
+        "distances": pa.ListArray.from_arrays(offsets, pa.array(dist.reshape(-1), pa.float32())),
+    }))  # fmt: skip
+
+
+def _stored_graph(metrics: MetricsStore, job: Job, ids: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The graph the job's shards wrote, as (indices, distances) rows in the order of ``ids``; fails
+    naming what is missing unless every frame has its k neighbours."""
+    cols = metrics.query_columns(
+        "SELECT frame_id, neighbors, distances FROM knn_graph FINAL WHERE project = {p:String} AND job_id = {j:String}",
+        {"p": job.project, "j": job.job_id},
+    )
+    position = {f: i for i, f in enumerate(ids)}
+    n = len(ids)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    dist = np.zeros((n, k), dtype=np.float32)
+    seen = np.zeros(n, dtype=bool)
+    for frame, near, d in zip(cols["frame_id"], cols["neighbors"], cols["distances"], strict=True):
+        r = position.get(str(frame))
+        if r is None or len(near) != k:
+            continue
+        idx[r] = [position.get(str(f), -1) for f in near]
+        dist[r] = np.asarray(d, dtype=np.float32)
+        seen[r] = True
+    missing = int((~seen).sum()) + int(((idx < 0) & seen[:, None]).any(axis=1).sum())
+    if missing:
+        raise RuntimeError(
+            f"the shards of job {job.job_id} wrote the neighbours of {n - missing} of {n} frames; "
+            "run the job again (a shard failed, or frames changed since)"
+        )
+    return idx, dist
 
 
 def discard(metrics: MetricsStore, job: Job) -> None:

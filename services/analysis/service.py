@@ -13,7 +13,9 @@ from shoal.analysis import registry, warmup
 from shoal.analysis.rpc.context import Context, Handler
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
+from shoal.common import kubernetes_jobs
 from shoal.common.data import segments as seg_store
+from shoal.common.data.answers import AnswerRefresher
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
 from shoal.common.data.evaluations import MIGRATIONS as EVALUATION_MIGRATIONS
 from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
@@ -66,17 +68,27 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     ctx.runner = JobRunner(
         ctx.jobs,
         {
-            kind: JobKind(run=partial(r.run, ctx), discard=partial(r.discard, stores.metrics))
+            kind: JobKind(
+                run=partial(r.run, ctx),
+                discard=partial(r.discard, stores.metrics),
+                shard=partial(r.shard, ctx) if r.shard is not None else None,
+                shards=partial(r.shards, ctx) if r.shards is not None else None,
+            )
             for kind, r in registry.runners().items()
         },
         heartbeat_seconds=settings.job_heartbeat_seconds,
         stale_seconds=settings.job_stale_seconds,
+        kubernetes=kubernetes_jobs.from_settings(settings, NAME),
     )
     servicer = AnalysisServicer(ctx)
     count_compilations()
     workers: list[Any] = [ctx.runner]
     if settings.warm_kernels:
         workers.append(Warmup(warmup.KERNELS))
+    if settings.answers_refresh_seconds > 0:
+        workers.append(
+            AnswerRefresher(ctx.answers, settings.answers_refresh_seconds, settings.answers_refresh_window_seconds)
+        )
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,

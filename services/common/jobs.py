@@ -8,15 +8,20 @@ steps; a cancelled job keeps no partial result.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import queue
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from shoal.common import telemetry
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -62,6 +67,20 @@ MIGRATIONS = (
             " project String, service LowCardinality(String), job_id String, signal LowCardinality(String),"
             " at DateTime64(3, 'UTC'), note String)"
             " ENGINE = MergeTree ORDER BY (project, service, job_id, signal) TTL toDateTime(at) + INTERVAL 7 DAY",
+        ),
+    ),
+    Migration(
+        component="common",
+        version=5,
+        name="job claims",
+        statements=(
+            # who runs each submission of a job: the first claim of a (job, claim) wins, the others are
+            # dropped by the insert's deduplication token (atomic on one server and across replicas)
+            "CREATE TABLE IF NOT EXISTS job_claims ("
+            " project String, service LowCardinality(String), job_id String, claim String, runner String,"
+            " at DateTime64(3, 'UTC'))"
+            " ENGINE = MergeTree ORDER BY (project, service, job_id, claim) TTL toDateTime(at) + INTERVAL 7 DAY"
+            " SETTINGS non_replicated_deduplication_window = 100000",
         ),
     ),
 )
@@ -230,6 +249,26 @@ class JobStore:
         ).rows
         return str(rows[0][0]) if rows else None
 
+    def claim(self, job: Job, runner: str, part: str = "") -> bool:
+        """Whether ``runner`` won ``job`` as it was read (its state and last update), or the ``part``
+        of it (a shard): of every runner that claims the same row, exactly one wins, however many
+        replicas race for it. The claim is one insert whose deduplication token names the row, so only
+        the first lands; the winner is read back."""
+        claim = revision(job) + (f"#{part}" if part else "")
+        key = {"project": job.project, "service": self.service, "job_id": job.job_id, "claim": claim}
+        self.metrics.insert(
+            "job_claims",
+            [[job.project, self.service, job.job_id, claim, runner, now_ms()]],
+            ["project", "service", "job_id", "claim", "runner", "at"],
+            once="/".join(key.values()),
+        )
+        rows = self.metrics.query(
+            "SELECT runner FROM job_claims WHERE project = {project:String} AND service = {service:String}"
+            " AND job_id = {job_id:String} AND claim = {claim:String} ORDER BY at, runner LIMIT 1",
+            key,
+        ).rows
+        return bool(rows) and str(rows[0][0]) == runner
+
     def last_heartbeats(self) -> dict[tuple[str, str], datetime]:
         """The latest heartbeat of every job of this service that has one."""
         rows = self.metrics.query(
@@ -238,6 +277,11 @@ class JobStore:
             {"service": self.service},
         ).rows
         return {(str(p), str(j)): as_utc(at) for p, j, at in rows}
+
+
+def revision(job: Job) -> str:
+    """Names the row of ``job`` as it was read (its state and last update): what a runner claims."""
+    return f"{job.state}@{job.update_time.isoformat()}"
 
 
 def _job(row: Sequence[object]) -> Job:
@@ -269,14 +313,21 @@ class JobKind:
     run: Callable[[JobContext], None]
     #: removes whatever a run wrote, so a cancelled, failed or interrupted run keeps nothing
     discard: Callable[[Job], None]
+    #: for a job that can be split over the Pods of an Indexed Job: computes shard i of n and writes its
+    #: part (run again, the same part); ``run`` then finishes the job from the parts (``JobContext.shards``)
+    shard: Callable[[JobContext, int, int], None] | None = None
+    #: how many shards a job is split into, at most the number given (1: not split)
+    shards: Callable[[Job, int], int] | None = None
 
 
 class JobContext:
     """What a running job sees: its parameters, progress reporting and cancellation."""
 
-    def __init__(self, runner: JobRunner, job: Job) -> None:
+    def __init__(self, runner: JobRunner, job: Job, shards: int = 0) -> None:
         self._runner = runner
         self.job = job
+        #: more than 1: the job's shards wrote its parts (JobKind.shard), which this run finishes from
+        self.shards = shards
         # the runner has just written the job RUNNING and asked whether it was cancelled
         self._last_write = self._last_check = time.monotonic()
 
@@ -306,6 +357,22 @@ class JobContext:
             raise Cancelled(reason or "cancelled")
 
 
+class ShardContext(JobContext):
+    """What a shard of a job sees: the job as it was queued, which it never writes (its row names the
+    submission every shard of it checks); progress only asks whether the job was cancelled."""
+
+    def __init__(self, runner: JobRunner, job: Job, shard: int, shards: int) -> None:
+        super().__init__(runner, job)
+        self.shard = shard
+        self.shards_of = shards
+
+    def progress(self, stage: str, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self._last_check >= CHECK_SECONDS:
+            self.check()
+            self._last_check = now
+
+
 #: a running job asks whether it was cancelled at most this often
 CHECK_SECONDS = 0.5
 #: a running job writes its progress at most this often, or this often when its stage changes
@@ -317,6 +384,26 @@ def progress_of(ctx: JobContext | None) -> Callable[[str, float], None]:
     if ctx is None:
         return lambda stage, fraction: None
     return ctx.progress
+
+
+class StoreClaims:
+    """Job claims in the metrics store (:meth:`JobStore.claim`): the embedded mode's, and a job Pod's.
+    A claim is kept (a week), so nothing is renewed or let go."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    def claim(self, job: Job, runner: str) -> bool:
+        return self.store.claim(job, runner)
+
+    def renew(self, jobs: Sequence[Job], runner: str) -> None:
+        """Nothing to renew: a claim in the store does not expire while its job runs."""
+
+    def release(self, job: Job, runner: str) -> None:
+        """Nothing to let go: the claim names one submission, which is never queued again."""
+
+    def hand_over(self, job: Job, runner: str) -> None:
+        """Nothing to hand over: a runner that starts follows the Kubernetes Jobs it finds."""
 
 
 class JobRunner:
@@ -335,8 +422,20 @@ class JobRunner:
         *,
         heartbeat_seconds: float = 5.0,
         stale_seconds: float = 30.0,
+        kubernetes: Any = None,
+        claims: Any = None,
     ) -> None:
+        """With ``kubernetes`` (a :class:`shoal.common.kubernetes_jobs.KubernetesJobs`), each job runs as a
+        Kubernetes Job whose Pod runs ``shoal job run``, and this runner follows it; without, on its thread.
+        ``claims`` decide which runner runs a job: by default Leases on Kubernetes
+        (:class:`shoal.common.kubernetes_leases.LeaseClaims`), else the metrics store's (:class:`StoreClaims`)."""
         self.store = store
+        self.kubernetes = kubernetes
+        if claims is None:
+            claims = kubernetes.leases(stale_seconds) if kubernetes is not None else StoreClaims(store)
+        self.claims = claims
+        #: jobs running as Kubernetes Jobs that this runner follows, by (project, job id): the Job's name
+        self._following: dict[tuple[str, str], str] = {}
         self.kinds = dict(kinds)
         self.name = f"{store.service}-jobs"
         self.heartbeat_seconds = heartbeat_seconds
@@ -346,6 +445,8 @@ class JobRunner:
         self._held: dict[tuple[str, str], Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        #: names this runner in job claims: the host, the process and the runner
+        self.runner_id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
 
     # -- submitting --------------------------------------------------------------------------
 
@@ -359,6 +460,71 @@ class JobRunner:
             self._enqueue(job)
         return job
 
+    def run_one(self, project: str, job_id: str, expect: str | None = None, *, shards: int = 0) -> Job:
+        """Runs one job on the calling thread, as a process started for it does (``shoal job run``): it
+        runs only if it is queued (as the :func:`revision` ``expect`` when given: the one a Kubernetes
+        Job was started for) and this runner wins its claim, and it is marked alive meanwhile.
+        :attr:`stopping` (set by a SIGTERM) interrupts it: it goes back to the queue. With ``shards``, the
+        job's shards have written their parts (:meth:`run_shard`) and the run finishes from them. Returns
+        the job as it ended, or as it was found when it was not this runner's to run."""
+        job = self._known(project, job_id)
+        with self._marked(job):
+            self._run(job, expect, shards)
+        return self.store.get(project, job_id)
+
+    def run_shard(self, project: str, job_id: str, expect: str | None, shard: int, shards: int) -> bool:
+        """Runs shard ``shard`` of ``shards`` of a queued job on the calling thread, as the Pod of an
+        Indexed Job does (``shoal job run --shards``): only while the job is queued as ``expect`` and
+        this runner wins the shard's claim. The shard writes its part and never the job's row, which
+        every shard checks; a failure raises (the Pod fails, and with it the job). Whether it ran."""
+        job = self._known(project, job_id)
+        kind = self.kinds[job.kind]
+        if kind.shard is None:
+            raise InvalidArgument(f"{job.kind} jobs are not split into shards", field="shards")
+        if not 0 <= shard < shards:
+            raise InvalidArgument(f"shard {shard} is not one of 0..{shards - 1}", field="shard")
+        if job.state != PENDING or (expect is not None and revision(job) != expect):
+            return False
+        if not self.store.claim(job, self.runner_id, part=f"shard-{shard}-of-{shards}"):
+            return False
+        if self.store.cancel_request(job) is not None:
+            return False
+        with self._marked(job):
+            kind.shard(ShardContext(self, job, shard, shards), shard, shards)
+        return True
+
+    def _known(self, project: str, job_id: str) -> Job:
+        job = self.store.get(project, job_id)
+        if job.kind not in self.kinds:
+            raise InvalidArgument(f"job {job_id} is a {job.kind} job, which the {self.store.service} service "
+                                  f"does not run; it runs {', '.join(sorted(self.kinds))}", field="job_id")  # fmt: skip
+        return job
+
+    @contextlib.contextmanager
+    def _marked(self, job: Job) -> Iterator[None]:
+        """Holds ``job`` (marked alive every heartbeat, by a thread of its own) while the block runs."""
+        key = (job.project, job.job_id)
+        with self._lock:
+            self._held[key] = job
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_seconds):
+                try:
+                    self._heartbeat()
+                except Exception:
+                    log.exception("job heartbeat failed; retrying")
+
+        marker = threading.Thread(target=beat, name=f"{self.name}-heartbeat", daemon=True)
+        marker.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(key, None)
+            done.set()
+            marker.join(self.heartbeat_seconds + 5)
+
     def _enqueue(self, job: Job) -> None:
         with self._lock:
             self._held[(job.project, job.job_id)] = job
@@ -368,7 +534,10 @@ class JobRunner:
 
     def start(self) -> None:
         self.stopping.clear()
-        for target, name in ((self._work, self.name), (self._watch, f"{self.name}-heartbeat")):
+        loops = [(self._work, self.name), (self._watch, f"{self.name}-heartbeat")]
+        if self.kubernetes is not None:
+            loops.append((self._follow, f"{self.name}-kubernetes"))
+        for target, name in loops:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -380,6 +549,14 @@ class JobRunner:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        # the Kubernetes Jobs followed go on without this runner: the next one to start takes them up at once
+        with self._lock:
+            followed = [self._held[key] for key in self._following if key in self._held]
+        for job in followed:
+            try:
+                self.claims.hand_over(job, self.runner_id)
+            except Exception:  # the claim expires by itself
+                log.warning("could not hand job %s of project %r over", job.job_id, job.project, exc_info=True)
 
     def healthy(self) -> bool:
         return all(t.is_alive() for t in self._threads)
@@ -397,20 +574,32 @@ class JobRunner:
                 log.exception("job %s of project %r could not be recorded", job.job_id, job.project)
             finally:
                 with self._lock:
-                    self._held.pop((job.project, job.job_id), None)
+                    followed = (job.project, job.job_id) in self._following
+                    if not followed:
+                        self._held.pop((job.project, job.job_id), None)
+                if not followed:
+                    self._release(job)
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, expect: str | None = None, shards: int = 0) -> None:
         current = self.store.find(job.project, job.job_id)
         if current is None or current.state != PENDING:  # cancelled while queued, or taken over
             return
+        if expect is not None and revision(current) != expect:  # queued again since: another Job's to run
+            return
+        if not self.claims.claim(current, self.runner_id):  # another runner took this submission
+            log.info("job %s of project %r is run by another runner", job.job_id, job.project)
+            return
         if self.store.cancel_request(current) is not None:
             self.store.update(current, state=CANCELLED)
+            return
+        if self.kubernetes is not None:
+            self._dispatch(current)
             return
         kind = self.kinds[job.kind]
         job = self.store.update(current, state=RUNNING, stage="starting", progress=0.0, message="")
         with self._lock:
             self._held[(job.project, job.job_id)] = job
-        ctx = JobContext(self, job)
+        ctx = JobContext(self, job, shards)
         started = time.monotonic()
         service = self.store.service
         outcome = "failed"
@@ -449,6 +638,122 @@ class JobRunner:
                  time.monotonic() - started)  # fmt: skip
         return "succeeded"
 
+    # -- jobs as Kubernetes Jobs ------------------------------------------------------------------
+
+    def _dispatch(self, current: Job) -> None:
+        """Hands a queued job this runner claimed to a Kubernetes Job: the row is written again (still
+        queued) and the Pod claims that revision, so it runs once even if this runner dies meanwhile."""
+        kind = self.kinds[current.kind]
+        shards = 1
+        if kind.shard is not None and kind.shards is not None and self.kubernetes.max_shards > 1:
+            try:
+                shards = max(1, kind.shards(current, self.kubernetes.max_shards))
+            except Exception:  # its input is gone or unreadable: one Pod runs it, and fails saying why
+                log.warning("job %s of project %r: could not tell how to split it; it runs whole", current.job_id,
+                            current.project, exc_info=True)  # fmt: skip
+        where = f"its log: {self.kubernetes.job_logs_hint(current)}"
+        if shards > 1:
+            # the row is not written again until the shards are done: each checks it names their submission
+            stage, where = f"{shards} shards running as a Kubernetes Indexed Job", f"runs in {shards} shards; {where}"
+        else:
+            stage, where = "starting a Kubernetes Job", f"runs as a Kubernetes Job; {where}"
+        job = self.store.update(current, stage=stage, progress=0.0, message=where)
+        name = self.kubernetes.create(job, revision(job), shards=shards)
+        with self._lock:
+            self._following[(job.project, job.job_id)] = name
+            self._held[(job.project, job.job_id)] = job
+        log.info("job %s of project %r runs as Kubernetes Job %s%s", job.job_id, job.project, name,
+                 f" in {shards} shards" if shards > 1 else "")  # fmt: skip
+
+    def _reattach(self) -> bool:
+        """Follows again the Kubernetes Jobs a previous runner of this service started and did not see end,
+        once this runner wins the job's claim (its Lease: the previous runner let it go, or stopped renewing
+        it). Whether every such Job is followed now; a job another live runner follows is tried again."""
+        every = True
+        for project, job_id, name in self.kubernetes.listed():
+            with self._lock:
+                if (project, job_id) in self._following:
+                    continue
+            job = self.store.find(project, job_id)
+            if job is None or job.done:
+                continue
+            if not self.claims.claim(job, self.runner_id):
+                every = False
+                continue
+            with self._lock:
+                self._following.setdefault((project, job_id), name)
+                self._held.setdefault((project, job_id), job)
+        return every
+
+    def _follow(self) -> None:
+        """Every heartbeat, settles the followed jobs whose Kubernetes Job or row has changed."""
+        attached = False
+        while not self.stopping.is_set():
+            try:
+                if not attached:
+                    attached = self._reattach()
+                with self._lock:
+                    following = dict(self._following)
+                for key, name in following.items():
+                    if self._settle(key, name):
+                        with self._lock:
+                            self._following.pop(key, None)
+                            job = self._held.pop(key, None)
+                        if job is not None:
+                            self._release(job)
+            except Exception:
+                log.exception("following the Kubernetes Jobs failed; retrying")
+            self.stopping.wait(self.heartbeat_seconds)
+
+    def _settle(self, key: tuple[str, str], name: str) -> bool:
+        """Whether the job is settled: finished by its Pod, or ended here because its Kubernetes Job
+        failed or went away, or cancelled (the Kubernetes Job deleted, and its Pod with it)."""
+        job = self.store.find(*key)
+        if job is None:
+            self.kubernetes.delete(name)
+            return True
+        if job.state in (CANCELLING, CANCELLED) or (not job.done and self.store.cancel_request(job) is not None):
+            self.kubernetes.delete(name)  # the Pod gets SIGTERM: it stops at its next check
+            if job.done or self.kubernetes.outcome(name).state != "gone":
+                return job.done
+            self._end_here(key, job, CANCELLED, self.store.cancel_request(job) or "cancelled")
+            return True
+        if job.done:
+            return True
+        outcome = self.kubernetes.outcome(name)
+        if outcome.state == "active":
+            return False
+        if outcome.state == "succeeded" and outcome.shards > 1 and job.state == PENDING:
+            # every shard wrote its part: one Pod finishes the job from the parts
+            finish = self.kubernetes.create(job, revision(job), after_shards=outcome.shards)
+            with self._lock:
+                self._following[key] = finish
+            log.info("job %s of project %r: its %d shards are done; Kubernetes Job %s finishes it", job.job_id,
+                     job.project, outcome.shards, finish)  # fmt: skip
+            return False
+        why = outcome.reason or f"the Kubernetes Job {name} ended without recording the job's end"
+        if self._end_here(key, job, FAILED, why):
+            log.info("job %s of project %r failed in Kubernetes: %s", job.job_id, job.project, why)
+        return True
+
+    def _release(self, job: Job) -> None:
+        """Lets go of the claim of a job this runner no longer holds (done, or not its to run)."""
+        try:
+            self.claims.release(job, self.runner_id)
+        except Exception:  # the claim expires by itself; nothing waits on it
+            log.warning("could not let go of the claim of job %s of project %r", job.job_id, job.project,
+                        exc_info=True)  # fmt: skip
+
+    def _end_here(self, key: tuple[str, str], job: Job, state: str, message: str) -> bool:
+        """Records the end a job's Pod did not record: unless the job (read again: the Pod may have just
+        written it) is finished, its partial result is discarded and it ends as ``state``. Whether it did."""
+        latest = self.store.find(*key) or job
+        if latest.done:
+            return False
+        self.kinds[job.kind].discard(latest)
+        self.store.update(latest, state=state, message=message)
+        return True
+
     def _watch(self) -> None:
         """Marks the held jobs alive and recovers the jobs whose runner is gone."""
         while not self.stopping.is_set():
@@ -466,6 +771,7 @@ class JobRunner:
             held = list(self._held.values())
         for job in held:
             self.store.signal(job, HEARTBEAT)
+        self.claims.renew(held, self.runner_id)
 
     def recover(self) -> None:
         """Queued jobs nobody marked for ``stale_seconds`` are taken over; running ones are
@@ -479,6 +785,8 @@ class JobRunner:
             alive = max(job.update_time, beats.get(key, job.update_time))
             if key in held or alive > cutoff or job.kind not in self.kinds:
                 continue
+            if not self.claims.claim(job, self.runner_id):  # another replica is taking it over
+                continue
             if job.state == PENDING:
                 log.info("taking over queued job %s of project %r", job.job_id, job.project)
                 self._enqueue(self.store.update(job))
@@ -487,3 +795,4 @@ class JobRunner:
             self.store.update(job, state=FAILED if job.state == RUNNING else CANCELLED,
                               message=f"the {self.store.service} service stopped while the job was {job.state}"
                                       f" (no sign of life for {self.stale_seconds:.0f}s); start it again")  # fmt: skip
+            self._release(job)

@@ -322,10 +322,74 @@ class ShoalSettings(BaseSettings):
         description="A job unmarked for this long lost its runner: a queued one is taken over, a running one failed.",
     )
 
+    job_executor: Literal["in-process", "kubernetes"] = Field(
+        "in-process",
+        description="Where analysis and sampler jobs run: on a thread of the service that took them, or each as a "
+        "Kubernetes Job whose Pod runs `shoal job run` from SHOAL_KUBERNETES_JOB_IMAGE, which the service follows "
+        "(its failure reason, its cancellation) and re-attaches to after a restart.",
+    )
+    kubernetes_job_image: str = Field("", description="The image of the jobs' Pods (the services' own image).")
+    kubernetes_namespace: str = Field(
+        "",
+        description="Where the jobs' Kubernetes Jobs are created; empty: the namespace the service runs in "
+        "(its service account's), else `default`.",
+    )
+    kubernetes_kubeconfig: Path | None = Field(
+        None, description="A kubeconfig to reach the API server; empty: the service account of the Pod (in-cluster)."
+    )
+    kubernetes_job_service_account: str = Field("", description="The service account of the jobs' Pods.")
+    kubernetes_job_env_from: list[str] = Field(
+        default_factory=list,
+        description="ConfigMaps and Secrets whose keys become the jobs' environment (`configmap/NAME`, "
+        "`secret/NAME`): the same settings and credentials as the service.",
+    )
+    kubernetes_job_pod_template: Path | None = Field(
+        None,
+        description="A JSON file of what the jobs' Pods share with the service's own Pod (the Helm chart writes it): "
+        "`labels`, `env` (secretKeyRefs too), `envFrom`, `volumes` and `volumeMounts` (the stores' CA files), "
+        "`imagePullSecrets`, `nodeSelector`, `tolerations`, `affinity`, `priorityClassName`.",
+    )
+    kubernetes_job_requests: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "1", "memory": "4Gi"}, description="Resource requests of a job's Pod."
+    )
+    kubernetes_job_limits: dict[str, str] = Field(
+        default_factory=lambda: {"memory": "16Gi"}, description="Resource limits of a job's Pod."
+    )
+    kubernetes_job_shards: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="At most this many Pods share a job that can be split, as the completions of one Indexed Job, "
+        "then one more Pod finishes it from their parts: the neighbour graph of 20,001 to 100,000 frames is then "
+        "exact, a shard per 20,000 frames, instead of NN-descent's approximate graph in one Pod (more CPU in all, "
+        "spread over the Pods). 1: every job in one Pod.",
+    )
+    kubernetes_job_deadline_seconds: int = Field(
+        86400, gt=0, description="A job's Pod running longer is stopped by Kubernetes and the job failed."
+    )
+    kubernetes_job_ttl_seconds: int = Field(
+        3600, ge=0, description="A finished Kubernetes Job (and its Pod's log) is kept this long."
+    )
+
     warm_kernels: bool = Field(
         True,
         description="Load (or, the first time on a machine, compile) the jobs' compiled kernels on a background "
         "thread as a service starts, so that no job waits for a compiler.",
+    )
+
+    answers_refresh_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="How often the analysis service checks whether the tables under the questions asked lately "
+        "(heat maps, query pages, map viewports) changed, and computes their answers again in the background, so "
+        "that the next call after an upload finds its answer kept. 0 turns the refresh off: the first call after a "
+        "change computes its answer.",
+    )
+    answers_refresh_window_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Questions asked within this many seconds are refreshed when their tables change; older ones "
+        "are computed again only when asked.",
     )
 
     # --- logging -------------------------------------------------------------------------
@@ -377,6 +441,11 @@ class ShoalSettings(BaseSettings):
             )
         if self.kafka_sasl_mechanism and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ValueError("SHOAL_KAFKA_SASL_MECHANISM needs SHOAL_KAFKA_SASL_USERNAME and SHOAL_KAFKA_SASL_PASSWORD")
+        if self.job_executor == "kubernetes" and not self.kubernetes_job_image:
+            raise ValueError("SHOAL_JOB_EXECUTOR=kubernetes needs SHOAL_KUBERNETES_JOB_IMAGE (the services' image)")
+        for ref in self.kubernetes_job_env_from:
+            if not re.fullmatch(r"(configmap|secret)/[a-z0-9]([-a-z0-9.]*[a-z0-9])?", ref):
+                raise ValueError(f"SHOAL_KUBERNETES_JOB_ENV_FROM: {ref!r} is not configmap/NAME or secret/NAME")
         if bool(self.console_s3_access_key_id) != bool(self.console_s3_secret_access_key):
             raise ValueError(
                 "set both SHOAL_CONSOLE_S3_ACCESS_KEY_ID and SHOAL_CONSOLE_S3_SECRET_ACCESS_KEY, or neither "

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from shoal.common import kubernetes_jobs
 from shoal.common.convert import job_to_proto, page_of, page_response
 from shoal.common.data import labeling_requests
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
@@ -473,6 +474,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         {campaign.KIND: JobKind(run=servicer.run_campaign, discard=lambda job: campaign.discard(stores.metrics, job))},
         heartbeat_seconds=settings.job_heartbeat_seconds,
         stale_seconds=settings.job_stale_seconds,
+        kubernetes=kubernetes_jobs.from_settings(settings, NAME),
     )
     return ServiceSpec(
         name=NAME,

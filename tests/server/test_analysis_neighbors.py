@@ -216,3 +216,54 @@ def test_neighbor_job_checks_its_input(shared: Running, project: str) -> None:
         assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION)
         _finish(c, p, job)
         assert c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id)).summary.k == 5
+
+
+def test_a_graph_built_in_shards_answers_as_the_exact_graph_and_a_missing_shard_fails_the_job(
+    shared: Running, project: str
+) -> None:
+    """What the Pods of an Indexed Job do (shoal job run --shards 3, then --after-shards 3), on the
+    server's stores: each shard writes the neighbours of its third of the frames, and the run that
+    finishes the job scores the whole graph, which is the exact one. A shard that never ran fails the
+    job, saying how many frames have neighbours; a Pod made for an older submission does nothing."""
+    from shoal.analysis import neighbors
+    from shoal.common import jobs
+
+    running, p = shared, project
+    d = planted()
+    _upload(running, p, d)
+    service = next(w for s in running.server.specs for w in s.workers
+                   if isinstance(w, jobs.JobRunner) and w.store.service == "analysis")  # fmt: skip
+    pod = jobs.JobRunner(service.store, service.kinds)  # a Pod's runner: never started, runs what it is told
+    params = {"dataset": "all", "embedding_space": "pixels", "k": "10", "duplicate_distance": repr(0.0)}
+    first, _ = service.store.submit(p, neighbors.KIND, params)
+    r1 = jobs.revision(first)
+    assert pod.run_shard(p, first.job_id, r1, 0, 3) and pod.run_shard(p, first.job_id, r1, 1, 3)
+    failed = pod.run_one(p, first.job_id, expect=r1, shards=3)
+    n = len(d["ids"])
+    written = len(neighbors.shard_rows(n, 0, 3)) + len(neighbors.shard_rows(n, 1, 3))
+    assert failed.state == jobs.FAILED and f"wrote the neighbours of {written} of {n} frames" in failed.message
+
+    again, _ = service.store.submit(p, neighbors.KIND, params, rerun=True)
+    r2 = jobs.revision(again)
+    assert not pod.run_shard(p, first.job_id, r1, 2, 3)  # made for the first submission: nothing to do
+    assert all(pod.run_shard(p, again.job_id, r2, i, 3) for i in range(3))
+    rows = running.server.stores.metrics.query(
+        "SELECT count() FROM knn_graph FINAL WHERE project = {p:String} AND job_id = {j:String}",
+        {"p": p, "j": again.job_id},
+    ).rows
+    assert rows[0][0] == n  # every frame's neighbours, once, from three shards
+    assert service.store.get(p, again.job_id).state == jobs.PENDING  # the shards never write the job
+    done = pod.run_one(p, again.job_id, expect=r2, shards=3)
+    assert done.state == jobs.SUCCEEDED, done.message
+
+    with running.client(running.admin_key) as c:
+        frames = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(project=p, job_id=again.job_id), "frames")
+        pairs = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(project=p, job_id=again.job_id),
+                     "pairs")  # fmt: skip
+    _, exact = neighbors.knn(d["x"], 10, "cosine")  # a COSINE space, fewer frames than EXACT_LIMIT: the exact graph
+    index = {f: i for i, f in enumerate(d["ids"])}
+    assert len(frames) == n
+    for f in frames:
+        np.testing.assert_allclose([x.distance for x in f.neighbors], exact[index[f.ref.frame_id]], atol=1e-4)
+    found = {tuple(sorted((x.a.frame_id, x.b.frame_id))) for x in pairs}
+    assert {tuple(sorted((a, b))) for a, b, _, _ in d["pairs"]} <= found

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from shoal.common import jobs
+from shoal.common.errors import InvalidArgument
 from shoal.common.jobs import Job, JobContext, JobKind, JobRunner, JobStore
 from shoal.common.stores.metrics import EmbeddedMetricsStore
 from shoal.common.timeutil import now_ms
@@ -144,3 +146,70 @@ def test_a_job_whose_runner_died_is_reported_failed(store: JobStore, work: Count
         wait_for(lambda: _state(store, job) == jobs.SUCCEEDED, what="the re-run")
     finally:
         runner.stop(10)
+
+
+def race_for_stale_jobs(
+    store: JobStore, prefix: str, runner: Callable[[dict[str, JobKind]], JobRunner], count: int = 12
+) -> tuple[list[Job], list[str]]:
+    """Two runners (made by ``runner`` from their job kinds) come back after an outage and find the same
+    ``count`` queued jobs that nobody marks, and recover them at once; then both run. Returns the jobs and
+    the id of each run, once every job succeeded."""
+    runs: list[str] = []
+    lock = threading.Lock()
+
+    def run(ctx: JobContext) -> None:
+        with lock:
+            runs.append(ctx.job.job_id)
+
+    queued = [store.submit("p", "count", {"n": f"{prefix}-{i}"})[0] for i in range(count)]
+    # queued long ago by a runner that is gone: every runner that looks now sees them stale
+    stale = now_ms() - timedelta(hours=1)
+    for job in queued:
+        store._write(replace(job, update_time=stale))
+    racers = [runner({"count": JobKind(run, lambda job: None)}) for _ in range(2)]
+    start = threading.Barrier(len(racers))
+
+    def race(r: JobRunner) -> None:
+        start.wait(30)
+        r.recover()
+
+    threads = [threading.Thread(target=race, args=(r,)) for r in racers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for r in racers:
+        r.start()
+    try:
+        wait_for(lambda: all(_state(store, j) == jobs.SUCCEEDED for j in queued), timeout=120,
+                 what="every raced job to succeed", progress=lambda: len(runs))  # fmt: skip
+    finally:
+        for r in racers:
+            r.stop(10)
+    return queued, runs
+
+
+def test_runners_racing_for_the_same_stale_jobs_run_each_once(store: JobStore) -> None:
+    # two replicas claim through the metrics store (job_claims): each job must run on exactly one of them
+    queued, runs = race_for_stale_jobs(
+        store, "race", lambda kinds: JobRunner(store, kinds, heartbeat_seconds=0.2, stale_seconds=60)
+    )
+    assert sorted(runs) == sorted(j.job_id for j in queued), f"a job ran twice or never: {runs}"
+
+
+def test_one_job_runs_on_the_calling_thread_once_and_only_if_queued(store: JobStore, work: Counting) -> None:
+    # what `shoal job run` does in a Pod: run the one job it was started for, then return
+    runner = JobRunner(store, {"count": JobKind(work.run, work.discard)}, heartbeat_seconds=0.2, stale_seconds=60)
+    work.release.set()
+    job, _ = store.submit("p", "count", {"n": "one"})
+    ended = runner.run_one("p", job.job_id)
+    assert ended.state == jobs.SUCCEEDED and work.rows(job.job_id) == work.steps
+    assert runner.run_one("p", job.job_id).update_time == ended.update_time  # finished: nothing runs again
+
+    # a queued job another runner has claimed is not run here
+    other, _ = store.submit("p", "count", {"n": "claimed"})
+    assert store.claim(store.get("p", other.job_id), "another-runner")
+    assert runner.run_one("p", other.job_id).state == jobs.PENDING and work.rows(other.job_id) == 0
+
+    with pytest.raises(InvalidArgument, match="does not run"):
+        JobRunner(store, {}).run_one("p", job.job_id)

@@ -150,7 +150,8 @@ def test_every_component_runs_hardened(rendered: tuple[str, Path]) -> None:
     for component, (pod, c) in containers.items():
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert pod["automountServiceAccountToken"] is False
+        # only a job executor on Kubernetes calls the API (test_jobs_on_kubernetes_...)
+        assert pod["automountServiceAccountToken"] is (component in _job_executors(name)), component
         sc = c["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
         assert sc["capabilities"] == {"drop": ["ALL"]}
@@ -158,6 +159,96 @@ def test_every_component_runs_hardened(rendered: tuple[str, Path]) -> None:
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "/tmp" in mounts and "emptyDir" in volumes["tmp"], component
+
+
+def _job_executors(name: str) -> set[str]:
+    """The components of ci/<name>-values.yaml whose jobs run as Kubernetes Jobs."""
+    if (_values(name).get("jobs") or {}).get("executor") != "kubernetes":
+        return set()
+    return {"analysis", "sampler"} & _enabled(name)
+
+
+def _named(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def test_jobs_on_kubernetes_get_least_privilege_and_the_services_settings(
+    rendered: tuple[str, Path], tmp_path: Path
+) -> None:
+    """Where jobs run as Kubernetes Jobs, analysis and sampler (and no other component) may create,
+    follow and delete Jobs and read their Pods in the release's namespace, nothing more; and the Job
+    the executor makes from the chart's pod template carries the service's settings, its secrets by
+    reference and its stores' CA files, and is selected by its NetworkPolicy."""
+    from shoal.common.jobs import Job
+    from shoal.common.kubernetes_jobs import JobTemplate, KubernetesJobs, read_pod_template
+
+    name, path = rendered
+    docs = documents(path.read_text())
+    roles, bindings = _named(docs, "Role"), _named(docs, "RoleBinding")
+    executors = _job_executors(name)
+    assert {r.removeprefix(f"{RELEASE}-").removesuffix("-jobs") for r in roles} == executors
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    containers = _containers(docs)
+    policies, maps = _named(docs, "NetworkPolicy"), _named(docs, "ConfigMap")
+    for component in executors:
+        pod, c = containers[component]
+        role = roles[f"{RELEASE}-{component}-jobs"]
+        granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+                   for v in rule["verbs"]}  # fmt: skip
+        assert granted == {("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")} | {
+            ("batch", "jobs/status", "get"), ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
+            ("", "pods/log", "get"), ("coordination.k8s.io", "leases", "get"), ("coordination.k8s.io", "leases", "create"),
+            ("coordination.k8s.io", "leases", "update")}  # fmt: skip
+        binding = bindings[f"{RELEASE}-{component}-jobs"]
+        assert binding["roleRef"]["name"] == role["metadata"]["name"]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": NAMESPACE}
+        ]
+        env = _env(c)
+        assert env["SHOAL_JOB_EXECUTOR"] == "kubernetes" and env["SHOAL_KUBERNETES_JOB_IMAGE"] == c["image"]
+        assert env["SHOAL_KUBERNETES_JOB_SERVICE_ACCOUNT"] == pod["serviceAccountName"]
+        # the executor reads the pod template the chart mounts, and makes its Job from it
+        mounted = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        assert env["SHOAL_KUBERNETES_JOB_POD_TEMPLATE"] == f"{mounted['job-pod']}/pod.json"
+        volume = next(v for v in pod["volumes"] if v["name"] == "job-pod")
+        (tmp_path / "pod.json").write_text(maps[volume["configMap"]["name"]]["data"]["pod.json"])
+        shared = read_pod_template(tmp_path / "pod.json")
+        template = JobTemplate(namespace=NAMESPACE, image=env["SHOAL_KUBERNETES_JOB_IMAGE"], env=shared["env"],
+                               volumes=shared["volumes"], volume_mounts=shared["volumeMounts"],
+                               pod_labels=shared["labels"], node_selector=shared.get("nodeSelector", {}))  # fmt: skip
+        job = KubernetesJobs(None, component.replace("-", "_"), template).manifest(
+            Job("p", component, "j-1", "neighbors"), "PENDING@1"
+        )
+        job_pod = job["spec"]["template"]["spec"]
+        job_env = _env(job_pod["containers"][0])
+        # the service's settings and secrets, less its server's ports and certificate and the executor's own
+        server_only = {"SHOAL_HOST", "SHOAL_PORT", "SHOAL_HEALTH_PORT", "SHOAL_METRICS_PORT", "SHOAL_TLS_CERT_FILE",
+                       "SHOAL_TLS_KEY_FILE", "SHOAL_TLS_CLIENT_CA_FILE"}  # fmt: skip
+        expected = {k: v for k, v in env.items() if k not in server_only and not k.startswith(("SHOAL_JOB_EXECUTOR",
+                    "SHOAL_KUBERNETES_"))}  # fmt: skip
+        assert job_env == expected
+        # every CA file the service reads is mounted in the job's Pod too, from the same Secret
+        service_volumes = {v["name"]: v for v in pod["volumes"]}
+        job_mounts = {m["name"]: m["mountPath"] for m in job_pod["containers"][0]["volumeMounts"]}
+        for volume_name in [n for n in mounted if n.endswith("-ca")]:
+            assert job_mounts[volume_name] == mounted[volume_name]
+            assert next(v for v in job_pod["volumes"] if v["name"] == volume_name)["secret"]["secretName"] == (
+                service_volumes[volume_name]["secret"]["secretName"])  # fmt: skip
+        assert {"/tmp", "/var/lib/shoal"} <= set(job_mounts.values())
+        assert job_pod["automountServiceAccountToken"] is False
+        # its NetworkPolicy selects the job's Pods, lets nothing in and lets them reach the stores alone
+        labels = job["spec"]["template"]["metadata"]["labels"]
+        policy = policies.get(f"{RELEASE}-{component}-jobs")
+        if policy is not None:
+            assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+            assert policy["spec"]["ingress"] == []
+        # and the service's own NetworkPolicy lets it reach the API server
+        if f"{RELEASE}-{component}" in policies:
+            ports = [p["port"] for rule in policies[f"{RELEASE}-{component}"]["spec"]["egress"] for p in rule["ports"]]
+            assert 443 in ports or 6443 in ports
+    for component in set(containers) - executors:
+        pod, c = containers[component]
+        assert not {k for k in _env(c) if k.startswith(("SHOAL_JOB_EXECUTOR", "SHOAL_KUBERNETES_"))}, component
 
 
 def test_every_service_answers_grpc_probes(rendered: tuple[str, Path]) -> None:

@@ -46,6 +46,10 @@ class Runner:
     run: Callable[[Context, JobContext], None]
     #: removes whatever a run of the kind wrote
     discard: Callable[[MetricsStore, Job], None]
+    #: computes shard i of n of a job (a kind that can be split over an Indexed Job's Pods; see JobKind)
+    shard: Callable[[Context, JobContext, int, int], None] | None = None
+    #: how many shards a job is split into, at most the number given
+    shards: Callable[[Context, Job, int], int] | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import job_to_proto, page_of, page_response
 from shoal.common.data.datasets import frame_media
 from shoal.common.errors import InvalidArgument
-from shoal.common.jobs import JobContext
+from shoal.common.jobs import Job, JobContext
+from shoal.common.stores.vectors import collection_name
 from shoal.common.v1 import common_pb2
 
 #: the most neighbours a job may ask for (k)
@@ -39,6 +40,21 @@ def run_neighbors(ctx: Context, run: JobContext) -> None:
     neighbors.build(run, ctx.metrics, ctx.vectors, job, dataset=job.params["dataset"], space=space.name,
                     space_metric=space.metric, k=int(job.params["k"]),
                     duplicate_distance=float(job.params["duplicate_distance"]))  # fmt: skip
+
+
+def shard_neighbors(ctx: Context, run: JobContext, shard: int, shards: int) -> None:
+    job = run.job
+    space = ctx.space(job.project, job.params["dataset"], job.params["embedding_space"])
+    neighbors.build_shard(run, ctx.metrics, ctx.vectors, job, shard=shard, shards=shards,
+                          dataset=job.params["dataset"], space=space.name, space_metric=space.metric,
+                          k=int(job.params["k"]))  # fmt: skip
+
+
+def neighbor_shards(ctx: Context, job: Job, most: int) -> int:
+    space = ctx.space(job.project, job.params["dataset"], job.params["embedding_space"])
+    name = collection_name(job.project, space.name)
+    frames = ctx.vectors.count(name, partition=job.params["dataset"]) if ctx.vectors.has_collection(name) else 0
+    return neighbors.shards_for(frames, most)
 
 
 def query_outliers(ctx: Context, request: pb.QueryOutliersRequest) -> pb.QueryOutliersResponse:
@@ -94,6 +110,10 @@ ANALYSIS = Analysis(
         "QueryOutliers": query_outliers,
         "QueryDuplicates": query_duplicates,
     },
-    jobs={neighbors.KIND: Runner(run=run_neighbors, discard=neighbors.discard)},
+    jobs={
+        neighbors.KIND: Runner(
+            run=run_neighbors, discard=neighbors.discard, shard=shard_neighbors, shards=neighbor_shards
+        )
+    },
     migrations=neighbors.MIGRATIONS,
 )

@@ -188,11 +188,17 @@ class MetricsStore(abc.ABC):
         table = self.query_arrow(sql, parameters)
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
-    def insert(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> int:
-        """Inserts rows (row-major) into ``table`` of the Shoal database; returns the row count."""
+    def insert(
+        self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str], *, once: str | None = None
+    ) -> int:
+        """Inserts rows (row-major) into ``table`` of the Shoal database; returns the row count. With
+        ``once``, an insert under the same token into a table that keeps a deduplication window writes
+        nothing: whichever of several such inserts lands first is the only one kept."""
         if not rows:
             return 0
-        self._run(lambda c: c.insert(table, list(rows), column_names=list(column_names), database=self.database))
+        settings = None if once is None else {"insert_deduplicate": 1, "insert_deduplication_token": once}
+        self._run(lambda c: c.insert(table, list(rows), column_names=list(column_names), database=self.database,
+                                     settings=settings))  # fmt: skip
         return len(rows)
 
     def insert_columns(self, table: str, columns: Sequence[Sequence[Any]], column_names: Sequence[str]) -> int:

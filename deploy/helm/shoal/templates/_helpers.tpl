@@ -391,3 +391,108 @@ cache. No store address, no credential: it calls the services with each person's
 {{ include "shoal.secretEnv" (dict "name" $name "secret" $ref.secret "key" $ref.key) }}
 {{- end }}
 {{- end -}}
+
+{{/*
+"true" when the component's jobs run as Kubernetes Jobs (jobs.executor kubernetes, and the
+component is one that runs jobs: analysis or sampler); call with (dict "root" $ "c" $component).
+*/}}
+{{- define "shoal.jobsOnKubernetes" -}}
+{{- if and (eq .root.Values.jobs.executor "kubernetes") (has .c.service (list "analysis" "sampler")) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The labels of a component's job Pods that its NetworkPolicy selects (the executor adds the last two). */}}
+{{- define "shoal.jobPodSelectorLabels" -}}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/managed-by: shoal-job-executor
+shoal.dev/service: {{ .c.service }}
+{{- end -}}
+
+{{/*
+What a component's job Pods share with its own Pod, as the JSON of SHOAL_KUBERNETES_JOB_POD_TEMPLATE:
+its settings and secrets (the same env without the server's ports and certificate, and without the
+executor's settings, so a job Pod runs its job in-process), the CA files of its stores, a data directory, the release's instance label
+and where jobs.kubernetes places them.
+*/}}
+{{- define "shoal.jobPodTemplate" -}}
+{{- $v := .root.Values -}}
+{{- $c := .c -}}
+{{- $k := $v.jobs.kubernetes -}}
+{{- $mounts := list (dict "name" "tmp" "mountPath" "/tmp") (dict "name" "data" "mountPath" "/var/lib/shoal") -}}
+{{- $volumes := list (dict "name" "tmp" "emptyDir" (dict "sizeLimit" $c.values.scratch.tmpSizeLimit)) (dict "name" "data" "emptyDir" (dict "sizeLimit" $c.values.scratch.dataSizeLimit)) -}}
+{{- range $store := list "kafka" "clickhouse" "milvus" -}}
+{{- $secret := (index $v $store).tls.caSecret -}}
+{{- if and $secret (or (eq $store "clickhouse") (has $store $c.egress)) -}}
+{{- $mounts = append $mounts (dict "name" (printf "%s-ca" $store) "mountPath" (printf "/etc/shoal/%s-ca" $store) "readOnly" true) -}}
+{{- $volumes = append $volumes (dict "name" (printf "%s-ca" $store) "secret" (dict "secretName" $secret "defaultMode" 288)) -}}
+{{- end -}}
+{{- end -}}
+{{- $env := list -}}
+{{- $serverOnly := list "SHOAL_HOST" "SHOAL_PORT" "SHOAL_HEALTH_PORT" "SHOAL_METRICS_PORT" "SHOAL_WEBHOOK_PORT" "SHOAL_TLS_CERT_FILE" "SHOAL_TLS_KEY_FILE" "SHOAL_TLS_CLIENT_CA_FILE" -}}
+{{- range $e := include "shoal.env" . | fromYamlArray -}}
+{{- if not (has $e.name $serverOnly) }}{{ $env = append $env $e }}{{ end -}}
+{{- end -}}
+{{- $out := dict
+  "labels" (dict "app.kubernetes.io/instance" .root.Release.Name)
+  "env" $env
+  "volumes" $volumes
+  "volumeMounts" $mounts
+  "imagePullSecrets" ($v.imagePullSecrets | default list)
+  "nodeSelector" ($k.nodeSelector | default dict)
+  "tolerations" ($k.tolerations | default list)
+  "affinity" ($k.affinity | default dict)
+  "priorityClassName" ($k.priorityClassName | default "") -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The Deployment's settings for the Kubernetes executor (env entries), with the pod template mounted. */}}
+{{- define "shoal.jobExecutorEnv" -}}
+{{- $v := .root.Values -}}
+{{- $k := $v.jobs.kubernetes -}}
+- name: SHOAL_JOB_EXECUTOR
+  value: kubernetes
+- name: SHOAL_KUBERNETES_JOB_IMAGE
+  value: {{ include "shoal.image" .root | quote }}
+- name: SHOAL_KUBERNETES_JOB_SERVICE_ACCOUNT
+  value: {{ include "shoal.serviceAccountName" . | quote }}
+- name: SHOAL_KUBERNETES_JOB_POD_TEMPLATE
+  value: /etc/shoal/job-pod/pod.json
+- name: SHOAL_KUBERNETES_JOB_REQUESTS
+  value: {{ $k.resources.requests | default dict | toJson | quote }}
+- name: SHOAL_KUBERNETES_JOB_LIMITS
+  value: {{ $k.resources.limits | default dict | toJson | quote }}
+- name: SHOAL_KUBERNETES_JOB_SHARDS
+  value: {{ $k.shards | default 1 | quote }}
+- name: SHOAL_KUBERNETES_JOB_DEADLINE_SECONDS
+  value: {{ $k.activeDeadlineSeconds | quote }}
+- name: SHOAL_KUBERNETES_JOB_TTL_SECONDS
+  value: {{ $k.ttlSecondsAfterFinished | quote }}
+{{- end -}}
+
+{{/* Egress rules to DNS and to the stores a component uses (its NetworkPolicy's, and its job Pods'). */}}
+{{- define "shoal.storeEgress" -}}
+{{- $np := .root.Values.networkPolicy -}}
+- ports:
+    {{- toYaml $np.egress.dns.ports | nindent 4 }}
+  to:
+    - namespaceSelector:
+        {{- toYaml $np.egress.dns.namespaceSelector | nindent 8 }}
+      {{- with $np.egress.dns.podSelector }}
+      podSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- range $target := .c.egress }}
+{{- $e := index $np.egress $target }}
+- ports:
+    {{- toYaml $e.ports | nindent 4 }}
+  {{- if or $e.cidrs $e.peers }}
+  to:
+    {{- range $cidr := $e.cidrs }}
+    - ipBlock:
+        cidr: {{ $cidr }}
+    {{- end }}
+    {{- with $e.peers }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- end -}}
