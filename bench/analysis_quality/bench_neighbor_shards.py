@@ -5,16 +5,20 @@ of 1,000 Gaussian clusters).
 What is timed is the computation each Pod does, not the stores (each shard reads all vectors and writes its rows;
 both scale as the whole job's reading and writing do):
 
-- **whole**: ``neighbors.knn``, the graph of the job in one process today (NN-descent above 20k frames);
-- **shards S**: ``neighbors.knn_shard`` for each of the S slices, each timed alone with the whole machine, as a
-  Pod on a node of its own would run it; the job's time on S such nodes is the slowest shard plus the finish
-  (the scores from the graph: neighbour labels, within-class graphs, duplicates), timed once;
-- **S shards on this machine**: the S shards as S processes at once on these 2 cores;
+- **whole**: ``neighbors.knn``, the graph of the job in one process (NN-descent above 20k frames);
+- **shards S**: ``neighbors.shard_graph`` for each of the S shards, each in a process of its own with the whole
+  machine, one after another, as a Pod on a node of its own would run it (NN-descent's kernels warmed first, as
+  the warm-up does): up to 100,000 frames the exact neighbours of the shard's slice, above the graphs of the
+  overlapping cells dealt to it, then the graphs within the classes dealt to it. The job's time on S such nodes
+  is the slowest shard, plus the merge of the parts and the finish (the scores from the graph: neighbour labels
+  and duplicates), timed once; the whole job's finish also builds the graphs within classes;
+- **S shards on this machine** (up to ``--at-once-frames``): the S shard processes at once on these 2 cores;
 - **peer**: ``sklearn.neighbors.NearestNeighbors(algorithm="brute", metric="cosine")``, exact.
 
-Recall@10 of each graph is measured against exact search on 1,000 sampled frames.
+Recall@10 of each graph is measured against exact search on 1,000 sampled frames; peak RSS per process.
 
-    python bench/analysis_quality/bench_neighbor_shards.py --frames 100000 200000 --peer-frames 100000
+    python bench/analysis_quality/bench_neighbor_shards.py --frames 50000 100000 --peer-frames 50000
+    python bench/analysis_quality/bench_neighbor_shards.py --frames 1000000 --out results_shards_1m.json
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,21 +44,29 @@ OUT = Path(__file__).with_name("results_shards.json")
 
 
 def _recall(x: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> float:
-    """Mean share of the exact 10 nearest (cosine) found in ``idx`` for the sampled ``rows``."""
+    """Mean share of the exact 10 nearest (cosine) found in ``idx`` for the sampled ``rows`` (100 at a time, so
+    that the measurement does not set the process's peak memory)."""
     u = x / np.linalg.norm(x, axis=1, keepdims=True)
-    sims = u[rows] @ u.T
-    sims[np.arange(len(rows)), rows] = -np.inf
-    exact = np.argpartition(-sims, K, axis=1)[:, :K]
-    return float(np.mean([len(set(exact[i]) & set(idx[r])) / K for i, r in enumerate(rows)]))
+    found = []
+    for s in range(0, len(rows), 100):
+        block = rows[s : s + 100]
+        sims = u[block] @ u.T
+        sims[np.arange(len(block)), block] = -np.inf
+        exact = np.argpartition(-sims, K, axis=1)[:, :K]
+        found += [len(set(exact[i]) & set(idx[r])) / K for i, r in enumerate(block)]
+    return float(np.mean(found))
 
 
-def _finish(x: np.ndarray, idx: np.ndarray, dist: np.ndarray, labels: np.ndarray) -> float:
-    """Seconds of what the finishing Pod computes from the graph (as neighbors.build does after it)."""
+def _finish(x: np.ndarray, idx: np.ndarray, dist: np.ndarray, labels: np.ndarray, classes: bool = True) -> float:
+    """Seconds of what the finishing Pod computes from the graph (as neighbors.build does after it): the
+    neighbour labels, the duplicates and, unless the shards built them (``classes`` false), the graphs within
+    classes."""
     from shoal.analysis import neighbors
 
     started = time.perf_counter()
     neighbors._neighbor_labels(idx, labels)
-    neighbors.class_outlier_scores(x, labels, K, "cosine")
+    if classes:
+        neighbors.class_outlier_scores(x, labels, K, "cosine")
     nearest = dist[:, 0]
     close = np.argwhere(dist <= 0.1 * float(np.median(nearest)))
     a, b = close[:, 0], idx[close[:, 0], close[:, 1]]
@@ -60,70 +74,123 @@ def _finish(x: np.ndarray, idx: np.ndarray, dist: np.ndarray, labels: np.ndarray
     return time.perf_counter() - started
 
 
-def _shard_in_process(n: int, shard: int, shards: int, start: mp.Barrier) -> None:  # type: ignore[valid-type]
+def _labels(n: int) -> np.ndarray:
+    return np.random.default_rng(3).integers(0, LABELS, n)
+
+
+def _shard_alone(n: int, shard: int, shards: int, out: str, report: Any, start: Any) -> None:
+    """A shard's Pod: the vectors, NN-descent's kernels warmed, then ``neighbors.shard_graph`` timed; its parts
+    saved to ``out`` for the finish; (seconds, warm-up seconds, peak RSS) put on ``report``."""
     from shoal.analysis import neighbors
 
     x = vectors(n, 0)
-    start.wait()
-    neighbors.knn_shard(x, neighbors.shard_rows(n, shard, shards), K, "cosine")
-
-
-def _shards_at_once(n: int, shards: int) -> float:
-    """Wall seconds of ``shards`` processes computing their shards at once on this machine."""
-    ctx = mp.get_context("spawn")
-    start = ctx.Barrier(shards + 1)
-    procs = [ctx.Process(target=_shard_in_process, args=(n, s, shards, start)) for s in range(shards)]
-    for p in procs:
-        p.start()
-    start.wait()
     began = time.perf_counter()
-    for p in procs:
-        p.join()
-        if p.exitcode != 0:
-            raise RuntimeError(f"a shard process exited with {p.exitcode}")
-    return time.perf_counter() - began
+    neighbors.knn(x[: neighbors.EXACT_LIMIT + 1_000], K, "cosine")  # what the warm-up does as a Pod starts
+    warm = time.perf_counter() - began
+    if start is not None:
+        start.wait()
+    began = time.perf_counter()
+    parts = list(neighbors.shard_graph(x, shard, shards, K, "cosine"))
+    graph = time.perf_counter() - began
+    labels = _labels(n)
+    neighbors.class_outlier_scores(x, labels, K, "cosine", classes=neighbors.shard_classes(labels, shard, shards))
+    seconds = time.perf_counter() - began
+    np.savez(out, frames=np.concatenate([np.repeat(r, K) for _, r, _, _ in parts]),
+             near=np.concatenate([i.reshape(-1) for _, _, i, _ in parts]),
+             dist=np.concatenate([d.reshape(-1) for _, _, _, d in parts]))  # fmt: skip
+    report.put({"shard": shard, "shard_s": seconds, "graph_s": graph, "warm_s": warm,
+                "peak_rss_gib": _rss_gib()})  # fmt: skip
 
 
-def run(n: int, peer: bool) -> dict:  # type: ignore[type-arg]
+def _shards(n: int, shards: int, work: Path, at_once: bool) -> tuple[list[dict], float | None]:  # type: ignore[type-arg]
+    """Each shard in a process of its own: one after another, each with the whole machine (as on a node of its
+    own), or all at once on this machine; returns each shard's report and, at once, the wall seconds."""
+    ctx = mp.get_context("spawn")
+    report = ctx.Queue()
+    start = ctx.Barrier(shards + 1) if at_once else None
+    procs = [ctx.Process(target=_shard_alone, args=(n, s, shards, str(work / f"part-{s}.npz"), report, start))
+             for s in range(shards)]  # fmt: skip
+    wall = None
+    if at_once:
+        for proc in procs:
+            proc.start()
+        start.wait()  # type: ignore[union-attr]
+        began = time.perf_counter()
+        reports = [report.get() for _ in procs]
+        wall = time.perf_counter() - began
+    else:
+        reports = []
+        for proc in procs:
+            proc.start()
+            reports.append(report.get())
+            proc.join()
+    for proc in procs:
+        proc.join()
+        if proc.exitcode != 0:
+            raise RuntimeError(f"a shard process exited with {proc.exitcode}")
+    return sorted(reports, key=lambda r: r["shard"]), wall
+
+
+def _merged(n: int, shards: int, work: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """The graph from the shards' parts, as the finishing Pod merges them, and the merge's seconds."""
+    from shoal.analysis import graph_cells
+
+    parts = [np.load(work / f"part-{s}.npz") for s in range(shards)]
+    began = time.perf_counter()
+    idx, dist, have = graph_cells.merge(n, K, np.concatenate([p["frames"] for p in parts]),
+                                        np.concatenate([p["near"] for p in parts]),
+                                        np.concatenate([p["dist"] for p in parts]))  # fmt: skip
+    assert (have >= K).all(), "a frame got fewer than k neighbours"
+    return idx, dist, time.perf_counter() - began
+
+
+def run(n: int, peer: bool, at_once: bool, shard_counts: list[int], whole: bool) -> dict:  # type: ignore[type-arg]
     from shoal.analysis import neighbors
 
     x = vectors(n, 0)
-    labels = np.random.default_rng(3).integers(0, LABELS, n)
+    labels = _labels(n)
     rows = np.random.default_rng(5).choice(n, SAMPLE, replace=False)
-    # NN-descent's kernels compiled (or loaded from numba's cache) before timing, as the warm-up does as a
-    # service starts: a graph just above the exact limit
-    neighbors.knn(x[: neighbors.EXACT_LIMIT + 1_000], K, "cosine")
-    out: dict = {"frames": n}  # type: ignore[type-arg]
-
-    started = time.perf_counter()
-    idx, dist = neighbors.knn(x, K, "cosine")
-    graph = time.perf_counter() - started
-    out["whole"] = {"graph_s": graph, "finish_s": _finish(x, idx, dist, labels), "recall": _recall(x, idx, rows),
-                    "method": "exact (faiss)" if n <= neighbors.EXACT_LIMIT else "NN-descent"}  # fmt: skip
-    print(f"{n:>9,} whole: graph {graph:.1f} s, recall {out['whole']['recall']:.3f}", flush=True)
+    out: dict = {"frames": n, "method": "exact" if n <= neighbors.SHARDED_EXACT_LIMIT else  # type: ignore[type-arg]
+                 f"cells of about {neighbors.PARTITIONED_CELL_FRAMES:,} frames, each frame in two"}  # fmt: skip
+    if whole:
+        # NN-descent's kernels compiled (or loaded from numba's cache) before timing, as the warm-up does as a
+        # service starts: a graph just above the exact limit
+        neighbors.knn(x[: neighbors.EXACT_LIMIT + 1_000], K, "cosine")
+        started = time.perf_counter()
+        idx, dist = neighbors.knn(x, K, "cosine")
+        graph = time.perf_counter() - started
+        out["whole"] = {"graph_s": graph, "finish_s": _finish(x, idx, dist, labels),
+                        "recall": _recall(x, idx, rows), "peak_rss_gib": _rss_gib(),
+                        "method": "exact (faiss)" if n <= neighbors.EXACT_LIMIT else "NN-descent"}  # fmt: skip
+        print(f"{n:>9,} whole: graph {graph:.1f} s + finish {out['whole']['finish_s']:.1f} s, "
+              f"recall {out['whole']['recall']:.3f}", flush=True)  # fmt: skip
+        del idx, dist
 
     finish = None
-    for shards in (1, 2, 4):
-        times, parts = [], []
-        for s in range(shards):
-            started = time.perf_counter()
-            parts.append(neighbors.knn_shard(x, neighbors.shard_rows(n, s, shards), K, "cosine"))
-            times.append(time.perf_counter() - started)
-        sidx = np.concatenate([p[0] for p in parts])
-        sdist = np.concatenate([p[1] for p in parts])
-        if finish is None:
-            finish = _finish(x, sidx, sdist, labels)
-        entry = {"shard_s": times, "slowest_s": max(times), "finish_s": finish,
-                 "on_s_nodes_s": max(times) + finish, "recall": _recall(x, sidx, rows)}  # fmt: skip
-        if shards > 1:
-            entry["at_once_here_s"] = _shards_at_once(n, shards)
-        out[f"shards_{shards}"] = entry
-        print(f"{n:>9,} {shards} shard(s): slowest {max(times):.1f} s + finish {finish:.1f} s, "
-              f"recall {entry['recall']:.3f}" + (f", at once here {entry['at_once_here_s']:.1f} s" if shards > 1
-                                                  else ""), flush=True)  # fmt: skip
-    one = out["shards_1"]["on_s_nodes_s"]
-    for shards in (2, 4):
-        out[f"shards_{shards}"]["speedup"] = one / out[f"shards_{shards}"]["on_s_nodes_s"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for shards in shard_counts:
+            reports, _ = _shards(n, shards, work, at_once=False)
+            sidx, sdist, merge_s = _merged(n, shards, work)
+            if finish is None:
+                finish = _finish(x, sidx, sdist, labels, classes=False)
+            times = [r["shard_s"] for r in reports]
+            entry = {"shard_s": times, "shard_graph_s": [r["graph_s"] for r in reports], "slowest_s": max(times),
+                     "merge_s": merge_s, "finish_s": finish,
+                     "on_s_nodes_s": max(times) + merge_s + finish, "recall": _recall(x, sidx, rows),
+                     "shard_peak_rss_gib": max(r["peak_rss_gib"] for r in reports),
+                     "warm_s": max(r["warm_s"] for r in reports)}  # fmt: skip
+            if shards > 1 and at_once:
+                entry["at_once_here_s"] = _shards(n, shards, work, at_once=True)[1]
+            out[f"shards_{shards}"] = entry
+            print(f"{n:>9,} {shards} shard(s): slowest {max(times):.1f} s + merge {merge_s:.1f} s + finish "
+                  f"{finish:.1f} s, recall {entry['recall']:.3f}, shard peak {entry['shard_peak_rss_gib']:.1f} GiB"
+                  + (f", at once here {entry['at_once_here_s']:.1f} s" if "at_once_here_s" in entry else ""),
+                  flush=True)  # fmt: skip
+    if 1 in shard_counts:
+        one = out["shards_1"]["on_s_nodes_s"]
+        for shards in shard_counts:
+            out[f"shards_{shards}"]["speedup"] = one / out[f"shards_{shards}"]["on_s_nodes_s"]
 
     if peer:
         from sklearn.neighbors import NearestNeighbors
@@ -136,14 +203,33 @@ def run(n: int, peer: bool) -> dict:  # type: ignore[type-arg]
     return out
 
 
+def _rss_gib() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the parent a spawned
+    process was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, nargs="+", default=[100_000, 200_000])
     ap.add_argument("--peer-frames", type=int, default=100_000, help="run scikit-learn up to this many frames")
+    ap.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4], help="shard counts to run")
+    ap.add_argument(
+        "--at-once-frames",
+        type=int,
+        default=100_000,
+        help="also run the shards at once on this machine up to this many frames",
+    )
+    ap.add_argument("--no-whole", action="store_true", help="skip the whole graph in one process")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
-    results = {**results_header(), "runs": [run(n, n <= args.peer_frames) for n in args.frames]}
-    write_results(OUT, results)
-    print(f"results in {OUT}")
+    results = {**results_header(), "runs": [run(n, n <= args.peer_frames, n <= args.at_once_frames, args.shards,
+                                                not args.no_whole) for n in args.frames]}  # fmt: skip
+    write_results(args.out, results)
+    print(f"results in {args.out}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,11 @@ neighbours are labeled.
 
 The frame vectors are read from the vector store in chunks, the graph is built in process (exact
 search with faiss up to :data:`EXACT_LIMIT` frames, NN-descent from ``pynndescent`` above, its
-kernels loaded as the service starts), and stored with the scores derived from it:
+kernels loaded as the service starts), and stored with the scores derived from it. A job allowed
+shards (the Pods of an Indexed Job, :func:`shards_for`) splits the graph and the graphs within classes
+over them (:func:`build_shard`): exact search over slices of the frames up to
+:data:`SHARDED_EXACT_LIMIT`, overlapping cells of the frames above (:mod:`graph_cells`); one more run
+merges their parts and scores the whole (:func:`build`). The scores:
 
 - outlier score: the mean distance to the k nearest frames (higher: further from everything);
 - nearest distance, and the duplicate pairs: neighbours closer than ``duplicate_distance``
@@ -22,14 +26,17 @@ Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numba.core.errors import NumbaWarning
 
+from shoal.analysis import graph_cells
 from shoal.analysis.export import FrameTable
 from shoal.common.data import results
 from shoal.common.data.embeddings import read_vectors
@@ -46,9 +53,15 @@ DEFAULT_K = 10
 #: against 0.79, but 1.8 to 2.3 times the job's time and 5 to 38 of the 2,000 planted duplicates missed
 EXACT_LIMIT = 20_000
 #: up to this many frames a job allowed shards (SHOAL_KUBERNETES_JOB_SHARDS) builds the exact graph across them;
-#: exact search costs frames squared: 510 s of 2 cores in one process at 100k against NN-descent's 16 s (recall
+#: exact search costs frames squared: 19 s of 2 cores in one process at 100k against NN-descent's 1.5 s (recall
 #: 0.99), so shards buy exact neighbours, not time (bench/RESULTS.md, "The neighbour graph in shards")
 SHARDED_EXACT_LIMIT = 100_000
+#: above SHARDED_EXACT_LIMIT, a job allowed shards splits its frames into overlapping cells (graph_cells), each cell's
+#: graph by NN-descent, a shard per this many frames: NN-descent's one graph cannot be split, its cells can
+PARTITIONED_SHARD_FRAMES = 250_000
+#: frames per cell of the partitioned graph: cells of about 100k frames keep NN-descent's recall within each
+#: and meet at their borders through the overlap (bench/RESULTS.md, "The neighbour graph in shards")
+PARTITIONED_CELL_FRAMES = 100_000
 #: queries searched at a time (progress is reported between blocks)
 SEARCH_BLOCK = 50_000
 #: distances this small are exact duplicates (float error of identical vectors)
@@ -86,8 +99,21 @@ MIGRATIONS = (
         name="within-class outlier scores",
         statements=("ALTER TABLE neighbor_scores ADD COLUMN IF NOT EXISTS class_outlier_score Nullable(Float32)",),
     ),
+    Migration(
+        component="analysis",
+        version=11,
+        name="the parts of a neighbour graph built in shards",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS knn_graph_parts ("
+            " project LowCardinality(String), job_id String, frame_id String, part UInt32, neighbors Array(String),"
+            " distances Array(Float32)) ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id, part)",
+            "CREATE TABLE IF NOT EXISTS knn_class_parts ("
+            " project LowCardinality(String), job_id String, frame_id String, label_class Int32,"
+            " class_outlier_score Nullable(Float32)) ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
+        ),
+    ),
 )
-TABLES = ("knn_graph", "neighbor_scores", "duplicate_pairs")
+TABLES = ("knn_graph", "neighbor_scores", "duplicate_pairs", "knn_graph_parts", "knn_class_parts")
 
 
 @dataclass
@@ -200,13 +226,14 @@ def knn_shard(x: np.ndarray, rows: range, k: int, metric: str, progress: Any = N
 
 
 def shards_for(frames: int, most: int) -> int:
-    """How many shards a neighbour graph of ``frames`` frames is split into, with ``most`` allowed:
-    one up to :data:`EXACT_LIMIT` (exact in one process is quick), one above :data:`SHARDED_EXACT_LIMIT`
-    (NN-descent in one process; exact search grows with the square of the frames), else a shard per
-    :data:`EXACT_LIMIT` frames, at most ``most``: the exact graph, its search spread over the shards."""
-    if most <= 1 or frames <= EXACT_LIMIT or frames > SHARDED_EXACT_LIMIT:
+    """How many shards a neighbour graph of ``frames`` frames is split into, with ``most`` allowed: one up
+    to :data:`EXACT_LIMIT` (exact in one process is quick); up to :data:`SHARDED_EXACT_LIMIT`, a shard per
+    :data:`EXACT_LIMIT` frames (the exact graph, its search spread over the shards); above, a shard per
+    :data:`PARTITIONED_SHARD_FRAMES` (the graph in overlapping cells, NN-descent in each)."""
+    if most <= 1 or frames <= EXACT_LIMIT:
         return 1
-    return max(1, min(most, -(-frames // EXACT_LIMIT)))
+    per = EXACT_LIMIT if frames <= SHARDED_EXACT_LIMIT else PARTITIONED_SHARD_FRAMES
+    return max(1, min(most, -(-frames // per)))
 
 
 def _pynndescent() -> Any:
@@ -284,11 +311,15 @@ def _neighbor_labels(idx: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     return major, disagree
 
 
-def class_outlier_scores(x: np.ndarray, labels: np.ndarray, k: int, metric: str, progress: Any = None) -> np.ndarray:
-    """Per frame, the mean distance to its k nearest frames of the same label (NaN: unlabeled, or
-    alone in its class); each class's graph is built as the global one is."""
+def class_outlier_scores(
+    x: np.ndarray, labels: np.ndarray, k: int, metric: str, progress: Any = None, classes: Any = None
+) -> np.ndarray:
+    """Per frame, the mean distance to its k nearest frames of the same label (NaN: unlabeled, alone in
+    its class, or of a class not among ``classes`` when given); each class's graph is built as the global
+    one is."""
     out = np.full(len(labels), np.nan, dtype=np.float32)
-    classes = np.unique(labels[labels >= 0])
+    classes = np.unique(labels[labels >= 0]) if classes is None else np.asarray(classes)
+    total = max(int(np.isin(labels, classes).sum()), 1)
     done = 0
     for cls in classes:
         rows = np.flatnonzero(labels == cls)
@@ -297,8 +328,15 @@ def class_outlier_scores(x: np.ndarray, labels: np.ndarray, k: int, metric: str,
             out[rows] = dist.mean(axis=1)
         done += len(rows)
         if progress is not None:
-            progress(done / max(int((labels >= 0).sum()), 1))
+            progress(done / total)
     return out
+
+
+def shard_classes(labels: np.ndarray, shard: int, shards: int) -> np.ndarray:
+    """The classes whose within-class graphs shard ``shard`` of ``shards`` builds: dealt by their cost, the
+    largest first (:func:`graph_cells.deal`), the same in every process."""
+    classes, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    return classes[graph_cells.deal(sizes.tolist(), shards, EXACT_LIMIT) == shard]
 
 
 def build(
@@ -322,21 +360,25 @@ def build(
         discard(metrics, job)
     ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
     metric = "euclidean" if space_metric == "L2" else "cosine"
-    if sharded:  # the shards wrote the graph: read it back
-        progress("reading the shards' graph", 0.35)
-        idx, dist = _stored_graph(metrics, job, ids, min(k, max(len(ids) - 1, 0)))
+    labels, splits = frame_fields(metrics, job.project, dataset, ids)
+    class_score = np.full(len(ids), np.nan, dtype=np.float32)
+    left = None  # the classes whose graphs are built here: all, or those no shard built
+    if sharded:  # the shards wrote the graph in parts: merge them, then nothing of an earlier run is kept
+        progress("merging the shards' graph", 0.35)
+        idx, dist = _merged_parts(metrics, job, ids, min(k, max(len(ids) - 1, 0)))
+        class_score, left = _class_parts(metrics, job, ids, labels)
+        discard(metrics, job)
     else:
         progress("building the neighbour graph", 0.35)
         idx, dist = knn(x, k, metric, lambda f: progress("building the neighbour graph", 0.35 + 0.2 * f))
     progress("scoring", 0.55)
-    labels, splits = frame_fields(metrics, job.project, dataset, ids)
     kk = idx.shape[1]
     nearest = dist[:, 0] if kk else np.zeros(len(ids), np.float32)
     score = dist.mean(axis=1) if kk else np.zeros(len(ids), np.float32)
     major, disagree = _neighbor_labels(idx, labels) if kk else (np.full(len(ids), -1), np.full(len(ids), -1.0))
-    class_score = class_outlier_scores(
-        x, labels, k, metric, lambda f: progress("graphs within classes", 0.55 + 0.2 * f)
-    )
+    built = class_outlier_scores(x, labels, k, metric, lambda f: progress("graphs within classes", 0.55 + 0.2 * f),
+                                 classes=left)  # fmt: skip
+    class_score = built if left is None else np.where(np.isin(labels, left), built, class_score)
     median_nearest = float(np.median(nearest)) if len(ids) else 0.0
     threshold = duplicate_distance if duplicate_distance > 0 else 0.1 * median_nearest
     close = np.argwhere(dist <= max(threshold, EXACT)) if kk else np.zeros((0, 2), dtype=np.int64)
@@ -354,8 +396,7 @@ def build(
     frame_ids = np.asarray(ids, dtype=object)
     if n:
         const = {"project": pa.array([job.project] * n), "job_id": pa.array([job.job_id] * n)}
-        if not sharded:
-            _write_graph(metrics, job, frame_ids, idx, dist)
+        _write_graph(metrics, job, frame_ids, frame_ids, idx, dist)
         metrics.insert_arrow("neighbor_scores", pa.table({
             **const, "frame_id": pa.array(frame_ids, pa.string()), "split": pa.array(splits, pa.string()),
             "label_class": pa.array(labels.astype(np.int32), mask=labels < 0),
@@ -383,10 +424,32 @@ def build(
         exact_duplicate_pairs=int(exact.sum()),
         near_duplicate_pairs=int((~exact).sum()),
         cross_split_pairs=int(cross.sum()),
-        exact_search=n <= EXACT_LIMIT or sharded,
+        exact_search=n <= (SHARDED_EXACT_LIMIT if sharded else EXACT_LIMIT),
     )
     results.save_summary(metrics, job, summary.to_json())
     return summary
+
+
+def shard_graph(
+    x: np.ndarray, shard: int, shards: int, k: int, metric: str, progress: Any = None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Shard ``shard`` of ``shards`` of the graph of ``x``, as parts: (part, rows, their neighbours as rows
+    of ``x``, distances). Up to :data:`SHARDED_EXACT_LIMIT` rows, one part: the exact neighbours of the
+    shard's slice of the rows among all rows; above, a part per cell the shard was dealt of the rows'
+    overlapping cells (:mod:`graph_cells`), each cell's graph as :func:`knn` builds it. Every frame's k
+    nearest of what the parts of all shards give it is the graph (:func:`graph_cells.merge`)."""
+    n = len(x)
+    if n <= SHARDED_EXACT_LIMIT:
+        rows = shard_rows(n, shard, shards)
+        if len(rows):
+            idx, dist = knn_shard(x, rows, k, metric, progress)
+            yield 0, np.arange(rows.start, rows.stop), idx, dist
+        return
+    cells = graph_cells.cell_count(n, PARTITIONED_CELL_FRAMES)
+    rows_of = graph_cells.members(graph_cells.partition(x, metric, cells), cells)
+    mine = np.flatnonzero(graph_cells.deal([len(r) for r in rows_of], shards, EXACT_LIMIT) == shard)
+    yield from graph_cells.cell_graphs(x, rows_of, [int(c) for c in mine], k, lambda v, kk: knn(v, kk, metric),
+                                       progress)  # fmt: skip
 
 
 def build_shard(
@@ -402,65 +465,112 @@ def build_shard(
     space_metric: str,
     k: int = DEFAULT_K,
 ) -> int:
-    """Shard ``shard`` of ``shards`` of the job's graph: the exact neighbours of its rows (of the
-    dataset's frames in frame-id order) among all frames, written to ``knn_graph``; run again, it writes
-    the same rows (the table keeps one per frame). :func:`build` with ``ctx.shards`` then scores the
-    whole graph. Returns the number of frames of the shard."""
+    """Shard ``shard`` of ``shards`` of the job's graph (:func:`shard_graph`), written to ``knn_graph_parts``;
+    run again, it writes the same rows (the table keeps one per frame and part). :func:`build` with
+    ``ctx.shards`` then merges the parts and scores the whole graph. Returns the number of frames the shard
+    gave neighbours to."""
     progress = progress_of(ctx)
     ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
-    rows = shard_rows(len(ids), shard, shards)
     metric = "euclidean" if space_metric == "L2" else "cosine"
-    progress(f"building shard {shard + 1} of {shards} of the neighbour graph", 0.35)
-    idx, dist = knn_shard(x, rows, k, metric,
-                          lambda f: progress(f"building shard {shard + 1} of {shards}", 0.35 + 0.5 * f))  # fmt: skip
     frame_ids = np.asarray(ids, dtype=object)
-    if len(rows):
-        progress("writing", 0.9)
-        _write_graph(metrics, job, frame_ids, idx, dist, rows=rows)
-    return len(rows)
+    stage = f"building shard {shard + 1} of {shards} of the neighbour graph"
+    progress(stage, 0.35)
+    given = np.zeros(len(ids), dtype=bool)
+    for part, rows, idx, dist in shard_graph(x, shard, shards, k, metric, lambda f: progress(stage, 0.35 + 0.45 * f)):
+        _write_graph(metrics, job, frame_ids[rows], frame_ids, idx, dist, table=PARTS, part=part)
+        given[rows] = True
+    labels, _ = frame_fields(metrics, job.project, dataset, ids)
+    classes = shard_classes(labels, shard, shards)
+    scores = class_outlier_scores(x, labels, k, metric, lambda f: progress("graphs within classes", 0.8 + 0.15 * f),
+                                  classes=classes)  # fmt: skip
+    mine = np.isin(labels, classes)
+    if len(ids):
+        metrics.insert_arrow(CLASS_PARTS, pa.table({
+            "project": pa.array([job.project] * int(mine.sum())), "job_id": pa.array([job.job_id] * int(mine.sum())),
+            "frame_id": pa.array(frame_ids[mine], pa.string()), "label_class": pa.array(labels[mine].astype(np.int32)),
+            "class_outlier_score": pa.array(scores[mine], mask=np.isnan(scores[mine])),
+        }))  # fmt: skip
+    return int(given.sum())
+
+
+#: where the shards write their parts of the graph, and the within-class scores of the classes dealt to them
+PARTS, CLASS_PARTS = "knn_graph_parts", "knn_class_parts"
+
+
+def _class_parts(metrics: MetricsStore, job: Job, ids: list[str], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The within-class scores the job's shards wrote, in the order of ``ids`` (NaN where none), and the
+    classes no shard scored as labeled now (their graphs are built by the caller)."""
+    table = metrics.query_arrow(
+        f"SELECT frame_id, label_class, class_outlier_score FROM {CLASS_PARTS} FINAL"
+        " WHERE project = {p:String} AND job_id = {j:String}",
+        {"p": job.project, "j": job.job_id},
+    )
+    frame = pc.index_in(table.column("frame_id"), value_set=pa.array(ids, pa.string())).fill_null(-1).to_numpy()
+    given = table.column("label_class").fill_null(-1).to_numpy()
+    score = table.column("class_outlier_score").to_numpy(zero_copy_only=False).astype(np.float32)
+    out = np.full(len(ids), np.nan, dtype=np.float32)
+    now = frame >= 0
+    now[now] = given[now] == labels[frame[now]]  # a frame relabeled since is scored again with its class
+    out[frame[now]] = score[now]
+    covered = np.zeros(len(ids), dtype=bool)
+    covered[frame[now]] = True
+    return out, np.unique(labels[(labels >= 0) & ~covered])
 
 
 def _write_graph(
-    metrics: MetricsStore, job: Job, frame_ids: np.ndarray, idx: np.ndarray, dist: np.ndarray, rows: range | None = None
+    metrics: MetricsStore,
+    job: Job,
+    own: np.ndarray,
+    frame_ids: np.ndarray,
+    idx: np.ndarray,
+    dist: np.ndarray,
+    *,
+    table: str = "knn_graph",
+    part: int = 0,
 ) -> None:
-    """Writes the graph's rows (all, or ``rows``: idx and dist hold those rows alone)."""
-    own = frame_ids if rows is None else frame_ids[rows.start : rows.stop]
+    """Writes the neighbours of the frames ``own`` (rows of ``idx`` and ``dist``: rows of ``frame_ids``), to
+    the graph or, as part ``part``, to a shard's parts."""
     n, kk = idx.shape
     offsets = pa.array((np.arange(n + 1) * kk).astype(np.int32))
-    metrics.insert_arrow("knn_graph", pa.table({
+    columns = {
         "project": pa.array([job.project] * n), "job_id": pa.array([job.job_id] * n),
         "frame_id": pa.array(own, pa.string()),
         "neighbors": pa.ListArray.from_arrays(offsets, pa.array(frame_ids[idx.reshape(-1)], pa.string())),
         "distances": pa.ListArray.from_arrays(offsets, pa.array(dist.reshape(-1), pa.float32())),
-    }))  # fmt: skip
+    }  # fmt: skip
+    if table == PARTS:
+        columns["part"] = pa.array(np.full(n, part, dtype=np.uint32))
+    metrics.insert_arrow(table, pa.table(columns))
 
 
-def _stored_graph(metrics: MetricsStore, job: Job, ids: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The graph the job's shards wrote, as (indices, distances) rows in the order of ``ids``; fails
-    naming what is missing unless every frame has its k neighbours."""
-    cols = metrics.query_columns(
-        "SELECT frame_id, neighbors, distances FROM knn_graph FINAL WHERE project = {p:String} AND job_id = {j:String}",
+def _merged_parts(metrics: MetricsStore, job: Job, ids: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The graph the job's shards wrote, as (indices, distances) rows in the order of ``ids``: each
+    frame's k nearest of the neighbours its parts gave it. Fails naming what is missing unless every
+    frame has neighbours, all of them frames of ``ids``."""
+    table = metrics.query_arrow(
+        f"SELECT frame_id, neighbors, distances FROM {PARTS} FINAL"
+        " WHERE project = {p:String} AND job_id = {j:String}",
         {"p": job.project, "j": job.job_id},
     )
-    position = {f: i for i, f in enumerate(ids)}
     n = len(ids)
-    idx = np.full((n, k), -1, dtype=np.int64)
-    dist = np.zeros((n, k), dtype=np.float32)
-    seen = np.zeros(n, dtype=bool)
-    for frame, near, d in zip(cols["frame_id"], cols["neighbors"], cols["distances"], strict=True):
-        r = position.get(str(frame))
-        if r is None or len(near) != k:
-            continue
-        idx[r] = [position.get(str(f), -1) for f in near]
-        dist[r] = np.asarray(d, dtype=np.float32)
-        seen[r] = True
-    missing = int((~seen).sum()) + int(((idx < 0) & seen[:, None]).any(axis=1).sum())
+    known = pa.array(ids, pa.string())
+    frame = pc.index_in(table.column("frame_id"), value_set=known).fill_null(-1).to_numpy().astype(np.int64)
+    lengths = pc.list_value_length(table.column("neighbors")).fill_null(0).to_numpy().astype(np.int64)
+    near = pc.index_in(pc.list_flatten(table.column("neighbors")), value_set=known)
+    near = near.fill_null(-1).to_numpy().astype(np.int64)
+    frames = np.repeat(frame, lengths)
+    dist = pc.list_flatten(table.column("distances")).to_numpy(zero_copy_only=False).astype(np.float32)
+    given = frames >= 0
+    idx, d, have = graph_cells.merge(n, k, frames[given], near[given], dist[given])
+    stale = np.zeros(n, dtype=bool)  # a neighbour that is no frame now: the frames changed since the shard ran
+    stale[frames[given & (near < 0)]] = True
+    missing = int(((have == 0) | stale).sum())
     if missing:
         raise RuntimeError(
             f"the shards of job {job.job_id} wrote the neighbours of {n - missing} of {n} frames; "
             "run the job again (a shard failed, or frames changed since)"
         )
-    return idx, dist
+    return idx, d
 
 
 def discard(metrics: MetricsStore, job: Job) -> None:

@@ -360,9 +360,10 @@ class ShoalSettings(BaseSettings):
         ge=1,
         le=64,
         description="At most this many Pods share a job that can be split, as the completions of one Indexed Job, "
-        "then one more Pod finishes it from their parts: the neighbour graph of 20,001 to 100,000 frames is then "
-        "exact, a shard per 20,000 frames, instead of NN-descent's approximate graph in one Pod (more CPU in all, "
-        "spread over the Pods). 1: every job in one Pod.",
+        "then one more Pod finishes it from their parts. The neighbour job: from 20,001 to 100,000 frames its graph "
+        "is exact, a shard per 20,000 frames (more CPU in all than NN-descent, spread over the Pods); above, a shard "
+        "per 250,000 frames builds NN-descent graphs of overlapping cells of the frames; the graphs within classes "
+        "are dealt to the shards. 1: every job in one Pod.",
     )
     kubernetes_job_deadline_seconds: int = Field(
         86400, gt=0, description="A job's Pod running longer is stopped by Kubernetes and the job failed."

@@ -248,10 +248,11 @@ def test_a_graph_built_in_shards_answers_as_the_exact_graph_and_a_missing_shard_
     assert not pod.run_shard(p, first.job_id, r1, 2, 3)  # made for the first submission: nothing to do
     assert all(pod.run_shard(p, again.job_id, r2, i, 3) for i in range(3))
     rows = running.server.stores.metrics.query(
-        "SELECT count() FROM knn_graph FINAL WHERE project = {p:String} AND job_id = {j:String}",
+        "SELECT count(), uniqExact(frame_id) FROM knn_graph_parts FINAL WHERE project = {p:String}"
+        " AND job_id = {j:String}",
         {"p": p, "j": again.job_id},
     ).rows
-    assert rows[0][0] == n  # every frame's neighbours, once, from three shards
+    assert rows[0] == (n, n)  # every frame's neighbours, once, from three shards
     assert service.store.get(p, again.job_id).state == jobs.PENDING  # the shards never write the job
     done = pod.run_one(p, again.job_id, expect=r2, shards=3)
     assert done.state == jobs.SUCCEEDED, done.message
@@ -267,3 +268,70 @@ def test_a_graph_built_in_shards_answers_as_the_exact_graph_and_a_missing_shard_
         np.testing.assert_allclose([x.distance for x in f.neighbors], exact[index[f.ref.frame_id]], atol=1e-4)
     found = {tuple(sorted((x.a.frame_id, x.b.frame_id))) for x in pairs}
     assert {tuple(sorted((a, b))) for a, b, _, _ in d["pairs"]} <= found
+
+
+def test_a_graph_too_large_for_exact_shards_is_built_in_cells_shared_by_the_shards(
+    shared: Running, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the exact shards' limit (lowered here to the test's size), each shard builds the graphs of its
+    share of overlapping k-means cells, and the run that finishes the job merges them: every frame gets its
+    k neighbours, nearly all of them the exact ones, the planted copies are found as duplicates, and the
+    shards also build the graphs within classes, dealt by size (one the finishing run builds when no shard did),
+    and the parts are gone once the job is done."""
+    from shoal.analysis import neighbors
+    from shoal.common import jobs
+
+    monkeypatch.setattr(neighbors, "SHARDED_EXACT_LIMIT", 200)
+    monkeypatch.setattr(neighbors, "PARTITIONED_CELL_FRAMES", 400)  # about 2 x 1,000 / 400 = 5 cells
+    running, p = shared, project
+    d = planted()
+    _upload(running, p, d)
+    n = len(d["ids"])
+    service = next(w for s in running.server.specs for w in s.workers
+                   if isinstance(w, jobs.JobRunner) and w.store.service == "analysis")  # fmt: skip
+    pod = jobs.JobRunner(service.store, service.kinds)
+    params = {"dataset": "all", "embedding_space": "pixels", "k": "10", "duplicate_distance": repr(0.0)}
+    job, _ = service.store.submit(p, neighbors.KIND, params)
+    r = jobs.revision(job)
+    assert all(pod.run_shard(p, job.job_id, r, i, 2) for i in range(2))
+    parts = running.server.stores.metrics.query(
+        "SELECT count(), uniqExact(frame_id), uniqExact(part) FROM knn_graph_parts FINAL"
+        " WHERE project = {p:String} AND job_id = {j:String}",
+        {"p": p, "j": job.job_id},
+    ).rows[0]
+    assert parts[1] == n and parts[0] == 2 * n and parts[2] >= 4  # each frame in two cells, of several
+    scored = running.server.stores.metrics.query(
+        "SELECT count() FROM knn_class_parts FINAL WHERE project = {p:String} AND job_id = {j:String}",
+        {"p": p, "j": job.job_id},
+    ).rows[0][0]
+    assert scored == n  # the graphs within classes, dealt to the shards: every labeled frame once
+    # as if a shard had not built class 3's graph: the finishing run builds it
+    running.server.stores.metrics.command(
+        "DELETE FROM knn_class_parts WHERE project = {p:String} AND job_id = {j:String} AND label_class = 3",
+        {"p": p, "j": job.job_id},
+    )
+    done = pod.run_one(p, job.job_id, expect=r, shards=2)
+    assert done.state == jobs.SUCCEEDED, done.message
+
+    with running.client(running.admin_key) as c:
+        result = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id))
+        frames = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(project=p, job_id=job.job_id), "frames")
+        pairs = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(project=p, job_id=job.job_id),
+                     "pairs")  # fmt: skip
+    assert not result.summary.exact_search
+    exact, _ = neighbors.knn(d["x"], 10, "cosine")
+    index = {f: i for i, f in enumerate(d["ids"])}
+    assert len(frames) == n and all(len(f.neighbors) == 10 for f in frames)
+    found = [len({index[x.frame_id] for x in f.neighbors} & set(exact[index[f.ref.frame_id]])) for f in frames]
+    assert np.mean(found) / 10 > 0.9  # nearly the exact graph: frames near a border meet in a cell they share
+    dup = {tuple(sorted((x.a.frame_id, x.b.frame_id))) for x in pairs}
+    assert {tuple(sorted((a, b))) for a, b, _, _ in d["pairs"]} <= dup
+    within = neighbors.class_outlier_scores(d["x"], d["labels"], 10, "cosine")
+    got = np.array([f.class_outlier_score for f in frames])
+    np.testing.assert_allclose(got, within[[index[f.ref.frame_id] for f in frames]], rtol=1e-4)
+    left = running.server.stores.metrics.query(
+        "SELECT (SELECT count() FROM knn_graph_parts WHERE project = {p:String} AND job_id = {j:String}),"
+        " (SELECT count() FROM knn_class_parts WHERE project = {p:String} AND job_id = {j:String})",
+        {"p": p, "j": job.job_id},
+    ).rows[0]
+    assert left == (0, 0)
