@@ -35,22 +35,21 @@ def cell_count(n: int, cell_frames: int = CELL_FRAMES) -> int:
     return max(2, -(-OVERLAP * n // cell_frames))
 
 
-def _prepared(x: np.ndarray, metric: str) -> np.ndarray:
-    """The rows the partition is computed on: unit length for cosine distance (the nearest centroid by
-    angle), as they are for Euclidean."""
-    if metric != "cosine":
-        return x
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0).astype(x.dtype)
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1, in float64 (a zero row stays zero)."""
+    rows = rows.astype(np.float64)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms > 0, norms, 1.0)
 
 
-def _nearest(rows: np.ndarray, centroids: np.ndarray, m: int) -> np.ndarray:
-    """For each row, its ``m`` nearest centroids (squared Euclidean, float64), nearest first; ties by the
-    lower centroid."""
+def _nearest(rows: np.ndarray, centroids: np.ndarray, m: int, unit: bool = False) -> np.ndarray:
+    """For each row (scaled to length 1 first when ``unit``, a block at a time, so no copy of all the rows is
+    made), its ``m`` nearest centroids (squared Euclidean, float64), nearest first; ties by the lower
+    centroid."""
     c2 = np.einsum("cd,cd->c", centroids, centroids)
     out = np.empty((len(rows), m), dtype=np.int32)
     for s in range(0, len(rows), BLOCK):
-        r = rows[s : s + BLOCK].astype(np.float64)
+        r = _unit(rows[s : s + BLOCK]) if unit else rows[s : s + BLOCK].astype(np.float64)
         d = c2[None, :] - 2.0 * (r @ centroids.T)  # the row's own norm does not change its order
         if m < d.shape[1]:
             part = np.argpartition(d, m - 1, axis=1)[:, :m]
@@ -64,17 +63,19 @@ def _nearest(rows: np.ndarray, centroids: np.ndarray, m: int) -> np.ndarray:
 
 
 def partition(x: np.ndarray, metric: str, cells: int, overlap: int = OVERLAP) -> np.ndarray:
-    """The cells of each row: (rows, ``min(overlap, cells)``) cell numbers, nearest centroid first.
+    """The cells of each row: (rows, ``min(overlap, cells)``) cell numbers, nearest centroid first; for
+    cosine distance, the nearest centroid by angle (the rows scaled to length 1).
 
     Deterministic: k-means (Lloyd's rounds, float64) on a sample drawn with a fixed seed, started from
     sample rows drawn with that seed; a centroid left without rows keeps its place."""
     n = len(x)
     cells = max(1, min(cells, n))
     overlap = max(1, min(overlap, cells))
-    u = _prepared(x, metric)
+    unit = metric == "cosine"
     rng = np.random.default_rng(0)
     size = min(n, cells * SAMPLE_PER_CELL)
-    sample = u[np.sort(rng.choice(n, size=size, replace=False))].astype(np.float64)
+    picked = x[np.sort(rng.choice(n, size=size, replace=False))]
+    sample = _unit(picked) if unit else picked.astype(np.float64)
     centroids = sample[np.sort(rng.choice(size, size=cells, replace=False))].copy()
     for _ in range(ROUNDS):
         nearest = _nearest(sample, centroids, 1)[:, 0]
@@ -83,7 +84,7 @@ def partition(x: np.ndarray, metric: str, cells: int, overlap: int = OVERLAP) ->
         np.add.at(sums, nearest, sample)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
-    return _nearest(u, centroids, overlap)
+    return _nearest(x, centroids, overlap, unit=unit)
 
 
 def members(assigned: np.ndarray, cells: int) -> list[np.ndarray]:
