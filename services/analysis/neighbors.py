@@ -365,8 +365,9 @@ def build(
     left = None  # the classes whose graphs are built here: all, or those no shard built
     if sharded:  # the shards wrote the graph in parts: merge them, then nothing of an earlier run is kept
         progress("merging the shards' graph", 0.35)
-        idx, dist = _merged_parts(metrics, job, ids, min(k, max(len(ids) - 1, 0)))
-        class_score, left = _class_parts(metrics, job, ids, labels)
+        known = pc.SetLookupOptions(pa.array(ids, pa.string()))
+        idx, dist = _merged_parts(metrics, job, known, len(ids), min(k, max(len(ids) - 1, 0)))
+        class_score, left = _class_parts(metrics, job, known, labels)
         discard(metrics, job)
     else:
         progress("building the neighbour graph", 0.35)
@@ -497,22 +498,28 @@ def build_shard(
 PARTS, CLASS_PARTS = "knn_graph_parts", "knn_class_parts"
 
 
-def _class_parts(metrics: MetricsStore, job: Job, ids: list[str], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The within-class scores the job's shards wrote, in the order of ``ids`` (NaN where none), and the
+def _positions(values: Any, known: Any) -> np.ndarray:
+    """The position of each frame id of ``values`` among the job's frame ids (``known``: their lookup), -1 for
+    an id that is no frame of them."""
+    return pc.index_in(values, options=known).fill_null(-1).to_numpy().astype(np.int64)
+
+
+def _class_parts(metrics: MetricsStore, job: Job, known: Any, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The within-class scores the job's shards wrote, in the order of the frame ids (NaN where none), and the
     classes no shard scored as labeled now (their graphs are built by the caller)."""
     table = metrics.query_arrow(
         f"SELECT frame_id, label_class, class_outlier_score FROM {CLASS_PARTS} FINAL"
         " WHERE project = {p:String} AND job_id = {j:String}",
         {"p": job.project, "j": job.job_id},
     )
-    frame = pc.index_in(table.column("frame_id"), value_set=pa.array(ids, pa.string())).fill_null(-1).to_numpy()
+    frame = _positions(table.column("frame_id"), known)
     given = table.column("label_class").fill_null(-1).to_numpy()
     score = table.column("class_outlier_score").to_numpy(zero_copy_only=False).astype(np.float32)
-    out = np.full(len(ids), np.nan, dtype=np.float32)
+    out = np.full(len(labels), np.nan, dtype=np.float32)
     now = frame >= 0
     now[now] = given[now] == labels[frame[now]]  # a frame relabeled since is scored again with its class
     out[frame[now]] = score[now]
-    covered = np.zeros(len(ids), dtype=bool)
+    covered = np.zeros(len(labels), dtype=bool)
     covered[frame[now]] = True
     return out, np.unique(labels[(labels >= 0) & ~covered])
 
@@ -543,21 +550,18 @@ def _write_graph(
     metrics.insert_arrow(table, pa.table(columns))
 
 
-def _merged_parts(metrics: MetricsStore, job: Job, ids: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The graph the job's shards wrote, as (indices, distances) rows in the order of ``ids``: each
-    frame's k nearest of the neighbours its parts gave it. Fails naming what is missing unless every
-    frame has neighbours, all of them frames of ``ids``."""
+def _merged_parts(metrics: MetricsStore, job: Job, known: Any, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The graph the job's shards wrote, as (indices, distances) rows in the order of the ``n`` frame ids
+    (``known``: their lookup): each frame's k nearest of the neighbours its parts gave it. Fails naming
+    what is missing unless every frame has neighbours, all of them frames of those ids."""
     table = metrics.query_arrow(
         f"SELECT frame_id, neighbors, distances FROM {PARTS} FINAL"
         " WHERE project = {p:String} AND job_id = {j:String}",
         {"p": job.project, "j": job.job_id},
     )
-    n = len(ids)
-    known = pa.array(ids, pa.string())
-    frame = pc.index_in(table.column("frame_id"), value_set=known).fill_null(-1).to_numpy().astype(np.int64)
+    frame = _positions(table.column("frame_id"), known)
     lengths = pc.list_value_length(table.column("neighbors")).fill_null(0).to_numpy().astype(np.int64)
-    near = pc.index_in(pc.list_flatten(table.column("neighbors")), value_set=known)
-    near = near.fill_null(-1).to_numpy().astype(np.int64)
+    near = _positions(pc.list_flatten(table.column("neighbors")), known)
     frames = np.repeat(frame, lengths)
     dist = pc.list_flatten(table.column("distances")).to_numpy(zero_copy_only=False).astype(np.float32)
     given = frames >= 0
