@@ -192,6 +192,32 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.
     announce(pytestconfig, "Kafka broker stopped")
 
 
+#: kafka-python's group coordinator: it says at DEBUG why a member rejoins its group
+COORDINATOR_LOGGERS = ("kafka.coordinator.base", "kafka.coordinator.consumer")
+
+
+def _report_coordinator_debug(request: pytest.FixtureRequest) -> None:
+    """Puts the group coordinator's DEBUG lines into a failing test's report, raised to INFO (pytest's
+    ``log_level``), so a rebalance that repeats shows why each rejoin happened. Until the test ends."""
+
+    def to_report(record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+    for name in COORDINATOR_LOGGERS:
+        logger = logging.getLogger(name)
+        level = logger.level
+        logger.setLevel(logging.DEBUG)
+        logger.addFilter(to_report)
+
+        def restore(logger: logging.Logger = logger, level: int = level) -> None:
+            logger.removeFilter(to_report)
+            logger.setLevel(level)
+
+        request.addfinalizer(restore)
+
+
 @pytest.fixture(params=["embedded-memory", "embedded-file", pytest.param("kafka", marks=pytest.mark.integration)])
 def bus_factory(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[object]:
     """Builds event buses of one kind. For the file-backed embedded bus, a second bus on the same
@@ -212,6 +238,8 @@ def bus_factory(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Itera
         return bus
 
     make.kind = request.param  # type: ignore[attr-defined]
+    if request.param == "kafka":
+        _report_coordinator_debug(request)
     yield make
     for bus in made:
         try:
