@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration test-console venv kafka-jars s3proxy label-studio helm-tools kubernetes chromium firefox ghz bench-load protos check-protos docs clean
+.PHONY: lint demo test test-unit test-integration test-console venv kernels kafka-jars s3proxy label-studio helm-tools kubernetes chromium firefox ghz bench-load protos check-protos docs clean
 
 venv: $(STAMP)
 
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# The analysis jobs' numba kernels compiled into this venv's disk cache once, in the background while the rest of
+# the set-up runs (the targets that need them wait for it): otherwise each test process compiles them again.
+kernels: venv
+	bash scripts/warm-kernels.sh start
 
 # helm and kubectl for the chart checks (tests/unit/test_helm_chart.py), into .cache/helm-bin/
 helm-tools: venv
@@ -66,13 +71,15 @@ demo: venv
 TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -v -n $(TEST_WORKERS) --dist loadgroup
 
-test: venv kafka-jars s3proxy label-studio helm-tools kubernetes chromium firefox lint
+test: venv kernels kafka-jars s3proxy label-studio helm-tools kubernetes chromium firefox lint
+	bash scripts/warm-kernels.sh wait
 	$(PYTEST) tests
 
 test-unit: venv helm-tools
 	$(PYTEST) -m "not integration and not browser" tests
 
-test-integration: venv kafka-jars s3proxy label-studio helm-tools kubernetes
+test-integration: venv kernels kafka-jars s3proxy label-studio helm-tools kubernetes
+	bash scripts/warm-kernels.sh wait
 	$(PYTEST) -m integration tests
 
 # The console in real headless Chromium and Firefox ESR (screenshots of each page under test-artifacts/console/).
