@@ -39,7 +39,7 @@ from numba.core.errors import NumbaWarning
 from shoal.analysis import graph_cells
 from shoal.analysis.export import FrameTable
 from shoal.common.data import results
-from shoal.common.data.embeddings import read_vectors
+from shoal.common.data.embeddings import read_vectors, read_vectors_of
 from shoal.common.data.evaluations import frame_fields
 from shoal.common.jit import import_cached
 from shoal.common.jobs import Job, JobContext, progress_of
@@ -358,17 +358,22 @@ def build(
 
     if not sharded:
         discard(metrics, job)
-    ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
+    # finishing from the shards' parts, only which frames have a vector is read here (not every vector)
+    ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space, with_vectors=not sharded)
     metric = "euclidean" if space_metric == "L2" else "cosine"
     labels, splits = frame_fields(metrics, job.project, dataset, ids)
     class_score = np.full(len(ids), np.nan, dtype=np.float32)
-    left = None  # the classes whose graphs are built here: all, or those no shard built
+    within = np.arange(len(ids))  # the frames whose graphs within their class are built here
     if sharded:  # the shards wrote the graph in parts: merge them, then nothing of an earlier run is kept
         progress("merging the shards' graph", 0.35)
         known = pc.SetLookupOptions(pa.array(ids, pa.string()))
         idx, dist = _merged_parts(metrics, job, known, len(ids), min(k, max(len(ids) - 1, 0)))
         class_score, left = _class_parts(metrics, job, known, labels)
         discard(metrics, job)
+        # the classes no shard built (labeled since): the vectors of their frames only
+        within = np.flatnonzero(np.isin(labels, left))
+        have, x = read_vectors_of(None, vectors, job.project, dataset, space, [ids[i] for i in within])
+        within = within[np.isin(np.asarray(ids, dtype=object)[within], np.asarray(have, dtype=object))]
     else:
         progress("building the neighbour graph", 0.35)
         idx, dist = knn(x, k, metric, lambda f: progress("building the neighbour graph", 0.35 + 0.2 * f))
@@ -377,9 +382,10 @@ def build(
     nearest = dist[:, 0] if kk else np.zeros(len(ids), np.float32)
     score = dist.mean(axis=1) if kk else np.zeros(len(ids), np.float32)
     major, disagree = _neighbor_labels(idx, labels) if kk else (np.full(len(ids), -1), np.full(len(ids), -1.0))
-    built = class_outlier_scores(x, labels, k, metric, lambda f: progress("graphs within classes", 0.55 + 0.2 * f),
-                                 classes=left)  # fmt: skip
-    class_score = built if left is None else np.where(np.isin(labels, left), built, class_score)
+    if len(within):
+        class_score[within] = class_outlier_scores(
+            x, labels[within], k, metric, lambda f: progress("graphs within classes", 0.55 + 0.2 * f)
+        )
     median_nearest = float(np.median(nearest)) if len(ids) else 0.0
     threshold = duplicate_distance if duplicate_distance > 0 else 0.1 * median_nearest
     close = np.argwhere(dist <= max(threshold, EXACT)) if kk else np.zeros((0, 2), dtype=np.int64)

@@ -4,6 +4,8 @@ and neighbour labels."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import numpy as np
 import pytest
@@ -277,7 +279,7 @@ def test_a_graph_too_large_for_exact_shards_is_built_in_cells_shared_by_the_shar
     share of overlapping k-means cells, and the run that finishes the job merges them: every frame gets its
     k neighbours, nearly all of them the exact ones, the planted copies are found as duplicates, and the
     shards also build the graphs within classes, dealt by size (one the finishing run builds when no shard did),
-    and the parts are gone once the job is done."""
+    and the parts are gone once the job is done. The finishing run holds the vectors of that class only."""
     from shoal.analysis import neighbors
     from shoal.common import jobs
 
@@ -310,8 +312,20 @@ def test_a_graph_too_large_for_exact_shards_is_built_in_cells_shared_by_the_shar
         "DELETE FROM knn_class_parts WHERE project = {p:String} AND job_id = {j:String} AND label_class = 3",
         {"p": p, "j": job.job_id},
     )
+    # the finishing run reads which frames have a vector, and the vectors of class 3's frames only
+    store = running.server.stores.vectors
+    read, real_get = [], store.get
+
+    def get(collection: str, ids: list[str], *, with_vectors: bool = True) -> Any:
+        read.append((len(ids), with_vectors))
+        return real_get(collection, ids, with_vectors=with_vectors)
+
+    monkeypatch.setattr(store, "get", get)
     done = pod.run_one(p, job.job_id, expect=r, shards=2)
+    monkeypatch.setattr(store, "get", real_get)
     assert done.state == jobs.SUCCEEDED, done.message
+    assert sum(m for m, with_vectors in read if not with_vectors) == n
+    assert sum(m for m, with_vectors in read if with_vectors) == int((d["labels"] == 3).sum()) > 0
 
     with running.client(running.admin_key) as c:
         result = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id))

@@ -27,13 +27,22 @@ def vector_pk(dataset: str, frame_id: str, object_id: str) -> str:
 
 
 def read_vectors(
-    ctx: JobContext | None, metrics: MetricsStore, vectors: VectorStore, project: str, dataset: str, space: str
+    ctx: JobContext | None,
+    metrics: MetricsStore,
+    vectors: VectorStore,
+    project: str,
+    dataset: str,
+    space: str,
+    *,
+    with_vectors: bool = True,
 ) -> tuple[list[str], np.ndarray]:
     """The frame-level vectors of a dataset's frames in a space, in frame-id order.
 
     The frame ids come from the metrics store, and their vectors are fetched by primary key, READ_BATCH at a
     time: Milvus finds primary keys through its key index, while paging a partition with a query iterator
-    filters the whole partition once per page (500k frames in Milvus Lite: 30 s against 79 s)."""
+    filters the whole partition once per page (500k frames in Milvus Lite: 30 s against 79 s). With
+    ``with_vectors=False`` only which frames have a vector is read (the array has no columns): what a job that
+    finishes from its shards' parts needs, without holding every vector."""
     name = collection_name(project, space)
     if not vectors.has_collection(name) or vectors.count(name, partition=dataset) == 0:
         return [], np.zeros((0, 0), dtype=np.float32)
@@ -44,15 +53,34 @@ def read_vectors(
             {"p": project, "d": dataset},
         )["frame_id"]
     )
+    return read_vectors_of(ctx, vectors, project, dataset, space, frame_ids, with_vectors=with_vectors)
+
+
+def read_vectors_of(
+    ctx: JobContext | None,
+    vectors: VectorStore,
+    project: str,
+    dataset: str,
+    space: str,
+    frame_ids: list[str],
+    *,
+    with_vectors: bool = True,
+) -> tuple[list[str], np.ndarray]:
+    """The frame-level vectors of ``frame_ids`` of a dataset in a space: the ids of those that have one, in the
+    order asked, and their vectors (no columns with ``with_vectors=False``)."""
+    name = collection_name(project, space)
     ids: list[str] = []
     parts: list[np.ndarray] = []
     for start in range(0, len(frame_ids), READ_BATCH):
         chunk = frame_ids[start : start + READ_BATCH]
-        batch = vectors.get(name, [vector_pk(dataset, f, "") for f in chunk])  # in the order asked
+        batch = vectors.get(name, [vector_pk(dataset, f, "") for f in chunk], with_vectors=with_vectors)
         ids += [str(f) for f in batch.fields["frame_id"]]
-        parts.append(np.asarray(batch.vectors, dtype=np.float32))
+        if with_vectors:
+            parts.append(np.asarray(batch.vectors, dtype=np.float32))
         if ctx is not None:
             ctx.progress("reading vectors", 0.3 * min(1.0, (start + len(chunk)) / len(frame_ids)))
+    if not with_vectors:
+        return ids, np.zeros((len(ids), 0), dtype=np.float32)
     if not ids:
         return ids, np.zeros((0, 0), dtype=np.float32)
     return ids, np.concatenate(parts)
