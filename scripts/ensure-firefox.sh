@@ -28,7 +28,9 @@ if [[ ! -x "$bin" ]]; then
   fi
 fi
 
-if [[ -x "$driver" ]] && "$driver" --version 2>/dev/null | head -n 1 | grep -qF "geckodriver $GECKODRIVER_VERSION"; then
+# The version read whole before it is looked at: `geckodriver --version | head -n 1` under pipefail fails
+# whenever head closes the pipe before geckodriver has written its last lines, and the driver was rebuilt.
+if [[ -x "$driver" ]] && [[ "$("$driver" --version 2>/dev/null || true)" == "geckodriver $GECKODRIVER_VERSION"* ]]; then
   exit 0
 fi
 if ! command -v cargo >/dev/null 2>&1; then
