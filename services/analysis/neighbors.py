@@ -371,9 +371,9 @@ def build(
         class_score, left = _class_parts(metrics, job, known, labels)
         discard(metrics, job)
         # the classes no shard built (labeled since): the vectors of their frames only
-        within = np.flatnonzero(np.isin(labels, left))
-        have, x = read_vectors_of(None, vectors, job.project, dataset, space, [ids[i] for i in within])
-        within = within[np.isin(np.asarray(ids, dtype=object)[within], np.asarray(have, dtype=object))]
+        asked = [ids[i] for i in np.flatnonzero(np.isin(labels, left))]
+        have, x = read_vectors_of(None, vectors, job.project, dataset, space, asked)
+        within = _positions(pa.array(have, pa.string()), known)  # rows of those with a vector, in x's order
     else:
         progress("building the neighbour graph", 0.35)
         idx, dist = knn(x, k, metric, lambda f: progress("building the neighbour graph", 0.35 + 0.2 * f))
