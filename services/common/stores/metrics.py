@@ -257,7 +257,9 @@ class MetricsStore(abc.ABC):
         """Applies the migrations not yet recorded, in (component, version) order; returns them.
 
         Running it twice, or from two replicas at once, applies nothing twice that matters: the
-        statements are idempotent and the record is a ReplacingMergeTree row.
+        statements are idempotent and the record is a ReplacingMergeTree row. The records go in one
+        insert once every statement ran (an insert per migration was half the time of a fresh
+        database's migration in chDB): a run stopped before it applies those statements again.
         """
         self.create_database()
         self.command(
@@ -273,8 +275,10 @@ class MetricsStore(abc.ABC):
             log.info("applying schema migration %s/%04d %s", m.component, m.version, m.name)
             for statement in m.statements:
                 self.command(statement)
-            self.insert("schema_migrations", [[m.component, m.version, m.name]], ["component", "version", "name"])
             applied.append(m)
+        if applied:
+            rows = [[m.component, m.version, m.name] for m in applied]
+            self.insert("schema_migrations", rows, ["component", "version", "name"])
         return applied
 
     def applied_migrations(self) -> list[tuple[str, int, str]]:
