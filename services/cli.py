@@ -364,12 +364,18 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def cmd_warm_up(args: argparse.Namespace) -> int:
     from shoal.analysis import warmup
-    from shoal.common.jit import Warmup
+    from shoal.common.jit import Warmup, warm_in_processes
 
     logs.configure("INFO")
-    worker = Warmup(warmup.KERNELS)
-    worker.run()
-    print(f"shoal: {len(worker.kernels)} kernel groups ready in {worker.seconds or 0:.1f}s")
+    processes = args.processes or min(len(warmup.KERNELS), os.cpu_count() or 1)
+    if processes > 1:
+        seconds, failed = warm_in_processes(warmup.BUILD_ORDER, processes)
+    else:
+        worker = Warmup(warmup.KERNELS)
+        worker.run()
+        seconds, failed = worker.seconds or 0.0, 0
+    ready = len(warmup.KERNELS) - failed
+    print(f"shoal: {ready} kernel groups ready in {seconds:.1f}s" + (f" ({failed} failed)" if failed else ""))
     return 0
 
 
@@ -557,6 +563,12 @@ def parser() -> argparse.ArgumentParser:
 
     warm = sub.add_parser(
         "warm-up", help="compile the jobs' kernels into numba's disk cache now (an image's build step), and exit"
+    )
+    warm.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="compile in this many processes at once (default: one per CPU, at most one per kernel group)",
     )
     warm.set_defaults(fn=cmd_warm_up)
 

@@ -28,7 +28,15 @@ from types import ModuleType
 from shoal.common.telemetry import KERNELS_WARM, KERNELS_WARM_SECONDS
 from shoal.common.workers import ThreadWorker
 
-__all__ = ["SEED_ENV", "Warmup", "cache_compiled", "count_compilations", "import_cached", "seed_cache"]
+__all__ = [
+    "SEED_ENV",
+    "Warmup",
+    "cache_compiled",
+    "count_compilations",
+    "import_cached",
+    "seed_cache",
+    "warm_in_processes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +156,25 @@ class Warmup(ThreadWorker):
 
     def healthy(self) -> bool:
         return True
+
+
+def warm_in_processes(kernels: Sequence[Callable[[], object]], processes: int) -> tuple[float, int]:
+    """Runs each of ``kernels`` once, in a pool of ``processes`` processes, for their disk cache: what a
+    build step does on a machine with more than one core (numba compiles one kernel at a time in a
+    process). Returns the seconds it took and how many failed (each logged; it compiles when first
+    used instead)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = time.monotonic()
+    failed = 0
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing compiled or threaded yet
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = [(kernel, pool.submit(kernel)) for kernel in kernels]
+        for kernel, future in futures:
+            try:
+                future.result()
+            except Exception:  # reported; the kernel compiles on first use instead
+                failed += 1
+                log.exception("warming %s failed; it compiles when first used", getattr(kernel, "__name__", kernel))
+    return time.monotonic() - start, failed

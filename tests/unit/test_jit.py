@@ -1,12 +1,28 @@
-"""The compiled-kernel cache's plumbing: the seed copied into NUMBA_CACHE_DIR once, and numba's disk
-cache turned on for a library's kernels compiled without it."""
+"""The compiled-kernel cache's plumbing: the seed copied into NUMBA_CACHE_DIR once, numba's disk cache
+turned on for a library's kernels compiled without it, and a build step's kernels compiled in processes."""
 
 from __future__ import annotations
 
 import importlib.util
+import logging
+import os
 from pathlib import Path
 
-from shoal.common.jit import SEED_ENV, cache_compiled, seed_cache
+import pytest
+
+from shoal.common.jit import SEED_ENV, cache_compiled, seed_cache, warm_in_processes
+
+#: where the kernels below record the process that ran them (the pool's processes inherit the environment)
+RAN = "SHOAL_TEST_WARM_RAN"
+
+
+def _records_its_process() -> None:
+    with open(os.environ[RAN], "a") as out:
+        out.write(f"{os.getpid()}\n")
+
+
+def _fails() -> None:
+    raise RuntimeError("no compiler here")
 
 
 def test_the_seed_cache_is_copied_once_and_a_missing_one_is_no_error(tmp_path: Path) -> None:
@@ -39,3 +55,16 @@ def test_a_librarys_kernels_compiled_without_the_disk_cache_get_it(tmp_path: Pat
     assert cache_compiled([module]) == 0, "idempotent"
     assert module.double(21) == 42
     assert list((tmp_path / "__pycache__").glob("library_kernels.double-*.nbi")), "its code is kept on disk"
+
+
+def test_a_build_steps_kernels_run_in_other_processes_and_a_failure_is_counted_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran = tmp_path / "ran"
+    monkeypatch.setenv(RAN, str(ran))
+    with caplog.at_level(logging.ERROR, logger="shoal.common.jit"):
+        seconds, failed = warm_in_processes([_records_its_process, _fails, _records_its_process], 2)
+    assert failed == 1 and seconds > 0
+    pids = ran.read_text().split()
+    assert len(pids) == 2 and str(os.getpid()) not in pids
+    assert "warming _fails failed" in caplog.text and "no compiler here" in caplog.text
