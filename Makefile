@@ -75,8 +75,8 @@ demo: venv
 	$(BIN)/shoal demo --out demo-out
 
 # The tests run in TEST_WORKERS processes (pytest-xdist). A test file is one unit of work, so its module's
-# server starts once; the tests needing the Milvus server (one per machine), Label Studio or Kafka run in one
-# process each, so those start once (tests/harness/parallel.py). Much of a test is waiting on a server or a
+# server starts once; the tests needing the Milvus server (one per machine), Label Studio or Kafka all run in
+# one process, so each of those starts once (tests/harness/parallel.py). Much of a test is waiting on a server or a
 # browser, so three processes keep two cores busy. TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -v -n $(TEST_WORKERS) --dist loadgroup

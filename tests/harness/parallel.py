@@ -1,9 +1,9 @@
 """How ``make test`` spreads the tests over processes (pytest-xdist, ``-n N --dist loadgroup``).
 
 The unit of work is a test file, so a module's server starts once; except that every test needing a session
-server runs in that server's process: the Milvus server must (its embedded etcd takes port 2380, so one runs
-per machine), and Label Studio and the Kafka broker then start once each (a test needing two of them goes with
-the first in ``SESSION_SERVERS``, which starts the other beside it: a second Kafka broker on free ports).
+server runs in one process: the Milvus server's tests must (its embedded etcd takes port 2380, so one runs per
+machine), and Label Studio's and the Kafka broker's go with them, so each of the three starts once in a run.
+(With a unit per server, tests needing two of them had their own second broker: three brokers in all.)
 Which tests need which server is known only once the tests are collected (a test's fixture closure), and
 the workers collect, not the controller that schedules: the first worker writes each test's group to a
 file the controller named in ``SHOAL_TEST_GROUPS`` (pytest-xdist's own ``xdist_group`` marker can't carry
@@ -23,19 +23,20 @@ import pytest
 #: Session fixtures that start a real server, in the order a test needing several is grouped by: the one that
 #: cannot run twice on a machine first.
 SESSION_SERVERS = ("milvus_server", "label_studio", "kafka_broker")
+#: The unit of work of every test needing one of them.
+SESSION_GROUP = "session servers"
 ENV = "SHOAL_TEST_GROUPS"
 
 
-#: Groups handed out first, longest first: each took between 100 and 320 s of a worker in a clean-clone run
-#: (2 cores, 3 workers), a third to a half of what a worker does in all. pytest-xdist hands out the groups with
+#: Groups handed out first, longest first: the session servers' tests took about 550 s of a worker in a
+#: clean-clone run (2 cores, 3 workers; a worker does about 620 s in all), the demo and the cold start over
+#: 100 s each. pytest-xdist hands out the groups with
 #: the most tests first, so these came last and one worker ran on for minutes after the others had finished.
 #: Every other group follows in pytest-xdist's order.
 LONGEST_FIRST = (
-    "milvus_server",
-    "label_studio",
+    SESSION_GROUP,
     "tests/integration/test_serve_process.py",
     "tests/integration/test_cold_start.py",
-    "kafka_broker",
 )
 
 #: Parameters of the store fixtures (tests/conftest.py) that start a session server with
@@ -44,12 +45,12 @@ PARAM_SERVERS = {"milvus-server": "milvus_server", "kafka": "kafka_broker"}
 
 
 def group_of(item: pytest.Item) -> str:
-    """The unit of work of ``item``: the session server it needs, else its file."""
+    """The unit of work of ``item``: the session servers' when it needs one of them, else its file."""
     names = set(getattr(item, "fixturenames", ()))
     callspec = getattr(item, "callspec", None)
     if callspec is not None:
         names.update(PARAM_SERVERS[v] for v in callspec.params.values() if isinstance(v, str) and v in PARAM_SERVERS)
-    return next((f for f in SESSION_SERVERS if f in names), item.nodeid.split("::")[0])
+    return SESSION_GROUP if names.intersection(SESSION_SERVERS) else item.nodeid.split("::")[0]
 
 
 def configure(config: pytest.Config) -> None:

@@ -56,7 +56,13 @@ S3PROXY_MAIN_CLASS = "org.gaul.s3proxy.Main"
 #: The region the server's SigV4 scope is checked against (S3Proxy accepts any; clients sign with this one).
 REGION = "us-east-1"
 
-JVM_OPTS: tuple[str, ...] = ("-Xmx256m", "-Xms64m", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
+JVM_OPTS: tuple[str, ...] = (
+    "-Xmx256m",
+    "-Xms64m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+)
 
 # S3Proxy ships no logback configuration, so logback's default (everything at DEBUG) would fill the log.
 _LOGBACK_XML = """\
