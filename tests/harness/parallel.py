@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-#: Session fixtures that start a real server, in the order a test needing several is grouped by: the one that
-#: cannot run twice on a machine first.
+#: Session fixtures that start a real server.
 SESSION_SERVERS = ("milvus_server", "label_studio", "kafka_broker")
 #: The unit of work of every test needing one of them.
 SESSION_GROUP = "session servers"
@@ -30,9 +29,8 @@ ENV = "SHOAL_TEST_GROUPS"
 
 #: Groups handed out first, longest first: the session servers' tests took about 550 s of a worker in a
 #: clean-clone run (2 cores, 3 workers; a worker does about 620 s in all), the demo and the cold start over
-#: 100 s each. pytest-xdist hands out the groups with
-#: the most tests first, so these came last and one worker ran on for minutes after the others had finished.
-#: Every other group follows in pytest-xdist's order.
+#: 100 s each. pytest-xdist hands out the groups with the most tests first, so these came last and one worker
+#: ran on for minutes after the others had finished. Every other group follows in pytest-xdist's order.
 LONGEST_FIRST = (
     SESSION_GROUP,
     "tests/integration/test_serve_process.py",
