@@ -97,13 +97,16 @@ log="${cache_dir}/label-studio-install.log"
 started=${SECONDS}
 echo "Installing $(grep -v '^#' "${requirements}" | grep -v '^$' | tr '\n' ' ')into ${venv} (log: ${log}) ..."
 rm -rf "${venv}"
-if ! { "${python}" -m venv "${venv}" \
-        && "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip \
-        && "${venv}/bin/python" -m pip install --disable-pip-version-check --progress-bar off -r "${requirements}"; \
+# uv (scripts/ensure-uv.sh) installs it in 13 to 19 s on 2 cores, pip in about 47 s. Its bytecode is compiled
+# ahead (two thirds of that): where PYTHONDONTWRITEBYTECODE is set, each start of the server would compile what it
+# imports again, 4 s a start.
+if ! { uv="$(PYTHON="${python}" bash "${repo_root}/scripts/ensure-uv.sh")" \
+        && "${uv}" venv --python "${python}" "${venv}" \
+        && "${uv}" pip install --compile-bytecode --python "${venv}/bin/python" -r "${requirements}"; \
       } >"${log}" 2>&1; then
   tail -n 30 "${log}" >&2 || true
   rm -rf "${venv}"
-  fail "could not install Label Studio from PyPI: is the network to PyPI reachable? (full pip output: ${log})"
+  fail "could not install Label Studio from PyPI: is the network to PyPI reachable? (full output: ${log})"
 fi
 
 version="$("${venv}/bin/python" -c 'import importlib.metadata as m; print(m.version("label-studio"))')" \
