@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # The analysis jobs' numba kernels compiled into this venv's disk cache once, in the background while the rest of
-# the set-up runs (the targets that need them wait for it): otherwise each test process compiles them again.
+# the set-up runs and the tests start (each test waits for them unless marked own_kernel_cache, tests/conftest.py):
+# otherwise each test process compiles them again.
 kernels: venv
 	bash scripts/warm-kernels.sh start
 
@@ -84,14 +85,12 @@ TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -v -n $(TEST_WORKERS) --dist loadgroup
 
 test: label-studio-start venv kernels kafka-jars s3proxy label-studio helm-tools kubernetes chromium firefox lint
-	bash scripts/warm-kernels.sh wait
 	$(PYTEST) tests
 
 test-unit: venv helm-tools
 	$(PYTEST) -m "not integration and not browser" tests
 
 test-integration: label-studio-start venv kernels kafka-jars s3proxy label-studio helm-tools kubernetes
-	bash scripts/warm-kernels.sh wait
 	$(PYTEST) -m integration tests
 
 # The console in real headless Chromium and Firefox ESR (screenshots of each page under test-artifacts/console/).

@@ -16,6 +16,7 @@ import pathlib
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -24,7 +25,7 @@ from shoal.common.settings import ShoalSettings
 from shoal.common.stores.events import EmbeddedEventBus, EventBus, KafkaEventBus
 from shoal.common.stores.metrics import EmbeddedMetricsStore, MetricsStore, ServerMetricsStore
 from shoal.common.stores.vectors import EmbeddedVectorStore, ServerVectorStore, VectorStore
-from tests.harness import parallel
+from tests.harness import kernels, parallel
 from tests.harness._wait import wait_scale
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -41,6 +42,19 @@ def announce(config: pytest.Config, message: str) -> None:
     with capman.global_and_fixture_disabled():
         sys.stderr.write(f"\n[harness] {message}\n")
         sys.stderr.flush()
+
+
+@pytest.fixture(autouse=True)
+def _kernels_compiled(request: pytest.FixtureRequest) -> None:
+    """Every test but those marked `own_kernel_cache` waits for the kernels that `make test` compiles in the
+    background, once per process (tests/harness/kernels.py); the session and module fixtures start before."""
+    if request.node.get_closest_marker("own_kernel_cache") is not None:
+        return
+    waited, problem = kernels.wait_for_warm_up()
+    if waited > 1.0:
+        announce(request.config, f"waited {waited:.1f} s for the kernels compiling in the background")
+    if problem:
+        warnings.warn(problem, stacklevel=1)
 
 
 def pytest_configure(config: pytest.Config) -> None:

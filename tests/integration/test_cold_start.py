@@ -21,7 +21,7 @@ from tests.harness._wait import process_exit
 from tests.integration.test_serve_process import _free_port, _serving, _spawn
 from tests.server.conftest import create_pixel_digits, finish_job, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_kernel_cache]
 
 
 def _metric(port: int, name: str) -> float:
