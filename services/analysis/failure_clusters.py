@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import binom
 
 from shoal.common.data import results
 from shoal.common.data.embeddings import read_vectors
@@ -209,7 +208,10 @@ def regions(
     held_errors = np.bincount(nearest[inside & is_error & held], minlength=k)
     held_frames = np.bincount(nearest[inside & held], minlength=k)
     # the chance of that many held-out errors in the region at the overall rate, times the number
-    # of clusters tried (Bonferroni): small regions that are bad by chance do not pass
+    # of clusters tried (Bonferroni): small regions that are bad by chance do not pass. scipy.stats is
+    # imported here, not with the module: it takes half a second, which every service process paid at start.
+    from scipy.stats import binom
+
     p_values = np.minimum(1.0, binom.sf(held_errors - 1, held_frames, p) * k)
     kept = []
     for c in range(k):
