@@ -22,7 +22,7 @@ import numpy as np
 
 from shoal.analysis.neighbors import knn
 from shoal.common.data import results
-from shoal.common.data.embeddings import read_vectors
+from shoal.common.data.embeddings import read_vectors, read_vectors_of
 from shoal.common.jobs import Job, JobContext, progress_of
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore
@@ -112,11 +112,11 @@ def regions(x: np.ndarray, side: np.ndarray, ids: list[str], n_regions: int) -> 
     return out
 
 
-def _sample(ids: list[str], x: np.ndarray, size: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+def _sample(ids: list[str], size: int, rng: np.random.Generator) -> list[str]:
+    """Up to ``size`` of ``ids``, in their order."""
     if len(ids) <= size:
-        return ids, x
-    rows = np.sort(rng.choice(len(ids), size, replace=False))
-    return [ids[i] for i in rows], x[rows]
+        return ids
+    return [ids[i] for i in np.sort(rng.choice(len(ids), size, replace=False))]
 
 
 def _window(
@@ -164,12 +164,13 @@ def build(
     rng = np.random.default_rng(0)
     sides = []
     for side in (a, b):
-        ids, x = read_vectors(ctx, metrics, vectors, job.project, side.dataset, space)
+        # which frames have a vector, then the vectors of the sample only: the job holds at most twice the
+        # sample's vectors, whatever the size of the datasets
+        ids, _ = read_vectors(ctx, metrics, vectors, job.project, side.dataset, space, with_vectors=False)
         keep = _window(metrics, job.project, side.dataset, side.since, side.until)
         if keep is not None:
-            rows = [i for i, f in enumerate(ids) if f in keep]
-            ids, x = [ids[i] for i in rows], x[rows] if rows else x[:0]
-        sides.append(_sample(ids, x, sample, rng))
+            ids = [f for f in ids if f in keep]
+        sides.append(read_vectors_of(ctx, vectors, job.project, side.dataset, space, _sample(ids, sample, rng)))
     (ids_a, xa), (ids_b, xb) = sides
     if len(ids_a) < 2 or len(ids_b) < 2:
         raise ValueError(f"drift needs at least 2 frames with vectors on each side, got {len(ids_a)} and {len(ids_b)}")

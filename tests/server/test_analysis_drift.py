@@ -5,6 +5,7 @@ changed is where the new digits are."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import numpy as np
@@ -55,7 +56,9 @@ def _drift(c, p: str, a: apb.DriftSide, b: apb.DriftSide) -> apb.GetDriftRespons
     return c.analysis.GetDrift(apb.GetDriftRequest(project=p, job_id=job.job_id))
 
 
-def test_drift_between_datasets_and_time_windows(shared: Running, project: str) -> None:
+def test_drift_between_datasets_and_time_windows(
+    shared: Running, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     running, p = shared, project
     truth = _setup(running, p)
     with running.client(running.admin_key) as c:
@@ -79,3 +82,24 @@ def test_drift_between_datasets_and_time_windows(shared: Running, project: str) 
         assert sum(truth[f] >= 8 for f in top.examples_b) >= 0.8 * len(top.examples_b)
     assert (shifted.frames_a, shifted.frames_b) == (len([1 for v in truth.values() if v < 8]) // 2,
                                                     shifted.frames_b)  # fmt: skip
+
+    # a sample smaller than the datasets: the job reads which frames have a vector, and the vectors of its
+    # sample only (at 10M frames a side, 2 x 20,000 vectors instead of 20M), and still finds the drift
+    store, read = running.server.stores.vectors, []
+    real_get = store.get
+
+    def get(collection: str, ids: list[str], *, with_vectors: bool = True) -> Any:
+        read.append((len(ids), with_vectors))
+        return real_get(collection, ids, with_vectors=with_vectors)
+
+    monkeypatch.setattr(store, "get", get)
+    with running.client(running.admin_key) as c:
+        job = c.analysis.StartDrift(apb.StartDriftRequest(project=p, a=apb.DriftSide(dataset="a"),
+                                                          b=apb.DriftSide(dataset="shifted"),
+                                                          embedding_space="pixels", sample_size=300)).job  # fmt: skip
+        sampled = c.analysis.GetDrift(apb.GetDriftRequest(project=p, job_id=finish_job(c, p, job).job_id))
+    monkeypatch.setattr(store, "get", real_get)
+    assert (sampled.frames_a, sampled.frames_b) == (300, 300)
+    assert sum(m for m, with_vectors in read if with_vectors) == 600
+    assert sum(m for m, with_vectors in read if not with_vectors) == shifted.frames_a + shifted.frames_b
+    assert sampled.p_value < 0.01 and sampled.statistic > sampled.expected
