@@ -22,12 +22,15 @@ over the stored points, in frame id order with keyset paging.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 import pyarrow as pa
 
@@ -35,7 +38,7 @@ from shoal.analysis import dismissals, neighbors
 from shoal.analysis.export import FrameTable
 from shoal.common import limits
 from shoal.common.data import results
-from shoal.common.data.embeddings import read_vectors
+from shoal.common.data.embeddings import read_vectors, read_vectors_of
 from shoal.common.data.evaluations import frame_fields
 from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
 from shoal.common.errors import InvalidArgument
@@ -77,6 +80,16 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=12,
+        name="embedding map shards",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS map_parts ("
+            " project LowCardinality(String), job_id String, shard UInt32, shards UInt32, fit_digest String,"
+            " placed UInt64) ENGINE = ReplacingMergeTree ORDER BY (project, job_id, shard)",
+        ),
+    ),
 )
 
 
@@ -116,6 +129,89 @@ def fit(x: np.ndarray, metric: str) -> np.ndarray:
         return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 
 
+@dataclass
+class _Plan:
+    """Which frames a map fits and which it places, the same in every process that plans the same job."""
+
+    ids: list[str]  # every frame with a vector, in frame id order
+    fit_rows: np.ndarray  # the fitted frames' positions in ids
+    rest: np.ndarray  # the other frames' positions, in order
+    priority: np.ndarray  # each frame's level-of-detail priority
+    metric: str
+
+
+def _plan(ctx: JobContext | None, metrics: MetricsStore, vectors: VectorStore, job: Job, dataset: str, space: str,
+          space_metric: str, sample: int) -> _Plan:  # fmt: skip
+    """Reads which frames have a vector (not the vectors) and draws the fitted sample and the priorities
+    from a fixed seed."""
+    ids, _ = read_vectors(ctx, metrics, vectors, job.project, dataset, space, with_vectors=False)
+    n = len(ids)
+    rng = np.random.default_rng(0)
+    fit_rows = np.sort(rng.choice(n, size=min(n, sample), replace=False)) if n else np.zeros(0, dtype=np.int64)
+    priority = rng.random(n).astype(np.float32)
+    metric = "euclidean" if space_metric == "L2" else "cosine"
+    return _Plan(ids, fit_rows, np.setdiff1d(np.arange(n), fit_rows), priority, metric)
+
+
+def _vectors(vectors: VectorStore, job: Job, dataset: str, space: str, ids: list[str]) -> np.ndarray:
+    """The vectors of ``ids``, all of which had one when the job was planned."""
+    got, x = read_vectors_of(None, vectors, job.project, dataset, space, ids)
+    if len(got) != len(ids):
+        missing = sorted(set(ids) - set(got))
+        raise ValueError(f"{len(missing)} frames lost their vectors while the map was built (frame {missing[0]!r}"
+                         " among them): run the map again")  # fmt: skip
+    return x
+
+
+def _fitted(vectors: VectorStore, job: Job, dataset: str, space: str, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted frames' vectors and their positions on the map (all 0 below 3 frames)."""
+    if len(plan.ids) < 3:
+        return np.zeros((len(plan.fit_rows), 0), dtype=np.float32), np.zeros((len(plan.fit_rows), 2), np.float32)
+    x = _vectors(vectors, job, dataset, space, [plan.ids[i] for i in plan.fit_rows])
+    return x, fit(x, plan.metric)
+
+
+def _placed(vectors: VectorStore, job: Job, dataset: str, space: str, plan: _Plan, rows: np.ndarray,
+            fitted_x: np.ndarray, fitted_xy: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The positions of frames ``rows`` (not fitted): the distance-weighted mean of their nearest fitted
+    frames' positions."""
+    x = _vectors(vectors, job, dataset, space, [plan.ids[i] for i in rows])
+    idx, dist = neighbors.search(fitted_x, x, min(PLACE_NEIGHBORS, len(fitted_x)), plan.metric)
+    w = 1.0 / (dist + 1e-6)
+    return (np.einsum("nk,nkd->nd", w, fitted_xy[idx]) / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _write(metrics: MetricsStore, job: Job, dataset: str, plan: _Plan, rows: np.ndarray, coords: np.ndarray,
+           fitted: bool) -> None:  # fmt: skip
+    """Stores frames ``rows`` at ``coords`` (the table keeps one row per frame: written again, the same)."""
+    if not len(rows):
+        return
+    ids = [plan.ids[i] for i in rows]
+    labels, splits = frame_fields(metrics, job.project, dataset, ids)
+    m = len(rows)
+    metrics.insert_arrow("map_points", pa.table({
+        "project": pa.array([job.project] * m), "job_id": pa.array([job.job_id] * m),
+        "frame_id": pa.array(ids, pa.string()), "x": pa.array(coords[:, 0]), "y": pa.array(coords[:, 1]),
+        "priority": pa.array(plan.priority[rows]), "label_class": pa.array(labels.astype(np.int32), mask=labels < 0),
+        "split": pa.array(splits, pa.string()), "fitted": pa.array(np.full(m, int(fitted), np.uint8)),
+    }))  # fmt: skip
+
+
+def _place_and_write(progress: Any, stage: str, metrics: MetricsStore, vectors: VectorStore, job: Job, dataset: str,
+                     space: str, plan: _Plan, rows: np.ndarray, fitted_x: np.ndarray,
+                     fitted_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Places and stores frames ``rows``, :data:`TRANSFORM_STEP` at a time (the job holds the fitted frames'
+    vectors and one step's, never every vector); returns the corners of what it placed."""
+    lo, hi = np.full(2, np.inf, np.float32), np.full(2, -np.inf, np.float32)
+    for s in range(0, len(rows), TRANSFORM_STEP):
+        part = rows[s : s + TRANSFORM_STEP]
+        coords = _placed(vectors, job, dataset, space, plan, part, fitted_x, fitted_xy)
+        _write(metrics, job, dataset, plan, part, coords, fitted=False)
+        lo, hi = np.minimum(lo, coords.min(axis=0)), np.maximum(hi, coords.max(axis=0))
+        progress(stage, 0.5 + 0.4 * (s + len(part)) / len(rows))
+    return lo, hi
+
+
 def build(
     ctx: JobContext | None,
     metrics: MetricsStore,
@@ -127,52 +223,142 @@ def build(
     space_metric: str,
     sample: int = DEFAULT_SAMPLE,
 ) -> Summary:
-    """Fits UMAP on up to ``sample`` frames, places every frame, stores the points."""
+    """Fits UMAP on up to ``sample`` frames, places every frame, stores the points. With ``ctx.shards``, the
+    job's shards (:func:`build_shard`) placed and stored them: this checks they agree and sums them up."""
     progress = progress_of(ctx)
+    if ctx is not None and ctx.shards > 1:
+        return _finish(progress, metrics, job, ctx.shards, space_metric)
 
     discard(metrics, job)
-    ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
-    n = len(ids)
-    metric = "euclidean" if space_metric == "L2" else "cosine"
-    rng = np.random.default_rng(0)
-    fit_rows = np.sort(rng.choice(n, size=min(n, sample), replace=False)) if n else np.zeros(0, dtype=np.int64)
-    coords = np.zeros((n, 2), dtype=np.float32)
-    if n >= 3:
-        progress("fitting the map", 0.35)
-        coords[fit_rows] = fit(x[fit_rows], metric)
-        rest = np.setdiff1d(np.arange(n), fit_rows)
-        if len(rest):
-            fitted_x, fitted_xy = x[fit_rows], coords[fit_rows]
-            for s in range(0, len(rest), TRANSFORM_STEP):
-                part = rest[s : s + TRANSFORM_STEP]
-                idx, dist = neighbors.search(fitted_x, x[part], min(PLACE_NEIGHBORS, len(fit_rows)), metric)
-                w = 1.0 / (dist + 1e-6)
-                coords[part] = (np.einsum("nk,nkd->nd", w, fitted_xy[idx]) / w.sum(axis=1, keepdims=True)).astype(
-                    np.float32
-                )
-                progress("placing the other frames", 0.5 + 0.4 * (s + len(part)) / len(rest))
+    plan = _plan(ctx, metrics, vectors, job, dataset, space, space_metric, sample)
+    progress("fitting the map", 0.35)
+    fitted_x, fitted_xy = _fitted(vectors, job, dataset, space, plan)
+    _write(metrics, job, dataset, plan, plan.fit_rows, fitted_xy, fitted=True)
+    lo, hi = fitted_xy.min(axis=0, initial=np.inf), fitted_xy.max(axis=0, initial=-np.inf)
+    if len(plan.ids) < 3:  # no map to place them on: at the origin, as the fitted ones
+        _write(metrics, job, dataset, plan, plan.rest, np.zeros((len(plan.rest), 2), np.float32), fitted=False)
+    elif len(plan.rest):
+        placed_lo, placed_hi = _place_and_write(progress, "placing the other frames", metrics, vectors, job, dataset,
+                                                space, plan, plan.rest, fitted_x, fitted_xy)  # fmt: skip
+        lo, hi = np.minimum(lo, placed_lo), np.maximum(hi, placed_hi)
     progress("writing", 0.92)
-    labels, splits = frame_fields(metrics, job.project, dataset, ids)
-    fitted = np.zeros(n, dtype=np.uint8)
-    fitted[fit_rows] = 1
-    if n:
-        metrics.insert_arrow("map_points", pa.table({
-            "project": pa.array([job.project] * n), "job_id": pa.array([job.job_id] * n),
-            "frame_id": pa.array(ids, pa.string()), "x": pa.array(coords[:, 0]), "y": pa.array(coords[:, 1]),
-            "priority": pa.array(rng.random(n).astype(np.float32)),
-            "label_class": pa.array(labels.astype(np.int32), mask=labels < 0),
-            "split": pa.array(splits, pa.string()), "fitted": pa.array(fitted),
-        }))  # fmt: skip
-    lo = coords.min(axis=0) if n else np.zeros(2)
-    hi = coords.max(axis=0) if n else np.zeros(2)
-    summary = Summary(n, len(fit_rows), metric, float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+    if not len(plan.ids):
+        lo, hi = np.zeros(2), np.zeros(2)
+    summary = Summary(len(plan.ids), len(plan.fit_rows), plan.metric, float(lo[0]), float(hi[0]), float(lo[1]),
+                      float(hi[1]))  # fmt: skip
+    results.save_summary(metrics, job, summary.to_json())
+    return summary
+
+
+#: frames placed per shard when a map is split over an Indexed Job's Pods (each shard also fits the sample)
+SHARD_FRAMES = 1_000_000
+#: where each shard of a split map records the fit it placed its frames with
+PARTS = "map_parts"
+
+
+def shards_for(frames: int, sample: int, most: int) -> int:
+    """How many shards a map of ``frames`` frames fitted on ``sample`` is split into, with ``most`` allowed: a
+    shard per :data:`SHARD_FRAMES` frames to place (every shard fits the same sample, so only the placing
+    divides)."""
+    placed = max(frames - sample, 0)
+    if most <= 1 or placed <= SHARD_FRAMES:
+        return 1
+    return min(most, -(-placed // SHARD_FRAMES))
+
+
+@contextlib.contextmanager
+def _one_thread() -> Any:
+    """NN-descent's graph depends on how many threads build it, and the Pods of one job may run on nodes with
+    different numbers of cores: a shard fits the map on one thread, so that every shard fits the same map."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def build_shard(
+    ctx: JobContext | None,
+    metrics: MetricsStore,
+    vectors: VectorStore,
+    job: Job,
+    *,
+    shard: int,
+    shards: int,
+    dataset: str,
+    space: str,
+    space_metric: str,
+    sample: int = DEFAULT_SAMPLE,
+) -> int:
+    """Shard ``shard`` of ``shards`` of the job's map: fits the same sample as every shard (the same frames,
+    seed and thread count give the same map), places its slice of the other frames and stores them (shard 0
+    stores the fitted frames too), and records a digest of its fit in ``map_parts``. It reads the fitted
+    frames' vectors and its own slice's, never every vector. Run again, it writes the same rows. Returns how
+    many frames it placed."""
+    progress = progress_of(ctx)
+    plan = _plan(ctx, metrics, vectors, job, dataset, space, space_metric, sample)
+    progress(f"fitting the map (shard {shard + 1} of {shards})", 0.35)
+    with _one_thread():
+        fitted_x, fitted_xy = _fitted(vectors, job, dataset, space, plan)
+    if shard == 0:
+        _write(metrics, job, dataset, plan, plan.fit_rows, fitted_xy, fitted=True)
+    span = neighbors.shard_rows(len(plan.rest), shard, shards)
+    mine = plan.rest[span.start : span.stop]
+    if len(plan.ids) < 3:
+        _write(metrics, job, dataset, plan, mine, np.zeros((len(mine), 2), np.float32), fitted=False)
+    elif len(mine):
+        _place_and_write(progress, f"placing shard {shard + 1} of {shards}", metrics, vectors, job, dataset, space,
+                         plan, mine, fitted_x, fitted_xy)  # fmt: skip
+    metrics.insert_arrow(PARTS, pa.table({
+        "project": [job.project], "job_id": [job.job_id], "shard": pa.array([shard], pa.uint32()),
+        "shards": pa.array([shards], pa.uint32()), "fit_digest": [_digest(plan, fitted_xy)],
+        "placed": pa.array([len(mine)], pa.uint64()),
+    }))  # fmt: skip
+    return len(mine)
+
+
+def _digest(plan: _Plan, fitted_xy: np.ndarray) -> str:
+    """What identifies a fit: its frames and their positions, to the bit."""
+    h = hashlib.sha256()
+    for frame in (plan.ids[i] for i in plan.fit_rows):
+        h.update(frame.encode() + b"\0")
+    h.update(np.ascontiguousarray(fitted_xy, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def _finish(progress: Any, metrics: MetricsStore, job: Job, shards: int, space_metric: str) -> Summary:
+    """The summary of a map whose ``shards`` stored its points, once every shard recorded the same fit."""
+    progress("checking the shards' fits", 0.5)
+    params = {"p": job.project, "j": job.job_id}
+    parts = metrics.query(
+        f"SELECT shard, fit_digest FROM {PARTS} FINAL WHERE project = {{p:String}} AND job_id = {{j:String}}"
+        f" AND shards = {{n:UInt32}} ORDER BY shard",
+        {**params, "n": shards},
+    ).rows
+    missing = sorted(set(range(shards)) - {int(r[0]) for r in parts})
+    if missing:
+        raise ValueError(f"shards {missing} of {shards} of the map recorded no part: run the map again")
+    if len({r[1] for r in parts}) > 1:
+        odd = [int(r[0]) for r in parts if r[1] != parts[0][1]]
+        raise ValueError(f"shards {odd} fitted a different map from shard 0 (nodes of different CPU types give"
+                         " different floating-point results): run the map's Pods on one node type, or unsplit"
+                         " (SHOAL_KUBERNETES_JOB_SHARDS=1)")  # fmt: skip
+    frames, fitted, min_x, max_x, min_y, max_y = metrics.query(
+        "SELECT count(), countIf(fitted = 1), min(x), max(x), min(y), max(y) FROM map_points FINAL"
+        " WHERE project = {p:String} AND job_id = {j:String}",
+        params,
+    ).rows[0]
+    metrics.command(f"DELETE FROM {PARTS} WHERE project = {{p:String}} AND job_id = {{j:String}}", params)
+    metric = "euclidean" if space_metric == "L2" else "cosine"
+    summary = Summary(int(frames), int(fitted), metric, float(min_x), float(max_x), float(min_y), float(max_y))
     results.save_summary(metrics, job, summary.to_json())
     return summary
 
 
 def discard(metrics: MetricsStore, job: Job) -> None:
     """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
-    results.discard(metrics, job, ("map_points",))
+    results.discard(metrics, job, ("map_points", PARTS))
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:

@@ -363,7 +363,8 @@ class ShoalSettings(BaseSettings):
         "then one more Pod finishes it from their parts. The neighbour job: from 20,001 to 100,000 frames its graph "
         "is exact, a shard per 20,000 frames (more CPU in all than NN-descent, spread over the Pods); above, a shard "
         "per 250,000 frames builds NN-descent graphs of overlapping cells of the frames; the graphs within classes "
-        "are dealt to the shards. 1: every job in one Pod.",
+        "are dealt to the shards. The embedding map: a shard per 1,000,000 frames to place beyond its fitted sample. "
+        "1: every job in one Pod.",
     )
     kubernetes_job_deadline_seconds: int = Field(
         86400, gt=0, description="A job's Pod running longer is stopped by Kubernetes and the job failed."

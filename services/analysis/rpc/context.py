@@ -27,7 +27,7 @@ from shoal.common.errors import FailedPrecondition, InvalidArgument
 from shoal.common.jobs import Job, JobContext, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.stores.metrics import MetricsStore, Migration
-from shoal.common.stores.vectors import VectorStore
+from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.timeutil import as_utc
 from shoal.common.v1 import common_pb2
 
@@ -144,6 +144,12 @@ class Context(JobRpcs):
             raise InvalidArgument(f"project {project.name!r} has no embedding space {space_name!r}"
                                   f" (it has: {known})", field="embedding_space")  # fmt: skip
         return spaces[space_name]
+
+    def vector_count(self, job: Job) -> int:
+        """How many frames of a job's dataset have a vector in its embedding space."""
+        space = self.space(job.project, job.params["dataset"], job.params["embedding_space"])
+        name = collection_name(job.project, space.name)
+        return self.vectors.count(name, partition=job.params["dataset"]) if self.vectors.has_collection(name) else 0
 
 
 def check_threshold(value: float, field: str) -> float:

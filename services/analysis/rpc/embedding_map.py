@@ -36,6 +36,18 @@ def run_embedding_map(ctx: Context, run: JobContext) -> None:
                         space_metric=space.metric, sample=int(job.params["sample_size"]))  # fmt: skip
 
 
+def shard_embedding_map(ctx: Context, run: JobContext, shard: int, shards: int) -> None:
+    job = run.job
+    space = ctx.space(job.project, job.params["dataset"], job.params["embedding_space"])
+    embedding_map.build_shard(run, ctx.metrics, ctx.vectors, job, shard=shard, shards=shards,
+                              dataset=job.params["dataset"], space=space.name, space_metric=space.metric,
+                              sample=int(job.params["sample_size"]))  # fmt: skip
+
+
+def map_shards(ctx: Context, job: Job, most: int) -> int:
+    return embedding_map.shards_for(ctx.vector_count(job), int(job.params["sample_size"]), most)
+
+
 def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetMapViewportResponse:
     job = ctx.finished_job(request.project, request.job_id, embedding_map.KIND)
     summary = ctx.stored_summary(embedding_map, job)
@@ -130,6 +142,10 @@ ANALYSIS = Analysis(
         "GetMapViewport": get_map_viewport,
         "QueryMapRegion": query_map_region,
     },
-    jobs={embedding_map.KIND: Runner(run=run_embedding_map, discard=embedding_map.discard)},
+    jobs={
+        embedding_map.KIND: Runner(
+            run=run_embedding_map, discard=embedding_map.discard, shard=shard_embedding_map, shards=map_shards
+        )
+    },
     migrations=embedding_map.MIGRATIONS,
 )

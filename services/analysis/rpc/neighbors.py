@@ -11,7 +11,6 @@ from shoal.common.convert import job_to_proto, page_of, page_response
 from shoal.common.data.datasets import frame_media
 from shoal.common.errors import InvalidArgument
 from shoal.common.jobs import Job, JobContext
-from shoal.common.stores.vectors import collection_name
 from shoal.common.v1 import common_pb2
 
 #: the most neighbours a job may ask for (k)
@@ -51,10 +50,7 @@ def shard_neighbors(ctx: Context, run: JobContext, shard: int, shards: int) -> N
 
 
 def neighbor_shards(ctx: Context, job: Job, most: int) -> int:
-    space = ctx.space(job.project, job.params["dataset"], job.params["embedding_space"])
-    name = collection_name(job.project, space.name)
-    frames = ctx.vectors.count(name, partition=job.params["dataset"]) if ctx.vectors.has_collection(name) else 0
-    return neighbors.shards_for(frames, most)
+    return neighbors.shards_for(ctx.vector_count(job), most)
 
 
 def query_outliers(ctx: Context, request: pb.QueryOutliersRequest) -> pb.QueryOutliersResponse:
