@@ -54,6 +54,8 @@ UMAP_NEIGHBORS = 15
 UMAP_OWN_GRAPH = 4_096
 DEFAULT_SAMPLE = 20_000
 TRANSFORM_STEP = 20_000
+#: frames read, placed and stored at a time (each step one read of their vectors, one insert)
+WRITE_STEP = 10 * TRANSFORM_STEP
 #: fitted frames whose positions place each other frame
 PLACE_NEIGHBORS = 10
 MAX_SAMPLE = 200_000
@@ -171,11 +173,9 @@ def _fitted(vectors: VectorStore, job: Job, dataset: str, space: str, plan: _Pla
     return x, fit(x, plan.metric)
 
 
-def _placed(vectors: VectorStore, job: Job, dataset: str, space: str, plan: _Plan, rows: np.ndarray,
-            fitted_x: np.ndarray, fitted_xy: np.ndarray) -> np.ndarray:  # fmt: skip
-    """The positions of frames ``rows`` (not fitted): the distance-weighted mean of their nearest fitted
-    frames' positions."""
-    x = _vectors(vectors, job, dataset, space, [plan.ids[i] for i in rows])
+def _placed(plan: _Plan, x: np.ndarray, fitted_x: np.ndarray, fitted_xy: np.ndarray) -> np.ndarray:
+    """The positions of frames of vectors ``x`` (not fitted): the distance-weighted mean of their nearest
+    fitted frames' positions."""
     idx, dist = neighbors.search(fitted_x, x, min(PLACE_NEIGHBORS, len(fitted_x)), plan.metric)
     w = 1.0 / (dist + 1e-6)
     return (np.einsum("nk,nkd->nd", w, fitted_xy[idx]) / w.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -200,15 +200,19 @@ def _write(metrics: MetricsStore, job: Job, dataset: str, plan: _Plan, rows: np.
 def _place_and_write(progress: Any, stage: str, metrics: MetricsStore, vectors: VectorStore, job: Job, dataset: str,
                      space: str, plan: _Plan, rows: np.ndarray, fitted_x: np.ndarray,
                      fitted_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Places and stores frames ``rows``, :data:`TRANSFORM_STEP` at a time (the job holds the fitted frames'
-    vectors and one step's, never every vector); returns the corners of what it placed."""
+    """Places and stores frames ``rows``, :data:`WRITE_STEP` at a time (the job holds the fitted frames'
+    vectors and one step's, never every vector), :data:`TRANSFORM_STEP` per search; returns the corners of
+    what it placed."""
     lo, hi = np.full(2, np.inf, np.float32), np.full(2, -np.inf, np.float32)
-    for s in range(0, len(rows), TRANSFORM_STEP):
-        part = rows[s : s + TRANSFORM_STEP]
-        coords = _placed(vectors, job, dataset, space, plan, part, fitted_x, fitted_xy)
-        _write(metrics, job, dataset, plan, part, coords, fitted=False)
+    for b in range(0, len(rows), WRITE_STEP):
+        block = rows[b : b + WRITE_STEP]
+        x = _vectors(vectors, job, dataset, space, [plan.ids[i] for i in block])
+        coords = np.empty((len(block), 2), np.float32)
+        for s in range(0, len(block), TRANSFORM_STEP):
+            coords[s : s + TRANSFORM_STEP] = _placed(plan, x[s : s + TRANSFORM_STEP], fitted_x, fitted_xy)
+            progress(stage, 0.5 + 0.4 * (b + min(s + TRANSFORM_STEP, len(block))) / len(rows))
+        _write(metrics, job, dataset, plan, block, coords, fitted=False)
         lo, hi = np.minimum(lo, coords.min(axis=0)), np.maximum(hi, coords.max(axis=0))
-        progress(stage, 0.5 + 0.4 * (s + len(part)) / len(rows))
     return lo, hi
 
 
