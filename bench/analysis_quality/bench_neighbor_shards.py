@@ -90,7 +90,7 @@ def _shard_alone(n: int, shard: int, shards: int, out: str, report: Any, start: 
     if start is not None:
         start.wait()
     began = time.perf_counter()
-    parts = list(neighbors.shard_graph(x, shard, shards, K, "cosine"))
+    parts = list(neighbors.shard_graph(lambda rows: x[rows], n, shard, shards, K, "cosine"))
     graph = time.perf_counter() - began
     labels = _labels(n)
     neighbors.class_outlier_scores(x, labels, K, "cosine", classes=neighbors.shard_classes(labels, shard, shards))

@@ -38,7 +38,7 @@ from shoal.analysis import dismissals, neighbors
 from shoal.analysis.export import FrameTable
 from shoal.common import limits
 from shoal.common.data import results
-from shoal.common.data.embeddings import read_vectors, read_vectors_of
+from shoal.common.data.embeddings import read_vectors, read_vectors_exactly
 from shoal.common.data.evaluations import frame_fields
 from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
 from shoal.common.errors import InvalidArgument
@@ -155,21 +155,11 @@ def _plan(ctx: JobContext | None, metrics: MetricsStore, vectors: VectorStore, j
     return _Plan(ids, fit_rows, np.setdiff1d(np.arange(n), fit_rows), priority, metric)
 
 
-def _vectors(vectors: VectorStore, job: Job, dataset: str, space: str, ids: list[str]) -> np.ndarray:
-    """The vectors of ``ids``, all of which had one when the job was planned."""
-    got, x = read_vectors_of(None, vectors, job.project, dataset, space, ids)
-    if len(got) != len(ids):
-        missing = sorted(set(ids) - set(got))
-        raise ValueError(f"{len(missing)} frames lost their vectors while the map was built (frame {missing[0]!r}"
-                         " among them): run the map again")  # fmt: skip
-    return x
-
-
 def _fitted(vectors: VectorStore, job: Job, dataset: str, space: str, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
     """The fitted frames' vectors and their positions on the map (all 0 below 3 frames)."""
     if len(plan.ids) < 3:
         return np.zeros((len(plan.fit_rows), 0), dtype=np.float32), np.zeros((len(plan.fit_rows), 2), np.float32)
-    x = _vectors(vectors, job, dataset, space, [plan.ids[i] for i in plan.fit_rows])
+    x = read_vectors_exactly(vectors, job.project, dataset, space, [plan.ids[i] for i in plan.fit_rows])
     return x, fit(x, plan.metric)
 
 
@@ -206,7 +196,7 @@ def _place_and_write(progress: Any, stage: str, metrics: MetricsStore, vectors: 
     lo, hi = np.full(2, np.inf, np.float32), np.full(2, -np.inf, np.float32)
     for b in range(0, len(rows), WRITE_STEP):
         block = rows[b : b + WRITE_STEP]
-        x = _vectors(vectors, job, dataset, space, [plan.ids[i] for i in block])
+        x = read_vectors_exactly(vectors, job.project, dataset, space, [plan.ids[i] for i in block])
         coords = np.empty((len(block), 2), np.float32)
         for s in range(0, len(block), TRANSFORM_STEP):
             coords[s : s + TRANSFORM_STEP] = _placed(plan, x[s : s + TRANSFORM_STEP], fitted_x, fitted_xy)

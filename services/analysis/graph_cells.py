@@ -63,18 +63,26 @@ def _nearest(rows: np.ndarray, centroids: np.ndarray, m: int, unit: bool = False
 
 
 def partition(x: np.ndarray, metric: str, cells: int, overlap: int = OVERLAP) -> np.ndarray:
-    """The cells of each row: (rows, ``min(overlap, cells)``) cell numbers, nearest centroid first; for
-    cosine distance, the nearest centroid by angle (the rows scaled to length 1).
+    """The cells of each row of ``x``: :func:`partition_of` on vectors held in memory."""
+    return partition_of(lambda rows: x[rows], len(x), metric, cells, overlap)
+
+
+def partition_of(
+    vectors_of: Callable[[np.ndarray], np.ndarray], n: int, metric: str, cells: int, overlap: int = OVERLAP
+) -> np.ndarray:
+    """The cells of each of ``n`` rows, whose vectors ``vectors_of(rows)`` gives: (rows, ``min(overlap,
+    cells)``) cell numbers, nearest centroid first; for cosine distance, the nearest centroid by angle (the rows
+    scaled to length 1). The vectors are asked for the sample, then :data:`BLOCK` rows at a time, so no more
+    than a block of them is held.
 
     Deterministic: k-means (Lloyd's rounds, float64) on a sample drawn with a fixed seed, started from
     sample rows drawn with that seed; a centroid left without rows keeps its place."""
-    n = len(x)
     cells = max(1, min(cells, n))
     overlap = max(1, min(overlap, cells))
     unit = metric == "cosine"
     rng = np.random.default_rng(0)
     size = min(n, cells * SAMPLE_PER_CELL)
-    picked = x[np.sort(rng.choice(n, size=size, replace=False))]
+    picked = vectors_of(np.sort(rng.choice(n, size=size, replace=False)))
     sample = _unit(picked) if unit else picked.astype(np.float64)
     centroids = sample[np.sort(rng.choice(size, size=cells, replace=False))].copy()
     for _ in range(ROUNDS):
@@ -84,7 +92,10 @@ def partition(x: np.ndarray, metric: str, cells: int, overlap: int = OVERLAP) ->
         np.add.at(sums, nearest, sample)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
-    return _nearest(x, centroids, overlap, unit=unit)
+    out = np.empty((n, overlap), dtype=np.int32)
+    for s in range(0, n, BLOCK):  # the blocks of _nearest itself: the same answer as on all rows at once
+        out[s : s + BLOCK] = _nearest(vectors_of(np.arange(s, min(s + BLOCK, n))), centroids, overlap, unit=unit)
+    return out
 
 
 def members(assigned: np.ndarray, cells: int) -> list[np.ndarray]:

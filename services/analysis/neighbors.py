@@ -26,7 +26,7 @@ Distances are cosine distances in COSINE and INNER_PRODUCT spaces, Euclidean in 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ from numba.core.errors import NumbaWarning
 from shoal.analysis import graph_cells
 from shoal.analysis.export import FrameTable
 from shoal.common.data import results
-from shoal.common.data.embeddings import read_vectors, read_vectors_of
+from shoal.common.data.embeddings import read_vectors, read_vectors_exactly, read_vectors_of
 from shoal.common.data.evaluations import frame_fields
 from shoal.common.jit import import_cached
 from shoal.common.jobs import Job, JobContext, progress_of
@@ -438,25 +438,38 @@ def build(
 
 
 def shard_graph(
-    x: np.ndarray, shard: int, shards: int, k: int, metric: str, progress: Any = None
+    vectors_of: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    shard: int,
+    shards: int,
+    k: int,
+    metric: str,
+    progress: Any = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """Shard ``shard`` of ``shards`` of the graph of ``x``, as parts: (part, rows, their neighbours as rows
-    of ``x``, distances). Up to :data:`SHARDED_EXACT_LIMIT` rows, one part: the exact neighbours of the
-    shard's slice of the rows among all rows; above, a part per cell the shard was dealt of the rows'
-    overlapping cells (:mod:`graph_cells`), each cell's graph as :func:`knn` builds it. Every frame's k
-    nearest of what the parts of all shards give it is the graph (:func:`graph_cells.merge`)."""
-    n = len(x)
+    """Shard ``shard`` of ``shards`` of the graph of ``n`` rows whose vectors ``vectors_of(rows)`` gives, as
+    parts: (part, rows, their neighbours as rows, distances). Up to :data:`SHARDED_EXACT_LIMIT` rows, one
+    part: the exact neighbours of the shard's slice of the rows among all rows; above, a part per cell the
+    shard was dealt of the rows' overlapping cells (:mod:`graph_cells`), each cell's graph as :func:`knn`
+    builds it. Every frame's k nearest of what the parts of all shards give it is the graph
+    (:func:`graph_cells.merge`). Above the limit the shard holds a block of vectors while it finds the cells,
+    then its own cells' vectors only."""
     if n <= SHARDED_EXACT_LIMIT:
         rows = shard_rows(n, shard, shards)
         if len(rows):
-            idx, dist = knn_shard(x, rows, k, metric, progress)
+            idx, dist = knn_shard(vectors_of(np.arange(n)), rows, k, metric, progress)
             yield 0, np.arange(rows.start, rows.stop), idx, dist
         return
     cells = graph_cells.cell_count(n, PARTITIONED_CELL_FRAMES)
-    rows_of = graph_cells.members(graph_cells.partition(x, metric, cells), cells)
-    mine = np.flatnonzero(graph_cells.deal([len(r) for r in rows_of], shards, EXACT_LIMIT) == shard)
-    yield from graph_cells.cell_graphs(x, rows_of, [int(c) for c in mine], k, lambda v, kk: knn(v, kk, metric),
-                                       progress)  # fmt: skip
+    rows_of = graph_cells.members(graph_cells.partition_of(vectors_of, n, metric, cells), cells)
+    mine = [int(c) for c in np.flatnonzero(graph_cells.deal([len(r) for r in rows_of], shards, EXACT_LIMIT) == shard)]
+    needed = np.unique(np.concatenate([rows_of[c] for c in mine])) if mine else np.zeros(0, dtype=np.int64)
+    x = vectors_of(needed)
+    # the shard's cells as rows of x (needed is sorted); the others are not searched
+    dealt = set(mine)
+    local = [np.searchsorted(needed, r) if c in dealt else r[:0] for c, r in enumerate(rows_of)]
+    for part, rows, idx, dist in graph_cells.cell_graphs(x, local, mine, k, lambda v, kk: knn(v, kk, metric),
+                                                         progress):  # fmt: skip
+        yield part, needed[rows], needed[idx], dist
 
 
 def build_shard(
@@ -477,20 +490,29 @@ def build_shard(
     ``ctx.shards`` then merges the parts and scores the whole graph. Returns the number of frames the shard
     gave neighbours to."""
     progress = progress_of(ctx)
-    ids, x = read_vectors(ctx, metrics, vectors, job.project, dataset, space)
+    # which frames have a vector; their vectors are read as the shard needs them (its cells', its classes')
+    ids, _ = read_vectors(ctx, metrics, vectors, job.project, dataset, space, with_vectors=False)
     metric = "euclidean" if space_metric == "L2" else "cosine"
     frame_ids = np.asarray(ids, dtype=object)
+
+    def vectors_of(rows: np.ndarray) -> np.ndarray:
+        return read_vectors_exactly(vectors, job.project, dataset, space, [ids[i] for i in rows])
+
     stage = f"building shard {shard + 1} of {shards} of the neighbour graph"
     progress(stage, 0.35)
     given = np.zeros(len(ids), dtype=bool)
-    for part, rows, idx, dist in shard_graph(x, shard, shards, k, metric, lambda f: progress(stage, 0.35 + 0.45 * f)):
+    for part, rows, idx, dist in shard_graph(vectors_of, len(ids), shard, shards, k, metric,
+                                             lambda f: progress(stage, 0.35 + 0.45 * f)):  # fmt: skip
         _write_graph(metrics, job, frame_ids[rows], frame_ids, idx, dist, table=PARTS, part=part)
         given[rows] = True
     labels, _ = frame_fields(metrics, job.project, dataset, ids)
     classes = shard_classes(labels, shard, shards)
-    scores = class_outlier_scores(x, labels, k, metric, lambda f: progress("graphs within classes", 0.8 + 0.15 * f),
-                                  classes=classes)  # fmt: skip
     mine = np.isin(labels, classes)
+    rows = np.flatnonzero(mine)
+    scores = np.full(len(ids), np.nan, dtype=np.float32)
+    scores[rows] = class_outlier_scores(vectors_of(rows), labels[rows], k, metric,
+                                        lambda f: progress("graphs within classes", 0.8 + 0.15 * f),
+                                        classes=classes)  # fmt: skip
     if len(ids):
         metrics.insert_arrow(CLASS_PARTS, pa.table({
             "project": pa.array([job.project] * int(mine.sum())), "job_id": pa.array([job.job_id] * int(mine.sum())),

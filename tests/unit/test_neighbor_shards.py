@@ -121,3 +121,38 @@ def test_the_classes_are_dealt_to_the_shards_each_once() -> None:
                                              labels, 5, "euclidean", classes=c) for c in dealt]  # fmt: skip
     assert all(np.isnan(s[labels == 9]).all() for s in scores)  # a class of one frame has no score
     assert [int((~np.isnan(s)).sum()) for s in scores] == [int(np.isin(labels, c).sum() - (9 in c)) for c in dealt]
+
+
+def test_a_shard_holds_a_block_of_vectors_then_its_own_cells_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the exact shards' limit a shard asks for the k-means sample, then the vectors a block at a time to
+    find every frame's cells, then the vectors of its own cells only; the shards' parts together give the graph
+    that the cells give with every vector in memory."""
+    monkeypatch.setattr(neighbors, "SHARDED_EXACT_LIMIT", 500)
+    monkeypatch.setattr(neighbors, "PARTITIONED_CELL_FRAMES", 400)
+    monkeypatch.setattr(graph_cells, "BLOCK", 256)
+    x = _clusters(3_000, seed=3)
+    asked: list[np.ndarray] = []
+
+    def vectors_of(rows: np.ndarray) -> np.ndarray:
+        asked.append(np.asarray(rows))
+        return x[rows]
+
+    cells = graph_cells.cell_count(len(x), 400)
+    parts = []
+    for shard in range(3):
+        asked.clear()
+        mine = list(neighbors.shard_graph(vectors_of, len(x), shard, 3, 10, "cosine"))
+        parts += mine
+        sample, *blocks, held = asked
+        assert len(sample) == cells * graph_cells.SAMPLE_PER_CELL
+        assert np.concatenate(blocks).tolist() == list(range(len(x))) and max(map(len, blocks)) == 256
+        own = np.unique(np.concatenate([rows for _, rows, _, _ in mine]))
+        assert held.tolist() == own.tolist() and len(held) < 0.8 * len(x)  # its cells' frames, not all of them
+    frames = np.concatenate([np.repeat(rows, idx.shape[1]) for _, rows, idx, _ in parts])
+    near = np.concatenate([idx.reshape(-1) for _, _, idx, _ in parts])
+    dist = np.concatenate([d.reshape(-1) for _, _, _, d in parts])
+    idx, d, _ = graph_cells.merge(len(x), 10, frames, near, dist)
+    whole_idx, whole_d = graph_cells.whole(x, 10, "cosine", lambda v, k: neighbors.knn(v, k, "cosine"), shards=3,
+                                           cell_frames=400)  # fmt: skip
+    assert (idx == whole_idx).all()
+    np.testing.assert_array_equal(d, whole_d)

@@ -84,3 +84,17 @@ def read_vectors_of(
     if not ids:
         return ids, np.zeros((0, 0), dtype=np.float32)
     return ids, np.concatenate(parts)
+
+
+def read_vectors_exactly(
+    vectors: VectorStore, project: str, dataset: str, space: str, frame_ids: list[str]
+) -> np.ndarray:
+    """The vectors of ``frame_ids``, in their order, every one of which had a vector when the job listed them
+    (:func:`read_vectors` with ``with_vectors=False``); a frame whose vector was deleted since fails the job,
+    which can then be run again."""
+    got, x = read_vectors_of(None, vectors, project, dataset, space, frame_ids)
+    if len(got) != len(frame_ids):
+        missing = sorted(set(frame_ids) - set(got))
+        raise ValueError(f"{len(missing)} frames lost their vectors while the job ran (frame {missing[0]!r} among"
+                         " them): run it again")  # fmt: skip
+    return x
