@@ -142,11 +142,7 @@ class Warmup(ThreadWorker):
         for kernel in self.kernels:
             if self._stop.is_set():
                 return
-            try:
-                kernel()
-            except Exception:  # a kernel that fails here compiles on first use instead
-                failed += 1
-                log.exception("warming %s failed; it compiles when first used", getattr(kernel, "__name__", kernel))
+            failed += not _warmed(kernel, kernel)
         self.seconds = time.monotonic() - start
         KERNELS_WARM_SECONDS.set(self.seconds)
         KERNELS_WARM.set(1)
@@ -172,9 +168,16 @@ def warm_in_processes(kernels: Sequence[Callable[[], object]], processes: int) -
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
         futures = [(kernel, pool.submit(kernel)) for kernel in kernels]
         for kernel, future in futures:
-            try:
-                future.result()
-            except Exception:  # reported; the kernel compiles on first use instead
-                failed += 1
-                log.exception("warming %s failed; it compiles when first used", getattr(kernel, "__name__", kernel))
+            failed += not _warmed(kernel, future.result)
     return time.monotonic() - start, failed
+
+
+def _warmed(kernel: Callable[[], object], run: Callable[[], object]) -> bool:
+    """Whether ``run`` (which warms ``kernel``) succeeded; a failure is logged, and the kernel compiles on first
+    use instead."""
+    try:
+        run()
+    except Exception:
+        log.exception("warming %s failed; it compiles when first used", getattr(kernel, "__name__", kernel))
+        return False
+    return True

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.common.jit import SEED_ENV, cache_compiled, seed_cache, warm_in_processes
+from shoal.common.jit import SEED_ENV, Warmup, cache_compiled, seed_cache, warm_in_processes
 
 #: where the kernels below record the process that ran them (the pool's processes inherit the environment)
 RAN = "SHOAL_TEST_WARM_RAN"
@@ -68,3 +68,13 @@ def test_a_build_steps_kernels_run_in_other_processes_and_a_failure_is_counted_n
     pids = ran.read_text().split()
     assert len(pids) == 2 and str(os.getpid()) not in pids
     assert "warming _fails failed" in caplog.text and "no compiler here" in caplog.text
+
+
+def test_the_warm_up_thread_logs_a_failed_kernel_and_warms_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    ran: list[str] = []
+    worker = Warmup([_fails, lambda: ran.append("next")])
+    with caplog.at_level(logging.INFO, logger="shoal.common.jit"):
+        worker.run()
+    assert ran == ["next"] and worker.done.is_set() and worker.seconds is not None
+    assert "warming _fails failed" in caplog.text and "1 compiled kernels ready" in caplog.text
+    assert "(1 failed)" in caplog.text
