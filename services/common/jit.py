@@ -135,6 +135,18 @@ class Warmup(ThreadWorker):
     def _run(self) -> None:
         self.run()
 
+    def stop(self, timeout_seconds: float) -> None:
+        """Asks the warm-up to end after the kernel it is loading, without waiting: a compilation cannot be
+        interrupted, and waiting for it would only hold the shutdown back (see :meth:`busy`)."""
+        self._stop.set()
+
+    def busy(self) -> bool:
+        """Whether it is still loading or compiling a kernel. numba compiles in LLVM without holding the GIL,
+        and a process that finalizes its interpreter meanwhile is aborted inside LLVM (SIGABRT, seen when a
+        server was stopped a few seconds after it started): the server then ends its process without
+        finalizing (:meth:`shoal.common.server.Server.serve`)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def run(self) -> None:
         """Runs the kernels on the calling thread (the worker's thread, or a build step's)."""
         start = time.monotonic()

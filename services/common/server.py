@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from shoal.common.interceptors import (
     MethodPolicy,
     TelemetryInterceptor,
 )
+from shoal.common.jit import Warmup
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores import Stores, disk
 from shoal.common.stores.events import EmbeddedEventBus
@@ -367,6 +369,10 @@ class ShoalServer:
         terminationGracePeriodSeconds anyway."""
         limit = self.settings.drain_seconds + 2 * self.settings.grace_seconds + 10
         serve_until_signal(self.start, self.stop, stop_limit_seconds=limit)
+        if any(isinstance(w, Warmup) and w.busy() for s in self.specs for w in s.workers):
+            # everything is stopped and closed; only the warm-up's compilation runs on
+            log.info("stopped while the kernel warm-up is still compiling: the process ends without waiting for it")
+            _exit_now(0)
 
 
 def serve_until_signal(start: Callable[[], object], stop: Callable[[], object], *, stop_limit_seconds: float) -> None:
@@ -403,5 +409,12 @@ def _embedded_path(store: object) -> Path | None:
 
 def _force_exit(limit: float) -> None:
     log.error("shutdown did not finish within %.0fs; exiting now", limit)
+    _exit_now(1)
+
+
+def _exit_now(code: int) -> None:
+    """Ends the process at once, its logs and output flushed, without finalizing the interpreter."""
     logging.shutdown()
-    os._exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -77,3 +77,30 @@ def test_a_fresh_servers_first_neighbour_job_and_map_compile_nothing(tmp_path: P
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def test_a_server_stopped_while_its_kernels_compile_exits_cleanly(tmp_path: Path) -> None:
+    """A SIGTERM while the warm-up still compiles (a rolling restart right after a start): the server stops as
+    always and its process ends with 0, without waiting for the compilation and without being aborted inside
+    the compiler as the interpreter finalizes under it."""
+    port, metrics_port = _free_port(), _free_port()
+    target = f"127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    proc = _spawn(
+        ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        {"SHOAL_METRICS_PORT": str(metrics_port), "SHOAL_DRAIN_SECONDS": "0.5", "SHOAL_GRACE_SECONDS": "2",
+         "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")},  # nothing compiled yet: the warm-up takes a minute
+        log,
+    )  # fmt: skip
+    try:
+        _serving(target, proc, log)
+        assert _metric(metrics_port, "shoal_kernels_warm") == 0.0, "the warm-up is still compiling"
+        proc.terminate()
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "the process ends without waiting for it" in text and "stopped\n" in text
