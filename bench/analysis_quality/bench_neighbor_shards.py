@@ -15,10 +15,16 @@ both scale as the whole job's reading and writing do):
 - **S shards on this machine** (up to ``--at-once-frames``): the S shard processes at once on these 2 cores;
 - **peer**: ``sklearn.neighbors.NearestNeighbors(algorithm="brute", metric="cosine")``, exact.
 
-Recall@10 of each graph is measured against exact search on 1,000 sampled frames; peak RSS per process.
+Recall@10 of each graph is measured against exact search on 1,000 sampled frames; peak RSS per process. With
+``--stored`` each shard also runs reading the vectors as it needs them, as it reads the vector store in a Pod
+(the sample, every vector a block at a time, then its cells' and classes' vectors), from a file of them: its
+peak memory beside the shard that holds every vector, and the finishing Pod's (the parts merged, the neighbour
+labels and duplicates scored, in a process of its own).
 
     python bench/analysis_quality/bench_neighbor_shards.py --frames 50000 100000 --peer-frames 50000
     python bench/analysis_quality/bench_neighbor_shards.py --frames 1000000 --out results_shards_1m.json
+    python bench/analysis_quality/bench_neighbor_shards.py --frames 1000000 --no-whole --peer-frames 0 \
+        --at-once-frames 0 --stored --out bench/analysis_quality/results_shards_stored.json
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.analysis_quality.bench_neighbors import vectors  # noqa: E402
+from bench.analysis_quality.bench_neighbors import D, vectors  # noqa: E402
 from bench.harness import results_header, write_results  # noqa: E402
 
 K, SAMPLE, LABELS = 10, 1_000, 10
@@ -78,22 +84,48 @@ def _labels(n: int) -> np.ndarray:
     return np.random.default_rng(3).integers(0, LABELS, n)
 
 
-def _shard_alone(n: int, shard: int, shards: int, out: str, report: Any, start: Any) -> None:
-    """A shard's Pod: the vectors, NN-descent's kernels warmed, then ``neighbors.shard_graph`` timed; its parts
+def _file_reader(path: str, n: int) -> Any:
+    """``vectors_of(rows)`` on a file of n x D float32 rows, as a shard reads the vector store by id: a chunk of
+    rows is read, the rows asked for taken, the chunk dropped, so the process holds only what it asked for."""
+    chunk = 65_536
+
+    def vectors_of(rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), D), dtype=np.float32)
+        order = np.argsort(rows, kind="stable")
+        with open(path, "rb") as f:
+            for c in np.unique(rows // chunk):
+                lo, hi = np.searchsorted(rows[order], [c * chunk, (c + 1) * chunk])
+                f.seek(int(c) * chunk * D * 4)
+                block = np.fromfile(f, np.float32, count=(min(n, (c + 1) * chunk) - c * chunk) * D).reshape(-1, D)
+                out[order[lo:hi]] = block[rows[order[lo:hi]] - c * chunk]
+        return out
+
+    return vectors_of
+
+
+def _shard_alone(n: int, shard: int, shards: int, out: str, report: Any, start: Any, stored: str = "") -> None:
+    """A shard's Pod: NN-descent's kernels warmed, then ``neighbors.shard_graph`` timed, with every vector in
+    memory, or (``stored``: the file holding them) reading them as a shard reads the vector store; its parts
     saved to ``out`` for the finish; (seconds, warm-up seconds, peak RSS) put on ``report``."""
     from shoal.analysis import neighbors
 
-    x = vectors(n, 0)
+    x = vectors(neighbors.EXACT_LIMIT + 1_000, 0) if stored else vectors(n, 0)
+    vectors_of = _file_reader(stored, n) if stored else (lambda rows: x[rows])
     began = time.perf_counter()
     neighbors.knn(x[: neighbors.EXACT_LIMIT + 1_000], K, "cosine")  # what the warm-up does as a Pod starts
     warm = time.perf_counter() - began
+    if stored:
+        del x
     if start is not None:
         start.wait()
     began = time.perf_counter()
-    parts = list(neighbors.shard_graph(lambda rows: x[rows], n, shard, shards, K, "cosine"))
+    parts = list(neighbors.shard_graph(vectors_of, n, shard, shards, K, "cosine"))
     graph = time.perf_counter() - began
     labels = _labels(n)
-    neighbors.class_outlier_scores(x, labels, K, "cosine", classes=neighbors.shard_classes(labels, shard, shards))
+    classes = neighbors.shard_classes(labels, shard, shards)
+    rows = np.flatnonzero(np.isin(labels, classes))
+    neighbors.class_outlier_scores(vectors_of(rows), labels[rows], K, "cosine", classes=classes)
     seconds = time.perf_counter() - began
     np.savez(out, frames=np.concatenate([np.repeat(r, K) for _, r, _, _ in parts]),
              near=np.concatenate([i.reshape(-1) for _, _, i, _ in parts]),
@@ -102,13 +134,14 @@ def _shard_alone(n: int, shard: int, shards: int, out: str, report: Any, start: 
                 "peak_rss_gib": _rss_gib()})  # fmt: skip
 
 
-def _shards(n: int, shards: int, work: Path, at_once: bool) -> tuple[list[dict], float | None]:  # type: ignore[type-arg]
+def _shards(n: int, shards: int, work: Path, at_once: bool, stored: str = "") -> tuple[list[dict], float | None]:  # type: ignore[type-arg]
     """Each shard in a process of its own: one after another, each with the whole machine (as on a node of its
     own), or all at once on this machine; returns each shard's report and, at once, the wall seconds."""
     ctx = mp.get_context("spawn")
     report = ctx.Queue()
     start = ctx.Barrier(shards + 1) if at_once else None
-    procs = [ctx.Process(target=_shard_alone, args=(n, s, shards, str(work / f"part-{s}.npz"), report, start))
+    procs = [ctx.Process(target=_shard_alone, args=(n, s, shards, str(work / f"part-{s}.npz"), report, start,
+                                                    stored))
              for s in range(shards)]  # fmt: skip
     wall = None
     if at_once:
@@ -144,7 +177,30 @@ def _merged(n: int, shards: int, work: Path) -> tuple[np.ndarray, np.ndarray, fl
     return idx, dist, time.perf_counter() - began
 
 
-def run(n: int, peer: bool, at_once: bool, shard_counts: list[int], whole: bool) -> dict:  # type: ignore[type-arg]
+def _finish_alone(n: int, shards: int, work: str, report: Any) -> None:
+    """The finishing Pod of a job whose shards built the graphs within classes: the parts merged, then the
+    neighbour labels and the duplicates; its peak RSS put on ``report``. The vectors are not read."""
+    from shoal.analysis import neighbors
+
+    idx, dist, _ = _merged(n, shards, Path(work))
+    neighbors._neighbor_labels(idx, _labels(n))
+    close = np.argwhere(dist <= 0.1 * float(np.median(dist[:, 0])))
+    a, b = close[:, 0], idx[close[:, 0], close[:, 1]]
+    np.unique(np.minimum(a, b) * n + np.maximum(a, b))
+    report.put(_rss_gib())
+
+
+def _finishing_pod_gib(n: int, shards: int, work: Path) -> float:
+    ctx = mp.get_context("spawn")
+    report = ctx.Queue()
+    proc = ctx.Process(target=_finish_alone, args=(n, shards, str(work), report))
+    proc.start()
+    gib = report.get()
+    proc.join()
+    return float(gib)
+
+
+def run(n: int, peer: bool, at_once: bool, shard_counts: list[int], whole: bool, stored: bool = False) -> dict:  # type: ignore[type-arg]
     from shoal.analysis import neighbors
 
     x = vectors(n, 0)
@@ -182,10 +238,23 @@ def run(n: int, peer: bool, at_once: bool, shard_counts: list[int], whole: bool)
                      "warm_s": max(r["warm_s"] for r in reports)}  # fmt: skip
             if shards > 1 and at_once:
                 entry["at_once_here_s"] = _shards(n, shards, work, at_once=True)[1]
+            if stored:
+                # the same shards reading the vectors as they need them (a file here, the vector store in a Pod)
+                stored_file = work / "vectors.f32"
+                if not stored_file.exists():
+                    x.tofile(stored_file)
+                again, _ = _shards(n, shards, work, at_once=False, stored=str(stored_file))
+                entry["stored_shard_s"] = [r["shard_s"] for r in again]
+                entry["stored_shard_peak_rss_gib"] = max(r["peak_rss_gib"] for r in again)
+                entry["stored_recall"] = _recall(x, _merged(n, shards, work)[0], rows)
+                entry["finishing_pod_peak_rss_gib"] = _finishing_pod_gib(n, shards, work)
             out[f"shards_{shards}"] = entry
             print(f"{n:>9,} {shards} shard(s): slowest {max(times):.1f} s + merge {merge_s:.1f} s + finish "
                   f"{finish:.1f} s, recall {entry['recall']:.3f}, shard peak {entry['shard_peak_rss_gib']:.1f} GiB"
-                  + (f", at once here {entry['at_once_here_s']:.1f} s" if "at_once_here_s" in entry else ""),
+                  + (f", at once here {entry['at_once_here_s']:.1f} s" if "at_once_here_s" in entry else "")
+                  + (f"; reading as needed: shard peak {entry['stored_shard_peak_rss_gib']:.2f} GiB, recall"
+                     f" {entry['stored_recall']:.3f}, finishing Pod {entry['finishing_pod_peak_rss_gib']:.2f} GiB"
+                     if stored else ""),
                   flush=True)  # fmt: skip
     if 1 in shard_counts:
         one = out["shards_1"]["on_s_nodes_s"]
@@ -224,10 +293,15 @@ def main() -> None:
         help="also run the shards at once on this machine up to this many frames",
     )
     ap.add_argument("--no-whole", action="store_true", help="skip the whole graph in one process")
+    ap.add_argument(
+        "--stored",
+        action="store_true",
+        help="also run each shard reading the vectors as it needs them (from a file), as in a Pod",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     results = {**results_header(), "runs": [run(n, n <= args.peer_frames, n <= args.at_once_frames, args.shards,
-                                                not args.no_whole) for n in args.frames]}  # fmt: skip
+                                                not args.no_whole, args.stored) for n in args.frames]}  # fmt: skip
     write_results(args.out, results)
     print(f"results in {args.out}")
 
