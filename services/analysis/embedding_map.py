@@ -335,8 +335,9 @@ def _finish(progress: Any, metrics: MetricsStore, job: Job, shards: int, space_m
         raise ValueError(f"shards {missing} of {shards} of the map recorded no part: run the map again")
     if len({r[1] for r in parts}) > 1:
         odd = [int(r[0]) for r in parts if r[1] != parts[0][1]]
-        raise ValueError(f"shards {odd} fitted a different map from shard 0 (nodes of different CPU types give"
-                         " different floating-point results): run the map's Pods on one node type, or unsplit"
+        raise ValueError(f"shards {odd} fitted a different map from shard 0: the dataset's frames changed while"
+                         " the shards ran, or nodes of different CPU types gave different floating-point results;"
+                         " run the map again, its Pods on one node type, or unsplit"
                          " (SHOAL_KUBERNETES_JOB_SHARDS=1)")  # fmt: skip
     frames, fitted, min_x, max_x, min_y, max_y = metrics.query(
         "SELECT count(), countIf(fitted = 1), min(x), max(x), min(y), max(y) FROM map_points FINAL"
