@@ -96,14 +96,15 @@ def test_a_job_runs_through_a_kubernetes_job_to_success(kubernetes_api: Any, job
         hint = queued.message.split("its log: ", 1)[1]
         assert hint.startswith("kubectl -n default logs -l "), queued.message
         selector = hint.removeprefix("kubectl -n default logs -l ")
+        pod = _pod(k8s, name)  # once the Job controller has created it (later than the Job on a busy machine)
         found = k8s.core.list_namespaced_pod("default", label_selector=selector).items
-        assert [p.metadata.labels["job-name"] for p in found] == [name]
+        assert [(p.metadata.name, p.metadata.labels["job-name"]) for p in found] == [(pod, name)]
         # the Pod's work: `shoal job run` claims the revision the runner wrote, runs it, records its end; a Pod
         # made for another revision (the job was queued again since) leaves it
         assert _runner(job_store, work, None).run_one("p", job.job_id, expect="PENDING@0").state == jobs.PENDING
         ended = _runner(job_store, work, None).run_one("p", job.job_id, expect=revision(queued))
         assert ended.state == jobs.SUCCEEDED and work.runs == [job.job_id] and work.states == [jobs.RUNNING]
-        _annotate(k8s, _pod(k8s, name), {"kwok.x-k8s.io/hold": None})  # the Pod exits
+        _annotate(k8s, pod, {"kwok.x-k8s.io/hold": None})  # the Pod exits
         wait_for(lambda: k8s.outcome(name).state == "succeeded", timeout=120, what="the Kubernetes Job to complete")
         wait_for(lambda: not runner._following, timeout=60, what="the runner to let the job go")
         assert job_store.get("p", job.job_id).state == jobs.SUCCEEDED and work.runs == [job.job_id]
