@@ -50,7 +50,7 @@ from shoal.common.stores.vectors import VectorStore
 KIND = "embedding_map"
 #: neighbours of a fitted frame in UMAP's graph (itself included, as UMAP counts)
 UMAP_NEIGHBORS = 15
-#: from this many fitted frames on, UMAP would build its graph by NN-descent; it is given ours, also by NN-descent
+#: from this many fitted frames on, UMAP would build its graph by NN-descent; it is given ours (see :func:`fit`)
 UMAP_OWN_GRAPH = 4_096
 DEFAULT_SAMPLE = 20_000
 TRANSFORM_STEP = 20_000
@@ -113,14 +113,20 @@ def _umap() -> Any:
 
 def fit(x: np.ndarray, metric: str) -> np.ndarray:
     """UMAP's 2-D layout of the rows of ``x`` (at least 3). Below :data:`UMAP_OWN_GRAPH` rows UMAP
-    computes its exact graph itself; from there on, as UMAP would, the graph is NN-descent's, built by
-    :func:`neighbors.nn_descent` (whose kernels the warm-up loads) and handed to UMAP. An exact graph
-    there took five times as long at 20k rows (bench/RESULTS.md) for a layout no better to look at."""
+    computes its exact graph itself; from there on the graph is handed to UMAP: up to
+    :data:`neighbors.EXACT_LIMIT` rows the exact one, by faiss (compiled ahead of time: a fresh process
+    compiles nothing for it, and it is the same on any number of threads); above, NN-descent's, as UMAP
+    would build it. At 20k rows the exact graph takes about a second, NN-descent's 0.3 s once compiled, but
+    two of NN-descent's kernels compile in every process (bench/RESULTS.md)."""
     umap = _umap()
     k = min(UMAP_NEIGHBORS, len(x) - 1)
     graph: tuple[Any, ...] = (None, None, None)
     if len(x) >= UMAP_OWN_GRAPH:
-        idx, dist = neighbors.nn_descent(x, k, metric)  # each row's k nearest, itself among them
+        # each row's k nearest, itself among them
+        if len(x) <= neighbors.EXACT_LIMIT:
+            idx, dist = neighbors.search(x, x, k, metric)
+        else:
+            idx, dist = neighbors.nn_descent(x, k, metric)
         graph = (idx.astype(np.int64), dist.astype(np.float32))
     with warnings.catch_warnings():
         # no search index: the layout is all it is asked for; one thread: the seed makes it reproducible
@@ -147,6 +153,12 @@ def _plan(ctx: JobContext | None, metrics: MetricsStore, vectors: VectorStore, j
     """Reads which frames have a vector (not the vectors) and draws the fitted sample and the priorities
     from a fixed seed."""
     ids, _ = read_vectors(ctx, metrics, vectors, job.project, dataset, space, with_vectors=False)
+    return plan_of(ids, space_metric, sample)
+
+
+def plan_of(ids: list[str], space_metric: str, sample: int) -> _Plan:
+    """The plan of a map of the frames ``ids`` (every frame with a vector, in frame id order): the fitted
+    sample and the priorities, drawn from a fixed seed."""
     n = len(ids)
     rng = np.random.default_rng(0)
     fit_rows = np.sort(rng.choice(n, size=min(n, sample), replace=False)) if n else np.zeros(0, dtype=np.int64)

@@ -495,8 +495,15 @@ def build_shard(
     metric = "euclidean" if space_metric == "L2" else "cosine"
     frame_ids = np.asarray(ids, dtype=object)
 
+    every: list[np.ndarray] = []  # every vector, once an exact shard has read them all (up to 100k frames)
+
     def vectors_of(rows: np.ndarray) -> np.ndarray:
-        return read_vectors_exactly(vectors, job.project, dataset, space, [ids[i] for i in rows])
+        if every:  # the classes' vectors from what the exact slice read, instead of reading them again
+            return every[0][rows]
+        x = read_vectors_exactly(vectors, job.project, dataset, space, [ids[i] for i in rows])
+        if len(rows) == len(ids) and np.array_equal(rows, np.arange(len(ids))):
+            every.append(x)
+        return x
 
     stage = f"building shard {shard + 1} of {shards} of the neighbour graph"
     progress(stage, 0.35)

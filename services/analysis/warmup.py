@@ -38,7 +38,7 @@ def map_layout() -> None:
 
 
 def nn_descent() -> None:
-    """NN-descent: the graph above EXACT_LIMIT frames, and the map's from UMAP_OWN_GRAPH fitted frames."""
+    """NN-descent: the graph above EXACT_LIMIT frames, and the map's above EXACT_LIMIT fitted frames."""
     x = _clusters(32, 8)
     for metric in ("cosine", "euclidean"):
         neighbors.nn_descent(x, neighbors.DEFAULT_K + 1, metric)

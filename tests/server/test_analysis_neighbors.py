@@ -221,12 +221,13 @@ def test_neighbor_job_checks_its_input(shared: Running, project: str) -> None:
 
 
 def test_a_graph_built_in_shards_answers_as_the_exact_graph_and_a_missing_shard_fails_the_job(
-    shared: Running, project: str
+    shared: Running, project: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the Pods of an Indexed Job do (shoal job run --shards 3, then --after-shards 3), on the
     server's stores: each shard writes the neighbours of its third of the frames, and the run that
     finishes the job scores the whole graph, which is the exact one. A shard that never ran fails the
-    job, saying how many frames have neighbours; a Pod made for an older submission does nothing."""
+    job, saying how many frames have neighbours; a Pod made for an older submission does nothing. Each
+    shard reads every vector once, for its slice and its classes alike."""
     from shoal.analysis import neighbors
     from shoal.common import jobs
 
@@ -248,7 +249,19 @@ def test_a_graph_built_in_shards_answers_as_the_exact_graph_and_a_missing_shard_
     again, _ = service.store.submit(p, neighbors.KIND, params, rerun=True)
     r2 = jobs.revision(again)
     assert not pod.run_shard(p, first.job_id, r1, 2, 3)  # made for the first submission: nothing to do
-    assert all(pod.run_shard(p, again.job_id, r2, i, 3) for i in range(3))
+    store = running.server.stores.vectors
+    real_get, read = store.get, []
+
+    def get(collection: str, ids: list[str], *, with_vectors: bool = True) -> object:
+        read.append(len(ids) if with_vectors else 0)
+        return real_get(collection, ids, with_vectors=with_vectors)
+
+    for i in range(3):
+        read.clear()
+        monkeypatch.setattr(store, "get", get)
+        assert pod.run_shard(p, again.job_id, r2, i, 3)
+        monkeypatch.setattr(store, "get", real_get)
+        assert sum(read) == n  # every vector once, for its slice and its classes alike
     rows = running.server.stores.metrics.query(
         "SELECT count(), uniqExact(frame_id) FROM knn_graph_parts FINAL WHERE project = {p:String}"
         " AND job_id = {j:String}",
