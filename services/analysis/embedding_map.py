@@ -111,17 +111,18 @@ def _umap() -> Any:
     return import_cached("umap", ("umap_", "layouts", "utils", "sparse", "distances"))
 
 
-def fit(x: np.ndarray, metric: str) -> np.ndarray:
+def fit(x: np.ndarray, metric: str, *, hand_graph: bool | None = None) -> np.ndarray:
     """UMAP's 2-D layout of the rows of ``x`` (at least 3). Below :data:`UMAP_OWN_GRAPH` rows UMAP
     computes its exact graph itself; from there on the graph is handed to UMAP: up to
     :data:`neighbors.EXACT_LIMIT` rows the exact one, by faiss (compiled ahead of time: a fresh process
     compiles nothing for it, and it is the same on any number of threads); above, NN-descent's, as UMAP
     would build it. At 20k rows the exact graph takes about a second, NN-descent's 0.3 s once compiled, but
-    two of NN-descent's kernels compile in every process (bench/RESULTS.md)."""
+    two of NN-descent's kernels compile in every process (bench/RESULTS.md). ``hand_graph`` true hands UMAP
+    the graph below :data:`UMAP_OWN_GRAPH` rows too: the warm-up loads that path's kernels on a small input."""
     umap = _umap()
     k = min(UMAP_NEIGHBORS, len(x) - 1)
     graph: tuple[Any, ...] = (None, None, None)
-    if len(x) >= UMAP_OWN_GRAPH:
+    if len(x) >= UMAP_OWN_GRAPH if hand_graph is None else hand_graph:
         # each row's k nearest, itself among them
         if len(x) <= neighbors.EXACT_LIMIT:
             idx, dist = neighbors.search(x, x, k, metric)

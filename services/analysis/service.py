@@ -30,6 +30,10 @@ from shoal.common.stores import Stores
 
 NAME = "analysis"
 FULL_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
+#: the kernels' warm-up compiles those numba cannot cache once no job has been held for this long, so that it does
+#: not slow the jobs of a service that has just started: a client that runs its jobs one after another leaves gaps
+#: of a second or two between them (with 2 s, a 20k-frame map still started beside the compilation)
+WARM_UP_AFTER_IDLE_SECONDS = 10.0
 
 T = TypeVar("T")
 
@@ -84,7 +88,9 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     count_compilations()
     workers: list[Any] = [ctx.runner]
     if settings.warm_kernels:
-        workers.append(Warmup(warmup.KERNELS))
+        runner = ctx.runner
+        workers.append(Warmup(warmup.KERNELS, quiet=lambda: runner.idle_seconds() >= WARM_UP_AFTER_IDLE_SECONDS,
+                              patient=warmup.EVERY_PROCESS))  # fmt: skip
     if settings.answers_refresh_seconds > 0:
         workers.append(
             AnswerRefresher(ctx.answers, settings.answers_refresh_seconds, settings.answers_refresh_window_seconds)

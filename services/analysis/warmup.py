@@ -12,12 +12,13 @@ import numpy as np
 from shoal.analysis import embedding_map, neighbors
 
 
-def _clusters(per_cluster: int, dim: int) -> np.ndarray:
-    """Two tight clusters far apart (so UMAP's graph has two components, as real data often does)."""
+def _clusters(per_cluster: int, dim: int, clusters: int = 2) -> np.ndarray:
+    """Tight clusters far apart, each on an axis of its own (so UMAP's graph has as many components, as real
+    data often does)."""
     rng = np.random.default_rng(0)
-    centres = np.zeros((2, dim), dtype=np.float32)
-    centres[0, 0], centres[1, 1] = 10.0, 10.0
-    return (np.repeat(centres, per_cluster, axis=0) + rng.normal(scale=0.1, size=(2 * per_cluster, dim))).astype(
+    centres = np.zeros((clusters, dim), dtype=np.float32)
+    centres[np.arange(clusters), np.arange(clusters)] = 10.0
+    return (np.repeat(centres, per_cluster, axis=0) + rng.normal(scale=0.1, size=(clusters * per_cluster, dim))).astype(
         np.float32
     )
 
@@ -32,9 +33,13 @@ def neighbour_graph() -> None:
 
 
 def map_layout() -> None:
-    x = _clusters(100, 8)
+    """Both ways UMAP gets its graph: its own below UMAP_OWN_GRAPH fitted frames, ours from there on (a
+    kernel not loaded here would be loaded by the first such map, waiting for numba's lock while this
+    thread compiles NN-descent)."""
+    x = _clusters(40, 8, clusters=6)  # more components than twice the map's dimensions: UMAP lays them out apart
     for metric in ("cosine", "euclidean"):
         embedding_map.fit(x, metric)
+        embedding_map.fit(x, metric, hand_graph=True)
 
 
 def nn_descent() -> None:
@@ -48,6 +53,8 @@ def nn_descent() -> None:
 #: cache them) and numba compiles one kernel at a time in a process: a small neighbour job or map started
 #: meanwhile then finds its own kernels loaded instead of queuing behind that compilation
 KERNELS: tuple[Callable[[], None], ...] = (neighbour_graph, map_layout, nn_descent)
+#: those that compile in every process: the service's warm-up runs them once it has run no job for a moment
+EVERY_PROCESS: tuple[Callable[[], None], ...] = (nn_descent,)
 
 #: the same, for a build step that compiles them in several processes at once (``shoal warm-up``): the longest
 #: first (NN-descent: 52 s of one core from an empty cache, against 25 s for the map and 5 s for the graph),

@@ -443,6 +443,8 @@ class JobRunner:
         self.stopping = threading.Event()
         self._queue: queue.Queue[Job] = queue.Queue()
         self._held: dict[tuple[str, str], Job] = {}
+        #: when this runner was last seen holding a job, or was made (see :meth:`idle_seconds`)
+        self._last_busy = time.monotonic()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         #: names this runner in job claims: the host, the process and the runner
@@ -492,6 +494,17 @@ class JobRunner:
         with self._marked(job):
             kind.shard(ShardContext(self, job, shard, shards), shard, shards)
         return True
+
+    def idle_seconds(self) -> float:
+        """Seconds since this runner was last seen holding a job (queued or running), or since it was made
+        (the first jobs of a service come as it starts), 0 while it holds one: what background work that
+        competes with jobs for the CPU (the kernels' warm-up) waits on. Seen when asked, so a job shorter
+        than the asker's polling may go unseen."""
+        now = time.monotonic()
+        with self._lock:
+            if self._held:
+                self._last_busy = now
+            return now - self._last_busy
 
     def _known(self, project: str, job_id: str) -> Job:
         job = self.store.get(project, job_id)

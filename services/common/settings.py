@@ -376,7 +376,8 @@ class ShoalSettings(BaseSettings):
     warm_kernels: bool = Field(
         True,
         description="Load (or, the first time on a machine, compile) the jobs' compiled kernels on a background "
-        "thread as a service starts, so that no job waits for a compiler.",
+        "thread as a service starts, so that no job waits for a compiler; those that compile in every process "
+        "once the service has run 10 s without a job, so that the warm-up does not slow its first jobs.",
     )
 
     answers_refresh_seconds: float = Field(

@@ -213,3 +213,32 @@ def test_one_job_runs_on_the_calling_thread_once_and_only_if_queued(store: JobSt
 
     with pytest.raises(InvalidArgument, match="does not run"):
         JobRunner(store, {}).run_one("p", job.job_id)
+
+
+def test_the_kernels_warm_up_compiles_once_the_runner_has_held_no_job_for_a_moment(
+    runner: JobRunner, store: JobStore, work: Counting
+) -> None:
+    """As the analysis service gates it: a kernel of the warm-up that compiles in every process runs only once the
+    runner has held no job (queued or running) for the quiet period, so that a compilation does not halve the speed
+    of a service's first jobs; a kernel loaded from the disk cache runs at once."""
+    from shoal.common.jit import Warmup
+
+    job = runner.submit("p", "count", {"n": "warm"})
+    wait_for(lambda: work.started.is_set(), what="the job to start")
+    assert runner.idle_seconds() == 0.0
+    seen: list[tuple[str, str, float]] = []
+
+    def kernel(name: str) -> Callable[[], None]:
+        return lambda: seen.append((name, _state(store, job), runner.idle_seconds()))
+
+    loaded, compiled = kernel("loaded"), kernel("compiled")
+    warm = Warmup([loaded, compiled], quiet=lambda: runner.idle_seconds() >= 0.5, patient=[compiled])
+    warm.start()
+    try:
+        work.release.set()
+        wait_for(warm.done.is_set, what="the warm-up to end")
+    finally:
+        warm.stop(1)
+    (first, state_first, _), (second, state, idle) = seen
+    assert (first, state_first) == ("loaded", jobs.RUNNING)  # a kernel from the disk cache: at once
+    assert second == "compiled" and state == jobs.SUCCEEDED and idle >= 0.5

@@ -1,7 +1,12 @@
 """The map's fit from 4,096 frames (where UMAP is handed a graph) up to 20,000: the exact graph, so that a fresh
-process compiles nothing for it and the Pods of a split map fit the same layout whatever their nodes' cores."""
+process compiles nothing for it and the Pods of a split map fit the same layout whatever their nodes' cores; and
+the warm-up loads every kernel such a fit calls, so that a map started as a service starts does not wait for the
+warm-up's compilation of NN-descent."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numba
 import numpy as np
@@ -32,3 +37,38 @@ def test_a_map_of_up_to_20k_frames_is_the_same_on_any_number_of_threads(monkeypa
         numba.set_num_threads(before)
     assert one.shape == (len(x), 2) and np.isfinite(one).all()
     assert np.array_equal(one, every)
+
+
+#: run in a fresh process: the warm-up's kernels but NN-descent's, then a map handed its graph, counting the
+#: kernels that map still had to load or compile (each waits for numba's lock, which the warm-up thread holds
+#: while it compiles NN-descent as a service starts)
+_AFTER_WARM_UP = """
+import numpy as np
+from numba.core import dispatcher
+from shoal.analysis import embedding_map, warmup
+
+for kernel in warmup.KERNELS:
+    if kernel is not warmup.nn_descent:
+        kernel()
+loaded, compile = [], dispatcher.Dispatcher.compile
+
+def counted(self, sig):
+    before = len(self.overloads)
+    out = compile(self, sig)
+    if len(self.overloads) > before:
+        loaded.append(f"{self.py_func.__module__}.{self.py_func.__qualname__}{sig}")
+    return out
+
+dispatcher.Dispatcher.compile = counted
+rng = np.random.default_rng(1)
+centres = rng.normal(0, 1, (12, 32)).astype(np.float32) * 10
+x = centres[np.arange(embedding_map.UMAP_OWN_GRAPH + 200) % 12] + rng.normal(0, 0.1, (embedding_map.UMAP_OWN_GRAPH + 200, 32))
+for metric in ("cosine", "euclidean"):
+    embedding_map.fit(x.astype(np.float32), metric)
+print("LOADED", loaded)
+"""
+
+
+def test_after_the_warm_up_a_map_handed_its_graph_loads_no_kernel() -> None:
+    out = subprocess.run([sys.executable, "-c", _AFTER_WARM_UP], capture_output=True, text=True, check=True).stdout
+    assert "LOADED []" in out, out
