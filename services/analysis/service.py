@@ -30,9 +30,9 @@ from shoal.common.stores import Stores
 
 NAME = "analysis"
 FULL_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
-#: the kernels' warm-up compiles those numba cannot cache once no job has been held for this long, so that it does
-#: not slow the jobs of a service that has just started: a client that runs its jobs one after another leaves gaps
-#: of a second or two between them (with 2 s, a 20k-frame map still started beside the compilation)
+#: the kernels' warm-up compiles those numba cannot cache once the service has held no job for this long since it
+#: started or since its last job, so that it does not slow the jobs of a service that has just started: a client
+#: that runs its jobs one after another leaves gaps of a second or two between them
 WARM_UP_AFTER_IDLE_SECONDS = 10.0
 
 T = TypeVar("T")
