@@ -6,9 +6,9 @@ Three processes, so that the server's peak memory is its own:
 
 1. a loader writes N frames into chDB as Shoal's tables (a label, 10-class probabilities, a split and a media URI
    each; the ``evaluations`` rows refreshed batch by batch as the ingest consumer refreshes them) and the N points
-   of a finished embedding-map job: the job's record, its summary and its ``map_points`` rows, each with its random
-   priority, as the map job stores them (the points lie around one centre per class, instead of UMAP run on N
-   vectors);
+   of a finished embedding-map job: the job's record, its summary and its points (``embedding_map.store_points``),
+   each with its random priority, as the map job stores them (the points lie around one centre per class, instead
+   of UMAP run on N vectors);
 2. the server: the all-in-one server with the console beside it (``build_server(settings, console=True)``) on that
    chDB;
 3. the clients, in this process: the raw gRPC calls, the same requests as JSON through the console's
@@ -167,7 +167,7 @@ def load(n: int, work: str, batch: int = 500_000) -> dict:  # type: ignore[type-
         lo = np.minimum(lo, [x.min(), y.min()])
         hi = np.maximum(hi, [x.max(), y.max()])
         t = time.perf_counter()
-        m.insert_arrow("map_points", pa.table({
+        embedding_map.store_points(m, pa.table({
             "project": constant(PROJECT, k), "job_id": constant(job.job_id, k), "frame_id": fid,
             "x": pa.array(x), "y": pa.array(y), "priority": pa.array(rng.random(k).astype(np.float32)),
             "label_class": pa.array(labels), "split": pa.array(split, pa.string()),
@@ -180,7 +180,7 @@ def load(n: int, work: str, batch: int = 500_000) -> dict:  # type: ignore[type-
     # The server reads merged parts, as it would minutes after an upload; merging now keeps ClickHouse's
     # background merges out of the timings.
     t = time.perf_counter()
-    for table in ("frames", "label_versions", "inferences", "evaluations", "map_points"):
+    for table in ("frames", "label_versions", "inferences", "evaluations", *embedding_map.POINT_TABLES):
         m.command(f"OPTIMIZE TABLE {table} FINAL")
     optimize = time.perf_counter() - t
     m.close()

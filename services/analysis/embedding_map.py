@@ -92,6 +92,22 @@ MIGRATIONS = (
             " placed UInt64) ENGINE = ReplacingMergeTree ORDER BY (project, job_id, shard)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=13,
+        name="embedding map points in priority order",
+        statements=(
+            # the viewport's points are the lowest priorities of a job (in a box): read in this order, the
+            # store stops at the limit instead of sorting every point (at 10M points, 10 ms against 300 ms)
+            "CREATE TABLE IF NOT EXISTS map_points_by_priority ("
+            " project LowCardinality(String), job_id String, priority Float32, frame_id String, x Float32,"
+            " y Float32, label_class Nullable(Int32), split LowCardinality(String))"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, priority, frame_id)",
+            # the maps stored before: a copy written again holds the same rows, which FINAL reads once
+            "INSERT INTO map_points_by_priority (project, job_id, priority, frame_id, x, y, label_class, split)"
+            " SELECT project, job_id, priority, frame_id, x, y, label_class, split FROM map_points FINAL",
+        ),
+    ),
 )
 
 
@@ -192,12 +208,22 @@ def _write(metrics: MetricsStore, job: Job, dataset: str, plan: _Plan, rows: np.
     ids = [plan.ids[i] for i in rows]
     labels, splits = frame_fields(metrics, job.project, dataset, ids)
     m = len(rows)
-    metrics.insert_arrow("map_points", pa.table({
+    store_points(metrics, pa.table({
         "project": pa.array([job.project] * m), "job_id": pa.array([job.job_id] * m),
         "frame_id": pa.array(ids, pa.string()), "x": pa.array(coords[:, 0]), "y": pa.array(coords[:, 1]),
         "priority": pa.array(plan.priority[rows]), "label_class": pa.array(labels.astype(np.int32), mask=labels < 0),
         "split": pa.array(splits, pa.string()), "fitted": pa.array(np.full(m, int(fitted), np.uint8)),
     }))  # fmt: skip
+
+
+#: the points of each job, by frame (every reader but the viewport) and by priority (the viewport's points)
+POINT_TABLES = ("map_points", "map_points_by_priority")
+
+
+def store_points(metrics: MetricsStore, points: pa.Table) -> None:
+    """Stores a map's points (the columns of ``map_points``) in both :data:`POINT_TABLES`."""
+    metrics.insert_arrow("map_points", points)
+    metrics.insert_arrow("map_points_by_priority", points.drop_columns(["fitted"]))
 
 
 def _place_and_write(progress: Any, stage: str, metrics: MetricsStore, vectors: VectorStore, job: Job, dataset: str,
@@ -366,7 +392,7 @@ def _finish(progress: Any, metrics: MetricsStore, job: Job, shards: int, space_m
 
 def discard(metrics: MetricsStore, job: Job) -> None:
     """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
-    results.discard(metrics, job, ("map_points", PARTS))
+    results.discard(metrics, job, (*POINT_TABLES, PARTS))
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
@@ -413,7 +439,7 @@ _META_KINDS = (("timestamp", "meta_time"), ("bool", "meta_bool"), ("number", "me
 
 def viewport_tables(colours: Colours | None) -> tuple[str, ...]:
     """The tables a :func:`viewport` with these colours reads."""
-    tables = ["map_points"]
+    tables = list(POINT_TABLES)
     if colours is not None and colours.predictions is not None:
         tables += VIEW_TABLES
     if colours is not None and colours.issues_job_id:
@@ -432,19 +458,24 @@ def viewport(
     box: tuple[float, float, float, float] | None,
     max_points: int,
     colours: Colours | None = None,
+    frames: int | None = None,
 ) -> tuple[list[Point], int]:
     """Up to ``max_points`` points inside ``box`` (min x, min y, max x, max y; None: all), the
-    lowest priorities first, and how many points the box holds. With ``colours``, each point also
-    carries what they ask for, joined in the same statement to the sampled points (which stay the
-    same whatever is asked) and looked up by their frame ids."""
+    lowest priorities first, and how many points the box holds (without a box, ``frames`` when given:
+    the map's summary counted them as the job ended). With ``colours``, each point also carries what
+    they ask for, joined in the same statement to the sampled points (which stay the same whatever is
+    asked) and looked up by their frame ids."""
     where = "project = {project:String} AND job_id = {job:String}"
     params: dict[str, Any] = {"project": project, "job": job_id, "limit": max_points}
     if box is not None:
         where += " AND x >= {x0:Float64} AND x <= {x1:Float64} AND y >= {y0:Float64} AND y <= {y1:Float64}"
         params.update(x0=box[0], y0=box[1], x1=box[2], y1=box[3])
-    total = int(metrics.query(f"SELECT count() FROM map_points FINAL WHERE {where}", params).scalar())
-    shown = (
-        f"SELECT frame_id, x, y, label_class, split, priority FROM map_points FINAL WHERE {where}"
+    if box is None and frames is not None:
+        total = frames
+    else:
+        total = int(metrics.query(f"SELECT count() FROM map_points FINAL WHERE {where}", params).scalar())
+    shown = (  # read in the table's order: the store stops at the limit
+        f"SELECT frame_id, x, y, label_class, split, priority FROM map_points_by_priority FINAL WHERE {where}"
         " ORDER BY priority, frame_id LIMIT {limit:UInt32}"
     )
     colours = colours or Colours(dataset="")

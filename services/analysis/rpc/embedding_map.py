@@ -65,7 +65,7 @@ def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetM
 
     def answer() -> tuple[list[embedding_map.Point], int]:
         return embedding_map.viewport(ctx.metrics, request.project, job.job_id, box=box, max_points=limit,
-                                      colours=colours)  # fmt: skip
+                                      colours=colours, frames=summary.frames)  # fmt: skip
 
     key = ("map_viewport", request.project, job.job_id, box, limit, repr(colours))
     points, total = ctx.answers.get(embedding_map.viewport_tables(colours), key, answer, lambda a: len(a[0]))
