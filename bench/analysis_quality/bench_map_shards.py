@@ -2,7 +2,7 @@
 process, on the same N x 128-d vectors (bench_neighbors.py's mixture of 1,000 Gaussian clusters).
 
 What is timed is the computation each Pod does with the map's own code (``embedding_map.plan_of``, ``fit``,
-``_placed``), not the stores: each shard reads the fitted frames' vectors and its slice's, and writes its slice's
+``placements``), not the stores: each shard reads the fitted frames' vectors and its slice's, and writes its slice's
 points, both of which divide over the shards as the placing does.
 
 - **whole**: the job in one process: UMAP fitted on the sample (NN-descent's graph on every core), then every
@@ -40,14 +40,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.analysis_quality.bench_neighbor_shards import _file_reader  # noqa: E402
 from bench.analysis_quality.bench_neighbors import vectors  # noqa: E402
-from bench.harness import peak_rss_mib, results_header, write_results  # noqa: E402
+from bench.harness import frame_name, peak_rss_mib, results_header, write_results  # noqa: E402
 
 SAMPLE = 20_000
 OUT = Path(__file__).with_name("results_map_shards.json")
-
-
-def _ids(n: int) -> list[str]:
-    return [f"f{i:08d}" for i in range(n)]
 
 
 def _warm() -> float:
@@ -68,7 +64,7 @@ def _pod(path: str, n: int, shard: int, shards: int, out: str, report: Any) -> N
     vectors_of = _file_reader(path, n)
     warm = _warm()
     began = time.perf_counter()
-    plan = embedding_map.plan_of(_ids(n), "COSINE", SAMPLE)
+    plan = embedding_map.plan_of(frame_name(np.arange(n)), "COSINE", SAMPLE)
     fitted_x = vectors_of(plan.fit_rows)
     if shards:
         with embedding_map._one_thread():
@@ -79,12 +75,8 @@ def _pod(path: str, n: int, shard: int, shards: int, out: str, report: Any) -> N
         span = range(len(plan.rest))
     fit_s = time.perf_counter() - began
     mine = plan.rest[span.start : span.stop]
-    coords = np.empty((len(mine), 2), np.float32)
-    step = embedding_map.TRANSFORM_STEP
-    for b in range(0, len(mine), embedding_map.WRITE_STEP):
-        block = vectors_of(mine[b : b + embedding_map.WRITE_STEP])
-        for s in range(0, len(block), step):
-            coords[b + s : b + s + step] = embedding_map._placed(plan, block[s : s + step], fitted_x, fitted_xy)
+    placed = [xy for _, xy in embedding_map.placements(plan, mine, vectors_of, fitted_x, fitted_xy)]
+    coords = np.concatenate(placed) if placed else np.zeros((0, 2), np.float32)
     seconds = time.perf_counter() - began
     np.save(out, coords)
     report.put({"shard": shard, "seconds": seconds, "fit_s": fit_s, "place_s": seconds - fit_s, "warm_s": warm,

@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,20 +226,36 @@ def store_points(metrics: MetricsStore, points: pa.Table) -> None:
     metrics.insert_arrow("map_points_by_priority", points.drop_columns(["fitted"]))
 
 
-def _place_and_write(progress: Any, stage: str, metrics: MetricsStore, vectors: VectorStore, job: Job, dataset: str,
-                     space: str, plan: _Plan, rows: np.ndarray, fitted_x: np.ndarray,
-                     fitted_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Places and stores frames ``rows``, :data:`WRITE_STEP` at a time (the job holds the fitted frames'
-    vectors and one step's, never every vector), :data:`TRANSFORM_STEP` per search; returns the corners of
-    what it placed."""
-    lo, hi = np.full(2, np.inf, np.float32), np.full(2, -np.inf, np.float32)
+def placements(plan: _Plan, rows: np.ndarray, vectors_of: Callable[[np.ndarray], np.ndarray], fitted_x: np.ndarray,
+               fitted_xy: np.ndarray, progress: Callable[[float], None] | None = None,
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """Places frames ``rows`` (positions in ``plan.ids``), :data:`WRITE_STEP` at a time, each step's vectors
+    read by ``vectors_of(its rows)`` (the fitted frames' vectors and one step's are held, never every vector),
+    :data:`TRANSFORM_STEP` per search: yields (a step's rows, their positions), and tells ``progress`` the
+    share placed after each search."""
     for b in range(0, len(rows), WRITE_STEP):
         block = rows[b : b + WRITE_STEP]
-        x = read_vectors_exactly(vectors, job.project, dataset, space, [plan.ids[i] for i in block])
+        x = vectors_of(block)
         coords = np.empty((len(block), 2), np.float32)
         for s in range(0, len(block), TRANSFORM_STEP):
             coords[s : s + TRANSFORM_STEP] = _placed(plan, x[s : s + TRANSFORM_STEP], fitted_x, fitted_xy)
-            progress(stage, 0.5 + 0.4 * (b + min(s + TRANSFORM_STEP, len(block))) / len(rows))
+            if progress is not None:
+                progress((b + min(s + TRANSFORM_STEP, len(block))) / len(rows))
+        yield block, coords
+
+
+def _place_and_write(progress: Any, stage: str, metrics: MetricsStore, vectors: VectorStore, job: Job, dataset: str,
+                     space: str, plan: _Plan, rows: np.ndarray, fitted_x: np.ndarray,
+                     fitted_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Places (:func:`placements`) and stores frames ``rows``, a step at a time; returns the corners of what it
+    placed."""
+
+    def vectors_of(block: np.ndarray) -> np.ndarray:
+        return read_vectors_exactly(vectors, job.project, dataset, space, [plan.ids[i] for i in block])
+
+    lo, hi = np.full(2, np.inf, np.float32), np.full(2, -np.inf, np.float32)
+    for block, coords in placements(plan, rows, vectors_of, fitted_x, fitted_xy,
+                                    lambda share: progress(stage, 0.5 + 0.4 * share)):  # fmt: skip
         _write(metrics, job, dataset, plan, block, coords, fitted=False)
         lo, hi = np.minimum(lo, coords.min(axis=0)), np.maximum(hi, coords.max(axis=0))
     return lo, hi

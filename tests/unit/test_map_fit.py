@@ -48,7 +48,7 @@ from numba.core import dispatcher
 from shoal.analysis import embedding_map, warmup
 
 for kernel in warmup.KERNELS:
-    if kernel is not warmup.nn_descent:
+    if kernel not in warmup.EVERY_PROCESS:
         kernel()
 loaded, compile = [], dispatcher.Dispatcher.compile
 
