@@ -10,7 +10,7 @@ an inference set's predictions), are read for the whole page at once, keyed by i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,6 +83,31 @@ class Page:
     total: int
 
 
+def statement_key(what: str, sql: str, params: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The key under which an answer of ``sql`` with ``params`` is kept."""
+    return what, sql, repr(sorted(params.items()))
+
+
+def _query(
+    view: View, flt: common_pb2.Filter, sort: Sequence[Any], kinds: Mapping[str, str]
+) -> tuple[Params, str, list[Sort], str, dict[str, Any]]:
+    """A query's parameters, its FROM and WHERE clauses, its sort keys, and the statement that
+    counts its frames (the filter's, which its sort keys can order: see :func:`presence`) with the
+    parameters it takes; ``kinds`` are the types of the metadata keys it sorts by."""
+    params = Params()
+    source = view_sql(view, params)
+    where = compile_filter(flt, view, params)
+    sorts = compile_sort(sort, view, kinds, params)
+    base = f"FROM ({source}) WHERE {where} AND {presence(sorts)}"
+    return params, base, sorts, f"SELECT count() {base}{SETTINGS}", dict(params.values)
+
+
+def count_key(view: View, flt: common_pb2.Filter, sort: Sequence[Any]) -> tuple[str, str, str]:
+    """The key under which the count of a query that sorts by no metadata key is kept."""
+    _, _, _, sql, params = _query(view, flt, sort, {})
+    return statement_key("datapoints.count", sql, params)
+
+
 def metadata_kinds(metrics: MetricsStore, view: View, keys: Sequence[str]) -> dict[str, str]:
     """For each metadata key to sort by: the type its values have in the dataset."""
     out: dict[str, str] = {}
@@ -118,16 +143,11 @@ def query_datapoints(
     if page_size < 0:
         raise InvalidArgument(f"must be >= 0, got {page_size}", field="page.page_size")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    params = Params()
-    source = view_sql(view, params)
-    where = compile_filter(flt, view, params)
     meta_keys = [
         metadata_key(k.field, f"sort[{i}].field") for i, k in enumerate(sort) if k.field.startswith("metadata.")
     ]
-    sorts: list[Sort] = compile_sort(sort, view, metadata_kinds(metrics, view, meta_keys), params)
-    base = f"FROM ({source}) WHERE {where} AND {presence(sorts)}"
+    params, base, sorts, count_sql, count_params = _query(view, flt, sort, metadata_kinds(metrics, view, meta_keys))
     last = decode_cursor(page_token, sorts, scope)
-    count_sql, count_params = f"SELECT count() {base}{SETTINGS}", dict(params.values)
     page_where = f" AND {after(sorts, last, params)}" if last is not None else ""
     keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
     baseline = "baseline_predicted_class" if view.baseline_inference_set else "CAST(NULL AS Nullable(Int32))"
@@ -144,9 +164,9 @@ def query_datapoints(
 
     if answers is None:
         total, result = count(), rows()
-    else:
-        total = answers.get(VIEW_TABLES, ("datapoints.count", repr(view), scope), count)
-        result = answers.get(VIEW_TABLES, ("datapoints.page", repr(view), scope, size, page_token), rows, len)
+    else:  # a statement and its parameters name everything its answer depends on
+        total = answers.get(VIEW_TABLES, statement_key("datapoints.count", count_sql, count_params), count)
+        result = answers.get(VIEW_TABLES, statement_key("datapoints.page", page_sql, params.values), rows, len)
     more = len(result) > size
     result = result[:size]
     rows = []

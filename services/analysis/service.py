@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from shoal.analysis import registry, warmup
+from shoal.analysis.prepared import Preparer
 from shoal.analysis.rpc.context import Context, Handler
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
@@ -92,9 +93,9 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         workers.append(Warmup(warmup.KERNELS, quiet=lambda: runner.idle_seconds() >= WARM_UP_AFTER_IDLE_SECONDS,
                               patient=warmup.EVERY_PROCESS))  # fmt: skip
     if settings.answers_refresh_seconds > 0:
-        workers.append(
-            AnswerRefresher(ctx.answers, settings.answers_refresh_seconds, settings.answers_refresh_window_seconds)
-        )
+        prepare = Preparer(ctx, settings.answers_prepare_sets).round if settings.answers_prepare_sets else None
+        refresh = (settings.answers_refresh_seconds, settings.answers_refresh_window_seconds)
+        workers.append(AnswerRefresher(ctx.answers, *refresh, prepare=prepare))
     return ServiceSpec(
         name=NAME,
         full_name=FULL_NAME,

@@ -204,6 +204,20 @@ class JobStore:
         ).rows
         return [_job(r) for r in rows], total
 
+    def latest_succeeded(self, kind: str, by: Sequence[str], limit: int) -> list[Job]:
+        """Of this service's succeeded jobs of ``kind``, in any project, the newest one per project and
+        value of the params ``by``; at most ``limit``, the newest first."""
+        per = ", ".join(["project", *(f"params[{{by{i}:String}}]" for i in range(len(by)))])
+        params: dict[str, object] = {"service": self.service, "kind": kind, "state": SUCCEEDED, "limit": limit}
+        params.update((f"by{i}", b) for i, b in enumerate(by))
+        rows = self.metrics.query(
+            "SELECT " + ", ".join(_COLUMNS[:-1]) + " FROM jobs FINAL WHERE service = {service:String}"
+            " AND kind = {kind:String} AND state = {state:String}"
+            f" ORDER BY finish_time DESC, job_id LIMIT 1 BY {per} LIMIT {{limit:UInt32}}",
+            params,
+        ).rows
+        return [_job(r) for r in rows]
+
     def update(self, job: Job, **changes: object) -> Job:
         now = now_ms()
         new = replace(job, update_time=now, **changes)  # type: ignore[arg-type]

@@ -394,6 +394,16 @@ class ShoalSettings(BaseSettings):
         description="Questions asked within this many seconds are refreshed when their tables change; older ones "
         "are computed again only when asked.",
     )
+    answers_prepare_sets: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="How many inference sets and embedding maps, those changed or finished most recently, the "
+        "analysis service prepares the console's first views of in the background once their data has settled "
+        "(the heat map, the counts of the splits, classes and confusion cells, the whole map), so that the first "
+        "call finds them kept. 0 turns the preparation off. Runs in the refresher's rounds "
+        "(`answers_refresh_seconds` must be above 0).",
+    )
 
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")

@@ -553,3 +553,77 @@ def _refreshed() -> float:
     """Answers the analysis services of this process computed again in the background."""
     value = REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "refreshed"})
     return value or 0.0
+
+
+def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> None:  # type: ignore[no-untyped-def]
+    """Once an upload has settled, the heat map and the grid's counts (every frame, a split, a class, a confusion
+    cell, with and without a split) are kept before the first call: they are answered without reading the
+    data, and equal what reading it gives."""
+    from shoal.analysis.prepared import Preparer
+    from shoal.common.data.answers import AnswerRefresher
+
+    running, _ = served
+    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
+    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
+    assert isinstance(preparer, Preparer)
+    n, rng = 600, np.random.default_rng(11)
+    labels = rng.integers(0, 3, n)
+    probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
+    probs[np.arange(n), labels] += 0.4
+    probs /= probs.sum(axis=1, keepdims=True)
+    predicted = probs.argmax(axis=1)
+    splits = np.where(rng.random(n) < 0.25, "val", "train")
+    ids = [f"d{i:04d}" for i in range(n)]
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="den", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            classes=[pb.ClassDef(id=i, name=f"c{i}") for i in range(3)])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="den", dataset=pb.Dataset(
+            name="cave", kind=pb.DATASET_KIND_LABELED, splits=["train", "val"])))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="den", inference_set=pb.InferenceSet(
+            name="m", dataset="cave", model_name="m", model_version="1")))  # fmt: skip
+        done = c.upload("den", "cave", UploadColumns(frame_ids=ids, splits=list(splits), class_ids=labels,
+                                                     inference_set="m", probabilities=probs), progress=False)  # fmt: skip
+        assert c.wait_for_upload("den", done.upload_id, timeout=scaled(120)).state == pb.UPLOAD_STATE_COMPLETED
+        wait_for(lambda: preparer.prepared("den", "cave", "m"), what="the views of den/m to be prepared")
+
+        def eq(field: str, value: object) -> cpb.Condition:
+            v = cpb.Value(string_value=value) if isinstance(value, str) else cpb.Value(number_value=float(value))
+            return cpb.Condition(field=field, equals=v)
+
+        computed = lambda: REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) or 0.0  # noqa: E731
+        before = computed()
+        heat = c.analysis.GetClassificationMetrics(
+            apb.GetClassificationMetricsRequest(project="den", inference_set="m")
+        )
+        assert list(heat.metrics.confusion.counts) == [int(((labels == a) & (predicted == b)).sum()) if b < 3 else 0
+                                                       for a in range(3) for b in range(4)]  # fmt: skip
+        assert computed() == before  # the heat map was kept
+        grids = [
+            ([], n),
+            ([eq("split", "val")], int((splits == "val").sum())),
+            ([eq("label_class", 2)], int((labels == 2).sum())),
+            ([eq("label_class", 1), eq("predicted_class", 0)], int(((labels == 1) & (predicted == 0)).sum())),
+            ([eq("label_class", 2), eq("predicted_class", 1)], int(((labels == 2) & (predicted == 1)).sum())),
+            ([eq("split", "train"), eq("label_class", 0), eq("predicted_class", 2)],
+             int(((splits == "train") & (labels == 0) & (predicted == 2)).sum())),
+        ]  # fmt: skip
+        for conditions, want in grids:
+            for inference_set in ("m", ""):  # the frames alone read the set's rows too
+                if inference_set == "" and any(x.field == "predicted_class" for x in conditions):
+                    continue
+                before = computed()
+                page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                    project="den", dataset="cave", inference_set=inference_set, filter=cpb.Filter(all=conditions),
+                    sort=[apb.SortKey(field="frame_id")], page=cpb.PageRequest(page_size=60)))  # fmt: skip
+                assert page.page.total_count == want, conditions
+                shown = [d.ref.frame_id for d in page.datapoints]
+                assert shown == sorted(shown) and len(shown) == min(60, want)
+                # the page itself is read (by frame id, the store stops after it); its count was kept
+                assert computed() == before + 1, conditions
+        # a question nobody prepared is computed on its first call
+        before = computed()
+        c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(project="den", inference_set="m",
+                                                              filter=cpb.Filter(all=[eq("label_class", 1)]),
+                                                              sort=[apb.SortKey(field="loss", descending=True)]))  # fmt: skip
+        assert computed() == before + 2

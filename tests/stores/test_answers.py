@@ -1,5 +1,6 @@
 """Answers kept while their tables are unchanged (shoal.common.data.answers), on the metrics store:
-a kept answer is never served once a table it reads has changed, by an insert, a delete or a merge."""
+a kept answer is never served once a table it reads has changed, by an insert or a delete, and a merge,
+which changes no row, keeps it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ TABLES = Migration(
         "CREATE TABLE IF NOT EXISTS scores (id String, v Int64, version UInt64)"
         " ENGINE = ReplacingMergeTree(version) ORDER BY id",
         "CREATE TABLE IF NOT EXISTS other (id String) ENGINE = MergeTree ORDER BY id",
+        "CREATE TABLE IF NOT EXISTS dated (day Date, v Int64) ENGINE = MergeTree PARTITION BY day ORDER BY v",
     ),
 )
 
@@ -50,8 +52,33 @@ def test_an_answer_is_kept_until_its_table_changes(store: MetricsStore) -> None:
     assert ask() == 12 and len(calls) == 2
     store.command("DELETE FROM scores WHERE id = 'b'")
     assert ask() == 10 and len(calls) == 3
-    store.command("OPTIMIZE TABLE scores FINAL")  # a merge: same rows, computed once more
-    assert ask() == 10 and ask() == 10 and len(calls) == 4
+    store.insert("scores", [["c", 5, 1]], ["id", "v", "version"])
+    assert ask() == 15 and len(calls) == 4
+    store.command("OPTIMIZE TABLE scores FINAL")  # a merge: the same rows, the answer kept
+    assert ask() == 15 and len(calls) == 4
+    store.command("DELETE FROM scores WHERE id = 'c'")  # a delete after the merge
+    assert ask() == 10 and len(calls) == 5
+    store.insert("scores", [["a", 1, 3]], ["id", "v", "version"])
+    assert ask() == 1 and len(calls) == 6
+
+
+def test_a_partitioned_table_changes_its_version_with_any_part(store: MetricsStore) -> None:
+    """A partition can go without an insert or a mutation (a TTL, a dropped partition): such tables
+    are versioned by their parts, merges included."""
+    cache = AnswerCache(store)
+    calls: list[int] = []
+
+    def ask() -> int:
+        return cache.get(
+            ("dated",), "sum", lambda: calls.append(1) or int(store.query("SELECT sum(v) FROM dated").scalar())
+        )
+
+    store.command("INSERT INTO dated VALUES ('2026-12-01', 1), ('2026-12-02', 2)")
+    store.command("INSERT INTO dated VALUES ('2026-12-01', 4)")
+    assert ask() == 7 and ask() == 7 and len(calls) == 1
+    # the newest block (the second insert) stays, and no mutation runs
+    store.command("ALTER TABLE dated DROP PARTITION '2026-12-02'")
+    assert ask() == 5 and len(calls) == 2
 
 
 def test_keys_keep_answers_apart_and_the_oldest_go_first(store: MetricsStore) -> None:

@@ -5,10 +5,13 @@ first page of a confusion cell, the count of a filter) while the data under it c
 upload, a label or a job writes. At 10M frames such an answer costs a scan of the whole dataset; kept,
 it costs one look at the tables' parts.
 
-The version of a table is the set of its active parts: ClickHouse writes every insert, merge and
-mutation (a lightweight delete too) as new parts under new names, so any change of a table's rows
-changes its version, and a version seen again means the same rows. A background merge changes the
-version without changing the rows: the next call computes once more.
+The version of a table is the newest block number of its active parts and the newest mutation
+applied to them. ClickHouse numbers every insert with a new block number and every mutation (a
+lightweight delete too) with a new version, both from one counter per table; a merge joins parts
+whose blocks it keeps, so a merge, which changes no row a query reads, leaves the version as it was
+and the answers kept. A part can also go without an insert or a mutation, by a TTL or a dropped
+partition; a table that is partitioned or has a TTL is versioned by the set of its active parts
+instead (any change of its parts, merges too, changes it).
 
 An answer computed while a write lands may be kept under the version read before the write; it is
 an answer as of a moment during the call, as it would be without the cache, and the next call, which
@@ -25,7 +28,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,8 +43,9 @@ from shoal.common.workers import ThreadWorker
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-#: answers kept per process (the least recently used go first)
-MAX_ANSWERS = 512
+#: answers kept per process (the least recently used go first); most are counts, which the preparer
+#: of the analysis service keeps by the thousand (a key holds its statement: about 2 KB each)
+MAX_ANSWERS = 8_192
 #: and their total weight (rows or points: a 20,000-point viewport weighs 20,000, about 10 MB in memory), so
 #: that no sequence of requests can make the kept answers hold more than about 100 MB
 MAX_WEIGHT = 200_000
@@ -53,7 +58,8 @@ MAX_REFRESH = 8
 ANSWERS = Counter(
     "shoal_kept_answers_total",
     "Answers of read RPCs by how they were found: hit (kept), computed (on the call), shared (another "
-    "call was computing it) or refreshed (computed in the background after the data changed).",
+    "call was computing it), refreshed (computed in the background after the data changed) or prepared "
+    "(computed in the background before anyone asked).",
     ["outcome"],
 )
 
@@ -79,13 +85,20 @@ class _Pending:
 
 
 def table_versions(metrics: MetricsStore, tables: Sequence[str]) -> tuple[Any, ...]:
-    """One value per table that changes whenever the table's rows may have: its active parts."""
+    """One value per table that changes whenever the table's rows may have (see the module's
+    docstring): its newest block and mutation, or for a partitioned table or one with a TTL the
+    names of its active parts. A part's mutation is its ``data_version`` when that differs from its
+    first block (a part never mutated has its first block there)."""
     rows = metrics.query(
-        "SELECT table, groupBitXor(cityHash64(name)), count() FROM system.parts"
-        " WHERE database = currentDatabase() AND table IN {tables:Array(String)} AND active GROUP BY table",
+        "SELECT p.table, if(t.partition_key = '' AND position(t.create_table_query, ' TTL ') = 0,"
+        " tuple(max(p.max_block_number), max(if(p.data_version != p.min_block_number, p.data_version, 0))),"
+        " tuple(groupBitXor(cityHash64(p.name)), count())) AS version"
+        " FROM system.parts AS p INNER JOIN system.tables AS t ON t.database = p.database AND t.name = p.table"
+        " WHERE p.database = currentDatabase() AND p.table IN {tables:Array(String)} AND p.active"
+        " GROUP BY p.table, t.partition_key, t.create_table_query",
         {"tables": list(tables)},
     ).rows
-    found = {str(t): (int(h), int(n)) for t, h, n in rows}
+    found = {str(t): tuple(int(x) for x in v) for t, v in rows}
     return tuple(found.get(t, (0, 0)) for t in tables)
 
 
@@ -108,6 +121,7 @@ class AnswerCache:
         #: calls waiting now for another call's computation of their question
         self.waiting = 0
         self._warned = False
+        self._local = threading.local()
 
     def get(
         self, tables: Sequence[str], key: Hashable, compute: Callable[[], T], weight: Callable[[T], int] | None = None
@@ -122,14 +136,53 @@ class AnswerCache:
         versions = self._versions(tables)
         if versions is None:
             return compute()
-        with self._lock:
-            self._questions[(tables, key)] = Question(tables, key, compute, weight, time.monotonic())
-            self._questions.move_to_end((tables, key))
-            while len(self._questions) > MAX_QUESTIONS:
-                self._questions.popitem(last=False)
+        preparing = self.is_preparing()
+        if not preparing:  # a question a person asked, refreshed while they may ask it again
+            with self._lock:
+                self._questions[(tables, key)] = Question(tables, key, compute, weight, time.monotonic())
+                self._questions.move_to_end((tables, key))
+                while len(self._questions) > MAX_QUESTIONS:
+                    self._questions.popitem(last=False)
         answer, outcome = self._answer((tables, key, versions), compute, weight)
-        ANSWERS.labels(outcome).inc()
+        ANSWERS.labels("prepared" if preparing and outcome == "computed" else outcome).inc()
         return answer  # type: ignore[no-any-return]
+
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Within it, this thread's calls of :meth:`get` keep their answers without counting as
+        questions asked (the refresher leaves them to whoever prepares them), and what they compute
+        counts as ``prepared``."""
+        before = self.is_preparing()
+        self._local.preparing = True
+        try:
+            yield
+        finally:
+            self._local.preparing = before
+
+    def is_preparing(self) -> bool:
+        return bool(getattr(self._local, "preparing", False))
+
+    def versions(self, tables: Sequence[str]) -> tuple[Any, ...] | None:
+        """The tables' versions now (None when they cannot be read): read them before computing
+        answers to :meth:`keep`."""
+        return self._versions(tuple(tables))
+
+    def keep(self, tables: Sequence[str], versions: tuple[Any, ...], answers: Mapping[Hashable, Any]) -> int:
+        """Keeps answers computed together, by their keys, each of weight 1, under the ``versions``
+        of ``tables`` read before they were computed (if a table changed meanwhile, they are kept
+        under versions no call will see again). Returns how many were new."""
+        tables = tuple(tables)
+        new = 0
+        for key, answer in answers.items():
+            full = (tables, key, versions)
+            with self._lock:
+                if full in self._answers:
+                    continue
+            self._keep(full, answer, None)
+            new += 1
+        if new:
+            ANSWERS.labels("prepared").inc(new)
+        return new
 
     def _versions(self, tables: tuple[str, ...]) -> tuple[Any, ...] | None:
         """The tables' versions; None (answer without keeping) when they cannot be read."""
@@ -245,16 +298,24 @@ class AnswerCache:
 
 class AnswerRefresher(ThreadWorker):
     """Every ``interval_seconds``, computes again the kept answers of the questions asked in the last
-    ``window_seconds`` whose tables changed (:meth:`AnswerCache.refresh`). After a round it rests at
-    least as long as the round took, so it never takes more than half of a core."""
+    ``window_seconds`` whose tables changed (:meth:`AnswerCache.refresh`), then runs ``prepare``. After
+    a round it rests at least as long as the round took, so it never takes more than half of a core."""
 
     name = "answer-refresher"
 
-    def __init__(self, cache: AnswerCache, interval_seconds: float, window_seconds: float) -> None:
+    def __init__(
+        self,
+        cache: AnswerCache,
+        interval_seconds: float,
+        window_seconds: float,
+        prepare: Callable[[], int] | None = None,
+    ) -> None:
         super().__init__()
         self.cache = cache
         self.interval_seconds = interval_seconds
         self.window_seconds = window_seconds
+        #: after each refresh, computes answers before anyone asks (see ``shoal.analysis.prepared``)
+        self.prepare = prepare
 
     def _run(self) -> None:
         rest = self.interval_seconds
@@ -262,6 +323,8 @@ class AnswerRefresher(ThreadWorker):
             start = time.monotonic()
             try:
                 self.cache.refresh(self.window_seconds)
+                if self.prepare is not None:
+                    self.prepare()
             except Exception:  # one failed round must not end the loop
                 log.exception("refreshing kept answers failed")
             rest = max(self.interval_seconds, time.monotonic() - start)

@@ -1,0 +1,231 @@
+"""Answers prepared before anyone asks: the console's first views of the data that changed lately.
+
+A person who opens the console after an upload first sees an inference set's heat map, then opens
+a confusion cell, a class or a split (the example grid: its count, and a page of frames by frame id),
+or the embedding map as a whole. At 10M frames each of these reads the whole dataset, hundreds of
+milliseconds on two cores, the first time it is asked; :mod:`shoal.common.data.answers` keeps it for
+the calls after. The preparer computes them in the background once the data has settled, so that
+the first call finds them kept too:
+
+- for the inference sets whose rows changed lately (the ``max_sets`` most recent, once no new rows
+  have reached them for ``quiet_seconds``): the heat map as the console asks for it (no threshold,
+  no filter) and, from one aggregation, the counts of every frame, each split, each labeled class
+  and each confusion cell, with and without a split, which the grid's page by frame id (read in
+  the table's order, it stops after a page) does not pay for;
+- for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
+  the whole map, as the map page first asks for it.
+
+What the console asks beyond these (another sort, a filter of metadata, a zoomed map) is computed
+on its first call and kept from then on. A round computes only what is not kept under the tables'
+current versions, so once prepared, a round costs a look at the tables' parts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+
+from shoal.analysis import datapoints, embedding_map
+from shoal.analysis.rpc.classification import get_classification_metrics
+from shoal.analysis.rpc.context import Context
+from shoal.analysis.rpc.embedding_map import get_map_viewport
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.evaluations import frame_rows_set
+from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
+from shoal.common.errors import NotFound
+from shoal.common.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+#: a set's views are prepared once no new rows have reached it for this long: an upload in progress
+#: changes its rows every second or so, and each preparation would be thrown away by the next batch
+QUIET_SECONDS = 2.0
+#: counts kept per set at most (every frame, then the splits, the classes, and the cells by size)
+MAX_COUNTS = 2_000
+#: the points of the whole map, as the console's map page asks for them
+MAP_POINTS = 20_000
+#: the grid's default sort (``examples.js``), which every count below is kept under
+GRID_SORT = (pb.SortKey(field="frame_id"),)
+
+SetKey = tuple[str, str, str]  # project, dataset, inference set
+
+
+class Preparer:
+    """Prepares the console's first views of the sets and maps that changed lately; :meth:`round`
+    runs in :class:`~shoal.common.data.answers.AnswerRefresher`'s rounds."""
+
+    def __init__(self, ctx: Context, max_sets: int, quiet_seconds: float = QUIET_SECONDS) -> None:
+        self.ctx = ctx
+        self.max_sets = max_sets
+        self.quiet_seconds = quiet_seconds
+        #: the newest block of each table looked at (-1: not looked at yet)
+        self._seen = {"evaluations": -1, "map_points_by_priority": -1}
+        #: when each table last had new blocks (monotonic)
+        self._changed = {"evaluations": 0.0, "map_points_by_priority": 0.0}
+        #: the sets whose rows changed lately, the most recent last, each with the versions of the
+        #: tables it was prepared under (None: not yet)
+        self._sets: OrderedDict[SetKey, tuple[Any, ...] | None] = OrderedDict()
+        #: the maps are to be prepared (once their tables have settled)
+        self._maps_due = False
+
+    def round(self) -> int:
+        """Looks for sets and maps that changed, and prepares those not prepared under the tables'
+        current versions once the tables have settled (every set's answers are kept under the
+        versions of whole tables, so an upload to one set is waited out before any is prepared).
+        Returns how many answers it computed."""
+        if self.max_sets <= 0:
+            return 0
+        now = time.monotonic()
+        for key in self._changed_sets(now):
+            self._sets.pop(key, None)
+            self._sets[key] = None
+        while len(self._sets) > self.max_sets:
+            self._sets.popitem(last=False)
+        if self._new_parts("map_points_by_priority", now):
+            self._maps_due = True
+        done = 0
+        if self._sets and now - self._changed["evaluations"] >= self.quiet_seconds:
+            versions = self.ctx.answers.versions(VIEW_TABLES)
+            for key in reversed(list(self._sets)):
+                if versions is None or self._sets.get(key) == versions:
+                    continue
+                try:
+                    done += self._prepare_set(*key)
+                    self._sets[key] = versions
+                except NotFound:  # the project, dataset or set went since it changed
+                    self._sets.pop(key, None)
+                except Exception:  # one set's failure must not stop the others'
+                    log.warning("preparing the views of %s failed", key, exc_info=True)
+                    self._sets.pop(key, None)
+        if self._maps_due and now - self._changed["map_points_by_priority"] >= self.quiet_seconds:
+            self._maps_due = False
+            done += self._prepare_maps()
+        return done
+
+    def prepared(self, project: str, dataset: str, inference_set: str) -> bool:
+        """Whether the set's views are prepared under the tables' current versions."""
+        versions = self._sets.get((project, dataset, inference_set))
+        return versions is not None and versions == self.ctx.answers.versions(VIEW_TABLES)
+
+    # -- what changed ------------------------------------------------------------------------------
+
+    def _new_parts(self, table: str, now: float) -> list[str]:
+        """The active parts of ``table`` holding blocks written since the last look (every part at the
+        first look); remembers the newest block, and when there were new ones."""
+        rows = self.ctx.metrics.query(
+            "SELECT name, max_block_number FROM system.parts WHERE database = currentDatabase()"
+            " AND table = {table:String} AND active AND max_block_number > {seen:Int64}",
+            {"table": table, "seen": self._seen[table]},
+        ).rows
+        if rows:
+            self._seen[table] = max(int(r[1]) for r in rows)
+            self._changed[table] = now
+        elif self._seen[table] < 0:
+            self._seen[table] = 0
+        return [str(r[0]) for r in rows]
+
+    def _changed_sets(self, now: float) -> list[SetKey]:
+        """The sets with rows in new parts of ``evaluations``, the most recently refreshed last."""
+        parts = self._new_parts("evaluations", now)
+        if not parts:
+            return []
+        rows = self.ctx.metrics.query(
+            "SELECT project, dataset, inference_set, max(version) AS v FROM evaluations"
+            " WHERE _part IN {parts:Array(String)} GROUP BY project, dataset, inference_set"
+            " ORDER BY v DESC LIMIT {n:UInt32}",
+            {"parts": parts, "n": self.max_sets},
+        ).rows
+        return [(str(p), str(d), str(s)) for p, d, s, _ in reversed(rows)]
+
+    # -- what is prepared --------------------------------------------------------------------------
+
+    def _prepare_set(self, project: str, dataset: str, inference_set: str) -> int:
+        p = self.ctx.projects.get(project)
+        if p.task_type != "CLASSIFICATION":
+            return 0
+        answers = self.ctx.answers
+        done = 0
+        with answers.preparing():
+            if inference_set:
+                before = answers.misses
+                heat_map = pb.GetClassificationMetricsRequest(project=project, inference_set=inference_set)
+                get_classification_metrics(self.ctx, heat_map)
+                done += answers.misses - before
+            views = [self.ctx.view(p, dataset, inference_set, 0.0)]
+            if inference_set and frame_rows_set(self.ctx.metrics, project, dataset) == inference_set:
+                views.append(self.ctx.view(p, dataset, "", 0.0))  # the frames alone read this set's rows
+            done += prepare_counts(self.ctx, views)
+        return done
+
+    def _prepare_maps(self) -> int:
+        maps = self.ctx.jobs.latest_succeeded(embedding_map.KIND, ("dataset", "embedding_space"), self.max_sets)
+        answers = self.ctx.answers
+        before = answers.misses
+        with answers.preparing():
+            for job in maps:
+                try:
+                    whole = pb.GetMapViewportRequest(project=job.project, job_id=job.job_id, max_points=MAP_POINTS)
+                    get_map_viewport(self.ctx, whole)
+                except NotFound:  # the project went
+                    continue
+                except Exception:
+                    log.warning("preparing the map of job %s failed", job.job_id, exc_info=True)
+        return answers.misses - before
+
+
+def _filter(*conditions: tuple[str, common_pb2.Value]) -> common_pb2.Filter:
+    """A filter of equalities, in the order the console's grid writes them (``filterFromQuery``)."""
+    return common_pb2.Filter(all=[common_pb2.Condition(field=f, equals=v) for f, v in conditions])
+
+
+def prepare_counts(ctx: Context, views: list[View]) -> int:
+    """Keeps the grid's counts of every frame, each split, each labeled class and each confusion cell
+    (with and without a split) of the views, which read the same rows (a set's, and the frames alone
+    read from it), from one aggregation over the first. Returns how many it kept anew."""
+    view = views[0]
+    versions = ctx.answers.versions(VIEW_TABLES)
+    if versions is None:
+        return 0
+    params = Params()
+    source = view_sql(view, params)
+    rows = ctx.metrics.query(
+        f"SELECT split, label_class, predicted_class, count() FROM ({source})"
+        f" GROUP BY split, label_class, predicted_class{SETTINGS}",
+        params.values,
+    ).rows
+    counts: dict[tuple[tuple[str, Any], ...], int] = {}
+
+    def add(key: tuple[tuple[str, Any], ...], n: int) -> None:
+        counts[key] = counts.get(key, 0) + n
+
+    for split, label, predicted, n in rows:
+        n = int(n)
+        for where in ((), (("split", str(split)),)):
+            add(where, n)
+            if label is None:
+                continue
+            add((*where, ("label_class", int(label))), n)
+            if predicted is not None and view.inference_set:
+                add((*where, ("label_class", int(label)), ("predicted_class", int(predicted))), n)
+    if view.inference_set:  # the empty cells of the heat map open an empty grid, counted as well
+        labels = {k[0][1] for k in counts if len(k) == 1 and k[0][0] == "label_class"}
+        predicted = {k[1][1] for k in counts if len(k) == 2 and k[1][0] == "predicted_class"}
+        for a in labels:
+            for b in predicted:
+                counts.setdefault((("label_class", a), ("predicted_class", b)), 0)
+    # every frame, the splits, the classes, then the cells, the largest first
+    order = sorted(counts.items(), key=lambda kv: (len(kv[0]), -kv[1]))[:MAX_COUNTS]
+    kept: dict[Hashable, int] = {}
+    for where, n in order:
+        flt = _filter(*((f, _value(v)) for f, v in where))
+        for v in views:
+            if any(f == "predicted_class" for f, _ in where) and not v.inference_set:
+                continue
+            kept[datapoints.count_key(v, flt, GRID_SORT)] = n
+    return ctx.answers.keep(VIEW_TABLES, versions, kept)
+
+
+def _value(v: str | int) -> common_pb2.Value:
+    return common_pb2.Value(string_value=v) if isinstance(v, str) else common_pb2.Value(number_value=v)
