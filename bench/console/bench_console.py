@@ -175,6 +175,9 @@ def load(n: int, work: str, batch: int = 500_000) -> dict:  # type: ignore[type-
         timed["map"] += time.perf_counter() - t
         del labels, probs, ids, fid
     summary = embedding_map.Summary(n, fitted_on, "cosine", float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+    t = time.perf_counter()
+    summary = embedding_map.index_cells(m, job, summary)  # as the job's last step does
+    timed["map"] += time.perf_counter() - t
     results.save_summary(m, job, summary.to_json())
     job_store.update(job, state=jobs.SUCCEEDED, stage="done", progress=1.0)
     # The server reads merged parts, as it would minutes after an upload; merging now keeps ClickHouse's

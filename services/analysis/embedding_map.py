@@ -23,6 +23,7 @@ over the stored points, in frame id order with keyset paging.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import warnings
@@ -108,6 +109,26 @@ MIGRATIONS = (
             " SELECT project, job_id, priority, frame_id, x, y, label_class, split FROM map_points FINAL",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=14,
+        name="embedding map points by cell",
+        statements=(
+            # the points of a finished map by cell of a GRID x GRID grid over its bounds, so that counting
+            # the points of a box reads the cells the box covers, not every point (written once as a job
+            # ends, from map_points; maps stored before have none and are counted from map_points)
+            "CREATE TABLE IF NOT EXISTS map_points_by_cell ("
+            " project LowCardinality(String), job_id LowCardinality(String), cx UInt16, cy UInt16, x Float32,"
+            " y Float32, frame_id String, priority Float32, label_class Nullable(Int32), split LowCardinality(String))"
+            " ENGINE = MergeTree ORDER BY (project, job_id, cx, cy)"
+            " SETTINGS index_granularity = 1024, min_compress_block_size = 4096, max_compress_block_size = 8192",
+            # and how many points each cell holds: a box's count adds up the cells inside it, and reads the
+            # points of the cells on its edges only
+            "CREATE TABLE IF NOT EXISTS map_cells ("
+            " project LowCardinality(String), job_id LowCardinality(String), cx UInt16, cy UInt16, points UInt64)"
+            " ENGINE = MergeTree ORDER BY (project, job_id, cx, cy)",
+        ),
+    ),
 )
 
 
@@ -120,6 +141,18 @@ class Summary(results.JsonSummary):
     max_x: float
     min_y: float
     max_y: float
+    #: the side of the grid the points are kept by in ``map_points_by_cell`` (0: not kept so, a map
+    #: stored before that table)
+    grid: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """The fields a client sees (``MapSummary``)."""
+        return {k: v for k, v in self.__dict__.items() if k != "grid"}
+
+
+#: cells per side of the grid ``map_points_by_cell`` keeps a map's points by: at 10M points about 150
+#: points a cell, and a box's count reads about the share of the map the box covers
+GRID = 256
 
 
 def _umap() -> Any:
@@ -216,14 +249,101 @@ def _write(metrics: MetricsStore, job: Job, dataset: str, plan: _Plan, rows: np.
     }))  # fmt: skip
 
 
-#: the points of each job, by frame (every reader but the viewport) and by priority (the viewport's points)
-POINT_TABLES = ("map_points", "map_points_by_priority")
+#: the points of each job, by frame (every reader but the viewport), by priority (the viewport's points), and by
+#: cell with each cell's count (how many points a box holds)
+POINT_TABLES = ("map_points", "map_points_by_priority", "map_points_by_cell", "map_cells")
 
 
 def store_points(metrics: MetricsStore, points: pa.Table) -> None:
-    """Stores a map's points (the columns of ``map_points``) in both :data:`POINT_TABLES`."""
+    """Stores a map's points (the columns of ``map_points``) by frame and by priority; :func:`index_cells`
+    keeps them by cell once the map's bounds are known."""
     metrics.insert_arrow("map_points", points)
     metrics.insert_arrow("map_points_by_priority", points.drop_columns(["fitted"]))
+
+
+def _cell_sql(axis: str, lo: str, hi: str) -> str:
+    """The grid column of a coordinate, as stored and as looked up (the same arithmetic on both sides)."""
+    cell = f"floor((toFloat64({axis}) - {lo}) / ({hi} - {lo}) * {GRID})"
+    return f"if({hi} > {lo}, toUInt16(least(greatest({cell}, 0), {GRID - 1})), 0)"
+
+
+def index_cells(metrics: MetricsStore, job: Job, summary: Summary) -> Summary:
+    """Keeps the job's points by cell of the grid over the summary's bounds (any earlier copy of a run
+    replaced), and returns the summary that says so."""
+    params = {"p": job.project, "j": job.job_id, "x0": summary.min_x, "x1": summary.max_x, "y0": summary.min_y,
+              "y1": summary.max_y}  # fmt: skip
+    for table in ("map_points_by_cell", "map_cells"):
+        metrics.command(f"DELETE FROM {table} WHERE project = {{p:String}} AND job_id = {{j:String}}", params)
+    metrics.command(
+        "INSERT INTO map_points_by_cell (project, job_id, cx, cy, x, y, frame_id, priority, label_class, split)"
+        f" SELECT project, job_id, {_cell_sql('x', '{x0:Float64}', '{x1:Float64}')},"
+        f" {_cell_sql('y', '{y0:Float64}', '{y1:Float64}')}, x, y, frame_id, priority, label_class, split"
+        " FROM map_points FINAL"
+        " WHERE project = {p:String} AND job_id = {j:String}",
+        params,
+    )
+    metrics.command(
+        "INSERT INTO map_cells (project, job_id, cx, cy, points) SELECT project, job_id, cx, cy, count()"
+        " FROM map_points_by_cell WHERE project = {p:String} AND job_id = {j:String} GROUP BY project, job_id, cx, cy",
+        params,
+    )
+    return dataclasses.replace(summary, grid=GRID)
+
+
+def box_cells(
+    metrics: MetricsStore, box: tuple[float, float, float, float], summary: Summary | None
+) -> tuple[int, int, int, int] | None:
+    """The cells of the box's corners (min x, min y, max x, max y cells), or None when the map keeps no
+    cells (a map stored before ``map_points_by_cell``). A point's cell never decreases with its
+    coordinates (the same arithmetic stores and looks up), so the points of the box lie in these cells
+    and those between; the cells strictly between lie in the box whole."""
+    if summary is None or summary.grid != GRID:
+        return None
+    params = {"x0": box[0], "y0": box[1], "x1": box[2], "y1": box[3], "lx": summary.min_x, "hx": summary.max_x,
+              "ly": summary.min_y, "hy": summary.max_y}  # fmt: skip
+    corners = (
+        f"SELECT {_cell_sql('{x0:Float64}', '{lx:Float64}', '{hx:Float64}')},"
+        f" {_cell_sql('{y0:Float64}', '{ly:Float64}', '{hy:Float64}')},"
+        f" {_cell_sql('{x1:Float64}', '{lx:Float64}', '{hx:Float64}')},"
+        f" {_cell_sql('{y1:Float64}', '{ly:Float64}', '{hy:Float64}')}"
+    )
+    cx0, cy0, cx1, cy1 = (int(v) for v in metrics.query(corners, params).rows[0])
+    return cx0, cy0, cx1, cy1
+
+
+def box_count(
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    box: tuple[float, float, float, float],
+    cells: tuple[int, int, int, int] | None,
+) -> int:
+    """How many of the job's points lie in ``box`` (min x, min y, max x, max y): with the box's
+    :func:`box_cells`, the counts of the cells inside it and the points of the cells on its edges,
+    else every point of the map."""
+    job = "project = {project:String} AND job_id = {job:String}"
+    params: dict[str, Any] = {"project": project, "job": job_id, "x0": box[0], "y0": box[1], "x1": box[2],
+                              "y1": box[3]}  # fmt: skip
+    if cells is None:
+        return int(metrics.query(f"SELECT count() FROM map_points FINAL WHERE {job}{_BOX}", params).scalar())
+    params.update(zip(("cx0", "cy0", "cx1", "cy1"), cells, strict=True))
+    inner = (
+        f"SELECT sum(points) FROM map_cells WHERE {job} AND cx > {{cx0:UInt16}} AND cx < {{cx1:UInt16}}"
+        " AND cy > {cy0:UInt16} AND cy < {cy1:UInt16}"
+    )
+    # the x and y of the edges' cells are read granule by granule: small compressed blocks keep that to the
+    # granules read (see the table's settings)
+    edge = (
+        f"SELECT countIf(x >= {{x0:Float64}} AND x <= {{x1:Float64}} AND y >= {{y0:Float64}} AND y <= {{y1:Float64}})"
+        f" FROM map_points_by_cell WHERE {job}"
+        " AND ((cx IN ({cx0:UInt16}, {cx1:UInt16}) AND cy BETWEEN {cy0:UInt16} AND {cy1:UInt16})"
+        " OR (cy IN ({cy0:UInt16}, {cy1:UInt16}) AND cx BETWEEN {cx0:UInt16} AND {cx1:UInt16}))"
+    )
+    inner_n, edge_n = metrics.query(f"SELECT ({inner}), ({edge})", params).rows[0]
+    return int(inner_n or 0) + int(edge_n)
+
+
+_BOX = " AND x >= {x0:Float64} AND x <= {x1:Float64} AND y >= {y0:Float64} AND y <= {y1:Float64}"
 
 
 def placements(plan: _Plan, rows: np.ndarray, vectors_of: Callable[[np.ndarray], np.ndarray], fitted_x: np.ndarray,
@@ -295,6 +415,7 @@ def build(
         lo, hi = np.zeros(2), np.zeros(2)
     summary = Summary(len(plan.ids), len(plan.fit_rows), plan.metric, float(lo[0]), float(hi[0]), float(lo[1]),
                       float(hi[1]))  # fmt: skip
+    summary = index_cells(metrics, job, summary)
     results.save_summary(metrics, job, summary.to_json())
     return summary
 
@@ -402,6 +523,7 @@ def _finish(progress: Any, metrics: MetricsStore, job: Job, shards: int, space_m
     metrics.command(f"DELETE FROM {PARTS} WHERE project = {{p:String}} AND job_id = {{j:String}}", params)
     metric = "euclidean" if space_metric == "L2" else "cosine"
     summary = Summary(int(frames), int(fitted), metric, float(min_x), float(max_x), float(min_y), float(max_y))
+    summary = index_cells(metrics, job, summary)
     results.save_summary(metrics, job, summary.to_json())
     return summary
 
@@ -474,24 +596,38 @@ def viewport(
     box: tuple[float, float, float, float] | None,
     max_points: int,
     colours: Colours | None = None,
-    frames: int | None = None,
+    summary: Summary | None = None,
 ) -> tuple[list[Point], int]:
     """Up to ``max_points`` points inside ``box`` (min x, min y, max x, max y; None: all), the
-    lowest priorities first, and how many points the box holds (without a box, ``frames`` when given:
-    the map's summary counted them as the job ended). With ``colours``, each point also carries what
-    they ask for, joined in the same statement to the sampled points (which stay the same whatever is
-    asked) and looked up by their frame ids."""
+    lowest priorities first, and how many points the box holds (without a box, from the job's
+    ``summary`` when given; in a box, by the cells it covers, see :func:`box_count`). With ``colours``,
+    each point also carries what they ask for, joined in the same statement to the sampled points
+    (which stay the same whatever is asked) and looked up by their frame ids."""
     where = "project = {project:String} AND job_id = {job:String}"
     params: dict[str, Any] = {"project": project, "job": job_id, "limit": max_points}
+    cells = None
     if box is not None:
-        where += " AND x >= {x0:Float64} AND x <= {x1:Float64} AND y >= {y0:Float64} AND y <= {y1:Float64}"
+        where += _BOX
         params.update(x0=box[0], y0=box[1], x1=box[2], y1=box[3])
-    if box is None and frames is not None:
-        total = frames
+        cells = box_cells(metrics, box, summary)
+        total = box_count(metrics, project, job_id, box, cells)
+    elif summary is not None:
+        total = summary.frames
     else:
         total = int(metrics.query(f"SELECT count() FROM map_points FINAL WHERE {where}", params).scalar())
-    shown = (  # read in the table's order: the store stops at the limit
-        f"SELECT frame_id, x, y, label_class, split, priority FROM map_points_by_priority FINAL WHERE {where}"
+    # Read in priority order, the store stops once the limit is met: about limit x frames / total rows read;
+    # read by cell, it sorts the box's points: about total rows. The fewer.
+    frames = summary.frames if summary is not None else total
+    if cells is not None and total * total < max_points * frames:
+        params.update(zip(("cx0", "cy0", "cx1", "cy1"), cells, strict=True))
+        source = (
+            f"map_points_by_cell WHERE {where} AND cx BETWEEN {{cx0:UInt16}} AND {{cx1:UInt16}}"
+            " AND cy BETWEEN {cy0:UInt16} AND {cy1:UInt16}"
+        )
+    else:
+        source = f"map_points_by_priority FINAL WHERE {where}"
+    shown = (
+        f"SELECT frame_id, x, y, label_class, split, priority FROM {source}"
         " ORDER BY priority, frame_id LIMIT {limit:UInt32}"
     )
     colours = colours or Colours(dataset="")

@@ -3,6 +3,8 @@ stored before that table existed answers as before once the migration has copied
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 
@@ -51,3 +53,52 @@ def test_a_map_stored_before_the_priority_table_answers_its_viewports_after_the_
         "SELECT job_id, count() FROM map_points_by_priority FINAL GROUP BY job_id ORDER BY job_id"
     ).rows
     assert [tuple(r) for r in rows] == [("new", 2_000), ("old", 3_000)]
+
+
+def test_a_box_counts_its_points_from_the_cells_it_covers_exactly(embedded_metrics: EmbeddedMetricsStore) -> None:
+    """The count of a box read from ``map_points_by_cell`` equals the count of every point in it, for boxes
+    inside, across and outside the map, boxes whose edges lie on points, and a map all on one vertical line,
+    and so do its points; a run that indexes its cells again keeps one copy."""
+    from shoal.common.jobs import Job
+
+    embedded_metrics.migrate(embedding_map.MIGRATIONS)
+    rng = np.random.default_rng(3)
+    paths: set[bool] = set()
+    for job_id, points in (("spread", _points("spread", 5_000, seed=4)), ("line", _points("line", 500, seed=5))):
+        if job_id == "line":
+            points = points.set_column(points.schema.get_field_index("x"), "x", pa.array(np.full(500, 2.5, np.float32)))
+        embedding_map.store_points(embedded_metrics, points)
+        x, y = points["x"].to_numpy().astype(np.float64), points["y"].to_numpy().astype(np.float64)
+        job = Job("p", "analysis", job_id, embedding_map.KIND, "RUNNING", "", 0.0, "", {}, None, None, None)  # type: ignore[arg-type]
+        summary = embedding_map.Summary(
+            len(x), 0, "cosine", float(x.min()), float(x.max()), float(y.min()), float(y.max())
+        )
+        embedding_map.index_cells(embedded_metrics, job, summary)
+        summary = embedding_map.index_cells(embedded_metrics, job, summary)  # a run's last step again
+        assert summary.grid == embedding_map.GRID
+        stored = embedded_metrics.query(
+            "SELECT count() FROM map_points_by_cell WHERE job_id = {j:String}", {"j": job_id}
+        )
+        assert stored.scalar() == len(x)
+        i, j = rng.integers(0, len(x), 2)
+        boxes = [
+            (-0.3, -0.4, 0.7, 0.2), (-9.0, -9.0, 9.0, 9.0), (5.0, 5.0, 6.0, 6.0), (-9.0, -0.1, 0.0, 0.1),
+            (float(min(x[i], x[j])), float(min(y[i], y[j])), float(max(x[i], x[j])), float(max(y[i], y[j]))),
+            (float(x[i]), float(y[i]), float(x[i]), float(y[i])), (2.5, -9.0, 2.5, 9.0),
+        ]  # fmt: skip
+        for _ in range(30):
+            (x0, x1), (y0, y1) = np.sort(rng.normal(0, 1.5, 2)), np.sort(rng.normal(0, 1.5, 2))
+            boxes.append((float(x0), float(y0), float(x1), float(y1)))
+        for box in boxes:
+            want = int(((x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])).sum())
+            cells = embedding_map.box_cells(embedded_metrics, box, summary)
+            assert cells is not None
+            assert embedding_map.box_count(embedded_metrics, "p", job_id, box, cells) == want, box
+            assert embedding_map.box_count(embedded_metrics, "p", job_id, box, None) == want, box
+            assert embedding_map.box_cells(embedded_metrics, box, dataclasses.replace(summary, grid=0)) is None
+            # its points, read by cell for a small box and in priority order for a large one
+            shown, total = embedding_map.viewport(embedded_metrics, "p", job_id, box=box, max_points=250,
+                                                  summary=summary)  # fmt: skip
+            assert total == want and [p.frame_id for p in shown] == _lowest(points, 250, box), box
+            paths.add(want * want < 250 * len(x))
+    assert paths == {True, False}  # both ways of reading a box's points were taken

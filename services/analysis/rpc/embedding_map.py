@@ -65,11 +65,11 @@ def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetM
 
     def answer() -> tuple[list[embedding_map.Point], int]:
         return embedding_map.viewport(ctx.metrics, request.project, job.job_id, box=box, max_points=limit,
-                                      colours=colours, frames=summary.frames)  # fmt: skip
+                                      colours=colours, summary=summary)  # fmt: skip
 
     key = ("map_viewport", request.project, job.job_id, box, limit, repr(colours))
     points, total = ctx.answers.get(embedding_map.viewport_tables(colours), key, answer, lambda a: len(a[0]))
-    out = pb.GetMapViewportResponse(summary=pb.MapSummary(**summary.__dict__), total_in_viewport=total)
+    out = pb.GetMapViewportResponse(summary=pb.MapSummary(**summary.public()), total_in_viewport=total)
     for point in points:
         p = out.points.add(frame_id=point.frame_id, x=point.x, y=point.y, split=point.split,
                            label_issue=point.label_issue)  # fmt: skip
