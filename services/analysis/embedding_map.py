@@ -756,27 +756,35 @@ def region(
     *,
     after: str | None,
     size: int,
+    summary: Summary | None = None,
 ) -> tuple[list[str], int]:
     """Up to ``size`` frame ids of the job's points inside ``polygon`` (a simple polygon, see
-    :func:`check_polygon`), in frame id order after ``after``; and how many points it holds."""
+    :func:`check_polygon`), in frame id order after ``after``; and how many points it holds. With the
+    job's ``summary`` of a map kept by cell, only the cells of the polygon's bounding box are read."""
     xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
-    params: dict[str, Any] = {"project": project, "job": job_id, "polygon": list(polygon), "x0": min(xs),
-                              "x1": max(xs), "y0": min(ys), "y1": max(ys), "limit": size}  # fmt: skip
+    box = (min(xs), min(ys), max(xs), max(ys))
+    params: dict[str, Any] = {"project": project, "job": job_id, "polygon": list(polygon), "x0": box[0],
+                              "x1": box[2], "y0": box[1], "y1": box[3], "limit": size}  # fmt: skip
     # the bounding box first (cheap), then the polygon; it was checked simple by check_polygon, whose
     # message names the edges, so ClickHouse's own check of it is off
     where = (
-        "project = {project:String} AND job_id = {job:String} AND x >= {x0:Float64} AND x <= {x1:Float64}"
-        " AND y >= {y0:Float64} AND y <= {y1:Float64}"
-        " AND pointInPolygon((toFloat64(x), toFloat64(y)), {polygon:Array(Tuple(Float64, Float64))})"
-    )
+        "project = {project:String} AND job_id = {job:String}" + _BOX
+        + " AND pointInPolygon((toFloat64(x), toFloat64(y)), {polygon:Array(Tuple(Float64, Float64))})"
+    )  # fmt: skip
+    source = "map_points FINAL"
+    cells = box_cells(metrics, box, summary)
+    if cells is not None:
+        params.update(zip(("cx0", "cy0", "cx1", "cy1"), cells, strict=True))
+        source = "map_points_by_cell"
+        where += " AND cx BETWEEN {cx0:UInt16} AND {cx1:UInt16} AND cy BETWEEN {cy0:UInt16} AND {cy1:UInt16}"
     settings = " SETTINGS validate_polygons = 0"
-    total = int(metrics.query(f"SELECT count() FROM map_points FINAL WHERE {where}{settings}", params).scalar())
+    total = int(metrics.query(f"SELECT count() FROM {source} WHERE {where}{settings}", params).scalar())
     page_where = where
     if after is not None:
         page_where += " AND frame_id > {after:String}"
         params["after"] = after
     rows = metrics.query(
-        f"SELECT frame_id FROM map_points FINAL WHERE {page_where} ORDER BY frame_id LIMIT {{limit:UInt32}}{settings}",
+        f"SELECT frame_id FROM {source} WHERE {page_where} ORDER BY frame_id LIMIT {{limit:UInt32}}{settings}",
         params,
     ).rows
     return [str(r[0]) for r in rows], total

@@ -58,7 +58,7 @@ def test_a_map_stored_before_the_priority_table_answers_its_viewports_after_the_
 def test_a_box_counts_its_points_from_the_cells_it_covers_exactly(embedded_metrics: EmbeddedMetricsStore) -> None:
     """The count of a box read from ``map_points_by_cell`` equals the count of every point in it, for boxes
     inside, across and outside the map, boxes whose edges lie on points, and a map all on one vertical line,
-    and so do its points; a run that indexes its cells again keeps one copy."""
+    and so do its points and the points of a lasso; a run that indexes its cells again keeps one copy."""
     from shoal.common.jobs import Job
 
     embedded_metrics.migrate(embedding_map.MIGRATIONS)
@@ -101,4 +101,21 @@ def test_a_box_counts_its_points_from_the_cells_it_covers_exactly(embedded_metri
                                                   summary=summary)  # fmt: skip
             assert total == want and [p.frame_id for p in shown] == _lowest(points, 250, box), box
             paths.add(want * want < 250 * len(x))
+        # a lasso reads the cells of its bounding box only, and finds what reading every point finds
+        for _ in range(5):
+            cx_, cy_ = rng.normal(0, 1, 2)
+            angles = np.sort(rng.uniform(0, 2 * np.pi, 5))
+            radius = rng.uniform(0.2, 1.5, 5)
+            polygon = [
+                (float(cx_ + r * np.cos(a)), float(cy_ + r * np.sin(a))) for a, r in zip(angles, radius, strict=True)
+            ]
+            pages = []
+            for given in (summary, None):
+                ids, total = embedding_map.region(
+                    embedded_metrics, "p", job_id, polygon, after=None, size=50, summary=given
+                )
+                more, _ = embedding_map.region(embedded_metrics, "p", job_id, polygon, after=ids[-1] if ids else "",
+                                               size=50, summary=given)  # fmt: skip
+                pages.append((ids, more, total))
+            assert pages[0] == pages[1], polygon
     assert paths == {True, False}  # both ways of reading a box's points were taken

@@ -63,21 +63,26 @@ def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetM
     colours = _map_colours(ctx, request, job.params["dataset"])
     limit = request.max_points or embedding_map.DEFAULT_POINTS
 
-    def answer() -> tuple[list[embedding_map.Point], int]:
-        return embedding_map.viewport(ctx.metrics, request.project, job.job_id, box=box, max_points=limit,
-                                      colours=colours, summary=summary)  # fmt: skip
+    def answer() -> pb.GetMapViewportResponse:
+        points, total = embedding_map.viewport(ctx.metrics, request.project, job.job_id, box=box, max_points=limit,
+                                               colours=colours, summary=summary)  # fmt: skip
+        out = pb.GetMapViewportResponse(total_in_viewport=total)
+        for point in points:
+            p = out.points.add(frame_id=point.frame_id, x=point.x, y=point.y, split=point.split,
+                               label_issue=point.label_issue)  # fmt: skip
+            for name in ("label_class", "predicted_class", "correct", "self_confidence"):
+                if (value := getattr(point, name)) is not None:
+                    setattr(p, name, value)
+            if point.metadata is not None:
+                set_value(p.metadata_value, *point.metadata)
+        return out
 
+    # kept as the answer's message: a call that finds it kept copies it whole, without building 20,000 points again
     key = ("map_viewport", request.project, job.job_id, box, limit, repr(colours))
-    points, total = ctx.answers.get(embedding_map.viewport_tables(colours), key, answer, lambda a: len(a[0]))
-    out = pb.GetMapViewportResponse(summary=pb.MapSummary(**summary.public()), total_in_viewport=total)
-    for point in points:
-        p = out.points.add(frame_id=point.frame_id, x=point.x, y=point.y, split=point.split,
-                           label_issue=point.label_issue)  # fmt: skip
-        for name in ("label_class", "predicted_class", "correct", "self_confidence"):
-            if (value := getattr(point, name)) is not None:
-                setattr(p, name, value)
-        if point.metadata is not None:
-            set_value(p.metadata_value, *point.metadata)
+    kept = ctx.answers.get(embedding_map.viewport_tables(colours), key, answer, lambda a: len(a.points))
+    out = pb.GetMapViewportResponse()
+    out.CopyFrom(kept)
+    out.summary.CopyFrom(pb.MapSummary(**summary.public()))
     return out
 
 
@@ -128,7 +133,8 @@ def query_map_region(ctx: Context, request: pb.QueryMapRegionRequest) -> pb.Quer
     scope = f"map-region|{request.project}|{job.job_id}|{polygon!r}"
     last = decode_cursor(request.page.page_token, [Sort("frame_id", "string", False, False)], scope)
     ids, total = embedding_map.region(ctx.metrics, request.project, job.job_id, polygon,
-                                      after=None if last is None else str(last[0]), size=size + 1)  # fmt: skip
+                                      after=None if last is None else str(last[0]), size=size + 1,
+                                      summary=ctx.stored_summary(embedding_map, job))  # fmt: skip
     more, ids = len(ids) > size, ids[:size]
     token = encode_cursor([ids[-1]], scope) if more else ""
     page = common_pb2.PageResponse(next_page_token=token, total_count=total)
