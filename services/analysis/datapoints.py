@@ -10,6 +10,7 @@ an inference set's predictions), are read for the whole page at once, keyed by i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,9 +84,10 @@ class Page:
     total: int
 
 
-def statement_key(what: str, sql: str, params: Mapping[str, Any]) -> tuple[str, str, str]:
-    """The key under which an answer of ``sql`` with ``params`` is kept."""
-    return what, sql, repr(sorted(params.items()))
+def statement_key(what: str, sql: str, params: Mapping[str, Any]) -> tuple[str, str]:
+    """The key under which an answer of ``sql`` with ``params`` is kept: a digest of both (a statement is
+    a few kilobytes, and thousands of counts are kept)."""
+    return what, hashlib.sha256(f"{sql}\x00{sorted(params.items())!r}".encode()).hexdigest()
 
 
 def _query(
@@ -102,7 +104,7 @@ def _query(
     return params, base, sorts, f"SELECT count() {base}{SETTINGS}", dict(params.values)
 
 
-def count_key(view: View, flt: common_pb2.Filter, sort: Sequence[Any]) -> tuple[str, str, str]:
+def count_key(view: View, flt: common_pb2.Filter, sort: Sequence[Any]) -> tuple[str, str]:
     """The key under which the count of a query that sorts by no metadata key is kept."""
     _, _, _, sql, params = _query(view, flt, sort, {})
     return statement_key("datapoints.count", sql, params)

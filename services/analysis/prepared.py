@@ -10,8 +10,9 @@ the first call finds them kept too:
 - for the inference sets whose rows changed lately (the ``max_sets`` most recent, once no new rows
   have reached them for ``quiet_seconds``): the heat map as the console asks for it (no threshold,
   no filter) and, from one aggregation, the counts of every frame, each split, each labeled class
-  and each confusion cell, with and without a split, which the grid's page by frame id (read in
-  the table's order, it stops after a page) does not pay for;
+  and each confusion cell, with and without a split, as the grid sorted by frame id, loss,
+  confidence or margin counts them. Its page by frame id, the default, is read in the table's order
+  and stops after a page; sorted by another field it still reads the set;
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
   the whole map, as the map page first asks for it.
 
@@ -46,8 +47,9 @@ QUIET_SECONDS = 2.0
 MAX_COUNTS = 2_000
 #: the points of the whole map, as the console's map page asks for them
 MAP_POINTS = 20_000
-#: the grid's default sort (``examples.js``), which every count below is kept under
-GRID_SORT = (pb.SortKey(field="frame_id"),)
+#: the grid's sorts whose counts are kept (a sort leaves out the frames without its field: see
+#: ``shoal.common.data.query.presence``): its default (``examples.js``), then the prediction's fields
+GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
 
 SetKey = tuple[str, str, str]  # project, dataset, inference set
 
@@ -182,26 +184,29 @@ def _filter(*conditions: tuple[str, common_pb2.Value]) -> common_pb2.Filter:
 
 def prepare_counts(ctx: Context, views: list[View]) -> int:
     """Keeps the grid's counts of every frame, each split, each labeled class and each confusion cell
-    (with and without a split) of the views, which read the same rows (a set's, and the frames alone
-    read from it), from one aggregation over the first. Returns how many it kept anew."""
+    (with and without a split), under each of :data:`GRID_SORTS`, of the views, which read the same
+    rows (a set's, and the frames alone read from it), from one aggregation over the first. Returns
+    how many it kept anew."""
     view = views[0]
     versions = ctx.answers.versions(VIEW_TABLES)
     if versions is None:
         return 0
     params = Params()
     source = view_sql(view, params)
+    sorts = GRID_SORTS if view.inference_set else GRID_SORTS[:1]
+    present = "".join(f", countIf({field} IS NOT NULL)" for field in sorts[1:])
     rows = ctx.metrics.query(
-        f"SELECT split, label_class, predicted_class, count() FROM ({source})"
+        f"SELECT split, label_class, predicted_class, count(){present} FROM ({source})"
         f" GROUP BY split, label_class, predicted_class{SETTINGS}",
         params.values,
     ).rows
-    counts: dict[tuple[tuple[str, Any], ...], int] = {}
+    counts: dict[tuple[tuple[str, Any], ...], list[int]] = {}
 
-    def add(key: tuple[tuple[str, Any], ...], n: int) -> None:
-        counts[key] = counts.get(key, 0) + n
+    def add(key: tuple[tuple[str, Any], ...], n: list[int]) -> None:
+        counts[key] = [a + b for a, b in zip(counts.get(key, [0] * len(n)), n, strict=True)]
 
-    for split, label, predicted, n in rows:
-        n = int(n)
+    for split, label, predicted, *ns in rows:
+        n = [int(v) for v in ns]
         for where in ((), (("split", str(split)),)):
             add(where, n)
             if label is None:
@@ -214,16 +219,17 @@ def prepare_counts(ctx: Context, views: list[View]) -> int:
         predicted = {k[1][1] for k in counts if len(k) == 2 and k[1][0] == "predicted_class"}
         for a in labels:
             for b in predicted:
-                counts.setdefault((("label_class", a), ("predicted_class", b)), 0)
+                counts.setdefault((("label_class", a), ("predicted_class", b)), [0] * len(sorts))
     # every frame, the splits, the classes, then the cells, the largest first
-    order = sorted(counts.items(), key=lambda kv: (len(kv[0]), -kv[1]))[:MAX_COUNTS]
+    order = sorted(counts.items(), key=lambda kv: (len(kv[0]), -kv[1][0]))[:MAX_COUNTS]
     kept: dict[Hashable, int] = {}
-    for where, n in order:
+    for where, ns in order:
         flt = _filter(*((f, _value(v)) for f, v in where))
         for v in views:
             if any(f == "predicted_class" for f, _ in where) and not v.inference_set:
                 continue
-            kept[datapoints.count_key(v, flt, GRID_SORT)] = n
+            for field, n in zip(sorts if v.inference_set else sorts[:1], ns, strict=False):
+                kept[datapoints.count_key(v, flt, [pb.SortKey(field=field)])] = n
     return ctx.answers.keep(VIEW_TABLES, versions, kept)
 
 

@@ -592,6 +592,7 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
             return cpb.Condition(field=field, equals=v)
 
         computed = lambda: REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) or 0.0  # noqa: E731
+        wrong = cpb.Condition(field="correct", equals=cpb.Value(bool_value=False))
         before = computed()
         heat = c.analysis.GetClassificationMetrics(
             apb.GetClassificationMetricsRequest(project="den", inference_set="m")
@@ -621,9 +622,15 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                 assert shown == sorted(shown) and len(shown) == min(60, want)
                 # the page itself is read (by frame id, the store stops after it); its count was kept
                 assert computed() == before + 1, conditions
-        # a question nobody prepared is computed on its first call
+        # sorted by loss, the count is kept too (the frames with a loss), the page read
+        before = computed()
+        by_loss = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="den", inference_set="m", filter=cpb.Filter(all=[eq("label_class", 1)]),
+            sort=[apb.SortKey(field="loss", descending=True)]))  # fmt: skip
+        assert by_loss.page.total_count == int((labels == 1).sum()) and computed() == before + 1
+        # a question nobody prepared is computed on its first call: its count and its page
         before = computed()
         c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(project="den", inference_set="m",
-                                                              filter=cpb.Filter(all=[eq("label_class", 1)]),
+                                                              filter=cpb.Filter(all=[eq("label_class", 1), wrong]),
                                                               sort=[apb.SortKey(field="loss", descending=True)]))  # fmt: skip
         assert computed() == before + 2

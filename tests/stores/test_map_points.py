@@ -91,11 +91,11 @@ def test_a_box_counts_its_points_from_the_cells_it_covers_exactly(embedded_metri
             boxes.append((float(x0), float(y0), float(x1), float(y1)))
         for box in boxes:
             want = int(((x >= box[0]) & (x <= box[2]) & (y >= box[1]) & (y <= box[3])).sum())
-            cells = embedding_map.box_cells(embedded_metrics, box, summary)
+            cells = embedding_map.box_cells(box, summary)
             assert cells is not None
             assert embedding_map.box_count(embedded_metrics, "p", job_id, box, cells) == want, box
             assert embedding_map.box_count(embedded_metrics, "p", job_id, box, None) == want, box
-            assert embedding_map.box_cells(embedded_metrics, box, dataclasses.replace(summary, grid=0)) is None
+            assert embedding_map.box_cells(box, dataclasses.replace(summary, grid=0)) is None
             # its points, read by cell for a small box and in priority order for a large one
             shown, total = embedding_map.viewport(embedded_metrics, "p", job_id, box=box, max_points=250,
                                                   summary=summary)  # fmt: skip

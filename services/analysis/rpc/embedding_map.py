@@ -64,17 +64,23 @@ def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetM
     limit = request.max_points or embedding_map.DEFAULT_POINTS
 
     def answer() -> pb.GetMapViewportResponse:
-        points, total = embedding_map.viewport(ctx.metrics, request.project, job.job_id, box=box, max_points=limit,
-                                               colours=colours, summary=summary)  # fmt: skip
+        columns, total = embedding_map.viewport_columns(ctx.metrics, request.project, job.job_id, box=box,
+                                                        max_points=limit, colours=colours, summary=summary)  # fmt: skip
         out = pb.GetMapViewportResponse(total_in_viewport=total)
-        for point in points:
-            p = out.points.add(frame_id=point.frame_id, x=point.x, y=point.y, split=point.split,
-                               label_issue=point.label_issue)  # fmt: skip
-            for name in ("label_class", "predicted_class", "correct", "self_confidence"):
-                if (value := getattr(point, name)) is not None:
-                    setattr(p, name, value)
-            if point.metadata is not None:
-                set_value(p.metadata_value, *point.metadata)
+        add = out.points.add
+        frames, xs, ys, labels, splits, predicted, correct, issues, confidence, metadata = columns
+        for i, frame in enumerate(frames):
+            p = add(frame_id=frame, x=xs[i], y=ys[i], split=splits[i], label_issue=issues[i])
+            if labels[i] is not None:
+                p.label_class = labels[i]
+            if predicted[i] is not None:
+                p.predicted_class = predicted[i]
+            if correct[i] is not None:
+                p.correct = correct[i]
+            if confidence[i] is not None:
+                p.self_confidence = confidence[i]
+            if metadata[i] is not None:
+                set_value(p.metadata_value, *metadata[i])
         return out
 
     # kept as the answer's message: a call that finds it kept copies it whole, without building 20,000 points again

@@ -44,8 +44,8 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: answers kept per process (the least recently used go first); most are counts, which the preparer
-#: of the analysis service keeps by the thousand (a key holds its statement: about 2 KB each)
-MAX_ANSWERS = 8_192
+#: of the analysis service keeps by the thousand (a count and its key weigh about 200 bytes)
+MAX_ANSWERS = 16_384
 #: and their total weight (rows or points: a 20,000-point viewport weighs 20,000, about 10 MB in memory), so
 #: that no sequence of requests can make the kept answers hold more than about 100 MB
 MAX_WEIGHT = 200_000
@@ -84,21 +84,39 @@ class _Pending:
         self.failed = False
 
 
+#: tables whose parts can go without an insert or a mutation (partitioned, or with a TTL), by database and name:
+#: looked up once per process (a table's engine settings do not change while it is read)
+_BY_PARTS: dict[tuple[str, str], bool] = {}
+_BY_PARTS_LOCK = threading.Lock()
+
+
+def _versioned_by_parts(metrics: MetricsStore, tables: Sequence[str]) -> dict[str, bool]:
+    db = str(getattr(metrics, "database", ""))
+    missing = [t for t in tables if (db, t) not in _BY_PARTS]
+    if missing:
+        rows = metrics.query(
+            "SELECT name, partition_key != '' OR position(create_table_query, ' TTL ') > 0 FROM system.tables"
+            " WHERE database = currentDatabase() AND name IN {tables:Array(String)}",
+            {"tables": missing},
+        ).rows
+        with _BY_PARTS_LOCK:
+            _BY_PARTS.update(((db, str(t)), bool(b)) for t, b in rows)
+    return {t: _BY_PARTS.get((db, t), False) for t in tables}
+
+
 def table_versions(metrics: MetricsStore, tables: Sequence[str]) -> tuple[Any, ...]:
     """One value per table that changes whenever the table's rows may have (see the module's
     docstring): its newest block and mutation, or for a partitioned table or one with a TTL the
     names of its active parts. A part's mutation is its ``data_version`` when that differs from its
     first block (a part never mutated has its first block there)."""
+    by_parts = _versioned_by_parts(metrics, tables)
     rows = metrics.query(
-        "SELECT p.table, if(t.partition_key = '' AND position(t.create_table_query, ' TTL ') = 0,"
-        " tuple(max(p.max_block_number), max(if(p.data_version != p.min_block_number, p.data_version, 0))),"
-        " tuple(groupBitXor(cityHash64(p.name)), count())) AS version"
-        " FROM system.parts AS p INNER JOIN system.tables AS t ON t.database = p.database AND t.name = p.table"
-        " WHERE p.database = currentDatabase() AND p.table IN {tables:Array(String)} AND p.active"
-        " GROUP BY p.table, t.partition_key, t.create_table_query",
+        "SELECT table, max(max_block_number), max(if(data_version != min_block_number, data_version, 0)),"
+        " groupBitXor(cityHash64(name)), count() FROM system.parts"
+        " WHERE database = currentDatabase() AND table IN {tables:Array(String)} AND active GROUP BY table",
         {"tables": list(tables)},
     ).rows
-    found = {str(t): tuple(int(x) for x in v) for t, v in rows}
+    found = {str(t): (int(h), int(n)) if by_parts[str(t)] else (int(b), int(m)) for t, b, m, h, n in rows}
     return tuple(found.get(t, (0, 0)) for t in tables)
 
 
