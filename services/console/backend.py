@@ -8,6 +8,7 @@ message in the same form. Streaming methods (``Upload``) are not reachable throu
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
@@ -111,32 +113,34 @@ def to_json(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _map_point(p: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"frame_id": p.frame_id, "x": p.x, "y": p.y}
-    if p.HasField("label_class"):
-        out["label_class"] = p.label_class
-    if p.split:
-        out["split"] = p.split
-    if p.HasField("predicted_class"):
-        out["predicted_class"] = p.predicted_class
-    if p.HasField("correct"):
-        out["correct"] = p.correct
-    if p.label_issue:
-        out["label_issue"] = True
-    if p.HasField("self_confidence"):
-        out["self_confidence"] = p.self_confidence
-    if p.HasField("metadata_value"):
-        out["metadata_value"] = json_format.MessageToDict(p.metadata_value, preserving_proto_field_name=True)
-    return out
-
-
 def _map_viewport(resp: Any) -> dict[str, Any]:
-    """GetMapViewport's answer: up to 100,000 points, which the generic conversion takes about 7 us
-    each to write; this one reads the fields of each point directly (the same JSON, a few times
-    faster). MAP_POINT_FIELDS lists the fields it knows; a test fails when MapPoint gains another."""
+    """GetMapViewport's answer, up to 100,000 points, as columns (``point_columns``) instead of one JSON
+    object per point: each field's values in one list (None where a point has none), and the coordinates as
+    base64 of little-endian float32 (the points' own precision). 20,000 points are about 0.6 MB instead of
+    2 MB, written, compressed and parsed several times faster; ``map.js`` reads them. A field no point has
+    is left out. MAP_POINT_FIELDS lists the fields it knows; a test fails when MapPoint gains another."""
     head = analysis_pb2.GetMapViewportResponse(summary=resp.summary, total_in_viewport=resp.total_in_viewport)
     out = json_format.MessageToDict(head, preserving_proto_field_name=True)
-    out["points"] = [_map_point(p) for p in resp.points]
+    points = resp.points
+    n = len(points)
+    columns: dict[str, Any] = {"frame_id": [p.frame_id for p in points]}
+    for axis in ("x", "y"):
+        values = np.fromiter((getattr(p, axis) for p in points), dtype="<f4", count=n)
+        columns[axis] = base64.b64encode(values.tobytes()).decode()
+    columns["split"] = [p.split for p in points]
+    for name in ("label_class", "predicted_class", "correct", "self_confidence"):
+        values = [getattr(p, name) if p.HasField(name) else None for p in points]
+        if any(v is not None for v in values):
+            columns[name] = values
+    if any(p.label_issue for p in points):
+        columns["label_issue"] = [p.label_issue for p in points]
+    if any(p.HasField("metadata_value") for p in points):
+        columns["metadata_value"] = [
+            json_format.MessageToDict(p.metadata_value, preserving_proto_field_name=True)
+            if p.HasField("metadata_value") else None
+            for p in points
+        ]  # fmt: skip
+    out["point_columns"] = columns
     return out
 
 

@@ -424,9 +424,10 @@ function mapView(host, ctx, opts) {
     const t0 = performance.now();
     summary = resp.summary || {};
     const fresh = new Map();
-    for (const p of resp.points || []) {
-      fresh.set(p.frame_id, { id: p.frame_id, x: p.x || 0, y: p.y || 0, label: p.label_class === undefined ? -1 : p.label_class, split: p.split || "",
-        correct: p.correct, issue: extra.label_issue_job_id ? Boolean(p.label_issue) : undefined,
+    const got = viewportPoints(resp);
+    for (const p of got) {
+      fresh.set(p.frame_id, { id: p.frame_id, x: p.x || 0, y: p.y || 0, label: p.label_class == null ? -1 : p.label_class, split: p.split || "",
+        correct: p.correct == null ? undefined : p.correct, issue: extra.label_issue_job_id ? Boolean(p.label_issue) : undefined,
         meta: p.metadata_value ? metaValue(p.metadata_value) : undefined });
     }
     // Points outside the asked box stay (they are invisible now, and shown again at once when the
@@ -449,7 +450,7 @@ function mapView(host, ctx, opts) {
     status.className = "muted";
     status.textContent = total === 0
       ? `The map is empty: no frame of ${dataset} has a vector in ${space}.`
-      : `${fmt((resp.points || []).length)} of ${fmt(stats.inView)} frames in view shown · ${fmt(total)} in the map`;
+      : `${fmt(got.length)} of ${fmt(stats.inView)} frames in view shown · ${fmt(total)} in the map`;
     regroup();
     stats.lastAnswerMs = performance.now() - t0;
     redraw();
@@ -939,4 +940,24 @@ function meet(a, b, c, d) {
   if (o3 === 0 && within(c, d, a)) return { x: a.x, y: a.y };
   if (o4 === 0 && within(c, d, b)) return { x: b.x, y: b.y };
   return null;
+}
+
+// A viewport's points from the console's answer: its ``point_columns`` (one list per field, the
+// coordinates as base64 float32; see services/console/backend.py), or protobuf JSON's ``points``.
+export function viewportPoints(resp) {
+  const c = resp.point_columns;
+  if (!c) return resp.points || [];
+  const floats = (text) => {
+    const raw = atob(text || "");
+    const bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return new Float32Array(bytes.buffer);
+  };
+  const xs = floats(c.x), ys = floats(c.y);
+  const at = (name, i) => (c[name] ? c[name][i] : undefined);
+  return (c.frame_id || []).map((id, i) => ({
+    frame_id: id, x: xs[i], y: ys[i], split: at("split", i), label_class: at("label_class", i),
+    predicted_class: at("predicted_class", i), correct: at("correct", i), label_issue: at("label_issue", i),
+    self_confidence: at("self_confidence", i), metadata_value: at("metadata_value", i),
+  }));
 }
