@@ -1,18 +1,19 @@
 """Answers prepared before anyone asks: the console's first views of the data that changed lately.
 
-A person who opens the console after an upload first sees an inference set's heat map, then opens
-a confusion cell, a class or a split (the example grid: its count, and a page of frames by frame id),
-or the embedding map as a whole. At 10M frames each of these reads the whole dataset, hundreds of
-milliseconds on two cores, the first time it is asked; :mod:`shoal.common.data.answers` keeps it for
-the calls after. The preparer computes them in the background once the data has settled, so that
-the first call finds them kept too:
+A person who opens the console after an upload first sees an inference set's heat map and its slices
+by split, then opens a confusion cell, a class or a split (the example grid: its count, and a page
+of frames by frame id), or the embedding map as a whole. At 10M frames each of these reads the whole
+dataset, hundreds of milliseconds on two cores, the first time it is asked;
+:mod:`shoal.common.data.answers` keeps it for the calls after. The preparer computes them in the
+background once the data has settled, so that the first call finds them kept too:
 
 - for the inference sets whose rows changed lately (the ``max_sets`` most recent, once no new rows
-  have reached them for ``quiet_seconds``): the heat map as the console asks for it (no threshold,
-  no filter) and, from one aggregation, the counts of every frame, each split, each labeled class
-  and each confusion cell, with and without a split, as the grid sorted by frame id, loss,
-  confidence or margin counts them. Its page by frame id, the default, is read in the table's order
-  and stops after a page; sorted by another field it still reads the set;
+  have reached them for ``quiet_seconds``): the heat map and the slices by split as the performance
+  page asks for them (no threshold, no filter) and, from one aggregation, the counts of every
+  frame, each split, each labeled class and each confusion cell, with and without a split, as the
+  grid sorted by frame id, loss, confidence or margin counts them. Its page by frame id, the
+  default, is read in the table's order and stops after a page; sorted by another field it still
+  reads the set;
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
   the whole map, as the map page first asks for it.
 
@@ -32,6 +33,7 @@ from shoal.analysis import datapoints, embedding_map
 from shoal.analysis.rpc.classification import get_classification_metrics
 from shoal.analysis.rpc.context import Context
 from shoal.analysis.rpc.embedding_map import get_map_viewport
+from shoal.analysis.rpc.slices import get_slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.evaluations import frame_rows_set
 from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
@@ -154,6 +156,8 @@ class Preparer:
                 before = answers.misses
                 heat_map = pb.GetClassificationMetricsRequest(project=project, inference_set=inference_set)
                 get_classification_metrics(self.ctx, heat_map)
+                by_split = pb.GetSlicesRequest(project=project, inference_set=inference_set, group_by="split")
+                get_slices(self.ctx, by_split)
                 done += answers.misses - before
             views = [self.ctx.view(p, dataset, inference_set, 0.0)]
             if inference_set and frame_rows_set(self.ctx.metrics, project, dataset) == inference_set:

@@ -556,9 +556,9 @@ def _refreshed() -> float:
 
 
 def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> None:  # type: ignore[no-untyped-def]
-    """Once an upload has settled, the heat map and the grid's counts (every frame, a split, a class, a confusion
-    cell, with and without a split) are kept before the first call: they are answered without reading the
-    data, and equal what reading it gives."""
+    """Once an upload has settled, the heat map, the slices by split and the grid's counts (every frame, a split,
+    a class, a confusion cell, with and without a split) are kept before the first call: they are answered
+    without reading the data, and equal what reading it gives."""
     from shoal.analysis.prepared import Preparer
     from shoal.common.data.answers import AnswerRefresher
 
@@ -600,6 +600,11 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
         assert list(heat.metrics.confusion.counts) == [int(((labels == a) & (predicted == b)).sum()) if b < 3 else 0
                                                        for a in range(3) for b in range(4)]  # fmt: skip
         assert computed() == before  # the heat map was kept
+        by_split = c.analysis.GetSlices(apb.GetSlicesRequest(project="den", inference_set="m", group_by="split"))
+        got = {x.value: (x.frames, x.correct) for x in by_split.slices}
+        assert got == {v: (int((splits == v).sum()), int(((splits == v) & (labels == predicted)).sum()))
+                       for v in ("train", "val")}  # fmt: skip
+        assert computed() == before  # and so were the slices by split
         grids = [
             ([], n),
             ([eq("split", "val")], int((splits == "val").sum())),

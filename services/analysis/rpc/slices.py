@@ -5,6 +5,7 @@ from __future__ import annotations
 from shoal.analysis.rpc.context import Analysis, Context, check_frame_fields, check_iou, check_threshold
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.query import VIEW_TABLES
 from shoal.common.errors import InvalidArgument
 
 
@@ -21,16 +22,20 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
     else:
         project = ctx.classification_project(request.project)
     view = ctx.view(project, "", request.inference_set, threshold)
-    overall, total, every, worst = slices(
-        ctx.metrics,
-        view,
-        request.filter,
-        group_by=request.group_by,
-        time_bucket=request.time_bucket,
-        min_support=request.min_support or DEFAULT_MIN_SUPPORT,
-        level=request.confidence_level or DEFAULT_LEVEL,
-        detection_iou=check_iou(request.iou_threshold, "iou_threshold") if is_detection else None,
-    )
+    min_support = request.min_support or DEFAULT_MIN_SUPPORT
+    level = request.confidence_level or DEFAULT_LEVEL
+    iou = check_iou(request.iou_threshold, "iou_threshold") if is_detection else None
+
+    def compute() -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+        return slices(ctx.metrics, view, request.filter, group_by=request.group_by, time_bucket=request.time_bucket,
+                      min_support=min_support, level=level, detection_iou=iou)  # fmt: skip
+
+    if is_detection:  # counted from the boxes' matches, whose tables the kept answers do not watch
+        overall, total, every, worst = compute()
+    else:  # a classification set's slices read its evaluations rows (and segments): kept while they are unchanged
+        flt = request.filter.SerializeToString(deterministic=True)
+        key = ("slices", repr(view), flt, request.group_by, request.time_bucket, min_support, level)
+        overall, total, every, worst = ctx.answers.get(VIEW_TABLES, key, compute)
     return pb.GetSlicesResponse(
         overall_accuracy=overall,
         frames=sum(x.frames for x in every) if is_detection else total,
