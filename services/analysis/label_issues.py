@@ -391,6 +391,9 @@ def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | No
     return results.summary_of(metrics, project, job_id, Summary)  # type: ignore[no-any-return]
 
 
+#: the tables a page of a job's frames reads (:func:`query_issues`)
+PAGE_TABLES = ("label_issue_frames", *dismissals.IN_FORCE_TABLES)
+
 ORDERS = {
     0: "self_confidence ASC",
     1: "normalized_margin ASC",

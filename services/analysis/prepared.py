@@ -15,7 +15,9 @@ background once the data has settled, so that the first call finds them kept too
   default, is read in the table's order and stops after a page; sorted by another field it still
   reads the set;
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
-  the whole map, as the map page first asks for it.
+  the whole map, as the map page first asks for it;
+- for the label-issue jobs finished lately (one per inference set): the first page of the Issues
+  page, in its default order.
 
 What the console asks beyond these (another sort, a filter of metadata, a zoomed map) is computed
 on its first call and kept from then on. A round computes only what is not kept under the tables'
@@ -29,10 +31,11 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
-from shoal.analysis import datapoints, embedding_map
+from shoal.analysis import datapoints, embedding_map, label_issues
 from shoal.analysis.rpc.classification import get_classification_metrics
 from shoal.analysis.rpc.context import Context
 from shoal.analysis.rpc.embedding_map import get_map_viewport
+from shoal.analysis.rpc.label_issues import query_label_issues
 from shoal.analysis.rpc.slices import get_slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.evaluations import frame_rows_set
@@ -49,6 +52,8 @@ QUIET_SECONDS = 2.0
 MAX_COUNTS = 2_000
 #: the points of the whole map, as the console's map page asks for them
 MAP_POINTS = 20_000
+#: frames per page of the console's Issues page
+ISSUES_PAGE = 48
 #: the grid's sorts whose counts are kept (a sort leaves out the frames without its field: see
 #: ``shoal.common.data.query.presence``): its default (``examples.js``), then the prediction's fields
 GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
@@ -65,14 +70,17 @@ class Preparer:
         self.max_sets = max_sets
         self.quiet_seconds = quiet_seconds
         #: the newest block of each table looked at (-1: not looked at yet)
-        self._seen = {"evaluations": -1, "map_points_by_priority": -1}
+        self._seen = {"evaluations": -1, "map_points_by_priority": -1, "label_issue_frames": -1}
         #: when each table last had new blocks (monotonic)
-        self._changed = {"evaluations": 0.0, "map_points_by_priority": 0.0}
+        self._changed = dict.fromkeys(self._seen, 0.0)
         #: the sets whose rows changed lately, the most recent last, each with the versions of the
         #: tables it was prepared under (None: not yet)
         self._sets: OrderedDict[SetKey, tuple[Any, ...] | None] = OrderedDict()
-        #: the maps are to be prepared (once their tables have settled)
+        #: the maps, and the label-issue jobs, are to be prepared (once their tables have settled)
         self._maps_due = False
+        self._issues_due = False
+        #: the label-issue jobs whose first page was prepared
+        self.issue_jobs: set[str] = set()
 
     def round(self) -> int:
         """Looks for sets and maps that changed, and prepares those not prepared under the tables'
@@ -89,6 +97,8 @@ class Preparer:
             self._sets.popitem(last=False)
         if self._new_parts("map_points_by_priority", now):
             self._maps_due = True
+        if self._new_parts("label_issue_frames", now):
+            self._issues_due = True
         done = 0
         if self._sets and now - self._changed["evaluations"] >= self.quiet_seconds:
             versions = self.ctx.answers.versions(VIEW_TABLES)
@@ -106,6 +116,9 @@ class Preparer:
         if self._maps_due and now - self._changed["map_points_by_priority"] >= self.quiet_seconds:
             self._maps_due = False
             done += self._prepare_maps()
+        if self._issues_due and now - self._changed["label_issue_frames"] >= self.quiet_seconds:
+            self._issues_due = False
+            done += self._prepare_issues()
         return done
 
     def prepared(self, project: str, dataset: str, inference_set: str) -> bool:
@@ -164,6 +177,25 @@ class Preparer:
                 views.append(self.ctx.view(p, dataset, "", 0.0))  # the frames alone read this set's rows
             done += prepare_counts(self.ctx, views)
         return done
+
+    def _prepare_issues(self) -> int:
+        """The first page of the Issues page (``issues.js``: 48 frames, the default order) of the
+        label-issue jobs finished last, one per inference set."""
+        jobs = self.ctx.jobs.latest_succeeded(label_issues.KIND, ("inference_set",), self.max_sets)
+        answers = self.ctx.answers
+        before = answers.misses
+        with answers.preparing():
+            for job in jobs:
+                first = pb.QueryLabelIssuesRequest(project=job.project, job_id=job.job_id,
+                                                   page=common_pb2.PageRequest(page_size=ISSUES_PAGE))  # fmt: skip
+                try:
+                    query_label_issues(self.ctx, first)
+                    self.issue_jobs.add(job.job_id)
+                except NotFound:  # the project or its set went
+                    continue
+                except Exception:
+                    log.warning("preparing the label issues of job %s failed", job.job_id, exc_info=True)
+        return answers.misses - before
 
     def _prepare_maps(self) -> int:
         maps = self.ctx.jobs.latest_succeeded(embedding_map.KIND, ("dataset", "embedding_space"), self.max_sets)

@@ -296,3 +296,46 @@ def test_neighbour_labels_find_more_label_errors_than_the_model_alone(shared: Ru
           f" with neighbours {found} of {len(blended)}")  # fmt: skip
     assert found > found_plain
     assert found / len(blended) >= found_plain / len(plain)
+
+
+def test_the_issues_first_page_is_prepared_and_every_page_is_kept_until_a_dismissal(
+    shared: Running, project: str
+) -> None:
+    """Once a label-issue job has finished, the Issues page's first page (48 frames, the default order) is kept
+    before anyone asks; a page asked once is kept; a dismissal is seen at once."""
+    from prometheus_client import REGISTRY
+
+    from shoal.analysis.prepared import Preparer
+    from shoal.common.data.answers import AnswerRefresher
+    from tests.server.conftest import wait_for
+
+    def computed() -> float:
+        return REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) or 0.0
+
+    running, p = shared, project
+    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
+    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
+    assert isinstance(preparer, Preparer)
+    _, given, probs = noisy_digits("uniform", seed=2)
+    _upload(running, p, given, probs)
+    with running.client(running.admin_key) as c:
+        job = _run(c, p)
+        wait_for(lambda: job.job_id in preparer.issue_jobs, what="the first page of the label issues to be prepared")
+
+        def page(token: str = "") -> apb.QueryLabelIssuesResponse:
+            return c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(
+                project=p, job_id=job.job_id, page=cpb.PageRequest(page_size=48, page_token=token)))  # fmt: skip
+
+        every = [r.ref.frame_id for r in _issues(c, p, job.job_id)]
+        before = computed()
+        first = page()
+        assert computed() == before  # prepared
+        assert [r.ref.frame_id for r in first.issues] == every[:48]
+        second = page(first.page.next_page_token)
+        assert computed() == before + 1 and [r.ref.frame_id for r in second.issues] == every[48:96]
+        page(first.page.next_page_token)
+        assert computed() == before + 1  # kept
+        c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(
+            project=p, job_id=job.job_id, frame_ids=[every[0]], reason="checked"))  # fmt: skip
+        after = page()
+        assert every[0] not in [r.ref.frame_id for r in after.issues] and after.dismissed_count == 1
