@@ -622,6 +622,10 @@ def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | No
 
 
 #: sort of QueryOutliers ({t}: the table alias)
+#: the tables a page of outliers reads (:func:`query_outliers`), and a page of duplicates
+OUTLIER_TABLES = ("neighbor_scores", "knn_graph")
+DUPLICATE_TABLES = ("duplicate_pairs",)
+
 OUTLIER_ORDERS = {
     0: "{t}outlier_score DESC",
     1: "{t}label_disagreement DESC NULLS LAST",

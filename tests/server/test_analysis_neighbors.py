@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 import pytest
 from cleanlab.outlier import OutOfDistribution
+from prometheus_client import REGISTRY
 from sklearn.datasets import load_digits
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
@@ -93,6 +94,13 @@ def test_outliers_duplicates_and_leaks(shared: Running, project: str) -> None:
         leaks = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(
             project=p, job_id=job.job_id, cross_split_only=True), "pairs")  # fmt: skip
         summary = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id)).summary
+        # pages asked again are kept: the same answers without reading the job's results again
+        computed = REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"})
+        again = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(project=p, job_id=job.job_id), "frames")
+        pairs_again = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(project=p, job_id=job.job_id),
+                           "pairs")  # fmt: skip
+        assert REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) == computed
+        assert again == frames and pairs_again == pairs
 
     # outliers: the injected digits 5-9 rank high, at least as well as the peers on the same vectors
     index = {f: i for i, f in enumerate(d["ids"])}

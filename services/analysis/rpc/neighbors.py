@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from shoal.analysis import neighbors
 from shoal.analysis.rpc.context import Analysis, Context, Runner
@@ -60,8 +61,14 @@ def query_outliers(ctx: Context, request: pb.QueryOutliersRequest) -> pb.QueryOu
     summary = pb.NeighborSummary(**ctx.stored_summary(neighbors, job).__dict__)
     scope = f"outliers|{request.project}|{job.job_id}|{request.order}"
     page = page_of(request.page, scope=scope)
-    rows, total = neighbors.query_outliers(ctx.metrics, request.project, job.job_id, order=request.order,
-                                           offset=page.offset, size=page.size)  # fmt: skip
+
+    def outliers() -> tuple[list[tuple[Any, ...]], int]:
+        return neighbors.query_outliers(ctx.metrics, request.project, job.job_id, order=request.order,
+                                        offset=page.offset, size=page.size)  # fmt: skip
+
+    # a page reads every frame's score of the job: kept while the job's results are unchanged
+    key = ("outliers.page", request.project, job.job_id, request.order, page.offset, page.size)
+    rows, total = ctx.answers.get(neighbors.OUTLIER_TABLES, key, outliers, lambda a: len(a[0]))
     dataset = job.params["dataset"]
     media = frame_media(ctx.metrics, request.project, dataset, [r[0] for r in rows])
     out = pb.QueryOutliersResponse(summary=summary, page=page_response(page, len(rows), total, scope=scope))
@@ -87,9 +94,15 @@ def query_duplicates(ctx: Context, request: pb.QueryDuplicatesRequest) -> pb.Que
     summary = pb.NeighborSummary(**ctx.stored_summary(neighbors, job).__dict__)
     scope = f"duplicates|{request.project}|{job.job_id}|{request.cross_split_only}"
     page = page_of(request.page, scope=scope)
-    rows, total = neighbors.query_duplicates(ctx.metrics, request.project, job.job_id,
-                                             cross_split_only=request.cross_split_only, offset=page.offset,
-                                             size=page.size)  # fmt: skip
+
+    def duplicates() -> tuple[list[tuple[Any, ...]], int]:
+        return neighbors.query_duplicates(ctx.metrics, request.project, job.job_id,
+                                          cross_split_only=request.cross_split_only, offset=page.offset,
+                                          size=page.size)  # fmt: skip
+
+    # kept while the job's pairs are unchanged
+    key = ("duplicates.page", request.project, job.job_id, request.cross_split_only, page.offset, page.size)
+    rows, total = ctx.answers.get(neighbors.DUPLICATE_TABLES, key, duplicates, lambda a: len(a[0]))
     dataset = job.params["dataset"]
     out = pb.QueryDuplicatesResponse(summary=summary, page=page_response(page, len(rows), total, scope=scope))
     for a, b, d, split_a, split_b, exact in rows:
