@@ -17,7 +17,8 @@ background once the data has settled, so that the first call finds them kept too
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
   the whole map, as the map page first asks for it;
 - for the label-issue jobs finished lately (one per inference set): the first page of the Issues
-  page, in its default order.
+  page, in its default order; for the neighbour jobs (one per dataset and space), the first pages
+  of outliers and duplicates of the Findings page.
 
 What the console asks beyond these (another sort, a filter of metadata, a zoomed map) is computed
 on its first call and kept from then on. A round computes only what is not kept under the tables'
@@ -28,19 +29,21 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
-from shoal.analysis import datapoints, embedding_map, label_issues
+from shoal.analysis import datapoints, embedding_map, label_issues, neighbors
 from shoal.analysis.rpc.classification import get_classification_metrics
 from shoal.analysis.rpc.context import Context
 from shoal.analysis.rpc.embedding_map import get_map_viewport
 from shoal.analysis.rpc.label_issues import query_label_issues
+from shoal.analysis.rpc.neighbors import query_duplicates, query_outliers
 from shoal.analysis.rpc.slices import get_slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.evaluations import frame_rows_set
 from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
 from shoal.common.errors import NotFound
+from shoal.common.jobs import Job
 from shoal.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,9 @@ QUIET_SECONDS = 2.0
 MAX_COUNTS = 2_000
 #: the points of the whole map, as the console's map page asks for them
 MAP_POINTS = 20_000
-#: frames per page of the console's Issues page
+#: frames per page of the console's Issues page, and outliers or pairs per page of its Findings page
 ISSUES_PAGE = 48
+FINDINGS_PAGE = 24
 #: the grid's sorts whose counts are kept (a sort leaves out the frames without its field: see
 #: ``shoal.common.data.query.presence``): its default (``examples.js``), then the prediction's fields
 GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
@@ -70,7 +74,7 @@ class Preparer:
         self.max_sets = max_sets
         self.quiet_seconds = quiet_seconds
         #: the newest block of each table looked at (-1: not looked at yet)
-        self._seen = {"evaluations": -1, "map_points_by_priority": -1, "label_issue_frames": -1}
+        self._seen = {"evaluations": -1, "map_points_by_priority": -1, "label_issue_frames": -1, "neighbor_scores": -1}
         #: when each table last had new blocks (monotonic)
         self._changed = dict.fromkeys(self._seen, 0.0)
         #: the sets whose rows changed lately, the most recent last, each with the versions of the
@@ -79,8 +83,9 @@ class Preparer:
         #: the maps, and the label-issue jobs, are to be prepared (once their tables have settled)
         self._maps_due = False
         self._issues_due = False
-        #: the label-issue jobs whose first page was prepared
-        self.issue_jobs: set[str] = set()
+        self._findings_due = False
+        #: the jobs whose first pages were prepared (label issues, neighbours, maps)
+        self.prepared_jobs: set[str] = set()
 
     def round(self) -> int:
         """Looks for sets and maps that changed, and prepares those not prepared under the tables'
@@ -99,6 +104,8 @@ class Preparer:
             self._maps_due = True
         if self._new_parts("label_issue_frames", now):
             self._issues_due = True
+        if self._new_parts("neighbor_scores", now):
+            self._findings_due = True
         done = 0
         if self._sets and now - self._changed["evaluations"] >= self.quiet_seconds:
             versions = self.ctx.answers.versions(VIEW_TABLES)
@@ -119,6 +126,9 @@ class Preparer:
         if self._issues_due and now - self._changed["label_issue_frames"] >= self.quiet_seconds:
             self._issues_due = False
             done += self._prepare_issues()
+        if self._findings_due and now - self._changed["neighbor_scores"] >= self.quiet_seconds:
+            self._findings_due = False
+            done += self._prepare_findings()
         return done
 
     def prepared(self, project: str, dataset: str, inference_set: str) -> bool:
@@ -181,35 +191,48 @@ class Preparer:
     def _prepare_issues(self) -> int:
         """The first page of the Issues page (``issues.js``: 48 frames, the default order) of the
         label-issue jobs finished last, one per inference set."""
-        jobs = self.ctx.jobs.latest_succeeded(label_issues.KIND, ("inference_set",), self.max_sets)
-        answers = self.ctx.answers
-        before = answers.misses
-        with answers.preparing():
-            for job in jobs:
-                first = pb.QueryLabelIssuesRequest(project=job.project, job_id=job.job_id,
-                                                   page=common_pb2.PageRequest(page_size=ISSUES_PAGE))  # fmt: skip
-                try:
-                    query_label_issues(self.ctx, first)
-                    self.issue_jobs.add(job.job_id)
-                except NotFound:  # the project or its set went
-                    continue
-                except Exception:
-                    log.warning("preparing the label issues of job %s failed", job.job_id, exc_info=True)
-        return answers.misses - before
+
+        def first(job: Job) -> None:
+            page = common_pb2.PageRequest(page_size=ISSUES_PAGE)
+            query_label_issues(self.ctx, pb.QueryLabelIssuesRequest(project=job.project, job_id=job.job_id, page=page))
+
+        return self._prepare_latest(label_issues.KIND, ("inference_set",), first)
+
+    def _prepare_findings(self) -> int:
+        """The first pages of the Findings page (``findings.js``: 24 outliers, most outlying first, and 24
+        duplicate pairs) of the neighbour jobs finished last, one per dataset and embedding space."""
+
+        def first(job: Job) -> None:
+            page = common_pb2.PageRequest(page_size=FINDINGS_PAGE)
+            query_outliers(self.ctx, pb.QueryOutliersRequest(project=job.project, job_id=job.job_id, page=page))
+            query_duplicates(self.ctx, pb.QueryDuplicatesRequest(project=job.project, job_id=job.job_id, page=page))
+
+        return self._prepare_latest(neighbors.KIND, ("dataset", "embedding_space"), first)
 
     def _prepare_maps(self) -> int:
-        maps = self.ctx.jobs.latest_succeeded(embedding_map.KIND, ("dataset", "embedding_space"), self.max_sets)
+        """The whole map, as the map page first asks for it, of the maps finished last, one per dataset and
+        embedding space."""
+
+        def whole(job: Job) -> None:
+            request = pb.GetMapViewportRequest(project=job.project, job_id=job.job_id, max_points=MAP_POINTS)
+            get_map_viewport(self.ctx, request)
+
+        return self._prepare_latest(embedding_map.KIND, ("dataset", "embedding_space"), whole)
+
+    def _prepare_latest(self, kind: str, by: tuple[str, ...], prepare: Callable[[Job], None]) -> int:
+        """Runs ``prepare`` on the jobs of ``kind`` finished last (one per value of the params ``by``, at
+        most ``max_sets``) so that its answers are kept; returns how many answers it computed."""
         answers = self.ctx.answers
         before = answers.misses
         with answers.preparing():
-            for job in maps:
+            for job in self.ctx.jobs.latest_succeeded(kind, by, self.max_sets):
                 try:
-                    whole = pb.GetMapViewportRequest(project=job.project, job_id=job.job_id, max_points=MAP_POINTS)
-                    get_map_viewport(self.ctx, whole)
-                except NotFound:  # the project went
+                    prepare(job)
+                    self.prepared_jobs.add(job.job_id)
+                except NotFound:  # the project, or what the job read, went
                     continue
                 except Exception:
-                    log.warning("preparing the map of job %s failed", job.job_id, exc_info=True)
+                    log.warning("preparing the answers of job %s failed", job.job_id, exc_info=True)
         return answers.misses - before
 
 
