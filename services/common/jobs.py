@@ -616,8 +616,9 @@ class JobRunner:
         if not self.claims.claim(current, self.runner_id):  # another runner took this submission
             log.info("job %s of project %r is run by another runner", job.job_id, job.project)
             return
-        if self.store.cancel_request(current) is not None:
-            self.store.update(current, state=CANCELLED)
+        reason = self.store.cancel_request(current)
+        if reason is not None:  # cancelled before it started here: the row says why, as every cancelled job's does
+            self.store.update(current, state=CANCELLED, message=reason or "cancelled")
             return
         if self.kubernetes is not None:
             self._dispatch(current)

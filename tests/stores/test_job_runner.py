@@ -214,6 +214,13 @@ def test_one_job_runs_on_the_calling_thread_once_and_only_if_queued(store: JobSt
     with pytest.raises(InvalidArgument, match="does not run"):
         JobRunner(store, {}).run_one("p", job.job_id)
 
+    # a queued job whose cancellation was signalled while its row still said PENDING (the signal lands first: a
+    # write of the row raced it) ends cancelled when a runner takes it, and says why, as every cancelled job does
+    late, _ = store.submit("p", "count", {"n": "signalled"})
+    store.signal(late, jobs.CANCEL, "cancelled by the user")
+    ended = runner.run_one("p", late.job_id)
+    assert (ended.state, ended.message) == (jobs.CANCELLED, "cancelled by the user") and work.rows(late.job_id) == 0
+
 
 def test_the_kernels_warm_up_compiles_once_the_runner_has_held_no_job_for_a_moment(
     runner: JobRunner, store: JobStore, work: Counting
