@@ -153,6 +153,9 @@ def test_a_failure_cluster_is_described_and_saved_as_a_segment(console: Console,
     sign_in(page, console)
     page.goto(console.url + f"/#/p/{PROJECT}/findings")
     page.wait_for_selector("#clusters-form")
+    # the sections above fill in as their answers and thumbnails arrive, moving the form down: click once the page
+    # has nothing more to load, or the click lands where the button was
+    page.wait_for_load_state("networkidle")
     page.click("#clusters-run")
     page.wait_for_selector("#clusters-job[data-state='succeeded']")
     page.wait_for_selector("#cluster-1")
@@ -193,6 +196,7 @@ def test_drift_between_two_capture_windows_shows_the_regions(console: Console, f
     page.wait_for_selector("#drift-form")
     page.fill("#drift-a-until", "2026-11-08T00:00")
     page.fill("#drift-b-since", "2026-11-08T00:00")
+    page.wait_for_load_state("networkidle")  # the sections above filled in: the button stays where it is
     page.click("#drift-run")
     page.wait_for_selector("#drift-job[data-state='succeeded']")
     page.wait_for_selector("#drift-summary")
