@@ -80,10 +80,12 @@ class Preparer:
         #: the sets whose rows changed lately, the most recent last, each with the versions of the
         #: tables it was prepared under (None: not yet)
         self._sets: OrderedDict[SetKey, tuple[Any, ...] | None] = OrderedDict()
-        #: the maps, and the label-issue jobs, are to be prepared (once their tables have settled)
-        self._maps_due = False
-        self._issues_due = False
-        self._findings_due = False
+        #: the tables whose jobs' pages are to be prepared (once the tables have settled)
+        self._due: set[str] = set()
+        #: each watched table's newest block and mutation, as last looked at
+        self._signature: dict[str, tuple[int, int]] = {}
+        #: the signature of the tables under the sets' answers when they were last all prepared
+        self._view_prepared: tuple[Any, ...] = ()
         #: the jobs whose first pages were prepared (label issues, neighbours, maps)
         self.prepared_jobs: set[str] = set()
 
@@ -95,19 +97,23 @@ class Preparer:
         if self.max_sets <= 0:
             return 0
         now = time.monotonic()
-        for key in self._changed_sets(now):
-            self._sets.pop(key, None)
-            self._sets[key] = None
-        while len(self._sets) > self.max_sets:
-            self._sets.popitem(last=False)
-        if self._new_parts("map_points_by_priority", now):
-            self._maps_due = True
-        if self._new_parts("label_issue_frames", now):
-            self._issues_due = True
-        if self._new_parts("neighbor_scores", now):
-            self._findings_due = True
+        # one look at the watched tables' parts per round; more only for a table that changed
+        signatures = self._signatures()
+        changed = {t for t in (*self._seen, *VIEW_TABLES) if signatures.get(t) != self._signature.get(t)}
+        self._signature = signatures
+        if "evaluations" in changed:
+            for key in self._changed_sets(now):
+                self._sets.pop(key, None)
+                self._sets[key] = None
+            while len(self._sets) > self.max_sets:
+                self._sets.popitem(last=False)
+        for table in ("map_points_by_priority", "label_issue_frames", "neighbor_scores"):
+            if table in changed and self._new_parts(table, now):
+                self._due.add(table)
         done = 0
-        if self._sets and now - self._changed["evaluations"] >= self.quiet_seconds:
+        view = tuple(signatures.get(t) for t in VIEW_TABLES)
+        unprepared = view != self._view_prepared or any(v is None for v in self._sets.values())
+        if self._sets and unprepared and now - self._changed["evaluations"] >= self.quiet_seconds:
             versions = self.ctx.answers.versions(VIEW_TABLES)
             for key in reversed(list(self._sets)):
                 if versions is None or self._sets.get(key) == versions:
@@ -120,15 +126,13 @@ class Preparer:
                 except Exception:  # one set's failure must not stop the others'
                     log.warning("preparing the views of %s failed", key, exc_info=True)
                     self._sets.pop(key, None)
-        if self._maps_due and now - self._changed["map_points_by_priority"] >= self.quiet_seconds:
-            self._maps_due = False
-            done += self._prepare_maps()
-        if self._issues_due and now - self._changed["label_issue_frames"] >= self.quiet_seconds:
-            self._issues_due = False
-            done += self._prepare_issues()
-        if self._findings_due and now - self._changed["neighbor_scores"] >= self.quiet_seconds:
-            self._findings_due = False
-            done += self._prepare_findings()
+            self._view_prepared = view
+        for table, prepare in (("map_points_by_priority", self._prepare_maps),
+                               ("label_issue_frames", self._prepare_issues),
+                               ("neighbor_scores", self._prepare_findings)):  # fmt: skip
+            if table in self._due and now - self._changed[table] >= self.quiet_seconds:
+                self._due.discard(table)
+                done += prepare()
         return done
 
     def prepared(self, project: str, dataset: str, inference_set: str) -> bool:
@@ -137,6 +141,15 @@ class Preparer:
         return versions is not None and versions == self.ctx.answers.versions(VIEW_TABLES)
 
     # -- what changed ------------------------------------------------------------------------------
+
+    def _signatures(self) -> dict[str, tuple[int, int]]:
+        """Each watched table's newest block and newest data version (a mutation raises it): one query."""
+        rows = self.ctx.metrics.query(
+            "SELECT table, max(max_block_number), max(data_version) FROM system.parts"
+            " WHERE database = currentDatabase() AND table IN {tables:Array(String)} AND active GROUP BY table",
+            {"tables": sorted({*self._seen, *VIEW_TABLES})},
+        ).rows
+        return {str(t): (int(b), int(v)) for t, b, v in rows}
 
     def _new_parts(self, table: str, now: float) -> list[str]:
         """The active parts of ``table`` holding blocks written since the last look (every part at the
