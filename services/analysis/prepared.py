@@ -63,6 +63,8 @@ FINDINGS_PAGE = 24
 GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
 
 SetKey = tuple[str, str, str]  # project, dataset, inference set
+#: finished jobs remembered as prepared
+MAX_PREPARED_JOBS = 4_096
 
 
 class Preparer:
@@ -74,20 +76,19 @@ class Preparer:
         self.max_sets = max_sets
         self.quiet_seconds = quiet_seconds
         #: the newest block of each table looked at (-1: not looked at yet)
-        self._seen = {"evaluations": -1, "map_points_by_priority": -1, "label_issue_frames": -1, "neighbor_scores": -1}
+        self._seen = {"evaluations": -1}
         #: when each table last had new blocks (monotonic)
         self._changed = dict.fromkeys(self._seen, 0.0)
         #: the sets whose rows changed lately, the most recent last, each with the versions of the
         #: tables it was prepared under (None: not yet)
         self._sets: OrderedDict[SetKey, tuple[Any, ...] | None] = OrderedDict()
-        #: the tables whose jobs' pages are to be prepared (once the tables have settled)
-        self._due: set[str] = set()
         #: each watched table's newest block and mutation, as last looked at
         self._signature: dict[str, tuple[int, int]] = {}
         #: the signature of the tables under the sets' answers when they were last all prepared
         self._view_prepared: tuple[Any, ...] = ()
-        #: the jobs whose first pages were prepared (label issues, neighbours, maps)
-        self.prepared_jobs: set[str] = set()
+        #: the finished jobs whose first pages were prepared (label issues, neighbours, maps): project, job id
+        #: and when it finished (a job run again is prepared again)
+        self.prepared_jobs: set[tuple[str, str, Any]] = set()
 
     def round(self) -> int:
         """Looks for sets and maps that changed, and prepares those not prepared under the tables'
@@ -99,7 +100,7 @@ class Preparer:
         now = time.monotonic()
         # one look at the watched tables' parts per round; more only for a table that changed
         signatures = self._signatures()
-        changed = {t for t in (*self._seen, *VIEW_TABLES) if signatures.get(t) != self._signature.get(t)}
+        changed = {t for t in (*self._seen, *VIEW_TABLES, "jobs") if signatures.get(t) != self._signature.get(t)}
         self._signature = signatures
         if "evaluations" in changed:
             for key in self._changed_sets(now):
@@ -107,9 +108,6 @@ class Preparer:
                 self._sets[key] = None
             while len(self._sets) > self.max_sets:
                 self._sets.popitem(last=False)
-        for table in ("map_points_by_priority", "label_issue_frames", "neighbor_scores"):
-            if table in changed and self._new_parts(table, now):
-                self._due.add(table)
         done = 0
         view = tuple(signatures.get(t) for t in VIEW_TABLES)
         unprepared = view != self._view_prepared or any(v is None for v in self._sets.values())
@@ -127,13 +125,13 @@ class Preparer:
                     log.warning("preparing the views of %s failed", key, exc_info=True)
                     self._sets.pop(key, None)
             self._view_prepared = view
-        for table, prepare in (("map_points_by_priority", self._prepare_maps),
-                               ("label_issue_frames", self._prepare_issues),
-                               ("neighbor_scores", self._prepare_findings)):  # fmt: skip
-            if table in self._due and now - self._changed[table] >= self.quiet_seconds:
-                self._due.discard(table)
-                done += prepare()
+        if "jobs" in changed:  # a job finished (or changed): the pages of those finished last, not yet prepared
+            done += self._prepare_maps() + self._prepare_issues() + self._prepare_findings()
         return done
+
+    def job_prepared(self, project: str, job_id: str) -> bool:
+        """Whether the first pages of the job, as it last finished, were prepared."""
+        return any(p == project and j == job_id for p, j, _ in self.prepared_jobs)
 
     def prepared(self, project: str, dataset: str, inference_set: str) -> bool:
         """Whether the set's views are prepared under the tables' current versions."""
@@ -147,7 +145,7 @@ class Preparer:
         rows = self.ctx.metrics.query(
             "SELECT table, max(max_block_number), max(data_version) FROM system.parts"
             " WHERE database = currentDatabase() AND table IN {tables:Array(String)} AND active GROUP BY table",
-            {"tables": sorted({*self._seen, *VIEW_TABLES})},
+            {"tables": sorted({*self._seen, *VIEW_TABLES, "jobs"})},
         ).rows
         return {str(t): (int(b), int(v)) for t, b, v in rows}
 
@@ -239,9 +237,14 @@ class Preparer:
         before = answers.misses
         with answers.preparing():
             for job in self.ctx.jobs.latest_succeeded(kind, by, self.max_sets):
+                key = (job.project, job.job_id, job.finish_time)
+                if key in self.prepared_jobs:
+                    continue
                 try:
                     prepare(job)
-                    self.prepared_jobs.add(job.job_id)
+                    if len(self.prepared_jobs) >= MAX_PREPARED_JOBS:  # the next rounds find the latest kept
+                        self.prepared_jobs.clear()
+                    self.prepared_jobs.add(key)
                 except NotFound:  # the project, or what the job read, went
                     continue
                 except Exception:

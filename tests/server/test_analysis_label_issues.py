@@ -320,7 +320,7 @@ def test_the_issues_first_page_is_prepared_and_every_page_is_kept_until_a_dismis
     _upload(running, p, given, probs)
     with running.client(running.admin_key) as c:
         job = _run(c, p)
-        wait_for(lambda: job.job_id in preparer.prepared_jobs, what="the first page of the label issues to be prepared")
+        wait_for(lambda: preparer.job_prepared(p, job.job_id), what="the first page of the label issues to be prepared")
 
         def page(token: str = "") -> apb.QueryLabelIssuesResponse:
             return c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(

@@ -97,7 +97,7 @@ def test_outliers_duplicates_and_leaks(shared: Running, project: str) -> None:
         # the Findings page's first pages (24 outliers, 24 pairs) are prepared once the job has finished
         refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
         preparer = refresher.prepare.__self__  # type: ignore[union-attr]
-        wait_for(lambda: job.job_id in preparer.prepared_jobs, what="the findings' first pages to be prepared")
+        wait_for(lambda: preparer.job_prepared(p, job.job_id), what="the findings' first pages to be prepared")
         computed = REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"})
         first = cpb.PageRequest(page_size=24)
         top = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id, page=first)).frames
