@@ -68,8 +68,8 @@ MAX_PREPARED_JOBS = 4_096
 
 
 class Preparer:
-    """Prepares the console's first views of the sets and maps that changed lately; :meth:`round`
-    runs in :class:`~shoal.common.data.answers.AnswerRefresher`'s rounds."""
+    """Prepares the console's first views of the sets that changed and the jobs that finished lately;
+    :meth:`round` runs in :class:`~shoal.common.data.answers.AnswerRefresher`'s rounds."""
 
     def __init__(self, ctx: Context, max_sets: int, quiet_seconds: float = QUIET_SECONDS) -> None:
         self.ctx = ctx
@@ -91,10 +91,11 @@ class Preparer:
         self.prepared_jobs: set[tuple[str, str, Any]] = set()
 
     def round(self) -> int:
-        """Looks for sets and maps that changed, and prepares those not prepared under the tables'
-        current versions once the tables have settled (every set's answers are kept under the
-        versions of whole tables, so an upload to one set is waited out before any is prepared).
-        Returns how many answers it computed."""
+        """Looks for sets that changed, and prepares those not prepared under the tables' current
+        versions once the tables have settled (every set's answers are kept under the versions of
+        whole tables, so an upload to one set is waited out before any is prepared); and, when a job
+        changed, the first pages of the jobs finished last that are not prepared yet. Returns how
+        many answers it computed."""
         if self.max_sets <= 0:
             return 0
         now = time.monotonic()
