@@ -63,6 +63,8 @@ FINDINGS_PAGE = 24
 GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
 
 SetKey = tuple[str, str, str]  # project, dataset, inference set
+#: the tables a round looks at: those under the sets' answers, and the jobs (a job that finished)
+WATCHED = (*VIEW_TABLES, "jobs")
 #: finished jobs remembered as prepared
 MAX_PREPARED_JOBS = 4_096
 
@@ -82,10 +84,8 @@ class Preparer:
         #: the sets whose rows changed lately, the most recent last, each with the versions of the
         #: tables it was prepared under (None: not yet)
         self._sets: OrderedDict[SetKey, tuple[Any, ...] | None] = OrderedDict()
-        #: each watched table's newest block and mutation, as last looked at
-        self._signature: dict[str, tuple[int, int]] = {}
-        #: the signature of the tables under the sets' answers when they were last all prepared
-        self._view_prepared: tuple[Any, ...] = ()
+        #: the versions of :data:`WATCHED` as last looked at
+        self._versions: tuple[Any, ...] | None = None
         #: the finished jobs whose first pages were prepared (label issues, neighbours, maps): project, job id
         #: and when it finished (a job run again is prepared again)
         self.prepared_jobs: set[tuple[str, str, Any]] = set()
@@ -99,10 +99,14 @@ class Preparer:
         if self.max_sets <= 0:
             return 0
         now = time.monotonic()
-        # one look at the watched tables' parts per round; more only for a table that changed
-        signatures = self._signatures()
-        changed = {t for t in (*self._seen, *VIEW_TABLES, "jobs") if signatures.get(t) != self._signature.get(t)}
-        self._signature = signatures
+        # one look at the watched tables' versions per round (those the kept answers are checked against); more
+        # only for a table that changed
+        versions = self.ctx.answers.versions(WATCHED)
+        if versions is None:
+            return 0
+        last = self._versions or (None,) * len(WATCHED)
+        changed = {t for t, v, w in zip(WATCHED, versions, last, strict=True) if v != w}
+        self._versions = versions
         if "evaluations" in changed:
             for key in self._changed_sets(now):
                 self._sets.pop(key, None)
@@ -110,22 +114,19 @@ class Preparer:
             while len(self._sets) > self.max_sets:
                 self._sets.popitem(last=False)
         done = 0
-        view = tuple(signatures.get(t) for t in VIEW_TABLES)
-        unprepared = view != self._view_prepared or any(v is None for v in self._sets.values())
-        if self._sets and unprepared and now - self._changed["evaluations"] >= self.quiet_seconds:
-            versions = self.ctx.answers.versions(VIEW_TABLES)
+        view = versions[: len(VIEW_TABLES)]
+        if now - self._changed["evaluations"] >= self.quiet_seconds:
             for key in reversed(list(self._sets)):
-                if versions is None or self._sets.get(key) == versions:
+                if self._sets.get(key) == view:
                     continue
                 try:
                     done += self._prepare_set(*key)
-                    self._sets[key] = versions
+                    self._sets[key] = view
                 except NotFound:  # the project, dataset or set went since it changed
                     self._sets.pop(key, None)
                 except Exception:  # one set's failure must not stop the others'
                     log.warning("preparing the views of %s failed", key, exc_info=True)
                     self._sets.pop(key, None)
-            self._view_prepared = view
         if "jobs" in changed:  # a job finished (or changed): the pages of those finished last, not yet prepared
             done += self._prepare_maps() + self._prepare_issues() + self._prepare_findings()
         return done
@@ -140,15 +141,6 @@ class Preparer:
         return versions is not None and versions == self.ctx.answers.versions(VIEW_TABLES)
 
     # -- what changed ------------------------------------------------------------------------------
-
-    def _signatures(self) -> dict[str, tuple[int, int]]:
-        """Each watched table's newest block and newest data version (a mutation raises it): one query."""
-        rows = self.ctx.metrics.query(
-            "SELECT table, max(max_block_number), max(data_version) FROM system.parts"
-            " WHERE database = currentDatabase() AND table IN {tables:Array(String)} AND active GROUP BY table",
-            {"tables": sorted({*self._seen, *VIEW_TABLES, "jobs"})},
-        ).rows
-        return {str(t): (int(b), int(v)) for t, b, v in rows}
 
     def _new_parts(self, table: str, now: float) -> list[str]:
         """The active parts of ``table`` holding blocks written since the last look (every part at the
