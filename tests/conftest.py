@@ -286,8 +286,12 @@ def server_settings(
     """Settings of an in-process all-in-one server on a free port, on the session's chDB path (chDB
     opens one data directory per process) in a database of its own (a new one unless named). The
     kernels are not warmed at start: the tests' servers share the process, whose kernels the first job
-    loads (tests/integration/test_cold_start.py covers the warm-up, on a server process of its own)."""
+    loads (tests/integration/test_cold_start.py covers the warm-up, on a server process of its own).
+    Every job's listings are kept in page order, as a large job's are (``ranked_pages_above``), so that the
+    tests' pages come from the ranked rows; tests/stores/test_ranked_pages.py compares them with pages
+    sorted from every row."""
     more.setdefault("warm_kernels", False)
+    more.setdefault("ranked_pages_above", 0)
     return ShoalSettings(
         port=0,
         data_dir=data_dir,

@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 from scipy.special import xlogy
 
-from shoal.analysis import dismissals, label_scoring
+from shoal.analysis import dismissals, label_scoring, ranked
 from shoal.analysis.export import FrameTable, count
 from shoal.analysis.label_scoring import prune_counts, round_rows
 from shoal.common.data import results
@@ -73,6 +73,18 @@ MIGRATIONS = (
             " suggested_label Int32, is_issue UInt8, self_confidence Float32, normalized_margin Float32,"
             " weighted_entropy Float32, suggested_probability Float32)"
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
+        ),
+    ),
+    Migration(
+        component="analysis",
+        version=15,
+        name="label issues in page order",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS label_issue_ranks ("
+            " project LowCardinality(String), job_id String, listing LowCardinality(String), rank UInt32,"
+            " frame_id String, given_label Int32, suggested_label Int32, is_issue UInt8, self_confidence Float32,"
+            " normalized_margin Float32, weighted_entropy Float32, suggested_probability Float32)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, rank)",
         ),
     ),
 )
@@ -385,20 +397,41 @@ def _in_store(progress: Any, metrics: MetricsStore, view: View, flt: common_pb2.
 def discard(metrics: MetricsStore, job: Job) -> None:
     """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
     results.discard(metrics, job, ("label_issue_frames",))
+    ranked.discard(metrics, job, ("label_issue_ranks",))
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
     return results.summary_of(metrics, project, job_id, Summary)  # type: ignore[no-any-return]
 
 
-#: the tables a page of a job's frames reads (:func:`query_issues`)
-PAGE_TABLES = ("label_issue_frames", *dismissals.IN_FORCE_TABLES)
-
 ORDERS = {
     0: "self_confidence ASC",
     1: "normalized_margin ASC",
     2: "weighted_entropy DESC",
 }
+
+#: what a page shows of each frame
+PAGE_COLUMNS = ("frame_id, given_label, suggested_label, is_issue, self_confidence, normalized_margin,"
+                " weighted_entropy, suggested_probability")  # fmt: skip
+
+
+def listing(all_frames: bool, order: int) -> ranked.Listing:
+    """The job's issues (or every frame it examined) in ``order`` then frame id."""
+    where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
+    name = f"{'frames' if all_frames else 'issues'}.{order}"
+    return ranked.Listing("label_issue_ranks", name, PAGE_COLUMNS, "label_issue_frames FINAL", where,
+                          f"{ORDERS[order]}, frame_id")  # fmt: skip
+
+
+def rank(metrics: MetricsStore, job: Job, summary: Summary, *, above: int) -> int:
+    """Keeps the job's listings in page order when longer than ``above`` (see :mod:`ranked`)."""
+    lengths = {False: summary.issues, True: summary.frames}
+    return ranked.keep(metrics, job, [(listing(a, o), lengths[a]) for a in (False, True) for o in ORDERS],
+                       above=above)  # fmt: skip
+
+
+#: the tables a page of a job's frames reads (:func:`query_issues`)
+PAGE_TABLES = ("label_issue_frames", "label_issue_ranks", "result_listings", *dismissals.IN_FORCE_TABLES)
 
 
 def query_issues(
@@ -415,14 +448,51 @@ def query_issues(
 ) -> tuple[list[tuple[Any, ...]], int, int]:
     """A page of the job's frames (issues only unless ``all_frames``; dismissed ones of ``dataset``
     only with ``include_dismissed``) in ``order`` then frame id, each row ending with whether it is
-    dismissed; their count; and how many of the frames matched are dismissed."""
+    dismissed; their count; and how many of the frames matched are dismissed. Read from the ranked
+    rows when the job kept them (:mod:`ranked`), else from every frame of the job."""
+    kw = {"dataset": dataset, "all_frames": all_frames, "include_dismissed": include_dismissed, "order": order,
+          "offset": offset, "size": size}  # fmt: skip
+    found = _ranked_page(metrics, project, job_id, **kw)  # type: ignore[arg-type]
+    if found is not None:
+        return found
     where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
     params = {"project": project, "job": job_id, "dataset": dataset}
-    columns = ("frame_id, given_label, suggested_label, is_issue, self_confidence, normalized_margin,"
-               " weighted_entropy, suggested_probability")  # fmt: skip
-    return dismissals.page(metrics, "label_issue_frames FINAL", columns, where, f"{ORDERS[order]}, frame_id", params,
-                           dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
+    return dismissals.page(metrics, "label_issue_frames FINAL", PAGE_COLUMNS, where, f"{ORDERS[order]}, frame_id",
+                           params, dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
                            offset=offset, size=size)  # fmt: skip
+
+
+def _ranked_page(metrics: MetricsStore, project: str, job_id: str, *, dataset: str, all_frames: bool,
+                 include_dismissed: bool, order: int, offset: int,
+                 size: int) -> tuple[list[tuple[Any, ...]], int, int] | None:  # fmt: skip
+    """:func:`query_issues` from the ranked rows, or None when they do not hold the page."""
+    lst = listing(all_frames, order)
+    known = ranked.length(metrics, project, job_id, lst)
+    if known is None or (known[1] < known[0] and offset + size > known[1]):
+        return None
+    params = {"project": project, "dataset": dataset}
+    dismissed = [str(r[0]) for r in metrics.query(
+        f"SELECT frame_id FROM ({dismissals.in_force_sql()}) WHERE object_id = ''", params).rows]  # fmt: skip
+    # the dismissed frames among the ranked rows of every order of the listing: their ranks in this order, and
+    # (when each order's ranked rows are the whole listing) which of them the listing holds
+    kin = [listing(all_frames, o) for o in ORDERS]
+    ranks = ranked.ranks_of(metrics, project, job_id, kin, "frame_id", dismissed)
+    skipped = () if include_dismissed else ranks[lst.name].values()
+    found = ranked.page(metrics, project, job_id, lst, offset=offset, size=size, skipped=skipped, known=known)
+    if found is None:
+        return None
+    rows, total = found
+    held = set().union(*(r.keys() for r in ranks.values()))
+    rest = [f for f in dismissed if f not in held]
+    n_dismissed = len(held)
+    if rest and known[1] < known[0]:  # dismissed frames past the ranked rows: is the job's listing holding them?
+        n_dismissed += int(metrics.query(
+            "SELECT count() FROM label_issue_frames FINAL WHERE project = {project:String} AND job_id = {job:String}"
+            f"{'' if all_frames else ' AND is_issue'} AND frame_id IN {{ids:Array(String)}}",
+            {"project": project, "job": job_id, "ids": rest}).scalar())  # fmt: skip
+    out = set(dismissed)
+    rows = [(*r, r[0] in out) for r in rows]
+    return rows, total if include_dismissed else total - n_dismissed, n_dismissed
 
 
 def examined(metrics: MetricsStore, project: str, job_id: str, frame_ids: list[str]) -> set[str]:

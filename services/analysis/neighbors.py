@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numba.core.errors import NumbaWarning
 
-from shoal.analysis import graph_cells
+from shoal.analysis import graph_cells, ranked
 from shoal.analysis.export import FrameTable
 from shoal.common.data import results
 from shoal.common.data.embeddings import read_vectors, read_vectors_exactly, read_vectors_of
@@ -112,8 +112,28 @@ MIGRATIONS = (
             " class_outlier_score Nullable(Float32)) ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=16,
+        name="outliers and duplicate pairs in page order",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS outlier_ranks ("
+            " project LowCardinality(String), job_id String, listing LowCardinality(String), rank UInt32,"
+            " frame_id String, split LowCardinality(String), label_class Nullable(Int32), outlier_score Float32,"
+            " nearest_distance Float32, neighbor_label Nullable(Int32), label_disagreement Nullable(Float32),"
+            " duplicates UInt32, neighbors Array(String), distances Array(Float32),"
+            " class_outlier_score Nullable(Float32))"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, rank)",
+            "CREATE TABLE IF NOT EXISTS duplicate_ranks ("
+            " project LowCardinality(String), job_id String, listing LowCardinality(String), rank UInt32,"
+            " frame_a String, frame_b String, distance Float32, split_a LowCardinality(String),"
+            " split_b LowCardinality(String), exact UInt8)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, rank)",
+        ),
+    ),
 )
 TABLES = ("knn_graph", "neighbor_scores", "duplicate_pairs", "knn_graph_parts", "knn_class_parts")
+RANK_TABLES = ("outlier_ranks", "duplicate_ranks")
 
 
 @dataclass
@@ -615,6 +635,7 @@ def _merged_parts(metrics: MetricsStore, job: Job, known: Any, n: int, k: int) -
 def discard(metrics: MetricsStore, job: Job) -> None:
     """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
     results.discard(metrics, job, TABLES)
+    ranked.discard(metrics, job, RANK_TABLES)
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
@@ -623,28 +644,64 @@ def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | No
 
 #: sort of QueryOutliers ({t}: the table alias)
 #: the tables a page of outliers reads (:func:`query_outliers`), and a page of duplicates
-OUTLIER_TABLES = ("neighbor_scores", "knn_graph")
-DUPLICATE_TABLES = ("duplicate_pairs",)
-
 OUTLIER_ORDERS = {
     0: "{t}outlier_score DESC",
     1: "{t}label_disagreement DESC NULLS LAST",
     2: "{t}class_outlier_score DESC NULLS LAST",
 }
+#: what a page shows of each outlier
+OUTLIER_COLUMNS = ("frame_id, split, label_class, outlier_score, nearest_distance, neighbor_label, label_disagreement,"
+                   " duplicates, neighbors, distances, class_outlier_score")  # fmt: skip
+DUPLICATE_COLUMNS = "frame_a, frame_b, distance, split_a, split_b, exact"
+_JOB = "project = {project:String} AND job_id = {job:String}"
+_CROSS = " AND split_a != split_b AND split_a != '' AND split_b != ''"
+
+OUTLIER_TABLES = ("neighbor_scores", "knn_graph", "outlier_ranks", "result_listings")
+DUPLICATE_TABLES = ("duplicate_pairs", "duplicate_ranks", "result_listings")
+
+
+def outlier_listing(order: int) -> ranked.Listing:
+    """The job's frames in outlier ``order`` then frame id, each with its neighbours."""
+    return ranked.Listing(
+        "outlier_ranks", str(order), OUTLIER_COLUMNS, "neighbor_scores FINAL", _JOB,
+        f"{OUTLIER_ORDERS[order].format(t='')}, frame_id",
+        around="SELECT s.*, g.neighbors AS neighbors, g.distances AS distances FROM ({rows}) AS s"
+               f" LEFT JOIN (SELECT frame_id, neighbors, distances FROM knn_graph FINAL WHERE {_JOB}"
+               " AND frame_id IN (SELECT frame_id FROM ({rows}))) AS g ON g.frame_id = s.frame_id",
+    )  # fmt: skip
+
+
+def duplicate_listing(cross_split_only: bool) -> ranked.Listing:
+    """The job's duplicate pairs (those across splits only) nearest first."""
+    return ranked.Listing("duplicate_ranks", "cross" if cross_split_only else "all", DUPLICATE_COLUMNS,
+                          "duplicate_pairs FINAL", _JOB + (_CROSS if cross_split_only else ""),
+                          "distance, frame_a, frame_b")  # fmt: skip
+
+
+def rank(metrics: MetricsStore, job: Job, summary: Summary, *, above: int) -> int:
+    """Keeps the job's outliers and pairs in page order when longer than ``above`` (see :mod:`ranked`)."""
+    pairs = summary.exact_duplicate_pairs + summary.near_duplicate_pairs
+    return ranked.keep(metrics, job, [*((outlier_listing(o), summary.frames) for o in OUTLIER_ORDERS),
+                                      (duplicate_listing(False), pairs),
+                                      (duplicate_listing(True), summary.cross_split_pairs)], above=above)  # fmt: skip
 
 
 def query_outliers(
     metrics: MetricsStore, project: str, job_id: str, *, order: int, offset: int, size: int
 ) -> tuple[list[tuple[Any, ...]], int]:
+    """A page of the job's frames in outlier ``order``, each with its neighbours, and their count:
+    from the ranked rows when the job kept them (:mod:`ranked`), else from every frame of the job."""
+    found = ranked.page(metrics, project, job_id, outlier_listing(order), offset=offset, size=size)
+    if found is not None:
+        return found
     params = {"project": project, "job": job_id, "size": size, "offset": offset}
-    where = "project = {project:String} AND job_id = {job:String}"
-    total = int(metrics.query(f"SELECT count() FROM neighbor_scores FINAL WHERE {where}", params).scalar())
+    total = int(metrics.query(f"SELECT count() FROM neighbor_scores FINAL WHERE {_JOB}", params).scalar())
     rows = metrics.query(
         "SELECT s.frame_id, s.split, s.label_class, s.outlier_score, s.nearest_distance, s.neighbor_label,"
         " s.label_disagreement, s.duplicates, g.neighbors, g.distances, s.class_outlier_score"
-        f" FROM (SELECT * FROM neighbor_scores FINAL WHERE {where}"
+        f" FROM (SELECT * FROM neighbor_scores FINAL WHERE {_JOB}"
         f" ORDER BY {OUTLIER_ORDERS[order].format(t='')}, frame_id LIMIT {{size:UInt32}} OFFSET {{offset:UInt64}}) AS s"
-        f" LEFT JOIN (SELECT frame_id, neighbors, distances FROM knn_graph FINAL WHERE {where}) AS g"
+        f" LEFT JOIN (SELECT frame_id, neighbors, distances FROM knn_graph FINAL WHERE {_JOB}) AS g"
         f" ON g.frame_id = s.frame_id ORDER BY {OUTLIER_ORDERS[order].format(t='s.')}, s.frame_id",
         params,
     ).rows
@@ -654,12 +711,14 @@ def query_outliers(
 def query_duplicates(
     metrics: MetricsStore, project: str, job_id: str, *, cross_split_only: bool, offset: int, size: int
 ) -> tuple[list[tuple[Any, ...]], int]:
-    where = "project = {project:String} AND job_id = {job:String}"
-    if cross_split_only:
-        where += " AND split_a != split_b AND split_a != '' AND split_b != ''"
-    return metrics.page("duplicate_pairs FINAL", "frame_a, frame_b, distance, split_a, split_b, exact", where,
-                        "distance, frame_a, frame_b", {"project": project, "job": job_id}, offset=offset,
-                        size=size)  # fmt: skip
+    """A page of the job's duplicate pairs, nearest first, and their count (ranked rows first, as
+    :func:`query_outliers`)."""
+    lst = duplicate_listing(cross_split_only)
+    found = ranked.page(metrics, project, job_id, lst, offset=offset, size=size)
+    if found is not None:
+        return found
+    return metrics.page(lst.source, lst.columns, lst.where, lst.order, {"project": project, "job": job_id},
+                        offset=offset, size=size)  # fmt: skip
 
 
 def neighbor_labels(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from shoal.analysis import registry, warmup
+from shoal.analysis import ranked, registry, warmup
 from shoal.analysis.prepared import Preparer
 from shoal.analysis.rpc.context import Context, Handler
 from shoal.analysis.v1 import analysis_pb2 as pb
@@ -70,6 +70,7 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     ctx = Context(JobStore(stores.metrics, service=NAME), stores.metrics, stores.vectors)
+    ctx.ranked_above = settings.ranked_pages_above
     ctx.runner = JobRunner(
         ctx.jobs,
         {
@@ -109,6 +110,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             *OUTCOME_MIGRATIONS,
             *seg_store.MIGRATIONS,
             *RESULT_MIGRATIONS,
+            *ranked.MIGRATIONS,
             *registry.migrations(),
         ),
         workers=workers,

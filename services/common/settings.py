@@ -404,6 +404,14 @@ class ShoalSettings(BaseSettings):
         "call finds them kept. 0 turns the preparation off. Runs in the refresher's rounds "
         "(`answers_refresh_seconds` must be above 0).",
     )
+    ranked_pages_above: int = Field(
+        100_000,
+        ge=0,
+        description="A finished label-issue or neighbour job whose list (its issues in one order, its outliers, "
+        "its duplicate pairs) is longer than this keeps the first 100,000 rows of each order sorted, so that any "
+        "of those pages reads its own rows instead of sorting the whole list (about a second at 10M frames). A "
+        "shorter list is sorted when asked. 0 keeps every non-empty list sorted.",
+    )
 
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")

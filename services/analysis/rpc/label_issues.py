@@ -60,7 +60,8 @@ def run_label_issues(ctx: Context, run: JobContext) -> None:
     near = None
     if job.params.get("neighbor_job_id"):
         near = label_issues.Neighbors(job.project, job.params["neighbor_job_id"])
-    label_issues.find_label_issues(run, ctx.metrics, view, flt, job, near)
+    summary = label_issues.find_label_issues(run, ctx.metrics, view, flt, job, near)
+    label_issues.rank(ctx.metrics, job, summary, above=ctx.ranked_above)
 
 
 def query_label_issues(ctx: Context, request: pb.QueryLabelIssuesRequest) -> pb.QueryLabelIssuesResponse:

@@ -37,9 +37,10 @@ def start_neighbor_analysis(ctx: Context, request: pb.StartNeighborAnalysisReque
 def run_neighbors(ctx: Context, run: JobContext) -> None:
     job = run.job
     space = ctx.space(job.project, job.params["dataset"], job.params["embedding_space"])
-    neighbors.build(run, ctx.metrics, ctx.vectors, job, dataset=job.params["dataset"], space=space.name,
-                    space_metric=space.metric, k=int(job.params["k"]),
-                    duplicate_distance=float(job.params["duplicate_distance"]))  # fmt: skip
+    summary = neighbors.build(run, ctx.metrics, ctx.vectors, job, dataset=job.params["dataset"], space=space.name,
+                              space_metric=space.metric, k=int(job.params["k"]),
+                              duplicate_distance=float(job.params["duplicate_distance"]))  # fmt: skip
+    neighbors.rank(ctx.metrics, job, summary, above=ctx.ranked_above)
 
 
 def shard_neighbors(ctx: Context, run: JobContext, shard: int, shards: int) -> None:

@@ -1,0 +1,162 @@
+"""Pages of a finished job's results at N frames on chDB: a page of label issues (with dismissals left out),
+of outliers (with each frame's neighbours) and of duplicate pairs, read from the rows the job's end keeps in
+page order (``shoal.analysis.ranked``) beside the same page sorted from every row of the job, as every page was
+read before, in the same run; and what keeping the order costs at the job's end.
+
+The job's rows are written by SQL from ``numbers(N)`` as the label-issue and neighbour jobs store them (a sixth
+of the frames flagged, 10 neighbours each, a pair per 20 frames); 500 frames are dismissed.
+
+    python -m bench.console.bench_job_pages --frames 1000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
+
+MODULE = "bench.console.bench_job_pages"
+#: pages asked: the console's Issues page shows 48, the Findings page 24; the last two lie beyond the ranked rows
+OFFSETS = (0, 48, 5_000, 50_000, 99_952)
+SIZE = 48
+
+
+def _ms(times: list[float]) -> dict[str, float]:
+    return {"median_ms": round(statistics.median(times) * 1e3, 1), "min_ms": round(min(times) * 1e3, 1),
+            "max_ms": round(max(times) * 1e3, 1)}  # fmt: skip
+
+
+def load(m: Any, n: int) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Writes the two jobs' rows ("plain" and "fast", the same) and the dismissals; returns their counts."""
+    from shoal.analysis import dismissals
+
+    out: dict[str, Any] = {}
+    t = time.perf_counter()
+    fid = "concat('f', leftPad(toString(number), 9, '0'))"
+    for job in ("plain", "fast"):
+        m.command(
+            "INSERT INTO label_issue_frames SELECT 'p', {job:String}, " + fid + ", toInt32(number % 10),"
+            " toInt32((number * 7) % 10), toUInt8(cityHash64(number) % 6 = 0), (cityHash64(number, 1) % 10000) / 1e4,"
+            " (cityHash64(number, 2) % 20000) / 1e4 - 1, (cityHash64(number, 3) % 10000) / 1e3,"
+            " (cityHash64(number, 4) % 10000) / 1e4 FROM numbers({n:UInt64})",
+            {"job": job, "n": n},
+        )
+        m.command(
+            "INSERT INTO neighbor_scores SELECT 'p', {job:String}, " + fid + ", ['train', 'val'][number % 2 + 1],"
+            " toInt32(number % 10), (cityHash64(number, 5) % 100000) / 1e4, (cityHash64(number, 6) % 1000) / 1e3,"
+            " toInt32((number + 1) % 10), (cityHash64(number, 7) % 11) / 10, toUInt32(number % 3),"
+            " (cityHash64(number, 8) % 1000) / 1e3 FROM numbers({n:UInt64})",
+            {"job": job, "n": n},
+        )
+        m.command(
+            "INSERT INTO knn_graph SELECT 'p', {job:String}, " + fid + ","
+            " arrayMap(j -> concat('f', leftPad(toString((number + j) % {n:UInt64}), 9, '0')), range(1, 11)),"
+            " arrayMap(j -> toFloat32(j / 10), range(1, 11)) FROM numbers({n:UInt64})",
+            {"job": job, "n": n},
+        )
+        m.command(
+            "INSERT INTO duplicate_pairs SELECT 'p', {job:String}, " + fid + ","
+            " concat('f', leftPad(toString((number * 20 + 1) % {n:UInt64}), 9, '0')), (cityHash64(number, 9) % 1000) / 1e4,"
+            " ['train', 'val'][number % 2 + 1], ['train', 'val'][intDiv(number, 2) % 2 + 1], toUInt8(number % 5 = 0)"
+            " FROM numbers({d:UInt64})",
+            {"job": job, "n": n, "d": n // 20},
+        )
+    out["load_s"] = round(time.perf_counter() - t, 1)
+    issues = int(m.query("SELECT countIf(is_issue) FROM label_issue_frames WHERE job_id = 'fast'").scalar())
+    cross = int(m.query("SELECT countIf(split_a != split_b) FROM duplicate_pairs WHERE job_id = 'fast'").scalar())
+    out["issues"], out["pairs"], out["cross_split_pairs"] = issues, n // 20, cross
+    # dismissed frames: 500 issues, on their label versions
+    ids = [str(r[0]) for r in m.query(
+        "SELECT frame_id FROM label_issue_frames WHERE job_id = 'fast' AND is_issue ORDER BY self_confidence"
+        " LIMIT 500 OFFSET 10").rows]  # fmt: skip
+    m.insert("label_versions", [["p", "d", f, "v1", "2026-01-01 00:00:00", 0, 0, "upload", "", "", "u"] for f in ids],
+             ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects",
+              "source", "author", "reason", "upload_id"])  # fmt: skip
+    dismissals.record(m, "p", "d", [(f, "") for f in ids], dismissed=True, job_id="fast", reason="", dismissed_by="")
+
+    return out
+
+
+def measure(n: int, repeats: int) -> dict[str, Any]:  # type: ignore[type-arg]
+    from shoal.analysis import dismissals, label_issues, neighbors, ranked
+    from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+    from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
+    from shoal.common.jobs import Job
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+    out: dict[str, Any] = {"frames": n}
+    with tempfile.TemporaryDirectory() as work:
+        m = EmbeddedMetricsStore(path=Path(work) / "ch", database="bench")
+        m.migrate((*FRAME_MIGRATIONS, *RESULT_MIGRATIONS, *ranked.MIGRATIONS, *label_issues.MIGRATIONS,
+                   *dismissals.MIGRATIONS, *neighbors.MIGRATIONS))  # fmt: skip
+        out.update(load(m, n))
+        issues, cross = out["issues"], out["cross_split_pairs"]
+        keep: dict[str, float] = {}
+        t = time.perf_counter()
+        summary = label_issues.Summary(frames=n, issues=issues, class_ids=[], thresholds=[], confident_joint=[],
+                                       joint=[], noise_matrix=[], issues_per_class=[])  # fmt: skip
+        label_issues.rank(m, Job("p", "analysis", "fast", label_issues.KIND), summary, above=ranked.RANKED_ABOVE)
+        keep["label_issues_s"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        nsum = neighbors.Summary(frames=n, k=10, metric="cosine", duplicate_distance=0.1, median_nearest_distance=0.1,
+                                 exact_duplicate_pairs=0, near_duplicate_pairs=n // 20, cross_split_pairs=cross,
+                                 exact_search=False)  # fmt: skip
+        neighbors.rank(m, Job("p", "analysis", "fast", neighbors.KIND), nsum, above=ranked.RANKED_ABOVE)
+        keep["neighbors_s"] = round(time.perf_counter() - t, 2)
+        out["keeping_the_order"] = keep
+
+        def issue_page(job: str, offset: int, order: int) -> Any:
+            return label_issues.query_issues(m, "p", job, dataset="d", all_frames=False, include_dismissed=False,
+                                             order=order, offset=offset, size=SIZE)  # fmt: skip
+
+        asks = {
+            "label issues by self-confidence": lambda job, off: issue_page(job, off, 0),
+            "label issues by entropy": lambda job, off: issue_page(job, off, 2),
+            "outliers by score": lambda job, off: neighbors.query_outliers(m, "p", job, order=0, offset=off, size=24),
+            "duplicate pairs": lambda job, off: neighbors.query_duplicates(m, "p", job, cross_split_only=False,
+                                                                          offset=off, size=24),
+            "pairs across splits": lambda job, off: neighbors.query_duplicates(m, "p", job, cross_split_only=True,
+                                                                              offset=off, size=24),
+        }  # fmt: skip
+        pages: dict[str, Any] = {}
+        for what, ask in asks.items():
+            for offset in OFFSETS:
+                row: dict[str, Any] = {}
+                for job, name in (("plain", "sorted_from_every_row"), ("fast", "ranked")):
+                    times = []
+                    for _ in range(repeats):
+                        t = time.perf_counter()
+                        got = ask(job, offset)
+                        times.append(time.perf_counter() - t)
+                    row[name] = _ms(times)
+                    row[f"{name}_first_rows"] = [r[0] for r in got[0][:3]]
+                assert row["ranked_first_rows"] == row["sorted_from_every_row_first_rows"], (what, offset)
+                pages[f"{what} @ {offset}"] = row
+        out["pages"] = pages
+        out["peak_rss_mib"] = round(peak_rss_mib(), 0)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, nargs="+", default=[1_000_000])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results_job_pages.json"))
+    args = ap.parse_args()
+    results = results_header()
+    for n in args.frames:
+        results["runs"][str(n)] = run_child(MODULE, "measure", n, args.repeats)
+    write_results(args.out, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""A job's listings kept in page order on chDB: every page read from the ranked rows (label issues with
+dismissals left out or shown, outliers with their neighbours, duplicate pairs) equals the page sorted from every
+row of the job, including pages that cross the end of the ranked rows, ties in the sort, and NULLs that sort last."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from shoal.analysis import dismissals, label_issues, neighbors, ranked
+from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
+from shoal.common.jobs import Job
+from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+N = 180
+LIMIT = 40  # rows ranked per listing: pages past it are read from the job's rows
+
+
+def _job(job_id: str, kind: str) -> Job:
+    return Job("p", "analysis", job_id, kind)
+
+
+def _brute_window(offset: int, size: int, skipped: set[int], total: int) -> list[int]:
+    kept = [r for r in range(total) if r not in skipped]
+    return kept[offset : offset + size]
+
+
+def test_a_window_leaves_out_the_skipped_ranks_as_a_sorted_list_would() -> None:
+    rng = random.Random(3)
+    for _ in range(3_000):
+        total = rng.randint(0, 60)
+        ranked_rows = rng.choice([total, min(total, rng.randint(0, 60))])
+        skipped = set(rng.sample(range(total), rng.randint(0, total))) if total else set()
+        offset, size = rng.randint(0, 70), rng.randint(1, 12)
+        span = ranked.window(offset, size, sorted(r for r in skipped if r < ranked_rows), ranked_rows, total)
+        want = _brute_window(offset, size, skipped, total)
+        if span is None:  # only when the page needs a rank past the ranked ones
+            assert ranked_rows < total and (not want or want[-1] >= ranked_rows or len(want) < size)
+            continue
+        start, stop = span
+        assert [r for r in range(start, stop) if r not in skipped][:size] == want
+
+
+def _label_issue_rows(job_id: str, rng: np.random.Generator) -> pa.Table:
+    return pa.table({
+        "project": ["p"] * N, "job_id": [job_id] * N, "frame_id": [f"f{i:04d}" for i in range(N)],
+        "given_label": rng.integers(0, 4, N).astype(np.int32), "suggested_label": rng.integers(0, 4, N).astype(np.int32),
+        "is_issue": (rng.random(N) < 0.5).astype(np.uint8),
+        # few distinct values: ties sorted by frame id
+        "self_confidence": rng.integers(0, 8, N).astype(np.float32) / 8,
+        "normalized_margin": rng.integers(-4, 4, N).astype(np.float32) / 4,
+        "weighted_entropy": rng.integers(0, 5, N).astype(np.float32),
+        "suggested_probability": rng.random(N).astype(np.float32),
+    })  # fmt: skip
+
+
+@pytest.fixture
+def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
+    embedded_metrics.migrate((*FRAME_MIGRATIONS, *RESULT_MIGRATIONS, *ranked.MIGRATIONS, *label_issues.MIGRATIONS,
+                              *dismissals.MIGRATIONS, *neighbors.MIGRATIONS))  # fmt: skip
+    return embedded_metrics
+
+
+@pytest.mark.parametrize("limit", [LIMIT, 1_000])
+def test_label_issue_pages_from_the_ranked_rows_equal_those_sorted_from_every_frame(
+    store: EmbeddedMetricsStore, limit: int
+) -> None:
+    """Ranked in part (pages past the ranked rows, dismissed frames past them counted from the job's rows) and
+    whole."""
+    rng = np.random.default_rng(7)
+    rows = _label_issue_rows("plain", rng)
+    store.insert_arrow("label_issue_frames", rows)
+    store.insert_arrow("label_issue_frames", rows.set_column(1, "job_id", pa.array(["fast"] * N)))
+    fast = _job("fast", label_issues.KIND)
+    issues = int(np.asarray(rows["is_issue"]).sum())
+    assert ranked.keep(store, fast, [(label_issues.listing(a, o), N if a else issues)
+                                     for a in (False, True) for o in label_issues.ORDERS], above=0,
+                       limit=limit) == 6  # fmt: skip
+    # a quarter of the frames dismissed, on their label version; one dismissed on an older version is not in force
+    ids = [f"f{i:04d}" for i in range(N)]
+    store.insert(
+        "label_versions",
+        [["p", "d", f, "v1", "2026-01-01 00:00:00", 0, 0, "upload", "", "", "u"] for f in ids],
+        ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
+         "author", "reason", "upload_id"],
+    )  # fmt: skip
+    gone = [(f, "") for f in ids if rng.random() < 0.25]
+    dismissals.record(store, "p", "d", gone, dismissed=True, job_id="fast", reason="fine", dismissed_by="me")
+    store.insert(
+        "label_versions",
+        [["p", "d", gone[0][0], "v2", "2026-02-01 00:00:00", 1, 0, "labeling", "", "", "u2"]],
+        ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
+         "author", "reason", "upload_id"],
+    )  # fmt: skip
+
+    from_ranks = 0
+    for all_frames, order, include in itertools.product((False, True), label_issues.ORDERS, (False, True)):
+        for offset, size in ((0, 10), (7, 13), (25, 10), (38, 10), (60, 20), (0, 500)):
+            kw = {"dataset": "d", "all_frames": all_frames, "include_dismissed": include, "order": order,
+                  "offset": offset, "size": size}  # fmt: skip
+            want = label_issues.query_issues(store, "p", "plain", **kw)  # type: ignore[arg-type]
+            got = label_issues.query_issues(store, "p", "fast", **kw)  # type: ignore[arg-type]
+            assert got == want, (all_frames, order, include, offset, size)
+            from_ranks += label_issues._ranked_page(store, "p", "fast", **kw) is not None  # type: ignore[arg-type]
+    # the pages within the ranked rows: two or three of the six asked in each listing, or all but the last
+    assert from_ranks >= (24 if limit < N else 60)
+
+
+def test_outlier_and_duplicate_pages_from_the_ranked_rows_equal_those_sorted_from_every_row(
+    store: EmbeddedMetricsStore,
+) -> None:
+    rng = np.random.default_rng(11)
+    ids = [f"f{i:04d}" for i in range(N)]
+    for job_id in ("plain", "fast"):
+        labelled = rng.random(N) < 0.7
+        store.insert_arrow("neighbor_scores", pa.table({
+            "project": ["p"] * N, "job_id": [job_id] * N, "frame_id": ids,
+            "split": pa.array(rng.choice(["train", "val", ""], N).tolist()),
+            "label_class": pa.array(rng.integers(0, 3, N).astype(np.int32), mask=~labelled),
+            "outlier_score": rng.integers(0, 9, N).astype(np.float32),
+            "nearest_distance": rng.random(N).astype(np.float32),
+            "neighbor_label": pa.array(rng.integers(0, 3, N).astype(np.int32), mask=~labelled),
+            "label_disagreement": pa.array(rng.integers(0, 4, N).astype(np.float32) / 4, mask=~labelled),
+            "duplicates": rng.integers(0, 3, N).astype(np.uint32),
+            "class_outlier_score": pa.array(rng.random(N).astype(np.float32), mask=rng.random(N) < 0.3),
+        }))  # fmt: skip
+        store.insert_arrow("knn_graph", pa.table({
+            "project": ["p"] * N, "job_id": [job_id] * N, "frame_id": ids,
+            "neighbors": [[ids[(i + j) % N] for j in (1, 2, 3)] for i in range(N)],
+            "distances": [rng.random(3).astype(np.float32).tolist() for _ in range(N)],
+        }))  # fmt: skip
+        a, b = rng.integers(0, N, 150), rng.integers(0, N, 150)
+        store.insert_arrow("duplicate_pairs", pa.table({
+            "project": ["p"] * 150, "job_id": [job_id] * 150, "frame_a": [ids[i] for i in a],
+            "frame_b": [ids[i] for i in b], "distance": rng.integers(0, 6, 150).astype(np.float32) / 6,
+            "split_a": rng.choice(["train", "val", ""], 150).tolist(), "split_b": rng.choice(["train", "val"], 150).tolist(),
+            "exact": rng.integers(0, 2, 150).astype(np.uint8),
+        }))  # fmt: skip
+        rng = np.random.default_rng(11)  # the same rows for both jobs
+    fast = _job("fast", neighbors.KIND)
+    listings = [*((neighbors.outlier_listing(o), N) for o in neighbors.OUTLIER_ORDERS),
+                (neighbors.duplicate_listing(False), 150), (neighbors.duplicate_listing(True), 150)]  # fmt: skip
+    assert ranked.keep(store, fast, listings, above=0, limit=LIMIT) == 5
+    for offset, size in ((0, 10), (7, 13), (35, 5), (38, 10), (60, 20), (0, 500)):
+        for order in neighbors.OUTLIER_ORDERS:
+            want = neighbors.query_outliers(store, "p", "plain", order=order, offset=offset, size=size)
+            assert neighbors.query_outliers(store, "p", "fast", order=order, offset=offset, size=size) == want
+            hit = ranked.page(store, "p", "fast", neighbors.outlier_listing(order), offset=offset, size=size)
+            assert (hit is not None) == (offset + size <= LIMIT)
+            assert hit is None or hit == (want[0], want[1])
+        for cross in (False, True):
+            want = neighbors.query_duplicates(store, "p", "plain", cross_split_only=cross, offset=offset, size=size)
+            got = neighbors.query_duplicates(store, "p", "fast", cross_split_only=cross, offset=offset, size=size)
+            assert got == want, (cross, offset, size)
+
+
+def test_a_rerun_too_short_to_rank_reads_its_pages_from_the_job_again(store: EmbeddedMetricsStore) -> None:
+    rows = _label_issue_rows("job", np.random.default_rng(5))
+    store.insert_arrow("label_issue_frames", rows)
+    job = _job("job", label_issues.KIND)
+    lst = label_issues.listing(True, 0)
+    assert ranked.keep(store, job, [(lst, N)], above=0, limit=LIMIT) == 1
+    assert ranked.length(store, "p", "job", lst) == (N, LIMIT)
+    # the rerun's frames: fewer, now under the bound
+    store.command("DELETE FROM label_issue_frames WHERE frame_id >= 'f0050'")
+    assert ranked.keep(store, job, [(lst, 50)], above=100, limit=LIMIT) == 0
+    assert ranked.page(store, "p", "job", lst, offset=0, size=10) is None
+    page, total, _ = label_issues.query_issues(store, "p", "job", dataset="d", all_frames=True,
+                                               include_dismissed=False, order=0, offset=0, size=100)  # fmt: skip
+    assert total == 50 and len(page) == 50
