@@ -353,6 +353,8 @@ def measure_server(info: dict, repeats: int) -> dict:  # type: ignore[type-arg]
         raw_times, raw, warm_up = _times(lambda: call(request, metadata=metadata), repeats)  # noqa: B023
         first_ms = round(first_seconds.get(name, warm_up) * 1000, 1)
         body = json_format.MessageToDict(request, preserving_proto_field_name=True)
+        if method == "GetMapViewport":
+            body["arrow"] = True  # as the console's map asks (services/console/static/js/pages/map.js)
         console.call(method, body)  # warm-up
         web_times, grpc_ms = [], []
         for _ in range(repeats):

@@ -621,6 +621,30 @@ def viewport_columns(
 ) -> tuple[list[list[Any]], int]:
     """:func:`viewport` as one list per field of :class:`Point` (:data:`VIEWPORT_COLUMNS`, None where a
     point has no value), which a caller turns into its answer without a Python object per point."""
+    table, total = viewport_table(metrics, project, job_id, box=box, max_points=max_points, colours=colours,
+                                  summary=summary)  # fmt: skip
+    fields = [table.column(name).to_pylist() for name in VIEWPORT_COLUMNS[:9]]
+    metadata: list[Any] = [None] * table.num_rows
+    if "meta_kind" in table.column_names:
+        values = {k: table.column(f"meta_{k}").to_pylist() for k, _ in _META_KINDS}
+        metadata = [(k, values[k][i]) if k else None for i, k in enumerate(table.column("meta_kind").to_pylist())]
+    return [*fields, metadata], total
+
+
+def viewport_table(
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    *,
+    box: tuple[float, float, float, float] | None,
+    max_points: int,
+    colours: Colours | None = None,
+    summary: Summary | None = None,
+) -> tuple[pa.Table, int]:
+    """:func:`viewport` as an Arrow table, as the store answers it: the first nine fields of
+    :data:`VIEWPORT_COLUMNS` (null where a point has no value; ``correct`` and ``label_issue`` as
+    booleans), and with a metadata key ``meta_kind`` (the type of the point's value, ``""`` without
+    one) and the value in ``meta_<kind>``; with the points in the viewport."""
     where = "project = {project:String} AND job_id = {job:String}"
     params: dict[str, Any] = {"project": project, "job": job_id, "limit": max_points}
     cells = None
@@ -686,21 +710,19 @@ def viewport_columns(
     sql = f"SELECT {', '.join(columns)} FROM ({shown}) AS p"
     sql += "".join(f" LEFT JOIN ({sub}) AS {a} ON {a}.frame_id = p.frame_id" for sub, a in joins)
     statement = f"{sql} ORDER BY p.priority, p.frame_id{SETTINGS}"
-    if colours.metadata_key:
-        rows = metrics.query(statement, params).rows
-        metadata = [
-            (str(r[9]), r[10 + [k for k, _ in _META_KINDS].index(r[9])]) if r[9] else None  # meta_kind, then the value
-            for r in rows
-        ]  # fmt: skip
-        fields = [list(c) for c in zip(*[r[:9] for r in rows], strict=True)] if rows else [[] for _ in range(9)]
-    else:  # the common case, read as columns (about 3 times faster than rows at 20,000 points)
-        table = metrics.query_arrow(statement.replace(f"SELECT {', '.join(columns)}", "SELECT " + ", ".join(
-            f"{c} AS c{i}" for i, c in enumerate(columns)), 1), params)  # fmt: skip
-        fields = [table.column(i).to_pylist() for i in range(9)]
-        metadata = [None] * table.num_rows
-    fields[6] = [None if v is None else bool(v) for v in fields[6]]  # correct
-    fields[7] = [bool(v) for v in fields[7]]  # flagged: a label issue, not dismissed
-    return [*fields, metadata], total
+    names = [*VIEWPORT_COLUMNS[:9], *(["meta_kind", *(f"meta_{k}" for k, _ in _META_KINDS)] if colours.metadata_key
+                                      else [])]  # fmt: skip
+    # read as columns (about 3 times faster than rows at 20,000 points)
+    aliased = "SELECT " + ", ".join(f"{c} AS c{i}" for i, c in enumerate(columns))
+    table = metrics.query_arrow(statement.replace(f"SELECT {', '.join(columns)}", aliased, 1), params)
+    table = table.rename_columns(names)
+    for name in ("correct", "label_issue"):
+        at = table.column_names.index(name)
+        table = table.set_column(at, name, table.column(name).cast(pa.bool_()))
+    if table.column("label_issue").null_count:  # a frame the issues job did not examine: not an issue
+        at = table.column_names.index("label_issue")
+        table = table.set_column(at, "label_issue", table.column("label_issue").fill_null(False))
+    return table, total
 
 
 def check_polygon(vertices: Sequence[tuple[float, float]], field: str = "polygon") -> list[tuple[float, float]]:

@@ -69,6 +69,16 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def arrow_stream(table: pa.Table) -> bytes:
+    """``table`` as one Arrow IPC stream, its columns made plain as :func:`_plain` makes them."""
+    batches = [_plain(b) for b in table.to_batches()] or [_plain(pa.RecordBatch.from_pylist([], schema=table.schema))]
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, batches[0].schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+    return sink.getvalue()
+
+
 def ipc_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:
     """One Arrow IPC stream of ``batches`` (schema, batches, end), cut into pieces of at most
     :data:`MESSAGE_BYTES`, each yielded as soon as its batch is written."""

@@ -218,7 +218,10 @@ class Preparer:
         embedding space."""
 
         def whole(job: Job) -> None:
-            request = pb.GetMapViewportRequest(project=job.project, job_id=job.job_id, max_points=MAP_POINTS)
+            # as the console's map asks for it: as an Arrow table
+            request = pb.GetMapViewportRequest(
+                project=job.project, job_id=job.job_id, max_points=MAP_POINTS, arrow=True
+            )
             get_map_viewport(self.ctx, request)
 
         return self._prepare_latest(embedding_map.KIND, ("dataset", "embedding_space"), whole)

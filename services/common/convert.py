@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shoal.common import jobs
 from shoal.common.errors import InvalidArgument
 from shoal.common.pagination import Page, next_token, read_page
+from shoal.common.timeutil import as_utc
 from shoal.common.v1 import common_pb2
 
 
@@ -53,3 +55,15 @@ def page_of(request_page: common_pb2.PageRequest, *, scope: str) -> Page:
 
 def page_response(page: Page, returned: int, total: int, *, scope: str) -> common_pb2.PageResponse:
     return common_pb2.PageResponse(next_page_token=next_token(page, returned, total, scope=scope), total_count=total)
+
+
+def set_value(v: common_pb2.Value, kind: str, value: Any) -> None:
+    """Sets ``v`` to a metadata value of ``kind`` (string, number, bool, timestamp)."""
+    if kind == "string":
+        v.string_value = value
+    elif kind == "number":
+        v.number_value = value
+    elif kind == "bool":
+        v.bool_value = bool(value)
+    else:
+        v.timestamp_value.CopyFrom(timestamp(as_utc(value)))

@@ -18,6 +18,8 @@ from typing import Any
 
 import grpc
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
@@ -26,6 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shoal.analysis.v1 import analysis_pb2
 from shoal.common.channels import Channels, ClientTls, api_key_metadata, client_tls
+from shoal.common.convert import set_value
 from shoal.common.errors import ConfigurationError
 from shoal.common.interceptors import ERROR_DETAIL_KEY
 from shoal.common.settings import SERVICE_NAMES, ShoalSettings
@@ -121,6 +124,9 @@ def _map_viewport(resp: Any) -> dict[str, Any]:
     is left out. MAP_POINT_FIELDS lists the fields it knows; a test fails when MapPoint gains another."""
     head = analysis_pb2.GetMapViewportResponse(summary=resp.summary, total_in_viewport=resp.total_in_viewport)
     out = json_format.MessageToDict(head, preserving_proto_field_name=True)
+    if resp.points_arrow:  # asked with arrow (as map.js asks): the columns are there already
+        out["point_columns"] = _arrow_point_columns(resp.points_arrow)
+        return out
     points = resp.points
     n = len(points)
     columns: dict[str, Any] = {"frame_id": [p.frame_id for p in points]}
@@ -144,6 +150,36 @@ def _map_viewport(resp: Any) -> dict[str, Any]:
     return out
 
 
+def _arrow_point_columns(stream: bytes) -> dict[str, Any]:
+    """``point_columns`` of a viewport answered as an Arrow table (GetMapViewportResponse.points_arrow): the
+    same as of its points, without a Python object per point but for metadata values."""
+    table = pa.ipc.open_stream(stream).read_all()
+    columns: dict[str, Any] = {"frame_id": table.column("frame_id").to_pylist()}
+    for axis in ("x", "y"):
+        values = table.column(axis).to_numpy().astype("<f4", copy=False)
+        columns[axis] = base64.b64encode(values.tobytes()).decode()
+    columns["split"] = table.column("split").to_pylist()
+    for name in ("label_class", "predicted_class", "correct", "self_confidence"):
+        column = table.column(name)
+        if column.null_count < len(column):
+            columns[name] = column.to_pylist()
+    if pc.any(table.column("label_issue")).as_py():
+        columns["label_issue"] = table.column("label_issue").to_pylist()
+    if "meta_kind" in table.column_names:
+        kinds = table.column("meta_kind").to_pylist()
+        if any(kinds):
+            values = {k: table.column(f"meta_{k}").to_pylist() for k in {k for k in kinds if k}}
+            columns["metadata_value"] = [_metadata_json(k, values[k][i]) if k else None for i, k in enumerate(kinds)]
+    return columns
+
+
+def _metadata_json(kind: str, value: Any) -> dict[str, Any]:
+    """A metadata value in protobuf's JSON form of ``Value``."""
+    v = common_pb2.Value()
+    set_value(v, kind, value)
+    return json_format.MessageToDict(v, preserving_proto_field_name=True)
+
+
 #: the fields of MapPoint and GetMapViewportResponse that _map_point and _map_viewport write
 MAP_POINT_FIELDS = frozenset(
     {
@@ -159,7 +195,7 @@ MAP_POINT_FIELDS = frozenset(
         "metadata_value",
     }
 )
-MAP_VIEWPORT_FIELDS = frozenset({"summary", "points", "total_in_viewport"})
+MAP_VIEWPORT_FIELDS = frozenset({"summary", "points", "total_in_viewport", "points_arrow"})
 _FAST_JSON = {"shoal.analysis.v1.GetMapViewportResponse": _map_viewport}
 
 

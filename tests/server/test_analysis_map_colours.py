@@ -19,6 +19,7 @@ from sklearn.datasets import load_digits
 from shoal.analysis import label_issues
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.common.v1 import common_pb2 as cpb
+from shoal.console.backend import to_json
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
 from tests.conftest import server_settings
@@ -168,6 +169,12 @@ def test_viewport_points_carry_predictions_label_issues_and_metadata(served: Run
         assert [p.metadata_value.string_value for p in coloured.points] == [
             CAMERAS[int(p.frame_id[1:]) % 3] for p in coloured.points
         ]
+        # asked as an Arrow table (as the console asks), the same points: the console's JSON of both is the same
+        for extra in ({}, {"inference_set": "oof", "label_issue_job_id": issues_id, "metadata_key": "camera"},
+                      *({"metadata_key": key} for key in ("exposure", "night", "seen"))):  # fmt: skip
+            points, table = viewport(max_points=FRAMES, **extra), viewport(max_points=FRAMES, arrow=True, **extra)
+            assert not table.points and table.points_arrow and table.total_in_viewport == points.total_in_viewport
+            assert to_json(table) == to_json(points), extra
         # a leading "metadata." is the filters' spelling of the same key
         spelled = viewport(max_points=FRAMES, metadata_key="metadata.camera")
         assert [p.metadata_value for p in spelled.points] == [p.metadata_value for p in coloured.points]

@@ -16,7 +16,6 @@ from typing import Any
 
 from shoal.analysis import ranked
 from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.common.convert import timestamp
 from shoal.common.data import segments as seg_store
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.datasets import DatasetCatalog
@@ -29,7 +28,6 @@ from shoal.common.jobs import Job, JobContext, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
-from shoal.common.timeutil import as_utc
 from shoal.common.v1 import common_pb2
 
 #: fields of a detection drill-down's frame filter (besides metadata.<key>)
@@ -189,15 +187,3 @@ def frame_filter(view: View, flt: common_pb2.Filter, where: str) -> tuple[str, d
     params = Params()
     condition = compile_filter(flt, frames, params, where)
     return f"SELECT frame_id FROM ({view_sql(frames, params)}) WHERE {condition}", params.values
-
-
-def set_value(v: common_pb2.Value, kind: str, value: Any) -> None:
-    """Sets ``v`` to a metadata value of ``kind`` (string, number, bool, timestamp)."""
-    if kind == "string":
-        v.string_value = value
-    elif kind == "number":
-        v.number_value = value
-    elif kind == "bool":
-        v.bool_value = bool(value)
-    else:
-        v.timestamp_value.CopyFrom(timestamp(as_utc(value)))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from shoal.analysis import datapoints
 from shoal.analysis.datapoints import FrameObject, Row
-from shoal.analysis.rpc.context import Analysis, Context, check_threshold, set_value
+from shoal.analysis.rpc.context import Analysis, Context, check_threshold
 from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.convert import set_value
 from shoal.common.errors import InvalidArgument
 from shoal.common.v1 import common_pb2
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 from shoal.analysis import detection_issues, embedding_map, label_issues
-from shoal.analysis.rpc.context import Analysis, Context, Runner, set_value
+from shoal.analysis.export import arrow_stream
+from shoal.analysis.rpc.context import Analysis, Context, Runner
 from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.common.convert import job_to_proto
+from shoal.common.convert import job_to_proto, set_value
 from shoal.common.data.query import Sort, decode_cursor, encode_cursor, metadata_key
 from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.jobs import SUCCEEDED, Job, JobContext
@@ -64,6 +65,10 @@ def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetM
     limit = request.max_points or embedding_map.DEFAULT_POINTS
 
     def answer() -> pb.GetMapViewportResponse:
+        if request.arrow:
+            table, total = embedding_map.viewport_table(ctx.metrics, request.project, job.job_id, box=box,
+                                                        max_points=limit, colours=colours, summary=summary)  # fmt: skip
+            return pb.GetMapViewportResponse(total_in_viewport=total, points_arrow=arrow_stream(table))
         columns, total = embedding_map.viewport_columns(ctx.metrics, request.project, job.job_id, box=box,
                                                         max_points=limit, colours=colours, summary=summary)  # fmt: skip
         out = pb.GetMapViewportResponse(total_in_viewport=total)
@@ -84,8 +89,9 @@ def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetM
         return out
 
     # kept as the answer's message: a call that finds it kept copies it whole, without building 20,000 points again
-    key = ("map_viewport", request.project, job.job_id, box, limit, repr(colours))
-    kept = ctx.answers.get(embedding_map.viewport_tables(colours), key, answer, lambda a: len(a.points))
+    key = ("map_viewport", request.project, job.job_id, box, limit, repr(colours), request.arrow)
+    kept = ctx.answers.get(embedding_map.viewport_tables(colours), key, answer,
+                           lambda a: len(a.points) or min(a.total_in_viewport, limit))  # fmt: skip
     out = pb.GetMapViewportResponse()
     out.CopyFrom(kept)
     out.summary.CopyFrom(pb.MapSummary(**summary.public()))

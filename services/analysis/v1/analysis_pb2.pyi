@@ -1261,7 +1261,7 @@ class MapPoint(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., label_class: _Optional[int] = ..., split: _Optional[str] = ..., predicted_class: _Optional[int] = ..., correct: _Optional[bool] = ..., label_issue: _Optional[bool] = ..., self_confidence: _Optional[float] = ..., metadata_value: _Optional[_Union[_common_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class GetMapViewportRequest(_message.Message):
-    __slots__ = ("project", "job_id", "min_x", "min_y", "max_x", "max_y", "max_points", "inference_set", "label_issue_job_id", "metadata_key")
+    __slots__ = ("project", "job_id", "min_x", "min_y", "max_x", "max_y", "max_points", "inference_set", "label_issue_job_id", "metadata_key", "arrow")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MIN_X_FIELD_NUMBER: _ClassVar[int]
@@ -1272,6 +1272,7 @@ class GetMapViewportRequest(_message.Message):
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     LABEL_ISSUE_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_KEY_FIELD_NUMBER: _ClassVar[int]
+    ARROW_FIELD_NUMBER: _ClassVar[int]
     project: str
     job_id: str
     min_x: float
@@ -1282,17 +1283,20 @@ class GetMapViewportRequest(_message.Message):
     inference_set: str
     label_issue_job_id: str
     metadata_key: str
-    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., min_x: _Optional[float] = ..., min_y: _Optional[float] = ..., max_x: _Optional[float] = ..., max_y: _Optional[float] = ..., max_points: _Optional[int] = ..., inference_set: _Optional[str] = ..., label_issue_job_id: _Optional[str] = ..., metadata_key: _Optional[str] = ...) -> None: ...
+    arrow: bool
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., min_x: _Optional[float] = ..., min_y: _Optional[float] = ..., max_x: _Optional[float] = ..., max_y: _Optional[float] = ..., max_points: _Optional[int] = ..., inference_set: _Optional[str] = ..., label_issue_job_id: _Optional[str] = ..., metadata_key: _Optional[str] = ..., arrow: _Optional[bool] = ...) -> None: ...
 
 class GetMapViewportResponse(_message.Message):
-    __slots__ = ("summary", "points", "total_in_viewport")
+    __slots__ = ("summary", "points", "total_in_viewport", "points_arrow")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_IN_VIEWPORT_FIELD_NUMBER: _ClassVar[int]
+    POINTS_ARROW_FIELD_NUMBER: _ClassVar[int]
     summary: MapSummary
     points: _containers.RepeatedCompositeFieldContainer[MapPoint]
     total_in_viewport: int
-    def __init__(self, summary: _Optional[_Union[MapSummary, _Mapping]] = ..., points: _Optional[_Iterable[_Union[MapPoint, _Mapping]]] = ..., total_in_viewport: _Optional[int] = ...) -> None: ...
+    points_arrow: bytes
+    def __init__(self, summary: _Optional[_Union[MapSummary, _Mapping]] = ..., points: _Optional[_Iterable[_Union[MapPoint, _Mapping]]] = ..., total_in_viewport: _Optional[int] = ..., points_arrow: _Optional[bytes] = ...) -> None: ...
 
 class MapVertex(_message.Message):
     __slots__ = ("x", "y")

@@ -413,7 +413,7 @@ function mapView(host, ctx, opts) {
     let resp;
     try {
       // A stale answer is dropped: a newer viewport was asked for meanwhile.
-      resp = await rpc("analysis", "GetMapViewport", { project, job_id: job.job_id, max_points: maxPoints, ...extra, ...(box || {}) }, { signal });
+      resp = await rpc("analysis", "GetMapViewport", { project, job_id: job.job_id, max_points: maxPoints, arrow: true, ...extra, ...(box || {}) }, { signal });
     } catch (err) {
       if (signal.aborted || mine !== seq || !ctx.isCurrent()) return;
       status.textContent = err.message;
