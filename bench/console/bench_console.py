@@ -183,7 +183,14 @@ def load(n: int, work: str, batch: int = 500_000) -> dict:  # type: ignore[type-
     # The server reads merged parts, as it would minutes after an upload; merging now keeps ClickHouse's
     # background merges out of the timings.
     t = time.perf_counter()
-    for table in ("frames", "label_versions", "inferences", "evaluations", *embedding_map.POINT_TABLES):
+    for table in (
+        "frames",
+        "label_versions",
+        "inferences",
+        "evaluations",
+        "evaluations_by_cell",
+        *embedding_map.POINT_TABLES,
+    ):
         m.command(f"OPTIMIZE TABLE {table} FINAL")
     optimize = time.perf_counter() - t
     m.close()

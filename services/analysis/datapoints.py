@@ -25,6 +25,7 @@ from shoal.common.data.query import (
     Sort,
     View,
     after,
+    cell_of,
     compile_filter,
     compile_sort,
     decode_cursor,
@@ -97,7 +98,8 @@ def _query(
     counts its frames (the filter's, which its sort keys can order: see :func:`presence`) with the
     parameters it takes; ``kinds`` are the types of the metadata keys it sorts by."""
     params = Params()
-    source = view_sql(view, params)
+    # a class's or a confusion cell's frames are read from their cell's rows alone
+    source = view_sql(view, params, cell_of(flt, view))
     where = compile_filter(flt, view, params)
     sorts = compile_sort(sort, view, kinds, params)
     base = f"FROM ({source}) WHERE {where} AND {presence(sorts)}"

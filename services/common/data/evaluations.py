@@ -22,6 +22,27 @@ import pyarrow as pa
 
 from shoal.common.stores.metrics import MetricsStore, Migration
 
+#: a probability this small or smaller counts as this for the loss (no infinite losses)
+MIN_PROBABILITY = 1e-12
+COLUMNS = (
+    "project, inference_set, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str, meta_num,"
+    " meta_bool, meta_time, label_class, pred_raw, confidence, probs, loss, margin, true_rank, version"
+)
+#: the columns of a row's frame, label and prediction, in both tables
+_ROW_DEFINITIONS = (
+    " frame_id String, split LowCardinality(String), media_uri String, media_type LowCardinality(String),"
+    " capture_time Nullable(DateTime64(3, 'UTC')),"
+    " meta_str Map(LowCardinality(String), String), meta_num Map(LowCardinality(String), Float64),"
+    " meta_bool Map(LowCardinality(String), UInt8), meta_time Map(LowCardinality(String), DateTime64(3, 'UTC')),"
+    " label_class Nullable(Int32), pred_raw Nullable(Int32), confidence Nullable(Float32)"
+)
+#: ``evaluations_by_cell``'s key of a frame without a label or a prediction
+NO_KEY = -(2**31)
+#: the cell keys of an ``evaluations`` row
+LABEL_KEY = f"ifNull(label_class, {NO_KEY})"
+PRED_KEY = f"ifNull(pred_raw, {NO_KEY})"
+COLUMNS_BY_CELL = f"{COLUMNS}, {LABEL_KEY} AS label_key, {PRED_KEY} AS pred_key"
+
 MIGRATIONS = (
     Migration(
         component="ingest",
@@ -30,12 +51,7 @@ MIGRATIONS = (
         statements=(
             "CREATE TABLE IF NOT EXISTS evaluations ("
             " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
-            " frame_id String, split LowCardinality(String), media_uri String, media_type LowCardinality(String),"
-            " capture_time Nullable(DateTime64(3, 'UTC')),"
-            " meta_str Map(LowCardinality(String), String), meta_num Map(LowCardinality(String), Float64),"
-            " meta_bool Map(LowCardinality(String), UInt8),"
-            " meta_time Map(LowCardinality(String), DateTime64(3, 'UTC')),"
-            " label_class Nullable(Int32), pred_raw Nullable(Int32), confidence Nullable(Float32),"
+            f"{_ROW_DEFINITIONS},"
             " probs Array(Float32), loss Nullable(Float64), margin Nullable(Float64), version UInt64)"
             " ENGINE = ReplacingMergeTree(version) ORDER BY (project, inference_set, dataset, frame_id)",
             # the frame ids of one refresh, joined by the refresh statements (a table reads far faster
@@ -54,14 +70,32 @@ MIGRATIONS = (
         # written before it are NULL there, and read as before (see has_true_rank)
         statements=("ALTER TABLE evaluations ADD COLUMN IF NOT EXISTS true_rank Nullable(UInt16)",),
     ),
+    Migration(
+        component="ingest",
+        version=9,
+        name="evaluations by confusion cell",
+        # the same rows ordered by label and predicted class (a missing one as NO_KEY), so that a grid of one
+        # class or one confusion cell reads that cell's rows alone, whatever it is sorted by. Written by a
+        # materialized view on every insert into evaluations; a row whose label or prediction changed is
+        # removed from its old cell by a deleted row the refresh writes first (EvaluationRefresher._refresh)
+        statements=(
+            "CREATE TABLE IF NOT EXISTS evaluations_by_cell ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " label_key Int32, pred_key Int32,"
+            f"{_ROW_DEFINITIONS},"
+            " probs Array(Float32), loss Nullable(Float64), margin Nullable(Float64), true_rank Nullable(UInt16),"
+            " version UInt64, is_deleted UInt8)"
+            " ENGINE = ReplacingMergeTree(version, is_deleted)"
+            " ORDER BY (project, inference_set, dataset, label_key, pred_key, frame_id)",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS evaluations_by_cell_writer TO evaluations_by_cell AS SELECT"
+            f" {COLUMNS_BY_CELL}, 0 AS is_deleted FROM evaluations",
+            # the rows written before: the latest of each frame
+            f"INSERT INTO evaluations_by_cell ({COLUMNS}, label_key, pred_key, is_deleted)"
+            f" SELECT {COLUMNS_BY_CELL}, 0 FROM evaluations FINAL",
+        ),
+    ),
 )
 
-#: a probability this small or smaller counts as this for the loss (no infinite losses)
-MIN_PROBABILITY = 1e-12
-COLUMNS = (
-    "project, inference_set, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str, meta_num,"
-    " meta_bool, meta_time, label_class, pred_raw, confidence, probs, loss, margin, true_rank, version"
-)
 #: frame ids per statement (an IN set this large still uses the primary key)
 STEP = 50_000
 
@@ -121,6 +155,15 @@ class EvaluationRefresher:
                 "CAST(NULL AS Nullable(Int32)) AS pred_raw, CAST(NULL AS Nullable(Float32)) AS confidence,"
                 " CAST([] AS Array(Float32)) AS probs"
             )
+        # the frames' rows leave the cells they were in (a row still in the same cell is written over by the new
+        # one, whose version is higher)
+        self.metrics.command(
+            "INSERT INTO evaluations_by_cell (project, inference_set, dataset, frame_id, label_key, pred_key, version,"
+            f" is_deleted) SELECT project, inference_set, dataset, frame_id, {LABEL_KEY}, {PRED_KEY},"
+            " {version:UInt64} - 1, 1 FROM evaluations FINAL WHERE project = {project:String}"
+            f" AND inference_set = {{set:String}} AND dataset = {{dataset:String}} AND frame_id IN ({keys})",
+            params,
+        )
         self.metrics.command(
             f"INSERT INTO evaluations ({COLUMNS})"
             " SELECT project, inference_set, dataset, frame_id, split, media_uri, media_type, capture_time, meta_str,"

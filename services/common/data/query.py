@@ -115,13 +115,15 @@ _PREDICTION_COLUMNS = ("pred_raw", "probs", "loss", "margin", "true_rank")
 SETTINGS = " SETTINGS join_use_nulls = 1"
 #: the tables a statement over :func:`view_sql` and :func:`compile_filter` reads (an answer kept in
 #: :class:`shoal.common.data.answers.AnswerCache` holds while these are unchanged)
-VIEW_TABLES = ("evaluations", "segment_members")
+VIEW_TABLES = ("evaluations", "evaluations_by_cell", "segment_members")
 
 
-def view_sql(view: View, params: Params) -> str:
+def view_sql(view: View, params: Params, cell: tuple[int, int | None] | None = None) -> str:
     """A subquery with one row per frame of the dataset and every field of :data:`FIELDS`, read
     from the ``evaluations`` table the ingest service keeps current; statements reading it end
-    with :data:`SETTINGS`."""
+    with :data:`SETTINGS`. With a ``cell`` (a label class, and a predicted class or None; see
+    :func:`cell_of`) only that cell's frames, read from ``evaluations_by_cell``: the caller's filter
+    must select no frame outside it."""
     project = params.add(view.project, "String")
     dataset = params.add(view.dataset, "String")
     inference_set = params.add(view.inference_set, "String")
@@ -137,9 +139,15 @@ def view_sql(view: View, params: Params) -> str:
             " CAST(NULL AS Nullable(Float64)) AS loss, CAST(NULL AS Nullable(Float64)) AS margin,"
             " CAST(NULL AS Nullable(UInt16)) AS true_rank, CAST(NULL AS Nullable(Float64)) AS confidence"
         )
+    table, in_cell = "evaluations", ""
+    if cell is not None and not view.baseline_inference_set:
+        table = "evaluations_by_cell"
+        in_cell = f" AND label_key = {params.add(cell[0], 'Int32')}"
+        if cell[1] is not None and view.inference_set:
+            in_cell += f" AND pred_key = {params.add(cell[1], 'Int32')}"
     rows = (
-        f"SELECT {columns} FROM evaluations FINAL WHERE project = {project} AND inference_set = {inference_set}"
-        f" AND dataset = {dataset}"
+        f"SELECT {columns} FROM {table} FINAL WHERE project = {project} AND inference_set = {inference_set}"
+        f" AND dataset = {dataset}{in_cell}"
     )
     if view.baseline_inference_set:
         baseline = params.add(view.baseline_inference_set, "String")
@@ -172,6 +180,25 @@ def view_sql(view: View, params: Params) -> str:
         " baseline_correct AND NOT correct, 'regressed', 'unchanged') AS change"
         f" FROM ({derived})"
     )
+
+
+def cell_of(flt: common_pb2.Filter, view: View) -> tuple[int, int | None] | None:
+    """The confusion cell a filter keeps to, if it does: the class its ``label_class`` equals, and
+    the class its ``predicted_class`` equals (None unless a class, not -1); None when it names no
+    label class (or names it wrongly: compiling the filter says how)."""
+    label = predicted = None
+    for c in flt.all:
+        if c.negate or c.WhichOneof("op") != "equals" or c.field not in ("label_class", "predicted_class"):
+            continue
+        try:
+            value = _value(c.equals, "int", "", view)
+        except InvalidArgument:
+            return None
+        if c.field == "label_class":
+            label = value
+        elif value >= 0:
+            predicted = value
+    return None if label is None else (label, predicted)
 
 
 # -- filters -----------------------------------------------------------------------------------

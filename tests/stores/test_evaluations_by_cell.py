@@ -1,0 +1,95 @@
+"""``evaluations_by_cell`` on chDB: the rows of ``evaluations`` ordered by label and predicted class hold exactly
+the current rows, after relabels and new predictions move frames between cells, and the rows written before the
+table existed are copied by its migration."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
+from shoal.common.data.evaluations import LABEL_KEY, PRED_KEY, EvaluationRefresher
+from shoal.common.data.evaluations import MIGRATIONS as EVALUATION_MIGRATIONS
+from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+N, K = 400, 4
+IDS = [f"f{i:04d}" for i in range(N)]
+SETS = ("a", "b")
+
+
+LABEL_COLUMNS = ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects",
+                 "source", "author", "reason", "upload_id"]  # fmt: skip
+INFERENCE_COLUMNS = ["project", "inference_set", "dataset", "frame_id", "pred_class", "confidence", "probs",
+                     "num_objects", "upload_id", "version"]  # fmt: skip
+
+
+def _labels(m: EmbeddedMetricsStore, frames: list[int], classes: np.ndarray, version: str) -> None:
+    day = f"2026-01-0{int(version[1:])} 00:00:00"
+    rows = [
+        ["p", "d", IDS[i], version, day, int(c), 0, "up", "", "", "u"] for i, c in zip(frames, classes, strict=True)
+    ]
+    m.insert("label_versions", rows, LABEL_COLUMNS)
+
+
+def _predictions(m: EmbeddedMetricsStore, name: str, frames: list[int], rng: np.random.Generator, v: int) -> None:
+    probs = rng.dirichlet(np.ones(K), len(frames)).astype(np.float32)
+    rows = [["p", name, "d", IDS[i], int(q.argmax()), float(q.max()), q.tolist(), 0, "u", v]
+            for i, q in zip(frames, probs, strict=True)]  # fmt: skip
+    m.insert("inferences", rows, INFERENCE_COLUMNS)
+
+
+def _cells(m: EmbeddedMetricsStore, table: str) -> list[tuple[object, ...]]:
+    keys = "label_key, pred_key" if table == "evaluations_by_cell" else f"{LABEL_KEY}, {PRED_KEY}"
+    return [tuple(r) for r in m.query(
+        f"SELECT inference_set, {keys}, frame_id, split, label_class, pred_raw, loss FROM {table} FINAL"
+        " WHERE project = 'p' AND dataset = 'd' ORDER BY inference_set, frame_id").rows]  # fmt: skip
+
+
+def test_the_cells_hold_the_current_rows_after_labels_and_predictions_change(
+    embedded_metrics: EmbeddedMetricsStore,
+) -> None:
+    m, rng = embedded_metrics, np.random.default_rng(3)
+    m.migrate([x for x in (*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS) if x.version < 9])
+    m.insert("inference_sets", [["p", s, "d", "m", "1", "", "2026-01-01 00:00:00", 1] for s in SETS],
+             ["project", "name", "dataset", "model_name", "model_version", "description", "create_time", "version"])  # fmt: skip
+    m.insert("frames", [["p", "d", f, "train" if i % 3 else "val", f"s3://b/{f}", 1] for i, f in enumerate(IDS)],
+             ["project", "dataset", "frame_id", "split", "media_uri", "version"])  # fmt: skip
+    everything = list(range(N))
+    _labels(m, everything[: N - 40], rng.integers(0, K, N - 40), "v1")  # the last 40 unlabeled
+    for s in SETS:
+        _predictions(m, s, everything[: N - 20], rng, 1)  # the last 20 without predictions
+    # rows written before the table existed (as an earlier version's refresh wrote them): copied by its migration
+    m.insert("evaluations", [["p", s, "d", f, "train", int(rng.integers(0, K)), int(rng.integers(0, K)),
+                              float(rng.random()), 1] for s in SETS for f in IDS],
+             ["project", "inference_set", "dataset", "frame_id", "split", "label_class", "pred_raw", "loss",
+              "version"])  # fmt: skip
+    m.migrate(EVALUATION_MIGRATIONS)
+    assert _cells(m, "evaluations_by_cell") == _cells(m, "evaluations") and len(_cells(m, "evaluations")) == 2 * N
+    refresher = EvaluationRefresher(m)
+    refresher.refresh("p", "d", IDS, list(range(K)))  # every frame's row computed: most change cells
+    assert _cells(m, "evaluations_by_cell") == _cells(m, "evaluations")
+
+    # relabels (some to the same class), labels for unlabeled frames, new predictions: frames change cells
+    relabeled = sorted(rng.choice(N, 120, replace=False).tolist())
+    _labels(m, relabeled, rng.integers(0, K, len(relabeled)), "v2")
+    repredicted = sorted(rng.choice(N, 150, replace=False).tolist())
+    _predictions(m, "a", repredicted, rng, 2)
+    refresher.refresh("p", "d", [IDS[i] for i in sorted(set(relabeled) | set(repredicted))], list(range(K)))
+    refresher.refresh("p", "d", [IDS[i] for i in relabeled[:30]], list(range(K)))  # a redelivered batch
+    cells = _cells(m, "evaluations_by_cell")
+    assert cells == _cells(m, "evaluations")
+    assert sum(1 for r in cells if r[1] >= 0 and r[2] >= 0) > 1.5 * N  # most frames are in a cell
+    # a cell's rows read through its key are that cell's frames alone
+    for label in range(K):
+        for pred in range(K):
+            got = m.query(
+                "SELECT frame_id FROM evaluations_by_cell FINAL WHERE project = 'p' AND inference_set = 'a'"
+                " AND dataset = 'd' AND label_key = {l:Int32} AND pred_key = {q:Int32} ORDER BY frame_id",
+                {"l": label, "q": pred},
+            ).rows
+            want = m.query(
+                "SELECT frame_id FROM evaluations FINAL WHERE project = 'p' AND inference_set = 'a' AND dataset = 'd'"
+                " AND label_class = {l:Int32} AND pred_raw = {q:Int32} ORDER BY frame_id",
+                {"l": label, "q": pred},
+            ).rows
+            assert got == want, (label, pred)
