@@ -627,6 +627,21 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                 assert shown == sorted(shown) and len(shown) == min(60, want)
                 # the page itself is read (by frame id, the store stops after it); its count was kept
                 assert computed() == before + 1, conditions
+        # the first page of every frame and of a split sorted by a prediction field, up or down, is kept too, and
+        # holds the frames numpy sorts first
+        loss = -np.log(np.maximum(probs[np.arange(n), labels].astype(np.float64), 1e-12))
+        for conditions, rows in (([], np.arange(n)), ([eq("split", "val")], np.flatnonzero(splits == "val"))):
+            for field, descending in (("loss", True), ("loss", False), ("confidence", False), ("margin", True)):
+                before = computed()
+                page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                    project="den", dataset="cave", inference_set="m", filter=cpb.Filter(all=conditions),
+                    sort=[apb.SortKey(field=field, descending=descending)], page=cpb.PageRequest(page_size=60)))  # fmt: skip
+                assert computed() == before, (conditions, field, descending)
+                assert page.page.total_count == len(rows) and len(page.datapoints) == 60
+                if field == "loss":
+                    key = -loss[rows] if descending else loss[rows]
+                    want = [ids[i] for i in rows[np.lexsort((np.array(ids)[rows], key))][:60]]
+                    assert [d.ref.frame_id for d in page.datapoints] == want, (conditions, descending)
         # sorted by loss, the count is kept too (the frames with a loss), the page read
         before = computed()
         by_loss = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
