@@ -193,7 +193,7 @@ def query_datapoints(
                 baseline_predicted_class=None if r[13] is None else int(r[13]),
             )
         )
-    add_frame_details(metrics, view, rows, include_objects=include_objects)
+    add_frame_details(metrics, view, rows, include_objects=include_objects, answers=answers)
     token = ""
     if more and result:
         values = list(result[-1][14 : 14 + len(sorts)])
@@ -201,12 +201,40 @@ def query_datapoints(
     return Page(rows, token, total)
 
 
-def add_frame_details(metrics: MetricsStore, view: View, rows: Sequence[Row], *, include_objects: bool) -> None:
+#: the tables a page's frame details read: the frames' sizes, and their boxes
+DETAIL_TABLES = ("frames",)
+OBJECT_TABLES = ("frames", "label_versions", "label_objects", "predicted_objects")
+
+Details = tuple[dict[str, tuple[int, int]], dict[str, list[FrameObject]], dict[str, list[FrameObject]]]
+
+
+def add_frame_details(metrics: MetricsStore, view: View, rows: Sequence[Row], *, include_objects: bool,
+                      answers: AnswerCache | None = None) -> None:  # fmt: skip
     """Sets each row's frame size and, with ``include_objects``, its boxes: one query for the sizes
-    and one for the objects of the whole page."""
+    and one for the objects of the whole page; with ``answers``, kept until those tables change (a
+    page's frames lie anywhere in the dataset: reading their sizes touches a block of rows each)."""
     ids = sorted({r.frame_id for r in rows})
     if not ids:
         return
+
+    def compute() -> Details:
+        return _frame_details(metrics, view, ids, include_objects=include_objects)
+
+    if answers is None:
+        sizes, labels, predicted = compute()
+    else:
+        digest = hashlib.sha256("\x00".join(ids).encode()).hexdigest()
+        key = ("datapoints.details", view.project, view.dataset, view.inference_set, include_objects, digest)
+        tables = OBJECT_TABLES if include_objects else DETAIL_TABLES
+        sizes, labels, predicted = answers.get(tables, key, compute, lambda _: len(ids))
+    for r in rows:
+        r.width, r.height = sizes.get(r.frame_id, (0, 0))
+        r.label_objects = sorted(labels.get(r.frame_id, []), key=lambda o: o.object_id)
+        r.predicted_objects = sorted(predicted.get(r.frame_id, []), key=lambda o: o.object_id)
+
+
+def _frame_details(metrics: MetricsStore, view: View, ids: list[str], *, include_objects: bool) -> Details:
+    """The sizes of these frames and, with ``include_objects``, their labeled and predicted boxes."""
     params = {"project": view.project, "dataset": view.dataset, "set": view.inference_set}
     found = metrics.query_ids(
         "SELECT frame_id, width, height FROM frames FINAL WHERE project = {project:String}"
@@ -234,10 +262,7 @@ def add_frame_details(metrics: MetricsStore, view: View, rows: Sequence[Row], *,
             o = FrameObject(str(obj), int(cls), (float(x), float(y), float(w), float(h)),
                             None if score is None else float(score), bool(crowd))  # fmt: skip
             (predicted if kind else labels).setdefault(str(frame), []).append(o)
-    for r in rows:
-        r.width, r.height = sizes.get(r.frame_id, (0, 0))
-        r.label_objects = sorted(labels.get(r.frame_id, []), key=lambda o: o.object_id)
-        r.predicted_objects = sorted(predicted.get(r.frame_id, []), key=lambda o: o.object_id)
+    return sizes, labels, predicted
 
 
 def _plain(v: Any) -> Any:

@@ -10,7 +10,8 @@ background once the data has settled, so that the first call finds them kept too
 - for the inference sets whose rows changed lately (the ``max_sets`` most recent, once no new rows
   have reached them for ``quiet_seconds``): the heat map and the slices by split as the performance
   page asks for them (no threshold, no filter) and, from one aggregation, the counts of every
-  frame, each split, each labeled class and each confusion cell, with and without a split, as the
+  frame, each split, each labeled class and each confusion cell, with and without a split (and of
+  the right and the wrong predictions among every frame, a split and a class), as the
   grid sorted by frame id, loss, confidence or margin counts them; and the grid's first page of every
   frame and of each split sorted by loss, confidence and margin, up and down. Its page by frame id,
   the default, is read in the table's order and stops after a page; a class's or a confusion cell's
@@ -305,11 +306,17 @@ def prepare_counts(ctx: Context, views: list[View]) -> int:
 
     for split, label, predicted, *ns in rows:
         n = [int(v) for v in ns]
+        # the grid's "correct" filter (a frame with both a label and a prediction, at confidence threshold 0)
+        right = None if label is None or predicted is None or not view.inference_set else int(label) == int(predicted)
         for where in ((), (("split", str(split)),)):
             add(where, n)
+            if right is not None:
+                add((*where, ("correct", right)), n)
             if label is None:
                 continue
             add((*where, ("label_class", int(label))), n)
+            if right is not None:
+                add((*where, ("label_class", int(label)), ("correct", right)), n)
             if predicted is not None and view.inference_set:
                 add((*where, ("label_class", int(label)), ("predicted_class", int(predicted))), n)
     if view.inference_set:  # the empty cells of the heat map open an empty grid, counted as well
@@ -324,12 +331,14 @@ def prepare_counts(ctx: Context, views: list[View]) -> int:
     for where, ns in order:
         flt = _filter(*((f, _value(v)) for f, v in where))
         for v in views:
-            if any(f == "predicted_class" for f, _ in where) and not v.inference_set:
+            if any(f in ("predicted_class", "correct") for f, _ in where) and not v.inference_set:
                 continue
             for field, n in zip(sorts if v.inference_set else sorts[:1], ns, strict=False):
                 kept[datapoints.count_key(v, flt, [pb.SortKey(field=field)])] = n
     return ctx.answers.keep(VIEW_TABLES, versions, kept)
 
 
-def _value(v: str | int) -> common_pb2.Value:
+def _value(v: str | int | bool) -> common_pb2.Value:
+    if isinstance(v, bool):
+        return common_pb2.Value(bool_value=v)
     return common_pb2.Value(string_value=v) if isinstance(v, str) else common_pb2.Value(number_value=v)

@@ -613,10 +613,16 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
             ([eq("label_class", 2), eq("predicted_class", 1)], int(((labels == 2) & (predicted == 1)).sum())),
             ([eq("split", "train"), eq("label_class", 0), eq("predicted_class", 2)],
              int(((splits == "train") & (labels == 0) & (predicted == 2)).sum())),
+            # the wrong (and right) predictions, of every frame, a split and a class
+            ([wrong], int((labels != predicted).sum())),
+            ([eq("split", "val"), wrong], int(((splits == "val") & (labels != predicted)).sum())),
+            ([eq("label_class", 2), wrong], int(((labels == 2) & (predicted != 2)).sum())),
+            ([eq("split", "train"), eq("label_class", 1), cpb.Condition(field="correct", equals=cpb.Value(
+                bool_value=True))], int(((splits == "train") & (labels == 1) & (predicted == 1)).sum())),
         ]  # fmt: skip
         for conditions, want in grids:
             for inference_set in ("m", ""):  # the frames alone read the set's rows too
-                if inference_set == "" and any(x.field == "predicted_class" for x in conditions):
+                if inference_set == "" and any(x.field in ("predicted_class", "correct") for x in conditions):
                     continue
                 before = computed()
                 page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
@@ -625,8 +631,9 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                 assert page.page.total_count == want, conditions
                 shown = [d.ref.frame_id for d in page.datapoints]
                 assert shown == sorted(shown) and len(shown) == min(60, want)
-                # the page itself is read (by frame id, the store stops after it); its count was kept
-                assert computed() == before + 1, conditions
+                # the page itself is read (by frame id, the store stops after it), and its frames' sizes; its count
+                # was kept
+                assert computed() == before + 2, conditions
         # the first page of every frame and of a split sorted by a prediction field, up or down, is kept too, and
         # holds the frames numpy sorts first
         loss = -np.log(np.maximum(probs[np.arange(n), labels].astype(np.float64), 1e-12))
@@ -642,15 +649,16 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                     key = -loss[rows] if descending else loss[rows]
                     want = [ids[i] for i in rows[np.lexsort((np.array(ids)[rows], key))][:60]]
                     assert [d.ref.frame_id for d in page.datapoints] == want, (conditions, descending)
-        # sorted by loss, the count is kept too (the frames with a loss), the page read
+        # sorted by loss, the count is kept too (the frames with a loss), the page and its frames' sizes read
         before = computed()
         by_loss = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
             project="den", inference_set="m", filter=cpb.Filter(all=[eq("label_class", 1)]),
             sort=[apb.SortKey(field="loss", descending=True)]))  # fmt: skip
-        assert by_loss.page.total_count == int((labels == 1).sum()) and computed() == before + 1
-        # a question nobody prepared is computed on its first call: its count and its page
+        assert by_loss.page.total_count == int((labels == 1).sum()) and computed() == before + 2
+        # a question nobody prepared is computed on its first call: its count, its page and its frames' sizes
+        confident = cpb.Condition(field="confidence", range=cpb.Range(min=cpb.Value(number_value=0.5)))
         before = computed()
         c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(project="den", inference_set="m",
-                                                              filter=cpb.Filter(all=[eq("label_class", 1), wrong]),
+                                                              filter=cpb.Filter(all=[eq("label_class", 1), confident]),
                                                               sort=[apb.SortKey(field="loss", descending=True)]))  # fmt: skip
-        assert computed() == before + 2
+        assert computed() == before + 3
