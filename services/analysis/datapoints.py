@@ -11,7 +11,7 @@ an inference set's predictions), are read for the whole page at once, keyed by i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -129,6 +129,23 @@ def metadata_kinds(metrics: MetricsStore, view: View, keys: Sequence[str]) -> di
     return out
 
 
+def page_statement(
+    view: View, flt: common_pb2.Filter, sort: Sequence[Any], kinds: Mapping[str, str], size: int, last: Any
+) -> tuple[str, dict[str, Any], list[Sort], str, dict[str, Any]]:
+    """The statement of a page of ``size`` rows (one more, to know whether another follows) after the
+    cursor values ``last`` (None: the first page) with its parameters, the sort keys, and the
+    statement that counts every row with its parameters."""
+    params, base, sorts, count_sql, count_params = _query(view, flt, sort, kinds)
+    page_where = f" AND {after(sorts, last, params)}" if last is not None else ""
+    keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
+    baseline = "baseline_predicted_class" if view.baseline_inference_set else "CAST(NULL AS Nullable(Int32))"
+    limit = params.add(size + 1, "UInt32")
+    page_sql = (
+        f"SELECT {_COLUMNS}, {baseline}, {keys} {base}{page_where} ORDER BY {order_by(sorts)} LIMIT {limit}{SETTINGS}"
+    )
+    return page_sql, params.values, sorts, count_sql, count_params
+
+
 def query_datapoints(
     metrics: MetricsStore,
     view: View,
@@ -150,55 +167,85 @@ def query_datapoints(
     meta_keys = [
         metadata_key(k.field, f"sort[{i}].field") for i, k in enumerate(sort) if k.field.startswith("metadata.")
     ]
-    params, base, sorts, count_sql, count_params = _query(view, flt, sort, metadata_kinds(metrics, view, meta_keys))
-    last = decode_cursor(page_token, sorts, scope)
-    page_where = f" AND {after(sorts, last, params)}" if last is not None else ""
-    keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
-    baseline = "baseline_predicted_class" if view.baseline_inference_set else "CAST(NULL AS Nullable(Int32))"
-    limit = params.add(size + 1, "UInt32")
-    page_sql = (
-        f"SELECT {_COLUMNS}, {baseline}, {keys} {base}{page_where} ORDER BY {order_by(sorts)} LIMIT {limit}{SETTINGS}"
-    )
+    kinds = metadata_kinds(metrics, view, meta_keys)
+    last = decode_cursor(page_token, _query(view, flt, sort, kinds)[2], scope)
+    page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last)
 
     def count() -> int:
         return int(metrics.query(count_sql, count_params).scalar())
 
     def rows() -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in metrics.query(page_sql, params.values).rows]
+        return [tuple(r) for r in metrics.query(page_sql, page_params).rows]
 
     if answers is None:
         total, result = count(), rows()
     else:  # a statement and its parameters name everything its answer depends on
         total = answers.get(VIEW_TABLES, statement_key("datapoints.count", count_sql, count_params), count)
-        result = answers.get(VIEW_TABLES, statement_key("datapoints.page", page_sql, params.values), rows, len)
+        result = answers.get(VIEW_TABLES, statement_key("datapoints.page", page_sql, page_params), rows, len)
     more = len(result) > size
     result = result[:size]
-    rows = []
-    for r in result:
-        meta: dict[str, tuple[str, Any]] = {}
-        for kind, m in zip(("string", "number", "bool", "timestamp"), r[9:13], strict=True):
-            meta.update((k, (kind, v)) for k, v in m.items())
-        rows.append(
-            Row(
-                frame_id=r[0],
-                split=r[1],
-                media_uri=r[2],
-                label_class=None if r[3] is None else int(r[3]),
-                predicted_class=None if r[4] is None else int(r[4]),
-                confidence=None if r[5] is None else float(r[5]),
-                loss=None if r[6] is None else float(r[6]),
-                margin=None if r[7] is None else float(r[7]),
-                probabilities=[float(x) for x in r[8]],
-                metadata=meta,
-                baseline_predicted_class=None if r[13] is None else int(r[13]),
-            )
-        )
-    add_frame_details(metrics, view, rows, include_objects=include_objects, answers=answers)
+    shown = [_row(r) for r in result]
+    add_frame_details(metrics, view, shown, include_objects=include_objects, answers=answers)
     token = ""
     if more and result:
-        values = list(result[-1][14 : 14 + len(sorts)])
-        token = encode_cursor([_plain(v) for v in values], scope)
-    return Page(rows, token, total)
+        token = encode_cursor(_cursor(result[-1], sorts), scope)
+    return Page(shown, token, total)
+
+
+def _cursor(row: tuple[Any, ...], sorts: Sequence[Sort]) -> list[Any]:
+    """The cursor values of a page's last row (its sort keys, after the columns)."""
+    return [_plain(v) for v in row[14 : 14 + len(sorts)]]
+
+
+def _row(r: tuple[Any, ...]) -> Row:
+    meta: dict[str, tuple[str, Any]] = {}
+    for kind, m in zip(("string", "number", "bool", "timestamp"), r[9:13], strict=True):
+        meta.update((k, (kind, v)) for k, v in m.items())
+    return Row(
+        frame_id=r[0],
+        split=r[1],
+        media_uri=r[2],
+        label_class=None if r[3] is None else int(r[3]),
+        predicted_class=None if r[4] is None else int(r[4]),
+        confidence=None if r[5] is None else float(r[5]),
+        loss=None if r[6] is None else float(r[6]),
+        margin=None if r[7] is None else float(r[7]),
+        probabilities=[float(x) for x in r[8]],
+        metadata=meta,
+        baseline_predicted_class=None if r[13] is None else int(r[13]),
+    )
+
+
+def keep_pages(
+    metrics: MetricsStore, answers: AnswerCache, view: View, flt: common_pb2.Filter, sort: Sequence[Any], size: int,
+    pages: int,
+) -> int:  # fmt: skip
+    """Keeps the first ``pages`` pages of ``size`` of a query sorted by no metadata key (their rows
+    and their frames' sizes) as :func:`query_datapoints` asks for them page after page, read in one
+    statement: a page sorted by another field than frame id reads the whole set, once for ten pages
+    here instead of once each. Returns how many answers it kept anew."""
+    versions, detail_versions = answers.versions(VIEW_TABLES), answers.versions(DETAIL_TABLES)
+    if versions is None or detail_versions is None:
+        return 0
+    every_sql, every_params, sorts, _, _ = page_statement(view, flt, sort, {}, size * pages, None)
+    rows = [tuple(r) for r in metrics.query(every_sql, every_params).rows]
+    kept: dict[Hashable, list[tuple[Any, ...]]] = {}
+    shown: list[list[str]] = []
+    last = None
+    for k in range(pages):
+        chunk = rows[k * size : (k + 1) * size + 1]
+        sql, params, *_ = page_statement(view, flt, sort, {}, size, last)
+        kept[statement_key("datapoints.page", sql, params)] = chunk
+        shown.append(sorted({r[0] for r in chunk[:size]}))
+        if len(chunk) <= size:  # the last page
+            break
+        # the cursor as a token carries it from one page to the next
+        last = decode_cursor(encode_cursor(_cursor(chunk[size - 1], sorts), "pages"), sorts, "pages")
+    new = answers.keep(VIEW_TABLES, versions, kept, len)
+    sizes, _, _ = _frame_details(metrics, view, sorted({f for ids in shown for f in ids}), include_objects=False)
+    details = {_details_key(view, False, ids): ({f: sizes[f] for f in ids if f in sizes}, {}, {})
+               for ids in shown if ids}  # fmt: skip
+    return new + answers.keep(DETAIL_TABLES, detail_versions, details, lambda d: len(d[0]))
 
 
 #: the tables a page's frame details read: the frames' sizes, and their boxes
@@ -223,14 +270,19 @@ def add_frame_details(metrics: MetricsStore, view: View, rows: Sequence[Row], *,
     if answers is None:
         sizes, labels, predicted = compute()
     else:
-        digest = hashlib.sha256("\x00".join(ids).encode()).hexdigest()
-        key = ("datapoints.details", view.project, view.dataset, view.inference_set, include_objects, digest)
         tables = OBJECT_TABLES if include_objects else DETAIL_TABLES
+        key = _details_key(view, include_objects, ids)
         sizes, labels, predicted = answers.get(tables, key, compute, lambda _: len(ids))
     for r in rows:
         r.width, r.height = sizes.get(r.frame_id, (0, 0))
         r.label_objects = sorted(labels.get(r.frame_id, []), key=lambda o: o.object_id)
         r.predicted_objects = sorted(predicted.get(r.frame_id, []), key=lambda o: o.object_id)
+
+
+def _details_key(view: View, include_objects: bool, ids: Sequence[str]) -> Hashable:
+    """The key of the details of these frames (sorted) as :func:`add_frame_details` keeps them."""
+    digest = hashlib.sha256("\x00".join(ids).encode()).hexdigest()
+    return ("datapoints.details", view.project, view.dataset, view.inference_set, include_objects, digest)
 
 
 def _frame_details(metrics: MetricsStore, view: View, ids: list[str], *, include_objects: bool) -> Details:

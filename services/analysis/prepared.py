@@ -12,8 +12,8 @@ background once the data has settled, so that the first call finds them kept too
   page asks for them (no threshold, no filter) and, from one aggregation, the counts of every
   frame, each split, each labeled class and each confusion cell, with and without a split (and of
   the right and the wrong predictions among every frame, a split and a class), as the
-  grid sorted by frame id, loss, confidence or margin counts them; and the grid's first page of every
-  frame and of each split sorted by loss, confidence and margin, up and down. Its page by frame id,
+  grid sorted by frame id, loss, confidence or margin counts them; and the grid's first ten pages of
+  every frame and of each split sorted by loss, confidence and margin, up and down. Its page by frame id,
   the default, is read in the table's order and stops after a page; a class's or a confusion cell's
   page reads that cell's rows alone, whatever it is sorted by;
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
@@ -37,7 +37,6 @@ from typing import Any
 from shoal.analysis import datapoints, embedding_map, label_issues, neighbors
 from shoal.analysis.rpc.classification import get_classification_metrics
 from shoal.analysis.rpc.context import Context
-from shoal.analysis.rpc.datapoints import query_datapoints
 from shoal.analysis.rpc.embedding_map import get_map_viewport
 from shoal.analysis.rpc.label_issues import query_label_issues
 from shoal.analysis.rpc.neighbors import query_duplicates, query_outliers
@@ -67,6 +66,8 @@ GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
 #: the grid's page (``examples.js``: PAGE_SIZE), and the splits whose first pages by each sort are kept
 GRID_PAGE = 60
 MAX_SPLITS = 8
+#: pages kept of each of those sorts (one read of the set keeps them all)
+GRID_PAGES = 10
 
 SetKey = tuple[str, str, str]  # project, dataset, inference set
 #: the tables a round looks at: those under the sets' answers, and the jobs (a job that finished)
@@ -201,24 +202,24 @@ class Preparer:
         return done
 
     def _prepare_sorted_pages(self, project: str, dataset: str, inference_set: str) -> int:
-        """The grid's first page of every frame and of each split (up to :data:`MAX_SPLITS`) sorted by each
-        prediction field, up and down, as ``examples.js`` asks for it: each reads the whole set (a class or a
-        cell reads its own rows, :mod:`shoal.common.data.evaluations`)."""
-        answers = self.ctx.answers
-        before = answers.misses
+        """The grid's first :data:`GRID_PAGES` pages of every frame and of each split (up to
+        :data:`MAX_SPLITS`) sorted by each prediction field, up and down, as ``examples.js`` asks for
+        them: each read of the whole set (a class or a cell reads its own rows,
+        :mod:`shoal.common.data.evaluations`) keeps ten pages."""
+        view = self.ctx.view(self.ctx.projects.get(project), dataset, inference_set, 0.0)
         splits = self.ctx.metrics.query(
             "SELECT DISTINCT split FROM evaluations WHERE project = {p:String} AND inference_set = {s:String}"
             " AND dataset = {d:String} ORDER BY split LIMIT {n:UInt32}",
             {"p": project, "s": inference_set, "d": dataset, "n": MAX_SPLITS},
         ).rows
+        done = 0
         for where in [(), *((("split", _value(str(r[0]))),) for r in splits)]:
             for field in GRID_SORTS[1:]:
                 for descending in (False, True):
-                    query_datapoints(self.ctx, pb.QueryDatapointsRequest(
-                        project=project, dataset=dataset, inference_set=inference_set, filter=_filter(*where),
-                        sort=[pb.SortKey(field=field, descending=descending)],
-                        page=common_pb2.PageRequest(page_size=GRID_PAGE)))  # fmt: skip
-        return answers.misses - before
+                    sort = [pb.SortKey(field=field, descending=descending)]
+                    done += datapoints.keep_pages(self.ctx.metrics, self.ctx.answers, view, _filter(*where), sort,
+                                                  GRID_PAGE, GRID_PAGES)  # fmt: skip
+        return done
 
     def _prepare_issues(self) -> int:
         """The first page of the Issues page (``issues.js``: 48 frames, the default order) of the

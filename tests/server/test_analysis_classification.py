@@ -634,8 +634,8 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                 # the page itself is read (by frame id, the store stops after it), and its frames' sizes; its count
                 # was kept
                 assert computed() == before + 2, conditions
-        # the first page of every frame and of a split sorted by a prediction field, up or down, is kept too, and
-        # holds the frames numpy sorts first
+        # the first pages of every frame and of a split sorted by a prediction field, up or down, are kept too
+        # (ten: here every page), and hold the frames in numpy's order
         loss = -np.log(np.maximum(probs[np.arange(n), labels].astype(np.float64), 1e-12))
         for conditions, rows in (([], np.arange(n)), ([eq("split", "val")], np.flatnonzero(splits == "val"))):
             for field, descending in (("loss", True), ("loss", False), ("confidence", False), ("margin", True)):
@@ -647,8 +647,16 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                 assert page.page.total_count == len(rows) and len(page.datapoints) == 60
                 if field == "loss":
                     key = -loss[rows] if descending else loss[rows]
-                    want = [ids[i] for i in rows[np.lexsort((np.array(ids)[rows], key))][:60]]
-                    assert [d.ref.frame_id for d in page.datapoints] == want, (conditions, descending)
+                    want = [ids[i] for i in rows[np.lexsort((np.array(ids)[rows], key))]]
+                    got = [d.ref.frame_id for d in page.datapoints]
+                    # the next pages, as the grid scrolls, were kept with the first: none reads the set
+                    while page.page.next_page_token:
+                        page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                            project="den", dataset="cave", inference_set="m", filter=cpb.Filter(all=conditions),
+                            sort=[apb.SortKey(field=field, descending=descending)],
+                            page=cpb.PageRequest(page_size=60, page_token=page.page.next_page_token)))  # fmt: skip
+                        got += [d.ref.frame_id for d in page.datapoints]
+                    assert got == want and computed() == before, (conditions, descending)
         # sorted by loss, the count is kept too (the frames with a loss), the page and its frames' sizes read
         before = computed()
         by_loss = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(

@@ -185,10 +185,16 @@ class AnswerCache:
         answers to :meth:`keep`."""
         return self._versions(tuple(tables))
 
-    def keep(self, tables: Sequence[str], versions: tuple[Any, ...], answers: Mapping[Hashable, Any]) -> int:
-        """Keeps answers computed together, by their keys, each of weight 1, under the ``versions``
-        of ``tables`` read before they were computed (if a table changed meanwhile, they are kept
-        under versions no call will see again). Returns how many were new."""
+    def keep(
+        self,
+        tables: Sequence[str],
+        versions: tuple[Any, ...],
+        answers: Mapping[Hashable, Any],
+        weight: Callable[[Any], int] | None = None,
+    ) -> int:
+        """Keeps answers computed together, by their keys, each of ``weight`` (1 without it), under
+        the ``versions`` of ``tables`` read before they were computed (if a table changed meanwhile,
+        they are kept under versions no call will see again). Returns how many were new."""
         tables = tuple(tables)
         new = 0
         for key, answer in answers.items():
@@ -196,7 +202,7 @@ class AnswerCache:
             with self._lock:
                 if full in self._answers:
                     continue
-            self._keep(full, answer, None)
+            self._keep(full, answer, weight)
             new += 1
         if new:
             ANSWERS.labels("prepared").inc(new)
