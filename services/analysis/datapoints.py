@@ -181,7 +181,7 @@ def query_datapoints(
         total, result = count(), rows()
     else:  # a statement and its parameters name everything its answer depends on
         total = answers.get(VIEW_TABLES, statement_key("datapoints.count", count_sql, count_params), count)
-        result = answers.get(VIEW_TABLES, statement_key("datapoints.page", page_sql, page_params), rows, len)
+        result = answers.get(VIEW_TABLES, statement_key("datapoints.page", page_sql, page_params), rows, page_weight)
     more = len(result) > size
     result = result[:size]
     shown = [_row(r) for r in result]
@@ -190,6 +190,12 @@ def query_datapoints(
     if more and result:
         token = encode_cursor(_cursor(result[-1], sorts), scope)
     return Page(shown, token, total)
+
+
+def page_weight(rows: Sequence[tuple[Any, ...]]) -> int:
+    """What a kept page weighs (:class:`AnswerCache`'s rows): each row one, and one more per ten of
+    its class probabilities, so that a page of a thousand classes weighs what it holds."""
+    return sum(1 + len(r[8]) // 10 for r in rows)
 
 
 def _cursor(row: tuple[Any, ...], sorts: Sequence[Sort]) -> list[Any]:
@@ -241,7 +247,7 @@ def keep_pages(
             break
         # the cursor as a token carries it from one page to the next
         last = decode_cursor(encode_cursor(_cursor(chunk[size - 1], sorts), "pages"), sorts, "pages")
-    new = answers.keep(VIEW_TABLES, versions, kept, len)
+    new = answers.keep(VIEW_TABLES, versions, kept, page_weight)
     sizes, _, _ = _frame_details(metrics, view, sorted({f for ids in shown for f in ids}), include_objects=False)
     details = {_details_key(view, False, ids): ({f: sizes[f] for f in ids if f in sizes}, {}, {})
                for ids in shown if ids}  # fmt: skip

@@ -205,20 +205,24 @@ class Preparer:
         """The grid's first :data:`GRID_PAGES` pages of every frame and of each split (up to
         :data:`MAX_SPLITS`) sorted by each prediction field, up and down, as ``examples.js`` asks for
         them: each read of the whole set (a class or a cell reads its own rows,
-        :mod:`shoal.common.data.evaluations`) keeps ten pages."""
+        :mod:`shoal.common.data.evaluations`) keeps ten pages, fewer when the set has many classes (a
+        page weighs its probabilities)."""
         view = self.ctx.view(self.ctx.projects.get(project), dataset, inference_set, 0.0)
         splits = self.ctx.metrics.query(
             "SELECT DISTINCT split FROM evaluations WHERE project = {p:String} AND inference_set = {s:String}"
             " AND dataset = {d:String} ORDER BY split LIMIT {n:UInt32}",
             {"p": project, "s": inference_set, "d": dataset, "n": MAX_SPLITS},
         ).rows
+        wheres = [(), *((("split", _value(str(r[0]))),) for r in splits)]
+        sorts = [[pb.SortKey(field=f, descending=d)] for f in GRID_SORTS[1:] for d in (False, True)]
+        # as many pages as fit an eighth of the kept answers' weight (fewer for many classes; none for thousands)
+        page = GRID_PAGE * (1 + len(view.ontology) // 10)
+        pages = min(GRID_PAGES, self.ctx.answers.max_weight // 8 // (page * len(wheres) * len(sorts)))
         done = 0
-        for where in [(), *((("split", _value(str(r[0]))),) for r in splits)]:
-            for field in GRID_SORTS[1:]:
-                for descending in (False, True):
-                    sort = [pb.SortKey(field=field, descending=descending)]
-                    done += datapoints.keep_pages(self.ctx.metrics, self.ctx.answers, view, _filter(*where), sort,
-                                                  GRID_PAGE, GRID_PAGES)  # fmt: skip
+        for where in wheres if pages else ():
+            for sort in sorts:
+                done += datapoints.keep_pages(self.ctx.metrics, self.ctx.answers, view, _filter(*where), sort,
+                                              GRID_PAGE, pages)  # fmt: skip
         return done
 
     def _prepare_issues(self) -> int:
