@@ -112,6 +112,8 @@ def test_a_full_disk_makes_every_service_not_serving_and_writes_resource_exhaust
         try:
             _fill(fill)
             wait_for(lambda: _statuses(c) == {"NOT_SERVING"}, what="every service NOT_SERVING on a full disk")
+            # every store's check meets the full disk (one store's is enough to turn every service NOT_SERVING)
+            _await_logged(served.log, "metrics store is not ready: disk full")
             with pytest.raises(grpc.RpcError) as info:
                 _create_dataset(c, "full")
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, info.value.details()
@@ -122,6 +124,12 @@ def test_a_full_disk_makes_every_service_not_serving_and_writes_resource_exhaust
         wait_for(lambda: _statuses(c) == {"SERVING"}, what="every service SERVING with space again")
         _create_dataset(c, "after-full")
     _assert_logged_on_turns(served.log, "metrics store is not ready: disk full")
+
+
+def _await_logged(log: Path, reason: str) -> None:
+    """Waits until the server has logged ``reason`` (its readiness checks run every 0.2 s, each store's on
+    its own)."""
+    wait_for(lambda: reason in log.read_text(), what=f"the server to log {reason!r}")
 
 
 def _assert_logged_on_turns(log: Path, reason: str) -> None:
@@ -138,6 +146,7 @@ def test_read_only_storage_makes_every_service_not_serving_and_writes_unavailabl
         _mount("--bind", "-o", "ro", data, data)
         try:
             wait_for(lambda: _statuses(c) == {"NOT_SERVING"}, what="every service NOT_SERVING on read-only storage")
+            _await_logged(served.log, "metrics store is not ready: storage is read-only")
             with pytest.raises(grpc.RpcError) as info:
                 _create_dataset(c, "read-only")
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value.details()
