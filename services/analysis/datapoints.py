@@ -168,7 +168,7 @@ def query_datapoints(
         metadata_key(k.field, f"sort[{i}].field") for i, k in enumerate(sort) if k.field.startswith("metadata.")
     ]
     kinds = metadata_kinds(metrics, view, meta_keys)
-    last = decode_cursor(page_token, _query(view, flt, sort, kinds)[2], scope)
+    last = decode_cursor(page_token, compile_sort(sort, view, kinds, Params()), scope)
     page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last)
 
     def count() -> int:

@@ -598,10 +598,10 @@ def viewport(
     ``summary`` when given; in a box, by the cells it covers, see :func:`box_count`). With ``colours``,
     each point also carries what they ask for, joined in the same statement to the sampled points
     (which stay the same whatever is asked) and looked up by their frame ids."""
-    columns, total = viewport_columns(metrics, project, job_id, box=box, max_points=max_points, colours=colours,
-                                      summary=summary)  # fmt: skip
+    table, total = viewport_table(metrics, project, job_id, box=box, max_points=max_points, colours=colours,
+                                  summary=summary)  # fmt: skip
     return [Point(*c[:5], predicted_class=c[5], correct=c[6], label_issue=c[7], self_confidence=c[8], metadata=c[9])
-            for c in zip(*columns, strict=True)], total  # fmt: skip
+            for c in zip(*viewport_columns(table), strict=True)], total  # fmt: skip
 
 
 #: the columns of :func:`viewport_columns`, in order
@@ -609,26 +609,15 @@ VIEWPORT_COLUMNS = ("frame_id", "x", "y", "label_class", "split", "predicted_cla
                     "self_confidence", "metadata")  # fmt: skip
 
 
-def viewport_columns(
-    metrics: MetricsStore,
-    project: str,
-    job_id: str,
-    *,
-    box: tuple[float, float, float, float] | None,
-    max_points: int,
-    colours: Colours | None = None,
-    summary: Summary | None = None,
-) -> tuple[list[list[Any]], int]:
-    """:func:`viewport` as one list per field of :class:`Point` (:data:`VIEWPORT_COLUMNS`, None where a
-    point has no value), which a caller turns into its answer without a Python object per point."""
-    table, total = viewport_table(metrics, project, job_id, box=box, max_points=max_points, colours=colours,
-                                  summary=summary)  # fmt: skip
+def viewport_columns(table: pa.Table) -> list[list[Any]]:
+    """A :func:`viewport_table` as one list per field of :class:`Point` (:data:`VIEWPORT_COLUMNS`, None
+    where a point has no value), which a caller turns into its answer without a Python object per point."""
     fields = [table.column(name).to_pylist() for name in VIEWPORT_COLUMNS[:9]]
     metadata: list[Any] = [None] * table.num_rows
     if "meta_kind" in table.column_names:
         values = {k: table.column(f"meta_{k}").to_pylist() for k, _ in _META_KINDS}
         metadata = [(k, values[k][i]) if k else None for i, k in enumerate(table.column("meta_kind").to_pylist())]
-    return [*fields, metadata], total
+    return [*fields, metadata]
 
 
 def viewport_table(
@@ -716,13 +705,11 @@ def viewport_table(
     aliased = "SELECT " + ", ".join(f"{c} AS c{i}" for i, c in enumerate(columns))
     table = metrics.query_arrow(statement.replace(f"SELECT {', '.join(columns)}", aliased, 1), params)
     table = table.rename_columns(names)
-    for name in ("correct", "label_issue"):
-        at = table.column_names.index(name)
-        table = table.set_column(at, name, table.column(name).cast(pa.bool_()))
-    if table.column("label_issue").null_count:  # a frame the issues job did not examine: not an issue
-        at = table.column_names.index("label_issue")
-        table = table.set_column(at, "label_issue", table.column("label_issue").fill_null(False))
-    return table, total
+    correct = table.column("correct").cast(pa.bool_())
+    # a frame the issues job did not examine is not an issue
+    flagged = table.column("label_issue").cast(pa.bool_()).fill_null(False)
+    table = table.set_column(names.index("correct"), "correct", correct)
+    return table.set_column(names.index("label_issue"), "label_issue", flagged), total
 
 
 def check_polygon(vertices: Sequence[tuple[float, float]], field: str = "polygon") -> list[tuple[float, float]]:

@@ -72,11 +72,7 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
 def arrow_stream(table: pa.Table) -> bytes:
     """``table`` as one Arrow IPC stream, its columns made plain as :func:`_plain` makes them."""
     batches = [_plain(b) for b in table.to_batches()] or [_plain(pa.RecordBatch.from_pylist([], schema=table.schema))]
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, batches[0].schema) as writer:
-        for batch in batches:
-            writer.write_batch(batch)
-    return sink.getvalue()
+    return b"".join(ipc_chunks(iter(batches)))
 
 
 def ipc_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:

@@ -198,20 +198,19 @@ class Preparer:
                 views.append(self.ctx.view(p, dataset, "", 0.0))  # the frames alone read this set's rows
             done += prepare_counts(self.ctx, views)
             if inference_set:
-                done += self._prepare_sorted_pages(project, dataset, inference_set)
+                done += self._prepare_sorted_pages(views[0])
         return done
 
-    def _prepare_sorted_pages(self, project: str, dataset: str, inference_set: str) -> int:
+    def _prepare_sorted_pages(self, view: View) -> int:
         """The grid's first :data:`GRID_PAGES` pages of every frame and of each split (up to
         :data:`MAX_SPLITS`) sorted by each prediction field, up and down, as ``examples.js`` asks for
         them: each read of the whole set (a class or a cell reads its own rows,
         :mod:`shoal.common.data.evaluations`) keeps ten pages, fewer when the set has many classes (a
         page weighs its probabilities)."""
-        view = self.ctx.view(self.ctx.projects.get(project), dataset, inference_set, 0.0)
         splits = self.ctx.metrics.query(
             "SELECT DISTINCT split FROM evaluations WHERE project = {p:String} AND inference_set = {s:String}"
             " AND dataset = {d:String} ORDER BY split LIMIT {n:UInt32}",
-            {"p": project, "s": inference_set, "d": dataset, "n": MAX_SPLITS},
+            {"p": view.project, "s": view.inference_set, "d": view.dataset, "n": MAX_SPLITS},
         ).rows
         wheres = [(), *((("split", _value(str(r[0]))),) for r in splits)]
         sorts = [[pb.SortKey(field=f, descending=d)] for f in GRID_SORTS[1:] for d in (False, True)]

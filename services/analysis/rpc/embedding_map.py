@@ -65,12 +65,11 @@ def get_map_viewport(ctx: Context, request: pb.GetMapViewportRequest) -> pb.GetM
     limit = request.max_points or embedding_map.DEFAULT_POINTS
 
     def answer() -> pb.GetMapViewportResponse:
+        table, total = embedding_map.viewport_table(ctx.metrics, request.project, job.job_id, box=box,
+                                                    max_points=limit, colours=colours, summary=summary)  # fmt: skip
         if request.arrow:
-            table, total = embedding_map.viewport_table(ctx.metrics, request.project, job.job_id, box=box,
-                                                        max_points=limit, colours=colours, summary=summary)  # fmt: skip
             return pb.GetMapViewportResponse(total_in_viewport=total, points_arrow=arrow_stream(table))
-        columns, total = embedding_map.viewport_columns(ctx.metrics, request.project, job.job_id, box=box,
-                                                        max_points=limit, colours=colours, summary=summary)  # fmt: skip
+        columns = embedding_map.viewport_columns(table)
         out = pb.GetMapViewportResponse(total_in_viewport=total)
         add = out.points.add
         frames, xs, ys, labels, splits, predicted, correct, issues, confidence, metadata = columns

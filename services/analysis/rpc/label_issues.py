@@ -79,8 +79,8 @@ def query_label_issues(ctx: Context, request: pb.QueryLabelIssuesRequest) -> pb.
                                          all_frames=request.all_frames, include_dismissed=request.include_dismissed,
                                          order=request.order, offset=page.offset, size=page.size)  # fmt: skip
 
-    # a page reads every frame the job examined (at 10M frames, about a second): kept while the job's frames and
-    # the dismissals are unchanged
+    # a page reads the job's ranked rows, or every frame it examined (a job too short to rank, a page past the
+    # ranked rows): kept while the job's rows and the dismissals are unchanged
     key = ("label_issues.page", request.project, job.job_id, dataset, request.all_frames, request.include_dismissed,
            request.order, page.offset, page.size)  # fmt: skip
     rows, total, dismissed = ctx.answers.get(label_issues.PAGE_TABLES, key, compute, lambda a: len(a[0]))

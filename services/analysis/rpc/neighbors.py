@@ -67,7 +67,7 @@ def query_outliers(ctx: Context, request: pb.QueryOutliersRequest) -> pb.QueryOu
         return neighbors.query_outliers(ctx.metrics, request.project, job.job_id, order=request.order,
                                         offset=page.offset, size=page.size)  # fmt: skip
 
-    # a page reads every frame's score of the job: kept while the job's results are unchanged
+    # a page reads the job's ranked rows, or every frame's score of it: kept while the job's results are unchanged
     key = ("outliers.page", request.project, job.job_id, request.order, page.offset, page.size)
     rows, total = ctx.answers.get(neighbors.OUTLIER_TABLES, key, outliers, lambda a: len(a[0]))
     dataset = job.params["dataset"]
