@@ -289,9 +289,13 @@ def server_settings(
     loads (tests/integration/test_cold_start.py covers the warm-up, on a server process of its own).
     Every job's listings are kept in page order, as a large job's are (``ranked_pages_above``), so that the
     tests' pages come from the ranked rows; tests/stores/test_ranked_pages.py compares them with pages
-    sorted from every row."""
+    sorted from every row. The grid's sorted pages are kept for sets of more than 500 frames
+    (``sorted_pages_above``): the preparer's test uploads 600, the others fewer (keeping them for every set
+    would load each test's server with background writes); tests/stores/test_grid_orders.py compares them
+    with pages sorted from the set."""
     more.setdefault("warm_kernels", False)
     more.setdefault("ranked_pages_above", 0)
+    more.setdefault("sorted_pages_above", 500)
     return ShoalSettings(
         port=0,
         data_dir=data_dir,

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import Counter
+
+from shoal.analysis import grid_orders
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.query import (
@@ -40,6 +43,13 @@ from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
 
+SORTED_PAGES = Counter(
+    "shoal_grid_sorted_pages_total",
+    "Pages of the example grid sorted by loss, confidence or margin (of every frame, a split or the wrong "
+    "predictions), by how they were read: kept (a large set's kept listing, shoal.analysis.grid_orders) or sorted "
+    "(the set sorted on the call). Pages kept in memory by the preparer are not counted.",
+    ["source"],
+)
 _COLUMNS = (
     "frame_id, split, media_uri, label_class, predicted_class, confidence, loss, margin, probs,"
     " meta_str, meta_num, meta_bool, meta_time"
@@ -175,6 +185,9 @@ def query_datapoints(
         return int(metrics.query(count_sql, count_params).scalar())
 
     def rows() -> list[tuple[Any, ...]]:
+        kept = _kept_rows(metrics, view, flt, sort, size, last, answers)
+        if kept is not None:
+            return kept
         return [tuple(r) for r in metrics.query(page_sql, page_params).rows]
 
     if answers is None:
@@ -190,6 +203,19 @@ def query_datapoints(
     if more and result:
         token = encode_cursor(_cursor(result[-1], sorts), scope)
     return Page(shown, token, total)
+
+
+def _kept_rows(metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], size: int,
+               last: Sequence[Any] | None, answers: AnswerCache | None) -> list[tuple[Any, ...]] | None:  # fmt: skip
+    """The page's rows from the listings a large set's sorts keep (:mod:`shoal.analysis.grid_orders`),
+    when the tables' current versions have them; None to read the set."""
+    use = grid_orders.usable(view, sort, flt)
+    if use is None or answers is None:
+        return None
+    versions = answers.versions(VIEW_TABLES)
+    rows = None if versions is None else grid_orders.page(metrics, view, versions, *use, size, last)
+    SORTED_PAGES.labels("sorted" if rows is None else "kept").inc()
+    return rows
 
 
 def page_weight(rows: Sequence[tuple[Any, ...]]) -> int:

@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from shoal.analysis import datapoints, embedding_map, label_issues, neighbors
+from shoal.analysis import datapoints, embedding_map, grid_orders, label_issues, neighbors
 from shoal.analysis.rpc.classification import get_classification_metrics
 from shoal.analysis.rpc.context import Context
 from shoal.analysis.rpc.embedding_map import get_map_viewport
@@ -68,6 +68,9 @@ GRID_PAGE = 60
 MAX_SPLITS = 8
 #: pages kept of each of those sorts (one read of the set keeps them all)
 GRID_PAGES = 10
+#: seconds a round spends at most writing the grid's sorted pages of large sets (about 1.5 s a listing at
+#: 10M frames, 24 listings for a set of two splits): the rest is written in the rounds after
+ORDERS_SECONDS = 5.0
 
 SetKey = tuple[str, str, str]  # project, dataset, inference set
 #: the tables a round looks at: those under the sets' answers, and the jobs (a job that finished)
@@ -91,6 +94,9 @@ class Preparer:
         #: the sets whose rows changed lately, the most recent last, each with the versions of the
         #: tables it was prepared under (None: not yet)
         self._sets: OrderedDict[SetKey, tuple[Any, ...] | None] = OrderedDict()
+        #: the sets whose grid orders are kept (:mod:`shoal.analysis.grid_orders`), with the versions of the
+        #: tables they were written under
+        self._orders: dict[SetKey, tuple[Any, ...]] = {}
         #: the versions of :data:`WATCHED` as last looked at
         self._versions: tuple[Any, ...] | None = None
         #: the finished jobs whose first pages were prepared (label issues, neighbours, maps): project, job id
@@ -134,6 +140,8 @@ class Preparer:
                 except Exception:  # one set's failure must not stop the others'
                     log.warning("preparing the views of %s failed", key, exc_info=True)
                     self._sets.pop(key, None)
+        if now - self._changed["evaluations"] >= self.quiet_seconds:
+            done += self._keep_orders(view)
         if "jobs" in changed:  # a job finished (or changed): the pages of those finished last, not yet prepared
             done += self._prepare_maps() + self._prepare_issues() + self._prepare_findings()
         return done
@@ -141,6 +149,11 @@ class Preparer:
     def job_prepared(self, project: str, job_id: str) -> bool:
         """Whether the first pages of the job, as it last finished, were prepared."""
         return any(p == project and j == job_id for p, j, _ in self.prepared_jobs)
+
+    def orders_kept(self, project: str, dataset: str, inference_set: str) -> bool:
+        """Whether the set's grid orders are written under the tables' current versions."""
+        versions = self._orders.get((project, dataset, inference_set))
+        return versions is not None and versions == self.ctx.answers.versions(VIEW_TABLES)
 
     def prepared(self, project: str, dataset: str, inference_set: str) -> bool:
         """Whether the set's views are prepared under the tables' current versions."""
@@ -201,18 +214,65 @@ class Preparer:
                 done += self._prepare_sorted_pages(views[0])
         return done
 
+    def _keep_orders(self, versions: tuple[Any, ...]) -> int:
+        """Writes, for the prepared sets of more than ``sorted_pages_above`` frames, the first rows of the
+        grid's sorts of every frame, each split and the wrong predictions (:mod:`shoal.analysis.grid_orders`):
+        for :data:`ORDERS_SECONDS` at most per round, the rest in the rounds after. Returns how many listings
+        it wrote."""
+        for key in [k for k in self._orders if k not in self._sets]:
+            del self._orders[key]
+        deadline = time.monotonic() + ORDERS_SECONDS
+        written = 0
+        for key in reversed(list(self._sets)):
+            if self._sets.get(key) != versions or self._orders.get(key) == versions:
+                continue
+            project, dataset, inference_set = key
+            try:
+                complete = True
+                p = self.ctx.projects.get(project)
+                if inference_set and p.task_type == "CLASSIFICATION" and self._rows(key) > self.ctx.sorted_above:
+                    view = self.ctx.view(p, dataset, inference_set, 0.0)
+                    scopes = [(), *((("split", s),) for s in self._splits(view)), (("correct", False),)]
+                    n, complete = grid_orders.keep(self.ctx.metrics, view, versions, scopes, deadline=deadline)
+                    written += n
+            except NotFound:
+                self._sets.pop(key, None)
+                continue
+            except Exception:  # one set's failure must not stop the others'
+                log.warning("keeping the grid's sorted pages of %s failed", key, exc_info=True)
+                complete = True  # not again under these versions
+            if not complete:
+                break
+            self._orders[key] = versions
+        return written
+
+    def _rows(self, key: SetKey) -> int:
+        """The set's rows, about (a row of a frame written again counts until the two are merged)."""
+        project, dataset, inference_set = key
+        return int(
+            self.ctx.metrics.query(
+                "SELECT count() FROM evaluations WHERE project = {p:String} AND inference_set = {s:String}"
+                " AND dataset = {d:String}",
+                {"p": project, "s": inference_set, "d": dataset},
+            ).scalar()
+        )
+
+    def _splits(self, view: View) -> list[str]:
+        """The set's splits (:data:`MAX_SPLITS` at most), by name."""
+        rows = self.ctx.metrics.query(
+            "SELECT DISTINCT split FROM evaluations WHERE project = {p:String} AND inference_set = {s:String}"
+            " AND dataset = {d:String} ORDER BY split LIMIT {n:UInt32}",
+            {"p": view.project, "s": view.inference_set, "d": view.dataset, "n": MAX_SPLITS},
+        ).rows
+        return [str(r[0]) for r in rows]
+
     def _prepare_sorted_pages(self, view: View) -> int:
         """The grid's first :data:`GRID_PAGES` pages of every frame and of each split (up to
         :data:`MAX_SPLITS`) sorted by each prediction field, up and down, as ``examples.js`` asks for
         them: each read of the whole set (a class or a cell reads its own rows,
         :mod:`shoal.common.data.evaluations`) keeps ten pages, fewer when the set has many classes (a
         page weighs its probabilities)."""
-        splits = self.ctx.metrics.query(
-            "SELECT DISTINCT split FROM evaluations WHERE project = {p:String} AND inference_set = {s:String}"
-            " AND dataset = {d:String} ORDER BY split LIMIT {n:UInt32}",
-            {"p": view.project, "s": view.inference_set, "d": view.dataset, "n": MAX_SPLITS},
-        ).rows
-        wheres = [(), *((("split", _value(str(r[0]))),) for r in splits)]
+        wheres = [(), *((("split", _value(s)),) for s in self._splits(view))]
         sorts = [[pb.SortKey(field=f, descending=d)] for f in GRID_SORTS[1:] for d in (False, True)]
         # as many pages as fit an eighth of the kept answers' weight (fewer for many classes; none for thousands)
         page = GRID_PAGE * (1 + len(view.ontology) // 10)

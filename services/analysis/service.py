@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from shoal.analysis import ranked, registry, warmup
+from shoal.analysis import grid_orders, ranked, registry, warmup
 from shoal.analysis.prepared import Preparer
 from shoal.analysis.rpc.context import Context, Handler
 from shoal.analysis.v1 import analysis_pb2 as pb
@@ -71,6 +71,7 @@ class AnalysisServicer(analysis_pb2_grpc.AnalysisServiceServicer):
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     ctx = Context(JobStore(stores.metrics, service=NAME), stores.metrics, stores.vectors)
     ctx.ranked_above = settings.ranked_pages_above
+    ctx.sorted_above = settings.sorted_pages_above
     ctx.runner = JobRunner(
         ctx.jobs,
         {
@@ -111,6 +112,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             *seg_store.MIGRATIONS,
             *RESULT_MIGRATIONS,
             *ranked.MIGRATIONS,
+            *grid_orders.MIGRATIONS,
             *registry.migrations(),
         ),
         workers=workers,

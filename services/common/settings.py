@@ -412,6 +412,15 @@ class ShoalSettings(BaseSettings):
         "of those pages reads its own rows instead of sorting the whole list (about a second at 10M frames). A "
         "shorter list is sorted when asked. 0 keeps every non-empty list sorted.",
     )
+    sorted_pages_above: int = Field(
+        500_000,
+        ge=0,
+        description="An inference set with more frames than this keeps, once its data has settled, the first "
+        "100,000 frames of each of the example grid's sorts (loss, confidence and margin, up and down) of every "
+        "frame, each split and the wrong predictions, so that those pages read their own rows instead of sorting "
+        "the set (0.2 to 0.4 s a page at 10M frames). Written by the analysis service's preparer "
+        "(`answers_prepare_sets` above 0); a smaller set is sorted when asked. 0 keeps them for every set.",
+    )
 
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")

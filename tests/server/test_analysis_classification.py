@@ -657,6 +657,28 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                             page=cpb.PageRequest(page_size=60, page_token=page.page.next_page_token)))  # fmt: skip
                         got += [d.ref.frame_id for d in page.datapoints]
                     assert got == want and computed() == before, (conditions, descending)
+        # past the pages kept in memory (here: pages of 9 rows, which the grid does not ask for), a set of more
+        # than `sorted_pages_above` frames (500 in the tests) keeps the first rows of each sort in the store: every
+        # page of every frame, of a split and of the wrong predictions is read from them, in numpy's order
+        wait_for(lambda: preparer.orders_kept("den", "cave", "m"), what="the grid's sorted pages of den/m")
+        kept = lambda: REGISTRY.get_sample_value("shoal_grid_sorted_pages_total", {"source": "kept"}) or 0.0  # noqa: E731
+        wrong_rows = np.flatnonzero(labels != predicted)
+        for conditions, rows in (([], np.arange(n)), ([eq("split", "val")], np.flatnonzero(splits == "val")),
+                                 ([wrong], wrong_rows)):  # fmt: skip
+            for descending in (True, False):
+                before, got, token, pages = kept(), [], "", 0
+                while True:
+                    page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                        project="den", dataset="cave", inference_set="m", filter=cpb.Filter(all=conditions),
+                        sort=[apb.SortKey(field="loss", descending=descending)],
+                        page=cpb.PageRequest(page_size=9, page_token=token)))  # fmt: skip
+                    got += [d.ref.frame_id for d in page.datapoints]
+                    pages, token = pages + 1, page.page.next_page_token
+                    if not token:
+                        break
+                key = -loss[rows] if descending else loss[rows]
+                assert got == [ids[i] for i in rows[np.lexsort((np.array(ids)[rows], key))]], (conditions, descending)
+                assert kept() == before + pages, (conditions, descending)
         # sorted by loss, the count is kept too (the frames with a loss), the page and its frames' sizes read
         before = computed()
         by_loss = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(

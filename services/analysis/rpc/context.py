@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoal.analysis import ranked
+from shoal.analysis import grid_orders, ranked
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data import segments as seg_store
 from shoal.common.data.answers import AnswerCache
@@ -87,6 +87,8 @@ class Context(JobRpcs):
         self.answers = AnswerCache(metrics)
         #: a job's listings longer than this are kept in page order (``ranked_pages_above``)
         self.ranked_above = ranked.RANKED_ABOVE
+        #: sets of more frames than this keep the grid's sorted pages (``sorted_pages_above``)
+        self.sorted_above = grid_orders.KEPT_ABOVE
 
     def project(self, name: str, task_type: str) -> Project:
         """The project, which must be of ``task_type`` for the metrics asked."""
