@@ -22,11 +22,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from prometheus_client import Counter
+
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.query import SETTINGS, View
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.v1 import common_pb2
 
+WRITTEN = Counter(
+    "shoal_grid_orders_written_total",
+    "Listings of the example grid's sorted pages the preparer wrote for large sets (shoal.analysis.grid_orders): "
+    "the first rows of a sort of every frame, a split or the wrong predictions, written after the set's data changed.",
+)
 #: rows kept of each listing: 1,666 pages of the grid's 60
 KEPT = 100_000
 #: sets of more frames than this keep their listings (the ``sorted_pages_above`` setting's default): a
@@ -198,6 +205,7 @@ def keep(
                         {**rows_params, **target, "_listing": name},
                     )
                     written += 1
+                    WRITTEN.inc()
                 # each listing's length once its rows are written: a page reads it first
                 metrics.insert(
                     "grid_order_listings",
