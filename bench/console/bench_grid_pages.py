@@ -44,12 +44,15 @@ from bench.harness import results_header, run_child, write_results  # noqa: E402
 MODULE = "bench.console.bench_grid_pages"
 #: rows before the page asked (a page of 60 starts there): within the first 100,000 kept rows, then past them
 DEPTHS = (1_000, 10_000, 50_000, 99_000, 100_000, 150_000)
-#: (name, filter's equalities, sort field, descending)
+#: and within a class's first 10,000, then past them
+CLASS_DEPTHS = (1_000, 5_000, 9_000, 10_000, 50_000)
+#: (name, filter's equalities, sort field, descending, depths)
 QUESTIONS = (
-    ("every frame by loss, down", (), "loss", True),
-    ("every frame by confidence, up", (), "confidence", False),
-    ("split val by margin, up", (("split", "val"),), "margin", False),
-    ("wrong predictions by loss, down", (("correct", False),), "loss", True),
+    ("every frame by loss, down", (), "loss", True, DEPTHS),
+    ("every frame by confidence, up", (), "confidence", False, DEPTHS),
+    ("split val by margin, up", (("split", "val"),), "margin", False, DEPTHS),
+    ("wrong predictions by loss, down", (("correct", False),), "loss", True, DEPTHS),
+    ("class 3 (1M frames) by loss, down", (("label_class", 3),), "loss", True, CLASS_DEPTHS),
 )
 
 
@@ -83,8 +86,9 @@ def _metric(port: int, name: str) -> dict[str, float]:
     return out
 
 
-#: the listings of the loaded set: every frame, its two splits and the wrong predictions, by three fields up and down
-LISTINGS = 4 * 3 * 2
+#: the listings of the loaded set: every frame, its two splits, the wrong predictions and its ten classes (of 1M
+#: frames each), by three fields up and down
+LISTINGS = (4 + 10) * 3 * 2
 
 
 def _await_written(port: int, bound_s: float = 1800.0) -> tuple[float, float]:
@@ -103,7 +107,8 @@ def _request(conditions: tuple[tuple[str, Any], ...], field: str, descending: bo
     """QueryDatapoints' JSON body, as examples.js writes it."""
     cond: list[dict[str, Any]] = []
     for f, v in conditions:
-        cond.append({"field": f, "equals": {"bool_value": v} if isinstance(v, bool) else {"string_value": v}})
+        kind = "bool_value" if isinstance(v, bool) else "number_value" if isinstance(v, int) else "string_value"
+        cond.append({"field": f, "equals": {kind: v}})
     if every_split:
         cond.append({"field": "split", "in": {"values": [{"string_value": "train"}, {"string_value": "val"}]}})
     return {"project": PROJECT, "dataset": DATASET, "inference_set": INFERENCE_SET, "filter": {"all": cond},
@@ -121,12 +126,12 @@ def measure(info: dict[str, Any]) -> dict[str, Any]:
           f"{total_s:.1f} s after", flush=True)  # fmt: skip
     out: dict[str, Any] = {"first_views_prepared_s": round(prepared_s, 1), "listings_written": written,
                            "listings_written_s": round(total_s, 1), "questions": {}}  # fmt: skip
-    for name, conditions, field, descending in QUESTIONS:
+    for name, conditions, field, descending, depths in QUESTIONS:
         rows: dict[str, Any] = {}
         for every_split in (False, True):
             # the tokens at each depth, from a walk in pages of 1,000 (a token holds the last row's sort values)
             tokens, token, read = {0: ""}, "", 0
-            while read < max(DEPTHS):
+            while read < max(depths):
                 answer, _, _ = console.call("QueryDatapoints", _request(conditions, field, descending, 1000, token,
                                                                         every_split))  # fmt: skip
                 read += len(answer.get("datapoints", []))
@@ -134,7 +139,7 @@ def measure(info: dict[str, Any]) -> dict[str, Any]:
                 tokens[read] = token
                 if not token:
                     break
-            for depth in DEPTHS:
+            for depth in depths:
                 if depth not in tokens:
                     continue
                 before = _metric(port, "shoal_grid_sorted_pages_total")
@@ -149,7 +154,7 @@ def measure(info: dict[str, Any]) -> dict[str, Any]:
                 rows[key] = {"console_ms": round(total_ms, 1), "grpc_ms": round(grpc_ms, 1), "read": source,
                              "rows": len(shown), "first": shown[:1]}  # fmt: skip
                 print(f"  {name:34s} {key:40s} {total_ms:7.1f} ms  {source}", flush=True)
-        for depth in DEPTHS:  # the two ways give the same page
+        for depth in depths:  # the two ways give the same page
             a, b = rows.get(f"asked @ {depth}"), rows.get(f"sorted (a filter of every split) @ {depth}")
             if a and b and a["first"] != b["first"]:
                 raise AssertionError(f"{name} at {depth}: {a['first']} != {b['first']}")

@@ -7,6 +7,10 @@ The job's rows are written by SQL from ``numbers(N)`` as the label-issue and nei
 of the frames flagged, 10 neighbours each, a pair per 20 frames); 500 frames are dismissed.
 
     python -m bench.console.bench_job_pages --frames 1000000 10000000
+
+With ``--detection``, the pages of a detection label-issue job instead (per frame a labeled object scored for
+three issue types and a predicted one, half of those rows flagged; 500 whole frames and 500 single objects
+dismissed), as the console's Issues page asks for them: flagged objects, most likely issues first.
 """
 
 from __future__ import annotations
@@ -33,6 +37,51 @@ SIZE = 48
 def _ms(times: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(times) * 1e3, 1), "min_ms": round(min(times) * 1e3, 1),
             "max_ms": round(max(times) * 1e3, 1)}  # fmt: skip
+
+
+def load_detection(m: Any, n: int) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Writes two detection jobs' rows ("plain" and "fast", the same): per frame a labeled object scored for three
+    issue types and a predicted one for a missing label, about half of them flagged; and dismisses 500 whole frames
+    and 500 single objects among the flagged ones."""
+    from shoal.analysis import dismissals
+
+    out: dict[str, Any] = {}
+    t = time.perf_counter()
+    fid = "concat('f', leftPad(toString(intDiv(number, 4)), 9, '0'))"
+    for job in ("plain", "fast"):
+        # row r of frame r // 4: the labeled object 0 for types 2 to 4, then the predicted object 1 for type 1
+        m.command(
+            "INSERT INTO detection_issue_objects SELECT 'p', {job:String}, " + fid + ","
+            " if(number % 4 = 3, '1', '0'), toUInt8(number % 4 = 3), toUInt8(if(number % 4 = 3, 1, number % 4 + 2)),"
+            " (cityHash64(number, 11) % 10000) / 1e4 AS s, toUInt8(s < 0.5), toInt32(number % 10),"
+            " toInt32((number * 3) % 10), '', (cityHash64(number, 12) % 1000) / 1e3,"
+            " (cityHash64(number, 13) % 1000) / 1e3 FROM numbers({rows:UInt64})",
+            {"job": job, "rows": 4 * n},
+        )
+        m.command(
+            "INSERT INTO detection_issue_frames SELECT 'p', {job:String}, concat('f', leftPad(toString(number), 9, '0')),"
+            " (cityHash64(number, 14) % 10000) / 1e4 AS s, toUInt8(s < 0.35), toUInt8(number % 5), 2,"
+            " toUInt32(number % 2), toUInt32(number % 3 = 0), 0, toUInt32(number % 7 = 0) FROM numbers({n:UInt64})",
+            {"job": job, "n": n},
+        )
+    out["load_s"] = round(time.perf_counter() - t, 1)
+    out["flagged_objects"] = int(m.query("SELECT countIf(is_issue) FROM detection_issue_objects WHERE job_id = 'fast'"
+                                         ).scalar())  # fmt: skip
+    out["flagged_frames"] = int(m.query("SELECT countIf(is_issue) FROM detection_issue_frames WHERE job_id = 'fast'"
+                                        ).scalar())  # fmt: skip
+    frames = [str(r[0]) for r in m.query(
+        "SELECT frame_id FROM detection_issue_frames WHERE job_id = 'fast' AND is_issue ORDER BY score"
+        " LIMIT 500 OFFSET 10").rows]  # fmt: skip
+    objects = [(str(f), str(o)) for f, o in m.query(
+        "SELECT frame_id, object_id FROM detection_issue_objects WHERE job_id = 'fast' AND is_issue ORDER BY score"
+        " LIMIT 500 OFFSET 2000").rows]  # fmt: skip
+    ids = sorted({*frames, *(f for f, _ in objects)})
+    m.insert("label_versions", [["p", "d", f, "v1", "2026-01-01 00:00:00", 0, 0, "upload", "", "", "u"] for f in ids],
+             ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects",
+              "source", "author", "reason", "upload_id"])  # fmt: skip
+    dismissals.record(m, "p", "d", [*((f, "") for f in frames), *objects], dismissed=True, job_id="fast", reason="",
+                      dismissed_by="")  # fmt: skip
+    return out
 
 
 def load(m: Any, n: int) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -86,7 +135,10 @@ def load(m: Any, n: int) -> dict[str, Any]:  # type: ignore[type-arg]
     return out
 
 
-def measure(n: int, repeats: int) -> dict[str, Any]:  # type: ignore[type-arg]
+def measure(n: int, repeats: int, detection: bool = False) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Pages of the label-issue and neighbour jobs, or with ``detection`` of a detection label-issue job."""
+    if detection:
+        return measure_detection(n, repeats)
     from shoal.analysis import dismissals, label_issues, neighbors, ranked
     from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
     from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
@@ -127,21 +179,64 @@ def measure(n: int, repeats: int) -> dict[str, Any]:  # type: ignore[type-arg]
             "pairs across splits": lambda job, off: neighbors.query_duplicates(m, "p", job, cross_split_only=True,
                                                                               offset=off, size=24),
         }  # fmt: skip
-        pages: dict[str, Any] = {}
-        for what, ask in asks.items():
-            for offset in OFFSETS:
-                row: dict[str, Any] = {}
-                for job, name in (("plain", "sorted_from_every_row"), ("fast", "ranked")):
-                    times = []
-                    for _ in range(repeats):
-                        t = time.perf_counter()
-                        got = ask(job, offset)
-                        times.append(time.perf_counter() - t)
-                    row[name] = _ms(times)
-                    row[f"{name}_first_rows"] = [r[0] for r in got[0][:3]]
-                assert row["ranked_first_rows"] == row["sorted_from_every_row_first_rows"], (what, offset)
-                pages[f"{what} @ {offset}"] = row
-        out["pages"] = pages
+        out["pages"] = _pages(asks, repeats)
+        out["peak_rss_mib"] = round(peak_rss_mib(), 0)
+    return out
+
+
+def _pages(asks: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """Each page asked of both jobs, ``repeats`` times; their first rows must agree."""
+    pages: dict[str, Any] = {}
+    for what, ask in asks.items():
+        for offset in OFFSETS:
+            row: dict[str, Any] = {}
+            for job, name in (("plain", "sorted_from_every_row"), ("fast", "ranked")):
+                times = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    got = ask(job, offset)
+                    times.append(time.perf_counter() - t)
+                row[name] = _ms(times)
+                row[f"{name}_first_rows"] = [list(r[:2]) for r in got[0][:3]]
+            assert row["ranked_first_rows"] == row["sorted_from_every_row_first_rows"], (what, offset)
+            assert got[1:] == ask("plain", offset)[1:], (what, offset)  # the same counts
+            pages[f"{what} @ {offset}"] = row
+    return pages
+
+
+def measure_detection(n: int, repeats: int) -> dict[str, Any]:  # type: ignore[type-arg]
+    from shoal.analysis import detection_issues, dismissals, ranked
+    from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+    from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
+    from shoal.common.jobs import Job
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+    out: dict[str, Any] = {"frames": n}
+    with tempfile.TemporaryDirectory() as work:
+        m = EmbeddedMetricsStore(path=Path(work) / "ch", database="bench")
+        m.migrate((*FRAME_MIGRATIONS, *RESULT_MIGRATIONS, *ranked.MIGRATIONS, *detection_issues.MIGRATIONS,
+                   *detection_issues.RANK_MIGRATIONS, *dismissals.MIGRATIONS))  # fmt: skip
+        out.update(load_detection(m, n))
+        summary = detection_issues.Summary(frames=n, labeled_objects=n, predicted_objects=n,
+                                           flagged_frames=out["flagged_frames"],
+                                           issues={"missing_label": out["flagged_objects"]}, thresholds={},
+                                           match_iou=0.5, localization_min_iou=0.1)  # fmt: skip
+        t = time.perf_counter()
+        detection_issues.rank(m, Job("p", "analysis", "fast", detection_issues.KIND), summary,
+                              above=ranked.RANKED_ABOVE)  # fmt: skip
+        out["keeping_the_order_s"] = round(time.perf_counter() - t, 2)
+
+        def page(query: Any, job: str, offset: int, order: int, size: int) -> Any:
+            return query(m, "p", job, dataset="d", types=[], include_unflagged=False, include_dismissed=False,
+                         order=order, offset=offset, size=size)  # fmt: skip
+
+        asks = {
+            # as the console's Issues page asks: objects, most likely issues first
+            "flagged objects by score": lambda job, off: page(detection_issues.query_objects, job, off, 0, SIZE),
+            "flagged objects by frame": lambda job, off: page(detection_issues.query_objects, job, off, 1, SIZE),
+            "flagged frames by score": lambda job, off: page(detection_issues.query_frames, job, off, 0, SIZE),
+        }
+        out["pages"] = _pages(asks, repeats)
         out["peak_rss_mib"] = round(peak_rss_mib(), 0)
     return out
 
@@ -150,11 +245,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--detection", action="store_true", help="the pages of a detection label-issue job instead")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results_job_pages.json"))
     args = ap.parse_args()
     results = results_header()
     for n in args.frames:
-        results["runs"][str(n)] = run_child(MODULE, "measure", n, args.repeats)
+        results["runs"][str(n)] = run_child(MODULE, "measure", n, args.repeats, args.detection)
     write_results(args.out, results)
 
 

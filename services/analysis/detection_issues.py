@@ -42,7 +42,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shoal.analysis import dismissals
+from shoal.analysis import dismissals, ranked
 from shoal.analysis.export import FrameTable
 from shoal.common.boxes import box_iou
 from shoal.common.data import results
@@ -94,6 +94,27 @@ MIGRATIONS = (
     ),
 )
 TABLES = ("detection_issue_objects", "detection_issue_frames")
+
+RANK_MIGRATIONS = (
+    Migration(
+        component="analysis",
+        version=19,
+        name="detection label issues in page order",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS detection_object_ranks ("
+            " project LowCardinality(String), job_id String, listing LowCardinality(String), rank UInt32,"
+            " frame_id String, object_id String, predicted UInt8, issue_type UInt8, score Float32, is_issue UInt8,"
+            " given_class Int32, suggested_class Int32, partner_object_id String, iou Float32, confidence Float32)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, rank)",
+            "CREATE TABLE IF NOT EXISTS detection_frame_ranks ("
+            " project LowCardinality(String), job_id String, listing LowCardinality(String), rank UInt32,"
+            " frame_id String, score Float32, is_issue UInt8, worst_type UInt8, objects UInt32, missing UInt32,"
+            " spurious UInt32, mislocalized UInt32, swapped UInt32)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, rank)",
+        ),
+    ),
+)
+RANK_TABLES = ("detection_object_ranks", "detection_frame_ranks")
 
 
 @numba.njit(cache=True, nogil=True)
@@ -453,6 +474,7 @@ def _score_chunk(
 def discard(metrics: MetricsStore, job: Job) -> None:
     """Removes what a run of the job wrote (a cancelled or failed run keeps nothing)."""
     results.discard(metrics, job, TABLES)
+    ranked.discard(metrics, job, RANK_TABLES)
 
 
 def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | None:
@@ -464,6 +486,32 @@ OBJECT_ORDERS = {0: "score ASC, frame_id, object_id, issue_type", 1: "frame_id, 
 FRAME_ORDERS = {0: "score ASC, frame_id", 1: "frame_id"}
 #: per issue type, its column of flagged counts in detection_issue_frames
 COUNT_COLUMNS = {MISSING: "missing", SPURIOUS: "spurious", MISLOCALIZED: "mislocalized", SWAP: "swapped"}
+#: what a page shows of each (object, issue type) row, and of each frame
+OBJECT_COLUMNS = ("frame_id, object_id, predicted, issue_type, score, is_issue, given_class, suggested_class,"
+                  " partner_object_id, iou, confidence")  # fmt: skip
+FRAME_COLUMNS = "frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
+_FLAGGED = "project = {project:String} AND job_id = {job:String} AND is_issue"
+
+
+def object_listing(order: int) -> ranked.Listing:
+    """The job's flagged (object, issue type) rows of every type in ``order`` (as the console's Issues page
+    asks for them)."""
+    return ranked.Listing("detection_object_ranks", f"objects.{order}", OBJECT_COLUMNS,
+                          "detection_issue_objects FINAL", _FLAGGED, OBJECT_ORDERS[order])  # fmt: skip
+
+
+def frame_listing(order: int) -> ranked.Listing:
+    """The job's flagged frames in ``order``."""
+    return ranked.Listing("detection_frame_ranks", f"frames.{order}", FRAME_COLUMNS, "detection_issue_frames FINAL",
+                          _FLAGGED, FRAME_ORDERS[order])  # fmt: skip
+
+
+def rank(metrics: MetricsStore, job: Job, summary: Summary, *, above: int) -> int:
+    """Keeps the job's flagged objects and frames in page order when longer than ``above`` (see :mod:`ranked`)."""
+    flagged = sum(summary.issues.values())
+    return ranked.keep(metrics, job, [*((object_listing(o), flagged) for o in OBJECT_ORDERS),
+                                      *((frame_listing(o), summary.flagged_frames) for o in FRAME_ORDERS)],
+                       above=above)  # fmt: skip
 
 
 def query_objects(
@@ -482,17 +530,21 @@ def query_objects(
     """A page of the job's (object, issue type) rows of ``types`` (all when empty), flagged ones
     only unless ``include_unflagged``, dismissed ones (the object's or its frame's dismissal in
     ``dataset``) only with ``include_dismissed``, in ``order``, each ending with whether it is
-    dismissed; their count; and how many of the rows matched are dismissed."""
+    dismissed; their count; and how many of the rows matched are dismissed. The flagged rows of every
+    type are read from the ranked rows when the job kept them (:mod:`ranked`)."""
+    if not types and not include_unflagged:
+        found = _ranked_page(metrics, project, job_id, object_listing(order), dataset=dataset,
+                             include_dismissed=include_dismissed, offset=offset, size=size)  # fmt: skip
+        if found is not None:
+            return found
     where = "project = {project:String} AND job_id = {job:String}"
     where += "" if include_unflagged else " AND is_issue"
     where += " AND has({types:Array(UInt8)}, issue_type)" if types else ""
     params: dict[str, Any] = {"project": project, "job": job_id, "dataset": dataset}
     if types:
         params["types"] = sorted(set(types))
-    columns = ("frame_id, object_id, predicted, issue_type, score, is_issue, given_class, suggested_class,"
-               " partner_object_id, iou, confidence")  # fmt: skip
-    return dismissals.page(metrics, "detection_issue_objects FINAL", columns, where, OBJECT_ORDERS[order], params,
-                           dismissed=dismissals.object_dismissed_sql(), include_dismissed=include_dismissed,
+    return dismissals.page(metrics, "detection_issue_objects FINAL", OBJECT_COLUMNS, where, OBJECT_ORDERS[order],
+                           params, dismissed=dismissals.object_dismissed_sql(), include_dismissed=include_dismissed,
                            offset=offset, size=size)  # fmt: skip
 
 
@@ -512,19 +564,57 @@ def query_frames(
     """A page of the job's frames: flagged ones (with ``types``: those with a flagged object of one
     of these types), or every frame with ``include_unflagged``; frames dismissed as a whole in
     ``dataset`` only with ``include_dismissed``; in ``order``, each ending with whether it is
-    dismissed; their count; and how many of the frames matched are dismissed."""
+    dismissed; their count; and how many of the frames matched are dismissed. The flagged frames are
+    read from the ranked rows when the job kept them (:mod:`ranked`)."""
+    if not types and not include_unflagged:
+        found = _ranked_page(metrics, project, job_id, frame_listing(order), dataset=dataset,
+                             include_dismissed=include_dismissed, offset=offset, size=size)  # fmt: skip
+        if found is not None:
+            return found
     where = "project = {project:String} AND job_id = {job:String}"
     if types:
         where += " AND (" + " OR ".join(f"{COUNT_COLUMNS[t]} > 0" for t in sorted(set(types))) + ")"
     elif not include_unflagged:
         where += " AND is_issue"
     params = {"project": project, "job": job_id, "dataset": dataset}
-    columns = (
-        "frame_id, score, toBool(is_issue) AS is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
-    )
-    return dismissals.page(metrics, "detection_issue_frames FINAL", columns, where, FRAME_ORDERS[order], params,
-                           dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
+    return dismissals.page(metrics, "detection_issue_frames FINAL", FRAME_COLUMNS, where, FRAME_ORDERS[order],
+                           params, dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
                            offset=offset, size=size)  # fmt: skip
+
+
+def _ranked_page(metrics: MetricsStore, project: str, job_id: str, lst: ranked.Listing, *, dataset: str,
+                 include_dismissed: bool, offset: int,
+                 size: int) -> tuple[list[tuple[Any, ...]], int, int] | None:  # fmt: skip
+    """A page of ``lst`` (flagged objects, or frames) from its ranked rows, as :func:`query_objects` and
+    :func:`query_frames` answer it; None when they do not hold the page. The rows dismissed (an
+    object's or its whole frame's dismissal in force) are counted in the job's rows through their
+    frames, and left out of the page by their ranks."""
+    known = ranked.length(metrics, project, job_id, lst)
+    if known is None or (known[1] < known[0] and offset + size > known[1]):
+        return None
+    objects = lst.table == "detection_object_ranks"
+    params = {"project": project, "dataset": dataset, "job": job_id, "listing": lst.name}
+    in_force = metrics.query(f"SELECT frame_id, object_id FROM ({dismissals.in_force_sql()})", params).rows
+    pairs = {(str(f), str(o)) for f, o in in_force}
+    frames = {f for f, o in pairs if not o}
+    # an object's own dismissal counts for its rows, not for its frame
+    pairs = {(f, o) for f, o in pairs if o} if objects else set()
+    skipped: list[int] = []
+    n_dismissed = 0
+    if frames or pairs:
+        condition = dismissals.object_dismissed_sql() if objects else dismissals.frame_dismissed_sql()
+        n_dismissed = int(metrics.query(f"SELECT count() FROM {lst.source} WHERE {lst.where} AND {condition}",
+                                        params).scalar())  # fmt: skip
+        if not include_dismissed:
+            skipped = [int(r[0]) for r in metrics.query(
+                f"SELECT rank FROM {lst.table} FINAL WHERE project = {{project:String}} AND job_id = {{job:String}}"
+                f" AND listing = {{listing:String}} AND {condition}", params).rows]  # fmt: skip
+    found = ranked.page(metrics, project, job_id, lst, offset=offset, size=size, skipped=skipped, known=known)
+    if found is None:
+        return None
+    rows, total = found
+    marked = [(*r, r[0] in frames or (str(r[0]), str(r[1])) in pairs) for r in rows]
+    return marked, total if include_dismissed else total - n_dismissed, n_dismissed
 
 
 def scored(

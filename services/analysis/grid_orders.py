@@ -4,9 +4,11 @@ A page of the example grid sorted by loss, confidence or margin sorts the whole 
 find the rows after its cursor: at 10M frames 0.4 to 0.5 s a page, however few rows it shows. The
 preparer (:mod:`shoal.analysis.prepared`) keeps the first ten pages of each sort in memory; past them,
 for a set of more than ``sorted_pages_above`` frames, it writes the first :data:`KEPT` rows of each
-sort (up and down) of every frame, of each split and of the wrong predictions into ``grid_orders``,
-with the columns a page shows, keyed by the sort's value (negated for a descending sort) and the
-frame id: a page is then a range of that key after the cursor, read through the primary key.
+sort (up and down) of every frame, of each split and of the wrong predictions, and the first
+:data:`KEPT_CLASS` of each labeled class of more than ``sorted_pages_above`` frames (a class's page
+reads that class's rows alone, ``evaluations_by_cell``), into ``grid_orders``, with the columns a
+page shows, keyed by the sort's value (negated for a descending sort) and the frame id: a page is
+then a range of that key after the cursor, read through the primary key.
 
 What was written is a *build*, named by the view it was read through and the versions of the tables
 under it (:data:`shoal.common.data.query.VIEW_TABLES`); a page uses the build of the tables' current
@@ -36,6 +38,9 @@ WRITTEN = Counter(
 )
 #: rows kept of each listing: 1,666 pages of the grid's 60
 KEPT = 100_000
+#: of a labeled class's listings (166 pages): a page past them reads that class's rows alone
+#: (``evaluations_by_cell``), about 0.1 s for a class of a million frames
+KEPT_CLASS = 10_000
 #: sets of more frames than this keep their listings (the ``sorted_pages_above`` setting's default): a
 #: page of a smaller set sorts it in tens of milliseconds (a page of a split or of the wrong predictions
 #: reads the whole set as well)
@@ -91,8 +96,8 @@ def listing_name(field: str, descending: bool, scope: Scope) -> str:
 
 
 def scope_of(flt: common_pb2.Filter) -> Scope | None:
-    """The filter as a scope, if it is one the preparer keeps listings of: no condition, or one
-    equality of the split, of whether the prediction is correct, or both."""
+    """The filter as a scope, if it is one the preparer may keep listings of: equalities of the
+    split, of whether the prediction is correct, or of the labeled class (by id), each once."""
     out: list[tuple[str, Any]] = []
     for c in flt.all:
         if c.negate or c.WhichOneof("op") != "equals":
@@ -102,6 +107,8 @@ def scope_of(flt: common_pb2.Filter) -> Scope | None:
             out.append(("split", c.equals.string_value))
         elif c.field == "correct" and kind == "bool_value":
             out.append(("correct", c.equals.bool_value))
+        elif c.field == "label_class" and kind == "number_value" and float(c.equals.number_value).is_integer():
+            out.append(("label_class", int(c.equals.number_value)))
         else:
             return None
     fields = [f for f, _ in out]
@@ -145,11 +152,13 @@ def page(
     if last is not None:
         params["key"] = -float(last[0]) if descending else float(last[0])
         params["frame"] = str(last[1])
-        # an OR of the key's ranges (a tuple comparison is not read through the primary key with FINAL)
+        # an OR of the key's ranges (a tuple comparison is not read through the primary key)
         after = " AND (key > {key:Float64} OR (key = {key:Float64} AND frame_id > {frame:String}))"
+    # a build is written whole or again the same (two replicas): its rows' duplicates are left out by their key,
+    # not by FINAL, which merges the parts the range spans (a few times slower while a build's parts are unmerged)
     rows = metrics.query(
-        f"SELECT {COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id FROM grid_orders FINAL"
-        f" WHERE {where}{after} ORDER BY key, frame_id LIMIT {{n:UInt32}}",
+        f"SELECT {COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id FROM grid_orders"
+        f" WHERE {where}{after} ORDER BY key, frame_id LIMIT 1 BY key, frame_id LIMIT {{n:UInt32}}",
         params,
     ).rows
     if len(rows) <= size and kept < total:
@@ -191,12 +200,12 @@ def keep(
             for descending, name in zip((False, True), names, strict=True):
                 if name in done:
                     continue
-                kept = min(total, limit)
+                kept = min(total, limit, KEPT_CLASS if any(f == "label_class" for f, _ in scope) else limit)
                 if kept:
                     sort = [pb.SortKey(field=field, descending=descending)]
                     target = {"_project": view.project, "_set": view.inference_set, "_dataset": view.dataset,
                               "_build": build}  # fmt: skip
-                    rows_sql, rows_params = datapoints.page_statement(view, flt, sort, {}, limit - 1, None)[:2]
+                    rows_sql, rows_params = datapoints.page_statement(view, flt, sort, {}, kept - 1, None)[:2]
                     metrics.command(
                         f"INSERT INTO grid_orders (project, inference_set, dataset, build, listing, key, {COLUMNS})"
                         " SELECT {_project:String}, {_set:String}, {_dataset:String}, {_build:String},"
@@ -222,4 +231,7 @@ def keep(
 
 
 def _value(v: Any) -> common_pb2.Value:
-    return common_pb2.Value(bool_value=v) if isinstance(v, bool) else common_pb2.Value(string_value=str(v))
+    """A scope's value as the console's filter writes it."""
+    if isinstance(v, bool):
+        return common_pb2.Value(bool_value=v)
+    return common_pb2.Value(number_value=v) if isinstance(v, int) else common_pb2.Value(string_value=str(v))

@@ -42,7 +42,7 @@ from shoal.analysis.rpc.label_issues import query_label_issues
 from shoal.analysis.rpc.neighbors import query_duplicates, query_outliers
 from shoal.analysis.rpc.slices import get_slices
 from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.common.data.evaluations import frame_rows_set
+from shoal.common.data.evaluations import NO_KEY, frame_rows_set
 from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
 from shoal.common.errors import NotFound
 from shoal.common.jobs import Job
@@ -68,6 +68,9 @@ GRID_PAGE = 60
 MAX_SPLITS = 8
 #: pages kept of each of those sorts (one read of the set keeps them all)
 GRID_PAGES = 10
+#: labeled classes whose sorted pages are kept at most (the largest; at 10M frames and the default
+#: ``sorted_pages_above`` no more than 20 classes can be that large)
+MAX_LARGE_CLASSES = 32
 #: seconds a round spends at most writing the grid's sorted pages of large sets (about 1.5 s a listing at
 #: 10M frames, 24 listings for a set of two splits): the rest is written in the rounds after
 ORDERS_SECONDS = 5.0
@@ -232,7 +235,8 @@ class Preparer:
                 p = self.ctx.projects.get(project)
                 if inference_set and p.task_type == "CLASSIFICATION" and self._rows(key) > self.ctx.sorted_above:
                     view = self.ctx.view(p, dataset, inference_set, 0.0)
-                    scopes = [(), *((("split", s),) for s in self._splits(view)), (("correct", False),)]
+                    scopes = [(), *((("split", s),) for s in self._splits(view)), (("correct", False),),
+                              *((("label_class", c),) for c in self._large_classes(key))]  # fmt: skip
                     n, complete = grid_orders.keep(self.ctx.metrics, view, versions, scopes, deadline=deadline)
                     written += n
             except NotFound:
@@ -256,6 +260,25 @@ class Preparer:
                 {"p": project, "s": inference_set, "d": dataset},
             ).scalar()
         )
+
+    def _large_classes(self, key: SetKey) -> list[int]:
+        """The labeled classes of more than ``sorted_pages_above`` of the set's frames, the largest first (about:
+        a frame's row written again counts until merged)."""
+        project, dataset, inference_set = key
+        rows = self.ctx.metrics.query(
+            "SELECT label_key, count() AS n FROM evaluations_by_cell WHERE project = {p:String}"
+            " AND inference_set = {s:String} AND dataset = {d:String} AND label_key != {none:Int32} AND NOT is_deleted"
+            " GROUP BY label_key HAVING n > {above:UInt64} ORDER BY n DESC LIMIT {max:UInt32}",
+            {
+                "p": project,
+                "s": inference_set,
+                "d": dataset,
+                "none": NO_KEY,
+                "above": self.ctx.sorted_above,
+                "max": MAX_LARGE_CLASSES,
+            },
+        ).rows
+        return [int(r[0]) for r in rows]
 
     def _splits(self, view: View) -> list[str]:
         """The set's splits (:data:`MAX_SPLITS` at most), by name."""

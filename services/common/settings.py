@@ -407,8 +407,9 @@ class ShoalSettings(BaseSettings):
     ranked_pages_above: int = Field(
         100_000,
         ge=0,
-        description="A finished label-issue or neighbour job whose list (its issues in one order, its outliers, "
-        "its duplicate pairs) is longer than this keeps the first 100,000 rows of each order sorted, so that any "
+        description="A finished label-issue or neighbour job whose list (its issues in one order, a detection "
+        "job's flagged objects or frames, its outliers, its duplicate pairs) is longer than this keeps the first "
+        "100,000 rows of each order sorted, so that any "
         "of those pages reads its own rows instead of sorting the whole list (about a second at 10M frames). A "
         "shorter list is sorted when asked. 0 keeps every non-empty list sorted.",
     )
@@ -417,9 +418,10 @@ class ShoalSettings(BaseSettings):
         ge=0,
         description="An inference set with more frames than this keeps, once its data has settled, the first "
         "100,000 frames of each of the example grid's sorts (loss, confidence and margin, up and down) of every "
-        "frame, each split and the wrong predictions, so that those pages read their own rows instead of sorting "
-        "the set (0.2 to 0.4 s a page at 10M frames). Written by the analysis service's preparer "
-        "(`answers_prepare_sets` above 0); a smaller set is sorted when asked. 0 keeps them for every set.",
+        "frame, each split and the wrong predictions, and the first 10,000 of each labeled class of more frames "
+        "than this, so that those pages read their own rows instead of sorting the set (0.25 to 0.8 s a page at "
+        "10M frames). Written by the analysis service's preparer (`answers_prepare_sets` above 0); a smaller set "
+        "is sorted when asked. 0 keeps them for every set.",
     )
 
     # --- logging -------------------------------------------------------------------------

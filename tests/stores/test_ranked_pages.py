@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from shoal.analysis import dismissals, label_issues, neighbors, ranked
+from shoal.analysis import detection_issues, dismissals, label_issues, neighbors, ranked
+from shoal.analysis.detection_issues import MISLOCALIZED, MISSING, SPURIOUS, SWAP
 from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
 from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
 from shoal.common.jobs import Job
@@ -173,3 +174,102 @@ def test_a_rerun_too_short_to_rank_reads_its_pages_from_the_job_again(store: Emb
     page, total, _ = label_issues.query_issues(store, "p", "job", dataset="d", all_frames=True,
                                                include_dismissed=False, order=0, offset=0, size=100)  # fmt: skip
     assert total == 50 and len(page) == 50
+
+
+def _detection_rows(job_id: str, rng: np.random.Generator) -> tuple[pa.Table, pa.Table]:
+    """A job's (object, issue type) rows, two to four objects a frame, and its frames' rows."""
+    frames, objects, predicted, types = [], [], [], []
+    for i in range(N):
+        for j in range(int(rng.integers(2, 5))):
+            is_predicted = j % 2
+            for t in [MISSING] if is_predicted else [SPURIOUS, MISLOCALIZED, SWAP]:
+                frames.append(f"f{i:04d}")
+                objects.append(str(j))
+                predicted.append(is_predicted)
+                types.append(t)
+    n = len(frames)
+    score = rng.integers(0, 10, n).astype(np.float32) / 10  # ties, sorted by frame, object and type
+    objects_table = pa.table({
+        "project": ["p"] * n, "job_id": [job_id] * n, "frame_id": frames, "object_id": objects,
+        "predicted": np.array(predicted, np.uint8), "issue_type": np.array(types, np.uint8), "score": score,
+        "is_issue": (score < 0.5).astype(np.uint8), "given_class": rng.integers(0, 3, n).astype(np.int32),
+        "suggested_class": rng.integers(0, 3, n).astype(np.int32), "partner_object_id": [""] * n,
+        "iou": rng.random(n).astype(np.float32), "confidence": rng.random(n).astype(np.float32),
+    })  # fmt: skip
+    frame_score = rng.integers(0, 10, N).astype(np.float32) / 10
+    frames_table = pa.table({
+        "project": ["p"] * N, "job_id": [job_id] * N, "frame_id": [f"f{i:04d}" for i in range(N)],
+        "score": frame_score, "is_issue": (frame_score < 0.5).astype(np.uint8),
+        "worst_type": rng.integers(0, 5, N).astype(np.uint8), "objects": rng.integers(0, 5, N).astype(np.uint32),
+        **{c: rng.integers(0, 3, N).astype(np.uint32) for c in ("missing", "spurious", "mislocalized", "swapped")},
+    })  # fmt: skip
+    return objects_table, frames_table
+
+
+@pytest.mark.parametrize("limit", [LIMIT, 10_000])
+def test_detection_issue_pages_from_the_ranked_rows_equal_those_sorted_from_every_row(
+    store: EmbeddedMetricsStore, limit: int
+) -> None:
+    """Flagged objects and frames, with frames and single objects dismissed (one no longer in force): every page
+    of every order, dismissed rows left out or shown, equals the page sorted from the job's rows."""
+    store.migrate(detection_issues.MIGRATIONS + detection_issues.RANK_MIGRATIONS)
+    objects, frames = _detection_rows("plain", np.random.default_rng(5))
+    for job_id in ("plain", "fast"):
+        store.insert_arrow(
+            "detection_issue_objects", objects.set_column(1, "job_id", pa.array([job_id] * len(objects)))
+        )
+        store.insert_arrow("detection_issue_frames", frames.set_column(1, "job_id", pa.array([job_id] * N)))
+    flagged = int(np.asarray(objects["is_issue"]).sum())
+    summary = detection_issues.Summary(frames=N, labeled_objects=0, predicted_objects=0,
+                                       flagged_frames=int(np.asarray(frames["is_issue"]).sum()),
+                                       issues={"missing_label": flagged, "spurious_label": 0, "mislocalized": 0,
+                                               "class_swap": 0}, thresholds={}, match_iou=0.5,
+                                       localization_min_iou=0.1)  # fmt: skip
+    ranked_now = detection_issues.rank(store, _job("fast", detection_issues.KIND), summary, above=0) if limit > N \
+        else ranked.keep(store, _job("fast", detection_issues.KIND),
+                         [*((detection_issues.object_listing(o), flagged) for o in detection_issues.OBJECT_ORDERS),
+                          *((detection_issues.frame_listing(o), summary.flagged_frames)
+                            for o in detection_issues.FRAME_ORDERS)], above=0, limit=limit)  # fmt: skip
+    assert ranked_now == 4
+    ids = [f"f{i:04d}" for i in range(N)]
+    store.insert(
+        "label_versions",
+        [["p", "d", f, "v1", "2026-01-01 00:00:00", 0, 0, "upload", "", "", "u"] for f in ids],
+        ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
+         "author", "reason", "upload_id"],
+    )  # fmt: skip
+    rng = random.Random(9)
+    gone = [(f, "") for f in rng.sample(ids, 30)] + [(f, str(rng.randint(0, 3))) for f in rng.sample(ids, 40)]
+    dismissals.record(store, "p", "d", gone, dismissed=True, job_id="fast", reason="fine", dismissed_by="me")
+    store.insert(
+        "label_versions",
+        [["p", "d", gone[0][0], "v2", "2026-02-01 00:00:00", 1, 0, "labeling", "", "", "u2"]],
+        ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
+         "author", "reason", "upload_id"],
+    )  # fmt: skip
+
+    from_ranks = 0
+    for query, listing, orders in ((detection_issues.query_objects, detection_issues.object_listing,
+                                    detection_issues.OBJECT_ORDERS),
+                                   (detection_issues.query_frames, detection_issues.frame_listing,
+                                    detection_issues.FRAME_ORDERS)):  # fmt: skip
+        for order, include in itertools.product(orders, (False, True)):
+            for offset, size in ((0, 10), (7, 13), (25, 10), (38, 10), (60, 20), (0, 1000)):
+                kw = {"dataset": "d", "types": [], "include_unflagged": False, "include_dismissed": include,
+                      "order": order, "offset": offset, "size": size}  # fmt: skip
+                want = query(store, "p", "plain", **kw)  # type: ignore[operator]
+                got = query(store, "p", "fast", **kw)  # type: ignore[operator]
+                assert got == want, (query.__name__, order, include, offset, size)
+                assert want[2] > 0  # some of the rows are dismissed
+                from_ranks += detection_issues._ranked_page(
+                    store, "p", "fast", listing(order), dataset="d", include_dismissed=include, offset=offset,
+                    size=size) is not None  # fmt: skip
+            # a page of some types, or of every row, is read from the job's rows
+            for extra in ({"types": [MISSING]}, {"include_unflagged": True}):
+                kw = {"dataset": "d", "types": [], "include_unflagged": False, "include_dismissed": include,
+                      "order": order, "offset": 5, "size": 20, **extra}  # fmt: skip
+                if query is detection_issues.query_frames and extra.get("include_unflagged"):
+                    continue
+                assert query(store, "p", "fast", **kw) == query(store, "p", "plain", **kw)  # type: ignore[operator]
+    # the pages within the ranked rows: the first two asked in each listing, or all
+    assert from_ranks >= (16 if limit < N else 48)

@@ -18,9 +18,10 @@ def run_detection_label_issues(ctx: Context, run: JobContext) -> None:
     view = ctx.view(ctx.detection_project(job.project), "", job.params["inference_set"], 0.0)
     flt = common_pb2.Filter.FromString(bytes.fromhex(job.params.get("filter", "")))
     frames_sql, frames_params = frame_filter(view, flt, "filter")
-    detection_issues.find_detection_issues(run, ctx.metrics, job, dataset=view.dataset,
-                                           inference_set=view.inference_set, frames_sql=frames_sql,
-                                           frames_params=frames_params)  # fmt: skip
+    summary = detection_issues.find_detection_issues(run, ctx.metrics, job, dataset=view.dataset,
+                                                     inference_set=view.inference_set, frames_sql=frames_sql,
+                                                     frames_params=frames_params)  # fmt: skip
+    detection_issues.rank(ctx.metrics, job, summary, above=ctx.ranked_above)
 
 
 def query_detection_label_issues(
@@ -94,5 +95,5 @@ ANALYSIS = Analysis(
     "detection_issues",
     rpcs={"QueryDetectionLabelIssues": query_detection_label_issues},
     jobs={detection_issues.KIND: Runner(run=run_detection_label_issues, discard=detection_issues.discard)},
-    migrations=detection_issues.MIGRATIONS,
+    migrations=(*detection_issues.MIGRATIONS, *detection_issues.RANK_MIGRATIONS),
 )
