@@ -32,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,26 @@ def serve(work: str) -> None:
     rss = peak_rss_mib()
     server.stop(grace=1)
     print(json.dumps({"peak_rss_mib": round(rss)}), flush=True)
+
+
+@contextmanager
+def serving(work: str | Path) -> Iterator[tuple[dict, dict]]:  # type: ignore[type-arg]
+    """:func:`serve` on a loaded folder in a process of its own: yields what it printed as it served (its addresses
+    and key) and a dict that holds, once the block has ended and the server stopped, its peak memory."""
+    code = f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom {MODULE} import serve\nserve({str(work)!r})"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    after: dict = {}  # type: ignore[type-arg]
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the server process ended before it served")
+        yield json.loads(line), after
+    finally:
+        proc.stdin.close()
+        tail = proc.stdout.read().strip().splitlines()
+        proc.wait(timeout=120)
+        after.update(json.loads(tail[-1]) if tail else {})
 
 
 # -- the server's time ---------------------------------------------------------------------------------------------
@@ -727,25 +748,14 @@ def run(n: int, repeats: int, loads: int, pan_seconds: float, browser: bool, tra
         print(f"[{n}] loading ...", flush=True)
         loaded = run_child(MODULE, "load", n, str(work))
         print(f"[{n}] {loaded}; serving ...", flush=True)
-        code = f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom {MODULE} import serve\nserve({str(work)!r})"
-        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError("the server process ended before it served")
-            info = {**json.loads(line), "job_id": loaded["job_id"], "summary": loaded["summary"]}
+        with serving(work) as (started, served):
+            info = {**started, "job_id": loaded["job_id"], "summary": loaded["summary"]}
             print(f"[{n}] server time (best of {repeats} after a warm-up) ...", flush=True)
             server = measure_server(info, repeats)
             shown = None
             if browser:
                 print(f"[{n}] browser ...", flush=True)
                 shown = measure_browser(info, loads, pan_seconds, trace_dir / f"pan-{n}.json" if trace_dir else None)
-        finally:
-            proc.stdin.close()
-            tail = proc.stdout.read().strip().splitlines()
-            proc.wait(timeout=60)
-        served = json.loads(tail[-1]) if tail else {}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"load": loaded, "server_process": served, "server_time": server, "browser": shown}

@@ -17,10 +17,8 @@ set on the call. The server's ``shoal_grid_sorted_pages_total`` says where each 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ from bench.console.bench_console import (  # noqa: E402
     PROJECT,
     ConsoleSession,
     _await_prepared,
+    serving,
 )
 from bench.harness import results_header, run_child, write_results  # noqa: E402
 
@@ -171,20 +170,8 @@ def run(n: int, work: str | None) -> dict[str, Any]:
             loaded = run_child("bench.console.bench_console", "load", n, str(folder))
         removed = run_child(MODULE, "reset", str(folder))
         print(f"[{n}] {removed['removed']} kept rows removed; serving ...", flush=True)
-        code = f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom bench.console.bench_console import serve\n" \
-               f"serve({str(folder)!r})"  # fmt: skip
-        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError("the server process ended before it served")
-            measured = measure(json.loads(line))
-        finally:
-            proc.stdin.close()
-            tail = proc.stdout.read().strip().splitlines()
-            proc.wait(timeout=120)
-        served = json.loads(tail[-1]) if tail else {}
+        with serving(folder) as (started, served):
+            measured = measure(started)
     finally:
         if not work:
             shutil.rmtree(folder, ignore_errors=True)

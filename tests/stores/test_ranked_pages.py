@@ -13,6 +13,7 @@ import pytest
 
 from shoal.analysis import detection_issues, dismissals, label_issues, neighbors, ranked
 from shoal.analysis.detection_issues import MISLOCALIZED, MISSING, SPURIOUS, SWAP
+from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
 from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
 from shoal.common.jobs import Job
@@ -45,6 +46,23 @@ def test_a_window_leaves_out_the_skipped_ranks_as_a_sorted_list_would() -> None:
             continue
         start, stop = span
         assert [r for r in range(start, stop) if r not in skipped][:size] == want
+
+
+LABEL_VERSION_COLUMNS = ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects",
+                         "source", "author", "reason", "upload_id"]  # fmt: skip
+
+
+def _label(store: EmbeddedMetricsStore, ids: list[str], version: str) -> None:
+    day = "2026-01-01 00:00:00" if version == "v1" else "2026-02-01 00:00:00"
+    store.insert("label_versions", [["p", "d", f, version, day, 0, 0, "upload", "", "", "u"] for f in ids],
+                 LABEL_VERSION_COLUMNS)  # fmt: skip
+
+
+def _dismiss(store: EmbeddedMetricsStore, items: list[tuple[str, str]]) -> None:
+    """Dismisses the items on their frames' label versions, then relabels the first one's frame: its dismissal is no
+    longer in force."""
+    dismissals.record(store, "p", "d", items, dismissed=True, job_id="fast", reason="fine", dismissed_by="me")
+    _label(store, [items[0][0]], "v2")
 
 
 def _label_issue_rows(job_id: str, rng: np.random.Generator) -> pa.Table:
@@ -84,20 +102,9 @@ def test_label_issue_pages_from_the_ranked_rows_equal_those_sorted_from_every_fr
                        limit=limit) == 6  # fmt: skip
     # a quarter of the frames dismissed, on their label version; one dismissed on an older version is not in force
     ids = [f"f{i:04d}" for i in range(N)]
-    store.insert(
-        "label_versions",
-        [["p", "d", f, "v1", "2026-01-01 00:00:00", 0, 0, "upload", "", "", "u"] for f in ids],
-        ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
-         "author", "reason", "upload_id"],
-    )  # fmt: skip
+    _label(store, ids, "v1")
     gone = [(f, "") for f in ids if rng.random() < 0.25]
-    dismissals.record(store, "p", "d", gone, dismissed=True, job_id="fast", reason="fine", dismissed_by="me")
-    store.insert(
-        "label_versions",
-        [["p", "d", gone[0][0], "v2", "2026-02-01 00:00:00", 1, 0, "labeling", "", "", "u2"]],
-        ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
-         "author", "reason", "upload_id"],
-    )  # fmt: skip
+    _dismiss(store, gone)
 
     from_ranks = 0
     for all_frames, order, include in itertools.product((False, True), label_issues.ORDERS, (False, True)):
@@ -232,23 +239,12 @@ def test_detection_issue_pages_from_the_ranked_rows_equal_those_sorted_from_ever
                             for o in detection_issues.FRAME_ORDERS)], above=0, limit=limit)  # fmt: skip
     assert ranked_now == 4
     ids = [f"f{i:04d}" for i in range(N)]
-    store.insert(
-        "label_versions",
-        [["p", "d", f, "v1", "2026-01-01 00:00:00", 0, 0, "upload", "", "", "u"] for f in ids],
-        ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
-         "author", "reason", "upload_id"],
-    )  # fmt: skip
+    _label(store, ids, "v1")
     rng = random.Random(9)
     gone = [(f, "") for f in rng.sample(ids, 30)] + [(f, str(rng.randint(0, 3))) for f in rng.sample(ids, 40)]
-    dismissals.record(store, "p", "d", gone, dismissed=True, job_id="fast", reason="fine", dismissed_by="me")
-    store.insert(
-        "label_versions",
-        [["p", "d", gone[0][0], "v2", "2026-02-01 00:00:00", 1, 0, "labeling", "", "", "u2"]],
-        ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
-         "author", "reason", "upload_id"],
-    )  # fmt: skip
+    _dismiss(store, gone)
 
-    from_ranks = 0
+    from_ranks, answers = 0, AnswerCache(store)
     for query, listing, orders in ((detection_issues.query_objects, detection_issues.object_listing,
                                     detection_issues.OBJECT_ORDERS),
                                    (detection_issues.query_frames, detection_issues.frame_listing,
@@ -260,6 +256,7 @@ def test_detection_issue_pages_from_the_ranked_rows_equal_those_sorted_from_ever
                 want = query(store, "p", "plain", **kw)  # type: ignore[operator]
                 got = query(store, "p", "fast", **kw)  # type: ignore[operator]
                 assert got == want, (query.__name__, order, include, offset, size)
+                assert query(store, "p", "fast", answers=answers, **kw) == want  # type: ignore[operator]
                 assert want[2] > 0  # some of the rows are dismissed
                 from_ranks += detection_issues._ranked_page(
                     store, "p", "fast", listing(order), dataset="d", include_dismissed=include, offset=offset,
@@ -273,3 +270,14 @@ def test_detection_issue_pages_from_the_ranked_rows_equal_those_sorted_from_ever
                 assert query(store, "p", "fast", **kw) == query(store, "p", "plain", **kw)  # type: ignore[operator]
     # the pages within the ranked rows: the first two asked in each listing, or all
     assert from_ranks >= (16 if limit < N else 48)
+    # one more frame dismissed: the count kept before is not answered again
+    kw = {"dataset": "d", "types": [], "include_unflagged": False, "include_dismissed": False, "order": 0,
+          "offset": 0, "size": 10}  # fmt: skip
+    before = detection_issues.query_objects(store, "p", "fast", answers=answers, **kw)
+    more = next(f for f in ids if f not in {g for g, _ in gone})
+    dismissals.record(store, "p", "d", [(more, "")], dismissed=True, job_id="fast", reason="", dismissed_by="me")
+    after = detection_issues.query_objects(store, "p", "fast", answers=answers, **kw)
+    assert after == detection_issues.query_objects(store, "p", "plain", **kw)
+    flagged_rows = sum(1 for f, i in zip(objects["frame_id"].to_pylist(), objects["is_issue"].to_pylist(), strict=True)
+                       if f == more and i)  # fmt: skip
+    assert after[2] == before[2] + flagged_rows

@@ -59,7 +59,7 @@ def query_detection_label_issues(
     rows, total, dismissed = query(ctx.metrics, request.project, job.job_id, dataset=dataset, types=types,
                                    include_unflagged=request.include_unflagged,
                                    include_dismissed=request.include_dismissed, order=request.order,
-                                   offset=page.offset, size=page.size)  # fmt: skip
+                                   offset=page.offset, size=page.size, answers=ctx.answers)  # fmt: skip
     out = pb.QueryDetectionLabelIssuesResponse(summary=summary,
                                                page=page_response(page, len(rows), total, scope=scope),
                                                dismissed_count=dismissed)  # fmt: skip
