@@ -221,13 +221,20 @@ def keep(
                     [[view.project, view.inference_set, view.dataset, build, name, total, kept]],
                     ["project", "inference_set", "dataset", "build", "listing", "total", "kept"],
                 )
-    stale = metrics.query(
-        f"SELECT count() FROM grid_order_listings WHERE {where} AND build != {{build:String}}", params
-    ).scalar()
-    if int(stale):  # the builds before: no page reads them any more (their versions are gone)
-        for table in TABLES:
-            metrics.command(f"DELETE FROM {table} WHERE {where} AND build != {{build:String}}", params)
+    remove(metrics, view, but=build)  # the builds before: no page reads them any more (their versions are gone)
     return written, True
+
+
+def remove(metrics: MetricsStore, view: View, but: str = "") -> None:
+    """Removes the view's set's builds (all ``but`` that one): a set that grew small again keeps none."""
+    params = {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": but}
+    where = (
+        "project = {project:String} AND inference_set = {set:String} AND dataset = {dataset:String}"
+        " AND build != {build:String}"
+    )
+    if int(metrics.query(f"SELECT count() FROM grid_order_listings WHERE {where}", params).scalar()):
+        for table in TABLES:
+            metrics.command(f"DELETE FROM {table} WHERE {where}", params)
 
 
 def _value(v: Any) -> common_pb2.Value:

@@ -219,7 +219,8 @@ class Preparer:
 
     def _keep_orders(self, versions: tuple[Any, ...]) -> int:
         """Writes, for the prepared sets of more than ``sorted_pages_above`` frames, the first rows of the
-        grid's sorts of every frame, each split and the wrong predictions (:mod:`shoal.analysis.grid_orders`):
+        grid's sorts of every frame, each split, the wrong predictions and each large labeled class
+        (:mod:`shoal.analysis.grid_orders`):
         for :data:`ORDERS_SECONDS` at most per round, the rest in the rounds after. Returns how many listings
         it wrote."""
         for key in [k for k in self._orders if k not in self._sets]:
@@ -233,12 +234,15 @@ class Preparer:
             try:
                 complete = True
                 p = self.ctx.projects.get(project)
-                if inference_set and p.task_type == "CLASSIFICATION" and self._rows(key) > self.ctx.sorted_above:
+                if inference_set and p.task_type == "CLASSIFICATION":
                     view = self.ctx.view(p, dataset, inference_set, 0.0)
-                    scopes = [(), *((("split", s),) for s in self._splits(view)), (("correct", False),),
-                              *((("label_class", c),) for c in self._large_classes(key))]  # fmt: skip
-                    n, complete = grid_orders.keep(self.ctx.metrics, view, versions, scopes, deadline=deadline)
-                    written += n
+                    if self._rows(key) > self.ctx.sorted_above:
+                        scopes = [(), *((("split", s),) for s in self._splits(view)), (("correct", False),),
+                                  *((("label_class", c),) for c in self._large_classes(key))]  # fmt: skip
+                        n, complete = grid_orders.keep(self.ctx.metrics, view, versions, scopes, deadline=deadline)
+                        written += n
+                    else:  # written when it was larger
+                        grid_orders.remove(self.ctx.metrics, view)
             except NotFound:
                 self._sets.pop(key, None)
                 continue

@@ -158,6 +158,10 @@ def test_a_change_of_the_data_leaves_the_kept_pages_unused_until_written_again(s
             assert _walk(m, _filter(scope), "loss", d, 9, AnswerCache(m)) == live
     builds = m.query("SELECT DISTINCT build FROM grid_orders").rows
     assert builds == [(grid_orders.build_id(VIEW, after),)]
+    # a set that grew small again keeps none
+    grid_orders.remove(m, VIEW)
+    assert m.query("SELECT count() FROM grid_orders").scalar() == 0
+    assert grid_orders.page(m, VIEW, after, "loss", True, (), 9, None) is None
 
 
 def test_a_listing_without_rows_answers_an_empty_page(store: EmbeddedMetricsStore) -> None:
