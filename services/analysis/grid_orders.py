@@ -34,7 +34,8 @@ from shoal.common.v1 import common_pb2
 WRITTEN = Counter(
     "shoal_grid_orders_written_total",
     "Listings of the example grid's sorted pages the preparer wrote for large sets (shoal.analysis.grid_orders): "
-    "the first rows of a sort of every frame, a split or the wrong predictions, written after the set's data changed.",
+    "the first rows of a sort of every frame, a split, the wrong predictions or a class, written after the set's data "
+    "changed.",
 )
 #: rows kept of each listing: 1,666 pages of the grid's 60
 KEPT = 100_000
