@@ -45,8 +45,9 @@ from shoal.common.v1 import common_pb2
 
 SORTED_PAGES = Counter(
     "shoal_grid_sorted_pages_total",
-    "Pages of the example grid sorted by loss, confidence or margin (of every frame, a split or the wrong "
-    "predictions), by how they were read: kept (a large set's kept listing, shoal.analysis.grid_orders) or sorted "
+    "Pages of the example grid sorted by loss, confidence or margin (of every frame, a split, the wrong "
+    "predictions or a class), by how they were read: kept (a large set's kept listing, shoal.analysis.grid_orders) "
+    "or sorted "
     "(the set sorted on the call). Pages kept in memory by the preparer are not counted.",
     ["source"],
 )
