@@ -36,12 +36,10 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,27 +100,6 @@ def classification(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- the server side -----------------------------------------------------------------------------------------------
-@contextmanager
-def server(work: Path) -> Iterator[tuple[dict, dict]]:  # type: ignore[type-arg]
-    """``bench_console.serve`` in a process of its own, as ``bench_console.run`` starts it; yields its addresses and
-    key, and (filled once it has stopped) its peak memory."""
-    code = f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom {bench_console.__name__} import serve\nserve({str(work)!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdin is not None and proc.stdout is not None
-    served: dict[str, Any] = {}
-    try:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the server process ended before it served")
-        yield json.loads(line), served
-    finally:
-        proc.stdin.close()
-        tail = proc.stdout.read().strip().splitlines()
-        proc.wait(timeout=60)
-        if tail:
-            served.update(json.loads(tail[-1]))
-
-
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn()
@@ -313,7 +290,7 @@ def run(n: int, args: argparse.Namespace) -> dict:  # type: ignore[type-arg]
         print(f"[{n}] loading{' (and the vectors)' if vectors else ''} ...", flush=True)
         loaded = run_child(MODULE, "load", n, str(work), vectors)
         print(f"[{n}] {json.dumps(loaded)}; serving ...", flush=True)
-        with server(work) as (info, served):
+        with bench_console.serving(work) as (info, served):
             shoal = measure_shoal(info, n, "neighbour job" not in skipped, "map job" not in skipped)
         shoal["server_peak_rss_mib"] = served.get("peak_rss_mib")
     finally:
