@@ -189,7 +189,7 @@ def keep(
     }
     written = 0
     for scope in scopes:
-        flt = common_pb2.Filter(all=[common_pb2.Condition(field=f, equals=_value(v)) for f, v in scope])
+        flt = equalities(scope)
         for field in FIELDS:
             names = [listing_name(field, d, scope) for d in (False, True)]
             if all(n in done for n in names):
@@ -238,8 +238,14 @@ def remove(metrics: MetricsStore, view: View, but: str = "") -> None:
             metrics.command(f"DELETE FROM {table} WHERE {where}", params)
 
 
+def equalities(conditions: Sequence[tuple[str, Any]]) -> common_pb2.Filter:
+    """A filter of equalities (a scope), in the order given, each value as the console's grid writes it
+    (``filterFromQuery``)."""
+    return common_pb2.Filter(all=[common_pb2.Condition(field=f, equals=_value(v)) for f, v in conditions])
+
+
 def _value(v: Any) -> common_pb2.Value:
-    """A scope's value as the console's filter writes it."""
+    """A value as the console's filter writes it."""
     if isinstance(v, bool):
         return common_pb2.Value(bool_value=v)
     return common_pb2.Value(number_value=v) if isinstance(v, int) else common_pb2.Value(string_value=str(v))

@@ -299,16 +299,16 @@ class Preparer:
         them: each read of the whole set (a class or a cell reads its own rows,
         :mod:`shoal.common.data.evaluations`) keeps ten pages, fewer when the set has many classes (a
         page weighs its probabilities)."""
-        wheres = [(), *((("split", _value(s)),) for s in self._splits(view))]
+        wheres = [(), *((("split", s),) for s in self._splits(view))]
         sorts = [[pb.SortKey(field=f, descending=d)] for f in GRID_SORTS[1:] for d in (False, True)]
         # as many pages as fit an eighth of the kept answers' weight (fewer for many classes; none for thousands)
         page = GRID_PAGE * (1 + len(view.ontology) // 10)
         pages = min(GRID_PAGES, self.ctx.answers.max_weight // 8 // (page * len(wheres) * len(sorts)))
         done = 0
         for where in wheres if pages else ():
+            flt = grid_orders.equalities(where)
             for sort in sorts:
-                done += datapoints.keep_pages(self.ctx.metrics, self.ctx.answers, view, _filter(*where), sort,
-                                              GRID_PAGE, pages)  # fmt: skip
+                done += datapoints.keep_pages(self.ctx.metrics, self.ctx.answers, view, flt, sort, GRID_PAGE, pages)
         return done
 
     def _prepare_issues(self) -> int:
@@ -367,11 +367,6 @@ class Preparer:
         return answers.misses - before
 
 
-def _filter(*conditions: tuple[str, common_pb2.Value]) -> common_pb2.Filter:
-    """A filter of equalities, in the order the console's grid writes them (``filterFromQuery``)."""
-    return common_pb2.Filter(all=[common_pb2.Condition(field=f, equals=v) for f, v in conditions])
-
-
 def prepare_counts(ctx: Context, views: list[View]) -> int:
     """Keeps the grid's counts of every frame, each split, each labeled class and each confusion cell
     (with and without a split), under each of :data:`GRID_SORTS`, of the views, which read the same
@@ -420,16 +415,10 @@ def prepare_counts(ctx: Context, views: list[View]) -> int:
     order = sorted(counts.items(), key=lambda kv: (len(kv[0]), -kv[1][0]))[:MAX_COUNTS]
     kept: dict[Hashable, int] = {}
     for where, ns in order:
-        flt = _filter(*((f, _value(v)) for f, v in where))
+        flt = grid_orders.equalities(where)
         for v in views:
             if any(f in ("predicted_class", "correct") for f, _ in where) and not v.inference_set:
                 continue
             for field, n in zip(sorts if v.inference_set else sorts[:1], ns, strict=False):
                 kept[datapoints.count_key(v, flt, [pb.SortKey(field=field)])] = n
     return ctx.answers.keep(VIEW_TABLES, versions, kept)
-
-
-def _value(v: str | int | bool) -> common_pb2.Value:
-    if isinstance(v, bool):
-        return common_pb2.Value(bool_value=v)
-    return common_pb2.Value(string_value=v) if isinstance(v, str) else common_pb2.Value(number_value=v)

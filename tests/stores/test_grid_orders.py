@@ -59,10 +59,6 @@ def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
     return m
 
 
-def _filter(scope: grid_orders.Scope) -> common_pb2.Filter:
-    return common_pb2.Filter(all=[common_pb2.Condition(field=f, equals=grid_orders._value(v)) for f, v in scope])
-
-
 def _walk(m: EmbeddedMetricsStore, flt: common_pb2.Filter, field: str, descending: bool, size: int,
           answers: AnswerCache | None) -> list[tuple[list[tuple[object, ...]], str, int]]:  # fmt: skip
     """Every page of the query: its rows (frame id and the fields shown), its token and its count."""
@@ -86,7 +82,7 @@ def test_pages_from_the_kept_listings_equal_the_pages_sorted_from_the_set(
     versions = AnswerCache(m).versions(VIEW_TABLES)
     assert versions is not None
     want = {
-        (scope, field, d, size): _walk(m, _filter(scope), field, d, size, None)
+        (scope, field, d, size): _walk(m, grid_orders.equalities(scope), field, d, size, None)
         for scope in SCOPES
         for field in grid_orders.FIELDS
         for d in (False, True)
@@ -99,7 +95,7 @@ def test_pages_from_the_kept_listings_equal_the_pages_sorted_from_the_set(
     assert complete and written == len(SCOPES) * len(grid_orders.FIELDS) * 2
     assert grid_orders.keep(m, VIEW, versions, SCOPES, limit=LIMIT) == (0, True)
     for (scope, field, d, size), pages in want.items():
-        assert _walk(m, _filter(scope), field, d, size, AnswerCache(m)) == pages, (scope, field, d, size)
+        assert _walk(m, grid_orders.equalities(scope), field, d, size, AnswerCache(m)) == pages, (scope, field, d, size)
 
     # the listings answer the pages within their kept rows, and leave those past them to the set
     for scope in SCOPES:
@@ -108,7 +104,7 @@ def test_pages_from_the_kept_listings_equal_the_pages_sorted_from_the_set(
                 sort = [pb.SortKey(field=field, descending=d)]
                 last, read, limit = None, 0, CLASS_LIMIT if scope and scope[0][0] == "label_class" else LIMIT
                 while True:
-                    sql, params, *_ = datapoints.page_statement(VIEW, _filter(scope), sort, {}, 9, last)
+                    sql, params, *_ = datapoints.page_statement(VIEW, grid_orders.equalities(scope), sort, {}, 9, last)
                     live = [tuple(r) for r in m.query(sql, params).rows]
                     kept = grid_orders.page(m, VIEW, versions, field, d, scope, 9, last)
                     if read + len(live) <= limit:
@@ -123,10 +119,14 @@ def test_pages_from_the_kept_listings_equal_the_pages_sorted_from_the_set(
     m.command("TRUNCATE TABLE grid_order_listings")
     assert grid_orders.keep(m, VIEW, versions, SCOPES, limit=LIMIT) == (written, True)
     for scope in SCOPES:
-        assert _walk(m, _filter(scope), "loss", True, 9, AnswerCache(m)) == want[(scope, "loss", True, 9)]
+        assert (
+            _walk(m, grid_orders.equalities(scope), "loss", True, 9, AnswerCache(m)) == want[(scope, "loss", True, 9)]
+        )
     # a query of another filter, sort or view reads the set
-    assert grid_orders.usable(VIEW, [pb.SortKey(field="frame_id")], _filter(())) is None
-    assert grid_orders.usable(VIEW, [pb.SortKey(field="loss")], _filter((("split", "val"), ("correct", True))))
+    assert grid_orders.usable(VIEW, [pb.SortKey(field="frame_id")], grid_orders.equalities(())) is None
+    assert grid_orders.usable(
+        VIEW, [pb.SortKey(field="loss")], grid_orders.equalities((("split", "val"), ("correct", True)))
+    )
     assert grid_orders.page(m, VIEW, versions, "loss", False, (("correct", True),), 9, None) is None
     other = View("p", "d", "a", VIEW.ontology, VIEW.class_names, 0.5)
     assert grid_orders.page(m, other, versions, "loss", False, (), 9, None) is None
@@ -146,16 +146,16 @@ def test_a_change_of_the_data_leaves_the_kept_pages_unused_until_written_again(s
     assert grid_orders.page(m, VIEW, after, "loss", True, (), 9, None) is None
     for scope in SCOPES:
         for d in (False, True):
-            assert _walk(m, _filter(scope), "loss", d, 9, AnswerCache(m)) == _walk(
-                m, _filter(scope), "loss", d, 9, None
+            assert _walk(m, grid_orders.equalities(scope), "loss", d, 9, AnswerCache(m)) == _walk(
+                m, grid_orders.equalities(scope), "loss", d, 9, None
             )
     # written again for the new versions: the pages come from the new rows, and the rows before are removed
     assert grid_orders.keep(m, VIEW, after, SCOPES, limit=LIMIT)[1]
     for scope in SCOPES:
         for d in (False, True):
-            live = _walk(m, _filter(scope), "loss", d, 9, None)
+            live = _walk(m, grid_orders.equalities(scope), "loss", d, 9, None)
             assert grid_orders.page(m, VIEW, after, "loss", d, scope, 9, None) is not None
-            assert _walk(m, _filter(scope), "loss", d, 9, AnswerCache(m)) == live
+            assert _walk(m, grid_orders.equalities(scope), "loss", d, 9, AnswerCache(m)) == live
     builds = m.query("SELECT DISTINCT build FROM grid_orders").rows
     assert builds == [(grid_orders.build_id(VIEW, after),)]
     # a set that grew small again keeps none
@@ -173,4 +173,4 @@ def test_a_listing_without_rows_answers_an_empty_page(store: EmbeddedMetricsStor
     assert versions is not None
     assert grid_orders.keep(m, VIEW, versions, SCOPES, limit=LIMIT)[1]
     assert grid_orders.page(m, VIEW, versions, "loss", True, (("correct", False),), 9, None) == []
-    assert _walk(m, _filter((("correct", False),)), "loss", True, 9, AnswerCache(m)) == [([], "", 0)]
+    assert _walk(m, grid_orders.equalities((("correct", False),)), "loss", True, 9, AnswerCache(m)) == [([], "", 0)]
