@@ -22,6 +22,7 @@ from shoal.analysis import grid_orders
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.query import (
+    PAGE_COLUMNS,
     SETTINGS,
     VIEW_TABLES,
     Params,
@@ -50,10 +51,6 @@ SORTED_PAGES = Counter(
     "or sorted "
     "(the set sorted on the call). Pages kept in memory by the preparer are not counted.",
     ["source"],
-)
-_COLUMNS = (
-    "frame_id, split, media_uri, label_class, predicted_class, confidence, loss, margin, probs,"
-    " meta_str, meta_num, meta_bool, meta_time"
 )
 
 
@@ -152,7 +149,8 @@ def page_statement(
     baseline = "baseline_predicted_class" if view.baseline_inference_set else "CAST(NULL AS Nullable(Int32))"
     limit = params.add(size + 1, "UInt32")
     page_sql = (
-        f"SELECT {_COLUMNS}, {baseline}, {keys} {base}{page_where} ORDER BY {order_by(sorts)} LIMIT {limit}{SETTINGS}"
+        f"SELECT {PAGE_COLUMNS}, {baseline}, {keys} {base}{page_where} ORDER BY {order_by(sorts)}"
+        f" LIMIT {limit}{SETTINGS}"
     )
     return page_sql, params.values, sorts, count_sql, count_params
 

@@ -27,7 +27,8 @@ from typing import Any
 from prometheus_client import Counter
 
 from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.common.data.query import SETTINGS, View
+from shoal.common.data.answers import AnswerCache
+from shoal.common.data.query import PAGE_COLUMNS, SETTINGS, VIEW_TABLES, View
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.v1 import common_pb2
 
@@ -48,11 +49,6 @@ KEPT_CLASS = 10_000
 KEPT_ABOVE = 500_000
 #: the grid's sorts kept (by a field of the prediction; a page by frame id reads the table in order)
 FIELDS = ("loss", "confidence", "margin")
-#: the page's columns, as :func:`shoal.analysis.datapoints.page_statement` selects them
-COLUMNS = (
-    "frame_id, split, media_uri, label_class, predicted_class, confidence, loss, margin, probs,"
-    " meta_str, meta_num, meta_bool, meta_time"
-)
 
 MIGRATIONS = (
     Migration(
@@ -158,7 +154,7 @@ def page(
     # a build is written whole or again the same (two replicas): its rows' duplicates are left out by their key,
     # not by FINAL, which merges the parts the range spans (a few times slower while a build's parts are unmerged)
     rows = metrics.query(
-        f"SELECT {COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id FROM grid_orders"
+        f"SELECT {PAGE_COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id FROM grid_orders"
         f" WHERE {where}{after} ORDER BY key, frame_id LIMIT 1 BY key, frame_id LIMIT {{n:UInt32}}",
         params,
     ).rows
@@ -169,13 +165,14 @@ def page(
 
 def keep(
     metrics: MetricsStore, view: View, versions: Sequence[Any], scopes: Sequence[Scope], *, limit: int = KEPT,
-    deadline: float | None = None,
+    deadline: float | None = None, answers: AnswerCache | None = None,
 ) -> tuple[int, bool]:  # fmt: skip
     """Writes the listings of ``view`` not written yet under ``versions``: the first ``limit`` rows of
     every scope sorted by each of :data:`FIELDS`, up and down (a small scope of a large set is kept as
     well: sorting it reads the whole set); once all are written, removes the builds before. Stops at
-    ``deadline`` (monotonic; a call after goes on where it stopped). Returns how many listings it
-    wrote, and whether all are."""
+    ``deadline`` (monotonic; a call after goes on where it stopped). With ``answers``, a listing's
+    length is the grid's count kept there (the preparer keeps those of every scope) instead of a
+    count of the set. Returns how many listings it wrote, and whether all are."""
     from shoal.analysis import datapoints  # which imports this module
 
     build = build_id(view, versions)
@@ -197,7 +194,12 @@ def keep(
             if deadline is not None and time.monotonic() >= deadline:
                 return written, False
             count_sql, count_params = datapoints.page_statement(view, flt, [pb.SortKey(field=field)], {}, 0, None)[3:]
-            total = int(metrics.query(count_sql, count_params).scalar())
+
+            def count(sql: str = count_sql, params: dict[str, Any] = count_params) -> int:
+                return int(metrics.query(sql, params).scalar())
+
+            key = datapoints.statement_key("datapoints.count", count_sql, count_params)
+            total = count() if answers is None else answers.get(VIEW_TABLES, key, count)
             for descending, name in zip((False, True), names, strict=True):
                 if name in done:
                     continue
@@ -208,9 +210,9 @@ def keep(
                               "_build": build}  # fmt: skip
                     rows_sql, rows_params = datapoints.page_statement(view, flt, sort, {}, kept - 1, None)[:2]
                     metrics.command(
-                        f"INSERT INTO grid_orders (project, inference_set, dataset, build, listing, key, {COLUMNS})"
-                        " SELECT {_project:String}, {_set:String}, {_dataset:String}, {_build:String},"
-                        f" {{_listing:String}}, {'-' if descending else ''}_k0, {COLUMNS}"
+                        "INSERT INTO grid_orders (project, inference_set, dataset, build, listing, key,"
+                        f" {PAGE_COLUMNS}) SELECT {{_project:String}}, {{_set:String}}, {{_dataset:String}},"
+                        f" {{_build:String}}, {{_listing:String}}, {'-' if descending else ''}_k0, {PAGE_COLUMNS}"
                         f" FROM ({rows_sql.removesuffix(SETTINGS)}){SETTINGS}",
                         {**rows_params, **target, "_listing": name},
                     )

@@ -239,7 +239,9 @@ class Preparer:
                     if self._rows(key) > self.ctx.sorted_above:
                         scopes = [(), *((("split", s),) for s in self._splits(view)), (("correct", False),),
                                   *((("label_class", c),) for c in self._large_classes(key))]  # fmt: skip
-                        n, complete = grid_orders.keep(self.ctx.metrics, view, versions, scopes, deadline=deadline)
+                        with self.ctx.answers.preparing():  # the counts kept as the grid's
+                            n, complete = grid_orders.keep(self.ctx.metrics, view, versions, scopes,
+                                                           deadline=deadline, answers=self.ctx.answers)  # fmt: skip
                         written += n
                     else:  # written when it was larger
                         grid_orders.remove(self.ctx.metrics, view)

@@ -116,6 +116,12 @@ SETTINGS = " SETTINGS join_use_nulls = 1"
 #: the tables a statement over :func:`view_sql` and :func:`compile_filter` reads (an answer kept in
 #: :class:`shoal.common.data.answers.AnswerCache` holds while these are unchanged)
 VIEW_TABLES = ("evaluations", "evaluations_by_cell", "segment_members")
+#: what a page of the example grid shows of each frame of :func:`view_sql` (``QueryDatapoints``, and
+#: the listings a large set keeps of its sorts)
+PAGE_COLUMNS = (
+    "frame_id, split, media_uri, label_class, predicted_class, confidence, loss, margin, probs,"
+    " meta_str, meta_num, meta_bool, meta_time"
+)
 
 
 def view_sql(view: View, params: Params, cell: tuple[int, int | None] | None = None) -> str:
