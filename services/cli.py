@@ -149,15 +149,22 @@ def cmd_import(args: argparse.Namespace) -> int:
                 inference_set=args.inference_set or "",
                 media_root=args.media_root,
                 split=args.split,
+                task=args.task,
             )
             if project is None:
-                classes = [pb.ClassDef(id=i, name=n) for i, n in sorted(data.categories.items())]
-                project = c.ingest.CreateProject(
-                    pb.CreateProjectRequest(
-                        project=pb.Project(
-                            name=args.project, task_type=pb.TASK_TYPE_OBJECT_DETECTION_2D, classes=classes
-                        )
+                classes = [
+                    pb.ClassDef(
+                        id=k.id,
+                        name=k.name,
+                        keypoints=k.keypoints,
+                        skeleton=[pb.KeypointEdge(a=a, b=b) for a, b in k.skeleton],
+                        keypoint_sigmas=k.sigmas,
                     )
+                    for k in data.classes
+                ]
+                task_type = pb.TaskType.Value(f"TASK_TYPE_{data.task_type}")
+                project = c.ingest.CreateProject(
+                    pb.CreateProjectRequest(project=pb.Project(name=args.project, task_type=task_type, classes=classes))
                 ).project
             columns = data.columns
             log.info("COCO: %d images, %d annotations, %d detections", data.images, data.annotations, data.detections)
@@ -483,6 +490,13 @@ def parser() -> argparse.ArgumentParser:
         "--media-root", default="", help="coco: prefix of the images' file names, e.g. s3://bucket/val2017"
     )
     imp.add_argument("--split", default="", help="coco: split of every image")
+    imp.add_argument(
+        "--task",
+        default="auto",
+        choices=["auto", "detection", "segmentation", "keypoints"],
+        help="coco: what the objects are (boxes, instance masks or keypoints); auto: keypoints when the categories"
+        " declare them, else masks when the annotations have them, else boxes",
+    )
     imp.add_argument("--table", help="table: a .csv or .parquet file")
     imp.add_argument("--embeddings", help="table: a .npy of (rows, D) vectors")
     imp.add_argument("--space", help="table: the embedding space of --embeddings")

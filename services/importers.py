@@ -1,5 +1,5 @@
-"""Importers: COCO detection JSON (ground truth and results files) and tables (CSV or Parquet,
-with a .npy of embeddings), turned into :class:`shoal.sdk.UploadColumns`.
+"""Importers: COCO JSON (ground truth and results files of boxes, instance masks or keypoints) and
+tables (CSV or Parquet, with a .npy of embeddings), turned into :class:`shoal.sdk.UploadColumns`.
 
 Both are plain functions over files; the CLI (``shoal import coco|table``) and user code call them.
 """
@@ -20,6 +20,28 @@ from shoal.sdk import Box, LabeledObject, PredictedObject, UploadColumns
 log = logging.getLogger(__name__)
 
 
+#: COCO's 17 person keypoints, and the sigmas its keypoint evaluation gives them
+COCO_PERSON_KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle",
+)  # fmt: skip
+COCO_PERSON_SIGMAS = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+                      0.107, 0.107, 0.087, 0.087, 0.089, 0.089)  # fmt: skip
+#: what a COCO file's objects are, as the project's task type
+COCO_TASKS = {"detection": "OBJECT_DETECTION_2D", "segmentation": "INSTANCE_SEGMENTATION", "keypoints": "KEYPOINTS"}
+
+
+@dataclass(frozen=True)
+class CocoCategory:
+    id: int
+    name: str
+    #: keypoint files: the category's keypoints, its skeleton (positions from 0) and their sigmas
+    keypoints: tuple[str, ...] = ()
+    skeleton: tuple[tuple[int, int], ...] = ()
+    sigmas: tuple[float, ...] = ()
+
+
 @dataclass
 class CocoImport:
     columns: UploadColumns
@@ -29,6 +51,10 @@ class CocoImport:
     annotations: int
     #: detections imported (those without area are skipped)
     detections: int
+    #: "OBJECT_DETECTION_2D", "INSTANCE_SEGMENTATION" or "KEYPOINTS"
+    task_type: str = "OBJECT_DETECTION_2D"
+    #: the categories with their keypoints, in id order
+    classes: tuple[CocoCategory, ...] = ()
 
 
 def load_coco(
@@ -38,27 +64,37 @@ def load_coco(
     inference_set: str = "",
     media_root: str = "",
     split: str = "",
+    task: str = "auto",
 ) -> CocoImport:
-    """Reads a COCO ``instances`` file (and optionally a results file of detections).
+    """Reads a COCO ``instances`` or ``person_keypoints`` file (and optionally a results file).
+
+    ``task`` says what the objects are: ``"detection"`` (boxes), ``"segmentation"`` (masks: the
+    annotations' ``segmentation``, polygons or run lengths, and the results' run lengths) or
+    ``"keypoints"`` (the annotations' and results' ``keypoints``, each category's keypoint names and
+    skeleton; the 17 COCO person keypoints get COCO's sigmas); ``"auto"`` takes keypoints when the
+    categories declare them, else masks when the annotations have them, else boxes.
 
     Frame ids are the image ids as strings; object ids are the annotation ids; detections get ids
     ``det-<n>``, ``n`` their zero-padded position in the results file, so that object-id order is
     file order (it breaks score ties, as file order does in pycocotools). Boxes are kept as given:
     detected boxes may overhang the image, as in pycocotools' evaluation (the server refuses
-    ground-truth boxes outside their image). Detections without area (a width or height of zero or
-    less) are skipped, with a warning.
+    ground-truth boxes outside their image). Detections of boxes without area (a width or height of
+    zero or less) are skipped, with a warning.
     """
     gt = json.loads(Path(annotations).read_text())
     images = gt.get("images")
     if not isinstance(images, list):
         raise ValueError(f"{annotations}: not a COCO instances file (no 'images' list)")
-    categories = {int(c["id"]): str(c["name"]) for c in gt.get("categories", [])}
+    anns = gt.get("annotations", [])
+    cats = gt.get("categories", [])
+    kind = task if task != "auto" else _coco_kind(cats, anns)
+    if kind not in COCO_TASKS:
+        raise ValueError(f"task is one of auto, {', '.join(COCO_TASKS)}; got {task!r}")
+    categories = {int(c["id"]): str(c["name"]) for c in cats}
+    classes = tuple(sorted((_category(c, kind) for c in cats), key=lambda c: c.id))
     by_image: dict[int, list[LabeledObject]] = defaultdict(list)
-    for a in gt.get("annotations", []):
-        x, y, w, h = (float(v) for v in a["bbox"])
-        by_image[int(a["image_id"])].append(
-            LabeledObject(str(a["id"]), int(a["category_id"]), Box(x, y, w, h), bool(a.get("iscrowd", 0)))
-        )
+    for a in anns:
+        by_image[int(a["image_id"])].append(_labeled(a, kind))
     detections: dict[int, list[PredictedObject]] = defaultdict(list)
     n_det = skipped = 0
     sizes = {int(im["id"]): (int(im.get("width", 0)), int(im.get("height", 0))) for im in images}
@@ -73,13 +109,9 @@ def load_coco(
             image_id = int(d["image_id"])
             if image_id not in sizes:
                 raise ValueError(f"{results}: detection {n_det} refers to image {image_id}, not in {annotations}")
-            x, y, w, h = (float(v) for v in d["bbox"])
-            if w > 0 and h > 0:
-                detections[image_id].append(
-                    PredictedObject(
-                        f"det-{n_det:0{digits}d}", int(d["category_id"]), float(d["score"]), Box(x, y, w, h)
-                    )
-                )
+            predicted = _predicted(d, kind, f"det-{n_det:0{digits}d}")
+            if predicted is not None:
+                detections[image_id].append(predicted)
             else:
                 skipped += 1
             n_det += 1
@@ -97,7 +129,61 @@ def load_coco(
         predictions=[detections.get(i, []) for i in ids] if results is not None else None,
     )
     n_ann = sum(len(v) for v in by_image.values())
-    return CocoImport(columns, categories, len(ids), n_ann, n_det - skipped)
+    return CocoImport(columns, categories, len(ids), n_ann, n_det - skipped, COCO_TASKS[kind], classes)
+
+
+def _coco_kind(cats: list[dict[str, Any]], anns: list[dict[str, Any]]) -> str:
+    if any(c.get("keypoints") for c in cats):
+        return "keypoints"
+    if any(a.get("segmentation") for a in anns):
+        return "segmentation"
+    return "detection"
+
+
+def _category(c: dict[str, Any], kind: str) -> CocoCategory:
+    if kind != "keypoints":
+        return CocoCategory(int(c["id"]), str(c["name"]))
+    names = tuple(str(k) for k in c.get("keypoints") or ())
+    # COCO's skeleton counts keypoints from 1
+    skeleton = tuple((int(a) - 1, int(b) - 1) for a, b in c.get("skeleton") or ())
+    sigmas = COCO_PERSON_SIGMAS if names == COCO_PERSON_KEYPOINTS else ()
+    return CocoCategory(int(c["id"]), str(c["name"]), names, skeleton, sigmas)
+
+
+def _segmentation(seg: Any) -> dict[str, Any]:
+    """The ``mask`` or ``polygons`` keyword of an object from a COCO ``segmentation``."""
+    if isinstance(seg, list):
+        return {"polygons": [list(map(float, p)) for p in seg]}
+    if isinstance(seg, dict):
+        return {"mask": seg}
+    return {}
+
+
+def _labeled(a: dict[str, Any], kind: str) -> LabeledObject:
+    box = Box(*(float(v) for v in a["bbox"])) if a.get("bbox") else None
+    shape: dict[str, Any] = {}
+    if kind in ("segmentation", "keypoints") and a.get("segmentation"):
+        shape = _segmentation(a["segmentation"])
+    if kind == "keypoints":
+        shape["keypoints"] = np.asarray(a.get("keypoints") or [], dtype=np.float64).reshape(-1, 3)
+    if kind == "detection":
+        assert box is not None, f"annotation {a.get('id')} has no bbox"
+    return LabeledObject(str(a["id"]), int(a["category_id"]), box, bool(a.get("iscrowd", 0)), **shape)
+
+
+def _predicted(d: dict[str, Any], kind: str, object_id: str) -> PredictedObject | None:
+    """A results-file detection, or None for a box without area."""
+    score = float(d["score"])
+    if kind == "segmentation":
+        return PredictedObject(object_id, int(d["category_id"]), score, mask=d["segmentation"])
+    if kind == "keypoints":
+        # the third value of a result's keypoint is not read by COCO's evaluation (nor by Shoal's)
+        points = np.asarray(d["keypoints"], dtype=np.float64).reshape(-1, 3)[:, :2]
+        return PredictedObject(object_id, int(d["category_id"]), score, keypoints=points)
+    x, y, w, h = (float(v) for v in d["bbox"])
+    if w <= 0 or h <= 0:
+        return None
+    return PredictedObject(object_id, int(d["category_id"]), score, Box(x, y, w, h))
 
 
 RESERVED = {"frame_id", "split", "media_uri", "width", "height", "label", "class_id"}

@@ -1,7 +1,7 @@
 """Typed objects and the upload machinery of the Python SDK (used through :class:`shoal.client.Client`).
 
 Uploads are built from columns: frame ids, then optional per-frame arrays (class ids, class
-probabilities, embeddings per space) and per-frame objects (boxes). They are cut into chunks,
+probabilities, embeddings per space) and per-frame objects (boxes, masks, keypoints). They are cut into chunks,
 sent over several streams (each retried on UNAVAILABLE with the same upload id and chunk
 indices, so a retry writes nothing twice) and can be waited for until written.
 """
@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from shoal.common import masks
 from shoal.common.v1 import common_pb2
 from shoal.ingest.v1 import ingest_pb2 as pb
 
@@ -41,20 +42,40 @@ class Box:
     height: float
 
 
+#: an object's mask: COCO's compact run-length string (``bytes`` or ``str``, as
+#: ``pycocotools.mask.encode`` gives it), a COCO RLE dict (``{"size": [h, w], "counts": ...}``, the
+#: counts compact or a list of run lengths), or a 2-D boolean array of the frame's height x width
+MaskLike = bytes | str | Mapping[str, Any] | np.ndarray
+
+
 @dataclass(frozen=True)
 class LabeledObject:
+    """A labeled object. Detection and keypoint projects give its box; instance segmentation its
+    ``mask`` or ``polygons`` (each a flat x0, y0, x1, y1, ... list), the box then being optional;
+    keypoint projects its ``keypoints``, one (x, y, visibility) row per keypoint of its class
+    (visibility 0 not labeled, 1 hidden, 2 visible)."""
+
     object_id: str
     class_id: int
-    box: Box
+    box: Box | None = None
     is_crowd: bool = False
+    mask: MaskLike | None = None
+    polygons: Sequence[Sequence[float]] | None = None
+    keypoints: Sequence[Sequence[float]] | np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class PredictedObject:
+    """A predicted object: as :class:`LabeledObject`, with a score; its keypoints are (x, y) or
+    (x, y, score) rows."""
+
     object_id: str
     class_id: int
     score: float
-    box: Box
+    box: Box | None = None
+    mask: MaskLike | None = None
+    polygons: Sequence[Sequence[float]] | None = None
+    keypoints: Sequence[Sequence[float]] | np.ndarray | None = None
 
 
 @dataclass
@@ -107,6 +128,42 @@ def _value(v: Any) -> common_pb2.Value:
 
 def _box(b: Box) -> pb.Box:
     return pb.Box(x=b.x, y=b.y, width=b.width, height=b.height)
+
+
+def _mask(m: MaskLike) -> pb.Mask:
+    if isinstance(m, np.ndarray):
+        if m.ndim != 2:
+            raise ValueError(f"a mask array is 2-D (height x width), got shape {m.shape}")
+        return pb.Mask(counts=masks.to_string(masks.encode(m.astype(bool))))
+    if isinstance(m, Mapping):
+        counts = m.get("counts")
+        if isinstance(counts, list):
+            return pb.Mask(runs=[int(v) for v in counts])
+        m = counts  # type: ignore[assignment]
+    if isinstance(m, str):
+        return pb.Mask(counts=m.encode("ascii"))
+    if isinstance(m, bytes):
+        return pb.Mask(counts=m)
+    raise TypeError(f"a mask is COCO's compact string, an RLE dict or a 2-D array, not {type(m).__name__}")
+
+
+def _shape(msg: pb.LabelObject | pb.PredictedObject, o: LabeledObject | PredictedObject) -> None:
+    """Sets ``msg``'s box, mask, polygons and keypoints from ``o``."""
+    if o.box is not None:
+        msg.box.CopyFrom(_box(o.box))
+    if o.mask is not None:
+        msg.mask.CopyFrom(_mask(o.mask))
+    for polygon in o.polygons or ():
+        msg.polygons.add(points=[float(v) for v in polygon])
+    if o.keypoints is not None:
+        predicted = isinstance(o, PredictedObject)
+        for row in np.asarray(o.keypoints, dtype=np.float64).reshape(len(o.keypoints), -1):
+            kp = msg.keypoints.add(x=float(row[0]), y=float(row[1]))
+            if len(row) > 2:
+                if predicted:
+                    kp.score = float(row[2])
+                else:
+                    kp.visibility = int(row[2])
 
 
 @dataclass
@@ -206,9 +263,7 @@ class UploadColumns:
                     if self.class_ids is not None:
                         labels.class_id = int(self.class_ids[i])
                     for o in self.objects[i] if self.objects is not None else ():
-                        labels.objects.add(
-                            object_id=o.object_id, class_id=o.class_id, box=_box(o.box), is_crowd=o.is_crowd
-                        )
+                        _shape(labels.objects.add(object_id=o.object_id, class_id=o.class_id, is_crowd=o.is_crowd), o)
                     if self.provenance is not None:
                         labels.provenance.CopyFrom(self.provenance)
                 if probs is not None or self.predictions is not None:
@@ -216,7 +271,7 @@ class UploadColumns:
                     if probs is not None:
                         inf.class_probabilities.extend(probs[i].tolist())
                     for p in self.predictions[i] if self.predictions is not None else ():
-                        inf.objects.add(object_id=p.object_id, class_id=p.class_id, score=p.score, box=_box(p.box))
+                        _shape(inf.objects.add(object_id=p.object_id, class_id=p.class_id, score=p.score), p)
             for space, arr in embs.items():
                 chunk.embeddings.add(space=space, frame_ids=ids, vectors_f32=arr[start:stop].tobytes())
             yield chunk

@@ -1,14 +1,17 @@
-"""COCO-style evaluation of 2-D detections: AP over IoU .50:.95, AP50, AP75, AR at 1/10/100
-detections, per area range, per class and overall, with crowd regions.
+"""COCO-style evaluation of 2-D detections, instance masks and keypoints: AP over IoU (or object
+keypoint similarity) .50:.95, AP50, AP75, AR at 1/10/100 detections (20 for keypoints), per area
+range, per class and overall, with crowd regions.
 
-The definitions are COCO's own (the reference implementation's ``evaluateImg``, ``accumulate``
-and ``summarize``): per image and class, detections are taken by descending score (ties in input
-order), each is matched greedily to the unmatched ground truth with the highest IoU at or above the
-threshold, preferring regular ground truth to ignored ones (crowd, or outside the area range); a
-crowd region may take any number of detections, with IoU measured against the detection's area;
-unmatched detections outside the area range are ignored. Precision is made monotone and sampled at
-101 recall points. Boxes are taken as given, as the reference takes them: one overhanging its image
-is neither clipped nor refused, and its area is its width times its height.
+The definitions are COCO's own (the reference implementation's ``computeIoU``, ``computeOks``,
+``evaluateImg``, ``accumulate`` and ``summarize``): per image and class, detections are taken by
+descending score (ties in input order), each is matched greedily to the unmatched ground truth with
+the highest similarity at or above the threshold, preferring regular ground truth to ignored ones
+(crowd, keypoints without a labeled point, or outside the area range); a crowd region may take any
+number of detections, with IoU measured against the detection's area; unmatched detections outside
+the area range are ignored. Precision is made monotone and sampled at 101 recall points. Boxes are
+taken as given, as the reference takes them: one overhanging its image is neither clipped nor
+refused, and its area is its width times its height. Masks are compared on their COCO run lengths
+(:mod:`shoal.common.masks`) without being drawn.
 
 Score ties are broken as in the reference: across images by the order of ``images`` (the reference's
 sorted integer image ids), within an image by input order (the reference's results-file order).
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from shoal.common.boxes import box_iou
+from shoal.common.similarity import crowd_of, labeled_points, pairs
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.00, 101)
@@ -35,9 +38,31 @@ AREA_RANGES = {
 }
 
 
+@dataclass(frozen=True)
+class Params:
+    """What is compared and how, as COCOeval's ``iouType``, ``areaRng`` and ``maxDets``."""
+
+    #: "bbox" (box IoU), "segm" (mask IoU) or "keypoints" (object keypoint similarity)
+    iou_type: str
+    area_ranges: dict[str, tuple[float, float]]
+    max_detections: tuple[int, ...]
+
+
+BBOX = Params("bbox", AREA_RANGES, MAX_DETECTIONS)
+SEGM = Params("segm", AREA_RANGES, MAX_DETECTIONS)
+KEYPOINTS = Params("keypoints", {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}, (20,))
+PARAMS = {p.iou_type: p for p in (BBOX, SEGM, KEYPOINTS)}
+
+
 @dataclass
 class Boxes:
-    """Objects as parallel arrays; ``image`` and ``category`` are integer codes."""
+    """Objects as parallel arrays; ``image`` and ``category`` are integer codes.
+
+    Besides its box, an object may carry a mask (``masks``: COCO run lengths of every object
+    concatenated, object ``i``'s at ``mask_offsets[i]:mask_offsets[i + 1]``) and keypoints
+    (``keypoints``: rows of x, y, visibility, object ``i``'s at ``keypoint_offsets[i]:...[i + 1]``);
+    evaluating masks or keypoints needs them. ``area`` is what the area ranges judge: a box's
+    width times height unless given (COCO gives a mask's pixel count for labels)."""
 
     image: np.ndarray
     category: np.ndarray
@@ -46,6 +71,10 @@ class Boxes:
     score: np.ndarray | None = None
     crowd: np.ndarray | None = None
     area: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    mask_offsets: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    keypoint_offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.box = np.asarray(self.box, dtype=np.float64).reshape(-1, 4)
@@ -65,6 +94,7 @@ class CocoResult:
     recall: np.ndarray
     stats: dict[str, float] = field(default_factory=dict)
     per_class: dict[int, dict[str, float]] = field(default_factory=dict)
+    params: Params = BBOX
 
 
 @numba.njit(cache=True, nogil=True)
@@ -73,10 +103,11 @@ def _match_groups(
     gt_end: np.ndarray,
     dt_start: np.ndarray,
     dt_end: np.ndarray,
-    gt_box: np.ndarray,
+    pair_start: np.ndarray,
+    similarity: np.ndarray,
     gt_area: np.ndarray,
     gt_crowd: np.ndarray,
-    dt_box: np.ndarray,
+    gt_ignore: np.ndarray,
     dt_area: np.ndarray,
     areas: np.ndarray,
     thresholds: np.ndarray,
@@ -86,7 +117,10 @@ def _match_groups(
 ) -> None:
     """COCO's evaluateImg for every (class, image) group and area range at once. Detections of a
     group are already in score order and cut at the largest max detections; ground truth in input
-    order. Writes matched and dt_ignored (A, T, D) and gt_ignored (A, G)."""
+    order; ``similarity`` holds each group's (detection, ground truth) matrix row-major from
+    ``pair_start``. A ground truth in ``gt_ignore`` (crowd, or keypoints without a labeled point)
+    or outside the area range is ignored; a crowd one may take any number of detections. Writes
+    matched and dt_ignored (A, T, D) and gt_ignored (A, G)."""
     n_groups = gt_start.shape[0]
     for a in range(areas.shape[0]):
         lo, hi = areas[a, 0], areas[a, 1]
@@ -100,7 +134,7 @@ def _match_groups(
             for flag in range(2):
                 for j in range(ng):
                     gi = g0 + j
-                    is_ign = gt_crowd[gi] or gt_area[gi] < lo or gt_area[gi] > hi
+                    is_ign = gt_ignore[gi] or gt_area[gi] < lo or gt_area[gi] > hi
                     if is_ign == (flag == 1):
                         order[k] = gi
                         ign[k] = is_ign
@@ -109,10 +143,7 @@ def _match_groups(
                 gt_ignored[a, order[j]] = ign[j]
             if nd == 0:
                 continue
-            ious = np.zeros((nd, ng))
-            for i in range(nd):
-                for j in range(ng):
-                    ious[i, j] = box_iou(dt_box[d0 + i], gt_box[order[j]], gt_crowd[order[j]])
+            base = pair_start[grp]
             for t in range(thresholds.shape[0]):
                 taken = np.zeros(ng, dtype=np.bool_)
                 for i in range(nd):
@@ -124,9 +155,10 @@ def _match_groups(
                             continue
                         if m > -1 and not ign[m] and ign[j]:
                             break
-                        if ious[i, j] < best:
+                        s = similarity[base + i * ng + (order[j] - g0)]
+                        if s < best:
                             continue
-                        best = ious[i, j]
+                        best = s
                         m = j
                     if m == -1:
                         if dt_area[di] < lo or dt_area[di] > hi:
@@ -150,21 +182,30 @@ def positions(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     return lut[values - lo]
 
 
-def evaluate(gt: Boxes, dt: Boxes, images: np.ndarray, categories: list[int]) -> CocoResult:
+def evaluate(
+    gt: Boxes,
+    dt: Boxes,
+    images: np.ndarray,
+    categories: list[int],
+    params: Params = BBOX,
+    sigmas: dict[int, np.ndarray] | None = None,
+) -> CocoResult:
     """COCO evaluation of ``dt`` against ``gt`` over ``images`` (integer codes, in evaluation
-    order) and ``categories`` (in order).
+    order) and ``categories`` (in order), comparing boxes, masks or keypoints as ``params`` says
+    (keypoints with each class's ``sigmas``, one per keypoint).
 
-    Only the categories with a labeled or predicted box get precision and recall arrays (a
+    Only the categories with a labeled or predicted object get precision and recall arrays (a
     (T, R, K, A, M) array is about 100 KB per category, 1 GB for a 10,000-class ontology); the
     others have neither, as in the reference, where their -1 entries are left out of every mean,
-    and their per-class results are those of a category without boxes."""
-    assert dt.score is not None and gt.crowd is not None and gt.area is not None and dt.area is not None
+    and their per-class results are those of a category without objects."""
+    assert dt.score is not None and gt.area is not None and dt.area is not None
     everything = list(categories)
     used = set(np.unique(gt.category).tolist()) | set(np.unique(dt.category).tolist())
     categories = [c for c in everything if c in used]
+    max_detections = params.max_detections
     t_count, r_count = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
-    areas = np.array(list(AREA_RANGES.values()), dtype=np.float64)
-    k_count, a_count, m_count = len(categories), len(areas), len(MAX_DETECTIONS)
+    areas = np.array(list(params.area_ranges.values()), dtype=np.float64)
+    k_count, a_count, m_count = len(categories), len(areas), len(max_detections)
     precision = -np.ones((t_count, r_count, k_count, a_count, m_count))
     recall = -np.ones((t_count, k_count, a_count, m_count))
     n_images = max(len(images), 1)
@@ -183,24 +224,28 @@ def evaluate(gt: Boxes, dt: Boxes, images: np.ndarray, categories: list[int]) ->
     # rank of each detection in its group; only the first max detections count
     starts = np.searchsorted(d_key, d_key, side="left")
     rank = np.arange(len(d_key)) - starts
-    top = rank < MAX_DETECTIONS[-1]
+    top = rank < max_detections[-1]
     d_sorted, d_key, rank = d_sorted[top], d_key[top], rank[top]
 
     keys = np.union1d(g_key, d_key)
-    gt_start = np.searchsorted(g_key, keys, side="left")
-    gt_end = np.searchsorted(g_key, keys, side="right")
-    dt_start = np.searchsorted(d_key, keys, side="left")
-    dt_end = np.searchsorted(d_key, keys, side="right")
-    g_box = np.ascontiguousarray(gt.box[g_sorted])
-    d_box = np.ascontiguousarray(dt.box[d_sorted])
+    groups = (
+        np.searchsorted(g_key, keys, side="left"),
+        np.searchsorted(g_key, keys, side="right"),
+        np.searchsorted(d_key, keys, side="left"),
+        np.searchsorted(d_key, keys, side="right"),
+    )
+    similarity, pair_start = pairs(params.iou_type, groups, gt, g_sorted, dt, d_sorted, sigmas)
+    g_crowd = np.ascontiguousarray(crowd_of(gt)[g_sorted])
+    g_ignore = g_crowd.copy()
+    if params.iou_type == "keypoints":
+        g_ignore |= labeled_points(gt, g_sorted) == 0  # COCO: a person without a labeled point is ignored
     matched = np.zeros((a_count, t_count, len(d_sorted)), dtype=np.bool_)
     dt_ignored = np.zeros((a_count, t_count, len(d_sorted)), dtype=np.bool_)
     gt_ignored = np.zeros((a_count, len(g_sorted)), dtype=np.bool_)
     g_area = np.ascontiguousarray(gt.area[g_sorted], dtype=np.float64)
-    g_crowd = np.ascontiguousarray(gt.crowd[g_sorted], dtype=np.bool_)
     d_area = np.ascontiguousarray(dt.area[d_sorted], dtype=np.float64)
     _match_groups(
-        gt_start, gt_end, dt_start, dt_end, g_box, g_area, g_crowd, d_box, d_area,
+        *groups, pair_start, similarity, g_area, g_crowd, g_ignore, d_area,
         areas, IOU_THRESHOLDS, matched, dt_ignored, gt_ignored,
     )  # fmt: skip
 
@@ -216,7 +261,7 @@ def evaluate(gt: Boxes, dt: Boxes, images: np.ndarray, categories: list[int]) ->
             npig = int(np.count_nonzero(~gt_ignored[ai, gs:ge]))
             if npig == 0:
                 continue
-            for mi, m in enumerate(MAX_DETECTIONS):
+            for mi, m in enumerate(max_detections):
                 sel = np.flatnonzero(rank[ds:de] < m) + ds
                 # the reference's order: images in order, each in score order, then a stable sort by score
                 order = sel[np.argsort(-d_score[sel], kind="mergesort")]
@@ -241,12 +286,14 @@ def evaluate(gt: Boxes, dt: Boxes, images: np.ndarray, categories: list[int]) ->
                     stop = int(np.argmin(valid)) if not valid.all() else r_count
                     q[:stop] = pr[inds[:stop]]
                     precision[ti, :, ki, ai, mi] = q
-    result = CocoResult(list(categories), precision, recall)
-    result.stats = summarize(precision, recall)
+    result = CocoResult(list(categories), precision, recall, params=params)
+    result.stats = summarize(precision, recall, params)
     for ki, cat in enumerate(categories):
-        result.per_class[cat] = summarize(precision[:, :, ki : ki + 1], recall[:, ki : ki + 1])
+        result.per_class[cat] = summarize(precision[:, :, ki : ki + 1], recall[:, ki : ki + 1], params)
     if len(categories) < len(everything):
-        empty = summarize(-np.ones((t_count, r_count, 1, a_count, m_count)), -np.ones((t_count, 1, a_count, m_count)))
+        empty = summarize(
+            -np.ones((t_count, r_count, 1, a_count, m_count)), -np.ones((t_count, 1, a_count, m_count)), params
+        )
         for cat in everything:
             result.per_class.setdefault(cat, dict(empty))
     return result
@@ -257,23 +304,38 @@ def _mean(values: np.ndarray) -> float:
     return float(np.mean(v)) if v.size else -1.0
 
 
-def summarize(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
-    """The twelve COCO numbers (-1 where nothing can be measured)."""
-    a = {name: i for i, name in enumerate(AREA_RANGES)}
-    m = {n: i for i, n in enumerate(MAX_DETECTIONS)}
+def summarize(precision: np.ndarray, recall: np.ndarray, params: Params = BBOX) -> dict[str, float]:
+    """COCO's summary numbers (-1 where nothing can be measured): its twelve for boxes and masks,
+    its ten for keypoints (at 20 detections, without small objects), and AR at the most detections
+    counted, at IoU .50 and .75 (``AR``, ``AR50``, ``AR75``) for every kind."""
+    a = {name: i for i, name in enumerate(params.area_ranges)}
+    m = {n: i for i, n in enumerate(params.max_detections)}
+    top = m[params.max_detections[-1]]
     t50 = int(np.argmin(np.abs(IOU_THRESHOLDS - 0.5)))
     t75 = int(np.argmin(np.abs(IOU_THRESHOLDS - 0.75)))
-    return {
-        "AP": _mean(precision[:, :, :, a["all"], m[100]]),
-        "AP50": _mean(precision[t50, :, :, a["all"], m[100]]),
-        "AP75": _mean(precision[t75, :, :, a["all"], m[100]]),
-        "AP_small": _mean(precision[:, :, :, a["small"], m[100]]),
-        "AP_medium": _mean(precision[:, :, :, a["medium"], m[100]]),
-        "AP_large": _mean(precision[:, :, :, a["large"], m[100]]),
+    out = {
+        "AP": _mean(precision[:, :, :, a["all"], top]),
+        "AP50": _mean(precision[t50, :, :, a["all"], top]),
+        "AP75": _mean(precision[t75, :, :, a["all"], top]),
+        "AR": _mean(recall[:, :, a["all"], top]),
+        "AR50": _mean(recall[t50, :, a["all"], top]),
+        "AR75": _mean(recall[t75, :, a["all"], top]),
+    }
+    if params.iou_type == "keypoints":
+        return out | {
+            "AP_medium": _mean(precision[:, :, :, a["medium"], top]),
+            "AP_large": _mean(precision[:, :, :, a["large"], top]),
+            "AR_medium": _mean(recall[:, :, a["medium"], top]),
+            "AR_large": _mean(recall[:, :, a["large"], top]),
+        }
+    return out | {
+        "AP_small": _mean(precision[:, :, :, a["small"], top]),
+        "AP_medium": _mean(precision[:, :, :, a["medium"], top]),
+        "AP_large": _mean(precision[:, :, :, a["large"], top]),
         "AR1": _mean(recall[:, :, a["all"], m[1]]),
         "AR10": _mean(recall[:, :, a["all"], m[10]]),
-        "AR100": _mean(recall[:, :, a["all"], m[100]]),
-        "AR_small": _mean(recall[:, :, a["small"], m[100]]),
-        "AR_medium": _mean(recall[:, :, a["medium"], m[100]]),
-        "AR_large": _mean(recall[:, :, a["large"], m[100]]),
+        "AR100": _mean(recall[:, :, a["all"], top]),
+        "AR_small": _mean(recall[:, :, a["small"], top]),
+        "AR_medium": _mean(recall[:, :, a["medium"], top]),
+        "AR_large": _mean(recall[:, :, a["large"], top]),
     }

@@ -1,5 +1,6 @@
-"""Detection metrics: the latest labeled boxes and an inference set's predicted boxes, read from
-ClickHouse column by column (Arrow to numpy, no Python object per box), evaluated COCO-style.
+"""Object metrics (2-D boxes, instance masks, keypoints): the latest labeled objects and an
+inference set's predicted ones, read from ClickHouse column by column (Arrow to numpy, no Python
+object per box), evaluated COCO-style.
 
 Score ties are broken as pycocotools breaks them (its images in the order of their sorted integer
 ids, the detections of an image in results-file order): frames are taken in frame-id order, by
@@ -9,17 +10,19 @@ in upload order (zero-padded positions, as the COCO importer gives) keep the upl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from shoal.analysis.classification import Cells, PerClass, per_class_metrics
-from shoal.analysis.coco import Boxes, CocoResult, evaluate
+from shoal.analysis.coco import PARAMS, Boxes, CocoResult, evaluate
 from shoal.common.data.datasets import frame_media
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.outcomes import OutcomeRefresher, iou_key
 from shoal.common.data.query import Params, Sort, after, order_by
+from shoal.common.similarity import BOXES, Shapes, from_columns
 from shoal.common.stores.metrics import MetricsStore, Migration
 
 MIGRATIONS = (
@@ -78,22 +81,30 @@ def evaluation_order(numbers: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def detection_report(
-    metrics: MetricsStore, project: str, dataset: str, inference_set: str, classes: list[int]
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    inference_set: str,
+    classes: list[int],
+    shapes: Shapes = BOXES,
 ) -> DetectionReport:
-    data = load_boxes(metrics, project, dataset, inference_set)
+    """COCO's evaluation of the set's objects against the latest labels, comparing boxes, masks or
+    keypoints as ``shapes`` says."""
+    data = load_boxes(metrics, project, dataset, inference_set, shapes.columns)
+    gt = from_columns(data.gt, shapes.kind, predicted=False)
+    dt = from_columns(data.dt, shapes.kind, predicted=True)
     gt_boxes = Boxes(
         image=_codes(np.asarray(data.gt["frame_id"], dtype=object), data.frames),
-        category=np.asarray(data.gt["class_id"], dtype=np.int64),
-        box=_box_array(data.gt),
-        crowd=np.asarray(data.gt["crowd"], dtype=bool),
-    )
+        category=gt.category, box=gt.box, crowd=gt.crowd, area=gt.area, masks=gt.masks,
+        mask_offsets=gt.mask_offsets, keypoints=gt.keypoints, keypoint_offsets=gt.keypoint_offsets,
+    )  # fmt: skip
     dt_boxes = Boxes(
         image=_codes(np.asarray(data.dt["frame_id"], dtype=object), data.frames),
-        category=np.asarray(data.dt["class_id"], dtype=np.int64),
-        box=_box_array(data.dt),
-        score=np.asarray(data.dt["score"], dtype=np.float64),
-    )
-    result = evaluate(gt_boxes, dt_boxes, evaluation_order(data.numbers, len(data.frames)), list(classes))
+        category=dt.category, box=dt.box, score=np.asarray(data.dt["score"], dtype=np.float64), area=dt.area,
+        masks=dt.masks, mask_offsets=dt.mask_offsets, keypoints=dt.keypoints, keypoint_offsets=dt.keypoint_offsets,
+    )  # fmt: skip
+    order = evaluation_order(data.numbers, len(data.frames))
+    result = evaluate(gt_boxes, dt_boxes, order, list(classes), PARAMS[shapes.kind], dict(shapes.sigmas))
     gt_counts = {c: int(n) for c, n in zip(*np.unique(gt_boxes.category, return_counts=True), strict=True)}
     dt_counts = {c: int(n) for c, n in zip(*np.unique(dt_boxes.category, return_counts=True), strict=True)}
     return DetectionReport(len(data.frames), len(gt_boxes), len(dt_boxes), result, gt_counts, dt_counts)
@@ -108,9 +119,12 @@ class Loaded:
     numbers: np.ndarray | None = None
 
 
-def load_boxes(metrics: MetricsStore, project: str, dataset: str, inference_set: str) -> Loaded:
+def load_boxes(
+    metrics: MetricsStore, project: str, dataset: str, inference_set: str, columns: Sequence[str] = ()
+) -> Loaded:
     """The dataset's frames (with their integer values when every frame id is an integer), its
-    latest labeled boxes and the set's predicted boxes, as columns sorted by frame id then object id."""
+    latest labeled objects and the set's predicted ones (their boxes, and ``columns`` besides), as
+    columns sorted by frame id then object id."""
     params = {"project": project, "dataset": dataset, "set": inference_set, "integer": INTEGER_ID}
     cols = metrics.query_columns(
         "SELECT frame_id, match(frame_id, {integer:String}) AS is_integer, toInt64OrZero(frame_id) AS number"
@@ -122,19 +136,14 @@ def load_boxes(metrics: MetricsStore, project: str, dataset: str, inference_set:
     numbers = None
     if len(frames) and np.asarray(cols["is_integer"], dtype=bool).all():
         numbers = np.asarray(cols["number"], dtype=np.int64)
-    gt = metrics.query_columns(f"{latest_labels_sql('')} ORDER BY o.frame_id, o.object_id", params)
+    gt = metrics.query_columns(f"{latest_labels_sql('', columns)} ORDER BY o.frame_id, o.object_id", params)
+    extra = "".join(f", {c}" for c in columns)
     dt = metrics.query_columns(
-        "SELECT frame_id, object_id, class_id, score, x, y, w, h FROM predicted_objects FINAL"
+        f"SELECT frame_id, object_id, class_id, score, x, y, w, h{extra} FROM predicted_objects FINAL"
         " WHERE project = {project:String} AND inference_set = {set:String} ORDER BY frame_id, object_id",
         params,
     )
     return Loaded(np.asarray(frames, dtype=object), gt, dt, numbers)
-
-
-def _box_array(cols: dict[str, np.ndarray]) -> np.ndarray:
-    if not len(cols["frame_id"]):
-        return np.zeros((0, 4))
-    return np.stack([np.asarray(cols[c], dtype=np.float64) for c in ("x", "y", "w", "h")], axis=1)
 
 
 @dataclass

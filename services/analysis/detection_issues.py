@@ -35,7 +35,7 @@ so memory grows with the chunk, not with the dataset; scores are written back pe
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numba
@@ -44,11 +44,12 @@ import pyarrow as pa
 
 from shoal.analysis import dismissals, ranked
 from shoal.analysis.export import FrameTable
-from shoal.common.boxes import box_iou
 from shoal.common.data import results
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
+from shoal.common.data.projects import ProjectCatalog
 from shoal.common.jobs import Job, JobContext, progress_of
+from shoal.common.similarity import BOXES, ObjectArrays, Shapes, from_columns, labeled_points, pairs, shapes_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 
 KIND = "detection_label_issues"
@@ -124,10 +125,11 @@ def _score_kernel(
     g_end: np.ndarray,
     d_start: np.ndarray,
     d_end: np.ndarray,
-    g_box: np.ndarray,
+    pair_start: np.ndarray,
+    covering: np.ndarray,
+    overlap: np.ndarray,
     g_cls: np.ndarray,
     g_crowd: np.ndarray,
-    d_box: np.ndarray,
     d_cls: np.ndarray,
     d_conf: np.ndarray,
     match_iou: float,
@@ -139,13 +141,17 @@ def _score_kernel(
     d_partner: np.ndarray,
     d_iou: np.ndarray,
 ) -> None:
-    """Per frame f, labeled boxes [g_start[f], g_end[f]) against predictions [d_start[f], d_end[f]).
-    g_* are (G, 3): columns spurious, mislocalized, swap; partner -1 for none."""
+    """Per frame f, labeled objects [g_start[f], g_end[f]) against predictions [d_start[f], d_end[f]),
+    with each frame's (prediction, label) similarities row-major from ``pair_start[f]``: ``covering``
+    measures a crowd region against the prediction's own area, ``overlap`` takes every label as a
+    regular one. g_* are (G, 3): columns spurious, mislocalized, swap; partner -1 for none."""
     for f in range(g_start.shape[0]):
+        ng = g_end[f] - g_start[f]
         for di in range(d_start[f], d_end[f]):
+            row = pair_start[f] + (di - d_start[f]) * ng - g_start[f]
             top, top_j = 0.0, -1
             for gj in range(g_start[f], g_end[f]):
-                iou = box_iou(d_box[di], g_box[gj], g_crowd[gj])
+                iou = covering[row + gj]
                 if iou > top:
                     top, top_j = iou, gj
             d_score[di] = 1.0 - d_conf[di] * max(0.0, 1.0 - top / match_iou)
@@ -158,7 +164,7 @@ def _score_kernel(
             same = 0.0
             other, other_d, other_iou = 0.0, -1, 0.0
             for di in range(d_start[f], d_end[f]):
-                iou = box_iou(d_box[di], g_box[gj], False)
+                iou = overlap[pair_start[f] + (di - d_start[f]) * ng + (gj - g_start[f])]
                 s = d_conf[di] * min(1.0, iou / match_iou)
                 if s > sup:
                     sup, sup_d, sup_iou = s, di, iou
@@ -212,8 +218,13 @@ def score_objects(
     d_box: np.ndarray,
     d_cls: np.ndarray,
     d_conf: np.ndarray,
+    shapes: Shapes = BOXES,
+    labels: ObjectArrays | None = None,
+    predictions: ObjectArrays | None = None,
 ) -> ObjectScores:
-    """Scores G labeled and D predicted boxes of ``n_frames`` frames.
+    """Scores G labeled and D predicted objects of ``n_frames`` frames, compared as ``shapes`` says:
+    by their boxes, or by the masks or keypoints of ``labels`` and ``predictions`` (the same
+    objects, in the same order). Everything below reads "IoU" as that similarity.
 
     Parameters
     ----------
@@ -239,11 +250,22 @@ def score_objects(
     n_g, n_d = len(g_frame), len(d_frame)
     g_score, g_partner, g_iou = np.ones((n_g, 3)), np.full((n_g, 3), -1, np.int64), np.zeros((n_g, 3))
     d_score, d_partner, d_iou = np.ones(n_d), np.full(n_d, -1, np.int64), np.zeros(n_d)
-    _score_kernel(
+    groups = (
         np.searchsorted(g_frame, codes, "left"), np.searchsorted(g_frame, codes, "right"),
         np.searchsorted(d_frame, codes, "left"), np.searchsorted(d_frame, codes, "right"),
-        np.ascontiguousarray(g_box, np.float64).reshape(-1, 4), np.asarray(g_cls, np.int64), g_crowd,
-        np.ascontiguousarray(d_box, np.float64).reshape(-1, 4), np.asarray(d_cls, np.int64),
+    )  # fmt: skip
+    if labels is None or predictions is None:
+        labels = ObjectArrays(np.asarray(g_cls, np.int64), np.ascontiguousarray(g_box, np.float64).reshape(-1, 4))
+        predictions = ObjectArrays(np.asarray(d_cls, np.int64), np.ascontiguousarray(d_box, np.float64).reshape(-1, 4))
+    labels.crowd = g_crowd
+    if shapes.kind == "keypoints":  # a label without a labeled point is ignored, as a crowd region
+        g_crowd = g_crowd | (labeled_points(labels, np.arange(n_g)) == 0)
+    g_rows, d_rows = np.arange(n_g), np.arange(n_d)
+    covering, pair_start = pairs(shapes.kind, groups, labels, g_rows, predictions, d_rows, shapes.sigmas)
+    regular = replace(labels, crowd=None)
+    overlap, _ = pairs(shapes.kind, groups, regular, g_rows, predictions, d_rows, shapes.sigmas)
+    _score_kernel(
+        *groups, pair_start, covering, overlap, np.asarray(g_cls, np.int64), g_crowd, np.asarray(d_cls, np.int64),
         np.clip(np.asarray(d_conf, np.float64), 0.0, 1.0), MATCH_IOU, LOCALIZATION_MIN_IOU,
         g_score, g_partner, g_iou, d_score, d_partner, d_iou,
     )  # fmt: skip
@@ -341,6 +363,7 @@ def find_detection_issues(
     params = {"project": job.project, "dataset": dataset, "set": inference_set, **(frames_params or {})}
     frames_where = f" AND frame_id IN ({frames_sql})" if frames_sql else ""
     progress("planning chunks", 0.02)
+    shapes = shapes_of(ProjectCatalog(metrics).get(job.project))
     starts = _chunk_starts(metrics, params, frames_where)
     totals = {"frames": 0, "labeled": 0, "predicted": 0, "flagged_frames": 0}
     per_type = dict.fromkeys(TYPE_NAMES.values(), 0)
@@ -349,7 +372,7 @@ def find_detection_issues(
         scope = "frame_id >= {lo:String}" + (" AND frame_id < {hi:String}" if hi is not None else "") + frames_where
         chunk = {**params, "lo": lo, "hi": hi or ""}
         progress(f"scoring frames (chunk {i + 1} of {len(starts)})", 0.05 + 0.9 * i / len(starts))
-        _score_chunk(metrics, job, chunk, scope, totals, per_type, progress)
+        _score_chunk(metrics, job, chunk, scope, totals, per_type, progress, shapes)
     summary = Summary(
         frames=totals["frames"],
         labeled_objects=totals["labeled"],
@@ -373,6 +396,7 @@ def _score_chunk(
     totals: dict[str, int],
     per_type: dict[str, int],
     progress: Callable[[str, float], None],
+    shapes: Shapes,
 ) -> None:
     frames = np.asarray(
         metrics.query_columns(
@@ -382,9 +406,10 @@ def _score_chunk(
         )["frame_id"],
         dtype=object,
     )
-    gt = metrics.query_columns(f"{latest_labels_sql(scope)} ORDER BY o.frame_id, o.object_id", params)
+    gt = metrics.query_columns(f"{latest_labels_sql(scope, shapes.columns)} ORDER BY o.frame_id, o.object_id", params)
+    extra = "".join(f", {c}" for c in shapes.columns)
     dt = metrics.query_columns(
-        "SELECT frame_id, object_id, class_id, score, x, y, w, h FROM predicted_objects FINAL"
+        f"SELECT frame_id, object_id, class_id, score, x, y, w, h{extra} FROM predicted_objects FINAL"
         f" WHERE project = {{project:String}} AND inference_set = {{set:String}} AND {scope}"
         " ORDER BY frame_id, object_id",
         params,
@@ -406,7 +431,9 @@ def _score_chunk(
     s = score_objects(
         n_frames=len(frames), g_frame=g_frame, g_box=boxes(gt), g_cls=np.asarray(gt["class_id"]),
         g_crowd=np.asarray(gt["crowd"], np.bool_), d_frame=d_frame, d_box=boxes(dt), d_cls=np.asarray(dt["class_id"]),
-        d_conf=np.asarray(dt["score"], np.float64),
+        d_conf=np.asarray(dt["score"], np.float64), shapes=shapes,
+        labels=from_columns(gt, shapes.kind, predicted=False),
+        predictions=from_columns(dt, shapes.kind, predicted=True),
     )  # fmt: skip
     is_issue = s.score < FLAG_BELOW
     pred = s.predicted

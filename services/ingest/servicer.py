@@ -13,7 +13,7 @@ from shoal.common.convert import page_of, page_response, timestamp
 from shoal.common.data.datasets import Dataset, DatasetCatalog, InferenceSet
 from shoal.common.data.evaluations import EvaluationRefresher
 from shoal.common.data.outcomes import OutcomeRefresher
-from shoal.common.data.projects import ClassDef, EmbeddingSpace, Project, ProjectCatalog
+from shoal.common.data.projects import OBJECT_TASKS, ClassDef, EmbeddingSpace, Project, ProjectCatalog
 from shoal.common.errors import Aborted, InternalError, InvalidArgument, NotFound, ShoalError, shown
 from shoal.common.stores.vectors import VectorStore
 from shoal.common.v1 import common_pb2 as cpb
@@ -56,6 +56,26 @@ def space_to_proto(s: EmbeddingSpace) -> ingest_pb2.EmbeddingSpace:
     )
 
 
+def class_from_proto(c: ingest_pb2.ClassDef) -> ClassDef:
+    return ClassDef(
+        c.id,
+        c.name,
+        tuple(c.keypoints),
+        tuple((e.a, e.b) for e in c.skeleton),
+        tuple(c.keypoint_sigmas),
+    )
+
+
+def class_to_proto(c: ClassDef) -> ingest_pb2.ClassDef:
+    return pb.ClassDef(
+        id=c.id,
+        name=c.name,
+        keypoints=list(c.keypoints),
+        skeleton=[pb.KeypointEdge(a=a, b=b) for a, b in c.skeleton],
+        keypoint_sigmas=list(c.keypoint_sigmas),
+    )
+
+
 def project_from_proto(msg: ingest_pb2.Project, *, prefix: str = "project", need_task: bool = True) -> Project:
     task = (
         _enum_name(pb.TaskType, msg.task_type, "TASK_TYPE_", f"{prefix}.task_type")
@@ -68,7 +88,7 @@ def project_from_proto(msg: ingest_pb2.Project, *, prefix: str = "project", need
         task_type=task,
         display_name=msg.display_name,
         description=msg.description,
-        classes=tuple(ClassDef(c.id, c.name) for c in msg.classes),
+        classes=tuple(class_from_proto(c) for c in msg.classes),
         embedding_spaces=tuple(spaces),
     )
 
@@ -79,7 +99,7 @@ def project_to_proto(p: Project) -> ingest_pb2.Project:
         display_name=p.display_name,
         description=p.description,
         task_type=pb.TaskType.Value(f"TASK_TYPE_{p.task_type}"),
-        classes=[pb.ClassDef(id=c.id, name=c.name) for c in p.classes],
+        classes=[class_to_proto(c) for c in p.classes],
         embedding_spaces=[space_to_proto(s) for s in p.embedding_spaces],
         create_time=timestamp(p.create_time),
         update_time=timestamp(p.update_time),
@@ -246,7 +266,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             InferenceSet(request.project, s.name, s.dataset, s.model_name, s.model_version, s.description)
         )
         self.evaluations.backfill(created.project, created.dataset, created.name)
-        if self.catalog.get(created.project).task_type == "OBJECT_DETECTION_2D":
+        if self.catalog.get(created.project).task_type in OBJECT_TASKS:
             self.outcomes.create_set(created.project, created.dataset, created.name)
         return pb.CreateInferenceSetResponse(inference_set=inference_set_to_proto(created))
 

@@ -13,12 +13,13 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
 from shoal.common.boxes import check_box
 from shoal.common.data.datasets import Dataset, InferenceSet
-from shoal.common.data.projects import EmbeddingSpace, Project
+from shoal.common.data.projects import OBJECT_TASKS, ClassDef, EmbeddingSpace, Project
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError, shown
 from shoal.common.timeutil import time_problem
 from shoal.common.v1 import common_pb2
@@ -34,12 +35,16 @@ from shoal.ingest.columns import (
     probability_rows_ok,
     provenance_problem,
 )
+from shoal.ingest.shapes import SHAPED_TASKS, check_shape
 from shoal.ingest.v1 import ingest_pb2 as pb
 
 MAX_ID_LENGTH = MAX_ID
 MAX_METADATA_KEYS = 64
 _ID_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+_Item = TypeVar("_Item", pb.FrameLabels, pb.FrameInference)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,11 @@ class Context:
     def classes(self) -> dict[int, int]:
         """class id -> position in the ontology (the order of probability vectors)."""
         return {c.id: i for i, c in enumerate(self.project.classes)}
+
+    @property
+    def class_defs(self) -> dict[int, ClassDef]:
+        """class id -> its definition (keypoints and their sigmas)."""
+        return {c.id: c for c in self.project.classes}
 
     @property
     def spaces(self) -> dict[str, EmbeddingSpace]:
@@ -270,11 +280,11 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
                     f"labels for frame {shown(labels.frame_id)} appear {counts[labels.frame_id]} times in one chunk",
                     field=f"{where}.frame_id",
                 )
-            _check_labels(labels, ctx, dims, where)
+            checked = _check_labels(labels, ctx, dims, where)
         except ShoalError as err:
             out.rejections.append(Rejection("labels", i, 0, _at(err, ds, labels.frame_id)))
             continue
-        out.labels.append(labels)
+        out.labels.append(checked)
 
     if chunk.inferences:
         counts = Counter(inf.frame_id for inf in chunk.inferences)
@@ -289,11 +299,11 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
                         f"inference for frame {shown(inference.frame_id)} appears {counts[inference.frame_id]} times",
                         field=f"{where}.frame_id",
                     )
-                _check_inference(inference, ctx, dims, where, probs_ok=bool(probs_ok[i]))
+                checked_inference = _check_inference(inference, ctx, dims, where, probs_ok=bool(probs_ok[i]))
             except ShoalError as err:
                 out.rejections.append(Rejection("inference", i, 0, _at(err, ds, inference.frame_id)))
                 continue
-            out.inferences.append(inference)
+            out.inferences.append(checked_inference)
 
     for b, block in enumerate(chunk.embeddings):
         _check_block(block, b, ctx, dims, out)
@@ -384,8 +394,13 @@ def _check_object_identity(
         raise InvalidArgument(f"unknown class id {obj.class_id}", field=f"{where}.class_id")
 
 
-def _check_labels(labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str) -> None:
+def _check_labels(
+    labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str
+) -> pb.FrameLabels:
+    """The labels as written: a copy completed with its objects' shapes (``check_shape``) when
+    the project's objects have masks or keypoints, else ``labels`` itself."""
     _check_id(labels.frame_id, f"{where}.frame_id", "frame id")
+    labels = _completed(labels, ctx)
     size = _frame_size(labels.frame_id, dims, f"{where}.frame_id")
     classes = ctx.classes
     task = ctx.project.task_type
@@ -394,25 +409,39 @@ def _check_labels(labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple
             raise InvalidArgument("a classification label needs class_id", field=f"{where}.class_id")
         if labels.objects:
             raise InvalidArgument("a classification project takes no objects", field=f"{where}.objects")
-    elif labels.HasField("class_id") and task == "OBJECT_DETECTION_2D":
-        raise InvalidArgument("a detection project labels objects, not frames", field=f"{where}.class_id")
+    elif labels.HasField("class_id") and task in OBJECT_TASKS:
+        raise InvalidArgument(f"a {task} project labels objects, not frames", field=f"{where}.class_id")
     if labels.HasField("class_id") and labels.class_id not in classes:
         raise InvalidArgument(f"unknown class id {labels.class_id}", field=f"{where}.class_id")
     problem = provenance_problem(labels.provenance, f"{where}.provenance")
     if problem is not None:
         raise problem
     seen: set[str] = set()
+    defs = ctx.class_defs
     for j, obj in enumerate(labels.objects):
         ow = f"{where}.objects[{j}]"
         try:
             _check_object_identity(obj, seen, classes, ow)
-            if task == "OBJECT_DETECTION_2D" or obj.HasField("box"):
+            if task in OBJECT_TASKS:
+                check_shape(obj, task, size, defs.get(obj.class_id), ow, predicted=False)
+            elif obj.HasField("box"):
                 check_box(obj.box, size, f"{ow}.box")
             _check_map(obj.attributes, f"{ow}.attributes")
             if len(obj.annotation_uri) > MAX_TEXT:
                 raise InvalidArgument(f"is longer than {MAX_TEXT} characters", field=f"{ow}.annotation_uri")
         except ShoalError as err:
             raise _at(err, ctx.dataset.name, labels.frame_id, obj.object_id) from None
+    return labels
+
+
+def _completed(item: _Item, ctx: Context) -> _Item:
+    """A copy of ``item`` when check_shape will complete its objects: the chunk as received is
+    what an event carries, and is checked again by the consumer as it came."""
+    if ctx.project.task_type not in SHAPED_TASKS or not item.objects:
+        return item
+    copy = type(item)()
+    copy.CopyFrom(item)
+    return copy
 
 
 def _check_probabilities(probs: list[float] | np.ndarray, k: int, where: str) -> None:
@@ -440,8 +469,10 @@ def _probabilities_ok(inferences: Sequence[pb.FrameInference], k: int) -> np.nda
 
 def _check_inference(
     inf: pb.FrameInference, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str, *, probs_ok: bool = False
-) -> None:
+) -> pb.FrameInference:
+    """The inference as written (see :func:`_check_labels`)."""
     _check_id(inf.frame_id, f"{where}.frame_id", "frame id")
+    inf = _completed(inf, ctx)
     size = _frame_size(inf.frame_id, dims, f"{where}.frame_id")
     k = len(ctx.project.classes)
     task = ctx.project.task_type
@@ -453,6 +484,7 @@ def _check_inference(
     elif inf.class_probabilities and not probs_ok:
         _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
     classes = ctx.classes
+    defs = ctx.class_defs
     seen: set[str] = set()
     for j, obj in enumerate(inf.objects):
         ow = f"{where}.objects[{j}]"
@@ -460,11 +492,15 @@ def _check_inference(
             _check_object_identity(obj, seen, classes, ow)
             if not (math.isfinite(obj.score) and 0.0 <= obj.score <= 1.0):
                 raise InvalidArgument(f"score {obj.score} must lie in [0, 1]", field=f"{ow}.score")
-            check_box(obj.box, size, f"{ow}.box", predicted=True)
+            if task in OBJECT_TASKS:
+                check_shape(obj, task, size, defs.get(obj.class_id), ow, predicted=True)
+            else:
+                check_box(obj.box, size, f"{ow}.box", predicted=True)
             if obj.class_probabilities:
                 _check_probabilities(obj.class_probabilities, k, f"{ow}.class_probabilities")
         except ShoalError as err:
             raise _at(err, ctx.dataset.name, inf.frame_id, obj.object_id) from None
+    return inf
 
 
 def _check_block(

@@ -20,11 +20,13 @@ import numpy as np
 from shoal.common import telemetry
 from shoal.common.data.embeddings import EMBEDDING_FIELDS, vector_pk
 from shoal.common.data.evaluations import EvaluationRefresher
+from shoal.common.data.frames import SHAPE_COLUMNS
 from shoal.common.data.outcomes import OutcomeRefresher
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import CollectionSpec, VectorStore, collection_name
 from shoal.common.v1 import common_pb2
 from shoal.ingest import columns as columnar
+from shoal.ingest.shapes import mask_area
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk
 
@@ -99,6 +101,19 @@ def _split_metadata(values: Mapping[str, common_pb2.Value]) -> tuple[dict, dict,
         elif kind == "timestamp_value":
             t[key] = v.timestamp_value.ToDatetime(tzinfo=UTC)
     return s, n, b, t
+
+
+def _shape(o: pb.LabelObject | pb.PredictedObject) -> list[Any]:
+    """The shape columns of a checked object (``SHAPE_COLUMNS``): its compact mask and area, its
+    polygons and its keypoints."""
+    return [
+        o.mask.counts.decode("ascii"),
+        mask_area(o),
+        [list(p.points) for p in o.polygons],
+        [kp.x for kp in o.keypoints],
+        [kp.y for kp in o.keypoints],
+        [kp.visibility if isinstance(o, pb.LabelObject) else 1 for kp in o.keypoints],
+    ]
 
 
 class IngestWriter:
@@ -208,6 +223,7 @@ class IngestWriter:
                             o.annotation_uri,
                             s,
                             n,
+                            *_shape(o),
                         ]
                     )
             if chunk.columns is not None:
@@ -254,6 +270,8 @@ class IngestWriter:
                             box.height,
                             list(o.class_probabilities),
                             meta.produced_ns,
+                            *_shape(o),
+                            [kp.score for kp in o.keypoints],
                         ]
                     )
             for rows in chunk.embeddings:
@@ -328,6 +346,7 @@ class IngestWriter:
                 "annotation_uri",
                 "attr_str",
                 "attr_num",
+                *SHAPE_COLUMNS,
             ),
         )
         insert(
@@ -363,6 +382,8 @@ class IngestWriter:
                 "h",
                 "probs",
                 "version",
+                *SHAPE_COLUMNS,
+                "kp_score",
             ),
         )
         return TableWrites(out, vectors, {key: (ids, ontologies[key]) for key, ids in touched.items() if ids})

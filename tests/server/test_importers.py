@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.cli import main
 from shoal.common.stores.vectors import collection_name
+from shoal.importers import COCO_PERSON_KEYPOINTS
 from shoal.ingest.v1 import ingest_pb2 as pb
 from tests.server.conftest import Running
+from tests.unit.test_coco_masks_keypoints import PERSON, generate_keypoints, generate_segm, reference
 
 
 def _coco(tmp: Path) -> tuple[Path, Path]:
@@ -109,3 +112,72 @@ def test_import_table_refuses_unknown_labels(
     code = main(["import", "table", "--target", running.target, "--api-key", running.admin_key, "--project", p,
                  "--dataset", "x", "--create", "--table", str(tmp_path / "t.csv")])  # fmt: skip
     assert code == 2 and "labels ['zebra'] are not classes of the project" in capsys.readouterr().err
+
+
+def _import(running: Running, p: str, ann: Path, res: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["import", "coco", "--target", running.target, "--api-key", running.admin_key, "--project", p,
+                 "--dataset", "val", "--create", "--annotations", str(ann), "--results", str(res),
+                 "--inference-set", "mrcnn", "--wait"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+
+
+def test_import_coco_instance_masks_and_measure_them_as_pycocotools(
+    shared: Running, project: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An instances file with polygons and run lengths (crowd regions) and a results file of run
+    lengths: the project is made an instance segmentation project, and its mask AP is the
+    reference's on the same two files."""
+    running, p = shared, project
+    dataset, dts = generate_segm(3, images=25)
+    for im in dataset["images"]:
+        im["file_name"] = f"{im['id']:06d}.jpg"
+    (tmp_path / "instances.json").write_text(json.dumps(dataset))
+    (tmp_path / "results.json").write_text(json.dumps(dts))
+    polygons = sum(isinstance(a["segmentation"], list) for a in dataset["annotations"])
+    _import(running, p, tmp_path / "instances.json", tmp_path / "results.json", capsys)
+    ref = reference(dataset, dts, "segm")  # (turns the dataset's polygons into run lengths)
+    with running.client(running.admin_key) as c:
+        assert c.ingest.GetProject(pb.GetProjectRequest(project=p)).project.task_type == (
+            pb.TASK_TYPE_INSTANCE_SEGMENTATION
+        )
+        got = c.analysis.GetDetectionMetrics(apb.GetDetectionMetricsRequest(project=p, inference_set="mrcnn")).metrics
+    assert got.iou_type == "segm" and got.ground_truth_objects == len(dataset["annotations"])
+    assert (got.ap, got.ap50, got.ap_small, got.ar100) == pytest.approx(
+        (ref.stats[0], ref.stats[1], ref.stats[3], ref.stats[8]), abs=1e-6
+    )
+    # polygons are kept as given beside the mask drawn from them
+    m = running.server.stores.metrics
+    kept = m.query(f"SELECT countIf(notEmpty(polygons)), countIf(mask != '') FROM label_objects FINAL"
+                   f" WHERE project = '{p}'").rows[0]  # fmt: skip
+    assert kept == (polygons, len(dataset["annotations"]))
+
+
+def test_import_coco_person_keypoints_with_cocos_sigmas(
+    shared: Running, project: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A person_keypoints file with the 17 COCO keypoints: the class gets their names, the
+    skeleton (from 0) and COCO's sigmas, and keypoint AP is the reference's (which uses those
+    sigmas) on the same files."""
+    running, p = shared, project
+    dataset, dts = generate_keypoints(4, 17, [1], images=30)
+    dataset["categories"][0].update(name="person", keypoints=list(COCO_PERSON_KEYPOINTS), skeleton=[[16, 14], [14, 12]])
+    for im in dataset["images"]:
+        im["file_name"] = f"{im['id']:06d}.jpg"
+    for a in dataset["annotations"]:  # half pixels (exact as stored); a label's area is its box's
+        a["bbox"] = [max(float(np.floor(v * 2) / 2), 1.0) for v in a["bbox"]]
+        a["area"] = a["bbox"][2] * a["bbox"][3]
+    (tmp_path / "keypoints.json").write_text(json.dumps(dataset))
+    (tmp_path / "results.json").write_text(json.dumps(dts))
+    _import(running, p, tmp_path / "keypoints.json", tmp_path / "results.json", capsys)
+    ref = reference(dataset, dts, "keypoints")
+    with running.client(running.admin_key) as c:
+        got_project = c.ingest.GetProject(pb.GetProjectRequest(project=p)).project
+        got = c.analysis.GetDetectionMetrics(apb.GetDetectionMetricsRequest(project=p, inference_set="mrcnn")).metrics
+    person = got_project.classes[0]
+    assert got_project.task_type == pb.TASK_TYPE_KEYPOINTS and list(person.keypoints) == list(COCO_PERSON_KEYPOINTS)
+    assert [(e.a, e.b) for e in person.skeleton] == [(15, 13), (13, 11)]
+    assert list(person.keypoint_sigmas) == pytest.approx(PERSON)
+    assert got.iou_type == "keypoints"
+    assert (got.ap, got.ap50, got.ap75, got.ar) == pytest.approx(
+        (ref.stats[0], ref.stats[1], ref.stats[2], ref.stats[5]), abs=1e-6
+    )

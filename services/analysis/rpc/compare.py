@@ -7,6 +7,7 @@ from shoal.analysis.detection import compare_detection
 from shoal.analysis.rpc.classification import class_metrics
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
 from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.projects import OBJECT_TASKS
 from shoal.common.errors import InvalidArgument
 
 
@@ -16,7 +17,7 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
             raise InvalidArgument("is empty", field=name)
     threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
     project = ctx.projects.get(request.project)
-    if project.task_type == "OBJECT_DETECTION_2D":
+    if project.task_type in OBJECT_TASKS:
         iou = check_iou(request.iou_threshold, "iou_threshold")
         view = ctx.view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
         frames_sql, frames_params = frame_filter(view, request.filter, "filter")

@@ -21,7 +21,7 @@ from shoal.common.data.answers import AnswerCache
 from shoal.common.data.datasets import DatasetCatalog
 from shoal.common.data.evaluations import frame_rows_set
 from shoal.common.data.outcomes import iou_key
-from shoal.common.data.projects import Project, ProjectCatalog
+from shoal.common.data.projects import OBJECT_TASKS, Project, ProjectCatalog
 from shoal.common.data.query import Params, View, compile_filter, view_sql
 from shoal.common.errors import FailedPrecondition, InvalidArgument
 from shoal.common.jobs import Job, JobContext, JobRunner, JobStore
@@ -90,20 +90,24 @@ class Context(JobRpcs):
         #: sets of more frames than this keep the grid's sorted pages (``sorted_pages_above``)
         self.sorted_above = grid_orders.KEPT_ABOVE
 
-    def project(self, name: str, task_type: str) -> Project:
-        """The project, which must be of ``task_type`` for the metrics asked."""
+    def project(self, name: str, task_types: tuple[str, ...]) -> Project:
+        """The project, which must be of one of ``task_types`` for the metrics asked."""
         project = self.projects.get(name)
-        if project.task_type != task_type:
-            what = {"CLASSIFICATION": "a classification", "OBJECT_DETECTION_2D": "a 2-D detection"}[task_type]
-            raise FailedPrecondition(f"project {project.name!r} is {project.task_type}, not {what} project",
-                                     field="project")  # fmt: skip
+        if project.task_type not in task_types:
+            what = (
+                "a classification project"
+                if task_types == ("CLASSIFICATION",)
+                else "a project of objects (" + ", ".join(task_types) + ")"
+            )
+            raise FailedPrecondition(f"project {project.name!r} is {project.task_type}, not {what}", field="project")
         return project
 
     def classification_project(self, name: str) -> Project:
-        return self.project(name, "CLASSIFICATION")
+        return self.project(name, ("CLASSIFICATION",))
 
     def detection_project(self, name: str) -> Project:
-        return self.project(name, "OBJECT_DETECTION_2D")
+        """A project whose labels are objects: 2-D boxes, instance masks or keypoints."""
+        return self.project(name, OBJECT_TASKS)
 
     def view(self, p: Project, dataset: str, inference_set: str, threshold: float, baseline: str = "") -> View:
         """What a request reads, for project ``p`` (loaded once by the caller)."""

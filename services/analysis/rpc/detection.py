@@ -1,4 +1,5 @@
-"""2-D detection metrics: COCO AP and AR, the detection confusion matrix and its matches."""
+"""Object metrics (2-D boxes, instance masks, keypoints): COCO AP and AR, the confusion matrix and its
+matches."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.query import decode_cursor, encode_cursor
 from shoal.common.errors import InvalidArgument
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from shoal.common.similarity import shapes_of
 from shoal.common.v1 import common_pb2
 
 _Matching = pb.GetDetectionConfusionRequest | pb.QueryDetectionMatchesRequest
@@ -40,7 +42,9 @@ def get_detection_metrics(ctx: Context, request: pb.GetDetectionMetricsRequest) 
     _require_inference_set(request)
     project = ctx.detection_project(request.project)
     s = ctx.datasets.get_inference_set(request.project, request.inference_set)
-    report = detection_report(ctx.metrics, request.project, s.dataset, s.name, [c.id for c in project.classes])
+    shapes = shapes_of(project)
+    classes = [c.id for c in project.classes]
+    report = detection_report(ctx.metrics, request.project, s.dataset, s.name, classes, shapes)
     st = report.result.stats
     out = pb.DetectionMetrics(
         inference_set=s.name,
@@ -51,15 +55,19 @@ def get_detection_metrics(ctx: Context, request: pb.GetDetectionMetricsRequest) 
         ap=st["AP"],
         ap50=st["AP50"],
         ap75=st["AP75"],
-        ap_small=st["AP_small"],
+        ap_small=st.get("AP_small", -1.0),
         ap_medium=st["AP_medium"],
         ap_large=st["AP_large"],
-        ar1=st["AR1"],
-        ar10=st["AR10"],
-        ar100=st["AR100"],
-        ar_small=st["AR_small"],
+        ar1=st.get("AR1", -1.0),
+        ar10=st.get("AR10", -1.0),
+        ar100=st.get("AR100", -1.0),
+        ar_small=st.get("AR_small", -1.0),
         ar_medium=st["AR_medium"],
         ar_large=st["AR_large"],
+        iou_type=shapes.kind,
+        ar=st["AR"],
+        ar50=st["AR50"],
+        ar75=st["AR75"],
     )
     for c in project.classes:
         pc = report.result.per_class[c.id]
@@ -69,7 +77,8 @@ def get_detection_metrics(ctx: Context, request: pb.GetDetectionMetricsRequest) 
             ap=pc["AP"],
             ap50=pc["AP50"],
             ap75=pc["AP75"],
-            ar100=pc["AR100"],
+            ar100=pc.get("AR100", -1.0),
+            ar=pc["AR"],
             ground_truth=report.gt_per_class.get(c.id, 0),
             predicted=report.dt_per_class.get(c.id, 0),
         )

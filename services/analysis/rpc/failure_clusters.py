@@ -8,6 +8,7 @@ from shoal.analysis.rpc.segments import segment_proto
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import job_to_proto
 from shoal.common.data import segments as seg_store
+from shoal.common.data.projects import OBJECT_TASKS
 from shoal.common.data.query import Params, compile_filter
 from shoal.common.errors import AlreadyExists, InvalidArgument
 from shoal.common.jobs import JobContext
@@ -21,7 +22,7 @@ def start_failure_clusters(ctx: Context, request: pb.StartFailureClustersRequest
     project = ctx.projects.get(request.project)
     view = ctx.view(project, "", request.inference_set, threshold)
     ctx.space(request.project, view.dataset, request.embedding_space)
-    if project.task_type == "OBJECT_DETECTION_2D":
+    if project.task_type in OBJECT_TASKS:
         frame_filter(view, request.filter, "filter")
         iou = check_iou(request.iou_threshold, "iou_threshold")
     else:
@@ -52,7 +53,7 @@ def run_failure_clusters(ctx: Context, run: JobContext) -> None:
     view = ctx.view(project, "", p["inference_set"], float(p["confidence_threshold"]))
     space = ctx.space(job.project, view.dataset, p["embedding_space"])
     flt = common_pb2.Filter.FromString(bytes.fromhex(p.get("filter", "")))
-    if project.task_type == "OBJECT_DETECTION_2D":
+    if project.task_type in OBJECT_TASKS:
         frames_sql, frames_params = frame_filter(view, flt, "filter")
         sql, params = detection.frame_errors_sql(
             ctx.metrics, project.name, view.dataset, view.inference_set,

@@ -9,6 +9,7 @@ from shoal.analysis.detection import detection_confusion, outcome_frames, summar
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
 from shoal.analysis.rpc.segments import gate_proto
 from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.projects import OBJECT_TASKS
 from shoal.common.errors import InvalidArgument
 from shoal.common.v1 import common_pb2
 
@@ -19,7 +20,7 @@ def evaluate_gates(ctx: Context, request: pb.EvaluateGatesRequest) -> pb.Evaluat
     threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
     project = ctx.projects.get(request.project)
     measure = None
-    if project.task_type == "OBJECT_DETECTION_2D":
+    if project.task_type in OBJECT_TASKS:
         iou = check_iou(request.iou_threshold, "iou_threshold")
         view = ctx.view(project, "", request.inference_set, threshold)
 

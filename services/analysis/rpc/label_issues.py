@@ -10,6 +10,7 @@ from shoal.analysis.rpc.context import Analysis, Context, Runner, frame_filter
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import job_to_proto, page_of, page_response
 from shoal.common.data.datasets import frame_media
+from shoal.common.data.projects import OBJECT_TASKS
 from shoal.common.data.query import Params, compile_filter
 from shoal.common.errors import FailedPrecondition, InvalidArgument
 from shoal.common.jobs import JobContext
@@ -21,7 +22,7 @@ def start_label_issues(ctx: Context, request: pb.StartLabelIssuesRequest) -> pb.
         raise InvalidArgument("is empty", field="inference_set")
     project = ctx.projects.get(request.project)
     kind = label_issues.KIND
-    if project.task_type == "OBJECT_DETECTION_2D":
+    if project.task_type in OBJECT_TASKS:
         view = ctx.view(project, "", request.inference_set, 0.0)
         frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job
         kind = detection_issues.KIND

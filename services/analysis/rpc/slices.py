@@ -5,6 +5,7 @@ from __future__ import annotations
 from shoal.analysis.rpc.context import Analysis, Context, check_frame_fields, check_iou, check_threshold
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.projects import OBJECT_TASKS
 from shoal.common.data.query import VIEW_TABLES
 from shoal.common.errors import InvalidArgument
 
@@ -16,7 +17,7 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
         raise InvalidArgument(f"must be >= 0, got {request.min_support}", field="min_support")
     threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
     project = ctx.projects.get(request.project)
-    is_detection = project.task_type == "OBJECT_DETECTION_2D"
+    is_detection = project.task_type in OBJECT_TASKS
     if is_detection:
         check_frame_fields(request.filter, "filter")
     else:

@@ -633,7 +633,7 @@ class GetDetectionMetricsRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ...) -> None: ...
 
 class DetectionClassMetrics(_message.Message):
-    __slots__ = ("class_id", "class_name", "ap", "ap50", "ap75", "ar100", "ground_truth", "predicted")
+    __slots__ = ("class_id", "class_name", "ap", "ap50", "ap75", "ar100", "ground_truth", "predicted", "ar")
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     AP_FIELD_NUMBER: _ClassVar[int]
@@ -642,6 +642,7 @@ class DetectionClassMetrics(_message.Message):
     AR100_FIELD_NUMBER: _ClassVar[int]
     GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    AR_FIELD_NUMBER: _ClassVar[int]
     class_id: int
     class_name: str
     ap: float
@@ -650,10 +651,11 @@ class DetectionClassMetrics(_message.Message):
     ar100: float
     ground_truth: int
     predicted: int
-    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ap: _Optional[float] = ..., ap50: _Optional[float] = ..., ap75: _Optional[float] = ..., ar100: _Optional[float] = ..., ground_truth: _Optional[int] = ..., predicted: _Optional[int] = ...) -> None: ...
+    ar: float
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ap: _Optional[float] = ..., ap50: _Optional[float] = ..., ap75: _Optional[float] = ..., ar100: _Optional[float] = ..., ground_truth: _Optional[int] = ..., predicted: _Optional[int] = ..., ar: _Optional[float] = ...) -> None: ...
 
 class DetectionMetrics(_message.Message):
-    __slots__ = ("inference_set", "dataset", "frames", "ground_truth_objects", "predicted_objects", "ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large", "per_class")
+    __slots__ = ("inference_set", "dataset", "frames", "ground_truth_objects", "predicted_objects", "ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large", "per_class", "iou_type", "ar", "ar50", "ar75")
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -672,6 +674,10 @@ class DetectionMetrics(_message.Message):
     AR_MEDIUM_FIELD_NUMBER: _ClassVar[int]
     AR_LARGE_FIELD_NUMBER: _ClassVar[int]
     PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    IOU_TYPE_FIELD_NUMBER: _ClassVar[int]
+    AR_FIELD_NUMBER: _ClassVar[int]
+    AR50_FIELD_NUMBER: _ClassVar[int]
+    AR75_FIELD_NUMBER: _ClassVar[int]
     inference_set: str
     dataset: str
     frames: int
@@ -690,7 +696,11 @@ class DetectionMetrics(_message.Message):
     ar_medium: float
     ar_large: float
     per_class: _containers.RepeatedCompositeFieldContainer[DetectionClassMetrics]
-    def __init__(self, inference_set: _Optional[str] = ..., dataset: _Optional[str] = ..., frames: _Optional[int] = ..., ground_truth_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., ap: _Optional[float] = ..., ap50: _Optional[float] = ..., ap75: _Optional[float] = ..., ap_small: _Optional[float] = ..., ap_medium: _Optional[float] = ..., ap_large: _Optional[float] = ..., ar1: _Optional[float] = ..., ar10: _Optional[float] = ..., ar100: _Optional[float] = ..., ar_small: _Optional[float] = ..., ar_medium: _Optional[float] = ..., ar_large: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[DetectionClassMetrics, _Mapping]]] = ...) -> None: ...
+    iou_type: str
+    ar: float
+    ar50: float
+    ar75: float
+    def __init__(self, inference_set: _Optional[str] = ..., dataset: _Optional[str] = ..., frames: _Optional[int] = ..., ground_truth_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., ap: _Optional[float] = ..., ap50: _Optional[float] = ..., ap75: _Optional[float] = ..., ap_small: _Optional[float] = ..., ap_medium: _Optional[float] = ..., ap_large: _Optional[float] = ..., ar1: _Optional[float] = ..., ar10: _Optional[float] = ..., ar100: _Optional[float] = ..., ar_small: _Optional[float] = ..., ar_medium: _Optional[float] = ..., ar_large: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[DetectionClassMetrics, _Mapping]]] = ..., iou_type: _Optional[str] = ..., ar: _Optional[float] = ..., ar50: _Optional[float] = ..., ar75: _Optional[float] = ...) -> None: ...
 
 class GetDetectionMetricsResponse(_message.Message):
     __slots__ = ("metrics",)

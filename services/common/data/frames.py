@@ -1,5 +1,5 @@
 """The tables of what clients upload: ``frames`` (with their metadata), ``label_versions`` and
-``label_objects`` (every label version of a frame and its boxes), ``inferences`` and
+``label_objects`` (every label version of a frame and its objects: boxes, masks, keypoints), ``inferences`` and
 ``predicted_objects`` (an inference set's predictions), and ``metadata_keys`` (the type of each
 metadata key of a dataset).
 
@@ -13,6 +13,8 @@ the ingest service (``ingest`` 7, ``CREATE TABLE IF NOT EXISTS``: a no-op where 
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from shoal.common.stores.metrics import Migration
 
@@ -80,18 +82,47 @@ MIGRATIONS = (
             " ) GROUP BY project, dataset, key",
         ),
     ),
+    Migration(
+        component="ingest",
+        version=11,
+        name="masks, polygons and keypoints of objects",
+        statements=(
+            *(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+                for table in ("label_objects", "predicted_objects")
+                for column in (
+                    # COCO's compact run-length string over the frame ('' without a mask) and its pixels
+                    "mask String CODEC(ZSTD(1))",
+                    "mask_area UInt32",
+                    # as given (x0, y0, x1, y1, ...); their union is the mask
+                    "polygons Array(Array(Float64))",
+                    # one per keypoint of the object's class: x, y and COCO's visibility (predictions: 1)
+                    "kp_x Array(Float64)",
+                    "kp_y Array(Float64)",
+                    "kp_v Array(UInt8)",
+                )
+            ),
+            "ALTER TABLE predicted_objects ADD COLUMN IF NOT EXISTS kp_score Array(Float32)",
+        ),
+    ),
 )
 
+#: the shape columns of label_objects and predicted_objects, in the writer's order
+SHAPE_COLUMNS = ("mask", "mask_area", "polygons", "kp_x", "kp_y", "kp_v")
 
-def latest_labels_sql(scope: str) -> str:
-    """SQL of the regular and crowd boxes of each frame's latest label version, for frames in
-    ``scope`` (a condition on ``frame_id``; ``{project:String}`` and ``{dataset:String}`` bound)."""
+
+def latest_labels_sql(scope: str, columns: Sequence[str] = ()) -> str:
+    """SQL of the regular and crowd objects of each frame's latest label version (their boxes,
+    and ``columns`` of ``label_objects`` besides), for frames in ``scope`` (a condition on
+    ``frame_id``; ``{project:String}`` and ``{dataset:String}`` bound)."""
     where = f" AND {scope}" if scope else ""
     mine = f"project = {{project:String}} AND dataset = {{dataset:String}}{where}"
+    extra = "".join(f", {c}" for c in columns)
+    shown = "".join(f", o.{c} AS {c}" for c in columns)
     return (
         "SELECT o.frame_id AS frame_id, o.object_id AS object_id, o.class_id AS class_id, o.x AS x, o.y AS y,"
-        " o.w AS w, o.h AS h, o.is_crowd AS crowd"
-        " FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h, is_crowd"
+        f" o.w AS w, o.h AS h, o.is_crowd AS crowd{shown}"
+        f" FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h, is_crowd{extra}"
         f" FROM label_objects FINAL WHERE {mine}) AS o"
         " INNER JOIN (SELECT frame_id, argMax(label_version, (version_time, label_version)) AS latest"
         f" FROM label_versions WHERE {mine} GROUP BY frame_id) AS l"

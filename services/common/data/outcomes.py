@@ -1,6 +1,9 @@
-"""The ``detection_outcomes`` table: for each detection inference set and IoU threshold, the
-outcome of every labeled and predicted box of every frame under global matching across classes,
+"""The ``detection_outcomes`` table: for each inference set of objects and IoU threshold, the
+outcome of every labeled and predicted object of every frame under global matching across classes,
 with every prediction taken (confidence 0). One row per frame holds its outcomes as parallel arrays.
+Objects are compared as their project's task says (``shoal.common.similarity``): boxes by box IoU,
+instance masks by mask IoU, keypoints by COCO's keypoint similarity (the "IoU" columns and thresholds
+then hold that similarity).
 
 Greedy matching takes a frame's predictions by descending score, and the outcome of a prediction
 depends only on the predictions scored above it. The matching at a confidence threshold ``t`` is
@@ -28,9 +31,10 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from shoal.common.boxes import box_iou
 from shoal.common.data.evaluations import STEP, write_refresh_keys
 from shoal.common.data.frames import latest_labels_sql
+from shoal.common.data.projects import ProjectCatalog
+from shoal.common.similarity import BOXES, Shapes, crowd_of, from_columns, labeled_points, pairs, shapes_of
 from shoal.common.stores.metrics import MetricsStore, Migration
 
 log = logging.getLogger(__name__)
@@ -91,9 +95,9 @@ def global_match(
     gt_end: np.ndarray,
     dt_start: np.ndarray,
     dt_end: np.ndarray,
-    gt_box: np.ndarray,
+    pair_start: np.ndarray,
+    similarity: np.ndarray,
     gt_crowd: np.ndarray,
-    dt_box: np.ndarray,
     threshold: float,
     dt_match: np.ndarray,
     dt_state: np.ndarray,
@@ -101,15 +105,19 @@ def global_match(
     gt_taken: np.ndarray,
 ) -> None:
     """Greedy matching across classes, frame by frame; the detections of a frame come in score
-    order. Each takes the unmatched regular labeled box with the highest IoU at or above the
-    threshold (ties: the first, i.e. the lower object id); one that takes none but overlaps a crowd
-    region that much is ignored. dt_state: 0 matched, 1 ignored, 2 false positive; dt_iou: the IoU
-    of the match, or a false positive's highest IoU with any labeled box."""
+    order, and ``similarity`` holds each frame's (detection, label) IoU (or keypoint similarity)
+    row-major from ``pair_start``. Each detection takes the unmatched regular labeled object with
+    the highest similarity at or above the threshold (ties: the first, i.e. the lower object id);
+    one that takes none but overlaps a crowd region (or a label COCO ignores) that much is ignored.
+    dt_state: 0 matched, 1 ignored, 2 false positive; dt_iou: the similarity of the match, or a
+    false positive's highest similarity with any labeled object."""
     for f in range(gt_start.shape[0]):
+        ng = gt_end[f] - gt_start[f]
         for di in range(dt_start[f], dt_end[f]):
             best, best_j, top, crowd_hit = -1.0, -1, 0.0, False
+            row = pair_start[f] + (di - dt_start[f]) * ng - gt_start[f]
             for gj in range(gt_start[f], gt_end[f]):
-                iou = box_iou(dt_box[di], gt_box[gj], gt_crowd[gj])
+                iou = similarity[row + gj]
                 if iou > top:
                     top = iou
                 if gt_crowd[gj]:
@@ -127,21 +135,20 @@ def global_match(
                 dt_state[di], dt_iou[di] = FALSE_POSITIVE, top
 
 
-def _boxes(cols: Mapping[str, np.ndarray]) -> np.ndarray:
-    if not len(cols["frame_id"]):
-        return np.zeros((0, 4))
-    return np.ascontiguousarray(np.stack([np.asarray(cols[c], dtype=np.float64) for c in ("x", "y", "w", "h")], 1))
-
-
 def _list(offsets: np.ndarray, values: Any, kind: pa.DataType) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, kind))
 
 
 def match_frames(
-    frames: np.ndarray, gt: Mapping[str, np.ndarray], dt: Mapping[str, np.ndarray], iou_threshold: float
+    frames: np.ndarray,
+    gt: Mapping[str, np.ndarray],
+    dt: Mapping[str, np.ndarray],
+    iou_threshold: float,
+    shapes: Shapes = BOXES,
 ) -> dict[str, pa.Array]:
-    """Matches the boxes of ``frames`` (sorted ids; every box's frame among them) and returns one
-    list per frame for each outcome column. ``gt`` and ``dt`` come sorted by frame, then object id."""
+    """Matches the objects of ``frames`` (sorted ids; every object's frame among them), compared
+    as ``shapes`` says, and returns one list per frame for each outcome column. ``gt`` and ``dt``
+    come sorted by frame, then object id, with the columns ``shapes`` reads."""
     g_frame = np.searchsorted(frames, np.asarray(gt["frame_id"], dtype=object)).astype(np.int64)
     d_frame_all = np.searchsorted(frames, np.asarray(dt["frame_id"], dtype=object)).astype(np.int64)
     d_score_all = np.asarray(dt["score"], dtype=np.float64)
@@ -149,16 +156,22 @@ def match_frames(
     d_idx = np.lexsort((np.arange(len(d_score_all)), -d_score_all, d_frame_all))
     d_frame = d_frame_all[d_idx]
     codes = np.arange(len(frames))
-    g_crowd = np.asarray(gt["crowd"], dtype=np.bool_)
+    labels = from_columns(gt, shapes.kind, predicted=False)
+    g_crowd = crowd_of(labels)
+    g_rows = np.arange(len(g_frame))
+    if shapes.kind == "keypoints":  # as COCO: a label without a labeled point is ignored
+        g_crowd = g_crowd | (labeled_points(labels, g_rows) == 0)
+    groups = (
+        np.searchsorted(g_frame, codes, "left"), np.searchsorted(g_frame, codes, "right"),
+        np.searchsorted(d_frame, codes, "left"), np.searchsorted(d_frame, codes, "right"),
+    )  # fmt: skip
+    predicted = from_columns(dt, shapes.kind, predicted=True)
+    similarity, pair_start = pairs(shapes.kind, groups, labels, g_rows, predicted, d_idx, shapes.sigmas)
     dt_match = np.full(len(d_idx), -1, dtype=np.int64)
     dt_state = np.zeros(len(d_idx), dtype=np.int8)
     dt_iou = np.zeros(len(d_idx))
     gt_taken = np.zeros(len(g_frame), dtype=np.bool_)
-    global_match(
-        np.searchsorted(g_frame, codes, "left"), np.searchsorted(g_frame, codes, "right"),
-        np.searchsorted(d_frame, codes, "left"), np.searchsorted(d_frame, codes, "right"),
-        _boxes(gt), g_crowd, _boxes(dt)[d_idx], float(iou_threshold), dt_match, dt_state, dt_iou, gt_taken,
-    )  # fmt: skip
+    global_match(*groups, pair_start, similarity, g_crowd, float(iou_threshold), dt_match, dt_state, dt_iou, gt_taken)
     missed = np.flatnonzero(~g_crowd & ~gt_taken)
     n_missed = len(missed)
     # every prediction in score order (its state says which kind), then the missed labeled boxes
@@ -191,6 +204,7 @@ class OutcomeRefresher:
     def __init__(self, metrics: MetricsStore, default_ious: Iterable[float] = DEFAULT_IOU_THRESHOLDS) -> None:
         self.metrics = metrics
         self.default_ious = tuple(iou_key(v) for v in default_ious)
+        self.projects = ProjectCatalog(metrics)
 
     # -- registry -------------------------------------------------------------------------------
 
@@ -223,14 +237,15 @@ class OutcomeRefresher:
         every regular labeled box of the dataset is missed until predictions arrive."""
         for iou in self.default_ious:
             self._register(project, dataset, inference_set, iou, complete=False)
-        latest = latest_labels_sql("")
+        latest = latest_labels_sql("", ("kp_v",))
         self.metrics.command(
             f"INSERT INTO detection_outcomes ({', '.join(COLUMNS)})"
             " SELECT {project:String}, {set:String}, {dataset:String}, iou, frame_id,"
             " arrayMap(x -> toUInt8(3), ids), ids, arrayMap(x -> '', ids), classes, arrayMap(x -> toInt32(-1), ids),"
             " arrayMap(x -> toFloat32(0), ids), arrayMap(x -> toFloat32(0), ids), {version:UInt64}"
             " FROM (SELECT frame_id, groupArray(object_id) AS ids, groupArray(class_id) AS classes"
-            f" FROM ({latest}) WHERE crowd = 0 GROUP BY frame_id)"
+            # a keypoint label without a labeled point is ignored, as a crowd region is
+            f" FROM ({latest}) WHERE crowd = 0 AND (empty(kp_v) OR arrayExists(v -> v > 0, kp_v)) GROUP BY frame_id)"
             " ARRAY JOIN {ious:Array(Float64)} AS iou",
             {
                 "project": project,
@@ -295,10 +310,14 @@ class OutcomeRefresher:
         None: the frames holding boxes) for each set and IoU, and writes their rows."""
         version = time.time_ns()  # before reading: a later refresh of the same frames wins
         params = {"project": project, "dataset": dataset, **scope_params}
-        gt = self.metrics.query_columns(f"{latest_labels_sql(scope)} ORDER BY o.frame_id, o.object_id", params)
+        shapes = shapes_of(self.projects.get(project))
+        extra = "".join(f", {c}" for c in shapes.columns)
+        gt = self.metrics.query_columns(
+            f"{latest_labels_sql(scope, shapes.columns)} ORDER BY o.frame_id, o.object_id", params
+        )
         for name, ious in sets.items():
             dt = self.metrics.query_columns(
-                "SELECT frame_id, object_id, class_id, score, x, y, w, h FROM predicted_objects FINAL"
+                f"SELECT frame_id, object_id, class_id, score, x, y, w, h{extra} FROM predicted_objects FINAL"
                 f" WHERE project = {{project:String}} AND inference_set = {{set:String}} AND {scope}"
                 " ORDER BY frame_id, object_id",
                 {**params, "set": name},
@@ -310,7 +329,7 @@ class OutcomeRefresher:
             if not len(ids):
                 continue
             for iou in ious:
-                cols = match_frames(ids, gt, dt, iou)
+                cols = match_frames(ids, gt, dt, iou, shapes)
                 n = len(ids)
                 table = pa.table(
                     {

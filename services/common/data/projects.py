@@ -6,6 +6,7 @@ Transport-free: takes and returns the dataclasses below, raises typed errors. St
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -19,7 +20,20 @@ from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
 
-TASK_TYPES = ("CLASSIFICATION", "OBJECT_DETECTION_2D", "CUBOIDS_3D", "KEYPOINTS", "SEGMENTATION")
+TASK_TYPES = (
+    "CLASSIFICATION",
+    "OBJECT_DETECTION_2D",
+    "CUBOIDS_3D",
+    "KEYPOINTS",
+    "SEGMENTATION",
+    "INSTANCE_SEGMENTATION",
+)
+#: the task types whose labels and predictions are objects (boxes, masks, keypoints)
+OBJECT_TASKS = ("OBJECT_DETECTION_2D", "INSTANCE_SEGMENTATION", "KEYPOINTS")
+#: keypoints a class may declare
+MAX_KEYPOINTS = 100
+#: a keypoint's sigma when its class gives none
+DEFAULT_SIGMA = 0.05
 METRICS = ("COSINE", "L2", "INNER_PRODUCT")
 LEVELS = ("FRAME", "OBJECT")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -40,6 +54,16 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree(version) ORDER BY name",
         ),
     ),
+    Migration(
+        component="ingest",
+        version=10,
+        name="keypoints of a project's classes",
+        statements=(
+            # one entry per class that declares keypoints; skeleton edges as (a, b) positions
+            "ALTER TABLE projects ADD COLUMN IF NOT EXISTS class_keypoints Array(Tuple(id Int32,"
+            " names Array(String), skeleton Array(Tuple(UInt16, UInt16)), sigmas Array(Float64)))",
+        ),
+    ),
 )
 
 
@@ -47,6 +71,17 @@ MIGRATIONS = (
 class ClassDef:
     id: int
     name: str
+    #: keypoint projects: the class's keypoints in the order its objects give them
+    keypoints: tuple[str, ...] = ()
+    #: lines drawn between keypoints (positions in ``keypoints``)
+    skeleton: tuple[tuple[int, int], ...] = ()
+    #: COCO's per-keypoint sigmas; empty: :data:`DEFAULT_SIGMA` each
+    keypoint_sigmas: tuple[float, ...] = ()
+
+    @property
+    def sigmas(self) -> tuple[float, ...]:
+        """The sigma of each keypoint, as the metrics use it."""
+        return self.keypoint_sigmas or (DEFAULT_SIGMA,) * len(self.keypoints)
 
 
 @dataclass(frozen=True)
@@ -98,15 +133,16 @@ def validate_project(p: Project, *, prefix: str = "project") -> None:
             f"{len(p.embedding_spaces)} embedding spaces is more than the {limits.MAX_SMALL_LIST} a project may have",
             field=f"{prefix}.embedding_spaces",
         )
-    validate_classes(p.classes, prefix=prefix)
+    validate_classes(p.classes, prefix=prefix, task_type=p.task_type)
     validate_spaces(p.embedding_spaces, prefix=prefix)
 
 
-def validate_classes(classes: Sequence[ClassDef], *, prefix: str) -> None:
+def validate_classes(classes: Sequence[ClassDef], *, prefix: str, task_type: str = "") -> None:
     ids: set[int] = set()
     names: set[str] = set()
     for i, c in enumerate(classes):
         f = f"{prefix}.classes[{i}]"
+        validate_keypoints(c, f, task_type)
         if c.id < 0 or c.id > 1_000_000:
             raise InvalidArgument(f"id must be in [0, 1000000], got {c.id}", field=f"{f}.id")
         if not c.name or len(c.name) > 200 or c.name != c.name.strip():
@@ -117,6 +153,49 @@ def validate_classes(classes: Sequence[ClassDef], *, prefix: str) -> None:
             raise InvalidArgument(f"class name {c.name!r} appears twice", field=f"{f}.name")
         ids.add(c.id)
         names.add(c.name)
+
+
+def validate_keypoints(c: ClassDef, where: str, task_type: str) -> None:
+    """A keypoint project's class declares its keypoints (unique names), a skeleton between them
+    and a positive sigma per keypoint (or none); other projects' classes declare none."""
+    if task_type != "KEYPOINTS":
+        for name, value in (
+            ("keypoints", c.keypoints),
+            ("skeleton", c.skeleton),
+            ("keypoint_sigmas", c.keypoint_sigmas),
+        ):
+            if value:
+                raise InvalidArgument(f"only a KEYPOINTS project's classes have {name}", field=f"{where}.{name}")
+        return
+    k = len(c.keypoints)
+    if not 1 <= k <= MAX_KEYPOINTS:
+        raise InvalidArgument(
+            f"a keypoint class declares 1 to {MAX_KEYPOINTS} keypoints, got {k}", field=f"{where}.keypoints"
+        )
+    seen: set[str] = set()
+    for j, name in enumerate(c.keypoints):
+        if not name or len(name) > 200 or name != name.strip():
+            raise InvalidArgument(
+                "must be 1 to 200 characters without surrounding spaces", field=f"{where}.keypoints[{j}]"
+            )
+        if name in seen:
+            raise InvalidArgument(f"keypoint {name!r} appears twice", field=f"{where}.keypoints[{j}]")
+        seen.add(name)
+    for j, (a, b) in enumerate(c.skeleton):
+        if not (0 <= a < k and 0 <= b < k) or a == b:
+            raise InvalidArgument(
+                f"edge ({a}, {b}) must join two different keypoints, positions 0 to {k - 1}",
+                field=f"{where}.skeleton[{j}]",
+            )
+    if c.keypoint_sigmas:
+        if len(c.keypoint_sigmas) != k:
+            raise InvalidArgument(
+                f"gives {len(c.keypoint_sigmas)} sigmas for {k} keypoints: give one per keypoint, or none",
+                field=f"{where}.keypoint_sigmas",
+            )
+        for j, sigma in enumerate(c.keypoint_sigmas):
+            if not (math.isfinite(sigma) and 0 < sigma <= 10):
+                raise InvalidArgument(f"must be in (0, 10], got {sigma}", field=f"{where}.keypoint_sigmas[{j}]")
 
 
 def validate_spaces(spaces: Sequence[EmbeddingSpace], *, prefix: str, indexed: bool = True) -> None:
@@ -150,6 +229,7 @@ _COLUMNS = (
     "task_type",
     "classes",
     "embedding_spaces",
+    "class_keypoints",
     "create_time",
     "update_time",
     "revision",
@@ -175,6 +255,11 @@ class ProjectCatalog:
                     [
                         (s.name, s.dimension, s.metric, s.level, s.model_name, s.model_version)
                         for s in p.embedding_spaces
+                    ],
+                    [
+                        (c.id, list(c.keypoints), [tuple(e) for e in c.skeleton], list(c.keypoint_sigmas))
+                        for c in p.classes
+                        if c.keypoints
                     ],
                     p.create_time,
                     p.update_time,
@@ -283,13 +368,14 @@ def _check_append_only(old: dict[object, object], new: dict[object, object], fie
 
 
 def _project(row: Sequence[object]) -> Project:
-    name, display, desc, task, classes, spaces, ct, ut, rev = row
+    name, display, desc, task, classes, spaces, keypoints, ct, ut, rev = row
+    shapes = {int(k["id"]): k for k in map(_named, keypoints)}  # type: ignore[call-overload]
     return Project(
         name=str(name),
         task_type=str(task),
         display_name=str(display),
         description=str(desc),
-        classes=tuple(ClassDef(int(c["id"]), str(c["name"])) for c in map(_named, classes)),  # type: ignore[call-overload]
+        classes=tuple(_class(_named(c), shapes) for c in classes),  # type: ignore[attr-defined]
         embedding_spaces=tuple(
             EmbeddingSpace(
                 str(s["name"]),
@@ -307,8 +393,23 @@ def _project(row: Sequence[object]) -> Project:
     )
 
 
+def _class(c: dict[str, object], shapes: dict[int, dict[str, object]]) -> ClassDef:
+    cid = int(c["id"])  # type: ignore[call-overload]
+    shape = shapes.get(cid)
+    if shape is None:
+        return ClassDef(cid, str(c["name"]))
+    return ClassDef(
+        cid,
+        str(c["name"]),
+        tuple(str(n) for n in shape["names"]),  # type: ignore[attr-defined]
+        tuple((int(a), int(b)) for a, b in shape["skeleton"]),  # type: ignore[attr-defined]
+        tuple(float(v) for v in shape["sigmas"]),  # type: ignore[attr-defined]
+    )
+
+
 _TUPLE_FIELDS = {
     2: ("id", "name"),
+    4: ("id", "names", "skeleton", "sigmas"),
     6: ("name", "dimension", "metric", "level", "model_name", "model_version"),
 }
 

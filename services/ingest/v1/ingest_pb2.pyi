@@ -20,6 +20,7 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_CUBOIDS_3D: _ClassVar[TaskType]
     TASK_TYPE_KEYPOINTS: _ClassVar[TaskType]
     TASK_TYPE_SEGMENTATION: _ClassVar[TaskType]
+    TASK_TYPE_INSTANCE_SEGMENTATION: _ClassVar[TaskType]
 
 class DistanceMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -62,6 +63,7 @@ TASK_TYPE_OBJECT_DETECTION_2D: TaskType
 TASK_TYPE_CUBOIDS_3D: TaskType
 TASK_TYPE_KEYPOINTS: TaskType
 TASK_TYPE_SEGMENTATION: TaskType
+TASK_TYPE_INSTANCE_SEGMENTATION: TaskType
 DISTANCE_METRIC_UNSPECIFIED: DistanceMetric
 DISTANCE_METRIC_COSINE: DistanceMetric
 DISTANCE_METRIC_L2: DistanceMetric
@@ -85,12 +87,26 @@ UPLOAD_STATE_COMPLETED_WITH_ERRORS: UploadState
 UPLOAD_STATE_INCOMPLETE: UploadState
 
 class ClassDef(_message.Message):
-    __slots__ = ("id", "name")
+    __slots__ = ("id", "name", "keypoints", "skeleton", "keypoint_sigmas")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    SKELETON_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINT_SIGMAS_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...
+    keypoints: _containers.RepeatedScalarFieldContainer[str]
+    skeleton: _containers.RepeatedCompositeFieldContainer[KeypointEdge]
+    keypoint_sigmas: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., keypoints: _Optional[_Iterable[str]] = ..., skeleton: _Optional[_Iterable[_Union[KeypointEdge, _Mapping]]] = ..., keypoint_sigmas: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class KeypointEdge(_message.Message):
+    __slots__ = ("a", "b")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    a: int
+    b: int
+    def __init__(self, a: _Optional[int] = ..., b: _Optional[int] = ...) -> None: ...
 
 class EmbeddingSpace(_message.Message):
     __slots__ = ("name", "dimension", "metric", "level", "model_name", "model_version")
@@ -479,8 +495,34 @@ class Box(_message.Message):
     height: float
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., width: _Optional[float] = ..., height: _Optional[float] = ...) -> None: ...
 
+class Mask(_message.Message):
+    __slots__ = ("counts", "runs")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    counts: bytes
+    runs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, counts: _Optional[bytes] = ..., runs: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Polygon(_message.Message):
+    __slots__ = ("points",)
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, points: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Keypoint(_message.Message):
+    __slots__ = ("x", "y", "visibility", "score")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    visibility: int
+    score: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., visibility: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
+
 class LabelObject(_message.Message):
-    __slots__ = ("object_id", "class_id", "box", "is_crowd", "attributes", "annotation_uri")
+    __slots__ = ("object_id", "class_id", "box", "is_crowd", "attributes", "annotation_uri", "mask", "polygons", "keypoints")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -494,13 +536,19 @@ class LabelObject(_message.Message):
     IS_CROWD_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     ANNOTATION_URI_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    POLYGONS_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     class_id: int
     box: Box
     is_crowd: bool
     attributes: _containers.MessageMap[str, _common_pb2.Value]
     annotation_uri: str
-    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., is_crowd: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, _common_pb2.Value]] = ..., annotation_uri: _Optional[str] = ...) -> None: ...
+    mask: Mask
+    polygons: _containers.RepeatedCompositeFieldContainer[Polygon]
+    keypoints: _containers.RepeatedCompositeFieldContainer[Keypoint]
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., is_crowd: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, _common_pb2.Value]] = ..., annotation_uri: _Optional[str] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("source", "author", "reason", "time")
@@ -527,18 +575,24 @@ class FrameLabels(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
 
 class PredictedObject(_message.Message):
-    __slots__ = ("object_id", "class_id", "score", "box", "class_probabilities")
+    __slots__ = ("object_id", "class_id", "score", "box", "class_probabilities", "mask", "polygons", "keypoints")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     CLASS_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    POLYGONS_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     class_id: int
     score: float
     box: Box
     class_probabilities: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., class_probabilities: _Optional[_Iterable[float]] = ...) -> None: ...
+    mask: Mask
+    polygons: _containers.RepeatedCompositeFieldContainer[Polygon]
+    keypoints: _containers.RepeatedCompositeFieldContainer[Keypoint]
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ...) -> None: ...
 
 class FrameInference(_message.Message):
     __slots__ = ("frame_id", "class_probabilities", "objects")
