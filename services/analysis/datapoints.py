@@ -84,6 +84,10 @@ class FrameObject:
     #: predicted objects: the model's score
     score: float | None = None
     is_crowd: bool = False
+    #: instance segmentation: COCO's compact run-length string ('' without a mask)
+    mask: str = ""
+    #: keypoint projects: (x, y, visibility) per keypoint
+    keypoints: tuple[tuple[float, float, int], ...] = ()
 
 
 @dataclass
@@ -331,19 +335,26 @@ def _frame_details(metrics: MetricsStore, view: View, ids: list[str], *, include
     predicted: dict[str, list[FrameObject]] = {}
     if include_objects:
         scope = "frame_id IN {ids:Array(String)}"
+        drawn = ("mask", "kp_x", "kp_y", "kp_v")
+        shapes = "".join(f", {c}" for c in drawn)
         sql = (
-            "SELECT 0 AS predicted, frame_id, object_id, class_id, x, y, w, h, crowd,"
-            f" CAST(NULL AS Nullable(Float32)) AS score FROM ({latest_labels_sql(scope)})"
+            f"SELECT 0 AS predicted, frame_id, object_id, class_id, x, y, w, h, crowd{shapes},"
+            f" CAST(NULL AS Nullable(Float32)) AS score FROM ({latest_labels_sql(scope, drawn)})"
         )
         if view.inference_set:
             sql += (
-                " UNION ALL SELECT 1 AS predicted, frame_id, object_id, class_id, x, y, w, h, toUInt8(0) AS crowd,"
-                " toNullable(score) AS score FROM predicted_objects FINAL WHERE project = {project:String}"
+                " UNION ALL SELECT 1 AS predicted, frame_id, object_id, class_id, x, y, w, h,"
+                f" toUInt8(0) AS crowd{shapes}, toNullable(score) AS score FROM predicted_objects FINAL"
+                " WHERE project = {project:String}"
                 " AND inference_set = {set:String} AND dataset = {dataset:String} AND " + scope
             )
-        for kind, frame, obj, cls, x, y, w, h, crowd, score in metrics.query_ids(sql, params, "ids", ids):
-            o = FrameObject(str(obj), int(cls), (float(x), float(y), float(w), float(h)),
-                            None if score is None else float(score), bool(crowd))  # fmt: skip
+        for kind, frame, obj, cls, x, y, w, h, crowd, mask, kx, ky, kv, score in metrics.query_ids(
+            sql, params, "ids", ids
+        ):
+            o = FrameObject(
+                str(obj), int(cls), (float(x), float(y), float(w), float(h)), None if score is None else float(score),
+                bool(crowd), str(mask), tuple((float(a), float(b), int(v)) for a, b, v in zip(kx, ky, kv, strict=True)),
+            )  # fmt: skip
             (predicted if kind else labels).setdefault(str(frame), []).append(o)
     return sizes, labels, predicted
 

@@ -1,5 +1,6 @@
 """The compiled kernels of the analysis jobs, each run once on a small input of the jobs' own
-types, so that a fresh service has them loaded before its first job (:class:`shoal.common.jit.Warmup`).
+types, so that a fresh service has them loaded before its first job or metrics of objects
+(:class:`shoal.common.jit.Warmup`).
 ``tests/integration/test_cold_start.py`` checks that a neighbour job and a map run after these
 compile nothing."""
 
@@ -9,7 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shoal.analysis import embedding_map, neighbors
+from shoal.analysis import coco, detection_issues, embedding_map, neighbors
+from shoal.common import masks, similarity
 
 
 def _clusters(per_cluster: int, dim: int, clusters: int = 2) -> np.ndarray:
@@ -42,6 +44,32 @@ def map_layout() -> None:
         embedding_map.fit(x, metric, hand_graph=True)
 
 
+def object_metrics() -> None:
+    """COCO's evaluation and the label issues of objects, for boxes, masks and keypoints: two frames
+    with a labeled and a predicted object each."""
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2:6, 2:6] = True
+    runs, offsets = masks.pack([masks.encode(mask)] * 2)
+    points = np.array([[3.0, 3.0, 2.0], [4.0, 4.0, 2.0]] * 2)
+    point_offsets = np.array([0, 2, 4])
+    frames = np.array([0, 1])
+    box = np.tile([2.0, 2.0, 4.0, 4.0], (2, 1))
+    classes = np.array([1, 1])
+    for params in coco.PARAMS.values():
+        gt = coco.Boxes(frames, classes, box, crowd=np.array([False, True]), masks=runs, mask_offsets=offsets,
+                        keypoints=points, keypoint_offsets=point_offsets)  # fmt: skip
+        dt = coco.Boxes(frames, classes, box, score=np.array([0.9, 0.8]), masks=runs, mask_offsets=offsets,
+                        keypoints=points, keypoint_offsets=point_offsets)  # fmt: skip
+        sigmas = {1: np.array([0.05, 0.05])}
+        coco.evaluate(gt, dt, frames, [1], params, sigmas)
+        objects = similarity.ObjectArrays(classes, box, None, gt.area, runs, offsets, points, point_offsets)
+        detection_issues.score_objects(
+            n_frames=2, g_frame=frames, g_box=box, g_cls=classes, g_crowd=np.zeros(2, bool), d_frame=frames,
+            d_box=box, d_cls=classes, d_conf=np.array([0.9, 0.8]), shapes=similarity.Shapes(params.iou_type, sigmas),
+            labels=objects, predictions=objects,
+        )  # fmt: skip
+
+
 def nn_descent() -> None:
     """NN-descent: the graph above EXACT_LIMIT frames, and the map's above EXACT_LIMIT fitted frames."""
     x = _clusters(32, 8)
@@ -52,11 +80,11 @@ def nn_descent() -> None:
 #: loaded in this order: NN-descent last, because two of its kernels compile at every start (numba cannot
 #: cache them) and numba compiles one kernel at a time in a process: a small neighbour job or map started
 #: meanwhile then finds its own kernels loaded instead of queuing behind that compilation
-KERNELS: tuple[Callable[[], None], ...] = (neighbour_graph, map_layout, nn_descent)
+KERNELS: tuple[Callable[[], None], ...] = (object_metrics, neighbour_graph, map_layout, nn_descent)
 #: those that compile in every process: the service's warm-up runs them once it has run no job for a moment
 EVERY_PROCESS: tuple[Callable[[], None], ...] = (nn_descent,)
 
 #: the same, for a build step that compiles them in several processes at once (``shoal warm-up``): the longest
 #: first (NN-descent: 52 s of one core from an empty cache, against 25 s for the map and 5 s for the graph),
 #: so that the others compile beside it rather than after it
-BUILD_ORDER: tuple[Callable[[], None], ...] = (nn_descent, map_layout, neighbour_graph)
+BUILD_ORDER: tuple[Callable[[], None], ...] = (nn_descent, map_layout, neighbour_graph, object_metrics)

@@ -44,8 +44,10 @@ def query_datapoints(ctx: Context, request: pb.QueryDatapointsRequest) -> pb.Que
 
 
 def _object(o: FrameObject) -> pb.DatapointObject:
-    out = pb.DatapointObject(object_id=o.object_id, class_id=o.class_id, is_crowd=o.is_crowd)
+    out = pb.DatapointObject(object_id=o.object_id, class_id=o.class_id, is_crowd=o.is_crowd, mask=o.mask)
     out.box.x, out.box.y, out.box.width, out.box.height = o.box
+    for x, y, v in o.keypoints:
+        out.keypoints.add(x=x, y=y, visibility=v)
     if o.score is not None:
         out.score = o.score
     return out

@@ -284,18 +284,22 @@ class QueryDatapointsRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., confidence_threshold: _Optional[float] = ..., sort: _Optional[_Iterable[_Union[SortKey, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., baseline_inference_set: _Optional[str] = ..., include_objects: _Optional[bool] = ...) -> None: ...
 
 class DatapointObject(_message.Message):
-    __slots__ = ("object_id", "class_id", "box", "score", "is_crowd")
+    __slots__ = ("object_id", "class_id", "box", "score", "is_crowd", "mask", "keypoints")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     IS_CROWD_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     class_id: int
     box: _ingest_pb2.Box
     score: float
     is_crowd: bool
-    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., score: _Optional[float] = ..., is_crowd: _Optional[bool] = ...) -> None: ...
+    mask: str
+    keypoints: _containers.RepeatedCompositeFieldContainer[_ingest_pb2.Keypoint]
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., score: _Optional[float] = ..., is_crowd: _Optional[bool] = ..., mask: _Optional[str] = ..., keypoints: _Optional[_Iterable[_Union[_ingest_pb2.Keypoint, _Mapping]]] = ...) -> None: ...
 
 class Datapoint(_message.Message):
     __slots__ = ("ref", "split", "media_uri", "label_class", "predicted_class", "confidence", "loss", "margin", "class_probabilities", "metadata", "baseline_predicted_class", "width", "height", "label_objects", "predicted_objects")

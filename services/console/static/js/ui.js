@@ -15,7 +15,7 @@ export function h(tag, attrs = {}, ...children) {
   append(el, children);
   return el;
 }
-const SVG_TAGS = new Set(["rect", "text", "g", "line", "path", "polygon", "title", "circle"]);
+const SVG_TAGS = new Set(["rect", "text", "g", "line", "path", "polygon", "title", "circle", "image"]);
 
 function append(el, children) {
   for (const c of children) {
@@ -72,6 +72,8 @@ export function banner(message) {
   el.hidden = false;
 }
 
+const OBJECT_TASKS = new Set(["TASK_TYPE_OBJECT_DETECTION_2D", "TASK_TYPE_INSTANCE_SEGMENTATION", "TASK_TYPE_KEYPOINTS"]);
+
 // What a page needs to know about its project, read once per navigation.
 const projectCache = new Map();
 export async function projectInfo(project) {
@@ -88,7 +90,11 @@ export async function projectInfo(project) {
       project: proj,
       datasets,
       inferenceSets: sets,
-      detection: proj.task_type === "TASK_TYPE_DETECTION_2D" || (proj.task_type || "").includes("DETECTION"),
+      // a project of objects: 2-D boxes, instance masks or keypoints
+      detection: OBJECT_TASKS.has(proj.task_type),
+      // keypoint classes: their keypoint names and skeleton, by class id
+      keypoints: new Map((proj.classes || []).filter((c) => (c.keypoints || []).length)
+        .map((c) => [c.id || 0, { names: c.keypoints, skeleton: (c.skeleton || []).map((e) => [e.a || 0, e.b || 0]) }])),
       className: (id) => (id === undefined || id === null ? "–" : id < 0 ? "(none)" : names.get(id) ?? `class ${id}`),
       classes: (proj.classes || []).map((c) => ({ id: c.id || 0, name: c.name })),
     };
@@ -101,10 +107,75 @@ export function forgetProjects() {
   projectCache.clear();
 }
 
-// A thumbnail with its boxes drawn over it: labels solid blue, predictions dashed vermilion.
-// objects: {labels: [{class_id, box, object_id}], predictions: [{class_id, box, score}]}
+// COCO's compact run-length string as its run lengths (column-major, starting with unset pixels).
+export function rleRuns(counts) {
+  const runs = [];
+  let p = 0;
+  while (p < counts.length) {
+    let x = 0, k = 0, more = true;
+    while (more) {
+      const c = counts.charCodeAt(p) - 48;
+      x += (c & 0x1f) * 2 ** (5 * k);
+      more = (c & 0x20) !== 0;
+      p++;
+      k++;
+      if (!more && (c & 0x10)) x -= 2 ** (5 * k);
+    }
+    if (runs.length > 2) x += runs[runs.length - 2];
+    runs.push(x);
+  }
+  return runs;
+}
+
+// A mask as a translucent image of the frame's size (drawn at most 320 pixels across, scaled up).
+function maskImage(counts, width, height, colour) {
+  const scale = Math.max(1, Math.ceil(Math.max(width, height) / 320));
+  const cw = Math.ceil(width / scale), ch = Math.ceil(height / scale);
+  const canvas = document.createElement("canvas");
+  canvas.width = cw;
+  canvas.height = ch;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(cw, ch);
+  const rgb = [1, 3, 5].map((i) => parseInt(colour.slice(i, i + 2), 16));
+  let pos = 0;
+  rleRuns(counts).forEach((n, i) => {
+    if (i % 2) {
+      for (let q = pos; q < pos + n; q++) {
+        const x = Math.floor(q / height), y = q - x * height;
+        const o = (Math.floor(y / scale) * cw + Math.floor(x / scale)) * 4;
+        image.data[o] = rgb[0]; image.data[o + 1] = rgb[1]; image.data[o + 2] = rgb[2]; image.data[o + 3] = 120;
+      }
+    }
+    pos += n;
+  });
+  context.putImageData(image, 0, 0);
+  return h("image", { href: canvas.toDataURL(), x: 0, y: 0, width, height, preserveAspectRatio: "none", class: "mask" });
+}
+
+// An object's keypoints: the skeleton's lines between points that are there, and the points.
+function keypointMarks(points, skeleton, colour, stroke, predicted) {
+  const there = (p) => p && (predicted || (p.visibility || 0) > 0);
+  const g = h("g", { class: "keypoints" });
+  for (const [a, b] of skeleton || []) {
+    if (there(points[a]) && there(points[b])) {
+      g.append(h("line", { x1: points[a].x || 0, y1: points[a].y || 0, x2: points[b].x || 0, y2: points[b].y || 0,
+        stroke: colour, "stroke-width": stroke }));
+    }
+  }
+  points.forEach((p, i) => {
+    if (!there(p)) return;
+    g.append(h("circle", { cx: p.x || 0, cy: p.y || 0, r: stroke * 1.8, fill: !predicted && (p.visibility || 0) === 1 ? "#fff" : colour,
+      stroke: colour, "stroke-width": stroke, dataset: { keypoint: i } }));
+  });
+  return g;
+}
+
+// A thumbnail with its objects drawn over it: labels solid blue, predictions dashed vermilion; masks
+// as translucent fills, keypoints as points joined by their class's skeleton (hidden points hollow).
+// objects: {labels: [{class_id, box, object_id, mask, keypoints}], predictions: [{class_id, box, score, ...}]}
+// keypoints: the project's keypoint classes (projectInfo().keypoints), for their skeletons.
 export function thumbnail(project, dataset, frameId, opts = {}) {
-  const { caption, href, objects, width, height, className, size = "thumb", selectable } = opts;
+  const { caption, href, objects, width, height, className, size = "thumb", selectable, keypoints } = opts;
   const img = h("img", { src: mediaUrl(project, dataset, frameId, size), alt: `frame ${frameId}`, loading: "lazy", decoding: "async" });
   const frame = h("div", { class: "thumb-image" }, img);
   if (objects && width && height) {
@@ -117,6 +188,11 @@ export function thumbnail(project, dataset, frameId, opts = {}) {
         const x = b.x || 0, y = b.y || 0, w = b.width || 0, hgt = b.height || 0;
         const colour = kind === "label" ? LABEL_COLOUR : PREDICTION_COLOUR;
         const g = h("g", { class: `box ${kind}` });
+        if (o.mask) g.append(maskImage(o.mask, width, height, colour));
+        if ((o.keypoints || []).length) {
+          const skeleton = keypoints?.get(o.class_id || 0)?.skeleton;
+          g.append(keypointMarks(o.keypoints, skeleton, colour, stroke, kind === "prediction"));
+        }
         g.append(h("rect", { x, y, width: w, height: hgt, fill: "none", stroke: colour, "stroke-width": stroke,
           "stroke-dasharray": kind === "prediction" ? `${stroke * 3} ${stroke * 2}` : null }));
         const text = `${className ? className(o.class_id ?? 0) : o.class_id}${o.score !== undefined ? " " + Number(o.score).toFixed(2) : ""}`;

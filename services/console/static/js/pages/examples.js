@@ -158,6 +158,7 @@ export async function render(main, ctx) {
           caption: caption(dp),
           href: href(`/p/${encodeURIComponent(ctx.project)}/frame/${encodeURIComponent(dataset)}/${encodeURIComponent(fid)}`, { inference_set: inferenceSet }),
           objects: objectsOf(dp), width: dp.width, height: dp.height, className: info.className, selectable: true,
+          keypoints: info.keypoints,
         });
         const box = link.querySelector("input.select");
         box.addEventListener("click", (e) => {

@@ -3,6 +3,8 @@
 import { all, rpc } from "../api.js";
 import { fmt, h, href, objectsOf, projectInfo, thumbnail, time } from "../ui.js";
 
+const count = (n, what) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
 export async function render(main, ctx) {
   const { project } = ctx;
   const { dataset, frame } = ctx.params;
@@ -37,18 +39,25 @@ export async function render(main, ctx) {
 
   const versionRows = versions.map((v, i) => h("tr", {},
     h("td", {}, i === 0 ? h("strong", {}, "current") : ""),
-    h("td", {}, v.class_id !== undefined ? info.className(v.class_id) : `${(v.objects || []).length} boxes`),
+    h("td", {}, v.class_id !== undefined ? info.className(v.class_id) : count((v.objects || []).length, "object")),
     h("td", {}, v.provenance?.source || "–"),
     h("td", {}, v.provenance?.author || "–"),
     h("td", {}, v.provenance?.reason || "–"),
     h("td", {}, time(v.provenance?.time))));
 
   const neighbours = h("div", { class: "grid", id: "neighbours" }, h("p", { class: "muted" }, "Looking for neighbours…"));
+  const image = thumbnail(project, dataset, frame, { size: "full", objects: objectsOf(dp), width: dp.width, height: dp.height,
+    className: info.className, keypoints: info.keypoints });
+  // labels and predictions are shown or hidden each on their own
+  const shown = (kind, text) => h("label", {}, h("input", { type: "checkbox", checked: true, id: `show-${kind}s`,
+    onchange: (e) => image.classList.toggle(`hide-${kind}s`, !e.target.checked) }), ` ${text}`);
+  const toggles = info.detection ? h("p", { class: "object-toggles", id: "object-toggles" },
+    shown("label", "Labels"), " ", inferenceSet ? shown("prediction", "Predictions") : null) : null;
   main.replaceChildren(...[
     h("p", {}, h("a", { href: href(`/p/${encodeURIComponent(project)}/examples`, { dataset, inference_set: inferenceSet }) }, "← Examples")),
     h("h1", {}, `Frame ${frame}`),
     h("div", { class: "frame-view" },
-      thumbnail(project, dataset, frame, { size: "full", objects: objectsOf(dp), width: dp.width, height: dp.height, className: info.className }),
+      h("div", {}, image, toggles),
       h("div", {},
         h("table", { class: "data", id: "frame-facts" }, h("tbody", {}, facts.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))),
         probs.length ? h("h2", {}, "Top probabilities") : null,

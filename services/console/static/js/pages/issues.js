@@ -456,7 +456,8 @@ export async function render(main, ctx) {
       const dp = (r.datapoints || [])[0];
       if (!dp || mine !== oneToken || !ctx.isCurrent()) return;
       const objects = detection ? { labels: dp.label_objects || [], predictions: dp.predicted_objects || [] } : null;
-      const fig = thumbnail(project, it.dataset, it.frameId, { size: "full", objects, width: dp.width, height: dp.height, className: info.className });
+      const fig = thumbnail(project, it.dataset, it.frameId, { size: "full", objects, width: dp.width, height: dp.height, className: info.className,
+        keypoints: info.keypoints });
       if (dp.width && dp.height) fig.querySelector(".thumb-image").style.aspectRatio = `${dp.width} / ${dp.height}`;
       image.replaceChildren(fig);
       if (!detection && dp.class_probabilities) facts.append(probabilities(it, dp.class_probabilities));
