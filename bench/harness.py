@@ -61,18 +61,29 @@ def frame_name(i: Any) -> list[str]:
 
 
 def load_boxes(
-    path: str, *, project: str, dataset: str, inference_set: str, n: int, boxes: dict[str, Any], size: tuple[int, int]
+    path: str,
+    *,
+    project: str,
+    dataset: str,
+    inference_set: str,
+    n: int,
+    boxes: dict[str, Any],
+    size: tuple[int, int],
+    task_type: str = "OBJECT_DETECTION_2D",
 ) -> dict:  # type: ignore[type-arg]
-    """Writes a detection dataset into chDB's ingest tables as the consumer would: ``n`` frames of
-    ``size`` with one label version each, the labeled boxes (``g_frame``, ``g_box``, ``g_cls``, and
-    ``g_crowd`` when there are crowd regions) and the predicted ones (``d_frame``, ``d_box``,
-    ``d_cls``, ``d_score``). Returns the load time and the box counts."""
+    """Writes a dataset of objects into chDB's ingest tables as the consumer would: the project (of
+    ``task_type``, its classes those of the objects), ``n`` frames of ``size`` with one label
+    version each, the labeled objects (``g_frame``, ``g_box``, ``g_cls``, and ``g_crowd`` when there
+    are crowd regions) and the predicted ones (``d_frame``, ``d_box``, ``d_cls``, ``d_score``), with
+    their masks (COCO compact strings and pixel counts: ``g_mask``, ``g_area``, ``d_mask``, ``d_area``)
+    when given. Returns the load time and the object counts."""
     import time
 
     import numpy as np
     import pyarrow as pa
 
     from shoal.common.data import frames as frame_tables
+    from shoal.common.data import projects
     from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.ingest import writer
     from shoal.ingest.columns import constant
@@ -80,7 +91,11 @@ def load_boxes(
     d = boxes
     m = EmbeddedMetricsStore(path=Path(path), database="bench")
     m.create_database()
-    m.migrate((*frame_tables.MIGRATIONS, *writer.MIGRATIONS))
+    m.migrate((*projects.MIGRATIONS, *frame_tables.MIGRATIONS, *writer.MIGRATIONS))
+    classes = sorted(set(np.unique(d["g_cls"]).tolist()) | set(np.unique(d["d_cls"]).tolist()))
+    projects.ProjectCatalog(m).create(
+        projects.Project(project, task_type, classes=tuple(projects.ClassDef(int(c), f"c{c}") for c in classes))
+    )
     t0 = time.perf_counter()
     frames = pa.array(frame_name(np.arange(n)))
     m.insert_arrow("frames", pa.table({"project": constant(project, n), "dataset": constant(dataset, n),
@@ -89,6 +104,12 @@ def load_boxes(
                                        "version": pa.array(np.ones(n, np.uint64))}))  # fmt: skip
     m.insert_arrow("label_versions", pa.table({"project": constant(project, n), "dataset": constant(dataset, n),
                                                "frame_id": frames, "label_version": constant("v1", n)}))  # fmt: skip
+
+    def shapes(side: str) -> dict[str, Any]:
+        if f"{side}_mask" not in d:
+            return {}
+        return {"mask": pa.array(d[f"{side}_mask"], pa.string()), "mask_area": pa.array(d[f"{side}_area"], pa.uint32())}
+
     g = len(d["g_frame"])
     crowd = d.get("g_crowd", np.zeros(g))
     m.insert_arrow("label_objects", pa.table({
@@ -96,12 +117,12 @@ def load_boxes(
         "label_version": constant("v1", g), "object_id": pa.array([f"g{i:09d}" for i in range(g)]),
         "class_id": pa.array(d["g_cls"].astype(np.int32)),
         **{c: pa.array(d["g_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
-        "is_crowd": pa.array(np.asarray(crowd).astype(np.uint8))}))  # fmt: skip
+        "is_crowd": pa.array(np.asarray(crowd).astype(np.uint8)), **shapes("g")}))  # fmt: skip
     k = len(d["d_frame"])
     m.insert_arrow("predicted_objects", pa.table({
         "project": constant(project, k), "inference_set": constant(inference_set, k), "dataset": constant(dataset, k),
         "frame_id": pa.array(frame_name(d["d_frame"])), "object_id": pa.array([f"d{i:09d}" for i in range(k)]),
         "class_id": pa.array(d["d_cls"].astype(np.int32)), "score": pa.array(d["d_score"].astype(np.float32)),
         **{c: pa.array(d["d_box"][:, j].astype(np.float32)) for j, c in enumerate("xywh")},
-        "version": pa.array(np.ones(k, np.uint64))}))  # fmt: skip
+        "version": pa.array(np.ones(k, np.uint64)), **shapes("d")}))  # fmt: skip
     return {"load_seconds": round(time.perf_counter() - t0, 1), "labeled": g, "predicted": k}

@@ -45,12 +45,15 @@ class Figures:
     cluster_examples: list[list[tuple[str, str, int, int]]]
     #: the campaign's frames in rank order: frame_id, media_uri, rank, true, predicted, in_pattern
     campaign: list[dict[str, Any]]
+    #: the mask label issues shown, each kind's first three: frame_id, object_id, kind, score, planted, image
+    shapes: list[dict[str, Any]]
 
 
 def render_report(summary: dict[str, Any], figures: Figures) -> str:
     """The report page for ``summary`` (as written to ``summary.json``) and its ``figures``."""
     ing, m, li = summary["ingest"], summary["metrics"], summary["label_issues"]
     ol, fc, cp = summary["outliers"], summary["failure_clusters"], summary["campaign"]
+    seg = summary["instance_segmentation"]
     page = Template(resources.files(__package__).joinpath("report.html").read_text(encoding="utf-8"))
     return page.substitute(
         generated_at=html.escape(summary["generated_at"]),
@@ -105,8 +108,38 @@ def render_report(summary: dict[str, Any], figures: Figures) -> str:
         class_precision=f"{cp['class_precision']:.0%}",
         class_random_precision=f"{cp['class_random_precision']:.0%}",
         campaign_gallery=_campaign_gallery(figures.campaign),
+        shape_frames=seg["frames"],
+        mask_ap=seg["mask_ap"],
+        mask_ap50=seg["mask_ap50"],
+        mask_ar100=seg["mask_ar100"],
+        mask_per_class=html.escape(", ".join(f"{k} {v}" for k, v in seg["per_class_ap"].items())),
+        shape_planted=max(seg["planted"].values(), default=0),
+        shape_issue_rows=_shape_issue_rows(seg["label_issues"]),
+        shape_gallery=_shape_gallery(figures.shapes),
         reflection="".join(f"<li><code>{html.escape(s)}</code></li>" for s in summary["reflection"]),
     )
+
+
+def _shape_issue_rows(kinds: dict[str, dict[str, Any]]) -> str:
+    head = "<tr><th>kind</th><th>planted</th><th>flagged</th><th>planted among them</th><th>planted first</th></tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(name.replace('_', ' '))}</td><td>{k['planted']}</td><td>{k['flagged']}</td>"
+        f"<td>{k['planted_flagged']}</td><td>{k['planted_in_first']} of the first {k['planted']}</td></tr>"
+        for name, k in kinds.items()
+    )
+    return f"<table id='shape-issues'>{head}{rows}</table>"
+
+
+def _shape_gallery(items: list[dict[str, Any]]) -> str:
+    cells = []
+    for it in items:
+        mark = "ok" if it["planted"] else "bad"
+        caption = (
+            f"{html.escape(it['kind'].replace('_', ' '))}, score {it['score']}<br>"
+            f"<span class='{mark}'>{'planted' if it['planted'] else 'not planted'}</span>"
+        )
+        cells.append(_figure(it["image"], f"{it['frame_id']} {it['object_id']}", caption, size=96))
+    return f"<div class='gallery' id='shape-gallery'>{''.join(cells)}</div>"
 
 
 def _service_rows(services: dict[str, str]) -> str:
@@ -150,10 +183,10 @@ def _inline_image(uri: str) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-def _figure(uri: str, frame_id: str, caption: str) -> str:
+def _figure(uri: str, frame_id: str, caption: str, size: int = 64) -> str:
     """One frame of a gallery: its image, inlined, over ``caption`` (HTML)."""
     return (
-        f"<figure><img src='{_inline_image(uri)}' width='64' height='64' alt='{html.escape(frame_id)}'>"
+        f"<figure><img src='{_inline_image(uri)}' width='{size}' height='{size}' alt='{html.escape(frame_id)}'>"
         f"<figcaption>{caption}</figcaption></figure>"
     )
 

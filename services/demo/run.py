@@ -16,7 +16,7 @@ from typing import Any
 
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
-from shoal.demo import dataset, score
+from shoal.demo import dataset, score, shapes
 from shoal.demo.names import PIXEL_SPACE, SERVICES, log
 from shoal.demo.report import Figures, render_report
 
@@ -84,6 +84,8 @@ def run_demo(out: Path) -> int:
                 points = score.embedding_map(client)
                 clusters = score.failure_clusters(client, out)
                 campaign = score.collection_campaign(client, out, set(issues["frame_ids"]))
+                scene_counts, scenes = shapes.ingest_scenes(client, out, data_dir)
+                segmentation = {**scene_counts, **shapes.score_scenes(client, scenes, out)}
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -101,6 +103,7 @@ def run_demo(out: Path) -> int:
         "outliers": {k: v for k, v in outliers.items() if k != "gallery"},
         "failure_clusters": {k: v for k, v in clusters.items() if k != "examples"},
         "campaign": {k: v for k, v in campaign.items() if k != "gallery"},
+        "instance_segmentation": {k: v for k, v in segmentation.items() if k != "gallery"},
         "map": {
             "job_id": points["job_id"],
             "frames": points["frames"],
@@ -118,6 +121,7 @@ def run_demo(out: Path) -> int:
         planted_ids=json.loads((out / "outliers.json").read_text()),
         cluster_examples=clusters["examples"],
         campaign=campaign["gallery"],
+        shapes=segmentation["gallery"],
     )
     (out / "report.html").write_text(render_report(summary, figures))
     expected = ingest["expected"]
@@ -127,11 +131,16 @@ def run_demo(out: Path) -> int:
         and all(ingest[k] == expected[k] for k in expected)
         and points["frames"] == expected["frames"]
         and ingest["pool"]["frames"] == ingest["pool"]["pixel_embeddings"] == ingest["pool"]["expected_frames"]
+        and segmentation["state"] == "UPLOAD_STATE_COMPLETED"
     )
     for name, status in services.items():
         log.info("%-16s %s", name, status)
     log.info("wrote %s and %s", out / "summary.json", out / "report.html")
     li, ol, fc, cp = summary["label_issues"], summary["outliers"], summary["failure_clusters"], summary["campaign"]
+    seg = summary["instance_segmentation"]
+    planted = ", ".join(
+        f"{k['planted_in_first']} of {k['planted']} {name.replace('_', ' ')}" for name, k in seg["label_issues"].items()
+    )
     found = ", ".join(c["segment"] for c in fc["clusters"])
     clusters = (
         f"{len(fc['clusters'])} among the model's {fc['errors']} errors, saved as segments {found}"
@@ -146,6 +155,8 @@ def run_demo(out: Path) -> int:
         f"failure clusters: {clusters}\n"
         f"campaign for '{cp['pattern']}': {cp['in_pattern']} of the {cp['selected']} pool frames chosen are in the"
         f" pattern, precision {cp['precision']:.3f} against {cp['random_precision']:.3f} for a random sample\n"
+        f"instance segmentation: mask AP {seg['mask_ap']:.3f} (AP50 {seg['mask_ap50']:.3f}); planted label errors"
+        f" ranked first: {planted}\n"
         f"report: {out / 'report.html'}\n"
         f"console: run `shoal serve --data-dir {data_dir}` (as `.venv/bin/shoal` from a checkout), open"
         f" http://127.0.0.1:8080 and sign in with the key in {key_file}\n"

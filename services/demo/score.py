@@ -47,14 +47,14 @@ def model_metrics(client: Client) -> dict[str, Any]:
     }
 
 
-def _finish(client: Client, job: Any, what: str, timeout: float = 300) -> Any:
-    """Waits for an analysis job to end; returns it, or raises unless it succeeded."""
+def _finish(client: Client, job: Any, what: str, timeout: float = 300, project: str = PROJECT) -> Any:
+    """Waits for an analysis job of ``project`` to end; returns it, or raises unless it succeeded."""
     from shoal.common.v1 import common_pb2 as cpb
 
     t0 = time.monotonic()
     while job.state not in (cpb.JOB_STATE_SUCCEEDED, cpb.JOB_STATE_FAILED, cpb.JOB_STATE_CANCELLED):
         time.sleep(0.2)
-        job = client.analysis.GetJob(apb.GetJobRequest(project=PROJECT, job_id=job.job_id)).job
+        job = client.analysis.GetJob(apb.GetJobRequest(project=project, job_id=job.job_id)).job
         if time.monotonic() - t0 > timeout:
             raise RuntimeError(f"{what} job {job.job_id} still {cpb.JobState.Name(job.state)} after {timeout:.0f} s")
     if job.state != cpb.JOB_STATE_SUCCEEDED:

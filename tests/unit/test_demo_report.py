@@ -110,6 +110,15 @@ def _summary() -> dict[str, Any]:
             "random_precision": 0.4, "recall": 0.5, "class_precision": 0.5, "class_random_precision": 0.2,
         },
         "map": {"job_id": "embedding_map-1", "frames": 4, "fitted_on": 4, "embedding_space": "pixels"},
+        "instance_segmentation": {
+            "frames": 6, "labeled_objects": 9, "predicted_objects": 8, "state": "UPLOAD_STATE_COMPLETED",
+            "planted": {"missing_label": 1, "class_swap": 1}, "job_id": "detection_label_issues-1", "mask_ap": 0.61,
+            "mask_ap50": 0.83, "mask_ar100": 0.7, "per_class_ap": {"disc": 0.5, EVIL: 0.72},
+            "label_issues": {"missing_label": {"planted": 1, "flagged": 2, "planted_flagged": 1, "precision": 0.5,
+                                               "recall": 1.0, "planted_in_first": 1},
+                             "class_swap": {"planted": 1, "flagged": 1, "planted_flagged": 0, "precision": 0.0,
+                                            "recall": 0.0, "planted_in_first": 0}},
+        },
         "server": {"port": 1234, "startup_seconds": 2.5, "exit_code": 0, "admin_key_id": "k1"},
     }  # fmt: skip
 
@@ -134,6 +143,8 @@ def page(tmp_path: Path) -> _Page:
         cluster_examples=[[("f1", uri, 1, 0)]],
         campaign=[{"frame_id": "q1", "media_uri": uri, "rank": 1, "true": 1, "predicted": 2, "in_pattern": True},
                   {"frame_id": "q2", "media_uri": uri, "rank": 2, "true": 7, "predicted": 2, "in_pattern": False}],
+        shapes=[{"frame_id": "s1", "object_id": "p0", "kind": "missing_label", "score": 0.1, "planted": True,
+                 "image": uri}],
     )  # fmt: skip
     html = render_report(_summary(), figures)
     assert EVIL not in html, "a name from the data reached the page unescaped"
@@ -154,12 +165,18 @@ def test_the_report_has_every_section_in_order(page: _Page) -> None:
         ("h2", "Failure clusters"),
         ("h3", f"Cluster 0: segment failures-{EVIL}"),
         ("h2", "Collection campaign"),
+        ("h2", "Instance segmentation"),
         ("h2", "Reflection"),
     ]
 
 
 def test_the_tables_hold_the_summary(page: _Page) -> None:
-    services, ingest, heat = page.tables
+    services, ingest, heat, shapes = page.tables
+    assert shapes == [
+        ["kind", "planted", "flagged", "planted among them", "planted first"],
+        ["missing label", "1", "2", "1", "1 of the first 1"],
+        ["class swap", "1", "1", "0", "0 of the first 1"],
+    ]
     assert services == [
         ["service", "gRPC name", "health"],
         ["ingest", "shoal.ingest.v1.IngestService", "SERVING"],
@@ -205,6 +222,7 @@ def test_the_text_gives_the_figures(page: _Page) -> None:
         f"seed segment seeds-{EVIL} of 2 frames",
         "1 of them truly are a 1 predicted as 2 (precision 0.5, and 1 of the 2 such frames in the pool)",
         "would hold 0.4 of them; 50% of the chosen frames are of the seeds' class (random: 20%)",
+        f"mask AP 0.61, AP50 0.83, AR@100 0.7 (per class: disc 0.5, {EVIL} 0.72)",
     ):
         assert phrase in text, phrase
 
@@ -218,6 +236,7 @@ def test_the_galleries_inline_their_images(page: _Page) -> None:
     assert (
         by_alt["f1"] == [inlined, inlined] and by_alt["p1"] == [inlined] and by_alt["q1"] == by_alt["q2"] == [inlined]
     )
+    assert by_alt["s1 p0"] == [inlined]  # the mask label issue, drawn over its frame
     # a file that cannot be read leaves its figure without an image, not the page without a report
     assert by_alt[EVIL] == [""]
     assert not any(str(src).startswith(("http:", "https:", "file:")) for img in page.images for src in [img["src"]])
