@@ -5,6 +5,7 @@ by mask IoU; bad masks and keypoints are refused with the field and the frame na
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 
 import grpc
@@ -14,10 +15,13 @@ from pycocotools import mask as mask_utils
 
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.client import error_detail
+from shoal.common import masks
+from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import Box, LabeledObject, PredictedObject, UploadColumns
-from tests.server.conftest import Running, finish_job
+from tests.server.conftest import Running, finish_job, wait_for
+from tests.server.test_ingest_upload import _wait_done
 from tests.unit.test_coco_masks_keypoints import (
     KEYPOINT_STATS,
     SEGM_STATS,
@@ -411,3 +415,54 @@ def test_planted_mask_and_keypoint_label_errors_rank_first(shared: Running, proj
             first = {(o.ref.frame_id, o.ref.object_id) for o in resp.objects}
             assert first == planted[t], (kind, what)
             assert all(o.is_issue for o in resp.objects), (kind, what)
+
+
+def test_kafka_path_dead_letters_bad_masks_and_writes_the_good_ones(shared: Running, project: str) -> None:
+    check_shape_dead_letters(shared, project)
+
+
+def check_shape_dead_letters(running: Running, p: str) -> None:
+    """A producer's event for an instance segmentation project: a label with a bad mask and a
+    prediction with bad polygons go to the dead-letter topic with their reasons; the good labels
+    and predictions of the same event are written, their masks as the server drew them."""
+    with running.client(running.admin_key) as c:
+        _setup(c, p, pb.TASK_TYPE_INSTANCE_SEGMENTATION, [pb.ClassDef(id=1, name="cone")])
+    chunk = pb.UploadChunk(frames=[pb.Frame(frame_id=f"f{i}", width=40, height=30) for i in range(4)],
+                           inference_set="mrcnn")  # fmt: skip
+    triangle = [2.0, 2.0, 30.0, 4.0, 12.0, 25.0]
+    chunk.labels.add(frame_id="f0").objects.add(object_id="a", class_id=1).polygons.add(points=triangle)
+    chunk.labels.add(frame_id="f1").objects.add(object_id="b", class_id=1, mask=pb.Mask(runs=[5, 10]))  # 15 of 1200
+    good = chunk.inferences.add(frame_id="f2").objects.add(object_id="p", class_id=1, score=0.9)
+    good.mask.runs.extend([100, 20, 1080])
+    bad = chunk.inferences.add(frame_id="f3").objects.add(object_id="q", class_id=1, score=0.9)
+    bad.polygons.add(points=[1.0, 1.0, 2.0, 2.0])  # two points
+    event = pb.UploadEvent(schema_version=1, upload_id="shapes-1", chunk_index=0, project=p, dataset="val", chunk=chunk)
+    bus = running.server.stores.events
+    topics = Topics(running.server.settings.topic_prefix)
+    key = f"{p}/val".encode()
+    bus.publish(topics.uploads, key=key, value=event.SerializeToString()).result(timeout=10)
+    with running.client(running.admin_key) as c:
+        st = _wait_done(c, p, "shapes-1")
+    assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
+    assert (st.written.frames, st.written.labels, st.written.inferences) == (4, 1, 1)
+    assert sorted(e.detail.field for e in st.errors) == [
+        "chunk.inferences[1].objects[0].polygons[0].points", "chunk.labels[1].objects[0].mask.runs",
+    ]  # fmt: skip
+    dlq = bus.consumer(f"test-dlq-{uuid.uuid4().hex}", [topics.dead_letter])
+    got: list = []  # type: ignore[type-arg]
+    wait_for(lambda: got.extend(e for e in dlq.poll(0.5) if e.key == key) or len(got) >= 1, timeout=60,
+             what="the dead letter")  # fmt: skip
+    dlq.close()
+    part = pb.UploadEvent.FromString(got[0].value)
+    assert [lab.frame_id for lab in part.chunk.labels] == ["f1"] and [i.frame_id for i in part.chunk.inferences] == [
+        "f3"
+    ]
+    # as received: the bad objects travel on as they came, to be mended and sent again
+    assert list(part.chunk.labels[0].objects[0].mask.runs) == [5, 10]
+    m = running.server.stores.metrics
+    rows = dict(m.query(f"SELECT object_id, mask FROM label_objects FINAL WHERE project = '{p}'").rows)
+    rows |= dict(m.query(f"SELECT object_id, mask FROM predicted_objects FINAL WHERE project = '{p}'").rows)
+    assert rows == {
+        "a": masks.to_string(masks.from_polygons([np.array(triangle)], 30, 40)).decode(),
+        "p": masks.to_string(np.array([100, 20, 1080], np.uint32)).decode(),
+    }
