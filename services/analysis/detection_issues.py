@@ -22,6 +22,21 @@ confidence, per frame:
 For mislocalization and swaps a prediction counts as evidence about ``g`` only if ``g`` is the
 labeled box it overlaps most, so a neighbour's prediction reaching over ``g`` does not count.
 
+Masks and keypoints are scored the same way with their own similarity (mask IoU, COCO's object
+keypoint similarity: ``shoal.common.similarity``) in place of box IoU. A keypoint label is also
+judged point by point against its mislocalization partner ``p`` (its own-class prediction), with
+``t_q`` the COCO term ``exp(-d_q^2 / (2 s^2 (2 sigma_q)^2))`` of each labeled point ``q``:
+
+- **swapped keypoints** (per labeled object): the left/right pair of its class (by their names)
+  whose swap gains most, ``1 - c_p * max(0, (t'_a + t'_b) / 2 - (t_a + t_b) / 2)`` with ``t'`` the
+  terms of the pair swapped; a flagged swap is undone before the next type is judged;
+- **misplaced keypoint** (per labeled object with at least three labeled points): its worst point
+  ``q``, ``1 - c_p * (1 - t_q) * mean(t)`` over the other labeled points: one point far off while the
+  rest agree scores low.
+
+A keypoint label's mislocalization is then judged on its points with a flagged swap undone and a
+flagged misplaced point left out, so one error is reported once, as what it is.
+
 Each raw score is flagged below the threshold of its type (:data:`THRESHOLDS`) and stored
 rescaled, piecewise linearly, so that every threshold maps to :data:`FLAG_BELOW`: scores of
 different types then compare. A frame's score is its worst object score and it is flagged when
@@ -49,20 +64,34 @@ from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.projects import ProjectCatalog
 from shoal.common.jobs import Job, JobContext, progress_of
-from shoal.common.similarity import BOXES, ObjectArrays, Shapes, from_columns, labeled_points, pairs, shapes_of
+from shoal.common.similarity import (
+    BOXES,
+    ObjectArrays,
+    Shapes,
+    from_columns,
+    labeled_points,
+    pairs,
+    parts,
+    shapes_of,
+    variances_of,
+)
 from shoal.common.stores.metrics import MetricsStore, Migration
 
 KIND = "detection_label_issues"
 
 #: issue types (the DetectionIssueType values of the API)
-MISSING, SPURIOUS, MISLOCALIZED, SWAP = 1, 2, 3, 4
-TYPE_NAMES = {MISSING: "missing_label", SPURIOUS: "spurious_label", MISLOCALIZED: "mislocalized", SWAP: "class_swap"}
+MISSING, SPURIOUS, MISLOCALIZED, SWAP, MISPLACED_KEYPOINT, SWAPPED_KEYPOINTS = 1, 2, 3, 4, 5, 6
+TYPE_NAMES = {MISSING: "missing_label", SPURIOUS: "spurious_label", MISLOCALIZED: "mislocalized", SWAP: "class_swap",
+              MISPLACED_KEYPOINT: "misplaced_keypoint", SWAPPED_KEYPOINTS: "swapped_keypoints"}  # fmt: skip
 #: the IoU at which two boxes count as the same object
 MATCH_IOU = 0.5
 #: a same-class prediction overlapping a labeled box at least this much is taken as its localization
 LOCALIZATION_MIN_IOU = 0.1
 #: raw scores below these are issues; stored scores are rescaled so that each maps to :data:`FLAG_BELOW`
-THRESHOLDS = {MISSING: 0.45, SPURIOUS: 0.08, MISLOCALIZED: 0.65, SWAP: 0.3}
+THRESHOLDS = {MISSING: 0.45, SPURIOUS: 0.08, MISLOCALIZED: 0.65, SWAP: 0.3, MISPLACED_KEYPOINT: 0.35,
+              SWAPPED_KEYPOINTS: 0.45}  # fmt: skip
+#: the issue types of keypoint projects alone
+KEYPOINT_TYPES = (MISPLACED_KEYPOINT, SWAPPED_KEYPOINTS)
 #: objects (and frames) scoring below this are flagged
 FLAG_BELOW = 0.5
 #: frames read and scored at a time
@@ -96,6 +125,26 @@ MIGRATIONS = (
     ),
 )
 TABLES = ("detection_issue_objects", "detection_issue_frames")
+
+KEYPOINT_MIGRATIONS = (
+    Migration(
+        component="analysis",
+        version=20,
+        name="keypoint label issues",
+        statements=tuple(
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+            for table, column in (
+                # the keypoints a keypoint issue concerns (positions in the class's keypoints)
+                ("detection_issue_objects", "keypoints Array(UInt16)"),
+                ("detection_object_ranks", "keypoints Array(UInt16)"),
+                ("detection_issue_frames", "misplaced_keypoints UInt32"),
+                ("detection_issue_frames", "swapped_keypoints UInt32"),
+                ("detection_frame_ranks", "misplaced_keypoints UInt32"),
+                ("detection_frame_ranks", "swapped_keypoints UInt32"),
+            )
+        ),
+    ),
+)
 
 RANK_MIGRATIONS = (
     Migration(
@@ -189,6 +238,85 @@ def _score_kernel(
             g_partner[gj, 2], g_iou[gj, 2] = other_d, other_iou
 
 
+@numba.njit(cache=True, nogil=True)
+def _keypoint_kernel(
+    partner: np.ndarray,
+    g_kp: np.ndarray,
+    g_from: np.ndarray,
+    g_to: np.ndarray,
+    g_area: np.ndarray,
+    var_from: np.ndarray,
+    var_to: np.ndarray,
+    variances: np.ndarray,
+    pair_from: np.ndarray,
+    pair_to: np.ndarray,
+    mirrored: np.ndarray,
+    d_kp: np.ndarray,
+    d_from: np.ndarray,
+    d_to: np.ndarray,
+    d_conf: np.ndarray,
+    swap_flag: float,
+    misplaced_flag: float,
+    out: np.ndarray,
+    out_kp: np.ndarray,
+) -> None:
+    """Per labeled object g (with its partner prediction, or -1): out[g, 0] the swapped-keypoints
+    score and out_kp[g, 0:2] its pair, out[g, 1] the misplaced-keypoint score and out_kp[g, 2] its
+    point (see the module's docstring; 1 and -1 where nothing is judged), and out[g, 2] the
+    object's keypoint similarity with the flagged swap undone and the flagged point left out (-1
+    where nothing is judged)."""
+    eps = np.spacing(1.0)
+    for g in range(partner.shape[0]):
+        d = partner[g]
+        gk = g_kp[g_from[g] : g_to[g]]
+        var = variances[var_from[g] : var_to[g]]
+        k = gk.shape[0]
+        if d < 0 or d_to[d] - d_from[d] != k or var.shape[0] != k or k == 0:
+            continue
+        dk = d_kp[d_from[d] : d_to[d]]
+        c = d_conf[d]
+        scale = g_area[g] + eps
+        t = np.zeros(k)
+        for q in range(k):
+            dx, dy = dk[q, 0] - gk[q, 0], dk[q, 1] - gk[q, 1]
+            t[q] = np.exp(-((dx * dx + dy * dy) / var[q] / scale / 2))
+        best, best_p = 0.0, -1
+        for p in range(pair_from[g], pair_to[g]):
+            a, b = mirrored[p, 0], mirrored[p, 1]
+            if gk[a, 2] <= 0 or gk[b, 2] <= 0:
+                continue
+            ax, ay = dk[a, 0] - gk[b, 0], dk[a, 1] - gk[b, 1]
+            bx, by = dk[b, 0] - gk[a, 0], dk[b, 1] - gk[a, 1]
+            sa = np.exp(-((ax * ax + ay * ay) / var[a] / scale / 2))
+            sb = np.exp(-((bx * bx + by * by) / var[b] / scale / 2))
+            gain = (sa + sb) / 2 - (t[a] + t[b]) / 2
+            if gain > best:
+                best, best_p = gain, p
+        if best_p >= 0:
+            a, b = mirrored[best_p, 0], mirrored[best_p, 1]
+            out[g, 0] = 1.0 - c * best
+            out_kp[g, 0], out_kp[g, 1] = a, b
+            if out[g, 0] < swap_flag:  # judge the rest with the swap undone
+                ax, ay = dk[a, 0] - gk[b, 0], dk[a, 1] - gk[b, 1]
+                bx, by = dk[b, 0] - gk[a, 0], dk[b, 1] - gk[a, 1]
+                t[a] = np.exp(-((ax * ax + ay * ay) / var[a] / scale / 2))
+                t[b] = np.exp(-((bx * bx + by * by) / var[b] / scale / 2))
+        worst, worst_q, labeled, total = 2.0, -1, 0, 0.0
+        for q in range(k):
+            if gk[q, 2] > 0:
+                labeled += 1
+                total += t[q]
+                if t[q] < worst:
+                    worst, worst_q = t[q], q
+        if labeled >= 3:
+            others = (total - worst) / (labeled - 1)
+            out[g, 1] = 1.0 - c * (1.0 - worst) * others
+            out_kp[g, 2] = worst_q
+            out[g, 2] = others if out[g, 1] < misplaced_flag else total / labeled
+        elif labeled > 0:
+            out[g, 2] = total / labeled
+
+
 @dataclass
 class ObjectScores:
     """Scores of a chunk's objects, one entry per (object, issue type), in frame order.
@@ -205,6 +333,18 @@ class ObjectScores:
     partner: np.ndarray
     iou: np.ndarray
     score: np.ndarray
+    #: keypoint issues: the keypoints concerned (-1: none)
+    keypoint_a: np.ndarray | None = None
+    keypoint_b: np.ndarray | None = None
+
+    def keypoints(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per entry, the keypoints concerned as list offsets and values."""
+        n = len(self.score)
+        a = np.full(n, -1, np.int64) if self.keypoint_a is None else self.keypoint_a
+        b = np.full(n, -1, np.int64) if self.keypoint_b is None else self.keypoint_b
+        both = np.stack([a, b], axis=1)
+        offsets = np.concatenate([[0], np.cumsum((both >= 0).sum(axis=1))]).astype(np.int32)
+        return offsets, both[both >= 0].astype(np.uint16)
 
 
 def score_objects(
@@ -271,19 +411,72 @@ def score_objects(
     )  # fmt: skip
     regular = np.flatnonzero(~g_crowd)
     k = len(regular)
+    n_types = 3
     types = np.array([SPURIOUS, MISLOCALIZED, SWAP], np.uint8)
+    kp_a, kp_b = np.full((n_g, 3), -1, np.int64), np.full((n_g, 3), -1, np.int64)
+    if shapes.kind == "keypoints":
+        kp_score, kp_which = _keypoint_scores(labels, predictions, g_partner[:, 1], d_conf, shapes)
+        # an object whose points are off only where a keypoint issue says is not mislocalized as a whole
+        judged = (kp_score[:, 2] >= 0) & (g_partner[:, 1] >= 0)
+        conf = np.clip(np.asarray(d_conf, np.float64), 0.0, 1.0)
+        g_score[judged, 1] = 1.0 - conf[g_partner[judged, 1]] * (1.0 - kp_score[judged, 2])
+        kp_score = kp_score[:, :2]
+        g_score = np.concatenate([g_score, kp_score], axis=1)
+        g_partner = np.concatenate([g_partner, g_partner[:, 1:2].repeat(2, axis=1)], axis=1)
+        g_iou = np.concatenate([g_iou, g_iou[:, 1:2].repeat(2, axis=1)], axis=1)
+        kp_a = np.concatenate([kp_a, kp_which[:, [0, 2]]], axis=1)
+        kp_b = np.concatenate([kp_b, np.stack([kp_which[:, 1], np.full(n_g, -1)], axis=1)], axis=1)
+        types = np.array([SPURIOUS, MISLOCALIZED, SWAP, SWAPPED_KEYPOINTS, MISPLACED_KEYPOINT], np.uint8)
+        n_types = 5
     issue_type = np.concatenate([np.tile(types, k), np.full(n_d, MISSING, np.uint8)])
     raw = np.clip(np.concatenate([g_score[regular].ravel(), d_score]), 0.0, 1.0)
+    none = np.full(n_d, -1, np.int64)
     return ObjectScores(
-        frame=np.concatenate([np.repeat(g_frame[regular], 3), d_frame]),
-        obj=np.concatenate([np.repeat(regular, 3), np.arange(n_d)]),
-        predicted=np.concatenate([np.zeros(3 * k, np.bool_), np.ones(n_d, np.bool_)]),
+        frame=np.concatenate([np.repeat(g_frame[regular], n_types), d_frame]),
+        obj=np.concatenate([np.repeat(regular, n_types), np.arange(n_d)]),
+        predicted=np.concatenate([np.zeros(n_types * k, np.bool_), np.ones(n_d, np.bool_)]),
         issue_type=issue_type,
         raw=raw,
         partner=np.concatenate([g_partner[regular].ravel(), d_partner]),
         iou=np.concatenate([g_iou[regular].ravel(), d_iou]),
         score=calibrate(issue_type, raw),
+        keypoint_a=np.concatenate([kp_a[regular].ravel(), none]),
+        keypoint_b=np.concatenate([kp_b[regular].ravel(), none]),
     )
+
+
+def _keypoint_scores(
+    labels: ObjectArrays, predictions: ObjectArrays, partner: np.ndarray, d_conf: np.ndarray, shapes: Shapes
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per labeled object, its swapped-keypoints and misplaced-keypoint scores, and the keypoints
+    concerned (the pair, then the point; -1 for none)."""
+    n = len(labels.category)
+    rows = np.arange(n)
+    g_kp, g_from, g_to = parts(labels.keypoints, labels.keypoint_offsets, rows, "keypoints")
+    d_kp, d_from, d_to = parts(predictions.keypoints, predictions.keypoint_offsets,
+                               np.arange(len(predictions.category)), "keypoints")  # fmt: skip
+    classes = np.asarray(labels.category, np.int64)
+    var_from, var_to, variances = variances_of(shapes.sigmas, classes)
+    flat: list[tuple[int, int]] = []
+    bounds: dict[int, tuple[int, int]] = {}
+    for cat in np.unique(classes).tolist():
+        pairs_of = list(shapes.mirrored.get(cat, ()))
+        bounds[cat] = (len(flat), len(flat) + len(pairs_of))
+        flat.extend(pairs_of)
+    at = np.asarray([bounds[c] for c in classes.tolist()], np.int64).reshape(-1, 2)
+    out = np.ones((n, 3))
+    out[:, 2] = -1.0
+    which = np.full((n, 3), -1, np.int64)
+    assert labels.area is not None
+    _keypoint_kernel(
+        np.asarray(partner, np.int64), np.ascontiguousarray(np.asarray(g_kp, np.float64).reshape(-1, 3)), g_from, g_to,
+        np.asarray(labels.area, np.float64), var_from, var_to, variances, np.ascontiguousarray(at[:, 0]),
+        np.ascontiguousarray(at[:, 1]), np.asarray(flat, np.int64).reshape(-1, 2),
+        np.ascontiguousarray(np.asarray(d_kp, np.float64).reshape(-1, 3)), d_from, d_to,
+        np.clip(np.asarray(d_conf, np.float64), 0.0, 1.0), THRESHOLDS[SWAPPED_KEYPOINTS],
+        THRESHOLDS[MISPLACED_KEYPOINT], out, which,
+    )  # fmt: skip
+    return out, which
 
 
 def calibrate(issue_type: np.ndarray, raw: np.ndarray, thresholds: Mapping[int, float] = THRESHOLDS) -> np.ndarray:
@@ -313,7 +506,7 @@ def pool_frames(n_frames: int, s: ObjectScores, is_issue: np.ndarray) -> dict[st
     )
     counts = {
         name: np.bincount(s.frame[is_issue & (s.issue_type == t)], minlength=n_frames)
-        for t, name in ((MISSING, "missing"), (SPURIOUS, "spurious"), (MISLOCALIZED, "mislocalized"), (SWAP, "swapped"))
+        for t, name in COUNT_COLUMNS.items()
     }
     return {"score": score, "worst_type": worst, "objects": objects, **counts}
 
@@ -366,7 +559,7 @@ def find_detection_issues(
     shapes = shapes_of(ProjectCatalog(metrics).get(job.project))
     starts = _chunk_starts(metrics, params, frames_where)
     totals = {"frames": 0, "labeled": 0, "predicted": 0, "flagged_frames": 0}
-    per_type = dict.fromkeys(TYPE_NAMES.values(), 0)
+    per_type = dict.fromkeys(TYPE_NAMES.values(), 0)  # the keypoint types stay 0 in other projects
     for i, lo in enumerate(starts):
         hi = starts[i + 1] if i + 1 < len(starts) else None
         scope = "frame_id >= {lo:String}" + (" AND frame_id < {hi:String}" if hi is not None else "") + frames_where
@@ -473,11 +666,12 @@ def _score_chunk(
                 "partner_object_id": pa.array(partner_ids.astype(object), pa.string()),
                 "iou": pa.array(s.iou.astype(np.float32)),
                 "confidence": pa.array(np.asarray(confidence, np.float32)),
+                "keypoints": pa.ListArray.from_arrays(*(pa.array(v) for v in s.keypoints())),
             }),
         )  # fmt: skip
     pooled = pool_frames(len(frames), s, is_issue)
     m = len(frames)
-    flagged_any = (pooled["missing"] + pooled["spurious"] + pooled["mislocalized"] + pooled["swapped"]) > 0
+    flagged_any = sum(pooled[c] for c in COUNT_COLUMNS.values()) > 0
     metrics.insert_arrow(
         "detection_issue_frames",
         pa.table({
@@ -487,8 +681,7 @@ def _score_chunk(
             "score": pa.array(pooled["score"].astype(np.float32)),
             "is_issue": pa.array(flagged_any.astype(np.uint8)),
             "worst_type": pa.array(pooled["worst_type"]),
-            **{c: pa.array(pooled[c].astype(np.uint32)) for c in ("objects", "missing", "spurious", "mislocalized",
-                                                                   "swapped")},
+            **{c: pa.array(pooled[c].astype(np.uint32)) for c in ("objects", *COUNT_COLUMNS.values())},
         }),
     )  # fmt: skip
     totals["frames"] += m
@@ -513,11 +706,13 @@ def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | No
 OBJECT_ORDERS = {0: "score ASC, frame_id, object_id, issue_type", 1: "frame_id, object_id, issue_type"}
 FRAME_ORDERS = {0: "score ASC, frame_id", 1: "frame_id"}
 #: per issue type, its column of flagged counts in detection_issue_frames
-COUNT_COLUMNS = {MISSING: "missing", SPURIOUS: "spurious", MISLOCALIZED: "mislocalized", SWAP: "swapped"}
+COUNT_COLUMNS = {MISSING: "missing", SPURIOUS: "spurious", MISLOCALIZED: "mislocalized", SWAP: "swapped",
+                 MISPLACED_KEYPOINT: "misplaced_keypoints", SWAPPED_KEYPOINTS: "swapped_keypoints"}  # fmt: skip
 #: what a page shows of each (object, issue type) row, and of each frame
 OBJECT_COLUMNS = ("frame_id, object_id, predicted, issue_type, score, is_issue, given_class, suggested_class,"
-                  " partner_object_id, iou, confidence")  # fmt: skip
-FRAME_COLUMNS = "frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped"
+                  " partner_object_id, iou, confidence, keypoints")  # fmt: skip
+FRAME_COLUMNS = ("frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped,"
+                 " misplaced_keypoints, swapped_keypoints")  # fmt: skip
 _FLAGGED = "project = {project:String} AND job_id = {job:String} AND is_issue"
 
 

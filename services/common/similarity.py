@@ -14,7 +14,8 @@ its pairs are written row-major (prediction, then label) from ``pair_start[g]``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -78,7 +79,7 @@ def pairs(
         g_kp, g_from, g_to = parts(gt.keypoints, gt.keypoint_offsets, gt_rows, "keypoints")
         d_kp, d_from, d_to = parts(dt.keypoints, dt.keypoint_offsets, dt_rows, "keypoints")
         assert gt.area is not None
-        var_from, var_to, variances = _variances(sigmas or {}, np.asarray(gt.category)[gt_rows])
+        var_from, var_to, variances = variances_of(sigmas or {}, np.asarray(gt.category)[gt_rows])
         keypoint_pairs(
             *groups, pair_start, _points(g_kp), g_from, g_to, _rows(gt.box, gt_rows),
             np.ascontiguousarray(np.asarray(gt.area, dtype=np.float64)[gt_rows]), _points(d_kp), d_from, d_to,
@@ -120,7 +121,7 @@ def _points(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(-1, 3))
 
 
-def _variances(sigmas: Mapping[int, np.ndarray], classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def variances_of(sigmas: Mapping[int, np.ndarray], classes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """COCO's (2 sigma)^2 per keypoint of each class, flat, with each label's start and end."""
     flat: list[float] = []
     where: dict[int, tuple[int, int]] = {}
@@ -241,6 +242,8 @@ class Shapes:
 
     kind: str = "bbox"
     sigmas: Mapping[int, np.ndarray] = field(default_factory=dict)
+    #: keypoint classes: their left/right pairs of keypoints (positions), by their names
+    mirrored: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -256,7 +259,43 @@ def shapes_of(project: Project) -> Shapes:
     kind = KIND_OF_TASK.get(project.task_type, "bbox")
     if kind != "keypoints":
         return Shapes(kind)
-    return Shapes(kind, {c.id: np.asarray(c.sigmas, dtype=np.float64) for c in project.classes})
+    return Shapes(
+        kind,
+        {c.id: np.asarray(c.sigmas, dtype=np.float64) for c in project.classes},
+        {c.id: mirror_pairs(c.keypoints) for c in project.classes},
+    )
+
+
+#: how the two sides of a keypoint's name are written: a prefix or a suffix, left then right
+_SIDES = (
+    re.compile(r"^(left)([ _.-]?)(.*)$"),
+    re.compile(r"^(l)([ _.-])(.*)$"),
+    re.compile(r"^(.*?)([ _.-]?)(left)$"),
+    re.compile(r"^(.*?)([ _.-])(l)$"),
+)
+_OTHER = {"left": "right", "l": "r"}
+
+
+def mirror_pairs(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """The (left, right) positions of keypoints named as two sides of one thing: ``left_eye`` and
+    ``right_eye``, ``eye_l`` and ``eye_r``, ``LeftHand`` and ``RightHand`` (case is ignored)."""
+    where = {n.lower(): i for i, n in enumerate(names)}
+    out = []
+    for i, name in enumerate(names):
+        low = name.lower()
+        for k, side in enumerate(_SIDES):
+            m = side.match(low)
+            if m is None:
+                continue
+            if k < 2:
+                other = _OTHER[m.group(1)] + m.group(2) + m.group(3)
+            else:
+                other = m.group(1) + m.group(2) + _OTHER[m.group(3)]
+            j = where.get(other)
+            if j is not None and j != i:
+                out.append((i, j))
+                break
+    return tuple(out)
 
 
 def shape_columns(kind: str) -> tuple[str, ...]:

@@ -310,6 +310,14 @@ ISSUE_TYPES = {
     apb.DETECTION_ISSUE_TYPE_MISLOCALIZED: "badly drawn",
     apb.DETECTION_ISSUE_TYPE_CLASS_SWAP: "wrong class",
 }
+#: and in keypoint projects, errors of single points
+KEYPOINT_TYPES = {
+    apb.DETECTION_ISSUE_TYPE_MISPLACED_KEYPOINT: "one point misplaced",
+    apb.DETECTION_ISSUE_TYPE_SWAPPED_KEYPOINTS: "a left/right pair swapped",
+}
+FACE = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+#: where a face's points sit, in units of its size, from its centre
+FACE_LAYOUT = np.array([[0.0, 0.1], [-0.22, -0.15], [0.22, -0.15], [-0.45, 0.0], [0.45, 0.0]])
 
 
 def _blob(rng: np.random.Generator, h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
@@ -318,14 +326,17 @@ def _blob(rng: np.random.Generator, h: int, w: int, cx: float, cy: float, r: flo
     return ((xx - cx) / r) ** 2 + ((yy - cy) / (r * squash)) ** 2 <= 1.0
 
 
-def _planted_scene(seed: int, kind: str) -> tuple[list, list, dict]:  # type: ignore[type-arg]
+def _planted_scene(seed: int, kind: str) -> tuple[list, list, dict, dict]:  # type: ignore[type-arg]
     """Frames of a good model's predictions and labels with PLANTED errors of each type: returns
-    labels and predictions per frame and the planted (type -> set of (frame, object id))."""
+    labels and predictions per frame, the planted (type -> set of (frame, object id)) and the
+    keypoints each keypoint error concerns."""
     rng = np.random.default_rng(seed)
     h = w = 160
     frames_labels, frames_preds = [], []
-    planted: dict[int, set[tuple[str, str]]] = {t: set() for t in ISSUE_TYPES}
-    slots = rng.permutation([t for t in ISSUE_TYPES for _ in range(PLANTED)] + [0] * 60)
+    types = [*ISSUE_TYPES, *(KEYPOINT_TYPES if kind == "keypoints" else ())]
+    planted: dict[int, set[tuple[str, str]]] = {t: set() for t in types}
+    points: dict[tuple[str, str], list[int]] = {}
+    slots = rng.permutation([t for t in types for _ in range(PLANTED)] + [0] * 60)
     n = 0
     for f in range(30):
         fid = f"f{f:03d}"
@@ -348,6 +359,17 @@ def _planted_scene(seed: int, kind: str) -> tuple[list, list, dict]:  # type: ig
                 label_cls = cls % 3 + 1
             elif plant == apb.DETECTION_ISSUE_TYPE_MISLOCALIZED:
                 shape = _badly_drawn(rng, kind, true, h, w)
+            elif plant == apb.DETECTION_ISSUE_TYPE_SWAPPED_KEYPOINTS:
+                a, b = [(1, 2), (3, 4)][int(rng.integers(0, 2))]
+                moved = true["points"].copy()
+                moved[[a, b]] = moved[[b, a]]
+                shape, points[(fid, oid)] = {**true, "points": moved}, [a, b]
+            elif plant == apb.DETECTION_ISSUE_TYPE_MISPLACED_KEYPOINT:
+                q = int(rng.integers(0, 5))
+                moved = true["points"].copy()
+                angle = rng.uniform(0, 2 * np.pi)
+                moved[q] += 0.35 * true["box"].width * np.array([np.cos(angle), np.sin(angle)])
+                shape, points[(fid, oid)] = {**true, "points": moved}, [q]
             if plant:
                 planted[plant].add((fid, oid))
             labels.append(_label(oid, label_cls, kind, shape))
@@ -355,14 +377,14 @@ def _planted_scene(seed: int, kind: str) -> tuple[list, list, dict]:  # type: ig
                 preds.pop()  # nothing was there: the label stands alone
         frames_labels.append(labels)
         frames_preds.append(preds)
-    return frames_labels, frames_preds, planted
+    return frames_labels, frames_preds, planted, points
 
 
 def _true_object(rng: np.random.Generator, kind: str, h: int, w: int, cx: float, cy: float) -> dict:  # type: ignore[type-arg]
     if kind == "segm":
         return {"mask": _blob(rng, h, w, cx, cy, float(rng.uniform(14, 24)))}
     side = float(rng.uniform(40, 60))
-    points = np.stack([cx + rng.uniform(-side / 2, side / 2, 5), cy + rng.uniform(-side / 2, side / 2, 5)], axis=1)
+    points = np.array([cx, cy]) + side * (FACE_LAYOUT + rng.normal(0, 0.03, FACE_LAYOUT.shape))
     return {"points": points, "box": Box(cx - side / 2, cy - side / 2, side, side)}
 
 
@@ -389,18 +411,18 @@ def _label(oid: str, cls: int, kind: str, shape: dict) -> LabeledObject:  # type
 @pytest.mark.parametrize("kind", ["segm", "keypoints"])
 def test_planted_mask_and_keypoint_label_errors_rank_first(shared: Running, project: str, kind: str) -> None:
     """A good model's predictions against labels with errors planted of every type (a missing
-    object, a label with nothing there, a badly drawn mask or misplaced keypoints, a wrong class):
-    each type's issues, lowest score first, start with exactly the planted ones."""
+    object, a label with nothing there, a badly drawn mask or misplaced keypoints, a wrong class,
+    and for keypoints one point misplaced and a left/right pair swapped): each type's issues, lowest
+    score first, start with exactly the planted ones, and flag nothing else."""
     running, p = shared, project
-    labels, preds, planted = _planted_scene(5, kind)
+    labels, preds, planted, points = _planted_scene(5, kind)
     spurious_at = {oid: fid for fid, oid in planted[apb.DETECTION_ISSUE_TYPE_SPURIOUS_LABEL]}
     assert all(len(v) == PLANTED for v in planted.values()) and spurious_at
     with running.client(running.admin_key) as c:
         if kind == "segm":
             _setup(c, p, pb.TASK_TYPE_INSTANCE_SEGMENTATION, [pb.ClassDef(id=i, name=f"c{i}") for i in (1, 2, 3)])
         else:
-            names = ["a", "b", "c", "d", "e"]
-            _setup(c, p, pb.TASK_TYPE_KEYPOINTS, [pb.ClassDef(id=i, name=f"c{i}", keypoints=names) for i in (1, 2, 3)])
+            _setup(c, p, pb.TASK_TYPE_KEYPOINTS, [pb.ClassDef(id=i, name=f"c{i}", keypoints=FACE) for i in (1, 2, 3)])
         ids = [f"f{f:03d}" for f in range(len(labels))]
         cols = UploadColumns(frame_ids=ids, sizes=[(160, 160)] * len(ids), objects=labels, inference_set="mrcnn",
                              predictions=preds)  # fmt: skip
@@ -408,13 +430,19 @@ def test_planted_mask_and_keypoint_label_errors_rank_first(shared: Running, proj
         assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=p, inference_set="mrcnn")).job
         job = finish_job(c, p, job)
-        for t, what in ISSUE_TYPES.items():
+        for t in planted:
+            what = {**ISSUE_TYPES, **KEYPOINT_TYPES}[t]
             resp = c.analysis.QueryDetectionLabelIssues(apb.QueryDetectionLabelIssuesRequest(
                 project=p, job_id=job.job_id, issue_types=[t], include_unflagged=True,
-                page=cpb.PageRequest(page_size=PLANTED)))  # fmt: skip
-            first = {(o.ref.frame_id, o.ref.object_id) for o in resp.objects}
+                page=cpb.PageRequest(page_size=PLANTED + 1)))  # fmt: skip
+            first = {(o.ref.frame_id, o.ref.object_id) for o in resp.objects[:PLANTED]}
             assert first == planted[t], (kind, what)
-            assert all(o.is_issue for o in resp.objects), (kind, what)
+            assert all(o.is_issue for o in resp.objects[:PLANTED]), (kind, what)
+            assert not resp.objects[PLANTED].is_issue, (kind, what)  # and nothing else is flagged as it
+            if t in KEYPOINT_TYPES:  # and the points concerned are named
+                assert {(o.ref.frame_id, o.ref.object_id): sorted(o.keypoints) for o in resp.objects[:PLANTED]} == {
+                    ref: sorted(points[ref]) for ref in planted[t]
+                }, what
 
 
 def test_kafka_path_dead_letters_bad_masks_and_writes_the_good_ones(shared: Running, project: str) -> None:

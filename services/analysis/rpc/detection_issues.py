@@ -1,4 +1,5 @@
-"""Detection label issues: the job StartLabelIssues runs on a 2-D detection project, and its query."""
+"""Label issues of objects (2-D boxes, instance masks, keypoints): the job StartLabelIssues runs on such a
+project, and its query."""
 
 from __future__ import annotations
 
@@ -48,7 +49,10 @@ def query_detection_label_issues(
         class_swaps=s.issues["class_swap"], missing_label_threshold=s.thresholds["missing_label"],
         spurious_label_threshold=s.thresholds["spurious_label"],
         mislocalized_threshold=s.thresholds["mislocalized"], class_swap_threshold=s.thresholds["class_swap"],
-        match_iou=s.match_iou,
+        match_iou=s.match_iou, misplaced_keypoints=s.issues.get("misplaced_keypoint", 0),
+        swapped_keypoints=s.issues.get("swapped_keypoints", 0),
+        misplaced_keypoint_threshold=s.thresholds.get("misplaced_keypoint", 0.0),
+        swapped_keypoints_threshold=s.thresholds.get("swapped_keypoints", 0.0),
     )  # fmt: skip
     scope = (f"detection-label-issues|{request.project}|{job.job_id}|{request.level}|{sorted(types)}"
              f"|{request.include_unflagged}|{request.order}|{request.include_dismissed}")  # fmt: skip
@@ -65,20 +69,22 @@ def query_detection_label_issues(
                                                dismissed_count=dismissed)  # fmt: skip
     if frames:
         media = frame_media(ctx.metrics, request.project, dataset, [r[0] for r in rows])
-        for frame, score, is_issue, worst, objects, missing, spurious, misplaced, swapped, is_dismissed in rows:
+        for (frame, score, is_issue, worst, objects, missing, spurious, mislocalized, swapped, misplaced_kp,
+             swapped_kp, is_dismissed) in rows:  # fmt: skip
             out.frames.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
                            media_uri=media.get(frame, ("", ""))[0], score=float(score), is_issue=bool(is_issue),
                            worst_type=int(worst), objects=int(objects), missing_labels=int(missing),
-                           spurious_labels=int(spurious), mislocalized=int(misplaced),
-                           class_swaps=int(swapped), dismissed=bool(is_dismissed))  # fmt: skip
+                           spurious_labels=int(spurious), mislocalized=int(mislocalized),
+                           class_swaps=int(swapped), dismissed=bool(is_dismissed),
+                           misplaced_keypoints=int(misplaced_kp), swapped_keypoints=int(swapped_kp))  # fmt: skip
         return out
     details = match_details(ctx.metrics, request.project, dataset, inference_set, [r[0] for r in rows])
-    for frame, obj, predicted, kind, score, is_issue, given, suggested, partner, iou, conf, is_dismissed in rows:
+    for frame, obj, predicted, kind, score, is_issue, given, suggested, partner, iou, conf, kps, is_dismissed in rows:
         item = out.objects.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame, object_id=obj),
                                media_uri=details.frames.get(frame, ("", ""))[0], issue_type=int(kind),
                                score=float(score), is_issue=bool(is_issue), predicted=bool(predicted),
                                partner_object_id=partner, iou=float(iou), confidence=float(conf),
-                               dismissed=bool(is_dismissed))  # fmt: skip
+                               dismissed=bool(is_dismissed), keypoints=[int(k) for k in kps])  # fmt: skip
         if given >= 0:
             item.given_class = int(given)
         if suggested >= 0:
@@ -95,5 +101,5 @@ ANALYSIS = Analysis(
     "detection_issues",
     rpcs={"QueryDetectionLabelIssues": query_detection_label_issues},
     jobs={detection_issues.KIND: Runner(run=run_detection_label_issues, discard=detection_issues.discard)},
-    migrations=(*detection_issues.MIGRATIONS, *detection_issues.RANK_MIGRATIONS),
+    migrations=(*detection_issues.MIGRATIONS, *detection_issues.RANK_MIGRATIONS, *detection_issues.KEYPOINT_MIGRATIONS),
 )

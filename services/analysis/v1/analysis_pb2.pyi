@@ -40,6 +40,8 @@ class DetectionIssueType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DETECTION_ISSUE_TYPE_SPURIOUS_LABEL: _ClassVar[DetectionIssueType]
     DETECTION_ISSUE_TYPE_MISLOCALIZED: _ClassVar[DetectionIssueType]
     DETECTION_ISSUE_TYPE_CLASS_SWAP: _ClassVar[DetectionIssueType]
+    DETECTION_ISSUE_TYPE_MISPLACED_KEYPOINT: _ClassVar[DetectionIssueType]
+    DETECTION_ISSUE_TYPE_SWAPPED_KEYPOINTS: _ClassVar[DetectionIssueType]
 
 class DetectionIssueLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -74,6 +76,8 @@ DETECTION_ISSUE_TYPE_MISSING_LABEL: DetectionIssueType
 DETECTION_ISSUE_TYPE_SPURIOUS_LABEL: DetectionIssueType
 DETECTION_ISSUE_TYPE_MISLOCALIZED: DetectionIssueType
 DETECTION_ISSUE_TYPE_CLASS_SWAP: DetectionIssueType
+DETECTION_ISSUE_TYPE_MISPLACED_KEYPOINT: DetectionIssueType
+DETECTION_ISSUE_TYPE_SWAPPED_KEYPOINTS: DetectionIssueType
 DETECTION_ISSUE_LEVEL_UNSPECIFIED: DetectionIssueLevel
 DETECTION_ISSUE_LEVEL_OBJECT: DetectionIssueLevel
 DETECTION_ISSUE_LEVEL_FRAME: DetectionIssueLevel
@@ -925,7 +929,7 @@ class QueryLabelIssuesResponse(_message.Message):
     def __init__(self, summary: _Optional[_Union[LabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[LabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., dismissed_count: _Optional[int] = ...) -> None: ...
 
 class DetectionIssuesSummary(_message.Message):
-    __slots__ = ("frames", "labeled_objects", "predicted_objects", "flagged_frames", "missing_labels", "spurious_labels", "mislocalized", "class_swaps", "missing_label_threshold", "spurious_label_threshold", "mislocalized_threshold", "class_swap_threshold", "match_iou")
+    __slots__ = ("frames", "labeled_objects", "predicted_objects", "flagged_frames", "missing_labels", "spurious_labels", "mislocalized", "class_swaps", "missing_label_threshold", "spurious_label_threshold", "mislocalized_threshold", "class_swap_threshold", "match_iou", "misplaced_keypoints", "swapped_keypoints", "misplaced_keypoint_threshold", "swapped_keypoints_threshold")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     LABELED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
@@ -939,6 +943,10 @@ class DetectionIssuesSummary(_message.Message):
     MISLOCALIZED_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     CLASS_SWAP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MATCH_IOU_FIELD_NUMBER: _ClassVar[int]
+    MISPLACED_KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    SWAPPED_KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    MISPLACED_KEYPOINT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SWAPPED_KEYPOINTS_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     frames: int
     labeled_objects: int
     predicted_objects: int
@@ -952,10 +960,14 @@ class DetectionIssuesSummary(_message.Message):
     mislocalized_threshold: float
     class_swap_threshold: float
     match_iou: float
-    def __init__(self, frames: _Optional[int] = ..., labeled_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ..., missing_label_threshold: _Optional[float] = ..., spurious_label_threshold: _Optional[float] = ..., mislocalized_threshold: _Optional[float] = ..., class_swap_threshold: _Optional[float] = ..., match_iou: _Optional[float] = ...) -> None: ...
+    misplaced_keypoints: int
+    swapped_keypoints: int
+    misplaced_keypoint_threshold: float
+    swapped_keypoints_threshold: float
+    def __init__(self, frames: _Optional[int] = ..., labeled_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ..., missing_label_threshold: _Optional[float] = ..., spurious_label_threshold: _Optional[float] = ..., mislocalized_threshold: _Optional[float] = ..., class_swap_threshold: _Optional[float] = ..., match_iou: _Optional[float] = ..., misplaced_keypoints: _Optional[int] = ..., swapped_keypoints: _Optional[int] = ..., misplaced_keypoint_threshold: _Optional[float] = ..., swapped_keypoints_threshold: _Optional[float] = ...) -> None: ...
 
 class DetectionObjectIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "issue_type", "score", "is_issue", "predicted", "given_class", "suggested_class", "partner_object_id", "iou", "confidence", "label_box", "predicted_box", "dismissed")
+    __slots__ = ("ref", "media_uri", "issue_type", "score", "is_issue", "predicted", "given_class", "suggested_class", "partner_object_id", "iou", "confidence", "label_box", "predicted_box", "dismissed", "keypoints")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     ISSUE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -970,6 +982,7 @@ class DetectionObjectIssue(_message.Message):
     LABEL_BOX_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_BOX_FIELD_NUMBER: _ClassVar[int]
     DISMISSED_FIELD_NUMBER: _ClassVar[int]
+    KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     issue_type: DetectionIssueType
@@ -984,10 +997,11 @@ class DetectionObjectIssue(_message.Message):
     label_box: _ingest_pb2.Box
     predicted_box: _ingest_pb2.Box
     dismissed: bool
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., issue_type: _Optional[_Union[DetectionIssueType, str]] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., predicted: _Optional[bool] = ..., given_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., partner_object_id: _Optional[str] = ..., iou: _Optional[float] = ..., confidence: _Optional[float] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., dismissed: _Optional[bool] = ...) -> None: ...
+    keypoints: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., issue_type: _Optional[_Union[DetectionIssueType, str]] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., predicted: _Optional[bool] = ..., given_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., partner_object_id: _Optional[str] = ..., iou: _Optional[float] = ..., confidence: _Optional[float] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., dismissed: _Optional[bool] = ..., keypoints: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DetectionFrameIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_type", "objects", "missing_labels", "spurious_labels", "mislocalized", "class_swaps", "dismissed")
+    __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_type", "objects", "missing_labels", "spurious_labels", "mislocalized", "class_swaps", "dismissed", "misplaced_keypoints", "swapped_keypoints")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -999,6 +1013,8 @@ class DetectionFrameIssue(_message.Message):
     MISLOCALIZED_FIELD_NUMBER: _ClassVar[int]
     CLASS_SWAPS_FIELD_NUMBER: _ClassVar[int]
     DISMISSED_FIELD_NUMBER: _ClassVar[int]
+    MISPLACED_KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    SWAPPED_KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     score: float
@@ -1010,7 +1026,9 @@ class DetectionFrameIssue(_message.Message):
     mislocalized: int
     class_swaps: int
     dismissed: bool
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_type: _Optional[_Union[DetectionIssueType, str]] = ..., objects: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ..., dismissed: _Optional[bool] = ...) -> None: ...
+    misplaced_keypoints: int
+    swapped_keypoints: int
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_type: _Optional[_Union[DetectionIssueType, str]] = ..., objects: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ..., dismissed: _Optional[bool] = ..., misplaced_keypoints: _Optional[int] = ..., swapped_keypoints: _Optional[int] = ...) -> None: ...
 
 class QueryDetectionLabelIssuesRequest(_message.Message):
     __slots__ = ("project", "job_id", "level", "issue_types", "include_unflagged", "order", "page", "include_dismissed")

@@ -27,6 +27,7 @@ function pill(text, kind) {
 // Why a frame is an issue, in the words the annotator reads with it.
 function reasonOf(item, info) {
   const name = (c) => info.className(c);
+  const keypointName = (c, k) => info.keypoints?.get(c || 0)?.names?.[k || 0] ?? `keypoint ${k || 0}`;
   if (item.kind === "classification") {
     return `label issue: labeled ${name(item.given)}, the model suggests ${name(item.suggested)} (p ${num(item.pSuggested).toFixed(2)})`;
   }
@@ -37,6 +38,10 @@ function reasonOf(item, info) {
       case "DETECTION_ISSUE_TYPE_SPURIOUS_LABEL": return `no prediction supports the ${name(o.given_class)} box`;
       case "DETECTION_ISSUE_TYPE_MISLOCALIZED": return `the ${name(o.given_class)} box is mislocalized (IoU ${num(o.iou).toFixed(2)})`;
       case "DETECTION_ISSUE_TYPE_CLASS_SWAP": return `labeled ${name(o.given_class)}, the model suggests ${name(o.suggested_class)} (p ${conf})`;
+      case "DETECTION_ISSUE_TYPE_MISPLACED_KEYPOINT":
+        return `the ${name(o.given_class)}'s ${keypointName(o.given_class, (o.keypoints || [])[0])} is misplaced (p ${conf})`;
+      case "DETECTION_ISSUE_TYPE_SWAPPED_KEYPOINTS":
+        return `the ${name(o.given_class)}'s ${(o.keypoints || []).map((k) => keypointName(o.given_class, k)).join(" and ")} are swapped (p ${conf})`;
       default: return enumName(o.issue_type, "DETECTION_ISSUE_TYPE_");
     }
   });
