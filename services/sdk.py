@@ -179,6 +179,8 @@ class UploadColumns:
     #: when each frame was captured (timezone-aware datetimes; None for unknown)
     capture_times: Sequence[datetime | None] | None = None
     class_ids: Sequence[int] | np.ndarray | None = None
+    #: multi-label projects: each frame's classes (none, one or several)
+    class_sets: Sequence[Sequence[int]] | None = None
     objects: Sequence[Sequence[LabeledObject]] | None = None
     provenance: pb.Provenance | None = None
     inference_set: str = ""
@@ -197,6 +199,7 @@ class UploadColumns:
             "metadata",
             "capture_times",
             "class_ids",
+            "class_sets",
             "objects",
             "probabilities",
             "predictions",
@@ -214,7 +217,7 @@ class UploadColumns:
     def columnar(self) -> bool:
         """Whether the upload travels as columnar blocks (``UploadChunk.columns``): anything but
         per-frame objects does, and metadata whose keys keep one type."""
-        if self.objects is not None or self.predictions is not None:
+        if self.objects is not None or self.predictions is not None or self.class_sets is not None:
             return False
         return self.metadata is None or _metadata_columns(self.metadata) is not None
 
@@ -258,10 +261,12 @@ class UploadColumns:
                             frame.metadata[key].CopyFrom(_value(value))
                     if self.capture_times is not None and self.capture_times[i] is not None:
                         frame.capture_time.FromDatetime(self.capture_times[i])
-                if self.class_ids is not None or self.objects is not None:
+                if self.class_ids is not None or self.objects is not None or self.class_sets is not None:
                     labels = chunk.labels.add(frame_id=fid)
                     if self.class_ids is not None:
                         labels.class_id = int(self.class_ids[i])
+                    if self.class_sets is not None:
+                        labels.class_ids.extend(int(c) for c in self.class_sets[i])
                     for o in self.objects[i] if self.objects is not None else ():
                         _shape(labels.objects.add(object_id=o.object_id, class_id=o.class_id, is_crowd=o.is_crowd), o)
                     if self.provenance is not None:

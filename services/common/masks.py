@@ -1,12 +1,12 @@
 """Instance masks as COCO run-length encodings (RLE): encoding and decoding, COCO's compact strings,
 polygons rasterised, unions, areas, boxes and IoU, compiled with numba.
 
-Why our own rather than pycocotools: the mask metrics must agree with COCO's evaluation to the last
-bit, and they run inside numba loops (the per-frame matching of detections to ground truth), which
-cannot call a C extension made for Python objects. So this module implements COCO's definitions
-itself (pycocotools is a development dependency only, the reference the tests compare against) and
-works on the runs: the IoU of two masks is one walk along both run lists, O(runs), and never
-decodes an image.
+Why our own rather than pycocotools: mask metrics must agree with COCO's evaluation to the last bit,
+and the IoU must be callable from the numba loops that match detections to ground truth (as
+:func:`shoal.common.boxes.box_iou` is), which cannot call a C extension made for Python objects. So
+this module implements COCO's definitions itself (pycocotools is a development dependency only, the
+reference the tests compare against) and works on the runs: the IoU of two masks is one walk along
+both run lists, O(runs), and never decodes an image.
 
 The format. A mask of height h and width w is read in column-major order (down the first column,
 then down the next); its ``counts`` are the lengths of its alternating runs, starting with a run of
@@ -29,10 +29,14 @@ Differences from pycocotools, all where it is undefined or fails:
 
 - ``encode`` takes any nonzero value as set (pycocotools starts a new run at every change of value,
   so a uint8 mask holding both 1 and 2 breaks its alternation).
-- ``merge`` always returns canonical counts. pycocotools keeps empty runs of its inputs (a single
-  input is returned as it is): on canonical inputs the counts are identical, on others the pixels.
+- Counts with empty runs inside (not canonical, but valid): ``merge`` returns canonical counts of
+  their union and the IoU counts every pixel. pycocotools returns a single input to ``merge`` as it
+  is; its ``merge`` and ``iou`` walks stop early where both masks are at an empty run at once (its
+  IoU of ``[1, 0, 0, 3]`` with itself is 0), a ``merge`` of three such masks may never end, and one
+  of more than h*w + 1 runs overruns its buffer.
+  On canonical counts (those of ``encode``, of pycocotools' own, of COCO's files) all agree.
 - ``to_string`` and ``from_string`` handle every uint32 count. pycocotools keeps 6 characters a count
-  and writes past them when its counts need as many (differences of 2**24 and more), and misreads
+  and writes past them when its counts need 6 each (differences of 2**24 and more), and misreads
   differences of 2**30 and more (in 32-bit shifts). ``from_string`` refuses a malformed string
   (pycocotools reads past its end).
 - Masks of different sizes: ``iou_matrix`` and ``merge`` refuse them (pycocotools answers -1, or an

@@ -162,21 +162,25 @@ class _Rejector:
                 self.out.append(self.make(kind, r, 0, err, columns=True))
 
 
-def probability_rows_ok(p: np.ndarray) -> np.ndarray:
-    """Per row of a (rows, classes) float64 matrix: finite, each in [0, 1], summing to 1 within
-    :data:`PROBABILITY_TOLERANCE`."""
+def probability_rows_ok(p: np.ndarray, *, summing: bool = True) -> np.ndarray:
+    """Per row of a (rows, classes) float64 matrix: finite, each in [0, 1], and (``summing``: one
+    class per frame) summing to 1 within :data:`PROBABILITY_TOLERANCE`."""
     finite = np.isfinite(p).all(axis=1)
     in_range = ((p >= 0) & (p <= 1)).all(axis=1)
+    if not summing:  # multi-label: a score per class, on its own
+        return finite & in_range
     total = np.where(finite, p.sum(axis=1), np.nan)
     return finite & in_range & (np.abs(total - 1.0) <= PROBABILITY_TOLERANCE)
 
 
-def probability_problem(p: np.ndarray, where: str) -> InvalidArgument | None:
+def probability_problem(p: np.ndarray, where: str, *, summing: bool = True) -> InvalidArgument | None:
     """What is wrong with one row of probabilities (checked in the order users read them)."""
     if not np.isfinite(p).all():
         return InvalidArgument("probabilities must be finite", field=where)
     if (p < 0).any() or (p > 1).any():
         return InvalidArgument("probabilities must lie in [0, 1]", field=where)
+    if not summing:
+        return None
     total = float(p.sum())
     if abs(total - 1.0) > PROBABILITY_TOLERANCE:
         return InvalidArgument(
@@ -398,11 +402,12 @@ def check_columns(
     # -- probabilities ---------------------------------------------------------------------
     if out.probabilities is not None:
         p = out.probabilities.astype(np.float64)
-        good = probability_rows_ok(p)
+        summing = ctx.project.task_type != "MULTI_LABEL"
+        good = probability_rows_ok(p, summing=summing)
         bad = np.flatnonzero(row_ok & ~good)
 
         def prob_error(r: int) -> ShoalError:
-            problem = probability_problem(p[r], f"{WHERE}.probabilities_f32[{r}]")
+            problem = probability_problem(p[r], f"{WHERE}.probabilities_f32[{r}]", summing=summing)
             assert problem is not None  # the row failed probability_rows_ok
             return problem
 

@@ -288,7 +288,8 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
 
     if chunk.inferences:
         counts = Counter(inf.frame_id for inf in chunk.inferences)
-        probs_ok = _probabilities_ok(chunk.inferences, len(ctx.project.classes))
+        summing = ctx.project.task_type != "MULTI_LABEL"
+        probs_ok = _probabilities_ok(chunk.inferences, len(ctx.project.classes), summing=summing)
         for i, inference in enumerate(chunk.inferences):
             where = f"chunk.inferences[{i}]"
             try:
@@ -409,6 +410,25 @@ def _check_labels(
             raise InvalidArgument("a classification label needs class_id", field=f"{where}.class_id")
         if labels.objects:
             raise InvalidArgument("a classification project takes no objects", field=f"{where}.objects")
+    if task == "MULTI_LABEL":
+        if labels.HasField("class_id"):
+            raise InvalidArgument(
+                "a multi-label project labels a frame with class_ids (its classes, none or several)",
+                field=f"{where}.class_id",
+            )
+        if labels.objects:
+            raise InvalidArgument("a multi-label project takes no objects", field=f"{where}.objects")
+        seen_classes: set[int] = set()
+        for j, cid in enumerate(labels.class_ids):
+            if cid not in classes:
+                raise InvalidArgument(f"unknown class id {cid}", field=f"{where}.class_ids[{j}]")
+            if cid in seen_classes:
+                raise InvalidArgument(f"class id {cid} appears twice", field=f"{where}.class_ids[{j}]")
+            seen_classes.add(cid)
+    elif labels.class_ids:
+        raise InvalidArgument(
+            f"only a multi-label project's labels have class_ids, not {task}'s", field=f"{where}.class_ids"
+        )
     elif labels.HasField("class_id") and task in OBJECT_TASKS:
         raise InvalidArgument(f"a {task} project labels objects, not frames", field=f"{where}.class_id")
     if labels.HasField("class_id") and labels.class_id not in classes:
@@ -444,16 +464,16 @@ def _completed(item: _Item, ctx: Context) -> _Item:
     return copy
 
 
-def _check_probabilities(probs: list[float] | np.ndarray, k: int, where: str) -> None:
+def _check_probabilities(probs: list[float] | np.ndarray, k: int, where: str, *, summing: bool = True) -> None:
     p = np.asarray(probs, dtype=np.float64)
     if p.shape != (k,):
         raise InvalidArgument(f"has {p.size} probabilities for {k} classes", field=where)
-    problem = probability_problem(p, where)
+    problem = probability_problem(p, where, summing=summing)
     if problem is not None:
         raise problem
 
 
-def _probabilities_ok(inferences: Sequence[pb.FrameInference], k: int) -> np.ndarray:
+def _probabilities_ok(inferences: Sequence[pb.FrameInference], k: int, *, summing: bool = True) -> np.ndarray:
     """Per inference: its frame-level probabilities pass every check (computed for the whole
     chunk at once; only failures are looked at one by one, to name what is wrong)."""
     n = len(inferences)
@@ -463,7 +483,7 @@ def _probabilities_ok(inferences: Sequence[pb.FrameInference], k: int) -> np.nda
         return ok
     rows = np.flatnonzero(ok)
     p = np.array([inferences[int(i)].class_probabilities for i in rows], dtype=np.float64).reshape(len(rows), k)
-    ok[rows] = probability_rows_ok(p)
+    ok[rows] = probability_rows_ok(p, summing=summing)
     return ok
 
 
@@ -476,11 +496,12 @@ def _check_inference(
     size = _frame_size(inf.frame_id, dims, f"{where}.frame_id")
     k = len(ctx.project.classes)
     task = ctx.project.task_type
-    if task == "CLASSIFICATION":
+    if task in ("CLASSIFICATION", "MULTI_LABEL"):
         if not probs_ok:
-            _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
+            summing = task != "MULTI_LABEL"
+            _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities", summing=summing)
         if inf.objects:
-            raise InvalidArgument("a classification project takes no predicted objects", field=f"{where}.objects")
+            raise InvalidArgument(f"a {task} project takes no predicted objects", field=f"{where}.objects")
     elif inf.class_probabilities and not probs_ok:
         _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
     classes = ctx.classes

@@ -202,6 +202,7 @@ class IngestWriter:
                         prov.author,
                         prov.reason,
                         meta.upload_id,
+                        list(lab.class_ids),
                     ]
                 )
                 for o in lab.objects:
@@ -326,6 +327,7 @@ class IngestWriter:
                 "author",
                 "reason",
                 "upload_id",
+                "class_ids",
             ),
         )
         insert(

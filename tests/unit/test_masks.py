@@ -503,6 +503,27 @@ def test_iou_matrix_matches_pycocotools(h: int, w: int) -> None:
     assert (refs[2] > refs[1]).sum() > 20
 
 
+def test_iou_of_non_canonical_counts_counts_every_pixel() -> None:
+    """Empty runs inside the counts (where pycocotools' walk can stop early): the IoU of the pixels."""
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(1, 12, 2))
+        runs = []
+        for _ in range(4):
+            cuts = np.sort(rng.integers(0, h * w + 1, int(rng.integers(0, 12))))
+            runs.append(np.diff(np.concatenate(([0], cuts, [h * w]))).astype(np.uint32))
+        pixels = [decode(r, h, w) for r in runs]
+        crowd = rng.random(4) < 0.5
+        ours = iou_matrix(runs, runs, crowd)
+        for i in range(4):
+            for j in range(4):
+                inter = int((pixels[i] & pixels[j]).sum())
+                union = int(pixels[i].sum()) if crowd[j] else int((pixels[i] | pixels[j]).sum())
+                expected = inter / union if inter else 0.0
+                assert ours[i, j] == expected == rle_iou(runs[i], runs[j], bool(crowd[j]))
+    assert rle_iou(np.array([1, 0, 0, 3], np.uint32), np.array([1, 0, 0, 3], np.uint32), False) == 1.0
+
+
 def test_iou_of_nothing() -> None:
     gt = [encode(np.ones((3, 4), bool))]
     assert iou_matrix([], gt, np.array([False])).shape == (0, 1)

@@ -95,8 +95,8 @@ class Context(JobRpcs):
         project = self.projects.get(name)
         if project.task_type not in task_types:
             what = (
-                "a classification project"
-                if task_types == ("CLASSIFICATION",)
+                f"a {task_types[0]} project"
+                if len(task_types) == 1
                 else "a project of objects (" + ", ".join(task_types) + ")"
             )
             raise FailedPrecondition(f"project {project.name!r} is {project.task_type}, not {what}", field="project")

@@ -632,6 +632,76 @@ class EvaluateGatesResponse(_message.Message):
     failed: _containers.RepeatedCompositeFieldContainer[GateResult]
     def __init__(self, results: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ..., failed: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ...) -> None: ...
 
+class GetMultiLabelMetricsRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "threshold", "filter")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    threshold: float
+    filter: _common_pb2.Filter
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., threshold: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class MultiLabelClassMetrics(_message.Message):
+    __slots__ = ("class_id", "class_name", "precision", "recall", "f1", "average_precision", "support", "predicted")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    precision: float
+    recall: float
+    f1: float
+    average_precision: float
+    support: int
+    predicted: int
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., average_precision: _Optional[float] = ..., support: _Optional[int] = ..., predicted: _Optional[int] = ...) -> None: ...
+
+class MultiLabelMetrics(_message.Message):
+    __slots__ = ("inference_set", "dataset", "frames", "threshold", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall", "macro_f1", "mean_average_precision", "subset_accuracy", "hamming_loss", "per_class")
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MICRO_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    MICRO_RECALL_FIELD_NUMBER: _ClassVar[int]
+    MICRO_F1_FIELD_NUMBER: _ClassVar[int]
+    MACRO_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    MACRO_RECALL_FIELD_NUMBER: _ClassVar[int]
+    MACRO_F1_FIELD_NUMBER: _ClassVar[int]
+    MEAN_AVERAGE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    SUBSET_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    HAMMING_LOSS_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    inference_set: str
+    dataset: str
+    frames: int
+    threshold: float
+    micro_precision: float
+    micro_recall: float
+    micro_f1: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    mean_average_precision: float
+    subset_accuracy: float
+    hamming_loss: float
+    per_class: _containers.RepeatedCompositeFieldContainer[MultiLabelClassMetrics]
+    def __init__(self, inference_set: _Optional[str] = ..., dataset: _Optional[str] = ..., frames: _Optional[int] = ..., threshold: _Optional[float] = ..., micro_precision: _Optional[float] = ..., micro_recall: _Optional[float] = ..., micro_f1: _Optional[float] = ..., macro_precision: _Optional[float] = ..., macro_recall: _Optional[float] = ..., macro_f1: _Optional[float] = ..., mean_average_precision: _Optional[float] = ..., subset_accuracy: _Optional[float] = ..., hamming_loss: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[MultiLabelClassMetrics, _Mapping]]] = ...) -> None: ...
+
+class GetMultiLabelMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: MultiLabelMetrics
+    def __init__(self, metrics: _Optional[_Union[MultiLabelMetrics, _Mapping]] = ...) -> None: ...
+
 class GetDetectionMetricsRequest(_message.Message):
     __slots__ = ("project", "inference_set")
     PROJECT_FIELD_NUMBER: _ClassVar[int]

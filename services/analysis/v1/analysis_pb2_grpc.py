@@ -49,6 +49,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.FromString,
                 _registered_method=True)
+        self.GetMultiLabelMetrics = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetMultiLabelMetrics',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.FromString,
+                _registered_method=True)
         self.GetDetectionConfusion = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetDetectionConfusion',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionRequest.SerializeToString,
@@ -221,6 +226,15 @@ class AnalysisServiceServicer:
         """COCO-style detection metrics of an inference set against the latest labels of its dataset:
         AP over IoU .50:.95, AP50, AP75, AR at 1/10/100 detections, per area range and per class,
         with crowd regions, as the reference COCO evaluation computes them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMultiLabelMetrics(self, request, context):
+        """Multi-label metrics of an inference set against the latest labels of its dataset (a
+        MULTI_LABEL project): each class judged on its own (precision, recall, F1, average precision),
+        micro and macro averages, subset accuracy and Hamming loss, as scikit-learn computes them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -477,6 +491,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.SerializeToString,
             ),
+            'GetMultiLabelMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMultiLabelMetrics,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.SerializeToString,
+            ),
             'GetDetectionConfusion': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDetectionConfusion,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionRequest.FromString,
@@ -704,6 +723,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/GetDetectionMetrics',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMultiLabelMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetMultiLabelMetrics',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

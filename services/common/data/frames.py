@@ -105,6 +105,12 @@ MIGRATIONS = (
             "ALTER TABLE predicted_objects ADD COLUMN IF NOT EXISTS kp_score Array(Float32)",
         ),
     ),
+    Migration(
+        component="ingest",
+        version=12,
+        name="the classes of a multi-label frame",
+        statements=("ALTER TABLE label_versions ADD COLUMN IF NOT EXISTS class_ids Array(Int32)",),
+    ),
 )
 
 #: the shape columns of label_objects and predicted_objects, in the writer's order

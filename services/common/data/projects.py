@@ -27,6 +27,7 @@ TASK_TYPES = (
     "KEYPOINTS",
     "SEGMENTATION",
     "INSTANCE_SEGMENTATION",
+    "MULTI_LABEL",
 )
 #: the task types whose labels and predictions are objects (boxes, masks, keypoints)
 OBJECT_TASKS = ("OBJECT_DETECTION_2D", "INSTANCE_SEGMENTATION", "KEYPOINTS")

@@ -21,6 +21,7 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_KEYPOINTS: _ClassVar[TaskType]
     TASK_TYPE_SEGMENTATION: _ClassVar[TaskType]
     TASK_TYPE_INSTANCE_SEGMENTATION: _ClassVar[TaskType]
+    TASK_TYPE_MULTI_LABEL: _ClassVar[TaskType]
 
 class DistanceMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -64,6 +65,7 @@ TASK_TYPE_CUBOIDS_3D: TaskType
 TASK_TYPE_KEYPOINTS: TaskType
 TASK_TYPE_SEGMENTATION: TaskType
 TASK_TYPE_INSTANCE_SEGMENTATION: TaskType
+TASK_TYPE_MULTI_LABEL: TaskType
 DISTANCE_METRIC_UNSPECIFIED: DistanceMetric
 DISTANCE_METRIC_COSINE: DistanceMetric
 DISTANCE_METRIC_L2: DistanceMetric
@@ -563,16 +565,18 @@ class Provenance(_message.Message):
     def __init__(self, source: _Optional[str] = ..., author: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FrameLabels(_message.Message):
-    __slots__ = ("frame_id", "class_id", "objects", "provenance")
+    __slots__ = ("frame_id", "class_id", "objects", "provenance", "class_ids")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     class_id: int
     objects: _containers.RepeatedCompositeFieldContainer[LabelObject]
     provenance: Provenance
-    def __init__(self, frame_id: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ...) -> None: ...
+    class_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, frame_id: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., class_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PredictedObject(_message.Message):
     __slots__ = ("object_id", "class_id", "score", "box", "class_probabilities", "mask", "polygons", "keypoints")

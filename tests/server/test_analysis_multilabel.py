@@ -1,0 +1,164 @@
+"""Multi-label projects through the server: label sets and per-class scores uploaded with the SDK
+(message and columnar paths), read back and measured equal to scikit-learn on the same arrays, at
+several thresholds and under a filter; bad label sets and scores are refused naming the field."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    hamming_loss,
+    precision_recall_fscore_support,
+)
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.client import error_detail
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.sdk import UploadColumns
+from tests.server.conftest import Running
+
+CLASSES = ["person", "dog", "cat", "car", "tree", "boat"]  # boat: never labeled
+
+
+def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Labels (frames x classes) with correlated classes and frames without any, scores from a
+    noisy model (some ties), and a camera per frame."""
+    rng = np.random.default_rng(seed)
+    k = len(CLASSES)
+    rate = np.array([0.5, 0.3, 0.25, 0.2, 0.4, 0.0])
+    y = rng.random((n, k)) < rate
+    y[:, 2] &= ~y[:, 1] | (rng.random(n) < 0.2)  # dogs and cats seldom together
+    s = np.clip(np.where(y, 0.7, 0.3) + rng.normal(0, 0.25, (n, k)), 0, 1)
+    s = np.round(s, 2)  # ties on purpose
+    cameras = ["rear" if i % 3 == 0 else "front" for i in range(n)]
+    return y, s, cameras
+
+
+def _upload(running: Running, p: str, y: np.ndarray, s: np.ndarray, cameras: list[str]) -> list[str]:
+    ids = [f"m-{i:05d}" for i in range(len(y))]
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name=p, task_type=pb.TASK_TYPE_MULTI_LABEL,
+            classes=[pb.ClassDef(id=10 + i, name=n) for i, n in enumerate(CLASSES)])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project=p, dataset=pb.Dataset(
+            name="val", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
+            name="vit", dataset="val", model_name="vit", model_version="1")))  # fmt: skip
+        # frames and labels as messages, scores as a columnar block (the SDK's fast path)
+        labels = UploadColumns(frame_ids=ids, metadata=[{"camera": cam} for cam in cameras],
+                               class_sets=[[10 + c for c in np.flatnonzero(row)] for row in y])  # fmt: skip
+        r = c.upload(p, "val", labels, progress=False)
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        scores = UploadColumns(frame_ids=ids, inference_set="vit", probabilities=s.astype(np.float32),
+                               skip_frames=True)  # fmt: skip
+        assert scores.columnar
+        r = c.upload(p, "val", scores, progress=False)
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+    return ids
+
+
+def _expected(y: np.ndarray, s: np.ndarray, t: float) -> dict[str, object]:
+    pred = s >= t
+    p, r, f, support = precision_recall_fscore_support(y, pred, average=None, zero_division=0)
+    return {
+        "per_class": (p, r, f, support, pred.sum(axis=0)),
+        "micro": precision_recall_fscore_support(y, pred, average="micro", zero_division=0)[:3],
+        "macro": precision_recall_fscore_support(y, pred, average="macro", zero_division=0)[:3],
+        "subset_accuracy": accuracy_score(y, pred),
+        "hamming_loss": hamming_loss(y, pred),
+        "ap": [average_precision_score(y[:, c], s[:, c]) if y[:, c].any() else -1.0 for c in range(y.shape[1])],
+    }
+
+
+def _check(got: apb.MultiLabelMetrics, y: np.ndarray, s: np.ndarray, t: float) -> None:
+    want = _expected(y, s.astype(np.float32).astype(np.float64), t)
+    assert got.frames == len(y) and got.threshold == pytest.approx(t)
+    assert (got.micro_precision, got.micro_recall, got.micro_f1) == pytest.approx(want["micro"], abs=1e-12)
+    assert (got.macro_precision, got.macro_recall, got.macro_f1) == pytest.approx(want["macro"], abs=1e-12)
+    assert got.subset_accuracy == pytest.approx(want["subset_accuracy"], abs=1e-12)
+    assert got.hamming_loss == pytest.approx(want["hamming_loss"], abs=1e-12)
+    p, r, f, support, predicted = want["per_class"]  # type: ignore[misc]
+    for c, m in enumerate(got.per_class):
+        assert (m.class_id, m.class_name) == (10 + c, CLASSES[c])
+        assert (m.precision, m.recall, m.f1) == pytest.approx((p[c], r[c], f[c]), abs=1e-12)
+        assert (m.support, m.predicted) == (support[c], predicted[c])
+        assert m.average_precision == pytest.approx(want["ap"][c], abs=1e-12)  # type: ignore[index]
+    aps = [a for a in want["ap"] if a >= 0]  # type: ignore[attr-defined]
+    assert got.mean_average_precision == pytest.approx(np.mean(aps), abs=1e-12)
+
+
+def test_multi_label_metrics_equal_scikit_learn(shared: Running, project: str) -> None:
+    running, p = shared, project
+    y, s, cameras = _data(600, 1)
+    assert not y.any(axis=1).all() and (y.sum(axis=1) >= 2).any()  # frames with none and with several
+    _upload(running, p, y, s, cameras)
+    with running.client(running.admin_key) as c:
+        for t in (0.0, 0.35, 0.5, 0.71):
+            got = c.analysis.GetMultiLabelMetrics(apb.GetMultiLabelMetricsRequest(
+                project=p, inference_set="vit", threshold=t)).metrics  # fmt: skip
+            _check(got, y, s, t or 0.5)
+        rear = cpb.Filter(all=[cpb.Condition(field="metadata.camera", equals=cpb.Value(string_value="rear"))])
+        got = c.analysis.GetMultiLabelMetrics(apb.GetMultiLabelMetricsRequest(
+            project=p, inference_set="vit", filter=rear)).metrics  # fmt: skip
+        keep = np.array([cam == "rear" for cam in cameras])
+        _check(got, y[keep], s[keep], 0.5)
+        assert got.per_class[5].average_precision == -1  # boat: never labeled
+        # classification metrics do not apply, and the other way round
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.GetClassificationMetrics(apb.GetClassificationMetricsRequest(project=p, inference_set="vit"))
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_a_relabel_changes_the_metrics(shared: Running, project: str) -> None:
+    """A new label version of a frame (say, a class added after review) is what the metrics read."""
+    running, p = shared, project
+    y, s, cameras = _data(80, 2)
+    ids = _upload(running, p, y, s, cameras)
+    frame = int(np.flatnonzero(~y[:, 0])[0])
+    y[frame, 0] = True
+    with running.client(running.admin_key) as c:
+        r = c.upload(p, "val", UploadColumns(frame_ids=[ids[frame]], skip_frames=True,
+                                             class_sets=[[10 + k for k in np.flatnonzero(y[frame])]]),
+                     progress=False)  # fmt: skip
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        got = c.analysis.GetMultiLabelMetrics(apb.GetMultiLabelMetricsRequest(project=p, inference_set="vit"))
+    _check(got.metrics, y, s, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "says"),
+    [
+        (lambda ch: ch.labels.add(frame_id="f1", class_ids=[10, 99]), "chunk.labels[0].class_ids[1]", "unknown"),
+        (lambda ch: ch.labels.add(frame_id="f1", class_ids=[10, 10]), "chunk.labels[0].class_ids[1]", "twice"),
+        (lambda ch: ch.labels.add(frame_id="f1", class_id=10), "chunk.labels[0].class_id", "class_ids"),
+        (lambda ch: ch.inferences.add(frame_id="f1", class_probabilities=[0.9, 1.2] + [0.0] * 4),
+         "chunk.inferences[0].class_probabilities", "[0, 1]"),
+        (lambda ch: ch.inferences.add(frame_id="f1", class_probabilities=[0.9, 0.9]),
+         "chunk.inferences[0].class_probabilities", "6 classes"),
+    ],
+)  # fmt: skip
+def test_bad_label_sets_and_scores_are_refused(shared: Running, project: str, make, field: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    p = project
+    _upload(shared, p, *_data(5, 3))
+    chunk = pb.UploadChunk(inference_set="vit", frames=[pb.Frame(frame_id="f1")])
+    make(chunk)
+    with shared.client(shared.admin_key) as c, pytest.raises(grpc.RpcError) as info:
+        c.ingest.Upload(iter([pb.UploadRequest(project=p, dataset="val", chunk=chunk)]))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = error_detail(info.value)
+    assert detail.field == field and detail.datapoint.frame_id == "f1" and says in info.value.details()
+
+
+def test_scores_need_not_sum_to_one_but_classification_probabilities_still_do(shared: Running, project: str) -> None:
+    """Scores of 0.9 for every class are a multi-label prediction, and no classification one."""
+    p = project
+    _upload(shared, p, *_data(5, 4))
+    ok = pb.UploadChunk(inference_set="vit", frames=[pb.Frame(frame_id="f1")])
+    ok.inferences.add(frame_id="f1", class_probabilities=[0.9] * len(CLASSES))
+    with shared.client(shared.admin_key) as c:
+        r = c.ingest.Upload(iter([pb.UploadRequest(project=p, dataset="val", chunk=ok)]))
+        assert r.accepted.inferences == 1
