@@ -204,32 +204,12 @@ def test_keypoint_metrics_equal_pycocotools_with_each_class_sigmas(shared: Runni
     assert got.iou_type == "keypoints" and got.ap_small == -1 and got.ar100 == -1
     by_class = {pc.class_id: pc for pc in got.per_class}
     for cid in (1, 2):
-        ref = _keypoint_reference(dataset, dts, cid)
+        ref = reference(dataset, dts, "keypoints", np.asarray(SIGMAS[cid]), category=cid)
         assert by_class[cid].ap == pytest.approx(ref.stats[0], abs=1e-6)
         assert by_class[cid].ar == pytest.approx(ref.stats[5], abs=1e-6)
     assert 0.1 < got.ap < 0.95
     assert got.ap == pytest.approx(np.mean([by_class[1].ap, by_class[2].ap]), abs=1e-6)
     assert set(KEYPOINT_STATS) and KEYPOINT_FIELDS
-
-
-def _keypoint_reference(dataset: dict, dts: list[dict], cid: int):  # type: ignore[no-untyped-def,type-arg]
-    import contextlib
-    import io
-
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = dataset
-        gt.createIndex()
-        ev = COCOeval(gt, gt.loadRes([dict(d) for d in dts]), "keypoints")
-        ev.params.catIds = [cid]
-        ev.params.kpt_oks_sigmas = np.asarray(SIGMAS[cid])
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev
 
 
 def _refused(c, p: str, chunk: pb.UploadChunk) -> grpc.RpcError:  # type: ignore[no-untyped-def]

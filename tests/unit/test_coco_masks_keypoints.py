@@ -24,7 +24,14 @@ KEYPOINT_STATS = ["AP", "AP50", "AP75", "AP_medium", "AP_large", "AR", "AR50", "
 PERSON = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0  # fmt: skip
 
 
-def reference(dataset: dict, results: list[dict], iou_type: str, sigmas: np.ndarray | None = None) -> COCOeval:  # type: ignore[type-arg]
+def reference(
+    dataset: dict,  # type: ignore[type-arg]
+    results: list[dict],  # type: ignore[type-arg]
+    iou_type: str,
+    sigmas: np.ndarray | None = None,
+    category: int | None = None,
+) -> COCOeval:
+    """The reference's evaluation (of one ``category`` alone, when given)."""
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = dataset
@@ -32,7 +39,9 @@ def reference(dataset: dict, results: list[dict], iou_type: str, sigmas: np.ndar
         dt = gt.loadRes([dict(r) for r in results]) if results else COCO()
         ev = COCOeval(gt, dt, iou_type)
         if sigmas is not None:
-            ev.params.kpt_oks_sigmas = sigmas
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas)
+        if category is not None:
+            ev.params.catIds = [category]
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -159,15 +168,7 @@ def test_mask_ap_of_one_class_equals_the_reference_restricted_to_it() -> None:
     dataset, dts = generate_segm(4, images=30)
     got = ours_segm(dataset, dts)
     for cat in (1, 2, 3):
-        with contextlib.redirect_stdout(io.StringIO()):
-            gt = COCO()
-            gt.dataset = dataset
-            gt.createIndex()
-            ev = COCOeval(gt, gt.loadRes([dict(d) for d in dts]), "segm")
-            ev.params.catIds = [cat]
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
+        ev = reference(dataset, dts, "segm", category=cat)
         assert got.per_class[cat]["AP"] == pytest.approx(ev.stats[0], abs=1e-6)
         assert got.per_class[cat]["AR100"] == pytest.approx(ev.stats[8], abs=1e-6)
 
@@ -289,16 +290,7 @@ def test_each_class_uses_its_own_keypoint_sigmas() -> None:
     got = ours_keypoints(dataset, dts, sigmas)
     answers = []
     for cat in (1, 2):
-        with contextlib.redirect_stdout(io.StringIO()):
-            gt = COCO()
-            gt.dataset = dataset
-            gt.createIndex()
-            ev = COCOeval(gt, gt.loadRes([dict(d) for d in dts]), "keypoints")
-            ev.params.catIds = [cat]
-            ev.params.kpt_oks_sigmas = sigmas[cat]
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
+        ev = reference(dataset, dts, "keypoints", sigmas[cat], category=cat)
         assert got.per_class[cat]["AP"] == pytest.approx(ev.stats[0], abs=1e-6)
         assert got.per_class[cat]["AR"] == pytest.approx(ev.stats[5], abs=1e-6)
         answers.append(ev.stats[0])
