@@ -278,7 +278,7 @@ def dataset_stats(metrics: MetricsStore, vectors: object, project: Project, data
     classes = [c.id for c in project.classes]
     frames_per_class = dict.fromkeys(classes, 0)
     labeled = versions = 0
-    # every labeled frame has one latest version: a class (classification) or none (objects)
+    # every labeled frame has one latest version: a class (classification) or none (objects, multi-label)
     for class_id, n_latest, n in metrics.query(
         f"SELECT class_id, countIf({latest}), count() FROM label_versions FINAL WHERE {where} GROUP BY class_id",
         params,
@@ -288,7 +288,14 @@ def dataset_stats(metrics: MetricsStore, vectors: object, project: Project, data
         if class_id is not None:
             frames_per_class[int(class_id)] = int(n_latest)
     objects_per_class: dict[int, int] = {}
-    if project.task_type != "CLASSIFICATION":
+    if project.task_type == "MULTI_LABEL":  # a frame counts for each class of its latest label version
+        for class_id, n in metrics.query(
+            f"SELECT c, count() FROM label_versions FINAL ARRAY JOIN class_ids AS c WHERE {where} AND {latest}"
+            " GROUP BY c",
+            params,
+        ).rows:
+            frames_per_class[int(class_id)] = int(n)
+    elif project.task_type != "CLASSIFICATION":
         objects_per_class = dict.fromkeys(classes, 0)
         for class_id, n, frames in metrics.query(
             "SELECT class_id, count(), uniqExact(frame_id) FROM label_objects FINAL"

@@ -162,3 +162,13 @@ def test_scores_need_not_sum_to_one_but_classification_probabilities_still_do(sh
     with shared.client(shared.admin_key) as c:
         r = c.ingest.Upload(iter([pb.UploadRequest(project=p, dataset="val", chunk=ok)]))
         assert r.accepted.inferences == 1
+
+
+def test_dataset_stats_count_each_class_of_a_frame(shared: Running, project: str) -> None:
+    p = project
+    y, s, cameras = _data(40, 5)
+    _upload(shared, p, y, s, cameras)
+    with shared.client(shared.admin_key) as c:
+        st = c.ingest.GetDataset(pb.GetDatasetRequest(project=p, dataset="val", include_stats=True)).stats
+    assert st.labeled_frames == 40
+    assert dict(st.labeled_frames_per_class) == {10 + c: int(n) for c, n in enumerate(y.sum(axis=0))}
