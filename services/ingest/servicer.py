@@ -447,21 +447,25 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         params = {"p": request.project, "d": request.dataset, "f": request.frame_id}
         where = "project = {p:String} AND dataset = {d:String} AND frame_id = {f:String}"
         rows, total = metrics.page(
-            "label_versions FINAL", "label_version, class_id, source, author, reason, version_time, upload_id", where,
-            "version_time DESC, label_version DESC", params, offset=page.offset, size=page.size,
+            "label_versions FINAL",
+            "label_version, class_id, source, author, reason, version_time, upload_id, class_ids",
+            where, "version_time DESC, label_version DESC", params, offset=page.offset, size=page.size,
         )  # fmt: skip
         objects: dict[str, list[pb.LabelObject]] = {}
         if rows:
-            for version, oid, cid, x, y, w, h, crowd in metrics.query(
-                "SELECT label_version, object_id, class_id, x, y, w, h, is_crowd FROM label_objects FINAL"
-                f" WHERE {where} AND label_version IN {{v:Array(String)}} ORDER BY object_id",
+            for version, oid, cid, x, y, w, h, crowd, mask, polygons, kx, ky, kv in metrics.query(
+                "SELECT label_version, object_id, class_id, x, y, w, h, is_crowd, mask, polygons, kp_x, kp_y, kp_v"
+                f" FROM label_objects FINAL WHERE {where} AND label_version IN {{v:Array(String)}} ORDER BY object_id",
                 {**params, "v": [r[0] for r in rows]},
             ).rows:
-                objects.setdefault(str(version), []).append(
-                    pb.LabelObject(
-                        object_id=oid, class_id=cid, box=pb.Box(x=x, y=y, width=w, height=h), is_crowd=bool(crowd)
-                    )
-                )
+                obj = pb.LabelObject(
+                    object_id=oid, class_id=cid, box=pb.Box(x=x, y=y, width=w, height=h), is_crowd=bool(crowd),
+                    polygons=[pb.Polygon(points=p) for p in polygons],
+                    keypoints=[pb.Keypoint(x=a, y=b, visibility=v) for a, b, v in zip(kx, ky, kv, strict=True)],
+                )  # fmt: skip
+                if mask:
+                    obj.mask.counts = mask.encode("ascii")
+                objects.setdefault(str(version), []).append(obj)
         versions = [
             pb.LabelVersion(
                 label_version=version,
@@ -469,7 +473,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 objects=objects.get(str(version), []),
                 upload_id=upload,
                 provenance=pb.Provenance(source=source, author=author, reason=reason, time=timestamp(when)),
+                class_ids=list(class_ids),
             )
-            for version, cid, source, author, reason, when, upload in rows
+            for version, cid, source, author, reason, when, upload, class_ids in rows
         ]
         return pb.ListLabelVersionsResponse(versions=versions, page=page_response(page, len(rows), total, scope=scope))

@@ -467,6 +467,12 @@ def check_shape_dead_letters(running: Running, p: str) -> None:
     ]
     # as received: the bad objects travel on as they came, to be mended and sent again
     assert list(part.chunk.labels[0].objects[0].mask.runs) == [5, 10]
+    with running.client(running.admin_key) as c:
+        (version,) = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(project=p, dataset="val",
+                                                                            frame_id="f0")).versions  # fmt: skip
+    # the label as given, and the mask drawn from it
+    assert list(version.objects[0].polygons[0].points) == triangle
+    assert version.objects[0].mask.counts == masks.to_string(masks.from_polygons([np.array(triangle)], 30, 40))
     m = running.server.stores.metrics
     rows = dict(m.query(f"SELECT object_id, mask FROM label_objects FINAL WHERE project = '{p}'").rows)
     rows |= dict(m.query(f"SELECT object_id, mask FROM predicted_objects FINAL WHERE project = '{p}'").rows)

@@ -126,7 +126,14 @@ def test_a_relabel_changes_the_metrics(shared: Running, project: str) -> None:
                      progress=False)  # fmt: skip
         assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         got = c.analysis.GetMultiLabelMetrics(apb.GetMultiLabelMetricsRequest(project=p, inference_set="vit"))
+        versions = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(
+            project=p, dataset="val", frame_id=ids[frame])).versions  # fmt: skip
     _check(got.metrics, y, s, 0.5)
+    # newest first: the class added, then the labels as first uploaded
+    assert [list(v.class_ids) for v in versions] == [
+        [10 + k for k in np.flatnonzero(y[frame])],
+        [10 + k for k in np.flatnonzero(y[frame]) if k != 0],
+    ]
 
 
 @pytest.mark.parametrize(
