@@ -92,6 +92,8 @@ export async function projectInfo(project) {
       inferenceSets: sets,
       // a project of objects: 2-D boxes, instance masks or keypoints
       detection: OBJECT_TASKS.has(proj.task_type),
+      // any number of classes per frame, a score per class
+      multiLabel: proj.task_type === "TASK_TYPE_MULTI_LABEL",
       // keypoint classes: their keypoint names and skeleton, by class id
       keypoints: new Map((proj.classes || []).filter((c) => (c.keypoints || []).length)
         .map((c) => [c.id || 0, { names: c.keypoints, skeleton: (c.skeleton || []).map((e) => [e.a || 0, e.b || 0]) }])),

@@ -27,7 +27,10 @@ export async function render(main, ctx) {
   const facts = [
     ["Dataset", dataset], ["Split", dp.split || "–"], ["Media", dp.media_uri || "–"],
   ];
-  if (!info.detection) {
+  const classSet = (ids) => (ids || []).map((c) => info.className(c)).join(", ") || "no class";
+  if (info.multiLabel) {
+    facts.push(["Classes", versions.length ? classSet(versions[0].class_ids) : "unlabeled"]);
+  } else if (!info.detection) {
     facts.push(["Label", info.className(dp.label_class)]);
     if (inferenceSet) {
       facts.push(["Prediction", info.className(dp.predicted_class)], ["Confidence", fmt(dp.confidence)],
@@ -35,11 +38,13 @@ export async function render(main, ctx) {
     }
   }
   const meta = Object.entries(dp.metadata || {}).map(([k, v]) => [k, Object.values(v)[0]]);
-  const probs = (dp.class_probabilities || []).map((p, i) => [i, p]).sort((a, b) => b[1] - a[1]).slice(0, 5);
+  // probabilities (scores) come in the order of the ontology: position i is the i-th class
+  const probs = (dp.class_probabilities || []).map((p, i) => [info.classes[i]?.id ?? i, p]).sort((a, b) => b[1] - a[1]).slice(0, 5);
 
   const versionRows = versions.map((v, i) => h("tr", {},
     h("td", {}, i === 0 ? h("strong", {}, "current") : ""),
-    h("td", {}, v.class_id !== undefined ? info.className(v.class_id) : count((v.objects || []).length, "object")),
+    h("td", {}, info.multiLabel ? classSet(v.class_ids)
+      : v.class_id !== undefined ? info.className(v.class_id) : count((v.objects || []).length, "object")),
     h("td", {}, v.provenance?.source || "–"),
     h("td", {}, v.provenance?.author || "–"),
     h("td", {}, v.provenance?.reason || "–"),
@@ -60,7 +65,7 @@ export async function render(main, ctx) {
       h("div", {}, image, toggles),
       h("div", {},
         h("table", { class: "data", id: "frame-facts" }, h("tbody", {}, facts.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v))))),
-        probs.length ? h("h2", {}, "Top probabilities") : null,
+        probs.length ? h("h2", {}, info.multiLabel ? "Top scores" : "Top probabilities") : null,
         probs.length ? h("table", { class: "data" }, h("tbody", {}, probs.map(([c, p]) => h("tr", {}, h("td", {}, info.className(c)), h("td", { class: "num" }, fmt(p)))))) : null,
         h("h2", {}, "Metadata"),
         meta.length ? h("table", { class: "data", id: "frame-metadata" }, h("tbody", {}, meta.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v)))))) : h("p", { class: "muted" }, "None."))),

@@ -335,6 +335,25 @@ export async function render(main, ctx) {
 
   const number = (name, label, value, attrs) => h("label", { class: "field" }, h("span", {}, label),
     h("input", { type: "number", name, id: `f-${name}`, value: String(value), onchange: (e) => go({ [name]: e.target.value }), ...attrs }));
+  if (info.multiLabel) {
+    const threshold = param(q, "threshold", 0.5);
+    const summary = h("section", { id: "summary", class: "cards" }, h("p", { class: "muted loading" }, "Loading metrics…"));
+    const perClass = h("section", { id: "per-class" });
+    main.replaceChildren(
+      h("h1", {}, "Model performance ", h("span", { class: "muted" }, setName)),
+      h("p", { class: "muted" }, `Model ${set.model_name || "–"} ${set.model_version || ""} on dataset `,
+        h("a", { href: href(`${base}/examples`, { dataset, inference_set: setName }) }, dataset),
+        ": every class judged on its own, a frame predicted to have a class when its score is at or above the threshold."),
+      h("form", { class: "toolbar", id: "performance-filters", onsubmit: (e) => e.preventDefault() },
+        select("inference_set", sets.map((x) => ({ value: x.name, label: `${x.name} · ${x.dataset}` })), setName,
+          (v) => go({ inference_set: v }), "Inference set"),
+        select("split", [{ value: "", label: "all" }, ...(ds.splits || []).map((x) => ({ value: x, label: x }))], split,
+          (v) => go({ split: v }), "Split"),
+        number("threshold", "Score threshold", threshold, { min: "0", max: "1", step: "0.05" })),
+      summary, h("h2", {}, "Per class"), perClass);
+    await multiLabel({ project, info, setName, filter, threshold }, summary, perClass);
+    return;
+  }
   const toolbar = h("form", { class: "toolbar", id: "performance-filters", onsubmit: (e) => e.preventDefault() },
     select("inference_set", sets.map((x) => ({ value: x.name, label: `${x.name} · ${x.dataset}` })), setName,
       (v) => go({ inference_set: v, baseline: "", cell: "", change: "" }), "Inference set"),
@@ -442,6 +461,27 @@ function classification(page, summary, confusion, perClass) {
       (c) => [link(c.class_id || 0, c.class_name || info.className(c.class_id || 0)),
         f3(c.precision || 0), f3(c.recall || 0), f3(c.f1 || 0), fmt(num(c.support)), fmt(num(c.predicted))],
       (c) => (num(c.support) || num(c.predicted) ? c.f1 || 0 : 2));
+  });
+}
+
+// -- multi-label --------------------------------------------------------------------------------
+
+function multiLabel(page, summary, perClass) {
+  const { project, setName, info, filter, threshold } = page;
+  return guarded(summary, async () => {
+    const resp = await rpc("analysis", "GetMultiLabelMetrics", { project, inference_set: setName, threshold, filter });
+    const m = resp.metrics || {};
+    fill(summary,
+      stat("Mean AP", num(m.mean_average_precision) < 0 ? "–" : f3(m.mean_average_precision || 0), "stat-map"),
+      stat("Micro F1", f3(m.micro_f1 || 0), "stat-micro-f1"),
+      stat("Macro F1", f3(m.macro_f1 || 0), "stat-macro-f1"),
+      stat("Subset accuracy", pct(m.subset_accuracy || 0), "stat-subset-accuracy"),
+      stat("Hamming loss", f3(m.hamming_loss || 0), "stat-hamming-loss"),
+      stat("Frames", fmt(num(m.frames)), "stat-frames"));
+    classTable(perClass, ["Class", "AP", "Precision", "Recall", "F1", "Support", "Predicted"], m.per_class || [],
+      (c) => [c.class_name || info.className(c.class_id || 0), num(c.average_precision) < 0 ? "–" : f3(c.average_precision || 0),
+        f3(c.precision || 0), f3(c.recall || 0), f3(c.f1 || 0), fmt(num(c.support)), fmt(num(c.predicted))],
+      (c) => (num(c.support) ? c.f1 || 0 : 2));
   });
 }
 
