@@ -19,7 +19,7 @@ from shoal.client import error_detail
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running
+from tests.server.conftest import Running, finish_job
 
 CLASSES = ["person", "dog", "cat", "car", "tree", "boat"]  # boat: never labeled
 
@@ -179,3 +179,54 @@ def test_dataset_stats_count_each_class_of_a_frame(shared: Running, project: str
         st = c.ingest.GetDataset(pb.GetDatasetRequest(project=p, dataset="val", include_stats=True)).stats
     assert st.labeled_frames == 40
     assert dict(st.labeled_frames_per_class) == {10 + c: int(n) for c, n in enumerate(y.sum(axis=0))}
+
+
+def _noisy(n: int, seed: int, planted: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, set, set]:  # type: ignore[type-arg]
+    """True classes, a good model's scores, and the labels with ``planted`` classes removed and
+    ``planted`` added at random (returned as (frame, class position) pairs)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.random((n, len(CLASSES))) < [0.5, 0.3, 0.25, 0.2, 0.4, 0.05]
+    scores = np.round(np.clip(np.where(truth, 0.85, 0.1) + rng.normal(0, 0.08, truth.shape), 0, 1), 3)
+    given = truth.copy()
+    on, off = np.argwhere(truth), np.argwhere(~truth)
+    removed = {tuple(x) for x in on[rng.choice(len(on), planted, replace=False)]}
+    added = {tuple(x) for x in off[rng.choice(len(off), planted, replace=False)]}
+    for f, c in removed:
+        given[f, c] = False
+    for f, c in added:
+        given[f, c] = True
+    return truth, scores, given, removed, added
+
+
+def test_planted_missing_and_extra_classes_are_found(shared: Running, project: str) -> None:
+    from shoal.analysis.multilabel_issues import find
+
+    running, p = shared, project
+    _, scores, given, removed, added = _noisy(400, 6, 25)
+    ids = _upload(running, p, given, scores, ["front"] * len(given))
+    with running.client(running.admin_key) as c:
+        job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=p, inference_set="vit")).job
+        job = finish_job(c, p, job)
+        assert job.kind == "multilabel_label_issues"
+        got, token = [], ""
+        while True:
+            resp = c.analysis.QueryMultiLabelIssues(apb.QueryMultiLabelIssuesRequest(
+                project=p, job_id=job.job_id, page=cpb.PageRequest(page_size=17, page_token=token)))  # fmt: skip
+            got += list(resp.issues)
+            token = resp.page.next_page_token
+            if not token:
+                break
+    position = {10 + i: i for i in range(len(CLASSES))}
+    missing = {(ids.index(i.ref.frame_id), position[c]) for i in got for c in i.missing_class_ids}
+    extra = {(ids.index(i.ref.frame_id), position[c]) for i in got for c in i.extra_class_ids}
+    # the server's flags are the method's on the same arrays (scores as stored: float32)
+    want = find(given, scores.astype(np.float32).astype(np.float64))
+    assert missing == {tuple(x) for x in np.argwhere(want.missing)}
+    assert extra == {tuple(x) for x in np.argwhere(want.extra)}
+    assert resp.summary.flagged_frames == len(got) == int(want.flagged.sum())
+    # and they are planted errors, and most of them: a removed class is missing, an added one extra
+    # (the misses are the planted errors the model itself is least sure of)
+    assert missing <= removed and len(missing) >= 0.75 * len(removed)
+    assert extra <= added and len(extra) >= 0.75 * len(added)
+    # most likely issue first
+    assert [i.score for i in got] == sorted(i.score for i in got)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.analysis import detection_issues, label_issues, neighbors
+from shoal.analysis import detection_issues, label_issues, multilabel_issues, neighbors
 from shoal.analysis.rpc.context import Analysis, Context, Runner, frame_filter
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import job_to_proto, page_of, page_response
@@ -22,7 +22,11 @@ def start_label_issues(ctx: Context, request: pb.StartLabelIssuesRequest) -> pb.
         raise InvalidArgument("is empty", field="inference_set")
     project = ctx.projects.get(request.project)
     kind = label_issues.KIND
-    if project.task_type in OBJECT_TASKS:
+    if project.task_type == "MULTI_LABEL":
+        view = ctx.view(project, "", request.inference_set, 0.0)
+        frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job
+        kind = multilabel_issues.KIND
+    elif project.task_type in OBJECT_TASKS:
         view = ctx.view(project, "", request.inference_set, 0.0)
         frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job
         kind = detection_issues.KIND

@@ -1,11 +1,16 @@
-"""Multi-label classification metrics: per class and averaged, at a score threshold."""
+"""Multi-label classification: metrics per class and averaged at a score threshold, and the label-issues
+job StartLabelIssues runs on a multi-label project, with its query."""
 
 from __future__ import annotations
 
-from shoal.analysis import multilabel
-from shoal.analysis.rpc.context import Analysis, Context, check_threshold, frame_filter
+from shoal.analysis import multilabel, multilabel_issues
+from shoal.analysis.rpc.context import Analysis, Context, Runner, check_threshold, frame_filter
 from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.convert import page_of, page_response
+from shoal.common.data.datasets import frame_media
 from shoal.common.errors import InvalidArgument
+from shoal.common.jobs import JobContext
+from shoal.common.v1 import common_pb2
 
 
 def get_multi_label_metrics(ctx: Context, request: pb.GetMultiLabelMetricsRequest) -> pb.GetMultiLabelMetricsResponse:
@@ -40,4 +45,47 @@ def get_multi_label_metrics(ctx: Context, request: pb.GetMultiLabelMetricsReques
     return pb.GetMultiLabelMetricsResponse(metrics=out)
 
 
-ANALYSIS = Analysis("multilabel", rpcs={"GetMultiLabelMetrics": get_multi_label_metrics})
+def run_multi_label_issues(ctx: Context, run: JobContext) -> None:
+    job = run.job
+    project = ctx.project(job.project, ("MULTI_LABEL",))
+    view = ctx.view(project, "", job.params["inference_set"], 0.0)
+    flt = common_pb2.Filter.FromString(bytes.fromhex(job.params.get("filter", "")))
+    frames_sql, frames_params = frame_filter(view, flt, "filter")
+    multilabel_issues.run(run, ctx.metrics, job, dataset=view.dataset, inference_set=view.inference_set,
+                          ontology=[c.id for c in project.classes], frames_sql=frames_sql,
+                          frames_params=frames_params)  # fmt: skip
+
+
+def query_multi_label_issues(
+    ctx: Context, request: pb.QueryMultiLabelIssuesRequest
+) -> pb.QueryMultiLabelIssuesResponse:
+    job = ctx.finished_job(request.project, request.job_id, multilabel_issues.KIND)
+    if request.order not in multilabel_issues.ORDERS:
+        raise InvalidArgument(f"unknown order {request.order}", field="order")
+    s = ctx.stored_summary(multilabel_issues, job)
+    scope = f"multilabel-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+    page = page_of(request.page, scope=scope)
+    dataset = ctx.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
+    rows, total = multilabel_issues.query(ctx.metrics, request.project, job.job_id, all_frames=request.all_frames,
+                                          order=request.order, offset=page.offset, size=page.size)  # fmt: skip
+    media = frame_media(ctx.metrics, request.project, dataset, [r[0] for r in rows])
+    out = pb.QueryMultiLabelIssuesResponse(
+        summary=pb.MultiLabelIssuesSummary(
+            frames=s.frames, flagged_frames=s.flagged_frames, missing=s.missing, extra=s.extra
+        ),
+        page=page_response(page, len(rows), total, scope=scope),
+    )
+    for frame, score, is_issue, worst, missing, extra in rows:
+        out.issues.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
+                       media_uri=media.get(frame, ("", ""))[0], score=float(score), is_issue=bool(is_issue),
+                       worst_class=int(worst), missing_class_ids=[int(c) for c in missing],
+                       extra_class_ids=[int(c) for c in extra])  # fmt: skip
+    return out
+
+
+ANALYSIS = Analysis(
+    "multilabel",
+    rpcs={"GetMultiLabelMetrics": get_multi_label_metrics, "QueryMultiLabelIssues": query_multi_label_issues},
+    jobs={multilabel_issues.KIND: Runner(run=run_multi_label_issues, discard=multilabel_issues.discard)},
+    migrations=multilabel_issues.MIGRATIONS,
+)

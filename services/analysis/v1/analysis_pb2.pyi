@@ -896,6 +896,60 @@ class QueryDetectionMatchesResponse(_message.Message):
     page: _common_pb2.PageResponse
     def __init__(self, matches: _Optional[_Iterable[_Union[DetectionMatch, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
+class QueryMultiLabelIssuesRequest(_message.Message):
+    __slots__ = ("project", "job_id", "all_frames", "order", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ALL_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    all_frames: bool
+    order: int
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class MultiLabelIssue(_message.Message):
+    __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_class", "missing_class_ids", "extra_class_ids")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    IS_ISSUE_FIELD_NUMBER: _ClassVar[int]
+    WORST_CLASS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    score: float
+    is_issue: bool
+    worst_class: int
+    missing_class_ids: _containers.RepeatedScalarFieldContainer[int]
+    extra_class_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_class: _Optional[int] = ..., missing_class_ids: _Optional[_Iterable[int]] = ..., extra_class_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class MultiLabelIssuesSummary(_message.Message):
+    __slots__ = ("frames", "flagged_frames", "missing", "extra")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    flagged_frames: int
+    missing: int
+    extra: int
+    def __init__(self, frames: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., missing: _Optional[int] = ..., extra: _Optional[int] = ...) -> None: ...
+
+class QueryMultiLabelIssuesResponse(_message.Message):
+    __slots__ = ("summary", "issues", "page")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ISSUES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    summary: MultiLabelIssuesSummary
+    issues: _containers.RepeatedCompositeFieldContainer[MultiLabelIssue]
+    page: _common_pb2.PageResponse
+    def __init__(self, summary: _Optional[_Union[MultiLabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[MultiLabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
 class StartLabelIssuesRequest(_message.Message):
     __slots__ = ("project", "inference_set", "filter", "rerun", "neighbor_job_id")
     PROJECT_FIELD_NUMBER: _ClassVar[int]

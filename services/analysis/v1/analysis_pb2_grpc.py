@@ -74,6 +74,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.FromString,
                 _registered_method=True)
+        self.QueryMultiLabelIssues = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryMultiLabelIssues',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesResponse.FromString,
+                _registered_method=True)
         self.QueryDetectionLabelIssues = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/QueryDetectionLabelIssues',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesRequest.SerializeToString,
@@ -264,6 +269,8 @@ class AnalysisServiceServicer:
         learning over its probabilities (use out-of-sample ones, e.g. cross-validated); read it with
         QueryLabelIssues. 2-D detection: every labeled and predicted box scored for missing labels,
         spurious labels, mislocalized boxes and class swaps; read it with QueryDetectionLabelIssues.
+        Multi-label: each class as a yes/no question (a class missing, or given but not there); read it
+        with QueryMultiLabelIssues.
         Watch it with GetJob; the same parameters give the same job unless rerun is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -272,6 +279,14 @@ class AnalysisServiceServicer:
 
     def QueryLabelIssues(self, request, context):
         """The result of a finished classification label-issues job: its summary and a page of frames.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryMultiLabelIssues(self, request, context):
+        """The result of a finished label-issues job on a multi-label project: its summary and a page of
+        frames, each with the classes missing from its labels and those given that it does not have.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -515,6 +530,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QueryLabelIssues,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.SerializeToString,
+            ),
+            'QueryMultiLabelIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryMultiLabelIssues,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesResponse.SerializeToString,
             ),
             'QueryDetectionLabelIssues': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryDetectionLabelIssues,
@@ -858,6 +878,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QueryLabelIssues',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryLabelIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryMultiLabelIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryMultiLabelIssues',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesResponse.FromString,
             options,
             channel_credentials,
             insecure,
