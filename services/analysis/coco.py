@@ -20,6 +20,7 @@ Callers give objects in a stable order (Shoal: frame, then object id; see ``shoa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numba
@@ -198,70 +199,69 @@ def evaluate(
     (T, R, K, A, M) array is about 100 KB per category, 1 GB for a 10,000-class ontology); the
     others have neither, as in the reference, where their -1 entries are left out of every mean,
     and their per-class results are those of a category without objects."""
-    assert dt.score is not None and gt.area is not None and dt.area is not None
+    return evaluate_chunks([(gt, dt, images)], categories, params, sigmas)
+
+
+@dataclass
+class _Matched:
+    """What accumulation needs of a chunk's objects: per detection its class (position in the
+    ontology), score, rank in its (class, image) group and COCO's matched / ignored flags (A, T, D);
+    per labeled object its class and ignored flags (A, G)."""
+
+    d_class: np.ndarray
+    d_score: np.ndarray
+    rank: np.ndarray
+    matched: np.ndarray
+    dt_ignored: np.ndarray
+    g_class: np.ndarray
+    gt_ignored: np.ndarray
+
+
+def evaluate_chunks(
+    chunks: Iterable[tuple[Boxes, Boxes, np.ndarray]],
+    categories: list[int],
+    params: Params = BBOX,
+    sigmas: dict[int, np.ndarray] | None = None,
+) -> CocoResult:
+    """:func:`evaluate` over chunks of images, each ``(gt, dt, images)`` with the objects of its
+    ``images``; the chunks' images follow each other in evaluation order. Objects are matched
+    chunk by chunk (matching never crosses an image) and only their flags are kept, so the
+    objects of one chunk are held at a time."""
     everything = list(categories)
-    used = set(np.unique(gt.category).tolist()) | set(np.unique(dt.category).tolist())
-    categories = [c for c in everything if c in used]
-    max_detections = params.max_detections
-    t_count, r_count = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS)
-    areas = np.array(list(params.area_ranges.values()), dtype=np.float64)
-    k_count, a_count, m_count = len(categories), len(areas), len(max_detections)
+    a_count = len(params.area_ranges)
+    t_count, r_count, m_count = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(params.max_detections)
+    parts = [_match_chunk(gt, dt, images, everything, params, sigmas) for gt, dt, images in chunks]
+    # detections of a class in image order, each image's in score order: the chunks' order, by class (stable)
+    d_class = np.concatenate([x.d_class for x in parts]) if parts else np.zeros(0, np.int64)
+    d_order = np.argsort(d_class, kind="stable")
+    d_class = d_class[d_order]
+    d_score = np.concatenate([x.d_score for x in parts])[d_order] if parts else np.zeros(0)
+    rank = np.concatenate([x.rank for x in parts])[d_order] if parts else np.zeros(0, np.int64)
+    matched = (
+        np.concatenate([x.matched for x in parts], axis=2)[:, :, d_order]
+        if parts
+        else np.zeros((a_count, t_count, 0), bool)
+    )
+    dt_ignored = np.concatenate([x.dt_ignored for x in parts], axis=2)[:, :, d_order] if parts else matched
+    g_class = np.concatenate([x.g_class for x in parts]) if parts else np.zeros(0, np.int64)
+    g_order = np.argsort(g_class, kind="stable")
+    g_class = g_class[g_order]
+    gt_ignored = (
+        np.concatenate([x.gt_ignored for x in parts], axis=1)[:, g_order] if parts else np.zeros((a_count, 0), bool)
+    )
+    used = np.union1d(g_class, d_class).astype(np.int64)
+    categories = [everything[int(i)] for i in used]
+    k_count = len(categories)
     precision = -np.ones((t_count, r_count, k_count, a_count, m_count))
     recall = -np.ones((t_count, k_count, a_count, m_count))
-    n_images = max(len(images), 1)
-
-    # ground truth by (class, image), input order within; detections by (class, image), score order
-    g_cat, g_img = positions(gt.category, np.asarray(categories)), positions(gt.image, images)
-    g_keep = np.flatnonzero((g_cat >= 0) & (g_img >= 0))
-    g_key = g_cat[g_keep] * n_images + g_img[g_keep]
-    g_sorted = g_keep[np.argsort(g_key, kind="stable")]
-    g_key = np.sort(g_key, kind="stable")
-    d_cat, d_img = positions(dt.category, np.asarray(categories)), positions(dt.image, images)
-    d_keep = np.flatnonzero((d_cat >= 0) & (d_img >= 0))
-    d_key = d_cat[d_keep] * n_images + d_img[d_keep]
-    d_order = np.lexsort((np.arange(len(d_keep)), -dt.score[d_keep], d_key))
-    d_sorted, d_key = d_keep[d_order], d_key[d_order]
-    # rank of each detection in its group; only the first max detections count
-    starts = np.searchsorted(d_key, d_key, side="left")
-    rank = np.arange(len(d_key)) - starts
-    top = rank < max_detections[-1]
-    d_sorted, d_key, rank = d_sorted[top], d_key[top], rank[top]
-
-    keys = np.union1d(g_key, d_key)
-    groups = (
-        np.searchsorted(g_key, keys, side="left"),
-        np.searchsorted(g_key, keys, side="right"),
-        np.searchsorted(d_key, keys, side="left"),
-        np.searchsorted(d_key, keys, side="right"),
-    )
-    similarity, pair_start = pairs(params.iou_type, groups, gt, g_sorted, dt, d_sorted, sigmas)
-    g_crowd = np.ascontiguousarray(crowd_of(gt)[g_sorted])
-    g_ignore = g_crowd.copy()
-    if params.iou_type == "keypoints":
-        g_ignore |= labeled_points(gt, g_sorted) == 0  # COCO: a person without a labeled point is ignored
-    matched = np.zeros((a_count, t_count, len(d_sorted)), dtype=np.bool_)
-    dt_ignored = np.zeros((a_count, t_count, len(d_sorted)), dtype=np.bool_)
-    gt_ignored = np.zeros((a_count, len(g_sorted)), dtype=np.bool_)
-    g_area = np.ascontiguousarray(gt.area[g_sorted], dtype=np.float64)
-    d_area = np.ascontiguousarray(dt.area[d_sorted], dtype=np.float64)
-    _match_groups(
-        *groups, pair_start, similarity, g_area, g_crowd, g_ignore, d_area,
-        areas, IOU_THRESHOLDS, matched, dt_ignored, gt_ignored,
-    )  # fmt: skip
-
-    d_score = dt.score[d_sorted]
-    g_class = g_key // n_images
-    d_class = d_key // n_images
-    for ki in range(k_count):
-        gs, ge = np.searchsorted(g_class, [ki, ki + 1])
-        ds, de = np.searchsorted(d_class, [ki, ki + 1])
-        if gs == ge and ds == de:
-            continue
+    for ki, cls in enumerate(used.tolist()):
+        gs, ge = np.searchsorted(g_class, [cls, cls + 1])
+        ds, de = np.searchsorted(d_class, [cls, cls + 1])
         for ai in range(a_count):
             npig = int(np.count_nonzero(~gt_ignored[ai, gs:ge]))
             if npig == 0:
                 continue
-            for mi, m in enumerate(max_detections):
+            for mi, m in enumerate(params.max_detections):
                 sel = np.flatnonzero(rank[ds:de] < m) + ds
                 # the reference's order: images in order, each in score order, then a stable sort by score
                 order = sel[np.argsort(-d_score[sel], kind="mergesort")]
@@ -297,6 +297,63 @@ def evaluate(
         for cat in everything:
             result.per_class.setdefault(cat, dict(empty))
     return result
+
+
+def _match_chunk(
+    gt: Boxes,
+    dt: Boxes,
+    images: np.ndarray,
+    categories: list[int],
+    params: Params,
+    sigmas: dict[int, np.ndarray] | None,
+) -> _Matched:
+    """COCO's evaluateImg for the objects of ``images``: groups by (class, image), detections in
+    score order cut at the largest max detections, similarities, greedy matching per area range."""
+    assert dt.score is not None and gt.area is not None and dt.area is not None
+    max_detections = params.max_detections
+    areas = np.array(list(params.area_ranges.values()), dtype=np.float64)
+    n_images = max(len(images), 1)
+    ontology = np.asarray(categories)
+    # ground truth by (class, image), input order within; detections by (class, image), score order
+    g_cat, g_img = positions(gt.category, ontology), positions(gt.image, images)
+    g_keep = np.flatnonzero((g_cat >= 0) & (g_img >= 0))
+    g_key = g_cat[g_keep] * n_images + g_img[g_keep]
+    g_sorted = g_keep[np.argsort(g_key, kind="stable")]
+    g_key = np.sort(g_key, kind="stable")
+    d_cat, d_img = positions(dt.category, ontology), positions(dt.image, images)
+    d_keep = np.flatnonzero((d_cat >= 0) & (d_img >= 0))
+    d_key = d_cat[d_keep] * n_images + d_img[d_keep]
+    d_order = np.lexsort((np.arange(len(d_keep)), -dt.score[d_keep], d_key))
+    d_sorted, d_key = d_keep[d_order], d_key[d_order]
+    # rank of each detection in its group; only the first max detections count
+    starts = np.searchsorted(d_key, d_key, side="left")
+    rank = np.arange(len(d_key)) - starts
+    top = rank < max_detections[-1]
+    d_sorted, d_key, rank = d_sorted[top], d_key[top], rank[top]
+
+    keys = np.union1d(g_key, d_key)
+    groups = (
+        np.searchsorted(g_key, keys, side="left"),
+        np.searchsorted(g_key, keys, side="right"),
+        np.searchsorted(d_key, keys, side="left"),
+        np.searchsorted(d_key, keys, side="right"),
+    )
+    similarity, pair_start = pairs(params.iou_type, groups, gt, g_sorted, dt, d_sorted, sigmas)
+    g_crowd = np.ascontiguousarray(crowd_of(gt)[g_sorted])
+    g_ignore = g_crowd.copy()
+    if params.iou_type == "keypoints":
+        g_ignore |= labeled_points(gt, g_sorted) == 0  # COCO: a person without a labeled point is ignored
+    a_count, t_count = len(areas), len(IOU_THRESHOLDS)
+    matched = np.zeros((a_count, t_count, len(d_sorted)), dtype=np.bool_)
+    dt_ignored = np.zeros((a_count, t_count, len(d_sorted)), dtype=np.bool_)
+    gt_ignored = np.zeros((a_count, len(g_sorted)), dtype=np.bool_)
+    g_area = np.ascontiguousarray(gt.area[g_sorted], dtype=np.float64)
+    d_area = np.ascontiguousarray(dt.area[d_sorted], dtype=np.float64)
+    _match_groups(
+        *groups, pair_start, similarity, g_area, g_crowd, g_ignore, d_area,
+        areas, IOU_THRESHOLDS, matched, dt_ignored, gt_ignored,
+    )  # fmt: skip
+    return _Matched(d_key // n_images, dt.score[d_sorted], rank, matched, dt_ignored, g_key // n_images, gt_ignored)
 
 
 def _mean(values: np.ndarray) -> float:

@@ -10,14 +10,14 @@ in upload order (zero-padded positions, as the COCO importer gives) keep the upl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from shoal.analysis.classification import Cells, PerClass, per_class_metrics
-from shoal.analysis.coco import PARAMS, Boxes, CocoResult, evaluate
+from shoal.analysis.coco import PARAMS, Boxes, CocoResult, evaluate_chunks
 from shoal.common.data.datasets import frame_media
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.outcomes import OutcomeRefresher, iou_key
@@ -80,6 +80,10 @@ def evaluation_order(numbers: np.ndarray | None, n: int) -> np.ndarray:
     return np.lexsort((np.arange(n), np.asarray(numbers, dtype=np.int64))).astype(np.int64)
 
 
+#: frames whose objects are read and matched at a time by :func:`detection_report`
+REPORT_CHUNK_FRAMES = 20_000
+
+
 def detection_report(
     metrics: MetricsStore,
     project: str,
@@ -87,63 +91,90 @@ def detection_report(
     inference_set: str,
     classes: list[int],
     shapes: Shapes = BOXES,
+    chunk_frames: int = REPORT_CHUNK_FRAMES,
 ) -> DetectionReport:
     """COCO's evaluation of the set's objects against the latest labels, comparing boxes, masks or
-    keypoints as ``shapes`` says."""
-    data = load_boxes(metrics, project, dataset, inference_set, shapes.columns)
-    gt = from_columns(data.gt, shapes.kind, predicted=False)
-    dt = from_columns(data.dt, shapes.kind, predicted=True)
-    gt_boxes = Boxes(
-        image=_codes(np.asarray(data.gt["frame_id"], dtype=object), data.frames),
-        category=gt.category, box=gt.box, crowd=gt.crowd, area=gt.area, masks=gt.masks,
-        mask_offsets=gt.mask_offsets, keypoints=gt.keypoints, keypoint_offsets=gt.keypoint_offsets,
-    )  # fmt: skip
-    dt_boxes = Boxes(
-        image=_codes(np.asarray(data.dt["frame_id"], dtype=object), data.frames),
-        category=dt.category, box=dt.box, score=np.asarray(data.dt["score"], dtype=np.float64), area=dt.area,
-        masks=dt.masks, mask_offsets=dt.mask_offsets, keypoints=dt.keypoints, keypoint_offsets=dt.keypoint_offsets,
-    )  # fmt: skip
-    order = evaluation_order(data.numbers, len(data.frames))
-    result = evaluate(gt_boxes, dt_boxes, order, list(classes), PARAMS[shapes.kind], dict(shapes.sigmas))
-    gt_counts = {c: int(n) for c, n in zip(*np.unique(gt_boxes.category, return_counts=True), strict=True)}
-    dt_counts = {c: int(n) for c, n in zip(*np.unique(dt_boxes.category, return_counts=True), strict=True)}
-    return DetectionReport(len(data.frames), len(gt_boxes), len(dt_boxes), result, gt_counts, dt_counts)
+    keypoints as ``shapes`` says. The frames are read and matched ``chunk_frames`` at a time, in
+    evaluation order, so the objects (and their masks) of one chunk are held at once."""
+    frames, numbers = frame_order(metrics, project, dataset)
+    order = evaluation_order(numbers, len(frames))
+    gt_counts: dict[int, int] = {}
+    dt_counts: dict[int, int] = {}
+
+    def chunks() -> Iterator[tuple[Boxes, Boxes, np.ndarray]]:
+        for start in range(0, max(len(order), 1), chunk_frames):
+            part = order[start : start + chunk_frames]
+            data = load_boxes(metrics, project, dataset, inference_set, shapes.columns, frames[part])
+            gt = from_columns(data.gt, shapes.kind, predicted=False)
+            dt = from_columns(data.dt, shapes.kind, predicted=True)
+            for counts, objects in ((gt_counts, gt), (dt_counts, dt)):
+                for c, n in zip(*np.unique(objects.category, return_counts=True), strict=True):
+                    counts[int(c)] = counts.get(int(c), 0) + int(n)
+            yield (
+                Boxes(
+                    image=_codes(np.asarray(data.gt["frame_id"], dtype=object), frames),
+                    category=gt.category, box=gt.box, crowd=gt.crowd, area=gt.area, masks=gt.masks,
+                    mask_offsets=gt.mask_offsets, keypoints=gt.keypoints, keypoint_offsets=gt.keypoint_offsets,
+                ),
+                Boxes(
+                    image=_codes(np.asarray(data.dt["frame_id"], dtype=object), frames),
+                    category=dt.category, box=dt.box, score=np.asarray(data.dt["score"], dtype=np.float64),
+                    area=dt.area, masks=dt.masks, mask_offsets=dt.mask_offsets, keypoints=dt.keypoints,
+                    keypoint_offsets=dt.keypoint_offsets,
+                ),
+                part,
+            )  # fmt: skip
+
+    result = evaluate_chunks(chunks(), list(classes), PARAMS[shapes.kind], dict(shapes.sigmas))
+    return DetectionReport(len(frames), sum(gt_counts.values()), sum(dt_counts.values()), result, gt_counts, dt_counts)
 
 
 @dataclass
 class Loaded:
-    frames: np.ndarray  # sorted frame ids
     gt: dict[str, np.ndarray]
     dt: dict[str, np.ndarray]
-    #: the integer value of each frame id when all are integers, else None
-    numbers: np.ndarray | None = None
 
 
-def load_boxes(
-    metrics: MetricsStore, project: str, dataset: str, inference_set: str, columns: Sequence[str] = ()
-) -> Loaded:
-    """The dataset's frames (with their integer values when every frame id is an integer), its
-    latest labeled objects and the set's predicted ones (their boxes, and ``columns`` besides), as
-    columns sorted by frame id then object id."""
-    params = {"project": project, "dataset": dataset, "set": inference_set, "integer": INTEGER_ID}
+def frame_order(metrics: MetricsStore, project: str, dataset: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The dataset's frame ids, sorted, and their integer values when every frame id is an integer."""
     cols = metrics.query_columns(
         "SELECT frame_id, match(frame_id, {integer:String}) AS is_integer, toInt64OrZero(frame_id) AS number"
         " FROM (SELECT DISTINCT frame_id FROM frames WHERE project = {project:String} AND dataset = {dataset:String})"
         " ORDER BY frame_id",
-        params,
+        {"project": project, "dataset": dataset, "integer": INTEGER_ID},
     )
-    frames = cols["frame_id"]
+    frames = np.asarray(cols["frame_id"], dtype=object)
     numbers = None
     if len(frames) and np.asarray(cols["is_integer"], dtype=bool).all():
         numbers = np.asarray(cols["number"], dtype=np.int64)
-    gt = metrics.query_columns(f"{latest_labels_sql('', columns)} ORDER BY o.frame_id, o.object_id", params)
+    return frames, numbers
+
+
+def load_boxes(
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    inference_set: str,
+    columns: Sequence[str] = (),
+    frame_ids: np.ndarray | None = None,
+) -> Loaded:
+    """The latest labeled objects of the dataset's frames (of ``frame_ids`` when given) and the set's
+    predicted ones, their boxes and ``columns`` besides, as columns sorted by frame id then object id."""
+    params: dict[str, Any] = {"project": project, "dataset": dataset, "set": inference_set}
+    scope = ""
+    if frame_ids is not None:
+        scope = "frame_id IN {ids:Array(String)}"
+        params["ids"] = sorted(str(f) for f in frame_ids)
+    gt = metrics.query_columns(f"{latest_labels_sql(scope, columns)} ORDER BY o.frame_id, o.object_id", params)
     extra = "".join(f", {c}" for c in columns)
     dt = metrics.query_columns(
         f"SELECT frame_id, object_id, class_id, score, x, y, w, h{extra} FROM predicted_objects FINAL"
-        " WHERE project = {project:String} AND inference_set = {set:String} ORDER BY frame_id, object_id",
+        " WHERE project = {project:String} AND inference_set = {set:String}"
+        + (f" AND {scope}" if scope else "")
+        + " ORDER BY frame_id, object_id",
         params,
     )
-    return Loaded(np.asarray(frames, dtype=object), gt, dt, numbers)
+    return Loaded(gt, dt)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from shoal.analysis.coco import KEYPOINTS, SEGM, Boxes, evaluate
+from shoal.analysis.coco import KEYPOINTS, SEGM, Boxes, evaluate, evaluate_chunks
 from shoal.common import masks
 
 SEGM_STATS = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
@@ -303,3 +303,31 @@ def test_no_predictions_at_all() -> None:
     dataset, _ = generate_keypoints(3, 17, [1], images=10)
     got = ours_keypoints(dataset, [], {1: PERSON})
     assert got.stats["AP"] == 0.0 and got.stats["AR"] == 0.0
+
+
+def test_chunks_of_images_give_the_same_result() -> None:
+    """Matched chunk by chunk (the objects of a few images at a time), the evaluation is the one of
+    every object at once, bit for bit."""
+    dataset, dts = generate_segm(6, images=30)
+    whole = ours_segm(dataset, dts)
+    size = {i["id"]: (i["height"], i["width"]) for i in dataset["images"]}
+    images = np.array(sorted(size))
+    chunks = []
+    for part in np.array_split(images, 4):
+        keep = set(part.tolist())
+        anns = [a for a in dataset["annotations"] if a["image_id"] in keep]
+        found = [d for d in dts if d["image_id"] in keep]
+        g_runs = [_runs(a["segmentation"], *size[a["image_id"]]) for a in anns]
+        d_runs = [_runs(d["segmentation"], *size[d["image_id"]]) for d in found]
+        g_flat, g_off = masks.pack(g_runs)
+        d_flat, d_off = masks.pack(d_runs)
+        gt = Boxes(np.array([a["image_id"] for a in anns], dtype=np.int64), np.array([a["category_id"] for a in anns], dtype=np.int64),
+                   np.zeros((len(anns), 4)), crowd=np.array([a["iscrowd"] for a in anns], dtype=bool),
+                   area=np.array([masks.area(r) for r in g_runs], dtype=np.float64), masks=g_flat, mask_offsets=g_off)  # fmt: skip
+        dt = Boxes(np.array([d["image_id"] for d in found], dtype=np.int64), np.array([d["category_id"] for d in found], dtype=np.int64),
+                   np.zeros((len(found), 4)), score=np.array([d["score"] for d in found], dtype=np.float64),
+                   area=np.array([masks.area(r) for r in d_runs], dtype=np.float64), masks=d_flat, mask_offsets=d_off)  # fmt: skip
+        chunks.append((gt, dt, part))
+    chunked = evaluate_chunks(chunks, sorted(c["id"] for c in dataset["categories"]), SEGM)
+    assert np.array_equal(chunked.precision, whole.precision) and np.array_equal(chunked.recall, whole.recall)
+    assert chunked.stats == whole.stats
