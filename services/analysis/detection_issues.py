@@ -123,28 +123,20 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, frame_id)",
         ),
     ),
-)
-TABLES = ("detection_issue_objects", "detection_issue_frames")
-
-KEYPOINT_MIGRATIONS = (
     Migration(
         component="analysis",
         version=20,
         name="keypoint label issues",
-        statements=tuple(
-            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
-            for table, column in (
-                # the keypoints a keypoint issue concerns (positions in the class's keypoints)
-                ("detection_issue_objects", "keypoints Array(UInt16)"),
-                ("detection_object_ranks", "keypoints Array(UInt16)"),
-                ("detection_issue_frames", "misplaced_keypoints UInt32"),
-                ("detection_issue_frames", "swapped_keypoints UInt32"),
-                ("detection_frame_ranks", "misplaced_keypoints UInt32"),
-                ("detection_frame_ranks", "swapped_keypoints UInt32"),
-            )
+        statements=(
+            # the keypoints a keypoint issue concerns (positions in the class's keypoints), and the
+            # flagged keypoint issues of a frame
+            "ALTER TABLE detection_issue_objects ADD COLUMN IF NOT EXISTS keypoints Array(UInt16)",
+            "ALTER TABLE detection_issue_frames ADD COLUMN IF NOT EXISTS misplaced_keypoints UInt32",
+            "ALTER TABLE detection_issue_frames ADD COLUMN IF NOT EXISTS swapped_keypoints UInt32",
         ),
     ),
 )
+TABLES = ("detection_issue_objects", "detection_issue_frames")
 
 RANK_MIGRATIONS = (
     Migration(
@@ -162,6 +154,16 @@ RANK_MIGRATIONS = (
             " frame_id String, score Float32, is_issue UInt8, worst_type UInt8, objects UInt32, missing UInt32,"
             " spurious UInt32, mislocalized UInt32, swapped UInt32)"
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, rank)",
+        ),
+    ),
+    Migration(
+        component="analysis",
+        version=22,
+        name="keypoint label issues in page order",
+        statements=(
+            "ALTER TABLE detection_object_ranks ADD COLUMN IF NOT EXISTS keypoints Array(UInt16)",
+            "ALTER TABLE detection_frame_ranks ADD COLUMN IF NOT EXISTS misplaced_keypoints UInt32",
+            "ALTER TABLE detection_frame_ranks ADD COLUMN IF NOT EXISTS swapped_keypoints UInt32",
         ),
     ),
 )

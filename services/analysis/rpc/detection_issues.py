@@ -101,5 +101,5 @@ ANALYSIS = Analysis(
     "detection_issues",
     rpcs={"QueryDetectionLabelIssues": query_detection_label_issues},
     jobs={detection_issues.KIND: Runner(run=run_detection_label_issues, discard=detection_issues.discard)},
-    migrations=(*detection_issues.MIGRATIONS, *detection_issues.RANK_MIGRATIONS, *detection_issues.KEYPOINT_MIGRATIONS),
+    migrations=(*detection_issues.MIGRATIONS, *detection_issues.RANK_MIGRATIONS),
 )
