@@ -23,7 +23,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 MAX_POLYGONS = 1_000
 #: the coordinates (two per point) one polygon may have
 MAX_POLYGON_VALUES = 200_000
-#: the run lengths one mask may have (a 4,000 x 4,000 frame of alternating columns has 8,000)
+#: the run lengths one mask may have (a checkerboard over a 1,414 x 1,414 frame has about that many)
 MAX_RUNS = 2_000_000
 #: the projects whose objects have masks, and keypoints
 MASK_TASKS = ("INSTANCE_SEGMENTATION", "KEYPOINTS")
