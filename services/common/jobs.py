@@ -355,10 +355,13 @@ class JobContext:
         twice a second), so a loop may report as often as it likes and a job of a fraction of a
         second spends no time telling of its stages."""
         now = time.monotonic()
-        if now - self._last_check >= CHECK_SECONDS:
+        write = now - self._last_write >= (STAGE_SECONDS if stage != self.job.stage else PROGRESS_SECONDS)
+        # a write of the row is preceded by a check: the row it writes (RUNNING) must not land after a
+        # cancellation's, which it would undo until the run noticed (the signal is recorded first)
+        if write or now - self._last_check >= CHECK_SECONDS:
             self.check()
             self._last_check = now
-        if now - self._last_write >= (STAGE_SECONDS if stage != self.job.stage else PROGRESS_SECONDS):
+        if write:
             self.job = self._runner.store.update(self.job, stage=stage, progress=max(0.0, min(1.0, fraction)))
             self._last_write = now
 

@@ -249,3 +249,32 @@ def test_the_kernels_warm_up_compiles_once_the_runner_has_held_no_job_for_a_mome
     (first, state_first, _), (second, state, idle) = seen
     assert (first, state_first) == ("loaded", jobs.RUNNING)  # a kernel from the disk cache: at once
     assert second == "compiled" and state == jobs.SUCCEEDED and idle >= 0.5
+
+
+def test_no_progress_is_written_over_a_cancellation(store: JobStore) -> None:
+    """A run that reports a new stage every few milliseconds is cancelled: once a reader has seen
+    the job CANCELLING, it never sees it RUNNING again (a progress write checks for a cancellation
+    first), so a cancelled job never looks as if it ran on."""
+    cancelled = threading.Event()
+
+    def run(ctx: JobContext) -> None:
+        i = 0
+        while True:
+            ctx.progress(f"stage {i}", 0.5)
+            i += 1
+            threading.Event().wait(0.01)
+
+    r = JobRunner(store, {"busy": JobKind(run, lambda job: cancelled.set())}, heartbeat_seconds=0.2, stale_seconds=5)
+    r.start()
+    seen: list[str] = []
+    try:
+        job = r.submit("p", "busy", {})
+        wait_for(lambda: store.get("p", job.job_id).stage.startswith("stage"), what="the job to report")
+        threading.Event().wait(0.3)  # between two of the run's checks: its next write may come first
+        store.cancel("p", job.job_id)
+        wait_for(lambda: seen.append(_state(store, job)) or seen[-1] == jobs.CANCELLED, what="the cancellation")
+    finally:
+        r.stop(10)
+    first = seen.index(jobs.CANCELLING) if jobs.CANCELLING in seen else seen.index(jobs.CANCELLED)
+    assert jobs.RUNNING not in seen[first:], seen
+    assert store.get("p", job.job_id).message == "cancelled by the user" and cancelled.is_set()
