@@ -116,7 +116,7 @@ def build_scenes(media: Path, n: int = 120, seed: int = 7) -> Scenes:
             named.append((fid_, hit[0] if hit else where))
         out.planted["missing_label"] = named
         out.frame_ids.append(fid)
-        out.media_uris.append(path.as_uri())
+        out.media_uris.append(path.resolve().as_uri())
         out.labels.append(labels)
         out.predictions.append(predictions)
     return out
@@ -204,7 +204,7 @@ def _annotated(scenes: Scenes, out: Path, frame_id: str, object_id: str, *, pred
     path = out / "shapes" / f"{frame_id}-{object_id}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
-    return path.as_uri()
+    return path.resolve().as_uri()
 
 
 def score_scenes(client: Client, scenes: Scenes, out: Path) -> dict[str, Any]:
