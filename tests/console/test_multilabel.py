@@ -75,3 +75,24 @@ def test_the_frame_view_lists_each_versions_classes(console: Console, scenes: tu
     assert names in page.inner_text("#frame-facts") and names in page.inner_text("#label-versions")
     top = CLASSES[int(np.argmax(s[i]))]
     assert top in page.inner_text(".frame-view")
+
+
+def test_the_issues_page_runs_and_shows_multi_label_issues(console: Console, scenes: tuple[np.ndarray, np.ndarray],
+                                                           page: Any) -> None:  # fmt: skip
+    """Started from the Issues page, the job's first issue names the classes likely missing or extra,
+    as the job found them; sending and dismissing wait for the bridge and dismissals to take them."""
+    from shoal.analysis.multilabel_issues import find
+
+    y, s = scenes
+    flags = find(y, s.astype(np.float32).astype(np.float64))
+    worst = int(np.flatnonzero(flags.flagged)[np.argmin(flags.score[flags.flagged])])
+    sign_in(page, console)
+    page.goto(console.url + "/#/p/tags/issues?inference_set=clip")
+    page.click("#start-job")
+    page.wait_for_selector("#issue-multilabel")
+    assert page.inner_text("#issue-one h2").startswith(f"ml-{worst:03d}")
+    missing = ", ".join(CLASSES[k] for k in np.flatnonzero(flags.missing[worst])) or "\u2013"
+    extra = ", ".join(CLASSES[k] for k in np.flatnonzero(flags.extra[worst])) or "\u2013"
+    assert page.inner_text("#issue-missing") == missing and page.inner_text("#issue-extra") == extra
+    assert page.is_disabled("#issue-accept") and page.is_disabled("#issue-dismiss")
+    assert f"{int(flags.flagged.sum())} frames with a class likely missing or extra" in page.inner_text("main")

@@ -7,7 +7,7 @@ import { all, followJob, rpc, sendToLabeling } from "../api.js";
 import { LABEL_COLOUR, PREDICTION_COLOUR, enumName, fmt, h, href, projectInfo, select, showError, thumbnail, time } from "../ui.js";
 
 const PAGE_SIZE = 48;
-const ISSUE_KINDS = new Set(["label_issues", "detection_label_issues"]);
+const ISSUE_KINDS = new Set(["label_issues", "detection_label_issues", "multilabel_label_issues"]);
 const ENDED = new Set(["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
 // labeling items read to show which issue frames are in labeling (a project sends far fewer)
 const MAX_LABELING_ITEMS = 5000;
@@ -30,6 +30,11 @@ function reasonOf(item, info) {
   const keypointName = (c, k) => info.keypoints?.get(c || 0)?.names?.[k || 0] ?? `keypoint ${k || 0}`;
   if (item.kind === "classification") {
     return `label issue: labeled ${name(item.given)}, the model suggests ${name(item.suggested)} (p ${num(item.pSuggested).toFixed(2)})`;
+  }
+  if (item.kind === "multilabel") {
+    const list = (ids) => ids.map((c) => name(c)).join(", ");
+    return `label issue: ${[item.missing.length ? `missing ${list(item.missing)}` : "", item.extra.length ? `extra ${list(item.extra)}` : ""]
+      .filter(Boolean).join("; ")} (label quality ${item.score.toFixed(2)})`;
   }
   const parts = item.objects.map((o) => {
     const conf = num(o.confidence).toFixed(2);
@@ -86,7 +91,7 @@ export async function render(main, ctx) {
   // with a neighbour job of the dataset, a classification job may also weigh the neighbours' labels;
   // a rerun keeps the setting of the job shown unless it is changed here
   const blended = Boolean(job && (job.params || {}).neighbor_job_id);
-  const useNeighbours = !info.detection && neighbourJob
+  const useNeighbours = !info.detection && !info.multiLabel && neighbourJob
     ? h("input", { type: "checkbox", id: "use-neighbours", checked: blended ? true : null })
     : null;
   const startButton = h("button", { type: "button", class: "primary", id: job ? "rerun-job" : "start-job", onclick: async (e) => {
@@ -107,7 +112,7 @@ export async function render(main, ctx) {
   const toolbar = h("div", { class: "toolbar", id: "issue-toolbar" },
     select("inference_set", sets.map((s) => ({ value: s.name, label: `${s.name} (${s.dataset})` })), inferenceSet, (v) => go({ inference_set: v, job: "" }), "Inference set"),
     jobOptions.length > 1 ? select("job", jobOptions, job ? job.job_id : "", (v) => go({ job: v }), "Job") : null,
-    info.detection ? null : select("order", ORDERS, order, (v) => go({ job: job ? job.job_id : "", order: v }), "Order"),
+    info.detection || info.multiLabel ? null : select("order", ORDERS, order, (v) => go({ job: job ? job.job_id : "", order: v }), "Order"),
     useNeighbours ? h("label", { class: "field", title: "Blend the model's probabilities half and half with the labels of each frame's nearest neighbours (the dataset's neighbour job): fewer false alarms, more errors found" },
       h("span", {}, "Neighbours' labels"), h("span", {}, useNeighbours, " weigh them")) : null,
     h("div", { class: "field" }, h("span", {}, "\u00a0"), startButton));
@@ -168,6 +173,9 @@ export async function render(main, ctx) {
   jobPanel.hidden = true;
   controls.hidden = false;
   const detection = job.kind === "detection_label_issues";
+  // a multi-label job: its frames with their missing and extra classes; they are read here, and sent or
+  // dismissed from the frame view and the labeling platform (the bridge and dismissals take no multi-label job yet)
+  const multi = job.kind === "multilabel_label_issues";
 
   // -- the issues, one keyset page at a time -----------------------------------------------------
   const items = [];
@@ -184,7 +192,14 @@ export async function render(main, ctx) {
     if (loading) return loading;
     loading = (async () => {
       const page = { page_size: PAGE_SIZE, page_token: token };
-      if (detection) {
+      if (multi) {
+        const r = await rpc("analysis", "QueryMultiLabelIssues", { project, job_id: job.job_id, page });
+        showSummary(r.summary, r.page, 0);
+        for (const it of r.issues || []) {
+          items.push({ kind: "multilabel", frameId: it.ref.frame_id, dataset: it.ref.dataset || dataset, score: num(it.score),
+            missing: it.missing_class_ids || [], extra: it.extra_class_ids || [], status: "open" });
+        }
+      } else if (detection) {
         const r = await rpc("analysis", "QueryDetectionLabelIssues", { project, job_id: job.job_id, level: "DETECTION_ISSUE_LEVEL_OBJECT", page });
         showSummary(r.summary, r.page, r.dismissed_count);
         for (const o of r.objects || []) {
@@ -224,12 +239,14 @@ export async function render(main, ctx) {
     s = s || {};
     const total = num(page && page.total_count);
     const examined = num(s.frames);
-    const what = detection
-      ? `${fmt(total)} flagged boxes on ${fmt(num(s.flagged_frames))} of ${fmt(examined)} frames`
-      : `${fmt(total)} likely label errors among ${fmt(examined)} frames`;
+    const what = multi
+      ? `${fmt(total)} frames with a class likely missing or extra among ${fmt(examined)} frames`
+      : detection
+        ? `${fmt(total)} flagged boxes on ${fmt(num(s.flagged_frames))} of ${fmt(examined)} frames`
+        : `${fmt(total)} likely label errors among ${fmt(examined)} frames`;
     summary.replaceChildren(h("strong", {}, what), " · job ", h("code", {}, job.job_id), ` finished ${time(job.finish_time)}`,
       num(dismissed) ? ` · ${fmt(num(dismissed))} dismissed before, left out` : "",
-      !detection ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
+      !detection && !multi ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
       blended ? h("span", { id: "issue-blended" }, " · flagged on the model's probabilities and the neighbours' labels") : "",
     );
   }
@@ -280,7 +297,7 @@ export async function render(main, ctx) {
   // -- actions -----------------------------------------------------------------------------------
   async function accept() {
     const it = items[current];
-    if (!it || busy) return;
+    if (!it || busy || multi) return;
     if (it.status === "accepted") return message(`${it.frameId} is in labeling already.`);
     busy = true;
     const reason = reasonOf(it, info);
@@ -302,7 +319,7 @@ export async function render(main, ctx) {
 
   async function dismiss() {
     const it = items[current];
-    if (!it || busy) return;
+    if (!it || busy || multi) return;
     if (it.status === "dismissed") return message(`${it.frameId} is dismissed already; u brings it back.`);
     busy = true;
     message(`Dismissing ${it.frameId}…`);
@@ -404,6 +421,9 @@ export async function render(main, ctx) {
   }
 
   function caption(it) {
+    if (it.kind === "multilabel") {
+      return `${it.frameId} · ${[...it.missing.map((c) => `+${info.className(c)}`), ...it.extra.map((c) => `−${info.className(c)}`)].join(" ")}`;
+    }
     if (it.kind === "classification") {
       return `${it.frameId} · ${info.className(it.given)} → ${info.className(it.suggested)} (${num(it.pSuggested).toFixed(2)})`;
     }
@@ -444,8 +464,10 @@ export async function render(main, ctx) {
       h("button", { type: "button", id: "issue-prev", disabled: current === 0, onclick: () => { advance(-1); draw(); } }, "← Previous (k)"),
       h("span", { id: "issue-position" }, `Issue ${current + 1} of ${total}`),
       h("button", { type: "button", id: "issue-next", onclick: () => { advance(1); draw(); } }, "Next (j) →"),
-      h("button", { type: "button", class: "primary", id: "issue-accept", disabled: it.status !== "open", onclick: accept }, "Accept: send to labeling (a)"),
-      h("button", { type: "button", class: "danger", id: "issue-dismiss", disabled: it.status !== "open", onclick: dismiss }, "Dismiss (d)"),
+      h("button", { type: "button", class: "primary", id: "issue-accept", disabled: it.status !== "open" || multi, onclick: accept,
+        title: multi ? "the labeling bridge takes no multi-label project yet" : null }, "Accept: send to labeling (a)"),
+      h("button", { type: "button", class: "danger", id: "issue-dismiss", disabled: it.status !== "open" || multi, onclick: dismiss,
+        title: multi ? "multi-label issues cannot be dismissed yet" : null }, "Dismiss (d)"),
       h("button", { type: "button", id: "issue-undo", disabled: !undo.length, onclick: restore }, "Undo dismissal (u)"));
     const card = h("section", { class: `issue-one ${it.status}`, id: "issue-one", dataset: { frameId: it.frameId, index: String(current) } },
       h("h2", {}, h("a", { href: frameHref(it.frameId) }, it.frameId), " ", statusPill(it)),
@@ -471,7 +493,13 @@ export async function render(main, ctx) {
 
   function factsOf(it) {
     const out = [];
-    if (it.kind === "classification") {
+    if (it.kind === "multilabel") {
+      const names = (ids) => ids.map((c) => info.className(c)).join(", ") || "–";
+      out.push(h("table", { class: "data issue-labels", id: "issue-multilabel" }, h("tbody", {},
+        h("tr", {}, h("th", { scope: "row" }, "Likely missing"), h("td", { id: "issue-missing" }, names(it.missing))),
+        h("tr", {}, h("th", { scope: "row" }, "Likely extra"), h("td", { id: "issue-extra" }, names(it.extra))),
+        h("tr", {}, h("th", { scope: "row" }, "Label quality"), h("td", { class: "num" }, it.score.toFixed(2))))));
+    } else if (it.kind === "classification") {
       out.push(h("table", { class: "data issue-labels" }, h("tbody", {},
         h("tr", {}, h("th", { scope: "row" }, "Labeled"), h("td", { id: "issue-given" }, h("span", { class: "swatch label" }), info.className(it.given)), h("td", { class: "num" }, `p ${it.pGiven.toFixed(2)}`)),
         h("tr", {}, h("th", { scope: "row" }, "Suggested"), h("td", { id: "issue-suggested" }, h("span", { class: "swatch prediction" }), info.className(it.suggested)), h("td", { class: "num" }, `p ${it.pSuggested.toFixed(2)}`)))));
@@ -506,8 +534,9 @@ export async function render(main, ctx) {
   }
 
   function probabilities(it, probs) {
-    const rows = probs.map((p, c) => [c, num(p)]).sort((a, b) => b[1] - a[1]).slice(0, 8);
-    return h("div", { class: "issue-probs", id: "issue-probs" }, h("h3", {}, "Class probabilities"),
+    // probabilities come in the order of the ontology: position i is the i-th class
+    const rows = probs.map((p, i) => [info.classes[i]?.id ?? i, num(p)]).sort((a, b) => b[1] - a[1]).slice(0, 8);
+    return h("div", { class: "issue-probs", id: "issue-probs" }, h("h3", {}, it.kind === "multilabel" ? "Class scores" : "Class probabilities"),
       rows.map(([c, p]) => {
         const fill = h("span", { class: "bar-fill" });
         fill.style.width = `${Math.round(p * 100)}%`;
