@@ -166,8 +166,8 @@ def _labeled(a: dict[str, Any], kind: str) -> LabeledObject:
         shape = _segmentation(a["segmentation"])
     if kind == "keypoints":
         shape["keypoints"] = np.asarray(a.get("keypoints") or [], dtype=np.float64).reshape(-1, 3)
-    if kind == "detection":
-        assert box is not None, f"annotation {a.get('id')} has no bbox"
+    if kind == "detection" and box is None:
+        raise ValueError(f"annotation {a.get('id')} has no bbox: a detection file gives every annotation one")
     return LabeledObject(str(a["id"]), int(a["category_id"]), box, bool(a.get("iscrowd", 0)), **shape)
 
 

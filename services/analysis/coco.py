@@ -223,32 +223,28 @@ def evaluate_chunks(
     params: Params = BBOX,
     sigmas: dict[int, np.ndarray] | None = None,
 ) -> CocoResult:
-    """:func:`evaluate` over chunks of images, each ``(gt, dt, images)`` with the objects of its
-    ``images``; the chunks' images follow each other in evaluation order. Objects are matched
+    """:func:`evaluate` over chunks of images (at least one), each ``(gt, dt, images)`` with the
+    objects of its ``images``; the chunks' images follow each other in evaluation order. Objects are matched
     chunk by chunk (matching never crosses an image) and only their flags are kept, so the
     objects of one chunk are held at a time."""
     everything = list(categories)
     a_count = len(params.area_ranges)
     t_count, r_count, m_count = len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(params.max_detections)
     parts = [_match_chunk(gt, dt, images, everything, params, sigmas) for gt, dt, images in chunks]
+    if not parts:
+        raise ValueError("give at least one chunk (its images may be none)")
     # detections of a class in image order, each image's in score order: the chunks' order, by class (stable)
-    d_class = np.concatenate([x.d_class for x in parts]) if parts else np.zeros(0, np.int64)
+    d_class = np.concatenate([x.d_class for x in parts])
     d_order = np.argsort(d_class, kind="stable")
     d_class = d_class[d_order]
-    d_score = np.concatenate([x.d_score for x in parts])[d_order] if parts else np.zeros(0)
-    rank = np.concatenate([x.rank for x in parts])[d_order] if parts else np.zeros(0, np.int64)
-    matched = (
-        np.concatenate([x.matched for x in parts], axis=2)[:, :, d_order]
-        if parts
-        else np.zeros((a_count, t_count, 0), bool)
-    )
-    dt_ignored = np.concatenate([x.dt_ignored for x in parts], axis=2)[:, :, d_order] if parts else matched
-    g_class = np.concatenate([x.g_class for x in parts]) if parts else np.zeros(0, np.int64)
+    d_score = np.concatenate([x.d_score for x in parts])[d_order]
+    rank = np.concatenate([x.rank for x in parts])[d_order]
+    matched = np.concatenate([x.matched for x in parts], axis=2)[:, :, d_order]
+    dt_ignored = np.concatenate([x.dt_ignored for x in parts], axis=2)[:, :, d_order]
+    g_class = np.concatenate([x.g_class for x in parts])
     g_order = np.argsort(g_class, kind="stable")
     g_class = g_class[g_order]
-    gt_ignored = (
-        np.concatenate([x.gt_ignored for x in parts], axis=1)[:, g_order] if parts else np.zeros((a_count, 0), bool)
-    )
+    gt_ignored = np.concatenate([x.gt_ignored for x in parts], axis=1)[:, g_order]
     used = np.union1d(g_class, d_class).astype(np.int64)
     categories = [everything[int(i)] for i in used]
     k_count = len(categories)

@@ -110,18 +110,11 @@ def detection_report(
             for counts, objects in ((gt_counts, gt), (dt_counts, dt)):
                 for c, n in zip(*np.unique(objects.category, return_counts=True), strict=True):
                     counts[int(c)] = counts.get(int(c), 0) + int(n)
+            # the objects as read, with their frames' codes (and the predictions' scores)
             yield (
-                Boxes(
-                    image=_codes(np.asarray(data.gt["frame_id"], dtype=object), frames),
-                    category=gt.category, box=gt.box, crowd=gt.crowd, area=gt.area, masks=gt.masks,
-                    mask_offsets=gt.mask_offsets, keypoints=gt.keypoints, keypoint_offsets=gt.keypoint_offsets,
-                ),
-                Boxes(
-                    image=_codes(np.asarray(data.dt["frame_id"], dtype=object), frames),
-                    category=dt.category, box=dt.box, score=np.asarray(data.dt["score"], dtype=np.float64),
-                    area=dt.area, masks=dt.masks, mask_offsets=dt.mask_offsets, keypoints=dt.keypoints,
-                    keypoint_offsets=dt.keypoint_offsets,
-                ),
+                Boxes(image=_codes(np.asarray(data.gt["frame_id"], dtype=object), frames), **vars(gt)),
+                Boxes(image=_codes(np.asarray(data.dt["frame_id"], dtype=object), frames),
+                      score=np.asarray(data.dt["score"], dtype=np.float64), **vars(dt)),
                 part,
             )  # fmt: skip
 

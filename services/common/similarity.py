@@ -236,6 +236,10 @@ class ObjectArrays:
 KIND_OF_TASK = {"OBJECT_DETECTION_2D": "bbox", "INSTANCE_SEGMENTATION": "segm", "KEYPOINTS": "keypoints"}
 
 
+#: the columns of objects each kind compares besides the box
+_COLUMNS = {"bbox": (), "segm": ("mask", "mask_area"), "keypoints": ("mask_area", "kp_x", "kp_y", "kp_v")}
+
+
 @dataclass(frozen=True)
 class Shapes:
     """What a project's objects are compared by: the kind, and each class's keypoint sigmas."""
@@ -247,8 +251,8 @@ class Shapes:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The columns of ``label_objects`` / ``predicted_objects`` read besides the box."""
-        return shape_columns(self.kind)
+        """The columns of ``label_objects`` / ``predicted_objects`` this kind compares besides the box."""
+        return _COLUMNS[self.kind]
 
 
 BOXES = Shapes()
@@ -298,14 +302,9 @@ def mirror_pairs(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def shape_columns(kind: str) -> tuple[str, ...]:
-    """The columns of ``label_objects`` / ``predicted_objects`` that ``kind`` compares besides the box."""
-    return {"bbox": (), "segm": ("mask", "mask_area"), "keypoints": ("mask_area", "kp_x", "kp_y", "kp_v")}[kind]
-
-
 def from_columns(cols: Mapping[str, np.ndarray], kind: str, *, predicted: bool) -> ObjectArrays:
     """The objects of a query's columns (``class_id``, ``x``, ``y``, ``w``, ``h``, ``crowd`` for
-    labels, and :func:`shape_columns`), with the area COCO judges them by: a box's width times
+    labels, and :attr:`Shapes.columns`), with the area COCO judges them by: a box's width times
     height; a mask's pixels (instance segmentation, and a keypoint label that has a mask); and for
     predicted keypoints the box around the points (as COCO's ``loadRes`` takes it)."""
     n = len(cols["class_id"])

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TypeVar
 
 import numpy as np
@@ -60,17 +61,19 @@ class Context:
     #: the type of each metadata key the dataset stored before ("string", "number", "bool", "timestamp")
     key_types: Mapping[str, str] = field(default_factory=dict)
 
-    @property
+    # built once per context (a chunk), not once per label or inference that asks
+
+    @cached_property
     def classes(self) -> dict[int, int]:
         """class id -> position in the ontology (the order of probability vectors)."""
         return {c.id: i for i, c in enumerate(self.project.classes)}
 
-    @property
+    @cached_property
     def class_defs(self) -> dict[int, ClassDef]:
         """class id -> its definition (keypoints and their sigmas)."""
         return {c.id: c for c in self.project.classes}
 
-    @property
+    @cached_property
     def spaces(self) -> dict[str, EmbeddingSpace]:
         return {s.name: s for s in self.project.embedding_spaces}
 

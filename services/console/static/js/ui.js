@@ -99,6 +99,8 @@ export async function projectInfo(project) {
         .map((c) => [c.id || 0, { names: c.keypoints, skeleton: (c.skeleton || []).map((e) => [e.a || 0, e.b || 0]) }])),
       className: (id) => (id === undefined || id === null ? "–" : id < 0 ? "(none)" : names.get(id) ?? `class ${id}`),
       classes: (proj.classes || []).map((c) => ({ id: c.id || 0, name: c.name })),
+      // the class of position i of a probability (or score) vector: the ontology's i-th
+      classAt: (i) => (proj.classes || [])[i] ? (proj.classes[i].id || 0) : i,
     };
   })();
   projectCache.set(project, promise);

@@ -38,8 +38,7 @@ export async function render(main, ctx) {
     }
   }
   const meta = Object.entries(dp.metadata || {}).map(([k, v]) => [k, Object.values(v)[0]]);
-  // probabilities (scores) come in the order of the ontology: position i is the i-th class
-  const probs = (dp.class_probabilities || []).map((p, i) => [info.classes[i]?.id ?? i, p]).sort((a, b) => b[1] - a[1]).slice(0, 5);
+  const probs = (dp.class_probabilities || []).map((p, i) => [info.classAt(i), p]).sort((a, b) => b[1] - a[1]).slice(0, 5);
 
   const versionRows = versions.map((v, i) => h("tr", {},
     h("td", {}, i === 0 ? h("strong", {}, "current") : ""),

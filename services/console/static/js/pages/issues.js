@@ -534,8 +534,7 @@ export async function render(main, ctx) {
   }
 
   function probabilities(it, probs) {
-    // probabilities come in the order of the ontology: position i is the i-th class
-    const rows = probs.map((p, i) => [info.classes[i]?.id ?? i, num(p)]).sort((a, b) => b[1] - a[1]).slice(0, 8);
+    const rows = probs.map((p, i) => [info.classAt(i), num(p)]).sort((a, b) => b[1] - a[1]).slice(0, 8);
     return h("div", { class: "issue-probs", id: "issue-probs" }, h("h3", {}, it.kind === "multilabel" ? "Class scores" : "Class probabilities"),
       rows.map(([c, p]) => {
         const fill = h("span", { class: "bar-fill" });
