@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from shoal.common import masks
+from shoal.common import classmaps, masks
 from shoal.common.v1 import common_pb2
 from shoal.ingest.v1 import ingest_pb2 as pb
 
@@ -147,6 +147,19 @@ def _mask(m: MaskLike) -> pb.Mask:
     raise TypeError(f"a mask is COCO's compact string, an RLE dict or a 2-D array, not {type(m).__name__}")
 
 
+#: a frame's class map: a (height, width) array of class ids, or the URI of a PNG label image
+MapLike = np.ndarray | str
+
+
+def _map(msg: pb.SegmentationMap, m: MapLike) -> None:
+    if isinstance(m, str):
+        msg.uri = m
+        return
+    values, runs = classmaps.encode(np.asarray(m))
+    msg.runs.classes.extend(values.tolist())
+    msg.runs.lengths.extend(runs.tolist())
+
+
 def _shape(msg: pb.LabelObject | pb.PredictedObject, o: LabeledObject | PredictedObject) -> None:
     """Sets ``msg``'s box, mask, polygons and keypoints from ``o``."""
     if o.box is not None:
@@ -181,11 +194,18 @@ class UploadColumns:
     class_ids: Sequence[int] | np.ndarray | None = None
     #: multi-label projects: each frame's classes (none, one or several)
     class_sets: Sequence[Sequence[int]] | None = None
+    #: segmentation projects: each frame's labeled class map, a (height, width) array of class ids
+    #: (65535: no class) or the URI of a PNG label image
+    label_maps: Sequence[MapLike] | None = None
     objects: Sequence[Sequence[LabeledObject]] | None = None
     provenance: pb.Provenance | None = None
     inference_set: str = ""
     probabilities: np.ndarray | None = None
     predictions: Sequence[Sequence[PredictedObject]] | None = None
+    #: segmentation projects: each frame's predicted class map (as label_maps, every pixel a class)
+    predicted_maps: Sequence[MapLike] | None = None
+    #: segmentation projects, optional: each frame's .npy of per-pixel probabilities (classes, h, w)
+    probability_uris: Sequence[str] | None = None
     embeddings: Mapping[str, np.ndarray] | None = None
     #: frames already uploaded: send only labels / inferences / embeddings for them
     skip_frames: bool = False
@@ -203,6 +223,9 @@ class UploadColumns:
             "objects",
             "probabilities",
             "predictions",
+            "label_maps",
+            "predicted_maps",
+            "probability_uris",
         ):
             value = getattr(self, name)
             if value is not None and len(value) != n:
@@ -210,20 +233,24 @@ class UploadColumns:
         for space, arr in (self.embeddings or {}).items():
             if np.ndim(arr) != 2 or len(arr) != n:
                 raise ValueError(f"embeddings[{space!r}] must be an (N, D) array with N = {n}, got {np.shape(arr)}")
-        if (self.probabilities is not None or self.predictions is not None) and not self.inference_set:
+        predicted = (self.probabilities, self.predictions, self.predicted_maps, self.probability_uris)
+        if any(p is not None for p in predicted) and not self.inference_set:
             raise ValueError("predictions need inference_set")
 
     @property
     def columnar(self) -> bool:
         """Whether the upload travels as columnar blocks (``UploadChunk.columns``): anything but
         per-frame objects does, and metadata whose keys keep one type."""
-        if self.objects is not None or self.predictions is not None or self.class_sets is not None:
+        per_frame = (self.objects, self.predictions, self.class_sets, self.label_maps, self.predicted_maps)
+        if any(v is not None for v in per_frame):
             return False
         return self.metadata is None or _metadata_columns(self.metadata) is not None
 
     def auto_chunk_size(self, target_bytes: int = 4 << 20, largest: int = 5000) -> int:
         """Frames per chunk: about ``target_bytes`` per chunk (well under the event size limit), at
         most ``largest`` (columnar chunks), or 1,000 when frames travel one message each."""
+        if self.label_maps is not None or self.predicted_maps is not None:
+            return 100  # a map of 512 x 512 pixels is some 10 KB of runs
         if not self.columnar:
             return 1000
         # the server takes at most CHUNK_ITEMS items of a kind per chunk: one vector per frame and space
@@ -261,8 +288,10 @@ class UploadColumns:
                             frame.metadata[key].CopyFrom(_value(value))
                     if self.capture_times is not None and self.capture_times[i] is not None:
                         frame.capture_time.FromDatetime(self.capture_times[i])
-                if self.class_ids is not None or self.objects is not None or self.class_sets is not None:
+                if any(v is not None for v in (self.class_ids, self.objects, self.class_sets, self.label_maps)):
                     labels = chunk.labels.add(frame_id=fid)
+                    if self.label_maps is not None:
+                        _map(labels.segmentation, self.label_maps[i])
                     if self.class_ids is not None:
                         labels.class_id = int(self.class_ids[i])
                     if self.class_sets is not None:
@@ -271,8 +300,12 @@ class UploadColumns:
                         _shape(labels.objects.add(object_id=o.object_id, class_id=o.class_id, is_crowd=o.is_crowd), o)
                     if self.provenance is not None:
                         labels.provenance.CopyFrom(self.provenance)
-                if probs is not None or self.predictions is not None:
+                if any(v is not None for v in (probs, self.predictions, self.predicted_maps, self.probability_uris)):
                     inf = chunk.inferences.add(frame_id=fid)
+                    if self.predicted_maps is not None:
+                        _map(inf.segmentation, self.predicted_maps[i])
+                    if self.probability_uris is not None:
+                        inf.probabilities_uri = self.probability_uris[i]
                     if probs is not None:
                         inf.class_probabilities.extend(probs[i].tolist())
                     for p in self.predictions[i] if self.predictions is not None else ():

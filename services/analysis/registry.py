@@ -42,6 +42,7 @@ from shoal.analysis.rpc import (
     label_issues,
     multilabel,
     neighbors,
+    segmentation,
     segments,
     slices,
 )
@@ -54,6 +55,7 @@ ANALYSES: tuple[Analysis, ...] = (
     datapoints.ANALYSIS,
     detection.ANALYSIS,
     multilabel.ANALYSIS,
+    segmentation.ANALYSIS,
     label_issues.ANALYSIS,
     dismissals.ANALYSIS,
     detection_issues.ANALYSIS,

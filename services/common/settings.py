@@ -141,7 +141,8 @@ class ShoalSettings(BaseSettings):
     console_media_roots: list[str] = Field(
         default_factory=list,
         description="Local folders (JSON list) the console may read frames' media from (`file://` URIs and plain "
-        "paths); anything outside them, through `..` or a symlink, is refused. Unset: `media` under data_dir.",
+        "paths), and ingest and analysis segmentation label images and probability maps; anything outside them, "
+        "through `..` or a symlink, is refused. Unset: `media` under data_dir.",
     )
     console_allow_private_http: bool = Field(
         False,

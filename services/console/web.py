@@ -40,10 +40,10 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from shoal.common.media import MediaMissing, MediaRefused
+from shoal.common.media import reader as media_reader
 from shoal.common.settings import SERVICE_NAMES, ShoalSettings, api_key_problem
 from shoal.console.backend import Backend, CallError
-from shoal.console.media import MediaMissing, MediaReader, MediaRefused
-from shoal.console.objectstore import S3Reader
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +81,7 @@ class Console:
         self.settings = settings
         self.backend = backend
         cache_dir = settings.console_cache_dir or (settings.data_dir / "console-cache")
-        self.media = MediaReader(
-            settings.console_media_roots or [str(settings.data_dir / "media")],
-            allow_private_http=settings.console_allow_private_http,
-            max_bytes=settings.console_media_max_mb * 1024 * 1024,
-            cache_dir=cache_dir,
-            cache_max_bytes=settings.console_cache_max_mb * 1024 * 1024,
-            s3=S3Reader.from_settings(settings),
-        )
+        self.media = media_reader(settings, cache_dir)
         secure = settings.console_cookie_secure
         self.secure_cookies = settings.tls_enabled if secure is None else secure
 

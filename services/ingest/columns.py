@@ -274,6 +274,12 @@ def _parse_structure(cols: pb.FrameColumns, ctx: Context, inference_set: bool) -
     if cols.probabilities_f32:
         if not inference_set:
             raise InvalidArgument("probabilities need chunk.inference_set", field="chunk.inference_set")
+        if ctx.project.task_type == "SEGMENTATION":
+            raise InvalidArgument(
+                f"project {ctx.project.name!r} is SEGMENTATION: it predicts pixels, in chunk.inferences"
+                " (segmentation, probabilities_uri), not a frame's class probabilities",
+                field=f"{WHERE}.probabilities_f32",
+            )
         k = len(ctx.project.classes)
         if k == 0 or len(cols.probabilities_f32) != n * k * 4:
             got = len(cols.probabilities_f32) / 4 / max(n, 1)

@@ -31,6 +31,7 @@ from shoal.common.errors import (
     ShoalError,
     Unavailable,
 )
+from shoal.common.media import MediaReader
 from shoal.common.stores.events import Consumer, Event, EventBus, Published, TopicPartition
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import now_ms, time_problem
@@ -90,8 +91,16 @@ def check_position(index: int, total: int) -> None:
 class ContextLoader:
     """Loads what chunks are checked against, with a short cache (catalog rows change rarely)."""
 
-    def __init__(self, metrics: MetricsStore, projects: ProjectCatalog, datasets: DatasetCatalog, ttl: float = 5.0):
+    def __init__(
+        self,
+        metrics: MetricsStore,
+        projects: ProjectCatalog,
+        datasets: DatasetCatalog,
+        ttl: float = 5.0,
+        media: MediaReader | None = None,
+    ):
         self.metrics = metrics
+        self.media = media
         self.projects = projects
         self.datasets = datasets
         self.ttl = ttl
@@ -156,7 +165,7 @@ class ContextLoader:
         known = self.known_frames(project, dataset, refs) if refs else {}
         if key_types is None:
             key_types = self.key_types(project, dataset) if _has_metadata(chunk) else {}
-        return Context(base.project, base.dataset, base.inference_set, known, max_items, key_types)
+        return Context(base.project, base.dataset, base.inference_set, known, max_items, key_types, self.media)
 
     def check(
         self,

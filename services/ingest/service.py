@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from shoal.common.data import datasets, evaluations, frames, outcomes
+from shoal.common import media
+from shoal.common.data import datasets, evaluations, frames, outcomes, segmentation
 from shoal.common.data import projects as catalog
 from shoal.common.interceptors import MethodPolicy
 from shoal.common.server import ServiceSpec
@@ -25,7 +26,7 @@ def _method(rpc: str) -> str:
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     projects = catalog.ProjectCatalog(stores.metrics)
     sets = datasets.DatasetCatalog(stores.metrics, projects)
-    contexts = ContextLoader(stores.metrics, projects, sets)
+    contexts = ContextLoader(stores.metrics, projects, sets, media=media.reader(settings))
     topics = Topics(settings.topic_prefix)
     limit = settings.ingest_max_chunk_items
     publisher = UploadPublisher(stores.events, topics, contexts, stores.metrics, limit)
@@ -58,6 +59,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             *frames.MIGRATIONS,
             *evaluations.MIGRATIONS,
             *outcomes.MIGRATIONS,
+            *segmentation.MIGRATIONS,
             *writer.MIGRATIONS,
         ),
         workers=list(workers),

@@ -63,6 +63,7 @@ def class_from_proto(c: ingest_pb2.ClassDef) -> ClassDef:
         tuple(c.keypoints),
         tuple((e.a, e.b) for e in c.skeleton),
         tuple(c.keypoint_sigmas),
+        c.color.lower(),
     )
 
 
@@ -73,6 +74,7 @@ def class_to_proto(c: ClassDef) -> ingest_pb2.ClassDef:
         keypoints=list(c.keypoints),
         skeleton=[pb.KeypointEdge(a=a, b=b) for a, b in c.skeleton],
         keypoint_sigmas=list(c.keypoint_sigmas),
+        color=c.color,
     )
 
 

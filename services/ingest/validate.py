@@ -22,6 +22,7 @@ from shoal.common.boxes import check_box
 from shoal.common.data.datasets import Dataset, InferenceSet
 from shoal.common.data.projects import OBJECT_TASKS, ClassDef, EmbeddingSpace, Project
 from shoal.common.errors import Datapoint, InvalidArgument, ShoalError, shown
+from shoal.common.media import MediaReader
 from shoal.common.timeutil import time_problem
 from shoal.common.v1 import common_pb2
 from shoal.ingest.columns import (
@@ -36,6 +37,7 @@ from shoal.ingest.columns import (
     probability_rows_ok,
     provenance_problem,
 )
+from shoal.ingest.segmaps import check_map
 from shoal.ingest.shapes import SHAPED_TASKS, check_shape
 from shoal.ingest.v1 import ingest_pb2 as pb
 
@@ -60,6 +62,8 @@ class Context:
     max_items: int = 10_000
     #: the type of each metadata key the dataset stored before ("string", "number", "bool", "timestamp")
     key_types: Mapping[str, str] = field(default_factory=dict)
+    #: reads segmentation maps given at a URI (None: such maps are refused)
+    media: MediaReader | None = None
 
     # built once per context (a chunk), not once per label or inference that asks
 
@@ -434,6 +438,17 @@ def _check_labels(
         )
     elif labels.HasField("class_id") and task in OBJECT_TASKS:
         raise InvalidArgument(f"a {task} project labels objects, not frames", field=f"{where}.class_id")
+    if task == "SEGMENTATION":
+        for name, given in (("class_id", labels.HasField("class_id")), ("objects", bool(labels.objects))):
+            if given:
+                raise InvalidArgument(
+                    f"a segmentation project labels a frame's pixels (segmentation), not {name}",
+                    field=f"{where}.{name}",
+                )
+        check_map(labels, size, ctx.class_defs, ctx.media, where)
+    elif labels.HasField("segmentation"):
+        raise InvalidArgument(f"only a SEGMENTATION project's labels have a class map, not {task}'s",
+                              field=f"{where}.segmentation")  # fmt: skip
     if labels.HasField("class_id") and labels.class_id not in classes:
         raise InvalidArgument(f"unknown class id {labels.class_id}", field=f"{where}.class_id")
     problem = provenance_problem(labels.provenance, f"{where}.provenance")
@@ -460,7 +475,10 @@ def _check_labels(
 def _completed(item: _Item, ctx: Context) -> _Item:
     """A copy of ``item`` when check_shape will complete its objects: the chunk as received is
     what an event carries, and is checked again by the consumer as it came."""
-    if ctx.project.task_type not in SHAPED_TASKS or not item.objects:
+    if ctx.project.task_type == "SEGMENTATION":
+        if not item.HasField("segmentation"):
+            return item
+    elif ctx.project.task_type not in SHAPED_TASKS or not item.objects:
         return item
     copy = type(item)()
     copy.CopyFrom(item)
@@ -505,8 +523,20 @@ def _check_inference(
             _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities", summing=summing)
         if inf.objects:
             raise InvalidArgument(f"a {task} project takes no predicted objects", field=f"{where}.objects")
+    elif task == "SEGMENTATION":
+        for name, given in (("class_probabilities", bool(inf.class_probabilities)), ("objects", bool(inf.objects))):
+            if given:
+                raise InvalidArgument(
+                    f"a segmentation project predicts a frame's pixels (segmentation, probabilities_uri), not {name}",
+                    field=f"{where}.{name}",
+                )
+        check_map(inf, size, ctx.class_defs, ctx.media, where)
     elif inf.class_probabilities and not probs_ok:
         _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
+    if task != "SEGMENTATION" and (inf.HasField("segmentation") or inf.probabilities_uri):
+        name = "segmentation" if inf.HasField("segmentation") else "probabilities_uri"
+        raise InvalidArgument(f"only a SEGMENTATION project's predictions have {name}, not {task}'s",
+                              field=f"{where}.{name}")  # fmt: skip
     classes = ctx.classes
     defs = ctx.class_defs
     seen: set[str] = set()

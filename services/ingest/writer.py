@@ -22,6 +22,7 @@ from shoal.common.data.embeddings import EMBEDDING_FIELDS, vector_pk
 from shoal.common.data.evaluations import EvaluationRefresher
 from shoal.common.data.frames import SHAPE_COLUMNS
 from shoal.common.data.outcomes import OutcomeRefresher
+from shoal.common.data.segmentation import ConfusionRefresher
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import CollectionSpec, VectorStore, collection_name
 from shoal.common.v1 import common_pb2
@@ -116,12 +117,19 @@ def _shape(o: pb.LabelObject | pb.PredictedObject) -> list[Any]:
     ]
 
 
+def _class_runs(item: pb.FrameLabels | pb.FrameInference) -> list[list[int]]:
+    """The class-run columns of a checked label or prediction (empty without a class map)."""
+    runs = item.segmentation.runs
+    return [list(runs.classes), list(runs.lengths)]
+
+
 class IngestWriter:
     def __init__(self, metrics: MetricsStore, vectors: VectorStore) -> None:
         self.metrics = metrics
         self.vectors = vectors
         self.evaluations = EvaluationRefresher(metrics)
         self.outcomes = OutcomeRefresher(metrics)
+        self.segmentation = ConfusionRefresher(metrics)
 
     def write(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> list[Written]:
         """Writes the valid items of several events: ClickHouse, the evaluation rows, Milvus."""
@@ -136,6 +144,7 @@ class IngestWriter:
         for (project, dataset), (ids, ontology) in touched.items():
             self.evaluations.refresh(project, dataset, ids, ontology)
             self.outcomes.refresh(project, dataset, ids)
+            self.segmentation.refresh(project, dataset, ids)
 
     def write_tables(self, batch: Sequence[tuple[EventMeta, CheckedChunk]]) -> TableWrites:
         """Writes the ClickHouse rows of several events, batched per table."""
@@ -203,6 +212,7 @@ class IngestWriter:
                         prov.reason,
                         meta.upload_id,
                         list(lab.class_ids),
+                        *_class_runs(lab),
                     ]
                 )
                 for o in lab.objects:
@@ -252,6 +262,8 @@ class IngestWriter:
                         len(inf.objects),
                         meta.upload_id,
                         meta.produced_ns,
+                        *_class_runs(inf),
+                        inf.probabilities_uri,
                     ]
                 )
                 for o in inf.objects:
@@ -328,6 +340,8 @@ class IngestWriter:
                 "reason",
                 "upload_id",
                 "class_ids",
+                "seg_classes",
+                "seg_runs",
             ),
         )
         insert(
@@ -365,6 +379,9 @@ class IngestWriter:
                 "num_objects",
                 "upload_id",
                 "version",
+                "seg_classes",
+                "seg_runs",
+                "probs_uri",
             ),
         )
         insert(

@@ -15,8 +15,8 @@ import pytest
 import requests
 from PIL import Image
 
+from shoal.common.media import ThumbnailCache
 from shoal.common.settings import ShoalSettings
-from shoal.console.media import ThumbnailCache
 from shoal.console.server import ConsoleServer
 from shoal.console.web import Console as WebConsole
 from shoal.ingest.v1 import ingest_pb2 as pb

@@ -18,7 +18,7 @@ Typical use::
 Everything S3Proxy prints goes to ``work_dir/s3proxy.log``; startup failures raise
 :class:`RuntimeError` quoting its last lines. Readiness is a signed ListBuckets answering 200, so
 the server is ready when it serves authenticated requests, not only when its port is open. The
-harness signs with the console's :class:`~shoal.console.objectstore.SigV4Signer` (checked against
+harness signs with the console's :class:`~shoal.common.objectstore.SigV4Signer` (checked against
 AWS's published examples in tests/integration/test_console_s3.py), over the standard library's
 http.client, so it sets up test data without a client library.
 """
@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from shoal.console.objectstore import SigV4Signer, uri_encode
+from shoal.common.objectstore import SigV4Signer, uri_encode
 from tests.harness._proc import HOST, LaunchLog, free_ports, signal_group
 from tests.harness._wait import tree_cpu_seconds, wait_until
 

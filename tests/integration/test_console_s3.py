@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from pydantic import SecretStr
 
-from shoal.console.objectstore import SigV4Signer, uri_encode
+from shoal.common.objectstore import SigV4Signer, uri_encode
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
 from tests.conftest import REPO, announce

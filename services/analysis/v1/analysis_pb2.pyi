@@ -702,6 +702,114 @@ class GetMultiLabelMetricsResponse(_message.Message):
     metrics: MultiLabelMetrics
     def __init__(self, metrics: _Optional[_Union[MultiLabelMetrics, _Mapping]] = ...) -> None: ...
 
+class GetSegmentationMetricsRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "filter")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    filter: _common_pb2.Filter
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class SegmentationClassMetrics(_message.Message):
+    __slots__ = ("class_id", "class_name", "iou", "accuracy", "precision", "label_pixels", "predicted_pixels", "true_positive_pixels", "frames")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    IOU_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    TRUE_POSITIVE_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    iou: float
+    accuracy: float
+    precision: float
+    label_pixels: int
+    predicted_pixels: int
+    true_positive_pixels: int
+    frames: int
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., iou: _Optional[float] = ..., accuracy: _Optional[float] = ..., precision: _Optional[float] = ..., label_pixels: _Optional[int] = ..., predicted_pixels: _Optional[int] = ..., true_positive_pixels: _Optional[int] = ..., frames: _Optional[int] = ...) -> None: ...
+
+class SegmentationMetrics(_message.Message):
+    __slots__ = ("inference_set", "dataset", "frames", "pixels", "pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou", "per_class", "class_ids", "confusion")
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    PIXELS_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    MEAN_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    MEAN_IOU_FIELD_NUMBER: _ClassVar[int]
+    FREQUENCY_WEIGHTED_IOU_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    CONFUSION_FIELD_NUMBER: _ClassVar[int]
+    inference_set: str
+    dataset: str
+    frames: int
+    pixels: int
+    pixel_accuracy: float
+    mean_accuracy: float
+    mean_iou: float
+    frequency_weighted_iou: float
+    per_class: _containers.RepeatedCompositeFieldContainer[SegmentationClassMetrics]
+    class_ids: _containers.RepeatedScalarFieldContainer[int]
+    confusion: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, inference_set: _Optional[str] = ..., dataset: _Optional[str] = ..., frames: _Optional[int] = ..., pixels: _Optional[int] = ..., pixel_accuracy: _Optional[float] = ..., mean_accuracy: _Optional[float] = ..., mean_iou: _Optional[float] = ..., frequency_weighted_iou: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[SegmentationClassMetrics, _Mapping]]] = ..., class_ids: _Optional[_Iterable[int]] = ..., confusion: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GetSegmentationMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: SegmentationMetrics
+    def __init__(self, metrics: _Optional[_Union[SegmentationMetrics, _Mapping]] = ...) -> None: ...
+
+class QuerySegmentationFramesRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "filter", "class_id", "predicted_class", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    filter: _common_pb2.Filter
+    class_id: int
+    predicted_class: int
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., class_id: _Optional[int] = ..., predicted_class: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class SegmentationFrame(_message.Message):
+    __slots__ = ("ref", "media_uri", "split", "iou", "cell_pixels", "label_pixels", "predicted_pixels", "pixel_accuracy")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    IOU_FIELD_NUMBER: _ClassVar[int]
+    CELL_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    split: str
+    iou: float
+    cell_pixels: int
+    label_pixels: int
+    predicted_pixels: int
+    pixel_accuracy: float
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., iou: _Optional[float] = ..., cell_pixels: _Optional[int] = ..., label_pixels: _Optional[int] = ..., predicted_pixels: _Optional[int] = ..., pixel_accuracy: _Optional[float] = ...) -> None: ...
+
+class QuerySegmentationFramesResponse(_message.Message):
+    __slots__ = ("frames", "page")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[SegmentationFrame]
+    page: _common_pb2.PageResponse
+    def __init__(self, frames: _Optional[_Iterable[_Union[SegmentationFrame, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
 class GetDetectionMetricsRequest(_message.Message):
     __slots__ = ("project", "inference_set")
     PROJECT_FIELD_NUMBER: _ClassVar[int]

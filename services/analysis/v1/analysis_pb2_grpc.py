@@ -54,6 +54,16 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.FromString,
                 _registered_method=True)
+        self.GetSegmentationMetrics = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetSegmentationMetrics',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentationMetricsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentationMetricsResponse.FromString,
+                _registered_method=True)
+        self.QuerySegmentationFrames = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QuerySegmentationFrames',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationFramesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationFramesResponse.FromString,
+                _registered_method=True)
         self.GetDetectionConfusion = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetDetectionConfusion',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionRequest.SerializeToString,
@@ -240,6 +250,25 @@ class AnalysisServiceServicer:
         """Multi-label metrics of an inference set against the latest labels of its dataset (a
         MULTI_LABEL project): each class judged on its own (precision, recall, F1, average precision),
         micro and macro averages, subset accuracy and Hamming loss, as scikit-learn computes them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSegmentationMetrics(self, request, context):
+        """Semantic segmentation metrics of an inference set against the latest labels of its dataset (a
+        SEGMENTATION project), over the frames a filter keeps: per-class IoU, accuracy and precision,
+        mean IoU, pixel accuracy, mean accuracy, frequency-weighted IoU and the pixel confusion matrix.
+        Pixels a label leaves without a class count nowhere. Each frame's confusion is kept as uploads
+        arrive, so this is a sum however many frames there are.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuerySegmentationFrames(self, request, context):
+        """The frames behind a segmentation number: a confusion cell's (the most pixels of that cell
+        first) or a class's (its lowest IoU first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -511,6 +540,16 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.SerializeToString,
             ),
+            'GetSegmentationMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSegmentationMetrics,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentationMetricsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentationMetricsResponse.SerializeToString,
+            ),
+            'QuerySegmentationFrames': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuerySegmentationFrames,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationFramesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationFramesResponse.SerializeToString,
+            ),
             'GetDetectionConfusion': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDetectionConfusion,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetDetectionConfusionRequest.FromString,
@@ -770,6 +809,60 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/GetMultiLabelMetrics',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSegmentationMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetSegmentationMetrics',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentationMetricsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentationMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuerySegmentationFrames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QuerySegmentationFrames',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationFramesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationFramesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -111,6 +111,20 @@ MIGRATIONS = (
         name="the classes of a multi-label frame",
         statements=("ALTER TABLE label_versions ADD COLUMN IF NOT EXISTS class_ids Array(Int32)",),
     ),
+    Migration(
+        component="ingest",
+        version=14,
+        name="the class maps of segmentation labels and predictions",
+        statements=(
+            # class runs (shoal.common.classmaps): a class id per run (65535: no class) and its length
+            *(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+                for table in ("label_versions", "inferences")
+                for column in ("seg_classes Array(UInt16) CODEC(ZSTD(1))", "seg_runs Array(UInt32) CODEC(ZSTD(1))")
+            ),
+            "ALTER TABLE inferences ADD COLUMN IF NOT EXISTS probs_uri String",
+        ),
+    ),
 )
 
 #: the shape columns of label_objects and predicted_objects, in the writer's order

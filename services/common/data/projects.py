@@ -30,6 +30,9 @@ TASK_TYPES = (
     "MULTI_LABEL",
 )
 #: the task types whose labels and predictions are objects (boxes, masks, keypoints)
+#: segmentation class ids fit the 16 bits of a class map, below its "no class" value
+MAX_SEGMENTATION_CLASS_ID = 65534
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 OBJECT_TASKS = ("OBJECT_DETECTION_2D", "INSTANCE_SEGMENTATION", "KEYPOINTS")
 #: keypoints a class may declare
 MAX_KEYPOINTS = 100
@@ -65,6 +68,12 @@ MIGRATIONS = (
             " names Array(String), skeleton Array(Tuple(UInt16, UInt16)), sigmas Array(Float64)))",
         ),
     ),
+    Migration(
+        component="ingest",
+        version=13,
+        name="colours of a segmentation project's classes",
+        statements=("ALTER TABLE projects ADD COLUMN IF NOT EXISTS class_colors Map(Int32, String)",),
+    ),
 )
 
 
@@ -78,6 +87,8 @@ class ClassDef:
     skeleton: tuple[tuple[int, int], ...] = ()
     #: COCO's per-keypoint sigmas; empty: :data:`DEFAULT_SIGMA` each
     keypoint_sigmas: tuple[float, ...] = ()
+    #: segmentation projects: the class's colour in RGB label images, ``#rrggbb``
+    color: str = ""
 
     @property
     def sigmas(self) -> tuple[float, ...]:
@@ -141,11 +152,21 @@ def validate_project(p: Project, *, prefix: str = "project") -> None:
 def validate_classes(classes: Sequence[ClassDef], *, prefix: str, task_type: str = "") -> None:
     ids: set[int] = set()
     names: set[str] = set()
+    colors: dict[str, int] = {}
     for i, c in enumerate(classes):
         f = f"{prefix}.classes[{i}]"
         validate_keypoints(c, f, task_type)
-        if c.id < 0 or c.id > 1_000_000:
-            raise InvalidArgument(f"id must be in [0, 1000000], got {c.id}", field=f"{f}.id")
+        top = MAX_SEGMENTATION_CLASS_ID if task_type == "SEGMENTATION" else 1_000_000
+        if c.id < 0 or c.id > top:
+            raise InvalidArgument(f"id must be in [0, {top}], got {c.id}", field=f"{f}.id")
+        if c.color:
+            if task_type != "SEGMENTATION":
+                raise InvalidArgument("only a SEGMENTATION project's classes have a color", field=f"{f}.color")
+            if not COLOR_RE.match(c.color):
+                raise InvalidArgument(f"a colour is written #rrggbb, not {c.color!r}", field=f"{f}.color")
+            if c.color.lower() in colors:
+                raise InvalidArgument(f"colour {c.color} is class {colors[c.color.lower()]}'s too", field=f"{f}.color")
+            colors[c.color.lower()] = c.id
         if not c.name or len(c.name) > 200 or c.name != c.name.strip():
             raise InvalidArgument("must be 1 to 200 characters without surrounding spaces", field=f"{f}.name")
         if c.id in ids:
@@ -231,6 +252,7 @@ _COLUMNS = (
     "classes",
     "embedding_spaces",
     "class_keypoints",
+    "class_colors",
     "create_time",
     "update_time",
     "revision",
@@ -262,6 +284,7 @@ class ProjectCatalog:
                         for c in p.classes
                         if c.keypoints
                     ],
+                    {c.id: c.color.lower() for c in p.classes if c.color},
                     p.create_time,
                     p.update_time,
                     p.revision,
@@ -369,14 +392,18 @@ def _check_append_only(old: dict[object, object], new: dict[object, object], fie
 
 
 def _project(row: Sequence[object]) -> Project:
-    name, display, desc, task, classes, spaces, keypoints, ct, ut, rev = row
+    name, display, desc, task, classes, spaces, keypoints, colors, ct, ut, rev = row
     shapes = {int(k["id"]): k for k in map(_named, keypoints)}  # type: ignore[call-overload]
+    colored = {int(k): str(v) for k, v in dict(colors).items()}  # type: ignore[call-overload]
     return Project(
         name=str(name),
         task_type=str(task),
         display_name=str(display),
         description=str(desc),
-        classes=tuple(_class(_named(c), shapes) for c in classes),  # type: ignore[attr-defined]
+        classes=tuple(
+            replace(_class(_named(c), shapes), color=colored.get(int(_named(c)["id"]), ""))  # type: ignore[call-overload]
+            for c in classes  # type: ignore[attr-defined]
+        ),
         embedding_spaces=tuple(
             EmbeddingSpace(
                 str(s["name"]),

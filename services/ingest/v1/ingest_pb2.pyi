@@ -89,18 +89,20 @@ UPLOAD_STATE_COMPLETED_WITH_ERRORS: UploadState
 UPLOAD_STATE_INCOMPLETE: UploadState
 
 class ClassDef(_message.Message):
-    __slots__ = ("id", "name", "keypoints", "skeleton", "keypoint_sigmas")
+    __slots__ = ("id", "name", "keypoints", "skeleton", "keypoint_sigmas", "color")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
     SKELETON_FIELD_NUMBER: _ClassVar[int]
     KEYPOINT_SIGMAS_FIELD_NUMBER: _ClassVar[int]
+    COLOR_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     keypoints: _containers.RepeatedScalarFieldContainer[str]
     skeleton: _containers.RepeatedCompositeFieldContainer[KeypointEdge]
     keypoint_sigmas: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., keypoints: _Optional[_Iterable[str]] = ..., skeleton: _Optional[_Iterable[_Union[KeypointEdge, _Mapping]]] = ..., keypoint_sigmas: _Optional[_Iterable[float]] = ...) -> None: ...
+    color: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., keypoints: _Optional[_Iterable[str]] = ..., skeleton: _Optional[_Iterable[_Union[KeypointEdge, _Mapping]]] = ..., keypoint_sigmas: _Optional[_Iterable[float]] = ..., color: _Optional[str] = ...) -> None: ...
 
 class KeypointEdge(_message.Message):
     __slots__ = ("a", "b")
@@ -505,6 +507,32 @@ class Mask(_message.Message):
     runs: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, counts: _Optional[bytes] = ..., runs: _Optional[_Iterable[int]] = ...) -> None: ...
 
+class SegmentationMap(_message.Message):
+    __slots__ = ("runs", "regions", "uri")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    runs: ClassRuns
+    regions: _containers.RepeatedCompositeFieldContainer[ClassRegion]
+    uri: str
+    def __init__(self, runs: _Optional[_Union[ClassRuns, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[ClassRegion, _Mapping]]] = ..., uri: _Optional[str] = ...) -> None: ...
+
+class ClassRuns(_message.Message):
+    __slots__ = ("classes", "lengths")
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    classes: _containers.RepeatedScalarFieldContainer[int]
+    lengths: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, classes: _Optional[_Iterable[int]] = ..., lengths: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ClassRegion(_message.Message):
+    __slots__ = ("class_id", "mask")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    MASK_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    mask: Mask
+    def __init__(self, class_id: _Optional[int] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ...) -> None: ...
+
 class Polygon(_message.Message):
     __slots__ = ("points",)
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -565,18 +593,20 @@ class Provenance(_message.Message):
     def __init__(self, source: _Optional[str] = ..., author: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FrameLabels(_message.Message):
-    __slots__ = ("frame_id", "class_id", "objects", "provenance", "class_ids")
+    __slots__ = ("frame_id", "class_id", "objects", "provenance", "class_ids", "segmentation")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     class_id: int
     objects: _containers.RepeatedCompositeFieldContainer[LabelObject]
     provenance: Provenance
     class_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, frame_id: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., class_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    segmentation: SegmentationMap
+    def __init__(self, frame_id: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., class_ids: _Optional[_Iterable[int]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ...) -> None: ...
 
 class PredictedObject(_message.Message):
     __slots__ = ("object_id", "class_id", "score", "box", "class_probabilities", "mask", "polygons", "keypoints")
@@ -599,14 +629,18 @@ class PredictedObject(_message.Message):
     def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ...) -> None: ...
 
 class FrameInference(_message.Message):
-    __slots__ = ("frame_id", "class_probabilities", "objects")
+    __slots__ = ("frame_id", "class_probabilities", "objects", "segmentation", "probabilities_uri")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_URI_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     class_probabilities: _containers.RepeatedScalarFieldContainer[float]
     objects: _containers.RepeatedCompositeFieldContainer[PredictedObject]
-    def __init__(self, frame_id: _Optional[str] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., objects: _Optional[_Iterable[_Union[PredictedObject, _Mapping]]] = ...) -> None: ...
+    segmentation: SegmentationMap
+    probabilities_uri: str
+    def __init__(self, frame_id: _Optional[str] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., objects: _Optional[_Iterable[_Union[PredictedObject, _Mapping]]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ..., probabilities_uri: _Optional[str] = ...) -> None: ...
 
 class EmbeddingBlock(_message.Message):
     __slots__ = ("space", "frame_ids", "object_ids", "vectors_f32")

@@ -1,5 +1,6 @@
-"""Frames' media for the console: read from where the frame's media URI points, within what the
-operator allowed, and shrunk once into a bounded on-disk thumbnail cache.
+"""Media read from where a URI points, within what the operator allowed: frames' images for the
+console (shrunk once into a bounded on-disk thumbnail cache), and the label images and probability
+maps of segmentation projects for ingest and analysis. Every service reads through the same rules.
 
 Allowed sources:
 
@@ -10,7 +11,7 @@ Allowed sources:
   following redirects;
 - ``s3://bucket/key`` objects of an S3-compatible store (AWS S3, MinIO, Ceph, GCS's interoperability
   API), from the buckets named in ``console_s3_buckets`` only, read with SigV4-signed GETs from the
-  operator's endpoint (:mod:`shoal.console.objectstore`), with the size limit, timeout and no
+  operator's endpoint (:mod:`shoal.common.objectstore`), with the size limit, timeout and no
   redirects of http(s);
 
 anything else (other schemes, buckets that are not named) is refused with the reason.
@@ -27,12 +28,16 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from shoal.console.objectstore import ObjectMissing, ObjectRefused, S3Reader
+from shoal.common.objectstore import ObjectMissing, ObjectRefused, S3Reader
+
+if TYPE_CHECKING:
+    from shoal.common.settings import ShoalSettings
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,19 @@ class Media:
     content_type: str
 
 
+def reader(settings: ShoalSettings, cache_dir: Path | None = None) -> MediaReader:
+    """The reader the settings allow (``console_media_roots``, ``console_allow_private_http``,
+    ``console_media_max_mb``, ``console_s3_*``); thumbnails cached under ``cache_dir`` if given."""
+    return MediaReader(
+        settings.console_media_roots or [str(settings.data_dir / "media")],
+        allow_private_http=settings.console_allow_private_http,
+        max_bytes=settings.console_media_max_mb * 1024 * 1024,
+        cache_dir=cache_dir,
+        cache_max_bytes=settings.console_cache_max_mb * 1024 * 1024,
+        s3=S3Reader.from_settings(settings),
+    )
+
+
 class MediaReader:
     def __init__(
         self,
@@ -68,7 +86,7 @@ class MediaReader:
         *,
         allow_private_http: bool = False,
         max_bytes: int = 64 * 1024 * 1024,
-        cache_dir: Path,
+        cache_dir: Path | None = None,
         cache_max_bytes: int = 512 * 1024 * 1024,
         timeout_seconds: float = 10.0,
         s3: S3Reader | None = None,
@@ -78,7 +96,7 @@ class MediaReader:
         self.allow_private_http = allow_private_http
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
-        self.cache = ThumbnailCache(cache_dir, cache_max_bytes)
+        self.cache = ThumbnailCache(cache_dir, cache_max_bytes) if cache_dir is not None else None
 
     # -- reading --------------------------------------------------------------------------
     def read(self, uri: str) -> bytes:
@@ -158,7 +176,7 @@ class MediaReader:
     # -- images ---------------------------------------------------------------------------
     def image(self, uri: str, *, thumbnail: bool) -> Media:
         """The image at ``uri``, as stored, or as a thumbnail made once and cached."""
-        if thumbnail:
+        if thumbnail and self.cache is not None:
             key = hashlib.sha256(f"{THUMB_SIZE}\x00{uri}".encode()).hexdigest()
             cached = self.cache.get(key)
             if cached is not None:
@@ -166,6 +184,8 @@ class MediaReader:
             media = _thumbnail(self.read(uri))
             self.cache.put(key, media.body)
             return media
+        if thumbnail:
+            return _thumbnail(self.read(uri))
         body = self.read(uri)
         try:
             with Image.open(io.BytesIO(body)) as img:

@@ -1,0 +1,314 @@
+"""Semantic segmentation projects through the server: class maps uploaded in each of their forms
+(arrays through the SDK, one COCO mask per class, PNG label images at a URI, grey and RGB), measured
+equal to a plain numpy computation over every pixel, under a filter and after a relabel; the frames
+behind a class and a confusion cell in the right order; bad maps refused naming the field and the
+frame."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
+
+from shoal.analysis.v1 import analysis_pb2 as apb
+from shoal.client import error_detail
+from shoal.common import classmaps, masks
+from shoal.common.v1 import common_pb2 as cpb
+from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.sdk import UploadColumns
+from tests.server.conftest import Running, start_server
+
+CLASSES = [
+    (3, "road", "#804080"),
+    (5, "car", "#00008e"),
+    (7, "person", "#dc143c"),
+    (9, "sky", "#4682b4"),
+    (11, "train", "#005064"),
+]  # fmt: skip  (train: never labeled nor predicted)
+IDS = [c for c, _, _ in CLASSES]
+K = len(CLASSES)
+NONE = classmaps.UNLABELED
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, chdb_path: pathlib.Path, media: pathlib.Path) -> Iterator[Running]:
+    from tests.conftest import server_settings
+
+    settings = server_settings(tmp_path_factory.mktemp("server") / "data", chdb_path, console_media_roots=[str(media)])
+    r = start_server(settings)
+    yield r
+    r.server.stop(grace=1)
+
+
+def _scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Road below, sky above, a few cars and people as blobs."""
+    yy, xx = np.mgrid[:h, :w]
+    a = np.where(yy > h * rng.uniform(0.3, 0.6), 3, 9).astype(np.uint16)
+    for _ in range(rng.integers(0, 4)):
+        cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(2, max(3, h // 4))
+        a[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.choice([5, 7])
+    return a
+
+
+def _data(n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """Label maps (some pixels without a class) and predictions that get some blobs wrong, of
+    several sizes, and a camera per frame."""
+    rng = np.random.default_rng(seed)
+    labels, preds = [], []
+    for i in range(n):
+        h, w = (24, 32) if i % 2 else (30, 20)
+        y = _scene(rng, h, w)
+        p = y.copy()
+        p[rng.random((h, w)) < 0.05] = rng.choice(IDS[:4])  # speckle
+        p[_scene(rng, h, w) == 7] = 5  # some people seen as cars
+        y[rng.random((h, w)) < 0.03] = NONE
+        labels.append(y)
+        preds.append(p)
+    return labels, preds, ["rear" if i % 3 == 0 else "front" for i in range(n)]
+
+
+def _confusion(labels: list[np.ndarray], preds: list[np.ndarray]) -> np.ndarray:
+    """The reference: every labeled pixel counted with numpy."""
+    t = np.concatenate([y.ravel() for y in labels]).astype(np.int64)
+    p = np.concatenate([q.ravel() for q in preds]).astype(np.int64)
+    keep = t != NONE
+    pos = {c: i for i, c in enumerate(IDS)}
+    ti = np.array([pos[v] for v in t[keep]])
+    pi = np.array([pos[v] for v in p[keep]])
+    return np.bincount(ti * K + pi, minlength=K * K).reshape(K, K)
+
+
+def _create(c, p: str) -> None:  # type: ignore[no-untyped-def]
+    c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+        name=p, task_type=pb.TASK_TYPE_SEGMENTATION,
+        classes=[pb.ClassDef(id=i, name=n, color=col) for i, n, col in CLASSES])))  # fmt: skip
+    c.ingest.CreateDataset(pb.CreateDatasetRequest(project=p, dataset=pb.Dataset(
+        name="val", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+    c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
+        name="segformer", dataset="val", model_name="segformer", model_version="1")))  # fmt: skip
+
+
+def _png(a: np.ndarray, mode: str) -> bytes:
+    out = io.BytesIO()
+    if mode == "L":
+        Image.fromarray(np.where(a == NONE, 255, a).astype(np.uint8), "L").save(out, "PNG")
+    else:
+        colors = {c: tuple(int(col[k : k + 2], 16) for k in (1, 3, 5)) for c, _, col in CLASSES}
+        rgb = np.zeros((*a.shape, 3), np.uint8)
+        for c, col in colors.items():
+            rgb[a == c] = col
+        Image.fromarray(rgb, "RGB").save(out, "PNG")
+    return out.getvalue()
+
+
+def _upload(running: Running, media: pathlib.Path, p: str, labels, preds, cameras) -> list[str]:  # type: ignore[no-untyped-def]
+    """Frames and labels: a third as arrays (the SDK's runs), a third as grey PNGs at a URI, a
+    third as one COCO mask per class; predictions as arrays (frames without a label keep none);
+    predictions of frames 0 and 1 as RGB PNGs."""
+    n = len(labels)
+    ids = [f"s-{i:04d}" for i in range(n)]
+    sizes = [(y.shape[1], y.shape[0]) for y in labels]
+    folder = media / p
+    folder.mkdir()
+    maps: list[np.ndarray | str] = []
+    for i, y in enumerate(labels):
+        if i % 3 == 1:
+            path = folder / f"{ids[i]}.png"
+            path.write_bytes(_png(y, "L"))
+            maps.append(path.as_uri())
+        else:
+            maps.append(y)
+    predicted: list[np.ndarray | str] = list(preds)
+    for i in (0, 1):
+        path = folder / f"{ids[i]}-pred.png"
+        path.write_bytes(_png(preds[i], "RGB"))
+        predicted[i] = str(path)
+    with running.client(running.admin_key) as c:
+        _create(c, p)
+        arrays = [i for i in range(n) if i % 3 != 2]
+        cols = UploadColumns(frame_ids=[ids[i] for i in arrays], sizes=[sizes[i] for i in arrays],
+                             metadata=[{"camera": cameras[i]} for i in arrays],
+                             label_maps=[maps[i] for i in arrays])  # fmt: skip
+        r = c.upload(p, "val", cols, progress=False)
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        chunk = pb.UploadChunk()
+        for i in range(2, n, 3):
+            w, h = sizes[i]
+            chunk.frames.add(
+                frame_id=ids[i], width=w, height=h, metadata={"camera": cpb.Value(string_value=cameras[i])}
+            )
+            lab = chunk.labels.add(frame_id=ids[i])
+            for cid, counts in classmaps.regions(*classmaps.encode(labels[i])):
+                lab.segmentation.regions.add(class_id=cid, mask=pb.Mask(counts=masks.to_string(counts)))
+        c.ingest.Upload(iter([pb.UploadRequest(project=p, dataset="val", chunk=chunk)]))
+        cols = UploadColumns(frame_ids=ids, inference_set="segformer", predicted_maps=predicted, skip_frames=True)
+        r = c.upload(p, "val", cols, progress=False)
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+    return ids
+
+
+def _check(got: apb.SegmentationMetrics, labels: list[np.ndarray], preds: list[np.ndarray]) -> None:
+    m = _confusion(labels, preds)
+    assert list(got.class_ids) == IDS
+    assert np.array_equal(np.array(got.confusion).reshape(K, K), m)
+    assert got.frames == len(labels) and got.pixels == m.sum()
+    tp, lab, pred = np.diag(m), m.sum(1), m.sum(0)
+    union = lab + pred - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    acc = np.where(lab > 0, tp / np.maximum(lab, 1), np.nan)
+    assert got.pixel_accuracy == pytest.approx(tp.sum() / m.sum(), abs=1e-12)
+    assert got.mean_iou == pytest.approx(np.nanmean(iou), abs=1e-12)
+    assert got.mean_accuracy == pytest.approx(np.nanmean(acc), abs=1e-12)
+    seen = union > 0
+    assert got.frequency_weighted_iou == pytest.approx((lab[seen] / m.sum() * iou[seen]).sum(), abs=1e-12)
+    for i, row in enumerate(got.per_class):
+        assert (row.class_id, row.label_pixels, row.predicted_pixels, row.true_positive_pixels) == (
+            IDS[i], lab[i], pred[i], tp[i])  # fmt: skip
+        assert row.iou == pytest.approx(-1 if np.isnan(iou[i]) else iou[i], abs=1e-12)
+        assert row.frames == sum(bool((y == IDS[i]).any()) for y in labels)
+    assert got.per_class[4].iou == -1 and got.per_class[4].accuracy == -1  # train: nowhere
+
+
+def test_metrics_equal_numpy_over_every_pixel(shared: Running, media: pathlib.Path, project: str) -> None:
+    labels, preds, cameras = _data(45, 1)
+    _upload(shared, media, project, labels, preds, cameras)
+    with shared.client(shared.admin_key) as c:
+        got = c.analysis.GetSegmentationMetrics(apb.GetSegmentationMetricsRequest(
+            project=project, inference_set="segformer")).metrics  # fmt: skip
+        _check(got, labels, preds)
+        rear = cpb.Filter(all=[cpb.Condition(field="metadata.camera", equals=cpb.Value(string_value="rear"))])
+        got = c.analysis.GetSegmentationMetrics(apb.GetSegmentationMetricsRequest(
+            project=project, inference_set="segformer", filter=rear)).metrics  # fmt: skip
+        keep = [i for i, cam in enumerate(cameras) if cam == "rear"]
+        _check(got, [labels[i] for i in keep], [preds[i] for i in keep])
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.GetClassificationMetrics(apb.GetClassificationMetricsRequest(
+                project=project, inference_set="segformer"))  # fmt: skip
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_frames_behind_a_class_and_a_cell(shared: Running, media: pathlib.Path, project: str) -> None:
+    labels, preds, cameras = _data(30, 2)
+    ids = _upload(shared, media, project, labels, preds, cameras)
+    ok = [y != NONE for y in labels]
+    with shared.client(shared.admin_key) as c:
+        worst = c.analysis.QuerySegmentationFrames(apb.QuerySegmentationFramesRequest(
+            project=project, inference_set="segformer", class_id=7, page=cpb.PageRequest(page_size=100)))  # fmt: skip
+        want = []
+        for i, (y, q, k) in enumerate(zip(labels, preds, ok, strict=True)):
+            lab, pred = int(((y == 7) & k).sum()), int(((q == 7) & k).sum())
+            tp = int(((y == 7) & (q == 7) & k).sum())
+            if lab + pred:
+                want.append((tp / (lab + pred - tp), ids[i], lab, pred))
+        want.sort()
+        assert [f.ref.frame_id for f in worst.frames] == [w[1] for w in want]
+        assert [f.iou for f in worst.frames] == pytest.approx([w[0] for w in want], abs=1e-12)
+        assert [(f.label_pixels, f.predicted_pixels) for f in worst.frames] == [(w[2], w[3]) for w in want]
+        assert worst.page.total_count == len(want)
+        cell = c.analysis.QuerySegmentationFrames(apb.QuerySegmentationFramesRequest(
+            project=project, inference_set="segformer", class_id=7, predicted_class=5))  # fmt: skip
+        counts = [
+            (-int(((y == 7) & (q == 5)).sum()), ids[i]) for i, (y, q) in enumerate(zip(labels, preds, strict=True))
+        ]
+        expected = sorted(x for x in counts if x[0] < 0)
+        assert [(-f.cell_pixels, f.ref.frame_id) for f in cell.frames] == expected[: len(cell.frames)]
+        assert cell.page.total_count == len(expected) and cell.frames[0].media_uri == ""
+
+
+def test_a_relabel_changes_the_metrics(shared: Running, media: pathlib.Path, project: str) -> None:
+    labels, preds, cameras = _data(12, 3)
+    ids = _upload(shared, media, project, labels, preds, cameras)
+    labels[4] = preds[4].copy()  # the reviewer accepts the prediction
+    with shared.client(shared.admin_key) as c:
+        r = c.upload(project, "val", UploadColumns(frame_ids=[ids[4]], label_maps=[labels[4]], skip_frames=True),
+                     progress=False)  # fmt: skip
+        assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        got = c.analysis.GetSegmentationMetrics(apb.GetSegmentationMetricsRequest(
+            project=project, inference_set="segformer")).metrics  # fmt: skip
+    _check(got, labels, preds)
+
+
+def _runs(a: np.ndarray) -> pb.SegmentationMap:
+    v, r = classmaps.encode(a)
+    return pb.SegmentationMap(runs=pb.ClassRuns(classes=v.tolist(), lengths=r.tolist()))
+
+
+_ROAD = np.full((4, 5), 3, np.uint16)
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "says"),
+    [
+        (lambda ch, m: ch.labels.add(frame_id="f1"), "chunk.labels[0].segmentation", "needs its class map"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(
+            runs=pb.ClassRuns(classes=[3], lengths=[19]))), "chunk.labels[0].segmentation.runs.lengths", "19"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(
+            runs=pb.ClassRuns(classes=[3, 4], lengths=[10, 10]))), "chunk.labels[0].segmentation.runs", "unknown class id 4"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(
+            runs=pb.ClassRuns(classes=[3, 5], lengths=[20, 0]))), "chunk.labels[0].segmentation.runs.lengths[1]", "at least 1"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(
+            runs=_runs(_ROAD).runs, uri="file:///x.png")), "chunk.labels[0].segmentation", "exactly one form"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", class_id=3, segmentation=_runs(_ROAD)),
+         "chunk.labels[0].class_id", "pixels"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(regions=[
+            pb.ClassRegion(class_id=3, mask=pb.Mask(runs=[0, 20])),
+            pb.ClassRegion(class_id=5, mask=pb.Mask(runs=[19, 1]))])), "chunk.labels[0].segmentation.regions", "share 1 pixels"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(regions=[
+            pb.ClassRegion(class_id=3, mask=pb.Mask(runs=[0, 12]))])), "chunk.labels[0].segmentation.regions[0].mask", "12"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(uri="/etc/passwd")),
+         "chunk.labels[0].segmentation.uri", "outside"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(uri=str(m["small"]))),
+         "chunk.labels[0].segmentation.uri", "not the frame's 5x4"),
+        (lambda ch, m: ch.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(uri=str(m["odd"]))),
+         "chunk.labels[0].segmentation.uri", "#010203"),
+        (lambda ch, m: ch.inferences.add(frame_id="f1", segmentation=_runs(np.where(_ROAD == 3, NONE, 0).astype(np.uint16))),
+         "chunk.inferences[0].segmentation.runs", "every pixel a class"),
+        (lambda ch, m: ch.inferences.add(frame_id="f1", segmentation=_runs(_ROAD), class_probabilities=[1, 0, 0, 0, 0]),
+         "chunk.inferences[0].class_probabilities", "pixels"),
+    ],
+)  # fmt: skip
+def test_bad_maps_are_refused(shared: Running, media: pathlib.Path, project: str, make, field: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    small = media / f"{project}-small.png"
+    small.write_bytes(_png(np.full((3, 5), 3, np.uint16), "L"))
+    odd = media / f"{project}-odd.png"
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[:] = (1, 2, 3)
+    Image.fromarray(rgb, "RGB").save(odd, "PNG")
+    chunk = pb.UploadChunk(inference_set="segformer", frames=[pb.Frame(frame_id="f1", width=5, height=4)])
+    make(chunk, {"small": small, "odd": odd})
+    with shared.client(shared.admin_key) as c:
+        _create(c, project)
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.Upload(iter([pb.UploadRequest(project=project, dataset="val", chunk=chunk)]))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = error_detail(info.value)
+    assert detail.field == field and detail.datapoint.frame_id == "f1", info.value.details()
+    assert says in info.value.details()
+
+
+def test_maps_belong_to_segmentation_projects(shared: Running, project: str) -> None:
+    with shared.client(shared.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name=project, task_type=pb.TASK_TYPE_CLASSIFICATION, classes=[pb.ClassDef(id=3, name="road")])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(
+            name="val", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+        chunk = pb.UploadChunk(frames=[pb.Frame(frame_id="f1", width=5, height=4)])
+        chunk.labels.add(frame_id="f1", class_id=3, segmentation=_runs(_ROAD))
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.Upload(iter([pb.UploadRequest(project=project, dataset="val", chunk=chunk)]))
+        assert error_detail(info.value).field == "chunk.labels[0].segmentation"
+        with pytest.raises(grpc.RpcError) as info:
+            c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+                name=project + "x", task_type=pb.TASK_TYPE_SEGMENTATION,
+                classes=[pb.ClassDef(id=3, name="road", color="#00ff00"), pb.ClassDef(id=4, name="lane", color="#00FF00")])))  # fmt: skip
+        assert error_detail(info.value).field == "project.classes[1].color" and "class 3" in info.value.details()
