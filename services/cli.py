@@ -131,7 +131,8 @@ def _connection_args(sub: argparse.ArgumentParser) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     import grpc
 
-    from shoal.importers import load_coco, load_table
+    from shoal.common.classmaps import parse_color
+    from shoal.importers import load_coco, load_mask_folder, load_table
     from shoal.ingest.v1 import ingest_pb2 as pb
 
     logs.configure("INFO")
@@ -168,6 +169,20 @@ def cmd_import(args: argparse.Namespace) -> int:
                 ).project
             columns = data.columns
             log.info("COCO: %d images, %d annotations, %d detections", data.images, data.annotations, data.detections)
+        elif args.kind == "masks":
+            if project.task_type != pb.TASK_TYPE_SEGMENTATION:
+                raise ConfigurationError(f"project {args.project!r} is not a SEGMENTATION project")
+            if not args.masks:
+                raise ConfigurationError("masks: pass --masks, the folder of PNG label images")
+            columns = load_mask_folder(
+                Path(args.masks),
+                images=Path(args.images) if args.images else None,
+                predictions=Path(args.predictions) if args.predictions else None,
+                inference_set=args.inference_set or "",
+                colors={parse_color(cl.color): cl.id for cl in project.classes if cl.color},
+                split=args.split,
+            )
+            log.info("masks: %d label images", len(columns.frame_ids))
         else:
             classes_by_name = {cl.name: cl.id for cl in project.classes}
             columns = load_table(
@@ -178,7 +193,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 inference_set=args.inference_set or "",
             )
         if args.create:
-            splits = [args.split] if args.kind == "coco" and args.split else []
+            splits = [args.split] if args.kind in ("coco", "masks") and args.split else []
             dataset = pb.Dataset(name=args.dataset, kind=pb.DATASET_KIND_LABELED, splits=splits)
             _ensure(c, pb.CreateDatasetRequest(project=args.project, dataset=dataset))
             if columns.inference_set:
@@ -478,8 +493,10 @@ def parser() -> argparse.ArgumentParser:
     health.add_argument("--timeout", type=float, default=5.0)
     health.set_defaults(fn=cmd_health)
 
-    imp = sub.add_parser("import", help="upload a COCO detection file or a table (CSV/Parquet + .npy)")
-    imp.add_argument("kind", choices=["coco", "table"])
+    imp = sub.add_parser(
+        "import", help="upload a COCO file, a table (CSV/Parquet + .npy) or a folder of PNG label images"
+    )
+    imp.add_argument("kind", choices=["coco", "table", "masks"])
     _connection_args(imp)
     imp.add_argument("--project", required=True)
     imp.add_argument("--dataset", required=True)
@@ -489,7 +506,10 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--media-root", default="", help="coco: prefix of the images' file names, e.g. s3://bucket/val2017"
     )
-    imp.add_argument("--split", default="", help="coco: split of every image")
+    imp.add_argument("--split", default="", help="coco, masks: split of every image")
+    imp.add_argument("--masks", help="masks: the folder of PNG label images, <frame id>.png")
+    imp.add_argument("--images", help="masks: the folder of the images, named as their label images")
+    imp.add_argument("--predictions", help="masks: a folder of predicted label images, named the same")
     imp.add_argument(
         "--task",
         default="auto",

@@ -1,7 +1,8 @@
-"""Importers: COCO JSON (ground truth and results files of boxes, instance masks or keypoints) and
-tables (CSV or Parquet, with a .npy of embeddings), turned into :class:`shoal.sdk.UploadColumns`.
+"""Importers: COCO JSON (ground truth and results files of boxes, instance masks or keypoints),
+tables (CSV or Parquet, with a .npy of embeddings) and folders of PNG label images (semantic
+segmentation), turned into :class:`shoal.sdk.UploadColumns`.
 
-Both are plain functions over files; the CLI (``shoal import coco|table``) and user code call them.
+All are plain functions over files; the CLI (``shoal import coco|table|masks``) and user code call them.
 """
 
 from __future__ import annotations
@@ -186,7 +187,8 @@ def _predicted(d: dict[str, Any], kind: str, object_id: str) -> PredictedObject 
     return PredictedObject(object_id, int(d["category_id"]), score, Box(x, y, w, h))
 
 
-RESERVED = {"frame_id", "split", "media_uri", "width", "height", "label", "class_id"}
+RESERVED = {"frame_id", "split", "media_uri", "width", "height", "label", "class_id", "label_map", "predicted_map",
+            "probabilities_uri"}  # fmt: skip
 
 
 def load_table(
@@ -201,8 +203,10 @@ def load_table(
 
     Columns: ``frame_id`` (required); ``split``, ``media_uri``, ``width``, ``height`` (optional);
     ``label`` (a class name) or ``class_id``; ``prob_<class name>`` for every class (an inference,
-    needs ``inference_set``); every other column becomes typed metadata. ``embeddings`` is a .npy
-    of shape (rows, D) in row order, for the embedding space ``space``.
+    needs ``inference_set``); segmentation projects: ``label_map`` and ``predicted_map`` (URIs of
+    PNG label images, read by the server; ``width`` and ``height`` needed) and ``probabilities_uri``;
+    every other column becomes typed metadata. ``embeddings`` is a .npy of shape (rows, D) in row
+    order, for the embedding space ``space``.
     """
     import pandas as pd
 
@@ -235,6 +239,17 @@ def load_table(
             raise ValueError(f"{path}: missing probability columns {missing[:5]}")
         kw["probabilities"] = df[[f"prob_{c}" for c in order]].to_numpy(dtype=np.float32)
         kw["inference_set"] = inference_set
+    if "label_map" in df.columns:
+        kw["label_maps"] = df["label_map"].astype(str).tolist()
+    predicted = [c for c in ("predicted_map", "probabilities_uri") if c in df.columns]
+    if predicted and not inference_set:
+        raise ValueError(f"{path}: {predicted[0]} needs an inference set")
+    if "predicted_map" in df.columns:
+        kw["predicted_maps"] = df["predicted_map"].astype(str).tolist()
+        kw["inference_set"] = inference_set
+    if "probabilities_uri" in df.columns:
+        kw["probability_uris"] = df["probabilities_uri"].fillna("").astype(str).tolist()
+        kw["inference_set"] = inference_set
     meta_cols = [c for c in df.columns if c not in RESERVED and not c.startswith("prob_")]
     if meta_cols:
         records = df[meta_cols].to_dict("records")
@@ -247,3 +262,69 @@ def load_table(
             raise ValueError(f"{embeddings}: expected ({n}, D) vectors for {n} rows, got {vectors.shape}")
         kw["embeddings"] = {space: vectors}
     return UploadColumns(**kw)
+
+
+#: the image files a folder import pairs with label images, by file name without its suffix
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def load_mask_folder(
+    masks: Path,
+    *,
+    images: Path | None = None,
+    predictions: Path | None = None,
+    inference_set: str = "",
+    colors: dict[tuple[int, int, int], int] | None = None,
+    split: str = "",
+) -> UploadColumns:
+    """Reads a folder of PNG label images, one per frame (named ``<frame id>.png``), and optionally
+    a folder of the images (same names, any image suffix: their ``file://`` URIs become the frames'
+    media) and one of predicted label images (same names; needs ``inference_set``). Maps are read
+    here and sent as class runs, so the server needs no access to the files; grey and palette
+    images hold class ids (255: no class), RGB ones the colours in ``colors``. Frame sizes come from
+    the label images."""
+    from shoal.common import classmaps
+
+    found = sorted(p for p in Path(masks).iterdir() if p.suffix.lower() == ".png")
+    if not found:
+        raise ValueError(f"{masks}: no .png label images")
+    if predictions is not None and not inference_set:
+        raise ValueError("predicted label images need an inference set")
+    media: dict[str, Path] = {}
+    if images is not None:
+        for p in Path(images).iterdir():
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                media.setdefault(p.stem, p)
+    ids, sizes, label_maps, predicted_maps, uris = [], [], [], [], []
+    for path in found:
+        try:
+            y = classmaps.from_png(path.read_bytes(), colors)
+            p = None
+            if predictions is not None:
+                pred_path = Path(predictions) / path.name
+                if not pred_path.exists():
+                    raise ValueError(f"no predicted label image {pred_path}")
+                p = classmaps.from_png(pred_path.read_bytes(), colors)
+                if p.shape != y.shape:
+                    h, w = y.shape
+                    raise ValueError(f"the prediction is {p.shape[1]}x{p.shape[0]}, the label {w}x{h}")
+        except classmaps.MapError as err:
+            raise ValueError(f"{path}: {err}") from None
+        ids.append(path.stem)
+        sizes.append((y.shape[1], y.shape[0]))
+        label_maps.append(y)
+        if p is not None:
+            predicted_maps.append(p)
+        image = media.get(path.stem)
+        uris.append(image.resolve().as_uri() if image is not None else "")
+    if images is not None and not any(uris):
+        raise ValueError(f"{images}: no image is named as a label image of {masks}")
+    return UploadColumns(
+        frame_ids=ids,
+        splits=[split] * len(ids) if split else None,
+        media_uris=uris if images is not None else None,
+        sizes=sizes,
+        label_maps=label_maps,
+        predicted_maps=predicted_maps if predictions is not None else None,
+        inference_set=inference_set if predictions is not None else "",
+    )

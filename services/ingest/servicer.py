@@ -450,7 +450,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         where = "project = {p:String} AND dataset = {d:String} AND frame_id = {f:String}"
         rows, total = metrics.page(
             "label_versions FINAL",
-            "label_version, class_id, source, author, reason, version_time, upload_id, class_ids",
+            "label_version, class_id, source, author, reason, version_time, upload_id, class_ids,"
+            " seg_classes, seg_runs",
             where, "version_time DESC, label_version DESC", params, offset=page.offset, size=page.size,
         )  # fmt: skip
         objects: dict[str, list[pb.LabelObject]] = {}
@@ -476,7 +477,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 upload_id=upload,
                 provenance=pb.Provenance(source=source, author=author, reason=reason, time=timestamp(when)),
                 class_ids=list(class_ids),
+                segmentation=pb.SegmentationMap(runs=pb.ClassRuns(classes=seg_classes, lengths=seg_runs))
+                if len(seg_runs)
+                else None,
             )
-            for version, cid, source, author, reason, when, upload, class_ids in rows
+            for version, cid, source, author, reason, when, upload, class_ids, seg_classes, seg_runs in rows
         ]
         return pb.ListLabelVersionsResponse(versions=versions, page=page_response(page, len(rows), total, scope=scope))

@@ -39,6 +39,7 @@ from tests.conftest import REPO
 from tests.harness._wait import process_exit, scaled
 from tests.server.conftest import Running, project_name, start_server, wait_for
 from tests.server.test_analysis_instances import check_shape_dead_letters
+from tests.server.test_analysis_segmentation import check_map_dead_letters
 from tests.server.test_ingest_upload import check_column_dead_letters, check_dead_letters
 
 pytestmark = pytest.mark.integration
@@ -372,5 +373,6 @@ def test_bad_events_on_kafka_are_dead_lettered_and_good_frames_written(
         check_dead_letters(r, project_name("dead_letters"))
         check_column_dead_letters(r, project_name("column_dead_letters"))
         check_shape_dead_letters(r, project_name("shape_dead_letters"))
+        check_map_dead_letters(r, project_name("map_dead_letters"))
     finally:
         r.server.stop(grace=1)

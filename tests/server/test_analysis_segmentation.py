@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import uuid
 from collections.abc import Iterator
 
 import grpc
@@ -18,10 +19,12 @@ from PIL import Image
 from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.client import error_detail
 from shoal.common import classmaps, masks
+from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, start_server
+from tests.server.conftest import Running, start_server, wait_for
+from tests.server.test_ingest_upload import _wait_done
 
 CLASSES = [
     (3, "road", "#804080"),
@@ -150,7 +153,8 @@ def _upload(running: Running, media: pathlib.Path, p: str, labels, preds, camera
             lab = chunk.labels.add(frame_id=ids[i])
             for cid, counts in classmaps.regions(*classmaps.encode(labels[i])):
                 lab.segmentation.regions.add(class_id=cid, mask=pb.Mask(counts=masks.to_string(counts)))
-        c.ingest.Upload(iter([pb.UploadRequest(project=p, dataset="val", chunk=chunk)]))
+        c.ingest.Upload(iter([pb.UploadRequest(project=p, dataset="val", upload_id=f"{p}-regions", chunk=chunk)]))
+        assert c.wait_for_upload(p, f"{p}-regions", timeout=120).state == pb.UPLOAD_STATE_COMPLETED
         cols = UploadColumns(frame_ids=ids, inference_set="segformer", predicted_maps=predicted, skip_frames=True)
         r = c.upload(p, "val", cols, progress=False)
         assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
@@ -312,3 +316,101 @@ def test_maps_belong_to_segmentation_projects(shared: Running, project: str) -> 
                 name=project + "x", task_type=pb.TASK_TYPE_SEGMENTATION,
                 classes=[pb.ClassDef(id=3, name="road", color="#00ff00"), pb.ClassDef(id=4, name="lane", color="#00FF00")])))  # fmt: skip
         assert error_detail(info.value).field == "project.classes[1].color" and "class 3" in info.value.details()
+
+
+def test_import_a_folder_of_label_images_and_a_table_of_them(
+    shared: Running, media: pathlib.Path, project: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`shoal import masks`: palette label images (255: no class), RGB predicted ones in the
+    classes' colours, images paired by name; `shoal import table`: label images at URIs the server
+    reads. Both measure as numpy does."""
+    import pandas as pd
+
+    from shoal.cli import main
+
+    labels, preds, cameras = _data(9, 4)
+    folder = media / project
+    for sub in ("masks", "pred", "images"):
+        (folder / sub).mkdir(parents=True)
+    for i, (y, q) in enumerate(zip(labels, preds, strict=True)):
+        pal = Image.open(io.BytesIO(_png(y, "L"))).convert("P")
+        pal.save(folder / "masks" / f"f{i}.png")
+        (folder / "pred" / f"f{i}.png").write_bytes(_png(q, "RGB"))
+        Image.fromarray(np.zeros((*y.shape, 3), np.uint8)).save(folder / "images" / f"f{i}.jpg")
+    with shared.client(shared.admin_key) as c:
+        _create(c, project)
+    args = ["--target", shared.target, "--api-key", shared.admin_key, "--project", project, "--wait"]
+    code = main(["import", "masks", *args, "--dataset", "val", "--masks", str(folder / "masks"),
+                 "--images", str(folder / "images"), "--predictions", str(folder / "pred"),
+                 "--inference-set", "segformer", "--split", ""])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    pd.DataFrame({
+        "frame_id": [f"t{i}" for i in range(len(labels))], "width": [y.shape[1] for y in labels],
+        "height": [y.shape[0] for y in labels], "label_map": [str(folder / "masks" / f"f{i}.png") for i in range(len(labels))],
+        "predicted_map": [(folder / "pred" / f"f{i}.png").as_uri() for i in range(len(labels))], "camera": cameras,
+    }).to_csv(folder / "table.csv", index=False)  # fmt: skip
+    with shared.client(shared.admin_key) as c:
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(
+            name="test", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=project, inference_set=pb.InferenceSet(
+            name="segformer-test", dataset="test", model_name="segformer", model_version="1")))  # fmt: skip
+    code = main(["import", "table", *args, "--dataset", "test", "--table", str(folder / "table.csv"),
+                 "--inference-set", "segformer-test"])  # fmt: skip
+    assert code == 0, capsys.readouterr()
+    with shared.client(shared.admin_key) as c:
+        for name in ("segformer", "segformer-test"):
+            got = c.analysis.GetSegmentationMetrics(apb.GetSegmentationMetricsRequest(
+                project=project, inference_set=name)).metrics  # fmt: skip
+            _check(got, labels, preds)
+        frame = c.analysis.QuerySegmentationFrames(apb.QuerySegmentationFramesRequest(
+            project=project, inference_set="segformer", class_id=3)).frames[0]  # fmt: skip
+        assert frame.media_uri == (folder / "images" / f"{frame.ref.frame_id}.jpg").as_uri()
+
+
+def check_map_dead_letters(running: Running, p: str) -> None:
+    """A producer's event for a segmentation project: a label whose runs miss pixels and a
+    prediction leaving pixels without a class go to the dead-letter topic as received, with their
+    reasons; the good label and prediction of the same event are written and measured."""
+    y = np.array([[3, 3, 9], [5, 5, 9]], np.uint16)
+    q = np.array([[3, 5, 9], [5, 5, 9]], np.uint16)
+    with running.client(running.admin_key) as c:
+        _create(c, p)
+    chunk = pb.UploadChunk(frames=[pb.Frame(frame_id=f"f{i}", width=3, height=2) for i in range(3)],
+                           inference_set="segformer")  # fmt: skip
+    lab = chunk.labels.add(frame_id="f0")
+    for cid, counts in classmaps.regions(*classmaps.encode(y)):
+        lab.segmentation.regions.add(class_id=cid, mask=pb.Mask(runs=counts.tolist()))
+    chunk.labels.add(frame_id="f1", segmentation=pb.SegmentationMap(runs=pb.ClassRuns(classes=[3], lengths=[5])))
+    chunk.inferences.add(frame_id="f0", segmentation=_runs(q))
+    chunk.inferences.add(frame_id="f1", segmentation=_runs(np.where(q == 5, NONE, q).astype(np.uint16)))
+    event = pb.UploadEvent(schema_version=1, upload_id="maps-1", chunk_index=0, project=p, dataset="val", chunk=chunk)
+    bus = running.server.stores.events
+    topics = Topics(running.server.settings.topic_prefix)
+    key = f"{p}/val".encode()
+    bus.publish(topics.uploads, key=key, value=event.SerializeToString()).result(timeout=10)
+    with running.client(running.admin_key) as c:
+        st = _wait_done(c, p, "maps-1")
+        assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
+        assert (st.written.frames, st.written.labels, st.written.inferences) == (3, 1, 1)
+        assert sorted(e.detail.field for e in st.errors) == [
+            "chunk.inferences[1].segmentation.runs", "chunk.labels[1].segmentation.runs.lengths",
+        ]  # fmt: skip
+        (version,) = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(project=p, dataset="val",
+                                                                            frame_id="f0")).versions  # fmt: skip
+        runs = version.segmentation.runs
+        assert np.array_equal(classmaps.decode(np.array(runs.classes), np.array(runs.lengths), 2, 3), y)
+        got = c.analysis.GetSegmentationMetrics(apb.GetSegmentationMetricsRequest(
+            project=p, inference_set="segformer")).metrics  # fmt: skip
+        assert got.frames == 1 and got.pixels == 6 and got.pixel_accuracy == pytest.approx(5 / 6)
+    dlq = bus.consumer(f"test-dlq-{uuid.uuid4().hex}", [topics.dead_letter])
+    seen: list = []  # type: ignore[type-arg]
+    wait_for(lambda: seen.extend(e for e in dlq.poll(0.5) if e.key == key) or len(seen) >= 1, timeout=60,
+             what="the dead letter")  # fmt: skip
+    dlq.close()
+    part = pb.UploadEvent.FromString(seen[0].value)
+    assert [x.frame_id for x in part.chunk.labels] == ["f1"] and [x.frame_id for x in part.chunk.inferences] == ["f1"]
+    assert list(part.chunk.labels[0].segmentation.runs.lengths) == [5]  # as received
+
+
+def test_bad_maps_on_the_event_path_are_dead_lettered_and_good_ones_written(shared: Running, project: str) -> None:
+    check_map_dead_letters(shared, project)

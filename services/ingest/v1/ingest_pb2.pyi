@@ -859,20 +859,22 @@ class ListLabelVersionsRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., frame_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
 
 class LabelVersion(_message.Message):
-    __slots__ = ("label_version", "class_id", "objects", "provenance", "upload_id", "class_ids")
+    __slots__ = ("label_version", "class_id", "objects", "provenance", "upload_id", "class_ids", "segmentation")
     LABEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     label_version: str
     class_id: int
     objects: _containers.RepeatedCompositeFieldContainer[LabelObject]
     provenance: Provenance
     upload_id: str
     class_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, label_version: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., upload_id: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    segmentation: SegmentationMap
+    def __init__(self, label_version: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., upload_id: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ...) -> None: ...
 
 class ListLabelVersionsResponse(_message.Message):
     __slots__ = ("versions", "page")
