@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from prometheus_client import Counter
 
 from shoal.analysis import grid_orders
+from shoal.common import classmaps, masks
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.query import (
@@ -39,6 +41,7 @@ from shoal.common.data.query import (
     presence,
     view_sql,
 )
+from shoal.common.data.segmentation import latest_maps_sql
 from shoal.common.errors import InvalidArgument
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.stores.metrics import MetricsStore
@@ -169,6 +172,7 @@ def query_datapoints(
     *,
     scope: str,
     include_objects: bool = False,
+    maps: bool = False,
     answers: AnswerCache | None = None,
 ) -> Page:
     """A page of the view's frames that pass ``flt``, in ``sort`` order after ``page_token``.
@@ -201,7 +205,7 @@ def query_datapoints(
     more = len(result) > size
     result = result[:size]
     shown = [_row(r) for r in result]
-    add_frame_details(metrics, view, shown, include_objects=include_objects, answers=answers)
+    add_frame_details(metrics, view, shown, include_objects=include_objects, maps=maps, answers=answers)
     token = ""
     if more and result:
         token = encode_cursor(_cursor(result[-1], sorts), scope)
@@ -285,28 +289,32 @@ def keep_pages(
 
 #: the tables a page's frame details read: the frames' sizes, and their boxes
 DETAIL_TABLES = ("frames",)
-OBJECT_TABLES = ("frames", "label_versions", "label_objects", "predicted_objects")
+OBJECT_TABLES = ("frames", "label_versions", "label_objects", "predicted_objects", "inferences")
 
 Details = tuple[dict[str, tuple[int, int]], dict[str, list[FrameObject]], dict[str, list[FrameObject]]]
 
 
 def add_frame_details(metrics: MetricsStore, view: View, rows: Sequence[Row], *, include_objects: bool,
-                      answers: AnswerCache | None = None) -> None:  # fmt: skip
+                      maps: bool = False, answers: AnswerCache | None = None) -> None:  # fmt: skip
     """Sets each row's frame size and, with ``include_objects``, its boxes: one query for the sizes
     and one for the objects of the whole page; with ``answers``, kept until those tables change (a
-    page's frames lie anywhere in the dataset: reading their sizes touches a block of rows each)."""
+    page's frames lie anywhere in the dataset: reading their sizes touches a block of rows each).
+    With ``maps`` (a segmentation project), the objects are each class's region of the frame's
+    label map and predicted map."""
     ids = sorted({r.frame_id for r in rows})
     if not ids:
         return
 
     def compute() -> Details:
+        if maps:
+            return _map_details(metrics, view, ids)
         return _frame_details(metrics, view, ids, include_objects=include_objects)
 
     if answers is None:
         sizes, labels, predicted = compute()
     else:
         tables = OBJECT_TABLES if include_objects else DETAIL_TABLES
-        key = _details_key(view, include_objects, ids)
+        key = _details_key(view, include_objects, ids, maps)
         sizes, labels, predicted = answers.get(tables, key, compute, lambda _: len(ids))
     for r in rows:
         r.width, r.height = sizes.get(r.frame_id, (0, 0))
@@ -314,10 +322,38 @@ def add_frame_details(metrics: MetricsStore, view: View, rows: Sequence[Row], *,
         r.predicted_objects = sorted(predicted.get(r.frame_id, []), key=lambda o: o.object_id)
 
 
-def _details_key(view: View, include_objects: bool, ids: Sequence[str]) -> Hashable:
+def _details_key(view: View, include_objects: bool, ids: Sequence[str], maps: bool = False) -> Hashable:
     """The key of the details of these frames (sorted) as :func:`add_frame_details` keeps them."""
     digest = hashlib.sha256("\x00".join(ids).encode()).hexdigest()
-    return ("datapoints.details", view.project, view.dataset, view.inference_set, include_objects, digest)
+    return ("datapoints.details", view.project, view.dataset, view.inference_set, include_objects, maps, digest)
+
+
+def _map_details(metrics: MetricsStore, view: View, ids: list[str]) -> Details:
+    """The sizes of these frames, and each class's region of their latest label map and of the
+    inference set's predicted map, as objects ``class-<id>`` with the region's mask and box."""
+    sizes, _, _ = _frame_details(metrics, view, ids, include_objects=False)
+    params = {"project": view.project, "dataset": view.dataset, "set": view.inference_set}
+    scope = "frame_id IN {ids:Array(String)}"
+    sql = f"SELECT 0, frame_id, classes, runs FROM ({latest_maps_sql(scope)})"
+    if view.inference_set:
+        sql += (
+            " UNION ALL SELECT 1, frame_id, seg_classes, seg_runs FROM inferences FINAL"
+            " WHERE project = {project:String} AND inference_set = {set:String} AND dataset = {dataset:String}"
+            " AND " + scope
+        )
+    labels: dict[str, list[FrameObject]] = {}
+    predicted: dict[str, list[FrameObject]] = {}
+    for kind, frame, classes, runs in metrics.query_ids(sql, params, "ids", ids):
+        w, h = sizes.get(str(frame), (0, 0))
+        if not len(runs) or int(np.sum(runs, dtype=np.int64)) != w * h:
+            continue
+        out = predicted if kind else labels
+        for class_id, counts in classmaps.regions(np.asarray(classes), np.asarray(runs)):
+            box = masks.bbox(counts, h, w)
+            out.setdefault(str(frame), []).append(
+                FrameObject(f"class-{class_id}", class_id, box, None, False, masks.to_string(counts).decode(), ())
+            )
+    return sizes, labels, predicted
 
 
 def _frame_details(metrics: MetricsStore, view: View, ids: list[str], *, include_objects: bool) -> Details:

@@ -15,8 +15,9 @@ def query_datapoints(ctx: Context, request: pb.QueryDatapointsRequest) -> pb.Que
     threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
     if request.baseline_inference_set and not request.inference_set:
         raise InvalidArgument("a baseline needs an inference set to compare with", field="inference_set")
+    project = ctx.projects.get(request.project)
     view = ctx.view(
-        ctx.projects.get(request.project),
+        project,
         request.dataset,
         request.inference_set,
         threshold,
@@ -35,6 +36,7 @@ def query_datapoints(ctx: Context, request: pb.QueryDatapointsRequest) -> pb.Que
         request.page.page_token,
         scope=scope,
         include_objects=request.include_objects,
+        maps=request.include_objects and project.task_type == "SEGMENTATION",
         answers=ctx.answers,
     )
     return pb.QueryDatapointsResponse(

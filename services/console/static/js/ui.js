@@ -86,6 +86,8 @@ export async function projectInfo(project) {
     ]);
     const proj = p.project;
     const names = new Map((proj.classes || []).map((c) => [c.id || 0, c.name]));
+    const colours = new Map((proj.classes || []).filter((c) => c.color).map((c) => [c.id || 0, c.color]));
+    const order = new Map((proj.classes || []).map((c, i) => [c.id || 0, i]));
     return {
       project: proj,
       datasets,
@@ -94,6 +96,9 @@ export async function projectInfo(project) {
       detection: OBJECT_TASKS.has(proj.task_type),
       // any number of classes per frame, a score per class
       multiLabel: proj.task_type === "TASK_TYPE_MULTI_LABEL",
+      // one class per pixel: label and predicted class maps, each class in its colour
+      segmentation: proj.task_type === "TASK_TYPE_SEGMENTATION",
+      classColour: (id) => colours.get(id) || CLASS_PALETTE[Math.max(0, order.get(id) ?? 0) % CLASS_PALETTE.length],
       // keypoint classes: their keypoint names and skeleton, by class id
       keypoints: new Map((proj.classes || []).filter((c) => (c.keypoints || []).length)
         .map((c) => [c.id || 0, { names: c.keypoints, skeleton: (c.skeleton || []).map((e) => [e.a || 0, e.b || 0]) }])),
@@ -110,6 +115,10 @@ export async function projectInfo(project) {
 export function forgetProjects() {
   projectCache.clear();
 }
+
+// Colours of classes that declare none (segmentation maps), told apart also by people with a colour vision deficiency.
+const CLASS_PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000",
+  "#882255", "#44aa99", "#999933", "#aa4499", "#332288", "#88ccee", "#117733", "#ddcc77"];
 
 // COCO's compact run-length string as its run lengths (column-major, starting with unset pixels).
 export function rleRuns(counts) {
@@ -132,7 +141,7 @@ export function rleRuns(counts) {
 }
 
 // A mask as a translucent image of the frame's size (drawn at most 320 pixels across, scaled up).
-function maskImage(counts, width, height, colour) {
+function maskImage(counts, width, height, colour, alpha = 120) {
   const scale = Math.max(1, Math.ceil(Math.max(width, height) / 320));
   const cw = Math.ceil(width / scale), ch = Math.ceil(height / scale);
   const canvas = document.createElement("canvas");
@@ -147,7 +156,7 @@ function maskImage(counts, width, height, colour) {
       for (let q = pos; q < pos + n; q++) {
         const x = Math.floor(q / height), y = q - x * height;
         const o = (Math.floor(y / scale) * cw + Math.floor(x / scale)) * 4;
-        image.data[o] = rgb[0]; image.data[o + 1] = rgb[1]; image.data[o + 2] = rgb[2]; image.data[o + 3] = 120;
+        image.data[o] = rgb[0]; image.data[o + 1] = rgb[1]; image.data[o + 2] = rgb[2]; image.data[o + 3] = alpha;
       }
     }
     pos += n;
@@ -178,10 +187,14 @@ function keypointMarks(points, skeleton, colour, stroke, predicted) {
 // as translucent fills, keypoints as points joined by their class's skeleton (hidden points hollow).
 // objects: {labels: [{class_id, box, object_id, mask, keypoints}], predictions: [{class_id, box, score, ...}]}
 // keypoints: the project's keypoint classes (projectInfo().keypoints), for their skeletons.
+// classColour: a segmentation project's colour of each class (projectInfo().classColour): objects are then class
+// regions of a map, drawn as fills in their class's colour without a box.
 export function thumbnail(project, dataset, frameId, opts = {}) {
-  const { caption, href, objects, width, height, className, size = "thumb", selectable, keypoints } = opts;
+  const { caption, href, objects, width, height, className, size = "thumb", selectable, keypoints, classColour } = opts;
   const img = h("img", { src: mediaUrl(project, dataset, frameId, size), alt: `frame ${frameId}`, loading: "lazy", decoding: "async" });
   const frame = h("div", { class: "thumb-image" }, img);
+  // a full-size image's box takes the image's proportions, so the drawing over it lies where its pixels are
+  if (size === "full" && width && height) frame.style.aspectRatio = `${width} / ${height}`;
   if (objects && width && height) {
     const svg = h("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "xMidYMid meet", class: "boxes", "aria-hidden": "true" });
     const stroke = Math.max(1, Math.round(Math.max(width, height) / 160));
@@ -192,6 +205,12 @@ export function thumbnail(project, dataset, frameId, opts = {}) {
         const x = b.x || 0, y = b.y || 0, w = b.width || 0, hgt = b.height || 0;
         const colour = kind === "label" ? LABEL_COLOUR : PREDICTION_COLOUR;
         const g = h("g", { class: `box ${kind}` });
+        if (classColour) {
+          if (o.mask) g.append(maskImage(o.mask, width, height, classColour(o.class_id || 0), 150));
+          g.dataset.classId = o.class_id || 0;
+          svg.append(g);
+          continue;
+        }
         if (o.mask) g.append(maskImage(o.mask, width, height, colour));
         if ((o.keypoints || []).length) {
           const skeleton = keypoints?.get(o.class_id || 0)?.skeleton;

@@ -14,7 +14,7 @@ export async function render(main, ctx) {
     rpc("analysis", "QueryDatapoints", {
       project, dataset, inference_set: inferenceSet,
       filter: { all: [{ field: "frame_id", equals: { string_value: frame } }] },
-      include_objects: info.detection ? true : undefined,
+      include_objects: info.detection || info.segmentation ? true : undefined,
       page: { page_size: 1 },
     }),
     all("ingest", "ListLabelVersions", { project, dataset, frame_id: frame }, "versions", 200),
@@ -30,6 +30,9 @@ export async function render(main, ctx) {
   const classSet = (ids) => (ids || []).map((c) => info.className(c)).join(", ") || "no class";
   if (info.multiLabel) {
     facts.push(["Classes", versions.length ? classSet(versions[0].class_ids) : "unlabeled"]);
+  } else if (info.segmentation) {
+    const present = new Set((dp.label_objects || []).map((o) => o.class_id || 0));
+    facts.push(["Classes", [...present].map((c) => info.className(c)).join(", ") || "unlabeled"]);
   } else if (!info.detection) {
     facts.push(["Label", info.className(dp.label_class)]);
     if (inferenceSet) {
@@ -42,7 +45,7 @@ export async function render(main, ctx) {
 
   const versionRows = versions.map((v, i) => h("tr", {},
     h("td", {}, i === 0 ? h("strong", {}, "current") : ""),
-    h("td", {}, info.multiLabel ? classSet(v.class_ids)
+    h("td", {}, info.multiLabel ? classSet(v.class_ids) : info.segmentation ? "class map"
       : v.class_id !== undefined ? info.className(v.class_id) : count((v.objects || []).length, "object")),
     h("td", {}, v.provenance?.source || "–"),
     h("td", {}, v.provenance?.author || "–"),
@@ -50,8 +53,9 @@ export async function render(main, ctx) {
     h("td", {}, time(v.provenance?.time))));
 
   const neighbours = h("div", { class: "grid", id: "neighbours" }, h("p", { class: "muted" }, "Looking for neighbours…"));
-  const image = thumbnail(project, dataset, frame, { size: "full", objects: objectsOf(dp), width: dp.width, height: dp.height,
-    className: info.className, keypoints: info.keypoints });
+  const image = info.segmentation ? classMaps(project, dataset, frame, dp, info, inferenceSet)
+    : thumbnail(project, dataset, frame, { size: "full", objects: objectsOf(dp), width: dp.width, height: dp.height,
+      className: info.className, keypoints: info.keypoints });
   // labels and predictions are shown or hidden each on their own
   const shown = (kind, text) => h("label", {}, h("input", { type: "checkbox", checked: true, id: `show-${kind}s`,
     onchange: (e) => image.classList.toggle(`hide-${kind}s`, !e.target.checked) }), ` ${text}`);
@@ -82,6 +86,26 @@ export async function render(main, ctx) {
     neighbours,
   ].filter((x) => x !== null && x !== undefined && x !== false));
   loadNeighbours(project, dataset, frame, info, neighbours);
+}
+
+// A segmentation frame: its label map and its predicted map side by side, each class in its colour, with the key.
+function classMaps(project, dataset, frame, dp, info, inferenceSet) {
+  const one = (kind, list) => h("div", { class: "class-map", id: `map-${kind}` },
+    h("h2", {}, kind === "labels" ? "Labels" : "Prediction"),
+    thumbnail(project, dataset, frame, { size: "full", width: dp.width, height: dp.height, classColour: info.classColour,
+      objects: kind === "labels" ? { labels: list } : { predictions: list } }));
+  const present = new Set([...(dp.label_objects || []), ...(dp.predicted_objects || [])].map((o) => o.class_id || 0));
+  const key = h("ul", { class: "class-key", id: "class-key" }, info.classes.filter((c) => present.has(c.id)).map((c) =>
+    h("li", {}, swatch(info.classColour(c.id)), ` ${c.name}`)));
+  return h("div", { class: "class-maps" }, one("labels", dp.label_objects || []),
+    inferenceSet ? one("prediction", dp.predicted_objects || []) : null, key);
+}
+
+// A square of a colour (set through the style object: the console's content policy refuses inline style attributes).
+function swatch(colour) {
+  const el = h("span", { class: "swatch", dataset: { colour } });
+  el.style.backgroundColor = colour;
+  return el;
 }
 
 // Neighbours come from the similarity search of the project's first frame-level embedding space.

@@ -354,6 +354,31 @@ export async function render(main, ctx) {
     await multiLabel({ project, info, setName, filter, threshold }, summary, perClass);
     return;
   }
+  if (info.segmentation) {
+    const summary = h("section", { id: "summary", class: "cards" }, h("p", { class: "muted loading" }, "Loading metrics…"));
+    const confusion = h("section", { id: "confusion" });
+    const frames = h("section", { id: "segmentation-frames", class: "card", hidden: true });
+    const perClass = h("section", { id: "per-class" });
+    main.replaceChildren(
+      h("h1", {}, "Model performance ", h("span", { class: "muted" }, setName)),
+      h("p", { class: "muted" }, `Model ${set.model_name || "–"} ${set.model_version || ""} on dataset `,
+        h("a", { href: href(`${base}/examples`, { dataset, inference_set: setName }) }, dataset),
+        ": every labeled pixel counted; pixels a label leaves without a class count nowhere."),
+      h("form", { class: "toolbar", id: "performance-filters", onsubmit: (e) => e.preventDefault() },
+        select("inference_set", sets.map((x) => ({ value: x.name, label: `${x.name} · ${x.dataset}` })), setName,
+          (v) => go({ inference_set: v, cell: "", class: "" }), "Inference set"),
+        select("split", [{ value: "", label: "all" }, ...(ds.splits || []).map((x) => ({ value: x, label: x }))], split,
+          (v) => go({ split: v, cell: "", class: "" }), "Split")),
+      summary,
+      h("h2", {}, "Pixel confusion"),
+      h("label", { class: "inline" }, h("input", { type: "checkbox", id: "normalise", checked: normalise || null,
+        onchange: (e) => go({ norm: e.target.checked ? "1" : "" }) }), " Row-normalised (share of each labeled class)"),
+      confusion, frames, h("h2", {}, "Per class"), perClass);
+    const page = { ctx, project, base, info, setName, dataset, filter, normalise, frames };
+    await segmentation(page, summary, confusion, perClass);
+    if (q.get("cell") || q.get("class")) await openFrames(page, q.get("class") || "", q.get("cell") || "");
+    return;
+  }
   const toolbar = h("form", { class: "toolbar", id: "performance-filters", onsubmit: (e) => e.preventDefault() },
     select("inference_set", sets.map((x) => ({ value: x.name, label: `${x.name} · ${x.dataset}` })), setName,
       (v) => go({ inference_set: v, baseline: "", cell: "", change: "" }), "Inference set"),
@@ -482,6 +507,66 @@ function multiLabel(page, summary, perClass) {
       (c) => [c.class_name || info.className(c.class_id || 0), num(c.average_precision) < 0 ? "–" : f3(c.average_precision || 0),
         f3(c.precision || 0), f3(c.recall || 0), f3(c.f1 || 0), fmt(num(c.support)), fmt(num(c.predicted))],
       (c) => (num(c.support) ? c.f1 || 0 : 2));
+  });
+}
+
+// -- semantic segmentation ------------------------------------------------------------------------
+
+function segmentation(page, summary, confusion, perClass) {
+  const { project, setName, info, filter } = page;
+  return guarded(summary, async () => {
+    const resp = await rpc("analysis", "GetSegmentationMetrics", { project, inference_set: setName, filter });
+    const m = resp.metrics || {};
+    fill(summary,
+      stat("Mean IoU", f3(m.mean_iou || 0), "stat-miou"),
+      stat("Pixel accuracy", pct(m.pixel_accuracy || 0), "stat-pixel-accuracy"),
+      stat("Mean accuracy", pct(m.mean_accuracy || 0), "stat-mean-accuracy"),
+      stat("Frequency-weighted IoU", f3(m.frequency_weighted_iou || 0), "stat-fwiou"),
+      stat("Frames", fmt(num(m.frames)), "stat-frames"),
+      stat("Labeled pixels", fmt(num(m.pixels)), "stat-pixels"));
+    const ids = m.class_ids || [];
+    const K = ids.length;
+    const counts = (m.confusion || []).map(Number);
+    const rows = ids.map((id) => ({ key: String(id), id, name: info.className(id) }));
+    const pixels = (v) => `${fmt(v)} pixel${v === 1 ? "" : "s"}`;
+    const map = counts.some((v) => v > 0) ? heatMap({
+      rows, cols: rows, counts, normalise: page.normalise,
+      title: "pixel confusion: labeled class by row, predicted class by column", rowTitle: "Labeled", colTitle: "Predicted",
+      describe: (r, c, v, share) => `labeled ${rows[r].name}, predicted ${rows[c].name}: ${pixels(v)} (${pct(share)} of the row)`,
+      open: (r, c) => openFrames(page, "", `${rows[r].key},${rows[c].key}`, "push"),
+    }) : h("p", { class: "muted" }, "No labeled frame with a prediction yet.");
+    fill(confusion, map, K ? h("p", { class: "muted" }, "Choose a cell to see the frames with the most such pixels.") : null);
+    const metric = (x) => (x === undefined || x < 0 ? "–" : f3(x));
+    classTable(perClass, ["Class", "IoU", "Accuracy", "Precision", "Labeled pixels", "Predicted pixels", "Frames"], m.per_class || [],
+      (c) => [h("a", { href: "#", onclick: (e) => { e.preventDefault(); openFrames(page, String(c.class_id || 0), "", "push"); } },
+        c.class_name || info.className(c.class_id || 0)), metric(c.iou ?? 0), metric(c.accuracy ?? 0), metric(c.precision ?? 0),
+      fmt(num(c.label_pixels)), fmt(num(c.predicted_pixels)), fmt(num(c.frames))],
+      (c) => (c.iou === undefined ? 0 : c.iou < 0 ? 2 : c.iou));
+  });
+}
+
+// The frames behind a class (lowest IoU first) or a confusion cell ("labeled,predicted": most pixels first).
+async function openFrames(page, classId, cell, mode) {
+  const { project, setName, info, dataset, filter, frames } = page;
+  setParams({ class: classId, cell }, mode);
+  frames.hidden = false;
+  frames.replaceChildren(h("p", { class: "muted loading" }, "Loading frames…"));
+  await guarded(frames, async () => {
+    const [t, p] = cell ? cell.split(",").map(Number) : [Number(classId), undefined];
+    const resp = await rpc("analysis", "QuerySegmentationFrames", {
+      project, inference_set: setName, filter, class_id: t, predicted_class: p, page: { page_size: 24 } });
+    const list = resp.frames || [];
+    const title = cell ? `Labeled ${info.className(t)}, predicted ${info.className(p)}: the frames with the most such pixels`
+      : `${info.className(t)}: the frames with its lowest IoU`;
+    const frameHref = (f) => href(`/p/${encodeURIComponent(project)}/frame/${encodeURIComponent(f.ref?.dataset || dataset)}/${encodeURIComponent(f.ref?.frame_id || "")}`,
+      { inference_set: setName });
+    fill(frames, h("h3", {}, title),
+      h("p", { class: "muted" }, `${fmt(num(resp.page?.total_count))} frames.`),
+      list.length ? h("div", { class: "grid", id: "segmentation-frame-grid" }, list.map((f) => thumbnail(project, f.ref?.dataset || dataset,
+        f.ref?.frame_id || "", {
+          href: frameHref(f),
+          caption: cell ? `${f.ref?.frame_id} · ${fmt(num(f.cell_pixels))} px` : `${f.ref?.frame_id} · IoU ${f3(f.iou || 0)}`,
+        }))) : h("p", { class: "muted" }, "No frame."));
   });
 }
 
