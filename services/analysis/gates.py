@@ -26,11 +26,12 @@ class GateOutcome:
 
 
 def gate_value(report: Any, gate: Gate) -> float:
-    """``report``: a ClassificationReport or a detection summary (the same field names)."""
-    if gate.metric == "accuracy":
-        return report.accuracy
+    """``report``: a ClassificationReport, a detection summary (the same field names) or a
+    segmentation summary (``mean_iou``, ``pixel_accuracy``, per class ``iou``, ``precision``, ``recall``)."""
     if gate.metric == "macro_f1":
         return report.macro[2]
+    if gate.class_id is None:
+        return float(getattr(report, gate.metric))
     per_class = {c.class_id: c for c in report.per_class}
     c = per_class.get(gate.class_id)  # type: ignore[arg-type]
     return 0.0 if c is None else float(getattr(c, gate.metric))

@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
+from shoal.analysis import segmentation
 from shoal.analysis.datapoints import metadata_kinds
 from shoal.common.data.query import SETTINGS, Params, View, compile_filter, metadata_key, view_sql
 from shoal.common.errors import InvalidArgument
@@ -31,6 +33,9 @@ class SliceStats:
     drop: float
     #: detection: the outcomes counted (matches, false positives, missed boxes)
     objects: int = 0
+    #: segmentation: the labeled pixels (``accuracy`` is pixel accuracy) and the mean IoU
+    pixels: int = 0
+    mean_iou: float = -1.0
 
 
 def wilson(correct: int, n: int, level: float) -> tuple[float, float]:
@@ -83,6 +88,20 @@ def _rank(
     return overall, total, out, worst
 
 
+def _rank_pixels(rows: list[Any], min_support: int) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+    """Segmentation slices (:class:`shoal.analysis.segmentation.SliceRow`), and the worst: enough
+    frames and a pixel-accuracy interval wholly below the overall pixel accuracy, largest drop first."""
+    total = sum(r.pixels for r in rows)
+    overall = sum(r.right for r in rows) / total if total else 0.0
+    out = []
+    for r in rows:
+        acc = r.right / r.pixels if r.pixels else 0.0
+        out.append(SliceStats(r.value, r.frames, r.right, acc, r.lower, r.upper, overall - acc, pixels=r.pixels,
+                              mean_iou=r.mean_iou))  # fmt: skip
+    worst = sorted((x for x in out if x.frames >= min_support and x.upper < overall), key=lambda x: -x.drop)
+    return overall, sum(r.frames for r in rows), out, worst
+
+
 def slices(
     metrics: MetricsStore,
     view: View,
@@ -93,6 +112,7 @@ def slices(
     min_support: int = DEFAULT_MIN_SUPPORT,
     level: float = DEFAULT_LEVEL,
     detection_iou: float | None = None,
+    segmentation_classes: list[int] | None = None,
 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
     """(overall accuracy, frames, every slice by value, the worst slices).
 
@@ -114,6 +134,12 @@ def slices(
             groups_sql=f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", groups_params=params.values,
         )  # fmt: skip
         return _rank(rows, min_support, level, objects=True)
+    if segmentation_classes is not None:
+        found = segmentation.slice_rows(
+            metrics, view.project, view.inference_set, segmentation_classes,
+            f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", params.values, level,
+        )  # fmt: skip
+        return _rank_pixels(found, min_support)
     rows = metrics.query(
         f"SELECT {group} AS g, count(), countIf(label_class = predicted_class) FROM ({source})"
         f" WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND {where} GROUP BY g ORDER BY g{SETTINGS}",

@@ -414,3 +414,87 @@ def check_map_dead_letters(running: Running, p: str) -> None:
 
 def test_bad_maps_on_the_event_path_are_dead_lettered_and_good_ones_written(shared: Running, project: str) -> None:
     check_map_dead_letters(shared, project)
+
+
+def _miou(labels: list[np.ndarray], preds: list[np.ndarray]) -> tuple[float, np.ndarray]:
+    m = _confusion(labels, preds)
+    tp, union = np.diag(m), m.sum(0) + m.sum(1) - np.diag(m)
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    return float(np.nanmean(iou)), iou
+
+
+def test_two_models_compared_and_gated_in_pixels(shared: Running, media: pathlib.Path, project: str) -> None:
+    labels, preds, cameras = _data(36, 5)
+    ids = _upload(shared, media, project, labels, preds, cameras)
+    rng = np.random.default_rng(6)
+    worse = [
+        np.where((y != NONE) & (rng.random(y.shape) < 0.2), 9, q).astype(np.uint16)
+        for y, q in zip(labels, preds, strict=True)
+    ]
+    worse[0] = preds[0]  # one frame unchanged
+    with shared.client(shared.admin_key) as c:
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=project, inference_set=pb.InferenceSet(
+            name="worse", dataset="val", model_name="tiny", model_version="1")))  # fmt: skip
+        r = c.upload(project, "val", UploadColumns(frame_ids=ids, inference_set="worse", predicted_maps=worse,
+                                                   skip_frames=True), progress=False)  # fmt: skip
+        assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        cmp = c.analysis.CompareInferenceSets(apb.CompareInferenceSetsRequest(
+            project=project, baseline_inference_set="segformer", candidate_inference_set="worse"))  # fmt: skip
+        (b_miou, b_iou), (w_miou, w_iou) = _miou(labels, preds), _miou(labels, worse)
+        assert cmp.frames == 36 and (cmp.baseline_mean_iou, cmp.candidate_mean_iou) == pytest.approx((b_miou, w_miou))
+        acc = [[float((q == y)[y != NONE].mean()) for y, q in zip(labels, p, strict=True)] for p in (preds, worse)]
+        assert cmp.regressed == sum(w < b for b, w in zip(*acc, strict=True)) and cmp.improved == sum(
+            w > b for b, w in zip(*acc, strict=True))  # fmt: skip
+        for i, d in enumerate(cmp.per_class):
+            for got, want in ((d.baseline_iou, b_iou[i]), (d.candidate_iou, w_iou[i])):
+                assert got == pytest.approx(-1 if np.isnan(want) else want, abs=1e-12)
+        sky = cmp.per_class[3]
+        assert sky.class_id == 9 and sky.iou_delta < 0 and sky.candidate.predicted > sky.baseline.predicted
+        # a regression test on the rear camera: the mean IoU holds for segformer, not for the worse model
+        rear = [f for f, cam in zip(ids, cameras, strict=True) if cam == "rear"]
+        keep = [i for i, cam in enumerate(cameras) if cam == "rear"]
+        want = {
+            name: _miou([labels[i] for i in keep], [p[i] for i in keep])
+            for name, p in (("segformer", preds), ("worse", worse))
+        }
+        minimum = (want["segformer"][0] + want["worse"][0]) / 2
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project=project, frame_ids=rear, segment=apb.Segment(
+            name="rear-rt", dataset="val", kind=apb.SEGMENT_KIND_REGRESSION_TEST,
+            gates=[apb.Gate(metric="mean_iou", minimum=minimum), apb.Gate(metric="iou", class_id=3, minimum=0.5)])))  # fmt: skip
+        for name, passed in (("segformer", True), ("worse", False)):
+            res = c.analysis.EvaluateGates(apb.EvaluateGatesRequest(project=project, inference_set=name)).results
+            assert [g.gate.metric for g in res] == ["mean_iou", "iou"]
+            assert res[0].value == pytest.approx(want[name][0]) and res[0].passed is passed, name
+            assert res[1].value == pytest.approx(want[name][1][0]) and res[0].frames == len(rear)
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.CreateSegment(apb.CreateSegmentRequest(project=project, frame_ids=rear, segment=apb.Segment(
+                name="bad-rt", dataset="val", kind=apb.SEGMENT_KIND_REGRESSION_TEST,
+                gates=[apb.Gate(metric="accuracy", minimum=0.5)])))  # fmt: skip
+        assert "mean_iou, pixel_accuracy, iou" in info.value.details()
+
+
+def test_slices_by_camera_in_pixels_with_frames_as_clusters(shared: Running, media: pathlib.Path, project: str) -> None:
+    labels, preds, cameras = _data(60, 7)
+    rng = np.random.default_rng(8)
+    for i, cam in enumerate(cameras):
+        if cam == "rear":  # the rear camera's frames: a third of their pixels wrong
+            preds[i] = np.where(rng.random(preds[i].shape) < 0.33, 5, preds[i]).astype(np.uint16)
+    _upload(shared, media, project, labels, preds, cameras)
+    with shared.client(shared.admin_key) as c:
+        got = c.analysis.GetSlices(apb.GetSlicesRequest(project=project, inference_set="segformer",
+                                                        group_by="metadata.camera", min_support=10))  # fmt: skip
+    ok = [y != NONE for y in labels]
+    right = np.array([int((q == y)[k].sum()) for y, q, k in zip(labels, preds, ok, strict=True)])
+    pixels = np.array([int(k.sum()) for k in ok])
+    assert got.pixels == pixels.sum() and got.overall_accuracy == pytest.approx(right.sum() / pixels.sum())
+    by = {s.value: s for s in got.slices}
+    assert sorted(by) == ["front", "rear"]
+    for cam, s in by.items():
+        keep = [i for i, x in enumerate(cameras) if x == cam]
+        x, y = pixels[keep], right[keep]
+        a = y.sum() / x.sum()
+        se = np.sqrt(len(keep) / (len(keep) - 1) * ((y - a * x) ** 2).sum()) / x.sum()
+        assert (s.frames, s.pixels, s.correct) == (len(keep), x.sum(), y.sum())
+        assert s.accuracy == pytest.approx(a) and s.interval_lower == pytest.approx(max(0, a - 1.959963984540054 * se))
+        assert s.mean_iou == pytest.approx(_miou([labels[i] for i in keep], [preds[i] for i in keep])[0])
+    assert [s.value for s in got.worst] == ["rear"] and got.worst[0].drop > 0.15

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from shoal.analysis import segmentation
 from shoal.analysis.compare import compare
 from shoal.analysis.detection import compare_detection
 from shoal.analysis.rpc.classification import class_metrics
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
 from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.common.data.projects import OBJECT_TASKS
+from shoal.common.data.projects import OBJECT_TASKS, Project
 from shoal.common.errors import InvalidArgument
 
 
@@ -17,6 +20,8 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
             raise InvalidArgument("is empty", field=name)
     threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
     project = ctx.projects.get(request.project)
+    if project.task_type == "SEGMENTATION":
+        return _compare_maps(ctx, request, project)
     if project.task_type in OBJECT_TASKS:
         iou = check_iou(request.iou_threshold, "iou_threshold")
         view = ctx.view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
@@ -62,3 +67,53 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
 
 
 ANALYSIS = Analysis("compare", rpcs={"CompareInferenceSets": compare_inference_sets})
+
+
+def _compare_maps(
+    ctx: Context, request: pb.CompareInferenceSetsRequest, project: Project
+) -> pb.CompareInferenceSetsResponse:
+    view = ctx.view(project, "", request.candidate_inference_set, 0.0, request.baseline_inference_set)
+    frames_sql, frames_params = frame_filter(view, request.filter, "filter")
+    ontology = [c.id for c in project.classes]
+    r = segmentation.compare(ctx.metrics, project.name, request.baseline_inference_set,
+                             request.candidate_inference_set, ontology, frames_sql, frames_params)  # fmt: skip
+    b_summary, c_summary = r.baseline.summary(), r.candidate.summary()
+    out = pb.CompareInferenceSetsResponse(
+        frames=r.candidate.frames,
+        baseline_accuracy=b_summary[0],
+        candidate_accuracy=c_summary[0],
+        improved=r.improved,
+        regressed=r.regressed,
+        baseline_mean_iou=b_summary[2],
+        candidate_mean_iou=c_summary[2],
+    )
+    b_classes, c_classes = _pixel_metrics(r.baseline, project), _pixel_metrics(r.candidate, project)
+    for c, (b, bi), (k, ki) in zip(project.classes, b_classes, c_classes, strict=True):
+        out.per_class.add(class_id=c.id, class_name=c.name, baseline=b, candidate=k,
+                          precision_delta=k.precision - b.precision, recall_delta=k.recall - b.recall,
+                          f1_delta=k.f1 - b.f1, baseline_iou=bi, candidate_iou=ki,
+                          iou_delta=ki - bi if bi >= 0 and ki >= 0 else 0.0)  # fmt: skip
+    return out
+
+
+def _pixel_metrics(r: segmentation.Report, project: Project) -> list[tuple[pb.ClassMetrics, float]]:
+    """Each class's metrics in pixels (F1: the Dice coefficient; 0 where undefined) and its IoU (-1 there)."""
+    iou, recall, precision = (np.nan_to_num(x, nan=-1.0) for x in r.per_class())
+    m = r.confusion
+    tp, labeled, predicted = np.diag(m), m.sum(axis=1), m.sum(axis=0)
+    dice = np.where(labeled + predicted > 0, 2 * tp / np.maximum(labeled + predicted, 1), 0.0)
+    return [
+        (
+            pb.ClassMetrics(
+                class_id=c.id,
+                class_name=c.name,
+                precision=max(float(precision[i]), 0.0),
+                recall=max(float(recall[i]), 0.0),
+                f1=float(dice[i]),
+                support=int(labeled[i]),
+                predicted=int(predicted[i]),
+            ),
+            float(iou[i]),
+        )
+        for i, c in enumerate(project.classes)
+    ]

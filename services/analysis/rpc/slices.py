@@ -18,7 +18,8 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
     threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
     project = ctx.projects.get(request.project)
     is_detection = project.task_type in OBJECT_TASKS
-    if is_detection:
+    maps = project.task_type == "SEGMENTATION"
+    if is_detection or maps:
         check_frame_fields(request.filter, "filter")
     else:
         project = ctx.classification_project(request.project)
@@ -29,9 +30,10 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
 
     def compute() -> tuple[float, int, list[SliceStats], list[SliceStats]]:
         return slices(ctx.metrics, view, request.filter, group_by=request.group_by, time_bucket=request.time_bucket,
-                      min_support=min_support, level=level, detection_iou=iou)  # fmt: skip
+                      min_support=min_support, level=level, detection_iou=iou,
+                      segmentation_classes=[c.id for c in project.classes] if maps else None)  # fmt: skip
 
-    if is_detection:  # counted from the boxes' matches, whose tables the kept answers do not watch
+    if is_detection or maps:  # counted from matches or pixel confusions, whose tables the kept answers do not watch
         overall, total, every, worst = compute()
     else:  # a classification set's slices read its evaluations rows (and segments): kept while they are unchanged
         flt = request.filter.SerializeToString(deterministic=True)
@@ -40,6 +42,7 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
     return pb.GetSlicesResponse(
         overall_accuracy=overall,
         frames=sum(x.frames for x in every) if is_detection else total,
+        pixels=sum(x.pixels for x in every),
         objects=total if is_detection else 0,
         slices=[_slice(x) for x in every],
         worst=[_slice(x) for x in worst],
@@ -48,7 +51,8 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
 
 def _slice(x: SliceStats) -> pb.Slice:
     return pb.Slice(value=x.value, frames=x.frames, correct=x.correct, accuracy=x.accuracy,
-                    interval_lower=x.lower, interval_upper=x.upper, drop=x.drop, objects=x.objects)  # fmt: skip
+                    interval_lower=x.lower, interval_upper=x.upper, drop=x.drop, objects=x.objects,
+                    pixels=x.pixels, mean_iou=x.mean_iou)  # fmt: skip
 
 
 ANALYSIS = Analysis("slices", rpcs={"GetSlices": get_slices})

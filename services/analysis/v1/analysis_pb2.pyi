@@ -377,7 +377,7 @@ class GetSlicesRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., group_by: _Optional[str] = ..., time_bucket: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., min_support: _Optional[int] = ..., confidence_level: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., iou_threshold: _Optional[float] = ...) -> None: ...
 
 class Slice(_message.Message):
-    __slots__ = ("value", "frames", "correct", "accuracy", "interval_lower", "interval_upper", "drop", "objects")
+    __slots__ = ("value", "frames", "correct", "accuracy", "interval_lower", "interval_upper", "drop", "objects", "pixels", "mean_iou")
     VALUE_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     CORRECT_FIELD_NUMBER: _ClassVar[int]
@@ -386,6 +386,8 @@ class Slice(_message.Message):
     INTERVAL_UPPER_FIELD_NUMBER: _ClassVar[int]
     DROP_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PIXELS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_IOU_FIELD_NUMBER: _ClassVar[int]
     value: str
     frames: int
     correct: int
@@ -394,21 +396,25 @@ class Slice(_message.Message):
     interval_upper: float
     drop: float
     objects: int
-    def __init__(self, value: _Optional[str] = ..., frames: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., interval_lower: _Optional[float] = ..., interval_upper: _Optional[float] = ..., drop: _Optional[float] = ..., objects: _Optional[int] = ...) -> None: ...
+    pixels: int
+    mean_iou: float
+    def __init__(self, value: _Optional[str] = ..., frames: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., interval_lower: _Optional[float] = ..., interval_upper: _Optional[float] = ..., drop: _Optional[float] = ..., objects: _Optional[int] = ..., pixels: _Optional[int] = ..., mean_iou: _Optional[float] = ...) -> None: ...
 
 class GetSlicesResponse(_message.Message):
-    __slots__ = ("overall_accuracy", "frames", "slices", "worst", "objects")
+    __slots__ = ("overall_accuracy", "frames", "slices", "worst", "objects", "pixels")
     OVERALL_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
     WORST_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PIXELS_FIELD_NUMBER: _ClassVar[int]
     overall_accuracy: float
     frames: int
     slices: _containers.RepeatedCompositeFieldContainer[Slice]
     worst: _containers.RepeatedCompositeFieldContainer[Slice]
     objects: int
-    def __init__(self, overall_accuracy: _Optional[float] = ..., frames: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., worst: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., objects: _Optional[int] = ...) -> None: ...
+    pixels: int
+    def __init__(self, overall_accuracy: _Optional[float] = ..., frames: _Optional[int] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., worst: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., objects: _Optional[int] = ..., pixels: _Optional[int] = ...) -> None: ...
 
 class CompareInferenceSetsRequest(_message.Message):
     __slots__ = ("project", "baseline_inference_set", "candidate_inference_set", "confidence_threshold", "filter", "iou_threshold")
@@ -427,7 +433,7 @@ class CompareInferenceSetsRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., baseline_inference_set: _Optional[str] = ..., candidate_inference_set: _Optional[str] = ..., confidence_threshold: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., iou_threshold: _Optional[float] = ...) -> None: ...
 
 class ClassDelta(_message.Message):
-    __slots__ = ("class_id", "class_name", "baseline", "candidate", "precision_delta", "recall_delta", "f1_delta")
+    __slots__ = ("class_id", "class_name", "baseline", "candidate", "precision_delta", "recall_delta", "f1_delta", "baseline_iou", "candidate_iou", "iou_delta")
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
@@ -435,6 +441,9 @@ class ClassDelta(_message.Message):
     PRECISION_DELTA_FIELD_NUMBER: _ClassVar[int]
     RECALL_DELTA_FIELD_NUMBER: _ClassVar[int]
     F1_DELTA_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_IOU_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_IOU_FIELD_NUMBER: _ClassVar[int]
+    IOU_DELTA_FIELD_NUMBER: _ClassVar[int]
     class_id: int
     class_name: str
     baseline: ClassMetrics
@@ -442,10 +451,13 @@ class ClassDelta(_message.Message):
     precision_delta: float
     recall_delta: float
     f1_delta: float
-    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., baseline: _Optional[_Union[ClassMetrics, _Mapping]] = ..., candidate: _Optional[_Union[ClassMetrics, _Mapping]] = ..., precision_delta: _Optional[float] = ..., recall_delta: _Optional[float] = ..., f1_delta: _Optional[float] = ...) -> None: ...
+    baseline_iou: float
+    candidate_iou: float
+    iou_delta: float
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., baseline: _Optional[_Union[ClassMetrics, _Mapping]] = ..., candidate: _Optional[_Union[ClassMetrics, _Mapping]] = ..., precision_delta: _Optional[float] = ..., recall_delta: _Optional[float] = ..., f1_delta: _Optional[float] = ..., baseline_iou: _Optional[float] = ..., candidate_iou: _Optional[float] = ..., iou_delta: _Optional[float] = ...) -> None: ...
 
 class CompareInferenceSetsResponse(_message.Message):
-    __slots__ = ("frames", "baseline_accuracy", "candidate_accuracy", "per_class", "improved", "regressed", "objects")
+    __slots__ = ("frames", "baseline_accuracy", "candidate_accuracy", "per_class", "improved", "regressed", "objects", "baseline_mean_iou", "candidate_mean_iou")
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     BASELINE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_ACCURACY_FIELD_NUMBER: _ClassVar[int]
@@ -453,6 +465,8 @@ class CompareInferenceSetsResponse(_message.Message):
     IMPROVED_FIELD_NUMBER: _ClassVar[int]
     REGRESSED_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_MEAN_IOU_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_MEAN_IOU_FIELD_NUMBER: _ClassVar[int]
     frames: int
     baseline_accuracy: float
     candidate_accuracy: float
@@ -460,7 +474,9 @@ class CompareInferenceSetsResponse(_message.Message):
     improved: int
     regressed: int
     objects: int
-    def __init__(self, frames: _Optional[int] = ..., baseline_accuracy: _Optional[float] = ..., candidate_accuracy: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassDelta, _Mapping]]] = ..., improved: _Optional[int] = ..., regressed: _Optional[int] = ..., objects: _Optional[int] = ...) -> None: ...
+    baseline_mean_iou: float
+    candidate_mean_iou: float
+    def __init__(self, frames: _Optional[int] = ..., baseline_accuracy: _Optional[float] = ..., candidate_accuracy: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[ClassDelta, _Mapping]]] = ..., improved: _Optional[int] = ..., regressed: _Optional[int] = ..., objects: _Optional[int] = ..., baseline_mean_iou: _Optional[float] = ..., candidate_mean_iou: _Optional[float] = ...) -> None: ...
 
 class Gate(_message.Message):
     __slots__ = ("metric", "class_id", "minimum")

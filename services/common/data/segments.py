@@ -44,6 +44,9 @@ MIGRATIONS = (
 KINDS = ("ISSUE", "REGRESSION_TEST", "COLLECTION_SEED", "OTHER")
 FRAME_METRICS = ("accuracy", "macro_f1")
 CLASS_METRICS = ("precision", "recall", "f1")
+#: a segmentation project's gates: over all classes, and per class
+SEGMENTATION_FRAME_METRICS = ("mean_iou", "pixel_accuracy")
+SEGMENTATION_CLASS_METRICS = ("iou", "precision", "recall")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
@@ -77,19 +80,24 @@ class Segment:
 
 def check_gates(gates: Sequence[Gate], project: Project, where: str = "segment.gates") -> None:
     classes = {c.id for c in project.classes}
+    frame_metrics, class_metrics = FRAME_METRICS, CLASS_METRICS
+    if project.task_type == "SEGMENTATION":
+        frame_metrics, class_metrics = SEGMENTATION_FRAME_METRICS, SEGMENTATION_CLASS_METRICS
     for i, g in enumerate(gates):
         at = f"{where}[{i}]"
-        if g.metric in FRAME_METRICS:
+        if g.metric in frame_metrics:
             if g.class_id is not None:
                 raise InvalidArgument(f"{g.metric} is over all classes; leave class_id unset", field=f"{at}.class_id")
-        elif g.metric in CLASS_METRICS:
+        elif g.metric in class_metrics:
             if g.class_id is None:
                 raise InvalidArgument(f"{g.metric} is per class: set class_id", field=f"{at}.class_id")
             if g.class_id not in classes:
                 raise InvalidArgument(f"unknown class id {g.class_id}", field=f"{at}.class_id")
         else:
             raise InvalidArgument(
-                f"unknown metric {g.metric!r}; one of {', '.join(FRAME_METRICS + CLASS_METRICS)}", field=f"{at}.metric"
+                f"unknown metric {g.metric!r} for a {project.task_type} project; one of"
+                f" {', '.join(frame_metrics + class_metrics)}",
+                field=f"{at}.metric",
             )
         if not (math.isfinite(g.minimum) and 0.0 <= g.minimum <= 1.0):
             raise InvalidArgument(f"must lie in [0, 1], got {g.minimum}", field=f"{at}.minimum")
