@@ -14,7 +14,7 @@ from shoal.analysis.prepared import Preparer
 from shoal.analysis.rpc.context import Context, Handler
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
-from shoal.common import kubernetes_jobs
+from shoal.common import kubernetes_jobs, media
 from shoal.common.data import segments as seg_store
 from shoal.common.data.answers import AnswerRefresher
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
@@ -72,6 +72,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     ctx = Context(JobStore(stores.metrics, service=NAME), stores.metrics, stores.vectors)
     ctx.ranked_above = settings.ranked_pages_above
     ctx.sorted_above = settings.sorted_pages_above
+    ctx.media = media.reader(settings)
     ctx.runner = JobRunner(
         ctx.jobs,
         {

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shoal.analysis import coco, detection_issues, embedding_map, neighbors
-from shoal.common import masks, similarity
+from shoal.analysis import coco, detection_issues, embedding_map, neighbors, segmentation_issues
+from shoal.common import classmaps, masks, similarity
 
 
 def _clusters(per_cluster: int, dim: int, clusters: int = 2) -> np.ndarray:
@@ -70,6 +70,18 @@ def object_metrics() -> None:
         )  # fmt: skip
 
 
+def segmentation_maps() -> None:
+    """The pixel confusion of class maps, and the label issues of segmentation in float16 and float32
+    (two small images of two classes, one pixel unlabeled)."""
+    labels = np.array([[0, 0, 1], [1, 1, classmaps.UNLABELED]], dtype=np.uint16)
+    runs = classmaps.encode(labels)
+    classmaps.confusion([runs], [classmaps.encode(np.where(labels == classmaps.UNLABELED, 0, labels))])
+    probs = np.stack([np.where(labels == 0, 0.8, 0.3), np.where(labels == 0, 0.2, 0.7)]).astype(np.float32)
+    for p in (probs, probs.astype(np.float16)):
+        segmentation_issues.find(lambda p=p: [(labels, p), (labels[::-1].copy(), p[:, ::-1].copy())], classes=2,
+                                 tolerance=1)  # fmt: skip
+
+
 def nn_descent() -> None:
     """NN-descent: the graph above EXACT_LIMIT frames, and the map's above EXACT_LIMIT fitted frames."""
     x = _clusters(32, 8)
@@ -80,11 +92,17 @@ def nn_descent() -> None:
 #: loaded in this order: NN-descent last, because two of its kernels compile at every start (numba cannot
 #: cache them) and numba compiles one kernel at a time in a process: a small neighbour job or map started
 #: meanwhile then finds its own kernels loaded instead of queuing behind that compilation
-KERNELS: tuple[Callable[[], None], ...] = (object_metrics, neighbour_graph, map_layout, nn_descent)
+KERNELS: tuple[Callable[[], None], ...] = (object_metrics, segmentation_maps, neighbour_graph, map_layout, nn_descent)
 #: those that compile in every process: the service's warm-up runs them once it has run no job for a moment
 EVERY_PROCESS: tuple[Callable[[], None], ...] = (nn_descent,)
 
 #: the same, for a build step that compiles them in several processes at once (``shoal warm-up``): the longest
 #: first (NN-descent: 52 s of one core from an empty cache, against 25 s for the map and 5 s for the graph),
 #: so that the others compile beside it rather than after it
-BUILD_ORDER: tuple[Callable[[], None], ...] = (nn_descent, map_layout, neighbour_graph, object_metrics)
+BUILD_ORDER: tuple[Callable[[], None], ...] = (
+    nn_descent,
+    map_layout,
+    neighbour_graph,
+    object_metrics,
+    segmentation_maps,
+)

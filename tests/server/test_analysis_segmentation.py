@@ -23,7 +23,7 @@ from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, start_server, wait_for
+from tests.server.conftest import Running, finish_job, start_server, wait_for
 from tests.server.test_ingest_upload import _wait_done
 
 CLASSES = [
@@ -498,3 +498,83 @@ def test_slices_by_camera_in_pixels_with_frames_as_clusters(shared: Running, med
         assert s.accuracy == pytest.approx(a) and s.interval_lower == pytest.approx(max(0, a - 1.959963984540054 * se))
         assert s.mean_iou == pytest.approx(_miou([labels[i] for i in keep], [preds[i] for i in keep])[0])
     assert [s.value for s in got.worst] == ["rear"] and got.worst[0].drop > 0.15
+
+
+def test_label_issues_job_finds_planted_errors_and_names_frames_it_cannot_read(
+    shared: Running, media: pathlib.Path, project: str
+) -> None:
+    """Per-pixel probabilities as .npy files at URIs: frames with an object relabeled, erased or a
+    region painted come first, their flagged pixels where the error is; the image scores and flags
+    are the kernel's (itself equal to cleanlab.segmentation); a frame without probabilities and
+    one whose file is not a .npy are left out and named."""
+    from shoal.analysis import segmentation_issues as si
+    from tests.unit.test_segmentation_issues import K, dataset
+
+    labels, probs = dataset(n=30, seed=3)
+    planted = {4: "swap", 11: "erase", 19: "paint"}
+    for i, kind in planted.items():
+        y = labels[i]
+        if kind == "paint":
+            y[2:12, 3:15] = (int(np.bincount(y.ravel()).argmax()) + 1) % K
+        else:
+            c = int(np.unique(y[y > 0])[0])
+            y[y == c] = 0 if kind == "erase" else (c % (K - 1)) + 1
+    ids = [f"m-{i:02d}" for i in range(len(labels))]
+    folder = media / project
+    folder.mkdir()
+    uris = []
+    for i, p in enumerate(probs):
+        path = folder / f"{ids[i]}.npy"
+        np.save(path, p.astype(np.float16))
+        uris.append(path.as_uri())
+    uris[0] = ""
+    (folder / "broken.npy").write_text("not an array")
+    uris[1] = (folder / "broken.npy").as_uri()
+    h, w = labels.shape[1:]
+    with shared.client(shared.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name=project, task_type=pb.TASK_TYPE_SEGMENTATION, classes=[pb.ClassDef(id=20 + k, name=f"c{k}") for k in range(K)])))  # fmt: skip
+        c.ingest.CreateDataset(
+            pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(name="val", kind=pb.DATASET_KIND_LABELED))
+        )
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=project, inference_set=pb.InferenceSet(
+            name="unet", dataset="val", model_name="unet", model_version="1")))  # fmt: skip
+        for cols in (
+            UploadColumns(frame_ids=ids, sizes=[(w, h)] * len(ids), label_maps=[(y + 20).astype(np.uint16) for y in labels]),
+            UploadColumns(frame_ids=ids, inference_set="unet", skip_frames=True, probability_uris=uris,
+                          predicted_maps=[(p.argmax(0) + 20).astype(np.uint16) for p in probs]),
+        ):  # fmt: skip
+            r = c.upload(project, "val", cols, progress=False)
+            assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=project, inference_set="unet")).job
+        finish_job(c, project, job)
+        got = c.analysis.QuerySegmentationIssues(apb.QuerySegmentationIssuesRequest(
+            project=project, job_id=job.job_id, all_frames=True, page=cpb.PageRequest(page_size=100)))  # fmt: skip
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=project, inference_set="unet",
+                                                                    outline_tolerance=-1))  # fmt: skip
+        assert error_detail(info.value).field == "outline_tolerance"
+    s = got.summary
+    assert (s.frames, s.without_probabilities, s.unreadable, s.outline_tolerance) == (28, 1, 1, 2)
+    assert (
+        s.failures[0] == "m-00: no probabilities_uri" and s.failures[1].startswith("m-01: ") and ".npy" in s.failures[1]
+    )
+    order = [x.ref.frame_id for x in got.issues]
+    assert set(order[:3]) == {ids[i] for i in planted} and all(x.is_issue for x in got.issues[:3])
+    # the same as the kernel on the frames it could read (float16, as stored)
+    keep = list(range(2, len(labels)))
+    want = si.find(lambda: ((labels[i], probs[i].astype(np.float16)) for i in keep), classes=K, tolerance=2)
+    by = {x.ref.frame_id: x for x in got.issues}
+    for j, i in enumerate(keep):
+        x = by[ids[i]]
+        assert x.score == pytest.approx(want.scores[j], abs=1e-6)
+        assert (x.flagged_pixels, x.core_pixels, x.is_issue) == (
+            want.issues[j].flagged,
+            want.issues[j].core,
+            want.issues[j].is_issue,
+        )
+        if x.flagged_pixels:
+            drawn = masks.decode(masks.from_string(x.flagged_mask), h, w).astype(bool)
+            assert np.array_equal(drawn, want.issues[j].mask())
+    swap = by[ids[4]]
+    assert swap.worst_class - 20 == int(np.unique(labels[4][labels[4] > 0])[0]) or swap.suggested_class >= 20

@@ -26,6 +26,7 @@ from shoal.common.data.query import Params, View, compile_filter, view_sql
 from shoal.common.errors import FailedPrecondition, InvalidArgument
 from shoal.common.jobs import Job, JobContext, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
+from shoal.common.media import MediaReader
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.v1 import common_pb2
@@ -89,6 +90,8 @@ class Context(JobRpcs):
         self.ranked_above = ranked.RANKED_ABOVE
         #: sets of more frames than this keep the grid's sorted pages (``sorted_pages_above``)
         self.sorted_above = grid_orders.KEPT_ABOVE
+        #: reads media the jobs need (segmentation probabilities), within what the operator allowed
+        self.media: MediaReader | None = None
 
     def project(self, name: str, task_types: tuple[str, ...]) -> Project:
         """The project, which must be of one of ``task_types`` for the metrics asked."""

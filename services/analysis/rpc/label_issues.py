@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.analysis import detection_issues, label_issues, multilabel_issues, neighbors
+from shoal.analysis import detection_issues, label_issues, multilabel_issues, neighbors, segmentation_label_issues
 from shoal.analysis.rpc.context import Analysis, Context, Runner, frame_filter
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import job_to_proto, page_of, page_response
@@ -22,7 +22,17 @@ def start_label_issues(ctx: Context, request: pb.StartLabelIssuesRequest) -> pb.
         raise InvalidArgument("is empty", field="inference_set")
     project = ctx.projects.get(request.project)
     kind = label_issues.KIND
-    if project.task_type == "MULTI_LABEL":
+    if request.HasField("outline_tolerance") and project.task_type != "SEGMENTATION":
+        raise InvalidArgument("an outline tolerance is for segmentation projects", field="outline_tolerance")
+    if project.task_type == "SEGMENTATION":
+        view = ctx.view(project, "", request.inference_set, 0.0)
+        frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job
+        kind = segmentation_label_issues.KIND
+        if request.HasField("outline_tolerance") and not 0 <= request.outline_tolerance <= 100:
+            raise InvalidArgument(
+                f"must be 0 to 100 pixels, got {request.outline_tolerance}", field="outline_tolerance"
+            )
+    elif project.task_type == "MULTI_LABEL":
         view = ctx.view(project, "", request.inference_set, 0.0)
         frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job
         kind = multilabel_issues.KIND
@@ -40,6 +50,11 @@ def start_label_issues(ctx: Context, request: pb.StartLabelIssuesRequest) -> pb.
                 field="project",
             )
     params = {"inference_set": view.inference_set, "filter": request.filter.SerializeToString().hex()}
+    if kind == segmentation_label_issues.KIND:
+        tolerance = request.outline_tolerance if request.HasField("outline_tolerance") else None
+        params["outline_tolerance"] = str(
+            segmentation_label_issues.DEFAULT_TOLERANCE if tolerance is None else tolerance
+        )
     if request.neighbor_job_id:
         if kind != label_issues.KIND:
             raise InvalidArgument("neighbour labels lend to classification label issues only", field="neighbor_job_id")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 
-from shoal.analysis import segmentation
-from shoal.analysis.rpc.context import Analysis, Context, frame_filter
+from shoal.analysis import segmentation, segmentation_label_issues
+from shoal.analysis.rpc.context import Analysis, Context, Runner, frame_filter
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import page_of, page_response
 from shoal.common.data.datasets import frame_media
-from shoal.common.errors import InvalidArgument
+from shoal.common.errors import FailedPrecondition, InvalidArgument
+from shoal.common.jobs import JobContext
 from shoal.common.v1 import common_pb2
 
 
@@ -82,7 +83,62 @@ def query_segmentation_frames(
     return out
 
 
+def run_segmentation_issues(ctx: Context, run: JobContext) -> None:
+    job = run.job
+    project = ctx.project(job.project, ("SEGMENTATION",))
+    view = ctx.view(project, "", job.params["inference_set"], 0.0)
+    flt = common_pb2.Filter.FromString(bytes.fromhex(job.params.get("filter", "")))
+    frames_sql, frames_params = frame_filter(view, flt, "filter")
+    if ctx.media is None:
+        raise FailedPrecondition("this service reads no media: probabilities cannot be read", field="inference_set")
+    segmentation_label_issues.run(run, ctx.metrics, ctx.media, job, dataset=view.dataset,
+                                  inference_set=view.inference_set, ontology=[c.id for c in project.classes],
+                                  tolerance=int(job.params["outline_tolerance"]), frames_sql=frames_sql,
+                                  frames_params=frames_params)  # fmt: skip
+
+
+def query_segmentation_issues(
+    ctx: Context, request: pb.QuerySegmentationIssuesRequest
+) -> pb.QuerySegmentationIssuesResponse:
+    job = ctx.finished_job(request.project, request.job_id, segmentation_label_issues.KIND)
+    if request.order not in segmentation_label_issues.ORDERS:
+        raise InvalidArgument(f"unknown order {request.order}", field="order")
+    s = ctx.stored_summary(segmentation_label_issues, job)
+    scope = f"segmentation-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+    page = page_of(request.page, scope=scope)
+    dataset = ctx.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
+    rows, total = segmentation_label_issues.query(ctx.metrics, request.project, job.job_id,
+                                                  all_frames=request.all_frames, order=request.order,
+                                                  offset=page.offset, size=page.size)  # fmt: skip
+    media = frame_media(ctx.metrics, request.project, dataset, [str(r[0]) for r in rows])
+    out = pb.QuerySegmentationIssuesResponse(
+        summary=pb.SegmentationIssuesSummary(
+            frames=s.frames, flagged_frames=s.flagged_frames, flagged_pixels=s.flagged_pixels,
+            confident_pixels=s.confident_pixels, outline_tolerance=s.tolerance,
+            class_ids=[int(c) for c in s.thresholds], thresholds=list(s.thresholds.values()),
+            without_probabilities=s.without_probabilities, unreadable=s.unreadable,
+            failures=[f"{frame}: {why}" for frame, why in s.failures],
+        ),
+        page=page_response(page, len(rows), total, scope=scope),
+    )  # fmt: skip
+    for frame, score, is_issue, labeled, flagged, core, worst, suggested, mask in rows:
+        out.issues.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=str(frame)),
+                       media_uri=media.get(str(frame), ("", ""))[0], score=float(score), is_issue=bool(is_issue),
+                       labeled_pixels=int(labeled), flagged_pixels=int(flagged), core_pixels=int(core),
+                       worst_class=int(worst), suggested_class=int(suggested),
+                       flagged_mask=str(mask))  # fmt: skip
+    return out
+
+
 ANALYSIS = Analysis(
     "segmentation",
-    rpcs={"GetSegmentationMetrics": get_segmentation_metrics, "QuerySegmentationFrames": query_segmentation_frames},
+    rpcs={
+        "GetSegmentationMetrics": get_segmentation_metrics,
+        "QuerySegmentationFrames": query_segmentation_frames,
+        "QuerySegmentationIssues": query_segmentation_issues,
+    },
+    jobs={
+        segmentation_label_issues.KIND: Runner(run=run_segmentation_issues, discard=segmentation_label_issues.discard)
+    },
+    migrations=segmentation_label_issues.MIGRATIONS,
 )

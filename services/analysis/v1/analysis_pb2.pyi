@@ -1020,6 +1020,78 @@ class QueryDetectionMatchesResponse(_message.Message):
     page: _common_pb2.PageResponse
     def __init__(self, matches: _Optional[_Iterable[_Union[DetectionMatch, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
+class QuerySegmentationIssuesRequest(_message.Message):
+    __slots__ = ("project", "job_id", "all_frames", "order", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ALL_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    all_frames: bool
+    order: int
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class SegmentationIssue(_message.Message):
+    __slots__ = ("ref", "media_uri", "score", "is_issue", "labeled_pixels", "flagged_pixels", "core_pixels", "worst_class", "suggested_class", "flagged_mask")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    IS_ISSUE_FIELD_NUMBER: _ClassVar[int]
+    LABELED_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    CORE_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    WORST_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_MASK_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    score: float
+    is_issue: bool
+    labeled_pixels: int
+    flagged_pixels: int
+    core_pixels: int
+    worst_class: int
+    suggested_class: int
+    flagged_mask: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., labeled_pixels: _Optional[int] = ..., flagged_pixels: _Optional[int] = ..., core_pixels: _Optional[int] = ..., worst_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., flagged_mask: _Optional[str] = ...) -> None: ...
+
+class SegmentationIssuesSummary(_message.Message):
+    __slots__ = ("frames", "flagged_frames", "flagged_pixels", "confident_pixels", "outline_tolerance", "class_ids", "thresholds", "without_probabilities", "unreadable", "failures")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENT_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    OUTLINE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    WITHOUT_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    UNREADABLE_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    frames: int
+    flagged_frames: int
+    flagged_pixels: int
+    confident_pixels: int
+    outline_tolerance: int
+    class_ids: _containers.RepeatedScalarFieldContainer[int]
+    thresholds: _containers.RepeatedScalarFieldContainer[float]
+    without_probabilities: int
+    unreadable: int
+    failures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, frames: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., flagged_pixels: _Optional[int] = ..., confident_pixels: _Optional[int] = ..., outline_tolerance: _Optional[int] = ..., class_ids: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., without_probabilities: _Optional[int] = ..., unreadable: _Optional[int] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class QuerySegmentationIssuesResponse(_message.Message):
+    __slots__ = ("summary", "issues", "page")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ISSUES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    summary: SegmentationIssuesSummary
+    issues: _containers.RepeatedCompositeFieldContainer[SegmentationIssue]
+    page: _common_pb2.PageResponse
+    def __init__(self, summary: _Optional[_Union[SegmentationIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[SegmentationIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
 class QueryMultiLabelIssuesRequest(_message.Message):
     __slots__ = ("project", "job_id", "all_frames", "order", "page")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -1075,18 +1147,20 @@ class QueryMultiLabelIssuesResponse(_message.Message):
     def __init__(self, summary: _Optional[_Union[MultiLabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[MultiLabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class StartLabelIssuesRequest(_message.Message):
-    __slots__ = ("project", "inference_set", "filter", "rerun", "neighbor_job_id")
+    __slots__ = ("project", "inference_set", "filter", "rerun", "neighbor_job_id", "outline_tolerance")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     RERUN_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOR_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTLINE_TOLERANCE_FIELD_NUMBER: _ClassVar[int]
     project: str
     inference_set: str
     filter: _common_pb2.Filter
     rerun: bool
     neighbor_job_id: str
-    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., rerun: _Optional[bool] = ..., neighbor_job_id: _Optional[str] = ...) -> None: ...
+    outline_tolerance: int
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., rerun: _Optional[bool] = ..., neighbor_job_id: _Optional[str] = ..., outline_tolerance: _Optional[int] = ...) -> None: ...
 
 class StartLabelIssuesResponse(_message.Message):
     __slots__ = ("job",)

@@ -89,6 +89,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesResponse.FromString,
                 _registered_method=True)
+        self.QuerySegmentationIssues = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QuerySegmentationIssues',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesResponse.FromString,
+                _registered_method=True)
         self.QueryDetectionLabelIssues = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/QueryDetectionLabelIssues',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionLabelIssuesRequest.SerializeToString,
@@ -316,6 +321,14 @@ class AnalysisServiceServicer:
     def QueryMultiLabelIssues(self, request, context):
         """The result of a finished label-issues job on a multi-label project: its summary and a page of
         frames, each with the classes missing from its labels and those given that it does not have.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuerySegmentationIssues(self, request, context):
+        """The result of a finished label-issues job on a semantic segmentation project: its summary and a
+        page of frames, each with its label quality and its flagged pixels (a mask to draw).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -574,6 +587,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QueryMultiLabelIssues,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesResponse.SerializeToString,
+            ),
+            'QuerySegmentationIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuerySegmentationIssues,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesResponse.SerializeToString,
             ),
             'QueryDetectionLabelIssues': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryDetectionLabelIssues,
@@ -998,6 +1016,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QueryMultiLabelIssues',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuerySegmentationIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QuerySegmentationIssues',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

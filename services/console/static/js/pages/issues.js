@@ -7,7 +7,9 @@ import { all, followJob, rpc, sendToLabeling } from "../api.js";
 import { LABEL_COLOUR, PREDICTION_COLOUR, enumName, fmt, h, href, projectInfo, select, showError, thumbnail, time } from "../ui.js";
 
 const PAGE_SIZE = 48;
-const ISSUE_KINDS = new Set(["label_issues", "detection_label_issues", "multilabel_label_issues"]);
+const ISSUE_KINDS = new Set(["label_issues", "detection_label_issues", "multilabel_label_issues", "segmentation_label_issues"]);
+// where a segmentation frame's flagged pixels are drawn
+const FLAGGED_COLOUR = "#d55e00";
 const ENDED = new Set(["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
 // labeling items read to show which issue frames are in labeling (a project sends far fewer)
 const MAX_LABELING_ITEMS = 5000;
@@ -30,6 +32,10 @@ function reasonOf(item, info) {
   const keypointName = (c, k) => info.keypoints?.get(c || 0)?.names?.[k || 0] ?? `keypoint ${k || 0}`;
   if (item.kind === "classification") {
     return `label issue: labeled ${name(item.given)}, the model suggests ${name(item.suggested)} (p ${num(item.pSuggested).toFixed(2)})`;
+  }
+  if (item.kind === "segmentation") {
+    return `label issue: ${fmt(item.flagged)} pixels likely mislabeled${item.given >= 0
+      ? `, mostly labeled ${name(item.given)} where the model sees ${name(item.suggested)}` : ""} (label quality ${item.score.toFixed(2)})`;
   }
   if (item.kind === "multilabel") {
     const list = (ids) => ids.map((c) => name(c)).join(", ");
@@ -91,7 +97,7 @@ export async function render(main, ctx) {
   // with a neighbour job of the dataset, a classification job may also weigh the neighbours' labels;
   // a rerun keeps the setting of the job shown unless it is changed here
   const blended = Boolean(job && (job.params || {}).neighbor_job_id);
-  const useNeighbours = !info.detection && !info.multiLabel && neighbourJob
+  const useNeighbours = !info.detection && !info.multiLabel && !info.segmentation && neighbourJob
     ? h("input", { type: "checkbox", id: "use-neighbours", checked: blended ? true : null })
     : null;
   const startButton = h("button", { type: "button", class: "primary", id: job ? "rerun-job" : "start-job", onclick: async (e) => {
@@ -112,7 +118,7 @@ export async function render(main, ctx) {
   const toolbar = h("div", { class: "toolbar", id: "issue-toolbar" },
     select("inference_set", sets.map((s) => ({ value: s.name, label: `${s.name} (${s.dataset})` })), inferenceSet, (v) => go({ inference_set: v, job: "" }), "Inference set"),
     jobOptions.length > 1 ? select("job", jobOptions, job ? job.job_id : "", (v) => go({ job: v }), "Job") : null,
-    info.detection || info.multiLabel ? null : select("order", ORDERS, order, (v) => go({ job: job ? job.job_id : "", order: v }), "Order"),
+    info.detection || info.multiLabel || info.segmentation ? null : select("order", ORDERS, order, (v) => go({ job: job ? job.job_id : "", order: v }), "Order"),
     useNeighbours ? h("label", { class: "field", title: "Blend the model's probabilities half and half with the labels of each frame's nearest neighbours (the dataset's neighbour job): fewer false alarms, more errors found" },
       h("span", {}, "Neighbours' labels"), h("span", {}, useNeighbours, " weigh them")) : null,
     h("div", { class: "field" }, h("span", {}, "\u00a0"), startButton));
@@ -176,6 +182,9 @@ export async function render(main, ctx) {
   // a multi-label job: its frames with their missing and extra classes; they are read here, and sent or
   // dismissed from the frame view and the labeling platform (the bridge and dismissals take no multi-label job yet)
   const multi = job.kind === "multilabel_label_issues";
+  // a segmentation job: its frames with their flagged pixels, read here (the bridge and dismissals take none yet)
+  const seg = job.kind === "segmentation_label_issues";
+  const readOnly = multi || seg;
 
   // -- the issues, one keyset page at a time -----------------------------------------------------
   const items = [];
@@ -192,7 +201,15 @@ export async function render(main, ctx) {
     if (loading) return loading;
     loading = (async () => {
       const page = { page_size: PAGE_SIZE, page_token: token };
-      if (multi) {
+      if (seg) {
+        const r = await rpc("analysis", "QuerySegmentationIssues", { project, job_id: job.job_id, page });
+        showSummary(r.summary, r.page, 0);
+        for (const it of r.issues || []) {
+          items.push({ kind: "segmentation", frameId: it.ref.frame_id, dataset: it.ref.dataset || dataset, score: num(it.score),
+            flagged: num(it.flagged_pixels), core: num(it.core_pixels), labeled: num(it.labeled_pixels),
+            given: it.worst_class ?? -1, suggested: it.suggested_class ?? -1, mask: it.flagged_mask || "", status: "open" });
+        }
+      } else if (multi) {
         const r = await rpc("analysis", "QueryMultiLabelIssues", { project, job_id: job.job_id, page });
         showSummary(r.summary, r.page, 0);
         for (const it of r.issues || []) {
@@ -239,14 +256,18 @@ export async function render(main, ctx) {
     s = s || {};
     const total = num(page && page.total_count);
     const examined = num(s.frames);
-    const what = multi
+    const what = seg
+      ? `${fmt(total)} frames with mislabeled regions among ${fmt(examined)} frames (${fmt(num(s.flagged_pixels))} pixels flagged)`
+      : multi
       ? `${fmt(total)} frames with a class likely missing or extra among ${fmt(examined)} frames`
       : detection
         ? `${fmt(total)} flagged boxes on ${fmt(num(s.flagged_frames))} of ${fmt(examined)} frames`
         : `${fmt(total)} likely label errors among ${fmt(examined)} frames`;
     summary.replaceChildren(h("strong", {}, what), " · job ", h("code", {}, job.job_id), ` finished ${time(job.finish_time)}`,
       num(dismissed) ? ` · ${fmt(num(dismissed))} dismissed before, left out` : "",
-      !detection && !multi ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
+      seg && (num(s.without_probabilities) || num(s.unreadable))
+        ? h("span", { id: "issue-left-out" }, ` · ${fmt(num(s.without_probabilities) + num(s.unreadable))} frames left out without readable probabilities`) : "",
+      !detection && !readOnly ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
       blended ? h("span", { id: "issue-blended" }, " · flagged on the model's probabilities and the neighbours' labels") : "",
     );
   }
@@ -297,7 +318,7 @@ export async function render(main, ctx) {
   // -- actions -----------------------------------------------------------------------------------
   async function accept() {
     const it = items[current];
-    if (!it || busy || multi) return;
+    if (!it || busy || readOnly) return;
     if (it.status === "accepted") return message(`${it.frameId} is in labeling already.`);
     busy = true;
     const reason = reasonOf(it, info);
@@ -319,7 +340,7 @@ export async function render(main, ctx) {
 
   async function dismiss() {
     const it = items[current];
-    if (!it || busy || multi) return;
+    if (!it || busy || readOnly) return;
     if (it.status === "dismissed") return message(`${it.frameId} is dismissed already; u brings it back.`);
     busy = true;
     message(`Dismissing ${it.frameId}…`);
@@ -421,6 +442,9 @@ export async function render(main, ctx) {
   }
 
   function caption(it) {
+    if (it.kind === "segmentation") {
+      return `${it.frameId} · ${fmt(it.flagged)} px${it.given >= 0 ? ` ${info.className(it.given)} → ${info.className(it.suggested)}` : ""}`;
+    }
     if (it.kind === "multilabel") {
       return `${it.frameId} · ${[...it.missing.map((c) => `+${info.className(c)}`), ...it.extra.map((c) => `−${info.className(c)}`)].join(" ")}`;
     }
@@ -464,10 +488,10 @@ export async function render(main, ctx) {
       h("button", { type: "button", id: "issue-prev", disabled: current === 0, onclick: () => { advance(-1); draw(); } }, "← Previous (k)"),
       h("span", { id: "issue-position" }, `Issue ${current + 1} of ${total}`),
       h("button", { type: "button", id: "issue-next", onclick: () => { advance(1); draw(); } }, "Next (j) →"),
-      h("button", { type: "button", class: "primary", id: "issue-accept", disabled: it.status !== "open" || multi, onclick: accept,
-        title: multi ? "the labeling bridge takes no multi-label project yet" : null }, "Accept: send to labeling (a)"),
-      h("button", { type: "button", class: "danger", id: "issue-dismiss", disabled: it.status !== "open" || multi, onclick: dismiss,
-        title: multi ? "multi-label issues cannot be dismissed yet" : null }, "Dismiss (d)"),
+      h("button", { type: "button", class: "primary", id: "issue-accept", disabled: it.status !== "open" || readOnly, onclick: accept,
+        title: readOnly ? `the labeling bridge takes no ${seg ? "segmentation" : "multi-label"} project yet` : null }, "Accept: send to labeling (a)"),
+      h("button", { type: "button", class: "danger", id: "issue-dismiss", disabled: it.status !== "open" || readOnly, onclick: dismiss,
+        title: readOnly ? `${seg ? "segmentation" : "multi-label"} issues cannot be dismissed yet` : null }, "Dismiss (d)"),
       h("button", { type: "button", id: "issue-undo", disabled: !undo.length, onclick: restore }, "Undo dismissal (u)"));
     const card = h("section", { class: `issue-one ${it.status}`, id: "issue-one", dataset: { frameId: it.frameId, index: String(current) } },
       h("h2", {}, h("a", { href: frameHref(it.frameId) }, it.frameId), " ", statusPill(it)),
@@ -482,18 +506,27 @@ export async function render(main, ctx) {
     }).then((r) => {
       const dp = (r.datapoints || [])[0];
       if (!dp || mine !== oneToken || !ctx.isCurrent()) return;
-      const objects = detection ? { labels: dp.label_objects || [], predictions: dp.predicted_objects || [] } : null;
+      const objects = detection ? { labels: dp.label_objects || [], predictions: dp.predicted_objects || [] }
+        : seg && it.mask ? { predictions: [{ class_id: it.given, mask: it.mask }] } : null;
       const fig = thumbnail(project, it.dataset, it.frameId, { size: "full", objects, width: dp.width, height: dp.height, className: info.className,
-        keypoints: info.keypoints });
+        keypoints: info.keypoints, classColour: seg ? () => FLAGGED_COLOUR : undefined });
       if (dp.width && dp.height) fig.querySelector(".thumb-image").style.aspectRatio = `${dp.width} / ${dp.height}`;
       image.replaceChildren(fig);
-      if (!detection && dp.class_probabilities) facts.append(probabilities(it, dp.class_probabilities));
+      if (!detection && !seg && dp.class_probabilities) facts.append(probabilities(it, dp.class_probabilities));
     }, () => { /* the issue's own numbers are shown already */ });
   }
 
   function factsOf(it) {
     const out = [];
-    if (it.kind === "multilabel") {
+    if (it.kind === "segmentation") {
+      out.push(h("table", { class: "data issue-labels", id: "issue-segmentation" }, h("tbody", {},
+        h("tr", {}, h("th", { scope: "row" }, "Flagged pixels"), h("td", { class: "num", id: "issue-flagged" }, `${fmt(it.flagged)} of ${fmt(it.labeled)}`)),
+        h("tr", {}, h("th", { scope: "row" }, "Inside flagged areas"), h("td", { class: "num", id: "issue-core" }, fmt(it.core))),
+        h("tr", {}, h("th", { scope: "row" }, "Mostly labeled"), h("td", { id: "issue-given" }, it.given >= 0 ? info.className(it.given) : "–")),
+        h("tr", {}, h("th", { scope: "row" }, "Model suggests"), h("td", { id: "issue-suggested" }, it.suggested >= 0 ? info.className(it.suggested) : "–")),
+        h("tr", {}, h("th", { scope: "row" }, "Label quality"), h("td", { class: "num" }, it.score.toFixed(2))))),
+      h("p", { class: "legend" }, h("span", {}, swatchOf(FLAGGED_COLOUR), "pixels the model says are mislabeled")));
+    } else if (it.kind === "multilabel") {
       const names = (ids) => ids.map((c) => info.className(c)).join(", ") || "–";
       out.push(h("table", { class: "data issue-labels", id: "issue-multilabel" }, h("tbody", {},
         h("tr", {}, h("th", { scope: "row" }, "Likely missing"), h("td", { id: "issue-missing" }, names(it.missing))),
@@ -531,6 +564,12 @@ export async function render(main, ctx) {
       out.push(h("p", { id: "issue-labeling" }, `In labeling request ${it.labeling.request_id}: ${enumName(it.labeling.state, "ITEM_STATE_")}.`));
     }
     return out;
+  }
+
+  function swatchOf(colour) {
+    const el = h("span", { class: "swatch" });
+    el.style.backgroundColor = colour;
+    return el;
   }
 
   function probabilities(it, probs) {
