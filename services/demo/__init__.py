@@ -12,6 +12,8 @@ SIGTERM.
 - :mod:`shoal.demo.run`: the server process, the steps in order, and what the run writes;
 - :mod:`shoal.demo.dataset`: the digits and the unlabeled pool, built and uploaded;
 - :mod:`shoal.demo.score`: the analysis jobs, each scored against what was planted;
+- :mod:`shoal.demo.shapes` and :mod:`shoal.demo.streets`: an instance segmentation set and a semantic
+  segmentation set, drawn with a fixed seed, with label errors planted and scored;
 - :mod:`shoal.demo.report`: ``summary.json`` and its frames as HTML (the template ``report.html``).
 """
 

@@ -47,13 +47,15 @@ class Figures:
     campaign: list[dict[str, Any]]
     #: the mask label issues shown, each kind's first three: frame_id, object_id, kind, score, planted, image
     shapes: list[dict[str, Any]]
+    #: the first segmentation label issues: frame_id, planted, flagged_pixels, given, suggested, image
+    streets: list[dict[str, Any]]
 
 
 def render_report(summary: dict[str, Any], figures: Figures) -> str:
     """The report page for ``summary`` (as written to ``summary.json``) and its ``figures``."""
     ing, m, li = summary["ingest"], summary["metrics"], summary["label_issues"]
     ol, fc, cp = summary["outliers"], summary["failure_clusters"], summary["campaign"]
-    seg = summary["instance_segmentation"]
+    seg, sem = summary["instance_segmentation"], summary["semantic_segmentation"]
     page = Template(resources.files(__package__).joinpath("report.html").read_text(encoding="utf-8"))
     return page.substitute(
         generated_at=html.escape(summary["generated_at"]),
@@ -116,6 +118,19 @@ def render_report(summary: dict[str, Any], figures: Figures) -> str:
         shape_planted=max(seg["planted"].values(), default=0),
         shape_issue_rows=_shape_issue_rows(seg["label_issues"]),
         shape_gallery=_shape_gallery(figures.shapes),
+        street_frames=sem["frames"],
+        street_miou=sem["mean_iou"],
+        street_pixel_accuracy=sem["pixel_accuracy"],
+        street_fwiou=sem["frequency_weighted_iou"],
+        street_per_class=html.escape(", ".join(f"{k} {v}" for k, v in sem["per_class_iou"].items())),
+        street_planted=html.escape(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sem["planted"].items())),
+        street_flagged=sem["label_issues"]["flagged"],
+        street_hits=sem["label_issues"]["planted_flagged"],
+        street_planted_total=sem["label_issues"]["planted"],
+        street_precision=sem["label_issues"]["precision"],
+        street_recall=sem["label_issues"]["recall"],
+        street_first=sem["label_issues"]["planted_in_first"],
+        street_gallery=_street_gallery(figures.streets),
         reflection="".join(f"<li><code>{html.escape(s)}</code></li>" for s in summary["reflection"]),
     )
 
@@ -140,6 +155,18 @@ def _shape_gallery(items: list[dict[str, Any]]) -> str:
         )
         cells.append(_figure(it["image"], f"{it['frame_id']} {it['object_id']}", caption, size=96))
     return f"<div class='gallery' id='shape-gallery'>{''.join(cells)}</div>"
+
+
+def _street_gallery(items: list[dict[str, Any]]) -> str:
+    cells = []
+    for it in items:
+        mark = "ok" if it["planted"] else "bad"
+        caption = (
+            f"{it['flagged_pixels']} pixels flagged<br>"
+            f"<span class='{mark}'>{'planted' if it['planted'] else 'not planted'}</span>"
+        )
+        cells.append(_figure(it["image"], it["frame_id"], caption, size=96))
+    return f"<div class='gallery' id='street-gallery'>{''.join(cells)}</div>"
 
 
 def _service_rows(services: dict[str, str]) -> str:

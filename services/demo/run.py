@@ -16,7 +16,7 @@ from typing import Any
 
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
-from shoal.demo import dataset, score, shapes
+from shoal.demo import dataset, score, shapes, streets
 from shoal.demo.names import PIXEL_SPACE, SERVICES, log
 from shoal.demo.report import Figures, render_report
 
@@ -86,6 +86,8 @@ def run_demo(out: Path) -> int:
                 campaign = score.collection_campaign(client, out, set(issues["frame_ids"]))
                 scene_counts, scenes = shapes.ingest_scenes(client, out, data_dir)
                 segmentation = {**scene_counts, **shapes.score_scenes(client, scenes, out)}
+                street_counts, street_scenes = streets.ingest_streets(client, out, data_dir)
+                semantic = {**street_counts, **streets.score_streets(client, street_scenes, out)}
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -104,6 +106,7 @@ def run_demo(out: Path) -> int:
         "failure_clusters": {k: v for k, v in clusters.items() if k != "examples"},
         "campaign": {k: v for k, v in campaign.items() if k != "gallery"},
         "instance_segmentation": {k: v for k, v in segmentation.items() if k != "gallery"},
+        "semantic_segmentation": {k: v for k, v in semantic.items() if k != "gallery"},
         "map": {
             "job_id": points["job_id"],
             "frames": points["frames"],
@@ -122,6 +125,7 @@ def run_demo(out: Path) -> int:
         cluster_examples=clusters["examples"],
         campaign=campaign["gallery"],
         shapes=segmentation["gallery"],
+        streets=semantic["gallery"],
     )
     (out / "report.html").write_text(render_report(summary, figures))
     expected = ingest["expected"]
@@ -132,12 +136,13 @@ def run_demo(out: Path) -> int:
         and points["frames"] == expected["frames"]
         and ingest["pool"]["frames"] == ingest["pool"]["pixel_embeddings"] == ingest["pool"]["expected_frames"]
         and segmentation["state"] == "UPLOAD_STATE_COMPLETED"
+        and semantic["state"] == "UPLOAD_STATE_COMPLETED"
     )
     for name, status in services.items():
         log.info("%-16s %s", name, status)
     log.info("wrote %s and %s", out / "summary.json", out / "report.html")
     li, ol, fc, cp = summary["label_issues"], summary["outliers"], summary["failure_clusters"], summary["campaign"]
-    seg = summary["instance_segmentation"]
+    seg, sem = summary["instance_segmentation"], summary["semantic_segmentation"]
     planted = ", ".join(
         f"{k['planted_in_first']} of {k['planted']} {name.replace('_', ' ')}" for name, k in seg["label_issues"].items()
     )
@@ -157,6 +162,9 @@ def run_demo(out: Path) -> int:
         f" pattern, precision {cp['precision']:.3f} against {cp['random_precision']:.3f} for a random sample\n"
         f"instance segmentation: mask AP {seg['mask_ap']:.3f} (AP50 {seg['mask_ap50']:.3f}); planted label errors"
         f" ranked first: {planted}\n"
+        f"semantic segmentation: mIoU {sem['mean_iou']:.3f}, pixel accuracy {sem['pixel_accuracy']:.3f}; label issues"
+        f" flagged {sem['label_issues']['flagged']} frames, {sem['label_issues']['planted_flagged']} of the"
+        f" {sem['label_issues']['planted']} with planted errors (precision {sem['label_issues']['precision']:.3f})\n"
         f"report: {out / 'report.html'}\n"
         f"console: run `shoal serve --data-dir {data_dir}` (as `.venv/bin/shoal` from a checkout), open"
         f" http://127.0.0.1:8080 and sign in with the key in {key_file}\n"

@@ -119,6 +119,13 @@ def _summary() -> dict[str, Any]:
                              "class_swap": {"planted": 1, "flagged": 1, "planted_flagged": 0, "precision": 0.0,
                                             "recall": 0.0, "planted_in_first": 0}},
         },
+        "semantic_segmentation": {
+            "frames": 8, "state": "UPLOAD_STATE_COMPLETED", "planted": {"class_swap": 1, "painted_region": 1},
+            "job_id": "segmentation_label_issues-1", "mean_iou": 0.81, "pixel_accuracy": 0.93,
+            "frequency_weighted_iou": 0.88, "per_class_iou": {"road": 0.9, EVIL: 0.7},
+            "label_issues": {"planted": 2, "flagged": 3, "planted_flagged": 2, "precision": 0.6667, "recall": 1.0,
+                             "planted_in_first": 2, "by_kind": {"class_swap": 1, "painted_region": 1}},
+        },
         "server": {"port": 1234, "startup_seconds": 2.5, "exit_code": 0, "admin_key_id": "k1"},
     }  # fmt: skip
 
@@ -145,6 +152,7 @@ def page(tmp_path: Path) -> _Page:
                   {"frame_id": "q2", "media_uri": uri, "rank": 2, "true": 7, "predicted": 2, "in_pattern": False}],
         shapes=[{"frame_id": "s1", "object_id": "p0", "kind": "missing_label", "score": 0.1, "planted": True,
                  "image": uri}],
+        streets=[{"frame_id": "st1", "planted": True, "flagged_pixels": 120, "given": 1, "suggested": 2, "image": uri}],
     )  # fmt: skip
     html = render_report(_summary(), figures)
     assert EVIL not in html, "a name from the data reached the page unescaped"
@@ -166,6 +174,7 @@ def test_the_report_has_every_section_in_order(page: _Page) -> None:
         ("h3", f"Cluster 0: segment failures-{EVIL}"),
         ("h2", "Collection campaign"),
         ("h2", "Instance segmentation"),
+        ("h2", "Semantic segmentation"),
         ("h2", "Reflection"),
     ]
 
@@ -237,6 +246,7 @@ def test_the_galleries_inline_their_images(page: _Page) -> None:
         by_alt["f1"] == [inlined, inlined] and by_alt["p1"] == [inlined] and by_alt["q1"] == by_alt["q2"] == [inlined]
     )
     assert by_alt["s1 p0"] == [inlined]  # the mask label issue, drawn over its frame
+    assert by_alt["st1"] == [inlined]  # the segmentation label issue, its flagged pixels tinted
     # a file that cannot be read leaves its figure without an image, not the page without a report
     assert by_alt[EVIL] == [""]
     assert not any(str(src).startswith(("http:", "https:", "file:")) for img in page.images for src in [img["src"]])
