@@ -115,3 +115,128 @@ def report(labels: np.ndarray, scores: np.ndarray, threshold: float) -> MultiLab
         hamming_loss=float(hamming_loss(labels, predicted)),
         per_class=per_class,
     )
+
+
+#: QueryMultiLabelFrames' outcomes: which frames, and their order
+OUTCOMES = {
+    1: ("NOT has(l.class_ids, {c:Int32}) AND s >= {t:Float64}", "s DESC, frame_id"),  # false positives
+    2: ("has(l.class_ids, {c:Int32}) AND s < {t:Float64}", "s ASC, frame_id"),  # false negatives
+    3: ("has(l.class_ids, {c:Int32}) AND s >= {t:Float64}", "s DESC, frame_id"),  # true positives
+}
+
+
+def frames(
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    inference_set: str,
+    ontology: list[int],
+    class_id: int,
+    outcome: int,
+    threshold: float,
+    frames_sql: str = "",
+    frames_params: dict[str, Any] | None = None,
+    *,
+    offset: int = 0,
+    size: int = 100,
+) -> tuple[list[tuple[Any, ...]], int]:
+    """A page of the frames of one outcome of a class at ``threshold`` (see :data:`OUTCOMES`):
+    rows (frame id, the class's score, labeled classes, predicted classes), and how many there are."""
+    within = f" AND frame_id IN ({frames_sql})" if frames_sql else ""
+    mine = "project = {project:String} AND dataset = {dataset:String}" + within
+    where, order = OUTCOMES[outcome]
+    params = {"project": project, "dataset": dataset, "set": inference_set, "c": class_id, "t": float(threshold),
+              "pos": ontology.index(class_id) + 1, "ontology": ontology, "offset": offset, "size": size,
+              **(frames_params or {})}  # fmt: skip
+    joined = (
+        "SELECT l.frame_id AS frame_id, toFloat64(i.probs[{pos:UInt32}]) AS s, l.class_ids AS labeled,"
+        " arrayFilter((c, p) -> p >= {t:Float64}, {ontology:Array(Int32)},"
+        " arrayResize(i.probs, length({ontology:Array(Int32)}), 0)) AS predicted"
+        " FROM (SELECT frame_id, argMax(class_ids, (version_time, label_version)) AS class_ids"
+        f" FROM label_versions WHERE {mine} GROUP BY frame_id) AS l"
+        " INNER JOIN (SELECT frame_id, probs FROM inferences FINAL WHERE project = {project:String}"
+        f" AND inference_set = {{set:String}}{within}) AS i ON i.frame_id = l.frame_id"
+        f" WHERE {where}"
+    )
+    rows = metrics.query(
+        f"SELECT frame_id, s, labeled, predicted, count() OVER () FROM ({joined}) ORDER BY {order}"
+        " LIMIT {size:UInt32} OFFSET {offset:UInt64}",
+        params,
+    ).rows
+    if rows:
+        return [tuple(r[:4]) for r in rows], int(rows[0][4])
+    return [], int(metrics.query(f"SELECT count() FROM ({joined})", params).scalar() or 0)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    baseline: MultiLabelReport
+    candidate: MultiLabelReport
+    #: frames with fewer (more) classes wrong in the candidate than in the baseline
+    improved: int
+    regressed: int
+
+
+def compare(
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    baseline: str,
+    candidate: str,
+    ontology: list[int],
+    threshold: float,
+    frames_sql: str = "",
+    frames_params: dict[str, Any] | None = None,
+) -> Comparison:
+    """Both sets measured at ``threshold`` on the labeled frames both predict."""
+    b_ids, b_labels, b_scores = load(metrics, project, dataset, baseline, ontology, frames_sql, frames_params)
+    c_ids, _, c_scores = load(metrics, project, dataset, candidate, ontology, frames_sql, frames_params)
+    _, bi, ci = np.intersect1d(b_ids.astype(str), c_ids.astype(str), return_indices=True)
+    labels = b_labels[bi]
+    b_wrong = ((b_scores[bi] >= threshold) != labels).sum(axis=1)
+    c_wrong = ((c_scores[ci] >= threshold) != labels).sum(axis=1)
+    return Comparison(
+        report(labels, b_scores[bi], threshold),
+        report(labels, c_scores[ci], threshold),
+        int((c_wrong < b_wrong).sum()),
+        int((c_wrong > b_wrong).sum()),
+    )
+
+
+def gate_summary(r: MultiLabelReport, ontology: list[int]) -> Any:
+    """What regression gates read of a report (a class's average precision is 0 without support)."""
+    from types import SimpleNamespace
+
+    per_class = [
+        SimpleNamespace(class_id=c, precision=p, recall=rc, f1=f, average_precision=max(ap, 0.0))
+        for c, (p, rc, f, ap, _, _) in zip(ontology, r.per_class, strict=True)
+    ]
+    return SimpleNamespace(frames=r.frames, micro_f1=r.micro[2], macro=r.macro, subset_accuracy=r.subset_accuracy,
+                           per_class=per_class)  # fmt: skip
+
+
+def slice_counts(
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    inference_set: str,
+    ontology: list[int],
+    threshold: float,
+    groups_sql: str,
+    groups_params: dict[str, Any],
+) -> list[tuple[str, int, int, int]]:
+    """Per group of frames (``groups_sql`` selects ``frame_id, g``): (value, frames, frames, frames
+    whose predicted classes at ``threshold`` are exactly their labeled ones)."""
+    params = {"project": project, "dataset": dataset, "set": inference_set, "t": float(threshold),
+              "ontology": ontology, **groups_params}  # fmt: skip
+    rows = metrics.query(
+        "SELECT s.g AS g, count(), countIf(arraySort(l.class_ids) = arraySort(arrayFilter((c, p) -> p >= {t:Float64},"
+        " {ontology:Array(Int32)}, arrayResize(i.probs, length({ontology:Array(Int32)}), 0))))"
+        " FROM (SELECT frame_id, argMax(class_ids, (version_time, label_version)) AS class_ids FROM label_versions"
+        " WHERE project = {project:String} AND dataset = {dataset:String} GROUP BY frame_id) AS l"
+        " INNER JOIN (SELECT frame_id, probs FROM inferences FINAL WHERE project = {project:String}"
+        " AND inference_set = {set:String}) AS i ON i.frame_id = l.frame_id"
+        f" INNER JOIN ({groups_sql}) AS s ON s.frame_id = l.frame_id GROUP BY g ORDER BY g",
+        params,
+    ).rows
+    return [(str(g), int(n), int(n), int(right)) for g, n, right in rows]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from shoal.analysis import segmentation
+from shoal.analysis import multilabel, segmentation
 from shoal.analysis.datapoints import metadata_kinds
 from shoal.common.data.query import SETTINGS, Params, View, compile_filter, metadata_key, view_sql
 from shoal.common.errors import InvalidArgument
@@ -113,6 +113,7 @@ def slices(
     level: float = DEFAULT_LEVEL,
     detection_iou: float | None = None,
     segmentation_classes: list[int] | None = None,
+    multilabel_classes: list[int] | None = None,
 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
     """(overall accuracy, frames, every slice by value, the worst slices).
 
@@ -140,6 +141,13 @@ def slices(
             f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", params.values, level,
         )  # fmt: skip
         return _rank_pixels(found, min_support)
+    if multilabel_classes is not None:
+        counts = multilabel.slice_counts(
+            metrics, view.project, view.dataset, view.inference_set, multilabel_classes,
+            view.confidence_threshold or multilabel.DEFAULT_THRESHOLD,
+            f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", params.values,
+        )  # fmt: skip
+        return _rank(counts, min_support, level, objects=False)
     rows = metrics.query(
         f"SELECT {group} AS g, count(), countIf(label_class = predicted_class) FROM ({source})"
         f" WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND {where} GROUP BY g ORDER BY g{SETTINGS}",

@@ -96,3 +96,21 @@ def test_the_issues_page_runs_and_shows_multi_label_issues(console: Console, sce
     assert page.inner_text("#issue-missing") == missing and page.inner_text("#issue-extra") == extra
     assert page.is_disabled("#issue-accept") and page.is_disabled("#issue-dismiss")
     assert f"{int(flags.flagged.sum())} frames with a class likely missing or extra" in page.inner_text("main")
+
+
+def test_a_class_opens_the_frames_it_misses_and_adds(
+    console: Console, scenes: tuple[np.ndarray, np.ndarray], page: Any
+) -> None:
+    y, s = scenes
+    sign_in(page, console)
+    page.goto(console.url + "/#/p/tags/performance?inference_set=clip&threshold=0.5")
+    page.click("#class-7 a")  # person
+    page.wait_for_selector("#multilabel-missed figure")
+    k = 2
+    missed = sorted((s[i, k], f"ml-{i:03d}") for i in range(len(y)) if y[i, k] and s[i, k] < 0.5)
+    extra = sorted((-s[i, k], f"ml-{i:03d}") for i in range(len(y)) if not y[i, k] and s[i, k] >= 0.5)
+    shown = page.eval_on_selector_all("#multilabel-missed figure", "fs => fs.map(f => f.dataset.frameId)")
+    assert shown == [f for _, f in missed][:12] and len(missed) > 0
+    shown = page.eval_on_selector_all("#multilabel-extra figure", "fs => fs.map(f => f.dataset.frameId)")
+    assert shown == [f for _, f in extra][:12] and len(extra) > 0
+    assert "class=7" in page.url

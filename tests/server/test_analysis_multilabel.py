@@ -230,3 +230,87 @@ def test_planted_missing_and_extra_classes_are_found(shared: Running, project: s
     assert extra <= added and len(extra) >= 0.75 * len(added)
     # most likely issue first
     assert [i.score for i in got] == sorted(i.score for i in got)
+
+
+def test_a_class_opens_its_false_positives_and_negatives(shared: Running, project: str) -> None:
+    p = project
+    y, s, cameras = _data(200, 6)
+    ids = _upload(shared, p, y, s, cameras)
+    s32 = s.astype(np.float32).astype(np.float64)
+    rear = cpb.Filter(all=[cpb.Condition(field="metadata.camera", equals=cpb.Value(string_value="rear"))])
+    with shared.client(shared.admin_key) as c:
+        for outcome, t in ((apb.MULTI_LABEL_OUTCOME_FALSE_POSITIVE, 0.5), (apb.MULTI_LABEL_OUTCOME_FALSE_NEGATIVE, 0.6),
+                           (apb.MULTI_LABEL_OUTCOME_TRUE_POSITIVE, 0.0)):  # fmt: skip
+            got = c.analysis.QueryMultiLabelFrames(apb.QueryMultiLabelFramesRequest(
+                project=p, inference_set="vit", class_id=11, outcome=outcome, threshold=t, filter=rear,
+                page=cpb.PageRequest(page_size=500)))  # fmt: skip
+            t = t or 0.5
+            keep = [i for i in range(len(y)) if cameras[i] == "rear"]
+            has, sc = y[:, 1], s32[:, 1]
+            want = [i for i in keep if {
+                apb.MULTI_LABEL_OUTCOME_FALSE_POSITIVE: not has[i] and sc[i] >= t,
+                apb.MULTI_LABEL_OUTCOME_FALSE_NEGATIVE: has[i] and sc[i] < t,
+                apb.MULTI_LABEL_OUTCOME_TRUE_POSITIVE: has[i] and sc[i] >= t}[outcome]]  # fmt: skip
+            low_first = outcome == apb.MULTI_LABEL_OUTCOME_FALSE_NEGATIVE
+            want.sort(key=lambda i: (sc[i] if low_first else -sc[i], ids[i]))
+            assert [f.ref.frame_id for f in got.frames] == [ids[i] for i in want] and got.page.total_count == len(want)
+            assert [f.score for f in got.frames] == pytest.approx([sc[i] for i in want])
+            if got.frames:
+                i = want[0]
+                assert list(got.frames[0].label_class_ids) == [10 + k for k in np.flatnonzero(y[i])]
+                assert list(got.frames[0].predicted_class_ids) == [10 + k for k in np.flatnonzero(s32[i] >= t)]
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.QueryMultiLabelFrames(
+                apb.QueryMultiLabelFramesRequest(project=p, inference_set="vit", class_id=11)
+            )
+        assert error_detail(info.value).field == "outcome"
+
+
+def test_two_models_compared_gated_and_sliced(shared: Running, project: str) -> None:
+    p = project
+    y, s, cameras = _data(300, 7)
+    ids = _upload(shared, p, y, s, cameras)
+    rng = np.random.default_rng(9)
+    worse = np.round(
+        np.clip(s + rng.normal(0, 0.3, s.shape) * np.array([c == "rear" for c in cameras])[:, None], 0, 1), 2
+    )
+    with shared.client(shared.admin_key) as c:
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=p, inference_set=pb.InferenceSet(
+            name="worse", dataset="val", model_name="tiny", model_version="1")))  # fmt: skip
+        r = c.upload(p, "val", UploadColumns(frame_ids=ids, inference_set="worse", probabilities=worse.astype(np.float32),
+                                             skip_frames=True), progress=False)  # fmt: skip
+        assert c.wait_for_upload(p, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        cmp = c.analysis.CompareInferenceSets(apb.CompareInferenceSetsRequest(
+            project=p, baseline_inference_set="vit", candidate_inference_set="worse", confidence_threshold=0.4))  # fmt: skip
+        b = s.astype(np.float32).astype(np.float64) >= 0.4
+        w = worse.astype(np.float32).astype(np.float64) >= 0.4
+        assert cmp.frames == len(y)
+        assert (cmp.baseline_accuracy, cmp.candidate_accuracy) == pytest.approx(
+            (accuracy_score(y, b), accuracy_score(y, w))
+        )
+        wrong_b, wrong_w = (b != y).sum(axis=1), (w != y).sum(axis=1)
+        assert (cmp.improved, cmp.regressed) == ((wrong_w < wrong_b).sum(), (wrong_w > wrong_b).sum())
+        f_b = precision_recall_fscore_support(y, b, average=None, zero_division=0)[2]
+        f_w = precision_recall_fscore_support(y, w, average=None, zero_division=0)[2]
+        assert [d.f1_delta for d in cmp.per_class] == pytest.approx(list(f_w - f_b))
+        # the rear camera: a slice worse for the noisy model, and a gate it fails
+        sl = c.analysis.GetSlices(apb.GetSlicesRequest(project=p, inference_set="worse", group_by="metadata.camera",
+                                                       min_support=20))  # fmt: skip
+        by = {x.value: x for x in sl.slices}
+        w5 = worse.astype(np.float32).astype(np.float64) >= 0.5
+        for cam, x in by.items():
+            keep = np.array([cc == cam for cc in cameras])
+            assert (x.frames, x.correct) == (keep.sum(), (w5[keep] == y[keep]).all(axis=1).sum())
+        assert [x.value for x in sl.worst] == ["rear"]
+        rear = [f for f, cam in zip(ids, cameras, strict=True) if cam == "rear"]
+        keep = np.array([cam == "rear" for cam in cameras])
+        micro = {name: precision_recall_fscore_support(y[keep], (sc.astype(np.float32).astype(np.float64) >= 0.5)[keep],
+                                                       average="micro", zero_division=0)[2] for name, sc in (("vit", s), ("worse", worse))}  # fmt: skip
+        c.analysis.CreateSegment(apb.CreateSegmentRequest(project=p, frame_ids=rear, segment=apb.Segment(
+            name="rear-rt", dataset="val", kind=apb.SEGMENT_KIND_REGRESSION_TEST,
+            gates=[apb.Gate(metric="micro_f1", minimum=(micro["vit"] + micro["worse"]) / 2),
+                   apb.Gate(metric="average_precision", class_id=10, minimum=0.0)])))  # fmt: skip
+        for name, passed in (("vit", True), ("worse", False)):
+            res = c.analysis.EvaluateGates(apb.EvaluateGatesRequest(project=p, inference_set=name)).results
+            assert res[0].value == pytest.approx(micro[name]) and res[0].passed is passed and res[0].frames == len(rear)
+            assert res[1].passed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from shoal.analysis import segmentation
+from shoal.analysis import multilabel, segmentation
 from shoal.analysis.compare import compare
 from shoal.analysis.detection import compare_detection
 from shoal.analysis.rpc.classification import class_metrics
@@ -22,6 +24,8 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
     project = ctx.projects.get(request.project)
     if project.task_type == "SEGMENTATION":
         return _compare_maps(ctx, request, project)
+    if project.task_type == "MULTI_LABEL":
+        return _compare_class_sets(ctx, request, project, threshold or multilabel.DEFAULT_THRESHOLD)
     if project.task_type in OBJECT_TASKS:
         iou = check_iou(request.iou_threshold, "iou_threshold")
         view = ctx.view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
@@ -117,3 +121,29 @@ def _pixel_metrics(r: segmentation.Report, project: Project) -> list[tuple[pb.Cl
         )
         for i, c in enumerate(project.classes)
     ]
+
+
+def _compare_class_sets(
+    ctx: Context, request: pb.CompareInferenceSetsRequest, project: Project, threshold: float
+) -> pb.CompareInferenceSetsResponse:
+    view = ctx.view(project, "", request.candidate_inference_set, 0.0, request.baseline_inference_set)
+    frames_sql, frames_params = frame_filter(view, request.filter, "filter")
+    ontology = [c.id for c in project.classes]
+    r = multilabel.compare(ctx.metrics, project.name, view.dataset, request.baseline_inference_set,
+                           request.candidate_inference_set, ontology, threshold, frames_sql, frames_params)  # fmt: skip
+    out = pb.CompareInferenceSetsResponse(
+        frames=r.candidate.frames,
+        baseline_accuracy=r.baseline.subset_accuracy,
+        candidate_accuracy=r.candidate.subset_accuracy,
+        improved=r.improved,
+        regressed=r.regressed,
+    )
+    for c, b, k in zip(project.classes, r.baseline.per_class, r.candidate.per_class, strict=True):
+
+        def metrics(m: tuple[float, float, float, float, int, int], c: Any = c) -> pb.ClassMetrics:
+            return pb.ClassMetrics(class_id=c.id, class_name=c.name, precision=m[0], recall=m[1], f1=m[2],
+                                   support=m[4], predicted=m[5])  # fmt: skip
+
+        out.per_class.add(class_id=c.id, class_name=c.name, baseline=metrics(b), candidate=metrics(k),
+                          precision_delta=k[0] - b[0], recall_delta=k[1] - b[1], f1_delta=k[2] - b[2])  # fmt: skip
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.analysis import gates, segmentation
+from shoal.analysis import gates, multilabel, segmentation
 from shoal.analysis.detection import detection_confusion, outcome_frames, summarize_confusion
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
 from shoal.analysis.rpc.segments import gate_proto
@@ -30,6 +30,16 @@ def evaluate_gates(ctx: Context, request: pb.EvaluateGatesRequest) -> pb.Evaluat
                 segmentation.report(ctx.metrics, project.name, view.inference_set, ontology, frames_sql, frames_params),
                 ontology,
             )
+    elif project.task_type == "MULTI_LABEL":
+        view = ctx.view(project, "", request.inference_set, 0.0)
+        ontology = [c.id for c in project.classes]
+        score_threshold = threshold or multilabel.DEFAULT_THRESHOLD
+
+        def measure(members: common_pb2.Filter) -> Any:
+            frames_sql, frames_params = frame_filter(view, members, "segment")
+            _, labels, scores = multilabel.load(ctx.metrics, project.name, view.dataset, view.inference_set, ontology,
+                                                frames_sql, frames_params)  # fmt: skip
+            return multilabel.gate_summary(multilabel.report(labels, scores, score_threshold), ontology)
     elif project.task_type in OBJECT_TASKS:
         iou = check_iou(request.iou_threshold, "iou_threshold")
         view = ctx.view(project, "", request.inference_set, threshold)

@@ -45,6 +45,36 @@ def get_multi_label_metrics(ctx: Context, request: pb.GetMultiLabelMetricsReques
     return pb.GetMultiLabelMetricsResponse(metrics=out)
 
 
+def query_multi_label_frames(
+    ctx: Context, request: pb.QueryMultiLabelFramesRequest
+) -> pb.QueryMultiLabelFramesResponse:
+    if not request.inference_set:
+        raise InvalidArgument("is empty", field="inference_set")
+    if request.outcome not in multilabel.OUTCOMES:
+        raise InvalidArgument("name the outcome: false positives, false negatives or true positives", field="outcome")
+    threshold = check_threshold(request.threshold, "threshold") or multilabel.DEFAULT_THRESHOLD
+    project = ctx.project(request.project, ("MULTI_LABEL",))
+    ontology = [c.id for c in project.classes]
+    if request.class_id not in ontology:
+        raise InvalidArgument(f"unknown class id {request.class_id}", field="class_id")
+    view = ctx.view(project, "", request.inference_set, 0.0)
+    frames_sql, frames_params = frame_filter(view, request.filter, "filter")
+    scope = (f"multilabel-frames|{project.name}|{view.inference_set}|{request.class_id}|{request.outcome}|{threshold}|"
+             f"{request.filter.SerializeToString(deterministic=True).hex()}")  # fmt: skip
+    page = page_of(request.page, scope=scope)
+    rows, total = multilabel.frames(ctx.metrics, project.name, view.dataset, view.inference_set, ontology,
+                                    request.class_id, request.outcome, threshold, frames_sql, frames_params,
+                                    offset=page.offset, size=page.size)  # fmt: skip
+    media = frame_media(ctx.metrics, project.name, view.dataset, [str(r[0]) for r in rows])
+    out = pb.QueryMultiLabelFramesResponse(page=page_response(page, len(rows), total, scope=scope))
+    for frame, score, labeled, predicted in rows:
+        uri, split = media.get(str(frame), ("", ""))
+        out.frames.add(ref=common_pb2.DatapointRef(dataset=view.dataset, frame_id=str(frame)), media_uri=uri,
+                       split=split, score=float(score), label_class_ids=[int(c) for c in labeled],
+                       predicted_class_ids=[int(c) for c in predicted])  # fmt: skip
+    return out
+
+
 def run_multi_label_issues(ctx: Context, run: JobContext) -> None:
     job = run.job
     project = ctx.project(job.project, ("MULTI_LABEL",))
@@ -85,7 +115,11 @@ def query_multi_label_issues(
 
 ANALYSIS = Analysis(
     "multilabel",
-    rpcs={"GetMultiLabelMetrics": get_multi_label_metrics, "QueryMultiLabelIssues": query_multi_label_issues},
+    rpcs={
+        "GetMultiLabelMetrics": get_multi_label_metrics,
+        "QueryMultiLabelFrames": query_multi_label_frames,
+        "QueryMultiLabelIssues": query_multi_label_issues,
+    },
     jobs={multilabel_issues.KIND: Runner(run=run_multi_label_issues, discard=multilabel_issues.discard)},
     migrations=multilabel_issues.MIGRATIONS,
 )

@@ -19,7 +19,8 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
     project = ctx.projects.get(request.project)
     is_detection = project.task_type in OBJECT_TASKS
     maps = project.task_type == "SEGMENTATION"
-    if is_detection or maps:
+    class_sets = project.task_type == "MULTI_LABEL"
+    if is_detection or maps or class_sets:
         check_frame_fields(request.filter, "filter")
     else:
         project = ctx.classification_project(request.project)
@@ -31,9 +32,10 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
     def compute() -> tuple[float, int, list[SliceStats], list[SliceStats]]:
         return slices(ctx.metrics, view, request.filter, group_by=request.group_by, time_bucket=request.time_bucket,
                       min_support=min_support, level=level, detection_iou=iou,
-                      segmentation_classes=[c.id for c in project.classes] if maps else None)  # fmt: skip
+                      segmentation_classes=[c.id for c in project.classes] if maps else None,
+                      multilabel_classes=[c.id for c in project.classes] if class_sets else None)  # fmt: skip
 
-    if is_detection or maps:  # counted from matches or pixel confusions, whose tables the kept answers do not watch
+    if is_detection or maps or class_sets:  # counted from tables the kept answers do not watch
         overall, total, every, worst = compute()
     else:  # a classification set's slices read its evaluations rows (and segments): kept while they are unchanged
         flt = request.filter.SerializeToString(deterministic=True)

@@ -20,6 +20,13 @@ class SegmentKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEGMENT_KIND_COLLECTION_SEED: _ClassVar[SegmentKind]
     SEGMENT_KIND_OTHER: _ClassVar[SegmentKind]
 
+class MultiLabelOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MULTI_LABEL_OUTCOME_UNSPECIFIED: _ClassVar[MultiLabelOutcome]
+    MULTI_LABEL_OUTCOME_FALSE_POSITIVE: _ClassVar[MultiLabelOutcome]
+    MULTI_LABEL_OUTCOME_FALSE_NEGATIVE: _ClassVar[MultiLabelOutcome]
+    MULTI_LABEL_OUTCOME_TRUE_POSITIVE: _ClassVar[MultiLabelOutcome]
+
 class DetectionMatchOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     DETECTION_MATCH_ORDER_UNSPECIFIED: _ClassVar[DetectionMatchOrder]
@@ -64,6 +71,10 @@ SEGMENT_KIND_ISSUE: SegmentKind
 SEGMENT_KIND_REGRESSION_TEST: SegmentKind
 SEGMENT_KIND_COLLECTION_SEED: SegmentKind
 SEGMENT_KIND_OTHER: SegmentKind
+MULTI_LABEL_OUTCOME_UNSPECIFIED: MultiLabelOutcome
+MULTI_LABEL_OUTCOME_FALSE_POSITIVE: MultiLabelOutcome
+MULTI_LABEL_OUTCOME_FALSE_NEGATIVE: MultiLabelOutcome
+MULTI_LABEL_OUTCOME_TRUE_POSITIVE: MultiLabelOutcome
 DETECTION_MATCH_ORDER_UNSPECIFIED: DetectionMatchOrder
 DETECTION_MATCH_ORDER_SCORE_ASCENDING: DetectionMatchOrder
 DETECTION_MATCH_ORDER_IOU_ASCENDING: DetectionMatchOrder
@@ -825,6 +836,48 @@ class QuerySegmentationFramesResponse(_message.Message):
     frames: _containers.RepeatedCompositeFieldContainer[SegmentationFrame]
     page: _common_pb2.PageResponse
     def __init__(self, frames: _Optional[_Iterable[_Union[SegmentationFrame, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class QueryMultiLabelFramesRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "filter", "class_id", "outcome", "threshold", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    filter: _common_pb2.Filter
+    class_id: int
+    outcome: MultiLabelOutcome
+    threshold: float
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., class_id: _Optional[int] = ..., outcome: _Optional[_Union[MultiLabelOutcome, str]] = ..., threshold: _Optional[float] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class MultiLabelFrame(_message.Message):
+    __slots__ = ("ref", "media_uri", "split", "score", "label_class_ids", "predicted_class_ids")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    split: str
+    score: float
+    label_class_ids: _containers.RepeatedScalarFieldContainer[int]
+    predicted_class_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., score: _Optional[float] = ..., label_class_ids: _Optional[_Iterable[int]] = ..., predicted_class_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class QueryMultiLabelFramesResponse(_message.Message):
+    __slots__ = ("frames", "page")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[MultiLabelFrame]
+    page: _common_pb2.PageResponse
+    def __init__(self, frames: _Optional[_Iterable[_Union[MultiLabelFrame, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class GetDetectionMetricsRequest(_message.Message):
     __slots__ = ("project", "inference_set")

@@ -54,6 +54,11 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.FromString,
                 _registered_method=True)
+        self.QueryMultiLabelFrames = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QueryMultiLabelFrames',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelFramesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelFramesResponse.FromString,
+                _registered_method=True)
         self.GetSegmentationMetrics = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/GetSegmentationMetrics',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentationMetricsRequest.SerializeToString,
@@ -255,6 +260,14 @@ class AnalysisServiceServicer:
         """Multi-label metrics of an inference set against the latest labels of its dataset (a
         MULTI_LABEL project): each class judged on its own (precision, recall, F1, average precision),
         micro and macro averages, subset accuracy and Hamming loss, as scikit-learn computes them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryMultiLabelFrames(self, request, context):
+        """The frames behind a multi-label class's figures at a threshold: its false positives (highest
+        score first), false negatives (lowest score first) or true positives.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -553,6 +566,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.SerializeToString,
             ),
+            'QueryMultiLabelFrames': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryMultiLabelFrames,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelFramesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelFramesResponse.SerializeToString,
+            ),
             'GetSegmentationMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSegmentationMetrics,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSegmentationMetricsRequest.FromString,
@@ -827,6 +845,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/GetMultiLabelMetrics',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetMultiLabelMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryMultiLabelFrames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QueryMultiLabelFrames',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelFramesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryMultiLabelFramesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,9 @@ CLASS_METRICS = ("precision", "recall", "f1")
 #: a segmentation project's gates: over all classes, and per class
 SEGMENTATION_FRAME_METRICS = ("mean_iou", "pixel_accuracy")
 SEGMENTATION_CLASS_METRICS = ("iou", "precision", "recall")
+#: a multi-label project's gates (at the evaluation's score threshold)
+MULTI_LABEL_FRAME_METRICS = ("micro_f1", "macro_f1", "subset_accuracy")
+MULTI_LABEL_CLASS_METRICS = ("precision", "recall", "f1", "average_precision")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
@@ -83,6 +86,8 @@ def check_gates(gates: Sequence[Gate], project: Project, where: str = "segment.g
     frame_metrics, class_metrics = FRAME_METRICS, CLASS_METRICS
     if project.task_type == "SEGMENTATION":
         frame_metrics, class_metrics = SEGMENTATION_FRAME_METRICS, SEGMENTATION_CLASS_METRICS
+    elif project.task_type == "MULTI_LABEL":
+        frame_metrics, class_metrics = MULTI_LABEL_FRAME_METRICS, MULTI_LABEL_CLASS_METRICS
     for i, g in enumerate(gates):
         at = f"{where}[{i}]"
         if g.metric in frame_metrics:

@@ -337,6 +337,7 @@ export async function render(main, ctx) {
     h("input", { type: "number", name, id: `f-${name}`, value: String(value), onchange: (e) => go({ [name]: e.target.value }), ...attrs }));
   if (info.multiLabel) {
     const threshold = param(q, "threshold", 0.5);
+    const frames = h("section", { id: "multilabel-frames", class: "card", hidden: true });
     const summary = h("section", { id: "summary", class: "cards" }, h("p", { class: "muted loading" }, "Loading metrics…"));
     const perClass = h("section", { id: "per-class" });
     main.replaceChildren(
@@ -350,8 +351,10 @@ export async function render(main, ctx) {
         select("split", [{ value: "", label: "all" }, ...(ds.splits || []).map((x) => ({ value: x, label: x }))], split,
           (v) => go({ split: v }), "Split"),
         number("threshold", "Score threshold", threshold, { min: "0", max: "1", step: "0.05" })),
-      summary, h("h2", {}, "Per class"), perClass);
-    await multiLabel({ project, info, setName, filter, threshold }, summary, perClass);
+      summary, frames, h("h2", {}, "Per class"), perClass);
+    const page = { project, info, setName, dataset, filter, threshold, frames };
+    await multiLabel(page, summary, perClass);
+    if (q.get("class")) await openClassFrames(page, Number(q.get("class")));
     return;
   }
   if (info.segmentation) {
@@ -503,8 +506,10 @@ function multiLabel(page, summary, perClass) {
       stat("Subset accuracy", pct(m.subset_accuracy || 0), "stat-subset-accuracy"),
       stat("Hamming loss", f3(m.hamming_loss || 0), "stat-hamming-loss"),
       stat("Frames", fmt(num(m.frames)), "stat-frames"));
+    const open = (c) => h("a", { href: "#", onclick: (e) => { e.preventDefault(); openClassFrames(page, c.class_id || 0, "push"); } },
+      c.class_name || info.className(c.class_id || 0));
     classTable(perClass, ["Class", "AP", "Precision", "Recall", "F1", "Support", "Predicted"], m.per_class || [],
-      (c) => [c.class_name || info.className(c.class_id || 0), num(c.average_precision) < 0 ? "–" : f3(c.average_precision || 0),
+      (c) => [open(c), num(c.average_precision) < 0 ? "–" : f3(c.average_precision || 0),
         f3(c.precision || 0), f3(c.recall || 0), f3(c.f1 || 0), fmt(num(c.support)), fmt(num(c.predicted))],
       (c) => (num(c.support) ? c.f1 || 0 : 2));
   });
@@ -567,6 +572,30 @@ async function openFrames(page, classId, cell, mode) {
           href: frameHref(f),
           caption: cell ? `${f.ref?.frame_id} · ${fmt(num(f.cell_pixels))} px` : `${f.ref?.frame_id} · IoU ${f3(f.iou || 0)}`,
         }))) : h("p", { class: "muted" }, "No frame."));
+  });
+}
+
+// A multi-label class's errors at the threshold: the frames labeled with it that the model misses (lowest score
+// first), and those it predicts that are not labeled with it (highest score first).
+async function openClassFrames(page, classId, mode) {
+  const { project, setName, info, dataset, filter, threshold, frames } = page;
+  setParams({ class: String(classId) }, mode);
+  frames.hidden = false;
+  frames.replaceChildren(h("p", { class: "muted loading" }, "Loading frames…"));
+  await guarded(frames, async () => {
+    const ask = (outcome) => rpc("analysis", "QueryMultiLabelFrames", {
+      project, inference_set: setName, filter, class_id: classId, outcome, threshold, page: { page_size: 12 } });
+    const [missed, extra] = await Promise.all([ask("MULTI_LABEL_OUTCOME_FALSE_NEGATIVE"), ask("MULTI_LABEL_OUTCOME_FALSE_POSITIVE")]);
+    const name = info.className(classId);
+    const grid = (id, resp) => (resp.frames || []).length
+      ? h("div", { class: "grid", id }, resp.frames.map((f) => thumbnail(project, f.ref?.dataset || dataset, f.ref?.frame_id || "", {
+        href: href(`/p/${encodeURIComponent(project)}/frame/${encodeURIComponent(f.ref?.dataset || dataset)}/${encodeURIComponent(f.ref?.frame_id || "")}`,
+          { inference_set: setName }),
+        caption: `${f.ref?.frame_id} · ${f3(f.score || 0)}` })))
+      : h("p", { class: "muted" }, "None.");
+    fill(frames,
+      h("h3", {}, `${name}: labeled, not predicted (${fmt(num(missed.page?.total_count))}), the lowest scores first`), grid("multilabel-missed", missed),
+      h("h3", {}, `${name}: predicted, not labeled (${fmt(num(extra.page?.total_count))}), the highest scores first`), grid("multilabel-extra", extra));
   });
 }
 
