@@ -10,10 +10,17 @@ as new label versions.
   ``labeling_retry_max_seconds``); the platform adapter skips frames that already have a task, so
   an attempt cut off half-way creates every task exactly once when it is made again.
 - **Receiving** converts each annotation to a label, checks the frame's label in Shoal has not
-  changed since it was sent (otherwise the item is a CONFLICT and nothing is written), and
+  changed since it was sent (otherwise the item is a CONFLICT and nothing is written), checks it
+  fits the ontology and the frame as ingest will (a class, or a keypoint of a class, that does not
+  exist, a box, polygon or point outside the image, a mask of another size: the item is FAILED, its
+  error naming the annotation, task, frame and region, and the rest of the batch is written), and
   publishes it as an upload event whose id derives from the annotation and its revision, so a
   repeated webhook, a poll that sees it again or a crash before it was marked applied write the
   same label version, never a second one.
+
+Task types: classification (a class), multi-label (a set of classes), 2-D detection (boxes),
+instance segmentation (objects with polygons or a COCO run-length mask) and keypoints (objects with
+a box and one point per keypoint of their class, those not placed unlabeled).
 """
 
 from __future__ import annotations
@@ -27,15 +34,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shoal.common import telemetry, uploads
+from shoal.common import masks, telemetry, uploads
 from shoal.common.boxes import check_box
-from shoal.common.data.projects import ProjectCatalog
+from shoal.common.data.projects import ClassDef, ProjectCatalog
 from shoal.common.errors import InvalidArgument, ShoalError
 from shoal.common.stores.metrics import MetricsStore
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.platforms import (
     Box,
+    Instance,
+    Keypoint,
     LabelingPlatform,
     Labels,
     PlatformAnnotation,
@@ -44,6 +53,7 @@ from shoal.labeling_bridge.platforms import (
     ProjectRef,
     ProjectSpec,
     TaskSpec,
+    TaskType,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +65,17 @@ SEND_CHUNK = 500
 POLL_OVERLAP = dt.timedelta(seconds=5)
 FIRST_RETRY_SECONDS = 1.0
 PUBLISH_TIMEOUT_SECONDS = 60.0
+#: multi-label pre-annotations from an inference set: the classes scored at or above this (the
+#: threshold the multi-label metrics take by default)
+MULTI_LABEL_THRESHOLD = 0.5
+#: Shoal's task types the bridge sends, as the platforms name them
+TASK_TYPES: dict[str, TaskType] = {
+    "CLASSIFICATION": "classification",
+    "MULTI_LABEL": "multi_label",
+    "OBJECT_DETECTION_2D": "detection",
+    "INSTANCE_SEGMENTATION": "instance_segmentation",
+    "KEYPOINTS": "keypoints",
+}
 
 
 @dataclass
@@ -70,15 +91,12 @@ class ApplyCounts:
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
-def task_type_of(project_task_type: str) -> str:
-    if project_task_type == "CLASSIFICATION":
-        return "classification"
-    if project_task_type == "OBJECT_DETECTION_2D":
-        return "detection"
-    raise InvalidArgument(
-        f"the labeling bridge sends classification and 2-D detection projects, not {project_task_type}",
-        field="project",
-    )
+def task_type_of(project_task_type: str) -> TaskType:
+    if project_task_type not in TASK_TYPES:
+        raise InvalidArgument(
+            f"the labeling bridge sends {', '.join(TASK_TYPES)} projects, not {project_task_type}", field="project"
+        )
+    return TASK_TYPES[project_task_type]
 
 
 def platform_project_name(project: str, dataset: str) -> str:
@@ -142,18 +160,21 @@ class Bridge:
             self._platform.close()
 
     def project_ref(self, platform: LabelingPlatform, project: str, dataset: str) -> ProjectRef:
-        """The platform project of a Shoal dataset, with the project's classes (cached; made again
-        when the ontology grew)."""
+        """The platform project of a Shoal dataset, with the project's classes and keypoints (cached;
+        made again when the ontology grew)."""
         p = self.projects.get(project)
-        classes = [c.name for c in sorted(p.classes, key=lambda c: c.id)]
+        ordered = sorted(p.classes, key=lambda c: c.id)
+        classes = [c.name for c in ordered]
+        keypoints = list(dict.fromkeys(k for c in ordered for k in c.keypoints))
         key = (project, dataset)
         ref = self._refs.get(key)
-        if ref is None or not set(classes) <= set(ref.spec.classes):
+        if ref is None or not (set(classes) <= set(ref.spec.classes) and set(keypoints) <= set(ref.spec.keypoints)):
             spec = ProjectSpec(
                 name=platform_project_name(project, dataset),
-                task_type=task_type_of(p.task_type),  # type: ignore[arg-type]
+                task_type=task_type_of(p.task_type),
                 classes=classes,
                 description=f"Frames of the Shoal dataset {project}/{dataset}",
+                keypoints=keypoints,
             )
             ref = platform.ensure_project(spec)
             if self.webhook_url:
@@ -348,40 +369,52 @@ class Bridge:
         media: dict[str, tuple[str, int, int]],
     ) -> tuple[dict[str, Labels], str]:
         """The predictions of the request's inference set, or else the frames' current labels."""
-        names = {c.id: c.name for c in self.projects.get(r.project).classes}
+        ontology = self.projects.get(r.project).classes
+        # the classes the platform project offers
+        by_id = {c.id: c for c in ontology if c.name in classes}
         params = {"p": r.project, "d": r.dataset, "f": sorted(set(frames)), "s": r.preannotation_inference_set}
         out: dict[str, Labels] = {}
 
-        def size(f: str) -> dict[str, int | None]:
-            _, w, h = media.get(f, ("", 0, 0))
-            return {"image_width": w or None, "image_height": h or None}
-
-        if task_type == "classification":
+        if task_type in ("classification", "multi_label"):
+            column = "class_id" if task_type == "classification" else "class_ids"
             if r.preannotation_inference_set:
                 sql = (
-                    "SELECT frame_id, pred_class FROM inferences FINAL WHERE project = {p:String}"
+                    "SELECT frame_id, pred_class, probs FROM inferences FINAL WHERE project = {p:String}"
                     " AND inference_set = {s:String} AND frame_id IN {f:Array(String)}"
                 )
             else:
                 sql = (
-                    "SELECT frame_id, argMax(class_id, (version_time, label_version)) FROM label_versions"
-                    " WHERE project = {p:String} AND dataset = {d:String} AND frame_id IN {f:Array(String)}"
-                    " GROUP BY frame_id"
+                    f"SELECT frame_id, argMax({column}, (version_time, label_version)), CAST([] AS Array(Float32))"
+                    " FROM label_versions WHERE project = {p:String} AND dataset = {d:String}"
+                    " AND frame_id IN {f:Array(String)} GROUP BY frame_id"
                 )
-            for f, c in self.metrics.query(sql, params).rows:
-                if c is not None and int(c) in names and names[int(c)] in classes:
-                    out[str(f)] = Labels(class_name=names[int(c)])
+            for f, given, scores in self.metrics.query(sql, params).rows:
+                if task_type == "classification":
+                    if given is not None and int(given) in by_id:
+                        out[str(f)] = Labels(class_name=by_id[int(given)].name)
+                    continue
+                if r.preannotation_inference_set:
+                    # a score per class in the ontology's order (fewer when scored before the ontology grew)
+                    chosen = [c.id for c, p in zip(ontology, scores, strict=False) if p >= MULTI_LABEL_THRESHOLD]
+                else:
+                    chosen = [int(c) for c in given]
+                names = tuple(by_id[c].name for c in chosen if c in by_id)
+                if names:
+                    out[str(f)] = Labels(class_names=names)
         else:
+            shape = "mask, polygons, kp_x, kp_y, kp_v"
             if r.preannotation_inference_set:
                 sql = (
-                    "SELECT frame_id, class_id, x, y, w, h, score FROM predicted_objects FINAL"
+                    f"SELECT frame_id, class_id, x, y, w, h, score, {shape} FROM predicted_objects FINAL"
                     " WHERE project = {p:String} AND inference_set = {s:String} AND frame_id IN {f:Array(String)}"
                     " ORDER BY frame_id, object_id"
                 )
             else:
                 sql = (
-                    "SELECT o.frame_id, o.class_id, o.x, o.y, o.w, o.h, CAST(NULL AS Nullable(Float32))"
-                    " FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h FROM label_objects FINAL"
+                    "SELECT o.frame_id, o.class_id, o.x, o.y, o.w, o.h, CAST(NULL AS Nullable(Float32)),"
+                    " o.mask, o.polygons, o.kp_x, o.kp_y, o.kp_v"
+                    f" FROM (SELECT frame_id, label_version, object_id, class_id, x, y, w, h, {shape}"
+                    " FROM label_objects FINAL"
                     " WHERE project = {p:String} AND dataset = {d:String} AND frame_id IN {f:Array(String)}) AS o"
                     " INNER JOIN (SELECT frame_id, argMax(label_version, (version_time, label_version)) AS latest"
                     " FROM label_versions WHERE project = {p:String} AND dataset = {d:String}"
@@ -389,21 +422,34 @@ class Bridge:
                     " ON l.frame_id = o.frame_id AND l.latest = o.label_version ORDER BY o.frame_id, o.object_id"
                 )
             boxes: dict[str, list[Box]] = {}
-            for f, c, x, y, w, h, score in self.metrics.query(sql, params).rows:
-                if int(c) in names and names[int(c)] in classes:
-                    boxes.setdefault(str(f), []).append(
-                        Box(
-                            names[int(c)],
-                            float(x),
-                            float(y),
-                            float(w),
-                            float(h),
-                            None if score is None else float(score),
+            instances: dict[str, list[Instance]] = {}
+            for f, c, x, y, w, h, score, mask, polygons, kx, ky, kv in self.metrics.query(sql, params).rows:
+                cls = by_id.get(int(c))
+                if cls is None:
+                    continue
+                score = None if score is None else float(score)
+                if task_type == "instance_segmentation":
+                    instances.setdefault(str(f), []).append(
+                        Instance(
+                            cls.name,
+                            polygons=tuple(tuple(float(v) for v in p) for p in polygons),
+                            mask=mask.encode() if isinstance(mask, str) else bytes(mask),
+                            score=score,
                         )
                     )
-            for f, bs in boxes.items():
-                if all(size(f).values()):
-                    out[f] = Labels(boxes=tuple(bs), **size(f))  # type: ignore[arg-type]
+                    continue
+                # keypoint projects: the points labeled (predictions: every point), by the class's names
+                points = tuple(
+                    Keypoint(n, float(a), float(b)) for n, a, b, v in zip(cls.keypoints, kx, ky, kv, strict=True) if v
+                )
+                boxes.setdefault(str(f), []).append(
+                    Box(cls.name, float(x), float(y), float(w), float(h), score, keypoints=points)
+                )
+            for f in boxes.keys() | instances.keys():
+                _, width, height = media.get(f, ("", 0, 0))
+                if width and height:  # objects are placed on the image by its size
+                    out[f] = Labels(boxes=tuple(boxes.get(f, ())), instances=tuple(instances.get(f, ())),
+                                    image_width=width, image_height=height)  # fmt: skip
         return out, (
             f"inference set {r.preannotation_inference_set}" if r.preannotation_inference_set else "current labels"
         )
@@ -468,7 +514,7 @@ class Bridge:
             by_frame.setdefault(i.frame_id, []).append(i)
         latest = latest_labels(self.metrics, project, dataset, frames)
         p = self.projects.get(project)
-        ids = {c.name: c.id for c in p.classes}
+        classes = {c.name: c for c in p.classes}
         applied: list[tuple[str, dt.datetime, str]] = []
         updates: dict[tuple[str, str], st.Item] = {}  # the last state of each (request, frame)
         events: list[pb.UploadEvent] = []  # one upload of one chunk per annotation
@@ -488,9 +534,9 @@ class Bridge:
                 continue
             common = {"annotation_id": a.annotation_id, "annotator": a.annotator, "annotated_time": a.updated_at,
                       "task_id": a.task_id}  # fmt: skip
+            which = f"annotation {a.annotation_id} of task {a.task_id} (frame {a.external_id})"
             if a.error is not None or (a.labels is None and not a.cancelled):
-                settle(mine, st.FAILED, error=f"annotation {a.annotation_id} of task {a.task_id}: "
-                       f"{a.error or 'no labels'}", **common)  # fmt: skip
+                settle(mine, st.FAILED, error=f"{which}: {a.error or 'no labels'}", **common)
                 counts.failed += 1
                 applied.append((a.annotation_id, upd, "failed"))
                 continue
@@ -510,10 +556,9 @@ class Bridge:
                 applied.append((a.annotation_id, upd, "conflict"))
                 continue
             try:
-                upload_id, chunk = self._label_upload(frame, a, p.task_type, ids, mine, sizes.get(frame))
+                upload_id, chunk = label_upload(frame, a, p.task_type, classes, mine, sizes.get(frame))
             except ShoalError as exc:
-                settle(mine, st.FAILED, error=f"annotation {a.annotation_id} of task {a.task_id}: {exc.describe()}",
-                       **common)  # fmt: skip
+                settle(mine, st.FAILED, error=f"{which}: {exc.describe()}", **common)
                 counts.failed += 1
                 applied.append((a.annotation_id, upd, "failed"))
                 continue
@@ -531,39 +576,117 @@ class Bridge:
         for _a, _u, outcome in applied:
             telemetry.LABELING_ANNOTATIONS.labels(platform, outcome).inc()
 
-    def _label_upload(
-        self,
-        frame: str,
-        a: PlatformAnnotation,
-        task_type: str,
-        ids: dict[str, int],
-        items: Sequence[st.Item],
-        size: tuple[int, int] | None,
-    ) -> tuple[str, pb.UploadChunk]:
-        """The annotation as a label upload: its id (from the annotation and its revision) and its
-        one chunk. InvalidArgument when it does not fit the project: a class outside the ontology, a
-        box outside the frame's image (``size``, as stored)."""
-        assert a.labels is not None
-        reasons = sorted({i.reason for i in items if i.reason})
-        prov = pb.Provenance(
-            source=f"labeling:{a.platform}",
-            author=a.annotator,
-            reason=f"{a.platform} task {a.task_id}, annotation {a.annotation_id}"
-            + (f"; sent because: {'; '.join(reasons)}" if reasons else ""),
+
+def label_upload(
+    frame: str,
+    a: PlatformAnnotation,
+    task_type: str,
+    classes: dict[str, ClassDef],
+    items: Sequence[st.Item],
+    size: tuple[int, int] | None,
+) -> tuple[str, pb.UploadChunk]:
+    """The annotation as a label upload: its id (from the annotation and its revision) and its
+    one chunk. InvalidArgument naming the region when it does not fit the project as ingest would
+    find: a class outside the ontology, a keypoint its object's class does not have or placed
+    twice, a box, polygon or keypoint outside the frame's image (``size``, as stored), a mask
+    over another size. Unplaced keypoints of a class are unlabeled (visibility 0), placed ones
+    labeled and visible (2)."""
+    assert a.labels is not None
+    reasons = sorted({i.reason for i in items if i.reason})
+    prov = pb.Provenance(
+        source=f"labeling:{a.platform}",
+        author=a.annotator,
+        reason=f"{a.platform} task {a.task_id}, annotation {a.annotation_id}"
+        + (f"; sent because: {'; '.join(reasons)}" if reasons else ""),
+    )
+    if a.updated_at is not None:
+        prov.time.FromDatetime(a.updated_at.astimezone(dt.UTC).replace(tzinfo=None))
+    labels = pb.FrameLabels(frame_id=frame, provenance=prov)
+    got = a.labels
+    if task_type == "CLASSIFICATION":
+        labels.class_id = _class_of(got.class_name, classes, "class").id
+    elif task_type == "MULTI_LABEL":
+        labels.class_ids.extend(_class_of(name, classes, f"choice {name!r}").id for name in got.class_names)
+    elif task_type == "INSTANCE_SEGMENTATION":
+        for n, instance in enumerate(got.instances):
+            where = _region("polygon" if instance.polygons else "brush", instance.region, n)
+            obj = labels.objects.add(object_id=f"{a.annotation_id}-{n}",
+                                     class_id=_class_of(instance.class_name, classes, where).id)  # fmt: skip
+            _set_shape(obj, instance, size, where)
+    else:
+        for n, b in enumerate(got.boxes):
+            where = _region("box", b.region, n)
+            cls = _class_of(b.class_name, classes, where)
+            box = pb.Box(x=b.x, y=b.y, width=b.width, height=b.height)
+            check_box(box, size, where)
+            obj = labels.objects.add(object_id=f"{a.annotation_id}-{n}", class_id=cls.id, box=box)
+            if task_type == "KEYPOINTS":
+                obj.keypoints.extend(_keypoints(b, cls, size, where))
+    chunk = pb.UploadChunk(labels=[labels])
+    return upload_id_of(a.platform, a.annotation_id, a.updated_at), chunk
+
+
+def _region(kind: str, region: str, n: int) -> str:
+    """How errors name an object: by the platform's region id, else by its position."""
+    return f"{kind} {region!r}" if region else f"{kind} {n}"
+
+
+def _class_of(name: str | None, classes: dict[str, ClassDef], where: str) -> ClassDef:
+    if name not in classes:
+        raise InvalidArgument(f"class {name!r} is not in the project's ontology", field=where)
+    return classes[name]
+
+
+def _set_shape(obj: pb.LabelObject, instance: Instance, size: tuple[int, int] | None, where: str) -> None:
+    """The instance's polygons or mask onto ``obj``, checked against the frame's ``size`` as ingest does."""
+    width, height = size or (0, 0)
+    if width <= 0 or height <= 0:
+        raise InvalidArgument(
+            "the frame has no width and height in Shoal, and a mask is drawn over them: upload the frame with its size",
+            field=where,
         )
-        if a.updated_at is not None:
-            prov.time.FromDatetime(a.updated_at.astimezone(dt.UTC).replace(tzinfo=None))
-        labels = pb.FrameLabels(frame_id=frame, provenance=prov)
-        if task_type == "CLASSIFICATION":
-            if a.labels.class_name not in ids:
-                raise InvalidArgument(f"class {a.labels.class_name!r} is not in the project's ontology", field="class")
-            labels.class_id = ids[a.labels.class_name]
-        else:
-            for n, b in enumerate(a.labels.boxes):
-                if b.class_name not in ids:
-                    raise InvalidArgument(f"class {b.class_name!r} is not in the project's ontology", field="class")
-                box = pb.Box(x=b.x, y=b.y, width=b.width, height=b.height)
-                check_box(box, size, f"box {n}")
-                labels.objects.add(object_id=f"{a.annotation_id}-{n}", class_id=ids[b.class_name], box=box)
-        chunk = pb.UploadChunk(labels=[labels])
-        return upload_id_of(a.platform, a.annotation_id, a.updated_at), chunk
+    if instance.polygons:
+        for points in instance.polygons:
+            problem = masks.check_polygon(points, height, width)
+            if problem is not None:
+                raise InvalidArgument(problem, field=where)
+            obj.polygons.add(points=points)
+        return
+    if not instance.mask:
+        raise InvalidArgument("the object has neither polygons nor a mask", field=where)
+    try:
+        runs = masks.from_string(instance.mask)
+    except (ValueError, IndexError, OverflowError) as exc:
+        raise InvalidArgument(f"the mask is not COCO's compact run-length string: {exc}", field=where) from None
+    problem = masks.check(runs, height, width)
+    if problem is not None:
+        raise InvalidArgument(
+            f"the mask is not one of the frame's {width}x{height} pixels ({problem}): the platform showed the image at"
+            " another size",
+            field=where,
+        )
+    obj.mask.counts = instance.mask
+
+
+def _keypoints(box: Box, cls: ClassDef, size: tuple[int, int] | None, where: str) -> list[pb.Keypoint]:
+    """One keypoint per keypoint of ``cls``, in its order: the box's points where placed (visible),
+    unlabeled elsewhere."""
+    position = {name: q for q, name in enumerate(cls.keypoints)}
+    out = [pb.Keypoint() for _ in cls.keypoints]
+    placed: dict[int, str] = {}
+    width, height = size or (0, 0)
+    for kp in box.keypoints:
+        at = f"keypoint {kp.region or kp.name!r} of {where}"
+        q = position.get(kp.name)
+        if q is None:
+            raise InvalidArgument(
+                f"{kp.name!r} is not a keypoint of class {cls.name!r} ({', '.join(cls.keypoints)})", field=at
+            )
+        if q in placed:
+            raise InvalidArgument(f"{kp.name!r} is placed twice on the object (also as {placed[q]})", field=at)
+        # as ingest checks a label: in the image, with half a pixel of slack
+        if width > 0 and height > 0 and not (-0.5 <= kp.x <= width + 0.5 and -0.5 <= kp.y <= height + 0.5):
+            raise InvalidArgument(f"point ({kp.x}, {kp.y}) lies outside the {width}x{height} image", field=at)
+        placed[q] = at
+        out[q] = pb.Keypoint(x=kp.x, y=kp.y, visibility=2)
+    return out

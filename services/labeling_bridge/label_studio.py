@@ -3,14 +3,33 @@
 How Shoal's things map onto Label Studio:
 
 - A project's labeling interface is generated from the ontology: the image (``$image``), a header
-  showing why Shoal sent the frame (``$shoal_reason``), and one control named ``label`` —
-  ``<Choices>`` (one choice) for classification, ``<RectangleLabels>`` (no rotation) for detection.
+  showing why Shoal sent the frame (``$shoal_reason``), and a control named ``label`` whose labels are
+  the classes: ``<Choices>`` (one choice) for classification, ``<Choices choice="multiple">`` for
+  multi-label, ``<RectangleLabels>`` (no rotation) for detection and for keypoints, ``<PolygonLabels>``
+  for instance segmentation. Instance segmentation adds ``<BrushLabels name="brush">`` with the same
+  classes, keypoints ``<KeyPointLabels name="keypoint">`` whose labels are the keypoint names.
 - A task's data holds the media URL, the Shoal frame id (``shoal_frame_id``, the idempotency key),
   the reason and the image size; pre-annotations are the task's prediction, with the pre-annotations'
   source as its model version.
-- Rectangles are stored in percent of the image size (``x, y, width, height`` in 0..100, with
-  ``original_width``/``original_height`` in pixels); :func:`result_from_labels` and
-  :func:`labels_from_result` convert to and from Shoal's pixel boxes.
+- Label Studio stores places in percent of the image size (0..100, with ``original_width`` and
+  ``original_height`` in pixels): a rectangle's ``x, y, width, height``, a polygon's ``points`` (one
+  ``[x, y]`` a point), a keypoint's ``x, y``. :func:`result_from_labels` and :func:`labels_from_result`
+  convert to and from Shoal's pixels. A brush mask is Label Studio's own run-length bit stream over
+  the image (:mod:`shoal.labeling_bridge.brush`), converted to and from COCO's run lengths.
+- Instance segmentation: an object drawn as one polygon goes out as a polygon region; an object
+  with a mask, or with several polygons (a polygon region holds one), goes out as a brush region of
+  its mask, so that it stays one object. A polygon region comes back as an object with that polygon,
+  a brush region as an object with its mask.
+- Keypoints: an object goes out as a rectangle region of its class and one keypoint region for
+  each of its labeled keypoints, nested under the rectangle (``parentID``, the region list's tree).
+  Coming back, a keypoint belongs to the rectangle its ``parentID`` names; a keypoint without one (a
+  point the annotator added: the editor nests a new region under none) belongs to the smallest
+  rectangle that contains it. The limits: where the rectangles of two objects overlap, a new point
+  goes to the smaller, which may be the wrong one; the annotator fixes that by dragging it onto its
+  rectangle in the region list (which sets ``parentID``). A point nested under no rectangle and lying
+  in none is an error. Deleting a rectangle lifts its points to the top, where they go by containment.
+  Label Studio has no hidden points: a point labeled hidden (COCO visibility 1) goes out as a point
+  and comes back visible (2); a keypoint of the class without a point comes back unlabeled (0).
 
 Authentication: Label Studio 1.23 turns legacy tokens off by default. A personal access token is a
 long-lived JWT refresh token; ``POST /api/token/refresh/`` exchanges it for an access token that lasts
@@ -20,7 +39,7 @@ still works where an organization enabled legacy tokens. Tokens are never logged
 
 Webhooks, as Label Studio 1.23 sends them: without Redis it posts inside the request that saved the
 annotation, ``{"action": "ANNOTATION_CREATED" | "ANNOTATION_UPDATED", "annotation": {...}, "task": {...,
-"data": {...}}, "project": {..., "parsed_label_config": {...}}}``, with the webhook's headers, waits one
+"data": {...}}, "project": {..., "label_config": "<View>..."}}``, with the webhook's headers, waits one
 second (``WEBHOOK_TIMEOUT``) and never retries a failed call: a receiver answers at once and polling
 (:meth:`LabelStudioPlatform.annotations_since`) catches up what was lost. Its SSRF protection
 (``SSRF_PROTECTION_ENABLED``, on by default) refuses webhook URLs that resolve to private addresses,
@@ -37,15 +56,22 @@ import math
 import re
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
 import requests
 
+from shoal.common import masks
+from shoal.labeling_bridge import brush
 from shoal.labeling_bridge.platforms import (
     ANNOTATION_EVENTS,
     Box,
+    Instance,
+    Keypoint,
     Labels,
     PlatformAnnotation,
     PlatformError,
@@ -57,10 +83,14 @@ from shoal.labeling_bridge.platforms import (
 )
 
 __all__ = [
+    "BRUSH_NAME",
     "CONTROL_NAME",
     "IMAGE_NAME",
+    "KEYPOINT_NAME",
+    "Interface",
     "LabelStudioPlatform",
     "MalformedResult",
+    "group_keypoints",
     "labeling_config",
     "labels_from_result",
     "parse_labeling_config",
@@ -73,6 +103,10 @@ PLATFORM = "label-studio"
 #: Names in the generated labeling interface; annotations' results refer to them.
 CONTROL_NAME = "label"
 IMAGE_NAME = "image"
+#: instance segmentation: the brush beside the polygons of CONTROL_NAME
+BRUSH_NAME = "brush"
+#: keypoint projects: the points placed on the rectangles of CONTROL_NAME
+KEYPOINT_NAME = "keypoint"
 #: Keys of a task's data.
 DATA_IMAGE = "image"
 DATA_FRAME_ID = "shoal_frame_id"
@@ -80,8 +114,42 @@ DATA_REASON = "shoal_reason"
 DATA_WIDTH = "shoal_image_width"
 DATA_HEIGHT = "shoal_image_height"
 
-_CONTROL_TAGS: dict[TaskType, str] = {"classification": "Choices", "detection": "RectangleLabels"}
-_RESULT_TYPES: dict[str, TaskType] = {"choices": "classification", "rectanglelabels": "detection"}
+_CONTROL_TAGS: dict[TaskType, str] = {
+    "classification": "Choices",
+    "multi_label": "Choices",
+    "detection": "RectangleLabels",
+    "instance_segmentation": "PolygonLabels",
+    "keypoints": "RectangleLabels",
+}
+_CONTROL_ATTRIBUTES: dict[TaskType, str] = {
+    "classification": ' choice="single-radio" required="true" showInline="true"',
+    # no choice is an answer too: the frame has none of the classes
+    "multi_label": ' choice="multiple" showInline="true"',
+    "detection": ' canRotate="false"',
+    "instance_segmentation": "",
+    "keypoints": ' canRotate="false"',
+}
+#: the result item types of each task type's annotations
+_RESULT_TYPES: dict[TaskType, tuple[str, ...]] = {
+    "classification": ("choices",),
+    "multi_label": ("choices",),
+    "detection": ("rectanglelabels",),
+    "instance_segmentation": ("polygonlabels", "brushlabels"),
+    "keypoints": ("rectanglelabels", "keypointlabels"),
+}
+#: the task types a result of unknown project is read as, by its item types; multi-label is never
+#: guessed (its choices look like classification's)
+_GUESSED: tuple[TaskType, ...] = ("classification", "detection", "instance_segmentation", "keypoints")
+#: how errors name a region of each result item type
+_REGION_NAMES = {
+    "rectanglelabels": "rectangle",
+    "polygonlabels": "polygon",
+    "brushlabels": "brush",
+    "keypointlabels": "keypoint",
+}
+_CONTROLS = (CONTROL_NAME, BRUSH_NAME, KEYPOINT_NAME)
+#: a keypoint's size as the editor draws one (its KeyPointLabels' default strokeWidth), in pixels
+_POINT_WIDTH = 1.0
 _LS_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the data manager's datetime filter format, UTC
 _BODY_LIMIT = 2000
 _PATTERN_BUDGET = 3000  # characters of frame ids per lookup query
@@ -97,33 +165,66 @@ class MalformedResult(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Interface:
+    """What a labeling interface made by :func:`labeling_config` offers."""
+
+    task_type: TaskType
+    classes: tuple[str, ...]
+    keypoints: tuple[str, ...] = ()
+
+
 def labeling_config(spec: ProjectSpec) -> str:
-    """The labeling interface of a Shoal project: the reason as a header, the image, one control."""
-    tag = _CONTROL_TAGS[spec.task_type]
-    item = "Choice" if spec.task_type == "classification" else "Label"
-    extra = ' choice="single-radio" required="true" showInline="true"' if tag == "Choices" else ' canRotate="false"'
-    items = "\n".join(f"    <{item} value={quoteattr(c)}/>" for c in spec.classes)
+    """The labeling interface of a Shoal project: the reason as a header, the image, its controls."""
+    controls = _control(_CONTROL_TAGS[spec.task_type], CONTROL_NAME, spec.classes, _CONTROL_ATTRIBUTES[spec.task_type])
+    if spec.task_type == "instance_segmentation":
+        controls += _control("BrushLabels", BRUSH_NAME, spec.classes)
+    if spec.task_type == "keypoints":
+        controls += _control("KeyPointLabels", KEYPOINT_NAME, spec.keypoints)
     return (
         "<View>\n"
         f'  <Header value="${DATA_REASON}" size="5"/>\n'
         f'  <Image name="{IMAGE_NAME}" value="${DATA_IMAGE}" zoom="true"/>\n'
-        f'  <{tag} name="{CONTROL_NAME}" toName="{IMAGE_NAME}"{extra}>\n'
-        f"{items}\n"
-        f"  </{tag}>\n"
+        f"{controls}"
         "</View>\n"
     )
 
 
-def parse_labeling_config(parsed: Mapping[str, Any]) -> tuple[TaskType, tuple[str, ...]] | None:
-    """The task type and classes of a project from Label Studio's ``parsed_label_config``, or ``None``
-    when the interface has no Shoal control (a project Shoal did not make)."""
-    control = parsed.get(CONTROL_NAME)
-    if not isinstance(control, Mapping):
+def _control(tag: str, name: str, values: Sequence[str], attributes: str = "") -> str:
+    item = "Choice" if tag == "Choices" else "Label"
+    items = "\n".join(f"    <{item} value={quoteattr(v)}/>" for v in values)
+    return f'  <{tag} name="{name}" toName="{IMAGE_NAME}"{attributes}>\n{items}\n  </{tag}>\n'
+
+
+def parse_labeling_config(config: str) -> Interface | None:
+    """What a project's labeling interface (its ``label_config`` XML) offers, or ``None`` when it has
+    no Shoal control (a project Shoal did not make). Read from the XML rather than from Label Studio's
+    ``parsed_label_config``, which leaves out the attributes that tell multi-label from classification."""
+    try:
+        # the XML of the Label Studio server the adapter is configured with; expat refuses entity bombs
+        root = ET.fromstring(config)  # noqa: S314
+    except ET.ParseError:
         return None
-    for task_type, tag in _CONTROL_TAGS.items():
-        if control.get("type") == tag:
-            return task_type, tuple(str(c) for c in control.get("labels") or ())
-    return None
+    controls = {e.get("name"): e for e in root.iter() if e.get("name") and e.get("toName")}
+    main = controls.get(CONTROL_NAME)
+    if main is None:
+        return None
+    task_type: TaskType
+    if main.tag == "Choices":
+        task_type = "multi_label" if main.get("choice") == "multiple" else "classification"
+    elif main.tag == "RectangleLabels":
+        points = controls.get(KEYPOINT_NAME)
+        task_type = "keypoints" if points is not None and points.tag == "KeyPointLabels" else "detection"
+    elif main.tag == "PolygonLabels":
+        task_type = "instance_segmentation"
+    else:
+        return None
+
+    def values(control: ET.Element) -> tuple[str, ...]:
+        return tuple(str(e.get("value")) for e in control.iter() if e.tag in ("Choice", "Label") and e.get("value"))
+
+    keypoints = values(controls[KEYPOINT_NAME]) if task_type == "keypoints" else ()
+    return Interface(task_type, values(main), keypoints)
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,42 +237,49 @@ def result_from_labels(
     task_type: TaskType,
     *,
     classes: Sequence[str] | None = None,
+    keypoints: Sequence[str] | None = None,
     image_width: int | None = None,
     image_height: int | None = None,
 ) -> list[dict[str, Any]]:
     """Shoal labels as a Label Studio result (the ``result`` of a prediction or an annotation).
 
-    Boxes are converted from pixels to percent of ``image_width`` x ``image_height`` (those of
-    ``labels`` when not given), cut to the image.
+    Places are converted from pixels to percent of ``image_width`` x ``image_height`` (those of
+    ``labels`` when not given). Boxes are cut to the image; keypoints outside it are left out.
+    Keypoint regions are nested under their object's rectangle (ids ``obj<n>`` and ``obj<n>-<k>``).
 
     Raises:
-        ValueError: a class not in ``classes``, boxes without the image size, a classification
-            without a class.
+        ValueError: a class not in ``classes`` or a keypoint not in ``keypoints``, objects without
+            the image size, a classification without a class, an instance with neither polygons
+            nor a mask, or a mask of another size.
     """
     known = set(classes) if classes is not None else None
+    points = set(keypoints) if keypoints is not None else None
 
     def check(name: str) -> str:
         if known is not None and name not in known:
             raise ValueError(f"class {name!r} is not in the project's classes {sorted(known)}")
         return name
 
+    def check_point(name: str) -> str:
+        if points is not None and name not in points:
+            raise ValueError(f"keypoint {name!r} is not among the project's keypoints {sorted(points)}")
+        return name
+
+    choice = {"from_name": CONTROL_NAME, "to_name": IMAGE_NAME, "type": "choices"}
     if task_type == "classification":
         if labels.class_name is None:
             raise ValueError("a classification label needs class_name")
-        return [
-            {
-                "from_name": CONTROL_NAME,
-                "to_name": IMAGE_NAME,
-                "type": "choices",
-                "value": {"choices": [check(labels.class_name)]},
-            }
-        ]
+        return [{**choice, "value": {"choices": [check(labels.class_name)]}}]
+    if task_type == "multi_label":
+        names = [check(c) for c in labels.class_names]
+        return [{**choice, "value": {"choices": names}}] if names else []
     width = image_width or labels.image_width
     height = image_height or labels.image_height
-    if labels.boxes and not (width and height and width > 0 and height > 0):
-        raise ValueError("boxes need the image size in pixels (image_width, image_height) to be placed")
+    if (labels.boxes or labels.instances) and not (width and height and width > 0 and height > 0):
+        raise ValueError("objects need the image size in pixels (image_width, image_height) to be placed")
     result = []
-    for box in labels.boxes:
+    sized = {"original_width": int(width or 0), "original_height": int(height or 0), "image_rotation": 0}
+    for n, box in enumerate(labels.boxes):
         assert width and height
         # predicted boxes may overhang the image (they are stored as given); Label Studio keeps a
         # rectangle inside its image, so the part outside is cut off, and a box wholly outside is left out
@@ -183,9 +291,7 @@ def result_from_labels(
             "from_name": CONTROL_NAME,
             "to_name": IMAGE_NAME,
             "type": "rectanglelabels",
-            "original_width": int(width),
-            "original_height": int(height),
-            "image_rotation": 0,
+            **sized,
             "value": {
                 "x": x0 / width * 100.0,
                 "y": y0 / height * 100.0,
@@ -197,8 +303,49 @@ def result_from_labels(
         }
         if box.score is not None:
             item["score"] = float(box.score)
-        result.append(item)
+        if task_type != "keypoints":
+            result.append(item)
+            continue
+        owner = f"obj{n}"
+        result.append({"id": owner, **item})
+        for k, kp in enumerate(box.keypoints):
+            if not (0.0 <= kp.x <= width and 0.0 <= kp.y <= height):  # a predicted point off the image
+                continue
+            value = {"x": kp.x / width * 100.0, "y": kp.y / height * 100.0, "width": _POINT_WIDTH / width * 100.0,
+                     "keypointlabels": [check_point(kp.name)]}  # fmt: skip
+            result.append({"id": f"{owner}-{k}", "parentID": owner, "from_name": KEYPOINT_NAME,
+                           "to_name": IMAGE_NAME, "type": "keypointlabels", **sized, "value": value})  # fmt: skip
+    for n, instance in enumerate(labels.instances):
+        assert width and height
+        result.append(_instance_item(instance, n, int(width), int(height), check(instance.class_name)))
     return result
+
+
+def _instance_item(instance: Instance, n: int, width: int, height: int, class_name: str) -> dict[str, Any]:
+    """The region of one instance: a polygon region when it is one polygon, else a brush region of its
+    mask (or of the union of its polygons, drawn as COCO draws them), so that it stays one object."""
+    place = {"to_name": IMAGE_NAME, "original_width": width, "original_height": height, "image_rotation": 0}
+    score = {} if instance.score is None else {"score": float(instance.score)}
+    if len(instance.polygons) == 1:
+        (polygon,) = instance.polygons
+        if len(polygon) < 6 or len(polygon) % 2:
+            raise ValueError(
+                f"instance {n}: a polygon needs x, y pairs of at least 3 points, not {len(polygon)} values"
+            )
+        points = [[x / width * 100.0, y / height * 100.0] for x, y in zip(polygon[0::2], polygon[1::2], strict=True)]
+        value = {"points": points, "closed": True, "polygonlabels": [class_name]}
+        return {"from_name": CONTROL_NAME, **place, "type": "polygonlabels", **score, "value": value}
+    if instance.mask:
+        runs = masks.from_string(instance.mask)
+    elif instance.polygons:
+        runs = masks.from_polygons([np.asarray(p, dtype=np.float64) for p in instance.polygons], height, width)
+    else:
+        raise ValueError(f"instance {n} has neither polygons nor a mask")
+    problem = masks.check(runs, height, width)
+    if problem is not None:
+        raise ValueError(f"instance {n}: its mask is not one of the {width}x{height} image: {problem}")
+    value = {"format": "rle", "rle": brush.encode(masks.decode(runs, height, width)), "brushlabels": [class_name]}
+    return {"from_name": BRUSH_NAME, **place, "type": "brushlabels", **score, "value": value}
 
 
 def _number(value: Any, what: str) -> float:
@@ -215,17 +362,21 @@ def labels_from_result(
     image_height: int | None = None,
     task_type: TaskType | None = None,
 ) -> Labels:
-    """A Label Studio result as Shoal labels, read by the type of its items (``choices`` or
-    ``rectanglelabels``) from the Shoal control; items of other controls are ignored.
+    """A Label Studio result as Shoal labels, read as the project's ``task_type`` (else as the type
+    of its items say: multi-label is never guessed) from Shoal's controls; items of other controls,
+    and relations, are ignored.
 
-    Rectangles are converted from percent to pixels of their ``original_width`` x ``original_height``,
-    or of ``image_width`` x ``image_height`` when the result lacks them. An empty result is a frame
-    with no object in a detection project (``task_type="detection"``).
+    Places are converted from percent to pixels of the items' ``original_width`` x
+    ``original_height``, or of ``image_width`` x ``image_height`` when the result lacks them. An
+    empty result is a frame with no object in an object project, and a frame with no class in a
+    multi-label project. Keypoints are grouped onto rectangles by :func:`group_keypoints`.
 
     Raises:
-        MalformedResult: not a list of result items, several task types, a class not in ``classes``,
-            not exactly one choice, a rotated rectangle, coordinates that are not numbers, boxes
-            without an image size.
+        MalformedResult: naming the region: not a list of result items, items of another task type
+            or of several, a class not in ``classes``, not exactly one choice (classification), a
+            rotated rectangle, places that are not numbers, objects without an image size, a polygon
+            of fewer than 3 points or left open, a brush mask that cannot be read or paints nothing,
+            a keypoint nested under no rectangle and lying in none.
     """
     if not isinstance(result, list):
         raise MalformedResult(f"the result is a {type(result).__name__}, not a list of items")
@@ -234,18 +385,10 @@ def labels_from_result(
     for i, item in enumerate(result):
         if not isinstance(item, Mapping):
             raise MalformedResult(f"result item {i} is a {type(item).__name__}, not an object")
-        if item.get("from_name", CONTROL_NAME) != CONTROL_NAME:
+        if item.get("type") == "relation" or item.get("from_name", CONTROL_NAME) not in _CONTROLS:
             continue
         items.append((i, item))
-    types = {_RESULT_TYPES.get(str(item.get("type"))) for _, item in items}
-    if None in types:
-        odd = sorted({str(item.get("type")) for _, item in items if str(item.get("type")) not in _RESULT_TYPES})
-        raise MalformedResult(f"result items of type {odd}: expected 'choices' or 'rectanglelabels'")
-    if len(types) > 1:
-        raise MalformedResult("the result mixes choices and rectangles")
-    kind = types.pop() if types else task_type
-    if kind is None:
-        raise MalformedResult("the result is empty and the project's task type is unknown")
+    kind = _kind({str(item.get("type")) for _, item in items}, task_type)
 
     def check(name: Any, where: str) -> str:
         if not isinstance(name, str) or not name:
@@ -254,18 +397,24 @@ def labels_from_result(
             raise MalformedResult(f"{where}: class {name!r} is not in the project's classes {sorted(known)}")
         return name
 
-    if kind == "classification":
+    if kind in ("classification", "multi_label"):
         choices = [c for i, item in items for c in _value(item, item_index=i)["choices_list"]]
+        if kind == "multi_label":
+            return Labels(class_names=tuple(dict.fromkeys(check(c, f"choice {c!r}") for c in choices)))
         if len(choices) != 1:
             raise MalformedResult(f"expected exactly one choice, got {choices}")
         return Labels(class_name=check(choices[0], "choice"))
 
-    boxes = []
+    boxes: list[Box] = []
+    instances: list[Instance] = []
+    points: list[tuple[Keypoint, str, str]] = []
     width_seen: int | None = None
     height_seen: int | None = None
     for i, item in items:
         value = _value(item, item_index=i)
-        where = f"rectangle {i}"
+        kind_of = str(item.get("type"))
+        region = str(item.get("id") or "")
+        where = f"{_REGION_NAMES[kind_of]} {region!r} (result item {i})" if region else f"{_REGION_NAMES[kind_of]} {i}"
         width = item.get("original_width", image_width)
         height = item.get("original_height", image_height)
         if width is None or height is None:
@@ -274,26 +423,127 @@ def labels_from_result(
         height = _number(height, f"{where}: original_height")
         if width <= 0 or height <= 0:
             raise MalformedResult(f"{where}: image size {width}x{height}")
-        if abs(_number(value.get("rotation", 0), f"{where}: rotation")) > 1e-6:
-            raise MalformedResult(f"{where}: rotated by {value.get('rotation')} degrees; Shoal boxes are axis-aligned")
-        labels = value.get("rectanglelabels")
+        labels = value.get(kind_of)
         if not isinstance(labels, list) or len(labels) != 1:
-            raise MalformedResult(f"{where}: expected one label in rectanglelabels, got {labels!r}")
-        boxes.append(
-            Box(
-                class_name=check(labels[0], where),
-                x=_number(value.get("x"), f"{where}: x") * width / 100.0,
-                y=_number(value.get("y"), f"{where}: y") * height / 100.0,
-                width=_number(value.get("width"), f"{where}: width") * width / 100.0,
-                height=_number(value.get("height"), f"{where}: height") * height / 100.0,
-                score=float(item["score"]) if isinstance(item.get("score"), int | float) else None,
+            raise MalformedResult(f"{where}: expected one label in {kind_of}, got {labels!r}")
+        if kind_of == "keypointlabels":
+            name = labels[0]
+            if not isinstance(name, str) or not name:
+                raise MalformedResult(f"{where}: the keypoint is {name!r}")
+            x = _number(value.get("x"), f"{where}: x") * width / 100.0
+            y = _number(value.get("y"), f"{where}: y") * height / 100.0
+            points.append((Keypoint(name, x, y, region=region), str(item.get("parentID") or ""), where))
+        elif kind_of == "polygonlabels":
+            instances.append(
+                Instance(check(labels[0], where), polygons=(_polygon(value, width, height, where),), region=region)
             )
-        )
+        elif kind_of == "brushlabels":
+            instances.append(Instance(check(labels[0], where), mask=_brush(value, width, height, where), region=region))
+        else:
+            if abs(_number(value.get("rotation", 0), f"{where}: rotation")) > 1e-6:
+                raise MalformedResult(
+                    f"{where}: rotated by {value.get('rotation')} degrees; Shoal boxes are axis-aligned"
+                )
+            boxes.append(
+                Box(
+                    class_name=check(labels[0], where),
+                    x=_number(value.get("x"), f"{where}: x") * width / 100.0,
+                    y=_number(value.get("y"), f"{where}: y") * height / 100.0,
+                    width=_number(value.get("width"), f"{where}: width") * width / 100.0,
+                    height=_number(value.get("height"), f"{where}: height") * height / 100.0,
+                    score=float(item["score"]) if isinstance(item.get("score"), int | float) else None,
+                    region=region,
+                )
+            )
         width_seen, height_seen = round(width), round(height)
     return Labels(
-        boxes=tuple(boxes),
+        boxes=group_keypoints(boxes, points) if kind == "keypoints" else tuple(boxes),
+        instances=tuple(instances),
         image_width=width_seen if width_seen is not None else image_width,
         image_height=height_seen if height_seen is not None else image_height,
+    )
+
+
+def _kind(types: set[str], task_type: TaskType | None) -> TaskType:
+    """The task type a result with items of ``types`` is read as."""
+    if task_type is not None:
+        allowed = _RESULT_TYPES[task_type]
+        odd = sorted(types - set(allowed))
+        if odd:
+            raise MalformedResult(
+                f"result items of type {odd} in a {task_type} project, whose results hold {list(allowed)}"
+            )
+        return task_type
+    if not types:
+        raise MalformedResult("the result is empty and the project's task type is unknown")
+    for guess in _GUESSED:
+        if types <= set(_RESULT_TYPES[guess]):
+            return guess
+    odd = sorted(types - set(_REGION_NAMES) - {"choices"})
+    if odd:
+        raise MalformedResult(f"result items of type {odd}: expected 'choices' or {sorted(_REGION_NAMES)}")
+    raise MalformedResult(f"the result mixes {sorted(types)}")
+
+
+def _polygon(value: Mapping[str, Any], width: float, height: float, where: str) -> tuple[float, ...]:
+    """A polygon region's points, in pixels (``x0, y0, x1, y1, ...``)."""
+    if value.get("closed") is False:
+        raise MalformedResult(f"{where}: the polygon is left open; close it to make it an object's outline")
+    points = value.get("points")
+    if not isinstance(points, list) or not all(isinstance(p, list) and len(p) == 2 for p in points):
+        raise MalformedResult(f"{where}: points is {points!r}, not a list of [x, y] pairs")
+    if len(points) < 3:
+        raise MalformedResult(f"{where}: the polygon has {len(points)} points; it needs at least 3")
+    return tuple(
+        _number(v, f"{where}: point {k}") * size / 100.0
+        for k, p in enumerate(points)
+        for v, size in zip(p, (width, height), strict=True)
+    )
+
+
+def _brush(value: Mapping[str, Any], width: float, height: float, where: str) -> bytes:
+    """A brush region's mask as COCO's compact run-length string over its image."""
+    if value.get("format", "rle") != "rle" or not isinstance(value.get("rle"), list):
+        raise MalformedResult(f"{where}: expected a brush mask of format 'rle' with its bytes in rle")
+    if width != round(width) or height != round(height):
+        raise MalformedResult(f"{where}: a brush mask needs a whole image size, not {width}x{height}")
+    try:
+        mask = brush.decode(value["rle"], round(height), round(width))
+    except brush.BrushError as exc:
+        raise MalformedResult(f"{where}: the brush mask cannot be read: {exc}") from None
+    if not mask.any():
+        raise MalformedResult(f"{where}: the brush mask paints no pixel")
+    return masks.to_string(masks.encode(mask))
+
+
+def group_keypoints(boxes: Sequence[Box], points: Sequence[tuple[Keypoint, str, str]]) -> tuple[Box, ...]:
+    """The boxes with their keypoints. Each point is ``(keypoint, parent, where)``: ``parent`` the
+    id of the region it is nested under ("" for none), ``where`` how errors name it. A point belongs to
+    the box whose region ``parent`` names, else to the smallest box that contains it (the first of
+    equal ones). Its order among its box's keypoints is its order in ``points``.
+
+    Raises:
+        MalformedResult: a point nested under no box of ``boxes`` and lying in none.
+    """
+    by_region = {b.region: n for n, b in enumerate(boxes) if b.region}
+    owner = np.array([by_region.get(parent, -1) if parent else -1 for _, parent, _ in points], dtype=np.int64)
+    loose = np.flatnonzero(owner < 0)
+    if loose.size:
+        xy = np.array([(points[p][0].x, points[p][0].y) for p in loose], dtype=np.float64).reshape(-1, 2)
+        x0, y0, w, h = np.array([(b.x, b.y, b.width, b.height) for b in boxes], dtype=np.float64).reshape(-1, 4).T
+        # points x boxes
+        inside = (xy[:, :1] >= x0) & (xy[:, :1] <= x0 + w) & (xy[:, 1:] >= y0) & (xy[:, 1:] <= y0 + h)
+        area = np.where(inside, w * h, np.inf)
+        homeless = np.flatnonzero(~inside.any(axis=1))
+        if homeless.size:
+            kp, _, where = points[int(loose[homeless[0]])]
+            raise MalformedResult(
+                f"{where}: keypoint {kp.name!r} at ({kp.x:g}, {kp.y:g}) lies in no rectangle and is nested under"
+                " none; draw it inside its object's rectangle or drag it onto that rectangle in the region list"
+            )
+        owner[loose] = area.argmin(axis=1)
+    return tuple(
+        replace(b, keypoints=tuple(points[p][0] for p in np.flatnonzero(owner == n))) for n, b in enumerate(boxes)
     )
 
 
@@ -389,29 +639,35 @@ class LabelStudioPlatform:
             log.info("created Label Studio project %r (id %s)", spec.name, created["id"])
             return self._ref(created["id"], spec)
         project_id = found["id"]
-        have = parse_labeling_config(found.get("parsed_label_config") or {})
+        have = parse_labeling_config(str(found.get("label_config") or ""))
         if have is None:
             raise PlatformError(
                 f"Label Studio project {spec.name!r} (id {project_id}) has no '{CONTROL_NAME}' control: it was not "
                 "made by Shoal; rename it or give Shoal's project another name"
             )
-        task_type, classes = have
-        if task_type != spec.task_type:
+        if have.task_type != spec.task_type:
             raise PlatformError(
-                f"Label Studio project {spec.name!r} (id {project_id}) is a {task_type} project, "
+                f"Label Studio project {spec.name!r} (id {project_id}) is a {have.task_type} project, "
                 f"not {spec.task_type}: give Shoal's project another name"
             )
-        missing = [c for c in spec.classes if c not in classes]
-        # The asked-for classes first, then any the project had before (never drop a class annotations may use).
-        merged = ProjectSpec(
-            name=spec.name,
-            task_type=spec.task_type,
-            classes=[*spec.classes, *(c for c in classes if c not in spec.classes)],
-            description=spec.description,
+        missing = [c for c in spec.classes if c not in have.classes]
+        missing_points = [k for k in spec.keypoints if k not in have.keypoints]
+        # The asked-for classes (and keypoints) first, then any the project had before (never drop a label
+        # annotations may use).
+        merged = replace(
+            spec,
+            classes=[*spec.classes, *(c for c in have.classes if c not in spec.classes)],
+            keypoints=[*spec.keypoints, *(k for k in have.keypoints if k not in spec.keypoints)],
         )
-        if missing or DATA_REASON not in str(found.get("label_config", "")):
+        if missing or missing_points or DATA_REASON not in str(found.get("label_config", "")):
             self._request("PATCH", f"/api/projects/{project_id}/", json={"label_config": labeling_config(merged)})
-            log.info("Label Studio project %r (id %s): added classes %s", spec.name, project_id, missing)
+            log.info(
+                "Label Studio project %r (id %s): added classes %s, keypoints %s",
+                spec.name,
+                project_id,
+                missing,
+                missing_points,
+            )
         return self._ref(project_id, merged)
 
     def _ref(self, project_id: Any, spec: ProjectSpec) -> ProjectRef:
@@ -510,6 +766,7 @@ class LabelStudioPlatform:
                     task.prelabels,
                     project.spec.task_type,
                     classes=project.spec.classes,
+                    keypoints=project.spec.keypoints,
                     image_width=width,
                     image_height=height,
                 )
@@ -616,8 +873,8 @@ class LabelStudioPlatform:
             return []
         task = payload.get("task") if isinstance(payload.get("task"), Mapping) else {}
         project = payload.get("project") if isinstance(payload.get("project"), Mapping) else {}
-        have = parse_labeling_config(project.get("parsed_label_config") or {}) if project else None
-        task_type, classes = have if have else (None, None)
+        have = parse_labeling_config(str(project.get("label_config") or "")) if project else None
+        task_type, classes = (have.task_type, have.classes) if have else (None, None)
         annotations = payload.get("annotation")
         if isinstance(annotations, Mapping):
             annotations = [annotations]

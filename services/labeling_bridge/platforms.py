@@ -15,8 +15,9 @@ Labelbox, Scale) implements the same methods with the same promises:
   credential.
 - **One bad annotation spoils nothing else.** Annotations that cannot be converted come back as a
   :class:`PlatformAnnotation` with ``error`` set; the rest of the batch converts as usual.
-- **Labels in Shoal's terms.** Boxes are in pixels, ``x, y`` the top-left corner, whatever the
-  platform stores (Label Studio stores percentages of the image size).
+- **Labels in Shoal's terms.** Boxes, polygons and keypoints are in pixels, ``x, y`` the top-left
+  corner of a box, and masks are COCO run lengths over the frame, whatever the platform stores (Label
+  Studio stores percentages of the image size, and masks as its own brush bit stream).
 
 Everything here is plain data: the interface knows no HTTP and no gRPC.
 """
@@ -26,11 +27,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 __all__ = [
     "ANNOTATION_EVENTS",
+    "TASK_TYPES",
     "Box",
+    "Instance",
+    "Keypoint",
     "LabelingPlatform",
     "Labels",
     "PlatformAnnotation",
@@ -43,7 +47,8 @@ __all__ = [
     "TaskType",
 ]
 
-TaskType = Literal["classification", "detection"]
+TaskType = Literal["classification", "multi_label", "detection", "instance_segmentation", "keypoints"]
+TASK_TYPES: tuple[TaskType, ...] = get_args(TaskType)
 
 #: The webhook events the bridge subscribes to (Label Studio's names; other adapters map them).
 ANNOTATION_EVENTS: tuple[str, ...] = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
@@ -80,29 +85,43 @@ class ProjectSpec:
 
     Attributes:
         name: the project's title on the platform; projects are found by it.
-        task_type: ``"classification"`` (one class per frame) or ``"detection"`` (2-D boxes).
+        task_type: ``"classification"`` (one class per frame), ``"multi_label"`` (any number of
+            classes per frame), ``"detection"`` (2-D boxes), ``"instance_segmentation"`` (objects
+            with polygons or a mask) or ``"keypoints"`` (objects with a box and named points).
         classes: the ontology's class names, in display order. Classes may be added later
             (the project follows); classes are never removed from a platform project, since
             annotations may use them.
         description: shown on the platform with the project.
+        keypoints: keypoint projects: the keypoint names the annotators may place, those of every
+            class, each once (which belong to which class is Shoal's to check). Grows like the
+            classes.
     """
 
     name: str
     task_type: TaskType
     classes: Sequence[str]
     description: str = ""
+    keypoints: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValueError("ProjectSpec.name is empty: name the labeling project")
-        if self.task_type not in ("classification", "detection"):
-            raise ValueError(f"ProjectSpec.task_type is {self.task_type!r}: use 'classification' or 'detection'")
+        if self.task_type not in TASK_TYPES:
+            raise ValueError(f"ProjectSpec.task_type is {self.task_type!r}: use one of {', '.join(TASK_TYPES)}")
         classes = tuple(str(c) for c in self.classes)
         if not classes or any(not c.strip() for c in classes):
             raise ValueError("ProjectSpec.classes must list at least one non-empty class name")
         if len(set(classes)) != len(classes):
             raise ValueError(f"ProjectSpec.classes repeats a class: {classes}")
+        keypoints = tuple(str(k) for k in self.keypoints)
+        if keypoints and self.task_type != "keypoints":
+            raise ValueError(f"ProjectSpec.keypoints are for keypoint projects, not {self.task_type}")
+        if self.task_type == "keypoints" and (not keypoints or any(not k.strip() for k in keypoints)):
+            raise ValueError("ProjectSpec.keypoints must list at least one non-empty keypoint name")
+        if len(set(keypoints)) != len(keypoints):
+            raise ValueError(f"ProjectSpec.keypoints repeats a keypoint: {keypoints}")
         object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "keypoints", keypoints)
 
 
 @dataclass(frozen=True)
@@ -124,8 +143,25 @@ class ProjectRef:
 
 
 @dataclass(frozen=True)
+class Keypoint:
+    """A labeled keypoint in pixels, by its name among its class's keypoints.
+
+    ``region`` is the platform's id of the point, named in errors ("" when it has none).
+    """
+
+    name: str
+    x: float
+    y: float
+    region: str = ""
+
+
+@dataclass(frozen=True)
 class Box:
-    """An axis-aligned box in pixels: ``x, y`` is the top-left corner."""
+    """An axis-aligned box in pixels: ``x, y`` is the top-left corner. In a keypoint project, the
+    object's box with the keypoints labeled on it (those not labeled are absent).
+
+    ``region`` is the platform's id of the box, named in errors ("" when it has none).
+    """
 
     class_name: str
     x: float
@@ -133,18 +169,41 @@ class Box:
     width: float
     height: float
     score: float | None = None
+    keypoints: tuple[Keypoint, ...] = ()
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An object of an instance segmentation frame: its polygons (each ``x0, y0, x1, y1, ...`` in
+    pixels), or its mask as COCO's compact run-length string over the frame (``image_height`` x
+    ``image_width`` of its :class:`Labels`). Pre-annotations may carry both, as Shoal stores an
+    object drawn as polygons (the mask is their union); the platform chooses what to show.
+
+    ``region`` is the platform's id of the region, named in errors ("" when it has none).
+    """
+
+    class_name: str
+    polygons: tuple[tuple[float, ...], ...] = ()
+    mask: bytes = b""
+    score: float | None = None
+    region: str = ""
 
 
 @dataclass(frozen=True)
 class Labels:
-    """What a frame is labeled as: a class (classification) or boxes (detection).
+    """What a frame is labeled as: a class (classification), a set of classes (multi-label), boxes
+    (detection, and keypoints on them), or instances (instance segmentation).
 
-    ``image_width`` and ``image_height`` (pixels) are needed to place boxes on platforms that store
-    relative coordinates; a detection frame with no box is a frame with no object.
+    ``image_width`` and ``image_height`` (pixels) are needed to place boxes, polygons, masks and
+    keypoints on platforms that store relative coordinates; a frame of an object task with no
+    object is a frame with no object, and a multi-label frame with no class has none of them.
     """
 
     class_name: str | None = None
+    class_names: tuple[str, ...] = ()
     boxes: tuple[Box, ...] = ()
+    instances: tuple[Instance, ...] = ()
     image_width: int | None = None
     image_height: int | None = None
 
@@ -160,8 +219,9 @@ class TaskSpec:
         prelabels: the current labels or the model's predictions, offered as pre-annotations.
         prelabel_source: what the pre-annotations are (a label version or an inference set);
             Label Studio shows it as the prediction's model version.
-        image_width, image_height: the image size in pixels, when known (detection needs it, to
-            place boxes; taken from ``prelabels`` when not given here).
+        image_width, image_height: the image size in pixels, when known (the object tasks need it,
+            to place boxes, polygons, masks and keypoints; taken from ``prelabels`` when not given
+            here).
         meta: free JSON-serialisable data kept with the task (request id, issue scores, ...).
     """
 
@@ -223,7 +283,7 @@ class LabelingPlatform(Protocol):
     def ensure_project(self, spec: ProjectSpec) -> ProjectRef:
         """Find the project titled ``spec.name`` or create it, with a labeling interface made from
         the ontology and a place that shows each task's reason. Idempotent: a second call finds the
-        project; classes added to ``spec`` since are added to the project's interface.
+        project; classes (and keypoints) added to ``spec`` since are added to the project's interface.
 
         Raises:
             PlatformError: a project of that name exists but is not one Shoal can use (another task
@@ -243,8 +303,8 @@ class LabelingPlatform(Protocol):
         Idempotent: frames that already have a task are skipped, also after an interrupted call.
 
         Raises:
-            ValueError: a task's pre-annotations do not fit the project (a class it lacks, boxes
-                without the image size); nothing is sent.
+            ValueError: a task's pre-annotations do not fit the project (a class it lacks, objects
+                without the image size, a mask of another size); nothing is sent.
         """
         ...
 

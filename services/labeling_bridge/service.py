@@ -111,7 +111,7 @@ class LabelingBridgeServicer(JobRpcs, labeling_bridge_pb2_grpc.LabelingBridgeSer
 
     def SendForLabeling(self, request: lpb.SendForLabelingRequest, context: Any) -> lpb.SendForLabelingResponse:
         project = self.projects.get(request.project)
-        br.task_type_of(project.task_type)  # classification or 2-D detection, else INVALID_ARGUMENT
+        br.task_type_of(project.task_type)  # a task type the bridge sends, else INVALID_ARGUMENT
         platform = platform_of(request.platform)
         if self.bridge.platform() is None:
             raise FailedPrecondition(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pathlib
 import queue
+import subprocess
 import threading
 import time
 import uuid
@@ -16,10 +18,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 
-from shoal.labeling_bridge.label_studio import LabelStudioPlatform, result_from_labels
+from shoal.labeling_bridge import brush
+from shoal.labeling_bridge.label_studio import LabelStudioPlatform, parse_labeling_config, result_from_labels
 from shoal.labeling_bridge.platforms import (
     Box,
     LabelingPlatform,
@@ -356,3 +360,63 @@ def test_a_stopped_label_studio_makes_the_adapter_raise_platform_unavailable(lab
     ids = platform.import_tasks(project, [TaskSpec("d/1", "http://127.0.0.1:1/1.png", reason="r")])
     assert platform.import_tasks(project, [TaskSpec("d/1", "http://127.0.0.1:1/1.png", reason="r")]) == ids
     platform.close()
+
+
+@pytest.mark.parametrize(
+    ("task_type", "controls"),
+    [
+        ("multi_label", {"label": "Choices"}),
+        ("instance_segmentation", {"label": "PolygonLabels", "brush": "BrushLabels"}),
+        ("keypoints", {"label": "RectangleLabels", "keypoint": "KeyPointLabels"}),
+    ],
+)
+def test_projects_of_the_other_task_types_are_told_apart(
+    platform: LabelStudioPlatform, api: Api, task_type: str, controls: dict[str, str]
+) -> None:
+    """Label Studio takes each interface; the project is found again as what it is (multi-label is
+    not mistaken for classification, keypoints not for detection), and keypoints added to a class
+    are added to the interface, those it had kept."""
+    name = _name(task_type.replace("_", "-"))
+    keypoints = ["nose", "tail"] if task_type == "keypoints" else []
+    spec = ProjectSpec(name, task_type, ["cat", "dog"], keypoints=keypoints)  # type: ignore[arg-type]
+    first = platform.ensure_project(spec)
+    stored = api("GET", f"/api/projects/{first.project_id}/")
+    assert {k: v["type"] for k, v in stored["parsed_label_config"].items()} == controls
+    assert parse_labeling_config(stored["label_config"]).task_type == task_type  # type: ignore[union-attr]
+    assert platform.ensure_project(spec).project_id == first.project_id
+    with pytest.raises(PlatformError, match=f"is a {task_type} project"):
+        platform.ensure_project(ProjectSpec(name, "classification" if task_type != "keypoints" else "detection",
+                                            ["cat"]))  # fmt: skip
+    if task_type == "keypoints":
+        grown = platform.ensure_project(ProjectSpec(name, "keypoints", ["cat", "dog"], keypoints=["nose", "ear"]))
+        assert grown.spec.keypoints == ("nose", "ear", "tail")
+        parsed = api("GET", f"/api/projects/{first.project_id}/")["parsed_label_config"]
+        assert parsed["keypoint"]["labels"] == ["nose", "ear", "tail"]
+
+
+def test_brush_masks_are_label_studio_converters_byte_for_byte(label_studio: Any) -> None:
+    """Shoal's brush encoder against label-studio-converter's (``brush.mask2rle``, in Label Studio's
+    own venv): the same bytes for the same random masks, and each reads the other's."""
+    rng = np.random.default_rng(23)
+    cases = [rng.random((int(h), int(w))) < rng.random() for h, w in rng.integers(1, 70, (40, 2))]
+    blob = np.zeros((260, 300), dtype=bool)
+    blob[20:240, 30:280] = True  # runs longer than one block
+    cases += [blob, np.ones((300, 300), dtype=bool)]
+    python = pathlib.Path(label_studio.venv_dir) / "bin" / "python"
+    script = (
+        "import json, sys, numpy as np\n"
+        "from label_studio_sdk.converter import brush\n"
+        "out = []\n"
+        "for case in json.load(sys.stdin):\n"
+        "    mask = np.array(case['mask'], dtype=np.uint8) * 255\n"
+        "    decoded = brush.decode_rle(case['rle']).reshape(mask.shape + (4,))[:, :, 3]\n"
+        "    out.append({'rle': brush.mask2rle(mask), 'decoded': (decoded > 0).astype(int).tolist()})\n"
+        "json.dump(out, sys.stdout)\n"
+    )
+    given = [{"mask": m.astype(int).tolist(), "rle": brush.encode(m)} for m in cases]
+    done = subprocess.run([str(python), "-c", script], input=json.dumps(given), capture_output=True, text=True,
+                          check=True, timeout=300)  # fmt: skip
+    theirs = json.loads(done.stdout)
+    for mask, mine, their in zip(cases, given, theirs, strict=True):
+        assert mine["rle"] == their["rle"]
+        np.testing.assert_array_equal(np.array(their["decoded"], dtype=bool), mask)

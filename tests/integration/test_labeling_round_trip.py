@@ -4,7 +4,10 @@ pre-annotations and reasons; annotations submitted through Label Studio's own AP
 webhook and by polling and land as new label versions with provenance; the label issue is gone
 from the next analysis; sending twice creates no second task; a label changed in Shoal meanwhile
 is a conflict, not overwritten; a malformed annotation fails alone; and stopping Label Studio in
-the middle of a send ends, once it is back, with every task created exactly once."""
+the middle of a send ends, once it is back, with every task created exactly once. Instance
+segmentation (polygons and brush masks), keypoints and multi-label frames make the same round trip:
+what Label Studio stores is read back, an annotator's edit comes back exactly (masks pixel for pixel)
+and an annotation that does not fit fails alone, naming its region."""
 
 from __future__ import annotations
 
@@ -527,3 +530,249 @@ def test_detection_frames_round_trip_with_boxes_in_pixels(polling_only: Running,
         boxes = sorted((o.class_id, round(o.box.x), round(o.box.y), round(o.box.width), round(o.box.height))
                        for o in newest().objects)  # fmt: skip
         assert boxes == [(1, 50, 60, 200, 100), (2, 300, 200, 120, 90)]
+
+
+# --- instance segmentation, keypoints, multi-label ----------------------------------------------------
+# Image sizes are powers of two, so that pixels -> percent -> pixels is exact and an edit made in
+# percent comes back as exactly the pixels it names.
+
+
+def _shaped_project(c: Any, project: str, task_type: int, classes: list[pb.ClassDef], dataset: str,
+                    columns: UploadColumns) -> None:  # fmt: skip
+    c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(name=project, task_type=task_type,
+                                                                      classes=classes)))  # fmt: skip
+    c.ingest.CreateDataset(
+        pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(name=dataset, kind=pb.DATASET_KIND_LABELED))
+    )
+    r = c.upload(project, dataset, columns, progress=False)
+    assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+
+
+def _newest_from_label_studio(c: Any, project: str, dataset: str, frame: str) -> pb.LabelVersion:
+    def newest() -> pb.LabelVersion:
+        return c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(
+            project=project, dataset=dataset, frame_id=frame)).versions[0]  # fmt: skip
+
+    wait_for(lambda: newest().provenance.source == "labeling:label-studio", timeout=60, what=f"{frame}'s new label")
+    return newest()
+
+
+def _assert_provenance(version: pb.LabelVersion, item: lpb.LabelingItem, label_studio: Any) -> None:
+    assert version.label_version == item.label_version and item.state == lpb.ITEM_STATE_SYNCED
+    prov = version.provenance
+    assert prov.source == "labeling:label-studio" and prov.author == label_studio.username
+    assert f"task {item.task_id}, annotation {item.annotation_id}" in prov.reason and prov.time.seconds > 0
+
+
+def _prediction(api: Api, task: dict[str, Any]) -> list[dict[str, Any]]:
+    (prediction,) = api("GET", "/api/predictions/", params={"task": task["id"]})
+    return list(prediction["result"])
+
+
+def test_instance_segmentation_round_trip_with_polygons_and_brush_masks(
+    polling_only: Running, label_studio: Any
+) -> None:
+    """Polygons go out as polygon regions in percent, masks (and objects of several polygons) as brush
+    regions; an annotator moves a polygon point and repaints a mask, and the new label version holds
+    that polygon and that mask exactly; a polygon of two points fails alone, naming its region."""
+    from shoal.common import masks
+    from shoal.labeling_bridge import brush
+    from shoal.sdk import LabeledObject
+
+    w, h = 64, 32
+    project = f"seg-{uuid.uuid4().hex[:6]}"
+    blob = np.zeros((h, w), dtype=bool)
+    blob[10:25, 44:60] = True
+    square = [8.0, 4.0, 40.0, 4.0, 40.0, 20.0, 8.0, 20.0]
+    parts = [[2.0, 2.0, 12.0, 2.0, 12.0, 12.0], [20.0, 20.0, 30.0, 20.0, 30.0, 30.0]]
+    with polling_only.client(polling_only.admin_key) as c:
+        _shaped_project(c, project, pb.TASK_TYPE_INSTANCE_SEGMENTATION,
+                        [pb.ClassDef(id=1, name="cat"), pb.ClassDef(id=2, name="dog")], "shapes",
+                        UploadColumns(frame_ids=["a", "b"], media_uris=["http://127.0.0.1:1/a.png"] * 2,
+                                      sizes=[(w, h)] * 2,
+                                      objects=[[LabeledObject("o1", 1, polygons=[square]),
+                                                LabeledObject("o2", 2, mask=blob)],
+                                               [LabeledObject("o1", 2, polygons=parts)]],
+                                      provenance=pb.Provenance(source="import", author="vendor")))  # fmt: skip
+        req = c.send_for_labeling(project, frames=["a", "b"], dataset="shapes", timeout=120)
+        assert req.state == lpb.LABELING_REQUEST_STATE_SENT and req.counts.sent == 2
+        api = Api(label_studio)
+        tasks = _tasks(api, req.platform_project_id)
+        config = api("GET", f"/api/projects/{req.platform_project_id}/")["parsed_label_config"]
+        assert (config["label"]["type"], config["brush"]["type"]) == ("PolygonLabels", "BrushLabels")
+
+        # what Label Studio stored: the polygon in percent of the image, the masks as brush bit streams
+        polygon, painted = _prediction(api, tasks["shapes/a"])
+        assert (polygon["type"], polygon["from_name"], polygon["value"]["polygonlabels"]) == (
+            "polygonlabels", "label", ["cat"])  # fmt: skip
+        assert polygon["value"]["points"] == [[12.5, 12.5], [62.5, 12.5], [62.5, 62.5], [12.5, 62.5]]
+        assert (painted["type"], painted["from_name"], painted["value"]["brushlabels"]) == (
+            "brushlabels", "brush", ["dog"])  # fmt: skip
+        assert (painted["original_width"], painted["original_height"]) == (w, h)
+        np.testing.assert_array_equal(brush.decode(painted["value"]["rle"], h, w), blob)
+        (union,) = _prediction(api, tasks["shapes/b"])  # two polygons: one brush region, one object
+        assert union["type"] == "brushlabels"
+        np.testing.assert_array_equal(brush.decode(union["value"]["rle"], h, w),
+                                      masks.decode(masks.from_polygons(parts, h, w), h, w))  # fmt: skip
+
+        # the annotator drags a corner of the polygon and repaints the mask
+        polygon["value"]["points"][1] = [75.0, 25.0]
+        edited = blob.copy()
+        edited[2:6, 2:10] = True
+        edited[10:12, 44:60] = False
+        painted["value"]["rle"] = brush.encode(edited)
+        api.annotate(str(tasks["shapes/a"]["id"]), [polygon, painted])
+        api.annotate(str(tasks["shapes/b"]["id"]), [{"id": "bad-poly", "from_name": "label", "to_name": "image",
+                     "type": "polygonlabels", "original_width": w, "original_height": h,
+                     "value": {"points": [[1, 1], [50, 50]], "closed": True, "polygonlabels": ["dog"]}}])  # fmt: skip
+        sync = c.labeling_bridge.SyncAnnotations(lpb.SyncAnnotationsRequest(project=project))
+        assert (sync.read, sync.synced, sync.failed) == (2, 1, 1)
+
+        items = _items(c, project, req.request_id)
+        failed = items["b"]
+        assert failed.state == lpb.ITEM_STATE_FAILED
+        assert f"of task {failed.task_id} (frame shapes/b)" in failed.error and "polygon 'bad-poly'" in failed.error
+        assert "it needs at least 3" in failed.error
+        newest = _newest_from_label_studio(c, project, "shapes", "a")
+        _assert_provenance(newest, items["a"], label_studio)
+        cat, dog = sorted(newest.objects, key=lambda o: o.class_id)
+        assert (cat.class_id, dog.class_id) == (1, 2)
+        assert [list(p.points) for p in cat.polygons] == [[8.0, 4.0, 48.0, 8.0, 40.0, 20.0, 8.0, 20.0]]
+        assert not dog.polygons
+        np.testing.assert_array_equal(masks.decode(masks.from_string(dog.mask.counts), h, w), edited)
+        # the frame whose annotation failed keeps its label
+        assert c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(
+            project=project, dataset="shapes", frame_id="b")).versions[0].provenance.source == "import"  # fmt: skip
+
+
+def test_keypoints_round_trip_grouped_onto_their_objects(polling_only: Running, label_studio: Any) -> None:
+    """An object goes out as its rectangle and its labeled keypoints nested under it; the annotator
+    moves a point, places a missing one and adds an object of another class with a point drawn inside
+    it; each point comes back on its object, the unplaced ones unlabeled; a point whose name is not a
+    keypoint of its object's class fails alone, naming its region."""
+    from shoal.sdk import Box as SdkBox
+    from shoal.sdk import LabeledObject
+
+    w, h = 128, 64
+    project = f"kp-{uuid.uuid4().hex[:6]}"
+    person = pb.ClassDef(id=1, name="person", keypoints=["nose", "left_hand", "right_hand"])
+    dog = pb.ClassDef(id=2, name="dog", keypoints=["nose", "tail"])
+    with polling_only.client(polling_only.admin_key) as c:
+        _shaped_project(c, project, pb.TASK_TYPE_KEYPOINTS, [person, dog], "yard",
+                        UploadColumns(frame_ids=["a", "b"], media_uris=["http://127.0.0.1:1/a.png"] * 2,
+                                      sizes=[(w, h)] * 2,
+                                      objects=[[LabeledObject("o1", 1, SdkBox(16, 8, 64, 48),
+                                                              keypoints=[[40, 16, 2], [20, 40, 2], [0, 0, 0]])],
+                                               [LabeledObject("o1", 2, SdkBox(8, 8, 32, 32),
+                                                              keypoints=[[12, 12, 2], [36, 36, 1]])]],
+                                      provenance=pb.Provenance(source="import", author="vendor")))  # fmt: skip
+        req = c.send_for_labeling(project, frames=["a", "b"], dataset="yard", timeout=120)
+        assert req.state == lpb.LABELING_REQUEST_STATE_SENT
+        api = Api(label_studio)
+        tasks = _tasks(api, req.platform_project_id)
+        config = api("GET", f"/api/projects/{req.platform_project_id}/")["parsed_label_config"]
+        assert config["keypoint"]["type"] == "KeyPointLabels"
+        assert config["keypoint"]["labels"] == ["nose", "left_hand", "right_hand", "tail"]
+
+        # what Label Studio stored: the rectangle, and the two labeled points nested under it (the
+        # unlabeled right hand is not sent)
+        stored = _prediction(api, tasks["yard/a"])
+        rect, nose, hand = stored
+        assert (rect["id"], rect["value"]["rectanglelabels"]) == ("obj0", ["person"])
+        assert [rect["value"][k] for k in ("x", "y", "width", "height")] == [12.5, 12.5, 50.0, 75.0]
+        assert [(p["id"], p["parentID"], p["type"], p["value"]["keypointlabels"], p["value"]["x"], p["value"]["y"])
+                for p in (nose, hand)] == [("obj0-0", "obj0", "keypointlabels", ["nose"], 31.25, 25.0),
+                                           ("obj0-1", "obj0", "keypointlabels", ["left_hand"], 15.625, 62.5)]  # fmt: skip
+        assert len(_prediction(api, tasks["yard/b"])) == 3  # the hidden tail goes out as a point too
+
+        def point(region: str, name: str, x: float, y: float, parent: str = "") -> dict[str, Any]:
+            return {"id": region, **({"parentID": parent} if parent else {}), "from_name": "keypoint",
+                    "to_name": "image", "type": "keypointlabels", "original_width": w, "original_height": h,
+                    "value": {"x": x, "y": y, "width": 0.8, "keypointlabels": [name]}}  # fmt: skip
+
+        nose["value"]["x"], nose["value"]["y"] = 25.0, 25.0
+        new_dog = {"id": "new-dog", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
+                   "original_width": w, "original_height": h,
+                   "value": {"x": 75.0, "y": 12.5, "width": 18.75, "height": 50.0, "rotation": 0,
+                             "rectanglelabels": ["dog"]}}  # fmt: skip
+        # the new points are nested under nothing, as the editor draws them
+        api.annotate(str(tasks["yard/a"]["id"]), [rect, nose, hand, point("rh", "right_hand", 50.0, 50.0),
+                                                  new_dog, point("tl", "tail", 87.5, 37.5)])  # fmt: skip
+        api.annotate(
+            str(tasks["yard/b"]["id"]),
+            [*_prediction(api, tasks["yard/b"]), point("odd", "left_hand", 20.0, 40.0, parent="obj0")],
+        )
+        sync = c.labeling_bridge.SyncAnnotations(lpb.SyncAnnotationsRequest(project=project))
+        assert (sync.read, sync.synced, sync.failed) == (2, 1, 1)
+
+        items = _items(c, project, req.request_id)
+        assert items["b"].state == lpb.ITEM_STATE_FAILED
+        assert "keypoint 'odd' of box 'obj0'" in items["b"].error
+        assert "'left_hand' is not a keypoint of class 'dog' (nose, tail)" in items["b"].error
+        newest = _newest_from_label_studio(c, project, "yard", "a")
+        _assert_provenance(newest, items["a"], label_studio)
+        got = {o.class_id: o for o in newest.objects}
+        assert sorted(got) == [1, 2]
+        boxes = {k: (o.box.x, o.box.y, o.box.width, o.box.height) for k, o in got.items()}
+        assert boxes == {1: (16.0, 8.0, 64.0, 48.0), 2: (96.0, 8.0, 24.0, 32.0)}
+        points = {k: [(p.x, p.y, p.visibility) for p in o.keypoints] for k, o in got.items()}
+        assert points == {1: [(32.0, 16.0, 2), (20.0, 40.0, 2), (64.0, 32.0, 2)], 2: [(0.0, 0.0, 0), (112.0, 24.0, 2)]}
+
+
+def test_multi_label_round_trip_by_webhook(with_webhooks: Running, label_studio: Any) -> None:
+    """Frames go out with their current classes (or the inference set's, at or above 0.5) ticked in a
+    multiple-choice control; an annotator's ticks come back by webhook as the frame's classes (none
+    ticked: none of them); a class the project does not have fails alone."""
+    project = f"ml-{uuid.uuid4().hex[:6]}"
+    ids = ["f0", "f1", "f2", "f3"]
+    with with_webhooks.client(with_webhooks.admin_key) as c:
+        _shaped_project(c, project, pb.TASK_TYPE_MULTI_LABEL, [pb.ClassDef(id=i, name=n) for i, n in enumerate(CLASSES)],
+                        "photos", UploadColumns(frame_ids=ids, media_uris=["http://127.0.0.1:1/p.png"] * 4,
+                                                sizes=[(32, 32)] * 4, class_sets=[[0, 1], [2], [], [0]],
+                                                provenance=pb.Provenance(source="import", author="vendor")))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=project, inference_set=pb.InferenceSet(
+            name="net", dataset="photos", model_name="net", model_version="1")))  # fmt: skip
+        scores = np.array([[0.9, 0.9, 0.1], [0.1, 0.1, 0.9], [0.1, 0.1, 0.1], [0.1, 0.7, 0.9]], dtype=np.float32)
+        r = c.upload(project, "photos", UploadColumns(frame_ids=ids, skip_frames=True, inference_set="net",
+                                                            probabilities=scores),
+                     progress=False)  # fmt: skip
+        assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        current = c.send_for_labeling(project, frames=ids[:3], dataset="photos", timeout=120)
+        predicted = c.send_for_labeling(project, frames=ids[3:], dataset="photos", preannotation_inference_set="net",
+                                        timeout=120)  # fmt: skip
+        assert current.state == predicted.state == lpb.LABELING_REQUEST_STATE_SENT
+        api = Api(label_studio)
+        tasks = _tasks(api, current.platform_project_id)
+        config = api("GET", f"/api/projects/{current.platform_project_id}/")["label_config"]
+        assert 'choice="multiple"' in config
+
+        def ticked(frame: str) -> list[list[str]]:
+            found = api("GET", "/api/predictions/", params={"task": tasks[f"photos/{frame}"]["id"]})
+            return [item["value"]["choices"] for p in found for item in p["result"]]
+
+        assert [ticked(f) for f in ids] == [[["cat", "dog"]], [["fox"]], [], [["dog", "fox"]]]
+        assert api("GET", "/api/predictions/", params={"task": tasks["photos/f3"]["id"]})[0]["model_version"] == (
+            "inference set net")  # fmt: skip
+
+        def tick(*names: str) -> list[dict[str, Any]]:
+            return [{"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": list(names)}}]
+
+        api.annotate(str(tasks["photos/f0"]["id"]), tick("dog", "fox"))  # cat removed, fox added
+        api.annotate(str(tasks["photos/f1"]["id"]), tick("fox", "zebra"))
+        api.annotate(str(tasks["photos/f2"]["id"]), [])  # none of the classes
+        api.annotate(str(tasks["photos/f3"]["id"]), tick("dog", "fox"))  # the prediction, accepted
+
+        def states() -> dict[str, int]:
+            items = {**_items(c, project, current.request_id), **_items(c, project, predicted.request_id)}
+            return {f: items[f].state for f in ids}
+
+        wait_for(lambda: lpb.ITEM_STATE_SENT not in states().values(), timeout=60,
+                 what="the webhook annotations to be dealt with", progress=lambda: tuple(sorted(states().items())))  # fmt: skip
+        items = {**_items(c, project, current.request_id), **_items(c, project, predicted.request_id)}
+        assert states() == {"f0": lpb.ITEM_STATE_SYNCED, "f1": lpb.ITEM_STATE_FAILED, "f2": lpb.ITEM_STATE_SYNCED,
+                            "f3": lpb.ITEM_STATE_SYNCED}  # fmt: skip
+        assert "choice 'zebra'" in items["f1"].error and "not in the project's classes" in items["f1"].error
+        for frame, classes in (("f0", [1, 2]), ("f2", []), ("f3", [1, 2])):
+            newest = _newest_from_label_studio(c, project, "photos", frame)
+            _assert_provenance(newest, items[frame], label_studio)
+            assert list(newest.class_ids) == classes and not newest.HasField("class_id")
