@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from shoal.analysis import dismissals
 from shoal.analysis import segmentation_issues as kernel
 from shoal.common import classmaps, masks
 from shoal.common.data import results
@@ -50,6 +51,8 @@ MIGRATIONS = (
     ),
 )
 TABLES = ("segmentation_issue_frames",)
+#: a page's columns, as :func:`query` returns them (and whether the frame is dismissed)
+COLUMNS = "frame_id, score, is_issue, labeled, flagged, core, worst_class, suggested_class, flagged_mask"
 #: page orders: most likely issue first (most core pixels, then lowest score), by score, by frame id
 ORDERS = {0: "is_issue DESC, core DESC, score ASC, frame_id", 1: "score ASC, frame_id", 2: "frame_id"}
 #: frames read per chunk (their label maps are in memory together)
@@ -248,13 +251,35 @@ def summary_of(metrics: MetricsStore, project: str, job_id: str) -> Summary | No
 
 
 def query(
-    metrics: MetricsStore, project: str, job_id: str, *, all_frames: bool, order: int, offset: int, size: int
-) -> tuple[list[tuple[Any, ...]], int]:
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    *,
+    dataset: str,
+    all_frames: bool,
+    include_dismissed: bool,
+    order: int,
+    offset: int,
+    size: int,
+) -> tuple[list[tuple[Any, ...]], int, int]:
     """A page of the job's flagged frames (every examined frame with ``all_frames``) in ``order``:
-    (frame, score, is_issue, labeled, flagged, core, worst class, suggested class, flagged mask)."""
+    (frame, score, is_issue, labeled, flagged, core, worst class, suggested class, flagged mask,
+    dismissed);
+    their count, and how many of the matching frames are dismissed (left out unless ``include_dismissed``)."""
     where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
-    return metrics.page(
-        "segmentation_issue_frames FINAL",
-        "frame_id, score, is_issue, labeled, flagged, core, worst_class, suggested_class, flagged_mask",
-        where, ORDERS[order], {"project": project, "job": job_id}, offset=offset, size=size,
-    )  # fmt: skip
+    params = {"project": project, "job": job_id, "dataset": dataset}
+    return dismissals.page(metrics, f"{TABLES[0]} FINAL", COLUMNS, where, ORDERS[order], params,
+                           dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
+                           offset=offset, size=size)  # fmt: skip
+
+
+def examined(metrics: MetricsStore, project: str, job_id: str, frame_ids: list[str]) -> set[str]:
+    """Which of these frames the job examined."""
+    rows = metrics.query_ids(
+        f"SELECT DISTINCT frame_id FROM {TABLES[0]} WHERE project = {{project:String}} AND job_id = {{job:String}}"
+        " AND frame_id IN {ids:Array(String)}",
+        {"project": project, "job": job_id},
+        "ids",
+        sorted(set(frame_ids)),
+    )
+    return {str(r[0]) for r in rows}

@@ -230,6 +230,18 @@ def test_planted_missing_and_extra_classes_are_found(shared: Running, project: s
     assert extra <= added and len(extra) >= 0.75 * len(added)
     # most likely issue first
     assert [i.score for i in got] == sorted(i.score for i in got)
+    # a person judges the first one labeled right: it leaves the pages, and comes back on request
+    with running.client(running.admin_key) as c:
+        first = got[0].ref.frame_id
+        c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(project=p, job_id=job.job_id, frame_ids=[first],
+                                                                    reason="checked", dismissed_by="ana"))  # fmt: skip
+        page = c.analysis.QueryMultiLabelIssues(apb.QueryMultiLabelIssuesRequest(project=p, job_id=job.job_id,
+                                                                                 page=cpb.PageRequest(page_size=500)))  # fmt: skip
+        assert first not in {i.ref.frame_id for i in page.issues} and page.dismissed_count == 1
+        assert page.page.total_count == len(got) - 1
+        page = c.analysis.QueryMultiLabelIssues(apb.QueryMultiLabelIssuesRequest(
+            project=p, job_id=job.job_id, include_dismissed=True, page=cpb.PageRequest(page_size=1)))  # fmt: skip
+        assert page.issues[0].ref.frame_id == first and page.issues[0].dismissed
 
 
 def test_a_class_opens_its_false_positives_and_negatives(shared: Running, project: str) -> None:

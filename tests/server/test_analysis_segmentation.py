@@ -576,5 +576,15 @@ def test_label_issues_job_finds_planted_errors_and_names_frames_it_cannot_read(
         if x.flagged_pixels:
             drawn = masks.decode(masks.from_string(x.flagged_mask), h, w).astype(bool)
             assert np.array_equal(drawn, want.issues[j].mask())
+    with shared.client(shared.admin_key) as c:  # dismissed frames leave the pages until relabeled
+        c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(project=project, job_id=job.job_id,
+                                                                    frame_ids=[order[0]], reason="fine"))  # fmt: skip
+        again = c.analysis.QuerySegmentationIssues(apb.QuerySegmentationIssuesRequest(
+            project=project, job_id=job.job_id, page=cpb.PageRequest(page_size=100)))  # fmt: skip
+        assert order[0] not in [x.ref.frame_id for x in again.issues] and again.dismissed_count == 1
+        with pytest.raises(grpc.RpcError) as info:
+            c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(project=project, job_id=job.job_id,
+                                                                        frame_ids=["m-00"]))  # fmt: skip
+        assert "examined" in info.value.details()  # no probabilities: the job did not judge it
     swap = by[ids[4]]
     assert swap.worst_class - 20 == int(np.unique(labels[4][labels[4] > 0])[0]) or swap.suggested_class >= 20

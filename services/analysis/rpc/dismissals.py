@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from shoal.analysis import detection_issues, dismissals, label_issues
+from shoal.analysis import detection_issues, dismissals, label_issues, multilabel_issues, segmentation_label_issues
 from shoal.analysis.rpc.context import Analysis, Context
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.errors import Datapoint, InvalidArgument, NotFound
@@ -12,16 +12,23 @@ from shoal.common.jobs import Job
 
 log = logging.getLogger(__name__)
 
+#: the label-issues jobs that judge whole frames, and which frames each examined
+_FRAME_JOBS = {
+    label_issues.KIND: label_issues.examined,
+    multilabel_issues.KIND: multilabel_issues.examined,
+    segmentation_label_issues.KIND: segmentation_label_issues.examined,
+}
+
 
 def _label_issues_job(ctx: Context, project: str, job_id: str) -> Job:
-    """A finished label-issues job, classification or detection."""
+    """A finished label-issues job of any task type."""
     ctx.projects.get(project)
     if not job_id:
         raise InvalidArgument("is empty", field="job_id")
     job = ctx.jobs.find(project, job_id)
     if job is None:
         raise NotFound(f"project {project!r} has no analysis job {job_id!r}", field="job_id")
-    if job.kind not in (label_issues.KIND, detection_issues.KIND):
+    if job.kind not in _FRAME_JOBS and job.kind != detection_issues.KIND:
         raise InvalidArgument(f"job {job.job_id} is a {job.kind} job, not a label-issues job (StartLabelIssues)",
                               field="job_id")  # fmt: skip
     return ctx.finished_job(project, job_id, job.kind)
@@ -36,8 +43,7 @@ def dismiss_label_issues(ctx: Context, request: pb.DismissLabelIssuesRequest) ->
         raise InvalidArgument("name the frames (or, in a detection job, the objects) whose issues to "
                               + ("restore" if request.restore else "dismiss"), field="frame_ids")  # fmt: skip
     if objects and not is_detection:
-        raise InvalidArgument(f"job {job.job_id} judges classification labels, whole frames: name frame_ids",
-                              field="objects")  # fmt: skip
+        raise InvalidArgument(f"job {job.job_id} judges whole frames' labels: name frame_ids", field="objects")
     for i, f in enumerate(request.frame_ids):
         if not f:
             raise InvalidArgument("is empty", field=f"frame_ids[{i}]")
@@ -49,7 +55,7 @@ def dismiss_label_issues(ctx: Context, request: pb.DismissLabelIssuesRequest) ->
     if is_detection:
         seen, seen_objects = detection_issues.scored(ctx.metrics, request.project, job.job_id, frames, objects)
     else:
-        seen, seen_objects = label_issues.examined(ctx.metrics, request.project, job.job_id, frames), set()
+        seen, seen_objects = _FRAME_JOBS[job.kind](ctx.metrics, request.project, job.job_id, frames), set()
     for i, f in enumerate(request.frame_ids):
         if f not in seen:
             raise InvalidArgument(f"is not a frame that job {job.job_id} examined (a labeled frame of its dataset)",

@@ -93,23 +93,27 @@ def query_multi_label_issues(
     if request.order not in multilabel_issues.ORDERS:
         raise InvalidArgument(f"unknown order {request.order}", field="order")
     s = ctx.stored_summary(multilabel_issues, job)
-    scope = f"multilabel-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+    scope = (f"multilabel-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+             f"|{request.include_dismissed}")  # fmt: skip
     page = page_of(request.page, scope=scope)
     dataset = ctx.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
-    rows, total = multilabel_issues.query(ctx.metrics, request.project, job.job_id, all_frames=request.all_frames,
-                                          order=request.order, offset=page.offset, size=page.size)  # fmt: skip
+    rows, total, dismissed = multilabel_issues.query(ctx.metrics, request.project, job.job_id, dataset=dataset,
+                                                     all_frames=request.all_frames,
+                                                     include_dismissed=request.include_dismissed, order=request.order,
+                                                     offset=page.offset, size=page.size)  # fmt: skip
     media = frame_media(ctx.metrics, request.project, dataset, [r[0] for r in rows])
     out = pb.QueryMultiLabelIssuesResponse(
         summary=pb.MultiLabelIssuesSummary(
             frames=s.frames, flagged_frames=s.flagged_frames, missing=s.missing, extra=s.extra
         ),
         page=page_response(page, len(rows), total, scope=scope),
+        dismissed_count=dismissed,
     )
-    for frame, score, is_issue, worst, missing, extra in rows:
+    for frame, score, is_issue, worst, missing, extra, gone in rows:
         out.issues.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame),
                        media_uri=media.get(frame, ("", ""))[0], score=float(score), is_issue=bool(is_issue),
                        worst_class=int(worst), missing_class_ids=[int(c) for c in missing],
-                       extra_class_ids=[int(c) for c in extra])  # fmt: skip
+                       extra_class_ids=[int(c) for c in extra], dismissed=bool(gone))  # fmt: skip
     return out
 
 

@@ -104,12 +104,14 @@ def query_segmentation_issues(
     if request.order not in segmentation_label_issues.ORDERS:
         raise InvalidArgument(f"unknown order {request.order}", field="order")
     s = ctx.stored_summary(segmentation_label_issues, job)
-    scope = f"segmentation-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+    scope = (f"segmentation-issues|{request.project}|{job.job_id}|{request.all_frames}|{request.order}"
+             f"|{request.include_dismissed}")  # fmt: skip
     page = page_of(request.page, scope=scope)
     dataset = ctx.datasets.get_inference_set(request.project, job.params["inference_set"]).dataset
-    rows, total = segmentation_label_issues.query(ctx.metrics, request.project, job.job_id,
-                                                  all_frames=request.all_frames, order=request.order,
-                                                  offset=page.offset, size=page.size)  # fmt: skip
+    rows, total, dismissed = segmentation_label_issues.query(
+        ctx.metrics, request.project, job.job_id, dataset=dataset, all_frames=request.all_frames,
+        include_dismissed=request.include_dismissed, order=request.order, offset=page.offset, size=page.size,
+    )  # fmt: skip
     media = frame_media(ctx.metrics, request.project, dataset, [str(r[0]) for r in rows])
     out = pb.QuerySegmentationIssuesResponse(
         summary=pb.SegmentationIssuesSummary(
@@ -120,13 +122,14 @@ def query_segmentation_issues(
             failures=[f"{frame}: {why}" for frame, why in s.failures],
         ),
         page=page_response(page, len(rows), total, scope=scope),
+        dismissed_count=dismissed,
     )  # fmt: skip
-    for frame, score, is_issue, labeled, flagged, core, worst, suggested, mask in rows:
+    for frame, score, is_issue, labeled, flagged, core, worst, suggested, mask, gone in rows:
         out.issues.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=str(frame)),
                        media_uri=media.get(str(frame), ("", ""))[0], score=float(score), is_issue=bool(is_issue),
                        labeled_pixels=int(labeled), flagged_pixels=int(flagged), core_pixels=int(core),
-                       worst_class=int(worst), suggested_class=int(suggested),
-                       flagged_mask=str(mask))  # fmt: skip
+                       worst_class=int(worst), suggested_class=int(suggested), flagged_mask=str(mask),
+                       dismissed=bool(gone))  # fmt: skip
     return out
 
 

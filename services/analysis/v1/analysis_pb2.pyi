@@ -1074,21 +1074,23 @@ class QueryDetectionMatchesResponse(_message.Message):
     def __init__(self, matches: _Optional[_Iterable[_Union[DetectionMatch, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class QuerySegmentationIssuesRequest(_message.Message):
-    __slots__ = ("project", "job_id", "all_frames", "order", "page")
+    __slots__ = ("project", "job_id", "all_frames", "order", "page", "include_dismissed")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ALL_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DISMISSED_FIELD_NUMBER: _ClassVar[int]
     project: str
     job_id: str
     all_frames: bool
     order: int
     page: _common_pb2.PageRequest
-    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+    include_dismissed: bool
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., include_dismissed: _Optional[bool] = ...) -> None: ...
 
 class SegmentationIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "score", "is_issue", "labeled_pixels", "flagged_pixels", "core_pixels", "worst_class", "suggested_class", "flagged_mask")
+    __slots__ = ("ref", "media_uri", "score", "is_issue", "labeled_pixels", "flagged_pixels", "core_pixels", "worst_class", "suggested_class", "flagged_mask", "dismissed")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -1099,6 +1101,7 @@ class SegmentationIssue(_message.Message):
     WORST_CLASS_FIELD_NUMBER: _ClassVar[int]
     SUGGESTED_CLASS_FIELD_NUMBER: _ClassVar[int]
     FLAGGED_MASK_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     score: float
@@ -1109,7 +1112,8 @@ class SegmentationIssue(_message.Message):
     worst_class: int
     suggested_class: int
     flagged_mask: str
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., labeled_pixels: _Optional[int] = ..., flagged_pixels: _Optional[int] = ..., core_pixels: _Optional[int] = ..., worst_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., flagged_mask: _Optional[str] = ...) -> None: ...
+    dismissed: bool
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., labeled_pixels: _Optional[int] = ..., flagged_pixels: _Optional[int] = ..., core_pixels: _Optional[int] = ..., worst_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., flagged_mask: _Optional[str] = ..., dismissed: _Optional[bool] = ...) -> None: ...
 
 class SegmentationIssuesSummary(_message.Message):
     __slots__ = ("frames", "flagged_frames", "flagged_pixels", "confident_pixels", "outline_tolerance", "class_ids", "thresholds", "without_probabilities", "unreadable", "failures")
@@ -1136,31 +1140,35 @@ class SegmentationIssuesSummary(_message.Message):
     def __init__(self, frames: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., flagged_pixels: _Optional[int] = ..., confident_pixels: _Optional[int] = ..., outline_tolerance: _Optional[int] = ..., class_ids: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[float]] = ..., without_probabilities: _Optional[int] = ..., unreadable: _Optional[int] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QuerySegmentationIssuesResponse(_message.Message):
-    __slots__ = ("summary", "issues", "page")
+    __slots__ = ("summary", "issues", "page", "dismissed_count")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_COUNT_FIELD_NUMBER: _ClassVar[int]
     summary: SegmentationIssuesSummary
     issues: _containers.RepeatedCompositeFieldContainer[SegmentationIssue]
     page: _common_pb2.PageResponse
-    def __init__(self, summary: _Optional[_Union[SegmentationIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[SegmentationIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+    dismissed_count: int
+    def __init__(self, summary: _Optional[_Union[SegmentationIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[SegmentationIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., dismissed_count: _Optional[int] = ...) -> None: ...
 
 class QueryMultiLabelIssuesRequest(_message.Message):
-    __slots__ = ("project", "job_id", "all_frames", "order", "page")
+    __slots__ = ("project", "job_id", "all_frames", "order", "page", "include_dismissed")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ALL_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DISMISSED_FIELD_NUMBER: _ClassVar[int]
     project: str
     job_id: str
     all_frames: bool
     order: int
     page: _common_pb2.PageRequest
-    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+    include_dismissed: bool
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., all_frames: _Optional[bool] = ..., order: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., include_dismissed: _Optional[bool] = ...) -> None: ...
 
 class MultiLabelIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_class", "missing_class_ids", "extra_class_ids")
+    __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_class", "missing_class_ids", "extra_class_ids", "dismissed")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -1168,6 +1176,7 @@ class MultiLabelIssue(_message.Message):
     WORST_CLASS_FIELD_NUMBER: _ClassVar[int]
     MISSING_CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     score: float
@@ -1175,7 +1184,8 @@ class MultiLabelIssue(_message.Message):
     worst_class: int
     missing_class_ids: _containers.RepeatedScalarFieldContainer[int]
     extra_class_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_class: _Optional[int] = ..., missing_class_ids: _Optional[_Iterable[int]] = ..., extra_class_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    dismissed: bool
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_class: _Optional[int] = ..., missing_class_ids: _Optional[_Iterable[int]] = ..., extra_class_ids: _Optional[_Iterable[int]] = ..., dismissed: _Optional[bool] = ...) -> None: ...
 
 class MultiLabelIssuesSummary(_message.Message):
     __slots__ = ("frames", "flagged_frames", "missing", "extra")
@@ -1190,14 +1200,16 @@ class MultiLabelIssuesSummary(_message.Message):
     def __init__(self, frames: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., missing: _Optional[int] = ..., extra: _Optional[int] = ...) -> None: ...
 
 class QueryMultiLabelIssuesResponse(_message.Message):
-    __slots__ = ("summary", "issues", "page")
+    __slots__ = ("summary", "issues", "page", "dismissed_count")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ISSUES_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_COUNT_FIELD_NUMBER: _ClassVar[int]
     summary: MultiLabelIssuesSummary
     issues: _containers.RepeatedCompositeFieldContainer[MultiLabelIssue]
     page: _common_pb2.PageResponse
-    def __init__(self, summary: _Optional[_Union[MultiLabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[MultiLabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+    dismissed_count: int
+    def __init__(self, summary: _Optional[_Union[MultiLabelIssuesSummary, _Mapping]] = ..., issues: _Optional[_Iterable[_Union[MultiLabelIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., dismissed_count: _Optional[int] = ...) -> None: ...
 
 class StartLabelIssuesRequest(_message.Message):
     __slots__ = ("project", "inference_set", "filter", "rerun", "neighbor_job_id", "outline_tolerance")

@@ -182,9 +182,9 @@ export async function render(main, ctx) {
   // a multi-label job: its frames with their missing and extra classes; they are read here, and sent or
   // dismissed from the frame view and the labeling platform (the bridge and dismissals take no multi-label job yet)
   const multi = job.kind === "multilabel_label_issues";
-  // a segmentation job: its frames with their flagged pixels, read here (the bridge and dismissals take none yet)
+  // a segmentation job: its frames with their flagged pixels (the labeling bridge takes no class maps yet)
   const seg = job.kind === "segmentation_label_issues";
-  const readOnly = multi || seg;
+  const noLabeling = seg;
 
   // -- the issues, one keyset page at a time -----------------------------------------------------
   const items = [];
@@ -203,7 +203,7 @@ export async function render(main, ctx) {
       const page = { page_size: PAGE_SIZE, page_token: token };
       if (seg) {
         const r = await rpc("analysis", "QuerySegmentationIssues", { project, job_id: job.job_id, page });
-        showSummary(r.summary, r.page, 0);
+        showSummary(r.summary, r.page, r.dismissed_count);
         for (const it of r.issues || []) {
           items.push({ kind: "segmentation", frameId: it.ref.frame_id, dataset: it.ref.dataset || dataset, score: num(it.score),
             flagged: num(it.flagged_pixels), core: num(it.core_pixels), labeled: num(it.labeled_pixels),
@@ -211,7 +211,7 @@ export async function render(main, ctx) {
         }
       } else if (multi) {
         const r = await rpc("analysis", "QueryMultiLabelIssues", { project, job_id: job.job_id, page });
-        showSummary(r.summary, r.page, 0);
+        showSummary(r.summary, r.page, r.dismissed_count);
         for (const it of r.issues || []) {
           items.push({ kind: "multilabel", frameId: it.ref.frame_id, dataset: it.ref.dataset || dataset, score: num(it.score),
             missing: it.missing_class_ids || [], extra: it.extra_class_ids || [], status: "open" });
@@ -267,7 +267,7 @@ export async function render(main, ctx) {
       num(dismissed) ? ` · ${fmt(num(dismissed))} dismissed before, left out` : "",
       seg && (num(s.without_probabilities) || num(s.unreadable))
         ? h("span", { id: "issue-left-out" }, ` · ${fmt(num(s.without_probabilities) + num(s.unreadable))} frames left out without readable probabilities`) : "",
-      !detection && !readOnly ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
+      !detection && !multi && !seg ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
       blended ? h("span", { id: "issue-blended" }, " · flagged on the model's probabilities and the neighbours' labels") : "",
     );
   }
@@ -318,7 +318,7 @@ export async function render(main, ctx) {
   // -- actions -----------------------------------------------------------------------------------
   async function accept() {
     const it = items[current];
-    if (!it || busy || readOnly) return;
+    if (!it || busy || noLabeling) return;
     if (it.status === "accepted") return message(`${it.frameId} is in labeling already.`);
     busy = true;
     const reason = reasonOf(it, info);
@@ -340,7 +340,7 @@ export async function render(main, ctx) {
 
   async function dismiss() {
     const it = items[current];
-    if (!it || busy || readOnly) return;
+    if (!it || busy) return;
     if (it.status === "dismissed") return message(`${it.frameId} is dismissed already; u brings it back.`);
     busy = true;
     message(`Dismissing ${it.frameId}…`);
@@ -488,10 +488,9 @@ export async function render(main, ctx) {
       h("button", { type: "button", id: "issue-prev", disabled: current === 0, onclick: () => { advance(-1); draw(); } }, "← Previous (k)"),
       h("span", { id: "issue-position" }, `Issue ${current + 1} of ${total}`),
       h("button", { type: "button", id: "issue-next", onclick: () => { advance(1); draw(); } }, "Next (j) →"),
-      h("button", { type: "button", class: "primary", id: "issue-accept", disabled: it.status !== "open" || readOnly, onclick: accept,
-        title: readOnly ? `the labeling bridge takes no ${seg ? "segmentation" : "multi-label"} project yet` : null }, "Accept: send to labeling (a)"),
-      h("button", { type: "button", class: "danger", id: "issue-dismiss", disabled: it.status !== "open" || readOnly, onclick: dismiss,
-        title: readOnly ? `${seg ? "segmentation" : "multi-label"} issues cannot be dismissed yet` : null }, "Dismiss (d)"),
+      h("button", { type: "button", class: "primary", id: "issue-accept", disabled: it.status !== "open" || noLabeling, onclick: accept,
+        title: noLabeling ? "the labeling bridge takes no segmentation project yet" : null }, "Accept: send to labeling (a)"),
+      h("button", { type: "button", class: "danger", id: "issue-dismiss", disabled: it.status !== "open", onclick: dismiss }, "Dismiss (d)"),
       h("button", { type: "button", id: "issue-undo", disabled: !undo.length, onclick: restore }, "Undo dismissal (u)"));
     const card = h("section", { class: `issue-one ${it.status}`, id: "issue-one", dataset: { frameId: it.frameId, index: String(current) } },
       h("h2", {}, h("a", { href: frameHref(it.frameId) }, it.frameId), " ", statusPill(it)),
