@@ -135,3 +135,48 @@ def page(
     ).rows
     total, n_dismissed = int(total), int(n_dismissed)
     return rows, total if include_dismissed else total - n_dismissed, n_dismissed
+
+
+def frame_issues_page(
+    metrics: MetricsStore,
+    table: str,
+    columns: str,
+    order: str,
+    project: str,
+    job_id: str,
+    dataset: str,
+    *,
+    all_frames: bool,
+    include_dismissed: bool,
+    offset: int,
+    size: int,
+) -> tuple[list[tuple[Any, ...]], int, int]:
+    """A page of a job's rows in a table of one row per examined frame (``project``, ``job_id``,
+    ``frame_id``, ``is_issue``): the flagged frames (every one with ``all_frames``) in ``order``, as
+    :func:`page` reads them, whole frames dismissed left out unless ``include_dismissed``."""
+    where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
+    params = {"project": project, "job": job_id, "dataset": dataset}
+    return page(
+        metrics,
+        f"{table} FINAL",
+        columns,
+        where,
+        order,
+        params,
+        dismissed=frame_dismissed_sql(),
+        include_dismissed=include_dismissed,
+        offset=offset,
+        size=size,
+    )
+
+
+def examined(metrics: MetricsStore, table: str, project: str, job_id: str, frame_ids: Sequence[str]) -> set[str]:
+    """Which of these frames a job examined, in its table of one row per examined frame."""
+    rows = metrics.query_ids(
+        f"SELECT DISTINCT frame_id FROM {table} WHERE project = {{project:String}} AND job_id = {{job:String}}"
+        " AND frame_id IN {ids:Array(String)}",
+        {"project": project, "job": job_id},
+        "ids",
+        sorted(set(frame_ids)),
+    )
+    return {str(r[0]) for r in rows}

@@ -493,15 +493,3 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, *, dataset: s
     out = set(dismissed)
     rows = [(*r, r[0] in out) for r in rows]
     return rows, total if include_dismissed else total - n_dismissed, n_dismissed
-
-
-def examined(metrics: MetricsStore, project: str, job_id: str, frame_ids: list[str]) -> set[str]:
-    """Which of these frames the job examined."""
-    rows = metrics.query_ids(
-        "SELECT DISTINCT frame_id FROM label_issue_frames WHERE project = {project:String} AND job_id = {job:String}"
-        " AND frame_id IN {ids:Array(String)}",
-        {"project": project, "job": job_id},
-        "ids",
-        sorted(set(frame_ids)),
-    )
-    return {str(r[0]) for r in rows}

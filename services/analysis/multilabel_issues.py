@@ -203,23 +203,9 @@ def query(
     offset: int,
     size: int,
 ) -> tuple[list[tuple[Any, ...]], int, int]:
-    """A page of the job's flagged frames (every examined frame with ``all_frames``) in ``order``:
-    (frame, score, is_issue, worst class, missing classes, extra classes, dismissed);
-    their count, and how many of the matching frames are dismissed (left out unless ``include_dismissed``)."""
-    where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
-    params = {"project": project, "job": job_id, "dataset": dataset}
-    return dismissals.page(metrics, f"{TABLES[0]} FINAL", COLUMNS, where, ORDERS[order], params,
-                           dismissed=dismissals.frame_dismissed_sql(), include_dismissed=include_dismissed,
-                           offset=offset, size=size)  # fmt: skip
-
-
-def examined(metrics: MetricsStore, project: str, job_id: str, frame_ids: list[str]) -> set[str]:
-    """Which of these frames the job examined."""
-    rows = metrics.query_ids(
-        f"SELECT DISTINCT frame_id FROM {TABLES[0]} WHERE project = {{project:String}} AND job_id = {{job:String}}"
-        " AND frame_id IN {ids:Array(String)}",
-        {"project": project, "job": job_id},
-        "ids",
-        sorted(set(frame_ids)),
-    )
-    return {str(r[0]) for r in rows}
+    """A page of the job's flagged frames (every examined frame with ``all_frames``) in ``order``,
+    each row :data:`COLUMNS` then whether it is dismissed; their count, and how many of the matching
+    frames are dismissed (left out unless ``include_dismissed``)."""
+    return dismissals.frame_issues_page(metrics, TABLES[0], COLUMNS, ORDERS[order], project, job_id, dataset,
+                                        all_frames=all_frames, include_dismissed=include_dismissed,
+                                        offset=offset, size=size)  # fmt: skip

@@ -12,11 +12,11 @@ from shoal.common.jobs import Job
 
 log = logging.getLogger(__name__)
 
-#: the label-issues jobs that judge whole frames, and which frames each examined
+#: the label-issues jobs that judge whole frames, and their tables of one row per examined frame
 _FRAME_JOBS = {
-    label_issues.KIND: label_issues.examined,
-    multilabel_issues.KIND: multilabel_issues.examined,
-    segmentation_label_issues.KIND: segmentation_label_issues.examined,
+    label_issues.KIND: label_issues.FRAMES.table,
+    multilabel_issues.KIND: multilabel_issues.TABLES[0],
+    segmentation_label_issues.KIND: segmentation_label_issues.TABLES[0],
 }
 
 
@@ -55,7 +55,8 @@ def dismiss_label_issues(ctx: Context, request: pb.DismissLabelIssuesRequest) ->
     if is_detection:
         seen, seen_objects = detection_issues.scored(ctx.metrics, request.project, job.job_id, frames, objects)
     else:
-        seen, seen_objects = _FRAME_JOBS[job.kind](ctx.metrics, request.project, job.job_id, frames), set()
+        seen, seen_objects = dismissals.examined(ctx.metrics, _FRAME_JOBS[job.kind], request.project, job.job_id,
+                                                 frames), set()  # fmt: skip
     for i, f in enumerate(request.frame_ids):
         if f not in seen:
             raise InvalidArgument(f"is not a frame that job {job.job_id} examined (a labeled frame of its dataset)",
