@@ -19,8 +19,10 @@ as new label versions.
   same label version, never a second one.
 
 Task types: classification (a class), multi-label (a set of classes), 2-D detection (boxes),
-instance segmentation (objects with polygons or a COCO run-length mask) and keypoints (objects with
-a box and one point per keypoint of their class, those not placed unlabeled).
+instance segmentation (objects with polygons or a COCO run-length mask), keypoints (objects with
+a box and one point per keypoint of their class, those not placed unlabeled) and semantic
+segmentation (a class map, sent as one region per class and put together again from the regions
+that come back: pixels in no region unlabeled, a pixel that regions of two classes paint refused).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shoal.common import masks, telemetry, uploads
+import numpy as np
+
+from shoal.common import classmaps, masks, telemetry, uploads
 from shoal.common.boxes import check_box
 from shoal.common.data.projects import ClassDef, ProjectCatalog
 from shoal.common.errors import InvalidArgument, ShoalError
@@ -43,6 +47,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.platforms import (
     Box,
+    ClassRegion,
     Instance,
     Keypoint,
     LabelingPlatform,
@@ -75,6 +80,7 @@ TASK_TYPES: dict[str, TaskType] = {
     "OBJECT_DETECTION_2D": "detection",
     "INSTANCE_SEGMENTATION": "instance_segmentation",
     "KEYPOINTS": "keypoints",
+    "SEGMENTATION": "segmentation",
 }
 
 
@@ -160,21 +166,27 @@ class Bridge:
             self._platform.close()
 
     def project_ref(self, platform: LabelingPlatform, project: str, dataset: str) -> ProjectRef:
-        """The platform project of a Shoal dataset, with the project's classes and keypoints (cached;
-        made again when the ontology grew)."""
+        """The platform project of a Shoal dataset, with the project's classes, keypoints and class
+        colours (cached; made again when the ontology grew or a colour changed)."""
         p = self.projects.get(project)
         ordered = sorted(p.classes, key=lambda c: c.id)
         classes = [c.name for c in ordered]
         keypoints = list(dict.fromkeys(k for c in ordered for k in c.keypoints))
+        colors = {c.name: c.color for c in ordered if c.color}
         key = (project, dataset)
         ref = self._refs.get(key)
-        if ref is None or not (set(classes) <= set(ref.spec.classes) and set(keypoints) <= set(ref.spec.keypoints)):
+        if ref is None or not (
+            set(classes) <= set(ref.spec.classes)
+            and set(keypoints) <= set(ref.spec.keypoints)
+            and all(ref.spec.colors.get(c) == v for c, v in colors.items())
+        ):
             spec = ProjectSpec(
                 name=platform_project_name(project, dataset),
                 task_type=task_type_of(p.task_type),
                 classes=classes,
                 description=f"Frames of the Shoal dataset {project}/{dataset}",
                 keypoints=keypoints,
+                colors=colors,
             )
             ref = platform.ensure_project(spec)
             if self.webhook_url:
@@ -401,6 +413,23 @@ class Bridge:
                 names = tuple(by_id[c].name for c in chosen if c in by_id)
                 if names:
                     out[str(f)] = Labels(class_names=names)
+        elif task_type == "segmentation":
+            if r.preannotation_inference_set:
+                sql = (
+                    "SELECT frame_id, seg_classes, seg_runs FROM inferences FINAL WHERE project = {p:String}"
+                    " AND inference_set = {s:String} AND frame_id IN {f:Array(String)}"
+                )
+            else:
+                sql = (
+                    "SELECT frame_id, m.1, m.2 FROM (SELECT frame_id, argMax(tuple(seg_classes, seg_runs),"
+                    " (version_time, label_version)) AS m FROM label_versions WHERE project = {p:String}"
+                    " AND dataset = {d:String} AND frame_id IN {f:Array(String)} GROUP BY frame_id)"
+                )
+            for f, values, runs in self.metrics.query(sql, params).rows:
+                _, width, height = media.get(str(f), ("", 0, 0))
+                regions = class_regions(values, runs, width, height, by_id)
+                if regions:
+                    out[str(f)] = Labels(class_regions=regions, image_width=width, image_height=height)
         else:
             shape = "mask, polygons, kp_x, kp_y, kp_v"
             if r.preannotation_inference_set:
@@ -589,8 +618,8 @@ def label_upload(
     one chunk. InvalidArgument naming the region when it does not fit the project as ingest would
     find: a class outside the ontology, a keypoint its object's class does not have or placed
     twice, a box, polygon or keypoint outside the frame's image (``size``, as stored), a mask
-    over another size. Unplaced keypoints of a class are unlabeled (visibility 0), placed ones
-    labeled and visible (2)."""
+    over another size; and for a class map, what :func:`class_map` refuses. Unplaced keypoints
+    of a class are unlabeled (visibility 0), placed ones labeled and visible (2)."""
     assert a.labels is not None
     reasons = sorted({i.reason for i in items if i.reason})
     prov = pb.Provenance(
@@ -607,6 +636,10 @@ def label_upload(
         labels.class_id = _class_of(got.class_name, classes, "class").id
     elif task_type == "MULTI_LABEL":
         labels.class_ids.extend(_class_of(name, classes, f"choice {name!r}").id for name in got.class_names)
+    elif task_type == "SEGMENTATION":
+        values, runs = class_map(got.class_regions, classes, size)
+        labels.segmentation.runs.classes.extend(values.tolist())
+        labels.segmentation.runs.lengths.extend(runs.tolist())
     elif task_type == "INSTANCE_SEGMENTATION":
         for n, instance in enumerate(got.instances):
             where = _region("polygon" if instance.polygons else "brush", instance.region, n)
@@ -624,6 +657,88 @@ def label_upload(
                 obj.keypoints.extend(_keypoints(b, cls, size, where))
     chunk = pb.UploadChunk(labels=[labels])
     return upload_id_of(a.platform, a.annotation_id, a.updated_at), chunk
+
+
+def class_regions(
+    values: Sequence[int], runs: Sequence[int], width: int, height: int, classes: dict[int, ClassDef]
+) -> tuple[ClassRegion, ...]:
+    """A class map (its class runs) as one region per class present that ``classes`` (by id) holds,
+    in class id order, each named ``class-<id>``; unlabeled pixels are in none. None for a frame
+    without a map, or whose map does not cover its ``width`` x ``height`` pixels."""
+    lengths = np.asarray(runs, dtype=np.int64)
+    if not len(lengths) or width <= 0 or height <= 0 or int(lengths.sum()) != width * height:
+        return ()
+    return tuple(
+        ClassRegion(classes[c].name, masks.to_string(counts), width, height, region=f"class-{c}")
+        for c, counts in classmaps.regions(np.asarray(values, dtype=np.uint16), lengths)
+        if c in classes
+    )
+
+
+def class_map(
+    regions: Sequence[ClassRegion], classes: dict[str, ClassDef], size: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The class map (values, runs; :mod:`shoal.common.classmaps`) that the regions of an annotation
+    paint on a frame of ``size`` (width, height): each region's pixels take its class, pixels in no
+    region are unlabeled, and a region that paints nothing changes nothing. Regions of one class may
+    overlap; a pixel painted by regions of two classes is refused rather than guessed at, since the
+    platform keeps no order of strokes across regions.
+
+    Raises:
+        InvalidArgument: naming the region: a class outside the ontology, a region drawn over
+            another size than the frame's, a mask that cannot be read, pixels another region paints
+            another class (naming both); and, for the whole map, a frame without a size in Shoal or
+            an annotation that paints no pixel at all (an empty map would take every pixel's class
+            away, which skipping the task does not).
+    """
+    width, height = size or (0, 0)
+    if width <= 0 or height <= 0:
+        raise InvalidArgument(
+            "the frame has no width and height in Shoal, and a class map is drawn over them: upload the frame with"
+            " its size",
+            field="segmentation",
+        )
+    out = np.full((height, width), classmaps.UNLABELED, dtype=np.uint16)
+    owner = np.full((height, width), -1, dtype=np.int32)  # the region that gave each pixel its class
+    names: list[str] = []
+    for n, r in enumerate(regions):
+        where = _region("brush", r.region, n)
+        names.append(where)
+        cls = _class_of(r.class_name, classes, where)
+        if (r.width, r.height) != (width, height):
+            raise InvalidArgument(
+                f"the brush is drawn over {r.width}x{r.height} pixels, not the frame's {width}x{height}: the platform"
+                " showed the image at another size",
+                field=where,
+            )
+        try:
+            counts = masks.from_string(r.mask)
+        except (ValueError, IndexError, OverflowError) as exc:
+            raise InvalidArgument(f"the mask is not COCO's compact run-length string: {exc}", field=where) from None
+        problem = masks.check(counts, height, width)
+        if problem is not None:
+            raise InvalidArgument(f"the mask is not one of the frame's {width}x{height} pixels ({problem})",
+                                  field=where)  # fmt: skip
+        on = masks.decode(counts, height, width).astype(bool)
+        clash = on & (out != classmaps.UNLABELED) & (out != cls.id)
+        if clash.any():
+            y, x = (int(v) for v in np.argwhere(clash)[0])
+            other = int(owner[y, x])
+            raise InvalidArgument(
+                f"{int(clash.sum()):,} of its pixels (the first at x={x}, y={y}) are painted {cls.name!r} here and"
+                f" {regions[other].class_name!r} by {names[other]}: a pixel takes one class, so erase them from one"
+                " of the two regions",
+                field=where,
+            )
+        out[on] = cls.id
+        owner[on] = n
+    if (owner < 0).all():
+        raise InvalidArgument(
+            "no pixel is painted: the annotation would take every pixel's class away; to leave the frame's labels as"
+            " they are, skip the task",
+            field="segmentation",
+        )
+    return classmaps.encode(out)
 
 
 def _region(kind: str, region: str, n: int) -> str:

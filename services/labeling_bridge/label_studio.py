@@ -7,7 +7,9 @@ How Shoal's things map onto Label Studio:
   the classes: ``<Choices>`` (one choice) for classification, ``<Choices choice="multiple">`` for
   multi-label, ``<RectangleLabels>`` (no rotation) for detection and for keypoints, ``<PolygonLabels>``
   for instance segmentation. Instance segmentation adds ``<BrushLabels name="brush">`` with the same
-  classes, keypoints ``<KeyPointLabels name="keypoint">`` whose labels are the keypoint names.
+  classes, keypoints ``<KeyPointLabels name="keypoint">`` whose labels are the keypoint names. Semantic
+  segmentation has the brush alone, ``<BrushLabels name="brush">``, each class's label painted in its
+  ``ClassDef.color`` where it has one (the label's ``background``).
 - A task's data holds the media URL, the Shoal frame id (``shoal_frame_id``, the idempotency key),
   the reason and the image size; pre-annotations are the task's prediction, with the pre-annotations'
   source as its model version.
@@ -30,6 +32,14 @@ How Shoal's things map onto Label Studio:
   in none is an error. Deleting a rectangle lifts its points to the top, where they go by containment.
   Label Studio has no hidden points: a point labeled hidden (COCO visibility 1) goes out as a point
   and comes back visible (2); a keypoint of the class without a point comes back unlabeled (0).
+- Semantic segmentation: a frame's class map goes out as one brush region per class present (id
+  ``class-<id>``), unlabeled pixels in none, and each brush region comes back as a
+  :class:`~shoal.labeling_bridge.platforms.ClassRegion` in the order of the result (the order the
+  regions were made), a region erased to nothing included; the bridge puts them together. Label
+  Studio keeps every brush region as its own mask, so regions may overlap: the server stores them
+  as posted, and the editor draws them translucent, one over the other in an order that is not the
+  result's (it lifts the selected region to the top), so no order of the result says which class an
+  annotator meant for a pixel painted twice.
 
 Authentication: Label Studio 1.23 turns legacy tokens off by default. A personal access token is a
 long-lived JWT refresh token; ``POST /api/token/refresh/`` exchanges it for an access token that lasts
@@ -70,6 +80,7 @@ from shoal.labeling_bridge import brush
 from shoal.labeling_bridge.platforms import (
     ANNOTATION_EVENTS,
     Box,
+    ClassRegion,
     Instance,
     Keypoint,
     Labels,
@@ -120,6 +131,7 @@ _CONTROL_TAGS: dict[TaskType, str] = {
     "detection": "RectangleLabels",
     "instance_segmentation": "PolygonLabels",
     "keypoints": "RectangleLabels",
+    "segmentation": "BrushLabels",
 }
 _CONTROL_ATTRIBUTES: dict[TaskType, str] = {
     "classification": ' choice="single-radio" required="true" showInline="true"',
@@ -128,6 +140,7 @@ _CONTROL_ATTRIBUTES: dict[TaskType, str] = {
     "detection": ' canRotate="false"',
     "instance_segmentation": "",
     "keypoints": ' canRotate="false"',
+    "segmentation": "",
 }
 #: the result item types of each task type's annotations
 _RESULT_TYPES: dict[TaskType, tuple[str, ...]] = {
@@ -136,9 +149,11 @@ _RESULT_TYPES: dict[TaskType, tuple[str, ...]] = {
     "detection": ("rectanglelabels",),
     "instance_segmentation": ("polygonlabels", "brushlabels"),
     "keypoints": ("rectanglelabels", "keypointlabels"),
+    "segmentation": ("brushlabels",),
 }
-#: the task types a result of unknown project is read as, by its item types; multi-label is never
-#: guessed (its choices look like classification's)
+#: the task types a result of unknown project is read as, by its item types; multi-label and
+#: segmentation are never guessed (their results look like classification's and instance
+#: segmentation's)
 _GUESSED: tuple[TaskType, ...] = ("classification", "detection", "instance_segmentation", "keypoints")
 #: how errors name a region of each result item type
 _REGION_NAMES = {
@@ -172,13 +187,18 @@ class Interface:
     task_type: TaskType
     classes: tuple[str, ...]
     keypoints: tuple[str, ...] = ()
+    #: (class, ``#rrggbb``) of each class whose label has a colour (its ``background``)
+    colors: tuple[tuple[str, str], ...] = ()
 
 
 def labeling_config(spec: ProjectSpec) -> str:
     """The labeling interface of a Shoal project: the reason as a header, the image, its controls."""
-    controls = _control(_CONTROL_TAGS[spec.task_type], CONTROL_NAME, spec.classes, _CONTROL_ATTRIBUTES[spec.task_type])
+    # semantic segmentation has the brush alone; the other task types a control named CONTROL_NAME
+    name = BRUSH_NAME if spec.task_type == "segmentation" else CONTROL_NAME
+    controls = _control(_CONTROL_TAGS[spec.task_type], name, spec.classes, _CONTROL_ATTRIBUTES[spec.task_type],
+                        spec.colors)  # fmt: skip
     if spec.task_type == "instance_segmentation":
-        controls += _control("BrushLabels", BRUSH_NAME, spec.classes)
+        controls += _control("BrushLabels", BRUSH_NAME, spec.classes, colors=spec.colors)
     if spec.task_type == "keypoints":
         controls += _control("KeyPointLabels", KEYPOINT_NAME, spec.keypoints)
     return (
@@ -190,9 +210,15 @@ def labeling_config(spec: ProjectSpec) -> str:
     )
 
 
-def _control(tag: str, name: str, values: Sequence[str], attributes: str = "") -> str:
+def _control(
+    tag: str, name: str, values: Sequence[str], attributes: str = "", colors: Mapping[str, str] | None = None
+) -> str:
     item = "Choice" if tag == "Choices" else "Label"
-    items = "\n".join(f"    <{item} value={quoteattr(v)}/>" for v in values)
+    paint = colors if item == "Label" and colors else {}
+    items = "\n".join(
+        f"    <{item} value={quoteattr(v)}" + (f" background={quoteattr(paint[v])}" if v in paint else "") + "/>"
+        for v in values
+    )
     return f'  <{tag} name="{name}" toName="{IMAGE_NAME}"{attributes}>\n{items}\n  </{tag}>\n'
 
 
@@ -207,10 +233,14 @@ def parse_labeling_config(config: str) -> Interface | None:
         return None
     controls = {e.get("name"): e for e in root.iter() if e.get("name") and e.get("toName")}
     main = controls.get(CONTROL_NAME)
-    if main is None:
-        return None
     task_type: TaskType
-    if main.tag == "Choices":
+    if main is None:
+        # semantic segmentation: the brush alone
+        main = controls.get(BRUSH_NAME)
+        if main is None or main.tag != "BrushLabels":
+            return None
+        task_type = "segmentation"
+    elif main.tag == "Choices":
         task_type = "multi_label" if main.get("choice") == "multiple" else "classification"
     elif main.tag == "RectangleLabels":
         points = controls.get(KEYPOINT_NAME)
@@ -224,7 +254,12 @@ def parse_labeling_config(config: str) -> Interface | None:
         return tuple(str(e.get("value")) for e in control.iter() if e.tag in ("Choice", "Label") and e.get("value"))
 
     keypoints = values(controls[KEYPOINT_NAME]) if task_type == "keypoints" else ()
-    return Interface(task_type, values(main), keypoints)
+    colors = tuple(
+        (str(e.get("value")), str(e.get("background")))
+        for e in main.iter()
+        if e.tag == "Label" and e.get("value") and e.get("background")
+    )
+    return Interface(task_type, values(main), keypoints, colors)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,6 +310,10 @@ def result_from_labels(
         return [{**choice, "value": {"choices": names}}] if names else []
     width = image_width or labels.image_width
     height = image_height or labels.image_height
+    if task_type == "segmentation":
+        return [
+            _class_region_item(r, n, width, height, check(r.class_name)) for n, r in enumerate(labels.class_regions)
+        ]
     if (labels.boxes or labels.instances) and not (width and height and width > 0 and height > 0):
         raise ValueError("objects need the image size in pixels (image_width, image_height) to be placed")
     result = []
@@ -348,6 +387,37 @@ def _instance_item(instance: Instance, n: int, width: int, height: int, class_na
     return {"from_name": BRUSH_NAME, **place, "type": "brushlabels", **score, "value": value}
 
 
+def _class_region_item(
+    region: ClassRegion, n: int, width: int | None, height: int | None, class_name: str
+) -> dict[str, Any]:
+    """The brush region of one class's pixels, over the image of the region's size (which must be the
+    task's, ``width`` x ``height``, when that is known)."""
+    where = f"class region {region.region!r}" if region.region else f"class region {n}"
+    if region.width <= 0 or region.height <= 0:
+        raise ValueError(f"{where}: image size {region.width}x{region.height}")
+    if width and height and (region.width, region.height) != (width, height):
+        raise ValueError(f"{where}: drawn over {region.width}x{region.height} pixels, not the {width}x{height} image")
+    try:
+        runs = masks.from_string(region.mask)
+    except (ValueError, IndexError, OverflowError) as exc:
+        raise ValueError(f"{where}: the mask is not COCO's compact run-length string: {exc}") from None
+    problem = masks.check(runs, region.height, region.width)
+    if problem is not None:
+        raise ValueError(f"{where}: its mask is not one of the {region.width}x{region.height} image: {problem}")
+    value = {"format": "rle", "rle": brush.encode(masks.decode(runs, region.height, region.width)),
+             "brushlabels": [class_name]}  # fmt: skip
+    return {
+        **({"id": region.region} if region.region else {}),
+        "from_name": BRUSH_NAME,
+        "to_name": IMAGE_NAME,
+        "original_width": region.width,
+        "original_height": region.height,
+        "image_rotation": 0,
+        "type": "brushlabels",
+        "value": value,
+    }
+
+
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise MalformedResult(f"{what} is {value!r}, not a finite number")
@@ -369,14 +439,16 @@ def labels_from_result(
     Places are converted from percent to pixels of the items' ``original_width`` x
     ``original_height``, or of ``image_width`` x ``image_height`` when the result lacks them. An
     empty result is a frame with no object in an object project, and a frame with no class in a
-    multi-label project. Keypoints are grouped onto rectangles by :func:`group_keypoints`.
+    multi-label project. Keypoints are grouped onto rectangles by :func:`group_keypoints`. In a
+    segmentation project each brush region is a class region over its own image size, in the
+    result's order; one that paints nothing is kept (the bridge decides what it means).
 
     Raises:
         MalformedResult: naming the region: not a list of result items, items of another task type
             or of several, a class not in ``classes``, not exactly one choice (classification), a
             rotated rectangle, places that are not numbers, objects without an image size, a polygon
-            of fewer than 3 points or left open, a brush mask that cannot be read or paints nothing,
-            a keypoint nested under no rectangle and lying in none.
+            of fewer than 3 points or left open, a brush mask that cannot be read (or, of an
+            instance, paints nothing), a keypoint nested under no rectangle and lying in none.
     """
     if not isinstance(result, list):
         raise MalformedResult(f"the result is a {type(result).__name__}, not a list of items")
@@ -407,6 +479,7 @@ def labels_from_result(
 
     boxes: list[Box] = []
     instances: list[Instance] = []
+    regions: list[ClassRegion] = []
     points: list[tuple[Keypoint, str, str]] = []
     width_seen: int | None = None
     height_seen: int | None = None
@@ -437,6 +510,9 @@ def labels_from_result(
             instances.append(
                 Instance(check(labels[0], where), polygons=(_polygon(value, width, height, where),), region=region)
             )
+        elif kind_of == "brushlabels" and kind == "segmentation":
+            mask = _brush(value, width, height, where, empty=True)
+            regions.append(ClassRegion(check(labels[0], where), mask, round(width), round(height), region=region))
         elif kind_of == "brushlabels":
             instances.append(Instance(check(labels[0], where), mask=_brush(value, width, height, where), region=region))
         else:
@@ -459,6 +535,7 @@ def labels_from_result(
     return Labels(
         boxes=group_keypoints(boxes, points) if kind == "keypoints" else tuple(boxes),
         instances=tuple(instances),
+        class_regions=tuple(regions),
         image_width=width_seen if width_seen is not None else image_width,
         image_height=height_seen if height_seen is not None else image_height,
     )
@@ -501,8 +578,9 @@ def _polygon(value: Mapping[str, Any], width: float, height: float, where: str) 
     )
 
 
-def _brush(value: Mapping[str, Any], width: float, height: float, where: str) -> bytes:
-    """A brush region's mask as COCO's compact run-length string over its image."""
+def _brush(value: Mapping[str, Any], width: float, height: float, where: str, *, empty: bool = False) -> bytes:
+    """A brush region's mask as COCO's compact run-length string over its image; one that paints
+    nothing is an error unless ``empty``."""
     if value.get("format", "rle") != "rle" or not isinstance(value.get("rle"), list):
         raise MalformedResult(f"{where}: expected a brush mask of format 'rle' with its bytes in rle")
     if width != round(width) or height != round(height):
@@ -511,7 +589,7 @@ def _brush(value: Mapping[str, Any], width: float, height: float, where: str) ->
         mask = brush.decode(value["rle"], round(height), round(width))
     except brush.BrushError as exc:
         raise MalformedResult(f"{where}: the brush mask cannot be read: {exc}") from None
-    if not mask.any():
+    if not empty and not mask.any():
         raise MalformedResult(f"{where}: the brush mask paints no pixel")
     return masks.to_string(masks.encode(mask))
 
@@ -652,21 +730,26 @@ class LabelStudioPlatform:
             )
         missing = [c for c in spec.classes if c not in have.classes]
         missing_points = [k for k in spec.keypoints if k not in have.keypoints]
+        painted = dict(have.colors)
+        recolored = [c for c, color in spec.colors.items() if painted.get(c, "").lower() != color.lower()]
         # The asked-for classes (and keypoints) first, then any the project had before (never drop a label
-        # annotations may use).
+        # annotations may use), with the colours asked for, else those they had.
+        classes = [*spec.classes, *(c for c in have.classes if c not in spec.classes)]
         merged = replace(
             spec,
-            classes=[*spec.classes, *(c for c in have.classes if c not in spec.classes)],
+            classes=classes,
             keypoints=[*spec.keypoints, *(k for k in have.keypoints if k not in spec.keypoints)],
+            colors={**{c: v for c, v in painted.items() if c in classes}, **spec.colors},
         )
-        if missing or missing_points or DATA_REASON not in str(found.get("label_config", "")):
+        if missing or missing_points or recolored or DATA_REASON not in str(found.get("label_config", "")):
             self._request("PATCH", f"/api/projects/{project_id}/", json={"label_config": labeling_config(merged)})
             log.info(
-                "Label Studio project %r (id %s): added classes %s, keypoints %s",
+                "Label Studio project %r (id %s): added classes %s, keypoints %s; colours of %s",
                 spec.name,
                 project_id,
                 missing,
                 missing_points,
+                recolored,
             )
         return self._ref(project_id, merged)
 

@@ -1,7 +1,8 @@
 """The frames of a job that another service owns, read over gRPC with the caller's own API key: a
-finished label-issues job's flagged frames from the analysis service, a finished campaign's sample
-from the sampler. The owning service's authorisation decides what the caller may read; the
-caller's request id and deadline go along.
+finished label-issues job's flagged frames (classification, objects, multi-label or semantic
+segmentation) from the analysis service, a finished campaign's sample from the sampler. The owning
+service's authorisation decides what the caller may read; the caller's request id and deadline go
+along.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from shoal.sampler.v1 import sampler_pb2_grpc
 #: the job kinds (common.v1.Job.kind) whose frames SendForLabeling takes
 LABEL_ISSUES_KIND = "label_issues"
 DETECTION_ISSUES_KIND = "detection_label_issues"
+MULTILABEL_ISSUES_KIND = "multilabel_label_issues"
+SEGMENTATION_ISSUES_KIND = "segmentation_label_issues"
+#: every kind of label-issues job, one per task type's analysis
+LABEL_ISSUE_KINDS = (LABEL_ISSUES_KIND, DETECTION_ISSUES_KIND, MULTILABEL_ISSUES_KIND, SEGMENTATION_ISSUES_KIND)
 CAMPAIGN_KIND = "campaign"
 #: the page size asked for: the largest the services give
 PAGE_SIZE = MAX_PAGE_SIZE
@@ -140,14 +145,36 @@ class Owners:
     def label_issues(self, project: str, job_id: str, most: int, context: Any) -> Source:
         """A finished label-issues job's flagged frames (at most ``most``), worst first, each with its
         own reason (classification: the given and the suggested class; detection: the kinds of box
-        issues); frames whose issue was dismissed (DismissLabelIssues) are left out."""
+        issues; multi-label: the classes missing and extra; semantic segmentation: the pixels
+        flagged and the classes most of them mix up); frames whose issue was dismissed
+        (DismissLabelIssues) are left out, as the analysis service's queries leave them out."""
         field = "label_issues.job_id"
-        job = self._finished("analysis", project, job_id, (LABEL_ISSUES_KIND, DETECTION_ISSUES_KIND), context, field)
+        job = self._finished("analysis", project, job_id, LABEL_ISSUE_KINDS, context, field)
         params = job.params
         dataset = params.get("dataset") or self.datasets.get_inference_set(project, params["inference_set"]).dataset
         frames: list[str] = []
         reasons: list[str] = []
-        if job.kind == DETECTION_ISSUES_KIND:
+        names = {c.id: c.name for c in self.projects.get(project).classes}
+        if job.kind == MULTILABEL_ISSUES_KIND:
+
+            def multilabel(page: common_pb2.PageRequest) -> apb.QueryMultiLabelIssuesRequest:
+                return apb.QueryMultiLabelIssuesRequest(project=project, job_id=job.job_id, page=page)
+
+            for resp in self._pages("analysis", "QueryMultiLabelIssues", multilabel, most, context, field):
+                for m in resp.issues[: most - len(frames)]:
+                    frames.append(m.ref.frame_id)
+                    reasons.append(_multilabel_reason(m, names))
+        elif job.kind == SEGMENTATION_ISSUES_KIND:
+
+            def segmentation(page: common_pb2.PageRequest) -> apb.QuerySegmentationIssuesRequest:
+                return apb.QuerySegmentationIssuesRequest(project=project, job_id=job.job_id, page=page)
+
+            for resp in self._pages("analysis", "QuerySegmentationIssues", segmentation, most, context, field):
+                # the pages hold the flagged frames only (all_frames unset); is_issue says so again
+                for sg in [x for x in resp.issues if x.is_issue][: most - len(frames)]:
+                    frames.append(sg.ref.frame_id)
+                    reasons.append(_segmentation_reason(sg, names))
+        elif job.kind == DETECTION_ISSUES_KIND:
 
             def detection(page: common_pb2.PageRequest) -> apb.QueryDetectionLabelIssuesRequest:
                 return apb.QueryDetectionLabelIssuesRequest(project=project, job_id=job.job_id, page=page,
@@ -158,7 +185,6 @@ class Owners:
                     frames.append(f.ref.frame_id)
                     reasons.append(_detection_reason(f))
         else:
-            names = {c.id: c.name for c in self.projects.get(project).classes}
 
             def classification(page: common_pb2.PageRequest) -> apb.QueryLabelIssuesRequest:
                 return apb.QueryLabelIssuesRequest(project=project, job_id=job.job_id, page=page)
@@ -188,7 +214,24 @@ class Owners:
                       f"campaign:{job.job_id}")  # fmt: skip
 
 
+def _multilabel_reason(m: apb.MultiLabelIssue, names: dict[int, str]) -> str:
+    parts = [f"{what} {', '.join(names.get(c, str(c)) for c in ids)}"
+             for what, ids in (("missing", m.missing_class_ids), ("extra", m.extra_class_ids)) if ids]  # fmt: skip
+    if not parts:  # flagged by its worst class alone
+        parts = [f"doubtful {names.get(m.worst_class, str(m.worst_class))}"]
+    return f"label issue: {'; '.join(parts)} (label quality {m.score:.2f})"
+
+
+def _segmentation_reason(s: apb.SegmentationIssue, names: dict[int, str]) -> str:
+    flagged = f"{s.flagged_pixels:,} {'pixel' if s.flagged_pixels == 1 else 'pixels'} likely mislabeled"
+    if s.worst_class >= 0 and s.suggested_class >= 0:
+        flagged += (f", mostly labeled {names.get(s.worst_class, str(s.worst_class))} where the model sees "
+                    f"{names.get(s.suggested_class, str(s.suggested_class))}")  # fmt: skip
+    return f"label issue: {flagged} (label quality {s.score:.2f})"
+
+
 def _detection_reason(f: apb.DetectionFrameIssue) -> str:
     counts = ((f.missing_labels, "missing box"), (f.spurious_labels, "spurious box"),
-              (f.mislocalized, "mislocalized box"), (f.class_swaps, "box of another class"))  # fmt: skip
+              (f.mislocalized, "mislocalized box"), (f.class_swaps, "box of another class"),
+              (f.misplaced_keypoints, "misplaced keypoint"), (f.swapped_keypoints, "swapped keypoints"))  # fmt: skip
     return "label issues: " + ", ".join(f"{n} {what}" for n, what in counts if n) + f" (frame score {f.score:.2f})"

@@ -17,7 +17,9 @@ Labelbox, Scale) implements the same methods with the same promises:
   :class:`PlatformAnnotation` with ``error`` set; the rest of the batch converts as usual.
 - **Labels in Shoal's terms.** Boxes, polygons and keypoints are in pixels, ``x, y`` the top-left
   corner of a box, and masks are COCO run lengths over the frame, whatever the platform stores (Label
-  Studio stores percentages of the image size, and masks as its own brush bit stream).
+  Studio stores percentages of the image size, and masks as its own brush bit stream). A semantic
+  segmentation map travels as one mask per class (:class:`ClassRegion`); the bridge, not the adapter,
+  puts the regions that come back together into the frame's class map.
 
 Everything here is plain data: the interface knows no HTTP and no gRPC.
 """
@@ -25,6 +27,7 @@ Everything here is plain data: the interface knows no HTTP and no gRPC.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
@@ -33,6 +36,7 @@ __all__ = [
     "ANNOTATION_EVENTS",
     "TASK_TYPES",
     "Box",
+    "ClassRegion",
     "Instance",
     "Keypoint",
     "LabelingPlatform",
@@ -47,8 +51,10 @@ __all__ = [
     "TaskType",
 ]
 
-TaskType = Literal["classification", "multi_label", "detection", "instance_segmentation", "keypoints"]
+TaskType = Literal["classification", "multi_label", "detection", "instance_segmentation", "keypoints", "segmentation"]
 TASK_TYPES: tuple[TaskType, ...] = get_args(TaskType)
+
+_COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 
 #: The webhook events the bridge subscribes to (Label Studio's names; other adapters map them).
 ANNOTATION_EVENTS: tuple[str, ...] = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
@@ -87,7 +93,8 @@ class ProjectSpec:
         name: the project's title on the platform; projects are found by it.
         task_type: ``"classification"`` (one class per frame), ``"multi_label"`` (any number of
             classes per frame), ``"detection"`` (2-D boxes), ``"instance_segmentation"`` (objects
-            with polygons or a mask) or ``"keypoints"`` (objects with a box and named points).
+            with polygons or a mask), ``"keypoints"`` (objects with a box and named points) or
+            ``"segmentation"`` (a class for every pixel).
         classes: the ontology's class names, in display order. Classes may be added later
             (the project follows); classes are never removed from a platform project, since
             annotations may use them.
@@ -95,6 +102,9 @@ class ProjectSpec:
         keypoints: keypoint projects: the keypoint names the annotators may place, those of every
             class, each once (which belong to which class is Shoal's to check). Grows like the
             classes.
+        colors: class name -> the colour the platform paints it in, ``#rrggbb`` (the classes'
+            ``ClassDef.color``; classes without one get the platform's). A changed colour is
+            changed on the platform too.
     """
 
     name: str
@@ -102,6 +112,7 @@ class ProjectSpec:
     classes: Sequence[str]
     description: str = ""
     keypoints: Sequence[str] = ()
+    colors: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -120,8 +131,16 @@ class ProjectSpec:
             raise ValueError("ProjectSpec.keypoints must list at least one non-empty keypoint name")
         if len(set(keypoints)) != len(keypoints):
             raise ValueError(f"ProjectSpec.keypoints repeats a keypoint: {keypoints}")
+        colors = {str(c): str(v) for c, v in self.colors.items()}
+        odd = sorted(set(colors) - set(classes))
+        if odd:
+            raise ValueError(f"ProjectSpec.colors names classes that are not in classes: {odd}")
+        bad = sorted(c for c, v in colors.items() if not _COLOR.match(v))
+        if bad:
+            raise ValueError(f"ProjectSpec.colors of {bad} are not written #rrggbb")
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "keypoints", keypoints)
+        object.__setattr__(self, "colors", colors)
 
 
 @dataclass(frozen=True)
@@ -191,9 +210,30 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class ClassRegion:
+    """Semantic segmentation: pixels given one class, as COCO's compact run-length string over an
+    image of ``height`` x ``width`` pixels (the size the platform drew it over; the bridge checks it
+    is the frame's).
+
+    Going out, a frame's class map is one region per class present (unlabeled pixels in none).
+    Coming back, the regions are the annotation's, in the platform's order: several may share a
+    class, and they may overlap (the bridge refuses pixels given two classes) or paint nothing.
+
+    ``region`` is the platform's id of the region, named in errors ("" when it has none).
+    """
+
+    class_name: str
+    mask: bytes
+    width: int
+    height: int
+    region: str = ""
+
+
+@dataclass(frozen=True)
 class Labels:
     """What a frame is labeled as: a class (classification), a set of classes (multi-label), boxes
-    (detection, and keypoints on them), or instances (instance segmentation).
+    (detection, and keypoints on them), instances (instance segmentation), or class regions
+    (semantic segmentation).
 
     ``image_width`` and ``image_height`` (pixels) are needed to place boxes, polygons, masks and
     keypoints on platforms that store relative coordinates; a frame of an object task with no
@@ -204,6 +244,7 @@ class Labels:
     class_names: tuple[str, ...] = ()
     boxes: tuple[Box, ...] = ()
     instances: tuple[Instance, ...] = ()
+    class_regions: tuple[ClassRegion, ...] = ()
     image_width: int | None = None
     image_height: int | None = None
 
@@ -283,7 +324,8 @@ class LabelingPlatform(Protocol):
     def ensure_project(self, spec: ProjectSpec) -> ProjectRef:
         """Find the project titled ``spec.name`` or create it, with a labeling interface made from
         the ontology and a place that shows each task's reason. Idempotent: a second call finds the
-        project; classes (and keypoints) added to ``spec`` since are added to the project's interface.
+        project; classes (and keypoints) added to ``spec`` since are added to the project's interface,
+        and colours changed since are changed there.
 
         Raises:
             PlatformError: a project of that name exists but is not one Shoal can use (another task

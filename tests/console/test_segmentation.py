@@ -121,7 +121,7 @@ def test_the_issues_page_finds_the_mislabeled_regions(console: Console, streets:
     assert page.inner_text("#issue-given") == "road" and page.inner_text("#issue-suggested") == "sky"
     assert int(page.inner_text("#issue-flagged").split()[0].replace(",", "")) >= 450  # of the 660 pixels painted
     page.wait_for_selector("#issue-one svg image.mask")  # the flagged pixels drawn over the image
-    assert page.is_disabled("#issue-accept") and not page.is_disabled("#issue-dismiss")
+    assert not page.is_disabled("#issue-accept") and not page.is_disabled("#issue-dismiss")
     page.keyboard.press("j")
     page.wait_for_selector(f"#issue-one:not([data-frame-id='{first}'])")
     assert page.get_attribute("#issue-one", "data-frame-id") in {f"st-{i:02d}" for i in PLANTED}

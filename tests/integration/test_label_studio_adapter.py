@@ -368,14 +368,16 @@ def test_a_stopped_label_studio_makes_the_adapter_raise_platform_unavailable(lab
         ("multi_label", {"label": "Choices"}),
         ("instance_segmentation", {"label": "PolygonLabels", "brush": "BrushLabels"}),
         ("keypoints", {"label": "RectangleLabels", "keypoint": "KeyPointLabels"}),
+        ("segmentation", {"brush": "BrushLabels"}),
     ],
 )
 def test_projects_of_the_other_task_types_are_told_apart(
     platform: LabelStudioPlatform, api: Api, task_type: str, controls: dict[str, str]
 ) -> None:
     """Label Studio takes each interface; the project is found again as what it is (multi-label is
-    not mistaken for classification, keypoints not for detection), and keypoints added to a class
-    are added to the interface, those it had kept."""
+    not mistaken for classification, keypoints not for detection, semantic segmentation not for
+    instance segmentation), keypoints added to a class are added to the interface, those it had
+    kept, and a class's colour follows the ontology."""
     name = _name(task_type.replace("_", "-"))
     keypoints = ["nose", "tail"] if task_type == "keypoints" else []
     spec = ProjectSpec(name, task_type, ["cat", "dog"], keypoints=keypoints)  # type: ignore[arg-type]
@@ -392,6 +394,14 @@ def test_projects_of_the_other_task_types_are_told_apart(
         assert grown.spec.keypoints == ("nose", "ear", "tail")
         parsed = api("GET", f"/api/projects/{first.project_id}/")["parsed_label_config"]
         assert parsed["keypoint"]["labels"] == ["nose", "ear", "tail"]
+    if task_type == "segmentation":
+        painted = platform.ensure_project(ProjectSpec(name, "segmentation", ["cat", "dog"], colors={"dog": "#ff8800"}))
+        config = api("GET", f"/api/projects/{first.project_id}/")["label_config"]
+        assert 'value="dog" background="#ff8800"' in config and 'value="cat"/>' in config
+        assert parse_labeling_config(config).colors == (("dog", "#ff8800"),)  # type: ignore[union-attr]
+        # asked again without colours: the colour stays, and nothing is changed
+        assert platform.ensure_project(spec).spec.colors == painted.spec.colors == {"dog": "#ff8800"}
+        assert api("GET", f"/api/projects/{first.project_id}/")["label_config"] == config
 
 
 def test_brush_masks_are_label_studio_converters_byte_for_byte(label_studio: Any) -> None:

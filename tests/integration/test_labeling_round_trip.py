@@ -776,3 +776,233 @@ def test_multi_label_round_trip_by_webhook(with_webhooks: Running, label_studio:
             newest = _newest_from_label_studio(c, project, "photos", frame)
             _assert_provenance(newest, items[frame], label_studio)
             assert list(newest.class_ids) == classes and not newest.HasField("class_id")
+
+
+# --- semantic segmentation, and label issues of every task type -------------------------------------
+
+NONE = 65535
+STREET = [pb.ClassDef(id=3, name="road", color="#804080"), pb.ClassDef(id=5, name="car"),
+          pb.ClassDef(id=9, name="sky", color="#4682b4")]  # fmt: skip
+
+
+def _street(seed: int, h: int = 32, w: int = 64) -> np.ndarray:
+    """Sky above road, a car on the road, the horizon's row and some pixels without a class."""
+    rng = np.random.default_rng(seed)
+    a = np.full((h, w), 9, dtype=np.uint16)
+    a[h // 3 :] = 3
+    top, left = int(rng.integers(h // 3 + 1, h - 8)), int(rng.integers(0, w - 16))
+    a[top : top + 6, left : left + 14] = 5
+    a[h // 3] = NONE
+    a[rng.random((h, w)) < 0.05] = NONE
+    return a
+
+
+def _painted(item: dict[str, Any], h: int, w: int) -> np.ndarray:
+    from shoal.labeling_bridge import brush
+
+    return brush.decode(item["value"]["rle"], h, w)
+
+
+def test_semantic_segmentation_round_trip_pixel_for_pixel(polling_only: Running, label_studio: Any) -> None:
+    """A label map goes out as one brush region per class present (in the class's colour), the
+    unlabeled pixels in none; an annotator repaints the car as road and erases the top of the sky, and
+    the new label version is that map pixel for pixel, with provenance. Label Studio keeps two
+    overlapping regions as they were posted; such an annotation, and one painted over another image
+    size, fail alone, naming their regions."""
+    from shoal.common import classmaps
+    from shoal.labeling_bridge import brush
+
+    w, h = 64, 32
+    project = f"sem-{uuid.uuid4().hex[:6]}"
+    maps = {f: _street(i) for i, f in enumerate(["a", "b", "c"])}
+    with polling_only.client(polling_only.admin_key) as c:
+        _shaped_project(c, project, pb.TASK_TYPE_SEGMENTATION, STREET, "streets",
+                        UploadColumns(frame_ids=list(maps), media_uris=["http://127.0.0.1:1/s.png"] * 3,
+                                      sizes=[(w, h)] * 3, label_maps=list(maps.values()),
+                                      provenance=pb.Provenance(source="import", author="vendor")))  # fmt: skip
+        req = c.send_for_labeling(project, frames=list(maps), dataset="streets", timeout=120)
+        assert req.state == lpb.LABELING_REQUEST_STATE_SENT and req.counts.sent == 3
+        api = Api(label_studio)
+        tasks = _tasks(api, req.platform_project_id)
+        stored = api("GET", f"/api/projects/{req.platform_project_id}/")
+        assert set(stored["parsed_label_config"]) == {"brush"}
+        assert stored["parsed_label_config"]["brush"]["type"] == "BrushLabels"
+        assert 'value="road" background="#804080"' in stored["label_config"]
+        assert 'value="car"/>' in stored["label_config"]
+
+        # what Label Studio stored: a brush region per class, its pixels exactly; unlabeled pixels in none
+        for frame, want in maps.items():
+            regions = _prediction(api, tasks[f"streets/{frame}"])
+            assert [(r["id"], r["from_name"], r["value"]["brushlabels"]) for r in regions] == [
+                ("class-3", "brush", ["road"]), ("class-5", "brush", ["car"]), ("class-9", "brush", ["sky"])]  # fmt: skip
+            assert all((r["original_width"], r["original_height"]) == (w, h) for r in regions)
+            for r, cid in zip(regions, (3, 5, 9), strict=True):
+                np.testing.assert_array_equal(_painted(r, h, w), want == cid)
+        road, car, sky = _prediction(api, tasks["streets/a"])
+
+        # the annotator repaints the car as road and erases the top three rows of the sky
+        car["value"]["brushlabels"] = ["road"]
+        top = _painted(sky, h, w)
+        top[:3] = False
+        sky["value"]["rle"] = brush.encode(top)
+        api.annotate(str(tasks["streets/a"]["id"]), [road, car, sky])
+        edited = maps["a"].copy()
+        edited[edited == 5] = 3
+        edited[:3][edited[:3] == 9] = NONE
+
+        # another paints road over the horizon without erasing the sky there: Label Studio keeps both
+        # regions as posted, each its own mask, in the order given
+        b_regions = _prediction(api, tasks["streets/b"])
+        over = np.zeros((h, w), dtype=bool)
+        over[8:14] = True
+        stroke = {"id": "new-road", "from_name": "brush", "to_name": "image", "type": "brushlabels",
+                  "original_width": w, "original_height": h,
+                  "value": {"format": "rle", "rle": brush.encode(over), "brushlabels": ["road"]}}  # fmt: skip
+        posted = api.annotate(str(tasks["streets/b"]["id"]), [*b_regions, stroke])
+        kept = api("GET", f"/api/annotations/{posted['id']}/")["result"]
+        assert [r["id"] for r in kept] == ["class-3", "class-5", "class-9", "new-road"]
+        both = _painted(kept[2], h, w) & _painted(kept[3], h, w)
+        np.testing.assert_array_equal(both, (maps["b"] == 9) & over)
+        assert both.any()
+        # and a third paints over an image of another size
+        small = {**stroke, "id": "small", "original_width": 32, "original_height": 16,
+                 "value": {"format": "rle", "rle": brush.encode(np.ones((16, 32))), "brushlabels": ["sky"]}}  # fmt: skip
+        api.annotate(str(tasks["streets/c"]["id"]), [small])
+
+        sync = c.labeling_bridge.SyncAnnotations(lpb.SyncAnnotationsRequest(project=project))
+        assert (sync.read, sync.synced, sync.failed) == (3, 1, 2)
+        items = _items(c, project, req.request_id)
+        assert items["b"].state == items["c"].state == lpb.ITEM_STATE_FAILED
+        assert f"of task {items['b'].task_id} (frame streets/b)" in items["b"].error
+        assert "brush 'new-road': " in items["b"].error
+        assert "are painted 'road' here and 'sky' by brush 'class-9'" in items["b"].error
+        assert "brush 'small': the brush is drawn over 32x16 pixels, not the frame's 64x32" in items["c"].error
+
+        newest = _newest_from_label_studio(c, project, "streets", "a")
+        _assert_provenance(newest, items["a"], label_studio)
+        runs = newest.segmentation.runs
+        got = classmaps.decode(np.array(runs.classes), np.array(runs.lengths), h, w)
+        np.testing.assert_array_equal(got, edited)
+        assert (got == NONE).sum() > (maps["a"] == NONE).sum()  # the erased pixels are unlabeled now
+        # the frames whose annotation failed keep their label
+        for frame in ("b", "c"):
+            (version,) = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(
+                project=project, dataset="streets", frame_id=frame)).versions  # fmt: skip
+            assert version.provenance.source == "import"
+
+
+@pytest.fixture
+def with_media(embedded_settings: ShoalSettings, label_studio: Any, tmp_path: Any) -> Iterator[tuple[Running, Any]]:
+    """A server that reads files under a media root (per-pixel probabilities as .npy)."""
+    media = tmp_path / "media"
+    media.mkdir()
+    settings = _settings(embedded_settings, label_studio, webhooks=False, poll=3600)
+    running = start_server(settings.model_copy(update={"console_media_roots": [str(media)]}))
+    yield running, media
+    running.server.stop(grace=1)
+
+
+def test_multi_label_and_segmentation_label_issues_are_sent_with_their_reasons(
+    with_media: tuple[Running, Any], label_studio: Any
+) -> None:
+    """The flagged frames of a multi-label label-issues job go out with the classes missing from and
+    extra in their labels; those of a segmentation job with the pixels flagged and the classes mixed
+    up, pre-annotated with the model's maps."""
+    from tests.unit.test_segmentation_issues import K, dataset
+
+    running, media = with_media
+    api = Api(label_studio)
+
+    # multi-label: a model right everywhere, labels with a class removed, one added, and both
+    ml = f"mli-{uuid.uuid4().hex[:6]}"
+    rng = np.random.default_rng(4)
+    truth = rng.random((60, 3)) < 0.5
+    truth[[3, 7, 11]] = [[1, 1, 0], [0, 0, 1], [0, 1, 0]]
+    given = truth.copy()
+    given[[3, 7, 11]] = [[1, 0, 0], [1, 0, 1], [0, 0, 1]]
+    scores = np.where(truth, 0.93, 0.04).astype(np.float32)
+    ids = [f"p{i:02d}" for i in range(60)]
+    with running.client(running.admin_key) as c:
+        _shaped_project(c, ml, pb.TASK_TYPE_MULTI_LABEL, [pb.ClassDef(id=i, name=n) for i, n in enumerate(CLASSES)],
+                        "photos", UploadColumns(frame_ids=ids, media_uris=["http://127.0.0.1:1/p.png"] * 60,
+                                                sizes=[(32, 32)] * 60,
+                                                class_sets=[np.flatnonzero(g).tolist() for g in given]))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=ml, inference_set=pb.InferenceSet(
+            name="net", dataset="photos", model_name="net", model_version="1")))  # fmt: skip
+        r = c.upload(ml, "photos", UploadColumns(frame_ids=ids, skip_frames=True, inference_set="net",
+                                                 probabilities=scores), progress=False)  # fmt: skip
+        assert c.wait_for_upload(ml, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=ml, inference_set="net")).job
+        job = c.wait_for_job(ml, job.job_id, progress=False, timeout=120)
+        assert job.kind == "multilabel_label_issues"
+        issues = {i.ref.frame_id: i for i in c.analysis.QueryMultiLabelIssues(apb.QueryMultiLabelIssuesRequest(
+            project=ml, job_id=job.job_id, page=cpb.PageRequest(page_size=100))).issues}  # fmt: skip
+        assert set(issues) == {"p03", "p07", "p11"}
+        req = c.send_for_labeling(ml, label_issues_job_id=job.job_id, timeout=120)
+        assert req.state == lpb.LABELING_REQUEST_STATE_SENT and req.counts.sent == 3
+        assert req.source == f"label_issues:{job.job_id}"
+        reasons = {
+            f.split("/", 1)[1]: t["data"]["shoal_reason"] for f, t in _tasks(api, req.platform_project_id).items()
+        }
+        q = {f: f"{i.score:.2f}" for f, i in issues.items()}
+        assert reasons == {
+            "p03": f"label issue: missing dog (label quality {q['p03']})",
+            "p07": f"label issue: extra cat (label quality {q['p07']})",
+            "p11": f"label issue: missing dog; extra fox (label quality {q['p11']})",
+        }
+
+    # semantic segmentation: per-pixel probabilities as .npy files, a car relabeled, one erased, a
+    # region painted over with another class
+    seg = f"sgi-{uuid.uuid4().hex[:6]}"
+    names = ["ground", "road", "car", "sky"][:K]
+    labels, probs = dataset(n=30, seed=3)
+    planted = {4: "swap", 11: "erase", 19: "paint"}
+    for i, kind in planted.items():
+        y = labels[i]
+        if kind == "paint":
+            y[2:12, 3:15] = (int(np.bincount(y.ravel()).argmax()) + 1) % K
+        else:
+            cls = int(np.unique(y[y > 0])[0])
+            y[y == cls] = 0 if kind == "erase" else (cls % (K - 1)) + 1
+    frames = [f"m-{i:02d}" for i in range(len(labels))]
+    uris = []
+    for f, p in zip(frames, probs, strict=True):
+        np.save(media / f"{f}.npy", p.astype(np.float16))
+        uris.append((media / f"{f}.npy").as_uri())
+    h, w = labels.shape[1:]
+    predicted = [(p.argmax(0) + 20).astype(np.uint16) for p in probs]
+    with running.client(running.admin_key) as c:
+        _shaped_project(c, seg, pb.TASK_TYPE_SEGMENTATION, [pb.ClassDef(id=20 + k, name=n) for k, n in enumerate(names)],
+                        "val", UploadColumns(frame_ids=frames, media_uris=["http://127.0.0.1:1/m.png"] * len(frames),
+                                             sizes=[(w, h)] * len(frames),
+                                             label_maps=[(y + 20).astype(np.uint16) for y in labels]))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=seg, inference_set=pb.InferenceSet(
+            name="unet", dataset="val", model_name="unet", model_version="1")))  # fmt: skip
+        r = c.upload(seg, "val", UploadColumns(frame_ids=frames, inference_set="unet", skip_frames=True,
+                                               probability_uris=uris, predicted_maps=predicted), progress=False)  # fmt: skip
+        assert c.wait_for_upload(seg, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        job = c.analysis.StartLabelIssues(apb.StartLabelIssuesRequest(project=seg, inference_set="unet")).job
+        job = c.wait_for_job(seg, job.job_id, progress=False, timeout=120)
+        assert job.kind == "segmentation_label_issues"
+        found = c.analysis.QuerySegmentationIssues(apb.QuerySegmentationIssuesRequest(
+            project=seg, job_id=job.job_id, all_frames=True, page=cpb.PageRequest(page_size=100))).issues  # fmt: skip
+        flagged = {i.ref.frame_id: i for i in found if i.is_issue}
+        assert {frames[i] for i in planted} <= set(flagged) and len(flagged) < len(frames)
+        req = c.send_for_labeling(seg, label_issues_job_id=job.job_id, preannotation_inference_set="unet",
+                                  timeout=120)  # fmt: skip
+        assert req.state == lpb.LABELING_REQUEST_STATE_SENT and req.counts.sent == len(flagged)
+        tasks = _tasks(api, req.platform_project_id)
+        assert set(tasks) == {f"val/{f}" for f in flagged}
+        for f, i in flagged.items():
+            assert tasks[f"val/{f}"]["data"]["shoal_reason"] == (
+                f"label issue: {i.flagged_pixels:,} pixels likely mislabeled, mostly labeled {names[i.worst_class - 20]}"
+                f" where the model sees {names[i.suggested_class - 20]} (label quality {i.score:.2f})"
+            )
+        # pre-annotated with the model's map, every pixel a class
+        f = frames[19]
+        regions = _prediction(api, tasks[f"val/{f}"])
+        assert {r["value"]["brushlabels"][0] for r in regions} == {names[c - 20] for c in np.unique(predicted[19])}
+        drawn = np.full((h, w), NONE, dtype=np.uint16)
+        for r in regions:
+            drawn[_painted(r, h, w)] = 20 + names.index(r["value"]["brushlabels"][0])
+        np.testing.assert_array_equal(drawn, predicted[19])

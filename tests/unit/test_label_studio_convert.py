@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from shoal.common import masks
+from shoal.labeling_bridge import brush
 from shoal.labeling_bridge.label_studio import (
     Interface,
     LabelStudioPlatform,
@@ -19,7 +20,7 @@ from shoal.labeling_bridge.label_studio import (
     parse_labeling_config,
     result_from_labels,
 )
-from shoal.labeling_bridge.platforms import Box, Instance, Keypoint, Labels, ProjectSpec, TaskSpec
+from shoal.labeling_bridge.platforms import Box, ClassRegion, Instance, Keypoint, Labels, ProjectSpec, TaskSpec
 
 
 def test_detection_boxes_round_trip_through_percent() -> None:
@@ -189,13 +190,17 @@ def test_labeling_config_follows_the_ontology(task_type: str, tag: str, item: st
 
 def test_project_spec_and_task_spec_validate() -> None:
     with pytest.raises(ValueError, match="task_type"):
-        ProjectSpec("p", "segmentation", ["a"])  # type: ignore[arg-type]
+        ProjectSpec("p", "cuboids", ["a"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="repeats"):
         ProjectSpec("p", "classification", ["a", "a"])
     with pytest.raises(ValueError, match="keypoints must list"):
         ProjectSpec("p", "keypoints", ["a"])
     with pytest.raises(ValueError, match="for keypoint projects"):
         ProjectSpec("p", "detection", ["a"], keypoints=["nose"])
+    with pytest.raises(ValueError, match="not in classes"):
+        ProjectSpec("p", "segmentation", ["a"], colors={"b": "#000000"})
+    with pytest.raises(ValueError, match="#rrggbb"):
+        ProjectSpec("p", "segmentation", ["a"], colors={"a": "red"})
     with pytest.raises(ValueError, match="external_id"):
         TaskSpec(external_id="", media_url="http://x")
 
@@ -421,3 +426,90 @@ def test_relations_and_other_controls_are_not_labels() -> None:
     # a result of another task type's controls is an error, not an empty label
     with pytest.raises(MalformedResult, match="in a detection project, whose results hold \\['rectanglelabels'\\]"):
         labels_from_result([{"type": "choices", "value": {"choices": ["a"]}}], task_type="detection")
+
+
+# --- semantic segmentation -----------------------------------------------------------------------
+
+
+def test_segmentation_config_is_the_brush_alone_with_the_class_colours() -> None:
+    spec = ProjectSpec("p", "segmentation", ["road", "sky", "car"], colors={"road": "#804080", "sky": "#4682B4"})
+    xml = labeling_config(spec)
+    root = ET.fromstring(xml)  # noqa: S314 (our own generated XML)
+    (control,) = [e for e in root if e.get("toName")]
+    assert (control.tag, control.get("name")) == ("BrushLabels", "brush")
+    assert [(e.get("value"), e.get("background")) for e in control] == [
+        ("road", "#804080"), ("sky", "#4682B4"), ("car", None)]  # fmt: skip
+    assert parse_labeling_config(xml) == Interface(
+        "segmentation", ("road", "sky", "car"), (), (("road", "#804080"), ("sky", "#4682B4"))
+    )
+    # an instance segmentation project has the brush too, beside its polygons: not taken for a segmentation one
+    assert parse_labeling_config(labeling_config(ProjectSpec("p", "instance_segmentation", ["a"]))).task_type == (  # type: ignore[union-attr]
+        "instance_segmentation")  # fmt: skip
+
+
+def test_class_regions_go_out_as_brush_regions_and_come_back_in_their_order() -> None:
+    rng = np.random.default_rng(11)
+    h, w = 21, 34
+    road, sky = rng.random((h, w)) < 0.4, np.zeros((h, w), dtype=bool)
+    sky[:5] = True
+    regions = (ClassRegion("road", masks.to_string(masks.encode(road)), w, h, region="class-3"),
+               ClassRegion("sky", masks.to_string(masks.encode(sky)), w, h, region="class-9"))  # fmt: skip
+    result = result_from_labels(Labels(class_regions=regions, image_width=w, image_height=h), "segmentation",
+                                classes=["road", "sky"])  # fmt: skip
+    assert [(r["id"], r["from_name"], r["type"], r["value"]["brushlabels"]) for r in result] == [
+        ("class-3", "brush", "brushlabels", ["road"]), ("class-9", "brush", "brushlabels", ["sky"])]  # fmt: skip
+    assert all((r["original_width"], r["original_height"]) == (w, h) for r in result)
+    # an annotator adds a region, and erases another to nothing: both come back, in the result's order
+    nothing = {**result[1], "id": "gone", "value": {**result[1]["value"], "rle": brush.encode(np.zeros((h, w)))}}
+    back = labels_from_result([result[1], result[0], nothing], classes=["road", "sky"], task_type="segmentation")
+    assert [(r.class_name, r.region, r.width, r.height) for r in back.class_regions] == [
+        ("sky", "class-9", w, h), ("road", "class-3", w, h), ("sky", "gone", w, h)]  # fmt: skip
+    got = [masks.decode(masks.from_string(r.mask), h, w) for r in back.class_regions]
+    np.testing.assert_array_equal(got[0], sky)
+    np.testing.assert_array_equal(got[1], road)
+    assert not got[2].any() and back.instances == () and back.boxes == ()
+    assert labels_from_result([], task_type="segmentation") == Labels()
+    with pytest.raises(ValueError, match="class region 'class-3': drawn over 34x21 pixels, not the 35x21 image"):
+        result_from_labels(Labels(class_regions=regions), "segmentation", image_width=w + 1, image_height=h)
+    with pytest.raises(ValueError, match="not in the project's classes"):
+        result_from_labels(Labels(class_regions=regions), "segmentation", classes=["road"])
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"id": "b1", "from_name": "brush", "type": "brushlabels", **_SIZE,
+          "value": {"format": "rle", "rle": [0, 0, 0, 4, 57, 27, 252, 127, 224], "brushlabels": ["a"]}},
+         r"brush 'b1' \(result item 0\): the brush mask cannot be read: the stream holds 4 values, not 400"),
+        ({"id": "b2", "from_name": "brush", "type": "brushlabels", **_SIZE,
+          "value": {"format": "rle", "rle": brush.encode(np.ones((10, 10))), "brushlabels": ["zebra"]}},
+         r"brush 'b2' \(result item 0\): class 'zebra' is not in the project's classes"),
+        ({"from_name": "brush", "type": "brushlabels", "original_width": 10.5, "original_height": 10,
+          "value": {"format": "rle", "rle": brush.encode(np.ones((10, 10))), "brushlabels": ["a"]}},
+         "a brush mask needs a whole image size"),
+        ({"type": "polygonlabels", **_SIZE, "value": {"points": [[1, 1], [5, 5], [1, 5]], "polygonlabels": ["a"]}},
+         r"result items of type \['polygonlabels'\] in a segmentation project, whose results hold \['brushlabels'\]"),
+    ],
+)  # fmt: skip
+def test_segmentation_results_that_cannot_be_read_name_the_region(item: dict[str, object], message: str) -> None:
+    with pytest.raises(MalformedResult, match=message):
+        labels_from_result([item], classes=["a"], task_type="segmentation")
+
+
+def test_a_segmentation_webhook_is_read_as_its_project_says() -> None:
+    """A brush result alone looks like an instance segmentation one: the project's interface tells."""
+    platform = LabelStudioPlatform("http://127.0.0.1:9", "0123456789abcdef0123456789abcdef01234567")
+    painted = {"id": "r1", "from_name": "brush", "type": "brushlabels", **_SIZE,
+               "value": {"format": "rle", "rle": brush.encode(np.eye(10)), "brushlabels": ["sky"]}}  # fmt: skip
+    payload = {
+        "action": "ANNOTATION_UPDATED",
+        "annotation": {"id": 5, "task": 3, "result": [painted], "updated_at": "2026-01-02T03:04:06Z"},
+        "task": {"id": 3, "data": {"shoal_frame_id": "ds/f3"}},
+        "project": {"label_config": labeling_config(ProjectSpec("p", "segmentation", ["road", "sky"]))},
+    }
+    (a,) = platform.parse_webhook(payload)
+    assert a.error is None and a.labels is not None
+    (region,) = a.labels.class_regions
+    assert (region.class_name, region.region, a.labels.instances) == ("sky", "r1", ())
+    np.testing.assert_array_equal(masks.decode(masks.from_string(region.mask), 10, 10), np.eye(10, dtype=bool))
+    platform.close()

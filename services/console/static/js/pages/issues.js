@@ -182,9 +182,8 @@ export async function render(main, ctx) {
   // a multi-label job: its frames with their missing and extra classes; they are read here, and sent or
   // dismissed from the frame view and the labeling platform (the bridge and dismissals take no multi-label job yet)
   const multi = job.kind === "multilabel_label_issues";
-  // a segmentation job: its frames with their flagged pixels (the labeling bridge takes no class maps yet)
+  // a segmentation job: its frames with their flagged pixels
   const seg = job.kind === "segmentation_label_issues";
-  const noLabeling = seg;
 
   // -- the issues, one keyset page at a time -----------------------------------------------------
   const items = [];
@@ -318,7 +317,7 @@ export async function render(main, ctx) {
   // -- actions -----------------------------------------------------------------------------------
   async function accept() {
     const it = items[current];
-    if (!it || busy || noLabeling) return;
+    if (!it || busy) return;
     if (it.status === "accepted") return message(`${it.frameId} is in labeling already.`);
     busy = true;
     const reason = reasonOf(it, info);
@@ -488,8 +487,8 @@ export async function render(main, ctx) {
       h("button", { type: "button", id: "issue-prev", disabled: current === 0, onclick: () => { advance(-1); draw(); } }, "← Previous (k)"),
       h("span", { id: "issue-position" }, `Issue ${current + 1} of ${total}`),
       h("button", { type: "button", id: "issue-next", onclick: () => { advance(1); draw(); } }, "Next (j) →"),
-      h("button", { type: "button", class: "primary", id: "issue-accept", disabled: it.status !== "open" || noLabeling, onclick: accept,
-        title: noLabeling ? "the labeling bridge takes no segmentation project yet" : null }, "Accept: send to labeling (a)"),
+      h("button", { type: "button", class: "primary", id: "issue-accept", disabled: it.status !== "open", onclick: accept },
+        "Accept: send to labeling (a)"),
       h("button", { type: "button", class: "danger", id: "issue-dismiss", disabled: it.status !== "open", onclick: dismiss }, "Dismiss (d)"),
       h("button", { type: "button", id: "issue-undo", disabled: !undo.length, onclick: restore }, "Undo dismissal (u)"));
     const card = h("section", { class: `issue-one ${it.status}`, id: "issue-one", dataset: { frameId: it.frameId, index: String(current) } },
