@@ -162,10 +162,11 @@ class ContextLoader:
         else:
             base = hit[1]
         refs = referenced_frames(chunk)
-        known = self.known_frames(project, dataset, refs) if refs else {}
+        known, durations = self.known_frames(project, dataset, refs) if refs else ({}, {})
         if key_types is None:
             key_types = self.key_types(project, dataset) if _has_metadata(chunk) else {}
-        return Context(base.project, base.dataset, base.inference_set, known, max_items, key_types, self.media)
+        return Context(base.project, base.dataset, base.inference_set, known, max_items, key_types, self.media,
+                       durations)  # fmt: skip
 
     def check(
         self,
@@ -181,14 +182,17 @@ class ContextLoader:
         check_chunk_size(chunk, max_items)
         return check_chunk(chunk, self.load(project, dataset, chunk.inference_set, chunk, max_items, key_types))
 
-    def known_frames(self, project: str, dataset: str, frame_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+    def known_frames(
+        self, project: str, dataset: str, frame_ids: Iterable[str]
+    ) -> tuple[dict[str, tuple[int, int]], dict[str, float]]:
+        """The (width, height) of these frames where stored, and the duration of those that are clips."""
         rows = self.metrics.query(
-            "SELECT frame_id, argMax(width, version), argMax(height, version) FROM frames"
-            " WHERE project = {project:String} AND dataset = {dataset:String} AND frame_id IN {ids:Array(String)}"
-            " GROUP BY frame_id",
+            "SELECT frame_id, argMax(width, version), argMax(height, version), argMax(duration_seconds, version)"
+            " FROM frames WHERE project = {project:String} AND dataset = {dataset:String}"
+            " AND frame_id IN {ids:Array(String)} GROUP BY frame_id",
             {"project": project, "dataset": dataset, "ids": sorted(frame_ids)},
         ).rows
-        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}, {r[0]: float(r[3]) for r in rows if r[3]}
 
 
 def _has_metadata(chunk: pb.UploadChunk) -> bool:

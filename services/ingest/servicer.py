@@ -56,6 +56,26 @@ def space_to_proto(s: EmbeddingSpace) -> ingest_pb2.EmbeddingSpace:
     )
 
 
+def _label_object(oid: str, cid: int, x: float, y: float, w: float, h: float, crowd: int, mask: str,
+                  polygons: list[list[float]], kx: list[float], ky: list[float], kv: list[int], cuboid: list[float],
+                  velocity: list[float], attribute: str) -> pb.LabelObject:  # fmt: skip
+    """A stored labeled object as the API gives it back: its box or cuboid, mask, polygons, keypoints."""
+    obj = pb.LabelObject(
+        object_id=oid, class_id=cid, is_crowd=bool(crowd), polygons=[pb.Polygon(points=p) for p in polygons],
+        keypoints=[pb.Keypoint(x=a, y=b, visibility=v) for a, b, v in zip(kx, ky, kv, strict=True)],
+    )  # fmt: skip
+    if mask:
+        obj.mask.counts = mask.encode("ascii")
+    if len(cuboid):
+        cx, cy, cz, cw, cl, ch, yaw = cuboid
+        obj.cuboid.CopyFrom(pb.Cuboid(x=cx, y=cy, z=cz, width=cw, length=cl, height=ch, yaw=yaw, attribute=attribute))
+        if len(velocity):
+            obj.cuboid.vx, obj.cuboid.vy = velocity
+    else:
+        obj.box.CopyFrom(pb.Box(x=x, y=y, width=w, height=h))
+    return obj
+
+
 def class_from_proto(c: ingest_pb2.ClassDef) -> ClassDef:
     return ClassDef(
         c.id,
@@ -451,36 +471,32 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         rows, total = metrics.page(
             "label_versions FINAL",
             "label_version, class_id, source, author, reason, version_time, upload_id, class_ids,"
-            " seg_classes, seg_runs",
+            " seg_classes, seg_runs, ev_onsets, ev_offsets, ev_classes",
             where, "version_time DESC, label_version DESC", params, offset=page.offset, size=page.size,
         )  # fmt: skip
         objects: dict[str, list[pb.LabelObject]] = {}
         if rows:
-            for version, oid, cid, x, y, w, h, crowd, mask, polygons, kx, ky, kv in metrics.query(
-                "SELECT label_version, object_id, class_id, x, y, w, h, is_crowd, mask, polygons, kp_x, kp_y, kp_v"
+            found = metrics.query(
+                "SELECT label_version, object_id, class_id, x, y, w, h, is_crowd, mask, polygons, kp_x, kp_y, kp_v,"
+                " cuboid, velocity, attribute"
                 f" FROM label_objects FINAL WHERE {where} AND label_version IN {{v:Array(String)}} ORDER BY object_id",
                 {**params, "v": [r[0] for r in rows]},
-            ).rows:
-                obj = pb.LabelObject(
-                    object_id=oid, class_id=cid, box=pb.Box(x=x, y=y, width=w, height=h), is_crowd=bool(crowd),
-                    polygons=[pb.Polygon(points=p) for p in polygons],
-                    keypoints=[pb.Keypoint(x=a, y=b, visibility=v) for a, b, v in zip(kx, ky, kv, strict=True)],
-                )  # fmt: skip
-                if mask:
-                    obj.mask.counts = mask.encode("ascii")
-                objects.setdefault(str(version), []).append(obj)
-        versions = [
-            pb.LabelVersion(
+            ).rows
+            for row in found:
+                objects.setdefault(str(row[0]), []).append(_label_object(*row[1:]))
+        versions = []
+        for version, cid, source, author, reason, when, upload, class_ids, seg_classes, seg_runs, *events in rows:
+            out = pb.LabelVersion(
                 label_version=version,
                 class_id=cid,
                 objects=objects.get(str(version), []),
                 upload_id=upload,
                 provenance=pb.Provenance(source=source, author=author, reason=reason, time=timestamp(when)),
                 class_ids=list(class_ids),
-                segmentation=pb.SegmentationMap(runs=pb.ClassRuns(classes=seg_classes, lengths=seg_runs))
-                if len(seg_runs)
-                else None,
+                events=[pb.SoundEvent(onset=a, offset=b, class_id=c) for a, b, c in zip(*events, strict=True)],
             )
-            for version, cid, source, author, reason, when, upload, class_ids, seg_classes, seg_runs in rows
-        ]
+            if len(seg_runs):
+                out.segmentation.runs.classes.extend(seg_classes)
+                out.segmentation.runs.lengths.extend(seg_runs)
+            versions.append(out)
         return pb.ListLabelVersionsResponse(versions=versions, page=page_response(page, len(rows), total, scope=scope))

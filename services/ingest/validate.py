@@ -37,6 +37,7 @@ from shoal.ingest.columns import (
     probability_rows_ok,
     provenance_problem,
 )
+from shoal.ingest.scenes import check_cuboid, check_events, check_frame_scene
 from shoal.ingest.segmaps import check_map
 from shoal.ingest.shapes import SHAPED_TASKS, check_shape
 from shoal.ingest.v1 import ingest_pb2 as pb
@@ -64,6 +65,8 @@ class Context:
     key_types: Mapping[str, str] = field(default_factory=dict)
     #: reads segmentation maps given at a URI (None: such maps are refused)
     media: MediaReader | None = None
+    #: the duration (seconds) of the audio clips stored before, for sound events of frames not in the chunk
+    known_durations: Mapping[str, float] = field(default_factory=dict)
 
     # built once per context (a chunk), not once per label or inference that asks
 
@@ -244,6 +247,7 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
     out = CheckedChunk(ontology=[c.id for c in ctx.project.classes])
     ds = ctx.dataset.name
     dims: dict[str, tuple[int, int]] = dict(ctx.known_frames)
+    durations: dict[str, float] = dict(ctx.known_durations)
     types = KeyTypes(ctx.key_types)
 
     counts = Counter(f.frame_id for f in chunk.frames)
@@ -261,6 +265,7 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
             continue
         out.frames.append(frame)
         dims[frame.frame_id] = (frame.width, frame.height)
+        durations[frame.frame_id] = frame.duration_seconds
         for key, value in frame.metadata.items():
             types.learn(key, VALUE_TYPES[value.WhichOneof("kind")])
 
@@ -287,7 +292,7 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
                     f"labels for frame {shown(labels.frame_id)} appear {counts[labels.frame_id]} times in one chunk",
                     field=f"{where}.frame_id",
                 )
-            checked = _check_labels(labels, ctx, dims, where)
+            checked = _check_labels(labels, ctx, dims, where, durations)
         except ShoalError as err:
             out.rejections.append(Rejection("labels", i, 0, _at(err, ds, labels.frame_id)))
             continue
@@ -307,7 +312,8 @@ def check_chunk(chunk: pb.UploadChunk, ctx: Context) -> CheckedChunk:
                         f"inference for frame {shown(inference.frame_id)} appears {counts[inference.frame_id]} times",
                         field=f"{where}.frame_id",
                     )
-                checked_inference = _check_inference(inference, ctx, dims, where, probs_ok=bool(probs_ok[i]))
+                checked_inference = _check_inference(inference, ctx, dims, where, probs_ok=bool(probs_ok[i]),
+                                                     durations=durations)  # fmt: skip
             except ShoalError as err:
                 out.rejections.append(Rejection("inference", i, 0, _at(err, ds, inference.frame_id)))
                 continue
@@ -368,6 +374,7 @@ def _check_frame(frame: pb.Frame, ctx: Context, where: str, types: KeyTypes | No
         )
     if frame.width < 0 or frame.height < 0:
         raise InvalidArgument(f"image size {frame.width}x{frame.height} is negative", field=f"{where}.width")
+    check_frame_scene(frame, ctx.project.task_type, where)
     if len(frame.media_uri) > MAX_TEXT:
         raise InvalidArgument(f"is longer than {MAX_TEXT} characters", field=f"{where}.media_uri")
     if frame.HasField("capture_time"):
@@ -403,7 +410,11 @@ def _check_object_identity(
 
 
 def _check_labels(
-    labels: pb.FrameLabels, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str
+    labels: pb.FrameLabels,
+    ctx: Context,
+    dims: Mapping[str, tuple[int, int]],
+    where: str,
+    durations: Mapping[str, float] | None = None,
 ) -> pb.FrameLabels:
     """The labels as written: a copy completed with its objects' shapes (``check_shape``) when
     the project's objects have masks or keypoints, else ``labels`` itself."""
@@ -436,8 +447,18 @@ def _check_labels(
         raise InvalidArgument(
             f"only a multi-label project's labels have class_ids, not {task}'s", field=f"{where}.class_ids"
         )
-    elif labels.HasField("class_id") and task in OBJECT_TASKS:
+    elif labels.HasField("class_id") and (task in OBJECT_TASKS or task == "CUBOIDS_3D"):
         raise InvalidArgument(f"a {task} project labels objects, not frames", field=f"{where}.class_id")
+    if task == "SOUND_EVENTS":
+        for name, given in (("class_id", labels.HasField("class_id")), ("objects", bool(labels.objects))):
+            if given:
+                raise InvalidArgument(f"a sound-event project labels a clip's events, not {name}",
+                                      field=f"{where}.{name}")  # fmt: skip
+        check_events(list(labels.events), classes, (durations or {}).get(labels.frame_id), where, predicted=False)
+    elif labels.events:
+        raise InvalidArgument(
+            f"only a SOUND_EVENTS project's labels have events, not {task}'s", field=f"{where}.events"
+        )
     if task == "SEGMENTATION":
         for name, given in (("class_id", labels.HasField("class_id")), ("objects", bool(labels.objects))):
             if given:
@@ -460,7 +481,12 @@ def _check_labels(
         ow = f"{where}.objects[{j}]"
         try:
             _check_object_identity(obj, seen, classes, ow)
-            if task in OBJECT_TASKS:
+            if task == "CUBOIDS_3D":
+                check_cuboid(obj, ow)
+            elif obj.HasField("cuboid"):
+                raise InvalidArgument(f"only a CUBOIDS_3D project's objects have a cuboid, not {task}'s",
+                                      field=f"{ow}.cuboid")  # fmt: skip
+            elif task in OBJECT_TASKS:
                 check_shape(obj, task, size, defs.get(obj.class_id), ow, predicted=False)
             elif obj.HasField("box"):
                 check_box(obj.box, size, f"{ow}.box")
@@ -509,7 +535,13 @@ def _probabilities_ok(inferences: Sequence[pb.FrameInference], k: int, *, summin
 
 
 def _check_inference(
-    inf: pb.FrameInference, ctx: Context, dims: Mapping[str, tuple[int, int]], where: str, *, probs_ok: bool = False
+    inf: pb.FrameInference,
+    ctx: Context,
+    dims: Mapping[str, tuple[int, int]],
+    where: str,
+    *,
+    probs_ok: bool = False,
+    durations: Mapping[str, float] | None = None,
 ) -> pb.FrameInference:
     """The inference as written (see :func:`_check_labels`)."""
     _check_id(inf.frame_id, f"{where}.frame_id", "frame id")
@@ -531,8 +563,17 @@ def _check_inference(
                     field=f"{where}.{name}",
                 )
         check_map(inf, size, ctx.class_defs, ctx.media, where)
+    elif task == "SOUND_EVENTS":
+        for name, given in (("class_probabilities", bool(inf.class_probabilities)), ("objects", bool(inf.objects))):
+            if given:
+                raise InvalidArgument(f"a sound-event project predicts a clip's events, not {name}",
+                                      field=f"{where}.{name}")  # fmt: skip
+        check_events(list(inf.events), ctx.classes, (durations or {}).get(inf.frame_id), where, predicted=True)
     elif inf.class_probabilities and not probs_ok:
         _check_probabilities(inf.class_probabilities, k, f"{where}.class_probabilities")
+    if task != "SOUND_EVENTS" and inf.events:
+        raise InvalidArgument(f"only a SOUND_EVENTS project's predictions have events, not {task}'s",
+                              field=f"{where}.events")  # fmt: skip
     if task != "SEGMENTATION" and (inf.HasField("segmentation") or inf.probabilities_uri):
         name = "segmentation" if inf.HasField("segmentation") else "probabilities_uri"
         raise InvalidArgument(f"only a SEGMENTATION project's predictions have {name}, not {task}'s",
@@ -546,7 +587,12 @@ def _check_inference(
             _check_object_identity(obj, seen, classes, ow)
             if not (math.isfinite(obj.score) and 0.0 <= obj.score <= 1.0):
                 raise InvalidArgument(f"score {obj.score} must lie in [0, 1]", field=f"{ow}.score")
-            if task in OBJECT_TASKS:
+            if task == "CUBOIDS_3D":
+                check_cuboid(obj, ow)
+            elif obj.HasField("cuboid"):
+                raise InvalidArgument(f"only a CUBOIDS_3D project's objects have a cuboid, not {task}'s",
+                                      field=f"{ow}.cuboid")  # fmt: skip
+            elif task in OBJECT_TASKS:
                 check_shape(obj, task, size, defs.get(obj.class_id), ow, predicted=True)
             else:
                 check_box(obj.box, size, f"{ow}.box", predicted=True)

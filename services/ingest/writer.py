@@ -27,6 +27,7 @@ from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import CollectionSpec, VectorStore, collection_name
 from shoal.common.v1 import common_pb2
 from shoal.ingest import columns as columnar
+from shoal.ingest.scenes import cuboid_row
 from shoal.ingest.shapes import mask_area
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk
@@ -106,7 +107,8 @@ def _split_metadata(values: Mapping[str, common_pb2.Value]) -> tuple[dict, dict,
 
 def _shape(o: pb.LabelObject | pb.PredictedObject) -> list[Any]:
     """The shape columns of a checked object (``SHAPE_COLUMNS``): its compact mask and area, its
-    polygons and its keypoints."""
+    polygons, its keypoints, and its cuboid with its velocity and attribute."""
+    c = o.cuboid
     return [
         o.mask.counts.decode("ascii"),
         mask_area(o),
@@ -114,7 +116,25 @@ def _shape(o: pb.LabelObject | pb.PredictedObject) -> list[Any]:
         [kp.x for kp in o.keypoints],
         [kp.y for kp in o.keypoints],
         [kp.visibility if isinstance(o, pb.LabelObject) else 1 for kp in o.keypoints],
+        cuboid_row(c) if o.HasField("cuboid") else [],
+        [c.vx, c.vy] if c.HasField("vx") else [],
+        c.attribute,
     ]
+
+
+def _events(item: pb.FrameLabels | pb.FrameInference) -> list[list[Any]]:
+    """The sound-event columns of a checked label or prediction: onsets, offsets, classes (and scores)."""
+    out = [[e.onset for e in item.events], [e.offset for e in item.events], [e.class_id for e in item.events]]
+    if isinstance(item, pb.FrameInference):
+        out.append([e.score for e in item.events])
+    return out
+
+
+def _pose(frame: pb.Frame) -> list[float]:
+    if not frame.HasField("ego_pose"):
+        return []
+    p, q = frame.ego_pose, frame.ego_pose.rotation
+    return [p.x, p.y, p.z, q.w, q.x, q.y, q.z]
 
 
 def _class_runs(item: pb.FrameLabels | pb.FrameInference) -> list[list[int]]:
@@ -188,6 +208,13 @@ class IngestWriter:
                         capture,
                         meta.upload_id,
                         meta.produced_ns,
+                        pb.CoordinateFrame.Name(f.coordinate_frame).removeprefix("COORDINATE_FRAME_")
+                        if f.coordinate_frame
+                        else "",
+                        _pose(f),
+                        [(cam.name, cam.uri) for cam in f.cameras],
+                        f.duration_seconds,
+                        f.sample_rate,
                     ]
                 )
             for lab in chunk.labels:
@@ -213,6 +240,7 @@ class IngestWriter:
                         meta.upload_id,
                         list(lab.class_ids),
                         *_class_runs(lab),
+                        *_events(lab),
                     ]
                 )
                 for o in lab.objects:
@@ -264,6 +292,7 @@ class IngestWriter:
                         meta.produced_ns,
                         *_class_runs(inf),
                         inf.probabilities_uri,
+                        *_events(inf),
                     ]
                 )
                 for o in inf.objects:
@@ -322,6 +351,11 @@ class IngestWriter:
                 "capture_time",
                 "upload_id",
                 "version",
+                "coordinate_frame",
+                "ego_pose",
+                "cameras",
+                "duration_seconds",
+                "sample_rate",
             ),
         )
         insert(
@@ -342,6 +376,9 @@ class IngestWriter:
                 "class_ids",
                 "seg_classes",
                 "seg_runs",
+                "ev_onsets",
+                "ev_offsets",
+                "ev_classes",
             ),
         )
         insert(
@@ -382,6 +419,10 @@ class IngestWriter:
                 "seg_classes",
                 "seg_runs",
                 "probs_uri",
+                "ev_onsets",
+                "ev_offsets",
+                "ev_classes",
+                "ev_scores",
             ),
         )
         insert(

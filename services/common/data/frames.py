@@ -125,10 +125,37 @@ MIGRATIONS = (
             "ALTER TABLE inferences ADD COLUMN IF NOT EXISTS probs_uri String",
         ),
     ),
+    Migration(
+        component="ingest",
+        version=16,
+        name="point clouds with cuboids, and audio clips with sound events",
+        statements=(
+            # the frame's coordinate frame ('' unset), its ego pose (x, y, z, qw, qx, qy, qz; empty without) and
+            # cameras; an audio clip's duration and sample rate
+            "ALTER TABLE frames ADD COLUMN IF NOT EXISTS coordinate_frame LowCardinality(String)",
+            "ALTER TABLE frames ADD COLUMN IF NOT EXISTS ego_pose Array(Float64)",
+            "ALTER TABLE frames ADD COLUMN IF NOT EXISTS cameras Array(Tuple(name String, uri String))",
+            "ALTER TABLE frames ADD COLUMN IF NOT EXISTS duration_seconds Float64",
+            "ALTER TABLE frames ADD COLUMN IF NOT EXISTS sample_rate UInt32",
+            # a cuboid as x, y, z, w, l, h, yaw (empty without), its velocity (vx, vy; empty unknown), one attribute
+            *(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+                for table in ("label_objects", "predicted_objects")
+                for column in ("cuboid Array(Float64)", "velocity Array(Float64)", "attribute LowCardinality(String)")
+            ),
+            # a clip's sound events, as parallel arrays (scores: predictions only)
+            *(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+                for table in ("label_versions", "inferences")
+                for column in ("ev_onsets Array(Float64)", "ev_offsets Array(Float64)", "ev_classes Array(Int32)")
+            ),
+            "ALTER TABLE inferences ADD COLUMN IF NOT EXISTS ev_scores Array(Float32)",
+        ),
+    ),
 )
 
 #: the shape columns of label_objects and predicted_objects, in the writer's order
-SHAPE_COLUMNS = ("mask", "mask_area", "polygons", "kp_x", "kp_y", "kp_v")
+SHAPE_COLUMNS = ("mask", "mask_area", "polygons", "kp_x", "kp_y", "kp_v", "cuboid", "velocity", "attribute")
 
 
 def latest_labels_sql(scope: str, columns: Sequence[str] = ()) -> str:

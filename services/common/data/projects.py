@@ -28,6 +28,7 @@ TASK_TYPES = (
     "SEGMENTATION",
     "INSTANCE_SEGMENTATION",
     "MULTI_LABEL",
+    "SOUND_EVENTS",
 )
 #: the task types whose labels and predictions are objects (boxes, masks, keypoints)
 #: segmentation class ids fit the 16 bits of a class map, below its "no class" value

@@ -22,6 +22,7 @@ class TaskType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_TYPE_SEGMENTATION: _ClassVar[TaskType]
     TASK_TYPE_INSTANCE_SEGMENTATION: _ClassVar[TaskType]
     TASK_TYPE_MULTI_LABEL: _ClassVar[TaskType]
+    TASK_TYPE_SOUND_EVENTS: _ClassVar[TaskType]
 
 class DistanceMetric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +52,12 @@ class MediaType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MEDIA_TYPE_TEXT: _ClassVar[MediaType]
     MEDIA_TYPE_POINT_CLOUD: _ClassVar[MediaType]
 
+class CoordinateFrame(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COORDINATE_FRAME_UNSPECIFIED: _ClassVar[CoordinateFrame]
+    COORDINATE_FRAME_EGO: _ClassVar[CoordinateFrame]
+    COORDINATE_FRAME_WORLD: _ClassVar[CoordinateFrame]
+
 class UploadState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     UPLOAD_STATE_UNSPECIFIED: _ClassVar[UploadState]
@@ -66,6 +73,7 @@ TASK_TYPE_KEYPOINTS: TaskType
 TASK_TYPE_SEGMENTATION: TaskType
 TASK_TYPE_INSTANCE_SEGMENTATION: TaskType
 TASK_TYPE_MULTI_LABEL: TaskType
+TASK_TYPE_SOUND_EVENTS: TaskType
 DISTANCE_METRIC_UNSPECIFIED: DistanceMetric
 DISTANCE_METRIC_COSINE: DistanceMetric
 DISTANCE_METRIC_L2: DistanceMetric
@@ -82,6 +90,9 @@ MEDIA_TYPE_VIDEO_FRAME: MediaType
 MEDIA_TYPE_AUDIO: MediaType
 MEDIA_TYPE_TEXT: MediaType
 MEDIA_TYPE_POINT_CLOUD: MediaType
+COORDINATE_FRAME_UNSPECIFIED: CoordinateFrame
+COORDINATE_FRAME_EGO: CoordinateFrame
+COORDINATE_FRAME_WORLD: CoordinateFrame
 UPLOAD_STATE_UNSPECIFIED: UploadState
 UPLOAD_STATE_PROCESSING: UploadState
 UPLOAD_STATE_COMPLETED: UploadState
@@ -460,8 +471,40 @@ class ListEmbeddingSpacesResponse(_message.Message):
     embedding_spaces: _containers.RepeatedCompositeFieldContainer[EmbeddingSpace]
     def __init__(self, embedding_spaces: _Optional[_Iterable[_Union[EmbeddingSpace, _Mapping]]] = ...) -> None: ...
 
+class Pose(_message.Message):
+    __slots__ = ("x", "y", "z", "rotation")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    z: float
+    rotation: Quaternion
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., rotation: _Optional[_Union[Quaternion, _Mapping]] = ...) -> None: ...
+
+class Quaternion(_message.Message):
+    __slots__ = ("w", "x", "y", "z")
+    W_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    w: float
+    x: float
+    y: float
+    z: float
+    def __init__(self, w: _Optional[float] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ...) -> None: ...
+
+class CameraImage(_message.Message):
+    __slots__ = ("name", "uri")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    uri: str
+    def __init__(self, name: _Optional[str] = ..., uri: _Optional[str] = ...) -> None: ...
+
 class Frame(_message.Message):
-    __slots__ = ("frame_id", "split", "media_uri", "media_type", "width", "height", "metadata", "capture_time")
+    __slots__ = ("frame_id", "split", "media_uri", "media_type", "width", "height", "metadata", "capture_time", "coordinate_frame", "ego_pose", "cameras", "duration_seconds", "sample_rate")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -477,6 +520,11 @@ class Frame(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    COORDINATE_FRAME_FIELD_NUMBER: _ClassVar[int]
+    EGO_POSE_FIELD_NUMBER: _ClassVar[int]
+    CAMERAS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     split: str
     media_uri: str
@@ -485,7 +533,50 @@ class Frame(_message.Message):
     height: int
     metadata: _containers.MessageMap[str, _common_pb2.Value]
     capture_time: _timestamp_pb2.Timestamp
-    def __init__(self, frame_id: _Optional[str] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., media_type: _Optional[_Union[MediaType, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    coordinate_frame: CoordinateFrame
+    ego_pose: Pose
+    cameras: _containers.RepeatedCompositeFieldContainer[CameraImage]
+    duration_seconds: float
+    sample_rate: int
+    def __init__(self, frame_id: _Optional[str] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., media_type: _Optional[_Union[MediaType, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., coordinate_frame: _Optional[_Union[CoordinateFrame, str]] = ..., ego_pose: _Optional[_Union[Pose, _Mapping]] = ..., cameras: _Optional[_Iterable[_Union[CameraImage, _Mapping]]] = ..., duration_seconds: _Optional[float] = ..., sample_rate: _Optional[int] = ...) -> None: ...
+
+class Cuboid(_message.Message):
+    __slots__ = ("x", "y", "z", "width", "length", "height", "yaw", "rotation", "vx", "vy", "attribute")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    Z_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    YAW_FIELD_NUMBER: _ClassVar[int]
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    VX_FIELD_NUMBER: _ClassVar[int]
+    VY_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    z: float
+    width: float
+    length: float
+    height: float
+    yaw: float
+    rotation: Quaternion
+    vx: float
+    vy: float
+    attribute: str
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., width: _Optional[float] = ..., length: _Optional[float] = ..., height: _Optional[float] = ..., yaw: _Optional[float] = ..., rotation: _Optional[_Union[Quaternion, _Mapping]] = ..., vx: _Optional[float] = ..., vy: _Optional[float] = ..., attribute: _Optional[str] = ...) -> None: ...
+
+class SoundEvent(_message.Message):
+    __slots__ = ("onset", "offset", "class_id", "score")
+    ONSET_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    onset: float
+    offset: float
+    class_id: int
+    score: float
+    def __init__(self, onset: _Optional[float] = ..., offset: _Optional[float] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
 class Box(_message.Message):
     __slots__ = ("x", "y", "width", "height")
@@ -552,7 +643,7 @@ class Keypoint(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., visibility: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
 class LabelObject(_message.Message):
-    __slots__ = ("object_id", "class_id", "box", "is_crowd", "attributes", "annotation_uri", "mask", "polygons", "keypoints")
+    __slots__ = ("object_id", "class_id", "box", "is_crowd", "attributes", "annotation_uri", "mask", "polygons", "keypoints", "cuboid")
     class AttributesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -569,6 +660,7 @@ class LabelObject(_message.Message):
     MASK_FIELD_NUMBER: _ClassVar[int]
     POLYGONS_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    CUBOID_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     class_id: int
     box: Box
@@ -578,7 +670,8 @@ class LabelObject(_message.Message):
     mask: Mask
     polygons: _containers.RepeatedCompositeFieldContainer[Polygon]
     keypoints: _containers.RepeatedCompositeFieldContainer[Keypoint]
-    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., is_crowd: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, _common_pb2.Value]] = ..., annotation_uri: _Optional[str] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ...) -> None: ...
+    cuboid: Cuboid
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., is_crowd: _Optional[bool] = ..., attributes: _Optional[_Mapping[str, _common_pb2.Value]] = ..., annotation_uri: _Optional[str] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ..., cuboid: _Optional[_Union[Cuboid, _Mapping]] = ...) -> None: ...
 
 class Provenance(_message.Message):
     __slots__ = ("source", "author", "reason", "time")
@@ -593,23 +686,25 @@ class Provenance(_message.Message):
     def __init__(self, source: _Optional[str] = ..., author: _Optional[str] = ..., reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FrameLabels(_message.Message):
-    __slots__ = ("frame_id", "class_id", "objects", "provenance", "class_ids", "segmentation")
+    __slots__ = ("frame_id", "class_id", "objects", "provenance", "class_ids", "segmentation", "events")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     class_id: int
     objects: _containers.RepeatedCompositeFieldContainer[LabelObject]
     provenance: Provenance
     class_ids: _containers.RepeatedScalarFieldContainer[int]
     segmentation: SegmentationMap
-    def __init__(self, frame_id: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., class_ids: _Optional[_Iterable[int]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[SoundEvent]
+    def __init__(self, frame_id: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., class_ids: _Optional[_Iterable[int]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ..., events: _Optional[_Iterable[_Union[SoundEvent, _Mapping]]] = ...) -> None: ...
 
 class PredictedObject(_message.Message):
-    __slots__ = ("object_id", "class_id", "score", "box", "class_probabilities", "mask", "polygons", "keypoints")
+    __slots__ = ("object_id", "class_id", "score", "box", "class_probabilities", "mask", "polygons", "keypoints", "cuboid")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -618,6 +713,7 @@ class PredictedObject(_message.Message):
     MASK_FIELD_NUMBER: _ClassVar[int]
     POLYGONS_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    CUBOID_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     class_id: int
     score: float
@@ -626,21 +722,24 @@ class PredictedObject(_message.Message):
     mask: Mask
     polygons: _containers.RepeatedCompositeFieldContainer[Polygon]
     keypoints: _containers.RepeatedCompositeFieldContainer[Keypoint]
-    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ...) -> None: ...
+    cuboid: Cuboid
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., score: _Optional[float] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., mask: _Optional[_Union[Mask, _Mapping]] = ..., polygons: _Optional[_Iterable[_Union[Polygon, _Mapping]]] = ..., keypoints: _Optional[_Iterable[_Union[Keypoint, _Mapping]]] = ..., cuboid: _Optional[_Union[Cuboid, _Mapping]] = ...) -> None: ...
 
 class FrameInference(_message.Message):
-    __slots__ = ("frame_id", "class_probabilities", "objects", "segmentation", "probabilities_uri")
+    __slots__ = ("frame_id", "class_probabilities", "objects", "segmentation", "probabilities_uri", "events")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_URI_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     class_probabilities: _containers.RepeatedScalarFieldContainer[float]
     objects: _containers.RepeatedCompositeFieldContainer[PredictedObject]
     segmentation: SegmentationMap
     probabilities_uri: str
-    def __init__(self, frame_id: _Optional[str] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., objects: _Optional[_Iterable[_Union[PredictedObject, _Mapping]]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ..., probabilities_uri: _Optional[str] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[SoundEvent]
+    def __init__(self, frame_id: _Optional[str] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., objects: _Optional[_Iterable[_Union[PredictedObject, _Mapping]]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ..., probabilities_uri: _Optional[str] = ..., events: _Optional[_Iterable[_Union[SoundEvent, _Mapping]]] = ...) -> None: ...
 
 class EmbeddingBlock(_message.Message):
     __slots__ = ("space", "frame_ids", "object_ids", "vectors_f32")
@@ -859,7 +958,7 @@ class ListLabelVersionsRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., frame_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
 
 class LabelVersion(_message.Message):
-    __slots__ = ("label_version", "class_id", "objects", "provenance", "upload_id", "class_ids", "segmentation")
+    __slots__ = ("label_version", "class_id", "objects", "provenance", "upload_id", "class_ids", "segmentation", "events")
     LABEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
@@ -867,6 +966,7 @@ class LabelVersion(_message.Message):
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     label_version: str
     class_id: int
     objects: _containers.RepeatedCompositeFieldContainer[LabelObject]
@@ -874,7 +974,8 @@ class LabelVersion(_message.Message):
     upload_id: str
     class_ids: _containers.RepeatedScalarFieldContainer[int]
     segmentation: SegmentationMap
-    def __init__(self, label_version: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., upload_id: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[SoundEvent]
+    def __init__(self, label_version: _Optional[str] = ..., class_id: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[LabelObject, _Mapping]]] = ..., provenance: _Optional[_Union[Provenance, _Mapping]] = ..., upload_id: _Optional[str] = ..., class_ids: _Optional[_Iterable[int]] = ..., segmentation: _Optional[_Union[SegmentationMap, _Mapping]] = ..., events: _Optional[_Iterable[_Union[SoundEvent, _Mapping]]] = ...) -> None: ...
 
 class ListLabelVersionsResponse(_message.Message):
     __slots__ = ("versions", "page")
