@@ -42,6 +42,24 @@ class Box:
     height: float
 
 
+@dataclass(frozen=True)
+class Cuboid:
+    """A 3-D box in metres, in its frame's coordinate frame: centre, size (width across, length
+    along the heading, height up) and heading, as ``yaw`` (radians counter-clockwise about z) or as
+    ``rotation``, a unit quaternion (w, x, y, z); optionally its velocity (vx, vy) and an attribute."""
+
+    x: float
+    y: float
+    z: float
+    width: float
+    length: float
+    height: float
+    yaw: float = 0.0
+    rotation: Sequence[float] | None = None
+    velocity: Sequence[float] | None = None
+    attribute: str = ""
+
+
 #: an object's mask: COCO's compact run-length string (``bytes`` or ``str``, as
 #: ``pycocotools.mask.encode`` gives it), a COCO RLE dict (``{"size": [h, w], "counts": ...}``, the
 #: counts compact or a list of run lengths), or a 2-D boolean array of the frame's height x width
@@ -62,6 +80,8 @@ class LabeledObject:
     mask: MaskLike | None = None
     polygons: Sequence[Sequence[float]] | None = None
     keypoints: Sequence[Sequence[float]] | np.ndarray | None = None
+    #: cuboid projects: the object's 3-D box
+    cuboid: Cuboid | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,7 @@ class PredictedObject:
     mask: MaskLike | None = None
     polygons: Sequence[Sequence[float]] | None = None
     keypoints: Sequence[Sequence[float]] | np.ndarray | None = None
+    cuboid: Cuboid | None = None
 
 
 @dataclass
@@ -160,8 +181,21 @@ def _map(msg: pb.SegmentationMap, m: MapLike) -> None:
     msg.runs.lengths.extend(runs.tolist())
 
 
+def _cuboid(c: Cuboid) -> pb.Cuboid:
+    out = pb.Cuboid(x=c.x, y=c.y, z=c.z, width=c.width, length=c.length, height=c.height, yaw=c.yaw,
+                    attribute=c.attribute)  # fmt: skip
+    if c.rotation is not None:
+        w, x, y, z = (float(v) for v in c.rotation)
+        out.rotation.CopyFrom(pb.Quaternion(w=w, x=x, y=y, z=z))
+    if c.velocity is not None:
+        out.vx, out.vy = (float(v) for v in c.velocity)
+    return out
+
+
 def _shape(msg: pb.LabelObject | pb.PredictedObject, o: LabeledObject | PredictedObject) -> None:
-    """Sets ``msg``'s box, mask, polygons and keypoints from ``o``."""
+    """Sets ``msg``'s box, mask, polygons, keypoints and cuboid from ``o``."""
+    if o.cuboid is not None:
+        msg.cuboid.CopyFrom(_cuboid(o.cuboid))
     if o.box is not None:
         msg.box.CopyFrom(_box(o.box))
     if o.mask is not None:
@@ -179,6 +213,21 @@ def _shape(msg: pb.LabelObject | pb.PredictedObject, o: LabeledObject | Predicte
                     kp.visibility = int(row[2])
 
 
+def _scene(frame: pb.Frame, cols: UploadColumns, i: int) -> None:
+    """Sets a point cloud's coordinate frame, pose and cameras, and an audio clip's length and rate."""
+    if cols.coordinate_frames is not None:
+        frame.coordinate_frame = pb.CoordinateFrame.Value(f"COORDINATE_FRAME_{cols.coordinate_frames[i].upper()}")
+    if cols.ego_poses is not None and cols.ego_poses[i] is not None:
+        x, y, z, qw, qx, qy, qz = (float(v) for v in cols.ego_poses[i])  # type: ignore[union-attr]
+        frame.ego_pose.CopyFrom(pb.Pose(x=x, y=y, z=z, rotation=pb.Quaternion(w=qw, x=qx, y=qy, z=qz)))
+    for name, uri in (cols.cameras[i] if cols.cameras is not None else {}).items():
+        frame.cameras.add(name=name, uri=uri)
+    if cols.durations is not None:
+        frame.duration_seconds = float(cols.durations[i])
+    if cols.sample_rates is not None:
+        frame.sample_rate = int(cols.sample_rates[i])
+
+
 @dataclass
 class UploadColumns:
     """Everything to upload, column by column; every sequence has one entry per frame."""
@@ -194,6 +243,16 @@ class UploadColumns:
     class_ids: Sequence[int] | np.ndarray | None = None
     #: multi-label projects: each frame's classes (none, one or several)
     class_sets: Sequence[Sequence[int]] | None = None
+    #: point clouds: each frame's coordinate frame ("ego" or "world"), its ego pose (x, y, z, qw, qx, qy,
+    #: qz) and its camera images (name -> URI)
+    coordinate_frames: Sequence[str] | None = None
+    ego_poses: Sequence[Sequence[float] | None] | None = None
+    cameras: Sequence[Mapping[str, str]] | None = None
+    #: audio clips: each clip's duration (seconds) and sample rate (Hz)
+    durations: Sequence[float] | None = None
+    sample_rates: Sequence[int] | None = None
+    #: sound-event projects: each clip's labeled events, (onset, offset, class id) rows
+    label_events: Sequence[Sequence[Sequence[float]]] | None = None
     #: segmentation projects: each frame's labeled class map, a (height, width) array of class ids
     #: (65535: no class) or the URI of a PNG label image
     label_maps: Sequence[MapLike] | None = None
@@ -206,6 +265,8 @@ class UploadColumns:
     predicted_maps: Sequence[MapLike] | None = None
     #: segmentation projects, optional: each frame's .npy of per-pixel probabilities (classes, h, w)
     probability_uris: Sequence[str] | None = None
+    #: sound-event projects: each clip's predicted events, (onset, offset, class id, score) rows
+    predicted_events: Sequence[Sequence[Sequence[float]]] | None = None
     embeddings: Mapping[str, np.ndarray] | None = None
     #: frames already uploaded: send only labels / inferences / embeddings for them
     skip_frames: bool = False
@@ -226,6 +287,13 @@ class UploadColumns:
             "label_maps",
             "predicted_maps",
             "probability_uris",
+            "coordinate_frames",
+            "ego_poses",
+            "cameras",
+            "durations",
+            "sample_rates",
+            "label_events",
+            "predicted_events",
         ):
             value = getattr(self, name)
             if value is not None and len(value) != n:
@@ -233,7 +301,8 @@ class UploadColumns:
         for space, arr in (self.embeddings or {}).items():
             if np.ndim(arr) != 2 or len(arr) != n:
                 raise ValueError(f"embeddings[{space!r}] must be an (N, D) array with N = {n}, got {np.shape(arr)}")
-        predicted = (self.probabilities, self.predictions, self.predicted_maps, self.probability_uris)
+        predicted = (self.probabilities, self.predictions, self.predicted_maps, self.probability_uris,
+                     self.predicted_events)  # fmt: skip
         if any(p is not None for p in predicted) and not self.inference_set:
             raise ValueError("predictions need inference_set")
 
@@ -241,7 +310,9 @@ class UploadColumns:
     def columnar(self) -> bool:
         """Whether the upload travels as columnar blocks (``UploadChunk.columns``): anything but
         per-frame objects does, and metadata whose keys keep one type."""
-        per_frame = (self.objects, self.predictions, self.class_sets, self.label_maps, self.predicted_maps)
+        per_frame = (self.objects, self.predictions, self.class_sets, self.label_maps, self.predicted_maps,
+                     self.coordinate_frames, self.ego_poses, self.cameras, self.durations, self.sample_rates,
+                     self.label_events, self.predicted_events)  # fmt: skip
         if any(v is not None for v in per_frame):
             return False
         return self.metadata is None or _metadata_columns(self.metadata) is not None
@@ -288,8 +359,12 @@ class UploadColumns:
                             frame.metadata[key].CopyFrom(_value(value))
                     if self.capture_times is not None and self.capture_times[i] is not None:
                         frame.capture_time.FromDatetime(self.capture_times[i])
-                if any(v is not None for v in (self.class_ids, self.objects, self.class_sets, self.label_maps)):
+                    _scene(frame, self, i)
+                if any(v is not None for v in (self.class_ids, self.objects, self.class_sets, self.label_maps,
+                                               self.label_events)):  # fmt: skip
                     labels = chunk.labels.add(frame_id=fid)
+                    for onset, offset, cls in self.label_events[i] if self.label_events is not None else ():
+                        labels.events.add(onset=float(onset), offset=float(offset), class_id=int(cls))
                     if self.label_maps is not None:
                         _map(labels.segmentation, self.label_maps[i])
                     if self.class_ids is not None:
@@ -300,8 +375,13 @@ class UploadColumns:
                         _shape(labels.objects.add(object_id=o.object_id, class_id=o.class_id, is_crowd=o.is_crowd), o)
                     if self.provenance is not None:
                         labels.provenance.CopyFrom(self.provenance)
-                if any(v is not None for v in (probs, self.predictions, self.predicted_maps, self.probability_uris)):
+                if any(v is not None for v in (probs, self.predictions, self.predicted_maps, self.probability_uris,
+                                               self.predicted_events)):  # fmt: skip
                     inf = chunk.inferences.add(frame_id=fid)
+                    for onset, offset, cls, score in (
+                        self.predicted_events[i] if self.predicted_events is not None else ()
+                    ):
+                        inf.events.add(onset=float(onset), offset=float(offset), class_id=int(cls), score=float(score))
                     if self.predicted_maps is not None:
                         _map(inf.segmentation, self.predicted_maps[i])
                     if self.probability_uris is not None:

@@ -159,3 +159,35 @@ def test_events_and_cuboids_belong_to_their_project_types(shared: Running, proje
         with pytest.raises(grpc.RpcError) as info:
             c.ingest.Upload(iter([pb.UploadRequest(project=project, dataset="val", chunk=chunk)]))
         assert error_detail(info.value).field == "chunk.labels[0].objects[0].cuboid"
+
+
+def test_the_sdk_uploads_cuboids_and_events(shared: Running, project: str) -> None:
+    from shoal.sdk import Cuboid, LabeledObject, PredictedObject, UploadColumns
+
+    with shared.client(shared.admin_key) as c:
+        _setup(c, project, pb.TASK_TYPE_CUBOIDS_3D)
+        cols = UploadColumns(
+            frame_ids=["s1", "s2"], media_type=pb.MEDIA_TYPE_POINT_CLOUD, coordinate_frames=["ego", "world"],
+            ego_poses=[None, (1, 2, 0, math.cos(0.3), 0, 0, math.sin(0.3))], cameras=[{"CAM_FRONT": "s3://c/1.jpg"}, {}],
+            objects=[[LabeledObject("a", 0, cuboid=Cuboid(1, 2, 0.5, 1.9, 4.5, 1.6, rotation=(math.cos(0.3), 0, 0, math.sin(0.3)),
+                                                          velocity=(2.0, 0.5), attribute="vehicle.moving"))], []],
+            inference_set="m",
+            predictions=[[PredictedObject("p", 0, 0.7, cuboid=Cuboid(1.1, 2, 0.5, 2, 4.4, 1.5, yaw=0.55))], []],
+        )  # fmt: skip
+        r = c.upload(project, "val", cols, progress=False)
+        assert c.wait_for_upload(project, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        (version,) = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(project=project, dataset="val",
+                                                                            frame_id="s1")).versions  # fmt: skip
+        got = version.objects[0].cuboid
+        assert got.yaw == pytest.approx(0.6) and (got.vx, got.vy, got.attribute) == (2.0, 0.5, "vehicle.moving")
+    with shared.client(shared.admin_key) as c:
+        sound = project + "-audio"
+        _setup(c, sound, pb.TASK_TYPE_SOUND_EVENTS)
+        cols = UploadColumns(frame_ids=["c1"], media_type=pb.MEDIA_TYPE_AUDIO, durations=[4.0], sample_rates=[22050],
+                             label_events=[[(0.1, 1.0, 0), (2.0, 3.5, 1)]], inference_set="m",
+                             predicted_events=[[(0.2, 1.1, 0, 0.9)]])  # fmt: skip
+        r = c.upload(sound, "val", cols, progress=False)
+        assert c.wait_for_upload(sound, r.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        (version,) = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(project=sound, dataset="val",
+                                                                            frame_id="c1")).versions  # fmt: skip
+        assert [(e.onset, e.offset, e.class_id) for e in version.events] == [(0.1, 1.0, 0), (2.0, 3.5, 1)]
