@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration test-console venv kernels kafka-jars s3proxy label-studio label-studio-start helm-tools kubernetes chromium firefox ghz bench-load protos check-protos docs clean
+.PHONY: lint demo test test-unit test-integration test-console venv kernels kafka-jars s3proxy label-studio label-studio-start sed-eval helm-tools kubernetes chromium firefox ghz bench-load protos check-protos docs clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,10 @@ label-studio-start:
 	@mkdir -p .cache
 	@PYTHON=$(PYTHON) bash scripts/ensure-label-studio.sh > .cache/label-studio-start.log 2>&1 < /dev/null &
 
+# sed_eval, the reference of the sound-event metrics' tests, in its own venv under .cache/ (about 10 s).
+sed-eval:
+	PYTHON=$(PYTHON) bash scripts/ensure-sed-eval.sh > /dev/null
+
 # Chromium for the console's browser tests (tests/console/), from Debian's packages.
 chromium:
 	bash scripts/ensure-chromium.sh
@@ -86,10 +90,10 @@ demo: venv
 TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -v -n $(TEST_WORKERS) --dist loadgroup
 
-test: label-studio-start venv kernels kafka-jars s3proxy label-studio helm-tools kubernetes chromium firefox lint
+test: label-studio-start venv kernels kafka-jars s3proxy label-studio sed-eval helm-tools kubernetes chromium firefox lint
 	$(PYTEST) tests
 
-test-unit: venv helm-tools
+test-unit: venv helm-tools sed-eval
 	$(PYTEST) -m "not integration and not browser" tests
 
 test-integration: label-studio-start venv kernels kafka-jars s3proxy label-studio helm-tools kubernetes
