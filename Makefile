@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: lint demo test test-unit test-integration test-console venv kernels kafka-jars s3proxy label-studio label-studio-start sed-eval helm-tools kubernetes chromium firefox ghz bench-load protos check-protos docs clean
+.PHONY: lint demo test test-unit test-integration test-console venv kernels kafka-jars s3proxy label-studio label-studio-start sed-eval nuscenes-devkit helm-tools kubernetes chromium firefox ghz bench-load protos check-protos docs clean
 
 venv: $(STAMP)
 
@@ -63,6 +63,11 @@ label-studio-start:
 sed-eval:
 	PYTHON=$(PYTHON) bash scripts/ensure-sed-eval.sh > /dev/null
 
+# nuscenes-devkit, the reference of the cuboid metrics' tests, in its own venv under .cache/ (it needs numpy<2;
+# about 50 s the first time).
+nuscenes-devkit:
+	PYTHON=$(PYTHON) bash scripts/ensure-nuscenes-devkit.sh > /dev/null
+
 # Chromium for the console's browser tests (tests/console/), from Debian's packages.
 chromium:
 	bash scripts/ensure-chromium.sh
@@ -90,10 +95,10 @@ demo: venv
 TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -v -n $(TEST_WORKERS) --dist loadgroup
 
-test: label-studio-start venv kernels kafka-jars s3proxy label-studio sed-eval helm-tools kubernetes chromium firefox lint
+test: label-studio-start venv kernels kafka-jars s3proxy label-studio sed-eval nuscenes-devkit helm-tools kubernetes chromium firefox lint
 	$(PYTEST) tests
 
-test-unit: venv helm-tools sed-eval
+test-unit: venv helm-tools sed-eval nuscenes-devkit
 	$(PYTEST) -m "not integration and not browser" tests
 
 test-integration: label-studio-start venv kernels kafka-jars s3proxy label-studio helm-tools kubernetes

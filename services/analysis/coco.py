@@ -99,7 +99,7 @@ class CocoResult:
 
 
 @numba.njit(cache=True, nogil=True)
-def _match_groups(
+def match_groups(
     gt_start: np.ndarray,
     gt_end: np.ndarray,
     dt_start: np.ndarray,
@@ -345,7 +345,7 @@ def _match_chunk(
     gt_ignored = np.zeros((a_count, len(g_sorted)), dtype=np.bool_)
     g_area = np.ascontiguousarray(gt.area[g_sorted], dtype=np.float64)
     d_area = np.ascontiguousarray(dt.area[d_sorted], dtype=np.float64)
-    _match_groups(
+    match_groups(
         *groups, pair_start, similarity, g_area, g_crowd, g_ignore, d_area,
         areas, IOU_THRESHOLDS, matched, dt_ignored, gt_ignored,
     )  # fmt: skip
