@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
+
+from shoal.common.cuboids import QUATERNION_TOLERANCE, yaw_from_quaternion
 from shoal.common.errors import InvalidArgument
 from shoal.common.limits import MAX_TEXT
 from shoal.ingest.v1 import ingest_pb2 as pb
 
-#: how far a quaternion's norm may be from 1 and still count as a rotation
-QUATERNION_TOLERANCE = 1e-5
 #: the camera images one frame may carry
 MAX_CAMERAS = 32
 #: the sound events one clip may carry
@@ -39,11 +40,6 @@ def check_quaternion(q: pb.Quaternion, where: str) -> None:
             " w, x, y, z)",
             field=where,
         )
-
-
-def yaw_of(q: pb.Quaternion) -> float:
-    """The heading of a rotation: the angle of the rotated x axis in the ground plane."""
-    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
 
 
 def check_frame_scene(frame: pb.Frame, task: str, where: str) -> None:
@@ -114,7 +110,8 @@ def check_cuboid(obj: pb.LabelObject | pb.PredictedObject, where: str) -> None:
 
 def cuboid_row(c: pb.Cuboid) -> list[float]:
     """The stored row of a checked cuboid: x, y, z, w, l, h, yaw."""
-    yaw = yaw_of(c.rotation) if c.HasField("rotation") else c.yaw
+    r = c.rotation
+    yaw = float(yaw_from_quaternion(np.array([r.w, r.x, r.y, r.z]))) if c.HasField("rotation") else c.yaw
     return [c.x, c.y, c.z, c.width, c.length, c.height, yaw]
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from shoal.common import classmaps, masks, telemetry, uploads
 from shoal.common.boxes import check_box
 from shoal.common.data.projects import ClassDef, ProjectCatalog
+from shoal.common.data.segmentation import latest_maps_sql
 from shoal.common.errors import InvalidArgument, ShoalError
 from shoal.common.stores.metrics import MetricsStore
 from shoal.ingest.v1 import ingest_pb2 as pb
@@ -420,12 +421,8 @@ class Bridge:
                     " AND inference_set = {s:String} AND frame_id IN {f:Array(String)}"
                 )
             else:
-                sql = (
-                    "SELECT frame_id, m.1, m.2 FROM (SELECT frame_id, argMax(tuple(seg_classes, seg_runs),"
-                    " (version_time, label_version)) AS m FROM label_versions WHERE project = {p:String}"
-                    " AND dataset = {d:String} AND frame_id IN {f:Array(String)} GROUP BY frame_id)"
-                )
-            for f, values, runs in self.metrics.query(sql, params).rows:
+                sql = latest_maps_sql("frame_id IN {f:Array(String)}")
+            for f, values, runs in self.metrics.query(sql, {**params, "project": r.project, "dataset": r.dataset}).rows:
                 _, width, height = media.get(str(f), ("", 0, 0))
                 regions = class_regions(values, runs, width, height, by_id)
                 if regions:
