@@ -124,6 +124,8 @@ class _Frames:
         #: the frames judged, in the order the kernel sees them
         self.examined: list[str] = []
         self.total = 0
+        #: passes begun over the frames: the first records what cannot be judged, the second skips it
+        self.passes = 0
 
     def chunks(self) -> Iterator[list[tuple[str, str, np.ndarray, tuple[int, int]]]]:
         after = ""
@@ -140,8 +142,10 @@ class _Frames:
                 out.append((str(frame), str(uri), labels, (int(h), int(w))))
             yield out
 
-    def images(self, first: bool, progress: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def images(self, progress: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(labels, probs) of every readable frame; on the first pass, records the others."""
+        first = not self.passes
+        self.passes += 1
         done = 0
         bad = {f for f, _ in self.unreadable}
         for chunk in self.chunks():
@@ -186,15 +190,11 @@ def run(
     progress = progress_of(ctx)
     discard(metrics, job)
     frames = _Frames(metrics, media, job, dataset, inference_set, ontology, frames_sql, dict(frames_params or {}))
-    passes = {"first": True}
 
     def images() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        first = passes["first"]
-        passes["first"] = False
-        stage = "class thresholds" if first else "scoring each frame"
-        base = 0.0 if first else 0.45
+        stage, base = ("class thresholds", 0.0) if not frames.passes else ("scoring each frame", 0.45)
         total = max(frames.total, 1)
-        yield from frames.images(first, lambda done: progress(stage, base + 0.45 * min(done / total, 1.0)))
+        yield from frames.images(lambda done: progress(stage, base + 0.45 * min(done / total, 1.0)))
 
     progress("class thresholds", 0.0)
     found = kernel.find(images, classes=len(ontology), rule="cleanlab", tolerance=tolerance)
@@ -207,30 +207,24 @@ def run(
         )
     progress("writing", 0.92)
     classes = np.asarray(ontology, dtype=np.int32)
-    rows: dict[str, list[Any]] = {c: [] for c in ("frame_id", "score", "is_issue", "labeled", "flagged", "core",
-                                                  "worst_class", "suggested_class", "flagged_mask")}  # fmt: skip
-    for frame, score, scores, issues in zip(frames.examined, found.scores, found.images, found.issues, strict=True):
-        worst = int(np.argmax(issues.per_class)) if issues.flagged else -1
-        suggested = int(np.bincount(issues.suggested, minlength=len(ontology)).argmax()) if issues.flagged else -1
-        mask = masks.to_string(masks.encode(issues.mask())).decode() if issues.flagged else ""
-        for name, value in (("frame_id", frame), ("score", float(score)), ("is_issue", int(issues.is_issue)),
-                            ("labeled", scores.labeled), ("flagged", issues.flagged), ("core", issues.core),
-                            ("worst_class", int(classes[worst]) if worst >= 0 else -1),
-                            ("suggested_class", int(classes[suggested]) if suggested >= 0 else -1),
-                            ("flagged_mask", mask)):  # fmt: skip
-            rows[name].append(value)
-    n = len(frames.examined)
+    records = [
+        _record(frame, float(score), scores, issues, classes)
+        for frame, score, scores, issues in zip(frames.examined, found.scores, found.images, found.issues, strict=True)
+    ]
+    n = len(records)
+    rows = zip(*records, strict=True)  # column by column
+    columns = {name: pa.array(list(values)) for name, values in zip(COLUMNS.split(", "), rows, strict=True)}
     metrics.insert_arrow(
-        "segmentation_issue_frames",
+        TABLES[0],
         pa.table({"project": pa.array([job.project] * n, pa.string()),
-                  "job_id": pa.array([job.job_id] * n, pa.string()), **{k: pa.array(v) for k, v in rows.items()}}),
+                  "job_id": pa.array([job.job_id] * n, pa.string()), **columns}),
     )  # fmt: skip
     failures = [[f, "no probabilities_uri"] for f in frames.missing[:SHOWN_FAILURES]]
     failures += [[f, e] for f, e in frames.unreadable[: SHOWN_FAILURES - len(failures)]]
     summary = Summary(
         frames=n,
-        flagged_frames=int(sum(rows["is_issue"])),
-        flagged_pixels=int(sum(rows["flagged"])),
+        flagged_frames=sum(r[2] for r in records),
+        flagged_pixels=sum(r[4] for r in records),
         confident_pixels=int(found.confident_pixels),
         tolerance=tolerance,
         thresholds={str(c): round(float(t), 6) for c, t in zip(ontology, found.thresholds, strict=True)},
@@ -240,6 +234,19 @@ def run(
     )
     results.save_summary(metrics, job, summary.to_json())
     return summary
+
+
+def _record(
+    frame: str, score: float, scores: kernel.ImageScores, issues: kernel.ImageIssues, classes: np.ndarray
+) -> tuple[Any, ...]:
+    """A frame's row of :data:`COLUMNS`: the given class with the most flagged pixels, the class most
+    suggested for them (-1 without any) and the flagged pixels as a COCO mask."""
+    if not issues.flagged:
+        return frame, score, int(issues.is_issue), scores.labeled, 0, issues.core, -1, -1, ""
+    worst = int(classes[int(np.argmax(issues.per_class))])
+    suggested = int(classes[int(np.bincount(issues.suggested, minlength=len(classes)).argmax())])
+    mask = masks.to_string(masks.encode(issues.mask())).decode()
+    return frame, score, int(issues.is_issue), scores.labeled, issues.flagged, issues.core, worst, suggested, mask
 
 
 def discard(metrics: MetricsStore, job: Job) -> None:

@@ -127,17 +127,16 @@ def confusion_table(
     """The ``segmentation_confusion`` rows of these frames (a label and a prediction each). A pair
     whose maps differ in size (a frame resized after its label was written) gets no cell: every
     pixel of it is left out, rather than compared against the wrong pixels."""
-    same = [
-        int(lr.sum(dtype=np.int64)) == int(pr.sum(dtype=np.int64))
-        for (_, lr), (_, pr) in zip(labels, predictions, strict=True)
-    ]
-    keep = [i for i, ok in enumerate(same) if ok]
+    keep = np.flatnonzero(
+        [
+            int(lr.sum(dtype=np.int64)) == int(pr.sum(dtype=np.int64))
+            for (_, lr), (_, pr) in zip(labels, predictions, strict=True)
+        ]
+    )
     frame, true, pred, pixels = classmaps.confusion([labels[i] for i in keep], [predictions[i] for i in keep])
-    counts = np.zeros(len(frames), dtype=np.int64)
-    np.add.at(counts, np.asarray(keep, dtype=np.int64)[frame] if len(keep) else frame, 1)
+    # the kernel emits each frame's cells together, in frame order: a frame's cells are one slice
     offsets = np.zeros(len(frames) + 1, dtype=np.int32)
-    offsets[1:] = np.cumsum(counts)
-    # the kernel emits each frame's cells together, in frame order
+    offsets[1:] = np.cumsum(np.bincount(keep[frame], minlength=len(frames)))
     n = len(frames)
     return pa.table(
         {
