@@ -98,6 +98,19 @@ class CocoResult:
     params: Params = BBOX
 
 
+def group_bounds(g_key: np.ndarray, d_key: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The groups (keys) among the sorted group keys of labels and of predictions, and where each
+    group's rows start and end in each: (gt_start, gt_end, dt_start, dt_end), as :func:`match_groups`
+    and the similarity kernels take them."""
+    keys = np.union1d(g_key, d_key)
+    return keys, (
+        np.searchsorted(g_key, keys, side="left"),
+        np.searchsorted(g_key, keys, side="right"),
+        np.searchsorted(d_key, keys, side="left"),
+        np.searchsorted(d_key, keys, side="right"),
+    )
+
+
 @numba.njit(cache=True, nogil=True)
 def match_groups(
     gt_start: np.ndarray,
@@ -327,13 +340,7 @@ def _match_chunk(
     top = rank < max_detections[-1]
     d_sorted, d_key, rank = d_sorted[top], d_key[top], rank[top]
 
-    keys = np.union1d(g_key, d_key)
-    groups = (
-        np.searchsorted(g_key, keys, side="left"),
-        np.searchsorted(g_key, keys, side="right"),
-        np.searchsorted(d_key, keys, side="left"),
-        np.searchsorted(d_key, keys, side="right"),
-    )
+    _, groups = group_bounds(g_key, d_key)
     similarity, pair_start = pairs(params.iou_type, groups, gt, g_sorted, dt, d_sorted, sigmas)
     g_crowd = np.ascontiguousarray(crowd_of(gt)[g_sorted])
     g_ignore = g_crowd.copy()

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from shoal.analysis.coco import match_groups, positions
+from shoal.analysis.coco import group_bounds, match_groups, positions
 from shoal.common.cuboids import KINDS, angle_difference, center_distance, check_cuboids, cuboid_pairs, scale_iou
 
 __all__ = [
@@ -312,10 +312,11 @@ def _summary(ap: np.ndarray, tp_errors: np.ndarray, params: Params) -> dict[str,
 
 def _groups(
     gt: Cuboids, dt: Cuboids, frames: np.ndarray, classes: list[int], later_first: bool
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Objects of ``frames`` and ``classes`` grouped by (class, frame): labels in input order, predictions by
-    descending score, ties in input order or (``later_first``) the reverse. Returns the groups' bounds, the
-    rows of the labels and predictions in group order, and their group keys."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Objects of ``frames`` and ``classes`` sorted by group (class, frame): labels in input order, predictions
+    by descending score, ties in input order or (``later_first``) the reverse. Returns the rows of the labels
+    and predictions in group order and their group keys (:func:`shoal.analysis.coco.group_bounds` bounds
+    the groups)."""
     if dt.score is None:
         raise ValueError("predictions need scores")
     frames = np.asarray(frames, dtype=np.int64)
@@ -334,21 +335,14 @@ def _groups(
     index = np.arange(len(d_keep))
     d_order = np.lexsort((-index if later_first else index, -dt.score[d_keep], d_key))
     d_rows, d_key = d_keep[d_order], d_key[d_order]
-    keys = np.union1d(g_key, d_key)
-    groups = (
-        np.searchsorted(g_key, keys, side="left"),
-        np.searchsorted(g_key, keys, side="right"),
-        np.searchsorted(d_key, keys, side="left"),
-        np.searchsorted(d_key, keys, side="right"),
-    )
-    return groups, g_rows, d_rows, g_key, d_key
+    return g_rows, d_rows, g_key, d_key
 
 
 def _match_distance_chunk(gt: Cuboids, dt: Cuboids, frames: np.ndarray, classes: list[int], params: Params) -> _Matched:
-    groups, g_rows, d_rows, g_key, d_key = _groups(gt, dt, frames, classes, later_first=True)
+    g_rows, d_rows, g_key, d_key = _groups(gt, dt, frames, classes, later_first=True)
+    keys, groups = group_bounds(g_key, d_key)
     n_frames = max(len(frames), 1)
     d_class = d_key // n_frames
-    keys = np.union1d(g_key, d_key)
     half = np.array([c in params.half_turn for c in classes], dtype=np.bool_)
     period = np.where(half[keys // n_frames], np.pi, 2 * np.pi) if len(classes) else np.zeros(0)
     thresholds = np.asarray(params.dist_ths, dtype=np.float64)
@@ -535,13 +529,12 @@ def _match_iou_chunk(
     """COCO's per-frame greedy matching of a chunk (Shoal's COCO kernel on cuboid IoU, one area range, no crowd
     regions): each prediction's class, score and match flags (T, D), in (class, frame, score) order, and each
     label's class."""
-    groups, g_rows, d_rows, g_key, d_key = _groups(gt, dt, frames, classes, later_first=False)
+    g_rows, d_rows, g_key, d_key = _groups(gt, dt, frames, classes, later_first=False)
     n_frames = max(len(frames), 1)
     starts = np.searchsorted(d_key, d_key, side="left")
     top = (np.arange(len(d_key)) - starts) < params.max_detections
     d_rows, d_key = d_rows[top], d_key[top]
-    keys = np.union1d(g_key, d_key)
-    groups = (groups[0], groups[1], np.searchsorted(d_key, keys, side="left"), np.searchsorted(d_key, keys, "right"))
+    _, groups = group_bounds(g_key, d_key)
     gt_start, gt_end, dt_start, dt_end = groups
     sizes = (gt_end - gt_start) * (dt_end - dt_start)
     pair_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

@@ -409,6 +409,28 @@ def _check_object_identity(
         raise InvalidArgument(f"unknown class id {obj.class_id}", field=f"{where}.class_id")
 
 
+def _check_object_shape(
+    obj: pb.LabelObject | pb.PredictedObject,
+    task: str,
+    size: tuple[int, int],
+    cls: ClassDef | None,
+    where: str,
+    *,
+    predicted: bool,
+) -> None:
+    """An object's shape as its project's task has it: a cuboid, a box with its mask, polygons or
+    keypoints (``check_shape``), or a box (required of a prediction, optional on a label)."""
+    if task == "CUBOIDS_3D":
+        check_cuboid(obj, where)
+    elif obj.HasField("cuboid"):
+        raise InvalidArgument(f"only a CUBOIDS_3D project's objects have a cuboid, not {task}'s",
+                              field=f"{where}.cuboid")  # fmt: skip
+    elif task in OBJECT_TASKS:
+        check_shape(obj, task, size, cls, where, predicted=predicted)
+    elif predicted or obj.HasField("box"):
+        check_box(obj.box, size, f"{where}.box", predicted=predicted)
+
+
 def _check_labels(
     labels: pb.FrameLabels,
     ctx: Context,
@@ -481,15 +503,7 @@ def _check_labels(
         ow = f"{where}.objects[{j}]"
         try:
             _check_object_identity(obj, seen, classes, ow)
-            if task == "CUBOIDS_3D":
-                check_cuboid(obj, ow)
-            elif obj.HasField("cuboid"):
-                raise InvalidArgument(f"only a CUBOIDS_3D project's objects have a cuboid, not {task}'s",
-                                      field=f"{ow}.cuboid")  # fmt: skip
-            elif task in OBJECT_TASKS:
-                check_shape(obj, task, size, defs.get(obj.class_id), ow, predicted=False)
-            elif obj.HasField("box"):
-                check_box(obj.box, size, f"{ow}.box")
+            _check_object_shape(obj, task, size, defs.get(obj.class_id), ow, predicted=False)
             _check_map(obj.attributes, f"{ow}.attributes")
             if len(obj.annotation_uri) > MAX_TEXT:
                 raise InvalidArgument(f"is longer than {MAX_TEXT} characters", field=f"{ow}.annotation_uri")
@@ -587,15 +601,7 @@ def _check_inference(
             _check_object_identity(obj, seen, classes, ow)
             if not (math.isfinite(obj.score) and 0.0 <= obj.score <= 1.0):
                 raise InvalidArgument(f"score {obj.score} must lie in [0, 1]", field=f"{ow}.score")
-            if task == "CUBOIDS_3D":
-                check_cuboid(obj, ow)
-            elif obj.HasField("cuboid"):
-                raise InvalidArgument(f"only a CUBOIDS_3D project's objects have a cuboid, not {task}'s",
-                                      field=f"{ow}.cuboid")  # fmt: skip
-            elif task in OBJECT_TASKS:
-                check_shape(obj, task, size, defs.get(obj.class_id), ow, predicted=True)
-            else:
-                check_box(obj.box, size, f"{ow}.box", predicted=True)
+            _check_object_shape(obj, task, size, defs.get(obj.class_id), ow, predicted=True)
             if obj.class_probabilities:
                 _check_probabilities(obj.class_probabilities, k, f"{ow}.class_probabilities")
         except ShoalError as err:
