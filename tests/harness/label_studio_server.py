@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from tests.harness._proc import HOST, LaunchLog, free_ports, port_is_bindable, signal_group
 from tests.harness._wait import scaled, tree_cpu_seconds, wait_until
+from tests.harness.reference_venv import cache_dir
 
 __all__ = ["LabelStudioServer", "default_venv_dir"]
 
@@ -82,10 +83,7 @@ def _stop_live_servers() -> None:  # a crashed test session must not leave serve
 
 def default_venv_dir(repo_root: pathlib.Path) -> pathlib.Path:
     """Where scripts/ensure-label-studio.sh installs Label Studio (``SHOAL_CACHE_DIR`` moves it)."""
-    cache = pathlib.Path(os.environ.get("SHOAL_CACHE_DIR", repo_root / ".cache"))
-    if not cache.is_absolute():
-        cache = repo_root / cache
-    return cache / "label-studio-venv"
+    return cache_dir(repo_root) / "label-studio-venv"
 
 
 class LabelStudioServer:

@@ -19,7 +19,6 @@ This module needs only the standard library and numpy, so that both venvs can im
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,27 +29,14 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "ensure-nuscenes-devkit.sh"
-
-
-def venv_python() -> Path:
-    """Where scripts/ensure-nuscenes-devkit.sh puts the devkit venv's Python (``SHOAL_CACHE_DIR`` moves it)."""
-    cache = Path(os.environ.get("SHOAL_CACHE_DIR", REPO / ".cache"))
-    if not cache.is_absolute():
-        cache = REPO / cache
-    return cache / "nuscenes-devkit-venv" / "bin" / "python"
 
 
 def ensure(install: bool = True) -> Path | None:
     """The devkit venv's Python: installed by the script when ``install`` and missing or stale (about a minute,
     from PyPI); None when it is not there and cannot be made."""
-    if install:
-        done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            return Path(done.stdout.strip().splitlines()[-1])
-        sys.stderr.write(done.stderr[-3000:])
-    python = venv_python()
-    return python if python.exists() else None
+    from tests.harness import reference_venv  # here: this module also runs as a script in the reference's venv
+
+    return reference_venv.ensure("ensure-nuscenes-devkit.sh", "nuscenes-devkit-venv", install=install)
 
 
 def run(arrays: dict[str, Any], *, python: Path, curves: bool = True, timeout: float = 3600) -> dict[str, Any]:

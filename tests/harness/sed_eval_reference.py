@@ -16,7 +16,6 @@ This module needs only the standard library, so that both venvs can import it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,27 +24,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "ensure-sed-eval.sh"
-
-
-def venv_python() -> Path:
-    """Where scripts/ensure-sed-eval.sh puts the sed_eval venv's Python (``SHOAL_CACHE_DIR`` moves it)."""
-    cache = Path(os.environ.get("SHOAL_CACHE_DIR", REPO / ".cache"))
-    if not cache.is_absolute():
-        cache = REPO / cache
-    return cache / "sed-eval-venv" / "bin" / "python"
 
 
 def ensure(install: bool = True) -> Path | None:
     """The sed_eval venv's Python: installed by the script when ``install`` and missing or stale (about 10 s
     with uv, from PyPI); None when it is not there and cannot be made."""
-    if install:
-        done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            return Path(done.stdout.strip().splitlines()[-1])
-        sys.stderr.write(done.stderr[-3000:])
-    python = venv_python()
-    return python if python.exists() else None
+    from tests.harness import reference_venv  # here: this module also runs as a script in the reference's venv
+
+    return reference_venv.ensure("ensure-sed-eval.sh", "sed-eval-venv", install=install)
 
 
 def run(payload: dict[str, Any], *, python: Path, timeout: float = 3600) -> dict[str, Any]:
