@@ -1,6 +1,7 @@
 """How alike a predicted object and a labeled one are, for every kind of object Shoal matches: the
 IoU of their boxes (2-D detection), the IoU of their masks (instance segmentation, on COCO run
-lengths, without drawing them) or COCO's object keypoint similarity (keypoints).
+lengths, without drawing them), COCO's object keypoint similarity (keypoints) or the IoU of two
+cuboids' footprints seen from above (3-D cuboids: bird's-eye-view IoU of the rotated rectangles).
 
 The COCO evaluation (``shoal.analysis.coco``, pairs within a class and image) and the per-frame
 outcomes behind confusion matrices and drill-down (``shoal.common.data.outcomes``, pairs within a
@@ -24,11 +25,13 @@ import numpy as np
 
 from shoal.common import masks
 from shoal.common.boxes import box_iou
+from shoal.common.cuboids import KINDS as CUBOID_KINDS
+from shoal.common.cuboids import cuboid_pairs
 from shoal.common.data.projects import Project
 from shoal.common.masks import rle_iou
 
 #: what objects are compared by, as COCO's ``iouType``
-KINDS = ("bbox", "segm", "keypoints")
+KINDS = ("bbox", "segm", "keypoints", "cuboid")
 #: a keypoint's sigma when its class declares none (COCO's person keypoints range from 0.025 to 0.107)
 DEFAULT_SIGMA = 0.05
 
@@ -47,6 +50,8 @@ class Objects(Protocol):
     mask_offsets: np.ndarray | None
     keypoints: np.ndarray | None
     keypoint_offsets: np.ndarray | None
+    #: (N, 7) cuboids (x, y, z, w, l, h, yaw; :mod:`shoal.common.cuboids`); None for other kinds
+    cuboids: np.ndarray | None
 
 
 Groups = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -85,6 +90,12 @@ def pairs(
             np.ascontiguousarray(np.asarray(gt.area, dtype=np.float64)[gt_rows]), _points(d_kp), d_from, d_to,
             var_from, var_to, variances, out,
         )  # fmt: skip
+    elif kind == "cuboid":
+        if gt.cuboids is None or dt.cuboids is None:
+            raise ValueError("comparing cuboids needs the objects' cuboids")
+        g_box = np.ascontiguousarray(np.asarray(gt.cuboids, dtype=np.float64)[gt_rows])
+        d_box = np.ascontiguousarray(np.asarray(dt.cuboids, dtype=np.float64)[dt_rows])
+        cuboid_pairs(*groups, pair_start, g_box, d_box, CUBOID_KINDS["bev_iou"], out)
     else:
         raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
     return out, pair_start
@@ -230,14 +241,25 @@ class ObjectArrays:
     mask_offsets: np.ndarray | None = None
     keypoints: np.ndarray | None = None
     keypoint_offsets: np.ndarray | None = None
+    cuboids: np.ndarray | None = None
 
 
 #: how the objects of each task type are compared
-KIND_OF_TASK = {"OBJECT_DETECTION_2D": "bbox", "INSTANCE_SEGMENTATION": "segm", "KEYPOINTS": "keypoints"}
+KIND_OF_TASK = {
+    "OBJECT_DETECTION_2D": "bbox",
+    "INSTANCE_SEGMENTATION": "segm",
+    "KEYPOINTS": "keypoints",
+    "CUBOIDS_3D": "cuboid",
+}
 
 
 #: the columns of objects each kind compares besides the box
-_COLUMNS = {"bbox": (), "segm": ("mask", "mask_area"), "keypoints": ("mask_area", "kp_x", "kp_y", "kp_v")}
+_COLUMNS = {
+    "bbox": (),
+    "segm": ("mask", "mask_area"),
+    "keypoints": ("mask_area", "kp_x", "kp_y", "kp_v"),
+    "cuboid": ("cuboid",),
+}
 
 
 @dataclass(frozen=True)
@@ -305,8 +327,9 @@ def mirror_pairs(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
 def from_columns(cols: Mapping[str, np.ndarray], kind: str, *, predicted: bool) -> ObjectArrays:
     """The objects of a query's columns (``class_id``, ``x``, ``y``, ``w``, ``h``, ``crowd`` for
     labels, and :attr:`Shapes.columns`), with the area COCO judges them by: a box's width times
-    height; a mask's pixels (instance segmentation, and a keypoint label that has a mask); and for
-    predicted keypoints the box around the points (as COCO's ``loadRes`` takes it)."""
+    height; a mask's pixels (instance segmentation, and a keypoint label that has a mask); for
+    predicted keypoints the box around the points (as COCO's ``loadRes`` takes it); and a cuboid's
+    footprint (width times length, in square metres)."""
     n = len(cols["class_id"])
     box = (
         np.stack([np.asarray(cols[c], dtype=np.float64) for c in ("x", "y", "w", "h")], axis=1)
@@ -332,6 +355,10 @@ def from_columns(cols: Mapping[str, np.ndarray], kind: str, *, predicted: bool) 
         else:
             mask_area = np.asarray(cols["mask_area"], dtype=np.float64)
             area = np.where(mask_area > 0, mask_area, area)
+    elif kind == "cuboid":
+        rows = [np.asarray(c, dtype=np.float64) for c in cols["cuboid"]]
+        out.cuboids = np.ascontiguousarray(np.stack(rows)) if n else np.zeros((0, 7))
+        area = out.cuboids[:, 3] * out.cuboids[:, 4]
     out.area = area
     return out
 

@@ -469,7 +469,7 @@ def _check_labels(
         raise InvalidArgument(
             f"only a multi-label project's labels have class_ids, not {task}'s", field=f"{where}.class_ids"
         )
-    elif labels.HasField("class_id") and (task in OBJECT_TASKS or task == "CUBOIDS_3D"):
+    elif labels.HasField("class_id") and task in OBJECT_TASKS:
         raise InvalidArgument(f"a {task} project labels objects, not frames", field=f"{where}.class_id")
     if task == "SOUND_EVENTS":
         for name, given in (("class_id", labels.HasField("class_id")), ("objects", bool(labels.objects))):

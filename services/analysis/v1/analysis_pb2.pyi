@@ -66,6 +66,20 @@ class OutlierOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTLIER_ORDER_UNSPECIFIED: _ClassVar[OutlierOrder]
     OUTLIER_ORDER_LABEL_DISAGREEMENT: _ClassVar[OutlierOrder]
     OUTLIER_ORDER_CLASS_OUTLIER: _ClassVar[OutlierOrder]
+
+class SoundEventIssueType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOUND_EVENT_ISSUE_TYPE_UNSPECIFIED: _ClassVar[SoundEventIssueType]
+    SOUND_EVENT_ISSUE_TYPE_MISSING: _ClassVar[SoundEventIssueType]
+    SOUND_EVENT_ISSUE_TYPE_SPURIOUS: _ClassVar[SoundEventIssueType]
+    SOUND_EVENT_ISSUE_TYPE_BADLY_BOUNDED: _ClassVar[SoundEventIssueType]
+    SOUND_EVENT_ISSUE_TYPE_WRONG_CLASS: _ClassVar[SoundEventIssueType]
+
+class SoundEventIssueLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SOUND_EVENT_ISSUE_LEVEL_UNSPECIFIED: _ClassVar[SoundEventIssueLevel]
+    SOUND_EVENT_ISSUE_LEVEL_INTERVAL: _ClassVar[SoundEventIssueLevel]
+    SOUND_EVENT_ISSUE_LEVEL_CLIP: _ClassVar[SoundEventIssueLevel]
 SEGMENT_KIND_UNSPECIFIED: SegmentKind
 SEGMENT_KIND_ISSUE: SegmentKind
 SEGMENT_KIND_REGRESSION_TEST: SegmentKind
@@ -97,6 +111,14 @@ DETECTION_ISSUE_ORDER_FRAME_ID: DetectionIssueOrder
 OUTLIER_ORDER_UNSPECIFIED: OutlierOrder
 OUTLIER_ORDER_LABEL_DISAGREEMENT: OutlierOrder
 OUTLIER_ORDER_CLASS_OUTLIER: OutlierOrder
+SOUND_EVENT_ISSUE_TYPE_UNSPECIFIED: SoundEventIssueType
+SOUND_EVENT_ISSUE_TYPE_MISSING: SoundEventIssueType
+SOUND_EVENT_ISSUE_TYPE_SPURIOUS: SoundEventIssueType
+SOUND_EVENT_ISSUE_TYPE_BADLY_BOUNDED: SoundEventIssueType
+SOUND_EVENT_ISSUE_TYPE_WRONG_CLASS: SoundEventIssueType
+SOUND_EVENT_ISSUE_LEVEL_UNSPECIFIED: SoundEventIssueLevel
+SOUND_EVENT_ISSUE_LEVEL_INTERVAL: SoundEventIssueLevel
+SOUND_EVENT_ISSUE_LEVEL_CLIP: SoundEventIssueLevel
 
 class ExportJobResultRequest(_message.Message):
     __slots__ = ("project", "job_id", "batch_rows")
@@ -1000,7 +1022,7 @@ class GetDetectionConfusionResponse(_message.Message):
     def __init__(self, confusion: _Optional[_Union[DetectionConfusion, _Mapping]] = ...) -> None: ...
 
 class DetectionMatch(_message.Message):
-    __slots__ = ("frame_id", "label_object_id", "predicted_object_id", "label_class", "predicted_class", "iou", "score", "media_uri", "split", "label_box", "predicted_box")
+    __slots__ = ("frame_id", "label_object_id", "predicted_object_id", "label_class", "predicted_class", "iou", "score", "media_uri", "split", "label_box", "predicted_box", "label_cuboid", "predicted_cuboid", "distance", "points")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -1012,6 +1034,10 @@ class DetectionMatch(_message.Message):
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     LABEL_BOX_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_BOX_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CUBOID_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CUBOID_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
     frame_id: str
     label_object_id: str
     predicted_object_id: str
@@ -1023,10 +1049,14 @@ class DetectionMatch(_message.Message):
     split: str
     label_box: _ingest_pb2.Box
     predicted_box: _ingest_pb2.Box
-    def __init__(self, frame_id: _Optional[str] = ..., label_object_id: _Optional[str] = ..., predicted_object_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., iou: _Optional[float] = ..., score: _Optional[float] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ...) -> None: ...
+    label_cuboid: _ingest_pb2.Cuboid
+    predicted_cuboid: _ingest_pb2.Cuboid
+    distance: float
+    points: int
+    def __init__(self, frame_id: _Optional[str] = ..., label_object_id: _Optional[str] = ..., predicted_object_id: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., iou: _Optional[float] = ..., score: _Optional[float] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., label_cuboid: _Optional[_Union[_ingest_pb2.Cuboid, _Mapping]] = ..., predicted_cuboid: _Optional[_Union[_ingest_pb2.Cuboid, _Mapping]] = ..., distance: _Optional[float] = ..., points: _Optional[int] = ...) -> None: ...
 
 class QueryDetectionMatchesRequest(_message.Message):
-    __slots__ = ("project", "label_class", "predicted_class", "page", "inference_set", "iou_threshold", "confidence_threshold", "any_label_class", "any_predicted_class", "min_score", "max_score", "min_iou", "max_iou", "frame_filter", "order", "baseline_inference_set", "change", "object_segment")
+    __slots__ = ("project", "label_class", "predicted_class", "page", "inference_set", "iou_threshold", "confidence_threshold", "any_label_class", "any_predicted_class", "min_score", "max_score", "min_iou", "max_iou", "frame_filter", "order", "baseline_inference_set", "change", "object_segment", "min_distance", "max_distance", "min_points", "max_points")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
@@ -1045,6 +1075,10 @@ class QueryDetectionMatchesRequest(_message.Message):
     BASELINE_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     OBJECT_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    MIN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    MIN_POINTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
     project: str
     label_class: int
     predicted_class: int
@@ -1063,7 +1097,11 @@ class QueryDetectionMatchesRequest(_message.Message):
     baseline_inference_set: str
     change: str
     object_segment: str
-    def __init__(self, project: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., any_label_class: _Optional[bool] = ..., any_predicted_class: _Optional[bool] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., min_iou: _Optional[float] = ..., max_iou: _Optional[float] = ..., frame_filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., order: _Optional[_Union[DetectionMatchOrder, str]] = ..., baseline_inference_set: _Optional[str] = ..., change: _Optional[str] = ..., object_segment: _Optional[str] = ...) -> None: ...
+    min_distance: float
+    max_distance: float
+    min_points: int
+    max_points: int
+    def __init__(self, project: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., inference_set: _Optional[str] = ..., iou_threshold: _Optional[float] = ..., confidence_threshold: _Optional[float] = ..., any_label_class: _Optional[bool] = ..., any_predicted_class: _Optional[bool] = ..., min_score: _Optional[float] = ..., max_score: _Optional[float] = ..., min_iou: _Optional[float] = ..., max_iou: _Optional[float] = ..., frame_filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., order: _Optional[_Union[DetectionMatchOrder, str]] = ..., baseline_inference_set: _Optional[str] = ..., change: _Optional[str] = ..., object_segment: _Optional[str] = ..., min_distance: _Optional[float] = ..., max_distance: _Optional[float] = ..., min_points: _Optional[int] = ..., max_points: _Optional[int] = ...) -> None: ...
 
 class QueryDetectionMatchesResponse(_message.Message):
     __slots__ = ("matches", "page")
@@ -1354,7 +1392,7 @@ class DetectionIssuesSummary(_message.Message):
     def __init__(self, frames: _Optional[int] = ..., labeled_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., flagged_frames: _Optional[int] = ..., missing_labels: _Optional[int] = ..., spurious_labels: _Optional[int] = ..., mislocalized: _Optional[int] = ..., class_swaps: _Optional[int] = ..., missing_label_threshold: _Optional[float] = ..., spurious_label_threshold: _Optional[float] = ..., mislocalized_threshold: _Optional[float] = ..., class_swap_threshold: _Optional[float] = ..., match_iou: _Optional[float] = ..., misplaced_keypoints: _Optional[int] = ..., swapped_keypoints: _Optional[int] = ..., misplaced_keypoint_threshold: _Optional[float] = ..., swapped_keypoints_threshold: _Optional[float] = ...) -> None: ...
 
 class DetectionObjectIssue(_message.Message):
-    __slots__ = ("ref", "media_uri", "issue_type", "score", "is_issue", "predicted", "given_class", "suggested_class", "partner_object_id", "iou", "confidence", "label_box", "predicted_box", "dismissed", "keypoints")
+    __slots__ = ("ref", "media_uri", "issue_type", "score", "is_issue", "predicted", "given_class", "suggested_class", "partner_object_id", "iou", "confidence", "label_box", "predicted_box", "dismissed", "keypoints", "label_cuboid", "predicted_cuboid", "mislocalization")
     REF_FIELD_NUMBER: _ClassVar[int]
     MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
     ISSUE_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -1370,6 +1408,9 @@ class DetectionObjectIssue(_message.Message):
     PREDICTED_BOX_FIELD_NUMBER: _ClassVar[int]
     DISMISSED_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CUBOID_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CUBOID_FIELD_NUMBER: _ClassVar[int]
+    MISLOCALIZATION_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     media_uri: str
     issue_type: DetectionIssueType
@@ -1385,7 +1426,10 @@ class DetectionObjectIssue(_message.Message):
     predicted_box: _ingest_pb2.Box
     dismissed: bool
     keypoints: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., issue_type: _Optional[_Union[DetectionIssueType, str]] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., predicted: _Optional[bool] = ..., given_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., partner_object_id: _Optional[str] = ..., iou: _Optional[float] = ..., confidence: _Optional[float] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., dismissed: _Optional[bool] = ..., keypoints: _Optional[_Iterable[int]] = ...) -> None: ...
+    label_cuboid: _ingest_pb2.Cuboid
+    predicted_cuboid: _ingest_pb2.Cuboid
+    mislocalization: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., issue_type: _Optional[_Union[DetectionIssueType, str]] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., predicted: _Optional[bool] = ..., given_class: _Optional[int] = ..., suggested_class: _Optional[int] = ..., partner_object_id: _Optional[str] = ..., iou: _Optional[float] = ..., confidence: _Optional[float] = ..., label_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., predicted_box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., dismissed: _Optional[bool] = ..., keypoints: _Optional[_Iterable[int]] = ..., label_cuboid: _Optional[_Union[_ingest_pb2.Cuboid, _Mapping]] = ..., predicted_cuboid: _Optional[_Union[_ingest_pb2.Cuboid, _Mapping]] = ..., mislocalization: _Optional[str] = ...) -> None: ...
 
 class DetectionFrameIssue(_message.Message):
     __slots__ = ("ref", "media_uri", "score", "is_issue", "worst_type", "objects", "missing_labels", "spurious_labels", "mislocalized", "class_swaps", "dismissed", "misplaced_keypoints", "swapped_keypoints")
@@ -1966,3 +2010,393 @@ class SaveFailureClustersResponse(_message.Message):
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     segments: _containers.RepeatedCompositeFieldContainer[Segment]
     def __init__(self, segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ...) -> None: ...
+
+class GetCuboidMetricsRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "frame_filter", "min_distance", "max_distance", "min_points", "max_points", "iou_thresholds", "confidence_threshold")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FILTER_FIELD_NUMBER: _ClassVar[int]
+    MIN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    MIN_POINTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    frame_filter: _common_pb2.Filter
+    min_distance: float
+    max_distance: float
+    min_points: int
+    max_points: int
+    iou_thresholds: _containers.RepeatedScalarFieldContainer[float]
+    confidence_threshold: float
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., frame_filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., min_distance: _Optional[float] = ..., max_distance: _Optional[float] = ..., min_points: _Optional[int] = ..., max_points: _Optional[int] = ..., iou_thresholds: _Optional[_Iterable[float]] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
+
+class NuScenesClassMetrics(_message.Message):
+    __slots__ = ("class_id", "class_name", "ap", "ap_at", "ate", "ase", "aoe", "ave", "aae", "ground_truth", "predicted")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    AP_FIELD_NUMBER: _ClassVar[int]
+    AP_AT_FIELD_NUMBER: _ClassVar[int]
+    ATE_FIELD_NUMBER: _ClassVar[int]
+    ASE_FIELD_NUMBER: _ClassVar[int]
+    AOE_FIELD_NUMBER: _ClassVar[int]
+    AVE_FIELD_NUMBER: _ClassVar[int]
+    AAE_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    ap: float
+    ap_at: _containers.RepeatedScalarFieldContainer[float]
+    ate: float
+    ase: float
+    aoe: float
+    ave: float
+    aae: float
+    ground_truth: int
+    predicted: int
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ap: _Optional[float] = ..., ap_at: _Optional[_Iterable[float]] = ..., ate: _Optional[float] = ..., ase: _Optional[float] = ..., aoe: _Optional[float] = ..., ave: _Optional[float] = ..., aae: _Optional[float] = ..., ground_truth: _Optional[int] = ..., predicted: _Optional[int] = ...) -> None: ...
+
+class NuScenesMetrics(_message.Message):
+    __slots__ = ("distance_thresholds", "map", "nds", "mate", "mase", "maoe", "mave", "maae", "per_class")
+    DISTANCE_THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    MAP_FIELD_NUMBER: _ClassVar[int]
+    NDS_FIELD_NUMBER: _ClassVar[int]
+    MATE_FIELD_NUMBER: _ClassVar[int]
+    MASE_FIELD_NUMBER: _ClassVar[int]
+    MAOE_FIELD_NUMBER: _ClassVar[int]
+    MAVE_FIELD_NUMBER: _ClassVar[int]
+    MAAE_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    distance_thresholds: _containers.RepeatedScalarFieldContainer[float]
+    map: float
+    nds: float
+    mate: float
+    mase: float
+    maoe: float
+    mave: float
+    maae: float
+    per_class: _containers.RepeatedCompositeFieldContainer[NuScenesClassMetrics]
+    def __init__(self, distance_thresholds: _Optional[_Iterable[float]] = ..., map: _Optional[float] = ..., nds: _Optional[float] = ..., mate: _Optional[float] = ..., mase: _Optional[float] = ..., maoe: _Optional[float] = ..., mave: _Optional[float] = ..., maae: _Optional[float] = ..., per_class: _Optional[_Iterable[_Union[NuScenesClassMetrics, _Mapping]]] = ...) -> None: ...
+
+class IouApClassMetrics(_message.Message):
+    __slots__ = ("class_id", "class_name", "ap", "ap_at")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    AP_FIELD_NUMBER: _ClassVar[int]
+    AP_AT_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    ap: float
+    ap_at: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ap: _Optional[float] = ..., ap_at: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class IouApMetrics(_message.Message):
+    __slots__ = ("iou_type", "iou_thresholds", "map", "map_at", "per_class")
+    IOU_TYPE_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    MAP_FIELD_NUMBER: _ClassVar[int]
+    MAP_AT_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    iou_type: str
+    iou_thresholds: _containers.RepeatedScalarFieldContainer[float]
+    map: float
+    map_at: _containers.RepeatedScalarFieldContainer[float]
+    per_class: _containers.RepeatedCompositeFieldContainer[IouApClassMetrics]
+    def __init__(self, iou_type: _Optional[str] = ..., iou_thresholds: _Optional[_Iterable[float]] = ..., map: _Optional[float] = ..., map_at: _Optional[_Iterable[float]] = ..., per_class: _Optional[_Iterable[_Union[IouApClassMetrics, _Mapping]]] = ...) -> None: ...
+
+class CuboidMetrics(_message.Message):
+    __slots__ = ("inference_set", "dataset", "frames", "ground_truth_objects", "predicted_objects", "nuscenes", "bev", "iou_3d")
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    NUSCENES_FIELD_NUMBER: _ClassVar[int]
+    BEV_FIELD_NUMBER: _ClassVar[int]
+    IOU_3D_FIELD_NUMBER: _ClassVar[int]
+    inference_set: str
+    dataset: str
+    frames: int
+    ground_truth_objects: int
+    predicted_objects: int
+    nuscenes: NuScenesMetrics
+    bev: IouApMetrics
+    iou_3d: IouApMetrics
+    def __init__(self, inference_set: _Optional[str] = ..., dataset: _Optional[str] = ..., frames: _Optional[int] = ..., ground_truth_objects: _Optional[int] = ..., predicted_objects: _Optional[int] = ..., nuscenes: _Optional[_Union[NuScenesMetrics, _Mapping]] = ..., bev: _Optional[_Union[IouApMetrics, _Mapping]] = ..., iou_3d: _Optional[_Union[IouApMetrics, _Mapping]] = ...) -> None: ...
+
+class GetCuboidMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: CuboidMetrics
+    def __init__(self, metrics: _Optional[_Union[CuboidMetrics, _Mapping]] = ...) -> None: ...
+
+class GetSoundEventMetricsRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "frame_filter", "time_resolution", "t_collar", "percentage_of_length", "onset_only", "offset_only", "confidence_threshold")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FILTER_FIELD_NUMBER: _ClassVar[int]
+    TIME_RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    T_COLLAR_FIELD_NUMBER: _ClassVar[int]
+    PERCENTAGE_OF_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    ONSET_ONLY_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    frame_filter: _common_pb2.Filter
+    time_resolution: float
+    t_collar: float
+    percentage_of_length: float
+    onset_only: bool
+    offset_only: bool
+    confidence_threshold: float
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., frame_filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., time_resolution: _Optional[float] = ..., t_collar: _Optional[float] = ..., percentage_of_length: _Optional[float] = ..., onset_only: _Optional[bool] = ..., offset_only: _Optional[bool] = ..., confidence_threshold: _Optional[float] = ...) -> None: ...
+
+class SoundEventFigures(_message.Message):
+    __slots__ = ("f1", "precision", "recall", "error_rate", "deletion_rate", "insertion_rate", "substitution_rate", "sensitivity", "specificity", "balanced_accuracy", "accuracy", "reference", "estimated")
+    F1_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    DELETION_RATE_FIELD_NUMBER: _ClassVar[int]
+    INSERTION_RATE_FIELD_NUMBER: _ClassVar[int]
+    SUBSTITUTION_RATE_FIELD_NUMBER: _ClassVar[int]
+    SENSITIVITY_FIELD_NUMBER: _ClassVar[int]
+    SPECIFICITY_FIELD_NUMBER: _ClassVar[int]
+    BALANCED_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    f1: float
+    precision: float
+    recall: float
+    error_rate: float
+    deletion_rate: float
+    insertion_rate: float
+    substitution_rate: float
+    sensitivity: float
+    specificity: float
+    balanced_accuracy: float
+    accuracy: float
+    reference: int
+    estimated: int
+    def __init__(self, f1: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., error_rate: _Optional[float] = ..., deletion_rate: _Optional[float] = ..., insertion_rate: _Optional[float] = ..., substitution_rate: _Optional[float] = ..., sensitivity: _Optional[float] = ..., specificity: _Optional[float] = ..., balanced_accuracy: _Optional[float] = ..., accuracy: _Optional[float] = ..., reference: _Optional[int] = ..., estimated: _Optional[int] = ...) -> None: ...
+
+class SoundEventClassMetrics(_message.Message):
+    __slots__ = ("class_id", "class_name", "segment_based", "event_based")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_BASED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_BASED_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    segment_based: SoundEventFigures
+    event_based: SoundEventFigures
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., segment_based: _Optional[_Union[SoundEventFigures, _Mapping]] = ..., event_based: _Optional[_Union[SoundEventFigures, _Mapping]] = ...) -> None: ...
+
+class SoundEventMetrics(_message.Message):
+    __slots__ = ("inference_set", "dataset", "clips", "reference_events", "estimated_events", "time_resolution", "t_collar", "percentage_of_length", "segment_based", "event_based", "segment_based_class_average", "event_based_class_average", "per_class", "class_ids", "confusion")
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    CLIPS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TIME_RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    T_COLLAR_FIELD_NUMBER: _ClassVar[int]
+    PERCENTAGE_OF_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_BASED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_BASED_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_BASED_CLASS_AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    EVENT_BASED_CLASS_AVERAGE_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_IDS_FIELD_NUMBER: _ClassVar[int]
+    CONFUSION_FIELD_NUMBER: _ClassVar[int]
+    inference_set: str
+    dataset: str
+    clips: int
+    reference_events: int
+    estimated_events: int
+    time_resolution: float
+    t_collar: float
+    percentage_of_length: float
+    segment_based: SoundEventFigures
+    event_based: SoundEventFigures
+    segment_based_class_average: SoundEventFigures
+    event_based_class_average: SoundEventFigures
+    per_class: _containers.RepeatedCompositeFieldContainer[SoundEventClassMetrics]
+    class_ids: _containers.RepeatedScalarFieldContainer[int]
+    confusion: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, inference_set: _Optional[str] = ..., dataset: _Optional[str] = ..., clips: _Optional[int] = ..., reference_events: _Optional[int] = ..., estimated_events: _Optional[int] = ..., time_resolution: _Optional[float] = ..., t_collar: _Optional[float] = ..., percentage_of_length: _Optional[float] = ..., segment_based: _Optional[_Union[SoundEventFigures, _Mapping]] = ..., event_based: _Optional[_Union[SoundEventFigures, _Mapping]] = ..., segment_based_class_average: _Optional[_Union[SoundEventFigures, _Mapping]] = ..., event_based_class_average: _Optional[_Union[SoundEventFigures, _Mapping]] = ..., per_class: _Optional[_Iterable[_Union[SoundEventClassMetrics, _Mapping]]] = ..., class_ids: _Optional[_Iterable[int]] = ..., confusion: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GetSoundEventMetricsResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: SoundEventMetrics
+    def __init__(self, metrics: _Optional[_Union[SoundEventMetrics, _Mapping]] = ...) -> None: ...
+
+class SoundEventMatch(_message.Message):
+    __slots__ = ("frame_id", "media_uri", "split", "label_event", "predicted_event", "iou", "duration_seconds")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_EVENT_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_EVENT_FIELD_NUMBER: _ClassVar[int]
+    IOU_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    media_uri: str
+    split: str
+    label_event: _ingest_pb2.SoundEvent
+    predicted_event: _ingest_pb2.SoundEvent
+    iou: float
+    duration_seconds: float
+    def __init__(self, frame_id: _Optional[str] = ..., media_uri: _Optional[str] = ..., split: _Optional[str] = ..., label_event: _Optional[_Union[_ingest_pb2.SoundEvent, _Mapping]] = ..., predicted_event: _Optional[_Union[_ingest_pb2.SoundEvent, _Mapping]] = ..., iou: _Optional[float] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+
+class QuerySoundEventsRequest(_message.Message):
+    __slots__ = ("project", "inference_set", "label_class", "predicted_class", "any_label_class", "any_predicted_class", "t_collar", "percentage_of_length", "onset_only", "offset_only", "confidence_threshold", "frame_filter", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ANY_LABEL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ANY_PREDICTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    T_COLLAR_FIELD_NUMBER: _ClassVar[int]
+    PERCENTAGE_OF_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    ONSET_ONLY_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    inference_set: str
+    label_class: int
+    predicted_class: int
+    any_label_class: bool
+    any_predicted_class: bool
+    t_collar: float
+    percentage_of_length: float
+    onset_only: bool
+    offset_only: bool
+    confidence_threshold: float
+    frame_filter: _common_pb2.Filter
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., inference_set: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., any_label_class: _Optional[bool] = ..., any_predicted_class: _Optional[bool] = ..., t_collar: _Optional[float] = ..., percentage_of_length: _Optional[float] = ..., onset_only: _Optional[bool] = ..., offset_only: _Optional[bool] = ..., confidence_threshold: _Optional[float] = ..., frame_filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class QuerySoundEventsResponse(_message.Message):
+    __slots__ = ("matches", "page")
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[SoundEventMatch]
+    page: _common_pb2.PageResponse
+    def __init__(self, matches: _Optional[_Iterable[_Union[SoundEventMatch, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class SoundEventIssuesSummary(_message.Message):
+    __slots__ = ("clips", "labeled_events", "predicted_events", "flagged_clips", "missing", "spurious", "badly_bounded", "wrong_class", "confident", "min_iou", "min_overlap")
+    CLIPS_FIELD_NUMBER: _ClassVar[int]
+    LABELED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_CLIPS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    SPURIOUS_FIELD_NUMBER: _ClassVar[int]
+    BADLY_BOUNDED_FIELD_NUMBER: _ClassVar[int]
+    WRONG_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENT_FIELD_NUMBER: _ClassVar[int]
+    MIN_IOU_FIELD_NUMBER: _ClassVar[int]
+    MIN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    clips: int
+    labeled_events: int
+    predicted_events: int
+    flagged_clips: int
+    missing: int
+    spurious: int
+    badly_bounded: int
+    wrong_class: int
+    confident: float
+    min_iou: float
+    min_overlap: float
+    def __init__(self, clips: _Optional[int] = ..., labeled_events: _Optional[int] = ..., predicted_events: _Optional[int] = ..., flagged_clips: _Optional[int] = ..., missing: _Optional[int] = ..., spurious: _Optional[int] = ..., badly_bounded: _Optional[int] = ..., wrong_class: _Optional[int] = ..., confident: _Optional[float] = ..., min_iou: _Optional[float] = ..., min_overlap: _Optional[float] = ...) -> None: ...
+
+class SoundEventIssue(_message.Message):
+    __slots__ = ("frame_id", "media_uri", "issue_type", "score", "is_issue", "label_event", "predicted_event", "event_index", "suggested_class", "iou", "dismissed")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    ISSUE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    IS_ISSUE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_EVENT_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_EVENT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_CLASS_FIELD_NUMBER: _ClassVar[int]
+    IOU_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    media_uri: str
+    issue_type: SoundEventIssueType
+    score: float
+    is_issue: bool
+    label_event: _ingest_pb2.SoundEvent
+    predicted_event: _ingest_pb2.SoundEvent
+    event_index: int
+    suggested_class: int
+    iou: float
+    dismissed: bool
+    def __init__(self, frame_id: _Optional[str] = ..., media_uri: _Optional[str] = ..., issue_type: _Optional[_Union[SoundEventIssueType, str]] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., label_event: _Optional[_Union[_ingest_pb2.SoundEvent, _Mapping]] = ..., predicted_event: _Optional[_Union[_ingest_pb2.SoundEvent, _Mapping]] = ..., event_index: _Optional[int] = ..., suggested_class: _Optional[int] = ..., iou: _Optional[float] = ..., dismissed: _Optional[bool] = ...) -> None: ...
+
+class SoundEventClipIssue(_message.Message):
+    __slots__ = ("frame_id", "media_uri", "score", "is_issue", "worst_type", "missing", "spurious", "badly_bounded", "wrong_class", "dismissed")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    IS_ISSUE_FIELD_NUMBER: _ClassVar[int]
+    WORST_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    SPURIOUS_FIELD_NUMBER: _ClassVar[int]
+    BADLY_BOUNDED_FIELD_NUMBER: _ClassVar[int]
+    WRONG_CLASS_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    media_uri: str
+    score: float
+    is_issue: bool
+    worst_type: SoundEventIssueType
+    missing: int
+    spurious: int
+    badly_bounded: int
+    wrong_class: int
+    dismissed: bool
+    def __init__(self, frame_id: _Optional[str] = ..., media_uri: _Optional[str] = ..., score: _Optional[float] = ..., is_issue: _Optional[bool] = ..., worst_type: _Optional[_Union[SoundEventIssueType, str]] = ..., missing: _Optional[int] = ..., spurious: _Optional[int] = ..., badly_bounded: _Optional[int] = ..., wrong_class: _Optional[int] = ..., dismissed: _Optional[bool] = ...) -> None: ...
+
+class QuerySoundEventIssuesRequest(_message.Message):
+    __slots__ = ("project", "job_id", "level", "issue_types", "include_unflagged", "page", "include_dismissed")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ISSUE_TYPES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_UNFLAGGED_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_DISMISSED_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    job_id: str
+    level: SoundEventIssueLevel
+    issue_types: _containers.RepeatedScalarFieldContainer[SoundEventIssueType]
+    include_unflagged: bool
+    page: _common_pb2.PageRequest
+    include_dismissed: bool
+    def __init__(self, project: _Optional[str] = ..., job_id: _Optional[str] = ..., level: _Optional[_Union[SoundEventIssueLevel, str]] = ..., issue_types: _Optional[_Iterable[_Union[SoundEventIssueType, str]]] = ..., include_unflagged: _Optional[bool] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., include_dismissed: _Optional[bool] = ...) -> None: ...
+
+class QuerySoundEventIssuesResponse(_message.Message):
+    __slots__ = ("summary", "intervals", "clips", "page", "dismissed_count")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    INTERVALS_FIELD_NUMBER: _ClassVar[int]
+    CLIPS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    DISMISSED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    summary: SoundEventIssuesSummary
+    intervals: _containers.RepeatedCompositeFieldContainer[SoundEventIssue]
+    clips: _containers.RepeatedCompositeFieldContainer[SoundEventClipIssue]
+    page: _common_pb2.PageResponse
+    dismissed_count: int
+    def __init__(self, summary: _Optional[_Union[SoundEventIssuesSummary, _Mapping]] = ..., intervals: _Optional[_Iterable[_Union[SoundEventIssue, _Mapping]]] = ..., clips: _Optional[_Iterable[_Union[SoundEventClipIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., dismissed_count: _Optional[int] = ...) -> None: ...

@@ -79,6 +79,21 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesResponse.FromString,
                 _registered_method=True)
+        self.GetCuboidMetrics = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetCuboidMetrics',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetCuboidMetricsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetCuboidMetricsResponse.FromString,
+                _registered_method=True)
+        self.GetSoundEventMetrics = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetSoundEventMetrics',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSoundEventMetricsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSoundEventMetricsResponse.FromString,
+                _registered_method=True)
+        self.QuerySoundEvents = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QuerySoundEvents',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventsResponse.FromString,
+                _registered_method=True)
         self.StartLabelIssues = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/StartLabelIssues',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartLabelIssuesRequest.SerializeToString,
@@ -98,6 +113,11 @@ class AnalysisServiceStub:
                 '/shoal.analysis.v1.AnalysisService/QuerySegmentationIssues',
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesResponse.FromString,
+                _registered_method=True)
+        self.QuerySoundEventIssues = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/QuerySoundEventIssues',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventIssuesRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventIssuesResponse.FromString,
                 _registered_method=True)
         self.QueryDetectionLabelIssues = channel.unary_unary(
                 '/shoal.analysis.v1.AnalysisService/QueryDetectionLabelIssues',
@@ -311,13 +331,46 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCuboidMetrics(self, request, context):
+        """3-D cuboid metrics of an inference set against the latest labels of its dataset (a CUBOIDS_3D
+        project), both families teams use: nuScenes' detection metrics (AP at centre distances of 0.5,
+        1, 2 and 4 m, the true-positive errors ATE, ASE, AOE, AVE, AAE, mAP and NDS, as nuscenes-devkit
+        computes them) and AP over rotated IoU in bird's-eye view and in 3-D at chosen IoU thresholds
+        (COCO's matching rules), over the frames and the distance and point-count ranges asked for.
+        The confusion matrix, its drill-down, comparison, slices and gates of cuboid projects are the
+        object RPCs' (GetDetectionConfusion, QueryDetectionMatches, ...), matching by BEV IoU.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSoundEventMetrics(self, request, context):
+        """Sound-event metrics of an inference set against the latest labels of its dataset (a
+        SOUND_EVENTS project): segment-based and event-based precision, recall, F1 and error rate,
+        overall, per class and class-wise averaged, as sed_eval computes them, and the event confusion
+        matrix with its "missed" column and "false positive" row.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuerySoundEvents(self, request, context):
+        """The clips and intervals behind a cell, row or column of the sound-event confusion matrix.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StartLabelIssues(self, request, context):
         """Starts (or returns) the label-issues job of an inference set. Classification: confident
         learning over its probabilities (use out-of-sample ones, e.g. cross-validated); read it with
         QueryLabelIssues. 2-D detection: every labeled and predicted box scored for missing labels,
         spurious labels, mislocalized boxes and class swaps; read it with QueryDetectionLabelIssues.
         Multi-label: each class as a yes/no question (a class missing, or given but not there); read it
-        with QueryMultiLabelIssues.
+        with QueryMultiLabelIssues. 3-D cuboids: as 2-D detection, matched by BEV IoU, a mislocalized
+        cuboid naming what is off (centre, size or heading). Sound events: every labeled interval
+        scored as spurious, badly bounded or of the wrong class, and confident predicted intervals
+        no label accounts for as missing; read it with QuerySoundEventIssues.
         Watch it with GetJob; the same parameters give the same job unless rerun is set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -342,6 +395,15 @@ class AnalysisServiceServicer:
     def QuerySegmentationIssues(self, request, context):
         """The result of a finished label-issues job on a semantic segmentation project: its summary and a
         page of frames, each with its label quality and its flagged pixels (a mask to draw).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QuerySoundEventIssues(self, request, context):
+        """The result of a finished label-issues job on a sound-event project: its summary and a page of
+        intervals (labeled events judged spurious, badly bounded or of the wrong class; predicted events
+        no label accounts for) or of clips, most likely issues first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -591,6 +653,21 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QueryDetectionMatchesResponse.SerializeToString,
             ),
+            'GetCuboidMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCuboidMetrics,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetCuboidMetricsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetCuboidMetricsResponse.SerializeToString,
+            ),
+            'GetSoundEventMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSoundEventMetrics,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSoundEventMetricsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSoundEventMetricsResponse.SerializeToString,
+            ),
+            'QuerySoundEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuerySoundEvents,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventsResponse.SerializeToString,
+            ),
             'StartLabelIssues': grpc.unary_unary_rpc_method_handler(
                     servicer.StartLabelIssues,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.StartLabelIssuesRequest.FromString,
@@ -610,6 +687,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.QuerySegmentationIssues,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesResponse.SerializeToString,
+            ),
+            'QuerySoundEventIssues': grpc.unary_unary_rpc_method_handler(
+                    servicer.QuerySoundEventIssues,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventIssuesRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventIssuesResponse.SerializeToString,
             ),
             'QueryDetectionLabelIssues': grpc.unary_unary_rpc_method_handler(
                     servicer.QueryDetectionLabelIssues,
@@ -991,6 +1073,87 @@ class AnalysisService:
             _registered_method=True)
 
     @staticmethod
+    def GetCuboidMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetCuboidMetrics',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetCuboidMetricsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetCuboidMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSoundEventMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetSoundEventMetrics',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSoundEventMetricsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetSoundEventMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuerySoundEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QuerySoundEvents',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def StartLabelIssues(request,
             target,
             options=(),
@@ -1088,6 +1251,33 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/QuerySegmentationIssues',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySegmentationIssuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QuerySoundEventIssues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/QuerySoundEventIssues',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventIssuesRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.QuerySoundEventIssuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

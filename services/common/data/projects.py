@@ -30,11 +30,11 @@ TASK_TYPES = (
     "MULTI_LABEL",
     "SOUND_EVENTS",
 )
-#: the task types whose labels and predictions are objects (boxes, masks, keypoints)
 #: segmentation class ids fit the 16 bits of a class map, below its "no class" value
 MAX_SEGMENTATION_CLASS_ID = 65534
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-OBJECT_TASKS = ("OBJECT_DETECTION_2D", "INSTANCE_SEGMENTATION", "KEYPOINTS")
+#: the task types whose labels and predictions are objects (boxes, masks, keypoints, cuboids)
+OBJECT_TASKS = ("OBJECT_DETECTION_2D", "INSTANCE_SEGMENTATION", "KEYPOINTS", "CUBOIDS_3D")
 #: keypoints a class may declare
 MAX_KEYPOINTS = 100
 #: a keypoint's sigma when its class gives none

@@ -541,7 +541,7 @@ class Frame(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., media_type: _Optional[_Union[MediaType, str]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., coordinate_frame: _Optional[_Union[CoordinateFrame, str]] = ..., ego_pose: _Optional[_Union[Pose, _Mapping]] = ..., cameras: _Optional[_Iterable[_Union[CameraImage, _Mapping]]] = ..., duration_seconds: _Optional[float] = ..., sample_rate: _Optional[int] = ...) -> None: ...
 
 class Cuboid(_message.Message):
-    __slots__ = ("x", "y", "z", "width", "length", "height", "yaw", "rotation", "vx", "vy", "attribute")
+    __slots__ = ("x", "y", "z", "width", "length", "height", "yaw", "rotation", "vx", "vy", "attribute", "num_points")
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
     Z_FIELD_NUMBER: _ClassVar[int]
@@ -553,6 +553,7 @@ class Cuboid(_message.Message):
     VX_FIELD_NUMBER: _ClassVar[int]
     VY_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTE_FIELD_NUMBER: _ClassVar[int]
+    NUM_POINTS_FIELD_NUMBER: _ClassVar[int]
     x: float
     y: float
     z: float
@@ -564,7 +565,8 @@ class Cuboid(_message.Message):
     vx: float
     vy: float
     attribute: str
-    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., width: _Optional[float] = ..., length: _Optional[float] = ..., height: _Optional[float] = ..., yaw: _Optional[float] = ..., rotation: _Optional[_Union[Quaternion, _Mapping]] = ..., vx: _Optional[float] = ..., vy: _Optional[float] = ..., attribute: _Optional[str] = ...) -> None: ...
+    num_points: int
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., z: _Optional[float] = ..., width: _Optional[float] = ..., length: _Optional[float] = ..., height: _Optional[float] = ..., yaw: _Optional[float] = ..., rotation: _Optional[_Union[Quaternion, _Mapping]] = ..., vx: _Optional[float] = ..., vy: _Optional[float] = ..., attribute: _Optional[str] = ..., num_points: _Optional[int] = ...) -> None: ...
 
 class SoundEvent(_message.Message):
     __slots__ = ("onset", "offset", "class_id", "score")
