@@ -40,6 +40,7 @@ from tests.harness._wait import process_exit, scaled
 from tests.server.conftest import Running, project_name, start_server, wait_for
 from tests.server.test_analysis_instances import check_shape_dead_letters
 from tests.server.test_analysis_segmentation import check_map_dead_letters
+from tests.server.test_ingest_scenes import check_scene_dead_letters
 from tests.server.test_ingest_upload import check_column_dead_letters, check_dead_letters
 
 pytestmark = pytest.mark.integration
@@ -374,5 +375,6 @@ def test_bad_events_on_kafka_are_dead_lettered_and_good_frames_written(
         check_column_dead_letters(r, project_name("column_dead_letters"))
         check_shape_dead_letters(r, project_name("shape_dead_letters"))
         check_map_dead_letters(r, project_name("map_dead_letters"))
+        check_scene_dead_letters(r, project_name("scene_dead_letters"))
     finally:
         r.server.stop(grace=1)

@@ -191,3 +191,63 @@ def test_the_sdk_uploads_cuboids_and_events(shared: Running, project: str) -> No
         (version,) = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(project=sound, dataset="val",
                                                                             frame_id="c1")).versions  # fmt: skip
         assert [(e.onset, e.offset, e.class_id) for e in version.events] == [(0.1, 1.0, 0), (2.0, 3.5, 1)]
+
+
+def check_scene_dead_letters(running: Running, p: str) -> None:
+    """A producer's events for a cuboid project and a sound-event project: a cuboid of negative
+    width and an event ending past its clip go to the dead-letter topic as received, with their
+    reasons naming the field; the good cuboids and events of the same events are written."""
+    import uuid
+
+    from shoal.common.topics import Topics
+    from tests.server.conftest import wait_for
+
+    audio = f"{p}_audio"
+    with running.client(running.admin_key) as c:
+        _setup(c, p, pb.TASK_TYPE_CUBOIDS_3D)
+        _setup(c, audio, pb.TASK_TYPE_SOUND_EVENTS)
+    scene = pb.UploadChunk(inference_set="m", frames=[
+        pb.Frame(frame_id=f"s{i}", media_type=pb.MEDIA_TYPE_POINT_CLOUD, coordinate_frame=pb.COORDINATE_FRAME_EGO)
+        for i in range(2)])  # fmt: skip
+    scene.labels.add(frame_id="s0").objects.add(object_id="a", class_id=0, cuboid=_cuboid())
+    scene.labels.add(frame_id="s1").objects.add(object_id="b", class_id=0, cuboid=_cuboid(width=-1))
+    scene.inferences.add(frame_id="s0").objects.add(object_id="p", class_id=0, score=0.9, cuboid=_cuboid(x=1.1))
+    clips = pb.UploadChunk(inference_set="m", frames=[
+        pb.Frame(frame_id=f"c{i}", media_type=pb.MEDIA_TYPE_AUDIO, duration_seconds=4.0, sample_rate=16000)
+        for i in range(2)])  # fmt: skip
+    clips.labels.add(frame_id="c0", events=[pb.SoundEvent(onset=0.5, offset=1.5, class_id=0)])
+    clips.labels.add(frame_id="c1", events=[pb.SoundEvent(onset=3.5, offset=4.5, class_id=1)])
+    clips.inferences.add(frame_id="c0", events=[pb.SoundEvent(onset=0.6, offset=1.4, class_id=0, score=0.8)])
+    bus = running.server.stores.events
+    topics = Topics(running.server.settings.topic_prefix)
+    for project, chunk in ((p, scene), (audio, clips)):
+        event = pb.UploadEvent(schema_version=1, upload_id=f"{project}-ev", chunk_index=0, project=project,
+                               dataset="val", chunk=chunk)  # fmt: skip
+        bus.publish(topics.uploads, key=f"{project}/val".encode(), value=event.SerializeToString()).result(timeout=10)
+    with running.client(running.admin_key) as c:
+        st = _wait_done(c, p, f"{p}-ev")
+        assert st.state == pb.UPLOAD_STATE_COMPLETED_WITH_ERRORS
+        assert (st.written.frames, st.written.labels, st.written.inferences) == (2, 1, 1)
+        assert [e.detail.field for e in st.errors] == ["chunk.labels[1].objects[0].cuboid.width"]
+        st = _wait_done(c, audio, f"{audio}-ev")
+        assert (st.written.frames, st.written.labels, st.written.inferences) == (2, 1, 1)
+        assert [e.detail.field for e in st.errors] == ["chunk.labels[1].events[0].offset"]
+        (version,) = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(project=p, dataset="val",
+                                                                            frame_id="s0")).versions  # fmt: skip
+        assert version.objects[0].cuboid.width == 1.0
+        (version,) = c.ingest.ListLabelVersions(pb.ListLabelVersionsRequest(project=audio, dataset="val",
+                                                                            frame_id="c0")).versions  # fmt: skip
+        assert [(e.onset, e.offset) for e in version.events] == [(0.5, 1.5)]
+    keys = {f"{p}/val".encode(), f"{audio}/val".encode()}
+    dlq = bus.consumer(f"test-dlq-{uuid.uuid4().hex}", [topics.dead_letter])
+    seen: list = []  # type: ignore[type-arg]
+    wait_for(lambda: seen.extend(e for e in dlq.poll(0.5) if e.key in keys) or len(seen) >= 2, timeout=60,
+             what="the dead letters")  # fmt: skip
+    dlq.close()
+    parts = {pb.UploadEvent.FromString(e.value).project: pb.UploadEvent.FromString(e.value).chunk for e in seen}
+    assert [x.frame_id for x in parts[p].labels] == ["s1"] and parts[p].labels[0].objects[0].cuboid.width == -1
+    assert [(e.onset, e.offset) for e in parts[audio].labels[0].events] == [(3.5, 4.5)]  # as received
+
+
+def test_bad_cuboids_and_events_on_the_event_path_are_dead_lettered(shared: Running, project: str) -> None:
+    check_scene_dead_letters(shared, project)
