@@ -140,7 +140,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             project = c.ingest.GetProject(pb.GetProjectRequest(project=args.project)).project
         except grpc.RpcError as err:
-            if err.code() != grpc.StatusCode.NOT_FOUND or args.kind != "coco" or not args.create:
+            creates = args.kind in ("coco", "nuscenes", "events") and args.create
+            if err.code() != grpc.StatusCode.NOT_FOUND or not creates:
                 raise ConfigurationError(f"project {args.project!r}: {err.details()}") from None
             project = None
         if args.kind == "coco":
@@ -169,6 +170,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 ).project
             columns = data.columns
             log.info("COCO: %d images, %d annotations, %d detections", data.images, data.annotations, data.detections)
+        elif args.kind in ("nuscenes", "events"):
+            columns = _import_scenes(c, args, project)
         elif args.kind == "masks":
             if project.task_type != pb.TASK_TYPE_SEGMENTATION:
                 raise ConfigurationError(f"project {args.project!r} is not a SEGMENTATION project")
@@ -193,7 +196,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 inference_set=args.inference_set or "",
             )
         if args.create:
-            splits = [args.split] if args.kind in ("coco", "masks") and args.split else []
+            splits = [args.split] if args.kind != "table" and args.split else []
             dataset = pb.Dataset(name=args.dataset, kind=pb.DATASET_KIND_LABELED, splits=splits)
             _ensure(c, pb.CreateDatasetRequest(project=args.project, dataset=dataset))
             if columns.inference_set:
@@ -214,6 +217,51 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"  chunk {e.chunk_index}: {e.detail.field}: {e.detail.message} (frame {frame})")
             return 0 if st.state == pb.UPLOAD_STATE_COMPLETED else 1
     return 0
+
+
+def _import_scenes(c: Any, args: argparse.Namespace, project: Any) -> Any:
+    """Reads a nuScenes detection file or a DCASE event table; creates its project when missing
+    (``--create``); returns the columns to upload."""
+    from shoal.importers import load_events, load_nuscenes
+    from shoal.ingest.v1 import ingest_pb2 as pb
+
+    if not args.labels:
+        what = "the ground-truth JSON" if args.kind == "nuscenes" else "the table of labeled events"
+        raise ConfigurationError(f"{args.kind}: pass --labels, {what}")
+    known = {cl.name: cl.id for cl in project.classes} if project is not None else None
+    if args.kind == "nuscenes":
+        data = load_nuscenes(
+            Path(args.labels),
+            results=Path(args.results) if args.results else None,
+            inference_set=args.inference_set or "",
+            classes=known,
+            ego_poses=Path(args.ego_poses) if args.ego_poses else None,
+            coordinate_frame=args.coordinate_frame,
+            split=args.split,
+        )
+    else:
+        data = load_events(
+            Path(args.labels),
+            predictions=Path(args.predictions) if args.predictions else None,
+            inference_set=args.inference_set or "",
+            classes=known,
+            audio=Path(args.audio) if args.audio else None,
+            durations=Path(args.durations) if args.durations else None,
+            split=args.split,
+        )
+    task_type = pb.TaskType.Value(f"TASK_TYPE_{data.task_type}")
+    if project is None:
+        classes = [pb.ClassDef(id=i, name=n) for i, n in sorted(data.classes.items())]
+        c.ingest.CreateProject(
+            pb.CreateProjectRequest(project=pb.Project(name=args.project, task_type=task_type, classes=classes))
+        )
+    elif project.task_type != task_type:
+        raise ConfigurationError(f"project {args.project!r} is not a {data.task_type} project")
+    what = "objects" if args.kind == "nuscenes" else "events"
+    log.info(
+        "%s: %d frames, %d labeled and %d predicted %s", args.kind, data.frames, data.labels, data.predictions, what
+    )
+    return data.columns
 
 
 def _ensure(client, request) -> None:  # type: ignore[no-untyped-def]
@@ -494,22 +542,51 @@ def parser() -> argparse.ArgumentParser:
     health.set_defaults(fn=cmd_health)
 
     imp = sub.add_parser(
-        "import", help="upload a COCO file, a table (CSV/Parquet + .npy) or a folder of PNG label images"
+        "import",
+        help="upload a COCO file, a table (CSV/Parquet + .npy), a folder of PNG label images, nuScenes detection"
+        " JSON (3-D cuboids) or DCASE event tables (sound events)",
     )
-    imp.add_argument("kind", choices=["coco", "table", "masks"])
+    imp.add_argument("kind", choices=["coco", "table", "masks", "nuscenes", "events"])
     _connection_args(imp)
     imp.add_argument("--project", required=True)
     imp.add_argument("--dataset", required=True)
-    imp.add_argument("--create", action="store_true", help="create the dataset (and a COCO project) when missing")
+    imp.add_argument(
+        "--create",
+        action="store_true",
+        help="create the dataset (and a coco, nuscenes or events project, its classes the file's) when missing",
+    )
     imp.add_argument("--annotations", help="coco: the instances JSON (ground truth)")
-    imp.add_argument("--results", help="coco: a results JSON of detections")
+    imp.add_argument("--results", help="coco, nuscenes: a results JSON of detections")
+    imp.add_argument(
+        "--labels",
+        help="nuscenes: the ground truth, {sample_token: [boxes]}; events: a table of labeled events (tab- or"
+        " comma-separated filename, onset, offset, event_label)",
+    )
+    imp.add_argument(
+        "--coordinate-frame",
+        default="world",
+        choices=["world", "ego"],
+        help="nuscenes: the frame the boxes are in (nuScenes' own are global: world)",
+    )
+    imp.add_argument(
+        "--ego-poses", help='nuscenes: JSON {sample_token: {"translation": [x, y, z], "rotation": [w, x, y, z]}}'
+    )
+    imp.add_argument(
+        "--audio",
+        help="events: the folder of the clips' WAV files (durations, sample rates, URIs; default: --labels' folder)",
+    )
+    imp.add_argument("--durations", help="events: a table of filename, duration (seconds) rows")
     imp.add_argument(
         "--media-root", default="", help="coco: prefix of the images' file names, e.g. s3://bucket/val2017"
     )
-    imp.add_argument("--split", default="", help="coco, masks: split of every image")
+    imp.add_argument("--split", default="", help="coco, masks, nuscenes, events: split of every frame")
     imp.add_argument("--masks", help="masks: the folder of PNG label images, <frame id>.png")
     imp.add_argument("--images", help="masks: the folder of the images, named as their label images")
-    imp.add_argument("--predictions", help="masks: a folder of predicted label images, named the same")
+    imp.add_argument(
+        "--predictions",
+        help="masks: a folder of predicted label images, named the same; events: a table of predicted events (a"
+        " score column after the label)",
+    )
     imp.add_argument(
         "--task",
         default="auto",

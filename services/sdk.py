@@ -46,7 +46,8 @@ class Box:
 class Cuboid:
     """A 3-D box in metres, in its frame's coordinate frame: centre, size (width across, length
     along the heading, height up) and heading, as ``yaw`` (radians counter-clockwise about z) or as
-    ``rotation``, a unit quaternion (w, x, y, z); optionally its velocity (vx, vy) and an attribute."""
+    ``rotation``, a unit quaternion (w, x, y, z); optionally its velocity (vx, vy), an attribute and,
+    for labels, the points of the frame's cloud inside it (nuScenes' ``num_lidar_pts``)."""
 
     x: float
     y: float
@@ -58,6 +59,7 @@ class Cuboid:
     rotation: Sequence[float] | None = None
     velocity: Sequence[float] | None = None
     attribute: str = ""
+    num_points: int | None = None
 
 
 #: an object's mask: COCO's compact run-length string (``bytes`` or ``str``, as
@@ -189,6 +191,8 @@ def _cuboid(c: Cuboid) -> pb.Cuboid:
         out.rotation.CopyFrom(pb.Quaternion(w=w, x=x, y=y, z=z))
     if c.velocity is not None:
         out.vx, out.vy = (float(v) for v in c.velocity)
+    if c.num_points is not None:
+        out.num_points = int(c.num_points)
     return out
 
 

@@ -147,13 +147,13 @@ def quality(score: np.ndarray, found: np.ndarray, kind: np.ndarray) -> dict:  # 
 
 def shoal_side(n: int, path: str) -> dict:  # type: ignore[type-arg]
     from shoal.analysis import detection_issues as di
-    from shoal.analysis import label_issues
+    from shoal.analysis import label_issues, ranked
     from shoal.common.data import results
     from shoal.common.jobs import Job
     from shoal.common.stores.metrics import EmbeddedMetricsStore
 
     m = EmbeddedMetricsStore(path=Path(path), database="bench")
-    m.migrate([*results.MIGRATIONS, *label_issues.MIGRATIONS, *di.MIGRATIONS])
+    m.migrate([*results.MIGRATIONS, *label_issues.MIGRATIONS, *ranked.MIGRATIONS, *di.MIGRATIONS, *di.RANK_MIGRATIONS])
     job = Job(PROJECT, "analysis", "detection_label_issues-bench", di.KIND)
     t = time.perf_counter()
     summary = di.find_detection_issues(None, m, job, dataset=DATASET, inference_set=INFERENCE_SET)

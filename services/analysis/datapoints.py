@@ -76,6 +76,11 @@ class Row:
     #: with include_objects: the latest label version's objects and the inference set's, by object id
     label_objects: list[FrameObject] = field(default_factory=list)
     predicted_objects: list[FrameObject] = field(default_factory=list)
+    #: point-cloud and audio projects: the frame's scene fields (:func:`add_scene_details`)
+    scene: Scene | None = None
+    #: with include_objects, sound-event projects: the latest labels' events and the inference set's
+    label_events: list[SoundEvent] = field(default_factory=list)
+    predicted_events: list[SoundEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,37 @@ class FrameObject:
     mask: str = ""
     #: keypoint projects: (x, y, visibility) per keypoint
     keypoints: tuple[tuple[float, float, int], ...] = ()
+    #: cuboid projects: x, y, z, width, length, height, yaw (:data:`shoal.common.cuboids.COLUMNS`); () without
+    cuboid: tuple[float, ...] = ()
+    #: cuboid projects: the velocity (vx, vy; None unknown), the attribute, the points inside a labeled one (-1 unknown)
+    velocity: tuple[float, float] | None = None
+    attribute: str = ""
+    num_points: int = -1
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A frame's fields of point clouds and audio clips, as uploaded."""
+
+    #: e.g. "POINT_CLOUD", "AUDIO" ('' unset)
+    media_type: str
+    #: "EGO", "WORLD" ('' unset)
+    coordinate_frame: str
+    #: x, y, z, qw, qx, qy, qz; () without
+    ego_pose: tuple[float, ...]
+    #: (name, uri) per camera image
+    cameras: tuple[tuple[str, str], ...]
+    duration_seconds: float
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class SoundEvent:
+    onset: float
+    offset: float
+    class_id: int
+    #: predicted events: the model's score
+    score: float | None = None
 
 
 @dataclass
@@ -401,3 +437,100 @@ def _plain(v: Any) -> Any:
     if isinstance(v, bool):
         return int(v)
     return v
+
+
+def add_scene_details(metrics: MetricsStore, view: View, rows: Sequence[Row], *, cuboids: bool = False,
+                      events: bool = False, answers: AnswerCache | None = None) -> None:  # fmt: skip
+    """Point-cloud and audio projects: sets each row's :class:`Scene` (one query for the page) and, with
+    ``cuboids``, its labeled and predicted objects as cuboids (replacing the objects read without them), or
+    with ``events`` its latest label version's sound events and the inference set's, by onset. With
+    ``answers``, kept until the tables read change."""
+    ids = sorted({r.frame_id for r in rows})
+    if not ids:
+        return
+
+    def compute() -> SceneDetails:
+        return _scene_details(metrics, view, ids, cuboids=cuboids, events=events)
+
+    if answers is None:
+        scenes, labels, predicted = compute()
+    else:
+        digest = hashlib.sha256("\x00".join(ids).encode()).hexdigest()
+        key = ("datapoints.scene", view.project, view.dataset, view.inference_set, cuboids, events, digest)
+        scenes, labels, predicted = answers.get(OBJECT_TABLES, key, compute, lambda _: len(ids))
+    for r in rows:
+        r.scene = scenes.get(r.frame_id)
+        if cuboids:
+            r.label_objects = sorted(labels.get(r.frame_id, []), key=lambda o: o.object_id)
+            r.predicted_objects = sorted(predicted.get(r.frame_id, []), key=lambda o: o.object_id)
+        elif events:
+            r.label_events = list(labels.get(r.frame_id, []))
+            r.predicted_events = list(predicted.get(r.frame_id, []))
+
+
+SceneDetails = tuple[dict[str, Scene], dict[str, list[Any]], dict[str, list[Any]]]
+
+
+def _scene_details(metrics: MetricsStore, view: View, ids: list[str], *, cuboids: bool, events: bool) -> SceneDetails:
+    params = {"project": view.project, "dataset": view.dataset, "set": view.inference_set}
+    found = metrics.query_ids(
+        "SELECT frame_id, media_type, coordinate_frame, ego_pose, cameras, duration_seconds, sample_rate"
+        " FROM frames FINAL WHERE project = {project:String} AND dataset = {dataset:String}"
+        " AND frame_id IN {ids:Array(String)}",
+        params,
+        "ids",
+        ids,
+    )
+    scenes = {}
+    for f, media, frame, pose, cameras, duration, rate in found:
+        # a named tuple comes back as a dict, or as a tuple, by the client's settings
+        named = tuple(
+            (str(c["name"]), str(c["uri"])) if isinstance(c, dict) else (str(c[0]), str(c[1])) for c in cameras
+        )
+        scenes[str(f)] = Scene(str(media), str(frame), tuple(map(float, pose)), named, float(duration), int(rate))
+    labels: dict[str, list[Any]] = {}
+    predicted: dict[str, list[Any]] = {}
+    scope = "frame_id IN {ids:Array(String)}"
+    if cuboids:
+        latest = latest_labels_sql(scope, ("cuboid", "velocity", "attribute", "num_points"))
+        sql = (
+            "SELECT 0, frame_id, object_id, class_id, cuboid, velocity, attribute, num_points,"
+            f" CAST(NULL AS Nullable(Float32)) FROM ({latest}) WHERE crowd = 0"
+        )
+        if view.inference_set:
+            sql += (
+                " UNION ALL SELECT 1, frame_id, object_id, class_id, cuboid, velocity, attribute, toInt32(-1),"
+                " toNullable(score) FROM predicted_objects FINAL WHERE project = {project:String}"
+                f" AND inference_set = {{set:String}} AND dataset = {{dataset:String}} AND {scope}"
+            )
+        for kind, frame, obj, cls, box, velocity, attribute, points, score in metrics.query_ids(
+            sql, params, "ids", ids
+        ):
+            if len(box) != 7:
+                continue
+            moving = (float(velocity[0]), float(velocity[1])) if len(velocity) == 2 else None
+            o = FrameObject(
+                str(obj), int(cls), (0.0, 0.0, 0.0, 0.0), score=None if score is None else float(score),
+                cuboid=tuple(map(float, box)), velocity=moving, attribute=str(attribute), num_points=int(points),
+            )  # fmt: skip
+            (predicted if kind else labels).setdefault(str(frame), []).append(o)
+    elif events:
+        sql = (
+            "SELECT 0, frame_id, e.1, e.2, e.3, CAST([] AS Array(Float32)) FROM (SELECT frame_id,"
+            " argMax(tuple(ev_onsets, ev_offsets, ev_classes), (version_time, label_version)) AS e"
+            " FROM label_versions WHERE project = {project:String} AND dataset = {dataset:String}"
+            f" AND {scope} GROUP BY frame_id)"
+        )
+        if view.inference_set:
+            sql += (
+                " UNION ALL SELECT 1, frame_id, ev_onsets, ev_offsets, ev_classes, ev_scores FROM inferences FINAL"
+                " WHERE project = {project:String} AND inference_set = {set:String} AND dataset = {dataset:String}"
+                f" AND {scope}"
+            )
+        for kind, frame, onsets, offsets, classes, scores in metrics.query_ids(sql, params, "ids", ids):
+            evs = [
+                SoundEvent(float(a), float(b), int(c), float(scores[i]) if kind and i < len(scores) else None)
+                for i, (a, b, c) in enumerate(zip(onsets, offsets, classes, strict=True))
+            ]
+            (predicted if kind else labels)[str(frame)] = sorted(evs, key=lambda e: (e.onset, e.offset, e.class_id))
+    return scenes, labels, predicted

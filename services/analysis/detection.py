@@ -11,18 +11,19 @@ in upload order (zero-padded positions, as the COCO importer gives) keep the upl
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from shoal.analysis.classification import Cells, PerClass, per_class_metrics
 from shoal.analysis.coco import PARAMS, Boxes, CocoResult, evaluate_chunks
+from shoal.analysis.cuboid_objects import CuboidFilter, cuboids_sql
 from shoal.common.data.datasets import frame_media
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.outcomes import OutcomeRefresher, iou_key
 from shoal.common.data.query import Params, Sort, after, order_by
-from shoal.common.similarity import BOXES, Shapes, from_columns
+from shoal.common.similarity import BOXES, ObjectArrays, Shapes, from_columns
 from shoal.common.stores.metrics import MetricsStore, Migration
 
 MIGRATIONS = (
@@ -110,16 +111,21 @@ def detection_report(
             for counts, objects in ((gt_counts, gt), (dt_counts, dt)):
                 for c, n in zip(*np.unique(objects.category, return_counts=True), strict=True):
                     counts[int(c)] = counts.get(int(c), 0) + int(n)
-            # the objects as read, with their frames' codes (and the predictions' scores)
+            # the objects as read (COCO compares no cuboids), with their frames' codes (and the predictions' scores)
             yield (
-                Boxes(image=_codes(np.asarray(data.gt["frame_id"], dtype=object), frames), **vars(gt)),
+                Boxes(image=_codes(np.asarray(data.gt["frame_id"], dtype=object), frames), **_coco_shapes(gt)),
                 Boxes(image=_codes(np.asarray(data.dt["frame_id"], dtype=object), frames),
-                      score=np.asarray(data.dt["score"], dtype=np.float64), **vars(dt)),
+                      score=np.asarray(data.dt["score"], dtype=np.float64), **_coco_shapes(dt)),
                 part,
             )  # fmt: skip
 
     result = evaluate_chunks(chunks(), list(classes), PARAMS[shapes.kind], dict(shapes.sigmas))
     return DetectionReport(len(frames), sum(gt_counts.values()), sum(dt_counts.values()), result, gt_counts, dt_counts)
+
+
+def _coco_shapes(objects: ObjectArrays) -> dict[str, Any]:
+    """The fields of ``objects`` a COCO :class:`Boxes` takes (all but cuboids)."""
+    return {name: value for name, value in vars(objects).items() if name != "cuboids"}
 
 
 @dataclass
@@ -427,6 +433,12 @@ class MatchQuery:
     change: str = ""
     #: only rows whose labeled or predicted object is a member of this segment
     object_segment: str = ""
+    #: cuboid projects: the distance range (metres) from the ego vehicle of the labeled cuboid's centre (a
+    #: false positive's: the predicted one's), and the range of points inside the labeled cuboid
+    min_distance: float | None = None
+    max_distance: float | None = None
+    min_points: int | None = None
+    max_points: int | None = None
 
 
 #: sort keys per DetectionMatchOrder, without NULLs (missed boxes have no score: they come last)
@@ -456,6 +468,7 @@ def query_matches(
     iou = iou_key(q.iou_threshold)
     _ensure_matched(metrics, project, dataset, q.inference_set, iou)
     params = Params(_params(project, q.inference_set, iou, q.confidence_threshold, frames_params))
+    params.values["dataset"] = dataset
     where = ["label_class != -2"]
     for column, op, value, kind in (
         ("label_class", "=", q.label_class, "Int32"),
@@ -481,6 +494,7 @@ def query_matches(
             f" AND segment = {params.add(q.object_segment, 'String')} AND object_id != '' AND removed = 0"
         )
         where.append(f"((frame_id, label_object_id) IN ({members}) OR (frame_id, predicted_object_id) IN ({members}))")
+    where += _cuboid_conditions(q, params, frames_sql)
     selected = f"SELECT * FROM ({_outcomes(frames_sql)}) WHERE {' AND '.join(where)}"
     total = int(metrics.query(f"SELECT count() FROM ({selected})", params.values).scalar())
     sorts = [*ORDERS[q.order], *MATCH_TIE_BREAK]
@@ -497,24 +511,81 @@ def query_matches(
     return [tuple(r[:7]) for r in rows], total, (list(rows[-1][7:]) if more and rows else None)
 
 
+def _cuboid_conditions(q: MatchQuery, params: Params, frames_sql: str) -> list[str]:
+    """SQL conditions on outcome rows for ``q``'s distance and point-count ranges: a row's distance is its
+    labeled cuboid's (a false positive's: its predicted cuboid's), its points the labeled cuboid's."""
+    keep = CuboidFilter(q.min_distance, q.max_distance, q.min_points, q.max_points)
+    if not (keep.by_distance or keep.by_points):
+        return []
+    scope = f"frame_id IN ({frames_sql})" if frames_sql else ""
+    labels, predicted = cuboids_sql(scope, predicted=False), cuboids_sql(scope, predicted=True)
+    out = []
+    if keep.by_distance:
+        near = keep.distance_sql(params)
+        out.append(
+            f"((label_object_id != '' AND (frame_id, label_object_id) IN (SELECT frame_id, object_id FROM ({labels})"
+            f" WHERE {near})) OR (label_object_id = '' AND (frame_id, predicted_object_id) IN"
+            f" (SELECT frame_id, object_id FROM ({predicted}) WHERE {near})))"
+        )
+    if keep.by_points:
+        out.append(
+            f"(label_object_id != '' AND (frame_id, label_object_id) IN (SELECT frame_id, object_id FROM ({labels})"
+            f" WHERE {keep.points_sql(params)}))"
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class CuboidDetail:
+    """A cuboid as a match shows it: its row (x, y, z, w, l, h, yaw), velocity (NaN unknown), attribute, its
+    centre's distance from the ego vehicle (NaN unknown) and the points inside it (-1: not known)."""
+
+    box: tuple[float, ...]
+    velocity: tuple[float, float]
+    attribute: str
+    distance: float
+    points: int
+
+
 @dataclass
 class MatchDetails:
     """What a page of matches shows besides the outcome: each frame's media URI and split, and
-    the boxes (x, y, width, height) of its labeled and predicted objects."""
+    the boxes (x, y, width, height) of its labeled and predicted objects, or their cuboids."""
 
     frames: dict[str, tuple[str, str]]
     label_boxes: dict[tuple[str, str], tuple[float, float, float, float]]
     predicted_boxes: dict[tuple[str, str], tuple[float, float, float, float]]
+    label_cuboids: dict[tuple[str, str], CuboidDetail] = field(default_factory=dict)
+    predicted_cuboids: dict[tuple[str, str], CuboidDetail] = field(default_factory=dict)
 
 
 def match_details(
-    metrics: MetricsStore, project: str, dataset: str, inference_set: str, frame_ids: list[str]
+    metrics: MetricsStore,
+    project: str,
+    dataset: str,
+    inference_set: str,
+    frame_ids: list[str],
+    *,
+    cuboids: bool = False,
 ) -> MatchDetails:
+    """The details of the objects of ``frame_ids``: their boxes, or (``cuboids``) their cuboids."""
     if not frame_ids:
         return MatchDetails({}, {}, {})
     params = {"project": project, "dataset": dataset, "set": inference_set, "ids": sorted(set(frame_ids))}
     scope = "frame_id IN {ids:Array(String)}"
     frames = frame_media(metrics, project, dataset, frame_ids)
+    if cuboids:
+        shown = "frame_id, object_id, cx, cy, cz, cw, cl, ch, yaw, vx, vy, attribute, distance"
+        sides = [
+            metrics.query(f"SELECT {shown}, {points} FROM ({cuboids_sql(scope, predicted=predicted)})", params).rows
+            for predicted, points in ((False, "num_points"), (True, "-1"))
+        ]
+        label_cuboids, predicted_cuboids = (
+            {(str(r[0]), str(r[1])): CuboidDetail(tuple(float(v) for v in r[2:9]), (float(r[9]), float(r[10])),
+                                                  str(r[11]), float(r[12]), int(r[13])) for r in rows}
+            for rows in sides
+        )  # fmt: skip
+        return MatchDetails(frames, {}, {}, label_cuboids, predicted_cuboids)
     labels = metrics.query(f"SELECT frame_id, object_id, x, y, w, h FROM ({latest_labels_sql(scope)})", params).rows
     preds = metrics.query(
         "SELECT frame_id, object_id, x, y, w, h FROM predicted_objects FINAL"

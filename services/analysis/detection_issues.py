@@ -1,5 +1,5 @@
-"""Label issues in 2-D object detection: which labeled boxes and which unlabeled objects a model's
-predictions contradict, scored per object and per frame.
+"""Label issues of objects (2-D boxes, instance masks, keypoints, 3-D cuboids): which labeled objects and which
+unlabeled ones a model's predictions contradict, scored per object and per frame.
 
 Every score lies in [0, 1]; low means a likely issue. With ``m(iou) = min(1, iou / MATCH_IOU)`` (how
 well two boxes overlap, saturating at the IoU that counts as a match) and ``c`` a prediction's
@@ -37,6 +37,15 @@ judged point by point against its mislocalization partner ``p`` (its own-class p
 A keypoint label's mislocalization is then judged on its points with a flagged swap undone and a
 flagged misplaced point left out, so one error is reported once, as what it is.
 
+Cuboids are compared by the IoU of their footprints seen from above, each footprint taken at least
+:data:`MIN_SIDE` wide and long: a pedestrian, a cone or a barrier is a few tens of centimetres across, as
+much as a detector's usual error, and would otherwise look missing and spurious wherever it is slightly off
+(the IoU reported is that of the footprints as they are). A cuboid's mislocalization is judged by its
+parts instead of that IoU, which is blind to a box turned around or at the wrong height and too harsh on
+small ones: :func:`localize_cuboids` weighs its centre, size and heading against its own-class prediction,
+each over a tolerance that is at least a fixed one and at least a multiple of the class's usual error, and
+a flagged one says which of the three is most off.
+
 Each raw score is flagged below the threshold of its type (:data:`THRESHOLDS`) and stored
 rescaled, piecewise linearly, so that every threshold maps to :data:`FLAG_BELOW`: scores of
 different types then compare. A frame's score is its worst object score and it is flagged when
@@ -49,6 +58,7 @@ so memory grows with the chunk, not with the dataset; scores are written back pe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -59,6 +69,7 @@ import pyarrow as pa
 
 from shoal.analysis import dismissals, ranked
 from shoal.analysis.export import FrameTable
+from shoal.common.cuboids import YAW, H, L, W, bev_iou
 from shoal.common.data import results
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
@@ -92,6 +103,22 @@ THRESHOLDS = {MISSING: 0.45, SPURIOUS: 0.08, MISLOCALIZED: 0.65, SWAP: 0.3, MISP
               SWAPPED_KEYPOINTS: 0.45}  # fmt: skip
 #: the issue types of keypoint projects alone
 KEYPOINT_TYPES = (MISPLACED_KEYPOINT, SWAPPED_KEYPOINTS)
+#: cuboids: footprints narrower or shorter than this (metres) are compared as this wide or long
+MIN_SIDE = 1.5
+#: cuboids: what a mislocalization is off by (stored by name; 0: none)
+CENTRE, SIZE, HEADING = 1, 2, 3
+MISLOCALIZATIONS = {CENTRE: "centre", SIZE: "size", HEADING: "heading"}
+#: cuboids: the least tolerance of each part of a mislocalization: the distance of the centres (metres, and a
+#: share of the label's length), the factor between a side's lengths, the angle between the headings
+CENTRE_TOLERANCE, CENTRE_SHARE, SIZE_TOLERANCE, HEADING_TOLERANCE = 0.25, 0.1, 1.3, math.radians(30)
+#: ... and at least this many times the class's median error against its confident predictions
+NOISE_MULTIPLE = 4.0
+#: the predictions that count as confident, and the pairs of a class its medians need
+CONFIDENT, MIN_PAIRS = 0.5, 10
+#: a class whose confident predictions point the other way (more than 135 degrees off) this often, and at least
+#: this many times, has its headings judged up to front and back (barriers; people, whose back a detector often
+#: takes for their front)
+TURNED_SHARE, MIN_TURNED = 0.05, 3
 #: objects (and frames) scoring below this are flagged
 FLAG_BELOW = 0.5
 #: frames read and scored at a time
@@ -133,6 +160,17 @@ MIGRATIONS = (
             "ALTER TABLE detection_issue_objects ADD COLUMN IF NOT EXISTS keypoints Array(UInt16)",
             "ALTER TABLE detection_issue_frames ADD COLUMN IF NOT EXISTS misplaced_keypoints UInt32",
             "ALTER TABLE detection_issue_frames ADD COLUMN IF NOT EXISTS swapped_keypoints UInt32",
+        ),
+    ),
+    Migration(
+        component="analysis",
+        version=24,
+        name="what a mislocalized cuboid is off by",
+        statements=(
+            # a flagged mislocalized cuboid: "centre", "size" or "heading" (empty otherwise), in the job's rows
+            # and in their page order (the ranked table is made by RANK_MIGRATIONS' version 19)
+            "ALTER TABLE detection_issue_objects ADD COLUMN IF NOT EXISTS mislocalization LowCardinality(String)",
+            "ALTER TABLE detection_object_ranks ADD COLUMN IF NOT EXISTS mislocalization LowCardinality(String)",
         ),
     ),
 )
@@ -338,6 +376,15 @@ class ObjectScores:
     #: keypoint issues: the keypoints concerned (-1: none)
     keypoint_a: np.ndarray | None = None
     keypoint_b: np.ndarray | None = None
+    #: cuboids' mislocalized entries: what is most off (:data:`MISLOCALIZATIONS`; 0: none, and every other entry)
+    mislocalization: np.ndarray | None = None
+
+    def names(self, is_issue: np.ndarray) -> np.ndarray:
+        """Per entry, what a flagged mislocalized cuboid is off by (:data:`MISLOCALIZATIONS`), else ""."""
+        if self.mislocalization is None:
+            return np.full(len(self.score), "", dtype=object)
+        names = np.array(["", *MISLOCALIZATIONS.values()], dtype=object)
+        return np.where(is_issue, names[self.mislocalization], "")
 
     def keypoints(self) -> tuple[np.ndarray, np.ndarray]:
         """Per entry, the keypoints concerned as list offsets and values."""
@@ -365,7 +412,7 @@ def score_objects(
     predictions: ObjectArrays | None = None,
 ) -> ObjectScores:
     """Scores G labeled and D predicted objects of ``n_frames`` frames, compared as ``shapes`` says:
-    by their boxes, or by the masks or keypoints of ``labels`` and ``predictions`` (the same
+    by their boxes, or by the masks, keypoints or cuboids of ``labels`` and ``predictions`` (the same
     objects, in the same order). Everything below reads "IoU" as that similarity.
 
     Parameters
@@ -403,14 +450,33 @@ def score_objects(
     if shapes.kind == "keypoints":  # a label without a labeled point is ignored, as a crowd region
         g_crowd = g_crowd | (labeled_points(labels, np.arange(n_g)) == 0)
     g_rows, d_rows = np.arange(n_g), np.arange(n_d)
-    covering, pair_start = pairs(shapes.kind, groups, labels, g_rows, predictions, d_rows, shapes.sigmas)
-    regular = replace(labels, crowd=None)
-    overlap, _ = pairs(shapes.kind, groups, regular, g_rows, predictions, d_rows, shapes.sigmas)
+    seen_g, seen_d = labels, predictions
+    if shapes.kind == "cuboid":  # small footprints are judged by where they are, not by a few centimetres
+        seen_g, seen_d = (
+            replace(labels, cuboids=_grown(labels.cuboids)),
+            replace(predictions, cuboids=_grown(predictions.cuboids)),
+        )
+    covering, pair_start = pairs(shapes.kind, groups, seen_g, g_rows, seen_d, d_rows, shapes.sigmas)
+    regular = replace(seen_g, crowd=None)
+    overlap, _ = pairs(shapes.kind, groups, regular, g_rows, seen_d, d_rows, shapes.sigmas)
     _score_kernel(
         *groups, pair_start, covering, overlap, np.asarray(g_cls, np.int64), g_crowd, np.asarray(d_cls, np.int64),
         np.clip(np.asarray(d_conf, np.float64), 0.0, 1.0), MATCH_IOU, LOCALIZATION_MIN_IOU,
         g_score, g_partner, g_iou, d_score, d_partner, d_iou,
     )  # fmt: skip
+    what = np.zeros(n_g, np.uint8)
+    if shapes.kind == "cuboid":
+        assert labels.cuboids is not None and predictions.cuboids is not None
+        conf = np.clip(np.asarray(d_conf, np.float64), 0.0, 1.0)
+        has = g_partner[:, 1] >= 0
+        g_score[has, 1], what[has] = localize_cuboids(
+            g_box=labels.cuboids[has], g_cls=np.asarray(g_cls, np.int64)[has],
+            d_box=predictions.cuboids[g_partner[has, 1]], d_conf=conf[g_partner[has, 1]],
+        )  # fmt: skip
+        # the IoU reported is that of the footprints as they are
+        for col in range(3):
+            g_iou[:, col] = _pair_ious(labels.cuboids, predictions.cuboids, np.arange(n_g), g_partner[:, col])
+        d_iou = _pair_ious(labels.cuboids, predictions.cuboids, d_partner, np.arange(n_d))
     regular = np.flatnonzero(~g_crowd)
     k = len(regular)
     n_types = 3
@@ -431,6 +497,8 @@ def score_objects(
         types = np.array([SPURIOUS, MISLOCALIZED, SWAP, SWAPPED_KEYPOINTS, MISPLACED_KEYPOINT], np.uint8)
         n_types = 5
     issue_type = np.concatenate([np.tile(types, k), np.full(n_d, MISSING, np.uint8)])
+    mislocalized = np.zeros((k, n_types), np.uint8)
+    mislocalized[:, list(types).index(MISLOCALIZED)] = what[regular]
     raw = np.clip(np.concatenate([g_score[regular].ravel(), d_score]), 0.0, 1.0)
     none = np.full(n_d, -1, np.int64)
     return ObjectScores(
@@ -444,7 +512,95 @@ def score_objects(
         score=calibrate(issue_type, raw),
         keypoint_a=np.concatenate([kp_a[regular].ravel(), none]),
         keypoint_b=np.concatenate([kp_b[regular].ravel(), none]),
+        mislocalization=np.concatenate([mislocalized.ravel(), np.zeros(n_d, np.uint8)]),
     )
+
+
+def _grown(cuboids: np.ndarray | None) -> np.ndarray:
+    """Cuboids with their footprints at least :data:`MIN_SIDE` wide and long."""
+    if cuboids is None:
+        raise ValueError("comparing cuboids needs the objects' cuboids")
+    out = np.array(cuboids, dtype=np.float64).reshape(-1, 7)
+    out[:, W : L + 1] = np.maximum(out[:, W : L + 1], MIN_SIDE)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_ious_kernel(g_box: np.ndarray, d_box: np.ndarray, g: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
+    for i in range(g.shape[0]):
+        if g[i] >= 0 and d[i] >= 0:
+            out[i] = bev_iou(g_box[g[i]], d_box[d[i]])
+
+
+def _pair_ious(g_box: np.ndarray, d_box: np.ndarray, g: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The bird's-eye-view IoU of labeled cuboid ``g[i]`` and predicted ``d[i]`` (0 where either is -1)."""
+    out = np.zeros(len(g))
+    _pair_ious_kernel(np.ascontiguousarray(g_box, np.float64), np.ascontiguousarray(d_box, np.float64),
+                      np.asarray(g, np.int64), np.asarray(d, np.int64), out)  # fmt: skip
+    return out
+
+
+def _turn(d_yaw: np.ndarray, g_yaw: np.ndarray, period: float) -> np.ndarray:
+    """The angle between two headings known up to ``period``, in [0, period / 2]."""
+    return np.abs((d_yaw - g_yaw + period / 2) % period - period / 2)
+
+
+def localize_cuboids(
+    *, g_box: np.ndarray, g_cls: np.ndarray, d_box: np.ndarray, d_conf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """How well each of N labeled cuboids is placed, judged against its own-class prediction.
+
+    Three errors, each over its tolerance: the distance of the centres (3-D) over the larger of
+    :data:`CENTRE_TOLERANCE` and :data:`CENTRE_SHARE` of the label's length; the largest factor between a
+    side of one and the same side of the other (width, length or height; in logs) over
+    :data:`SIZE_TOLERANCE`; the angle between their headings over :data:`HEADING_TOLERANCE`. Each tolerance
+    is at least :data:`NOISE_MULTIPLE` times the median of that error over the class's pairs with a
+    confident prediction (:data:`CONFIDENT`; from :data:`MIN_PAIRS` pairs on), so that a detector's usual
+    error on a class is no issue. A class whose confident predictions point the other way (more than 135
+    degrees off) more often than :data:`TURNED_SHARE` (and :data:`MIN_TURNED` times) has its headings judged
+    up to front and back, and one whose headings then still differ by a median above
+    :data:`HEADING_TOLERANCE` (traffic cones: any heading) has them not judged.
+
+    Parameters
+    ----------
+    g_box, d_box : (N, 7) float
+        Each label and its prediction (rows of :data:`shoal.common.cuboids.COLUMNS`).
+    g_cls : (N,) int
+        The labels' classes.
+    d_conf : (N,) float in [0, 1]
+        The predictions' confidences.
+
+    Returns
+    -------
+    (N,) float: ``1 - c * (1 - exp(-|e|^2 / 2))``, ``e`` the three errors over their tolerances: low for a
+    label a confident prediction places elsewhere. (N,) uint8: the largest of the three
+    (:data:`CENTRE`, :data:`SIZE`, :data:`HEADING`).
+    """
+    g, d = np.asarray(g_box, np.float64).reshape(-1, 7), np.asarray(d_box, np.float64).reshape(-1, 7)
+    n = len(g)
+    g_cls, conf = np.asarray(g_cls, np.int64), np.asarray(d_conf, np.float64)
+    distance = np.sqrt(((d[:, :3] - g[:, :3]) ** 2).sum(axis=1))
+    size = np.abs(np.log(d[:, W : H + 1] / g[:, W : H + 1])).max(axis=1)
+    turn = _turn(d[:, YAW], g[:, YAW], 2 * math.pi)
+    tolerance = np.empty((n, 3))
+    tolerance[:, 0] = np.maximum(CENTRE_TOLERANCE, CENTRE_SHARE * g[:, L])
+    tolerance[:, 1] = math.log(SIZE_TOLERANCE)
+    tolerance[:, 2] = HEADING_TOLERANCE
+    judged = np.ones(n, np.bool_)
+    for c in np.unique(g_cls).tolist():
+        mine = g_cls == c
+        sure = mine & (conf >= CONFIDENT)
+        if sure.sum() < MIN_PAIRS:
+            continue
+        turned = int((turn[sure] > 0.75 * math.pi).sum())
+        if turned >= MIN_TURNED and turned > TURNED_SHARE * sure.sum():
+            turn[mine] = _turn(d[mine, YAW], g[mine, YAW], math.pi)
+        usual = np.median(np.stack([distance[sure], size[sure], turn[sure]], axis=1), axis=0)
+        judged[mine] = usual[2] <= HEADING_TOLERANCE
+        tolerance[mine] = np.maximum(tolerance[mine], NOISE_MULTIPLE * usual)
+    e = np.stack([distance, size, np.where(judged, turn, 0.0)], axis=1) / tolerance
+    score = 1.0 - conf * (1.0 - np.exp(-(e * e).sum(axis=1) / 2))
+    return score, (np.argmax(e, axis=1) + 1).astype(np.uint8)
 
 
 def _keypoint_scores(
@@ -669,6 +825,7 @@ def _score_chunk(
                 "iou": pa.array(s.iou.astype(np.float32)),
                 "confidence": pa.array(np.asarray(confidence, np.float32)),
                 "keypoints": pa.ListArray.from_arrays(*(pa.array(v) for v in s.keypoints())),
+                "mislocalization": pa.array(s.names(is_issue), pa.string()),
             }),
         )  # fmt: skip
     pooled = pool_frames(len(frames), s, is_issue)
@@ -712,7 +869,7 @@ COUNT_COLUMNS = {MISSING: "missing", SPURIOUS: "spurious", MISLOCALIZED: "misloc
                  MISPLACED_KEYPOINT: "misplaced_keypoints", SWAPPED_KEYPOINTS: "swapped_keypoints"}  # fmt: skip
 #: what a page shows of each (object, issue type) row, and of each frame
 OBJECT_COLUMNS = ("frame_id, object_id, predicted, issue_type, score, is_issue, given_class, suggested_class,"
-                  " partner_object_id, iou, confidence, keypoints")  # fmt: skip
+                  " partner_object_id, iou, confidence, keypoints, mislocalization")  # fmt: skip
 FRAME_COLUMNS = ("frame_id, score, is_issue, worst_type, objects, missing, spurious, mislocalized, swapped,"
                  " misplaced_keypoints, swapped_keypoints")  # fmt: skip
 _FLAGGED = "project = {project:String} AND job_id = {job:String} AND is_issue"

@@ -29,6 +29,7 @@ from typing import TypeVar
 from shoal.analysis.rpc import (
     classification,
     compare,
+    cuboids,
     datapoints,
     detection,
     detection_issues,
@@ -45,6 +46,7 @@ from shoal.analysis.rpc import (
     segmentation,
     segments,
     slices,
+    sound_events,
 )
 from shoal.analysis.rpc.context import Analysis, Handler, Runner
 from shoal.common.stores.metrics import Migration
@@ -54,8 +56,10 @@ ANALYSES: tuple[Analysis, ...] = (
     classification.ANALYSIS,
     datapoints.ANALYSIS,
     detection.ANALYSIS,
+    cuboids.ANALYSIS,
     multilabel.ANALYSIS,
     segmentation.ANALYSIS,
+    sound_events.ANALYSIS,
     label_issues.ANALYSIS,
     dismissals.ANALYSIS,
     detection_issues.ANALYSIS,

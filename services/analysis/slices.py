@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-from shoal.analysis import multilabel, segmentation
+from shoal.analysis import multilabel, segmentation, sound_event_analysis
 from shoal.analysis.datapoints import metadata_kinds
 from shoal.common.data.query import SETTINGS, Params, View, compile_filter, metadata_key, view_sql
 from shoal.common.errors import InvalidArgument
@@ -102,6 +102,18 @@ def _rank_pixels(rows: list[Any], min_support: int) -> tuple[float, int, list[Sl
     return overall, sum(r.frames for r in rows), out, worst
 
 
+def _rank_events(rows: list[Any], min_support: int) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+    """Sound-event slices (:class:`shoal.analysis.sound_event_analysis.SliceRow`): each one's event-based F1
+    as its accuracy, its matched events as ``correct`` and its labeled plus predicted events as ``objects``;
+    the worst: enough clips and an interval wholly below the overall F1, largest drop first."""
+    events = sum(r.events for r in rows)
+    overall = 2 * sum(r.matched for r in rows) / events if events else 0.0
+    out = [SliceStats(r.value, r.clips, r.matched, r.f1, r.lower, r.upper, overall - r.f1, objects=r.events)
+           for r in rows]  # fmt: skip
+    worst = sorted((x for x in out if x.frames >= min_support and x.upper < overall), key=lambda x: -x.drop)
+    return overall, sum(r.clips for r in rows), out, worst
+
+
 def slices(
     metrics: MetricsStore,
     view: View,
@@ -114,6 +126,7 @@ def slices(
     detection_iou: float | None = None,
     segmentation_classes: list[int] | None = None,
     multilabel_classes: list[int] | None = None,
+    sound_event_classes: list[int] | None = None,
 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
     """(overall accuracy, frames, every slice by value, the worst slices).
 
@@ -148,6 +161,13 @@ def slices(
             f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", params.values,
         )  # fmt: skip
         return _rank(counts, min_support, level, objects=False)
+    if sound_event_classes is not None:
+        reader = sound_event_analysis.ClipReader(
+            metrics, view.project, view.dataset, [view.inference_set], sound_event_classes,
+            confidence_threshold=view.confidence_threshold,
+            groups_sql=f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", groups_params=params.values,
+        )  # fmt: skip
+        return _rank_events(sound_event_analysis.slice_rows(reader, level), min_support)
     rows = metrics.query(
         f"SELECT {group} AS g, count(), countIf(label_class = predicted_class) FROM ({source})"
         f" WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND {where} GROUP BY g ORDER BY g{SETTINGS}",

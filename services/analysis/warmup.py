@@ -10,8 +10,19 @@ from collections.abc import Callable
 
 import numpy as np
 
-from shoal.analysis import coco, detection_issues, embedding_map, neighbors, segmentation_issues
+from shoal.analysis import (
+    coco,
+    detection_issues,
+    embedding_map,
+    neighbors,
+    nuscenes,
+    segmentation_issues,
+    sound_event_analysis,
+    sound_event_issues,
+    sound_events,
+)
 from shoal.common import classmaps, masks, similarity
+from shoal.common.data import outcomes
 
 
 def _clusters(per_cluster: int, dim: int, clusters: int = 2) -> np.ndarray:
@@ -70,6 +81,31 @@ def object_metrics() -> None:
         )  # fmt: skip
 
 
+def cuboid_metrics() -> None:
+    """The kernels of cuboids on request paths: nuScenes' matching by centre distance, the AP over BEV and 3-D
+    IoU, the BEV IoU and global matching of the object pipeline (confusion, matches) and the label issues' scoring
+    of cuboids, on two frames with a labeled and a predicted cuboid each."""
+    frames = np.array([0, 1])
+    classes = np.array([0, 0])
+    box = np.tile([1.0, 2.0, 0.5, 1.9, 4.5, 1.6, 0.3], (2, 1))
+    gt = nuscenes.Cuboids(frame=frames, category=classes, box=box)
+    dt = nuscenes.Cuboids(frame=frames, category=classes, box=box, score=np.array([0.9, 0.8]))
+    nuscenes.evaluate(gt=gt, dt=dt, frames=frames, classes=[0], params=nuscenes.nuscenes_params({0: "barrier"}))
+    for kind in ("bev_iou", "iou_3d"):
+        nuscenes.iou_ap(gt=gt, dt=dt, frames=frames, classes=[0], params=nuscenes.IouParams(kind=kind))
+    ids = np.array(["a", "b"], dtype=object)
+    columns = {"frame_id": ids, "object_id": ids, "class_id": classes, "x": np.zeros(2), "y": np.zeros(2),
+               "w": np.zeros(2), "h": np.zeros(2), "cuboid": list(box)}  # fmt: skip
+    outcomes.match_frames(ids, {**columns, "crowd": np.zeros(2, dtype=bool)}, {**columns, "score": dt.score}, 0.5,
+                          similarity.Shapes("cuboid"))  # fmt: skip
+    objects = similarity.from_columns(columns, "cuboid", predicted=False)
+    detection_issues.score_objects(
+        n_frames=2, g_frame=frames, g_box=np.zeros((2, 4)), g_cls=classes, g_crowd=np.zeros(2, bool), d_frame=frames,
+        d_box=np.zeros((2, 4)), d_cls=classes, d_conf=dt.score, shapes=similarity.Shapes("cuboid"), labels=objects,
+        predictions=objects,
+    )  # fmt: skip
+
+
 def segmentation_maps() -> None:
     """The pixel confusion of class maps, and the label issues of segmentation in float16 and float32
     (two small images of two classes, one pixel unlabeled)."""
@@ -82,6 +118,20 @@ def segmentation_maps() -> None:
                                  tolerance=1)  # fmt: skip
 
 
+def sound_event_metrics() -> None:
+    """sed_eval's segment- and event-based metrics (both matchings), the event confusion's matching and the
+    interval label issues, on two clips of two classes (one without events)."""
+    labeled = sound_events.Intervals(onset=[0.5, 2.0], offset=[1.5, 3.0], cls=[0, 1], classes=2, bounds=[0, 2, 2])
+    predicted = sound_events.Intervals(onset=[0.6, 2.1], offset=[1.4, 2.9], cls=[0, 0], score=[0.9, 0.6], classes=2,
+                                       bounds=[0, 2, 2])  # fmt: skip
+    durations = np.array([4.0, np.nan])
+    sound_events.SegmentMetrics(classes=2).add(reference=labeled, estimated=predicted, durations=durations)
+    for matching in sound_events.MATCHINGS:
+        sound_events.EventMetrics(classes=2, matching=matching).add(reference=labeled, estimated=predicted)
+    sound_event_analysis.match(labeled, predicted, sound_event_analysis.Matching())
+    sound_event_issues.find(labeled=labeled, predicted=predicted)
+
+
 def nn_descent() -> None:
     """NN-descent: the graph above EXACT_LIMIT frames, and the map's above EXACT_LIMIT fitted frames."""
     x = _clusters(32, 8)
@@ -92,7 +142,15 @@ def nn_descent() -> None:
 #: loaded in this order: NN-descent last, because two of its kernels compile at every start (numba cannot
 #: cache them) and numba compiles one kernel at a time in a process: a small neighbour job or map started
 #: meanwhile then finds its own kernels loaded instead of queuing behind that compilation
-KERNELS: tuple[Callable[[], None], ...] = (object_metrics, segmentation_maps, neighbour_graph, map_layout, nn_descent)
+KERNELS: tuple[Callable[[], None], ...] = (
+    object_metrics,
+    cuboid_metrics,
+    segmentation_maps,
+    sound_event_metrics,
+    neighbour_graph,
+    map_layout,
+    nn_descent,
+)
 #: those that compile in every process: the service's warm-up runs them once it has run no job for a moment
 EVERY_PROCESS: tuple[Callable[[], None], ...] = (nn_descent,)
 
@@ -104,5 +162,7 @@ BUILD_ORDER: tuple[Callable[[], None], ...] = (
     map_layout,
     neighbour_graph,
     object_metrics,
+    cuboid_metrics,
     segmentation_maps,
+    sound_event_metrics,
 )

@@ -9,7 +9,15 @@
 - ``GET /api/jobs/<service>/<project>/<job_id>/events``: a job's progress as server-sent events,
   until it finishes.
 - ``GET /media/<project>/<dataset>/<frame_id>?size=thumb|full``: a frame's image, after the
-  services confirm the key may see the frame.
+  services confirm the key may see the frame; with ``camera=<name>``, that camera image of a point
+  cloud; a point cloud without it gets its cloud seen from above, an audio clip its spectrogram.
+- ``GET /clip/<project>/<dataset>/<frame_id>``: an audio clip's bytes, for the page's player (byte
+  ranges answered, so it can seek).
+- ``GET /api/points/<project>/<dataset>/<frame_id>``: a point cloud's points, at most 200,000
+  (sampled), as little-endian float32 x, y, z, intensity; ``X-Shoal-Points-Total`` says how many the
+  cloud has.
+- ``GET /api/sound/<project>/<dataset>/<frame_id>``: an audio clip's waveform and spectrogram (JSON,
+  see :func:`shoal.console.scenes.sound_view`).
 - ``GET /healthz`` (the process answers) and ``/readyz`` (the services answer).
 
 Every state-changing request (any method but GET and HEAD) must carry the ``X-CSRF-Token`` header
@@ -20,12 +28,13 @@ sends one, naming this host.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,9 +49,11 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from shoal.common.media import MediaMissing, MediaRefused
+from shoal.common.media import THUMB_SIZE, Media, MediaMissing, MediaRefused
 from shoal.common.media import reader as media_reader
+from shoal.common.pointclouds import PointCloudError
 from shoal.common.settings import SERVICE_NAMES, ShoalSettings, api_key_problem
+from shoal.console import scenes
 from shoal.console.backend import Backend, CallError
 
 log = logging.getLogger(__name__)
@@ -84,6 +95,28 @@ class Console:
         self.media = media_reader(settings, cache_dir)
         secure = settings.console_cookie_secure
         self.secure_cookies = settings.tls_enabled if secure is None else secure
+
+    def scene_image(self, uri: str, *, thumbnail: bool) -> Media:
+        """A point cloud seen from above, as a PNG (kept in the thumbnail cache)."""
+        size = THUMB_SIZE if thumbnail else 2 * THUMB_SIZE
+        return self._drawn(f"bev\x00{size}\x00{uri}", lambda: scenes.bev_png(self.media.read(uri), uri, size=size))
+
+    def sound_image(self, uri: str, *, thumbnail: bool) -> Media:
+        """An audio clip's spectrogram, as a PNG (kept in the thumbnail cache)."""
+        size = THUMB_SIZE if thumbnail else 2 * THUMB_SIZE
+        return self._drawn(
+            f"spectrogram\x00{size}\x00{uri}", lambda: scenes.spectrogram_png(self.media.read(uri), size=size)
+        )
+
+    def _drawn(self, name: str, draw: Callable[[], bytes]) -> Media:
+        cache = self.media.cache
+        key = hashlib.sha256(name.encode()).hexdigest()
+        body = cache.get(key) if cache is not None else None
+        if body is None:
+            body = draw()
+            if cache is not None:
+                cache.put(key, body)
+        return Media(body, "image/png")
 
     # -- cookies ----------------------------------------------------------------------------
     def set_cookie(self, response: Response, name: str, value: str, *, http_only: bool) -> None:
@@ -262,36 +295,146 @@ async def job_events(request: Request) -> Response:
     )
 
 
-async def media(request: Request) -> Response:
+async def _datapoint(request: Request, key: str) -> dict[str, Any] | None:
+    """The frame the path names, as the key may see it (QueryDatapoints): the services decide whether the
+    key may see it, and say where its media is. None when there is no such frame; CallError when refused."""
     console: Console = request.app.state.console
-    key = _key(request)
-    if not key:
-        return _placeholder(401, "sign in first")
     project, dataset, frame_id = (request.path_params[k] for k in ("project", "dataset", "frame_id"))
-    thumbnail = request.query_params.get("size", "thumb") != "full"
-    # The services decide whether the key may see the frame, and say where its media is.
     query = {
         "project": project,
         "dataset": dataset,
         "filter": {"all": [{"field": "frame_id", "equals": {"string_value": frame_id}}]},
         "page": {"page_size": 1},
     }
+    found = await run_in_threadpool(console.backend.call, "analysis", "QueryDatapoints", query, key)
+    points = found.get("datapoints", [])
+    return points[0] if points else None
+
+
+async def media(request: Request) -> Response:
+    console: Console = request.app.state.console
+    key = _key(request)
+    if not key:
+        return _placeholder(401, "sign in first")
+    dataset, frame_id = request.path_params["dataset"], request.path_params["frame_id"]
+    thumbnail = request.query_params.get("size", "thumb") != "full"
+    camera = request.query_params.get("camera")
     try:
-        found = await run_in_threadpool(console.backend.call, "analysis", "QueryDatapoints", query, key)
+        point = await _datapoint(request, key)
     except CallError as exc:
         return _placeholder(exc.http_status, exc.code.lower().replace("_", " "))
-    points = found.get("datapoints", [])
-    if not points:
+    if point is None:
         return _placeholder(404, "no such frame")
-    uri = points[0].get("media_uri", "")
+    uri = point.get("media_uri", "")
+    kind = point.get("media_type", "")
+    if camera is not None:
+        uri = next((c.get("uri", "") for c in point.get("cameras", []) if c.get("name") == camera), "")
+        if not uri:
+            return _placeholder(404, "no such camera")
     try:
-        image = await run_in_threadpool(console.media.image, uri, thumbnail=thumbnail)
+        if camera is None and kind == "MEDIA_TYPE_POINT_CLOUD":
+            image = await run_in_threadpool(console.scene_image, uri, thumbnail=thumbnail)
+        elif camera is None and kind == "MEDIA_TYPE_AUDIO":
+            image = await run_in_threadpool(console.sound_image, uri, thumbnail=thumbnail)
+        else:
+            image = await run_in_threadpool(console.media.image, uri, thumbnail=thumbnail)
     except MediaRefused as exc:
         log.info("media of frame %s/%s refused: %s", dataset, frame_id, exc)
         return _placeholder(403, "not allowed", reason=str(exc))
     except MediaMissing as exc:
         return _placeholder(404, "no image", reason=str(exc))
+    except (PointCloudError, scenes.AudioError) as exc:
+        return _placeholder(404, "unreadable", reason=str(exc))
     return Response(image.body, media_type=image.content_type, headers={"Cache-Control": "private, max-age=300"})
+
+
+async def _scene_media(request: Request) -> tuple[str, bytes] | Response:
+    """The URI and bytes of the media of the frame the path names, or the error answer (JSON)."""
+    console: Console = request.app.state.console
+    key = _key(request)
+    if not key:
+        return _error(401, "sign in first", "UNAUTHENTICATED")
+    point = await _datapoint(request, key)
+    if point is None:
+        return _error(404, "there is no such frame, or this key may not see it")
+    uri = point.get("media_uri", "")
+    try:
+        return uri, await run_in_threadpool(console.media.read, uri)
+    except MediaRefused as exc:
+        return _error(403, f"the console may not read this frame's media: {exc}", "PERMISSION_DENIED")
+    except MediaMissing as exc:
+        return _error(404, f"the frame's media cannot be read: {exc}")
+
+
+async def points(request: Request) -> Response:
+    got = await _scene_media(request)
+    if isinstance(got, Response):
+        return got
+    uri, data = got
+    try:
+        cloud = await run_in_threadpool(scenes.point_cloud, data, uri)
+    except PointCloudError as exc:
+        return _error(422, f"the frame's point cloud cannot be read: {exc}", "INVALID_ARGUMENT")
+    headers = {"Cache-Control": "private, max-age=300", "X-Shoal-Points-Total": str(cloud.total),
+               "X-Shoal-Points": str(cloud.sent)}  # fmt: skip
+    return Response(cloud.body, media_type="application/octet-stream", headers=headers)
+
+
+async def sound(request: Request) -> Response:
+    got = await _scene_media(request)
+    if isinstance(got, Response):
+        return got
+    _, data = got
+
+    def view() -> dict[str, Any]:
+        samples, rate = scenes.decode_audio(data)
+        return scenes.sound_view(samples, rate)
+
+    try:
+        body = await run_in_threadpool(view)
+    except scenes.AudioError as exc:
+        return _error(422, str(exc), "INVALID_ARGUMENT")
+    return JSONResponse(body, headers={"Cache-Control": "private, max-age=300"})
+
+
+async def clip(request: Request) -> Response:
+    """An audio clip's bytes; a ``Range: bytes=a-b`` request gets that part (206), as media players ask."""
+    got = await _scene_media(request)
+    if isinstance(got, Response):
+        return got
+    uri, data = got
+    headers = {"Cache-Control": "private, max-age=300", "Accept-Ranges": "bytes"}
+    kind = scenes.audio_content_type(data, uri)
+    wanted = _byte_range(request.headers.get("range", ""), len(data))
+    if wanted is None:
+        return Response(data, media_type=kind, headers=headers)
+    if wanted == "unsatisfiable":
+        return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
+    start, end = wanted
+    headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+    return Response(data[start : end + 1], status_code=206, media_type=kind, headers=headers)
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | str | None:
+    """The first range of a ``Range: bytes=...`` header as (first, last) byte, "unsatisfiable", or None
+    (no range, or one this does not answer: the whole body then)."""
+    if not header.startswith("bytes=") or size <= 0:
+        return None
+    first = header[6:].split(",", 1)[0].strip()
+    a, sep, b = first.partition("-")
+    if not sep:
+        return None
+    try:
+        if not a:  # the last b bytes
+            n = int(b)
+            return (max(0, size - n), size - 1) if n > 0 else "unsatisfiable"
+        start = int(a)
+        end = min(int(b), size - 1) if b else size - 1
+    except ValueError:
+        return None
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return start, end
 
 
 def _placeholder(status: int, text: str, reason: str = "") -> Response:
@@ -362,6 +505,9 @@ def create_app(settings: ShoalSettings, backend: Backend) -> Starlette:
         Route("/api/rpc/{service}/{method}", rpc, methods=["POST"]),
         Route("/api/jobs/{service}/{project}/{job_id}/events", job_events),
         Route("/media/{project}/{dataset}/{frame_id:path}", media),
+        Route("/clip/{project}/{dataset}/{frame_id:path}", clip),
+        Route("/api/points/{project}/{dataset}/{frame_id:path}", points),
+        Route("/api/sound/{project}/{dataset}/{frame_id:path}", sound),
         Mount("/static", app=StaticFiles(directory=static_dir()), name="static"),
     ]
     # gzip: a map viewport of 20,000 points is 1.7 MB of JSON and 0.4 MB compressed (event streams

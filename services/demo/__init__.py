@@ -14,6 +14,9 @@ SIGTERM.
 - :mod:`shoal.demo.score`: the analysis jobs, each scored against what was planted;
 - :mod:`shoal.demo.shapes` and :mod:`shoal.demo.streets`: an instance segmentation set and a semantic
   segmentation set, drawn with a fixed seed, with label errors planted and scored;
+- :mod:`shoal.demo.scenes` and :mod:`shoal.demo.audio`: point clouds with 3-D cuboids and audio clips
+  with sound events, drawn with a fixed seed, each with a detector that never sees the labels, and
+  label errors planted and scored;
 - :mod:`shoal.demo.report`: ``summary.json`` and its frames as HTML (the template ``report.html``).
 """
 

@@ -49,6 +49,13 @@ class Figures:
     shapes: list[dict[str, Any]]
     #: the first segmentation label issues: frame_id, planted, flagged_pixels, given, suggested, image
     streets: list[dict[str, Any]]
+    #: frames of cuboid label issues seen from above: frame_id, range (metres), points (x, y, above the
+    #: ground), labels and predictions (object_id, class, [score], corners) and the flagged objects
+    #: (object_id, predicted, kind, mislocalization, score, planted)
+    cuboids: list[dict[str, Any]]
+    #: clips with sound-event label issues: frame_id, image, issues (kind, score, planted), legend
+    #: (class name, colour)
+    sound_events: list[dict[str, Any]]
 
 
 def render_report(summary: dict[str, Any], figures: Figures) -> str:
@@ -56,6 +63,8 @@ def render_report(summary: dict[str, Any], figures: Figures) -> str:
     ing, m, li = summary["ingest"], summary["metrics"], summary["label_issues"]
     ol, fc, cp = summary["outliers"], summary["failure_clusters"], summary["campaign"]
     seg, sem = summary["instance_segmentation"], summary["semantic_segmentation"]
+    cub, snd = summary["cuboids_3d"], summary["sound_events"]
+    nu, bev = cub["nuscenes"], cub["bev_ap"]
     page = Template(resources.files(__package__).joinpath("report.html").read_text(encoding="utf-8"))
     return page.substitute(
         generated_at=html.escape(summary["generated_at"]),
@@ -131,6 +140,38 @@ def render_report(summary: dict[str, Any], figures: Figures) -> str:
         street_recall=sem["label_issues"]["recall"],
         street_first=sem["label_issues"]["planted_in_first"],
         street_gallery=_street_gallery(figures.streets),
+        cuboid_frames=cub["frames"],
+        cuboid_labeled=cub["labeled_objects"],
+        cuboid_predicted=cub["predicted_objects"],
+        cuboid_map=nu["map"],
+        cuboid_nds=nu["nds"],
+        cuboid_mate=nu["mate"],
+        cuboid_mase=nu["mase"],
+        cuboid_maoe=nu["maoe"],
+        cuboid_per_class=html.escape(", ".join(f"{k} {v}" for k, v in nu["per_class_ap"].items())),
+        bev_thresholds=" and ".join(f"{t:g}" for t in bev["iou_thresholds"]),
+        bev_map=bev["map"],
+        bev_map_at=", ".join(f"{v} at {t:g}" for t, v in zip(bev["iou_thresholds"], bev["map_at"], strict=True)),
+        iou_3d_map=cub["iou_3d_map"],
+        cuboid_issue_rows=_cuboid_issue_rows(cub["label_issues"]["by_kind"]),
+        cuboid_flagged=cub["label_issues"]["flagged"],
+        cuboid_hits=cub["label_issues"]["planted_flagged"],
+        cuboid_precision=cub["label_issues"]["precision"],
+        cuboid_gallery=_cuboid_gallery(figures.cuboids),
+        clip_count=snd["clips"],
+        clip_seconds=snd["seconds"],
+        clip_labeled=snd["labeled_events"],
+        clip_predicted=snd["predicted_events"],
+        segment_f1=snd["segment_based"]["f1"],
+        segment_er=snd["segment_based"]["error_rate"],
+        event_f1=snd["event_based"]["f1"],
+        event_er=snd["event_based"]["error_rate"],
+        event_per_class=html.escape(", ".join(f"{k} {v}" for k, v in snd["per_class_event_f1"].items())),
+        sound_issue_rows=_sound_issue_rows(snd["label_issues"]["by_kind"]),
+        sound_flagged=snd["label_issues"]["flagged"],
+        sound_hits=snd["label_issues"]["planted_flagged"],
+        sound_precision=snd["label_issues"]["precision"],
+        sound_gallery=_sound_gallery(figures.sound_events),
         reflection="".join(f"<li><code>{html.escape(s)}</code></li>" for s in summary["reflection"]),
     )
 
@@ -167,6 +208,130 @@ def _street_gallery(items: list[dict[str, Any]]) -> str:
         )
         cells.append(_figure(it["image"], it["frame_id"], caption, size=96))
     return f"<div class='gallery' id='street-gallery'>{''.join(cells)}</div>"
+
+
+def _cuboid_issue_rows(kinds: dict[str, dict[str, Any]]) -> str:
+    head = (
+        "<tr><th>kind</th><th>planted</th><th>flagged as its issue type</th><th>as what is off</th>"
+        "<th>planted first</th></tr>"
+    )
+    rows = "".join(
+        f"<tr><td>{html.escape(name.replace('_', ' '))}</td><td>{k['planted']}</td><td>{k['found']}</td>"
+        f"<td>{k['found_as_planted']}</td><td>{k['planted_in_first']}</td></tr>"
+        for name, k in kinds.items()
+    )
+    return f"<table id='cuboid-issues'>{head}{rows}</table>"
+
+
+#: the colours of the bird's-eye views: points above the ground and the ground, labels, predictions, flags
+BEV_COLOURS = {"object": "#1d2733", "ground": "#c9d1db", "label": "#1a7f37", "prediction": "#e8590c",
+               "flag": "#cf222e"}  # fmt: skip
+
+
+def _bev(svg_id: str, fig: dict[str, Any], centre: tuple[float, float], half: float, size: float) -> str:
+    """A frame seen from above as inline SVG, ``half`` metres around ``centre`` each way: x (forward)
+    up, y (left) to the left; points, labeled footprints (solid), predicted ones (dashed), flagged
+    objects outlined, the vehicle as a grey arrow."""
+    scale = size / (2 * half)
+    cx, cy = centre
+
+    def at(x: float, y: float) -> str:
+        return f"{size / 2 - (y - cy) * scale:.1f},{size / 2 - (x - cx) * scale:.1f}"
+
+    def polygon(corners: list[list[float]], colour: str, tip: str, extra: str = "") -> str:
+        return (
+            f"<polygon points='{' '.join(at(x, y) for x, y in corners)}' fill='none' stroke='{colour}' {extra}>"
+            f"<title>{html.escape(tip)}</title></polygon>"
+        )
+
+    dot = 1.1 if half > 15 else 1.8
+    dots = "".join(
+        f"<circle cx='{size / 2 - (y - cy) * scale:.1f}' cy='{size / 2 - (x - cx) * scale:.1f}'"
+        f" r='{dot if up else dot * 0.6:.1f}' fill='{BEV_COLOURS['object' if up else 'ground']}'/>"
+        for x, y, up in fig["points"]
+        if abs(x - cx) <= half and abs(y - cy) <= half
+    )
+    shapes = {(False, o["object_id"]): o for o in fig["labels"]} | {
+        (True, o["object_id"]): o for o in fig["predictions"]
+    }
+    parts = [dots]
+    parts += [polygon(o["corners"], BEV_COLOURS["label"], f"label {o['object_id']}: {o['class']}", "stroke-width='1.5'")
+              for o in fig["labels"]]  # fmt: skip
+    parts += [
+        polygon(o["corners"], BEV_COLOURS["prediction"], f"prediction {o['object_id']}: {o['class']} {o['score']}",
+                "stroke-width='1.5' stroke-dasharray='3 2'")
+        for o in fig["predictions"]
+    ]  # fmt: skip
+    for f in fig["flagged"]:
+        shape = shapes.get((f["predicted"], f["object_id"]))
+        if shape is not None:
+            what = f["kind"].replace("_", " ") + (f" ({f['mislocalization']})" if f.get("mislocalization") else "")
+            tip = f"flagged {f['object_id']}: {what}, score {f['score']}"
+            parts.append(polygon(shape["corners"], BEV_COLOURS["flag"], tip, "stroke-width='3' stroke-opacity='0.8'"))
+    ego = f"<polygon points='{at(2, 0)} {at(-1.5, 1.2)} {at(-1.5, -1.2)}' fill='#57606a'/>"
+    return (
+        f"<svg id='{svg_id}' class='bev' xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {size:.0f} {size:.0f}'"
+        f" width='{size:.0f}' height='{size:.0f}' role='img' aria-label='{html.escape(fig['frame_id'])} from above'>"
+        f"<rect width='100%' height='100%' fill='#fbfcfd' stroke='#dde3ea'/>{''.join(parts)}{ego}</svg>"
+    )
+
+
+def _cuboid_gallery(figures: list[dict[str, Any]]) -> str:
+    keys = "".join(
+        f"<span><svg width='14' height='10'><rect x='1' y='1' width='12' height='8' fill='none' stroke='{c}'"
+        f" stroke-width='2'/></svg> {name}</span>"
+        for name, c in (("label", BEV_COLOURS["label"]), ("prediction", BEV_COLOURS["prediction"]),
+                        ("flagged", BEV_COLOURS["flag"]))
+    )  # fmt: skip
+    cells = []
+    for i, fig in enumerate(figures):
+        whole = float(fig["range"])
+        focus = tuple(fig.get("focus") or (0.0, 0.0))
+        views = _bev(f"bev-{i}", fig, (0.0, 0.0), whole, 300.0) + _bev(f"bev-{i}-zoom", fig, focus, 8.0, 300.0)
+        flags = "".join(
+            f"<li>{html.escape(f['object_id'])}: {html.escape(f['kind'].replace('_', ' '))}"
+            + (f" ({html.escape(f['mislocalization'])})" if f.get("mislocalization") else "")
+            + f", score {f['score']} <span class='{'ok' if f['planted'] else 'bad'}'>"
+            + ("planted" if f["planted"] else "not planted")
+            + "</span></li>"
+            for f in fig["flagged"]
+        )
+        cells.append(
+            f"<figure><figcaption>{html.escape(fig['frame_id'])} from above: the whole cloud ({whole:g} m each way)"
+            f" and 8 m around its first flag</figcaption><div class='maps'>{views}</div><ul>{flags}</ul></figure>"
+        )
+    return f"<div class='maps' id='cuboid-gallery'>{''.join(cells)}</div><div class='legend'>{keys}</div>"
+
+
+def _sound_issue_rows(kinds: dict[str, dict[str, Any]]) -> str:
+    head = "<tr><th>kind</th><th>planted</th><th>flagged</th><th>planted among them</th><th>planted first</th></tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(name.replace('_', ' '))}</td><td>{k['planted']}</td><td>{k['flagged']}</td>"
+        f"<td>{k['found']}</td><td>{k['planted_in_first']} of the first {k['planted']}</td></tr>"
+        for name, k in kinds.items()
+    )
+    return f"<table id='sound-issues'>{head}{rows}</table>"
+
+
+def _sound_gallery(items: list[dict[str, Any]]) -> str:
+    cells = []
+    for it in items:
+        lines = "<br>".join(
+            f"{html.escape(x['kind'].replace('_', ' '))}, score {x['score']}:"
+            f" <span class='{'ok' if x['planted'] else 'bad'}'>{'planted' if x['planted'] else 'not planted'}</span>"
+            for x in it["issues"]
+        )
+        cells.append(
+            f"<figure class='wide'><img src='{_inline_image(it['image'])}' width='480'"
+            f" alt='{html.escape(it['frame_id'])}'>"
+            f"<figcaption>{html.escape(it['frame_id'])}<br>{lines}</figcaption></figure>"
+        )
+    keys = "".join(
+        f"<span><svg width='14' height='10'><rect width='14' height='10' fill='{html.escape(colour)}'/></svg>"
+        f" {html.escape(name)}</span>"
+        for name, colour in (items[0].get("legend", []) if items else [])
+    )
+    return f"<div class='gallery' id='sound-gallery'>{''.join(cells)}</div><div class='legend'>{keys}</div>"
 
 
 def _service_rows(services: dict[str, str]) -> str:

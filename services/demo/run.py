@@ -16,7 +16,7 @@ from typing import Any
 
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
-from shoal.demo import dataset, score, shapes, streets
+from shoal.demo import audio, dataset, scenes, score, shapes, streets
 from shoal.demo.names import PIXEL_SPACE, SERVICES, log
 from shoal.demo.report import Figures, render_report
 
@@ -84,10 +84,14 @@ def run_demo(out: Path) -> int:
                 points = score.embedding_map(client)
                 clusters = score.failure_clusters(client, out)
                 campaign = score.collection_campaign(client, out, set(issues["frame_ids"]))
-                scene_counts, scenes = shapes.ingest_scenes(client, out, data_dir)
-                segmentation = {**scene_counts, **shapes.score_scenes(client, scenes, out)}
+                scene_counts, shape_scenes = shapes.ingest_scenes(client, out, data_dir)
+                segmentation = {**scene_counts, **shapes.score_scenes(client, shape_scenes, out)}
                 street_counts, street_scenes = streets.ingest_streets(client, out, data_dir)
                 semantic = {**street_counts, **streets.score_streets(client, street_scenes, out)}
+                cuboid_counts, clouds = scenes.ingest_cuboids(client, out, data_dir)
+                cuboids = {**cuboid_counts, **scenes.score_cuboids(client, clouds, out)}
+                clip_counts, clips = audio.ingest_clips(client, out, data_dir)
+                sounds = {**clip_counts, **audio.score_clips(client, clips, out)}
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -107,6 +111,8 @@ def run_demo(out: Path) -> int:
         "campaign": {k: v for k, v in campaign.items() if k != "gallery"},
         "instance_segmentation": {k: v for k, v in segmentation.items() if k != "gallery"},
         "semantic_segmentation": {k: v for k, v in semantic.items() if k != "gallery"},
+        "cuboids_3d": {k: v for k, v in cuboids.items() if k != "gallery"},
+        "sound_events": {k: v for k, v in sounds.items() if k != "gallery"},
         "map": {
             "job_id": points["job_id"],
             "frames": points["frames"],
@@ -126,6 +132,8 @@ def run_demo(out: Path) -> int:
         campaign=campaign["gallery"],
         shapes=segmentation["gallery"],
         streets=semantic["gallery"],
+        cuboids=cuboids["gallery"],
+        sound_events=sounds["gallery"],
     )
     (out / "report.html").write_text(render_report(summary, figures))
     expected = ingest["expected"]
@@ -137,12 +145,21 @@ def run_demo(out: Path) -> int:
         and ingest["pool"]["frames"] == ingest["pool"]["pixel_embeddings"] == ingest["pool"]["expected_frames"]
         and segmentation["state"] == "UPLOAD_STATE_COMPLETED"
         and semantic["state"] == "UPLOAD_STATE_COMPLETED"
+        and cuboids["state"] == "UPLOAD_STATE_COMPLETED"
+        and sounds["state"] == "UPLOAD_STATE_COMPLETED"
     )
     for name, status in services.items():
         log.info("%-16s %s", name, status)
     log.info("wrote %s and %s", out / "summary.json", out / "report.html")
     li, ol, fc, cp = summary["label_issues"], summary["outliers"], summary["failure_clusters"], summary["campaign"]
     seg, sem = summary["instance_segmentation"], summary["semantic_segmentation"]
+    cub, snd = summary["cuboids_3d"], summary["sound_events"]
+    cuboid_found = ", ".join(
+        f"{k['found']} of {k['planted']} {name.replace('_', ' ')}" for name, k in cub["label_issues"]["by_kind"].items()
+    )
+    sound_found = ", ".join(
+        f"{k['found']} of {k['planted']} {name.replace('_', ' ')}" for name, k in snd["label_issues"]["by_kind"].items()
+    )
     planted = ", ".join(
         f"{k['planted_in_first']} of {k['planted']} {name.replace('_', ' ')}" for name, k in seg["label_issues"].items()
     )
@@ -165,6 +182,12 @@ def run_demo(out: Path) -> int:
         f"semantic segmentation: mIoU {sem['mean_iou']:.3f}, pixel accuracy {sem['pixel_accuracy']:.3f}; label issues"
         f" flagged {sem['label_issues']['flagged']} frames, {sem['label_issues']['planted_flagged']} of the"
         f" {sem['label_issues']['planted']} with planted errors (precision {sem['label_issues']['precision']:.3f})\n"
+        f"3-D cuboids: nuScenes mAP {cub['nuscenes']['map']:.3f}, NDS {cub['nuscenes']['nds']:.3f}, BEV mAP"
+        f" {cub['bev_ap']['map']:.3f}; planted label errors flagged: {cuboid_found} (precision"
+        f" {cub['label_issues']['precision']:.3f})\n"
+        f"sound events: segment F1 {snd['segment_based']['f1']:.3f}, event F1 {snd['event_based']['f1']:.3f} (error"
+        f" rate {snd['event_based']['error_rate']:.3f}); planted label errors flagged: {sound_found} (precision"
+        f" {snd['label_issues']['precision']:.3f})\n"
         f"report: {out / 'report.html'}\n"
         f"console: run `shoal serve --data-dir {data_dir}` (as `.venv/bin/shoal` from a checkout), open"
         f" http://127.0.0.1:8080 and sign in with the key in {key_file}\n"

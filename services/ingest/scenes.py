@@ -106,6 +106,8 @@ def check_cuboid(obj: pb.LabelObject | pb.PredictedObject, where: str) -> None:
             _finite(getattr(c, name), f"{cw}.{name}")
     if len(c.attribute) > 256:
         raise InvalidArgument("is longer than 256 characters", field=f"{cw}.attribute")
+    if c.HasField("num_points") and c.num_points < 0:
+        raise InvalidArgument(f"a count of points is >= 0, got {c.num_points}", field=f"{cw}.num_points")
 
 
 def cuboid_row(c: pb.Cuboid) -> list[float]:

@@ -26,12 +26,13 @@ def _method(rpc: str) -> str:
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     projects = catalog.ProjectCatalog(stores.metrics)
     sets = datasets.DatasetCatalog(stores.metrics, projects)
-    contexts = ContextLoader(stores.metrics, projects, sets, media=media.reader(settings))
+    reader = media.reader(settings)
+    contexts = ContextLoader(stores.metrics, projects, sets, media=reader)
     topics = Topics(settings.topic_prefix)
     limit = settings.ingest_max_chunk_items
     publisher = UploadPublisher(stores.events, topics, contexts, stores.metrics, limit)
     processor = UploadProcessor(
-        stores.events, topics, contexts, writer.IngestWriter(stores.metrics, stores.vectors), limit
+        stores.events, topics, contexts, writer.IngestWriter(stores.metrics, stores.vectors, reader), limit
     )
     workers = [
         IngestConsumer(

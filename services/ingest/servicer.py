@@ -58,8 +58,9 @@ def space_to_proto(s: EmbeddingSpace) -> ingest_pb2.EmbeddingSpace:
 
 def _label_object(oid: str, cid: int, x: float, y: float, w: float, h: float, crowd: int, mask: str,
                   polygons: list[list[float]], kx: list[float], ky: list[float], kv: list[int], cuboid: list[float],
-                  velocity: list[float], attribute: str) -> pb.LabelObject:  # fmt: skip
-    """A stored labeled object as the API gives it back: its box or cuboid, mask, polygons, keypoints."""
+                  velocity: list[float], attribute: str, num_points: int) -> pb.LabelObject:  # fmt: skip
+    """A stored labeled object as the API gives it back: its box or cuboid (with the points inside it, when
+    known), mask, polygons, keypoints."""
     obj = pb.LabelObject(
         object_id=oid, class_id=cid, is_crowd=bool(crowd), polygons=[pb.Polygon(points=p) for p in polygons],
         keypoints=[pb.Keypoint(x=a, y=b, visibility=v) for a, b, v in zip(kx, ky, kv, strict=True)],
@@ -71,6 +72,8 @@ def _label_object(oid: str, cid: int, x: float, y: float, w: float, h: float, cr
         obj.cuboid.CopyFrom(pb.Cuboid(x=cx, y=cy, z=cz, width=cw, length=cl, height=ch, yaw=yaw, attribute=attribute))
         if len(velocity):
             obj.cuboid.vx, obj.cuboid.vy = velocity
+        if num_points >= 0:
+            obj.cuboid.num_points = num_points
     else:
         obj.box.CopyFrom(pb.Box(x=x, y=y, width=w, height=h))
     return obj
@@ -478,7 +481,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         if rows:
             found = metrics.query(
                 "SELECT label_version, object_id, class_id, x, y, w, h, is_crowd, mask, polygons, kp_x, kp_y, kp_v,"
-                " cuboid, velocity, attribute"
+                " cuboid, velocity, attribute, num_points"
                 f" FROM label_objects FINAL WHERE {where} AND label_version IN {{v:Array(String)}} ORDER BY object_id",
                 {**params, "v": [r[0] for r in rows]},
             ).rows

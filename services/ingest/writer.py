@@ -23,10 +23,12 @@ from shoal.common.data.evaluations import EvaluationRefresher
 from shoal.common.data.frames import SHAPE_COLUMNS
 from shoal.common.data.outcomes import OutcomeRefresher
 from shoal.common.data.segmentation import ConfusionRefresher
+from shoal.common.media import MediaReader
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import CollectionSpec, VectorStore, collection_name
 from shoal.common.v1 import common_pb2
 from shoal.ingest import columns as columnar
+from shoal.ingest.point_counts import UNKNOWN, PointCounter
 from shoal.ingest.scenes import cuboid_row
 from shoal.ingest.shapes import mask_area
 from shoal.ingest.v1 import ingest_pb2 as pb
@@ -144,9 +146,12 @@ def _class_runs(item: pb.FrameLabels | pb.FrameInference) -> list[list[int]]:
 
 
 class IngestWriter:
-    def __init__(self, metrics: MetricsStore, vectors: VectorStore) -> None:
+    def __init__(self, metrics: MetricsStore, vectors: VectorStore, media: MediaReader | None = None) -> None:
+        """``media`` reads the point clouds whose points inside labeled cuboids are counted (None: counts not
+        given stay unknown)."""
         self.metrics = metrics
         self.vectors = vectors
+        self.points = PointCounter(metrics, media)
         self.evaluations = EvaluationRefresher(metrics)
         self.outcomes = OutcomeRefresher(metrics)
         self.segmentation = ConfusionRefresher(metrics)
@@ -174,7 +179,8 @@ class IngestWriter:
         ontologies: dict[tuple[str, str], list[int]] = {}
         vectors: dict[tuple[str, str], list[tuple[EventMeta, object]]] = defaultdict(list)
         out = []
-        for meta, chunk in batch:
+        counted = self.points.count_labels([(m.project, m.dataset, c.frames, c.labels) for m, c in batch])
+        for position, (meta, chunk) in enumerate(batch):
             key = (meta.project, meta.dataset)
             ontologies[key] = chunk.ontology
             key_types += [
@@ -263,6 +269,9 @@ class IngestWriter:
                             s,
                             n,
                             *_shape(o),
+                            o.cuboid.num_points
+                            if o.cuboid.HasField("num_points")
+                            else counted.get((position, lab.frame_id, o.object_id), UNKNOWN),
                         ]
                     )
             if chunk.columns is not None:
@@ -400,6 +409,7 @@ class IngestWriter:
                 "attr_str",
                 "attr_num",
                 *SHAPE_COLUMNS,
+                "num_points",
             ),
         )
         insert(

@@ -20,9 +20,12 @@ as new label versions.
 
 Task types: classification (a class), multi-label (a set of classes), 2-D detection (boxes),
 instance segmentation (objects with polygons or a COCO run-length mask), keypoints (objects with
-a box and one point per keypoint of their class, those not placed unlabeled) and semantic
+a box and one point per keypoint of their class, those not placed unlabeled), semantic
 segmentation (a class map, sent as one region per class and put together again from the regions
-that come back: pixels in no region unlabeled, a pixel that regions of two classes paint refused).
+that come back: pixels in no region unlabeled, a pixel that regions of two classes paint refused)
+and sound events (an audio clip's intervals, each with a class, checked to lie within the clip).
+3-D cuboid projects are refused (:data:`CUBOIDS_REFUSAL`): Label Studio cannot show a point cloud or
+draw a cuboid.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -42,7 +46,7 @@ from shoal.common import classmaps, masks, telemetry, uploads
 from shoal.common.boxes import check_box
 from shoal.common.data.projects import ClassDef, ProjectCatalog
 from shoal.common.data.segmentation import latest_maps_sql
-from shoal.common.errors import InvalidArgument, ShoalError
+from shoal.common.errors import FailedPrecondition, InvalidArgument, ShoalError
 from shoal.common.stores.metrics import MetricsStore
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.labeling_bridge import state as st
@@ -58,8 +62,10 @@ from shoal.labeling_bridge.platforms import (
     PlatformUnavailable,
     ProjectRef,
     ProjectSpec,
+    SoundEvent,
     TaskSpec,
     TaskType,
+    seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -74,6 +80,11 @@ PUBLISH_TIMEOUT_SECONDS = 60.0
 #: multi-label pre-annotations from an inference set: the classes scored at or above this (the
 #: threshold the multi-label metrics take by default)
 MULTI_LABEL_THRESHOLD = 0.5
+#: sound-event pre-annotations from an inference set: the events scored at or above this (the score
+#: from which the sound-event label issues trust a prediction)
+SOUND_EVENT_THRESHOLD = 0.5
+#: how far past a clip's duration an event may end (as ingest allows), in seconds
+DURATION_SLACK = 1e-6
 #: Shoal's task types the bridge sends, as the platforms name them
 TASK_TYPES: dict[str, TaskType] = {
     "CLASSIFICATION": "classification",
@@ -82,7 +93,29 @@ TASK_TYPES: dict[str, TaskType] = {
     "INSTANCE_SEGMENTATION": "instance_segmentation",
     "KEYPOINTS": "keypoints",
     "SEGMENTATION": "segmentation",
+    "SOUND_EVENTS": "sound_events",
 }
+#: why a 3-D cuboid project is not sent (Label Studio 1.23, the open-source edition the bridge drives)
+CUBOIDS_REFUSAL = (
+    "Label Studio cannot label 3-D cuboids: it has no point-cloud view and no cuboid tool (its labeling"
+    " interfaces show images, audio, video, text, HTML, tables and time series; its LiDAR interface is a"
+    " Label Studio Enterprise and Starter Cloud feature), so a CUBOIDS_3D project's frames cannot be sent"
+    " to it. Instead, read the frames to fix with QueryDetectionLabelIssues (or ExportJobResult) of the"
+    " project's label-issues job and their current cuboids with ListLabelVersions, correct them in a"
+    " point-cloud labeling tool (e.g. CVAT), and upload the corrected cuboids as new label versions"
+    " (Upload, with their provenance)"
+)
+
+
+@dataclass(frozen=True)
+class Media:
+    """A frame as the annotator is shown it: its media URI, image size (pixels; 0 unknown) and clip
+    duration (seconds; 0 unknown)."""
+
+    uri: str = ""
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
 
 
 @dataclass
@@ -99,6 +132,10 @@ class ApplyCounts:
 
 
 def task_type_of(project_task_type: str) -> TaskType:
+    """The platform task type of a Shoal project's; FailedPrecondition for 3-D cuboids (see
+    :data:`CUBOIDS_REFUSAL`), InvalidArgument for any other task type the bridge does not send."""
+    if project_task_type == "CUBOIDS_3D":
+        raise FailedPrecondition(CUBOIDS_REFUSAL, field="project")
     if project_task_type not in TASK_TYPES:
         raise InvalidArgument(
             f"the labeling bridge sends {', '.join(TASK_TYPES)} projects, not {project_task_type}", field="project"
@@ -348,30 +385,30 @@ class Bridge:
         out: dict[str, TaskSpec] = {}
         broken = []
         for i in items:
-            uri, width, height = media.get(i.frame_id, ("", 0, 0))
-            if not uri:
+            m = media.get(i.frame_id, Media())
+            if not m.uri:
                 broken.append(st.with_state(i, st.FAILED, error="the frame has no media_uri to show the annotator"))
                 continue
             out[i.external_id] = TaskSpec(
                 external_id=i.external_id,
-                media_url=uri,
+                media_url=m.uri,
                 reason=i.reason or r.reason,
                 prelabels=prelabels.get(i.frame_id),
                 prelabel_source=source,
-                image_width=width or None,
-                image_height=height or None,
+                image_width=m.width or None,
+                image_height=m.height or None,
                 meta={"project": r.project, "request_id": r.request_id, "source": r.source},
             )
         self.state.put_items(broken)
         return out
 
-    def _media(self, project: str, dataset: str, frames: Sequence[str]) -> dict[str, tuple[str, int, int]]:
+    def _media(self, project: str, dataset: str, frames: Sequence[str]) -> dict[str, Media]:
         rows = self.metrics.query(
-            "SELECT frame_id, media_uri, width, height FROM frames FINAL WHERE project = {p:String}"
+            "SELECT frame_id, media_uri, width, height, duration_seconds FROM frames FINAL WHERE project = {p:String}"
             " AND dataset = {d:String} AND frame_id IN {f:Array(String)}",
             {"p": project, "d": dataset, "f": sorted(set(frames))},
         ).rows
-        return {str(f): (str(u), int(w), int(h)) for f, u, w, h in rows}
+        return {str(f): Media(str(u), int(w), int(h), float(s or 0.0)) for f, u, w, h, s in rows}
 
     def _prelabels(
         self,
@@ -379,7 +416,7 @@ class Bridge:
         frames: Sequence[str],
         task_type: str,
         classes: Sequence[str],
-        media: dict[str, tuple[str, int, int]],
+        media: dict[str, Media],
     ) -> tuple[dict[str, Labels], str]:
         """The predictions of the request's inference set, or else the frames' current labels."""
         ontology = self.projects.get(r.project).classes
@@ -423,10 +460,27 @@ class Bridge:
             else:
                 sql = latest_maps_sql("frame_id IN {f:Array(String)}")
             for f, values, runs in self.metrics.query(sql, {**params, "project": r.project, "dataset": r.dataset}).rows:
-                _, width, height = media.get(str(f), ("", 0, 0))
-                regions = class_regions(values, runs, width, height, by_id)
+                m = media.get(str(f), Media())
+                regions = class_regions(values, runs, m.width, m.height, by_id)
                 if regions:
-                    out[str(f)] = Labels(class_regions=regions, image_width=width, image_height=height)
+                    out[str(f)] = Labels(class_regions=regions, image_width=m.width, image_height=m.height)
+        elif task_type == "sound_events":
+            if r.preannotation_inference_set:
+                sql = (
+                    "SELECT frame_id, ev_onsets, ev_offsets, ev_classes, ev_scores FROM inferences FINAL"
+                    " WHERE project = {p:String} AND inference_set = {s:String} AND frame_id IN {f:Array(String)}"
+                )
+            else:
+                sql = (
+                    "SELECT frame_id, e.1, e.2, e.3, CAST([] AS Array(Float32)) FROM (SELECT frame_id,"
+                    " argMax(tuple(ev_onsets, ev_offsets, ev_classes), (version_time, label_version)) AS e"
+                    " FROM label_versions WHERE project = {p:String} AND dataset = {d:String}"
+                    " AND frame_id IN {f:Array(String)} GROUP BY frame_id)"
+                )
+            for f, onsets, offsets, given, scores in self.metrics.query(sql, params).rows:
+                events = clip_events(onsets, offsets, given, scores, by_id)
+                if events:
+                    out[str(f)] = Labels(events=events)
         else:
             shape = "mask, polygons, kp_x, kp_y, kp_v"
             if r.preannotation_inference_set:
@@ -472,10 +526,10 @@ class Bridge:
                     Box(cls.name, float(x), float(y), float(w), float(h), score, keypoints=points)
                 )
             for f in boxes.keys() | instances.keys():
-                _, width, height = media.get(f, ("", 0, 0))
-                if width and height:  # objects are placed on the image by its size
+                m = media.get(f, Media())
+                if m.width and m.height:  # objects are placed on the image by its size
                     out[f] = Labels(boxes=tuple(boxes.get(f, ())), instances=tuple(instances.get(f, ())),
-                                    image_width=width, image_height=height)  # fmt: skip
+                                    image_width=m.width, image_height=m.height)  # fmt: skip
         return out, (
             f"inference set {r.preannotation_inference_set}" if r.preannotation_inference_set else "current labels"
         )
@@ -544,7 +598,7 @@ class Bridge:
         applied: list[tuple[str, dt.datetime, str]] = []
         updates: dict[tuple[str, str], st.Item] = {}  # the last state of each (request, frame)
         events: list[pb.UploadEvent] = []  # one upload of one chunk per annotation
-        sizes = {f: (w, h) for f, (_uri, w, h) in self._media(project, dataset, frames).items()}
+        media = self._media(project, dataset, frames)
 
         def settle(mine: list[st.Item], state: str, **changes: Any) -> list[st.Item]:
             done = [st.with_state(i, state, **changes) for i in mine]
@@ -582,7 +636,9 @@ class Bridge:
                 applied.append((a.annotation_id, upd, "conflict"))
                 continue
             try:
-                upload_id, chunk = label_upload(frame, a, p.task_type, classes, mine, sizes.get(frame))
+                m = media.get(frame)
+                size, duration = ((m.width, m.height), m.duration or None) if m else (None, None)
+                upload_id, chunk = label_upload(frame, a, p.task_type, classes, mine, size, duration=duration)
             except ShoalError as exc:
                 settle(mine, st.FAILED, error=f"{which}: {exc.describe()}", **common)
                 counts.failed += 1
@@ -610,13 +666,16 @@ def label_upload(
     classes: dict[str, ClassDef],
     items: Sequence[st.Item],
     size: tuple[int, int] | None,
+    *,
+    duration: float | None = None,
 ) -> tuple[str, pb.UploadChunk]:
     """The annotation as a label upload: its id (from the annotation and its revision) and its
     one chunk. InvalidArgument naming the region when it does not fit the project as ingest would
     find: a class outside the ontology, a keypoint its object's class does not have or placed
     twice, a box, polygon or keypoint outside the frame's image (``size``, as stored), a mask
-    over another size; and for a class map, what :func:`class_map` refuses. Unplaced keypoints
-    of a class are unlabeled (visibility 0), placed ones labeled and visible (2)."""
+    over another size; for a class map, what :func:`class_map` refuses; for sound events, what
+    :func:`check_event` refuses (against the clip's ``duration`` in seconds, as stored). Unplaced
+    keypoints of a class are unlabeled (visibility 0), placed ones labeled and visible (2)."""
     assert a.labels is not None
     reasons = sorted({i.reason for i in items if i.reason})
     prov = pb.Provenance(
@@ -633,6 +692,12 @@ def label_upload(
         labels.class_id = _class_of(got.class_name, classes, "class").id
     elif task_type == "MULTI_LABEL":
         labels.class_ids.extend(_class_of(name, classes, f"choice {name!r}").id for name in got.class_names)
+    elif task_type == "SOUND_EVENTS":
+        for n, e in enumerate(got.events):
+            where = _region("interval", e.region, n)
+            cls = _class_of(e.class_name, classes, where)
+            check_event(e, duration, where)
+            labels.events.add(onset=e.onset, offset=e.offset, class_id=cls.id)
     elif task_type == "SEGMENTATION":
         values, runs = class_map(got.class_regions, classes, size)
         labels.segmentation.runs.classes.extend(values.tolist())
@@ -654,6 +719,45 @@ def label_upload(
                 obj.keypoints.extend(_keypoints(b, cls, size, where))
     chunk = pb.UploadChunk(labels=[labels])
     return upload_id_of(a.platform, a.annotation_id, a.updated_at), chunk
+
+
+def check_event(event: SoundEvent, duration: float | None, where: str) -> None:
+    """Refuses, naming ``where``, an interval that does not start at 0 s or later, does not end after
+    it starts, or ends past the clip's ``duration`` (seconds; not checked when unknown), as ingest
+    refuses a sound event."""
+    onset, offset = event.onset, event.offset
+    if not (math.isfinite(onset) and math.isfinite(offset)):
+        raise InvalidArgument(f"the interval {onset} to {offset} s is not made of finite numbers", field=where)
+    if onset < 0:
+        raise InvalidArgument(f"starts at {seconds(onset)} s, before the clip's start", field=where)
+    if offset <= onset:
+        raise InvalidArgument(
+            f"ends at {seconds(offset)} s, {'before' if offset < onset else 'as'} it starts ({seconds(onset)} s):"
+            " an interval ends after it starts",
+            field=where,
+        )
+    if duration and offset > duration + DURATION_SLACK:
+        raise InvalidArgument(f"ends at {seconds(offset)} s, past the end of the {seconds(duration)} s clip",
+                              field=where)  # fmt: skip
+
+
+def clip_events(
+    onsets: Sequence[float],
+    offsets: Sequence[float],
+    class_ids: Sequence[int],
+    scores: Sequence[float],
+    classes: dict[int, ClassDef],
+) -> tuple[SoundEvent, ...]:
+    """A clip's stored events (parallel arrays) as pre-annotations: those of a class in ``classes``
+    (by id), each region ``ev<n>`` by its position ``n`` in the clip. With ``scores`` (an inference
+    set's events), only those scored at or above :data:`SOUND_EVENT_THRESHOLD`, with their score."""
+    out = []
+    for n, (on, off, c) in enumerate(zip(onsets, offsets, class_ids, strict=True)):
+        score = float(scores[n]) if len(scores) else None
+        if int(c) not in classes or (score is not None and score < SOUND_EVENT_THRESHOLD):
+            continue
+        out.append(SoundEvent(classes[int(c)].name, float(on), float(off), score, region=f"ev{n}"))
+    return tuple(out)
 
 
 def class_regions(

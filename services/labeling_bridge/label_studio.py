@@ -9,10 +9,12 @@ How Shoal's things map onto Label Studio:
   for instance segmentation. Instance segmentation adds ``<BrushLabels name="brush">`` with the same
   classes, keypoints ``<KeyPointLabels name="keypoint">`` whose labels are the keypoint names. Semantic
   segmentation has the brush alone, ``<BrushLabels name="brush">``, each class's label painted in its
-  ``ClassDef.color`` where it has one (the label's ``background``).
-- A task's data holds the media URL, the Shoal frame id (``shoal_frame_id``, the idempotency key),
-  the reason and the image size; pre-annotations are the task's prediction, with the pre-annotations'
-  source as its model version.
+  ``ClassDef.color`` where it has one (the label's ``background``). Sound events show the audio clip
+  (``<Audio name="audio" value="$audio"/>``, its waveform) and ``<Labels name="label" toName="audio">``,
+  a label per class.
+- A task's data holds the media URL (``image``, or ``audio`` for a clip), the Shoal frame id
+  (``shoal_frame_id``, the idempotency key), the reason and the image size; pre-annotations are the
+  task's prediction, with the pre-annotations' source as its model version.
 - Label Studio stores places in percent of the image size (0..100, with ``original_width`` and
   ``original_height`` in pixels): a rectangle's ``x, y, width, height``, a polygon's ``points`` (one
   ``[x, y]`` a point), a keypoint's ``x, y``. :func:`result_from_labels` and :func:`labels_from_result`
@@ -32,6 +34,10 @@ How Shoal's things map onto Label Studio:
   in none is an error. Deleting a rectangle lifts its points to the top, where they go by containment.
   Label Studio has no hidden points: a point labeled hidden (COCO visibility 1) goes out as a point
   and comes back visible (2); a keypoint of the class without a point comes back unlabeled (0).
+- Sound events: each event is an audio region (result type ``labels``) whose ``value`` holds ``start``
+  and ``end`` in seconds from the clip's start and one label, its class; the regions Shoal sends have the
+  ids ``ev<n>``, ``n`` the event's position in the clip's labels. Seconds need no conversion: an event
+  comes back as the interval Label Studio stores, which the bridge checks against the clip.
 - Semantic segmentation: a frame's class map goes out as one brush region per class present (id
   ``class-<id>``), unlabeled pixels in none, and each brush region comes back as a
   :class:`~shoal.labeling_bridge.platforms.ClassRegion` in the order of the result (the order the
@@ -67,7 +73,7 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
@@ -89,11 +95,13 @@ from shoal.labeling_bridge.platforms import (
     PlatformUnavailable,
     ProjectRef,
     ProjectSpec,
+    SoundEvent,
     TaskSpec,
     TaskType,
 )
 
 __all__ = [
+    "AUDIO_NAME",
     "BRUSH_NAME",
     "CONTROL_NAME",
     "IMAGE_NAME",
@@ -118,8 +126,11 @@ IMAGE_NAME = "image"
 BRUSH_NAME = "brush"
 #: keypoint projects: the points placed on the rectangles of CONTROL_NAME
 KEYPOINT_NAME = "keypoint"
+#: sound-event projects: the audio clip that CONTROL_NAME labels
+AUDIO_NAME = "audio"
 #: Keys of a task's data.
 DATA_IMAGE = "image"
+DATA_AUDIO = "audio"
 DATA_FRAME_ID = "shoal_frame_id"
 DATA_REASON = "shoal_reason"
 DATA_WIDTH = "shoal_image_width"
@@ -132,6 +143,7 @@ _CONTROL_TAGS: dict[TaskType, str] = {
     "instance_segmentation": "PolygonLabels",
     "keypoints": "RectangleLabels",
     "segmentation": "BrushLabels",
+    "sound_events": "Labels",
 }
 _CONTROL_ATTRIBUTES: dict[TaskType, str] = {
     "classification": ' choice="single-radio" required="true" showInline="true"',
@@ -141,6 +153,7 @@ _CONTROL_ATTRIBUTES: dict[TaskType, str] = {
     "instance_segmentation": "",
     "keypoints": ' canRotate="false"',
     "segmentation": "",
+    "sound_events": "",
 }
 #: the result item types of each task type's annotations
 _RESULT_TYPES: dict[TaskType, tuple[str, ...]] = {
@@ -150,17 +163,19 @@ _RESULT_TYPES: dict[TaskType, tuple[str, ...]] = {
     "instance_segmentation": ("polygonlabels", "brushlabels"),
     "keypoints": ("rectanglelabels", "keypointlabels"),
     "segmentation": ("brushlabels",),
+    "sound_events": ("labels",),
 }
 #: the task types a result of unknown project is read as, by its item types; multi-label and
 #: segmentation are never guessed (their results look like classification's and instance
 #: segmentation's)
-_GUESSED: tuple[TaskType, ...] = ("classification", "detection", "instance_segmentation", "keypoints")
+_GUESSED: tuple[TaskType, ...] = ("classification", "detection", "instance_segmentation", "keypoints", "sound_events")
 #: how errors name a region of each result item type
 _REGION_NAMES = {
     "rectanglelabels": "rectangle",
     "polygonlabels": "polygon",
     "brushlabels": "brush",
     "keypointlabels": "keypoint",
+    "labels": "interval",
 }
 _CONTROLS = (CONTROL_NAME, BRUSH_NAME, KEYPOINT_NAME)
 #: a keypoint's size as the editor draws one (its KeyPointLabels' default strokeWidth), in pixels
@@ -192,26 +207,32 @@ class Interface:
 
 
 def labeling_config(spec: ProjectSpec) -> str:
-    """The labeling interface of a Shoal project: the reason as a header, the image, its controls."""
-    # semantic segmentation has the brush alone; the other task types a control named CONTROL_NAME
-    name = BRUSH_NAME if spec.task_type == "segmentation" else CONTROL_NAME
-    controls = _control(_CONTROL_TAGS[spec.task_type], name, spec.classes, _CONTROL_ATTRIBUTES[spec.task_type],
-                        spec.colors)  # fmt: skip
+    """The labeling interface of a Shoal project: the reason as a header, the image (or the audio
+    clip), its controls."""
+    if spec.task_type == "sound_events":
+        media = f'  <Audio name="{AUDIO_NAME}" value="${DATA_AUDIO}"/>\n'
+        controls = _control("Labels", CONTROL_NAME, spec.classes, colors=spec.colors, to=AUDIO_NAME)
+    else:
+        media = f'  <Image name="{IMAGE_NAME}" value="${DATA_IMAGE}" zoom="true"/>\n'
+        # semantic segmentation has the brush alone; the other task types a control named CONTROL_NAME
+        name = BRUSH_NAME if spec.task_type == "segmentation" else CONTROL_NAME
+        controls = _control(_CONTROL_TAGS[spec.task_type], name, spec.classes, _CONTROL_ATTRIBUTES[spec.task_type],
+                            spec.colors)  # fmt: skip
     if spec.task_type == "instance_segmentation":
         controls += _control("BrushLabels", BRUSH_NAME, spec.classes, colors=spec.colors)
     if spec.task_type == "keypoints":
         controls += _control("KeyPointLabels", KEYPOINT_NAME, spec.keypoints)
-    return (
-        "<View>\n"
-        f'  <Header value="${DATA_REASON}" size="5"/>\n'
-        f'  <Image name="{IMAGE_NAME}" value="${DATA_IMAGE}" zoom="true"/>\n'
-        f"{controls}"
-        "</View>\n"
-    )
+    return f'<View>\n  <Header value="${DATA_REASON}" size="5"/>\n{media}{controls}</View>\n'
 
 
 def _control(
-    tag: str, name: str, values: Sequence[str], attributes: str = "", colors: Mapping[str, str] | None = None
+    tag: str,
+    name: str,
+    values: Sequence[str],
+    attributes: str = "",
+    colors: Mapping[str, str] | None = None,
+    *,
+    to: str = IMAGE_NAME,
 ) -> str:
     item = "Choice" if tag == "Choices" else "Label"
     paint = colors if item == "Label" and colors else {}
@@ -219,7 +240,7 @@ def _control(
         f"    <{item} value={quoteattr(v)}" + (f" background={quoteattr(paint[v])}" if v in paint else "") + "/>"
         for v in values
     )
-    return f'  <{tag} name="{name}" toName="{IMAGE_NAME}"{attributes}>\n{items}\n  </{tag}>\n'
+    return f'  <{tag} name="{name}" toName="{to}"{attributes}>\n{items}\n  </{tag}>\n'
 
 
 def parse_labeling_config(config: str) -> Interface | None:
@@ -247,6 +268,8 @@ def parse_labeling_config(config: str) -> Interface | None:
         task_type = "keypoints" if points is not None and points.tag == "KeyPointLabels" else "detection"
     elif main.tag == "PolygonLabels":
         task_type = "instance_segmentation"
+    elif main.tag == "Labels" and main.get("toName") == AUDIO_NAME:
+        task_type = "sound_events"
     else:
         return None
 
@@ -281,11 +304,12 @@ def result_from_labels(
     Places are converted from pixels to percent of ``image_width`` x ``image_height`` (those of
     ``labels`` when not given). Boxes are cut to the image; keypoints outside it are left out.
     Keypoint regions are nested under their object's rectangle (ids ``obj<n>`` and ``obj<n>-<k>``).
+    Sound events are audio regions in seconds (ids their ``region``, else ``ev<n>``).
 
     Raises:
         ValueError: a class not in ``classes`` or a keypoint not in ``keypoints``, objects without
             the image size, a classification without a class, an instance with neither polygons
-            nor a mask, or a mask of another size.
+            nor a mask, a mask of another size, or a sound event that does not end after it starts.
     """
     known = set(classes) if classes is not None else None
     points = set(keypoints) if keypoints is not None else None
@@ -308,6 +332,8 @@ def result_from_labels(
     if task_type == "multi_label":
         names = [check(c) for c in labels.class_names]
         return [{**choice, "value": {"choices": names}}] if names else []
+    if task_type == "sound_events":
+        return [_event_item(e, n, check(e.class_name)) for n, e in enumerate(labels.events)]
     width = image_width or labels.image_width
     height = image_height or labels.image_height
     if task_type == "segmentation":
@@ -358,6 +384,19 @@ def result_from_labels(
         assert width and height
         result.append(_instance_item(instance, n, int(width), int(height), check(instance.class_name)))
     return result
+
+
+def _event_item(event: SoundEvent, n: int, class_name: str) -> dict[str, Any]:
+    """The audio region of one sound event, in seconds from the clip's start."""
+    onset, offset = float(event.onset), float(event.offset)
+    if not (math.isfinite(onset) and math.isfinite(offset) and 0.0 <= onset < offset):
+        raise ValueError(f"sound event {event.region or n}: {onset} to {offset} s is not an interval of the clip")
+    value = {"start": onset, "end": offset, "channel": 0, "labels": [class_name]}
+    item: dict[str, Any] = {"id": event.region or f"ev{n}", "from_name": CONTROL_NAME, "to_name": AUDIO_NAME,
+                            "type": "labels", "value": value}  # fmt: skip
+    if event.score is not None:
+        item["score"] = float(event.score)
+    return item
 
 
 def _instance_item(instance: Instance, n: int, width: int, height: int, class_name: str) -> dict[str, Any]:
@@ -441,12 +480,15 @@ def labels_from_result(
     empty result is a frame with no object in an object project, and a frame with no class in a
     multi-label project. Keypoints are grouped onto rectangles by :func:`group_keypoints`. In a
     segmentation project each brush region is a class region over its own image size, in the
-    result's order; one that paints nothing is kept (the bridge decides what it means).
+    result's order; one that paints nothing is kept (the bridge decides what it means). In a
+    sound-event project each audio region is an event, its ``start`` and ``end`` in seconds as
+    stored (the bridge checks them against the clip), in the result's order.
 
     Raises:
         MalformedResult: naming the region: not a list of result items, items of another task type
-            or of several, a class not in ``classes``, not exactly one choice (classification), a
-            rotated rectangle, places that are not numbers, objects without an image size, a polygon
+            or of several, a class not in ``classes``, not exactly one choice (classification) or
+            label (a box, region or interval), a rotated rectangle, places or times that are not
+            numbers, objects without an image size, a polygon
             of fewer than 3 points or left open, a brush mask that cannot be read (or, of an
             instance, paints nothing), a keypoint nested under no rectangle and lying in none.
     """
@@ -476,6 +518,8 @@ def labels_from_result(
         if len(choices) != 1:
             raise MalformedResult(f"expected exactly one choice, got {choices}")
         return Labels(class_name=check(choices[0], "choice"))
+    if kind == "sound_events":
+        return Labels(events=tuple(_event(item, i, check) for i, item in items))
 
     boxes: list[Box] = []
     instances: list[Instance] = []
@@ -560,6 +604,23 @@ def _kind(types: set[str], task_type: TaskType | None) -> TaskType:
     if odd:
         raise MalformedResult(f"result items of type {odd}: expected 'choices' or {sorted(_REGION_NAMES)}")
     raise MalformedResult(f"the result mixes {sorted(types)}")
+
+
+def _event(item: Mapping[str, Any], i: int, check: Callable[[Any, str], str]) -> SoundEvent:
+    """An audio region as a sound event, its times in seconds as stored."""
+    value = _value(item, item_index=i)
+    region = str(item.get("id") or "")
+    where = f"interval {region!r} (result item {i})" if region else f"interval {i}"
+    labels = value.get("labels")
+    if not isinstance(labels, list) or len(labels) != 1:
+        raise MalformedResult(f"{where}: expected one label in labels, got {labels!r}")
+    return SoundEvent(
+        check(labels[0], where),
+        onset=_number(value.get("start"), f"{where}: start"),
+        offset=_number(value.get("end"), f"{where}: end"),
+        score=float(item["score"]) if isinstance(item.get("score"), int | float) else None,
+        region=region,
+    )
 
 
 def _polygon(value: Mapping[str, Any], width: float, height: float, where: str) -> tuple[float, ...]:
@@ -836,7 +897,7 @@ class LabelStudioPlatform:
         width = task.image_width or (task.prelabels.image_width if task.prelabels else None)
         height = task.image_height or (task.prelabels.image_height if task.prelabels else None)
         data: dict[str, Any] = {
-            DATA_IMAGE: task.media_url,
+            DATA_AUDIO if project.spec.task_type == "sound_events" else DATA_IMAGE: task.media_url,
             DATA_FRAME_ID: task.external_id,
             DATA_REASON: task.reason,
         }

@@ -1,13 +1,14 @@
 """The frames of a job that another service owns, read over gRPC with the caller's own API key: a
-finished label-issues job's flagged frames (classification, objects, multi-label or semantic
-segmentation) from the analysis service, a finished campaign's sample from the sampler. The owning
+finished label-issues job's flagged frames (classification, objects, multi-label, semantic
+segmentation or sound events) from the analysis service, a finished campaign's sample from the sampler. The owning
 service's authorisation decides what the caller may read; the caller's request id and deadline go
 along.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -34,6 +35,7 @@ from shoal.common.errors import (
 from shoal.common.interceptors import ERROR_DETAIL_KEY
 from shoal.common.pagination import MAX_PAGE_SIZE
 from shoal.common.v1 import common_pb2
+from shoal.labeling_bridge.platforms import seconds
 from shoal.sampler.v1 import sampler_pb2 as spb
 from shoal.sampler.v1 import sampler_pb2_grpc
 
@@ -42,13 +44,17 @@ LABEL_ISSUES_KIND = "label_issues"
 DETECTION_ISSUES_KIND = "detection_label_issues"
 MULTILABEL_ISSUES_KIND = "multilabel_label_issues"
 SEGMENTATION_ISSUES_KIND = "segmentation_label_issues"
+SOUND_EVENT_ISSUES_KIND = "sound_event_label_issues"
 #: every kind of label-issues job, one per task type's analysis
-LABEL_ISSUE_KINDS = (LABEL_ISSUES_KIND, DETECTION_ISSUES_KIND, MULTILABEL_ISSUES_KIND, SEGMENTATION_ISSUES_KIND)
+LABEL_ISSUE_KINDS = (LABEL_ISSUES_KIND, DETECTION_ISSUES_KIND, MULTILABEL_ISSUES_KIND, SEGMENTATION_ISSUES_KIND,
+                     SOUND_EVENT_ISSUES_KIND)  # fmt: skip
 CAMPAIGN_KIND = "campaign"
 #: the page size asked for: the largest the services give
 PAGE_SIZE = MAX_PAGE_SIZE
 #: the longest one call may take when the caller set no deadline
 CALL_TIMEOUT_SECONDS = 60.0
+#: the flagged intervals a sound-event clip's reason lists (the rest are counted)
+REASON_INTERVALS = 5
 
 #: an owner's answer that keeps its meaning for the caller, with the caller's field
 _AS_FIELD: dict[grpc.StatusCode, type[ShoalError]] = {
@@ -146,8 +152,9 @@ class Owners:
         """A finished label-issues job's flagged frames (at most ``most``), worst first, each with its
         own reason (classification: the given and the suggested class; detection: the kinds of box
         issues; multi-label: the classes missing and extra; semantic segmentation: the pixels
-        flagged and the classes most of them mix up); frames whose issue was dismissed
-        (DismissLabelIssues) are left out, as the analysis service's queries leave them out."""
+        flagged and the classes most of them mix up; sound events: each flagged interval, its kind,
+        class and times); frames whose issue was dismissed (DismissLabelIssues) are left out, as the
+        analysis service's queries leave them out."""
         field = "label_issues.job_id"
         job = self._finished("analysis", project, job_id, LABEL_ISSUE_KINDS, context, field)
         params = job.params
@@ -174,6 +181,10 @@ class Owners:
                 for sg in [x for x in resp.issues if x.is_issue][: most - len(frames)]:
                     frames.append(sg.ref.frame_id)
                     reasons.append(_segmentation_reason(sg, names))
+        elif job.kind == SOUND_EVENT_ISSUES_KIND:
+            for clip, intervals in self._sound_event_clips(project, job.job_id, most, context, field):
+                frames.append(clip.frame_id)
+                reasons.append(_sound_event_reason(clip, intervals, names))
         elif job.kind == DETECTION_ISSUES_KIND:
 
             def detection(page: common_pb2.PageRequest) -> apb.QueryDetectionLabelIssuesRequest:
@@ -196,6 +207,39 @@ class Owners:
                                    f"suggests {names.get(i.suggested_label, i.suggested_label)} "
                                    f"(p {i.suggested_probability:.2f})")  # fmt: skip
         return Source(dataset, frames, "", f"label_issues:{job.job_id}", reasons)
+
+    def _sound_event_clips(
+        self, project: str, job_id: str, most: int, context: Any, field: str
+    ) -> list[tuple[apb.SoundEventClipIssue, list[apb.SoundEventIssue]]]:
+        """The flagged clips of a sound-event label-issues job (at most ``most``, worst first), each
+        with its flagged intervals. The intervals come ranked over the whole job, not by clip: they
+        are read until every clip has as many as it counts (or to the last page)."""
+
+        def request(level: int, page: common_pb2.PageRequest) -> apb.QuerySoundEventIssuesRequest:
+            return apb.QuerySoundEventIssuesRequest(project=project, job_id=job_id, level=level, page=page)
+
+        clips: list[apb.SoundEventClipIssue] = []
+        for resp in self._pages("analysis", "QuerySoundEventIssues",
+                                lambda page: request(apb.SOUND_EVENT_ISSUE_LEVEL_CLIP, page), most, context,
+                                field):  # fmt: skip
+            clips += [c for c in resp.clips if c.is_issue][: most - len(clips)]
+        intervals: dict[str, list[apb.SoundEventIssue]] = {c.frame_id: [] for c in clips}
+        # how many flagged intervals each clip has left to read
+        left = {c.frame_id: c.missing + c.spurious + c.badly_bounded + c.wrong_class for c in clips}
+        waiting = sum(1 for n in left.values() if n > 0)
+        if waiting:
+            for resp in self._pages("analysis", "QuerySoundEventIssues",
+                                    lambda page: request(apb.SOUND_EVENT_ISSUE_LEVEL_INTERVAL, page), 2**62,
+                                    context, field):  # fmt: skip
+                for i in resp.intervals:
+                    if not i.is_issue or i.frame_id not in intervals:
+                        continue
+                    intervals[i.frame_id].append(i)
+                    left[i.frame_id] -= 1
+                    waiting -= left[i.frame_id] == 0
+                if waiting <= 0:
+                    break
+        return [(c, intervals[c.frame_id]) for c in clips]
 
     def campaign(self, project: str, job_id: str, most: int, context: Any) -> Source:
         """A finished campaign's sample, by rank."""
@@ -228,6 +272,47 @@ def _segmentation_reason(s: apb.SegmentationIssue, names: dict[int, str]) -> str
         flagged += (f", mostly labeled {names.get(s.worst_class, str(s.worst_class))} where the model sees "
                     f"{names.get(s.suggested_class, str(s.suggested_class))}")  # fmt: skip
     return f"label issue: {flagged} (label quality {s.score:.2f})"
+
+
+def _sound_event_reason(
+    clip: apb.SoundEventClipIssue, intervals: Sequence[apb.SoundEventIssue], names: dict[int, str]
+) -> str:
+    """``label issues in 2 intervals: spurious 'dog_bark' 1.2-2.0 s; wrong class 'siren' 3.1-4.0 s,
+    sounds like 'dog_bark' (clip score 0.08)``: the clip's flagged intervals in time order (the first
+    :data:`REASON_INTERVALS`, the rest counted); by their counts when none could be read."""
+    counted = clip.missing + clip.spurious + clip.badly_bounded + clip.wrong_class
+    total = max(counted, len(intervals))
+
+    def when(e: Any) -> float:
+        return float(
+            e.predicted_event.onset if e.issue_type == apb.SOUND_EVENT_ISSUE_TYPE_MISSING else e.label_event.onset
+        )
+
+    parts = [_interval(i, names) for i in sorted(intervals, key=when)[:REASON_INTERVALS]]
+    if parts and total > len(parts):
+        parts.append(f"{total - len(parts)} more")
+    if not parts:
+        counts = ((clip.spurious, "spurious"), (clip.badly_bounded, "badly bounded"),
+                  (clip.wrong_class, "of the wrong class"), (clip.missing, "missing"))  # fmt: skip
+        parts = [f"{n} {what}" for n, what in counts if n]
+    noun = "interval" if total == 1 else "intervals"
+    return f"label issues in {total} {noun}: {'; '.join(parts)} (clip score {clip.score:.2f})"
+
+
+def _interval(i: apb.SoundEventIssue, names: dict[int, str]) -> str:
+    def span(e: Any) -> str:
+        return f"{names.get(e.class_id, str(e.class_id))!r} {seconds(e.onset)}-{seconds(e.offset)} s"
+
+    if i.issue_type == apb.SOUND_EVENT_ISSUE_TYPE_MISSING:
+        return f"missing {span(i.predicted_event)} (the model hears it, p {i.predicted_event.score:.2f})"
+    if i.issue_type == apb.SOUND_EVENT_ISSUE_TYPE_WRONG_CLASS:
+        like = f", sounds like {names.get(i.suggested_class, str(i.suggested_class))!r}" if i.HasField(
+            "suggested_class") else ""  # fmt: skip
+        return f"wrong class {span(i.label_event)}{like}"
+    if i.issue_type == apb.SOUND_EVENT_ISSUE_TYPE_BADLY_BOUNDED:
+        overlap = f" (tIoU {i.iou:.2f} with the model's)" if math.isfinite(i.iou) else ""
+        return f"badly bounded {span(i.label_event)}{overlap}"
+    return f"spurious {span(i.label_event)}"
 
 
 def _detection_reason(f: apb.DetectionFrameIssue) -> str:

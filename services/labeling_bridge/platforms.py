@@ -19,7 +19,8 @@ Labelbox, Scale) implements the same methods with the same promises:
   corner of a box, and masks are COCO run lengths over the frame, whatever the platform stores (Label
   Studio stores percentages of the image size, and masks as its own brush bit stream). A semantic
   segmentation map travels as one mask per class (:class:`ClassRegion`); the bridge, not the adapter,
-  puts the regions that come back together into the frame's class map.
+  puts the regions that come back together into the frame's class map. Sound events are intervals in
+  seconds from the clip's start (:class:`SoundEvent`).
 
 Everything here is plain data: the interface knows no HTTP and no gRPC.
 """
@@ -47,17 +48,28 @@ __all__ = [
     "PlatformUnavailable",
     "ProjectRef",
     "ProjectSpec",
+    "SoundEvent",
     "TaskSpec",
     "TaskType",
+    "seconds",
 ]
 
-TaskType = Literal["classification", "multi_label", "detection", "instance_segmentation", "keypoints", "segmentation"]
+TaskType = Literal[
+    "classification", "multi_label", "detection", "instance_segmentation", "keypoints", "segmentation", "sound_events"
+]
 TASK_TYPES: tuple[TaskType, ...] = get_args(TaskType)
 
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 
 #: The webhook events the bridge subscribes to (Label Studio's names; other adapters map them).
 ANNOTATION_EVENTS: tuple[str, ...] = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
+
+
+def seconds(value: float) -> str:
+    """A time in seconds as errors and reasons write it: at most three decimals, at least one (1.2,
+    2.0, 1.25, 0.125)."""
+    text = f"{value:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 class PlatformException(Exception):
@@ -93,8 +105,9 @@ class ProjectSpec:
         name: the project's title on the platform; projects are found by it.
         task_type: ``"classification"`` (one class per frame), ``"multi_label"`` (any number of
             classes per frame), ``"detection"`` (2-D boxes), ``"instance_segmentation"`` (objects
-            with polygons or a mask), ``"keypoints"`` (objects with a box and named points) or
-            ``"segmentation"`` (a class for every pixel).
+            with polygons or a mask), ``"keypoints"`` (objects with a box and named points),
+            ``"segmentation"`` (a class for every pixel) or ``"sound_events"`` (intervals of an
+            audio clip, each with a class).
         classes: the ontology's class names, in display order. Classes may be added later
             (the project follows); classes are never removed from a platform project, since
             annotations may use them.
@@ -230,14 +243,31 @@ class ClassRegion:
 
 
 @dataclass(frozen=True)
+class SoundEvent:
+    """A sound event of an audio clip: an interval in seconds from the clip's start, with its class.
+
+    Going out, ``onset < offset``; coming back, the interval as the platform stores it (the bridge
+    checks it lies within the clip and ends after it starts). ``score`` is a prediction's, ``None``
+    for a label. ``region`` is the platform's id of the region, named in errors ("" when it has none).
+    """
+
+    class_name: str
+    onset: float
+    offset: float
+    score: float | None = None
+    region: str = ""
+
+
+@dataclass(frozen=True)
 class Labels:
     """What a frame is labeled as: a class (classification), a set of classes (multi-label), boxes
-    (detection, and keypoints on them), instances (instance segmentation), or class regions
-    (semantic segmentation).
+    (detection, and keypoints on them), instances (instance segmentation), class regions
+    (semantic segmentation), or sound events (an audio clip).
 
     ``image_width`` and ``image_height`` (pixels) are needed to place boxes, polygons, masks and
     keypoints on platforms that store relative coordinates; a frame of an object task with no
-    object is a frame with no object, and a multi-label frame with no class has none of them.
+    object is a frame with no object, a multi-label frame with no class has none of them, and a
+    clip with no event has none.
     """
 
     class_name: str | None = None
@@ -245,6 +275,7 @@ class Labels:
     boxes: tuple[Box, ...] = ()
     instances: tuple[Instance, ...] = ()
     class_regions: tuple[ClassRegion, ...] = ()
+    events: tuple[SoundEvent, ...] = ()
     image_width: int | None = None
     image_height: int | None = None
 
@@ -255,7 +286,7 @@ class TaskSpec:
 
     Attributes:
         external_id: the Shoal frame, ``"<dataset>/<frame_id>"``; the key that keeps sends idempotent.
-        media_url: where the annotator's browser loads the image from.
+        media_url: where the annotator's browser loads the image (or the audio clip) from.
         reason: why Shoal sent the frame, shown to the annotator beside it.
         prelabels: the current labels or the model's predictions, offered as pre-annotations.
         prelabel_source: what the pre-annotations are (a label version or an inference set);

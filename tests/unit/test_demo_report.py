@@ -126,6 +126,31 @@ def _summary() -> dict[str, Any]:
             "label_issues": {"planted": 2, "flagged": 3, "planted_flagged": 2, "precision": 0.6667, "recall": 1.0,
                              "planted_in_first": 2, "by_kind": {"class_swap": 1, "painted_region": 1}},
         },
+        "cuboids_3d": {
+            "frames": 4, "labeled_objects": 11, "predicted_objects": 10, "points": 9000,
+            "state": "UPLOAD_STATE_COMPLETED", "planted": {"missing_label": 1, "mislocalized_size": 1},
+            "job_id": "detection_label_issues-2",
+            "nuscenes": {"map": 0.8123, "nds": 0.6012, "mate": 0.11, "mase": 0.07, "maoe": 0.05,
+                         "per_class_ap": {"car": 0.9, EVIL: 0.7}},
+            "bev_ap": {"iou_thresholds": [0.5, 0.7], "map": 0.75, "map_at": [0.85, 0.65],
+                       "per_class_ap": {"car": 0.8, EVIL: 0.7}},
+            "iou_3d_map": 0.7,
+            "label_issues": {"planted": 2, "flagged": 3, "planted_flagged": 2, "precision": 0.6667, "by_kind": {
+                "missing_label": {"planted": 1, "found": 1, "found_as_planted": 1, "planted_in_first": 1},
+                "mislocalized_size": {"planted": 1, "found": 1, "found_as_planted": 0, "planted_in_first": 1}}},
+        },
+        "sound_events": {
+            "clips": 3, "seconds": 15.0, "labeled_events": 7, "predicted_events": 8,
+            "state": "UPLOAD_STATE_COMPLETED", "planted": {"missing": 1, "wrong_class": 1},
+            "job_id": "sound_event_label_issues-1",
+            "segment_based": {"f1": 0.9, "precision": 0.92, "recall": 0.88, "error_rate": 0.2},
+            "event_based": {"f1": 0.8, "precision": 0.8, "recall": 0.8, "error_rate": 0.4},
+            "per_class_event_f1": {"beep": 0.8, EVIL: 0.75},
+            "label_issues": {"planted": 2, "flagged": 2, "planted_flagged": 1, "precision": 0.5, "by_kind": {
+                "missing": {"planted": 1, "flagged": 1, "found": 1, "found_as_any_type": 1, "planted_in_first": 1},
+                "wrong_class": {"planted": 1, "flagged": 1, "found": 0, "found_as_any_type": 0,
+                                "planted_in_first": 0}}},
+        },
         "server": {"port": 1234, "startup_seconds": 2.5, "exit_code": 0, "admin_key_id": "k1"},
     }  # fmt: skip
 
@@ -153,6 +178,17 @@ def page(tmp_path: Path) -> _Page:
         shapes=[{"frame_id": "s1", "object_id": "p0", "kind": "missing_label", "score": 0.1, "planted": True,
                  "image": uri}],
         streets=[{"frame_id": "st1", "planted": True, "flagged_pixels": 120, "given": 1, "suggested": 2, "image": uri}],
+        cuboids=[{"frame_id": "lidar-1", "range": 40.0, "points": [(1.0, 2.0, True), (-3.0, 5.0, False)],
+                  "labels": [{"object_id": "obj-0", "class": EVIL, "corners": [[1, 1], [-1, 1], [-1, -1], [1, -1]]}],
+                  "predictions": [{"object_id": "det-0", "class": "car", "score": 0.9,
+                                   "corners": [[5, 1], [3, 1], [3, -1], [5, -1]]}],
+                  "flagged": [{"object_id": "det-0", "predicted": True, "kind": "missing_label", "mislocalization": "",
+                               "score": 0.1, "planted": True},
+                              {"object_id": "obj-0", "predicted": False, "kind": "mislocalized",
+                               "mislocalization": "size", "score": 0.3, "planted": False}]}],
+        sound_events=[{"frame_id": "clip-1.wav", "image": uri,
+                       "issues": [{"kind": "missing", "score": 0.05, "planted": True}],
+                       "legend": [("beep", "#1f77b4"), (EVIL, "#d62728")]}],
     )  # fmt: skip
     html = render_report(_summary(), figures)
     assert EVIL not in html, "a name from the data reached the page unescaped"
@@ -175,12 +211,24 @@ def test_the_report_has_every_section_in_order(page: _Page) -> None:
         ("h2", "Collection campaign"),
         ("h2", "Instance segmentation"),
         ("h2", "Semantic segmentation"),
+        ("h2", "3-D cuboids"),
+        ("h2", "Sound events"),
         ("h2", "Reflection"),
     ]
 
 
 def test_the_tables_hold_the_summary(page: _Page) -> None:
-    services, ingest, heat, shapes = page.tables
+    services, ingest, heat, shapes, cuboids, sounds = page.tables
+    assert cuboids == [
+        ["kind", "planted", "flagged as its issue type", "as what is off", "planted first"],
+        ["missing label", "1", "1", "1", "1"],
+        ["mislocalized size", "1", "1", "0", "1"],
+    ]
+    assert sounds == [
+        ["kind", "planted", "flagged", "planted among them", "planted first"],
+        ["missing", "1", "1", "1", "1 of the first 1"],
+        ["wrong class", "1", "1", "0", "0 of the first 1"],
+    ]
     assert shapes == [
         ["kind", "planted", "flagged", "planted among them", "planted first"],
         ["missing label", "1", "2", "1", "1 of the first 1"],
@@ -232,6 +280,15 @@ def test_the_text_gives_the_figures(page: _Page) -> None:
         "1 of them truly are a 1 predicted as 2 (precision 0.5, and 1 of the 2 such frames in the pool)",
         "would hold 0.4 of them; 50% of the chosen frames are of the seeds' class (random: 20%)",
         f"mask AP 0.61, AP50 0.83, AR@100 0.7 (per class: disc 0.5, {EVIL} 0.72)",
+        f"mAP 0.8123, NDS 0.6012 (mATE 0.11 m, mASE 0.07, mAOE 0.05 rad; per class AP: car 0.9, {EVIL} 0.7;",
+        "AP over IoU seen from above, at 0.5 and 0.7: 0.75 (0.85 at 0.5, 0.65 at 0.7); over 3-D IoU: 0.7.",
+        "Of the 3 flagged objects, 2 are planted errors (precision 0.6667).",
+        "Segment-based (1 s): F1 0.9, error rate 0.2; event-based (200 ms collar): F1 0.8, error rate 0.4",
+        f"(per class event F1: beep 0.8, {EVIL} 0.75)",
+        "Of the 2 flagged intervals, 1 are planted errors (precision 0.5).",
+        "det-0: missing label, score 0.1 planted",
+        "obj-0: mislocalized (size), score 0.3 not planted",
+        f"beep {EVIL}",  # the clips' class colours
     ):
         assert phrase in text, phrase
 
@@ -247,6 +304,7 @@ def test_the_galleries_inline_their_images(page: _Page) -> None:
     )
     assert by_alt["s1 p0"] == [inlined]  # the mask label issue, drawn over its frame
     assert by_alt["st1"] == [inlined]  # the segmentation label issue, its flagged pixels tinted
+    assert by_alt["clip-1.wav"] == [inlined]  # the clip's picture: waveform, spectrogram and intervals
     # a file that cannot be read leaves its figure without an image, not the page without a report
     assert by_alt[EVIL] == [""]
     assert not any(str(src).startswith(("http:", "https:", "file:")) for img in page.images for src in [img["src"]])
@@ -258,6 +316,16 @@ def test_the_map_shows_every_point_twice(page: _Page) -> None:
     )
     # by issue, the normal frames first and the issues drawn over them
     assert page.svgs["map-by-issue"] == ["f2: normal", "f1: label issue", f"{EVIL}: label issue", "p1: planted outlier"]
+
+
+def test_a_flagged_point_cloud_is_drawn_from_above(page: _Page) -> None:
+    # the labeled and predicted footprints, and the flagged objects over them, each named on hover
+    assert page.svgs["bev-0"] == [
+        f"label obj-0: {EVIL}",
+        "prediction det-0: car 0.9",
+        "flagged det-0: missing label, score 0.1",
+        "flagged obj-0: mislocalized (size), score 0.3",
+    ]
 
 
 def test_the_template_is_package_data() -> None:

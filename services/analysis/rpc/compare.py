@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from shoal.analysis import multilabel, segmentation
+from shoal.analysis import multilabel, segmentation, sound_event_analysis
 from shoal.analysis.compare import compare
 from shoal.analysis.detection import compare_detection
 from shoal.analysis.rpc.classification import class_metrics
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
+from shoal.analysis.rpc.sound_events import reader_of
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.projects import OBJECT_TASKS, Project
 from shoal.common.errors import InvalidArgument
@@ -24,6 +25,8 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
     project = ctx.projects.get(request.project)
     if project.task_type == "SEGMENTATION":
         return _compare_maps(ctx, request, project)
+    if project.task_type == "SOUND_EVENTS":
+        return _compare_events(ctx, request, project, threshold)
     if project.task_type == "MULTI_LABEL":
         return _compare_class_sets(ctx, request, project, threshold or multilabel.DEFAULT_THRESHOLD)
     if project.task_type in OBJECT_TASKS:
@@ -146,4 +149,34 @@ def _compare_class_sets(
 
         out.per_class.add(class_id=c.id, class_name=c.name, baseline=metrics(b), candidate=metrics(k),
                           precision_delta=k[0] - b[0], recall_delta=k[1] - b[1], f1_delta=k[2] - b[2])  # fmt: skip
+    return out
+
+
+def _compare_events(
+    ctx: Context, request: pb.CompareInferenceSetsRequest, project: Project, threshold: float
+) -> pb.CompareInferenceSetsResponse:
+    view = ctx.view(project, "", request.candidate_inference_set, 0.0, request.baseline_inference_set)
+    sets = [request.baseline_inference_set, request.candidate_inference_set]
+    r = sound_event_analysis.compare(reader_of(ctx, project, view, request.filter, "filter", threshold, sets))
+
+    def zero(x: float) -> float:
+        return 0.0 if np.isnan(x) else float(x)
+
+    out = pb.CompareInferenceSetsResponse(
+        frames=r.clips,
+        baseline_accuracy=zero(r.baseline.overall.f1),
+        candidate_accuracy=zero(r.candidate.overall.f1),
+        improved=r.improved,
+        regressed=r.regressed,
+    )
+    for c, b, k in zip(project.classes, r.baseline.class_wise, r.candidate.class_wise, strict=False):
+
+        def metrics(m: Any, c: Any = c) -> pb.ClassMetrics:
+            return pb.ClassMetrics(class_id=c.id, class_name=c.name, precision=zero(m.precision), recall=zero(m.recall),
+                                   f1=zero(m.f1), support=m.nref, predicted=m.nsys)  # fmt: skip
+
+        base, cand = metrics(b), metrics(k)
+        out.per_class.add(class_id=c.id, class_name=c.name, baseline=base, candidate=cand,
+                          precision_delta=cand.precision - base.precision, recall_delta=cand.recall - base.recall,
+                          f1_delta=cand.f1 - base.f1)  # fmt: skip
     return out

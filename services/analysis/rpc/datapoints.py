@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from shoal.analysis import datapoints
-from shoal.analysis.datapoints import FrameObject, Row
+from shoal.analysis.datapoints import FrameObject, Row, Scene, SoundEvent
 from shoal.analysis.rpc.context import Analysis, Context, check_threshold
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import set_value
 from shoal.common.errors import InvalidArgument
 from shoal.common.v1 import common_pb2
+from shoal.ingest.v1 import ingest_pb2
 
 
 def query_datapoints(ctx: Context, request: pb.QueryDatapointsRequest) -> pb.QueryDatapointsResponse:
@@ -39,6 +40,15 @@ def query_datapoints(ctx: Context, request: pb.QueryDatapointsRequest) -> pb.Que
         maps=request.include_objects and project.task_type == "SEGMENTATION",
         answers=ctx.answers,
     )
+    if project.task_type in ("CUBOIDS_3D", "SOUND_EVENTS"):
+        datapoints.add_scene_details(
+            ctx.metrics,
+            view,
+            page.rows,
+            cuboids=request.include_objects and project.task_type == "CUBOIDS_3D",
+            events=request.include_objects and project.task_type == "SOUND_EVENTS",
+            answers=ctx.answers,
+        )
     return pb.QueryDatapointsResponse(
         datapoints=[_datapoint(view.dataset, r) for r in page.rows],
         page=common_pb2.PageResponse(next_page_token=page.next_token, total_count=page.total),
@@ -52,7 +62,33 @@ def _object(o: FrameObject) -> pb.DatapointObject:
         out.keypoints.add(x=x, y=y, visibility=v)
     if o.score is not None:
         out.score = o.score
+    if o.cuboid:
+        c = out.cuboid
+        c.x, c.y, c.z, c.width, c.length, c.height, c.yaw = o.cuboid
+        if o.velocity is not None:
+            c.vx, c.vy = o.velocity
+        c.attribute = o.attribute
+        if o.num_points >= 0:
+            c.num_points = o.num_points
     return out
+
+
+def _event(e: SoundEvent) -> ingest_pb2.SoundEvent:
+    return ingest_pb2.SoundEvent(onset=e.onset, offset=e.offset, class_id=e.class_id, score=e.score or 0.0)
+
+
+def _scene(d: pb.Datapoint, s: Scene) -> None:
+    if s.media_type:
+        d.media_type = ingest_pb2.MediaType.Value(f"MEDIA_TYPE_{s.media_type}")
+    if s.coordinate_frame:
+        d.coordinate_frame = ingest_pb2.CoordinateFrame.Value(f"COORDINATE_FRAME_{s.coordinate_frame}")
+    if len(s.ego_pose) == 7:
+        x, y, z, qw, qx, qy, qz = s.ego_pose
+        d.ego_pose.CopyFrom(ingest_pb2.Pose(x=x, y=y, z=z, rotation=ingest_pb2.Quaternion(w=qw, x=qx, y=qy, z=qz)))
+    for name, uri in s.cameras:
+        d.cameras.add(name=name, uri=uri)
+    d.duration_seconds = s.duration_seconds
+    d.sample_rate = s.sample_rate
 
 
 def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
@@ -76,6 +112,10 @@ def _datapoint(dataset: str, r: Row) -> pb.Datapoint:
     d.class_probabilities.extend(r.probabilities)
     for key, (kind, value) in r.metadata.items():
         set_value(d.metadata[key], kind, value)
+    if r.scene is not None:
+        _scene(d, r.scene)
+    d.label_events.extend(_event(e) for e in r.label_events)
+    d.predicted_events.extend(_event(e) for e in r.predicted_events)
     return d
 
 

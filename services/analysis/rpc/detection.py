@@ -1,12 +1,15 @@
 """Object metrics (2-D boxes, instance masks, keypoints): COCO AP and AR, the confusion matrix and its
-matches."""
+matches (cuboids too: their matches with their distance from the ego vehicle and points)."""
 
 from __future__ import annotations
+
+import math
 
 from shoal.analysis import detection
 from shoal.analysis.detection import (
     MATCH_TIE_BREAK,
     ORDERS,
+    CuboidDetail,
     MatchQuery,
     detection_confusion,
     detection_report,
@@ -14,9 +17,10 @@ from shoal.analysis.detection import (
     query_matches,
 )
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
+from shoal.analysis.rpc.cuboids import cuboid_message, cuboid_ranges
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.query import decode_cursor, encode_cursor
-from shoal.common.errors import InvalidArgument
+from shoal.common.errors import FailedPrecondition, InvalidArgument
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.similarity import shapes_of
 from shoal.common.v1 import common_pb2
@@ -41,6 +45,12 @@ def _matching(request: _Matching) -> tuple[float, float]:
 def get_detection_metrics(ctx: Context, request: pb.GetDetectionMetricsRequest) -> pb.GetDetectionMetricsResponse:
     _require_inference_set(request)
     project = ctx.detection_project(request.project)
+    if project.task_type == "CUBOIDS_3D":
+        raise FailedPrecondition(
+            f"project {project.name!r} is CUBOIDS_3D: COCO's AP and area ranges do not measure cuboids; ask"
+            " GetCuboidMetrics (nuScenes' metrics and AP over BEV and 3-D IoU)",
+            field="project",
+        )
     s = ctx.datasets.get_inference_set(request.project, request.inference_set)
     shapes = shapes_of(project)
     classes = [c.id for c in project.classes]
@@ -120,6 +130,7 @@ def query_detection_matches(ctx: Context, request: pb.QueryDetectionMatchesReque
     for name in ("min_score", "max_score", "min_iou", "max_iou"):
         if request.HasField(name):
             ranges[name] = check_threshold(getattr(request, name), name)
+    cuboid_bounds = cuboid_ranges(request)
     if request.order not in ORDERS:
         raise InvalidArgument(f"unknown order {request.order}", field="order")
     if request.change not in ("", "improved", "regressed"):
@@ -128,6 +139,10 @@ def query_detection_matches(ctx: Context, request: pb.QueryDetectionMatchesReque
         field = "baseline_inference_set" if request.change else "change"
         raise InvalidArgument("change and baseline_inference_set go together", field=field)
     project = ctx.detection_project(request.project)
+    cuboids = project.task_type == "CUBOIDS_3D"
+    if cuboid_bounds and not cuboids:
+        raise InvalidArgument(f"only cuboid projects' matches have a distance and a point count, not"
+                              f" {project.task_type}'s", field=next(iter(cuboid_bounds)))  # fmt: skip
     view = ctx.view(project, "", request.inference_set, 0.0, request.baseline_inference_set)
     frames_sql, frames_params = frame_filter(view, request.frame_filter, "frame_filter")
     if request.object_segment:
@@ -137,7 +152,7 @@ def query_detection_matches(ctx: Context, request: pb.QueryDetectionMatchesReque
                                   field="object_segment")  # fmt: skip
     q = MatchQuery(view.inference_set, iou, threshold, label, predicted, order=request.order,
                    baseline_inference_set=request.baseline_inference_set, change=request.change,
-                   object_segment=request.object_segment, **ranges)  # fmt: skip
+                   object_segment=request.object_segment, **ranges, **cuboid_bounds)  # fmt: skip
     if request.page.page_size < 0:
         raise InvalidArgument(f"must be >= 0, got {request.page.page_size}", field="page.page_size")
     size = min(request.page.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -148,7 +163,8 @@ def query_detection_matches(ctx: Context, request: pb.QueryDetectionMatchesReque
                                            frames_sql, frames_params)  # fmt: skip
     token = encode_cursor(next_last, scope) if next_last is not None else ""
     out = pb.QueryDetectionMatchesResponse(page=common_pb2.PageResponse(next_page_token=token, total_count=total))
-    details = match_details(ctx.metrics, project.name, view.dataset, view.inference_set, [r[0] for r in rows])
+    details = match_details(ctx.metrics, project.name, view.dataset, view.inference_set, [r[0] for r in rows],
+                            cuboids=cuboids)  # fmt: skip
     for frame, lo, po, lc, pc, m_iou, score in rows:
         uri, split = details.frames.get(frame, ("", ""))
         m = out.matches.add(frame_id=frame, label_object_id=lo, predicted_object_id=po, iou=float(m_iou),
@@ -164,7 +180,21 @@ def query_detection_matches(ctx: Context, request: pb.QueryDetectionMatchesReque
         if po and (frame, po) in details.predicted_boxes:
             b = m.predicted_box
             b.x, b.y, b.width, b.height = details.predicted_boxes[(frame, po)]
+        if cuboids:
+            _show_cuboids(m, details.label_cuboids.get((frame, lo)), details.predicted_cuboids.get((frame, po)))
     return out
+
+
+def _show_cuboids(m: pb.DetectionMatch, label: CuboidDetail | None, predicted: CuboidDetail | None) -> None:
+    """A cuboid match's cuboids, its distance (the labeled cuboid's, else the predicted one's; NaN when not
+    known) and the points inside the labeled cuboid (-1: not known)."""
+    if label is not None:
+        m.label_cuboid.CopyFrom(cuboid_message(label))
+    if predicted is not None:
+        m.predicted_cuboid.CopyFrom(cuboid_message(predicted))
+    shown = label or predicted
+    m.distance = shown.distance if shown is not None else math.nan
+    m.points = label.points if label is not None else -1
 
 
 ANALYSIS = Analysis(

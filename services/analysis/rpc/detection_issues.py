@@ -1,11 +1,12 @@
-"""Label issues of objects (2-D boxes, instance masks, keypoints): the job StartLabelIssues runs on such a
-project, and its query."""
+"""Label issues of objects (2-D boxes, instance masks, keypoints, 3-D cuboids): the job StartLabelIssues runs on
+such a project, and its query."""
 
 from __future__ import annotations
 
 from shoal.analysis import detection_issues
 from shoal.analysis.detection import match_details
 from shoal.analysis.rpc.context import Analysis, Context, Runner, frame_filter
+from shoal.analysis.rpc.cuboids import cuboid_message
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import page_of, page_response
 from shoal.common.data.datasets import frame_media
@@ -78,18 +79,28 @@ def query_detection_label_issues(
                            class_swaps=int(swapped), dismissed=bool(is_dismissed),
                            misplaced_keypoints=int(misplaced_kp), swapped_keypoints=int(swapped_kp))  # fmt: skip
         return out
-    details = match_details(ctx.metrics, request.project, dataset, inference_set, [r[0] for r in rows])
-    for frame, obj, predicted, kind, score, is_issue, given, suggested, partner, iou, conf, kps, is_dismissed in rows:
+    cuboids = ctx.projects.get(request.project).task_type == "CUBOIDS_3D"
+    details = match_details(ctx.metrics, request.project, dataset, inference_set, [r[0] for r in rows],
+                            cuboids=cuboids)  # fmt: skip
+    for (frame, obj, predicted, kind, score, is_issue, given, suggested, partner, iou, conf, kps, off,
+         is_dismissed) in rows:  # fmt: skip
         item = out.objects.add(ref=common_pb2.DatapointRef(dataset=dataset, frame_id=frame, object_id=obj),
                                media_uri=details.frames.get(frame, ("", ""))[0], issue_type=int(kind),
                                score=float(score), is_issue=bool(is_issue), predicted=bool(predicted),
                                partner_object_id=partner, iou=float(iou), confidence=float(conf),
-                               dismissed=bool(is_dismissed), keypoints=[int(k) for k in kps])  # fmt: skip
+                               dismissed=bool(is_dismissed), keypoints=[int(k) for k in kps],
+                               mislocalization=off)  # fmt: skip
         if given >= 0:
             item.given_class = int(given)
         if suggested >= 0:
             item.suggested_class = int(suggested)
         label_id, predicted_id = (partner, obj) if predicted else (obj, partner)
+        if cuboids:
+            for cuboid, found, key in ((item.label_cuboid, details.label_cuboids, label_id),
+                                       (item.predicted_cuboid, details.predicted_cuboids, predicted_id)):  # fmt: skip
+                if key and (frame, key) in found:
+                    cuboid.CopyFrom(cuboid_message(found[(frame, key)]))
+            continue
         for box, boxes, key in ((item.label_box, details.label_boxes, label_id),
                                 (item.predicted_box, details.predicted_boxes, predicted_id)):  # fmt: skip
             if key and (frame, key) in boxes:

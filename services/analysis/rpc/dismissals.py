@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from shoal.analysis import detection_issues, dismissals, label_issues, multilabel_issues, segmentation_label_issues
+from shoal.analysis import (
+    detection_issues,
+    dismissals,
+    label_issues,
+    multilabel_issues,
+    segmentation_label_issues,
+    sound_event_label_issues,
+)
 from shoal.analysis.rpc.context import Analysis, Context
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.errors import Datapoint, InvalidArgument, NotFound
@@ -17,6 +24,7 @@ _FRAME_JOBS = {
     label_issues.KIND: label_issues.FRAMES.table,
     multilabel_issues.KIND: multilabel_issues.TABLES[0],
     segmentation_label_issues.KIND: segmentation_label_issues.TABLES[0],
+    sound_event_label_issues.KIND: sound_event_label_issues.TABLES[0],
 }
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.analysis import gates, multilabel, segmentation
+from shoal.analysis import gates, multilabel, segmentation, sound_event_analysis
 from shoal.analysis.detection import detection_confusion, outcome_frames, summarize_confusion
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
 from shoal.analysis.rpc.segments import gate_proto
+from shoal.analysis.rpc.sound_events import reader_of
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.projects import OBJECT_TASKS
 from shoal.common.errors import InvalidArgument
@@ -40,6 +41,13 @@ def evaluate_gates(ctx: Context, request: pb.EvaluateGatesRequest) -> pb.Evaluat
             _, labels, scores = multilabel.load(ctx.metrics, project.name, view.dataset, view.inference_set, ontology,
                                                 frames_sql, frames_params)  # fmt: skip
             return multilabel.gate_summary(multilabel.report(labels, scores, score_threshold), ontology)
+    elif project.task_type == "SOUND_EVENTS":
+        view = ctx.view(project, "", request.inference_set, 0.0)
+        ontology = [c.id for c in project.classes]
+
+        def measure(members: common_pb2.Filter) -> Any:
+            reader = reader_of(ctx, project, view, members, "segment", threshold)
+            return sound_event_analysis.gate_summary(sound_event_analysis.measure(reader), ontology)
     elif project.task_type in OBJECT_TASKS:
         iou = check_iou(request.iou_threshold, "iou_threshold")
         view = ctx.view(project, "", request.inference_set, threshold)

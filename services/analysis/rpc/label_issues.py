@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from shoal.analysis import detection_issues, label_issues, multilabel_issues, neighbors, segmentation_label_issues
+from shoal.analysis import (
+    detection_issues,
+    label_issues,
+    multilabel_issues,
+    neighbors,
+    segmentation_label_issues,
+    sound_event_label_issues,
+)
 from shoal.analysis.rpc.context import Analysis, Context, Runner, frame_filter
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import job_to_proto, page_of, page_response
@@ -36,6 +43,10 @@ def start_label_issues(ctx: Context, request: pb.StartLabelIssuesRequest) -> pb.
         view = ctx.view(project, "", request.inference_set, 0.0)
         frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job
         kind = multilabel_issues.KIND
+    elif project.task_type == "SOUND_EVENTS":
+        view = ctx.view(project, "", request.inference_set, 0.0)
+        frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job
+        kind = sound_event_label_issues.KIND
     elif project.task_type in OBJECT_TASKS:
         view = ctx.view(project, "", request.inference_set, 0.0)
         frame_filter(view, request.filter, "filter")  # a bad filter fails now, not in the job

@@ -20,7 +20,8 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
     is_detection = project.task_type in OBJECT_TASKS
     maps = project.task_type == "SEGMENTATION"
     class_sets = project.task_type == "MULTI_LABEL"
-    if is_detection or maps or class_sets:
+    events = project.task_type == "SOUND_EVENTS"
+    if is_detection or maps or class_sets or events:
         check_frame_fields(request.filter, "filter")
     else:
         project = ctx.classification_project(request.project)
@@ -33,9 +34,10 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
         return slices(ctx.metrics, view, request.filter, group_by=request.group_by, time_bucket=request.time_bucket,
                       min_support=min_support, level=level, detection_iou=iou,
                       segmentation_classes=[c.id for c in project.classes] if maps else None,
-                      multilabel_classes=[c.id for c in project.classes] if class_sets else None)  # fmt: skip
+                      multilabel_classes=[c.id for c in project.classes] if class_sets else None,
+                      sound_event_classes=[c.id for c in project.classes] if events else None)  # fmt: skip
 
-    if is_detection or maps or class_sets:  # counted from tables the kept answers do not watch
+    if is_detection or maps or class_sets or events:  # counted from tables the kept answers do not watch
         overall, total, every, worst = compute()
     else:  # a classification set's slices read its evaluations rows (and segments): kept while they are unchanged
         flt = request.filter.SerializeToString(deterministic=True)
@@ -45,7 +47,7 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
         overall_accuracy=overall,
         frames=sum(x.frames for x in every) if is_detection else total,
         pixels=sum(x.pixels for x in every),
-        objects=total if is_detection else 0,
+        objects=total if is_detection else sum(x.objects for x in every) if events else 0,
         slices=[_slice(x) for x in every],
         worst=[_slice(x) for x in worst],
     )

@@ -321,7 +321,7 @@ class QueryDatapointsRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., inference_set: _Optional[str] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., confidence_threshold: _Optional[float] = ..., sort: _Optional[_Iterable[_Union[SortKey, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., baseline_inference_set: _Optional[str] = ..., include_objects: _Optional[bool] = ...) -> None: ...
 
 class DatapointObject(_message.Message):
-    __slots__ = ("object_id", "class_id", "box", "score", "is_crowd", "mask", "keypoints")
+    __slots__ = ("object_id", "class_id", "box", "score", "is_crowd", "mask", "keypoints", "cuboid")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
@@ -329,6 +329,7 @@ class DatapointObject(_message.Message):
     IS_CROWD_FIELD_NUMBER: _ClassVar[int]
     MASK_FIELD_NUMBER: _ClassVar[int]
     KEYPOINTS_FIELD_NUMBER: _ClassVar[int]
+    CUBOID_FIELD_NUMBER: _ClassVar[int]
     object_id: str
     class_id: int
     box: _ingest_pb2.Box
@@ -336,10 +337,11 @@ class DatapointObject(_message.Message):
     is_crowd: bool
     mask: str
     keypoints: _containers.RepeatedCompositeFieldContainer[_ingest_pb2.Keypoint]
-    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., score: _Optional[float] = ..., is_crowd: _Optional[bool] = ..., mask: _Optional[str] = ..., keypoints: _Optional[_Iterable[_Union[_ingest_pb2.Keypoint, _Mapping]]] = ...) -> None: ...
+    cuboid: _ingest_pb2.Cuboid
+    def __init__(self, object_id: _Optional[str] = ..., class_id: _Optional[int] = ..., box: _Optional[_Union[_ingest_pb2.Box, _Mapping]] = ..., score: _Optional[float] = ..., is_crowd: _Optional[bool] = ..., mask: _Optional[str] = ..., keypoints: _Optional[_Iterable[_Union[_ingest_pb2.Keypoint, _Mapping]]] = ..., cuboid: _Optional[_Union[_ingest_pb2.Cuboid, _Mapping]] = ...) -> None: ...
 
 class Datapoint(_message.Message):
-    __slots__ = ("ref", "split", "media_uri", "label_class", "predicted_class", "confidence", "loss", "margin", "class_probabilities", "metadata", "baseline_predicted_class", "width", "height", "label_objects", "predicted_objects")
+    __slots__ = ("ref", "split", "media_uri", "label_class", "predicted_class", "confidence", "loss", "margin", "class_probabilities", "metadata", "baseline_predicted_class", "width", "height", "label_objects", "predicted_objects", "media_type", "coordinate_frame", "ego_pose", "cameras", "duration_seconds", "sample_rate", "label_events", "predicted_events")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -362,6 +364,14 @@ class Datapoint(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     LABEL_OBJECTS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    COORDINATE_FRAME_FIELD_NUMBER: _ClassVar[int]
+    EGO_POSE_FIELD_NUMBER: _ClassVar[int]
+    CAMERAS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.DatapointRef
     split: str
     media_uri: str
@@ -377,7 +387,15 @@ class Datapoint(_message.Message):
     height: int
     label_objects: _containers.RepeatedCompositeFieldContainer[DatapointObject]
     predicted_objects: _containers.RepeatedCompositeFieldContainer[DatapointObject]
-    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., confidence: _Optional[float] = ..., loss: _Optional[float] = ..., margin: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., baseline_predicted_class: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., label_objects: _Optional[_Iterable[_Union[DatapointObject, _Mapping]]] = ..., predicted_objects: _Optional[_Iterable[_Union[DatapointObject, _Mapping]]] = ...) -> None: ...
+    media_type: _ingest_pb2.MediaType
+    coordinate_frame: _ingest_pb2.CoordinateFrame
+    ego_pose: _ingest_pb2.Pose
+    cameras: _containers.RepeatedCompositeFieldContainer[_ingest_pb2.CameraImage]
+    duration_seconds: float
+    sample_rate: int
+    label_events: _containers.RepeatedCompositeFieldContainer[_ingest_pb2.SoundEvent]
+    predicted_events: _containers.RepeatedCompositeFieldContainer[_ingest_pb2.SoundEvent]
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., split: _Optional[str] = ..., media_uri: _Optional[str] = ..., label_class: _Optional[int] = ..., predicted_class: _Optional[int] = ..., confidence: _Optional[float] = ..., loss: _Optional[float] = ..., margin: _Optional[float] = ..., class_probabilities: _Optional[_Iterable[float]] = ..., metadata: _Optional[_Mapping[str, _common_pb2.Value]] = ..., baseline_predicted_class: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., label_objects: _Optional[_Iterable[_Union[DatapointObject, _Mapping]]] = ..., predicted_objects: _Optional[_Iterable[_Union[DatapointObject, _Mapping]]] = ..., media_type: _Optional[_Union[_ingest_pb2.MediaType, str]] = ..., coordinate_frame: _Optional[_Union[_ingest_pb2.CoordinateFrame, str]] = ..., ego_pose: _Optional[_Union[_ingest_pb2.Pose, _Mapping]] = ..., cameras: _Optional[_Iterable[_Union[_ingest_pb2.CameraImage, _Mapping]]] = ..., duration_seconds: _Optional[float] = ..., sample_rate: _Optional[int] = ..., label_events: _Optional[_Iterable[_Union[_ingest_pb2.SoundEvent, _Mapping]]] = ..., predicted_events: _Optional[_Iterable[_Union[_ingest_pb2.SoundEvent, _Mapping]]] = ...) -> None: ...
 
 class QueryDatapointsResponse(_message.Message):
     __slots__ = ("datapoints", "page")

@@ -152,6 +152,15 @@ MIGRATIONS = (
             "ALTER TABLE inferences ADD COLUMN IF NOT EXISTS ev_scores Array(Float32)",
         ),
     ),
+    Migration(
+        component="ingest",
+        version=17,
+        name="the points inside labeled cuboids",
+        statements=(
+            # the points of the frame's cloud inside a labeled cuboid (nuScenes' num_lidar_pts); -1: not known
+            "ALTER TABLE label_objects ADD COLUMN IF NOT EXISTS num_points Int32 DEFAULT -1",
+        ),
+    ),
 )
 
 #: the shape columns of label_objects and predicted_objects, in the writer's order

@@ -50,6 +50,10 @@ SEGMENTATION_CLASS_METRICS = ("iou", "precision", "recall")
 #: a multi-label project's gates (at the evaluation's score threshold)
 MULTI_LABEL_FRAME_METRICS = ("micro_f1", "macro_f1", "subset_accuracy")
 MULTI_LABEL_CLASS_METRICS = ("precision", "recall", "f1", "average_precision")
+#: a sound-event project's gates: F1 (micro and class-wise average) of the event- and segment-based metrics,
+#: and per class the event-based figures
+SOUND_EVENT_FRAME_METRICS = ("event_f1", "segment_f1", "event_macro_f1", "segment_macro_f1")
+SOUND_EVENT_CLASS_METRICS = ("f1", "precision", "recall")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
@@ -88,6 +92,8 @@ def check_gates(gates: Sequence[Gate], project: Project, where: str = "segment.g
         frame_metrics, class_metrics = SEGMENTATION_FRAME_METRICS, SEGMENTATION_CLASS_METRICS
     elif project.task_type == "MULTI_LABEL":
         frame_metrics, class_metrics = MULTI_LABEL_FRAME_METRICS, MULTI_LABEL_CLASS_METRICS
+    elif project.task_type == "SOUND_EVENTS":
+        frame_metrics, class_metrics = SOUND_EVENT_FRAME_METRICS, SOUND_EVENT_CLASS_METRICS
     for i, g in enumerate(gates):
         at = f"{where}[{i}]"
         if g.metric in frame_metrics:

@@ -98,6 +98,10 @@ export async function projectInfo(project) {
       multiLabel: proj.task_type === "TASK_TYPE_MULTI_LABEL",
       // one class per pixel: label and predicted class maps, each class in its colour
       segmentation: proj.task_type === "TASK_TYPE_SEGMENTATION",
+      // point clouds with 3-D cuboids: drawn from above, with the camera images beside
+      cuboids: proj.task_type === "TASK_TYPE_CUBOIDS_3D",
+      // audio clips with sound events: waveform, spectrogram, intervals and a player
+      soundEvents: proj.task_type === "TASK_TYPE_SOUND_EVENTS",
       classColour: (id) => colours.get(id) || CLASS_PALETTE[Math.max(0, order.get(id) ?? 0) % CLASS_PALETTE.length],
       // keypoint classes: their keypoint names and skeleton, by class id
       keypoints: new Map((proj.classes || []).filter((c) => (c.keypoints || []).length)

@@ -5,9 +5,12 @@
 // previous, u undo the last dismissal, g switch between one at a time and the grid.
 import { all, followJob, rpc, sendToLabeling } from "../api.js";
 import { LABEL_COLOUR, PREDICTION_COLOUR, enumName, fmt, h, href, projectInfo, select, showError, thumbnail, time } from "../ui.js";
+import { sceneView } from "../scene.js";
+import { soundView } from "../sound.js";
 
 const PAGE_SIZE = 48;
-const ISSUE_KINDS = new Set(["label_issues", "detection_label_issues", "multilabel_label_issues", "segmentation_label_issues"]);
+const ISSUE_KINDS = new Set(["label_issues", "detection_label_issues", "multilabel_label_issues", "segmentation_label_issues",
+  "sound_event_label_issues"]);
 // where a segmentation frame's flagged pixels are drawn
 const FLAGGED_COLOUR = "#d55e00";
 const ENDED = new Set(["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
@@ -37,17 +40,36 @@ function reasonOf(item, info) {
     return `label issue: ${fmt(item.flagged)} pixels likely mislabeled${item.given >= 0
       ? `, mostly labeled ${name(item.given)} where the model sees ${name(item.suggested)}` : ""} (label quality ${item.score.toFixed(2)})`;
   }
+  if (item.kind === "sound") {
+    const span = (e) => `${Number(e?.onset || 0).toFixed(2)}–${Number(e?.offset || 0).toFixed(2)} s`;
+    const parts = item.intervals.map((x) => {
+      const given = name(x.label_event?.class_id || 0);
+      switch (x.issue_type) {
+        case "SOUND_EVENT_ISSUE_TYPE_MISSING":
+          return `a ${name(x.predicted_event?.class_id || 0)} event at ${span(x.predicted_event)} is not labeled (p ${num(x.predicted_event?.score).toFixed(2)})`;
+        case "SOUND_EVENT_ISSUE_TYPE_SPURIOUS": return `nothing is heard of the ${given} event at ${span(x.label_event)}`;
+        case "SOUND_EVENT_ISSUE_TYPE_BADLY_BOUNDED": return `the ${given} event at ${span(x.label_event)} is badly bounded`;
+        case "SOUND_EVENT_ISSUE_TYPE_WRONG_CLASS":
+          return `labeled ${given} at ${span(x.label_event)}, it sounds like ${name(x.suggested_class ?? x.predicted_event?.class_id ?? 0)}`;
+        default: return enumName(x.issue_type, "SOUND_EVENT_ISSUE_TYPE_");
+      }
+    });
+    return `label issue: ${parts.join("; ")}`.slice(0, 2000);
+  }
   if (item.kind === "multilabel") {
     const list = (ids) => ids.map((c) => name(c)).join(", ");
     return `label issue: ${[item.missing.length ? `missing ${list(item.missing)}` : "", item.extra.length ? `extra ${list(item.extra)}` : ""]
       .filter(Boolean).join("; ")} (label quality ${item.score.toFixed(2)})`;
   }
+  const thing = info.cuboids ? "cuboid" : "box";
   const parts = item.objects.map((o) => {
     const conf = num(o.confidence).toFixed(2);
     switch (o.issue_type) {
-      case "DETECTION_ISSUE_TYPE_MISSING_LABEL": return `a ${name(o.suggested_class)} box is missing (p ${conf})`;
-      case "DETECTION_ISSUE_TYPE_SPURIOUS_LABEL": return `no prediction supports the ${name(o.given_class)} box`;
-      case "DETECTION_ISSUE_TYPE_MISLOCALIZED": return `the ${name(o.given_class)} box is mislocalized (IoU ${num(o.iou).toFixed(2)})`;
+      case "DETECTION_ISSUE_TYPE_MISSING_LABEL": return `a ${name(o.suggested_class)} ${thing} is missing (p ${conf})`;
+      case "DETECTION_ISSUE_TYPE_SPURIOUS_LABEL": return `no prediction supports the ${name(o.given_class)} ${thing}`;
+      case "DETECTION_ISSUE_TYPE_MISLOCALIZED":
+        return o.label_cuboid ? `the ${name(o.given_class)} cuboid is mislocalized${o.mislocalization ? `: its ${o.mislocalization} is off` : ""} (BEV IoU ${num(o.iou).toFixed(2)})`
+          : `the ${name(o.given_class)} box is mislocalized (IoU ${num(o.iou).toFixed(2)})`;
       case "DETECTION_ISSUE_TYPE_CLASS_SWAP": return `labeled ${name(o.given_class)}, the model suggests ${name(o.suggested_class)} (p ${conf})`;
       case "DETECTION_ISSUE_TYPE_MISPLACED_KEYPOINT":
         return `the ${name(o.given_class)}'s ${keypointName(o.given_class, (o.keypoints || [])[0])} is misplaced (p ${conf})`;
@@ -68,7 +90,9 @@ export async function render(main, ctx) {
   const sets = info.inferenceSets.filter((s) => labeledSets.has(s.dataset));
   const inferenceSet = q.get("inference_set") || (sets[0] || {}).name || "";
   const dataset = (info.inferenceSets.find((s) => s.name === inferenceSet) || {}).dataset || "";
-  const order = info.detection ? "" : q.get("order") || "";
+  // classification alone has orders and neighbour labels
+  const plain = !(info.detection || info.cuboids || info.soundEvents || info.multiLabel || info.segmentation);
+  const order = plain ? q.get("order") || "" : "";
   let view = q.get("view") === "grid" ? "grid" : "one";
   const stop = new AbortController();
   const cleanups = [() => stop.abort()];
@@ -97,7 +121,7 @@ export async function render(main, ctx) {
   // with a neighbour job of the dataset, a classification job may also weigh the neighbours' labels;
   // a rerun keeps the setting of the job shown unless it is changed here
   const blended = Boolean(job && (job.params || {}).neighbor_job_id);
-  const useNeighbours = !info.detection && !info.multiLabel && !info.segmentation && neighbourJob
+  const useNeighbours = plain && neighbourJob
     ? h("input", { type: "checkbox", id: "use-neighbours", checked: blended ? true : null })
     : null;
   const startButton = h("button", { type: "button", class: "primary", id: job ? "rerun-job" : "start-job", onclick: async (e) => {
@@ -118,7 +142,7 @@ export async function render(main, ctx) {
   const toolbar = h("div", { class: "toolbar", id: "issue-toolbar" },
     select("inference_set", sets.map((s) => ({ value: s.name, label: `${s.name} (${s.dataset})` })), inferenceSet, (v) => go({ inference_set: v, job: "" }), "Inference set"),
     jobOptions.length > 1 ? select("job", jobOptions, job ? job.job_id : "", (v) => go({ job: v }), "Job") : null,
-    info.detection || info.multiLabel || info.segmentation ? null : select("order", ORDERS, order, (v) => go({ job: job ? job.job_id : "", order: v }), "Order"),
+    !plain ? null : select("order", ORDERS, order, (v) => go({ job: job ? job.job_id : "", order: v }), "Order"),
     useNeighbours ? h("label", { class: "field", title: "Blend the model's probabilities half and half with the labels of each frame's nearest neighbours (the dataset's neighbour job): fewer false alarms, more errors found" },
       h("span", {}, "Neighbours' labels"), h("span", {}, useNeighbours, " weigh them")) : null,
     h("div", { class: "field" }, h("span", {}, "\u00a0"), startButton));
@@ -184,6 +208,9 @@ export async function render(main, ctx) {
   const multi = job.kind === "multilabel_label_issues";
   // a segmentation job: its frames with their flagged pixels
   const seg = job.kind === "segmentation_label_issues";
+  // a sound-event job: its flagged intervals, by clip
+  const sound = job.kind === "sound_event_label_issues";
+  const thing = info.cuboids ? "cuboid" : "box";
 
   // -- the issues, one keyset page at a time -----------------------------------------------------
   const items = [];
@@ -214,6 +241,14 @@ export async function render(main, ctx) {
         for (const it of r.issues || []) {
           items.push({ kind: "multilabel", frameId: it.ref.frame_id, dataset: it.ref.dataset || dataset, score: num(it.score),
             missing: it.missing_class_ids || [], extra: it.extra_class_ids || [], status: "open" });
+        }
+      } else if (sound) {
+        const r = await rpc("analysis", "QuerySoundEventIssues", { project, job_id: job.job_id, level: "SOUND_EVENT_ISSUE_LEVEL_INTERVAL", page });
+        showSummary(r.summary, r.page, r.dismissed_count);
+        for (const x of r.intervals || []) {
+          const existing = items.find((it) => it.frameId === x.frame_id);
+          if (existing) existing.intervals.push(x);
+          else items.push({ kind: "sound", frameId: x.frame_id, dataset, intervals: [x], score: num(x.score), status: "open" });
         }
       } else if (detection) {
         const r = await rpc("analysis", "QueryDetectionLabelIssues", { project, job_id: job.job_id, level: "DETECTION_ISSUE_LEVEL_OBJECT", page });
@@ -259,14 +294,17 @@ export async function render(main, ctx) {
       ? `${fmt(total)} frames with mislabeled regions among ${fmt(examined)} frames (${fmt(num(s.flagged_pixels))} pixels flagged)`
       : multi
       ? `${fmt(total)} frames with a class likely missing or extra among ${fmt(examined)} frames`
+      : sound
+        ? `${fmt(total)} flagged intervals in ${fmt(num(s.flagged_clips))} of ${fmt(num(s.clips))} clips (${fmt(num(s.missing))} missing, `
+          + `${fmt(num(s.spurious))} spurious, ${fmt(num(s.badly_bounded))} badly bounded, ${fmt(num(s.wrong_class))} of the wrong class)`
       : detection
-        ? `${fmt(total)} flagged boxes on ${fmt(num(s.flagged_frames))} of ${fmt(examined)} frames`
+        ? `${fmt(total)} flagged ${thing === "box" ? "boxes" : "cuboids"} on ${fmt(num(s.flagged_frames))} of ${fmt(examined)} frames`
         : `${fmt(total)} likely label errors among ${fmt(examined)} frames`;
     summary.replaceChildren(h("strong", {}, what), " · job ", h("code", {}, job.job_id), ` finished ${time(job.finish_time)}`,
       num(dismissed) ? ` · ${fmt(num(dismissed))} dismissed before, left out` : "",
       seg && (num(s.without_probabilities) || num(s.unreadable))
         ? h("span", { id: "issue-left-out" }, ` · ${fmt(num(s.without_probabilities) + num(s.unreadable))} frames left out without readable probabilities`) : "",
-      !detection && !multi && !seg ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
+      !detection && !multi && !seg && !sound ? (neighbourJob ? ` · neighbour labels from the ${neighbourJob.params.embedding_space} space` : " · no neighbour job for this dataset") : "",
       blended ? h("span", { id: "issue-blended" }, " · flagged on the model's probabilities and the neighbours' labels") : "",
     );
   }
@@ -450,7 +488,10 @@ export async function render(main, ctx) {
     if (it.kind === "classification") {
       return `${it.frameId} · ${info.className(it.given)} → ${info.className(it.suggested)} (${num(it.pSuggested).toFixed(2)})`;
     }
-    return `${it.frameId} · ${it.objects.length} box issue${it.objects.length === 1 ? "" : "s"} (score ${it.score.toFixed(2)})`;
+    if (it.kind === "sound") {
+      return `${it.frameId} · ${it.intervals.length} interval issue${it.intervals.length === 1 ? "" : "s"} (score ${it.score.toFixed(2)})`;
+    }
+    return `${it.frameId} · ${it.objects.length} ${thing} issue${it.objects.length === 1 ? "" : "s"} (score ${it.score.toFixed(2)})`;
   }
 
   function drawGrid() {
@@ -500,10 +541,15 @@ export async function render(main, ctx) {
     rpc("analysis", "QueryDatapoints", {
       project, dataset: it.dataset, inference_set: inferenceSet,
       filter: { all: [{ field: "frame_id", equals: { string_value: it.frameId } }] },
-      include_objects: detection ? true : undefined, page: { page_size: 1 },
+      include_objects: detection || sound ? true : undefined, page: { page_size: 1 },
     }).then((r) => {
       const dp = (r.datapoints || [])[0];
       if (!dp || mine !== oneToken || !ctx.isCurrent()) return;
+      if (info.cuboids || sound) {
+        const opts = { project, dataset: it.dataset, frame: it.frameId, dp, info, inferenceSet };
+        image.replaceChildren(sound ? soundView(opts) : sceneView(opts));
+        return;
+      }
       const objects = detection ? { labels: dp.label_objects || [], predictions: dp.predicted_objects || [] }
         : seg && it.mask ? { predictions: [{ class_id: it.given, mask: it.mask }] } : null;
       const fig = thumbnail(project, it.dataset, it.frameId, { size: "full", objects, width: dp.width, height: dp.height, className: info.className,
@@ -524,6 +570,25 @@ export async function render(main, ctx) {
         h("tr", {}, h("th", { scope: "row" }, "Model suggests"), h("td", { id: "issue-suggested" }, it.suggested >= 0 ? info.className(it.suggested) : "–")),
         h("tr", {}, h("th", { scope: "row" }, "Label quality"), h("td", { class: "num" }, it.score.toFixed(2))))),
       h("p", { class: "legend" }, h("span", {}, swatchOf(FLAGGED_COLOUR), "pixels the model says are mislabeled")));
+    } else if (it.kind === "sound") {
+      const span = (e) => (e ? `${info.className(e.class_id || 0)} ${Number(e.onset || 0).toFixed(2)}–${Number(e.offset || 0).toFixed(2)} s` : "–");
+      const play = (e) => () => {
+        const player = image.querySelector("#player");
+        if (!player || !e) return;
+        player.currentTime = Number(e.onset || 0);
+        player.play().catch(() => { /* refused without a gesture */ });
+      };
+      out.push(h("table", { class: "data", id: "issue-intervals" },
+        h("thead", {}, h("tr", {}, ["Issue", "Labeled", "Predicted", "Suggested", "Score", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, it.intervals.map((x) => h("tr", { dataset: { issueType: x.issue_type || "" } },
+          h("td", {}, enumName(x.issue_type, "SOUND_EVENT_ISSUE_TYPE_")),
+          h("td", {}, span(x.label_event)),
+          h("td", {}, x.predicted_event ? `${span(x.predicted_event)} (p ${num(x.predicted_event.score).toFixed(2)})` : "–"),
+          h("td", {}, x.suggested_class !== undefined ? info.className(x.suggested_class)
+            : x.issue_type === "SOUND_EVENT_ISSUE_TYPE_SPURIOUS" ? "(remove the event)"
+              : x.issue_type === "SOUND_EVENT_ISSUE_TYPE_MISSING" ? "(add the event)" : "–"),
+          h("td", { class: "num" }, num(x.score).toFixed(2)),
+          h("td", {}, h("button", { type: "button", class: "link", onclick: play(x.label_event || x.predicted_event) }, "Play")))))));
     } else if (it.kind === "multilabel") {
       const names = (ids) => ids.map((c) => info.className(c)).join(", ") || "–";
       out.push(h("table", { class: "data issue-labels", id: "issue-multilabel" }, h("tbody", {},
@@ -547,14 +612,16 @@ export async function render(main, ctx) {
       out.push(h("h3", {}, "Why"), h("ul", { id: "issue-why" }, why.map((w) => h("li", {}, w))));
     } else {
       out.push(h("table", { class: "data", id: "issue-objects" },
-        h("thead", {}, h("tr", {}, ["Issue", "Labeled", "Suggested", "Score", "IoU", "p"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Issue", "Labeled", "Suggested", "Score", info.cuboids ? "BEV IoU" : "IoU", "p"]
+          .concat(info.cuboids ? ["What is off"] : []).map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, it.objects.map((o) => h("tr", {},
           h("td", {}, enumName(o.issue_type, "DETECTION_ISSUE_TYPE_")),
           h("td", {}, o.given_class !== undefined ? info.className(o.given_class) : "–"),
-          h("td", {}, o.suggested_class !== undefined ? info.className(o.suggested_class) : "(remove the box)"),
+          h("td", {}, o.suggested_class !== undefined ? info.className(o.suggested_class) : `(remove the ${thing})`),
           h("td", { class: "num" }, num(o.score).toFixed(2)),
           h("td", { class: "num" }, o.partner_object_id ? num(o.iou).toFixed(2) : "–"),
-          h("td", { class: "num" }, num(o.confidence) ? num(o.confidence).toFixed(2) : "–"))))));
+          h("td", { class: "num" }, num(o.confidence) ? num(o.confidence).toFixed(2) : "–"),
+          info.cuboids ? h("td", { class: "mislocalization" }, o.mislocalization || "–") : null)))));
       out.push(h("p", { class: "legend" }, h("span", {}, h("span", { class: "swatch label" }), "label"), h("span", {}, h("span", { class: "swatch prediction" }), "prediction")));
     }
     out.push(h("p", { class: "muted issue-reason" }, reasonOf(it, info)));

@@ -382,6 +382,51 @@ export async function render(main, ctx) {
     if (q.get("cell") || q.get("class")) await openFrames(page, q.get("class") || "", q.get("cell") || "");
     return;
   }
+  if (info.cuboids || info.soundEvents) {
+    const summary = h("section", { id: "summary", class: "cards" }, h("p", { class: "muted loading" }, "Loading metrics…"));
+    const confusion = h("section", { id: "confusion" }, h("p", { class: "muted loading" }, "Loading the confusion matrix…"));
+    const matches = h("section", { id: "matches", class: "card", hidden: true });
+    const perClass = h("section", { id: "per-class" });
+    const more = h("section", { id: "iou-ap" });
+    const tCollar = param(q, "collar", 0.2);
+    const resolution = param(q, "resolution", 1);
+    const maxDistance = param(q, "max_distance", 0);
+    const common = [
+      select("inference_set", sets.map((x) => ({ value: x.name, label: `${x.name} · ${x.dataset}` })), setName,
+        (v) => go({ inference_set: v, cell: "" }), "Inference set"),
+      select("split", [{ value: "", label: "all" }, ...(ds.splits || []).map((x) => ({ value: x, label: x }))], split,
+        (v) => go({ split: v, cell: "" }), "Split"),
+      number("conf", "Confidence threshold", conf, { min: "0", max: "1", step: "0.05" })];
+    const own = info.cuboids
+      ? [number("iou", "BEV IoU of the confusion", iou, { min: "0.05", max: "1", step: "0.05" }),
+        number("max_distance", "Within (m, 0: any)", maxDistance, { min: "0", step: "5" })]
+      : [number("collar", "Onset collar (s)", tCollar, { min: "0.01", step: "0.05" }),
+        number("resolution", "Segment (s)", resolution, { min: "0.01", step: "0.1" })];
+    main.replaceChildren(
+      h("h1", {}, "Model performance ", h("span", { class: "muted" }, setName)),
+      h("p", { class: "muted" }, `Model ${set.model_name || "–"} ${set.model_version || ""} on dataset `,
+        h("a", { href: href(`${base}/examples`, { dataset, inference_set: setName }) }, dataset),
+        info.cuboids ? ": nuScenes' detection metrics (centre distance matching) and AP over rotated IoU from above (BEV) and in 3-D."
+          : ": segment-based and event-based metrics as sed_eval computes them."),
+      h("form", { class: "toolbar", id: "performance-filters", onsubmit: (e) => e.preventDefault() }, ...common, ...own),
+      summary,
+      h("h2", {}, info.cuboids ? "Confusion (cuboids, matched from above)" : "Event confusion"),
+      h("label", { class: "inline" }, h("input", { type: "checkbox", id: "normalise", checked: normalise || null,
+        onchange: (e) => go({ norm: e.target.checked ? "1" : "" }) }), " Row-normalised (share of each labeled class)"),
+      confusion, matches,
+      h("h2", {}, info.cuboids ? "nuScenes, per class" : "Per class"), perClass,
+      info.cuboids ? h("h2", {}, "AP over IoU, per class") : null, info.cuboids ? more : null);
+    const page = { ctx, project, base, info, set, setName, dataset, split, conf, iou, normalise, filter, examples, go, matches,
+      tCollar, resolution, maxDistance };
+    if (info.cuboids) {
+      await Promise.all([cuboidMetrics(page, summary, perClass, more), detectionConfusion(page, confusion)]);
+      if (q.get("cell")) await openCell(page, { cell: q.get("cell"), order: q.get("order") || "" });
+    } else {
+      await soundEventMetrics(page, summary, confusion, perClass);
+      if (q.get("cell")) await openSoundEvents(page, q.get("cell"));
+    }
+    return;
+  }
   const toolbar = h("form", { class: "toolbar", id: "performance-filters", onsubmit: (e) => e.preventDefault() },
     select("inference_set", sets.map((x) => ({ value: x.name, label: `${x.name} · ${x.dataset}` })), setName,
       (v) => go({ inference_set: v, baseline: "", cell: "", change: "" }), "Inference set"),
@@ -734,6 +779,7 @@ async function openCell(page, want, mode) {
           predictions: x.predicted_box ? [{ class_id: x.predicted_class ?? 0, box: x.predicted_box, score: x.score }] : [],
         };
         const facts = [x.frame_id, x.score !== undefined ? `score ${Number(x.score).toFixed(2)}` : null,
+          info.cuboids && x.distance !== undefined && !Number.isNaN(Number(x.distance)) ? `${Number(x.distance).toFixed(1)} m` : null,
           x.predicted_object_id && x.label_object_id ? `IoU ${Number(x.iou || 0).toFixed(2)}` : x.predicted_object_id ? `best IoU ${Number(x.iou || 0).toFixed(2)}` : null];
         grid.append(thumbnail(project, dataset, x.frame_id, {
           caption: facts.filter(Boolean).join(" · "),
@@ -901,4 +947,151 @@ function comparison(page, root) {
           `${f3(c.baseline?.f1 || 0)} → ${f3(c.candidate?.f1 || 0)}`, delta(c.f1_delta)]),
         (resp.per_class || []).map((c) => `compare-class-${c.class_id || 0}`)));
   });
+}
+
+// -- 3-D cuboids ---------------------------------------------------------------------------------
+
+// A metric that may be absent: NaN (protobuf's JSON writes "NaN") or -1 (no labels) as "–".
+function metric(x) {
+  const v = Number(x ?? 0);
+  return Number.isNaN(v) || v < 0 ? "–" : v.toFixed(3);
+}
+
+function cuboidMetrics(page, summary, perClass, more) {
+  const { project, setName, info, conf, filter, maxDistance } = page;
+  return guarded(summary, async () => {
+    const resp = await rpc("analysis", "GetCuboidMetrics", {
+      project, inference_set: setName, frame_filter: filter, confidence_threshold: conf || undefined,
+      max_distance: maxDistance > 0 ? maxDistance : undefined });
+    const m = resp.metrics || {};
+    const n = m.nuscenes || {};
+    const bev = m.bev || {}, iou3d = m.iou_3d || {};
+    fill(summary,
+      stat("nuScenes mAP", metric(n.map), "stat-nus-map"), stat("NDS", metric(n.nds), "stat-nds"),
+      stat("mATE / mASE / mAOE", `${metric(n.mate)} / ${metric(n.mase)} / ${metric(n.maoe)}`, "stat-tp-errors"),
+      stat("mAVE / mAAE", `${metric(n.mave)} / ${metric(n.maae)}`, "stat-tp-errors-2"),
+      stat("BEV mAP", metric(bev.map), "stat-bev-map"), stat("3-D mAP", metric(iou3d.map), "stat-3d-map"),
+      stat("Frames", fmt(num(m.frames)), "stat-frames"),
+      stat("Labeled / predicted cuboids", `${fmt(num(m.ground_truth_objects))} / ${fmt(num(m.predicted_objects))}`, "stat-objects"));
+    const dist = (n.distance_thresholds || []).map((d) => `AP@${Number(d)} m`);
+    classTable(perClass, ["Class", "AP", ...dist, "ATE (m)", "ASE", "AOE (rad)", "AVE (m/s)", "AAE", "Labeled", "Predicted"],
+      n.per_class || [], (c) => [c.class_name || info.className(c.class_id || 0), metric(c.ap), ...(c.ap_at || []).map(metric),
+        metric(c.ate), metric(c.ase), metric(c.aoe), metric(c.ave), metric(c.aae), fmt(num(c.ground_truth)), fmt(num(c.predicted))],
+      (c) => (Number.isNaN(Number(c.ap)) ? 2 : Number(c.ap || 0)));
+    // BEV and 3-D AP side by side: one row per class, one column per threshold
+    const thresholds = (x) => (x.iou_thresholds || []).map((t) => Number(t).toFixed(2));
+    const byClass = new Map();
+    for (const [kind, x] of [["bev", bev], ["3d", iou3d]]) {
+      for (const c of x.per_class || []) {
+        const row = byClass.get(c.class_id || 0) || { name: c.class_name || info.className(c.class_id || 0) };
+        row[kind] = c;
+        byClass.set(c.class_id || 0, row);
+      }
+    }
+    const cells = (c, x) => [metric(c?.ap), ...thresholds(x).map((_, i) => metric((c?.ap_at || [])[i]))];
+    fill(more, table("iou-ap-table",
+      ["Class", "BEV AP", ...thresholds(bev).map((t) => `BEV AP@${t}`), "3-D AP", ...thresholds(iou3d).map((t) => `3-D AP@${t}`)],
+      [...[...byClass.values()].map((r) => [r.name, ...cells(r.bev, bev), ...cells(r["3d"], iou3d)]),
+        [h("strong", {}, "mean"), metric(bev.map), ...(bev.map_at || []).map(metric), metric(iou3d.map), ...(iou3d.map_at || []).map(metric)]],
+      [...[...byClass.keys()].map((id) => `iou-ap-class-${id}`), "iou-ap-mean"]));
+  });
+}
+
+// -- sound events --------------------------------------------------------------------------------
+
+function soundEventMetrics(page, summary, confusion, perClass) {
+  const { project, setName, info, conf, filter, tCollar, resolution } = page;
+  return guarded(summary, async () => {
+    const resp = await rpc("analysis", "GetSoundEventMetrics", {
+      project, inference_set: setName, frame_filter: filter, confidence_threshold: conf || undefined,
+      t_collar: tCollar, time_resolution: resolution });
+    const m = resp.metrics || {};
+    const seg = m.segment_based || {}, ev = m.event_based || {};
+    fill(summary,
+      stat("Segment F1", metric(seg.f1), "stat-segment-f1"), stat("Segment error rate", metric(seg.error_rate), "stat-segment-er"),
+      stat("Event F1", metric(ev.f1), "stat-event-f1"), stat("Event error rate", metric(ev.error_rate), "stat-event-er"),
+      stat("Class-average event F1", metric((m.event_based_class_average || {}).f1), "stat-event-class-f1"),
+      stat("Clips", fmt(num(m.clips)), "stat-clips"),
+      stat("Labeled / predicted events", `${fmt(num(m.reference_events))} / ${fmt(num(m.estimated_events))}`, "stat-events"));
+    classTable(perClass, ["Class", "Segment F1", "Segment ER", "Event F1", "Event ER", "Event precision", "Event recall", "Labeled events", "Predicted events"],
+      m.per_class || [], (c) => {
+        const s = c.segment_based || {}, e = c.event_based || {};
+        return [c.class_name || info.className(c.class_id || 0), metric(s.f1), metric(s.error_rate), metric(e.f1), metric(e.error_rate),
+          metric(e.precision), metric(e.recall), fmt(num(e.reference)), fmt(num(e.estimated))];
+      }, (c) => (Number.isNaN(Number(c.event_based?.f1)) ? 2 : Number(c.event_based?.f1 || 0)));
+    const ids = (m.class_ids || []).map(Number);
+    const K = ids.length;
+    const counts = (m.confusion || []).map(Number);
+    const classes = ids.map((id) => ({ key: String(id), id, name: info.className(id) }));
+    const rows = [...classes, { key: "fp", id: null, name: "(false positive)" }];
+    const cols = [...classes, { key: "missed", id: null, name: "(missed)" }];
+    const events = (v) => `${fmt(v)} event${v === 1 ? "" : "s"}`;
+    const describe = (r, c, v, share) => {
+      const what = r === K ? `false positives predicted as ${cols[c].name}`
+        : c === K ? `missed ${rows[r].name} events` : `labeled ${rows[r].name}, predicted ${cols[c].name}`;
+      return `${what}: ${events(v)}${r < K ? ` (${pct(share)} of the row)` : ""}`;
+    };
+    fill(confusion, K && counts.some((v) => v > 0) ? heatMap({
+      rows, cols, counts, normalise: page.normalise, inert: (r, c) => r === K && c === K,
+      title: "event confusion: labeled class by row (last: false positives), predicted class by column (last: missed)",
+      rowTitle: "Labeled", colTitle: "Predicted", describe,
+      open: (r, c) => openSoundEvents(page, `${rows[r].key},${cols[c].key}`, "push"),
+    }) : h("p", { class: "muted" }, "No event yet."),
+    h("p", { class: "muted" }, `Events matched with onsets within ${Number(tCollar).toFixed(2)} s. Choose a cell to see its intervals.`));
+  });
+}
+
+// The intervals behind a cell of the event confusion ("labeled,predicted" with "fp" and "missed"), each
+// linking to its clip's frame view at the interval's onset.
+async function openSoundEvents(page, cell, mode) {
+  const { project, setName, info, dataset, conf, filter, tCollar, matches } = page;
+  setParams({ cell }, mode);
+  const [lab, pred] = cell.split(",");
+  const request = { project, inference_set: setName, t_collar: tCollar, confidence_threshold: conf || undefined, frame_filter: filter };
+  if (lab !== "fp") request.label_class = Number(lab);
+  if (pred !== "missed") request.predicted_class = Number(pred);
+  const title = lab === "fp" ? `False positives predicted as ${info.className(Number(pred))}`
+    : pred === "missed" ? `Missed ${info.className(Number(lab))} events`
+      : `Labeled ${info.className(Number(lab))}, predicted ${info.className(Number(pred))}`;
+  const count = h("span", { class: "muted", id: "matches-count" });
+  const body = h("tbody", {});
+  const status = h("p", { class: "muted", id: "matches-status" }, "Loading…");
+  const moreButton = h("button", { type: "button", id: "matches-more", hidden: true }, "More");
+  fill(matches, h("h2", {}, title, " ", count),
+    h("div", { class: "toolbar" }, h("button", { type: "button", class: "link", id: "matches-close", onclick: () => {
+      setParams({ cell: "" }, "push");
+      matches.hidden = true;
+      matches.replaceChildren();
+    } }, "Close")),
+    h("table", { class: "data", id: "sound-events-table" }, h("thead", {}, h("tr", {},
+      ["Clip", "Labeled", "Predicted", "Score", "IoU"].map((t, i) => h("th", { scope: "col", class: i > 2 ? "num" : null }, t)))), body),
+    status, moreButton);
+  matches.hidden = false;
+  matches.scrollIntoView({ block: "start" });
+  const interval = (e) => (e ? `${info.className(e.class_id || 0)} ${Number(e.onset || 0).toFixed(2)}–${Number(e.offset || 0).toFixed(2)} s` : "–");
+  let token = "";
+  const load = async () => {
+    moreButton.hidden = true;
+    try {
+      const resp = await rpc("analysis", "QuerySoundEvents", { ...request, page: { page_size: MATCHES_PAGE, page_token: token } });
+      for (const x of resp.matches || []) {
+        const at = (x.label_event || x.predicted_event || {}).onset || 0;
+        body.append(h("tr", { dataset: { frameId: x.frame_id } },
+          h("td", {}, h("a", { href: href(`/p/${enc(project)}/frame/${enc(dataset)}/${enc(x.frame_id)}`,
+            { inference_set: setName, t: Number(at).toFixed(2) }) }, x.frame_id)),
+          h("td", {}, interval(x.label_event)), h("td", {}, interval(x.predicted_event)),
+          h("td", { class: "num" }, x.predicted_event ? Number(x.predicted_event.score || 0).toFixed(2) : "–"),
+          h("td", { class: "num" }, x.label_event && x.predicted_event ? Number(x.iou || 0).toFixed(2) : "–")));
+      }
+      const total = num(resp.page?.total_count);
+      count.textContent = `${fmt(total)} interval${total === 1 ? "" : "s"}`;
+      token = resp.page?.next_page_token || "";
+      moreButton.hidden = !token;
+      status.textContent = token ? "" : body.children.length ? "End of results." : "No interval in this cell.";
+    } catch (err) {
+      showError(status, err);
+    }
+  };
+  moreButton.onclick = load;
+  await load();
 }
