@@ -179,6 +179,22 @@ def check_iou(value: float, field: str) -> float:
     return iou_key(iou)
 
 
+def confusion_cell(request: Any) -> tuple[int | None, int | None]:
+    """The labeled and predicted class of the confusion cell, row or column a drill-down request
+    names (its ``label_class`` / ``predicted_class``, with ``any_label_class`` / ``any_predicted_class``):
+    a class id, -1 for the "false positive" row or the "missed" column, None for every row or column."""
+    label = None if request.any_label_class else (request.label_class if request.HasField("label_class") else -1)
+    predicted = (
+        None
+        if request.any_predicted_class
+        else (request.predicted_class if request.HasField("predicted_class") else -1)
+    )
+    if label == -1 and predicted == -1:
+        raise InvalidArgument("the false-positive row and the missed column do not meet: name a class or set "
+                              "any_label_class / any_predicted_class", field="label_class")  # fmt: skip
+    return label, predicted
+
+
 def check_frame_fields(flt: common_pb2.Filter, where: str) -> None:
     """Detection filters take frame fields only (a detection frame has no single class)."""
     for i, c in enumerate(flt.all):

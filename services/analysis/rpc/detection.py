@@ -16,7 +16,7 @@ from shoal.analysis.detection import (
     match_details,
     query_matches,
 )
-from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
+from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, confusion_cell, frame_filter
 from shoal.analysis.rpc.cuboids import cuboid_message, cuboid_ranges
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.query import decode_cursor, encode_cursor
@@ -118,14 +118,7 @@ def get_detection_confusion(ctx: Context, request: pb.GetDetectionConfusionReque
 
 def query_detection_matches(ctx: Context, request: pb.QueryDetectionMatchesRequest) -> pb.QueryDetectionMatchesResponse:
     iou, threshold = _matching(request)
-    label = None if request.any_label_class else (request.label_class if request.HasField("label_class") else -1)
-    predicted = (
-        None
-        if request.any_predicted_class
-        else (request.predicted_class if request.HasField("predicted_class") else -1)
-    )
-    if label == -1 and predicted == -1:
-        raise InvalidArgument("the false-positive row and the missed column do not meet", field="label_class")
+    label, predicted = confusion_cell(request)
     ranges = {}
     for name in ("min_score", "max_score", "min_iou", "max_iou"):
         if request.HasField(name):

@@ -8,7 +8,7 @@ from typing import Any
 
 from shoal.analysis import sound_event_analysis as sea
 from shoal.analysis import sound_event_label_issues as issues
-from shoal.analysis.rpc.context import Analysis, Context, Runner, check_threshold, frame_filter
+from shoal.analysis.rpc.context import Analysis, Context, Runner, check_threshold, confusion_cell, frame_filter
 from shoal.analysis.sound_events import Figures
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.convert import page_of, page_response
@@ -116,15 +116,7 @@ def query_sound_events(ctx: Context, request: pb.QuerySoundEventsRequest) -> pb.
         raise InvalidArgument("is empty", field="inference_set")
     matching = matching_of(request)
     threshold = check_threshold(request.confidence_threshold, "confidence_threshold")
-    label = None if request.any_label_class else (request.label_class if request.HasField("label_class") else -1)
-    predicted = (
-        None
-        if request.any_predicted_class
-        else (request.predicted_class if request.HasField("predicted_class") else -1)
-    )
-    if label == -1 and predicted == -1:
-        raise InvalidArgument("the false-positive row and the missed column do not meet: name a class or set "
-                              "any_label_class / any_predicted_class", field="label_class")  # fmt: skip
+    label, predicted = confusion_cell(request)
     if request.page.page_size < 0:
         raise InvalidArgument(f"must be >= 0, got {request.page.page_size}", field="page.page_size")
     project = ctx.project(request.project, TASK)
