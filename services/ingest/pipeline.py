@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 from google.protobuf.message import DecodeError
 
 from shoal.common import telemetry, uploads
@@ -548,11 +549,34 @@ class UploadProcessor:
             upload_id=it.meta.upload_id,
             chunk_index=it.meta.chunk_index,
             written=pb.UploadCounts(frames=w.frames, labels=w.labels, inferences=w.inferences, embeddings=w.embeddings),
+            inference_set=it.meta.inference_set,
+            total_chunks=it.upload.total_chunks if it.upload is not None else 0,
         )
+        if it.checked is not None:
+            _written_ids(note, it.checked)
         note.written_time.GetCurrentTime()
         return self.bus.publish(
             self.topics.ingested, key=event_key(it.meta.project, it.meta.dataset), value=note.SerializeToString()
         )
+
+
+def _written_ids(note: pb.IngestedEvent, checked: CheckedChunk) -> None:
+    """The frame ids an ingested event names: every frame of the chunk's valid items, those labeled,
+    those predicted, and those embedded per space."""
+    note.frame_ids.extend(checked.frame_ids())
+    labeled = dict.fromkeys(lab.frame_id for lab in checked.labels)
+    predicted = dict.fromkeys(inf.frame_id for inf in checked.inferences)
+    c = checked.columns
+    if c is not None:
+        labeled.update(dict.fromkeys(c.frame_ids[r] for r in np.flatnonzero(c.label_ok).tolist()))
+        predicted.update(dict.fromkeys(c.frame_ids[r] for r in np.flatnonzero(c.inference_ok).tolist()))
+    note.labeled_frame_ids.extend(labeled)
+    note.predicted_frame_ids.extend(predicted)
+    spaces: dict[str, dict[str, None]] = {}
+    for block in checked.embeddings:
+        spaces.setdefault(block.space.name, {}).update(dict.fromkeys(block.frame_ids))
+    for space, ids in spaces.items():
+        note.embeddings.add(space=space, frame_ids=list(ids))
 
 
 def _rejected_part(upload: pb.UploadEvent, checked: CheckedChunk) -> pb.UploadEvent:

@@ -400,3 +400,38 @@ def check_column_dead_letters(running: Running, p: str) -> None:
         f"SELECT frame_id FROM inferences FINAL WHERE project = '{p}' AND startsWith(frame_id, 'q') ORDER BY frame_id"
     ).rows
     assert {r[0] for r in written} == set(ids) - {"q3", "q5"}
+
+
+def test_the_ingested_topic_names_what_each_chunk_wrote(shared: Running, project: str) -> None:
+    """Consumers of the ingested topic (campaigns, automations) learn which frames a chunk wrote, which
+    of them were labeled, predicted and embedded, for which inference set, and how many chunks the
+    upload has."""
+    rng = np.random.default_rng(3)
+    with shared.client(shared.admin_key) as c:
+        _setup(c, project)
+        chunk, _ = _chunk(["a", "b", "c"], rng)
+        del chunk.inferences[2]
+        del chunk.labels[1]
+        requests = _requests(project, [chunk], "noted")
+        requests[0].total_chunks = 1
+        c.ingest.Upload(iter(requests))
+        _wait_done(c, project, "noted")
+    bus = shared.server.stores.events
+    consumer = bus.consumer(f"test-ingested-{uuid.uuid4().hex}", [Topics(shared.server.settings.topic_prefix).ingested])
+    notes: list[pb.IngestedEvent] = []
+
+    def seen() -> bool:
+        for e in consumer.poll(0.5):
+            note = pb.IngestedEvent.FromString(e.value)
+            if note.project == project and note.upload_id == "noted":
+                notes.append(note)
+        return bool(notes)
+
+    wait_for(seen, timeout=60, what="the ingested event")
+    consumer.close()
+    (note,) = notes
+    assert (note.dataset, note.inference_set, note.chunk_index, note.total_chunks) == ("train", "m1", 0, 1)
+    assert list(note.frame_ids) == ["a", "b", "c"] and list(note.labeled_frame_ids) == ["a", "c"]
+    assert list(note.predicted_frame_ids) == ["a", "b"]
+    assert [(e.space, list(e.frame_ids)) for e in note.embeddings] == [("feat", ["a", "b", "c"])]
+    assert (note.written.frames, note.written.labels, note.written.inferences) == (3, 2, 2)

@@ -988,7 +988,7 @@ class ListLabelVersionsResponse(_message.Message):
     def __init__(self, versions: _Optional[_Iterable[_Union[LabelVersion, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class IngestedEvent(_message.Message):
-    __slots__ = ("project", "dataset", "upload_id", "chunk_index", "written", "rejected", "written_time")
+    __slots__ = ("project", "dataset", "upload_id", "chunk_index", "written", "rejected", "written_time", "inference_set", "total_chunks", "frame_ids", "labeled_frame_ids", "predicted_frame_ids", "embeddings")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
@@ -996,6 +996,12 @@ class IngestedEvent(_message.Message):
     WRITTEN_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     WRITTEN_TIME_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    LABELED_FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     project: str
     dataset: str
     upload_id: str
@@ -1003,4 +1009,18 @@ class IngestedEvent(_message.Message):
     written: UploadCounts
     rejected: UploadCounts
     written_time: _timestamp_pb2.Timestamp
-    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., written: _Optional[_Union[UploadCounts, _Mapping]] = ..., rejected: _Optional[_Union[UploadCounts, _Mapping]] = ..., written_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    inference_set: str
+    total_chunks: int
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    labeled_frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    predicted_frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    embeddings: _containers.RepeatedCompositeFieldContainer[IngestedEmbeddings]
+    def __init__(self, project: _Optional[str] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., written: _Optional[_Union[UploadCounts, _Mapping]] = ..., rejected: _Optional[_Union[UploadCounts, _Mapping]] = ..., written_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., inference_set: _Optional[str] = ..., total_chunks: _Optional[int] = ..., frame_ids: _Optional[_Iterable[str]] = ..., labeled_frame_ids: _Optional[_Iterable[str]] = ..., predicted_frame_ids: _Optional[_Iterable[str]] = ..., embeddings: _Optional[_Iterable[_Union[IngestedEmbeddings, _Mapping]]] = ...) -> None: ...
+
+class IngestedEmbeddings(_message.Message):
+    __slots__ = ("space", "frame_ids")
+    SPACE_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    space: str
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, space: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
