@@ -221,6 +221,20 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert f"campaign for '{cp['pattern']}'" in result.stdout
     pngs = list((out / "shoal-data" / "media" / "digits").glob("*.png"))
     assert len(pngs) == 1837 and pngs[0].read_bytes().startswith(b"\x89PNG")
+    # the 3-D and audio sets: every planted error flagged as its kind and ranked first in it
+    cu, se = summary["cuboids_3d"], summary["sound_events"]
+    assert cu["state"] == se["state"] == "UPLOAD_STATE_COMPLETED"
+    assert cu["frames"] == 40 and cu["labeled_objects"] > 100 and 0.5 < cu["nuscenes"]["map"] <= 1
+    assert 0 < cu["nuscenes"]["nds"] <= 1 and 0 < cu["bev_ap"]["map"] <= 1
+    for kind, got in cu["label_issues"]["by_kind"].items():
+        assert got["planted"] == cu["planted"][kind] > 0 and got["planted_in_first"] == got["planted"], kind
+        assert got["found_as_planted"] == got["planted"], kind  # a mislocalized cuboid named centre/size/heading
+    assert se["clips"] == 30 and se["labeled_events"] > 30 and 0.5 < se["event_based"]["f1"] <= 1
+    for kind, got in se["label_issues"]["by_kind"].items():
+        assert got["planted"] == se["planted"][kind] > 0 and got["planted_in_first"] == got["planted"], kind
+    clouds = list((out / "shoal-data" / "media").rglob("*.bin"))
+    clips = list((out / "shoal-data" / "media").rglob("*.wav"))
+    assert len(clouds) == 40 and len(clips) == 30 and clips[0].read_bytes().startswith(b"RIFF")
     # running it again on the same data reuses the project and still adds up
     again = subprocess.run(
         [sys.executable, "-m", "shoal.cli", "demo", "--out", str(out)],
@@ -235,6 +249,7 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert "Model performance" in report and "class='heat'" in report
     assert "Label issues" in report and report.count("src='data:image/png;base64,") >= 10
     assert "<h2>Failure clusters</h2>" in report and f"The model's {fc['errors']} errors" in report
+    assert "<h2>3-D cuboids</h2>" in report and "<h2>Sound events</h2>" in report
     campaign = _between(report, "id='campaign-gallery'", "</div>")
     assert campaign.count("src='data:image/png;base64,") == 30 and campaign.count("in the pattern") == 30
     # self-contained: nothing fetched from elsewhere
