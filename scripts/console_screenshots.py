@@ -36,6 +36,10 @@ PAGES = [
     ("findings", "#/p/digits/findings", "#outliers figure.thumb"),
     ("campaigns", "#/p/digits/campaigns", "#main h1"),
     ("jobs", "#/p/digits/jobs", "#jobs"),
+    ("frame-point-cloud", "#/p/scenes3d/frame/drive/lidar-0002?inference_set=dbscan-boxes", "#bev[data-view]"),
+    ("performance-cuboids", "#/p/scenes3d/performance?inference_set=dbscan-boxes", "#main table"),
+    ("frame-audio", "#/p/beeps/frame/clips/clip-004.wav?inference_set=band-energy", "#spectrogram[data-drawn]"),
+    ("issues-audio", "#/p/beeps/issues?inference_set=band-energy", "#main table, #main .issue"),
 ]
 
 
