@@ -272,6 +272,18 @@ class ShoalSettings(BaseSettings):
     ingest_max_chunk_items: int = Field(
         10_000, ge=1, le=1_000_000, description="Most frames, labels, inferences or embeddings in one upload chunk."
     )
+    ingest_count_cuboid_points: bool = Field(
+        True,
+        description="Count the points inside labeled cuboids that come without `num_points` by reading each "
+        "frame's point cloud as it is written (through the media sources console_media_roots and the S3 "
+        "settings allow); off: those counts stay unknown and ingest reads no media for them.",
+    )
+
+    # --- sampler ---------------------------------------------------------------------------
+    sampler_consumer_group: str = Field(
+        "shoal-sampler",
+        description="Kafka consumer group of the sampler's consumer of the ingested topic (standing campaigns).",
+    )
 
     # --- labeling bridge -------------------------------------------------------------------
     label_studio_url: str = Field(
@@ -311,6 +323,13 @@ class ShoalSettings(BaseSettings):
         description="Where the labeling bridge reaches the sampler, `host:port`, to read a campaign that "
         "SendForLabeling names (with the caller's API key). Empty: this server's own port when it runs the "
         "sampler too; required for `shoal serve --service labeling_bridge`. TLS as for analysis_target.",
+    )
+
+    # --- automations -----------------------------------------------------------------------
+    automations_consumer_group: str = Field(
+        "shoal-automations",
+        description="Kafka consumer group of the analysis service's automations, which read the ingested topic "
+        "and run the project's rules (docs/guides/automations.md).",
     )
 
     # --- jobs ----------------------------------------------------------------------------

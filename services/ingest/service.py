@@ -32,7 +32,11 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     limit = settings.ingest_max_chunk_items
     publisher = UploadPublisher(stores.events, topics, contexts, stores.metrics, limit)
     processor = UploadProcessor(
-        stores.events, topics, contexts, writer.IngestWriter(stores.metrics, stores.vectors, reader), limit
+        stores.events,
+        topics,
+        contexts,
+        writer.IngestWriter(stores.metrics, stores.vectors, reader if settings.ingest_count_cuboid_points else None),
+        limit,
     )
     workers = [
         IngestConsumer(
