@@ -423,6 +423,135 @@ def cmd_labeling_status(args: argparse.Namespace) -> int:
     return 1 if r.state == lpb.LABELING_REQUEST_STATE_FAILED else 0
 
 
+def _automation_action(text: str, args: argparse.Namespace) -> Any:
+    """An ``--action`` of ``shoal automations create``: metrics, gates or label-issues, each with
+    ``=INFERENCE_SET`` to read another set than the triggering one, or neighbors=EMBEDDING_SPACE;
+    ``--confidence-threshold`` and ``--iou-threshold`` go to metrics and gates."""
+    from shoal.analysis.v1 import analysis_pb2 as apb
+
+    kind, _, value = text.partition("=")
+    name = kind.strip().lower().replace("_", "-")
+    if name == "metrics":
+        return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_METRICS, inference_set=value,
+                                    confidence_threshold=args.confidence_threshold)  # fmt: skip
+    if name == "gates":
+        return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_GATES, inference_set=value,
+                                    confidence_threshold=args.confidence_threshold,
+                                    iou_threshold=args.iou_threshold)  # fmt: skip
+    if name == "label-issues":
+        return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_LABEL_ISSUES, inference_set=value)
+    if name == "neighbors":
+        return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_NEIGHBORS, embedding_space=value)
+    raise ValueError(f"--action {text!r}: metrics, gates or label-issues (=INFERENCE_SET), or neighbors=SPACE")
+
+
+def _webhook_secret(path: str) -> str:
+    """The secret of ``--webhook-secret-file`` (``-``: standard input), its trailing newline dropped."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return text.rstrip("\r\n")
+
+
+def _automation_line(a: Any) -> str:
+    from shoal.analysis.v1 import analysis_pb2 as apb
+
+    t = a.trigger
+    trigger = apb.AutomationTriggerKind.Name(t.kind).removeprefix("AUTOMATION_TRIGGER_KIND_").lower()
+    if t.dataset:
+        trigger += f" of {t.dataset}"
+    if t.inference_set_prefix:
+        trigger += f" ({t.inference_set_prefix}*)"
+    if t.min_labeled_frames:
+        trigger += f" (>= {t.min_labeled_frames} frames)"
+    actions = ", ".join(apb.AutomationActionKind.Name(x.kind).removeprefix("AUTOMATION_ACTION_KIND_").lower()
+                        for x in a.actions)  # fmt: skip
+    hook = ""
+    if a.HasField("webhook"):
+        hook = f" -> {a.webhook.url}" + (" (always)" if a.webhook.always else " (on failure)")
+    return f"{a.name:24s} {'paused' if a.paused else 'active':6s}  on {trigger}: {actions}{hook}"
+
+
+def _run_line(r: Any) -> str:
+    from shoal.analysis.v1 import analysis_pb2 as apb
+
+    state = apb.AutomationRunState.Name(r.state).removeprefix("AUTOMATION_RUN_STATE_")
+    t = r.trigger
+    what = f"{t.inference_set} (upload {t.upload_id})" if t.inference_set else f"{t.dataset}: {t.frames} frames"
+    when = r.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if r.HasField("create_time") else ""
+    return f"{r.run_id}  {when}  {r.automation:20s} {state:9s} {what}: {r.message}"
+
+
+def cmd_automations(args: argparse.Namespace) -> int:
+    """Creates, lists, pauses, resumes and deletes a project's automations, and shows their runs."""
+    from google.protobuf.json_format import MessageToDict
+
+    from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.common.v1 import common_pb2
+
+    command = args.automations_command
+    if command == "create":
+        kind = {"inference-set-complete": apb.AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE,
+                "labels-changed": apb.AUTOMATION_TRIGGER_KIND_LABELS_CHANGED}[args.on]  # fmt: skip
+        trigger = apb.AutomationTrigger(kind=kind, dataset=args.dataset, inference_set_prefix=args.inference_set_prefix,
+                                        min_labeled_frames=args.min_labeled_frames)  # fmt: skip
+        actions = [_automation_action(a, args) for a in args.action]
+        rule = apb.Automation(name=args.name, description=args.description, trigger=trigger, actions=actions,
+                              paused=args.paused)  # fmt: skip
+        if args.webhook_url:
+            secret = _webhook_secret(args.webhook_secret_file) if args.webhook_secret_file else ""
+            rule.webhook.CopyFrom(apb.AutomationWebhook(url=args.webhook_url, secret=secret, always=args.notify_always))
+    with _client(args) as c:
+        a = c.analysis
+        if command == "create":
+            made = a.CreateAutomation(apb.CreateAutomationRequest(project=args.project, automation=rule)).automation
+            print(_automation_line(made))
+        elif command == "list":
+            token = ""
+            while True:
+                page = a.ListAutomations(apb.ListAutomationsRequest(
+                    project=args.project, page=common_pb2.PageRequest(page_size=1000, page_token=token)))  # fmt: skip
+                for found in page.automations:
+                    print(_automation_line(found))
+                token = page.page.next_page_token
+                if not token:
+                    break
+        elif command in ("pause", "resume"):
+            changed = a.UpdateAutomation(apb.UpdateAutomationRequest(project=args.project, name=args.name,
+                                                                     paused=command == "pause")).automation  # fmt: skip
+            print(_automation_line(changed))
+        elif command == "delete":
+            a.DeleteAutomation(apb.DeleteAutomationRequest(project=args.project, name=args.name))
+            print(f"deleted automation {args.name}; its runs stay readable (`shoal automations runs`)")
+        elif args.run:
+            run = a.GetAutomationRun(apb.GetAutomationRunRequest(project=args.project, run_id=args.run)).run
+            if args.json:
+                print(json.dumps(MessageToDict(run, preserving_proto_field_name=True)))
+            else:
+                print(_run_line(run))
+                for step in run.steps:
+                    name = apb.AutomationActionKind.Name(step.action).removeprefix("AUTOMATION_ACTION_KIND_")
+                    name = "WEBHOOK" if name == "UNSPECIFIED" else name
+                    state = apb.AutomationRunState.Name(step.state).removeprefix("AUTOMATION_RUN_STATE_")
+                    print(f"  {name:12s} {state:9s} {step.message}")
+                    for key, value in sorted(step.metrics.items()):
+                        print(f"    {key} = {value:.4f}")
+                    for g in step.gates:
+                        what = g.gate.metric + (f"[class {g.gate.class_id}]" if g.gate.HasField("class_id") else "")
+                        print(f"    {'PASS' if g.passed else 'FAIL'}  {g.segment}: {what} = {g.value:.4f} "
+                              f"(minimum {g.gate.minimum:g}, {g.frames} frames)")  # fmt: skip
+                    if step.job_id:
+                        print(f"    job {step.job_id}")
+                for d in run.deliveries:
+                    print(f"  delivery {d.delivery_id} attempt {d.attempt}: {d.status_code or 'no answer'} {d.error}")
+        else:
+            states = [apb.AutomationRunState.Value(f"AUTOMATION_RUN_STATE_{s.upper()}") for s in args.state or []]
+            found = a.ListAutomationRuns(apb.ListAutomationRunsRequest(
+                project=args.project, automation=args.automation, inference_set=args.inference_set, states=states,
+                page=common_pb2.PageRequest(page_size=args.limit))).runs  # fmt: skip
+            for run in found:
+                print(json.dumps(MessageToDict(run, preserving_proto_field_name=True)) if args.json else _run_line(run))
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -667,6 +796,46 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--project", required=True)
     ls.add_argument("--request", required=True, help="the request id SendForLabeling answered")
     ls.set_defaults(fn=cmd_labeling_status)
+
+    auto = sub.add_parser("automations", help="a project's automations: rules that run metrics, gates and jobs")
+    asub = auto.add_subparsers(dest="automations_command", required=True)
+    acreate = asub.add_parser("create", help="create a rule: a trigger, actions and an optional signed webhook")
+    acreate.add_argument("--name", required=True, help="[a-z0-9][a-z0-9_.-]{0,62}, unique in the project")
+    acreate.add_argument("--on", required=True, choices=("inference-set-complete", "labels-changed"),
+                         help="the trigger: an inference set's upload completes; labels change")  # fmt: skip
+    acreate.add_argument("--dataset", default="", help="only this dataset's events (required with labels-changed "
+                         "and --action label-issues)")  # fmt: skip
+    acreate.add_argument("--inference-set-prefix", default="", help="inference-set-complete: only sets named so")
+    acreate.add_argument("--min-labeled-frames", type=int, default=0, help="labels-changed: frames that fire it")
+    acreate.add_argument("--action", action="append", required=True,
+                         help="metrics, gates, label-issues (each =INFERENCE_SET to read another set than the "
+                         "triggering one; required with labels-changed) or neighbors=EMBEDDING_SPACE, in order "
+                         "(repeat the option)")  # fmt: skip
+    acreate.add_argument("--confidence-threshold", type=float, default=0.0, help="of the metrics and gates actions")
+    acreate.add_argument("--iou-threshold", type=float, default=0.0, help="of the gates action (object projects)")
+    acreate.add_argument("--webhook-url", default="", help="http(s) URL each notification is POSTed to")
+    acreate.add_argument("--webhook-secret-file", default="",
+                         help="a file holding the secret that signs the notifications (-: standard input)")  # fmt: skip
+    acreate.add_argument("--notify-always", action="store_true", help="notify after every run, not only failures")
+    acreate.add_argument("--description", default="")
+    acreate.add_argument("--paused", action="store_true", help="create it paused")
+    alist = asub.add_parser("list", help="the project's rules")
+    apause = asub.add_parser("pause", help="pause a rule: it does nothing until resumed")
+    aresume = asub.add_parser("resume", help="resume a paused rule (what it missed is not replayed)")
+    adelete = asub.add_parser("delete", help="delete a rule (its runs stay readable)")
+    for named in (apause, aresume, adelete):
+        named.add_argument("name")
+    aruns = asub.add_parser("runs", help="the runs of the project's rules, newest first, or one run in full")
+    aruns.add_argument("--automation", default="", help="only this rule's runs")
+    aruns.add_argument("--inference-set", default="", help="only runs triggered by this inference set")
+    aruns.add_argument("--state", action="append", choices=("running", "succeeded", "failed"))
+    aruns.add_argument("--run", default="", help="one run with its steps and deliveries")
+    aruns.add_argument("--limit", type=int, default=50)
+    aruns.add_argument("--json", action="store_true", help="JSON lines")
+    for p_ in (acreate, alist, apause, aresume, adelete, aruns):
+        _connection_args(p_)
+        p_.add_argument("--project", required=True)
+        p_.set_defaults(fn=cmd_automations)
 
     st = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     st.add_argument("--markdown", action="store_true", help="the settings reference as a Markdown table")

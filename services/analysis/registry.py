@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
 from shoal.analysis.rpc import (
+    automations,
     classification,
     compare,
     cuboids,
@@ -73,6 +74,7 @@ ANALYSES: tuple[Analysis, ...] = (
     gates.ANALYSIS,
     jobs.ANALYSIS,
     export.ANALYSIS,
+    automations.ANALYSIS,
 )
 
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from shoal.analysis import grid_orders, ranked, registry, warmup
 from shoal.analysis.prepared import Preparer
+from shoal.analysis.rpc import automations
 from shoal.analysis.rpc.context import Context, Handler
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
@@ -90,7 +91,8 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     )
     servicer = AnalysisServicer(ctx)
     count_compilations()
-    workers: list[Any] = [ctx.runner]
+    # the automations run on the ingested topic what they set off here: metrics, gates and jobs
+    workers: list[Any] = [ctx.runner, automations.consumer(ctx, settings, stores.events)]
     if settings.warm_kernels:
         runner = ctx.runner
         workers.append(Warmup(warmup.KERNELS, quiet=lambda: runner.idle_seconds() >= WARM_UP_AFTER_IDLE_SECONDS,
@@ -104,6 +106,8 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
         full_name=FULL_NAME,
         register=lambda server: analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(servicer, server),
         stores=("metrics", "vectors"),
+        # the automations' consumer of the ingested topic: a Kafka outage delays rules, not the metrics read path
+        also_uses=("events",),
         migrations=(
             *PROJECT_MIGRATIONS,
             *DATASET_MIGRATIONS,

@@ -77,6 +77,9 @@ class ServiceSpec:
     register: Callable[[grpc.Server], None]
     #: which stores must answer for the service to be SERVING
     stores: tuple[str, ...] = STORE_ROLES
+    #: stores it also connects to without depending on them to serve its RPCs (an outage there delays its
+    #: background work, e.g. a consumer, and is seen in its log and consumer lag, not in its readiness)
+    also_uses: tuple[str, ...] = ()
     policy: MethodPolicy = field(default_factory=MethodPolicy)
     migrations: tuple[Migration, ...] = ()
     workers: list[BackgroundWorker] = field(default_factory=list)
@@ -225,7 +228,7 @@ class ShoalServer:
         # services that share tables declare the same migration; it is applied once
         migrations = list({(m.component, m.version): m for m in every}.values())
         self.stores.metrics.migrate(migrations)
-        if any("events" in s.stores for s in self.specs):
+        if any("events" in (*s.stores, *s.also_uses) for s in self.specs):
             topics = Topics(self.settings.topic_prefix)
             self.stores.events.ensure_topics(
                 topics.specs(

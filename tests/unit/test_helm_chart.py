@@ -286,7 +286,7 @@ def test_readiness_asks_each_service_by_its_grpc_name(helm: Path, embedded_setti
             # egress: the stores the service uses, and only those
             policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith(component))
             ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-            assert (9092 in ports) == ("events" in spec.stores), component
+            assert (9092 in ports) == ("events" in (*spec.stores, *spec.also_uses)), component
             assert (8123 in ports) == ("metrics" in spec.stores), component
             assert (19530 in ports) == ("vectors" in spec.stores), component
     finally:

@@ -80,6 +80,27 @@ class SoundEventIssueLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SOUND_EVENT_ISSUE_LEVEL_UNSPECIFIED: _ClassVar[SoundEventIssueLevel]
     SOUND_EVENT_ISSUE_LEVEL_INTERVAL: _ClassVar[SoundEventIssueLevel]
     SOUND_EVENT_ISSUE_LEVEL_CLIP: _ClassVar[SoundEventIssueLevel]
+
+class AutomationTriggerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUTOMATION_TRIGGER_KIND_UNSPECIFIED: _ClassVar[AutomationTriggerKind]
+    AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE: _ClassVar[AutomationTriggerKind]
+    AUTOMATION_TRIGGER_KIND_LABELS_CHANGED: _ClassVar[AutomationTriggerKind]
+
+class AutomationActionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUTOMATION_ACTION_KIND_UNSPECIFIED: _ClassVar[AutomationActionKind]
+    AUTOMATION_ACTION_KIND_METRICS: _ClassVar[AutomationActionKind]
+    AUTOMATION_ACTION_KIND_GATES: _ClassVar[AutomationActionKind]
+    AUTOMATION_ACTION_KIND_LABEL_ISSUES: _ClassVar[AutomationActionKind]
+    AUTOMATION_ACTION_KIND_NEIGHBORS: _ClassVar[AutomationActionKind]
+
+class AutomationRunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUTOMATION_RUN_STATE_UNSPECIFIED: _ClassVar[AutomationRunState]
+    AUTOMATION_RUN_STATE_RUNNING: _ClassVar[AutomationRunState]
+    AUTOMATION_RUN_STATE_SUCCEEDED: _ClassVar[AutomationRunState]
+    AUTOMATION_RUN_STATE_FAILED: _ClassVar[AutomationRunState]
 SEGMENT_KIND_UNSPECIFIED: SegmentKind
 SEGMENT_KIND_ISSUE: SegmentKind
 SEGMENT_KIND_REGRESSION_TEST: SegmentKind
@@ -119,6 +140,18 @@ SOUND_EVENT_ISSUE_TYPE_WRONG_CLASS: SoundEventIssueType
 SOUND_EVENT_ISSUE_LEVEL_UNSPECIFIED: SoundEventIssueLevel
 SOUND_EVENT_ISSUE_LEVEL_INTERVAL: SoundEventIssueLevel
 SOUND_EVENT_ISSUE_LEVEL_CLIP: SoundEventIssueLevel
+AUTOMATION_TRIGGER_KIND_UNSPECIFIED: AutomationTriggerKind
+AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE: AutomationTriggerKind
+AUTOMATION_TRIGGER_KIND_LABELS_CHANGED: AutomationTriggerKind
+AUTOMATION_ACTION_KIND_UNSPECIFIED: AutomationActionKind
+AUTOMATION_ACTION_KIND_METRICS: AutomationActionKind
+AUTOMATION_ACTION_KIND_GATES: AutomationActionKind
+AUTOMATION_ACTION_KIND_LABEL_ISSUES: AutomationActionKind
+AUTOMATION_ACTION_KIND_NEIGHBORS: AutomationActionKind
+AUTOMATION_RUN_STATE_UNSPECIFIED: AutomationRunState
+AUTOMATION_RUN_STATE_RUNNING: AutomationRunState
+AUTOMATION_RUN_STATE_SUCCEEDED: AutomationRunState
+AUTOMATION_RUN_STATE_FAILED: AutomationRunState
 
 class ExportJobResultRequest(_message.Message):
     __slots__ = ("project", "job_id", "batch_rows")
@@ -2418,3 +2451,274 @@ class QuerySoundEventIssuesResponse(_message.Message):
     page: _common_pb2.PageResponse
     dismissed_count: int
     def __init__(self, summary: _Optional[_Union[SoundEventIssuesSummary, _Mapping]] = ..., intervals: _Optional[_Iterable[_Union[SoundEventIssue, _Mapping]]] = ..., clips: _Optional[_Iterable[_Union[SoundEventClipIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., dismissed_count: _Optional[int] = ...) -> None: ...
+
+class AutomationTrigger(_message.Message):
+    __slots__ = ("kind", "dataset", "inference_set_prefix", "min_labeled_frames")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    MIN_LABELED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    kind: AutomationTriggerKind
+    dataset: str
+    inference_set_prefix: str
+    min_labeled_frames: int
+    def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., inference_set_prefix: _Optional[str] = ..., min_labeled_frames: _Optional[int] = ...) -> None: ...
+
+class AutomationAction(_message.Message):
+    __slots__ = ("kind", "confidence_threshold", "iou_threshold", "inference_set", "embedding_space")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    kind: AutomationActionKind
+    confidence_threshold: float
+    iou_threshold: float
+    inference_set: str
+    embedding_space: str
+    def __init__(self, kind: _Optional[_Union[AutomationActionKind, str]] = ..., confidence_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., inference_set: _Optional[str] = ..., embedding_space: _Optional[str] = ...) -> None: ...
+
+class AutomationWebhook(_message.Message):
+    __slots__ = ("url", "secret", "always", "has_secret")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    ALWAYS_FIELD_NUMBER: _ClassVar[int]
+    HAS_SECRET_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    secret: str
+    always: bool
+    has_secret: bool
+    def __init__(self, url: _Optional[str] = ..., secret: _Optional[str] = ..., always: _Optional[bool] = ..., has_secret: _Optional[bool] = ...) -> None: ...
+
+class Automation(_message.Message):
+    __slots__ = ("name", "description", "trigger", "actions", "webhook", "paused", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    trigger: AutomationTrigger
+    actions: _containers.RepeatedCompositeFieldContainer[AutomationAction]
+    webhook: AutomationWebhook
+    paused: bool
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., trigger: _Optional[_Union[AutomationTrigger, _Mapping]] = ..., actions: _Optional[_Iterable[_Union[AutomationAction, _Mapping]]] = ..., webhook: _Optional[_Union[AutomationWebhook, _Mapping]] = ..., paused: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateAutomationRequest(_message.Message):
+    __slots__ = ("project", "automation")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    automation: Automation
+    def __init__(self, project: _Optional[str] = ..., automation: _Optional[_Union[Automation, _Mapping]] = ...) -> None: ...
+
+class CreateAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: Automation
+    def __init__(self, automation: _Optional[_Union[Automation, _Mapping]] = ...) -> None: ...
+
+class GetAutomationRequest(_message.Message):
+    __slots__ = ("project", "name")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: Automation
+    def __init__(self, automation: _Optional[_Union[Automation, _Mapping]] = ...) -> None: ...
+
+class ListAutomationsRequest(_message.Message):
+    __slots__ = ("project", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListAutomationsResponse(_message.Message):
+    __slots__ = ("automations", "page")
+    AUTOMATIONS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    automations: _containers.RepeatedCompositeFieldContainer[Automation]
+    page: _common_pb2.PageResponse
+    def __init__(self, automations: _Optional[_Iterable[_Union[Automation, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class UpdateAutomationRequest(_message.Message):
+    __slots__ = ("project", "name", "paused", "description", "trigger", "actions", "replace_actions", "webhook", "remove_webhook")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    paused: bool
+    description: str
+    trigger: AutomationTrigger
+    actions: _containers.RepeatedCompositeFieldContainer[AutomationAction]
+    replace_actions: bool
+    webhook: AutomationWebhook
+    remove_webhook: bool
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., paused: _Optional[bool] = ..., description: _Optional[str] = ..., trigger: _Optional[_Union[AutomationTrigger, _Mapping]] = ..., actions: _Optional[_Iterable[_Union[AutomationAction, _Mapping]]] = ..., replace_actions: _Optional[bool] = ..., webhook: _Optional[_Union[AutomationWebhook, _Mapping]] = ..., remove_webhook: _Optional[bool] = ...) -> None: ...
+
+class UpdateAutomationResponse(_message.Message):
+    __slots__ = ("automation",)
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    automation: Automation
+    def __init__(self, automation: _Optional[_Union[Automation, _Mapping]] = ...) -> None: ...
+
+class DeleteAutomationRequest(_message.Message):
+    __slots__ = ("project", "name")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DeleteAutomationResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AutomationTriggerEvent(_message.Message):
+    __slots__ = ("kind", "dataset", "upload_id", "inference_set", "frames", "source", "key")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    kind: AutomationTriggerKind
+    dataset: str
+    upload_id: str
+    inference_set: str
+    frames: int
+    source: str
+    key: str
+    def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., inference_set: _Optional[str] = ..., frames: _Optional[int] = ..., source: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+
+class AutomationStep(_message.Message):
+    __slots__ = ("action", "state", "message", "metrics", "gates", "job_id", "start_time", "finish_time")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    GATES_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    action: AutomationActionKind
+    state: AutomationRunState
+    message: str
+    metrics: _containers.ScalarMap[str, float]
+    gates: _containers.RepeatedCompositeFieldContainer[GateResult]
+    job_id: str
+    start_time: _timestamp_pb2.Timestamp
+    finish_time: _timestamp_pb2.Timestamp
+    def __init__(self, action: _Optional[_Union[AutomationActionKind, str]] = ..., state: _Optional[_Union[AutomationRunState, str]] = ..., message: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., gates: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ..., job_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("delivery_id", "attempt", "event", "status_code", "error", "time", "duration_seconds")
+    DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    delivery_id: str
+    attempt: int
+    event: str
+    status_code: int
+    error: str
+    time: _timestamp_pb2.Timestamp
+    duration_seconds: float
+    def __init__(self, delivery_id: _Optional[str] = ..., attempt: _Optional[int] = ..., event: _Optional[str] = ..., status_code: _Optional[int] = ..., error: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+
+class AutomationRun(_message.Message):
+    __slots__ = ("run_id", "automation", "state", "message", "attempts", "trigger", "steps", "deliveries", "gates_evaluated", "gates_failed", "create_time", "update_time", "finish_time")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    GATES_EVALUATED_FIELD_NUMBER: _ClassVar[int]
+    GATES_FAILED_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    automation: str
+    state: AutomationRunState
+    message: str
+    attempts: int
+    trigger: AutomationTriggerEvent
+    steps: _containers.RepeatedCompositeFieldContainer[AutomationStep]
+    deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
+    gates_evaluated: int
+    gates_failed: int
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    finish_time: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., automation: _Optional[str] = ..., state: _Optional[_Union[AutomationRunState, str]] = ..., message: _Optional[str] = ..., attempts: _Optional[int] = ..., trigger: _Optional[_Union[AutomationTriggerEvent, _Mapping]] = ..., steps: _Optional[_Iterable[_Union[AutomationStep, _Mapping]]] = ..., deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ..., gates_evaluated: _Optional[int] = ..., gates_failed: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListAutomationRunsRequest(_message.Message):
+    __slots__ = ("project", "automation", "states", "inference_set", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    AUTOMATION_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    automation: str
+    states: _containers.RepeatedScalarFieldContainer[AutomationRunState]
+    inference_set: str
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., automation: _Optional[str] = ..., states: _Optional[_Iterable[_Union[AutomationRunState, str]]] = ..., inference_set: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListAutomationRunsResponse(_message.Message):
+    __slots__ = ("runs", "page")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[AutomationRun]
+    page: _common_pb2.PageResponse
+    def __init__(self, runs: _Optional[_Iterable[_Union[AutomationRun, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class GetAutomationRunRequest(_message.Message):
+    __slots__ = ("project", "run_id")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    run_id: str
+    def __init__(self, project: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class GetAutomationRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: AutomationRun
+    def __init__(self, run: _Optional[_Union[AutomationRun, _Mapping]] = ...) -> None: ...

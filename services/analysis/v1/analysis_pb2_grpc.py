@@ -244,6 +244,41 @@ class AnalysisServiceStub:
                 request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultRequest.SerializeToString,
                 response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultResponse.FromString,
                 _registered_method=True)
+        self.CreateAutomation = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/CreateAutomation',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateAutomationRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateAutomationResponse.FromString,
+                _registered_method=True)
+        self.GetAutomation = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetAutomation',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationResponse.FromString,
+                _registered_method=True)
+        self.ListAutomations = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/ListAutomations',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationsResponse.FromString,
+                _registered_method=True)
+        self.UpdateAutomation = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/UpdateAutomation',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateAutomationRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateAutomationResponse.FromString,
+                _registered_method=True)
+        self.DeleteAutomation = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/DeleteAutomation',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.DeleteAutomationRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.DeleteAutomationResponse.FromString,
+                _registered_method=True)
+        self.ListAutomationRuns = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/ListAutomationRuns',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationRunsRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationRunsResponse.FromString,
+                _registered_method=True)
+        self.GetAutomationRun = channel.unary_unary(
+                '/shoal.analysis.v1.AnalysisService/GetAutomationRun',
+                request_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRunRequest.SerializeToString,
+                response_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRunResponse.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
@@ -605,6 +640,59 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateAutomation(self, request, context):
+        """Automations: rules of a project that run the loop by themselves. A rule is a trigger (an
+        inference set's upload is complete; the labels of a dataset changed by enough frames), actions
+        (record the set's metrics, evaluate the regression gates, rerun the label-issues and neighbour
+        jobs) and an optional signed webhook. The analysis service runs them as a consumer of the
+        ingested topic; each run is recorded, and a trigger delivered twice runs its rule once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAutomation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAutomations(self, request, context):
+        """The project's rules, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAutomation(self, request, context):
+        """Pauses or resumes a rule, or changes its description, trigger, actions or webhook.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAutomation(self, request, context):
+        """Deletes a rule: it runs no more, and its runs stay readable (ListAutomationRuns). Its name may
+        be given to a new rule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAutomationRuns(self, request, context):
+        """The runs of the project's rules, newest first: what triggered each, what its actions found and
+        started, and its webhook deliveries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAutomationRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -817,6 +905,41 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.ExportJobResult,
                     request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultRequest.FromString,
                     response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultResponse.SerializeToString,
+            ),
+            'CreateAutomation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAutomation,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateAutomationRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateAutomationResponse.SerializeToString,
+            ),
+            'GetAutomation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAutomation,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationResponse.SerializeToString,
+            ),
+            'ListAutomations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAutomations,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationsResponse.SerializeToString,
+            ),
+            'UpdateAutomation': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAutomation,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateAutomationRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateAutomationResponse.SerializeToString,
+            ),
+            'DeleteAutomation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAutomation,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.DeleteAutomationRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.DeleteAutomationResponse.SerializeToString,
+            ),
+            'ListAutomationRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAutomationRuns,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationRunsRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationRunsResponse.SerializeToString,
+            ),
+            'GetAutomationRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAutomationRun,
+                    request_deserializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRunRequest.FromString,
+                    response_serializer=shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1953,6 +2076,195 @@ class AnalysisService:
             '/shoal.analysis.v1.AnalysisService/ExportJobResult',
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultRequest.SerializeToString,
             shoal_dot_analysis_dot_v1_dot_analysis__pb2.ExportJobResultResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAutomation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/CreateAutomation',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateAutomationRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.CreateAutomationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAutomation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetAutomation',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAutomations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/ListAutomations',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAutomation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/UpdateAutomation',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateAutomationRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.UpdateAutomationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAutomation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/DeleteAutomation',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.DeleteAutomationRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.DeleteAutomationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAutomationRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/ListAutomationRuns',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationRunsRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.ListAutomationRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAutomationRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.analysis.v1.AnalysisService/GetAutomationRun',
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRunRequest.SerializeToString,
+            shoal_dot_analysis_dot_v1_dot_analysis__pb2.GetAutomationRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

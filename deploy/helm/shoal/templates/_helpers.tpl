@@ -44,12 +44,12 @@ labeling_bridge: shoal.labeling_bridge.v1.LabelingBridgeService
 {{- end -}}
 
 {{/*
-The stores each service uses (its ServiceSpec.stores, checked by the same test), and so where
-its NetworkPolicy lets it connect.
+The stores each service uses (its ServiceSpec.stores and also_uses, checked by the same test), and
+so where its NetworkPolicy lets it connect.
 */}}
 {{- define "shoal.egressTargets" -}}
 ingest: [kafka, clickhouse, milvus]
-analysis: [clickhouse, milvus]
+analysis: [kafka, clickhouse, milvus]
 sampler: [kafka, clickhouse, milvus]
 labeling_bridge: [kafka, clickhouse, labelingPlatform]
 {{- end -}}
