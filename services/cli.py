@@ -425,15 +425,18 @@ def cmd_labeling_status(args: argparse.Namespace) -> int:
 
 def _automation_action(text: str, args: argparse.Namespace) -> Any:
     """An ``--action`` of ``shoal automations create``: metrics, gates or label-issues, each with
-    ``=INFERENCE_SET`` to read another set than the triggering one, or neighbors=EMBEDDING_SPACE;
-    ``--confidence-threshold`` and ``--iou-threshold`` go to metrics and gates."""
+    ``=INFERENCE_SET`` to read another set than the triggering one, neighbors=EMBEDDING_SPACE, or
+    send-to-labeling; ``--confidence-threshold`` and ``--iou-threshold`` go to metrics and gates,
+    ``--changed-frames`` to metrics, ``--max-frames``, ``--daily-budget``, ``--min-issues``,
+    ``--min-issue-share`` and ``--platform`` to send-to-labeling."""
     from shoal.analysis.v1 import analysis_pb2 as apb
 
     kind, _, value = text.partition("=")
     name = kind.strip().lower().replace("_", "-")
     if name == "metrics":
         return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_METRICS, inference_set=value,
-                                    confidence_threshold=args.confidence_threshold)  # fmt: skip
+                                    confidence_threshold=args.confidence_threshold,
+                                    changed_frames=args.changed_frames)  # fmt: skip
     if name == "gates":
         return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_GATES, inference_set=value,
                                     confidence_threshold=args.confidence_threshold,
@@ -442,7 +445,12 @@ def _automation_action(text: str, args: argparse.Namespace) -> Any:
         return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_LABEL_ISSUES, inference_set=value)
     if name == "neighbors":
         return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_NEIGHBORS, embedding_space=value)
-    raise ValueError(f"--action {text!r}: metrics, gates or label-issues (=INFERENCE_SET), or neighbors=SPACE")
+    if name == "send-to-labeling" and not value:
+        return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_SEND_TO_LABELING, max_frames=args.max_frames,
+                                    daily_budget=args.daily_budget, min_issues=args.min_issues,
+                                    min_issue_share=args.min_issue_share, platform=args.platform)  # fmt: skip
+    raise ValueError(f"--action {text!r}: metrics, gates or label-issues (=INFERENCE_SET), neighbors=SPACE, or "
+                     "send-to-labeling")  # fmt: skip
 
 
 def _webhook_secret(path: str) -> str:
@@ -540,6 +548,15 @@ def cmd_automations(args: argparse.Namespace) -> int:
                               f"(minimum {g.gate.minimum:g}, {g.frames} frames)")  # fmt: skip
                     if step.job_id:
                         print(f"    job {step.job_id}")
+                    if step.HasField("labeling"):
+                        sent = step.labeling
+                        print(f"    label issues of job {sent.job_id}: {sent.flagged} of {sent.examined} frames "
+                              f"flagged; {len(sent.frames)} sent" + (f" (request {sent.request_id})"
+                                                                    if sent.request_id else ""))  # fmt: skip
+                        for f in sent.frames:
+                            print(f"    sent {sent.dataset}/{f.frame_id}: {f.reason}")
+                        if sent.skipped_frame_ids:
+                            print(f"    over the day's budget ({sent.day}): {', '.join(sent.skipped_frame_ids)}")
                 for d in run.deliveries:
                     print(f"  delivery {d.delivery_id} attempt {d.attempt}: {d.status_code or 'no answer'} {d.error}")
         else:
@@ -809,10 +826,21 @@ def parser() -> argparse.ArgumentParser:
     acreate.add_argument("--min-labeled-frames", type=int, default=0, help="labels-changed: frames that fire it")
     acreate.add_argument("--action", action="append", required=True,
                          help="metrics, gates, label-issues (each =INFERENCE_SET to read another set than the "
-                         "triggering one; required with labels-changed) or neighbors=EMBEDDING_SPACE, in order "
-                         "(repeat the option)")  # fmt: skip
+                         "triggering one; required with labels-changed), neighbors=EMBEDDING_SPACE or "
+                         "send-to-labeling (after label-issues), in order (repeat the option)")  # fmt: skip
     acreate.add_argument("--confidence-threshold", type=float, default=0.0, help="of the metrics and gates actions")
     acreate.add_argument("--iou-threshold", type=float, default=0.0, help="of the gates action (object projects)")
+    acreate.add_argument("--changed-frames", action="store_true",
+                         help="labels-changed: metrics measure only the frames whose labels changed")  # fmt: skip
+    acreate.add_argument("--max-frames", type=int, default=0,
+                         help="send-to-labeling: the most flagged frames one run sends, worst first")  # fmt: skip
+    acreate.add_argument("--daily-budget", type=int, default=0,
+                         help="send-to-labeling: the most frames the rule sends per UTC day")  # fmt: skip
+    acreate.add_argument("--min-issues", type=int, default=0,
+                         help="send-to-labeling: send only when the job flags at least this many frames")  # fmt: skip
+    acreate.add_argument("--min-issue-share", type=float, default=0.0,
+                         help="send-to-labeling: send only when the job flags this share of its frames")  # fmt: skip
+    acreate.add_argument("--platform", default="", help="send-to-labeling: the labeling platform")
     acreate.add_argument("--webhook-url", default="", help="http(s) URL each notification is POSTed to")
     acreate.add_argument("--webhook-secret-file", default="",
                          help="a file holding the secret that signs the notifications (-: standard input)")  # fmt: skip

@@ -296,6 +296,7 @@ def server_settings(
     more.setdefault("warm_kernels", False)
     more.setdefault("ranked_pages_above", 0)
     more.setdefault("sorted_pages_above", 500)
+    more.setdefault("automations_allow_private_webhooks", True)  # the tests' webhook receivers are on loopback
     return ShoalSettings(
         port=0,
         data_dir=data_dir,

@@ -7,13 +7,15 @@ consumer. A trigger has an identity (an upload and inference set; the event at w
 changed by enough frames); a run's id derives from the rule's and the trigger's, so an event delivered
 again finds its run and does nothing.
 
-A run records each action as it finishes (``automation_steps``) before the next begins. An attempt cut
-short (a store or the broker unreachable, the process stopped or killed) leaves the event uncommitted:
-when it comes again, the next attempt skips the actions already done and continues. Each attempt is
-claimed (only one consumer wins it) and marked alive while it runs; a run left RUNNING by a consumer
-that stopped marking it for ``stale_seconds`` is taken up by the next. A refusal (an inference set that
-does not exist, a webhook receiver answering 4xx or not at all) fails the run for good: it is recorded
-with the reason and not tried again.
+A run records each action as it finishes (``automation_steps``) before the next begins; an action with an
+effect outside its own tables (sending frames for labeling) records what it is about to do first
+(:attr:`StepContext.note`), so that the attempt after one cut short does exactly that again, not something
+else. An attempt cut short (a store or the broker unreachable, the process stopped or killed) leaves the
+event uncommitted: when it comes again, the next attempt skips the actions already done and continues.
+Each attempt is claimed (only one consumer wins it) and marked alive while it runs; a run left RUNNING by
+a consumer that stopped marking it for ``stale_seconds`` is taken up by the next. A refusal (an inference
+set that does not exist, a webhook receiver answering 4xx or not at all) fails the run for good: it is
+recorded with the reason and not tried again.
 
 :class:`Engine` is transport-free apart from decoding the ingested events; the actions (what METRICS,
 GATES, ... do) are given to it (:mod:`shoal.analysis.rpc.automations`).
@@ -47,9 +49,26 @@ from shoal.ingest.v1 import ingest_pb2
 
 log = logging.getLogger(__name__)
 
-#: what an action does: the rule, its trigger, the action and when its step began (an action that starts a
-#: job tells its own submission from an earlier one by it) -> what it found or started, as JSON
-ActionFn = Callable[[au.Rule, au.TriggerEvent, au.Action, datetime], dict[str, Any]]
+
+@dataclass(frozen=True)
+class StepContext:
+    """What an action knows of its step and run."""
+
+    run: au.Run
+    #: when the step first began: an action that starts a job tells its own submission from an earlier one by it
+    started: datetime
+    #: what an earlier attempt of this step noted before it was cut short ({} if none)
+    earlier: Mapping[str, Any]
+    #: the run's actions done before this one, in order
+    before: Sequence[au.Step]
+    #: set when the engine stops: an action that waits gives up (raising Unavailable)
+    stopping: threading.Event
+    #: records what the step is about to do, kept if the attempt is cut short (see ``earlier``)
+    note: Callable[[dict[str, Any]], None]
+
+
+#: what an action does: the rule, its trigger, the action and its step -> what it found, started or sent, as JSON
+ActionFn = Callable[[au.Rule, au.TriggerEvent, au.Action, StepContext], dict[str, Any]]
 
 GATES_FAILED, RUN_FAILED, RUN_SUCCEEDED = "gates.failed", "run.failed", "run.succeeded"
 
@@ -84,11 +103,12 @@ class Engine:
         heartbeat_seconds: float = 5.0,
         stale_seconds: float = 30.0,
         stopping: threading.Event | None = None,
+        allow_private_webhooks: bool = False,
     ) -> None:
         self.store = store
         self.actions = dict(actions)
         self.stopping = stopping or threading.Event()
-        self.webhooks = webhooks or WebhookSender(stopping=self.stopping)
+        self.webhooks = webhooks or WebhookSender(stopping=self.stopping, allow_private=allow_private_webhooks)
         self.heartbeat_seconds = heartbeat_seconds
         self.stale_seconds = stale_seconds
         #: names this engine in claims and runs: the host, the process and the engine
@@ -163,7 +183,12 @@ class Engine:
             labeled = self.store.labeled_between(
                 rule.project, note.dataset, a.topic, a.partition, after, a.offset, rule.create_time
             )
-            return [replace(trigger, frames=labeled)] if labeled >= rule.trigger.min_labeled_frames else []
+            if labeled < rule.trigger.min_labeled_frames:
+                return []
+            changed = self.store.labeled_frames_between(
+                rule.project, note.dataset, a.topic, a.partition, after, a.offset, rule.create_time
+            )
+            return [replace(trigger, frames=labeled, frame_ids=changed)]
         return []
 
     # -- runs --------------------------------------------------------------------------------------
@@ -230,10 +255,17 @@ class Engine:
                     results.append(step)
                     continue
                 started = step.start_time if step is not None and step.start_time else now_ms()
+                earlier = dict(step.result) if step is not None else {}
                 step = self.store.write_step(au.Step(run.project, run.run_id, key, action.kind, au.RUNNING,
-                                                     start_time=started))  # fmt: skip
+                                                     result=earlier, start_time=started))  # fmt: skip
+                current = [step]
+
+                def note(intent: dict[str, Any], current: list[au.Step] = current) -> None:
+                    current[0] = self.store.write_step(replace(current[0], result=intent))
+
+                context = StepContext(run, started, earlier, tuple(results), self.stopping, note)
                 try:
-                    found = self.actions[action.kind](rule, run.trigger, action, started)
+                    found = self.actions[action.kind](rule, run.trigger, action, context)
                 except Unavailable:
                     raise
                 except ShoalError as exc:
@@ -241,10 +273,13 @@ class Engine:
                 except Exception as exc:
                     log.exception("automation run %s: action %s failed", run.run_id, action.kind)
                     failure = f"{action.kind}: internal error ({type(exc).__name__}); see the analysis service's log"
+                step = current[0]
                 if failure:
                     self.store.write_step(replace(step, state=au.FAILED, message=failure.split(": ", 1)[1]))
                     break
-                results.append(self.store.write_step(replace(step, state=au.SUCCEEDED, result=found)))
+                found = dict(found)
+                said = str(found.pop("message", ""))  # what the action says of itself, as the step's message
+                results.append(self.store.write_step(replace(step, state=au.SUCCEEDED, result=found, message=said)))
             gates = [g for s in results for g in s.result.get("gates", [])]
             failed_gates = sum(1 for g in gates if not g.get("passed"))
             run = replace(run, gates_evaluated=len(gates), gates_failed=failed_gates)
@@ -307,6 +342,11 @@ def _summary(run: au.Run, results: list[au.Step]) -> str:
             parts.append(f"{run.gates_evaluated - run.gates_failed} of {run.gates_evaluated} gates passed")
         if "job_id" in s.result:
             parts.append(f"{s.action.lower()} job {s.result['job_id']}")
+        if "labeling" in s.result:
+            sent = s.result["labeling"]
+            n = len(sent.get("frames", []))
+            parts.append(f"{n} frames sent for labeling (request {sent['request_id']})" if n
+                         else "nothing sent for labeling")  # fmt: skip
     return "; ".join(parts) or "done"
 
 
@@ -318,11 +358,17 @@ def _payload(
     metrics: dict[str, float] = {}
     gates: list[dict[str, Any]] = []
     jobs = []
+    labeling = None
     for s in results:
         metrics.update(s.result.get("metrics", {}))
         gates.extend(s.result.get("gates", []))
         if "job_id" in s.result:
             jobs.append({"action": s.action, "job_id": s.result["job_id"]})
+        if "labeling" in s.result:
+            sent = s.result["labeling"]
+            labeling = {"request_id": sent.get("request_id", ""), "job_id": sent.get("job_id", ""),
+                        "frames": len(sent.get("frames", [])), "skipped": len(sent.get("skipped_frame_ids", [])),
+                        "note": sent.get("note", "")}  # fmt: skip
     return {
         "event": event,
         "delivery_id": delivery_id,
@@ -343,6 +389,7 @@ def _payload(
         "metrics": metrics,
         "gates": {"evaluated": len(gates), "failed": sum(1 for g in gates if not g.get("passed")), "results": gates},
         "jobs": jobs,
+        "labeling": labeling,
     }
 
 
@@ -350,7 +397,8 @@ def _chunk(a: Announced) -> au.Chunk:
     n = a.note
     written = n.written_time.ToDatetime(tzinfo=UTC) if n.HasField("written_time") else None
     return au.Chunk(n.project, n.dataset, n.upload_id, int(n.chunk_index), int(n.total_chunks), n.inference_set,
-                    len(n.frame_ids), len(n.labeled_frame_ids), a.topic, a.partition, a.offset, written)  # fmt: skip
+                    len(n.frame_ids), len(n.labeled_frame_ids), a.topic, a.partition, a.offset, written,
+                    tuple(n.labeled_frame_ids))  # fmt: skip
 
 
 class AutomationConsumer(ThreadWorker):

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
+import socket
 import threading
 import time
 import urllib.error
@@ -82,6 +84,25 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx comes back as the answer: a refusal
 
 
+def private_address(url: str) -> str:
+    """Why ``url``'s host may not be posted to (empty: it may): a name that does not resolve, or one that
+    resolves to a loopback, private, link-local or other non-public address (allowed only with
+    ``automations_allow_private_webhooks``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return f"the webhook host {host!r} cannot be resolved"
+    for info in infos:
+        addr = ipaddress.ip_address(info[4][0])
+        if not addr.is_global or addr.is_multicast:
+            return (f"the webhook host {host!r} is a private or local address ({addr}); webhooks go to public "
+                    "addresses only (SHOAL_AUTOMATIONS_ALLOW_PRIVATE_WEBHOOKS allows others)")  # fmt: skip
+    return ""
+
+
 class WebhookSender:
     """POSTs notifications: at most ``attempts`` tries, waiting ``initial_backoff`` seconds after the
     first failure, twice that after the next, up to ``max_backoff``; ``stopping`` ends the waits (the
@@ -95,8 +116,10 @@ class WebhookSender:
         max_backoff: float = 30.0,
         timeout_seconds: float = 10.0,
         stopping: threading.Event | None = None,
+        allow_private: bool = False,
     ) -> None:
         self.attempts = attempts
+        self.allow_private = allow_private
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.timeout_seconds = timeout_seconds
@@ -119,6 +142,11 @@ class WebhookSender:
         ``first_attempt`` (after the attempts of an interrupted run)."""
         wait = self.initial_backoff
         host = urlsplit(url).hostname or "?"
+        if not self.allow_private:
+            refused = private_address(url)
+            if refused:
+                record(Attempt(first_attempt, 0, refused, 0.0, now_ms()))
+                raise NotDelivered(refused)
         last: Attempt | None = None
         for n in range(first_attempt, first_attempt + self.attempts):
             last = self._attempt(url, secret, event, delivery_id, body, n)

@@ -6,9 +6,12 @@ Tables (each row written again, with a higher version, on every change; reads us
 - ``automations``: the rules, one row per (project, name); a deleted rule is a row marked deleted, so
   its runs keep their rule's name and the name may be given to a new rule (a new ``automation_id``).
 - ``automation_chunks``: each chunk the ingested topic announced (upload, chunk index, declared chunk
-  count, inference set, labeled frames, where the event was read): what triggers are decided from.
-- ``automation_runs``, ``automation_steps``, ``automation_deliveries``: each run of a rule, each of its
-  actions (and its notification) with what it found or started, and each webhook attempt.
+  count, inference set, the frames whose labels it wrote, where the event was read): what triggers are
+  decided from.
+- ``automation_runs``, ``automation_steps``, ``automation_deliveries``: each run of a rule (with the frames
+  whose labels changed, for LABELS_CHANGED), each of its actions (and its notification) with what it found,
+  started or sent, and each webhook attempt. The frames a rule sent for labeling on a UTC day (its daily
+  budget) are counted from its steps.
 - ``automation_claims`` and ``automation_heartbeats``: which consumer runs each attempt of a run (the
   first claim of an attempt wins, atomically), and that it is alive.
 
@@ -25,12 +28,14 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from shoal.common.data.projects import Project
+from shoal.common.data.labeling_requests import EVENT_ITEMS
+from shoal.common.data.projects import OBJECT_TASKS, Project
 from shoal.common.errors import AlreadyExists, InvalidArgument, NotFound
+from shoal.common.labeling import platform_of
 from shoal.common.pagination import Page
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
@@ -38,7 +43,8 @@ from shoal.common.timeutil import as_utc, now_ms
 INFERENCE_SET_COMPLETE, LABELS_CHANGED = "INFERENCE_SET_COMPLETE", "LABELS_CHANGED"
 TRIGGERS = (INFERENCE_SET_COMPLETE, LABELS_CHANGED)
 METRICS, GATES, LABEL_ISSUES, NEIGHBORS = "METRICS", "GATES", "LABEL_ISSUES", "NEIGHBORS"
-ACTIONS = (METRICS, GATES, LABEL_ISSUES, NEIGHBORS)
+SEND_TO_LABELING = "SEND_TO_LABELING"
+ACTIONS = (METRICS, GATES, LABEL_ISSUES, NEIGHBORS, SEND_TO_LABELING)
 #: the actions that read an inference set: the triggering one, or the one they name (which a LABELS_CHANGED
 #: trigger, naming none, needs)
 ON_INFERENCE_SETS = (METRICS, GATES, LABEL_ISSUES)
@@ -51,6 +57,8 @@ MAX_ACTIONS = 16
 MAX_DESCRIPTION = 1000
 MAX_URL = 2048
 MIN_SECRET, MAX_SECRET = 16, 256
+#: most frames one SEND_TO_LABELING step sends: one labeling-request event
+MAX_SEND_FRAMES = EVENT_ITEMS
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 MIGRATIONS = (
@@ -100,6 +108,15 @@ MIGRATIONS = (
             " ENGINE = MergeTree ORDER BY (project, run_id) TTL toDateTime(at) + INTERVAL 1 DAY",
         ),
     ),
+    Migration(
+        component="automations",
+        version=2,
+        name="the frames whose labels changed, per chunk and per run",
+        statements=(
+            "ALTER TABLE automation_chunks ADD COLUMN IF NOT EXISTS labeled_frame_ids Array(String)",
+            "ALTER TABLE automation_runs ADD COLUMN IF NOT EXISTS frame_ids Array(String)",
+        ),
+    ),
 )
 
 
@@ -122,6 +139,17 @@ class Action:
     iou_threshold: float = 0.0
     inference_set: str = ""
     embedding_space: str = ""
+    #: SEND_TO_LABELING: the most frames one run sends, and one UTC day over all the rule's runs
+    max_frames: int = 0
+    daily_budget: int = 0
+    #: SEND_TO_LABELING: send only when the job flagged at least this many frames, and this share of those
+    #: it examined
+    min_issues: int = 0
+    min_issue_share: float = 0.0
+    #: SEND_TO_LABELING: the labeling platform ("" for the bridge's default)
+    platform: str = ""
+    #: METRICS on LABELS_CHANGED: only the frames whose labels the trigger counted
+    changed_frames: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,6 +241,19 @@ def check_actions(actions: Sequence[Action], trigger: str, project: Project, whe
                 f"is empty: a {LABELS_CHANGED} trigger names no inference set, so name the one {a.kind} reads",
                 field=f"{at}.inference_set",
             )
+        if a.kind == SEND_TO_LABELING:
+            _check_send(a, actions[:i], at)
+        else:
+            for name in ("max_frames", "daily_budget", "min_issues", "min_issue_share", "platform"):
+                if getattr(a, name):
+                    raise InvalidArgument(f"applies to {SEND_TO_LABELING} actions only", field=f"{at}.{name}")
+        if a.changed_frames:
+            if a.kind != METRICS or trigger != LABELS_CHANGED:
+                raise InvalidArgument(f"applies to METRICS actions of {LABELS_CHANGED} rules only",
+                                      field=f"{at}.changed_frames")  # fmt: skip
+            if project.task_type in OBJECT_TASKS and project.task_type != "CUBOIDS_3D":
+                raise InvalidArgument(f"the metrics of {project.task_type} projects take no frame filter",
+                                      field=f"{at}.changed_frames")  # fmt: skip
         if a.kind == NEIGHBORS:
             if not a.embedding_space:
                 raise InvalidArgument("is empty: name the embedding space of the neighbour job",
@@ -223,6 +264,28 @@ def check_actions(actions: Sequence[Action], trigger: str, project: Project, whe
                                       f"(it has: {known})", field=f"{at}.embedding_space")  # fmt: skip
         elif a.embedding_space:
             raise InvalidArgument("applies to NEIGHBORS actions only", field=f"{at}.embedding_space")
+
+
+def _check_send(a: Action, before: Sequence[Action], at: str) -> None:
+    """A SEND_TO_LABELING action: after a LABEL_ISSUES action (whose job it reads), the only one of its rule
+    (the budget is the rule's), with its frames per run and per day."""
+    if not any(b.kind == LABEL_ISSUES for b in before):
+        raise InvalidArgument(f"needs a {LABEL_ISSUES} action before it: it sends the frames that action's job "
+                              "flags", field=f"{at}.kind")  # fmt: skip
+    if any(b.kind == SEND_TO_LABELING for b in before):
+        raise InvalidArgument(f"a rule has at most one {SEND_TO_LABELING} action (the daily budget is the rule's)",
+                              field=f"{at}.kind")  # fmt: skip
+    if not 1 <= a.max_frames <= MAX_SEND_FRAMES:
+        raise InvalidArgument(f"must lie in [1, {MAX_SEND_FRAMES}], got {a.max_frames}: the most frames one run "
+                              "sends", field=f"{at}.max_frames")  # fmt: skip
+    if a.daily_budget < 1:
+        raise InvalidArgument(f"must be at least 1, got {a.daily_budget}: the most frames the rule sends per UTC day",
+                              field=f"{at}.daily_budget")  # fmt: skip
+    if a.min_issues < 0:
+        raise InvalidArgument(f"must be at least 0, got {a.min_issues}", field=f"{at}.min_issues")
+    if not (math.isfinite(a.min_issue_share) and 0.0 <= a.min_issue_share <= 1.0):
+        raise InvalidArgument(f"must lie in [0, 1], got {a.min_issue_share}", field=f"{at}.min_issue_share")
+    platform_of(a.platform, field=f"{at}.platform")
 
 
 def check_webhook(w: Webhook, where: str) -> None:
@@ -270,6 +333,8 @@ class TriggerEvent:
     source: str = ""
     partition: int = -1
     offset: int = -1
+    #: LABELS_CHANGED: the frames whose labels were written, each once, sorted
+    frame_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -302,7 +367,8 @@ class Step:
     action: str
     state: str
     message: str = ""
-    #: what the action found or started: {"metrics": {...}}, {"gates": [...]}, {"job_id": ...}
+    #: what the action found, started or sent: {"metrics": {...}}, {"gates": [...]}, {"job_id": ...},
+    #: {"labeling": {...}}; while it runs, what it is about to do (see Engine's StepContext.note)
     result: dict[str, Any] = field(default_factory=dict)
     start_time: datetime | None = None
     finish_time: datetime | None = None
@@ -339,12 +405,13 @@ _RULE_COLUMNS = (
 _RUN_COLUMNS = (
     "project", "run_id", "automation_id", "automation", "trigger_kind", "trigger_key", "dataset", "upload_id",
     "inference_set", "frames", "source", "partition", "offset", "state", "message", "retry", "attempts", "runner",
-    "gates_evaluated", "gates_failed", "create_time", "update_time", "finish_time", "version",
+    "gates_evaluated", "gates_failed", "create_time", "update_time", "finish_time", "frame_ids", "version",
 )  # fmt: skip
 _STEP_COLUMNS = ("project", "run_id", "step", "action", "state", "message", "result", "start_time", "finish_time",
                  "version")  # fmt: skip
 _CHUNK_COLUMNS = ("project", "dataset", "upload_id", "chunk_index", "total_chunks", "inference_set", "frames",
-                  "labeled", "topic", "partition", "offset", "written_time", "at", "version")  # fmt: skip
+                  "labeled", "topic", "partition", "offset", "written_time", "at", "labeled_frame_ids",
+                  "version")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -364,6 +431,8 @@ class Chunk:
     offset: int
     #: when the ingest consumer wrote the chunk (None: unknown, now)
     written_time: datetime | None = None
+    #: the frames whose labels it wrote
+    labeled_frame_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -470,7 +539,8 @@ class AutomationStore:
         self.metrics.insert(
             "automation_chunks",
             [[c.project, c.dataset, c.upload_id, c.chunk_index, c.total_chunks, c.inference_set, c.frames, c.labeled,
-              c.topic, c.partition, c.offset, c.written_time or now, now, version] for c in chunks],
+              c.topic, c.partition, c.offset, c.written_time or now, now, list(c.labeled_frame_ids), version]
+             for c in chunks],
             _CHUNK_COLUMNS,
         )  # fmt: skip
 
@@ -500,6 +570,20 @@ class AutomationStore:
         ).scalar()  # fmt: skip
         return int(value or 0)
 
+    def labeled_frames_between(
+        self, project: str, dataset: str, topic: str, partition: int, after: int, upto: int, since: datetime
+    ) -> tuple[str, ...]:
+        """The frames (each once, sorted) whose labels the chunks counted by :meth:`labeled_between` wrote."""
+        value = self.metrics.query(
+            "SELECT arraySort(groupUniqArrayArray(labeled_frame_ids)) FROM automation_chunks FINAL"
+            " WHERE project = {project:String} AND dataset = {dataset:String} AND topic = {topic:String}"
+            " AND partition = {partition:Int32} AND offset > {after:Int64} AND offset <= {upto:Int64}"
+            " AND written_time >= {since:DateTime64(3, 'UTC')}",
+            {"project": project, "dataset": dataset, "topic": topic, "partition": partition, "after": after,
+             "upto": upto, "since": since},
+        ).scalar()  # fmt: skip
+        return tuple(str(f) for f in value or ())
+
     def last_offset(self, project: str, automation_id: str, dataset: str, topic: str, partition: int) -> int:
         """The offset of the event that set off the rule's latest run for ``dataset`` on one partition; -1 if none."""
         rows = self.metrics.query(
@@ -523,7 +607,7 @@ class AutomationStore:
             [[r.project, r.run_id, r.automation_id, r.automation, t.kind, t.key, t.dataset, t.upload_id,
               t.inference_set, t.frames, t.source, t.partition, t.offset, r.state, r.message, int(r.retry), r.attempts,
               r.runner, r.gates_evaluated, r.gates_failed, r.create_time, r.update_time, r.finish_time,
-              time.time_ns()]],
+              list(t.frame_ids), time.time_ns()]],
             _RUN_COLUMNS,
         )  # fmt: skip
         return r
@@ -599,6 +683,20 @@ class AutomationStore:
             out.setdefault(str(run_id), []).append(step_)
         return out
 
+    def sent_for_labeling(self, project: str, automation_id: str, day: date, *, besides: str = "") -> int:
+        """Frames the rule's runs (but ``besides``) sent for labeling on the UTC ``day``, or are about to
+        send (a step cut short after choosing them)."""
+        value = self.metrics.query(
+            "SELECT sum(length(JSONExtractArrayRaw(result, 'labeling', 'frames'))) FROM automation_steps FINAL"
+            " WHERE project = {project:String} AND action = {action:String} AND state != {failed:String}"
+            " AND JSONExtractString(result, 'labeling', 'day') = {day:String} AND run_id != {besides:String}"
+            " AND run_id IN (SELECT run_id FROM automation_runs FINAL WHERE project = {project:String}"
+            " AND automation_id = {automation_id:String})",
+            {"project": project, "action": SEND_TO_LABELING, "failed": FAILED, "day": day.isoformat(),
+             "besides": besides, "automation_id": automation_id},
+        ).scalar()  # fmt: skip
+        return int(value or 0)
+
     def record_delivery(self, project: str, run_id: str, d: Delivery) -> None:
         self.metrics.insert(
             "automation_deliveries",
@@ -673,9 +771,11 @@ def _rule(row: Sequence[Any]) -> Rule:
 
 def _run(row: Sequence[Any]) -> Run:
     (project, run_id, automation_id, automation, kind, key, dataset, upload_id, inference_set, frames, source,
-     partition, offset, state, message, retry, attempts, runner, evaluated, failed, ct, ut, ft) = row  # fmt: skip
+     partition, offset, state, message, retry, attempts, runner, evaluated, failed, ct, ut, ft,
+     frame_ids) = row  # fmt: skip
     trigger = TriggerEvent(str(kind), str(key), str(dataset), str(upload_id), str(inference_set), int(frames),
-                           str(source), int(partition), int(offset))  # fmt: skip
+                           str(source), int(partition), int(offset),
+                           tuple(str(f) for f in frame_ids or ()))  # fmt: skip
     return Run(
         project=str(project),
         run_id=str(run_id),

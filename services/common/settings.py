@@ -331,6 +331,11 @@ class ShoalSettings(BaseSettings):
         description="Kafka consumer group of the analysis service's automations, which read the ingested topic "
         "and run the project's rules (docs/guides/automations.md).",
     )
+    automations_allow_private_webhooks: bool = Field(
+        False,
+        description="Let automations deliver webhooks to loopback, private and link-local addresses (refused by "
+        "default, so that whoever may create a rule cannot make the service post to internal services).",
+    )
 
     # --- jobs ----------------------------------------------------------------------------
     job_heartbeat_seconds: float = Field(

@@ -83,6 +83,7 @@ def render_report(summary: dict[str, Any], figures: Figures) -> str:
         expected_calibration_error=m["expected_calibration_error"],
         worst_classes=html.escape(", ".join(m["worst_classes"])),
         heat_map=_heat_map(m),
+        automation=_automation(summary["automation"]),
         issues_found=li["found"],
         issues_correct=li["correct"],
         issues_injected=li["injected"],
@@ -174,6 +175,46 @@ def render_report(summary: dict[str, Any], figures: Figures) -> str:
         sound_gallery=_sound_gallery(figures.sound_events),
         reflection="".join(f"<li><code>{html.escape(s)}</code></li>" for s in summary["reflection"]),
     )
+
+
+def _automation(au: dict[str, Any]) -> str:
+    """The rule, the run it made for the new model, its gates and the webhook delivery as the receiver saw it."""
+    e = html.escape
+    gate, base, hook = au["gate"], au["baseline"], au["webhook"]
+    state = "ok" if au["state"] == "SUCCEEDED" else "bad"
+    verdict = "passes" if base["passed"] else "fails"
+    bad = au["degraded"]
+    intro = (
+        f"<p>A regression-test segment, <code>{e(au['segment'])}</code> (the {au['segment_frames']} frames of the "
+        f"test split), carries the gate {e(gate['metric'])} of class {gate['class_id']} &ge; {gate['minimum']}, "
+        f"which the current model ({e(base['inference_set'])}) {verdict} at {base['value']}. The rule "
+        f"<code>{e(au['rule'])}</code> runs {e(', '.join(au['actions']))} whenever an upload of an inference set of "
+        f"<code>{e(au['dataset'])}</code> completes, and calls a webhook when a gate fails. A new model that takes "
+        f"every {bad['class_id']} for a {bad['predicted_as']} was uploaded as <code>{e(au['inference_set'])}</code>; "
+        f"the rule fired by itself: run <code>{e(au['run_id'])}</code> <span class='{state}'>{e(au['state'])}</span> "
+        f"(attempt {au['attempts']}; the whole step, upload included, took {au['seconds']} s), accuracy "
+        f"{au['accuracy']}, macro F1 {au['macro_f1']} ({au['metrics_recorded']} figures recorded), "
+        f"{au['gates_passed']} of {au['gates_evaluated']} gates passed:</p>"
+    )
+    head = "<tr><th>segment</th><th>gate</th><th>minimum</th><th>value</th><th>frames</th><th>result</th></tr>"
+    rows = "".join(
+        f"<tr><td>{e(g['segment'])}</td><td>{e(g['metric'])}"
+        + (f" of class {g['class_id']}" if g["class_id"] is not None else "")
+        + f"</td><td>{g['minimum']}</td><td>{g['value']}</td><td>{g['frames']}</td>"
+        f"<td class='{'ok' if g['passed'] else 'bad'}'>{'pass' if g['passed'] else 'FAIL'}</td></tr>"
+        for g in au["gates"]
+    )
+    signed = "ok" if hook["signature_verified"] else "bad"
+    delivery = (
+        f"<p>The webhook receiver got <code>{e(hook['event'])}</code> (delivery <code>{e(hook['delivery_id'])}</code>, "
+        f"{hook['reported_gates_failed']} failing gate in its body), checked its HMAC-SHA256 signature: "
+        f"<span class='{signed}'>{'verified' if hook['signature_verified'] else 'not verified'}</span>, and answered "
+        f"{hook['status']}; the run recorded {hook['attempts']} delivery attempt(s), the last answered "
+        f"{hook['recorded_status']}.</p>"
+        if hook["received"]
+        else "<p class='bad'>The webhook was not called.</p>"
+    )
+    return f"{intro}<table id='automation-gates'>{head}{rows}</table>{delivery}"
 
 
 def _shape_issue_rows(kinds: dict[str, dict[str, Any]]) -> str:

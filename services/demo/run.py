@@ -16,7 +16,7 @@ from typing import Any
 
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
-from shoal.demo import audio, dataset, scenes, score, shapes, streets
+from shoal.demo import audio, automation, dataset, scenes, score, shapes, streets
 from shoal.demo.names import PIXEL_SPACE, SERVICES, log
 from shoal.demo.report import Figures, render_report
 
@@ -49,7 +49,9 @@ def run_demo(out: Path) -> int:
     key_file.touch(mode=0o600)
     key_file.chmod(0o600)
     key_file.write_text(key + "\n")
-    env = {**os.environ, "SHOAL_ADMIN_API_KEY": key, "SHOAL_LOG_LEVEL": "INFO"}
+    # the demo's webhook receiver listens on loopback, which a server refuses unless told otherwise
+    env = {**os.environ, "SHOAL_ADMIN_API_KEY": key, "SHOAL_LOG_LEVEL": "INFO",
+           "SHOAL_AUTOMATIONS_ALLOW_PRIVATE_WEBHOOKS": "true"}  # fmt: skip
     server_log = out / "server.log"
     log.info("starting `shoal serve` on port %d with data under %s (log: %s)", port, data_dir, server_log)
     t0 = time.monotonic()
@@ -77,6 +79,11 @@ def run_demo(out: Path) -> int:
                 services = {name: client.health_status(full) for name, full in SERVICES.items()}
                 reflected = list_services(client.channel)
                 ingest, digits = dataset.ingest_digits(client, out, data_dir)
+                # a release gate and its rule, then a worse model: the rule measures, gates and calls the hook
+                fired = automation.gate_new_models(client, digits)
+                if fired["inference_set_existed"]:
+                    # a data dir of an earlier demo: the digits' inferences read back held the new model's
+                    ingest["expected"]["inferences"] += fired["frames"]
                 ingest["pool"] = dataset.ingest_pool(client, out, data_dir, digits)
                 metrics = score.model_metrics(client)
                 issues = score.label_issues(client, out)
@@ -105,6 +112,7 @@ def run_demo(out: Path) -> int:
         "reflection": reflected,
         "ingest": ingest,
         "metrics": metrics,
+        "automation": fired,
         "label_issues": {k: v for k, v in issues.items() if k not in ("gallery", "frame_ids")},
         "outliers": {k: v for k, v in outliers.items() if k != "gallery"},
         "failure_clusters": {k: v for k, v in clusters.items() if k != "examples"},
@@ -147,6 +155,9 @@ def run_demo(out: Path) -> int:
         and semantic["state"] == "UPLOAD_STATE_COMPLETED"
         and cuboids["state"] == "UPLOAD_STATE_COMPLETED"
         and sounds["state"] == "UPLOAD_STATE_COMPLETED"
+        and fired["state"] == "SUCCEEDED"
+        and fired["gates_failed"] > 0
+        and fired["webhook"]["signature_verified"]
     )
     for name, status in services.items():
         log.info("%-16s %s", name, status)
@@ -164,12 +175,21 @@ def run_demo(out: Path) -> int:
         f"{k['planted_in_first']} of {k['planted']} {name.replace('_', ' ')}" for name, k in seg["label_issues"].items()
     )
     found = ", ".join(c["segment"] for c in fc["clusters"])
+    au, hook = summary["automation"], summary["automation"]["webhook"]
+    failing = "; ".join(
+        f"{g['metric']} of class {g['class_id']} on {g['segment']} {g['value']} < {g['minimum']}"
+        for g in au["failing_gates"]
+    )
     clusters = (
         f"{len(fc['clusters'])} among the model's {fc['errors']} errors, saved as segments {found}"
         if fc["clusters"]
         else f"none of the model's {fc['errors']} errors gather more densely than chance"
     )
     sys.stdout.write(
+        f"automation {au['rule']} on {au['inference_set']}: run {au['state']}, {au['gates_passed']} of"
+        f" {au['gates_evaluated']} gates passed ({failing or 'none failed'}), accuracy {au['accuracy']}; webhook"
+        f" {hook['event'] or 'not called'} answered {hook['status']}, signature"
+        f" {'verified' if hook['signature_verified'] else 'NOT verified'}\n"
         f"label issues: {li['found']} found, {li['correct']} of the {li['injected']} injected flips:"
         f" precision {li['precision']:.3f}, recall {li['recall']:.3f}\n"
         f"outliers: AUROC {ol['auroc']} of the outlier score for the {ol['planted']} planted frames against the"

@@ -109,6 +109,10 @@ class RequestConsumer(ThreadWorker):
         platform = platform_of(e.platform)
         self.datasets.get(e.project, e.dataset)  # NotFound: dead-lettered with the reason
         frames = [ref.frame_id for ref in e.items if ref.frame_id and not ref.object_id]
+        # a reason per item when the producer gave them (those of items that are no frame dropped with them)
+        reasons = None
+        if len(e.reasons) == len(e.items):
+            reasons = [r for ref, r in zip(e.items, e.reasons, strict=True) if ref.frame_id and not ref.object_id]
         present = existing_frames(self.bridge.metrics, e.project, e.dataset, frames)
         request = st.Request(
             project=e.project,
@@ -125,6 +129,7 @@ class RequestConsumer(ThreadWorker):
         self.bridge.record(
             request,
             frames,
+            reasons,
             first_position=e.part * labeling_requests.EVENT_ITEMS,
             missing=[f for f in frames if f not in present],
         )

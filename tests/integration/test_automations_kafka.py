@@ -3,6 +3,8 @@
 - a new inference set runs its rule's metrics and gates, and the failing gate notifies a local receiver
   (signed, retried after a 500); a paused rule beside it does nothing; the trigger's event delivered again
   runs nothing twice;
+- a new set's label issues go to labeling over the labeling-requests topic: the labeling bridge records the
+  request with each frame's reason;
 - a broker that goes down while a run is in the middle of its notification, and comes back after the run
   ended (so the consumer could not commit, and the event comes again): the run is complete, each of its
   actions done once, one notification delivered.
@@ -26,6 +28,7 @@ from tests.conftest import REPO
 from tests.server.conftest import Running, start_server, wait_for
 from tests.server.test_automations import (
     FRAMES,
+    MISLABELED,
     N,
     Receiver,
     automation_consumer,
@@ -33,7 +36,9 @@ from tests.server.test_automations import (
     finished_run,
     gate_rule,
     handled,
+    labeling_items,
     runs,
+    triage_rule,
     upload_predictions,
 )
 
@@ -95,6 +100,28 @@ def test_on_kafka_a_new_inference_set_runs_its_gates_once_and_a_paused_rule_noth
             assert [(x.run_id, x.state, x.attempts, len(x.deliveries)) for x in again] == [
                 (run.run_id, apb.AUTOMATION_RUN_STATE_SUCCEEDED, 1, 2)]  # fmt: skip
             assert len(receiver.received) == 2
+    finally:
+        r.server.stop(grace=1)
+
+
+def test_on_kafka_label_issues_go_to_labeling_with_their_reasons(
+    embedded_settings: ShoalSettings, kafka_broker: Any
+) -> None:
+    r: Running = start_server(_kafka_settings(embedded_settings, kafka_broker.bootstrap_servers))
+    project = "triage"
+    try:
+        with r.client(r.admin_key) as c:
+            create_project(c, project, inference_sets=("noisy-1",))
+            c.analysis.CreateAutomation(apb.CreateAutomationRequest(project=project, automation=triage_rule(
+                "triage", "noisy", max_frames=5, daily_budget=100)))  # fmt: skip
+            upload_predictions(c, project, "noisy-1", right=False, wrong=MISLABELED)
+            run = finished_run(c, project, "triage", "noisy-1")
+            assert run.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, run.message
+            sent = run.steps[1].labeling
+            assert (sent.flagged, len(sent.frames), sent.request_id != "") == (MISLABELED, 5, True)
+            items = labeling_items(c, project, sent.request_id)
+            assert [(i.ref.frame_id, i.reason) for i in items] == sorted((f.frame_id, f.reason) for f in sent.frames)
+            assert all(i.reason.startswith("label issue: labeled c") for i in items)
     finally:
         r.server.stop(grace=1)
 

@@ -3,7 +3,12 @@
 - a complete inference set runs its rule's metrics and gates; a failing gate notifies the receiver with a
   signed delivery, retried after a 500; a passing set notifies nobody; the trigger delivered again runs
   nothing twice;
-- a labeled dataset whose labels change by enough frames reruns its label-issues job and its metrics, once;
+- a labeled dataset whose labels change by enough frames reruns its label-issues job and its metrics, once; the
+  run lists the frames whose labels changed, and a metrics action measures those frames alone;
+- a set's label issues go to labeling (classification, multi-label): the worst flagged frames with their
+  reasons, one request per run through the labeling bridge, within the rule's budget for the day (what exceeds
+  it recorded as skipped), frames sent before passed over, nothing below the rule's threshold; an attempt cut
+  short after sending sends nothing twice;
 - rules are validated (the field named), scoped to their project, paused (a paused rule does nothing),
   resumed and deleted (their runs stay readable); the webhook's secret is never returned nor logged;
 - the engine on its own: an attempt cut short resumes without doing an action twice, a run another
@@ -43,6 +48,7 @@ from shoal.common.stores.events import TopicPartition
 from shoal.common.stores.metrics import EmbeddedMetricsStore
 from shoal.common.topics import Topics
 from shoal.ingest.v1 import ingest_pb2 as pb
+from shoal.labeling_bridge.v1 import labeling_bridge_pb2 as lpb
 from shoal.sdk import UploadColumns
 from tests.server.conftest import Running, wait_for
 
@@ -114,10 +120,18 @@ FRAMES = [f"f{i:03d}" for i in range(N)]
 LABELS = np.arange(N) % K
 
 
-def probabilities(right: bool) -> np.ndarray:
-    """Each frame 0.9 on its label (``right``) or on the next class."""
+#: the frames a noisy set predicts as another class than their label: the label issues it flags
+MISLABELED = 10
+
+
+def probabilities(right: bool, wrong: int = N) -> np.ndarray:
+    """Each frame 0.9 on its label (``right``) or on the next class; with ``wrong``, only the first ``wrong``
+    frames on the next class."""
     out = np.full((N, K), 0.05, dtype=np.float32)
-    out[np.arange(N), (LABELS if right else (LABELS + 1) % K)] = 0.9
+    predicted = LABELS.copy() if right else (LABELS + 1) % K
+    if not right and wrong < N:
+        predicted[wrong:] = LABELS[wrong:]
+    out[np.arange(N), predicted] = 0.9
     return out
 
 
@@ -140,10 +154,12 @@ def create_project(c: Any, project: str, inference_sets: tuple[str, ...] = ("goo
         gates=[apb.Gate(metric="accuracy", minimum=0.8)])))  # fmt: skip
 
 
-def upload_predictions(c: Any, project: str, inference_set: str, *, right: bool, chunk_size: int = 20) -> str:
+def upload_predictions(
+    c: Any, project: str, inference_set: str, *, right: bool, chunk_size: int = 20, wrong: int = N
+) -> str:
     """Predictions of every frame into ``inference_set``, in chunks of ``chunk_size``; the upload's id."""
     columns = UploadColumns(frame_ids=FRAMES, skip_frames=True, inference_set=inference_set,
-                            probabilities=probabilities(right))  # fmt: skip
+                            probabilities=probabilities(right, wrong))  # fmt: skip
     return str(c.upload(project, "d", columns, chunk_size=chunk_size, progress=False).upload_id)
 
 
@@ -257,7 +273,9 @@ def test_labels_changed_by_enough_frames_rerun_label_issues_and_metrics_once(sha
             trigger=apb.AutomationTrigger(kind=apb.AUTOMATION_TRIGGER_KIND_LABELS_CHANGED, dataset="d",
                                           min_labeled_frames=25),
             actions=[apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_LABEL_ISSUES, inference_set="good-1"),
-                     apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_METRICS, inference_set="good-1")],
+                     apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_METRICS, inference_set="good-1"),
+                     apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_METRICS, inference_set="good-1",
+                                          changed_frames=True)],
         )  # fmt: skip
         c.analysis.CreateAutomation(apb.CreateAutomationRequest(project=project, automation=rule))
         relabel = UploadColumns(frame_ids=FRAMES[:20], class_ids=(LABELS[:20] + 1) % K, skip_frames=True)
@@ -271,11 +289,15 @@ def test_labels_changed_by_enough_frames_rerun_label_issues_and_metrics_once(sha
         assert run.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, run.message
         assert (run.trigger.kind, run.trigger.dataset, run.trigger.frames) == (
             apb.AUTOMATION_TRIGGER_KIND_LABELS_CHANGED, "d", 30)  # fmt: skip
-        issues, metrics = run.steps
+        issues, metrics, changed = run.steps
         job = c.analysis.GetJob(apb.GetJobRequest(project=project, job_id=issues.job_id)).job
         assert job.kind == "label_issues" and job.params["inference_set"] == "good-1"
         # the metrics on the labels as they are now: 20 frames relabeled away from what good-1 predicts
         assert metrics.metrics["accuracy"] == pytest.approx(40 / N)
+        # the run lists the 30 frames whose labels came back; the metrics on those alone: 10 of them still agree
+        assert list(run.trigger.frame_ids) == FRAMES[:30]
+        assert (changed.metrics["frames"], changed.metrics["accuracy"]) == (30, pytest.approx(10 / 30))
+        assert changed.message == "on the 30 frames whose labels changed"
         # 10 more frames count from the run on: not enough alone; with 20 more, enough again
         for lo, hi in ((30, 40), (40, 60)):
             more = c.upload(project, "d", UploadColumns(frame_ids=FRAMES[lo:hi], class_ids=LABELS[lo:hi],
@@ -284,8 +306,166 @@ def test_labels_changed_by_enough_frames_rerun_label_issues_and_metrics_once(sha
         wait_for(lambda: len(runs(c, project)) == 2, what="the second run")
         second, first = runs(c, project)
         assert first.run_id == run.run_id and second.trigger.frames == 30
-        assert finished_run(c, project, "relabeled", "", run_id=second.run_id).state == (
-            apb.AUTOMATION_RUN_STATE_SUCCEEDED)  # fmt: skip
+        assert list(second.trigger.frame_ids) == FRAMES[30:]
+        again = finished_run(c, project, "relabeled", "", run_id=second.run_id)
+        assert again.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, again.message
+        assert (again.steps[2].metrics["frames"], again.steps[2].metrics["accuracy"]) == (30, 1.0)
+
+
+def triage_rule(name: str, prefix: str, dataset: str = "d", **send: Any) -> apb.Automation:
+    """Each new set's label issues, the worst sent to labeling."""
+    return apb.Automation(
+        name=name,
+        trigger=apb.AutomationTrigger(kind=apb.AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE, dataset=dataset,
+                                      inference_set_prefix=prefix),
+        actions=[apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_LABEL_ISSUES),
+                 apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_SEND_TO_LABELING, **send)],
+    )  # fmt: skip
+
+
+def labeling_items(c: Any, project: str, request_id: str) -> list[lpb.LabelingItem]:
+    """The frames of a labeling request as the labeling bridge recorded them, once it has."""
+    found: list[lpb.LabelingItem] = []
+
+    def recorded() -> bool:
+        bridge = c.labeling_bridge
+        try:
+            r = bridge.GetLabelingRequest(lpb.GetLabelingRequestRequest(project=project, request_id=request_id)).request
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.NOT_FOUND, err
+            return False
+        found[:] = bridge.ListLabelingItems(lpb.ListLabelingItemsRequest(project=project, request_id=request_id)).items
+        return len(found) == r.frames
+
+    wait_for(recorded, what=f"the labeling bridge to record request {request_id}")
+    return sorted(found, key=lambda i: i.ref.frame_id)
+
+
+def test_label_issues_go_to_labeling_worst_first_within_the_daily_budget_and_never_twice(
+    shared: Running, project: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with shared.client(shared.admin_key) as c:
+        create_project(c, project, inference_sets=("noisy-1", "noisy-2", "strict-1"))
+        c.analysis.CreateAutomation(apb.CreateAutomationRequest(project=project, automation=triage_rule(
+            "triage", "noisy", max_frames=4, daily_budget=6, min_issues=3)))  # fmt: skip
+        c.analysis.CreateAutomation(apb.CreateAutomationRequest(project=project, automation=triage_rule(
+            "picky", "strict", max_frames=4, daily_budget=6, min_issue_share=0.5)))  # fmt: skip
+
+        # the first run is cut short right after it sent (the service stopped before recording it): the
+        # attempt that takes it up sends the same request again, which the labeling bridge takes once
+        engine = automation_consumer(shared).engine
+        send = engine.actions[au.SEND_TO_LABELING]
+        cut: list[dict[str, Any]] = []
+
+        def cut_short_once(*args: Any) -> dict[str, Any]:
+            found = send(*args)
+            if not cut:
+                cut.append(found)
+                raise Unavailable("stopped after sending (in the test)")
+            return found
+
+        engine.actions[au.SEND_TO_LABELING] = cut_short_once
+        try:
+            upload_predictions(c, project, "noisy-1", right=False, wrong=MISLABELED, chunk_size=N)
+            taken: list[apb.AutomationRun] = []
+
+            def taken_up_and_ended() -> bool:
+                taken[:] = runs(c, project, automation="triage")
+                return bool(taken) and taken[0].attempts == 2 and taken[0].state != apb.AUTOMATION_RUN_STATE_RUNNING
+
+            wait_for(taken_up_and_ended, timeout=60, what="the run cut short to be taken up and end",
+                     progress=lambda: [(r.state, r.attempts, r.message) for r in taken], stall=30)  # fmt: skip
+            first = taken[0]
+        finally:
+            engine.actions[au.SEND_TO_LABELING] = send
+        assert first.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, first.message
+        assert first.attempts == 2 and len(cut) == 1
+        issues, sent = first.steps
+        assert sent.action == apb.AUTOMATION_ACTION_KIND_SEND_TO_LABELING
+        got = sent.labeling
+        assert (got.job_id, got.dataset, got.examined, got.flagged) == (issues.job_id, "d", N, MISLABELED)
+        assert got.request_id == cut[0]["labeling"]["request_id"] and got.request_id in first.message
+        # worst first, as the label-issues query ranks them, each with its reason
+        ranked = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(project=project, job_id=issues.job_id)).issues
+        worst = [i for i in ranked if i.is_issue]
+        assert [f.frame_id for f in got.frames] == [i.ref.frame_id for i in worst[:4]]
+        for f, i in zip(got.frames, worst, strict=False):
+            given, suggested = f"c{i.given_label}", f"c{i.suggested_label}"
+            assert f.reason.startswith(f"label issue: labeled {given}, the model suggests {suggested} (p "), f.reason
+        assert (got.budget_used_before, got.sent_before, list(got.skipped_frame_ids), got.note) == (0, 0, [], "")
+        items = labeling_items(c, project, got.request_id)
+        assert [(i.ref.frame_id, i.reason) for i in items] == sorted((f.frame_id, f.reason) for f in got.frames)
+        request = c.labeling_bridge.GetLabelingRequest(lpb.GetLabelingRequestRequest(
+            project=project, request_id=got.request_id)).request  # fmt: skip
+        assert (request.frames, request.source) == (4, f"label_issues:{issues.job_id}")
+
+        # the next set flags the same frames: those sent are passed over, and the day's budget (6) leaves 2
+        upload_predictions(c, project, "noisy-2", right=False, wrong=MISLABELED, chunk_size=N)
+        second = finished_run(c, project, "triage", "noisy-2")
+        assert second.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, second.message
+        more = second.steps[1].labeling
+        already = {f.frame_id for f in got.frames}
+        rest = [i.ref.frame_id for i in worst if i.ref.frame_id not in already]
+        assert (more.sent_before, more.budget_used_before) == (4, 4)
+        assert [f.frame_id for f in more.frames] == rest[:2] and list(more.skipped_frame_ids) == rest[2:4]
+        assert "2 frames over the daily budget of 6" in more.note and more.request_id != got.request_id
+        assert [i.ref.frame_id for i in labeling_items(c, project, more.request_id)] == sorted(rest[:2])
+        assert "2 frames sent for labeling" in second.message
+        from shoal.cli import main
+
+        capsys.readouterr()
+        assert main(["automations", "runs", "--run", second.run_id, "--target", shared.target, "--api-key",
+                     shared.admin_key, "--project", project]) == 0  # fmt: skip
+        shown = capsys.readouterr().out
+        assert f"{MISLABELED} of {N} frames flagged; 2 sent (request {more.request_id})" in shown
+        assert f"sent d/{rest[0]}: label issue: labeled" in shown and ", ".join(rest[2:4]) in shown
+
+        # a rule whose threshold the job does not reach sends nothing, and says why
+        upload_predictions(c, project, "strict-1", right=False, wrong=MISLABELED, chunk_size=N)
+        picky = finished_run(c, project, "picky", "strict-1")
+        assert picky.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, picky.message
+        nothing = picky.steps[1]
+        assert (nothing.labeling.flagged, nothing.labeling.request_id, len(nothing.labeling.frames)) == (
+            MISLABELED, "", 0)  # fmt: skip
+        assert nothing.message == f"the job flagged {MISLABELED} of {N} frames, short of a share of 0.5: nothing sent"
+        assert "nothing sent for labeling" in picky.message
+
+
+def test_a_multi_label_sets_issues_go_to_labeling_with_the_classes_missing_and_extra(
+    shared: Running, project: str
+) -> None:
+    from tests.server.test_analysis_multilabel import CLASSES, _noisy
+
+    _, scores, given, _, _ = _noisy(120, 3, 10)
+    ids = [f"m-{i:04d}" for i in range(len(given))]
+    with shared.client(shared.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name=project, task_type=pb.TASK_TYPE_MULTI_LABEL,
+            classes=[pb.ClassDef(id=10 + i, name=n) for i, n in enumerate(CLASSES)])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project=project, dataset=pb.Dataset(
+            name="val", kind=pb.DATASET_KIND_LABELED)))  # fmt: skip
+        c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project=project, inference_set=pb.InferenceSet(
+            name="vit", dataset="val", model_name="vit", model_version="1")))  # fmt: skip
+        labels = UploadColumns(frame_ids=ids, class_sets=[[10 + k for k in np.flatnonzero(row)] for row in given])
+        done = c.upload(project, "val", labels, progress=False)
+        assert c.wait_for_upload(project, done.upload_id, timeout=120).state == pb.UPLOAD_STATE_COMPLETED
+        c.analysis.CreateAutomation(apb.CreateAutomationRequest(project=project, automation=triage_rule(
+            "triage", "", "val", max_frames=3, daily_budget=10)))  # fmt: skip
+        c.upload(project, "val", UploadColumns(frame_ids=ids, inference_set="vit", skip_frames=True,
+                                               probabilities=scores.astype(np.float32)), progress=False)  # fmt: skip
+        run = finished_run(c, project, "triage", "vit")
+        assert run.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, run.message
+        issues, sent = run.steps
+        flagged = c.analysis.QueryMultiLabelIssues(apb.QueryMultiLabelIssuesRequest(project=project,
+                                                                                    job_id=issues.job_id)).issues  # fmt: skip
+        assert sent.labeling.flagged == len(flagged) > 3
+        assert [f.frame_id for f in sent.labeling.frames] == [i.ref.frame_id for i in flagged[:3]]
+        for f, i in zip(sent.labeling.frames, flagged, strict=False):
+            named = [f"{what} {', '.join(CLASSES[k - 10] for k in ks)}" for what, ks in
+                     (("missing", i.missing_class_ids), ("extra", i.extra_class_ids)) if ks]  # fmt: skip
+            assert f.reason == f"label issue: {'; '.join(named)} (label quality {i.score:.2f})", f.reason
+        items = labeling_items(c, project, sent.labeling.request_id)
+        assert sorted(i.reason for i in items) == sorted(f.reason for f in sent.labeling.frames)
 
 
 def handled(r: Running, sent: Any) -> bool:
@@ -343,6 +523,26 @@ def test_rules_are_validated_scoped_paused_resumed_and_deleted(shared: Running, 
         refused(labels_rule, grpc.StatusCode.NOT_FOUND, "automation.actions[0].inference_set")
         labels_rule.actions[0].inference_set = "good-1"
         refused(labels_rule, bad, "automation.trigger.dataset")  # its dataset must be named
+        # the changed frames are those of a LABELS_CHANGED trigger
+        refused(changed(actions=[apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_METRICS, changed_frames=True)]),
+                bad, "automation.actions[0].changed_frames")  # fmt: skip
+        issues_first = apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_LABEL_ISSUES)
+
+        def send(**fields: Any) -> apb.AutomationAction:
+            return apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_SEND_TO_LABELING,
+                                        **{"max_frames": 5, "daily_budget": 10, **fields})  # fmt: skip
+
+        refused(changed(actions=[send()]), bad, "automation.actions[0].kind")  # no label-issues job to read
+        refused(changed(actions=[issues_first, send(), send()]), bad, "automation.actions[2].kind")
+        refused(changed(actions=[issues_first, send(max_frames=0)]), bad, "automation.actions[1].max_frames")
+        refused(changed(actions=[issues_first, send(max_frames=5001)]), bad, "automation.actions[1].max_frames")
+        refused(changed(actions=[issues_first, send(daily_budget=0)]), bad, "automation.actions[1].daily_budget")
+        refused(changed(actions=[issues_first, send(min_issues=-1)]), bad, "automation.actions[1].min_issues")
+        refused(changed(actions=[issues_first, send(min_issue_share=1.5)]), bad,
+                "automation.actions[1].min_issue_share")  # fmt: skip
+        refused(changed(actions=[issues_first, send(platform="paper")]), bad, "automation.actions[1].platform")
+        refused(changed(actions=[apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_METRICS, max_frames=5)]), bad,
+                "automation.actions[0].max_frames")  # fmt: skip
 
         # paused does nothing; the active rule beside it shows the event was handled
         c.analysis.CreateAutomation(apb.CreateAutomationRequest(project=project, automation=gate_rule("a-paused")))
@@ -465,8 +665,21 @@ TRIGGER = au.TriggerEvent(au.INFERENCE_SET_COMPLETE, "inference-set-complete/d/u
 
 
 def _engine(store: au.AutomationStore, actions: Actions, **kwargs: Any) -> Engine:
-    sender = WebhookSender(attempts=3, initial_backoff=0.05)
+    sender = WebhookSender(attempts=3, initial_backoff=0.05, allow_private=True)  # the receiver is on loopback
     return Engine(store, actions.fns(), webhooks=sender, **kwargs)
+
+
+def test_webhooks_to_private_addresses_are_refused_unless_allowed(store: au.AutomationStore) -> None:
+    """By default a rule cannot make the service post to loopback or private addresses (internal services):
+    the delivery is refused without a request, the attempt recorded with why, the run failed for good."""
+    with Receiver() as receiver:
+        rule = _rule(store, receiver.url)
+        engine = Engine(store, Actions().fns(), webhooks=WebhookSender(attempts=3, initial_backoff=0.05))
+        run = engine.fire(rule, TRIGGER)
+        assert run.state == au.FAILED and not run.retry and "private or local address" in run.message
+        assert receiver.received == []
+        (delivery,) = store.deliveries("p", [run.run_id])[run.run_id]
+        assert delivery.status_code == 0 and "SHOAL_AUTOMATIONS_ALLOW_PRIVATE_WEBHOOKS" in delivery.error
 
 
 def test_an_attempt_cut_short_resumes_without_doing_an_action_twice(store: au.AutomationStore) -> None:
@@ -562,3 +775,8 @@ def test_the_cli_creates_lists_pauses_resumes_shows_runs_and_deletes(
         assert json.loads(shoal("runs", "--json").splitlines()[0])["run_id"] == run.run_id
         assert "deleted" in shoal("delete", "gates") and not shoal("list").strip()
         assert run.run_id in shoal("runs", "--automation", "gates")
+        triage = shoal("create", "--name", "triage", "--on", "inference-set-complete", "--action", "label-issues",
+                       "--action", "send-to-labeling", "--max-frames", "5", "--daily-budget", "20")  # fmt: skip
+        assert "label_issues, send_to_labeling" in triage
+        made = c.analysis.GetAutomation(apb.GetAutomationRequest(project=project, name="triage")).automation
+        assert [(a.max_frames, a.daily_budget) for a in made.actions] == [(0, 0), (5, 20)]

@@ -91,6 +91,24 @@ def _summary() -> dict[str, Any]:
             "confusion_matrix": [[3, 1, 0], [0, 2, 1], [1, 0, 2]],
             "per_class": {}, "worst_classes": [EVIL, "1", "0"],
         },
+        "automation": {
+            "rule": f"gate-{EVIL}", "trigger": "INFERENCE_SET_COMPLETE", "actions": ["METRICS", "GATES"],
+            "dataset": "digits", "segment": f"release-{EVIL}", "segment_frames": 7,
+            "gate": {"metric": "recall", "class_id": 2, "minimum": 0.9}, "inference_set": "mlp-v2",
+            "degraded": {"class_id": 2, "predicted_as": 1}, "upload_id": "up-2", "run_id": "ar-1",
+            "state": "SUCCEEDED", "message": "12 metrics recorded; 0 of 1 gates passed", "attempts": 1,
+            "gates_evaluated": 1, "gates_passed": 0, "gates_failed": 1,
+            "failing_gates": [{"segment": f"release-{EVIL}", "metric": "recall", "class_id": 2, "minimum": 0.9,
+                               "value": 0.25, "frames": 7, "passed": False}],
+            "gates": [{"segment": f"release-{EVIL}", "metric": "recall", "class_id": 2, "minimum": 0.9,
+                       "value": 0.25, "frames": 7, "passed": False}],
+            "accuracy": 0.6, "macro_f1": 0.55, "metrics_recorded": 12,
+            "baseline": {"inference_set": "mlp-oof", "value": 0.95, "passed": True},
+            "webhook": {"url": "http://127.0.0.1:9/hooks/shoal", "event": "gates.failed",
+                        "delivery_id": "ar-1/gates.failed", "status": 200, "signature_verified": True, "received": 1,
+                        "attempts": 1, "recorded_status": 200, "reported_gates_failed": 1},
+            "seconds": 3.5,
+        },
         "label_issues": {"job_id": "label_issues-1", "injected": 2, "found": 3, "correct": 2, "precision": 0.6667,
                          "recall": 1.0, "f1": 0.8},
         "outliers": {"job_id": "neighbors-1", "embedding_space": "pixels", "k": 5, "frames": 12, "planted": 2,
@@ -203,6 +221,7 @@ def test_the_report_has_every_section_in_order(page: _Page) -> None:
         ("h2", "Services"),
         ("h2", "Ingest"),
         ("h2", "Model performance"),
+        ("h2", "Automation"),
         ("h2", "Label issues"),
         ("h2", "Outliers"),
         ("h2", "Embedding map"),
@@ -218,7 +237,11 @@ def test_the_report_has_every_section_in_order(page: _Page) -> None:
 
 
 def test_the_tables_hold_the_summary(page: _Page) -> None:
-    services, ingest, heat, shapes, cuboids, sounds = page.tables
+    services, ingest, heat, automation, shapes, cuboids, sounds = page.tables
+    assert automation == [
+        ["segment", "gate", "minimum", "value", "frames", "result"],
+        [f"release-{EVIL}", "recall of class 2", "0.9", "0.25", "7", "FAIL"],
+    ]
     assert cuboids == [
         ["kind", "planted", "flagged as its issue type", "as what is off", "planted first"],
         ["missing label", "1", "1", "1", "1"],
@@ -267,6 +290,14 @@ def test_the_text_gives_the_figures(page: _Page) -> None:
         "exit code 0.",
         "accuracy 0.7, macro F1 0.6543, top-2 accuracy 0.9, expected calibration error 0.0421.",
         f"Worst classes by F1: {EVIL}, 1, 0.",
+        f"A regression-test segment, release-{EVIL} (the 7 frames of the test split), carries the gate recall of"
+        " class 2 ≥ 0.9, which the current model (mlp-oof) passes at 0.95.",
+        f"The rule gate-{EVIL} runs METRICS, GATES whenever an upload of an inference set of digits completes",
+        "A new model that takes every 2 for a 1 was uploaded as mlp-v2; the rule fired by itself: run ar-1 SUCCEEDED",
+        "accuracy 0.6, macro F1 0.55 (12 figures recorded), 0 of 1 gates passed:",
+        "The webhook receiver got gates.failed (delivery ar-1/gates.failed, 1 failing gate in its body), checked its"
+        " HMAC-SHA256 signature: verified, and answered 200; the run recorded 1 delivery attempt(s), the last"
+        " answered 200.",
         "flagged 3 frames; 2 of them are among the 2 labels flipped",
         "(precision 0.6667, recall 1.0)",
         "mean 5-nearest-neighbour cosine distance",

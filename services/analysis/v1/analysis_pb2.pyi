@@ -94,6 +94,7 @@ class AutomationActionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTOMATION_ACTION_KIND_GATES: _ClassVar[AutomationActionKind]
     AUTOMATION_ACTION_KIND_LABEL_ISSUES: _ClassVar[AutomationActionKind]
     AUTOMATION_ACTION_KIND_NEIGHBORS: _ClassVar[AutomationActionKind]
+    AUTOMATION_ACTION_KIND_SEND_TO_LABELING: _ClassVar[AutomationActionKind]
 
 class AutomationRunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -148,6 +149,7 @@ AUTOMATION_ACTION_KIND_METRICS: AutomationActionKind
 AUTOMATION_ACTION_KIND_GATES: AutomationActionKind
 AUTOMATION_ACTION_KIND_LABEL_ISSUES: AutomationActionKind
 AUTOMATION_ACTION_KIND_NEIGHBORS: AutomationActionKind
+AUTOMATION_ACTION_KIND_SEND_TO_LABELING: AutomationActionKind
 AUTOMATION_RUN_STATE_UNSPECIFIED: AutomationRunState
 AUTOMATION_RUN_STATE_RUNNING: AutomationRunState
 AUTOMATION_RUN_STATE_SUCCEEDED: AutomationRunState
@@ -2465,18 +2467,30 @@ class AutomationTrigger(_message.Message):
     def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., inference_set_prefix: _Optional[str] = ..., min_labeled_frames: _Optional[int] = ...) -> None: ...
 
 class AutomationAction(_message.Message):
-    __slots__ = ("kind", "confidence_threshold", "iou_threshold", "inference_set", "embedding_space")
+    __slots__ = ("kind", "confidence_threshold", "iou_threshold", "inference_set", "embedding_space", "max_frames", "daily_budget", "min_issues", "min_issue_share", "platform", "changed_frames")
     KIND_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     IOU_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    DAILY_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    MIN_ISSUES_FIELD_NUMBER: _ClassVar[int]
+    MIN_ISSUE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     kind: AutomationActionKind
     confidence_threshold: float
     iou_threshold: float
     inference_set: str
     embedding_space: str
-    def __init__(self, kind: _Optional[_Union[AutomationActionKind, str]] = ..., confidence_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., inference_set: _Optional[str] = ..., embedding_space: _Optional[str] = ...) -> None: ...
+    max_frames: int
+    daily_budget: int
+    min_issues: int
+    min_issue_share: float
+    platform: str
+    changed_frames: bool
+    def __init__(self, kind: _Optional[_Union[AutomationActionKind, str]] = ..., confidence_threshold: _Optional[float] = ..., iou_threshold: _Optional[float] = ..., inference_set: _Optional[str] = ..., embedding_space: _Optional[str] = ..., max_frames: _Optional[int] = ..., daily_budget: _Optional[int] = ..., min_issues: _Optional[int] = ..., min_issue_share: _Optional[float] = ..., platform: _Optional[str] = ..., changed_frames: _Optional[bool] = ...) -> None: ...
 
 class AutomationWebhook(_message.Message):
     __slots__ = ("url", "secret", "always", "has_secret")
@@ -2595,7 +2609,7 @@ class DeleteAutomationResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AutomationTriggerEvent(_message.Message):
-    __slots__ = ("kind", "dataset", "upload_id", "inference_set", "frames", "source", "key")
+    __slots__ = ("kind", "dataset", "upload_id", "inference_set", "frames", "source", "key", "frame_ids")
     KIND_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
@@ -2603,6 +2617,7 @@ class AutomationTriggerEvent(_message.Message):
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
+    FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
     kind: AutomationTriggerKind
     dataset: str
     upload_id: str
@@ -2610,10 +2625,45 @@ class AutomationTriggerEvent(_message.Message):
     frames: int
     source: str
     key: str
-    def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., inference_set: _Optional[str] = ..., frames: _Optional[int] = ..., source: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
+    frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., inference_set: _Optional[str] = ..., frames: _Optional[int] = ..., source: _Optional[str] = ..., key: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AutomationLabelingFrame(_message.Message):
+    __slots__ = ("frame_id", "reason")
+    FRAME_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    frame_id: str
+    reason: str
+    def __init__(self, frame_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AutomationLabeling(_message.Message):
+    __slots__ = ("job_id", "dataset", "examined", "flagged", "request_id", "frames", "skipped_frame_ids", "sent_before", "day", "budget_used_before", "note")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    EXAMINED_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    SENT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_USED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    dataset: str
+    examined: int
+    flagged: int
+    request_id: str
+    frames: _containers.RepeatedCompositeFieldContainer[AutomationLabelingFrame]
+    skipped_frame_ids: _containers.RepeatedScalarFieldContainer[str]
+    sent_before: int
+    day: str
+    budget_used_before: int
+    note: str
+    def __init__(self, job_id: _Optional[str] = ..., dataset: _Optional[str] = ..., examined: _Optional[int] = ..., flagged: _Optional[int] = ..., request_id: _Optional[str] = ..., frames: _Optional[_Iterable[_Union[AutomationLabelingFrame, _Mapping]]] = ..., skipped_frame_ids: _Optional[_Iterable[str]] = ..., sent_before: _Optional[int] = ..., day: _Optional[str] = ..., budget_used_before: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
 
 class AutomationStep(_message.Message):
-    __slots__ = ("action", "state", "message", "metrics", "gates", "job_id", "start_time", "finish_time")
+    __slots__ = ("action", "state", "message", "metrics", "gates", "job_id", "start_time", "finish_time", "labeling")
     class MetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -2629,6 +2679,7 @@ class AutomationStep(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
+    LABELING_FIELD_NUMBER: _ClassVar[int]
     action: AutomationActionKind
     state: AutomationRunState
     message: str
@@ -2637,7 +2688,8 @@ class AutomationStep(_message.Message):
     job_id: str
     start_time: _timestamp_pb2.Timestamp
     finish_time: _timestamp_pb2.Timestamp
-    def __init__(self, action: _Optional[_Union[AutomationActionKind, str]] = ..., state: _Optional[_Union[AutomationRunState, str]] = ..., message: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., gates: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ..., job_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    labeling: AutomationLabeling
+    def __init__(self, action: _Optional[_Union[AutomationActionKind, str]] = ..., state: _Optional[_Union[AutomationRunState, str]] = ..., message: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., gates: _Optional[_Iterable[_Union[GateResult, _Mapping]]] = ..., job_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labeling: _Optional[_Union[AutomationLabeling, _Mapping]] = ...) -> None: ...
 
 class WebhookDelivery(_message.Message):
     __slots__ = ("delivery_id", "attempt", "event", "status_code", "error", "time", "duration_seconds")

@@ -644,7 +644,7 @@ class AnalysisServiceServicer:
         """Automations: rules of a project that run the loop by themselves. A rule is a trigger (an
         inference set's upload is complete; the labels of a dataset changed by enough frames), actions
         (record the set's metrics, evaluate the regression gates, rerun the label-issues and neighbour
-        jobs) and an optional signed webhook. The analysis service runs them as a consumer of the
+        jobs, send the worst label issues to labeling) and an optional signed webhook. The analysis service runs them as a consumer of the
         ingested topic; each run is recorded, and a trigger delivered twice runs its rule once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -150,7 +150,7 @@ class ErrorDetail(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., field: _Optional[str] = ..., datapoint: _Optional[_Union[DatapointRef, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class LabelingRequestEvent(_message.Message):
-    __slots__ = ("schema_version", "request_id", "part", "parts", "project", "dataset", "items", "reason", "source", "platform", "preannotation_inference_set", "requested_by", "requested_time")
+    __slots__ = ("schema_version", "request_id", "part", "parts", "project", "dataset", "items", "reason", "source", "platform", "preannotation_inference_set", "requested_by", "requested_time", "reasons")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PART_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,7 @@ class LabelingRequestEvent(_message.Message):
     PREANNOTATION_INFERENCE_SET_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_BY_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_TIME_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     request_id: str
     part: int
@@ -177,4 +178,5 @@ class LabelingRequestEvent(_message.Message):
     preannotation_inference_set: str
     requested_by: str
     requested_time: _timestamp_pb2.Timestamp
-    def __init__(self, schema_version: _Optional[int] = ..., request_id: _Optional[str] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., project: _Optional[str] = ..., dataset: _Optional[str] = ..., items: _Optional[_Iterable[_Union[DatapointRef, _Mapping]]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., platform: _Optional[str] = ..., preannotation_inference_set: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_version: _Optional[int] = ..., request_id: _Optional[str] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., project: _Optional[str] = ..., dataset: _Optional[str] = ..., items: _Optional[_Iterable[_Union[DatapointRef, _Mapping]]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., platform: _Optional[str] = ..., preannotation_inference_set: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...

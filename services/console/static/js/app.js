@@ -14,6 +14,7 @@ const ROUTES = [
   ["/p/:project/map", "map", "Map", true],
   ["/p/:project/findings", "findings", "Findings", true],
   ["/p/:project/campaigns", "campaigns", "Campaigns", true],
+  ["/p/:project/automations", "automations", "Automations", true],
   ["/p/:project/segments", "segments", "Segments", true],
   ["/p/:project/jobs", "jobs", "Jobs", true],
 ];

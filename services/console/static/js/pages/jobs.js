@@ -110,5 +110,12 @@ export async function render(main, ctx) {
     jobs.filter((j) => !ENDED.has(j.state)).length > FOLLOW
       ? h("p", { class: "muted" }, "More jobs are running than are followed live; reload to follow the others.") : null,
   ].filter(Boolean));
+  // a job linked from elsewhere (an automation run, a rerun): marked and scrolled to
+  const wanted = ctx.query.get("job") || ctx.query.get("started");
+  const mark = wanted ? document.getElementById(`job-${wanted}`) : null;
+  if (mark) {
+    mark.classList.add("highlight");
+    mark.scrollIntoView({ block: "center" });
+  }
   return () => stop.abort();
 }

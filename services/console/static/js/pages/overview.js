@@ -1,7 +1,9 @@
 // A project at a glance: datasets with their counts per split and class, the class balance,
-// inference sets and embedding spaces with their model lineage, and the upload history.
+// inference sets (with their latest automation verdict) and embedding spaces with their model lineage,
+// and the upload history.
 import { rpc } from "../api.js";
 import { classColour, enumName, fmt, h, href, projectInfo, time } from "../ui.js";
+import { gatesText, runPill } from "./automations.js";
 
 export async function render(main, ctx) {
   const { project } = ctx;
@@ -43,10 +45,11 @@ export async function render(main, ctx) {
     h("div", { class: "cards", id: "datasets" }, datasetCards.length ? datasetCards : h("p", { class: "muted" }, "No dataset yet.")),
     h("h2", {}, "Inference sets"),
     info.inferenceSets.length ? h("table", { class: "data", id: "inference-sets" },
-      h("thead", {}, h("tr", {}, ["Inference set", "Dataset", "Model", "Version", "Created", ""].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, info.inferenceSets.map((s) => h("tr", {},
+      h("thead", {}, h("tr", {}, ["Inference set", "Dataset", "Model", "Version", "Created", "Automation verdict", ""].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, info.inferenceSets.map((s) => h("tr", { dataset: { inferenceSet: s.name } },
         h("td", {}, s.name), h("td", {}, s.dataset), h("td", {}, s.model_name || "–"), h("td", {}, s.model_version || "–"),
         h("td", {}, time(s.create_time)),
+        h("td", { class: "automation-verdict", dataset: { inferenceSet: s.name } }, "–"),
         h("td", {}, h("a", { href: link("/performance", { inference_set: s.name }) }, "performance")))))) : h("p", { class: "muted" }, "None yet."),
     h("h2", {}, "Embedding spaces"),
     (p.embedding_spaces || []).length ? h("table", { class: "data", id: "spaces" },
@@ -63,6 +66,27 @@ export async function render(main, ctx) {
   for (const el of main.querySelectorAll(".bar-fill")) el.style.width = `${Math.round(Number(el.dataset.w) * 100)}%`;
   for (const el of main.querySelectorAll(".swatch[data-colour]")) el.style.background = el.dataset.colour;
   loadUploads(project, uploads);
+  loadVerdicts(project, main);
+}
+
+// Each inference set's latest automation run (one small read per set, for the first sets listed): its
+// gates passed, or its state, linking to the run.
+const VERDICTS = 50;
+async function loadVerdicts(project, root) {
+  const cells = [...root.querySelectorAll("td.automation-verdict")].slice(0, VERDICTS);
+  await Promise.all(cells.map(async (cell) => {
+    try {
+      const r = await rpc("analysis", "ListAutomationRuns", { project, inference_set: cell.dataset.inferenceSet, page: { page_size: 1 } });
+      const run = (r.runs || [])[0];
+      if (!run) return;
+      const gates = gatesText(run);
+      cell.dataset.state = run.state;
+      cell.replaceChildren(h("a", { href: href(`/p/${encodeURIComponent(project)}/automations`, { run: run.run_id }),
+        class: Number(run.gates_failed || 0) ? "failed" : null }, runPill(run), gates ? ` ${gates}` : ""));
+    } catch (err) {
+      // no verdict to show (no right to read the runs, the analysis service away): the cell keeps its dash
+    }
+  }));
 }
 
 async function loadUploads(project, root) {
