@@ -245,7 +245,7 @@ async function renderRules(main, ctx, info, timers) {
     prefix: h("input", { id: "rule-trigger-prefix", name: "inference_set_prefix", autocomplete: "off", placeholder: "(every set)" }),
     minFrames: h("input", { id: "rule-trigger-min-frames", name: "min_labeled_frames", type: "number", min: "1", step: "1", value: "500" }),
     url: h("input", { id: "rule-webhook-url", name: "webhook_url", type: "url", inputmode: "url", autocomplete: "off",
-      spellcheck: "false", placeholder: "https://ci.example.com/hooks/shoal" }),
+      spellcheck: "false", placeholder: "the receiver's http(s) URL" }),
     // write-only: typed here, sent once, never read back into the page
     secret: h("input", { id: "rule-webhook-secret", name: "webhook_secret", type: "password", autocomplete: "new-password",
       spellcheck: "false" }),
