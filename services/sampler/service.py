@@ -1,16 +1,20 @@
-"""The sampler service: similarity search and collection campaigns, run as jobs."""
+"""The sampler service: similarity search, collection campaigns (run as jobs), and standing campaigns
+(judged as frames arrive by :class:`~shoal.sampler.workers.StandingConsumer`)."""
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from shoal.common import kubernetes_jobs
-from shoal.common.convert import job_to_proto, page_of, page_response
+from shoal.common.convert import job_to_proto, page_of, page_response, timestamp
 from shoal.common.data import labeling_requests
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
 from shoal.common.data.datasets import DatasetCatalog, existing_frames, frame_media
@@ -22,7 +26,7 @@ from shoal.common.data.projects import EmbeddingSpace, Project, ProjectCatalog
 from shoal.common.data.query import Params, View, compile_filter
 from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
 from shoal.common.data.segments import MIGRATIONS as SEGMENT_MIGRATIONS
-from shoal.common.data.segments import SegmentStore, valid_name
+from shoal.common.data.segments import Segment, SegmentStore, valid_name
 from shoal.common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from shoal.common.jobs import JobContext, JobKind, JobRunner, JobStore, job_id_for
 from shoal.common.jobs_rpc import JobRpcs
@@ -35,8 +39,9 @@ from shoal.common.stores.metrics import MetricsStore
 from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
-from shoal.sampler import campaign, feedback, handoff, search
+from shoal.sampler import campaign, feedback, handoff, search, standing
 from shoal.sampler.v1 import sampler_pb2, sampler_pb2_grpc
+from shoal.sampler.workers import StandingConsumer
 
 NAME = "sampler"
 FULL_NAME = sampler_pb2.DESCRIPTOR.services_by_name["SamplerService"].full_name
@@ -49,6 +54,9 @@ MEASURES = {sampler_pb2.UNCERTAINTY_MEASURE_UNSPECIFIED: "entropy", sampler_pb2.
             sampler_pb2.UNCERTAINTY_MEASURE_MARGIN: "margin",
             sampler_pb2.UNCERTAINTY_MEASURE_LEAST_CONFIDENCE: "least_confidence"}  # fmt: skip
 DEFAULT_DIVERSITY = 0.5
+STANDING_STATES = {standing.FILLING: sampler_pb2.STANDING_CAMPAIGN_STATE_FILLING,
+                   standing.FULL: sampler_pb2.STANDING_CAMPAIGN_STATE_FULL,
+                   standing.STOPPED: sampler_pb2.STANDING_CAMPAIGN_STATE_STOPPED}  # fmt: skip
 
 
 def _lineage(s: EmbeddingSpace) -> str:
@@ -465,6 +473,196 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
                          media_uri=media.get(c.frame_id, ("", ""))[0], score=c.score)  # fmt: skip
         return out
 
+    # -- standing campaigns ----------------------------------------------------------------------
+    def StartStandingCampaign(
+        self, request: sampler_pb2.StartStandingCampaignRequest, context: Any
+    ) -> sampler_pb2.StartStandingCampaignResponse:
+        project = self.projects.get(request.project)
+        if not request.name:
+            raise InvalidArgument("is empty: name the campaign (its kept frames become a segment of that name)",
+                                  field="name")  # fmt: skip
+        if not valid_name(request.name):
+            raise InvalidArgument(f"{request.name!r} is not a segment name ([a-z0-9][a-z0-9_.-]{{0,62}})", field="name")
+        self._pool(project, request.pool_dataset)
+        pool = self.datasets.get(project.name, request.pool_dataset)
+        if pool.kind != "UNLABELED_POOL":
+            raise FailedPrecondition(
+                f"dataset {pool.name!r} is a {pool.kind.lower()} dataset; a standing campaign watches an unlabeled"
+                " pool (its retention may delete the vectors of frames it drops)",
+                field="pool_dataset",
+            )
+        space = self._space(project, request.embedding_space, "embedding_space")
+        if space.level != "FRAME" or space.metric != "COSINE":
+            raise FailedPrecondition(
+                f"space {space.name!r} is a {space.level.lower()}-level {space.metric} space;"
+                " campaigns compare frame-level vectors by cosine",
+                field="embedding_space",
+            )
+        seed_space = self._seed_space(project, space, request.seed_embedding_space)
+        threshold = request.similarity_threshold
+        if not (math.isfinite(threshold) and 0 < threshold <= 1):
+            raise InvalidArgument(f"must lie in (0, 1] (a cosine similarity), got {threshold}",
+                                  field="similarity_threshold")  # fmt: skip
+        distance = request.min_distance or standing.DEFAULT_MIN_DISTANCE
+        if not math.isfinite(distance) or distance >= 2:
+            raise InvalidArgument(f"must be below 2 (a cosine distance), got {distance}", field="min_distance")
+        if not 1 <= request.budget <= standing.MAX_BUDGET:
+            raise InvalidArgument(f"must lie in [1, {standing.MAX_BUDGET}], got {request.budget}", field="budget")
+        retention = None
+        if request.HasField("retention_seconds"):
+            retention = request.retention_seconds
+            if not (math.isfinite(retention) and retention >= 0):
+                raise InvalidArgument(f"must be a finite number of seconds >= 0, got {retention}",
+                                      field="retention_seconds")  # fmt: skip
+        compile_filter(request.filter, self._view(project, request.pool_dataset), Params())  # a bad filter fails now
+        seeds, x = self._standing_seeds(request, project, seed_space)
+        asked = standing.Campaign(
+            project=project.name, name=request.name, pool=pool.name, space=space.name, seed_space=seed_space.name,
+            seed_segment=request.seed_segment, threshold=threshold, min_distance=-1.0 if distance < 0 else distance,
+            filter=request.filter, budget=request.budget, retention=retention, state=standing.FILLING, start_ns=0,
+        )  # fmt: skip
+        existing = standing.find(self.metrics, project.name, request.name)
+        if existing is not None:
+            same_seeds = [(s.dataset, s.frame_id) for s in standing.seed_refs(self.metrics, project.name, request.name)]
+            if existing.same_request(asked) and same_seeds == [(s.dataset, s.frame_id) for s in seeds]:
+                return sampler_pb2.StartStandingCampaignResponse(campaign=self._standing_proto(existing))
+            raise AlreadyExists(f"project {project.name!r} already has a standing campaign {request.name!r}",
+                                field="name")  # fmt: skip
+        if self.segments.find(project.name, request.name) is not None:
+            raise AlreadyExists(f"project {project.name!r} already has a segment {request.name!r}", field="name")
+        # the seeds and the segment first: the consumer judges for a campaign once its row exists
+        standing.save_seeds(self.metrics, project.name, request.name, seeds, x)
+        rule = f"similarity >= {threshold:g}" + (f", min distance {distance:g}" if distance > 0 else "")
+        self.segments.create(
+            Segment(project=project.name, name=request.name, dataset=pool.name, kind="OTHER",
+                    reason=f"standing campaign {request.name}: budget {request.budget}, {rule}",
+                    author="sampler standing campaign"),
+            project, [],
+        )  # fmt: skip
+        made = standing.save(self.metrics, replace(asked, start_ns=time.time_ns()))
+        return sampler_pb2.StartStandingCampaignResponse(campaign=self._standing_proto(made))
+
+    def _standing_seeds(
+        self, request: sampler_pb2.StartStandingCampaignRequest, project: Project, seed_space: EmbeddingSpace
+    ) -> tuple[list[standing.Seed], np.ndarray]:
+        """The seed frames with a vector, and their vectors, from the segment or the frames given."""
+        if request.seed_segment and request.seed_frames:
+            raise InvalidArgument("give seed_segment or seed_frames, not both", field="seed_frames")
+        if request.seed_segment:
+            seg = self.segments.find(project.name, request.seed_segment)
+            if seg is None:
+                raise NotFound(f"project {project.name!r} has no segment {request.seed_segment!r}",
+                               field="seed_segment")  # fmt: skip
+            frames = campaign.seed_frames(self.metrics, project.name, seg.name)
+            if not 1 <= len(frames) <= standing.MAX_SEEDS:
+                raise InvalidArgument(f"segment {seg.name!r} has {len(frames)} frames; a campaign takes 1 to"
+                                      f" {standing.MAX_SEEDS} seed frames", field="seed_segment")  # fmt: skip
+            found, x = campaign.seed_vectors(self.vectors, project.name, seed_space.name, frames)
+            if not found:
+                raise FailedPrecondition(f"no frame of segment {seg.name!r} has a vector in space {seed_space.name!r}",
+                                         field="seed_segment")  # fmt: skip
+            return [standing.Seed(d, f) for d, f in found], x
+        if not request.seed_frames:
+            raise InvalidArgument("give the seeds: a seed_segment or seed_frames", field="seed_segment")
+        if len(request.seed_frames) > standing.MAX_SEEDS:
+            raise InvalidArgument(f"at most {standing.MAX_SEEDS} seed frames, got {len(request.seed_frames)}",
+                                  field="seed_frames")  # fmt: skip
+        frames: list[tuple[str, str]] = []
+        for i, ref in enumerate(request.seed_frames):
+            if not ref.frame_id:
+                raise InvalidArgument("is empty", field=f"seed_frames[{i}].frame_id")
+            if ref.object_id:
+                raise InvalidArgument("a seed is a frame: leave object_id empty", field=f"seed_frames[{i}].object_id")
+            if self.datasets.find(project.name, ref.dataset) is None:
+                raise NotFound(f"dataset {ref.dataset!r} does not exist in project {project.name!r}",
+                               field=f"seed_frames[{i}].dataset")  # fmt: skip
+            if (ref.dataset, ref.frame_id) not in frames:
+                frames.append((ref.dataset, ref.frame_id))
+        found, x = campaign.seed_vectors(self.vectors, project.name, seed_space.name, frames)
+        have = set(found)
+        for i, ref in enumerate(request.seed_frames):
+            if (ref.dataset, ref.frame_id) not in have:
+                raise NotFound(f"frame {ref.frame_id!r} of dataset {ref.dataset!r} has no vector in space"
+                               f" {seed_space.name!r}", field=f"seed_frames[{i}]")  # fmt: skip
+        return [standing.Seed(d, f) for d, f in found], x
+
+    def _standing_proto(self, c: standing.Campaign) -> sampler_pb2.StandingCampaign:
+        n = standing.counts(self.metrics, c)
+        start = Timestamp()
+        start.FromNanoseconds(c.start_ns)
+        msg = sampler_pb2.StandingCampaign(
+            project=c.project, name=c.name, segment=c.name, pool_dataset=c.pool, embedding_space=c.space,
+            seed_embedding_space=c.seed_space, seed_segment=c.seed_segment,
+            seeds=len(standing.seed_refs(self.metrics, c.project, c.name)), similarity_threshold=c.threshold,
+            min_distance=c.min_distance, filter=c.filter, budget=c.budget, state=STANDING_STATES[c.state],
+            start_time=start, update_time=timestamp(c.update_time), judged=n.judged, kept=n.kept,
+            filtered=n.filtered, below_threshold=n.below_threshold, near_kept=n.near_kept,
+            vectors_deleted=n.vectors_deleted,
+        )  # fmt: skip
+        if c.retention is not None:
+            msg.retention_seconds = c.retention
+        return msg
+
+    def _standing(self, project: str, name: str) -> standing.Campaign:
+        self.projects.get(project)
+        if not name:
+            raise InvalidArgument("is empty", field="name")
+        c = standing.find(self.metrics, project, name)
+        if c is None:
+            raise NotFound(f"project {project!r} has no standing campaign {name!r}", field="name")
+        return c
+
+    def GetStandingCampaign(
+        self, request: sampler_pb2.GetStandingCampaignRequest, context: Any
+    ) -> sampler_pb2.GetStandingCampaignResponse:
+        c = self._standing(request.project, request.name)
+        scope = f"standing|{c.project}|{c.name}|{int(request.include_vectors)}"
+        page = page_of(request.page, scope=scope)
+        msg = self._standing_proto(c)
+        items = standing.kept_items(self.metrics, c, offset=page.offset, size=page.size,
+                                    with_vectors=request.include_vectors)  # fmt: skip
+        media = frame_media(self.metrics, c.project, c.pool, [i.frame_id for i in items])
+        seeds, seed_x = (standing.seeds_of(self.metrics, c.project, c.name) if request.include_vectors
+                         else (standing.seed_refs(self.metrics, c.project, c.name), None))  # fmt: skip
+        out = sampler_pb2.GetStandingCampaignResponse(
+            campaign=msg, page=page_response(page, len(items), msg.kept, scope=scope)
+        )
+        for i, s in enumerate(seeds):
+            seed = out.seeds.add(ref=common_pb2.DatapointRef(dataset=s.dataset, frame_id=s.frame_id))
+            if seed_x is not None:
+                seed.vector.values.extend(seed_x[i].tolist())
+        for it in items:
+            s = seeds[it.seed_index] if it.seed_index < len(seeds) else standing.Seed("", "")
+            item = out.items.add(
+                ref=common_pb2.DatapointRef(dataset=c.pool, frame_id=it.frame_id),
+                media_uri=media.get(it.frame_id, ("", ""))[0], rank=it.rank, position=it.position,
+                similarity=it.similarity, nearest_seed=common_pb2.DatapointRef(dataset=s.dataset, frame_id=s.frame_id),
+                kept_distance=it.kept_distance, decide_time=timestamp(it.decide_time), upload_id=it.upload_id,
+                chunk_index=it.chunk_index,
+            )  # fmt: skip
+            if it.vector is not None:
+                item.vector.values.extend(it.vector.tolist())
+        return out
+
+    def ListStandingCampaigns(
+        self, request: sampler_pb2.ListStandingCampaignsRequest, context: Any
+    ) -> sampler_pb2.ListStandingCampaignsResponse:
+        project = self.projects.get(request.project)
+        scope = f"standing-list|{project.name}"
+        page = page_of(request.page, scope=scope)
+        found, total = standing.list_campaigns(self.metrics, project.name, offset=page.offset, size=page.size)
+        return sampler_pb2.ListStandingCampaignsResponse(
+            campaigns=[self._standing_proto(c) for c in found], page=page_response(page, len(found), total, scope=scope)
+        )
+
+    def StopStandingCampaign(
+        self, request: sampler_pb2.StopStandingCampaignRequest, context: Any
+    ) -> sampler_pb2.StopStandingCampaignResponse:
+        c = self._standing(request.project, request.name)
+        if c.state == standing.FILLING:
+            c = standing.save(self.metrics, replace(c, state=standing.STOPPED))
+        return sampler_pb2.StopStandingCampaignResponse(campaign=self._standing_proto(c))
+
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     jobs = JobStore(stores.metrics, service=NAME)
@@ -492,6 +690,15 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             *labeling_requests.MIGRATIONS,
             *campaign.MIGRATIONS,
             *feedback.MIGRATIONS,
+            *standing.MIGRATIONS,
         ),
-        workers=[servicer.runner],
+        workers=[
+            servicer.runner,
+            StandingConsumer(
+                stores.events,
+                servicer.topics,
+                standing.Standing(stores.metrics, stores.vectors),
+                group_id=settings.sampler_consumer_group,
+            ),
+        ],
     )

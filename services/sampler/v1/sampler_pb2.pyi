@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from shoal.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -26,6 +29,13 @@ class UncertaintyMeasure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     UNCERTAINTY_MEASURE_ENTROPY: _ClassVar[UncertaintyMeasure]
     UNCERTAINTY_MEASURE_MARGIN: _ClassVar[UncertaintyMeasure]
     UNCERTAINTY_MEASURE_LEAST_CONFIDENCE: _ClassVar[UncertaintyMeasure]
+
+class StandingCampaignState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STANDING_CAMPAIGN_STATE_UNSPECIFIED: _ClassVar[StandingCampaignState]
+    STANDING_CAMPAIGN_STATE_FILLING: _ClassVar[StandingCampaignState]
+    STANDING_CAMPAIGN_STATE_FULL: _ClassVar[StandingCampaignState]
+    STANDING_CAMPAIGN_STATE_STOPPED: _ClassVar[StandingCampaignState]
 AGGREGATION_UNSPECIFIED: Aggregation
 AGGREGATION_MAX: Aggregation
 AGGREGATION_MEAN: Aggregation
@@ -36,6 +46,10 @@ UNCERTAINTY_MEASURE_UNSPECIFIED: UncertaintyMeasure
 UNCERTAINTY_MEASURE_ENTROPY: UncertaintyMeasure
 UNCERTAINTY_MEASURE_MARGIN: UncertaintyMeasure
 UNCERTAINTY_MEASURE_LEAST_CONFIDENCE: UncertaintyMeasure
+STANDING_CAMPAIGN_STATE_UNSPECIFIED: StandingCampaignState
+STANDING_CAMPAIGN_STATE_FILLING: StandingCampaignState
+STANDING_CAMPAIGN_STATE_FULL: StandingCampaignState
+STANDING_CAMPAIGN_STATE_STOPPED: StandingCampaignState
 
 class GetJobRequest(_message.Message):
     __slots__ = ("project", "job_id")
@@ -388,3 +402,173 @@ class SubmitFeedbackResponse(_message.Message):
     accepted_total: int
     rejected_total: int
     def __init__(self, round: _Optional[int] = ..., rounds: _Optional[_Iterable[_Union[RoundYield, _Mapping]]] = ..., next: _Optional[_Iterable[_Union[FeedbackCandidate, _Mapping]]] = ..., accepted_total: _Optional[int] = ..., rejected_total: _Optional[int] = ...) -> None: ...
+
+class StartStandingCampaignRequest(_message.Message):
+    __slots__ = ("project", "name", "pool_dataset", "embedding_space", "seed_segment", "seed_frames", "seed_embedding_space", "similarity_threshold", "min_distance", "filter", "budget", "retention_seconds")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POOL_DATASET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    SEED_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    SEED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SEED_EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    pool_dataset: str
+    embedding_space: str
+    seed_segment: str
+    seed_frames: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatapointRef]
+    seed_embedding_space: str
+    similarity_threshold: float
+    min_distance: float
+    filter: _common_pb2.Filter
+    budget: int
+    retention_seconds: float
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., pool_dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., seed_segment: _Optional[str] = ..., seed_frames: _Optional[_Iterable[_Union[_common_pb2.DatapointRef, _Mapping]]] = ..., seed_embedding_space: _Optional[str] = ..., similarity_threshold: _Optional[float] = ..., min_distance: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., budget: _Optional[int] = ..., retention_seconds: _Optional[float] = ...) -> None: ...
+
+class StartStandingCampaignResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: StandingCampaign
+    def __init__(self, campaign: _Optional[_Union[StandingCampaign, _Mapping]] = ...) -> None: ...
+
+class StandingCampaign(_message.Message):
+    __slots__ = ("project", "name", "segment", "pool_dataset", "embedding_space", "seed_embedding_space", "seed_segment", "seeds", "similarity_threshold", "min_distance", "filter", "budget", "retention_seconds", "state", "start_time", "update_time", "judged", "kept", "filtered", "below_threshold", "near_kept", "vectors_deleted")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_DATASET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    SEED_EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    SEED_SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    JUDGED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    FILTERED_FIELD_NUMBER: _ClassVar[int]
+    BELOW_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    NEAR_KEPT_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    segment: str
+    pool_dataset: str
+    embedding_space: str
+    seed_embedding_space: str
+    seed_segment: str
+    seeds: int
+    similarity_threshold: float
+    min_distance: float
+    filter: _common_pb2.Filter
+    budget: int
+    retention_seconds: float
+    state: StandingCampaignState
+    start_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    judged: int
+    kept: int
+    filtered: int
+    below_threshold: int
+    near_kept: int
+    vectors_deleted: int
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., segment: _Optional[str] = ..., pool_dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., seed_embedding_space: _Optional[str] = ..., seed_segment: _Optional[str] = ..., seeds: _Optional[int] = ..., similarity_threshold: _Optional[float] = ..., min_distance: _Optional[float] = ..., filter: _Optional[_Union[_common_pb2.Filter, _Mapping]] = ..., budget: _Optional[int] = ..., retention_seconds: _Optional[float] = ..., state: _Optional[_Union[StandingCampaignState, str]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., judged: _Optional[int] = ..., kept: _Optional[int] = ..., filtered: _Optional[int] = ..., below_threshold: _Optional[int] = ..., near_kept: _Optional[int] = ..., vectors_deleted: _Optional[int] = ...) -> None: ...
+
+class StandingItem(_message.Message):
+    __slots__ = ("ref", "media_uri", "rank", "position", "similarity", "nearest_seed", "kept_distance", "decide_time", "upload_id", "chunk_index", "vector")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_URI_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_SEED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    DECIDE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    media_uri: str
+    rank: int
+    position: int
+    similarity: float
+    nearest_seed: _common_pb2.DatapointRef
+    kept_distance: float
+    decide_time: _timestamp_pb2.Timestamp
+    upload_id: str
+    chunk_index: int
+    vector: Vector
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., media_uri: _Optional[str] = ..., rank: _Optional[int] = ..., position: _Optional[int] = ..., similarity: _Optional[float] = ..., nearest_seed: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., kept_distance: _Optional[float] = ..., decide_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upload_id: _Optional[str] = ..., chunk_index: _Optional[int] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
+
+class StandingSeed(_message.Message):
+    __slots__ = ("ref", "vector")
+    REF_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    ref: _common_pb2.DatapointRef
+    vector: Vector
+    def __init__(self, ref: _Optional[_Union[_common_pb2.DatapointRef, _Mapping]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
+
+class GetStandingCampaignRequest(_message.Message):
+    __slots__ = ("project", "name", "page", "include_vectors")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    page: _common_pb2.PageRequest
+    include_vectors: bool
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ..., include_vectors: _Optional[bool] = ...) -> None: ...
+
+class GetStandingCampaignResponse(_message.Message):
+    __slots__ = ("campaign", "items", "page", "seeds")
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    campaign: StandingCampaign
+    items: _containers.RepeatedCompositeFieldContainer[StandingItem]
+    page: _common_pb2.PageResponse
+    seeds: _containers.RepeatedCompositeFieldContainer[StandingSeed]
+    def __init__(self, campaign: _Optional[_Union[StandingCampaign, _Mapping]] = ..., items: _Optional[_Iterable[_Union[StandingItem, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., seeds: _Optional[_Iterable[_Union[StandingSeed, _Mapping]]] = ...) -> None: ...
+
+class ListStandingCampaignsRequest(_message.Message):
+    __slots__ = ("project", "page")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    page: _common_pb2.PageRequest
+    def __init__(self, project: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListStandingCampaignsResponse(_message.Message):
+    __slots__ = ("campaigns", "page")
+    CAMPAIGNS_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    campaigns: _containers.RepeatedCompositeFieldContainer[StandingCampaign]
+    page: _common_pb2.PageResponse
+    def __init__(self, campaigns: _Optional[_Iterable[_Union[StandingCampaign, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
+
+class StopStandingCampaignRequest(_message.Message):
+    __slots__ = ("project", "name")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class StopStandingCampaignResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: StandingCampaign
+    def __init__(self, campaign: _Optional[_Union[StandingCampaign, _Mapping]] = ...) -> None: ...

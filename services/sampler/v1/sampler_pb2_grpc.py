@@ -74,6 +74,26 @@ class SamplerServiceStub:
                 request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackRequest.SerializeToString,
                 response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackResponse.FromString,
                 _registered_method=True)
+        self.StartStandingCampaign = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/StartStandingCampaign',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartStandingCampaignRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartStandingCampaignResponse.FromString,
+                _registered_method=True)
+        self.GetStandingCampaign = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/GetStandingCampaign',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetStandingCampaignRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetStandingCampaignResponse.FromString,
+                _registered_method=True)
+        self.ListStandingCampaigns = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/ListStandingCampaigns',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.ListStandingCampaignsRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.ListStandingCampaignsResponse.FromString,
+                _registered_method=True)
+        self.StopStandingCampaign = channel.unary_unary(
+                '/shoal.sampler.v1.SamplerService/StopStandingCampaign',
+                request_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StopStandingCampaignRequest.SerializeToString,
+                response_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StopStandingCampaignResponse.FromString,
+                _registered_method=True)
 
 
 class SamplerServiceServicer:
@@ -146,6 +166,47 @@ class SamplerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartStandingCampaign(self, request, context):
+        """Starts a standing campaign: instead of ranking a pool uploaded first, it watches a pool
+        dataset and judges every frame whose vector in `embedding_space` is written after it starts,
+        in the order the frames arrive (the ingested topic), once each. A frame is kept when it
+        passes the filter, its cosine similarity to the nearest seed is at least
+        `similarity_threshold`, and it is at least `min_distance` from every frame kept before it;
+        the kept frames grow a segment named like the campaign until the budget is spent (FULL).
+        With a retention period, the vectors of the frames it dropped are deleted from the vector
+        store that long after (unless another standing campaign kept the frame or keeps vectors).
+        Starting the same campaign again returns it; another campaign or segment of that name is
+        refused with ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStandingCampaign(self, request, context):
+        """A standing campaign: its rule, state and counts, a page of its kept frames in the order
+        they were kept, and (with include_vectors) the vectors of its seeds and of the kept frames,
+        which is what a client needs to judge frames exactly as the campaign would (see the SDK's
+        score_for_campaign).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStandingCampaigns(self, request, context):
+        """The standing campaigns of a project, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopStandingCampaign(self, request, context):
+        """Stops a filling standing campaign: it judges nothing more and keeps what it kept. Stopping a
+        campaign that is full or stopped already returns it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SamplerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -188,6 +249,26 @@ def add_SamplerServiceServicer_to_server(servicer, server):
                     servicer.SubmitFeedback,
                     request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackRequest.FromString,
                     response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackResponse.SerializeToString,
+            ),
+            'StartStandingCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartStandingCampaign,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartStandingCampaignRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartStandingCampaignResponse.SerializeToString,
+            ),
+            'GetStandingCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStandingCampaign,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetStandingCampaignRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetStandingCampaignResponse.SerializeToString,
+            ),
+            'ListStandingCampaigns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStandingCampaigns,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.ListStandingCampaignsRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.ListStandingCampaignsResponse.SerializeToString,
+            ),
+            'StopStandingCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopStandingCampaign,
+                    request_deserializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StopStandingCampaignRequest.FromString,
+                    response_serializer=shoal_dot_sampler_dot_v1_dot_sampler__pb2.StopStandingCampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -406,6 +487,114 @@ class SamplerService:
             '/shoal.sampler.v1.SamplerService/SubmitFeedback',
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackRequest.SerializeToString,
             shoal_dot_sampler_dot_v1_dot_sampler__pb2.SubmitFeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartStandingCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/StartStandingCampaign',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartStandingCampaignRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.StartStandingCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStandingCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/GetStandingCampaign',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetStandingCampaignRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.GetStandingCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStandingCampaigns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/ListStandingCampaigns',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.ListStandingCampaignsRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.ListStandingCampaignsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopStandingCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shoal.sampler.v1.SamplerService/StopStandingCampaign',
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.StopStandingCampaignRequest.SerializeToString,
+            shoal_dot_sampler_dot_v1_dot_sampler__pb2.StopStandingCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,
