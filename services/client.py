@@ -220,6 +220,88 @@ class Client:
             if not token:
                 return Campaign(job_id=job_id, summary=resp.summary, items=items)
 
+    def start_standing_campaign(
+        self,
+        project: str,
+        name: str,
+        *,
+        pool_dataset: str,
+        embedding_space: str,
+        similarity_threshold: float,
+        budget: int,
+        seed_segment: str = "",
+        seed_frames: Sequence[tuple[str, str]] = (),
+        min_distance: float = 0.0,
+        retention_seconds: float | None = None,
+        **request: Any,
+    ) -> Any:
+        """Starts a standing campaign (see ``StartStandingCampaignRequest``; ``seed_frames`` are
+        (dataset, frame id) pairs; ``filter`` and other fields pass through ``request``) and returns
+        its ``StandingCampaign``. It then keeps the frames that arrive; follow it with
+        :meth:`standing_campaign`."""
+        from shoal.sampler.v1 import sampler_pb2 as spb
+
+        if retention_seconds is not None:
+            request["retention_seconds"] = retention_seconds
+        return self.sampler.StartStandingCampaign(
+            spb.StartStandingCampaignRequest(
+                project=project,
+                name=name,
+                pool_dataset=pool_dataset,
+                embedding_space=embedding_space,
+                similarity_threshold=similarity_threshold,
+                budget=budget,
+                seed_segment=seed_segment,
+                seed_frames=[common_pb2.DatapointRef(dataset=d, frame_id=f) for d, f in seed_frames],
+                min_distance=min_distance,
+                **request,
+            )
+        ).campaign
+
+    def standing_campaign(self, project: str, name: str) -> StandingCampaign:
+        """A standing campaign's state and counts and every frame it kept so far, in the order kept."""
+        from shoal.sampler.v1 import sampler_pb2 as spb
+
+        items: list[Any] = []
+        token = ""
+        while True:
+            resp = self.sampler.GetStandingCampaign(
+                spb.GetStandingCampaignRequest(
+                    project=project, name=name, page=common_pb2.PageRequest(page_size=1000, page_token=token)
+                )
+            )
+            items += resp.items
+            token = resp.page.next_page_token
+            if not token:
+                return StandingCampaign(campaign=resp.campaign, items=items)
+
+    def wait_for_standing_campaign(
+        self, project: str, name: str, *, judged: int, timeout: float = 600.0, poll: float = 0.25
+    ) -> StandingCampaign:
+        """Waits until standing campaign ``name`` judged ``judged`` frames, or stopped judging (FULL or
+        STOPPED), and returns it (:meth:`standing_campaign`); raises TimeoutError otherwise."""
+        import time
+
+        from shoal.sampler.v1 import sampler_pb2 as spb
+
+        deadline = time.monotonic() + timeout
+        while True:
+            c = self.sampler.GetStandingCampaign(spb.GetStandingCampaignRequest(project=project, name=name)).campaign
+            if c.judged >= judged or c.state != spb.STANDING_CAMPAIGN_STATE_FILLING:
+                return self.standing_campaign(project, name)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"standing campaign {name} judged {c.judged} of {judged} frames in {timeout:.0f}s")
+            time.sleep(poll)
+
+    def score_for_campaign(
+        self, project: str, name: str, frame_ids: Sequence[str], embeddings: Any, **kwargs: Any
+    ) -> Any:
+        """The frames of a local batch that standing campaign ``name`` would keep, chosen on this
+        machine; see :func:`shoal.sdk.score_for_campaign`."""
+        from shoal.sdk import score_for_campaign
+
+        return score_for_campaign(self.sampler, project, name, frame_ids, embeddings, **kwargs)
+
     def send_for_labeling(
         self,
         project: str,
@@ -286,6 +368,19 @@ class Campaign:
 
     job_id: str
     summary: Any
+    items: list[Any]
+
+    @property
+    def frame_ids(self) -> list[str]:
+        return [item.ref.frame_id for item in self.items]
+
+
+@dataclass
+class StandingCampaign:
+    """A standing campaign: its ``StandingCampaign`` message (rule, state, counts) and the
+    ``StandingItem`` messages of the frames it kept so far, in the order kept."""
+
+    campaign: Any
     items: list[Any]
 
     @property

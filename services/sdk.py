@@ -639,6 +639,120 @@ def export_job_result(stub: Any, project: str, job_id: str, *, batch_rows: int =
         return reader.read_all()
 
 
+# -- standing campaigns: the same choice on the client's side ------------------------------------
+
+
+@dataclass
+class CampaignScore:
+    """What a standing campaign would do with a batch of frames (:func:`score_for_campaign`).
+
+    ``frame_ids`` is the batch as given; ``order`` the same frames in the order they were judged,
+    the first ``judged`` of which were judged (the rest came after the budget would be spent).
+    ``kept`` are the winners, in the order they would be kept; ``reasons`` says, for every judged
+    frame, "kept", "filtered", "below_threshold" or "near_kept"; ``similarity`` is each judged frame's
+    cosine similarity to its nearest seed. ``campaign`` is the ``StandingCampaign`` message the rule
+    and sample were read from."""
+
+    frame_ids: list[str]
+    order: list[str]
+    judged: int
+    kept: list[str]
+    reasons: dict[str, str]
+    similarity: dict[str, float]
+    campaign: Any
+
+    @property
+    def kept_mask(self) -> np.ndarray:
+        """Whether each frame of ``frame_ids`` (as given) is kept."""
+        kept = set(self.kept)
+        return np.asarray([f in kept for f in self.frame_ids], dtype=bool)
+
+
+def standing_judge(stub: Any, project: str, name: str, *, page_size: int = 1000) -> tuple[Any, Any]:
+    """The rule, seeds and kept vectors of a standing campaign, read with ``GetStandingCampaign``
+    (``stub``: the sampler stub), as a :class:`shoal.sampler.standing_rule.Judge`, and the campaign
+    message. The kept frames are read page by page, in the order they were kept."""
+    from shoal.sampler.standing_rule import Judge, Rule
+    from shoal.sampler.v1 import sampler_pb2 as spb
+
+    kept: list[np.ndarray] = []
+    seeds: np.ndarray | None = None
+    campaign = None
+    token = ""
+    while True:
+        resp = stub.GetStandingCampaign(
+            spb.GetStandingCampaignRequest(project=project, name=name, include_vectors=True,
+                                           page=common_pb2.PageRequest(page_size=page_size, page_token=token)),
+            timeout=60,
+        )  # fmt: skip
+        if campaign is None:
+            campaign = resp.campaign
+            seeds = np.asarray([s.vector.values for s in resp.seeds], dtype=np.float32)
+        kept += [np.asarray(it.vector.values, dtype=np.float32) for it in resp.items]
+        token = resp.page.next_page_token
+        if not token:
+            break
+    assert campaign is not None and seeds is not None
+    rule = Rule(threshold=campaign.similarity_threshold, min_distance=campaign.min_distance, budget=campaign.budget)
+    return Judge(rule, seeds, np.asarray(kept, dtype=np.float32) if kept else None), campaign
+
+
+def score_for_campaign(
+    stub: Any,
+    project: str,
+    name: str,
+    frame_ids: Sequence[str],
+    embeddings: np.ndarray,
+    *,
+    passes: Sequence[bool] | np.ndarray | None = None,
+    chunk_size: int | None = None,
+) -> CampaignScore:
+    """Chooses locally, from a batch of local embeddings, exactly the frames standing campaign
+    ``name`` would keep if the batch arrived now: its seeds, threshold, diversity rule and budget,
+    and the vectors of the frames it kept so far, are read from the sampler (``stub``); the
+    embeddings never leave this machine. Upload only the winners (``kept``) and the campaign keeps
+    every one of them, unless other frames reached it first.
+
+    Parameters
+    ----------
+    frame_ids : N str, embeddings : (N, D) float
+        The batch; the embeddings as they would be uploaded (they are judged as float32, as stored).
+    passes : (N,) bool, optional
+        Whether each frame passes the campaign's filter (the filter reads the frame's stored fields,
+        which only the server has); all do when omitted.
+    chunk_size : int, optional
+        The server judges the frames of one upload chunk by frame id, chunk after chunk: give the
+        chunk size the batch would be uploaded with to judge it the same way; default: one chunk.
+    """
+    x = np.asarray(embeddings, dtype=np.float32)
+    ids = [str(f) for f in frame_ids]
+    if x.ndim != 2 or len(x) != len(ids):
+        raise ValueError(f"expected ({len(ids)}, D) embeddings for {len(ids)} frame ids, got shape {x.shape}")
+    if len(set(ids)) != len(ids):
+        raise ValueError("frame ids must be unique within the batch")
+    ok = np.ones(len(ids), dtype=bool) if passes is None else np.asarray(passes, dtype=bool)
+    if ok.shape != (len(ids),):
+        raise ValueError(f"passes must have shape ({len(ids)},), got {ok.shape}")
+    from shoal.sampler.v1 import sampler_pb2 as spb
+
+    judge, campaign = standing_judge(stub, project, name)
+    if x.shape[1] != judge.dimension:
+        raise ValueError(f"the campaign's space is {judge.dimension}-d, the embeddings are {x.shape[1]}-d")
+    size = chunk_size or max(len(ids), 1)
+    order = [i for start in range(0, len(ids), size) for i in sorted(range(start, min(start + size, len(ids))),
+                                                                      key=lambda i: ids[i])]  # fmt: skip
+    out = CampaignScore(frame_ids=ids, order=[ids[i] for i in order], judged=0, kept=[], reasons={}, similarity={},
+                        campaign=campaign)  # fmt: skip
+    if campaign.state != spb.STANDING_CAMPAIGN_STATE_FILLING:
+        return out  # a full or stopped campaign keeps nothing more
+    v = judge.judge(x[order], ok[order])
+    out.judged = v.judged
+    out.kept = [out.order[i] for i in v.kept_indices.tolist()]
+    out.reasons = dict(zip(out.order[: v.judged], v.reason, strict=True))
+    out.similarity = dict(zip(out.order[: v.judged], v.similarity.tolist(), strict=True))
+    return out
+
+
 class _StreamFile(io.RawIOBase):
     """A readable file over an iterator of byte strings (a stream's messages); ``read(n)`` returns
     ``n`` bytes unless the stream ends first, as Arrow's reader expects."""
