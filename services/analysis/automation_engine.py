@@ -3,8 +3,10 @@
 :class:`AutomationConsumer` is a consumer-group member on the ingested topic. For each batch it records
 the chunks announced (``automation_chunks``), decides the triggers the batch completes, runs the active
 rules they set off, and commits the offsets only after all of that: at least once, as the ingest
-consumer. A trigger has an identity (an upload and inference set; the event at which a dataset's labels
-changed by enough frames); a run's id derives from the rule's and the trigger's, so an event delivered
+consumer. The topic also carries the sampler's ``StandingCampaignFullEvent`` (header ``shoal-event-type``:
+``standing-campaign-full``), which set off STANDING_CAMPAIGN_FULL rules. A trigger has an identity (an upload
+and inference set; the event at which a dataset's labels changed by enough frames; a standing campaign); a
+run's id derives from the rule's and the trigger's, so an event delivered
 again finds its run and does nothing.
 
 A run records each action as it finishes (``automation_steps``) before the next begins; an action with an
@@ -43,7 +45,8 @@ from shoal.common import telemetry
 from shoal.common.errors import ShoalError, Unavailable
 from shoal.common.stores.events import Event, EventBus, TopicPartition
 from shoal.common.timeutil import now_ms
-from shoal.common.topics import Topics
+from shoal.common.topics import INGESTED_EVENT, STANDING_CAMPAIGN_FULL_EVENT, Topics, event_type
+from shoal.common.v1 import common_pb2
 from shoal.common.workers import Backoff, ThreadWorker
 from shoal.ingest.v1 import ingest_pb2
 
@@ -79,16 +82,23 @@ class RunBusy(Unavailable):
 
 @dataclass(frozen=True)
 class Announced:
-    """An ingested event as read, with where it was read."""
+    """An event of the ingested topic as read, with where it was read: an IngestedEvent, or (``kind``
+    STANDING_CAMPAIGN_FULL_EVENT) a StandingCampaignFullEvent."""
 
-    note: Any  # ingest_pb2.IngestedEvent
+    note: Any  # ingest_pb2.IngestedEvent or common_pb2.StandingCampaignFullEvent
     topic: str
     partition: int
     offset: int
+    kind: str = INGESTED_EVENT
 
     @property
     def source(self) -> str:
         return f"{self.topic}/{self.partition}/{self.offset}"
+
+    @property
+    def dataset(self) -> str:
+        """The dataset the event is of (a standing campaign's pool)."""
+        return str(self.note.pool_dataset if self.kind == STANDING_CAMPAIGN_FULL_EVENT else self.note.dataset)
 
 
 class Engine:
@@ -118,12 +128,14 @@ class Engine:
     def handle(self, events: Sequence[Announced]) -> None:
         """Records a batch's chunks, then runs what they set off. Raises Unavailable (the batch is not
         committed, and comes again) when a store is unreachable or a run is another consumer's."""
-        self.store.record_chunks([_chunk(a) for a in events])
+        self.store.record_chunks([_chunk(a) for a in events if a.kind == INGESTED_EVENT])
         rules = self.store.active({a.note.project for a in events})
         uploads: dict[tuple[str, str], au.UploadProgress] = {}
         for a in events:
             for rule in rules.get(a.note.project, []):
-                if rule.trigger.dataset and rule.trigger.dataset != a.note.dataset:
+                if rule.trigger.dataset and rule.trigger.dataset != a.dataset:
+                    continue
+                if (rule.trigger.kind == au.STANDING_CAMPAIGN_FULL) != (a.kind == STANDING_CAMPAIGN_FULL_EVENT):
                     continue
                 try:
                     for trigger in self._triggers(rule, a, uploads):
@@ -137,6 +149,25 @@ class Engine:
         self, rule: au.Rule, a: Announced, uploads: dict[tuple[str, str], au.UploadProgress]
     ) -> list[au.TriggerEvent]:
         note = a.note
+        if rule.trigger.kind == au.STANDING_CAMPAIGN_FULL:
+            if rule.trigger.campaign and rule.trigger.campaign != note.campaign:
+                return []
+            assert rule.create_time is not None
+            if note.HasField("full_time") and note.full_time.ToDatetime(tzinfo=UTC) < rule.create_time:
+                return []  # full before the rule was made (the consumer is catching up)
+            return [
+                au.TriggerEvent(
+                    kind=au.STANDING_CAMPAIGN_FULL,
+                    key=f"standing-campaign-full/{note.campaign}",
+                    dataset=note.pool_dataset,
+                    frames=int(note.kept),
+                    source=a.source,
+                    partition=a.partition,
+                    offset=a.offset,
+                    campaign=note.campaign,
+                    similarity_threshold=float(note.similarity_threshold),
+                )
+            ]
         if rule.trigger.kind == au.INFERENCE_SET_COMPLETE:
             progress = uploads.get((note.project, note.upload_id))
             if progress is None:
@@ -367,8 +398,8 @@ def _payload(
         if "labeling" in s.result:
             sent = s.result["labeling"]
             labeling = {"request_id": sent.get("request_id", ""), "job_id": sent.get("job_id", ""),
-                        "frames": len(sent.get("frames", [])), "skipped": len(sent.get("skipped_frame_ids", [])),
-                        "note": sent.get("note", "")}  # fmt: skip
+                        "segment": sent.get("segment", ""), "frames": len(sent.get("frames", [])),
+                        "skipped": len(sent.get("skipped_frame_ids", [])), "note": sent.get("note", "")}  # fmt: skip
     return {
         "event": event,
         "delivery_id": delivery_id,
@@ -383,6 +414,7 @@ def _payload(
             "inference_set": t.inference_set,
             "frames": t.frames,
             "key": t.key,
+            "campaign": t.campaign,
         },
         "state": "FAILED" if failure else "SUCCEEDED",
         "message": failure,
@@ -466,6 +498,21 @@ class AutomationConsumer(ThreadWorker):
                 _close_quietly(consumer)
 
     def _decode(self, event: Event) -> Announced | None:
+        kind = event_type(event)
+        if kind == STANDING_CAMPAIGN_FULL_EVENT:
+            try:
+                full = common_pb2.StandingCampaignFullEvent.FromString(event.value)
+            except DecodeError as exc:
+                log.warning("%s: %s/%d/%d is not a StandingCampaignFullEvent (%s); skipped", self.name, event.topic,
+                            event.partition, event.offset, exc)  # fmt: skip
+                return None
+            if not full.project or not full.campaign:
+                return None
+            return Announced(full, event.topic, event.partition, event.offset, kind)
+        if kind != INGESTED_EVENT:
+            log.debug("%s: %s/%d/%d is a %r event; passed over", self.name, event.topic, event.partition,
+                      event.offset, kind)  # fmt: skip
+            return None
         try:
             note = ingest_pb2.IngestedEvent.FromString(event.value)
         except DecodeError as exc:

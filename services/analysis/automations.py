@@ -9,9 +9,9 @@ Tables (each row written again, with a higher version, on every change; reads us
   count, inference set, the frames whose labels it wrote, where the event was read): what triggers are
   decided from.
 - ``automation_runs``, ``automation_steps``, ``automation_deliveries``: each run of a rule (with the frames
-  whose labels changed, for LABELS_CHANGED), each of its actions (and its notification) with what it found,
-  started or sent, and each webhook attempt. The frames a rule sent for labeling on a UTC day (its daily
-  budget) are counted from its steps.
+  whose labels changed, for LABELS_CHANGED; the campaign and its threshold, for STANDING_CAMPAIGN_FULL), each
+  of its actions (and its notification) with what it found, started or sent, and each webhook attempt. The
+  frames a rule sent for labeling on a UTC day (its daily budget) are counted from its steps.
 - ``automation_claims`` and ``automation_heartbeats``: which consumer runs each attempt of a run (the
   first claim of an attempt wins, atomically), and that it is alive.
 
@@ -41,12 +41,15 @@ from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
 
 INFERENCE_SET_COMPLETE, LABELS_CHANGED = "INFERENCE_SET_COMPLETE", "LABELS_CHANGED"
-TRIGGERS = (INFERENCE_SET_COMPLETE, LABELS_CHANGED)
+STANDING_CAMPAIGN_FULL = "STANDING_CAMPAIGN_FULL"
+TRIGGERS = (INFERENCE_SET_COMPLETE, LABELS_CHANGED, STANDING_CAMPAIGN_FULL)
+#: the triggers that name no inference set: the actions that read one name it
+WITHOUT_INFERENCE_SET = (LABELS_CHANGED, STANDING_CAMPAIGN_FULL)
 METRICS, GATES, LABEL_ISSUES, NEIGHBORS = "METRICS", "GATES", "LABEL_ISSUES", "NEIGHBORS"
 SEND_TO_LABELING = "SEND_TO_LABELING"
 ACTIONS = (METRICS, GATES, LABEL_ISSUES, NEIGHBORS, SEND_TO_LABELING)
-#: the actions that read an inference set: the triggering one, or the one they name (which a LABELS_CHANGED
-#: trigger, naming none, needs)
+#: the actions that read an inference set: the triggering one, or the one they name (which a LABELS_CHANGED or
+#: STANDING_CAMPAIGN_FULL trigger, naming none, needs)
 ON_INFERENCE_SETS = (METRICS, GATES, LABEL_ISSUES)
 RUNNING, SUCCEEDED, FAILED = "RUNNING", "SUCCEEDED", "FAILED"
 RUN_STATES = (RUNNING, SUCCEEDED, FAILED)
@@ -117,6 +120,15 @@ MIGRATIONS = (
             "ALTER TABLE automation_runs ADD COLUMN IF NOT EXISTS frame_ids Array(String)",
         ),
     ),
+    Migration(
+        component="automations",
+        version=3,
+        name="the standing campaign that filled, per run",
+        statements=(
+            "ALTER TABLE automation_runs ADD COLUMN IF NOT EXISTS campaign String",
+            "ALTER TABLE automation_runs ADD COLUMN IF NOT EXISTS similarity_threshold Float64",
+        ),
+    ),
 )
 
 
@@ -130,6 +142,8 @@ class Trigger:
     inference_set_prefix: str = ""
     #: LABELS_CHANGED: frames whose labels must be written to fire
     min_labeled_frames: int = 0
+    #: STANDING_CAMPAIGN_FULL: only this campaign ("" for every campaign of the project)
+    campaign: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,8 +156,8 @@ class Action:
     #: SEND_TO_LABELING: the most frames one run sends, and one UTC day over all the rule's runs
     max_frames: int = 0
     daily_budget: int = 0
-    #: SEND_TO_LABELING: send only when the job flagged at least this many frames, and this share of those
-    #: it examined
+    #: SEND_TO_LABELING after LABEL_ISSUES: send only when the job flagged at least this many frames, and this
+    #: share of those it examined
     min_issues: int = 0
     min_issue_share: float = 0.0
     #: SEND_TO_LABELING: the labeling platform ("" for the bridge's default)
@@ -212,6 +226,11 @@ def check_trigger(t: Trigger, where: str) -> None:
         )
     if t.kind != LABELS_CHANGED and t.min_labeled_frames:
         raise InvalidArgument(f"applies to {LABELS_CHANGED} triggers only", field=f"{where}.min_labeled_frames")
+    if t.campaign and t.kind != STANDING_CAMPAIGN_FULL:
+        raise InvalidArgument(f"applies to {STANDING_CAMPAIGN_FULL} triggers only", field=f"{where}.campaign")
+    if t.campaign and not _NAME.match(t.campaign):
+        raise InvalidArgument(f"{t.campaign!r} is not a standing campaign's name: [a-z0-9][a-z0-9_.-]{{0,62}}",
+                              field=f"{where}.campaign")  # fmt: skip
 
 
 def check_actions(actions: Sequence[Action], trigger: str, project: Project, where: str) -> None:
@@ -236,13 +255,13 @@ def check_actions(actions: Sequence[Action], trigger: str, project: Project, whe
             raise InvalidArgument(
                 f"applies to {', '.join(ON_INFERENCE_SETS)} actions only", field=f"{at}.inference_set"
             )
-        if a.kind in ON_INFERENCE_SETS and trigger == LABELS_CHANGED and not a.inference_set:
+        if a.kind in ON_INFERENCE_SETS and trigger in WITHOUT_INFERENCE_SET and not a.inference_set:
             raise InvalidArgument(
-                f"is empty: a {LABELS_CHANGED} trigger names no inference set, so name the one {a.kind} reads",
+                f"is empty: a {trigger} trigger names no inference set, so name the one {a.kind} reads",
                 field=f"{at}.inference_set",
             )
         if a.kind == SEND_TO_LABELING:
-            _check_send(a, actions[:i], at)
+            _check_send(a, actions[:i], trigger, at)
         else:
             for name in ("max_frames", "daily_budget", "min_issues", "min_issue_share", "platform"):
                 if getattr(a, name):
@@ -266,10 +285,17 @@ def check_actions(actions: Sequence[Action], trigger: str, project: Project, whe
             raise InvalidArgument("applies to NEIGHBORS actions only", field=f"{at}.embedding_space")
 
 
-def _check_send(a: Action, before: Sequence[Action], at: str) -> None:
-    """A SEND_TO_LABELING action: after a LABEL_ISSUES action (whose job it reads), the only one of its rule
-    (the budget is the rule's), with its frames per run and per day."""
-    if not any(b.kind == LABEL_ISSUES for b in before):
+def _check_send(a: Action, before: Sequence[Action], trigger: str, at: str) -> None:
+    """A SEND_TO_LABELING action: after a LABEL_ISSUES action (whose job it reads), or on a STANDING_CAMPAIGN_FULL
+    trigger (it sends the campaign's kept frames, without thresholds), the only one of its rule (the budget is
+    the rule's), with its frames per run and per day."""
+    if trigger == STANDING_CAMPAIGN_FULL:
+        for name in ("min_issues", "min_issue_share"):
+            if getattr(a, name):
+                raise InvalidArgument(f"applies to label issues only: on a {STANDING_CAMPAIGN_FULL} trigger "
+                                      f"{SEND_TO_LABELING} sends the frames the campaign kept",
+                                      field=f"{at}.{name}")  # fmt: skip
+    elif not any(b.kind == LABEL_ISSUES for b in before):
         raise InvalidArgument(f"needs a {LABEL_ISSUES} action before it: it sends the frames that action's job "
                               "flags", field=f"{at}.kind")  # fmt: skip
     if any(b.kind == SEND_TO_LABELING for b in before):
@@ -335,6 +361,10 @@ class TriggerEvent:
     offset: int = -1
     #: LABELS_CHANGED: the frames whose labels were written, each once, sorted
     frame_ids: tuple[str, ...] = ()
+    #: STANDING_CAMPAIGN_FULL: the campaign (its kept frames are the segment of its name; ``dataset`` is its
+    #: pool, ``frames`` the frames it kept) and its similarity threshold
+    campaign: str = ""
+    similarity_threshold: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -405,7 +435,8 @@ _RULE_COLUMNS = (
 _RUN_COLUMNS = (
     "project", "run_id", "automation_id", "automation", "trigger_kind", "trigger_key", "dataset", "upload_id",
     "inference_set", "frames", "source", "partition", "offset", "state", "message", "retry", "attempts", "runner",
-    "gates_evaluated", "gates_failed", "create_time", "update_time", "finish_time", "frame_ids", "version",
+    "gates_evaluated", "gates_failed", "create_time", "update_time", "finish_time", "frame_ids", "campaign",
+    "similarity_threshold", "version",
 )  # fmt: skip
 _STEP_COLUMNS = ("project", "run_id", "step", "action", "state", "message", "result", "start_time", "finish_time",
                  "version")  # fmt: skip
@@ -607,7 +638,7 @@ class AutomationStore:
             [[r.project, r.run_id, r.automation_id, r.automation, t.kind, t.key, t.dataset, t.upload_id,
               t.inference_set, t.frames, t.source, t.partition, t.offset, r.state, r.message, int(r.retry), r.attempts,
               r.runner, r.gates_evaluated, r.gates_failed, r.create_time, r.update_time, r.finish_time,
-              list(t.frame_ids), time.time_ns()]],
+              list(t.frame_ids), t.campaign, t.similarity_threshold, time.time_ns()]],
             _RUN_COLUMNS,
         )  # fmt: skip
         return r
@@ -772,10 +803,11 @@ def _rule(row: Sequence[Any]) -> Rule:
 def _run(row: Sequence[Any]) -> Run:
     (project, run_id, automation_id, automation, kind, key, dataset, upload_id, inference_set, frames, source,
      partition, offset, state, message, retry, attempts, runner, evaluated, failed, ct, ut, ft,
-     frame_ids) = row  # fmt: skip
+     frame_ids, campaign, threshold) = row  # fmt: skip
     trigger = TriggerEvent(str(kind), str(key), str(dataset), str(upload_id), str(inference_set), int(frames),
                            str(source), int(partition), int(offset),
-                           tuple(str(f) for f in frame_ids or ()))  # fmt: skip
+                           tuple(str(f) for f in frame_ids or ()), str(campaign or ""),
+                           float(threshold or 0.0))  # fmt: skip
     return Run(
         project=str(project),
         run_id=str(run_id),

@@ -4,7 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shoal.common.stores.events import TopicSpec
+from shoal.common.stores.events import Event, TopicSpec
+
+#: the Kafka header naming what an event on the ingested topic is; an event without it is an IngestedEvent
+EVENT_TYPE_HEADER = "shoal-event-type"
+#: an IngestedEvent (the ingest consumer wrote a chunk): no header
+INGESTED_EVENT = ""
+#: a StandingCampaignFullEvent (a standing campaign's sample is full), published by the sampler
+STANDING_CAMPAIGN_FULL_EVENT = "standing-campaign-full"
+
+
+def event_type(event: Event) -> str:
+    """What an event of the ingested topic is: the value of its ``shoal-event-type`` header, or
+    :data:`INGESTED_EVENT` without one. Each consumer of the topic reads the types it knows and
+    passes over the others."""
+    for name, value in event.headers:
+        if name == EVENT_TYPE_HEADER:
+            return value.decode("utf-8", "replace")
+    return INGESTED_EVENT
+
+
+def event_type_headers(kind: str) -> tuple[tuple[str, bytes], ...]:
+    """The headers of an event of type ``kind`` on the ingested topic."""
+    return ((EVENT_TYPE_HEADER, kind.encode()),) if kind else ()
 
 
 @dataclass(frozen=True)
@@ -23,7 +45,8 @@ class Topics:
 
     @property
     def ingested(self) -> str:
-        """Notifications that data was written, for the other services."""
+        """Notifications that data was written (IngestedEvent), and that a standing campaign is full
+        (StandingCampaignFullEvent, with the header shoal-event-type), for the other services."""
         return f"{self.prefix}.ingested.v1"
 
     @property

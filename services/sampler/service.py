@@ -697,7 +697,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             StandingConsumer(
                 stores.events,
                 servicer.topics,
-                standing.Standing(stores.metrics, stores.vectors),
+                standing.Standing(stores.metrics, stores.vectors, standing.publisher(stores.events, servicer.topics)),
                 group_id=settings.sampler_consumer_group,
             ),
         ],

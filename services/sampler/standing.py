@@ -19,6 +19,14 @@ the commit keeps no frame twice and no other frame. Any failure drops the in-mem
 is read back from the stores (seeds, kept vectors, positions) before the next batch; so does a
 rebalance.
 
+**Full.** When a campaign's budget is spent, a ``StandingCampaignFullEvent`` is published on the
+ingested topic (header ``shoal-event-type: standing-campaign-full``, keyed as the pool's ingested
+events) before the campaign is saved FULL: a crash between the two leaves it FILLING, and the next
+batch finds its kept count at the budget (each campaign's is read once after any failure, and when
+it is first seen), publishes again and saves it FULL. The event comes at least once; its consumers
+(the automations) key what they do by campaign. Consumers of the ingested topic route by that
+header: :meth:`Standing.handle` passes over these events.
+
 **The offline twin.** :func:`replay` runs the same rule over the frames already in a pool, in
 upload order (the chunk that wrote each frame, by its produced time, then frame id), from an empty
 sample. On frames streamed after the campaign started, in chunks that reach the topic in the order
@@ -35,7 +43,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -48,10 +56,13 @@ from shoal.common.data.embeddings import read_vectors_of, vector_pk
 from shoal.common.data.evaluations import frame_rows_set
 from shoal.common.data.projects import Project, ProjectCatalog
 from shoal.common.data.query import SETTINGS, Params, View, compile_filter, view_sql
-from shoal.common.stores.events import Event
+from shoal.common.errors import Unavailable
+from shoal.common.stores.events import Event, EventBus
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.timeutil import now_ms
+from shoal.common.topics import INGESTED_EVENT, STANDING_CAMPAIGN_FULL_EVENT, Topics, event_type, event_type_headers
+from shoal.common.uploads import event_key
 from shoal.common.v1 import common_pb2
 from shoal.ingest.v1 import ingest_pb2
 from shoal.sampler import search
@@ -77,6 +88,8 @@ REPLAY_BLOCK = 50_000
 REREAD_WAITS = (0.0, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: keys per read when reading again what a read did not return
 REREAD_BATCH = 1_000
+#: how long publishing a campaign's full event may take before the batch fails (and comes again)
+PUBLISH_TIMEOUT_SECONDS = 60.0
 
 MIGRATIONS = (
     Migration(
@@ -318,6 +331,53 @@ def kept_frames(metrics: MetricsStore, project: str, campaign: str) -> list[str]
     return [str(f) for f in rows["frame_id"]]
 
 
+def kept_counts(metrics: MetricsStore, campaigns: Sequence[Campaign]) -> dict[tuple[str, str], int]:
+    """The frames each of ``campaigns`` kept, by (project, name) (0 when none)."""
+    if not campaigns:
+        return {}
+    rows = metrics.query_ids(
+        "SELECT project, campaign, countIf(kept = 1) FROM standing_decisions FINAL"
+        " WHERE project IN {projects:Array(String)} AND campaign IN {names:Array(String)} GROUP BY project, campaign",
+        {"projects": sorted({c.project for c in campaigns})},
+        "names",
+        sorted({c.name for c in campaigns}),
+    )
+    found = {(str(p), str(n)): int(k) for p, n, k in rows}
+    return {(c.project, c.name): found.get((c.project, c.name), 0) for c in campaigns}
+
+
+def full_event(c: Campaign, kept: int) -> common_pb2.StandingCampaignFullEvent:
+    """The event that says campaign ``c`` is full, now."""
+    e = common_pb2.StandingCampaignFullEvent(
+        project=c.project, campaign=c.name, segment=c.name, pool_dataset=c.pool, embedding_space=c.space,
+        budget=c.budget, kept=kept, similarity_threshold=c.threshold,
+    )  # fmt: skip
+    e.full_time.GetCurrentTime()
+    return e
+
+
+#: publishes a campaign's full event and returns once it is durable (raises when it is not)
+Publish = Callable[[common_pb2.StandingCampaignFullEvent], None]
+
+
+def publisher(bus: EventBus, topics: Topics, *, timeout_seconds: float = PUBLISH_TIMEOUT_SECONDS) -> Publish:
+    """Publishes full events on the ingested topic, keyed as the pool's ingested events, with the
+    header naming their type; waits until each is durable."""
+    headers = event_type_headers(STANDING_CAMPAIGN_FULL_EVENT)
+
+    def publish(e: common_pb2.StandingCampaignFullEvent) -> None:
+        try:
+            bus.publish(topics.ingested, key=event_key(e.project, e.pool_dataset), value=e.SerializeToString(),
+                        headers=headers).result(timeout=timeout_seconds)  # fmt: skip
+        except Unavailable:
+            raise
+        except Exception as exc:  # the broker did not take it: the batch fails and comes again
+            raise Unavailable(f"the full event of standing campaign {e.project}/{e.campaign} was not published: "
+                              f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+
+    return publish
+
+
 def _kept_state(metrics: MetricsStore, c: Campaign) -> tuple[np.ndarray, int]:
     """The kept frames' vectors (K, D) by rank and the next position to judge."""
     table = metrics.query_arrow(
@@ -422,29 +482,37 @@ class _Batch:
 
     verdicts: list[Any] = field(default_factory=list)
     members: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
-    full: list[Campaign] = field(default_factory=list)
+    #: the campaigns now full, with the frames they kept
+    full: list[tuple[Campaign, int]] = field(default_factory=list)
     drops_with_retention: list[float] = field(default_factory=list)
 
 
 class Standing:
     """The standing campaigns' side of the sampler over the stores: judges batches of ingested
     events (:meth:`handle`) and deletes the vectors of dropped frames (:meth:`sweep`). Used from
-    one thread (the consumer's)."""
+    one thread (the consumer's). ``publish`` sends the event of a campaign that is full (see
+    :func:`publisher`); None: no event is sent."""
 
-    def __init__(self, metrics: MetricsStore, vectors: VectorStore) -> None:
+    def __init__(self, metrics: MetricsStore, vectors: VectorStore, publish: Publish | None = None) -> None:
         self.metrics = metrics
         self.vectors = vectors
+        self.publish = publish
         self.projects = ProjectCatalog(metrics)
         self._states: dict[tuple[str, str], _State] = {}
+        #: the filling campaigns whose kept count was read since the last failure (a crash may have left
+        #: one FILLING with its budget spent)
+        self._checked: set[tuple[str, str]] = set()
         self._last_sweep = 0.0
         self._next_sweep = 0.0
-        #: frames judged and kept since the start, for logs and tests
+        #: frames judged and kept since the start, and full events published, for logs and tests
         self.judged = 0
         self.kept = 0
+        self.published = 0
 
     def forget(self) -> None:
         """Drops what is held in memory; it is read from the stores again when needed."""
         self._states.clear()
+        self._checked.clear()
 
     def _state(self, c: Campaign) -> _State:
         key = (c.project, c.name)
@@ -462,22 +530,26 @@ class Standing:
         caller must not commit, and calls :meth:`forget`)."""
         notes = []
         for e in events:
+            if event_type(e) != INGESTED_EVENT:
+                continue  # a campaign's full event (this consumer's own), or a type for other consumers
             try:
                 notes.append(ingest_pb2.IngestedEvent.FromString(e.value))
             except DecodeError as exc:
                 log.warning("skipping ingested event %s/%d/%d: not an IngestedEvent (%s)", e.topic, e.partition,
                             e.offset, exc)  # fmt: skip
-        if not notes:
-            return
+        # read even for a batch without IngestedEvents: a campaign left FILLING with its budget spent is full now
         campaigns = all_campaigns(self.metrics, state=FILLING)
         live = {(c.project, c.name) for c in campaigns}
         for key in [k for k in self._states if k not in live]:
             del self._states[key]
+        self._checked &= live
+        batch = _Batch()
+        self._full_already(campaigns, batch)
         watched: dict[tuple[str, str, str], list[Campaign]] = {}
+        done = {(c.project, c.name) for c, _ in batch.full}
         for c in campaigns:
-            watched.setdefault((c.project, c.pool, c.space), []).append(c)
-        if not watched:
-            return
+            if (c.project, c.name) not in done:
+                watched.setdefault((c.project, c.pool, c.space), []).append(c)
         arrivals: dict[tuple[str, str, str], list[Arrival]] = {}
         for note in notes:
             written = note.written_time.ToNanoseconds() if note.HasField("written_time") else 0
@@ -487,10 +559,25 @@ class Standing:
                     arrivals.setdefault(key, []).extend(
                         Arrival(f, written, note.upload_id, note.chunk_index) for f in sorted(set(block.frame_ids))
                     )
-        batch = _Batch()
         for key, arrived in arrivals.items():
             self._judge_arrivals(key, watched[key], arrived, batch)
         self._write(batch)
+
+    def _full_already(self, campaigns: list[Campaign], batch: _Batch) -> None:
+        """The filling campaigns not read since the last failure whose kept frames reached the budget
+        (the process stopped after their verdicts were written, before they were saved FULL): full in
+        this batch, with or without frames of their pool in it."""
+        unread = [c for c in campaigns if (c.project, c.name) not in self._checked]
+        if not unread:
+            return
+        kept = kept_counts(self.metrics, unread)
+        for c in unread:
+            n = kept[(c.project, c.name)]
+            if n >= c.budget:
+                log.info("standing campaign %s/%s kept %d frames (its budget) but is not saved full: full now",
+                         c.project, c.name, n)  # fmt: skip
+                batch.full.append((c, n))
+            self._checked.add((c.project, c.name))
 
     def _judge_arrivals(
         self, key: tuple[str, str, str], campaigns: list[Campaign], arrived: list[Arrival], batch: _Batch
@@ -571,24 +658,30 @@ class Standing:
         if c.retention is not None and len(kept) < n:
             batch.drops_with_retention.append(c.retention)
         if st.judge.full:
-            batch.full.append(c)
+            batch.full.append((c, st.judge.kept_count))
 
     def _write(self, batch: _Batch) -> None:
         """Kept frames into the segments first (a repeat adds nothing), then every verdict in one
-        insert, then the campaigns that filled up."""
+        insert, then the campaigns that filled up: each one's event published, then its state saved
+        FULL (a crash between the two publishes it again on the next batch)."""
         version = time.time_ns()
         for (project, segment, dataset), frames in batch.members.items():
             n = len(frames)
+            # versions rising in the order kept: the segment tells the order (the automations send it so)
+            versions = [version + i for i in range(n)]
             self.metrics.insert_columns(
                 "segment_members",
-                [[project] * n, [segment] * n, [dataset] * n, frames, [""] * n, [0] * n, [version] * n],
+                [[project] * n, [segment] * n, [dataset] * n, frames, [""] * n, [0] * n, versions],
                 ["project", "segment", "dataset", "frame_id", "object_id", "removed", "version"],
             )
         if batch.verdicts:
             self.metrics.insert_arrow("standing_decisions", pa.concat_tables(batch.verdicts))
-        for c in batch.full:
+        for c, kept in batch.full:
+            if self.publish is not None:
+                self.publish(full_event(c, kept))
+                self.published += 1
             save(self.metrics, replace(c, state=FULL))
-            log.info("standing campaign %s/%s is full: %d frames kept", c.project, c.name, c.budget)
+            log.info("standing campaign %s/%s is full: %d frames kept", c.project, c.name, kept)
             self._states.pop((c.project, c.name), None)
         if batch.drops_with_retention:
             due = time.monotonic() + min(batch.drops_with_retention)
@@ -724,6 +817,6 @@ def reasons_count(reasons: Sequence[str]) -> dict[str, int]:
 
 __all__ = [
     "FILLING", "FULL", "KEPT", "MIGRATIONS", "STOPPED", "Campaign", "Counts", "KeptItem", "Replay", "Seed",
-    "Standing", "all_campaigns", "counts", "find", "kept_frames", "kept_items", "list_campaigns", "replay",
-    "save", "save_seeds", "seed_refs", "seeds_of", "upload_order",
+    "Standing", "all_campaigns", "counts", "find", "full_event", "kept_counts", "kept_frames", "kept_items",
+    "list_campaigns", "publisher", "replay", "save", "save_seeds", "seed_refs", "seeds_of", "upload_order",
 ]  # fmt: skip

@@ -1,6 +1,7 @@
 """Automations: the RPCs of a project's rules and their runs, the actions a run takes (each one an
 analysis RPC's handler, called in process, but SEND_TO_LABELING, which publishes a labeling request on the
-labeling-requests topic for the labeling bridge), and the consumer that runs them
+labeling-requests topic for the labeling bridge: the label issues of the job before it, or the frames a
+standing campaign kept, read from its segment), and the consumer that runs them
 (:mod:`shoal.analysis.automation_engine`).
 
 The analysis service runs automations because it runs what they set off: metrics, gates and jobs.
@@ -12,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -180,7 +181,7 @@ def _kind(enum: Any, value: int, prefix: str, what: str, field: str) -> str:
 
 def trigger_of(t: pb.AutomationTrigger, where: str) -> au.Trigger:
     kind = _kind(pb.AutomationTriggerKind, t.kind, "AUTOMATION_TRIGGER_KIND_", "trigger kind", f"{where}.kind")
-    return au.Trigger(kind, t.dataset, t.inference_set_prefix, t.min_labeled_frames)
+    return au.Trigger(kind, t.dataset, t.inference_set_prefix, t.min_labeled_frames, t.campaign)
 
 
 def action_of(a: pb.AutomationAction, where: str) -> au.Action:
@@ -205,6 +206,7 @@ def automation_proto(r: au.Rule) -> pb.Automation:
             dataset=t.dataset,
             inference_set_prefix=t.inference_set_prefix,
             min_labeled_frames=t.min_labeled_frames,
+            campaign=t.campaign,
         ),
         actions=[
             pb.AutomationAction(
@@ -256,6 +258,7 @@ def _labeling(sent: dict[str, Any]) -> pb.AutomationLabeling:
         day=sent.get("day", ""),
         budget_used_before=int(sent.get("budget_used_before", 0)),
         note=sent.get("note", ""),
+        segment=sent.get("segment", ""),
     )
 
 
@@ -311,6 +314,8 @@ def runs_proto(store: au.AutomationStore, project: str, runs: Sequence[au.Run]) 
                     source=t.source,
                     key=t.key,
                     frame_ids=t.frame_ids,
+                    campaign=t.campaign,
+                    similarity_threshold=t.similarity_threshold,
                 ),
                 steps=[step_proto(s) for s in steps.get(r.run_id, [])],
                 deliveries=[delivery_proto(d) for d in deliveries.get(r.run_id, [])],
@@ -570,6 +575,17 @@ def choose_for_labeling(
                               if w)  # fmt: skip
         out["note"] = f"the job flagged {flagged} of {examined} frames, short of {wanted}: nothing sent"
         return out
+    return within_budget(ctx, store, rule, action, step, dataset, pages, out, what="flagged")
+
+
+def within_budget(
+    ctx: Context, store: au.AutomationStore, rule: au.Rule, action: au.Action, step: StepContext, dataset: str,
+    pages: Flagged, out: dict[str, Any], *, what: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Fills ``out`` with what a SEND_TO_LABELING step sends of the candidate frames ``pages`` (in the order
+    given): those sent for labeling before passed over, at most the run's ``max_frames``, and those beyond the
+    rule's budget left for the UTC day (``out["day"]``) recorded as skipped; and the request's id."""
+    day = date.fromisoformat(out["day"])
     used = store.sent_for_labeling(rule.project, rule.automation_id, day, besides=step.run.run_id)
     left = max(action.daily_budget - used, 0)
     chosen: list[tuple[str, str]] = []
@@ -586,12 +602,12 @@ def choose_for_labeling(
     sent, skipped = chosen[:left], chosen[left:]
     notes = []
     if passed:
-        notes.append(f"{passed} flagged frames were sent for labeling before")
+        notes.append(f"{passed} {what} frames were sent for labeling before")
     if skipped:
         notes.append(f"{len(skipped)} frames over the daily budget of {action.daily_budget} ({used} sent earlier on "
                      f"{day.isoformat()}): not sent")  # fmt: skip
     if not chosen:
-        notes.append("no flagged frame left to send")
+        notes.append(f"no {what} frame left to send")
     request_id = ""
     if sent:
         request_id = labeling_requests.derive_request_id(rule.project, f"automation:{step.run.run_id}", dataset,
@@ -602,16 +618,55 @@ def choose_for_labeling(
     return out
 
 
+def campaign_frames(ctx: Context, project: str, segment: str) -> list[str]:
+    """The frames of a standing campaign's segment, in the order they joined it (the order the campaign kept
+    them, between batches; by frame id within one)."""
+    rows = ctx.metrics.query_columns(
+        "SELECT frame_id FROM segment_members FINAL WHERE project = {p:String} AND segment = {s:String}"
+        " AND removed = 0 GROUP BY frame_id ORDER BY min(version), frame_id",
+        {"p": project, "s": segment},
+    )
+    return [str(f) for f in rows["frame_id"]]
+
+
+def choose_campaign_frames(
+    ctx: Context, store: au.AutomationStore, rule: au.Rule, trigger: au.TriggerEvent, action: au.Action,
+    step: StepContext,
+) -> dict[str, Any]:  # fmt: skip
+    """What a SEND_TO_LABELING step of a STANDING_CAMPAIGN_FULL run sends: the frames the campaign kept (its
+    segment, which has its name), in the order kept, each with why, passed over when sent before, within the
+    run's ``max_frames`` and the rule's budget left for the UTC day."""
+    seg = ctx.segments.find(rule.project, trigger.campaign)
+    if seg is None:
+        raise FailedPrecondition(f"project {rule.project!r} has no segment {trigger.campaign!r}: the standing "
+                                 "campaign's kept frames are not there", field="trigger.campaign")  # fmt: skip
+    frames = campaign_frames(ctx, rule.project, seg.name)
+    reason = (f"kept by standing campaign {trigger.campaign} (cosine similarity >= {trigger.similarity_threshold:g} "
+              "to its seeds)")  # fmt: skip
+    day = datetime.now(UTC).date()
+    out: dict[str, Any] = {"job_id": "", "segment": seg.name, "dataset": seg.dataset, "examined": len(frames),
+                           "flagged": len(frames), "request_id": "", "frames": [], "skipped_frame_ids": [],
+                           "sent_before": 0, "day": day.isoformat(), "budget_used_before": 0, "note": ""}  # fmt: skip
+    if not frames:
+        out["note"] = f"segment {seg.name!r} has no frames: nothing sent"
+        return out
+    pages = iter([[(f, reason) for f in frames[i : i + PAGE]] for i in range(0, len(frames), PAGE)])
+    return within_budget(ctx, store, rule, action, step, seg.dataset, pages, out, what="kept")
+
+
 def labeling_event(rule: au.Rule, action: au.Action, sent: dict[str, Any]) -> common_pb2.LabelingRequestEvent:
     """The one event of the request ``sent`` (at most MAX_SEND_FRAMES frames: one part)."""
     frames = sent["frames"]
+    if sent.get("segment"):
+        why, source = f"standing campaign {sent['segment']} is full", f"segment:{sent['segment']}"
+    else:
+        why, source = f"label issues of job {sent['job_id']}", f"label_issues:{sent['job_id']}"
     e = common_pb2.LabelingRequestEvent(
         schema_version=labeling_requests.SCHEMA_VERSION, request_id=sent["request_id"], part=0, parts=1,
         project=rule.project, dataset=sent["dataset"],
         items=[common_pb2.DatapointRef(dataset=sent["dataset"], frame_id=f["frame_id"]) for f in frames],
         reasons=[f["reason"] for f in frames],
-        reason=f"automation {rule.name}: label issues of job {sent['job_id']}",
-        source=f"label_issues:{sent['job_id']}", platform=platform_of(action.platform),
+        reason=f"automation {rule.name}: {why}", source=source, platform=platform_of(action.platform),
         requested_by=f"automation:{rule.name}",
     )  # fmt: skip
     e.requested_time.GetCurrentTime()
@@ -687,7 +742,10 @@ def actions(
         bridge takes a request once, however often it comes."""
         sent = step.earlier.get("labeling")
         if not sent or not sent.get("request_id"):
-            sent = choose_for_labeling(ctx, store, rule, action, step, job_wait_seconds)
+            if trigger.kind == au.STANDING_CAMPAIGN_FULL:
+                sent = choose_campaign_frames(ctx, store, rule, trigger, action, step)
+            else:
+                sent = choose_for_labeling(ctx, store, rule, action, step, job_wait_seconds)
             if not sent["frames"]:
                 return {"labeling": sent, "message": sent["note"]}
             step.note({"labeling": sent})

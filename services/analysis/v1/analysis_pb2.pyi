@@ -86,6 +86,7 @@ class AutomationTriggerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTOMATION_TRIGGER_KIND_UNSPECIFIED: _ClassVar[AutomationTriggerKind]
     AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE: _ClassVar[AutomationTriggerKind]
     AUTOMATION_TRIGGER_KIND_LABELS_CHANGED: _ClassVar[AutomationTriggerKind]
+    AUTOMATION_TRIGGER_KIND_STANDING_CAMPAIGN_FULL: _ClassVar[AutomationTriggerKind]
 
 class AutomationActionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -144,6 +145,7 @@ SOUND_EVENT_ISSUE_LEVEL_CLIP: SoundEventIssueLevel
 AUTOMATION_TRIGGER_KIND_UNSPECIFIED: AutomationTriggerKind
 AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE: AutomationTriggerKind
 AUTOMATION_TRIGGER_KIND_LABELS_CHANGED: AutomationTriggerKind
+AUTOMATION_TRIGGER_KIND_STANDING_CAMPAIGN_FULL: AutomationTriggerKind
 AUTOMATION_ACTION_KIND_UNSPECIFIED: AutomationActionKind
 AUTOMATION_ACTION_KIND_METRICS: AutomationActionKind
 AUTOMATION_ACTION_KIND_GATES: AutomationActionKind
@@ -2455,16 +2457,18 @@ class QuerySoundEventIssuesResponse(_message.Message):
     def __init__(self, summary: _Optional[_Union[SoundEventIssuesSummary, _Mapping]] = ..., intervals: _Optional[_Iterable[_Union[SoundEventIssue, _Mapping]]] = ..., clips: _Optional[_Iterable[_Union[SoundEventClipIssue, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ..., dismissed_count: _Optional[int] = ...) -> None: ...
 
 class AutomationTrigger(_message.Message):
-    __slots__ = ("kind", "dataset", "inference_set_prefix", "min_labeled_frames")
+    __slots__ = ("kind", "dataset", "inference_set_prefix", "min_labeled_frames", "campaign")
     KIND_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SET_PREFIX_FIELD_NUMBER: _ClassVar[int]
     MIN_LABELED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
     kind: AutomationTriggerKind
     dataset: str
     inference_set_prefix: str
     min_labeled_frames: int
-    def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., inference_set_prefix: _Optional[str] = ..., min_labeled_frames: _Optional[int] = ...) -> None: ...
+    campaign: str
+    def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., inference_set_prefix: _Optional[str] = ..., min_labeled_frames: _Optional[int] = ..., campaign: _Optional[str] = ...) -> None: ...
 
 class AutomationAction(_message.Message):
     __slots__ = ("kind", "confidence_threshold", "iou_threshold", "inference_set", "embedding_space", "max_frames", "daily_budget", "min_issues", "min_issue_share", "platform", "changed_frames")
@@ -2609,7 +2613,7 @@ class DeleteAutomationResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AutomationTriggerEvent(_message.Message):
-    __slots__ = ("kind", "dataset", "upload_id", "inference_set", "frames", "source", "key", "frame_ids")
+    __slots__ = ("kind", "dataset", "upload_id", "inference_set", "frames", "source", "key", "frame_ids", "campaign", "similarity_threshold")
     KIND_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
@@ -2618,6 +2622,8 @@ class AutomationTriggerEvent(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     FRAME_IDS_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     kind: AutomationTriggerKind
     dataset: str
     upload_id: str
@@ -2626,7 +2632,9 @@ class AutomationTriggerEvent(_message.Message):
     source: str
     key: str
     frame_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., inference_set: _Optional[str] = ..., frames: _Optional[int] = ..., source: _Optional[str] = ..., key: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    campaign: str
+    similarity_threshold: float
+    def __init__(self, kind: _Optional[_Union[AutomationTriggerKind, str]] = ..., dataset: _Optional[str] = ..., upload_id: _Optional[str] = ..., inference_set: _Optional[str] = ..., frames: _Optional[int] = ..., source: _Optional[str] = ..., key: _Optional[str] = ..., frame_ids: _Optional[_Iterable[str]] = ..., campaign: _Optional[str] = ..., similarity_threshold: _Optional[float] = ...) -> None: ...
 
 class AutomationLabelingFrame(_message.Message):
     __slots__ = ("frame_id", "reason")
@@ -2637,7 +2645,7 @@ class AutomationLabelingFrame(_message.Message):
     def __init__(self, frame_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class AutomationLabeling(_message.Message):
-    __slots__ = ("job_id", "dataset", "examined", "flagged", "request_id", "frames", "skipped_frame_ids", "sent_before", "day", "budget_used_before", "note")
+    __slots__ = ("job_id", "dataset", "examined", "flagged", "request_id", "frames", "skipped_frame_ids", "sent_before", "day", "budget_used_before", "note", "segment")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     EXAMINED_FIELD_NUMBER: _ClassVar[int]
@@ -2649,6 +2657,7 @@ class AutomationLabeling(_message.Message):
     DAY_FIELD_NUMBER: _ClassVar[int]
     BUDGET_USED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     dataset: str
     examined: int
@@ -2660,7 +2669,8 @@ class AutomationLabeling(_message.Message):
     day: str
     budget_used_before: int
     note: str
-    def __init__(self, job_id: _Optional[str] = ..., dataset: _Optional[str] = ..., examined: _Optional[int] = ..., flagged: _Optional[int] = ..., request_id: _Optional[str] = ..., frames: _Optional[_Iterable[_Union[AutomationLabelingFrame, _Mapping]]] = ..., skipped_frame_ids: _Optional[_Iterable[str]] = ..., sent_before: _Optional[int] = ..., day: _Optional[str] = ..., budget_used_before: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    segment: str
+    def __init__(self, job_id: _Optional[str] = ..., dataset: _Optional[str] = ..., examined: _Optional[int] = ..., flagged: _Optional[int] = ..., request_id: _Optional[str] = ..., frames: _Optional[_Iterable[_Union[AutomationLabelingFrame, _Mapping]]] = ..., skipped_frame_ids: _Optional[_Iterable[str]] = ..., sent_before: _Optional[int] = ..., day: _Optional[str] = ..., budget_used_before: _Optional[int] = ..., note: _Optional[str] = ..., segment: _Optional[str] = ...) -> None: ...
 
 class AutomationStep(_message.Message):
     __slots__ = ("action", "state", "message", "metrics", "gates", "job_id", "start_time", "finish_time", "labeling")

@@ -180,3 +180,25 @@ class LabelingRequestEvent(_message.Message):
     requested_time: _timestamp_pb2.Timestamp
     reasons: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, schema_version: _Optional[int] = ..., request_id: _Optional[str] = ..., part: _Optional[int] = ..., parts: _Optional[int] = ..., project: _Optional[str] = ..., dataset: _Optional[str] = ..., items: _Optional[_Iterable[_Union[DatapointRef, _Mapping]]] = ..., reason: _Optional[str] = ..., source: _Optional[str] = ..., platform: _Optional[str] = ..., preannotation_inference_set: _Optional[str] = ..., requested_by: _Optional[str] = ..., requested_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StandingCampaignFullEvent(_message.Message):
+    __slots__ = ("project", "campaign", "segment", "pool_dataset", "embedding_space", "budget", "kept", "similarity_threshold", "full_time")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    POOL_DATASET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_SPACE_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FULL_TIME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    campaign: str
+    segment: str
+    pool_dataset: str
+    embedding_space: str
+    budget: int
+    kept: int
+    similarity_threshold: float
+    full_time: _timestamp_pb2.Timestamp
+    def __init__(self, project: _Optional[str] = ..., campaign: _Optional[str] = ..., segment: _Optional[str] = ..., pool_dataset: _Optional[str] = ..., embedding_space: _Optional[str] = ..., budget: _Optional[int] = ..., kept: _Optional[int] = ..., similarity_threshold: _Optional[float] = ..., full_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -8,9 +8,11 @@ import { enumName, fmt, h, href, projectInfo, showError, time } from "../ui.js";
 
 const COMPLETE = "AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE";
 const LABELS = "AUTOMATION_TRIGGER_KIND_LABELS_CHANGED";
+const CAMPAIGN_FULL = "AUTOMATION_TRIGGER_KIND_STANDING_CAMPAIGN_FULL";
 const TRIGGERS = [
   [COMPLETE, "an inference set's upload is complete"],
   [LABELS, "labels of a dataset changed"],
+  [CAMPAIGN_FULL, "a standing campaign's sample is full"],
 ];
 const METRICS = "AUTOMATION_ACTION_KIND_METRICS";
 const GATES = "AUTOMATION_ACTION_KIND_GATES";
@@ -62,6 +64,7 @@ function hostOf(url) {
 function describeTrigger(t = {}) {
   const where = t.dataset ? `dataset ${t.dataset}` : "any dataset";
   if (t.kind === LABELS) return `labels of ${fmt(num(t.min_labeled_frames))} frames of ${where} changed`;
+  if (t.kind === CAMPAIGN_FULL) return `${t.campaign ? `standing campaign ${t.campaign}` : "a standing campaign"} of ${where} is full`;
   return `an inference set of ${where} is complete${t.inference_set_prefix ? ` (name starts with “${t.inference_set_prefix}”)` : ""}`;
 }
 
@@ -77,6 +80,7 @@ function describeAction(a) {
 
 function describeRunTrigger(t = {}) {
   if (t.kind === LABELS) return `labels of ${fmt(num(t.frames))} frames of ${t.dataset || "?"} changed`;
+  if (t.kind === CAMPAIGN_FULL) return `standing campaign ${t.campaign || "?"} of ${t.dataset || "?"} is full · ${fmt(num(t.frames))} frames kept`;
   return [h("span", { class: "trigger-set" }, t.inference_set || "?"), ` complete · ${t.dataset || "?"} · ${fmt(num(t.frames))} frames`];
 }
 
@@ -244,6 +248,7 @@ async function renderRules(main, ctx, info, timers) {
       h("option", { value: "" }, "(any dataset)"), info.datasets.map((d) => h("option", { value: d.name }, d.name))),
     prefix: h("input", { id: "rule-trigger-prefix", name: "inference_set_prefix", autocomplete: "off", placeholder: "(every set)" }),
     minFrames: h("input", { id: "rule-trigger-min-frames", name: "min_labeled_frames", type: "number", min: "1", step: "1", value: "500" }),
+    campaign: h("input", { id: "rule-trigger-campaign", name: "campaign", autocomplete: "off", spellcheck: "false", placeholder: "(any campaign)" }),
     url: h("input", { id: "rule-webhook-url", name: "webhook_url", type: "url", inputmode: "url", autocomplete: "off",
       spellcheck: "false", placeholder: "the receiver's http(s) URL" }),
     // write-only: typed here, sent once, never read back into the page
@@ -271,7 +276,8 @@ async function renderRules(main, ctx, info, timers) {
       field("Dataset", inputs.dataset, "trigger.dataset"),
       kind === COMPLETE ? field("Inference sets named", inputs.prefix, "trigger.inference_set_prefix",
         h("span", { class: "muted help" }, "starting with; empty: every set")) : null,
-      kind === LABELS ? field("Labels of at least (frames)", inputs.minFrames, "trigger.min_labeled_frames") : null);
+      kind === LABELS ? field("Labels of at least (frames)", inputs.minFrames, "trigger.min_labeled_frames") : null,
+      kind === CAMPAIGN_FULL ? field("Standing campaign", inputs.campaign, "trigger.campaign") : null);
     drawActions();
   }
 
@@ -290,7 +296,8 @@ async function renderRules(main, ctx, info, timers) {
   function drawActions() {
     const sets = info.inferenceSets;
     const spaces = info.project.embedding_spaces || [];
-    const labelsTrigger = inputs.kind.value === LABELS;
+    // these triggers name no inference set: an action that reads one names it
+    const labelsTrigger = inputs.kind.value === LABELS || inputs.kind.value === CAMPAIGN_FULL;
     put(actionsBox, ...actions.map((a, i) => {
       const at = `actions[${i}]`;
       const kind = h("select", { class: "action-kind", "aria-label": `action ${i + 1}`, onchange: (e) => {
@@ -401,6 +408,7 @@ async function renderRules(main, ctx, info, timers) {
         dataset: inputs.dataset.value || undefined,
         inference_set_prefix: kind === COMPLETE ? inputs.prefix.value.trim() || undefined : undefined,
         min_labeled_frames: kind === LABELS ? numberOr(inputs.minFrames.value) : undefined,
+        campaign: kind === CAMPAIGN_FULL ? inputs.campaign.value.trim() || undefined : undefined,
       },
       // an action keeps the parameters the form has no field for; one of a kind it does not know, all of them
       actions: actions.map((a) => (!ACTIONS.some(([k]) => k === a.kind) ? { ...a } : {
@@ -456,6 +464,7 @@ async function renderRules(main, ctx, info, timers) {
     inputs.dataset.value = t.dataset || "";
     inputs.prefix.value = t.inference_set_prefix || "";
     inputs.minFrames.value = t.min_labeled_frames ? String(t.min_labeled_frames) : "500";
+    inputs.campaign.value = t.campaign || "";
     const w = rule && rule.webhook;
     inputs.url.value = w ? w.url || "" : "";
     inputs.secret.value = "";
@@ -643,7 +652,9 @@ async function renderRun(main, ctx, info, runId, timers) {
       ["State", [runPill(run), run.message ? h("span", { class: "run-message" }, ` ${run.message}`) : ""]],
       ["Gates", gates ? h("span", { id: "run-gates-summary", class: num(run.gates_failed) ? "failed" : "passed" }, gates) : "–"],
       ["Attempts", String(num(run.attempts))],
-      ["Trigger", t.kind === LABELS ? `labels of ${fmt(num(t.frames))} frames changed` : "an inference set's upload is complete"],
+      ["Trigger", t.kind === LABELS ? `labels of ${fmt(num(t.frames))} frames changed`
+        : t.kind === CAMPAIGN_FULL ? `standing campaign ${t.campaign || "?"} is full (${fmt(num(t.frames))} frames kept)`
+          : "an inference set's upload is complete"],
       ["Dataset", t.dataset || "–"],
     ];
     if (set) facts.push(["Inference set", h("a", { href: href(`${base}/performance`, { inference_set: set }), id: "run-inference-set" }, set)]);
@@ -705,7 +716,8 @@ async function renderRun(main, ctx, info, runId, timers) {
   function labelingView(l) {
     const sent = (l.frames || []).length;
     return h("p", { class: "step-labeling" },
-      `Sent ${fmt(sent)} frame${sent === 1 ? "" : "s"} of the ${fmt(num(l.flagged))} flagged (${fmt(num(l.examined))} examined)`,
+      l.segment ? `Sent ${fmt(sent)} frame${sent === 1 ? "" : "s"} of the ${fmt(num(l.examined))} of segment ${l.segment}`
+        : `Sent ${fmt(sent)} frame${sent === 1 ? "" : "s"} of the ${fmt(num(l.flagged))} flagged (${fmt(num(l.examined))} examined)`,
       l.request_id ? ` as labeling request ${l.request_id}` : "", l.note ? h("span", { class: "muted" }, ` · ${l.note}`) : null);
   }
 
