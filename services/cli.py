@@ -337,6 +337,97 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_standing(args: argparse.Namespace) -> int:
+    """Starts, lists, shows and stops standing campaigns, and scores local embeddings against one."""
+    from google.protobuf.json_format import MessageToDict, Parse, ParseError
+
+    from shoal.common.v1 import common_pb2
+    from shoal.sampler.v1 import sampler_pb2 as spb
+
+    command = args.standing_command
+    with _client(args) as c:
+        if command == "start":
+            seed_frames = []
+            for ref in args.seed_frame or []:
+                dataset, sep, frame = ref.partition("/")
+                if not sep or not dataset or not frame:
+                    raise ValueError(f"--seed-frame {ref!r}: give DATASET/FRAME_ID")
+                seed_frames.append((dataset, frame))
+            request: dict[str, Any] = {"seed_embedding_space": args.seed_space}
+            if args.filter:
+                try:
+                    request["filter"] = Parse(args.filter, common_pb2.Filter())
+                except ParseError as exc:
+                    raise ValueError(f"--filter is not a Filter in JSON ({exc})") from None
+            made = c.start_standing_campaign(
+                args.project, args.name, pool_dataset=args.pool, embedding_space=args.space,
+                similarity_threshold=args.threshold, budget=args.budget, seed_segment=args.seed_segment,
+                seed_frames=seed_frames, min_distance=args.min_distance, retention_seconds=args.retention_seconds,
+                **request,
+            )  # fmt: skip
+            print(_standing_line(made))
+        elif command == "list":
+            token = ""
+            while True:
+                page = c.sampler.ListStandingCampaigns(spb.ListStandingCampaignsRequest(
+                    project=args.project, page=common_pb2.PageRequest(page_size=1000, page_token=token)))  # fmt: skip
+                for found in page.campaigns:
+                    print(json.dumps(MessageToDict(found, preserving_proto_field_name=True)) if args.json
+                          else _standing_line(found))  # fmt: skip
+                token = page.page.next_page_token
+                if not token:
+                    break
+        elif command == "show":
+            s = c.standing_campaign(args.project, args.name)
+            if args.json:
+                print(json.dumps(MessageToDict(s.campaign, preserving_proto_field_name=True)))
+                for item in s.items:
+                    print(json.dumps(MessageToDict(item, preserving_proto_field_name=True)))
+                return 0
+            print(_standing_line(s.campaign))
+            for item in s.items:
+                seed = f"{item.nearest_seed.dataset}/{item.nearest_seed.frame_id}"
+                print(f"{item.rank:>6}  {item.ref.frame_id}  similarity {item.similarity:.4f} to {seed}"
+                      f"  (upload {item.upload_id}, chunk {item.chunk_index})")  # fmt: skip
+        elif command == "stop":
+            stop = spb.StopStandingCampaignRequest(project=args.project, name=args.name)
+            stopped = c.sampler.StopStandingCampaign(stop).campaign
+            print(_standing_line(stopped))
+        else:
+            import numpy as np
+
+            x = np.load(args.embeddings, allow_pickle=False)
+            ids = [line.strip() for line in Path(args.frame_ids).read_text().splitlines() if line.strip()]
+            score = c.score_for_campaign(args.project, args.name, ids, x, chunk_size=args.chunk_size or None)
+            if args.json:
+                for f in score.order[: score.judged]:
+                    print(json.dumps({"frame_id": f, "reason": score.reasons[f], "similarity": score.similarity[f]}))
+                return 0
+            for f in score.kept:
+                print(f"{f}  similarity {score.similarity[f]:.4f}")
+            counts: dict[str, int] = {}
+            for r in score.reasons.values():
+                counts[r] = counts.get(r, 0) + 1
+            parts = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in sorted(counts.items()))
+            state = spb.StandingCampaignState.Name(score.campaign.state).removeprefix("STANDING_CAMPAIGN_STATE_")
+            print(f"{len(score.kept)} of {len(ids)} frames would be kept ({score.judged} judged: {parts or 'none'};"
+                  f" the campaign is {state.lower()})", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _standing_line(s: Any) -> str:
+    from shoal.sampler.v1 import sampler_pb2 as spb
+
+    state = spb.StandingCampaignState.Name(s.state).removeprefix("STANDING_CAMPAIGN_STATE_").lower()
+    rule = f"similarity >= {s.similarity_threshold:g}"
+    if s.min_distance > 0:
+        rule += f", distance >= {s.min_distance:g}"
+    kept = f"{s.kept} of {s.budget} kept, {s.judged} judged"
+    if s.vectors_deleted:
+        kept += f", {s.vectors_deleted} vectors deleted"
+    return f"{s.name:24s} {state:8s} {s.pool_dataset}/{s.embedding_space}  {rule}: {kept}"
+
+
 def cmd_request_labeling(args: argparse.Namespace) -> int:
     """Hands a segment or a finished campaign over to the labeling bridge."""
     from shoal.sampler.v1 import sampler_pb2 as spb
@@ -470,6 +561,8 @@ def _automation_line(a: Any) -> str:
         trigger += f" ({t.inference_set_prefix}*)"
     if t.min_labeled_frames:
         trigger += f" (>= {t.min_labeled_frames} frames)"
+    if t.campaign:
+        trigger += f" (campaign {t.campaign})"
     actions = ", ".join(apb.AutomationActionKind.Name(x.kind).removeprefix("AUTOMATION_ACTION_KIND_").lower()
                         for x in a.actions)  # fmt: skip
     hook = ""
@@ -484,6 +577,8 @@ def _run_line(r: Any) -> str:
     state = apb.AutomationRunState.Name(r.state).removeprefix("AUTOMATION_RUN_STATE_")
     t = r.trigger
     what = f"{t.inference_set} (upload {t.upload_id})" if t.inference_set else f"{t.dataset}: {t.frames} frames"
+    if t.campaign:
+        what = f"campaign {t.campaign} of {t.dataset}: {t.frames} frames kept"
     when = r.create_time.ToDatetime().strftime("%Y-%m-%d %H:%M:%S") if r.HasField("create_time") else ""
     return f"{r.run_id}  {when}  {r.automation:20s} {state:9s} {what}: {r.message}"
 
@@ -498,9 +593,10 @@ def cmd_automations(args: argparse.Namespace) -> int:
     command = args.automations_command
     if command == "create":
         kind = {"inference-set-complete": apb.AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE,
-                "labels-changed": apb.AUTOMATION_TRIGGER_KIND_LABELS_CHANGED}[args.on]  # fmt: skip
+                "labels-changed": apb.AUTOMATION_TRIGGER_KIND_LABELS_CHANGED,
+                "standing-campaign-full": apb.AUTOMATION_TRIGGER_KIND_STANDING_CAMPAIGN_FULL}[args.on]  # fmt: skip
         trigger = apb.AutomationTrigger(kind=kind, dataset=args.dataset, inference_set_prefix=args.inference_set_prefix,
-                                        min_labeled_frames=args.min_labeled_frames)  # fmt: skip
+                                        min_labeled_frames=args.min_labeled_frames, campaign=args.campaign)  # fmt: skip
         actions = [_automation_action(a, args) for a in args.action]
         rule = apb.Automation(name=args.name, description=args.description, trigger=trigger, actions=actions,
                               paused=args.paused)  # fmt: skip
@@ -550,9 +646,13 @@ def cmd_automations(args: argparse.Namespace) -> int:
                         print(f"    job {step.job_id}")
                     if step.HasField("labeling"):
                         sent = step.labeling
-                        print(f"    label issues of job {sent.job_id}: {sent.flagged} of {sent.examined} frames "
-                              f"flagged; {len(sent.frames)} sent" + (f" (request {sent.request_id})"
-                                                                    if sent.request_id else ""))  # fmt: skip
+                        request = f" (request {sent.request_id})" if sent.request_id else ""
+                        if sent.segment:
+                            print(f"    segment {sent.segment}: {sent.examined} frames; {len(sent.frames)} "
+                                  f"sent{request}")  # fmt: skip
+                        else:
+                            print(f"    label issues of job {sent.job_id}: {sent.flagged} of {sent.examined} frames "
+                                  f"flagged; {len(sent.frames)} sent{request}")  # fmt: skip
                         for f in sent.frames:
                             print(f"    sent {sent.dataset}/{f.frame_id}: {f.reason}")
                         if sent.skipped_frame_ids:
@@ -779,6 +879,41 @@ def parser() -> argparse.ArgumentParser:
     camp.add_argument("--json", action="store_true", help="JSON lines: the summary, then each item")
     camp.set_defaults(fn=cmd_campaign)
 
+    stand = sub.add_parser("standing", help="standing campaigns: keep the pool frames like the seeds as they arrive")
+    ssub = stand.add_subparsers(dest="standing_command", required=True)
+    sstart = ssub.add_parser("start", help="start a standing campaign on a pool (its kept frames become a segment)")
+    sstart.add_argument("--name", required=True, help="the campaign and its segment (must not exist)")
+    sstart.add_argument("--pool", required=True, help="the pool dataset watched (kind unlabeled pool)")
+    sstart.add_argument("--space", required=True, help="the cosine space of frame vectors frames are compared in")
+    sstart.add_argument("--threshold", type=float, required=True, help="least cosine similarity to the nearest seed")
+    sstart.add_argument("--budget", type=int, required=True, help="frames to keep; the campaign is then full")
+    sstart.add_argument("--seed-segment", default="", help="the seeds: a segment's frames")
+    sstart.add_argument("--seed-frame", action="append", help="or a seed DATASET/FRAME_ID (repeat the option)")
+    sstart.add_argument("--seed-space", default="", help="the seeds' space when it is another (same model)")
+    sstart.add_argument("--min-distance", type=float, default=0.0,
+                        help="least cosine distance to a kept frame (default 0.02; negative: off)")  # fmt: skip
+    sstart.add_argument("--retention-seconds", type=float, default=None,
+                        help="delete a dropped frame's vector this long after (default: keep it)")  # fmt: skip
+    sstart.add_argument("--filter", default="", help='a Filter in JSON, e.g. {"all": [{"field": "split", '
+                        '"equals": {"stringValue": "night"}}]}')  # fmt: skip
+    slist = ssub.add_parser("list", help="the project's standing campaigns")
+    slist.add_argument("--json", action="store_true", help="JSON lines")
+    sshow = ssub.add_parser("show", help="a campaign's counts and every frame it kept, in the order kept")
+    sshow.add_argument("name")
+    sshow.add_argument("--json", action="store_true", help="JSON lines: the campaign, then each kept frame")
+    sstop = ssub.add_parser("stop", help="stop a filling campaign (it keeps what it kept)")
+    sstop.add_argument("name")
+    sscore = ssub.add_parser("score", help="choose, on this machine, the local frames a campaign would keep")
+    sscore.add_argument("name")
+    sscore.add_argument("--embeddings", required=True, help="an .npy file of (N, D) vectors")
+    sscore.add_argument("--frame-ids", required=True, help="a text file of the N frame ids, one a line")
+    sscore.add_argument("--chunk-size", type=int, default=0, help="the upload's chunk size (default: one chunk)")
+    sscore.add_argument("--json", action="store_true", help="JSON lines: every judged frame with its reason")
+    for p_ in (sstart, slist, sshow, sstop, sscore):
+        _connection_args(p_)
+        p_.add_argument("--project", required=True)
+        p_.set_defaults(fn=cmd_standing)
+
     req = sub.add_parser("request-labeling", help="send a segment or a campaign's sample to the labeling bridge")
     _connection_args(req)
     req.add_argument("--project", required=True)
@@ -818,22 +953,27 @@ def parser() -> argparse.ArgumentParser:
     asub = auto.add_subparsers(dest="automations_command", required=True)
     acreate = asub.add_parser("create", help="create a rule: a trigger, actions and an optional signed webhook")
     acreate.add_argument("--name", required=True, help="[a-z0-9][a-z0-9_.-]{0,62}, unique in the project")
-    acreate.add_argument("--on", required=True, choices=("inference-set-complete", "labels-changed"),
-                         help="the trigger: an inference set's upload completes; labels change")  # fmt: skip
+    acreate.add_argument("--on", required=True,
+                         choices=("inference-set-complete", "labels-changed", "standing-campaign-full"),
+                         help="the trigger: an inference set's upload completes; labels change; a standing "
+                         "campaign's sample is full")  # fmt: skip
     acreate.add_argument("--dataset", default="", help="only this dataset's events (required with labels-changed "
                          "and --action label-issues)")  # fmt: skip
     acreate.add_argument("--inference-set-prefix", default="", help="inference-set-complete: only sets named so")
     acreate.add_argument("--min-labeled-frames", type=int, default=0, help="labels-changed: frames that fire it")
+    acreate.add_argument("--campaign", default="",
+                         help="standing-campaign-full: only this standing campaign (default: any)")  # fmt: skip
     acreate.add_argument("--action", action="append", required=True,
                          help="metrics, gates, label-issues (each =INFERENCE_SET to read another set than the "
-                         "triggering one; required with labels-changed), neighbors=EMBEDDING_SPACE or "
-                         "send-to-labeling (after label-issues), in order (repeat the option)")  # fmt: skip
+                         "triggering one; required with labels-changed and standing-campaign-full), "
+                         "neighbors=EMBEDDING_SPACE or send-to-labeling (after label-issues; with "
+                         "standing-campaign-full, alone: the kept frames), in order (repeat the option)")  # fmt: skip
     acreate.add_argument("--confidence-threshold", type=float, default=0.0, help="of the metrics and gates actions")
     acreate.add_argument("--iou-threshold", type=float, default=0.0, help="of the gates action (object projects)")
     acreate.add_argument("--changed-frames", action="store_true",
                          help="labels-changed: metrics measure only the frames whose labels changed")  # fmt: skip
     acreate.add_argument("--max-frames", type=int, default=0,
-                         help="send-to-labeling: the most flagged frames one run sends, worst first")  # fmt: skip
+                         help="send-to-labeling: the most frames one run sends (flagged: worst first)")  # fmt: skip
     acreate.add_argument("--daily-budget", type=int, default=0,
                          help="send-to-labeling: the most frames the rule sends per UTC day")  # fmt: skip
     acreate.add_argument("--min-issues", type=int, default=0,
