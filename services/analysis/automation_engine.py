@@ -354,6 +354,10 @@ class Engine:
             self.store.record_delivery(run.project, run.run_id, au.Delivery(delivery_id, a.attempt, event,
                                        a.status_code, a.error, a.at, a.duration_seconds))  # fmt: skip
 
+        if webhook.unreadable:  # never delivered unsigned: failed, with the reason, until the secret is set again
+            self.store.write_step(replace(step, state=au.FAILED, message=webhook.unreadable))
+            return f"webhook not delivered: {webhook.unreadable}"
+
         try:
             taken = self.webhooks.deliver(webhook.url, webhook.secret, event=event, delivery_id=delivery_id, body=body,
                                           record=record, first_attempt=len(previous) + 1)  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 import time
@@ -37,8 +38,11 @@ from shoal.common.data.projects import OBJECT_TASKS, Project
 from shoal.common.errors import AlreadyExists, InvalidArgument, NotFound
 from shoal.common.labeling import platform_of
 from shoal.common.pagination import Page
+from shoal.common.secretbox import SecretBox, SecretUnreadable
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.timeutil import as_utc, now_ms
+
+log = logging.getLogger(__name__)
 
 INFERENCE_SET_COMPLETE, LABELS_CHANGED = "INFERENCE_SET_COMPLETE", "LABELS_CHANGED"
 STANDING_CAMPAIGN_FULL = "STANDING_CAMPAIGN_FULL"
@@ -169,10 +173,14 @@ class Action:
 @dataclass(frozen=True)
 class Webhook:
     url: str
-    #: signs each delivery; never returned nor logged (kept out of the repr)
+    #: signs each delivery; never returned nor logged (kept out of the repr); sealed at rest
     secret: str = field(default="", repr=False)
     #: notify after every run, not only when a gate or the run failed
     always: bool = False
+    #: why the stored secret could not be opened ("" when it was): nothing is delivered unsigned
+    unreadable: str = ""
+    #: the secret as stored when it could not be opened, written back as it is until a new one is given
+    sealed: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -336,6 +344,8 @@ def check_webhook(w: Webhook, where: str) -> None:
     if parts.username is not None or parts.password is not None:
         raise InvalidArgument("must not carry credentials (user:password@): the secret signs each delivery",
                               field=f"{where}.url")  # fmt: skip
+    if w.unreadable:
+        return  # the kept secret, sealed under another key: checked when it was given
     n = len(w.secret)
     if not MIN_SECRET <= n <= MAX_SECRET:
         raise InvalidArgument(f"must have {MIN_SECRET} to {MAX_SECRET} characters, has {n} (the secret is not shown)",
@@ -489,8 +499,10 @@ class UploadProgress:
 class AutomationStore:
     """The rules and their runs in the metrics store (see the module's docstring)."""
 
-    def __init__(self, metrics: MetricsStore) -> None:
+    def __init__(self, metrics: MetricsStore, box: SecretBox | None = None) -> None:
         self.metrics = metrics
+        #: seals the webhook secrets kept (default: a key of this object's lifetime, for tests and tools)
+        self.box = box if box is not None else SecretBox.ephemeral()
 
     # -- rules ------------------------------------------------------------------------------------
     def _write_rule(self, r: Rule, *, deleted: bool = False) -> Rule:
@@ -500,7 +512,8 @@ class AutomationStore:
         self.metrics.insert(
             "automations",
             [[r.project, r.name, r.automation_id, r.description, json.dumps(asdict(r.trigger)),
-              json.dumps([asdict(a) for a in r.actions]), w.url if w else "", w.secret if w else "",
+              json.dumps([asdict(a) for a in r.actions]), w.url if w else "",
+              (w.sealed if w.unreadable else self.box.seal(w.secret, _secret_place(r))) if w else "",
               int(bool(w and w.always)), int(r.paused), int(deleted), r.create_time, r.update_time, time.time_ns()]],
             _RULE_COLUMNS,
         )  # fmt: skip
@@ -523,7 +536,7 @@ class AutomationStore:
             " WHERE project = {project:String} AND name = {name:String} AND deleted = 0",
             {"project": project, "name": name},
         ).rows
-        return _rule(rows[0]) if rows else None
+        return _rule(rows[0], self.box) if rows else None
 
     def get(self, project: str, name: str) -> Rule:
         if not name:
@@ -542,7 +555,7 @@ class AutomationStore:
             " ORDER BY name LIMIT {limit:UInt32} OFFSET {offset:UInt64}",
             {**params, "limit": page.size, "offset": page.offset},
         ).rows
-        return [_rule(r) for r in rows], total
+        return [_rule(r, self.box) for r in rows], total
 
     def active(self, projects: Iterable[str]) -> dict[str, list[Rule]]:
         """The rules that are neither paused nor deleted, of each project (read now: a pause takes
@@ -557,7 +570,7 @@ class AutomationStore:
         ).rows
         out: dict[str, list[Rule]] = {}
         for row in rows:
-            r = _rule(row)
+            r = _rule(row, self.box)
             out.setdefault(r.project, []).append(r)
         return out
 
@@ -783,7 +796,16 @@ class AutomationStore:
         return as_utc(rows[0][0]) if rows and rows[0][1] else None
 
 
-def _rule(row: Sequence[Any]) -> Rule:
+def _secret_place(r: Rule) -> str:
+    return _secret_place_of(r.project, r.automation_id)
+
+
+def _secret_place_of(project: str, automation_id: str) -> str:
+    """What a rule's sealed secret is bound to: it opens only as this rule's."""
+    return f"automation/{project}/{automation_id}"
+
+
+def _rule(row: Sequence[Any], box: SecretBox) -> Rule:
     (project, name, automation_id, description, trigger, actions, url, secret, always, paused, _deleted, ct,
      ut) = row  # fmt: skip
     return Rule(
@@ -791,13 +813,22 @@ def _rule(row: Sequence[Any]) -> Rule:
         name=str(name),
         trigger=Trigger(**json.loads(trigger)),
         actions=tuple(Action(**a) for a in json.loads(actions)),
-        webhook=Webhook(str(url), str(secret), bool(always)) if url else None,
+        webhook=_webhook(str(project), str(automation_id), str(url), str(secret), bool(always), box) if url else None,
         description=str(description),
         paused=bool(paused),
         automation_id=str(automation_id),
         create_time=as_utc(ct),
         update_time=as_utc(ut),
     )
+
+
+def _webhook(project: str, automation_id: str, url: str, sealed: str, always: bool, box: SecretBox) -> Webhook:
+    place = _secret_place_of(project, automation_id)
+    try:
+        return Webhook(url, box.open(sealed, place), always)
+    except SecretUnreadable as exc:
+        log.error("automation %s of project %s: its webhook secret cannot be opened: %s", automation_id, project, exc)
+        return Webhook(url, "", always, unreadable=str(exc), sealed=sealed)
 
 
 def _run(row: Sequence[Any]) -> Run:

@@ -15,7 +15,7 @@ from shoal.analysis.rpc import automations
 from shoal.analysis.rpc.context import Context, Handler
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.analysis.v1 import analysis_pb2_grpc
-from shoal.common import kubernetes_jobs, media
+from shoal.common import kubernetes_jobs, media, secretbox
 from shoal.common.data import segments as seg_store
 from shoal.common.data.answers import AnswerRefresher
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
@@ -74,6 +74,7 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
     ctx.ranked_above = settings.ranked_pages_above
     ctx.sorted_above = settings.sorted_pages_above
     ctx.media = media.reader(settings)
+    ctx.secret_box = secretbox.box_for(settings)
     ctx.runner = JobRunner(
         ctx.jobs,
         {

@@ -336,6 +336,13 @@ class ShoalSettings(BaseSettings):
         description="Let automations deliver webhooks to loopback, private and link-local addresses (refused by "
         "default, so that whoever may create a rule cannot make the service post to internal services).",
     )
+    automations_secret_key: SecretStr | None = Field(
+        None,
+        description="A passphrase of at least 32 characters the key that encrypts automations' webhook secrets at "
+        "rest is derived from (AES-256-GCM, HKDF-SHA256); every server sharing the metrics store needs the same one. "
+        "Unset: with the embedded metrics store, a random key kept in `secrets.key` beside it; with a ClickHouse "
+        "server, webhook secrets are refused until it is set.",
+    )
 
     # --- jobs ----------------------------------------------------------------------------
     job_heartbeat_seconds: float = Field(
@@ -452,6 +459,13 @@ class ShoalSettings(BaseSettings):
     # --- logging -------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     log_format: Literal["text", "json"] = Field("text", description="`json` for one JSON object per line.")
+
+    @field_validator("automations_secret_key")
+    @classmethod
+    def _check_automations_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must have at least 32 characters (a passphrase the encryption key is derived from)")
+        return value
 
     @field_validator("admin_api_key", mode="after")
     @classmethod

@@ -305,9 +305,11 @@ def test_environment_is_real_settings_and_parses(rendered: tuple[str, Path], tmp
                 assert set(v) == {"secretKeyRef"}, f"{component}: {k} must come from a Secret"
         secrets = {k for k, v in shoal.items() if isinstance(v, dict)}
         assert not {"SHOAL_CLICKHOUSE_PASSWORD", "SHOAL_MILVUS_TOKEN", "SHOAL_KAFKA_SASL_PASSWORD",
-                    "SHOAL_ADMIN_API_KEY"} & (set(shoal) - secrets)  # fmt: skip
+                    "SHOAL_ADMIN_API_KEY", "SHOAL_AUTOMATIONS_SECRET_KEY"} & (set(shoal) - secrets)  # fmt: skip
+        assert ("SHOAL_AUTOMATIONS_SECRET_KEY" in secrets) == (component == "analysis" and "production" in path.name)
         # the values parse as the process would read them (secrets: a value of their form)
-        example = {"SHOAL_ADMIN_API_KEY": "shoal_0123456789abcdef_" + "s" * 32}
+        example = {"SHOAL_ADMIN_API_KEY": "shoal_0123456789abcdef_" + "s" * 32,
+                   "SHOAL_AUTOMATIONS_SECRET_KEY": "a passphrase of at least 32 characters"}  # fmt: skip
         parsed = {k: (example.get(k, "secret") if isinstance(v, dict) else v) for k, v in shoal.items()}
         mp = pytest.MonkeyPatch()
         try:

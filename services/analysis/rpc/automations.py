@@ -60,7 +60,7 @@ PAGE = 1000
 
 
 def _store(ctx: Context) -> au.AutomationStore:
-    return au.AutomationStore(ctx.metrics)
+    return au.AutomationStore(ctx.metrics, ctx.secret_box)
 
 
 # --- RPCs ----------------------------------------------------------------------------------------
@@ -115,6 +115,8 @@ def update_automation(ctx: Context, request: pb.UpdateAutomationRequest) -> pb.U
     elif request.HasField("webhook"):
         webhook = webhook_of(request.webhook)
         if not webhook.secret and rule.webhook is not None:  # an empty secret keeps the one kept
+            if rule.webhook.unreadable:
+                raise FailedPrecondition(f"give the secret again: {rule.webhook.unreadable}", field="webhook.secret")
             webhook = au.Webhook(webhook.url, rule.webhook.secret, webhook.always)
         changes["webhook"] = webhook
     updated = replace(rule, **changes)
@@ -697,7 +699,7 @@ def actions(
     job_wait_seconds: float = JOB_WAIT_SECONDS,
 ) -> dict[str, ActionFn]:
     """What each action kind does, on the service's context; ``publish`` sends labeling requests."""
-    store = au.AutomationStore(ctx.metrics)
+    store = au.AutomationStore(ctx.metrics, ctx.secret_box)
 
     def metrics(rule: au.Rule, trigger: au.TriggerEvent, action: au.Action, step: StepContext) -> dict[str, Any]:
         project = ctx.projects.get(rule.project)
@@ -771,7 +773,7 @@ def consumer(ctx: Context, settings: ShoalSettings, bus: EventBus) -> Automation
     the labeling requests of SEND_TO_LABELING on the labeling-requests topic."""
     topics = Topics(settings.topic_prefix)
     engine = Engine(
-        au.AutomationStore(ctx.metrics),
+        au.AutomationStore(ctx.metrics, ctx.secret_box),
         actions(ctx, publisher(bus, topics)),
         allow_private_webhooks=settings.automations_allow_private_webhooks,
         heartbeat_seconds=settings.job_heartbeat_seconds,

@@ -27,6 +27,7 @@ from shoal.common.errors import FailedPrecondition, InvalidArgument
 from shoal.common.jobs import Job, JobContext, JobRunner, JobStore
 from shoal.common.jobs_rpc import JobRpcs
 from shoal.common.media import MediaReader
+from shoal.common.secretbox import SecretBox
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.stores.vectors import VectorStore, collection_name
 from shoal.common.v1 import common_pb2
@@ -92,6 +93,8 @@ class Context(JobRpcs):
         self.sorted_above = grid_orders.KEPT_ABOVE
         #: reads media the jobs need (segmentation probabilities), within what the operator allowed
         self.media: MediaReader | None = None
+        #: seals the automations' webhook secrets at rest (``automations_secret_key``; see shoal.common.secretbox)
+        self.secret_box = SecretBox.ephemeral()
 
     def project(self, name: str, task_types: tuple[str, ...]) -> Project:
         """The project, which must be of one of ``task_types`` for the metrics asked."""

@@ -262,6 +262,9 @@ at drain + 2 * grace + 10 seconds (services/common/server.py), plus 5 seconds of
 {{- if $v.adminApiKey.existingSecret }}
 {{ include "shoal.secretEnv" (dict "name" "SHOAL_ADMIN_API_KEY" "secret" $v.adminApiKey.existingSecret "key" $v.adminApiKey.key) }}
 {{- end }}
+{{- if and (eq $c.service "analysis") $v.automations.secretKey.existingSecret }}
+{{ include "shoal.secretEnv" (dict "name" "SHOAL_AUTOMATIONS_SECRET_KEY" "secret" $v.automations.secretKey.existingSecret "key" $v.automations.secretKey.key) }}
+{{- end }}
 {{- range $name := keys $c.values.env | sortAlpha }}
 - name: {{ $name }}
   value: {{ index $c.values.env $name | toString | quote }}
