@@ -1,8 +1,10 @@
 // Collection campaigns: start one from a segment with a budget, follow the job, review the picks
 // (accept or reject each frame: relevance feedback re-ranks the pool into the next batch), send the
-// sample to labeling and follow the labeling request frame by frame.
+// sample to labeling and follow the labeling request frame by frame. The standing campaigns, which keep
+// frames as they arrive, are a tab of their own (standing.js).
 import { all, followJob, rpc } from "../api.js";
 import { enumName, fmt, h, href, projectInfo, select, showError, thumbnail, time } from "../ui.js";
+import { renderStanding, renderStandingList } from "./standing.js";
 
 const PAGE_SIZE = 60;
 const ENDED = new Set(["JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
@@ -27,9 +29,21 @@ export async function render(main, ctx) {
   window.addEventListener("hashchange", left);
   const info = await projectInfo(ctx.project);
   const jobId = ctx.query.get("job");
+  const standing = ctx.query.get("standing");
   if (jobId) await renderCampaign(main, ctx, info, jobId, stop, timers);
+  else if (standing) await renderStanding(main, ctx, info, standing, timers);
+  else if (ctx.query.get("view") === "standing") await renderStandingList(main, ctx, info, timers, pageHead(ctx.project, "standing"));
   else await renderStart(main, ctx, info);
   return cleanup;
+}
+
+// The page's title and its two tabs: campaigns over a pool uploaded first, and standing campaigns.
+function pageHead(project, active) {
+  const base = `/p/${encodeURIComponent(project)}/campaigns`;
+  const tab = (view, label) => h("a", { href: href(base, { view }), class: view === active ? "active" : null,
+    "aria-current": view === active ? "page" : null, id: `tab-${view}` }, label);
+  return h("div", { class: "page-head" }, h("h1", {}, "Campaigns"),
+    h("nav", { class: "tabs", "aria-label": "kinds of campaign" }, tab("pool", "Campaigns"), tab("standing", "Standing campaigns")));
 }
 
 // -- the list of campaigns and the form that starts one --------------------------------------------
@@ -124,7 +138,7 @@ async function renderStart(main, ctx, info) {
           h("td", { class: "num" }, p.budget || ""), h("td", {}, pill(j.state, "JOB_STATE_")), h("td", {}, time(j.create_time)));
       })))
     : h("p", { class: "muted", id: "campaign-list-empty" }, "No campaign yet.");
-  main.replaceChildren(h("h1", {}, "Campaigns"), form, h("h2", {}, "Campaigns of this project"), list);
+  main.replaceChildren(pageHead(project, "pool"), form, h("h2", {}, "Campaigns of this project"), list);
 }
 
 function defaultName(seed) {
