@@ -9,7 +9,12 @@
 - a rule is paused, resumed and deleted after a confirmation, and its runs stay listed and open, the job a
   run started linking to the jobs page;
 - a refused field (a bad URL, a short secret, an action's missing inference set) shows the service's message
-  beside it, and nothing is made.
+  beside it, and nothing is made;
+- each action kind shows its own fields only when chosen (the changed-frames box with a labels-changed trigger,
+  the thresholds of sending to labeling not with a full campaign's); "label issues -> send the worst 3 to
+  labeling, 10 a day" made with the form (a daily budget of 0 refused beside its input) runs on a set with
+  planted label errors, and its run shows 3 frames sent, each with its reason, and the request, in the runs
+  table, the rule's last run and the run's detail.
 """
 
 from __future__ import annotations
@@ -21,7 +26,16 @@ import pytest
 
 from shoal.analysis.v1 import analysis_pb2 as apb
 from tests.console.conftest import Console, sign_in
-from tests.server.test_automations import SECRET, Receiver, create_project, finished_run, upload_predictions
+from tests.server.test_automations import (
+    MISLABELED,
+    SECRET,
+    N,
+    Receiver,
+    create_project,
+    finished_run,
+    triage_rule,
+    upload_predictions,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -44,8 +58,8 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-def _open(page: Any, console: Console, fragment: str = "") -> None:
-    page.goto(f"{console.url}/#/p/{PROJECT}/automations{fragment}")
+def _open(page: Any, console: Console, fragment: str = "", project: str = PROJECT) -> None:
+    page.goto(f"{console.url}/#/p/{project}/automations{fragment}")
     page.wait_for_selector("#automation-form[data-mode='new'], #automation-run")
 
 
@@ -239,3 +253,143 @@ def test_refused_fields_show_the_message_beside_them_and_nothing_is_made(
         names = [a.name for a in c.analysis.ListAutomations(apb.ListAutomationsRequest(project=gated)).automations]
     assert "bad-hook" not in names
     assert page.get_attribute("#rule-actions li[data-index='0'] select.action-inference-set", "aria-invalid") == "true"
+
+
+TRIAGED = "triaged"
+SEND = "AUTOMATION_ACTION_KIND_SEND_TO_LABELING"
+
+
+@pytest.fixture(scope="module")
+def triaged(console: Console) -> str:
+    """A classification project as ``gated``'s, with the empty inference set noisy-1."""
+    with console.client() as c:
+        create_project(c, TRIAGED, inference_sets=("noisy-1",))
+    return TRIAGED
+
+
+def test_each_action_shows_its_own_fields_and_a_triage_rule_made_in_the_form_sends_the_worst_frames(
+    console: Console, triaged: str, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, console)
+    _open(page, console, project=triaged)
+    row = "#rule-actions li[data-index='{}']"
+
+    def kind(i: int, value: str) -> None:
+        page.select_option(f"{row.format(i)} select.action-kind", value)
+        expect(page.locator(row.format(i))).to_have_attribute("data-kind", value)
+
+    def shown(i: int) -> list[str]:
+        """The fields of action i, as the service names them."""
+        return page.eval_on_selector_all(
+            f"{row.format(i)} [data-field]", "els => els.map(e => e.dataset.field.replace(/^actions\\[\\d+\\]\\./, ''))"
+        )
+
+    # each kind its own fields, and only when chosen
+    assert shown(0) == ["kind", "inference_set", "confidence_threshold"]  # metrics
+    kind(0, "AUTOMATION_ACTION_KIND_NEIGHBORS")
+    assert shown(0) == ["kind", "embedding_space"]
+    assert page.eval_on_selector_all(
+        f"{row.format(0)} select.action-embedding-space option", "os => os.map(o => o.value)"
+    ) == ["emb"]
+    kind(0, "AUTOMATION_ACTION_KIND_LABEL_ISSUES")
+    assert shown(0) == ["kind", "inference_set"]
+    kind(1, SEND)
+    assert shown(1) == ["kind", "max_frames", "daily_budget", "min_issues", "min_issue_share", "platform"]
+    # a full campaign's rule sends the frames the campaign kept: no thresholds on label issues
+    page.select_option("#rule-trigger-kind", "AUTOMATION_TRIGGER_KIND_STANDING_CAMPAIGN_FULL")
+    expect(page.locator(f"{row.format(1)} .action-min-issues")).to_have_count(0)
+    assert shown(1) == ["kind", "max_frames", "daily_budget", "platform"]
+    # labels changed: the metrics may measure the changed frames alone, and name the set they read
+    page.select_option("#rule-trigger-kind", "AUTOMATION_TRIGGER_KIND_LABELS_CHANGED")
+    kind(0, "AUTOMATION_ACTION_KIND_METRICS")
+    assert shown(0) == ["kind", "inference_set", "confidence_threshold", "changed_frames"]
+    assert page.inner_text(f"{row.format(0)} select.action-inference-set option:first-child") == "(choose one)"
+
+    # label issues -> send the worst 3 to labeling, 10 a day
+    page.select_option("#rule-trigger-kind", "AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE")
+    expect(page.locator(f"{row.format(0)} .action-changed-frames")).to_have_count(0)
+    kind(0, "AUTOMATION_ACTION_KIND_LABEL_ISSUES")
+    page.fill("#rule-name", "triage")
+    page.select_option("#rule-trigger-dataset", "d")
+    page.fill("#rule-trigger-prefix", "noisy")
+    page.fill(f"{row.format(1)} .action-max-frames", "3")
+    page.fill(f"{row.format(1)} .action-daily-budget", "0")
+    page.click("#save-rule")
+    budget = page.locator("#automation-form [data-field='actions[1].daily_budget']")
+    expect(budget.locator(":scope > .field-error")).to_contain_text("must be at least 1")
+    expect(budget.locator("input")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#rule-form-message")).to_have_text("Not saved: see the field marked.")
+    assert page.eval_on_selector_all(
+        "#automation-form .field-error:not([hidden])", "els => els.map(e => e.parentElement.dataset.field)"
+    ) == ["actions[1].daily_budget"]
+    with console.client() as c:
+        names = [a.name for a in c.analysis.ListAutomations(apb.ListAutomationsRequest(project=triaged)).automations]
+        assert "triage" not in names
+
+    page.fill(f"{row.format(1)} .action-daily-budget", "10")
+    page.click("#save-rule")
+    rule = page.locator("#rule-triage")
+    expect(rule).to_contain_text("send frames to labeling at most 3 a run and 10 a day")
+    expect(page.locator("#automation-form")).to_have_attribute("data-mode", "new")
+    with console.client() as c:
+        made = c.analysis.GetAutomation(apb.GetAutomationRequest(project=triaged, name="triage")).automation
+        assert made.actions == triage_rule("triage", "noisy", max_frames=3, daily_budget=10).actions
+        assert made.trigger.inference_set_prefix == "noisy"
+
+        # a set with planted label errors: its worst 3 go to labeling, each with its reason
+        upload_predictions(c, triaged, "noisy-1", right=False, wrong=MISLABELED, chunk_size=N)
+        run = finished_run(c, triaged, "triage", "noisy-1")
+    assert run.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, run.message
+    got = run.steps[1].labeling
+    assert len(got.frames) == 3 and got.flagged == MISLABELED and got.request_id
+
+    page.click("#refresh-runs")
+    run_row = page.locator(
+        f"#automation-runs tr[data-run-id='{run.run_id}'][data-state='AUTOMATION_RUN_STATE_SUCCEEDED']"
+    )
+    expect(run_row.locator(".run-labeling .sent-count")).to_have_text("3 frames sent")
+    expect(run_row.locator(".run-labeling .sent-request")).to_have_text(f"request {got.request_id}")
+    expect(rule.locator("td.last-run .last-run-sent")).to_have_text("3 sent to labeling")
+
+    run_row.locator("a.run-link").click()
+    step = page.locator(f".run-step[data-action='{SEND}'] .step-labeling")
+    expect(step).to_have_attribute("data-sent", "3")
+    expect(step.locator(".labeling-request")).to_have_text(got.request_id)
+    expect(step.locator(".labeling-summary")).to_contain_text(
+        f"Sent 3 frames of the {MISLABELED} flagged ({N} examined)"
+    )
+    frames = step.locator("table.labeling-frames tbody tr")
+    expect(frames).to_have_count(3)
+    assert frames.evaluate_all("rs => rs.map(r => r.dataset.frameId)") == [f.frame_id for f in got.frames]
+    reasons = step.locator(".labeling-reason").all_inner_texts()
+    assert reasons == [f.reason for f in got.frames]
+    assert all(r.startswith("label issue: labeled c") for r in reasons), reasons
+    link = step.locator("a.frame-link").first.get_attribute("href")
+    assert f"/frame/d/{got.frames[0].frame_id}" in link, link
+
+
+def test_a_full_campaigns_rule_is_made_in_the_form_without_the_label_issue_thresholds(
+    console: Console, triaged: str, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, console)
+    _open(page, console, project=triaged)
+    page.fill("#rule-name", "cones-to-labeling")
+    page.select_option("#rule-trigger-kind", "AUTOMATION_TRIGGER_KIND_STANDING_CAMPAIGN_FULL")
+    page.fill("#rule-trigger-campaign", "cones")
+    page.click("#rule-actions li[data-index='1'] button.remove-action")
+    first = page.locator("#rule-actions li[data-index='0']")
+    first.locator("select.action-kind").select_option(SEND)
+    expect(page.locator("#rule-actions li")).to_have_count(1)
+    first.locator(".action-max-frames").fill("5")
+    first.locator(".action-daily-budget").fill("20")
+    page.click("#save-rule")
+    expect(page.locator("#rule-cones-to-labeling")).to_contain_text("standing campaign cones")
+    with console.client() as c:
+        made = c.analysis.GetAutomation(apb.GetAutomationRequest(project=triaged, name="cones-to-labeling")).automation
+    assert made.trigger.campaign == "cones"
+    assert made.actions == [apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_SEND_TO_LABELING, max_frames=5,
+                                                 daily_budget=20)]  # fmt: skip

@@ -1,7 +1,9 @@
 // Automations: the project's rules (a trigger, ordered actions, an optional signed webhook), paused and
 // resumed, changed, deleted after a confirmation, made with a form whose refused fields show the service's
-// message beside them; the runs of every rule (deleted ones too) filtered by rule, state and inference set;
-// one run's metrics, gates, started jobs and webhook deliveries. The webhook's secret is write-only: the
+// message beside them (each action kind with its own fields, sending to labeling with its frames per run and
+// per day); the runs of every rule (deleted ones too) filtered by rule, state and inference set, with what
+// each sent to labeling; one run's metrics, gates, started jobs, frames sent to labeling (each with its
+// reason, and those over the day's budget) and webhook deliveries. The webhook's secret is write-only: the
 // form sends it, no answer carries it back (`has_secret` says one is kept), and the page never shows it.
 import { all, rpc } from "../api.js";
 import { enumName, fmt, h, href, projectInfo, showError, time } from "../ui.js";
@@ -18,13 +20,17 @@ const METRICS = "AUTOMATION_ACTION_KIND_METRICS";
 const GATES = "AUTOMATION_ACTION_KIND_GATES";
 const LABEL_ISSUES = "AUTOMATION_ACTION_KIND_LABEL_ISSUES";
 const NEIGHBORS = "AUTOMATION_ACTION_KIND_NEIGHBORS";
+const SEND = "AUTOMATION_ACTION_KIND_SEND_TO_LABELING";
 const ACTIONS = [
   [METRICS, "record the metrics"],
   [GATES, "evaluate the regression gates"],
   [LABEL_ISSUES, "rerun the label issues"],
   [NEIGHBORS, "rerun the neighbour job"],
+  [SEND, "send frames to labeling"],
 ];
 const ON_SETS = new Set([METRICS, GATES, LABEL_ISSUES]);
+// the labeling platforms the labeling bridge serves ("": its default)
+const PLATFORMS = [["", "(the labeling bridge's default)"], ["label_studio", "Label Studio"]];
 const RUNNING = "AUTOMATION_RUN_STATE_RUNNING";
 const RUN_STATES = [RUNNING, "AUTOMATION_RUN_STATE_SUCCEEDED", "AUTOMATION_RUN_STATE_FAILED"];
 const RUNS_PAGE = 50;
@@ -75,7 +81,29 @@ function describeAction(a) {
   if (a.confidence_threshold) bits.push(`confidence ${a.confidence_threshold}`);
   if (a.iou_threshold) bits.push(`IoU ${a.iou_threshold}`);
   if (a.embedding_space) bits.push(`in ${a.embedding_space}`);
+  if (a.changed_frames) bits.push("on the frames whose labels changed");
+  if (a.kind === SEND) {
+    bits.push(`at most ${fmt(num(a.max_frames))} a run and ${fmt(num(a.daily_budget))} a day`);
+    if (num(a.min_issues)) bits.push(`once at least ${fmt(num(a.min_issues))} frames are flagged`);
+    if (num(a.min_issue_share)) bits.push(`once at least a share of ${a.min_issue_share} is flagged`);
+    if (a.platform) bits.push(`on ${a.platform}`);
+  }
   return `${label}${bits.length ? " " + bits.join(", ") : ""}`;
+}
+
+// The SEND_TO_LABELING step of a run, or null.
+function labelingStep(run) {
+  return (run.steps || []).find((s) => s.action === SEND && s.labeling) || null;
+}
+
+// "3 sent to labeling · 2 over the budget", or null when the run sent nothing (and had no such step).
+function sentText(run) {
+  const s = labelingStep(run);
+  if (!s) return null;
+  const l = s.labeling;
+  const sent = (l.frames || []).length;
+  const skipped = (l.skipped_frame_ids || []).length;
+  return `${fmt(sent)} sent to labeling${skipped ? ` · ${fmt(skipped)} over the budget` : ""}`;
 }
 
 function describeRunTrigger(t = {}) {
@@ -223,7 +251,9 @@ async function renderRules(main, ctx, info, timers) {
         if (cell !== lastRuns.get(name)) return;
         put(cell, run
           ? h("a", { href: href(base, { run: run.run_id }), class: "last-run-link" }, runPill(run),
-            gatesText(run) ? ` ${gatesText(run)}` : "", h("div", { class: "muted" }, time(run.create_time)))
+            gatesText(run) ? ` ${gatesText(run)}` : "",
+            sentText(run) ? h("div", { class: "last-run-sent" }, sentText(run)) : null,
+            h("div", { class: "muted" }, time(run.create_time)))
           : h("span", { class: "muted" }, "never ran"));
         cell.dataset.state = run ? run.state : "";
       } catch (err) {
@@ -298,6 +328,10 @@ async function renderRules(main, ctx, info, timers) {
     const spaces = info.project.embedding_spaces || [];
     // these triggers name no inference set: an action that reads one names it
     const labelsTrigger = inputs.kind.value === LABELS || inputs.kind.value === CAMPAIGN_FULL;
+    const campaignTrigger = inputs.kind.value === CAMPAIGN_FULL;
+    // a number input of an action's parameter, kept on the action as typed
+    const number = (a, key, cls, attrs) => h("input", { class: cls, type: "number", value: a[key] ?? "",
+      oninput: (e) => { a[key] = e.target.value; }, ...attrs });
     put(actionsBox, ...actions.map((a, i) => {
       const at = `actions[${i}]`;
       const kind = h("select", { class: "action-kind", "aria-label": `action ${i + 1}`, onchange: (e) => {
@@ -330,6 +364,36 @@ async function renderRules(main, ctx, info, timers) {
           spaces.length ? null : h("option", { value: "" }, "(the project has none)"),
           spaces.map((s) => h("option", { value: s.name, selected: s.name === a.embedding_space ? true : null }, s.name)));
         params.push(field("Embedding space", space, `${at}.embedding_space`));
+      }
+      if (a.kind === METRICS && inputs.kind.value === LABELS && !info.detection) {
+        // the frames the trigger counted: a frame filter, which the metrics of box, mask and keypoint projects lack
+        const changed = h("input", { class: "action-changed-frames", type: "checkbox", checked: a.changed_frames ? true : null,
+          onchange: (e) => { a.changed_frames = e.target.checked; } });
+        params.push(h("label", { class: "check", dataset: { field: `${at}.changed_frames` } }, changed,
+          " only the frames whose labels changed", h("span", { class: "field-error", role: "alert", hidden: true })));
+      }
+      if (a.kind === SEND) {
+        params.push(
+          field("Frames per run", number(a, "max_frames", "action-max-frames", { min: "1", max: "5000", step: "1", placeholder: "1 to 5,000" }),
+            `${at}.max_frames`),
+          field("Daily budget (frames)", number(a, "daily_budget", "action-daily-budget", { min: "1", step: "1", placeholder: "at least 1" }),
+            `${at}.daily_budget`));
+        // a full campaign sends the frames it kept: the thresholds on label issues do not apply
+        if (!campaignTrigger) {
+          params.push(
+            field("Min. flagged frames", number(a, "min_issues", "action-min-issues", { min: "0", step: "1", placeholder: "any" }),
+              `${at}.min_issues`),
+            field("Min. flagged share", number(a, "min_issue_share", "action-min-issue-share", { min: "0", max: "1", step: "0.05", placeholder: "any" }),
+              `${at}.min_issue_share`));
+        }
+        const known = PLATFORMS.some(([k]) => k === (a.platform || ""));
+        const platform = h("select", { class: "action-platform", onchange: (e) => { a.platform = e.target.value; } },
+          PLATFORMS.map(([k, label]) => h("option", { value: k, selected: k === (a.platform || "") ? true : null }, label)),
+          known ? null : h("option", { value: a.platform, selected: true }, a.platform));
+        params.push(field("Platform", platform, `${at}.platform`),
+          h("span", { class: "muted help send-help" }, campaignTrigger
+            ? "sends the frames the campaign kept, each with why"
+            : "sends the worst frames the label-issues action before it flags, each with its reason"));
       }
       const move = (to) => {
         const [x] = actions.splice(i, 1);
@@ -411,13 +475,24 @@ async function renderRules(main, ctx, info, timers) {
         campaign: kind === CAMPAIGN_FULL ? inputs.campaign.value.trim() || undefined : undefined,
       },
       // an action keeps the parameters the form has no field for; one of a kind it does not know, all of them
-      actions: actions.map((a) => (!ACTIONS.some(([k]) => k === a.kind) ? { ...a } : {
-        ...a,
-        inference_set: ON_SETS.has(a.kind) ? a.inference_set || undefined : undefined,
-        confidence_threshold: a.kind === METRICS || a.kind === GATES ? numberOr(a.confidence_threshold) : undefined,
-        iou_threshold: a.kind === GATES ? numberOr(a.iou_threshold) : undefined,
-        embedding_space: a.kind === NEIGHBORS ? a.embedding_space || undefined : undefined,
-      })),
+      actions: actions.map((a) => {
+        if (!ACTIONS.some(([k]) => k === a.kind)) return { ...a };
+        const send = a.kind === SEND;
+        const thresholds = send && kind !== CAMPAIGN_FULL; // a full campaign's rule takes none
+        return {
+          ...a,
+          inference_set: ON_SETS.has(a.kind) ? a.inference_set || undefined : undefined,
+          confidence_threshold: a.kind === METRICS || a.kind === GATES ? numberOr(a.confidence_threshold) : undefined,
+          iou_threshold: a.kind === GATES ? numberOr(a.iou_threshold) : undefined,
+          embedding_space: a.kind === NEIGHBORS ? a.embedding_space || undefined : undefined,
+          changed_frames: a.kind === METRICS && kind === LABELS && !info.detection ? Boolean(a.changed_frames) || undefined : undefined,
+          max_frames: send ? numberOr(a.max_frames) : undefined,
+          daily_budget: send ? numberOr(a.daily_budget) : undefined,
+          min_issues: thresholds ? numberOr(a.min_issues) : undefined,
+          min_issue_share: thresholds ? numberOr(a.min_issue_share) : undefined,
+          platform: send ? a.platform || undefined : undefined,
+        };
+      }),
     };
   }
 
@@ -500,14 +575,32 @@ async function renderRules(main, ctx, info, timers) {
   drawRules();
   put(main,
     h("h1", {}, "Automations"),
-    h("p", { class: "muted" }, "Rules that run the loop by themselves: when an inference set's upload is complete or a dataset's labels change, ",
-      "record the metrics, evaluate the regression gates or rerun jobs, and tell a webhook. ",
-      "Each run is recorded below."),
+    h("p", { class: "muted" }, "Rules that run the loop by themselves: when an inference set's upload is complete, a dataset's labels change ",
+      "or a standing campaign's sample is full, record the metrics, evaluate the regression gates, rerun jobs, send frames to labeling ",
+      "(within a budget per run and per day), and tell a webhook. Each run is recorded below."),
     h("h2", {}, "Rules"), rulesBox,
     form,
     runs.element);
   await runs.reload();
   every(ctx, timers, () => runs.refresh());
+}
+
+// A run's SEND_TO_LABELING outcome in the runs table: frames sent (their reasons on hover), those over the
+// day's budget, the request; "–" for a run without that step.
+function labelingCell(run) {
+  const s = labelingStep(run);
+  if (!s) return h("span", { class: "muted" }, "–");
+  const l = s.labeling;
+  const frames = l.frames || [];
+  const skipped = l.skipped_frame_ids || [];
+  return [
+    h("span", { class: "sent-count", dataset: { sent: frames.length, skipped: skipped.length },
+      title: frames.map((f) => `${f.frame_id}: ${f.reason || ""}`).join("\n") || null },
+    `${fmt(frames.length)} frame${frames.length === 1 ? "" : "s"} sent`),
+    skipped.length ? h("span", { class: "sent-skipped" }, ` · ${fmt(skipped.length)} over the budget`) : null,
+    l.request_id ? h("div", { class: "muted sent-request" }, `request ${l.request_id}`) : null,
+    !frames.length && (l.note || s.message) ? h("div", { class: "muted sent-note" }, l.note || s.message) : null,
+  ];
 }
 
 // The runs table with its filters (kept in the URL), a page at a time.
@@ -569,6 +662,7 @@ function runsSection(ctx, info, base, knownRules, onRefreshed) {
         ? h("div", { class: "muted run-message" }, run.message) : null),
       h("td", { class: "run-trigger" }, describeRunTrigger(run.trigger)),
       h("td", { class: `run-gates${num(run.gates_failed) ? " failed" : ""}` }, gates || h("span", { class: "muted" }, "–")),
+      h("td", { class: "run-labeling" }, labelingCell(run)),
       h("td", { class: "num run-attempts" }, String(num(run.attempts))),
       h("td", {}, time(run.create_time)),
       h("td", {}, run.finish_time ? time(run.finish_time) : h("span", { class: "muted" }, "–")));
@@ -577,7 +671,7 @@ function runsSection(ctx, info, base, knownRules, onRefreshed) {
   function draw() {
     put(body, shown.length
       ? h("table", { class: "data", id: "automation-runs" },
-        h("thead", {}, h("tr", {}, ["Run", "Rule", "State", "Trigger", "Gates", "Attempts", "Started", "Finished"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Run", "Rule", "State", "Trigger", "Gates", "Sent to labeling", "Attempts", "Started", "Finished"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, shown.map(row)))
       : h("p", { class: "muted", id: "no-runs" }, filters.automation || filters.state || filters.inference_set
         ? "No run matches these filters." : "No run yet: a rule runs when its trigger happens."));
@@ -657,6 +751,12 @@ async function renderRun(main, ctx, info, runId, timers) {
           : "an inference set's upload is complete"],
       ["Dataset", t.dataset || "–"],
     ];
+    if (t.campaign) {
+      // its kept frames are the segment of its name, in its pool
+      facts.push(["Standing campaign", [
+        h("a", { id: "run-campaign", href: href(`${base}/examples`, { dataset: t.dataset, segment: t.campaign }) }, t.campaign),
+        t.similarity_threshold ? h("span", { class: "muted" }, ` (cosine similarity ≥ ${t.similarity_threshold})`) : null]]);
+    }
     if (set) facts.push(["Inference set", h("a", { href: href(`${base}/performance`, { inference_set: set }), id: "run-inference-set" }, set)]);
     if (t.upload_id) facts.push(["Upload", `${t.upload_id} (${fmt(num(t.frames))} frames)`]);
     if (t.source) facts.push(["Event", t.source]);
@@ -712,13 +812,35 @@ async function renderRun(main, ctx, info, runId, timers) {
       s.labeling ? labelingView(s.labeling) : null);
   }
 
-  // What a step that sends frames to labeling read and sent.
+  // What a step that sends frames to labeling read and sent: each frame with its reason, those over the day's
+  // budget, the request, and on a full campaign's run the campaign (its segment).
   function labelingView(l) {
-    const sent = (l.frames || []).length;
-    return h("p", { class: "step-labeling" },
-      l.segment ? `Sent ${fmt(sent)} frame${sent === 1 ? "" : "s"} of the ${fmt(num(l.examined))} of segment ${l.segment}`
-        : `Sent ${fmt(sent)} frame${sent === 1 ? "" : "s"} of the ${fmt(num(l.flagged))} flagged (${fmt(num(l.examined))} examined)`,
-      l.request_id ? ` as labeling request ${l.request_id}` : "", l.note ? h("span", { class: "muted" }, ` · ${l.note}`) : null);
+    const frames = l.frames || [];
+    const skipped = l.skipped_frame_ids || [];
+    const sent = frames.length;
+    const dataset = l.dataset || "";
+    const frameLink = (fid) => h("a", { class: "frame-link", href: href(`${base}/frame/${enc(dataset)}/${enc(fid)}`) }, fid);
+    const of = l.segment
+      ? [`of the ${fmt(num(l.examined))} kept by standing campaign `,
+        h("a", { class: "labeling-segment", href: href(`${base}/examples`, { dataset, segment: l.segment }) }, l.segment)]
+      : `of the ${fmt(num(l.flagged))} flagged (${fmt(num(l.examined))} examined)`;
+    const budget = l.day ? `the rule's earlier runs had sent ${fmt(num(l.budget_used_before))} on ${l.day} (UTC)` : null;
+    return h("div", { class: "step-labeling", dataset: { sent, skipped: skipped.length, requestId: l.request_id || "" } },
+      h("p", { class: "labeling-summary" }, `Sent ${fmt(sent)} frame${sent === 1 ? "" : "s"} `, of,
+        l.request_id ? [" as labeling request ", h("code", { class: "labeling-request" }, l.request_id)] : " (no request: nothing sent)"),
+      l.job_id ? h("p", { class: "muted" }, "Read the label-issues job ",
+        h("a", { class: "labeling-job", href: href(`${base}/jobs`, { job: l.job_id }) }, l.job_id)) : null,
+      budget || num(l.sent_before) ? h("p", { class: "muted labeling-counts" }, [budget,
+        num(l.sent_before) ? `${fmt(num(l.sent_before))} passed over (sent for labeling before)` : null].filter(Boolean).join(" · ")) : null,
+      l.note ? h("p", { class: "labeling-note" }, l.note) : null,
+      sent ? h("table", { class: "data labeling-frames" },
+        h("thead", {}, h("tr", {}, ["#", "Frame", "Why"].map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, frames.map((f, i) => h("tr", { dataset: { frameId: f.frame_id } },
+          h("td", { class: "num" }, String(i + 1)), h("td", {}, frameLink(f.frame_id)),
+          h("td", { class: "labeling-reason" }, f.reason || "–"))))) : null,
+      skipped.length ? h("p", { class: "labeling-skipped" },
+        `${fmt(skipped.length)} over the daily budget, not sent: `,
+        skipped.map((fid, i) => [i ? ", " : "", frameLink(fid)])) : null);
   }
 
   draw();
