@@ -288,11 +288,12 @@ def seed_refs(metrics: MetricsStore, project: str, campaign: str) -> list[Seed]:
 
 def counts(metrics: MetricsStore, c: Campaign) -> Counts:
     row = metrics.query(
-        "SELECT count(), countIf(kept = 1), countIf(reason = 'filtered'), countIf(reason = 'below_threshold'),"
-        " countIf(reason = 'near_kept'),"
-        " countIf(kept = 0 AND frame_id IN (SELECT frame_id FROM standing_swept WHERE project = {p:String}"
-        "  AND dataset = {d:String} AND space = {s:String}))"
-        " FROM standing_decisions FINAL WHERE project = {p:String} AND campaign = {c:String}",
+        "SELECT count(), countIf(d.kept = 1), countIf(d.reason = 'filtered'), countIf(d.reason = 'below_threshold'),"
+        " countIf(d.reason = 'near_kept'), countIf(d.kept = 0 AND w.swept >= d.decide_time)"
+        " FROM (SELECT frame_id, kept, reason, decide_time FROM standing_decisions FINAL"
+        "  WHERE project = {p:String} AND campaign = {c:String}) AS d"
+        " LEFT JOIN (SELECT frame_id, max(sweep_time) AS swept FROM standing_swept WHERE project = {p:String}"
+        "  AND dataset = {d:String} AND space = {s:String} GROUP BY frame_id) AS w ON d.frame_id = w.frame_id",
         {"p": c.project, "c": c.name, "d": c.pool, "s": c.space},
     ).rows[0]
     return Counts(*(int(v) for v in row))
@@ -713,18 +714,21 @@ class Standing:
         retention_ms = [-1 if c.retention is None else math.ceil(c.retention * 1000) for c in cs]
         params = {"p": project, "d": pool, "s": space, "names": names, "ret": retention_ms,
                   "now": int(time.time() * 1000), "limit": SWEEP_BATCH}  # fmt: skip
+        # a frame swept before and judged again since (sent again, dropped by a newer campaign) is due again
         rows = self.metrics.query_columns(
-            "SELECT frame_id FROM standing_decisions"
+            "SELECT d.frame_id AS frame_id FROM ("
+            " SELECT frame_id, max(decide_time) AS decided FROM standing_decisions"
             " WHERE project = {p:String} AND campaign IN {names:Array(String)}"
-            " AND frame_id NOT IN (SELECT frame_id FROM standing_swept WHERE project = {p:String}"
-            "  AND dataset = {d:String} AND space = {s:String})"
             " AND frame_id NOT IN (SELECT frame_id FROM segment_members FINAL WHERE project = {p:String}"
             "  AND dataset = {d:String} AND removed = 0)"
             " GROUP BY frame_id"
             " HAVING max(kept) = 0"
             " AND min(transform(campaign, {names:Array(String)}, {ret:Array(Int64)}, toInt64(-1))) >= 0"
             " AND max(toUnixTimestamp64Milli(decide_time)"
-            "  + transform(campaign, {names:Array(String)}, {ret:Array(Int64)}, toInt64(0))) <= {now:Int64}"
+            "  + transform(campaign, {names:Array(String)}, {ret:Array(Int64)}, toInt64(0))) <= {now:Int64}) AS d"
+            " LEFT JOIN (SELECT frame_id, max(sweep_time) AS swept FROM standing_swept WHERE project = {p:String}"
+            "  AND dataset = {d:String} AND space = {s:String} GROUP BY frame_id) AS w ON d.frame_id = w.frame_id"
+            " WHERE w.swept < d.decided"
             " LIMIT {limit:UInt32}",
             params,
         )

@@ -441,6 +441,35 @@ def test_retention_deletes_the_vectors_of_dropped_frames_only(shared: Running, p
         assert _has_vector(running, p, "shared-pool", second["ids"]) == set(second["ids"])
 
 
+def test_a_frame_sent_again_after_its_vector_was_deleted_is_deleted_again_when_dropped_again(
+    shared: Running, project: str
+) -> None:
+    running, p = shared, project
+    d = stream_data(uploads=1, seed=4, near=10, groups=2, background=40)
+    batch = d["batches"][0]
+    with running.client(running.admin_key) as c:
+        create_stream_project(c, p, d)
+        start(c, p, "first", retention_seconds=0)
+        upload_batch(c, p, batch)
+        first = wait_judged(c, p, "first", len(batch["ids"]))
+        dropped = first.judged - first.kept
+        wait_for(lambda: get(c, p, "first").vectors_deleted == dropped, what="the first sweep",
+                 progress=lambda: get(c, p, "first").vectors_deleted, stall=60)  # fmt: skip
+        gone = sorted(set(batch["ids"]) - set(c.standing_campaign(p, "first").frame_ids))
+        assert not _has_vector(running, p, "pool", gone)
+        # the same frames sent again, judged by a newer campaign (the first judges a frame once) and dropped
+        start(c, p, "second", retention_seconds=0)
+        again = [batch["ids"].index(f) for f in gone[:12]]
+        upload_batch(c, p, {"ids": [batch["ids"][i] for i in again], "x": batch["x"][again],
+                            "weather": [batch["weather"][i] for i in again]})  # fmt: skip
+        second = wait_judged(c, p, "second", len(again))
+        assert second.kept == 0
+        wait_for(lambda: get(c, p, "second").vectors_deleted == len(again), what="the second sweep",
+                 progress=lambda: get(c, p, "second").vectors_deleted, stall=60)  # fmt: skip
+        assert not _has_vector(running, p, "pool", gone)
+        assert get(c, p, "first").vectors_deleted == dropped  # its drops were swept once, and stay counted
+
+
 def test_client_side_scoring_chooses_what_the_campaign_keeps(shared: Running, project: str) -> None:
     running, p = shared, project
     BUDGET = 70  # noqa: N806 - the last batch spends it
