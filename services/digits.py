@@ -12,6 +12,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,13 +181,24 @@ class Pool:
     probabilities: np.ndarray  # (M, 10)
     sources: list[str]  # the digit frame each was redrawn from
     media_uris: list[str]
+    model: Any = None  # the classifier that gave the probabilities
 
 
-def build_pool(media_dir: Path, digits: Digits, *, copies: int = 3, seed: int = 2, hidden: int = 32) -> Pool:
+def build_pool(
+    media_dir: Path,
+    digits: Digits,
+    *,
+    copies: int = 3,
+    seed: int = 2,
+    hidden: int = 32,
+    prefix: str = "pool",
+    model: Any = None,
+) -> Pool:
     """``copies`` redraws of every test-split digit, each with its own ink gain (0.8 to 1.2) and
     Gaussian noise (standard deviation 40 of 255) on its intensities, and the probabilities of a
-    network trained on the train split's given labels. The seeds of the demo's campaign come from
-    the train split, so no pool frame is redrawn from a seed."""
+    network trained on the train split's given labels (``model``, when given, is such a network
+    trained before, e.g. another pool's). The seeds of the demo's campaign come from the train
+    split, so no pool frame is redrawn from a seed. Frame ids read ``<prefix>-<i>``."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
@@ -200,13 +212,14 @@ def build_pool(media_dir: Path, digits: Digits, *, copies: int = 3, seed: int = 
     ]).round().astype(np.uint8)  # fmt: skip
     # raw intensities, not standardised: the border pixels are almost always 0 in training, and
     # standardising would blow the pool's noise there up
-    model = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=1.0, max_iter=400, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(pixels(digits.images[train]), digits.given_labels[train])
+    if model is None:
+        model = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=1.0, max_iter=400, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(pixels(digits.images[train]), digits.given_labels[train])
     probs = model.predict_proba(pixels(images))
     media_dir.mkdir(parents=True, exist_ok=True)
-    ids, uris = _write_images(media_dir, "pool", images)
+    ids, uris = _write_images(media_dir, prefix, images)
     return Pool(
         ids,
         images,
@@ -214,4 +227,5 @@ def build_pool(media_dir: Path, digits: Digits, *, copies: int = 3, seed: int = 
         probs.astype(np.float32),
         [digits.frame_ids[i] for i in test] * copies,
         uris,
+        model,
     )

@@ -121,10 +121,10 @@ def ingest_digits(client: Client, out: Path, data_dir: Path) -> tuple[dict[str, 
     }, digits
 
 
-def ingest_pool(client: Client, out: Path, data_dir: Path, digits: Any) -> dict[str, Any]:
+def ingest_pool(client: Client, out: Path, data_dir: Path, digits: Any) -> tuple[dict[str, Any], Any]:
     """Builds the unlabeled pool (noisy redraws of the test-split digits, see
     :func:`shoal.digits.build_pool`) and uploads it with its pixel vectors and the pool model's
-    predictions; the true labels go to ``pool_truth.json``."""
+    predictions; the true labels go to ``pool_truth.json``. Returns the counts and the pool."""
 
     from shoal.digits import build_pool, pixels
     from shoal.ingest.v1 import ingest_pb2 as pb
@@ -165,4 +165,4 @@ def ingest_pool(client: Client, out: Path, data_dir: Path, digits: Any) -> dict[
         "expected_frames": len(pool.frame_ids),
         "pixel_embeddings": stats.embeddings[PIXEL_SPACE],
         "upload_state": pb.UploadState.Name(status.state).removeprefix("UPLOAD_STATE_"),
-    }
+    }, pool

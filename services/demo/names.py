@@ -25,3 +25,5 @@ PIXEL_SPACE = "pixels"
 INFERENCE_SET = "mlp-oof"
 POOL = "digits-pool"
 POOL_INFERENCE_SET = "mlp-pool"
+#: the second unlabeled pool, which a standing campaign watches while frames stream in
+STREAM = "digits-stream"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import html
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -56,6 +56,8 @@ class Figures:
     #: clips with sound-event label issues: frame_id, image, issues (kind, score, planted), legend
     #: (class name, colour)
     sound_events: list[dict[str, Any]]
+    #: the standing campaign's kept frames in the order kept, as ``campaign``
+    standing: list[dict[str, Any]] = field(default_factory=list)
 
 
 def render_report(summary: dict[str, Any], figures: Figures) -> str:
@@ -120,6 +122,7 @@ def render_report(summary: dict[str, Any], figures: Figures) -> str:
         class_precision=f"{cp['class_precision']:.0%}",
         class_random_precision=f"{cp['class_random_precision']:.0%}",
         campaign_gallery=_campaign_gallery(figures.campaign),
+        standing_campaign=_standing(summary["standing_campaign"], figures.standing),
         shape_frames=seg["frames"],
         mask_ap=seg["mask_ap"],
         mask_ap50=seg["mask_ap50"],
@@ -476,7 +479,47 @@ def _cluster_gallery(clusters: list[dict[str, Any]], examples: list[list[tuple[s
     return f"<div id='failure-clusters'>{''.join(parts)}</div>"
 
 
-def _campaign_gallery(items: list[dict[str, Any]]) -> str:
+def _standing(sc: dict[str, Any], kept: list[dict[str, Any]]) -> str:
+    """What the standing campaign sought, its counts, the two equalities and its kept frames."""
+    e = html.escape
+
+    def same(equal: bool, what: str) -> str:
+        return f"<span class='ok'>{what}</span>" if equal else "<span class='bad'>not the same frames</span>"
+
+    full = f" after upload {sc['full_after_upload']} of {sc['uploads_streamed']}" if sc["full_after_upload"] else ""
+    intro = (
+        f"<p>The same seed segment <code>{e(sc['seed_segment'])}</code> ({sc['seeds']} digits labeled "
+        f"{e(sc['pattern'])}) started the standing campaign <code>{e(sc['name'])}</code> on a second unlabeled "
+        f"pool, <code>{e(sc['pool'])}</code>, before any frame was sent to it. It keeps a frame whose "
+        f"{e(sc['embedding_space'])} vector has a cosine similarity of at least {sc['similarity_threshold']} to a "
+        f"seed and lies at least {sc['min_distance']} from every frame kept before, until {sc['budget']} are kept, "
+        f"and deletes the vectors of the frames it drops once its retention, {sc['retention_seconds']:g} s, has "
+        "passed. "
+        f"{sc['frames_streamed']} new noisy redraws of the test split's digits then streamed into the pool in "
+        f"{sc['uploads_streamed']} uploads, each sent once the one before was judged.</p>"
+    )
+    state = "ok" if sc["state"] == "FULL" else "bad"
+    counts = (
+        f"<p id='standing-counts'><span class='{state}'>{e(sc['state'])}</span>{full}: {sc['judged']} judged, "
+        f"{sc['kept']} kept, {sc['filtered']} filtered out, {sc['below_threshold']} below the threshold, "
+        f"{sc['near_kept']} near a kept frame; {sc['vectors_deleted']} dropped frames' vectors deleted. "
+        f"{sc['in_pattern']} of the kept frames truly are a {e(sc['pattern'])} (precision {sc['precision']}, and "
+        f"{sc['in_pattern']} of the {sc['pattern_frames_in_stream']} such frames in the stream; random "
+        f"{sc['random_precision']}); {sc['class_precision']:.0%} are of the seeds' class (random: "
+        f"{sc['class_random_precision']:.0%}).</p>"
+    )
+    checks = (
+        f"<p>Before each of the {sc['client_side_batches']} uploads sent while the campaign was filling, the client "
+        f"chose the frames it would keep on its own side (<code>score_for_campaign</code>, {sc['client_side_kept']} in "
+        f"all): {same(sc['client_side_equal'], 'the frames the server then kept, in the same order')}. The offline "
+        f"twin, the campaign's rule run over the same vectors in upload order from an empty sample, kept "
+        f"{sc['offline_twin_kept']}: {same(sc['offline_twin_equal'], 'the same frames, in the same order')}. The "
+        f"kept frames, in the order kept:</p>"
+    )
+    return intro + counts + checks + _campaign_gallery(kept, gallery_id="standing-gallery")
+
+
+def _campaign_gallery(items: list[dict[str, Any]], gallery_id: str = "campaign-gallery") -> str:
     cells = []
     for it in items:
         mark, what = ("ok", "in the pattern") if it["in_pattern"] else ("muted", "not in the pattern")
@@ -485,7 +528,7 @@ def _campaign_gallery(items: list[dict[str, Any]]) -> str:
             f"<span class='{mark}'>{what}</span>"
         )
         cells.append(_figure(it["media_uri"], it["frame_id"], caption))
-    return f"<div class='gallery' id='campaign-gallery'>{''.join(cells)}</div>"
+    return f"<div class='gallery' id='{gallery_id}'>{''.join(cells)}</div>"
 
 
 def _scatter(svg_id: str, title: str, dots: list[tuple[float, float, str, str]], legend: list[tuple[str, str]]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from shoal.client import Client, list_services
 from shoal.common.auth import generate_key
-from shoal.demo import audio, automation, dataset, scenes, score, shapes, streets
+from shoal.demo import audio, automation, dataset, scenes, score, shapes, stream, streets
 from shoal.demo.names import PIXEL_SPACE, SERVICES, log
 from shoal.demo.report import Figures, render_report
 
@@ -84,13 +84,14 @@ def run_demo(out: Path) -> int:
                 if fired["inference_set_existed"]:
                     # a data dir of an earlier demo: the digits' inferences read back held the new model's
                     ingest["expected"]["inferences"] += fired["frames"]
-                ingest["pool"] = dataset.ingest_pool(client, out, data_dir, digits)
+                ingest["pool"], pool = dataset.ingest_pool(client, out, data_dir, digits)
                 metrics = score.model_metrics(client)
                 issues = score.label_issues(client, out)
                 outliers = score.outliers(client, out)
                 points = score.embedding_map(client)
                 clusters = score.failure_clusters(client, out)
                 campaign = score.collection_campaign(client, out, set(issues["frame_ids"]))
+                standing = stream.standing_campaign(client, out, data_dir, digits, pool.model, campaign)
                 scene_counts, shape_scenes = shapes.ingest_scenes(client, out, data_dir)
                 segmentation = {**scene_counts, **shapes.score_scenes(client, shape_scenes, out)}
                 street_counts, street_scenes = streets.ingest_streets(client, out, data_dir)
@@ -117,6 +118,7 @@ def run_demo(out: Path) -> int:
         "outliers": {k: v for k, v in outliers.items() if k != "gallery"},
         "failure_clusters": {k: v for k, v in clusters.items() if k != "examples"},
         "campaign": {k: v for k, v in campaign.items() if k != "gallery"},
+        "standing_campaign": {k: v for k, v in standing.items() if k != "gallery"},
         "instance_segmentation": {k: v for k, v in segmentation.items() if k != "gallery"},
         "semantic_segmentation": {k: v for k, v in semantic.items() if k != "gallery"},
         "cuboids_3d": {k: v for k, v in cuboids.items() if k != "gallery"},
@@ -138,6 +140,7 @@ def run_demo(out: Path) -> int:
         planted_ids=json.loads((out / "outliers.json").read_text()),
         cluster_examples=clusters["examples"],
         campaign=campaign["gallery"],
+        standing=standing["gallery"],
         shapes=segmentation["gallery"],
         streets=semantic["gallery"],
         cuboids=cuboids["gallery"],
@@ -158,11 +161,16 @@ def run_demo(out: Path) -> int:
         and fired["state"] == "SUCCEEDED"
         and fired["gates_failed"] > 0
         and fired["webhook"]["signature_verified"]
+        and standing["state"] == "FULL"
+        and standing["kept"] == standing["budget"]
+        and standing["client_side_equal"]
+        and standing["offline_twin_equal"]
     )
     for name, status in services.items():
         log.info("%-16s %s", name, status)
     log.info("wrote %s and %s", out / "summary.json", out / "report.html")
     li, ol, fc, cp = summary["label_issues"], summary["outliers"], summary["failure_clusters"], summary["campaign"]
+    sc = summary["standing_campaign"]
     seg, sem = summary["instance_segmentation"], summary["semantic_segmentation"]
     cub, snd = summary["cuboids_3d"], summary["sound_events"]
     cuboid_found = ", ".join(
@@ -197,6 +205,13 @@ def run_demo(out: Path) -> int:
         f"failure clusters: {clusters}\n"
         f"campaign for '{cp['pattern']}': {cp['in_pattern']} of the {cp['selected']} pool frames chosen are in the"
         f" pattern, precision {cp['precision']:.3f} against {cp['random_precision']:.3f} for a random sample\n"
+        f"standing campaign for '{sc['pattern']}' on a stream of {sc['frames_streamed']} frames in"
+        f" {sc['uploads_streamed']} uploads: {sc['state']} after upload {sc['full_after_upload']}, {sc['judged']}"
+        f" judged, {sc['kept']} kept ({sc['in_pattern']} in the pattern, precision {sc['precision']:.3f} against"
+        f" {sc['random_precision']:.3f} for a random sample), {sc['below_threshold']} below the threshold,"
+        f" {sc['near_kept']} near a kept frame, {sc['vectors_deleted']} dropped vectors deleted; client-side scoring"
+        f" {'equal' if sc['client_side_equal'] else 'NOT equal'}, offline twin"
+        f" {'equal' if sc['offline_twin_equal'] else 'NOT equal'}\n"
         f"instance segmentation: mask AP {seg['mask_ap']:.3f} (AP50 {seg['mask_ap50']:.3f}); planted label errors"
         f" ranked first: {planted}\n"
         f"semantic segmentation: mIoU {sem['mean_iou']:.3f}, pixel accuracy {sem['pixel_accuracy']:.3f}; label issues"

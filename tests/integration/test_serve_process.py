@@ -219,6 +219,23 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert cp["precision"] == round(cp["in_pattern"] / 30, 4) and cp["precision"] >= 3 * cp["random_precision"]
     assert cp["class_precision"] >= 0.5 > cp["class_random_precision"]
     assert f"campaign for '{cp['pattern']}'" in result.stdout
+    # the standing campaign: the same seeds watch a second pool as frames stream in, upload by upload;
+    # it fills before the stream ends, the client's own choice before each upload and the offline rule
+    # keep exactly what the server kept, and the dropped frames' vectors are deleted
+    sc = summary["standing_campaign"]
+    stream_truth = json.loads((out / "stream_truth.json").read_text())
+    assert (sc["pattern"], sc["seed_segment"], sc["seeds"]) == (cp["pattern"], cp["seed_segment"], cp["seeds"])
+    assert sc["state"] == "FULL" and sc["kept"] == sc["budget"] == 50
+    assert sc["frames_streamed"] == len(stream_truth) == 2160 and not set(stream_truth) & set(pool_truth)
+    assert sc["full_after_upload"] < sc["uploads_streamed"] and sc["judged"] < 2160
+    assert sc["judged"] == sc["kept"] + sc["filtered"] + sc["below_threshold"] + sc["near_kept"]
+    assert sc["near_kept"] > 0 and sc["vectors_deleted"] == sc["judged"] - sc["kept"]
+    assert sc["client_side_equal"] and sc["client_side_batches"] == sc["full_after_upload"]
+    assert sc["client_side_kept"] == sc["offline_twin_kept"] == sc["kept"] and sc["offline_twin_equal"]
+    assert sc["pattern_frames_in_stream"] == sum(t["true"] == a and t["predicted"] == b for t in stream_truth.values())
+    assert sc["precision"] == round(sc["in_pattern"] / 50, 4) and sc["precision"] >= 5 * sc["random_precision"]
+    assert sc["class_precision"] >= 0.4 > sc["class_random_precision"]
+    assert f"standing campaign for '{sc['pattern']}'" in result.stdout
     pngs = list((out / "shoal-data" / "media" / "digits").glob("*.png"))
     assert len(pngs) == 1837 and pngs[0].read_bytes().startswith(b"\x89PNG")
     # the 3-D and audio sets: every planted error flagged as its kind and ranked first in it
@@ -252,6 +269,9 @@ def test_make_demo_job_reports_every_service_serving(tmp_path: Path) -> None:
     assert "<h2>3-D cuboids</h2>" in report and "<h2>Sound events</h2>" in report
     campaign = _between(report, "id='campaign-gallery'", "</div>")
     assert campaign.count("src='data:image/png;base64,") == 30 and campaign.count("in the pattern") == 30
+    standing = _between(report, "id='standing-gallery'", "</div>")
+    assert standing.count("src='data:image/png;base64,") == 50 and standing.count("in the pattern") == 50
+    assert "<h2>Standing campaign</h2>" in report and "the frames the server then kept, in the same order" in report
     # self-contained: nothing fetched from elsewhere
     assert "http://" not in report.replace("http://www.w3.org/2000/svg", "") and "https://" not in report
     # the outlier gallery: the top frames with their images, planted ones marked as such

@@ -127,6 +127,16 @@ def _summary() -> dict[str, Any]:
             "strategy": "similar", "budget": 2, "selected": 2, "in_pattern": 1, "precision": 0.5,
             "random_precision": 0.4, "recall": 0.5, "class_precision": 0.5, "class_random_precision": 0.2,
         },
+        "standing_campaign": {
+            "name": f"standing-{EVIL}", "pool": "digits-stream", "pattern": "1 predicted as 2",
+            "seed_segment": f"seeds-{EVIL}", "seeds": 2, "embedding_space": "pixels", "similarity_threshold": 0.88,
+            "min_distance": 0.04, "budget": 2, "retention_seconds": 0.0, "state": "FULL", "judged": 9, "kept": 2,
+            "filtered": 0, "below_threshold": 6, "near_kept": 1, "vectors_deleted": 7, "uploads_streamed": 3,
+            "frames_streamed": 12, "full_after_upload": 2, "pattern_frames_in_stream": 3, "in_pattern": 1,
+            "precision": 0.5, "random_precision": 0.25, "class_precision": 1.0, "class_random_precision": 0.5,
+            "client_side_batches": 2, "client_side_kept": 2, "client_side_equal": True,
+            "offline_twin": "standing_rule.Judge", "offline_twin_kept": 2, "offline_twin_equal": False,
+        },
         "map": {"job_id": "embedding_map-1", "frames": 4, "fitted_on": 4, "embedding_space": "pixels"},
         "instance_segmentation": {
             "frames": 6, "labeled_objects": 9, "predicted_objects": 8, "state": "UPLOAD_STATE_COMPLETED",
@@ -193,6 +203,7 @@ def page(tmp_path: Path) -> _Page:
         cluster_examples=[[("f1", uri, 1, 0)]],
         campaign=[{"frame_id": "q1", "media_uri": uri, "rank": 1, "true": 1, "predicted": 2, "in_pattern": True},
                   {"frame_id": "q2", "media_uri": uri, "rank": 2, "true": 7, "predicted": 2, "in_pattern": False}],
+        standing=[{"frame_id": "w1", "media_uri": uri, "rank": 1, "true": 1, "predicted": 2, "in_pattern": True}],
         shapes=[{"frame_id": "s1", "object_id": "p0", "kind": "missing_label", "score": 0.1, "planted": True,
                  "image": uri}],
         streets=[{"frame_id": "st1", "planted": True, "flagged_pixels": 120, "given": 1, "suggested": 2, "image": uri}],
@@ -228,6 +239,7 @@ def test_the_report_has_every_section_in_order(page: _Page) -> None:
         ("h2", "Failure clusters"),
         ("h3", f"Cluster 0: segment failures-{EVIL}"),
         ("h2", "Collection campaign"),
+        ("h2", "Standing campaign"),
         ("h2", "Instance segmentation"),
         ("h2", "Semantic segmentation"),
         ("h2", "3-D cuboids"),
@@ -310,6 +322,17 @@ def test_the_text_gives_the_figures(page: _Page) -> None:
         f"seed segment seeds-{EVIL} of 2 frames",
         "1 of them truly are a 1 predicted as 2 (precision 0.5, and 1 of the 2 such frames in the pool)",
         "would hold 0.4 of them; 50% of the chosen frames are of the seeds' class (random: 20%)",
+        f"started the standing campaign standing-{EVIL} on a second unlabeled pool, digits-stream,",
+        "cosine similarity of at least 0.88 to a seed and lies at least 0.04 from every frame kept before, until 2"
+        " are kept, and deletes the vectors of the frames it drops once its retention, 0 s, has passed. 12 new noisy"
+        " redraws",
+        "FULL after upload 2 of 3: 9 judged, 2 kept, 0 filtered out, 6 below the threshold, 1 near a kept frame;"
+        " 7 dropped frames' vectors deleted.",
+        "1 of the kept frames truly are a 1 predicted as 2 (precision 0.5,",
+        "Before each of the 2 uploads sent while the campaign was filling, the client chose the frames it would keep"
+        " on its own side (score_for_campaign, 2 in all): the frames the server then kept, in the same order.",
+        "The offline twin, the campaign's rule run over the same vectors in upload order from an empty sample, kept"
+        " 2: not the same frames.",
         f"mask AP 0.61, AP50 0.83, AR@100 0.7 (per class: disc 0.5, {EVIL} 0.72)",
         f"mAP 0.8123, NDS 0.6012 (mATE 0.11 m, mASE 0.07, mAOE 0.05 rad; per class AP: car 0.9, {EVIL} 0.7;",
         "AP over IoU seen from above, at 0.5 and 0.7: 0.75 (0.85 at 0.5, 0.65 at 0.7); over 3-D IoU: 0.7.",
@@ -333,6 +356,7 @@ def test_the_galleries_inline_their_images(page: _Page) -> None:
     assert (
         by_alt["f1"] == [inlined, inlined] and by_alt["p1"] == [inlined] and by_alt["q1"] == by_alt["q2"] == [inlined]
     )
+    assert by_alt["w1"] == [inlined]  # the standing campaign's kept frame
     assert by_alt["s1 p0"] == [inlined]  # the mask label issue, drawn over its frame
     assert by_alt["st1"] == [inlined]  # the segmentation label issue, its flagged pixels tinted
     assert by_alt["clip-1.wav"] == [inlined]  # the clip's picture: waveform, spectrogram and intervals
