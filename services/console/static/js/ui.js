@@ -61,6 +61,49 @@ export function showError(root, err) {
   return box;
 }
 
+// A form's field errors: each field is an element with data-field="<the request field>" holding a
+// .field-error span; a refused call's error names the field (err.field) it is about.
+export function clearFieldErrors(form, message) {
+  for (const el of form.querySelectorAll(".field-error")) { el.textContent = ""; el.hidden = true; }
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  message.textContent = "";
+  message.className = "";
+}
+
+// Shows a refused call's message beside the field it names, or the nearest enclosing one the form
+// has (actions[1].daily_budget, then actions[1], ...); else in `message`. `path` is the field as the
+// form names it (default err.field); `notDone` is said in `message` when a field is marked.
+export function showFieldError(form, message, err, { path = String(err.field || ""), notDone = "Not saved" } = {}) {
+  let text = String(err.message || err);
+  if (err.field && text.startsWith(`${err.field}: `)) text = text.slice(err.field.length + 2);
+  while (path) {
+    const box = form.querySelector(`[data-field="${CSS.escape(path)}"]`);
+    if (box) {
+      const out = box.querySelector(":scope > .field-error");
+      out.textContent = text;
+      out.hidden = false;
+      const input = box.querySelector("input, select");
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      }
+      message.textContent = `${notDone}: see the field marked.`;
+      message.className = "error-text";
+      return;
+    }
+    const cut = path.search(/(\.[^.[\]]+|\[\d+\])$/);
+    path = cut > 0 ? path.slice(0, cut) : "";
+  }
+  message.textContent = err.field ? `${err.field}: ${text}` : text;
+  message.className = "error-text";
+}
+
+// A number input's value, undefined when empty.
+export function numberOr(value) {
+  const s = String(value ?? "").trim();
+  return s === "" ? undefined : Number(s);
+}
+
 export function banner(message) {
   const el = document.getElementById("banner");
   if (!message) {

@@ -6,7 +6,7 @@
 // reason, and those over the day's budget) and webhook deliveries. The webhook's secret is write-only: the
 // form sends it, no answer carries it back (`has_secret` says one is kept), and the page never shows it.
 import { all, rpc } from "../api.js";
-import { enumName, fmt, h, href, projectInfo, showError, time } from "../ui.js";
+import { clearFieldErrors, enumName, fmt, h, href, numberOr, projectInfo, showError, showFieldError, time } from "../ui.js";
 
 const COMPLETE = "AUTOMATION_TRIGGER_KIND_INFERENCE_SET_COMPLETE";
 const LABELS = "AUTOMATION_TRIGGER_KIND_LABELS_CHANGED";
@@ -425,44 +425,9 @@ async function renderRules(main, ctx, info, timers) {
       h("span", { class: "field-error", role: "alert", hidden: true })),
     h("p", {}, submit, " ", cancelEdit, " ", formMessage));
 
-  function clearErrors() {
-    for (const el of form.querySelectorAll(".field-error")) { el.textContent = ""; el.hidden = true; }
-    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-    formMessage.textContent = "";
-    formMessage.className = "";
-  }
+  const clearErrors = () => clearFieldErrors(form, formMessage);
 
-  // Shows a refused call's message beside the field it names (the nearest one the form has).
-  function showFieldError(err) {
-    let path = String(err.field || "").replace(/^automation\./, "");
-    let text = String(err.message || err);
-    if (err.field && text.startsWith(`${err.field}: `)) text = text.slice(err.field.length + 2);
-    while (path) {
-      const box = form.querySelector(`[data-field="${CSS.escape(path)}"]`);
-      if (box) {
-        const out = box.querySelector(":scope > .field-error");
-        out.textContent = text;
-        out.hidden = false;
-        const input = box.querySelector("input, select");
-        if (input) {
-          input.setAttribute("aria-invalid", "true");
-          input.focus();
-        }
-        formMessage.textContent = "Not saved: see the field marked.";
-        formMessage.className = "error-text";
-        return;
-      }
-      const cut = path.search(/(\.[^.[\]]+|\[\d+\])$/);
-      path = cut > 0 ? path.slice(0, cut) : "";
-    }
-    formMessage.textContent = err.field ? `${err.field}: ${text}` : text;
-    formMessage.className = "error-text";
-  }
-
-  function numberOr(value) {
-    const s = String(value ?? "").trim();
-    return s === "" ? undefined : Number(s);
-  }
+  const fieldError = (err) => showFieldError(form, formMessage, err, { path: String(err.field || "").replace(/^automation\./, ""), notDone: "Not saved" });
 
   function ruleFromForm() {
     const kind = inputs.kind.value;
@@ -524,7 +489,7 @@ async function renderRules(main, ctx, info, timers) {
       formMessage.textContent = `Saved ${saved.name}${saved.webhook && saved.webhook.has_secret ? " (its secret is kept, and never shown)" : ""}.`;
       formMessage.className = "ok";
     } catch (err) {
-      showFieldError(err);
+      fieldError(err);
     } finally {
       submit.disabled = false;
     }

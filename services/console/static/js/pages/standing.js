@@ -4,7 +4,7 @@
 // campaign: its rule and counts, a Stop button while it fills, its kept frames a page at a time, its segment sent
 // to labeling.
 import { all, rpc, sendToLabeling } from "../api.js";
-import { enumName, fmt, h, href, showError, thumbnail, time } from "../ui.js";
+import { clearFieldErrors, enumName, fmt, h, href, numberOr, showError, showFieldError, thumbnail, time } from "../ui.js";
 
 const FILLING = "STANDING_CAMPAIGN_STATE_FILLING";
 const PAGE_SIZE = 60;
@@ -190,45 +190,9 @@ export async function renderStandingList(main, ctx, info, timers, header) {
     h("p", {}, submit, " ", formMessage),
   ].filter(Boolean));
 
-  function clearErrors() {
-    for (const el of form.querySelectorAll(".field-error")) { el.textContent = ""; el.hidden = true; }
-    for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-    formMessage.textContent = "";
-    formMessage.className = "";
-  }
+  const clearErrors = () => clearFieldErrors(form, formMessage);
 
-  // Shows a refused call's message beside the field it names (the nearest one the form has).
-  function showFieldError(err) {
-    let path = String(err.field || "");
-    let text = String(err.message || err);
-    if (err.field && text.startsWith(`${err.field}: `)) text = text.slice(err.field.length + 2);
-    if (/^seed_frames\b/.test(path)) path = "seed_segment";
-    while (path) {
-      const box = form.querySelector(`[data-field="${CSS.escape(path)}"]`);
-      if (box) {
-        const out = box.querySelector(":scope > .field-error");
-        out.textContent = text;
-        out.hidden = false;
-        const input = box.querySelector("input, select");
-        if (input) {
-          input.setAttribute("aria-invalid", "true");
-          input.focus();
-        }
-        formMessage.textContent = "Not started: see the field marked.";
-        formMessage.className = "error-text";
-        return;
-      }
-      const cut = path.search(/(\.[^.[\]]+|\[\d+\])$/);
-      path = cut > 0 ? path.slice(0, cut) : "";
-    }
-    formMessage.textContent = err.field ? `${err.field}: ${text}` : text;
-    formMessage.className = "error-text";
-  }
-
-  function numberOr(value) {
-    const s = String(value ?? "").trim();
-    return s === "" ? undefined : Number(s);
-  }
+  const fieldError = (err) => showFieldError(form, formMessage, err, { path: String(err.field || "").replace(/^seed_frames\b.*/, "seed_segment"), notDone: "Not started" });
 
   async function start() {
     clearErrors();
@@ -253,7 +217,7 @@ export async function renderStandingList(main, ctx, info, timers, header) {
       inputs.name.value = defaultName(inputs.seed.value);
       if (c.state === FILLING) refresh();
     } catch (err) {
-      showFieldError(err);
+      fieldError(err);
     } finally {
       submit.disabled = !pools.length || !spaces.length;
     }
