@@ -47,7 +47,7 @@ from shoal.common.stores.events import Event, EventBus, TopicPartition
 from shoal.common.timeutil import now_ms
 from shoal.common.topics import INGESTED_EVENT, STANDING_CAMPAIGN_FULL_EVENT, Topics, event_type
 from shoal.common.v1 import common_pb2
-from shoal.common.workers import Backoff, ThreadWorker
+from shoal.common.workers import Backoff, ThreadWorker, close_quietly
 from shoal.ingest.v1 import ingest_pb2
 
 log = logging.getLogger(__name__)
@@ -484,22 +484,13 @@ class AutomationConsumer(ThreadWorker):
                         self._report_lag(consumer)
                     self.last_error = None
                     backoff.reset()
-                except Exception as exc:  # the loop must outlive any failure
-                    if isinstance(exc, Unavailable):
-                        log.warning("%s: %s; uncommitted events come again (retry in %.1fs)",
-                                    self.name, exc, backoff.current)  # fmt: skip
-                        self.last_error = str(exc)
-                    else:
-                        log.exception("%s: unexpected failure; uncommitted events come again", self.name)
-                        self.last_error = f"{type(exc).__name__}: {exc}"
-                    if consumer is not None:
-                        _close_quietly(consumer)
+                except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure; _attempt_failed logs it
+                    self.last_error = self._attempt_failed(exc, backoff, consumer)
                     consumer = None
-                    backoff.wait(self._stop)
         finally:
             self._lag.clear()
             if consumer is not None:
-                _close_quietly(consumer)
+                close_quietly(consumer)
 
     def _decode(self, event: Event) -> Announced | None:
         kind = event_type(event)
@@ -534,10 +525,3 @@ class AutomationConsumer(ThreadWorker):
             self._lag.update(ends, {tp: consumer.committed(tp) for tp in held})
         except Exception:  # metrics must never stop the consumer
             log.debug("%s: could not read offsets for the lag metric", self.name, exc_info=True)
-
-
-def _close_quietly(consumer: Any) -> None:
-    try:
-        consumer.close()
-    except Exception:
-        log.debug("closing a consumer failed", exc_info=True)

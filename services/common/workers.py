@@ -8,9 +8,24 @@ between failed attempts and set :attr:`~ThreadWorker._failing` while one lasts.
 
 from __future__ import annotations
 
+import logging
 import threading
+from typing import Any
 
-__all__ = ["Backoff", "ThreadWorker"]
+from shoal.common.errors import Unavailable
+
+__all__ = ["Backoff", "ThreadWorker", "close_quietly"]
+
+log = logging.getLogger(__name__)
+
+
+def close_quietly(consumer: Any) -> None:
+    """Closes a consumer whose attempt failed (leaving its group, so that what it did not commit comes
+    again); a failure to close is only logged."""
+    try:
+        consumer.close()
+    except Exception:
+        log.debug("closing a consumer failed", exc_info=True)
 
 
 class Backoff:
@@ -59,6 +74,21 @@ class ThreadWorker:
 
     def _interrupt(self) -> None:
         """Wakes a loop that waits on something other than :attr:`_stop` (override when it does)."""
+
+    def _attempt_failed(self, exc: Exception, backoff: Backoff, consumer: Any = None) -> str:
+        """After a failed attempt of a consumer's loop: logs it (a store or broker that does not answer
+        as a warning, anything else with its traceback), closes ``consumer`` so that what it did not
+        commit comes again, waits ``backoff`` (or until stopped), and returns why it failed."""
+        if isinstance(exc, Unavailable):
+            log.warning("%s: %s; uncommitted events will come again (retry in %.1fs)", self.name, exc, backoff.current)
+            why = str(exc)
+        else:
+            log.exception("%s: unexpected failure; uncommitted events will come again", self.name)
+            why = f"unexpected failure ({type(exc).__name__}: {exc}); see the log"
+        if consumer is not None:
+            close_quietly(consumer)
+        backoff.wait(self._stop)
+        return why
 
     def _run(self) -> None:
         raise NotImplementedError

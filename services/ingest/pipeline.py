@@ -38,7 +38,7 @@ from shoal.common.stores.metrics import MetricsStore
 from shoal.common.timeutil import now_ms, time_problem
 from shoal.common.topics import Topics
 from shoal.common.uploads import SCHEMA_VERSION, event_key
-from shoal.common.workers import Backoff, ThreadWorker
+from shoal.common.workers import Backoff, ThreadWorker, close_quietly
 from shoal.ingest.columns import MAX_ID, MAX_TEXT, column_sizes, take_rows
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.ingest.validate import CheckedChunk, Context, check_chunk, check_chunk_size, referenced_frames
@@ -715,7 +715,7 @@ class IngestConsumer(ThreadWorker):
             finisher.shutdown(wait=True)
             self._lag.clear()
             if consumer is not None:
-                _close_quietly(consumer)
+                close_quietly(consumer)
 
     def _report_lag(self, consumer: Consumer) -> None:
         """``shoal_consumer_lag`` of the partitions this consumer holds (on its own thread: the
@@ -775,14 +775,7 @@ def _next_offsets(events: Sequence[Event]) -> dict[TopicPartition, int]:
 def _rejoin(consumer: object | None) -> None:
     """Leaves the group so that everything uncommitted is delivered again."""
     if consumer is not None:
-        _close_quietly(consumer)
-
-
-def _close_quietly(consumer: object) -> None:
-    try:
-        consumer.close()  # type: ignore[attr-defined]
-    except Exception:
-        log.debug("closing a consumer failed", exc_info=True)
+        close_quietly(consumer)
 
 
 def new_upload_id() -> str:

@@ -22,7 +22,7 @@ from shoal.common.labeling import platform_of
 from shoal.common.stores.events import Event, EventBus
 from shoal.common.topics import Topics
 from shoal.common.v1 import common_pb2
-from shoal.common.workers import Backoff, ThreadWorker
+from shoal.common.workers import Backoff, ThreadWorker, close_quietly
 from shoal.labeling_bridge import state as st
 from shoal.labeling_bridge.bridge import Bridge
 from shoal.labeling_bridge.platforms import PlatformException
@@ -68,20 +68,11 @@ class RequestConsumer(ThreadWorker):
                     telemetry.EVENTS_CONSUMED.labels(self.group_id, self.topics.labeling_requests).inc(len(events))
                 self._failing = None
                 backoff.reset()
-            except Exception as exc:  # the loop must outlive any failure
-                if isinstance(exc, Unavailable):
-                    self._failing = str(exc)
-                    log.warning("%s: %s; uncommitted events will come again (retry in %.1fs)",
-                                self.name, exc, backoff.current)  # fmt: skip
-                else:
-                    self._failing = "unexpected failure; see the log"
-                    log.exception("%s: unexpected failure; uncommitted events will come again", self.name)
-                if consumer is not None:
-                    _close_quietly(consumer)
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure; _attempt_failed logs it
+                self._failing = self._attempt_failed(exc, backoff, consumer)
                 consumer = None
-                backoff.wait(self._stop)
         if consumer is not None:
-            _close_quietly(consumer)
+            close_quietly(consumer)
 
     def handle(self, event: Event) -> None:
         """Records one event, or dead-letters it with the reason."""
@@ -187,7 +178,7 @@ class BridgeLoop(ThreadWorker):
                 # the platform or a store failed between requests: the next tick tries again
                 self.last_error = str(exc)
                 log.warning("%s: %s", self.name, exc)
-            except Exception as exc:  # the loop must outlive any failure
+            except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("%s: unexpected failure; the next tick tries again", self.name)
             self._wake.wait(self.tick_seconds)
@@ -293,10 +284,3 @@ class WebhookServer:
     def healthy(self) -> bool:
         alive = [t for t in (self._thread, self._applier) if t is not None]
         return len(alive) == 2 and all(t.is_alive() for t in alive)
-
-
-def _close_quietly(consumer: Any) -> None:
-    try:
-        consumer.close()
-    except Exception:
-        log.debug("closing a consumer failed", exc_info=True)

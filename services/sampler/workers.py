@@ -3,17 +3,13 @@ and the retention sweep that runs between its batches."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from shoal.common import telemetry
-from shoal.common.errors import Unavailable
 from shoal.common.stores.events import EventBus, TopicPartition
 from shoal.common.topics import Topics
-from shoal.common.workers import Backoff, ThreadWorker
+from shoal.common.workers import Backoff, ThreadWorker, close_quietly
 from shoal.sampler.standing import Standing
-
-log = logging.getLogger(__name__)
 
 #: ingested events judged per batch (each names the frames of one written chunk, up to 10,000)
 MAX_RECORDS = 16
@@ -57,25 +53,9 @@ class StandingConsumer(ThreadWorker):
                     self.standing.sweep()
                 self._failing = None
                 backoff.reset()
-            except Exception as exc:  # the loop must outlive any failure
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure; _attempt_failed logs it
                 self.standing.forget()
-                if isinstance(exc, Unavailable):
-                    self._failing = str(exc)
-                    log.warning("%s: %s; uncommitted events will come again (retry in %.1fs)",
-                                self.name, exc, backoff.current)  # fmt: skip
-                else:
-                    self._failing = "unexpected failure; see the log"
-                    log.exception("%s: unexpected failure; uncommitted events will come again", self.name)
-                if consumer is not None:
-                    _close_quietly(consumer)
+                self._failing = self._attempt_failed(exc, backoff, consumer)
                 consumer = None
-                backoff.wait(self._stop)
         if consumer is not None:
-            _close_quietly(consumer)
-
-
-def _close_quietly(consumer: Any) -> None:
-    try:
-        consumer.close()
-    except Exception:
-        log.debug("closing a consumer failed", exc_info=True)
+            close_quietly(consumer)
