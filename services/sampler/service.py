@@ -239,20 +239,8 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         if request.uncertainty_measure not in MEASURES:
             raise InvalidArgument(f"unknown uncertainty measure {request.uncertainty_measure}",
                                   field="uncertainty_measure")  # fmt: skip
-        seeds = 0
         if request.seed_segment:
-            seg = self.segments.find(project.name, request.seed_segment)
-            if seg is None:
-                raise NotFound(f"project {project.name!r} has no segment {request.seed_segment!r}",
-                               field="seed_segment")  # fmt: skip
-            frames = campaign.seed_frames(self.metrics, project.name, seg.name)
-            if not 1 <= len(frames) <= campaign.MAX_SEEDS:
-                raise InvalidArgument(f"segment {seg.name!r} has {len(frames)} frames; a campaign takes 1 to"
-                                      f" {campaign.MAX_SEEDS} seed frames", field="seed_segment")  # fmt: skip
-            seeds = len(campaign.seed_vectors(self.vectors, project.name, seed_space.name, frames)[0])
-            if seeds == 0:
-                raise FailedPrecondition(f"no frame of segment {seg.name!r} has a vector in space {seed_space.name!r}",
-                                         field="seed_segment")  # fmt: skip
+            seg, _, _ = self._segment_seeds(project, request.seed_segment, seed_space, campaign.MAX_SEEDS)
         if request.uncertainty_inference_set:
             self.datasets.get_inference_set(
                 project.name, request.uncertainty_inference_set, dataset=request.pool_dataset,
@@ -542,6 +530,25 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         made = standing.save(self.metrics, replace(asked, start_ns=time.time_ns()))
         return sampler_pb2.StartStandingCampaignResponse(campaign=self._standing_proto(made))
 
+    def _segment_seeds(
+        self, project: Project, name: str, seed_space: EmbeddingSpace, most: int
+    ) -> tuple[Segment, list[tuple[str, str]], np.ndarray]:
+        """Seed segment ``name``, its frames that have a vector in ``seed_space`` ((dataset, frame id)
+        pairs) and their vectors; refused naming ``seed_segment`` when it does not exist, holds no frame or
+        more than ``most``, or none has a vector."""
+        seg = self.segments.find(project.name, name)
+        if seg is None:
+            raise NotFound(f"project {project.name!r} has no segment {name!r}", field="seed_segment")
+        frames = campaign.seed_frames(self.metrics, project.name, seg.name)
+        if not 1 <= len(frames) <= most:
+            raise InvalidArgument(f"segment {seg.name!r} has {len(frames)} frames; a campaign takes 1 to {most} seed"
+                                  " frames", field="seed_segment")  # fmt: skip
+        found, x = campaign.seed_vectors(self.vectors, project.name, seed_space.name, frames)
+        if not found:
+            raise FailedPrecondition(f"no frame of segment {seg.name!r} has a vector in space {seed_space.name!r}",
+                                     field="seed_segment")  # fmt: skip
+        return seg, found, x
+
     def _standing_seeds(
         self, request: sampler_pb2.StartStandingCampaignRequest, project: Project, seed_space: EmbeddingSpace
     ) -> tuple[list[standing.Seed], np.ndarray]:
@@ -549,18 +556,7 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         if request.seed_segment and request.seed_frames:
             raise InvalidArgument("give seed_segment or seed_frames, not both", field="seed_frames")
         if request.seed_segment:
-            seg = self.segments.find(project.name, request.seed_segment)
-            if seg is None:
-                raise NotFound(f"project {project.name!r} has no segment {request.seed_segment!r}",
-                               field="seed_segment")  # fmt: skip
-            frames = campaign.seed_frames(self.metrics, project.name, seg.name)
-            if not 1 <= len(frames) <= standing.MAX_SEEDS:
-                raise InvalidArgument(f"segment {seg.name!r} has {len(frames)} frames; a campaign takes 1 to"
-                                      f" {standing.MAX_SEEDS} seed frames", field="seed_segment")  # fmt: skip
-            found, x = campaign.seed_vectors(self.vectors, project.name, seed_space.name, frames)
-            if not found:
-                raise FailedPrecondition(f"no frame of segment {seg.name!r} has a vector in space {seed_space.name!r}",
-                                         field="seed_segment")  # fmt: skip
+            _, found, x = self._segment_seeds(project, request.seed_segment, seed_space, standing.MAX_SEEDS)
             return [standing.Seed(d, f) for d, f in found], x
         if not request.seed_frames:
             raise InvalidArgument("give the seeds: a seed_segment or seed_frames", field="seed_segment")
