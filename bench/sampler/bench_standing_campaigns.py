@@ -5,7 +5,9 @@ the offline twin keeps.
    process (all four services, chDB, in-process bus, Milvus Lite) takes N unlabeled frames with a
    128-d embedding and a metadata field from the SDK in this process, timed from the first chunk
    sent until GetUploadStatus says COMPLETED, and until both campaigns judged every frame. The two
-   configurations run one after the other on fresh servers (``--repeats`` times, alternating).
+   configurations run one after the other on fresh servers (``--repeats`` times, alternating). Beside
+   the wall-clock times, the server's CPU seconds (its process tree, read from ``/proc``) at both
+   points: a measure that other work on the machine hardly changes.
 2. **Agreement at scale through Apache Kafka.** The same kind of server on a real Kafka broker
    (single KRaft node, jars from Maven Central: ``make kafka-jars``) streams N frames into a pool
    watched by two campaigns; once both judged every frame, the server is stopped and the offline
@@ -44,8 +46,13 @@ from shoal.common.v1 import common_pb2 as cpb  # noqa: E402
 from shoal.ingest.v1 import ingest_pb2 as pb  # noqa: E402
 from shoal.sampler.v1 import sampler_pb2 as spb  # noqa: E402
 from shoal.sdk import UploadColumns  # noqa: E402
+from tests.harness._wait import tree_cpu_seconds  # noqa: E402
 
 SEEDS = 20
+#: seconds without a new verdict after which the wait for the campaigns gives up
+STALL_SECONDS = 900
+#: every server of the benchmark: a store call under load waits this long before it fails and is retried
+ENV = {"SHOAL_STORE_TIMEOUT_SECONDS": "600"}
 #: the two campaigns: a wide one that never fills, and a filtered one that fills early
 CAMPAIGNS = {
     "wide": {"similarity_threshold": 0.8, "min_distance": 0.05, "budget": 100_000},
@@ -81,17 +88,26 @@ def data(n: int, dim: int, seed: int = 0) -> dict[str, Any]:
 class Server:
     """`shoal serve` in a process of its own, on a data directory of its own."""
 
-    def __init__(self, work: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, work: Path, env: dict[str, str] | None = None, logs: Path | None = None) -> None:
         self.work = work
+        self.logs = logs
         self.port = free_port()
         _, self.key = generate_key()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SHOAL_")}
         self.env.update({"SHOAL_ADMIN_API_KEY": self.key, "SHOAL_LOG_LEVEL": "WARNING", "SHOAL_WARM_KERNELS": "false",
-                         **(env or {})})  # fmt: skip
+                         **ENV, **(env or {})})  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def log(self) -> Path:
+        return self.work / f"serve-{self.port}.log"
+
+    def errors(self) -> int:
+        """Tracebacks the server logged (a store call that failed and was retried, for one)."""
+        return self.log.read_text(errors="replace").count("Traceback (most recent call last)")
+
     def __enter__(self) -> Server:
-        log = (self.work / f"serve-{self.port}.log").open("wb")
+        log = self.log.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoal.cli", "serve", "--port", str(self.port), "--data-dir", str(self.work / "data"),
              "--no-console"],
@@ -112,6 +128,11 @@ class Server:
         assert self.proc is not None
         return peak_rss_mib(self.proc.pid)
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server and its living descendants used so far (however busy the machine)."""
+        assert self.proc is not None
+        return tree_cpu_seconds(self.proc.pid)
+
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
@@ -119,6 +140,9 @@ class Server:
             self.proc.wait(timeout=180)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        if self.logs is not None:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.log, self.logs / f"{self.work.name}.log")
 
 
 def prepare(c: Client, d: dict[str, Any], dim: int, campaigns: bool) -> None:
@@ -143,26 +167,39 @@ def prepare(c: Client, d: dict[str, Any], dim: int, campaigns: bool) -> None:
                 project="bench", name=name, pool_dataset="pool", embedding_space="e", seed_segment="seeds", **kw))  # fmt: skip
 
 
-def stream(c: Client, d: dict[str, Any], campaigns: bool) -> dict[str, Any]:
-    """Uploads the pool; times the upload until written, and until both campaigns judged it."""
+def stream(c: Client, server: Server, d: dict[str, Any], campaigns: bool) -> dict[str, Any]:
+    """Uploads the pool; times the upload until written, and until both campaigns judged it, in
+    seconds and in the server's CPU seconds."""
     n = len(d["ids"])
     cols = UploadColumns(frame_ids=d["ids"], metadata=[{"weather": str(w)} for w in d["weather"]],
                          embeddings={"e": d["x"]})  # fmt: skip
+    load_at_start = os.getloadavg()[0]
+    cpu0 = server.cpu_seconds()
     t0 = time.perf_counter()
     r = c.upload("bench", "pool", cols, progress=False, deadline_seconds=7200)
     status = c.wait_for_upload("bench", r.upload_id, timeout=7200, poll=0.25)
     written = time.perf_counter() - t0
+    cpu_written = server.cpu_seconds() - cpu0
     assert status.state == pb.UPLOAD_STATE_COMPLETED, status
     out: dict[str, Any] = {"frames": n, "ingest_seconds": round(written, 1), "ingest_frames_per_s": round(n / written),
+                           "server_cpu_seconds_at_ingest_end": round(cpu_written, 1),
+                           "load_average_1m_at_start": round(load_at_start, 1),
                            "load_average_1m_at_ingest_end": round(os.getloadavg()[0], 1)}  # fmt: skip
     if campaigns:
+        last, progress = -1, time.monotonic()
         while True:
             got = {name: c.sampler.GetStandingCampaign(spb.GetStandingCampaignRequest(project="bench", name=name)).campaign
                    for name in CAMPAIGNS}  # fmt: skip
             if all(g.judged >= n or g.state == spb.STANDING_CAMPAIGN_STATE_FULL for g in got.values()):
                 break
+            judged_now = sum(g.judged for g in got.values())
+            if judged_now != last:
+                last, progress = judged_now, time.monotonic()
+            elif time.monotonic() - progress > STALL_SECONDS:
+                raise RuntimeError(f"the campaigns judged nothing for {STALL_SECONDS} s: {got}")
             time.sleep(0.25)
         judged = time.perf_counter() - t0
+        out["server_cpu_seconds_at_judged"] = round(server.cpu_seconds() - cpu0, 1)
         out["judged_seconds"] = round(judged, 1)
         out["judged_after_ingest_seconds"] = round(judged - written, 1)
         out["campaigns"] = {name: {"judged": g.judged, "kept": g.kept, "filtered": g.filtered,
@@ -171,27 +208,34 @@ def stream(c: Client, d: dict[str, Any], campaigns: bool) -> dict[str, Any]:
     return out
 
 
-def throughput(n: int, dim: int, repeats: int) -> dict[str, Any]:
+def throughput(n: int, dim: int, repeats: int, logs: Path | None) -> dict[str, Any]:
     d = data(n, dim)
     runs: dict[str, list[dict[str, Any]]] = {"without": [], "with": []}
     for _ in range(repeats):
         for config in ("without", "with"):
             work = Path(tempfile.mkdtemp(prefix=f"bench-standing-{config}-"))
             try:
-                with Server(work) as server, server.client() as c:
+                with Server(work, logs=logs) as server, server.client() as c:
                     prepare(c, d, dim, campaigns=config == "with")
                     print(f"[embedded bus] {config} standing campaigns: {n} frames x {dim}-d ...", flush=True)
-                    out = stream(c, d, campaigns=config == "with")
+                    out = stream(c, server, d, campaigns=config == "with")
                     out["server_peak_rss_mib"] = round(server.peak_rss())
+                    out["server_errors_logged"] = server.errors()
                 print(f"[embedded bus] {config}: {out}", flush=True)
                 runs[config].append(out)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     best = {k: max(v, key=lambda r: r["ingest_frames_per_s"]) for k, v in runs.items()}
+    # CPU seconds hardly depend on what else runs on the machine; the least of the repeats
+    cpu_without = min(r["server_cpu_seconds_at_ingest_end"] for r in runs["without"])
     return {
         "runs": runs,
         "ingest_cost_fraction": round(1 - best["with"]["ingest_frames_per_s"] / best["without"]["ingest_frames_per_s"],
                                       3),
+        "server_cpu_added_by_ingest_end": round(
+            min(r["server_cpu_seconds_at_ingest_end"] for r in runs["with"]) / cpu_without - 1, 3),
+        "server_cpu_added_by_judged": round(min(r["server_cpu_seconds_at_judged"] for r in runs["with"]) / cpu_without - 1,
+                                            3),
     }  # fmt: skip
 
 
@@ -221,7 +265,7 @@ print(json.dumps(out))
 """
 
 
-def kafka_agreement(n: int, dim: int) -> dict[str, Any]:
+def kafka_agreement(n: int, dim: int, logs: Path | None) -> dict[str, Any]:
     from tests.harness.kafka_broker import KafkaBroker, default_libs_dir
 
     work = Path(tempfile.mkdtemp(prefix="bench-standing-kafka-"))
@@ -230,13 +274,15 @@ def kafka_agreement(n: int, dim: int) -> dict[str, Any]:
     t_start = time.perf_counter()
     try:
         broker.start()
-        env = {"SHOAL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "SHOAL_TOPIC_PARTITIONS": "4",
-               "SHOAL_STORE_TIMEOUT_SECONDS": "600"}  # fmt: skip
-        with Server(work, env) as server, server.client() as c:
+        env = {"SHOAL_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "SHOAL_TOPIC_PARTITIONS": "4"}
+        with Server(work, env, logs) as server, server.client() as c:
             prepare(c, d, dim, campaigns=True)
             print(f"[kafka] {n} frames x {dim}-d through Kafka into two standing campaigns ...", flush=True)
-            out = stream(c, d, campaigns=True)
+            out = stream(c, server, d, campaigns=True)
             out["server_peak_rss_mib"] = round(server.peak_rss())
+            out["server_errors_logged"] = server.errors()
+        if broker.pid is not None:
+            out["broker_peak_rss_mib"] = round(peak_rss_mib(broker.pid))
         print(f"[kafka] {out}", flush=True)
         print("[kafka] the offline twin over the same stores ...", flush=True)
         code = REPLAY.format(repo=str(REPO), chdb=str(work / "data" / "clickhouse"), milvus=str(work / "data" / "milvus.db"),
@@ -262,13 +308,14 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "sampler" / "results_standing.json")
+    ap.add_argument("--logs", type=Path, default=None, help="copy each server's log into this directory")
     args = ap.parse_args()
     results = results_header()
     results["dim"] = args.dim
     if args.frames:
-        results["runs"]["embedded bus"] = throughput(args.frames, args.dim, args.repeats)
+        results["runs"]["embedded bus"] = throughput(args.frames, args.dim, args.repeats, args.logs)
     if args.kafka_frames:
-        results["runs"]["kafka"] = kafka_agreement(args.kafka_frames, args.dim)
+        results["runs"]["kafka"] = kafka_agreement(args.kafka_frames, args.dim, args.logs)
     write_results(args.out, results)
 
 
