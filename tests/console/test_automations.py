@@ -14,7 +14,9 @@
   the thresholds of sending to labeling not with a full campaign's); "label issues -> send the worst 3 to
   labeling, 10 a day" made with the form (a daily budget of 0 refused beside its input) runs on a set with
   planted label errors, and its run shows 3 frames sent, each with its reason, and the request, in the runs
-  table, the rule's last run and the run's detail.
+  table, the rule's last run and the run's detail;
+- a standing campaign that fills runs its rule once, and the run's detail names the campaign and lists every
+  kept frame sent, with its reason.
 """
 
 from __future__ import annotations
@@ -393,3 +395,45 @@ def test_a_full_campaigns_rule_is_made_in_the_form_without_the_label_issue_thres
     assert made.trigger.campaign == "cones"
     assert made.actions == [apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_SEND_TO_LABELING, max_frames=5,
                                                  daily_budget=20)]  # fmt: skip
+
+
+def test_a_full_campaigns_run_shows_the_campaign_and_each_kept_frame_sent(console: Console, page: Any) -> None:
+    """A standing campaign with a budget of 6 fills from one upload: the rule made for it runs once, and its run's
+    detail names the campaign (linking to its frames) and lists the 6 kept frames sent, each with its reason."""
+    from playwright.sync_api import expect
+
+    from shoal.sampler.v1 import sampler_pb2 as spb
+    from tests.server.test_sampler_standing import create_stream_project, start, stream_data, upload_batch
+
+    project = "streamed"
+    d = stream_data(uploads=1, seed=6)
+    with console.client() as c:
+        create_stream_project(c, project, d)
+        c.analysis.CreateAutomation(apb.CreateAutomationRequest(project=project, automation=apb.Automation(
+            name="cones-full", trigger=apb.AutomationTrigger(
+                kind=apb.AUTOMATION_TRIGGER_KIND_STANDING_CAMPAIGN_FULL, campaign="cones"),
+            actions=[apb.AutomationAction(kind=apb.AUTOMATION_ACTION_KIND_SEND_TO_LABELING, max_frames=10,
+                                          daily_budget=10)])))  # fmt: skip
+        start(c, project, "cones", budget=6)
+        upload_batch(c, project, d["batches"][0])
+        run = finished_run(c, project, "cones-full", "")
+        kept = c.standing_campaign(project, "cones")
+    assert kept.campaign.state == spb.STANDING_CAMPAIGN_STATE_FULL and len(kept.frame_ids) == 6
+    assert run.state == apb.AUTOMATION_RUN_STATE_SUCCEEDED, run.message
+    got = run.steps[0].labeling
+    assert [f.frame_id for f in got.frames] == kept.frame_ids and got.segment == "cones"
+
+    sign_in(page, console)
+    _open(page, console, f"?run={run.run_id}", project=project)
+    expect(page.locator("#run-campaign")).to_have_text("cones")
+    assert "segment=cones" in (page.locator("#run-campaign").get_attribute("href") or "")
+    step = page.locator(f".run-step[data-action='{SEND}'] .step-labeling")
+    expect(step).to_have_attribute("data-sent", "6")
+    expect(step.locator(".labeling-summary")).to_contain_text("Sent 6 frames of the 6 kept by standing campaign cones")
+    expect(step.locator(".labeling-request")).to_have_text(got.request_id)
+    frames = step.locator("table.labeling-frames tbody tr")
+    expect(frames).to_have_count(6)
+    assert frames.evaluate_all("rs => rs.map(r => r.dataset.frameId)") == kept.frame_ids
+    reasons = step.locator(".labeling-reason").all_inner_texts()
+    assert reasons == [f.reason for f in got.frames]
+    assert all(r.startswith("kept by standing campaign cones (cosine similarity >= 0.85") for r in reasons), reasons
