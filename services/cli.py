@@ -343,6 +343,7 @@ def cmd_standing(args: argparse.Namespace) -> int:
 
     from shoal.common.v1 import common_pb2
     from shoal.sampler.v1 import sampler_pb2 as spb
+    from shoal.sdk import pages
 
     command = args.standing_command
     with _client(args) as c:
@@ -367,16 +368,11 @@ def cmd_standing(args: argparse.Namespace) -> int:
             )  # fmt: skip
             print(_standing_line(made))
         elif command == "list":
-            token = ""
-            while True:
-                page = c.sampler.ListStandingCampaigns(spb.ListStandingCampaignsRequest(
-                    project=args.project, page=common_pb2.PageRequest(page_size=1000, page_token=token)))  # fmt: skip
+            for page in pages(lambda p: c.sampler.ListStandingCampaigns(
+                    spb.ListStandingCampaignsRequest(project=args.project, page=p))):  # fmt: skip
                 for found in page.campaigns:
                     print(json.dumps(MessageToDict(found, preserving_proto_field_name=True)) if args.json
                           else _standing_line(found))  # fmt: skip
-                token = page.page.next_page_token
-                if not token:
-                    break
         elif command == "show":
             s = c.standing_campaign(args.project, args.name)
             if args.json:
@@ -589,6 +585,7 @@ def cmd_automations(args: argparse.Namespace) -> int:
 
     from shoal.analysis.v1 import analysis_pb2 as apb
     from shoal.common.v1 import common_pb2
+    from shoal.sdk import pages
 
     command = args.automations_command
     if command == "create":
@@ -609,15 +606,9 @@ def cmd_automations(args: argparse.Namespace) -> int:
             made = a.CreateAutomation(apb.CreateAutomationRequest(project=args.project, automation=rule)).automation
             print(_automation_line(made))
         elif command == "list":
-            token = ""
-            while True:
-                page = a.ListAutomations(apb.ListAutomationsRequest(
-                    project=args.project, page=common_pb2.PageRequest(page_size=1000, page_token=token)))  # fmt: skip
+            for page in pages(lambda p: a.ListAutomations(apb.ListAutomationsRequest(project=args.project, page=p))):
                 for found in page.automations:
                     print(_automation_line(found))
-                token = page.page.next_page_token
-                if not token:
-                    break
         elif command in ("pause", "resume"):
             changed = a.UpdateAutomation(apb.UpdateAutomationRequest(project=args.project, name=args.name,
                                                                      paused=command == "pause")).automation  # fmt: skip

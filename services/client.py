@@ -206,19 +206,11 @@ class Client:
     def campaign(self, project: str, job_id: str) -> Campaign:
         """A finished campaign's summary and all of its items, by rank."""
         from shoal.sampler.v1 import sampler_pb2 as spb
+        from shoal.sdk import pages
 
-        items: list[Any] = []
-        token = ""
-        while True:
-            resp = self.sampler.GetCampaign(
-                spb.GetCampaignRequest(
-                    project=project, job_id=job_id, page=common_pb2.PageRequest(page_size=1000, page_token=token)
-                )
-            )
-            items += resp.items
-            token = resp.page.next_page_token
-            if not token:
-                return Campaign(job_id=job_id, summary=resp.summary, items=items)
+        answers = list(pages(lambda page: self.sampler.GetCampaign(
+            spb.GetCampaignRequest(project=project, job_id=job_id, page=page))))  # fmt: skip
+        return Campaign(job_id=job_id, summary=answers[-1].summary, items=[i for a in answers for i in a.items])
 
     def start_standing_campaign(
         self,
@@ -261,19 +253,11 @@ class Client:
     def standing_campaign(self, project: str, name: str) -> StandingCampaign:
         """A standing campaign's state and counts and every frame it kept so far, in the order kept."""
         from shoal.sampler.v1 import sampler_pb2 as spb
+        from shoal.sdk import pages
 
-        items: list[Any] = []
-        token = ""
-        while True:
-            resp = self.sampler.GetStandingCampaign(
-                spb.GetStandingCampaignRequest(
-                    project=project, name=name, page=common_pb2.PageRequest(page_size=1000, page_token=token)
-                )
-            )
-            items += resp.items
-            token = resp.page.next_page_token
-            if not token:
-                return StandingCampaign(campaign=resp.campaign, items=items)
+        answers = list(pages(lambda page: self.sampler.GetStandingCampaign(
+            spb.GetStandingCampaignRequest(project=project, name=name, page=page))))  # fmt: skip
+        return StandingCampaign(campaign=answers[-1].campaign, items=[i for a in answers for i in a.items])
 
     def wait_for_standing_campaign(
         self, project: str, name: str, *, judged: int, timeout: float = 600.0, poll: float = 0.25

@@ -13,7 +13,7 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -668,6 +668,18 @@ class CampaignScore:
         return np.asarray([f in kept for f in self.frame_ids], dtype=bool)
 
 
+def pages(fetch: Callable[[common_pb2.PageRequest], Any], page_size: int = 1000) -> Iterator[Any]:
+    """Every page of a paged RPC: ``fetch(page)`` sends the request with ``page`` and returns its answer,
+    whose ``page.next_page_token`` leads to the next one."""
+    token = ""
+    while True:
+        resp = fetch(common_pb2.PageRequest(page_size=page_size, page_token=token))
+        yield resp
+        token = resp.page.next_page_token
+        if not token:
+            return
+
+
 def standing_judge(stub: Any, project: str, name: str, *, page_size: int = 1000) -> tuple[Any, Any]:
     """The rule, seeds and kept vectors of a standing campaign, read with ``GetStandingCampaign``
     (``stub``: the sampler stub), as a :class:`shoal.sampler.standing_rule.Judge`, and the campaign
@@ -678,20 +690,12 @@ def standing_judge(stub: Any, project: str, name: str, *, page_size: int = 1000)
     kept: list[np.ndarray] = []
     seeds: np.ndarray | None = None
     campaign = None
-    token = ""
-    while True:
-        resp = stub.GetStandingCampaign(
-            spb.GetStandingCampaignRequest(project=project, name=name, include_vectors=True,
-                                           page=common_pb2.PageRequest(page_size=page_size, page_token=token)),
-            timeout=60,
-        )  # fmt: skip
+    for resp in pages(lambda page: stub.GetStandingCampaign(spb.GetStandingCampaignRequest(
+            project=project, name=name, include_vectors=True, page=page), timeout=60), page_size):  # fmt: skip
         if campaign is None:
             campaign = resp.campaign
             seeds = np.asarray([s.vector.values for s in resp.seeds], dtype=np.float32)
         kept += [np.asarray(it.vector.values, dtype=np.float32) for it in resp.items]
-        token = resp.page.next_page_token
-        if not token:
-            break
     assert campaign is not None and seeds is not None
     rule = Rule(threshold=campaign.similarity_threshold, min_distance=campaign.min_distance, budget=campaign.budget)
     return Judge(rule, seeds, np.asarray(kept, dtype=np.float32) if kept else None), campaign
