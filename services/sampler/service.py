@@ -219,19 +219,9 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         self, request: sampler_pb2.StartCampaignRequest, context: Any
     ) -> sampler_pb2.StartCampaignResponse:
         project = self.projects.get(request.project)
-        if not request.name:
-            raise InvalidArgument("is empty: name the segment the sample is saved as", field="name")
-        if not valid_name(request.name):
-            raise InvalidArgument(f"{request.name!r} is not a segment name ([a-z0-9][a-z0-9_.-]{{0,62}})", field="name")
+        _segment_name(request.name, "name the segment the sample is saved as")
         self._pool(project, request.pool_dataset)
-        space = self._space(project, request.embedding_space, "embedding_space")
-        if space.level != "FRAME" or space.metric != "COSINE":
-            raise FailedPrecondition(
-                f"space {space.name!r} is a {space.level.lower()}-level {space.metric} space;"
-                " campaigns compare frame-level vectors by cosine",
-                field="embedding_space",
-            )
-        seed_space = self._seed_space(project, space, request.seed_embedding_space)
+        space, seed_space = self._campaign_spaces(project, request.embedding_space, request.seed_embedding_space)
         if not 1 <= request.budget <= campaign.MAX_BUDGET:
             raise InvalidArgument(f"must lie in [1, {campaign.MAX_BUDGET}], got {request.budget}", field="budget")
         if request.diversity_method not in METHODS:
@@ -466,11 +456,7 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         self, request: sampler_pb2.StartStandingCampaignRequest, context: Any
     ) -> sampler_pb2.StartStandingCampaignResponse:
         project = self.projects.get(request.project)
-        if not request.name:
-            raise InvalidArgument("is empty: name the campaign (its kept frames become a segment of that name)",
-                                  field="name")  # fmt: skip
-        if not valid_name(request.name):
-            raise InvalidArgument(f"{request.name!r} is not a segment name ([a-z0-9][a-z0-9_.-]{{0,62}})", field="name")
+        _segment_name(request.name, "name the campaign (its kept frames become a segment of that name)")
         self._pool(project, request.pool_dataset)
         pool = self.datasets.get(project.name, request.pool_dataset)
         if pool.kind != "UNLABELED_POOL":
@@ -479,14 +465,7 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
                 " pool (its retention may delete the vectors of frames it drops)",
                 field="pool_dataset",
             )
-        space = self._space(project, request.embedding_space, "embedding_space")
-        if space.level != "FRAME" or space.metric != "COSINE":
-            raise FailedPrecondition(
-                f"space {space.name!r} is a {space.level.lower()}-level {space.metric} space;"
-                " campaigns compare frame-level vectors by cosine",
-                field="embedding_space",
-            )
-        seed_space = self._seed_space(project, space, request.seed_embedding_space)
+        space, seed_space = self._campaign_spaces(project, request.embedding_space, request.seed_embedding_space)
         threshold = request.similarity_threshold
         if not (math.isfinite(threshold) and 0 < threshold <= 1):
             raise InvalidArgument(f"must lie in (0, 1] (a cosine similarity), got {threshold}",
@@ -529,6 +508,19 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         )  # fmt: skip
         made = standing.save(self.metrics, replace(asked, start_ns=time.time_ns()))
         return sampler_pb2.StartStandingCampaignResponse(campaign=self._standing_proto(made))
+
+    def _campaign_spaces(
+        self, project: Project, embedding_space: str, seed_embedding_space: str
+    ) -> tuple[EmbeddingSpace, EmbeddingSpace]:
+        """A campaign's space (frame-level vectors compared by cosine) and its seeds' space."""
+        space = self._space(project, embedding_space, "embedding_space")
+        if space.level != "FRAME" or space.metric != "COSINE":
+            raise FailedPrecondition(
+                f"space {space.name!r} is a {space.level.lower()}-level {space.metric} space;"
+                " campaigns compare frame-level vectors by cosine",
+                field="embedding_space",
+            )
+        return space, self._seed_space(project, space, seed_embedding_space)
 
     def _segment_seeds(
         self, project: Project, name: str, seed_space: EmbeddingSpace, most: int
@@ -658,6 +650,15 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         if c.state == standing.FILLING:
             c = standing.save(self.metrics, replace(c, state=standing.STOPPED))
         return sampler_pb2.StopStandingCampaignResponse(campaign=self._standing_proto(c))
+
+
+def _segment_name(name: str, hint: str) -> None:
+    """A campaign's name, which names the segment of its sample: refused naming ``name`` when empty
+    (``hint`` says what to give) or not a segment name."""
+    if not name:
+        raise InvalidArgument(f"is empty: {hint}", field="name")
+    if not valid_name(name):
+        raise InvalidArgument(f"{name!r} is not a segment name ([a-z0-9][a-z0-9_.-]{{0,62}})", field="name")
 
 
 def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
