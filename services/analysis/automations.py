@@ -605,28 +605,29 @@ class AutomationStore:
     ) -> int:
         """Frames whose labels the chunks of ``dataset`` announced at offsets in (``after``, ``upto``] of
         one partition, written since ``since``."""
-        value = self.metrics.query(
-            "SELECT sum(labeled) FROM automation_chunks FINAL WHERE project = {project:String}"
-            " AND dataset = {dataset:String} AND topic = {topic:String} AND partition = {partition:Int32}"
-            " AND offset > {after:Int64} AND offset <= {upto:Int64} AND written_time >= {since:DateTime64(3, 'UTC')}",
-            {"project": project, "dataset": dataset, "topic": topic, "partition": partition, "after": after,
-             "upto": upto, "since": since},
-        ).scalar()  # fmt: skip
+        value = self._chunks_between("sum(labeled)", project, dataset, topic, partition, after, upto, since)
         return int(value or 0)
 
     def labeled_frames_between(
         self, project: str, dataset: str, topic: str, partition: int, after: int, upto: int, since: datetime
     ) -> tuple[str, ...]:
         """The frames (each once, sorted) whose labels the chunks counted by :meth:`labeled_between` wrote."""
-        value = self.metrics.query(
-            "SELECT arraySort(groupUniqArrayArray(labeled_frame_ids)) FROM automation_chunks FINAL"
-            " WHERE project = {project:String} AND dataset = {dataset:String} AND topic = {topic:String}"
-            " AND partition = {partition:Int32} AND offset > {after:Int64} AND offset <= {upto:Int64}"
-            " AND written_time >= {since:DateTime64(3, 'UTC')}",
+        value = self._chunks_between("arraySort(groupUniqArrayArray(labeled_frame_ids))", project, dataset, topic,
+                                     partition, after, upto, since)  # fmt: skip
+        return tuple(str(f) for f in value or ())
+
+    def _chunks_between(
+        self, what: str, project: str, dataset: str, topic: str, partition: int, after: int, upto: int, since: datetime
+    ) -> Any:
+        """``what``, an aggregate over the chunks of ``dataset`` announced at offsets in (``after``, ``upto``] of
+        one partition, written since ``since``."""
+        return self.metrics.query(
+            f"SELECT {what} FROM automation_chunks FINAL WHERE project = {{project:String}}"
+            " AND dataset = {dataset:String} AND topic = {topic:String} AND partition = {partition:Int32}"
+            " AND offset > {after:Int64} AND offset <= {upto:Int64} AND written_time >= {since:DateTime64(3, 'UTC')}",
             {"project": project, "dataset": dataset, "topic": topic, "partition": partition, "after": after,
              "upto": upto, "since": since},
         ).scalar()  # fmt: skip
-        return tuple(str(f) for f in value or ())
 
     def last_offset(self, project: str, automation_id: str, dataset: str, topic: str, partition: int) -> int:
         """The offset of the event that set off the rule's latest run for ``dataset`` on one partition; -1 if none."""
