@@ -241,6 +241,7 @@ def throughput(n: int, dim: int, repeats: int, logs: Path | None) -> dict[str, A
 
 REPLAY = """
 import json, sys
+from collections import Counter
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 from shoal.common.stores.metrics import EmbeddedMetricsStore
@@ -260,7 +261,7 @@ for name in {names!r}:
     out[name] = {{"stream_kept": len(stream), "twin_kept": len(twin.kept), "agreeing": same,
                  "agreement": same / max(len(twin.kept), 1), "equal": stream == twin.kept,
                  "twin_judged": len(twin.judged), "twin_seconds": round(seconds, 1),
-                 "twin_reasons": standing.reasons_count(twin.reasons)}}
+                 "twin_reasons": dict(Counter(twin.reasons))}}
 print(json.dumps(out))
 """
 

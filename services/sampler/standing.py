@@ -762,9 +762,6 @@ class Replay:
     judged: list[str]
     reasons: list[str]
 
-    def reason_of(self) -> dict[str, str]:
-        return dict(zip(self.judged, self.reasons, strict=True))
-
 
 def upload_order(metrics: MetricsStore, project: str, pool: str) -> list[str]:
     """The pool's frames in upload order: by the produced time of the chunk that wrote each, then id."""
@@ -809,13 +806,6 @@ def replay(
         out.kept += [ids[i] for i in v.kept_indices.tolist()]
         if judge.full:
             break
-    return out
-
-
-def reasons_count(reasons: Sequence[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in reasons:
-        out[r] = out.get(r, 0) + 1
     return out
 
 
