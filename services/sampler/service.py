@@ -492,7 +492,9 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         if existing is not None:
             same_seeds = [(s.dataset, s.frame_id) for s in standing.seed_refs(self.metrics, project.name, request.name)]
             if existing.same_request(asked) and same_seeds == [(s.dataset, s.frame_id) for s in seeds]:
-                return sampler_pb2.StartStandingCampaignResponse(campaign=self._standing_proto(existing))
+                return sampler_pb2.StartStandingCampaignResponse(
+                    campaign=self._standing_proto(existing, len(same_seeds))
+                )
             raise AlreadyExists(f"project {project.name!r} already has a standing campaign {request.name!r}",
                                 field="name")  # fmt: skip
         if self.segments.find(project.name, request.name) is not None:
@@ -507,7 +509,7 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
             project, [],
         )  # fmt: skip
         made = standing.save(self.metrics, replace(asked, start_ns=time.time_ns()))
-        return sampler_pb2.StartStandingCampaignResponse(campaign=self._standing_proto(made))
+        return sampler_pb2.StartStandingCampaignResponse(campaign=self._standing_proto(made, len(seeds)))
 
     def _campaign_spaces(
         self, project: Project, embedding_space: str, seed_embedding_space: str
@@ -574,14 +576,18 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
                                f" {seed_space.name!r}", field=f"seed_frames[{i}]")  # fmt: skip
         return [standing.Seed(d, f) for d, f in found], x
 
-    def _standing_proto(self, c: standing.Campaign) -> sampler_pb2.StandingCampaign:
+    def _standing_proto(self, c: standing.Campaign, seeds: int | None = None) -> sampler_pb2.StandingCampaign:
+        """The campaign as a message, with its counts; ``seeds``: how many seeds it has, when the caller read
+        them already."""
         n = standing.counts(self.metrics, c)
+        if seeds is None:
+            seeds = len(standing.seed_refs(self.metrics, c.project, c.name))
         start = Timestamp()
         start.FromNanoseconds(c.start_ns)
         msg = sampler_pb2.StandingCampaign(
             project=c.project, name=c.name, segment=c.name, pool_dataset=c.pool, embedding_space=c.space,
             seed_embedding_space=c.seed_space, seed_segment=c.seed_segment,
-            seeds=len(standing.seed_refs(self.metrics, c.project, c.name)), similarity_threshold=c.threshold,
+            seeds=seeds, similarity_threshold=c.threshold,
             min_distance=c.min_distance, filter=c.filter, budget=c.budget, state=STANDING_STATES[c.state],
             start_time=start, update_time=timestamp(c.update_time), judged=n.judged, kept=n.kept,
             filtered=n.filtered, below_threshold=n.below_threshold, near_kept=n.near_kept,
@@ -606,12 +612,12 @@ class SamplerServicer(JobRpcs, sampler_pb2_grpc.SamplerServiceServicer):
         c = self._standing(request.project, request.name)
         scope = f"standing|{c.project}|{c.name}|{int(request.include_vectors)}"
         page = page_of(request.page, scope=scope)
-        msg = self._standing_proto(c)
+        seeds, seed_x = (standing.seeds_of(self.metrics, c.project, c.name) if request.include_vectors
+                         else (standing.seed_refs(self.metrics, c.project, c.name), None))  # fmt: skip
+        msg = self._standing_proto(c, len(seeds))
         items = standing.kept_items(self.metrics, c, offset=page.offset, size=page.size,
                                     with_vectors=request.include_vectors)  # fmt: skip
         media = frame_media(self.metrics, c.project, c.pool, [i.frame_id for i in items])
-        seeds, seed_x = (standing.seeds_of(self.metrics, c.project, c.name) if request.include_vectors
-                         else (standing.seed_refs(self.metrics, c.project, c.name), None))  # fmt: skip
         out = sampler_pb2.GetStandingCampaignResponse(
             campaign=msg, page=page_response(page, len(items), msg.kept, scope=scope)
         )
