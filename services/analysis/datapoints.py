@@ -49,10 +49,9 @@ from shoal.common.v1 import common_pb2
 
 SORTED_PAGES = Counter(
     "shoal_grid_sorted_pages_total",
-    "Pages of the example grid sorted by loss, confidence or margin (of every frame, a split, the wrong "
-    "predictions or a class), by how they were read: kept (a large set's kept listing, shoal.analysis.grid_orders) "
-    "or sorted "
-    "(the set sorted on the call). Pages kept in memory by the preparer are not counted.",
+    "Pages of the example grid sorted by loss, confidence or margin, by how they were read: kept (a large set's "
+    "sort kept whole, shoal.analysis.grid_orders) or sorted (the set, or a small cell of it, sorted on the call). "
+    "Pages kept in memory by the preparer are not counted.",
     ["source"],
 )
 
@@ -227,36 +226,48 @@ def query_datapoints(
     def count() -> int:
         return int(metrics.query(count_sql, count_params).scalar())
 
+    if answers is None:
+        total = count()
+    else:  # a statement and its parameters name everything its answer depends on
+        total = answers.get(VIEW_TABLES, statement_key("datapoints.count", count_sql, count_params), count)
+
     def rows() -> list[tuple[Any, ...]]:
-        kept = _kept_rows(metrics, view, flt, sort, size, last, answers)
+        kept = _kept_rows(metrics, view, flt, sort, size, last, total, answers)
         if kept is not None:
             return kept
         return [tuple(r) for r in metrics.query(page_sql, page_params).rows]
 
     if answers is None:
-        total, result = count(), rows()
-    else:  # a statement and its parameters name everything its answer depends on
-        total = answers.get(VIEW_TABLES, statement_key("datapoints.count", count_sql, count_params), count)
+        result = rows()
+    else:
         result = answers.get(VIEW_TABLES, statement_key("datapoints.page", page_sql, page_params), rows, page_weight)
     more = len(result) > size
     result = result[:size]
     shown = [_row(r) for r in result]
-    add_frame_details(metrics, view, shown, include_objects=include_objects, maps=maps, answers=answers)
+    # rows read from a large set's kept sort carry their frames' sizes after the sort keys
+    sized = bool(result) and all(len(r) == 16 + len(sorts) for r in result)
+    for row, r in zip(shown, result, strict=True) if sized else ():
+        row.width, row.height = int(r[-2]), int(r[-1])
+    if include_objects or maps or not sized:
+        add_frame_details(metrics, view, shown, include_objects=include_objects, maps=maps, answers=answers)
     token = ""
     if more and result:
         token = encode_cursor(_cursor(result[-1], sorts), scope)
     return Page(shown, token, total)
 
 
-def _kept_rows(metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], size: int,
-               last: Sequence[Any] | None, answers: AnswerCache | None) -> list[tuple[Any, ...]] | None:  # fmt: skip
-    """The page's rows from the listings a large set's sorts keep (:mod:`shoal.analysis.grid_orders`),
-    when the tables' current versions have them; None to read the set."""
-    use = grid_orders.usable(view, sort, flt)
+def _kept_rows(
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], size: int,
+    last: Sequence[Any] | None, total: int, answers: AnswerCache | None,
+) -> list[tuple[Any, ...]] | None:  # fmt: skip
+    """The page's rows from the whole sorts a large set keeps (:mod:`shoal.analysis.grid_orders`), when the
+    tables' current versions have them; None to read the set (or the cell the filter keeps to, when few of the
+    set's frames, ``total``, pass the filter)."""
+    use = grid_orders.usable(view, sort)
     if use is None or answers is None:
         return None
     versions = answers.versions(VIEW_TABLES)
-    rows = None if versions is None else grid_orders.page(metrics, view, versions, *use, size, last)
+    rows = None if versions is None else grid_orders.page(metrics, view, versions, *use, flt, size, last, total)
     SORTED_PAGES.labels("sorted" if rows is None else "kept").inc()
     return rows
 

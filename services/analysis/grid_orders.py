@@ -1,54 +1,61 @@
-"""The grid's deeper pages of a large set: the first rows of each of its sorts kept in page order.
+"""The grid's pages of a large set sorted by a prediction field, at any depth and with any filter: each sort of
+the set kept whole, in page order.
 
-A page of the example grid sorted by loss, confidence or margin sorts the whole set (or split) to
-find the rows after its cursor: at 10M frames 0.4 to 0.5 s a page, however few rows it shows. The
-preparer (:mod:`shoal.analysis.prepared`) keeps the first ten pages of each sort in memory; past them,
-for a set of more than ``sorted_pages_above`` frames, it writes the first :data:`KEPT` rows of each
-sort (up and down) of every frame, of each split and of the wrong predictions, and the first
-:data:`KEPT_CLASS` of each labeled class of more than ``sorted_pages_above`` frames (a class's page
-reads that class's rows alone, ``evaluations_by_cell``), into ``grid_orders``, with the columns a
-page shows, keyed by the sort's value (negated for a descending sort) and the frame id: a page is
-then a range of that key after the cursor, read through the primary key.
+A page of the example grid sorted by loss, confidence or margin sorts the whole set on the call: at 10M frames
+0.3 to 0.5 s a page, however few rows it shows. For an inference set of more than ``sorted_pages_above`` frames,
+once its data has settled, the preparer (:mod:`shoal.analysis.prepared`) writes every frame with the sort's field
+into ``grid_listings``, once per sort (each of :data:`FIELDS`, up and down), keyed by the field's value (negated
+for a descending sort) and the frame id, with every column the grid's filters and page read
+(:data:`shoal.common.data.query.ROW_COLUMNS`). A page is then the listing's rows after the cursor, read in the
+key's order until it holds the page: the filter (a split, the wrong predictions, a class, a confidence range, a
+metadata value, a segment, or any of them together) is applied to the rows as they are read, and the first page
+costs what the millionth does.
 
-What was written is a *build*, named by the view it was read through and the versions of the tables
-under it (:data:`shoal.common.data.query.VIEW_TABLES`); a page uses the build of the tables' current
-versions only, so an upload, a relabel or a segment's change leaves the pages read from the set
-again until the preparer has written the next build (and removed the ones before). A page that
-reaches past the kept rows of a listing is read from the set as before: :func:`page` returns None.
+What was written is a *build*, named by the view it was read through and the versions of the tables under it
+(:data:`shoal.common.data.query.VIEW_TABLES`); a page uses the build of the tables' current versions only, so an
+upload, a relabel or a segment's change leaves the pages sorted from the set again until the preparer has written
+the next build (and removed the ones before). :func:`page` returns None when there is no such listing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Counter
 
-from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.common.data.answers import AnswerCache
-from shoal.common.data.query import PAGE_COLUMNS, SETTINGS, VIEW_TABLES, View
+from shoal.common.data.query import (
+    PAGE_COLUMNS,
+    ROW_COLUMNS,
+    SETTINGS,
+    Params,
+    View,
+    cell_of,
+    compile_filter,
+    view_sql,
+)
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.v1 import common_pb2
 
 WRITTEN = Counter(
     "shoal_grid_orders_written_total",
-    "Listings of the example grid's sorted pages the preparer wrote for large sets (shoal.analysis.grid_orders): "
-    "the first rows of a sort of every frame, a split, the wrong predictions or a class, written after the set's data "
-    "changed.",
+    "Sorts of the example grid the preparer wrote whole for large sets (shoal.analysis.grid_orders): every frame of "
+    "an inference set in the order of a prediction field, up or down, written after the set's data changed.",
 )
-#: rows kept of each listing: 1,666 pages of the grid's 60
-KEPT = 100_000
-#: of a labeled class's listings (166 pages): a page past them reads that class's rows alone
-#: (``evaluations_by_cell``), about 0.1 s for a class of a million frames
-KEPT_CLASS = 10_000
 #: sets of more frames than this keep their listings (the ``sorted_pages_above`` setting's default): a
-#: page of a smaller set sorts it in tens of milliseconds (a page of a split or of the wrong predictions
-#: reads the whole set as well)
+#: page of a smaller set sorts it in tens of milliseconds
 KEPT_ABOVE = 500_000
+#: a page of a filter that keeps to a confusion cell and passes fewer than one frame in this many of the listing's
+#: sorts the cell's rows (``evaluations_by_cell``): a listing passes over this many rows per row it shows
+SPARSE = 1_000
 #: the grid's sorts kept (by a field of the prediction; a page by frame id reads the table in order)
 FIELDS = ("loss", "confidence", "margin")
+_COLUMNS = (*ROW_COLUMNS, "confidence")
+#: a build's name (:func:`build_id`), written into the statement that drops its rows
+_BUILD = re.compile(r"[0-9a-f]{32}")
 
 MIGRATIONS = (
     Migration(
@@ -73,157 +80,157 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree ORDER BY (project, inference_set, dataset, build, listing)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=26,
+        name="the grid's sorts of large sets kept whole",
+        statements=(
+            # the first rows of each sort, kept before: the preparer writes the whole sorts anew
+            "DROP TABLE IF EXISTS grid_orders",
+            "DROP TABLE IF EXISTS grid_order_listings",
+            "CREATE TABLE IF NOT EXISTS grid_listings ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " build String, listing LowCardinality(String), key Float64,"
+            " frame_id String, split LowCardinality(String), media_uri String, media_type LowCardinality(String),"
+            " capture_time Nullable(DateTime64(3, 'UTC')), meta_str Map(LowCardinality(String), String),"
+            " meta_num Map(LowCardinality(String), Float64), meta_bool Map(LowCardinality(String), UInt8),"
+            " meta_time Map(LowCardinality(String), DateTime64(3, 'UTC')), label_class Nullable(Int32),"
+            " pred_raw Nullable(Int32), probs Array(Float32), loss Nullable(Float64), margin Nullable(Float64),"
+            " true_rank Nullable(UInt16), confidence Nullable(Float64), width UInt32, height UInt32)"
+            # a page reads the key's order without FINAL, leaving out a second replica's rows until merged; a
+            # build's rows are a partition of their own, dropped whole when the build is no longer read
+            " ENGINE = ReplacingMergeTree PARTITION BY build"
+            " ORDER BY (project, inference_set, dataset, build, listing, key, frame_id)",
+            # a listing is used once its row here is written, after its rows; a build's row of listing '' is
+            # written before its first listing's rows (so that a build cut short is found and removed)
+            "CREATE TABLE IF NOT EXISTS grid_listing_builds ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " build String, listing LowCardinality(String), rows UInt64)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, inference_set, dataset, build, listing)",
+        ),
+    ),
 )
-TABLES = ("grid_orders", "grid_order_listings")
-
-#: a listing's scope: the equalities of the grid's filter (none: every frame), as (field, value)
-Scope = tuple[tuple[str, Any], ...]
+TABLES = ("grid_listings", "grid_listing_builds")
 
 
 def build_id(view: View, versions: Sequence[Any]) -> str:
     """The name of what is written for ``view`` under the tables' ``versions``."""
     what = (view.project, view.dataset, view.inference_set, tuple(view.ontology), float(view.confidence_threshold),
-            tuple(versions), KEPT)  # fmt: skip
+            tuple(versions), "whole")  # fmt: skip
     return hashlib.sha256(repr(what).encode()).hexdigest()[:32]
 
 
-def listing_name(field: str, descending: bool, scope: Scope) -> str:
-    conditions = "".join(f" {f}={v!r}" for f, v in sorted(scope))
-    return f"{field} {'desc' if descending else 'asc'}{conditions}"
+def listing_name(field: str, descending: bool) -> str:
+    return f"{field} {'desc' if descending else 'asc'}"
 
 
-def scope_of(flt: common_pb2.Filter) -> Scope | None:
-    """The filter as a scope, if it is one the preparer may keep listings of: equalities of the
-    split, of whether the prediction is correct, or of the labeled class (by id), each once."""
-    out: list[tuple[str, Any]] = []
-    for c in flt.all:
-        if c.negate or c.WhichOneof("op") != "equals":
-            return None
-        kind = c.equals.WhichOneof("kind")
-        if c.field == "split" and kind == "string_value":
-            out.append(("split", c.equals.string_value))
-        elif c.field == "correct" and kind == "bool_value":
-            out.append(("correct", c.equals.bool_value))
-        elif c.field == "label_class" and kind == "number_value" and float(c.equals.number_value).is_integer():
-            out.append(("label_class", int(c.equals.number_value)))
-        else:
-            return None
-    fields = [f for f, _ in out]
-    return tuple(sorted(out)) if len(set(fields)) == len(fields) else None
-
-
-def usable(view: View, sort: Sequence[Any], flt: common_pb2.Filter) -> tuple[str, bool, Scope] | None:
-    """(field, descending, scope) of a grid query whose pages may be kept listings, or None."""
+def usable(view: View, sort: Sequence[Any]) -> tuple[str, bool] | None:
+    """(field, descending) of a grid query whose pages a kept listing may answer, or None."""
     if not view.inference_set or view.baseline_inference_set or len(sort) != 1 or sort[0].field not in FIELDS:
         return None
-    scope = scope_of(flt)
-    return None if scope is None else (sort[0].field, bool(sort[0].descending), scope)
+    return sort[0].field, bool(sort[0].descending)
 
 
 def page(
-    metrics: MetricsStore, view: View, versions: Sequence[Any], field: str, descending: bool, scope: Scope,
-    size: int, last: Sequence[Any] | None,
+    metrics: MetricsStore, view: View, versions: Sequence[Any], field: str, descending: bool,
+    flt: common_pb2.Filter, size: int, last: Sequence[Any] | None, passing: int | None = None,
 ) -> list[tuple[Any, ...]] | None:  # fmt: skip
-    """Up to ``size`` + 1 rows after the cursor ``last`` (the sort's value and the frame id) of the
-    listing, in the form of :func:`shoal.analysis.datapoints.page_statement`'s rows; None when the
-    tables' current versions have no such listing or the page reaches past its kept rows."""
-    params: dict[str, Any] = {
-        "project": view.project,
-        "set": view.inference_set,
-        "dataset": view.dataset,
-        "build": build_id(view, versions),
-        "listing": listing_name(field, descending, scope),
-        "n": size + 1,
-    }
-    where = (
-        "project = {project:String} AND inference_set = {set:String} AND dataset = {dataset:String}"
-        " AND build = {build:String} AND listing = {listing:String}"
-    )
-    found = metrics.query(f"SELECT total, kept FROM grid_order_listings FINAL WHERE {where}", params).rows
+    """Up to ``size`` + 1 rows that pass ``flt`` after the cursor ``last`` (the sort's value and the frame id) of
+    the listing, in the form of :func:`shoal.analysis.datapoints.page_statement`'s rows followed by the frame's
+    width and height; None when the tables' current versions have no such listing, or when the filter keeps to a
+    confusion cell and ``passing`` (how many frames pass it) is under one in :data:`SPARSE` of the listing."""
+    build, name = build_id(view, versions), listing_name(field, descending)
+    found = metrics.query(
+        "SELECT rows FROM grid_listing_builds FINAL WHERE project = {project:String} AND inference_set = {set:String}"
+        " AND dataset = {dataset:String} AND build = {build:String} AND listing = {listing:String}",
+        {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build, "listing": name},
+    ).rows
     if not found:
         return None
-    total, kept = int(found[0][0]), int(found[0][1])
-    if not total:
-        return []
-    after = ""
+    if passing is not None and passing * SPARSE < int(found[0][0]) and cell_of(flt, view) is not None:
+        return None  # the cell's own rows, sorted, are fewer than the listing's rows passed over
+    params = Params()
+    source = view_sql(view, params, listing=(build, name))
+    where = compile_filter(flt, view, params)
     if last is not None:
-        params["key"] = -float(last[0]) if descending else float(last[0])
-        params["frame"] = str(last[1])
+        key = params.add(-float(last[0]) if descending else float(last[0]), "Float64")
+        frame = params.add(str(last[1]), "String")
         # an OR of the key's ranges (a tuple comparison is not read through the primary key)
-        after = " AND (key > {key:Float64} OR (key = {key:Float64} AND frame_id > {frame:String}))"
-    # a build is written whole or again the same (two replicas): its rows' duplicates are left out by their key,
-    # not by FINAL, which merges the parts the range spans (a few times slower while a build's parts are unmerged)
-    rows = metrics.query(
-        f"SELECT {PAGE_COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id FROM grid_orders"
-        f" WHERE {where}{after} ORDER BY key, frame_id LIMIT 1 BY key, frame_id LIMIT {{n:UInt32}}",
-        params,
-    ).rows
-    if len(rows) <= size and kept < total:
-        return None  # the page goes on past the kept rows
-    return [tuple(r) for r in rows]
+        where += f" AND (_key > {key} OR (_key = {key} AND frame_id > {frame}))"
+    want, limit = size + 1, size + 1
+    while True:
+        rows = metrics.query(
+            f"SELECT {PAGE_COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id, width, height FROM ({source})"
+            f" WHERE {where} ORDER BY _key, frame_id LIMIT {limit}{SETTINGS}",
+            params.values,
+        ).rows
+        # two replicas that wrote the same build wrote each row twice, side by side in the key's order
+        out = [tuple(r) for i, r in enumerate(rows) if i == 0 or r[0] != rows[i - 1][0]]
+        if len(out) >= want or len(rows) < limit:
+            return out[:want]
+        limit *= 2
 
 
 def keep(
-    metrics: MetricsStore, view: View, versions: Sequence[Any], scopes: Sequence[Scope], *, limit: int = KEPT,
-    deadline: float | None = None, answers: AnswerCache | None = None,
-) -> tuple[int, bool]:  # fmt: skip
-    """Writes the listings of ``view`` not written yet under ``versions``: the first ``limit`` rows of
-    every scope sorted by each of :data:`FIELDS`, up and down (a small scope of a large set is kept as
-    well: sorting it reads the whole set); once all are written, removes the builds before. Stops at
-    ``deadline`` (monotonic; a call after goes on where it stopped). With ``answers``, a listing's
-    length is the grid's count kept there (the preparer keeps those of every scope) instead of a
-    count of the set. Returns how many listings it wrote, and whether all are."""
-    from shoal.analysis import datapoints  # which imports this module
-
+    metrics: MetricsStore, view: View, versions: Sequence[Any], *, deadline: float | None = None
+) -> tuple[int, bool]:
+    """Writes the listings of ``view`` not written yet under ``versions``: every frame with the field, sorted by
+    each of :data:`FIELDS`, up and down; once all are written, removes the builds before. Stops at ``deadline``
+    (monotonic; a call after goes on where it stopped). Returns how many listings it wrote, and whether all are."""
     build = build_id(view, versions)
-    params = {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build}
-    where = "project = {project:String} AND inference_set = {set:String} AND dataset = {dataset:String}"
+    target = {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build}
     done = {
         str(r[0])
         for r in metrics.query(
-            f"SELECT listing FROM grid_order_listings FINAL WHERE {where} AND build = {{build:String}}", params
+            "SELECT listing FROM grid_listing_builds FINAL WHERE project = {project:String}"
+            " AND inference_set = {set:String} AND dataset = {dataset:String} AND build = {build:String}",
+            target,
         ).rows
     }
     written = 0
-    for scope in scopes:
-        flt = equalities(scope)
-        for field in FIELDS:
-            names = [listing_name(field, d, scope) for d in (False, True)]
-            if all(n in done for n in names):
+    for field in FIELDS:
+        for descending in (False, True):
+            name = listing_name(field, descending)
+            if name in done:
                 continue
             if deadline is not None and time.monotonic() >= deadline:
                 return written, False
-            count_sql, count_params = datapoints.page_statement(view, flt, [pb.SortKey(field=field)], {}, 0, None)[3:]
-
-            def count(sql: str = count_sql, params: dict[str, Any] = count_params) -> int:
-                return int(metrics.query(sql, params).scalar())
-
-            key = datapoints.statement_key("datapoints.count", count_sql, count_params)
-            total = count() if answers is None else answers.get(VIEW_TABLES, key, count)
-            for descending, name in zip((False, True), names, strict=True):
-                if name in done:
-                    continue
-                kept = min(total, limit, KEPT_CLASS if any(f == "label_class" for f, _ in scope) else limit)
-                if kept:
-                    sort = [pb.SortKey(field=field, descending=descending)]
-                    target = {"_project": view.project, "_set": view.inference_set, "_dataset": view.dataset,
-                              "_build": build}  # fmt: skip
-                    rows_sql, rows_params = datapoints.page_statement(view, flt, sort, {}, kept - 1, None)[:2]
-                    metrics.command(
-                        "INSERT INTO grid_orders (project, inference_set, dataset, build, listing, key,"
-                        f" {PAGE_COLUMNS}) SELECT {{_project:String}}, {{_set:String}}, {{_dataset:String}},"
-                        f" {{_build:String}}, {{_listing:String}}, {'-' if descending else ''}_k0, {PAGE_COLUMNS}"
-                        f" FROM ({rows_sql.removesuffix(SETTINGS)}){SETTINGS}",
-                        {**rows_params, **target, "_listing": name},
-                    )
-                    written += 1
-                    WRITTEN.inc()
-                # each listing's length once its rows are written: a page reads it first
-                metrics.insert(
-                    "grid_order_listings",
-                    [[view.project, view.inference_set, view.dataset, build, name, total, kept]],
-                    ["project", "inference_set", "dataset", "build", "listing", "total", "kept"],
-                )
+            params = Params()
+            source = view_sql(view, params)
+            columns = ", ".join(_COLUMNS)
+            into = [params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, name)]
+            if not done:  # the build is known before its rows are written: remove finds it if cut short
+                metrics.insert("grid_listing_builds", [[view.project, view.inference_set, view.dataset, build, "", 0]],
+                               ["project", "inference_set", "dataset", "build", "listing", "rows"])  # fmt: skip
+                done.add("")
+            # with each frame's size, which a page shows (a merge of the two tables in frame id order); a write
+            # cut short and written again, or written by two replicas, leaves rows twice until merged
+            sizes = (
+                f"SELECT frame_id, width, height FROM frames FINAL WHERE project = {into[0]} AND dataset = {into[2]}"
+            )
+            metrics.command(
+                f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns},"
+                f" width, height) SELECT {', '.join(into)}, {'-' if descending else ''}v.{field},"
+                f" {', '.join(f'v.{c}' for c in _COLUMNS)}, ifNull(s.width, 0), ifNull(s.height, 0)"
+                f" FROM ({source}) AS v LEFT JOIN ({sizes}) AS s ON s.frame_id = v.frame_id"
+                f" WHERE v.{field} IS NOT NULL{SETTINGS}, join_algorithm = 'full_sorting_merge'",
+                params.values,
+            )
+            rows = int(
+                metrics.query(
+                    "SELECT count() FROM grid_listings WHERE project = {project:String}"
+                    " AND inference_set = {set:String} AND dataset = {dataset:String} AND build = {build:String}"
+                    " AND listing = {listing:String}",
+                    {**target, "listing": name},
+                ).scalar()
+            )
+            metrics.insert(
+                "grid_listing_builds",
+                [[view.project, view.inference_set, view.dataset, build, name, rows]],
+                ["project", "inference_set", "dataset", "build", "listing", "rows"],
+            )
+            written += 1
+            WRITTEN.inc()
     remove(metrics, view, but=build)  # the builds before: no page reads them any more (their versions are gone)
     return written, True
 
@@ -235,9 +242,14 @@ def remove(metrics: MetricsStore, view: View, but: str = "") -> None:
         "project = {project:String} AND inference_set = {set:String} AND dataset = {dataset:String}"
         " AND build != {build:String}"
     )
-    if int(metrics.query(f"SELECT count() FROM grid_order_listings WHERE {where}", params).scalar()):
-        for table in TABLES:
-            metrics.command(f"DELETE FROM {table} WHERE {where}", params)
+    builds = [str(r[0]) for r in metrics.query(f"SELECT DISTINCT build FROM grid_listing_builds WHERE {where}",
+                                                params).rows]  # fmt: skip
+    for build in builds:
+        if not _BUILD.fullmatch(build):
+            raise ValueError(f"not a build of the grid's listings: {build!r}")
+        metrics.command(f"ALTER TABLE grid_listings DROP PARTITION '{build}'")
+    if builds:
+        metrics.command(f"DELETE FROM grid_listing_builds WHERE {where}", params)
 
 
 def equalities(conditions: Sequence[tuple[str, Any]]) -> common_pb2.Filter:

@@ -42,7 +42,7 @@ from shoal.analysis.rpc.label_issues import query_label_issues
 from shoal.analysis.rpc.neighbors import query_duplicates, query_outliers
 from shoal.analysis.rpc.slices import get_slices
 from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.common.data.evaluations import NO_KEY, frame_rows_set
+from shoal.common.data.evaluations import frame_rows_set
 from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
 from shoal.common.errors import NotFound
 from shoal.common.jobs import Job
@@ -68,11 +68,8 @@ GRID_PAGE = 60
 MAX_SPLITS = 8
 #: pages kept of each of those sorts (one read of the set keeps them all)
 GRID_PAGES = 10
-#: labeled classes whose sorted pages are kept at most (the largest; at 10M frames and the default
-#: ``sorted_pages_above`` no more than 20 classes can be that large)
-MAX_LARGE_CLASSES = 32
-#: seconds a round spends at most writing the grid's sorted pages of large sets (about 1.5 s a listing at
-#: 10M frames, 24 listings for a set of two splits): the rest is written in the rounds after
+#: seconds after which a round begins no other listing of the grid's sorts of large sets (six listings a set,
+#: each written whole: about 20 s a listing at 10M frames): the rest is written in the rounds after
 ORDERS_SECONDS = 5.0
 
 SetKey = tuple[str, str, str]  # project, dataset, inference set
@@ -218,11 +215,9 @@ class Preparer:
         return done
 
     def _keep_orders(self, versions: tuple[Any, ...]) -> int:
-        """Writes, for the prepared sets of more than ``sorted_pages_above`` frames, the first rows of the
-        grid's sorts of every frame, each split, the wrong predictions and each large labeled class
-        (:mod:`shoal.analysis.grid_orders`):
-        for :data:`ORDERS_SECONDS` at most per round, the rest in the rounds after. Returns how many listings
-        it wrote."""
+        """Writes, for the prepared sets of more than ``sorted_pages_above`` frames, the grid's sorts of every
+        frame whole (:mod:`shoal.analysis.grid_orders`): listings for :data:`ORDERS_SECONDS` per round (a
+        listing begun is written whole), the rest in the rounds after. Returns how many listings it wrote."""
         for key in [k for k in self._orders if k not in self._sets]:
             del self._orders[key]
         deadline = time.monotonic() + ORDERS_SECONDS
@@ -237,11 +232,7 @@ class Preparer:
                 if inference_set and p.task_type == "CLASSIFICATION":
                     view = self.ctx.view(p, dataset, inference_set, 0.0)
                     if self._rows(key) > self.ctx.sorted_above:
-                        scopes = [(), *((("split", s),) for s in self._splits(view)), (("correct", False),),
-                                  *((("label_class", c),) for c in self._large_classes(key))]  # fmt: skip
-                        with self.ctx.answers.preparing():  # the counts kept as the grid's
-                            n, complete = grid_orders.keep(self.ctx.metrics, view, versions, scopes,
-                                                           deadline=deadline, answers=self.ctx.answers)  # fmt: skip
+                        n, complete = grid_orders.keep(self.ctx.metrics, view, versions, deadline=deadline)
                         written += n
                     else:  # written when it was larger
                         grid_orders.remove(self.ctx.metrics, view)
@@ -266,25 +257,6 @@ class Preparer:
                 {"p": project, "s": inference_set, "d": dataset},
             ).scalar()
         )
-
-    def _large_classes(self, key: SetKey) -> list[int]:
-        """The labeled classes of more than ``sorted_pages_above`` of the set's frames, the largest first (about:
-        a frame's row written again counts until merged)."""
-        project, dataset, inference_set = key
-        rows = self.ctx.metrics.query(
-            "SELECT label_key, count() AS n FROM evaluations_by_cell WHERE project = {p:String}"
-            " AND inference_set = {s:String} AND dataset = {d:String} AND label_key != {none:Int32} AND NOT is_deleted"
-            " GROUP BY label_key HAVING n > {above:UInt64} ORDER BY n DESC LIMIT {max:UInt32}",
-            {
-                "p": project,
-                "s": inference_set,
-                "d": dataset,
-                "none": NO_KEY,
-                "above": self.ctx.sorted_above,
-                "max": MAX_LARGE_CLASSES,
-            },
-        ).rows
-        return [int(r[0]) for r in rows]
 
     def _splits(self, view: View) -> list[str]:
         """The set's splits (:data:`MAX_SPLITS` at most), by name."""

@@ -448,12 +448,11 @@ class ShoalSettings(BaseSettings):
     sorted_pages_above: int = Field(
         500_000,
         ge=0,
-        description="An inference set with more frames than this keeps, once its data has settled, the first "
-        "100,000 frames of each of the example grid's sorts (loss, confidence and margin, up and down) of every "
-        "frame, each split and the wrong predictions, and the first 10,000 of each labeled class of more frames "
-        "than this, so that those pages read their own rows instead of sorting the set (0.25 to 0.8 s a page at "
-        "10M frames). Written by the analysis service's preparer (`answers_prepare_sets` above 0); a smaller set "
-        "is sorted when asked. 0 keeps them for every set.",
+        description="An inference set with more frames than this keeps, once its data has settled, each of the "
+        "example grid's sorts (loss, confidence and margin, up and down) whole, so that a page of any depth and any "
+        "filter reads its own rows in order instead of sorting the set (0.25 to 0.8 s a page at 10M frames). "
+        "Written by the analysis service's preparer (`answers_prepare_sets` above 0), six copies of the set's rows; "
+        "a smaller set is sorted when asked. 0 keeps them for every set.",
     )
 
     # --- logging -------------------------------------------------------------------------

@@ -658,13 +658,17 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                         got += [d.ref.frame_id for d in page.datapoints]
                     assert got == want and computed() == before, (conditions, descending)
         # past the pages kept in memory (here: pages of 9 rows, which the grid does not ask for), a set of more
-        # than `sorted_pages_above` frames (500 in the tests) keeps the first rows of each sort in the store: every
-        # page of every frame, of a split and of the wrong predictions is read from them, in numpy's order
+        # than `sorted_pages_above` frames (500 in the tests) keeps each sort whole in the store: every page of
+        # every frame, of a split, of the wrong predictions, of both and of a confidence range is read from them,
+        # in numpy's order
         wait_for(lambda: preparer.orders_kept("den", "cave", "m"), what="the grid's sorted pages of den/m")
         kept = lambda: REGISTRY.get_sample_value("shoal_grid_sorted_pages_total", {"source": "kept"}) or 0.0  # noqa: E731
         wrong_rows = np.flatnonzero(labels != predicted)
+        unsure = cpb.Condition(field="confidence", range=cpb.Range(max=cpb.Value(number_value=0.6)))
         for conditions, rows in (([], np.arange(n)), ([eq("split", "val")], np.flatnonzero(splits == "val")),
-                                 ([wrong], wrong_rows)):  # fmt: skip
+                                 ([wrong], wrong_rows), ([eq("split", "val"), wrong], np.intersect1d(
+                                     wrong_rows, np.flatnonzero(splits == "val"))),
+                                 ([unsure], np.flatnonzero(probs.max(axis=1).astype(np.float64) <= 0.6))):  # fmt: skip
             for descending in (True, False):
                 before, got, token, pages = kept(), [], "", 0
                 while True:

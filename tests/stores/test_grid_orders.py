@@ -1,6 +1,7 @@
-"""The grid's sorted pages of a large set kept in page order, on chDB: every page read from the kept listings
-equals the page sorted from the set (ties, frames without the sort's field, pages across the end of the kept
-rows, each split and the wrong predictions), and a change of the data leaves the kept rows unused until they are
+"""The grid's sorts of a large set kept whole, on chDB: every page read from a kept sort equals the page sorted from
+the set, at every depth and with any filter (ties, frames without the sort's field, splits, the wrong predictions,
+a class, a confusion cell, a confidence range, a metadata value, a negated condition, and several together), a
+second replica's rows are never shown twice, and a change of the data leaves the kept sorts unused until they are
 written again for the new versions."""
 
 from __future__ import annotations
@@ -22,15 +23,51 @@ from shoal.common.stores.metrics import EmbeddedMetricsStore
 from shoal.common.v1 import common_pb2
 
 N, K = 150, 4
-LIMIT = 25  # rows kept per listing: pages past them are sorted from the set
 IDS = [f"f{i:04d}" for i in range(N)]
+PAGE = 16
 SPLITS = ("train", "val", "test")
 VIEW = View("p", "d", "a", tuple(range(K)), {f"c{i}": i for i in range(K)}, 0.0)
-SCOPES = [(), (("split", "train"),), (("split", "val"),), (("split", "test"),), (("correct", False),),
-          (("label_class", 2),)]  # fmt: skip
-CLASS_LIMIT = 12  # rows kept of a class's listings (grid_orders.KEPT_CLASS)
 LABEL_COLUMNS = ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects",
                  "source", "author", "reason", "upload_id"]  # fmt: skip
+
+
+#: the grid's filters: the scopes kept before, and the combinations sorted on every call before
+FILTERS = {
+    "every frame": (),
+    "split val": (("split", "val"),),
+    "wrong": (("correct", False),),
+    "class 2": (("label_class", 2),),
+    "split test, wrong": (("split", "test"), ("correct", False)),
+    "cell 1 -> 3": (("label_class", 1), ("predicted_class", 3)),
+}
+
+
+def _range(field: str, lo: float | None = None, hi: float | None = None) -> common_pb2.Condition:
+    r = common_pb2.Range(max_exclusive=True)
+    if lo is not None:
+        r.min.number_value = lo
+    if hi is not None:
+        r.max.number_value = hi
+    return common_pb2.Condition(field=field, range=r)
+
+
+def _is(field: str, negate: bool = False, **value: object) -> common_pb2.Condition:
+    return common_pb2.Condition(field=field, equals=common_pb2.Value(**value), negate=negate)  # type: ignore[arg-type]
+
+
+OTHER_FILTERS = {
+    "confidence in [0.3, 0.5)": common_pb2.Filter(all=[_range("confidence", 0.3, 0.5)]),
+    "camera front, not train": common_pb2.Filter(
+        all=[_is("metadata.camera", string_value="front"), _is("split", negate=True, string_value="train")]
+    ),
+    "labeled, right, loss above 0.9": common_pb2.Filter(
+        all=[_is("labeled", bool_value=True), _is("correct", bool_value=True), _range("loss", lo=0.9)]
+    ),
+}
+
+
+def _filters() -> dict[str, common_pb2.Filter]:
+    return {**{k: grid_orders.equalities(v) for k, v in FILTERS.items()}, **OTHER_FILTERS}
 
 
 def _labels(m: EmbeddedMetricsStore, frames: list[int], classes: np.ndarray, version: int) -> None:
@@ -45,8 +82,9 @@ def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
     m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
     m.insert("inference_sets", [["p", "a", "d", "m", "1", "", "2026-01-01 00:00:00", 1]],
              ["project", "name", "dataset", "model_name", "model_version", "description", "create_time", "version"])  # fmt: skip
-    m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", 1] for i, f in enumerate(IDS)],
-             ["project", "dataset", "frame_id", "split", "media_uri", "version"])  # fmt: skip
+    m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", {"camera": ("front", "rear")[i % 5 == 0]},
+                         640 + i, 480 - i, 1] for i, f in enumerate(IDS)],
+             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "width", "height", "version"])  # fmt: skip
     _labels(m, list(range(N - 20)), rng.integers(0, K, N - 20), 1)  # the last 20 unlabeled: no loss
     # few distinct probabilities: the loss, confidence and margin tie, and ties go by frame id
     probs = rng.integers(1, 4, (N - 10, K)).astype(np.float32)
@@ -67,110 +105,143 @@ def _walk(m: EmbeddedMetricsStore, flt: common_pb2.Filter, field: str, descendin
         page = datapoints.query_datapoints(m, VIEW, flt, [pb.SortKey(field=field, descending=descending)], size,
                                            token, scope="grid", answers=answers)  # fmt: skip
         rows = [(r.frame_id, r.split, r.label_class, r.predicted_class, r.confidence, r.loss, r.margin,
-                 r.probabilities, r.media_uri) for r in page.rows]  # fmt: skip
+                 r.probabilities, r.media_uri, r.metadata, r.width, r.height) for r in page.rows]  # fmt: skip
         pages.append((rows, page.next_token, page.total))
         token = page.next_token
         if not token:
             return pages
 
 
-def test_pages_from_the_kept_listings_equal_the_pages_sorted_from_the_set(
+def _kept_pages() -> float:
+    return datapoints.SORTED_PAGES.labels("kept")._value.get()
+
+
+def test_pages_from_the_kept_sorts_equal_the_pages_sorted_from_the_set(
     store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     m = store
-    monkeypatch.setattr(grid_orders, "KEPT_CLASS", CLASS_LIMIT)
+    monkeypatch.setattr(grid_orders, "SPARSE", 10**9)  # a class and a cell read the sorts as well
     versions = AnswerCache(m).versions(VIEW_TABLES)
     assert versions is not None
     want = {
-        (scope, field, d, size): _walk(m, grid_orders.equalities(scope), field, d, size, None)
-        for scope in SCOPES
+        (name, field, d): _walk(m, flt, field, d, PAGE, None)
+        for name, flt in _filters().items()
         for field in grid_orders.FIELDS
         for d in (False, True)
-        for size in (9,)
     }
-    assert all(len(p) > 2 for p in want.values())  # several pages each, past the kept rows
+    assert all(pages[0][0] for pages in want.values())  # no filter leaves the grid empty
+    assert sum(len(p) > 2 for p in want.values()) > len(want) // 2  # most run to several pages
     # a round that stops at its deadline goes on in the next
-    assert grid_orders.keep(m, VIEW, versions, SCOPES, limit=LIMIT, deadline=time.monotonic()) == (0, False)
-    written, complete = grid_orders.keep(m, VIEW, versions, SCOPES, limit=LIMIT)
-    assert complete and written == len(SCOPES) * len(grid_orders.FIELDS) * 2
-    assert grid_orders.keep(m, VIEW, versions, SCOPES, limit=LIMIT) == (0, True)
-    for (scope, field, d, size), pages in want.items():
-        assert _walk(m, grid_orders.equalities(scope), field, d, size, AnswerCache(m)) == pages, (scope, field, d, size)
+    assert grid_orders.keep(m, VIEW, versions, deadline=time.monotonic()) == (0, False)
+    written, complete = grid_orders.keep(m, VIEW, versions)
+    assert complete and written == len(grid_orders.FIELDS) * 2
+    assert grid_orders.keep(m, VIEW, versions) == (0, True)
+    before = _kept_pages()
+    for (name, field, d), pages in want.items():
+        assert _walk(m, _filters()[name], field, d, PAGE, AnswerCache(m)) == pages, (name, field, d)
+    assert _kept_pages() - before == sum(len(p) for p in want.values())  # every page read from a kept sort
 
-    # the listings answer the pages within their kept rows, and leave those past them to the set
-    for scope in SCOPES:
+    # each page of a kept sort is the page the set's statement reads, rows and cursor values alike
+    for name, flt in _filters().items():
         for field in grid_orders.FIELDS:
             for d in (False, True):
                 sort = [pb.SortKey(field=field, descending=d)]
-                last, read, limit = None, 0, CLASS_LIMIT if scope and scope[0][0] == "label_class" else LIMIT
+                last = None
                 while True:
-                    sql, params, *_ = datapoints.page_statement(VIEW, grid_orders.equalities(scope), sort, {}, 9, last)
+                    sql, params, *_ = datapoints.page_statement(VIEW, flt, sort, {}, PAGE, last)
                     live = [tuple(r) for r in m.query(sql, params).rows]
-                    kept = grid_orders.page(m, VIEW, versions, field, d, scope, 9, last)
-                    if read + len(live) <= limit:
-                        assert kept == live, (scope, field, d, read)
-                    else:
-                        assert kept is None, (scope, field, d, read)
-                    if len(live) <= 9:
+                    kept = grid_orders.page(m, VIEW, versions, field, d, flt, PAGE, last)
+                    assert kept is not None and [r[:-2] for r in kept] == live, (name, field, d)
+                    if len(live) <= PAGE:
                         break
-                    read += 9
-                    last = [live[8][14], live[8][15]]
+                    last = [live[PAGE - 1][14], live[PAGE - 1][15]]
+
     # a second replica that writes the same build (before it saw the first's listings) shows no row twice
-    m.command("TRUNCATE TABLE grid_order_listings")
-    assert grid_orders.keep(m, VIEW, versions, SCOPES, limit=LIMIT) == (written, True)
-    for scope in SCOPES:
-        assert (
-            _walk(m, grid_orders.equalities(scope), "loss", True, 9, AnswerCache(m)) == want[(scope, "loss", True, 9)]
-        )
-    # a query of another filter, sort or view reads the set
-    assert grid_orders.usable(VIEW, [pb.SortKey(field="frame_id")], grid_orders.equalities(())) is None
-    assert grid_orders.usable(
-        VIEW, [pb.SortKey(field="loss")], grid_orders.equalities((("split", "val"), ("correct", True)))
-    )
-    assert grid_orders.page(m, VIEW, versions, "loss", False, (("correct", True),), 9, None) is None
+    m.command("TRUNCATE TABLE grid_listing_builds")
+    assert grid_orders.keep(m, VIEW, versions) == (written, True)
+    assert int(m.query("SELECT count() FROM grid_listings").scalar()) > 6 * N  # each row written twice
+    for name in ("every frame", "wrong", "split test, wrong"):
+        for d in (False, True):
+            assert _walk(m, _filters()[name], "loss", d, PAGE, AnswerCache(m)) == want[(name, "loss", d)], (name, d)
+    # a query of another sort or view reads the set
+    assert grid_orders.usable(VIEW, [pb.SortKey(field="frame_id")]) is None
+    assert grid_orders.usable(VIEW, [pb.SortKey(field="loss"), pb.SortKey(field="margin")]) is None
+    assert grid_orders.usable(VIEW, [pb.SortKey(field="margin", descending=True)]) == ("margin", True)
     other = View("p", "d", "a", VIEW.ontology, VIEW.class_names, 0.5)
-    assert grid_orders.page(m, other, versions, "loss", False, (), 9, None) is None
+    assert grid_orders.page(m, other, versions, "loss", False, common_pb2.Filter(), 9, None) is None
 
 
-def test_a_change_of_the_data_leaves_the_kept_pages_unused_until_written_again(store: EmbeddedMetricsStore) -> None:
+def test_a_small_cell_is_sorted_from_its_own_rows(store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class of few frames in a large set is read from its cell, not from a sort it is a small part of; a filter
+    as selective that keeps to no cell is read from the sort."""
+    m = store
+    monkeypatch.setattr(grid_orders, "SPARSE", 10)  # the listings hold 130 to 140 rows: the class has fewer than 14
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
+    cell = grid_orders.equalities((("label_class", 1), ("predicted_class", 3), ("split", "val")))
+    before = _kept_pages()
+    assert _walk(m, cell, "loss", True, 4, AnswerCache(m)) == _walk(m, cell, "loss", True, 4, None)
+    assert _kept_pages() == before
+    rare = common_pb2.Filter(all=[_range("loss", lo=1.5), _is("metadata.camera", string_value="rear")])
+    pages = _walk(m, rare, "loss", True, 4, AnswerCache(m))
+    assert pages == _walk(m, rare, "loss", True, 4, None) and 0 < pages[0][2] < 14
+    assert _kept_pages() == before + len(pages)
+
+
+def test_a_change_of_the_data_leaves_the_kept_sorts_unused_until_written_again(store: EmbeddedMetricsStore) -> None:
     m, rng = store, np.random.default_rng(5)
     before = AnswerCache(m).versions(VIEW_TABLES)
     assert before is not None
-    assert grid_orders.keep(m, VIEW, before, SCOPES, limit=LIMIT)[1]
+    assert grid_orders.keep(m, VIEW, before)[1]
     # relabel a third of the frames: losses change, and some predictions turn right or wrong
     relabeled = sorted(rng.choice(N - 20, N // 3, replace=False).tolist())
     _labels(m, relabeled, rng.integers(0, K, len(relabeled)), 2)
     EvaluationRefresher(m).refresh("p", "d", [IDS[i] for i in relabeled], list(range(K)))
     after = AnswerCache(m).versions(VIEW_TABLES)
     assert after is not None and after != before
-    assert grid_orders.page(m, VIEW, after, "loss", True, (), 9, None) is None
-    for scope in SCOPES:
+    assert grid_orders.page(m, VIEW, after, "loss", True, common_pb2.Filter(), 9, None) is None
+    for name in ("every frame", "wrong", "split test, wrong"):
+        flt = _filters()[name]
         for d in (False, True):
-            assert _walk(m, grid_orders.equalities(scope), "loss", d, 9, AnswerCache(m)) == _walk(
-                m, grid_orders.equalities(scope), "loss", d, 9, None
-            )
+            assert _walk(m, flt, "loss", d, 9, AnswerCache(m)) == _walk(m, flt, "loss", d, 9, None)
     # written again for the new versions: the pages come from the new rows, and the rows before are removed
-    assert grid_orders.keep(m, VIEW, after, SCOPES, limit=LIMIT)[1]
-    for scope in SCOPES:
+    assert grid_orders.keep(m, VIEW, after)[1]
+    for name in ("every frame", "wrong", "split test, wrong"):
+        flt = _filters()[name]
         for d in (False, True):
-            live = _walk(m, grid_orders.equalities(scope), "loss", d, 9, None)
-            assert grid_orders.page(m, VIEW, after, "loss", d, scope, 9, None) is not None
-            assert _walk(m, grid_orders.equalities(scope), "loss", d, 9, AnswerCache(m)) == live
-    builds = m.query("SELECT DISTINCT build FROM grid_orders").rows
+            live = _walk(m, flt, "loss", d, 9, None)
+            assert grid_orders.page(m, VIEW, after, "loss", d, flt, 9, None) is not None
+            assert _walk(m, flt, "loss", d, 9, AnswerCache(m)) == live
+    builds = m.query("SELECT DISTINCT build FROM grid_listings").rows
     assert builds == [(grid_orders.build_id(VIEW, after),)]
     # a set that grew small again keeps none
     grid_orders.remove(m, VIEW)
-    assert m.query("SELECT count() FROM grid_orders").scalar() == 0
-    assert grid_orders.page(m, VIEW, after, "loss", True, (), 9, None) is None
+    assert m.query("SELECT count() FROM grid_listings").scalar() == 0
+    assert m.query("SELECT count() FROM grid_listing_builds").scalar() == 0
+    assert grid_orders.page(m, VIEW, after, "loss", True, common_pb2.Filter(), 9, None) is None
 
 
-def test_a_listing_without_rows_answers_an_empty_page(store: EmbeddedMetricsStore) -> None:
-    """Every prediction right: the wrong predictions' listings are empty, and their pages are answered empty
-    without sorting the set."""
+def test_a_build_cut_short_is_removed_with_the_next(store: EmbeddedMetricsStore) -> None:
+    """A server stopped while it wrote a build leaves rows no page reads: the next build removes them."""
+    m = store
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None
+    stopped = grid_orders.build_id(View("p", "d", "a", VIEW.ontology, VIEW.class_names, 0.25), versions)
+    m.insert("grid_listing_builds", [["p", "a", "d", stopped, "", 0]],
+             ["project", "inference_set", "dataset", "build", "listing", "rows"])  # fmt: skip
+    m.insert("grid_listings", [["p", "a", "d", stopped, "loss asc", 0.5, "f0001"]],
+             ["project", "inference_set", "dataset", "build", "listing", "key", "frame_id"])  # fmt: skip
+    assert grid_orders.keep(m, VIEW, versions)[1]
+    assert m.query("SELECT DISTINCT build FROM grid_listings").rows == [(grid_orders.build_id(VIEW, versions),)]
+
+
+def test_a_filter_no_frame_passes_answers_an_empty_page(store: EmbeddedMetricsStore) -> None:
+    """Every prediction right: the wrong predictions' pages are answered empty from the kept sorts."""
     m = store
     m.command("ALTER TABLE evaluations UPDATE label_class = pred_raw WHERE 1 SETTINGS mutations_sync = 2")
     versions = AnswerCache(m).versions(VIEW_TABLES)
     assert versions is not None
-    assert grid_orders.keep(m, VIEW, versions, SCOPES, limit=LIMIT)[1]
-    assert grid_orders.page(m, VIEW, versions, "loss", True, (("correct", False),), 9, None) == []
-    assert _walk(m, grid_orders.equalities((("correct", False),)), "loss", True, 9, AnswerCache(m)) == [([], "", 0)]
+    assert grid_orders.keep(m, VIEW, versions)[1]
+    wrong = grid_orders.equalities((("correct", False),))
+    assert grid_orders.page(m, VIEW, versions, "loss", True, wrong, 9, None) == []
+    assert _walk(m, wrong, "loss", True, 9, AnswerCache(m)) == [([], "", 0)]

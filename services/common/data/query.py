@@ -106,7 +106,9 @@ class View:
     frames_from: str = ""
 
 
-_ROW_COLUMNS = (
+#: the columns :func:`view_sql` reads of each row (with ``confidence``; a large set's grid listings keep them,
+#: :mod:`shoal.analysis.grid_orders`)
+ROW_COLUMNS = (
     "frame_id", "split", "media_uri", "media_type", "capture_time", "meta_str", "meta_num", "meta_bool", "meta_time",
     "label_class", "pred_raw", "probs", "loss", "margin", "true_rank",
 )  # fmt: skip
@@ -124,23 +126,27 @@ PAGE_COLUMNS = (
 )
 
 
-def view_sql(view: View, params: Params, cell: tuple[int, int | None] | None = None) -> str:
+def view_sql(
+    view: View, params: Params, cell: tuple[int, int | None] | None = None, listing: tuple[str, str] | None = None
+) -> str:
     """A subquery with one row per frame of the dataset and every field of :data:`FIELDS`, read
     from the ``evaluations`` table the ingest service keeps current; statements reading it end
     with :data:`SETTINGS`. With a ``cell`` (a label class, and a predicted class or None; see
     :func:`cell_of`) only that cell's frames, read from ``evaluations_by_cell``: the caller's filter
-    must select no frame outside it."""
+    must select no frame outside it. With a ``listing`` (a build and a listing's name; an inference
+    set's view without a baseline), the rows of that listing of the set's grid, with their place in
+    it as ``_key`` (:mod:`shoal.analysis.grid_orders`)."""
     project = params.add(view.project, "String")
     dataset = params.add(view.dataset, "String")
     inference_set = params.add(view.inference_set, "String")
     threshold = params.add(float(view.confidence_threshold), "Float64")
     ontology = params.add(list(view.ontology), "Array(Int32)")
     if view.inference_set:
-        columns = f"{', '.join(_ROW_COLUMNS)}, toFloat64(confidence) AS confidence"
+        columns = f"{', '.join(ROW_COLUMNS)}, toFloat64(confidence) AS confidence"
     else:  # the frames alone: another set's rows, without their predictions
         inference_set = params.add(view.frames_from, "String")
         columns = (
-            f"{', '.join(c for c in _ROW_COLUMNS if c not in _PREDICTION_COLUMNS)},"
+            f"{', '.join(c for c in ROW_COLUMNS if c not in _PREDICTION_COLUMNS)},"
             " CAST(NULL AS Nullable(Int32)) AS pred_raw, CAST([] AS Array(Float32)) AS probs,"
             " CAST(NULL AS Nullable(Float64)) AS loss, CAST(NULL AS Nullable(Float64)) AS margin,"
             " CAST(NULL AS Nullable(UInt16)) AS true_rank, CAST(NULL AS Nullable(Float64)) AS confidence"
@@ -155,6 +161,15 @@ def view_sql(view: View, params: Params, cell: tuple[int, int | None] | None = N
         f"SELECT {columns} FROM {table} FINAL WHERE project = {project} AND inference_set = {inference_set}"
         f" AND dataset = {dataset}{in_cell}"
     )
+    if listing is not None:
+        if not view.inference_set or view.baseline_inference_set:
+            raise ValueError("a grid listing holds an inference set's own rows")
+        # a build's rows are written once (or the same again, by a second replica: the reader leaves them out)
+        rows = (
+            f"SELECT {', '.join(ROW_COLUMNS)}, confidence, width, height, key AS _key FROM grid_listings"
+            f" WHERE project = {project} AND inference_set = {inference_set} AND dataset = {dataset}"
+            f" AND build = {params.add(listing[0], 'String')} AND listing = {params.add(listing[1], 'String')}"
+        )
     if view.baseline_inference_set:
         baseline = params.add(view.baseline_inference_set, "String")
         base_rows = (
@@ -162,7 +177,7 @@ def view_sql(view: View, params: Params, cell: tuple[int, int | None] | None = N
             f" WHERE project = {project} AND inference_set = {baseline} AND dataset = {dataset}"
         )
         rows = (
-            f"SELECT {', '.join(f'r.{c} AS {c}' for c in (*_ROW_COLUMNS, 'confidence'))},"
+            f"SELECT {', '.join(f'r.{c} AS {c}' for c in (*ROW_COLUMNS, 'confidence'))},"
             " b.pred_raw AS base_pred_raw, b.confidence AS base_confidence"
             f" FROM ({rows}) AS r LEFT JOIN ({base_rows}) AS b ON b.frame_id = r.frame_id"
         )
