@@ -683,16 +683,20 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                 key = -loss[rows] if descending else loss[rows]
                 assert got == [ids[i] for i in rows[np.lexsort((np.array(ids)[rows], key))]], (conditions, descending)
                 assert kept() == before + pages, (conditions, descending)
-        # sorted by loss, the count is kept too (the frames with a loss), the page and its frames' sizes read
-        before = computed()
+        # sorted by loss, the count is kept too (the frames with a loss); the page is read from the kept sort with
+        # its frames' sizes (no read of the frames)
+        before, from_sort = computed(), kept()
         by_loss = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
             project="den", inference_set="m", filter=cpb.Filter(all=[eq("label_class", 1)]),
             sort=[apb.SortKey(field="loss", descending=True)]))  # fmt: skip
-        assert by_loss.page.total_count == int((labels == 1).sum()) and computed() == before + 2
-        # a question nobody prepared is computed on its first call: its count, its page and its frames' sizes
+        assert by_loss.page.total_count == int((labels == 1).sum()) and computed() == before + 1
+        assert kept() == from_sort + 1
+        # a question nobody prepared is computed on its first call: its count and its page; sorted by frame id (no
+        # kept sort), its frames' sizes too
         confident = cpb.Condition(field="confidence", range=cpb.Range(min=cpb.Value(number_value=0.5)))
-        before = computed()
-        c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(project="den", inference_set="m",
-                                                              filter=cpb.Filter(all=[eq("label_class", 1), confident]),
-                                                              sort=[apb.SortKey(field="loss", descending=True)]))  # fmt: skip
-        assert computed() == before + 3
+        for field, reads in (("loss", 2), ("frame_id", 3)):
+            before = computed()
+            c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                project="den", inference_set="m", filter=cpb.Filter(all=[eq("label_class", 1), confident]),
+                sort=[apb.SortKey(field=field, descending=True)]))  # fmt: skip
+            assert computed() == before + reads, field
