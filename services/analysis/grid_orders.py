@@ -53,6 +53,10 @@ KEPT_ABOVE = 500_000
 SPARSE = 1_000
 #: the grid's sorts kept (by a field of the prediction; a page by frame id reads the table in order)
 FIELDS = ("loss", "confidence", "margin")
+#: the order the sorts are written in after a change of the data: the worst predictions first (the grid's most
+#: asked sorts after frame id), so that those pages read their sort soonest
+WRITTEN_FIRST = (("loss", True), ("confidence", False), ("margin", False), ("loss", False), ("confidence", True),
+                 ("margin", True))  # fmt: skip
 _COLUMNS = (*ROW_COLUMNS, "confidence")
 #: a build's name (:func:`build_id`), written into the statement that drops its rows
 _BUILD = re.compile(r"[0-9a-f]{32}")
@@ -175,8 +179,9 @@ def keep(
     metrics: MetricsStore, view: View, versions: Sequence[Any], *, deadline: float | None = None
 ) -> tuple[int, bool]:
     """Writes the listings of ``view`` not written yet under ``versions``: every frame with the field, sorted by
-    each of :data:`FIELDS`, up and down; once all are written, removes the builds before. Stops at ``deadline``
-    (monotonic; a call after goes on where it stopped). Returns how many listings it wrote, and whether all are."""
+    each of :data:`FIELDS`, up and down, in the order of :data:`WRITTEN_FIRST`; once all are written, removes the
+    builds before. Stops at ``deadline`` (monotonic; a call after goes on where it stopped). Returns how many
+    listings it wrote, and whether all are."""
     build = build_id(view, versions)
     target = {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build}
     done = {
@@ -188,49 +193,46 @@ def keep(
         ).rows
     }
     written = 0
-    for field in FIELDS:
-        for descending in (False, True):
-            name = listing_name(field, descending)
-            if name in done:
-                continue
-            if deadline is not None and time.monotonic() >= deadline:
-                return written, False
-            params = Params()
-            source = view_sql(view, params)
-            columns = ", ".join(_COLUMNS)
-            into = [params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, name)]
-            if not done:  # the build is known before its rows are written: remove finds it if cut short
-                metrics.insert("grid_listing_builds", [[view.project, view.inference_set, view.dataset, build, "", 0]],
-                               ["project", "inference_set", "dataset", "build", "listing", "rows"])  # fmt: skip
-                done.add("")
-            # with each frame's size, which a page shows (a merge of the two tables in frame id order); a write
-            # cut short and written again, or written by two replicas, leaves rows twice until merged
-            sizes = (
-                f"SELECT frame_id, width, height FROM frames FINAL WHERE project = {into[0]} AND dataset = {into[2]}"
-            )
-            metrics.command(
-                f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns},"
-                f" width, height) SELECT {', '.join(into)}, {'-' if descending else ''}v.{field},"
-                f" {', '.join(f'v.{c}' for c in _COLUMNS)}, ifNull(s.width, 0), ifNull(s.height, 0)"
-                f" FROM ({source}) AS v LEFT JOIN ({sizes}) AS s ON s.frame_id = v.frame_id"
-                f" WHERE v.{field} IS NOT NULL{SETTINGS}, join_algorithm = 'full_sorting_merge'",
-                params.values,
-            )
-            rows = int(
-                metrics.query(
-                    "SELECT count() FROM grid_listings WHERE project = {project:String}"
-                    " AND inference_set = {set:String} AND dataset = {dataset:String} AND build = {build:String}"
-                    " AND listing = {listing:String}",
-                    {**target, "listing": name},
-                ).scalar()
-            )
-            metrics.insert(
-                "grid_listing_builds",
-                [[view.project, view.inference_set, view.dataset, build, name, rows]],
-                ["project", "inference_set", "dataset", "build", "listing", "rows"],
-            )
-            written += 1
-            WRITTEN.inc()
+    for field, descending in WRITTEN_FIRST:
+        name = listing_name(field, descending)
+        if name in done:
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            return written, False
+        params = Params()
+        source = view_sql(view, params)
+        columns = ", ".join(_COLUMNS)
+        into = [params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, name)]
+        if not done:  # the build is known before its rows are written: remove finds it if cut short
+            metrics.insert("grid_listing_builds", [[view.project, view.inference_set, view.dataset, build, "", 0]],
+                           ["project", "inference_set", "dataset", "build", "listing", "rows"])  # fmt: skip
+            done.add("")
+        # with each frame's size, which a page shows (a merge of the two tables in frame id order); a write
+        # cut short and written again, or written by two replicas, leaves rows twice until merged
+        sizes = f"SELECT frame_id, width, height FROM frames FINAL WHERE project = {into[0]} AND dataset = {into[2]}"
+        metrics.command(
+            f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns},"
+            f" width, height) SELECT {', '.join(into)}, {'-' if descending else ''}v.{field},"
+            f" {', '.join(f'v.{c}' for c in _COLUMNS)}, ifNull(s.width, 0), ifNull(s.height, 0)"
+            f" FROM ({source}) AS v LEFT JOIN ({sizes}) AS s ON s.frame_id = v.frame_id"
+            f" WHERE v.{field} IS NOT NULL{SETTINGS}, join_algorithm = 'full_sorting_merge'",
+            params.values,
+        )
+        rows = int(
+            metrics.query(
+                "SELECT count() FROM grid_listings WHERE project = {project:String}"
+                " AND inference_set = {set:String} AND dataset = {dataset:String} AND build = {build:String}"
+                " AND listing = {listing:String}",
+                {**target, "listing": name},
+            ).scalar()
+        )
+        metrics.insert(
+            "grid_listing_builds",
+            [[view.project, view.inference_set, view.dataset, build, name, rows]],
+            ["project", "inference_set", "dataset", "build", "listing", "rows"],
+        )
+        written += 1
+        WRITTEN.inc()
     remove(metrics, view, but=build)  # the builds before: no page reads them any more (their versions are gone)
     return written, True
 
