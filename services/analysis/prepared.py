@@ -69,7 +69,7 @@ MAX_SPLITS = 8
 #: pages kept of each of those sorts (one read of the set keeps them all)
 GRID_PAGES = 10
 #: seconds after which a round begins no other listing of the grid's sorts of large sets (six listings a set,
-#: each written whole: about 20 s a listing at 10M frames): the rest is written in the rounds after
+#: each written whole: about 24 s a listing at 10M frames): the rest is written in the rounds after
 ORDERS_SECONDS = 5.0
 
 SetKey = tuple[str, str, str]  # project, dataset, inference set
