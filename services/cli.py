@@ -341,9 +341,9 @@ def cmd_standing(args: argparse.Namespace) -> int:
     """Starts, lists, shows and stops standing campaigns, and scores local embeddings against one."""
     from google.protobuf.json_format import MessageToDict, Parse, ParseError
 
+    from shoal.common.pagination import pages
     from shoal.common.v1 import common_pb2
     from shoal.sampler.v1 import sampler_pb2 as spb
-    from shoal.sdk import pages
 
     command = args.standing_command
     with _client(args) as c:
@@ -584,8 +584,8 @@ def cmd_automations(args: argparse.Namespace) -> int:
     from google.protobuf.json_format import MessageToDict
 
     from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.common.pagination import pages
     from shoal.common.v1 import common_pb2
-    from shoal.sdk import pages
 
     command = args.automations_command
     if command == "create":

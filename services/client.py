@@ -205,8 +205,8 @@ class Client:
 
     def campaign(self, project: str, job_id: str) -> Campaign:
         """A finished campaign's summary and all of its items, by rank."""
+        from shoal.common.pagination import pages
         from shoal.sampler.v1 import sampler_pb2 as spb
-        from shoal.sdk import pages
 
         answers = list(pages(lambda page: self.sampler.GetCampaign(
             spb.GetCampaignRequest(project=project, job_id=job_id, page=page))))  # fmt: skip
@@ -252,8 +252,8 @@ class Client:
 
     def standing_campaign(self, project: str, name: str) -> StandingCampaign:
         """A standing campaign's state and counts and every frame it kept so far, in the order kept."""
+        from shoal.common.pagination import pages
         from shoal.sampler.v1 import sampler_pb2 as spb
-        from shoal.sdk import pages
 
         answers = list(pages(lambda page: self.sampler.GetStandingCampaign(
             spb.GetStandingCampaignRequest(project=project, name=name, page=page))))  # fmt: skip

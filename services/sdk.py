@@ -13,7 +13,7 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ import grpc
 import numpy as np
 
 from shoal.common import classmaps, masks
+from shoal.common.pagination import pages
 from shoal.common.v1 import common_pb2
 from shoal.ingest.v1 import ingest_pb2 as pb
 
@@ -666,18 +667,6 @@ class CampaignScore:
         """Whether each frame of ``frame_ids`` (as given) is kept."""
         kept = set(self.kept)
         return np.asarray([f in kept for f in self.frame_ids], dtype=bool)
-
-
-def pages(fetch: Callable[[common_pb2.PageRequest], Any], page_size: int = 1000) -> Iterator[Any]:
-    """Every page of a paged RPC: ``fetch(page)`` sends the request with ``page`` and returns its answer,
-    whose ``page.next_page_token`` leads to the next one."""
-    token = ""
-    while True:
-        resp = fetch(common_pb2.PageRequest(page_size=page_size, page_token=token))
-        yield resp
-        token = resp.page.next_page_token
-        if not token:
-            return
 
 
 def standing_judge(stub: Any, project: str, name: str, *, page_size: int = 1000) -> tuple[Any, Any]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from shoal.common.errors import InvalidArgument
+from shoal.common.v1 import common_pb2
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -50,3 +53,15 @@ def next_token(page: Page, returned: int, total: int, *, scope: str) -> str:
         return ""
     raw = json.dumps({"o": nxt, "f": _fingerprint(scope)}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def pages(fetch: Callable[[common_pb2.PageRequest], Any], page_size: int = MAX_PAGE_SIZE) -> Iterator[Any]:
+    """Every page of a paged RPC: ``fetch(page)`` sends the request with ``page`` and returns its answer,
+    whose ``page.next_page_token`` leads to the next one."""
+    token = ""
+    while True:
+        resp = fetch(common_pb2.PageRequest(page_size=page_size, page_token=token))
+        yield resp
+        token = resp.page.next_page_token
+        if not token:
+            return

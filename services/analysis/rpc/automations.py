@@ -43,6 +43,7 @@ from shoal.common.errors import FailedPrecondition, InvalidArgument, NotFound, U
 from shoal.common.jobs import SUCCEEDED as JOB_SUCCEEDED
 from shoal.common.jobs import Job
 from shoal.common.labeling import platform_of
+from shoal.common.pagination import pages
 from shoal.common.settings import ShoalSettings
 from shoal.common.stores.events import EventBus
 from shoal.common.topics import Topics
@@ -440,21 +441,12 @@ def flagged_frames(ctx: Context, project: Project, job: Job) -> tuple[int, int, 
     def name(c: int) -> str:
         return names.get(c, str(c))
 
-    def pages(query: Callable[[common_pb2.PageRequest], Any]) -> Iterator[Any]:
-        token = ""
-        while True:
-            resp = query(common_pb2.PageRequest(page_size=PAGE, page_token=token))
-            yield resp
-            token = resp.page.next_page_token
-            if not token:
-                return
-
     p, j = project.name, job.job_id
     kind = job.kind
     if kind == detection_kind.KIND:
         read = pages(lambda page: detection_issues.query_detection_label_issues(
             ctx, pb.QueryDetectionLabelIssuesRequest(project=p, job_id=j, level=pb.DETECTION_ISSUE_LEVEL_FRAME,
-                                                     page=page)))  # fmt: skip
+                                                     page=page)), PAGE)  # fmt: skip
         first = next(read)
         counts = ("missing_labels", "missing box"), ("spurious_labels", "spurious box"), \
             ("mislocalized", "mislocalized box"), ("class_swaps", "box of another class"), \
@@ -469,7 +461,7 @@ def flagged_frames(ctx: Context, project: Project, job: Job) -> tuple[int, int, 
         examined, flagged = first.summary.frames, first.summary.flagged_frames
     elif kind == multilabel_issues.KIND:
         read = pages(lambda page: multilabel.query_multi_label_issues(ctx, pb.QueryMultiLabelIssuesRequest(
-            project=p, job_id=j, page=page)))  # fmt: skip
+            project=p, job_id=j, page=page)), PAGE)  # fmt: skip
         first = next(read)
 
         def multilabel_rows(resp: Any) -> list[tuple[str, str]]:
@@ -487,7 +479,7 @@ def flagged_frames(ctx: Context, project: Project, job: Job) -> tuple[int, int, 
         examined, flagged = first.summary.frames, first.summary.flagged_frames
     elif kind == segmentation_label_issues.KIND:
         read = pages(lambda page: segmentation.query_segmentation_issues(ctx, pb.QuerySegmentationIssuesRequest(
-            project=p, job_id=j, page=page)))  # fmt: skip
+            project=p, job_id=j, page=page)), PAGE)  # fmt: skip
         first = next(read)
 
         def segmentation_rows(resp: Any) -> list[tuple[str, str]]:
@@ -505,7 +497,7 @@ def flagged_frames(ctx: Context, project: Project, job: Job) -> tuple[int, int, 
         examined, flagged = first.summary.frames, first.summary.flagged_frames
     elif kind == sound_event_label_issues.KIND:
         read = pages(lambda page: sound_events.query_sound_event_issues(ctx, pb.QuerySoundEventIssuesRequest(
-            project=p, job_id=j, level=pb.SOUND_EVENT_ISSUE_LEVEL_CLIP, page=page)))  # fmt: skip
+            project=p, job_id=j, level=pb.SOUND_EVENT_ISSUE_LEVEL_CLIP, page=page)), PAGE)  # fmt: skip
         first = next(read)
         kinds = ("spurious", "spurious"), ("badly_bounded", "badly bounded"), ("wrong_class", "of the wrong class"), \
             ("missing", "missing")  # fmt: skip
@@ -519,7 +511,7 @@ def flagged_frames(ctx: Context, project: Project, job: Job) -> tuple[int, int, 
         examined, flagged = first.summary.clips, first.summary.flagged_clips
     else:
         read = pages(lambda page: label_issues.query_label_issues(ctx, pb.QueryLabelIssuesRequest(
-            project=p, job_id=j, page=page)))  # fmt: skip
+            project=p, job_id=j, page=page)), PAGE)  # fmt: skip
         first = next(read)
 
         def classification_rows(resp: Any) -> list[tuple[str, str]]:
