@@ -1,7 +1,9 @@
 """Pages of a finished job's results at N frames on chDB: a page of label issues (with dismissals left out),
-of outliers (with each frame's neighbours) and of duplicate pairs, read from the rows the job's end keeps in
-page order (``shoal.analysis.ranked``) beside the same page sorted from every row of the job, as every page was
-read before, in the same run; and what keeping the order costs at the job's end.
+of outliers (with each frame's neighbours) and of duplicate pairs, read from the rows kept in page order
+(``shoal.analysis.ranked``: the first 100,000 of each list at the job's end, the rest ranked after it as the
+preparer does) beside the same page sorted from every row of the job, as every page was read before, in the
+same run, at depths from the first page to the last; and what keeping the order costs, at the job's end and
+after it.
 
 The job's rows are written by SQL from ``numbers(N)`` as the label-issue and neighbour jobs store them (a sixth
 of the frames flagged, 10 neighbours each, a pair per 20 frames); 500 frames are dismissed.
@@ -29,9 +31,29 @@ sys.path.insert(0, str(REPO))
 from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
 
 MODULE = "bench.console.bench_job_pages"
-#: pages asked: the console's Issues page shows 48, the Findings page 24; the last two lie beyond the ranked rows
+#: pages asked: the console's Issues page shows 48, the Findings page 24; then the middle of the list and its last
+#: page (beyond the rows ranked at the job's end)
 OFFSETS = (0, 48, 5_000, 50_000, 99_952)
 SIZE = 48
+
+
+def _offsets(length: int) -> list[int]:
+    return sorted({*(o for o in OFFSETS if o < length), length // 2, max(0, length - SIZE)})
+
+
+def _rest(m: Any, job: Any, listings: Any) -> dict[str, float]:  # type: ignore[type-arg]
+    """Ranks the rest of the job's lists as the preparer does after the job's end; seconds per list."""
+    from shoal.analysis import ranked
+
+    by_key = {lst.key: lst for lst in listings}
+    spent: dict[str, float] = {}
+    for part in ranked.partial(m):
+        if part.job_id == job.job_id and part.key in by_key:
+            t = time.perf_counter()
+            ranked.rank_rest(m, part, by_key[part.key])
+            spent[part.key] = round(time.perf_counter() - t, 2)
+    assert not [p for p in ranked.partial(m) if p.job_id == job.job_id and p.key in by_key]
+    return spent
 
 
 def _ms(times: list[float]) -> dict[str, float]:
@@ -156,15 +178,22 @@ def measure(n: int, repeats: int, detection: bool = False) -> dict[str, Any]:  #
         t = time.perf_counter()
         summary = label_issues.Summary(frames=n, issues=issues, class_ids=[], thresholds=[], confident_joint=[],
                                        joint=[], noise_matrix=[], issues_per_class=[])  # fmt: skip
-        label_issues.rank(m, Job("p", "analysis", "fast", label_issues.KIND), summary, above=ranked.RANKED_ABOVE)
+        fast_issues = Job("p", "analysis", "fast", label_issues.KIND)
+        label_issues.rank(m, fast_issues, summary, above=ranked.RANKED_ABOVE)
         keep["label_issues_s"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
         nsum = neighbors.Summary(frames=n, k=10, metric="cosine", duplicate_distance=0.1, median_nearest_distance=0.1,
                                  exact_duplicate_pairs=0, near_duplicate_pairs=n // 20, cross_split_pairs=cross,
                                  exact_search=False)  # fmt: skip
-        neighbors.rank(m, Job("p", "analysis", "fast", neighbors.KIND), nsum, above=ranked.RANKED_ABOVE)
+        fast_neighbors = Job("p", "analysis", "fast", neighbors.KIND)
+        neighbors.rank(m, fast_neighbors, nsum, above=ranked.RANKED_ABOVE)
         keep["neighbors_s"] = round(time.perf_counter() - t, 2)
         out["keeping_the_order"] = keep
+        rss_before = peak_rss_mib()
+        out["ranking_the_rest_s"] = {**_rest(m, fast_issues, label_issues.LISTINGS),
+                                     **_rest(m, fast_neighbors, neighbors.LISTINGS)}  # fmt: skip
+        out["peak_rss_mib_before_the_rest"] = round(rss_before, 0)
+        out["peak_rss_mib_after_the_rest"] = round(peak_rss_mib(), 0)
 
         def issue_page(job: str, offset: int, order: int) -> Any:
             return label_issues.query_issues(m, "p", job, dataset="d", all_frames=False, include_dismissed=False,
@@ -185,10 +214,11 @@ def measure(n: int, repeats: int, detection: bool = False) -> dict[str, Any]:  #
 
 
 def _pages(asks: dict[str, Any], repeats: int) -> dict[str, Any]:
-    """Each page asked of both jobs, ``repeats`` times; their first rows must agree."""
+    """Each page asked of both jobs, ``repeats`` times, from the first to the last; their first rows must agree."""
     pages: dict[str, Any] = {}
     for what, ask in asks.items():
-        for offset in OFFSETS:
+        length = int(ask("plain", 0)[1])  # the list's rows as a page counts them (dismissed ones left out)
+        for offset in _offsets(length):
             row: dict[str, Any] = {}
             for job, name in (("plain", "sorted_from_every_row"), ("fast", "ranked")):
                 times = []
@@ -223,9 +253,13 @@ def measure_detection(n: int, repeats: int) -> dict[str, Any]:  # type: ignore[t
                                            issues={"missing_label": out["flagged_objects"]}, thresholds={},
                                            match_iou=0.5, localization_min_iou=0.1)  # fmt: skip
         t = time.perf_counter()
-        detection_issues.rank(m, Job("p", "analysis", "fast", detection_issues.KIND), summary,
-                              above=ranked.RANKED_ABOVE)  # fmt: skip
+        fast = Job("p", "analysis", "fast", detection_issues.KIND)
+        detection_issues.rank(m, fast, summary, above=ranked.RANKED_ABOVE)
         out["keeping_the_order_s"] = round(time.perf_counter() - t, 2)
+        rss_before = peak_rss_mib()
+        out["ranking_the_rest_s"] = _rest(m, fast, detection_issues.LISTINGS)
+        out["peak_rss_mib_before_the_rest"] = round(rss_before, 0)
+        out["peak_rss_mib_after_the_rest"] = round(peak_rss_mib(), 0)
 
         # as the server answers: the count of the dismissed rows is kept until a dismissal or a relabel (the first
         # page asked of the fast job counts them, the largest of its times)

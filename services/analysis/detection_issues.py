@@ -888,6 +888,10 @@ def frame_listing(order: int) -> ranked.Listing:
                           _FLAGGED, FRAME_ORDERS[order])  # fmt: skip
 
 
+#: every listing a job keeps in page order
+LISTINGS = (*(object_listing(o) for o in OBJECT_ORDERS), *(frame_listing(o) for o in FRAME_ORDERS))
+
+
 def rank(metrics: MetricsStore, job: Job, summary: Summary, *, above: int) -> int:
     """Keeps the job's flagged objects and frames in page order when longer than ``above`` (see :mod:`ranked`)."""
     flagged = sum(summary.issues.values())

@@ -423,6 +423,10 @@ def listing(all_frames: bool, order: int) -> ranked.Listing:
                           f"{ORDERS[order]}, frame_id")  # fmt: skip
 
 
+#: every listing a job keeps in page order
+LISTINGS = tuple(listing(a, o) for a in (False, True) for o in ORDERS)
+
+
 def rank(metrics: MetricsStore, job: Job, summary: Summary, *, above: int) -> int:
     """Keeps the job's listings in page order when longer than ``above`` (see :mod:`ranked`)."""
     lengths = {False: summary.issues, True: summary.frames}

@@ -667,7 +667,8 @@ def outlier_listing(order: int) -> ranked.Listing:
         f"{OUTLIER_ORDERS[order].format(t='')}, frame_id",
         around="SELECT s.*, g.neighbors AS neighbors, g.distances AS distances FROM ({rows}) AS s"
                f" LEFT JOIN (SELECT frame_id, neighbors, distances FROM knn_graph FINAL WHERE {_JOB}"
-               " AND frame_id IN (SELECT frame_id FROM ({rows}))) AS g ON g.frame_id = s.frame_id",
+               " AND {within}) AS g ON g.frame_id = s.frame_id",
+        within="frame_id IN (SELECT frame_id FROM ({rows}))",
     )  # fmt: skip
 
 
@@ -676,6 +677,10 @@ def duplicate_listing(cross_split_only: bool) -> ranked.Listing:
     return ranked.Listing("duplicate_ranks", "cross" if cross_split_only else "all", DUPLICATE_COLUMNS,
                           "duplicate_pairs FINAL", _JOB + (_CROSS if cross_split_only else ""),
                           "distance, frame_a, frame_b")  # fmt: skip
+
+
+#: every listing a job keeps in page order
+LISTINGS = (*(outlier_listing(o) for o in OUTLIER_ORDERS), duplicate_listing(False), duplicate_listing(True))
 
 
 def rank(metrics: MetricsStore, job: Job, summary: Summary, *, above: int) -> int:

@@ -20,7 +20,9 @@ background once the data has settled, so that the first call finds them kept too
   the whole map, as the map page first asks for it;
 - for the label-issue jobs finished lately (one per inference set): the first page of the Issues
   page, in its default order; for the neighbour jobs (one per dataset and space), the first pages
-  of outliers and duplicates of the Findings page.
+  of outliers and duplicates of the Findings page;
+- for every finished job whose lists are longer than a job's end keeps in page order
+  (:mod:`shoal.analysis.ranked`), the rest of each list, so that a page at any depth reads its own rows.
 
 What the console asks beyond these (another sort, a filter of metadata, a zoomed map) is computed
 on its first call and kept from then on. A round computes only what is not kept under the tables'
@@ -34,7 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from shoal.analysis import datapoints, embedding_map, grid_orders, label_issues, neighbors
+from shoal.analysis import datapoints, detection_issues, embedding_map, grid_orders, label_issues, neighbors, ranked
 from shoal.analysis.rpc.classification import get_classification_metrics
 from shoal.analysis.rpc.context import Context
 from shoal.analysis.rpc.embedding_map import get_map_viewport
@@ -45,7 +47,7 @@ from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.evaluations import frame_rows_set
 from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
 from shoal.common.errors import NotFound
-from shoal.common.jobs import Job
+from shoal.common.jobs import SUCCEEDED, Job
 from shoal.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ SetKey = tuple[str, str, str]  # project, dataset, inference set
 WATCHED = (*VIEW_TABLES, "jobs")
 #: finished jobs remembered as prepared
 MAX_PREPARED_JOBS = 4_096
+#: every listing a finished job keeps in page order, by key (:mod:`shoal.analysis.ranked`)
+JOB_LISTINGS = {lst.key: lst for lst in (*label_issues.LISTINGS, *neighbors.LISTINGS, *detection_issues.LISTINGS)}
 
 
 class Preparer:
@@ -102,6 +106,10 @@ class Preparer:
         #: the finished jobs whose first pages were prepared (label issues, neighbours, maps): project, job id
         #: and when it finished (a job run again is prepared again)
         self.prepared_jobs: set[tuple[str, str, Any]] = set()
+        #: whether finished jobs' listings may be ranked in part (looked for at the start, and when a job changed)
+        self._partial = True
+        #: the listings whose ranking failed (not tried again for that run of their job)
+        self._rank_failed: set[ranked.Partial] = set()
 
     def round(self) -> int:
         """Looks for sets that changed, and prepares those not prepared under the tables' current
@@ -144,7 +152,14 @@ class Preparer:
             done += self._keep_orders(view)
         if "jobs" in changed:  # a job finished (or changed): the pages of those finished last, not yet prepared
             done += self._prepare_maps() + self._prepare_issues() + self._prepare_findings()
+            self._partial = True
+        if self._partial:
+            done += self._rank_jobs()
         return done
+
+    def jobs_ranked(self) -> bool:
+        """Whether every finished job's listings are ranked whole (as of the last round)."""
+        return not self._partial
 
     def job_prepared(self, project: str, job_id: str) -> bool:
         """Whether the first pages of the job, as it last finished, were prepared."""
@@ -246,6 +261,24 @@ class Preparer:
                 break
             self._orders[key] = versions
         return written
+
+    def _rank_jobs(self) -> int:
+        """Ranks the rest of finished jobs' listings ranked in part at their end, for :data:`ORDERS_SECONDS` per round
+        (a listing begun is ranked whole); returns how many it ranked."""
+
+        def finished(project: str, job_id: str) -> bool:
+            job = self.ctx.jobs.find(project, job_id)
+            return job is not None and job.state == SUCCEEDED
+
+        try:
+            deadline = time.monotonic() + ORDERS_SECONDS
+            n, whole = ranked.complete(self.ctx.metrics, JOB_LISTINGS, current=finished, deadline=deadline,
+                                       failed=self._rank_failed)  # fmt: skip
+        except Exception:  # looked for again when a job changes
+            log.warning("ranking the rest of finished jobs' listings failed", exc_info=True)
+            n, whole = 0, True
+        self._partial = not whole
+        return n
 
     def _rows(self, key: SetKey) -> int:
         """The set's rows, about (a row of a frame written again counts until the two are merged)."""

@@ -4,26 +4,33 @@ A page of a job's label issues, outliers or duplicate pairs sorts every row of t
 frames, about a second). When a job's listing has more rows than the service's
 ``ranked_pages_above``, the job's end writes the first :data:`RANKED` rows of each of its orders
 (each a *listing*) into a table ordered by (project, job, listing, rank), with the row's columns
-beside its rank, and the listing's length into ``result_listings``. A page is then a range of
-ranks, read through the table's primary key. Rows left out of a page (a dismissed label issue)
-move the range by as many ranks as come before it (:func:`window`).
+beside its rank, and the listing's length into ``result_listings``; the analysis service's preparer
+then ranks the rest of a longer listing in the background (:func:`complete`: about 8 s for 10M label
+issues), so that the job itself takes no longer. A page is a range of ranks, read through the table's
+primary key. Rows left out of a page (a dismissed label issue) move the range by as many ranks as come
+before it (:func:`window`).
 
-A page beyond the ranked rows, and a page of a job finished before its listings were ranked, is
-read from the job's rows as before: the caller falls back when :func:`page` returns None.
+A page beyond the ranked rows (until the rest is ranked), and a page of a job finished before its
+listings were ranked, is read from the job's rows as before: the caller falls back when :func:`page`
+returns None.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shoal.common.jobs import Job
 from shoal.common.stores.metrics import MetricsStore, Migration
 
-#: the rows of each listing kept in page order (a console shows 24 to 50 at a time)
+log = logging.getLogger(__name__)
+
+#: the rows of each listing kept in page order at the job's end (a console shows 24 to 50 at a time); the rest
+#: is ranked in the background (:func:`complete`)
 RANKED = 100_000
 #: listings longer than this are ranked (the ``ranked_pages_above`` setting's default): a page of a
 #: shorter one sorts it in a few milliseconds
@@ -56,8 +63,11 @@ class Listing:
     where: str
     order: str
     #: SQL around the ordered rows (``{rows}``) giving ``columns`` (e.g. a join of what else a page
-    #: shows, read for the ranked rows alone)
+    #: shows); ``{within}`` in it stands for ``within`` when a part of the listing is ranked (``1`` when
+    #: the rest of it is)
     around: str = "{rows}"
+    #: a condition on the other side of ``around``'s join: only what the ranked rows (``{rows}``) need
+    within: str = "1"
 
     @property
     def key(self) -> str:
@@ -65,12 +75,13 @@ class Listing:
 
 
 def keep(metrics: MetricsStore, job: Job, listings: Iterable[tuple[Listing, int]], *, above: int,
-         limit: int = RANKED) -> int:  # fmt: skip
-    """Writes the first ``limit`` rows of each listing of ``job`` in page order, for the listings
-    given with more than ``above`` rows (as the job's summary counts them; the length kept is
-    counted from the listing's rows); returns how many were ranked. A rerun writes the same ranks
-    over the earlier, and a listing ranked by an earlier run that is now too short to rank is marked
-    so (its pages are read from the job's rows again)."""
+         limit: int | None = None) -> int:  # fmt: skip
+    """Writes the first ``limit`` (:data:`RANKED`) rows of each listing of ``job`` in page order, for
+    the listings given with more than ``above`` rows (as the job's summary counts them; the length
+    kept is counted from the listing's rows); returns how many were ranked. A rerun writes its ranks
+    over the earlier (and removes those past them), and a listing ranked by an earlier run that is now
+    too short to rank is marked so (its pages are read from the job's rows again)."""
+    limit = RANKED if limit is None else limit
     params = {"project": job.project, "job": job.job_id}
     earlier = {
         str(r[0])
@@ -87,17 +98,106 @@ def keep(metrics: MetricsStore, job: Job, listings: Iterable[tuple[Listing, int]
             continue
         total = int(metrics.query(f"SELECT count() FROM {listing.source} WHERE {listing.where}", params).scalar())
         first = f"SELECT * FROM {listing.source} WHERE {listing.where} ORDER BY {listing.order} LIMIT {{_limit:UInt64}}"
+        around = listing.around.replace("{within}", listing.within).replace("{rows}", first)
+        args = {**params, "_listing": listing.name, "_limit": limit}
+        if listing.key in earlier:  # an earlier run's ranks past this run's (ranked in the background)
+            metrics.command(
+                f"DELETE FROM {listing.table} WHERE project = {{project:String}} AND job_id = {{job:String}}"
+                " AND listing = {_listing:String} AND rank >= {_limit:UInt64}",
+                args,
+            )
         metrics.command(
             f"INSERT INTO {listing.table} (project, job_id, listing, rank, {listing.columns})"
             " SELECT {project:String}, {job:String}, {_listing:String},"
-            f" toUInt32(row_number() OVER (ORDER BY {listing.order}) - 1), {listing.columns}"
-            f" FROM ({listing.around.replace('{rows}', first)})",
-            {**params, "_listing": listing.name, "_limit": limit},
+            f" toUInt32(row_number() OVER (ORDER BY {listing.order}) - 1), {listing.columns} FROM ({around})",
+            args,
         )
         lengths.append([job.project, job.job_id, listing.key, total, min(total, limit), time.time_ns()])
     if lengths:
         metrics.insert("result_listings", lengths, ["project", "job_id", "listing", "total", "ranked", "version"])
     return sum(1 for row in lengths if row[4])
+
+
+#: a whole listing's sort, and the join of what else its pages show, spill to disk past this many bytes (the
+#: preparer ranks it beside a serving process)
+SPILL_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A job's listing ranked in part: its ``ranked`` first rows of ``total``, as written at ``version``."""
+
+    project: str
+    job_id: str
+    key: str
+    total: int
+    ranked: int
+    version: int
+
+
+def partial(metrics: MetricsStore) -> list[Partial]:
+    """The listings of every job ranked in part, the latest first."""
+    rows = metrics.query(
+        "SELECT project, job_id, listing, total, ranked, version FROM result_listings FINAL"
+        " WHERE ranked > 0 AND ranked < total ORDER BY version DESC"
+    ).rows
+    return [Partial(str(p), str(j), str(k), int(t), int(r), int(v)) for p, j, k, t, r, v in rows]
+
+
+def rank_rest(metrics: MetricsStore, part: Partial, listing: Listing) -> None:
+    """Writes the ranks of ``listing`` from ``part.ranked`` to its end (its order over every row of the
+    job, the first ranks left as they are), and marks it whole unless the job ran again meanwhile (its
+    length was written since ``part.version``)."""
+    params = {"project": part.project, "job": part.job_id}
+    rows = (
+        f"SELECT * FROM (SELECT *, toUInt32(row_number() OVER (ORDER BY {listing.order}) - 1) AS _rank"
+        f" FROM {listing.source} WHERE {listing.where}) WHERE _rank >= {{_start:UInt32}}"
+    )
+    around = listing.around.replace("{within}", "1").replace("{rows}", rows)
+    metrics.command(
+        f"INSERT INTO {listing.table} (project, job_id, listing, rank, {listing.columns})"
+        f" SELECT {{project:String}}, {{job:String}}, {{_listing:String}}, _rank, {listing.columns} FROM ({around})"
+        f" SETTINGS join_algorithm = 'full_sorting_merge', max_bytes_before_external_sort = {SPILL_BYTES},"
+        " max_bytes_ratio_before_external_sort = 0",
+        {**params, "_listing": listing.name, "_start": part.ranked},
+    )
+    now = metrics.query(
+        "SELECT version FROM result_listings FINAL WHERE project = {project:String} AND job_id = {job:String}"
+        " AND listing = {key:String}",
+        {**params, "key": part.key},
+    ).rows
+    if now and int(now[0][0]) == part.version:
+        metrics.insert("result_listings", [[part.project, part.job_id, part.key, part.total, part.total,
+                                            time.time_ns()]], ["project", "job_id", "listing", "total", "ranked",
+                                                               "version"])  # fmt: skip
+
+
+def complete(
+    metrics: MetricsStore,
+    listings: Mapping[str, Listing],
+    *,
+    current: Callable[[str, str], bool],
+    deadline: float,
+    failed: set[Partial],
+) -> tuple[int, bool]:
+    """Ranks the rest of the listings of finished jobs ranked in part (:func:`rank_rest`), the latest
+    job's first, until ``deadline`` (monotonic; a listing begun is ranked whole). ``current`` tells
+    whether a job's run is finished (not running again); ``failed`` holds the listings whose ranking
+    failed, not tried again. Returns how many it ranked, and whether none is left."""
+    done = 0
+    for part in partial(metrics):
+        listing = listings.get(part.key)
+        if listing is None or part in failed or not current(part.project, part.job_id):
+            continue
+        if time.monotonic() >= deadline:
+            return done, False
+        try:
+            rank_rest(metrics, part, listing)
+            done += 1
+        except Exception:  # not again for this run of the job
+            log.warning("ranking the rest of %s of job %s failed", part.key, part.job_id, exc_info=True)
+            failed.add(part)
+    return done, True
 
 
 def discard(metrics: MetricsStore, job: Job, tables: Sequence[str]) -> None:

@@ -440,10 +440,11 @@ class ShoalSettings(BaseSettings):
         100_000,
         ge=0,
         description="A finished label-issue or neighbour job whose list (its issues in one order, a detection "
-        "job's flagged objects or frames, its outliers, its duplicate pairs) is longer than this keeps the first "
-        "100,000 rows of each order sorted, so that any "
-        "of those pages reads its own rows instead of sorting the whole list (about a second at 10M frames). A "
-        "shorter list is sorted when asked. 0 keeps every non-empty list sorted.",
+        "job's flagged objects or frames, its outliers, its duplicate pairs) is longer than this keeps it sorted, "
+        "so that a page at any depth reads its own rows instead of sorting the whole list (about a second at 10M "
+        "frames): the first 100,000 rows of each order as the job ends, the rest in the background after it "
+        "(the analysis service's preparer, `answers_prepare_sets` above 0). A shorter list is sorted when asked. "
+        "0 keeps every non-empty list sorted.",
     )
     sorted_pages_above: int = Field(
         500_000,

@@ -339,3 +339,42 @@ def test_the_issues_first_page_is_prepared_and_every_page_is_kept_until_a_dismis
             project=p, job_id=job.job_id, frame_ids=[every[0]], reason="checked"))  # fmt: skip
         after = page()
         assert every[0] not in [r.ref.frame_id for r in after.issues] and after.dismissed_count == 1
+
+
+def test_a_finished_jobs_lists_longer_than_its_end_ranks_are_ranked_whole_in_the_background(
+    shared: Running, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's end ranks the first rows of each list (here 250, as 100,000 of a large job's); the preparer ranks
+    the rest, after which every page of every order is read from the ranked rows: each frame once, in order."""
+    from shoal.analysis import label_issues, ranked
+    from shoal.analysis.prepared import Preparer
+    from shoal.common.data.answers import AnswerRefresher
+    from tests.server.conftest import wait_for
+
+    monkeypatch.setattr(ranked, "RANKED", 250)
+    running, p = shared, project
+    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
+    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
+    assert isinstance(preparer, Preparer)
+    metrics = running.server.stores.metrics
+    _, given, probs = noisy_digits("uniform", seed=4)
+    ids = _upload(running, p, given, probs)
+    with running.client(running.admin_key) as c:
+        job = _run(c, p)
+        lengths = {lst.name: ranked.length(metrics, p, job.job_id, lst) for lst in label_issues.LISTINGS}
+        assert lengths["frames.0"] is not None and lengths["frames.0"][0] == len(ids)
+        wait_for(lambda: all(ranked.length(metrics, p, job.job_id, lst) == (n, n)
+                             for lst, (n, _) in zip(label_issues.LISTINGS, lengths.values(), strict=True)),
+                 what="the rest of the job's lists to be ranked")  # fmt: skip
+        fields = {0: "self_confidence", 1: "normalized_margin", 2: "weighted_entropy"}
+        for order, field in fields.items():
+            rows = _issues(c, p, job.job_id, all_frames=True, order=order)
+            assert sorted(r.ref.frame_id for r in rows) == ids
+            keys = [(-getattr(r, field) if order == 2 else getattr(r, field), r.ref.frame_id) for r in rows]
+            assert keys == sorted(keys)
+            flagged = [r.ref.frame_id for r in _issues(c, p, job.job_id, order=order)]
+            assert flagged == [r.ref.frame_id for r in rows if r.is_issue]
+            found = label_issues._ranked_page(metrics, p, job.job_id, dataset="train", all_frames=True,
+                                              include_dismissed=False, order=order, offset=len(ids) - 100,
+                                              size=100)  # fmt: skip
+            assert found is not None and [r[0] for r in found[0]] == [r.ref.frame_id for r in rows[-100:]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -281,3 +282,79 @@ def test_detection_issue_pages_from_the_ranked_rows_equal_those_sorted_from_ever
     flagged_rows = sum(1 for f, i in zip(objects["frame_id"].to_pylist(), objects["is_issue"].to_pylist(), strict=True)
                        if f == more and i)  # fmt: skip
     assert after[2] == before[2] + flagged_rows
+
+
+def test_the_rest_of_a_listing_ranked_later_gives_every_page_from_the_ranks(store: EmbeddedMetricsStore) -> None:
+    """A job's end ranks the first rows; the rest, ranked after (as the preparer does), makes every page of every
+    order come from the ranked rows, equal to the page sorted from the job's rows; a listing ranked again by a
+    rerun meanwhile is left ranked in part, and a rerun's ranks replace the earlier run's whole."""
+    rng = np.random.default_rng(13)
+    rows = _label_issue_rows("plain", rng)
+    store.insert_arrow("label_issue_frames", rows)
+    store.insert_arrow("label_issue_frames", rows.set_column(1, "job_id", pa.array(["fast"] * N)))
+    ids = [f"f{i:04d}" for i in range(N)]
+    for job_id in ("plain", "fast"):  # outliers with their neighbours: the rest is joined to the graph as well
+        store.insert_arrow("neighbor_scores", pa.table({
+            "project": ["p"] * N, "job_id": [job_id] * N, "frame_id": ids, "split": ["train"] * N,
+            "label_class": pa.array(np.arange(N, dtype=np.int32) % 3), "outlier_score": (np.arange(N) % 7).astype(np.float32),
+            "nearest_distance": np.ones(N, np.float32), "neighbor_label": pa.array(np.zeros(N, np.int32)),
+            "label_disagreement": pa.array((np.arange(N) % 5).astype(np.float32), mask=np.arange(N) % 4 == 0),
+            "duplicates": np.zeros(N, np.uint32), "class_outlier_score": pa.array(np.ones(N, np.float32)),
+        }))  # fmt: skip
+        store.insert_arrow("knn_graph", pa.table({
+            "project": ["p"] * N, "job_id": [job_id] * N, "frame_id": ids,
+            "neighbors": [[ids[(i + j) % N] for j in (1, 2)] for i in range(N)],
+            "distances": [[0.5, float(i)] for i in range(N)],
+        }))  # fmt: skip
+    fast = _job("fast", label_issues.KIND)
+    issues = int(np.asarray(rows["is_issue"]).sum())
+    listings = [(lst, N if lst.name.startswith("frames") else issues) for lst in label_issues.LISTINGS]
+    listings += [(neighbors.outlier_listing(o), N) for o in neighbors.OUTLIER_ORDERS]
+    assert ranked.keep(store, fast, listings, above=0, limit=LIMIT) == len(listings)
+    _label(store, ids, "v1")
+    _dismiss(store, [(f, "") for f in ids[::5]])
+
+    every = {lst.key: lst for lst in (*label_issues.LISTINGS, *neighbors.LISTINGS)}
+    left = ranked.partial(store)
+    assert sorted(p.key for p in left) == sorted(lst.key for lst, _ in listings)
+    # a job running again is left for later; the rest of the others ranked in one pass
+    assert ranked.complete(store, every, current=lambda p, j: False, deadline=float("inf"), failed=set()) == (0, True)
+    assert ranked.complete(store, every, current=lambda p, j: True, deadline=float("inf"), failed=set()) == (
+        len(listings), True)  # fmt: skip
+    assert ranked.partial(store) == []
+    for lst, n in listings:
+        assert ranked.length(store, "p", "fast", lst) == (n, n)
+
+    def label_page(job: str, all_frames: bool, order: int, include: bool, offset: int, size: int) -> Any:
+        return label_issues.query_issues(store, "p", job, dataset="d", all_frames=all_frames, include_dismissed=include,
+                                         order=order, offset=offset, size=size)  # fmt: skip
+
+    for all_frames, order, include in itertools.product((False, True), label_issues.ORDERS, (False, True)):
+        for offset, size in ((0, 10), (35, 10), (60, 20), (150, 40), (0, 500)):
+            want = label_page("plain", all_frames, order, include, offset, size)
+            assert label_page("fast", all_frames, order, include, offset, size) == want
+            assert label_issues._ranked_page(store, "p", "fast", dataset="d", all_frames=all_frames,
+                                             include_dismissed=include, order=order, offset=offset,
+                                             size=size) is not None  # fmt: skip
+    for order in neighbors.OUTLIER_ORDERS:
+        for offset, size in ((30, 20), (120, 60), (0, 500)):
+            want = neighbors.query_outliers(store, "p", "plain", order=order, offset=offset, size=size)
+            hit = ranked.page(store, "p", "fast", neighbors.outlier_listing(order), offset=offset, size=size)
+            assert hit == (want[0], want[1]) and all(len(r[8]) == 2 for r in hit[0])
+
+    # a rerun with fewer frames ranks its first rows again: the earlier run's ranks past them go, and a ranking of
+    # the earlier run's rest finished after the rerun began does not mark the listing whole
+    lst = label_issues.listing(True, 0)
+    store.command("DELETE FROM label_issue_frames WHERE job_id = 'fast' AND frame_id >= 'f0150'")
+    before = next(p for p in left if p.key == lst.key)
+    again = [(x, 150) for x in label_issues.LISTINGS if x.name.startswith("frames")]
+    assert ranked.keep(store, fast, again, above=0, limit=LIMIT) == 3
+    assert int(store.query("SELECT max(rank) FROM label_issue_ranks WHERE job_id = 'fast' AND listing = 'frames.0'"
+                           ).scalar()) == LIMIT - 1  # fmt: skip
+    ranked.rank_rest(store, before, lst)
+    assert ranked.length(store, "p", "fast", lst) == (150, LIMIT)
+    assert ranked.complete(store, every, current=lambda p, j: True, deadline=float("inf"), failed=set()) == (3, True)
+    store.command("DELETE FROM label_issue_frames WHERE job_id = 'plain' AND frame_id >= 'f0150'")
+    assert label_page("fast", True, 0, False, 100, 100) == label_page("plain", True, 0, False, 100, 100)
+    assert label_issues._ranked_page(store, "p", "fast", dataset="d", all_frames=True, include_dismissed=False,
+                                     order=0, offset=100, size=100) is not None  # fmt: skip
