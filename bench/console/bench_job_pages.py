@@ -73,7 +73,10 @@ def load_detection(m: Any, n: int) -> dict[str, Any]:  # type: ignore[type-arg]
     for job in ("plain", "fast"):
         # row r of frame r // 4: the labeled object 0 for types 2 to 4, then the predicted object 1 for type 1
         m.command(
-            "INSERT INTO detection_issue_objects SELECT 'p', {job:String}, " + fid + ","
+            "INSERT INTO detection_issue_objects (project, job_id, frame_id, object_id, predicted, issue_type, score,"
+            " is_issue, given_class, suggested_class, partner_object_id, iou, confidence) SELECT 'p', {job:String}, "
+            + fid
+            + ","
             " if(number % 4 = 3, '1', '0'), toUInt8(number % 4 = 3), toUInt8(if(number % 4 = 3, 1, number % 4 + 2)),"
             " (cityHash64(number, 11) % 10000) / 1e4 AS s, toUInt8(s < 0.5), toInt32(number % 10),"
             " toInt32((number * 3) % 10), '', (cityHash64(number, 12) % 1000) / 1e3,"
@@ -81,7 +84,9 @@ def load_detection(m: Any, n: int) -> dict[str, Any]:  # type: ignore[type-arg]
             {"job": job, "rows": 4 * n},
         )
         m.command(
-            "INSERT INTO detection_issue_frames SELECT 'p', {job:String}, concat('f', leftPad(toString(number), 9, '0')),"
+            "INSERT INTO detection_issue_frames (project, job_id, frame_id, score, is_issue, worst_type, objects,"
+            " missing, spurious, mislocalized, swapped) SELECT 'p', {job:String},"
+            " concat('f', leftPad(toString(number), 9, '0')),"
             " (cityHash64(number, 14) % 10000) / 1e4 AS s, toUInt8(s < 0.35), toUInt8(number % 5), 2,"
             " toUInt32(number % 2), toUInt32(number % 3 = 0), 0, toUInt32(number % 7 = 0) FROM numbers({n:UInt64})",
             {"job": job, "n": n},

@@ -204,6 +204,15 @@ RANK_MIGRATIONS = (
             "ALTER TABLE detection_frame_ranks ADD COLUMN IF NOT EXISTS swapped_keypoints UInt32",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=29,
+        name="detection label issues' ranks by frame",
+        statements=(
+            ranked.backfill("detection_object_ranks", "frame_id, object_id"),
+            ranked.backfill("detection_frame_ranks", "frame_id, ''"),
+        ),
+    ),
 )
 RANK_TABLES = ("detection_object_ranks", "detection_frame_ranks")
 
@@ -879,13 +888,14 @@ def object_listing(order: int) -> ranked.Listing:
     """The job's flagged (object, issue type) rows of every type in ``order`` (as the console's Issues page
     asks for them)."""
     return ranked.Listing("detection_object_ranks", f"objects.{order}", OBJECT_COLUMNS,
-                          "detection_issue_objects FINAL", _FLAGGED, OBJECT_ORDERS[order])  # fmt: skip
+                          "detection_issue_objects FINAL", _FLAGGED, OBJECT_ORDERS[order],
+                          frames="frame_id, object_id")  # fmt: skip
 
 
 def frame_listing(order: int) -> ranked.Listing:
     """The job's flagged frames in ``order``."""
     return ranked.Listing("detection_frame_ranks", f"frames.{order}", FRAME_COLUMNS, "detection_issue_frames FINAL",
-                          _FLAGGED, FRAME_ORDERS[order])  # fmt: skip
+                          _FLAGGED, FRAME_ORDERS[order], frames="frame_id, ''")  # fmt: skip
 
 
 #: every listing a job keeps in page order
@@ -995,14 +1005,13 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, lst: ranked.L
     n_dismissed = 0
     if frames or pairs:
         condition = dismissals.object_dismissed_sql() if objects else dismissals.frame_dismissed_sql()
-        skipped = [int(r[0]) for r in metrics.query(
-            f"SELECT rank FROM {lst.table} FINAL WHERE project = {{project:String}} AND job_id = {{job:String}}"
-            f" AND listing = {{listing:String}} AND {condition}", params).rows]  # fmt: skip
+        # the frames named as a literal set, which the ranks by frame and the job's rows are read through
+        touched = sorted(frames | {f for f, _ in pairs})
+        skipped = [r for _, r in ranked.ranks_by_frame(metrics, project, job_id, [lst], touched, condition,
+                                                       params)[lst.name]]  # fmt: skip
         if known[1] == known[0]:
             n_dismissed = len(skipped)
         else:
-            # the frames named as a literal set, which the job's rows are read through (their key starts with it)
-            touched = sorted(frames | {f for f, _ in pairs})
 
             def count() -> int:
                 return int(metrics.query(

@@ -87,6 +87,12 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, rank)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=28,
+        name="label issues' ranks by frame",
+        statements=(ranked.backfill("label_issue_ranks", "frame_id, ''"),),
+    ),
 )
 
 
@@ -415,12 +421,16 @@ PAGE_COLUMNS = ("frame_id, given_label, suggested_label, is_issue, self_confiden
                 " weighted_entropy, suggested_probability")  # fmt: skip
 
 
+#: a ranked row's frame (the rows a page leaves out are its dismissed frames)
+RANKED_FRAMES = "frame_id, ''"
+
+
 def listing(all_frames: bool, order: int) -> ranked.Listing:
     """The job's issues (or every frame it examined) in ``order`` then frame id."""
     where = "project = {project:String} AND job_id = {job:String}" + ("" if all_frames else " AND is_issue")
     name = f"{'frames' if all_frames else 'issues'}.{order}"
     return ranked.Listing("label_issue_ranks", name, PAGE_COLUMNS, "label_issue_frames FINAL", where,
-                          f"{ORDERS[order]}, frame_id")  # fmt: skip
+                          f"{ORDERS[order]}, frame_id", frames=RANKED_FRAMES)  # fmt: skip
 
 
 #: every listing a job keeps in page order
@@ -477,10 +487,11 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, *, dataset: s
     params = {"project": project, "dataset": dataset}
     dismissed = [str(r[0]) for r in metrics.query(
         f"SELECT frame_id FROM ({dismissals.in_force_sql()}) WHERE object_id = ''", params).rows]  # fmt: skip
-    # the dismissed frames among the ranked rows of every order of the listing: their ranks in this order, and
-    # (when each order's ranked rows are the whole listing) which of them the listing holds
-    kin = [listing(all_frames, o) for o in ORDERS]
-    ranks = ranked.ranks_of(metrics, project, job_id, kin, "frame_id", dismissed)
+    # the dismissed frames among the ranked rows: their ranks in this order, and which of them the listing holds
+    # (this order's ranks when they are the whole listing; else those of every order, and the job's rows)
+    kin = [lst] if known[1] == known[0] else [listing(all_frames, o) for o in ORDERS]
+    ranks = {name: dict(pairs) for name, pairs in ranked.ranks_by_frame(metrics, project, job_id, kin,
+                                                                         dismissed).items()}  # fmt: skip
     skipped = () if include_dismissed else ranks[lst.name].values()
     found = ranked.page(metrics, project, job_id, lst, offset=offset, size=size, skipped=skipped, known=known)
     if found is None:

@@ -47,7 +47,27 @@ MIGRATIONS = (
             " ranked UInt64, version UInt64) ENGINE = ReplacingMergeTree(version) ORDER BY (project, job_id, listing)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=27,
+        name="the ranks of a job's listings by frame",
+        statements=(
+            "CREATE TABLE IF NOT EXISTS rank_frames ("
+            " project LowCardinality(String), job_id String, listing LowCardinality(String), frame_id String,"
+            " object_id String, rank UInt32)"
+            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, frame_id, object_id, rank)"
+            # a page looks up a few hundred frames scattered over millions of rows: small granules read few rows
+            " SETTINGS index_granularity = 1024",
+        ),
+    ),
 )
+
+
+def backfill(table: str, frames: str) -> str:
+    """The statement that writes into ``rank_frames`` the ranks ``table`` held before it was kept (``frames``: a
+    listing's :attr:`Listing.frames`)."""
+    rows = f"SELECT project, job_id, concat('{table}/', listing), {frames}, rank FROM {table} FINAL"
+    return f"INSERT INTO rank_frames {rows}"
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,10 @@ class Listing:
     around: str = "{rows}"
     #: a condition on the other side of ``around``'s join: only what the ranked rows (``{rows}``) need
     within: str = "1"
+    #: the frame id and object id (``''`` for none) of a ranked row, for a listing whose pages leave out rows by
+    #: their frames (dismissed ones): its ranks are kept by frame as well (``rank_frames``), so that a page finds
+    #: the ranks it leaves out without reading the listing; empty for none
+    frames: str = ""
 
     @property
     def key(self) -> str:
@@ -100,11 +124,16 @@ def keep(metrics: MetricsStore, job: Job, listings: Iterable[tuple[Listing, int]
         first = f"SELECT * FROM {listing.source} WHERE {listing.where} ORDER BY {listing.order} LIMIT {{_limit:UInt64}}"
         around = listing.around.replace("{within}", listing.within).replace("{rows}", first)
         args = {**params, "_listing": listing.name, "_limit": limit}
-        if listing.key in earlier:  # an earlier run's ranks past this run's (ranked in the background)
+        if listing.key in earlier:  # an earlier run's ranks past this run's (ranked in the background), and by frame
             metrics.command(
                 f"DELETE FROM {listing.table} WHERE project = {{project:String}} AND job_id = {{job:String}}"
                 " AND listing = {_listing:String} AND rank >= {_limit:UInt64}",
                 args,
+            )
+            metrics.command(
+                "DELETE FROM rank_frames WHERE project = {project:String} AND job_id = {job:String}"
+                " AND listing = {_key:String}",
+                {**args, "_key": listing.key},
             )
         metrics.command(
             f"INSERT INTO {listing.table} (project, job_id, listing, rank, {listing.columns})"
@@ -112,6 +141,7 @@ def keep(metrics: MetricsStore, job: Job, listings: Iterable[tuple[Listing, int]
             f" toUInt32(row_number() OVER (ORDER BY {listing.order}) - 1), {listing.columns} FROM ({around})",
             args,
         )
+        _by_frame(metrics, job.project, job.job_id, listing, 0)
         lengths.append([job.project, job.job_id, listing.key, total, min(total, limit), time.time_ns()])
     if lengths:
         metrics.insert("result_listings", lengths, ["project", "job_id", "listing", "total", "ranked", "version"])
@@ -133,6 +163,44 @@ class Partial:
     total: int
     ranked: int
     version: int
+
+
+def _by_frame(metrics: MetricsStore, project: str, job_id: str, listing: Listing, start: int) -> None:
+    """Keeps the ranks of ``listing`` from ``start`` by frame (for a listing with :attr:`Listing.frames`)."""
+    if not listing.frames:
+        return
+    metrics.command(
+        f"INSERT INTO rank_frames SELECT project, job_id, {{_key:String}}, {listing.frames}, rank"
+        f" FROM {listing.table} FINAL WHERE project = {{project:String}} AND job_id = {{job:String}}"
+        " AND listing = {_listing:String} AND rank >= {_start:UInt32}",
+        {"project": project, "job": job_id, "_key": listing.key, "_listing": listing.name, "_start": start},
+    )
+
+
+def ranks_by_frame(
+    metrics: MetricsStore,
+    project: str,
+    job_id: str,
+    listings: Sequence[Listing],
+    frames: Sequence[str],
+    condition: str = "1",
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, list[tuple[str, int]]]:
+    """For each of ``listings`` (kept by frame) by name, the (frame id, rank) of its rows of ``frames`` that meet
+    ``condition`` (on ``frame_id`` and ``object_id``, with ``params``), by rank."""
+    out: dict[str, list[tuple[str, int]]] = {lst.name: [] for lst in listings}
+    if not frames or not listings:
+        return out
+    names = {lst.key: lst.name for lst in listings}
+    rows = metrics.query(
+        "SELECT DISTINCT listing, frame_id, rank FROM rank_frames WHERE project = {_project:String}"
+        " AND job_id = {_job:String} AND listing IN {_keys:Array(String)} AND frame_id IN {_frames:Array(String)}"
+        f" AND {condition} ORDER BY listing, rank",
+        {**(params or {}), "_project": project, "_job": job_id, "_keys": list(names), "_frames": sorted(set(frames))},
+    ).rows
+    for key, frame, r in rows:
+        out[names[str(key)]].append((str(frame), int(r)))
+    return out
 
 
 def partial(metrics: MetricsStore) -> list[Partial]:
@@ -161,6 +229,7 @@ def rank_rest(metrics: MetricsStore, part: Partial, listing: Listing) -> None:
         " max_bytes_ratio_before_external_sort = 0",
         {**params, "_listing": listing.name, "_start": part.ranked},
     )
+    _by_frame(metrics, part.project, part.job_id, listing, part.ranked)
     now = metrics.query(
         "SELECT version FROM result_listings FINAL WHERE project = {project:String} AND job_id = {job:String}"
         " AND listing = {key:String}",
@@ -203,7 +272,7 @@ def complete(
 def discard(metrics: MetricsStore, job: Job, tables: Sequence[str]) -> None:
     """Removes the ranked rows of a run of ``job`` from ``tables`` and their lengths."""
     params = {"project": job.project, "job": job.job_id}
-    for table in (*tables, "result_listings"):
+    for table in (*tables, "result_listings", "rank_frames"):
         metrics.command(f"DELETE FROM {table} WHERE project = {{project:String}} AND job_id = {{job:String}}", params)
 
 
@@ -235,24 +304,6 @@ def window(offset: int, size: int, skipped: Sequence[int], ranked: int, total: i
     if stop > ranked and ranked < total:
         return None
     return min(start, stop), stop
-
-
-def ranks_of(metrics: MetricsStore, project: str, job_id: str, listings: Sequence[Listing], column: str,
-             values: Sequence[str]) -> dict[str, dict[str, int]]:  # fmt: skip
-    """For each of ``listings`` (of one table) by name, the ranks of its ranked rows whose
-    ``column`` is one of ``values``."""
-    out: dict[str, dict[str, int]] = {lst.name: {} for lst in listings}
-    if not values or not listings:
-        return out
-    rows = metrics.query(
-        f"SELECT listing, {column}, rank FROM {listings[0].table} FINAL WHERE project = {{project:String}}"
-        " AND job_id = {job:String} AND listing IN {listings:Array(String)}"
-        f" AND {column} IN {{values:Array(String)}}",
-        {"project": project, "job": job_id, "listings": list(out), "values": list(values)},
-    ).rows
-    for name, value, r in rows:
-        out[str(name)][str(value)] = int(r)
-    return out
 
 
 def page(

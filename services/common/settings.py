@@ -433,7 +433,8 @@ class ShoalSettings(BaseSettings):
         description="How many inference sets and embedding maps, those changed or finished most recently, the "
         "analysis service prepares the console's first views of in the background once their data has settled "
         "(the heat map, the counts of the splits, classes and confusion cells, the whole map), so that the first "
-        "call finds them kept. 0 turns the preparation off. Runs in the refresher's rounds "
+        "call finds them kept; it also writes large sets' grid sorts (`sorted_pages_above`) and ranks the rest of "
+        "finished jobs' long lists (`ranked_pages_above`). 0 turns the preparation off. Runs in the refresher's rounds "
         "(`answers_refresh_seconds` must be above 0).",
     )
     ranked_pages_above: int = Field(
