@@ -987,10 +987,10 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, lst: ranked.L
                  answers: AnswerCache | None = None) -> tuple[list[tuple[Any, ...]], int, int] | None:  # fmt: skip
     """A page of ``lst`` (flagged objects, or frames) from its ranked rows, as :func:`query_objects` and
     :func:`query_frames` answer it; None when they do not hold the page. The rows dismissed (an
-    object's or its whole frame's dismissal in force) are left out by their ranks, and counted among
-    the ranked rows when they are the whole listing; else in the job's rows through their frames
-    (about 0.15 ms a dismissed frame at 10M frames), kept in ``answers`` until a dismissal, a relabel
-    or the job's rows change."""
+    object's or its whole frame's dismissal in force) are left out by their ranks, read through their
+    frames (``rank_frames``), and counted among the ranked rows when they are the whole listing; else in
+    the job's rows through their frames (about 0.15 ms a dismissed frame at 10M frames); both kept in
+    ``answers`` until a dismissal, a relabel or the job's rows change."""
     known = ranked.length(metrics, project, job_id, lst)
     if known is None or (known[1] < known[0] and offset + size > known[1]):
         return None
@@ -1007,8 +1007,16 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, lst: ranked.L
         condition = dismissals.object_dismissed_sql() if objects else dismissals.frame_dismissed_sql()
         # the frames named as a literal set, which the ranks by frame and the job's rows are read through
         touched = sorted(frames | {f for f, _ in pairs})
-        skipped = [r for _, r in ranked.ranks_by_frame(metrics, project, job_id, [lst], touched, condition,
-                                                       params)[lst.name]]  # fmt: skip
+
+        def lookup() -> list[int]:
+            rows = ranked.ranks_by_frame(metrics, project, job_id, [lst], touched)[lst.name]
+            # a row is left out by its frame's dismissal, or (an object's row) its object's
+            return [r for f, o, r in rows if f in frames or (f, o) in pairs]
+
+        # kept until a dismissal, a relabel or the ranks change (about 0.1 ms a dismissed frame at 10M frames)
+        tables = (*ranked.BY_FRAME_TABLES, *dismissals.IN_FORCE_TABLES)
+        key = ("detection_issues.dismissed_ranks", project, job_id, dataset, lst.key)
+        skipped = lookup() if answers is None else answers.get(tables, key, lookup, len)
         if known[1] == known[0]:
             n_dismissed = len(skipped)
         else:

@@ -108,7 +108,8 @@ def query_label_issues(ctx: Context, request: pb.QueryLabelIssuesRequest) -> pb.
     def compute() -> tuple[list[tuple[Any, ...]], int, int]:
         return label_issues.query_issues(ctx.metrics, request.project, job.job_id, dataset=dataset,
                                          all_frames=request.all_frames, include_dismissed=request.include_dismissed,
-                                         order=request.order, offset=page.offset, size=page.size)  # fmt: skip
+                                         order=request.order, offset=page.offset, size=page.size,
+                                         answers=ctx.answers)  # fmt: skip
 
     # a page reads the job's ranked rows, or every frame it examined (a job too short to rank, a page past the
     # ranked rows): kept while the job's rows and the dismissals are unchanged
