@@ -361,3 +361,39 @@ def test_the_rest_of_a_listing_ranked_later_gives_every_page_from_the_ranks(stor
     assert label_page("fast", True, 0, False, 100, 100) == label_page("plain", True, 0, False, 100, 100)
     assert label_issues._ranked_page(store, "p", "fast", dataset="d", all_frames=True, include_dismissed=False,
                                      order=0, offset=100, size=100) is not None  # fmt: skip
+
+
+def test_a_detection_jobs_lists_ranked_whole_later_give_every_page_from_the_ranks(store: EmbeddedMetricsStore) -> None:
+    """The rest of a detection job's flagged objects and frames ranked after its end: every page, dismissed frames
+    and single objects left out by their ranks, equals the page sorted from the job's rows."""
+    store.migrate(detection_issues.MIGRATIONS + detection_issues.RANK_MIGRATIONS)
+    objects, frames = _detection_rows("plain", np.random.default_rng(8))
+    for job_id in ("plain", "fast"):
+        store.insert_arrow(
+            "detection_issue_objects", objects.set_column(1, "job_id", pa.array([job_id] * len(objects)))
+        )
+        store.insert_arrow("detection_issue_frames", frames.set_column(1, "job_id", pa.array([job_id] * N)))
+    flagged, flagged_frames = int(np.asarray(objects["is_issue"]).sum()), int(np.asarray(frames["is_issue"]).sum())
+    listings = [(lst, flagged if lst.name.startswith("objects") else flagged_frames)
+                for lst in detection_issues.LISTINGS]  # fmt: skip
+    assert ranked.keep(store, _job("fast", detection_issues.KIND), listings, above=0, limit=LIMIT) == 4
+    every = {lst.key: lst for lst in detection_issues.LISTINGS}
+    assert ranked.complete(store, every, current=lambda p, j: True, deadline=float("inf"), failed=set()) == (4, True)
+    ids = [f"f{i:04d}" for i in range(N)]
+    _label(store, ids, "v1")
+    rng = random.Random(4)
+    _dismiss(store, [(f, "") for f in rng.sample(ids, 30)] + [(f, str(rng.randint(0, 3))) for f in rng.sample(ids, 40)])
+    answers = AnswerCache(store)
+    for query, listing, orders in ((detection_issues.query_objects, detection_issues.object_listing,
+                                    detection_issues.OBJECT_ORDERS),
+                                   (detection_issues.query_frames, detection_issues.frame_listing,
+                                    detection_issues.FRAME_ORDERS)):  # fmt: skip
+        for order, include in itertools.product(orders, (False, True)):
+            for offset, size in ((0, 10), (45, 13), (150, 40), (0, 1000)):
+                kw = {"dataset": "d", "types": [], "include_unflagged": False, "include_dismissed": include,
+                      "order": order, "offset": offset, "size": size}  # fmt: skip
+                want = query(store, "p", "plain", **kw)  # type: ignore[operator]
+                assert query(store, "p", "fast", answers=answers, **kw) == want  # type: ignore[operator]
+                assert detection_issues._ranked_page(store, "p", "fast", listing(order), dataset="d",
+                                                     include_dismissed=include, offset=offset,
+                                                     size=size) is not None  # fmt: skip
