@@ -217,19 +217,25 @@ def _detection_rows(job_id: str, rng: np.random.Generator) -> tuple[pa.Table, pa
     return objects_table, frames_table
 
 
+def _two_detection_jobs(store: EmbeddedMetricsStore, seed: int) -> tuple[pa.Table, pa.Table]:
+    """The same detection rows written for the jobs "plain" and "fast"."""
+    store.migrate(detection_issues.MIGRATIONS + detection_issues.RANK_MIGRATIONS)
+    objects, frames = _detection_rows("plain", np.random.default_rng(seed))
+    for job_id in ("plain", "fast"):
+        store.insert_arrow(
+            "detection_issue_objects", objects.set_column(1, "job_id", pa.array([job_id] * len(objects)))
+        )
+        store.insert_arrow("detection_issue_frames", frames.set_column(1, "job_id", pa.array([job_id] * N)))
+    return objects, frames
+
+
 @pytest.mark.parametrize("limit", [LIMIT, 10_000])
 def test_detection_issue_pages_from_the_ranked_rows_equal_those_sorted_from_every_row(
     store: EmbeddedMetricsStore, limit: int
 ) -> None:
     """Flagged objects and frames, with frames and single objects dismissed (one no longer in force): every page
     of every order, dismissed rows left out or shown, equals the page sorted from the job's rows."""
-    store.migrate(detection_issues.MIGRATIONS + detection_issues.RANK_MIGRATIONS)
-    objects, frames = _detection_rows("plain", np.random.default_rng(5))
-    for job_id in ("plain", "fast"):
-        store.insert_arrow(
-            "detection_issue_objects", objects.set_column(1, "job_id", pa.array([job_id] * len(objects)))
-        )
-        store.insert_arrow("detection_issue_frames", frames.set_column(1, "job_id", pa.array([job_id] * N)))
+    objects, frames = _two_detection_jobs(store, 5)
     flagged = int(np.asarray(objects["is_issue"]).sum())
     summary = detection_issues.Summary(frames=N, labeled_objects=0, predicted_objects=0,
                                        flagged_frames=int(np.asarray(frames["is_issue"]).sum()),
@@ -366,13 +372,7 @@ def test_the_rest_of_a_listing_ranked_later_gives_every_page_from_the_ranks(stor
 def test_a_detection_jobs_lists_ranked_whole_later_give_every_page_from_the_ranks(store: EmbeddedMetricsStore) -> None:
     """The rest of a detection job's flagged objects and frames ranked after its end: every page, dismissed frames
     and single objects left out by their ranks, equals the page sorted from the job's rows."""
-    store.migrate(detection_issues.MIGRATIONS + detection_issues.RANK_MIGRATIONS)
-    objects, frames = _detection_rows("plain", np.random.default_rng(8))
-    for job_id in ("plain", "fast"):
-        store.insert_arrow(
-            "detection_issue_objects", objects.set_column(1, "job_id", pa.array([job_id] * len(objects)))
-        )
-        store.insert_arrow("detection_issue_frames", frames.set_column(1, "job_id", pa.array([job_id] * N)))
+    objects, frames = _two_detection_jobs(store, 8)
     flagged, flagged_frames = int(np.asarray(objects["is_issue"]).sum()), int(np.asarray(frames["is_issue"]).sum())
     listings = [(lst, flagged if lst.name.startswith("objects") else flagged_frames)
                 for lst in detection_issues.LISTINGS]  # fmt: skip
