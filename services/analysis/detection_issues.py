@@ -209,8 +209,8 @@ RANK_MIGRATIONS = (
         version=29,
         name="detection label issues' ranks by frame",
         statements=(
-            ranked.backfill("detection_object_ranks", "frame_id, object_id"),
-            ranked.backfill("detection_frame_ranks", "frame_id, ''"),
+            *ranked.backfill("detection_object_ranks", "frame_id, object_id"),
+            *ranked.backfill("detection_frame_ranks", "frame_id, ''")[1:],
         ),
     ),
 )

@@ -92,7 +92,7 @@ MIGRATIONS = (
         component="analysis",
         version=28,
         name="label issues' ranks by frame",
-        statements=(ranked.backfill("label_issue_ranks", "frame_id, ''"),),
+        statements=ranked.backfill("label_issue_ranks", "frame_id, ''"),
     ),
 )
 

@@ -36,6 +36,15 @@ RANKED = 100_000
 #: shorter one sorts it in a few milliseconds
 RANKED_ABOVE = 100_000
 
+_RANK_FRAMES = (
+    "CREATE TABLE IF NOT EXISTS rank_frames ("
+    " project LowCardinality(String), job_id String, listing LowCardinality(String), frame_id String,"
+    " object_id String, rank UInt32)"
+    " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, frame_id, object_id, rank)"
+    # a page looks up a few hundred frames scattered over millions of rows: smaller granules than the default
+    " SETTINGS index_granularity = 1024"
+)
+
 MIGRATIONS = (
     Migration(
         component="analysis",
@@ -51,23 +60,17 @@ MIGRATIONS = (
         component="analysis",
         version=27,
         name="the ranks of a job's listings by frame",
-        statements=(
-            "CREATE TABLE IF NOT EXISTS rank_frames ("
-            " project LowCardinality(String), job_id String, listing LowCardinality(String), frame_id String,"
-            " object_id String, rank UInt32)"
-            " ENGINE = ReplacingMergeTree ORDER BY (project, job_id, listing, frame_id, object_id, rank)"
-            # a page looks up a few hundred frames scattered over millions of rows: small granules read few rows
-            " SETTINGS index_granularity = 1024",
-        ),
+        statements=(_RANK_FRAMES,),
     ),
 )
 
 
-def backfill(table: str, frames: str) -> str:
-    """The statement that writes into ``rank_frames`` the ranks ``table`` held before it was kept (``frames``: a
-    listing's :attr:`Listing.frames`)."""
+def backfill(table: str, frames: str) -> tuple[str, str]:
+    """The statements that write into ``rank_frames`` (made if need be: a service may migrate its job kinds'
+    tables alone) the ranks ``table`` held before they were kept by frame (``frames``: a listing's
+    :attr:`Listing.frames`)."""
     rows = f"SELECT project, job_id, concat('{table}/', listing), {frames}, rank FROM {table} FINAL"
-    return f"INSERT INTO rank_frames {rows}"
+    return _RANK_FRAMES, f"INSERT INTO rank_frames {rows}"
 
 
 @dataclass(frozen=True)

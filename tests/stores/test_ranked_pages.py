@@ -103,7 +103,8 @@ def test_label_issue_pages_from_the_ranked_rows_equal_those_sorted_from_every_fr
                        limit=limit) == 6  # fmt: skip
     # the ranks by frame as a store kept before they were (the migration writes them from the ranks)
     store.command("TRUNCATE TABLE rank_frames")
-    store.command(ranked.backfill("label_issue_ranks", label_issues.RANKED_FRAMES))
+    for statement in ranked.backfill("label_issue_ranks", label_issues.RANKED_FRAMES):
+        store.command(statement)
     # a quarter of the frames dismissed, on their label version; one dismissed on an older version is not in force
     ids = [f"f{i:04d}" for i in range(N)]
     _label(store, ids, "v1")
