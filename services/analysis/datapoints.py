@@ -224,7 +224,8 @@ def query_datapoints(
     page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last)
 
     def count() -> int:
-        return int(metrics.query(count_sql, count_params).scalar())
+        kept = _kept_count(metrics, view, flt, sort, answers)
+        return int(metrics.query(count_sql, count_params).scalar()) if kept is None else kept
 
     if answers is None:
         total = count()
@@ -254,6 +255,31 @@ def query_datapoints(
     if more and result:
         token = encode_cursor(_cursor(result[-1], sorts), scope)
     return Page(shown, token, total)
+
+
+@dataclass(frozen=True)
+class _Sort:
+    field: str
+    descending: bool = False
+
+
+def _kept_count(
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], answers: AnswerCache | None
+) -> int | None:
+    """The count of a filter that is one range on a field of a large set's kept sorts, read from the sort's key
+    range (:func:`shoal.analysis.grid_orders.range_count`); None to count the set."""
+    if answers is None or not view.inference_set or view.baseline_inference_set:
+        return None
+    versions = answers.versions(VIEW_TABLES)
+    if versions is None:
+        return None
+
+    def present(field: str) -> int:  # every frame with the field, as the preparer keeps it (prepared.GRID_SORTS)
+        _, _, _, sql, params = _query(view, common_pb2.Filter(), [_Sort(field)], {})
+        return answers.get(VIEW_TABLES, statement_key("datapoints.count", sql, params),
+                           lambda: int(metrics.query(sql, params).scalar()))  # fmt: skip
+
+    return grid_orders.range_count(metrics, view, versions, flt, sort, present)
 
 
 def _kept_rows(

@@ -996,45 +996,42 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, lst: ranked.L
         return None
     objects = lst.table == "detection_object_ranks"
     params = {"project": project, "dataset": dataset, "job": job_id, "listing": lst.name}
-    in_force = metrics.query(f"SELECT frame_id, object_id FROM ({dismissals.in_force_sql()})", params).rows
-    pairs = {(str(f), str(o)) for f, o in in_force}
-    frames = {f for f, o in pairs if not o}
-    # an object's own dismissal counts for its rows, not for its frame
-    pairs = {(f, o) for f, o in pairs if o} if objects else set()
-    skipped: list[int] = []
-    n_dismissed = 0
-    if frames or pairs:
-        condition = dismissals.object_dismissed_sql() if objects else dismissals.frame_dismissed_sql()
+    whole = known[1] == known[0]
+
+    def lookup() -> tuple[set[str], set[tuple[str, str]], list[int], int]:  # all it depends on read anew
+        """The frames dismissed whole, the objects dismissed (of an objects' listing), the ranks they leave out and
+        how many rows of the listing they leave out."""
+        in_force = {(str(f), str(o)) for f, o in metrics.query(
+            f"SELECT frame_id, object_id FROM ({dismissals.in_force_sql()})", params).rows}  # fmt: skip
+        frames = {f for f, o in in_force if not o}
+        # an object's own dismissal counts for its rows, not for its frame
+        pairs = {(f, o) for f, o in in_force if o} if objects else set()
+        if not frames and not pairs:
+            return frames, pairs, [], 0
         # the frames named as a literal set, which the ranks by frame and the job's rows are read through
         touched = sorted(frames | {f for f, _ in pairs})
+        rows = ranked.ranks_by_frame(metrics, project, job_id, [lst], touched)[lst.name]
+        # a row is left out by its frame's dismissal, or (an object's row) its object's
+        skipped = [r for f, o, r in rows if f in frames or (f, o) in pairs]
+        if whole:
+            return frames, pairs, skipped, len(skipped)
+        condition = dismissals.object_dismissed_sql() if objects else dismissals.frame_dismissed_sql()
+        n = int(metrics.query(
+            f"SELECT count() FROM {lst.source} WHERE {lst.where} AND frame_id IN {{touched:Array(String)}}"
+            f" AND {condition}", {**params, "touched": touched}).scalar())  # fmt: skip
+        return frames, pairs, skipped, n
 
-        def lookup() -> list[int]:
-            rows = ranked.ranks_by_frame(metrics, project, job_id, [lst], touched)[lst.name]
-            # a row is left out by its frame's dismissal, or (an object's row) its object's
-            return [r for f, o, r in rows if f in frames or (f, o) in pairs]
-
-        # kept until a dismissal, a relabel or the ranks change (about 0.1 ms a dismissed frame at 10M frames)
-        tables = (*ranked.BY_FRAME_TABLES, *dismissals.IN_FORCE_TABLES)
-        key = ("detection_issues.dismissed_ranks", project, job_id, dataset, lst.key)
-        skipped = lookup() if answers is None else answers.get(tables, key, lookup, len)
-        if known[1] == known[0]:
-            n_dismissed = len(skipped)
-        else:
-
-            def count() -> int:
-                return int(metrics.query(
-                    f"SELECT count() FROM {lst.source} WHERE {lst.where} AND frame_id IN {{touched:Array(String)}}"
-                    f" AND {condition}", {**params, "touched": touched}).scalar())  # fmt: skip
-
-            tables = (lst.source.split()[0], *dismissals.IN_FORCE_TABLES)
-            key = ("detection_issues.dismissed", project, job_id, dataset, lst.name)
-            n_dismissed = count() if answers is None else answers.get(tables, key, count)
-        if include_dismissed:
-            skipped = []
-    found = ranked.page(metrics, project, job_id, lst, offset=offset, size=size, skipped=skipped, known=known)
-    if found is None:
+    # kept until a dismissal, a relabel or the job's rows or ranks change
+    tables = (*ranked.BY_FRAME_TABLES, *dismissals.IN_FORCE_TABLES, lst.source.split()[0])
+    key = ("detection_issues.dismissed", project, job_id, dataset, lst.key, whole)
+    found = lookup() if answers is None else answers.get(tables, key, lookup, lambda a: len(a[2]) + len(a[0]))
+    frames, pairs, skipped, n_dismissed = found
+    if include_dismissed:
+        skipped = []
+    page = ranked.page(metrics, project, job_id, lst, offset=offset, size=size, skipped=skipped, known=known)
+    if page is None:
         return None
-    rows, total = found
+    rows, total = page
     marked = [(*r, r[0] in frames or (str(r[0]), str(r[1])) in pairs) for r in rows]
     return marked, total if include_dismissed else total - n_dismissed, n_dismissed
 

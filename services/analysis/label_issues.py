@@ -478,8 +478,8 @@ def query_issues(
                            offset=offset, size=size)  # fmt: skip
 
 
-def _entries(ranks: dict[str, list[Any]]) -> int:
-    return sum(len(v) for v in ranks.values())
+def _entries(found: tuple[list[str], dict[str, list[Any]]]) -> int:
+    return len(found[0]) + sum(len(v) for v in found[1].values())
 
 
 def _ranked_page(metrics: MetricsStore, project: str, job_id: str, *, dataset: str, all_frames: bool,
@@ -490,20 +490,20 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, *, dataset: s
     known = ranked.length(metrics, project, job_id, lst)
     if known is None or (known[1] < known[0] and offset + size > known[1]):
         return None
-    params = {"project": project, "dataset": dataset}
-    dismissed = [str(r[0]) for r in metrics.query(
-        f"SELECT frame_id FROM ({dismissals.in_force_sql()}) WHERE object_id = ''", params).rows]  # fmt: skip
     # the dismissed frames among the ranked rows: their ranks in this order, and which of them the listing holds
     # (this order's ranks when they are the whole listing; else those of every order, and the job's rows)
     kin = [lst] if known[1] == known[0] else [listing(all_frames, o) for o in ORDERS]
 
-    def lookup() -> dict[str, list[tuple[str, str, int]]]:
-        return ranked.ranks_by_frame(metrics, project, job_id, kin, dismissed)
+    def lookup() -> tuple[list[str], dict[str, list[tuple[str, str, int]]]]:  # all it depends on read anew
+        dismissed = [str(r[0]) for r in metrics.query(
+            f"SELECT frame_id FROM ({dismissals.in_force_sql()}) WHERE object_id = ''",
+            {"project": project, "dataset": dataset}).rows]  # fmt: skip
+        return dismissed, ranked.ranks_by_frame(metrics, project, job_id, kin, dismissed)
 
     # kept until a dismissal, a relabel or the ranks change (about 0.1 ms a dismissed frame at 10M frames)
     key = ("label_issues.dismissed_ranks", project, job_id, dataset, tuple(k.key for k in kin))
-    found_ranks = lookup() if answers is None else answers.get((*ranked.BY_FRAME_TABLES, *dismissals.IN_FORCE_TABLES),
-                                                               key, lookup, _entries)  # fmt: skip
+    tables = (*ranked.BY_FRAME_TABLES, *dismissals.IN_FORCE_TABLES)
+    dismissed, found_ranks = lookup() if answers is None else answers.get(tables, key, lookup, _entries)
     ranks = {name: {f: r for f, _, r in rows} for name, rows in found_ranks.items()}
     skipped = () if include_dismissed else ranks[lst.name].values()
     found = ranked.page(metrics, project, job_id, lst, offset=offset, size=size, skipped=skipped, known=known)

@@ -245,3 +245,51 @@ def test_a_filter_no_frame_passes_answers_an_empty_page(store: EmbeddedMetricsSt
     wrong = grid_orders.equalities((("correct", False),))
     assert grid_orders.page(m, VIEW, versions, "loss", True, wrong, 9, None) == []
     assert _walk(m, wrong, "loss", True, 9, AnswerCache(m)) == [([], "", 0)]
+
+
+def test_a_range_of_a_kept_sorts_field_is_counted_through_the_sorts_key(store: EmbeddedMetricsStore) -> None:
+    """The grid's slider (one range on loss, confidence or margin) counts its frames from the key's range of the
+    field's sort: the count the set's statement gives, bounds in or out, sorted by any kept field or frame id; any
+    other filter, or a sort written twice, is counted from the set."""
+    m = store
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
+
+    def live(flt: common_pb2.Filter, sort: list[pb.SortKey]) -> int:
+        return int(m.query(*datapoints.page_statement(VIEW, flt, sort, {}, 1, None)[3:]).scalar())
+
+    def present(field: str) -> int:  # the set's frames with the field
+        return live(common_pb2.Filter(), [pb.SortKey(field=field)])
+
+    counted = 0
+    for field in grid_orders.FIELDS:
+        values = sorted({float(v) for v in m.query(f"SELECT {field} FROM evaluations WHERE {field} IS NOT NULL").rows
+                         for v in v})  # fmt: skip
+        for lo, hi in ((values[1], values[-2]), (values[0], None), (None, values[len(values) // 2]), (-1e9, 1e9)):
+            for lo_out, hi_out in ((False, False), (True, True), (False, True)):
+                r = common_pb2.Range(min_exclusive=lo_out, max_exclusive=hi_out)
+                if lo is not None:
+                    r.min.number_value = lo
+                if hi is not None:
+                    r.max.number_value = hi
+                flt = common_pb2.Filter(all=[common_pb2.Condition(field=field, range=r)])
+                for sort in ([], [pb.SortKey(field="loss", descending=True)], [pb.SortKey(field="margin")]):
+                    got = grid_orders.range_count(m, VIEW, versions, flt, sort, present)
+                    assert got == live(flt, sort), (field, lo, hi, lo_out, hi_out, sort)
+                    counted += 1
+    assert counted == 3 * 4 * 3 * 3
+    # the page's count goes the same way, and agrees
+    flt = common_pb2.Filter(all=[_range("confidence", 0.3, 0.5)])
+    page = datapoints.query_datapoints(m, VIEW, flt, [pb.SortKey(field="loss")], 5, "", scope="s",
+                                       answers=AnswerCache(m))  # fmt: skip
+    assert page.total == live(flt, [pb.SortKey(field="loss")]) > 0
+    # not a single range of numbers on a kept field, or sorted by another field: the set's count
+    for other, sort in ((OTHER_FILTERS["labeled, right, loss above 0.9"], []),
+                        (common_pb2.Filter(all=[common_pb2.Condition(field="confidence", range=common_pb2.Range(
+                            min=common_pb2.Value(number_value=0.3)), negate=True)]), []),
+                        (flt, [pb.SortKey(field="capture_time")])):  # fmt: skip
+        assert grid_orders.range_count(m, VIEW, versions, other, sort, present) is None
+    # a sort written twice (two replicas) holds more rows than frames: the set's count
+    m.command("TRUNCATE TABLE grid_listing_builds")
+    assert grid_orders.keep(m, VIEW, versions)[1]
+    assert grid_orders.range_count(m, VIEW, versions, flt, [], present) is None

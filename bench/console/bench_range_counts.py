@@ -1,0 +1,130 @@
+"""The count of the example grid's slider (one range of confidence, loss or margin) at N frames on chDB: read from
+the key's range of the field's sort that a large set keeps whole (``shoal.analysis.grid_orders.range_count``)
+beside the count of the set's statement, as every such count was read before, in the same process and run; each
+asked first (its first call) and then twice more, and checked equal.
+
+The data is ``bench_console``'s (N frames of 10 classes, two splits; loaded anew unless ``--work`` names a folder it
+loaded before). The sorts are written as the preparer writes them, the worst predictions first, until each field
+has one (loss down, confidence up, margin up: three of the six); a count reads whichever of a field's two it finds.
+
+    python bench/console/bench_range_counts.py --frames 10000000 --work /work/bench10m
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K  # noqa: E402
+from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
+
+MODULE = "bench.console.bench_range_counts"
+#: (name, field, min, max, the grid's sort field): a slider's range, as the console's filter writes it
+QUESTIONS = (
+    ("confidence below 0.5, by frame id", "confidence", None, 0.5, "frame_id"),
+    ("confidence in [0.3, 0.5), by margin", "confidence", 0.3, 0.5, "margin"),
+    ("confidence above 0.9, by confidence", "confidence", 0.9, None, "confidence"),
+    ("loss above 2, by loss", "loss", 2.0, None, "loss"),
+    ("loss in [0.5, 1), by frame id", "loss", 0.5, 1.0, "frame_id"),
+    ("margin below 0.1, by loss", "margin", None, 0.1, "loss"),
+)
+REPEATS = 3
+
+
+def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    from shoal.analysis import datapoints, grid_orders
+    from shoal.analysis.v1 import analysis_pb2 as pb
+    from shoal.common.data.answers import AnswerCache
+    from shoal.common.data.query import VIEW_TABLES, View
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+    from shoal.common.v1 import common_pb2
+
+    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
+    m.migrate(grid_orders.MIGRATIONS)
+    view = View(PROJECT, DATASET, INFERENCE_SET, tuple(range(K)), {f"class-{i}": i for i in range(K)}, 0.0)
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None
+    out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames").scalar()), "sorts_written_s": {}}
+    for _ in range(3):  # one sort a call: loss down, confidence up, margin up (a sort begun is written whole)
+        t = time.perf_counter()
+        written, _ = grid_orders.keep(m, view, versions, deadline=time.monotonic() + 0.1)
+        if written:
+            out["sorts_written_s"][str(len(out["sorts_written_s"]))] = round(time.perf_counter() - t, 1)
+
+    def statement(flt: Any, field: str) -> tuple[str, dict[str, Any]]:  # type: ignore[type-arg]
+        _, _, _, sql, params = datapoints.page_statement(view, flt, [pb.SortKey(field=field)], {}, 1, None)[:5]
+        return sql, params
+
+    present: dict[str, int] = {}
+    t = time.perf_counter()
+    for field in grid_orders.FIELDS:  # kept by the preparer with the grid's counts (prepared.prepare_counts)
+        present[field] = int(m.query(*statement(common_pb2.Filter(), field)).scalar())
+    out["frames_with_each_field_s"] = round(time.perf_counter() - t, 2)
+
+    def timed(ask: Any) -> tuple[int, list[float]]:  # type: ignore[type-arg]
+        times, got = [], None
+        for _ in range(REPEATS):
+            t = time.perf_counter()
+            got = ask()
+            times.append(time.perf_counter() - t)
+        return int(got), times  # type: ignore[arg-type]
+
+    questions: dict[str, Any] = {}
+    for name, field, lo, hi, by in QUESTIONS:
+        r = common_pb2.Range(max_exclusive=True)
+        if lo is not None:
+            r.min.number_value = lo
+        if hi is not None:
+            r.max.number_value = hi
+        flt = common_pb2.Filter(all=[common_pb2.Condition(field=field, range=r)])
+        sort = [pb.SortKey(field=by)]
+        kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s,
+                                                                               present.__getitem__))  # fmt: skip
+        live, live_times = timed(lambda f=flt, b=by: m.query(*statement(f, b)).scalar())
+        assert kept == live, (name, kept, live)
+        questions[name] = {
+            "frames": live,
+            "sort_key_range": {"first_ms": round(kept_times[0] * 1e3, 1),
+                               "median_ms": round(statistics.median(kept_times) * 1e3, 1)},
+            "count_of_the_set": {"first_ms": round(live_times[0] * 1e3, 1),
+                                 "median_ms": round(statistics.median(live_times) * 1e3, 1)},
+        }  # fmt: skip
+    out["questions"] = questions
+    out["peak_rss_mib"] = round(peak_rss_mib(), 0)
+    m.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=10_000_000)
+    ap.add_argument("--work", default=None, help="a folder bench_console loaded before (kept), instead of a new one")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "console" / "results_range_counts.json")
+    args = ap.parse_args()
+    results = results_header()
+    results["command"] = " ".join(["python bench/console/bench_range_counts.py", *sys.argv[1:]])
+    results["load_average_at_start"] = os.getloadavg()[0]
+    folder = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-range-"))
+    try:
+        if not (folder / "ch").exists():
+            results["load"] = run_child("bench.console.bench_console", "load", args.frames, str(folder))
+        results["runs"][str(args.frames)] = run_child(MODULE, "measure", str(folder))
+    finally:
+        if not args.work:
+            shutil.rmtree(folder, ignore_errors=True)
+    results["load_average_at_end"] = os.getloadavg()[0]
+    write_results(args.out, results)
+
+
+if __name__ == "__main__":
+    main()
