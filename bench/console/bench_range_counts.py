@@ -65,11 +65,25 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         _, _, _, sql, params = datapoints.page_statement(view, flt, [pb.SortKey(field=field)], {}, 1, None)[:5]
         return sql, params
 
-    present: dict[str, int] = {}
+    known: dict[tuple[str, ...], int] = {}
+
+    def present(fields: Any) -> int:  # type: ignore[type-arg]
+        """The set's frames with the fields: kept by the preparer for each field alone (prepared.prepare_counts),
+        for two once asked (counted here before the questions are timed)."""
+        key = tuple(fields)
+        if key not in known:
+            _, _, _, sql, params = datapoints.page_statement(
+                view, common_pb2.Filter(), [pb.SortKey(field=f) for f in key], {}, 1, None
+            )[:5]
+            known[key] = int(m.query(sql, params).scalar())
+        return known[key]
+
     t = time.perf_counter()
-    for field in grid_orders.FIELDS:  # kept by the preparer with the grid's counts (prepared.prepare_counts)
-        present[field] = int(m.query(*statement(common_pb2.Filter(), field)).scalar())
-    out["frames_with_each_field_s"] = round(time.perf_counter() - t, 2)
+    for _, field, _, _, by in QUESTIONS:
+        present([field])
+        if by not in (field, "frame_id"):
+            present([field, by])
+    out["frames_with_the_fields_s"] = round(time.perf_counter() - t, 2)
 
     def timed(ask: Any) -> tuple[int, list[float]]:  # type: ignore[type-arg]
         times, got = [], None
@@ -88,8 +102,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
             r.max.number_value = hi
         flt = common_pb2.Filter(all=[common_pb2.Condition(field=field, range=r)])
         sort = [pb.SortKey(field=by)]
-        kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s,
-                                                                               present.__getitem__))  # fmt: skip
+        kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s, present))  # fmt: skip
         live, live_times = timed(lambda f=flt, b=by: m.query(*statement(f, b)).scalar())
         assert kept == live, (name, kept, live)
         questions[name] = {

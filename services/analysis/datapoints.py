@@ -274,8 +274,8 @@ def _kept_count(
     if versions is None:
         return None
 
-    def present(field: str) -> int:  # every frame with the field, as the preparer keeps it (prepared.GRID_SORTS)
-        _, _, _, sql, params = _query(view, common_pb2.Filter(), [_Sort(field)], {})
+    def present(fields: Sequence[str]) -> int:  # every frame with the fields (the preparer keeps each alone)
+        _, _, _, sql, params = _query(view, common_pb2.Filter(), [_Sort(f) for f in fields], {})
         return answers.get(VIEW_TABLES, statement_key("datapoints.count", sql, params),
                            lambda: int(metrics.query(sql, params).scalar()))  # fmt: skip
 

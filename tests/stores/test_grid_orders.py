@@ -258,8 +258,8 @@ def test_a_range_of_a_kept_sorts_field_is_counted_through_the_sorts_key(store: E
     def live(flt: common_pb2.Filter, sort: list[pb.SortKey]) -> int:
         return int(m.query(*datapoints.page_statement(VIEW, flt, sort, {}, 1, None)[3:]).scalar())
 
-    def present(field: str) -> int:  # the set's frames with the field
-        return live(common_pb2.Filter(), [pb.SortKey(field=field)])
+    def present(fields: list[str]) -> int:  # the set's frames with the fields
+        return live(common_pb2.Filter(), [pb.SortKey(field=f) for f in fields])
 
     counted = 0
     for field in grid_orders.FIELDS:
