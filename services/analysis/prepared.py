@@ -157,10 +157,6 @@ class Preparer:
             done += self._rank_jobs()
         return done
 
-    def jobs_ranked(self) -> bool:
-        """Whether every finished job's listings are ranked whole (as of the last round)."""
-        return not self._partial
-
     def job_prepared(self, project: str, job_id: str) -> bool:
         """Whether the first pages of the job, as it last finished, were prepared."""
         return any(p == project and j == job_id for p, j, _ in self.prepared_jobs)
