@@ -5,10 +5,10 @@ frames, about a second). When a job's listing has more rows than the service's
 ``ranked_pages_above``, the job's end writes the first :data:`RANKED` rows of each of its orders
 (each a *listing*) into a table ordered by (project, job, listing, rank), with the row's columns
 beside its rank, and the listing's length into ``result_listings``; the analysis service's preparer
-then ranks the rest of a longer listing in the background (:func:`complete`: 12 to 16 s for an order of
-10M frames' label-issue scores), so that the job itself takes no longer. A page is a range of ranks, read through the table's
-primary key. Rows left out of a page (a dismissed label issue) move the range by as many ranks as come
-before it (:func:`window`).
+then ranks the rest of a longer listing in the background (:func:`complete`: 12 to 16 s for an order
+of 10M frames' label-issue scores), so that the job itself takes no longer. A page is a range of ranks,
+read through the table's primary key. Rows left out of a page (a dismissed label issue) move the range
+by as many ranks as come before it (:func:`window`).
 
 A page beyond the ranked rows (until the rest is ranked), and a page of a job finished before its
 listings were ranked, is read from the job's rows as before: the caller falls back when :func:`page`
