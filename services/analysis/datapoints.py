@@ -20,6 +20,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from shoal.analysis import grid_orders
+from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common import classmaps, masks
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
@@ -257,12 +258,6 @@ def query_datapoints(
     return Page(shown, token, total)
 
 
-@dataclass(frozen=True)
-class _Sort:
-    field: str
-    descending: bool = False
-
-
 def _kept_count(
     metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], answers: AnswerCache | None
 ) -> int | None:
@@ -275,7 +270,7 @@ def _kept_count(
         return None
 
     def present(fields: Sequence[str]) -> int:  # every frame with the fields (the preparer keeps each alone)
-        _, _, _, sql, params = _query(view, common_pb2.Filter(), [_Sort(f) for f in fields], {})
+        _, _, _, sql, params = _query(view, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields], {})
         return answers.get(VIEW_TABLES, statement_key("datapoints.count", sql, params),
                            lambda: int(metrics.query(sql, params).scalar()))  # fmt: skip
 

@@ -145,14 +145,10 @@ def page(
     width and height; None when the tables' current versions have no such listing, or when the filter keeps to a
     confusion cell and ``passing`` (how many frames pass it) is under one in :data:`SPARSE` of the listing."""
     build, name = build_id(view, versions), listing_name(field, descending)
-    found = metrics.query(
-        "SELECT rows FROM grid_listing_builds FINAL WHERE project = {project:String} AND inference_set = {set:String}"
-        " AND dataset = {dataset:String} AND build = {build:String} AND listing = {listing:String}",
-        {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build, "listing": name},
-    ).rows
-    if not found:
+    found = _written(metrics, view, build, [name])
+    if name not in found:
         return None
-    if passing is not None and passing * SPARSE < int(found[0][0]) and cell_of(flt, view) is not None:
+    if passing is not None and passing * SPARSE < found[name] and cell_of(flt, view) is not None:
         return None  # the cell's own rows, sorted, are fewer than the listing's rows passed over
     params = Params()
     source = view_sql(view, params, listing=(build, name))
@@ -174,6 +170,19 @@ def page(
         if len(out) >= want or len(rows) < limit:
             return out[:want]
         limit *= 2
+
+
+def _written(metrics: MetricsStore, view: View, build: str, names: Sequence[str] | None = None) -> dict[str, int]:
+    """The listings of the view's ``build`` written (of ``names``, when given), with their rows; listing ``''`` marks
+    the build begun."""
+    only = " AND listing IN {names:Array(String)}" if names is not None else ""
+    rows = metrics.query(
+        "SELECT listing, rows FROM grid_listing_builds FINAL WHERE project = {project:String}"
+        f" AND inference_set = {{set:String}} AND dataset = {{dataset:String}} AND build = {{build:String}}{only}",
+        {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build,
+         "names": list(names or ())},
+    ).rows  # fmt: skip
+    return {str(name): int(n) for name, n in rows}
 
 
 def range_count(
@@ -207,16 +216,7 @@ def range_count(
     if not bounds:
         return None
     build = build_id(view, versions)
-    target = {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build}
-    written = {
-        str(name): int(rows)
-        for name, rows in metrics.query(
-            "SELECT listing, rows FROM grid_listing_builds FINAL WHERE project = {project:String}"
-            " AND inference_set = {set:String} AND dataset = {dataset:String} AND build = {build:String}"
-            " AND listing IN {names:Array(String)}",
-            {**target, "names": [listing_name(c.field, d) for d in (False, True)]},
-        ).rows
-    }
+    written = _written(metrics, view, build, [listing_name(c.field, d) for d in (False, True)])
     for descending in (False, True):
         name = listing_name(c.field, descending)
         if name not in written:
@@ -249,14 +249,7 @@ def keep(
     listings it wrote, and whether all are."""
     build = build_id(view, versions)
     target = {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build}
-    done = {
-        str(r[0])
-        for r in metrics.query(
-            "SELECT listing FROM grid_listing_builds FINAL WHERE project = {project:String}"
-            " AND inference_set = {set:String} AND dataset = {dataset:String} AND build = {build:String}",
-            target,
-        ).rows
-    }
+    done = set(_written(metrics, view, build))
     written = 0
     for field, descending in WRITTEN_FIRST:
         name = listing_name(field, descending)
