@@ -34,7 +34,9 @@ def run_child(module: str, fn: str, *args: object) -> dict:  # type: ignore[type
         f"from {module} import {fn}\n"
         f"print(json.dumps({fn}(*{args!r})))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{module}.{fn}{args!r} failed ({out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

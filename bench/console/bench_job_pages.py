@@ -162,10 +162,11 @@ def load(m: Any, n: int) -> dict[str, Any]:  # type: ignore[type-arg]
     return out
 
 
-def measure(n: int, repeats: int, detection: bool = False) -> dict[str, Any]:  # type: ignore[type-arg]
-    """Pages of the label-issue and neighbour jobs, or with ``detection`` of a detection label-issue job."""
+def measure(n: int, repeats: int, detection: bool = False, pages: bool = True) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Pages of the label-issue and neighbour jobs, or with ``detection`` of a detection label-issue job (without
+    ``pages``: only the pages after one more dismissal)."""
     if detection:
-        return measure_detection(n, repeats)
+        return measure_detection(n, repeats, pages)
     from shoal.analysis import dismissals, label_issues, neighbors, ranked
     from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
     from shoal.common.data.results import MIGRATIONS as RESULT_MIGRATIONS
@@ -173,7 +174,7 @@ def measure(n: int, repeats: int, detection: bool = False) -> dict[str, Any]:  #
     from shoal.common.stores.metrics import EmbeddedMetricsStore
 
     out: dict[str, Any] = {"frames": n}
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:  # chDB may still be merging
         m = EmbeddedMetricsStore(path=Path(work) / "ch", database="bench")
         m.migrate((*FRAME_MIGRATIONS, *RESULT_MIGRATIONS, *ranked.MIGRATIONS, *label_issues.MIGRATIONS,
                    *dismissals.MIGRATIONS, *neighbors.MIGRATIONS))  # fmt: skip
@@ -239,7 +240,7 @@ def _pages(asks: dict[str, Any], repeats: int) -> dict[str, Any]:
     return pages
 
 
-def measure_detection(n: int, repeats: int) -> dict[str, Any]:  # type: ignore[type-arg]
+def measure_detection(n: int, repeats: int, pages: bool = True) -> dict[str, Any]:  # type: ignore[type-arg]
     from shoal.analysis import detection_issues, dismissals, ranked
     from shoal.common.data.answers import AnswerCache
     from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
@@ -248,7 +249,7 @@ def measure_detection(n: int, repeats: int) -> dict[str, Any]:  # type: ignore[t
     from shoal.common.stores.metrics import EmbeddedMetricsStore
 
     out: dict[str, Any] = {"frames": n}
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as work:  # chDB may still be merging
         m = EmbeddedMetricsStore(path=Path(work) / "ch", database="bench")
         m.migrate((*FRAME_MIGRATIONS, *RESULT_MIGRATIONS, *ranked.MIGRATIONS, *detection_issues.MIGRATIONS,
                    *detection_issues.RANK_MIGRATIONS, *dismissals.MIGRATIONS))  # fmt: skip
@@ -280,9 +281,64 @@ def measure_detection(n: int, repeats: int) -> dict[str, Any]:  # type: ignore[t
             "flagged objects by frame": lambda job, off: page(detection_issues.query_objects, job, off, 1, SIZE),
             "flagged frames by score": lambda job, off: page(detection_issues.query_frames, job, off, 0, SIZE),
         }
-        out["pages"] = _pages(asks, repeats)
+        if pages:
+            out["pages"] = _pages(asks, repeats)
+
+        # one more dismissal at a time: each frame's ranks kept (as the server keeps them), and, before, every
+        # dismissed frame's ranks read again after each dismissal
+        def first(a: Any) -> Any:  # type: ignore[misc]
+            return lambda off: detection_issues.query_objects(
+                m, "p", "fast", dataset="d", types=[], include_unflagged=False, include_dismissed=False, order=0,
+                offset=off, size=SIZE, answers=a)  # fmt: skip
+
+        out["after_one_more_dismissal"] = _one_more_dismissal(m, first(answers), repeats)
+        out["after_one_more_dismissal_before"] = _one_more_dismissal(m, first(_every_frame(m)), repeats, 2000)
         out["peak_rss_mib"] = round(peak_rss_mib(), 0)
     return out
+
+
+def _every_frame(m: Any) -> Any:  # type: ignore[misc]
+    """Kept answers as they were before a frame's ranks were kept: every dismissed frame's ranks read again by each
+    call that computes the dismissed rows anew."""
+    from shoal.common.data.answers import AnswerCache
+
+    class EveryFrame(AnswerCache):
+        def lookups(self, tables: Any, key: Any, find: Any, wanted: Any, weight: Any = None) -> Any:  # type: ignore[override]
+            return dict(find(list(dict.fromkeys(wanted))))
+
+    return EveryFrame(m)
+
+
+def _one_more_dismissal(m: Any, ask: Any, repeats: int, start: int = 1000) -> dict[str, Any]:  # type: ignore[type-arg]
+    """The first page asked right after one more frame is dismissed (another frame each time), and the page after
+    it, as a person dismissing issues one by one asks them; each dismissal must leave its frame's rows out."""
+    from shoal.analysis import dismissals
+
+    # as on a store that has settled since the job (the rows just written are being merged in the background)
+    bound = time.monotonic() + 600
+    while int(m.query("SELECT count() FROM system.merges").scalar()) and time.monotonic() < bound:
+        time.sleep(1)
+    ask(0)  # the lists read once before, as on a page already open
+    # frames with flagged objects, none dismissed yet (in frame order: the same frames on every run)
+    frames = [str(r[0]) for r in m.query(
+        "SELECT DISTINCT frame_id FROM detection_issue_objects WHERE job_id = 'fast' AND is_issue AND frame_id NOT IN"
+        " (SELECT frame_id FROM label_issue_dismissals) ORDER BY frame_id LIMIT {n:UInt32} OFFSET {start:UInt32}",
+        {"n": repeats, "start": start}).rows]  # fmt: skip
+    first, second = [], []
+    for frame in frames:
+        before = ask(0)[2]
+        m.insert("label_versions", [["p", "d", frame, "v1", "2026-01-01 00:00:00", 0, 0, "upload", "", "", "u"]],
+                 ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects",
+                  "source", "author", "reason", "upload_id"])  # fmt: skip
+        dismissals.record(m, "p", "d", [(frame, "")], dismissed=True, job_id="fast", reason="", dismissed_by="")
+        t = time.perf_counter()
+        got = ask(0)
+        first.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ask(SIZE)
+        second.append(time.perf_counter() - t)
+        assert got[2] > before, frame  # the frame's flagged rows counted as dismissed
+    return {"dismissed_frames": len(frames), "first_page": _ms(first), "next_page": _ms(second)}
 
 
 def main() -> None:
@@ -290,11 +346,18 @@ def main() -> None:
     ap.add_argument("--frames", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--detection", action="store_true", help="the pages of a detection label-issue job instead")
+    ap.add_argument(
+        "--dismissals-only",
+        action="store_true",
+        help="with --detection: only the pages asked after one more dismissal, not every depth",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results_job_pages.json"))
     args = ap.parse_args()
     results = results_header()
     for n in args.frames:
-        results["runs"][str(n)] = run_child(MODULE, "measure", n, args.repeats, args.detection)
+        results["runs"][str(n)] = run_child(
+            MODULE, "measure", n, args.repeats, args.detection, not args.dismissals_only
+        )
     write_results(args.out, results)
 
 

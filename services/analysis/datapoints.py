@@ -11,6 +11,7 @@ an inference set's predictions), are read for the whole page at once, keyed by i
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +48,10 @@ from shoal.common.errors import InvalidArgument
 from shoal.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
+
+#: the grid's sorts whose counts are kept (a sort leaves out the frames without its field: see
+#: ``shoal.common.data.query.presence``): its default (``examples.js``), then the prediction's fields
+GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
 
 SORTED_PAGES = Counter(
     "shoal_grid_sorted_pages_total",
@@ -161,6 +166,55 @@ def count_key(view: View, flt: common_pb2.Filter, sort: Sequence[Any]) -> tuple[
     """The key under which the count of a query that sorts by no metadata key is kept."""
     _, _, _, sql, params = _query(view, flt, sort, {})
     return statement_key("datapoints.count", sql, params)
+
+
+#: the values of a metadata key whose grid counts a slice read keeps (the most frequent first)
+MAX_VALUE_COUNTS = 250
+
+
+def keep_value_counts(
+    answers: AnswerCache, versions: tuple[Any, ...], view: View, flt: common_pb2.Filter, key: str, kind: str,
+    by_value: Mapping[str, Sequence[int]],
+) -> int:  # fmt: skip
+    """Keeps, under the ``versions`` of the view's tables read before they were counted, the grid's count of
+    ``flt`` and one value of metadata ``key`` under each of :data:`GRID_SORTS`, for the values a slice of the
+    key links to (``by_value``: each value as the slice names it, with its counts in that order). Each value's
+    condition is written as the console's grid writes it from the slice's link (``filterFromQuery``), so that
+    the grid's first count is one already kept; a value the grid would write otherwise is left out. Returns
+    how many counts were new."""
+    kept: dict[Hashable, int] = {}
+    largest = sorted(by_value.items(), key=lambda kv: -kv[1][0])[:MAX_VALUE_COUNTS]
+    for raw, counts in largest:
+        value = _linked_value(raw, kind, by_value)
+        if value is None:
+            continue
+        f = common_pb2.Filter()
+        f.CopyFrom(flt)
+        f.all.append(common_pb2.Condition(field=f"metadata.{key}", equals=value))
+        for name, n in zip(GRID_SORTS, counts, strict=True):
+            kept[count_key(view, f, [pb.SortKey(field=name)])] = n
+    return answers.keep(VIEW_TABLES, versions, kept)
+
+
+def _linked_value(raw: str, kind: str, by_value: Mapping[str, Any]) -> common_pb2.Value | None:
+    """The value a slice named ``raw`` (``toString`` of a ``kind`` metadata value) filters the grid by, as the
+    console writes it (``filterFromQuery``: "true" and "false" as booleans, a number key's values as numbers); None
+    when that condition would not count exactly the slice's frames (an empty value, which the grid does not
+    filter by; a string that reads as a boolean; a timestamp; a number that is not finite, or a zero whose slice
+    has a twin, 0 and -0 being equal)."""
+    if raw in ("true", "false"):
+        return common_pb2.Value(bool_value=raw == "true") if kind == "bool" else None
+    if kind == "string" and raw:
+        return common_pb2.Value(string_value=raw)
+    if kind != "number":
+        return None
+    try:
+        number = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(number) or (number == 0 and {"0", "-0"} <= by_value.keys()):
+        return None
+    return common_pb2.Value(number_value=number)
 
 
 def metadata_kinds(metrics: MetricsStore, view: View, keys: Sequence[str]) -> dict[str, str]:

@@ -988,9 +988,10 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, lst: ranked.L
     """A page of ``lst`` (flagged objects, or frames) from its ranked rows, as :func:`query_objects` and
     :func:`query_frames` answer it; None when they do not hold the page. The rows dismissed (an
     object's or its whole frame's dismissal in force) are left out by their ranks, read through their
-    frames (``rank_frames``), and counted among the ranked rows when they are the whole listing; else in
-    the job's rows through their frames (about 0.15 ms a dismissed frame at 10M frames); both kept in
-    ``answers`` until a dismissal, a relabel or the job's rows change."""
+    frames (``rank_frames``, each frame's looked up once until the ranks change), and counted among the
+    ranked rows when they are the whole listing; else in the job's rows through their frames (about 0.15 ms
+    a dismissed frame at 10M frames); both kept in ``answers`` until a dismissal, a relabel or the job's rows
+    change."""
     known = ranked.length(metrics, project, job_id, lst)
     if known is None or (known[1] < known[0] and offset + size > known[1]):
         return None
@@ -1010,7 +1011,7 @@ def _ranked_page(metrics: MetricsStore, project: str, job_id: str, lst: ranked.L
             return frames, pairs, [], 0
         # the frames named as a literal set, which the ranks by frame and the job's rows are read through
         touched = sorted(frames | {f for f, _ in pairs})
-        rows = ranked.ranks_by_frame(metrics, project, job_id, [lst], touched)[lst.name]
+        rows = ranked.ranks_by_frame(metrics, project, job_id, [lst], touched, answers)[lst.name]
         # a row is left out by its frame's dismissal, or (an object's row) its object's
         skipped = [r for f, o, r in rows if f in frames or (f, o) in pairs]
         if whole:

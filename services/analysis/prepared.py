@@ -62,9 +62,7 @@ MAP_POINTS = 20_000
 #: frames per page of the console's Issues page, and outliers or pairs per page of its Findings page
 ISSUES_PAGE = 48
 FINDINGS_PAGE = 24
-#: the grid's sorts whose counts are kept (a sort leaves out the frames without its field: see
-#: ``shoal.common.data.query.presence``): its default (``examples.js``), then the prediction's fields
-GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
+GRID_SORTS = datapoints.GRID_SORTS
 #: the grid's page (``examples.js``: PAGE_SIZE), and the splits whose first pages by each sort are kept
 GRID_PAGE = 60
 MAX_SPLITS = 8

@@ -5,12 +5,12 @@ wholly below the overall accuracy, so small slices that are bad by chance do not
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
 from shoal.analysis import multilabel, segmentation, sound_event_analysis
-from shoal.analysis.datapoints import metadata_kinds
+from shoal.analysis.datapoints import GRID_SORTS, metadata_kinds
 from shoal.common.data.query import SETTINGS, Params, View, compile_filter, metadata_key, view_sql
 from shoal.common.errors import InvalidArgument
 from shoal.common.stores.metrics import MetricsStore
@@ -50,7 +50,10 @@ def wilson(correct: int, n: int, level: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _group_expression(metrics: MetricsStore, view: View, group_by: str, bucket: str, params: Params) -> str:
+def _group_expression(
+    metrics: MetricsStore, view: View, group_by: str, bucket: str, params: Params, kinds: dict[str, str] | None = None
+) -> str:
+    """The SQL of each frame's slice value (``kinds`` gets a metadata key's type)."""
     if group_by == "split":
         return "split"
     if group_by == "capture_time":
@@ -63,9 +66,12 @@ def _group_expression(metrics: MetricsStore, view: View, group_by: str, bucket: 
         kind = metadata_kinds(metrics, view, [key]).get(key)
         if kind is None:
             raise InvalidArgument(f"no frame of the dataset has metadata key {key!r}", field="group_by")
+        if kinds is not None:
+            kinds[key] = kind
         column = {"string": "meta_str", "number": "meta_num", "bool": "meta_bool", "timestamp": "meta_time"}[kind]
         k = params.add(key, "String")
-        return f"if(mapContains({column}, {k}), toString({column}[{k}]), '{NONE}')"
+        value = f"toBool({column}[{k}])" if kind == "bool" else f"{column}[{k}]"  # a flag: true or false, not 1 or 0
+        return f"if(mapContains({column}, {k}), toString({value}), '{NONE}')"
     raise InvalidArgument(f"group by split, capture_time or metadata.<key>, not {group_by!r}", field="group_by")
 
 
@@ -127,8 +133,12 @@ def slices(
     segmentation_classes: list[int] | None = None,
     multilabel_classes: list[int] | None = None,
     sound_event_classes: list[int] | None = None,
+    grid_counts: GridCounts | None = None,
 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
     """(overall accuracy, frames, every slice by value, the worst slices).
+
+    With ``grid_counts`` (a classification set grouped by a metadata key), the same read also fills it with
+    the frames of each value as the example grid counts them under each of its sorts (:class:`GridCounts`).
 
     With ``detection_iou``: per slice of frames, the matches of the right class over every outcome
     of the detection confusion matrix at that IoU (matches, false positives, missed boxes); the
@@ -137,7 +147,8 @@ def slices(
         raise InvalidArgument(f"must lie in (0, 1), got {level}", field="confidence_level")
     params = Params()
     source = view_sql(view, params)
-    group = _group_expression(metrics, view, group_by, time_bucket, params)
+    kinds: dict[str, str] = {}
+    group = _group_expression(metrics, view, group_by, time_bucket, params, kinds)
     where = compile_filter(flt, view, params)
     if detection_iou is not None:
         from shoal.analysis.detection import slice_counts
@@ -168,10 +179,32 @@ def slices(
             groups_sql=f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", groups_params=params.values,
         )  # fmt: skip
         return _rank_events(sound_event_analysis.slice_rows(reader, level), min_support)
+    if grid_counts is None or not kinds:
+        rows = metrics.query(
+            f"SELECT {group} AS g, count(), countIf(label_class = predicted_class) FROM ({source})"
+            f" WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND {where} GROUP BY g ORDER BY g{SETTINGS}",
+            params.values,
+        ).rows
+        counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct in rows]
+        return _rank(counts, min_support, level, objects=False)
+    # every frame of the slice as well, and those with each sort's field (the grid leaves out the frames without)
+    evaluated = "label_class IS NOT NULL AND pred_raw IS NOT NULL"
+    present = "".join(f", countIf({name} IS NOT NULL)" for name in GRID_SORTS[1:])
     rows = metrics.query(
-        f"SELECT {group} AS g, count(), countIf(label_class = predicted_class) FROM ({source})"
-        f" WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND {where} GROUP BY g ORDER BY g{SETTINGS}",
+        f"SELECT {group} AS g, countIf({evaluated}), countIf({evaluated} AND label_class = predicted_class),"
+        f" count(){present} FROM ({source}) WHERE {where} GROUP BY g ORDER BY g{SETTINGS}",
         params.values,
     ).rows
-    counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct in rows]
+    grid_counts.kind = kinds[next(iter(kinds))]
+    grid_counts.by_value = {str(r[0]): [int(n) for n in r[3:]] for r in rows if str(r[0]) != NONE}
+    counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct, *_ in rows if n]
     return _rank(counts, min_support, level, objects=False)
+
+
+@dataclass
+class GridCounts:
+    """The frames of each slice of a metadata key as the example grid counts them when filtered to its value:
+    every frame with the value, then those with each of the grid's sorts' fields (``datapoints.GRID_SORTS``)."""
+
+    kind: str = ""
+    by_value: dict[str, list[int]] = field(default_factory=dict)

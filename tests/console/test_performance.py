@@ -215,6 +215,14 @@ def test_worst_slices_and_the_comparison_show_the_api_numbers(console: Console, 
         assert f"{d.f1_delta:+.3f}" in row.replace("▲ ", "").replace("▼ ", "")
     href = page.get_attribute("#compare-regressed", "href")
     assert "baseline_inference_set=cnn" in href and "change=regressed" in href and "inference_set=cnn2" in href
+    # followed, the grid counts the rear camera's frames (the count the slices' read kept for it)
+    page.locator("#slices-table tr[data-value='rear'] a").click()
+    rear = cpb.Filter(all=[cpb.Condition(field="metadata.camera", equals=cpb.Value(string_value="rear"))])
+    with console.client() as c:
+        want = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="shapes", inference_set="cnn2", filter=rear, page=cpb.PageRequest(page_size=1))).page.total_count  # fmt: skip
+    assert want > 0
+    page.wait_for_function("n => document.querySelector('#result-count')?.textContent === n", arg=f"{want:,} frames")
 
 
 def test_a_thousand_class_matrix_renders_on_a_canvas_and_opens_a_cell(console: Console, page: Any) -> None:

@@ -347,6 +347,16 @@ def test_slices_rank_the_site_where_the_model_guesses(served) -> None:  # type: 
         assert x.drop == pytest.approx(right.mean() - right[m].mean(), abs=1e-12)
     assert [x.value for x in resp.worst][:1] == ["s7"]
     assert all(x.interval_upper < resp.overall_accuracy for x in resp.worst)
+    # a slice's link opens the grid at its value: its count (kept by the slices' read) is the grid's count
+    for x in resp.slices[:3]:
+        for sort in ("frame_id", "loss"):
+            site = cpb.Condition(field="metadata.site", equals=cpb.Value(string_value=x.value))
+            among = cpb.Condition(
+                field="metadata.site", **{"in": cpb.ValueList(values=[cpb.Value(string_value=x.value)])}
+            )
+            counted = [_query(running, inference_set="resnet", filter=cpb.Filter(all=[c]), sort=[apb.SortKey(field=sort)],
+                              page=cpb.PageRequest(page_size=1)).page.total_count for c in (site, among)]  # fmt: skip
+            assert counted[0] == counted[1] >= x.frames > 0, (x.value, sort)
     with running.client(running.admin_key) as c:
         by_split = c.analysis.GetSlices(apb.GetSlicesRequest(project="pets", inference_set="resnet", group_by="split"))
         with pytest.raises(grpc.RpcError) as info:

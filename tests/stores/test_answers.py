@@ -125,6 +125,32 @@ def test_kept_answers_weigh_no_more_than_the_limit(store: MetricsStore) -> None:
     assert 60 not in calls[5:]  # too heavy to keep, so not computed in the background either
 
 
+def test_lookups_read_only_what_is_not_kept_and_start_again_when_the_table_changes(store: MetricsStore) -> None:
+    # a page asks for the ranks of the dismissed frames: after one more dismissal, only that frame is read
+    cache = AnswerCache(store, max_weight=40)
+    asked: list[list[str]] = []
+
+    def find(ids: list[str]) -> dict[str, tuple[int, ...]]:
+        asked.append(sorted(ids))
+        rows = store.query("SELECT id, v FROM scores FINAL WHERE id IN {ids:Array(String)}", {"ids": ids}).rows
+        found = {str(i): (int(v),) for i, v in rows}
+        return {i: found.get(i, ()) for i in ids}
+
+    look = lambda ids: cache.lookups(("scores",), "v", find, ids, weight=len)  # noqa: E731
+    assert look(["a", "x"]) == {"a": (1,), "x": ()}
+    assert look(["a", "b", "x", "a"]) == {"a": (1,), "b": (2,), "x": ()}
+    assert asked == [["a", "x"], ["b"]]
+    assert look(["b"]) == {"b": (2,)} and len(asked) == 2
+    assert cache.lookups(("scores",), "other", find, ["a"]) == {"a": (1,)} and len(asked) == 3  # its own key
+
+    store.insert("scores", [["a", 10, 2]], ["id", "v", "version"])  # the table changed: every value read anew
+    assert look(["a", "b"]) == {"a": (10,), "b": (2,)} and asked[-1] == ["a", "b"]
+    # a question's lookups weigh at most a quarter of the kept answers' limit: past it they are read each time
+    many = [f"id{i}" for i in range(20)]
+    assert look(many) == dict.fromkeys(many, ()) and look(many[:1]) == {many[0]: ()}
+    assert asked[-1] == many[:1] and cache.weight <= 40
+
+
 def test_without_the_tables_versions_every_call_computes(store: MetricsStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # a database user that may not read system.parts: the answers are right, none is kept
     from shoal.common.data import answers

@@ -111,7 +111,7 @@ def test_label_issue_pages_from_the_ranked_rows_equal_those_sorted_from_every_fr
     gone = [(f, "") for f in ids if rng.random() < 0.25]
     _dismiss(store, gone)
 
-    from_ranks = 0
+    from_ranks, answers = 0, AnswerCache(store)
     for all_frames, order, include in itertools.product((False, True), label_issues.ORDERS, (False, True)):
         for offset, size in ((0, 10), (7, 13), (25, 10), (38, 10), (60, 20), (0, 500)):
             kw = {"dataset": "d", "all_frames": all_frames, "include_dismissed": include, "order": order,
@@ -119,6 +119,7 @@ def test_label_issue_pages_from_the_ranked_rows_equal_those_sorted_from_every_fr
             want = label_issues.query_issues(store, "p", "plain", **kw)  # type: ignore[arg-type]
             got = label_issues.query_issues(store, "p", "fast", **kw)  # type: ignore[arg-type]
             assert got == want, (all_frames, order, include, offset, size)
+            assert label_issues.query_issues(store, "p", "fast", answers=answers, **kw) == want  # type: ignore[arg-type]
             from_ranks += label_issues._ranked_page(store, "p", "fast", **kw) is not None  # type: ignore[arg-type]
     # the pages within the ranked rows: two or three of the six asked in each listing, or all but the last
     assert from_ranks >= (24 if limit < N else 60)
@@ -292,6 +293,9 @@ def test_detection_issue_pages_from_the_ranked_rows_equal_those_sorted_from_ever
     flagged_rows = sum(1 for f, i in zip(objects["frame_id"].to_pylist(), objects["is_issue"].to_pylist(), strict=True)
                        if f == more and i)  # fmt: skip
     assert after[2] == before[2] + flagged_rows
+    # and reopened: its rows are shown again (the ranks kept by frame still hold them)
+    dismissals.record(store, "p", "d", [(more, "")], dismissed=False, job_id="fast", reason="", dismissed_by="me")
+    assert detection_issues.query_objects(store, "p", "fast", answers=answers, **kw) == before
 
 
 def test_the_rest_of_a_listing_ranked_later_gives_every_page_from_the_ranks(store: EmbeddedMetricsStore) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from shoal.analysis.datapoints import keep_value_counts
 from shoal.analysis.rpc.context import Analysis, Context, check_frame_fields, check_iou, check_threshold
-from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, SliceStats, slices
+from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, GridCounts, SliceStats, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.projects import OBJECT_TASKS
-from shoal.common.data.query import VIEW_TABLES
+from shoal.common.data.query import VIEW_TABLES, metadata_key
 from shoal.common.errors import InvalidArgument
 
 
@@ -30,19 +31,33 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
     level = request.confidence_level or DEFAULT_LEVEL
     iou = check_iou(request.iou_threshold, "iou_threshold") if is_detection else None
 
-    def compute() -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+    def compute(grid_counts: GridCounts | None = None) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
         return slices(ctx.metrics, view, request.filter, group_by=request.group_by, time_bucket=request.time_bucket,
                       min_support=min_support, level=level, detection_iou=iou,
                       segmentation_classes=[c.id for c in project.classes] if maps else None,
                       multilabel_classes=[c.id for c in project.classes] if class_sets else None,
-                      sound_event_classes=[c.id for c in project.classes] if events else None)  # fmt: skip
+                      sound_event_classes=[c.id for c in project.classes] if events else None,
+                      grid_counts=grid_counts)  # fmt: skip
 
     if is_detection or maps or class_sets or events:  # counted from tables the kept answers do not watch
         overall, total, every, worst = compute()
     else:  # a classification set's slices read its evaluations rows (and segments): kept while they are unchanged
         flt = request.filter.SerializeToString(deterministic=True)
         key = ("slices", repr(view), flt, request.group_by, request.time_bucket, min_support, level)
-        overall, total, every, worst = ctx.answers.get(VIEW_TABLES, key, compute)
+
+        def compute_and_count() -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+            """By a metadata key, the same read counts each value's frames as the example grid a slice links to
+            counts them, kept for its first call."""
+            versions = ctx.answers.versions(VIEW_TABLES)
+            if versions is None or not request.group_by.startswith("metadata."):
+                return compute()
+            counts = GridCounts()
+            found = compute(counts)
+            keep_value_counts(ctx.answers, versions, view, request.filter, metadata_key(request.group_by, "group_by"),
+                              counts.kind, counts.by_value)  # fmt: skip
+            return found
+
+        overall, total, every, worst = ctx.answers.get(VIEW_TABLES, key, compute_and_count)
     return pb.GetSlicesResponse(
         overall_accuracy=overall,
         frames=sum(x.frames for x in every) if is_detection else total,

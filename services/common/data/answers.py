@@ -41,6 +41,8 @@ from shoal.common.stores.metrics import MetricsStore
 from shoal.common.workers import ThreadWorker
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 log = logging.getLogger(__name__)
 
 #: answers kept per process (the least recently used go first); most are counts, which the preparer
@@ -208,6 +210,49 @@ class AnswerCache:
             ANSWERS.labels("prepared").inc(new)
         return new
 
+    def lookups(
+        self,
+        tables: Sequence[str],
+        key: Hashable,
+        find: Callable[[list[K]], Mapping[K, V]],
+        wanted: Sequence[K],
+        weight: Callable[[V], int] | None = None,
+    ) -> dict[K, V]:
+        """The value of each of ``wanted`` (e.g. a frame's ranks in a job's lists), looked up by ``find``
+        only for those not kept under ``key`` and the tables' current versions: ``find`` is given the
+        missing ones and answers each. Values found are added to those kept (each of ``weight``, 1
+        without it) while the question's lookups weigh at most a quarter of ``max_weight``; a question
+        whose tables changed starts empty. Not a question the refresher computes again: its next call
+        looks up only what changed in what it asks."""
+        wanted = list(dict.fromkeys(wanted))
+        versions = self._versions(tuple(tables)) if self.max_answers > 0 else None
+        if versions is None:
+            return dict(find(wanted))
+        full = (tuple(tables), ("lookups", key), versions)
+        with self._lock:
+            entry = self._answers.get(full)
+            if entry is None:
+                kept: dict[K, V] = {}
+                self._answers[full] = (kept, 1)
+                self._weight += 1
+            else:
+                kept = entry[0]
+                self._answers.move_to_end(full)
+            missing = [k for k in wanted if k not in kept]
+            self.hits += len(wanted) - len(missing)
+        found = dict(find(missing)) if missing else {}
+        if found:
+            ANSWERS.labels("computed").inc()
+            heft = sum(max(1, weight(v)) if weight is not None else 1 for v in found.values())
+            with self._lock:
+                entry = self._answers.get(full)
+                if entry is not None and entry[1] + heft <= self.max_weight // 4:
+                    entry[0].update(found)
+                    self._answers[full] = (entry[0], entry[1] + heft)
+                    self._weight += heft
+                    self._evict()
+        return {k: found[k] if k in found else kept[k] for k in wanted}
+
     def _versions(self, tables: tuple[str, ...]) -> tuple[Any, ...] | None:
         """The tables' versions; None (answer without keeping) when they cannot be read."""
         try:
@@ -275,9 +320,13 @@ class AnswerCache:
                 self._answers[full] = (answer, heft)
                 self._weight += heft
             self._answers.move_to_end(full)
-            while len(self._answers) > self.max_answers or self._weight > self.max_weight:
-                _, (_, dropped) = self._answers.popitem(last=False)
-                self._weight -= dropped
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drops the least recently used answers while too many are kept (the lock held)."""
+        while len(self._answers) > self.max_answers or self._weight > self.max_weight:
+            _, (_, dropped) = self._answers.popitem(last=False)
+            self._weight -= dropped
 
     def refresh(self, within_seconds: float, limit: int = MAX_REFRESH) -> int:
         """Computes again the questions asked in the last ``within_seconds`` whose tables changed

@@ -1,0 +1,153 @@
+"""The example grid's first count of a metadata value at N frames on chDB, as a person reaches it from the Performance
+page: the slices of a metadata key (``GetSlices``), then a slice's link, which opens the grid filtered to that value.
+The slices' read now also counts each value's frames as the grid counts them under each of its sorts
+(``slices(grid_counts=)``), and those counts are kept (``datapoints.keep_value_counts``), so the grid's first count
+is one already kept. Measured in the same process and run: the slices' read without and with the grid's counts, and
+the grid's first count of a value from the set (as it was read before) and from the kept answers; the counts are
+checked equal.
+
+The data is ``bench_console``'s (N frames of 10 classes, two splits; loaded anew unless ``--work`` names a folder it
+loaded before), to which each frame's metadata is written once: a camera (8 values) and a light level (100 values).
+
+    python bench/console/bench_value_counts.py --frames 10000000 --work /work/bench10m
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K  # noqa: E402
+from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
+
+MODULE = "bench.console.bench_value_counts"
+#: (metadata key, the value whose slice is opened, as the console's grid writes it)
+KEYS = (("camera", {"string_value": "cam3"}), ("lux", {"number_value": 40.0}))
+REPEATS = 3
+
+
+def _ms(times: list[float]) -> dict[str, float]:
+    return {"first_ms": round(times[0] * 1e3, 1), "median_ms": round(statistics.median(times) * 1e3, 1)}
+
+
+def add_metadata(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Writes each frame's metadata (a new version of its rows), then merges them as a settled store has them."""
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
+    if m.query("SELECT count() FROM frames WHERE mapContains(meta_str, 'camera') LIMIT 1").scalar():
+        return {"metadata_written_s": 0.0}
+    t = time.perf_counter()
+    # the frames, and the rows the grid and the slices read (the ingest service copies a frame's metadata there)
+    for table in ("frames", "evaluations"):
+        m.command(
+            f"INSERT INTO {table} SELECT * REPLACE (map('camera', concat('cam', toString(cityHash64(frame_id, 1) % 8)))"
+            " AS meta_str, map('lux', toFloat64(cityHash64(frame_id, 2) % 100)) AS meta_num, version + 1 AS version)"
+            f" FROM {table} FINAL"
+        )
+    for table in ("frames", "evaluations", "evaluations_by_cell"):
+        m.command(f"OPTIMIZE TABLE {table} FINAL")
+    out = {"metadata_written_s": round(time.perf_counter() - t, 1)}
+    m.close()
+    return out
+
+
+def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    from shoal.analysis import datapoints, grid_orders
+    from shoal.analysis.slices import GridCounts, slices
+    from shoal.analysis.v1 import analysis_pb2 as pb
+    from shoal.common.data.answers import AnswerCache
+    from shoal.common.data.query import VIEW_TABLES, View
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+    from shoal.common.v1 import common_pb2
+
+    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
+    m.migrate(grid_orders.MIGRATIONS)
+    view = View(PROJECT, DATASET, INFERENCE_SET, tuple(range(K)), {f"class-{i}": i for i in range(K)}, 0.0)
+    out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames FINAL").scalar()), "keys": {}}
+
+    def timed(ask: Any) -> tuple[Any, list[float]]:  # type: ignore[type-arg]
+        times, got = [], None
+        for _ in range(REPEATS):
+            t = time.perf_counter()
+            got = ask()
+            times.append(time.perf_counter() - t)
+        return got, times
+
+    for key, value in KEYS:
+        group = f"metadata.{key}"
+        plain, plain_times = timed(lambda g=group: slices(m, view, common_pb2.Filter(), group_by=g))  # type: ignore[misc]
+        answers = AnswerCache(m)
+        versions = answers.versions(VIEW_TABLES)
+        assert versions is not None
+        counts = GridCounts()
+
+        def with_counts(g: str = group, c: Any = counts) -> Any:  # type: ignore[misc]
+            return slices(m, view, common_pb2.Filter(), group_by=g, grid_counts=c)
+
+        both, both_times = timed(with_counts)
+        assert both == plain, key  # the same slices
+        t = time.perf_counter()
+        datapoints.keep_value_counts(answers, versions, view, common_pb2.Filter(), key, counts.kind, counts.by_value)
+        keeping = time.perf_counter() - t
+        flt = common_pb2.Filter(all=[common_pb2.Condition(field=group, equals=common_pb2.Value(**value))])
+        grid: dict[str, Any] = {}
+        for sort in ("frame_id", "loss"):
+            by = [pb.SortKey(field=sort)]
+            _, _, _, sql, params = datapoints.page_statement(view, flt, by, {}, 1, None)[:5]
+            live, live_times = timed(lambda s=sql, p=params: int(m.query(s, p).scalar()))  # type: ignore[misc]
+
+            def kept_count(f: Any = flt, b: Any = by, a: Any = answers) -> int:  # type: ignore[misc]
+                """The grid's count as it asks for it: kept under the statement's key, else counted."""
+                return int(a.get(VIEW_TABLES, datapoints.count_key(view, f, b), lambda: -1))
+
+            kept, kept_times = timed(kept_count)
+            shown = datapoints.query_datapoints(m, view, flt, by, 60, "", scope="grid", answers=answers).total
+            assert kept == live == shown, (key, sort, kept, live, shown)
+            grid[f"by {sort}"] = {"frames": live, "count_of_the_set": _ms(live_times), "kept_count": _ms(kept_times)}
+        out["keys"][key] = {
+            "values": len(counts.by_value),
+            "slices_as_before": _ms(plain_times),
+            "slices_with_the_grid_counts": _ms(both_times),
+            "keeping_the_counts_ms": round(keeping * 1e3, 1),
+            "grid": grid,
+        }
+    out["peak_rss_mib"] = round(peak_rss_mib(), 0)
+    m.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=10_000_000)
+    ap.add_argument("--work", default=None, help="a folder bench_console loaded before (kept), instead of a new one")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "console" / "results_value_counts.json")
+    args = ap.parse_args()
+    results = results_header()
+    results["command"] = " ".join(["python bench/console/bench_value_counts.py", *sys.argv[1:]])
+    results["load_average_at_start"] = os.getloadavg()[0]
+    folder = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-values-"))
+    try:
+        if not (folder / "ch").exists():
+            results["load"] = run_child("bench.console.bench_console", "load", args.frames, str(folder))
+        results["metadata"] = run_child(MODULE, "add_metadata", str(folder))
+        results["runs"][str(args.frames)] = run_child(MODULE, "measure", str(folder))
+    finally:
+        if not args.work:
+            shutil.rmtree(folder, ignore_errors=True)
+    results["load_average_at_end"] = os.getloadavg()[0]
+    write_results(args.out, results)
+
+
+if __name__ == "__main__":
+    main()
