@@ -18,11 +18,12 @@ background once the data has settled, so that the first call finds them kept too
   page reads that cell's rows alone, whatever it is sorted by;
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
   the whole map, as the map page first asks for it;
-- for the label-issue jobs finished lately (one per inference set): the first page of the Issues
-  page, in its default order; for the neighbour jobs (one per dataset and space), the first pages
+- for the label-issue jobs finished lately (one per inference set; a detection project's too): the first page of
+  the Issues page, in its default order; for the neighbour jobs (one per dataset and space), the first pages
   of outliers and duplicates of the Findings page;
 - for every finished job whose lists are longer than a job's end keeps in page order
-  (:mod:`shoal.analysis.ranked`), the rest of each list, so that a page at any depth reads its own rows.
+  (:mod:`shoal.analysis.ranked`), the rest of each list, so that a page at any depth reads its own rows; then
+  the first pages above again (a page with dismissed rows finds their ranks anew in the whole list).
 
 What the console asks beyond these (another sort, a filter of metadata, a zoomed map) is computed
 on its first call and kept from then on. A round computes only what is not kept under the tables'
@@ -39,6 +40,7 @@ from typing import Any
 from shoal.analysis import datapoints, detection_issues, embedding_map, grid_orders, label_issues, neighbors, ranked
 from shoal.analysis.rpc.classification import get_classification_metrics
 from shoal.analysis.rpc.context import Context
+from shoal.analysis.rpc.detection_issues import query_detection_label_issues
 from shoal.analysis.rpc.embedding_map import get_map_viewport
 from shoal.analysis.rpc.label_issues import query_label_issues
 from shoal.analysis.rpc.neighbors import query_duplicates, query_outliers
@@ -149,11 +151,18 @@ class Preparer:
         if now - self._changed["evaluations"] >= self.quiet_seconds:
             done += self._keep_orders(view)
         if "jobs" in changed:  # a job finished (or changed): the pages of those finished last, not yet prepared
-            done += self._prepare_maps() + self._prepare_issues() + self._prepare_findings()
+            done += self._prepare_jobs()
             self._partial = True
         if self._partial:
-            done += self._rank_jobs()
+            ranked_now = self._rank_jobs()
+            if ranked_now:  # a list read from its whole ranks now: the first pages prepared again for them
+                self.prepared_jobs.clear()
+                done += ranked_now + self._prepare_jobs()
         return done
+
+    def _prepare_jobs(self) -> int:
+        return (self._prepare_maps() + self._prepare_issues() + self._prepare_detection_issues()
+                + self._prepare_findings())  # fmt: skip
 
     def job_prepared(self, project: str, job_id: str) -> bool:
         """Whether the first pages of the job, as it last finished, were prepared."""
@@ -321,6 +330,17 @@ class Preparer:
             query_label_issues(self.ctx, pb.QueryLabelIssuesRequest(project=job.project, job_id=job.job_id, page=page))
 
         return self._prepare_latest(label_issues.KIND, ("inference_set",), first)
+
+    def _prepare_detection_issues(self) -> int:
+        """The first page of the Issues page of a detection project (``issues.js``: 48 flagged objects, the likeliest
+        issues first) of the detection label-issue jobs finished last, one per inference set."""
+
+        def first(job: Job) -> None:
+            page = common_pb2.PageRequest(page_size=ISSUES_PAGE)
+            query_detection_label_issues(self.ctx, pb.QueryDetectionLabelIssuesRequest(
+                project=job.project, job_id=job.job_id, level=pb.DETECTION_ISSUE_LEVEL_OBJECT, page=page))  # fmt: skip
+
+        return self._prepare_latest(detection_issues.KIND, ("inference_set",), first)
 
     def _prepare_findings(self) -> int:
         """The first pages of the Findings page (``findings.js``: 24 outliers, most outlying first, and 24

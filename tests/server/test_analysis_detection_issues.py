@@ -251,3 +251,33 @@ def test_a_cancelled_detection_issue_job_keeps_nothing(
         with pytest.raises(grpc.RpcError) as info:
             _query(c, p, job.job_id)
         assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "job_id" in info.value.details()
+
+
+def test_the_detection_issues_first_page_is_prepared_before_anyone_asks(shared: Running, project: str) -> None:
+    """Once a detection label-issue job has finished, the Issues page's first page (48 flagged objects, the likeliest
+    issues first) is kept before anyone asks; a dismissal is seen at once."""
+    from prometheus_client import REGISTRY
+
+    from shoal.analysis.prepared import Preparer
+    from shoal.common.data.answers import AnswerRefresher
+
+    def computed() -> float:
+        return REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) or 0.0
+
+    running, p = shared, project
+    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
+    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
+    assert isinstance(preparer, Preparer)
+    _upload(running, p)
+    with running.client(running.admin_key) as c:
+        job = finish_job(c, p, _start(c, p))
+        wait_for(lambda: preparer.job_prepared(p, job.job_id), what="the first page of the detection issues")
+        before = computed()
+        first = _query(c, p, job.job_id, level=apb.DETECTION_ISSUE_LEVEL_OBJECT, page=cpb.PageRequest(page_size=48))
+        assert computed() == before  # prepared
+        assert {o.ref.frame_id for o in first.objects} == set(PLANTED) and first.dismissed_count == 0
+        gone = first.objects[0].ref
+        c.analysis.DismissLabelIssues(apb.DismissLabelIssuesRequest(
+            project=p, job_id=job.job_id, frame_ids=[gone.frame_id], reason="checked"))  # fmt: skip
+        after = _query(c, p, job.job_id, level=apb.DETECTION_ISSUE_LEVEL_OBJECT, page=cpb.PageRequest(page_size=48))
+        assert gone.frame_id not in {o.ref.frame_id for o in after.objects} and after.dismissed_count == 1

@@ -242,7 +242,6 @@ class AnswerCache:
             self.hits += len(wanted) - len(missing)
         found = dict(find(missing)) if missing else {}
         if found:
-            ANSWERS.labels("computed").inc()
             heft = sum(max(1, weight(v)) if weight is not None else 1 for v in found.values())
             with self._lock:
                 entry = self._answers.get(full)
