@@ -12,7 +12,9 @@ background once the data has settled, so that the first call finds them kept too
   page asks for them (no threshold, no filter) and, from one aggregation, the counts of every
   frame, each split, each labeled class and each confusion cell, with and without a split (and of
   the right and the wrong predictions among every frame, a split and a class), as the
-  grid sorted by frame id, loss, confidence or margin counts them; and the grid's first ten pages of
+  grid sorted by frame id, loss, confidence or margin counts them; the slices by each of the first four
+  metadata keys with few values (at most 250), with the counts of each value as the grid a slice links to
+  counts them; and the grid's first ten pages of
   every frame and of each split sorted by loss, confidence and margin, up and down. Its page by frame id,
   the default, is read in the table's order and stops after a page; a class's or a confusion cell's
   page reads that cell's rows alone, whatever it is sorted by;
@@ -47,7 +49,7 @@ from shoal.analysis.rpc.neighbors import query_duplicates, query_outliers
 from shoal.analysis.rpc.slices import get_slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.evaluations import frame_rows_set
-from shoal.common.data.query import SETTINGS, VIEW_TABLES, Params, View, view_sql
+from shoal.common.data.query import METADATA_MAPS, SETTINGS, VIEW_TABLES, Params, View, view_sql
 from shoal.common.errors import NotFound
 from shoal.common.jobs import SUCCEEDED, Job
 from shoal.common.v1 import common_pb2
@@ -65,6 +67,10 @@ MAP_POINTS = 20_000
 ISSUES_PAGE = 48
 FINDINGS_PAGE = 24
 GRID_SORTS = datapoints.GRID_SORTS
+#: metadata keys of a set whose slices (and the grid's counts of each of their values) are prepared, and the
+#: frames looked at to judge whether a key has few values
+MAX_SLICE_KEYS = 4
+VALUES_LOOKED_AT = 200_000
 #: the grid's page (``examples.js``: PAGE_SIZE), and the splits whose first pages by each sort are kept
 GRID_PAGE = 60
 MAX_SPLITS = 8
@@ -223,6 +229,9 @@ class Preparer:
                 get_classification_metrics(self.ctx, heat_map)
                 by_split = pb.GetSlicesRequest(project=project, inference_set=inference_set, group_by="split")
                 get_slices(self.ctx, by_split)
+                for key in self._slice_keys(project, dataset):  # and the grid's counts of each value (links)
+                    get_slices(self.ctx, pb.GetSlicesRequest(project=project, inference_set=inference_set,
+                                                             group_by=f"metadata.{key}"))  # fmt: skip
                 done += answers.misses - before
             views = [self.ctx.view(p, dataset, inference_set, 0.0)]
             if inference_set and frame_rows_set(self.ctx.metrics, project, dataset) == inference_set:
@@ -231,6 +240,32 @@ class Preparer:
             if inference_set:
                 done += self._prepare_sorted_pages(views[0])
         return done
+
+    def _slice_keys(self, project: str, dataset: str) -> list[str]:
+        """The dataset's metadata keys whose slices are prepared: the first :data:`MAX_SLICE_KEYS` by name (strings,
+        numbers and flags) holding at most ``datapoints.MAX_VALUE_COUNTS`` values among the frames that have them
+        of the first :data:`VALUES_LOOKED_AT` frames, so that no key of a value per frame is sliced."""
+        params = {"project": project, "dataset": dataset}
+        keys = self.ctx.metrics.query(
+            "SELECT key, argMin(kind, version) AS written_as FROM metadata_keys FINAL WHERE project = {project:String}"
+            " AND dataset = {dataset:String} GROUP BY key HAVING written_as IN ('string', 'number', 'bool')"
+            " ORDER BY key LIMIT 64",
+            params,
+        ).rows
+        out: list[str] = []
+        for key, kind in keys:
+            column = METADATA_MAPS[str(kind)]
+            values = int(self.ctx.metrics.query(
+                f"SELECT uniqExact({column}[{{key:String}}]) FROM (SELECT {column} FROM frames"
+                " WHERE project = {project:String} AND dataset = {dataset:String} LIMIT {frames:UInt32})"
+                f" WHERE mapContains({column}, {{key:String}})",
+                {**params, "key": str(key), "frames": VALUES_LOOKED_AT},
+            ).scalar())  # fmt: skip
+            if 0 < values <= datapoints.MAX_VALUE_COUNTS:
+                out.append(str(key))
+            if len(out) == MAX_SLICE_KEYS:
+                break
+        return out
 
     def _keep_orders(self, versions: tuple[Any, ...]) -> int:
         """Writes, for the prepared sets of more than ``sorted_pages_above`` frames, the grid's sorts of every

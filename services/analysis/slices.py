@@ -11,7 +11,7 @@ from typing import Any
 
 from shoal.analysis import multilabel, segmentation, sound_event_analysis
 from shoal.analysis.datapoints import GRID_SORTS, metadata_kinds
-from shoal.common.data.query import SETTINGS, Params, View, compile_filter, metadata_key, view_sql
+from shoal.common.data.query import METADATA_MAPS, SETTINGS, Params, View, compile_filter, metadata_key, view_sql
 from shoal.common.errors import InvalidArgument
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
@@ -68,7 +68,7 @@ def _group_expression(
             raise InvalidArgument(f"no frame of the dataset has metadata key {key!r}", field="group_by")
         if kinds is not None:
             kinds[key] = kind
-        column = {"string": "meta_str", "number": "meta_num", "bool": "meta_bool", "timestamp": "meta_time"}[kind]
+        column = METADATA_MAPS[kind]
         k = params.add(key, "String")
         value = f"toBool({column}[{k}])" if kind == "bool" else f"{column}[{k}]"  # a flag: true or false, not 1 or 0
         return f"if(mapContains({column}, {k}), toString({value}), '{NONE}')"

@@ -592,8 +592,12 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
             name="cave", kind=pb.DATASET_KIND_LABELED, splits=["train", "val"])))  # fmt: skip
         c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="den", inference_set=pb.InferenceSet(
             name="m", dataset="cave", model_name="m", model_version="1")))  # fmt: skip
+        # a camera (few values) and a frame's own serial (a value per frame, which is not sliced)
+        cameras = np.array(["front", "rear", "side"])[rng.integers(0, 3, n)]
+        metadata = [{"camera": str(cam), "serial": f"s{i}"} for i, cam in enumerate(cameras)]
         done = c.upload("den", "cave", UploadColumns(frame_ids=ids, splits=list(splits), class_ids=labels,
-                                                     inference_set="m", probabilities=probs), progress=False)  # fmt: skip
+                                                     inference_set="m", probabilities=probs, metadata=metadata),
+                        progress=False)  # fmt: skip
         assert c.wait_for_upload("den", done.upload_id, timeout=scaled(120)).state == pb.UPLOAD_STATE_COMPLETED
         wait_for(lambda: preparer.prepared("den", "cave", "m"), what="the views of den/m to be prepared")
 
@@ -615,6 +619,20 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
         assert got == {v: (int((splits == v).sum()), int(((splits == v) & (labels == predicted)).sum()))
                        for v in ("train", "val")}  # fmt: skip
         assert computed() == before  # and so were the slices by split
+        by_camera = c.analysis.GetSlices(apb.GetSlicesRequest(project="den", inference_set="m",
+                                                              group_by="metadata.camera"))  # fmt: skip
+        assert {x.value: x.frames for x in by_camera.slices} == {v: int((cameras == v).sum()) for v in cameras}
+        assert computed() == before  # and by a metadata key of few values, with the grid's count of each value
+        for value in ("front", "side"):  # a slice's link: the grid's count is kept, its page and sizes are read
+            page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                project="den", inference_set="m", filter=cpb.Filter(all=[eq("metadata.camera", value)]),
+                sort=[apb.SortKey(field="frame_id")], page=cpb.PageRequest(page_size=60)))  # fmt: skip
+            assert page.page.total_count == int((cameras == value).sum()) and computed() == before + 2, value
+            before = computed()
+        # a key of a value per frame was not sliced before anyone asked: its slices are read on the call
+        c.analysis.GetSlices(apb.GetSlicesRequest(project="den", inference_set="m", group_by="metadata.serial"))
+        assert computed() == before + 1
+        before = computed()
         grids = [
             ([], n),
             ([eq("split", "val")], int((splits == "val").sum())),

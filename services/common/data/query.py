@@ -58,7 +58,8 @@ BASELINE_FIELDS: dict[str, FieldDef] = {
     "change": FieldDef("change", "string", needs_inference=True, nullable=True),
 }
 SORTABLE = ("loss", "confidence", "margin", "capture_time", "frame_id", "label_class", "predicted_class")
-_MAPS = {"string": "meta_str", "number": "meta_num", "bool": "meta_bool", "timestamp": "meta_time"}
+#: the column holding each type of metadata value, by type
+METADATA_MAPS = {"string": "meta_str", "number": "meta_num", "bool": "meta_bool", "timestamp": "meta_time"}
 _CH_TYPE = {
     "string": "String",
     "number": "Float64",
@@ -293,10 +294,10 @@ def compile_condition(c: common_pb2.Condition, view: View, params: Params, where
         if kind == "invalid":
             raise InvalidArgument("values of one metadata condition must share one type", field=f"{where}.{op}")
         if kind is None:  # exists: in any of the typed maps
-            sql = " OR ".join(f"mapContains({m}, {key})" for m in _MAPS.values())
+            sql = " OR ".join(f"mapContains({m}, {key})" for m in METADATA_MAPS.values())
             sql = f"({sql})" if c.exists else f"NOT ({sql})"
             return f"NOT ({sql})" if c.negate else sql
-        column = _MAPS[kind]
+        column = METADATA_MAPS[kind]
         fdef = FieldDef(f"{column}[{key}]", kind)
         present = f"mapContains({column}, {key})"
     else:
@@ -385,7 +386,7 @@ def compile_sort(keys: Sequence[Any], view: View, metadata_kinds: Mapping[str, s
             kind = metadata_kinds.get(key)
             if kind is None:
                 raise InvalidArgument(f"no frame of the dataset has metadata key {key!r}", field=where)
-            column = _MAPS[kind]
+            column = METADATA_MAPS[kind]
             p = params.add(key, "String")
             out.append(Sort(f"if(mapContains({column}, {p}), {column}[{p}], NULL)", kind, k.descending, True))
             continue
