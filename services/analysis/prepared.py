@@ -13,8 +13,8 @@ background once the data has settled, so that the first call finds them kept too
   frame, each split, each labeled class and each confusion cell, with and without a split (and of
   the right and the wrong predictions among every frame, a split and a class), as the
   grid sorted by frame id, loss, confidence or margin counts them; the slices by each of the first four
-  metadata keys with few values (at most 250), with the counts of each value as the grid a slice links to
-  counts them; and the grid's first ten pages of
+  metadata keys that are not a value per frame, with the counts of their most frequent values as the grid a
+  slice links to counts them; and the grid's first ten pages of
   every frame and of each split sorted by loss, confidence and margin, up and down. Its page by frame id,
   the default, is read in the table's order and stops after a page; a class's or a confusion cell's
   page reads that cell's rows alone, whatever it is sorted by;
@@ -67,9 +67,10 @@ MAP_POINTS = 20_000
 ISSUES_PAGE = 48
 FINDINGS_PAGE = 24
 GRID_SORTS = datapoints.GRID_SORTS
-#: metadata keys of a set whose slices (and the grid's counts of each of their values) are prepared, and the
-#: frames looked at to judge whether a key has few values
+#: metadata keys of a set whose slices (and the grid's counts of their most frequent values) are prepared, the
+#: values they may have, and the frames looked at to judge it
 MAX_SLICE_KEYS = 4
+MAX_SLICE_VALUES = 10_000
 VALUES_LOOKED_AT = 200_000
 #: the grid's page (``examples.js``: PAGE_SIZE), and the splits whose first pages by each sort are kept
 GRID_PAGE = 60
@@ -243,8 +244,9 @@ class Preparer:
 
     def _slice_keys(self, project: str, dataset: str) -> list[str]:
         """The dataset's metadata keys whose slices are prepared: the first :data:`MAX_SLICE_KEYS` by name (strings,
-        numbers and flags) holding at most ``datapoints.MAX_VALUE_COUNTS`` values among the frames that have them
-        of the first :data:`VALUES_LOOKED_AT` frames, so that no key of a value per frame is sliced."""
+        numbers and flags) holding at most :data:`MAX_SLICE_VALUES` values, and at most one for two frames, among the
+        frames that have them of the first :data:`VALUES_LOOKED_AT` frames, so that no key of a value per frame is
+        sliced."""
         params = {"project": project, "dataset": dataset}
         keys = self.ctx.metrics.query(
             "SELECT key, argMin(kind, version) AS written_as FROM metadata_keys FINAL WHERE project = {project:String}"
@@ -255,13 +257,13 @@ class Preparer:
         out: list[str] = []
         for key, kind in keys:
             column = METADATA_MAPS[str(kind)]
-            values = int(self.ctx.metrics.query(
-                f"SELECT uniqExact({column}[{{key:String}}]) FROM (SELECT {column} FROM frames"
+            values, frames = self.ctx.metrics.query(
+                f"SELECT uniqExact({column}[{{key:String}}]), count() FROM (SELECT {column} FROM frames"
                 " WHERE project = {project:String} AND dataset = {dataset:String} LIMIT {frames:UInt32})"
                 f" WHERE mapContains({column}, {{key:String}})",
                 {**params, "key": str(key), "frames": VALUES_LOOKED_AT},
-            ).scalar())  # fmt: skip
-            if 0 < values <= datapoints.MAX_VALUE_COUNTS:
+            ).rows[0]  # fmt: skip
+            if 0 < int(values) <= MAX_SLICE_VALUES and 2 * int(values) <= int(frames):
                 out.append(str(key))
             if len(out) == MAX_SLICE_KEYS:
                 break
