@@ -53,6 +53,25 @@ def wait_for(
     )
 
 
+def preparer_of(running: Running) -> Any:
+    """The analysis service's preparer (``shoal.analysis.prepared.Preparer``), which runs in the rounds of its
+    answer refresher."""
+    from shoal.analysis.prepared import Preparer
+    from shoal.common.data.answers import AnswerRefresher
+
+    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
+    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
+    assert isinstance(preparer, Preparer)
+    return preparer
+
+
+def computed_answers() -> float:
+    """Answers the services of this process computed on a call (neither kept nor being computed by another)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) or 0.0
+
+
 def finish_job(c: Client, project: str, job: Any, timeout: float = 300.0, stall: float = 120.0) -> Any:
     """Waits for an analysis job to end and returns it, which must have succeeded. The wait ends early
     when the job's state, stage and progress stay the same for ``stall`` seconds (scaled: see ``wait_for``)."""

@@ -23,7 +23,7 @@ from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
 from tests.conftest import server_settings
 from tests.harness._wait import scaled
-from tests.server.conftest import Running, start_server, wait_for
+from tests.server.conftest import Running, computed_answers, preparer_of, start_server, wait_for
 
 CLASSES = [(7, "cat"), (2, "dog"), (11, "fox"), (5, "owl")]  # ids are not positions
 IDS = np.array([c for c, _ in CLASSES])
@@ -569,13 +569,8 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
     """Once an upload has settled, the heat map, the slices by split and the grid's counts (every frame, a split,
     a class, a confusion cell, with and without a split) are kept before the first call: they are answered
     without reading the data, and equal what reading it gives."""
-    from shoal.analysis.prepared import Preparer
-    from shoal.common.data.answers import AnswerRefresher
-
     running, _ = served
-    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
-    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
-    assert isinstance(preparer, Preparer)
+    preparer = preparer_of(running)
     n, rng = 600, np.random.default_rng(11)
     labels = rng.integers(0, 3, n)
     probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
@@ -605,7 +600,7 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
             v = cpb.Value(string_value=value) if isinstance(value, str) else cpb.Value(number_value=float(value))
             return cpb.Condition(field=field, equals=v)
 
-        computed = lambda: REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) or 0.0  # noqa: E731
+        computed = computed_answers
         wrong = cpb.Condition(field="correct", equals=cpb.Value(bool_value=False))
         before = computed()
         heat = c.analysis.GetClassificationMetrics(

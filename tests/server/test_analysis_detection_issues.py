@@ -14,7 +14,7 @@ from shoal.common.jobs import JobStore
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import Box, LabeledObject, PredictedObject, UploadColumns
-from tests.server.conftest import Running, finish_job, wait_for
+from tests.server.conftest import Running, computed_answers, finish_job, preparer_of, wait_for
 
 FRAMES = 40
 CLASSES = (1, 2, 3)
@@ -256,18 +256,8 @@ def test_a_cancelled_detection_issue_job_keeps_nothing(
 def test_the_detection_issues_first_page_is_prepared_before_anyone_asks(shared: Running, project: str) -> None:
     """Once a detection label-issue job has finished, the Issues page's first page (48 flagged objects, the likeliest
     issues first) is kept before anyone asks; a dismissal is seen at once."""
-    from prometheus_client import REGISTRY
-
-    from shoal.analysis.prepared import Preparer
-    from shoal.common.data.answers import AnswerRefresher
-
-    def computed() -> float:
-        return REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) or 0.0
-
     running, p = shared, project
-    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
-    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
-    assert isinstance(preparer, Preparer)
+    preparer, computed = preparer_of(running), computed_answers
     _upload(running, p)
     with running.client(running.admin_key) as c:
         job = finish_job(c, p, _start(c, p))

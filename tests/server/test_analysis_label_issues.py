@@ -18,7 +18,7 @@ from shoal.analysis.v1 import analysis_pb2 as apb
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, finish_job
+from tests.server.conftest import Running, computed_answers, finish_job, preparer_of
 
 
 def noisy_digits(kind: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -303,19 +303,10 @@ def test_the_issues_first_page_is_prepared_and_every_page_is_kept_until_a_dismis
 ) -> None:
     """Once a label-issue job has finished, the Issues page's first page (48 frames, the default order) is kept
     before anyone asks; a page asked once is kept; a dismissal is seen at once."""
-    from prometheus_client import REGISTRY
-
-    from shoal.analysis.prepared import Preparer
-    from shoal.common.data.answers import AnswerRefresher
     from tests.server.conftest import wait_for
 
-    def computed() -> float:
-        return REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) or 0.0
-
     running, p = shared, project
-    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
-    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
-    assert isinstance(preparer, Preparer)
+    preparer, computed = preparer_of(running), computed_answers
     _, given, probs = noisy_digits("uniform", seed=2)
     _upload(running, p, given, probs)
     with running.client(running.admin_key) as c:
@@ -347,15 +338,10 @@ def test_a_finished_jobs_lists_longer_than_its_end_ranks_are_ranked_whole_in_the
     """A job's end ranks the first rows of each list (here 250, as 100,000 of a large job's); the preparer ranks
     the rest, after which every page of every order is read from the ranked rows: each frame once, in order."""
     from shoal.analysis import label_issues, ranked
-    from shoal.analysis.prepared import Preparer
-    from shoal.common.data.answers import AnswerRefresher
     from tests.server.conftest import wait_for
 
     monkeypatch.setattr(ranked, "RANKED", 250)
     running, p = shared, project
-    refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
-    preparer = refresher.prepare.__self__  # type: ignore[union-attr]
-    assert isinstance(preparer, Preparer)
     metrics = running.server.stores.metrics
     _, given, probs = noisy_digits("uniform", seed=4)
     ids = _upload(running, p, given, probs)

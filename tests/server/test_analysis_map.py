@@ -7,17 +7,15 @@ import grpc
 import numpy as np
 import pyarrow as pa
 import pytest
-from prometheus_client import REGISTRY
 from sklearn.datasets import load_digits
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from shoal.analysis.prepared import MAP_POINTS
 from shoal.analysis.v1 import analysis_pb2 as apb
-from shoal.common.data.answers import AnswerRefresher
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, create_pixel_digits, finish_job, wait_for
+from tests.server.conftest import Running, computed_answers, create_pixel_digits, finish_job, preparer_of, wait_for
 
 
 def _upload(running: Running, p: str, datasets: tuple[str, ...] = ("all",)) -> tuple[list[str], np.ndarray]:
@@ -75,13 +73,12 @@ def test_the_map_places_every_frame_and_serves_viewports(shared: Running, projec
 
         # the whole map as the console's map asks for it (an Arrow table of its first 20,000 points) is prepared
         # once the job has finished: its first call reads nothing, and holds the points the message form holds
-        refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
-        preparer = refresher.prepare.__self__  # type: ignore[union-attr]
+        preparer = preparer_of(running)
         wait_for(lambda: preparer.job_prepared(p, job.job_id), what="the whole map to be prepared")
-        computed = REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"})
+        computed = computed_answers()
         console = c.analysis.GetMapViewport(apb.GetMapViewportRequest(project=p, job_id=job.job_id,
                                                                       max_points=MAP_POINTS, arrow=True))  # fmt: skip
-        assert REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) == computed
+        assert computed_answers() == computed
         table = pa.ipc.open_stream(console.points_arrow).read_all()
         assert not console.points and console.total_in_viewport == len(ids)
         assert table.column("frame_id").to_pylist() == [q.frame_id for q in whole.points]

@@ -10,17 +10,15 @@ import grpc
 import numpy as np
 import pytest
 from cleanlab.outlier import OutOfDistribution
-from prometheus_client import REGISTRY
 from sklearn.datasets import load_digits
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
 from shoal.analysis.v1 import analysis_pb2 as apb
-from shoal.common.data.answers import AnswerRefresher
 from shoal.common.v1 import common_pb2 as cpb
 from shoal.ingest.v1 import ingest_pb2 as pb
 from shoal.sdk import UploadColumns
-from tests.server.conftest import Running, create_pixel_digits, finish_job, wait_for
+from tests.server.conftest import Running, computed_answers, create_pixel_digits, finish_job, preparer_of, wait_for
 
 
 def planted() -> dict:  # type: ignore[type-arg]
@@ -95,21 +93,20 @@ def test_outliers_duplicates_and_leaks(shared: Running, project: str) -> None:
         leaks = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(
             project=p, job_id=job.job_id, cross_split_only=True), "pairs")  # fmt: skip
         # the Findings page's first pages (24 outliers, 24 pairs) are prepared once the job has finished
-        refresher = next(w for s in running.server.specs for w in s.workers if isinstance(w, AnswerRefresher))
-        preparer = refresher.prepare.__self__  # type: ignore[union-attr]
+        preparer = preparer_of(running)
         wait_for(lambda: preparer.job_prepared(p, job.job_id), what="the findings' first pages to be prepared")
-        computed = REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"})
+        computed = computed_answers()
         first = cpb.PageRequest(page_size=24)
         top = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id, page=first)).frames
         c.analysis.QueryDuplicates(apb.QueryDuplicatesRequest(project=p, job_id=job.job_id, page=first))
-        assert REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) == computed
+        assert computed_answers() == computed
         summary = c.analysis.QueryOutliers(apb.QueryOutliersRequest(project=p, job_id=job.job_id)).summary
         # pages asked again are kept: the same answers without reading the job's results again
-        computed = REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"})
+        computed = computed_answers()
         again = _all(c.analysis.QueryOutliers, apb.QueryOutliersRequest(project=p, job_id=job.job_id), "frames")
         pairs_again = _all(c.analysis.QueryDuplicates, apb.QueryDuplicatesRequest(project=p, job_id=job.job_id),
                            "pairs")  # fmt: skip
-        assert REGISTRY.get_sample_value("shoal_kept_answers_total", {"outcome": "computed"}) == computed
+        assert computed_answers() == computed
         assert again == frames and pairs_again == pairs and list(top) == frames[:24]
 
     # outliers: the injected digits 5-9 rank high, at least as well as the peers on the same vectors
