@@ -12,7 +12,9 @@ of the frames flagged, 10 neighbours each, a pair per 20 frames); 500 frames are
 
 With ``--detection``, the pages of a detection label-issue job instead (per frame a labeled object scored for
 three issue types and a predicted one, half of those rows flagged; 500 whole frames and 500 single objects
-dismissed), as the console's Issues page asks for them: flagged objects, most likely issues first.
+dismissed), as the console's Issues page asks for them: flagged objects, most likely issues first; then frames
+dismissed one at a time, the first page asked after each (each frame's ranks kept, beside every dismissed frame's
+ranks read again, as before). ``--dismissals-only`` measures that alone.
 """
 
 from __future__ import annotations
