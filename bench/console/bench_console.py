@@ -239,6 +239,34 @@ def serve(work: str) -> None:
     print(json.dumps({"peak_rss_mib": round(rss)}), flush=True)
 
 
+def run_on_loaded(module: str, doc: str, out: Path, steps: tuple[str, ...] = ("measure",)) -> None:
+    """The command line of a benchmark on this module's data (``--frames``, ``--work``, ``--out``): loads N frames
+    into a new folder unless ``--work`` names one loaded before (kept), runs ``module``'s ``steps`` on it, each in a
+    fresh process given the folder (the last one's figures are the run's), and writes the results with the load
+    averages at its start and end."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=10_000_000)
+    ap.add_argument("--work", default=None, help="a folder bench_console loaded before (kept), instead of a new one")
+    ap.add_argument("--out", type=Path, default=out)
+    args = ap.parse_args()
+    results = results_header()
+    script = module.replace(".", "/") + ".py"
+    results["command"] = " ".join([f"python {script}", *sys.argv[1:]])
+    results["load_average_at_start"] = os.getloadavg()[0]
+    folder = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-console-"))
+    try:
+        if not (folder / "ch").exists():
+            results["load"] = run_child("bench.console.bench_console", "load", args.frames, str(folder))
+        for step in steps[:-1]:
+            results[step] = run_child(module, step, str(folder))
+        results["runs"][str(args.frames)] = run_child(module, steps[-1], str(folder))
+    finally:
+        if not args.work:
+            shutil.rmtree(folder, ignore_errors=True)
+    results["load_average_at_end"] = os.getloadavg()[0]
+    write_results(args.out, results)
+
+
 @contextmanager
 def serving(work: str | Path) -> Iterator[tuple[dict, dict]]:  # type: ignore[type-arg]
     """:func:`serve` on a loaded folder in a process of its own: yields what it printed as it served (its addresses

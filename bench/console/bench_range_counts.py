@@ -12,12 +12,8 @@ has one (loss down, confidence up, margin up: three of the six); a count reads w
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +21,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K  # noqa: E402
-from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
+from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K, run_on_loaded  # noqa: E402
+from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_range_counts"
 #: (name, field, min, max, the grid's sort field): a slider's range, as the console's filter writes it
@@ -119,24 +115,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=10_000_000)
-    ap.add_argument("--work", default=None, help="a folder bench_console loaded before (kept), instead of a new one")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "console" / "results_range_counts.json")
-    args = ap.parse_args()
-    results = results_header()
-    results["command"] = " ".join(["python bench/console/bench_range_counts.py", *sys.argv[1:]])
-    results["load_average_at_start"] = os.getloadavg()[0]
-    folder = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-range-"))
-    try:
-        if not (folder / "ch").exists():
-            results["load"] = run_child("bench.console.bench_console", "load", args.frames, str(folder))
-        results["runs"][str(args.frames)] = run_child(MODULE, "measure", str(folder))
-    finally:
-        if not args.work:
-            shutil.rmtree(folder, ignore_errors=True)
-    results["load_average_at_end"] = os.getloadavg()[0]
-    write_results(args.out, results)
+    run_on_loaded(MODULE, __doc__, REPO / "bench" / "console" / "results_range_counts.json")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,8 @@ loaded before), to which each frame's metadata is written once: a camera (8 valu
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +23,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K  # noqa: E402
-from bench.harness import peak_rss_mib, results_header, run_child, write_results  # noqa: E402
+from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K, run_on_loaded  # noqa: E402
+from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_value_counts"
 #: (metadata key, the value whose slice is opened, as the console's grid writes it)
@@ -128,25 +124,9 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=10_000_000)
-    ap.add_argument("--work", default=None, help="a folder bench_console loaded before (kept), instead of a new one")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "console" / "results_value_counts.json")
-    args = ap.parse_args()
-    results = results_header()
-    results["command"] = " ".join(["python bench/console/bench_value_counts.py", *sys.argv[1:]])
-    results["load_average_at_start"] = os.getloadavg()[0]
-    folder = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-values-"))
-    try:
-        if not (folder / "ch").exists():
-            results["load"] = run_child("bench.console.bench_console", "load", args.frames, str(folder))
-        results["metadata"] = run_child(MODULE, "add_metadata", str(folder))
-        results["runs"][str(args.frames)] = run_child(MODULE, "measure", str(folder))
-    finally:
-        if not args.work:
-            shutil.rmtree(folder, ignore_errors=True)
-    results["load_average_at_end"] = os.getloadavg()[0]
-    write_results(args.out, results)
+    run_on_loaded(
+        MODULE, __doc__, REPO / "bench" / "console" / "results_value_counts.json", ("add_metadata", "measure")
+    )
 
 
 if __name__ == "__main__":
