@@ -21,8 +21,8 @@ background once the data has settled, so that the first call finds them kept too
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
   the whole map, as the map page first asks for it;
 - for the label-issue jobs finished lately (one per inference set; a detection project's too): the first page of
-  the Issues page, in its default order; for the neighbour jobs (one per dataset and space), the first pages
-  of outliers and duplicates of the Findings page;
+  the Issues page, in each of its orders (a detection job's in its one); for the neighbour jobs (one per dataset
+  and space), the first pages of outliers and duplicates of the Findings page;
 - for every finished job whose lists are longer than a job's end keeps in page order
   (:mod:`shoal.analysis.ranked`), the rest of each list, so that a page at any depth reads its own rows; then
   the first pages above again (a page with dismissed rows finds their ranks anew in the whole list).
@@ -352,12 +352,14 @@ class Preparer:
         return done
 
     def _prepare_issues(self) -> int:
-        """The first page of the Issues page (``issues.js``: 48 frames, the default order) of the
-        label-issue jobs finished last, one per inference set."""
+        """The first page of the Issues page (``issues.js``: 48 frames) in each of its orders, the default
+        first, of the label-issue jobs finished last, one per inference set."""
 
         def first(job: Job) -> None:
             page = common_pb2.PageRequest(page_size=ISSUES_PAGE)
-            query_label_issues(self.ctx, pb.QueryLabelIssuesRequest(project=job.project, job_id=job.job_id, page=page))
+            for order in label_issues.ORDERS:
+                query_label_issues(self.ctx, pb.QueryLabelIssuesRequest(project=job.project, job_id=job.job_id,
+                                                                        order=order, page=page))  # fmt: skip
 
         return self._prepare_latest(label_issues.KIND, ("inference_set",), first)
 

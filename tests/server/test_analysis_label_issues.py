@@ -321,6 +321,10 @@ def test_the_issues_first_page_is_prepared_and_every_page_is_kept_until_a_dismis
         before = computed()
         first = page()
         assert computed() == before  # prepared
+        for order in (apb.LABEL_ISSUE_ORDER_MARGIN, apb.LABEL_ISSUE_ORDER_WEIGHTED_ENTROPY):  # and in the other orders
+            other = c.analysis.QueryLabelIssues(apb.QueryLabelIssuesRequest(
+                project=p, job_id=job.job_id, order=order, page=cpb.PageRequest(page_size=48)))  # fmt: skip
+            assert len(other.issues) == 48 and computed() == before, order
         assert [r.ref.frame_id for r in first.issues] == every[:48]
         second = page(first.page.next_page_token)
         assert computed() == before + 1 and [r.ref.frame_id for r in second.issues] == every[48:96]
