@@ -11,31 +11,19 @@ from shoal.common.data.evaluations import LABEL_KEY, PRED_KEY, EvaluationRefresh
 from shoal.common.data.evaluations import MIGRATIONS as EVALUATION_MIGRATIONS
 from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
 from shoal.common.stores.metrics import EmbeddedMetricsStore
+from tests.stores._rows import create_sets, write_labels, write_predictions
 
 N, K = 400, 4
 IDS = [f"f{i:04d}" for i in range(N)]
 SETS = ("a", "b")
 
 
-LABEL_COLUMNS = ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects",
-                 "source", "author", "reason", "upload_id"]  # fmt: skip
-INFERENCE_COLUMNS = ["project", "inference_set", "dataset", "frame_id", "pred_class", "confidence", "probs",
-                     "num_objects", "upload_id", "version"]  # fmt: skip
-
-
 def _labels(m: EmbeddedMetricsStore, frames: list[int], classes: np.ndarray, version: str) -> None:
-    day = f"2026-01-0{int(version[1:])} 00:00:00"
-    rows = [
-        ["p", "d", IDS[i], version, day, int(c), 0, "up", "", "", "u"] for i, c in zip(frames, classes, strict=True)
-    ]
-    m.insert("label_versions", rows, LABEL_COLUMNS)
+    write_labels(m, [IDS[i] for i in frames], classes, int(version[1:]))
 
 
 def _predictions(m: EmbeddedMetricsStore, name: str, frames: list[int], rng: np.random.Generator, v: int) -> None:
-    probs = rng.dirichlet(np.ones(K), len(frames)).astype(np.float32)
-    rows = [["p", name, "d", IDS[i], int(q.argmax()), float(q.max()), q.tolist(), 0, "u", v]
-            for i, q in zip(frames, probs, strict=True)]  # fmt: skip
-    m.insert("inferences", rows, INFERENCE_COLUMNS)
+    write_predictions(m, name, [IDS[i] for i in frames], rng.dirichlet(np.ones(K), len(frames)).astype(np.float32), v)
 
 
 def _cells(m: EmbeddedMetricsStore, table: str) -> list[tuple[object, ...]]:
@@ -50,8 +38,7 @@ def test_the_cells_hold_the_current_rows_after_labels_and_predictions_change(
 ) -> None:
     m, rng = embedded_metrics, np.random.default_rng(3)
     m.migrate([x for x in (*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS) if x.version < 9])
-    m.insert("inference_sets", [["p", s, "d", "m", "1", "", "2026-01-01 00:00:00", 1] for s in SETS],
-             ["project", "name", "dataset", "model_name", "model_version", "description", "create_time", "version"])  # fmt: skip
+    create_sets(m, SETS)
     m.insert("frames", [["p", "d", f, "train" if i % 3 else "val", f"s3://b/{f}", 1] for i, f in enumerate(IDS)],
              ["project", "dataset", "frame_id", "split", "media_uri", "version"])  # fmt: skip
     everything = list(range(N))

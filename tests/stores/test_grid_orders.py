@@ -21,15 +21,13 @@ from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
 from shoal.common.data.query import VIEW_TABLES, View
 from shoal.common.stores.metrics import EmbeddedMetricsStore
 from shoal.common.v1 import common_pb2
+from tests.stores._rows import create_sets, write_labels, write_predictions
 
 N, K = 150, 4
 IDS = [f"f{i:04d}" for i in range(N)]
 PAGE = 16
 SPLITS = ("train", "val", "test")
 VIEW = View("p", "d", "a", tuple(range(K)), {f"c{i}": i for i in range(K)}, 0.0)
-LABEL_COLUMNS = ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects",
-                 "source", "author", "reason", "upload_id"]  # fmt: skip
-
 
 #: the grid's filters: the scopes kept before, and the combinations sorted on every call before
 FILTERS = {
@@ -71,17 +69,14 @@ def _filters() -> dict[str, common_pb2.Filter]:
 
 
 def _labels(m: EmbeddedMetricsStore, frames: list[int], classes: np.ndarray, version: int) -> None:
-    rows = [["p", "d", IDS[i], f"v{version}", f"2026-01-0{version} 00:00:00", int(c), 0, "up", "", "", "u"]
-            for i, c in zip(frames, classes, strict=True)]  # fmt: skip
-    m.insert("label_versions", rows, LABEL_COLUMNS)
+    write_labels(m, [IDS[i] for i in frames], classes, version)
 
 
 @pytest.fixture
 def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
     m, rng = embedded_metrics, np.random.default_rng(11)
     m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
-    m.insert("inference_sets", [["p", "a", "d", "m", "1", "", "2026-01-01 00:00:00", 1]],
-             ["project", "name", "dataset", "model_name", "model_version", "description", "create_time", "version"])  # fmt: skip
+    create_sets(m, ["a"])
     m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", {"camera": ("front", "rear")[i % 5 == 0]},
                          640 + i, 480 - i, 1] for i, f in enumerate(IDS)],
              ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "width", "height", "version"])  # fmt: skip
@@ -89,10 +84,7 @@ def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
     # few distinct probabilities: the loss, confidence and margin tie, and ties go by frame id
     probs = rng.integers(1, 4, (N - 10, K)).astype(np.float32)
     probs /= probs.sum(1, keepdims=True)
-    m.insert("inferences", [["p", "a", "d", IDS[i], int(q.argmax()), float(q.max()), q.tolist(), 0, "u", 1]
-                            for i, q in enumerate(probs)],  # the last 10 without a prediction
-             ["project", "inference_set", "dataset", "frame_id", "pred_class", "confidence", "probs", "num_objects",
-              "upload_id", "version"])  # fmt: skip
+    write_predictions(m, "a", IDS[: N - 10], probs)  # the last 10 without a prediction
     EvaluationRefresher(m).refresh("p", "d", IDS, list(range(K)))
     return m
 

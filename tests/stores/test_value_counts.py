@@ -19,6 +19,7 @@ from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
 from shoal.common.data.query import VIEW_TABLES, View
 from shoal.common.stores.metrics import EmbeddedMetricsStore
 from shoal.common.v1 import common_pb2
+from tests.stores._rows import create_sets, write_labels, write_predictions
 
 N, K = 240, 3
 IDS = [f"f{i:04d}" for i in range(N)]
@@ -42,8 +43,7 @@ LINKS = {
 def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
     m, rng = embedded_metrics, np.random.default_rng(5)
     m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
-    m.insert("inference_sets", [["p", "a", "d", "m", "1", "", "2026-01-01 00:00:00", 1]],
-             ["project", "name", "dataset", "model_name", "model_version", "description", "create_time", "version"])  # fmt: skip
+    create_sets(m, ["a"])
     cameras, lux = ("front", "rear", "true", "12", ""), (1.5, 1e21, 0.0, -0.0)
     rows = []
     for i, f in enumerate(IDS):  # some frames lack a key, or have the empty value
@@ -54,16 +54,10 @@ def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
         )
     m.insert("frames", rows,
              ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "meta_num", "meta_bool", "version"])  # fmt: skip
-    m.insert("label_versions", [["p", "d", IDS[i], "v1", "2026-01-01 00:00:00", int(rng.integers(K)), 0, "up", "", "",
-                                 "u"] for i in range(N - 30)],  # the last 30 unlabeled: no loss
-             ["project", "dataset", "frame_id", "label_version", "version_time", "class_id", "num_objects", "source",
-              "author", "reason", "upload_id"])  # fmt: skip
+    write_labels(m, IDS[: N - 30], rng.integers(0, K, N - 30))  # the last 30 unlabeled: no loss
     probs = rng.random((N - 20, K)).astype(np.float32)
     probs /= probs.sum(1, keepdims=True)
-    m.insert("inferences", [["p", "a", "d", IDS[i], int(q.argmax()), float(q.max()), q.tolist(), 0, "u", 1]
-                            for i, q in enumerate(probs)],  # the last 20 without a prediction
-             ["project", "inference_set", "dataset", "frame_id", "pred_class", "confidence", "probs", "num_objects",
-              "upload_id", "version"])  # fmt: skip
+    write_predictions(m, "a", IDS[: N - 20], probs)  # the last 20 without a prediction
     EvaluationRefresher(m).refresh("p", "d", IDS, list(range(K)))
     return m
 
