@@ -288,17 +288,23 @@ def serving(work: str | Path) -> Iterator[tuple[dict, dict]]:  # type: ignore[ty
 
 
 # -- the server's time ---------------------------------------------------------------------------------------------
-def _times(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any, float]:
-    """One warm-up call, then ``repeats`` timed calls; returns the times, the last answer and the
-    warm-up's time."""
-    t = time.perf_counter()
-    out = fn()
-    warm_up = time.perf_counter() - t
-    times = []
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]:
+    """``repeats`` timed calls, the first of them the question's first: the last answer, and the times."""
+    out, times = None, []
     for _ in range(repeats):
         t = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t)
+    return out, times
+
+
+def _times(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any, float]:
+    """One warm-up call, then ``repeats`` timed calls; returns the times, the last answer and the
+    warm-up's time."""
+    t = time.perf_counter()
+    fn()
+    warm_up = time.perf_counter() - t
+    out, times = timed(fn, repeats)
     return times, out, warm_up
 
 

@@ -21,7 +21,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K, run_on_loaded  # noqa: E402
+from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K, run_on_loaded, timed  # noqa: E402
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_range_counts"
@@ -81,14 +81,6 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
             present([field, by])
     out["frames_with_the_fields_s"] = round(time.perf_counter() - t, 2)
 
-    def timed(ask: Any) -> tuple[int, list[float]]:  # type: ignore[type-arg]
-        times, got = [], None
-        for _ in range(REPEATS):
-            t = time.perf_counter()
-            got = ask()
-            times.append(time.perf_counter() - t)
-        return int(got), times  # type: ignore[arg-type]
-
     questions: dict[str, Any] = {}
     for name, field, lo, hi, by in QUESTIONS:
         r = common_pb2.Range(max_exclusive=True)
@@ -98,8 +90,8 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
             r.max.number_value = hi
         flt = common_pb2.Filter(all=[common_pb2.Condition(field=field, range=r)])
         sort = [pb.SortKey(field=by)]
-        kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s, present))  # fmt: skip
-        live, live_times = timed(lambda f=flt, b=by: m.query(*statement(f, b)).scalar())
+        kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s, present), REPEATS)  # fmt: skip
+        live, live_times = timed(lambda f=flt, b=by: int(m.query(*statement(f, b)).scalar()), REPEATS)
         assert kept == live, (name, kept, live)
         questions[name] = {
             "frames": live,

@@ -23,7 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K, run_on_loaded  # noqa: E402
+from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K, run_on_loaded, timed  # noqa: E402
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_value_counts"
@@ -72,17 +72,9 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     view = View(PROJECT, DATASET, INFERENCE_SET, tuple(range(K)), {f"class-{i}": i for i in range(K)}, 0.0)
     out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames FINAL").scalar()), "keys": {}}
 
-    def timed(ask: Any) -> tuple[Any, list[float]]:  # type: ignore[type-arg]
-        times, got = [], None
-        for _ in range(REPEATS):
-            t = time.perf_counter()
-            got = ask()
-            times.append(time.perf_counter() - t)
-        return got, times
-
     for key, value in KEYS:
         group = f"metadata.{key}"
-        plain, plain_times = timed(lambda g=group: slices(m, view, common_pb2.Filter(), group_by=g))  # type: ignore[misc]
+        plain, plain_times = timed(lambda g=group: slices(m, view, common_pb2.Filter(), group_by=g), REPEATS)  # type: ignore[misc]
         answers = AnswerCache(m)
         versions = answers.versions(VIEW_TABLES)
         assert versions is not None
@@ -91,7 +83,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         def with_counts(g: str = group, c: Any = counts) -> Any:  # type: ignore[misc]
             return slices(m, view, common_pb2.Filter(), group_by=g, grid_counts=c)
 
-        both, both_times = timed(with_counts)
+        both, both_times = timed(with_counts, REPEATS)
         assert both == plain, key  # the same slices
         t = time.perf_counter()
         datapoints.keep_value_counts(answers, versions, view, common_pb2.Filter(), key, counts.kind, counts.by_value)
@@ -101,13 +93,13 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         for sort in ("frame_id", "loss"):
             by = [pb.SortKey(field=sort)]
             _, _, _, sql, params = datapoints.page_statement(view, flt, by, {}, 1, None)[:5]
-            live, live_times = timed(lambda s=sql, p=params: int(m.query(s, p).scalar()))  # type: ignore[misc]
+            live, live_times = timed(lambda s=sql, p=params: int(m.query(s, p).scalar()), REPEATS)  # type: ignore[misc]
 
             def kept_count(f: Any = flt, b: Any = by, a: Any = answers) -> int:  # type: ignore[misc]
                 """The grid's count as it asks for it: kept under the statement's key, else counted."""
                 return int(a.get(VIEW_TABLES, datapoints.count_key(view, f, b), lambda: -1))
 
-            kept, kept_times = timed(kept_count)
+            kept, kept_times = timed(kept_count, REPEATS)
             shown = datapoints.query_datapoints(m, view, flt, by, 60, "", scope="grid", answers=answers).total
             assert kept == live == shown, (key, sort, kept, live, shown)
             grid[f"by {sort}"] = {"frames": live, "count_of_the_set": _ms(live_times), "kept_count": _ms(kept_times)}
