@@ -14,18 +14,27 @@ confidence, loss or margin) is read from the key's range of that sort (:func:`ra
 
 What was written is a *build*, named by the view it was read through and the versions of the tables under it
 (:data:`shoal.common.data.query.VIEW_TABLES`); a page uses the build of the tables' current versions only, so an
-upload, a relabel or a segment's change leaves the pages sorted from the set again until the preparer has written
-the next build (and removed the ones before). :func:`page` returns None when there is no such listing.
+upload, a relabel or a segment's change leaves the build unused until the preparer has written the next (and removed
+the ones before), minutes at 10M frames. Until then a *patch* stands in for it (:func:`patch`): the frames whose
+rows were written since a complete build, found by the block numbers ``evaluations`` keeps for each row
+(``enable_block_number_column``), with their rows as they are now, sorted as the build's. A page reads the build's
+rows after the cursor leaving those frames out, and the patch's rows after the cursor, and merges the two in the
+key's order; a range's count is the build's, less the changed frames' rows there in the build, plus the patch's.
+A patch is written by the preparer once the set's rows settle, when at most :data:`PATCHED_AT_MOST` frames changed
+and no mutation rewrote the table since the build. :func:`page` returns None when there is neither.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import Counter
 
 from shoal.common.data.query import (
@@ -40,6 +49,8 @@ from shoal.common.data.query import (
 )
 from shoal.common.stores.metrics import MetricsStore, Migration
 from shoal.common.v1 import common_pb2
+
+log = logging.getLogger(__name__)
 
 WRITTEN = Counter(
     "shoal_grid_orders_written_total",
@@ -61,6 +72,21 @@ WRITTEN_FIRST = (("loss", True), ("confidence", False), ("margin", False), ("los
 _COLUMNS = (*ROW_COLUMNS, "confidence")
 #: a build's name (:func:`build_id`), written into the statement that drops its rows
 _BUILD = re.compile(r"[0-9a-f]{32}")
+PATCHED = Counter(
+    "shoal_grid_orders_patched_total",
+    "Pages and counts of the example grid read from a large set's sorts patched with the frames written since they "
+    "were (shoal.analysis.grid_orders), while the sorts of the set as it is now are written.",
+)
+#: a set's sorts are patched while at most this many of its frames were written since the build: each page leaves
+#: them out of the build's rows (a set of their ids, read for the page)
+PATCHED_AT_MOST = 100_000
+#: a patch's listings of every frame written since its build, and of their rows now (with the listings of each sort
+#: and, named :func:`_was`, those frames' rows in the build's)
+_CHANGED, _ROWS = "changed", "rows"
+_BUILD_COLUMNS = ["project", "inference_set", "dataset", "build", "listing", "rows", "view", "block", "mutation",
+                  "base", "stands_for"]  # fmt: skip
+#: the servers whose ``evaluations`` could not be made to keep block numbers (warned once)
+_NO_BLOCK_NUMBERS: set[tuple[str, str]] = set()
 
 MIGRATIONS = (
     Migration(
@@ -114,19 +140,49 @@ MIGRATIONS = (
             " ENGINE = ReplacingMergeTree ORDER BY (project, inference_set, dataset, build, listing)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=30,
+        name="the grid's sorts of large sets patched by the frames written since",
+        statements=(
+            # a build's view (its name without the tables' versions), and the newest block and mutation of
+            # evaluations it was read at (block -1: the table kept no block numbers then, so no patch builds on it)
+            "ALTER TABLE grid_listing_builds ADD COLUMN IF NOT EXISTS view String DEFAULT ''",
+            "ALTER TABLE grid_listing_builds ADD COLUMN IF NOT EXISTS block Int64 DEFAULT -1",
+            "ALTER TABLE grid_listing_builds ADD COLUMN IF NOT EXISTS mutation Int64 DEFAULT -1",
+            # a patch's build it patches, and the build (of the tables' versions then) it stands in for
+            "ALTER TABLE grid_listing_builds ADD COLUMN IF NOT EXISTS base String DEFAULT ''",
+            "ALTER TABLE grid_listing_builds ADD COLUMN IF NOT EXISTS stands_for String DEFAULT ''",
+        ),
+    ),
 )
 TABLES = ("grid_listings", "grid_listing_builds")
 
 
 def build_id(view: View, versions: Sequence[Any]) -> str:
     """The name of what is written for ``view`` under the tables' ``versions``."""
-    what = (view.project, view.dataset, view.inference_set, tuple(view.ontology), float(view.confidence_threshold),
-            tuple(versions), "whole")  # fmt: skip
-    return hashlib.sha256(repr(what).encode()).hexdigest()[:32]
+    return _hash((*_view_of(view), tuple(versions), "whole"))
+
+
+def _view_of(view: View) -> tuple[Any, ...]:
+    return (view.project, view.dataset, view.inference_set, tuple(view.ontology), float(view.confidence_threshold))
+
+
+def _hash(*what: Any) -> str:
+    return hashlib.sha256(repr(what if len(what) > 1 else what[0]).encode()).hexdigest()[:32]
 
 
 def listing_name(field: str, descending: bool) -> str:
     return f"{field} {'desc' if descending else 'asc'}"
+
+
+#: every listing of a build, in the order written
+LISTINGS = tuple(listing_name(field, descending) for field, descending in WRITTEN_FIRST)
+
+
+def _was(name: str) -> str:
+    """A patch's listing of the changed frames' rows in its build's listing ``name``."""
+    return f"{name} was"
 
 
 def usable(view: View, sort: Sequence[Any]) -> tuple[str, bool] | None:
@@ -136,29 +192,84 @@ def usable(view: View, sort: Sequence[Any]) -> tuple[str, bool] | None:
     return sort[0].field, bool(sort[0].descending)
 
 
+class _Read:
+    """A listing a page or a count reads: a build's (less the frames a patch holds, when ``without`` names the
+    patch), or a patch's."""
+
+    def __init__(self, build: str, listing: str, rows: int, sign: int = 1, without: str = "") -> None:
+        self.build, self.listing, self.rows, self.sign, self.without = build, listing, rows, sign, without
+
+
+def _reads(metrics: MetricsStore, view: View, versions: Sequence[Any], name: str) -> tuple[list[_Read], int] | None:
+    """What a page (the listings read, those less the changed frames' rows) or a count (each with its sign) of the
+    listing ``name`` reads under the tables' ``versions``, and how many frames the listing holds: the build's own,
+    or a patched build's and its patch's; None when neither is written."""
+    build = build_id(view, versions)
+    found = _written(metrics, view, build, [name])
+    if name in found:
+        return [_Read(build, name, found[name])], found[name]
+    rows = metrics.query(
+        "SELECT build, base, listing, rows FROM grid_listing_builds FINAL WHERE project = {project:String}"
+        " AND inference_set = {set:String} AND dataset = {dataset:String} AND stands_for = {build:String}"
+        " AND listing IN {names:Array(String)} ORDER BY build",
+        {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build,
+         "names": [name, _was(name)]},
+    ).rows  # fmt: skip
+    patches: dict[tuple[str, str], dict[str, int]] = {}
+    for patch, base, listing, n in rows:
+        patches.setdefault((str(patch), str(base)), {})[str(listing)] = int(n)
+    for (patch, base), written in patches.items():
+        if name not in written:  # written after its rows, and after the changed frames' rows in the build
+            continue
+        based = _written(metrics, view, base, [name])
+        if name not in based:  # the build patched was removed since
+            continue
+        reads = [_Read(base, name, based[name], without=patch), _Read(patch, _was(name), written[_was(name)], -1),
+                 _Read(patch, name, written[name])]  # fmt: skip
+        return reads, based[name] - written[_was(name)] + written[name]
+    return None
+
+
 def page(
     metrics: MetricsStore, view: View, versions: Sequence[Any], field: str, descending: bool,
     flt: common_pb2.Filter, size: int, last: Sequence[Any] | None, passing: int | None = None,
 ) -> list[tuple[Any, ...]] | None:  # fmt: skip
     """Up to ``size`` + 1 rows that pass ``flt`` after the cursor ``last`` (the sort's value and the frame id) of
     the listing, in the form of :func:`shoal.analysis.datapoints.page_statement`'s rows followed by the frame's
-    width and height; None when the tables' current versions have no such listing, or when the filter keeps to a
-    confusion cell and ``passing`` (how many frames pass it) is under one in :data:`SPARSE` of the listing."""
-    build, name = build_id(view, versions), listing_name(field, descending)
-    found = _written(metrics, view, build, [name])
-    if name not in found:
+    width and height; None when the tables' current versions have no such listing (nor a patch of one), or when
+    the filter keeps to a confusion cell and ``passing`` (how many frames pass it) is under one in :data:`SPARSE`
+    of the listing."""
+    found = _reads(metrics, view, versions, listing_name(field, descending))
+    if found is None:
         return None
-    if passing is not None and passing * SPARSE < found[name] and cell_of(flt, view) is not None:
+    reads, total = found
+    if passing is not None and passing * SPARSE < total and cell_of(flt, view) is not None:
         return None  # the cell's own rows, sorted, are fewer than the listing's rows passed over
+    parts = [_page_of(metrics, view, r, field, descending, flt, size + 1, last) for r in reads if r.sign > 0]
+    if len(parts) == 1:
+        return parts[0]
+    PATCHED.inc()
+    # the build's rows (less the changed frames) and the patch's, each in the key's order: (the key, frame id)
+    sign = -1.0 if descending else 1.0
+    return list(heapq.merge(*parts, key=lambda r: (sign * r[14], r[15])))[: size + 1]
+
+
+def _page_of(
+    metrics: MetricsStore, view: View, read: _Read, field: str, descending: bool, flt: common_pb2.Filter, want: int,
+    last: Sequence[Any] | None,
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """Up to ``want`` rows of one listing that pass ``flt`` after the cursor, in the key's order."""
     params = Params()
-    source = view_sql(view, params, listing=(build, name))
+    source = view_sql(view, params, listing=(read.build, read.listing))
     where = compile_filter(flt, view, params)
+    if read.without:
+        where += f" AND frame_id NOT IN ({_changed_sql(view, params, read.without)})"
     if last is not None:
         key = params.add(-float(last[0]) if descending else float(last[0]), "Float64")
         frame = params.add(str(last[1]), "String")
         # an OR of the key's ranges (a tuple comparison is not read through the primary key)
         where += f" AND (_key > {key} OR (_key = {key} AND frame_id > {frame}))"
-    want, limit = size + 1, size + 1
+    limit = want
     while True:
         rows = metrics.query(
             f"SELECT {PAGE_COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id, width, height FROM ({source})"
@@ -170,6 +281,22 @@ def page(
         if len(out) >= want or len(rows) < limit:
             return out[:want]
         limit *= 2
+
+
+def _changed_sql(view: View, params: Params, patch: str) -> str:
+    """The frames a patch holds (every frame written since its build)."""
+    return (
+        f"SELECT frame_id FROM grid_listings WHERE {_scope(view, params)} AND build = {params.add(patch, 'String')}"
+        f" AND listing = {params.add(_CHANGED, 'String')}"
+    )
+
+
+def _scope(view: View, params: Params) -> str:
+    """The view's set's rows, in a table keyed by project, inference set and dataset."""
+    return (
+        f"project = {params.add(view.project, 'String')} AND inference_set = {params.add(view.inference_set, 'String')}"
+        f" AND dataset = {params.add(view.dataset, 'String')}"
+    )
 
 
 def _written(metrics: MetricsStore, view: View, build: str, names: Sequence[str] | None = None) -> dict[str, int]:
@@ -192,10 +319,11 @@ def range_count(
     """How many frames pass ``flt`` when it is one range of numbers on a field of the kept sorts (the grid's slider
     of confidence, loss or margin), the grid sorted by ``sort`` (frame id, or fields of the kept sorts): counted
     through the key's range of the field's sort, a read of the key alone (tens of milliseconds at 10M frames, where
-    a count of the set reads every frame). ``present(fields)`` is how many of the set's frames have all the fields
-    (the preparer keeps it for each field alone): the sort's rows must be as many as have its field, none written
-    twice; a sort by another field reads that field's presence too (about 0.15 s at 10M), unless every frame with
-    the range's field has it. None when this does not apply."""
+    a count of the set reads every frame); through a patched build, the build's count less the changed frames'
+    there, plus the patch's. ``present(fields)`` is how many of the set's frames have all the fields (the preparer
+    keeps it for each field alone): the sort's rows must be as many as have its field, none written twice; a sort
+    by another field reads that field's presence too (about 0.15 s at 10M), unless every frame with the range's
+    field has it. None when this does not apply."""
     if len(flt.all) != 1:
         return None
     c = flt.all[0]
@@ -215,29 +343,97 @@ def range_count(
         bounds.append((float(value.number_value), exclusive, lower))
     if not bounds:
         return None
-    build = build_id(view, versions)
-    written = _written(metrics, view, build, [listing_name(c.field, d) for d in (False, True)])
     for descending in (False, True):
-        name = listing_name(c.field, descending)
-        if name not in written:
+        found = _reads(metrics, view, versions, listing_name(c.field, descending))
+        if found is None:
             continue
-        if written[name] != present([c.field]):
+        reads, total = found
+        if total != present([c.field]):
             return None
-        if others and present([c.field, *sorted(others)]) == written[name]:
+        if others and present([c.field, *sorted(others)]) == total:
             others = set()  # every frame with the range's field has the sort's field as well
-        params = Params()
-        where = [f"{col} = {params.add(v, 'String')}" for col, v in (("project", view.project),
-                 ("inference_set", view.inference_set), ("dataset", view.dataset), ("build", build),
-                 ("listing", name))]  # fmt: skip
-        for value, exclusive, lower in bounds:
-            # the key is the value (up) or its negation (down), where a lower bound of the value bounds the key above
-            above = lower != descending
-            op = (">" if exclusive else ">=") if above else ("<" if exclusive else "<=")
-            where.append(f"key {op} {params.add(-value if descending else value, 'Float64')}")
-        where += [f"{field} IS NOT NULL" for field in sorted(others)]
-        return int(metrics.query(f"SELECT count() FROM grid_listings WHERE {' AND '.join(where)}",
-                                 params.values).scalar())  # fmt: skip
+        counted = 0
+        for read in reads:
+            params = Params()
+            where = [f"{col} = {params.add(v, 'String')}" for col, v in (("project", view.project),
+                     ("inference_set", view.inference_set), ("dataset", view.dataset), ("build", read.build),
+                     ("listing", read.listing))]  # fmt: skip
+            for value, exclusive, lower in bounds:
+                # the key is the value (up) or its negation (down), where a lower bound of the value bounds the key
+                # above
+                above = lower != descending
+                op = (">" if exclusive else ">=") if above else ("<" if exclusive else "<=")
+                where.append(f"key {op} {params.add(-value if descending else value, 'Float64')}")
+            where += [f"{field} IS NOT NULL" for field in sorted(others)]
+            counted += read.sign * int(metrics.query(f"SELECT count() FROM grid_listings WHERE {' AND '.join(where)}",
+                                                     params.values).scalar())  # fmt: skip
+        if len(reads) > 1:
+            PATCHED.inc()
+        return counted
     return None
+
+
+def block_numbers(metrics: MetricsStore) -> bool:
+    """Whether ``evaluations`` keeps each row's block number through merges (``enable_block_number_column``), which
+    a patch finds the frames written since its build by; turned on here when it is not (a server without the
+    setting keeps no patches: its pages are read from the set after a change until the next build)."""
+    created = metrics.query(
+        "SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'evaluations'"
+    ).rows
+    if not created or "enable_block_number_column = 1" in str(created[0][0]):
+        return bool(created)
+    where = (metrics.where, metrics.database)
+    if where in _NO_BLOCK_NUMBERS:
+        return False
+    try:
+        metrics.command("ALTER TABLE evaluations MODIFY SETTING enable_block_number_column = 1")
+    except ClickHouseError as e:  # an older server: the pages after a change are read from the set until the next build
+        _NO_BLOCK_NUMBERS.add(where)
+        log.warning("evaluations cannot keep block numbers (%s): the grid's sorts of large sets are not patched", e)
+        return False
+    return True
+
+
+def _record(
+    metrics: MetricsStore, view: View, build: str, listing: str, rows: int, *, block: int, mutation: int,
+    base: str = "", stands_for: str = "",
+) -> None:  # fmt: skip
+    """Writes a listing's row in ``grid_listing_builds``: the build's view, the newest block of ``evaluations`` and
+    its mutation the build was read at (block -1: the table kept no block numbers), the build a patch patches and the
+    one it stands in for."""
+    metrics.insert("grid_listing_builds",
+                   [[view.project, view.inference_set, view.dataset, build, listing, rows, _hash(_view_of(view)),
+                     block, mutation, base, stands_for]], _BUILD_COLUMNS)  # fmt: skip
+
+
+def _count(metrics: MetricsStore, view: View, build: str, listing: str) -> int:
+    return int(
+        metrics.query(
+            "SELECT count() FROM grid_listings WHERE project = {project:String} AND inference_set = {set:String}"
+            " AND dataset = {dataset:String} AND build = {build:String} AND listing = {listing:String}",
+            {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build,
+             "listing": listing},
+        ).scalar()
+    )  # fmt: skip
+
+
+def _insert_rows(
+    metrics: MetricsStore, view: View, build: str, listing: str, key: str, where: str, params: Params
+) -> None:
+    """Writes the view's rows that pass ``where`` (over the view as ``v``) as ``listing`` of ``build``, keyed by the
+    expression ``key``, each with its frame's size, which a page shows (a merge of the two tables in frame id
+    order); a write cut short and written again, or written by two replicas, leaves rows twice until merged."""
+    source = view_sql(view, params)
+    columns = ", ".join(_COLUMNS)
+    into = [params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, listing)]
+    sizes = f"SELECT frame_id, width, height FROM frames FINAL WHERE project = {into[0]} AND dataset = {into[2]}"
+    metrics.command(
+        f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns},"
+        f" width, height) SELECT {', '.join(into)}, {key}, {', '.join(f'v.{c}' for c in _COLUMNS)},"
+        f" ifNull(s.width, 0), ifNull(s.height, 0) FROM ({source}) AS v LEFT JOIN ({sizes}) AS s"
+        f" ON s.frame_id = v.frame_id WHERE {where}{SETTINGS}, join_algorithm = 'full_sorting_merge'",
+        params.values,
+    )
 
 
 def keep(
@@ -245,11 +441,13 @@ def keep(
 ) -> tuple[int, bool]:
     """Writes the listings of ``view`` not written yet under ``versions``: every frame with the field, sorted by
     each of :data:`FIELDS`, up and down, in the order of :data:`WRITTEN_FIRST`; once all are written, removes the
-    builds before. Stops at ``deadline`` (monotonic; a call after goes on where it stopped). Returns how many
-    listings it wrote, and whether all are."""
+    builds before (and their patches). Stops at ``deadline`` (monotonic; a call after goes on where it stopped).
+    Returns how many listings it wrote, and whether all are."""
     build = build_id(view, versions)
-    target = {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build}
     done = set(_written(metrics, view, build))
+    block, mutation = (int(v) for v in versions[0])  # evaluations' (VIEW_TABLES[0])
+    if not done and not block_numbers(metrics):
+        block = -1
     written = 0
     for field, descending in WRITTEN_FIRST:
         name = listing_name(field, descending)
@@ -257,51 +455,102 @@ def keep(
             continue
         if deadline is not None and time.monotonic() >= deadline:
             return written, False
-        params = Params()
-        source = view_sql(view, params)
-        columns = ", ".join(_COLUMNS)
-        into = [params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, name)]
         if not done:  # the build is known before its rows are written: remove finds it if cut short
-            metrics.insert("grid_listing_builds", [[view.project, view.inference_set, view.dataset, build, "", 0]],
-                           ["project", "inference_set", "dataset", "build", "listing", "rows"])  # fmt: skip
+            _record(metrics, view, build, "", 0, block=block, mutation=mutation)
             done.add("")
-        # with each frame's size, which a page shows (a merge of the two tables in frame id order); a write
-        # cut short and written again, or written by two replicas, leaves rows twice until merged
-        sizes = f"SELECT frame_id, width, height FROM frames FINAL WHERE project = {into[0]} AND dataset = {into[2]}"
-        metrics.command(
-            f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns},"
-            f" width, height) SELECT {', '.join(into)}, {'-' if descending else ''}v.{field},"
-            f" {', '.join(f'v.{c}' for c in _COLUMNS)}, ifNull(s.width, 0), ifNull(s.height, 0)"
-            f" FROM ({source}) AS v LEFT JOIN ({sizes}) AS s ON s.frame_id = v.frame_id"
-            f" WHERE v.{field} IS NOT NULL{SETTINGS}, join_algorithm = 'full_sorting_merge'",
-            params.values,
-        )
-        rows = int(
-            metrics.query(
-                "SELECT count() FROM grid_listings WHERE project = {project:String}"
-                " AND inference_set = {set:String} AND dataset = {dataset:String} AND build = {build:String}"
-                " AND listing = {listing:String}",
-                {**target, "listing": name},
-            ).scalar()
-        )
-        metrics.insert(
-            "grid_listing_builds",
-            [[view.project, view.inference_set, view.dataset, build, name, rows]],
-            ["project", "inference_set", "dataset", "build", "listing", "rows"],
-        )
+        params = Params()
+        _insert_rows(metrics, view, build, name, f"{'-' if descending else ''}v.{field}", f"v.{field} IS NOT NULL",
+                     params)  # fmt: skip
+        _record(metrics, view, build, name, _count(metrics, view, build, name), block=block, mutation=mutation)
         written += 1
         WRITTEN.inc()
     remove(metrics, view, but=build)  # the builds before: no page reads them any more (their versions are gone)
     return written, True
 
 
-def remove(metrics: MetricsStore, view: View, but: str = "") -> None:
-    """Removes the view's set's builds (all ``but`` that one): a set that grew small again keeps none."""
+def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
+    """Writes, when the set's sorts are not written under the tables' ``versions``, a patch of the newest complete
+    build of ``view`` (see the module's docstring) that stands in for them until they are: the frames written since
+    the build (when at most :data:`PATCHED_AT_MOST`, and no mutation since), their rows now in each sort's order,
+    and their rows in each of the build's sorts; then removes the view's patches before. Returns how many listings
+    it wrote (0 when there is nothing to patch, or the build or the patch is written)."""
+    stands_for = build_id(view, versions)
+    if len(_written(metrics, view, stands_for, LISTINGS)) == len(LISTINGS) or not block_numbers(metrics):
+        return 0
+    block, mutation = (int(v) for v in versions[0])
+    bases = metrics.query(
+        "SELECT build, max(block) AS b FROM grid_listing_builds FINAL WHERE project = {project:String}"
+        " AND inference_set = {set:String} AND dataset = {dataset:String} AND view = {view:String}"
+        " AND stands_for = '' AND block >= 0 AND block <= {block:Int64} AND mutation = {mutation:Int64}"
+        " GROUP BY build HAVING countIf(listing IN {names:Array(String)}) = {n:UInt32} ORDER BY b DESC, build LIMIT 1",
+        {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "view": _hash(_view_of(view)),
+         "block": block, "mutation": mutation, "names": list(LISTINGS), "n": len(LISTINGS)},
+    ).rows  # fmt: skip
+    if not bases:
+        return 0
+    base, since = str(bases[0][0]), int(bases[0][1])
+    name = _hash(stands_for, base, "patch")
+    done = set(_written(metrics, view, name))
+    if set(LISTINGS) <= done:
+        return 0
+    params = Params()
+    since_sql = f"{_scope(view, params)} AND _block_number > {params.add(since, 'Int64')}"
+    changed = metrics.query(f"SELECT uniqExact(frame_id) FROM evaluations WHERE {since_sql}", params.values).scalar()
+    if int(changed) > PATCHED_AT_MOST:
+        return 0
+    record = {"block": block, "mutation": mutation, "base": base, "stands_for": stands_for}
+    if "" not in done:  # known before its rows are written: removed with the next patch or build if cut short
+        _record(metrics, view, name, "", 0, **record)
+    written = 0
+    if _CHANGED not in done:
+        into = ", ".join(params.add(v, "String") for v in (name, _CHANGED))
+        metrics.command(
+            f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, frame_id)"
+            f" SELECT DISTINCT project, inference_set, dataset, {into}, frame_id FROM evaluations WHERE {since_sql}",
+            params.values,
+        )
+        _record(metrics, view, name, _CHANGED, int(changed), **record)
+        written += 1
+    if _ROWS not in done:  # the changed frames' rows now, read once (the set's view of those frames alone)
+        params = Params()
+        _insert_rows(metrics, view, name, _ROWS, "0", f"v.frame_id IN ({_changed_sql(view, params, name)})", params)
+        _record(metrics, view, name, _ROWS, _count(metrics, view, name, _ROWS), **record)
+        written += 1
+    columns = ", ".join((*_COLUMNS, "width", "height"))
+    for field, descending in WRITTEN_FIRST:
+        listing = listing_name(field, descending)
+        if listing in done:
+            continue
+        for into in (_was(listing), listing):  # the build's rows first: a page reads the patch once its sort's is
+            params = Params()
+            if into == listing:  # the changed frames with the field now, in the sort's order
+                key, source, only = f"{'-' if descending else ''}{field}", (name, _ROWS), f"{field} IS NOT NULL"
+            else:  # the changed frames' rows in the build's sort
+                key, source, only = "key", (base, listing), f"frame_id IN ({_changed_sql(view, params, name)})"
+            what = ", ".join(params.add(v, "String") for v in (name, into))
+            metrics.command(
+                f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns})"
+                f" SELECT project, inference_set, dataset, {what}, {key}, {columns} FROM grid_listings"
+                f" WHERE {_scope(view, params)} AND build = {params.add(source[0], 'String')}"
+                f" AND listing = {params.add(source[1], 'String')} AND {only}",
+                params.values,
+            )
+            _record(metrics, view, name, into, _count(metrics, view, name, into), **record)
+        written += 1
+    remove(metrics, view, but=name, patches=True)  # the patches before: no page reads them any more
+    return written
+
+
+def remove(metrics: MetricsStore, view: View, but: str = "", *, patches: bool = False) -> None:
+    """Removes the view's set's builds (all ``but`` that one; only the patches, with ``patches``): a set that grew
+    small again keeps none."""
     params = {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": but}
     where = (
         "project = {project:String} AND inference_set = {set:String} AND dataset = {dataset:String}"
         " AND build != {build:String}"
     )
+    if patches:
+        where += " AND stands_for != ''"
     builds = [str(r[0]) for r in metrics.query(f"SELECT DISTINCT build FROM grid_listing_builds WHERE {where}",
                                                 params).rows]  # fmt: skip
     for build in builds:

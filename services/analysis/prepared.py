@@ -225,6 +225,7 @@ class Preparer:
         done = 0
         with answers.preparing():
             if inference_set:
+                done += self._patch_orders(p, (project, dataset, inference_set))
                 before = answers.misses
                 heat_map = pb.GetClassificationMetricsRequest(project=project, inference_set=inference_set)
                 get_classification_metrics(self.ctx, heat_map)
@@ -241,6 +242,19 @@ class Preparer:
             if inference_set:
                 done += self._prepare_sorted_pages(views[0])
         return done
+
+    def _patch_orders(self, p: Any, key: SetKey) -> int:
+        """For a set of more than ``sorted_pages_above`` frames whose grid sorts were written before its rows changed,
+        the patch that stands in for the sorts of its rows now until they are written (:func:`grid_orders.patch`),
+        first of the set's views: the grid's pages past those kept and the slider's counts are then read from it."""
+        versions = self.ctx.answers.versions(VIEW_TABLES)
+        if versions is None or self._rows(key) <= self.ctx.sorted_above:
+            return 0
+        try:
+            return grid_orders.patch(self.ctx.metrics, self.ctx.view(p, key[1], key[2], 0.0), versions)
+        except Exception:  # the pages are read from the set until the sorts are written
+            log.warning("patching the grid's sorts of %s failed", key, exc_info=True)
+            return 0
 
     def _slice_keys(self, project: str, dataset: str) -> list[str]:
         """The dataset's metadata keys whose slices are prepared: the first :data:`MAX_SLICE_KEYS` by name (strings,

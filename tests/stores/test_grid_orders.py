@@ -2,7 +2,7 @@
 the set, at every depth and with any filter (ties, frames without the sort's field, splits, the wrong predictions,
 a class, a confusion cell, a confidence range, a metadata value, a negated condition, and several together), a
 second replica's rows are never shown twice, and a change of the data leaves the kept sorts unused until they are
-written again for the new versions."""
+written again for the new versions, or patched with the frames written since."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
 from shoal.common.data.query import VIEW_TABLES, View
 from shoal.common.stores.metrics import EmbeddedMetricsStore
 from shoal.common.v1 import common_pb2
-from tests.stores._rows import create_sets, write_labels, write_predictions
+from tests.stores._rows import LABEL_COLUMNS, create_sets, write_labels, write_predictions
 
 N, K = 150, 4
 IDS = [f"f{i:04d}" for i in range(N)]
@@ -180,37 +180,91 @@ def test_a_small_cell_is_sorted_from_its_own_rows(store: EmbeddedMetricsStore, m
     assert _kept_pages() == before + len(pages)
 
 
-def test_a_change_of_the_data_leaves_the_kept_sorts_unused_until_written_again(store: EmbeddedMetricsStore) -> None:
-    m, rng = store, np.random.default_rng(5)
+def _patched() -> float:
+    return grid_orders.PATCHED._value.get()
+
+
+def _live_count(m: EmbeddedMetricsStore, flt: common_pb2.Filter, sort: list[pb.SortKey]) -> int:
+    return int(m.query(*datapoints.page_statement(VIEW, flt, sort, {}, 1, None)[3:]).scalar())
+
+
+def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(store: EmbeddedMetricsStore) -> None:
+    """After an upload the kept sorts are not read as they are; patched with the frames written since (relabelled,
+    unlabelled, new) they answer every page and the slider's counts as the set sorted and counted now does, until
+    the sorts of the new rows are written, which removes the build before and its patch; each upload patches the
+    same build again, and a mutation of the table is not patched."""
+    m, rng = store, np.random.default_rng(8)
     before = AnswerCache(m).versions(VIEW_TABLES)
-    assert before is not None
-    assert grid_orders.keep(m, VIEW, before)[1]
-    # relabel a third of the frames: losses change, and some predictions turn right or wrong
-    relabeled = sorted(rng.choice(N - 20, N // 3, replace=False).tolist())
+    assert before is not None and grid_orders.keep(m, VIEW, before)[1]
+    assert grid_orders.block_numbers(m)  # the table keeps each row's block number from now on
+    assert grid_orders.patch(m, VIEW, before) == 0  # the sorts are written: nothing to patch
+    # an upload: a fifth of the frames relabelled, two unlabelled (no loss now), and 12 new frames
+    relabeled = sorted(rng.choice(N - 20, N // 5, replace=False).tolist())
     _labels(m, relabeled, rng.integers(0, K, len(relabeled)), 2)
-    EvaluationRefresher(m).refresh("p", "d", [IDS[i] for i in relabeled], list(range(K)))
+    m.insert("label_versions", [["p", "d", IDS[i], "v3", "2026-01-03 00:00:00", None, 0, "up", "", "", "u"]
+                                for i in (0, 1)], LABEL_COLUMNS)  # fmt: skip
+    new = [f"g{i:03d}" for i in range(12)]
+    m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", {"camera": "front"}, 320, 240, 1]
+                        for i, f in enumerate(new)],
+             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "width", "height", "version"])  # fmt: skip
+    write_labels(m, new, rng.integers(0, K, len(new)), 1)
+    probs = rng.integers(1, 4, (len(new), K)).astype(np.float32)
+    write_predictions(m, "a", new, probs / probs.sum(1, keepdims=True))
+    EvaluationRefresher(m).refresh("p", "d", [IDS[i] for i in (0, 1, *relabeled)] + new, list(range(K)))
     after = AnswerCache(m).versions(VIEW_TABLES)
     assert after is not None and after != before
-    assert grid_orders.page(m, VIEW, after, "loss", True, common_pb2.Filter(), 9, None) is None
-    for name in ("every frame", "wrong", "split test, wrong"):
-        flt = _filters()[name]
-        for d in (False, True):
-            assert _walk(m, flt, "loss", d, 9, AnswerCache(m)) == _walk(m, flt, "loss", d, 9, None)
-    # written again for the new versions: the pages come from the new rows, and the rows before are removed
-    assert grid_orders.keep(m, VIEW, after)[1]
-    for name in ("every frame", "wrong", "split test, wrong"):
-        flt = _filters()[name]
-        for d in (False, True):
-            live = _walk(m, flt, "loss", d, 9, None)
-            assert grid_orders.page(m, VIEW, after, "loss", d, flt, 9, None) is not None
-            assert _walk(m, flt, "loss", d, 9, AnswerCache(m)) == live
-    builds = m.query("SELECT DISTINCT build FROM grid_listings").rows
-    assert builds == [(grid_orders.build_id(VIEW, after),)]
+    assert grid_orders.page(m, VIEW, after, "loss", True, common_pb2.Filter(), 9, None) is None  # not yet patched
+    assert grid_orders.patch(m, VIEW, after) == 2 + len(grid_orders.LISTINGS)  # the frames, their rows, each sort
+    assert grid_orders.patch(m, VIEW, after) == 0  # written once
+    written = {IDS[i] for i in (0, 1, *relabeled)} | set(new)
+
+    def changed() -> set[str]:  # the frames the patch holds
+        return {str(r[0]) for r in m.query("SELECT frame_id FROM grid_listings WHERE listing = 'changed'").rows}
+
+    assert changed() == written  # the frames written since the build, no other
+
+    def check(versions: tuple[object, ...], walked: dict[str, list[tuple[str, bool]]]) -> None:
+        for name, sorts in walked.items():
+            flt = _filters()[name]
+            for field, d in sorts:
+                before_pages = _patched()
+                pages = _walk(m, flt, field, d, 2 * PAGE, AnswerCache(m))
+                assert pages == _walk(m, flt, field, d, 2 * PAGE, None), (name, field, d)
+                assert _patched() - before_pages >= len(pages)  # every page read through the patch (and a count)
+        present = lambda fields: _live_count(m, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields])  # noqa: E731
+        for field in grid_orders.FIELDS:
+            for lo, hi in ((0.2, 0.6), (None, 0.9), (0.5, None)):
+                flt = common_pb2.Filter(all=[_range(field, lo, hi)])
+                for sort in ([], [pb.SortKey(field="margin", descending=True)]):
+                    got = grid_orders.range_count(m, VIEW, versions, flt, sort, present)
+                    assert got == _live_count(m, flt, sort), (field, lo, hi, sort)
+
+    # every filter by the worst loss first (the unlabelled frames left its sorts), and every sort of every frame
+    every = [(field, d) for field in grid_orders.FIELDS for d in (False, True)]
+    check(after, {name: [("loss", True)] for name in _filters()} | {"every frame": every})
+    # the next upload patches the same build again (the frames written since it), and the patch before goes
+    relabeled = sorted(rng.choice(N - 20, 10, replace=False).tolist())
+    _labels(m, relabeled, rng.integers(0, K, len(relabeled)), 4)
+    EvaluationRefresher(m).refresh("p", "d", [IDS[i] for i in relabeled], list(range(K)))
+    later = AnswerCache(m).versions(VIEW_TABLES)
+    assert later is not None and grid_orders.patch(m, VIEW, later) > 0
+    assert changed() == written | {IDS[i] for i in relabeled}
+    check(later, {"every frame": [("loss", True), ("margin", False)], "split test, wrong": [("confidence", False)]})
+    builds = {r[0] for r in m.query("SELECT DISTINCT build FROM grid_listings").rows}
+    assert len(builds) == 2 and grid_orders.build_id(VIEW, before) in builds
+    # the sorts of the rows now written: the build before and its patch go
+    assert grid_orders.keep(m, VIEW, later)[1]
+    assert m.query("SELECT DISTINCT build FROM grid_listings").rows == [(grid_orders.build_id(VIEW, later),)]
+    # a mutation rewrote rows without new blocks: read from the set until the sorts are written again
+    m.command("ALTER TABLE evaluations UPDATE loss = loss / 2 WHERE frame_id < 'f0050' SETTINGS mutations_sync = 2")
+    mutated = AnswerCache(m).versions(VIEW_TABLES)
+    assert mutated is not None and grid_orders.patch(m, VIEW, mutated) == 0
+    assert grid_orders.page(m, VIEW, mutated, "loss", True, common_pb2.Filter(), 9, None) is None
     # a set that grew small again keeps none
     grid_orders.remove(m, VIEW)
     assert m.query("SELECT count() FROM grid_listings").scalar() == 0
     assert m.query("SELECT count() FROM grid_listing_builds").scalar() == 0
-    assert grid_orders.page(m, VIEW, after, "loss", True, common_pb2.Filter(), 9, None) is None
+    assert grid_orders.page(m, VIEW, later, "loss", True, common_pb2.Filter(), 9, None) is None
 
 
 def test_a_build_cut_short_is_removed_with_the_next(store: EmbeddedMetricsStore) -> None:
