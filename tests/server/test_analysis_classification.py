@@ -723,3 +723,25 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
                 project="den", inference_set="m", filter=cpb.Filter(all=[eq("label_class", 1), confident]),
                 sort=[apb.SortKey(field=field, descending=True)]))  # fmt: skip
             assert computed() == before + reads, field
+        # 40 frames relabelled: once the upload settles, the sorted pages past those kept in memory are read from the
+        # sorts patched with those frames (or from the sorts of the rows now, once written), never sorted from the
+        # set, and hold the frames in numpy's order of the new losses
+        moved = np.sort(rng.choice(n, 40, replace=False))
+        labels[moved] = (labels[moved] + 1) % 3
+        done = c.upload("den", "cave", UploadColumns(frame_ids=[ids[i] for i in moved], splits=list(splits[moved]),
+                                                     class_ids=labels[moved], metadata=[metadata[i] for i in moved]),
+                        progress=False)  # fmt: skip
+        assert c.wait_for_upload("den", done.upload_id, timeout=scaled(120)).state == pb.UPLOAD_STATE_COMPLETED
+        wait_for(lambda: preparer.prepared("den", "cave", "m"), what="the views of den/m to be prepared again")
+        loss = -np.log(np.maximum(probs[np.arange(n), labels].astype(np.float64), 1e-12))
+        before, got, token, pages = kept(), [], "", 0
+        while True:
+            page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                project="den", dataset="cave", inference_set="m", sort=[apb.SortKey(field="loss", descending=True)],
+                page=cpb.PageRequest(page_size=9, page_token=token)))  # fmt: skip
+            got += [d.ref.frame_id for d in page.datapoints]
+            pages, token = pages + 1, page.page.next_page_token
+            if not token:
+                break
+        assert got == [ids[i] for i in np.lexsort((np.array(ids), -loss))]
+        assert kept() == before + pages
