@@ -205,28 +205,29 @@ def _reads(metrics: MetricsStore, view: View, versions: Sequence[Any], name: str
     listing ``name`` reads under the tables' ``versions``, and how many frames the listing holds: the build's own,
     or a patched build's and its patch's; None when neither is written."""
     build = build_id(view, versions)
-    found = _written(metrics, view, build, [name])
-    if name in found:
-        return [_Read(build, name, found[name])], found[name]
+    # the build's listing, and the patches standing in for the build (one read: a set without either costs one)
     rows = metrics.query(
         "SELECT build, base, listing, rows FROM grid_listing_builds FINAL WHERE project = {project:String}"
-        " AND inference_set = {set:String} AND dataset = {dataset:String} AND stands_for = {build:String}"
-        " AND listing IN {names:Array(String)} ORDER BY build",
-        {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build,
+        " AND inference_set = {set:String} AND dataset = {dataset:String} AND ((build = {build:String}"
+        " AND listing = {name:String}) OR (stands_for = {build:String} AND listing IN {names:Array(String)}))"
+        " ORDER BY build",
+        {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build, "name": name,
          "names": [name, _was(name)]},
     ).rows  # fmt: skip
     patches: dict[tuple[str, str], dict[str, int]] = {}
-    for patch, base, listing, n in rows:
-        patches.setdefault((str(patch), str(base)), {})[str(listing)] = int(n)
-    for (patch, base), written in patches.items():
-        if name not in written:  # written after its rows, and after the changed frames' rows in the build
+    for written, base, listing, n in rows:
+        if str(written) == build:
+            return [_Read(build, name, int(n))], int(n)
+        patches.setdefault((str(written), str(base)), {})[str(listing)] = int(n)
+    for (patch, base), listings in patches.items():
+        if name not in listings or _was(name) not in listings:  # written after the rows of both
             continue
         based = _written(metrics, view, base, [name])
         if name not in based:  # the build patched was removed since
             continue
-        reads = [_Read(base, name, based[name], without=patch), _Read(patch, _was(name), written[_was(name)], -1),
-                 _Read(patch, name, written[name])]  # fmt: skip
-        return reads, based[name] - written[_was(name)] + written[name]
+        reads = [_Read(base, name, based[name], without=patch), _Read(patch, _was(name), listings[_was(name)], -1),
+                 _Read(patch, name, listings[name])]  # fmt: skip
+        return reads, based[name] - listings[_was(name)] + listings[name]
     return None
 
 

@@ -8,8 +8,11 @@ dataset, hundreds of milliseconds on two cores, the first time it is asked;
 background once the data has settled, so that the first call finds them kept too:
 
 - for the inference sets whose rows changed lately (the ``max_sets`` most recent, once no new rows
-  have reached them for ``quiet_seconds``): the heat map and the slices by split as the performance
-  page asks for them (no threshold, no filter) and, from one aggregation, the counts of every
+  have reached them for ``quiet_seconds``): first, for a set whose grid sorts were written whole before the change
+  (:mod:`shoal.analysis.grid_orders`), their patch with the frames written since, which the grid's sorted pages
+  and the slider's counts read until the sorts of the rows now are written, after the views below; then the
+  heat map and the slices by split as the performance page asks for them (no threshold, no filter) and, from
+  one aggregation, the counts of every
   frame, each split, each labeled class and each confusion cell, with and without a split (and of
   the right and the wrong predictions among every frame, a split and a class), as the
   grid sorted by frame id, loss, confidence or margin counts them; the slices by each of the first four
