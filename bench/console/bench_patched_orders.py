@@ -4,11 +4,13 @@ the set's own statements, as such pages were read until the sorts of the new row
 frames); in the same process and run, each asked first (its first call) and then twice more, and checked equal.
 
 The data is ``bench_console``'s (N frames of 10 classes, two splits; loaded anew unless ``--work`` names a folder it
-loaded before). Step ``build`` writes the set's six sorts whole, as the preparer does once the set's rows settle;
-step ``measure`` then uploads corrected labels of ``RELABELLED`` frames chosen at random (label versions written and
-the set's rows refreshed, as the ingest consumer does, the parts left unmerged), writes the patch as the preparer
-does first after an upload, and asks for the pages (past the ten the preparer keeps in memory, and half-way down)
-and the counts.
+loaded before). Step ``build`` writes the set's six sorts whole, as the preparer does once the set's rows settle, and
+waits for their parts' merges (the sorts are written long before an upload in use); step ``measure`` then uploads
+corrected labels of ``RELABELLED`` frames, half the worst losses (relabelled as predicted, as a person fixing label
+errors from the top of the grid sorted by loss would) and half chosen at random (label versions written and the
+set's rows refreshed, as the ingest consumer does, the parts left to the background merges), writes the patch as the
+preparer does first after an upload, and asks for the pages (past the ten the preparer keeps in memory, and half-way
+down) and the counts.
 
     python bench/console/bench_patched_orders.py --frames 10000000 --work /work/bench10m
 """
@@ -40,7 +42,7 @@ from bench.console.bench_console import (  # noqa: E402
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_patched_orders"
-#: frames whose labels the upload corrects
+#: frames whose labels the upload corrects: the worst losses and as many chosen at random
 RELABELLED = 20_000
 #: (name, the grid's filter as equalities, sort field, descending)
 PAGES = (
@@ -80,6 +82,13 @@ def build(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     written, complete = grid_orders.keep(m, _view(), versions)
     assert complete, "the sorts were not written whole"
     out = {"sorts_written": written, "sorts_written_s": round(time.perf_counter() - t, 1)}
+    # the sorts were written long before an upload in use: their parts merged (the merges run in this process)
+    t = time.perf_counter()
+    while int(m.query("SELECT count() FROM system.merges WHERE database = currentDatabase()").scalar()):
+        time.sleep(1.0)
+    out["merges_waited_s"] = round(time.perf_counter() - t, 1)
+    out["sorts_parts"] = int(m.query("SELECT count() FROM system.parts WHERE database = currentDatabase()"
+                                     " AND table = 'grid_listings' AND active").scalar())  # fmt: skip
     m.close()
     return out
 
@@ -110,13 +119,22 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     m, view = _store(work), _view()
     n = int(m.query("SELECT count() FROM frames").scalar())
     out: dict[str, Any] = {"frames": n, "relabelled": RELABELLED}
-    # the upload: corrected labels of frames chosen at random, and the set's rows of those frames refreshed
+    # the upload: corrected labels of the worst losses (as a person fixing label errors from the top of the grid
+    # sorted by loss sends them: the predicted class) and of as many other frames chosen at random (another class)
+    worst = m.query("SELECT frame_id, pred_raw FROM evaluations FINAL WHERE inference_set = {s:String}"
+                    " AND loss IS NOT NULL ORDER BY loss DESC, frame_id LIMIT {n:UInt32}",
+                    {"s": INFERENCE_SET, "n": RELABELLED // 2}).rows  # fmt: skip
+    moved = {str(f): int(c) for f, c in worst}
     rng = np.random.default_rng(7)
-    chosen = np.sort(rng.choice(n, RELABELLED, replace=False))
-    ids = [frame_ids(int(i), int(i) + 1)[0] for i in chosen]
-    labels = m.query("SELECT frame_id, label_class FROM evaluations FINAL WHERE inference_set = {s:String}"
-                     " AND frame_id IN {ids:Array(String)}", {"s": INFERENCE_SET, "ids": ids}).rows  # fmt: skip
-    moved = {str(f): (int(c) + 1 + int(rng.integers(0, K - 1))) % K for f, c in labels}
+    drawn = (frame_ids(int(i), int(i) + 1)[0] for i in rng.choice(n, RELABELLED, replace=False))
+    for f in [f for f in drawn if f not in moved][: RELABELLED - len(moved)]:
+        moved[f] = -1
+    ids = sorted(moved)
+    labels = dict(m.query("SELECT frame_id, label_class FROM evaluations FINAL WHERE inference_set = {s:String}"
+                          " AND frame_id IN {ids:Array(String)}", {"s": INFERENCE_SET, "ids": ids}).rows)  # fmt: skip
+    for f in ids:
+        if moved[f] < 0:
+            moved[f] = (int(labels[f]) + 1 + int(rng.integers(0, K - 1))) % K
     t = time.perf_counter()
     m.insert_arrow("label_versions", pa.table({
         "project": constant(PROJECT, len(ids)), "dataset": constant(DATASET, len(ids)),

@@ -94,6 +94,8 @@ _MERGE = "full_sorting_merge"
 _CHANGED_READ: OrderedDict[tuple[str, ...], frozenset[str]] = OrderedDict()
 _CHANGED_LOCK = threading.Lock()
 _PATCHES_READ = 4
+#: the most rows of a listing's key and frame id a page reads at first to find its frames past the patch's
+NARROW_ROWS = 25_000
 
 MIGRATIONS = (
     Migration(
@@ -277,18 +279,38 @@ def _page_of(
         frame = params.add(str(last[1]), "String")
         # an OR of the key's ranges (a tuple comparison is not read through the primary key)
         where += f" AND (_key > {key} OR (_key = {key} AND frame_id > {frame}))"
-    limit = want
+    select = f"SELECT {PAGE_COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id, width, height FROM ({source})"
+    # a page's rows, and as many more when a patch's frames are left out (a read costs about the same up to there)
+    limit = want + min(want, len(left_out))
+    rows = metrics.query(f"{select} WHERE {where} ORDER BY _key, frame_id LIMIT {limit}{SETTINGS}", params.values).rows
+    out = _kept([tuple(r) for r in rows], 0, left_out, want)
+    if len(out) >= want or len(rows) < limit:
+        return out
+    # rows passed over: a second replica's, or the patch's frames, which may follow each other by the thousand (the
+    # worst losses relabelled): the page's frames found by their key and id alone, at most as many more rows as the
+    # patch holds (20,000 in 25 ms at 10M frames), then their rows read
+    limit = max(2 * limit, min(want + len(left_out), NARROW_ROWS))
     while True:
-        rows = metrics.query(
-            f"SELECT {PAGE_COLUMNS}, CAST(NULL AS Nullable(Int32)), {field}, frame_id, width, height FROM ({source})"
-            f" WHERE {where} ORDER BY _key, frame_id LIMIT {limit}{SETTINGS}",
-            params.values,
-        ).rows
-        # two replicas that wrote the same build wrote each row twice, side by side in the key's order
-        out = [tuple(r) for i, r in enumerate(rows) if (i == 0 or r[0] != rows[i - 1][0]) and r[0] not in left_out]
-        if len(out) >= want or len(rows) < limit:
-            return out[:want]
+        found = metrics.query(f"SELECT _key, frame_id FROM ({source}) WHERE {where} ORDER BY _key, frame_id"
+                              f" LIMIT {limit}{SETTINGS}", params.values).rows  # fmt: skip
+        keys = _kept([tuple(r) for r in found], 1, left_out)
+        if len(keys) >= want or len(found) < limit:
+            break
         limit *= 2
+    if not keys:
+        return []
+    lo, hi = params.add(float(keys[0][0]), "Float64"), params.add(float(keys[-1][0]), "Float64")
+    ids = params.add([str(k[1]) for k in keys[:want]], "Array(String)")
+    rows = metrics.query(f"{select} WHERE {where} AND _key >= {lo} AND _key <= {hi} AND frame_id IN {ids}"
+                         f" ORDER BY _key, frame_id{SETTINGS}", params.values).rows  # fmt: skip
+    return _kept([tuple(r) for r in rows], 0, left_out, want)
+
+
+def _kept(rows: list[tuple[Any, ...]], frame: int, left_out: frozenset[str], most: int | None = None) -> list[Any]:
+    """The rows in the key's order but those of ``left_out`` frames and a second replica's (the frame id at
+    ``frame``; two replicas that wrote the same build wrote each row twice, side by side in the key's order)."""
+    out = [r for i, r in enumerate(rows) if (i == 0 or r[frame] != rows[i - 1][frame]) and r[frame] not in left_out]
+    return out if most is None else out[:most]
 
 
 def _changed_frames(metrics: MetricsStore, view: View, patch: str) -> frozenset[str]:

@@ -184,6 +184,12 @@ def _patched() -> float:
     return grid_orders.PATCHED._value.get()
 
 
+def _probs(m: EmbeddedMetricsStore, frames: list[str]) -> list[list[float]]:
+    rows = dict(m.query("SELECT frame_id, probs FROM evaluations FINAL WHERE frame_id IN {f:Array(String)}",
+                        {"f": frames}).rows)  # fmt: skip
+    return [list(rows[f]) for f in frames]
+
+
 def _live_count(m: EmbeddedMetricsStore, flt: common_pb2.Filter, sort: list[pb.SortKey]) -> int:
     return int(m.query(*datapoints.page_statement(VIEW, flt, sort, {}, 1, None)[3:]).scalar())
 
@@ -242,14 +248,21 @@ def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(store
     # every filter by the worst loss first (the unlabelled frames left its sorts), and every sort of every frame
     every = [(field, d) for field in grid_orders.FIELDS for d in (False, True)]
     check(after, {name: [("loss", True)] for name in _filters()} | {"every frame": every})
-    # the next upload patches the same build again (the frames written since it), and the patch before goes
-    relabeled = sorted(rng.choice(N - 20, 10, replace=False).tolist())
-    _labels(m, relabeled, rng.integers(0, K, len(relabeled)), 4)
-    EvaluationRefresher(m).refresh("p", "d", [IDS[i] for i in relabeled], list(range(K)))
+    # the next upload, of the worst losses relabelled as predicted (the first rows of the sort written, one after
+    # another), patches the same build again (the frames written since it), and the patch before goes
+    worst = [str(r[0]) for r in m.query("SELECT frame_id FROM grid_listings WHERE listing = 'loss desc' AND build ="
+                                        " {b:String} ORDER BY key, frame_id LIMIT 12",
+                                        {"b": grid_orders.build_id(VIEW, before)}).rows]  # fmt: skip
+    relabeled = [IDS.index(f) for f in worst]
+    _labels(m, relabeled, [int(np.argmax(probs)) for probs in _probs(m, worst)], 4)
+    EvaluationRefresher(m).refresh("p", "d", worst, list(range(K)))
     later = AnswerCache(m).versions(VIEW_TABLES)
     assert later is not None and grid_orders.patch(m, VIEW, later) > 0
-    assert changed() == written | {IDS[i] for i in relabeled}
+    assert changed() == written | set(worst)
     check(later, {"every frame": [("loss", True), ("margin", False)], "split test, wrong": [("confidence", False)]})
+    # pages of three: the first rows of the sort written are all left out, the page's frames found past them
+    assert _walk(m, common_pb2.Filter(), "loss", True, 3, AnswerCache(m)) == _walk(m, common_pb2.Filter(), "loss",
+                                                                                   True, 3, None)  # fmt: skip
     builds = {r[0] for r in m.query("SELECT DISTINCT build FROM grid_listings").rows}
     assert len(builds) == 2 and grid_orders.build_id(VIEW, before) in builds
     # the sorts of the rows now written: the build before and its patch go
