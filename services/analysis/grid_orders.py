@@ -497,8 +497,8 @@ def keep(
     build = build_id(view, versions)
     done = set(_written(metrics, view, build))
     block, mutation = (int(v) for v in versions[0])  # evaluations' (VIEW_TABLES[0])
-    if not done and not block_numbers(metrics):
-        block = -1
+    if not set(LISTINGS) <= done and not block_numbers(metrics):
+        block = -1  # no patch builds on it
     written = 0
     for field, descending in WRITTEN_FIRST:
         name = listing_name(field, descending)
