@@ -297,10 +297,11 @@ def _page_of(
         if len(keys) >= want or len(found) < limit:
             break
         limit *= 2
+    keys = keys[:want]
     if not keys:
         return []
     lo, hi = params.add(float(keys[0][0]), "Float64"), params.add(float(keys[-1][0]), "Float64")
-    ids = params.add([str(k[1]) for k in keys[:want]], "Array(String)")
+    ids = params.add([str(k[1]) for k in keys], "Array(String)")
     rows = metrics.query(f"{select} WHERE {where} AND _key >= {lo} AND _key <= {hi} AND frame_id IN {ids}"
                          f" ORDER BY _key, frame_id{SETTINGS}", params.values).rows  # fmt: skip
     return _kept([tuple(r) for r in rows], 0, left_out, want)
