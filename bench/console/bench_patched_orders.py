@@ -9,7 +9,7 @@ waits for their parts' merges (the sorts are written long before an upload in us
 corrected labels of ``RELABELLED`` frames, half the worst losses (relabelled as predicted, as a person fixing label
 errors from the top of the grid sorted by loss would) and half chosen at random (label versions written and the
 set's rows refreshed, as the ingest consumer does, the parts left to the background merges), writes the patch as the
-preparer does first after an upload, and asks for the pages (past the ten the preparer keeps in memory, and half-way
+preparer does after an upload, and asks for the pages (past the ten the preparer keeps in memory, and half-way
 down) and the counts.
 
     python bench/console/bench_patched_orders.py --frames 10000000 --work /work/bench10m
@@ -145,7 +145,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     versions = AnswerCache(m).versions(VIEW_TABLES)
     assert versions is not None
     assert grid_orders.page(m, view, versions, "loss", True, common_pb2.Filter(), GRID_PAGE, None) is None
-    # the preparer's first step after the upload settles
+    # as the preparer does once the upload settles
     t = time.perf_counter()
     out["patch_listings"] = grid_orders.patch(m, view, versions)
     out["patch_written_s"] = round(time.perf_counter() - t, 2)

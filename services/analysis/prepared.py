@@ -8,16 +8,15 @@ dataset, hundreds of milliseconds on two cores, the first time it is asked;
 background once the data has settled, so that the first call finds them kept too:
 
 - for the inference sets whose rows changed lately (the ``max_sets`` most recent, once no new rows
-  have reached them for ``quiet_seconds``): first, for a set whose grid sorts were written whole before the change
-  (:mod:`shoal.analysis.grid_orders`), their patch with the frames written since, which the grid's sorted pages
-  and the slider's counts read until the sorts of the rows now are written, after the views below; then the
-  heat map and the slices by split as the performance page asks for them (no threshold, no filter) and, from
-  one aggregation, the counts of every
+  have reached them for ``quiet_seconds``): the heat map and the slices by split as the performance page asks for
+  them (no threshold, no filter) and, from one aggregation, the counts of every
   frame, each split, each labeled class and each confusion cell, with and without a split (and of
   the right and the wrong predictions among every frame, a split and a class), as the
   grid sorted by frame id, loss, confidence or margin counts them; the slices by each of the first four
   metadata keys that are not a value per frame, with the counts of their most frequent values as the grid a
-  slice links to counts them; and the grid's first ten pages of
+  slice links to counts them; for a set whose grid sorts were written whole before the change
+  (:mod:`shoal.analysis.grid_orders`), their patch with the frames written since, which the grid's sorted pages
+  and the slider's counts read until the sorts of the rows now are written; and the grid's first ten pages of
   every frame and of each split sorted by loss, confidence and margin, up and down. Its page by frame id,
   the default, is read in the table's order and stops after a page; a class's or a confusion cell's
   page reads that cell's rows alone, whatever it is sorted by;
@@ -228,7 +227,6 @@ class Preparer:
         done = 0
         with answers.preparing():
             if inference_set:
-                done += self._patch_orders(p, (project, dataset, inference_set))
                 before = answers.misses
                 heat_map = pb.GetClassificationMetricsRequest(project=project, inference_set=inference_set)
                 get_classification_metrics(self.ctx, heat_map)
@@ -242,14 +240,16 @@ class Preparer:
             if inference_set and frame_rows_set(self.ctx.metrics, project, dataset) == inference_set:
                 views.append(self.ctx.view(p, dataset, "", 0.0))  # the frames alone read this set's rows
             done += prepare_counts(self.ctx, views)
-            if inference_set:
+            if inference_set:  # the patched sorts answer the grid's pages at any depth; then its first pages kept
+                done += self._patch_orders(p, (project, dataset, inference_set))
                 done += self._prepare_sorted_pages(views[0])
         return done
 
     def _patch_orders(self, p: Any, key: SetKey) -> int:
         """For a set of more than ``sorted_pages_above`` frames whose grid sorts were written before its rows changed,
         the patch that stands in for the sorts of its rows now until they are written (:func:`grid_orders.patch`),
-        first of the set's views: the grid's pages past those kept and the slider's counts are then read from it."""
+        after the heat map, the slices and the counts and before the grid's first pages: the grid's pages at any depth
+        and the slider's counts are then read from it (50 to 100 ms at 10M frames)."""
         versions = self.ctx.answers.versions(VIEW_TABLES)
         if versions is None or self._rows(key) <= self.ctx.sorted_above:
             return 0
