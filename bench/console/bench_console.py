@@ -239,16 +239,22 @@ def serve(work: str) -> None:
     print(json.dumps({"peak_rss_mib": round(rss)}), flush=True)
 
 
-def run_on_loaded(module: str, doc: str, out: Path, steps: tuple[str, ...] = ("measure",)) -> None:
-    """The command line of a benchmark on this module's data (``--frames``, ``--work``, ``--out``): loads N frames
-    into a new folder unless ``--work`` names one loaded before (kept), runs ``module``'s ``steps`` on it, each in a
-    fresh process given the folder (the last one's figures are the run's), and writes the results with the load
-    averages at its start and end."""
+def run_on_loaded(
+    module: str, doc: str, out: Path, steps: tuple[str, ...] = ("measure",), options: dict[str, int] | None = None
+) -> None:
+    """The command line of a benchmark on this module's data (``--frames``, ``--work``, ``--out``, and an integer
+    option of each of ``options`` with its default): loads N frames into a new folder unless ``--work`` names one
+    loaded before (kept), runs ``module``'s ``steps`` on it, each in a fresh process given the folder (the last one
+    also the options' values, in order; its figures are the run's), and writes the results with the load averages
+    at its start and end."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--frames", type=int, default=10_000_000)
     ap.add_argument("--work", default=None, help="a folder bench_console loaded before (kept), instead of a new one")
     ap.add_argument("--out", type=Path, default=out)
+    for name, default in (options or {}).items():
+        ap.add_argument(f"--{name}", type=int, default=default)
     args = ap.parse_args()
+    values = [getattr(args, name.replace("-", "_")) for name in options or {}]
     results = results_header()
     script = module.replace(".", "/") + ".py"
     results["command"] = " ".join([f"python {script}", *sys.argv[1:]])
@@ -259,7 +265,7 @@ def run_on_loaded(module: str, doc: str, out: Path, steps: tuple[str, ...] = ("m
             results["load"] = run_child("bench.console.bench_console", "load", args.frames, str(folder))
         for step in steps[:-1]:
             results[step] = run_child(module, step, str(folder))
-        results["runs"][str(args.frames)] = run_child(module, steps[-1], str(folder))
+        results["runs"][str(args.frames)] = run_child(module, steps[-1], str(folder), *values)
     finally:
         if not args.work:
             shutil.rmtree(folder, ignore_errors=True)

@@ -12,7 +12,7 @@ set's rows refreshed, as the ingest consumer does, the parts left to the backgro
 preparer does after an upload, and asks for the pages (past the ten the preparer keeps in memory, and half-way
 down) and the counts.
 
-    python bench/console/bench_patched_orders.py --frames 10000000 --work /work/bench10m
+    python bench/console/bench_patched_orders.py --frames 10000000 --work /work/bench10m [--relabelled 20000]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from bench.console.bench_console import (  # noqa: E402
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_patched_orders"
-#: frames whose labels the upload corrects: the worst losses and as many chosen at random
+#: frames whose labels the upload corrects (``--relabelled``): the worst losses and as many chosen at random
 RELABELLED = 20_000
 #: (name, the grid's filter as equalities, sort field, descending)
 PAGES = (
@@ -105,7 +105,7 @@ def _cursor(m: Any, view: Any, flt: Any, field: str, descending: bool, depth: in
     return [row[0], row[1]]
 
 
-def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
+def measure(work: str, relabelled: int = RELABELLED) -> dict[str, Any]:  # type: ignore[type-arg]
     import pyarrow as pa
 
     from shoal.analysis import datapoints, grid_orders
@@ -118,16 +118,16 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
 
     m, view = _store(work), _view()
     n = int(m.query("SELECT count() FROM frames").scalar())
-    out: dict[str, Any] = {"frames": n, "relabelled": RELABELLED}
+    out: dict[str, Any] = {"frames": n, "relabelled": relabelled}
     # the upload: corrected labels of the worst losses (as a person fixing label errors from the top of the grid
     # sorted by loss sends them: the predicted class) and of as many other frames chosen at random (another class)
     worst = m.query("SELECT frame_id, pred_raw FROM evaluations FINAL WHERE inference_set = {s:String}"
                     " AND loss IS NOT NULL ORDER BY loss DESC, frame_id LIMIT {n:UInt32}",
-                    {"s": INFERENCE_SET, "n": RELABELLED // 2}).rows  # fmt: skip
+                    {"s": INFERENCE_SET, "n": relabelled // 2}).rows  # fmt: skip
     moved = {str(f): int(c) for f, c in worst}
     rng = np.random.default_rng(7)
-    drawn = (frame_ids(int(i), int(i) + 1)[0] for i in rng.choice(n, RELABELLED, replace=False))
-    for f in [f for f in drawn if f not in moved][: RELABELLED - len(moved)]:
+    drawn = (frame_ids(int(i), int(i) + 1)[0] for i in rng.choice(n, relabelled, replace=False))
+    for f in [f for f in drawn if f not in moved][: relabelled - len(moved)]:
         moved[f] = -1
     ids = sorted(moved)
     labels = dict(m.query("SELECT frame_id, label_class FROM evaluations FINAL WHERE inference_set = {s:String}"
@@ -200,7 +200,8 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
 
 
 def main() -> None:
-    run_on_loaded(MODULE, __doc__, REPO / "bench" / "console" / "results_patched_orders.json", ("build", "measure"))
+    run_on_loaded(MODULE, __doc__, REPO / "bench" / "console" / "results_patched_orders.json", ("build", "measure"),
+                  {"relabelled": RELABELLED})  # fmt: skip
 
 
 if __name__ == "__main__":

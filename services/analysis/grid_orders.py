@@ -21,7 +21,8 @@ rows were written since a complete build, found by the block numbers ``evaluatio
 rows after the cursor leaving those frames out, and the patch's rows after the cursor, and merges the two in the
 key's order; a range's count is the build's, less the changed frames' rows there in the build, plus the patch's.
 A patch is written by the preparer once the set's rows settle, when at most :data:`PATCHED_AT_MOST` frames changed
-and no mutation rewrote the table since the build. :func:`page` returns None when there is neither.
+(and at most a :data:`PATCHED_SHARE` of the build's) and no mutation rewrote the table since the build.
+:func:`page` returns None when there is neither.
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ PATCHED = Counter(
     "Pages and counts of the example grid read from a large set's sorts patched with the frames written since they "
     "were (shoal.analysis.grid_orders), while the sorts of the set as it is now are written.",
 )
-#: a set's sorts are patched while at most this many of its frames were written since the build: each page leaves
-#: them out of the build's rows (a set of their ids, read for the page)
-PATCHED_AT_MOST = 100_000
+#: a set's sorts are patched while at most this many of its frames were written since the build, and at most this
+#: share of the build's frames (past it the patch costs as much as the sorts written again): each page leaves them
+#: out of the build's rows (their ids, read once per patch and kept in the process)
+PATCHED_AT_MOST = 1_000_000
+PATCHED_SHARE = 0.25
 #: a patch's listings of every frame written since its build, and of their rows now (with the listings of each sort
 #: and, named :func:`_was`, those frames' rows in the build's)
 _CHANGED, _ROWS = "changed", "rows"
@@ -90,10 +93,10 @@ _BUILD_COLUMNS = ["project", "inference_set", "dataset", "build", "listing", "ro
 #: the servers whose ``evaluations`` could not be made to keep block numbers (warned once)
 _NO_BLOCK_NUMBERS: set[tuple[str, str]] = set()
 _MERGE = "full_sorting_merge"
-#: the frames of the patches read last (at most :data:`PATCHED_AT_MOST` each), by server, set and patch
+#: the frames of the patches read last, by server, set and patch: at most :data:`PATCHED_AT_MOST` frames in all
+#: (about 100 MB), the newest patch kept whatever its size
 _CHANGED_READ: OrderedDict[tuple[str, ...], frozenset[str]] = OrderedDict()
 _CHANGED_LOCK = threading.Lock()
-_PATCHES_READ = 4
 #: the most rows of a listing's key and frame id a page reads at first to find its frames past the patch's
 NARROW_ROWS = 25_000
 
@@ -326,7 +329,7 @@ def _changed_frames(metrics: MetricsStore, view: View, patch: str) -> frozenset[
     found = frozenset(str(r[0]) for r in metrics.query(_changed_sql(view, params, patch), params.values).rows)
     with _CHANGED_LOCK:
         _CHANGED_READ[key] = found
-        while len(_CHANGED_READ) > _PATCHES_READ:
+        while len(_CHANGED_READ) > 1 and sum(map(len, _CHANGED_READ.values())) > PATCHED_AT_MOST:
             _CHANGED_READ.popitem(last=False)
     return found
 
@@ -523,15 +526,16 @@ def keep(
 def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     """Writes, when the set's sorts are not written under the tables' ``versions``, a patch of the newest complete
     build of ``view`` (see the module's docstring) that stands in for them until they are: the frames written since
-    the build (when at most :data:`PATCHED_AT_MOST`, and no mutation since), their rows now in each sort's order,
-    and their rows in each of the build's sorts; then removes the view's patches before. Returns how many listings
-    it wrote (0 when there is nothing to patch, or the build or the patch is written)."""
+    the build (when at most :data:`PATCHED_AT_MOST`, a :data:`PATCHED_SHARE` of the build's, and no mutation since),
+    their rows now in each sort's order, and their rows in each of the build's sorts; then removes the view's
+    patches before. Returns how many listings it wrote (0 when there is nothing to patch, or the build or the patch
+    is written)."""
     stands_for = build_id(view, versions)
     if len(_written(metrics, view, stands_for, LISTINGS)) == len(LISTINGS) or not block_numbers(metrics):
         return 0
     block, mutation = (int(v) for v in versions[0])
     bases = metrics.query(
-        "SELECT build, max(block) AS b FROM grid_listing_builds FINAL WHERE project = {project:String}"
+        "SELECT build, max(block) AS b, max(rows) FROM grid_listing_builds FINAL WHERE project = {project:String}"
         " AND inference_set = {set:String} AND dataset = {dataset:String} AND view = {view:String}"
         " AND stands_for = '' AND block >= 0 AND block <= {block:Int64} AND mutation = {mutation:Int64}"
         " GROUP BY build HAVING countIf(listing IN {names:Array(String)}) = {n:UInt32} ORDER BY b DESC, build LIMIT 1",
@@ -540,7 +544,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     ).rows  # fmt: skip
     if not bases:
         return 0
-    base, since = str(bases[0][0]), int(bases[0][1])
+    base, since, frames = str(bases[0][0]), int(bases[0][1]), int(bases[0][2])
     name = _hash(stands_for, base, "patch")
     done = set(_written(metrics, view, name))
     if set(LISTINGS) <= done:
@@ -548,7 +552,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     params = Params()
     since_sql = f"{_scope(view, params)} AND _block_number > {params.add(since, 'Int64')}"
     changed = metrics.query(f"SELECT uniqExact(frame_id) FROM evaluations WHERE {since_sql}", params.values).scalar()
-    if int(changed) > PATCHED_AT_MOST:
+    if int(changed) > min(PATCHED_AT_MOST, PATCHED_SHARE * frames):
         return 0
     record = {"block": block, "mutation": mutation, "base": base, "stands_for": stands_for}
     if "" not in done:  # known before its rows are written: removed with the next patch or build if cut short
