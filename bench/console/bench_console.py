@@ -294,6 +294,18 @@ def serving(work: str | Path) -> Iterator[tuple[dict, dict]]:  # type: ignore[ty
 
 
 # -- the server's time ---------------------------------------------------------------------------------------------
+def slider(field: str, lo: float | None, hi: float | None) -> Any:
+    """The grid's filter of a slider's range of ``field`` (``[lo, hi)``, either open), as the console writes it."""
+    from shoal.common.v1 import common_pb2
+
+    r = common_pb2.Range(max_exclusive=True)
+    if lo is not None:
+        r.min.number_value = lo
+    if hi is not None:
+        r.max.number_value = hi
+    return common_pb2.Filter(all=[common_pb2.Condition(field=field, range=r)])
+
+
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]:
     """``repeats`` timed calls, the first of them the question's first: the last answer, and the times."""
     out, times = None, []

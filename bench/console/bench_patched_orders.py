@@ -37,6 +37,7 @@ from bench.console.bench_console import (  # noqa: E402
     K,
     frame_ids,
     run_on_loaded,
+    slider,
     timed,
 )
 from bench.harness import peak_rss_mib  # noqa: E402
@@ -178,12 +179,7 @@ def measure(work: str, relabelled: int = RELABELLED) -> dict[str, Any]:  # type:
     known = {field: present([field]) for _, field, _, _ in RANGES}
     counts: dict[str, Any] = {}
     for name, field, lo, hi in RANGES:
-        r = common_pb2.Range(max_exclusive=True)
-        if lo is not None:
-            r.min.number_value = lo
-        if hi is not None:
-            r.max.number_value = hi
-        flt = common_pb2.Filter(all=[common_pb2.Condition(field=field, range=r)])
+        flt = slider(field, lo, hi)
         sort = [pb.SortKey(field="frame_id")]
         kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s,
                                                                                 lambda fs: known[fs[0]]), REPEATS)  # fmt: skip

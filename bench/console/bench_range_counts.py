@@ -21,7 +21,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K, run_on_loaded, timed  # noqa: E402
+from bench.console.bench_console import (  # noqa: E402
+    DATABASE,
+    DATASET,
+    INFERENCE_SET,
+    PROJECT,
+    K,
+    run_on_loaded,
+    slider,
+    timed,
+)
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_range_counts"
@@ -83,12 +92,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
 
     questions: dict[str, Any] = {}
     for name, field, lo, hi, by in QUESTIONS:
-        r = common_pb2.Range(max_exclusive=True)
-        if lo is not None:
-            r.min.number_value = lo
-        if hi is not None:
-            r.max.number_value = hi
-        flt = common_pb2.Filter(all=[common_pb2.Condition(field=field, range=r)])
+        flt = slider(field, lo, hi)
         sort = [pb.SortKey(field=by)]
         kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s, present), REPEATS)  # fmt: skip
         live, live_times = timed(lambda f=flt, b=by: int(m.query(*statement(f, b)).scalar()), REPEATS)
