@@ -7,6 +7,7 @@ written again for the new versions, or patched with the frames written since."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -191,7 +192,13 @@ def _probs(m: EmbeddedMetricsStore, frames: list[str]) -> list[list[float]]:
 
 
 def _live_count(m: EmbeddedMetricsStore, flt: common_pb2.Filter, sort: list[pb.SortKey]) -> int:
+    """The grid's count of the filter, sorted so, read from the set."""
     return int(m.query(*datapoints.page_statement(VIEW, flt, sort, {}, 1, None)[3:]).scalar())
+
+
+def _present(m: EmbeddedMetricsStore) -> Callable[[list[str]], int]:
+    """The set's frames with all the fields (``range_count``'s ``present``)."""
+    return lambda fields: _live_count(m, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields])
 
 
 def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(
@@ -243,7 +250,7 @@ def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(
                 pages = _walk(m, flt, field, d, 2 * PAGE, AnswerCache(m))
                 assert pages == _walk(m, flt, field, d, 2 * PAGE, None), (name, field, d)
                 assert _patched() - before_pages >= len(pages)  # every page read through the patch (and a count)
-        present = lambda fields: _live_count(m, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields])  # noqa: E731
+        present = _present(m)
         for field in grid_orders.FIELDS:
             for lo, hi in ((0.2, 0.6), (None, 0.9), (0.5, None)):
                 flt = common_pb2.Filter(all=[_range(field, lo, hi)])
@@ -323,11 +330,7 @@ def test_a_range_of_a_kept_sorts_field_is_counted_through_the_sorts_key(store: E
     versions = AnswerCache(m).versions(VIEW_TABLES)
     assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
 
-    def live(flt: common_pb2.Filter, sort: list[pb.SortKey]) -> int:
-        return int(m.query(*datapoints.page_statement(VIEW, flt, sort, {}, 1, None)[3:]).scalar())
-
-    def present(fields: list[str]) -> int:  # the set's frames with the fields
-        return live(common_pb2.Filter(), [pb.SortKey(field=f) for f in fields])
+    present = _present(m)
 
     counted = 0
     for field in grid_orders.FIELDS:
@@ -343,14 +346,14 @@ def test_a_range_of_a_kept_sorts_field_is_counted_through_the_sorts_key(store: E
                 flt = common_pb2.Filter(all=[common_pb2.Condition(field=field, range=r)])
                 for sort in ([], [pb.SortKey(field="loss", descending=True)], [pb.SortKey(field="margin")]):
                     got = grid_orders.range_count(m, VIEW, versions, flt, sort, present)
-                    assert got == live(flt, sort), (field, lo, hi, lo_out, hi_out, sort)
+                    assert got == _live_count(m, flt, sort), (field, lo, hi, lo_out, hi_out, sort)
                     counted += 1
     assert counted == 3 * 4 * 3 * 3
     # the page's count goes the same way, and agrees
     flt = common_pb2.Filter(all=[_range("confidence", 0.3, 0.5)])
     page = datapoints.query_datapoints(m, VIEW, flt, [pb.SortKey(field="loss")], 5, "", scope="s",
                                        answers=AnswerCache(m))  # fmt: skip
-    assert page.total == live(flt, [pb.SortKey(field="loss")]) > 0
+    assert page.total == _live_count(m, flt, [pb.SortKey(field="loss")]) > 0
     # not a single range of numbers on a kept field, or sorted by another field: the set's count
     for other, sort in ((OTHER_FILTERS["labeled, right, loss above 0.9"], []),
                         (common_pb2.Filter(all=[common_pb2.Condition(field="confidence", range=common_pb2.Range(
