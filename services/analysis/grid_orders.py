@@ -414,9 +414,8 @@ def range_count(
         counted = 0
         for read in reads:
             params = Params()
-            where = [f"{col} = {params.add(v, 'String')}" for col, v in (("project", view.project),
-                     ("inference_set", view.inference_set), ("dataset", view.dataset), ("build", read.build),
-                     ("listing", read.listing))]  # fmt: skip
+            where = [_scope(view, params), f"build = {params.add(read.build, 'String')}",
+                     f"listing = {params.add(read.listing, 'String')}"]  # fmt: skip
             for value, exclusive, lower in bounds:
                 # the key is the value (up) or its negation (down), where a lower bound of the value bounds the key
                 # above
