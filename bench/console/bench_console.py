@@ -316,6 +316,19 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]:
     return out, times
 
 
+def first_and_median(times: list[float]) -> dict[str, float]:
+    """The first call's time (the question's first) and the median of :func:`timed`'s times, in milliseconds."""
+    return {"first_ms": round(times[0] * 1e3, 1), "median_ms": round(statistics.median(times) * 1e3, 1)}
+
+
+def set_count(m: Any, view: Any, flt: Any, sort: list[Any]) -> int:
+    """The grid's count of ``flt`` sorted by ``sort``, read from the set (``datapoints.page_statement``'s count)."""
+    from shoal.analysis import datapoints
+
+    sql, params = datapoints.page_statement(view, flt, sort, {}, 1, None)[3:5]
+    return int(m.query(sql, params).scalar())
+
+
 def _times(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any, float]:
     """One warm-up call, then ``repeats`` timed calls; returns the times, the last answer and the
     warm-up's time."""

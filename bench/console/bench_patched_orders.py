@@ -17,7 +17,6 @@ preparer keeps in memory, and half-way down) and the counts.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,8 +34,10 @@ from bench.console.bench_console import (  # noqa: E402
     INFERENCE_SET,
     PROJECT,
     K,
+    first_and_median,
     frame_ids,
     run_on_loaded,
+    set_count,
     slider,
     timed,
 )
@@ -150,14 +151,11 @@ def measure(work: str, relabelled: int = RELABELLED) -> dict[str, Any]:  # type:
     out["patch_written_s"] = round(time.perf_counter() - t, 2)
     assert out["patch_listings"] == 2 + len(grid_orders.LISTINGS), out
 
-    def ms(times: list[float]) -> dict[str, float]:
-        return {"first_ms": round(times[0] * 1e3, 1), "median_ms": round(statistics.median(times) * 1e3, 1)}
-
     pages: dict[str, Any] = {}
     for name, where, field, descending in PAGES:
         flt = grid_orders.equalities(where)
         sort = [pb.SortKey(field=field, descending=descending)]
-        passing = int(m.query(*datapoints.page_statement(view, flt, sort, {}, 1, None)[3:]).scalar())
+        passing = set_count(m, view, flt, sort)
         for depth_name, depth in (("page 11", 10 * GRID_PAGE), ("half-way down", passing // 2)):
             last = _cursor(m, view, flt, field, descending, depth)  # the row before's (read once, not timed)
             page_sql, page_params, *_ = datapoints.page_statement(view, flt, sort, {}, GRID_PAGE, last)
@@ -167,26 +165,27 @@ def measure(work: str, relabelled: int = RELABELLED) -> dict[str, Any]:  # type:
             )  # fmt: skip
             live, live_times = timed(lambda s=page_sql, p=page_params: m.query(s, p).rows, REPEATS)
             assert patched is not None and [r[:-2] for r in patched] == [tuple(r) for r in live], (name, depth_name)
-            pages[f"{name}, {depth_name}"] = {"patched_sorts": ms(patched_times), "sorted_from_the_set": ms(live_times)}
+            pages[f"{name}, {depth_name}"] = {
+                "patched_sorts": first_and_median(patched_times),
+                "sorted_from_the_set": first_and_median(live_times),
+            }
     out["pages"] = pages
 
-    def present(fields: Any) -> int:  # type: ignore[type-arg]
-        """The set's frames with the fields (the preparer keeps each field's count; read here, not timed)."""
-        sql, params = datapoints.page_statement(view, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields],
-                                                {}, 1, None)[3:5]  # fmt: skip
-        return int(m.query(sql, params).scalar())
-
-    known = {field: present([field]) for _, field, _, _ in RANGES}
+    # the set's frames with each field (the preparer keeps each field's count; read here, not timed)
+    known = {field: set_count(m, view, common_pb2.Filter(), [pb.SortKey(field=field)]) for _, field, _, _ in RANGES}
     counts: dict[str, Any] = {}
     for name, field, lo, hi in RANGES:
         flt = slider(field, lo, hi)
         sort = [pb.SortKey(field="frame_id")]
         kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s,
                                                                                 lambda fs: known[fs[0]]), REPEATS)  # fmt: skip
-        sql, params = datapoints.page_statement(view, flt, sort, {}, 1, None)[3:5]
-        live, live_times = timed(lambda s=sql, p=params: int(m.query(s, p).scalar()), REPEATS)
+        live, live_times = timed(lambda f=flt, s=sort: set_count(m, view, f, s), REPEATS)
         assert kept == live, (name, kept, live)
-        counts[name] = {"frames": live, "patched_sorts": ms(kept_times), "count_of_the_set": ms(live_times)}
+        counts[name] = {
+            "frames": live,
+            "patched_sorts": first_and_median(kept_times),
+            "count_of_the_set": first_and_median(live_times),
+        }
     out["counts"] = counts
     out["peak_rss_mib"] = round(peak_rss_mib(), 0)
     m.close()

@@ -12,7 +12,6 @@ has one (loss down, confidence up, margin up: three of the six); a count reads w
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ from bench.console.bench_console import (  # noqa: E402
     INFERENCE_SET,
     PROJECT,
     K,
+    first_and_median,
     run_on_loaded,
+    set_count,
     slider,
     timed,
 )
@@ -47,7 +48,7 @@ REPEATS = 3
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
-    from shoal.analysis import datapoints, grid_orders
+    from shoal.analysis import grid_orders
     from shoal.analysis.v1 import analysis_pb2 as pb
     from shoal.common.data.answers import AnswerCache
     from shoal.common.data.query import VIEW_TABLES, View
@@ -66,10 +67,6 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         if written:
             out["sorts_written_s"][str(len(out["sorts_written_s"]))] = round(time.perf_counter() - t, 1)
 
-    def statement(flt: Any, field: str) -> tuple[str, dict[str, Any]]:  # type: ignore[type-arg]
-        _, _, _, sql, params = datapoints.page_statement(view, flt, [pb.SortKey(field=field)], {}, 1, None)[:5]
-        return sql, params
-
     known: dict[tuple[str, ...], int] = {}
 
     def present(fields: Any) -> int:  # type: ignore[type-arg]
@@ -77,10 +74,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         for two once asked (counted here before the questions are timed)."""
         key = tuple(fields)
         if key not in known:
-            _, _, _, sql, params = datapoints.page_statement(
-                view, common_pb2.Filter(), [pb.SortKey(field=f) for f in key], {}, 1, None
-            )[:5]
-            known[key] = int(m.query(sql, params).scalar())
+            known[key] = set_count(m, view, common_pb2.Filter(), [pb.SortKey(field=f) for f in key])
         return known[key]
 
     t = time.perf_counter()
@@ -95,14 +89,12 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         flt = slider(field, lo, hi)
         sort = [pb.SortKey(field=by)]
         kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s, present), REPEATS)  # fmt: skip
-        live, live_times = timed(lambda f=flt, b=by: int(m.query(*statement(f, b)).scalar()), REPEATS)
+        live, live_times = timed(lambda f=flt, s=sort: set_count(m, view, f, s), REPEATS)
         assert kept == live, (name, kept, live)
         questions[name] = {
             "frames": live,
-            "sort_key_range": {"first_ms": round(kept_times[0] * 1e3, 1),
-                               "median_ms": round(statistics.median(kept_times) * 1e3, 1)},
-            "count_of_the_set": {"first_ms": round(live_times[0] * 1e3, 1),
-                                 "median_ms": round(statistics.median(live_times) * 1e3, 1)},
+            "sort_key_range": first_and_median(kept_times),
+            "count_of_the_set": first_and_median(live_times),
         }  # fmt: skip
     out["questions"] = questions
     out["peak_rss_mib"] = round(peak_rss_mib(), 0)

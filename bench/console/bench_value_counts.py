@@ -14,7 +14,6 @@ loaded before), to which each frame's metadata is written once: a camera (8 valu
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,17 +22,23 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.console.bench_console import DATABASE, DATASET, INFERENCE_SET, PROJECT, K, run_on_loaded, timed  # noqa: E402
+from bench.console.bench_console import (  # noqa: E402
+    DATABASE,
+    DATASET,
+    INFERENCE_SET,
+    PROJECT,
+    K,
+    first_and_median,
+    run_on_loaded,
+    set_count,
+    timed,
+)
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_value_counts"
 #: (metadata key, the value whose slice is opened, as the console's grid writes it)
 KEYS = (("camera", {"string_value": "cam3"}), ("lux", {"number_value": 40.0}))
 REPEATS = 3
-
-
-def _ms(times: list[float]) -> dict[str, float]:
-    return {"first_ms": round(times[0] * 1e3, 1), "median_ms": round(statistics.median(times) * 1e3, 1)}
 
 
 def add_metadata(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -92,8 +97,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         grid: dict[str, Any] = {}
         for sort in ("frame_id", "loss"):
             by = [pb.SortKey(field=sort)]
-            _, _, _, sql, params = datapoints.page_statement(view, flt, by, {}, 1, None)[:5]
-            live, live_times = timed(lambda s=sql, p=params: int(m.query(s, p).scalar()), REPEATS)  # type: ignore[misc]
+            live, live_times = timed(lambda f=flt, b=by: set_count(m, view, f, b), REPEATS)  # type: ignore[misc]
 
             def kept_count(f: Any = flt, b: Any = by, a: Any = answers) -> int:  # type: ignore[misc]
                 """The grid's count as it asks for it: kept under the statement's key, else counted."""
@@ -102,11 +106,15 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
             kept, kept_times = timed(kept_count, REPEATS)
             shown = datapoints.query_datapoints(m, view, flt, by, 60, "", scope="grid", answers=answers).total
             assert kept == live == shown, (key, sort, kept, live, shown)
-            grid[f"by {sort}"] = {"frames": live, "count_of_the_set": _ms(live_times), "kept_count": _ms(kept_times)}
+            grid[f"by {sort}"] = {
+                "frames": live,
+                "count_of_the_set": first_and_median(live_times),
+                "kept_count": first_and_median(kept_times),
+            }
         out["keys"][key] = {
             "values": len(counts.by_value),
-            "slices_as_before": _ms(plain_times),
-            "slices_with_the_grid_counts": _ms(both_times),
+            "slices_as_before": first_and_median(plain_times),
+            "slices_with_the_grid_counts": first_and_median(both_times),
             "keeping_the_counts_ms": round(keeping * 1e3, 1),
             "grid": grid,
         }
