@@ -355,7 +355,10 @@ def test_a_range_of_a_kept_sorts_field_is_counted_through_the_sorts_key(store: E
                                        answers=AnswerCache(m))  # fmt: skip
     assert page.total == _live_count(m, flt, [pb.SortKey(field="loss")]) > 0
     # not a single range of numbers on a kept field, or sorted by another field: the set's count
-    for other, sort in ((OTHER_FILTERS["labeled, right, loss above 0.9"], []),
+    for other, sort in ((OTHER_FILTERS["camera front, not train"], []),
+                        (common_pb2.Filter(all=[_range("loss", 0.5), _range("confidence", 0.3)]), []),
+                        (common_pb2.Filter(all=[_range("loss", 0.5), _is("metadata.camera", string_value="front")]),
+                         []),
                         (common_pb2.Filter(all=[common_pb2.Condition(field="confidence", range=common_pb2.Range(
                             min=common_pb2.Value(number_value=0.3)), negate=True)]), []),
                         (flt, [pb.SortKey(field="capture_time")])):  # fmt: skip
@@ -364,3 +367,74 @@ def test_a_range_of_a_kept_sorts_field_is_counted_through_the_sorts_key(store: E
     m.command("TRUNCATE TABLE grid_listing_builds")
     assert grid_orders.keep(m, VIEW, versions)[1]
     assert grid_orders.range_count(m, VIEW, versions, flt, [], present) is None
+
+
+#: conditions beside a range that a sort's counts by bucket answer
+BESIDES = {
+    "split val": [_is("split", string_value="val")],
+    "not train": [_is("split", negate=True, string_value="train")],
+    "split in train, test": [common_pb2.Condition(field="split", **{"in": common_pb2.ValueList(values=[
+        common_pb2.Value(string_value="train"), common_pb2.Value(string_value="test")])})],
+    "class 2": [_is("label_class", number_value=2)],
+    "predicted c1, by name": [_is("predicted_class", string_value="c1")],
+    "wrong": [_is("correct", bool_value=False)],
+    "labeled, right": [_is("labeled", bool_value=True), _is("correct", bool_value=True)],
+    "cell 1 -> 3, val": [_is("label_class", number_value=1), _is("predicted_class", number_value=3),
+                         _is("split", string_value="val")],
+    "unlabeled": [_is("labeled", bool_value=False)],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("buckets", [3, grid_orders.BUCKETS])
+def test_a_range_with_a_split_a_class_or_the_wrong_predictions_is_counted_by_bucket(
+    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch, buckets: int
+) -> None:
+    """The slider with a split, a class, a predicted class or the wrong predictions picked counts its frames from the
+    field's sort counted by bucket of its key, and the rows of the buckets its bounds fall in: the set's count, bounds
+    in or out, in a bucket or on its edge (few buckets: the bounds fall inside them; many: each a value of the key),
+    sorted by frame id or the range's field; counts written twice, or not at all, are not read."""
+    m = store
+    monkeypatch.setattr(grid_orders, "BUCKETS", buckets)
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
+    present = _present(m)
+    by_bucket = grid_orders.COUNTED_BY_BUCKET._value.get()
+    counted = 0
+    for field in grid_orders.FIELDS:
+        values = sorted(
+            {float(v) for (v,) in m.query(f"SELECT {field} FROM evaluations WHERE {field} IS NOT NULL").rows}
+        )
+        middle = values[len(values) // 2]
+        for lo, hi, lo_out, hi_out in ((values[1], values[-2], False, True), (middle, None, True, False),
+                                       (None, middle, False, False), ((values[0] + values[1]) / 2, middle, False, True),
+                                       (-1e9, 1e9, False, False)):  # fmt: skip
+            r = common_pb2.Range(min_exclusive=lo_out, max_exclusive=hi_out)
+            if lo is not None:
+                r.min.number_value = lo
+            if hi is not None:
+                r.max.number_value = hi
+            for name, besides in BESIDES.items():
+                flt = common_pb2.Filter(all=[*besides, common_pb2.Condition(field=field, range=r)])
+                sort = [pb.SortKey(field=field, descending=True)] if counted % 2 else []
+                got = grid_orders.range_count(m, VIEW, versions, flt, sort, present)
+                assert got == _live_count(m, flt, sort), (field, lo, hi, lo_out, hi_out, name, sort)
+                counted += 1
+    assert counted == 3 * 5 * len(BESIDES)
+    assert grid_orders.COUNTED_BY_BUCKET._value.get() - by_bucket == counted
+    assert m.query("SELECT uniqExact(listing) FROM grid_listing_counts").scalar() == len(grid_orders.COUNTED)
+    # the page's count goes the same way
+    flt = common_pb2.Filter(all=[*BESIDES["wrong"], _range("confidence", 0.3, 0.6)])
+    page = datapoints.query_datapoints(m, VIEW, flt, [pb.SortKey(field="frame_id")], 5, "", scope="s",
+                                       answers=AnswerCache(m))  # fmt: skip
+    assert page.total == _live_count(m, flt, [pb.SortKey(field="frame_id")]) > 0
+    assert grid_orders.COUNTED_BY_BUCKET._value.get() - by_bucket == counted + 1
+    # counts written twice (a write cut short and written again) count more frames than the sort's: not read
+    build = grid_orders.build_id(VIEW, versions)
+    m.command("INSERT INTO grid_listing_counts SELECT * FROM grid_listing_counts WHERE listing = 'confidence asc'")
+    assert grid_orders.range_count(m, VIEW, versions, flt, [], present) is None
+    # a build written before the counts were kept: not read, and the next round writes them
+    m.command(f"ALTER TABLE grid_listing_counts DROP PARTITION '{build}'")
+    m.command("DELETE FROM grid_listing_builds WHERE endsWith(listing, ' counts')")
+    assert grid_orders.range_count(m, VIEW, versions, flt, [], present) is None
+    assert grid_orders.keep(m, VIEW, versions) == (0, True)
+    assert grid_orders.range_count(m, VIEW, versions, flt, [], present) == page.total
