@@ -1,11 +1,13 @@
-"""The count of the example grid's slider (one range of confidence, loss or margin) at N frames on chDB: read from
-the key's range of the field's sort that a large set keeps whole (``shoal.analysis.grid_orders.range_count``)
-beside the count of the set's statement, as every such count was read before, in the same process and run; each
-asked first (its first call) and then twice more, and checked equal.
+"""The count of the example grid's slider (one range of confidence, loss or margin, alone or with a split, a class
+or the wrong predictions picked) at N frames on chDB: read from the key's range of the field's sort that a large set
+keeps whole, or with the other conditions from that sort's counts by bucket of its key
+(``shoal.analysis.grid_orders.range_count``), beside the count of the set's statement, as every such count was read
+before, in the same process and run; each asked first (its first call) and then twice more, and checked equal.
 
 The data is ``bench_console``'s (N frames of 10 classes, two splits; loaded anew unless ``--work`` names a folder it
 loaded before). The sorts are written as the preparer writes them, the worst predictions first, until each field
-has one (loss down, confidence up, margin up: three of the six); a count reads whichever of a field's two it finds.
+has one (loss down, confidence up, margin up: three of the six), each followed by its counts by bucket; a count reads
+whichever of a field's two it finds.
 
     python bench/console/bench_range_counts.py --frames 10000000 --work /work/bench10m
 """
@@ -35,15 +37,22 @@ from bench.console.bench_console import (  # noqa: E402
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_range_counts"
-#: (name, field, min, max, the grid's sort field): a slider's range, as the console's filter writes it
+#: (name, field, min, max, the grid's sort field, the grid's other conditions): a slider's range, with what else the
+#: grid picked, as the console's filter writes them
 QUESTIONS = (
-    ("confidence below 0.5, by frame id", "confidence", None, 0.5, "frame_id"),
-    ("confidence in [0.3, 0.5), by margin", "confidence", 0.3, 0.5, "margin"),
-    ("confidence above 0.9, by confidence", "confidence", 0.9, None, "confidence"),
-    ("loss above 2, by loss", "loss", 2.0, None, "loss"),
-    ("loss in [0.5, 1), by frame id", "loss", 0.5, 1.0, "frame_id"),
-    ("margin below 0.1, by loss", "margin", None, 0.1, "loss"),
-)
+    ("confidence below 0.5, by frame id", "confidence", None, 0.5, "frame_id", ()),
+    ("confidence in [0.3, 0.5), by margin", "confidence", 0.3, 0.5, "margin", ()),
+    ("confidence above 0.9, by confidence", "confidence", 0.9, None, "confidence", ()),
+    ("loss above 2, by loss", "loss", 2.0, None, "loss", ()),
+    ("loss in [0.5, 1), by frame id", "loss", 0.5, 1.0, "frame_id", ()),
+    ("margin below 0.1, by loss", "margin", None, 0.1, "loss", ()),
+    ("split val, loss above 2, by loss", "loss", 2.0, None, "loss", (("split", "val"),)),
+    ("wrong, confidence below 0.5, by frame id", "confidence", None, 0.5, "frame_id", (("correct", False),)),
+    ("class 3 in val, loss in [0.5, 1), by frame id", "loss", 0.5, 1.0, "frame_id",
+     (("label_class", 3), ("split", "val"))),
+    ("predicted class 7, margin below 0.1, by margin", "margin", None, 0.1, "margin", (("predicted_class", 7),)),
+    ("right, confidence above 0.9, by confidence", "confidence", 0.9, None, "confidence", (("correct", True),)),
+)  # fmt: skip
 REPEATS = 3
 
 
@@ -61,11 +70,14 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     versions = AnswerCache(m).versions(VIEW_TABLES)
     assert versions is not None
     out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames").scalar()), "sorts_written_s": {}}
-    for _ in range(3):  # one sort a call: loss down, confidence up, margin up (a sort begun is written whole)
+    # one step a call: loss down, confidence up, margin up, each followed by its counts (a step begun is written whole)
+    build = grid_orders.build_id(view, versions)
+    wanted = {*grid_orders.COUNTED, *(f"{listing} counts" for listing in grid_orders.COUNTED)}
+    while not wanted <= (before := set(grid_orders._written(m, view, build))):
         t = time.perf_counter()
-        written, _ = grid_orders.keep(m, view, versions, deadline=time.monotonic() + 0.1)
-        if written:
-            out["sorts_written_s"][str(len(out["sorts_written_s"]))] = round(time.perf_counter() - t, 1)
+        grid_orders.keep(m, view, versions, deadline=time.monotonic() + 0.1)
+        for step in set(grid_orders._written(m, view, build)) - before - {""}:
+            out["sorts_written_s"][step] = round(time.perf_counter() - t, 1)
 
     known: dict[tuple[str, ...], int] = {}
 
@@ -78,22 +90,23 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         return known[key]
 
     t = time.perf_counter()
-    for _, field, _, _, by in QUESTIONS:
+    for _, field, _, _, by, _ in QUESTIONS:
         present([field])
         if by not in (field, "frame_id"):
             present([field, by])
     out["frames_with_the_fields_s"] = round(time.perf_counter() - t, 2)
 
     questions: dict[str, Any] = {}
-    for name, field, lo, hi, by in QUESTIONS:
-        flt = slider(field, lo, hi)
+    for name, field, lo, hi, by, besides in QUESTIONS:
+        flt = grid_orders.equalities(besides)
+        flt.all.extend(slider(field, lo, hi).all)
         sort = [pb.SortKey(field=by)]
         kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s, present), REPEATS)  # fmt: skip
         live, live_times = timed(lambda f=flt, s=sort: set_count(m, view, f, s), REPEATS)
         assert kept == live, (name, kept, live)
         questions[name] = {
             "frames": live,
-            "sort_key_range": first_and_median(kept_times),
+            "kept_sort": first_and_median(kept_times),
             "count_of_the_set": first_and_median(live_times),
         }  # fmt: skip
     out["questions"] = questions

@@ -413,18 +413,21 @@ def range_count(
 ) -> int | None:  # fmt: skip
     """How many frames pass ``flt`` when it is one range of numbers on a field of the kept sorts (the grid's slider
     of confidence, loss or margin), alone or with conditions on :data:`COUNTED_FIELDS` (a split, a class, a
-    predicted class, the right or wrong predictions), the grid sorted by ``sort`` (frame id, or fields of the kept
-    sorts). The range alone is counted through the key's range of the field's sort, a read of the key alone (tens of
-    milliseconds at 10M frames, where a count of the set reads every frame); through a patched build, the build's
-    count less the changed frames' there, plus the patch's. With other conditions, through the sort's counts by
-    bucket of its key (:func:`_bucket_count`; not through a patch). ``present(fields)`` is how many of the set's
-    frames have all the fields (the preparer keeps it for each field alone): the sort's rows must be as many as have
-    its field, none written twice; a sort by another field reads that field's presence too (about 0.15 s at 10M),
-    unless every frame with the range's field has it. None when this does not apply."""
+    predicted class, the right or wrong predictions), or those conditions alone (:func:`_conditions_count`), the grid
+    sorted by ``sort`` (frame id, or fields of the kept sorts). The range alone is counted through the key's range of
+    the field's sort, a read of the key alone (tens of milliseconds at 10M frames, where a count of the set reads
+    every frame); through a patched build, the build's count less the changed frames' there, plus the patch's. With
+    other conditions, through the sort's counts by bucket of its key (:func:`_bucket_count`; not through a patch).
+    ``present(fields)`` is how many of the set's frames have all the fields (the preparer keeps it for each field
+    alone, and for none): the sort's rows must be as many as have its field, none written twice; a sort by another
+    field reads that field's presence too (about 0.15 s at 10M), unless every frame with the range's field has it.
+    None when this does not apply."""
     ranges = [c for c in flt.all if c.field in FIELDS]
     besides = [c for c in flt.all if c.field not in FIELDS]
-    if len(ranges) != 1 or any(c.field not in COUNTED_FIELDS for c in besides):
+    if len(ranges) > 1 or any(c.field not in COUNTED_FIELDS for c in besides):
         return None
+    if not ranges:
+        return _conditions_count(metrics, view, versions, flt, sort, present) if besides else None
     c = ranges[0]
     if c.negate or c.WhichOneof("op") != "range":
         return None
@@ -471,6 +474,24 @@ def range_count(
         if len(reads) > 1:
             PATCHED.inc()
         return counted
+    return None
+
+
+def _conditions_count(
+    metrics: MetricsStore, view: View, versions: Sequence[Any], flt: common_pb2.Filter, sort: Sequence[Any],
+    present: Callable[[Sequence[str]], int],
+) -> int | None:  # fmt: skip
+    """How many frames pass ``flt``, conditions on :data:`COUNTED_FIELDS` alone (a predicted class in a split, say,
+    which the preparer does not count), from the counts by bucket of a sort that holds every frame of the set (and
+    every frame has the fields the grid is sorted by); None when no such sort is written."""
+    every = present([])
+    by = sorted({k.field for k in sort} - {"frame_id"})
+    if not set(by) <= set(FIELDS) or (by and present(by) != every):
+        return None
+    for name in COUNTED:
+        found = _reads(metrics, view, versions, name)
+        if found is not None and len(found[0]) == 1 and found[1] == every:
+            return _bucket_count(metrics, view, found[0][0], (), flt, flt.all)
     return None
 
 

@@ -392,7 +392,8 @@ def test_a_range_with_a_split_a_class_or_the_wrong_predictions_is_counted_by_buc
     """The slider with a split, a class, a predicted class or the wrong predictions picked counts its frames from the
     field's sort counted by bucket of its key, and the rows of the buckets its bounds fall in: the set's count, bounds
     in or out, in a bucket or on its edge (few buckets: the bounds fall inside them; many: each a value of the key),
-    sorted by frame id or the range's field; counts written twice, or not at all, are not read."""
+    sorted by frame id or the range's field; counts written twice, or not at all, are not read. Those conditions
+    alone are counted so too when a counted sort holds every frame of the set."""
     m = store
     monkeypatch.setattr(grid_orders, "BUCKETS", buckets)
     versions = AnswerCache(m).versions(VIEW_TABLES)
@@ -438,3 +439,17 @@ def test_a_range_with_a_split_a_class_or_the_wrong_predictions_is_counted_by_buc
     assert grid_orders.range_count(m, VIEW, versions, flt, [], present) is None
     assert grid_orders.keep(m, VIEW, versions) == (0, True)
     assert grid_orders.range_count(m, VIEW, versions, flt, [], present) == page.total
+    # the conditions alone: from a sort that holds every frame, once every frame has a prediction (its confidence)
+    alone = [common_pb2.Filter(all=besides) for besides in BESIDES.values()]
+    assert all(grid_orders.range_count(m, VIEW, versions, f, [], present) is None for f in alone)
+    write_predictions(m, "a", IDS[N - 10 :], np.full((10, K), 1 / K, np.float32))
+    EvaluationRefresher(m).refresh("p", "d", IDS[N - 10 :], list(range(K)))
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
+    by_bucket = grid_orders.COUNTED_BY_BUCKET._value.get()
+    for flt in alone:
+        for sort in ([], [pb.SortKey(field="confidence", descending=True)]):
+            assert grid_orders.range_count(m, VIEW, versions, flt, sort, present) == _live_count(m, flt, sort), flt
+        # sorted by loss, which the unlabeled frames lack: the set's count
+        assert grid_orders.range_count(m, VIEW, versions, flt, [pb.SortKey(field="loss")], present) is None
+    assert grid_orders.COUNTED_BY_BUCKET._value.get() - by_bucket == 2 * len(alone)
