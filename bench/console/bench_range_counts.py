@@ -37,8 +37,8 @@ from bench.console.bench_console import (  # noqa: E402
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_range_counts"
-#: (name, field, min, max, the grid's sort field, the grid's other conditions): a slider's range, with what else the
-#: grid picked, as the console's filter writes them
+#: (name, field, min, max, the grid's sort field, the grid's other conditions): a slider's range (no field: none),
+#: with what else the grid picked, as the console's filter writes them
 QUESTIONS = (
     ("confidence below 0.5, by frame id", "confidence", None, 0.5, "frame_id", ()),
     ("confidence in [0.3, 0.5), by margin", "confidence", 0.3, 0.5, "margin", ()),
@@ -52,6 +52,8 @@ QUESTIONS = (
      (("label_class", 3), ("split", "val"))),
     ("predicted class 7, margin below 0.1, by margin", "margin", None, 0.1, "margin", (("predicted_class", 7),)),
     ("right, confidence above 0.9, by confidence", "confidence", 0.9, None, "confidence", (("correct", True),)),
+    ("predicted class 7 in val, by frame id", "", None, None, "frame_id", (("predicted_class", 7), ("split", "val"))),
+    ("predicted class 7, wrong, by loss", "", None, None, "loss", (("predicted_class", 7), ("correct", False))),
 )  # fmt: skip
 REPEATS = 3
 
@@ -91,15 +93,15 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
 
     t = time.perf_counter()
     for _, field, _, _, by, _ in QUESTIONS:
-        present([field])
+        present([field] if field else [])  # every frame with the range's field (or every frame)
         if by not in (field, "frame_id"):
-            present([field, by])
+            present([field, by] if field else [by])
     out["frames_with_the_fields_s"] = round(time.perf_counter() - t, 2)
 
     questions: dict[str, Any] = {}
     for name, field, lo, hi, by, besides in QUESTIONS:
         flt = grid_orders.equalities(besides)
-        flt.all.extend(slider(field, lo, hi).all)
+        flt.all.extend(slider(field, lo, hi).all if field else ())
         sort = [pb.SortKey(field=by)]
         kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s, present), REPEATS)  # fmt: skip
         live, live_times = timed(lambda f=flt, s=sort: set_count(m, view, f, s), REPEATS)

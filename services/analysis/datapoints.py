@@ -316,8 +316,9 @@ def query_datapoints(
 def _kept_count(
     metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], answers: AnswerCache | None
 ) -> int | None:
-    """The count of a filter that is one range on a field of a large set's kept sorts, read from the sort's key
-    range (:func:`shoal.analysis.grid_orders.range_count`); None to count the set."""
+    """The count of a filter that is one range on a field of a large set's kept sorts, with or without conditions on
+    the split, the classes and the right or wrong predictions (or those conditions alone), read from the sort's key
+    range or its counts by bucket (:func:`shoal.analysis.grid_orders.range_count`); None to count the set."""
     if answers is None or not view.inference_set or view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)

@@ -11,6 +11,9 @@ key's order until it holds the page: the filter (a split, the wrong predictions,
 metadata value, a segment, or any of them together) is applied to the rows as they are read, and the first page
 costs what the millionth does. The count of a filter that is one range of a sort's field (the grid's slider of
 confidence, loss or margin) is read from the key's range of that sort (:func:`range_count`), a read of the key alone.
+Each field's first sort is also counted by bucket of its key and by split, class, predicted class and correctness
+(``grid_listing_counts``): a range with conditions on those, or those conditions alone, is counted from the counts,
+and from the rows of the buckets the range's bounds fall in.
 
 What was written is a *build*, named by the view it was read through and the versions of the tables under it
 (:data:`shoal.common.data.query.VIEW_TABLES`); a page uses the build of the tables' current versions only, so an
