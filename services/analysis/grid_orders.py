@@ -98,6 +98,9 @@ PATCHED_SHARE = 0.25
 #: a patch's listings of every frame written since its build, and of their rows now (with the listings of each sort
 #: and, named :func:`_was`, those frames' rows in the build's)
 _CHANGED, _ROWS = "changed", "rows"
+#: the columns of a patch's listings of the changed frames' rows in its build's (:func:`_was`): the sorts' fields, and
+#: those the counts by bucket are kept by (a count through the patch takes those rows' from the build's counts)
+_BEFORE = (*FIELDS, "split", "label_class", "pred_raw")
 _BUILD_COLUMNS = ["project", "inference_set", "dataset", "build", "listing", "rows", "view", "block", "mutation",
                   "base", "stands_for"]  # fmt: skip
 #: the servers whose ``evaluations`` could not be made to keep block numbers (warned once)
@@ -233,8 +236,10 @@ def _counts_name(listing: str) -> str:
 
 
 def _was(name: str) -> str:
-    """A patch's listing of the changed frames' rows in its build's listing ``name``."""
-    return f"{name} was"
+    """A patch's listing of the changed frames' rows in its build's listing ``name`` (their keys, the fields a count
+    reads, and the split and classes of their rows then; a patch written before those were kept names it otherwise,
+    and is not read)."""
+    return f"{name} before"
 
 
 def usable(view: View, sort: Sequence[Any]) -> tuple[str, bool] | None:
@@ -420,7 +425,7 @@ def range_count(
     sorted by ``sort`` (frame id, or fields of the kept sorts). The range alone is counted through the key's range of
     the field's sort, a read of the key alone (tens of milliseconds at 10M frames, where a count of the set reads
     every frame); through a patched build, the build's count less the changed frames' there, plus the patch's. With
-    other conditions, through the sort's counts by bucket of its key (:func:`_bucket_count`; not through a patch).
+    other conditions, through the sort's counts by bucket of its key (:func:`_counted`, through a patch too).
     ``present(fields)`` is how many of the set's frames have all the fields (the preparer keeps it for each field
     alone, and for none): the sort's rows must be as many as have its field, none written twice; a sort by another
     field reads that field's presence too (about 0.15 s at 10M), unless every frame with the range's field has it.
@@ -461,10 +466,8 @@ def range_count(
         if others and present([c.field, *sorted(others)]) == total:
             others = set()  # every frame with the range's field has the sort's field as well
         keys = _key_bounds(bounds, descending)
-        if besides:  # the counts by bucket hold every frame with the field, and are kept for a build alone
-            if others or len(reads) > 1:
-                return None
-            return _bucket_count(metrics, view, reads[0], keys, flt, besides)
+        if besides:  # the counts by bucket hold every frame with the field
+            return None if others else _counted(metrics, view, reads, keys, flt, besides)
         counted = 0
         for read in reads:
             params = Params()
@@ -493,9 +496,37 @@ def _conditions_count(
         return None
     for name in COUNTED:
         found = _reads(metrics, view, versions, name)
-        if found is not None and len(found[0]) == 1 and found[1] == every:
-            return _bucket_count(metrics, view, found[0][0], (), flt, flt.all)
+        if found is not None and found[1] == every:
+            return _counted(metrics, view, found[0], (), flt, flt.all)
     return None
+
+
+def _counted(
+    metrics: MetricsStore, view: View, reads: Sequence[_Read], keys: Sequence[tuple[str, float]],
+    flt: common_pb2.Filter, besides: Sequence[common_pb2.Condition],
+) -> int | None:  # fmt: skip
+    """How many frames pass ``flt`` in a counted listing's ``reads``: the build's counts by bucket
+    (:func:`_bucket_count`) and, through a patch, less the changed frames' rows there, plus theirs now (each
+    listing's rows counted, at most :data:`PATCHED_AT_MOST`). None when the build's counts cannot be read."""
+    patched = {r.build for r in reads[1:]}
+    counted = 0
+    for read in reads:
+        n = _listing_count(metrics, view, read, flt) if read.build in patched else \
+            _bucket_count(metrics, view, read, keys, flt, besides)  # fmt: skip
+        if n is None:
+            return None
+        counted += read.sign * n
+    if patched:
+        PATCHED.inc()
+    return counted
+
+
+def _listing_count(metrics: MetricsStore, view: View, read: _Read, flt: common_pb2.Filter) -> int:
+    """How many of a listing's rows pass ``flt``: a patch's (its frames, at most :data:`PATCHED_AT_MOST`)."""
+    params = Params()
+    source = view_sql(view, params, listing=(read.build, read.listing))
+    return int(metrics.query(f"SELECT count() FROM ({source}) WHERE {compile_filter(flt, view, params)}{SETTINGS}",
+                             params.values).scalar())  # fmt: skip
 
 
 #: a bound of a listing's key (:func:`_key_bounds`) as a test of a key
@@ -748,7 +779,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
             else:  # the changed frames' places in the build's sort, and the fields a count reads (not whole rows: the
                 # frames lie in every part of the sort, whose other columns would all be read)
                 key, source, only = "key", (base, listing), f"frame_id IN ({_changed_sql(view, params, name)})"
-                columns = "frame_id, " + ", ".join(FIELDS)
+                columns = f"frame_id, {', '.join(_BEFORE)}"
             what = ", ".join(params.add(v, "String") for v in (name, into))
             metrics.command(
                 f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns})"

@@ -205,7 +205,8 @@ def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(
     store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After an upload the kept sorts are not read as they are; patched with the frames written since (relabelled,
-    unlabelled, new) they answer every page and the slider's counts as the set sorted and counted now does, until
+    unlabelled, new) they answer every page and the slider's counts (with a split, a class or the wrong predictions
+    too) as the set sorted and counted now does, until
     the sorts of the new rows are written, which removes the build before and its patch; each upload patches the
     same build again, and a mutation of the table is not patched."""
     m, rng = store, np.random.default_rng(8)
@@ -257,6 +258,15 @@ def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(
                 for sort in ([], [pb.SortKey(field="margin", descending=True)]):
                     got = grid_orders.range_count(m, VIEW, versions, flt, sort, present)
                     assert got == _live_count(m, flt, sort), (field, lo, hi, sort)
+        # with a split, a class or the wrong predictions: the build's counts by bucket, less the changed frames'
+        # rows there, plus theirs now
+        patched = _patched()
+        for name, besides in BESIDES.items():
+            for field in grid_orders.FIELDS:
+                flt = common_pb2.Filter(all=[*besides, _range(field, 0.2, 0.6)])
+                got = grid_orders.range_count(m, VIEW, versions, flt, [], present)
+                assert got == _live_count(m, flt, []), (name, field)
+        assert _patched() - patched == len(BESIDES) * len(grid_orders.FIELDS)
 
     # every filter by the worst loss first (the unlabelled frames left its sorts), and every sort of every frame
     every = [(field, d) for field in grid_orders.FIELDS for d in (False, True)]
