@@ -53,7 +53,10 @@ PAGES = (
     ("the wrong predictions, smallest margin first", (("correct", False),), "margin", False),
 )
 #: (name, field, min, max): a slider's range, as the console's filter writes it
-RANGES = (("confidence below 0.5", "confidence", None, 0.5), ("loss above 2", "loss", 2.0, None))
+#: the slider's counts asked: (name, field, min, max, the grid's other conditions)
+RANGES = (("confidence below 0.5", "confidence", None, 0.5, ()), ("loss above 2", "loss", 2.0, None, ()),
+          ("split val, loss above 2", "loss", 2.0, None, (("split", "val"),)),
+          ("wrong, confidence below 0.5", "confidence", None, 0.5, (("correct", False),)))  # fmt: skip
 REPEATS = 3
 
 
@@ -172,10 +175,11 @@ def measure(work: str, relabelled: int = RELABELLED) -> dict[str, Any]:  # type:
     out["pages"] = pages
 
     # the set's frames with each field (the preparer keeps each field's count; read here, not timed)
-    known = {field: set_count(m, view, common_pb2.Filter(), [pb.SortKey(field=field)]) for _, field, _, _ in RANGES}
+    known = {field: set_count(m, view, common_pb2.Filter(), [pb.SortKey(field=field)]) for _, field, *_ in RANGES}
     counts: dict[str, Any] = {}
-    for name, field, lo, hi in RANGES:
-        flt = slider(field, lo, hi)
+    for name, field, lo, hi, besides in RANGES:
+        flt = grid_orders.equalities(besides)
+        flt.all.extend(slider(field, lo, hi).all)
         sort = [pb.SortKey(field="frame_id")]
         kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s,
                                                                                 lambda fs: known[fs[0]]), REPEATS)  # fmt: skip

@@ -75,10 +75,10 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     # one step a call: loss down, confidence up, margin up, each followed by its counts (a step begun is written whole)
     build = grid_orders.build_id(view, versions)
     wanted = {*grid_orders.COUNTED, *(f"{listing} counts" for listing in grid_orders.COUNTED)}
-    while not wanted <= (before := set(grid_orders._written(m, view, build))):
+    while not wanted <= (before := set(grid_orders.written(m, view, build))):
         t = time.perf_counter()
         grid_orders.keep(m, view, versions, deadline=time.monotonic() + 0.1)
-        for step in set(grid_orders._written(m, view, build)) - before - {""}:
+        for step in set(grid_orders.written(m, view, build)) - before - {""}:
             out["sorts_written_s"][step] = round(time.perf_counter() - t, 1)
 
     known: dict[tuple[str, ...], int] = {}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter
 
-from shoal.analysis import grid_orders
+from shoal.analysis import grid_orders, grid_values
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common import classmaps, masks
 from shoal.common.data.answers import AnswerCache
@@ -318,7 +318,9 @@ def _kept_count(
 ) -> int | None:
     """The count of a filter that is one range on a field of a large set's kept sorts, with or without conditions on
     the split, the classes and the right or wrong predictions (or those conditions alone), read from the sort's key
-    range or its counts by bucket (:func:`shoal.analysis.grid_orders.range_count`); None to count the set."""
+    range or its counts by bucket (:func:`shoal.analysis.grid_orders.range_count`); or one condition on a metadata
+    value with or without those, read from the set's frames counted by value
+    (:func:`shoal.analysis.grid_values.value_count`); None to count the set."""
     if answers is None or not view.inference_set or view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)
@@ -330,7 +332,8 @@ def _kept_count(
         return answers.get(VIEW_TABLES, statement_key("datapoints.count", sql, params),
                            lambda: int(metrics.query(sql, params).scalar()))  # fmt: skip
 
-    return grid_orders.range_count(metrics, view, versions, flt, sort, present)
+    found = grid_orders.range_count(metrics, view, versions, flt, sort, present)
+    return found if found is not None else grid_values.value_count(metrics, view, versions, flt, sort)
 
 
 def _kept_rows(

@@ -272,14 +272,14 @@ def _reads(metrics: MetricsStore, view: View, versions: Sequence[Any], name: str
          "names": [name, _was(name)]},
     ).rows  # fmt: skip
     patches: dict[tuple[str, str], dict[str, int]] = {}
-    for written, base, listing, n in rows:
-        if str(written) == build:
+    for got, base, listing, n in rows:
+        if str(got) == build:
             return [_Read(build, name, int(n))], int(n)
-        patches.setdefault((str(written), str(base)), {})[str(listing)] = int(n)
+        patches.setdefault((str(got), str(base)), {})[str(listing)] = int(n)
     for (patch, base), listings in patches.items():
         if name not in listings or _was(name) not in listings:  # written after the rows of both
             continue
-        based = _written(metrics, view, base, [name])
+        based = written(metrics, view, base, [name])
         if name not in based:  # the build patched was removed since
             continue
         reads = [_Read(base, name, based[name], without=patch), _Read(patch, _was(name), listings[_was(name)], -1),
@@ -402,7 +402,7 @@ def _scope(view: View, params: Params) -> str:
     )
 
 
-def _written(metrics: MetricsStore, view: View, build: str, names: Sequence[str] | None = None) -> dict[str, int]:
+def written(metrics: MetricsStore, view: View, build: str, names: Sequence[str] | None = None) -> dict[str, int]:
     """The listings of the view's ``build`` written (of ``names``, when given), with their rows; listing ``''`` marks
     the build begun."""
     only = " AND listing IN {names:Array(String)}" if names is not None else ""
@@ -608,7 +608,7 @@ def block_numbers(metrics: MetricsStore) -> bool:
     return True
 
 
-def _record(
+def record(
     metrics: MetricsStore, view: View, build: str, listing: str, rows: int, *, block: int, mutation: int,
     base: str = "", stands_for: str = "",
 ) -> None:  # fmt: skip
@@ -689,33 +689,33 @@ def keep(
     builds before (and their patches). Stops at ``deadline`` (monotonic; a call after goes on where it stopped).
     Returns how many listings it wrote, and whether all are."""
     build = build_id(view, versions)
-    done = set(_written(metrics, view, build))
+    done = set(written(metrics, view, build))
     block, mutation = (int(v) for v in versions[0])  # evaluations' (VIEW_TABLES[0])
     if not set(LISTINGS) <= done and not block_numbers(metrics):
         block = -1  # no patch builds on it
-    written = 0
+    wrote = 0
     for field, descending in WRITTEN_FIRST:
         name = listing_name(field, descending)
         for step in (name, _counts_name(name)) if name in COUNTED else (name,):
             if step in done:
                 continue
             if deadline is not None and time.monotonic() >= deadline:
-                return written, False
+                return wrote, False
             if not done:  # the build is known before its rows are written: remove finds it if cut short
-                _record(metrics, view, build, "", 0, block=block, mutation=mutation)
+                record(metrics, view, build, "", 0, block=block, mutation=mutation)
                 done.add("")
             if step != name:  # the listing's counts by bucket, once it is written
-                _record(metrics, view, build, step, _write_counts(metrics, view, build, name), block=block,
+                record(metrics, view, build, step, _write_counts(metrics, view, build, name), block=block,
                         mutation=mutation)  # fmt: skip
                 continue
             params = Params()
             _insert_rows(metrics, view, build, name, f"{'-' if descending else ''}v.{field}",
                          f"v.{field} IS NOT NULL", params)  # fmt: skip
-            _record(metrics, view, build, name, _count(metrics, view, build, name), block=block, mutation=mutation)
-            written += 1
+            record(metrics, view, build, name, _count(metrics, view, build, name), block=block, mutation=mutation)
+            wrote += 1
             WRITTEN.inc()
     remove(metrics, view, but=build)  # the builds before: no page reads them any more (their versions are gone)
-    return written, True
+    return wrote, True
 
 
 def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
@@ -726,7 +726,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     patches before. Returns how many listings it wrote (0 when there is nothing to patch, or the build or the patch
     is written)."""
     stands_for = build_id(view, versions)
-    if len(_written(metrics, view, stands_for, LISTINGS)) == len(LISTINGS) or not block_numbers(metrics):
+    if len(written(metrics, view, stands_for, LISTINGS)) == len(LISTINGS) or not block_numbers(metrics):
         return 0
     block, mutation = (int(v) for v in versions[0])
     bases = metrics.query(
@@ -741,7 +741,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
         return 0
     base, since, frames = str(bases[0][0]), int(bases[0][1]), int(bases[0][2])
     name = _hash(stands_for, base, "patch")
-    done = set(_written(metrics, view, name))
+    done = set(written(metrics, view, name))
     if set(LISTINGS) <= done:
         return 0
     params = Params()
@@ -751,8 +751,8 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
         return 0
     record = {"block": block, "mutation": mutation, "base": base, "stands_for": stands_for}
     if "" not in done:  # known before its rows are written: removed with the next patch or build if cut short
-        _record(metrics, view, name, "", 0, **record)
-    written = 0
+        record(metrics, view, name, "", 0, **record)
+    wrote = 0
     if _CHANGED not in done:
         into = ", ".join(params.add(v, "String") for v in (name, _CHANGED))
         metrics.command(
@@ -760,13 +760,13 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
             f" SELECT DISTINCT project, inference_set, dataset, {into}, frame_id FROM evaluations WHERE {since_sql}",
             params.values,
         )
-        _record(metrics, view, name, _CHANGED, int(changed), **record)
-        written += 1
+        record(metrics, view, name, _CHANGED, int(changed), **record)
+        wrote += 1
     if _ROWS not in done:  # the changed frames' rows now, read once (the set's view of those frames alone)
         params = Params()
         _insert_rows(metrics, view, name, _ROWS, "0", "1", params, frames=_changed_sql(view, params, name))
-        _record(metrics, view, name, _ROWS, _count(metrics, view, name, _ROWS), **record)
-        written += 1
+        record(metrics, view, name, _ROWS, _count(metrics, view, name, _ROWS), **record)
+        wrote += 1
     for field, descending in WRITTEN_FIRST:
         listing = listing_name(field, descending)
         if listing in done:
@@ -788,10 +788,10 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
                 f" AND listing = {params.add(source[1], 'String')} AND {only}",
                 params.values,
             )
-            _record(metrics, view, name, into, _count(metrics, view, name, into), **record)
-        written += 1
+            record(metrics, view, name, into, _count(metrics, view, name, into), **record)
+        wrote += 1
     remove(metrics, view, but=name, patches=True)  # the patches before: no page reads them any more
-    return written
+    return wrote
 
 
 def remove(metrics: MetricsStore, view: View, but: str = "", *, patches: bool = False) -> None:
@@ -809,7 +809,7 @@ def remove(metrics: MetricsStore, view: View, but: str = "", *, patches: bool = 
     for build in builds:
         if not _BUILD.fullmatch(build):
             raise ValueError(f"not a build of the grid's listings: {build!r}")
-        for table in ("grid_listings", "grid_listing_counts"):
+        for table in ("grid_listings", "grid_listing_counts", "grid_value_counts"):
             metrics.command(f"ALTER TABLE {table} DROP PARTITION '{build}'")
     if builds:
         metrics.command(f"DELETE FROM grid_listing_builds WHERE {where}", params)

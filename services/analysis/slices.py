@@ -5,6 +5,7 @@ wholly below the overall accuracy, so small slices that are bad by chance do not
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -134,11 +135,14 @@ def slices(
     multilabel_classes: list[int] | None = None,
     sound_event_classes: list[int] | None = None,
     grid_counts: GridCounts | None = None,
+    kept: Callable[[str, str], list[Any] | None] | None = None,
 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
     """(overall accuracy, frames, every slice by value, the worst slices).
 
     With ``grid_counts`` (a classification set grouped by a metadata key), the same read also fills it with
     the frames of each value as the example grid counts them under each of its sorts (:class:`GridCounts`).
+    ``kept(kind, key)``, grouped by a metadata key: the rows of that read kept for the key beforehand
+    (:func:`shoal.analysis.grid_values.slice_rows`), read instead of the set; None to read the set.
 
     With ``detection_iou``: per slice of frames, the matches of the right class over every outcome
     of the detection confusion matrix at that IoU (matches, false positives, missed boxes); the
@@ -179,6 +183,13 @@ def slices(
             groups_sql=f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", groups_params=params.values,
         )  # fmt: skip
         return _rank_events(sound_event_analysis.slice_rows(reader, level), min_support)
+    found = None
+    if kinds and kept is not None:
+        ((key, kind),) = kinds.items()
+        found = kept(kind, key)
+    if (grid_counts is None or not kinds) and found is not None:
+        counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct, *_ in found if n]
+        return _rank(counts, min_support, level, objects=False)
     if grid_counts is None or not kinds:
         rows = metrics.query(
             f"SELECT {group} AS g, count(), countIf(label_class = predicted_class) FROM ({source})"
@@ -190,11 +201,15 @@ def slices(
     # every frame of the slice as well, and those with each sort's field (the grid leaves out the frames without)
     evaluated = "label_class IS NOT NULL AND pred_raw IS NOT NULL"
     present = "".join(f", countIf({name} IS NOT NULL)" for name in GRID_SORTS[1:])
-    rows = metrics.query(
-        f"SELECT {group} AS g, countIf({evaluated}), countIf({evaluated} AND label_class = predicted_class),"
-        f" count(){present} FROM ({source}) WHERE {where} GROUP BY g ORDER BY g{SETTINGS}",
-        params.values,
-    ).rows
+    rows = (
+        found
+        if found is not None
+        else metrics.query(
+            f"SELECT {group} AS g, countIf({evaluated}), countIf({evaluated} AND label_class = predicted_class),"
+            f" count(){present} FROM ({source}) WHERE {where} GROUP BY g ORDER BY g{SETTINGS}",
+            params.values,
+        ).rows
+    )
     grid_counts.kind = kinds[next(iter(kinds))]
     grid_counts.by_value = {str(r[0]): [int(n) for n in r[3:]] for r in rows if str(r[0]) != NONE}
     counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct, *_ in rows if n]

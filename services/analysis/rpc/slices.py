@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from shoal.analysis import grid_values
 from shoal.analysis.datapoints import keep_value_counts
 from shoal.analysis.rpc.context import Analysis, Context, check_frame_fields, check_iou, check_threshold
 from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, GridCounts, SliceStats, slices
@@ -31,13 +34,17 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
     level = request.confidence_level or DEFAULT_LEVEL
     iou = check_iou(request.iou_threshold, "iou_threshold") if is_detection else None
 
-    def compute(grid_counts: GridCounts | None = None) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+    def compute(grid_counts: GridCounts | None = None, versions: tuple[Any, ...] | None = None,
+                ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:  # fmt: skip
+        def kept(kind: str, key: str) -> list[Any] | None:  # a large set's frames counted by value, when written
+            return grid_values.slice_rows(ctx.metrics, view, versions, request.filter, kind, key)
+
         return slices(ctx.metrics, view, request.filter, group_by=request.group_by, time_bucket=request.time_bucket,
                       min_support=min_support, level=level, detection_iou=iou,
                       segmentation_classes=[c.id for c in project.classes] if maps else None,
                       multilabel_classes=[c.id for c in project.classes] if class_sets else None,
                       sound_event_classes=[c.id for c in project.classes] if events else None,
-                      grid_counts=grid_counts)  # fmt: skip
+                      grid_counts=grid_counts, kept=kept if versions is not None else None)  # fmt: skip
 
     if is_detection or maps or class_sets or events:  # counted from tables the kept answers do not watch
         overall, total, every, worst = compute()
@@ -52,7 +59,7 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
             if versions is None or not request.group_by.startswith("metadata."):
                 return compute()
             counts = GridCounts()
-            found = compute(counts)
+            found = compute(counts, versions)
             keep_value_counts(ctx.answers, versions, view, request.filter, metadata_key(request.group_by, "group_by"),
                               counts.kind, counts.by_value)  # fmt: skip
             return found

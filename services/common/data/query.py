@@ -256,7 +256,7 @@ def _value(v: common_pb2.Value, kind: str, where: str, view: View) -> Any:
     return number
 
 
-def _condition_kind(c: common_pb2.Condition) -> str | None:
+def condition_kind(c: common_pb2.Condition) -> str | None:
     """The value kind a metadata condition names (None for ``exists``)."""
     op = c.WhichOneof("op")
     if op == "equals":
@@ -290,7 +290,7 @@ def compile_condition(c: common_pb2.Condition, view: View, params: Params, where
         return _segment_condition(c, view, params, where)
     if name.startswith("metadata."):
         key = params.add(metadata_key(name, f"{where}.field"), "String")
-        kind = _condition_kind(c)
+        kind = condition_kind(c)
         if kind == "invalid":
             raise InvalidArgument("values of one metadata condition must share one type", field=f"{where}.{op}")
         if kind is None:  # exists: in any of the typed maps

@@ -1,0 +1,209 @@
+"""A large set's frames counted by metadata value, kept beside its grid sorts: the slices by any metadata key, and
+the grid's count of a metadata value, without reading every frame.
+
+The slices by a metadata key (``GetSlices``) and the grid's count of one of its values read the set's metadata maps
+for every frame: at 10M frames about 0.5 s on the first call for each key (the preparer reads the first few keys'
+before anyone asks). For an inference set whose grid sorts are kept (:mod:`shoal.analysis.grid_orders`, more than
+``sorted_pages_above`` frames), the preparer also writes, once per version of the data, every frame's metadata
+values counted in one read of the set: for each key of at most :data:`MAX_VALUES` values, each value's frames by
+split, label class, predicted class and correctness, and with or without each of the grid's sort fields; and every
+frame so counted (kind ``''``), whose difference from a key's values is the frames without the key. The slices by
+any such key with no filter, or a filter of the split, the classes and the right or wrong predictions
+(:func:`slice_rows`), and the grid's count of one value of such a key (equal to it, in a list, or in a range), alone
+or with those conditions (:func:`value_count`), are then read from those counts. They are written for the tables'
+versions, in the build the grid's sorts of those versions are written under, and removed with it; after a change of
+the data they are not read until written again (seconds at 10M frames), the set read as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter
+
+from shoal.analysis import grid_orders
+from shoal.common.data.query import METADATA_MAPS, SETTINGS, Params, View, compile_filter, condition_kind, view_sql
+from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.v1 import common_pb2
+
+NONE = "(none)"
+READ = Counter(
+    "shoal_grid_values_read_total",
+    "Slices by a metadata key and grid counts of a metadata value of a large set read from its frames counted by "
+    "metadata value (shoal.analysis.grid_values), not from every frame of the set.",
+)
+#: keys of more values than this in the set are not counted (a value per frame, or nearly: an id, a path), as the
+#: preparer's slices leave them out
+MAX_VALUES = 10_000
+#: the name the counts of a build are recorded under in ``grid_listing_builds``, with the set's frames
+VALUES = "values"
+#: the grid's sort fields whose presence each count is kept with (a grid sorted by one leaves out the frames without)
+PRESENT = grid_orders.FIELDS
+#: each metadata entry of a frame as (kind, key, value as text), the value as the slices name it; and every frame once
+_ENTRIES = (
+    "arrayConcat([('', '', '')],"
+    " arrayMap((k, v) -> ('string', toString(k), v), mapKeys(meta_str), mapValues(meta_str)),"
+    " arrayMap((k, v) -> ('number', toString(k), toString(v)), mapKeys(meta_num), mapValues(meta_num)),"
+    " arrayMap((k, v) -> ('bool', toString(k), toString(toBool(v))), mapKeys(meta_bool), mapValues(meta_bool)),"
+    " arrayMap((k, v) -> ('timestamp', toString(k), toString(v)), mapKeys(meta_time), mapValues(meta_time)))"
+)
+#: a counted value as the set's rows hold it in its kind's map, for a filter compiled against the set's view (the
+#: text of every other kind's rows read as zero, never used)
+_MAPS = {
+    "string": "value",
+    "number": "toFloat64OrZero(value)",
+    "bool": "toUInt8(value = 'true')",
+    "timestamp": "toDateTime64OrZero(value, 3, 'UTC')",
+}
+
+MIGRATIONS = (
+    Migration(
+        component="analysis",
+        version=32,
+        name="a large set's frames counted by metadata value",
+        statements=(
+            # a build's frames by metadata value (kind '': every frame) and by what the grid's filters and sorts
+            # read; written once per build (a second write doubles the rows, which a read finds against the frames
+            # recorded with the build, and leaves unread)
+            "CREATE TABLE IF NOT EXISTS grid_value_counts ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " build String, kind LowCardinality(String), key String, value String, split LowCardinality(String),"
+            " label_class Nullable(Int32), predicted_class Nullable(Int32), correct Nullable(UInt8),"
+            f" {', '.join(f'has_{f} UInt8' for f in PRESENT)}, rows UInt64)"
+            " ENGINE = MergeTree PARTITION BY build"
+            " ORDER BY (project, inference_set, dataset, build, kind, key, value)",
+        ),
+    ),
+)
+
+
+def _scope(view: View, params: Params, build: str) -> str:
+    return (
+        f"project = {params.add(view.project, 'String')} AND inference_set = {params.add(view.inference_set, 'String')}"
+        f" AND dataset = {params.add(view.dataset, 'String')} AND build = {params.add(build, 'String')}"
+    )
+
+
+def keep(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
+    """Writes the set's frames counted by metadata value for the tables' ``versions``, unless written: two reads of
+    the set (its keys' values, then the counts; 4 to 6 s at 10M frames with two keys). Returns 1 when written."""
+    build = grid_orders.build_id(view, versions)
+    done = grid_orders.written(metrics, view, build)
+    if VALUES in done:
+        return 0
+    mutation = int(versions[0][1])  # evaluations' (VIEW_TABLES[0]); no patch builds on these counts
+    if not done:  # the build is known before its rows are written: the next build's removal finds it if cut short
+        grid_orders.record(metrics, view, build, "", 0, block=-1, mutation=mutation)
+    params = Params()
+    source = view_sql(view, params)
+    keys = metrics.query(
+        f"SELECT e.1, e.2, count() FROM ({source}) ARRAY JOIN {_ENTRIES} AS e GROUP BY e.1, e.2"
+        f" HAVING e.1 = '' OR uniq(e.3) <= {MAX_VALUES}{SETTINGS}",
+        params.values,
+    ).rows
+    frames = next((int(n) for kind, _, n in keys if kind == ""), 0)
+    counted = [(str(kind), str(key)) for kind, key, _ in keys if kind != ""]
+    params = Params()
+    source = view_sql(view, params)
+    into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build))
+    present = ", ".join(f"{f} IS NOT NULL AS has_{f}" for f in PRESENT)
+    has = ", ".join(f"has_{f}" for f in PRESENT)
+    metrics.command(
+        "INSERT INTO grid_value_counts (project, inference_set, dataset, build, kind, key, value, split, label_class,"
+        f" predicted_class, correct, {has}, rows)"
+        f" SELECT {into}, e.1, e.2, e.3, split, label_class, predicted_class, correct, {present}, count()"
+        f" FROM ({source}) ARRAY JOIN {_ENTRIES} AS e"
+        f" WHERE e.1 = '' OR has({params.add(counted, 'Array(Tuple(String, String))')}, (e.1, e.2))"
+        f" GROUP BY e.1, e.2, e.3, split, label_class, predicted_class, correct, {has}{SETTINGS}",
+        params.values,
+    )
+    grid_orders.record(metrics, view, build, VALUES, frames, block=-1, mutation=mutation)
+    return 1
+
+
+def _counted(metrics: MetricsStore, view: View, versions: Sequence[Any] | None) -> tuple[str, int] | None:
+    """The build whose frames are counted by value under the tables' ``versions``, and its frames."""
+    if versions is None or not view.inference_set or view.baseline_inference_set:
+        return None
+    build = grid_orders.build_id(view, versions)
+    frames = grid_orders.written(metrics, view, build, [VALUES]).get(VALUES)
+    return None if frames is None else (build, frames)
+
+
+def slice_rows(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, kind: str, key: str
+) -> list[tuple[str, int, int, int, int, int, int]] | None:
+    """The slices by metadata ``key`` (of values of ``kind``) of the frames that pass ``flt``, as
+    :func:`shoal.analysis.slices.slices` reads them from the set: for each value (``(none)``: the frames without the
+    key), its frames with a label and a prediction, those predicted right, every frame, and those with each of
+    :data:`PRESENT`, in the value's order; None when the set's frames are not counted by value under ``versions``,
+    the key is not counted (too many values), or ``flt`` names other fields than the split, the classes and the
+    right or wrong predictions."""
+    found = _counted(metrics, view, versions)
+    if found is None or any(c.field not in grid_orders.COUNTED_FIELDS for c in flt.all):
+        return None
+    build, frames = found
+    params = Params()
+    passing = compile_filter(flt, view, params)
+    evaluated = "label_class IS NOT NULL AND predicted_class IS NOT NULL"
+    rows = metrics.query(
+        f"SELECT kind, value, sum(rows), sumIf(rows, {passing} AND {evaluated}),"
+        f" sumIf(rows, {passing} AND {evaluated} AND correct = 1), sumIf(rows, {passing}),"
+        f" {', '.join(f'sumIf(rows, {passing} AND has_{f})' for f in PRESENT)} FROM grid_value_counts"
+        f" WHERE {_scope(view, params, build)} AND ((kind = {params.add(kind, 'String')}"
+        f" AND key = {params.add(key, 'String')}) OR kind = '') GROUP BY kind, value",
+        params.values,
+    ).rows
+    every = [r for r in rows if r[0] == ""]
+    if not every or int(every[0][2]) != frames:  # not written whole, or written twice
+        return None
+    values = [r for r in rows if r[0] != ""]
+    if not values:  # a key the set's frames do not have, or one of too many values
+        return None
+    READ.inc()
+    out = {str(r[1]): [int(n) for n in r[3:]] for r in values}
+    without = [int(a) - sum(v[i] for v in out.values()) for i, a in enumerate(every[0][3:])]
+    if NONE in out:  # a value named so is one slice with the frames without the key, as the set groups them
+        out[NONE] = [a + b for a, b in zip(out[NONE], without, strict=True)]
+    else:
+        out[NONE] = without
+    # the slices of the frames that pass the filter, in the value's order
+    return [(value, *out[value]) for value in sorted(out) if out[value][2]]  # type: ignore[misc]
+
+
+def value_count(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, sort: Sequence[Any]
+) -> int | None:
+    """The grid's count of ``flt`` when it is one condition on a metadata key's value (equal to it, in a list, or in
+    a range; not negated), alone or with conditions on the split, the classes and the right or wrong predictions,
+    the grid sorted by frame id or a field of :data:`PRESENT`: from the set's frames counted by value (a filter
+    compiled against those counts as against the set's rows); None when this does not apply."""
+    meta = [c for c in flt.all if c.field.startswith("metadata.")]
+    kind = condition_kind(meta[0]) if len(meta) == 1 and not meta[0].negate else None
+    if kind not in _MAPS:  # exists, a negation, or no such condition: frames without the key count there
+        return None
+    if any(c.field not in grid_orders.COUNTED_FIELDS for c in flt.all if c is not meta[0]):
+        return None
+    fields = {k.field for k in sort} - {"frame_id"}
+    if not fields <= set(PRESENT):
+        return None
+    found = _counted(metrics, view, versions)
+    if found is None:
+        return None
+    build, frames = found
+    params = Params()
+    passing = compile_filter(flt, view, params)  # the condition's type names the map it reads
+    key = params.add(meta[0].field.removeprefix("metadata."), "String")
+    maps = ", ".join(f"if(kind = '{kind}', map(key, {value}), map()) AS {METADATA_MAPS[kind]}"
+                     for kind, value in _MAPS.items())  # fmt: skip
+    ((every, counted, passed),) = metrics.query(
+        f"SELECT sumIf(rows, kind = ''), countIf(kind = {params.add(kind, 'String')}), sumIf(rows, kind != ''"
+        f" AND {passing}{''.join(f' AND has_{f}' for f in sorted(fields))}) FROM (SELECT *, {maps}"
+        f" FROM grid_value_counts WHERE {_scope(view, params, build)} AND (kind = '' OR key = {key}))",
+        params.values,
+    ).rows
+    if int(every) != frames or not counted:  # not written whole or written twice; a key of too many values
+        return None
+    READ.inc()
+    return int(passed)

@@ -1,0 +1,208 @@
+"""A large set's frames counted by metadata value, on chDB: the slices by a metadata key and the grid's count of a
+metadata value read from those counts equal the slices and counts read from every frame of the set (strings,
+numbers with a zero and a negative zero, flags, a key of two types, a value named like the slice of the frames
+without the key, frames without it; with a split, a class, a predicted class or the wrong predictions picked),
+keys of too many values and other filters are read from the set, and counts written twice or for other versions of
+the data are never read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shoal.analysis import datapoints, grid_orders, grid_values, slices
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.answers import AnswerCache
+from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
+from shoal.common.data.evaluations import MIGRATIONS as EVALUATION_MIGRATIONS
+from shoal.common.data.evaluations import EvaluationRefresher
+from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+from shoal.common.data.query import VIEW_TABLES, View
+from shoal.common.stores.metrics import EmbeddedMetricsStore
+from shoal.common.v1 import common_pb2
+from tests.stores._rows import create_sets, write_labels, write_predictions
+
+N, K = 160, 4
+IDS = [f"f{i:04d}" for i in range(N)]
+SPLITS = ("train", "val", "test")
+VIEW = View("p", "d", "a", tuple(range(K)), {f"c{i}": i for i in range(K)}, 0.0)
+#: a value per frame: more values than the test's limit
+MAX_VALUES = 40
+
+
+def _metadata(i: int) -> tuple[dict[str, str], dict[str, float], dict[str, int]]:
+    """Frame ``i``'s strings, numbers and flags: a camera (one frame in 9 without; one named like the slice of the
+    frames without), a light level (0 and -0 among them), a night flag on some, a key written as a string on some
+    frames and a number on others, and a path (a value per frame)."""
+    strings = {"path": f"/data/{i}.png"}
+    if i % 9:
+        strings["camera"] = "(none)" if i == 5 else ("front", "rear", "side")[i % 3]
+    numbers = {"lux": (0.0, -0.0, 1.5, 2.0, 3.0)[i % 5]}
+    if i % 4 == 0:
+        strings["zone"] = f"z{i % 3}"
+    elif i % 4 == 1:
+        numbers["zone"] = float(i % 2)
+    flags = {"night": int(i % 7 == 0)} if i % 2 else {}
+    return strings, numbers, flags
+
+
+@pytest.fixture
+def store(embedded_metrics: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch) -> EmbeddedMetricsStore:
+    m, rng = embedded_metrics, np.random.default_rng(5)
+    monkeypatch.setattr(grid_values, "MAX_VALUES", MAX_VALUES)
+    m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS,
+               *grid_values.MIGRATIONS))  # fmt: skip
+    create_sets(m, ["a"])
+    m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", *_metadata(i), 64, 48, 1] for i, f in enumerate(IDS)],
+             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "meta_num", "meta_bool", "width",
+              "height", "version"])  # fmt: skip
+    write_labels(m, IDS[: N - 15], rng.integers(0, K, N - 15), 1)  # the last 15 unlabeled: no loss
+    probs = rng.random((N - 6, K)).astype(np.float32)
+    write_predictions(m, "a", IDS[: N - 6], probs / probs.sum(1, keepdims=True))  # the last 6 without a prediction
+    EvaluationRefresher(m).refresh("p", "d", IDS, list(range(K)))
+    return m
+
+
+def _is(field: str, negate: bool = False, **value: object) -> common_pb2.Condition:
+    return common_pb2.Condition(field=field, equals=common_pb2.Value(**value), negate=negate)  # type: ignore[arg-type]
+
+
+def _within(field: str, *values: common_pb2.Value) -> common_pb2.Condition:
+    return common_pb2.Condition(field=field, **{"in": common_pb2.ValueList(values=list(values))})
+
+
+#: the filters the counts answer beside a metadata value (and the slices are read with)
+BESIDES = {
+    "every frame": [],
+    "split val": [_is("split", string_value="val")],
+    "wrong": [_is("correct", bool_value=False)],
+    "class 2, not train": [_is("label_class", number_value=2), _is("split", negate=True, string_value="train")],
+    "predicted c1": [_is("predicted_class", string_value="c1")],
+    "unlabeled": [_is("labeled", bool_value=False)],
+}
+#: a metadata condition as the grid writes one
+VALUES = {
+    "camera front": _is("metadata.camera", string_value="front"),
+    "camera named (none)": _is("metadata.camera", string_value="(none)"),
+    "camera rear or side": _within(
+        "metadata.camera", common_pb2.Value(string_value="rear"), common_pb2.Value(string_value="side")
+    ),
+    "lux 0 (and -0)": _is("metadata.lux", number_value=0.0),
+    "lux in [1, 2.5)": common_pb2.Condition(
+        field="metadata.lux",
+        range=common_pb2.Range(
+            min=common_pb2.Value(number_value=1.0), max=common_pb2.Value(number_value=2.5), max_exclusive=True
+        ),
+    ),
+    "night": _is("metadata.night", bool_value=True),
+    "zone z1 (a string)": _is("metadata.zone", string_value="z1"),
+    "zone 1 (a number)": _is("metadata.zone", number_value=1.0),
+}
+
+
+def _kept(m: EmbeddedMetricsStore) -> tuple[object, ...]:
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None
+    assert grid_values.keep(m, VIEW, versions) == 1
+    assert grid_values.keep(m, VIEW, versions) == 0  # once per version of the data
+    return versions
+
+
+def _live_count(m: EmbeddedMetricsStore, flt: common_pb2.Filter, sort: list[pb.SortKey]) -> int:
+    return int(m.query(*datapoints.page_statement(VIEW, flt, sort, {}, 1, None)[3:]).scalar())
+
+
+def _slices(m: EmbeddedMetricsStore, flt: common_pb2.Filter, key: str, versions: object | None) -> tuple[object, ...]:
+    counts = slices.GridCounts()
+
+    def kept(kind: str, k: str) -> list[object] | None:
+        return grid_values.slice_rows(m, VIEW, versions, flt, kind, k)  # type: ignore[arg-type]
+
+    found = slices.slices(m, VIEW, flt, group_by=f"metadata.{key}", min_support=3, grid_counts=counts,
+                          kept=kept if versions is not None else None)  # fmt: skip
+    plain = slices.slices(m, VIEW, flt, group_by=f"metadata.{key}", min_support=3,
+                          kept=kept if versions is not None else None)  # fmt: skip
+    return found, plain, counts.kind, counts.by_value
+
+
+def test_the_slices_by_a_metadata_key_read_from_the_counts_equal_the_slices_of_the_set(
+    store: EmbeddedMetricsStore,
+) -> None:
+    """Every key of few values, with each filter of the split, the classes and the right or wrong predictions: the
+    slices (every value, the worst, the overall accuracy) and the grid's counts of each value equal those read from
+    the set, with the frames without the key (and the value named like them) one slice."""
+    m = store
+    versions = _kept(m)
+    read = grid_values.READ._value.get()
+    assert grid_values.NONE == slices.NONE
+    for key in ("camera", "lux", "night", "zone"):
+        for name, besides in BESIDES.items():
+            flt = common_pb2.Filter(all=besides)
+            got = _slices(m, flt, key, versions)
+            assert got == _slices(m, flt, key, None), (key, name)
+            assert got[0][2] or name == "unlabeled", (key, name)  # some slices (of the frames with labels)
+    assert grid_values.READ._value.get() - read == 2 * 4 * len(BESIDES)
+    by_camera = {s.value: s.frames for s in _slices(m, common_pb2.Filter(), "camera", versions)[0][2]}
+    assert by_camera["(none)"] == sum(1 for i in range(N - 15) if i % 9 == 0 or i == 5)  # labeled and predicted
+    # a key of a value per frame is not counted, nor is a filter of other fields: read from the set
+    assert grid_values.slice_rows(m, VIEW, versions, common_pb2.Filter(), "string", "path") is None
+    night = common_pb2.Filter(all=[_is("metadata.night", bool_value=True)])
+    assert grid_values.slice_rows(m, VIEW, versions, night, "string", "camera") is None
+
+
+def test_the_grid_count_of_a_metadata_value_is_read_from_the_counts(store: EmbeddedMetricsStore) -> None:
+    """A value equal, in a list or in a range, with each filter of the split, the classes and the right or wrong
+    predictions, the grid sorted by frame id or a prediction field: the set's count; a negated value, a key's
+    presence, two keys, a key of too many values or another sort are counted from the set; counts written twice,
+    or for the data before a change, are not read."""
+    m = store
+    versions = _kept(m)
+    counted = 0
+    for value_name, condition in VALUES.items():
+        for name, besides in BESIDES.items():
+            flt = common_pb2.Filter(all=[condition, *besides])
+            for sort in ([], [pb.SortKey(field="loss", descending=True)], [pb.SortKey(field="confidence")]):
+                got = grid_values.value_count(m, VIEW, versions, flt, sort)
+                assert got == _live_count(m, flt, sort), (value_name, name, sort)
+                counted += got or 0
+    assert counted > 0
+    # the page's count goes the same way
+    flt = common_pb2.Filter(all=[VALUES["lux 0 (and -0)"], *BESIDES["split val"]])
+    read = grid_values.READ._value.get()
+    page = datapoints.query_datapoints(m, VIEW, flt, [pb.SortKey(field="frame_id")], 5, "", scope="s",
+                                       answers=AnswerCache(m))  # fmt: skip
+    assert page.total == _live_count(m, flt, []) > 0
+    assert grid_values.READ._value.get() - read == 1
+    # what the counts do not answer
+    camera = VALUES["camera front"]
+    for other, sort in (
+        (common_pb2.Filter(all=[_is("metadata.camera", negate=True, string_value="front")]), []),
+        (common_pb2.Filter(all=[common_pb2.Condition(field="metadata.camera", exists=True)]), []),
+        (common_pb2.Filter(all=[camera, VALUES["night"]]), []),
+        (common_pb2.Filter(all=[_is("metadata.path", string_value="/data/3.png")]), []),
+        (common_pb2.Filter(all=[camera, common_pb2.Condition(field="loss", range=common_pb2.Range(
+            min=common_pb2.Value(number_value=1.0)))]), []),
+        (common_pb2.Filter(all=[camera]), [pb.SortKey(field="capture_time")]),
+    ):  # fmt: skip
+        assert grid_values.value_count(m, VIEW, versions, other, sort) is None, other
+    # written twice (a write cut short and written again): not read
+    flt = common_pb2.Filter(all=[camera])
+    assert grid_values.value_count(m, VIEW, versions, flt, []) == _live_count(m, flt, [])
+    m.command("INSERT INTO grid_value_counts SELECT * FROM grid_value_counts WHERE kind = ''")
+    assert grid_values.value_count(m, VIEW, versions, flt, []) is None
+    assert grid_values.slice_rows(m, VIEW, versions, common_pb2.Filter(), "string", "camera") is None
+    # the data changed: the counts of the versions before are not read; the next counts, and the next build's
+    # removal of the one before, leave the new ones alone
+    write_labels(m, IDS[:10], [3] * 10, 2)
+    EvaluationRefresher(m).refresh("p", "d", IDS[:10], list(range(K)))
+    after = AnswerCache(m).versions(VIEW_TABLES)
+    assert after is not None and after != versions
+    assert grid_values.value_count(m, VIEW, after, flt, []) is None
+    assert grid_values.keep(m, VIEW, after) == 1
+    assert grid_orders.keep(m, VIEW, after)[1]
+    builds = {r[0] for r in m.query("SELECT DISTINCT build FROM grid_value_counts").rows}
+    assert builds == {grid_orders.build_id(VIEW, after)}
+    assert grid_values.value_count(m, VIEW, after, flt, []) == _live_count(m, flt, [])
+    # a set that grew small keeps none
+    grid_orders.remove(m, VIEW)
+    assert m.query("SELECT count() FROM grid_value_counts").scalar() == 0
