@@ -197,8 +197,26 @@ MIGRATIONS = (
             " ENGINE = MergeTree PARTITION BY build ORDER BY (project, inference_set, dataset, build, listing, bucket)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=32,
+        name="a large set's frames counted by metadata value",
+        statements=(
+            # a build's frames by metadata value (kind '': every frame) and by what the grid's filters and sorts
+            # read (shoal.analysis.grid_values); written once per build (a second write doubles the rows, which a
+            # read finds against the frames recorded with the build, and leaves unread)
+            "CREATE TABLE IF NOT EXISTS grid_value_counts ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " build String, kind LowCardinality(String), key String, value String, split LowCardinality(String),"
+            " label_class Nullable(Int32), predicted_class Nullable(Int32), correct Nullable(UInt8),"
+            " has_loss UInt8, has_confidence UInt8, has_margin UInt8, rows UInt64)"
+            " ENGINE = MergeTree PARTITION BY build"
+            " ORDER BY (project, inference_set, dataset, build, kind, key, value)",
+        ),
+    ),
 )
-TABLES = ("grid_listings", "grid_listing_builds", "grid_listing_counts")
+#: the tables of a build, a partition of each
+TABLES = ("grid_listings", "grid_listing_builds", "grid_listing_counts", "grid_value_counts")
 
 
 def build_id(view: View, versions: Sequence[Any]) -> str:
@@ -749,9 +767,9 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     changed = metrics.query(f"SELECT uniqExact(frame_id) FROM evaluations WHERE {since_sql}", params.values).scalar()
     if int(changed) > min(PATCHED_AT_MOST, PATCHED_SHARE * frames):
         return 0
-    record = {"block": block, "mutation": mutation, "base": base, "stands_for": stands_for}
+    about = {"block": block, "mutation": mutation, "base": base, "stands_for": stands_for}
     if "" not in done:  # known before its rows are written: removed with the next patch or build if cut short
-        record(metrics, view, name, "", 0, **record)
+        record(metrics, view, name, "", 0, **about)
     wrote = 0
     if _CHANGED not in done:
         into = ", ".join(params.add(v, "String") for v in (name, _CHANGED))
@@ -760,12 +778,12 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
             f" SELECT DISTINCT project, inference_set, dataset, {into}, frame_id FROM evaluations WHERE {since_sql}",
             params.values,
         )
-        record(metrics, view, name, _CHANGED, int(changed), **record)
+        record(metrics, view, name, _CHANGED, int(changed), **about)
         wrote += 1
     if _ROWS not in done:  # the changed frames' rows now, read once (the set's view of those frames alone)
         params = Params()
         _insert_rows(metrics, view, name, _ROWS, "0", "1", params, frames=_changed_sql(view, params, name))
-        record(metrics, view, name, _ROWS, _count(metrics, view, name, _ROWS), **record)
+        record(metrics, view, name, _ROWS, _count(metrics, view, name, _ROWS), **about)
         wrote += 1
     for field, descending in WRITTEN_FIRST:
         listing = listing_name(field, descending)
@@ -788,7 +806,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
                 f" AND listing = {params.add(source[1], 'String')} AND {only}",
                 params.values,
             )
-            record(metrics, view, name, into, _count(metrics, view, name, into), **record)
+            record(metrics, view, name, into, _count(metrics, view, name, into), **about)
         wrote += 1
     remove(metrics, view, but=name, patches=True)  # the patches before: no page reads them any more
     return wrote
@@ -809,7 +827,7 @@ def remove(metrics: MetricsStore, view: View, but: str = "", *, patches: bool = 
     for build in builds:
         if not _BUILD.fullmatch(build):
             raise ValueError(f"not a build of the grid's listings: {build!r}")
-        for table in ("grid_listings", "grid_listing_counts", "grid_value_counts"):
+        for table in (t for t in TABLES if t != "grid_listing_builds"):
             metrics.command(f"ALTER TABLE {table} DROP PARTITION '{build}'")
     if builds:
         metrics.command(f"DELETE FROM grid_listing_builds WHERE {where}", params)

@@ -24,7 +24,7 @@ from prometheus_client import Counter
 
 from shoal.analysis import grid_orders
 from shoal.common.data.query import METADATA_MAPS, SETTINGS, Params, View, compile_filter, condition_kind, view_sql
-from shoal.common.stores.metrics import MetricsStore, Migration
+from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
 
 NONE = "(none)"
@@ -38,7 +38,8 @@ READ = Counter(
 MAX_VALUES = 10_000
 #: the name the counts of a build are recorded under in ``grid_listing_builds``, with the set's frames
 VALUES = "values"
-#: the grid's sort fields whose presence each count is kept with (a grid sorted by one leaves out the frames without)
+#: the grid's sort fields whose presence each count is kept with (a grid sorted by one leaves out the frames without;
+#: the table, ``grid_value_counts``, is one of a build's, :data:`shoal.analysis.grid_orders.MIGRATIONS`)
 PRESENT = grid_orders.FIELDS
 #: each metadata entry of a frame as (kind, key, value as text), the value as the slices name it; and every frame once
 _ENTRIES = (
@@ -56,26 +57,6 @@ _MAPS = {
     "bool": "toUInt8(value = 'true')",
     "timestamp": "toDateTime64OrZero(value, 3, 'UTC')",
 }
-
-MIGRATIONS = (
-    Migration(
-        component="analysis",
-        version=32,
-        name="a large set's frames counted by metadata value",
-        statements=(
-            # a build's frames by metadata value (kind '': every frame) and by what the grid's filters and sorts
-            # read; written once per build (a second write doubles the rows, which a read finds against the frames
-            # recorded with the build, and leaves unread)
-            "CREATE TABLE IF NOT EXISTS grid_value_counts ("
-            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
-            " build String, kind LowCardinality(String), key String, value String, split LowCardinality(String),"
-            " label_class Nullable(Int32), predicted_class Nullable(Int32), correct Nullable(UInt8),"
-            f" {', '.join(f'has_{f} UInt8' for f in PRESENT)}, rows UInt64)"
-            " ENGINE = MergeTree PARTITION BY build"
-            " ORDER BY (project, inference_set, dataset, build, kind, key, value)",
-        ),
-    ),
-)
 
 
 def _scope(view: View, params: Params, build: str) -> str:

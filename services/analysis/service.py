@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from shoal.analysis import grid_orders, grid_values, ranked, registry, warmup
+from shoal.analysis import grid_orders, ranked, registry, warmup
 from shoal.analysis.prepared import Preparer
 from shoal.analysis.rpc import automations
 from shoal.analysis.rpc.context import Context, Handler
@@ -119,7 +119,6 @@ def create_service(settings: ShoalSettings, stores: Stores) -> ServiceSpec:
             *RESULT_MIGRATIONS,
             *ranked.MIGRATIONS,
             *grid_orders.MIGRATIONS,
-            *grid_values.MIGRATIONS,
             *registry.migrations(),
         ),
         workers=workers,

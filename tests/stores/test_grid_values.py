@@ -50,8 +50,7 @@ def _metadata(i: int) -> tuple[dict[str, str], dict[str, float], dict[str, int]]
 def store(embedded_metrics: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch) -> EmbeddedMetricsStore:
     m, rng = embedded_metrics, np.random.default_rng(5)
     monkeypatch.setattr(grid_values, "MAX_VALUES", MAX_VALUES)
-    m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS,
-               *grid_values.MIGRATIONS))  # fmt: skip
+    m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
     create_sets(m, ["a"])
     m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", *_metadata(i), 64, 48, 1] for i, f in enumerate(IDS)],
              ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "meta_num", "meta_bool", "width",
