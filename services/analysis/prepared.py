@@ -14,9 +14,12 @@ background once the data has settled, so that the first call finds them kept too
   the right and the wrong predictions among every frame, a split and a class), as the
   grid sorted by frame id, loss, confidence or margin counts them; the slices by each of the first four
   metadata keys that are not a value per frame, with the counts of their most frequent values as the grid a
-  slice links to counts them; for a set whose grid sorts were written whole before the change
-  (:mod:`shoal.analysis.grid_orders`), their patch with the frames written since, which the grid's sorted pages
-  and the slider's counts read until the sorts of the rows now are written; and the grid's first ten pages of
+  slice links to counts them (a set of more than ``sorted_pages_above`` frames also has its frames counted by the
+  values of every metadata key of at most 10,000, once per version of its data, :mod:`shoal.analysis.grid_values`:
+  the slices by any such key, and the grid's count of one of its values, are read from those counts); for a set
+  whose grid sorts were written whole before the change (:mod:`shoal.analysis.grid_orders`), their patch with the
+  frames written since, which the grid's sorted pages and the slider's counts read until the sorts of the rows now
+  are written; and the grid's first ten pages of
   every frame and of each split sorted by loss, confidence and margin, up and down. Its page by frame id,
   the default, is read in the table's order and stops after a page; a class's or a confusion cell's
   page reads that cell's rows alone, whatever it is sorted by;
