@@ -329,6 +329,16 @@ def set_count(m: Any, view: Any, flt: Any, sort: list[Any]) -> int:
     return int(m.query(sql, params).scalar())
 
 
+def beside_the_set(label: str, kept: Callable[[], Any], m: Any, view: Any, flt: Any, sort: list[Any],
+                   repeats: int) -> dict[str, Any]:  # fmt: skip
+    """A count read another way (``kept``) beside the set's count of the same filter (:func:`set_count`), each
+    :func:`timed`, checked equal: the frames, and each's first call and median (the other way's under ``label``)."""
+    got, kept_times = timed(kept, repeats)
+    live, live_times = timed(lambda: set_count(m, view, flt, sort), repeats)
+    assert got == live, (label, got, live)
+    return {"frames": live, label: first_and_median(kept_times), "count_of_the_set": first_and_median(live_times)}
+
+
 def _times(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any, float]:
     """One warm-up call, then ``repeats`` timed calls; returns the times, the last answer and the
     warm-up's time."""

@@ -34,6 +34,7 @@ from bench.console.bench_console import (  # noqa: E402
     INFERENCE_SET,
     PROJECT,
     K,
+    beside_the_set,
     first_and_median,
     frame_ids,
     run_on_loaded,
@@ -181,15 +182,8 @@ def measure(work: str, relabelled: int = RELABELLED) -> dict[str, Any]:  # type:
         flt = grid_orders.equalities(besides)
         flt.all.extend(slider(field, lo, hi).all)
         sort = [pb.SortKey(field="frame_id")]
-        kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s,
-                                                                                lambda fs: known[fs[0]]), REPEATS)  # fmt: skip
-        live, live_times = timed(lambda f=flt, s=sort: set_count(m, view, f, s), REPEATS)
-        assert kept == live, (name, kept, live)
-        counts[name] = {
-            "frames": live,
-            "patched_sorts": first_and_median(kept_times),
-            "count_of_the_set": first_and_median(live_times),
-        }
+        counts[name] = beside_the_set("patched_sorts", lambda f=flt, s=sort: grid_orders.range_count(
+            m, view, versions, f, s, lambda fs: known[fs[0]]), m, view, flt, sort, REPEATS)  # fmt: skip
     out["counts"] = counts
     out["peak_rss_mib"] = round(peak_rss_mib(), 0)
     m.close()

@@ -28,11 +28,10 @@ from bench.console.bench_console import (  # noqa: E402
     INFERENCE_SET,
     PROJECT,
     K,
-    first_and_median,
+    beside_the_set,
     run_on_loaded,
     set_count,
     slider,
-    timed,
 )
 from bench.harness import peak_rss_mib  # noqa: E402
 
@@ -103,14 +102,8 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         flt = grid_orders.equalities(besides)
         flt.all.extend(slider(field, lo, hi).all if field else ())
         sort = [pb.SortKey(field=by)]
-        kept, kept_times = timed(lambda f=flt, s=sort: grid_orders.range_count(m, view, versions, f, s, present), REPEATS)  # fmt: skip
-        live, live_times = timed(lambda f=flt, s=sort: set_count(m, view, f, s), REPEATS)
-        assert kept == live, (name, kept, live)
-        questions[name] = {
-            "frames": live,
-            "kept_sort": first_and_median(kept_times),
-            "count_of_the_set": first_and_median(live_times),
-        }  # fmt: skip
+        questions[name] = beside_the_set("kept_sort", lambda f=flt, s=sort: grid_orders.range_count(
+            m, view, versions, f, s, present), m, view, flt, sort, REPEATS)  # fmt: skip
     out["questions"] = questions
     out["peak_rss_mib"] = round(peak_rss_mib(), 0)
     m.close()

@@ -26,6 +26,7 @@ from shoal.common import classmaps, masks
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.query import (
+    METADATA_KINDS,
     PAGE_COLUMNS,
     SETTINGS,
     VIEW_TABLES,
@@ -228,7 +229,7 @@ def metadata_kinds(metrics: MetricsStore, view: View, keys: Sequence[str]) -> di
             " FROM frames WHERE project = {project:String} AND dataset = {dataset:String}",
             {"k": key, "project": view.project, "dataset": view.dataset},
         ).rows[0]
-        for kind, n in zip(("number", "string", "timestamp", "bool"), row, strict=True):
+        for kind, n in zip(METADATA_KINDS, row, strict=True):
             if n:
                 out[key] = kind
                 break

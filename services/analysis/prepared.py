@@ -293,7 +293,7 @@ class Preparer:
 
     def _keep_values(self, view: View, versions: tuple[Any, ...]) -> int:
         """A large set's frames counted by metadata value (:mod:`shoal.analysis.grid_values`), before its sorts: the
-        slices by any key and the grid's counts of a value read them (4 to 6 s at 10M frames)."""
+        slices by any key and the grid's counts of a value read them (17 s at 10M frames of six keys)."""
         try:
             return grid_values.keep(self.ctx.metrics, view, versions)
         except Exception:  # the slices and counts are read from the set; the sorts are written still

@@ -135,13 +135,13 @@ def slices(
     multilabel_classes: list[int] | None = None,
     sound_event_classes: list[int] | None = None,
     grid_counts: GridCounts | None = None,
-    kept: Callable[[str, str], list[Any] | None] | None = None,
+    kept: Callable[[str], tuple[str, list[Any]] | None] | None = None,
 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
     """(overall accuracy, frames, every slice by value, the worst slices).
 
     With ``grid_counts`` (a classification set grouped by a metadata key), the same read also fills it with
     the frames of each value as the example grid counts them under each of its sorts (:class:`GridCounts`).
-    ``kept(kind, key)``, grouped by a metadata key: the rows of that read kept for the key beforehand
+    ``kept(key)``, grouped by a metadata key: the key's type and the rows of that read kept for it beforehand
     (:func:`shoal.analysis.grid_values.slice_rows`), read instead of the set; None to read the set.
 
     With ``detection_iou``: per slice of frames, the matches of the right class over every outcome
@@ -152,7 +152,13 @@ def slices(
     params = Params()
     source = view_sql(view, params)
     kinds: dict[str, str] = {}
-    group = _group_expression(metrics, view, group_by, time_bucket, params, kinds)
+    found = None  # the read below, kept for a metadata key beforehand
+    if kept is not None and group_by.startswith("metadata."):
+        key = metadata_key(group_by, "group_by")
+        hit = kept(key)
+        if hit is not None:
+            kinds[key], found = hit
+    group = _group_expression(metrics, view, group_by, time_bucket, params, kinds) if found is None else ""
     where = compile_filter(flt, view, params)
     if detection_iou is not None:
         from shoal.analysis.detection import slice_counts
@@ -183,11 +189,7 @@ def slices(
             groups_sql=f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", groups_params=params.values,
         )  # fmt: skip
         return _rank_events(sound_event_analysis.slice_rows(reader, level), min_support)
-    found = None
-    if kinds and kept is not None:
-        ((key, kind),) = kinds.items()
-        found = kept(kind, key)
-    if (grid_counts is None or not kinds) and found is not None:
+    if grid_counts is None and found is not None:
         counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct, *_ in found if n]
         return _rank(counts, min_support, level, objects=False)
     if grid_counts is None or not kinds:

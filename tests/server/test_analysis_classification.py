@@ -685,6 +685,18 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
         # every frame, of a split, of the wrong predictions, of both and of a confidence range is read from them,
         # in numpy's order
         wait_for(lambda: preparer.orders_kept("den", "cave", "m"), what="the grid's sorted pages of den/m")
+        # its frames were counted by metadata value first: the slices by a key with a split picked, and the grid's
+        # count of a value in a split, are read from those counts, not from the set
+        values_read = lambda: REGISTRY.get_sample_value("shoal_grid_values_read_total") or 0.0  # noqa: E731
+        before, in_val = values_read(), splits == "val"
+        sliced = c.analysis.GetSlices(apb.GetSlicesRequest(project="den", inference_set="m", group_by="metadata.camera",
+                                                           filter=cpb.Filter(all=[eq("split", "val")])))  # fmt: skip
+        assert {x.value: x.frames for x in sliced.slices} == {v: int(((cameras == v) & in_val).sum()) for v in cameras}
+        page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="den", inference_set="m", filter=cpb.Filter(all=[eq("metadata.camera", "rear"), eq("split", "val")]),
+            sort=[apb.SortKey(field="frame_id")], page=cpb.PageRequest(page_size=60)))  # fmt: skip
+        assert page.page.total_count == int(((cameras == "rear") & in_val).sum())
+        assert values_read() == before + 2
         kept = lambda: REGISTRY.get_sample_value("shoal_grid_sorted_pages_total", {"source": "kept"}) or 0.0  # noqa: E731
         wrong_rows = np.flatnonzero(labels != predicted)
         unsure = cpb.Condition(field="confidence", range=cpb.Range(max=cpb.Value(number_value=0.6)))

@@ -114,8 +114,8 @@ def _live_count(m: EmbeddedMetricsStore, flt: common_pb2.Filter, sort: list[pb.S
 def _slices(m: EmbeddedMetricsStore, flt: common_pb2.Filter, key: str, versions: object | None) -> tuple[object, ...]:
     counts = slices.GridCounts()
 
-    def kept(kind: str, k: str) -> list[object] | None:
-        return grid_values.slice_rows(m, VIEW, versions, flt, kind, k)  # type: ignore[arg-type]
+    def kept(key: str) -> tuple[str, list[object]] | None:
+        return grid_values.slice_rows(m, VIEW, versions, flt, key)  # type: ignore[arg-type]
 
     found = slices.slices(m, VIEW, flt, group_by=f"metadata.{key}", min_support=3, grid_counts=counts,
                           kept=kept if versions is not None else None)  # fmt: skip
@@ -144,9 +144,9 @@ def test_the_slices_by_a_metadata_key_read_from_the_counts_equal_the_slices_of_t
     by_camera = {s.value: s.frames for s in _slices(m, common_pb2.Filter(), "camera", versions)[0][2]}
     assert by_camera["(none)"] == sum(1 for i in range(N - 15) if i % 9 == 0 or i == 5)  # labeled and predicted
     # a key of a value per frame is not counted, nor is a filter of other fields: read from the set
-    assert grid_values.slice_rows(m, VIEW, versions, common_pb2.Filter(), "string", "path") is None
+    assert grid_values.slice_rows(m, VIEW, versions, common_pb2.Filter(), "path") is None
     night = common_pb2.Filter(all=[_is("metadata.night", bool_value=True)])
-    assert grid_values.slice_rows(m, VIEW, versions, night, "string", "camera") is None
+    assert grid_values.slice_rows(m, VIEW, versions, night, "camera") is None
 
 
 def test_the_grid_count_of_a_metadata_value_is_read_from_the_counts(store: EmbeddedMetricsStore) -> None:
@@ -189,7 +189,7 @@ def test_the_grid_count_of_a_metadata_value_is_read_from_the_counts(store: Embed
     assert grid_values.value_count(m, VIEW, versions, flt, []) == _live_count(m, flt, [])
     m.command("INSERT INTO grid_value_counts SELECT * FROM grid_value_counts WHERE kind = ''")
     assert grid_values.value_count(m, VIEW, versions, flt, []) is None
-    assert grid_values.slice_rows(m, VIEW, versions, common_pb2.Filter(), "string", "camera") is None
+    assert grid_values.slice_rows(m, VIEW, versions, common_pb2.Filter(), "camera") is None
     # the data changed: the counts of the versions before are not read; the next counts, and the next build's
     # removal of the one before, leave the new ones alone
     write_labels(m, IDS[:10], [3] * 10, 2)

@@ -36,8 +36,8 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
 
     def compute(grid_counts: GridCounts | None = None, versions: tuple[Any, ...] | None = None,
                 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:  # fmt: skip
-        def kept(kind: str, key: str) -> list[Any] | None:  # a large set's frames counted by value, when written
-            return grid_values.slice_rows(ctx.metrics, view, versions, request.filter, kind, key)
+        def kept(key: str) -> tuple[str, list[Any]] | None:  # a large set's frames counted by value, when written
+            return grid_values.slice_rows(ctx.metrics, view, versions, request.filter, key)
 
         return slices(ctx.metrics, view, request.filter, group_by=request.group_by, time_bucket=request.time_bucket,
                       min_support=min_support, level=level, detection_iou=iou,

@@ -60,6 +60,8 @@ BASELINE_FIELDS: dict[str, FieldDef] = {
 SORTABLE = ("loss", "confidence", "margin", "capture_time", "frame_id", "label_class", "predicted_class")
 #: the column holding each type of metadata value, by type
 METADATA_MAPS = {"string": "meta_str", "number": "meta_num", "bool": "meta_bool", "timestamp": "meta_time"}
+#: a metadata key's type, when frames hold it as several (written before each key had one type): the first of these
+METADATA_KINDS = ("number", "string", "timestamp", "bool")
 _CH_TYPE = {
     "string": "String",
     "number": "Float64",
