@@ -20,7 +20,8 @@ background once the data has settled, so that the first call finds them kept too
   whose grid sorts were written whole before the change (:mod:`shoal.analysis.grid_orders`), their patch with the
   frames written since, which the grid's sorted pages and the slider's counts read until the sorts of the rows now
   are written; and the grid's first ten pages of
-  every frame and of each split sorted by loss, confidence and margin, up and down. Its page by frame id,
+  every frame and of each split sorted by loss, confidence and margin, up and down, and the heat map and the
+  slices by split of each split (the performance page with a split picked). Its page by frame id,
   the default, is read in the table's order and stops after a page; a class's or a confusion cell's
   page reads that cell's rows alone, whatever it is sorted by;
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
@@ -255,7 +256,20 @@ class Preparer:
             if inference_set:  # the patched sorts answer the grid's pages at any depth; then its first pages kept
                 done += self._patch_orders(p, (project, dataset, inference_set))
                 done += self._prepare_sorted_pages(views[0])
+                done += self._prepare_split_views(views[0])
         return done
+
+    def _prepare_split_views(self, view: View) -> int:
+        """The performance page of each split (up to :data:`MAX_SPLITS`), as ``performance.js`` asks for it when a
+        split is picked: the heat map and the slices by split of the split's frames (0.3 s each at 10M frames)."""
+        answers, before = self.ctx.answers, self.ctx.answers.misses
+        for split in self._splits(view):
+            flt = grid_orders.equalities((("split", split),))
+            get_classification_metrics(self.ctx, pb.GetClassificationMetricsRequest(
+                project=view.project, inference_set=view.inference_set, filter=flt))  # fmt: skip
+            get_slices(self.ctx, pb.GetSlicesRequest(project=view.project, inference_set=view.inference_set,
+                                                     group_by="split", filter=flt))  # fmt: skip
+        return answers.misses - before
 
     def _patch_orders(self, p: Any, key: SetKey) -> int:
         """For a set of more than ``sorted_pages_above`` frames whose grid sorts were written before its rows changed,

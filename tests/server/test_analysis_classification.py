@@ -614,6 +614,18 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
         assert got == {v: (int((splits == v).sum()), int(((splits == v) & (labels == predicted)).sum()))
                        for v in ("train", "val")}  # fmt: skip
         assert computed() == before  # and so were the slices by split
+        # the performance page with a split picked: its heat map and its slices by split
+        in_val = cpb.Filter(all=[cpb.Condition(field="split", equals=cpb.Value(string_value="val"))])
+        val_heat = c.analysis.GetClassificationMetrics(
+            apb.GetClassificationMetricsRequest(project="den", inference_set="m", filter=in_val)
+        )
+        val = splits == "val"
+        assert list(val_heat.metrics.confusion.counts) == [int((val & (labels == a) & (predicted == b)).sum())
+                                                           if b < 3 else 0 for a in range(3) for b in range(4)]  # fmt: skip
+        val_slices = c.analysis.GetSlices(apb.GetSlicesRequest(project="den", inference_set="m", group_by="split",
+                                                               filter=in_val))  # fmt: skip
+        assert {x.value: x.frames for x in val_slices.slices} == {"val": int(val.sum())}
+        assert computed() == before
         by_camera = c.analysis.GetSlices(apb.GetSlicesRequest(project="den", inference_set="m",
                                                               group_by="metadata.camera"))  # fmt: skip
         assert {x.value: x.frames for x in by_camera.slices} == {v: int((cameras == v).sum()) for v in cameras}
