@@ -2,19 +2,19 @@
 the grid's count of a metadata value, without reading every frame.
 
 The slices by a metadata key (``GetSlices``) and the grid's count of one of its values read the set's metadata maps
-for every frame: at 10M frames about 0.5 s on the first call for each key (the preparer reads the first few keys'
-before anyone asks). For an inference set whose grid sorts are kept (:mod:`shoal.analysis.grid_orders`, more than
-``sorted_pages_above`` frames), the preparer also writes, once per version of the data, every frame's metadata
-values counted in one read of the set: for each key of at most :data:`MAX_VALUES` values, each value's frames by
-split, label class, predicted class and correctness, and with or without each of the grid's sort fields; and every
-frame so counted (kind ``''``), whose difference from a key's values is the frames without the key. The slices by
-any such key with no filter, or a filter of the split, the classes and the right or wrong predictions
-(:func:`slice_rows`), and the grid's count of one value of such a key (equal to it, in a list, or in a range), alone
-or with those conditions (:func:`value_count`), are then read from those counts. They are written for the tables'
-versions, in the build the grid's sorts of those versions are written under, and removed with it; after a change of
-the data they are not read until written again (17 s at 10M frames of six keys), the set read as before. At 10M
-frames the slices by a key then take 11 to 69 ms on their first call (from the set: 0.65 to 0.96 s), and a value's
-count 12 to 38 ms (0.08 to 0.75 s).
+for every frame: at 10M frames 0.65 to 0.96 s on the first call for each key's slices (the preparer reads the first
+few keys' before anyone asks). For an inference set whose grid sorts are kept (:mod:`shoal.analysis.grid_orders`,
+more than ``sorted_pages_above`` frames), the preparer also writes, once per version of the data, every frame's
+metadata values counted in one read of the set: for each key of at most :data:`MAX_VALUES` values (the keys of
+fewest values first, :data:`MAX_COUNTED_VALUES` values in all), each value's frames by split, label class, predicted
+class and correctness, and with or without each of the grid's sort fields; and every frame so counted (kind ``''``),
+whose difference from a key's values is the frames without the key. The slices by any such key with no filter, or a
+filter of the split, the classes and the right or wrong predictions (:func:`slice_rows`), and the grid's count of
+one value of such a key (equal to it, in a list, or in a range), alone or with those conditions
+(:func:`value_count`), are then read from those counts. They are written for the tables' versions, in the build the
+grid's sorts of those versions are written under, and removed with it; after a change of the data they are not read
+until written again (17 s at 10M frames of six keys), the set read as before. At 10M frames the slices by a key then
+take 11 to 69 ms on their first call, and a value's count 12 to 38 ms (from the set: 0.08 to 0.75 s).
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ READ = Counter(
 #: keys of more values than this in the set are not counted (a value per frame, or nearly: an id, a path), as the
 #: preparer's slices leave them out
 MAX_VALUES = 10_000
+#: the values of every key counted together at most: the keys of fewest values first (a set of many keys of many
+#: values keeps its counts, and their write, bounded; the keys left out are read from the set)
+MAX_COUNTED_VALUES = 200_000
 #: the name the counts of a build are recorded under in ``grid_listing_builds``, with the set's frames
 VALUES = "values"
 #: the grid's sort fields whose presence each count is kept with (a grid sorted by one leaves out the frames without;
@@ -95,8 +98,17 @@ def keep(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     ).rows
     frames = next((int(n) for kind, _, n, _ in keys if kind == ""), 0)
     # a key of too many values is left out whole (of every type it has, so that its type is read as the set's)
-    many = {str(key) for kind, key, _, values in keys if kind != "" and int(values) > MAX_VALUES}
-    counted = [(str(kind), str(key)) for kind, key, _, _ in keys if kind != "" and str(key) not in many]
+    values: dict[str, int] = {}
+    for kind, key, _, n in keys:
+        if kind != "":
+            values[str(key)] = values.get(str(key), 0) + int(n)
+    kept, total = set(), 0
+    for key, n in sorted(values.items(), key=lambda kv: (kv[1], kv[0])):
+        if n > MAX_VALUES or total + n > MAX_COUNTED_VALUES:
+            break
+        kept.add(key)
+        total += n
+    counted = [(str(kind), str(key)) for kind, key, _, _ in keys if kind != "" and str(key) in kept]
     params = Params()
     source = view_sql(view, params)
     into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build))

@@ -205,3 +205,21 @@ def test_the_grid_count_of_a_metadata_value_is_read_from_the_counts(store: Embed
     # a set that grew small keeps none
     grid_orders.remove(m, VIEW)
     assert m.query("SELECT count() FROM grid_value_counts").scalar() == 0
+
+
+def test_the_keys_of_fewest_values_are_counted_up_to_a_bound(
+    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A set of many keys of many values keeps its counts bounded: the keys of fewest values first, up to
+    ``MAX_COUNTED_VALUES`` values in all; the keys past it are sliced and counted from the set."""
+    m = store
+    # night (2 values), camera (4) and zone (4, of two types) fit in 12; lux (5) does not
+    monkeypatch.setattr(grid_values, "MAX_COUNTED_VALUES", 12)
+    versions = _kept(m)
+    keys = {r[0] for r in m.query("SELECT DISTINCT key FROM grid_value_counts WHERE kind != ''").rows}
+    assert keys == {"night", "camera", "zone"}
+    assert grid_values.slice_rows(m, VIEW, versions, common_pb2.Filter(), "lux") is None
+    assert grid_values.value_count(m, VIEW, versions, common_pb2.Filter(all=[VALUES["lux 0 (and -0)"]]), []) is None
+    flt = common_pb2.Filter(all=[VALUES["zone 1 (a number)"]])
+    assert grid_values.value_count(m, VIEW, versions, flt, []) == _live_count(m, flt, [])
+    assert _slices(m, common_pb2.Filter(), "lux", versions) == _slices(m, common_pb2.Filter(), "lux", None)
