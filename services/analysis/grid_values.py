@@ -189,7 +189,7 @@ def value_count(
     kind = condition_kind(meta[0]) if len(meta) == 1 and not meta[0].negate else None
     if kind not in _MAPS:  # exists, a negation, or no such condition: frames without the key count there
         return None
-    if any(c.field not in grid_orders.COUNTED_FIELDS for c in flt.all if c is not meta[0]):
+    if any(c.field not in grid_orders.COUNTED_FIELDS for c in flt.all if not c.field.startswith("metadata.")):
         return None
     fields = {k.field for k in sort} - {"frame_id"}
     if not fields <= set(PRESENT):

@@ -1,14 +1,17 @@
 """A large set's frames counted by metadata value, on chDB: the slices by a metadata key and the grid's count of a
 metadata value read from those counts equal the slices and counts read from every frame of the set (strings,
-numbers with a zero and a negative zero, flags, a key of two types, a value named like the slice of the frames
+numbers with a zero and a negative zero, flags, times, a key of two types, a value named like the slice of the frames
 without the key, frames without it; with a split, a class, a predicted class or the wrong predictions picked),
 keys of too many values and other filters are read from the set, and counts written twice or for other versions of
 the data are never read."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from shoal.analysis import datapoints, grid_orders, grid_values, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
@@ -30,10 +33,10 @@ VIEW = View("p", "d", "a", tuple(range(K)), {f"c{i}": i for i in range(K)}, 0.0)
 MAX_VALUES = 40
 
 
-def _metadata(i: int) -> tuple[dict[str, str], dict[str, float], dict[str, int]]:
-    """Frame ``i``'s strings, numbers and flags: a camera (one frame in 9 without; one named like the slice of the
-    frames without), a light level (0 and -0 among them), a night flag on some, a key written as a string on some
-    frames and a number on others, and a path (a value per frame)."""
+def _metadata(i: int) -> tuple[dict[str, str], dict[str, float], dict[str, int], dict[str, datetime]]:
+    """Frame ``i``'s strings, numbers, flags and times: a camera (one frame in 9 without; one named like the slice of
+    the frames without), a light level (0 and -0 among them), a night flag on some, a key written as a string on some
+    frames and a number on others, a path (a value per frame), and the time of a shot (to the millisecond)."""
     strings = {"path": f"/data/{i}.png"}
     if i % 9:
         strings["camera"] = "(none)" if i == 5 else ("front", "rear", "side")[i % 3]
@@ -43,7 +46,8 @@ def _metadata(i: int) -> tuple[dict[str, str], dict[str, float], dict[str, int]]
     elif i % 4 == 1:
         numbers["zone"] = float(i % 2)
     flags = {"night": int(i % 7 == 0)} if i % 2 else {}
-    return strings, numbers, flags
+    times = {"shot": datetime(2026, 1, 1 + i % 3, 8, 30, 0, 125_000 * (i % 2), tzinfo=UTC)} if i % 3 else {}
+    return strings, numbers, flags, times
 
 
 @pytest.fixture
@@ -53,8 +57,8 @@ def store(embedded_metrics: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatc
     m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
     create_sets(m, ["a"])
     m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", *_metadata(i), 64, 48, 1] for i, f in enumerate(IDS)],
-             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "meta_num", "meta_bool", "width",
-              "height", "version"])  # fmt: skip
+             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "meta_num", "meta_bool", "meta_time",
+              "width", "height", "version"])  # fmt: skip
     write_labels(m, IDS[: N - 15], rng.integers(0, K, N - 15), 1)  # the last 15 unlabeled: no loss
     probs = rng.random((N - 6, K)).astype(np.float32)
     write_predictions(m, "a", IDS[: N - 6], probs / probs.sum(1, keepdims=True))  # the last 6 without a prediction
@@ -96,6 +100,16 @@ VALUES = {
     "night": _is("metadata.night", bool_value=True),
     "zone z1 (a string)": _is("metadata.zone", string_value="z1"),
     "zone 1 (a number)": _is("metadata.zone", number_value=1.0),
+    "shot on 2 January, after 8:30:00.0": common_pb2.Condition(
+        field="metadata.shot",
+        range=common_pb2.Range(
+            min=common_pb2.Value(
+                timestamp_value=Timestamp(seconds=int(datetime(2026, 1, 2, 8, 30, tzinfo=UTC).timestamp()))
+            ),
+            min_exclusive=True,
+            max=common_pb2.Value(timestamp_value=Timestamp(seconds=int(datetime(2026, 1, 3, tzinfo=UTC).timestamp()))),
+        ),
+    ),
 }
 
 
@@ -134,13 +148,13 @@ def test_the_slices_by_a_metadata_key_read_from_the_counts_equal_the_slices_of_t
     versions = _kept(m)
     read = grid_values.READ._value.get()
     assert grid_values.NONE == slices.NONE
-    for key in ("camera", "lux", "night", "zone"):
+    for key in ("camera", "lux", "night", "zone", "shot"):
         for name, besides in BESIDES.items():
             flt = common_pb2.Filter(all=besides)
             got = _slices(m, flt, key, versions)
             assert got == _slices(m, flt, key, None), (key, name)
             assert got[0][2] or name == "unlabeled", (key, name)  # some slices (of the frames with labels)
-    assert grid_values.READ._value.get() - read == 2 * 4 * len(BESIDES)
+    assert grid_values.READ._value.get() - read == 2 * 5 * len(BESIDES)
     by_camera = {s.value: s.frames for s in _slices(m, common_pb2.Filter(), "camera", versions)[0][2]}
     assert by_camera["(none)"] == sum(1 for i in range(N - 15) if i % 9 == 0 or i == 5)  # labeled and predicted
     # a key of a value per frame is not counted, nor is a filter of other fields: read from the set
@@ -213,13 +227,15 @@ def test_the_keys_of_fewest_values_are_counted_up_to_a_bound(
     """A set of many keys of many values keeps its counts bounded: the keys of fewest values first, up to
     ``MAX_COUNTED_VALUES`` values in all; the keys past it are sliced and counted from the set."""
     m = store
-    # night (2 values), camera (4) and zone (4, of two types) fit in 12; lux (5) does not
+    # night (2 values), camera (4) and shot (4) fit in 12; zone (4, of two types, past shot by name) and lux (5) do
+    # not
     monkeypatch.setattr(grid_values, "MAX_COUNTED_VALUES", 12)
     versions = _kept(m)
     keys = {r[0] for r in m.query("SELECT DISTINCT key FROM grid_value_counts WHERE kind != ''").rows}
-    assert keys == {"night", "camera", "zone"}
+    assert keys == {"night", "camera", "shot"}
     assert grid_values.slice_rows(m, VIEW, versions, common_pb2.Filter(), "lux") is None
-    assert grid_values.value_count(m, VIEW, versions, common_pb2.Filter(all=[VALUES["lux 0 (and -0)"]]), []) is None
-    flt = common_pb2.Filter(all=[VALUES["zone 1 (a number)"]])
+    for name in ("lux 0 (and -0)", "zone 1 (a number)"):
+        assert grid_values.value_count(m, VIEW, versions, common_pb2.Filter(all=[VALUES[name]]), []) is None
+    flt = common_pb2.Filter(all=[VALUES["camera front"]])
     assert grid_values.value_count(m, VIEW, versions, flt, []) == _live_count(m, flt, [])
     assert _slices(m, common_pb2.Filter(), "lux", versions) == _slices(m, common_pb2.Filter(), "lux", None)
