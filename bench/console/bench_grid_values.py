@@ -32,6 +32,7 @@ from bench.console.bench_console import (  # noqa: E402
     first_and_median,
     run_on_loaded,
     timed,
+    write_metadata,
 )
 from bench.harness import peak_rss_mib  # noqa: E402
 
@@ -62,26 +63,12 @@ REPEATS = 3
 
 def add_metadata(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     """Writes each frame's metadata (a new version of its rows), then merges them as a settled store has them."""
-    from shoal.common.stores.metrics import EmbeddedMetricsStore
-
-    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
-    if m.query("SELECT count() FROM frames WHERE mapContains(meta_str, 'weather') LIMIT 1").scalar():
-        return {"metadata_written_s": 0.0}
-    t = time.perf_counter()
     maps = {}
     for column in ("meta_str", "meta_num", "meta_bool"):
         pairs = ", ".join(f"'{key}', {value.format(h='cityHash64(frame_id, 3)')}"
                           for c, key, value in WRITTEN if c == column)  # fmt: skip
         maps[column] = f"map({pairs})"
-    # the frames, and the rows the grid and the slices read (the ingest service copies a frame's metadata there)
-    replaced = ", ".join(f"{v} AS {c}" for c, v in maps.items())
-    for table in ("frames", "evaluations"):
-        m.command(f"INSERT INTO {table} SELECT * REPLACE ({replaced}, version + 1 AS version) FROM {table} FINAL")
-    for table in ("frames", "evaluations", "evaluations_by_cell"):
-        m.command(f"OPTIMIZE TABLE {table} FINAL")
-    out = {"metadata_written_s": round(time.perf_counter() - t, 1)}
-    m.close()
-    return out
+    return write_metadata(work, maps, ("meta_str", "weather"))
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]

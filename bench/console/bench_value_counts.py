@@ -32,6 +32,7 @@ from bench.console.bench_console import (  # noqa: E402
     run_on_loaded,
     set_count,
     timed,
+    write_metadata,
 )
 from bench.harness import peak_rss_mib  # noqa: E402
 
@@ -43,24 +44,9 @@ REPEATS = 3
 
 def add_metadata(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     """Writes each frame's metadata (a new version of its rows), then merges them as a settled store has them."""
-    from shoal.common.stores.metrics import EmbeddedMetricsStore
-
-    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
-    if m.query("SELECT count() FROM frames WHERE mapContains(meta_str, 'camera') LIMIT 1").scalar():
-        return {"metadata_written_s": 0.0}
-    t = time.perf_counter()
-    # the frames, and the rows the grid and the slices read (the ingest service copies a frame's metadata there)
-    for table in ("frames", "evaluations"):
-        m.command(
-            f"INSERT INTO {table} SELECT * REPLACE (map('camera', concat('cam', toString(cityHash64(frame_id, 1) % 8)))"
-            " AS meta_str, map('lux', toFloat64(cityHash64(frame_id, 2) % 100)) AS meta_num, version + 1 AS version)"
-            f" FROM {table} FINAL"
-        )
-    for table in ("frames", "evaluations", "evaluations_by_cell"):
-        m.command(f"OPTIMIZE TABLE {table} FINAL")
-    out = {"metadata_written_s": round(time.perf_counter() - t, 1)}
-    m.close()
-    return out
+    return write_metadata(work, {"meta_str": "map('camera', concat('cam', toString(cityHash64(frame_id, 1) % 8)))",
+                                 "meta_num": "map('lux', toFloat64(cityHash64(frame_id, 2) % 100))"},
+                          ("meta_str", "camera"))  # fmt: skip
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
