@@ -19,11 +19,10 @@ background once the data has settled, so that the first call finds them kept too
   the slices by any such key, and the grid's count of one of its values, are read from those counts); for a set
   whose grid sorts were written whole before the change (:mod:`shoal.analysis.grid_orders`), their patch with the
   frames written since, which the grid's sorted pages and the slider's counts read until the sorts of the rows now
-  are written; and the grid's first ten pages of
-  every frame and of each split sorted by loss, confidence and margin, up and down, and the heat map and the
-  slices by split of each split (the performance page with a split picked). Its page by frame id,
-  the default, is read in the table's order and stops after a page; a class's or a confusion cell's
-  page reads that cell's rows alone, whatever it is sorted by;
+  are written; the grid's first ten pages of every frame and of each split sorted by loss, confidence and margin,
+  up and down; and the heat map and the slices by split of each split (the performance page with a split picked).
+  The grid's page by frame id, the default, is read in the table's order and stops after a page; a class's or a
+  confusion cell's page reads that cell's rows alone, whatever it is sorted by;
 - for the embedding maps finished lately (the ``max_sets`` most recent, one per dataset and space):
   the whole map, as the map page first asks for it;
 - for the label-issue jobs finished lately (one per inference set; a detection project's too): the first page of
