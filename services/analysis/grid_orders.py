@@ -406,18 +406,18 @@ def _changed_frames(metrics: MetricsStore, view: View, patch: str) -> frozenset[
 
 def _changed_sql(view: View, params: Params, patch: str) -> str:
     """The frames a patch holds (every frame written since its build)."""
-    return (
-        f"SELECT frame_id FROM grid_listings WHERE {_scope(view, params)} AND build = {params.add(patch, 'String')}"
-        f" AND listing = {params.add(_CHANGED, 'String')}"
-    )
+    return f"SELECT frame_id FROM grid_listings WHERE {scope(view, params, patch, _CHANGED)}"
 
 
-def _scope(view: View, params: Params) -> str:
-    """The view's set's rows, in a table keyed by project, inference set and dataset."""
-    return (
+def scope(view: View, params: Params, build: str = "", listing: str = "") -> str:
+    """The view's set's rows, in a table keyed by project, inference set and dataset (and, given, those of a build
+    and of one of its listings: the tables of :data:`TABLES`)."""
+    where = (
         f"project = {params.add(view.project, 'String')} AND inference_set = {params.add(view.inference_set, 'String')}"
         f" AND dataset = {params.add(view.dataset, 'String')}"
     )
+    where += f" AND build = {params.add(build, 'String')}" if build else ""
+    return where + (f" AND listing = {params.add(listing, 'String')}" if listing else "")
 
 
 def written(metrics: MetricsStore, view: View, build: str, names: Sequence[str] | None = None) -> dict[str, int]:
@@ -489,8 +489,7 @@ def range_count(
         counted = 0
         for read in reads:
             params = Params()
-            where = [_scope(view, params), f"build = {params.add(read.build, 'String')}",
-                     f"listing = {params.add(read.listing, 'String')}"]  # fmt: skip
+            where = [scope(view, params, read.build, read.listing)]
             where += [f"key {op} {params.add(key, 'Float64')}" for op, key in keys]
             where += [f"{field} IS NOT NULL" for field in sorted(others)]
             counted += read.sign * int(metrics.query(f"SELECT count() FROM grid_listings WHERE {' AND '.join(where)}",
@@ -539,12 +538,18 @@ def _counted(
     return counted
 
 
-def _listing_count(metrics: MetricsStore, view: View, read: _Read, flt: common_pb2.Filter) -> int:
-    """How many of a listing's rows pass ``flt``: a patch's (its frames, at most :data:`PATCHED_AT_MOST`)."""
+def _listing_count(
+    metrics: MetricsStore, view: View, read: _Read, flt: common_pb2.Filter, spans: Sequence[tuple[float, float]] = ()
+) -> int:
+    """How many of a listing's rows pass ``flt``: a patch's (its frames, at most :data:`PATCHED_AT_MOST`), or those
+    of a build's keys in ``spans`` (each the lowest and highest key of a bucket, read by the key)."""
     params = Params()
     source = view_sql(view, params, listing=(read.build, read.listing))
-    return int(metrics.query(f"SELECT count() FROM ({source}) WHERE {compile_filter(flt, view, params)}{SETTINGS}",
-                             params.values).scalar())  # fmt: skip
+    where = compile_filter(flt, view, params)
+    if spans:
+        where += " AND (" + " OR ".join(f"(_key >= {params.add(lo, 'Float64')} AND _key <= {params.add(hi, 'Float64')})"
+                                        for lo, hi in spans) + ")"  # fmt: skip
+    return int(metrics.query(f"SELECT count() FROM ({source}) WHERE {where}{SETTINGS}", params.values).scalar())
 
 
 #: a bound of a listing's key (:func:`_key_bounds`) as a test of a key
@@ -574,12 +579,10 @@ def _bucket_count(
     reads the fields of every frame (0.15 to 0.38 s). None when the counts are not written, or written twice (their
     frames are not the listing's)."""
     params = Params()
-    where = [_scope(view, params), f"build = {params.add(read.build, 'String')}",
-             f"listing = {params.add(read.listing, 'String')}"]  # fmt: skip
     passing = compile_filter(common_pb2.Filter(all=besides), view, params)
     buckets = metrics.query(
         f"SELECT min(min_key), max(max_key), sum(rows), sumIf(rows, {passing}) FROM grid_listing_counts"
-        f" WHERE {' AND '.join(where)} GROUP BY bucket",
+        f" WHERE {scope(view, params, read.build, read.listing)} GROUP BY bucket",
         params.values,
     ).rows
     if sum(int(b[2]) for b in buckets) != read.rows:
@@ -594,13 +597,7 @@ def _bucket_count(
         else:
             straddled.append((float(low), float(high)))
     if straddled:
-        params = Params()
-        source = view_sql(view, params, listing=(read.build, read.listing))
-        spans = " OR ".join(f"(_key >= {params.add(lo, 'Float64')} AND _key <= {params.add(hi, 'Float64')})"
-                            for lo, hi in straddled)  # fmt: skip
-        passing = compile_filter(flt, view, params)
-        counted += int(metrics.query(f"SELECT count() FROM ({source}) WHERE ({spans}) AND {passing}{SETTINGS}",
-                                     params.values).scalar())  # fmt: skip
+        counted += _listing_count(metrics, view, read, flt, straddled)
     COUNTED_BY_BUCKET.inc()
     return counted
 
@@ -639,14 +636,9 @@ def record(
 
 
 def _count(metrics: MetricsStore, view: View, build: str, listing: str) -> int:
-    return int(
-        metrics.query(
-            "SELECT count() FROM grid_listings WHERE project = {project:String} AND inference_set = {set:String}"
-            " AND dataset = {dataset:String} AND build = {build:String} AND listing = {listing:String}",
-            {"project": view.project, "set": view.inference_set, "dataset": view.dataset, "build": build,
-             "listing": listing},
-        ).scalar()
-    )  # fmt: skip
+    params = Params()
+    return int(metrics.query(f"SELECT count() FROM grid_listings WHERE {scope(view, params, build, listing)}",
+                             params.values).scalar())  # fmt: skip
 
 
 def _insert_rows(
@@ -764,7 +756,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     if set(LISTINGS) <= done:
         return 0
     params = Params()
-    since_sql = f"{_scope(view, params)} AND _block_number > {params.add(since, 'Int64')}"
+    since_sql = f"{scope(view, params)} AND _block_number > {params.add(since, 'Int64')}"
     changed = metrics.query(f"SELECT uniqExact(frame_id) FROM evaluations WHERE {since_sql}", params.values).scalar()
     if int(changed) > min(PATCHED_AT_MOST, PATCHED_SHARE * frames):
         return 0
@@ -803,8 +795,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
             metrics.command(
                 f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns})"
                 f" SELECT project, inference_set, dataset, {what}, {key}, {columns} FROM grid_listings"
-                f" WHERE {_scope(view, params)} AND build = {params.add(source[0], 'String')}"
-                f" AND listing = {params.add(source[1], 'String')} AND {only}",
+                f" WHERE {scope(view, params, *source)} AND {only}",
                 params.values,
             )
             record(metrics, view, name, into, _count(metrics, view, name, into), **about)

@@ -73,13 +73,6 @@ _MAPS = {
 }
 
 
-def _scope(view: View, params: Params, build: str) -> str:
-    return (
-        f"project = {params.add(view.project, 'String')} AND inference_set = {params.add(view.inference_set, 'String')}"
-        f" AND dataset = {params.add(view.dataset, 'String')} AND build = {params.add(build, 'String')}"
-    )
-
-
 def keep(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     """Writes the set's frames counted by metadata value for the tables' ``versions``, unless written: two reads of
     the set (its keys' values, then the counts; 17 s at 10M frames of six keys). Returns 1 when written."""
@@ -156,7 +149,7 @@ def slice_rows(
         f"SELECT kind, value, sum(rows), sumIf(rows, {passing} AND {evaluated}),"
         f" sumIf(rows, {passing} AND {evaluated} AND correct = 1), sumIf(rows, {passing}),"
         f" {', '.join(f'sumIf(rows, {passing} AND has_{f})' for f in PRESENT)} FROM grid_value_counts"
-        f" WHERE {_scope(view, params, build)} AND (key = {params.add(key, 'String')} OR kind = '')"
+        f" WHERE {grid_orders.scope(view, params, build)} AND (key = {params.add(key, 'String')} OR kind = '')"
         " GROUP BY kind, value",
         params.values,
     ).rows
@@ -205,7 +198,7 @@ def value_count(
     ((every, counted, passed),) = metrics.query(
         f"SELECT sumIf(rows, kind = ''), countIf(kind = {params.add(kind, 'String')}), sumIf(rows, kind != ''"
         f" AND {passing}{''.join(f' AND has_{f}' for f in sorted(fields))}) FROM (SELECT *, {maps}"
-        f" FROM grid_value_counts WHERE {_scope(view, params, build)} AND (kind = '' OR key = {key}))",
+        f" FROM grid_value_counts WHERE {grid_orders.scope(view, params, build)} AND (kind = '' OR key = {key}))",
         params.values,
     ).rows
     if int(every) != frames or not counted:  # not written whole or written twice; a key of too many values

@@ -254,15 +254,17 @@ class Preparer:
             done += prepare_counts(self.ctx, views)
             if inference_set:  # the patched sorts answer the grid's pages at any depth; then its first pages kept
                 done += self._patch_orders(p, (project, dataset, inference_set))
-                done += self._prepare_sorted_pages(views[0])
-                done += self._prepare_split_views(views[0])
+                splits = self._splits(views[0])
+                done += self._prepare_sorted_pages(views[0], splits)
+                done += self._prepare_split_views(views[0], splits)
         return done
 
-    def _prepare_split_views(self, view: View) -> int:
-        """The performance page of each split (up to :data:`MAX_SPLITS`), as ``performance.js`` asks for it when a
-        split is picked: the heat map and the slices by split of the split's frames (0.3 s each at 10M frames)."""
+    def _prepare_split_views(self, view: View, splits: list[str]) -> int:
+        """The performance page of each of the set's ``splits`` (:meth:`_splits`), as ``performance.js`` asks for it
+        when a split is picked: the heat map and the slices by split of the split's frames (0.3 s each at 10M
+        frames)."""
         answers, before = self.ctx.answers, self.ctx.answers.misses
-        for split in self._splits(view):
+        for split in splits:
             flt = grid_orders.equalities((("split", split),))
             get_classification_metrics(self.ctx, pb.GetClassificationMetricsRequest(
                 project=view.project, inference_set=view.inference_set, filter=flt))  # fmt: skip
@@ -386,13 +388,13 @@ class Preparer:
         ).rows
         return [str(r[0]) for r in rows]
 
-    def _prepare_sorted_pages(self, view: View) -> int:
-        """The grid's first :data:`GRID_PAGES` pages of every frame and of each split (up to
-        :data:`MAX_SPLITS`) sorted by each prediction field, up and down, as ``examples.js`` asks for
+    def _prepare_sorted_pages(self, view: View, splits: list[str]) -> int:
+        """The grid's first :data:`GRID_PAGES` pages of every frame and of each of the set's ``splits``
+        (:meth:`_splits`) sorted by each prediction field, up and down, as ``examples.js`` asks for
         them: each read of the whole set (a class or a cell reads its own rows,
         :mod:`shoal.common.data.evaluations`) keeps ten pages, fewer when the set has many classes (a
         page weighs its probabilities)."""
-        wheres = [(), *((("split", s),) for s in self._splits(view))]
+        wheres = [(), *((("split", s),) for s in splits)]
         sorts = [[pb.SortKey(field=f, descending=d)] for f in GRID_SORTS[1:] for d in (False, True)]
         # as many pages as fit an eighth of the kept answers' weight (fewer for many classes; none for thousands)
         page = GRID_PAGE * (1 + len(view.ontology) // 10)

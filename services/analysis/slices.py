@@ -152,13 +152,13 @@ def slices(
     params = Params()
     source = view_sql(view, params)
     kinds: dict[str, str] = {}
-    found = None  # the read below, kept for a metadata key beforehand
+    kept_rows = None  # the read below, kept for a metadata key beforehand
     if kept is not None and group_by.startswith("metadata."):
         key = metadata_key(group_by, "group_by")
         hit = kept(key)
         if hit is not None:
-            kinds[key], found = hit
-    group = _group_expression(metrics, view, group_by, time_bucket, params, kinds) if found is None else ""
+            kinds[key], kept_rows = hit
+    group = _group_expression(metrics, view, group_by, time_bucket, params, kinds) if kept_rows is None else ""
     where = compile_filter(flt, view, params)
     if detection_iou is not None:
         from shoal.analysis.detection import slice_counts
@@ -189,8 +189,8 @@ def slices(
             groups_sql=f"SELECT frame_id, {group} AS g FROM ({source}) WHERE {where}", groups_params=params.values,
         )  # fmt: skip
         return _rank_events(sound_event_analysis.slice_rows(reader, level), min_support)
-    if grid_counts is None and found is not None:
-        counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct, *_ in found if n]
+    if grid_counts is None and kept_rows is not None:
+        counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct, *_ in kept_rows if n]
         return _rank(counts, min_support, level, objects=False)
     if grid_counts is None or not kinds:
         rows = metrics.query(
@@ -204,8 +204,8 @@ def slices(
     evaluated = "label_class IS NOT NULL AND pred_raw IS NOT NULL"
     present = "".join(f", countIf({name} IS NOT NULL)" for name in GRID_SORTS[1:])
     rows = (
-        found
-        if found is not None
+        kept_rows
+        if kept_rows is not None
         else metrics.query(
             f"SELECT {group} AS g, countIf({evaluated}), countIf({evaluated} AND label_class = predicted_class),"
             f" count(){present} FROM ({source}) WHERE {where} GROUP BY g ORDER BY g{SETTINGS}",
