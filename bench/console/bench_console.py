@@ -329,6 +329,38 @@ def set_count(m: Any, view: Any, flt: Any, sort: list[Any]) -> int:
     return int(m.query(sql, params).scalar())
 
 
+def open_loaded(work: str) -> tuple[Any, Any, Any]:
+    """The store of a loaded folder (the grid's tables made), the view of its set and the versions of its rows."""
+    from shoal.analysis import grid_orders
+    from shoal.common.data.answers import AnswerCache
+    from shoal.common.data.query import VIEW_TABLES, View
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
+    m.migrate(grid_orders.MIGRATIONS)
+    view = View(PROJECT, DATASET, INFERENCE_SET, tuple(range(K)), {f"class-{i}": i for i in range(K)}, 0.0)
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None
+    return m, view, versions
+
+
+def write_counted_sorts(m: Any, view: Any, versions: Any) -> dict[str, float]:
+    """Writes the set's sorts as the preparer does, the worst predictions first, until each field has one counted by
+    bucket (loss down, confidence up, margin up: three of the six), one step a call (a step begun is written whole);
+    returns the seconds of each step written."""
+    from shoal.analysis import grid_orders
+
+    took: dict[str, float] = {}
+    build = grid_orders.build_id(view, versions)
+    wanted = {*grid_orders.COUNTED, *(f"{listing} counts" for listing in grid_orders.COUNTED)}
+    while not wanted <= (before := set(grid_orders.written(m, view, build))):
+        t = time.perf_counter()
+        grid_orders.keep(m, view, versions, deadline=time.monotonic() + 0.1)
+        for step in set(grid_orders.written(m, view, build)) - before - {""}:
+            took[step] = round(time.perf_counter() - t, 1)
+    return took
+
+
 def write_metadata(work: str, maps: dict[str, str], written: tuple[str, str]) -> dict[str, Any]:
     """Writes each frame's metadata of a loaded folder, as ``maps`` says (a metadata map's column and the SQL of its
     value, of each row), unless the map and key of ``written`` are there already: a new version of the frames' and

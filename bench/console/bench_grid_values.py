@@ -23,13 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.console.bench_console import (  # noqa: E402
-    DATABASE,
-    DATASET,
-    INFERENCE_SET,
-    PROJECT,
-    K,
     beside_the_set,
     first_and_median,
+    open_loaded,
     run_on_loaded,
     timed,
     write_metadata,
@@ -75,15 +71,8 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from shoal.analysis import grid_orders, grid_values
     from shoal.analysis.slices import GridCounts, slices
     from shoal.analysis.v1 import analysis_pb2 as pb
-    from shoal.common.data.answers import AnswerCache
-    from shoal.common.data.query import VIEW_TABLES, View
-    from shoal.common.stores.metrics import EmbeddedMetricsStore
 
-    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
-    m.migrate(grid_orders.MIGRATIONS)
-    view = View(PROJECT, DATASET, INFERENCE_SET, tuple(range(K)), {f"class-{i}": i for i in range(K)}, 0.0)
-    versions = AnswerCache(m).versions(VIEW_TABLES)
-    assert versions is not None
+    m, view, versions = open_loaded(work)
     out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames FINAL").scalar())}
     grid_orders.remove(m, view)  # what a run before wrote: the counts are written anew
     t = time.perf_counter()

@@ -23,15 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.console.bench_console import (  # noqa: E402
-    DATABASE,
-    DATASET,
-    INFERENCE_SET,
-    PROJECT,
-    K,
     beside_the_set,
+    open_loaded,
     run_on_loaded,
     set_count,
     slider,
+    write_counted_sorts,
 )
 from bench.harness import peak_rss_mib  # noqa: E402
 
@@ -60,25 +57,11 @@ REPEATS = 3
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from shoal.analysis import grid_orders
     from shoal.analysis.v1 import analysis_pb2 as pb
-    from shoal.common.data.answers import AnswerCache
-    from shoal.common.data.query import VIEW_TABLES, View
-    from shoal.common.stores.metrics import EmbeddedMetricsStore
     from shoal.common.v1 import common_pb2
 
-    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
-    m.migrate(grid_orders.MIGRATIONS)
-    view = View(PROJECT, DATASET, INFERENCE_SET, tuple(range(K)), {f"class-{i}": i for i in range(K)}, 0.0)
-    versions = AnswerCache(m).versions(VIEW_TABLES)
-    assert versions is not None
-    out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames").scalar()), "sorts_written_s": {}}
-    # one step a call: loss down, confidence up, margin up, each followed by its counts (a step begun is written whole)
-    build = grid_orders.build_id(view, versions)
-    wanted = {*grid_orders.COUNTED, *(f"{listing} counts" for listing in grid_orders.COUNTED)}
-    while not wanted <= (before := set(grid_orders.written(m, view, build))):
-        t = time.perf_counter()
-        grid_orders.keep(m, view, versions, deadline=time.monotonic() + 0.1)
-        for step in set(grid_orders.written(m, view, build)) - before - {""}:
-            out["sorts_written_s"][step] = round(time.perf_counter() - t, 1)
+    m, view, versions = open_loaded(work)
+    out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames").scalar()),
+                           "sorts_written_s": write_counted_sorts(m, view, versions)}  # fmt: skip
 
     known: dict[tuple[str, ...], int] = {}
 

@@ -5,7 +5,9 @@ from them (the definitions are scikit-learn's, with ``labels`` = the project's c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +57,9 @@ class ClassificationReport:
     bins: list[Bin] = field(default_factory=list)
     #: classes of the ontology left out of ``confusion``
     omitted_classes: int = 0
+    #: the confusion counts as computed, with the labeled classes and predicted classes of every position
+    #: (:func:`at_threshold` moves some of them to "abstained")
+    cells: Cells | None = None
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -242,4 +247,34 @@ def classification_report(
         omitted_classes=omitted,
         ece=ece,
         bins=out_bins,
+        cells=cells,
     )
+
+
+def at_threshold(
+    report: ClassificationReport, class_ids: list[int], below: Mapping[tuple[Any, Any], int]
+) -> ClassificationReport:
+    """The report of the same frames at a confidence threshold, from ``report`` at threshold 0 (of ``class_ids``) and
+    how many frames of each (labeled class, predicted class) have a confidence below the threshold: those abstain.
+    The calibration bins and the top-k accuracy do not depend on the threshold (they read each frame's top class and
+    rank), nor do the frames counted."""
+    if report.cells is None:
+        raise ValueError("a report without its confusion cells")
+    k = len(class_ids)
+    position = {c: i for i, c in enumerate(class_ids)}
+    cell_rows, cell_cols = report.cells.rows.tolist(), report.cells.cols.tolist()
+    cell_counts = report.cells.counts.tolist()
+    for (label, pred), n in below.items():
+        row = None if label is None else position.get(int(label))
+        if row is None or not n:  # unlabeled, or a class no longer in the ontology
+            continue
+        col = k if pred is None or int(pred) == -1 else position.get(int(pred), k)
+        cell_rows += [row, row]
+        cell_cols += [col, k]
+        cell_counts += [-n, n]
+    cells = Cells.from_pairs(k, cell_rows, cell_cols, cell_counts)
+    per_class, macro, weighted, accuracy = per_class_metrics(cells, class_ids)
+    matrix_ids, confusion, omitted = cells.matrix(class_ids)
+    return replace(report, abstained=cells.column(k), accuracy=accuracy, macro=macro, weighted=weighted,
+                   per_class=per_class, confusion=confusion, class_ids=matrix_ids, omitted_classes=omitted,
+                   cells=cells)  # fmt: skip

@@ -5,7 +5,7 @@ wholly below the overall accuracy, so small slices that are bad by chance do not
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -216,6 +216,16 @@ def slices(
     grid_counts.by_value = {str(r[0]): [int(n) for n in r[3:]] for r in rows if str(r[0]) != NONE}
     counts = [(str(value), int(n), int(n), int(correct)) for value, n, correct, *_ in rows if n]
     return _rank(counts, min_support, level, objects=False)
+
+
+def at_threshold(
+    by_split: list[SliceStats], below: Mapping[str, int], min_support: int, level: float
+) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+    """:func:`slices` of a classification set at a confidence threshold, from its slices at 0 (``by_split``, every
+    slice) and how many of each slice's right predictions have a confidence below the threshold (they abstain, so
+    are wrong at it); the frames of each slice do not change."""
+    return _rank([(x.value, x.frames, x.frames, x.correct - below.get(x.value, 0)) for x in by_split], min_support,
+                 level, objects=False)  # fmt: skip
 
 
 @dataclass

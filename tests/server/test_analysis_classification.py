@@ -709,6 +709,30 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
             sort=[apb.SortKey(field="frame_id")], page=cpb.PageRequest(page_size=60)))  # fmt: skip
         assert page.page.total_count == int(((cameras == "rear") & in_val).sum())
         assert values_read() == before + 2
+
+        # the performance page at a confidence threshold, of every frame and of a split: the metrics and the slices
+        # by split at 0 (kept), with the frames below the threshold counted from the confidence sort's counts
+        def derived() -> float:
+            return sum(REGISTRY.get_sample_value("shoal_grid_orders_thresholds_total", {"metrics": x}) or 0.0
+                       for x in ("report", "slices"))  # fmt: skip
+
+        confidence, before = probs.max(axis=1).astype(np.float64), derived()
+        for conditions, rows in (([], np.arange(n)), ([eq("split", "val")], np.flatnonzero(splits == "val"))):
+            right = (labels[rows] == predicted[rows]) & (confidence[rows] >= 0.55)
+            at = c.analysis.GetClassificationMetrics(
+                apb.GetClassificationMetricsRequest(
+                    project="den", inference_set="m", confidence_threshold=0.55, filter=cpb.Filter(all=conditions)
+                )
+            ).metrics
+            assert at.frames == len(rows) and at.abstained == int((confidence[rows] < 0.55).sum()) > 0
+            assert at.accuracy == pytest.approx(right.mean())
+            assert [x.support for x in at.per_class] == np.bincount(labels[rows], minlength=3).tolist()
+            sliced = c.analysis.GetSlices(apb.GetSlicesRequest(project="den", inference_set="m", group_by="split",
+                                                               confidence_threshold=0.55,
+                                                               filter=cpb.Filter(all=conditions)))  # fmt: skip
+            assert {x.value: x.correct for x in sliced.slices} == {
+                str(v): int(right[splits[rows] == v].sum()) for v in set(splits[rows])}  # fmt: skip
+        assert derived() == before + 4
         kept = lambda: REGISTRY.get_sample_value("shoal_grid_sorted_pages_total", {"source": "kept"}) or 0.0  # noqa: E731
         wrong_rows = np.flatnonzero(labels != predicted)
         unsure = cpb.Condition(field="confidence", range=cpb.Range(max=cpb.Value(number_value=0.6)))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from shoal.analysis import datapoints, grid_orders
+from shoal.analysis import classification, datapoints, grid_orders, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
@@ -267,6 +268,10 @@ def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(
                 got = grid_orders.range_count(m, VIEW, versions, flt, [], present)
                 assert got == _live_count(m, flt, []), (name, field)
         assert _patched() - patched == len(BESIDES) * len(grid_orders.FIELDS)
+        # the metrics at a threshold: the build's counts below it, less the changed frames' rows there, plus theirs
+        patched = _patched()
+        assert _thresholds_hold(m, versions, [0.26, 0.4, 0.55]) == 2 * len(AT_THRESHOLD) * 3
+        assert _patched() - patched == 2 * len(AT_THRESHOLD) * 3
 
     # every filter by the worst loss first (the unlabelled frames left its sorts), and every sort of every frame
     every = [(field, d) for field in grid_orders.FIELDS for d in (False, True)]
@@ -463,3 +468,72 @@ def test_a_range_with_a_split_a_class_or_the_wrong_predictions_is_counted_by_buc
         # sorted by loss, which the unlabeled frames lack: the set's count
         assert grid_orders.range_count(m, VIEW, versions, flt, [pb.SortKey(field="loss")], present) is None
     assert grid_orders.COUNTED_BY_BUCKET._value.get() - by_bucket == 2 * len(alone)
+
+
+#: the performance page's filters at a threshold (conditions whose frames do not change with it)
+AT_THRESHOLD = {
+    "every frame": [],
+    "split val": [_is("split", string_value="val")],
+    "not train": [_is("split", negate=True, string_value="train")],
+    "class 2": [_is("label_class", number_value=2)],
+    "unlabeled": [_is("labeled", bool_value=False)],
+}
+
+
+def _report_fields(r: classification.ClassificationReport) -> tuple[object, ...]:
+    return (r.frames, r.abstained, r.accuracy, r.top_k_accuracy, r.macro, r.weighted, r.per_class,
+            r.confusion.tolist(), r.class_ids, r.ece, r.bins, r.omitted_classes)  # fmt: skip
+
+
+def _thresholds_hold(m: EmbeddedMetricsStore, versions: tuple[object, ...], thresholds: list[float]) -> int:
+    """At each threshold, the report and the slices by split derived from those at 0 and the confidence sort's counts
+    equal those read from the set at the threshold, for each of the page's filters; returns how many were derived."""
+    derived = 0
+    for name, conditions in AT_THRESHOLD.items():
+        flt = common_pb2.Filter(all=conditions)
+        zero = classification.classification_report(m, VIEW, flt)
+        by_split = slices.slices(m, VIEW, flt, group_by="split")[2]
+        for t in thresholds:
+            at = replace(VIEW, confidence_threshold=t)
+            found = grid_orders.below_threshold(m, VIEW, versions, flt, t, ("label_class", "predicted_class"))
+            assert found is not None, (name, t)
+            every, below = found
+            assert sum(n for (label, _), n in every.items() if label is not None) == sum(b.count for b in zero.bins)
+            got = classification.at_threshold(zero, list(VIEW.ontology), below)
+            assert _report_fields(got) == _report_fields(classification.classification_report(m, at, flt)), (name, t)
+            found = grid_orders.below_threshold(m, VIEW, versions, flt, t, ("split", "correct"))
+            assert found is not None
+            right = {str(split): n for (split, correct), n in found[1].items() if correct}
+            got_slices = slices.at_threshold(by_split, right, slices.DEFAULT_MIN_SUPPORT, slices.DEFAULT_LEVEL)
+            assert got_slices == slices.slices(m, at, flt, group_by="split"), (name, t)
+            derived += 2
+    return derived
+
+
+@pytest.mark.parametrize("buckets", [3, grid_orders.BUCKETS])
+def test_the_metrics_at_a_threshold_are_those_at_0_with_the_frames_below_it_abstaining(
+    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch, buckets: int
+) -> None:
+    """The classification report and the slices by split at a confidence threshold, of every frame, a split or a
+    class, are those at 0 with the frames below the threshold counted from the confidence sort's counts by bucket
+    abstaining: equal to those read from the set at the threshold, at every confidence of the set (a bucket's edge,
+    or inside one of few buckets), between two, below the lowest and above the highest. A filter of a predicted class
+    or of correctness (whose frames change with the threshold), a view at a threshold, or counts not written: not
+    derived."""
+    m = store
+    monkeypatch.setattr(grid_orders, "BUCKETS", buckets)
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
+    values = sorted({float(v) for (v,) in m.query("SELECT toFloat64(confidence) FROM evaluations"
+                                                   " WHERE confidence IS NOT NULL").rows})  # fmt: skip
+    assert len(values) > 5
+    thresholds = [*values, (values[0] + values[1]) / 2, values[0] / 2, 1.0, np.nextafter(values[2], 1.0)]
+    assert _thresholds_hold(m, versions, thresholds) == 2 * len(AT_THRESHOLD) * len(thresholds)
+    for conditions in (BESIDES["predicted c1, by name"], BESIDES["wrong"]):
+        flt = common_pb2.Filter(all=conditions)
+        assert grid_orders.below_threshold(m, VIEW, versions, flt, 0.5, ("split", "correct")) is None
+    at = replace(VIEW, confidence_threshold=0.5)
+    assert grid_orders.below_threshold(m, at, versions, common_pb2.Filter(), 0.5, ("split", "correct")) is None
+    # counts written twice count more frames than the sort's: not read
+    m.command("INSERT INTO grid_listing_counts SELECT * FROM grid_listing_counts WHERE listing = 'confidence asc'")
+    assert grid_orders.below_threshold(m, VIEW, versions, common_pb2.Filter(), 0.5, ("split", "correct")) is None

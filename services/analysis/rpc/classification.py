@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from shoal.analysis.classification import DEFAULT_BINS, PerClass, classification_report
+from dataclasses import replace
+
+from shoal.analysis import grid_orders
+from shoal.analysis.classification import (
+    DEFAULT_BINS,
+    ClassificationReport,
+    PerClass,
+    at_threshold,
+    classification_report,
+)
 from shoal.analysis.rpc.context import Analysis, Context, check_threshold
 from shoal.analysis.v1 import analysis_pb2 as pb
-from shoal.common.data.query import VIEW_TABLES
+from shoal.common.data.query import VIEW_TABLES, View
 from shoal.common.errors import InvalidArgument
+from shoal.common.v1 import common_pb2
 
 MAX_BINS = 1000
 
@@ -24,11 +34,7 @@ def get_classification_metrics(
                               field="calibration_bins")  # fmt: skip
     project = ctx.classification_project(request.project)
     view = ctx.view(project, "", request.inference_set, threshold)
-    bins = request.calibration_bins or DEFAULT_BINS
-    flt = request.filter.SerializeToString(deterministic=True)
-    key = ("classification_report", repr(view), flt, request.top_k, bins)
-    report = ctx.answers.get(VIEW_TABLES, key, lambda: classification_report(
-        ctx.metrics, view, request.filter, top_k=request.top_k, bins=bins))  # fmt: skip
+    report = _report(ctx, view, request.filter, request.top_k, request.calibration_bins or DEFAULT_BINS)
     names = {c.id: c.name for c in project.classes}
     out = pb.ClassificationMetrics(
         inference_set=view.inference_set,
@@ -56,6 +62,33 @@ def get_classification_metrics(
             lower=b.lower, upper=b.upper, count=b.count, mean_confidence=b.mean_confidence, accuracy=b.accuracy
         )
     return pb.GetClassificationMetricsResponse(metrics=out)
+
+
+def _report(ctx: Context, view: View, flt: common_pb2.Filter, top_k: int, bins: int) -> ClassificationReport:
+    """The view's report of the frames that pass ``flt``, kept while the set's rows are unchanged. At a threshold,
+    of a large set whose sorts are written (and a filter of a split or a labeled class): the report at 0, with the
+    frames below the threshold counted from the confidence sort's counts (:func:`grid_orders.below_threshold`)
+    moved to "abstained" (20 to 60 ms at 10M frames where the set's read takes 0.3 to 0.45 s)."""
+
+    def compute() -> ClassificationReport:
+        if view.confidence_threshold:
+            at_zero = replace(view, confidence_threshold=0.0)
+            versions = ctx.answers.versions(VIEW_TABLES)
+            by = ("label_class", "predicted_class")
+            found = None
+            if versions is not None:
+                found = grid_orders.below_threshold(ctx.metrics, at_zero, versions, flt, view.confidence_threshold, by)
+            if found is not None:
+                report = _report(ctx, at_zero, flt, top_k, bins)
+                every, below = found
+                # the sort's frames must be the report's: every frame with a label and a prediction (a bin each)
+                if sum(n for (label, _), n in every.items() if label is not None) == sum(b.count for b in report.bins):
+                    grid_orders.THRESHOLDS.labels("report").inc()
+                    return at_threshold(report, list(view.ontology), below)
+        return classification_report(ctx.metrics, view, flt, top_k=top_k, bins=bins)
+
+    key = ("classification_report", repr(view), flt.SerializeToString(deterministic=True), top_k, bins)
+    return ctx.answers.get(VIEW_TABLES, key, compute)
 
 
 def class_metrics(c: PerClass, names: dict[int, str]) -> pb.ClassMetrics:

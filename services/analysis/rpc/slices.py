@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from shoal.analysis import grid_values
+from shoal.analysis import grid_orders, grid_values
 from shoal.analysis.datapoints import keep_value_counts
 from shoal.analysis.rpc.context import Analysis, Context, check_frame_fields, check_iou, check_threshold
-from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, GridCounts, SliceStats, slices
+from shoal.analysis.slices import DEFAULT_LEVEL, DEFAULT_MIN_SUPPORT, GridCounts, SliceStats, at_threshold, slices
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.projects import OBJECT_TASKS
-from shoal.common.data.query import VIEW_TABLES, metadata_key
+from shoal.common.data.query import VIEW_TABLES, View, metadata_key
 from shoal.common.errors import InvalidArgument
+from shoal.common.v1 import common_pb2
 
 
 def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesResponse:
@@ -50,12 +53,21 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
         overall, total, every, worst = compute()
     else:  # a classification set's slices read its evaluations rows (and segments): kept while they are unchanged
         flt = request.filter.SerializeToString(deterministic=True)
-        key = ("slices", repr(view), flt, request.group_by, request.time_bucket, min_support, level)
+
+        def key(at: View) -> tuple[Any, ...]:
+            return "slices", repr(at), flt, request.group_by, request.time_bucket, min_support, level
 
         def compute_and_count() -> tuple[float, int, list[SliceStats], list[SliceStats]]:
             """By a metadata key, the same read counts each value's frames as the example grid a slice links to
-            counts them, kept for its first call."""
+            counts them, kept for its first call; by split at a threshold, from the slices at 0 when it can."""
             versions = ctx.answers.versions(VIEW_TABLES)
+            if versions is not None and threshold and request.group_by == "split":
+                at_zero = replace(view, confidence_threshold=0.0)
+                found = _by_split_at(ctx, at_zero, versions, request.filter, threshold, lambda: ctx.answers.get(
+                    VIEW_TABLES, key(at_zero), lambda: slices(ctx.metrics, at_zero, request.filter, group_by="split",
+                                                             min_support=min_support, level=level)))  # fmt: skip
+                if found is not None:
+                    return at_threshold(found[0], found[1], min_support, level)
             if versions is None or not request.group_by.startswith("metadata."):
                 return compute()
             counts = GridCounts()
@@ -64,7 +76,7 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
                               counts.kind, counts.by_value)  # fmt: skip
             return found
 
-        overall, total, every, worst = ctx.answers.get(VIEW_TABLES, key, compute_and_count)
+        overall, total, every, worst = ctx.answers.get(VIEW_TABLES, key(view), compute_and_count)
     return pb.GetSlicesResponse(
         overall_accuracy=overall,
         frames=sum(x.frames for x in every) if is_detection else total,
@@ -73,6 +85,28 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
         slices=[_slice(x) for x in every],
         worst=[_slice(x) for x in worst],
     )
+
+
+def _by_split_at(
+    ctx: Context, at_zero: View, versions: tuple[Any, ...], flt: common_pb2.Filter, threshold: float,
+    zero: Callable[[], tuple[float, int, list[SliceStats], list[SliceStats]]],
+) -> tuple[list[SliceStats], dict[str, int]] | None:  # fmt: skip
+    """The slices by split at threshold 0 (``zero()``) and the right predictions of each split whose confidence is
+    below ``threshold`` (a large set's, from its confidence sort's counts: :func:`grid_orders.below_threshold`), or
+    None when those are not written or their frames are not the slices'."""
+    found = grid_orders.below_threshold(ctx.metrics, at_zero, versions, flt, threshold, ("split", "correct"))
+    if found is None:
+        return None
+    every, below = found
+    frames: dict[str, int] = {}
+    for (split, correct), n in every.items():
+        if correct is not None:  # labeled
+            frames[str(split)] = frames.get(str(split), 0) + n
+    _, _, by_split, _ = zero()
+    if {x.value: x.frames for x in by_split} != {split: n for split, n in frames.items() if n}:
+        return None
+    grid_orders.THRESHOLDS.labels("slices").inc()
+    return by_split, {str(split): n for (split, correct), n in below.items() if correct}
 
 
 def _slice(x: SliceStats) -> pb.Slice:
