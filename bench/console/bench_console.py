@@ -329,6 +329,23 @@ def set_count(m: Any, view: Any, flt: Any, sort: list[Any]) -> int:
     return int(m.query(sql, params).scalar())
 
 
+def presence(m: Any, view: Any) -> Callable[[Any], int]:
+    """``range_count``'s ``present``: the set's frames with all the fields, counted once each (the preparer keeps the
+    count of each field alone; two are counted on their first call)."""
+    from shoal.analysis.v1 import analysis_pb2 as pb
+    from shoal.common.v1 import common_pb2
+
+    known: dict[tuple[str, ...], int] = {}
+
+    def present(fields: Any) -> int:
+        key = tuple(fields)
+        if key not in known:
+            known[key] = set_count(m, view, common_pb2.Filter(), [pb.SortKey(field=f) for f in key])
+        return known[key]
+
+    return present
+
+
 def open_loaded(work: str) -> tuple[Any, Any, Any]:
     """The store of a loaded folder (the grid's tables made), the view of its set and the versions of its rows."""
     from shoal.analysis import grid_orders

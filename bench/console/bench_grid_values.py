@@ -4,6 +4,9 @@ a large set's data) beside the same read from every frame of the set, as each wa
 did not read (it reads the first four keys' slices) or a value nobody asked for; in the same process and run, each
 asked first (its first call) and then twice more, and checked equal.
 
+Also a negated value's count, and a key's absence (every frame that passes the other conditions less those that
+pass the condition).
+
 The data is ``bench_console``'s (N frames of 10 classes, two splits; loaded anew unless ``--work`` names a folder it
 loaded before), to which each frame's metadata is written once: six keys (a camera of 8 values, a light level of 100,
 a weather of 5, a road of 12, a speed of 50, a night flag). Step ``add_metadata`` writes it and merges the tables;
@@ -54,6 +57,13 @@ COUNTS = (
      "loss"),
     ("road-3, class 4, by confidence", (("metadata.road", "road-3"), ("label_class", 4)), "confidence"),
 )  # fmt: skip
+#: the grid's counts of a negated value or a key's absence asked: (name, key, the value (none: the key's absence),
+#: the grid's other conditions, its sort field)
+FAILING = (
+    ("weather not fog, by frame id", "weather", "fog", (), "frame_id"),
+    ("camera not cam3 in val, wrong, by loss", "camera", "cam3", (("split", "val"), ("correct", False)), "loss"),
+    ("without a night flag, by frame id", "night", None, (), "frame_id"),
+)
 REPEATS = 3
 
 
@@ -71,6 +81,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from shoal.analysis import grid_orders, grid_values
     from shoal.analysis.slices import GridCounts, slices
     from shoal.analysis.v1 import analysis_pb2 as pb
+    from shoal.common.v1 import common_pb2
 
     m, view, versions = open_loaded(work)
     out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames FINAL").scalar())}
@@ -103,6 +114,16 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     counts: dict[str, Any] = {}
     for name, where, by in COUNTS:
         flt = grid_orders.equalities(where)
+        sort = [pb.SortKey(field=by)]
+        counts[name] = beside_the_set("from_the_value_counts",
+                                      lambda f=flt, s=sort: grid_values.value_count(m, view, versions, f, s),  # type: ignore[misc]
+                                      m, view, flt, sort, REPEATS)  # fmt: skip
+    for name, key, value, where, by in FAILING:
+        flt = grid_orders.equalities(where)
+        if value is None:
+            flt.all.add(field=f"metadata.{key}", exists=False)
+        else:
+            flt.all.add(field=f"metadata.{key}", equals=common_pb2.Value(string_value=value), negate=True)
         sort = [pb.SortKey(field=by)]
         counts[name] = beside_the_set("from_the_value_counts",
                                       lambda f=flt, s=sort: grid_values.value_count(m, view, versions, f, s),  # type: ignore[misc]

@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 from bench.console.bench_console import (  # noqa: E402
     beside_the_set,
     open_loaded,
+    presence,
     run_on_loaded,
-    set_count,
     slider,
     write_counted_sorts,
 )
@@ -57,22 +57,12 @@ REPEATS = 3
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from shoal.analysis import grid_orders
     from shoal.analysis.v1 import analysis_pb2 as pb
-    from shoal.common.v1 import common_pb2
 
     m, view, versions = open_loaded(work)
     out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames").scalar()),
                            "sorts_written_s": write_counted_sorts(m, view, versions)}  # fmt: skip
 
-    known: dict[tuple[str, ...], int] = {}
-
-    def present(fields: Any) -> int:  # type: ignore[type-arg]
-        """The set's frames with the fields: kept by the preparer for each field alone (prepared.prepare_counts),
-        for two once asked (counted here before the questions are timed)."""
-        key = tuple(fields)
-        if key not in known:
-            known[key] = set_count(m, view, common_pb2.Filter(), [pb.SortKey(field=f) for f in key])
-        return known[key]
-
+    present = presence(m, view)  # its counts counted here before the questions are timed
     t = time.perf_counter()
     for _, field, _, _, by, _ in QUESTIONS:
         present([field] if field else [])  # every frame with the range's field (or every frame)

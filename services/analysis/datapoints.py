@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import Counter
 
 from shoal.analysis import grid_orders, grid_values
@@ -62,6 +63,20 @@ SORTED_PAGES = Counter(
     "Pages kept in memory by the preparer are not counted.",
     ["source"],
 )
+
+#: a kept sort's listing (build, name) and a range of the filter as bounds of its key (``_key``)
+Narrow = tuple[tuple[str, str], list[tuple[str, float]]]
+NARROW_PAGES = Counter(
+    "shoal_grid_narrow_pages_total",
+    "Pages of the example grid of a filter few of a large set's frames pass read from a kept sort's rows in one of "
+    "the filter's ranges, sorted on the call, instead of the set (or a kept sort) read until a page passed.",
+)
+#: the rows of the set a page's read is expected to pass over (its rows times the set's frames over the filter's)
+#: from which the page is read from a kept sort's rows in the filter's range, when fewer: below, the set's read
+#: (in frame id order, or a kept sort's) finds the page within tens of milliseconds
+NARROW_READ_FROM = 50_000
+#: the rows of a granule of the store's tables (``index_granularity``), the fewest a read of a key's range reads
+GRANULE_ROWS = 8_192
 
 
 @dataclass
@@ -150,15 +165,20 @@ def statement_key(what: str, sql: str, params: Mapping[str, Any]) -> tuple[str, 
 
 
 def _query(
-    view: View, flt: common_pb2.Filter, sort: Sequence[Any], kinds: Mapping[str, str]
+    view: View, flt: common_pb2.Filter, sort: Sequence[Any], kinds: Mapping[str, str], narrow: Narrow | None = None
 ) -> tuple[Params, str, list[Sort], str, dict[str, Any]]:
     """A query's parameters, its FROM and WHERE clauses, its sort keys, and the statement that
     counts its frames (the filter's, which its sort keys can order: see :func:`presence`) with the
-    parameters it takes; ``kinds`` are the types of the metadata keys it sorts by."""
+    parameters it takes; ``kinds`` are the types of the metadata keys it sorts by. With ``narrow``, read from a
+    kept sort's rows in a range of the filter (:func:`shoal.analysis.grid_orders.narrow_listings`)."""
     params = Params()
-    # a class's or a confusion cell's frames are read from their cell's rows alone
-    source = view_sql(view, params, cell_of(flt, view))
-    where = compile_filter(flt, view, params)
+    if narrow is None:  # a class's or a confusion cell's frames are read from their cell's rows alone
+        source = view_sql(view, params, cell_of(flt, view))
+        where = compile_filter(flt, view, params)
+    else:
+        source = view_sql(view, params, listing=narrow[0])
+        where = compile_filter(flt, view, params)
+        where += "".join(f" AND _key {op} {params.add(key, 'Float64')}" for op, key in narrow[1])
     sorts = compile_sort(sort, view, kinds, params)
     base = f"FROM ({source}) WHERE {where} AND {presence(sorts)}"
     return params, base, sorts, f"SELECT count() {base}{SETTINGS}", dict(params.values)
@@ -237,12 +257,14 @@ def metadata_kinds(metrics: MetricsStore, view: View, keys: Sequence[str]) -> di
 
 
 def page_statement(
-    view: View, flt: common_pb2.Filter, sort: Sequence[Any], kinds: Mapping[str, str], size: int, last: Any
-) -> tuple[str, dict[str, Any], list[Sort], str, dict[str, Any]]:
+    view: View, flt: common_pb2.Filter, sort: Sequence[Any], kinds: Mapping[str, str], size: int, last: Any,
+    narrow: Narrow | None = None,
+) -> tuple[str, dict[str, Any], list[Sort], str, dict[str, Any]]:  # fmt: skip
     """The statement of a page of ``size`` rows (one more, to know whether another follows) after the
     cursor values ``last`` (None: the first page) with its parameters, the sort keys, and the
-    statement that counts every row with its parameters."""
-    params, base, sorts, count_sql, count_params = _query(view, flt, sort, kinds)
+    statement that counts every row with its parameters (read from a kept sort's rows in a range: see
+    :func:`_query`)."""
+    params, base, sorts, count_sql, count_params = _query(view, flt, sort, kinds, narrow)
     page_where = f" AND {after(sorts, last, params)}" if last is not None else ""
     keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
     baseline = "baseline_predicted_class" if view.baseline_inference_set else "CAST(NULL AS Nullable(Int32))"
@@ -290,7 +312,9 @@ def query_datapoints(
         total = answers.get(VIEW_TABLES, statement_key("datapoints.count", count_sql, count_params), count)
 
     def rows() -> list[tuple[Any, ...]]:
-        kept = _kept_rows(metrics, view, flt, sort, size, last, total, answers)
+        kept = _narrow_rows(metrics, view, flt, sort, kinds, size, last, total, answers)
+        if kept is None:
+            kept = _kept_rows(metrics, view, flt, sort, size, last, total, answers)
         if kept is not None:
             return kept
         return [tuple(r) for r in metrics.query(page_sql, page_params).rows]
@@ -320,21 +344,69 @@ def _kept_count(
     """The count of a filter that is one range on a field of a large set's kept sorts, with or without conditions on
     the split, the classes and the right or wrong predictions (or those conditions alone), read from the sort's key
     range or its counts by bucket (:func:`shoal.analysis.grid_orders.range_count`); or one condition on a metadata
-    value with or without those, read from the set's frames counted by value
-    (:func:`shoal.analysis.grid_values.value_count`); None to count the set."""
+    key (a value, its presence, negated or not) with or without those, read from the set's frames counted by value
+    (:func:`shoal.analysis.grid_values.value_count`); or any other filter with a narrow range of such a field, read
+    from the sort's rows in the range (:func:`shoal.analysis.grid_orders.rows_count`); None to count the set."""
     if answers is None or not view.inference_set or view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)
     if versions is None:
         return None
 
-    def present(fields: Sequence[str]) -> int:  # every frame with the fields (the preparer keeps each alone)
+    present = _present(metrics, view, answers)
+    found = grid_orders.range_count(metrics, view, versions, flt, sort, present)
+    if found is None:
+        found = grid_values.value_count(metrics, view, versions, flt, sort)
+    if found is None and cell_of(flt, view) is None:  # a class's count reads that class's rows
+        found = grid_orders.rows_count(metrics, view, versions, flt, sort, present)
+    return found
+
+
+def _present(metrics: MetricsStore, view: View, answers: AnswerCache) -> Callable[[Sequence[str]], int]:
+    """How many of the set's frames have all the fields (the preparer keeps each alone, and every frame's)."""
+
+    def present(fields: Sequence[str]) -> int:
         _, _, _, sql, params = _query(view, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields], {})
         return answers.get(VIEW_TABLES, statement_key("datapoints.count", sql, params),
                            lambda: int(metrics.query(sql, params).scalar()))  # fmt: skip
 
-    found = grid_orders.range_count(metrics, view, versions, flt, sort, present)
-    return found if found is not None else grid_values.value_count(metrics, view, versions, flt, sort)
+    return present
+
+
+def _narrow_rows(
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], kinds: Mapping[str, str],
+    size: int, last: Sequence[Any] | None, total: int, answers: AnswerCache | None,
+) -> list[tuple[Any, ...]] | None:  # fmt: skip
+    """The page's rows of a filter few of a large set's frames pass, read from a kept sort's rows in one of its
+    ranges, sorted (:func:`shoal.analysis.grid_orders.narrow_listings`), when those rows are fewer than a read of the
+    set (or of a kept sort, in its order) passes over to fill the page: about the page's rows times the set's frames
+    over the filter's (and at most :data:`shoal.analysis.grid_orders.RANGE_ROWS_AT_MOST`; the store refuses a wider
+    read before it reads a row). None to read the set, or a kept sort, as before."""
+    if answers is None or not view.inference_set or view.baseline_inference_set or cell_of(flt, view) is not None:
+        return None
+    if not any(c.field in grid_orders.FIELDS and c.WhichOneof("op") == "range" for c in flt.all):
+        return None
+    versions = answers.versions(VIEW_TABLES)
+    if versions is None:
+        return None
+    present = _present(metrics, view, answers)
+    narrow = grid_orders.narrow_listings(metrics, view, versions, flt, present)
+    passed_over = (size + 1) * present([]) // max(total, 1) if narrow else 0
+    if passed_over < NARROW_READ_FROM:  # the page is found within as few rows of the set
+        return None
+    # the range's rows must be fewer than those (a granule at least: the store reads no fewer)
+    at_most = min(grid_orders.RANGE_ROWS_AT_MOST, max(passed_over, GRANULE_ROWS))
+    for listing in narrow:
+        sql, params = page_statement(view, flt, sort, kinds, size, last, listing)[:2]
+        try:
+            rows = metrics.query(f"{sql}, max_rows_to_read = {int(at_most)}, read_overflow_mode = 'throw'", params).rows
+        except ClickHouseError as e:
+            if not grid_orders.too_wide(e):
+                raise
+            continue
+        NARROW_PAGES.inc()
+        return [tuple(r) for r in rows]
+    return None
 
 
 def _kept_rows(

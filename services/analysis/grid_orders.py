@@ -39,7 +39,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -339,6 +339,10 @@ def _page_of(
     params = Params()
     source = view_sql(view, params, listing=(read.build, read.listing))
     where = compile_filter(flt, view, params)
+    for c in flt.all:  # a range of the sort's own field: its keys alone read, from the first
+        bounds = _bounds(c) if c.field == field and not c.negate and c.WhichOneof("op") == "range" else None
+        for op, key in _key_bounds(bounds or [], descending):
+            where += f" AND _key {op} {params.add(key, 'Float64')}"
     # a build's rows less a patch's frames: left out here (a statement's NOT IN doubled a page's read at 10M frames)
     left_out = _changed_frames(metrics, view, read.without) if read.without else frozenset()
     if last is not None:
@@ -461,15 +465,7 @@ def range_count(
     others = {k.field for k in sort} - {c.field, "frame_id"}
     if not others <= set(FIELDS):
         return None
-    bounds = []
-    for value, exclusive, lower in ((c.range.min, c.range.min_exclusive, True),
-                                    (c.range.max, c.range.max_exclusive, False)):  # fmt: skip
-        kind = value.WhichOneof("kind")
-        if kind is None:
-            continue
-        if kind != "number_value":  # the count of the set says what is wrong with it
-            return None
-        bounds.append((float(value.number_value), exclusive, lower))
+    bounds = _bounds(c)
     if not bounds:
         return None
     for descending in (False, True):
@@ -499,6 +495,105 @@ def range_count(
             PATCHED.inc()
         return counted
     return None
+
+
+def _bounds(c: common_pb2.Condition) -> list[tuple[float, bool, bool]] | None:
+    """A range condition's bounds (the value, whether exclusive, whether the lower); None when one is not a number
+    (the count of the set says what is wrong with it)."""
+    bounds = []
+    for value, exclusive, lower in ((c.range.min, c.range.min_exclusive, True),
+                                    (c.range.max, c.range.max_exclusive, False)):  # fmt: skip
+        kind = value.WhichOneof("kind")
+        if kind is None:
+            continue
+        if kind != "number_value":
+            return None
+        bounds.append((float(value.number_value), exclusive, lower))
+    return bounds
+
+
+def _range_reads(
+    metrics: MetricsStore, view: View, versions: Sequence[Any], flt: common_pb2.Filter,
+    present: Callable[[Sequence[str]], int],
+) -> Iterator[tuple[str, list[_Read], list[tuple[str, float]]]]:  # fmt: skip
+    """For each range of a kept sort's field in ``flt`` (not negated), in turn: the field, the reads of its first
+    written sort under ``versions`` (a build's, or a patched build's and its patch's) and the range as bounds of that
+    sort's key; nothing more once a sort's rows are not as many as the set's frames with its field."""
+    for c in flt.all:
+        bounds = _bounds(c) if c.field in FIELDS and not c.negate and c.WhichOneof("op") == "range" else None
+        if not bounds:
+            continue
+        for descending in (False, True):
+            found = _reads(metrics, view, versions, listing_name(c.field, descending))
+            if found is None:
+                continue
+            if found[1] != present([c.field]):
+                return
+            yield c.field, found[0], _key_bounds(bounds, descending)
+            break
+
+
+def too_wide(e: ClickHouseError) -> bool:
+    """Whether the store refused a read of more rows than :data:`RANGE_ROWS_AT_MOST` (or the bound a read was given)."""
+    return "TOO_MANY_ROWS" in str(e)
+
+
+def rows_count(
+    metrics: MetricsStore, view: View, versions: Sequence[Any], flt: common_pb2.Filter, sort: Sequence[Any],
+    present: Callable[[Sequence[str]], int],
+) -> int | None:  # fmt: skip
+    """How many frames pass ``flt`` when it holds a range of a kept sort's field beside conditions the counts do not
+    answer (:func:`range_count`): a second range, a metadata value, a capture time, a segment, a negated condition.
+    The rows of the field's sort in the range's keys that pass the whole filter, read when those keys hold at most
+    :data:`RANGE_ROWS_AT_MOST` rows (ClickHouse refuses a wider read from the sort's index before it reads a row;
+    each of the filter's ranges is tried in turn); through a patch, the build's rows less the changed frames, plus
+    the patch's. ``present`` as for :func:`range_count`. None when no range is narrow enough or no sort is written."""
+    others = {k.field for k in sort} - {"frame_id"}
+    if not others <= set(FIELDS):
+        return None
+    for field, reads, keys in _range_reads(metrics, view, versions, flt, present):
+        missing = sorted(others - {field})
+        if missing and present([field, *missing]) == present([field]):
+            missing = []  # every frame with the range's field has the sort's fields as well
+        try:
+            counted = sum(_rows_in_keys(metrics, view, r, flt, keys, missing) for r in reads if r.sign > 0)
+        except ClickHouseError as e:
+            if not too_wide(e):
+                raise
+            continue  # too wide: the filter's next range, if any
+        ROWS_COUNTED.labels("patched" if len(reads) > 1 else "build").inc()
+        return counted
+    return None
+
+
+def narrow_listings(
+    metrics: MetricsStore, view: View, versions: Sequence[Any], flt: common_pb2.Filter,
+    present: Callable[[Sequence[str]], int],
+) -> list[tuple[tuple[str, str], list[tuple[str, float]]]]:  # fmt: skip
+    """The listings (build, name) of the kept sorts of ``flt``'s ranges, each with the range as bounds of its key
+    (``_key`` of :func:`shoal.common.data.query.view_sql` with the listing), that a page of a filter few frames pass
+    may read in place of the set, in any order: a build's, unpatched (see :func:`_range_reads`)."""
+    return [((reads[0].build, reads[0].listing), keys)
+            for _, reads, keys in _range_reads(metrics, view, versions, flt, present) if len(reads) == 1]  # fmt: skip
+
+
+def _rows_in_keys(
+    metrics: MetricsStore, view: View, read: _Read, flt: common_pb2.Filter, keys: Sequence[tuple[str, float]],
+    missing: Sequence[str],
+) -> int:  # fmt: skip
+    """How many of a listing's rows in ``keys`` that have the fields ``missing`` pass ``flt`` (a build's less the
+    frames its patch holds), reading at most :data:`RANGE_ROWS_AT_MOST` rows (more raise ``TOO_MANY_ROWS``)."""
+    params = Params()
+    source = view_sql(view, params, listing=(read.build, read.listing))
+    where = [compile_filter(flt, view, params)]
+    where += [f"_key {op} {params.add(key, 'Float64')}" for op, key in keys]
+    where += [f"{field} IS NOT NULL" for field in missing]
+    if read.without:
+        where.append(f"frame_id NOT IN ({_changed_sql(view, params, read.without)})")
+    return int(metrics.query(
+        f"SELECT count() FROM ({source}) WHERE {' AND '.join(where)}{SETTINGS},"
+        f" max_rows_to_read = {int(RANGE_ROWS_AT_MOST)}, read_overflow_mode = 'throw'", params.values,
+    ).scalar())  # fmt: skip
 
 
 def _conditions_count(
@@ -608,6 +703,14 @@ THRESHOLDS = Counter(
     "A large set's classification report or slices by split at a confidence threshold derived from those at 0 and "
     "the confidence sort's counts by bucket, not read from every frame of the set.",
     ["metrics"],
+)
+#: the most rows of a sort's key range a count of a filter the counts do not answer reads (:func:`rows_count`)
+RANGE_ROWS_AT_MOST = 1_000_000
+ROWS_COUNTED = Counter(
+    "shoal_grid_orders_rows_counted_total",
+    "Grid counts of a large set's filter with a narrow range of a sort's field read from that sort's rows in the "
+    "range (a build's, or a build's and its patch's), not from every frame of the set.",
+    ["read"],
 )
 #: the conditions a threshold's counts (:func:`below_threshold`) may be filtered by: those whose frames do not
 #: change with the threshold (a frame's predicted class and correctness do)

@@ -10,11 +10,12 @@ fewest values first, :data:`MAX_COUNTED_VALUES` values in all), each value's fra
 class and correctness, and with or without each of the grid's sort fields; and every frame so counted (kind ``''``),
 whose difference from a key's values is the frames without the key. The slices by any such key with no filter, or a
 filter of the split, the classes and the right or wrong predictions (:func:`slice_rows`), and the grid's count of
-one value of such a key (equal to it, in a list, or in a range), alone or with those conditions
-(:func:`value_count`), are then read from those counts. They are written for the tables' versions, in the build the
-grid's sorts of those versions are written under, and removed with it; after a change of the data they are not read
-until written again (17 s at 10M frames of six keys), the set read as before. At 10M frames the slices by a key then
-take 11 to 69 ms on their first call, and a value's count 12 to 38 ms (from the set: 0.08 to 0.75 s).
+one condition on such a key (its value equal to one, in a list, or in a range; the key present or absent; any of
+these negated), alone or with those conditions (:func:`value_count`), are then read from those counts. They are
+written for the tables' versions, in the build the grid's sorts of those versions are written under, and removed
+with it; after a change of the data they are not read until written again (17 s at 10M frames of six keys), the set
+read as before. At 10M frames the slices by a key then take 11 to 69 ms on their first call, and a value's count 12
+to 38 ms (from the set: 0.08 to 0.75 s).
 """
 
 from __future__ import annotations
@@ -174,15 +175,20 @@ def slice_rows(
 def value_count(
     metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, sort: Sequence[Any]
 ) -> int | None:
-    """The grid's count of ``flt`` when it is one condition on a metadata key's value (equal to it, in a list, or in
-    a range; not negated), alone or with conditions on the split, the classes and the right or wrong predictions,
-    the grid sorted by frame id or a field of :data:`PRESENT`: from the set's frames counted by value (a filter
-    compiled against those counts as against the set's rows); None when this does not apply."""
+    """The grid's count of ``flt`` when it is one condition on a metadata key (its value equal to one, in a list, or
+    in a range; the key present or absent; or any of these negated), alone or with conditions on the split, the
+    classes and the right or wrong predictions, the grid sorted by frame id or a field of :data:`PRESENT`: from the
+    set's frames counted by value (a filter compiled against those counts as against the set's rows; a negated
+    condition, or a key's absence, is every frame that passes the other conditions less those that pass it); None
+    when this does not apply."""
     meta = [c for c in flt.all if c.field.startswith("metadata.")]
-    kind = condition_kind(meta[0]) if len(meta) == 1 and not meta[0].negate else None
-    if kind not in _MAPS:  # exists, a negation, or no such condition: frames without the key count there
+    if len(meta) != 1:
         return None
-    if any(c.field not in grid_orders.COUNTED_FIELDS for c in flt.all if not c.field.startswith("metadata.")):
+    kind = condition_kind(meta[0])
+    if kind not in _MAPS and kind is not None:  # values of mixed types: the set's count says what is wrong
+        return None
+    besides = [c for c in flt.all if not c.field.startswith("metadata.")]
+    if any(c.field not in grid_orders.COUNTED_FIELDS for c in besides):
         return None
     fields = {k.field for k in sort} - {"frame_id"}
     if not fields <= set(PRESENT):
@@ -191,17 +197,29 @@ def value_count(
     if found is None:
         return None
     build, frames = found
+    # the condition as it holds, and whether the count is of the frames that fail it
+    held = common_pb2.Condition()
+    held.CopyFrom(meta[0])
+    held.negate = False
+    failing = meta[0].negate
+    if kind is None and not held.exists:  # a key's absence: every frame less those with the key
+        held.exists, failing = True, not failing
     params = Params()
-    passing = compile_filter(flt, view, params)  # the condition's type names the map it reads
+    passing = compile_filter(common_pb2.Filter(all=[*besides, held]), view, params)
+    others = compile_filter(common_pb2.Filter(all=besides), view, params)
+    has = "".join(f" AND has_{f}" for f in sorted(fields))
     key = params.add(meta[0].field.removeprefix("metadata."), "String")
     maps = ", ".join(f"if(kind = '{k}', map(key, {typed}), map()) AS {METADATA_MAPS[k]}" for k, typed in _MAPS.items())
-    ((every, counted, passed),) = metrics.query(
-        f"SELECT sumIf(rows, kind = ''), countIf(kind = {params.add(kind, 'String')}), sumIf(rows, kind != ''"
-        f" AND {passing}{''.join(f' AND has_{f}' for f in sorted(fields))}) FROM (SELECT *, {maps}"
+    # the key's kinds counted: the condition's (a key of too many values is not counted); any one, for its presence
+    # (a key of two types would count a frame twice)
+    kinds = f"countIf(kind = {params.add(kind, 'String')})" if kind is not None else "uniqExactIf(kind, kind != '')"
+    ((every, counted, passed, among),) = metrics.query(
+        f"SELECT sumIf(rows, kind = ''), {kinds}, sumIf(rows, kind != '' AND {passing}{has}),"
+        f" sumIf(rows, kind = '' AND {others}{has}) FROM (SELECT *, {maps}"
         f" FROM grid_value_counts WHERE {grid_orders.scope(view, params, build)} AND (kind = '' OR key = {key}))",
         params.values,
     ).rows
-    if int(every) != frames or not counted:  # not written whole or written twice; a key of too many values
-        return None
+    if int(every) != frames or not counted or (kind is None and int(counted) != 1):
+        return None  # not written whole or written twice; a key of too many values, or of two types
     READ.inc()
-    return int(passed)
+    return int(among) - int(passed) if failing else int(passed)

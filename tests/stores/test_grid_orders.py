@@ -268,6 +268,11 @@ def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(
                 got = grid_orders.range_count(m, VIEW, versions, flt, [], present)
                 assert got == _live_count(m, flt, []), (name, field)
         assert _patched() - patched == len(BESIDES) * len(grid_orders.FIELDS)
+        # what the counts do not answer, with a narrow range: the build's rows in it less the changed frames, plus
+        # the patch's
+        patched = grid_orders.ROWS_COUNTED.labels("patched")._value.get()
+        assert _rows_counts_hold(m, versions) == 2 * len(NARROW)
+        assert grid_orders.ROWS_COUNTED.labels("patched")._value.get() - patched == 2 * len(NARROW)
         # the metrics at a threshold: the build's counts below it, less the changed frames' rows there, plus theirs
         patched = _patched()
         assert _thresholds_hold(m, versions, [0.26, 0.4, 0.55]) == 2 * len(AT_THRESHOLD) * 3
@@ -537,3 +542,99 @@ def test_the_metrics_at_a_threshold_are_those_at_0_with_the_frames_below_it_abst
     # counts written twice count more frames than the sort's: not read
     m.command("INSERT INTO grid_listing_counts SELECT * FROM grid_listing_counts WHERE listing = 'confidence asc'")
     assert grid_orders.below_threshold(m, VIEW, versions, common_pb2.Filter(), 0.5, ("split", "correct")) is None
+
+
+#: filters the counts do not answer, each with a range of a kept sort's field: their count reads the sort's rows in
+#: the range when few
+NARROW = {
+    "two ranges": [_range("confidence", 0.3, 0.6), _range("loss", lo=0.9)],
+    "a range and a metadata value": [_range("margin", hi=0.3), _is("metadata.camera", string_value="front")],
+    "a range and a negated value": [_range("loss", 0.5, 2.0), _is("metadata.camera", negate=True, string_value="rear")],
+    "two ranges of a field, wrong, not test": [_range("loss", lo=0.2), _range("loss", hi=1.5),
+                                               _is("correct", bool_value=False),
+                                               _is("split", negate=True, string_value="test")],
+}  # fmt: skip
+
+
+def _rows_counts_hold(m: EmbeddedMetricsStore, versions: tuple[object, ...]) -> int:
+    """Every filter of :data:`NARROW`, sorted by frame id or by margin, down: counted from a sort's rows as the set
+    counts it; returns how many."""
+    present, counted = _present(m), 0
+    for name, conditions in NARROW.items():
+        flt = common_pb2.Filter(all=conditions)
+        assert grid_orders.range_count(m, VIEW, versions, flt, [], present) is None  # not from the counts
+        for sort in ([], [pb.SortKey(field="margin", descending=True)]):
+            got = grid_orders.rows_count(m, VIEW, versions, flt, sort, present)
+            assert got == _live_count(m, flt, sort), (name, sort)
+            counted += 1
+    return counted
+
+
+def test_a_narrow_range_beside_what_the_counts_do_not_answer_is_counted_from_its_sorts_rows(
+    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter of a range of a kept sort's field beside a second range, a metadata value, a negation (what neither
+    the counts by bucket nor by value answer) is counted from the sort's rows in the range, with the whole filter, as
+    the set counts it (through the grid's count too); a range whose keys hold more rows than a count may read is
+    refused by the store before a row is read, and the set is counted; a filter without a range is not read so."""
+    m = store
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
+    rows_counted = lambda: grid_orders.ROWS_COUNTED.labels("build")._value.get()  # noqa: E731
+    before = rows_counted()
+    assert _rows_counts_hold(m, versions) == 2 * len(NARROW)
+    assert rows_counted() - before == 2 * len(NARROW)
+    # the grid's count goes the same way
+    flt = common_pb2.Filter(all=NARROW["two ranges"])
+    page = datapoints.query_datapoints(m, VIEW, flt, [pb.SortKey(field="frame_id")], 5, "", scope="s",
+                                       answers=AnswerCache(m))  # fmt: skip
+    assert page.total == _live_count(m, flt, [pb.SortKey(field="frame_id")]) > 0
+    assert rows_counted() - before == 2 * len(NARROW) + 1
+    # a class's count reads that class's rows, and a filter without a range any sort's: not read so
+    present = _present(m)
+    for conditions in (NARROW["two ranges"] + [_is("label_class", number_value=2)],
+                       [_is("metadata.camera", string_value="front"), _is("correct", bool_value=False)]):  # fmt: skip
+        flt = common_pb2.Filter(all=conditions)
+        datapoints.query_datapoints(m, VIEW, flt, [], 5, "", scope="s", answers=AnswerCache(m))
+    assert rows_counted() - before == 2 * len(NARROW) + 1
+    assert grid_orders.rows_count(m, VIEW, versions, common_pb2.Filter(all=conditions), [], present) is None
+    # the store's granules hold more rows than a count may read here: refused, the set counted
+    monkeypatch.setattr(grid_orders, "RANGE_ROWS_AT_MOST", 5)
+    for conditions in NARROW.values():
+        assert grid_orders.rows_count(m, VIEW, versions, common_pb2.Filter(all=conditions), [], present) is None
+    page = datapoints.query_datapoints(m, VIEW, flt, [pb.SortKey(field="frame_id")], 5, "", scope="s",
+                                       answers=AnswerCache(m))  # fmt: skip
+    assert page.total == _live_count(m, flt, [pb.SortKey(field="frame_id")])
+
+
+def test_a_page_few_frames_pass_is_read_from_a_kept_sorts_rows_in_its_range(
+    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter with a range of a kept sort's field that few frames pass (so that a read of the set, or of a kept
+    sort in its order, passes over many rows to fill a page) has its pages read from that sort's rows in the range,
+    sorted by the grid's sort (frame id, a prediction field, a metadata key): every page the set's; none when the
+    range holds more rows than the read it stands for, or the sorts are patched."""
+    m = store
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
+    narrow = lambda: datapoints.NARROW_PAGES._value.get()  # noqa: E731
+    sorts = [("frame_id", False), ("loss", True), ("confidence", False), ("margin", True), ("metadata.camera", False)]
+    want = {(name, f, d): _walk(m, common_pb2.Filter(all=c), f, d, PAGE, None)
+            for name, c in NARROW.items() for f, d in sorts}  # fmt: skip
+    assert sum(len(p) > 1 for p in want.values()) > len(want) // 2  # most run to several pages
+    # this set's pages are found within a few of its rows: read from the set or a kept sort
+    before = narrow()
+    for (name, f, d), pages in want.items():
+        assert _walk(m, common_pb2.Filter(all=NARROW[name]), f, d, PAGE, AnswerCache(m)) == pages, (name, f, d)
+    assert narrow() == before
+    # as in a large set of which few frames pass: every page from the range's rows
+    monkeypatch.setattr(datapoints, "NARROW_READ_FROM", 0)
+    for (name, f, d), pages in want.items():
+        assert _walk(m, common_pb2.Filter(all=NARROW[name]), f, d, PAGE, AnswerCache(m)) == pages, (name, f, d)
+    assert narrow() - before == sum(len(p) for p in want.values())
+    # the range holds more rows than the read it stands for (here: any granule): refused, read as before
+    monkeypatch.setattr(grid_orders, "RANGE_ROWS_AT_MOST", 5)
+    before = narrow()
+    for name, f, d in list(want)[:4]:
+        assert _walk(m, common_pb2.Filter(all=NARROW[name]), f, d, PAGE, AnswerCache(m)) == want[(name, f, d)]
+    assert narrow() == before
