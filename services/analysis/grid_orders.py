@@ -14,7 +14,10 @@ confidence, loss or margin) is read from the key's range of that sort (:func:`ra
 Each field's first sort is also counted by bucket of its key and by split, class, predicted class and correctness
 (``grid_listing_counts``): a range with conditions on those, or those conditions alone, is counted from the counts,
 and from the rows of the buckets the range's bounds fall in; so are the frames below a confidence threshold, by
-class or split (:func:`below_threshold`), from which the Performance page at that threshold is derived.
+class or split (:func:`below_threshold`), from which the Performance page at that threshold is derived. A range
+beside conditions those counts do not hold (a second range, a metadata value, a negation) is counted from the sort's
+rows in the range when they are few (:func:`rows_count`), and a page of a filter few frames pass is read from them,
+sorted (:func:`narrow_listings`).
 
 What was written is a *build*, named by the view it was read through and the versions of the tables under it
 (:data:`shoal.common.data.query.VIEW_TABLES`); a page uses the build of the tables' current versions only, so an
