@@ -172,13 +172,10 @@ def _query(
     parameters it takes; ``kinds`` are the types of the metadata keys it sorts by. With ``narrow``, read from a
     kept sort's rows in a range of the filter (:func:`shoal.analysis.grid_orders.narrow_listings`)."""
     params = Params()
-    if narrow is None:  # a class's or a confusion cell's frames are read from their cell's rows alone
-        source = view_sql(view, params, cell_of(flt, view))
-        where = compile_filter(flt, view, params)
-    else:
-        source = view_sql(view, params, listing=narrow[0])
-        where = compile_filter(flt, view, params)
-        where += "".join(f" AND _key {op} {params.add(key, 'Float64')}" for op, key in narrow[1])
+    # a class's or a confusion cell's frames are read from their cell's rows alone
+    source = view_sql(view, params, cell_of(flt, view)) if narrow is None else view_sql(view, params, listing=narrow[0])
+    where = compile_filter(flt, view, params)
+    where += "".join(f" AND _key {op} {params.add(key, 'Float64')}" for op, key in (narrow[1] if narrow else ()))
     sorts = compile_sort(sort, view, kinds, params)
     base = f"FROM ({source}) WHERE {where} AND {presence(sorts)}"
     return params, base, sorts, f"SELECT count() {base}{SETTINGS}", dict(params.values)
@@ -306,15 +303,19 @@ def query_datapoints(
         kept = _kept_count(metrics, view, flt, sort, answers)
         return int(metrics.query(count_sql, count_params).scalar()) if kept is None else kept
 
-    if answers is None:
-        total = count()
-    else:  # a statement and its parameters name everything its answer depends on
-        total = answers.get(VIEW_TABLES, statement_key("datapoints.count", count_sql, count_params), count)
+    def counted() -> int:  # a statement and its parameters name everything its answer depends on
+        return answers.get(VIEW_TABLES, statement_key("datapoints.count", count_sql, count_params), count)
+
+    total = count() if answers is None else counted()
 
     def rows() -> list[tuple[Any, ...]]:
-        kept = _narrow_rows(metrics, view, flt, sort, kinds, size, last, total, answers)
+        # the count under the versions the page is read at (a kept page is read again by the refresher after a change)
+        passing = total if answers is None or answers.max_answers <= 0 else counted()
+        if passing == 0:  # no frame passes: nothing to read (the set's read would pass over every frame)
+            return []
+        kept = _narrow_rows(metrics, view, flt, sort, kinds, size, last, passing, answers)
         if kept is None:
-            kept = _kept_rows(metrics, view, flt, sort, size, last, total, answers)
+            kept = _kept_rows(metrics, view, flt, sort, size, last, passing, answers)
         if kept is not None:
             return kept
         return [tuple(r) for r in metrics.query(page_sql, page_params).rows]

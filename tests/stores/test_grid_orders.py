@@ -331,7 +331,8 @@ def test_a_build_cut_short_is_removed_with_the_next(store: EmbeddedMetricsStore)
 
 
 def test_a_filter_no_frame_passes_answers_an_empty_page(store: EmbeddedMetricsStore) -> None:
-    """Every prediction right: the wrong predictions' pages are answered empty from the kept sorts."""
+    """Every prediction right: the wrong predictions' pages are answered empty from the kept sorts, and the grid's,
+    counted first, reads no page at all."""
     m = store
     m.command("ALTER TABLE evaluations UPDATE label_class = pred_raw WHERE 1 SETTINGS mutations_sync = 2")
     versions = AnswerCache(m).versions(VIEW_TABLES)
@@ -339,7 +340,9 @@ def test_a_filter_no_frame_passes_answers_an_empty_page(store: EmbeddedMetricsSt
     assert grid_orders.keep(m, VIEW, versions)[1]
     wrong = grid_orders.equalities((("correct", False),))
     assert grid_orders.page(m, VIEW, versions, "loss", True, wrong, 9, None) == []
+    before = _kept_pages()
     assert _walk(m, wrong, "loss", True, 9, AnswerCache(m)) == [([], "", 0)]
+    assert _kept_pages() == before
 
 
 def test_a_range_of_a_kept_sorts_field_is_counted_through_the_sorts_key(store: EmbeddedMetricsStore) -> None:
