@@ -385,7 +385,7 @@ def _narrow_rows(
     read before it reads a row). None to read the set, or a kept sort, as before."""
     if answers is None or not view.inference_set or view.baseline_inference_set or cell_of(flt, view) is not None:
         return None
-    if not any(c.field in grid_orders.FIELDS and c.WhichOneof("op") == "range" for c in flt.all):
+    if not any(grid_orders.sort_range(c) for c in flt.all):
         return None
     versions = answers.versions(VIEW_TABLES)
     if versions is None:
