@@ -218,9 +218,27 @@ MIGRATIONS = (
             " ORDER BY (project, inference_set, dataset, build, kind, key, value)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=33,
+        name="a large set's frames counted by metadata value and bucket of confidence",
+        statements=(
+            # a build's confidence sort counted by metadata value (kind '': every row) and by bucket of its key (of
+            # the sort's rows, about grid_values.VALUE_BUCKETS; each named by its lowest key, with the lowest and
+            # highest key of its rows so counted), by split, class, predicted class and correctness
+            # (shoal.analysis.grid_values); written once per build, checked against the sort's rows when read
+            "CREATE TABLE IF NOT EXISTS grid_value_buckets ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " build String, kind LowCardinality(String), key String, value String, bucket Float64,"
+            " min_key Float64, max_key Float64, split LowCardinality(String), label_class Nullable(Int32),"
+            " predicted_class Nullable(Int32), correct Nullable(UInt8), rows UInt64)"
+            " ENGINE = MergeTree PARTITION BY build"
+            " ORDER BY (project, inference_set, dataset, build, kind, key, value, bucket)",
+        ),
+    ),
 )
 #: the tables of a build, a partition of each
-TABLES = ("grid_listings", "grid_listing_builds", "grid_listing_counts", "grid_value_counts")
+TABLES = ("grid_listings", "grid_listing_builds", "grid_listing_counts", "grid_value_counts", "grid_value_buckets")
 
 
 def build_id(view: View, versions: Sequence[Any]) -> str:
@@ -344,7 +362,7 @@ def _page_of(
     where = compile_filter(flt, view, params)
     for c in flt.all:  # a range of the sort's own field: its keys alone read, from the first
         bounds = sort_range(c) if c.field == field else None
-        for op, key in _key_bounds(bounds or [], descending):
+        for op, key in key_bounds(bounds or [], descending):
             where += f" AND _key {op} {params.add(key, 'Float64')}"
     # a build's rows less a patch's frames: left out here (a statement's NOT IN doubled a page's read at 10M frames)
     left_out = _changed_frames(metrics, view, read.without) if read.without else frozenset()
@@ -479,7 +497,7 @@ def range_count(
             return None
         if others and present([c.field, *sorted(others)]) == total:
             others = set()  # every frame with the range's field has the sort's field as well
-        keys = _key_bounds(bounds, descending)
+        keys = key_bounds(bounds, descending)
         if besides:  # the counts by bucket hold every frame with the field
             return None if others else _counted(metrics, view, reads, keys, flt, besides)
         counted = 0
@@ -536,7 +554,7 @@ def _range_reads(
                 continue
             if found[1] != present([c.field]):
                 return
-            yield c.field, found[0], _key_bounds(bounds, descending)
+            yield c.field, found[0], key_bounds(bounds, descending)
             break
 
 
@@ -642,25 +660,32 @@ def _counted(
 
 
 def _listing_count(
-    metrics: MetricsStore, view: View, read: _Read, flt: common_pb2.Filter, spans: Sequence[tuple[float, float]] = ()
+    metrics: MetricsStore,
+    view: View,
+    read: _Read,
+    flt: common_pb2.Filter,
+    spans: Sequence[tuple[float, float]] = (),
+    keys: Sequence[tuple[str, float]] = (),
 ) -> int:
     """How many of a listing's rows pass ``flt``: a patch's (its frames, at most :data:`PATCHED_AT_MOST`), or those
-    of a build's keys in ``spans`` (each the lowest and highest key of a bucket, read by the key)."""
+    of a build's keys in ``spans`` (each the lowest and highest key of a bucket, read by the key) and in ``keys``
+    (the bounds of a range of the listing's key, :func:`key_bounds`, which narrow the read to the range's)."""
     params = Params()
     source = view_sql(view, params, listing=(read.build, read.listing))
     where = compile_filter(flt, view, params)
+    where += "".join(f" AND _key {op} {params.add(key, 'Float64')}" for op, key in keys)
     if spans:
         where += " AND (" + " OR ".join(f"(_key >= {params.add(lo, 'Float64')} AND _key <= {params.add(hi, 'Float64')})"
                                         for lo, hi in spans) + ")"  # fmt: skip
     return int(metrics.query(f"SELECT count() FROM ({source}) WHERE {where}{SETTINGS}", params.values).scalar())
 
 
-#: a bound of a listing's key (:func:`_key_bounds`) as a test of a key
+#: a bound of a listing's key (:func:`key_bounds`) as a test of a key
 _HOLDS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt,
                                                      "<=": operator.le}  # fmt: skip
 
 
-def _key_bounds(bounds: Sequence[tuple[float, bool, bool]], descending: bool) -> list[tuple[str, float]]:
+def key_bounds(bounds: Sequence[tuple[float, bool, bool]], descending: bool) -> list[tuple[str, float]]:
     """A range's bounds of the value (the value, whether exclusive, whether the lower) as bounds of a listing's key:
     the value (up) or its negation (down), where a lower bound of the value bounds the key above."""
     keys = []
@@ -690,8 +715,24 @@ def _bucket_count(
     ).rows
     if sum(int(b[2]) for b in buckets) != read.rows:
         return None
+    counted = in_buckets(metrics, view, read.build, read.listing, flt, keys, [(b[0], b[1], b[3]) for b in buckets])
+    COUNTED_BY_BUCKET.inc()
+    return counted
+
+
+def in_buckets(
+    metrics: MetricsStore, view: View, build: str, listing: str, flt: common_pb2.Filter,
+    keys: Sequence[tuple[str, float]], buckets: Sequence[tuple[float, float, int]],
+) -> int:  # fmt: skip
+    """How many of a build's listing's rows pass ``flt`` (a range of the listing's key, ``keys``, and other
+    conditions), given ``buckets`` of its key: keys at or below and at or above those of a bucket's rows that pass
+    the conditions besides the range, and how many those are. A bucket whose keys are all in the range counts its
+    rows; one the range's bounds fall in, the listing's rows between its keys (and in the range) that pass ``flt``,
+    read by their key."""
     counted, straddled = 0, []
-    for low, high, _, n in buckets:
+    for low, high, n in buckets:
+        if not n:
+            continue
         ends = [(_HOLDS[op](float(low), key), _HOLDS[op](float(high), key)) for op, key in keys]
         if any(not a and not b for a, b in ends):  # both ends past one bound: none of its keys in the range
             continue
@@ -700,8 +741,7 @@ def _bucket_count(
         else:
             straddled.append((float(low), float(high)))
     if straddled:
-        counted += _listing_count(metrics, view, read, flt, straddled)
-    COUNTED_BY_BUCKET.inc()
+        counted += _listing_count(metrics, view, _Read(build, listing, 0), flt, straddled, keys)
     return counted
 
 
@@ -723,7 +763,7 @@ ROWS_COUNTED = Counter(
 #: change with the threshold (a frame's predicted class and correctness do)
 THRESHOLD_FIELDS = ("split", "label_class", "labeled")
 #: the counted sort a threshold's counts read: confidence, up (its key is the confidence)
-_BY_CONFIDENCE = listing_name("confidence", False)
+BY_CONFIDENCE = listing_name("confidence", False)
 
 
 def below_threshold(
@@ -740,7 +780,7 @@ def below_threshold(
     threshold or the filter other conditions, or the sort or its counts are not written under ``versions``."""
     if view.confidence_threshold or any(c.field not in THRESHOLD_FIELDS for c in flt.all):
         return None
-    found = _reads(metrics, view, versions, _BY_CONFIDENCE)
+    found = _reads(metrics, view, versions, BY_CONFIDENCE)
     if found is None:
         return None
     every: dict[tuple[Any, ...], int] = {}
@@ -871,23 +911,35 @@ def _insert_rows(
     )
 
 
+def bucket_edges(metrics: MetricsStore, view: View, build: str, listing: str, buckets: int) -> tuple[int, list[float]]:
+    """A written listing's rows, and the lowest bounds of about ``buckets`` buckets of its key (the key's quantiles;
+    the lowest, the least key), as :func:`bucket_of` reads them."""
+    params = Params()
+    source = view_sql(view, params, listing=(build, listing))
+    levels = ", ".join(repr(i / buckets) for i in range(1, buckets))
+    rows, edges = metrics.query(f"SELECT count(), arraySort(arrayDistinct(arrayPushFront(quantiles({levels})(_key),"
+                                f" min(_key)))) FROM ({source}){SETTINGS}", params.values).rows[0]  # fmt: skip
+    return int(rows), [float(e) for e in edges]
+
+
+def bucket_of(edges: Sequence[float], params: Params) -> str:
+    """The bucket of a listing's row (``_key``) by the lowest bounds ``edges`` (:func:`bucket_edges`): the highest
+    at or below its key (a key below the lowest is rounded up to it: the lowest is the least key)."""
+    return f"roundDown(_key, {params.add(list(edges), 'Array(Float64)')})"
+
+
 def _write_counts(metrics: MetricsStore, view: View, build: str, listing: str) -> int:
     """Writes the counts of a written listing by bucket of its key (about :data:`BUCKETS`, bounded by the key's
     quantiles) and by each of :data:`COUNTED_FIELDS`' values, with the lowest and highest key of each; returns how
     many rows they count (the listing's). One read of the key, then one of the listing's rows (about 1.5 s at 10M
     frames, where the listing took 25 to 35 s)."""
-    params = Params()
-    source = view_sql(view, params, listing=(build, listing))
-    levels = ", ".join(repr(i / BUCKETS) for i in range(1, BUCKETS))
-    first, edges = metrics.query(f"SELECT count(), arraySort(arrayDistinct(arrayPushFront(quantiles({levels})(_key),"
-                                 f" min(_key)))) FROM ({source}){SETTINGS}", params.values).rows[0]  # fmt: skip
+    first, edges = bucket_edges(metrics, view, build, listing, BUCKETS)
     if not first:
         return 0
     params = Params()
     source = view_sql(view, params, listing=(build, listing))
     into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, listing))
-    # a key below the lowest bound is rounded up to it: the lowest is the least key
-    bucket = f"roundDown(_key, {params.add([float(e) for e in edges], 'Array(Float64)')})"
+    bucket = bucket_of(edges, params)
     metrics.command(
         "INSERT INTO grid_listing_counts (project, inference_set, dataset, build, listing, bucket, min_key, max_key,"
         " split, label_class, predicted_class, correct, rows)"

@@ -20,7 +20,7 @@ to 38 ms (from the set: 0.08 to 0.75 s).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import Counter
@@ -223,3 +223,116 @@ def value_count(
         return None  # not written whole or written twice; a key of too many values, or of two types
     READ.inc()
     return int(among) - int(passed) if failing else int(passed)
+
+
+#: buckets of the confidence sort's key the counts by value are kept in (:func:`keep_buckets`; about, their bounds
+#: the key's quantiles): a count reads a value's counts, and the sort's rows of the buckets the range's bounds fall in
+#: (about 80,000 rows each at 10M frames, fewer the range's part of them)
+VALUE_BUCKETS = 128
+#: the name the counts by value and bucket of a build are recorded under in ``grid_listing_builds``, with the rows of
+#: the confidence sort they count
+BUCKETED = "values:" + grid_orders.BY_CONFIDENCE
+
+
+def keep_buckets(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
+    """Writes, once the set's frames are counted by value (:func:`keep`) and its confidence sort is written under the
+    tables' ``versions``, that sort's rows counted by the values of the keys counted, by bucket of confidence (about
+    :data:`VALUE_BUCKETS`) and by split, class, predicted class and correctness: the grid's count of a confidence
+    range (the slider) beside a metadata value is then read from them (:func:`value_range_count`). One read of the
+    sort's key and one of its rows. Returns 1 when written."""
+    build = grid_orders.build_id(view, versions)
+    done = grid_orders.written(metrics, view, build, [VALUES, grid_orders.BY_CONFIDENCE, BUCKETED])
+    if BUCKETED in done or VALUES not in done or grid_orders.BY_CONFIDENCE not in done:
+        return 0
+    listing = grid_orders.BY_CONFIDENCE
+    rows, edges = grid_orders.bucket_edges(metrics, view, build, listing, VALUE_BUCKETS)
+    params = Params()
+    counted = [tuple(r) for r in metrics.query(
+        f"SELECT DISTINCT kind, key FROM grid_value_counts WHERE {grid_orders.scope(view, params, build)}"
+        " AND kind != ''", params.values).rows]  # fmt: skip
+    params = Params()
+    source = view_sql(view, params, listing=(build, listing))
+    into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build))
+    bucket = grid_orders.bucket_of(edges, params) if edges else "0"
+    metrics.command(
+        "INSERT INTO grid_value_buckets (project, inference_set, dataset, build, kind, key, value, bucket, min_key,"
+        " max_key, split, label_class, predicted_class, correct, rows)"
+        f" SELECT {into}, e.1, e.2, e.3, {bucket} AS b, min(_key), max(_key), split, label_class, predicted_class,"
+        f" correct, count() FROM ({source}) ARRAY JOIN {_ENTRIES} AS e"
+        f" WHERE e.1 = '' OR has({params.add(counted, 'Array(Tuple(String, String))')}, (e.1, e.2))"
+        f" GROUP BY e.1, e.2, e.3, b, split, label_class, predicted_class, correct{SETTINGS}",
+        params.values,
+    )
+    grid_orders.record(metrics, view, build, BUCKETED, rows, block=-1, mutation=int(versions[0][1]))
+    return 1
+
+
+def value_range_count(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, sort: Sequence[Any],
+    present: Callable[[Sequence[str]], int],
+) -> int | None:  # fmt: skip
+    """The grid's count of ``flt`` when it is a range of confidence (the slider) and one condition on a metadata key
+    (as :func:`value_count` takes it), alone or with conditions on the split, the classes and the right or wrong
+    predictions, the grid sorted by frame id or by fields every frame with a confidence has: from the confidence
+    sort's rows counted by value and bucket (:func:`keep_buckets`), the buckets wholly in the range and the sort's
+    rows of those its bounds fall in, read by their key (a negated condition, or a key's absence: the range's count
+    with the other conditions, :func:`shoal.analysis.grid_orders.range_count`, less those that pass it). A range of
+    millions of frames costs what a narrow one does. ``present`` as for
+    :func:`shoal.analysis.grid_orders.range_count`. None when this does not apply."""
+    meta = [c for c in flt.all if c.field.startswith("metadata.")]
+    ranges = [c for c in flt.all if c.field in grid_orders.FIELDS]
+    besides = [c for c in flt.all if not c.field.startswith("metadata.") and c.field not in grid_orders.FIELDS]
+    if len(meta) != 1 or len(ranges) != 1 or ranges[0].field != "confidence":
+        return None
+    bounds = grid_orders.sort_range(ranges[0])
+    kind = condition_kind(meta[0])
+    if not bounds or (kind not in _MAPS and kind is not None):
+        return None
+    if any(c.field not in grid_orders.COUNTED_FIELDS for c in besides):
+        return None
+    others = sorted({k.field for k in sort} - {"frame_id", "confidence"})
+    if not set(others) <= set(grid_orders.FIELDS):
+        return None
+    if others and present(["confidence", *others]) != present(["confidence"]):
+        return None  # the grid leaves out frames with a confidence the counts hold
+    if versions is None or not view.inference_set or view.baseline_inference_set:
+        return None
+    build = grid_orders.build_id(view, versions)
+    done = grid_orders.written(metrics, view, build, [grid_orders.BY_CONFIDENCE, BUCKETED])
+    rows = done.get(BUCKETED)
+    if rows is None or rows != done.get(grid_orders.BY_CONFIDENCE) or rows != present(["confidence"]):
+        return None
+    held = common_pb2.Condition()
+    held.CopyFrom(meta[0])
+    held.negate = False
+    failing = meta[0].negate
+    if kind is None and not held.exists:  # a key's absence: every frame less those with the key
+        held.exists, failing = True, not failing
+    params = Params()
+    passing = compile_filter(common_pb2.Filter(all=[*besides, held]), view, params)
+    key = params.add(meta[0].field.removeprefix("metadata."), "String")
+    maps = ", ".join(f"if(kind = '{k}', map(key, {typed}), map()) AS {METADATA_MAPS[k]}" for k, typed in _MAPS.items())
+    found = metrics.query(
+        f"SELECT bucket, sumIf(rows, kind = ''), groupUniqArrayIf(kind, kind != ''),"
+        f" minIf(min_key, kind != '' AND {passing}), maxIf(max_key, kind != '' AND {passing}),"
+        f" sumIf(rows, kind != '' AND {passing}) FROM (SELECT *, {maps} FROM grid_value_buckets"
+        f" WHERE {grid_orders.scope(view, params, build)} AND (kind = '' OR key = {key})) GROUP BY bucket",
+        params.values,
+    ).rows
+    kinds = {str(k) for r in found for k in r[2]}
+    if sum(int(r[1]) for r in found) != rows:
+        return None  # not written whole, or written twice
+    if (kind is not None and kind not in kinds) or (kind is None and len(kinds) != 1):
+        return None  # a key of too many values, or of two types
+    among = 0
+    if failing:  # the frames in the range that pass the other conditions, counted from the sort's counts by bucket
+        among = grid_orders.range_count(metrics, view, versions, common_pb2.Filter(all=[*ranges, *besides]), sort,
+                                        present)  # fmt: skip
+        if among is None:
+            return None
+    keys = grid_orders.key_bounds(bounds, False)
+    passed = grid_orders.in_buckets(metrics, view, build, grid_orders.BY_CONFIDENCE,
+                                    common_pb2.Filter(all=[*ranges, *besides, held]), keys,
+                                    [(float(r[3]), float(r[4]), int(r[5])) for r in found])  # fmt: skip
+    READ.inc()
+    return among - passed if failing else passed

@@ -315,6 +315,17 @@ class Preparer:
             log.warning("counting the frames of %s by metadata value failed", view.inference_set, exc_info=True)
             return 0
 
+    def _keep_value_buckets(self, view: View, versions: tuple[Any, ...]) -> int:
+        """A large set's confidence sort counted by metadata value and bucket of confidence
+        (:func:`grid_values.keep_buckets`), once the sort is written: the slider's count beside a metadata value reads
+        them."""
+        try:
+            return grid_values.keep_buckets(self.ctx.metrics, view, versions)
+        except Exception:  # those counts are read from the set, or the sort's rows
+            log.warning("counting the confidence sort of %s by metadata value failed", view.inference_set,
+                        exc_info=True)  # fmt: skip
+            return 0
+
     def _keep_orders(self, versions: tuple[Any, ...]) -> int:
         """Writes, for the prepared sets of more than ``sorted_pages_above`` frames, its frames counted by metadata
         value, and the grid's sorts of every frame whole (:mod:`shoal.analysis.grid_orders`): listings for
@@ -336,7 +347,7 @@ class Preparer:
                     if self._rows(key) > self.ctx.sorted_above:
                         written += self._keep_values(view, versions)
                         n, complete = grid_orders.keep(self.ctx.metrics, view, versions, deadline=deadline)
-                        written += n
+                        written += n + self._keep_value_buckets(view, versions)
                     else:  # written when it was larger
                         grid_orders.remove(self.ctx.metrics, view)
             except NotFound:

@@ -257,3 +257,86 @@ def test_the_keys_of_fewest_values_are_counted_up_to_a_bound(
     flt = common_pb2.Filter(all=[VALUES["camera front"]])
     assert grid_values.value_count(m, VIEW, versions, flt, []) == _live_count(m, flt, [])
     assert _slices(m, common_pb2.Filter(), "lux", versions) == _slices(m, common_pb2.Filter(), "lux", None)
+
+
+def _confidence(low: float | None, high: float | None, *, low_out: bool = False, high_out: bool = True) -> object:
+    """The slider: a range of confidence."""
+    r = common_pb2.Range(min_exclusive=low_out, max_exclusive=high_out)
+    if low is not None:
+        r.min.number_value = low
+    if high is not None:
+        r.max.number_value = high
+    return common_pb2.Condition(field="confidence", range=r)
+
+
+@pytest.mark.parametrize("buckets", [3, 64])
+def test_a_confidence_range_beside_a_metadata_value_is_counted_from_the_value_buckets(
+    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch, buckets: int
+) -> None:
+    """The slider beside a metadata value (equal, in a list or a range, a key's presence or absence, or negated),
+    with each filter of the split, the classes and the right or wrong predictions, the grid sorted by frame id or
+    confidence, in buckets of confidence the range's bounds fall in (3) or fewer rows than buckets (64): the set's
+    count; a range of another field, two keys, or a sort by a field some frames with a confidence lack are counted
+    otherwise; counts written twice, or before the sort, are not read."""
+    m = store
+    monkeypatch.setattr(grid_values, "VALUE_BUCKETS", buckets)
+    versions = _kept(m)
+    assert grid_values.keep_buckets(m, VIEW, versions) == 0  # the confidence sort is not written yet
+    assert grid_orders.keep(m, VIEW, versions)[1]
+    assert grid_values.keep_buckets(m, VIEW, versions) == 1
+    assert grid_values.keep_buckets(m, VIEW, versions) == 0  # once per version of the data
+    counts: dict[tuple[str, ...], int] = {}
+
+    def present(fields: list[str]) -> int:  # kept, as the preparer keeps them
+        if tuple(fields) not in counts:
+            counts[tuple(fields)] = _live_count(m, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields])
+        return counts[tuple(fields)]
+
+    confidences = sorted(float(r[0]) for r in m.query("SELECT confidence FROM grid_listings WHERE listing = {n:String}",
+                                                      {"n": grid_orders.BY_CONFIDENCE}).rows)  # fmt: skip
+    at = confidences[len(confidences) // 3]  # a bound on a frame's confidence, in or out
+    ranges = (
+        _confidence(0.4, None),
+        _confidence(None, at),
+        _confidence(at, 0.6, low_out=True),
+        _confidence(at, at, high_out=False),
+        _confidence(confidences[-1], None, low_out=True),  # above every frame
+    )
+    read, checked, asked = grid_values.READ._value.get(), 0, 0
+    for i, (value_name, condition) in enumerate({**VALUES, **FAILING}.items()):
+        for j, (name, besides) in enumerate(BESIDES.items()):
+            if (i + j) % (2 if buckets == 3 else 5):  # half the questions (many buckets: a fifth)
+                continue
+            asked += 1
+            sort = [pb.SortKey(field="confidence", descending=bool(i % 2))] if (i + j) % 2 else []
+            r = ranges[(i + j) % len(ranges)]
+            flt = common_pb2.Filter(all=[r, condition, *besides])
+            got = grid_values.value_range_count(m, VIEW, versions, flt, sort, present)
+            assert got == _live_count(m, flt, sort), (value_name, name, sort, r)
+            checked += got or 0
+    assert checked > 0
+    assert grid_values.READ._value.get() - read == asked
+    # the page's count goes the same way
+    flt = common_pb2.Filter(all=[ranges[1], VALUES["camera front"], *BESIDES["wrong"]])
+    read = grid_values.READ._value.get()
+    page = datapoints.query_datapoints(m, VIEW, flt, [pb.SortKey(field="frame_id")], 5, "", scope="s",
+                                       answers=AnswerCache(m))  # fmt: skip
+    assert page.total == _live_count(m, flt, []) > 0
+    assert grid_values.READ._value.get() - read == 1
+    # what these counts do not answer
+    camera, loss = VALUES["camera front"], common_pb2.Condition(field="loss", range=common_pb2.Range(
+        min=common_pb2.Value(number_value=1.0)))  # fmt: skip
+    for other, sort in (
+        (common_pb2.Filter(all=[camera, loss]), []),
+        (common_pb2.Filter(all=[ranges[0], camera, loss]), []),
+        (common_pb2.Filter(all=[ranges[0], camera, VALUES["night"]]), []),
+        (common_pb2.Filter(all=[ranges[0], _is("metadata.path", string_value="/data/3.png")]), []),
+        (common_pb2.Filter(all=[ranges[0], common_pb2.Condition(field="metadata.zone", exists=True)]), []),
+        (common_pb2.Filter(all=[ranges[0], camera]), [pb.SortKey(field="loss")]),  # the unlabeled have no loss
+    ):  # fmt: skip
+        assert grid_values.value_range_count(m, VIEW, versions, other, sort, present) is None, other
+    # written twice (a write cut short and written again): not read
+    flt = common_pb2.Filter(all=[ranges[0], camera])
+    assert grid_values.value_range_count(m, VIEW, versions, flt, [], present) == _live_count(m, flt, [])
+    m.command("INSERT INTO grid_value_buckets SELECT * FROM grid_value_buckets WHERE kind = '' LIMIT 1")
+    assert grid_values.value_range_count(m, VIEW, versions, flt, [], present) is None

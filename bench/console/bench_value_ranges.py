@@ -1,0 +1,95 @@
+"""The grid's first count of the slider (a range of confidence) beside a metadata value at N frames on chDB: read from
+the confidence sort's rows counted by metadata value and bucket of confidence (``grid_values.value_range_count``,
+written by the preparer once per version of a large set's data, after that sort) beside the count of the set's
+statement, as such a count of a range too wide to read a sort's rows of was read before; in the same process and
+run, each asked first (its first call) and then twice more, and checked equal. Also how long the counts took to
+write, and how many rows they are.
+
+The data is ``bench_grid_values``'s (``bench_console``'s N frames of 10 classes, two splits, with six metadata keys
+written once; loaded anew unless ``--work`` names a folder it loaded before). The sorts are written as the preparer
+writes them until each field has one, then the counts by value, then these.
+
+    python bench/console/bench_value_ranges.py --frames 10000000 --work /work/bench10m
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench.console.bench_console import (  # noqa: E402
+    beside_the_set,
+    open_loaded,
+    presence,
+    run_on_loaded,
+    write_counted_sorts,
+)
+from bench.console.bench_grid_values import add_metadata  # noqa: E402, F401 - a step of this module's run
+from bench.console.bench_rows_counts import _filter  # noqa: E402
+from bench.harness import peak_rss_mib  # noqa: E402
+
+MODULE = "bench.console.bench_value_ranges"
+#: (name, the grid's conditions as bench_rows_counts writes them, its sort field)
+QUESTIONS = (
+    ("confidence above 0.5, weather rain, by frame id", (("confidence", 0.5, None), ("metadata.weather", "rain", False)),
+     "frame_id"),
+    ("confidence in [0.2, 0.8), camera cam3, by confidence",
+     (("confidence", 0.2, 0.8), ("metadata.camera", "cam3", False)), "confidence"),
+    ("confidence above 0.35, speed in [10, 20), by frame id",
+     (("confidence", 0.35, None), ("metadata.speed", 10.0, 20.0)), "frame_id"),
+    ("confidence below 0.9, not at night, by frame id",
+     (("confidence", None, 0.9), ("metadata.night", True, True)), "frame_id"),
+    ("confidence above 0.5, road-3, split val, wrong, by frame id",
+     (("confidence", 0.5, None), ("metadata.road", "road-3", False)), "frame_id"),
+)  # fmt: skip
+#: conditions added to a question's (by name): the split and the wrong predictions
+BESIDES = {"confidence above 0.5, road-3, split val, wrong, by frame id": (("split", "val"), ("correct", False))}
+REPEATS = 3
+
+
+def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    from shoal.analysis import grid_orders, grid_values
+    from shoal.analysis.v1 import analysis_pb2 as pb
+
+    m, view, versions = open_loaded(work)
+    out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames FINAL").scalar()),
+                           "sorts_written_s": write_counted_sorts(m, view, versions)}  # fmt: skip
+    t = time.perf_counter()
+    grid_values.keep(m, view, versions)
+    out["values_written_s"] = round(time.perf_counter() - t, 1)
+    m.command(f"ALTER TABLE grid_value_buckets DROP PARTITION '{grid_orders.build_id(view, versions)}'")
+    m.command("DELETE FROM grid_listing_builds WHERE listing = {n:String}", {"n": grid_values.BUCKETED})
+    t = time.perf_counter()
+    assert grid_values.keep_buckets(m, view, versions) == 1
+    out["value_buckets_written_s"] = round(time.perf_counter() - t, 1)
+    out["value_buckets_rows"] = int(m.query("SELECT count() FROM grid_value_buckets").scalar())
+    present = presence(m, view)
+    present(["confidence"])  # the preparer keeps it
+    questions: dict[str, Any] = {}
+    for name, conditions, by in QUESTIONS:
+        flt, sort = _filter(conditions), [pb.SortKey(field=by)]
+        for field, value in BESIDES.get(name, ()):
+            flt.all.add(field=field, equals={"string_value": value} if isinstance(value, str) else
+                        {"bool_value": value})  # fmt: skip
+        assert grid_orders.rows_count(m, view, versions, flt, sort, present) is None, name  # too wide a range
+        questions[name] = beside_the_set("from_the_value_buckets", lambda f=flt, s=sort: grid_values.value_range_count(
+            m, view, versions, f, s, present), m, view, flt, sort, REPEATS)  # fmt: skip
+    out["questions"] = questions
+    out["peak_rss_mib"] = round(peak_rss_mib(), 0)
+    m.close()
+    return out
+
+
+def main() -> None:
+    run_on_loaded(
+        MODULE, __doc__, REPO / "bench" / "console" / "results_value_ranges.json", ("add_metadata", "measure")
+    )
+
+
+if __name__ == "__main__":
+    main()
