@@ -3,7 +3,9 @@ the confidence sort's rows counted by metadata value and bucket of confidence (`
 written by the preparer once per version of a large set's data, after that sort) beside the count of the set's
 statement, as such a count of a range too wide to read a sort's rows of was read before; in the same process and
 run, each asked first (its first call) and then twice more, and checked equal. Also how long the counts took to
-write, and how many rows they are.
+write, and how many rows they are; and the Performance page's slices by a metadata key at a confidence threshold,
+derived from the slices at 0 (read from the counts by value) and the right predictions below the threshold (from
+these counts), beside the slices read from the set at the threshold.
 
 The data is ``bench_grid_values``'s (``bench_console``'s N frames of 10 classes, two splits, with six metadata keys
 written once; loaded anew unless ``--work`` names a folder it loaded before). The sorts are written as the preparer
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,11 @@ sys.path.insert(0, str(REPO))
 
 from bench.console.bench_console import (  # noqa: E402
     beside_the_set,
+    first_and_median,
     open_loaded,
     presence,
     run_on_loaded,
+    timed,
     write_counted_sorts,
 )
 from bench.console.bench_grid_values import add_metadata  # noqa: E402, F401 - a step of this module's run
@@ -49,11 +54,13 @@ QUESTIONS = (
 )  # fmt: skip
 #: conditions added to a question's (by name): the split and the wrong predictions
 BESIDES = {"confidence above 0.5, road-3, split val, wrong, by frame id": (("split", "val"), ("correct", False))}
+#: the slices by a key at a threshold asked: (metadata key, the split picked, if any, the threshold)
+SLICED = (("weather", "", 0.5), ("camera", "", 0.3), ("speed", "", 0.7), ("road", "val", 0.5))
 REPEATS = 3
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
-    from shoal.analysis import grid_orders, grid_values
+    from shoal.analysis import grid_orders, grid_values, slices
     from shoal.analysis.v1 import analysis_pb2 as pb
 
     m, view, versions = open_loaded(work)
@@ -76,10 +83,34 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         for field, value in BESIDES.get(name, ()):
             flt.all.add(field=field, equals={"string_value": value} if isinstance(value, str) else
                         {"bool_value": value})  # fmt: skip
-        assert grid_orders.rows_count(m, view, versions, flt, sort, present) is None, name  # too wide a range
-        questions[name] = beside_the_set("from_the_value_buckets", lambda f=flt, s=sort: grid_values.value_range_count(
-            m, view, versions, f, s, present), m, view, flt, sort, REPEATS)  # fmt: skip
+        # too wide a range to read the sort's rows of (at 10M frames): those were refused, and the set counted
+        refused = grid_orders.rows_count(m, view, versions, flt, sort, present) is None
+        questions[name] = {**beside_the_set("from_the_value_buckets", lambda f=flt, s=sort: grid_values.value_range_count(
+            m, view, versions, f, s, present), m, view, flt, sort, REPEATS), "sorts_rows_refused": refused}  # fmt: skip
     out["questions"] = questions
+    # the Performance page's slices by a key at a threshold: those at 0 (read here from the counts by value, as for a
+    # key the preparer did not read; kept for the keys it did) with the right predictions below the threshold wrong
+    by_key: dict[str, Any] = {}
+    for key, split, threshold in SLICED:
+        flt = grid_orders.equalities((("split", split),) if split else ())
+        at = replace(view, confidence_threshold=threshold)
+
+        def derived(k: str = key, f: Any = flt, t: float = threshold) -> Any:
+            zero = slices.slices(m, view, f, group_by=f"metadata.{k}",
+                                 kept=lambda name: grid_values.slice_rows(m, view, versions, f, name))  # fmt: skip
+            found = grid_values.below_by_value(m, view, versions, f, t, k)
+            assert found is not None and {x.value: x.frames for x in zero[2]} == found[0], k
+            return slices.at_threshold(zero[2], found[1], slices.DEFAULT_MIN_SUPPORT, slices.DEFAULT_LEVEL)
+
+        got, got_times = timed(derived, REPEATS)
+        live, live_times = timed(lambda k=key, f=flt, a=at: slices.slices(m, a, f, group_by=f"metadata.{k}"), REPEATS)
+        assert got == live, (key, split, threshold)
+        by_key[f"{key}{f' in {split}' if split else ''} at {threshold}"] = {
+            "values": len(live[2]),
+            "derived": first_and_median(got_times),
+            "from_the_set": first_and_median(live_times),
+        }
+    out["slices_at_a_threshold"] = by_key
     out["peak_rss_mib"] = round(peak_rss_mib(), 0)
     m.close()
     return out

@@ -342,13 +342,14 @@ def query_datapoints(
 def _kept_count(
     metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], answers: AnswerCache | None
 ) -> int | None:
-    """The count of a filter that is one range on a field of a large set's kept sorts, with or without conditions on
-    the split, the classes and the right or wrong predictions (or those conditions alone), read from the sort's key
-    range or its counts by bucket (:func:`shoal.analysis.grid_orders.range_count`); or one condition on a metadata
-    key (a value, its presence, negated or not) with or without those, read from the set's frames counted by value
-    (:func:`shoal.analysis.grid_values.value_count`), with a range of confidence too from the confidence sort's
-    counts by value and bucket (:func:`shoal.analysis.grid_values.value_range_count`); or any other filter with a narrow range of such a field, read
-    from the sort's rows in the range (:func:`shoal.analysis.grid_orders.rows_count`); None to count the set."""
+    """The count of a filter that is one range on a field of a large set's kept sorts, with or without conditions on the
+    split, the classes and the right or wrong predictions (or those conditions alone), read from the sort's key range or
+    its counts by bucket (:func:`shoal.analysis.grid_orders.range_count`); or one condition on a metadata key (a value,
+    its presence, negated or not) with or without those, read from the set's frames counted by value
+    (:func:`shoal.analysis.grid_values.value_count`), with a range of confidence too from the confidence sort's counts
+    by value and bucket (:func:`shoal.analysis.grid_values.value_range_count`); or any other filter with a narrow range
+    of such a field, read from the sort's rows in the range (:func:`shoal.analysis.grid_orders.rows_count`); None to
+    count the set."""
     if answers is None or not view.inference_set or view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)

@@ -21,6 +21,7 @@ to 38 ms (from the set: 0.08 to 0.75 s).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from prometheus_client import Counter
@@ -56,14 +57,12 @@ VALUES = "values"
 #: the grid's sort fields whose presence each count is kept with (a grid sorted by one leaves out the frames without;
 #: the table, ``grid_value_counts``, is one of a build's, :data:`shoal.analysis.grid_orders.MIGRATIONS`)
 PRESENT = grid_orders.FIELDS
-#: each metadata entry of a frame as (kind, key, value as text), the value as the slices name it; and every frame once
-_ENTRIES = (
-    "arrayConcat([('', '', '')],"
-    " arrayMap((k, v) -> ('string', toString(k), v), mapKeys(meta_str), mapValues(meta_str)),"
-    " arrayMap((k, v) -> ('number', toString(k), toString(v)), mapKeys(meta_num), mapValues(meta_num)),"
-    " arrayMap((k, v) -> ('bool', toString(k), toString(toBool(v))), mapKeys(meta_bool), mapValues(meta_bool)),"
-    " arrayMap((k, v) -> ('timestamp', toString(k), toString(v)), mapKeys(meta_time), mapValues(meta_time)))"
-)
+#: a metadata value (``{v}``) of each kind as text, as the slices name it
+_TEXT = {"string": "{v}", "number": "toString({v})", "bool": "toString(toBool({v}))", "timestamp": "toString({v})"}
+#: each metadata entry of a frame as (kind, key, value as text); and every frame once
+_ENTRIES = "arrayConcat([('', '', '')], {})".format(", ".join(
+    f"arrayMap((k, v) -> ('{kind}', toString(k), {text.format(v='v')}), mapKeys({column}), mapValues({column}))"
+    for kind, text in _TEXT.items() for column in [METADATA_MAPS[kind]]))  # fmt: skip
 #: a counted value as the set's rows hold it in its kind's map, for a filter compiled against the set's view (the
 #: text of every other kind's rows read as zero, never used)
 _MAPS = {
@@ -175,12 +174,12 @@ def slice_rows(
 def value_count(
     metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, sort: Sequence[Any]
 ) -> int | None:
-    """The grid's count of ``flt`` when it is one condition on a metadata key (its value equal to one, in a list, or
-    in a range; the key present or absent; or any of these negated), alone or with conditions on the split, the
-    classes and the right or wrong predictions, the grid sorted by frame id or a field of :data:`PRESENT`: from the
-    set's frames counted by value (a filter compiled against those counts as against the set's rows; a negated
-    condition, or a key's absence, is every frame that passes the other conditions less those that pass it); None
-    when this does not apply."""
+    """The grid's count of ``flt`` when it is one condition on a metadata key (its value equal to one, in a list, or in
+    a range; the key present or absent; or any of these negated), alone or with conditions on the split, the classes and
+    the right or wrong predictions (at a confidence threshold, the split and the classes labeled), the grid sorted by
+    frame id or a field of :data:`PRESENT`: from the set's frames counted by value (a filter compiled against those
+    counts as against the set's rows; a negated condition, or a key's absence, is every frame that passes the other
+    conditions less those that pass it); None when this does not apply."""
     meta = [c for c in flt.all if c.field.startswith("metadata.")]
     if len(meta) != 1:
         return None
@@ -190,6 +189,10 @@ def value_count(
     besides = [c for c in flt.all if not c.field.startswith("metadata.")]
     if any(c.field not in grid_orders.COUNTED_FIELDS for c in besides):
         return None
+    if view.confidence_threshold:  # the frames of a value, a split or a class are those at 0 (their predictions not)
+        if any(c.field not in grid_orders.THRESHOLD_FIELDS for c in besides):
+            return None
+        view = replace(view, confidence_threshold=0.0)
     fields = {k.field for k in sort} - {"frame_id"}
     if not fields <= set(PRESENT):
         return None
@@ -229,6 +232,9 @@ def value_count(
 #: the key's quantiles): a count reads a value's counts, and the sort's rows of the buckets the range's bounds fall in
 #: (about 80,000 rows each at 10M frames, fewer the range's part of them)
 VALUE_BUCKETS = 128
+#: the fields the counts by value and bucket are kept by, which the conditions beside a confidence range and a
+#: metadata value may name (not the predicted class: five times the rows at 10 classes)
+BUCKETED_FIELDS = ("split", "label_class", "correct", "labeled")
 #: the name the counts by value and bucket of a build are recorded under in ``grid_listing_builds``, with the rows of
 #: the confidence sort they count
 BUCKETED = "values:" + grid_orders.BY_CONFIDENCE
@@ -237,7 +243,7 @@ BUCKETED = "values:" + grid_orders.BY_CONFIDENCE
 def keep_buckets(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     """Writes, once the set's frames are counted by value (:func:`keep`) and its confidence sort is written under the
     tables' ``versions``, that sort's rows counted by the values of the keys counted, by bucket of confidence (about
-    :data:`VALUE_BUCKETS`) and by split, class, predicted class and correctness: the grid's count of a confidence
+    :data:`VALUE_BUCKETS`) and by :data:`BUCKETED_FIELDS`: the grid's count of a confidence
     range (the slider) beside a metadata value is then read from them (:func:`value_range_count`). One read of the
     sort's key and one of its rows. Returns 1 when written."""
     build = grid_orders.build_id(view, versions)
@@ -256,11 +262,11 @@ def keep_buckets(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> 
     bucket = grid_orders.bucket_of(edges, params) if edges else "0"
     metrics.command(
         "INSERT INTO grid_value_buckets (project, inference_set, dataset, build, kind, key, value, bucket, min_key,"
-        " max_key, split, label_class, predicted_class, correct, rows)"
-        f" SELECT {into}, e.1, e.2, e.3, {bucket} AS b, min(_key), max(_key), split, label_class, predicted_class,"
-        f" correct, count() FROM ({source}) ARRAY JOIN {_ENTRIES} AS e"
+        " max_key, split, label_class, correct, rows)"
+        f" SELECT {into}, e.1, e.2, e.3, {bucket} AS b, min(_key), max(_key), split, label_class, correct, count()"
+        f" FROM ({source}) ARRAY JOIN {_ENTRIES} AS e"
         f" WHERE e.1 = '' OR has({params.add(counted, 'Array(Tuple(String, String))')}, (e.1, e.2))"
-        f" GROUP BY e.1, e.2, e.3, b, split, label_class, predicted_class, correct{SETTINGS}",
+        f" GROUP BY e.1, e.2, e.3, b, split, label_class, correct{SETTINGS}",
         params.values,
     )
     grid_orders.record(metrics, view, build, BUCKETED, rows, block=-1, mutation=int(versions[0][1]))
@@ -272,8 +278,8 @@ def value_range_count(
     present: Callable[[Sequence[str]], int],
 ) -> int | None:  # fmt: skip
     """The grid's count of ``flt`` when it is a range of confidence (the slider) and one condition on a metadata key
-    (as :func:`value_count` takes it), alone or with conditions on the split, the classes and the right or wrong
-    predictions, the grid sorted by frame id or by fields every frame with a confidence has: from the confidence
+    (as :func:`value_count` takes it), alone or with conditions on the split, the labeled class and the right or
+    wrong predictions, the grid sorted by frame id or by fields every frame with a confidence has: from the confidence
     sort's rows counted by value and bucket (:func:`keep_buckets`), the buckets wholly in the range and the sort's
     rows of those its bounds fall in, read by their key (a negated condition, or a key's absence: the range's count
     with the other conditions, :func:`shoal.analysis.grid_orders.range_count`, less those that pass it). A range of
@@ -288,7 +294,7 @@ def value_range_count(
     kind = condition_kind(meta[0])
     if not bounds or (kind not in _MAPS and kind is not None):
         return None
-    if any(c.field not in grid_orders.COUNTED_FIELDS for c in besides):
+    if any(c.field not in BUCKETED_FIELDS for c in besides):
         return None
     others = sorted({k.field for k in sort} - {"frame_id", "confidence"})
     if not set(others) <= set(grid_orders.FIELDS):
@@ -336,3 +342,67 @@ def value_range_count(
                                     [(float(r[3]), float(r[4]), int(r[5])) for r in found])  # fmt: skip
     READ.inc()
     return among - passed if failing else passed
+
+
+def below_by_value(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, threshold: float,
+    key: str,
+) -> tuple[dict[str, int], dict[str, int]] | None:  # fmt: skip
+    """The frames of ``view`` (at threshold 0) with a label and a prediction that pass ``flt`` (conditions on
+    :data:`shoal.analysis.grid_orders.THRESHOLD_FIELDS`), by value of metadata ``key`` as the slices name them
+    (``(none)``: the frames without the key), and those of them predicted right whose confidence is below
+    ``threshold`` (at the threshold they abstain, so are wrong), from the confidence sort's counts by value and
+    bucket (:func:`keep_buckets`): the buckets wholly below, and the sort's rows of the one the threshold falls in.
+    The slices by the key at the threshold are then those at 0 with those frames wrong
+    (:func:`shoal.analysis.slices.at_threshold`). None when this does not apply (a key not counted, other
+    conditions, the counts not written under ``versions``)."""
+    if versions is None or not view.inference_set or view.baseline_inference_set or view.confidence_threshold:
+        return None
+    if any(c.field not in grid_orders.THRESHOLD_FIELDS for c in flt.all):
+        return None
+    build = grid_orders.build_id(view, versions)
+    rows = grid_orders.written(metrics, view, build, [BUCKETED]).get(BUCKETED)
+    if rows is None:
+        return None
+    params = Params()
+    where = f"{grid_orders.scope(view, params, build)} AND (kind = '' OR key = {params.add(key, 'String')})"
+    passing = f"{compile_filter(flt, view, params)} AND correct IS NOT NULL"  # a label and a prediction
+    t = params.add(threshold, "Float64")
+    found = metrics.query(
+        f"WITH (SELECT maxOrNull(bucket) FROM grid_value_buckets WHERE {grid_orders.scope(view, params, build)}"
+        f" AND kind = '' AND bucket <= {t}) AS straddled SELECT kind, value, sum(rows), sumIf(rows, {passing}),"
+        f" sumIf(rows, {passing} AND correct = 1 AND bucket < straddled), any(straddled) FROM grid_value_buckets"
+        f" WHERE {where} GROUP BY kind, value",
+        params.values,
+    ).rows
+    every = [r for r in found if r[0] == ""]
+    if not every or int(every[0][2]) != rows:  # not written whole, or written twice
+        return None
+    kind = next((k for k in METADATA_KINDS if any(r[0] == k for r in found)), None)
+    if kind is None:  # a key the set's frames do not have, or one of too many values
+        return None
+    counts = {(str(r[0]), str(r[1])): [int(r[3]), int(r[4])] for r in found if r[0] in ("", kind)}
+    low = every[0][5]
+    if low is not None:  # the rows of the bucket the threshold falls in, below it
+        params = Params()
+        source = view_sql(view, params, listing=(build, grid_orders.BY_CONFIDENCE))
+        passing = f"{compile_filter(flt, view, params)} AND correct IS NOT NULL"  # a label and a prediction
+        column, k = METADATA_MAPS[kind], params.add(key, "String")
+        text = _TEXT[kind].format(v=f"{column}[{k}]")
+        straddled = metrics.query(
+            f"SELECT mapContains({column}, {k}) AS has, if(has, {text}, ''), count() FROM ({source})"
+            f" WHERE _key >= {params.add(float(low), 'Float64')} AND _key < {params.add(threshold, 'Float64')}"
+            f" AND {passing} AND correct = 1 GROUP BY has, 2{SETTINGS}",
+            params.values,
+        ).rows
+        for has, value, n in straddled:
+            counts.setdefault(("", ""), [0, 0])[1] += int(n)
+            if has:
+                counts.setdefault((kind, str(value)), [0, 0])[1] += int(n)
+    everything = counts.pop(("", ""), [0, 0])
+    by_value = {value: n for (_, value), n in counts.items()}
+    # the frames without the key: every frame less those with it (one slice with a value named so)
+    without = [a - sum(v[i] for v in by_value.values()) for i, a in enumerate(everything)]
+    by_value[NONE] = [a + b for a, b in zip(by_value.get(NONE, [0, 0]), without, strict=True)]
+    READ.inc()
+    return {v: n[0] for v, n in by_value.items() if n[0]}, {v: n[1] for v, n in by_value.items() if n[1]}

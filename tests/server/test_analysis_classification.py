@@ -733,6 +733,27 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
             assert {x.value: x.correct for x in sliced.slices} == {
                 str(v): int(right[splits[rows] == v].sum()) for v in set(splits[rows])}  # fmt: skip
         assert derived() == before + 4
+        # by a metadata key at the threshold too, from the confidence sort's counts by value and bucket; and the
+        # slider beside a value from them
+        right, in_val, before, read = (
+            (labels == predicted) & (confidence >= 0.55),
+            splits == "val",
+            derived(),
+            values_read(),
+        )
+        sliced = c.analysis.GetSlices(apb.GetSlicesRequest(project="den", inference_set="m", group_by="metadata.camera",
+                                                           confidence_threshold=0.55,
+                                                           filter=cpb.Filter(all=[eq("split", "val")])))  # fmt: skip
+        assert {x.value: (x.frames, x.correct) for x in sliced.slices} == {
+            v: (int(((cameras == v) & in_val).sum()), int(((cameras == v) & in_val & right).sum())) for v in cameras
+        }
+        assert derived() == before + 1
+        sure = cpb.Condition(field="confidence", range=cpb.Range(min=cpb.Value(number_value=0.55)))
+        page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="den", inference_set="m", filter=cpb.Filter(all=[sure, eq("metadata.camera", "rear")]),
+            sort=[apb.SortKey(field="frame_id")], page=cpb.PageRequest(page_size=60)))  # fmt: skip
+        assert page.page.total_count == int(((cameras == "rear") & (confidence >= 0.55)).sum())
+        assert values_read() == read + 2
         kept = lambda: REGISTRY.get_sample_value("shoal_grid_sorted_pages_total", {"source": "kept"}) or 0.0  # noqa: E731
         wrong_rows = np.flatnonzero(labels != predicted)
         unsure = cpb.Condition(field="confidence", range=cpb.Range(max=cpb.Value(number_value=0.6)))

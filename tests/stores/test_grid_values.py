@@ -7,6 +7,7 @@ the data are never read."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -274,10 +275,10 @@ def test_a_confidence_range_beside_a_metadata_value_is_counted_from_the_value_bu
     store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch, buckets: int
 ) -> None:
     """The slider beside a metadata value (equal, in a list or a range, a key's presence or absence, or negated),
-    with each filter of the split, the classes and the right or wrong predictions, the grid sorted by frame id or
+    with each filter of the split, the labeled class and the right or wrong predictions, the grid sorted by frame id or
     confidence, in buckets of confidence the range's bounds fall in (3) or fewer rows than buckets (64): the set's
-    count; a range of another field, two keys, or a sort by a field some frames with a confidence lack are counted
-    otherwise; counts written twice, or before the sort, are not read."""
+    count; a predicted class, a range of another field, two keys, or a sort by a field some frames with a confidence
+    lack are counted otherwise; counts written twice, or before the sort, are not read."""
     m = store
     monkeypatch.setattr(grid_values, "VALUE_BUCKETS", buckets)
     versions = _kept(m)
@@ -312,6 +313,10 @@ def test_a_confidence_range_beside_a_metadata_value_is_counted_from_the_value_bu
             r = ranges[(i + j) % len(ranges)]
             flt = common_pb2.Filter(all=[r, condition, *besides])
             got = grid_values.value_range_count(m, VIEW, versions, flt, sort, present)
+            if name == "predicted c1":  # not counted by predicted class
+                assert got is None
+                asked -= 1
+                continue
             assert got == _live_count(m, flt, sort), (value_name, name, sort, r)
             checked += got or 0
     assert checked > 0
@@ -340,3 +345,60 @@ def test_a_confidence_range_beside_a_metadata_value_is_counted_from_the_value_bu
     assert grid_values.value_range_count(m, VIEW, versions, flt, [], present) == _live_count(m, flt, [])
     m.command("INSERT INTO grid_value_buckets SELECT * FROM grid_value_buckets WHERE kind = '' LIMIT 1")
     assert grid_values.value_range_count(m, VIEW, versions, flt, [], present) is None
+
+
+#: the filters the slices at a threshold are derived with (their frames do not change with the threshold)
+AT_THRESHOLD = {name: BESIDES[name] for name in ("every frame", "split val", "class 2, not train")}
+
+
+@pytest.mark.parametrize("buckets", [3, 64])
+def test_the_slices_by_a_metadata_key_at_a_threshold_are_those_at_0_with_the_frames_below_it_wrong(
+    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch, buckets: int
+) -> None:
+    """The slices by every key of few values (strings, numbers, flags, times, a key of two types, a value named like
+    the frames without the key) at a confidence threshold, of every frame, a split or a class, are those at 0 with the
+    right predictions below the threshold, counted from the confidence sort's counts by value and bucket, wrong: equal
+    to the slices read from the set at the threshold, at a frame's confidence, between two, below the lowest and above
+    the highest. A filter of a predicted class or of correctness, a view at a threshold, a key of too many values or
+    counts not written: not derived. The grid's count of a value at a threshold is the count at 0."""
+    m = store
+    monkeypatch.setattr(grid_values, "VALUE_BUCKETS", buckets)
+    versions = _kept(m)
+    assert grid_values.below_by_value(m, VIEW, versions, common_pb2.Filter(), 0.5, "camera") is None  # not written
+    assert grid_orders.keep(m, VIEW, versions)[1]
+    assert grid_values.keep_buckets(m, VIEW, versions) == 1
+    values = sorted({float(r[0]) for r in m.query("SELECT toFloat64(confidence) FROM evaluations"
+                                                   " WHERE confidence IS NOT NULL").rows})  # fmt: skip
+    thresholds = [values[len(values) // 4], values[len(values) // 2], (values[3] + values[4]) / 2, values[0] / 2, 1.0]
+    derived = 0
+    for i, key in enumerate(("camera", "lux", "night", "zone", "shot")):
+        for j, (name, besides) in enumerate(AT_THRESHOLD.items()):
+            flt = common_pb2.Filter(all=besides)
+            zero = slices.slices(m, VIEW, flt, group_by=f"metadata.{key}", min_support=3)
+            for t in thresholds[(i + j) % 2 :: 2] if buckets == 64 else thresholds:
+                found = grid_values.below_by_value(m, VIEW, versions, flt, t, key)
+                assert found is not None, (key, name, t)
+                frames, below = found
+                assert {x.value: x.frames for x in zero[2]} == frames, (key, name)
+                got = slices.at_threshold(zero[2], below, 3, slices.DEFAULT_LEVEL)
+                at = replace(VIEW, confidence_threshold=t)
+                assert got == slices.slices(m, at, flt, group_by=f"metadata.{key}", min_support=3), (key, name, t)
+                derived += 1
+    assert derived > 0
+    for conditions in (BESIDES["predicted c1"], BESIDES["wrong"]):
+        assert grid_values.below_by_value(m, VIEW, versions, common_pb2.Filter(all=conditions), 0.5, "camera") is None
+    assert grid_values.below_by_value(m, replace(VIEW, confidence_threshold=0.5), versions, common_pb2.Filter(), 0.6,
+                                      "camera") is None  # fmt: skip
+    assert grid_values.below_by_value(m, VIEW, versions, common_pb2.Filter(), 0.5, "path") is None
+    # the grid's count of a value at a threshold: a split's or a class's frames are those at 0; not its predictions'
+    at = replace(VIEW, confidence_threshold=values[len(values) // 2])
+    for besides in (BESIDES["split val"], BESIDES["class 2, not train"]):
+        flt = common_pb2.Filter(all=[VALUES["camera front"], *besides])
+        got = grid_values.value_count(m, at, versions, flt, [pb.SortKey(field="confidence")])
+        assert got == int(m.query(*datapoints.page_statement(at, flt, [pb.SortKey(field="confidence")], {}, 1,
+                                                             None)[3:]).scalar())  # fmt: skip
+    flt = common_pb2.Filter(all=[VALUES["camera front"], *BESIDES["wrong"]])
+    assert grid_values.value_count(m, at, versions, flt, []) is None
+    # written twice: not read
+    m.command("INSERT INTO grid_value_buckets SELECT * FROM grid_value_buckets WHERE kind = '' LIMIT 1")
+    assert grid_values.below_by_value(m, VIEW, versions, common_pb2.Filter(), 0.5, "camera") is None

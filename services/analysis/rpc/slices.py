@@ -59,13 +59,23 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
 
         def compute_and_count() -> tuple[float, int, list[SliceStats], list[SliceStats]]:
             """By a metadata key, the same read counts each value's frames as the example grid a slice links to
-            counts them, kept for its first call; by split at a threshold, from the slices at 0 when it can."""
+            counts them, kept for its first call; by split or a metadata key at a threshold, from the slices at 0
+            when it can."""
             versions = ctx.answers.versions(VIEW_TABLES)
-            if versions is not None and threshold and request.group_by == "split":
+            by_key = request.group_by.startswith("metadata.")
+            if versions is not None and threshold and (request.group_by == "split" or by_key):
                 at_zero = replace(view, confidence_threshold=0.0)
-                found = _by_split_at(ctx, at_zero, versions, request.filter, threshold, lambda: ctx.answers.get(
-                    VIEW_TABLES, key(at_zero), lambda: slices(ctx.metrics, at_zero, request.filter, group_by="split",
-                                                             min_support=min_support, level=level)))  # fmt: skip
+
+                def zero() -> tuple[float, int, list[SliceStats], list[SliceStats]]:
+                    def kept(name: str) -> tuple[str, list[Any]] | None:
+                        return grid_values.slice_rows(ctx.metrics, at_zero, versions, request.filter, name)
+
+                    return ctx.answers.get(VIEW_TABLES, key(at_zero), lambda: slices(
+                        ctx.metrics, at_zero, request.filter, group_by=request.group_by, min_support=min_support,
+                        level=level, kept=kept if by_key else None))  # fmt: skip
+
+                found = _by_split_at(ctx, at_zero, versions, request.filter, threshold, zero) if not by_key else \
+                    _by_key_at(ctx, at_zero, versions, request.filter, threshold, request.group_by, zero)  # fmt: skip
                 if found is not None:
                     return at_threshold(found[0], found[1], min_support, level)
             if versions is None or not request.group_by.startswith("metadata."):
@@ -107,6 +117,25 @@ def _by_split_at(
         return None
     grid_orders.THRESHOLDS.labels("slices").inc()
     return by_split, {str(split): n for (split, correct), n in below.items() if correct}
+
+
+def _by_key_at(
+    ctx: Context, at_zero: View, versions: tuple[Any, ...], flt: common_pb2.Filter, threshold: float, group_by: str,
+    zero: Callable[[], tuple[float, int, list[SliceStats], list[SliceStats]]],
+) -> tuple[list[SliceStats], dict[str, int]] | None:  # fmt: skip
+    """The slices by a metadata key at threshold 0 (``zero()``) and the right predictions of each value whose
+    confidence is below ``threshold`` (a large set's, from its confidence sort's counts by value and bucket:
+    :func:`grid_values.below_by_value`), or None when those are not written or their frames are not the slices'."""
+    found = grid_values.below_by_value(ctx.metrics, at_zero, versions, flt, threshold,
+                                       metadata_key(group_by, "group_by"))  # fmt: skip
+    if found is None:
+        return None
+    frames, below = found
+    _, _, by_value, _ = zero()
+    if {x.value: x.frames for x in by_value} != frames:
+        return None
+    grid_orders.THRESHOLDS.labels("slices").inc()
+    return by_value, below
 
 
 def _slice(x: SliceStats) -> pb.Slice:
