@@ -221,20 +221,21 @@ MIGRATIONS = (
     Migration(
         component="analysis",
         version=33,
-        name="a large set's frames counted by metadata value and bucket of confidence",
+        name="a large set's sorts counted by metadata value and bucket of their key",
         statements=(
-            # a build's confidence sort counted by metadata value (kind '': every row) and by bucket of its key (of
-            # the sort's rows, about grid_values.VALUE_BUCKETS; each named by its lowest key, with the lowest and
-            # highest key of its rows so counted), by split, class and correctness (not by predicted class: five
-            # times the rows) (shoal.analysis.grid_values); written once per build, checked against the sort's rows
-            # when read
+            # a build's sort (of confidence, of loss) counted by metadata value (kind '': every row) and by bucket
+            # of its key (of the sort's rows, about grid_values.VALUE_BUCKETS; each named by its lowest key, with the
+            # lowest and highest key of its rows so counted), by split, class and correctness (not by predicted
+            # class: five times the rows) (shoal.analysis.grid_values); written once per build and sort, checked
+            # against the sort's rows when read
             "CREATE TABLE IF NOT EXISTS grid_value_buckets ("
             " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
-            " build String, kind LowCardinality(String), key String, value String, bucket Float64,"
+            " build String, listing LowCardinality(String), kind LowCardinality(String), key String, value String,"
+            " bucket Float64,"
             " min_key Float64, max_key Float64, split LowCardinality(String), label_class Nullable(Int32),"
             " correct Nullable(UInt8), rows UInt64)"
             " ENGINE = MergeTree PARTITION BY build"
-            " ORDER BY (project, inference_set, dataset, build, kind, key, value, bucket)",
+            " ORDER BY (project, inference_set, dataset, build, listing, kind, key, value, bucket)",
         ),
     ),
 )

@@ -234,29 +234,38 @@ def value_count(
     return int(among) - int(passed) if failing else int(passed)
 
 
-#: buckets of the confidence sort's key the counts by value are kept in (:func:`keep_buckets`; about, their bounds
-#: the key's quantiles): a count reads a value's counts, and the sort's rows of the buckets the range's bounds fall in
-#: (about 80,000 rows each at 10M frames, fewer the range's part of them)
+#: buckets of a sort's key the counts by value are kept in (:func:`keep_buckets`; about, their bounds the key's
+#: quantiles): a count reads a value's counts, and the sort's rows of the buckets the range's bounds fall in (about
+#: 80,000 rows each at 10M frames, fewer the range's part of them)
 VALUE_BUCKETS = 128
-#: the fields the counts by value and bucket are kept by, which the conditions beside a confidence range and a
-#: metadata value may name (not the predicted class: five times the rows at 10 classes)
+#: the fields the counts by value and bucket are kept by, which the conditions beside a range and a metadata value
+#: may name (not the predicted class: five times the rows at 10 classes)
 BUCKETED_FIELDS = ("split", "label_class", "correct", "labeled")
-#: the name the counts by value and bucket of a build are recorded under in ``grid_listing_builds``, with the rows of
-#: the confidence sort they count
-BUCKETED = "values:" + grid_orders.BY_CONFIDENCE
+#: the sorts counted by value and bucket, by field, in the order they are written: those of the grid's range filters
+#: (the confidence slider and the loss range), each field's sort counted by bucket
+#: (:data:`shoal.analysis.grid_orders.COUNTED`)
+BUCKETED_SORTS = {"confidence": grid_orders.BY_CONFIDENCE, "loss": grid_orders.listing_name("loss", True)}
+
+
+def bucketed(listing: str) -> str:
+    """The name a sort's counts by value and bucket are recorded under in ``grid_listing_builds`` (with the rows of
+    the sort they count)."""
+    return f"values:{listing}"
 
 
 def keep_buckets(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
-    """Writes, once the set's frames are counted by value (:func:`keep`) and its confidence sort is written under the
-    tables' ``versions``, that sort's rows counted by the values of the keys counted, by bucket of confidence (about
-    :data:`VALUE_BUCKETS`) and by :data:`BUCKETED_FIELDS`: the grid's count of a confidence
-    range (the slider) beside a metadata value is then read from them (:func:`value_range_count`). One read of the
-    sort's key and one of its rows. Returns 1 when written."""
+    """Writes, once the set's frames are counted by value (:func:`keep`), for the first sort of
+    :data:`BUCKETED_SORTS` written under the tables' ``versions`` and not counted so, that sort's rows counted by the
+    values of the keys counted, by bucket of its key (about :data:`VALUE_BUCKETS`) and by :data:`BUCKETED_FIELDS`:
+    the grid's count of a range of the sort's field beside a metadata value is then read from them
+    (:func:`value_range_count`). One read of the sort's key and one of its rows (21 s at 10M frames of six keys).
+    Returns 1 when one was written."""
     build = grid_orders.build_id(view, versions)
-    done = grid_orders.written(metrics, view, build, [VALUES, grid_orders.BY_CONFIDENCE, BUCKETED])
-    if BUCKETED in done or VALUES not in done or grid_orders.BY_CONFIDENCE not in done:
+    names = [VALUES, *BUCKETED_SORTS.values(), *(bucketed(s) for s in BUCKETED_SORTS.values())]
+    done = grid_orders.written(metrics, view, build, names)
+    listing = next((s for s in BUCKETED_SORTS.values() if s in done and bucketed(s) not in done), None)
+    if listing is None or VALUES not in done:
         return 0
-    listing = grid_orders.BY_CONFIDENCE
     rows, edges = grid_orders.bucket_edges(metrics, view, build, listing, VALUE_BUCKETS)
     params = Params()
     counted = [tuple(r) for r in metrics.query(
@@ -264,18 +273,18 @@ def keep_buckets(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> 
         " AND kind != ''", params.values).rows]  # fmt: skip
     params = Params()
     source = view_sql(view, params, listing=(build, listing))
-    into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build))
+    into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, listing))
     bucket = grid_orders.bucket_of(edges, params) if edges else "0"
     metrics.command(
-        "INSERT INTO grid_value_buckets (project, inference_set, dataset, build, kind, key, value, bucket, min_key,"
-        " max_key, split, label_class, correct, rows)"
+        "INSERT INTO grid_value_buckets (project, inference_set, dataset, build, listing, kind, key, value, bucket,"
+        " min_key, max_key, split, label_class, correct, rows)"
         f" SELECT {into}, e.1, e.2, e.3, {bucket} AS b, min(_key), max(_key), split, label_class, correct, count()"
         f" FROM ({source}) ARRAY JOIN {_ENTRIES} AS e"
         f" WHERE e.1 = '' OR has({params.add(counted, 'Array(Tuple(String, String))')}, (e.1, e.2))"
         f" GROUP BY e.1, e.2, e.3, b, split, label_class, correct{SETTINGS}",
         params.values,
     )
-    grid_orders.record(metrics, view, build, BUCKETED, rows, block=-1, mutation=int(versions[0][1]))
+    grid_orders.record(metrics, view, build, bucketed(listing), rows, block=-1, mutation=int(versions[0][1]))
     return 1
 
 
@@ -283,36 +292,38 @@ def value_range_count(
     metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, sort: Sequence[Any],
     present: Callable[[Sequence[str]], int],
 ) -> int | None:  # fmt: skip
-    """The grid's count of ``flt`` when it is a range of confidence (the slider) and one condition on a metadata key
-    (as :func:`value_count` takes it), alone or with conditions on the split, the labeled class and the right or
-    wrong predictions, the grid sorted by frame id or by fields every frame with a confidence has: from the confidence
-    sort's rows counted by value and bucket (:func:`keep_buckets`), the buckets wholly in the range and the sort's
-    rows of those its bounds fall in, read by their key (a negated condition, or a key's absence: the range's count
-    with the other conditions, :func:`shoal.analysis.grid_orders.range_count`, less those that pass it). A range of
-    millions of frames costs what a narrow one does. ``present`` as for
+    """The grid's count of ``flt`` when it is a range of confidence (the slider) or loss and one condition on a
+    metadata key (as :func:`value_count` takes it), alone or with conditions on the split, the labeled class and the
+    right or wrong predictions, the grid sorted by frame id or by fields every frame with the range's field has: from
+    that field's sort's rows counted by value and bucket (:func:`keep_buckets`), the buckets wholly in the range and
+    the sort's rows of those its bounds fall in, read by their key (a negated condition, or a key's absence: the
+    range's count with the other conditions, :func:`shoal.analysis.grid_orders.range_count`, less those that pass
+    it). A range of millions of frames costs what a narrow one does. ``present`` as for
     :func:`shoal.analysis.grid_orders.range_count`. None when this does not apply."""
     meta = [c for c in flt.all if c.field.startswith("metadata.")]
     ranges = [c for c in flt.all if c.field in grid_orders.FIELDS]
     besides = [c for c in flt.all if not c.field.startswith("metadata.") and c.field not in grid_orders.FIELDS]
-    if len(meta) != 1 or len(ranges) != 1 or ranges[0].field != "confidence":
+    if len(meta) != 1 or len(ranges) != 1 or ranges[0].field not in BUCKETED_SORTS:
         return None
+    field = ranges[0].field
+    listing = BUCKETED_SORTS[field]
     bounds = grid_orders.sort_range(ranges[0])
     kind = condition_kind(meta[0])
     if not bounds or (kind not in _MAPS and kind is not None):
         return None
     if any(c.field not in BUCKETED_FIELDS for c in besides):
         return None
-    others = sorted({k.field for k in sort} - {"frame_id", "confidence"})
+    others = sorted({k.field for k in sort} - {"frame_id", field})
     if not set(others) <= set(grid_orders.FIELDS):
         return None
-    if others and present(["confidence", *others]) != present(["confidence"]):
-        return None  # the grid leaves out frames with a confidence the counts hold
+    if others and present([field, *others]) != present([field]):
+        return None  # the grid leaves out frames with the range's field the counts hold
     if versions is None or not view.inference_set or view.baseline_inference_set:
         return None
     build = grid_orders.build_id(view, versions)
-    done = grid_orders.written(metrics, view, build, [grid_orders.BY_CONFIDENCE, BUCKETED])
-    rows = done.get(BUCKETED)
-    if rows is None or rows != done.get(grid_orders.BY_CONFIDENCE) or rows != present(["confidence"]):
+    done = grid_orders.written(metrics, view, build, [listing, bucketed(listing)])
+    rows = done.get(bucketed(listing))
+    if rows is None or rows != done.get(listing) or rows != present([field]):
         return None
     held = common_pb2.Condition()
     held.CopyFrom(meta[0])
@@ -328,7 +339,7 @@ def value_range_count(
         f"SELECT bucket, sumIf(rows, kind = ''), groupUniqArrayIf(kind, kind != ''),"
         f" minIf(min_key, kind != '' AND {passing}), maxIf(max_key, kind != '' AND {passing}),"
         f" sumIf(rows, kind != '' AND {passing}) FROM (SELECT *, {maps} FROM grid_value_buckets"
-        f" WHERE {grid_orders.scope(view, params, build)} AND (kind = '' OR key = {key})) GROUP BY bucket",
+        f" WHERE {grid_orders.scope(view, params, build, listing)} AND (kind = '' OR key = {key})) GROUP BY bucket",
         params.values,
     ).rows
     kinds = {str(k) for r in found for k in r[2]}
@@ -342,8 +353,8 @@ def value_range_count(
                                         present)  # fmt: skip
         if among is None:
             return None
-    keys = grid_orders.key_bounds(bounds, False)
-    passed = grid_orders.in_buckets(metrics, view, build, grid_orders.BY_CONFIDENCE,
+    keys = grid_orders.key_bounds(bounds, listing != grid_orders.listing_name(field, False))
+    passed = grid_orders.in_buckets(metrics, view, build, listing,
                                     common_pb2.Filter(all=[*ranges, *besides, held]), keys,
                                     [(float(r[3]), float(r[4]), int(r[5])) for r in found])  # fmt: skip
     READ.inc()
@@ -366,16 +377,17 @@ def below_by_value(
         return None
     if any(c.field not in grid_orders.THRESHOLD_FIELDS for c in flt.all):
         return None
-    build = grid_orders.build_id(view, versions)
-    rows = grid_orders.written(metrics, view, build, [BUCKETED]).get(BUCKETED)
+    build, listing = grid_orders.build_id(view, versions), grid_orders.BY_CONFIDENCE
+    rows = grid_orders.written(metrics, view, build, [bucketed(listing)]).get(bucketed(listing))
     if rows is None:
         return None
     params = Params()
-    where = f"{grid_orders.scope(view, params, build)} AND (kind = '' OR key = {params.add(key, 'String')})"
+    scoped = grid_orders.scope(view, params, build, listing)
+    where = f"{scoped} AND (kind = '' OR key = {params.add(key, 'String')})"
     passing = f"{compile_filter(flt, view, params)} AND correct IS NOT NULL"  # a label and a prediction
     t = params.add(threshold, "Float64")
     found = metrics.query(
-        f"WITH (SELECT maxOrNull(bucket) FROM grid_value_buckets WHERE {grid_orders.scope(view, params, build)}"
+        f"WITH (SELECT maxOrNull(bucket) FROM grid_value_buckets WHERE {scoped}"
         f" AND kind = '' AND bucket <= {t}) AS straddled SELECT kind, value, sum(rows), sumIf(rows, {passing}),"
         f" sumIf(rows, {passing} AND correct = 1 AND bucket < straddled), any(straddled) FROM grid_value_buckets"
         f" WHERE {where} GROUP BY kind, value",
@@ -391,7 +403,7 @@ def below_by_value(
     low = every[0][5]
     if low is not None:  # the rows of the bucket the threshold falls in, below it
         params = Params()
-        source = view_sql(view, params, listing=(build, grid_orders.BY_CONFIDENCE))
+        source = view_sql(view, params, listing=(build, listing))
         passing = f"{compile_filter(flt, view, params)} AND correct IS NOT NULL"  # a label and a prediction
         column, k = METADATA_MAPS[kind], params.add(key, "String")
         text = _TEXT[kind].format(v=f"{column}[{k}]")

@@ -753,7 +753,12 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
             project="den", inference_set="m", filter=cpb.Filter(all=[sure, eq("metadata.camera", "rear")]),
             sort=[apb.SortKey(field="frame_id")], page=cpb.PageRequest(page_size=60)))  # fmt: skip
         assert page.page.total_count == int(((cameras == "rear") & (confidence >= 0.55)).sum())
-        assert values_read() == read + 2
+        high = cpb.Condition(field="loss", range=cpb.Range(min=cpb.Value(number_value=1.0)))  # and a range of loss
+        page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="den", inference_set="m", filter=cpb.Filter(all=[high, eq("metadata.camera", "front")]),
+            sort=[apb.SortKey(field="loss", descending=True)], page=cpb.PageRequest(page_size=60)))  # fmt: skip
+        assert page.page.total_count == int(((cameras == "front") & (loss >= 1.0)).sum()) > 0
+        assert values_read() == read + 3
         kept = lambda: REGISTRY.get_sample_value("shoal_grid_sorted_pages_total", {"source": "kept"}) or 0.0  # noqa: E731
         wrong_rows = np.flatnonzero(labels != predicted)
         unsure = cpb.Condition(field="confidence", range=cpb.Range(max=cpb.Value(number_value=0.6)))

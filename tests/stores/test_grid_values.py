@@ -260,31 +260,35 @@ def test_the_keys_of_fewest_values_are_counted_up_to_a_bound(
     assert _slices(m, common_pb2.Filter(), "lux", versions) == _slices(m, common_pb2.Filter(), "lux", None)
 
 
-def _confidence(low: float | None, high: float | None, *, low_out: bool = False, high_out: bool = True) -> object:
-    """The slider: a range of confidence."""
+def _range(
+    field: str, low: float | None, high: float | None, *, low_out: bool = False, high_out: bool = True
+) -> common_pb2.Condition:
+    """A range of a field, as the grid's slider of confidence and its loss range write one."""
     r = common_pb2.Range(min_exclusive=low_out, max_exclusive=high_out)
     if low is not None:
         r.min.number_value = low
     if high is not None:
         r.max.number_value = high
-    return common_pb2.Condition(field="confidence", range=r)
+    return common_pb2.Condition(field=field, range=r)
 
 
 @pytest.mark.parametrize("buckets", [3, 64])
-def test_a_confidence_range_beside_a_metadata_value_is_counted_from_the_value_buckets(
+def test_a_confidence_or_loss_range_beside_a_metadata_value_is_counted_from_the_value_buckets(
     store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch, buckets: int
 ) -> None:
-    """The slider beside a metadata value (equal, in a list or a range, a key's presence or absence, or negated),
-    with each filter of the split, the labeled class and the right or wrong predictions, the grid sorted by frame id or
-    confidence, in buckets of confidence the range's bounds fall in (3) or fewer rows than buckets (64): the set's
-    count; a predicted class, a range of another field, two keys, or a sort by a field some frames with a confidence
-    lack are counted otherwise; counts written twice, or before the sort, are not read."""
+    """The slider of confidence, or a range of loss, beside a metadata value (equal, in a list or a range, a key's
+    presence or absence, or negated), with each filter of the split, the labeled class and the right or wrong
+    predictions, the grid sorted by frame id, confidence or loss, in buckets of the sort's key the range's bounds fall
+    in (3) or fewer rows than buckets (64): the set's count; a predicted class, a range of another field, two keys, or
+    a sort by a field some frames with the range's field lack are counted otherwise; counts written twice, or before
+    the sort, are not read."""
     m = store
     monkeypatch.setattr(grid_values, "VALUE_BUCKETS", buckets)
     versions = _kept(m)
-    assert grid_values.keep_buckets(m, VIEW, versions) == 0  # the confidence sort is not written yet
+    assert grid_values.keep_buckets(m, VIEW, versions) == 0  # the sorts are not written yet
     assert grid_orders.keep(m, VIEW, versions)[1]
-    assert grid_values.keep_buckets(m, VIEW, versions) == 1
+    assert grid_values.keep_buckets(m, VIEW, versions) == 1  # confidence's
+    assert grid_values.keep_buckets(m, VIEW, versions) == 1  # loss's
     assert grid_values.keep_buckets(m, VIEW, versions) == 0  # once per version of the data
     counts: dict[tuple[str, ...], int] = {}
 
@@ -293,24 +297,25 @@ def test_a_confidence_range_beside_a_metadata_value_is_counted_from_the_value_bu
             counts[tuple(fields)] = _live_count(m, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields])
         return counts[tuple(fields)]
 
-    confidences = sorted(float(r[0]) for r in m.query("SELECT confidence FROM grid_listings WHERE listing = {n:String}",
-                                                      {"n": grid_orders.BY_CONFIDENCE}).rows)  # fmt: skip
-    at = confidences[len(confidences) // 3]  # a bound on a frame's confidence, in or out
-    ranges = (
-        _confidence(0.4, None),
-        _confidence(None, at),
-        _confidence(at, 0.6, low_out=True),
-        _confidence(at, at, high_out=False),
-        _confidence(confidences[-1], None, low_out=True),  # above every frame
-    )
+    ranges = []
+    for field in grid_values.BUCKETED_SORTS:
+        values = sorted(float(r[0]) for r in m.query(f"SELECT {field} FROM evaluations WHERE {field} IS NOT NULL").rows)
+        at = values[len(values) // 3]  # a bound on a frame's value, in or out
+        ranges += [
+            _range(field, values[len(values) // 2], None),
+            _range(field, None, at),
+            _range(field, at, values[2 * len(values) // 3], low_out=True),
+            _range(field, at, at, high_out=False),
+            _range(field, values[-1], None, low_out=True),  # above every frame
+        ]
     read, checked, asked = grid_values.READ._value.get(), 0, 0
     for i, (value_name, condition) in enumerate({**VALUES, **FAILING}.items()):
         for j, (name, besides) in enumerate(BESIDES.items()):
             if (i + j) % (2 if buckets == 3 else 5):  # half the questions (many buckets: a fifth)
                 continue
             asked += 1
-            sort = [pb.SortKey(field="confidence", descending=bool(i % 2))] if (i + j) % 2 else []
-            r = ranges[(i + j) % len(ranges)]
+            r = ranges[(i + 3 * j) % len(ranges)]
+            sort = [pb.SortKey(field=("confidence", "loss")[i % 2], descending=bool(j % 2))] if (i + j) % 2 else []
             flt = common_pb2.Filter(all=[r, condition, *besides])
             got = grid_values.value_range_count(m, VIEW, versions, flt, sort, present)
             if name == "predicted c1":  # not counted by predicted class
@@ -329,11 +334,10 @@ def test_a_confidence_range_beside_a_metadata_value_is_counted_from_the_value_bu
     assert page.total == _live_count(m, flt, []) > 0
     assert grid_values.READ._value.get() - read == 1
     # what these counts do not answer
-    camera, loss = VALUES["camera front"], common_pb2.Condition(field="loss", range=common_pb2.Range(
-        min=common_pb2.Value(number_value=1.0)))  # fmt: skip
+    camera, margin = VALUES["camera front"], _range("margin", 0.1, None)
     for other, sort in (
-        (common_pb2.Filter(all=[camera, loss]), []),
-        (common_pb2.Filter(all=[ranges[0], camera, loss]), []),
+        (common_pb2.Filter(all=[camera, margin]), []),
+        (common_pb2.Filter(all=[ranges[0], camera, margin]), []),
         (common_pb2.Filter(all=[ranges[0], camera, VALUES["night"]]), []),
         (common_pb2.Filter(all=[ranges[0], _is("metadata.path", string_value="/data/3.png")]), []),
         (common_pb2.Filter(all=[ranges[0], common_pb2.Condition(field="metadata.zone", exists=True)]), []),
@@ -343,7 +347,8 @@ def test_a_confidence_range_beside_a_metadata_value_is_counted_from_the_value_bu
     # written twice (a write cut short and written again): not read
     flt = common_pb2.Filter(all=[ranges[0], camera])
     assert grid_values.value_range_count(m, VIEW, versions, flt, [], present) == _live_count(m, flt, [])
-    m.command("INSERT INTO grid_value_buckets SELECT * FROM grid_value_buckets WHERE kind = '' LIMIT 1")
+    m.command("INSERT INTO grid_value_buckets SELECT * FROM grid_value_buckets WHERE kind = '' AND listing = {n:String}"
+              " LIMIT 1", {"n": grid_orders.BY_CONFIDENCE})  # fmt: skip
     assert grid_values.value_range_count(m, VIEW, versions, flt, [], present) is None
 
 
@@ -400,5 +405,6 @@ def test_the_slices_by_a_metadata_key_at_a_threshold_are_those_at_0_with_the_fra
     flt = common_pb2.Filter(all=[VALUES["camera front"], *BESIDES["wrong"]])
     assert grid_values.value_count(m, at, versions, flt, []) is None
     # written twice: not read
-    m.command("INSERT INTO grid_value_buckets SELECT * FROM grid_value_buckets WHERE kind = '' LIMIT 1")
+    m.command("INSERT INTO grid_value_buckets SELECT * FROM grid_value_buckets WHERE kind = '' AND listing = {n:String}"
+              " LIMIT 1", {"n": grid_orders.BY_CONFIDENCE})  # fmt: skip
     assert grid_values.below_by_value(m, VIEW, versions, common_pb2.Filter(), 0.5, "camera") is None
