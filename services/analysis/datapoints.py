@@ -346,10 +346,11 @@ def _kept_count(
     split, the classes and the right or wrong predictions (or those conditions alone), read from the sort's key range or
     its counts by bucket (:func:`shoal.analysis.grid_orders.range_count`); or one condition on a metadata key (a value,
     its presence, negated or not) with or without those, read from the set's frames counted by value
-    (:func:`shoal.analysis.grid_values.value_count`), with a range of confidence too from the confidence sort's counts
-    by value and bucket (:func:`shoal.analysis.grid_values.value_range_count`); or any other filter with a narrow range
-    of such a field, read from the sort's rows in the range (:func:`shoal.analysis.grid_orders.rows_count`); None to
-    count the set."""
+    (:func:`shoal.analysis.grid_values.value_count`), with a range of confidence or loss too from that sort's counts by
+    value and bucket (:func:`shoal.analysis.grid_values.value_range_count`); or a range of capture time of whole hours,
+    from the set's frames counted by hour (:func:`shoal.analysis.grid_values.time_count`); or any other filter with a
+    narrow range of such a field, read from the sort's rows in the range
+    (:func:`shoal.analysis.grid_orders.rows_count`); None to count the set."""
     if answers is None or not view.inference_set or view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)
@@ -362,6 +363,8 @@ def _kept_count(
         found = grid_values.value_count(metrics, view, versions, flt, sort)
     if found is None:
         found = grid_values.value_range_count(metrics, view, versions, flt, sort, present)
+    if found is None:
+        found = grid_values.time_count(metrics, view, versions, flt, sort)
     if found is None and cell_of(flt, view) is None:  # a class's count reads that class's rows
         found = grid_orders.rows_count(metrics, view, versions, flt, sort, present)
     return found

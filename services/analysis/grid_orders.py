@@ -238,9 +238,33 @@ MIGRATIONS = (
             " ORDER BY (project, inference_set, dataset, build, listing, kind, key, value, bucket)",
         ),
     ),
+    Migration(
+        component="analysis",
+        version=34,
+        name="a large set's frames counted by hour of capture",
+        statements=(
+            # a build's frames by the hour of their capture time (NULL: none), split, class, correctness and the
+            # grid's sort fields they have (shoal.analysis.grid_values); written with the counts by value, once per
+            # build (a second write doubles the rows, which a read finds against the frames recorded with the build)
+            "CREATE TABLE IF NOT EXISTS grid_time_counts ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " build String, hour Nullable(DateTime('UTC')), split LowCardinality(String),"
+            " label_class Nullable(Int32), correct Nullable(UInt8), has_loss UInt8, has_confidence UInt8,"
+            " has_margin UInt8, rows UInt64)"
+            " ENGINE = MergeTree PARTITION BY build ORDER BY (project, inference_set, dataset, build, hour)"
+            " SETTINGS allow_nullable_key = 1",
+        ),
+    ),
 )
 #: the tables of a build, a partition of each
-TABLES = ("grid_listings", "grid_listing_builds", "grid_listing_counts", "grid_value_counts", "grid_value_buckets")
+TABLES = (
+    "grid_listings",
+    "grid_listing_builds",
+    "grid_listing_counts",
+    "grid_value_counts",
+    "grid_value_buckets",
+    "grid_time_counts",
+)
 
 
 def build_id(view: View, versions: Sequence[Any]) -> str:

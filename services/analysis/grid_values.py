@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
@@ -120,6 +121,15 @@ def keep(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
         f" FROM ({source}) ARRAY JOIN {_ENTRIES} AS e"
         f" WHERE e.1 = '' OR has({params.add(counted, 'Array(Tuple(String, String))')}, (e.1, e.2))"
         f" GROUP BY e.1, e.2, e.3, split, label_class, predicted_class, correct, {has}{SETTINGS}",
+        params.values,
+    )
+    params = Params()
+    source = view_sql(view, params)
+    into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build))
+    metrics.command(  # and by hour of capture
+        "INSERT INTO grid_time_counts (project, inference_set, dataset, build, hour, split, label_class, correct,"
+        f" {has}, rows) SELECT {into}, toStartOfHour(capture_time) AS h, split, label_class, correct, {present},"
+        f" count() FROM ({source}) GROUP BY h, split, label_class, correct, {has}{SETTINGS}",
         params.values,
     )
     grid_orders.record(metrics, view, build, VALUES, frames, block=-1, mutation=mutation)
@@ -424,3 +434,93 @@ def below_by_value(
     by_value[NONE] = [a + b for a, b in zip(by_value.get(NONE, [0, 0]), without, strict=True)]
     READ.inc()
     return {v: n[0] for v, n in by_value.items() if n[0]}, {v: n[1] for v, n in by_value.items() if n[1]}
+
+
+def time_slice_rows(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, bucket: str
+) -> list[tuple[str, int, int]] | None:
+    """The slices by capture time of the frames that pass ``flt`` (conditions on :data:`BUCKETED_FIELDS`), each
+    frame's hour of capture put in its ``bucket`` (a ClickHouse function of a time: ``toStartOfDay``, say), as
+    :func:`shoal.analysis.slices.slices` reads them from the set: for each bucket (``(none)``: the frames without a
+    capture time), its frames with a label and a prediction and those predicted right, in the bucket's order; from
+    the set's frames counted by hour of capture (``grid_time_counts``, written by :func:`keep`). None when those are
+    not written under ``versions``, the view has a threshold, or the filter other conditions."""
+    found = _counted(metrics, view, versions)
+    if found is None or view.confidence_threshold or any(c.field not in BUCKETED_FIELDS for c in flt.all):
+        return None
+    build, frames = found
+    params = Params()
+    passing = compile_filter(flt, view, params)
+    rows = metrics.query(
+        f"SELECT if(hour IS NULL, '{NONE}', toString({bucket}(hour))) AS g, sum(rows),"
+        f" sumIf(rows, {passing} AND correct IS NOT NULL), sumIf(rows, {passing} AND correct = 1)"
+        f" FROM grid_time_counts WHERE {grid_orders.scope(view, params, build)} GROUP BY g ORDER BY g",
+        params.values,
+    ).rows
+    if sum(int(r[1]) for r in rows) != frames:  # not written whole, or written twice
+        return None
+    READ.inc()
+    return [(str(g), int(n), int(right)) for g, _, n, right in rows if int(n)]
+
+
+def time_count(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, sort: Sequence[Any]
+) -> int | None:
+    """The grid's count of ``flt`` when it is a range of capture time whose bounds are whole hours (a capture-time
+    slice's link: an hour, a day, a week or a month, its end included to the millisecond before the next), alone or
+    with conditions on :data:`BUCKETED_FIELDS` (at a confidence threshold, the split and the classes labeled), the
+    grid sorted by frame id or a field of :data:`PRESENT`: from the set's frames counted by hour of capture. None when
+    this does not apply (a bound inside an hour is counted from the set)."""
+    times = [c for c in flt.all if c.field == "capture_time"]
+    besides = [c for c in flt.all if c.field != "capture_time"]
+    if len(times) != 1 or times[0].negate or times[0].WhichOneof("op") != "range":
+        return None
+    if any(c.field not in BUCKETED_FIELDS for c in besides):
+        return None
+    if view.confidence_threshold:  # the frames of a split or a class are those at 0
+        if any(c.field not in grid_orders.THRESHOLD_FIELDS for c in besides):
+            return None
+        view = replace(view, confidence_threshold=0.0)
+    fields = {k.field for k in sort} - {"frame_id"}
+    if not fields <= set(PRESENT):
+        return None
+    hours = _whole_hours(times[0].range)
+    found = _counted(metrics, view, versions)
+    if hours is None or found is None:
+        return None
+    build, frames = found
+    params = Params()
+    where = [compile_filter(common_pb2.Filter(all=besides), view, params), *(f"has_{f}" for f in sorted(fields))]
+    low, high = hours
+    utc = "DateTime64(3, 'UTC')"
+    where += [f"hour >= {params.add(low, utc)}"] if low is not None else ["hour IS NOT NULL"]
+    where += [f"hour < {params.add(high, utc)}"] if high is not None else []
+    ((every, passed),) = metrics.query(
+        f"SELECT sum(rows), sumIf(rows, {' AND '.join(where)}) FROM grid_time_counts"
+        f" WHERE {grid_orders.scope(view, params, build)}",
+        params.values,
+    ).rows
+    if int(every) != frames:  # not written whole, or written twice
+        return None
+    READ.inc()
+    return int(passed)
+
+
+def _whole_hours(r: common_pb2.Range) -> tuple[datetime | None, datetime | None] | None:
+    """The hours a range of capture time holds whole, as the first hour in it and the first past it (None: no bound),
+    when it holds no hour in part; else None."""
+    out: list[datetime | None] = []
+    for value, exclusive, lower in ((r.min, r.min_exclusive, True), (r.max, r.max_exclusive, False)):
+        kind = value.WhichOneof("kind")
+        if kind is None:
+            out.append(None)
+            continue
+        if kind != "timestamp_value":
+            return None
+        t = value.timestamp_value.ToDatetime(tzinfo=UTC)
+        if not lower and not exclusive:  # its end included, to the millisecond (the store's precision)
+            t += timedelta(milliseconds=1)
+        if (lower and exclusive) or t.minute or t.second or t.microsecond:
+            return None
+        out.append(t)
+    return out[0], out[1]

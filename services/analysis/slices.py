@@ -136,6 +136,7 @@ def slices(
     sound_event_classes: list[int] | None = None,
     grid_counts: GridCounts | None = None,
     kept: Callable[[str], tuple[str, list[Any]] | None] | None = None,
+    kept_times: Callable[[str], list[Any] | None] | None = None,
 ) -> tuple[float, int, list[SliceStats], list[SliceStats]]:
     """(overall accuracy, frames, every slice by value, the worst slices).
 
@@ -143,6 +144,8 @@ def slices(
     the frames of each value as the example grid counts them under each of its sorts (:class:`GridCounts`).
     ``kept(key)``, grouped by a metadata key: the key's type and the rows of that read kept for it beforehand
     (:func:`shoal.analysis.grid_values.slice_rows`), read instead of the set; None to read the set.
+    ``kept_times(bucket)``, grouped by capture time: the rows of that read by the time bucket's function
+    (:data:`BUCKETS`), counted beforehand (:func:`shoal.analysis.grid_values.time_slice_rows`), or None.
 
     With ``detection_iou``: per slice of frames, the matches of the right class over every outcome
     of the detection confusion matrix at that IoU (matches, false positives, missed boxes); the
@@ -158,6 +161,8 @@ def slices(
         hit = kept(key)
         if hit is not None:
             kinds[key], kept_rows = hit
+    if kept_times is not None and group_by == "capture_time" and (time_bucket or "day") in BUCKETS:
+        kept_rows = kept_times(BUCKETS[time_bucket or "day"])
     group = _group_expression(metrics, view, group_by, time_bucket, params, kinds) if kept_rows is None else ""
     where = compile_filter(flt, view, params)
     if detection_iou is not None:

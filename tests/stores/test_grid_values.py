@@ -8,7 +8,7 @@ the data are never read."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -51,15 +51,22 @@ def _metadata(i: int) -> tuple[dict[str, str], dict[str, float], dict[str, int],
     return strings, numbers, flags, times
 
 
+def _captured(i: int) -> datetime | None:
+    """Frame ``i``'s capture time: every 37 minutes and 250 ms over four days from a Thursday (one frame in ten
+    without)."""
+    return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=37 * i, milliseconds=250 * (i % 4)) if i % 10 else None
+
+
 @pytest.fixture
 def store(embedded_metrics: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch) -> EmbeddedMetricsStore:
     m, rng = embedded_metrics, np.random.default_rng(5)
     monkeypatch.setattr(grid_values, "MAX_VALUES", MAX_VALUES)
     m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
     create_sets(m, ["a"])
-    m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", *_metadata(i), 64, 48, 1] for i, f in enumerate(IDS)],
+    m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", *_metadata(i), _captured(i), 64, 48, 1]
+                        for i, f in enumerate(IDS)],
              ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "meta_num", "meta_bool", "meta_time",
-              "width", "height", "version"])  # fmt: skip
+              "capture_time", "width", "height", "version"])  # fmt: skip
     write_labels(m, IDS[: N - 15], rng.integers(0, K, N - 15), 1)  # the last 15 unlabeled: no loss
     probs = rng.random((N - 6, K)).astype(np.float32)
     write_predictions(m, "a", IDS[: N - 6], probs / probs.sum(1, keepdims=True))  # the last 6 without a prediction
@@ -408,3 +415,79 @@ def test_the_slices_by_a_metadata_key_at_a_threshold_are_those_at_0_with_the_fra
     m.command("INSERT INTO grid_value_buckets SELECT * FROM grid_value_buckets WHERE kind = '' AND listing = {n:String}"
               " LIMIT 1", {"n": grid_orders.BY_CONFIDENCE})  # fmt: skip
     assert grid_values.below_by_value(m, VIEW, versions, common_pb2.Filter(), 0.5, "camera") is None
+
+
+def _between(low: datetime | None, high: datetime | None, *, high_in: bool = True) -> common_pb2.Condition:
+    """A range of capture time, as the grid writes one (its end included, unless ``high_in`` is False)."""
+    r = common_pb2.Range(max_exclusive=not high_in)
+    if low is not None:
+        r.min.timestamp_value.FromDatetime(low)
+    if high is not None:
+        r.max.timestamp_value.FromDatetime(high)
+    return common_pb2.Condition(field="capture_time", range=r)
+
+
+def test_the_slices_by_capture_time_and_a_count_of_whole_hours_are_read_from_the_counts_by_hour(
+    store: EmbeddedMetricsStore,
+) -> None:
+    """The slices by capture time in every bucket (hour, day, week, month), with each filter of the split, the
+    labeled class and the right or wrong predictions, and the grid's count of a range of whole hours (a slice's
+    link: a day to its last millisecond, an hour to the next, from or up to an hour), with those filters and the grid
+    sorted by frame id or a prediction field, at 0 and at a threshold: read from the frames counted by hour of capture,
+    equal to the set's; a range inside an hour, a predicted class, a negated range or counts written twice: not
+    read."""
+    m = store
+    versions = _kept(m)
+    read = grid_values.READ._value.get()
+    asked = 0
+    for bucket in slices.BUCKETS:
+        for name, besides in BESIDES.items():
+            flt = common_pb2.Filter(all=besides)
+
+            def kept(fn: str, f: common_pb2.Filter = flt) -> list[object] | None:
+                return grid_values.time_slice_rows(m, VIEW, versions, f, fn)  # type: ignore[return-value]
+
+            got = slices.slices(m, VIEW, flt, group_by="capture_time", time_bucket=bucket, min_support=3,
+                                kept_times=kept)  # fmt: skip
+            want = slices.slices(m, VIEW, flt, group_by="capture_time", time_bucket=bucket, min_support=3)
+            if name == "predicted c1":
+                assert grid_values.time_slice_rows(m, VIEW, versions, flt, slices.BUCKETS[bucket]) is None
+            else:
+                asked += 1
+            assert got == want, (bucket, name)
+    assert grid_values.READ._value.get() - read == asked
+    day = datetime(2026, 1, 2, tzinfo=UTC)
+    ranges = (
+        _between(day, day + timedelta(days=1) - timedelta(milliseconds=1)),  # a day slice's link
+        _between(day + timedelta(hours=5), day + timedelta(hours=6), high_in=False),
+        _between(day + timedelta(hours=30), None),
+        _between(None, day + timedelta(hours=7)),  # up to and with 7:00:00.000
+    )
+    for view in (VIEW, replace(VIEW, confidence_threshold=0.5)):
+        for i, (name, besides) in enumerate(BESIDES.items()):
+            for j, r in enumerate(ranges):
+                flt = common_pb2.Filter(all=[r, *besides])
+                sort = [pb.SortKey(field=("frame_id", "loss", "confidence")[(i + j) % 3])]
+                got = grid_values.time_count(m, view, versions, flt, sort)
+                live = int(m.query(*datapoints.page_statement(view, flt, sort, {}, 1, None)[3:]).scalar())
+                if name == "predicted c1" or (view.confidence_threshold and name == "wrong"):
+                    assert got is None, (
+                        name,
+                        j,
+                    )  # not counted by predicted class; correctness moves with the threshold
+                elif j == 3:
+                    assert got is None  # its end is 7:00:00.000, inside that hour
+                else:
+                    assert got == live, (view.confidence_threshold, name, j)
+    # not read: a bound inside an hour, a negated range, two ranges; counts written twice
+    inside = _between(day + timedelta(minutes=30), None)
+    negated = _between(day, None)
+    negated.negate = True
+    for flt in (common_pb2.Filter(all=[inside]), common_pb2.Filter(all=[negated]),
+                common_pb2.Filter(all=[ranges[0], ranges[1]])):  # fmt: skip
+        assert grid_values.time_count(m, VIEW, versions, flt, []) is None
+    flt = common_pb2.Filter(all=[ranges[0]])
+    assert grid_values.time_count(m, VIEW, versions, flt, []) == _live_count(m, flt, []) > 0
+    m.command("INSERT INTO grid_time_counts SELECT * FROM grid_time_counts LIMIT 1")
+    assert grid_values.time_count(m, VIEW, versions, flt, []) is None
+    assert grid_values.time_slice_rows(m, VIEW, versions, common_pb2.Filter(), "toStartOfDay") is None

@@ -42,12 +42,16 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
         def kept(key: str) -> tuple[str, list[Any]] | None:  # a large set's frames counted by value, when written
             return grid_values.slice_rows(ctx.metrics, view, versions, request.filter, key)
 
+        def kept_times(bucket: str) -> list[Any] | None:  # and by hour of capture
+            return grid_values.time_slice_rows(ctx.metrics, view, versions, request.filter, bucket)
+
         return slices(ctx.metrics, view, request.filter, group_by=request.group_by, time_bucket=request.time_bucket,
                       min_support=min_support, level=level, detection_iou=iou,
                       segmentation_classes=[c.id for c in project.classes] if maps else None,
                       multilabel_classes=[c.id for c in project.classes] if class_sets else None,
                       sound_event_classes=[c.id for c in project.classes] if events else None,
-                      grid_counts=grid_counts, kept=kept if versions is not None else None)  # fmt: skip
+                      grid_counts=grid_counts, kept=kept if versions is not None else None,
+                      kept_times=kept_times if versions is not None else None)  # fmt: skip
 
     if is_detection or maps or class_sets or events:  # counted from tables the kept answers do not watch
         overall, total, every, worst = compute()
@@ -79,7 +83,7 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
                 if found is not None:
                     return at_threshold(found[0], found[1], min_support, level)
             if versions is None or not request.group_by.startswith("metadata."):
-                return compute()
+                return compute(None, versions)
             counts = GridCounts()
             found = compute(counts, versions)
             keep_value_counts(ctx.answers, versions, view, request.filter, metadata_key(request.group_by, "group_by"),
