@@ -22,6 +22,10 @@ those values and by bucket of their key (:func:`keep_buckets`, ``grid_value_buck
 confidence slider or a loss range beside a metadata value (:func:`value_range_count`), and the slices by a key at a
 confidence threshold (:func:`below_by_value`), are read from them, whatever the range's width: 41 to 147 ms at 10M
 frames on the first call (most below 100), where reading the set took 0.27 to 1.6 s.
+
+With the counts by value, :func:`keep` counts the set's frames by hour of capture (``grid_time_counts``): the slices
+by capture time in any bucket (:func:`time_slice_rows`) and the grid's count of a range of whole hours, as a slice's
+link writes one (:func:`time_count`), are read from them (15 to 127 ms at 10M frames, the set 0.04 to 0.5 s).
 """
 
 from __future__ import annotations
