@@ -21,12 +21,15 @@ class Comparison:
     regressed: int
 
 
-def compare(metrics: MetricsStore, view: View, flt: common_pb2.Filter) -> Comparison:
-    """``view`` reads the candidate as its inference set and the baseline as its baseline."""
+def compare(
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, listing: tuple[str, str] | None = None
+) -> Comparison:
+    """``view`` reads the candidate as its inference set and the baseline as its baseline (from ``listing``, the
+    candidate's rows kept beside the baseline's, when given: :mod:`shoal.analysis.grid_compare`)."""
     class_ids = list(view.ontology)
     k = len(class_ids)
     params = Params()
-    source = view_sql(view, params)
+    source = view_sql(view, params, listing=listing)
     where = compile_filter(flt, view, params)
     rows = metrics.query(
         f"SELECT label_class, predicted_class, baseline_predicted_class, count() FROM ({source})"

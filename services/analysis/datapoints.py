@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from prometheus_client import Counter
 
-from shoal.analysis import grid_orders, grid_values
+from shoal.analysis import grid_compare, grid_orders, grid_values
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common import classmaps, masks
 from shoal.common.data.answers import AnswerCache
@@ -297,7 +297,11 @@ def query_datapoints(
     ]
     kinds = metadata_kinds(metrics, view, meta_keys)
     last = decode_cursor(page_token, compile_sort(sort, view, kinds, Params()), scope)
-    page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last)
+    # a view with a baseline reads the large set's rows kept beside the baseline's, when written, not the join
+    compared = compared_listing(metrics, view, flt, answers)
+    page_sql, page_params, sorts, count_sql, count_params = page_statement(
+        view, flt, sort, kinds, size, last, None if compared is None else (compared, [])
+    )
 
     def count() -> int:
         kept = _kept_count(metrics, view, flt, sort, answers)
@@ -337,6 +341,20 @@ def query_datapoints(
     if more and result:
         token = encode_cursor(_cursor(result[-1], sorts), scope)
     return Page(shown, token, total)
+
+
+def compared_listing(
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, answers: AnswerCache | None
+) -> tuple[str, str] | None:
+    """The listing a view with a baseline reads in place of the join of the two sets (a large set's, written by the
+    preparer: :func:`shoal.analysis.grid_compare.listing`), or None to join them."""
+    if answers is None or not view.inference_set or not view.baseline_inference_set:
+        return None
+    versions = answers.versions(VIEW_TABLES)
+    if versions is None:
+        return None
+    own = replace(view, baseline_inference_set="", confidence_threshold=0.0)
+    return grid_compare.listing(metrics, view, versions, flt, _present(metrics, own, answers)([]))
 
 
 def _kept_count(

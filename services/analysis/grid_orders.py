@@ -87,6 +87,8 @@ FIELDS = ("loss", "confidence", "margin")
 WRITTEN_FIRST = (("loss", True), ("confidence", False), ("margin", False), ("loss", False), ("confidence", True),
                  ("margin", True))  # fmt: skip
 _COLUMNS = (*ROW_COLUMNS, "confidence")
+#: a comparison's listing's columns beside those (:mod:`shoal.analysis.grid_compare`)
+_BASE_COLUMNS = ("base_pred_raw", "base_confidence")
 #: a build's name (:func:`build_id`), written into the statement that drops its rows
 _BUILD = re.compile(r"[0-9a-f]{32}")
 PATCHED = Counter(
@@ -253,6 +255,16 @@ MIGRATIONS = (
             " has_margin UInt8, rows UInt64)"
             " ENGINE = MergeTree PARTITION BY build ORDER BY (project, inference_set, dataset, build, hour)"
             " SETTINGS allow_nullable_key = 1",
+        ),
+    ),
+    Migration(
+        component="analysis",
+        version=35,
+        name="a large set's rows beside another set's predictions",
+        statements=(
+            # a comparison's listings (shoal.analysis.grid_compare): the baseline's prediction of each row
+            "ALTER TABLE grid_listings ADD COLUMN IF NOT EXISTS base_pred_raw Nullable(Int32)",
+            "ALTER TABLE grid_listings ADD COLUMN IF NOT EXISTS base_confidence Nullable(Float64)",
         ),
     ),
 )
@@ -908,13 +920,13 @@ def record(
                      block, mutation, base, stands_for]], _BUILD_COLUMNS)  # fmt: skip
 
 
-def _count(metrics: MetricsStore, view: View, build: str, listing: str) -> int:
+def count_rows(metrics: MetricsStore, view: View, build: str, listing: str) -> int:
     params = Params()
     return int(metrics.query(f"SELECT count() FROM grid_listings WHERE {scope(view, params, build, listing)}",
                              params.values).scalar())  # fmt: skip
 
 
-def _insert_rows(
+def insert_rows(
     metrics: MetricsStore, view: View, build: str, listing: str, key: str, where: str, params: Params, frames: str = ""
 ) -> None:  # fmt: skip
     """Writes the view's rows that pass ``where`` (over the view as ``v``) as ``listing`` of ``build``, keyed by the
@@ -924,13 +936,14 @@ def _insert_rows(
     source = view_sql(view, params)
     if frames:  # read through the view's key, before the join
         source = f"SELECT * FROM ({source}) WHERE frame_id IN ({frames})"
-    columns = ", ".join(_COLUMNS)
+    # a view with a baseline: each row with the baseline's prediction (shoal.analysis.grid_compare)
+    columns = ", ".join((*_COLUMNS, *(_BASE_COLUMNS if view.baseline_inference_set else ())))
     into = [params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, listing)]
     only = f" AND frame_id IN ({frames})" if frames else ""
     sizes = f"SELECT frame_id, width, height FROM frames FINAL WHERE project = {into[0]} AND dataset = {into[2]}{only}"
     metrics.command(
         f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns},"
-        f" width, height) SELECT {', '.join(into)}, {key}, {', '.join(f'v.{c}' for c in _COLUMNS)},"
+        f" width, height) SELECT {', '.join(into)}, {key}, {', '.join(f'v.{c}' for c in columns.split(', '))},"
         f" ifNull(s.width, 0), ifNull(s.height, 0) FROM ({source}) AS v LEFT JOIN ({sizes}) AS s"
         f" ON s.frame_id = v.frame_id WHERE {where}{SETTINGS}, join_algorithm = '{'hash' if frames else _MERGE}'",
         params.values,
@@ -1005,9 +1018,9 @@ def keep(
                         mutation=mutation)  # fmt: skip
                 continue
             params = Params()
-            _insert_rows(metrics, view, build, name, f"{'-' if descending else ''}v.{field}",
+            insert_rows(metrics, view, build, name, f"{'-' if descending else ''}v.{field}",
                          f"v.{field} IS NOT NULL", params)  # fmt: skip
-            record(metrics, view, build, name, _count(metrics, view, build, name), block=block, mutation=mutation)
+            record(metrics, view, build, name, count_rows(metrics, view, build, name), block=block, mutation=mutation)
             wrote += 1
             WRITTEN.inc()
     remove(metrics, view, but=build)  # the builds before: no page reads them any more (their versions are gone)
@@ -1060,8 +1073,8 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
         wrote += 1
     if _ROWS not in done:  # the changed frames' rows now, read once (the set's view of those frames alone)
         params = Params()
-        _insert_rows(metrics, view, name, _ROWS, "0", "1", params, frames=_changed_sql(view, params, name))
-        record(metrics, view, name, _ROWS, _count(metrics, view, name, _ROWS), **about)
+        insert_rows(metrics, view, name, _ROWS, "0", "1", params, frames=_changed_sql(view, params, name))
+        record(metrics, view, name, _ROWS, count_rows(metrics, view, name, _ROWS), **about)
         wrote += 1
     for field, descending in WRITTEN_FIRST:
         listing = listing_name(field, descending)
@@ -1083,7 +1096,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
                 f" WHERE {scope(view, params, *source)} AND {only}",
                 params.values,
             )
-            record(metrics, view, name, into, _count(metrics, view, name, into), **about)
+            record(metrics, view, name, into, count_rows(metrics, view, name, into), **about)
         wrote += 1
     remove(metrics, view, but=name, patches=True)  # the patches before: no page reads them any more
     return wrote

@@ -8,12 +8,14 @@ import numpy as np
 
 from shoal.analysis import multilabel, segmentation, sound_event_analysis
 from shoal.analysis.compare import compare
+from shoal.analysis.datapoints import compared_listing
 from shoal.analysis.detection import compare_detection
 from shoal.analysis.rpc.classification import class_metrics
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
 from shoal.analysis.rpc.sound_events import reader_of
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data.projects import OBJECT_TASKS, Project
+from shoal.common.data.query import VIEW_TABLES
 from shoal.common.errors import InvalidArgument
 
 
@@ -50,7 +52,10 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
     else:
         project = ctx.classification_project(request.project)
         view = ctx.view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
-        result = compare(ctx.metrics, view, request.filter)
+        # a large set's rows kept beside the baseline's, when written; and the answer kept while the data is unchanged
+        listing = compared_listing(ctx.metrics, view, request.filter, ctx.answers)
+        key = ("compare", repr(view), request.filter.SerializeToString(deterministic=True), listing)
+        result = ctx.answers.get(VIEW_TABLES, key, lambda: compare(ctx.metrics, view, request.filter, listing))
         out = pb.CompareInferenceSetsResponse(
             frames=result.frames,
             baseline_accuracy=result.baseline_accuracy,

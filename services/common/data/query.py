@@ -136,9 +136,11 @@ def view_sql(
     from the ``evaluations`` table the ingest service keeps current; statements reading it end
     with :data:`SETTINGS`. With a ``cell`` (a label class, and a predicted class or None; see
     :func:`cell_of`) only that cell's frames, read from ``evaluations_by_cell``: the caller's filter
-    must select no frame outside it. With a ``listing`` (a build and a listing's name; an inference
-    set's view without a baseline), the rows of that listing of the set's grid, with their place in
-    it as ``_key`` (:mod:`shoal.analysis.grid_orders`)."""
+    must select no frame outside it. With a ``listing`` (a build and a listing's name), the rows of
+    that listing of the set's grid, with their place in it as ``_key``
+    (:mod:`shoal.analysis.grid_orders`); of a view with a baseline, a listing of the set's rows with
+    the baseline's prediction beside each (:mod:`shoal.analysis.grid_compare`), read in place of the
+    join of the two sets."""
     project = params.add(view.project, "String")
     dataset = params.add(view.dataset, "String")
     inference_set = params.add(view.inference_set, "String")
@@ -165,15 +167,16 @@ def view_sql(
         f" AND dataset = {dataset}{in_cell}"
     )
     if listing is not None:
-        if not view.inference_set or view.baseline_inference_set:
+        if not view.inference_set:
             raise ValueError("a grid listing holds an inference set's own rows")
         # a build's rows are written once (or the same again, by a second replica: the reader leaves them out)
+        compared = ", base_pred_raw, base_confidence" if view.baseline_inference_set else ""
         rows = (
-            f"SELECT {', '.join(ROW_COLUMNS)}, confidence, width, height, key AS _key FROM grid_listings"
+            f"SELECT {', '.join(ROW_COLUMNS)}, confidence, width, height, key AS _key{compared} FROM grid_listings"
             f" WHERE project = {project} AND inference_set = {inference_set} AND dataset = {dataset}"
             f" AND build = {params.add(listing[0], 'String')} AND listing = {params.add(listing[1], 'String')}"
         )
-    if view.baseline_inference_set:
+    if view.baseline_inference_set and listing is None:
         baseline = params.add(view.baseline_inference_set, "String")
         base_rows = (
             "SELECT frame_id, pred_raw, toFloat64(confidence) AS confidence FROM evaluations FINAL"

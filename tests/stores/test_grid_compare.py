@@ -1,0 +1,117 @@
+"""A large set compared with another, on chDB: the comparison's pages (every page, at threshold 0 and at a threshold,
+sorted by frame id or a prediction field), counts and metrics read from the set's rows kept beside the baseline's
+predictions equal those read from the join of the two sets, the changed frames' listing read for a filter of improved
+or regressed frames; listings written twice, or before a change of the data, are never read."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from shoal.analysis import compare, datapoints, grid_compare, grid_orders
+from shoal.analysis.v1 import analysis_pb2 as pb
+from shoal.common.data.answers import AnswerCache
+from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
+from shoal.common.data.evaluations import MIGRATIONS as EVALUATION_MIGRATIONS
+from shoal.common.data.evaluations import EvaluationRefresher
+from shoal.common.data.frames import MIGRATIONS as FRAME_MIGRATIONS
+from shoal.common.data.query import VIEW_TABLES, View
+from shoal.common.stores.metrics import EmbeddedMetricsStore
+from shoal.common.v1 import common_pb2
+from tests.stores._rows import create_sets, write_labels, write_predictions
+
+N, K = 150, 4
+IDS = [f"f{i:04d}" for i in range(N)]
+SPLITS = ("train", "val")
+VIEW = View("p", "d", "a", tuple(range(K)), {f"c{i}": i for i in range(K)}, 0.0)
+COMPARED = replace(VIEW, baseline_inference_set="b")
+
+
+@pytest.fixture
+def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
+    m, rng = embedded_metrics, np.random.default_rng(11)
+    m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
+    create_sets(m, ["a", "b"])
+    m.insert("frames", [["p", "d", f, SPLITS[i % 2], f"s3://b/{f}", 64, 48, 1] for i, f in enumerate(IDS)],
+             ["project", "dataset", "frame_id", "split", "media_uri", "width", "height", "version"])  # fmt: skip
+    write_labels(m, IDS[: N - 10], rng.integers(0, K, N - 10), 1)  # the last 10 unlabeled
+    for name, without in (("a", 4), ("b", 7)):  # the last few of each without a prediction
+        probs = rng.random((N - without, K)).astype(np.float32) ** 2
+        write_predictions(m, name, IDS[: N - without], probs / probs.sum(1, keepdims=True))
+    EvaluationRefresher(m).refresh("p", "d", IDS, list(range(K)))
+    return m
+
+
+def _change(*values: str, negate: bool = False) -> common_pb2.Condition:
+    if len(values) == 1:
+        return common_pb2.Condition(field="change", equals=common_pb2.Value(string_value=values[0]), negate=negate)
+    listed = common_pb2.ValueList(values=[common_pb2.Value(string_value=v) for v in values])
+    return common_pb2.Condition(field="change", negate=negate, **{"in": listed})
+
+
+FILTERS = {
+    "regressed": [_change("regressed")],
+    "improved in val": [_change("improved"), common_pb2.Condition(field="split", equals=common_pb2.Value(
+        string_value="val"))],
+    "improved or regressed": [_change("improved", "regressed")],
+    "unchanged": [_change("unchanged")],
+    "not regressed": [_change("regressed", negate=True)],
+    "class 1": [common_pb2.Condition(field="label_class", equals=common_pb2.Value(number_value=1))],
+    "every frame": [],
+}  # fmt: skip
+
+
+def _pages(m: EmbeddedMetricsStore, view: View, flt: common_pb2.Filter, sort: list[pb.SortKey],
+           answers: AnswerCache | None) -> tuple[int, list[object]]:  # fmt: skip
+    """Every page of 40 rows, and the count."""
+    rows: list[object] = []
+    token, total = "", -1
+    while True:
+        page = datapoints.query_datapoints(m, view, flt, sort, 40, token, scope="s", answers=answers)
+        rows += [(d.frame_id, d.predicted_class, d.baseline_predicted_class, d.loss) for d in page.rows]
+        total, token = page.total, page.next_token
+        if not token:
+            return total, rows
+
+
+def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store: EmbeddedMetricsStore) -> None:
+    m = store
+    answers = AnswerCache(m, max_answers=0)  # each call reads the store
+    versions = answers.versions(VIEW_TABLES)
+    assert versions is not None
+    frames = int(m.query("SELECT count() FROM evaluations FINAL WHERE inference_set = 'a'").scalar())
+    assert grid_compare.listing(m, COMPARED, versions, common_pb2.Filter(), frames) is None  # not written yet
+    assert grid_compare.keep(m, VIEW, versions, "b") == 1  # every frame
+    assert grid_compare.keep(m, VIEW, versions, "b") == 1  # the changed frames
+    assert grid_compare.keep(m, VIEW, versions, "b") == 0
+    read = {w: grid_compare.READ.labels(w)._value.get() for w in (grid_compare.CHANGED, grid_compare.EVERY)}
+    asked = {grid_compare.CHANGED: 0, grid_compare.EVERY: 0}
+    for threshold in (0.0, 0.5):
+        view = replace(COMPARED, confidence_threshold=threshold)
+        for i, (name, conditions) in enumerate(FILTERS.items()):
+            flt = common_pb2.Filter(all=conditions)
+            sort = [[], [pb.SortKey(field="loss", descending=True)], [pb.SortKey(field="confidence")]][i % 3]
+            got = _pages(m, view, flt, sort, answers)
+            assert got == _pages(m, view, flt, sort, None), (threshold, name)  # the join of the two sets
+            assert got[0] > 0 or name == "improved in val", (threshold, name)
+            changed = not threshold and name in ("regressed", "improved in val", "improved or regressed")
+            asked[grid_compare.CHANGED if changed else grid_compare.EVERY] += 2  # its count and its page
+            listing = datapoints.compared_listing(m, view, flt, answers)
+            assert listing is not None
+            assert compare.compare(m, view, flt, listing) == compare.compare(m, view, flt), (threshold, name)
+    for which, n in asked.items():
+        assert grid_compare.READ.labels(which)._value.get() - read[which] >= n, which
+    # written twice (a write cut short and written again, or two replicas at once): not read
+    every = grid_compare.listing_name("b", grid_compare.EVERY)
+    m.command("INSERT INTO grid_listings SELECT * FROM grid_listings WHERE listing = {n:String} LIMIT 3", {"n": every})
+    build = grid_orders.build_id(VIEW, versions)
+    grid_orders.record(m, VIEW, build, every, grid_orders.count_rows(m, VIEW, build, every), block=-1, mutation=0)
+    assert grid_compare.listing(m, COMPARED, versions, common_pb2.Filter(), frames) is None
+    # the data changed: the listings of the versions before are not read
+    write_labels(m, IDS[:5], [3] * 5, 2)
+    EvaluationRefresher(m).refresh("p", "d", IDS[:5], list(range(K)))
+    after = answers.versions(VIEW_TABLES)
+    assert after is not None and after != versions
+    assert grid_compare.listing(m, COMPARED, after, common_pb2.Filter(), frames) is None
