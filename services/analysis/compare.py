@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from shoal.analysis.classification import Cells, PerClass, per_class_metrics
 from shoal.common.data.query import SETTINGS, Params, View, compile_filter, view_sql
@@ -22,21 +23,23 @@ class Comparison:
 
 
 def compare(
-    metrics: MetricsStore, view: View, flt: common_pb2.Filter, listing: tuple[str, str] | None = None
-) -> Comparison:
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, listing: tuple[str, str] | None = None,
+    counted: list[tuple[Any, ...]] | None = None,
+) -> Comparison:  # fmt: skip
     """``view`` reads the candidate as its inference set and the baseline as its baseline (from ``listing``, the
-    candidate's rows kept beside the baseline's, when given: :mod:`shoal.analysis.grid_compare`)."""
+    candidate's rows kept beside the baseline's, when given, or ``counted``, their counts by labeled class, predicted
+    class and the baseline's: :mod:`shoal.analysis.grid_compare`)."""
     class_ids = list(view.ontology)
     k = len(class_ids)
     params = Params()
     source = view_sql(view, params, listing=listing)
     where = compile_filter(flt, view, params)
-    rows = metrics.query(
+    rows = counted if counted is not None else metrics.query(
         f"SELECT label_class, predicted_class, baseline_predicted_class, count() FROM ({source})"
         f" WHERE label_class IS NOT NULL AND pred_raw IS NOT NULL AND base_pred_raw IS NOT NULL AND {where}"
         f" GROUP BY label_class, predicted_class, baseline_predicted_class{SETTINGS}",
         params.values,
-    ).rows
+    ).rows  # fmt: skip
     position = {c: i for i, c in enumerate(class_ids)}
     label_rows: list[int] = []
     cand_cols: list[int] = []

@@ -299,9 +299,7 @@ def query_datapoints(
     last = decode_cursor(page_token, compile_sort(sort, view, kinds, Params()), scope)
     # a view with a baseline reads the large set's rows kept beside the baseline's, when written, not the join
     compared = compared_listing(metrics, view, flt, answers)
-    page_sql, page_params, sorts, count_sql, count_params = page_statement(
-        view, flt, sort, kinds, size, last, None if compared is None else (compared, [])
-    )
+    page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last, compared)
 
     def count() -> int:
         kept = _kept_count(metrics, view, flt, sort, answers)
@@ -344,17 +342,18 @@ def query_datapoints(
 
 
 def compared_listing(
-    metrics: MetricsStore, view: View, flt: common_pb2.Filter, answers: AnswerCache | None
-) -> tuple[str, str] | None:
-    """The listing a view with a baseline reads in place of the join of the two sets (a large set's, written by the
-    preparer: :func:`shoal.analysis.grid_compare.listing`), or None to join them."""
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, answers: AnswerCache | None, *, counts: bool = False
+) -> Any:
+    """The listing a view with a baseline reads in place of the join of the two sets, with bounds of its key (a large
+    set's, written by the preparer: :func:`shoal.analysis.grid_compare.listing`), or None to join them; with
+    ``counts``, the comparison's counts of ``flt`` (:func:`shoal.analysis.grid_compare.counts`), or None."""
     if answers is None or not view.inference_set or not view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)
     if versions is None:
         return None
-    own = replace(view, baseline_inference_set="", confidence_threshold=0.0)
-    return grid_compare.listing(metrics, view, versions, flt, _present(metrics, own, answers)([]))
+    frames = _present(metrics, replace(view, baseline_inference_set="", confidence_threshold=0.0), answers)([])
+    return (grid_compare.counts if counts else grid_compare.listing)(metrics, view, versions, flt, frames)
 
 
 def _kept_count(

@@ -7,7 +7,7 @@ two sets' rows: at 10M frames 1.5 to 2.2 s for a count or the comparison's metri
 however few rows it shows (the join reads both sets whole before the page's first row). For an inference set whose
 grid sorts are kept (more than ``sorted_pages_above`` frames), once they are written, the preparer
 (:mod:`shoal.analysis.prepared`) writes the set's rows joined with those of the set compared with (the baseline: the
-prepared set of the same dataset changed before it) into ``grid_listings``, twice, each row with the baseline's
+inference set of the same dataset created before it) into ``grid_listings``, twice, each row with the baseline's
 prediction and confidence, in frame id order: every frame (:data:`EVERY`), then those whose prediction changed from
 wrong to right or right to wrong (:data:`CHANGED`, a few percent of the set). A view with that baseline then
 reads a listing in place of the join (:func:`listing`): a filter of the improved or regressed frames at threshold 0
@@ -26,7 +26,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from shoal.analysis import grid_orders
-from shoal.common.data.query import ROW_COLUMNS, SETTINGS, Params, View, view_sql
+from shoal.common.data.query import ROW_COLUMNS, SETTINGS, Params, View, compile_filter, view_sql
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
 
@@ -65,6 +65,16 @@ def keep(metrics: MetricsStore, view: View, versions: Sequence[Any], baseline: s
     compared = replace(view, baseline_inference_set=baseline)
     if every not in done:
         grid_orders.insert_rows(metrics, compared, build, every, "0", "1", Params())
+        params = Params()  # and the comparison's counts, by what its metrics and their filters read
+        source = view_sql(compared, params, listing=(build, every))
+        into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build,
+                                                               baseline))  # fmt: skip
+        metrics.command(
+            "INSERT INTO grid_compare_counts (project, inference_set, dataset, build, baseline, split, label_class,"
+            f" predicted_class, baseline_predicted_class, rows) SELECT {into}, split, label_class, pred_raw,"
+            f" base_pred_raw, count() FROM ({source}) GROUP BY split, label_class, pred_raw, base_pred_raw{SETTINGS}",
+            params.values,
+        )
         grid_orders.record(metrics, view, build, every, grid_orders.count_rows(metrics, view, build, every),
                            block=-1, mutation=mutation)  # fmt: skip
         return 1
@@ -76,9 +86,9 @@ def keep(metrics: MetricsStore, view: View, versions: Sequence[Any], baseline: s
     n = int(metrics.query(f"SELECT count() FROM ({source}) WHERE {where}{SETTINGS}", params.values).scalar())
     into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, changed))
     columns = ", ".join((*ROW_COLUMNS, "confidence", "base_pred_raw", "base_confidence", "width", "height"))
-    metrics.command(
+    metrics.command(  # keyed by the change (improved 0, regressed 1), in frame id order within each
         f"INSERT INTO grid_listings (project, inference_set, dataset, build, listing, key, {columns})"
-        f" SELECT {into}, _key, {columns} FROM ({source}) WHERE {where}{SETTINGS}",
+        f" SELECT {into}, toFloat64(change = 'regressed'), {columns} FROM ({source}) WHERE {where}{SETTINGS}",
         params.values,
     )
     grid_orders.record(metrics, view, build, changes, n, block=-1, mutation=mutation)
@@ -89,11 +99,30 @@ def keep(metrics: MetricsStore, view: View, versions: Sequence[Any], baseline: s
 
 def listing(
     metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, frames: int
-) -> tuple[str, str] | None:
-    """The listing (build, name) a view with a baseline reads in place of the join of the two sets, given the set's
-    ``frames`` (every frame's count, which the listing of every frame must hold: one written twice is not read): the
-    changed frames' for a filter of improved or regressed frames at threshold 0, else every frame's; None when not
-    written under the tables' ``versions``."""
+) -> tuple[tuple[str, str], list[tuple[str, float]]] | None:
+    """The listing (build, name) a view with a baseline reads in place of the join of the two sets, with bounds of
+    its key, given the set's ``frames`` (every frame's count, which the listing of every frame must hold: one written
+    twice is not read): the changed frames' for a filter of improved or regressed frames at threshold 0 (the
+    regressed or the improved alone by their key), else every frame's; None when not written under the tables'
+    ``versions``."""
+    found = _written(metrics, view, versions, frames)
+    if found is None:
+        return None
+    build, names, done = found
+    whole = names[CHANGED] in done and done[names[CHANGED]] == done.get(names[_COUNTED])
+    changes = _changes(flt) if not view.confidence_threshold and whole else None
+    READ.labels(EVERY if changes is None else CHANGED).inc()
+    if changes is None:
+        return (build, names[EVERY]), []
+    keys = [] if len(changes) == 2 else [(">=", 1.0)] if "regressed" in changes else [("<", 1.0)]
+    return (build, names[CHANGED]), keys
+
+
+def _written(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, frames: int
+) -> tuple[str, dict[str, str], dict[str, int]] | None:
+    """The build of a view with a baseline's comparison, its listings' names and those written with their rows, when
+    its listing of every frame holds the set's ``frames``; else None."""
     if versions is None or not view.inference_set or not view.baseline_inference_set:
         return None
     own = replace(view, baseline_inference_set="", confidence_threshold=0.0)
@@ -102,19 +131,51 @@ def listing(
     done = grid_orders.written(metrics, own, build, list(names.values()))
     if done.get(names[EVERY]) != frames:  # not written, or written twice
         return None
-    whole = names[CHANGED] in done and done[names[CHANGED]] == done.get(names[_COUNTED])
-    which = CHANGED if not view.confidence_threshold and _changed_only(flt) and whole else EVERY
-    READ.labels(which).inc()
-    return build, names[which]
+    return build, names, done
 
 
-def _changed_only(flt: common_pb2.Filter) -> bool:
-    """Whether ``flt`` keeps to frames whose prediction changed (improved, regressed, or either)."""
+def _changes(flt: common_pb2.Filter) -> set[str] | None:
+    """The changes ``flt`` keeps to (improved, regressed, or either), when it keeps to frames whose prediction
+    changed; else None."""
     for c in flt.all:
         if c.field != "change" or c.negate:
             continue
         values = [c.equals] if c.WhichOneof("op") == "equals" else list(getattr(c, "in").values) \
             if c.WhichOneof("op") == "in" else []  # fmt: skip
         if values and all(v.WhichOneof("kind") == "string_value" and v.string_value in _CHANGES for v in values):
-            return True
-    return False
+            return {v.string_value for v in values}
+    return None
+
+
+def counts(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, frames: int
+) -> list[tuple[Any, ...]] | None:
+    """The frames of a view with a baseline (at threshold 0) with a label and both predictions that pass ``flt``
+    (conditions on :data:`shoal.analysis.grid_orders.THRESHOLD_FIELDS`), by labeled class, predicted class and the
+    baseline's predicted class, as :func:`shoal.analysis.compare.compare` counts them, from the comparison's counts
+    (written with its listing of every frame, which must hold the set's ``frames``); None when this does not apply."""
+    if view.confidence_threshold or any(c.field not in grid_orders.THRESHOLD_FIELDS for c in flt.all):
+        return None
+    found = _written(metrics, view, versions, frames)
+    if found is None:
+        return None
+    build = found[0]
+    params = Params()
+    where = compile_filter(flt, view, params)
+    rows = metrics.query(
+        "SELECT label_class, predicted_class, baseline_predicted_class, sum(rows) FROM grid_compare_counts"
+        f" WHERE {grid_orders.scope(view, params, build)}"
+        f" AND baseline = {params.add(view.baseline_inference_set, 'String')} AND label_class IS NOT NULL"
+        f" AND predicted_class IS NOT NULL AND baseline_predicted_class IS NOT NULL AND {where}"
+        " GROUP BY label_class, predicted_class, baseline_predicted_class",
+        params.values,
+    ).rows
+    total = metrics.query(
+        f"SELECT sum(rows) FROM grid_compare_counts WHERE {grid_orders.scope(view, params, build)}"
+        f" AND baseline = {params.add(view.baseline_inference_set, 'String')}",
+        params.values,
+    ).scalar()
+    if int(total or 0) != frames:  # not written whole, or written twice
+        return None
+    READ.labels(_COUNTED).inc()
+    return [tuple(r) for r in rows]

@@ -265,6 +265,14 @@ MIGRATIONS = (
             # a comparison's listings (shoal.analysis.grid_compare): the baseline's prediction of each row
             "ALTER TABLE grid_listings ADD COLUMN IF NOT EXISTS base_pred_raw Nullable(Int32)",
             "ALTER TABLE grid_listings ADD COLUMN IF NOT EXISTS base_confidence Nullable(Float64)",
+            # and its counts by split, labeled class, predicted class and the baseline's (at threshold 0), which the
+            # comparison's metrics read; written with its listing of every frame, once per build
+            "CREATE TABLE IF NOT EXISTS grid_compare_counts ("
+            " project LowCardinality(String), inference_set LowCardinality(String), dataset LowCardinality(String),"
+            " build String, baseline LowCardinality(String), split LowCardinality(String),"
+            " label_class Nullable(Int32), predicted_class Nullable(Int32), baseline_predicted_class Nullable(Int32),"
+            " rows UInt64) ENGINE = MergeTree PARTITION BY build"
+            " ORDER BY (project, inference_set, dataset, build, baseline)",
         ),
     ),
 )

@@ -328,17 +328,20 @@ class Preparer:
             return 0
 
     def _keep_comparison(self, view: View, key: SetKey, versions: tuple[Any, ...]) -> int:
-        """A large set's rows beside the predictions of the prepared set of its dataset changed before it (a new model
+        """A large set's rows beside the predictions of the inference set of its dataset created before it (a new model
         against the one before: :func:`grid_compare.keep`), once its sorts are written: the comparison's pages,
         counts and metrics read them, not the join of the two sets (3 s a page at 10M frames)."""
-        keys = list(self._sets)
-        before = [k for k in keys[: keys.index(key)] if k[:2] == key[:2] and k[2] and k[2] != key[2]]
-        if not before:
-            return 0
         try:
-            return grid_compare.keep(self.ctx.metrics, view, versions, before[-1][2])
+            before = self.ctx.metrics.query(
+                "SELECT name FROM inference_sets FINAL WHERE project = {project:String} AND dataset = {dataset:String}"
+                " AND (create_time, name) < (SELECT create_time, name FROM inference_sets FINAL"
+                " WHERE project = {project:String} AND name = {name:String}) ORDER BY create_time DESC, name DESC"
+                " LIMIT 1",
+                {"project": key[0], "dataset": key[1], "name": key[2]},
+            ).rows
+            return grid_compare.keep(self.ctx.metrics, view, versions, str(before[0][0])) if before else 0
         except Exception:  # the comparison joins the two sets, as before
-            log.warning("keeping %s compared with %s failed", key, before[-1][2], exc_info=True)
+            log.warning("keeping %s compared with the set before it failed", key, exc_info=True)
             return 0
 
     def _keep_orders(self, versions: tuple[Any, ...]) -> int:

@@ -565,6 +565,58 @@ def _refreshed() -> float:
     return value or 0.0
 
 
+def test_a_large_sets_comparison_with_the_set_before_is_read_from_their_rows_kept_side_by_side(  # type: ignore[no-untyped-def]
+    served,
+) -> None:
+    """Once a second model's predictions of a large set settle, the preparer keeps its rows beside the first model's:
+    the comparison, and the grid of the frames it regressed (count and pages) read them, not the join of the two
+    sets, and equal numpy's."""
+    running, _ = served
+    preparer = preparer_of(running)
+    n, rng = 600, np.random.default_rng(5)
+    labels = rng.integers(0, 3, n)
+    ids = [f"o{i:04d}" for i in range(n)]
+    predicted = {}
+    with running.client(running.admin_key) as c:
+        c.ingest.CreateProject(pb.CreateProjectRequest(project=pb.Project(
+            name="owl", task_type=pb.TASK_TYPE_CLASSIFICATION,
+            classes=[pb.ClassDef(id=i, name=f"c{i}") for i in range(3)])))  # fmt: skip
+        c.ingest.CreateDataset(pb.CreateDatasetRequest(project="owl", dataset=pb.Dataset(
+            name="barn", kind=pb.DATASET_KIND_LABELED, splits=["train"])))  # fmt: skip
+        for name in ("old", "new"):  # the new model after the old one
+            c.ingest.CreateInferenceSet(pb.CreateInferenceSetRequest(project="owl", inference_set=pb.InferenceSet(
+                name=name, dataset="barn", model_name=name, model_version="1")))  # fmt: skip
+            probs = rng.dirichlet(np.ones(3), n).astype(np.float32)
+            probs[np.arange(n), labels] += 0.3 if name == "new" else 0.2
+            probs /= probs.sum(axis=1, keepdims=True)
+            predicted[name] = probs.argmax(axis=1)
+            done = c.upload("owl", "barn", UploadColumns(frame_ids=ids, splits=["train"] * n, class_ids=labels,
+                                                         inference_set=name, probabilities=probs), progress=False)  # fmt: skip
+            assert c.wait_for_upload("owl", done.upload_id, timeout=scaled(120)).state == pb.UPLOAD_STATE_COMPLETED
+        wait_for(lambda: preparer.orders_kept("owl", "barn", "new"), what="owl/new's sorts and comparison")
+        right = {name: predicted[name] == labels for name in predicted}
+        regressed = np.flatnonzero(right["old"] & ~right["new"])
+        read = lambda w: REGISTRY.get_sample_value("shoal_grid_compare_read_total", {"listing": w}) or 0.0  # noqa: E731
+        before = read("changed"), read("changes")
+        got = c.analysis.CompareInferenceSets(apb.CompareInferenceSetsRequest(
+            project="owl", baseline_inference_set="old", candidate_inference_set="new"))  # fmt: skip
+        assert (got.improved, got.regressed) == (int((~right["old"] & right["new"]).sum()), len(regressed))
+        assert got.candidate_accuracy == pytest.approx(right["new"].mean())
+        shown, token = [], ""
+        while True:
+            page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                project="owl", inference_set="new", baseline_inference_set="old",
+                filter=cpb.Filter(all=[cpb.Condition(field="change", equals=cpb.Value(string_value="regressed"))]),
+                page=cpb.PageRequest(page_size=20, page_token=token)))  # fmt: skip
+            assert page.page.total_count == len(regressed) > 0
+            shown += [d.ref.frame_id for d in page.datapoints]
+            token = page.page.next_page_token
+            if not token:
+                break
+        assert shown == [ids[i] for i in regressed]
+        assert read("changed") > before[0] and read("changes") > before[1]  # the grid's listing; the metrics' counts
+
+
 def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> None:  # type: ignore[no-untyped-def]
     """Once an upload has settled, the heat map, the slices by split and the grid's counts (every frame, a split,
     a class, a confusion cell, with and without a split) are kept before the first call: they are answered

@@ -100,7 +100,12 @@ def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store
             asked[grid_compare.CHANGED if changed else grid_compare.EVERY] += 2  # its count and its page
             listing = datapoints.compared_listing(m, view, flt, answers)
             assert listing is not None
-            assert compare.compare(m, view, flt, listing) == compare.compare(m, view, flt), (threshold, name)
+            joined = compare.compare(m, view, flt)
+            assert compare.compare(m, view, flt, listing[0]) == joined, (threshold, name)
+            counted = datapoints.compared_listing(m, view, flt, answers, counts=True)
+            assert (counted is not None) == (not threshold and name in ("class 1", "every frame")), (threshold, name)
+            if counted is not None:  # the comparison's metrics from its counts
+                assert compare.compare(m, view, flt, counted=counted) == joined, name
     for which, n in asked.items():
         assert grid_compare.READ.labels(which)._value.get() - read[which] >= n, which
     # written twice (a write cut short and written again, or two replicas at once): not read
@@ -109,6 +114,7 @@ def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store
     build = grid_orders.build_id(VIEW, versions)
     grid_orders.record(m, VIEW, build, every, grid_orders.count_rows(m, VIEW, build, every), block=-1, mutation=0)
     assert grid_compare.listing(m, COMPARED, versions, common_pb2.Filter(), frames) is None
+    assert grid_compare.counts(m, COMPARED, versions, common_pb2.Filter(), frames) is None
     # the data changed: the listings of the versions before are not read
     write_labels(m, IDS[:5], [3] * 5, 2)
     EvaluationRefresher(m).refresh("p", "d", IDS[:5], list(range(K)))

@@ -52,10 +52,16 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
     else:
         project = ctx.classification_project(request.project)
         view = ctx.view(project, "", request.candidate_inference_set, threshold, request.baseline_inference_set)
-        # a large set's rows kept beside the baseline's, when written; and the answer kept while the data is unchanged
-        listing = compared_listing(ctx.metrics, view, request.filter, ctx.answers)
-        key = ("compare", repr(view), request.filter.SerializeToString(deterministic=True), listing)
-        result = ctx.answers.get(VIEW_TABLES, key, lambda: compare(ctx.metrics, view, request.filter, listing))
+
+        # a large set's counts or rows kept beside the baseline's, when written; the answer kept while the data is
+        # unchanged
+        def compute() -> Any:
+            counted = compared_listing(ctx.metrics, view, request.filter, ctx.answers, counts=True)
+            listing = None if counted is not None else compared_listing(ctx.metrics, view, request.filter, ctx.answers)
+            return compare(ctx.metrics, view, request.filter, None if listing is None else listing[0], counted)
+
+        key = ("compare", repr(view), request.filter.SerializeToString(deterministic=True))
+        result = ctx.answers.get(VIEW_TABLES, key, compute)
         out = pb.CompareInferenceSetsResponse(
             frames=result.frames,
             baseline_accuracy=result.baseline_accuracy,
