@@ -182,6 +182,20 @@ class AnswerCache:
     def is_preparing(self) -> bool:
         return bool(getattr(self._local, "preparing", False))
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Within it, this thread reads the versions of the same tables once: the answers one read-only request
+        looks up (a count, a page, the counts they depend on) are looked up under one version of the data, without a
+        look at ``system.parts`` for each (about 4 ms apiece)."""
+        outer = getattr(self._local, "snapshot", None) is not None
+        if not outer:
+            self._local.snapshot = {}
+        try:
+            yield
+        finally:
+            if not outer:
+                self._local.snapshot = None
+
     def versions(self, tables: Sequence[str]) -> tuple[Any, ...] | None:
         """The tables' versions now (None when they cannot be read): read them before computing
         answers to :meth:`keep`."""
@@ -254,8 +268,14 @@ class AnswerCache:
 
     def _versions(self, tables: tuple[str, ...]) -> tuple[Any, ...] | None:
         """The tables' versions; None (answer without keeping) when they cannot be read."""
+        snapshot = getattr(self._local, "snapshot", None)
+        if snapshot is not None and tables in snapshot:
+            return snapshot[tables]  # type: ignore[no-any-return]
         try:
-            return table_versions(self.metrics, tables)
+            found = table_versions(self.metrics, tables)
+            if snapshot is not None:
+                snapshot[tables] = found
+            return found
         except (Unavailable, DeadlineExceeded):
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a user that may not read system.parts: answer, keep nothing
