@@ -284,6 +284,7 @@ TABLES = (
     "grid_value_counts",
     "grid_value_buckets",
     "grid_time_counts",
+    "grid_compare_counts",
 )
 
 
