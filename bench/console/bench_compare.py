@@ -97,7 +97,7 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
 
         def kept_compare(f: Any = flt) -> Any:  # as the service reads it: the counts, or the listing
             a = answers()
-            counted = datapoints.compared_listing(m, compared, f, a, counts=True)
+            counted = datapoints.compared_counts(m, compared, f, a)
             listing = None if counted is not None else datapoints.compared_listing(m, compared, f, a)
             return compare.compare(m, compared, f, None if listing is None else listing[0], counted)
 

@@ -27,6 +27,7 @@ from shoal.common import classmaps, masks
 from shoal.common.data.answers import AnswerCache
 from shoal.common.data.frames import latest_labels_sql
 from shoal.common.data.query import (
+    BASELINE_FIELDS,
     METADATA_KINDS,
     PAGE_COLUMNS,
     SETTINGS,
@@ -322,9 +323,16 @@ def _query_datapoints(
     # a view with a baseline reads the large set's rows kept beside the baseline's, when written, not the join
     compared = compared_listing(metrics, view, flt, answers)
     page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last, compared)
+    # a filter that names no baseline field passes as many frames with the baseline as without: the set's own count
+    counting = view
+    if view.baseline_inference_set and not any(c.field in BASELINE_FIELDS for c in flt.all):
+        counting = replace(view, baseline_inference_set="")
+        count_sql, count_params = page_statement(counting, flt, sort, kinds, size, last)[3:]
 
     def count() -> int:
-        kept = _kept_count(metrics, view, flt, sort, answers)
+        kept = _kept_count(metrics, counting, flt, sort, answers)
+        if kept is None and compared is not None:  # the comparison's counts
+            kept = _compared_count(metrics, view, flt, sort, answers)
         return int(metrics.query(count_sql, count_params).scalar()) if kept is None else kept
 
     def counted() -> int:  # a statement and its parameters name everything its answer depends on
@@ -363,19 +371,42 @@ def _query_datapoints(
     return Page(shown, token, total)
 
 
-def compared_listing(
-    metrics: MetricsStore, view: View, flt: common_pb2.Filter, answers: AnswerCache | None, *, counts: bool = False
-) -> Any:
-    """The listing a view with a baseline reads in place of the join of the two sets, with bounds of its key (a large
-    set's, written by the preparer: :func:`shoal.analysis.grid_compare.listing`), or None to join them; with
-    ``counts``, the comparison's counts of ``flt`` (:func:`shoal.analysis.grid_compare.counts`), or None."""
+def _comparison(metrics: MetricsStore, view: View, answers: AnswerCache | None) -> tuple[tuple[Any, ...], int] | None:
+    """The tables' versions and the set's frames, which a large set's comparison with ``view``'s baseline is looked
+    up by (:mod:`shoal.analysis.grid_compare`); None for a view without a baseline, or without kept answers."""
     if answers is None or not view.inference_set or not view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)
     if versions is None:
         return None
-    frames = _present(metrics, replace(view, baseline_inference_set="", confidence_threshold=0.0), answers)([])
-    return (grid_compare.counts if counts else grid_compare.listing)(metrics, view, versions, flt, frames)
+    return versions, _present(metrics, replace(view, baseline_inference_set="", confidence_threshold=0.0), answers)([])
+
+
+def compared_listing(
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, answers: AnswerCache | None
+) -> tuple[tuple[str, str], list[tuple[str, float]]] | None:
+    """The listing a view with a baseline reads in place of the join of the two sets, with bounds of its key (a large
+    set's, written by the preparer: :func:`shoal.analysis.grid_compare.listing`), or None to join them."""
+    found = _comparison(metrics, view, answers)
+    return None if found is None else grid_compare.listing(metrics, view, found[0], flt, found[1])
+
+
+def compared_counts(
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, answers: AnswerCache | None
+) -> list[tuple[Any, ...]] | None:
+    """The comparison's counts of ``flt`` by labeled, predicted and baseline class
+    (:func:`shoal.analysis.grid_compare.counts`), or None."""
+    found = _comparison(metrics, view, answers)
+    return None if found is None else grid_compare.counts(metrics, view, found[0], flt, found[1])
+
+
+def _compared_count(
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], answers: AnswerCache | None
+) -> int | None:
+    """The grid's count of a filter that names the baseline, from the comparison's counts
+    (:func:`shoal.analysis.grid_compare.count`), or None."""
+    found = _comparison(metrics, view, answers)
+    return None if found is None else grid_compare.count(metrics, view, found[0], flt, sort, found[1])
 
 
 def _kept_count(

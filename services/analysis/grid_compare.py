@@ -26,7 +26,18 @@ from typing import Any
 from prometheus_client import Counter
 
 from shoal.analysis import grid_orders
-from shoal.common.data.query import ROW_COLUMNS, SETTINGS, Params, View, compile_filter, view_sql
+from shoal.common.data.query import (
+    BASELINE_CORRECT,
+    BASELINE_FIELDS,
+    CHANGE,
+    CORRECT,
+    ROW_COLUMNS,
+    SETTINGS,
+    Params,
+    View,
+    compile_filter,
+    view_sql,
+)
 from shoal.common.stores.metrics import MetricsStore
 from shoal.common.v1 import common_pb2
 
@@ -179,3 +190,39 @@ def counts(
         return None
     READ.labels(_COUNTED).inc()
     return [tuple(r) for r in rows]
+
+
+#: the fields a count of a view with a baseline may be filtered by, from the comparison's counts (at threshold 0)
+COUNTED_FIELDS = ("split", "label_class", "labeled", "predicted_class", "correct", *BASELINE_FIELDS)
+
+
+def count(
+    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, sort: Sequence[Any],
+    frames: int,
+) -> int | None:  # fmt: skip
+    """The grid's count of a view with a baseline (at threshold 0) whose filter names the baseline (the frames a new
+    model improved or regressed, say) with conditions on :data:`COUNTED_FIELDS`, the grid sorted by frame id: from
+    the comparison's counts (as :func:`counts`); None when this does not apply."""
+    if view.confidence_threshold or any(c.field not in COUNTED_FIELDS for c in flt.all):
+        return None
+    if any(k.field != "frame_id" for k in sort):
+        return None
+    found = _written(metrics, view, versions, frames)
+    if found is None:
+        return None
+    params = Params()
+    where = compile_filter(flt, view, params)
+    # the counts' rows as the view's: each class as it is read at threshold 0
+    rows = (
+        "SELECT *, predicted_class AS pred_raw, baseline_predicted_class AS base_pred_raw FROM grid_compare_counts"
+        f" WHERE {grid_orders.scope(view, params, found[0])}"
+        f" AND baseline = {params.add(view.baseline_inference_set, 'String')}"
+    )
+    derived = f"SELECT *, {CORRECT} AS correct, {BASELINE_CORRECT} AS baseline_correct FROM ({rows})"
+    every, passed = metrics.query(
+        f"SELECT sum(rows), sumIf(rows, {where}) FROM (SELECT *, {CHANGE} AS change FROM ({derived}))", params.values
+    ).rows[0]
+    if int(every or 0) != frames:  # not written whole, or written twice
+        return None
+    READ.labels(_COUNTED).inc()
+    return int(passed)

@@ -87,6 +87,7 @@ def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store
     assert grid_compare.keep(m, VIEW, versions, "b") == 1  # the changed frames
     assert grid_compare.keep(m, VIEW, versions, "b") == 0
     read = {w: grid_compare.READ.labels(w)._value.get() for w in (grid_compare.CHANGED, grid_compare.EVERY)}
+    from_counts = grid_compare.READ.labels("changes")._value.get()
     asked = {grid_compare.CHANGED: 0, grid_compare.EVERY: 0}
     for threshold in (0.0, 0.5):
         view = replace(COMPARED, confidence_threshold=threshold)
@@ -102,12 +103,14 @@ def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store
             assert listing is not None
             joined = compare.compare(m, view, flt)
             assert compare.compare(m, view, flt, listing[0]) == joined, (threshold, name)
-            counted = datapoints.compared_listing(m, view, flt, answers, counts=True)
+            counted = datapoints.compared_counts(m, view, flt, answers)
             assert (counted is not None) == (not threshold and name in ("class 1", "every frame")), (threshold, name)
             if counted is not None:  # the comparison's metrics from its counts
                 assert compare.compare(m, view, flt, counted=counted) == joined, name
     for which, n in asked.items():
         assert grid_compare.READ.labels(which)._value.get() - read[which] >= n, which
+    # the grid's counts of "regressed" and "unchanged" by frame id, and the metrics of "class 1" and every frame, at 0
+    assert grid_compare.READ.labels("changes")._value.get() - from_counts >= 4
     # written twice (a write cut short and written again, or two replicas at once): not read
     every = grid_compare.listing_name("b", grid_compare.EVERY)
     m.command("INSERT INTO grid_listings SELECT * FROM grid_listings WHERE listing = {n:String} LIMIT 3", {"n": every})

@@ -192,21 +192,26 @@ def view_sql(
         f" if(pred_raw IS NULL, NULL, if(confidence >= {threshold}, pred_raw, -1)) AS predicted_class,"
         f" indexOf({ontology}, label_class) AS true_pos,"
         " if(true_pos > 0 AND length(probs) >= true_pos, toFloat64(probs[true_pos]), NULL) AS p_true,"
-        " if(label_class IS NULL OR pred_raw IS NULL, NULL, label_class = predicted_class) AS correct"
-        f" FROM ({rows})"
+        f" {CORRECT} AS correct FROM ({rows})"
     )
     if not view.baseline_inference_set:
         return derived
     return (
         "SELECT *,"
         f" if(base_pred_raw IS NULL, NULL, if(base_confidence >= {threshold}, base_pred_raw, -1))"
-        " AS baseline_predicted_class,"
-        " if(label_class IS NULL OR base_pred_raw IS NULL, NULL, label_class = baseline_predicted_class)"
-        " AS baseline_correct,"
-        " multiIf(correct IS NULL OR baseline_correct IS NULL, NULL, correct AND NOT baseline_correct, 'improved',"
-        " baseline_correct AND NOT correct, 'regressed', 'unchanged') AS change"
+        f" AS baseline_predicted_class, {BASELINE_CORRECT} AS baseline_correct, {CHANGE} AS change"
         f" FROM ({derived})"
     )
+
+
+#: a row's correctness, of its label and its prediction (``predicted_class``, at the view's threshold)
+CORRECT = "if(label_class IS NULL OR pred_raw IS NULL, NULL, label_class = predicted_class)"
+#: the same of the baseline's prediction, and the change between the two
+BASELINE_CORRECT = "if(label_class IS NULL OR base_pred_raw IS NULL, NULL, label_class = baseline_predicted_class)"
+CHANGE = (
+    "multiIf(correct IS NULL OR baseline_correct IS NULL, NULL, correct AND NOT baseline_correct, 'improved',"
+    " baseline_correct AND NOT correct, 'regressed', 'unchanged')"
+)
 
 
 def cell_of(flt: common_pb2.Filter, view: View) -> tuple[int, int | None] | None:
