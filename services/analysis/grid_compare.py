@@ -123,9 +123,9 @@ def listing(
     whole = names[CHANGED] in done and done[names[CHANGED]] == done.get(names[_COUNTED])
     changes = _changes(flt) if not view.confidence_threshold and whole else None
     READ.labels(EVERY if changes is None else CHANGED).inc()
-    if changes is None:
-        return (build, names[EVERY]), []
-    keys = [] if len(changes) == 2 else [(">=", 1.0)] if "regressed" in changes else [("<", 1.0)]
+    if changes is None:  # its key is 0: by it and the frame id, a page by frame id read in the listing's order
+        return (build, names[EVERY]), [("=", 0.0)]
+    keys = [] if len(changes) == 2 else [("=", 1.0)] if "regressed" in changes else [("=", 0.0)]
     return (build, names[CHANGED]), keys
 
 
