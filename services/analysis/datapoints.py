@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -291,27 +292,15 @@ def query_datapoints(
     ``scope`` names the query (every part of the request but the page); with ``answers``, the
     count and the page's rows are kept until the tables they read change (looked up under one
     version of the tables: :meth:`AnswerCache.snapshot`)."""
-    if answers is None:
-        return _query_datapoints(metrics, view, flt, sort, page_size, page_token, scope=scope,
-                                 include_objects=include_objects, maps=maps, answers=answers)  # fmt: skip
-    with answers.snapshot():
-        return _query_datapoints(metrics, view, flt, sort, page_size, page_token, scope=scope,
-                                 include_objects=include_objects, maps=maps, answers=answers)  # fmt: skip
+    with answers.snapshot() if answers is not None else nullcontext():
+        return _query_datapoints(metrics, view, flt, sort, page_size, page_token, scope, include_objects, maps,
+                                 answers)  # fmt: skip
 
 
 def _query_datapoints(
-    metrics: MetricsStore,
-    view: View,
-    flt: common_pb2.Filter,
-    sort: Sequence[Any],
-    page_size: int,
-    page_token: str,
-    *,
-    scope: str,
-    include_objects: bool,
-    maps: bool,
-    answers: AnswerCache | None,
-) -> Page:
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], page_size: int, page_token: str,
+    scope: str, include_objects: bool, maps: bool, answers: AnswerCache | None,
+) -> Page:  # fmt: skip
     if page_size < 0:
         raise InvalidArgument(f"must be >= 0, got {page_size}", field="page.page_size")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)

@@ -84,6 +84,25 @@ _MAPS = {
 }
 
 
+#: a counted value's row (kind, key, value) as the set's maps of metadata, which a filter compiled against the set's
+#: view reads
+_COUNTED_MAPS = ", ".join(
+    f"if(kind = '{k}', map(key, {typed}), map()) AS {METADATA_MAPS[k]}" for k, typed in _MAPS.items()
+)
+
+
+def _held(condition: common_pb2.Condition, kind: str | None) -> tuple[common_pb2.Condition, bool]:
+    """A metadata condition as it holds (not negated; a key's absence as its presence), and whether a count of it is
+    of the frames that fail that (every frame that passes the other conditions, less those that pass it)."""
+    held = common_pb2.Condition()
+    held.CopyFrom(condition)
+    held.negate = False
+    failing = condition.negate
+    if kind is None and not held.exists:  # a key's absence: every frame less those with the key
+        held.exists, failing = True, not failing
+    return held, failing
+
+
 def keep(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
     """Writes the set's frames counted by metadata value for the tables' ``versions``, unless written: two reads of
     the set (its keys' values, then the counts; 17 s at 10M frames of six keys). Returns 1 when written."""
@@ -149,6 +168,26 @@ def _counted(metrics: MetricsStore, view: View, versions: Sequence[Any] | None) 
     return None if frames is None else (build, frames)
 
 
+def _key_rows(rows: Sequence[Any], frames: int) -> tuple[Any, str] | None:
+    """Of the counts of a key's values and of every frame (kind ``''``) read together, each row kind first: every
+    frame's row and the key's type (as the set's slices read it: the first of its kinds), or None when those are not
+    as many as the build's ``frames`` (not written whole, or written twice) or the key is not counted (the set's
+    frames do not have it, or it has too many values)."""
+    every = [r for r in rows if r[0] == ""]
+    if not every or int(every[0][2]) != frames:
+        return None
+    kind = next((k for k in METADATA_KINDS if any(r[0] == k for r in rows)), None)
+    return None if kind is None else (every[0], kind)
+
+
+def _with_none(by_value: dict[str, list[int]], every: Sequence[Any]) -> dict[str, list[int]]:
+    """The counts of a key's values with those of the frames without the key (every frame's, ``every``, less the
+    values'): one slice, ``(none)``, with a value named so, as the set groups them."""
+    without = [int(a) - sum(v[i] for v in by_value.values()) for i, a in enumerate(every)]
+    by_value[NONE] = [a + b for a, b in zip(by_value.get(NONE, [0] * len(without)), without, strict=True)]
+    return by_value
+
+
 def slice_rows(
     metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, key: str
 ) -> tuple[str, list[tuple[Any, ...]]] | None:
@@ -173,20 +212,12 @@ def slice_rows(
         " GROUP BY kind, value",
         params.values,
     ).rows
-    every = [r for r in rows if r[0] == ""]
-    if not every or int(every[0][2]) != frames:  # not written whole, or written twice
+    found = _key_rows(rows, frames)
+    if found is None:
         return None
-    kind = next((k for k in METADATA_KINDS if any(r[0] == k for r in rows)), None)
-    if kind is None:  # a key the set's frames do not have, or one of too many values
-        return None
-    values = [r for r in rows if r[0] == kind]
+    every, kind = found
     READ.inc()
-    out = {str(r[1]): [int(n) for n in r[3:]] for r in values}
-    without = [int(a) - sum(v[i] for v in out.values()) for i, a in enumerate(every[0][3:])]
-    if NONE in out:  # a value named so is one slice with the frames without the key, as the set groups them
-        out[NONE] = [a + b for a, b in zip(out[NONE], without, strict=True)]
-    else:
-        out[NONE] = without
+    out = _with_none({str(r[1]): [int(n) for n in r[3:]] for r in rows if r[0] == kind}, every[3:])
     # the slices of the frames that pass the filter, in the value's order
     return kind, [(value, *out[value]) for value in sorted(out) if out[value][2]]
 
@@ -220,19 +251,13 @@ def value_count(
     if found is None:
         return None
     build, frames = found
-    # the condition as it holds, and whether the count is of the frames that fail it
-    held = common_pb2.Condition()
-    held.CopyFrom(meta[0])
-    held.negate = False
-    failing = meta[0].negate
-    if kind is None and not held.exists:  # a key's absence: every frame less those with the key
-        held.exists, failing = True, not failing
+    held, failing = _held(meta[0], kind)
     params = Params()
     passing = compile_filter(common_pb2.Filter(all=[*besides, held]), view, params)
     others = compile_filter(common_pb2.Filter(all=besides), view, params)
     has = "".join(f" AND has_{f}" for f in sorted(fields))
     key = params.add(meta[0].field.removeprefix("metadata."), "String")
-    maps = ", ".join(f"if(kind = '{k}', map(key, {typed}), map()) AS {METADATA_MAPS[k]}" for k, typed in _MAPS.items())
+    maps = _COUNTED_MAPS
     # the key's kinds counted: the condition's (a key of too many values is not counted); any one, for its presence
     # (a key of two types would count a frame twice)
     kinds = f"countIf(kind = {params.add(kind, 'String')})" if kind is not None else "uniqExactIf(kind, kind != '')"
@@ -339,16 +364,11 @@ def value_range_count(
     rows = done.get(bucketed(listing))
     if rows is None or rows != done.get(listing) or rows != present([field]):
         return None
-    held = common_pb2.Condition()
-    held.CopyFrom(meta[0])
-    held.negate = False
-    failing = meta[0].negate
-    if kind is None and not held.exists:  # a key's absence: every frame less those with the key
-        held.exists, failing = True, not failing
+    held, failing = _held(meta[0], kind)
     params = Params()
     passing = compile_filter(common_pb2.Filter(all=[*besides, held]), view, params)
     key = params.add(meta[0].field.removeprefix("metadata."), "String")
-    maps = ", ".join(f"if(kind = '{k}', map(key, {typed}), map()) AS {METADATA_MAPS[k]}" for k, typed in _MAPS.items())
+    maps = _COUNTED_MAPS
     found = metrics.query(
         f"SELECT bucket, sumIf(rows, kind = ''), groupUniqArrayIf(kind, kind != ''),"
         f" minIf(min_key, kind != '' AND {passing}), maxIf(max_key, kind != '' AND {passing}),"
@@ -407,14 +427,12 @@ def below_by_value(
         f" WHERE {where} GROUP BY kind, value",
         params.values,
     ).rows
-    every = [r for r in found if r[0] == ""]
-    if not every or int(every[0][2]) != rows:  # not written whole, or written twice
+    keyed = _key_rows(found, rows)
+    if keyed is None:
         return None
-    kind = next((k for k in METADATA_KINDS if any(r[0] == k for r in found)), None)
-    if kind is None:  # a key the set's frames do not have, or one of too many values
-        return None
+    every, kind = keyed
     counts = {(str(r[0]), str(r[1])): [int(r[3]), int(r[4])] for r in found if r[0] in ("", kind)}
-    low = every[0][5]
+    low = every[5]
     if low is not None:  # the rows of the bucket the threshold falls in, below it
         params = Params()
         source = view_sql(view, params, listing=(build, listing))
@@ -432,10 +450,7 @@ def below_by_value(
             if has:
                 counts.setdefault((kind, str(value)), [0, 0])[1] += int(n)
     everything = counts.pop(("", ""), [0, 0])
-    by_value = {value: n for (_, value), n in counts.items()}
-    # the frames without the key: every frame less those with it (one slice with a value named so)
-    without = [a - sum(v[i] for v in by_value.values()) for i, a in enumerate(everything)]
-    by_value[NONE] = [a + b for a, b in zip(by_value.get(NONE, [0, 0]), without, strict=True)]
+    by_value = _with_none({value: n for (_, value), n in counts.items()}, everything)
     READ.inc()
     return {v: n[0] for v, n in by_value.items() if n[0]}, {v: n[1] for v, n in by_value.items() if n[1]}
 
