@@ -3,18 +3,20 @@ pages, counts and metrics without joining the two sets on each call.
 
 A view with a baseline (the Performance page's comparison, and the example grid of the frames a new model improved or
 regressed: ``change``) reads each of the set's rows beside the baseline's prediction of the same frame, a join of the
-two sets' rows: at 10M frames 1.5 to 2.2 s for a count or the comparison's metrics, and 3.2 to 3.7 s for a page,
-however few rows it shows (the join reads both sets whole before the page's first row). For an inference set whose
-grid sorts are kept (more than ``sorted_pages_above`` frames), once they are written, the preparer
+two sets' rows: at 10M frames 1.2 to 2.7 s for the comparison's metrics, and 3.9 to 7.7 s for the grid's first count
+and page of the regressed frames (the join reads both sets whole before the page's first row). For an inference set
+whose grid sorts are kept (more than ``sorted_pages_above`` frames), once they are written, the preparer
 (:mod:`shoal.analysis.prepared`) writes the set's rows joined with those of the set compared with (the baseline: the
-inference set of the same dataset created before it) into ``grid_listings``, twice, each row with the baseline's
-prediction and confidence, in frame id order: every frame (:data:`EVERY`), then those whose prediction changed from
-wrong to right or right to wrong (:data:`CHANGED`, a few percent of the set). A view with that baseline then
-reads a listing in place of the join (:func:`listing`): a filter of the improved or regressed frames at threshold 0
-reads the changed frames alone, any other the whole listing (a read of the set, without the join); a page by frame id
-stops after its rows. The listings are written for the tables' versions under the build of the set's sorts
-(:func:`shoal.analysis.grid_orders.build_id`), removed with it; after a change of the data they are not read until
-written again, the join read as before.
+inference set of the same dataset created before it) into ``grid_listings``, each row with the baseline's prediction
+and confidence, in frame id order: every frame (:data:`EVERY`), with the comparison's counts by split, labeled,
+predicted and baseline class (``grid_compare_counts``), then the frames whose prediction changed from wrong to right
+or right to wrong (:data:`CHANGED`, a few percent of the set), keyed by the change. A view with that baseline then
+reads those in place of the join: the metrics at threshold 0 from the counts (:func:`counts`), the grid's count of a
+filter naming the change from them too (:func:`count`), and its pages from a listing (:func:`listing`): the changed
+frames' for improved or regressed frames at threshold 0, every frame's otherwise, a page by frame id read in the
+listing's order (31 to 118 ms at 10M frames). The listings are written for the tables' versions under the build of
+the set's sorts (:func:`shoal.analysis.grid_orders.build_id`), removed with it; after a change of the data they are
+not read until written again, the join read as before.
 """
 
 from __future__ import annotations

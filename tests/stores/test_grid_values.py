@@ -3,7 +3,9 @@ metadata value read from those counts equal the slices and counts read from ever
 numbers with a zero and a negative zero, flags, times, a key of two types, a value named like the slice of the frames
 without the key, frames without it; with a split, a class, a predicted class or the wrong predictions picked),
 keys of too many values and other filters are read from the set, and counts written twice or for other versions of
-the data are never read."""
+the data are never read. So do the counts of a confidence or loss range beside a metadata value and the slices by a
+key at a confidence threshold, read from the sorts counted by value and bucket, and the slices by capture time and the
+counts of a range of whole hours, read from the frames counted by hour."""
 
 from __future__ import annotations
 
@@ -363,9 +365,8 @@ def test_a_confidence_or_loss_range_beside_a_metadata_value_is_counted_from_the_
 AT_THRESHOLD = {name: BESIDES[name] for name in ("every frame", "split val", "class 2, not train")}
 
 
-@pytest.mark.parametrize("buckets", [3, 64])
 def test_the_slices_by_a_metadata_key_at_a_threshold_are_those_at_0_with_the_frames_below_it_wrong(
-    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch, buckets: int
+    store: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The slices by every key of few values (strings, numbers, flags, times, a key of two types, a value named like
     the frames without the key) at a confidence threshold, of every frame, a split or a class, are those at 0 with the
@@ -374,7 +375,7 @@ def test_the_slices_by_a_metadata_key_at_a_threshold_are_those_at_0_with_the_fra
     the highest. A filter of a predicted class or of correctness, a view at a threshold, a key of too many values or
     counts not written: not derived. The grid's count of a value at a threshold is the count at 0."""
     m = store
-    monkeypatch.setattr(grid_values, "VALUE_BUCKETS", buckets)
+    monkeypatch.setattr(grid_values, "VALUE_BUCKETS", 3)  # the threshold inside a bucket of many rows
     versions = _kept(m)
     assert grid_values.below_by_value(m, VIEW, versions, common_pb2.Filter(), 0.5, "camera") is None  # not written
     assert grid_orders.keep(m, VIEW, versions)[1]
@@ -383,11 +384,11 @@ def test_the_slices_by_a_metadata_key_at_a_threshold_are_those_at_0_with_the_fra
                                                    " WHERE confidence IS NOT NULL").rows})  # fmt: skip
     thresholds = [values[len(values) // 4], values[len(values) // 2], (values[3] + values[4]) / 2, values[0] / 2, 1.0]
     derived = 0
-    for i, key in enumerate(("camera", "lux", "night", "zone", "shot")):
-        for j, (name, besides) in enumerate(AT_THRESHOLD.items()):
+    for key in ("camera", "lux", "night", "zone", "shot"):
+        for name, besides in AT_THRESHOLD.items():
             flt = common_pb2.Filter(all=besides)
             zero = slices.slices(m, VIEW, flt, group_by=f"metadata.{key}", min_support=3)
-            for t in thresholds[(i + j) % 2 :: 2] if buckets == 64 else thresholds:
+            for t in thresholds:
                 found = grid_values.below_by_value(m, VIEW, versions, flt, t, key)
                 assert found is not None, (key, name, t)
                 frames, below = found
