@@ -96,10 +96,11 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         flt = grid_orders.equalities(conditions)
 
         def kept_compare(f: Any = flt) -> Any:  # as the service reads it: the counts, or the listing
-            a = answers()
-            counted = datapoints.compared_counts(m, compared, f, a)
-            listing = None if counted is not None else datapoints.compared_listing(m, compared, f, a)
-            return compare.compare(m, compared, f, None if listing is None else listing[0], counted)
+            found = datapoints.compared(m, compared, answers())
+            assert found is not None
+            counted = grid_compare.counts(m, compared, f, *found)
+            listing = None if counted is not None else grid_compare.listing(compared, f, found[0])[0]
+            return compare.compare(m, compared, f, listing, counted)
 
         kept, kept_times = timed(kept_compare, REPEATS)
         joined, joined_times = timed(lambda f=flt: compare.compare(m, compared, f), REPEATS)

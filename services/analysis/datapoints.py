@@ -310,8 +310,9 @@ def _query_datapoints(
     kinds = metadata_kinds(metrics, view, meta_keys)
     last = decode_cursor(page_token, compile_sort(sort, view, kinds, Params()), scope)
     # a view with a baseline reads the large set's rows kept beside the baseline's, when written, not the join
-    compared = compared_listing(metrics, view, flt, answers)
-    page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last, compared)
+    comparison = compared(metrics, view, answers)
+    listing = None if comparison is None else grid_compare.listing(view, flt, comparison[0])
+    page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last, listing)
     # a filter that names no baseline field passes as many frames with the baseline as without: the set's own count
     counting = view
     if view.baseline_inference_set and not any(c.field in BASELINE_FIELDS for c in flt.all):
@@ -320,8 +321,8 @@ def _query_datapoints(
 
     def count() -> int:
         kept = _kept_count(metrics, counting, flt, sort, answers)
-        if kept is None and compared is not None:  # the comparison's counts
-            kept = _compared_count(metrics, view, flt, sort, answers)
+        if kept is None and comparison is not None:  # the comparison's counts
+            kept = grid_compare.count(metrics, view, flt, sort, *comparison)
         return int(metrics.query(count_sql, count_params).scalar()) if kept is None else kept
 
     def counted() -> int:  # a statement and its parameters name everything its answer depends on
@@ -360,42 +361,19 @@ def _query_datapoints(
     return Page(shown, token, total)
 
 
-def _comparison(metrics: MetricsStore, view: View, answers: AnswerCache | None) -> tuple[tuple[Any, ...], int] | None:
-    """The tables' versions and the set's frames, which a large set's comparison with ``view``'s baseline is looked
-    up by (:mod:`shoal.analysis.grid_compare`); None for a view without a baseline, or without kept answers."""
+def compared(metrics: MetricsStore, view: View, answers: AnswerCache | None) -> tuple[grid_compare.Kept, int] | None:
+    """A large set's comparison with ``view``'s baseline written by the preparer
+    (:func:`shoal.analysis.grid_compare.kept`), and the set's frames it must hold, which its listings and counts are
+    read with; None for a view without a baseline, without kept answers, or a comparison not written (the two sets
+    are joined)."""
     if answers is None or not view.inference_set or not view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)
     if versions is None:
         return None
-    return versions, _present(metrics, replace(view, baseline_inference_set="", confidence_threshold=0.0), answers)([])
-
-
-def compared_listing(
-    metrics: MetricsStore, view: View, flt: common_pb2.Filter, answers: AnswerCache | None
-) -> tuple[tuple[str, str], list[tuple[str, float]]] | None:
-    """The listing a view with a baseline reads in place of the join of the two sets, with bounds of its key (a large
-    set's, written by the preparer: :func:`shoal.analysis.grid_compare.listing`), or None to join them."""
-    found = _comparison(metrics, view, answers)
-    return None if found is None else grid_compare.listing(metrics, view, found[0], flt, found[1])
-
-
-def compared_counts(
-    metrics: MetricsStore, view: View, flt: common_pb2.Filter, answers: AnswerCache | None
-) -> list[tuple[Any, ...]] | None:
-    """The comparison's counts of ``flt`` by labeled, predicted and baseline class
-    (:func:`shoal.analysis.grid_compare.counts`), or None."""
-    found = _comparison(metrics, view, answers)
-    return None if found is None else grid_compare.counts(metrics, view, found[0], flt, found[1])
-
-
-def _compared_count(
-    metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], answers: AnswerCache | None
-) -> int | None:
-    """The grid's count of a filter that names the baseline, from the comparison's counts
-    (:func:`shoal.analysis.grid_compare.count`), or None."""
-    found = _comparison(metrics, view, answers)
-    return None if found is None else grid_compare.count(metrics, view, found[0], flt, sort, found[1])
+    frames = _present(metrics, replace(view, baseline_inference_set="", confidence_threshold=0.0), answers)([])
+    found = grid_compare.kept(metrics, view, versions, frames)
+    return None if found is None else (found, frames)
 
 
 def _kept_count(

@@ -11,8 +11,9 @@ inference set of the same dataset created before it) into ``grid_listings``, eac
 and confidence, in frame id order: every frame (:data:`EVERY`), with the comparison's counts by split, labeled,
 predicted and baseline class (``grid_compare_counts``), then the frames whose prediction changed from wrong to right
 or right to wrong (:data:`CHANGED`, a few percent of the set), keyed by the change. A view with that baseline then
-reads those in place of the join: the metrics at threshold 0 from the counts (:func:`counts`), the grid's count of a
-filter naming the change from them too (:func:`count`), and its pages from a listing (:func:`listing`): the changed
+reads those in place of the join (looked up once a request: :func:`kept`): the metrics at threshold 0 from the counts
+(:func:`counts`), the grid's count of a filter naming the change from them too (:func:`count`), and its pages from a
+listing (:func:`listing`): the changed
 frames' for improved or regressed frames at threshold 0, every frame's otherwise, a page by frame id read in the
 listing's order (31 to 118 ms at 10M frames). The listings are written for the tables' versions under the build of
 the set's sorts (:func:`shoal.analysis.grid_orders.build_id`), removed with it; after a change of the data they are
@@ -22,7 +23,7 @@ not read until written again, the join read as before.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import Counter
@@ -93,10 +94,10 @@ def keep(metrics: MetricsStore, view: View, versions: Sequence[Any], baseline: s
         return 1
     if changed in done:
         return 0
-    params = Params()
+    params = Params()  # how many changed, from the counts written with every frame's listing (not a read of it)
+    n = _sums(metrics, compared, build, common_pb2.Filter(all=[_CHANGED_ONLY]))[1]
     source = view_sql(compared, params, listing=(build, every))
     where = f"change IN {params.add(list(_CHANGES), 'Array(String)')}"
-    n = int(metrics.query(f"SELECT count() FROM ({source}) WHERE {where}{SETTINGS}", params.values).scalar())
     into = ", ".join(params.add(v, "String") for v in (view.project, view.inference_set, view.dataset, build, changed))
     columns = ", ".join((*ROW_COLUMNS, "confidence", "base_pred_raw", "base_confidence", "width", "height"))
     metrics.command(  # keyed by the change (improved 0, regressed 1), in frame id order within each
@@ -110,32 +111,19 @@ def keep(metrics: MetricsStore, view: View, versions: Sequence[Any], baseline: s
     return 1
 
 
-def listing(
-    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, frames: int
-) -> tuple[tuple[str, str], list[tuple[str, float]]] | None:
-    """The listing (build, name) a view with a baseline reads in place of the join of the two sets, with bounds of
-    its key, given the set's ``frames`` (every frame's count, which the listing of every frame must hold: one written
-    twice is not read): the changed frames' for a filter of improved or regressed frames at threshold 0 (the
-    regressed or the improved alone by their key), else every frame's; None when not written under the tables'
-    ``versions``."""
-    found = _written(metrics, view, versions, frames)
-    if found is None:
-        return None
-    build, names, done = found
-    whole = names[CHANGED] in done and done[names[CHANGED]] == done.get(names[_COUNTED])
-    changes = _changes(flt) if not view.confidence_threshold and whole else None
-    READ.labels(EVERY if changes is None else CHANGED).inc()
-    if changes is None:  # its key is 0: by it and the frame id, a page by frame id read in the listing's order
-        return (build, names[EVERY]), [("=", 0.0)]
-    keys = [] if len(changes) == 2 else [("=", 1.0)] if "regressed" in changes else [("=", 0.0)]
-    return (build, names[CHANGED]), keys
+@dataclass(frozen=True)
+class Kept:
+    """A view with a baseline's comparison written under the tables' versions: the build, its listings' names (by
+    :data:`EVERY`, :data:`CHANGED` and the changed frames' count) and those written with their rows."""
+
+    build: str
+    names: dict[str, str]
+    done: dict[str, int]
 
 
-def _written(
-    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, frames: int
-) -> tuple[str, dict[str, str], dict[str, int]] | None:
-    """The build of a view with a baseline's comparison, its listings' names and those written with their rows, when
-    its listing of every frame holds the set's ``frames``; else None."""
+def kept(metrics: MetricsStore, view: View, versions: Sequence[Any] | None, frames: int) -> Kept | None:
+    """The comparison of a view with a baseline written under the tables' ``versions``, when its listing of every
+    frame holds the set's ``frames`` (one written twice is not read); else None. One read of the builds' table."""
     if versions is None or not view.inference_set or not view.baseline_inference_set:
         return None
     own = replace(view, baseline_inference_set="", confidence_threshold=0.0)
@@ -144,7 +132,21 @@ def _written(
     done = grid_orders.written(metrics, own, build, list(names.values()))
     if done.get(names[EVERY]) != frames:  # not written, or written twice
         return None
-    return build, names, done
+    return Kept(build, names, done)
+
+
+def listing(view: View, flt: common_pb2.Filter, found: Kept) -> tuple[tuple[str, str], list[tuple[str, float]]]:
+    """The listing (build, name) a view with a baseline reads in place of the join of the two sets, with bounds of
+    its key: the changed frames' for a filter of improved or regressed frames at threshold 0 (the regressed or the
+    improved alone by their key, when the listing holds as many as the counts say changed), else every frame's."""
+    names, done = found.names, found.done
+    whole = names[CHANGED] in done and done[names[CHANGED]] == done.get(names[_COUNTED])
+    changes = _changes(flt) if not view.confidence_threshold and whole else None
+    READ.labels(EVERY if changes is None else CHANGED).inc()
+    if changes is None:  # its key is 0: by it and the frame id, a page by frame id read in the listing's order
+        return (found.build, names[EVERY]), [("=", 0.0)]
+    keys = [] if len(changes) == 2 else [("=", 1.0)] if "regressed" in changes else [("=", 0.0)]
+    return (found.build, names[CHANGED]), keys
 
 
 def _changes(flt: common_pb2.Filter) -> set[str] | None:
@@ -160,38 +162,55 @@ def _changes(flt: common_pb2.Filter) -> set[str] | None:
     return None
 
 
+#: the frames whose prediction changed, as a filter
+_CHANGED_ONLY = common_pb2.Condition(
+    field="change", **{"in": common_pb2.ValueList(values=[common_pb2.Value(string_value=c) for c in _CHANGES])}
+)
+
+
+def _counted_rows(view: View, params: Params, build: str) -> str:
+    """The comparison's counts as the view's rows at threshold 0 (each class as it is read then, with the correctness
+    and the change of each), which a filter compiled against the view reads."""
+    rows = (
+        "SELECT *, predicted_class AS pred_raw, baseline_predicted_class AS base_pred_raw FROM grid_compare_counts"
+        f" WHERE {grid_orders.scope(view, params, build)}"
+        f" AND baseline = {params.add(view.baseline_inference_set, 'String')}"
+    )
+    derived = f"SELECT *, {CORRECT} AS correct, {BASELINE_CORRECT} AS baseline_correct FROM ({rows})"
+    return f"SELECT *, {CHANGE} AS change FROM ({derived})"
+
+
+def _sums(metrics: MetricsStore, view: View, build: str, flt: common_pb2.Filter) -> tuple[int, int]:
+    """Every frame the comparison's counts hold, and those that pass ``flt``."""
+    params = Params()
+    where = compile_filter(flt, view, params)
+    every, passed = metrics.query(
+        f"SELECT sum(rows), sumIf(rows, {where}) FROM ({_counted_rows(view, params, build)})", params.values
+    ).rows[0]
+    return int(every or 0), int(passed or 0)
+
+
 def counts(
-    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, frames: int
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, found: Kept, frames: int
 ) -> list[tuple[Any, ...]] | None:
     """The frames of a view with a baseline (at threshold 0) with a label and both predictions that pass ``flt``
     (conditions on :data:`shoal.analysis.grid_orders.THRESHOLD_FIELDS`), by labeled class, predicted class and the
     baseline's predicted class, as :func:`shoal.analysis.compare.compare` counts them, from the comparison's counts
-    (written with its listing of every frame, which must hold the set's ``frames``); None when this does not apply."""
+    (which must hold the set's ``frames``); None when this does not apply."""
     if view.confidence_threshold or any(c.field not in grid_orders.THRESHOLD_FIELDS for c in flt.all):
         return None
-    found = _written(metrics, view, versions, frames)
-    if found is None:
-        return None
-    build = found[0]
     params = Params()
     where = compile_filter(flt, view, params)
-    rows = metrics.query(
-        "SELECT label_class, predicted_class, baseline_predicted_class, sum(rows) FROM grid_compare_counts"
-        f" WHERE {grid_orders.scope(view, params, build)}"
-        f" AND baseline = {params.add(view.baseline_inference_set, 'String')} AND label_class IS NOT NULL"
-        f" AND predicted_class IS NOT NULL AND baseline_predicted_class IS NOT NULL AND {where}"
+    rows = metrics.query(  # a label and both predictions: both correctnesses known
+        f"SELECT label_class, predicted_class, baseline_predicted_class, sum(rows), sumIf(rows, correct IS NOT NULL"
+        f" AND baseline_correct IS NOT NULL AND {where}) FROM ({_counted_rows(view, params, found.build)})"
         " GROUP BY label_class, predicted_class, baseline_predicted_class",
         params.values,
     ).rows
-    total = metrics.query(
-        f"SELECT sum(rows) FROM grid_compare_counts WHERE {grid_orders.scope(view, params, build)}"
-        f" AND baseline = {params.add(view.baseline_inference_set, 'String')}",
-        params.values,
-    ).scalar()
-    if int(total or 0) != frames:  # not written whole, or written twice
+    if sum(int(r[3]) for r in rows) != frames:  # not written whole, or written twice
         return None
     READ.labels(_COUNTED).inc()
-    return [tuple(r) for r in rows]
+    return [(*r[:3], int(r[4])) for r in rows if int(r[4])]
 
 
 #: the fields a count of a view with a baseline may be filtered by, from the comparison's counts (at threshold 0)
@@ -199,32 +218,17 @@ COUNTED_FIELDS = ("split", "label_class", "labeled", "predicted_class", "correct
 
 
 def count(
-    metrics: MetricsStore, view: View, versions: Sequence[Any] | None, flt: common_pb2.Filter, sort: Sequence[Any],
-    frames: int,
-) -> int | None:  # fmt: skip
+    metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], found: Kept, frames: int
+) -> int | None:
     """The grid's count of a view with a baseline (at threshold 0) whose filter names the baseline (the frames a new
     model improved or regressed, say) with conditions on :data:`COUNTED_FIELDS`, the grid sorted by frame id: from
-    the comparison's counts (as :func:`counts`); None when this does not apply."""
+    the comparison's counts (which must hold the set's ``frames``); None when this does not apply."""
     if view.confidence_threshold or any(c.field not in COUNTED_FIELDS for c in flt.all):
         return None
     if any(k.field != "frame_id" for k in sort):
         return None
-    found = _written(metrics, view, versions, frames)
-    if found is None:
-        return None
-    params = Params()
-    where = compile_filter(flt, view, params)
-    # the counts' rows as the view's: each class as it is read at threshold 0
-    rows = (
-        "SELECT *, predicted_class AS pred_raw, baseline_predicted_class AS base_pred_raw FROM grid_compare_counts"
-        f" WHERE {grid_orders.scope(view, params, found[0])}"
-        f" AND baseline = {params.add(view.baseline_inference_set, 'String')}"
-    )
-    derived = f"SELECT *, {CORRECT} AS correct, {BASELINE_CORRECT} AS baseline_correct FROM ({rows})"
-    every, passed = metrics.query(
-        f"SELECT sum(rows), sumIf(rows, {where}) FROM (SELECT *, {CHANGE} AS change FROM ({derived}))", params.values
-    ).rows[0]
-    if int(every or 0) != frames:  # not written whole, or written twice
+    every, passed = _sums(metrics, view, found.build, flt)
+    if every != frames:  # not written whole, or written twice
         return None
     READ.labels(_COUNTED).inc()
-    return int(passed)
+    return passed

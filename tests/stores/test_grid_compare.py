@@ -82,7 +82,7 @@ def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store
     versions = answers.versions(VIEW_TABLES)
     assert versions is not None
     frames = int(m.query("SELECT count() FROM evaluations FINAL WHERE inference_set = 'a'").scalar())
-    assert grid_compare.listing(m, COMPARED, versions, common_pb2.Filter(), frames) is None  # not written yet
+    assert grid_compare.kept(m, COMPARED, versions, frames) is None  # not written yet
     assert grid_compare.keep(m, VIEW, versions, "b") == 1  # every frame
     assert grid_compare.keep(m, VIEW, versions, "b") == 1  # the changed frames
     assert grid_compare.keep(m, VIEW, versions, "b") == 0
@@ -99,11 +99,14 @@ def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store
             assert got[0] > 0 or name == "improved in val", (threshold, name)
             changed = not threshold and name in ("regressed", "improved in val", "improved or regressed")
             asked[grid_compare.CHANGED if changed else grid_compare.EVERY] += 2  # its count and its page
-            listing = datapoints.compared_listing(m, view, flt, answers)
-            assert listing is not None
+            found = datapoints.compared(m, view, answers)
+            assert found is not None
             joined = compare.compare(m, view, flt)
-            assert compare.compare(m, view, flt, listing[0]) == joined, (threshold, name)
-            counted = datapoints.compared_counts(m, view, flt, answers)
+            assert compare.compare(m, view, flt, grid_compare.listing(view, flt, found[0])[0]) == joined, (
+                threshold,
+                name,
+            )
+            counted = grid_compare.counts(m, view, flt, *found)
             assert (counted is not None) == (not threshold and name in ("class 1", "every frame")), (threshold, name)
             if counted is not None:  # the comparison's metrics from its counts
                 assert compare.compare(m, view, flt, counted=counted) == joined, name
@@ -116,14 +119,13 @@ def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store
     m.command("INSERT INTO grid_listings SELECT * FROM grid_listings WHERE listing = {n:String} LIMIT 3", {"n": every})
     build = grid_orders.build_id(VIEW, versions)
     grid_orders.record(m, VIEW, build, every, grid_orders.count_rows(m, VIEW, build, every), block=-1, mutation=0)
-    assert grid_compare.listing(m, COMPARED, versions, common_pb2.Filter(), frames) is None
-    assert grid_compare.counts(m, COMPARED, versions, common_pb2.Filter(), frames) is None
+    assert grid_compare.kept(m, COMPARED, versions, frames) is None
     # the data changed: the listings of the versions before are not read
     write_labels(m, IDS[:5], [3] * 5, 2)
     EvaluationRefresher(m).refresh("p", "d", IDS[:5], list(range(K)))
     after = answers.versions(VIEW_TABLES)
     assert after is not None and after != versions
-    assert grid_compare.listing(m, COMPARED, after, common_pb2.Filter(), frames) is None
+    assert grid_compare.kept(m, COMPARED, after, frames) is None
     # a set that grew small keeps none: the listings and their counts are removed with the build
     grid_orders.remove(m, VIEW)
     for table in ("grid_listings", "grid_compare_counts"):

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from shoal.analysis import multilabel, segmentation, sound_event_analysis
+from shoal.analysis import grid_compare, multilabel, segmentation, sound_event_analysis
 from shoal.analysis.compare import compare
-from shoal.analysis.datapoints import compared_counts, compared_listing
+from shoal.analysis.datapoints import compared
 from shoal.analysis.detection import compare_detection
 from shoal.analysis.rpc.classification import class_metrics
 from shoal.analysis.rpc.context import Analysis, Context, check_iou, check_threshold, frame_filter
@@ -56,9 +56,12 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
         # a large set's counts or rows kept beside the baseline's, when written; the answer kept while the data is
         # unchanged
         def compute() -> Any:
-            counted = compared_counts(ctx.metrics, view, request.filter, ctx.answers)
-            listing = None if counted is not None else compared_listing(ctx.metrics, view, request.filter, ctx.answers)
-            return compare(ctx.metrics, view, request.filter, None if listing is None else listing[0], counted)
+            found = compared(ctx.metrics, view, ctx.answers)
+            if found is None:
+                return compare(ctx.metrics, view, request.filter)
+            counted = grid_compare.counts(ctx.metrics, view, request.filter, *found)
+            listing = None if counted is not None else grid_compare.listing(view, request.filter, found[0])[0]
+            return compare(ctx.metrics, view, request.filter, listing, counted)
 
         key = ("compare", repr(view), request.filter.SerializeToString(deterministic=True))
         result = ctx.answers.get(VIEW_TABLES, key, compute)
