@@ -168,6 +168,17 @@ def _counted(metrics: MetricsStore, view: View, versions: Sequence[Any] | None) 
     return None if frames is None else (build, frames)
 
 
+def _at_zero(view: View, besides: Sequence[common_pb2.Condition]) -> View | None:
+    """The view a count of frames that pass ``besides`` reads its counts under: the view at threshold 0, whose frames
+    of a split or a class are those at any threshold (their predictions are not: a count at a threshold with a
+    condition on them is None)."""
+    if not view.confidence_threshold:
+        return view
+    if any(c.field not in grid_orders.THRESHOLD_FIELDS for c in besides):
+        return None
+    return replace(view, confidence_threshold=0.0)
+
+
 def _key_rows(rows: Sequence[Any], frames: int) -> tuple[Any, str] | None:
     """Of the counts of a key's values and of every frame (kind ``''``) read together, each row kind first: every
     frame's row and the key's type (as the set's slices read it: the first of its kinds), or None when those are not
@@ -240,10 +251,10 @@ def value_count(
     besides = [c for c in flt.all if not c.field.startswith("metadata.")]
     if any(c.field not in grid_orders.COUNTED_FIELDS for c in besides):
         return None
-    if view.confidence_threshold:  # the frames of a value, a split or a class are those at 0 (their predictions not)
-        if any(c.field not in grid_orders.THRESHOLD_FIELDS for c in besides):
-            return None
-        view = replace(view, confidence_threshold=0.0)
+    at_zero = _at_zero(view, besides)
+    if at_zero is None:
+        return None
+    view = at_zero
     fields = {k.field for k in sort} - {"frame_id"}
     if not fields <= set(PRESENT):
         return None
@@ -496,10 +507,10 @@ def time_count(
         return None
     if any(c.field not in BUCKETED_FIELDS for c in besides):
         return None
-    if view.confidence_threshold:  # the frames of a split or a class are those at 0
-        if any(c.field not in grid_orders.THRESHOLD_FIELDS for c in besides):
-            return None
-        view = replace(view, confidence_threshold=0.0)
+    at_zero = _at_zero(view, besides)
+    if at_zero is None:
+        return None
+    view = at_zero
     fields = {k.field for k in sort} - {"frame_id"}
     if not fields <= set(PRESENT):
         return None
