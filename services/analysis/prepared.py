@@ -323,7 +323,7 @@ class Preparer:
         try:
             return grid_values.keep_buckets(self.ctx.metrics, view, versions)
         except Exception:  # those counts are read from the set, or the sort's rows
-            log.warning("counting the confidence sort of %s by metadata value failed", view.inference_set,
+            log.warning("counting the sorts of %s by metadata value and bucket failed", view.inference_set,
                         exc_info=True)  # fmt: skip
             return 0
 

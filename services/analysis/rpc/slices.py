@@ -82,7 +82,7 @@ def get_slices(ctx: Context, request: pb.GetSlicesRequest) -> pb.GetSlicesRespon
                     _by_key_at(ctx, at_zero, versions, request.filter, threshold, request.group_by, zero)  # fmt: skip
                 if found is not None:
                     return at_threshold(found[0], found[1], min_support, level)
-            if versions is None or not request.group_by.startswith("metadata."):
+            if versions is None or not by_key:
                 return compute(None, versions)
             counts = GridCounts()
             found = compute(counts, versions)
