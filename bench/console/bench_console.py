@@ -378,23 +378,23 @@ def write_counted_sorts(m: Any, view: Any, versions: Any) -> dict[str, float]:
     return took
 
 
-def write_metadata(work: str, maps: dict[str, str], written: tuple[str, str]) -> dict[str, Any]:
-    """Writes each frame's metadata of a loaded folder, as ``maps`` says (a metadata map's column and the SQL of its
-    value, of each row), unless the map and key of ``written`` are there already: a new version of the frames' and
-    the set's rows (the ingest service copies a frame's metadata there), then the tables merged, as a settled store
-    has them. Returns the time it took."""
+def write_metadata(work: str, maps: dict[str, str], written: str, what: str = "metadata") -> dict[str, Any]:
+    """Writes each frame's metadata of a loaded folder (or its capture time), as ``maps`` says (a column and the SQL
+    of its value, of each row), unless a frame passes ``written`` (a condition of the frames' table) already: a new
+    version of the frames' and the set's rows (the ingest service copies a frame's metadata there), then the tables
+    merged, as a settled store has them. Returns the time it took (as ``{what}_written_s``)."""
     from shoal.common.stores.metrics import EmbeddedMetricsStore
 
     m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
-    if m.query(f"SELECT count() FROM frames WHERE mapContains({written[0]}, '{written[1]}') LIMIT 1").scalar():
-        return {"metadata_written_s": 0.0}
+    if m.query(f"SELECT count() FROM frames WHERE {written} LIMIT 1").scalar():
+        return {f"{what}_written_s": 0.0}
     t = time.perf_counter()
     replaced = ", ".join(f"{value} AS {column}" for column, value in maps.items())
     for table in ("frames", "evaluations"):
         m.command(f"INSERT INTO {table} SELECT * REPLACE ({replaced}, version + 1 AS version) FROM {table} FINAL")
     for table in ("frames", "evaluations", "evaluations_by_cell"):
         m.command(f"OPTIMIZE TABLE {table} FINAL")
-    out = {"metadata_written_s": round(time.perf_counter() - t, 1)}
+    out = {f"{what}_written_s": round(time.perf_counter() - t, 1)}
     m.close()
     return out
 

@@ -74,7 +74,7 @@ def add_metadata(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         pairs = ", ".join(f"'{key}', {value.format(h='cityHash64(frame_id, 3)')}"
                           for c, key, value in WRITTEN if c == column)  # fmt: skip
         maps[column] = f"map({pairs})"
-    return write_metadata(work, maps, ("meta_str", "weather"))
+    return write_metadata(work, maps, "mapContains(meta_str, 'weather')")
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]

@@ -23,12 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.console.bench_console import (  # noqa: E402
-    DATABASE,
     beside_the_set,
     first_and_median,
     open_loaded,
     run_on_loaded,
     timed,
+    write_metadata,
 )
 from bench.harness import peak_rss_mib  # noqa: E402
 
@@ -54,19 +54,7 @@ REPEATS = 3
 
 def add_capture_times(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     """Writes each frame's capture time (a new version of its rows), then merges them, unless written before."""
-    from shoal.common.stores.metrics import EmbeddedMetricsStore
-
-    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
-    if m.query("SELECT count() FROM frames WHERE capture_time IS NOT NULL LIMIT 1").scalar():
-        return {"capture_times_written_s": 0.0}
-    t = time.perf_counter()
-    for table in ("frames", "evaluations"):
-        m.command(f"INSERT INTO {table} SELECT * REPLACE ({CAPTURED} AS capture_time, version + 1 AS version)"
-                  f" FROM {table} FINAL")  # fmt: skip
-    for table in ("frames", "evaluations", "evaluations_by_cell"):
-        m.command(f"OPTIMIZE TABLE {table} FINAL")
-    m.close()
-    return {"capture_times_written_s": round(time.perf_counter() - t, 1)}
+    return write_metadata(work, {"capture_time": CAPTURED}, "capture_time IS NOT NULL", "capture_times")
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]

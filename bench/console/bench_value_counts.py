@@ -46,7 +46,7 @@ def add_metadata(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     """Writes each frame's metadata (a new version of its rows), then merges them as a settled store has them."""
     return write_metadata(work, {"meta_str": "map('camera', concat('cam', toString(cityHash64(frame_id, 1) % 8)))",
                                  "meta_num": "map('lux', toFloat64(cityHash64(frame_id, 2) % 100))"},
-                          ("meta_str", "camera"))  # fmt: skip
+                          "mapContains(meta_str, 'camera')")  # fmt: skip
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
