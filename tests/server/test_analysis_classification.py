@@ -749,6 +749,15 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
         # every frame, of a split, of the wrong predictions, of both and of a confidence range is read from them,
         # in numpy's order
         wait_for(lambda: preparer.orders_kept("den", "cave", "m"), what="the grid's sorted pages of den/m")
+        # sorted by labeled or predicted class: counted from the sorts' counts, read class by class from the cells
+        for field, column in (("label_class", labels), ("predicted_class", predicted)):
+            page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+                project="den", inference_set="m", filter=cpb.Filter(all=[eq("split", "val")]),
+                sort=[apb.SortKey(field=field, descending=True)], page=cpb.PageRequest(page_size=60)))  # fmt: skip
+            rows = np.flatnonzero(splits == "val")
+            assert page.page.total_count == len(rows)
+            want = [ids[i] for i in rows[np.lexsort((np.array(ids)[rows], -column[rows]))][:60]]
+            assert [d.ref.frame_id for d in page.datapoints] == want, field
         # its frames were counted by metadata value first: the slices by a key with a split picked, and the grid's
         # count of a value in a split, are read from those counts, not from the set
         values_read = lambda: REGISTRY.get_sample_value("shoal_grid_values_read_total") or 0.0  # noqa: E731

@@ -80,3 +80,44 @@ def test_the_cells_hold_the_current_rows_after_labels_and_predictions_change(
                 {"l": label, "q": pred},
             ).rows
             assert got == want, (label, pred)
+    _pages_by_class_read_cell_by_cell(m)
+
+
+def _pages_by_class_read_cell_by_cell(m: EmbeddedMetricsStore) -> None:
+    """The grid sorted by labeled or predicted class is read class by class from the cells: every page, walked with
+    its cursor, with or without a filter, up or down, holds the rows the set's own sort gives (the class, then the
+    frame id; no frame without the class), and the count is the same."""
+    from shoal.analysis import datapoints
+    from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.common.data.query import View
+    from shoal.common.v1 import common_pb2 as cpb
+
+    def eq(field: str, value: object) -> cpb.Condition:
+        v = cpb.Value(bool_value=value) if isinstance(value, bool) else \
+            cpb.Value(number_value=value) if isinstance(value, int) else cpb.Value(string_value=str(value))  # fmt: skip
+        return cpb.Condition(field=field, equals=v)
+
+    filters = ([], [eq("split", "val")], [eq("correct", False)], [eq("correct", True)], [eq("label_class", 2)],
+               [eq("label_class", 1), eq("predicted_class", 3)], [eq("predicted_class", 0), eq("split", "train")])  # fmt: skip
+    read = lambda: datapoints.CELL_PAGES._value.get()  # noqa: E731
+    # (threshold, sort field, descending, filters): the filters with both sorts at 0, up and down; at a threshold
+    questions = [(0.0, f, d, conditions) for f in ("label_class", "predicted_class") for d in (False, True)
+                 for conditions in (filters[::2] if d else filters[1::2])]  # fmt: skip
+    questions += [(0.3, "label_class", False, filters[2]), (0.3, "predicted_class", True, filters[0])]
+    for threshold, field, descending, conditions in questions:
+        view = View("p", "d", "a", tuple(range(K)), {}, threshold)
+        sort, flt = [apb.SortKey(field=field, descending=descending)], cpb.Filter(all=conditions)
+        sql, params, _, count_sql, count_params = datapoints.page_statement(view, flt, sort, {}, N, None)
+        want = [str(r[0]) for r in m.query(sql, params).rows]
+        before, got, token = read(), [], ""
+        while True:
+            page = datapoints.query_datapoints(m, view, flt, sort, 23, token, scope="cells")
+            assert page.total == len(want) == m.query(count_sql, count_params).scalar()
+            got += [r.frame_id for r in page.rows]
+            token = page.next_token
+            if not token:
+                break
+        where = (threshold, field, descending, [str(c) for c in conditions])
+        assert got == want and len(want) > 0, where
+        # by predicted class at a threshold, the set is sorted (the frames below it are -1, whatever their cell)
+        assert (read() > before) == (field == "label_class" or threshold == 0), where

@@ -130,11 +130,14 @@ PAGE_COLUMNS = (
 
 
 def view_sql(
-    view: View, params: Params, cell: tuple[int, int | None] | None = None, listing: tuple[str, str] | None = None
+    view: View,
+    params: Params,
+    cell: tuple[int | None, int | None] | None = None,
+    listing: tuple[str, str] | None = None,
 ) -> str:
     """A subquery with one row per frame of the dataset and every field of :data:`FIELDS`, read
     from the ``evaluations`` table the ingest service keeps current; statements reading it end
-    with :data:`SETTINGS`. With a ``cell`` (a label class, and a predicted class or None; see
+    with :data:`SETTINGS`. With a ``cell`` (a label class, and a predicted class; either None for any: see
     :func:`cell_of`) only that cell's frames, read from ``evaluations_by_cell``: the caller's filter
     must select no frame outside it. With a ``listing`` (a build and a listing's name), the rows of
     that listing of the set's grid, with their place in it as ``_key``
@@ -159,7 +162,8 @@ def view_sql(
     table, in_cell = "evaluations", ""
     if cell is not None and not view.baseline_inference_set:
         table = "evaluations_by_cell"
-        in_cell = f" AND label_key = {params.add(cell[0], 'Int32')}"
+        if cell[0] is not None:
+            in_cell = f" AND label_key = {params.add(cell[0], 'Int32')}"
         if cell[1] is not None and view.inference_set:
             in_cell += f" AND pred_key = {params.add(cell[1], 'Int32')}"
     rows = (
