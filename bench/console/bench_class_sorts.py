@@ -19,7 +19,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.console.bench_console import first_and_median, open_loaded, run_on_loaded, timed  # noqa: E402
+from bench.console.bench_console import first_and_median, open_loaded, row_before, run_on_loaded, timed  # noqa: E402
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_class_sorts"
@@ -40,22 +40,6 @@ REPEATS = 3
 COLUMN = {"label_class": "label_class", "predicted_class": "pred_raw"}
 
 
-def _cursor(m: Any, view: Any, field: str, descending: bool, conditions: Any, depth: int) -> list[Any] | None:
-    """The sort's value and frame id of the row before ``depth`` (the set's own sort), None at depth 0."""
-    from shoal.analysis import datapoints, grid_orders
-    from shoal.analysis.v1 import analysis_pb2 as apb
-
-    if not depth:
-        return None
-    sql, params = datapoints.page_statement(view, grid_orders.equalities(conditions),
-                                            [apb.SortKey(field=field, descending=descending)], {}, 1, None)[3:5]  # fmt: skip
-    sql = sql.replace("SELECT count()", f"SELECT {COLUMN[field]}, frame_id", 1)
-    order = f" ORDER BY {COLUMN[field]} {'DESC' if descending else 'ASC'}, frame_id LIMIT 1 OFFSET {depth - 1}"
-    sql = sql.replace(" SETTINGS", order + " SETTINGS", 1)
-    row = m.query(sql, params).rows[0]
-    return [int(row[0]), str(row[1])]
-
-
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from shoal.analysis import datapoints, grid_orders
     from shoal.analysis.v1 import analysis_pb2 as apb
@@ -65,7 +49,8 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     for field, descending, conditions in QUESTIONS:
         flt, sort = grid_orders.equalities(conditions), [apb.SortKey(field=field, descending=descending)]
         for depth in DEPTHS:
-            last = _cursor(m, view, field, descending, conditions, depth)
+            last = row_before(m, view, flt, sort, COLUMN[field], depth)
+            last = last and [int(last[0]), last[1]]
             cells, cell_times = timed(lambda: datapoints._cell_rows(m, view, flt, sort, 60, last), REPEATS)  # noqa: B023
             sql, params = datapoints.page_statement(view, flt, sort, {}, 60, last)[:2]
             rows, set_times = timed(lambda: m.query(sql, params).rows, REPEATS)  # noqa: B023

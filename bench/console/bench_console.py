@@ -399,6 +399,21 @@ def write_metadata(work: str, maps: dict[str, str], written: str, what: str = "m
     return out
 
 
+def row_before(m: Any, view: Any, flt: Any, sort: list[Any], column: str, depth: int) -> list[Any] | None:
+    """The cursor of a page at ``depth`` rows of the grid sorted by one field: the field's value (``column`` of the
+    set's rows) and the frame id of the row before it, in the set's own sort of the frames that pass ``flt``; None at
+    depth 0, ``[]`` when fewer frames pass."""
+    from shoal.analysis import datapoints
+
+    if not depth:
+        return None
+    sql, params = datapoints.page_statement(view, flt, sort, {}, 1, None)[3:5]
+    order = f" ORDER BY {column} {'DESC' if sort[0].descending else 'ASC'}, frame_id LIMIT 1 OFFSET {depth - 1}"
+    sql = sql.replace("SELECT count()", f"SELECT {column}, frame_id", 1).replace(" SETTINGS", order + " SETTINGS", 1)
+    rows = m.query(sql, params).rows
+    return [rows[0][0], str(rows[0][1])] if rows else []
+
+
 def beside_the_set(label: str, kept: Callable[[], Any], m: Any, view: Any, flt: Any, sort: list[Any],
                    repeats: int) -> dict[str, Any]:  # fmt: skip
     """A count read another way (``kept``) beside the set's count of the same filter (:func:`set_count`), each

@@ -59,7 +59,8 @@ GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
 
 SORTED_PAGES = Counter(
     "shoal_grid_sorted_pages_total",
-    "Pages of the example grid sorted by loss, confidence or margin, by how they were read: kept (a large set's "
+    "Pages of the example grid sorted by loss, confidence, margin or capture time, by how they were read: kept (a "
+    "large set's "
     "sort kept whole, or patched since with the frames written, shoal.analysis.grid_orders) or sorted (the set, "
     "or a small cell of it, sorted on the call). "
     "Pages kept in memory by the preparer are not counted.",

@@ -1,23 +1,23 @@
-"""The grid's pages of a large set sorted by a prediction field, at any depth and with any filter: each sort of
-the set kept whole, in page order.
+"""The grid's pages of a large set sorted by a prediction field or the capture time, at any depth and with any filter:
+each sort of the set kept whole, in page order.
 
-A page of the example grid sorted by loss, confidence or margin sorts the whole set on the call: at 10M frames
-0.3 to 0.5 s a page, however few rows it shows. For an inference set of more than ``sorted_pages_above`` frames,
-once its data has settled, the preparer (:mod:`shoal.analysis.prepared`) writes every frame with the sort's field
-into ``grid_listings``, once per sort (each of :data:`FIELDS`, up and down), keyed by the field's value (negated
-for a descending sort) and the frame id, with every column the grid's filters and page read
-(:data:`shoal.common.data.query.ROW_COLUMNS`). A page is then the listing's rows after the cursor, read in the
-key's order until it holds the page: the filter (a split, the wrong predictions, a class, a confidence range, a
-metadata value, a segment, or any of them together) is applied to the rows as they are read, and the first page
-costs what the millionth does. The count of a filter that is one range of a sort's field (the grid's slider of
-confidence, loss or margin) is read from the key's range of that sort (:func:`range_count`), a read of the key alone.
-Each field's first sort is also counted by bucket of its key and by split, class, predicted class and correctness
-(``grid_listing_counts``): a range with conditions on those, or those conditions alone, is counted from the counts,
-and from the rows of the buckets the range's bounds fall in; so are the frames below a confidence threshold, by
-class or split (:func:`below_threshold`), from which the Performance page at that threshold is derived. A range
-beside conditions those counts do not hold (a second range, a metadata value, a negation) is counted from the sort's
-rows in the range when they are few (:func:`rows_count`), and a page of a filter few frames pass is read from them,
-sorted (:func:`narrow_listings`).
+A page of the example grid sorted by loss, confidence, margin or capture time sorts the whole set on the call: at 10M
+frames 0.3 to 1 s a page, however few rows it shows. For an inference set of more than ``sorted_pages_above`` frames,
+once its data has settled, the preparer (:mod:`shoal.analysis.prepared`) writes every frame with the sort's field into
+``grid_listings``, once per sort (each of :data:`SORTED_FIELDS`, up and down), keyed by the field's value (a capture
+time's in milliseconds; negated for a descending sort) and the frame id, with every column the grid's filters and page
+read (:data:`shoal.common.data.query.ROW_COLUMNS`). A page is then the listing's rows after the cursor, read in the
+key's order until it holds the page: the filter (a split, the wrong predictions, a class, a confidence range, a metadata
+value, a segment, or any of them together) is applied to the rows as they are read, and the first page costs what the
+millionth does. The count of a filter that is one range of a sort's field (the grid's slider of confidence, loss or
+margin) is read from the key's range of that sort (:func:`range_count`), a read of the key alone. Each field's first
+sort is also counted by bucket of its key and by split, class, predicted class and correctness
+(``grid_listing_counts``): a range with conditions on those, or those conditions alone, is counted from the counts, and
+from the rows of the buckets the range's bounds fall in; so are the frames below a confidence threshold, by class or
+split (:func:`below_threshold`), from which the Performance page at that threshold is derived. A range beside conditions
+those counts do not hold (a second range, a metadata value, a negation) is counted from the sort's rows in the range
+when they are few (:func:`rows_count`), and a page of a filter few frames pass is read from them, sorted
+(:func:`narrow_listings`).
 
 What was written is a *build*, named by the view it was read through and the versions of the tables under it
 (:data:`shoal.common.data.query.VIEW_TABLES`); a page uses the build of the tables' current versions only, so an
@@ -43,6 +43,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -80,12 +81,17 @@ KEPT_ABOVE = 500_000
 #: a page of a filter that keeps to a confusion cell and passes fewer than one frame in this many of the listing's
 #: sorts the cell's rows (``evaluations_by_cell``): a listing passes over this many rows per row it shows
 SPARSE = 1_000
-#: the grid's sorts kept (by a field of the prediction; a page by frame id reads the table in order)
+#: the grid's sorts kept by a field of the prediction, whose ranges are counted from them (a page by frame id reads
+#: the table in order)
 FIELDS = ("loss", "confidence", "margin")
+#: every field the grid's sorts are kept by: those and the capture time (its key the time in milliseconds; its ranges
+#: are counted from the frames counted by hour, ``shoal.analysis.grid_values``)
+SORTED_FIELDS = (*FIELDS, "capture_time")
 #: the order the sorts are written in after a change of the data: the worst predictions first (the grid's most
-#: asked sorts after frame id), so that those pages read their sort soonest
+#: asked sorts after frame id), so that those pages read their sort soonest; the capture time last, newest first
 WRITTEN_FIRST = (("loss", True), ("confidence", False), ("margin", False), ("loss", False), ("confidence", True),
-                 ("margin", True))  # fmt: skip
+                 ("margin", True), ("capture_time", True), ("capture_time", False))  # fmt: skip
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = (*ROW_COLUMNS, "confidence")
 #: a comparison's listing's columns beside those (:mod:`shoal.analysis.grid_compare`)
 _BASE_COLUMNS = ("base_pred_raw", "base_confidence")
@@ -305,11 +311,31 @@ def listing_name(field: str, descending: bool) -> str:
     return f"{field} {'desc' if descending else 'asc'}"
 
 
+def key_sql(field: str, descending: bool, row: str = "") -> str:
+    """The expression of a listing's key of the sort by ``field`` (of the row named ``row``, if any): the field's
+    value (a capture time's in milliseconds), negated for a descending sort."""
+    value = f"{row}{field}"
+    if field == "capture_time":
+        value = f"toFloat64(toUnixTimestamp64Milli({value}))"
+    return f"-{value}" if descending else value
+
+
+def key_of(field: str, value: Any) -> float:
+    """The value of ``field`` as a listing's key holds it (before a descending sort negates it): a capture time in
+    milliseconds (exactly: a Float64 holds every millisecond of 285,000 years)."""
+    if isinstance(value, datetime):
+        at = value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # the store's times are UTC
+        return float((at - _EPOCH) // timedelta(milliseconds=1))
+    return float(value)
+
+
 #: every listing of a build, in the order written
 LISTINGS = tuple(listing_name(field, descending) for field, descending in WRITTEN_FIRST)
-#: the listings also counted by bucket of their key (:func:`_write_counts`): each field's first written, which a
-#: count of a range of the field with conditions of :data:`COUNTED_FIELDS` reads, whichever way the grid is sorted
-COUNTED = tuple(listing_name(f, d) for i, (f, d) in enumerate(WRITTEN_FIRST) if f not in dict(WRITTEN_FIRST[:i]))
+#: the listings also counted by bucket of their key (:func:`_write_counts`): each prediction field's first written,
+#: which a count of a range of the field with conditions of :data:`COUNTED_FIELDS` reads, whichever way the grid is
+#: sorted
+COUNTED = tuple(listing_name(f, d) for i, (f, d) in enumerate(WRITTEN_FIRST)
+                if f in FIELDS and f not in dict(WRITTEN_FIRST[:i]))  # fmt: skip
 #: the fields a listing's counts by bucket are kept by, which the conditions beside a range may name
 COUNTED_FIELDS = ("split", "label_class", "predicted_class", "correct", "labeled")
 #: buckets of a listing's key counted (about; their bounds are the key's quantiles): a count reads the counts of
@@ -331,7 +357,7 @@ def _was(name: str) -> str:
 
 def usable(view: View, sort: Sequence[Any]) -> tuple[str, bool] | None:
     """(field, descending) of a grid query whose pages a kept listing may answer, or None."""
-    if not view.inference_set or view.baseline_inference_set or len(sort) != 1 or sort[0].field not in FIELDS:
+    if not view.inference_set or view.baseline_inference_set or len(sort) != 1 or sort[0].field not in SORTED_FIELDS:
         return None
     return sort[0].field, bool(sort[0].descending)
 
@@ -396,7 +422,7 @@ def page(
     PATCHED.inc()
     # the build's rows (less the changed frames) and the patch's, each in the key's order: (the key, frame id)
     sign = -1.0 if descending else 1.0
-    return list(heapq.merge(*parts, key=lambda r: (sign * r[14], r[15])))[: size + 1]
+    return list(heapq.merge(*parts, key=lambda r: (sign * key_of(field, r[14]), r[15])))[: size + 1]
 
 
 def _page_of(
@@ -414,7 +440,7 @@ def _page_of(
     # a build's rows less a patch's frames: left out here (a statement's NOT IN doubled a page's read at 10M frames)
     left_out = _changed_frames(metrics, view, read.without) if read.without else frozenset()
     if last is not None:
-        key = params.add(-float(last[0]) if descending else float(last[0]), "Float64")
+        key = params.add(-key_of(field, last[0]) if descending else key_of(field, last[0]), "Float64")
         frame = params.add(str(last[1]), "String")
         # an OR of the key's ranges (a tuple comparison is not read through the primary key)
         where += f" AND (_key > {key} OR (_key = {key} AND frame_id > {frame}))"
@@ -1001,11 +1027,11 @@ def _write_counts(metrics: MetricsStore, view: View, build: str, listing: str) -
 def keep(
     metrics: MetricsStore, view: View, versions: Sequence[Any], *, deadline: float | None = None
 ) -> tuple[int, bool]:
-    """Writes the listings of ``view`` not written yet under ``versions``: every frame with the field, sorted by
-    each of :data:`FIELDS`, up and down, in the order of :data:`WRITTEN_FIRST`, each of :data:`COUNTED` followed by
-    its counts by bucket (:func:`_write_counts`); once all are written, removes the builds before (and their patches).
-    Stops at ``deadline`` (monotonic; a call after goes on where it stopped). Returns how many listings it wrote, and
-    whether all are."""
+    """Writes the listings of ``view`` not written yet under ``versions``: every frame with the field, sorted by each of
+    :data:`SORTED_FIELDS`, up and down (none by capture time when no frame has one), in the order of
+    :data:`WRITTEN_FIRST`, each of :data:`COUNTED` followed by its counts by bucket (:func:`_write_counts`); once all
+    are written, removes the builds before (and their patches). Stops at ``deadline`` (monotonic; a call after goes on
+    where it stopped). Returns how many listings it wrote, and whether all are."""
     build = build_id(view, versions)
     done = set(written(metrics, view, build))
     block, mutation = (int(v) for v in versions[0])  # evaluations' (VIEW_TABLES[0])
@@ -1027,13 +1053,21 @@ def keep(
                         mutation=mutation)  # fmt: skip
                 continue
             params = Params()
-            insert_rows(metrics, view, build, name, f"{'-' if descending else ''}v.{field}",
-                         f"v.{field} IS NOT NULL", params)  # fmt: skip
+            if field in FIELDS or _any_with(metrics, view, field):  # (a set without capture times: none to write)
+                insert_rows(metrics, view, build, name, key_sql(field, descending, "v."), f"v.{field} IS NOT NULL",
+                            params)  # fmt: skip
             record(metrics, view, build, name, count_rows(metrics, view, build, name), block=block, mutation=mutation)
             wrote += 1
             WRITTEN.inc()
     remove(metrics, view, but=build)  # the builds before: no page reads them any more (their versions are gone)
     return wrote, True
+
+
+def _any_with(metrics: MetricsStore, view: View, field: str) -> bool:
+    """Whether any of the set's frames has ``field`` (a column of ``evaluations``; its rows read until one has)."""
+    params = Params()
+    return bool(metrics.query(f"SELECT count() FROM (SELECT 1 FROM evaluations WHERE {scope(view, params)}"
+                              f" AND {field} IS NOT NULL LIMIT 1)", params.values).scalar())  # fmt: skip
 
 
 def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
@@ -1092,7 +1126,7 @@ def patch(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> int:
         for into in (_was(listing), listing):  # the build's rows first: a page reads the patch once its sort's is
             params = Params()
             if into == listing:  # the changed frames with the field now, in the sort's order, as a page shows them
-                key, source, only = f"{'-' if descending else ''}{field}", (name, _ROWS), f"{field} IS NOT NULL"
+                key, source, only = key_sql(field, descending), (name, _ROWS), f"{field} IS NOT NULL"
                 columns = ", ".join((*_COLUMNS, "width", "height"))
             else:  # the changed frames' places in the build's sort, and the fields a count reads (not whole rows: the
                 # frames lie in every part of the sort, whose other columns would all be read)

@@ -499,10 +499,14 @@ def time_count(
     """The grid's count of ``flt`` when it is a range of capture time whose bounds are whole hours (a capture-time
     slice's link: an hour, a day, a week or a month, its end included to the millisecond before the next), alone or
     with conditions on :data:`BUCKETED_FIELDS` (at a confidence threshold, the split and the classes labeled), the
-    grid sorted by frame id or a field of :data:`PRESENT`: from the set's frames counted by hour of capture. None when
-    this does not apply (a bound inside an hour is counted from the set)."""
+    grid sorted by frame id, the capture time (the frames with one: every hour, without a range) or a field of
+    :data:`PRESENT`: from the set's frames counted by hour of capture. None when this does not apply (a bound inside
+    an hour is counted from the set)."""
     times = [c for c in flt.all if c.field == "capture_time"]
     besides = [c for c in flt.all if c.field != "capture_time"]
+    fields = {k.field for k in sort} - {"frame_id"}
+    if not times and "capture_time" in fields:  # sorted by capture time: the frames that have one
+        times = [common_pb2.Condition(field="capture_time", range=common_pb2.Range())]
     if len(times) != 1 or times[0].negate or times[0].WhichOneof("op") != "range":
         return None
     if any(c.field not in BUCKETED_FIELDS for c in besides):
@@ -511,7 +515,7 @@ def time_count(
     if at_zero is None:
         return None
     view = at_zero
-    fields = {k.field for k in sort} - {"frame_id"}
+    fields -= {"capture_time"}  # a range of hours holds the frames with a capture time alone
     if not fields <= set(PRESENT):
         return None
     hours = _whole_hours(times[0].range)

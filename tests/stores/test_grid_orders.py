@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -70,6 +71,13 @@ def _filters() -> dict[str, common_pb2.Filter]:
     return {**{k: grid_orders.equalities(v) for k, v in FILTERS.items()}, **OTHER_FILTERS}
 
 
+def _captured(i: int) -> datetime | None:
+    """Frame ``i``'s capture time: one of 40 minutes, so that frames tie (one in eleven has none)."""
+    return (
+        None if i % 11 == 0 else datetime(2026, 3, 5, 9, tzinfo=UTC) + timedelta(minutes=i * 7 % 40, milliseconds=i % 2)
+    )
+
+
 def _labels(m: EmbeddedMetricsStore, frames: list[int], classes: np.ndarray, version: int) -> None:
     write_labels(m, [IDS[i] for i in frames], classes, version)
 
@@ -80,8 +88,9 @@ def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
     m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
     create_sets(m, ["a"])
     m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", {"camera": ("front", "rear")[i % 5 == 0]},
-                         640 + i, 480 - i, 1] for i, f in enumerate(IDS)],
-             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "width", "height", "version"])  # fmt: skip
+                         _captured(i), 640 + i, 480 - i, 1] for i, f in enumerate(IDS)],
+             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "capture_time", "width", "height",
+              "version"])  # fmt: skip
     _labels(m, list(range(N - 20)), rng.integers(0, K, N - 20), 1)  # the last 20 unlabeled: no loss
     # few distinct probabilities: the loss, confidence and margin tie, and ties go by frame id
     probs = rng.integers(1, 4, (N - 10, K)).astype(np.float32)
@@ -104,6 +113,7 @@ def _walk(m: EmbeddedMetricsStore, flt: common_pb2.Filter, field: str, descendin
         token = page.next_token
         if not token:
             return pages
+        assert len(pages) <= 2 * N, "the pages never end: a page's cursor does not move past its rows"
 
 
 def _kept_pages() -> float:
@@ -120,7 +130,7 @@ def test_pages_from_the_kept_sorts_equal_the_pages_sorted_from_the_set(
     want = {
         (name, field, d): _walk(m, flt, field, d, PAGE, None)
         for name, flt in _filters().items()
-        for field in grid_orders.FIELDS
+        for field in grid_orders.SORTED_FIELDS
         for d in (False, True)
     }
     assert all(pages[0][0] for pages in want.values())  # no filter leaves the grid empty
@@ -128,7 +138,7 @@ def test_pages_from_the_kept_sorts_equal_the_pages_sorted_from_the_set(
     # a round that stops at its deadline goes on in the next
     assert grid_orders.keep(m, VIEW, versions, deadline=time.monotonic()) == (0, False)
     written, complete = grid_orders.keep(m, VIEW, versions)
-    assert complete and written == len(grid_orders.FIELDS) * 2
+    assert complete and written == len(grid_orders.LISTINGS) == len(grid_orders.SORTED_FIELDS) * 2
     assert grid_orders.keep(m, VIEW, versions) == (0, True)
     before = _kept_pages()
     for (name, field, d), pages in want.items():
@@ -137,7 +147,7 @@ def test_pages_from_the_kept_sorts_equal_the_pages_sorted_from_the_set(
 
     # each page of a kept sort is the page the set's statement reads, rows and cursor values alike
     for name, flt in _filters().items():
-        for field in grid_orders.FIELDS:
+        for field in grid_orders.SORTED_FIELDS:
             for d in (False, True):
                 sort = [pb.SortKey(field=field, descending=d)]
                 last = None
@@ -221,9 +231,10 @@ def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(
     m.insert("label_versions", [["p", "d", IDS[i], "v3", "2026-01-03 00:00:00", None, 0, "up", "", "", "u"]
                                 for i in (0, 1)], LABEL_COLUMNS)  # fmt: skip
     new = [f"g{i:03d}" for i in range(12)]
-    m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", {"camera": "front"}, 320, 240, 1]
-                        for i, f in enumerate(new)],
-             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "width", "height", "version"])  # fmt: skip
+    m.insert("frames", [["p", "d", f, SPLITS[i % 3], f"s3://b/{f}", {"camera": "front"}, _captured(i + 3), 320, 240,
+                         1] for i, f in enumerate(new)],
+             ["project", "dataset", "frame_id", "split", "media_uri", "meta_str", "capture_time", "width", "height",
+              "version"])  # fmt: skip
     write_labels(m, new, rng.integers(0, K, len(new)), 1)
     probs = rng.integers(1, 4, (len(new), K)).astype(np.float32)
     write_predictions(m, "a", new, probs / probs.sum(1, keepdims=True))
@@ -279,7 +290,7 @@ def test_a_change_of_the_data_is_patched_until_the_sorts_are_written_again(
         assert _patched() - patched == 2 * len(AT_THRESHOLD)
 
     # every filter by the worst loss first (the unlabelled frames left its sorts), and every sort of every frame
-    every = [(field, d) for field in grid_orders.FIELDS for d in (False, True)]
+    every = [(field, d) for field in grid_orders.SORTED_FIELDS for d in (False, True)]
     check(after, {name: [("loss", True)] for name in _filters()} | {"every frame": every})
     # the next upload, of the worst losses relabelled as predicted (the first rows of the sort written, one after
     # another), patches the same build again (the frames written since it), and the patch before goes

@@ -480,6 +480,16 @@ def test_the_slices_by_capture_time_and_a_count_of_whole_hours_are_read_from_the
                     assert got is None  # its end is 7:00:00.000, inside that hour
                 else:
                     assert got == live, (view.confidence_threshold, name, j)
+    # sorted by capture time: the frames with one (every hour, without a range; one frame in ten has none)
+    by_time = [pb.SortKey(field="capture_time", descending=True)]
+    for name, besides in BESIDES.items():
+        for r in ((), (ranges[0],)):
+            flt = common_pb2.Filter(all=[*r, *besides])
+            live = int(m.query(*datapoints.page_statement(VIEW, flt, by_time, {}, 1, None)[3:]).scalar())
+            got = grid_values.time_count(m, VIEW, versions, flt, by_time)
+            assert got == (None if name == "predicted c1" else live), (name, r)
+            assert not r or live == _live_count(m, flt, [])
+    assert grid_values.time_count(m, VIEW, versions, common_pb2.Filter(), by_time) < N
     # not read: a bound inside an hour, a negated range, two ranges; counts written twice
     inside = _between(day + timedelta(minutes=30), None)
     negated = _between(day, None)
