@@ -60,8 +60,8 @@ GRID_SORTS = ("frame_id", "loss", "confidence", "margin")
 SORTED_PAGES = Counter(
     "shoal_grid_sorted_pages_total",
     "Pages of the example grid sorted by loss, confidence, margin or capture time, by how they were read: kept (a "
-    "large set's "
-    "sort kept whole, or patched since with the frames written, shoal.analysis.grid_orders) or sorted (the set, "
+    "large set's sort kept whole, or patched since with the frames written, shoal.analysis.grid_orders) or sorted "
+    "(the set, "
     "or a small cell of it, sorted on the call). "
     "Pages kept in memory by the preparer are not counted.",
     ["source"],
@@ -83,12 +83,16 @@ GRANULE_ROWS = 8_192
 #: the sorts whose pages are read cell by cell from ``evaluations_by_cell`` (:func:`_cell_rows`): the grid by labeled
 #: or predicted class, with which of a confusion cell's two classes (label, prediction) the sort's is
 CELL_SORTS = {"label_class": 0, "predicted_class": 1}
-#: a project's classes up to which a page is read cell by cell (a statement reads one cell per class, and one more)
+#: a project's classes up to which a page is read class by class
 CELL_CLASSES_AT_MOST = 64
+#: the classes a page reads one after another (one statement each) before it sorts the set instead: a filter few
+#: frames pass would read every class's cells, one statement each (at 10M frames, 20 to 40 ms a class of 1M)
+CELL_READS_AT_MOST = 4
 CELL_PAGES = Counter(
     "shoal_grid_class_pages_total",
-    "Pages of the example grid sorted by labeled or predicted class read cell by cell (each confusion cell of the "
-    "class in frame id order from the page's cursor, stopped after the page), not sorted from the set.",
+    "Pages of the example grid sorted by labeled or predicted class read class by class from the confusion cells "
+    "(the frame ids of the cursor's class after its frame that pass the filter, then their rows), not sorted from "
+    "the set.",
 )
 
 
@@ -500,7 +504,8 @@ def _cell_rows(
     class's when the page is not full), then those frames' rows. Each read is of a class's cells (a tenth of the
     set, of ten classes), where sorting the set read every frame (0.3 to 1 s at 10M frames, at any depth). Not for a
     sort by predicted class at a confidence threshold (below it a frame's predicted class is -1, whatever its cell),
-    nor for a project of more than :data:`CELL_CLASSES_AT_MOST` classes; None then, to sort the set."""
+    nor for a project of more than :data:`CELL_CLASSES_AT_MOST` classes, nor for a page that would read more than
+    :data:`CELL_READS_AT_MOST` classes; None then, to sort the set."""
     if len(sort) != 1 or sort[0].field not in CELL_SORTS or not view.inference_set or view.baseline_inference_set:
         return None
     side = CELL_SORTS[sort[0].field]
@@ -518,7 +523,9 @@ def _cell_rows(
         classes = [c for c in classes if (c <= last[0] if sort[0].descending else c >= last[0])]
     right = _correct_of(flt) is True
     ids: list[str] = []
-    for group in classes:
+    for i, group in enumerate(classes):
+        if i == CELL_READS_AT_MOST:  # few frames pass in each class: the set sorted at once costs less
+            return None
         params = Params()
         cell = [group, group if right else other]
         where = compile_filter(flt, view, params)

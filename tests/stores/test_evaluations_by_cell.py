@@ -5,6 +5,7 @@ table existed are copied by its migration."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from shoal.common.data.datasets import MIGRATIONS as DATASET_MIGRATIONS
 from shoal.common.data.evaluations import LABEL_KEY, PRED_KEY, EvaluationRefresher
@@ -34,7 +35,7 @@ def _cells(m: EmbeddedMetricsStore, table: str) -> list[tuple[object, ...]]:
 
 
 def test_the_cells_hold_the_current_rows_after_labels_and_predictions_change(
-    embedded_metrics: EmbeddedMetricsStore,
+    embedded_metrics: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     m, rng = embedded_metrics, np.random.default_rng(3)
     m.migrate([x for x in (*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS) if x.version < 9])
@@ -80,10 +81,10 @@ def test_the_cells_hold_the_current_rows_after_labels_and_predictions_change(
                 {"l": label, "q": pred},
             ).rows
             assert got == want, (label, pred)
-    _pages_by_class_read_cell_by_cell(m)
+    _pages_by_class_read_cell_by_cell(m, monkeypatch)
 
 
-def _pages_by_class_read_cell_by_cell(m: EmbeddedMetricsStore) -> None:
+def _pages_by_class_read_cell_by_cell(m: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The grid sorted by labeled or predicted class is read class by class from the cells: every page, walked with
     its cursor, with or without a filter, up or down, holds the rows the set's own sort gives (the class, then the
     frame id; no frame without the class), and the count is the same."""
@@ -121,3 +122,13 @@ def _pages_by_class_read_cell_by_cell(m: EmbeddedMetricsStore) -> None:
         assert got == want and len(want) > 0, where
         # by predicted class at a threshold, the set is sorted (the frames below it are -1, whatever their cell)
         assert (read() > before) == (field == "label_class" or threshold == 0), where
+    # a page that would read more classes one after another than CELL_READS_AT_MOST sorts the set at once
+    monkeypatch.setattr(datapoints, "CELL_READS_AT_MOST", 2)
+    view, sort = View("p", "d", "a", tuple(range(K)), {}, 0.0), [apb.SortKey(field="label_class")]
+    flt = cpb.Filter(all=[eq("split", "val")])
+    sql, params = datapoints.page_statement(view, flt, sort, {}, N, None)[:2]
+    for size, by_class in ((5, True), (N, False)):  # within the first class; over every class
+        before = read()
+        page = datapoints.query_datapoints(m, view, flt, sort, size, "", scope="cells")
+        assert [r.frame_id for r in page.rows] == [str(r[0]) for r in m.query(sql, params).rows][:size]
+        assert (read() > before) == by_class, size
