@@ -5,6 +5,10 @@ page asked first (its first call) and then twice more, and checked equal. Each q
 and 1,000,000 (the cursor: the row before it, read from the set). The two listings are written first, as the
 preparer writes them (their time, rows and size on disk are reported), and removed at the end.
 
+Then capture-time ranges whose bounds fall inside an hour (as the grid's "captured from" and "captured before"
+write them): the grid's first count and page of each, read from the sort by capture time's rows in the range, beside
+the set's.
+
 The data is ``bench_console``'s (N frames of 10 classes, two splits; loaded anew unless ``--work`` names a folder it
 loaded before), to which each frame's capture time is written once (``bench_time_counts.add_capture_times``).
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,16 @@ QUESTIONS: tuple[tuple[bool, tuple[tuple[str, Any], ...]], ...] = (
 )
 DEPTHS = (0, 1_000, 1_000_000)
 REPEATS = 3
+#: capture-time ranges as the grid's "captured from" and "captured before" write them, to the minute: (name, first
+#: moment, first moment past it, the filter's other equalities)
+RANGES: tuple[tuple[str, datetime, datetime, tuple[tuple[str, Any], ...]], ...] = (
+    ("5 March 10:30 to 14:45", datetime(2026, 3, 5, 10, 30, tzinfo=UTC), datetime(2026, 3, 5, 14, 45, tzinfo=UTC),
+     ()),
+    ("5 March 10:30 to 14:45, split val", datetime(2026, 3, 5, 10, 30, tzinfo=UTC),
+     datetime(2026, 3, 5, 14, 45, tzinfo=UTC), (("split", "val"),)),
+    ("1 March 08:20 to 15 March 17:40, wrong", datetime(2026, 3, 1, 8, 20, tzinfo=UTC),
+     datetime(2026, 3, 15, 17, 40, tzinfo=UTC), (("correct", False),)),
+)  # fmt: skip
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -76,10 +91,45 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
             out["questions"].append({
                 "sort": f"capture time {'down' if descending else 'up'}", "filter": dict(conditions), "depth": depth,
                 "kept_sort": first_and_median(kept_times), "sorted_from_the_set": first_and_median(set_times)})  # fmt: skip
+    out["ranges"] = [_range_question(m, view, *question) for question in RANGES]
     grid_orders.remove(m, view)
     out["peak_rss_mib"] = round(peak_rss_mib(), 0)
     m.close()
     return out
+
+
+def _range_question(m: Any, view: Any, name: str, low: datetime, high: datetime, conditions: Any) -> dict[str, Any]:
+    """A capture-time range whose bounds fall inside an hour: the grid's first page (and count) of it by frame id
+    through ``QueryDatapoints``' function, with the frames with a capture time counted before (the preparer keeps
+    that count), beside the set's count and page; checked equal."""
+    from shoal.analysis import datapoints, grid_orders
+    from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.common.data.answers import AnswerCache
+    from shoal.common.v1 import common_pb2
+
+    r = common_pb2.Range(max_exclusive=True)
+    r.min.timestamp_value.FromDatetime(low)
+    r.max.timestamp_value.FromDatetime(high)
+    flt = grid_orders.equalities(conditions)
+    flt.all.insert(0, common_pb2.Condition(field="capture_time", range=r))
+    sort = [apb.SortKey(field="frame_id")]
+
+    def kept() -> Any:
+        answers = AnswerCache(m)
+        present = datapoints._present(m, view, answers)
+        present([]), present(["capture_time"])  # kept by the preparer
+        t = time.perf_counter()
+        page = datapoints.query_datapoints(m, view, flt, sort, 60, "", scope="bench", answers=answers)
+        return page, time.perf_counter() - t
+
+    got = [kept() for _ in range(REPEATS)]
+    page_sql, page_params, _, count_sql, count_params = datapoints.page_statement(view, flt, sort, {}, 60, None)
+    live, live_times = timed(lambda: (m.query(count_sql, count_params).scalar(), m.query(page_sql, page_params).rows),
+                             REPEATS)  # fmt: skip
+    page = got[0][0]
+    assert page.total == int(live[0]) > 0 and [r.frame_id for r in page.rows] == [str(x[0]) for x in live[1][:60]]
+    return {"range": name, "frames": page.total, "kept_sort": first_and_median([t for _, t in got]),
+            "from_the_set": first_and_median(live_times)}  # fmt: skip
 
 
 def main() -> None:

@@ -277,14 +277,16 @@ def page_statement(
     """The statement of a page of ``size`` rows (one more, to know whether another follows) after the
     cursor values ``last`` (None: the first page) with its parameters, the sort keys, and the
     statement that counts every row with its parameters (read from a kept sort's rows in a range: see
-    :func:`_query`)."""
+    :func:`_query`; each row then with its frame's width and height after the sort keys, which the
+    listing holds)."""
     params, base, sorts, count_sql, count_params = _query(view, flt, sort, kinds, narrow)
     page_where = f" AND {after(sorts, last, params)}" if last is not None else ""
     keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
     baseline = "baseline_predicted_class" if view.baseline_inference_set else "CAST(NULL AS Nullable(Int32))"
+    sizes = ", width, height" if narrow is not None else ""  # a listing's rows hold their frames' sizes
     limit = params.add(size + 1, "UInt32")
     page_sql = (
-        f"SELECT {PAGE_COLUMNS}, {baseline}, {keys} {base}{page_where} ORDER BY {order_by(sorts)}"
+        f"SELECT {PAGE_COLUMNS}, {baseline}, {keys}{sizes} {base}{page_where} ORDER BY {order_by(sorts)}"
         f" LIMIT {limit}{SETTINGS}"
     )
     return page_sql, params.values, sorts, count_sql, count_params

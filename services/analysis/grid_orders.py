@@ -588,13 +588,20 @@ def range_count(
 
 
 def _bounds(c: common_pb2.Condition) -> list[tuple[float, bool, bool]] | None:
-    """A range condition's bounds (the value, whether exclusive, whether the lower); None when one is not a number
-    (the count of the set says what is wrong with it)."""
+    """A range condition's bounds (the value, whether exclusive, whether the lower), a capture time's in milliseconds
+    as its sort's key holds it; None when one is not a number, or not a time of whole milliseconds for the capture
+    time (the count of the set says what is wrong with it, or reads the time as the store does)."""
     bounds = []
     for value, exclusive, lower in ((c.range.min, c.range.min_exclusive, True),
                                     (c.range.max, c.range.max_exclusive, False)):  # fmt: skip
         kind = value.WhichOneof("kind")
         if kind is None:
+            continue
+        if c.field == "capture_time" and kind == "timestamp_value":
+            at = value.timestamp_value
+            if at.nanos % 1_000_000:
+                return None
+            bounds.append((float(at.seconds * 1000 + at.nanos // 1_000_000), exclusive, lower))
             continue
         if kind != "number_value":
             return None
@@ -603,9 +610,9 @@ def _bounds(c: common_pb2.Condition) -> list[tuple[float, bool, bool]] | None:
 
 
 def sort_range(c: common_pb2.Condition) -> list[tuple[float, bool, bool]] | None:
-    """The bounds (:func:`_bounds`) of a condition that is a range of numbers on a field of the kept sorts, not
-    negated (a kept sort's keys hold it); None for any other condition."""
-    if c.field not in FIELDS or c.negate or c.WhichOneof("op") != "range":
+    """The bounds (:func:`_bounds`) of a condition that is a range of numbers on a field of the kept sorts (or of
+    times, on the capture time), not negated (a kept sort's keys hold it); None for any other condition."""
+    if c.field not in SORTED_FIELDS or c.negate or c.WhichOneof("op") != "range":
         return None
     return _bounds(c)
 
@@ -647,7 +654,7 @@ def rows_count(
     each of the filter's ranges is tried in turn); through a patch, the build's rows less the changed frames, plus
     the patch's. ``present`` as for :func:`range_count`. None when no range is narrow enough or no sort is written."""
     others = {k.field for k in sort} - {"frame_id"}
-    if not others <= set(FIELDS):
+    if not others <= set(SORTED_FIELDS):
         return None
     for field, reads, keys in _range_reads(metrics, view, versions, flt, present):
         missing = sorted(others - {field})

@@ -501,7 +501,8 @@ def time_count(
     with conditions on :data:`BUCKETED_FIELDS` (at a confidence threshold, the split and the classes labeled), the
     grid sorted by frame id, the capture time (the frames with one: every hour, without a range) or a field of
     :data:`PRESENT`: from the set's frames counted by hour of capture. None when this does not apply (a bound inside
-    an hour is counted from the set)."""
+    an hour is counted from the sort by capture time's rows in the range, :func:`shoal.analysis.grid_orders.rows_count`,
+    or from the set)."""
     times = [c for c in flt.all if c.field == "capture_time"]
     besides = [c for c in flt.all if c.field != "capture_time"]
     fields = {k.field for k in sort} - {"frame_id"}

@@ -510,7 +510,7 @@ class Preparer:
 
 def prepare_counts(ctx: Context, views: list[View]) -> int:
     """Keeps the grid's counts of every frame, each split, each labeled class and each confusion cell
-    (with and without a split), under each of :data:`GRID_SORTS`, of the views, which read the same
+    (with and without a split), under each of :data:`GRID_SORTS` and the capture time, of the views, which read the same
     rows (a set's, and the frames alone read from it), from one aggregation over the first. Returns
     how many it kept anew."""
     view = views[0]
@@ -519,7 +519,9 @@ def prepare_counts(ctx: Context, views: list[View]) -> int:
         return 0
     params = Params()
     source = view_sql(view, params)
-    sorts = GRID_SORTS if view.inference_set else GRID_SORTS[:1]
+    # and under the sort by capture time: the frames with one, which a count of a capture-time range read from that
+    # sort's rows is checked against (grid_orders.rows_count)
+    sorts = (*GRID_SORTS, "capture_time") if view.inference_set else GRID_SORTS[:1]
     present = "".join(f", countIf({field} IS NOT NULL)" for field in sorts[1:])
     rows = ctx.metrics.query(
         f"SELECT split, label_class, predicted_class, count(){present} FROM ({source})"

@@ -403,6 +403,13 @@ def test_a_range_of_a_kept_sorts_field_is_counted_through_the_sorts_key(store: E
     assert grid_orders.range_count(m, VIEW, versions, flt, [], present) is None
 
 
+def _captured_between(low: datetime, high: datetime) -> common_pb2.Condition:
+    r = common_pb2.Range(max_exclusive=True)
+    r.min.timestamp_value.FromDatetime(low)
+    r.max.timestamp_value.FromDatetime(high)
+    return common_pb2.Condition(field="capture_time", range=r)
+
+
 #: conditions beside a range that a sort's counts by bucket answer
 BESIDES = {
     "split val": [_is("split", string_value="val")],
@@ -567,6 +574,10 @@ NARROW = {
     "two ranges of a field, wrong, not test": [_range("loss", lo=0.2), _range("loss", hi=1.5),
                                                _is("correct", bool_value=False),
                                                _is("split", negate=True, string_value="test")],
+    # bounds inside an hour (as the grid's "captured from" and "captured before" write them): the sort by capture time
+    "capture times to the minute, in val": [_captured_between(datetime(2026, 3, 5, 9, 7, 30, tzinfo=UTC),
+                                                              datetime(2026, 3, 5, 9, 31, tzinfo=UTC)),
+                                            _is("split", string_value="val")],
 }  # fmt: skip
 
 
@@ -632,7 +643,7 @@ def test_a_page_few_frames_pass_is_read_from_a_kept_sorts_rows_in_its_range(
     versions = AnswerCache(m).versions(VIEW_TABLES)
     assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
     narrow = lambda: datapoints.NARROW_PAGES._value.get()  # noqa: E731
-    sorts = [("frame_id", False), ("loss", True), ("metadata.camera", False)]
+    sorts = [("frame_id", False), ("loss", True), ("metadata.camera", False), ("capture_time", True)]
     want = {(name, f, d): _walk(m, common_pb2.Filter(all=c), f, d, PAGE, None)
             for name, c in NARROW.items() for f, d in sorts}  # fmt: skip
     assert sum(len(p) > 1 for p in want.values()) > len(want) // 2  # most run to several pages
