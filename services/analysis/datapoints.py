@@ -521,9 +521,11 @@ def _cell_rows(
     other = fixed[1 - side]
     if fixed[side] is not None:
         classes = [c for c in classes if c == fixed[side]]
+    right = _right_only(flt)
+    if right and other is not None:  # the right predictions of a class named: its diagonal cell alone
+        classes = [c for c in classes if c == other]
     if last is not None:  # the cursor's class and those after it
         classes = [c for c in classes if (c <= last[0] if sort[0].descending else c >= last[0])]
-    right = _correct_of(flt) is True
     ids: list[str] = []
     for i, group in enumerate(classes):
         if i == CELL_READS_AT_MOST:  # few frames pass in each class: the set sorted at once costs less
@@ -541,21 +543,17 @@ def _cell_rows(
     CELL_PAGES.inc()
     if not ids:
         return []
-    params = Params()
-    sorts = compile_sort(sort, view, {}, params)
-    keys = ", ".join(f"{s.sql} AS _k{i}" for i, s in enumerate(sorts))
-    return [tuple(r) for r in metrics.query(
-        f"SELECT {PAGE_COLUMNS}, CAST(NULL AS Nullable(Int32)), {keys} FROM ({view_sql(view, params)})"
-        f" WHERE frame_id IN {params.add(ids, 'Array(String)')} ORDER BY {order_by(sorts)}{SETTINGS}",
-        params.values).rows]  # fmt: skip
+    # those frames' rows: the page's statement of those frames alone (read by the set's key, frame id)
+    found = common_pb2.Condition(field="frame_id", **{"in": common_pb2.ValueList(
+        values=[common_pb2.Value(string_value=f) for f in ids])})  # fmt: skip
+    sql, params = page_statement(view, common_pb2.Filter(all=[found]), sort, {}, size, None)[:2]
+    return [tuple(r) for r in metrics.query(sql, params).rows]
 
 
-def _correct_of(flt: common_pb2.Filter) -> bool | None:
-    """Whether the filter keeps to the right predictions (True) or the wrong ones (False), or neither (None)."""
-    for c in flt.all:
-        if c.field == "correct" and c.WhichOneof("op") == "equals" and c.equals.WhichOneof("kind") == "bool_value":
-            return c.equals.bool_value != c.negate
-    return None
+def _right_only(flt: common_pb2.Filter) -> bool:
+    """Whether the filter keeps to the right predictions (the diagonal's cells)."""
+    return any(c.field == "correct" and c.WhichOneof("op") == "equals" and c.equals.WhichOneof("kind") == "bool_value"
+               and c.equals.bool_value != c.negate for c in flt.all)  # fmt: skip
 
 
 def page_weight(rows: Sequence[tuple[Any, ...]]) -> int:
