@@ -2,7 +2,9 @@
 cells (``evaluations_by_cell``: the frame ids of the cursor's class after its frame, then their rows;
 ``datapoints._cell_rows``) beside the same page sorted from the set, as each was read before; in the same process
 and run, each page asked first (its first call) and then twice more, and checked equal. Each question is asked at
-depths 0, 1,000 and 1,000,000 (the cursor: the row before it, read from the set).
+depths 0, 1,000 and 1,000,000 (the cursor: the row before it, read from the set). By predicted class at a
+confidence threshold too: the frames below it, of the class -1, read from the first rows of the sort by confidence
+(written first, as the preparer writes it) when few, else from the set in frame id order.
 
 The data is ``bench_console``'s (N frames of 10 classes, two splits; loaded anew unless ``--work`` names a folder it
 loaded before).
@@ -13,50 +15,78 @@ loaded before).
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.console.bench_console import first_and_median, open_loaded, row_before, run_on_loaded, timed  # noqa: E402
+from bench.console.bench_console import (  # noqa: E402
+    first_and_median,
+    open_loaded,
+    row_before,
+    run_on_loaded,
+    timed,
+    write_counted_sorts,
+)
 from bench.harness import peak_rss_mib  # noqa: E402
 
 MODULE = "bench.console.bench_class_sorts"
-#: (sort field, descending, the filter's equalities as the console writes them)
-QUESTIONS: tuple[tuple[str, bool, tuple[tuple[str, Any], ...]], ...] = (
-    ("label_class", False, ()),
-    ("label_class", True, ()),
-    ("predicted_class", False, ()),
-    ("label_class", False, (("split", "val"),)),
-    ("predicted_class", False, (("correct", False),)),
-    ("predicted_class", True, (("correct", True),)),
-    ("label_class", False, (("label_class", 3),)),
-    ("predicted_class", False, (("label_class", 3),)),
+#: confidence thresholds of the grid by predicted class: a few frames below the first (read from the sort by
+#: confidence), some below the second, most below the third (read from the set in frame id order)
+THRESHOLDS = (0.12, 0.2, 0.5)
+#: (sort field, descending, the filter's equalities as the console writes them, the confidence threshold: below it a
+#: frame's predicted class is -1, read from the set in frame id order)
+QUESTIONS: tuple[tuple[str, bool, tuple[tuple[str, Any], ...], float], ...] = (
+    ("label_class", False, (), 0.0),
+    ("label_class", True, (), 0.0),
+    ("predicted_class", False, (), 0.0),
+    ("label_class", False, (("split", "val"),), 0.0),
+    ("predicted_class", False, (("correct", False),), 0.0),
+    ("predicted_class", True, (("correct", True),), 0.0),
+    ("label_class", False, (("label_class", 3),), 0.0),
+    ("predicted_class", False, (("label_class", 3),), 0.0),
+    ("predicted_class", False, (), THRESHOLDS[0]),
+    ("predicted_class", False, (), THRESHOLDS[1]),
+    ("predicted_class", False, (), THRESHOLDS[2]),
+    ("predicted_class", True, (), THRESHOLDS[2]),
+    ("predicted_class", False, (("split", "val"),), THRESHOLDS[2]),
+    ("predicted_class", False, (("correct", False),), THRESHOLDS[2]),
 )
 DEPTHS = (0, 1_000, 1_000_000)
 REPEATS = 3
-#: the set's column of each sort field, to find a depth's cursor
-COLUMN = {"label_class": "label_class", "predicted_class": "pred_raw"}
+#: the set's column of each sort field, to find a depth's cursor (the predicted class at the view's threshold)
+COLUMN = {"label_class": "label_class", "predicted_class": "predicted_class"}
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     from shoal.analysis import datapoints, grid_orders
     from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.common.data.answers import AnswerCache
 
-    m, view, _ = open_loaded(work)
+    m, at_zero, versions = open_loaded(work)
     out: dict[str, Any] = {"frames": int(m.query("SELECT count() FROM frames FINAL").scalar()), "questions": []}
-    for field, descending, conditions in QUESTIONS:
+    out["sorts_written_s"] = write_counted_sorts(m, at_zero, versions)  # the sort by confidence, as the preparer's
+    answers = AnswerCache(m, max_answers=0)  # the tables' versions, looked up on each call
+    for t in THRESHOLDS:
+        below = m.query(f"SELECT countIf(confidence < {t}) FROM evaluations FINAL WHERE inference_set = {{s:String}}",
+                        {"s": at_zero.inference_set}).scalar()  # fmt: skip
+        out[f"frames below {t}"] = int(below)
+    for field, descending, conditions, threshold in QUESTIONS:
+        view = replace(at_zero, confidence_threshold=threshold)
         flt, sort = grid_orders.equalities(conditions), [apb.SortKey(field=field, descending=descending)]
         for depth in DEPTHS:
             last = row_before(m, view, flt, sort, COLUMN[field], depth)
             last = last and [int(last[0]), last[1]]
-            cells, cell_times = timed(lambda: datapoints._cell_rows(m, view, flt, sort, 60, last), REPEATS)  # noqa: B023
+            cells, cell_times = timed(lambda: datapoints._cell_rows(m, view, flt, sort, 60, last, answers),  # noqa: B023
+                                      REPEATS)  # fmt: skip
             sql, params = datapoints.page_statement(view, flt, sort, {}, 60, last)[:2]
             rows, set_times = timed(lambda: m.query(sql, params).rows, REPEATS)  # noqa: B023
             assert cells is not None and [r[0] for r in cells] == [r[0] for r in rows] and len(rows) == 61
             out["questions"].append({
                 "sort": f"{field} {'down' if descending else 'up'}", "filter": dict(conditions), "depth": depth,
+                "threshold": threshold,
                 "cell_by_cell": first_and_median(cell_times), "sorted_from_the_set": first_and_median(set_times)})  # fmt: skip
     out["peak_rss_mib"] = peak_rss_mib()
     return out

@@ -88,6 +88,9 @@ CELL_CLASSES_AT_MOST = 64
 #: the classes a page reads one after another (one statement each) before it sorts the set instead: a filter few
 #: frames pass would read every class's cells, one statement each (at 10M frames, 20 to 40 ms a class of 1M)
 CELL_READS_AT_MOST = 4
+#: the most frames below a confidence threshold read from the sort by confidence for a page by predicted class at
+#: that threshold (:func:`_cell_rows`); more are read from the set in frame id order, which then passes over few
+BELOW_FROM_LISTING = 50_000
 CELL_PAGES = Counter(
     "shoal_grid_class_pages_total",
     "Pages of the example grid sorted by labeled or predicted class read class by class from the confusion cells "
@@ -304,19 +307,21 @@ def query_datapoints(
     include_objects: bool = False,
     maps: bool = False,
     answers: AnswerCache | None = None,
+    asked: grid_compare.Asked | None = None,
 ) -> Page:
     """A page of the view's frames that pass ``flt``, in ``sort`` order after ``page_token``.
     ``scope`` names the query (every part of the request but the page); with ``answers``, the
     count and the page's rows are kept until the tables they read change (looked up under one
-    version of the tables: :meth:`AnswerCache.snapshot`)."""
+    version of the tables: :meth:`AnswerCache.snapshot`). A comparison read from the join of the two sets is noted in
+    ``asked``, for the preparer to keep."""
     with answers.snapshot() if answers is not None else nullcontext():
         return _query_datapoints(metrics, view, flt, sort, page_size, page_token, scope, include_objects, maps,
-                                 answers)  # fmt: skip
+                                 answers, asked)  # fmt: skip
 
 
 def _query_datapoints(
     metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], page_size: int, page_token: str,
-    scope: str, include_objects: bool, maps: bool, answers: AnswerCache | None,
+    scope: str, include_objects: bool, maps: bool, answers: AnswerCache | None, asked: grid_compare.Asked | None,
 ) -> Page:  # fmt: skip
     if page_size < 0:
         raise InvalidArgument(f"must be >= 0, got {page_size}", field="page.page_size")
@@ -327,7 +332,7 @@ def _query_datapoints(
     kinds = metadata_kinds(metrics, view, meta_keys)
     last = decode_cursor(page_token, compile_sort(sort, view, kinds, Params()), scope)
     # a view with a baseline reads the large set's rows kept beside the baseline's, when written, not the join
-    comparison = compared(metrics, view, answers)
+    comparison = compared(metrics, view, answers, asked)
     listing = None if comparison is None else grid_compare.listing(view, flt, comparison[0])
     page_sql, page_params, sorts, count_sql, count_params = page_statement(view, flt, sort, kinds, size, last, listing)
     # a filter that names no baseline field passes as many frames with the baseline as without: the set's own count
@@ -356,7 +361,7 @@ def _query_datapoints(
         if kept is None:
             kept = _kept_rows(metrics, view, flt, sort, size, last, passing, answers)
         if kept is None:
-            kept = _cell_rows(metrics, view, flt, sort, size, last)
+            kept = _cell_rows(metrics, view, flt, sort, size, last, answers)
         if kept is not None:
             return kept
         return [tuple(r) for r in metrics.query(page_sql, page_params).rows]
@@ -380,11 +385,13 @@ def _query_datapoints(
     return Page(shown, token, total)
 
 
-def compared(metrics: MetricsStore, view: View, answers: AnswerCache | None) -> tuple[grid_compare.Kept, int] | None:
+def compared(
+    metrics: MetricsStore, view: View, answers: AnswerCache | None, asked: grid_compare.Asked | None = None
+) -> tuple[grid_compare.Kept, int] | None:
     """A large set's comparison with ``view``'s baseline written by the preparer
     (:func:`shoal.analysis.grid_compare.kept`), and the set's frames it must hold, which its listings and counts are
     read with; None for a view without a baseline, without kept answers, or a comparison not written (the two sets
-    are joined)."""
+    are joined: noted in ``asked``, which the preparer keeps)."""
     if answers is None or not view.inference_set or not view.baseline_inference_set:
         return None
     versions = answers.versions(VIEW_TABLES)
@@ -392,6 +399,8 @@ def compared(metrics: MetricsStore, view: View, answers: AnswerCache | None) -> 
         return None
     frames = _present(metrics, replace(view, baseline_inference_set="", confidence_threshold=0.0), answers)([])
     found = grid_compare.kept(metrics, view, versions, frames)
+    if found is None and asked is not None:
+        asked.ask(view)
     return None if found is None else (found, frames)
 
 
@@ -498,23 +507,25 @@ def _kept_rows(
 
 def _cell_rows(
     metrics: MetricsStore, view: View, flt: common_pb2.Filter, sort: Sequence[Any], size: int,
-    last: Sequence[Any] | None,
+    last: Sequence[Any] | None, answers: AnswerCache | None = None,
 ) -> list[tuple[Any, ...]] | None:  # fmt: skip
     """The page's rows of the grid sorted by labeled or predicted class (then frame id), read class by class from the
     confusion cells (``evaluations_by_cell``, ordered by label, prediction and frame id): the frame ids of the
     cursor's class after the cursor's frame that pass the filter, the first of them in frame id order (the next
     class's when the page is not full), then those frames' rows. Each read is of a class's cells (a tenth of the
-    set, of ten classes), where sorting the set read every frame (0.3 to 1 s at 10M frames, at any depth). Not for a
-    sort by predicted class at a confidence threshold (below it a frame's predicted class is -1, whatever its cell),
-    nor for a project of more than :data:`CELL_CLASSES_AT_MOST` classes, nor for a page that would read more than
-    :data:`CELL_READS_AT_MOST` classes; None then, to sort the set."""
+    set, of ten classes), where sorting the set read every frame (0.3 to 1 s at 10M frames, at any depth). By
+    predicted class at a confidence threshold, a frame below it is of the class -1 whatever its cell: those are read
+    from the first rows of the kept sort by confidence (``answers`` give the tables' versions) when at most
+    :data:`BELOW_FROM_LISTING` frames are below it, else from the set in frame id order (which finds the page's
+    frames among the first it reads: a read of few frames below would pass over most of the set), and each class's
+    cells keep to the frames at or above it. Not for a project of more than :data:`CELL_CLASSES_AT_MOST` classes,
+    nor for a page that would read more than :data:`CELL_READS_AT_MOST` classes; None then, to sort the set."""
     if len(sort) != 1 or sort[0].field not in CELL_SORTS or not view.inference_set or view.baseline_inference_set:
         return None
     side = CELL_SORTS[sort[0].field]
-    if side == 1 and view.confidence_threshold > 0:
-        return None
-    classes = sorted(set(view.ontology), reverse=bool(sort[0].descending))
-    if not classes or len(classes) > CELL_CLASSES_AT_MOST:
+    below = side == 1 and view.confidence_threshold > 0  # the predicted class -1: the frames below the threshold
+    classes = sorted(set(view.ontology) | ({-1} if below else set()), reverse=bool(sort[0].descending))
+    if not classes or len(classes) > CELL_CLASSES_AT_MOST + below:
         return None
     # the cell's other class the filter names (the right predictions: the diagonal's), if any
     fixed = cell_of(flt, view) or (None, None)
@@ -524,8 +535,12 @@ def _cell_rows(
     right = _right_only(flt)
     if right and other is not None:  # the right predictions of a class named: its diagonal cell alone
         classes = [c for c in classes if c == other]
+    if right:  # no label is -1
+        classes = [c for c in classes if c >= 0]
     if last is not None:  # the cursor's class and those after it
         classes = [c for c in classes if (c <= last[0] if sort[0].descending else c >= last[0])]
+    versions = answers.versions(VIEW_TABLES) if below and answers is not None and -1 in classes else None
+    by_confidence = None if versions is None else grid_orders.confidence_listing(metrics, view, versions)
     ids: list[str] = []
     for i, group in enumerate(classes):
         if i == CELL_READS_AT_MOST:  # few frames pass in each class: the set sorted at once costs less
@@ -533,11 +548,28 @@ def _cell_rows(
         params = Params()
         cell = [group, group if right else other]
         where = compile_filter(flt, view, params)
+        if below:  # the class's frames at or above the threshold, or every cell's below it
+            where += f" AND predicted_class = {params.add(group, 'Int32')}"
+            cell[0] = None if group < 0 else cell[0]
         if last is not None and group == last[0]:
             where += f" AND frame_id > {params.add(str(last[1]), 'String')}"
-        source = view_sql(view, params, (cell[side], cell[1 - side]))
-        sql = f"SELECT frame_id FROM ({source}) WHERE {where} ORDER BY frame_id LIMIT {size + 1 - len(ids)}{SETTINGS}"
-        ids += [str(r[0]) for r in metrics.query(sql, params.values).rows]
+        limit = f" ORDER BY frame_id LIMIT {size + 1 - len(ids)}{SETTINGS}"
+        found = None
+        if group < 0 and by_confidence is not None:  # the sort's rows below the threshold, if few
+            source = view_sql(view, params, listing=by_confidence)
+            key = f"_key < {params.add(float(view.confidence_threshold), 'Float64')}"
+            bound = f", max_rows_to_read = {BELOW_FROM_LISTING}, read_overflow_mode = 'throw'"
+            try:
+                found = metrics.query(f"SELECT frame_id FROM ({source}) WHERE {where} AND {key}{limit}{bound}",
+                                      params.values).rows  # fmt: skip
+            except ClickHouseError as e:
+                if not grid_orders.too_wide(e):
+                    raise
+        if found is None:
+            by_cell = None if cell == [None, None] else (cell[side], cell[1 - side])
+            source = view_sql(view, params, by_cell)
+            found = metrics.query(f"SELECT frame_id FROM ({source}) WHERE {where}{limit}", params.values).rows
+        ids += [str(r[0]) for r in found]
         if len(ids) > size:
             break
     CELL_PAGES.inc()

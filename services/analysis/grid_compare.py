@@ -17,11 +17,15 @@ listing (:func:`listing`): the changed
 frames' for improved or regressed frames at threshold 0, every frame's otherwise, a page by frame id read in the
 listing's order (31 to 118 ms at 10M frames). The listings are written for the tables' versions under the build of
 the set's sorts (:func:`shoal.analysis.grid_orders.build_id`), removed with it; after a change of the data they are
-not read until written again, the join read as before.
+not read until written again, the join read as before. A comparison with another baseline (the console offers every
+set of the dataset) reads the join and is noted as asked (:class:`Asked`): the preparer keeps the two asked last of
+each set too, and removes those asked before them (:func:`forget`).
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,13 +60,69 @@ CHANGED, EVERY = "changed", "every"
 #: the name the changed frames of the listing of every frame are recorded under, which that of :data:`CHANGED` must
 #: hold
 _COUNTED = "changes"
+#: what begins the name of each listing of a comparison (:func:`listing_name`)
+_PREFIX = "vs:"
 #: the changes of a frame the listing of :data:`CHANGED` holds (at threshold 0)
 _CHANGES = ("improved", "regressed")
 
 
 def listing_name(baseline: str, which: str) -> str:
     """The name of a comparison's listing (:data:`CHANGED` or :data:`EVERY`) with the set ``baseline``."""
-    return f"vs:{which}:{baseline}"
+    return f"{_PREFIX}{which}:{baseline}"
+
+
+#: the comparisons of a set with another than the set before it that the preparer keeps: those asked last
+ASKED_PER_SET = 2
+#: the sets whose asked comparisons are remembered (those asked last)
+ASKED_SETS = 64
+
+
+class Asked:
+    """The comparisons asked for whose rows were not kept (a view with a baseline read from the join of the two sets):
+    the preparer keeps those of a large set too, beside its comparison with the set before it, the
+    :data:`ASKED_PER_SET` asked last of each set (a console's baseline picked from every set of the dataset), and
+    removes those asked before them (:func:`forget`), so that a client asking every baseline in turn keeps no more
+    copies of the set than that. Shared by a process's requests and its preparer."""
+
+    def __init__(self, per_set: int = ASKED_PER_SET, sets: int = ASKED_SETS) -> None:
+        self._per_set, self._sets = per_set, sets
+        self._lock = threading.Lock()
+        self._asked: OrderedDict[tuple[str, str, str], list[str]] = OrderedDict()
+
+    def ask(self, view: View) -> None:
+        """Notes that ``view``'s comparison (its set with its baseline) was asked for and not found kept."""
+        if not view.inference_set or not view.baseline_inference_set or self._per_set <= 0:
+            return
+        key = (view.project, view.dataset, view.inference_set)
+        with self._lock:
+            baselines = [b for b in self._asked.pop(key, []) if b != view.baseline_inference_set]
+            self._asked[key] = [*baselines, view.baseline_inference_set][-self._per_set :]
+            while len(self._asked) > self._sets:
+                self._asked.popitem(last=False)
+
+    def of(self, project: str, dataset: str, inference_set: str) -> tuple[str, ...]:
+        """The baselines the set was compared with lately, the last asked last."""
+        with self._lock:
+            return tuple(self._asked.get((project, dataset, inference_set), ()))
+
+
+def forget(metrics: MetricsStore, view: View, versions: Sequence[Any], keep_with: Sequence[str]) -> int:
+    """Removes the comparisons of ``view``'s set written under the tables' ``versions`` with a baseline not in
+    ``keep_with``: their listings, counts and records. Returns how many comparisons it removed."""
+    build = grid_orders.build_id(view, versions)
+    written = grid_orders.written(metrics, view, build)
+    gone = {name.removeprefix(_PREFIX).split(":", 1)[1] for name in written if name.startswith(_PREFIX)}
+    gone -= set(keep_with)
+    if not gone:
+        return 0
+    params = Params()
+    names = params.add([listing_name(b, w) for b in sorted(gone) for w in (EVERY, CHANGED, _COUNTED)], "Array(String)")
+    baselines = params.add(sorted(gone), "Array(String)")
+    for table, which in (("grid_listings", f"listing IN {names}"), ("grid_compare_counts", f"baseline IN {baselines}"),
+                         ("grid_listing_builds", f"listing IN {names}")):  # fmt: skip
+        metrics.command(f"DELETE FROM {table} WHERE {grid_orders.scope(view, params, build)} AND {which}",
+                        params.values)  # fmt: skip
+    return len(gone)
 
 
 def keep(metrics: MetricsStore, view: View, versions: Sequence[Any], baseline: str) -> int:

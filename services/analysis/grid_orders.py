@@ -43,6 +43,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -844,6 +845,15 @@ ROWS_COUNTED = Counter(
 THRESHOLD_FIELDS = ("split", "label_class", "labeled")
 #: the counted sort a threshold's counts read: confidence, up (its key is the confidence)
 BY_CONFIDENCE = listing_name("confidence", False)
+
+
+def confidence_listing(metrics: MetricsStore, view: View, versions: Sequence[Any]) -> tuple[str, str] | None:
+    """The listing (build, name) of the view's set sorted by confidence up written whole under the tables'
+    ``versions`` (unpatched), whose first rows are the frames below a threshold in order of their key; None if not."""
+    found = _reads(metrics, replace(view, confidence_threshold=0.0), versions, BY_CONFIDENCE)
+    if found is None or len(found[0]) != 1:
+        return None
+    return found[0][0].build, found[0][0].listing
 
 
 def below_threshold(

@@ -123,6 +123,8 @@ class Preparer:
         #: the sets whose grid orders are kept (:mod:`shoal.analysis.grid_orders`), with the versions of the
         #: tables they were written under
         self._orders: dict[SetKey, tuple[Any, ...]] = {}
+        #: the comparisons asked for (:class:`grid_compare.Asked`) kept with each set's orders: the baselines
+        self._asked_kept: dict[SetKey, tuple[str, ...]] = {}
         #: the versions of :data:`WATCHED` as last looked at
         self._versions: tuple[Any, ...] | None = None
         #: the finished jobs whose first pages were prepared (label issues, neighbours, maps): project, job id
@@ -194,6 +196,12 @@ class Preparer:
         """Whether the set's grid orders are written under the tables' current versions."""
         versions = self._orders.get((project, dataset, inference_set))
         return versions is not None and versions == self.ctx.answers.versions(VIEW_TABLES)
+
+    def compared(self, project: str, dataset: str, inference_set: str, baseline: str) -> bool:
+        """Whether the set's grid orders are written under the tables' current versions, with its comparison with the
+        set ``baseline``, asked for (:class:`grid_compare.Asked`)."""
+        key = (project, dataset, inference_set)
+        return self.orders_kept(*key) and baseline in self._asked_kept.get(key, ())
 
     def prepared(self, project: str, dataset: str, inference_set: str) -> bool:
         """Whether the set's views are prepared under the tables' current versions."""
@@ -327,10 +335,12 @@ class Preparer:
                         exc_info=True)  # fmt: skip
             return 0
 
-    def _keep_comparison(self, view: View, key: SetKey, versions: tuple[Any, ...]) -> int:
+    def _keep_comparison(self, view: View, key: SetKey, versions: tuple[Any, ...], asked: tuple[str, ...]) -> int:
         """A large set's rows beside the predictions of the inference set of its dataset created before it (a new model
-        against the one before: :func:`grid_compare.keep`), once its sorts are written: the comparison's pages,
-        counts and metrics read them, not the join of the two sets (3 s a page at 10M frames)."""
+        against the one before: :func:`grid_compare.keep`), once its sorts are written, then beside those of the
+        sets it was ``asked`` to be compared with lately (:class:`grid_compare.Asked`), one listing a call: the
+        comparison's pages, counts and metrics read them, not the join of the two sets (3 s a page at 10M frames).
+        The comparisons asked for before those are removed."""
         try:
             before = self.ctx.metrics.query(
                 "SELECT name FROM inference_sets FINAL WHERE project = {project:String} AND dataset = {dataset:String}"
@@ -339,9 +349,14 @@ class Preparer:
                 " LIMIT 1",
                 {"project": key[0], "dataset": key[1], "name": key[2]},
             ).rows
-            return grid_compare.keep(self.ctx.metrics, view, versions, str(before[0][0])) if before else 0
+            baselines = [str(r[0]) for r in before] + [b for b in asked if b != key[2]]
+            grid_compare.forget(self.ctx.metrics, view, versions, baselines)
+            for baseline in dict.fromkeys(baselines):
+                if grid_compare.keep(self.ctx.metrics, view, versions, baseline):
+                    return 1
+            return 0
         except Exception:  # the comparison joins the two sets, as before
-            log.warning("keeping %s compared with the set before it failed", key, exc_info=True)
+            log.warning("keeping the comparisons of %s failed", key, exc_info=True)
             return 0
 
     def _keep_orders(self, versions: tuple[Any, ...]) -> int:
@@ -351,10 +366,14 @@ class Preparer:
         how many listings it wrote."""
         for key in [k for k in self._orders if k not in self._sets]:
             del self._orders[key]
+            self._asked_kept.pop(key, None)
         deadline = time.monotonic() + ORDERS_SECONDS
         written = 0
         for key in reversed(list(self._sets)):
-            if self._sets.get(key) != versions or self._orders.get(key) == versions:
+            # a set's orders written, and the comparisons asked for since: the comparisons written
+            asked = self.ctx.comparisons.of(*key)
+            if self._sets.get(key) != versions or (self._orders.get(key) == versions
+                                                   and self._asked_kept.get(key) == asked):  # fmt: skip
                 continue
             project, dataset, inference_set = key
             try:
@@ -367,8 +386,8 @@ class Preparer:
                         n, complete = grid_orders.keep(self.ctx.metrics, view, versions, deadline=deadline)
                         counted = self._keep_value_buckets(view, versions)
                         written, complete = written + n + counted, complete and not counted  # one sort's a round
-                        if complete:  # then the comparison with the set before it, one listing a round
-                            compared = self._keep_comparison(view, key, versions)
+                        if complete:  # then the comparisons with the set before it and those asked, a listing a round
+                            compared = self._keep_comparison(view, key, versions, asked)
                             written, complete = written + compared, not compared
                     else:  # written when it was larger
                         grid_orders.remove(self.ctx.metrics, view)
@@ -380,7 +399,7 @@ class Preparer:
                 complete = True  # not again under these versions
             if not complete:
                 break
-            self._orders[key] = versions
+            self._orders[key], self._asked_kept[key] = versions, asked
         return written
 
     def _rank_jobs(self) -> int:

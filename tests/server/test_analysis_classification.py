@@ -570,7 +570,7 @@ def test_a_large_sets_comparison_with_the_set_before_is_read_from_their_rows_kep
 ) -> None:
     """Once a second model's predictions of a large set settle, the preparer keeps its rows beside the first model's:
     the comparison, and the grid of the frames it regressed (count and pages) read them, not the join of the two
-    sets, and equal numpy's."""
+    sets, and equal numpy's. A comparison of another pair, asked for, is kept too."""
     running, _ = served
     preparer = preparer_of(running)
     n, rng = 600, np.random.default_rng(5)
@@ -615,6 +615,19 @@ def test_a_large_sets_comparison_with_the_set_before_is_read_from_their_rows_kep
                 break
         assert shown == [ids[i] for i in regressed]
         assert read("changed") > before[0] and read("changes") > before[1]  # the grid's listing; the metrics' counts
+        # another pair (the old model against the new one): read from the join, noted, then kept by the preparer too
+        back = apb.QueryDatapointsRequest(
+            project="owl", inference_set="old", baseline_inference_set="new",
+            filter=cpb.Filter(all=[cpb.Condition(field="change", equals=cpb.Value(string_value="regressed"))]),
+            page=cpb.PageRequest(page_size=1000))  # fmt: skip
+        worse = [ids[i] for i in np.flatnonzero(right["new"] & ~right["old"])]
+        before = read("changed")
+        assert [d.ref.frame_id for d in c.analysis.QueryDatapoints(back).datapoints] == worse
+        assert read("changed") == before
+        wait_for(lambda: preparer.compared("owl", "barn", "old", "new"), what="owl/old compared with owl/new")
+        back.filter.all.add(field="split", equals=cpb.Value(string_value="train"))  # not a kept answer
+        assert [d.ref.frame_id for d in c.analysis.QueryDatapoints(back).datapoints] == worse
+        assert read("changed") > before
 
 
 def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,8 @@ table existed are copied by its migration."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -81,7 +83,59 @@ def test_the_cells_hold_the_current_rows_after_labels_and_predictions_change(
                 {"l": label, "q": pred},
             ).rows
             assert got == want, (label, pred)
+    _below_a_threshold_read_from_the_sort_by_confidence(m, monkeypatch)
     _pages_by_class_read_cell_by_cell(m, monkeypatch)
+
+
+def _below_a_threshold_read_from_the_sort_by_confidence(m: EmbeddedMetricsStore, mp: pytest.MonkeyPatch) -> None:
+    """By predicted class at a threshold, the frames below it (the class -1) are read from the first rows of the
+    set's kept sort by confidence when at most BELOW_FROM_LISTING are, else (the store refuses the wider read) from
+    the set in frame id order: every page the same as the set's own sort either way."""
+    from shoal.analysis import datapoints, grid_orders
+    from shoal.analysis.v1 import analysis_pb2 as apb
+    from shoal.common.data.answers import AnswerCache
+    from shoal.common.data.query import VIEW_TABLES, View
+    from shoal.common.v1 import common_pb2 as cpb
+
+    m.migrate(grid_orders.MIGRATIONS)
+    at_zero, answers = View("p", "d", "a", tuple(range(K)), {}, 0.0), AnswerCache(m, max_answers=0)
+    versions = answers.versions(VIEW_TABLES)
+    assert versions is not None
+    while not grid_orders.keep(m, at_zero, versions)[1]:
+        pass
+    listing_reads: list[bool] = []  # each read of the sort's rows below the threshold: whether the store read it
+    query = m.query
+
+    def spied(sql: str, *args: object, **kwargs: object) -> object:
+        if "grid_listings" not in sql or "_key <" not in sql:
+            return query(sql, *args, **kwargs)
+        try:
+            found = query(sql, *args, **kwargs)
+        except Exception:
+            listing_reads.append(False)
+            raise
+        listing_reads.append(True)
+        return found
+
+    mp.setattr(m, "query", spied)
+    for most, read in ((datapoints.BELOW_FROM_LISTING, True), (1, False)):
+        mp.setattr(datapoints, "BELOW_FROM_LISTING", most)
+        for descending in (False, True):
+            view, sort = replace(at_zero, confidence_threshold=0.5), [apb.SortKey(field="predicted_class",
+                                                                                   descending=descending)]  # fmt: skip
+            sql, params = datapoints.page_statement(view, cpb.Filter(), sort, {}, N, None)[:2]
+            want = [str(r[0]) for r in m.query(sql, params).rows]
+            got, token = [], ""
+            listing_reads.clear()
+            for _ in range(N):
+                page = datapoints.query_datapoints(m, view, cpb.Filter(), sort, 37, token, scope="b", answers=answers)
+                got += [r.frame_id for r in page.rows]
+                token = page.next_token
+                if not token:
+                    break
+            assert got == want and -1 in {int(r[4]) for r in m.query(sql, params).rows}, (most, descending)
+            assert listing_reads and set(listing_reads) == {read}, (most, descending, listing_reads)
+    mp.setattr(m, "query", query)
 
 
 def _pages_by_class_read_cell_by_cell(m: EmbeddedMetricsStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,14 +158,16 @@ def _pages_by_class_read_cell_by_cell(m: EmbeddedMetricsStore, monkeypatch: pyte
     # (threshold, sort field, descending, filters): the filters with both sorts at 0, up and down; at a threshold
     questions = [(0.0, f, d, conditions) for f in ("label_class", "predicted_class") for d in (False, True)
                  for conditions in (filters[::2] if d else filters[1::2])]  # fmt: skip
+    # at a threshold: below it a frame's predicted class is -1 whatever its cell (read from the set in frame id order)
     questions += [(0.3, "label_class", False, filters[2]), (0.3, "predicted_class", True, filters[0])]
+    questions += [(0.5, "predicted_class", d, conditions) for d in (False, True) for conditions in filters]
     for threshold, field, descending, conditions in questions:
         view = View("p", "d", "a", tuple(range(K)), {}, threshold)
         sort, flt = [apb.SortKey(field=field, descending=descending)], cpb.Filter(all=conditions)
         sql, params, _, count_sql, count_params = datapoints.page_statement(view, flt, sort, {}, N, None)
         want = [str(r[0]) for r in m.query(sql, params).rows]
         before, got, token = read(), [], ""
-        while True:
+        for _ in range(N):  # a cursor that does not move fails, not loops
             page = datapoints.query_datapoints(m, view, flt, sort, 23, token, scope="cells")
             assert page.total == len(want) == m.query(count_sql, count_params).scalar()
             got += [r.frame_id for r in page.rows]
@@ -120,8 +176,9 @@ def _pages_by_class_read_cell_by_cell(m: EmbeddedMetricsStore, monkeypatch: pyte
                 break
         where = (threshold, field, descending, [str(c) for c in conditions])
         assert got == want and len(want) > 0, where
-        # by predicted class at a threshold, the set is sorted (the frames below it are -1, whatever their cell)
-        assert (read() > before) == (field == "label_class" or threshold == 0), where
+        assert read() > before, where
+        if threshold == 0.5 and not conditions:  # the class -1 first (last, down)
+            assert [r[4] for r in m.query(sql, params).rows][-1 if descending else 0] == -1
     # a page that would read more classes one after another than CELL_READS_AT_MOST sorts the set at once
     monkeypatch.setattr(datapoints, "CELL_READS_AT_MOST", 2)
     view, sort = View("p", "d", "a", tuple(range(K)), {}, 0.0), [apb.SortKey(field="label_class")]

@@ -33,11 +33,11 @@ COMPARED = replace(VIEW, baseline_inference_set="b")
 def store(embedded_metrics: EmbeddedMetricsStore) -> EmbeddedMetricsStore:
     m, rng = embedded_metrics, np.random.default_rng(11)
     m.migrate((*DATASET_MIGRATIONS, *FRAME_MIGRATIONS, *EVALUATION_MIGRATIONS, *grid_orders.MIGRATIONS))
-    create_sets(m, ["a", "b"])
+    create_sets(m, ["a", "b", "c"])
     m.insert("frames", [["p", "d", f, SPLITS[i % 2], f"s3://b/{f}", 64, 48, 1] for i, f in enumerate(IDS)],
              ["project", "dataset", "frame_id", "split", "media_uri", "width", "height", "version"])  # fmt: skip
     write_labels(m, IDS[: N - 10], rng.integers(0, K, N - 10), 1)  # the last 10 unlabeled
-    for name, without in (("a", 4), ("b", 7)):  # the last few of each without a prediction
+    for name, without in (("a", 4), ("b", 7), ("c", 0)):  # the last few of each without a prediction
         probs = rng.random((N - without, K)).astype(np.float32) ** 2
         write_predictions(m, name, IDS[: N - without], probs / probs.sum(1, keepdims=True))
     EvaluationRefresher(m).refresh("p", "d", IDS, list(range(K)))
@@ -130,3 +130,38 @@ def test_a_comparison_is_read_from_the_sets_rows_kept_beside_the_baselines(store
     grid_orders.remove(m, VIEW)
     for table in ("grid_listings", "grid_compare_counts"):
         assert m.query(f"SELECT count() FROM {table}").scalar() == 0, table
+
+
+def test_the_comparisons_asked_last_are_kept_and_those_asked_before_removed(store: EmbeddedMetricsStore) -> None:
+    """A comparison read from the join (a baseline the preparer did not keep) is noted as asked; once kept, it is
+    read from its rows; keeping the one asked after it removes it (its listings, counts and records), so a client
+    asking every baseline in turn leaves no more copies than the comparisons asked last."""
+    m = store
+    answers, asked = AnswerCache(m, max_answers=0), grid_compare.Asked(per_set=1, sets=2)
+    versions = answers.versions(VIEW_TABLES)
+    assert versions is not None
+    frames = int(m.query("SELECT count() FROM evaluations FINAL WHERE inference_set = 'a'").scalar())
+    flt, sort = common_pb2.Filter(all=FILTERS["regressed"]), [pb.SortKey(field="loss", descending=True)]
+    for i, baseline in enumerate(("b", "c", "b")):
+        view = replace(VIEW, baseline_inference_set=baseline)
+        assert datapoints.compared(m, view, answers, asked) is None  # read from the join: noted
+        assert asked.of("p", "d", "a") == (baseline,)
+        # the one kept before (none at first) removed
+        assert grid_compare.forget(m, VIEW, versions, asked.of("p", "d", "a")) == (i > 0)
+        while grid_compare.keep(m, VIEW, versions, baseline):
+            pass
+        found = datapoints.compared(m, view, answers, asked)
+        assert found is not None and found[1] == frames
+        assert _pages(m, view, flt, sort, answers) == _pages(m, view, flt, sort, None)  # equal to the join's
+        other = "c" if baseline == "b" else "b"
+        assert grid_compare.kept(m, replace(VIEW, baseline_inference_set=other), versions, frames) is None
+        for table, column in (("grid_listings", "listing"), ("grid_listing_builds", "listing")):
+            left = m.query(f"SELECT count() FROM {table} WHERE {column} LIKE {{n:String}}", {"n": f"vs:%:{other}"})
+            assert left.scalar() == 0, (table, other)
+        assert (
+            m.query("SELECT count() FROM grid_compare_counts WHERE baseline = {b:String}", {"b": other}).scalar() == 0
+        )
+    # the sets asked last are remembered, those before forgotten
+    for name in ("b", "c"):
+        asked.ask(replace(VIEW, inference_set=name, baseline_inference_set="a"))
+    assert asked.of("p", "d", "a") == () and asked.of("p", "d", "c") == ("a",)

@@ -56,7 +56,7 @@ def compare_inference_sets(ctx: Context, request: pb.CompareInferenceSetsRequest
         # a large set's counts or rows kept beside the baseline's, when written; the answer kept while the data is
         # unchanged
         def compute() -> Any:
-            found = compared(ctx.metrics, view, ctx.answers)
+            found = compared(ctx.metrics, view, ctx.answers, ctx.comparisons)
             if found is None:
                 return compare(ctx.metrics, view, request.filter)
             counted = grid_compare.counts(ctx.metrics, view, request.filter, *found)

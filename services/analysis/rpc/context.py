@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoal.analysis import grid_orders, ranked
+from shoal.analysis import grid_compare, grid_orders, ranked
 from shoal.analysis.v1 import analysis_pb2 as pb
 from shoal.common.data import segments as seg_store
 from shoal.common.data.answers import AnswerCache
@@ -87,6 +87,8 @@ class Context(JobRpcs):
         self.segments = seg_store.SegmentStore(metrics)
         #: answers of read RPCs, kept while the tables they read are unchanged
         self.answers = AnswerCache(metrics)
+        #: the comparisons asked for whose rows the preparer keeps too (a baseline other than the set before)
+        self.comparisons = grid_compare.Asked()
         #: a job's listings longer than this are kept in page order (``ranked_pages_above``)
         self.ranked_above = ranked.RANKED_ABOVE
         #: sets of more frames than this keep the grid's sorted pages (``sorted_pages_above``)

@@ -39,6 +39,7 @@ def query_datapoints(ctx: Context, request: pb.QueryDatapointsRequest) -> pb.Que
         include_objects=request.include_objects,
         maps=request.include_objects and project.task_type == "SEGMENTATION",
         answers=ctx.answers,
+        asked=ctx.comparisons,
     )
     if project.task_type in ("CUBOIDS_3D", "SOUND_EVENTS"):
         datapoints.add_scene_details(
