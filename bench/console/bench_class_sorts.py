@@ -4,7 +4,9 @@ cells (``evaluations_by_cell``: the frame ids of the cursor's class after its fr
 and run, each page asked first (its first call) and then twice more, and checked equal. Each question is asked at
 depths 0, 1,000 and 1,000,000 (the cursor: the row before it, read from the set). By predicted class at a
 confidence threshold too: the frames below it, of the class -1, read from the first rows of the sort by confidence
-(written first, as the preparer writes it) when few, else from the set in frame id order.
+(written first, as the preparer writes it) when few, else from the set in frame id order. And in a project of a
+thousand classes (step ``add_many_classes``: a second set of the same frames, each class split a hundred ways), by
+labeled class and by predicted class of the right predictions (the cells of each lie together).
 
 The data is ``bench_console``'s (N frames of 10 classes, two splits; loaded anew unless ``--work`` names a folder it
 loaded before).
@@ -54,10 +56,46 @@ QUESTIONS: tuple[tuple[str, bool, tuple[tuple[str, Any], ...], float], ...] = (
     ("predicted_class", False, (("split", "val"),), THRESHOLDS[2]),
     ("predicted_class", False, (("correct", False),), THRESHOLDS[2]),
 )
+#: a second set of the same frames in a project of :data:`MANY` classes (step ``add_many_classes``): each frame's
+#: label and prediction split a hundred ways by a hash of its frame id (the right predictions stay right)
+MANY, MANY_SET = 1_000, "m1000"
+#: its questions (sort field, descending, the filter's equalities): a labeled class's cells, and a predicted class's
+#: on the diagonal, lie together however many classes there are (of one labeled class, its cells are read whole)
+MANY_QUESTIONS: tuple[tuple[str, bool, tuple[tuple[str, Any], ...]], ...] = (
+    ("label_class", False, ()),
+    ("label_class", True, ()),
+    ("label_class", False, (("split", "val"),)),
+    ("predicted_class", True, (("correct", True),)),
+)
 DEPTHS = (0, 1_000, 1_000_000)
 REPEATS = 3
 #: the set's column of each sort field, to find a depth's cursor (the predicted class at the view's threshold)
 COLUMN = {"label_class": "label_class", "predicted_class": "predicted_class"}
+
+
+def add_many_classes(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Writes the set of :data:`MANY` classes (the loaded set's rows, each class split a hundred ways), unless
+    written; its cells are written by ``evaluations``' own writer of ``evaluations_by_cell``."""
+    import time
+
+    from bench.console.bench_console import DATABASE, INFERENCE_SET
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
+    if m.query("SELECT count() FROM evaluations WHERE inference_set = {s:String} LIMIT 1", {"s": MANY_SET}).scalar():
+        return {"many_classes_written_s": 0.0}
+    t = time.perf_counter()
+    split = f"cityHash64(frame_id, 5) % {MANY // 10}"
+    m.command(
+        f"INSERT INTO evaluations SELECT * REPLACE ({{s:String}} AS inference_set, label_class * {MANY // 10} + {split}"
+        f" AS label_class, pred_raw * {MANY // 10} + {split} AS pred_raw) FROM (SELECT * FROM evaluations FINAL"
+        " WHERE inference_set = {m:String})",  # a subquery: the aliases would stand for the columns in WHERE
+        {"s": MANY_SET, "m": INFERENCE_SET},
+    )
+    for table in ("evaluations", "evaluations_by_cell"):
+        m.command(f"OPTIMIZE TABLE {table} FINAL")
+    m.close()
+    return {"many_classes_written_s": round(time.perf_counter() - t, 1)}
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -88,12 +126,30 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
                 "sort": f"{field} {'down' if descending else 'up'}", "filter": dict(conditions), "depth": depth,
                 "threshold": threshold,
                 "cell_by_cell": first_and_median(cell_times), "sorted_from_the_set": first_and_median(set_times)})  # fmt: skip
+    many = replace(at_zero, inference_set=MANY_SET, ontology=tuple(range(MANY)), class_names={})
+    out["many_classes"] = []
+    for field, descending, conditions in MANY_QUESTIONS:
+        flt, sort = grid_orders.equalities(conditions), [apb.SortKey(field=field, descending=descending)]
+        for depth in DEPTHS:
+            last = row_before(m, many, flt, sort, COLUMN[field], depth)
+            if last == []:  # fewer frames pass
+                continue
+            last = last and [int(last[0]), last[1]]
+            cells, cell_times = timed(lambda: datapoints._cell_rows(m, many, flt, sort, 60, last, answers),  # noqa: B023
+                                      REPEATS)  # fmt: skip
+            sql, params = datapoints.page_statement(many, flt, sort, {}, 60, last)[:2]
+            rows, set_times = timed(lambda: m.query(sql, params).rows, REPEATS)  # noqa: B023
+            assert cells is not None and [r[0] for r in cells] == [r[0] for r in rows] and len(rows) == 61
+            out["many_classes"].append({
+                "sort": f"{field} {'down' if descending else 'up'}", "filter": dict(conditions), "depth": depth,
+                "cell_by_cell": first_and_median(cell_times), "sorted_from_the_set": first_and_median(set_times)})  # fmt: skip
     out["peak_rss_mib"] = peak_rss_mib()
     return out
 
 
 def main() -> None:
-    run_on_loaded(MODULE, __doc__, REPO / "bench" / "console" / "results_class_sorts.json")
+    run_on_loaded(MODULE, __doc__, REPO / "bench" / "console" / "results_class_sorts.json",
+                  ("add_many_classes", "measure"))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -83,7 +83,9 @@ GRANULE_ROWS = 8_192
 #: the sorts whose pages are read cell by cell from ``evaluations_by_cell`` (:func:`_cell_rows`): the grid by labeled
 #: or predicted class, with which of a confusion cell's two classes (label, prediction) the sort's is
 CELL_SORTS = {"label_class": 0, "predicted_class": 1}
-#: a project's classes up to which a page is read class by class
+#: a project's classes up to which a page by predicted class of any labeled class is read class by class: a predicted
+#: class's cells lie one under each labeled class, and its read passes over a granule of each (a labeled class's
+#: cells, or a predicted class's of one labeled class or on the diagonal, lie together: read with any classes)
 CELL_CLASSES_AT_MOST = 64
 #: the classes a page reads one after another (one statement each) before it sorts the set instead: a filter few
 #: frames pass would read every class's cells, one statement each (at 10M frames, 20 to 40 ms a class of 1M)
@@ -518,18 +520,20 @@ def _cell_rows(
     from the first rows of the kept sort by confidence (``answers`` give the tables' versions) when at most
     :data:`BELOW_FROM_LISTING` frames are below it, else from the set in frame id order (which finds the page's
     frames among the first it reads: a read of few frames below would pass over most of the set), and each class's
-    cells keep to the frames at or above it. Not for a project of more than :data:`CELL_CLASSES_AT_MOST` classes,
-    nor for a page that would read more than :data:`CELL_READS_AT_MOST` classes; None then, to sort the set."""
+    cells keep to the frames at or above it. Not by predicted class of any labeled class in a project of more than
+    :data:`CELL_CLASSES_AT_MOST` classes, nor for a page that would read more than :data:`CELL_READS_AT_MOST`
+    classes; None then, to sort the set."""
     if len(sort) != 1 or sort[0].field not in CELL_SORTS or not view.inference_set or view.baseline_inference_set:
         return None
     side = CELL_SORTS[sort[0].field]
     below = side == 1 and view.confidence_threshold > 0  # the predicted class -1: the frames below the threshold
     classes = sorted(set(view.ontology) | ({-1} if below else set()), reverse=bool(sort[0].descending))
-    if not classes or len(classes) > CELL_CLASSES_AT_MOST + below:
-        return None
     # the cell's other class the filter names (the right predictions: the diagonal's), if any
     fixed = cell_of(flt, view) or (None, None)
     other = fixed[1 - side]
+    if not classes or (side == 1 and other is None and not _right_only(flt)
+                       and len(view.ontology) > CELL_CLASSES_AT_MOST):  # fmt: skip
+        return None
     if fixed[side] is not None:
         classes = [c for c in classes if c == fixed[side]]
     right = _right_only(flt)

@@ -179,6 +179,21 @@ def _pages_by_class_read_cell_by_cell(m: EmbeddedMetricsStore, monkeypatch: pyte
         assert read() > before, where
         if threshold == 0.5 and not conditions:  # the class -1 first (last, down)
             assert [r[4] for r in m.query(sql, params).rows][-1 if descending else 0] == -1
+    # more classes than CELL_CLASSES_AT_MOST: by predicted class of any labeled class the set is sorted (a predicted
+    # class's cells lie one under each labeled class); by labeled class, or predicted of one labeled class or on the
+    # diagonal, the class's cells lie together: read class by class still
+    monkeypatch.setattr(datapoints, "CELL_CLASSES_AT_MOST", K - 1)
+    view = View("p", "d", "a", tuple(range(K)), {}, 0.0)
+    for field, conditions, by_class in (("label_class", [], True), ("predicted_class", [eq("label_class", 1)], True),
+                                        ("predicted_class", [eq("correct", True)], True),
+                                        ("predicted_class", [eq("split", "val")], False)):  # fmt: skip
+        sort, flt = [apb.SortKey(field=field)], cpb.Filter(all=conditions)
+        sql, params = datapoints.page_statement(view, flt, sort, {}, N, None)[:2]
+        before = read()
+        page = datapoints.query_datapoints(m, view, flt, sort, 31, "", scope="many")
+        assert [r.frame_id for r in page.rows] == [str(r[0]) for r in m.query(sql, params).rows][:31], field
+        assert (read() > before) == by_class, (field, conditions)
+    monkeypatch.undo()
     # a page that would read more classes one after another than CELL_READS_AT_MOST sorts the set at once
     monkeypatch.setattr(datapoints, "CELL_READS_AT_MOST", 2)
     view, sort = View("p", "d", "a", tuple(range(K)), {}, 0.0), [apb.SortKey(field="label_class")]
