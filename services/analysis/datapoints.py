@@ -203,6 +203,17 @@ def _query(
     return params, base, sorts, f"SELECT count() {base}{SETTINGS}", dict(params.values)
 
 
+def _by_each(fields: Sequence[str]) -> list[pb.SortKey]:
+    """The sort whose count is how many frames have all the fields: one key of each, in one order whatever the
+    order asked (one count kept for every order)."""
+    return [pb.SortKey(field=f) for f in sorted(set(fields))]
+
+
+def present_key(view: View, fields: Sequence[str]) -> tuple[str, str]:
+    """The key under which how many of the view's frames have all the fields is kept."""
+    return count_key(view, common_pb2.Filter(), _by_each(fields))
+
+
 def count_key(view: View, flt: common_pb2.Filter, sort: Sequence[Any]) -> tuple[str, str]:
     """The key under which the count of a query that sorts by no metadata key is kept."""
     _, _, _, sql, params = _query(view, flt, sort, {})
@@ -445,10 +456,11 @@ def _kept_count(
 
 
 def _present(metrics: MetricsStore, view: View, answers: AnswerCache) -> Callable[[Sequence[str]], int]:
-    """How many of the set's frames have all the fields (the preparer keeps each alone, and every frame's)."""
+    """How many of the set's frames have all the fields (the preparer keeps every frame's, and each set of the sorted
+    fields': :func:`present_key`)."""
 
     def present(fields: Sequence[str]) -> int:
-        _, _, _, sql, params = _query(view, common_pb2.Filter(), [pb.SortKey(field=f) for f in fields], {})
+        _, _, _, sql, params = _query(view, common_pb2.Filter(), _by_each(fields), {})
         return answers.get(VIEW_TABLES, statement_key("datapoints.count", sql, params),
                            lambda: int(metrics.query(sql, params).scalar()))  # fmt: skip
 

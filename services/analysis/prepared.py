@@ -38,6 +38,7 @@ current versions, so once prepared, a round costs a look at the tables' parts.""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -542,11 +543,17 @@ def prepare_counts(ctx: Context, views: list[View]) -> int:
     # sort's rows is checked against (grid_orders.rows_count)
     sorts = (*GRID_SORTS, "capture_time") if view.inference_set else GRID_SORTS[:1]
     present = "".join(f", countIf({field} IS NOT NULL)" for field in sorts[1:])
+    # and every frame's with several of those fields (a range of one beside a sort by another: whether the range's
+    # rows all have the sort's field), which the grid's counts and pages check on their first call
+    together = [c for n in range(2, len(sorts)) for c in itertools.combinations(sorted(sorts[1:]), n)]
+    present += "".join(f", countIf({' AND '.join(f'{f} IS NOT NULL' for f in c)})" for c in together)
     rows = ctx.metrics.query(
         f"SELECT split, label_class, predicted_class, count(){present} FROM ({source})"
         f" GROUP BY split, label_class, predicted_class{SETTINGS}",
         params.values,
     ).rows
+    every = [sum(int(r[4 + i]) for r in rows) for i in range(len(sorts) - 1, len(sorts) - 1 + len(together))]
+    rows = [r[: 3 + len(sorts)] for r in rows]
     counts: dict[tuple[tuple[str, Any], ...], list[int]] = {}
 
     def add(key: tuple[tuple[str, Any], ...], n: list[int]) -> None:
@@ -583,4 +590,5 @@ def prepare_counts(ctx: Context, views: list[View]) -> int:
                 continue
             for field, n in zip(sorts if v.inference_set else sorts[:1], ns, strict=False):
                 kept[datapoints.count_key(v, flt, [pb.SortKey(field=field)])] = n
+    kept.update({datapoints.present_key(view, c): n for c, n in zip(together, every, strict=True)})
     return ctx.answers.keep(VIEW_TABLES, versions, kept)

@@ -771,6 +771,16 @@ def test_the_consoles_first_views_are_prepared_before_anyone_asks(served) -> Non
             assert page.page.total_count == len(rows)
             want = [ids[i] for i in rows[np.lexsort((np.array(ids)[rows], -column[rows]))][:60]]
             assert [d.ref.frame_id for d in page.datapoints] == want, field
+        # a confidence range sorted by loss: how many frames have both fields was kept too, so the first call
+        # computes its count and its page alone
+        before = computed()
+        page = c.analysis.QueryDatapoints(apb.QueryDatapointsRequest(
+            project="den", inference_set="m", filter=cpb.Filter(all=[cpb.Condition(field="confidence", range=cpb.Range(
+                min=cpb.Value(number_value=0.5), max=cpb.Value(number_value=0.7)))]),
+            sort=[apb.SortKey(field="loss", descending=True)], page=cpb.PageRequest(page_size=60)))  # fmt: skip
+        confidence = probs.max(axis=1).astype(np.float64)
+        assert page.page.total_count == int(((confidence >= 0.5) & (confidence <= 0.7)).sum())
+        assert computed() == before + 2
         # its frames were counted by metadata value first: the slices by a key with a split picked, and the grid's
         # count of a value in a split, are read from those counts, not from the set
         values_read = lambda: REGISTRY.get_sample_value("shoal_grid_values_read_total") or 0.0  # noqa: E731
