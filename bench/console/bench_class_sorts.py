@@ -99,8 +99,6 @@ def add_many_classes(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
-    from shoal.analysis import datapoints, grid_orders
-    from shoal.analysis.v1 import analysis_pb2 as apb
     from shoal.common.data.answers import AnswerCache
 
     m, at_zero, versions = open_loaded(work)
@@ -113,38 +111,38 @@ def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
         out[f"frames below {t}"] = int(below)
     for field, descending, conditions, threshold in QUESTIONS:
         view = replace(at_zero, confidence_threshold=threshold)
-        flt, sort = grid_orders.equalities(conditions), [apb.SortKey(field=field, descending=descending)]
-        for depth in DEPTHS:
-            last = row_before(m, view, flt, sort, COLUMN[field], depth)
-            last = last and [int(last[0]), last[1]]
-            cells, cell_times = timed(lambda: datapoints._cell_rows(m, view, flt, sort, 60, last, answers),  # noqa: B023
-                                      REPEATS)  # fmt: skip
-            sql, params = datapoints.page_statement(view, flt, sort, {}, 60, last)[:2]
-            rows, set_times = timed(lambda: m.query(sql, params).rows, REPEATS)  # noqa: B023
-            assert cells is not None and [r[0] for r in cells] == [r[0] for r in rows] and len(rows) == 61
-            out["questions"].append({
-                "sort": f"{field} {'down' if descending else 'up'}", "filter": dict(conditions), "depth": depth,
-                "threshold": threshold,
-                "cell_by_cell": first_and_median(cell_times), "sorted_from_the_set": first_and_median(set_times)})  # fmt: skip
+        for asked in _pages(m, view, answers, field, descending, conditions):
+            out["questions"].append({**asked, "threshold": threshold})
     many = replace(at_zero, inference_set=MANY_SET, ontology=tuple(range(MANY)), class_names={})
-    out["many_classes"] = []
-    for field, descending, conditions in MANY_QUESTIONS:
-        flt, sort = grid_orders.equalities(conditions), [apb.SortKey(field=field, descending=descending)]
-        for depth in DEPTHS:
-            last = row_before(m, many, flt, sort, COLUMN[field], depth)
-            if last == []:  # fewer frames pass
-                continue
-            last = last and [int(last[0]), last[1]]
-            cells, cell_times = timed(lambda: datapoints._cell_rows(m, many, flt, sort, 60, last, answers),  # noqa: B023
-                                      REPEATS)  # fmt: skip
-            sql, params = datapoints.page_statement(many, flt, sort, {}, 60, last)[:2]
-            rows, set_times = timed(lambda: m.query(sql, params).rows, REPEATS)  # noqa: B023
-            assert cells is not None and [r[0] for r in cells] == [r[0] for r in rows] and len(rows) == 61
-            out["many_classes"].append({
-                "sort": f"{field} {'down' if descending else 'up'}", "filter": dict(conditions), "depth": depth,
-                "cell_by_cell": first_and_median(cell_times), "sorted_from_the_set": first_and_median(set_times)})  # fmt: skip
+    out["many_classes"] = [asked for field, descending, conditions in MANY_QUESTIONS
+                           for asked in _pages(m, many, answers, field, descending, conditions)]  # fmt: skip
     out["peak_rss_mib"] = peak_rss_mib()
     return out
+
+
+def _pages(m: Any, view: Any, answers: Any, field: str, descending: bool,
+           conditions: tuple[tuple[str, Any], ...]) -> list[dict[str, Any]]:  # fmt: skip
+    """A page of 60 by ``field`` at each of :data:`DEPTHS` that many frames pass, read class by class and sorted from
+    the set, each :data:`REPEATS` times, checked equal: the question and both figures."""
+    from shoal.analysis import datapoints, grid_orders
+    from shoal.analysis.v1 import analysis_pb2 as apb
+
+    flt, sort = grid_orders.equalities(conditions), [apb.SortKey(field=field, descending=descending)]
+    asked = []
+    for depth in DEPTHS:
+        last = row_before(m, view, flt, sort, COLUMN[field], depth)
+        if last == []:  # fewer frames pass
+            continue
+        last = last and [int(last[0]), last[1]]
+        cells, cell_times = timed(lambda: datapoints._cell_rows(m, view, flt, sort, 60, last, answers),  # noqa: B023
+                                  REPEATS)  # fmt: skip
+        sql, params = datapoints.page_statement(view, flt, sort, {}, 60, last)[:2]
+        rows, set_times = timed(lambda: m.query(sql, params).rows, REPEATS)  # noqa: B023
+        assert cells is not None and [r[0] for r in cells] == [r[0] for r in rows] and len(rows) == 61
+        asked.append({"sort": f"{field} {'down' if descending else 'up'}", "filter": dict(conditions), "depth": depth,
+                      "cell_by_cell": first_and_median(cell_times),
+                      "sorted_from_the_set": first_and_median(set_times)})  # fmt: skip
+    return asked
 
 
 def main() -> None:
