@@ -296,7 +296,7 @@ class ShoalServer:
             elif old and not new:
                 log.info("%s store is ready again", role)
         self._store_errors = errors
-        all_ok = True
+        statuses = {}
         for spec in self.specs:
             ok = self._prepared and not any(role in errors for role in spec.stores)
             if ok and spec.check is not None:
@@ -307,9 +307,16 @@ class ShoalServer:
                     log.warning("%s is not ready: %s", spec.name, exc)
             if ok and self._workers_started:
                 ok = all(w.healthy() for w in spec.workers)
-            self._set(spec.full_name, SERVING if ok else NOT_SERVING)
-            all_ok = all_ok and ok
-        self._set("", SERVING if all_ok else NOT_SERVING)
+            statuses[spec.full_name] = SERVING if ok else NOT_SERVING
+        # every service's status known first (a check may take seconds), then the server's set before any service's
+        # goes down and after every one's came up: no client sees a service down with the server up
+        all_ok = all(status == SERVING for status in statuses.values())
+        if not all_ok:
+            self._set("", NOT_SERVING)
+        for name, status in statuses.items():
+            self._set(name, status)
+        if all_ok:
+            self._set("", SERVING)
 
     def _set(self, name: str, status: int) -> None:
         with self._lock:
