@@ -542,13 +542,11 @@ def _cell_rows(
     classes = sorted(set(view.ontology) | ({-1} if below else set()), reverse=bool(sort[0].descending))
     # the cell's other class the filter names (the right predictions: the diagonal's), if any
     fixed = cell_of(flt, view) or (None, None)
-    other = fixed[1 - side]
-    if not classes or (side == 1 and other is None and not _right_only(flt)
-                       and len(view.ontology) > CELL_CLASSES_AT_MOST):  # fmt: skip
+    other, right = fixed[1 - side], _right_only(flt)
+    if not classes or (side == 1 and other is None and not right and len(view.ontology) > CELL_CLASSES_AT_MOST):
         return None
     if fixed[side] is not None:
         classes = [c for c in classes if c == fixed[side]]
-    right = _right_only(flt)
     if right and other is not None:  # the right predictions of a class named: its diagonal cell alone
         classes = [c for c in classes if c == other]
     if right:  # no label is -1

@@ -374,7 +374,7 @@ class Preparer:
             # a set's orders written, and the comparisons asked for since: the comparisons written
             asked = self.ctx.comparisons.of(*key)
             if self._sets.get(key) != versions or (self._orders.get(key) == versions
-                                                   and self._asked_kept.get(key) == asked):  # fmt: skip
+                                                   and set(self._asked_kept.get(key, ())) == set(asked)):  # fmt: skip
                 continue
             project, dataset, inference_set = key
             try:
@@ -531,8 +531,8 @@ class Preparer:
 def prepare_counts(ctx: Context, views: list[View]) -> int:
     """Keeps the grid's counts of every frame, each split, each labeled class and each confusion cell
     (with and without a split), under each of :data:`GRID_SORTS` and the capture time, of the views, which read the same
-    rows (a set's, and the frames alone read from it), from one aggregation over the first. Returns
-    how many it kept anew."""
+    rows (a set's, and the frames alone read from it), and how many of the set's frames have each set of those fields
+    together (:func:`datapoints.present_key`), from one aggregation over the first. Returns how many it kept anew."""
     view = views[0]
     versions = ctx.answers.versions(VIEW_TABLES)
     if versions is None:
