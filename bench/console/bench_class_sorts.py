@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.console.bench_console import (  # noqa: E402
+    copy_set,
     first_and_median,
     open_loaded,
     row_before,
@@ -75,27 +76,11 @@ COLUMN = {"label_class": "label_class", "predicted_class": "predicted_class"}
 
 def add_many_classes(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     """Writes the set of :data:`MANY` classes (the loaded set's rows, each class split a hundred ways), unless
-    written; its cells are written by ``evaluations``' own writer of ``evaluations_by_cell``."""
-    import time
-
-    from bench.console.bench_console import DATABASE, INFERENCE_SET
-    from shoal.common.stores.metrics import EmbeddedMetricsStore
-
-    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
-    if m.query("SELECT count() FROM evaluations WHERE inference_set = {s:String} LIMIT 1", {"s": MANY_SET}).scalar():
-        return {"many_classes_written_s": 0.0}
-    t = time.perf_counter()
+    written."""
     split = f"cityHash64(frame_id, 5) % {MANY // 10}"
-    m.command(
-        f"INSERT INTO evaluations SELECT * REPLACE ({{s:String}} AS inference_set, label_class * {MANY // 10} + {split}"
-        f" AS label_class, pred_raw * {MANY // 10} + {split} AS pred_raw) FROM (SELECT * FROM evaluations FINAL"
-        " WHERE inference_set = {m:String})",  # a subquery: the aliases would stand for the columns in WHERE
-        {"s": MANY_SET, "m": INFERENCE_SET},
-    )
-    for table in ("evaluations", "evaluations_by_cell"):
-        m.command(f"OPTIMIZE TABLE {table} FINAL")
-    m.close()
-    return {"many_classes_written_s": round(time.perf_counter() - t, 1)}
+    return copy_set(work, MANY_SET, f"label_class * {MANY // 10} + {split} AS label_class,"
+                    f" pred_raw * {MANY // 10} + {split} AS pred_raw", "many_classes",
+                    ("evaluations", "evaluations_by_cell"))  # fmt: skip
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]

@@ -24,8 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.console.bench_console import (  # noqa: E402
-    DATABASE,
-    INFERENCE_SET,
+    copy_set,
     first_and_median,
     open_loaded,
     run_on_loaded,
@@ -49,21 +48,8 @@ PAGE = 50
 
 def add_baseline(work: str) -> dict[str, Any]:  # type: ignore[type-arg]
     """Writes the second inference set's rows (the first's, one prediction in ten moved), unless written."""
-    from shoal.common.stores.metrics import EmbeddedMetricsStore
-
-    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
-    if m.query("SELECT count() FROM evaluations WHERE inference_set = {b:String} LIMIT 1", {"b": BASELINE}).scalar():
-        return {"baseline_written_s": 0.0}
-    t = time.perf_counter()
-    m.command(
-        "INSERT INTO evaluations SELECT * REPLACE ({b:String} AS inference_set, if(cityHash64(frame_id, 11) % 10 = 0,"
-        " (pred_raw + 1) % 10, pred_raw) AS pred_raw) FROM (SELECT * FROM evaluations FINAL"
-        " WHERE inference_set = {m:String})",  # a subquery: the alias would stand for the column in WHERE
-        {"b": BASELINE, "m": INFERENCE_SET},
-    )
-    m.command("OPTIMIZE TABLE evaluations FINAL")
-    m.close()
-    return {"baseline_written_s": round(time.perf_counter() - t, 1)}
+    return copy_set(work, BASELINE, "if(cityHash64(frame_id, 11) % 10 = 0, (pred_raw + 1) % 10, pred_raw) AS pred_raw",
+                    "baseline")  # fmt: skip
 
 
 def measure(work: str) -> dict[str, Any]:  # type: ignore[type-arg]

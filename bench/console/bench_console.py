@@ -378,6 +378,29 @@ def write_counted_sorts(m: Any, view: Any, versions: Any) -> dict[str, float]:
     return took
 
 
+def copy_set(
+    work: str, name: str, replaced: str, what: str, optimized: tuple[str, ...] = ("evaluations",)
+) -> dict[str, Any]:
+    """Writes a second inference set ``name`` of a loaded folder, the loaded set's rows with the columns ``replaced``
+    (SQL of each row, as ``expression AS column``), unless written (its cells by ``evaluations``' own writer of
+    ``evaluations_by_cell``), then merges the tables ``optimized``. Returns the time it took (as ``{what}_written_s``)."""
+    from shoal.common.stores.metrics import EmbeddedMetricsStore
+
+    m = EmbeddedMetricsStore(path=Path(work) / "ch", database=DATABASE)
+    if m.query("SELECT count() FROM evaluations WHERE inference_set = {s:String} LIMIT 1", {"s": name}).scalar():
+        return {f"{what}_written_s": 0.0}
+    t = time.perf_counter()
+    m.command(
+        f"INSERT INTO evaluations SELECT * REPLACE ({{s:String}} AS inference_set, {replaced}) FROM (SELECT * FROM"
+        " evaluations FINAL WHERE inference_set = {m:String})",  # a subquery: an alias would stand for its column
+        {"s": name, "m": INFERENCE_SET},
+    )
+    for table in optimized:
+        m.command(f"OPTIMIZE TABLE {table} FINAL")
+    m.close()
+    return {f"{what}_written_s": round(time.perf_counter() - t, 1)}
+
+
 def write_metadata(work: str, maps: dict[str, str], written: str, what: str = "metadata") -> dict[str, Any]:
     """Writes each frame's metadata of a loaded folder (or its capture time), as ``maps`` says (a column and the SQL
     of its value, of each row), unless a frame passes ``written`` (a condition of the frames' table) already: a new

@@ -590,9 +590,9 @@ def _cell_rows(
     if not ids:
         return []
     # those frames' rows: the page's statement of those frames alone (read by the set's key, frame id)
-    found = common_pb2.Condition(field="frame_id", **{"in": common_pb2.ValueList(
+    these = common_pb2.Condition(field="frame_id", **{"in": common_pb2.ValueList(
         values=[common_pb2.Value(string_value=f) for f in ids])})  # fmt: skip
-    sql, params = page_statement(view, common_pb2.Filter(all=[found]), sort, {}, size, None)[:2]
+    sql, params = page_statement(view, common_pb2.Filter(all=[these]), sort, {}, size, None)[:2]
     return [tuple(r) for r in metrics.query(sql, params).rows]
 
 

@@ -552,8 +552,9 @@ def prepare_counts(ctx: Context, views: list[View]) -> int:
         f" GROUP BY split, label_class, predicted_class{SETTINGS}",
         params.values,
     ).rows
-    every = [sum(int(r[4 + i]) for r in rows) for i in range(len(sorts) - 1, len(sorts) - 1 + len(together))]
-    rows = [r[: 3 + len(sorts)] for r in rows]
+    width = 3 + len(sorts)  # split, classes, then a count under each sort; then each set of fields together
+    every = [sum(int(r[width + i]) for r in rows) for i in range(len(together))]
+    rows = [r[:width] for r in rows]
     counts: dict[tuple[tuple[str, Any], ...], list[int]] = {}
 
     def add(key: tuple[tuple[str, Any], ...], n: list[int]) -> None:
