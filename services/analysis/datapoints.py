@@ -327,7 +327,7 @@ def query_datapoints(
     count and the page's rows are kept until the tables they read change (looked up under one
     version of the tables: :meth:`AnswerCache.snapshot`). A comparison read from the join of the two sets is noted in
     ``asked``, for the preparer to keep."""
-    with answers.snapshot() if answers is not None else nullcontext():
+    with answers.snapshot() if answers is not None else nullcontext(), grid_orders.looked_up():
         return _query_datapoints(metrics, view, flt, sort, page_size, page_token, scope, include_objects, maps,
                                  answers, asked)  # fmt: skip
 

@@ -44,7 +44,8 @@ def _dispatch(name: str, handler: Handler) -> Callable[[Any, Any, Any], Any]:
     """The servicer method of RPC ``name``: the handler, given the servicer's shared context."""
 
     def method(self: AnalysisServicer, request: Any, context: Any) -> Any:
-        return handler(self.ctx, request)
+        with grid_orders.looked_up():  # a request reads each build's records once
+            return handler(self.ctx, request)
 
     method.__name__ = name
     method.__doc__ = handler.__doc__

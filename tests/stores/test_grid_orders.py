@@ -666,3 +666,39 @@ def test_a_page_few_frames_pass_is_read_from_a_kept_sorts_rows_in_its_range(
     for name, f, d in list(want)[:4]:
         assert _walk(m, common_pb2.Filter(all=NARROW[name]), f, d, PAGE, AnswerCache(m)) == want[(name, f, d)]
     assert narrow() == before
+
+
+def test_a_request_reads_each_builds_records_once(store: EmbeddedMetricsStore) -> None:
+    """A grid page of a kept sort with its count (a range of the sort's field: counted through the sort's key, the
+    page read from its rows) looks the build up in the builds' table once, not once for the count and again for the
+    page; a listing written after a request's look-up is read by the next request."""
+    m = store
+    versions = AnswerCache(m).versions(VIEW_TABLES)
+    assert versions is not None and grid_orders.keep(m, VIEW, versions)[1]
+    looks: list[str] = []
+    query = m.query
+
+    def spy(sql: str, *args: object, **kwargs: object) -> object:
+        looks.extend([sql] if "grid_listing_builds" in sql else [])
+        return query(sql, *args, **kwargs)
+
+    flt = common_pb2.Filter(all=[_range("loss", lo=0.9)])
+    sort = [pb.SortKey(field="loss", descending=True)]
+    counted, before = grid_orders.range_count, _kept_pages()
+    ranged: list[int | None] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(m, "query", spy)
+        patch.setattr(grid_orders, "range_count", lambda *a, **k: ranged.append(counted(*a, **k)) or ranged[-1])
+        page = datapoints.query_datapoints(m, VIEW, flt, sort, PAGE, "", scope="s", answers=AnswerCache(m))
+    assert ranged and ranged[-1] is not None and _kept_pages() == before + 1  # the count and page from the sort
+    assert page.total == _live_count(m, flt, sort) and [r.frame_id for r in page.rows] == [
+        r[0] for r in _walk(m, flt, "loss", True, PAGE, None)[0][0]
+    ]
+    assert len(looks) == 1, looks
+    # within one look-up, what is written meanwhile is not seen; the next look-up sees it
+    build = grid_orders.build_id(VIEW, versions)
+    with grid_orders.looked_up():
+        before = grid_orders.written(m, VIEW, build)
+        grid_orders.record(m, VIEW, build, "a listing written meanwhile", 7, block=-1, mutation=0)
+        assert grid_orders.written(m, VIEW, build) == before
+    assert grid_orders.written(m, VIEW, build) == {**before, "a listing written meanwhile": 7}
